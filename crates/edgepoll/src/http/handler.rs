@@ -1,0 +1,700 @@
+//! The per-connection HTTP/1.1 server state machine: bytes in, bytes out, no I/O.
+
+use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::request::HeaderSpan;
+use super::response::ConnectionHeader;
+use super::{Limits, Request, Response, Service, StatusCode, Version};
+use bytes::{Buf, BytesMut};
+use std::mem::MaybeUninit;
+use std::ops::Range;
+use std::time::Instant;
+
+/// The most header fields any configuration may allow; [`Limits::max_headers`]
+/// is capped here so the parser's scratch array can live on the stack.
+pub const MAX_HEADERS: usize = 256;
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Something on a connection worth one log line: a request refused, a timeout,
+/// a client gone mid-request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incident {
+    /// The status sent, if the connection answered before closing.
+    pub status: Option<StatusCode>,
+    /// What happened, in a few words.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for Incident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{status}: {}", self.reason),
+            None => f.write_str(self.reason),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Framing {
+    Length(usize),
+    Chunked(ChunkedDecoder),
+}
+
+#[derive(Debug)]
+struct Head {
+    len: usize,
+    method: Range<usize>,
+    target: Range<usize>,
+    version: Version,
+    keep_alive: bool,
+    is_head_method: bool,
+    framing: Framing,
+    /// For chunked bodies: raw bytes read so far and the end of the decoded bytes,
+    /// both as offsets into the input buffer.
+    raw_pos: usize,
+    decoded_end: usize,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Between requests, no byte of the next one yet.
+    Idle,
+    /// Some bytes of a request head have arrived.
+    Head { started: Instant, scanned: usize },
+    /// The head is parsed; the body is arriving.
+    Body(Head),
+    /// The last response is queued; no more requests are read.
+    Closing,
+    /// Nothing more to do: drop the connection.
+    Closed,
+}
+
+/// The sans-IO HTTP/1.1 server side of one connection.
+///
+/// Feed it what the socket received with [`receive`](Handler::receive), send what
+/// [`pending_output`](Handler::pending_output) holds and report it with
+/// [`consume_output`](Handler::consume_output). It parses request heads with
+/// `httparse`, reads bodies framed by `Content-Length` or chunked coding, answers
+/// `Expect: 100-continue`, keeps HTTP/1.1 connections alive, answers pipelined
+/// requests in order, and refuses bad input with a status and a close.
+///
+/// ```
+/// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+/// use std::time::Instant;
+///
+/// fn echo<'a>(req: &Request<'a>) -> Response<'a> {
+///     Response::new(StatusCode::OK).body(req.body())
+/// }
+/// let mut conn = Handler::new(Limits::default(), Instant::now());
+/// conn.receive(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", Instant::now(), &mut echo);
+/// assert!(conn.pending_output().ends_with(b"\r\n\r\nhi"));
+/// ```
+#[derive(Debug)]
+pub struct Handler {
+    limits: Limits,
+    input: BytesMut,
+    output: BytesMut,
+    headers: Vec<HeaderSpan>,
+    state: State,
+    peer_closed: bool,
+    last_progress: Instant,
+    incident: Option<Incident>,
+}
+
+/// Why a request was refused: the status to send and the log line.
+struct Refusal(StatusCode, &'static str);
+
+impl Handler {
+    /// A connection that has just been accepted at `now`.
+    pub fn new(limits: Limits, now: Instant) -> Self {
+        Handler {
+            limits,
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            headers: Vec::new(),
+            state: State::Idle,
+            peer_closed: false,
+            last_progress: now,
+            incident: None,
+        }
+    }
+
+    /// Takes in bytes received from the peer and answers every request they
+    /// complete.
+    pub fn receive<S: Service>(&mut self, data: &[u8], now: Instant, service: &mut S) {
+        if matches!(self.state, State::Closing | State::Closed) {
+            // Lingering: what a closing peer still sends is read and dropped.
+            return;
+        }
+        if data.is_empty() {
+            return;
+        }
+        self.last_progress = now;
+        if let State::Idle = self.state {
+            self.state = State::Head {
+                started: now,
+                scanned: 0,
+            };
+        }
+        self.input.extend_from_slice(data);
+        self.process(now, service);
+    }
+
+    /// Tells the connection that the peer closed its sending side: complete
+    /// requests still get answers, then the connection closes.
+    pub fn receive_eof<S: Service>(&mut self, now: Instant, service: &mut S) {
+        self.peer_closed = true;
+        self.process(now, service);
+    }
+
+    /// Answers requests already buffered; call it after output was consumed, as
+    /// backpressure may have paused them.
+    pub fn process<S: Service>(&mut self, now: Instant, service: &mut S) {
+        loop {
+            if self.output.len() > self.limits.max_pending_output_bytes {
+                return;
+            }
+            let step = match self.state {
+                State::Closing | State::Closed => return,
+                State::Idle => {
+                    if self.peer_closed {
+                        self.state = State::Closing;
+                    }
+                    return;
+                }
+                State::Head { .. } => self.parse_head(),
+                State::Body(_) => self.read_body(),
+            };
+            match step {
+                Ok(true) => {
+                    if let State::Body(_) = self.state {
+                        if self.body_is_complete() {
+                            self.dispatch(service, now);
+                        }
+                    }
+                }
+                Ok(false) => {
+                    if self.peer_closed {
+                        self.close_quietly("client closed the connection mid-request");
+                    }
+                    return;
+                }
+                Err(Refusal(status, reason)) => {
+                    self.refuse(status, reason, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Bytes waiting to be sent, oldest first.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output)
+    /// were sent.
+    pub fn consume_output(&mut self, n: usize, now: Instant) {
+        let n = n.min(self.output.len());
+        if n > 0 {
+            self.last_progress = now;
+        }
+        self.output.advance(n);
+        if self.output.is_empty() {
+            // Give the memory back: an idle connection should cost almost nothing.
+            self.output = BytesMut::new();
+        }
+    }
+
+    /// Whether the connection wants more input now (false while closing, or
+    /// while too much output waits: backpressure).
+    pub fn wants_read(&self) -> bool {
+        !matches!(self.state, State::Closing | State::Closed)
+            && self.output.len() <= self.limits.max_pending_output_bytes
+    }
+
+    /// Whether output is waiting to be sent.
+    pub fn wants_write(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// Whether the connection is done: no more requests and nothing left to
+    /// send. The caller then shuts the socket down.
+    pub fn is_finished(&self) -> bool {
+        match self.state {
+            State::Closed => true,
+            State::Closing => self.output.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed => None,
+            State::Head { started, .. } => Some(started + self.limits.header_timeout),
+            _ => Some(self.last_progress + self.limits.idle_timeout),
+        }
+    }
+
+    /// Acts on a passed deadline: 408 for a request that stalled, a close for an
+    /// idle connection or a peer that does not read. Does nothing before the
+    /// deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.deadline() {
+            Some(deadline) if now >= deadline => {}
+            _ => return,
+        }
+        match self.state {
+            State::Head { .. } => self.refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "request head not complete within the header timeout",
+                now,
+            ),
+            State::Body(_) => self.refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body stalled past the idle timeout",
+                now,
+            ),
+            State::Idle => {
+                self.incident = Some(Incident {
+                    status: None,
+                    reason: "idle keep-alive connection closed at the idle timeout",
+                });
+                self.state = State::Closed;
+            }
+            State::Closing | State::Closed => {
+                if !self.output.is_empty() {
+                    self.incident = Some(Incident {
+                        status: None,
+                        reason: "peer stopped reading; connection dropped at the idle timeout",
+                    });
+                }
+                self.state = State::Closed;
+            }
+        }
+    }
+
+    /// Bytes of memory the connection's buffers hold (0 when idle).
+    pub fn buffered_capacity(&self) -> usize {
+        self.input.capacity()
+            + self.output.capacity()
+            + self.headers.capacity() * std::mem::size_of::<HeaderSpan>()
+    }
+
+    /// Takes the latest event worth logging, if any.
+    pub fn take_incident(&mut self) -> Option<Incident> {
+        self.incident.take()
+    }
+
+    fn close_quietly(&mut self, reason: &'static str) {
+        self.incident = Some(Incident {
+            status: None,
+            reason,
+        });
+        self.input = BytesMut::new();
+        self.state = State::Closing;
+    }
+
+    fn refuse(&mut self, status: StatusCode, reason: &'static str, now: Instant) {
+        self.incident = Some(Incident {
+            status: Some(status),
+            reason,
+        });
+        let mut body = String::with_capacity(reason.len() + 1);
+        body.push_str(reason);
+        body.push('\n');
+        Response::new(status)
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .encode(&mut self.output, ConnectionHeader::Close, false);
+        self.input = BytesMut::new();
+        self.state = State::Closing;
+        self.last_progress = now;
+    }
+
+    /// Parses the head if it is complete; `Ok(true)` moves on to the body.
+    fn parse_head(&mut self) -> Result<bool, Refusal> {
+        let State::Head { scanned, .. } = &mut self.state else {
+            return Ok(false);
+        };
+        // Re-parse only once the end of the head may have arrived, so a head
+        // trickled in byte by byte costs linear time, not quadratic.
+        let from = scanned.saturating_sub(3);
+        let found = find_head_end(&self.input[from..]).is_some();
+        *scanned = self.input.len();
+        if !found {
+            if self.input.len() > self.limits.max_head_bytes {
+                return Err(Refusal(
+                    StatusCode::HEADER_FIELDS_TOO_LARGE,
+                    "request head over the size limit",
+                ));
+            }
+            return Ok(false);
+        }
+        let max_headers = self.limits.max_headers.min(MAX_HEADERS);
+        let mut scratch = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut []);
+        let buf: &[u8] = &self.input;
+        let status = request.parse_with_uninit_headers(buf, &mut scratch[..max_headers]);
+        let head_len = match status {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                // Only leading empty lines ended; keep waiting.
+                return if self.input.len() > self.limits.max_head_bytes {
+                    Err(Refusal(
+                        StatusCode::HEADER_FIELDS_TOO_LARGE,
+                        "request head over the size limit",
+                    ))
+                } else {
+                    Ok(false)
+                };
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Refusal(
+                    StatusCode::HEADER_FIELDS_TOO_LARGE,
+                    "too many header fields",
+                ))
+            }
+            Err(httparse::Error::Version) if names_other_http_version(buf) => {
+                return Err(Refusal(
+                    StatusCode::VERSION_NOT_SUPPORTED,
+                    "only HTTP/1.0 and HTTP/1.1 are supported",
+                ))
+            }
+            Err(httparse::Error::Version | httparse::Error::Token) => {
+                return Err(Refusal(StatusCode::BAD_REQUEST, "malformed request line"))
+            }
+            Err(_) => return Err(Refusal(StatusCode::BAD_REQUEST, "malformed header field")),
+        };
+        if head_len > self.limits.max_head_bytes {
+            return Err(Refusal(
+                StatusCode::HEADER_FIELDS_TOO_LARGE,
+                "request head over the size limit",
+            ));
+        }
+        if has_bare_lf(&buf[..head_len]) {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "bare LF in request head (lines must end in CRLF)",
+            ));
+        }
+        let base = buf.as_ptr() as usize;
+        let span = |s: &[u8]| {
+            let start = s.as_ptr() as usize - base;
+            start..start + s.len()
+        };
+        let (Some(method), Some(target), Some(minor)) =
+            (request.method, request.path, request.version)
+        else {
+            return Err(Refusal(StatusCode::BAD_REQUEST, "malformed request line"));
+        };
+        let version = if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        };
+        let method_span = span(method.as_bytes());
+        let target_span = span(target.as_bytes());
+        let is_head_method = method == "HEAD";
+
+        self.headers.clear();
+        let mut fields = FieldSummary::default();
+        for header in request.headers.iter() {
+            self.headers.push(HeaderSpan {
+                name: span(header.name.as_bytes()),
+                value: span(header.value),
+            });
+            fields.add(header.name, header.value, self.limits.max_body_bytes)?;
+        }
+        let framing = fields.framing(version, &self.limits)?;
+        let keep_alive = match version {
+            Version::Http11 => !fields.close,
+            Version::Http10 => fields.keep_alive && !fields.close,
+        };
+        if version == Version::Http11 && fields.hosts != 1 {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "HTTP/1.1 request needs exactly one Host field",
+            ));
+        }
+        if fields.hosts > 1 {
+            return Err(Refusal(StatusCode::BAD_REQUEST, "more than one Host field"));
+        }
+        if fields.unknown_expectation {
+            return Err(Refusal(
+                StatusCode::EXPECTATION_FAILED,
+                "only the 100-continue expectation is supported",
+            ));
+        }
+        let has_body = !matches!(framing, Framing::Length(0));
+        if fields.expect_continue
+            && version == Version::Http11
+            && has_body
+            && self.input.len() == head_len
+        {
+            // Ask for the body now instead of letting the client wait for it.
+            self.output.extend_from_slice(CONTINUE);
+        }
+        if let Framing::Length(n) = framing {
+            self.input
+                .reserve(n.saturating_sub(self.input.len() - head_len));
+        }
+        self.state = State::Body(Head {
+            len: head_len,
+            method: method_span,
+            target: target_span,
+            version,
+            keep_alive,
+            is_head_method,
+            framing,
+            raw_pos: head_len,
+            decoded_end: head_len,
+        });
+        Ok(true)
+    }
+
+    /// Advances a chunked body; `Ok(true)` while the body may be complete.
+    fn read_body(&mut self) -> Result<bool, Refusal> {
+        let State::Body(head) = &mut self.state else {
+            return Ok(false);
+        };
+        match &mut head.framing {
+            Framing::Length(n) => Ok(self.input.len() >= head.len + *n),
+            Framing::Chunked(decoder) => {
+                let progress = decoder
+                    .decode_in_place(&mut self.input, head.raw_pos, head.decoded_end)
+                    .map_err(chunked_refusal)?;
+                head.raw_pos = progress.read;
+                head.decoded_end = progress.written;
+                Ok(progress.done)
+            }
+        }
+    }
+
+    fn body_is_complete(&self) -> bool {
+        match &self.state {
+            State::Body(head) => match &head.framing {
+                Framing::Length(n) => self.input.len() >= head.len + n,
+                Framing::Chunked(decoder) => decoder.is_done(),
+            },
+            _ => false,
+        }
+    }
+
+    fn dispatch<S: Service>(&mut self, service: &mut S, now: Instant) {
+        let State::Body(head) = std::mem::replace(&mut self.state, State::Idle) else {
+            return;
+        };
+        let (body, consumed) = match head.framing {
+            Framing::Length(n) => (head.len..head.len + n, head.len + n),
+            Framing::Chunked(_) => (head.len..head.decoded_end, head.raw_pos),
+        };
+        let request = Request {
+            head: &self.input[..head.len],
+            method: &head.method,
+            target: &head.target,
+            version: head.version,
+            headers: &self.headers,
+            body: &self.input[body],
+        };
+        let response = service.call(&request);
+        let keep_alive = head.keep_alive && !response.wants_close() && !self.peer_closed;
+        let connection = match (keep_alive, head.version) {
+            (false, _) => ConnectionHeader::Close,
+            (true, Version::Http10) => ConnectionHeader::KeepAlive,
+            (true, Version::Http11) => ConnectionHeader::None,
+        };
+        response.encode(&mut self.output, connection, head.is_head_method);
+        drop(response);
+        self.input.advance(consumed);
+        if !keep_alive {
+            self.input = BytesMut::new();
+            self.state = State::Closing;
+        } else if self.input.is_empty() {
+            // Give the memory back between requests.
+            self.input = BytesMut::new();
+            self.headers = Vec::new();
+            self.state = State::Idle;
+        } else {
+            self.state = State::Head {
+                started: now,
+                scanned: 0,
+            };
+        }
+    }
+}
+
+/// What the header fields of one request say about framing and the connection.
+#[derive(Default)]
+struct FieldSummary {
+    content_length: Option<usize>,
+    content_length_too_large: bool,
+    transfer_encoding: bool,
+    chunked_last: bool,
+    chunked_count: usize,
+    unknown_coding: bool,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+    unknown_expectation: bool,
+    hosts: usize,
+}
+
+impl FieldSummary {
+    fn add(&mut self, name: &str, value: &[u8], max_body: usize) -> Result<(), Refusal> {
+        let value = value.trim_ascii();
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_content_length(value)
+                .ok_or(Refusal(StatusCode::BAD_REQUEST, "invalid Content-Length"))?;
+            let n = match n {
+                Some(n) if n <= max_body as u64 => n as usize,
+                _ => {
+                    self.content_length_too_large = true;
+                    usize::MAX
+                }
+            };
+            if self.content_length.is_some_and(|old| old != n) {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "conflicting Content-Length fields",
+                ));
+            }
+            self.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            self.transfer_encoding = true;
+            for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if coding.is_empty() {
+                    continue;
+                }
+                if coding.eq_ignore_ascii_case(b"chunked") {
+                    self.chunked_count += 1;
+                    self.chunked_last = true;
+                } else {
+                    self.unknown_coding = true;
+                    self.chunked_last = false;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            if value.eq_ignore_ascii_case(b"100-continue") {
+                self.expect_continue = true;
+            } else {
+                self.unknown_expectation = true;
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            self.hosts += 1;
+        }
+        Ok(())
+    }
+
+    fn framing(&self, version: Version, limits: &Limits) -> Result<Framing, Refusal> {
+        if self.transfer_encoding {
+            if self.content_length.is_some() {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "both Content-Length and Transfer-Encoding",
+                ));
+            }
+            if version == Version::Http10 {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "Transfer-Encoding in an HTTP/1.0 request",
+                ));
+            }
+            if self.unknown_coding {
+                return Err(Refusal(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "unsupported transfer coding (only chunked is supported)",
+                ));
+            }
+            if self.chunked_count != 1 || !self.chunked_last {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid Transfer-Encoding",
+                ));
+            }
+            return Ok(Framing::Chunked(ChunkedDecoder::new(
+                limits.max_body_bytes,
+                limits.max_chunk_line_bytes,
+                limits.max_head_bytes,
+            )));
+        }
+        if self.content_length_too_large {
+            return Err(Refusal(
+                StatusCode::CONTENT_TOO_LARGE,
+                "request body over the size limit",
+            ));
+        }
+        Ok(Framing::Length(self.content_length.unwrap_or(0)))
+    }
+}
+
+/// `Some(None)` for a valid number too large for u64, `None` for no number.
+fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &digit in value {
+        match n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add((digit - b'0') as u64))
+        {
+            Some(next) => n = next,
+            None => return Some(None),
+        }
+    }
+    Some(Some(n))
+}
+
+fn chunked_refusal(error: ChunkedError) -> Refusal {
+    let status = match error {
+        ChunkedError::BodyTooLarge => StatusCode::CONTENT_TOO_LARGE,
+        ChunkedError::TrailersTooLarge => StatusCode::HEADER_FIELDS_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Refusal(status, error.as_str())
+}
+
+/// Finds the blank line that ends a head (`\n\r\n` or `\n\n`).
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).enumerate().find_map(|(i, w)| match w {
+        [b'\n', b'\n'] => Some(i + 2),
+        [b'\n', b'\r'] if bytes.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        _ => None,
+    })
+}
+
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
+/// Whether the request line ends in `HTTP/<digit>...` — a version we could name
+/// but do not speak (505), as opposed to garbage (400).
+fn names_other_http_version(buf: &[u8]) -> bool {
+    let line_end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len());
+    let mut parts = buf[..line_end].split(|&b| b == b' ');
+    let (Some(_method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    version.len() >= 6
+        && version.starts_with(b"HTTP/")
+        && version[5].is_ascii_digit()
+        && version != b"HTTP/1.0"
+        && version != b"HTTP/1.1"
+}

@@ -1,0 +1,51 @@
+//! Limits and timeouts that bound what one connection may cost the server.
+
+use std::time::Duration;
+
+/// Bounds on one connection's input, output and time.
+///
+/// Every limit has an answer the client can see: see [`crate::http`] for the
+/// status each one produces.
+///
+/// ```
+/// use std::time::Duration;
+/// let limits = edgepoll::http::Limits {
+///     max_body_bytes: 1 << 20,
+///     header_timeout: Duration::from_secs(5),
+///     ..Default::default()
+/// };
+/// assert_eq!(limits.max_headers, 64);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head (request line and header fields), in bytes. Over it: 431.
+    pub max_head_bytes: usize,
+    /// Most header fields in one request head. Over it: 431.
+    pub max_headers: usize,
+    /// Largest request body, in bytes (decoded size for chunked bodies). Over it: 413.
+    pub max_body_bytes: usize,
+    /// Longest chunk-size line, extensions included. Over it: 400.
+    pub max_chunk_line_bytes: usize,
+    /// While more response bytes than this wait to be sent, the connection stops
+    /// reading new requests (backpressure against pipelining clients that do not read).
+    pub max_pending_output_bytes: usize,
+    /// Time from a request's first byte to the end of its head. Past it: 408 and close.
+    pub header_timeout: Duration,
+    /// Longest time without progress (bytes in or out) on an open connection,
+    /// idle or in a request body. Past it: closed (408 first if a request was under way).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 16 * 1024,
+            max_headers: 64,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_chunk_line_bytes: 4096,
+            max_pending_output_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! HTTP/1.1 as a state machine free of I/O.
+//!
+//! [`Handler`] is the server side of one connection; [`ResponseParser`] reads
+//! responses on the client side. Both are fed bytes and give bytes or values
+//! back, so they run and are tested natively, without sockets.
+//!
+//! What the server side answers to bad or excessive input (the connection is
+//! closed after each of these, and other connections are not affected):
+//!
+//! | input | answer |
+//! |---|---|
+//! | malformed request line or header field, bare LF, missing or repeated `Host` in HTTP/1.1, conflicting or invalid `Content-Length`, `Content-Length` with `Transfer-Encoding`, bad chunk framing | 400 |
+//! | head not complete within [`Limits::header_timeout`], body stalled past [`Limits::idle_timeout`] | 408 |
+//! | body larger than [`Limits::max_body_bytes`] | 413 |
+//! | `Expect` other than `100-continue` | 417 |
+//! | head larger than [`Limits::max_head_bytes`], more than [`Limits::max_headers`] fields, trailers too large | 431 |
+//! | transfer coding other than `chunked` | 501 |
+//! | version other than HTTP/1.0 and HTTP/1.1, including the HTTP/2 preface | 505 |
+//! | keep-alive connection idle past [`Limits::idle_timeout`] | closed without a response |
+
+mod chunked;
+mod handler;
+mod limits;
+mod request;
+mod response;
+mod response_parser;
+mod service;
+mod status;
+
+pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
+pub use handler::{Handler, Incident, MAX_HEADERS};
+pub use limits::Limits;
+pub use request::{Request, Version};
+pub use response::{AsBytes, Response};
+pub use response_parser::{ParsedResponse, ResponseError, ResponseParser};
+pub use service::Service;
+pub use status::StatusCode;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,831 @@
+//! Handler tests. Every case is fed three ways — whole, split in two at every
+//! offset, and one byte at a time — and must give the same answer each way.
+
+use super::*;
+use std::time::{Duration, Instant};
+
+/// Echoes the body and reports what it saw in headers.
+fn echo<'a>(req: &Request<'a>) -> Response<'a> {
+    let mut response = Response::new(StatusCode::OK)
+        .header("X-Method", req.method())
+        .header("X-Target", req.target());
+    if let Some(ct) = req.header("content-type") {
+        response = response.header("Content-Type", ct);
+    }
+    response.body(req.body())
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    output: Vec<u8>,
+    finished: bool,
+    incident: Option<Incident>,
+}
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+fn strip_continue(mut out: Vec<u8>) -> Vec<u8> {
+    while let Some(i) = out.windows(CONTINUE.len()).position(|w| w == CONTINUE) {
+        out.drain(i..i + CONTINUE.len());
+    }
+    out
+}
+
+fn feed(chunks: &[&[u8]], limits: &Limits, eof: bool) -> Outcome {
+    let now = Instant::now();
+    let mut conn = Handler::new(limits.clone(), now);
+    let mut service = echo;
+    let mut output = Vec::new();
+    let mut incident = None;
+    for chunk in chunks {
+        conn.receive(chunk, now, &mut service);
+        // Drain as a socket would, so backpressure never stalls the test.
+        let n = conn.pending_output().len();
+        output.extend_from_slice(conn.pending_output());
+        conn.consume_output(n, now);
+        conn.process(now, &mut service);
+        incident = conn.take_incident().or(incident);
+    }
+    if eof {
+        conn.receive_eof(now, &mut service);
+    }
+    loop {
+        let n = conn.pending_output().len();
+        if n == 0 {
+            break;
+        }
+        output.extend_from_slice(conn.pending_output());
+        conn.consume_output(n, now);
+        conn.process(now, &mut service);
+    }
+    incident = conn.take_incident().or(incident);
+    Outcome {
+        output: strip_continue(output),
+        finished: conn.is_finished(),
+        incident,
+    }
+}
+
+/// Feeds `input` whole, split at every offset and byte by byte; asserts all
+/// agree (interim 100 Continue aside) and returns the outcome.
+fn run_with(input: &[u8], limits: &Limits, eof: bool) -> Outcome {
+    let whole = feed(&[input], limits, eof);
+    for split in 0..=input.len() {
+        let (a, b) = input.split_at(split);
+        assert_eq!(feed(&[a, b], limits, eof), whole, "split at {split}");
+    }
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(feed(&bytes, limits, eof), whole, "byte by byte");
+    whole
+}
+
+fn run(input: &[u8]) -> Outcome {
+    run_with(input, &Limits::default(), false)
+}
+
+fn text(out: &Outcome) -> String {
+    String::from_utf8_lossy(&out.output).into_owned()
+}
+
+fn responses(out: &Outcome) -> Vec<String> {
+    text(out)
+        .split("HTTP/1.1 ")
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("HTTP/1.1 {s}"))
+        .collect()
+}
+
+fn assert_refused(input: &[u8], status: u16) {
+    assert_refused_with(input, status, &Limits::default());
+}
+
+fn assert_refused_with(input: &[u8], status: u16, limits: &Limits) {
+    let out = run_with(input, limits, false);
+    let expected = format!("HTTP/1.1 {status} ");
+    assert!(
+        text(&out).starts_with(&expected),
+        "{:?} gave {:?}",
+        String::from_utf8_lossy(input),
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("Connection: close\r\n"),
+        "{}",
+        text(&out)
+    );
+    assert!(out.finished, "connection must close after {status}");
+    assert_eq!(
+        out.incident.and_then(|i| i.status).map(StatusCode::as_u16),
+        Some(status)
+    );
+}
+
+// --- requests that succeed ---
+
+#[test]
+fn post_with_content_length_is_echoed() {
+    let out = run(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 13\r\n\r\nname=WasmEdge");
+    assert!(text(&out).starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(text(&out).contains("Content-Length: 13\r\n"));
+    assert!(text(&out).ends_with("\r\n\r\nname=WasmEdge"));
+    assert!(!out.finished);
+}
+
+#[test]
+fn get_without_body_gets_empty_body() {
+    let out = run(b"GET /path?q=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(text(&out).contains("X-Method: GET\r\n"));
+    assert!(text(&out).contains("X-Target: /path?q=1\r\n"));
+    assert!(text(&out).ends_with("Content-Length: 0\r\n\r\n"));
+}
+
+#[test]
+fn binary_body_with_nul_and_high_bytes_is_echoed_exactly() {
+    let body: Vec<u8> = (0..=255u8).collect();
+    let mut input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 256\r\n\r\n".to_vec();
+    input.extend_from_slice(&body);
+    let out = run(&input);
+    assert!(out.output.ends_with(&body));
+}
+
+#[test]
+fn content_type_is_copied() {
+    let out = run(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-thing\r\nContent-Length: 1\r\n\r\nz");
+    assert!(text(&out).contains("Content-Type: application/x-thing\r\n"));
+}
+
+#[test]
+fn header_names_are_case_insensitive() {
+    let out = run(b"POST / HTTP/1.1\r\nhOsT: a\r\ncOnTeNt-LeNgTh: 2\r\n\r\nok");
+    assert!(text(&out).ends_with("\r\n\r\nok"));
+}
+
+#[test]
+fn leading_empty_line_before_request_is_ignored() {
+    let out = run(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(text(&out).starts_with("HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn head_request_gets_length_but_no_body() {
+    let out = run(b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    assert!(text(&out).contains("Content-Length: 3\r\n"));
+    assert!(text(&out).ends_with("\r\n\r\n"));
+}
+
+#[test]
+fn identical_repeated_content_length_is_accepted() {
+    let out =
+        run(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok");
+    assert!(text(&out).ends_with("\r\n\r\nok"));
+}
+
+// --- chunked ---
+
+#[test]
+fn chunked_body_is_decoded() {
+    let out = run(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n");
+    assert!(text(&out).contains("Content-Length: 9\r\n"));
+    assert!(text(&out).ends_with("\r\n\r\nWikipedia"));
+}
+
+#[test]
+fn chunked_with_extensions_and_trailers_is_decoded() {
+    let out = run(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;name=val;x\r\nabc\r\nA ; y=\"q\"\r\n0123456789\r\n0\r\nX-Checksum: 1\r\nX-More: 2\r\n\r\n");
+    assert!(text(&out).ends_with("\r\n\r\nabc0123456789"));
+    assert!(!out.finished);
+}
+
+#[test]
+fn chunked_coding_name_is_case_insensitive() {
+    let out =
+        run(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n");
+    assert!(text(&out).ends_with("\r\n\r\nz"));
+}
+
+#[test]
+fn empty_chunked_body() {
+    let out = run(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    assert!(text(&out).ends_with("Content-Length: 0\r\n\r\n"));
+}
+
+#[test]
+fn chunked_then_pipelined_request() {
+    let out = run(b"POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = responses(&out);
+    assert_eq!(r.len(), 2);
+    assert!(r[0].contains("X-Target: /1") && r[0].ends_with("ab"));
+    assert!(r[1].contains("X-Target: /2"));
+}
+
+// --- 100-continue ---
+
+#[test]
+fn expect_continue_gets_100_before_the_body_arrives() {
+    let head = b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(head, now, &mut echo);
+    assert_eq!(conn.pending_output(), CONTINUE);
+    conn.consume_output(CONTINUE.len(), now);
+    conn.receive(b"data", now, &mut echo);
+    assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK"));
+    assert!(conn.pending_output().ends_with(b"data"));
+}
+
+#[test]
+fn expect_continue_with_body_already_sent_gets_no_100() {
+    let out = feed(
+        &[b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx"],
+        &Limits::default(),
+        false,
+    );
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+        now,
+        &mut echo,
+    );
+    assert!(conn.pending_output().starts_with(b"HTTP/1.1 200"));
+    assert!(text(&out).ends_with("x"));
+}
+
+#[test]
+fn expect_continue_with_too_large_body_gets_413_and_no_100() {
+    let limits = Limits {
+        max_body_bytes: 10,
+        ..Default::default()
+    };
+    let now = Instant::now();
+    let mut conn = Handler::new(limits.clone(), now);
+    conn.receive(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n",
+        now,
+        &mut echo,
+    );
+    assert!(conn.pending_output().starts_with(b"HTTP/1.1 413 "));
+    assert_refused_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n",
+        413,
+        &limits,
+    );
+}
+
+#[test]
+fn unknown_expectation_gets_417() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: telepathy\r\nContent-Length: 0\r\n\r\n",
+        417,
+    );
+}
+
+// --- keep-alive and close ---
+
+#[test]
+fn http11_keeps_the_connection_open() {
+    let out = run(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(!text(&out).contains("Connection:"));
+    assert!(!out.finished);
+}
+
+#[test]
+fn http11_connection_close_closes_after_response() {
+    let out = run(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(text(&out).contains("Connection: close\r\n"));
+    assert!(out.finished);
+}
+
+#[test]
+fn http10_closes_by_default() {
+    let out = run(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(text(&out).starts_with("HTTP/1.1 200 OK"));
+    assert!(text(&out).contains("Connection: close\r\n"));
+    assert!(out.finished);
+}
+
+#[test]
+fn http10_keep_alive_when_asked() {
+    let out = run(b"POST / HTTP/1.0\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(text(&out).contains("Connection: keep-alive\r\n"));
+    assert!(text(&out).ends_with("hi"));
+    assert!(!out.finished);
+}
+
+#[test]
+fn requests_after_connection_close_are_not_answered() {
+    let out = run(b"GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(responses(&out).len(), 1);
+    assert!(out.finished);
+}
+
+#[test]
+fn service_can_ask_to_close() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    fn closer<'a>(_: &Request<'a>) -> Response<'a> {
+        Response::new(StatusCode::OK).header("Connection", "close")
+    }
+    conn.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now, &mut closer);
+    let out = String::from_utf8_lossy(conn.pending_output()).into_owned();
+    assert_eq!(out.matches("Connection:").count(), 1, "{out}");
+    conn.consume_output(out.len(), now);
+    assert!(conn.is_finished());
+}
+
+#[test]
+fn eof_after_complete_request_still_answers_then_finishes() {
+    let out = run_with(
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &Limits::default(),
+        true,
+    );
+    assert!(text(&out).starts_with("HTTP/1.1 200 OK"));
+    assert!(out.finished);
+}
+
+#[test]
+fn eof_mid_request_closes_without_answer() {
+    let out = run_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        &Limits::default(),
+        true,
+    );
+    assert!(out.output.is_empty());
+    assert!(out.finished);
+    assert!(out.incident.is_some());
+}
+
+#[test]
+fn eof_when_idle_finishes_quietly() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive_eof(now, &mut echo);
+    assert!(conn.is_finished());
+    assert_eq!(conn.take_incident(), None);
+}
+
+// --- pipelining and backpressure ---
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let out = run(b"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\naGET /2 HTTP/1.1\r\nHost: a\r\n\r\nPOST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nccc");
+    let r = responses(&out);
+    assert_eq!(r.len(), 3);
+    assert!(r[0].contains("X-Target: /1") && r[0].ends_with("\r\n\r\na"));
+    assert!(r[1].contains("X-Target: /2") && r[1].ends_with("\r\n\r\n"));
+    assert!(r[2].contains("X-Target: /3") && r[2].ends_with("\r\n\r\nccc"));
+}
+
+#[test]
+fn pipelined_request_after_an_error_is_not_answered() {
+    let out = run(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBAD\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = responses(&out);
+    assert_eq!(r.len(), 2);
+    assert!(r[0].starts_with("HTTP/1.1 200"));
+    assert!(r[1].starts_with("HTTP/1.1 400"));
+}
+
+#[test]
+fn backpressure_stops_reading_until_output_drains() {
+    let limits = Limits {
+        max_pending_output_bytes: 100,
+        ..Default::default()
+    };
+    let now = Instant::now();
+    let mut conn = Handler::new(limits, now);
+    let one = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 200\r\n\r\n";
+    let mut input = Vec::new();
+    for _ in 0..3 {
+        input.extend_from_slice(one);
+        input.extend_from_slice(&[b'x'; 200]);
+    }
+    conn.receive(&input, now, &mut echo);
+    assert!(!conn.wants_read(), "too much output queued: stop reading");
+    let first = conn.pending_output().len();
+    assert_eq!(
+        String::from_utf8_lossy(conn.pending_output())
+            .matches("HTTP/1.1 200")
+            .count(),
+        1
+    );
+    conn.consume_output(first, now);
+    assert!(conn.wants_read());
+    conn.process(now, &mut echo);
+    assert_eq!(
+        String::from_utf8_lossy(conn.pending_output())
+            .matches("HTTP/1.1 200")
+            .count(),
+        1
+    );
+    let second = conn.pending_output().len();
+    conn.consume_output(second, now);
+    conn.process(now, &mut echo);
+    assert_eq!(
+        String::from_utf8_lossy(conn.pending_output())
+            .matches("HTTP/1.1 200")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn short_writes_keep_the_rest_in_order() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+        now,
+        &mut echo,
+    );
+    let all = conn.pending_output().to_vec();
+    let mut sent = Vec::new();
+    while conn.wants_write() {
+        let n = conn.pending_output().len().min(7);
+        sent.extend_from_slice(&conn.pending_output()[..n]);
+        conn.consume_output(n, now);
+    }
+    assert_eq!(sent, all);
+}
+
+// --- limits and errors ---
+
+#[test]
+fn malformed_request_line_gets_400() {
+    assert_refused(b"GARBAGE\r\n\r\n", 400);
+}
+
+#[test]
+fn space_in_method_gets_400() {
+    assert_refused(b"GE T / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
+#[test]
+fn header_without_colon_gets_400() {
+    assert_refused(b"GET / HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n", 400);
+}
+
+#[test]
+fn nul_in_header_value_gets_400() {
+    assert_refused(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400);
+}
+
+#[test]
+fn bare_lf_line_endings_get_400() {
+    assert_refused(b"GET / HTTP/1.1\nHost: a\n\n", 400);
+}
+
+#[test]
+fn missing_host_in_http11_gets_400() {
+    assert_refused(b"GET / HTTP/1.1\r\n\r\n", 400);
+}
+
+#[test]
+fn two_host_fields_get_400() {
+    assert_refused(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+}
+
+#[test]
+fn conflicting_content_length_gets_400() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        400,
+    );
+}
+
+#[test]
+fn negative_content_length_gets_400() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn non_numeric_content_length_gets_400() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1e3\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn content_length_list_gets_400() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\na",
+        400,
+    );
+}
+
+#[test]
+fn content_length_with_chunked_gets_400() {
+    assert_refused(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+}
+
+#[test]
+fn chunked_not_last_gets_400_and_double_chunked_gets_400() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        400,
+    );
+    assert_refused(
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn bad_chunk_size_gets_400() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        400,
+    );
+}
+
+#[test]
+fn chunk_data_without_crlf_gets_400() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc\r\n",
+        400,
+    );
+}
+
+#[test]
+fn huge_chunk_size_gets_413() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+        413,
+    );
+}
+
+#[test]
+fn chunked_body_over_limit_gets_413() {
+    let limits = Limits {
+        max_body_bytes: 5,
+        ..Default::default()
+    };
+    assert_refused_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n",
+        413,
+        &limits,
+    );
+}
+
+#[test]
+fn content_length_over_limit_gets_413() {
+    let limits = Limits {
+        max_body_bytes: 5,
+        ..Default::default()
+    };
+    assert_refused_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n",
+        413,
+        &limits,
+    );
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        413,
+    );
+}
+
+#[test]
+fn body_at_exactly_the_limit_is_accepted() {
+    let limits = Limits {
+        max_body_bytes: 5,
+        ..Default::default()
+    };
+    let out = run_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n12345",
+        &limits,
+        false,
+    );
+    assert!(text(&out).ends_with("12345"));
+}
+
+#[test]
+fn head_over_limit_gets_431() {
+    let limits = Limits {
+        max_head_bytes: 64,
+        ..Default::default()
+    };
+    let mut input = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+    input.extend_from_slice(&[b'y'; 80]);
+    assert_refused_with(&input, 431, &limits);
+    input.extend_from_slice(b"\r\n\r\n");
+    assert_refused_with(&input, 431, &limits);
+}
+
+#[test]
+fn too_many_headers_gets_431() {
+    let limits = Limits {
+        max_headers: 4,
+        ..Default::default()
+    };
+    assert_refused_with(
+        b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",
+        431,
+        &limits,
+    );
+}
+
+#[test]
+fn trailers_over_limit_get_431() {
+    let limits = Limits {
+        max_head_bytes: 80,
+        ..Default::default()
+    };
+    let mut input =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: ".to_vec();
+    input.extend_from_slice(&[b'x'; 100]);
+    assert_refused_with(&input, 431, &limits);
+}
+
+#[test]
+fn unknown_transfer_coding_gets_501() {
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+    );
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+        501,
+    );
+}
+
+#[test]
+fn http2_preface_gets_505() {
+    assert_refused(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505);
+}
+
+#[test]
+fn other_http_versions_get_505() {
+    assert_refused(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505);
+    assert_refused(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505);
+}
+
+#[test]
+fn non_http_version_gets_400() {
+    assert_refused(b"GET / FTP/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
+#[test]
+fn refusal_answers_once_and_ignores_later_input() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(b"BAD REQUEST\r\n\r\n", now, &mut echo);
+    let first = conn.pending_output().to_vec();
+    conn.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now, &mut echo);
+    assert_eq!(conn.pending_output(), &first[..]);
+    assert!(!conn.wants_read());
+}
+
+// --- timeouts ---
+
+#[test]
+fn incomplete_head_gets_408_at_the_header_timeout() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut conn = Handler::new(limits, t0);
+    conn.receive(b"GET / HTTP/1.1\r\nHo", t0, &mut echo);
+    assert_eq!(conn.deadline(), Some(t0 + Duration::from_secs(5)));
+    conn.handle_timeout(t0 + Duration::from_secs(4));
+    assert!(conn.pending_output().is_empty());
+    conn.receive(b"s", t0 + Duration::from_secs(4), &mut echo);
+    // Trickling bytes does not move the header deadline.
+    conn.handle_timeout(t0 + Duration::from_secs(5));
+    assert!(conn.pending_output().starts_with(b"HTTP/1.1 408 "));
+    assert_eq!(
+        conn.take_incident().and_then(|i| i.status),
+        Some(StatusCode::REQUEST_TIMEOUT)
+    );
+    let n = conn.pending_output().len();
+    conn.consume_output(n, t0 + Duration::from_secs(5));
+    assert!(conn.is_finished());
+}
+
+#[test]
+fn idle_keep_alive_connection_closes_at_the_idle_timeout() {
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut conn = Handler::new(limits, t0);
+    conn.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", t0, &mut echo);
+    let n = conn.pending_output().len();
+    let t1 = t0 + Duration::from_secs(1);
+    conn.consume_output(n, t1);
+    assert_eq!(conn.deadline(), Some(t1 + Duration::from_secs(3)));
+    conn.handle_timeout(t1 + Duration::from_secs(2));
+    assert!(!conn.is_finished());
+    conn.handle_timeout(t1 + Duration::from_secs(3));
+    assert!(conn.is_finished());
+    assert!(conn.pending_output().is_empty());
+    assert!(conn.take_incident().is_some());
+}
+
+#[test]
+fn stalled_body_gets_408_at_the_idle_timeout() {
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut conn = Handler::new(limits, t0);
+    conn.receive(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nab",
+        t0,
+        &mut echo,
+    );
+    conn.handle_timeout(t0 + Duration::from_secs(3));
+    assert!(conn.pending_output().starts_with(b"HTTP/1.1 408 "));
+}
+
+#[test]
+fn peer_that_never_reads_is_dropped_at_the_idle_timeout() {
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut conn = Handler::new(limits, t0);
+    conn.receive(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        t0,
+        &mut echo,
+    );
+    assert!(!conn.is_finished());
+    conn.handle_timeout(t0 + Duration::from_secs(3));
+    assert!(conn.is_finished());
+}
+
+// --- memory ---
+
+#[test]
+fn idle_connection_holds_no_buffers() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+        now,
+        &mut echo,
+    );
+    let n = conn.pending_output().len();
+    conn.consume_output(n, now);
+    assert_eq!(conn.buffered_capacity(), 0);
+}
+
+// --- client side ---
+
+#[test]
+fn response_parser_reads_length_chunked_and_close_delimited_bodies() {
+    let cases: [(&[u8], &[u8], bool); 4] = [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", b"abc", false),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nab\r\n1\r\nc\r\n0\r\nT: 1\r\n\r\n", b"abc", false),
+        (b"HTTP/1.0 200 OK\r\n\r\nabc", b"abc", true),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", b"abc", false),
+    ];
+    for (input, body, needs_eof) in cases {
+        for split in 0..=input.len() {
+            let mut parser = ResponseParser::new(false);
+            let mut done = parser.feed(&input[..split]).unwrap();
+            if done.is_none() {
+                done = parser.feed(&input[split..]).unwrap();
+            }
+            let response = match done {
+                Some(r) => r,
+                None => {
+                    assert!(needs_eof);
+                    parser.finish().unwrap()
+                }
+            };
+            assert_eq!(response.body, body);
+        }
+    }
+}
+
+#[test]
+fn response_parser_reports_truncation_and_garbage() {
+    let mut parser = ResponseParser::new(false);
+    assert_eq!(
+        parser
+            .feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab")
+            .unwrap(),
+        None
+    );
+    assert_eq!(parser.finish(), Err(ResponseError::Truncated));
+    let mut parser = ResponseParser::new(false);
+    assert_eq!(
+        parser.feed(b"SSH-2.0-OpenSSH\r\n\r\n"),
+        Err(ResponseError::MalformedHead)
+    );
+    let mut parser = ResponseParser::new(true);
+    let head = parser
+        .feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(head.body.is_empty());
+}

@@ -1,0 +1,2 @@
+//! edgepoll: non-blocking network programs for WasmEdge.
+pub mod http;
