@@ -1,2 +1,54 @@
 //! edgepoll: non-blocking network programs for WasmEdge.
+//!
+//! - [`net`]: WasmEdge's `TcpListener`/`TcpStream`, with real addresses and a
+//!   non-blocking IPv4/IPv6 connect.
+//! - [`Poll`], [`Token`], [`Interest`], [`Events`]: a mio-shaped registry over
+//!   WasmEdge's `poll_oneoff`.
+//! - [`http`]: the HTTP/1.1 state machine, free of I/O (runs natively too).
+//! - [`Server`]: the one event loop that drives an [`http::Service`];
+//!   [`send_all`]: many client requests at once.
+//!
+//! An echo server in full:
+//!
+//! ```no_run
+//! use edgepoll::http::{Request, Response, StatusCode};
+//!
+//! fn echo<'a>(request: &Request<'a>) -> Response<'a> {
+//!     Response::new(StatusCode::OK).body(request.body())
+//! }
+//!
+//! # #[cfg(target_os = "wasi")]
+//! fn main() -> std::io::Result<()> {
+//!     let listener = edgepoll::net::bind("127.0.0.1:1234".parse().unwrap())?;
+//!     edgepoll::Server::new(listener, Default::default()).serve(echo)
+//! }
+//! # #[cfg(not(target_os = "wasi"))] fn main() {}
+//! ```
+
+mod event;
 pub mod http;
+mod interest;
+mod poll;
+mod subscriptions;
+mod sys;
+mod timer;
+mod token;
+mod url;
+
+#[cfg(target_os = "wasi")]
+mod client;
+#[cfg(target_os = "wasi")]
+pub mod net;
+#[cfg(target_os = "wasi")]
+mod server;
+
+#[cfg(target_os = "wasi")]
+pub use client::{send_all, ClientError, ClientRequest};
+pub use event::{Event, Events};
+pub use interest::Interest;
+pub use poll::Poll;
+#[cfg(target_os = "wasi")]
+pub use server::{Server, ServerOptions};
+pub use timer::Sweep;
+pub use token::Token;
+pub use url::Url;

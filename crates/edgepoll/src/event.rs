@@ -1,0 +1,119 @@
+//! Readiness events that [`Poll::poll`](crate::Poll) reports.
+
+use crate::Token;
+
+/// One readiness report for a registered socket.
+///
+/// Hang-ups and per-socket errors arrive here rather than failing the poll.
+///
+/// ```
+/// use edgepoll::{Event, Token};
+/// let event = Event::readable(Token(3));
+/// assert!(event.is_readable() && !event.is_error());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    hang_up: bool,
+    error: u16,
+}
+
+impl Event {
+    /// A plain readable event (for tests and tools).
+    pub fn readable(token: Token) -> Event {
+        Event::new(token, true, false, false, 0)
+    }
+
+    pub(crate) fn new(
+        token: Token,
+        readable: bool,
+        writable: bool,
+        hang_up: bool,
+        error: u16,
+    ) -> Event {
+        Event {
+            token,
+            readable,
+            writable,
+            hang_up,
+            error,
+        }
+    }
+
+    /// The token the socket was registered with.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Reading will not block: data, EOF, or a connection to accept.
+    pub fn is_readable(&self) -> bool {
+        self.readable
+    }
+
+    /// Writing will not block, or a non-blocking connect finished (check its
+    /// result with [`net::take_error`](crate::net)).
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The peer hung up (the runtime's HANGUP flag): reads return what is left,
+    /// then EOF; writes fail.
+    pub fn is_hang_up(&self) -> bool {
+        self.hang_up
+    }
+
+    /// The runtime refused this subscription (for example a closed descriptor).
+    pub fn is_error(&self) -> bool {
+        self.error != 0
+    }
+
+    /// The WASI errno of [`is_error`](Self::is_error), 0 when there is none.
+    pub fn raw_error(&self) -> u16 {
+        self.error
+    }
+}
+
+/// A reusable list of events, filled by [`Poll::poll`](crate::Poll).
+///
+/// ```
+/// let events = edgepoll::Events::with_capacity(1024);
+/// assert!(events.is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct Events {
+    pub(crate) list: Vec<Event>,
+}
+
+impl Events {
+    /// Room for `capacity` events before the list grows.
+    pub fn with_capacity(capacity: usize) -> Events {
+        Events {
+            list: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// The events of the last poll.
+    pub fn iter(&self) -> std::slice::Iter<'_, Event> {
+        self.list.iter()
+    }
+
+    /// Whether the last poll reported nothing (it timed out).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// How many events the last poll reported.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+impl<'a> IntoIterator for &'a Events {
+    type Item = &'a Event;
+    type IntoIter = std::slice::Iter<'a, Event>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
+}

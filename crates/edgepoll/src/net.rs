@@ -1,0 +1,139 @@
+//! Sockets: WasmEdge's `TcpListener` and `TcpStream`, plus the calls edgepoll
+//! needs that `wasmedge_wasi_socket` 0.5 gets wrong or lacks.
+//!
+//! - [`local_addr`], [`peer_addr`] and [`accept`] report real addresses. The
+//!   crate's own `local_addr()`/`peer_addr()` read `0.0.0.0` in release builds:
+//!   its FFI call writes into a buffer declared immutable, which the optimiser
+//!   may assume still holds zeros. These pass a mutable buffer.
+//! - [`connect`] starts a non-blocking connect to IPv4 or IPv6 (the crate's
+//!   `TcpStream::connect` blocks and refuses IPv6).
+
+pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
+pub use wasmedge_wasi_socket::{TcpListener, TcpStream};
+
+use crate::sys::wasi::{self, WasiAddress};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use wasmedge_wasi_socket::socket::{AddressFamily, Socket, SocketType};
+
+const ERRNO_INPROGRESS: u32 = 26;
+
+/// Binds a non-blocking listener (with `SO_REUSEADDR`, backlog 1024).
+///
+/// ```no_run
+/// let listener = edgepoll::net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// println!("listening on {}", edgepoll::net::local_addr(&listener).unwrap());
+/// ```
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(AddressFamily::from(&addr), SocketType::Stream)?;
+    socket.setsockopt(
+        wasmedge_wasi_socket::socket::SocketOptLevel::SolSocket,
+        wasmedge_wasi_socket::socket::SocketOptName::SoReuseaddr,
+        1i32,
+    )?;
+    socket.bind(&addr)?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    // SAFETY: the descriptor is a listening socket we own; ownership moves over.
+    Ok(unsafe { TcpListener::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket)) })
+}
+
+/// Accepts one connection as a non-blocking stream, with its real peer address.
+/// `WouldBlock` when none is waiting.
+pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    let mut fd = 0u32;
+    // SAFETY: `fd` is a valid out-pointer for the duration of the call.
+    let errno = unsafe { wasi::sock_accept(listener.as_raw_fd() as u32, &mut fd) };
+    if errno != 0 {
+        return Err(io::Error::from_raw_os_error(errno as i32));
+    }
+    // SAFETY: the runtime just handed us this new descriptor.
+    let stream = unsafe { TcpStream::from_raw_fd(fd as i32) };
+    stream.set_nonblocking(true)?;
+    let peer = peer_addr(&stream)?;
+    Ok((stream, peer))
+}
+
+/// Starts connecting to `addr` without blocking. The connect completes when the
+/// stream polls writable; then [`take_error`] tells whether it succeeded.
+pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(AddressFamily::from(&addr), SocketType::Stream)?;
+    socket.set_nonblocking(true)?;
+    let (mut octets, size) = match addr.ip() {
+        IpAddr::V4(ip) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&ip.octets());
+            (b, 4)
+        }
+        IpAddr::V6(ip) => (ip.octets(), 16),
+    };
+    let mut address = WasiAddress {
+        buf: octets.as_mut_ptr(),
+        size,
+    };
+    // SAFETY: `address` points at `octets`, both alive for the call.
+    let errno =
+        unsafe { wasi::sock_connect(socket.as_raw_fd() as u32, &mut address, addr.port() as u32) };
+    if errno != 0 && errno != ERRNO_INPROGRESS {
+        return Err(io::Error::from_raw_os_error(errno as i32));
+    }
+    // SAFETY: ownership of the descriptor moves from `socket` to the stream.
+    Ok(unsafe { TcpStream::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket)) })
+}
+
+/// The pending error of a socket (`SO_ERROR`), clearing it: `Ok(None)` after a
+/// successful connect.
+pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {
+    let socket: &Socket = stream.as_ref();
+    match socket.take_error() {
+        Ok(()) => Ok(None),
+        Err(e) => Ok(Some(e)),
+    }
+}
+
+/// The address a socket is bound to.
+pub fn local_addr(socket: &impl AsRawFd) -> io::Result<SocketAddr> {
+    address_of(socket, wasi::sock_getlocaladdr)
+}
+
+/// The address of a connected socket's peer.
+pub fn peer_addr(socket: &impl AsRawFd) -> io::Result<SocketAddr> {
+    address_of(socket, wasi::sock_getpeeraddr)
+}
+
+type AddressCall = unsafe extern "C" fn(u32, *mut WasiAddress, *mut u32, *mut u32) -> u32;
+
+fn address_of(socket: &impl AsRawFd, call: AddressCall) -> io::Result<SocketAddr> {
+    let mut octets = [0u8; 16];
+    let mut address = WasiAddress {
+        buf: octets.as_mut_ptr(),
+        size: octets.len(),
+    };
+    let (mut kind, mut port) = (0u32, 0u32);
+    // SAFETY: all out-pointers are valid for the call; the buffer is mutable so
+    // the compiler reloads it afterwards.
+    let errno = unsafe {
+        call(
+            socket.as_raw_fd() as u32,
+            &mut address,
+            &mut kind,
+            &mut port,
+        )
+    };
+    if errno != 0 {
+        return Err(io::Error::from_raw_os_error(errno as i32));
+    }
+    let octets = std::hint::black_box(octets);
+    // WasmEdge writes 4 or 6 here, not the family enum (1 or 2); accept both.
+    let ip = match kind {
+        4 | 1 => IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3])),
+        6 | 2 => IpAddr::V6(Ipv6Addr::from(octets)),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("unknown address type {kind}"),
+            ))
+        }
+    };
+    Ok(SocketAddr::new(ip, port as u16))
+}

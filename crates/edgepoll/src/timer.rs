@@ -1,0 +1,52 @@
+//! `Sweep`: one clock for many connection deadlines.
+//!
+//! Keeping a timer per connection would mean work on every request, as each
+//! request moves its connection's deadline. Instead the event loop wakes at the
+//! earliest deadline it knows of, but at least every `granularity`, and then
+//! checks all connections. Deadlines fire at most `granularity` late.
+
+use std::time::{Duration, Instant};
+
+/// When the event loop next checks deadlines.
+///
+/// ```
+/// use edgepoll::Sweep;
+/// use std::time::{Duration, Instant};
+/// let now = Instant::now();
+/// let mut sweep = Sweep::new(Duration::from_millis(100), now);
+/// assert!(!sweep.is_due(now));
+/// sweep.rearm(now, Some(now + Duration::from_millis(10)));
+/// assert_eq!(sweep.next(), now + Duration::from_millis(10));
+/// assert!(sweep.is_due(now + Duration::from_millis(10)));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Sweep {
+    granularity: Duration,
+    next: Instant,
+}
+
+impl Sweep {
+    /// A sweep every `granularity` at the latest, the first one `granularity` after `now`.
+    pub fn new(granularity: Duration, now: Instant) -> Sweep {
+        Sweep {
+            granularity,
+            next: now + granularity,
+        }
+    }
+
+    /// When the next check is due.
+    pub fn next(&self) -> Instant {
+        self.next
+    }
+
+    /// Whether a check is due at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        now >= self.next
+    }
+
+    /// Plans the next check after one at `now` found `earliest` as the nearest deadline.
+    pub fn rearm(&mut self, now: Instant, earliest: Option<Instant>) {
+        let latest = now + self.granularity;
+        self.next = earliest.map_or(latest, |e| e.clamp(now, latest));
+    }
+}
