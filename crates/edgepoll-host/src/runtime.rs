@@ -1,0 +1,180 @@
+//! Loading, linking and running one guest module.
+
+use crate::fd_table::{Entry, FdTable};
+use crate::host::Host;
+use crate::poll::Poller;
+use crate::wasi::Exit;
+use std::path::{Path, PathBuf};
+use wasmtime::{
+    Config, Engine, ExternType, Linker, Module, OptLevel, Store, Trap, Val, ValType, WasmBacktrace,
+};
+
+/// What to run: the command line, minus parsing.
+pub struct Invocation {
+    pub module: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub dirs: Vec<(String, PathBuf)>,
+}
+
+/// Runs the guest; returns its exit code, or a one-line error.
+pub fn run(invocation: &Invocation) -> Result<i32, String> {
+    let shown = invocation.module.display();
+    let bytes =
+        std::fs::read(&invocation.module).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut config = Config::new();
+    config.cranelift_opt_level(OptLevel::Speed);
+    let engine = Engine::new(&config).map_err(|e| format!("cannot start wasmtime: {e}"))?;
+    let module =
+        load(&engine, &bytes).map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
+
+    let mut fds = FdTable::with_stdio();
+    let mut preopens = Vec::new();
+    for (guest, host) in &invocation.dirs {
+        if !host.is_dir() {
+            return Err(format!(
+                "--dir {guest}::{}: not a directory",
+                host.display()
+            ));
+        }
+        preopens.push(fds.insert(
+            Entry::Dir {
+                host: host.clone(),
+                guest: guest.clone(),
+            },
+            0,
+        ));
+    }
+    let mut args = vec![invocation
+        .module
+        .to_string_lossy()
+        .into_owned()
+        .into_bytes()];
+    args.extend(invocation.args.iter().map(|a| a.clone().into_bytes()));
+    let host = Host {
+        args,
+        env: invocation
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}").into_bytes())
+            .collect(),
+        fds,
+        preopens,
+        poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,
+        memory: None,
+    };
+    let mut store = Store::new(&engine, host);
+    let linker = link(&engine, &module).map_err(|e| format!("cannot link {shown}: {e}"))?;
+    let instance = linker
+        .instantiate(&mut store, &module)
+        .map_err(|e| describe_failure(&e, "start"))?;
+    store.data_mut().memory = instance.get_memory(&mut store, "memory");
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .map_err(|_| format!("{shown} has no _start function (is it a wasm32-wasip1 command?)"))?;
+    match start.call(&mut store, ()) {
+        Ok(()) => Ok(0),
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => Ok(*code),
+            None => Err(describe_failure(&e, "run")),
+        },
+    }
+}
+
+/// Compiles the module, reusing native code cached from an earlier run of the
+/// same bytes (like `wasmedge compile`, but automatic). The cache lives in
+/// `$EDGEPOLL_HOST_CACHE` (default `$XDG_CACHE_HOME/edgepoll-host` or
+/// `~/.cache/edgepoll-host`); `EDGEPOLL_HOST_CACHE=off` disables it.
+fn load(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    let Some(dir) = cache_dir() else {
+        return Module::new(engine, bytes);
+    };
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let path = dir.join(format!("{:016x}.cwasm", hasher.finish()));
+    if path.exists() {
+        // SAFETY: the file was written by `Module::serialize` of this same
+        // build (the key includes the engine's compatibility hash) into a
+        // directory of our own; wasmtime checks its header before use.
+        if let Ok(module) = unsafe { Module::deserialize_file(engine, &path) } {
+            return Ok(module);
+        }
+    }
+    let module = Module::new(engine, bytes)?;
+    if let Ok(serialized) = module.serialize() {
+        let _ = std::fs::create_dir_all(&dir);
+        let temp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&temp, serialized).is_ok() {
+            let _ = std::fs::rename(&temp, &path);
+        }
+    }
+    Ok(module)
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("EDGEPOLL_HOST_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+            .map(|base| base.join("edgepoll-host")),
+    }
+}
+
+/// Defines every import the module asks of `wasi_snapshot_preview1`, choosing
+/// WasmEdge's V1 or V2 socket function by the import's signature. Functions
+/// this runtime lacks answer ENOSYS, so a guest fails a call, not its start.
+fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<Host>> {
+    let mut linker = Linker::new(engine);
+    for import in module.imports() {
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
+        if import.module() != "wasi_snapshot_preview1" {
+            continue;
+        }
+        let name = import.name();
+        if crate::wasi::add_to_linker(&mut linker, name, ty.params().len())? {
+            continue;
+        }
+        let returns_errno =
+            ty.results().len() == 1 && matches!(ty.results().next(), Some(ValType::I32));
+        let what = name.to_string();
+        linker.func_new(
+            "wasi_snapshot_preview1",
+            name,
+            ty.clone(),
+            move |_, _, results| {
+                if returns_errno {
+                    results[0] = Val::I32(crate::errno::NOSYS.0 as i32);
+                    Ok(())
+                } else {
+                    Err(wasmtime::Error::msg(format!(
+                        "{what} is not provided by edgepoll-host"
+                    )))
+                }
+            },
+        )?;
+    }
+    linker.define_unknown_imports_as_traps(module)?;
+    Ok(linker)
+}
+
+fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
+    let function = e
+        .downcast_ref::<WasmBacktrace>()
+        .and_then(|bt| {
+            bt.frames()
+                .iter()
+                .find_map(|f| f.func_name().map(str::to_string))
+        })
+        .unwrap_or_else(|| "an unnamed function".to_string());
+    match e.downcast_ref::<Trap>() {
+        Some(trap) => format!("guest trapped during {phase}: {trap} in {function}"),
+        None => format!("guest failed during {phase}: {e}"),
+    }
+}
