@@ -1,0 +1,286 @@
+use edgepoll::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
+use edgepoll::{Events, Interest, Poll, Token};
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+use wasmedge_wasi_socket::socket::{Socket, SocketOptLevel, SocketOptName};
+
+type Result<T> = std::result::Result<T, String>;
+
+fn err(what: &str) -> impl Fn(io::Error) -> String + '_ {
+    move |e| format!("{what}: {e} ({:?})", e.kind())
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Waits up to 5 s for `stream` to be ready for `interest`.
+fn wait(stream: &impl std::os::fd::AsRawFd, interest: Interest) -> Result<edgepoll::Event> {
+    let mut poll = Poll::new();
+    poll.register(stream, Token(1), interest)
+        .map_err(err("register"))?;
+    let mut events = Events::with_capacity(4);
+    poll.poll(&mut events, Some(Duration::from_secs(5)))
+        .map_err(err("poll"))?;
+    events
+        .iter()
+        .next()
+        .copied()
+        .ok_or_else(|| "no readiness within 5 s".to_string())
+}
+
+fn accept(listener: &TcpListener) -> Result<(TcpStream, SocketAddr)> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match net::accept(listener) {
+            Ok(pair) => return Ok(pair),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                wait(listener, Interest::READABLE)?;
+            }
+            Err(e) => return Err(err("accept")(e)),
+        }
+    }
+}
+
+/// A connected (client, server) pair on `host`.
+fn pair(host: &str) -> Result<(TcpStream, TcpStream, SocketAddr)> {
+    let listener = net::bind(addr(&format!("{host}:0"))).map_err(err("bind"))?;
+    let local = net::local_addr(&listener).map_err(err("local_addr"))?;
+    let client = net::connect(local).map_err(err("connect"))?;
+    let (server, peer) = accept(&listener)?;
+    wait(&client, Interest::WRITABLE)?;
+    if let Some(e) = net::take_error(&client).map_err(err("take_error"))? {
+        return Err(err("connect completion")(e));
+    }
+    Ok((client, server, peer))
+}
+
+fn read_some(stream: &mut TcpStream) -> Result<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(n) => return Ok(buf[..n].to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                wait(stream, Interest::READABLE)?;
+            }
+            Err(e) => return Err(err("read")(e)),
+        }
+    }
+}
+
+pub fn run(case: &str) -> Result<()> {
+    match case {
+        "bind-in-use" => {
+            let first = net::bind(addr("127.0.0.1:0")).map_err(err("first bind"))?;
+            let taken = net::local_addr(&first).map_err(err("local_addr"))?;
+            match net::bind(taken) {
+                Ok(_) => println!("second_bind=ok"),
+                Err(e) => println!("second_bind={:?}", e.kind()),
+            }
+        }
+        "connect-refused" => {
+            let free = {
+                let l = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+                net::local_addr(&l).map_err(err("local_addr"))?
+            };
+            match TcpStream::connect(free) {
+                Ok(_) => println!("blocking=ok"),
+                Err(e) => println!("blocking={:?}", e.kind()),
+            }
+            let stream = net::connect(free).map_err(err("connect"))?;
+            wait(&stream, Interest::WRITABLE)?;
+            match net::take_error(&stream).map_err(err("take_error"))? {
+                None => println!("nonblocking=ok"),
+                Some(e) => println!("nonblocking={:?}", e.kind()),
+            }
+        }
+        "nonblocking-connect" => {
+            let (_client, _server, _) = pair("127.0.0.1")?;
+            println!("connected=ok");
+        }
+        "accept-until-wouldblock" => {
+            let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            let local = net::local_addr(&listener).map_err(err("local_addr"))?;
+            let clients: Vec<TcpStream> = (0..3)
+                .map(|_| net::connect(local))
+                .collect::<io::Result<_>>()
+                .map_err(err("connect"))?;
+            for c in &clients {
+                wait(c, Interest::WRITABLE)?;
+            }
+            wait(&listener, Interest::READABLE)?;
+            let mut accepted = 0;
+            let outcome = loop {
+                match net::accept(&listener) {
+                    Ok(_) => accepted += 1,
+                    Err(e) => break format!("{:?}", e.kind()),
+                }
+            };
+            println!("accepted={accepted}");
+            println!("then={outcome}");
+        }
+        "recv-after-close" => {
+            let (client, mut server, _) = pair("127.0.0.1")?;
+            drop(client);
+            println!("read_after_close={}", read_some(&mut server)?.len());
+        }
+        "send-after-reset" => {
+            let (client, mut server, _) = pair("127.0.0.1")?;
+            let socket: &Socket = client.as_ref();
+            // SO_LINGER {on, 0 s}: close sends RST instead of FIN.
+            socket
+                .setsockopt(
+                    SocketOptLevel::SolSocket,
+                    SocketOptName::SoLinger,
+                    [1i32, 0i32],
+                )
+                .map_err(err("SO_LINGER"))?;
+            drop(client);
+            let _ = wait(&server, Interest::READABLE);
+            let mut outcome = "never failed".to_string();
+            for _ in 0..100 {
+                match server.write(b"data") {
+                    Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        outcome = format!("{:?}", e.kind());
+                        break;
+                    }
+                }
+            }
+            println!("send_error={outcome}");
+        }
+        "shutdown" => {
+            let (mut client, mut server, _) = pair("127.0.0.1")?;
+            client
+                .shutdown(Shutdown::Write)
+                .map_err(err("shutdown write"))?;
+            println!(
+                "peer_reads_after_write_shutdown={}",
+                read_some(&mut server)?.len()
+            );
+            server.write_all(b"still open").map_err(err("write back"))?;
+            println!(
+                "other_half={}",
+                String::from_utf8_lossy(&read_some(&mut client)?)
+            );
+            client
+                .shutdown(Shutdown::Read)
+                .map_err(err("shutdown read"))?;
+            println!("read_after_read_shutdown={}", read_some(&mut client)?.len());
+            match client.shutdown(Shutdown::Both) {
+                Ok(()) => println!("shutdown_both=ok"),
+                Err(e) => println!("shutdown_both={:?}", e.kind()),
+            }
+        }
+        "addresses" => {
+            for host in ["127.0.0.1", "[::1]"] {
+                let (client, server, accepted_peer) = pair(host)?;
+                let client_local = net::local_addr(&client).map_err(err("local_addr"))?;
+                let server_peer = net::peer_addr(&server).map_err(err("peer_addr"))?;
+                let client_peer = net::peer_addr(&client).map_err(err("peer_addr"))?;
+                let server_local = net::local_addr(&server).map_err(err("local_addr"))?;
+                let family = if client_local.is_ipv4() { "v4" } else { "v6" };
+                println!("{family}_ip={}", client_local.ip());
+                println!(
+                    "{family}_peer_matches={}",
+                    server_peer == client_local && accepted_peer == client_local
+                );
+                println!("{family}_local_matches={}", client_peer == server_local);
+                println!("{family}_port_nonzero={}", client_local.port() != 0);
+            }
+        }
+        "sockopts" => {
+            let (client, _server, _) = pair("127.0.0.1")?;
+            let socket: &Socket = client.as_ref();
+            socket
+                .setsockopt(SocketOptLevel::SolSocket, SocketOptName::SoKeepalive, 1i32)
+                .map_err(err("SO_KEEPALIVE"))?;
+            println!(
+                "keepalive={}",
+                socket.keepalive().map_err(err("get keepalive"))?
+            );
+            socket
+                .setsockopt(SocketOptLevel::SolSocket, SocketOptName::SoKeepalive, 0i32)
+                .map_err(err("SO_KEEPALIVE"))?;
+            println!(
+                "keepalive_off={}",
+                !socket.keepalive().map_err(err("get keepalive"))?
+            );
+            socket
+                .setsockopt(SocketOptLevel::SolSocket, SocketOptName::SoRcvbuf, 65536i32)
+                .map_err(err("SO_RCVBUF"))?;
+            println!(
+                "rcvbuf_at_least_set={}",
+                socket.recv_buffer_size().map_err(err("get rcvbuf"))? >= 65536
+            );
+            println!(
+                "type_is_stream={}",
+                matches!(
+                    socket.r#type(),
+                    Ok(wasmedge_wasi_socket::socket::SocketType::Stream)
+                )
+            );
+            println!(
+                "no_pending_error={}",
+                net::take_error(&client).map_err(err("SO_ERROR"))?.is_none()
+            );
+        }
+        "poll-clocks" => {
+            let mut poll = Poll::new();
+            let mut events = Events::with_capacity(1);
+            let start = Instant::now();
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .map_err(err("poll"))?;
+            let waited = start.elapsed();
+            println!("events={}", events.len());
+            println!(
+                "waited_at_least_100ms={}",
+                waited >= Duration::from_millis(100)
+            );
+            println!("woke_within_2s={}", waited < Duration::from_secs(2));
+        }
+        "poll-hangup" => {
+            let (client, server, _) = pair("127.0.0.1")?;
+            client.shutdown(Shutdown::Write).map_err(err("shutdown"))?;
+            drop(server);
+            let event = wait(&client, Interest::READABLE)?;
+            println!("readable={}", event.is_readable());
+            println!("hang_up={}", event.is_hang_up());
+            let mut client = client;
+            println!("read={}", read_some(&mut client)?.len());
+        }
+        "same-fd-twice" => {
+            use wasmedge_wasi_socket::poll::{poll, EventType, Subscription};
+            let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            let subs = [
+                Subscription::io(1, &listener, true, false, None),
+                Subscription::io(2, &listener, true, false, None),
+                Subscription::timeout(3, std::time::SystemTime::now() + Duration::from_millis(50)),
+            ];
+            let events = poll(&subs).map_err(err("poll"))?;
+            for e in events {
+                let what = match e.event_type {
+                    EventType::Timeout => "timeout".to_string(),
+                    EventType::Error(e) => format!("{:?}", e.kind()),
+                    EventType::Read => "read".to_string(),
+                    EventType::Write => "write".to_string(),
+                };
+                println!("event_{}={what}", e.userdata);
+            }
+        }
+        "release-addresses" => {
+            // edgepoll's own address calls against the crate's (which may read
+            // 0.0.0.0 in release builds); informational beside `addresses`.
+            let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            println!(
+                "edgepoll_ip={}",
+                net::local_addr(&listener).map_err(err("local_addr"))?.ip()
+            );
+        }
+        other => return Err(format!("unknown case {other:?}")),
+    }
+    Ok(())
+}

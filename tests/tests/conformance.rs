@@ -1,0 +1,171 @@
+//! The runtime conformance suite: each WasmEdge socket function on loopback,
+//! success and failure, asserted on every runtime present.
+
+use edgepoll_tests::{all_runtimes, run_wasm, Runtime};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn facts(runtime: &Runtime, case: &str) -> HashMap<String, String> {
+    let out = run_wasm(
+        runtime,
+        "conformance_guest",
+        &[case],
+        Duration::from_secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{case} on {} failed: {stdout}\n{}",
+        runtime.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn assert_case(case: &str, expected: &[(&str, &str)]) {
+    for runtime in all_runtimes() {
+        let facts = facts(&runtime, case);
+        for (key, value) in expected {
+            assert_eq!(
+                facts.get(*key).map(String::as_str),
+                Some(*value),
+                "{case}: {key} on {} (all facts: {facts:?})",
+                runtime.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn bind_to_a_port_in_use_is_addr_in_use() {
+    assert_case("bind-in-use", &[("second_bind", "AddrInUse")]);
+}
+
+#[test]
+fn connect_to_a_closed_port_is_refused_blocking_and_nonblocking() {
+    assert_case(
+        "connect-refused",
+        &[
+            ("blocking", "ConnectionRefused"),
+            ("nonblocking", "ConnectionRefused"),
+        ],
+    );
+}
+
+#[test]
+fn nonblocking_connect_completes_through_writable() {
+    assert_case("nonblocking-connect", &[("connected", "ok")]);
+}
+
+#[test]
+fn accept_drains_the_backlog_then_would_block() {
+    assert_case(
+        "accept-until-wouldblock",
+        &[("accepted", "3"), ("then", "WouldBlock")],
+    );
+}
+
+#[test]
+fn recv_returns_zero_after_the_peer_closes() {
+    assert_case("recv-after-close", &[("read_after_close", "0")]);
+}
+
+#[test]
+fn send_after_the_peer_reset_fails_without_killing_the_runtime() {
+    for runtime in all_runtimes() {
+        let facts = facts(&runtime, "send-after-reset");
+        let error = facts.get("send_error").map(String::as_str);
+        assert!(
+            matches!(error, Some("ConnectionReset" | "BrokenPipe")),
+            "{} gave {error:?}",
+            runtime.name()
+        );
+    }
+}
+
+#[test]
+fn shutdown_closes_each_half_separately() {
+    assert_case(
+        "shutdown",
+        &[
+            ("peer_reads_after_write_shutdown", "0"),
+            ("other_half", "still open"),
+            ("read_after_read_shutdown", "0"),
+            ("shutdown_both", "ok"),
+        ],
+    );
+}
+
+#[test]
+fn local_and_peer_addresses_are_real_for_ipv4_and_ipv6_in_release_builds() {
+    assert_case(
+        "addresses",
+        &[
+            ("v4_ip", "127.0.0.1"),
+            ("v4_peer_matches", "true"),
+            ("v4_local_matches", "true"),
+            ("v4_port_nonzero", "true"),
+            ("v6_ip", "::1"),
+            ("v6_peer_matches", "true"),
+            ("v6_local_matches", "true"),
+            ("v6_port_nonzero", "true"),
+        ],
+    );
+}
+
+#[test]
+fn socket_options_round_trip() {
+    assert_case(
+        "sockopts",
+        &[
+            ("keepalive", "true"),
+            ("keepalive_off", "true"),
+            ("rcvbuf_at_least_set", "true"),
+            ("type_is_stream", "true"),
+            ("no_pending_error", "true"),
+        ],
+    );
+}
+
+#[test]
+fn poll_with_only_a_clock_sleeps_until_it_fires() {
+    assert_case(
+        "poll-clocks",
+        &[
+            ("events", "0"),
+            ("waited_at_least_100ms", "true"),
+            ("woke_within_2s", "true"),
+        ],
+    );
+}
+
+#[test]
+fn poll_reports_a_hang_up_on_the_event() {
+    assert_case(
+        "poll-hangup",
+        &[("readable", "true"), ("hang_up", "true"), ("read", "0")],
+    );
+}
+
+#[test]
+fn the_same_fd_subscribed_twice_gets_eexist_on_the_second() {
+    for runtime in all_runtimes() {
+        let facts = facts(&runtime, "same-fd-twice");
+        assert_eq!(
+            facts.get("event_2").map(String::as_str),
+            Some("AlreadyExists"),
+            "{}: {facts:?}",
+            runtime.name()
+        );
+        assert_ne!(
+            facts.get("event_1").map(String::as_str),
+            Some("AlreadyExists"),
+            "{}: {facts:?}",
+            runtime.name()
+        );
+    }
+}
