@@ -209,7 +209,7 @@ pub fn start_server(extra: &[&str]) -> Running {
             let _ = err_tx.send(line);
         }
     });
-    let mut running = Running {
+    let running = Running {
         child,
         addr,
         stderr: err_rx,

@@ -3,95 +3,16 @@
 //! Usage: `poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS]
 //! [--max-body BYTES]`. ADDR defaults to `$LISTEN`, then `127.0.0.1:1234`.
 
-use edgepoll::http::{Request, Response, StatusCode};
-use edgepoll::{net, Server, ServerOptions};
-use std::process::ExitCode;
-use std::time::Duration;
+#[cfg(target_os = "wasi")]
+mod echo_server;
 
-const USAGE: &str = "edgepoll echo server: send a body and get it back, \
-e.g. curl -d 'name=WasmEdge' -X POST http://127.0.0.1:1234/\n";
-
-fn echo<'a>(request: &Request<'a>) -> Response<'a> {
-    match request.method() {
-        "GET" | "HEAD" if request.path() == "/" => Response::new(StatusCode::OK)
-            .header("Content-Type", "text/plain")
-            .body(USAGE),
-        "GET" | "HEAD" => Response::new(StatusCode::NOT_FOUND)
-            .header("Content-Type", "text/plain")
-            .body("not found; POST a body to / to have it echoed\n"),
-        _ => {
-            let response = Response::new(StatusCode::OK);
-            match request.header("content-type") {
-                Some(content_type) => response.header("Content-Type", content_type),
-                None => response,
-            }
-            .body(request.body())
-        }
-    }
+#[cfg(target_os = "wasi")]
+fn main() -> std::process::ExitCode {
+    echo_server::main()
 }
 
-fn parse_args() -> Result<(String, ServerOptions), String> {
-    let mut options = ServerOptions::default();
-    let mut addr = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:1234".to_string());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--header-timeout" => options.limits.header_timeout = seconds(&value(&arg)?)?,
-            "--idle-timeout" => options.limits.idle_timeout = seconds(&value(&arg)?)?,
-            "--max-body" => {
-                let v = value(&arg)?;
-                options.limits.max_body_bytes = v
-                    .parse()
-                    .map_err(|_| format!("--max-body: not a number: {v}"))?;
-            }
-            "-h" | "--help" => return Err(String::new()),
-            _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
-            _ => addr = arg,
-        }
-    }
-    Ok((addr, options))
-}
-
-fn seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or(format!("not a positive number of seconds: {text}"))
-}
-
-fn main() -> ExitCode {
-    let (addr, options) = match parse_args() {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("poll_http_server: {message}");
-            }
-            eprintln!("usage: poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS] [--max-body BYTES]");
-            return ExitCode::from(2);
-        }
-    };
-    let Ok(addr) = addr.parse() else {
-        eprintln!("poll_http_server: {addr:?} is not an address like 127.0.0.1:1234 or [::1]:1234");
-        return ExitCode::from(2);
-    };
-    let listener = match net::bind(addr) {
-        Ok(listener) => listener,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            eprintln!("poll_http_server: cannot listen on {addr}: the port is already in use");
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("poll_http_server: cannot listen on {addr}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let shown = net::local_addr(&listener).unwrap_or(addr);
-    println!("listening on {shown}");
-    if let Err(e) = Server::new(listener, options).serve(echo) {
-        eprintln!("poll_http_server: event loop failed: {e}");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
+#[cfg(not(target_os = "wasi"))]
+fn main() {
+    eprintln!("poll_http_server is an HTTP echo server for WasmEdge: build it with --target wasm32-wasip1");
+    std::process::exit(2);
 }

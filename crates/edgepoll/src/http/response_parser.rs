@@ -99,34 +99,32 @@ impl ResponseParser {
     /// Feeds received bytes; returns the response once it is complete.
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<ParsedResponse>, ResponseError> {
         self.buf.extend_from_slice(data);
-        loop {
-            if self.head.is_none() && !self.parse_head()? {
-                return Ok(None);
-            }
-            let Some((_, head_len, kind)) = &mut self.head else {
-                return Ok(None);
-            };
-            let body_end = match kind {
-                BodyKind::Length(n) => {
-                    if self.buf.len() < *head_len + *n {
-                        return Ok(None);
-                    }
-                    *head_len + *n
-                }
-                BodyKind::Chunked(decoder, read, written) => {
-                    let p = decoder
-                        .decode_in_place(&mut self.buf, *read, *written)
-                        .map_err(|_| ResponseError::InvalidChunked)?;
-                    (*read, *written) = (p.read, p.written);
-                    if !p.done {
-                        return Ok(None);
-                    }
-                    p.written
-                }
-                BodyKind::UntilClose => return Ok(None),
-            };
-            return Ok(self.take(body_end));
+        if self.head.is_none() && !self.parse_head()? {
+            return Ok(None);
         }
+        let Some((_, head_len, kind)) = &mut self.head else {
+            return Ok(None);
+        };
+        let body_end = match kind {
+            BodyKind::Length(n) => {
+                if self.buf.len() < *head_len + *n {
+                    return Ok(None);
+                }
+                *head_len + *n
+            }
+            BodyKind::Chunked(decoder, read, written) => {
+                let p = decoder
+                    .decode_in_place(&mut self.buf, *read, *written)
+                    .map_err(|_| ResponseError::InvalidChunked)?;
+                (*read, *written) = (p.read, p.written);
+                if !p.done {
+                    return Ok(None);
+                }
+                p.written
+            }
+            BodyKind::UntilClose => return Ok(None),
+        };
+        Ok(self.take(body_end))
     }
 
     /// Tells the parser the connection closed; completes a response whose body
@@ -196,7 +194,7 @@ impl ResponseParser {
         if status.as_u16() < 200 {
             // An interim response (100 Continue): the real one follows.
             self.buf.drain(..head_len);
-            return Ok(false).and_then(|_| self.parse_head());
+            return self.parse_head();
         }
         let kind = if self.head_only || status.forbids_body() {
             BodyKind::Length(0)

@@ -1,0 +1,34 @@
+# The verbs: run, test, build, clippy, fmt. Each installs what it needs on a
+# fresh machine (the wasm32-wasip1 target, curl).
+SHELL := /bin/bash
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:1234
+WASM_DIR := target/wasm32-wasip1/release
+WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p conformance_guest
+
+.PHONY: run test build clippy fmt setup
+
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; apt-get update -qq && apt-get install -y -qq curl; }
+
+build: setup
+	$(CARGO) build --release -p edgepoll-host
+	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PROGRAMS)
+
+# Build and start the echo server (wasmedge when on PATH, else edgepoll-host).
+run: build
+	scripts/wasm-runner $(WASM_DIR)/poll_http_server.wasm $(LISTEN)
+
+test: build
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest --all-targets -- -D warnings
+	$(CARGO) test --release --workspace
+
+clippy: setup
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
