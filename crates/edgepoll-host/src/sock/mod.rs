@@ -11,12 +11,12 @@ use crate::errno::{self, status, Errno, WasiResult, INVAL, NOTSUP};
 use crate::fd_table::{Entry, Socket, FDFLAGS_NONBLOCK};
 use crate::host::{with_memory, Host};
 use crate::memory::GuestMemory;
+use crate::wasi::fs::{gather as iovecs, MAX_IOVECS};
 use addr::{read_address, to_sockaddr, write_address_v1, write_address_v2, AddressFormat};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use wasmtime::{Caller, Linker};
 
 const M: &str = "wasi_snapshot_preview1";
-const MAX_IOVECS: usize = 64;
 
 fn socket_fd(host: &Host, fd: u32) -> Result<i32, Errno> {
     Ok(host.fds.socket(fd)?.fd.as_raw_fd())
@@ -122,26 +122,6 @@ fn sock_accept(
     );
     host.poller.invalidate(fd);
     mem.write_u32(out, fd)
-}
-
-/// Host iovecs pointing into guest memory: data moves without a copy.
-fn iovecs(
-    mem: &mut GuestMemory<'_>,
-    iovs: u32,
-    count: u32,
-    out: &mut [libc::iovec; MAX_IOVECS],
-) -> Result<usize, Errno> {
-    let base = mem.0.as_mut_ptr();
-    let mut n = 0;
-    for (buf, len) in mem.iovecs(iovs, count)?.take(MAX_IOVECS) {
-        // SAFETY: `iovecs` checked that the range lies inside guest memory.
-        out[n] = libc::iovec {
-            iov_base: unsafe { base.add(buf as usize) }.cast(),
-            iov_len: len as usize,
-        };
-        n += 1;
-    }
-    Ok(n)
 }
 
 /// recvmsg into guest memory; returns (bytes, peer address).

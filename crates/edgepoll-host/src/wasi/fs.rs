@@ -13,7 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use wasmtime::{Caller, Linker};
 
 const M: &str = "wasi_snapshot_preview1";
-const MAX_IOVECS: usize = 64;
+/// Most buffers one vectored call passes on; more make a short transfer.
+pub const MAX_IOVECS: usize = 64;
 const RIGHT_FD_READ: u64 = 1 << 1;
 const RIGHT_FD_WRITE: u64 = 1 << 6;
 const OFLAGS_CREAT: u32 = 1;
@@ -32,7 +33,7 @@ fn host_fd(d: &Descriptor) -> Result<RawFd, Errno> {
 
 /// Builds host iovecs that point straight into guest memory, so reads and
 /// writes copy nothing on the way.
-fn gather(
+pub fn gather(
     mem: &mut GuestMemory<'_>,
     iovs: u32,
     count: u32,
