@@ -1,0 +1,272 @@
+//! `nonblock_http_client` against a small native server in the test that
+//! delays and shapes its responses.
+
+use edgepoll_tests::{free_port, runtime, wasm};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the test server answers.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// `Content-Length` framed echo of the request body, after a delay.
+    Length(Duration),
+    /// Chunked body in several pieces.
+    Chunked,
+    /// Body delimited by closing the connection (HTTP/1.0 style).
+    UntilClose,
+    /// Part of a response, then a reset.
+    ResetMidway,
+    /// Never answers.
+    Silent,
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return data[end + 4..end + 4 + length].to_vec();
+            }
+        }
+    }
+    Vec::new()
+}
+
+fn serve(reply: Reply) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                if let Reply::ResetMidway = reply {
+                    // Answer part of the response without reading the request:
+                    // closing with unread input makes the kernel send a reset.
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part");
+                    std::thread::sleep(Duration::from_millis(50));
+                    return;
+                }
+                let body = read_request(&mut stream);
+                if let Ok(mut list) = seen.lock() {
+                    list.push(Instant::now());
+                }
+                let _ = match reply {
+                    Reply::Length(delay) => {
+                        std::thread::sleep(delay);
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        stream.write_all(&[head.as_bytes(), &body].concat())
+                    }
+                    Reply::Chunked => stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n",
+                    ),
+                    Reply::UntilClose => {
+                        let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nuntil ");
+                        std::thread::sleep(Duration::from_millis(50));
+                        stream.write_all(b"close")
+                    }
+                    Reply::Silent => {
+                        std::thread::sleep(Duration::from_secs(20));
+                        Ok(())
+                    }
+                    Reply::ResetMidway => Ok(()),
+                };
+            });
+        }
+    });
+    TestServer { addr, arrivals }
+}
+
+fn client(args: &[&str]) -> Command {
+    let mut cmd = runtime().command(&wasm("nonblock_http_client"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run_client(args: &[&str]) -> Output {
+    let child = client(args).spawn().expect("client starts");
+    wait_bounded(child, Duration::from_secs(60))
+}
+
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("client did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn two_delayed_requests_run_concurrently() {
+    let server = serve(Reply::Length(Duration::from_millis(300)));
+    let url = format!("http://{}/", server.addr);
+    let out = run_client(&["-d", "concurrent", &url, &url]);
+    let finished = Instant::now();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches("-> 200 OK\nconcurrent").count(),
+        2,
+        "{stdout}"
+    );
+    let arrivals = server.arrivals.lock().expect("lock").clone();
+    assert_eq!(arrivals.len(), 2);
+    let first = arrivals.iter().min().copied().expect("one arrival");
+    let spread = arrivals.iter().max().copied().expect("one arrival") - first;
+    assert!(
+        spread < Duration::from_millis(200),
+        "requests arrived {spread:?} apart: sent one after the other"
+    );
+    let span = finished - first;
+    assert!(
+        span < Duration::from_millis(550),
+        "both answered {span:?} after the first arrived: not concurrent"
+    );
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+#[test]
+fn waiting_for_a_response_costs_almost_no_cpu() {
+    let server = serve(Reply::Length(Duration::from_millis(2500)));
+    let url = format!("http://{}/", server.addr);
+    let child = client(&["-d", "idle", &url])
+        .spawn()
+        .expect("client starts");
+    let pid = child.id();
+    // Wait until the request is in, so start-up work is over.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.arrivals.lock().expect("lock").is_empty() {
+        assert!(Instant::now() < deadline, "request never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_ticks(pid).expect("client's /proc stat is readable");
+    let window = Duration::from_millis(1500);
+    std::thread::sleep(window);
+    let after = cpu_ticks(pid).expect("client still running");
+    let out = wait_bounded(child, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Clock ticks are 10 ms; a busy loop would burn about 150 in this window.
+    assert!(
+        after - before <= 10,
+        "client used {} ticks of CPU in {window:?} while waiting",
+        after - before
+    );
+}
+
+#[test]
+fn chunked_length_and_close_delimited_responses_are_read_completely() {
+    for (reply, expected) in [
+        (Reply::Chunked, "hello world"),
+        (Reply::UntilClose, "until close"),
+        (Reply::Length(Duration::ZERO), "echoed"),
+    ] {
+        let server = serve(reply);
+        let out = run_client(&["-d", "echoed", &format!("http://{}/", server.addr)]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("-> 200 OK\n{expected}\n")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn refused_reset_and_timeout_each_fail_clearly() {
+    let refused = run_client(&[&format!("http://127.0.0.1:{}/", free_port())]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("connection refused"),
+        "{refused:?}"
+    );
+
+    let server = serve(Reply::ResetMidway);
+    let reset = run_client(&["-d", "x", &format!("http://{}/", server.addr)]);
+    assert!(!reset.status.success());
+    let stderr = String::from_utf8_lossy(&reset.stderr);
+    assert!(
+        stderr.contains("reset") || stderr.contains("closed before the response was complete"),
+        "{stderr}"
+    );
+
+    let server = serve(Reply::Silent);
+    let start = Instant::now();
+    let timeout = run_client(&[
+        "--timeout",
+        "0.5",
+        "-d",
+        "x",
+        &format!("http://{}/", server.addr),
+    ]);
+    assert!(!timeout.status.success());
+    assert!(
+        String::from_utf8_lossy(&timeout.stderr).contains("timed out"),
+        "{timeout:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_failing_request_does_not_spoil_the_others() {
+    let server = serve(Reply::Length(Duration::ZERO));
+    let good = format!("http://{}/", server.addr);
+    let bad = format!("http://127.0.0.1:{}/", free_port());
+    let out = run_client(&["-d", "fine", &good, &bad, &good]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("-> 200 OK\nfine").count(), 2, "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[2]"));
+}
