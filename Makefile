@@ -6,7 +6,8 @@ LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
 WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p conformance_guest
 
-.PHONY: run test build clippy fmt setup
+.PHONY: run test build clippy fmt setup fuzz
+FUZZ_SECONDS ?= 120
 
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -32,3 +33,7 @@ clippy: setup
 
 fmt:
 	$(CARGO) fmt --all
+
+# Mutation-fuzz the HTTP state machine for FUZZ_SECONDS (not part of make test).
+fuzz:
+	$(CARGO) run --release -p edgepoll-fuzz -- --seconds $(FUZZ_SECONDS)

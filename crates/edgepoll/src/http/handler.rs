@@ -318,9 +318,17 @@ impl Handler {
         let State::Head { scanned, .. } = &mut self.state else {
             return Ok(false);
         };
-        // Re-parse only once the end of the head may have arrived, so a head
-        // trickled in byte by byte costs linear time, not quadratic.
-        let from = scanned.saturating_sub(3);
+        // Parse only once the whole head is here: the answer must not depend on
+        // how the bytes were split. Leading empty lines (allowed before a
+        // request line) are skipped first, so they cannot pose as the blank
+        // line that ends a head. Scanning only new bytes keeps a head trickled
+        // in byte by byte linear, not quadratic.
+        let leading = self
+            .input
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let from = scanned.saturating_sub(3).max(leading);
         let found = find_head_end(&self.input[from..]).is_some();
         *scanned = self.input.len();
         if !found {

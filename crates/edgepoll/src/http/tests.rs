@@ -167,6 +167,22 @@ fn leading_empty_line_before_request_is_ignored() {
 }
 
 #[test]
+fn leading_empty_lines_then_a_bad_field_get_the_same_answer_however_split() {
+    // Found by the fuzzer: the answer used to depend on where the input split.
+    let out = run_with(
+        b"\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nExpect: 100-c\x0en",
+        &Limits::default(),
+        true,
+    );
+    assert!(out.output.is_empty(), "{}", text(&out));
+    assert!(out.finished);
+    assert_refused(
+        b"\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nX: 1\x0e\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
 fn head_request_gets_length_but_no_body() {
     let out = run(b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
     assert!(text(&out).contains("Content-Length: 3\r\n"));
