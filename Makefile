@@ -6,7 +6,7 @@ LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
 WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p conformance_guest
 
-.PHONY: run test build clippy fmt setup fuzz
+.PHONY: run test build clippy fmt setup fuzz bench
 FUZZ_SECONDS ?= 120
 
 setup:
@@ -39,3 +39,11 @@ fmt:
 # Mutation-fuzz the HTTP state machine for FUZZ_SECONDS (not part of make test).
 fuzz:
 	$(CARGO) run --release -p edgepoll-fuzz -- --seconds $(FUZZ_SECONDS)
+
+# Benchmarks (not part of make test): every server under the same wrk load;
+# writes bench/RESULTS.md, bench/*.png and the README's table.
+bench: build
+	@command -v wrk >/dev/null && command -v gnuplot >/dev/null || { echo "installing wrk and gnuplot"; apt-get update -qq && apt-get install -y -qq wrk gnuplot-nox; }
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo
+	python3 bench/run.py

@@ -13,6 +13,38 @@ pub struct Host {
     pub preopens: Vec<u32>,
     pub poller: Poller,
     pub memory: Option<Memory>,
+    pub memory_report: MemoryReport,
+}
+
+/// Reports the guest's linear memory size on every growth to the file named by
+/// `EDGEPOLL_HOST_MEMORY_FILE` (for `make bench`); wasm memory never shrinks,
+/// so the file holds the guest's peak heap footprint.
+#[derive(Default)]
+pub struct MemoryReport {
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryReport {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if let Some(file) = &self.file {
+            let _ = std::fs::write(file, format!("{desired}\n"));
+        }
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
 }
 
 /// Runs `f` with the guest's memory and the host state at once.

@@ -62,8 +62,12 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
         preopens,
         poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,
         memory: None,
+        memory_report: crate::host::MemoryReport {
+            file: std::env::var_os("EDGEPOLL_HOST_MEMORY_FILE").map(PathBuf::from),
+        },
     };
     let mut store = Store::new(&engine, host);
+    store.limiter(|host| &mut host.memory_report);
     let linker = link(&engine, &module).map_err(|e| format!("cannot link {shown}: {e}"))?;
     let instance = linker
         .instantiate(&mut store, &module)

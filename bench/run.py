@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""`make bench`: every server back to back under the same load, on loopback.
+
+Throughput: wrk, 1 thread, 64 kept-alive connections, POSTing 128 B and 4 KiB
+bodies (bench/post.lua); each figure is the median of BENCH_RUNS runs of
+BENCH_SECONDS. Scale: the same 128 B load while 0, 1000 and 5000 idle
+keep-alive connections are held open; guest memory per idle connection comes
+from the runtime's memory report (EDGEPOLL_HOST_MEMORY_FILE), runtime RSS from
+/proc. Writes bench/RESULTS.md, bench/throughput.png and bench/scale.png, and
+the table into README.md between the bench markers.
+"""
+
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+HOST = TARGET / "release" / "edgepoll-host"
+WASM = TARGET / "wasm32-wasip1" / "release"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
+RUNS = int(os.environ.get("BENCH_RUNS", "2"))
+IDLE_LEVELS = [0, 1000, 5000]
+OUT = ROOT / "bench"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A program started with an address argument, stopped on exit."""
+
+    def __init__(self, command, ready_prefix, env=None, stdin=False):
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+        lines = []
+        reader = threading.Thread(target=lambda: lines.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=120)
+        if not lines or not lines[0].startswith(ready_prefix):
+            self.stop()
+            raise RuntimeError(f"{command[0]} did not get ready: {lines!r}")
+        self.first_line = lines[0].strip()
+
+    def rss_kib(self):
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def wrk(port, body_bytes):
+    """Median (by requests/s) of RUNS wrk runs."""
+    results = []
+    for _ in range(RUNS):
+        out = subprocess.run(
+            ["wrk", "-t1", "-c64", f"-d{SECONDS}s", "--timeout", "5s", "-s", str(OUT / "post.lua"), f"http://127.0.0.1:{port}/"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "BODY_BYTES": str(body_bytes)},
+            timeout=SECONDS + 60,
+        )
+        line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk gave no result: {out.stdout} {out.stderr}")
+        r = json.loads(line[len("RESULT "):])
+        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+        results.append(r)
+    results.sort(key=lambda r: r["rps"])
+    return results[len(results) // 2]
+
+
+def servers():
+    """(label, command, runs under edgepoll-host) for every server present."""
+    listed = [
+        ("edgepoll echo · edgepoll-host", [str(HOST), str(WASM / "poll_http_server.wasm")], True),
+        ("native mio echo (baseline)", [str(TARGET / "release" / "native_echo")], False),
+        ("book-style · edgepoll-host", [str(HOST), str(WASM / "book_style_server.wasm")], True),
+        ("hyper_wasi · edgepoll-host", [str(HOST), str(WASM / "hyper_echo.wasm")], True),
+    ]
+    if shutil.which("wasmedge"):
+        aot = TARGET / "bench-aot"
+        aot.mkdir(exist_ok=True)
+        for name in ["poll_http_server", "hyper_echo"]:
+            subprocess.run(["wasmedge", "compile", str(WASM / f"{name}.wasm"), str(aot / f"{name}.wasm")], check=True, capture_output=True)
+        listed += [
+            ("edgepoll echo · wasmedge (interpreter)", ["wasmedge", str(WASM / "poll_http_server.wasm")], False),
+            ("edgepoll echo · wasmedge AOT", ["wasmedge", str(aot / "poll_http_server.wasm")], False),
+            ("hyper_wasi · wasmedge AOT", ["wasmedge", str(aot / "hyper_echo.wasm")], False),
+        ]
+    else:
+        print("NOTE: wasmedge is not on PATH: the WasmEdge rows (interpreter, AOT) are skipped")
+    return listed
+
+
+def start_server(command, port, env=None):
+    return Process(command + [f"127.0.0.1:{port}"], "listening on", env=env)
+
+
+def throughput(listed):
+    rows = []
+    for label, command, _ in listed:
+        row = {"server": label}
+        for size in [128, 4096]:
+            port = free_port()
+            server = start_server(command, port)
+            try:
+                wrk(port, size) if size == 128 else None  # warm up once
+                row[size] = wrk(port, size)
+            finally:
+                server.stop()
+        rows.append(row)
+        print(f"  {label}: {row[128]['rps']:.0f} req/s (128 B), {row[4096]['rps']:.0f} req/s (4 KiB)", flush=True)
+    return rows
+
+
+def scale(listed):
+    wanted = {"edgepoll echo · edgepoll-host", "native mio echo (baseline)", "edgepoll echo · wasmedge AOT"}
+    rows = []
+    holder = TARGET / "release" / "idle_holder"
+    for label, command, on_host in listed:
+        if label not in wanted:
+            continue
+        for idle in IDLE_LEVELS:
+            port = free_port()
+            memory_file = Path(tempfile.mkstemp(prefix="edgepoll-mem-")[1])
+            server = start_server(command, port, env={"EDGEPOLL_HOST_MEMORY_FILE": str(memory_file)} if on_host else None)
+            holders = []
+            try:
+                wrk(port, 128)  # warm up: buffers and tables reach their working size
+                mem_before = read_int(memory_file)
+                rss_before = server.rss_kib()
+                if idle:
+                    holders.append(Process([str(holder), f"127.0.0.1:{port}", str(idle)], "ready", stdin=True))
+                mem_after = read_int(memory_file)
+                rss_after = server.rss_kib()
+                result = wrk(port, 128)
+            finally:
+                for h in holders:
+                    h.stop()
+                server.stop()
+                memory_file.unlink(missing_ok=True)
+            rows.append({
+                "server": label,
+                "idle": idle,
+                "rps": result["rps"],
+                "p99_us": result["p99_us"],
+                "guest_bytes_per_idle": (mem_after - mem_before) / idle if idle and on_host else None,
+                "rss_kib": rss_after,
+                "rss_bytes_per_idle": (rss_after - rss_before) * 1024 / idle if idle else None,
+            })
+            print(f"  {label}, {idle} idle: {result['rps']:.0f} req/s", flush=True)
+    return rows
+
+
+def read_int(path):
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def ms(us):
+    return f"{us / 1000:.2f}"
+
+
+def render(rows, scale_rows):
+    native = next(r for r in rows if r["server"].startswith("native"))
+    lines = [
+        "| server | req/s 128 B | p50 ms | p99 ms | × native | req/s 4 KiB | p50 ms | p99 ms | × native |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cells = [r["server"]]
+        for size in [128, 4096]:
+            m = r[size]
+            cells += [f"{m['rps']:.0f}", ms(m["p50_us"]), ms(m["p99_us"]), f"{m['rps'] / native[size]['rps']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    s_lines = [
+        "| server | idle connections | req/s (64 active) | × own 0-idle | p99 ms | guest bytes / idle conn | runtime RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in scale_rows:
+        base = next(x for x in scale_rows if x["server"] == r["server"] and x["idle"] == 0)
+        guest = "" if r["guest_bytes_per_idle"] is None else f"{r['guest_bytes_per_idle']:.0f}"
+        s_lines.append(
+            f"| {r['server']} | {r['idle']} | {r['rps']:.0f} | {r['rps'] / base['rps']:.2f} | {ms(r['p99_us'])} | {guest} | {r['rss_kib'] / 1024:.1f} |"
+        )
+    return table, "\n".join(s_lines)
+
+
+def targets(rows, scale_rows):
+    by = {r["server"]: r[128]["rps"] for r in rows}
+    echo = by["edgepoll echo · edgepoll-host"]
+    checks = [
+        ("echo on edgepoll-host ≥ 0.85 × native", echo / by["native mio echo (baseline)"], 0.85),
+        ("echo ≥ 4 × book-style", echo / by["book-style · edgepoll-host"], 4.0),
+        ("echo ≥ 50 × hyper_wasi", echo / by["hyper_wasi · edgepoll-host"], 50.0),
+    ]
+    host_scale = {r["idle"]: r for r in scale_rows if r["server"] == "edgepoll echo · edgepoll-host"}
+    if 0 in host_scale and 5000 in host_scale:
+        checks.append(("5000 idle ≥ 0.85 × own 0-idle rate", host_scale[5000]["rps"] / host_scale[0]["rps"], 0.85))
+        per = host_scale[5000]["guest_bytes_per_idle"]
+        if per is not None:
+            checks.append(("guest memory per idle connection ≤ 2 KiB", 2048 / max(per, 1), 1.0))
+    out = []
+    for name, value, goal in checks:
+        verdict = "met" if value >= goal else f"missed by {(1 - value / goal) * 100:.0f}%"
+        shown = f"{value:.2f}" if "memory" not in name else f"{2048 / value:.0f} B"
+        out.append(f"| {name} | {shown} | {verdict} |")
+    return "| target | measured | verdict |\n|---|---:|---|\n" + "\n".join(out)
+
+
+def chart(rows, scale_rows):
+    if not shutil.which("gnuplot"):
+        print("NOTE: gnuplot is not installed (apt-get install gnuplot-nox): no charts")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "throughput.dat"
+        data.write_text("".join(f"\"{r['server']}\" {r[128]['rps']:.0f} {r[4096]['rps']:.0f}\n" for r in rows))
+        plot = f"""
+set terminal pngcairo size 1000,520 noenhanced
+set output '{OUT / "throughput.png"}'
+set title 'Echo servers, 1 wrk thread, 64 kept-alive connections (requests/s)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -20 left
+set ylabel 'requests/s'
+set grid ytics
+set key top right
+plot '{data}' using 2:xtic(1) title '128 B body', '' using 3 title '4 KiB body'
+"""
+        if scale_rows:
+            sdata = Path(tmp) / "scale.dat"
+            servers_seen = sorted({r["server"] for r in scale_rows})
+            blocks = []
+            for name in servers_seen:
+                blocks.append("\n".join(f"{r['idle']} {r['rps']:.0f}" for r in scale_rows if r["server"] == name))
+            sdata.write_text("\n\n\n".join(blocks) + "\n")
+            plot += f"""
+set output '{OUT / "scale.png"}'
+set title 'Requests/s of 64 active connections while idle keep-alive connections are held open'
+unset style
+set style data linespoints
+set xtics auto norotate
+set xlabel 'idle connections'
+set xrange [-250:5250]
+set yrange [0:*]
+plot """ + ", ".join(f"'{sdata}' index {i} using 1:2 title '{name}' lw 2" for i, name in enumerate(servers_seen)) + "\n"
+        script = Path(tmp) / "plot.gp"
+        script.write_text(plot)
+        subprocess.run(["gnuplot", str(script)], check=True)
+
+
+def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    for needed in [HOST, WASM / "poll_http_server.wasm", TARGET / "release" / "native_echo"]:
+        if not needed.exists():
+            sys.exit(f"bench: {needed} is missing; run `make bench`, which builds everything first")
+    started = time.time()
+    listed = servers()
+    print(f"throughput ({RUNS} × {SECONDS} s per figure, median):", flush=True)
+    rows = throughput(listed)
+    print("scale with idle connections:", flush=True)
+    scale_rows = scale(listed)
+    table, scale_table = render(rows, scale_rows)
+    goals = targets(rows, scale_rows)
+    chart(rows, scale_rows)
+    machine = f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report = f"""# Benchmark results
+
+Measured {when} on {machine} by `make bench` ({RUNS} runs × {SECONDS} s per figure, median;
+wrk 1 thread, 64 kept-alive connections, POST bodies of 128 B and 4 KiB, loopback).
+Compare ratios within one run, not absolute numbers across machines.
+
+## Throughput and latency
+
+{table}
+
+![throughput](throughput.png)
+
+## Cost of idle connections
+
+{scale_table}
+
+![scale](scale.png)
+
+Guest bytes per idle connection: growth of the guest's linear memory (64 KiB pages,
+reported by edgepoll-host) while the idle connections were opened, divided by their number.
+
+## Targets
+
+{goals}
+
+## Notes
+
+- The native baseline runs the same sans-IO `Handler` on mio, so its ratio is the cost
+  of wasm and the runtime, not of a different HTTP implementation. wrk and the server
+  share the machine's cores, so figures move by about ±10% between runs; a wasm row
+  can come out above the native one.
+- The book-style server answers one request per connection (`Connection: close`); wrk
+  reconnects for every request.
+- hyper_wasi answers each kept-alive request with a head and a body in separate sends;
+  with Nagle's algorithm on (WasmEdge sockets cannot set `TCP_NODELAY`, and
+  edgepoll-host keeps it on to behave the same) each such request waits for the
+  client's delayed ACK, about 40 ms.
+- Total time of this run: {time.time() - started:.0f} s.
+"""
+    (OUT / "RESULTS.md").write_text(report)
+    print(table)
+    print()
+    print(scale_table)
+    print()
+    print(goals)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        body = f"{start}\nLatest `make bench` ({when}, {machine}):\n\n{table}\n\n{scale_table}\n\n![throughput](bench/throughput.png)\n![scale](bench/scale.png)\n{end}"
+        readme.write_text(before + body + after)
+    print(f"\nwrote bench/RESULTS.md, bench/throughput.png, bench/scale.png ({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
