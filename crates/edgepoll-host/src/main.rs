@@ -43,7 +43,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Invocation, String> {
                 let value = inline
                     .or_else(|| args.next())
                     .ok_or("--dir needs GUEST::HOST")?;
-                let (guest, host) = value.split_once("::").unwrap_or((&value, &value));
+                // GUEST::HOST, or WasmEdge's own GUEST:HOST, or one path for both.
+                let (guest, host) = value
+                    .split_once("::")
+                    .or_else(|| value.split_once(':'))
+                    .unwrap_or((&value, &value));
                 dirs.push((guest.to_string(), PathBuf::from(host)));
             }
             "-h" | "--help" => return Err(String::new()),

@@ -169,14 +169,38 @@ fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<Host>> {
 }
 
 fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
-    let function = e
+    let names: Vec<String> = e
         .downcast_ref::<WasmBacktrace>()
-        .and_then(|bt| {
-            bt.frames()
-                .iter()
-                .find_map(|f| f.func_name().map(str::to_string))
+        .map(|bt| {
+            let demangled = bt.frames().iter().filter_map(|f| f.func_name());
+            demangled
+                .map(|n| format!("{:#}", rustc_demangle::demangle(n)))
+                .collect()
         })
-        .unwrap_or_else(|| "an unnamed function".to_string());
+        .unwrap_or_default();
+    // The innermost frame is often std's abort; the first frame outside the
+    // panic machinery is where the guest's own code went wrong.
+    let machinery = [
+        "std::",
+        "core::",
+        "alloc::",
+        "__rust",
+        "rust_panic",
+        "abort",
+        "_start",
+        "__main",
+        "main",
+    ];
+    let origin = names.iter().find(|n| {
+        !machinery
+            .iter()
+            .any(|m| n.starts_with(m) || n.contains("::panicking::"))
+    });
+    let function = match (names.first(), origin) {
+        (Some(inner), Some(origin)) if inner != origin => format!("{inner} (from {origin})"),
+        (Some(inner), _) => inner.to_string(),
+        (None, _) => "an unnamed function".to_string(),
+    };
     match e.downcast_ref::<Trap>() {
         Some(trap) => format!("guest trapped during {phase}: {trap} in {function}"),
         None => format!("guest failed during {phase}: {e}"),

@@ -25,6 +25,8 @@
 //! # #[cfg(not(target_os = "wasi"))] fn main() {}
 //! ```
 
+#![deny(missing_docs)]
+
 mod event;
 pub mod http;
 mod interest;

@@ -280,7 +280,32 @@ pub fn run(case: &str) -> Result<()> {
                 net::local_addr(&listener).map_err(err("local_addr"))?.ip()
             );
         }
+        "read-file" => {
+            // A file below a directory preopened with --dir.
+            let text =
+                std::fs::read_to_string("/data/hello.txt").map_err(err("read /data/hello.txt"))?;
+            println!("content={}", text.trim());
+            std::fs::write("/data/written.txt", b"from the guest")
+                .map_err(err("write /data/written.txt"))?;
+            println!(
+                "escape_refused={}",
+                std::fs::read_to_string("/data/../etc/passwd").is_err()
+            );
+        }
+        "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
+        "exit" => std::process::exit(7),
+        "trap" => trap_here(),
         other => return Err(format!("unknown case {other:?}")),
     }
     Ok(())
+}
+
+/// Panics: a Rust panic in wasm ends in an `unreachable` trap, which the
+/// runtime must report with the function it happened in.
+#[inline(never)]
+fn trap_here() {
+    let values: Vec<u32> = std::env::args().map(|a| a.len() as u32).collect();
+    if values.len() < 100 {
+        panic!("deliberate trap for the conformance suite");
+    }
 }

@@ -1,0 +1,165 @@
+//! edgepoll-host as a command: exit codes, traps, bad modules, --dir, --env.
+//! The guest-visible cases run on every runtime present.
+
+use edgepoll_tests::{all_runtimes, free_port, host_runtime, run_wasm, wasm, Runtime};
+use std::process::Command;
+use std::time::Duration;
+
+fn host_bin() -> std::path::PathBuf {
+    match host_runtime() {
+        Runtime::Host(bin) => bin,
+        Runtime::WasmEdge => unreachable!("host_runtime is edgepoll-host"),
+    }
+}
+
+#[test]
+fn the_guest_exit_code_is_the_runtime_exit_code() {
+    for runtime in all_runtimes() {
+        let out = run_wasm(
+            &runtime,
+            "conformance_guest",
+            &["exit"],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(7), "{}", runtime.name());
+    }
+    let out = run_wasm(
+        &host_runtime(),
+        "poll_http_server",
+        &["--no-such-option"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_trap_names_the_function_and_fails() {
+    let out = run_wasm(
+        &host_runtime(),
+        "conformance_guest",
+        &["trap"],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("edgepoll-host:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("trapped") && line.contains("unreachable"),
+        "{stderr}"
+    );
+    assert!(
+        line.contains("trap_here"),
+        "the guest function that trapped is not named: {stderr}"
+    );
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
+}
+
+#[test]
+fn a_missing_or_invalid_module_gets_one_clear_line() {
+    let missing = Command::new(host_bin())
+        .arg("/no/such/module.wasm")
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot read /no/such/module.wasm"),
+        "{stderr}"
+    );
+
+    let garbage =
+        std::env::temp_dir().join(format!("edgepoll-garbage-{}.wasm", std::process::id()));
+    std::fs::write(&garbage, b"this is not wasm").expect("write");
+    let invalid = Command::new(host_bin())
+        .arg(&garbage)
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_file(&garbage);
+    assert_eq!(invalid.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("is not a valid wasm module"), "{stderr}");
+
+    let usage = Command::new(host_bin()).output().expect("runs");
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: edgepoll-host"));
+}
+
+#[test]
+fn preopened_directories_are_readable_writable_and_sandboxed() {
+    let dir = std::env::temp_dir().join(format!("edgepoll-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
+    let out = Command::new(host_bin())
+        .arg("--dir")
+        .arg(format!("/data::{}", dir.display()))
+        .arg(wasm("conformance_guest"))
+        .arg("read-file")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("content=hello from the host"), "{stdout}");
+    assert!(stdout.contains("escape_refused=true"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("written.txt")).expect("guest wrote"),
+        "from the guest"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn env_reaches_the_guest_only_through_the_flag() {
+    let with = Command::new(host_bin())
+        .args(["--env", "GREETING=hi there"])
+        .arg(wasm("conformance_guest"))
+        .arg("env")
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&with.stdout).contains("greeting=hi there"));
+    let without = Command::new(host_bin())
+        .env("GREETING", "leaked")
+        .arg(wasm("conformance_guest"))
+        .arg("env")
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&without.stdout).contains("greeting=\n"),
+        "the host environment leaked into the guest"
+    );
+}
+
+#[test]
+fn the_server_takes_its_address_from_listen() {
+    let port = free_port();
+    let mut child = Command::new(host_bin())
+        .args(["--env", &format!("LISTEN=127.0.0.1:{port}")])
+        .arg(wasm("poll_http_server"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(stdout);
+        let _ = r.read_line(&mut line);
+        line
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = reader.join().expect("reader");
+    assert_eq!(line.trim(), format!("listening on 127.0.0.1:{port}"));
+}
