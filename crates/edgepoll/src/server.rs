@@ -136,9 +136,12 @@ impl Server {
             match net::accept(&self.listener) {
                 Ok((stream, peer)) => self.add(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if is_out_of_descriptors(&e) => {
-                    // The listener stays readable while the backlog is full;
-                    // stop watching it for a moment instead of spinning.
+                // The peer gave up before we accepted: nothing to serve.
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => {
+                    // Out of descriptors, or worse. The listener stays readable
+                    // while connections wait, so stop watching it for a moment
+                    // instead of spinning.
                     (self.options.log)(&format!(
                         "edgepoll: accept failed ({e}); pausing accepts for {:?}",
                         self.options.accept_backoff
@@ -147,9 +150,6 @@ impl Server {
                     self.accept_paused_until = Some(now + self.options.accept_backoff);
                     return Ok(());
                 }
-                // The peer gave up before we accepted (ECONNABORTED and the like):
-                // nothing to serve, keep accepting.
-                Err(_) => continue,
             }
         }
     }
@@ -337,7 +337,11 @@ fn report(options: &ServerOptions, conn: &Connection, what: &str) {
     (options.log)(&format!("edgepoll: {}: {what}", conn.peer));
 }
 
-fn is_out_of_descriptors(e: &io::Error) -> bool {
-    // WASI errno numbering: MFILE 33, NFILE 41, NOBUFS 42, NOMEM 48.
-    matches!(e.raw_os_error(), Some(33 | 41 | 42 | 48))
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
 }

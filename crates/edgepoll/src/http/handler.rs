@@ -15,6 +15,10 @@ pub const MAX_HEADERS: usize = 256;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// The most buffer reserved ahead for a body on the strength of its
+/// `Content-Length`; beyond it the buffer grows as bytes arrive.
+const MAX_BODY_RESERVE: usize = 256 * 1024;
+
 /// Something on a connection worth one log line: a request refused, a timeout,
 /// a client gone mid-request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,8 +449,10 @@ impl Handler {
             self.output.extend_from_slice(CONTINUE);
         }
         if let Framing::Length(n) = framing {
-            self.input
-                .reserve(n.saturating_sub(self.input.len() - head_len));
+            // Room for the body, but only up to what a client must actually
+            // send: a declared length alone must not make the server allocate.
+            let missing = n.saturating_sub(self.input.len() - head_len);
+            self.input.reserve(missing.min(MAX_BODY_RESERVE));
         }
         self.state = State::Body(Head {
             len: head_len,

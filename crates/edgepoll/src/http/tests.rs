@@ -794,6 +794,22 @@ fn idle_connection_holds_no_buffers() {
     assert_eq!(conn.buffered_capacity(), 0);
 }
 
+#[test]
+fn a_declared_body_length_alone_does_not_allocate_it() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 16000000\r\n\r\n",
+        now,
+        &mut echo,
+    );
+    assert!(
+        conn.buffered_capacity() < 1024 * 1024,
+        "{} bytes reserved",
+        conn.buffered_capacity()
+    );
+}
+
 // --- client side ---
 
 #[test]
