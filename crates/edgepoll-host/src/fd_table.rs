@@ -6,6 +6,8 @@
 //! WasmEdge's numbering and flags, and a poller that sees them all.
 
 use crate::errno::{Errno, BADF};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -52,6 +54,9 @@ impl Descriptor {
 #[derive(Default)]
 pub struct FdTable {
     slots: Vec<Option<Descriptor>>,
+    /// Freed numbers, smallest first: POSIX-style lowest-free allocation in
+    /// O(log n) instead of a scan per accept.
+    free: BinaryHeap<Reverse<u32>>,
 }
 
 impl FdTable {
@@ -66,10 +71,10 @@ impl FdTable {
     /// Adds a descriptor at the lowest free number.
     pub fn insert(&mut self, entry: Entry, flags: u16) -> u32 {
         let descriptor = Some(Descriptor { entry, flags });
-        match self.slots.iter().position(Option::is_none) {
-            Some(i) => {
-                self.slots[i] = descriptor;
-                i as u32
+        match self.free.pop() {
+            Some(Reverse(fd)) => {
+                self.slots[fd as usize] = descriptor;
+                fd
             }
             None => {
                 self.slots.push(descriptor);
@@ -100,9 +105,37 @@ impl FdTable {
     }
 
     pub fn remove(&mut self, fd: u32) -> Result<Descriptor, Errno> {
-        self.slots
+        let removed = self
+            .slots
             .get_mut(fd as usize)
             .and_then(Option::take)
-            .ok_or(BADF)
+            .ok_or(BADF)?;
+        self.free.push(Reverse(fd));
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_are_allocated_lowest_free_first() {
+        let mut table = FdTable::with_stdio();
+        let dir = || Entry::Dir {
+            host: PathBuf::from("/"),
+            guest: "/".into(),
+        };
+        let fds: Vec<u32> = (0..5).map(|_| table.insert(dir(), 0)).collect();
+        assert_eq!(fds, [3, 4, 5, 6, 7]);
+        assert!(table.remove(6).is_ok());
+        assert!(table.remove(4).is_ok());
+        assert!(
+            table.remove(4).is_err(),
+            "double close is EBADF and frees nothing"
+        );
+        assert_eq!(table.insert(dir(), 0), 4);
+        assert_eq!(table.insert(dir(), 0), 6);
+        assert_eq!(table.insert(dir(), 0), 8);
     }
 }
