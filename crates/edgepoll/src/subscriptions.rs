@@ -3,32 +3,40 @@
 //! Registering appends, deregistering swap-removes: both O(1), and the array is
 //! never rebuilt, so an unchanged set of sockets costs the guest nothing per
 //! poll and lets the runtime see an unchanged list.
+//!
+//! Where each descriptor's records sit is kept in a hash map, never in an
+//! array indexed by descriptor: WasmEdge numbers descriptors at random in
+//! [0, 2^31), so they are neither small nor dense.
 
 use crate::sys::abi::{RawSubscription, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE};
 use crate::{Interest, Token};
+use rustc_hash::FxHashMap;
 use std::io;
 
 const NONE: u32 = u32::MAX;
 
-/// Where one descriptor's subscriptions sit in the list.
+/// Where one descriptor's two records sit in the list (`NONE`: absent).
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    registered: bool,
     read: u32,
     write: u32,
 }
 
-const EMPTY: Slot = Slot {
-    registered: false,
-    read: NONE,
-    write: NONE,
-};
+impl Slot {
+    fn at(&mut self, tag: u8) -> &mut u32 {
+        if tag == EVENTTYPE_FD_READ {
+            &mut self.read
+        } else {
+            &mut self.write
+        }
+    }
+}
 
-/// Subscriptions indexed by descriptor.
+/// The runtime's subscription records, and where each descriptor's are.
 #[derive(Debug, Default)]
 pub(crate) struct SubscriptionTable {
     subs: Vec<RawSubscription>,
-    slots: Vec<Slot>,
+    slots: FxHashMap<u32, Slot>,
 }
 
 impl SubscriptionTable {
@@ -48,18 +56,20 @@ impl SubscriptionTable {
     }
 
     pub(crate) fn register(&mut self, fd: u32, token: Token, interest: Interest) -> io::Result<()> {
-        let index = fd as usize;
-        if index >= self.slots.len() {
-            self.slots.resize(index + 1, EMPTY);
-        }
-        if self.slots[index].registered {
+        if self.slots.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("descriptor {fd} is already registered"),
             ));
         }
-        self.slots[index].registered = true;
-        self.set(fd, token, interest);
+        self.slots.insert(
+            fd,
+            Slot {
+                read: NONE,
+                write: NONE,
+            },
+        );
+        self.set(fd, token, interest.is_readable(), interest.is_writable());
         Ok(())
     }
 
@@ -70,77 +80,57 @@ impl SubscriptionTable {
         interest: Interest,
     ) -> io::Result<()> {
         self.slot(fd)?;
-        self.set(fd, token, interest);
+        self.set(fd, token, interest.is_readable(), interest.is_writable());
         Ok(())
     }
 
     pub(crate) fn deregister(&mut self, fd: u32) -> io::Result<()> {
-        let read = self.slot(fd)?.read;
-        self.remove(read);
-        self.point(fd, EVENTTYPE_FD_READ, NONE);
-        // Removing the read record may have moved the write record: look again.
-        let write = self.slots[fd as usize].write;
-        self.remove(write);
-        self.slots[fd as usize] = EMPTY;
+        self.slot(fd)?;
+        self.set(fd, Token(0), false, false);
+        self.slots.remove(&fd);
         Ok(())
     }
 
     fn slot(&self, fd: u32) -> io::Result<Slot> {
-        match self.slots.get(fd as usize) {
-            Some(slot) if slot.registered => Ok(*slot),
-            _ => Err(io::Error::new(
+        self.slots.get(&fd).copied().ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("descriptor {fd} is not registered"),
-            )),
-        }
+            )
+        })
     }
 
-    fn set(&mut self, fd: u32, token: Token, interest: Interest) {
+    /// Makes `fd`'s records match the wanted directions, all carrying `token`.
+    fn set(&mut self, fd: u32, token: Token, read: bool, write: bool) {
         let userdata = token.0 as u64;
-        for (wanted, tag) in [
-            (interest.is_readable(), EVENTTYPE_FD_READ),
-            (interest.is_writable(), EVENTTYPE_FD_WRITE),
-        ] {
-            let slot = self.slots[fd as usize];
-            let at = if tag == EVENTTYPE_FD_READ {
-                slot.read
-            } else {
-                slot.write
+        for (wanted, tag) in [(read, EVENTTYPE_FD_READ), (write, EVENTTYPE_FD_WRITE)] {
+            let Some(slot) = self.slots.get_mut(&fd) else {
+                return;
             };
+            let at = *slot.at(tag);
             match (wanted, at) {
                 (true, NONE) => {
-                    let at = self.subs.len() as u32;
+                    *slot.at(tag) = self.subs.len() as u32;
                     self.subs.push(RawSubscription::fd(tag, fd, userdata));
-                    self.point(fd, tag, at);
                 }
                 (true, at) => self.subs[at as usize].userdata = userdata,
                 (false, NONE) => {}
                 (false, at) => {
+                    *slot.at(tag) = NONE;
                     self.remove(at);
-                    self.point(fd, tag, NONE);
                 }
             }
         }
     }
 
-    fn point(&mut self, fd: u32, tag: u8, at: u32) {
-        let slot = &mut self.slots[fd as usize];
-        if tag == EVENTTYPE_FD_READ {
-            slot.read = at;
-        } else {
-            slot.write = at;
-        }
-    }
-
     /// Swap-removes record `at` and repoints the record that moved into its place.
     fn remove(&mut self, at: u32) {
-        if at == NONE {
-            return;
-        }
         self.subs.swap_remove(at as usize);
         if let Some(moved) = self.subs.get(at as usize) {
             let (fd, tag) = (moved.id_or_fd, moved.tag);
-            self.point(fd, tag, at);
+            if let Some(slot) = self.slots.get_mut(&fd) {
+                *slot.at(tag) = at;
+            }
         }
     }
 }
@@ -152,7 +142,7 @@ mod tests {
     fn check(table: &SubscriptionTable) {
         // Every record is found where its slot says, and nothing else.
         let mut expected = 0;
-        for (fd, slot) in table.slots.iter().enumerate() {
+        for (&fd, slot) in &table.slots {
             for (at, tag) in [
                 (slot.read, EVENTTYPE_FD_READ),
                 (slot.write, EVENTTYPE_FD_WRITE),
@@ -160,37 +150,40 @@ mod tests {
                 if at != NONE {
                     expected += 1;
                     let sub = table.subs[at as usize];
-                    assert_eq!((sub.id_or_fd as usize, sub.tag), (fd, tag));
+                    assert_eq!((sub.id_or_fd, sub.tag), (fd, tag));
                 }
             }
         }
         assert_eq!(expected, table.subs.len());
     }
 
+    /// Descriptors as WasmEdge hands them out: anywhere in [0, 2^31).
+    fn sparse(i: u32) -> u32 {
+        i.wrapping_mul(2_654_435_761) & 0x7fff_ffff
+    }
+
     #[test]
     fn register_reregister_deregister_keep_the_list_consistent() {
         let mut table = SubscriptionTable::default();
         let both = Interest::READABLE | Interest::WRITABLE;
-        for fd in 3..40u32 {
-            let interest = if fd % 3 == 0 {
-                both
-            } else {
-                Interest::READABLE
-            };
+        for i in 3..40u32 {
+            let interest = if i % 3 == 0 { both } else { Interest::READABLE };
             table
-                .register(fd, Token(fd as usize * 10), interest)
+                .register(sparse(i), Token(i as usize * 10), interest)
                 .unwrap();
         }
         check(&table);
-        for fd in (3..40u32).step_by(2) {
-            table.deregister(fd).unwrap();
+        for i in (3..40u32).step_by(2) {
+            table.deregister(sparse(i)).unwrap();
             check(&table);
         }
-        for fd in (4..40u32).step_by(2) {
-            table.reregister(fd, Token(fd as usize), both).unwrap();
+        for i in (4..40u32).step_by(2) {
+            table
+                .reregister(sparse(i), Token(i as usize), both)
+                .unwrap();
             check(&table);
             table
-                .reregister(fd, Token(fd as usize), Interest::WRITABLE)
+                .reregister(sparse(i), Token(i as usize), Interest::WRITABLE)
                 .unwrap();
             check(&table);
         }
@@ -198,7 +191,18 @@ mod tests {
         assert!(table
             .as_slice()
             .iter()
-            .all(|s| s.tag == EVENTTYPE_FD_WRITE && s.userdata == s.id_or_fd as u64));
+            .all(|s| s.tag == EVENTTYPE_FD_WRITE && sparse(s.userdata as u32) == s.id_or_fd));
+    }
+
+    #[test]
+    fn descriptors_near_two_to_the_31_cost_no_memory_of_their_size() {
+        let mut table = SubscriptionTable::default();
+        for fd in [0x7fff_ffff, 1_825_245_264, 115_383_992, 0] {
+            table.register(fd, Token(1), Interest::READABLE).unwrap();
+        }
+        check(&table);
+        assert_eq!(table.len(), 4);
+        assert!(table.slots.capacity() < 64);
     }
 
     #[test]
@@ -231,13 +235,45 @@ mod tests {
     #[test]
     fn unchanged_registrations_leave_the_list_untouched() {
         let mut table = SubscriptionTable::default();
-        for fd in 0..100 {
+        for i in 0..100 {
             table
-                .register(fd, Token(fd as usize), Interest::READABLE)
+                .register(sparse(i), Token(i as usize), Interest::READABLE)
                 .unwrap();
         }
         let before = table.as_slice().to_vec();
-        table.reregister(50, Token(50), Interest::READABLE).unwrap();
+        table
+            .reregister(sparse(50), Token(50), Interest::READABLE)
+            .unwrap();
         assert_eq!(table.as_slice(), &before[..]);
+    }
+
+    #[test]
+    fn a_random_walk_of_changes_keeps_the_list_consistent() {
+        let mut table = SubscriptionTable::default();
+        let mut registered = std::collections::HashSet::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let fd = sparse((x % 64) as u32);
+            let interest = match (x >> 8) % 3 {
+                0 => Interest::READABLE,
+                1 => Interest::WRITABLE,
+                _ => Interest::READABLE | Interest::WRITABLE,
+            };
+            if registered.contains(&fd) {
+                if (x >> 16) & 1 == 0 {
+                    table.deregister(fd).unwrap();
+                    registered.remove(&fd);
+                } else {
+                    table.reregister(fd, Token(fd as usize), interest).unwrap();
+                }
+            } else {
+                table.register(fd, Token(fd as usize), interest).unwrap();
+                registered.insert(fd);
+            }
+            check(&table);
+        }
     }
 }
