@@ -4,10 +4,16 @@
 //! The runtime owns this table instead of building on `wasmtime-wasi`: WasmEdge's
 //! socket functions need host sockets in the same table as files, with
 //! WasmEdge's numbering and flags, and a poller that sees them all.
+//!
+//! Numbering copies WasmEdge 0.14 (`Environ::init` and
+//! `generateRandomFdToNode` in `include/host/wasi/environ.h`): 0–2 are stdio,
+//! preopened directories follow from 3, and every other new descriptor gets a
+//! random unused number in [0, 2^31). A guest that assumes small or dense
+//! numbers fails here as it would on WasmEdge.
 
 use crate::errno::{Errno, BADF};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -41,101 +47,129 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    /// The host descriptor to poll, and whether epoll can watch it.
-    pub fn pollable(&self) -> Option<RawFd> {
+    /// The host descriptor behind this entry (none for a directory).
+    pub fn host_fd(&self) -> Option<RawFd> {
         match &self.entry {
             Entry::Socket(s) => Some(s.fd.as_raw_fd()),
+            Entry::File(f) => Some(f.as_raw_fd()),
             Entry::Stdio(fd) => Some(*fd),
-            _ => None,
+            Entry::Dir { .. } => None,
         }
     }
 }
 
-#[derive(Default)]
 pub struct FdTable {
-    slots: Vec<Option<Descriptor>>,
-    /// Freed numbers, smallest first: POSIX-style lowest-free allocation in
-    /// O(log n) instead of a scan per accept.
-    free: BinaryHeap<Reverse<u32>>,
+    entries: FxHashMap<u32, Descriptor>,
+    /// splitmix64 state: random numbers without a syscall per descriptor.
+    state: u64,
 }
 
+/// WasmEdge draws new numbers uniformly from [0, 0x7FFF_FFFF].
+const RANDOM_FD_MASK: u64 = 0x7FFF_FFFF;
+
 impl FdTable {
-    pub fn with_stdio() -> FdTable {
-        let mut table = FdTable::default();
+    /// A table with stdio at 0, 1 and 2 and numbers drawn from `seed`.
+    pub fn with_stdio(seed: u64) -> FdTable {
+        let mut table = FdTable {
+            entries: FxHashMap::default(),
+            state: seed,
+        };
         for fd in 0..3 {
-            table.insert(Entry::Stdio(fd), 0);
+            table.insert_at(fd, Entry::Stdio(fd as RawFd), 0);
         }
         table
     }
 
-    /// Adds a descriptor at the lowest free number.
+    /// Puts a descriptor at a chosen number (stdio and preopened directories).
+    pub fn insert_at(&mut self, fd: u32, entry: Entry, flags: u16) {
+        self.entries.insert(fd, Descriptor { entry, flags });
+    }
+
+    /// Adds a descriptor at a random unused number in [0, 2^31): expected
+    /// O(1), as the table is far from full.
     pub fn insert(&mut self, entry: Entry, flags: u16) -> u32 {
-        let descriptor = Some(Descriptor { entry, flags });
-        match self.free.pop() {
-            Some(Reverse(fd)) => {
-                self.slots[fd as usize] = descriptor;
-                fd
-            }
-            None => {
-                self.slots.push(descriptor);
-                (self.slots.len() - 1) as u32
+        loop {
+            let fd = (self.next_random() & RANDOM_FD_MASK) as u32;
+            if let MapEntry::Vacant(slot) = self.entries.entry(fd) {
+                slot.insert(Descriptor { entry, flags });
+                return fd;
             }
         }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 
     pub fn get(&self, fd: u32) -> Result<&Descriptor, Errno> {
-        self.slots
-            .get(fd as usize)
-            .and_then(Option::as_ref)
-            .ok_or(BADF)
+        self.entries.get(&fd).ok_or(BADF)
     }
 
     pub fn get_mut(&mut self, fd: u32) -> Result<&mut Descriptor, Errno> {
-        self.slots
-            .get_mut(fd as usize)
-            .and_then(Option::as_mut)
-            .ok_or(BADF)
-    }
-
-    pub fn socket(&self, fd: u32) -> Result<&Socket, Errno> {
-        match &self.get(fd)?.entry {
-            Entry::Socket(s) => Ok(s),
-            _ => Err(crate::errno::NOTSOCK),
-        }
+        self.entries.get_mut(&fd).ok_or(BADF)
     }
 
     pub fn remove(&mut self, fd: u32) -> Result<Descriptor, Errno> {
-        let removed = self
-            .slots
-            .get_mut(fd as usize)
-            .and_then(Option::take)
-            .ok_or(BADF)?;
-        self.free.push(Reverse(fd));
-        Ok(removed)
+        self.entries.remove(&fd).ok_or(BADF)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
-    #[test]
-    fn descriptors_are_allocated_lowest_free_first() {
-        let mut table = FdTable::with_stdio();
-        let dir = || Entry::Dir {
+    fn dir() -> Entry {
+        Entry::Dir {
             host: PathBuf::from("/"),
             guest: "/".into(),
-        };
-        let fds: Vec<u32> = (0..5).map(|_| table.insert(dir(), 0)).collect();
-        assert_eq!(fds, [3, 4, 5, 6, 7]);
-        assert!(table.remove(6).is_ok());
-        assert!(table.remove(4).is_ok());
-        assert!(
-            table.remove(4).is_err(),
-            "double close is EBADF and frees nothing"
-        );
-        assert_eq!(table.insert(dir(), 0), 4);
-        assert_eq!(table.insert(dir(), 0), 6);
-        assert_eq!(table.insert(dir(), 0), 8);
+        }
+    }
+
+    #[test]
+    fn stdio_and_chosen_numbers_stay_put() {
+        let mut table = FdTable::with_stdio(1);
+        table.insert_at(3, dir(), 0);
+        for fd in 0..4 {
+            assert!(table.get(fd).is_ok(), "descriptor {fd}");
+        }
+        assert!(table.remove(3).is_ok());
+        assert!(table.remove(3).is_err(), "a double close is EBADF");
+    }
+
+    #[test]
+    fn new_numbers_are_random_below_two_to_the_31_and_never_collide() {
+        let mut table = FdTable::with_stdio(0x5EED);
+        let mut live: Vec<u32> = (0..3).collect();
+        let mut live_set: HashSet<u32> = live.iter().copied().collect();
+        let mut above_2_20 = 0;
+        let mut x = 7u64;
+        for _ in 0..100_000 {
+            let fd = table.insert(dir(), 0);
+            assert!(fd < 1 << 31, "{fd} is outside [0, 2^31)");
+            assert!(live_set.insert(fd), "{fd} was handed out twice");
+            live.push(fd);
+            if fd >= 1 << 20 {
+                above_2_20 += 1;
+            }
+            // Keep about a hundred open; close a pseudo-random one.
+            if live.len() > 100 {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let victim = live.swap_remove(3 + (x >> 33) as usize % (live.len() - 3));
+                assert!(table.remove(victim).is_ok());
+                live_set.remove(&victim);
+            }
+        }
+        assert!(above_2_20 > 99_000, "only {above_2_20} numbers above 2^20");
+        for fd in 0..3 {
+            assert!(matches!(
+                table.get(fd).map(|d| &d.entry),
+                Ok(Entry::Stdio(_))
+            ));
+        }
     }
 }

@@ -15,6 +15,7 @@
 use crate::errno::{self, Errno, EXIST, INVAL};
 use crate::fd_table::FdTable;
 use crate::memory::GuestMemory;
+use rustc_hash::FxHashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -65,7 +66,8 @@ pub struct Poller {
     /// Per subscription index: an error to report on every call (EEXIST, BADF).
     sub_error: Vec<u16>,
     errored: usize,
-    watches: Vec<Watch>,
+    /// Per guest descriptor (WasmEdge numbers them at random: never index by them).
+    watches: FxHashMap<u32, Watch>,
     dirty: Vec<u32>,
     clocks: Vec<u32>,
     always_ready: Vec<u32>,
@@ -87,7 +89,7 @@ impl Poller {
             prev: Vec::new(),
             sub_error: Vec::new(),
             errored: 0,
-            watches: Vec::new(),
+            watches: FxHashMap::default(),
             dirty: Vec::new(),
             clocks: Vec::new(),
             always_ready: Vec::new(),
@@ -100,7 +102,7 @@ impl Poller {
     /// The guest closed or reopened `fd`: its host descriptor changed, so its
     /// registration must be made again on the next call.
     pub fn invalidate(&mut self, fd: u32) {
-        if let Some(watch) = self.watches.get_mut(fd as usize) {
+        if let Some(watch) = self.watches.get_mut(&fd) {
             if watch.registered != 0 {
                 // The old host descriptor may still be open (dup'd elsewhere); drop it
                 // from epoll explicitly. Failure means it is already gone.
@@ -187,7 +189,7 @@ impl Poller {
         for i in 0..count {
             let event = self.ready[i];
             let (mask, fd) = (event.events, event.u64 as u32);
-            let Some(watch) = self.watches.get(fd as usize).copied() else {
+            let Some(watch) = self.watches.get(&fd).copied() else {
                 continue;
             };
             let hangup = if mask & libc::EPOLLHUP as u32 != 0 {
@@ -261,7 +263,7 @@ impl Poller {
         match sub.tag {
             CLOCK => self.clocks.retain(|&c| c != index),
             FD_READ | FD_WRITE => {
-                let Some(watch) = self.watches.get_mut(sub.fd as usize) else {
+                let Some(watch) = self.watches.get_mut(&sub.fd) else {
                     return;
                 };
                 let slot = if sub.tag == FD_READ {
@@ -285,11 +287,7 @@ impl Poller {
         match sub.tag {
             CLOCK => self.clocks.push(index),
             FD_READ | FD_WRITE => {
-                let fd = sub.fd as usize;
-                if fd >= self.watches.len() {
-                    self.watches.resize(fd + 1, UNWATCHED);
-                }
-                let watch = &mut self.watches[fd];
+                let watch = self.watches.entry(sub.fd).or_insert(UNWATCHED);
                 let slot = if sub.tag == FD_READ {
                     &mut watch.read
                 } else {
@@ -322,9 +320,12 @@ impl Poller {
     /// Brings epoll in line with what dirty descriptors now want.
     fn register_dirty(&mut self, fds: &FdTable) {
         while let Some(fd) = self.dirty.pop() {
-            let mut watch = self.watches[fd as usize];
+            let mut watch = self.watches[&fd];
             watch.dirty = false;
-            let host = fds.get(fd).map(|d| d.pollable());
+            let host = fds.get(fd).map(|d| match d.entry {
+                crate::fd_table::Entry::File(_) | crate::fd_table::Entry::Dir { .. } => None,
+                _ => d.host_fd(),
+            });
             let mut want = 0u32;
             if watch.read != NONE {
                 want |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
@@ -387,7 +388,11 @@ impl Poller {
             } else if was_always && !watch.always_ready {
                 self.always_ready.retain(|&f| f != fd);
             }
-            self.watches[fd as usize] = watch;
+            if watch.read == NONE && watch.write == NONE && watch.registered == 0 {
+                self.watches.remove(&fd);
+            } else {
+                self.watches.insert(fd, watch);
+            }
         }
     }
 
@@ -422,7 +427,7 @@ impl Poller {
             }
         }
         for i in 0..self.always_ready.len() {
-            let watch = self.watches[self.always_ready[i] as usize];
+            let watch = self.watches[&self.always_ready[i]];
             if watch.read != NONE {
                 self.push_fd_event(watch.read, FD_READ, 0, 0);
             }

@@ -28,22 +28,25 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
     let module =
         load(&engine, &bytes).map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
 
-    let mut fds = FdTable::with_stdio();
+    let mut fds = FdTable::with_stdio(random_seed()?);
     let mut preopens = Vec::new();
-    for (guest, host) in &invocation.dirs {
+    // WasmEdge numbers preopened directories from 3 (`Environ::init`).
+    for ((guest, host), fd) in invocation.dirs.iter().zip(3..) {
         if !host.is_dir() {
             return Err(format!(
                 "--dir {guest}::{}: not a directory",
                 host.display()
             ));
         }
-        preopens.push(fds.insert(
+        fds.insert_at(
+            fd,
             Entry::Dir {
                 host: host.clone(),
                 guest: guest.clone(),
             },
             0,
-        ));
+        );
+        preopens.push(fd);
     }
     let mut args = vec![invocation
         .module
@@ -83,6 +86,20 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
             None => Err(describe_failure(&e, "run")),
         },
     }
+}
+
+/// A seed for descriptor numbers, from the kernel's random source.
+fn random_seed() -> Result<u64, String> {
+    let mut seed = [0u8; 8];
+    // SAFETY: getrandom writes at most `seed.len()` bytes into `seed`.
+    let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+    if n != seed.len() as isize {
+        return Err(format!(
+            "cannot read random bytes: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(u64::from_ne_bytes(seed))
 }
 
 /// Compiles the module, reusing native code cached from an earlier run of the

@@ -19,7 +19,14 @@ use wasmtime::{Caller, Linker};
 const M: &str = "wasi_snapshot_preview1";
 
 fn socket_fd(host: &Host, fd: u32) -> Result<i32, Errno> {
-    Ok(host.fds.socket(fd)?.fd.as_raw_fd())
+    Ok(socket_of(host, fd)?.fd.as_raw_fd())
+}
+
+fn socket_of(host: &Host, fd: u32) -> Result<&Socket, Errno> {
+    match &host.fds.get(fd)?.entry {
+        Entry::Socket(s) => Ok(s),
+        _ => Err(errno::NOTSOCK),
+    }
 }
 
 fn check(r: libc::c_int) -> WasiResult {
@@ -93,7 +100,7 @@ fn sock_accept(
     out: u32,
 ) -> WasiResult {
     mem.read_u32(out)?;
-    let listener = host.fds.socket(fd)?;
+    let listener = socket_of(host, fd)?;
     let (raw, family) = (listener.fd.as_raw_fd(), listener.family);
     let nonblocking = flags as u16 & FDFLAGS_NONBLOCK != 0;
     let mut accept_flags = libc::SOCK_CLOEXEC;
