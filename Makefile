@@ -25,9 +25,13 @@ test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest --all-targets -- -D warnings
-	@command -v wasmedge >/dev/null && echo "runtimes: wasmedge and edgepoll-host (conformance runs on both; end-to-end tests use wasmedge unless EDGEPOLL_RUNTIME=host)" \
-	  || echo "NOTE: wasmedge is not on PATH: conformance and end-to-end tests run under the bundled runtime edgepoll-host only"
-	$(CARGO) test --release --workspace
+	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
+	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
+	 else \
+	  echo "NOTE: wasmedge is not on PATH: conformance and end-to-end tests run under the bundled runtime edgepoll-host only"; \
+	 fi
+	# --show-output: each end-to-end test prints the runtimes it ran on.
+	$(CARGO) test --release --workspace -- --show-output
 
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

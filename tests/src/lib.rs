@@ -1,38 +1,56 @@
-//! Harness for the end-to-end tests: builds the `.wasm` programs once, picks
-//! the runtime (`wasmedge` on PATH, else the bundled `edgepoll-host`;
-//! `EDGEPOLL_RUNTIME=wasmedge|host` overrides), starts programs on free
-//! loopback ports and stops them when dropped, even when a test fails.
+//! Harness for the end-to-end tests: builds the `.wasm` programs once, finds
+//! every runtime present (the bundled `edgepoll-host` always; WasmEdge's
+//! interpreter and its AOT compiler when `wasmedge` is on PATH), starts
+//! programs on free loopback ports and stops them when dropped, even when a
+//! test fails. `EDGEPOLL_RUNTIME=host|wasmedge|aot` narrows the runs to one.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A runtime that can run the wasm programs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Runtime {
+    /// The bundled runtime, at this path.
     Host(PathBuf),
+    /// `wasmedge` interpreting the module.
     WasmEdge,
+    /// `wasmedge` running the module compiled by `wasmedge compile`.
+    WasmEdgeAot,
 }
 
 impl Runtime {
     pub fn name(&self) -> &'static str {
         match self {
             Runtime::Host(_) => "edgepoll-host",
-            Runtime::WasmEdge => "wasmedge",
+            Runtime::WasmEdge => "wasmedge interpreter",
+            Runtime::WasmEdgeAot => "wasmedge AOT",
         }
     }
 
-    pub fn command(&self, wasm: &Path) -> Command {
+    /// The command running `wasm` with runtime options `flags` (`--dir`,
+    /// `--env`, spelled as WasmEdge spells them); the program's own arguments
+    /// follow with `.args()`.
+    pub fn command_with(&self, wasm: &Path, flags: &[&str]) -> Command {
         let mut cmd = match self {
             Runtime::Host(bin) => Command::new(bin),
-            Runtime::WasmEdge => Command::new("wasmedge"),
+            Runtime::WasmEdge | Runtime::WasmEdgeAot => Command::new("wasmedge"),
         };
-        cmd.arg(wasm);
+        cmd.args(flags);
+        match self {
+            Runtime::WasmEdgeAot => cmd.arg(aot_module(wasm)),
+            _ => cmd.arg(wasm),
+        };
         cmd
+    }
+
+    pub fn command(&self, wasm: &Path) -> Command {
+        self.command_with(wasm, &[])
     }
 }
 
@@ -77,47 +95,109 @@ pub fn wasm(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
+/// The AOT-compiled form of `wasm`, compiled once per distinct module: the
+/// cache key is a hash of the module's bytes, so a rebuild compiles afresh.
+fn aot_module(wasm: &Path) -> PathBuf {
+    static COMPILED: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(done) = compiled.get(wasm) {
+        return done.clone();
+    }
+    let bytes =
+        std::fs::read(wasm).unwrap_or_else(|e| panic!("cannot read {}: {e}", wasm.display()));
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let stem = wasm
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("module");
+    let dir = target_dir().join("wasmedge-aot");
+    let out = dir.join(format!("{stem}-{:016x}.wasm", hasher.finish()));
+    if !out.exists() {
+        std::fs::create_dir_all(&dir).expect("create target/wasmedge-aot");
+        let partial = out.with_extension(format!("partial{}", std::process::id()));
+        let result = Command::new("wasmedge")
+            .arg("compile")
+            .arg(wasm)
+            .arg(&partial)
+            .output()
+            .expect("wasmedge compile runs");
+        assert!(
+            result.status.success(),
+            "wasmedge compile {} failed: {}",
+            wasm.display(),
+            String::from_utf8_lossy(&result.stderr)
+        );
+        std::fs::rename(&partial, &out).expect("move the compiled module in place");
+    }
+    compiled.insert(wasm.to_path_buf(), out.clone());
+    out
+}
+
 pub fn host_runtime() -> Runtime {
     build();
     Runtime::Host(target_dir().join("release/edgepoll-host"))
 }
 
 fn wasmedge_on_path() -> bool {
-    Command::new("wasmedge")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        Command::new("wasmedge")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
-/// The runtime the tests use, announced once on stderr.
-pub fn runtime() -> Runtime {
-    static CHOICE: OnceLock<Runtime> = OnceLock::new();
-    CHOICE
-        .get_or_init(|| {
-            let choice = match std::env::var("EDGEPOLL_RUNTIME").as_deref() {
-                Ok("wasmedge") => Runtime::WasmEdge,
-                Ok("host") => host_runtime(),
-                Ok(other) => panic!("EDGEPOLL_RUNTIME must be wasmedge or host, not {other:?}"),
-                Err(_) if wasmedge_on_path() => Runtime::WasmEdge,
-                Err(_) => host_runtime(),
-            };
-            eprintln!("e2e runtime: {}", choice.name());
-            choice
-        })
-        .clone()
-}
-
-/// Every runtime present: edgepoll-host always, wasmedge when on PATH.
+/// Every runtime present: edgepoll-host always; WasmEdge's interpreter and
+/// AOT when `wasmedge` is on PATH. Prints which ones (the test's output, shown
+/// by `make test`), and a note when WasmEdge is missing.
 pub fn all_runtimes() -> Vec<Runtime> {
     let mut all = vec![host_runtime()];
     if wasmedge_on_path() {
         all.push(Runtime::WasmEdge);
-    } else {
-        eprintln!("NOTE: wasmedge is not on PATH: only the bundled runtime (edgepoll-host) ran these cases");
+        all.push(Runtime::WasmEdgeAot);
+    }
+    match std::env::var("EDGEPOLL_RUNTIME").as_deref() {
+        Ok("host") => all.retain(|r| matches!(r, Runtime::Host(_))),
+        Ok("wasmedge") => all.retain(|r| *r == Runtime::WasmEdge),
+        Ok("aot") => all.retain(|r| *r == Runtime::WasmEdgeAot),
+        Ok(other) => panic!("EDGEPOLL_RUNTIME must be host, wasmedge or aot, not {other:?}"),
+        Err(_) => {}
+    }
+    assert!(
+        !all.is_empty(),
+        "EDGEPOLL_RUNTIME names a runtime that is not present (is wasmedge on PATH?)"
+    );
+    let names: Vec<&str> = all.iter().map(Runtime::name).collect();
+    println!("runtimes: {}", names.join(", "));
+    if !wasmedge_on_path() {
+        println!(
+            "NOTE: wasmedge is not on PATH: only the bundled runtime (edgepoll-host) ran this test"
+        );
     }
     all
+}
+
+/// Runs `test` once on each runtime present; a failure names the runtime.
+pub fn on_each_runtime(test: impl Fn(&Runtime)) {
+    for runtime in all_runtimes() {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&runtime)));
+        if let Err(panic) = outcome {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("on {}: {message}", runtime.name());
+        }
+    }
 }
 
 /// Runs a wasm program to completion (at most `limit`); kills it past that.
@@ -181,12 +261,12 @@ impl Drop for Running {
     }
 }
 
-/// Starts the echo server on a free port with extra arguments; waits for its
-/// `listening on` line.
-pub fn start_server(extra: &[&str]) -> Running {
+/// Starts the echo server under `runtime` on a free port with extra
+/// arguments; waits for its `listening on` line.
+pub fn start_server(runtime: &Runtime, extra: &[&str]) -> Running {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("valid address");
-    let mut child = runtime()
+    let mut child = runtime
         .command(&wasm("poll_http_server"))
         .arg(addr.to_string())
         .args(extra)

@@ -1,7 +1,7 @@
 //! `nonblock_http_client` against a small native server in the test that
 //! delays and shapes its responses.
 
-use edgepoll_tests::{free_port, runtime, wasm};
+use edgepoll_tests::{free_port, on_each_runtime, wasm, Runtime};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -103,8 +103,8 @@ fn serve(reply: Reply) -> TestServer {
     TestServer { addr, arrivals }
 }
 
-fn client(args: &[&str]) -> Command {
-    let mut cmd = runtime().command(&wasm("nonblock_http_client"));
+fn client(rt: &Runtime, args: &[&str]) -> Command {
+    let mut cmd = rt.command(&wasm("nonblock_http_client"));
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -112,8 +112,8 @@ fn client(args: &[&str]) -> Command {
     cmd
 }
 
-fn run_client(args: &[&str]) -> Output {
-    let child = client(args).spawn().expect("client starts");
+fn run_client(rt: &Runtime, args: &[&str]) -> Output {
+    let child = client(rt, args).spawn().expect("client starts");
     wait_bounded(child, Duration::from_secs(60))
 }
 
@@ -131,34 +131,36 @@ fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
 
 #[test]
 fn two_delayed_requests_run_concurrently() {
-    let server = serve(Reply::Length(Duration::from_millis(300)));
-    let url = format!("http://{}/", server.addr);
-    let out = run_client(&["-d", "concurrent", &url, &url]);
-    let finished = Instant::now();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        stdout.matches("-> 200 OK\nconcurrent").count(),
-        2,
-        "{stdout}"
-    );
-    let arrivals = server.arrivals.lock().expect("lock").clone();
-    assert_eq!(arrivals.len(), 2);
-    let first = arrivals.iter().min().copied().expect("one arrival");
-    let spread = arrivals.iter().max().copied().expect("one arrival") - first;
-    assert!(
-        spread < Duration::from_millis(200),
-        "requests arrived {spread:?} apart: sent one after the other"
-    );
-    let span = finished - first;
-    assert!(
-        span < Duration::from_millis(550),
-        "both answered {span:?} after the first arrived: not concurrent"
-    );
+    on_each_runtime(|rt| {
+        let server = serve(Reply::Length(Duration::from_millis(300)));
+        let url = format!("http://{}/", server.addr);
+        let out = run_client(rt, &["-d", "concurrent", &url, &url]);
+        let finished = Instant::now();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.matches("-> 200 OK\nconcurrent").count(),
+            2,
+            "{stdout}"
+        );
+        let arrivals = server.arrivals.lock().expect("lock").clone();
+        assert_eq!(arrivals.len(), 2);
+        let first = arrivals.iter().min().copied().expect("one arrival");
+        let spread = arrivals.iter().max().copied().expect("one arrival") - first;
+        assert!(
+            spread < Duration::from_millis(200),
+            "requests arrived {spread:?} apart: sent one after the other"
+        );
+        let span = finished - first;
+        assert!(
+            span < Duration::from_millis(550),
+            "both answered {span:?} after the first arrived: not concurrent"
+        );
+    });
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -171,102 +173,113 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 #[test]
 fn waiting_for_a_response_costs_almost_no_cpu() {
-    let server = serve(Reply::Length(Duration::from_millis(2500)));
-    let url = format!("http://{}/", server.addr);
-    let child = client(&["-d", "idle", &url])
-        .spawn()
-        .expect("client starts");
-    let pid = child.id();
-    // Wait until the request is in, so start-up work is over.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.arrivals.lock().expect("lock").is_empty() {
-        assert!(Instant::now() < deadline, "request never arrived");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let before = cpu_ticks(pid).expect("client's /proc stat is readable");
-    let window = Duration::from_millis(1500);
-    std::thread::sleep(window);
-    let after = cpu_ticks(pid).expect("client still running");
-    let out = wait_bounded(child, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Clock ticks are 10 ms; a busy loop would burn about 150 in this window.
-    assert!(
-        after - before <= 10,
-        "client used {} ticks of CPU in {window:?} while waiting",
-        after - before
-    );
+    on_each_runtime(|rt| {
+        let server = serve(Reply::Length(Duration::from_millis(2500)));
+        let url = format!("http://{}/", server.addr);
+        let child = client(rt, &["-d", "idle", &url])
+            .spawn()
+            .expect("client starts");
+        let pid = child.id();
+        // Wait until the request is in, so start-up work is over.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.arrivals.lock().expect("lock").is_empty() {
+            assert!(Instant::now() < deadline, "request never arrived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let before = cpu_ticks(pid).expect("client's /proc stat is readable");
+        let window = Duration::from_millis(1500);
+        std::thread::sleep(window);
+        let after = cpu_ticks(pid).expect("client still running");
+        let out = wait_bounded(child, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Clock ticks are 10 ms; a busy loop would burn about 150 in this window.
+        assert!(
+            after - before <= 10,
+            "client used {} ticks of CPU in {window:?} while waiting",
+            after - before
+        );
+    });
 }
 
 #[test]
 fn chunked_length_and_close_delimited_responses_are_read_completely() {
-    for (reply, expected) in [
-        (Reply::Chunked, "hello world"),
-        (Reply::UntilClose, "until close"),
-        (Reply::Length(Duration::ZERO), "echoed"),
-    ] {
-        let server = serve(reply);
-        let out = run_client(&["-d", "echoed", &format!("http://{}/", server.addr)]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            stdout.contains(&format!("-> 200 OK\n{expected}\n")),
-            "{stdout}"
-        );
-    }
+    on_each_runtime(|rt| {
+        for (reply, expected) in [
+            (Reply::Chunked, "hello world"),
+            (Reply::UntilClose, "until close"),
+            (Reply::Length(Duration::ZERO), "echoed"),
+        ] {
+            let server = serve(reply);
+            let out = run_client(rt, &["-d", "echoed", &format!("http://{}/", server.addr)]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains(&format!("-> 200 OK\n{expected}\n")),
+                "{stdout}"
+            );
+        }
+    });
 }
 
 #[test]
 fn refused_reset_and_timeout_each_fail_clearly() {
-    let refused = run_client(&[&format!("http://127.0.0.1:{}/", free_port())]);
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("connection refused"),
-        "{refused:?}"
-    );
+    on_each_runtime(|rt| {
+        let refused = run_client(rt, &[&format!("http://127.0.0.1:{}/", free_port())]);
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("connection refused"),
+            "{refused:?}"
+        );
 
-    let server = serve(Reply::ResetMidway);
-    let reset = run_client(&["-d", "x", &format!("http://{}/", server.addr)]);
-    assert!(!reset.status.success());
-    let stderr = String::from_utf8_lossy(&reset.stderr);
-    assert!(
-        stderr.contains("reset") || stderr.contains("closed before the response was complete"),
-        "{stderr}"
-    );
+        let server = serve(Reply::ResetMidway);
+        let reset = run_client(rt, &["-d", "x", &format!("http://{}/", server.addr)]);
+        assert!(!reset.status.success());
+        let stderr = String::from_utf8_lossy(&reset.stderr);
+        assert!(
+            stderr.contains("reset") || stderr.contains("closed before the response was complete"),
+            "{stderr}"
+        );
 
-    let server = serve(Reply::Silent);
-    let start = Instant::now();
-    let timeout = run_client(&[
-        "--timeout",
-        "0.5",
-        "-d",
-        "x",
-        &format!("http://{}/", server.addr),
-    ]);
-    assert!(!timeout.status.success());
-    assert!(
-        String::from_utf8_lossy(&timeout.stderr).contains("timed out"),
-        "{timeout:?}"
-    );
-    assert!(start.elapsed() < Duration::from_secs(10));
+        let server = serve(Reply::Silent);
+        let start = Instant::now();
+        let timeout = run_client(
+            rt,
+            &[
+                "--timeout",
+                "0.5",
+                "-d",
+                "x",
+                &format!("http://{}/", server.addr),
+            ],
+        );
+        assert!(!timeout.status.success());
+        assert!(
+            String::from_utf8_lossy(&timeout.stderr).contains("timed out"),
+            "{timeout:?}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(10));
+    });
 }
 
 #[test]
 fn a_failing_request_does_not_spoil_the_others() {
-    let server = serve(Reply::Length(Duration::ZERO));
-    let good = format!("http://{}/", server.addr);
-    let bad = format!("http://127.0.0.1:{}/", free_port());
-    let out = run_client(&["-d", "fine", &good, &bad, &good]);
-    assert!(!out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("-> 200 OK\nfine").count(), 2, "{stdout}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("[2]"));
+    on_each_runtime(|rt| {
+        let server = serve(Reply::Length(Duration::ZERO));
+        let good = format!("http://{}/", server.addr);
+        let bad = format!("http://127.0.0.1:{}/", free_port());
+        let out = run_client(rt, &["-d", "fine", &good, &bad, &good]);
+        assert!(!out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.matches("-> 200 OK\nfine").count(), 2, "{stdout}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("[2]"));
+    });
 }

@@ -41,6 +41,18 @@ fn assert_case(case: &str, expected: &[(&str, &str)]) {
 }
 
 #[test]
+fn new_descriptors_get_random_unused_numbers_below_two_to_the_31() {
+    assert_case(
+        "descriptor-numbers",
+        &[
+            ("collisions", "0"),
+            ("all_below_2_31", "true"),
+            ("mostly_above_2_20", "true"),
+        ],
+    );
+}
+
+#[test]
 fn bind_to_a_port_in_use_is_addr_in_use() {
     assert_case("bind-in-use", &[("second_bind", "AddrInUse")]);
 }

@@ -1,35 +1,30 @@
-//! edgepoll-host as a command: exit codes, traps, bad modules, --dir, --env.
-//! The guest-visible cases run on every runtime present.
+//! The runtime as a command: exit codes, --dir, --env on every runtime
+//! present; traps and bad modules as edgepoll-host reports them.
 
-use edgepoll_tests::{all_runtimes, free_port, host_runtime, run_wasm, wasm, Runtime};
+use edgepoll_tests::{free_port, host_runtime, on_each_runtime, run_wasm, wasm, Runtime};
 use std::process::Command;
 use std::time::Duration;
 
 fn host_bin() -> std::path::PathBuf {
     match host_runtime() {
         Runtime::Host(bin) => bin,
-        Runtime::WasmEdge => unreachable!("host_runtime is edgepoll-host"),
+        other => unreachable!("host_runtime is edgepoll-host, not {}", other.name()),
     }
 }
 
 #[test]
 fn the_guest_exit_code_is_the_runtime_exit_code() {
-    for runtime in all_runtimes() {
+    on_each_runtime(|rt| {
+        let out = run_wasm(rt, "conformance_guest", &["exit"], Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(7));
         let out = run_wasm(
-            &runtime,
-            "conformance_guest",
-            &["exit"],
+            rt,
+            "poll_http_server",
+            &["--no-such-option"],
             Duration::from_secs(30),
         );
-        assert_eq!(out.status.code(), Some(7), "{}", runtime.name());
-    }
-    let out = run_wasm(
-        &host_runtime(),
-        "poll_http_server",
-        &["--no-such-option"],
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.status.code(), Some(2));
+    });
 }
 
 #[test]
@@ -91,75 +86,84 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
 
 #[test]
 fn preopened_directories_are_readable_writable_and_sandboxed() {
-    let dir = std::env::temp_dir().join(format!("edgepoll-dir-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
-    let out = Command::new(host_bin())
-        .arg("--dir")
-        .arg(format!("/data::{}", dir.display()))
-        .arg(wasm("conformance_guest"))
-        .arg("read-file")
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("content=hello from the host"), "{stdout}");
-    assert!(stdout.contains("escape_refused=true"), "{stdout}");
-    assert_eq!(
-        std::fs::read_to_string(dir.join("written.txt")).expect("guest wrote"),
-        "from the guest"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    on_each_runtime(|rt| {
+        let dir = std::env::temp_dir().join(format!(
+            "edgepoll-dir-{}-{}",
+            std::process::id(),
+            rt.name().replace(' ', "-")
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
+        // WasmEdge's spelling, GUEST:HOST, which edgepoll-host accepts too.
+        let mapping = format!("/data:{}", dir.display());
+        let out = rt
+            .command_with(&wasm("conformance_guest"), &["--dir", &mapping])
+            .arg("read-file")
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("content=hello from the host"), "{stdout}");
+        assert!(stdout.contains("escape_refused=true"), "{stdout}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("written.txt")).expect("guest wrote"),
+            "from the guest"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
 }
 
 #[test]
 fn env_reaches_the_guest_only_through_the_flag() {
-    let with = Command::new(host_bin())
-        .args(["--env", "GREETING=hi there"])
-        .arg(wasm("conformance_guest"))
-        .arg("env")
-        .output()
-        .expect("runs");
-    assert!(String::from_utf8_lossy(&with.stdout).contains("greeting=hi there"));
-    let without = Command::new(host_bin())
-        .env("GREETING", "leaked")
-        .arg(wasm("conformance_guest"))
-        .arg("env")
-        .output()
-        .expect("runs");
-    assert!(
-        String::from_utf8_lossy(&without.stdout).contains("greeting=\n"),
-        "the host environment leaked into the guest"
-    );
+    on_each_runtime(|rt| {
+        let with = rt
+            .command_with(&wasm("conformance_guest"), &["--env", "GREETING=hi there"])
+            .arg("env")
+            .output()
+            .expect("runs");
+        assert!(String::from_utf8_lossy(&with.stdout).contains("greeting=hi there"));
+        let without = rt
+            .command(&wasm("conformance_guest"))
+            .env("GREETING", "leaked")
+            .arg("env")
+            .output()
+            .expect("runs");
+        assert!(
+            String::from_utf8_lossy(&without.stdout).contains("greeting=\n"),
+            "the host environment leaked into the guest"
+        );
+    });
 }
 
 #[test]
 fn the_server_takes_its_address_from_listen() {
-    let port = free_port();
-    let mut child = Command::new(host_bin())
-        .args(["--env", &format!("LISTEN=127.0.0.1:{port}")])
-        .arg(wasm("poll_http_server"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs");
-    let mut line = String::new();
-    let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut r = std::io::BufReader::new(stdout);
-        let _ = r.read_line(&mut line);
-        line
+    on_each_runtime(|rt| {
+        let port = free_port();
+        let listen = format!("LISTEN=127.0.0.1:{port}");
+        let mut child = rt
+            .command_with(&wasm("poll_http_server"), &["--env", &listen])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut r = std::io::BufReader::new(stdout);
+            let _ = r.read_line(&mut line);
+            line
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !reader.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let line = reader.join().expect("reader");
+        assert_eq!(line.trim(), format!("listening on 127.0.0.1:{port}"));
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !reader.is_finished() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = reader.join().expect("reader");
-    assert_eq!(line.trim(), format!("listening on 127.0.0.1:{port}"));
 }

@@ -1,8 +1,8 @@
 //! The echo server as users meet it: curl and raw sockets against the real
-//! `.wasm` program under the selected runtime.
+//! `.wasm` program under every runtime present.
 
 use edgepoll_tests::{
-    connect, curl, exchange_until_close, read_response, run_wasm, runtime, start_server,
+    connect, curl, exchange_until_close, on_each_runtime, read_response, run_wasm, start_server,
 };
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -26,231 +26,255 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn curl_post_is_echoed() {
-    let server = start_server(&[]);
-    let out = curl(&["-d", "name=WasmEdge", "-X", "POST", &url(&server)]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "name=WasmEdge");
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let out = curl(&["-d", "name=WasmEdge", "-X", "POST", &url(&server)]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "name=WasmEdge");
+    });
 }
 
 #[test]
 fn get_root_prints_usage() {
-    let server = start_server(&[]);
-    let out = curl(&[&url(&server)]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("curl -d"),
-        "{:?}",
-        out
-    );
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let out = curl(&[&url(&server)]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("curl -d"),
+            "{:?}",
+            out
+        );
+    });
 }
 
 #[test]
 fn binary_bodies_of_every_size_come_back_identical() {
-    let server = start_server(&[]);
-    let dir = std::env::temp_dir().join(format!("edgepoll-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    for (i, size) in [0usize, 1, 64 * 1024, 8 * 1024 * 1024]
-        .into_iter()
-        .enumerate()
-    {
-        let body = random_bytes(size, i as u64 + 7);
-        let file = dir.join(format!("body-{size}"));
-        std::fs::write(&file, &body).expect("write body");
-        let out = curl(&[
-            "--data-binary",
-            &format!("@{}", file.display()),
-            &url(&server),
-        ]);
-        assert!(
-            out.status.success(),
-            "curl failed for {size} bytes: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.stdout.len(), size, "length for {size} bytes");
-        assert!(out.stdout == body, "{size} bytes came back altered");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let dir = std::env::temp_dir().join(format!("edgepoll-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (i, size) in [0usize, 1, 64 * 1024, 8 * 1024 * 1024]
+            .into_iter()
+            .enumerate()
+        {
+            let body = random_bytes(size, i as u64 + 7);
+            let file = dir.join(format!("body-{size}"));
+            std::fs::write(&file, &body).expect("write body");
+            let out = curl(&[
+                "--data-binary",
+                &format!("@{}", file.display()),
+                &url(&server),
+            ]);
+            assert!(
+                out.status.success(),
+                "curl failed for {size} bytes: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout.len(), size, "length for {size} bytes");
+            assert!(out.stdout == body, "{size} bytes came back altered");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
 }
 
 #[test]
 fn expect_100_continue_does_not_wait_a_second() {
-    let server = start_server(&[]);
-    let body = random_bytes(2 * 1024 * 1024, 3);
-    let file = std::env::temp_dir().join(format!("edgepoll-e2e-100-{}", std::process::id()));
-    std::fs::write(&file, &body).expect("write body");
-    let start = Instant::now();
-    let out = curl(&[
-        "-H",
-        "Expect: 100-continue",
-        "--data-binary",
-        &format!("@{}", file.display()),
-        &url(&server),
-    ]);
-    let took = start.elapsed();
-    let _ = std::fs::remove_file(&file);
-    assert!(out.stdout == body);
-    assert!(
-        took < Duration::from_millis(900),
-        "took {took:?}: curl waited for 100 Continue"
-    );
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let body = random_bytes(2 * 1024 * 1024, 3);
+        let file = std::env::temp_dir().join(format!("edgepoll-e2e-100-{}", std::process::id()));
+        std::fs::write(&file, &body).expect("write body");
+        let start = Instant::now();
+        let out = curl(&[
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &url(&server),
+        ]);
+        let took = start.elapsed();
+        let _ = std::fs::remove_file(&file);
+        assert!(out.stdout == body);
+        assert!(
+            took < Duration::from_millis(900),
+            "took {took:?}: curl waited for 100 Continue"
+        );
+    });
 }
 
 #[test]
 fn chunked_upload_is_echoed_decoded() {
-    let server = start_server(&[]);
-    let out = curl(&[
-        "-H",
-        "Transfer-Encoding: chunked",
-        "-d",
-        "chunked body",
-        &url(&server),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "chunked body");
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let out = curl(&[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-d",
+            "chunked body",
+            &url(&server),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "chunked body");
+    });
 }
 
 #[test]
 fn curl_reuses_the_connection_for_several_urls() {
-    let server = start_server(&[]);
-    let u = url(&server);
-    let out = curl(&["-v", "-d", "a", &u, "-d", "b", &u, "-d", "c", &u]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        log.matches("Re-using existing connection").count()
-            + log.matches("Reusing existing").count(),
-        2,
-        "{log}"
-    );
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let u = url(&server);
+        let out = curl(&["-v", "-d", "a", &u, "-d", "b", &u, "-d", "c", &u]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            log.matches("Re-using existing connection").count()
+                + log.matches("Reusing existing").count(),
+            2,
+            "{log}"
+        );
+    });
 }
 
 #[test]
 fn keep_alive_and_pipelining_over_a_raw_socket() {
-    let server = start_server(&[]);
-    let mut stream = connect(server.addr);
-    for i in 0..3 {
-        let body = format!("request {i}");
-        write!(
-            stream,
-            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("send");
-        let (head, got) = read_response(&mut stream);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert_eq!(got, body.as_bytes());
-    }
-    stream
-        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nAPOST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nBBPOST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nCCC")
-        .expect("send pipelined");
-    for expected in [&b"A"[..], b"BB", b"CCC"] {
-        let (_, got) = read_response(&mut stream);
-        assert_eq!(got, expected);
-    }
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let mut stream = connect(server.addr);
+        for i in 0..3 {
+            let body = format!("request {i}");
+            write!(
+                stream,
+                "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("send");
+            let (head, got) = read_response(&mut stream);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert_eq!(got, body.as_bytes());
+        }
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nAPOST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nBBPOST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nCCC")
+            .expect("send pipelined");
+        for expected in [&b"A"[..], b"BB", b"CCC"] {
+            let (_, got) = read_response(&mut stream);
+            assert_eq!(got, expected);
+        }
+    });
 }
 
 #[test]
 fn http10_closes_unless_asked_to_keep_alive() {
-    let server = start_server(&[]);
-    let out = exchange_until_close(
-        server.addr,
-        b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi",
-    );
-    let text = String::from_utf8_lossy(&out);
-    assert!(
-        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\nhi"),
-        "{text}"
-    );
-    let mut stream = connect(server.addr);
-    stream
-        .write_all(b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx")
-        .expect("send");
-    let (head, _) = read_response(&mut stream);
-    assert!(head.contains("Connection: keep-alive"), "{head}");
-    stream
-        .write_all(b"POST / HTTP/1.0\r\nContent-Length: 1\r\n\r\ny")
-        .expect("second request on the same connection");
-    let (_, body) = read_response(&mut stream);
-    assert_eq!(body, b"y");
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let out = exchange_until_close(
+            server.addr,
+            b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi",
+        );
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\nhi"),
+            "{text}"
+        );
+        let mut stream = connect(server.addr);
+        stream
+            .write_all(b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx")
+            .expect("send");
+        let (head, _) = read_response(&mut stream);
+        assert!(head.contains("Connection: keep-alive"), "{head}");
+        stream
+            .write_all(b"POST / HTTP/1.0\r\nContent-Length: 1\r\n\r\ny")
+            .expect("second request on the same connection");
+        let (_, body) = read_response(&mut stream);
+        assert_eq!(body, b"y");
+    });
 }
 
 #[test]
 fn kept_alive_requests_do_not_stall_on_nagle() {
-    let server = start_server(&[]);
-    let mut stream = connect(server.addr);
-    // The client sends each request whole and without Nagle, so any stall
-    // measured here is the server's: a response sent in two pieces.
-    stream.set_nodelay(true).expect("nodelay");
-    let mut request = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 128\r\n\r\n".to_vec();
-    request.extend_from_slice(&[b'x'; 128]);
-    let start = Instant::now();
-    for _ in 0..200 {
-        stream.write_all(&request).expect("send request");
-        let (_, got) = read_response(&mut stream);
-        assert_eq!(got.len(), 128);
-    }
-    let average = start.elapsed() / 200;
-    assert!(
-        average < Duration::from_millis(5),
-        "{average:?} per request: a response waits for a delayed ACK"
-    );
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let mut stream = connect(server.addr);
+        // The client sends each request whole and without Nagle, so any stall
+        // measured here is the server's: a response sent in two pieces.
+        stream.set_nodelay(true).expect("nodelay");
+        let mut request = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 128\r\n\r\n".to_vec();
+        request.extend_from_slice(&[b'x'; 128]);
+        let start = Instant::now();
+        for _ in 0..200 {
+            stream.write_all(&request).expect("send request");
+            let (_, got) = read_response(&mut stream);
+            assert_eq!(got.len(), 128);
+        }
+        let average = start.elapsed() / 200;
+        assert!(
+            average < Duration::from_millis(5),
+            "{average:?} per request: a response waits for a delayed ACK"
+        );
+    });
 }
 
 #[test]
 fn a_request_trickled_one_byte_at_a_time_is_answered() {
-    let server = start_server(&[]);
-    let mut stream = connect(server.addr);
-    stream.set_nodelay(true).expect("nodelay");
-    for byte in b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nslow!" {
-        stream.write_all(&[*byte]).expect("send byte");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let (_, got) = read_response(&mut stream);
-    assert_eq!(got, b"slow!");
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let mut stream = connect(server.addr);
+        stream.set_nodelay(true).expect("nodelay");
+        for byte in b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nslow!" {
+            stream.write_all(&[*byte]).expect("send byte");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (_, got) = read_response(&mut stream);
+        assert_eq!(got, b"slow!");
+    });
 }
 
 #[test]
 fn many_concurrent_clients_each_get_their_own_body() {
-    let server = start_server(&[]);
-    let addr = server.addr;
-    let clients: Vec<_> = (0..500)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let body = format!("client {i} says {}", "x".repeat(i % 97));
-                let mut stream = connect(addr);
-                write!(
-                    stream,
-                    "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .expect("send");
-                let (_, got) = read_response(&mut stream);
-                assert_eq!(got, body.as_bytes(), "client {i}");
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let addr = server.addr;
+        let clients: Vec<_> = (0..500)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let body = format!("client {i} says {}", "x".repeat(i % 97));
+                    let mut stream = connect(addr);
+                    write!(
+                        stream,
+                        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .expect("send");
+                    let (_, got) = read_response(&mut stream);
+                    assert_eq!(got, body.as_bytes(), "client {i}");
+                })
             })
-        })
-        .collect();
-    for c in clients {
-        c.join().expect("client thread succeeded");
-    }
+            .collect();
+        for c in clients {
+            c.join().expect("client thread succeeded");
+        }
+    });
 }
 
 #[test]
 fn clients_that_vanish_mid_body_do_not_hurt_the_next_one() {
-    let mut server = start_server(&[]);
-    {
-        let mut s = connect(server.addr);
-        s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part")
-            .expect("send");
-    }
-    {
-        // Closing with unread input makes the kernel send a reset: leave the
-        // first response unread, start a second request, drop the socket.
-        let mut s = connect(server.addr);
-        s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx")
-            .expect("send");
-        std::thread::sleep(Duration::from_millis(100));
-        s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npart")
-            .expect("send");
-    }
-    let out = curl(&["-d", "still here", &url(&server)]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "still here");
-    assert!(server.is_alive());
+    on_each_runtime(|rt| {
+        let mut server = start_server(rt, &[]);
+        {
+            let mut s = connect(server.addr);
+            s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part")
+                .expect("send");
+        }
+        {
+            // Closing with unread input makes the kernel send a reset: leave the
+            // first response unread, start a second request, drop the socket.
+            let mut s = connect(server.addr);
+            s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx")
+                .expect("send");
+            std::thread::sleep(Duration::from_millis(100));
+            s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npart")
+                .expect("send");
+        }
+        let out = curl(&["-d", "still here", &url(&server)]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "still here");
+        assert!(server.is_alive());
+    });
 }
 
 /// Hostile and malformed requests with the status each must get.
@@ -301,105 +325,108 @@ const CORPUS: &[(&[u8], u16)] = &[
 
 #[test]
 fn malformed_and_hostile_requests_get_their_status_and_the_server_carries_on() {
-    let server = start_server(&[]);
-    for (request, status) in CORPUS {
-        let out = exchange_until_close(server.addr, request);
-        let text = String::from_utf8_lossy(&out);
-        let expected = format!("HTTP/1.1 {status} ");
-        assert!(
-            text.starts_with(&expected),
-            "{:?} got {text:?}",
-            String::from_utf8_lossy(request)
-        );
-        assert!(text.contains("Connection: close"), "{text}");
-        let mut s = connect(server.addr);
-        s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok")
-            .expect("send");
-        let (_, body) = read_response(&mut s);
-        assert_eq!(
-            body,
-            b"ok",
-            "a normal request after {:?}",
-            String::from_utf8_lossy(request)
-        );
-    }
-    assert!(CORPUS.len() >= 40);
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        for (request, status) in CORPUS {
+            let out = exchange_until_close(server.addr, request);
+            let text = String::from_utf8_lossy(&out);
+            let expected = format!("HTTP/1.1 {status} ");
+            assert!(
+                text.starts_with(&expected),
+                "{:?} got {text:?}",
+                String::from_utf8_lossy(request)
+            );
+            assert!(text.contains("Connection: close"), "{text}");
+            let mut s = connect(server.addr);
+            s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok")
+                .expect("send");
+            let (_, body) = read_response(&mut s);
+            assert_eq!(
+                body,
+                b"ok",
+                "a normal request after {:?}",
+                String::from_utf8_lossy(request)
+            );
+        }
+        assert!(CORPUS.len() >= 40);
+    });
 }
 
 #[test]
 fn oversized_head_and_too_many_fields_get_431() {
-    let server = start_server(&[]);
-    let mut big = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
-    big.extend(std::iter::repeat_n(b'a', 20_000));
-    big.extend_from_slice(b"\r\n\r\n");
-    assert!(
-        String::from_utf8_lossy(&exchange_until_close(server.addr, &big))
-            .starts_with("HTTP/1.1 431 ")
-    );
-    let mut many = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
-    for i in 0..100 {
-        many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
-    }
-    many.extend_from_slice(b"\r\n");
-    assert!(
-        String::from_utf8_lossy(&exchange_until_close(server.addr, &many))
-            .starts_with("HTTP/1.1 431 ")
-    );
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let mut big = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 20_000));
+        big.extend_from_slice(b"\r\n\r\n");
+        assert!(
+            String::from_utf8_lossy(&exchange_until_close(server.addr, &big))
+                .starts_with("HTTP/1.1 431 ")
+        );
+        let mut many = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
+        for i in 0..100 {
+            many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(
+            String::from_utf8_lossy(&exchange_until_close(server.addr, &many))
+                .starts_with("HTTP/1.1 431 ")
+        );
+    });
 }
 
 #[test]
 fn slowloris_head_gets_408_and_idle_connections_close() {
-    let server = start_server(&["--header-timeout", "1", "--idle-timeout", "1.5"]);
-    let start = Instant::now();
-    let mut slow = connect(server.addr);
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n")
-        .expect("send partial head");
-    let mut out = Vec::new();
-    let _ = slow.read_to_end(&mut out);
-    let took = start.elapsed();
-    assert!(
-        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408 "),
-        "{:?}",
-        String::from_utf8_lossy(&out)
-    );
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-        "cut off after {took:?}"
-    );
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &["--header-timeout", "1", "--idle-timeout", "1.5"]);
+        let start = Instant::now();
+        let mut slow = connect(server.addr);
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n")
+            .expect("send partial head");
+        let mut out = Vec::new();
+        let _ = slow.read_to_end(&mut out);
+        let took = start.elapsed();
+        assert!(
+            String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408 "),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "cut off after {took:?}"
+        );
 
-    let mut idle = connect(server.addr);
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        .expect("send");
-    let _ = read_response(&mut idle);
-    let start = Instant::now();
-    let mut rest = Vec::new();
-    let n = idle
-        .read_to_end(&mut rest)
-        .expect("server closes the idle connection");
-    assert_eq!(n, 0);
-    let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
-        "idle close after {took:?}"
-    );
+        let mut idle = connect(server.addr);
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        let _ = read_response(&mut idle);
+        let start = Instant::now();
+        let mut rest = Vec::new();
+        let n = idle
+            .read_to_end(&mut rest)
+            .expect("server closes the idle connection");
+        assert_eq!(n, 0);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
+            "idle close after {took:?}"
+        );
+    });
 }
 
 #[test]
 fn a_port_in_use_is_one_clear_error_and_a_failing_exit() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = taken.local_addr().expect("address").to_string();
-    let out = run_wasm(
-        &runtime(),
-        "poll_http_server",
-        &[&addr],
-        Duration::from_secs(60),
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let ours: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("poll_http_server:"))
-        .collect();
-    assert_eq!(ours.len(), 1, "{stderr}");
-    assert!(ours[0].contains("already in use"), "{stderr}");
+    on_each_runtime(|rt| {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("address").to_string();
+        let out = run_wasm(rt, "poll_http_server", &[&addr], Duration::from_secs(60));
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let ours: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("poll_http_server:"))
+            .collect();
+        assert_eq!(ours.len(), 1, "{stderr}");
+        assert!(ours[0].contains("already in use"), "{stderr}");
+    });
 }

@@ -271,6 +271,42 @@ pub fn run(case: &str) -> Result<()> {
                 println!("event_{}={what}", e.userdata);
             }
         }
+        "descriptor-numbers" => {
+            // 100 000 sockets opened and closed, 64 kept open at a time: every
+            // new number must differ from those in use, and they are spread
+            // over [0, 2^31) as WasmEdge spreads them.
+            use std::collections::{HashSet, VecDeque};
+            use std::os::fd::AsRawFd;
+            let mut live: VecDeque<Socket> = VecDeque::new();
+            let mut in_use: HashSet<i32> = HashSet::new();
+            let (mut collisions, mut above_2_20, mut below_2_31) = (0, 0, 0);
+            for _ in 0..100_000 {
+                let socket = Socket::new(
+                    wasmedge_wasi_socket::socket::AddressFamily::Inet4,
+                    wasmedge_wasi_socket::socket::SocketType::Stream,
+                )
+                .map_err(err("socket"))?;
+                let fd = socket.as_raw_fd();
+                if !in_use.insert(fd) {
+                    collisions += 1;
+                }
+                if fd >= 1 << 20 {
+                    above_2_20 += 1;
+                }
+                if (0..i32::MAX).contains(&fd) {
+                    below_2_31 += 1;
+                }
+                live.push_back(socket);
+                if live.len() > 64 {
+                    if let Some(old) = live.pop_front() {
+                        in_use.remove(&old.as_raw_fd());
+                    }
+                }
+            }
+            println!("collisions={collisions}");
+            println!("all_below_2_31={}", below_2_31 == 100_000);
+            println!("mostly_above_2_20={}", above_2_20 > 99_000);
+        }
         "release-addresses" => {
             // edgepoll's own address calls against the crate's (which may read
             // 0.0.0.0 in release builds); informational beside `addresses`.
