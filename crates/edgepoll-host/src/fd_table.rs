@@ -19,12 +19,130 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 pub const FDFLAGS_APPEND: u16 = 1;
+pub const FDFLAGS_DSYNC: u16 = 2;
 pub const FDFLAGS_NONBLOCK: u16 = 4;
+pub const FDFLAGS_RSYNC: u16 = 8;
+pub const FDFLAGS_SYNC: u16 = 16;
+
+/// WASI rights bits (WasmEdge adds the socket ones from bit 29).
+pub mod rights {
+    pub const FD_DATASYNC: u64 = 1 << 0;
+    pub const FD_READ: u64 = 1 << 1;
+    pub const FD_SEEK: u64 = 1 << 2;
+    pub const FD_FDSTAT_SET_FLAGS: u64 = 1 << 3;
+    pub const FD_SYNC: u64 = 1 << 4;
+    pub const FD_TELL: u64 = 1 << 5;
+    pub const FD_WRITE: u64 = 1 << 6;
+    pub const FD_ADVISE: u64 = 1 << 7;
+    pub const FD_ALLOCATE: u64 = 1 << 8;
+    pub const PATH_CREATE_DIRECTORY: u64 = 1 << 9;
+    pub const PATH_CREATE_FILE: u64 = 1 << 10;
+    pub const PATH_LINK_SOURCE: u64 = 1 << 11;
+    pub const PATH_LINK_TARGET: u64 = 1 << 12;
+    pub const PATH_OPEN: u64 = 1 << 13;
+    pub const FD_READDIR: u64 = 1 << 14;
+    pub const PATH_READLINK: u64 = 1 << 15;
+    pub const PATH_RENAME_SOURCE: u64 = 1 << 16;
+    pub const PATH_RENAME_TARGET: u64 = 1 << 17;
+    pub const PATH_FILESTAT_GET: u64 = 1 << 18;
+    pub const PATH_FILESTAT_SET_SIZE: u64 = 1 << 19;
+    pub const PATH_FILESTAT_SET_TIMES: u64 = 1 << 20;
+    pub const FD_FILESTAT_GET: u64 = 1 << 21;
+    pub const FD_FILESTAT_SET_SIZE: u64 = 1 << 22;
+    pub const FD_FILESTAT_SET_TIMES: u64 = 1 << 23;
+    pub const PATH_SYMLINK: u64 = 1 << 24;
+    pub const PATH_REMOVE_DIRECTORY: u64 = 1 << 25;
+    pub const PATH_UNLINK_FILE: u64 = 1 << 26;
+    pub const POLL_FD_READWRITE: u64 = 1 << 27;
+    pub const SOCK_SHUTDOWN: u64 = 1 << 28;
+    pub const SOCK_OPEN: u64 = 1 << 29;
+    pub const SOCK_CLOSE: u64 = 1 << 30;
+    pub const SOCK_BIND: u64 = 1 << 31;
+    pub const SOCK_RECV: u64 = 1 << 32;
+    pub const SOCK_RECV_FROM: u64 = 1 << 33;
+    pub const SOCK_SEND: u64 = 1 << 34;
+    pub const SOCK_SEND_TO: u64 = 1 << 35;
+
+    /// A socket from `sock_open` (WasmEdge's `VINode::sockOpen`).
+    pub const OPENED_SOCKET: u64 = SOCK_OPEN
+        | SOCK_CLOSE
+        | SOCK_RECV
+        | SOCK_RECV_FROM
+        | SOCK_SEND
+        | SOCK_SEND_TO
+        | SOCK_SHUTDOWN
+        | SOCK_BIND
+        | POLL_FD_READWRITE
+        | FD_FDSTAT_SET_FLAGS
+        | FD_READ
+        | FD_WRITE;
+    /// A socket from `sock_accept` (WasmEdge's `VINode::sockAccept`).
+    pub const ACCEPTED_SOCKET: u64 = SOCK_RECV
+        | SOCK_RECV_FROM
+        | SOCK_SEND
+        | SOCK_SEND_TO
+        | SOCK_SHUTDOWN
+        | POLL_FD_READWRITE
+        | FD_FDSTAT_SET_FLAGS
+        | FD_READ
+        | FD_WRITE;
+    /// Stdio as WasmEdge's `Environ::init` sets it up (inheriting nothing).
+    pub const STDIN: u64 = FD_ADVISE | FD_FILESTAT_GET | FD_READ | POLL_FD_READWRITE;
+    pub const STDOUT: u64 =
+        FD_ADVISE | FD_DATASYNC | FD_FILESTAT_GET | FD_SYNC | FD_WRITE | POLL_FD_READWRITE;
+    /// A writable preopened directory, and what files below it may get.
+    pub const PREOPEN: u64 = PATH_CREATE_DIRECTORY
+        | PATH_CREATE_FILE
+        | PATH_LINK_SOURCE
+        | PATH_LINK_TARGET
+        | PATH_OPEN
+        | FD_READDIR
+        | PATH_READLINK
+        | PATH_RENAME_SOURCE
+        | PATH_RENAME_TARGET
+        | PATH_FILESTAT_GET
+        | PATH_FILESTAT_SET_TIMES
+        | FD_FILESTAT_GET
+        | FD_FILESTAT_SET_TIMES
+        | PATH_SYMLINK
+        | PATH_REMOVE_DIRECTORY
+        | PATH_UNLINK_FILE
+        | PATH_FILESTAT_SET_SIZE;
+    pub const PREOPEN_INHERITING: u64 = FD_DATASYNC
+        | FD_READ
+        | FD_SEEK
+        | FD_FDSTAT_SET_FLAGS
+        | FD_SYNC
+        | FD_TELL
+        | FD_WRITE
+        | FD_ADVISE
+        | FD_ALLOCATE
+        | PATH_CREATE_DIRECTORY
+        | PATH_CREATE_FILE
+        | PATH_LINK_SOURCE
+        | PATH_LINK_TARGET
+        | PATH_OPEN
+        | FD_READDIR
+        | PATH_READLINK
+        | PATH_RENAME_SOURCE
+        | PATH_RENAME_TARGET
+        | PATH_FILESTAT_GET
+        | PATH_FILESTAT_SET_SIZE
+        | PATH_FILESTAT_SET_TIMES
+        | FD_FILESTAT_GET
+        | FD_FILESTAT_SET_SIZE
+        | FD_FILESTAT_SET_TIMES
+        | PATH_SYMLINK
+        | PATH_REMOVE_DIRECTORY
+        | PATH_UNLINK_FILE
+        | POLL_FD_READWRITE
+        | SOCK_SHUTDOWN;
+}
 
 pub enum Entry {
     /// Host descriptor 0, 1 or 2, shared with the runtime itself.
     Stdio(RawFd),
-    /// A preopened directory: `--dir GUEST::HOST`.
+    /// A preopened directory: `--dir GUEST:HOST`.
     Dir {
         host: PathBuf,
         guest: String,
@@ -35,18 +153,29 @@ pub enum Entry {
 
 pub struct Socket {
     pub fd: OwnedFd,
-    /// 1 = IPv4, 2 = IPv6 (WASI address family).
-    pub family: u8,
-    /// 1 = datagram, 2 = stream (WASI socket type).
-    pub kind: u8,
+    /// Whether `sock_listen` succeeded on it (a listening socket's readable
+    /// events carry `nbytes` 0, as WasmEdge's `FIONREAD` fails on it).
+    pub listening: bool,
 }
 
 pub struct Descriptor {
     pub entry: Entry,
-    pub flags: u16,
+    pub rights: u64,
+    pub inheriting: u64,
+    /// WasmEdge keeps the APPEND flag itself rather than in the host file.
+    pub append: bool,
 }
 
 impl Descriptor {
+    pub fn new(entry: Entry, rights: u64, inheriting: u64) -> Descriptor {
+        Descriptor {
+            entry,
+            rights,
+            inheriting,
+            append: false,
+        }
+    }
+
     /// The host descriptor behind this entry (none for a directory).
     pub fn host_fd(&self) -> Option<RawFd> {
         match &self.entry {
@@ -56,13 +185,24 @@ impl Descriptor {
             Entry::Dir { .. } => None,
         }
     }
+
+    pub fn can(&self, wanted: u64) -> bool {
+        self.rights & wanted == wanted
+    }
 }
 
 pub struct FdTable {
     entries: FxHashMap<u32, Descriptor>,
     /// splitmix64 state: random numbers without a syscall per descriptor.
     state: u64,
+    /// Numbers added or removed since the poller last looked; `None` once
+    /// too many piled up (a guest that opens and closes without polling),
+    /// which tells the poller to look at every descriptor it watches.
+    changes: Option<Vec<u32>>,
 }
+
+/// Past this many unseen changes the log is dropped for "everything changed".
+const MAX_CHANGES: usize = 4096;
 
 /// WasmEdge draws new numbers uniformly from [0, 0x7FFF_FFFF].
 const RANDOM_FD_MASK: u64 = 0x7FFF_FFFF;
@@ -73,25 +213,42 @@ impl FdTable {
         let mut table = FdTable {
             entries: FxHashMap::default(),
             state: seed,
+            changes: Some(Vec::new()),
         };
-        for fd in 0..3 {
-            table.insert_at(fd, Entry::Stdio(fd as RawFd), 0);
+        table.insert_at(0, Descriptor::new(Entry::Stdio(0), rights::STDIN, 0));
+        for fd in 1..3 {
+            table.insert_at(
+                fd,
+                Descriptor::new(Entry::Stdio(fd as RawFd), rights::STDOUT, 0),
+            );
         }
         table
     }
 
     /// Puts a descriptor at a chosen number (stdio and preopened directories).
-    pub fn insert_at(&mut self, fd: u32, entry: Entry, flags: u16) {
-        self.entries.insert(fd, Descriptor { entry, flags });
+    pub fn insert_at(&mut self, fd: u32, descriptor: Descriptor) {
+        self.entries.insert(fd, descriptor);
+        self.note_change(fd);
+    }
+
+    fn note_change(&mut self, fd: u32) {
+        if let Some(log) = &mut self.changes {
+            if log.len() < MAX_CHANGES {
+                log.push(fd);
+            } else {
+                self.changes = None;
+            }
+        }
     }
 
     /// Adds a descriptor at a random unused number in [0, 2^31): expected
     /// O(1), as the table is far from full.
-    pub fn insert(&mut self, entry: Entry, flags: u16) -> u32 {
+    pub fn insert(&mut self, descriptor: Descriptor) -> u32 {
         loop {
             let fd = (self.next_random() & RANDOM_FD_MASK) as u32;
             if let MapEntry::Vacant(slot) = self.entries.entry(fd) {
-                slot.insert(Descriptor { entry, flags });
+                slot.insert(descriptor);
+                self.note_change(fd);
                 return fd;
             }
         }
@@ -114,7 +271,26 @@ impl FdTable {
     }
 
     pub fn remove(&mut self, fd: u32) -> Result<Descriptor, Errno> {
-        self.entries.remove(&fd).ok_or(BADF)
+        let removed = self.entries.remove(&fd).ok_or(BADF)?;
+        self.note_change(fd);
+        Ok(removed)
+    }
+
+    /// Moves the numbers added or removed since the last call into `into`
+    /// (cleared first); false when there were too many to list, and every
+    /// descriptor must be looked at again.
+    pub fn take_changes(&mut self, into: &mut Vec<u32>) -> bool {
+        into.clear();
+        match &mut self.changes {
+            Some(log) => {
+                std::mem::swap(into, log);
+                true
+            }
+            None => {
+                self.changes = Some(std::mem::take(into));
+                false
+            }
+        }
     }
 }
 
@@ -123,17 +299,21 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    fn dir() -> Entry {
-        Entry::Dir {
-            host: PathBuf::from("/"),
-            guest: "/".into(),
-        }
+    fn dir() -> Descriptor {
+        Descriptor::new(
+            Entry::Dir {
+                host: PathBuf::from("/"),
+                guest: "/".into(),
+            },
+            0,
+            0,
+        )
     }
 
     #[test]
     fn stdio_and_chosen_numbers_stay_put() {
         let mut table = FdTable::with_stdio(1);
-        table.insert_at(3, dir(), 0);
+        table.insert_at(3, dir());
         for fd in 0..4 {
             assert!(table.get(fd).is_ok(), "descriptor {fd}");
         }
@@ -149,7 +329,7 @@ mod tests {
         let mut above_2_20 = 0;
         let mut x = 7u64;
         for _ in 0..100_000 {
-            let fd = table.insert(dir(), 0);
+            let fd = table.insert(dir());
             assert!(fd < 1 << 31, "{fd} is outside [0, 2^31)");
             assert!(live_set.insert(fd), "{fd} was handed out twice");
             live.push(fd);

@@ -1,4 +1,5 @@
-//! The runtime's per-guest state, reached from every host function.
+//! The runtime's per-guest state: what the linker's functions hand to each
+//! area (guest memory, the descriptor table, the poller).
 
 use crate::errno::{Errno, FAULT};
 use crate::fd_table::FdTable;

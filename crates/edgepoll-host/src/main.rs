@@ -2,14 +2,22 @@
 //! extension, on wasmtime. Same command line as `wasmedge`:
 //! `edgepoll-host [--dir GUEST::HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]`.
 
-mod errno;
-mod fd_table;
+// Top: the command line, loading and running, and the linker that wires
+// the areas below to the guest's imports.
 mod host;
-mod memory;
-mod poll;
+mod linker;
 mod runtime;
+
+// Areas, each unaware of the others: WASI preview1, WasmEdge's sockets, polling.
+mod poll;
 mod sock;
 mod wasi;
+
+// Shared pieces at the bottom.
+mod clock;
+mod errno;
+mod fd_table;
+mod memory;
 
 use runtime::Invocation;
 use std::path::PathBuf;

@@ -1,28 +1,57 @@
-//! Bounds-checked access to the guest's linear memory. Every guest pointer
+//! Bounds-checked access to the guest's linear memory, with WasmEdge's rules:
+//! a pointer to `N` bytes is valid when all `N` lie inside memory (address 0
+//! included), and a span of zero bytes is valid anywhere. Every guest pointer
 //! goes through here; a bad one is EFAULT for the guest, never a host crash.
+//! Iovec arrays are gathered here too, into host iovecs that point straight
+//! into guest memory.
 
-use crate::errno::{Errno, FAULT};
+use crate::errno::{Errno, FAULT, INVAL};
+
+/// Most iovecs one call takes (WasmEdge's `kIOVMax`, Linux's `UIO_MAXIOV`).
+pub const MAX_IOVECS: usize = 1024;
 
 /// The guest's memory for the duration of one host call.
 pub struct GuestMemory<'a>(pub &'a mut [u8]);
 
 impl GuestMemory<'_> {
+    fn fits(&self, ptr: u32, len: u64) -> bool {
+        u64::from(ptr) + len <= self.0.len() as u64
+    }
+
+    /// Checks that `N` bytes at `ptr` are inside memory (an out-pointer).
+    pub fn pointer<const N: usize>(&self, ptr: u32) -> Result<(), Errno> {
+        if self.fits(ptr, N as u64) {
+            Ok(())
+        } else {
+            Err(FAULT)
+        }
+    }
+
+    /// `len` bytes at `ptr`; empty, wherever it points, when `len` is 0.
     pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
-        let start = ptr as usize;
-        let end = start.checked_add(len as usize).ok_or(FAULT)?;
-        self.0.get(start..end).ok_or(FAULT)
+        if len == 0 {
+            return Ok(&[]);
+        }
+        if !self.fits(ptr, u64::from(len)) {
+            return Err(FAULT);
+        }
+        Ok(&self.0[ptr as usize..ptr as usize + len as usize])
     }
 
     pub fn slice_mut(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], Errno> {
-        let start = ptr as usize;
-        let end = start.checked_add(len as usize).ok_or(FAULT)?;
-        self.0.get_mut(start..end).ok_or(FAULT)
+        if len == 0 {
+            return Ok(&mut []);
+        }
+        if !self.fits(ptr, u64::from(len)) {
+            return Err(FAULT);
+        }
+        Ok(&mut self.0[ptr as usize..ptr as usize + len as usize])
     }
 
     fn array<const N: usize>(&self, ptr: u32) -> Result<[u8; N], Errno> {
-        let bytes = self.slice(ptr, N as u32)?;
+        self.pointer::<N>(ptr)?;
         let mut out = [0u8; N];
-        out.copy_from_slice(bytes);
+        out.copy_from_slice(&self.0[ptr as usize..ptr as usize + N]);
         Ok(out)
     }
 
@@ -60,25 +89,53 @@ impl GuestMemory<'_> {
         self.write(ptr, &v.to_le_bytes())
     }
 
-    /// The `(buf, len)` pairs of an iovec array, checked against memory.
-    pub fn iovecs(
-        &self,
-        ptr: u32,
-        count: u32,
-    ) -> Result<impl Iterator<Item = (u32, u32)> + '_, Errno> {
-        let table = self.slice(ptr, count.checked_mul(8).ok_or(FAULT)?)?;
-        for pair in table.chunks_exact(8) {
-            let (buf, len) = split_pair(pair);
-            self.slice(buf, len)?;
+    /// An iovec array of `count` entries at `ptr`, checked as WasmEdge checks
+    /// it before anything else of the call: too many is EINVAL, a table
+    /// outside memory EFAULT. Gather the buffers with [`Self::gather`] once
+    /// the call's other pointers have been checked.
+    pub fn iovec_table(&self, ptr: u32, count: u32) -> Result<IovecTable, Errno> {
+        if count as usize > MAX_IOVECS {
+            return Err(INVAL);
         }
-        Ok(table.chunks_exact(8).map(split_pair))
+        self.slice(ptr, count * 8)?;
+        Ok(IovecTable { ptr, count })
+    }
+
+    /// Host iovecs for every buffer of `table`, pointing into guest memory;
+    /// EFAULT when one lies outside it. Lengths are capped so their sum
+    /// stays below 2^32, as WasmEdge caps them.
+    pub fn gather(
+        &mut self,
+        table: IovecTable,
+        out: &mut [libc::iovec; MAX_IOVECS],
+    ) -> Result<usize, Errno> {
+        let mut total: u32 = 0;
+        for i in 0..table.count {
+            let entry = table.ptr + 8 * i;
+            let buf = self.read_u32(entry)?;
+            let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
+            total += len;
+            let base = self.slice_mut(buf, len)?.as_mut_ptr();
+            out[i as usize] = libc::iovec {
+                iov_base: base.cast(),
+                iov_len: len as usize,
+            };
+        }
+        Ok(table.count as usize)
     }
 }
 
-fn split_pair(pair: &[u8]) -> (u32, u32) {
-    let mut a = [0u8; 4];
-    let mut b = [0u8; 4];
-    a.copy_from_slice(&pair[..4]);
-    b.copy_from_slice(&pair[4..8]);
-    (u32::from_le_bytes(a), u32::from_le_bytes(b))
+/// An iovec array whose table [`GuestMemory::iovec_table`] checked.
+#[derive(Clone, Copy)]
+pub struct IovecTable {
+    ptr: u32,
+    count: u32,
+}
+
+/// Room for the host iovecs of one call.
+pub fn iovec_buffer() -> [libc::iovec; MAX_IOVECS] {
+    [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOVECS]
 }

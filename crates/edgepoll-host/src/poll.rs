@@ -1,23 +1,31 @@
 //! `poll_oneoff` (and `epoll_oneoff`) over one epoll instance kept for the
 //! life of the guest.
 //!
-//! A guest passes its whole subscription list on every call. WasmEdge 0.14
-//! answers with one `epoll_ctl` per subscription per call; this poller compares
-//! the list with the previous call's (a memcmp when nothing changed) and calls
-//! `epoll_ctl` only for descriptors whose interest changed. A call costs
-//! O(changes + ready) system calls, however many sockets wait.
+//! What the guest sees is WasmEdge 0.14's `Poller` (lib/host/wasi/
+//! inode-linux.cpp): events in subscription order; a subscription that cannot
+//! be watched (a bad descriptor, a second one for the same descriptor and
+//! direction, a file epoll refuses, an unknown clock) gets an error event but
+//! does not end the wait, which lasts until a descriptor is ready or a clock
+//! fires; `nbytes` is 1 for a readable socket (0 for a listening one) and the
+//! free send-buffer space for a writable one; a hang-up sets the HANGUP flag.
 //!
-//! `epoll_oneoff` is WasmEdge's edge-triggered variant. WasmEdge re-arms every
-//! subscription with `EPOLL_CTL_MOD` on each call, which reports a descriptor
-//! that is still ready again, so what a guest observes is level-triggered
-//! readiness for the subscriptions it passes; this poller gives the same.
+//! What it costs differs: WasmEdge issues one `epoll_ctl` per subscription per
+//! call. This poller compares the guest's list with the previous call's (a
+//! memcmp when nothing changed) and calls `epoll_ctl` only for descriptors
+//! whose interest changed, or that the descriptor table reports opened or
+//! closed: a call costs O(changes + ready) system calls.
+//!
+//! `epoll_oneoff` is WasmEdge's edge-triggered variant; as WasmEdge re-arms
+//! every subscription on each call, a guest observes level-triggered
+//! readiness for what it passes, and this poller gives the same.
 
-use crate::errno::{self, Errno, EXIST, INVAL};
-use crate::fd_table::FdTable;
+use crate::clock;
+use crate::errno::{self, Errno, WasiResult, BADF, EXIST, FAULT, INVAL, NOTCAPABLE};
+use crate::fd_table::{rights, Descriptor, Entry, FdTable};
 use crate::memory::GuestMemory;
 use rustc_hash::FxHashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const SUB_SIZE: usize = 48;
 const EVENT_SIZE: u32 = 32;
@@ -28,30 +36,53 @@ const HANGUP: u16 = 1;
 const ABSTIME: u16 = 1;
 const NONE: u32 = u32::MAX;
 
+/// The subscriptions of one descriptor in one direction.
+#[derive(Clone, Copy)]
+struct Direction {
+    /// The lowest-numbered subscription: the one that is watched.
+    owner: u32,
+    /// How many more there are (each gets EEXIST).
+    extra: u32,
+    /// Why the owner cannot be watched (0: it can).
+    error: u16,
+}
+
+const NO_DIRECTION: Direction = Direction {
+    owner: NONE,
+    extra: 0,
+    error: 0,
+};
+
 /// What the poller knows about one guest descriptor.
 #[derive(Clone, Copy)]
 struct Watch {
-    read: u32,
-    write: u32,
-    /// The epoll mask currently registered (0: not in epoll).
+    read: Direction,
+    write: Direction,
+    /// The epoll mask registered for it (0: not in epoll).
     registered: u32,
-    /// The host descriptor it was registered under.
-    host_fd: RawFd,
     dirty: bool,
-    /// Not pollable by epoll (a file): always ready.
-    always_ready: bool,
 }
 
 const UNWATCHED: Watch = Watch {
-    read: NONE,
-    write: NONE,
+    read: NO_DIRECTION,
+    write: NO_DIRECTION,
     registered: 0,
-    host_fd: -1,
     dirty: false,
-    always_ready: false,
 };
 
+impl Watch {
+    fn direction(&mut self, tag: u8) -> &mut Direction {
+        if tag == FD_READ {
+            &mut self.read
+        } else {
+            &mut self.write
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
 struct ReadyEvent {
+    index: u32,
     userdata: u64,
     error: u16,
     kind: u8,
@@ -63,15 +94,15 @@ pub struct Poller {
     epoll: OwnedFd,
     /// The previous call's subscription records, as raw bytes.
     prev: Vec<u8>,
-    /// Per subscription index: an error to report on every call (EEXIST, BADF).
+    /// Per subscription: the error its event reports (0: none).
     sub_error: Vec<u16>,
     errored: usize,
     /// Per guest descriptor (WasmEdge numbers them at random: never index by them).
     watches: FxHashMap<u32, Watch>,
     dirty: Vec<u32>,
     clocks: Vec<u32>,
-    always_ready: Vec<u32>,
     changed: Vec<u32>,
+    reelect: Vec<(u32, u8)>,
     ready: Vec<libc::epoll_event>,
     out: Vec<ReadyEvent>,
 }
@@ -92,56 +123,36 @@ impl Poller {
             watches: FxHashMap::default(),
             dirty: Vec::new(),
             clocks: Vec::new(),
-            always_ready: Vec::new(),
             changed: Vec::new(),
+            reelect: Vec::new(),
             ready: Vec::new(),
             out: Vec::new(),
         })
-    }
-
-    /// The guest closed or reopened `fd`: its host descriptor changed, so its
-    /// registration must be made again on the next call.
-    pub fn invalidate(&mut self, fd: u32) {
-        if let Some(watch) = self.watches.get_mut(&fd) {
-            if watch.registered != 0 {
-                // The old host descriptor may still be open (dup'd elsewhere); drop it
-                // from epoll explicitly. Failure means it is already gone.
-                // SAFETY: plain system call on our epoll descriptor.
-                unsafe {
-                    libc::epoll_ctl(
-                        self.epoll.as_raw_fd(),
-                        libc::EPOLL_CTL_DEL,
-                        watch.host_fd,
-                        std::ptr::null_mut(),
-                    );
-                }
-            }
-            watch.registered = 0;
-            watch.host_fd = -1;
-            if !watch.dirty && (watch.read != NONE || watch.write != NONE) {
-                watch.dirty = true;
-                self.dirty.push(fd);
-            }
-        }
     }
 
     /// One `poll_oneoff` call: subscriptions at `in_ptr`, events to `out_ptr`.
     pub fn poll(
         &mut self,
         mem: &mut GuestMemory<'_>,
-        fds: &FdTable,
+        fds: &mut FdTable,
         in_ptr: u32,
         out_ptr: u32,
         nsubs: u32,
         nevents_ptr: u32,
-    ) -> Result<(), Errno> {
+    ) -> WasiResult {
+        // WasmEdge computes these sizes in 32 bits and would read past memory
+        // when they wrap; refusing is the safe reading of that.
+        let bytes = u32::try_from(u64::from(nsubs) * SUB_SIZE as u64).map_err(|_| FAULT)?;
+        mem.slice(in_ptr, bytes)?;
+        mem.slice(out_ptr, nsubs.checked_mul(EVENT_SIZE).ok_or(FAULT)?)?;
+        mem.pointer::<4>(nevents_ptr)?;
         if nsubs == 0 {
-            return Err(INVAL);
+            // WasmEdge's epoll_wait with room for no events fails at once:
+            // the call succeeds with nothing to report.
+            return mem.write_u32(nevents_ptr, 0);
         }
         let start = Instant::now();
-        let bytes = nsubs.checked_mul(SUB_SIZE as u32).ok_or(INVAL)?;
-        mem.slice(out_ptr, nsubs.checked_mul(EVENT_SIZE).ok_or(INVAL)?)?;
-        mem.read_u32(nevents_ptr)?;
+        self.note_table_changes(fds);
         let subs = mem.slice(in_ptr, bytes)?;
         if subs != &self.prev[..] {
             self.apply_changes(subs);
@@ -149,25 +160,16 @@ impl Poller {
         self.register_dirty(fds);
 
         self.out.clear();
-        self.collect_immediate();
-        let deadline = self.earliest_clock(start)?;
-        let timeout_ms = if !self.out.is_empty() {
-            0
-        } else {
-            match deadline {
-                None => -1,
-                Some(d) => {
-                    let wait = d.saturating_duration_since(Instant::now());
-                    // Round up: waking early would report a clock that has not fired.
-                    (wait.as_nanos().div_ceil(1_000_000)).min(i32::MAX as u128) as i32
-                }
+        let timeout_ms = match self.earliest_clock(start) {
+            None => -1,
+            Some(d) => {
+                let wait = d.saturating_duration_since(Instant::now());
+                // Round up: waking early would report a clock that has not fired.
+                wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
             }
         };
-        // Level-triggered: whatever does not fit is reported by the next call.
-        self.ready.resize(
-            (nsubs as usize).min(1024),
-            libc::epoll_event { events: 0, u64: 0 },
-        );
+        self.ready
+            .resize(nsubs as usize, libc::epoll_event { events: 0, u64: 0 });
         let count = loop {
             // SAFETY: `ready` has room for the `len` events epoll may write.
             let n = unsafe {
@@ -182,83 +184,108 @@ impl Poller {
                 break n as usize;
             }
             let e = std::io::Error::last_os_error();
+            // A signal to the runtime is not the guest's business: wait on.
             if e.raw_os_error() != Some(libc::EINTR) {
                 return Err(errno::from_io(&e));
             }
         };
         for i in 0..count {
             let event = self.ready[i];
-            let (mask, fd) = (event.events, event.u64 as u32);
-            let Some(watch) = self.watches.get(&fd).copied() else {
-                continue;
-            };
-            let hangup = if mask & libc::EPOLLHUP as u32 != 0 {
-                HANGUP
-            } else {
-                0
-            };
-            let failed = mask & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
-            if watch.read != NONE
-                && (mask & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 || failed)
-            {
-                let nbytes = readable_bytes(watch.host_fd);
-                self.push_fd_event(watch.read, FD_READ, nbytes, hangup);
-            }
-            if watch.write != NONE && (mask & libc::EPOLLOUT as u32 != 0 || failed) {
-                self.push_fd_event(watch.write, FD_WRITE, 1, hangup);
-            }
+            self.report_ready(fds, event.events, event.u64 as u32);
         }
-        self.fire_clocks(start)?;
+        self.fire_clocks(start);
+        self.report_errors();
 
+        self.out.sort_unstable_by_key(|e| e.index);
         let n = self.out.len().min(nsubs as usize);
-        for (i, event) in self.out.iter().take(n).enumerate() {
-            let at = out_ptr + i as u32 * EVENT_SIZE;
+        for (i, event) in self.out[..n].iter().enumerate() {
             let mut record = [0u8; EVENT_SIZE as usize];
             record[0..8].copy_from_slice(&event.userdata.to_le_bytes());
             record[8..10].copy_from_slice(&event.error.to_le_bytes());
             record[10] = event.kind;
             record[16..24].copy_from_slice(&event.nbytes.to_le_bytes());
             record[24..26].copy_from_slice(&event.flags.to_le_bytes());
-            mem.write(at, &record)?;
+            mem.write(out_ptr + i as u32 * EVENT_SIZE, &record)?;
         }
         mem.write_u32(nevents_ptr, n as u32)
     }
 
-    /// Diffs the new list against the previous one, detaching every changed or
-    /// dropped record first, then attaching the new ones, so records that only
-    /// moved are never seen as duplicates.
-    fn apply_changes(&mut self, subs: &[u8]) {
-        let new_len = subs.len() / SUB_SIZE;
-        let old_len = self.prev.len() / SUB_SIZE;
-        self.changed.clear();
-        for i in 0..old_len {
-            let old = &self.prev[i * SUB_SIZE..(i + 1) * SUB_SIZE];
-            if i >= new_len || old != &subs[i * SUB_SIZE..(i + 1) * SUB_SIZE] {
-                let old = record(old);
-                self.detach(i as u32, old);
-                if i < new_len {
-                    self.changed.push(i as u32);
+    /// Descriptors opened or closed since the last call are looked at again:
+    /// a closed one took its epoll registration with it.
+    fn note_table_changes(&mut self, fds: &mut FdTable) {
+        let listed = fds.take_changes(&mut self.changed);
+        let everything: Vec<u32>;
+        let which: &[u32] = if listed {
+            &self.changed
+        } else {
+            everything = self.watches.keys().copied().collect();
+            &everything
+        };
+        for &fd in which {
+            if let Some(watch) = self.watches.get_mut(&fd) {
+                watch.registered = 0;
+                if !watch.dirty {
+                    watch.dirty = true;
+                    self.dirty.push(fd);
                 }
             }
         }
-        self.changed.extend(old_len as u32..new_len as u32);
-        self.prev.clear();
-        self.prev.extend_from_slice(subs);
+    }
+
+    /// Diffs the new list against the previous one: every changed or dropped
+    /// record is detached first, then the new ones attached, so records that
+    /// only moved are never seen as duplicates.
+    fn apply_changes(&mut self, subs: &[u8]) {
+        let new_len = subs.len() / SUB_SIZE;
+        let old_len = self.prev.len() / SUB_SIZE;
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.clear();
+        for i in 0..old_len {
+            let old = &self.prev[i * SUB_SIZE..(i + 1) * SUB_SIZE];
+            if i >= new_len || old != &subs[i * SUB_SIZE..(i + 1) * SUB_SIZE] {
+                self.detach(i as u32, record(old));
+                if i < new_len {
+                    changed.push(i as u32);
+                }
+            }
+        }
+        changed.extend(old_len as u32..new_len as u32);
         self.sub_error.resize(new_len, 0);
-        let changed = std::mem::take(&mut self.changed);
         for &i in &changed {
-            let sub = record(&subs[i as usize * SUB_SIZE..(i as usize + 1) * SUB_SIZE]);
-            self.attach(i, sub);
+            let at = i as usize * SUB_SIZE;
+            self.attach(i, record(&subs[at..at + SUB_SIZE]));
         }
         self.changed = changed;
+        self.prev.clear();
+        self.prev.extend_from_slice(subs);
+        while let Some((fd, tag)) = self.reelect.pop() {
+            self.elect(fd, tag);
+        }
+    }
+
+    fn set_error(&mut self, index: u32, errno: u16) {
+        let e = &mut self.sub_error[index as usize];
+        match (*e, errno) {
+            (0, 0) => {}
+            (0, _) => self.errored += 1,
+            (_, 0) => self.errored -= 1,
+            _ => {}
+        }
+        *e = errno;
+    }
+
+    fn mark_dirty(&mut self, fd: u32) {
+        if let Some(watch) = self.watches.get_mut(&fd) {
+            if !watch.dirty {
+                watch.dirty = true;
+                self.dirty.push(fd);
+            }
+        }
     }
 
     fn detach(&mut self, index: u32, sub: Record) {
-        if let Some(e) = self.sub_error.get_mut(index as usize) {
-            if *e != 0 {
-                *e = 0;
-                self.errored -= 1;
-            }
+        if (index as usize) < self.sub_error.len() {
+            self.set_error(index, 0);
         }
         match sub.tag {
             CLOCK => self.clocks.retain(|&c| c != index),
@@ -266,18 +293,16 @@ impl Poller {
                 let Some(watch) = self.watches.get_mut(&sub.fd) else {
                     return;
                 };
-                let slot = if sub.tag == FD_READ {
-                    &mut watch.read
-                } else {
-                    &mut watch.write
-                };
-                if *slot == index {
-                    *slot = NONE;
-                    if !watch.dirty {
-                        watch.dirty = true;
-                        self.dirty.push(sub.fd);
-                    }
+                let dir = watch.direction(sub.tag);
+                if dir.owner != index {
+                    dir.extra = dir.extra.saturating_sub(1);
+                    return;
                 }
+                dir.owner = NONE;
+                if dir.extra > 0 {
+                    self.reelect.push((sub.fd, sub.tag));
+                }
+                self.mark_dirty(sub.fd);
             }
             _ => {}
         }
@@ -285,67 +310,119 @@ impl Poller {
 
     fn attach(&mut self, index: u32, sub: Record) {
         match sub.tag {
-            CLOCK => self.clocks.push(index),
-            FD_READ | FD_WRITE => {
-                let watch = self.watches.entry(sub.fd).or_insert(UNWATCHED);
-                let slot = if sub.tag == FD_READ {
-                    &mut watch.read
-                } else {
-                    &mut watch.write
-                };
-                if *slot != NONE {
-                    // WasmEdge answers a second subscription of the same
-                    // descriptor and direction with EEXIST on that event.
-                    self.set_error(index, EXIST);
-                    return;
-                }
-                *slot = index;
-                if !watch.dirty {
-                    watch.dirty = true;
-                    self.dirty.push(sub.fd);
+            CLOCK => {
+                self.clocks.push(index);
+                // WasmEdge: an unknown clock id or flag is EINVAL, and so are
+                // the CPU-time clocks its timerfd cannot arm.
+                let valid = sub.clock_id <= clock::MONOTONIC && sub.flags & !ABSTIME == 0;
+                if !valid {
+                    self.set_error(index, INVAL.0);
                 }
             }
-            _ => self.set_error(index, INVAL),
+            FD_READ | FD_WRITE => {
+                let watch = self.watches.entry(sub.fd).or_insert(UNWATCHED);
+                let dir = watch.direction(sub.tag);
+                let duplicate = if dir.owner == NONE {
+                    dir.owner = index;
+                    None
+                } else if index < dir.owner {
+                    let displaced = dir.owner;
+                    dir.owner = index;
+                    dir.extra += 1;
+                    Some(displaced)
+                } else {
+                    dir.extra += 1;
+                    Some(index)
+                };
+                if let Some(duplicate) = duplicate {
+                    self.set_error(duplicate, EXIST.0);
+                }
+                self.mark_dirty(sub.fd);
+            }
+            _ => self.set_error(index, INVAL.0),
         }
     }
 
-    fn set_error(&mut self, index: u32, errno: Errno) {
-        let e = &mut self.sub_error[index as usize];
-        if *e == 0 {
-            self.errored += 1;
+    /// The owner of `fd`'s `tag` subscriptions left while duplicates remain:
+    /// the lowest-numbered one takes over, as in WasmEdge's list order.
+    fn elect(&mut self, fd: u32, tag: u8) {
+        let mut found = Vec::new();
+        for (i, chunk) in self.prev.chunks_exact(SUB_SIZE).enumerate() {
+            let r = record(chunk);
+            if r.tag == tag && r.fd == fd {
+                found.push(i as u32);
+            }
         }
-        *e = errno.0;
+        let Some(watch) = self.watches.get_mut(&fd) else {
+            return;
+        };
+        let dir = watch.direction(tag);
+        dir.owner = found.first().copied().unwrap_or(NONE);
+        dir.extra = found.len().saturating_sub(1) as u32;
+        if let Some(&owner) = found.first() {
+            self.set_error(owner, 0);
+        }
+        for &i in found.iter().skip(1) {
+            self.set_error(i, EXIST.0);
+        }
+        self.mark_dirty(fd);
     }
 
     /// Brings epoll in line with what dirty descriptors now want.
     fn register_dirty(&mut self, fds: &FdTable) {
         while let Some(fd) = self.dirty.pop() {
-            let mut watch = self.watches[&fd];
+            let Some(mut watch) = self.watches.get(&fd).copied() else {
+                continue;
+            };
             watch.dirty = false;
-            let host = fds.get(fd).map(|d| match d.entry {
-                crate::fd_table::Entry::File(_) | crate::fd_table::Entry::Dir { .. } => None,
-                _ => d.host_fd(),
-            });
-            let mut want = 0u32;
-            if watch.read != NONE {
-                want |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-            }
-            if watch.write != NONE {
-                want |= libc::EPOLLOUT as u32;
-            }
-            let was_always = watch.always_ready;
-            watch.always_ready = false;
-            let mut failure = None;
-            match host {
-                Err(e) => {
-                    failure = Some(e);
-                    if watch.registered != 0 {
-                        let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, watch.host_fd, 0, fd);
-                        watch.registered = 0;
+            let descriptor = fds.get(fd).ok();
+            let host = descriptor.and_then(Descriptor::host_fd);
+            if watch.read.owner == NONE
+                && watch.write.owner == NONE
+                && watch.read.extra == 0
+                && watch.write.extra == 0
+            {
+                if watch.registered != 0 {
+                    if let Some(host) = host {
+                        let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, host, 0, fd);
                     }
                 }
-                Ok(None) => watch.always_ready = want != 0,
-                Ok(Some(host_fd)) => {
+                self.watches.remove(&fd);
+                continue;
+            }
+            let (mut read_error, mut write_error) = match descriptor {
+                None => (BADF.0, BADF.0),
+                // WasmEdge's `VPoller::read`/`write`: polling needs the poll
+                // right or the right to read (write) the descriptor.
+                Some(d) => (
+                    if d.rights & (rights::POLL_FD_READWRITE | rights::FD_READ) != 0 {
+                        0
+                    } else {
+                        NOTCAPABLE.0
+                    },
+                    if d.rights & (rights::POLL_FD_READWRITE | rights::FD_WRITE) != 0 {
+                        0
+                    } else {
+                        NOTCAPABLE.0
+                    },
+                ),
+            };
+            let mut want = 0u32;
+            if watch.read.owner != NONE && read_error == 0 {
+                want |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+            }
+            if watch.write.owner != NONE && write_error == 0 {
+                want |= libc::EPOLLOUT as u32;
+            }
+            match host {
+                None => {
+                    watch.registered = 0;
+                    if descriptor.is_some() {
+                        read_error = read_error.max(NOTCAPABLE.0);
+                        write_error = write_error.max(NOTCAPABLE.0);
+                    }
+                }
+                Some(host) => {
                     let op = match (watch.registered, want) {
                         (0, 0) => None,
                         (0, _) => Some(libc::EPOLL_CTL_ADD),
@@ -354,45 +431,31 @@ impl Poller {
                         _ => None,
                     };
                     if let Some(op) = op {
-                        match self.epoll_ctl(op, host_fd, want, fd) {
-                            Ok(()) => {
-                                watch.registered = want;
-                                watch.host_fd = host_fd;
+                        match self.epoll_ctl(op, host, want, fd) {
+                            Ok(()) => watch.registered = want,
+                            // A file epoll refuses (EPERM), for instance: each
+                            // subscription that wanted it reports the error.
+                            Err(e) => {
+                                if want & libc::EPOLLIN as u32 != 0 {
+                                    read_error = e.0;
+                                }
+                                if want & libc::EPOLLOUT as u32 != 0 {
+                                    write_error = e.0;
+                                }
+                                watch.registered = 0;
                             }
-                            // A descriptor epoll cannot watch (a regular file on
-                            // stdin): always ready, as poll(2) would say.
-                            Err(e) if e.0 == 63 => watch.always_ready = want != 0,
-                            Err(e) => failure = Some(e),
                         }
                     }
                 }
             }
-            for index in [watch.read, watch.write] {
-                if index == NONE {
-                    continue;
-                }
-                match failure {
-                    Some(e) => self.set_error(index, e),
-                    None => {
-                        if self.sub_error[index as usize] != 0
-                            && self.sub_error[index as usize] != EXIST.0
-                        {
-                            self.sub_error[index as usize] = 0;
-                            self.errored -= 1;
-                        }
-                    }
+            watch.read.error = read_error;
+            watch.write.error = write_error;
+            for dir in [watch.read, watch.write] {
+                if dir.owner != NONE {
+                    self.set_error(dir.owner, dir.error);
                 }
             }
-            if watch.always_ready && !was_always {
-                self.always_ready.push(fd);
-            } else if was_always && !watch.always_ready {
-                self.always_ready.retain(|&f| f != fd);
-            }
-            if watch.read == NONE && watch.write == NONE && watch.registered == 0 {
-                self.watches.remove(&fd);
-            } else {
-                self.watches.insert(fd, watch);
-            }
+            self.watches.insert(fd, watch);
         }
     }
 
@@ -410,30 +473,25 @@ impl Poller {
         }
     }
 
-    /// Events known without waiting: per-subscription errors and files.
-    fn collect_immediate(&mut self) {
-        if self.errored > 0 {
-            for (i, &e) in self.sub_error.iter().enumerate() {
-                if e != 0 {
-                    let sub = record(&self.prev[i * SUB_SIZE..(i + 1) * SUB_SIZE]);
-                    self.out.push(ReadyEvent {
-                        userdata: sub.userdata,
-                        error: e,
-                        kind: sub.tag,
-                        nbytes: 0,
-                        flags: 0,
-                    });
-                }
-            }
+    /// One epoll event, as WasmEdge's `Poller::wait` maps it: a read event on
+    /// EPOLLIN, a write event on EPOLLOUT, both on a bare hang-up.
+    fn report_ready(&mut self, fds: &FdTable, mask: u32, fd: u32) {
+        let Some(watch) = self.watches.get(&fd).copied() else {
+            return;
+        };
+        let hangup = mask & libc::EPOLLHUP as u32 != 0;
+        let bare_hangup = hangup && mask & (libc::EPOLLIN | libc::EPOLLOUT) as u32 == 0;
+        let flags = if hangup { HANGUP } else { 0 };
+        let descriptor = fds.get(fd).ok();
+        if watch.read.owner != NONE && (mask & libc::EPOLLIN as u32 != 0 || bare_hangup) {
+            let nbytes = descriptor.map_or(0, read_nbytes);
+            self.push_fd_event(watch.read.owner, FD_READ, nbytes, flags);
         }
-        for i in 0..self.always_ready.len() {
-            let watch = self.watches[&self.always_ready[i]];
-            if watch.read != NONE {
-                self.push_fd_event(watch.read, FD_READ, 0, 0);
-            }
-            if watch.write != NONE {
-                self.push_fd_event(watch.write, FD_WRITE, 0, 0);
-            }
+        if watch.write.owner != NONE && (mask & libc::EPOLLOUT as u32 != 0 || bare_hangup) {
+            let nbytes = descriptor
+                .and_then(Descriptor::host_fd)
+                .map_or(1, write_nbytes);
+            self.push_fd_event(watch.write.owner, FD_WRITE, nbytes, flags);
         }
     }
 
@@ -441,8 +499,9 @@ impl Poller {
         if self.sub_error.get(index as usize).is_some_and(|&e| e != 0) {
             return;
         }
-        let sub = record(&self.prev[index as usize * SUB_SIZE..(index as usize + 1) * SUB_SIZE]);
+        let sub = self.record_at(index);
         self.out.push(ReadyEvent {
+            index,
             userdata: sub.userdata,
             error: 0,
             kind,
@@ -451,40 +510,67 @@ impl Poller {
         });
     }
 
-    fn clock_deadline(&self, index: u32, start: Instant) -> Result<Instant, Errno> {
-        let sub = record(&self.prev[index as usize * SUB_SIZE..(index as usize + 1) * SUB_SIZE]);
-        let timeout = Duration::from_nanos(sub.timeout);
-        if sub.flags & ABSTIME == 0 {
-            return Ok(start + timeout);
+    /// Every subscription with an error reports it, each call.
+    fn report_errors(&mut self) {
+        if self.errored == 0 {
+            return;
         }
-        match sub.clock_id {
-            0 => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                Ok(Instant::now() + timeout.saturating_sub(now))
+        for i in 0..self.sub_error.len() {
+            let e = self.sub_error[i];
+            if e != 0 {
+                let sub = self.record_at(i as u32);
+                self.out.push(ReadyEvent {
+                    index: i as u32,
+                    userdata: sub.userdata,
+                    error: e,
+                    kind: sub.tag,
+                    nbytes: 0,
+                    flags: 0,
+                });
             }
-            1 => Ok(crate::wasi::clock_epoch() + timeout),
-            _ => Err(INVAL),
         }
     }
 
-    fn earliest_clock(&self, start: Instant) -> Result<Option<Instant>, Errno> {
-        let mut earliest: Option<Instant> = None;
-        for &c in &self.clocks {
-            let d = self.clock_deadline(c, start)?;
-            earliest = Some(earliest.map_or(d, |e| e.min(d)));
-        }
-        Ok(earliest)
+    fn record_at(&self, index: u32) -> Record {
+        let at = index as usize * SUB_SIZE;
+        record(&self.prev[at..at + SUB_SIZE])
     }
 
-    fn fire_clocks(&mut self, start: Instant) -> Result<(), Errno> {
+    /// When a valid clock subscription fires (`None`: it is not valid).
+    fn clock_deadline(&self, index: u32, start: Instant) -> Option<Instant> {
+        if self.sub_error[index as usize] != 0 {
+            return None;
+        }
+        let sub = self.record_at(index);
+        // WasmEdge arms a timer of at least 1 ns: 0 would disarm it.
+        let timeout = Duration::from_nanos(sub.timeout.max(1));
+        if sub.flags & ABSTIME == 0 {
+            return Some(start + timeout);
+        }
+        let now = Instant::now();
+        Some(match sub.clock_id {
+            clock::REALTIME => {
+                now + timeout.saturating_sub(Duration::from_nanos(clock::realtime_nanos()))
+            }
+            _ => clock::epoch() + timeout,
+        })
+    }
+
+    fn earliest_clock(&self, start: Instant) -> Option<Instant> {
+        self.clocks
+            .iter()
+            .filter_map(|&c| self.clock_deadline(c, start))
+            .min()
+    }
+
+    fn fire_clocks(&mut self, start: Instant) {
         let now = Instant::now();
         for i in 0..self.clocks.len() {
             let c = self.clocks[i];
-            if self.clock_deadline(c, start)? <= now {
-                let sub = record(&self.prev[c as usize * SUB_SIZE..(c as usize + 1) * SUB_SIZE]);
+            if self.clock_deadline(c, start).is_some_and(|d| d <= now) {
+                let sub = self.record_at(c);
                 self.out.push(ReadyEvent {
+                    index: c,
                     userdata: sub.userdata,
                     error: 0,
                     kind: CLOCK,
@@ -493,7 +579,47 @@ impl Poller {
                 });
             }
         }
-        Ok(())
+    }
+}
+
+/// `nbytes` of a read event as WasmEdge reports it: its `FIONREAD` check is
+/// inverted, so 1 when the ioctl works (any socket but a listening one, a
+/// pipe) and 0 when it fails.
+fn read_nbytes(d: &Descriptor) -> u64 {
+    match &d.entry {
+        Entry::Socket(s) => u64::from(!s.listening),
+        _ => {
+            let Some(fd) = d.host_fd() else {
+                return 0;
+            };
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int.
+            u64::from(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } == 0)
+        }
+    }
+}
+
+/// `nbytes` of a write event as WasmEdge reports it: the send buffer's free
+/// space, or 1 when either query fails.
+fn write_nbytes(fd: RawFd) -> u64 {
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let mut used: libc::c_int = 0;
+    // SAFETY: getsockopt and ioctl each write one int.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut size as *mut libc::c_int).cast(),
+            &mut len,
+        ) == 0
+            && libc::ioctl(fd, libc::TIOCOUTQ, &mut used) == 0
+    };
+    if ok {
+        i64::from(size - used) as u64
+    } else {
+        1
     }
 }
 
@@ -519,16 +645,5 @@ fn record(bytes: &[u8]) -> Record {
         clock_id: u32_at(16),
         timeout: u64_at(24),
         flags: u16::from_le_bytes([bytes[40], bytes[41]]),
-    }
-}
-
-fn readable_bytes(host_fd: RawFd) -> u64 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    let r = unsafe { libc::ioctl(host_fd, libc::FIONREAD, &mut n) };
-    if r == 0 {
-        n.max(0) as u64
-    } else {
-        1
     }
 }

@@ -1,13 +1,11 @@
 //! Loading, linking and running one guest module.
 
-use crate::fd_table::{Entry, FdTable};
+use crate::fd_table::{rights, Descriptor, Entry, FdTable};
 use crate::host::Host;
 use crate::poll::Poller;
 use crate::wasi::Exit;
 use std::path::{Path, PathBuf};
-use wasmtime::{
-    Config, Engine, ExternType, Linker, Module, OptLevel, Store, Trap, Val, ValType, WasmBacktrace,
-};
+use wasmtime::{Config, Engine, Module, OptLevel, Store, Trap, WasmBacktrace};
 
 /// What to run: the command line, minus parsing.
 pub struct Invocation {
@@ -40,11 +38,14 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
         }
         fds.insert_at(
             fd,
-            Entry::Dir {
-                host: host.clone(),
-                guest: guest.clone(),
-            },
-            0,
+            Descriptor::new(
+                Entry::Dir {
+                    host: host.clone(),
+                    guest: guest.clone(),
+                },
+                rights::PREOPEN,
+                rights::PREOPEN_INHERITING,
+            ),
         );
         preopens.push(fd);
     }
@@ -71,7 +72,8 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
     };
     let mut store = Store::new(&engine, host);
     store.limiter(|host| &mut host.memory_report);
-    let linker = link(&engine, &module).map_err(|e| format!("cannot link {shown}: {e}"))?;
+    let linker =
+        crate::linker::link(&engine, &module).map_err(|e| format!("cannot link {shown}: {e}"))?;
     let instance = linker
         .instantiate(&mut store, &module)
         .map_err(|e| describe_failure(&e, "start"))?;
@@ -146,45 +148,6 @@ fn cache_dir() -> Option<PathBuf> {
     }
 }
 
-/// Defines every import the module asks of `wasi_snapshot_preview1`, choosing
-/// WasmEdge's V1 or V2 socket function by the import's signature. Functions
-/// this runtime lacks answer ENOSYS, so a guest fails a call, not its start.
-fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<Host>> {
-    let mut linker = Linker::new(engine);
-    for import in module.imports() {
-        let ExternType::Func(ty) = import.ty() else {
-            continue;
-        };
-        if import.module() != "wasi_snapshot_preview1" {
-            continue;
-        }
-        let name = import.name();
-        if crate::wasi::add_to_linker(&mut linker, name, ty.params().len())? {
-            continue;
-        }
-        let returns_errno =
-            ty.results().len() == 1 && matches!(ty.results().next(), Some(ValType::I32));
-        let what = name.to_string();
-        linker.func_new(
-            "wasi_snapshot_preview1",
-            name,
-            ty.clone(),
-            move |_, _, results| {
-                if returns_errno {
-                    results[0] = Val::I32(crate::errno::NOSYS.0 as i32);
-                    Ok(())
-                } else {
-                    Err(wasmtime::Error::msg(format!(
-                        "{what} is not provided by edgepoll-host"
-                    )))
-                }
-            },
-        )?;
-    }
-    linker.define_unknown_imports_as_traps(module)?;
-    Ok(linker)
-}
-
 fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
     let names: Vec<String> = e
         .downcast_ref::<WasmBacktrace>()
@@ -218,8 +181,12 @@ fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
         (Some(inner), _) => inner.to_string(),
         (None, _) => "an unnamed function".to_string(),
     };
-    match e.downcast_ref::<Trap>() {
-        Some(trap) => format!("guest trapped during {phase}: {trap} in {function}"),
-        None => format!("guest failed during {phase}: {e}"),
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return format!("guest trapped during {phase}: {trap} in {function}");
     }
+    // A host function that failed as a function, as WasmEdge's do at times.
+    if let Some(failure) = e.downcast_ref::<crate::errno::Trap>() {
+        return format!("guest trapped during {phase}: {failure} in {function}");
+    }
+    format!("guest failed during {phase}: {e}")
 }

@@ -1,0 +1,277 @@
+//! `sock_getaddrinfo`: the C library's lookup, written into the chain of
+//! result records the guest laid out (`WasiAddrinfo`, `WasiSockaddr` in
+//! `wasmedge_wasi_socket`):
+//!
+//! - addrinfo (28 bytes): flags u16 @0, family u8 @2, socktype u8 @3,
+//!   protocol u8 @4, addrlen u32 @8, addr ptr @12, canonname ptr @16,
+//!   canonname_len u32 @20, next ptr @24;
+//! - sockaddr (12 bytes): family u8 @0, sa_data_len u32 @4, sa_data ptr @8,
+//!   where sa_data gets the host `sockaddr` after its family field.
+
+use crate::errno::{
+    from_eai, Errno, Trap, WasiResult, AI_BADFLAG, AI_FAMILY, AI_MEMORY, AI_NONAME, FAULT, NOSYS,
+};
+use crate::memory::GuestMemory;
+use std::ffi::CString;
+
+const AI_CANONNAME: u16 = 2;
+
+/// The lookup's arguments, as guest pointers and lengths.
+pub struct Lookup {
+    pub node: u32,
+    pub node_len: u32,
+    pub service: u32,
+    pub service_len: u32,
+    pub hints: u32,
+    pub res: u32,
+    pub max: u32,
+    pub res_len: u32,
+}
+
+/// `Ok(errno result)`, or `Err(Trap)` where WasmEdge's host function itself
+/// fails (a result chain or buffer outside memory: its
+/// `WasiSockGetAddrinfo::body` returns those as function errors).
+pub fn getaddrinfo(mem: &mut GuestMemory<'_>, args: &Lookup) -> Result<WasiResult, Trap> {
+    let checked = match check(mem, args) {
+        Ok(checked) => checked,
+        Err(errno) => return Ok(Err(errno)),
+    };
+    let (node, service, hints) = checked;
+    let records = chain(mem, args)?;
+    Ok(lookup(mem, args, &node, &service, &hints, &records))
+}
+
+struct Hints {
+    flags: u16,
+    family: u8,
+    socktype: u8,
+    protocol: u8,
+    addrlen: u32,
+}
+
+fn check(mem: &GuestMemory<'_>, a: &Lookup) -> Result<(Vec<u8>, Vec<u8>, Hints), Errno> {
+    let node = mem.slice(a.node, a.node_len)?.to_vec();
+    let service = mem.slice(a.service, a.service_len)?.to_vec();
+    mem.pointer::<28>(a.hints)?;
+    mem.pointer::<4>(a.res)?;
+    mem.pointer::<4>(a.res_len)?;
+    if node.is_empty() && service.is_empty() {
+        return Err(AI_NONAME);
+    }
+    if a.max < 1 {
+        return Err(AI_MEMORY);
+    }
+    let hints = Hints {
+        flags: mem.read_u16(a.hints)?,
+        family: mem.read_u8(a.hints + 2)?,
+        socktype: mem.read_u8(a.hints + 3)?,
+        protocol: mem.read_u8(a.hints + 4)?,
+        addrlen: mem.read_u32(a.hints + 8)?,
+    };
+    if hints.flags & !0x7f != 0 || (hints.flags & AI_CANONNAME != 0 && node.is_empty()) {
+        return Err(AI_BADFLAG);
+    }
+    if hints.family > 2 {
+        return Err(AI_FAMILY);
+    }
+    if hints.protocol > 2 || hints.socktype > 2 {
+        return Err(NOSYS);
+    }
+    Ok((node, service, hints))
+}
+
+/// The guest's result records: `max` of them, each with its sockaddr.
+struct Record {
+    at: u32,
+    sockaddr: u32,
+    sa_data: u32,
+    canonname: u32,
+}
+
+fn chain(mem: &GuestMemory<'_>, a: &Lookup) -> Result<Vec<Record>, Trap> {
+    let trap = |_| Trap(FAULT);
+    let mut records = Vec::new();
+    let mut at = mem.read_u32(a.res).map_err(trap)?;
+    for _ in 0..a.max {
+        mem.pointer::<28>(at).map_err(trap)?;
+        let sockaddr = mem.read_u32(at + 12).map_err(trap)?;
+        records.push(Record {
+            at,
+            sockaddr,
+            sa_data: 0,
+            canonname: 0,
+        });
+        at = mem.read_u32(at + 24).map_err(trap)?;
+    }
+    for r in &mut records {
+        // WasmEdge ignores a bad address pointer here and dereferences it
+        // later; failing as a function is the nearest safe behaviour.
+        mem.pointer::<12>(r.sockaddr).map_err(trap)?;
+        let (len, ptr) = (
+            mem.read_u32(r.sockaddr + 4).map_err(trap)?,
+            mem.read_u32(r.sockaddr + 8).map_err(trap)?,
+        );
+        mem.slice(ptr, len).map_err(trap)?;
+        r.sa_data = ptr;
+    }
+    for r in &mut records {
+        let (ptr, len) = (
+            mem.read_u32(r.at + 16).map_err(trap)?,
+            mem.read_u32(r.at + 20).map_err(trap)?,
+        );
+        mem.slice(ptr, len).map_err(trap)?;
+        r.canonname = ptr;
+    }
+    Ok(records)
+}
+
+/// The bytes of a node or service name up to its first NUL; NULL when empty.
+fn c_name(bytes: &[u8]) -> Option<CString> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    CString::new(&bytes[..end]).ok()
+}
+
+fn lookup(
+    mem: &mut GuestMemory<'_>,
+    a: &Lookup,
+    node: &[u8],
+    service: &[u8],
+    hints: &Hints,
+    records: &[Record],
+) -> WasiResult {
+    let node = c_name(node);
+    let service = c_name(service);
+    // SAFETY: an all-zero addrinfo is valid; the fields set below are plain values.
+    let mut sys_hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    sys_hints.ai_flags = to_ai_flags(hints.flags);
+    sys_hints.ai_family = match hints.family {
+        1 => libc::AF_INET,
+        2 => libc::AF_INET6,
+        _ => libc::AF_UNSPEC,
+    };
+    sys_hints.ai_socktype = match hints.socktype {
+        1 => libc::SOCK_DGRAM,
+        2 => libc::SOCK_STREAM,
+        _ => 0,
+    };
+    sys_hints.ai_protocol = match hints.protocol {
+        1 => libc::IPPROTO_TCP,
+        2 => libc::IPPROTO_UDP,
+        _ => 0,
+    };
+    sys_hints.ai_addrlen = hints.addrlen;
+    let mut result: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: the names are NUL-terminated or NULL; `result` is freed below.
+    let r = unsafe {
+        libc::getaddrinfo(
+            node.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            service.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            &sys_hints,
+            &mut result,
+        )
+    };
+    if r != 0 {
+        return Err(from_eai(r));
+    }
+    let written = write_results(mem, a, records, result);
+    // SAFETY: `result` came from a successful getaddrinfo.
+    unsafe { libc::freeaddrinfo(result) };
+    written
+}
+
+fn write_results(
+    mem: &mut GuestMemory<'_>,
+    a: &Lookup,
+    records: &[Record],
+    list: *const libc::addrinfo,
+) -> WasiResult {
+    let mut found = Vec::new();
+    let mut item = list;
+    while !item.is_null() {
+        found.push(item);
+        // SAFETY: a node of the list getaddrinfo returned.
+        item = unsafe { (*item).ai_next };
+    }
+    let n = found.len().min(a.max as usize);
+    mem.write_u32(a.res_len, n as u32)?;
+    for (record, &item) in records.iter().zip(&found[..n]) {
+        // SAFETY: a node of the list getaddrinfo returned.
+        let item = unsafe { &*item };
+        mem.write_u16(record.at, from_ai_flags(item.ai_flags))?;
+        mem.write_u8(
+            record.at + 3,
+            match item.ai_socktype {
+                libc::SOCK_DGRAM => 1,
+                libc::SOCK_STREAM => 2,
+                _ => 0,
+            },
+        )?;
+        mem.write_u8(
+            record.at + 4,
+            match item.ai_protocol {
+                libc::IPPROTO_TCP => 1,
+                libc::IPPROTO_UDP => 2,
+                _ => 0,
+            },
+        )?;
+        let family = match item.ai_family {
+            libc::AF_INET => 1,
+            libc::AF_INET6 => 2,
+            libc::AF_UNIX => 3,
+            _ => 0,
+        };
+        mem.write_u8(record.at + 2, family)?;
+        mem.write_u32(record.at + 8, item.ai_addrlen)?;
+        if item.ai_canonname.is_null() {
+            mem.write_u32(record.at + 20, 0)?;
+        } else {
+            // SAFETY: a NUL-terminated name from getaddrinfo.
+            let name = unsafe { std::ffi::CStr::from_ptr(item.ai_canonname) }.to_bytes_with_nul();
+            mem.write_u32(record.at + 20, name.len() as u32 - 1)?;
+            // WasmEdge copies the whole name whatever the buffer's length.
+            mem.write(record.canonname, name)?;
+        }
+        if item.ai_addrlen > 0 && !item.ai_addr.is_null() {
+            mem.write_u8(record.sockaddr, family)?;
+            let size = if family == 2 { 26 } else { 14 };
+            // SAFETY: ai_addr holds ai_addrlen bytes, at least 2 + size for
+            // the families getaddrinfo returns here.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(
+                    item.ai_addr.cast::<u8>().add(2),
+                    size.min(item.ai_addrlen as usize - 2),
+                )
+            };
+            mem.write(record.sa_data, bytes)?;
+            mem.write_u32(record.sockaddr + 4, size as u32)?;
+        }
+    }
+    Ok(())
+}
+
+const AI_FLAG_PAIRS: [(u16, i32); 7] = [
+    (1, libc::AI_PASSIVE),
+    (2, libc::AI_CANONNAME),
+    (4, libc::AI_NUMERICHOST),
+    (8, libc::AI_NUMERICSERV),
+    (16, libc::AI_V4MAPPED),
+    (32, libc::AI_ALL),
+    (64, libc::AI_ADDRCONFIG),
+];
+
+fn to_ai_flags(flags: u16) -> i32 {
+    AI_FLAG_PAIRS
+        .iter()
+        .filter(|(wasi, _)| flags & wasi != 0)
+        .fold(0, |acc, (_, sys)| acc | sys)
+}
+
+fn from_ai_flags(flags: i32) -> u16 {
+    AI_FLAG_PAIRS
+        .iter()
+        .filter(|(_, sys)| flags & sys != 0)
+        .fold(0, |acc, (wasi, _)| acc | wasi)
+}
