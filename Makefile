@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
-WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p conformance_guest
+WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p conformance_guest -p abi_transcript
 
 .PHONY: run test build clippy fmt setup fuzz bench
 FUZZ_SECONDS ?= 120
@@ -24,7 +24,7 @@ run: build
 test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest -p abi_transcript --all-targets -- -D warnings
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
@@ -35,7 +35,7 @@ test: build
 
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest -p abi_transcript --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

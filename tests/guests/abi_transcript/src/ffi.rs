@@ -1,0 +1,88 @@
+//! The host functions, imported raw: every argument is a plain `u32` so a
+//! case can pass any descriptor, pointer or length, hostile ones included.
+//!
+//! Only names imported with one signature in both binaries live here; the
+//! four unversioned names whose V1 and V2 signatures differ (`sock_accept`,
+//! `sock_recv_from`, `sock_getlocaladdr`, `sock_getpeeraddr`) are declared by
+//! each binary, with the signature that binary exercises.
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    pub fn poll_oneoff(subs: u32, events: u32, nsubs: u32, nevents: u32) -> u32;
+    pub fn epoll_oneoff(subs: u32, events: u32, nsubs: u32, nevents: u32) -> u32;
+    pub fn fd_close(fd: u32) -> u32;
+    pub fn fd_read(fd: u32, iovs: u32, iovs_len: u32, nread: u32) -> u32;
+    pub fn fd_write(fd: u32, iovs: u32, iovs_len: u32, nwritten: u32) -> u32;
+    pub fn fd_fdstat_get(fd: u32, stat: u32) -> u32;
+    pub fn fd_fdstat_set_flags(fd: u32, flags: u32) -> u32;
+    pub fn fd_filestat_get(fd: u32, stat: u32) -> u32;
+
+    pub fn sock_open(family: u32, kind: u32, fd: u32) -> u32;
+    pub fn sock_bind(fd: u32, addr: u32, port: u32) -> u32;
+    pub fn sock_connect(fd: u32, addr: u32, port: u32) -> u32;
+    pub fn sock_listen(fd: u32, backlog: u32) -> u32;
+    pub fn sock_recv(fd: u32, iovs: u32, iovs_len: u32, flags: u32, len: u32, oflags: u32) -> u32;
+    pub fn sock_send(fd: u32, iovs: u32, iovs_len: u32, flags: u32, len: u32) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn sock_send_to(
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        addr: u32,
+        port: u32,
+        flags: u32,
+        len: u32,
+    ) -> u32;
+    pub fn sock_shutdown(fd: u32, how: u32) -> u32;
+    pub fn sock_getsockopt(fd: u32, level: u32, name: u32, value: u32, size: u32) -> u32;
+    pub fn sock_setsockopt(fd: u32, level: u32, name: u32, value: u32, size: u32) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn sock_getaddrinfo(
+        node: u32,
+        node_len: u32,
+        service: u32,
+        service_len: u32,
+        hints: u32,
+        res: u32,
+        max: u32,
+        res_len: u32,
+    ) -> u32;
+
+    pub fn sock_open_v2(family: u32, kind: u32, fd: u32) -> u32;
+    pub fn sock_bind_v2(fd: u32, addr: u32, port: u32) -> u32;
+    pub fn sock_connect_v2(fd: u32, addr: u32, port: u32) -> u32;
+    pub fn sock_listen_v2(fd: u32, backlog: u32) -> u32;
+    pub fn sock_accept_v2(fd: u32, flags: u32, new_fd: u32) -> u32;
+    pub fn sock_recv_v2(
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        flags: u32,
+        len: u32,
+        oflags: u32,
+    ) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn sock_recv_from_v2(
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        addr: u32,
+        flags: u32,
+        port: u32,
+        len: u32,
+        oflags: u32,
+    ) -> u32;
+    pub fn sock_send_v2(fd: u32, iovs: u32, iovs_len: u32, flags: u32, len: u32) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn sock_send_to_v2(
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        addr: u32,
+        port: u32,
+        flags: u32,
+        len: u32,
+    ) -> u32;
+    pub fn sock_getlocaladdr_v2(fd: u32, addr: u32, port: u32) -> u32;
+    pub fn sock_getpeeraddr_v2(fd: u32, addr: u32, port: u32) -> u32;
+}

@@ -1,0 +1,297 @@
+//! poll_oneoff and epoll_oneoff: clocks, descriptors, errors per
+//! subscription, hang-ups, and lists that change from call to call.
+
+use crate::ffi::*;
+use crate::memory::{end, straddling, Buf, Subscriptions, CLOCK_MONOTONIC, CLOCK_REALTIME};
+use crate::steps::*;
+use crate::transcript::Transcript;
+
+pub fn polling(t: &mut Transcript) {
+    t.section("poll_oneoff: the call's own arguments");
+    let subs = Subscriptions::new().timeout(1, 1).to_buf();
+    let events = Buf::zeroed(64);
+    let count = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer; the buffers are live.
+    let e = unsafe { poll_oneoff(subs.ptr(), events.ptr(), 0, count.ptr()) };
+    t.log(
+        "poll_oneoff(no subscriptions)",
+        e,
+        &format!("n={}", count.u32_at(0)),
+    );
+    let too_many = end() / 48 + 16;
+    for (what, s, ev, n, c) in [
+        (
+            "subscriptions straddling the end",
+            straddling(48),
+            events.ptr(),
+            1,
+            count.ptr(),
+        ),
+        (
+            "events straddling the end",
+            subs.ptr(),
+            straddling(32),
+            1,
+            count.ptr(),
+        ),
+        (
+            "count straddling the end",
+            subs.ptr(),
+            events.ptr(),
+            1,
+            straddling(4),
+        ),
+        (
+            "more subscriptions than memory holds",
+            subs.ptr(),
+            events.ptr(),
+            too_many,
+            count.ptr(),
+        ),
+    ] {
+        // SAFETY: as above.
+        let e = unsafe { poll_oneoff(s, ev, n, c) };
+        t.log(&format!("poll_oneoff({what})"), e, "");
+    }
+
+    t.section("poll_oneoff: clocks");
+    poll(
+        t,
+        false,
+        &Subscriptions::new().timeout(7, 20),
+        "monotonic 20 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().clock(7, CLOCK_REALTIME, 20_000_000, 0),
+        "realtime 20 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().clock(7, CLOCK_MONOTONIC, 0, 0),
+        "monotonic 0 ns",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().clock(7, CLOCK_MONOTONIC, 1, 1),
+        "monotonic absolute 1 ns (long past)",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .clock(5, 2, 1_000_000, 0)
+            .timeout(6, 30),
+        "process-cputime clock, then monotonic 30 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .clock(5, 9, 1_000_000, 0)
+            .timeout(6, 30),
+        "clock id 9, then monotonic 30 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .clock(5, CLOCK_MONOTONIC, 1_000_000, 2)
+            .timeout(6, 30),
+        "clock flags 2, then monotonic 30 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().timeout(5, 300).timeout(6, 10),
+        "300 ms and 10 ms",
+    );
+
+    t.section("poll_oneoff: descriptors");
+    let pair = pair(t, INET4);
+    poll(
+        t,
+        false,
+        &Subscriptions::new().read(1, pair.server).timeout(9, 30),
+        &format!("read {} (nothing sent), 30 ms", t.fd(pair.server)),
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().write(2, pair.server).timeout(9, 5000),
+        &format!("write {}", t.fd(pair.server)),
+    );
+    send(t, pair.client, b"ping");
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .timeout(9, 5000)
+            .write(2, pair.server)
+            .read(1, pair.server),
+        &format!("clock, write {0}, read {0}", t.fd(pair.server)),
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(1, pair.server)
+            .read(3, pair.server)
+            .timeout(9, 5000),
+        &format!("read {0} twice", t.fd(pair.server)),
+    );
+    let closed = open(t, INET4, STREAM);
+    close(t, closed);
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(4, u32::MAX)
+            .write(5, closed)
+            .read(6, 1_000_000_007)
+            .timeout(9, 30),
+        "read -1, write a closed descriptor, read one never opened, 30 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .tagged(4, 3, pair.server)
+            .tagged(5, 0x81, pair.server)
+            .timeout(9, 30),
+        "tag 3, tag 0x81, 30 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().write(6, 1).timeout(9, 5000),
+        "write stdout",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().read(6, 0).timeout(9, 30),
+        "read stdin, 30 ms",
+    );
+    // A listener with a connection waiting.
+    let waiting = open(t, INET4, STREAM);
+    let port = port_of(t, pair.listener);
+    connect(t, waiting, &loopback(INET4).0, port, "127.0.0.1");
+    poll(
+        t,
+        false,
+        &Subscriptions::new().read(7, pair.listener).timeout(9, 5000),
+        &format!("read {} (a connection waits)", t.fd(pair.listener)),
+    );
+    let accepted = accept(t, pair.listener);
+
+    t.section("poll_oneoff: a list that changes between calls");
+    let both = Subscriptions::new()
+        .read(1, pair.server)
+        .read(2, accepted)
+        .timeout(9, 30);
+    poll(t, false, &both, "read server, read accepted, 30 ms");
+    recv(t, pair.server, 16);
+    poll(t, false, &both, "the same list again, 30 ms");
+    send(t, waiting, b"x");
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(2, accepted)
+            .read(1, pair.server)
+            .timeout(9, 5000),
+        "the two reads swapped",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(2, accepted)
+            .read(2, accepted)
+            .timeout(9, 5000),
+        "read accepted twice",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().read(2, accepted).timeout(9, 5000),
+        "read accepted once",
+    );
+    close(t, accepted);
+    poll(
+        t,
+        false,
+        &Subscriptions::new().read(2, accepted).timeout(9, 30),
+        "read accepted after closing it, 30 ms",
+    );
+
+    t.section("poll_oneoff: hang-ups");
+    close(t, pair.client);
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(1, pair.server)
+            .write(2, pair.server)
+            .timeout(9, 5000),
+        "read and write the server side after the client closed",
+    );
+    recv(t, pair.server, 16);
+    // SAFETY: plain call.
+    let e = unsafe { sock_shutdown(pair.server, 3) };
+    t.log(
+        &format!("sock_shutdown({}, rd|wr)", t.fd(pair.server)),
+        e,
+        "",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(1, pair.server)
+            .write(2, pair.server)
+            .timeout(9, 5000),
+        "read and write after shutting down both ways",
+    );
+    let refused = open(t, INET4, STREAM);
+    set_flags(t, refused, NONBLOCK);
+    let gone = open(t, INET4, STREAM);
+    bind(t, gone, &loopback(INET4).0, 0, "127.0.0.1");
+    let gone_port = port_of(t, gone);
+    close(t, gone);
+    connect(t, refused, &loopback(INET4).0, gone_port, "127.0.0.1");
+    poll(
+        t,
+        false,
+        &Subscriptions::new().write(3, refused).timeout(9, 5000),
+        "write a socket whose connect was refused",
+    );
+    crate::sections::lifecycle::so_error(t, refused);
+
+    t.section("epoll_oneoff");
+    poll(
+        t,
+        true,
+        &Subscriptions::new().timeout(1, 10),
+        "monotonic 10 ms",
+    );
+    poll(
+        t,
+        true,
+        &Subscriptions::new().read(1, pair.server).timeout(9, 5000),
+        "read the server side (shut down both ways)",
+    );
+    poll(
+        t,
+        true,
+        &Subscriptions::new().read(1, u32::MAX).timeout(9, 10),
+        "read -1, 10 ms",
+    );
+    for fd in [refused, waiting, pair.server, pair.listener] {
+        close(t, fd);
+    }
+}
