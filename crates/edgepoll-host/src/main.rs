@@ -1,6 +1,6 @@
 //! `edgepoll-host`: runs `wasm32-wasip1` programs that use WasmEdge's socket
 //! extension, on wasmtime. Same command line as `wasmedge`:
-//! `edgepoll-host [--dir GUEST::HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]`.
+//! `edgepoll-host [--dir GUEST:HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]`.
 
 // Top: the command line, loading and running, and the linker that wires
 // the areas below to the guest's imports.
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: edgepoll-host [--dir GUEST::HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]";
+    "usage: edgepoll-host [--dir GUEST:HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Invocation, String> {
     let mut env = Vec::new();
