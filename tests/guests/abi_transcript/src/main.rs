@@ -171,29 +171,7 @@ mod v1 {
         set_flags(t, b, NONBLOCK);
         let lo = loopback(INET4).0;
         for word in ["alpha", "beta", "gamma", "delta"] {
-            let iov = Iovecs::of(&[word.as_bytes()]);
-            let sent = Buf::zeroed(4);
-            // SAFETY: all pointers are into live buffers.
-            let e = unsafe {
-                abi_transcript::ffi::sock_send_to(
-                    a,
-                    iov.ptr(),
-                    1,
-                    lo.ptr(),
-                    u32::from(b_port),
-                    0,
-                    sent.ptr(),
-                )
-            };
-            t.log(
-                &format!(
-                    "sock_send_to({}, {word:?}, 127.0.0.1, {})",
-                    t.fd(a),
-                    t.port(b_port.into())
-                ),
-                e,
-                "",
-            );
+            send_to(t, false, a, word.as_bytes(), &lo, b_port, "127.0.0.1");
         }
         wait(t, b, false);
         recv_from_v1(t, b, 64, 4);
@@ -205,31 +183,8 @@ mod v1 {
         let (c, c_port) = udp(t, INET6);
         let (d, _) = udp(t, INET6);
         set_flags(t, c, NONBLOCK);
-        let iov = Iovecs::of(&[b"v6"]);
-        let sent = Buf::zeroed(4);
-        let six = Address::v6_loopback();
         for _ in 0..2 {
-            // SAFETY: all pointers are into live buffers.
-            let e = unsafe {
-                abi_transcript::ffi::sock_send_to(
-                    d,
-                    iov.ptr(),
-                    1,
-                    six.ptr(),
-                    u32::from(c_port),
-                    0,
-                    sent.ptr(),
-                )
-            };
-            t.log(
-                &format!(
-                    "sock_send_to({}, \"v6\", ::1, {})",
-                    t.fd(d),
-                    t.port(c_port.into())
-                ),
-                e,
-                "",
-            );
+            send_to(t, false, d, b"v6", &Address::v6_loopback(), c_port, "::1");
         }
         wait(t, c, false);
         recv_from_v1(t, c, 64, 4);

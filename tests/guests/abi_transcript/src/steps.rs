@@ -314,3 +314,98 @@ pub fn udp(t: &mut Transcript, family: u32) -> (u32, u16) {
     let port = port_of(t, fd);
     (fd, port)
 }
+
+/// One sock_send_to (or sock_send_to_v2) of `data` to `addr`:`port`.
+pub fn send_to(
+    t: &mut Transcript,
+    v2: bool,
+    fd: u32,
+    data: &[u8],
+    addr: &Address,
+    port: u16,
+    what: &str,
+) {
+    let iov = Iovecs::of(&[data]);
+    let out = Buf::zeroed(4);
+    // SAFETY: all pointers are into live buffers.
+    let e = unsafe {
+        if v2 {
+            sock_send_to_v2(fd, iov.ptr(), 1, addr.ptr(), u32::from(port), 0, out.ptr())
+        } else {
+            sock_send_to(fd, iov.ptr(), 1, addr.ptr(), u32::from(port), 0, out.ptr())
+        }
+    };
+    let name = if v2 {
+        "sock_send_to_v2"
+    } else {
+        "sock_send_to"
+    };
+    let outs = if e == 0 {
+        format!("sent={}", out.u32_at(0))
+    } else {
+        String::new()
+    };
+    t.log(
+        &format!(
+            "{name}({}, {:?}, {what}, {})",
+            t.fd(fd),
+            String::from_utf8_lossy(data),
+            t.port(port.into())
+        ),
+        e,
+        &outs,
+    );
+}
+
+/// sock_recv_from_v2 into a buffer of `max` bytes and an address of `size`.
+pub fn recv_from_v2(t: &mut Transcript, fd: u32, max: usize, size: usize, flags: u32) {
+    let iov = Iovecs::zeroed(&[max]);
+    let addr = Address::out(size);
+    let port = Buf::zeroed(4);
+    let out = Buf::zeroed(8);
+    // SAFETY: all pointers are into live buffers.
+    let e = unsafe {
+        sock_recv_from_v2(
+            fd,
+            iov.ptr(),
+            1,
+            addr.ptr(),
+            flags,
+            port.ptr(),
+            out.ptr(),
+            out.at(4),
+        )
+    };
+    let outs = if e == 0 {
+        received_from(t, &iov, &addr, port.u32_at(0), &out)
+    } else {
+        String::new()
+    };
+    t.log(
+        &format!(
+            "sock_recv_from_v2({}, [{max}], {size}-byte address, flags={flags:#x})",
+            t.fd(fd)
+        ),
+        e,
+        &outs,
+    );
+}
+
+/// What a successful receive with a sender address got: length, flags, data,
+/// sender and port (`lens`: the length, then the flags).
+pub fn received_from(
+    t: &Transcript,
+    iov: &Iovecs,
+    addr: &Address,
+    port: u32,
+    lens: &Buf,
+) -> String {
+    let n = lens.u32_at(0) as usize;
+    format!(
+        "len={n} roflags={} data={} from={} port={}",
+        read_u16(lens.at(4)),
+        iov.received(n),
+        addr.shown(),
+        t.port(port)
+    )
+}

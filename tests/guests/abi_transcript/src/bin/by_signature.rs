@@ -5,7 +5,7 @@
 
 #[cfg(target_os = "wasi")]
 mod by_signature {
-    use abi_transcript::memory::{read_u16, Address, Buf, Iovecs};
+    use abi_transcript::memory::{Address, Buf, Iovecs};
     use abi_transcript::steps::*;
     use abi_transcript::transcript::Transcript;
 
@@ -80,30 +80,8 @@ mod by_signature {
         let (a, _) = udp(t, INET4);
         let (b, b_port) = udp(t, INET4);
         let lo = loopback(INET4).0;
-        let iov = Iovecs::of(&[b"datagram"]);
-        let sent = Buf::zeroed(4);
         for _ in 0..2 {
-            // SAFETY: all pointers are into live buffers.
-            let e = unsafe {
-                abi_transcript::ffi::sock_send_to(
-                    a,
-                    iov.ptr(),
-                    1,
-                    lo.ptr(),
-                    u32::from(b_port),
-                    0,
-                    sent.ptr(),
-                )
-            };
-            t.log(
-                &format!(
-                    "sock_send_to({}, \"datagram\", 127.0.0.1, {})",
-                    t.fd(a),
-                    t.port(b_port.into())
-                ),
-                e,
-                "",
-            );
+            send_to(t, false, a, b"datagram", &lo, b_port, "127.0.0.1");
         }
         wait(t, b, false);
         for size in [128usize, 16] {
@@ -125,14 +103,7 @@ mod by_signature {
                 )
             };
             let outs = if e == 0 {
-                let n = lens.u32_at(0) as usize;
-                format!(
-                    "len={n} roflags={} data={} from={} port={}",
-                    read_u16(lens.at(4)),
-                    buf.received(n),
-                    addr.shown(),
-                    t.port(port.u32_at(0))
-                )
+                received_from(t, &buf, &addr, port.u32_at(0), &lens)
             } else {
                 String::new()
             };
