@@ -264,12 +264,20 @@ impl Drop for Running {
 /// Starts the echo server under `runtime` on a free port with extra
 /// arguments; waits for its `listening on` line.
 pub fn start_server(runtime: &Runtime, extra: &[&str]) -> Running {
+    start_program(runtime, "poll_http_server", &[], extra)
+}
+
+/// Starts wasm program `name` under `runtime` with `before` as its first
+/// arguments, then a free loopback address, then `after`; waits for its
+/// `listening on` line.
+pub fn start_program(runtime: &Runtime, name: &str, before: &[&str], after: &[&str]) -> Running {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("valid address");
     let mut child = runtime
-        .command(&wasm("poll_http_server"))
+        .command(&wasm(name))
+        .args(before)
         .arg(addr.to_string())
-        .args(extra)
+        .args(after)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

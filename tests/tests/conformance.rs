@@ -1,8 +1,11 @@
 //! The runtime conformance suite: each WasmEdge socket function on loopback,
 //! success and failure, asserted on every runtime present.
 
-use edgepoll_tests::{all_runtimes, run_wasm, Runtime};
+use edgepoll_tests::{
+    all_runtimes, connect, on_each_runtime, read_response, run_wasm, start_program, Runtime,
+};
 use std::collections::HashMap;
+use std::io::Write;
 use std::time::Duration;
 
 fn facts(runtime: &Runtime, case: &str) -> HashMap<String, String> {
@@ -180,4 +183,27 @@ fn the_same_fd_subscribed_twice_gets_eexist_on_the_second() {
             runtime.name()
         );
     }
+}
+
+#[test]
+fn a_service_learns_the_peer_and_local_address_of_each_request() {
+    on_each_runtime(|rt| {
+        let mut server = start_program(rt, "conformance_guest", &["serve-addresses"], &[]);
+        let mut stream = connect(server.addr);
+        let client = stream.local_addr().expect("client address");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        let (_, body) = read_response(&mut stream);
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            format!("peer={client} local={}", server.addr)
+        );
+        let _ = stream.write_all(b"GET /exit HTTP/1.1\r\nHost: t\r\n\r\n");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while server.is_alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!server.is_alive(), "the guest did not exit on /exit");
+    });
 }

@@ -320,6 +320,10 @@ const CORPUS: &[(&[u8], u16)] = &[
     (b"GET / FTP/1.1\r\nHost: t\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417),
     (b"\0\0\0\0\r\n\r\n", 400),
+    (b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 501),
+    (b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n", 501),
+    (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
 ];
 
@@ -349,6 +353,22 @@ fn malformed_and_hostile_requests_get_their_status_and_the_server_carries_on() {
             );
         }
         assert!(CORPUS.len() >= 40);
+    });
+}
+
+#[test]
+fn absolute_form_targets_are_served_like_their_path() {
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &[]);
+        let mut stream = connect(server.addr);
+        stream
+            .write_all(b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\nGET http://x/elsewhere?q HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert!(String::from_utf8_lossy(&body).contains("curl -d"));
+        let (head, _) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
     });
 }
 

@@ -167,10 +167,12 @@ impl Server {
             self.free.push(index);
             return;
         }
+        let mut handler = Handler::new(self.options.limits.clone(), now);
+        handler.set_addresses(Some(peer), net::local_addr(&stream).ok());
         self.connections[index] = Some(Connection {
             stream,
             peer,
-            handler: Handler::new(self.options.limits.clone(), now),
+            handler,
             interest: Interest::READABLE,
             linger_until: None,
         });

@@ -6,6 +6,7 @@ use super::response::ConnectionHeader;
 use super::{Limits, Request, Response, Service, StatusCode, Version};
 use bytes::{Buf, BytesMut};
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -103,6 +104,8 @@ pub struct Handler {
     peer_closed: bool,
     last_progress: Instant,
     incident: Option<Incident>,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
 }
 
 /// Why a request was refused: the status to send and the log line.
@@ -120,7 +123,17 @@ impl Handler {
             peer_closed: false,
             last_progress: now,
             incident: None,
+            peer: None,
+            local: None,
         }
+    }
+
+    /// Tells the connection where it runs, so that requests can report it
+    /// ([`Request::peer_addr`], [`Request::local_addr`]). The event loop calls
+    /// this; a handler fed bytes directly need not.
+    pub fn set_addresses(&mut self, peer: Option<SocketAddr>, local: Option<SocketAddr>) {
+        self.peer = peer;
+        self.local = local;
     }
 
     /// Takes in bytes received from the peer and answers every request they
@@ -166,7 +179,7 @@ impl Handler {
                     }
                     return;
                 }
-                State::Head { .. } => self.parse_head(),
+                State::Head { .. } => self.parse_head(service.handles_connect()),
                 State::Body(_) => self.read_body(),
             };
             match step {
@@ -318,7 +331,7 @@ impl Handler {
     }
 
     /// Parses the head if it is complete; `Ok(true)` moves on to the body.
-    fn parse_head(&mut self) -> Result<bool, Refusal> {
+    fn parse_head(&mut self, allow_connect: bool) -> Result<bool, Refusal> {
         let State::Head { scanned, .. } = &mut self.state else {
             return Ok(false);
         };
@@ -409,6 +422,13 @@ impl Handler {
         let method_span = span(method.as_bytes());
         let target_span = span(target.as_bytes());
         let is_head_method = method == "HEAD";
+        let is_connect = method == "CONNECT";
+        if is_connect && !allow_connect {
+            return Err(Refusal(
+                StatusCode::NOT_IMPLEMENTED,
+                "CONNECT is not supported: this server opens no tunnels",
+            ));
+        }
 
         self.headers.clear();
         let mut fields = FieldSummary::default();
@@ -420,10 +440,12 @@ impl Handler {
             fields.add(header.name, header.value, self.limits.max_body_bytes)?;
         }
         let framing = fields.framing(version, &self.limits)?;
-        let keep_alive = match version {
-            Version::Http11 => !fields.close,
-            Version::Http10 => fields.keep_alive && !fields.close,
-        };
+        // A CONNECT the service answers ends the connection: it never tunnels.
+        let keep_alive = !is_connect
+            && match version {
+                Version::Http11 => !fields.close,
+                Version::Http10 => fields.keep_alive && !fields.close,
+            };
         if version == Version::Http11 && fields.hosts != 1 {
             return Err(Refusal(
                 StatusCode::BAD_REQUEST,
@@ -511,6 +533,8 @@ impl Handler {
             version: head.version,
             headers: &self.headers,
             body: &self.input[body],
+            peer: self.peer,
+            local: self.local,
         };
         let response = service.call(&request);
         let keep_alive = head.keep_alive && !response.wants_close() && !self.peer_closed;
@@ -604,6 +628,9 @@ impl FieldSummary {
                 self.unknown_expectation = true;
             }
         } else if name.eq_ignore_ascii_case("host") {
+            if !is_valid_host(value) {
+                return Err(Refusal(StatusCode::BAD_REQUEST, "invalid Host field"));
+            }
             self.hosts += 1;
         }
         Ok(())
@@ -685,6 +712,61 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
         [b'\n', b'\r'] if bytes.get(i + 2) == Some(&b'\n') => Some(i + 3),
         _ => None,
     })
+}
+
+/// A Host field value (RFC 9110 §7.2, RFC 3986 §3.2.2): a registered name
+/// or IPv4 address, or an IPv6 literal in brackets, then an optional port.
+/// Empty is allowed (a target without an authority).
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        let ipv6 = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !ipv6 {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => (&b""[..], None),
+            [b':', port @ ..] => (&b""[..], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().rposition(|&b| b == b':') {
+            Some(i) => (&value[..i], Some(&value[i + 1..])),
+            None => (value, None),
+        }
+    };
+    let reg_name = host.iter().enumerate().all(|(i, &b)| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+            || (b == b'%'
+                && host.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && host.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            || (i >= 1 && host[i - 1] == b'%' && b.is_ascii_hexdigit())
+            || (i >= 2 && host[i - 2] == b'%' && b.is_ascii_hexdigit())
+    });
+    reg_name && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
 }
 
 fn has_bare_lf(head: &[u8]) -> bool {

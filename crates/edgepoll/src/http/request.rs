@@ -1,5 +1,6 @@
 //! A parsed request, borrowed from the connection's input buffer.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 
 /// The HTTP version of a request.
@@ -39,6 +40,57 @@ pub struct Request<'a> {
     pub(crate) version: Version,
     pub(crate) headers: &'a [HeaderSpan],
     pub(crate) body: &'a [u8],
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) local: Option<SocketAddr>,
+}
+
+/// The parts of a request target, in any of its four forms (RFC 9112 §3.2):
+/// origin (`/p?q`), absolute (`http://host/p?q`), authority (`host:443`, for
+/// CONNECT) and asterisk (`*`, for OPTIONS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TargetParts<'a> {
+    pub(crate) authority: Option<&'a str>,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+}
+
+pub(crate) fn split_target(target: &str) -> TargetParts<'_> {
+    let (before_query, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    if before_query.starts_with('/') || before_query == "*" {
+        return TargetParts {
+            authority: None,
+            path: before_query,
+            query,
+        };
+    }
+    if let Some((scheme, rest)) = before_query.split_once("://") {
+        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if is_scheme {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            // Userinfo is not part of the host.
+            let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            return TargetParts {
+                authority: Some(authority),
+                path,
+                query,
+            };
+        }
+    }
+    // Authority form: the whole target names a host and port.
+    TargetParts {
+        authority: Some(target),
+        path: "",
+        query: None,
+    }
 }
 
 impl<'a> Request<'a> {
@@ -57,10 +109,49 @@ impl<'a> Request<'a> {
         self.text(self.target)
     }
 
-    /// The path part of the target (without the query).
+    /// The path of the target, without the query: `/a/b` for `/a/b?c` and
+    /// for `http://host/a/b?c` alike (`/` when an absolute target names no
+    /// path, `*` for `OPTIONS *`, empty for a CONNECT authority).
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     let query = request.query().unwrap_or("-");
+    ///     Response::new(StatusCode::OK).body(format!("{} {}", request.path(), query))
+    /// }
+    /// # let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// # conn.receive(b"GET http://x/a?b HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
+    /// # assert!(conn.pending_output().ends_with(b"/a b"));
+    /// ```
     pub fn path(&self) -> &'a str {
-        let target = self.target();
-        target.split_once('?').map_or(target, |(path, _)| path)
+        split_target(self.target()).path
+    }
+
+    /// The query of the target (after `?`), if it has one.
+    pub fn query(&self) -> Option<&'a str> {
+        split_target(self.target()).query
+    }
+
+    /// The host the request is for: the target's authority when the target
+    /// has one (absolute form wins over the Host field, RFC 9112 §3.2.2),
+    /// else the Host field.
+    pub fn host(&self) -> Option<&'a str> {
+        split_target(self.target()).authority.or_else(|| {
+            self.header("host")
+                .and_then(|h| std::str::from_utf8(h).ok())
+        })
+    }
+
+    /// The address of the client, when the connection knows it (the event
+    /// loop tells it: see [`Handler::set_addresses`](super::Handler::set_addresses)).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// The local address the client connected to, when the connection knows it.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 
     /// The protocol version.
@@ -87,5 +178,34 @@ impl<'a> Request<'a> {
     /// The body, decoded if it was sent chunked; empty if there was none.
     pub fn body(&self) -> &'a [u8] {
         self.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(target: &str) -> (Option<&str>, &str, Option<&str>) {
+        let p = split_target(target);
+        (p.authority, p.path, p.query)
+    }
+
+    #[test]
+    fn every_target_form_splits_into_authority_path_and_query() {
+        assert_eq!(parts("/a/b?c=d"), (None, "/a/b", Some("c=d")));
+        assert_eq!(parts("/"), (None, "/", None));
+        assert_eq!(parts("http://x/"), (Some("x"), "/", None));
+        assert_eq!(
+            parts("http://x:8080/a?b"),
+            (Some("x:8080"), "/a", Some("b"))
+        );
+        assert_eq!(parts("HTTP://x"), (Some("x"), "/", None));
+        assert_eq!(parts("http://x?q"), (Some("x"), "/", Some("q")));
+        assert_eq!(
+            parts("https://u:p@[::1]:443/p"),
+            (Some("[::1]:443"), "/p", None)
+        );
+        assert_eq!(parts("x.test:443"), (Some("x.test:443"), "", None));
+        assert_eq!(parts("*"), (None, "*", None));
     }
 }

@@ -19,6 +19,27 @@ use super::{Request, Response};
 pub trait Service {
     /// Builds the response to `request`.
     fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a>;
+
+    /// Whether CONNECT requests reach [`call`](Self::call). By default the
+    /// connection answers them 501 itself: it never turns into a tunnel, and a
+    /// 2xx to CONNECT would tell the client it had one. A service that opts in
+    /// answers CONNECT as it likes; the connection closes after that answer.
+    ///
+    /// ```
+    /// use edgepoll::http::{Request, Response, Service, StatusCode};
+    /// struct Refuser;
+    /// impl Service for Refuser {
+    ///     fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+    ///         Response::new(StatusCode::METHOD_NOT_ALLOWED).header("Allow", "GET, POST")
+    ///     }
+    ///     fn handles_connect(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// ```
+    fn handles_connect(&self) -> bool {
+        false
+    }
 }
 
 impl<F> Service for F

@@ -32,9 +32,12 @@ fn strip_continue(mut out: Vec<u8>) -> Vec<u8> {
 }
 
 fn feed(chunks: &[&[u8]], limits: &Limits, eof: bool) -> Outcome {
+    feed_to(chunks, limits, eof, echo)
+}
+
+fn feed_to<S: Service>(chunks: &[&[u8]], limits: &Limits, eof: bool, mut service: S) -> Outcome {
     let now = Instant::now();
     let mut conn = Handler::new(limits.clone(), now);
-    let mut service = echo;
     let mut output = Vec::new();
     let mut incident = None;
     for chunk in chunks {
@@ -69,13 +72,27 @@ fn feed(chunks: &[&[u8]], limits: &Limits, eof: bool) -> Outcome {
 /// Feeds `input` whole, split at every offset and byte by byte; asserts all
 /// agree (interim 100 Continue aside) and returns the outcome.
 fn run_with(input: &[u8], limits: &Limits, eof: bool) -> Outcome {
-    let whole = feed(&[input], limits, eof);
+    run_service(input, limits, eof, || echo)
+}
+
+/// [`run_with`] for any service (`make` makes a fresh one per feeding).
+fn run_service<S: Service>(
+    input: &[u8],
+    limits: &Limits,
+    eof: bool,
+    make: impl Fn() -> S,
+) -> Outcome {
+    let whole = feed_to(&[input], limits, eof, make());
     for split in 0..=input.len() {
         let (a, b) = input.split_at(split);
-        assert_eq!(feed(&[a, b], limits, eof), whole, "split at {split}");
+        assert_eq!(
+            feed_to(&[a, b], limits, eof, make()),
+            whole,
+            "split at {split}"
+        );
     }
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
-    assert_eq!(feed(&bytes, limits, eof), whole, "byte by byte");
+    assert_eq!(feed_to(&bytes, limits, eof, make()), whole, "byte by byte");
     whole
 }
 
@@ -860,4 +877,135 @@ fn response_parser_reports_truncation_and_garbage() {
         .unwrap()
         .unwrap();
     assert!(head.body.is_empty());
+}
+
+// --- request targets, CONNECT, Host, addresses ---
+
+/// Answers with what the request says of its target.
+fn target_parts<'a>(req: &Request<'a>) -> Response<'a> {
+    Response::new(StatusCode::OK).body(format!(
+        "path={} query={} host={}",
+        req.path(),
+        req.query().unwrap_or("-"),
+        req.host().unwrap_or("-")
+    ))
+}
+
+fn body_of(out: &Outcome) -> String {
+    let text = text(out);
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn absolute_form_targets_are_served_by_path_and_query() {
+    for (request, expected) in [
+        (
+            &b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            "path=/ query=- host=x",
+        ),
+        (
+            b"GET http://x HTTP/1.1\r\nHost: y\r\n\r\n",
+            "path=/ query=- host=x",
+        ),
+        (
+            b"GET http://x:8080/a/b?c=d HTTP/1.1\r\nHost: x\r\n\r\n",
+            "path=/a/b query=c=d host=x:8080",
+        ),
+        (
+            b"GET /a?b HTTP/1.1\r\nHost: h\r\n\r\n",
+            "path=/a query=b host=h",
+        ),
+        (
+            b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+            "path=* query=- host=h",
+        ),
+    ] {
+        let out = run_service(request, &Limits::default(), false, || target_parts);
+        assert!(text(&out).starts_with("HTTP/1.1 200 "), "{}", text(&out));
+        assert_eq!(body_of(&out), expected);
+        assert!(!out.finished);
+    }
+}
+
+#[test]
+fn connect_gets_501_unless_the_service_answers_it() {
+    let request = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n";
+    assert_refused(request, 501);
+
+    #[derive(Clone)]
+    struct Answers;
+    impl Service for Answers {
+        fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+            Response::new(StatusCode::METHOD_NOT_ALLOWED)
+                .body(format!("no tunnel to {}", request.host().unwrap_or("-")))
+        }
+        fn handles_connect(&self) -> bool {
+            true
+        }
+    }
+    let out = run_service(request, &Limits::default(), false, || Answers);
+    assert!(text(&out).starts_with("HTTP/1.1 405 "), "{}", text(&out));
+    assert_eq!(body_of(&out), "no tunnel to x:443");
+    assert!(
+        text(&out).contains("Connection: close\r\n"),
+        "{}",
+        text(&out)
+    );
+    assert!(out.finished, "the connection never becomes a tunnel");
+}
+
+#[test]
+fn host_fields_that_name_no_host_get_400() {
+    for host in [
+        "a b", "[::1", "[::1]x", "x:80a", "a/b", "a@b", "[zz]", "a%4", "x:8:0",
+    ] {
+        assert_refused(
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+            400,
+        );
+    }
+    for host in [
+        "x",
+        "127.0.0.1",
+        "127.0.0.1:8080",
+        "[::1]",
+        "[::1]:80",
+        "a-b.c_d~e",
+        "x%41y",
+        "",
+        "x:",
+    ] {
+        let out = run(format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+        assert!(
+            text(&out).starts_with("HTTP/1.1 200 "),
+            "Host: {host} gave {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn requests_report_the_addresses_the_event_loop_gave() {
+    fn whom<'a>(req: &Request<'a>) -> Response<'a> {
+        let shown = |a: Option<std::net::SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
+        Response::new(StatusCode::OK).body(format!(
+            "{} {}",
+            shown(req.peer_addr()),
+            shown(req.local_addr())
+        ))
+    }
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now, &mut whom);
+    assert!(conn.pending_output().ends_with(b"- -"));
+    let n = conn.pending_output().len();
+    conn.consume_output(n, now);
+    conn.set_addresses(
+        Some("[::1]:5000".parse().unwrap()),
+        Some("127.0.0.1:80".parse().unwrap()),
+    );
+    conn.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now, &mut whom);
+    assert!(conn.pending_output().ends_with(b"[::1]:5000 127.0.0.1:80"));
 }

@@ -307,6 +307,33 @@ pub fn run(case: &str) -> Result<()> {
             println!("all_below_2_31={}", below_2_31 == 100_000);
             println!("mostly_above_2_20={}", above_2_20 > 99_000);
         }
+        "serve-addresses" => {
+            // An edgepoll Server whose service answers with the addresses its
+            // requests report; a request for /exit ends the program.
+            use edgepoll::http::{Request, Response, Service, StatusCode};
+            struct Addresses;
+            impl Service for Addresses {
+                fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+                    if request.path() == "/exit" {
+                        std::process::exit(0);
+                    }
+                    let shown =
+                        |a: Option<SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
+                    Response::new(StatusCode::OK).body(format!(
+                        "peer={} local={}",
+                        shown(request.peer_addr()),
+                        shown(request.local_addr())
+                    ))
+                }
+            }
+            let at = addr(&std::env::args().nth(2).unwrap_or_default());
+            let listener = net::bind(at).map_err(err("bind"))?;
+            let local = net::local_addr(&listener).map_err(err("local_addr"))?;
+            println!("listening on {local}");
+            edgepoll::Server::new(listener, Default::default())
+                .serve(Addresses)
+                .map_err(err("serve"))?;
+        }
         "release-addresses" => {
             // edgepoll's own address calls against the crate's (which may read
             // 0.0.0.0 in release builds); informational beside `addresses`.
