@@ -21,6 +21,11 @@ enum Reply {
     ResetMidway,
     /// Never answers.
     Silent,
+    /// 100 Continue and 103 Early Hints, then a 200 with a body.
+    Interim,
+    /// Exactly these bytes (a head without a body), then the connection
+    /// stays open: a client that waits for a body times out.
+    HeadOnly(&'static [u8]),
 }
 
 struct TestServer {
@@ -93,6 +98,21 @@ fn serve(reply: Reply) -> TestServer {
                     }
                     Reply::Silent => {
                         std::thread::sleep(Duration::from_secs(20));
+                        Ok(())
+                    }
+                    Reply::Interim => {
+                        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        std::thread::sleep(Duration::from_millis(50));
+                        let _ = stream.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n");
+                        std::thread::sleep(Duration::from_millis(50));
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        let _ = stream.write_all(&[head.as_bytes(), &body].concat());
+                        std::thread::sleep(Duration::from_secs(10));
+                        Ok(())
+                    }
+                    Reply::HeadOnly(head) => {
+                        let _ = stream.write_all(head);
+                        std::thread::sleep(Duration::from_secs(10));
                         Ok(())
                     }
                     Reply::ResetMidway => Ok(()),
@@ -281,5 +301,69 @@ fn a_failing_request_does_not_spoil_the_others() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(stdout.matches("-> 200 OK\nfine").count(), 2, "{stdout}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("[2]"));
+    });
+}
+
+#[test]
+fn interim_and_bodiless_responses_end_where_their_head_ends() {
+    on_each_runtime(|rt| {
+        for (reply, args, expected) in [
+            (
+                Reply::Interim,
+                &["-d", "after hints"][..],
+                "-> 200 OK\nafter hints\n",
+            ),
+            (
+                Reply::HeadOnly(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
+                &["-X", "DELETE"][..],
+                "-> 204 No Content\n",
+            ),
+            (
+                Reply::HeadOnly(
+                    b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"v1\"\r\n\r\n",
+                ),
+                &[][..],
+                "-> 304 Not Modified\n",
+            ),
+            (
+                Reply::HeadOnly(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"),
+                &["-X", "HEAD"][..],
+                "-> 200 OK\n",
+            ),
+        ] {
+            let server = serve(reply);
+            let url = format!("http://{}/", server.addr);
+            let mut all = args.to_vec();
+            all.extend(["--timeout", "5", url.as_str()]);
+            let start = Instant::now();
+            let out = run_client(rt, &all);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{args:?}: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.ends_with(expected), "{args:?}: {stdout:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(4),
+                "{args:?}: the client waited {:?} for a body that never comes",
+                start.elapsed()
+            );
+        }
+    });
+}
+
+#[test]
+fn an_ipv6_url_is_shown_with_its_brackets() {
+    on_each_runtime(|rt| {
+        let port = free_port();
+        let url = format!("http://[::1]:{port}/");
+        let out = run_client(rt, &[&url]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{url} -> error: connection refused")),
+            "{stderr}"
+        );
     });
 }

@@ -61,11 +61,11 @@ impl ClientRequest {
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128 + self.body.len());
-        let host = if self.url.host.contains(':') {
-            format!("[{}]:{}", self.url.host, self.url.port)
-        } else {
-            format!("{}:{}", self.url.host, self.url.port)
-        };
+        let shown = self.url.to_string();
+        let host = shown
+            .strip_prefix("http://")
+            .and_then(|rest| rest.strip_suffix(self.url.path.as_str()))
+            .unwrap_or(&self.url.host);
         out.extend_from_slice(
             format!(
                 "{} {} HTTP/1.1\r\nHost: {host}\r\n",

@@ -13,6 +13,17 @@ pub struct Url {
     pub path: String,
 }
 
+impl std::fmt::Display for Url {
+    /// The URL as written, with an IPv6 host in brackets: `http://[::1]:80/`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "http://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+        }
+    }
+}
+
 impl Url {
     /// Parses `http://host[:port][/path]`; `https` and other schemes are refused.
     pub fn parse(text: &str) -> Result<Url, String> {
@@ -91,6 +102,21 @@ mod tests {
                 .socket_addr()
                 .unwrap(),
             "[::1]:9".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn ipv6_hosts_are_shown_in_brackets() {
+        for text in [
+            "http://[::1]:18299/",
+            "http://127.0.0.1:80/a?b",
+            "http://localhost:8080/",
+        ] {
+            assert_eq!(Url::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(
+            Url::parse("http://[::1]").unwrap().to_string(),
+            "http://[::1]:80/"
         );
     }
 

@@ -105,15 +105,7 @@ pub fn main() -> ExitCode {
     let mut failed = false;
     let mut out = std::io::stdout().lock();
     for (i, (request, result)) in requests.iter().zip(results).enumerate() {
-        let u = request.url();
-        let tag = format!(
-            "[{}] {} http://{}:{}{}",
-            i + 1,
-            request.method(),
-            u.host,
-            u.port,
-            u.path
-        );
+        let tag = format!("[{}] {} {}", i + 1, request.method(), request.url());
         let written = match result {
             Ok(response) => writeln!(
                 out,
@@ -123,7 +115,8 @@ pub fn main() -> ExitCode {
             )
             .and_then(|_| out.write_all(&response.body))
             .and_then(|_| {
-                if response.body.ends_with(b"\n") {
+                // End the body on a line of its own; an empty body adds nothing.
+                if response.body.is_empty() || response.body.ends_with(b"\n") {
                     Ok(())
                 } else {
                     writeln!(out)

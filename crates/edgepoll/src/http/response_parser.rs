@@ -191,8 +191,9 @@ impl ResponseParser {
             headers: fields,
             body: Vec::new(),
         };
-        if status.as_u16() < 200 {
-            // An interim response (100 Continue): the real one follows.
+        if status.as_u16() < 200 && status.as_u16() != 101 {
+            // An interim response (100 Continue, 103 Early Hints): the real
+            // one follows. 101 is final: the connection changes protocol.
             self.buf.drain(..head_len);
             return self.parse_head();
         }
@@ -214,5 +215,79 @@ impl ResponseParser {
         };
         self.head = Some((response, head_len, kind));
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` whole, split in two at every offset and byte by byte:
+    /// each way must complete at the last byte with the same response.
+    fn parse(input: &[u8], head_only: bool) -> ParsedResponse {
+        let whole = ResponseParser::new(head_only)
+            .feed(input)
+            .expect("valid")
+            .expect("complete");
+        for split in 0..input.len() {
+            let mut p = ResponseParser::new(head_only);
+            let first = p.feed(&input[..split]).expect("valid");
+            assert_eq!(first, None, "complete too early at {split}");
+            assert_eq!(
+                p.feed(&input[split..]).expect("valid").as_ref(),
+                Some(&whole)
+            );
+        }
+        whole
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_until_the_final_one() {
+        let r = parse(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+            false,
+        );
+        assert_eq!((r.status.as_u16(), r.body.as_slice()), (200, &b"final"[..]));
+        assert!(
+            r.header("link").is_none(),
+            "fields of an interim response are not the final's"
+        );
+    }
+
+    #[test]
+    fn no_content_and_not_modified_end_at_their_head_whatever_length_they_state() {
+        for (head, status) in [
+            (
+                &b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"[..],
+                204,
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"x\"\r\n\r\n",
+                304,
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+                304,
+            ),
+        ] {
+            let r = parse(head, false);
+            assert_eq!((r.status.as_u16(), r.body.len()), (status, 0));
+        }
+    }
+
+    #[test]
+    fn a_response_to_head_has_no_body_whatever_its_length() {
+        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", true);
+        assert_eq!((r.status.as_u16(), r.body.len()), (200, 0));
+        assert_eq!(r.header("content-length"), Some(&b"100"[..]));
+    }
+
+    #[test]
+    fn switching_protocols_is_final() {
+        let r = parse(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        );
+        assert_eq!(r.status.as_u16(), 101);
     }
 }
