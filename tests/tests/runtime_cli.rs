@@ -81,7 +81,58 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
 
     let usage = Command::new(host_bin()).output().expect("runs");
     assert_eq!(usage.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: edgepoll-host"));
+    let stderr = String::from_utf8_lossy(&usage.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("Usage: edgepoll-host"), "{stderr}");
+}
+
+#[test]
+fn the_command_line_speaks_clap_with_wasmedges_flags() {
+    let help = Command::new(host_bin())
+        .arg("--help")
+        .output()
+        .expect("runs");
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--dir <GUEST:HOST>",
+        "--env <NAME=VALUE>",
+        "<MODULE.wasm>",
+        "[ARGS]...",
+    ] {
+        assert!(text.contains(flag), "--help does not show {flag}: {text}");
+    }
+    let version = Command::new(host_bin())
+        .arg("--version")
+        .output()
+        .expect("runs");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("edgepoll-host {}", env!("CARGO_PKG_VERSION"))
+    );
+    for (args, says) in [
+        (&["--bogus", "x.wasm"][..], "unexpected argument '--bogus'"),
+        (&["--env", "NOEQUALS", "x.wasm"][..], "expected NAME=VALUE"),
+        (
+            &["--dir", "/a:/b:readonly", "x.wasm"][..],
+            "read-only directories",
+        ),
+    ] {
+        let out = Command::new(host_bin()).args(args).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Everything after the module belongs to the module, flags included.
+    let out = Command::new(host_bin())
+        .arg(wasm("conformance_guest"))
+        .args(["exit", "--not-for-the-runtime"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(7));
 }
 
 #[test]

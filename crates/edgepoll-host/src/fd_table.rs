@@ -24,6 +24,16 @@ pub const FDFLAGS_NONBLOCK: u16 = 4;
 pub const FDFLAGS_RSYNC: u16 = 8;
 pub const FDFLAGS_SYNC: u16 = 16;
 
+/// WASI fd flags as WasmEdge casts them: 16 bits, five flags, else EINVAL.
+pub fn parse_fd_flags(flags: u32) -> Result<u16, Errno> {
+    let flags = flags as u16;
+    if flags & !0x1f != 0 {
+        Err(crate::errno::INVAL)
+    } else {
+        Ok(flags)
+    }
+}
+
 /// WASI rights bits (WasmEdge adds the socket ones from bit 29).
 pub mod rights {
     pub const FD_DATASYNC: u64 = 1 << 0;

@@ -1,6 +1,7 @@
 //! `edgepoll-host`: runs `wasm32-wasip1` programs that use WasmEdge's socket
 //! extension, on wasmtime. Same command line as `wasmedge`:
 //! `edgepoll-host [--dir GUEST:HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]`.
+//! This file is the command line only.
 
 // Top: the command line, loading and running, and the linker that wires
 // the areas below to the guest's imports.
@@ -19,78 +20,63 @@ mod errno;
 mod fd_table;
 mod memory;
 
+use clap::Parser;
 use runtime::Invocation;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: edgepoll-host [--dir GUEST:HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]";
+/// Runs wasm32-wasip1 programs built for WasmEdge (its socket extension
+/// included) on wasmtime, with WasmEdge's command line: options, then the
+/// module, then the module's own arguments.
+#[derive(Parser)]
+#[command(name = "edgepoll-host", version)]
+struct Cli {
+    /// Preopen a host directory for the guest, as GUEST:HOST (one path: the
+    /// same in both). Repeatable.
+    #[arg(long = "dir", value_name = "GUEST:HOST", value_parser = parse_dir)]
+    dirs: Vec<(String, PathBuf)>,
+    /// Set an environment variable for the guest; the runtime's own
+    /// environment is not passed on. Repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// The module to run.
+    #[arg(value_name = "MODULE.wasm")]
+    module: PathBuf,
+    /// The module's arguments, passed on as they are.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+}
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Invocation, String> {
-    let mut env = Vec::new();
-    let mut dirs = Vec::new();
-    loop {
-        let Some(arg) = args.next() else {
-            return Err("no module given".to_string());
-        };
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f == "--dir" || f == "--env" => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        match flag.as_str() {
-            "--env" => {
-                let value = inline
-                    .or_else(|| args.next())
-                    .ok_or("--env needs NAME=VALUE")?;
-                let (k, v) = value
-                    .split_once('=')
-                    .ok_or(format!("--env {value}: expected NAME=VALUE"))?;
-                env.push((k.to_string(), v.to_string()));
-            }
-            "--dir" => {
-                let value = inline
-                    .or_else(|| args.next())
-                    .ok_or("--dir needs GUEST::HOST")?;
-                // GUEST::HOST, or WasmEdge's own GUEST:HOST, or one path for both.
-                let (guest, host) = value
-                    .split_once("::")
-                    .or_else(|| value.split_once(':'))
-                    .unwrap_or((&value, &value));
-                dirs.push((guest.to_string(), PathBuf::from(host)));
-            }
-            "-h" | "--help" => return Err(String::new()),
-            "--" => {
-                let module = args.next().ok_or("no module given")?;
-                return Ok(Invocation {
-                    module: module.into(),
-                    args: args.collect(),
-                    env,
-                    dirs,
-                });
-            }
-            f if f.starts_with("--") => return Err(format!("unknown option {f}")),
-            _ => {
-                return Ok(Invocation {
-                    module: arg.into(),
-                    args: args.collect(),
-                    env,
-                    dirs,
-                })
-            }
-        }
+/// `GUEST:HOST` as WasmEdge splits it: at the first colon.
+fn parse_dir(value: &str) -> Result<(String, PathBuf), String> {
+    let (guest, host) = value.split_once(':').unwrap_or((value, value));
+    if host.ends_with(":readonly") {
+        return Err("read-only directories (:readonly) are not supported by edgepoll-host".into());
+    }
+    if guest.is_empty() || host.is_empty() {
+        return Err(format!("expected GUEST:HOST, got {value:?}"));
+    }
+    Ok((guest.to_string(), PathBuf::from(host)))
+}
+
+fn parse_env(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((name, v)) if !name.is_empty() => Ok((name.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {value:?}")),
     }
 }
 
 fn main() -> ExitCode {
-    let invocation = match parse(std::env::args().skip(1)) {
-        Ok(i) => i,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("edgepoll-host: {message}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    let invocation = Invocation {
+        module: cli.module,
+        args: cli.args,
+        env: cli.env,
+        dirs: cli.dirs,
     };
     match runtime::run(&invocation) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -100,3 +86,6 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod layering;

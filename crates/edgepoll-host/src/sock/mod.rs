@@ -12,7 +12,9 @@ pub mod options;
 pub mod transfer;
 
 use crate::errno::{check, Errno, WasiResult, INVAL, NOSYS, NOTSOCK};
-use crate::fd_table::{rights, Descriptor, Entry, FdTable, Socket, FDFLAGS_NONBLOCK};
+use crate::fd_table::{
+    parse_fd_flags, rights, Descriptor, Entry, FdTable, Socket, FDFLAGS_NONBLOCK,
+};
 use crate::memory::GuestMemory;
 use address::{read_target, to_sockaddr};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -111,7 +113,7 @@ pub fn accept(
     mem.pointer::<4>(out)?;
     let nonblocking = match flags {
         None => false,
-        Some(flags) => fd_flags(flags)? & FDFLAGS_NONBLOCK != 0,
+        Some(flags) => parse_fd_flags(flags)? & FDFLAGS_NONBLOCK != 0,
     };
     let listener = host_fd(fds, fd)?;
     // SAFETY: plain system call; the result is checked and owned below.
@@ -164,16 +166,6 @@ pub fn shutdown(fds: &FdTable, fd: u32, how: u32) -> WasiResult {
     };
     // SAFETY: plain system call.
     check(unsafe { libc::shutdown(raw, sys) })
-}
-
-/// WASI fd flags as WasmEdge casts them: 16 bits, five flags, else EINVAL.
-pub fn fd_flags(flags: u32) -> Result<u16, Errno> {
-    let flags = flags as u16;
-    if flags & !0x1f != 0 {
-        Err(INVAL)
-    } else {
-        Ok(flags)
-    }
 }
 
 /// `sock_getlocaladdr` / `sock_getpeeraddr`: V1 (with `kind`, the address

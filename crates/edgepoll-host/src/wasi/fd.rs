@@ -6,8 +6,8 @@
 
 use crate::errno::{self, check, Errno, WasiResult, BADF, INVAL, ISDIR, NOTCAPABLE, SPIPE};
 use crate::fd_table::{
-    rights, Descriptor, Entry, FdTable, FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_NONBLOCK,
-    FDFLAGS_RSYNC, FDFLAGS_SYNC,
+    parse_fd_flags, rights, Descriptor, Entry, FdTable, FDFLAGS_APPEND, FDFLAGS_DSYNC,
+    FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
 };
 use crate::memory::{iovec_buffer, GuestMemory};
 use std::io::{Seek, SeekFrom};
@@ -145,7 +145,7 @@ pub fn fdstat_get(mem: &mut GuestMemory<'_>, fds: &FdTable, fd: u32, out: u32) -
 
 /// `fd_fdstat_set_flags`: the flags replace the host's status flags.
 pub fn fdstat_set_flags(fds: &mut FdTable, fd: u32, flags: u32) -> WasiResult {
-    let flags = crate::sock::fd_flags(flags)?;
+    let flags = parse_fd_flags(flags)?;
     let d = fds.get_mut(fd)?;
     let mut needed = rights::FD_FDSTAT_SET_FLAGS;
     if flags & FDFLAGS_DSYNC != 0 {
