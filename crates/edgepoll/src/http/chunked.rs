@@ -17,7 +17,8 @@ pub enum ChunkedError {
     BodyTooLarge,
     /// The trailer section exceeds the head size limit.
     TrailersTooLarge,
-    /// A trailer line with a bare LF or a control byte.
+    /// A trailer line that is not a field (`name: value`), or holds a bare LF
+    /// or a control byte.
     InvalidTrailer,
 }
 
@@ -53,8 +54,10 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or of the final empty line).
     TrailerStart,
-    /// Inside a trailer line.
-    Trailer,
+    /// Inside a trailer field's name.
+    TrailerName,
+    /// Inside a trailer field's value.
+    TrailerValue,
     /// Saw CR inside a trailer line, expecting LF.
     TrailerLf,
     /// Saw CR of the final empty line, expecting LF.
@@ -165,7 +168,11 @@ impl ChunkedDecoder {
                     return Err(ChunkedError::SizeLineTooLong);
                 }
             }
-            State::TrailerStart | State::Trailer | State::TrailerLf | State::EndLf => {
+            State::TrailerStart
+            | State::TrailerName
+            | State::TrailerValue
+            | State::TrailerLf
+            | State::EndLf => {
                 self.trailer_len += 1;
                 if self.trailer_len > self.max_trailers {
                     return Err(ChunkedError::TrailersTooLarge);
@@ -216,18 +223,43 @@ impl ChunkedDecoder {
             (State::TrailerStart, b'\r') => State::EndLf,
             (State::EndLf, b'\n') => State::Done,
             (State::EndLf, _) => return Err(ChunkedError::InvalidTrailer),
-            (State::Trailer, b'\r') => State::TrailerLf,
+            // A trailer is a header field: a token name (no folding, no
+            // space before the colon), a colon, then a value.
+            (State::TrailerStart | State::TrailerName, b) if is_tchar(b) => State::TrailerName,
+            (State::TrailerName, b':') => State::TrailerValue,
+            (State::TrailerValue, b'\r') => State::TrailerLf,
+            (State::TrailerValue, b) if b == b'\t' || b >= b' ' && b != 0x7f => State::TrailerValue,
             (State::TrailerLf, b'\n') => State::TrailerStart,
-            (State::TrailerStart | State::Trailer, b) if b == b'\t' || b >= b' ' && b != 0x7f => {
-                State::Trailer
-            }
-            (State::TrailerStart | State::Trailer | State::TrailerLf, _) => {
-                return Err(ChunkedError::InvalidTrailer)
-            }
+            (
+                State::TrailerStart | State::TrailerName | State::TrailerValue | State::TrailerLf,
+                _,
+            ) => return Err(ChunkedError::InvalidTrailer),
             (State::Data | State::Done, _) => self.state,
         };
         Ok(())
     }
+}
+
+/// A token character (RFC 9110 §5.6.2), as field names are made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 #[cfg(test)]

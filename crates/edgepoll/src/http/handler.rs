@@ -1,7 +1,7 @@
 //! The per-connection HTTP/1.1 server state machine: bytes in, bytes out, no I/O.
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
-use super::request::HeaderSpan;
+use super::request::{target_form, HeaderSpan, TargetForm};
 use super::response::ConnectionHeader;
 use super::{Limits, Request, Response, Service, StatusCode, Version};
 use bytes::{Buf, BytesMut};
@@ -15,6 +15,10 @@ use std::time::Instant;
 pub const MAX_HEADERS: usize = 256;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Methods longer than this are not ones any service implements: 501
+/// (RFC 9112 §3 advises it), whatever the service would have said.
+const MAX_METHOD_BYTES: usize = 64;
 
 /// The most buffer reserved ahead for a body on the strength of its
 /// `Content-Length`; beyond it the buffer grows as bytes arrive.
@@ -428,6 +432,34 @@ impl Handler {
                 StatusCode::NOT_IMPLEMENTED,
                 "CONNECT is not supported: this server opens no tunnels",
             ));
+        }
+        if method.len() > MAX_METHOD_BYTES {
+            return Err(Refusal(
+                StatusCode::NOT_IMPLEMENTED,
+                "method longer than any this server implements",
+            ));
+        }
+        // Each method takes the target forms RFC 9112 §3.2 gives it.
+        match (target_form(target), is_connect) {
+            (TargetForm::Authority, false) => {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "a host:port target is only for CONNECT",
+                ))
+            }
+            (TargetForm::Origin | TargetForm::Absolute | TargetForm::Asterisk, true) => {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "CONNECT needs a host:port target",
+                ))
+            }
+            (TargetForm::Asterisk, false) if method != "OPTIONS" => {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "a * target is only for OPTIONS",
+                ))
+            }
+            _ => {}
         }
 
         self.headers.clear();

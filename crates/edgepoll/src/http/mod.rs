@@ -9,12 +9,12 @@
 //!
 //! | input | answer |
 //! |---|---|
-//! | malformed request line or header field, bare LF, missing or repeated `Host` in HTTP/1.1, a `Host` that names no host, conflicting or invalid `Content-Length`, `Content-Length` with `Transfer-Encoding`, bad chunk framing | 400 |
+//! | malformed request line or header field, bare LF, missing or repeated `Host` in HTTP/1.1, a `Host` that names no host, a `host:port` target on a method other than CONNECT or `*` on one other than OPTIONS, conflicting or invalid `Content-Length`, `Content-Length` with `Transfer-Encoding`, bad chunk framing or trailer fields | 400 |
 //! | head not complete within [`Limits::header_timeout`], body stalled past [`Limits::idle_timeout`] | 408 |
 //! | body larger than [`Limits::max_body_bytes`] | 413 |
 //! | `Expect` other than `100-continue` | 417 |
 //! | head larger than [`Limits::max_head_bytes`], more than [`Limits::max_headers`] fields, trailers too large | 431 |
-//! | transfer coding other than `chunked`; `CONNECT` (unless the service opts in with [`Service::handles_connect`]) | 501 |
+//! | transfer coding other than `chunked`; `CONNECT` (unless the service opts in with [`Service::handles_connect`]); a method over 64 bytes | 501 |
 //! | version other than HTTP/1.0 and HTTP/1.1, including the HTTP/2 preface | 505 |
 //! | keep-alive connection idle past [`Limits::idle_timeout`] | closed without a response |
 

@@ -54,6 +54,27 @@ pub(crate) struct TargetParts<'a> {
     pub(crate) query: Option<&'a str>,
 }
 
+/// Which of the four forms a request target takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TargetForm {
+    Origin,
+    Absolute,
+    Authority,
+    Asterisk,
+}
+
+pub(crate) fn target_form(target: &str) -> TargetForm {
+    if target.starts_with('/') {
+        TargetForm::Origin
+    } else if target == "*" {
+        TargetForm::Asterisk
+    } else if split_target(target).path.is_empty() {
+        TargetForm::Authority
+    } else {
+        TargetForm::Absolute
+    }
+}
+
 pub(crate) fn split_target(target: &str) -> TargetParts<'_> {
     let (before_query, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),

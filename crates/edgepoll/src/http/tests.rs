@@ -1009,3 +1009,38 @@ fn requests_report_the_addresses_the_event_loop_gave() {
     conn.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now, &mut whom);
     assert!(conn.pending_output().ends_with(b"[::1]:5000 127.0.0.1:80"));
 }
+
+// --- the hostile corpus the end-to-end tests also send ---
+
+#[test]
+fn every_request_of_the_hostile_corpus_gets_its_status_however_it_is_split() {
+    let corpus: &[(&[u8], u16)] = include!("../../../../tests/corpus/hostile_requests.rs");
+    assert!(corpus.len() >= 60);
+    for (request, status) in corpus {
+        assert_refused(request, *status);
+    }
+}
+
+#[test]
+fn requests_too_long_for_the_corpus_file_get_their_status() {
+    let method = format!("{} / HTTP/1.1\r\nHost: t\r\n\r\n", "A".repeat(5000));
+    assert_refused(method.as_bytes(), 501);
+    let version = format!("GET / HTTP/1.1{}\r\nHost: t\r\n\r\n", "1".repeat(3000));
+    assert_refused(version.as_bytes(), 400);
+    let method_at_the_limit = format!("{} / HTTP/1.1\r\nHost: t\r\n\r\n", "A".repeat(64));
+    assert!(text(&run(method_at_the_limit.as_bytes())).starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn lenient_but_valid_shapes_are_served() {
+    for request in [
+        &b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\tchunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: CHUNKED \r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0002\r\n\r\nok",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;a=b;c=\"d\"\r\nok\r\n0\r\nX-Sum: 1\r\nX-Empty:\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let out = run(request);
+        assert!(text(&out).starts_with("HTTP/1.1 200 "), "{:?}: {}", String::from_utf8_lossy(request), text(&out));
+    }
+}
