@@ -56,6 +56,20 @@ fn new_descriptors_get_random_unused_numbers_below_two_to_the_31() {
 }
 
 #[test]
+fn quiet_registrations_go_cold_and_their_readiness_still_arrives() {
+    assert_case(
+        "quiet-readiness",
+        &[
+            ("busy_polls_return", "true"),
+            ("quiet_went_cold", "true"),
+            ("quiet_reported_within_2s", "true"),
+            ("listener_reported_within_2s", "true"),
+            ("reported_one_is_hot", "true"),
+        ],
+    );
+}
+
+#[test]
 fn bind_to_a_port_in_use_is_addr_in_use() {
     assert_case("bind-in-use", &[("second_bind", "AddrInUse")]);
 }

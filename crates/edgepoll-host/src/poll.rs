@@ -13,7 +13,11 @@
 //! call. This poller compares the guest's list with the previous call's (a
 //! memcmp when nothing changed) and calls `epoll_ctl` only for descriptors
 //! whose interest changed, or that the descriptor table reports opened or
-//! closed: a call costs O(changes + ready) system calls.
+//! closed: a call costs O(changes + ready) system calls. A descriptor that
+//! leaves the list stays registered (parked) until epoll reports it or it
+//! closes, so a guest alternating between a short and a long list (as
+//! edgepoll's `Poll` does with many quiet connections) costs no ADD/DEL pair
+//! per call for each quiet descriptor.
 //!
 //! `epoll_oneoff` is WasmEdge's edge-triggered variant; as WasmEdge re-arms
 //! every subscription on each call, a guest observes level-triggered
@@ -160,17 +164,18 @@ impl Poller {
         self.register_dirty(fds);
 
         self.out.clear();
-        let timeout_ms = match self.earliest_clock(start) {
-            None => -1,
-            Some(d) => {
-                let wait = d.saturating_duration_since(Instant::now());
-                // Round up: waking early would report a clock that has not fired.
-                wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-            }
-        };
+        let earliest = self.earliest_clock(start);
         self.ready
             .resize(nsubs as usize, libc::epoll_event { events: 0, u64: 0 });
-        let count = loop {
+        loop {
+            let timeout_ms = match earliest {
+                None => -1,
+                Some(d) => {
+                    let wait = d.saturating_duration_since(Instant::now());
+                    // Round up: waking early would report a clock that has not fired.
+                    wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+                }
+            };
             // SAFETY: `ready` has room for the `len` events epoll may write.
             let n = unsafe {
                 libc::epoll_wait(
@@ -180,18 +185,24 @@ impl Poller {
                     timeout_ms,
                 )
             };
-            if n >= 0 {
-                break n as usize;
-            }
-            let e = std::io::Error::last_os_error();
-            // A signal to the runtime is not the guest's business: wait on.
-            if e.raw_os_error() != Some(libc::EINTR) {
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                // A signal to the runtime is not the guest's business: wait on.
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
                 return Err(errno::from_io(&e));
             }
-        };
-        for i in 0..count {
-            let event = self.ready[i];
-            self.report_ready(fds, event.events, event.u64 as u32);
+            let mut parked_only = n > 0;
+            for i in 0..n as usize {
+                let event = self.ready[i];
+                parked_only &= self.report_ready(fds, event.events, event.u64 as u32);
+            }
+            // Only descriptors the guest no longer lists woke us: they are out
+            // of epoll now, and the guest's wait goes on.
+            if !parked_only || !self.out.is_empty() {
+                break;
+            }
         }
         self.fire_clocks(start);
         self.report_errors();
@@ -377,17 +388,17 @@ impl Poller {
             watch.dirty = false;
             let descriptor = fds.get(fd).ok();
             let host = descriptor.and_then(Descriptor::host_fd);
-            if watch.read.owner == NONE
-                && watch.write.owner == NONE
-                && watch.read.extra == 0
-                && watch.write.extra == 0
-            {
-                if watch.registered != 0 {
-                    if let Some(host) = host {
-                        let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, host, 0, fd);
-                    }
+            if is_unlisted(&watch) {
+                if watch.registered != 0 && host.is_some() {
+                    // Parked: left in epoll, as a guest that alternates
+                    // between a short and a long list will likely list it
+                    // again; removed once epoll reports it ready.
+                    watch.read.error = 0;
+                    watch.write.error = 0;
+                    self.watches.insert(fd, watch);
+                } else {
+                    self.watches.remove(&fd);
                 }
-                self.watches.remove(&fd);
                 continue;
             }
             let (mut read_error, mut write_error) = match descriptor {
@@ -474,11 +485,20 @@ impl Poller {
     }
 
     /// One epoll event, as WasmEdge's `Poller::wait` maps it: a read event on
-    /// EPOLLIN, a write event on EPOLLOUT, both on a bare hang-up.
-    fn report_ready(&mut self, fds: &FdTable, mask: u32, fd: u32) {
+    /// EPOLLIN, a write event on EPOLLOUT, both on a bare hang-up. Returns
+    /// whether it was for a parked descriptor (one no subscription lists),
+    /// which then leaves epoll.
+    fn report_ready(&mut self, fds: &FdTable, mask: u32, fd: u32) -> bool {
         let Some(watch) = self.watches.get(&fd).copied() else {
-            return;
+            return false;
         };
+        if is_unlisted(&watch) {
+            if let Some(host) = fds.get(fd).ok().and_then(Descriptor::host_fd) {
+                let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, host, 0, fd);
+            }
+            self.watches.remove(&fd);
+            return true;
+        }
         let hangup = mask & libc::EPOLLHUP as u32 != 0;
         let bare_hangup = hangup && mask & (libc::EPOLLIN | libc::EPOLLOUT) as u32 == 0;
         let flags = if hangup { HANGUP } else { 0 };
@@ -493,6 +513,7 @@ impl Poller {
                 .map_or(1, write_nbytes);
             self.push_fd_event(watch.write.owner, FD_WRITE, nbytes, flags);
         }
+        false
     }
 
     fn push_fd_event(&mut self, index: u32, kind: u8, nbytes: u64, flags: u16) {
@@ -580,6 +601,14 @@ impl Poller {
             }
         }
     }
+}
+
+/// Listed by no subscription (parked if still registered in epoll).
+fn is_unlisted(watch: &Watch) -> bool {
+    watch.read.owner == NONE
+        && watch.write.owner == NONE
+        && watch.read.extra == 0
+        && watch.write.extra == 0
 }
 
 /// `nbytes` of a read event as WasmEdge reports it: its `FIONREAD` check is

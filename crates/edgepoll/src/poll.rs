@@ -1,21 +1,40 @@
 //! `Poll`: waits for readiness of registered sockets with WasmEdge's `poll_oneoff`.
+//!
+//! WasmEdge 0.14 calls `epoll_ctl` once per subscription on every
+//! `poll_oneoff` call, however few are ready, so a call's cost grows with
+//! everything registered. `Poll` therefore splits its registrations: those
+//! with events lately are *hot*, those quiet for a while *cold*. While some
+//! hot registration is not a listener (the server is busy), most calls hand
+//! the runtime only the hot ones, and a full call covering every registration
+//! follows at least once per [`full_poll_interval`](Poll::set_full_poll_interval).
+//! Readiness is level-triggered, so a cold socket's readiness waits for the
+//! next full call but is never lost; once reported, the socket is hot again.
+//! When nothing is busy, every call is a full one and blocks: an idle program
+//! makes no calls at all. Small sets (up to [`SPLIT_ABOVE`] subscriptions)
+//! are never split.
 
 use crate::subscriptions::SubscriptionTable;
 #[cfg(target_os = "wasi")]
-use crate::sys::abi::{
-    RawEvent, RawSubscription, EVENTRWFLAGS_HANGUP, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE,
-};
+use crate::sys::abi::{RawEvent, EVENTRWFLAGS_HANGUP, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE};
 use crate::{Events, Interest, Token};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+/// Up to this many subscriptions, every call covers them all: the split only
+/// pays where WasmEdge's per-subscription cost adds up.
+pub const SPLIT_ABOVE: usize = 64;
+
+/// Default of [`Poll::set_full_poll_interval`].
+pub const DEFAULT_FULL_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Registers sockets and waits until some are ready — a registry in the style
 /// of mio, level-triggered.
 ///
 /// The subscription list handed to the runtime is kept between calls and only
 /// edited when registrations change; an unchanged set of sockets is passed as
-/// is, so neither side rebuilds it per poll.
+/// is, so neither side rebuilds it per poll. See the module notes above for
+/// how quiet registrations are polled less often.
 ///
 /// ```no_run
 /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
@@ -31,28 +50,52 @@ use std::time::{Duration, Instant};
 /// # Ok(()) }
 /// # #[cfg(not(target_os = "wasi"))] fn main() {}
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Poll {
     table: SubscriptionTable,
+    /// Origin of the table's millisecond clock.
+    epoch: Instant,
+    full_poll_interval: Duration,
+    /// When a full call is next due while the split is on.
+    next_full: Instant,
+    /// When quiet registrations are next moved to the cold region.
+    next_cool: Instant,
     #[cfg(target_os = "wasi")]
     raw_events: Vec<RawEvent>,
+}
+
+impl Default for Poll {
+    fn default() -> Self {
+        Poll::new()
+    }
 }
 
 impl Poll {
     /// An empty registry.
     pub fn new() -> Poll {
-        Poll::default()
+        let now = Instant::now();
+        Poll {
+            table: SubscriptionTable::default(),
+            epoch: now,
+            full_poll_interval: DEFAULT_FULL_POLL_INTERVAL,
+            next_full: now,
+            next_cool: now,
+            #[cfg(target_os = "wasi")]
+            raw_events: Vec::new(),
+        }
     }
 
-    /// Starts watching `source` for `interest`; events carry `token`.
-    /// Registering a descriptor twice is an error (`AlreadyExists`).
+    /// Starts watching `source` for `interest`; events carry `token` (tokens
+    /// are 32-bit on wasm32). Registering a descriptor twice is an error
+    /// (`AlreadyExists`).
     pub fn register(
         &mut self,
         source: &impl AsRawFd,
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        self.table.register(fd_of(source)?, token, interest)
+        let now = self.millis(Instant::now());
+        self.table.register(fd_of(source)?, token, interest, now)
     }
 
     /// Changes the token or interest of a registered source.
@@ -62,7 +105,8 @@ impl Poll {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        self.table.reregister(fd_of(source)?, token, interest)
+        let now = self.millis(Instant::now());
+        self.table.reregister(fd_of(source)?, token, interest, now)
     }
 
     /// Stops watching `source`, in O(1). Do it before closing the socket.
@@ -70,16 +114,58 @@ impl Poll {
         self.table.deregister(fd_of(source)?)
     }
 
+    /// Keeps a registered source in every call, never cold: for a listener,
+    /// whose new connections should not wait for a full call.
+    ///
+    /// ```no_run
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// let listener = net::bind("127.0.0.1:1234".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&listener, Token(0), Interest::READABLE)?;
+    /// poll.pin(&listener)?;
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
+    pub fn pin(&mut self, source: &impl AsRawFd) -> io::Result<()> {
+        self.table.pin(fd_of(source)?)
+    }
+
+    /// While other registrations are busy, a quiet one's readiness is seen
+    /// within this interval (default [`DEFAULT_FULL_POLL_INTERVAL`]).
+    /// Shorter means quiet sockets are answered sooner and every busy second
+    /// costs more full calls.
+    ///
+    /// ```
+    /// let mut poll = edgepoll::Poll::new();
+    /// poll.set_full_poll_interval(std::time::Duration::from_millis(20));
+    /// assert_eq!(poll.full_poll_interval().as_millis(), 20);
+    /// ```
+    pub fn set_full_poll_interval(&mut self, interval: Duration) {
+        self.full_poll_interval = interval.max(Duration::from_millis(1));
+    }
+
+    /// See [`set_full_poll_interval`](Self::set_full_poll_interval).
+    pub fn full_poll_interval(&self) -> Duration {
+        self.full_poll_interval
+    }
+
     /// How many subscriptions (one per interest) the runtime is given.
     pub fn subscription_count(&self) -> usize {
         self.table.len()
     }
 
+    /// How many of them are cold: handed to the runtime only in full calls.
+    pub fn cold_count(&self) -> usize {
+        self.table.cold_len()
+    }
+
     /// Waits until a registered source is ready or `deadline` passes
     /// (`None`: no deadline).
     pub fn poll_until(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<()> {
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        self.poll(events, timeout)
+        events.list.clear();
+        self.check_can_wait(deadline.is_some())?;
+        self.wait(events, deadline)
     }
 
     /// Waits until a registered source is ready or `timeout` passes
@@ -87,23 +173,87 @@ impl Poll {
     /// empty after a timeout.
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.list.clear();
-        if self.table.len() == 0 && timeout.is_none() {
+        self.check_can_wait(timeout.is_some())?;
+        // A timeout too far to represent is no timeout.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        self.wait(events, deadline)
+    }
+
+    fn check_can_wait(&self, has_deadline: bool) -> io::Result<()> {
+        if self.table.len() == 0 && !has_deadline {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "poll without registrations or timeout would wait forever",
             ));
         }
-        self.poll_sys(events, timeout)
+        Ok(())
     }
 
-    #[cfg(target_os = "wasi")]
-    fn poll_sys(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        use crate::event::Event;
-        let list = self.table.list_mut();
-        if let Some(timeout) = timeout {
-            let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-            list.push(RawSubscription::relative_timeout(nanos));
+    /// Calls the runtime until something is reported or `deadline` passes.
+    fn wait(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<()> {
+        loop {
+            let now = Instant::now();
+            let split = self.table.len() > SPLIT_ABOVE
+                && self.table.cold_len() > 0
+                && self.table.has_unpinned_hot();
+            let full = !split || now >= self.next_full;
+            let (records, until) = if full {
+                (self.table.records_mut().len(), deadline)
+            } else {
+                let until = deadline.map_or(self.next_full, |d| d.min(self.next_full));
+                (self.table.hot_prefix(), Some(until))
+            };
+            let timeout = until.map(|u| u.saturating_duration_since(now));
+            self.call_runtime(events, records, timeout)?;
+            let after = Instant::now();
+            if full {
+                self.next_full = after + self.full_poll_interval;
+                if after >= self.next_cool && self.table.len() > SPLIT_ABOVE {
+                    // Cold: no event for two intervals.
+                    let quiet_since = self.millis(after).saturating_sub(self.ttl_millis());
+                    self.table.cool(quiet_since);
+                    self.next_cool = after + self.full_poll_interval;
+                }
+            }
+            let timed_out = deadline.is_some_and(|d| after >= d);
+            // A full call that returned empty-handed waited out the deadline
+            // (or was woken for nothing); a partial one may only have reached
+            // the time of the next full call.
+            if !events.list.is_empty() || full || timed_out {
+                return Ok(());
+            }
         }
+    }
+
+    fn ttl_millis(&self) -> u64 {
+        2 * self.full_poll_interval.as_millis() as u64
+    }
+
+    /// Milliseconds since the registry was made: the table's clock.
+    fn millis(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// One `poll_oneoff` over the first `records` records (record 0 is the
+    /// clock, left out without a timeout).
+    #[cfg(target_os = "wasi")]
+    fn call_runtime(
+        &mut self,
+        events: &mut Events,
+        records: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        use crate::event::Event;
+        use crate::subscriptions::split_userdata;
+        let list = &mut self.table.records_mut()[..records];
+        let list = match timeout {
+            Some(timeout) => {
+                let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+                list[0] = crate::sys::abi::RawSubscription::relative_timeout(nanos);
+                &list[..]
+            }
+            None => &list[1..],
+        };
         if self.raw_events.len() < list.len() {
             self.raw_events.resize(list.len(), RawEvent::default());
         }
@@ -118,32 +268,33 @@ impl Poll {
                 &mut n,
             )
         };
-        if timeout.is_some() {
-            list.pop();
-        }
         if errno != 0 {
             return Err(io::Error::from_raw_os_error(errno as i32));
         }
+        let now = self.millis(Instant::now());
         for raw in &self.raw_events[..n.min(self.raw_events.len())] {
             let (readable, writable) = match raw.kind {
                 EVENTTYPE_FD_READ => (true, false),
                 EVENTTYPE_FD_WRITE => (false, true),
                 _ => continue, // the timeout clock
             };
+            let (token, fd) = split_userdata(raw.userdata);
+            self.table.touch(fd, now);
             let hang_up = raw.flags & EVENTRWFLAGS_HANGUP != 0;
-            events.list.push(Event::new(
-                Token(raw.userdata as usize),
-                readable,
-                writable,
-                hang_up,
-                raw.error,
-            ));
+            events
+                .list
+                .push(Event::new(token, readable, writable, hang_up, raw.error));
         }
         Ok(())
     }
 
     #[cfg(not(target_os = "wasi"))]
-    fn poll_sys(&mut self, _events: &mut Events, _timeout: Option<Duration>) -> io::Result<()> {
+    fn call_runtime(
+        &mut self,
+        _events: &mut Events,
+        _records: usize,
+        _timeout: Option<Duration>,
+    ) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "edgepoll's Poll runs on wasm32-wasip1 under WasmEdge or edgepoll-host",

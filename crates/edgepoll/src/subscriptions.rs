@@ -1,12 +1,17 @@
 //! The subscription list `Poll` hands to the runtime, kept between polls.
 //!
-//! Registering appends, deregistering swap-removes: both O(1), and the array is
-//! never rebuilt, so an unchanged set of sockets costs the guest nothing per
-//! poll and lets the runtime see an unchanged list.
+//! The list is laid out as `[clock | hot records | cold records]`: record 0 is
+//! the poll's timeout (rewritten per poll), then the records of registrations
+//! that were active lately, then the quiet ones. A poll of the hot
+//! registrations hands the runtime the prefix `[clock | hot]`; a full poll the
+//! whole list. Registering, deregistering and moving a registration between
+//! the regions are O(1) swaps, and nothing is rebuilt per poll.
 //!
 //! Where each descriptor's records sit is kept in a hash map, never in an
 //! array indexed by descriptor: WasmEdge numbers descriptors at random in
-//! [0, 2^31), so they are neither small nor dense.
+//! [0, 2^31), so they are neither small nor dense. A record's userdata holds
+//! both the token (low 32 bits; tokens are 32-bit on wasm32) and the
+//! descriptor (high 32 bits), so an event finds its registration in O(1).
 
 use crate::sys::abi::{RawSubscription, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE};
 use crate::{Interest, Token};
@@ -15,11 +20,18 @@ use std::io;
 
 const NONE: u32 = u32::MAX;
 
-/// Where one descriptor's two records sit in the list (`NONE`: absent).
+/// Where one descriptor's two records sit in the list (`NONE`: absent), and
+/// what the polling policy knows of it.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     read: u32,
     write: u32,
+    /// In the hot region.
+    hot: bool,
+    /// Kept hot whatever its activity (a listener).
+    pinned: bool,
+    /// When it last had an event, in the poller's clock (milliseconds).
+    active_at: u64,
 }
 
 impl Slot {
@@ -32,30 +44,75 @@ impl Slot {
     }
 }
 
+/// The userdata of a record: token in the low half, descriptor in the high.
+pub(crate) fn userdata(fd: u32, token: Token) -> u64 {
+    (u64::from(fd) << 32) | u64::from(token.0 as u32)
+}
+
+/// The token and descriptor a record's userdata carries.
+pub(crate) fn split_userdata(userdata: u64) -> (Token, u32) {
+    (Token(userdata as u32 as usize), (userdata >> 32) as u32)
+}
+
 /// The runtime's subscription records, and where each descriptor's are.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SubscriptionTable {
     subs: Vec<RawSubscription>,
+    /// Records `1..hot_end` are hot; `hot_end..` cold.
+    hot_end: usize,
     slots: FxHashMap<u32, Slot>,
+    scratch: Vec<u32>,
+}
+
+impl Default for SubscriptionTable {
+    fn default() -> Self {
+        SubscriptionTable {
+            subs: vec![RawSubscription::default()],
+            hot_end: 1,
+            slots: FxHashMap::default(),
+            scratch: Vec::new(),
+        }
+    }
 }
 
 impl SubscriptionTable {
-    #[cfg(test)]
-    pub(crate) fn as_slice(&self) -> &[RawSubscription] {
-        &self.subs
-    }
-
+    /// The records, clock first: `[clock | hot | cold]`.
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
-    /// The list with room for one more record at the end (the poll timeout).
-    pub(crate) fn list_mut(&mut self) -> &mut Vec<RawSubscription> {
+    pub(crate) fn records_mut(&mut self) -> &mut [RawSubscription] {
         &mut self.subs
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.subs.len()
+    /// How many records are in `[clock | hot]`.
+    pub(crate) fn hot_prefix(&self) -> usize {
+        self.hot_end
     }
 
-    pub(crate) fn register(&mut self, fd: u32, token: Token, interest: Interest) -> io::Result<()> {
+    /// Subscriptions (one per interest), clock not counted.
+    pub(crate) fn len(&self) -> usize {
+        self.subs.len() - 1
+    }
+
+    /// Cold subscriptions.
+    pub(crate) fn cold_len(&self) -> usize {
+        self.subs.len() - self.hot_end
+    }
+
+    /// Whether any hot registration is not pinned: when none is, only quiet
+    /// ones and pinned ones are left, and a full poll may as well block.
+    pub(crate) fn has_unpinned_hot(&self) -> bool {
+        self.subs[1..self.hot_end].iter().any(|s| {
+            let (_, fd) = split_userdata(s.userdata);
+            self.slots.get(&fd).is_some_and(|slot| !slot.pinned)
+        })
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        fd: u32,
+        token: Token,
+        interest: Interest,
+        now: u64,
+    ) -> io::Result<()> {
         if self.slots.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -67,9 +124,14 @@ impl SubscriptionTable {
             Slot {
                 read: NONE,
                 write: NONE,
+                hot: false,
+                pinned: false,
+                active_at: now,
             },
         );
         self.set(fd, token, interest.is_readable(), interest.is_writable());
+        // A new registration is about to be busy: start it hot.
+        self.promote(fd);
         Ok(())
     }
 
@@ -78,9 +140,11 @@ impl SubscriptionTable {
         fd: u32,
         token: Token,
         interest: Interest,
+        now: u64,
     ) -> io::Result<()> {
         self.slot(fd)?;
         self.set(fd, token, interest.is_readable(), interest.is_writable());
+        self.touch(fd, now);
         Ok(())
     }
 
@@ -89,6 +153,45 @@ impl SubscriptionTable {
         self.set(fd, Token(0), false, false);
         self.slots.remove(&fd);
         Ok(())
+    }
+
+    /// Keeps `fd` hot for good.
+    pub(crate) fn pin(&mut self, fd: u32) -> io::Result<()> {
+        self.slot(fd)?;
+        if let Some(slot) = self.slots.get_mut(&fd) {
+            slot.pinned = true;
+        }
+        self.promote(fd);
+        Ok(())
+    }
+
+    /// `fd` had an event at `now`: it is (or becomes) hot.
+    pub(crate) fn touch(&mut self, fd: u32, now: u64) {
+        if let Some(slot) = self.slots.get_mut(&fd) {
+            slot.active_at = now;
+            if !slot.hot {
+                self.promote(fd);
+            }
+        }
+    }
+
+    /// Moves every hot, unpinned registration without an event since
+    /// `quiet_since` to the cold region.
+    pub(crate) fn cool(&mut self, quiet_since: u64) {
+        let mut stale = std::mem::take(&mut self.scratch);
+        stale.clear();
+        for sub in &self.subs[1..self.hot_end] {
+            let (_, fd) = split_userdata(sub.userdata);
+            if let Some(slot) = self.slots.get(&fd) {
+                if !slot.pinned && slot.active_at < quiet_since && !stale.contains(&fd) {
+                    stale.push(fd);
+                }
+            }
+        }
+        for &fd in &stale {
+            self.demote(fd);
+        }
+        self.scratch = stale;
     }
 
     fn slot(&self, fd: u32) -> io::Result<Slot> {
@@ -102,35 +205,102 @@ impl SubscriptionTable {
 
     /// Makes `fd`'s records match the wanted directions, all carrying `token`.
     fn set(&mut self, fd: u32, token: Token, read: bool, write: bool) {
-        let userdata = token.0 as u64;
+        let data = userdata(fd, token);
         for (wanted, tag) in [(read, EVENTTYPE_FD_READ), (write, EVENTTYPE_FD_WRITE)] {
             let Some(slot) = self.slots.get_mut(&fd) else {
                 return;
             };
+            let hot = slot.hot;
             let at = *slot.at(tag);
             match (wanted, at) {
                 (true, NONE) => {
                     *slot.at(tag) = self.subs.len() as u32;
-                    self.subs.push(RawSubscription::fd(tag, fd, userdata));
+                    self.subs.push(RawSubscription::fd(tag, fd, data));
+                    if hot {
+                        // Appended to the cold region: bring it over.
+                        self.swap_into_hot(self.subs.len() - 1);
+                    }
                 }
-                (true, at) => self.subs[at as usize].userdata = userdata,
+                (true, at) => self.subs[at as usize].userdata = data,
                 (false, NONE) => {}
-                (false, at) => {
-                    *slot.at(tag) = NONE;
-                    self.remove(at);
-                }
+                (false, at) => self.remove(at as usize),
             }
         }
     }
 
-    /// Swap-removes record `at` and repoints the record that moved into its place.
-    fn remove(&mut self, at: u32) {
-        self.subs.swap_remove(at as usize);
-        if let Some(moved) = self.subs.get(at as usize) {
-            let (fd, tag) = (moved.id_or_fd, moved.tag);
-            if let Some(slot) = self.slots.get_mut(&fd) {
-                *slot.at(tag) = at;
+    /// Moves `fd`'s records into the hot region.
+    fn promote(&mut self, fd: u32) {
+        let Some(slot) = self.slots.get_mut(&fd) else {
+            return;
+        };
+        slot.hot = true;
+        for tag in [EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE] {
+            // Read afresh: moving the first record may have moved the second.
+            let at = self.slots.get_mut(&fd).map_or(NONE, |s| *s.at(tag));
+            if at != NONE && at as usize >= self.hot_end {
+                self.swap_into_hot(at as usize);
             }
+        }
+    }
+
+    /// Moves `fd`'s records into the cold region.
+    fn demote(&mut self, fd: u32) {
+        let Some(slot) = self.slots.get_mut(&fd) else {
+            return;
+        };
+        slot.hot = false;
+        for tag in [EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE] {
+            let at = self.slots.get_mut(&fd).map_or(NONE, |s| *s.at(tag));
+            if at != NONE && (at as usize) < self.hot_end {
+                let last_hot = self.hot_end - 1;
+                self.swap(at as usize, last_hot);
+                self.hot_end -= 1;
+            }
+        }
+    }
+
+    /// Swaps the cold record at `at` with the first cold record, which
+    /// then joins the hot region.
+    fn swap_into_hot(&mut self, at: usize) {
+        let first_cold = self.hot_end;
+        self.swap(at, first_cold);
+        self.hot_end += 1;
+    }
+
+    /// Swaps two records and repoints both slots.
+    fn swap(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        self.subs.swap(a, b);
+        self.repoint(a);
+        self.repoint(b);
+    }
+
+    /// Points the slot of the record at `at` at it.
+    fn repoint(&mut self, at: usize) {
+        let (tag, fd) = (self.subs[at].tag, self.subs[at].id_or_fd);
+        if let Some(slot) = self.slots.get_mut(&fd) {
+            *slot.at(tag) = at as u32;
+        }
+    }
+
+    /// Removes the record at `at`, keeping both regions whole.
+    fn remove(&mut self, mut at: usize) {
+        let (tag, fd) = (self.subs[at].tag, self.subs[at].id_or_fd);
+        if at < self.hot_end {
+            // Out of the hot region first: swap with its last record.
+            let last_hot = self.hot_end - 1;
+            self.swap(at, last_hot);
+            self.hot_end -= 1;
+            at = last_hot;
+        }
+        self.subs.swap_remove(at);
+        if at < self.subs.len() {
+            self.repoint(at);
+        }
+        if let Some(slot) = self.slots.get_mut(&fd) {
+            *slot.at(tag) = NONE;
         }
     }
 }
@@ -139,8 +309,9 @@ impl SubscriptionTable {
 mod tests {
     use super::*;
 
+    /// Every record is where its slot says, each slot's records are in the
+    /// region its `hot` flag names, and nothing else is in the list.
     fn check(table: &SubscriptionTable) {
-        // Every record is found where its slot says, and nothing else.
         let mut expected = 0;
         for (&fd, slot) in &table.slots {
             for (at, tag) in [
@@ -151,10 +322,17 @@ mod tests {
                     expected += 1;
                     let sub = table.subs[at as usize];
                     assert_eq!((sub.id_or_fd, sub.tag), (fd, tag));
+                    assert_eq!(split_userdata(sub.userdata).1, fd);
+                    assert_eq!(
+                        (at as usize) < table.hot_end,
+                        slot.hot,
+                        "descriptor {fd} in the wrong region"
+                    );
+                    assert!(at >= 1, "record 0 is the clock");
                 }
             }
         }
-        assert_eq!(expected, table.subs.len());
+        assert_eq!(expected, table.len());
     }
 
     /// Descriptors as WasmEdge hands them out: anywhere in [0, 2^31).
@@ -169,7 +347,7 @@ mod tests {
         for i in 3..40u32 {
             let interest = if i % 3 == 0 { both } else { Interest::READABLE };
             table
-                .register(sparse(i), Token(i as usize * 10), interest)
+                .register(sparse(i), Token(i as usize * 10), interest, 0)
                 .unwrap();
         }
         check(&table);
@@ -179,26 +357,38 @@ mod tests {
         }
         for i in (4..40u32).step_by(2) {
             table
-                .reregister(sparse(i), Token(i as usize), both)
+                .reregister(sparse(i), Token(i as usize), both, 1)
                 .unwrap();
             check(&table);
             table
-                .reregister(sparse(i), Token(i as usize), Interest::WRITABLE)
+                .reregister(sparse(i), Token(i as usize), Interest::WRITABLE, 1)
                 .unwrap();
             check(&table);
         }
         assert_eq!(table.len(), 18);
-        assert!(table
-            .as_slice()
-            .iter()
-            .all(|s| s.tag == EVENTTYPE_FD_WRITE && sparse(s.userdata as u32) == s.id_or_fd));
+        for sub in &table.subs[1..] {
+            assert_eq!(sub.tag, EVENTTYPE_FD_WRITE);
+            let (token, fd) = split_userdata(sub.userdata);
+            assert_eq!(fd, sub.id_or_fd);
+            assert_eq!(sparse(token.0 as u32), fd, "the token given last");
+        }
+    }
+
+    #[test]
+    fn tokens_and_descriptors_travel_together_in_userdata() {
+        for (fd, token) in [(0, 0), (0x7fff_ffff, u32::MAX as usize), (1_825_245_264, 7)] {
+            assert_eq!(
+                split_userdata(userdata(fd, Token(token))),
+                (Token(token), fd)
+            );
+        }
     }
 
     #[test]
     fn descriptors_near_two_to_the_31_cost_no_memory_of_their_size() {
         let mut table = SubscriptionTable::default();
         for fd in [0x7fff_ffff, 1_825_245_264, 115_383_992, 0] {
-            table.register(fd, Token(1), Interest::READABLE).unwrap();
+            table.register(fd, Token(1), Interest::READABLE, 0).unwrap();
         }
         check(&table);
         assert_eq!(table.len(), 4);
@@ -208,10 +398,10 @@ mod tests {
     #[test]
     fn double_register_and_unknown_deregister_are_errors() {
         let mut table = SubscriptionTable::default();
-        table.register(5, Token(1), Interest::READABLE).unwrap();
+        table.register(5, Token(1), Interest::READABLE, 0).unwrap();
         assert_eq!(
             table
-                .register(5, Token(2), Interest::READABLE)
+                .register(5, Token(2), Interest::READABLE, 0)
                 .unwrap_err()
                 .kind(),
             io::ErrorKind::AlreadyExists
@@ -222,14 +412,44 @@ mod tests {
         );
         assert_eq!(
             table
-                .reregister(7, Token(1), Interest::READABLE)
+                .reregister(7, Token(1), Interest::READABLE, 0)
                 .unwrap_err()
                 .kind(),
             io::ErrorKind::NotFound
         );
         table.deregister(5).unwrap();
         assert_eq!(table.len(), 0);
-        table.register(5, Token(2), Interest::READABLE).unwrap();
+        table.register(5, Token(2), Interest::READABLE, 0).unwrap();
+    }
+
+    #[test]
+    fn quiet_registrations_cool_and_an_event_warms_them() {
+        let mut table = SubscriptionTable::default();
+        for i in 0..10 {
+            table
+                .register(sparse(i), Token(i as usize), Interest::READABLE, 0)
+                .unwrap();
+        }
+        table.pin(sparse(0)).unwrap();
+        assert_eq!(table.hot_prefix(), 11, "new registrations start hot");
+        for i in 5..10 {
+            table.touch(sparse(i), 100);
+        }
+        table.cool(50);
+        check(&table);
+        assert_eq!(
+            table.hot_prefix(),
+            1 + 1 + 5,
+            "the pinned one and the five active"
+        );
+        assert_eq!(table.cold_len(), 4);
+        table.touch(sparse(2), 200);
+        check(&table);
+        assert_eq!(table.cold_len(), 3);
+        table.cool(1000);
+        check(&table);
+        assert_eq!(table.hot_prefix(), 2, "only the pinned one stays");
+        assert!(!table.has_unpinned_hot());
     }
 
     #[test]
@@ -237,14 +457,14 @@ mod tests {
         let mut table = SubscriptionTable::default();
         for i in 0..100 {
             table
-                .register(sparse(i), Token(i as usize), Interest::READABLE)
+                .register(sparse(i), Token(i as usize), Interest::READABLE, 0)
                 .unwrap();
         }
-        let before = table.as_slice().to_vec();
+        let before = table.subs.clone();
         table
-            .reregister(sparse(50), Token(50), Interest::READABLE)
+            .reregister(sparse(50), Token(50), Interest::READABLE, 0)
             .unwrap();
-        assert_eq!(table.as_slice(), &before[..]);
+        assert_eq!(table.subs, before);
     }
 
     #[test]
@@ -252,7 +472,7 @@ mod tests {
         let mut table = SubscriptionTable::default();
         let mut registered = std::collections::HashSet::new();
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..5000 {
+        for step in 0..20_000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
@@ -262,16 +482,23 @@ mod tests {
                 1 => Interest::WRITABLE,
                 _ => Interest::READABLE | Interest::WRITABLE,
             };
-            if registered.contains(&fd) {
-                if (x >> 16) & 1 == 0 {
+            match (registered.contains(&fd), (x >> 16) % 5) {
+                (true, 0) => {
                     table.deregister(fd).unwrap();
                     registered.remove(&fd);
-                } else {
-                    table.reregister(fd, Token(fd as usize), interest).unwrap();
                 }
-            } else {
-                table.register(fd, Token(fd as usize), interest).unwrap();
-                registered.insert(fd);
+                (true, 1) => table
+                    .reregister(fd, Token(fd as usize), interest, step)
+                    .unwrap(),
+                (true, 2) => table.touch(fd, step),
+                (true, 3) => table.cool(step.saturating_sub(x >> 60)),
+                (true, _) => table.pin(fd).unwrap(),
+                (false, _) => {
+                    table
+                        .register(fd, Token(fd as usize), interest, step)
+                        .unwrap();
+                    registered.insert(fd);
+                }
             }
             check(&table);
         }

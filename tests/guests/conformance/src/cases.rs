@@ -252,6 +252,7 @@ pub fn run(case: &str) -> Result<()> {
             let mut client = client;
             println!("read={}", read_some(&mut client)?.len());
         }
+        "quiet-readiness" => quiet_readiness()?,
         "same-fd-twice" => {
             use wasmedge_wasi_socket::poll::{poll, EventType, Subscription};
             let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
@@ -365,6 +366,71 @@ pub fn run(case: &str) -> Result<()> {
 
 /// Panics: a Rust panic in wasm ends in an `unreachable` trap, which the
 /// runtime must report with the function it happened in.
+#[inline(never)]
+/// Many registrations, one of them always ready: the quiet ones go cold, and
+/// a cold one's readiness is still reported, within a few full-poll intervals,
+/// and brings it back to the hot ones. The pinned listener's new connections
+/// are reported meanwhile.
+fn quiet_readiness() -> Result<()> {
+    const QUIET: usize = 100;
+    let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+    let local = net::local_addr(&listener).map_err(err("local_addr"))?;
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    let mut poll = Poll::new();
+    poll.set_full_poll_interval(Duration::from_millis(50));
+    for i in 0..=QUIET {
+        clients.push(net::connect(local).map_err(err("connect"))?);
+        let (server, _) = accept(&listener)?;
+        poll.register(&server, Token(i), Interest::READABLE)
+            .map_err(err("register"))?;
+        servers.push(server);
+    }
+    poll.register(&listener, Token(usize::MAX), Interest::READABLE)
+        .map_err(err("register listener"))?;
+    poll.pin(&listener).map_err(err("pin"))?;
+    // Connection 0 turns busy: one unread byte keeps it readable.
+    send_when_connected(&mut clients[0], b"x")?;
+
+    let mut events = Events::with_capacity(256);
+    let start = Instant::now();
+    let mut polls = 0u32;
+    while start.elapsed() < Duration::from_millis(400) {
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .map_err(err("poll"))?;
+        polls += 1;
+    }
+    println!("busy_polls_return={}", polls > 10);
+    let cold = poll.cold_count();
+    println!("quiet_went_cold={}", cold == QUIET);
+
+    // One quiet connection speaks, and a new connection arrives.
+    send_when_connected(&mut clients[QUIET / 2], b"y")?;
+    let newcomer = net::connect(local).map_err(err("connect newcomer"))?;
+    let start = Instant::now();
+    let (mut quiet_seen, mut listener_seen) = (false, false);
+    while !(quiet_seen && listener_seen) && start.elapsed() < Duration::from_secs(2) {
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .map_err(err("poll"))?;
+        for event in &events {
+            quiet_seen |= event.token() == Token(QUIET / 2);
+            listener_seen |= event.token() == Token(usize::MAX);
+        }
+    }
+    println!("quiet_reported_within_2s={quiet_seen}");
+    println!("listener_reported_within_2s={listener_seen}");
+    println!("reported_one_is_hot={}", poll.cold_count() == cold - 1);
+    drop(newcomer);
+    Ok(())
+}
+
+/// Writes `bytes` once the non-blocking connect of `client` has finished.
+fn send_when_connected(client: &mut TcpStream, bytes: &[u8]) -> Result<()> {
+    wait(client, Interest::WRITABLE)?;
+    client.write_all(bytes).map_err(err("write"))
+}
+
+// Never inlined: the runtime's trap report must be able to name it.
 #[inline(never)]
 fn trap_here() {
     let values: Vec<u32> = std::env::args().map(|a| a.len() as u32).collect();
