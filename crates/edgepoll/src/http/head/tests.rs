@@ -1,0 +1,355 @@
+use super::*;
+use std::mem::MaybeUninit;
+
+/// What a parser made of a head, comparable between the two parsers.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Parsed {
+        len: usize,
+        method: Vec<u8>,
+        target: Vec<u8>,
+        version: Version,
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    Refused(HeadError),
+    /// httparse wanted more bytes: never right for a complete head.
+    Partial,
+}
+
+/// This module's parser on all of `buf` at once; `None` while the head is
+/// incomplete.
+fn ours(buf: &[u8], max_fields: usize) -> Option<Outcome> {
+    ours_in_pieces(buf, max_fields, &[buf.len()]).0
+}
+
+/// This module's parser fed `buf` in pieces ending at `ends` (the last one
+/// `buf.len()`), as a connection receives it; also whether a bare LF was seen.
+fn ours_in_pieces(buf: &[u8], max_fields: usize, ends: &[usize]) -> (Option<Outcome>, bool) {
+    let mut parser = HeadParser::default();
+    let mut fields = Vec::new();
+    for &end in ends {
+        let outcome = match parser.parse(&buf[..end], max_fields, &mut fields) {
+            Ok(None) => continue,
+            Ok(Some(head)) => {
+                let outcome = Outcome::Parsed {
+                    len: head.len,
+                    method: buf[head.line.method].to_vec(),
+                    target: buf[head.line.target].to_vec(),
+                    version: head.line.version,
+                    fields: fields
+                        .iter()
+                        .map(|f| (buf[f.name.clone()].to_vec(), buf[f.value.clone()].to_vec()))
+                        .collect(),
+                };
+                return (Some(outcome), head.bare_lf);
+            }
+            Err(e) => Outcome::Refused(e),
+        };
+        return (Some(outcome), false);
+    }
+    (None, false)
+}
+
+/// httparse on all of `buf`, its errors sorted into the same classes.
+fn reference(buf: &[u8], max_fields: usize) -> Outcome {
+    let mut scratch = vec![MaybeUninit::<httparse::Header<'_>>::uninit(); max_fields];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(buf, &mut scratch) {
+        Ok(httparse::Status::Complete(len)) => Outcome::Parsed {
+            len,
+            method: request.method.unwrap_or_default().as_bytes().to_vec(),
+            target: request.path.unwrap_or_default().as_bytes().to_vec(),
+            version: match request.version {
+                Some(0) => Version::Http10,
+                _ => Version::Http11,
+            },
+            fields: request
+                .headers
+                .iter()
+                .map(|h| (h.name.as_bytes().to_vec(), h.value.to_vec()))
+                .collect(),
+        },
+        Ok(httparse::Status::Partial) => Outcome::Partial,
+        Err(httparse::Error::Token) => Outcome::Refused(HeadError::RequestLine),
+        Err(httparse::Error::Version) => Outcome::Refused(HeadError::Version),
+        Err(httparse::Error::TooManyHeaders) => Outcome::Refused(HeadError::TooManyFields),
+        Err(_) => Outcome::Refused(HeadError::Field),
+    }
+}
+
+/// Both parsers on `buf`: the same outcome whenever ours has one, and never
+/// a complete head where ours waits for more.
+fn assert_agree(buf: &[u8], max_fields: usize) -> Option<Outcome> {
+    let reference = reference(buf, max_fields);
+    let Some(ours) = ours(buf, max_fields) else {
+        assert!(
+            !matches!(reference, Outcome::Parsed { .. }),
+            "ours waits on a head httparse completes: {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        return None;
+    };
+    assert_eq!(
+        ours,
+        reference,
+        "on {:?} (at most {max_fields} fields)",
+        String::from_utf8_lossy(buf)
+    );
+    Some(ours)
+}
+
+#[test]
+fn a_plain_head_gives_its_parts_and_length() {
+    let buf = b"POST /a?b HTTP/1.1\r\nHost: x\r\nContent-Length:  5 \t\r\nX-Empty:\r\n\r\nhello";
+    let Some(Outcome::Parsed {
+        len,
+        method,
+        target,
+        version,
+        fields,
+    }) = assert_agree(buf, 8)
+    else {
+        panic!("not parsed");
+    };
+    assert_eq!(len, buf.len() - 5);
+    assert_eq!((&method[..], &target[..]), (&b"POST"[..], &b"/a?b"[..]));
+    assert_eq!(version, Version::Http11);
+    let fields: Vec<(&[u8], &[u8])> = fields.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    assert_eq!(
+        fields,
+        [
+            (&b"Host"[..], &b"x"[..]),
+            (b"Content-Length", b"5"),
+            (b"X-Empty", b""),
+        ]
+    );
+}
+
+#[test]
+fn each_class_of_refusal() {
+    use HeadError::*;
+    let cases: &[(&[u8], HeadError)] = &[
+        (b"G@T / HTTP/1.1\r\n\r\n", RequestLine),
+        (b"GET  / HTTP/1.1\r\n\r\n", RequestLine),
+        (b" GET / HTTP/1.1\r\n\r\n", RequestLine),
+        (b"GET /\x7f HTTP/1.1\r\n\r\n", RequestLine),
+        (b"GET /\xff HTTP/1.1\r\n\r\n", RequestLine),
+        (b"GET / HTTP/2.0\r\n\r\n", Version),
+        (b"GET / HTTP/1.1 \r\n\r\n", Field),
+        (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", Field),
+        (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", Field),
+        (b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", Field),
+        (b"GET / HTTP/1.1\r\n folded\r\n\r\n", Field),
+        (b"\rGET / HTTP/1.1\r\n\r\n", Field),
+        (
+            b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+            TooManyFields,
+        ),
+    ];
+    for (buf, class) in cases {
+        assert_eq!(
+            assert_agree(buf, 2),
+            Some(Outcome::Refused(*class)),
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+}
+
+#[test]
+fn accepted_oddities_agree_with_httparse() {
+    for buf in [
+        &b"\r\n\nGET / HTTP/1.0\n\n"[..],
+        b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: \ta\tb \t\r\nY:\t\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: obs\x80\xfftext\r\n\r\n",
+        b"M-SEARCH * HTTP/1.1\r\n~!#$%&'*+-.^_`|: v\r\n\r\n",
+    ] {
+        assert!(
+            matches!(assert_agree(buf, 8), Some(Outcome::Parsed { .. })),
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+}
+
+#[test]
+fn the_hostile_corpus_gets_the_same_answers_from_both_parsers() {
+    let corpus: &[(&[u8], u16)] = include!("../../../../../tests/corpus/hostile_requests.rs");
+    let mut compared = 0;
+    for (request, _) in corpus {
+        compared += usize::from(assert_agree(request, 64).is_some());
+    }
+    assert!(
+        compared > corpus.len() / 2,
+        "only {compared} had a whole head"
+    );
+}
+
+/// A tiny deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
+    /// Mostly (7 in 8) one of the first `good` items, else any.
+    fn mostly<T: Copy>(&mut self, items: &[T], good: usize) -> T {
+        if self.below(8) == 0 {
+            self.pick(items)
+        } else {
+            self.pick(&items[..good])
+        }
+    }
+}
+
+/// A head from plausible parts (the first few of each list are valid), then
+/// sometimes a few bytes changed, inserted or removed: the bytes parsers
+/// disagree on sit next to the delimiters.
+fn generated_head(rng: &mut Rng) -> Vec<u8> {
+    const METHODS: &[&[u8]] = &[b"GET", b"POST", b"HEAD", b"M-SEARCH", b"G@T", b"", b"get"];
+    const TARGETS: &[&[u8]] = &[
+        b"/",
+        b"/a/b?c=d",
+        b"*",
+        b"http://x/y",
+        b"x:443",
+        b"/caf\xc3\xa9",
+        b"/\xc3",
+        b"/a b",
+        b"/\x7f",
+    ];
+    const VERSIONS: &[&[u8]] = &[
+        b"HTTP/1.1",
+        b"HTTP/1.0",
+        b"HTTP/2.0",
+        b"HTTP/1.",
+        b"http/1.1",
+    ];
+    const NAMES: &[&[u8]] = &[
+        b"Host",
+        b"Content-Length",
+        b"content-type",
+        b"X",
+        b"Bad Name",
+        b"",
+        b"~!#$%&'*+-.^_`|",
+    ];
+    const VALUES: &[&[u8]] = &[
+        b"x",
+        b"",
+        b"  padded \t",
+        b"a\tb",
+        b"obs\x80\xff",
+        b"12345678901234567890",
+        b"ctl\x01",
+        b"del\x7f",
+    ];
+    const ENDS: &[&[u8]] = &[b"\r\n", b"\r\n", b"\r\n", b"\n"];
+    const BYTES: &[u8] = b"\r\n\t :/\x00\x7f\x80\xffaZ0-";
+    let mut head = Vec::new();
+    for _ in 0..rng.below(3).saturating_sub(1) {
+        head.extend_from_slice(rng.pick(ENDS));
+    }
+    head.extend_from_slice(rng.mostly(METHODS, 4));
+    head.push(b' ');
+    head.extend_from_slice(rng.mostly(TARGETS, 6));
+    head.push(b' ');
+    head.extend_from_slice(rng.mostly(VERSIONS, 2));
+    head.extend_from_slice(rng.pick(ENDS));
+    for _ in 0..rng.below(6) {
+        head.extend_from_slice(rng.mostly(NAMES, 4));
+        head.extend_from_slice(rng.mostly(&[&b": "[..], b":", b":\t", b" :"], 3));
+        head.extend_from_slice(rng.mostly(VALUES, 6));
+        head.extend_from_slice(rng.pick(ENDS));
+    }
+    head.extend_from_slice(rng.pick(ENDS));
+    for _ in 0..rng.below(8).saturating_sub(4) {
+        let at = rng.below(head.len() + 1);
+        match rng.below(3) {
+            0 if at < head.len() => head[at] = rng.pick(BYTES),
+            1 => head.insert(at, rng.pick(BYTES)),
+            _ if at < head.len() => {
+                head.remove(at);
+            }
+            _ => {}
+        }
+    }
+    // Body bytes or a pipelined request may follow the head.
+    head.extend_from_slice(rng.pick(&[&b""[..], b"body", b"GET / HTTP/1.1\r\n\r\n"]));
+    head
+}
+
+#[test]
+fn both_parsers_agree_on_a_hundred_thousand_generated_heads() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut compared, mut parsed) = (0, 0);
+    for _ in 0..100_000 {
+        let head = generated_head(&mut rng);
+        let max_fields = rng.pick(&[0, 1, 3, 64]);
+        if let Some(outcome) = assert_agree(&head, max_fields) {
+            compared += 1;
+            parsed += usize::from(matches!(outcome, Outcome::Parsed { .. }));
+        }
+    }
+    // Both kinds of outcome must be well represented for this to mean much.
+    assert!(compared > 50_000, "{compared} compared");
+    assert!(
+        parsed > 10_000 && compared - parsed > 10_000,
+        "{parsed} of {compared} parsed"
+    );
+}
+
+#[test]
+fn every_split_of_a_head_gives_the_outcome_of_the_whole() {
+    let mut rng = Rng(0x51_7cc1_b727_220a);
+    for round in 0..20_000 {
+        let head = generated_head(&mut rng);
+        let whole = ours_in_pieces(&head, 8, &[head.len()]);
+        let mut ends: Vec<usize> = if round % 50 == 0 {
+            (1..=head.len()).collect()
+        } else {
+            (0..rng.below(4))
+                .map(|_| rng.below(head.len() + 1))
+                .collect()
+        };
+        ends.push(head.len());
+        ends.sort_unstable();
+        assert_eq!(
+            ours_in_pieces(&head, 8, &ends),
+            whole,
+            "{:?} split at {ends:?}",
+            String::from_utf8_lossy(&head)
+        );
+    }
+}
+
+#[test]
+fn a_bare_lf_anywhere_is_noted() {
+    for buf in [
+        &b"\nGET / HTTP/1.1\r\n\r\n"[..],
+        b"GET / HTTP/1.1\n\r\n",
+        b"GET / HTTP/1.1\r\nX: y\n\r\n",
+        b"GET / HTTP/1.1\r\nX: y\r\n\n",
+    ] {
+        assert!(
+            ours_in_pieces(buf, 8, &[buf.len()]).1,
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+    let clean = b"\r\nGET / HTTP/1.1\r\nX: y\r\n\r\n";
+    assert!(!ours_in_pieces(clean, 8, &[clean.len()]).1);
+}

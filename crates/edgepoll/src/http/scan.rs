@@ -1,0 +1,592 @@
+//! Byte scans on the hot path, written for WasmEdge's interpreter.
+//!
+//! The interpreter pays for every Wasm instruction, and a byte-at-a-time loop
+//! costs several per byte. With WebAssembly SIMD (`-C
+//! target-feature=+simd128`, as this repository builds) these look at sixteen
+//! bytes per step ([`simd`]); otherwise, and for what is left after the last
+//! whole block, eight at a time with 64-bit arithmetic ("SWAR": SIMD within a
+//! register), which every Wasm runtime has; then byte by byte. memchr's
+//! portable fallback works in 32-bit words on wasm32 and costs more here.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
+
+/// Token characters (RFC 9110 §5.6.2): what methods and field names are made of.
+pub(crate) const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
+/// For each low nibble, the high nibbles (as bits) that make a token
+/// character with it; only high nibbles below 8 (ASCII) have a bit.
+#[cfg_attr(
+    not(all(target_arch = "wasm32", target_feature = "simd128")),
+    allow(dead_code)
+)]
+const TOKEN_BY_LOW_NIBBLE: [u8; 16] = {
+    let mut table = [0u8; 16];
+    let mut b = 0;
+    while b < 128 {
+        if TCHAR[b] {
+            table[b & 0x0f] |= 1 << (b >> 4);
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The bit each high nibble stands for in [`TOKEN_BY_LOW_NIBBLE`].
+#[cfg_attr(
+    not(all(target_arch = "wasm32", target_feature = "simd128")),
+    allow(dead_code)
+)]
+const HIGH_NIBBLE_BIT: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0];
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes starting at `at` (which must leave eight), little-endian.
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Four bytes starting at `at` (which must leave four), little-endian.
+#[inline(always)]
+fn half_word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_le_bytes(w))
+}
+
+/// The high bit of each byte of `w` that is zero (and maybe of the bytes
+/// above such a byte, which callers do not look at past the first).
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+/// The index of the first `\n` in `bytes`.
+pub(crate) fn find_lf(bytes: &[u8]) -> Option<usize> {
+    const LF: u64 = LO * b'\n' as u64;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let mut at = match simd::find_byte(bytes, 0, b'\n') {
+        Ok(found) => return Some(found),
+        Err(rest) => rest,
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let found = zero_bytes(word(bytes, at) ^ LF);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| b == b'\n').map(|p| at + p)
+}
+
+/// Whether `bytes` holds a CR, LF or NUL: a header field with one could split
+/// a response.
+#[inline]
+pub(crate) fn has_cr_lf_or_nul(bytes: &[u8]) -> bool {
+    const CR: u64 = LO * b'\r' as u64;
+    const LF: u64 = LO * b'\n' as u64;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let mut at = match simd::find_cr_lf_or_nul(bytes) {
+        Ok(_) => return true,
+        Err(rest) => rest,
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let w = word(bytes, at);
+        if zero_bytes(w) | zero_bytes(w ^ CR) | zero_bytes(w ^ LF) != 0 {
+            return true;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// The high bit of each byte of `w` below `n` (`n` ≤ 0x80), exact for the
+/// lowest such byte (the borrow only disturbs bytes above it).
+#[inline(always)]
+fn bytes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(LO * n as u64) & !w & HI
+}
+
+/// The index of the byte whose high bit is the lowest set bit of `found`.
+#[inline(always)]
+fn first(found: u64) -> usize {
+    (found.trailing_zeros() / 8) as usize
+}
+
+/// The high bit of each byte of `w` (all below 0x80) within `lo..=hi`. Exact
+/// for every byte: with the high bits clear, the sums never carry over.
+#[inline(always)]
+fn bytes_within(w: u64, lo: u8, hi: u8) -> u64 {
+    let at_least_lo = w + LO * u64::from(0x80 - lo);
+    let above_hi = w + LO * u64::from(0x7f - hi);
+    at_least_lo & !above_hi & HI
+}
+
+/// The end of the run of token characters starting at `at`.
+#[inline]
+pub(crate) fn skip_token_bytes(bytes: &[u8], at: usize) -> usize {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let at = match simd::skip_token(bytes, at) {
+        Ok(stop) => return stop,
+        Err(rest) => rest,
+    };
+    let mut at = skip_common_token_bytes(bytes, at);
+    while let Some(&b) = bytes.get(at) {
+        if !TCHAR[b as usize] {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// The end of the run of `A-Z a-z 0-9 -` bytes starting at `at`, eight at a
+/// time: what most methods and field names are made of. Other token
+/// characters are left to the caller's byte-by-byte check.
+fn skip_common_token_bytes(bytes: &[u8], mut at: usize) -> usize {
+    const CASE: u64 = LO * 0x20;
+    while at + 8 <= bytes.len() {
+        let w = word(bytes, at);
+        let low = w & !HI;
+        let common = bytes_within(low | CASE, b'a', b'z')
+            | bytes_within(low, b'0', b'9')
+            | bytes_within(low, b'-', b'-');
+        let other = HI & !(common & !w);
+        if other != 0 {
+            return at + first(other);
+        }
+        at += 8;
+    }
+    at
+}
+
+/// The end of the run of request-target bytes (`!`..=`~` and 0x80..=0xFF)
+/// starting at `at`, and whether any byte ≥ 0x80 may be among them (then
+/// the caller checks UTF-8).
+#[inline]
+pub(crate) fn skip_target_bytes(bytes: &[u8], at: usize) -> (usize, bool) {
+    const DEL: u64 = LO * 0x7f;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let (mut at, mut high) = match simd::skip_target(bytes, at) {
+        (Ok(stop), high) => return (stop, high),
+        (Err(rest), high) => (rest, if high { HI } else { 0 }),
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let (mut at, mut high) = (at, 0);
+    while at + 8 <= bytes.len() {
+        let w = word(bytes, at);
+        let stop = bytes_below(w, 0x21) | zero_bytes(w ^ DEL);
+        high |= w;
+        if stop != 0 {
+            return (at + first(stop), high & HI != 0);
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b <= b' ' || b == 0x7f {
+            break;
+        }
+        high |= u64::from(b);
+        at += 1;
+    }
+    (at, high & HI != 0)
+}
+
+/// The end of the run of field-value bytes starting at `at`: stops at any
+/// control byte (tab included, which the caller lets through) and DEL.
+#[inline]
+pub(crate) fn skip_field_value_bytes(bytes: &[u8], at: usize) -> usize {
+    const DEL: u64 = LO * 0x7f;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let mut at = match simd::skip_field_value(bytes, at) {
+        Ok(stop) => return stop,
+        Err(rest) => rest,
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let mut at = at;
+    while at + 8 <= bytes.len() {
+        let w = word(bytes, at);
+        let stop = bytes_below(w, 0x20) | zero_bytes(w ^ DEL);
+        if stop != 0 {
+            return at + first(stop);
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b < b' ' || b == 0x7f {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// Whether `a` and `b` are equal ignoring ASCII case, eight bytes at a time
+/// (the standard library's byte-by-byte version costs the interpreter about
+/// forty instructions a byte).
+#[inline]
+pub(crate) fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let len = a.len();
+    if len < 8 {
+        if len < 4 {
+            return a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y));
+        }
+        // Two four-byte words, overlapping when shorter than eight.
+        return words_eq_ignore_case(half_word(a, 0), half_word(b, 0))
+            && words_eq_ignore_case(half_word(a, len - 4), half_word(b, len - 4));
+    }
+    let mut at = 0;
+    loop {
+        if !words_eq_ignore_case(word(a, at), word(b, at)) {
+            return false;
+        }
+        if at + 8 == len {
+            return true;
+        }
+        // The last word may overlap the one before: compared twice is fine.
+        at = (at + 8).min(len - 8);
+    }
+}
+
+/// Whether `a` is `b` (a literal, whose words the compiler folds to
+/// constants), a word or two at a time.
+#[inline(always)]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    len == b.len()
+        && match len {
+            0..=3 => a == b,
+            4..=8 => {
+                half_word(a, 0) == half_word(b, 0) && half_word(a, len - 4) == half_word(b, len - 4)
+            }
+            _ => a == b,
+        }
+}
+
+/// Whether a token (token characters only, such as a field name the head
+/// parser admitted) is `lower` (lowercase letters, digits and `-` only),
+/// ignoring ASCII case. Setting bit 0x20 lowercases a letter and leaves digits
+/// and `-` alone; the only byte it maps onto one of those besides themselves
+/// and the uppercase letters is CR (onto `-`), which no token holds. So one
+/// OR and one compare per word suffice, with `lower` folded to constants.
+#[inline(always)]
+pub(crate) fn token_is(token: &[u8], lower: &[u8]) -> bool {
+    const CASE: u64 = LO * 0x20;
+    let len = token.len();
+    if len != lower.len() {
+        return false;
+    }
+    let fold = |w: u64| w | CASE;
+    match len {
+        0..=3 => token.iter().zip(lower).all(|(&t, &l)| t | 0x20 == l),
+        4..=8 => {
+            fold(half_word(token, 0)) == fold(half_word(lower, 0))
+                && fold(half_word(token, len - 4)) == fold(half_word(lower, len - 4))
+        }
+        _ => {
+            let mut at = 0;
+            loop {
+                if fold(word(token, at)) != fold(word(lower, at)) {
+                    return false;
+                }
+                if at + 8 == len {
+                    return true;
+                }
+                at = (at + 8).min(len - 8);
+            }
+        }
+    }
+}
+
+/// Eight bytes each, equal ignoring ASCII case: they may differ only in bit
+/// 0x20, and only where the byte is an ASCII letter.
+#[inline(always)]
+fn words_eq_ignore_case(a: u64, b: u64) -> bool {
+    const CASE: u64 = LO * 0x20;
+    let diff = a ^ b;
+    if diff & !CASE != 0 {
+        return false;
+    }
+    let letters = bytes_within((a & !HI) | CASE, b'a', b'z') & !a;
+    (diff << 2) & HI & !letters == 0
+}
+
+/// `bytes` as text if it is ASCII, without the cost of a UTF-8 decoder
+/// (methods and targets the head parser admitted are nearly always ASCII).
+#[inline]
+pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII, checked just above, is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        None
+    }
+}
+
+/// Bytes a registered name may hold besides `%`-escapes (RFC 3986:
+/// unreserved and sub-delims).
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
+/// Whether `host` is a registered name or IPv4 address (RFC 3986 `reg-name`,
+/// `%HH` escapes included).
+#[inline]
+pub(crate) fn is_reg_name(host: &[u8]) -> bool {
+    let mut i = 0;
+    while i < host.len() {
+        let b = host[i];
+        if b == b'%' {
+            let hex = |j: usize| host.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+        } else if REG_NAME[b as usize] {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_lf_agrees_with_a_plain_search_at_every_position_and_length() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes = vec![b'x'; len];
+                if at < len {
+                    bytes[at] = b'\n';
+                }
+                let expected = bytes.iter().position(|&b| b == b'\n');
+                assert_eq!(find_lf(&bytes), expected, "len {len}, LF at {at}");
+            }
+        }
+        // Bytes that differ from LF by one bit, and high bytes, are not LF.
+        assert_eq!(find_lf(b"\x0b\x0e\x8a\xff\x00\x09\x0b\x0c\x0a"), Some(8));
+    }
+
+    #[test]
+    fn cr_lf_and_nul_are_found_anywhere() {
+        for bad in [b'\r', b'\n', 0] {
+            for len in 1..40 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = bad;
+                    assert!(has_cr_lf_or_nul(&bytes), "{bad} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!has_cr_lf_or_nul(
+            b"application/octet-stream; q=\x7f\x80\xff"
+        ));
+    }
+
+    /// Each scan against its byte-by-byte definition, with every byte value
+    /// at every position of buffers shorter and longer than a word and a
+    /// SIMD block, starting at an offset or not.
+    #[test]
+    fn scans_agree_with_their_definitions_for_every_byte() {
+        type Scan = fn(&[u8], usize) -> usize;
+        type Passes = fn(u8) -> bool;
+        // (scan, the bytes it passes over, a byte it passes, whether it may
+        // stop early where less than a word is left)
+        let scans: [(Scan, Passes, u8, bool); 4] = [
+            (
+                skip_common_token_bytes,
+                |b| b.is_ascii_alphanumeric() || b == b'-',
+                b'x',
+                true,
+            ),
+            (skip_token_bytes, |b| TCHAR[b as usize], b'x', false),
+            (
+                |bytes, at| skip_target_bytes(bytes, at).0,
+                |b| b > b' ' && b != 0x7f,
+                b'/',
+                false,
+            ),
+            (
+                skip_field_value_bytes,
+                |b| b >= b' ' && b != 0x7f,
+                b'v',
+                false,
+            ),
+        ];
+        for (scan, passes, filler, partial) in scans {
+            for len in [3, 8, 9, 17, 24, 33, 40] {
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        let mut bytes = vec![filler; len];
+                        bytes[at] = b;
+                        for start in [0, 1, 5].into_iter().filter(|&s| s <= len) {
+                            let end = scan(&bytes, start);
+                            let stop = (start..len).find(|&i| !passes(bytes[i])).unwrap_or(len);
+                            let early_ok = partial && end < stop && len - end < 8;
+                            assert!(end == stop || early_ok, "byte {b:#x} at {at} of {len}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn target_scan_reports_bytes_above_0x7f() {
+        assert_eq!(skip_target_bytes(b"/abc/def/ghi HTTP", 0), (12, false));
+        assert_eq!(
+            skip_target_bytes(b"/abc/d\xc3\xa9f/ghi HTTP", 0),
+            (13, true)
+        );
+        assert_eq!(skip_target_bytes(b"/\xff", 0), (2, true));
+        assert_eq!(skip_target_bytes(b"/a b\xff", 0), (2, false));
+        let long = b"/0123456789abcdef0123456789abcdef\xc3\xa9 HTTP/1.1";
+        assert_eq!(skip_target_bytes(long, 0), (35, true));
+        assert_eq!(skip_target_bytes(&long[..33], 0), (33, false));
+    }
+
+    #[test]
+    fn tokens_compare_with_lowercase_names_like_the_standard_library() {
+        let names: [&[u8]; 6] = [
+            b"te",
+            b"host",
+            b"expect",
+            b"connection",
+            b"content-length",
+            b"transfer-encoding",
+        ];
+        for name in names {
+            for at in 0..name.len() {
+                for b in (0..=255u8).filter(|&b| TCHAR[b as usize]) {
+                    let mut token = name.to_vec();
+                    token[at] = b;
+                    assert_eq!(
+                        token_is(&token, name),
+                        token.eq_ignore_ascii_case(name),
+                        "{:?}",
+                        String::from_utf8_lossy(&token)
+                    );
+                }
+            }
+            assert!(token_is(&name.to_ascii_uppercase(), name));
+            assert!(!token_is(&name[1..], name));
+        }
+    }
+
+    #[test]
+    fn case_blind_comparison_matches_the_standard_library_for_every_pair() {
+        // Every pair of bytes at every position of short and long inputs.
+        for len in [1, 3, 4, 6, 8, 12, 16] {
+            for at in 0..len {
+                for x in 0..=255u8 {
+                    for y in 0..=255u8 {
+                        let mut a = vec![b'k'; len];
+                        let mut b = vec![b'K'; len];
+                        a[at] = x;
+                        b[at] = y;
+                        assert_eq!(
+                            eq_ignore_ascii_case(&a, &b),
+                            a.eq_ignore_ascii_case(&b),
+                            "{x:#x} and {y:#x} at {at} of {len}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(eq_ignore_ascii_case(b"Content-Type", b"content-type"));
+        assert!(!eq_ignore_ascii_case(b"Content-Type", b"content-typ"));
+    }
+
+    #[test]
+    fn registered_names_and_escapes() {
+        for good in [
+            &b""[..],
+            b"x",
+            b"127.0.0.1",
+            b"a-b.c_d~e",
+            b"x%41y",
+            b"!$&'()*+,;=",
+        ] {
+            assert!(is_reg_name(good), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"a@b",
+            b"a%4",
+            b"a%zz",
+            b"[::1]",
+            b"a:b",
+            b"\xff",
+        ] {
+            assert!(!is_reg_name(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

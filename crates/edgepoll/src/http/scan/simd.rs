@@ -1,0 +1,89 @@
+//! The scans sixteen bytes at a time with WebAssembly SIMD, for builds with
+//! `-C target-feature=+simd128` (WasmEdge and wasmtime both run it). Each
+//! looks at whole 16-byte blocks only and says where the caller's
+//! eight-byte and byte-by-byte code should go on.
+
+use core::arch::wasm32::*;
+
+/// Sixteen bytes starting at `at`, which must leave sixteen.
+fn load(bytes: &[u8], at: usize) -> v128 {
+    let block = &bytes[at..at + 16];
+    // SAFETY: `block` is sixteen readable bytes; v128.load needs no alignment.
+    unsafe { v128_load(block.as_ptr().cast()) }
+}
+
+/// The first byte at or after `at` that `stop` flags (`Ok`), or where the
+/// blocks ran out (`Err`).
+#[inline(always)]
+fn first_flagged(bytes: &[u8], mut at: usize, stop: impl Fn(v128) -> v128) -> Result<usize, usize> {
+    while at + 16 <= bytes.len() {
+        let flagged = u8x16_bitmask(stop(load(bytes, at)));
+        if flagged != 0 {
+            return Ok(at + flagged.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    Err(at)
+}
+
+pub(super) fn find_byte(bytes: &[u8], at: usize, byte: u8) -> Result<usize, usize> {
+    let wanted = u8x16_splat(byte);
+    first_flagged(bytes, at, |v| u8x16_eq(v, wanted))
+}
+
+/// The first byte that is not a token character. A byte is one when the
+/// bit its high nibble selects is set in the entry its low nibble selects
+/// (two table lookups per sixteen bytes).
+pub(super) fn skip_token(bytes: &[u8], at: usize) -> Result<usize, usize> {
+    let by_low = nibble_table(super::TOKEN_BY_LOW_NIBBLE);
+    let by_high = nibble_table(super::HIGH_NIBBLE_BIT);
+    let low_nibble = u8x16_splat(0x0f);
+    let none = u8x16_splat(0);
+    first_flagged(bytes, at, |v| {
+        let low = u8x16_swizzle(by_low, v128_and(v, low_nibble));
+        let high = u8x16_swizzle(by_high, u8x16_shr(v, 4));
+        u8x16_eq(v128_and(low, high), none)
+    })
+}
+
+/// The first byte that cannot be in a request target (a control byte,
+/// space or DEL), and whether a byte ≥ 0x80 came before it.
+pub(super) fn skip_target(bytes: &[u8], mut at: usize) -> (Result<usize, usize>, bool) {
+    let space = u8x16_splat(b' ');
+    let del = u8x16_splat(0x7f);
+    let mut high = 0u16;
+    while at + 16 <= bytes.len() {
+        let v = load(bytes, at);
+        let stop = u8x16_bitmask(v128_or(u8x16_le(v, space), u8x16_eq(v, del)));
+        high |= u8x16_bitmask(v);
+        if stop != 0 {
+            return (Ok(at + stop.trailing_zeros() as usize), high != 0);
+        }
+        at += 16;
+    }
+    (Err(at), high != 0)
+}
+
+/// The first control byte (tab included) or DEL.
+pub(super) fn skip_field_value(bytes: &[u8], at: usize) -> Result<usize, usize> {
+    let below_space = u8x16_splat(b' ');
+    let del = u8x16_splat(0x7f);
+    first_flagged(bytes, at, |v| {
+        v128_or(u8x16_lt(v, below_space), u8x16_eq(v, del))
+    })
+}
+
+/// The first CR, LF or NUL.
+pub(super) fn find_cr_lf_or_nul(bytes: &[u8]) -> Result<usize, usize> {
+    let (cr, lf, nul) = (u8x16_splat(b'\r'), u8x16_splat(b'\n'), u8x16_splat(0));
+    first_flagged(bytes, 0, |v| {
+        v128_or(v128_or(u8x16_eq(v, cr), u8x16_eq(v, lf)), u8x16_eq(v, nul))
+    })
+}
+
+fn nibble_table(t: [u8; 16]) -> v128 {
+    u8x16(
+        t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13],
+        t[14], t[15],
+    )
+}
