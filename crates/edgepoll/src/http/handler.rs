@@ -1,11 +1,13 @@
 //! The per-connection HTTP/1.1 server state machine: bytes in, bytes out, no I/O.
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::head::{HeadError, HeadParser};
+use super::input::InputBuffer;
+use super::output::{OutputBuffer, KEEP_CAPACITY};
 use super::request::{target_form, HeaderSpan, TargetForm};
-use super::response::ConnectionHeader;
+use super::response::KeepAlive;
+use super::scan;
 use super::{Limits, Request, Response, Service, StatusCode, Version};
-use bytes::{Buf, BytesMut};
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
@@ -46,7 +48,9 @@ impl std::fmt::Display for Incident {
 #[derive(Debug)]
 enum Framing {
     Length(usize),
-    Chunked(ChunkedDecoder),
+    /// Boxed: the decoder is large, and most requests carry a length instead
+    /// (a smaller state is cheaper to move for every request).
+    Chunked(Box<ChunkedDecoder>),
 }
 
 #[derive(Debug)]
@@ -68,8 +72,12 @@ struct Head {
 enum State {
     /// Between requests, no byte of the next one yet.
     Idle,
-    /// Some bytes of a request head have arrived.
-    Head { started: Instant, scanned: usize },
+    /// Some bytes of a request head have arrived; `parser` knows how far
+    /// they were parsed.
+    Head {
+        started: Instant,
+        parser: HeadParser,
+    },
     /// The head is parsed; the body is arriving.
     Body(Head),
     /// The last response is queued; no more requests are read.
@@ -82,8 +90,10 @@ enum State {
 ///
 /// Feed it what the socket received with [`receive`](Handler::receive), send what
 /// [`pending_output`](Handler::pending_output) holds and report it with
-/// [`consume_output`](Handler::consume_output). It parses request heads with
-/// `httparse`, reads bodies framed by `Content-Length` or chunked coding, answers
+/// [`consume_output`](Handler::consume_output). It parses request heads as
+/// `httparse` does (its own parser, checked against `httparse` in the tests,
+/// costs WebAssembly a third of the instructions), reads bodies framed by
+/// `Content-Length` or chunked coding, answers
 /// `Expect: 100-continue`, keeps HTTP/1.1 connections alive, answers pipelined
 /// requests in order, and refuses bad input with a status and a close.
 ///
@@ -101,8 +111,8 @@ enum State {
 #[derive(Debug)]
 pub struct Handler {
     limits: Limits,
-    input: BytesMut,
-    output: BytesMut,
+    input: InputBuffer,
+    output: OutputBuffer,
     headers: Vec<HeaderSpan>,
     state: State,
     peer_closed: bool,
@@ -120,8 +130,8 @@ impl Handler {
     pub fn new(limits: Limits, now: Instant) -> Self {
         Handler {
             limits,
-            input: BytesMut::new(),
-            output: BytesMut::new(),
+            input: InputBuffer::default(),
+            output: OutputBuffer::default(),
             headers: Vec::new(),
             state: State::Idle,
             peer_closed: false,
@@ -154,7 +164,7 @@ impl Handler {
         if let State::Idle = self.state {
             self.state = State::Head {
                 started: now,
-                scanned: 0,
+                parser: HeadParser::default(),
             };
         }
         self.input.extend_from_slice(data);
@@ -209,32 +219,31 @@ impl Handler {
     }
 
     /// Bytes waiting to be sent, oldest first.
+    #[inline]
     pub fn pending_output(&self) -> &[u8] {
-        &self.output
+        self.output.pending()
     }
 
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output)
     /// were sent.
+    #[inline]
     pub fn consume_output(&mut self, n: usize, now: Instant) {
-        let n = n.min(self.output.len());
         if n > 0 {
             self.last_progress = now;
         }
-        self.output.advance(n);
-        if self.output.is_empty() {
-            // Give the memory back: an idle connection should cost almost nothing.
-            self.output = BytesMut::new();
-        }
+        self.output.consume(n);
     }
 
     /// Whether the connection wants more input now (false while closing, or
     /// while too much output waits: backpressure).
+    #[inline]
     pub fn wants_read(&self) -> bool {
         !matches!(self.state, State::Closing | State::Closed)
             && self.output.len() <= self.limits.max_pending_output_bytes
     }
 
     /// Whether output is waiting to be sent.
+    #[inline]
     pub fn wants_write(&self) -> bool {
         !self.output.is_empty()
     }
@@ -296,7 +305,27 @@ impl Handler {
         }
     }
 
-    /// Bytes of memory the connection's buffers hold (0 when idle).
+    /// Frees the buffers a connection keeps between requests, if it is
+    /// between requests with nothing left to send. A busy connection reuses
+    /// them (no allocation per request); the event loop calls this once a
+    /// connection has gone quiet, so an idle one costs almost nothing.
+    pub fn release_buffers(&mut self) {
+        if let State::Idle = self.state {
+            if self.input.is_empty() {
+                self.input = InputBuffer::default();
+                self.headers = Vec::new();
+            }
+        }
+        self.output.release();
+    }
+
+    /// When bytes last moved in or out.
+    pub fn last_progress(&self) -> Instant {
+        self.last_progress
+    }
+
+    /// Bytes of memory the connection's buffers hold (0 after
+    /// [`release_buffers`](Self::release_buffers) on an idle connection).
     pub fn buffered_capacity(&self) -> usize {
         self.input.capacity()
             + self.output.capacity()
@@ -313,7 +342,7 @@ impl Handler {
             status: None,
             reason,
         });
-        self.input = BytesMut::new();
+        self.input = InputBuffer::default();
         self.state = State::Closing;
     }
 
@@ -328,105 +357,61 @@ impl Handler {
         Response::new(status)
             .header("Content-Type", "text/plain")
             .body(body)
-            .encode(&mut self.output, ConnectionHeader::Close, false);
-        self.input = BytesMut::new();
+            .encode(self.output.buffer(), KeepAlive::No, false);
+        self.input = InputBuffer::default();
         self.state = State::Closing;
         self.last_progress = now;
     }
 
     /// Parses the head if it is complete; `Ok(true)` moves on to the body.
     fn parse_head(&mut self, allow_connect: bool) -> Result<bool, Refusal> {
-        let State::Head { scanned, .. } = &mut self.state else {
+        let State::Head { parser, .. } = &mut self.state else {
             return Ok(false);
         };
-        // Parse only once the whole head is here: the answer must not depend on
-        // how the bytes were split. Leading empty lines (allowed before a
-        // request line) are skipped first, so they cannot pose as the blank
-        // line that ends a head. Scanning only new bytes keeps a head trickled
-        // in byte by byte linear, not quadratic.
-        let leading = self
-            .input
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count();
-        let from = scanned.saturating_sub(3).max(leading);
-        let found = find_head_end(&self.input[from..]).is_some();
-        *scanned = self.input.len();
-        if !found {
-            if self.input.len() > self.limits.max_head_bytes {
+        // The parser sees no byte past the size limit, so whether a head is
+        // refused for its size or for a fault does not depend on how its
+        // bytes arrived.
+        let limit = self.limits.max_head_bytes;
+        let buf: &[u8] = &self.input;
+        let view = &buf[..buf.len().min(limit)];
+        let max_headers = self.limits.max_headers.min(MAX_HEADERS);
+        let parsed = parser
+            .parse(view, max_headers, &mut self.headers)
+            .map_err(|e| match e {
+                HeadError::TooManyFields => Refusal(
+                    StatusCode::HEADER_FIELDS_TOO_LARGE,
+                    "too many header fields",
+                ),
+                HeadError::Version if names_other_http_version(buf) => Refusal(
+                    StatusCode::VERSION_NOT_SUPPORTED,
+                    "only HTTP/1.0 and HTTP/1.1 are supported",
+                ),
+                HeadError::Version | HeadError::RequestLine => {
+                    Refusal(StatusCode::BAD_REQUEST, "malformed request line")
+                }
+                HeadError::Field => Refusal(StatusCode::BAD_REQUEST, "malformed header field"),
+            })?;
+        let Some(head) = parsed else {
+            if buf.len() > limit {
                 return Err(Refusal(
                     StatusCode::HEADER_FIELDS_TOO_LARGE,
                     "request head over the size limit",
                 ));
             }
             return Ok(false);
-        }
-        let max_headers = self.limits.max_headers.min(MAX_HEADERS);
-        let mut scratch = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut []);
-        let buf: &[u8] = &self.input;
-        let status = request.parse_with_uninit_headers(buf, &mut scratch[..max_headers]);
-        let head_len = match status {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
-                // Only leading empty lines ended; keep waiting.
-                return if self.input.len() > self.limits.max_head_bytes {
-                    Err(Refusal(
-                        StatusCode::HEADER_FIELDS_TOO_LARGE,
-                        "request head over the size limit",
-                    ))
-                } else {
-                    Ok(false)
-                };
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Refusal(
-                    StatusCode::HEADER_FIELDS_TOO_LARGE,
-                    "too many header fields",
-                ))
-            }
-            Err(httparse::Error::Version) if names_other_http_version(buf) => {
-                return Err(Refusal(
-                    StatusCode::VERSION_NOT_SUPPORTED,
-                    "only HTTP/1.0 and HTTP/1.1 are supported",
-                ))
-            }
-            Err(httparse::Error::Version | httparse::Error::Token) => {
-                return Err(Refusal(StatusCode::BAD_REQUEST, "malformed request line"))
-            }
-            Err(_) => return Err(Refusal(StatusCode::BAD_REQUEST, "malformed header field")),
         };
-        if head_len > self.limits.max_head_bytes {
-            return Err(Refusal(
-                StatusCode::HEADER_FIELDS_TOO_LARGE,
-                "request head over the size limit",
-            ));
-        }
-        if has_bare_lf(&buf[..head_len]) {
+        if head.bare_lf {
             return Err(Refusal(
                 StatusCode::BAD_REQUEST,
                 "bare LF in request head (lines must end in CRLF)",
             ));
         }
-        let base = buf.as_ptr() as usize;
-        let span = |s: &[u8]| {
-            let start = s.as_ptr() as usize - base;
-            start..start + s.len()
-        };
-        let (Some(method), Some(target), Some(minor)) =
-            (request.method, request.path, request.version)
-        else {
-            return Err(Refusal(StatusCode::BAD_REQUEST, "malformed request line"));
-        };
-        let version = if minor == 0 {
-            Version::Http10
-        } else {
-            Version::Http11
-        };
-        let method_span = span(method.as_bytes());
-        let target_span = span(target.as_bytes());
-        let is_head_method = method == "HEAD";
-        let is_connect = method == "CONNECT";
+        let (line, head_len) = (head.line, head.len);
+        let version = line.version;
+        let method = &buf[line.method.clone()];
+        let target = &buf[line.target.clone()];
+        let is_head_method = scan::same_bytes(method, b"HEAD");
+        let is_connect = scan::same_bytes(method, b"CONNECT");
         if is_connect && !allow_connect {
             return Err(Refusal(
                 StatusCode::NOT_IMPLEMENTED,
@@ -453,7 +438,7 @@ impl Handler {
                     "CONNECT needs a host:port target",
                 ))
             }
-            (TargetForm::Asterisk, false) if method != "OPTIONS" => {
+            (TargetForm::Asterisk, false) if !scan::same_bytes(method, b"OPTIONS") => {
                 return Err(Refusal(
                     StatusCode::BAD_REQUEST,
                     "a * target is only for OPTIONS",
@@ -462,14 +447,13 @@ impl Handler {
             _ => {}
         }
 
-        self.headers.clear();
         let mut fields = FieldSummary::default();
-        for header in request.headers.iter() {
-            self.headers.push(HeaderSpan {
-                name: span(header.name.as_bytes()),
-                value: span(header.value),
-            });
-            fields.add(header.name, header.value, self.limits.max_body_bytes)?;
+        for header in &self.headers {
+            fields.add(
+                &buf[header.name.clone()],
+                &buf[header.value.clone()],
+                self.limits.max_body_bytes,
+            )?;
         }
         let framing = fields.framing(version, &self.limits)?;
         // A CONNECT the service answers ends the connection: it never tunnels.
@@ -500,7 +484,7 @@ impl Handler {
             && self.input.len() == head_len
         {
             // Ask for the body now instead of letting the client wait for it.
-            self.output.extend_from_slice(CONTINUE);
+            self.output.buffer().extend_from_slice(CONTINUE);
         }
         if let Framing::Length(n) = framing {
             // Room for the body, but only up to what a client must actually
@@ -510,8 +494,8 @@ impl Handler {
         }
         self.state = State::Body(Head {
             len: head_len,
-            method: method_span,
-            target: target_span,
+            method: line.method,
+            target: line.target,
             version,
             keep_alive,
             is_head_method,
@@ -540,6 +524,7 @@ impl Handler {
         }
     }
 
+    #[inline]
     fn body_is_complete(&self) -> bool {
         match &self.state {
             State::Body(head) => match &head.framing {
@@ -565,31 +550,31 @@ impl Handler {
             version: head.version,
             headers: &self.headers,
             body: &self.input[body],
-            peer: self.peer,
-            local: self.local,
+            peer: &self.peer,
+            local: &self.local,
         };
         let response = service.call(&request);
-        let keep_alive = head.keep_alive && !response.wants_close() && !self.peer_closed;
-        let connection = match (keep_alive, head.version) {
-            (false, _) => ConnectionHeader::Close,
-            (true, Version::Http10) => ConnectionHeader::KeepAlive,
-            (true, Version::Http11) => ConnectionHeader::None,
+        let allowed = match (head.keep_alive && !self.peer_closed, head.version) {
+            (false, _) => KeepAlive::No,
+            (true, Version::Http10) => KeepAlive::Http10,
+            (true, Version::Http11) => KeepAlive::Http11,
         };
-        response.encode(&mut self.output, connection, head.is_head_method);
+        let keep_alive = response.encode(self.output.buffer(), allowed, head.is_head_method);
         drop(response);
-        self.input.advance(consumed);
+        self.input.consume(consumed);
         if !keep_alive {
-            self.input = BytesMut::new();
+            self.input = InputBuffer::default();
             self.state = State::Closing;
         } else if self.input.is_empty() {
-            // Give the memory back between requests.
-            self.input = BytesMut::new();
-            self.headers = Vec::new();
+            // The buffers stay for the next request unless this one was big.
+            if consumed > KEEP_CAPACITY {
+                self.input = InputBuffer::default();
+            }
             self.state = State::Idle;
         } else {
             self.state = State::Head {
                 started: now,
-                scanned: 0,
+                parser: HeadParser::default(),
             };
         }
     }
@@ -612,58 +597,69 @@ struct FieldSummary {
 }
 
 impl FieldSummary {
-    fn add(&mut self, name: &str, value: &[u8], max_body: usize) -> Result<(), Refusal> {
-        let value = value.trim_ascii();
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(value)
-                .ok_or(Refusal(StatusCode::BAD_REQUEST, "invalid Content-Length"))?;
-            let n = match n {
-                Some(n) if n <= max_body as u64 => n as usize,
-                _ => {
-                    self.content_length_too_large = true;
-                    usize::MAX
+    /// Takes in one field as the head parser gave it: a name of token
+    /// characters and a value without leading or trailing spaces and tabs.
+    fn add(&mut self, name: &[u8], value: &[u8], max_body: usize) -> Result<(), Refusal> {
+        // The length picks the one name a field could be before any compare:
+        // most fields are none of these and cost one match.
+        let is = |known: &[u8]| scan::token_is(name, known);
+        match name.len() {
+            4 if is(b"host") => {
+                if !is_valid_host(value) {
+                    return Err(Refusal(StatusCode::BAD_REQUEST, "invalid Host field"));
                 }
-            };
-            if self.content_length.is_some_and(|old| old != n) {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "conflicting Content-Length fields",
-                ));
+                self.hosts += 1;
             }
-            self.content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            self.transfer_encoding = true;
-            for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if coding.is_empty() {
-                    continue;
-                }
-                if coding.eq_ignore_ascii_case(b"chunked") {
-                    self.chunked_count += 1;
-                    self.chunked_last = true;
+            6 if is(b"expect") => {
+                if scan::eq_ignore_ascii_case(value, b"100-continue") {
+                    self.expect_continue = true;
                 } else {
-                    self.unknown_coding = true;
-                    self.chunked_last = false;
+                    self.unknown_expectation = true;
                 }
             }
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    self.keep_alive = true;
+            10 if is(b"connection") => {
+                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if value.eq_ignore_ascii_case(b"100-continue") {
-                self.expect_continue = true;
-            } else {
-                self.unknown_expectation = true;
+            14 if is(b"content-length") => {
+                let n = parse_content_length(value)
+                    .ok_or(Refusal(StatusCode::BAD_REQUEST, "invalid Content-Length"))?;
+                let n = match n {
+                    Some(n) if n <= max_body as u64 => n as usize,
+                    _ => {
+                        self.content_length_too_large = true;
+                        usize::MAX
+                    }
+                };
+                if self.content_length.is_some_and(|old| old != n) {
+                    return Err(Refusal(
+                        StatusCode::BAD_REQUEST,
+                        "conflicting Content-Length fields",
+                    ));
+                }
+                self.content_length = Some(n);
             }
-        } else if name.eq_ignore_ascii_case("host") {
-            if !is_valid_host(value) {
-                return Err(Refusal(StatusCode::BAD_REQUEST, "invalid Host field"));
+            17 if is(b"transfer-encoding") => {
+                self.transfer_encoding = true;
+                for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if coding.is_empty() {
+                        continue;
+                    }
+                    if coding.eq_ignore_ascii_case(b"chunked") {
+                        self.chunked_count += 1;
+                        self.chunked_last = true;
+                    } else {
+                        self.unknown_coding = true;
+                        self.chunked_last = false;
+                    }
+                }
             }
-            self.hosts += 1;
+            _ => {}
         }
         Ok(())
     }
@@ -694,11 +690,11 @@ impl FieldSummary {
                     "invalid Transfer-Encoding",
                 ));
             }
-            return Ok(Framing::Chunked(ChunkedDecoder::new(
+            return Ok(Framing::Chunked(Box::new(ChunkedDecoder::new(
                 limits.max_body_bytes,
                 limits.max_chunk_line_bytes,
                 limits.max_head_bytes,
-            )));
+            ))));
         }
         if self.content_length_too_large {
             return Err(Refusal(
@@ -715,16 +711,15 @@ fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let mut n: u64 = 0;
-    for &digit in value {
-        match n
-            .checked_mul(10)
-            .and_then(|n| n.checked_add((digit - b'0') as u64))
-        {
-            Some(next) => n = next,
-            None => return Some(None),
-        }
+    // Nineteen digits always fit in a u64, so no step needs an overflow
+    // check (a 64-bit one costs wasm32 a 128-bit multiplication).
+    let digits = &value[value.iter().take_while(|&&d| d == b'0').count()..];
+    if digits.len() > 19 {
+        return Some(None);
     }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
     Some(Some(n))
 }
 
@@ -735,15 +730,6 @@ fn chunked_refusal(error: ChunkedError) -> Refusal {
         _ => StatusCode::BAD_REQUEST,
     };
     Refusal(status, error.as_str())
-}
-
-/// Finds the blank line that ends a head (`\n\r\n` or `\n\n`).
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(2).enumerate().find_map(|(i, w)| match w {
-        [b'\n', b'\n'] => Some(i + 2),
-        [b'\n', b'\r'] if bytes.get(i + 2) == Some(&b'\n') => Some(i + 3),
-        _ => None,
-    })
 }
 
 /// A Host field value (RFC 9110 §7.2, RFC 3986 §3.2.2): a registered name
@@ -773,38 +759,8 @@ fn is_valid_host(value: &[u8]) -> bool {
             None => (value, None),
         }
     };
-    let reg_name = host.iter().enumerate().all(|(i, &b)| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            )
-            || (b == b'%'
-                && host.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && host.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-            || (i >= 1 && host[i - 1] == b'%' && b.is_ascii_hexdigit())
-            || (i >= 2 && host[i - 2] == b'%' && b.is_ascii_hexdigit())
-    });
+    let reg_name = super::scan::is_reg_name(host);
     reg_name && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
-}
-
-fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
 /// Whether the request line ends in `HTTP/<digit>...` — a version we could name

@@ -20,10 +20,14 @@
 
 mod chunked;
 mod handler;
+mod head;
+mod input;
 mod limits;
+mod output;
 mod request;
 mod response;
 mod response_parser;
+mod scan;
 mod service;
 mod status;
 

@@ -40,8 +40,8 @@ pub struct Request<'a> {
     pub(crate) version: Version,
     pub(crate) headers: &'a [HeaderSpan],
     pub(crate) body: &'a [u8],
-    pub(crate) peer: Option<SocketAddr>,
-    pub(crate) local: Option<SocketAddr>,
+    pub(crate) peer: &'a Option<SocketAddr>,
+    pub(crate) local: &'a Option<SocketAddr>,
 }
 
 /// The parts of a request target, in any of its four forms (RFC 9112 §3.2):
@@ -63,15 +63,17 @@ pub(crate) enum TargetForm {
     Asterisk,
 }
 
-pub(crate) fn target_form(target: &str) -> TargetForm {
-    if target.starts_with('/') {
-        TargetForm::Origin
-    } else if target == "*" {
-        TargetForm::Asterisk
-    } else if split_target(target).path.is_empty() {
-        TargetForm::Authority
-    } else {
-        TargetForm::Absolute
+/// The form of a target the head parser admitted (so UTF-8).
+pub(crate) fn target_form(target: &[u8]) -> TargetForm {
+    if target.first() == Some(&b'/') {
+        return TargetForm::Origin;
+    }
+    if target == b"*" {
+        return TargetForm::Asterisk;
+    }
+    match std::str::from_utf8(target) {
+        Ok(text) if split_target(text).path.is_empty() => TargetForm::Authority,
+        _ => TargetForm::Absolute,
     }
 }
 
@@ -115,12 +117,17 @@ pub(crate) fn split_target(target: &str) -> TargetParts<'_> {
 }
 
 impl<'a> Request<'a> {
+    #[inline]
     fn text(&self, range: &Range<usize>) -> &'a str {
-        // The parser admitted only visible ASCII here, so this never falls back.
-        std::str::from_utf8(&self.head[range.clone()]).unwrap_or("")
+        // The head parser admitted only ASCII or UTF-8 here: "" never happens.
+        let bytes = &self.head[range.clone()];
+        super::scan::ascii_str(bytes)
+            .or_else(|| std::str::from_utf8(bytes).ok())
+            .unwrap_or("")
     }
 
     /// The method, such as `"POST"`.
+    #[inline]
     pub fn method(&self) -> &'a str {
         self.text(self.method)
     }
@@ -167,12 +174,12 @@ impl<'a> Request<'a> {
     /// The address of the client, when the connection knows it (the event
     /// loop tells it: see [`Handler::set_addresses`](super::Handler::set_addresses)).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
+        *self.peer
     }
 
     /// The local address the client connected to, when the connection knows it.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local
+        *self.local
     }
 
     /// The protocol version.
@@ -181,10 +188,17 @@ impl<'a> Request<'a> {
     }
 
     /// The value of the first header field with this name (case-insensitive).
+    #[inline]
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let head = self.head;
+        let name = name.as_bytes();
+        self.headers
+            .iter()
+            .find(|h| {
+                h.name.len() == name.len()
+                    && super::scan::eq_ignore_ascii_case(&head[h.name.clone()], name)
+            })
+            .map(|h| &head[h.value.clone()])
     }
 
     /// All header fields in the order received, as (name, value).
@@ -197,6 +211,7 @@ impl<'a> Request<'a> {
     }
 
     /// The body, decoded if it was sent chunked; empty if there was none.
+    #[inline]
     pub fn body(&self) -> &'a [u8] {
         self.body
     }

@@ -1,8 +1,11 @@
 //! Responses that a [`Service`](super::Service) returns, and their encoding.
 
 use super::StatusCode;
-use bytes::BytesMut;
+use smallvec::SmallVec;
 use std::borrow::Cow;
+
+/// A response's header fields, the first few held inline (no allocation).
+type Fields<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, [u8]>); 4]>;
 
 /// A response: status, header fields and body.
 ///
@@ -21,28 +24,31 @@ use std::borrow::Cow;
 #[derive(Clone, Debug)]
 pub struct Response<'a> {
     status: StatusCode,
-    headers: Vec<(Cow<'a, str>, Cow<'a, [u8]>)>,
+    headers: Fields<'a>,
     body: Cow<'a, [u8]>,
 }
 
 impl<'a> Response<'a> {
     /// An empty response with this status.
+    #[inline]
     pub fn new(status: StatusCode) -> Self {
         Response {
             status,
-            headers: Vec::new(),
+            headers: Fields::new(),
             body: Cow::Borrowed(&[]),
         }
     }
 
     /// Adds a header field. Fields whose name or value hold CR, LF or NUL are
     /// left out when the response is written, so they cannot split the response.
+    #[inline]
     pub fn header(mut self, name: impl Into<Cow<'a, str>>, value: impl AsBytes<'a>) -> Self {
         self.headers.push((name.into(), value.into_bytes()));
         self
     }
 
     /// Sets the body.
+    #[inline]
     pub fn body(mut self, body: impl AsBytes<'a>) -> Self {
         self.body = body.into_bytes();
         self
@@ -58,35 +64,28 @@ impl<'a> Response<'a> {
         &self.body
     }
 
-    pub(crate) fn wants_close(&self) -> bool {
-        self.headers.iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case("connection")
-                && v.split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        })
-    }
-
     /// Appends the encoded response to `out` in one piece, so that it leaves in
     /// one send: a head sent apart from its body stalls on Nagle's algorithm,
-    /// which WasmEdge sockets cannot turn off.
-    pub(crate) fn encode(&self, out: &mut BytesMut, connection: ConnectionHeader, head_only: bool) {
+    /// which WasmEdge sockets cannot turn off. `keep_alive` says whether the
+    /// connection may stay open; returns whether it does (not when the
+    /// service's own `Connection` field says `close`).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, keep_alive: KeepAlive, head_only: bool) -> bool {
         let body_allowed = !self.status.forbids_body();
         let body_len = if body_allowed { self.body.len() } else { 0 };
         let send_body = body_allowed && !head_only;
         out.reserve(128 + if send_body { body_len } else { 0 });
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(out, self.status.as_u16() as u64);
-        out.extend_from_slice(b" ");
-        out.extend_from_slice(self.status.reason().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_status_line(out, self.status);
+        let mut service_closes = false;
         for (name, value) in &self.headers {
-            let framing = ["content-length", "transfer-encoding", "connection"]
-                .iter()
-                .any(|f| name.eq_ignore_ascii_case(f));
-            if framing || !is_field_safe(name.as_bytes()) || !is_field_safe(value) {
+            let (name, value) = (name.as_bytes(), &value[..]);
+            if is_framing(name) {
+                service_closes |= name.len() == 10 && lists_close(value);
                 continue;
             }
-            out.extend_from_slice(name.as_bytes());
+            if !is_field_safe(name) || !is_field_safe(value) {
+                continue;
+            }
+            out.extend_from_slice(name);
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
@@ -96,41 +95,103 @@ impl<'a> Response<'a> {
             push_decimal(out, body_len as u64);
             out.extend_from_slice(b"\r\n");
         }
-        match connection {
-            ConnectionHeader::None => {}
-            ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
-            ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
-        }
-        out.extend_from_slice(b"\r\n");
+        let stays_open = !service_closes && keep_alive != KeepAlive::No;
+        out.extend_from_slice(match (stays_open, keep_alive) {
+            (false, _) => b"Connection: close\r\n\r\n",
+            (true, KeepAlive::Http10) => b"Connection: keep-alive\r\n\r\n",
+            (true, _) => b"\r\n",
+        });
         if send_body {
             out.extend_from_slice(&self.body);
         }
+        stays_open
     }
 }
 
-/// Which `Connection` field the connection adds to a response.
+/// Whether the connection may stay open after a response, and how to say it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ConnectionHeader {
-    None,
-    Close,
-    KeepAlive,
+pub(crate) enum KeepAlive {
+    /// It closes: `Connection: close`.
+    No,
+    /// HTTP/1.1 stays open unless told otherwise: nothing to say.
+    Http11,
+    /// HTTP/1.0 closes unless told otherwise: `Connection: keep-alive`.
+    Http10,
 }
 
-fn is_field_safe(bytes: &[u8]) -> bool {
-    !bytes.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+/// `HTTP/1.1 <code> <reason>\r\n`; the common 200 in one piece.
+fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    let code = status.as_u16();
+    if code == 200 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
+    // A status is three digits (100..=999): no formatting loop needed.
+    let digit = |n: u16| b'0' + (n % 10) as u8;
+    out.extend_from_slice(&[
+        b'H',
+        b'T',
+        b'T',
+        b'P',
+        b'/',
+        b'1',
+        b'.',
+        b'1',
+        b' ',
+        digit(code / 100),
+        digit(code / 10),
+        digit(code),
+        b' ',
+    ]);
+    out.extend_from_slice(status.reason().as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
+
+/// Whether a `Connection` value lists the `close` option.
+fn lists_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// Fields the connection writes itself: a service's own are dropped
+/// (`Connection: close` is honoured all the same).
+fn is_framing(name: &[u8]) -> bool {
+    let len = name.len();
+    (len == 14 && super::scan::eq_ignore_ascii_case(name, b"content-length"))
+        || (len == 10 && super::scan::eq_ignore_ascii_case(name, b"connection"))
+        || (len == 17 && super::scan::eq_ignore_ascii_case(name, b"transfer-encoding"))
+}
+
+/// No CR, LF or NUL that could split the response.
+fn is_field_safe(bytes: &[u8]) -> bool {
+    !super::scan::has_cr_lf_or_nul(bytes)
+}
+
+/// "00" to "99": two digits per division.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// Appends `n` in decimal without allocating.
-pub(crate) fn push_decimal(out: &mut BytesMut, mut n: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }
@@ -175,5 +236,37 @@ impl<'a> AsBytes<'a> for String {
 impl<'a> AsBytes<'a> for Cow<'a, [u8]> {
     fn into_bytes(self) -> Cow<'a, [u8]> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_match_the_formatter() {
+        let mut samples: Vec<u64> = (0..=10_000).collect();
+        samples.extend((1..20).map(|p| 10u64.pow(p)));
+        samples.extend((1..20).map(|p| 10u64.pow(p) - 1));
+        samples.extend([u64::MAX, u64::MAX - 1, 1 << 32, 123_456_789_012]);
+        let mut out = Vec::new();
+        for n in samples {
+            out.clear();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_status_line_names_code_and_reason() {
+        for (status, line) in [
+            (StatusCode::OK, &b"HTTP/1.1 200 OK\r\n"[..]),
+            (StatusCode::NOT_FOUND, b"HTTP/1.1 404 Not Found\r\n"),
+            (StatusCode::from_u16(799).unwrap(), b"HTTP/1.1 799 \r\n"),
+        ] {
+            let mut out = Vec::new();
+            Response::new(status).encode(&mut out, KeepAlive::Http11, false);
+            assert!(out.starts_with(line), "{:?}", String::from_utf8_lossy(&out));
+        }
     }
 }

@@ -622,6 +622,27 @@ fn content_length_over_limit_gets_413() {
 }
 
 #[test]
+fn content_length_digits_at_the_edges_of_u64() {
+    let limits = Limits {
+        max_body_bytes: usize::MAX,
+        ..Default::default()
+    };
+    // Leading zeros do not make a number large.
+    let out = run_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000000000000000000000005\r\n\r\n12345",
+        &limits,
+        false,
+    );
+    assert!(text(&out).ends_with("\r\n\r\n12345"), "{}", text(&out));
+    // u64::MAX + 1 does not fit: too large, not a wrapped small number.
+    assert_refused_with(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n",
+        413,
+        &limits,
+    );
+}
+
+#[test]
 fn body_at_exactly_the_limit_is_accepted() {
     let limits = Limits {
         max_body_bytes: 5,
@@ -798,17 +819,45 @@ fn peer_that_never_reads_is_dropped_at_the_idle_timeout() {
 // --- memory ---
 
 #[test]
-fn idle_connection_holds_no_buffers() {
+fn a_busy_connection_keeps_its_buffers_and_an_idle_one_gives_them_back() {
     let now = Instant::now();
     let mut conn = Handler::new(Limits::default(), now);
-    conn.receive(
-        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
-        now,
-        &mut echo,
-    );
+    for _ in 0..2 {
+        conn.receive(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+            now,
+            &mut echo,
+        );
+        let n = conn.pending_output().len();
+        conn.consume_output(n, now);
+        assert!(
+            conn.buffered_capacity() > 0,
+            "buffers are reused between requests"
+        );
+    }
+    conn.release_buffers();
+    assert_eq!(conn.buffered_capacity(), 0);
+}
+
+#[test]
+fn a_large_body_is_not_kept_after_its_request() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    let body = vec![b'x'; 1 << 20];
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    conn.receive(&request, now, &mut echo);
     let n = conn.pending_output().len();
     conn.consume_output(n, now);
-    assert_eq!(conn.buffered_capacity(), 0);
+    assert!(
+        conn.buffered_capacity() < 64 * 1024,
+        "{} bytes kept",
+        conn.buffered_capacity()
+    );
 }
 
 #[test]
