@@ -6,7 +6,7 @@ use crate::http::{ParsedResponse, ResponseError, ResponseParser};
 use crate::net::{self, TcpStream};
 use crate::Url;
 use crate::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// One request to send: method, `http://` URL, extra header fields and body.
@@ -242,7 +242,7 @@ fn advance(
     }
     if let Phase::Sending(sent) = &mut exchange.phase {
         while *sent < exchange.request.len() {
-            match exchange.stream.write(&exchange.request[*sent..]) {
+            match net::send(&exchange.stream, &exchange.request[*sent..]) {
                 Ok(n) => *sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -255,7 +255,7 @@ fn advance(
     }
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match exchange.stream.read(&mut buf) {
+        match net::recv(&exchange.stream, &mut buf) {
             Ok(0) => {
                 return exchange
                     .parser

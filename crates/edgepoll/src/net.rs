@@ -81,6 +81,65 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(unsafe { TcpStream::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket)) })
 }
 
+/// Reads what has arrived into `buf`, like `Read::read` on the stream (0 at
+/// the end of the stream, `WouldBlock` when nothing is there), with one call
+/// into the runtime and nothing around it: the event loop's read path.
+///
+/// ```no_run
+/// # fn demo(stream: &edgepoll::net::TcpStream) -> std::io::Result<()> {
+/// let mut buf = [0u8; 1024];
+/// let n = edgepoll::net::recv(stream, &mut buf)?;
+/// # Ok(()) }
+/// ```
+#[inline]
+pub fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut iovec = wasi::Iovec {
+        buf: buf.as_mut_ptr(),
+        size: buf.len(),
+    };
+    let (mut received, mut flags) = (0usize, 0usize);
+    // SAFETY: the record points into `buf`, writable for its length, and both
+    // out-pointers are valid for the call.
+    let errno = unsafe {
+        wasi::sock_recv(
+            stream.as_raw_fd() as u32,
+            &mut iovec,
+            1,
+            0,
+            &mut received,
+            &mut flags,
+        )
+    };
+    match errno {
+        0 => Ok(received.min(buf.len())),
+        e => Err(io::Error::from_raw_os_error(e as i32)),
+    }
+}
+
+/// Sends what the socket's buffer takes of `buf`, like `Write::write` on the
+/// stream (a short count is normal; `WouldBlock` when the buffer is full).
+///
+/// ```no_run
+/// # fn demo(stream: &edgepoll::net::TcpStream) -> std::io::Result<()> {
+/// let sent = edgepoll::net::send(stream, b"hello")?;
+/// # Ok(()) }
+/// ```
+#[inline]
+pub fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let iovec = wasi::Iovec {
+        buf: buf.as_ptr().cast_mut(),
+        size: buf.len(),
+    };
+    let mut sent = 0u32;
+    // SAFETY: the record points into `buf`, readable for its length (the
+    // runtime only reads through it), and the out-pointer is valid.
+    let errno = unsafe { wasi::sock_send(stream.as_raw_fd() as u32, &iovec, 1, 0, &mut sent) };
+    match errno {
+        0 => Ok((sent as usize).min(buf.len())),
+        e => Err(io::Error::from_raw_os_error(e as i32)),
+    }
+}
+
 /// The pending error of a socket (`SO_ERROR`), clearing it: `Ok(None)` after a
 /// successful connect.
 pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {

@@ -5,7 +5,7 @@
 use crate::http::{Handler, Limits, Service};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
 use crate::{Events, Interest, Poll, Sweep, Token};
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -31,6 +31,16 @@ pub struct ServerOptions {
     pub accept_backoff: Duration,
     /// Where one-line reports of refused requests and timeouts go.
     pub log: fn(&str),
+    /// Serve this many requests, then return from [`Server::serve`] (for
+    /// benchmarks that count the work of a fixed number of requests).
+    pub stop_after: Option<u64>,
+    /// While other connections are busy, a quiet connection that sends a
+    /// request is noticed within this interval (see
+    /// [`Poll::set_full_poll_interval`]).
+    pub full_poll_interval: Duration,
+    /// A connection without progress for this long gives its buffers back
+    /// (an idle keep-alive connection then costs no buffer memory).
+    pub release_buffers_after: Duration,
 }
 
 impl Default for ServerOptions {
@@ -40,6 +50,9 @@ impl Default for ServerOptions {
             linger: Duration::from_secs(2),
             accept_backoff: Duration::from_millis(100),
             log: |line| eprintln!("{line}"),
+            stop_after: None,
+            full_poll_interval: crate::DEFAULT_FULL_POLL_INTERVAL,
+            release_buffers_after: Duration::from_secs(1),
         }
     }
 }
@@ -76,10 +89,12 @@ pub struct Server {
 impl Server {
     /// A server on a listener made by [`net::bind`] (non-blocking).
     pub fn new(listener: TcpListener, options: ServerOptions) -> Server {
+        let mut poll = Poll::new();
+        poll.set_full_poll_interval(options.full_poll_interval);
         Server {
             listener,
             options,
-            poll: Poll::new(),
+            poll,
             connections: Vec::new(),
             free: Vec::new(),
             scratch: vec![0; READ_CHUNK],
@@ -87,10 +102,14 @@ impl Server {
         }
     }
 
-    /// Serves until an unrecoverable error of the poll itself.
-    pub fn serve<S: Service>(mut self, mut service: S) -> io::Result<()> {
-        self.poll
-            .register(&self.listener, LISTENER, Interest::READABLE)?;
+    /// Serves until an unrecoverable error of the poll itself (or, with
+    /// [`ServerOptions::stop_after`], until that many requests were answered).
+    pub fn serve<S: Service>(mut self, service: S) -> io::Result<()> {
+        let mut service = Counted {
+            inner: service,
+            served: 0,
+        };
+        self.watch_listener()?;
         let limits = &self.options.limits;
         let granularity = (limits.header_timeout.min(limits.idle_timeout) / 8)
             .clamp(Duration::from_millis(5), Duration::from_secs(1));
@@ -121,14 +140,23 @@ impl Server {
             }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
-                self.poll
-                    .register(&self.listener, LISTENER, Interest::READABLE)?;
+                self.watch_listener()?;
             }
             if sweep.is_due(now) {
                 let earliest = self.check_deadlines(now, &mut service);
                 sweep.rearm(now, earliest);
             }
+            if self.options.stop_after.is_some_and(|n| service.served >= n) {
+                return Ok(());
+            }
         }
+    }
+
+    /// The listener is pinned: new connections never wait for a full poll.
+    fn watch_listener(&mut self) -> io::Result<()> {
+        self.poll
+            .register(&self.listener, LISTENER, Interest::READABLE)?;
+        self.poll.pin(&self.listener)
     }
 
     fn accept_all(&mut self, now: Instant) -> io::Result<()> {
@@ -233,6 +261,11 @@ impl Server {
                 Some(until) => Some(until),
                 None => {
                     conn.handler.handle_timeout(now);
+                    if now.saturating_duration_since(conn.handler.last_progress())
+                        >= self.options.release_buffers_after
+                    {
+                        conn.handler.release_buffers();
+                    }
                     conn.handler.deadline()
                 }
             };
@@ -251,6 +284,23 @@ impl Server {
     }
 }
 
+/// A service that counts the requests it answers.
+struct Counted<S> {
+    inner: S,
+    served: u64,
+}
+
+impl<S: Service> Service for Counted<S> {
+    fn call<'a>(&mut self, request: &crate::http::Request<'a>) -> crate::http::Response<'a> {
+        self.served += 1;
+        self.inner.call(request)
+    }
+
+    fn handles_connect(&self) -> bool {
+        self.inner.handles_connect()
+    }
+}
+
 /// Moves one connection forward; returns the readiness to wait for next, or
 /// `None` to close it.
 fn step<S: Service>(
@@ -266,7 +316,7 @@ fn step<S: Service>(
     }
     if readable && conn.handler.wants_read() {
         for _ in 0..READS_PER_EVENT {
-            match conn.stream.read(scratch) {
+            match net::recv(&conn.stream, scratch) {
                 Ok(0) => {
                     conn.handler.receive_eof(now, service);
                     break;
@@ -288,7 +338,7 @@ fn step<S: Service>(
     }
     // Write what is pending; a drained buffer may unblock pipelined requests.
     while conn.handler.wants_write() {
-        match conn.stream.write(conn.handler.pending_output()) {
+        match net::send(&conn.stream, conn.handler.pending_output()) {
             Ok(0) => return None,
             Ok(n) => {
                 conn.handler.consume_output(n, now);
@@ -325,7 +375,7 @@ fn step<S: Service>(
 /// Reads and drops input of a closing connection; false once it is over.
 fn drain(conn: &mut Connection, scratch: &mut [u8]) -> bool {
     loop {
-        match conn.stream.read(scratch) {
+        match net::recv(&conn.stream, scratch) {
             Ok(0) => return false,
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,

@@ -42,6 +42,14 @@ fn parse_args() -> Result<(String, ServerOptions), String> {
                     .parse()
                     .map_err(|_| format!("--max-body: not a number: {v}"))?;
             }
+            // For benchmarks: answer N requests, then exit.
+            "--exit-after" => {
+                let v = value(&arg)?;
+                options.stop_after = Some(
+                    v.parse()
+                        .map_err(|_| format!("--exit-after: not a number: {v}"))?,
+                );
+            }
             "-h" | "--help" => return Err(String::new()),
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
             _ => addr = arg,
@@ -65,7 +73,7 @@ pub fn main() -> ExitCode {
             if !message.is_empty() {
                 eprintln!("poll_http_server: {message}");
             }
-            eprintln!("usage: poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS] [--max-body BYTES]");
+            eprintln!("usage: poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS] [--max-body BYTES] [--exit-after REQUESTS]");
             return ExitCode::from(2);
         }
     };

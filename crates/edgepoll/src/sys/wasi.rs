@@ -5,6 +5,14 @@
 
 use super::abi::{RawEvent, RawSubscription};
 
+/// A `{ buf, buf_len }` buffer record, as `sock_recv` and `sock_send` take
+/// them (one each here).
+#[repr(C)]
+pub(crate) struct Iovec {
+    pub(crate) buf: *mut u8,
+    pub(crate) size: usize,
+}
+
 /// WasmEdge's `{ buf, buf_len }` address record.
 #[repr(C)]
 pub(crate) struct WasiAddress {
@@ -21,6 +29,21 @@ extern "C" {
         nevents: *mut usize,
     ) -> u16;
     pub(crate) fn sock_accept(fd: u32, new_fd: *mut u32) -> u32;
+    pub(crate) fn sock_recv(
+        fd: u32,
+        iovs: *mut Iovec,
+        iovs_len: usize,
+        flags: u16,
+        received: *mut usize,
+        out_flags: *mut usize,
+    ) -> u32;
+    pub(crate) fn sock_send(
+        fd: u32,
+        iovs: *const Iovec,
+        iovs_len: u32,
+        flags: u16,
+        sent: *mut u32,
+    ) -> u32;
     pub(crate) fn sock_connect(fd: u32, addr: *mut WasiAddress, port: u32) -> u32;
     pub(crate) fn sock_getlocaladdr(
         fd: u32,
