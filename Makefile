@@ -32,6 +32,12 @@ test: build
 	 fi
 	# --show-output: each end-to-end test prints the runtimes it ran on.
 	$(CARGO) test --release --workspace -- --show-output
+	# edgepoll's unit tests once more as WebAssembly, where its SIMD scans run,
+	# on every runtime present.
+	@for runtime in host $$(command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1 && echo wasmedge aot); do \
+	  echo "edgepoll unit tests as wasm32-wasip1 on $$runtime"; \
+	  EDGEPOLL_RUNTIME=$$runtime $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --lib || exit 1; \
+	done
 
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -48,6 +54,6 @@ fuzz:
 # writes bench/RESULTS.md, bench/*.png and the README's table.
 bench: build
 	@command -v wrk >/dev/null && command -v gnuplot >/dev/null || { echo "installing wrk and gnuplot"; apt-get update -qq && apt-get install -y -qq wrk gnuplot-nox; }
-	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder
-	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder -p loadgen
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server
 	python3 bench/run.py
