@@ -491,6 +491,9 @@ impl Handler {
             // send: a declared length alone must not make the server allocate.
             let missing = n.saturating_sub(self.input.len() - head_len);
             self.input.reserve(missing.min(MAX_BODY_RESERVE));
+            // Growth beyond that stops at the request's end, not at the next
+            // power of two: an 8 MiB body takes 8 MiB, not 16.
+            self.input.grow_up_to(head_len.saturating_add(n));
         }
         self.state = State::Body(Head {
             len: head_len,

@@ -3,9 +3,11 @@
 //!
 //! Consuming a request moves the start; once everything is consumed the
 //! `Vec` is cleared and its memory reused for the next request, with no
-//! allocation and no copy. Bytes of a pipelined request that follow are moved
+//! allocation and no copy (unless it grew past `KEEP_CAPACITY` for a large
+//! body: then it is freed). Bytes of a pipelined request that follow are moved
 //! to the front only when new input would not fit behind them.
 
+use super::output::KEEP_CAPACITY;
 use std::ops::{Deref, DerefMut};
 
 /// The input of one connection, oldest byte first.
@@ -13,6 +15,9 @@ use std::ops::{Deref, DerefMut};
 pub(crate) struct InputBuffer {
     bytes: Vec<u8>,
     start: usize,
+    /// Where the current request ends (from the start), if known: growth
+    /// stops there instead of doubling past it.
+    end_hint: usize,
 }
 
 impl InputBuffer {
@@ -27,7 +32,14 @@ impl InputBuffer {
     #[inline]
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.make_room(additional);
-        self.bytes.reserve(additional);
+    }
+
+    /// Caps growth at `end` bytes from the start while that request is read;
+    /// growth still at most doubles, so a peer that declares a large body and
+    /// sends little makes the buffer no larger than twice what it sent.
+    #[inline]
+    pub(crate) fn grow_up_to(&mut self, end: usize) {
+        self.end_hint = end;
     }
 
     /// Drops the first `n` bytes (at most all).
@@ -35,9 +47,16 @@ impl InputBuffer {
     pub(crate) fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.bytes.len());
         if self.start == self.bytes.len() {
-            self.bytes.clear();
+            if self.bytes.capacity() > KEEP_CAPACITY {
+                // A large body is done with: a busy connection must not hold
+                // its memory until it goes quiet.
+                self.bytes = Vec::new();
+            } else {
+                self.bytes.clear();
+            }
             self.start = 0;
         }
+        self.end_hint = 0;
     }
 
     /// Bytes of memory held.
@@ -49,10 +68,24 @@ impl InputBuffer {
     /// not fit behind them.
     #[inline]
     fn make_room(&mut self, additional: usize) {
-        if self.start > 0 && self.bytes.capacity() - self.bytes.len() < additional {
+        if self.bytes.capacity() - self.bytes.len() >= additional {
+            return;
+        }
+        if self.start > 0 {
             self.bytes.drain(..self.start);
             self.start = 0;
+            if self.bytes.capacity() - self.bytes.len() >= additional {
+                return;
+            }
         }
+        let needed = self.bytes.len() + additional;
+        let doubled = needed.max(self.bytes.capacity().saturating_mul(2));
+        let capacity = if self.end_hint >= needed {
+            doubled.min(self.end_hint)
+        } else {
+            doubled
+        };
+        self.bytes.reserve_exact(capacity - self.bytes.len());
     }
 }
 
@@ -89,6 +122,37 @@ mod tests {
         assert_eq!(&input[..], b"third");
         input.consume(100);
         assert!(input.is_empty());
+    }
+
+    #[test]
+    fn a_large_buffer_is_freed_once_consumed() {
+        let mut input = InputBuffer::default();
+        input.extend_from_slice(&vec![7; KEEP_CAPACITY + 1]);
+        input.consume(KEEP_CAPACITY);
+        assert!(input.capacity() > KEEP_CAPACITY, "still holds a byte");
+        input.consume(1);
+        assert_eq!(input.capacity(), 0);
+    }
+
+    #[test]
+    fn growth_stops_at_the_end_of_the_request() {
+        let mut input = InputBuffer::default();
+        input.extend_from_slice(&[1; 100]);
+        input.grow_up_to(1000);
+        while input.len() < 1000 {
+            input.extend_from_slice(&[2; 30]);
+            assert!(input.capacity() <= 1000.max(input.len()));
+            assert!(
+                input.capacity() <= 2 * input.len().max(100) + 30,
+                "at most doubles"
+            );
+        }
+        assert_eq!(input.capacity(), 1000, "exactly the request");
+        input.extend_from_slice(&[3; 10]);
+        assert_eq!(input.len(), 1010, "past the hint it grows as usual");
+        input.consume(1010);
+        input.extend_from_slice(&[4; 2000]);
+        assert_eq!(&input[..], &[4; 2000][..], "the hint ends with its request");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 /// A connection keeps buffers up to this size between requests; a larger one
 /// (a big response or body) is freed once it is done with.
-pub(crate) const KEEP_CAPACITY: usize = 64 * 1024;
+pub(crate) const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// The output of one connection, oldest byte first.
 #[derive(Debug, Default)]
