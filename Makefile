@@ -6,7 +6,7 @@ LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
 WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p conformance_guest -p abi_transcript
 
-.PHONY: run test build clippy fmt setup fuzz bench
+.PHONY: run test build clippy fmt setup fuzz bench soak
 FUZZ_SECONDS ?= 120
 
 setup:
@@ -57,3 +57,9 @@ bench: build
 	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder -p loadgen
 	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server
 	python3 bench/run.py
+
+# A million mixed requests on every runtime present, every byte checked, RSS
+# tracked (a few minutes; not part of make test). SOAK_SEED=N replays a run.
+soak: build
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p soak
+	python3 bench/soak.py

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""`make soak`: the echo server under a million mixed requests on every runtime
+present (edgepoll-host; WasmEdge AOT when `wasmedge` is on PATH), driven by
+bench/soak (one mio event loop; every body compared byte for byte; faults mixed
+in). Samples the runtime's RSS at the start, after the warm-up, at the peak and
+after the load stops, and fails if the end is more than 10% above the level
+after the warm-up. Writes its section of bench/RESULTS.md.
+
+SOAK_SEED replays a run (the seed is printed); SOAK_REQUESTS changes the count.
+"""
+
+import json
+import os
+import random
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+HOST = TARGET / "release" / "edgepoll-host"
+WASM = TARGET / "wasm32-wasip1" / "release" / "poll_http_server.wasm"
+SOAK = TARGET / "release" / "soak"
+REQUESTS = int(os.environ.get("SOAK_REQUESTS", "1000000"))
+# Short timeouts, so that the faults' answers arrive within the run.
+IDLE_TIMEOUT = 2
+HEADER_TIMEOUT = 3
+# RSS after the load may exceed the level after the warm-up by this much.
+RSS_GROWTH = 0.10
+SETTLE_SECONDS = 3
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid, field="VmRSS:"):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def guest_kib(path):
+    try:
+        return int(path.read_text().strip()) // 1024
+    except (OSError, ValueError):
+        return 0
+
+
+class Sampler(threading.Thread):
+    """The server's RSS every 100 ms; keeps the latest and the highest."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.latest, self.peak, self.stopped = pid, 0, 0, False
+
+    def run(self):
+        while not self.stopped:
+            self.latest = rss_kib(self.pid)
+            self.peak = max(self.peak, self.latest)
+            time.sleep(0.1)
+
+
+def answers(port):
+    """Whether the server still answers a plain GET."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data.startswith(b"HTTP/1.1 200 ")
+    except OSError:
+        return False
+
+
+def soak(label, command, seed):
+    port = free_port()
+    log = tempfile.TemporaryFile(mode="w+")
+    # edgepoll-host reports the guest's linear memory size here (WasmEdge has no such report).
+    memory_file = Path(tempfile.mkdtemp()) / "guest-memory"
+    server = subprocess.Popen(
+        command + [f"127.0.0.1:{port}", "--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)],
+        stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, "EDGEPOLL_HOST_MEMORY_FILE": str(memory_file)},
+    )
+    first = server.stdout.readline()
+    if not first.startswith("listening on"):
+        server.kill()
+        raise RuntimeError(f"{label}: the server did not start: {first!r}")
+    sampler = Sampler(server.pid)
+    sampler.start()
+    time.sleep(0.3)
+    row = {"runtime": label, "rss_start": rss_kib(server.pid)}
+    print(f"\n== {label}: {REQUESTS} requests, seed {seed}", flush=True)
+    load = subprocess.Popen(
+        [str(SOAK), f"127.0.0.1:{port}", "--seed", str(seed), "--requests", str(REQUESTS),
+         "--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    result = None
+    for line in load.stdout:
+        kind, _, data = line.partition(" ")
+        if kind == "warmup":
+            row["rss_warm"] = rss_kib(server.pid)
+            row["guest_warm"] = guest_kib(memory_file)
+            print(f"  warm-up done: {data.strip()}; RSS {row['rss_warm'] / 1024:.1f} MiB", flush=True)
+        elif kind == "progress":
+            print(f"  {data.strip()}; RSS {sampler.latest / 1024:.1f} MiB", flush=True)
+        elif kind == "RESULT":
+            result = json.loads(data)
+    load.wait()
+    time.sleep(SETTLE_SECONDS)
+    row["rss_end"] = rss_kib(server.pid)
+    row["guest_end"] = guest_kib(memory_file)
+    row["rss_peak"] = max(sampler.peak, rss_kib(server.pid, "VmHWM:"))
+    sampler.stopped = True
+    row["alive"] = server.poll() is None and answers(port)
+    server.kill()
+    server.wait()
+    log.seek(0)
+    row["log_lines"] = sum(1 for _ in log)
+    row["result"] = result
+    problems = []
+    if load.returncode != 0 or result is None:
+        problems.append(f"the load generator failed (exit {load.returncode})"
+                        + (f": {result['first_failure']}" if result and result.get("first_failure") else ""))
+    if not row["alive"]:
+        problems.append("the server died or stopped answering")
+    warm = row.get("rss_warm", 0)
+    if not warm:
+        problems.append("the run never finished its warm-up")
+    elif row["rss_end"] > warm * (1 + RSS_GROWTH):
+        problems.append(f"RSS grew: {warm} KiB after the warm-up, {row['rss_end']} KiB at the end")
+    row["problems"] = problems
+    print(f"  guest memory {row.get('guest_warm', 0)} KiB after the warm-up, {row['guest_end']} KiB at the end", flush=True)
+    return row
+
+
+def mib(kib):
+    return f"{kib / 1024:.1f}"
+
+
+def report(rows, seed, seconds):
+    lines = [
+        "<!-- soak:start -->",
+        "## Soak (`make soak`)",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; seed {seed} "
+        f"(`SOAK_SEED={seed} make soak` replays it); {seconds:.0f} s in all.",
+        "",
+        "| runtime | requests done | bytes echoed | mismatches | unexpected errors | faults as promised | p50 ms | p99 ms | max ms | RSS start MiB | after warm-up | peak | end | result |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        r = row["result"] or {}
+        lines.append(
+            f"| {row['runtime']} | {r.get('completed', 0)} of {r.get('requests', REQUESTS)} | {r.get('bytes_echoed', 0)} "
+            f"| {r.get('mismatches', '?')} | {r.get('errors', '?')} | {r.get('faults_ok', 0)} of {r.get('faults', 0)} "
+            f"| {r.get('p50_us', 0) / 1000:.2f} | {r.get('p99_us', 0) / 1000:.2f} | {r.get('max_us', 0) / 1000:.0f} "
+            f"| {mib(row['rss_start'])} | {mib(row.get('rss_warm', 0))} | {mib(row['rss_peak'])} | {mib(row['rss_end'])} "
+            f"| {'pass' if not row['problems'] else 'FAIL: ' + '; '.join(row['problems'])} |"
+        )
+    r = next((row["result"] for row in rows if row["result"]), None) or {}
+    lines += [
+        "",
+        f"- The mix: bodies 0 B to 8 MiB (94% up to 512 B, a log-uniform tail; at most 4 over 1 MiB in flight), "
+        f"{r.get('chunked', 0)} chunked uploads, {r.get('expect', 0)} with `Expect: 100-continue`, "
+        f"{r.get('http10', 0)} HTTP/1.0 requests, {r.get('bursts', 0)} pipelined bursts of 2–16, over "
+        f"{r.get('connections', 0)} connections, at most {r.get('peak_connections', 0)} open at once.",
+        f"- Faults: 30 misbehaving clients during each run (resets mid-body, clients that stop reading an 8 MiB "
+        f"echo, connections quiet before a request, after a response, in a head and in a body); each got the "
+        f"README's answer (a close at the idle timeout, or 408 and a close) while the load went on. The server "
+        f"ran with `--idle-timeout {IDLE_TIMEOUT} --header-timeout {HEADER_TIMEOUT}`.",
+        f"- Latency is per request, first byte sent to last byte received, all sizes together.",
+        f"- RSS: the runtime process's VmRSS; the warm-up (the first 30% of requests, at the peak of 1000 "
+        f"connections with four 8 MiB bodies at once, and two rounds of faults) meets every kind of memory use of the run; the end is measured "
+        f"{SETTLE_SECONDS} s after the load stops and must be within {RSS_GROWTH:.0%} of the level after the warm-up "
+        f"(WebAssembly memory never shrinks, so growth after the warm-up would be a leak).",
+        "<!-- soak:end -->",
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    seed = int(os.environ.get("SOAK_SEED") or random.randrange(1, 2**48))
+    started = time.time()
+    runtimes = [("edgepoll-host", [str(HOST), str(WASM)])]
+    if shutil.which("wasmedge"):
+        aot = TARGET / "bench-aot"
+        aot.mkdir(exist_ok=True)
+        subprocess.run(["wasmedge", "compile", str(WASM), str(aot / "poll_http_server.wasm")], check=True, capture_output=True)
+        runtimes.append(("WasmEdge AOT", ["wasmedge", str(aot / "poll_http_server.wasm")]))
+    else:
+        print("NOTE: wasmedge is not on PATH: only edgepoll-host is soaked")
+    print(f"soak seed {seed} (SOAK_SEED={seed} make soak replays it)")
+    rows = [soak(label, command, seed) for label, command in runtimes]
+    section = report(rows, seed, time.time() - started)
+    results = ROOT / "bench" / "RESULTS.md"
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
+    start, end = "<!-- soak:start -->", "<!-- soak:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    results.write_text(text)
+    print()
+    print(section)
+    failed = [row for row in rows if row["problems"]]
+    for row in failed:
+        print(f"\nFAILED on {row['runtime']} (seed {seed}; SOAK_SEED={seed} make soak replays it): " + "; ".join(row["problems"]))
+    print(f"\nwrote bench/RESULTS.md ({time.time() - started:.0f} s)")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+//! The run's shared state: which request comes next, and the tallies.
+
+use crate::plan::{Shape, MAX_LARGE_IN_FLIGHT};
+use std::collections::VecDeque;
+
+#[derive(Default)]
+pub struct Tally {
+    pub completed: u64,
+    pub bytes_echoed: u64,
+    pub mismatches: u64,
+    pub errors: u64,
+    /// Requests lost with a failed connection (each failure is in `errors`
+    /// or `mismatches` once).
+    pub requests_lost: u64,
+    pub latencies_us: Vec<u32>,
+    pub chunked: u64,
+    pub expect: u64,
+    pub http10: u64,
+    pub bursts: u64,
+    pub connections: u64,
+    pub peak_connections: usize,
+    pub first_failure: Option<String>,
+}
+
+pub struct Work {
+    pub seed: u64,
+    pub total: u64,
+    next_id: u64,
+    /// Large requests put off while [`MAX_LARGE_IN_FLIGHT`] were under way.
+    deferred_large: VecDeque<u64>,
+    pub large_in_flight: usize,
+    pub tally: Tally,
+}
+
+pub enum Failure {
+    /// A response body that differs from what was sent.
+    Mismatch(String),
+    /// Anything else the server should not have done.
+    Error(String),
+}
+
+impl Work {
+    pub fn new(seed: u64, total: u64) -> Work {
+        Work {
+            seed,
+            total,
+            next_id: 0,
+            deferred_large: VecDeque::new(),
+            large_in_flight: 0,
+            tally: Tally {
+                latencies_us: Vec::with_capacity(total as usize),
+                ..Tally::default()
+            },
+        }
+    }
+
+    /// Whether [`take`](Self::take) would give a request now.
+    pub fn available(&self) -> bool {
+        self.next_id < self.total
+            || (!self.deferred_large.is_empty() && self.large_in_flight < MAX_LARGE_IN_FLIGHT)
+    }
+
+    /// The next request to send.
+    pub fn take(&mut self) -> Option<Shape> {
+        if self.large_in_flight < MAX_LARGE_IN_FLIGHT {
+            if let Some(id) = self.deferred_large.pop_front() {
+                self.large_in_flight += 1;
+                return Some(Shape::of(self.seed, id));
+            }
+        }
+        while self.next_id < self.total {
+            let shape = Shape::of(self.seed, self.next_id);
+            self.next_id += 1;
+            if !shape.is_large() {
+                return Some(shape);
+            }
+            if self.large_in_flight < MAX_LARGE_IN_FLIGHT {
+                self.large_in_flight += 1;
+                return Some(shape);
+            }
+            self.deferred_large.push_back(shape.id);
+        }
+        None
+    }
+
+    /// A request is over (answered or lost).
+    pub fn release(&mut self, shape: &Shape) {
+        if shape.is_large() {
+            self.large_in_flight -= 1;
+        }
+    }
+
+    pub fn fail(&mut self, failure: Failure) {
+        let text = match failure {
+            Failure::Mismatch(text) => {
+                self.tally.mismatches += 1;
+                text
+            }
+            Failure::Error(text) => {
+                self.tally.errors += 1;
+                text
+            }
+        };
+        if self.tally.first_failure.is_none() {
+            eprintln!("soak: FAILURE: {text}");
+            self.tally.first_failure = Some(text);
+        }
+    }
+}
