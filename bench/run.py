@@ -500,7 +500,7 @@ count; the interpreter rows above compare the same two servers by throughput.
   client's delayed ACK, about 40 ms.
 - Total time of this run: {time.time() - started:.0f} s.
 """
-    (OUT / "RESULTS.md").write_text(report)
+    (OUT / "RESULTS.md").write_text(report + soak_section())
     print(table)
     print()
     print(scale_table)
@@ -517,6 +517,16 @@ count; the interpreter rows above compare the same two servers by throughput.
         body = f"{start}\nLatest `make bench` ({when}, {machine}):\n\n{table}\n\n{scale_table}\n\n![throughput](bench/throughput.png)\n![scale](bench/scale.png)\n{end}"
         readme.write_text(before + body + after)
     print(f"\nwrote bench/RESULTS.md, bench/throughput.png, bench/scale.png ({time.time() - started:.0f} s)")
+
+
+def soak_section():
+    """`make soak`'s section of RESULTS.md (bench/soak.py writes it), kept as it is."""
+    path = OUT / "RESULTS.md"
+    text = path.read_text() if path.exists() else ""
+    start, end = "<!-- soak:start -->", "<!-- soak:end -->"
+    if start in text and end in text:
+        return "\n" + start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    return ""
 
 
 if __name__ == "__main__":
