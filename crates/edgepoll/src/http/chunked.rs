@@ -225,7 +225,9 @@ impl ChunkedDecoder {
             (State::EndLf, _) => return Err(ChunkedError::InvalidTrailer),
             // A trailer is a header field: a token name (no folding, no
             // space before the colon), a colon, then a value.
-            (State::TrailerStart | State::TrailerName, b) if is_tchar(b) => State::TrailerName,
+            (State::TrailerStart | State::TrailerName, b) if super::scan::TCHAR[b as usize] => {
+                State::TrailerName
+            }
             (State::TrailerName, b':') => State::TrailerValue,
             (State::TrailerValue, b'\r') => State::TrailerLf,
             (State::TrailerValue, b) if b == b'\t' || b >= b' ' && b != 0x7f => State::TrailerValue,
@@ -238,28 +240,6 @@ impl ChunkedDecoder {
         };
         Ok(())
     }
-}
-
-/// A token character (RFC 9110 §5.6.2), as field names are made of.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 #[cfg(test)]
