@@ -48,7 +48,9 @@ mod server;
 pub use client::{send_all, ClientError, ClientRequest};
 pub use event::{Event, Events};
 pub use interest::Interest;
-pub use poll::{Poll, DEFAULT_FULL_POLL_INTERVAL, SPLIT_ABOVE};
+pub use poll::{
+    Poll, COLD_PER_INTERVAL, DEFAULT_FULL_POLL_INTERVAL, MAX_INTERVAL_STRETCH, SPLIT_ABOVE,
+};
 #[cfg(target_os = "wasi")]
 pub use server::{Server, ServerOptions};
 pub use timer::Sweep;

@@ -6,7 +6,8 @@
 //! with events lately are *hot*, those quiet for a while *cold*. While some
 //! hot registration is not a listener (the server is busy), most calls hand
 //! the runtime only the hot ones, and a full call covering every registration
-//! follows at least once per [`full_poll_interval`](Poll::set_full_poll_interval).
+//! follows at least once per [`full_poll_interval`](Poll::set_full_poll_interval)
+//! (stretched when thousands are cold, see [`COLD_PER_INTERVAL`]).
 //! Readiness is level-triggered, so a cold socket's readiness waits for the
 //! next full call but is never lost; once reported, the socket is hot again.
 //! When nothing is busy, every call is a full one and blocks: an idle program
@@ -27,6 +28,16 @@ pub const SPLIT_ABOVE: usize = 64;
 
 /// Default of [`Poll::set_full_poll_interval`].
 pub const DEFAULT_FULL_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A full call costs WasmEdge two `epoll_ctl` calls per cold registration
+/// (added, then removed again by the next partial call). The interval between
+/// full calls is multiplied by the number of whole `COLD_PER_INTERVAL`s among
+/// the cold registrations (at least 1, at most [`MAX_INTERVAL_STRETCH`]), so
+/// that the cost of a busy second stays bounded however many are quiet.
+pub const COLD_PER_INTERVAL: usize = 2500;
+
+/// The most the full-poll interval stretches (see [`COLD_PER_INTERVAL`]).
+pub const MAX_INTERVAL_STRETCH: usize = 4;
 
 /// Registers sockets and waits until some are ready — a registry in the style
 /// of mio, level-triggered.
@@ -132,7 +143,9 @@ impl Poll {
     }
 
     /// While other registrations are busy, a quiet one's readiness is seen
-    /// within this interval (default [`DEFAULT_FULL_POLL_INTERVAL`]).
+    /// within this interval (default [`DEFAULT_FULL_POLL_INTERVAL`]),
+    /// stretched with thousands of quiet registrations: twice as long with
+    /// 5000 (see [`COLD_PER_INTERVAL`]).
     /// Shorter means quiet sockets are answered sooner and every busy second
     /// costs more full calls.
     ///
@@ -207,7 +220,7 @@ impl Poll {
             self.call_runtime(events, records, timeout)?;
             let after = Instant::now();
             if full {
-                self.next_full = after + self.full_poll_interval;
+                self.next_full = after + self.stretched_interval();
                 if after >= self.next_cool && self.table.len() > SPLIT_ABOVE {
                     // Cold: no event for two intervals.
                     let quiet_since = self.millis(after).saturating_sub(self.ttl_millis());
@@ -223,6 +236,12 @@ impl Poll {
                 return Ok(());
             }
         }
+    }
+
+    /// The time to the next full call: longer with many cold registrations.
+    fn stretched_interval(&self) -> Duration {
+        let stretch = (self.table.cold_len() / COLD_PER_INTERVAL).clamp(1, MAX_INTERVAL_STRETCH);
+        self.full_poll_interval * stretch as u32
     }
 
     fn ttl_millis(&self) -> u64 {
