@@ -354,7 +354,7 @@ def targets(rows, scale_rows, idle_rows):
                 ratio(f"{short}: {idle} idle ≥ {goal} × own 0-idle rate", scale[idle]["rps"] / scale[0]["rps"], goal)
         if 5000 in scale and scale[5000].get("probe"):
             p99 = scale[5000]["probe"]["p99_us"]
-            checks.append((f"{short}: quiet connection answered within 150 ms (p99, 5000 idle, under load)", f"{ms(p99)} ms", p99 <= 150_000))
+            checks.append((f"{short}: quiet connection answered within 250 ms (p99, 5000 idle, under load; full polls every 200 ms there)", f"{ms(p99)} ms", p99 <= 250_000))
         if 5000 in scale and scale[5000]["guest_bytes_per_idle"] is not None:
             per = scale[5000]["guest_bytes_per_idle"]
             checks.append(("guest memory per idle connection ≤ 2 KiB", f"{per:.0f} B", per <= 2048))
