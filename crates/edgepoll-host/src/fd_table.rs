@@ -118,7 +118,10 @@ pub mod rights {
         | PATH_REMOVE_DIRECTORY
         | PATH_UNLINK_FILE
         | PATH_FILESTAT_SET_SIZE;
-    pub const PREOPEN_INHERITING: u64 = FD_DATASYNC
+    /// What files below a preopened directory may get: its own rights plus
+    /// reading, writing and the rest of a file's.
+    pub const PREOPEN_INHERITING: u64 = PREOPEN
+        | FD_DATASYNC
         | FD_READ
         | FD_SEEK
         | FD_FDSTAT_SET_FLAGS
@@ -127,24 +130,7 @@ pub mod rights {
         | FD_WRITE
         | FD_ADVISE
         | FD_ALLOCATE
-        | PATH_CREATE_DIRECTORY
-        | PATH_CREATE_FILE
-        | PATH_LINK_SOURCE
-        | PATH_LINK_TARGET
-        | PATH_OPEN
-        | FD_READDIR
-        | PATH_READLINK
-        | PATH_RENAME_SOURCE
-        | PATH_RENAME_TARGET
-        | PATH_FILESTAT_GET
-        | PATH_FILESTAT_SET_SIZE
-        | PATH_FILESTAT_SET_TIMES
-        | FD_FILESTAT_GET
         | FD_FILESTAT_SET_SIZE
-        | FD_FILESTAT_SET_TIMES
-        | PATH_SYMLINK
-        | PATH_REMOVE_DIRECTORY
-        | PATH_UNLINK_FILE
         | POLL_FD_READWRITE
         | SOCK_SHUTDOWN;
 }
