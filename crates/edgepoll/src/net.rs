@@ -140,6 +140,58 @@ pub fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Sends what the socket's buffer takes of `bufs`, in order, in one call
+/// (like `Write::write_vectored`; empty parts are skipped and at most
+/// [`MAX_SEND_PARTS`] are sent at once).
+///
+/// ```no_run
+/// # fn demo(stream: &edgepoll::net::TcpStream) -> std::io::Result<()> {
+/// let sent = edgepoll::net::send_vectored(stream, &[b"head ", b"body"])?;
+/// # Ok(()) }
+/// ```
+pub fn send_vectored(stream: &TcpStream, bufs: &[&[u8]]) -> io::Result<usize> {
+    let mut iovecs: [wasi::Iovec; MAX_SEND_PARTS] = std::array::from_fn(|_| wasi::Iovec {
+        buf: std::ptr::null_mut(),
+        size: 0,
+    });
+    let mut count = 0;
+    let mut total = 0;
+    for buf in bufs
+        .iter()
+        .filter(|buf| !buf.is_empty())
+        .take(MAX_SEND_PARTS)
+    {
+        iovecs[count] = wasi::Iovec {
+            buf: buf.as_ptr().cast_mut(),
+            size: buf.len(),
+        };
+        count += 1;
+        total += buf.len();
+    }
+    if count == 0 {
+        return Ok(0);
+    }
+    let mut sent = 0u32;
+    // SAFETY: the first `count` records point into `bufs`, readable for their
+    // lengths (the runtime only reads through them), and the out-pointer is valid.
+    let errno = unsafe {
+        wasi::sock_send(
+            stream.as_raw_fd() as u32,
+            iovecs.as_ptr(),
+            count as u32,
+            0,
+            &mut sent,
+        )
+    };
+    match errno {
+        0 => Ok((sent as usize).min(total)),
+        e => Err(io::Error::from_raw_os_error(e as i32)),
+    }
+}
+
+/// The most parts [`send_vectored`] hands over in one call.
+pub const MAX_SEND_PARTS: usize = 4;
+
 /// The pending error of a socket (`SO_ERROR`), clearing it: `Ok(None)` after a
 /// successful connect.
 pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {

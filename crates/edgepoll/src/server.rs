@@ -338,7 +338,7 @@ fn step<S: Service>(
     }
     // Write what is pending; a drained buffer may unblock pipelined requests.
     while conn.handler.wants_write() {
-        match net::send(&conn.stream, conn.handler.pending_output()) {
+        match net::send_vectored(&conn.stream, &conn.handler.pending_output_parts()) {
             Ok(0) => return None,
             Ok(n) => {
                 conn.handler.consume_output(n, now);

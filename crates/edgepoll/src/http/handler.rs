@@ -218,10 +218,37 @@ impl Handler {
         }
     }
 
-    /// Bytes waiting to be sent, oldest first.
+    /// Bytes waiting to be sent, oldest first: all of them, or a first part
+    /// (a large body is sent from the buffer it was received in, apart from
+    /// its head). Whatever is reported sent, the next call returns what follows.
     #[inline]
     pub fn pending_output(&self) -> &[u8] {
         self.output.pending()
+    }
+
+    /// The first one or two parts of the pending output (the second is empty
+    /// unless a large body waits behind its head), for one vectored send:
+    /// a head sent apart from its body would wait on Nagle's algorithm.
+    /// Report what was sent with [`consume_output`](Self::consume_output).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// fn echo<'a>(req: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body(req.body())
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// let body = vec![b'x'; 100_000];
+    /// conn.receive(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", Instant::now(), &mut echo);
+    /// conn.receive(&body, Instant::now(), &mut echo);
+    /// let [head, rest] = conn.pending_output_parts();
+    /// assert!(head.ends_with(b"Content-Length: 100000\r\n\r\n"));
+    /// assert_eq!(rest, &body[..]);
+    /// ```
+    #[inline]
+    pub fn pending_output_parts(&self) -> [&[u8]; 2] {
+        self.output.pending_parts()
     }
 
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output)
@@ -562,9 +589,21 @@ impl Handler {
             (true, Version::Http10) => KeepAlive::Http10,
             (true, Version::Http11) => KeepAlive::Http11,
         };
-        let keep_alive = response.encode(self.output.buffer(), allowed, head.is_head_method);
+        let lent = match head.is_head_method || response.status().forbids_body() {
+            true => None,
+            false => self.lendable(response.body_bytes(), consumed),
+        };
+        let head_only = head.is_head_method || lent.is_some();
+        let keep_alive = response.encode(self.output.buffer(), allowed, head_only);
         drop(response);
-        self.input.consume(consumed);
+        match lent {
+            Some(body) => {
+                let (buffer, start) = self.input.take_front(consumed);
+                self.output
+                    .lend(buffer, start + body.start..start + body.end);
+            }
+            None => self.input.consume(consumed),
+        }
         if !keep_alive {
             self.input = InputBuffer::default();
             self.state = State::Closing;
@@ -580,6 +619,18 @@ impl Handler {
                 parser: HeadParser::default(),
             };
         }
+    }
+}
+
+impl Handler {
+    /// Where `body` lies in the first `consumed` input bytes, if it is large
+    /// and lies there: such a body is sent from the input buffer, not copied.
+    fn lendable(&self, body: &[u8], consumed: usize) -> Option<Range<usize>> {
+        if body.len() <= KEEP_CAPACITY || self.output.has_lent_body() {
+            return None;
+        }
+        let at = (body.as_ptr() as usize).checked_sub(self.input.as_ptr() as usize)?;
+        (at + body.len() <= consumed.min(self.input.len())).then_some(at..at + body.len())
     }
 }
 

@@ -59,6 +59,21 @@ impl InputBuffer {
         self.end_hint = 0;
     }
 
+    /// Takes the whole buffer out, so that its first `n` unconsumed bytes can
+    /// be sent from where they are; the bytes after them (a pipelined request)
+    /// move to a fresh buffer. Returns the buffer and where its unconsumed
+    /// bytes start.
+    pub(crate) fn take_front(&mut self, n: usize) -> (Vec<u8>, usize) {
+        let start = self.start;
+        let mut bytes = std::mem::take(&mut self.bytes);
+        let end = (start + n).min(bytes.len());
+        self.bytes.extend_from_slice(&bytes[end..]);
+        bytes.truncate(end);
+        self.start = 0;
+        self.end_hint = 0;
+        (bytes, start)
+    }
+
     /// Bytes of memory held.
     pub(crate) fn capacity(&self) -> usize {
         self.bytes.capacity()
@@ -132,6 +147,19 @@ mod tests {
         assert!(input.capacity() > KEEP_CAPACITY, "still holds a byte");
         input.consume(1);
         assert_eq!(input.capacity(), 0);
+    }
+
+    #[test]
+    fn the_front_is_taken_out_and_the_rest_stays() {
+        let mut input = InputBuffer::default();
+        input.extend_from_slice(b"xxBODYnext");
+        input.consume(2);
+        let (bytes, start) = input.take_front(4);
+        assert_eq!(&bytes[start..], b"BODY");
+        assert_eq!(&input[..], b"next");
+        let (bytes, start) = input.take_front(10);
+        assert_eq!(&bytes[start..], b"next");
+        assert!(input.is_empty());
     }
 
     #[test]

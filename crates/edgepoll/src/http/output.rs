@@ -1,4 +1,13 @@
-//! Bytes waiting to be sent: one `Vec`, and how much of it already went out.
+//! Bytes waiting to be sent: one `Vec`, how much of it already went out, and
+//! perhaps a large body sent from the buffer it was received in.
+//!
+//! A body above [`KEEP_CAPACITY`] that the service echoes from its request
+//! (the common case for large bodies) is not copied: the connection hands the
+//! whole input buffer over as a *lent body* and starts a fresh one. That
+//! saves a copy as large as the body, and the memory for it: a large request
+//! costs one body-sized allocation, not two.
+
+use std::ops::Range;
 
 /// A connection keeps buffers up to this size between requests; a larger one
 /// (a big response or body) is freed once it is done with.
@@ -9,36 +18,113 @@ pub(crate) const KEEP_CAPACITY: usize = 16 * 1024;
 pub(crate) struct OutputBuffer {
     bytes: Vec<u8>,
     sent: usize,
+    /// Goes out after `bytes`; boxed, as most connections never lend.
+    lent: Option<Box<LentBody>>,
+}
+
+/// A body sent from the buffer it arrived in, and what was queued after it.
+#[derive(Debug)]
+struct LentBody {
+    buffer: Vec<u8>,
+    unsent: Range<usize>,
+    after: Vec<u8>,
 }
 
 impl OutputBuffer {
-    /// What is still to be sent.
+    /// What is still to be sent, or at least its first part: see
+    /// [`pending_parts`](Self::pending_parts).
     #[inline]
     pub(crate) fn pending(&self) -> &[u8] {
-        &self.bytes[self.sent..]
+        let head = &self.bytes[self.sent..];
+        match &self.lent {
+            Some(lent) if head.is_empty() => &lent.buffer[lent.unsent.clone()],
+            _ => head,
+        }
+    }
+
+    /// The first two parts of what is to be sent, for one vectored send.
+    #[inline]
+    pub(crate) fn pending_parts(&self) -> [&[u8]; 2] {
+        let head = &self.bytes[self.sent..];
+        match &self.lent {
+            Some(lent) => [head, &lent.buffer[lent.unsent.clone()]],
+            None => [head, &[]],
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len() - self.sent
+        let head = self.bytes.len() - self.sent;
+        match &self.lent {
+            Some(lent) => head + lent.unsent.len() + lent.after.len(),
+            None => head,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Where new output is appended.
+    /// Where new output is appended (behind a lent body, if there is one).
+    #[inline]
     pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
-        &mut self.bytes
+        match &mut self.lent {
+            Some(lent) => &mut lent.after,
+            None => &mut self.bytes,
+        }
+    }
+
+    /// Whether a body is lent: a second one is copied instead.
+    pub(crate) fn has_lent_body(&self) -> bool {
+        self.lent.is_some()
+    }
+
+    /// Queues `buffer[body]` behind what is pending, without copying it.
+    /// Only one body is lent at a time (see [`has_lent_body`](Self::has_lent_body)).
+    pub(crate) fn lend(&mut self, buffer: Vec<u8>, body: Range<usize>) {
+        debug_assert!(self.lent.is_none() && body.end <= buffer.len());
+        self.lent = Some(Box::new(LentBody {
+            buffer,
+            unsent: body,
+            after: Vec::new(),
+        }));
     }
 
     pub(crate) fn capacity(&self) -> usize {
         self.bytes.capacity()
+            + self
+                .lent
+                .as_ref()
+                .map_or(0, |lent| lent.buffer.capacity() + lent.after.capacity())
     }
 
     /// Marks `n` more bytes as sent (at most what is pending).
     #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
-        self.sent += n.min(self.len());
+        let head = self.bytes.len() - self.sent;
+        if n > head {
+            if let Some(lent) = &mut self.lent {
+                self.sent = self.bytes.len();
+                let body = (n - head).min(lent.unsent.len());
+                lent.unsent.start += body;
+                if lent.unsent.is_empty() {
+                    // The body is out: its buffer goes, and what was queued
+                    // behind it comes to the front.
+                    let after = std::mem::take(&mut lent.after);
+                    self.lent = None;
+                    self.bytes = after;
+                    self.sent = 0;
+                    self.consume(n - head - body);
+                    return;
+                }
+            }
+        }
+        self.consume_bytes(n);
+    }
+
+    /// Marks up to `n` bytes of `bytes` as sent.
+    #[inline]
+    fn consume_bytes(&mut self, n: usize) {
+        self.sent += n.min(self.bytes.len() - self.sent);
         if self.sent == self.bytes.len() {
             if self.bytes.capacity() > KEEP_CAPACITY {
                 self.bytes = Vec::new();
@@ -95,5 +181,40 @@ mod tests {
         );
         out.consume(KEEP_CAPACITY);
         assert_eq!(out.capacity(), 0);
+    }
+
+    #[test]
+    fn a_lent_body_goes_out_between_the_bytes_before_and_after_it() {
+        let mut out = OutputBuffer::default();
+        out.buffer().extend_from_slice(b"head:");
+        out.lend(b"..BODY..".to_vec(), 2..6);
+        out.buffer().extend_from_slice(b":tail");
+        assert!(out.has_lent_body());
+        assert_eq!(out.len(), 14);
+        assert_eq!(out.pending_parts(), [&b"head:"[..], &b"BODY"[..]]);
+        let mut sent = Vec::new();
+        for step in [3, 4, 1, 100, 100, 100].into_iter().cycle() {
+            if out.is_empty() {
+                break;
+            }
+            let n = step.min(out.pending().len());
+            sent.extend_from_slice(&out.pending()[..n]);
+            out.consume(n);
+        }
+        assert_eq!(sent, b"head:BODY:tail");
+        assert!(out.is_empty() && !out.has_lent_body());
+    }
+
+    #[test]
+    fn one_consume_may_cover_the_bytes_the_body_and_what_follows() {
+        let mut out = OutputBuffer::default();
+        out.buffer().extend_from_slice(b"ab");
+        out.lend(b"cd".to_vec(), 0..2);
+        out.buffer().extend_from_slice(b"ef");
+        out.consume(5);
+        assert_eq!(out.pending(), b"f");
+        out.consume(9);
+        assert!(out.is_empty());
+        assert!(out.capacity() > 0, "the small buffer behind the body stays");
     }
 }

@@ -851,8 +851,12 @@ fn a_large_body_is_not_kept_after_its_request() {
     .into_bytes();
     request.extend_from_slice(&body);
     conn.receive(&request, now, &mut echo);
-    let n = conn.pending_output().len();
-    conn.consume_output(n, now);
+    let mut echoed = Vec::new();
+    while conn.wants_write() {
+        echoed.extend_from_slice(conn.pending_output());
+        conn.consume_output(conn.pending_output().len(), now);
+    }
+    assert!(echoed.starts_with(b"HTTP/1.1 200 OK\r\n") && echoed.ends_with(&body));
     assert!(
         conn.buffered_capacity() < 64 * 1024,
         "{} bytes kept",
@@ -1092,4 +1096,95 @@ fn lenient_but_valid_shapes_are_served() {
         let out = run(request);
         assert!(text(&out).starts_with("HTTP/1.1 200 "), "{:?}: {}", String::from_utf8_lossy(request), text(&out));
     }
+}
+
+#[test]
+fn large_bodies_sent_from_their_input_keep_pipelined_responses_in_order() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    let bodies: Vec<Vec<u8>> = [100_000, 40_000, 3, 70_000]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (0..len).map(|j| (i * 7 + j % 251) as u8).collect())
+        .collect();
+    let mut input = Vec::new();
+    let mut expected = Vec::new();
+    for body in &bodies {
+        input.extend_from_slice(
+            format!(
+                "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        input.extend_from_slice(body);
+        expected.extend_from_slice(
+            format!(
+                "HTTP/1.1 200 OK\r\nX-Method: PUT\r\nX-Target: /\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        expected.extend_from_slice(body);
+    }
+    let mut sent = Vec::new();
+    let mut bodies_lent = 0;
+    for piece in input.chunks(30_001) {
+        conn.receive(piece, now, &mut echo);
+        // A slow reader: a little of the output at a time.
+        let n = conn.pending_output().len().min(7_777);
+        sent.extend_from_slice(&conn.pending_output()[..n]);
+        conn.consume_output(n, now);
+    }
+    while conn.wants_write() {
+        let [first, second] = conn.pending_output_parts();
+        bodies_lent += usize::from(!second.is_empty());
+        let n = (first.len() + second.len()).min(9_999);
+        let take = n.min(first.len());
+        sent.extend_from_slice(&first[..take]);
+        sent.extend_from_slice(&second[..n - take]);
+        conn.consume_output(n, now);
+        conn.process(now, &mut echo);
+    }
+    assert!(bodies_lent > 0, "large bodies are sent from their input");
+    let at = sent.iter().zip(&expected).position(|(a, b)| a != b);
+    assert!(
+        sent == expected,
+        "{} bytes sent, {} expected, first difference at {at:?}: {:?}",
+        sent.len(),
+        expected.len(),
+        String::from_utf8_lossy(&sent[at.unwrap_or(0).saturating_sub(10)..][..80])
+    );
+}
+
+#[test]
+fn a_timeout_answer_waits_behind_a_body_sent_from_its_input() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    let body = vec![b'z'; 2 << 20];
+    let mut input = format!(
+        "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    input.extend_from_slice(&body);
+    input.extend_from_slice(b"GET / HTT");
+    conn.receive(&input, now, &mut echo);
+    assert_eq!(
+        conn.pending_output_parts()[1],
+        &body[..],
+        "sent from its input"
+    );
+    let later = now + Limits::default().header_timeout + Duration::from_secs(1);
+    conn.handle_timeout(later);
+    let mut sent = Vec::new();
+    while conn.wants_write() {
+        sent.extend_from_slice(conn.pending_output());
+        conn.consume_output(conn.pending_output().len(), later);
+    }
+    let head =
+        b"HTTP/1.1 200 OK\r\nX-Method: PUT\r\nX-Target: /\r\nContent-Length: 2097152\r\n\r\n";
+    assert!(sent.starts_with(head));
+    assert!(sent[head.len()..].starts_with(&body));
+    assert!(sent[head.len() + body.len()..].starts_with(b"HTTP/1.1 408 "));
 }
