@@ -4,14 +4,15 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
-WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p conformance_guest -p abi_transcript
+WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript
 
-.PHONY: run test build clippy fmt setup fuzz bench soak
+.PHONY: run test build clippy fmt setup fuzz bench soak chat
 FUZZ_SECONDS ?= 120
 
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; apt-get update -qq && apt-get install -y -qq curl; }
+	@python3 -c "import websockets" 2>/dev/null || { echo "installing Python's websockets (the WebSocket tests use it)"; python3 -m pip install --quiet websockets; }
 
 build: setup
 	$(CARGO) build --release -p edgepoll-host
@@ -24,7 +25,7 @@ run: build
 test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest -p abi_transcript --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript --all-targets -- -D warnings
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
@@ -41,10 +42,14 @@ test: build
 
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p conformance_guest -p abi_transcript --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
+
+# Build and start the WebSocket chat; open http://$(LISTEN)/ in two windows.
+chat: build
+	scripts/wasm-runner $(WASM_DIR)/ws_chat.wasm $(LISTEN)
 
 # Mutation-fuzz the HTTP state machine for FUZZ_SECONDS (not part of make test).
 fuzz:

@@ -75,7 +75,7 @@ pub fn build() {
         let status = Command::new(&cargo)
             .current_dir(root())
             .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
-            .args(["-p", "poll_http_server", "-p", "nonblock_http_client", "-p", "conformance_guest", "-p", "abi_transcript"])
+            .args(["-p", "poll_http_server", "-p", "nonblock_http_client", "-p", "ws_chat", "-p", "conformance_guest", "-p", "abi_transcript"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the wasm programs failed (is the target installed? run: rustup target add wasm32-wasip1)");
@@ -246,6 +246,11 @@ impl Running {
     /// Lines the program wrote to stderr so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
+    }
+
+    /// The runtime process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still alive.

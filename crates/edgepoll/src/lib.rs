@@ -36,6 +36,7 @@ mod sys;
 mod timer;
 mod token;
 mod url;
+pub mod ws;
 
 #[cfg(target_os = "wasi")]
 mod client;

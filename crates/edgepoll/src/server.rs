@@ -1,9 +1,11 @@
 //! The event loop: accepts connections and drives one HTTP [`Handler`] per
-//! connection through [`Poll`]. It knows sockets, not HTTP; the handler knows
-//! HTTP, not sockets.
+//! connection through [`Poll`], or a [`WebSocket`] once a connection has
+//! upgraded. It knows sockets, not HTTP; the state machines know their
+//! protocols, not sockets.
 
-use crate::http::{Handler, Limits, Service};
+use crate::http::{self, Handler, Limits, Request, Response, Service};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
+use crate::ws::{self, Message, Outbox, WebSocket, WsLimits};
 use crate::{Events, Interest, Poll, Sweep, Token};
 use std::io;
 use std::time::{Duration, Instant};
@@ -41,6 +43,8 @@ pub struct ServerOptions {
     /// A connection without progress for this long gives its buffers back
     /// (an idle keep-alive connection then costs no buffer memory).
     pub release_buffers_after: Duration,
+    /// Limits of WebSocket connections ([`Server::serve_websockets`]).
+    pub ws_limits: WsLimits,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +57,7 @@ impl Default for ServerOptions {
             stop_after: None,
             full_poll_interval: crate::DEFAULT_FULL_POLL_INTERVAL,
             release_buffers_after: Duration::from_secs(1),
+            ws_limits: WsLimits::default(),
         }
     }
 }
@@ -61,6 +66,8 @@ struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     handler: Handler,
+    /// Set once the connection has switched to WebSocket.
+    ws: Option<Box<WebSocket>>,
     interest: Interest,
     /// Set once the write side is shut down: drain input until EOF or then.
     linger_until: Option<Instant>,
@@ -84,6 +91,10 @@ pub struct Server {
     free: Vec<usize>,
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
+    /// What the WebSocket service queued, not yet delivered.
+    outbox: Outbox,
+    /// WebSocket connections closed since the service was last told.
+    closed_ws: Vec<Token>,
 }
 
 impl Server {
@@ -99,15 +110,52 @@ impl Server {
             free: Vec::new(),
             scratch: vec![0; READ_CHUNK],
             accept_paused_until: None,
+            outbox: Outbox::default(),
+            closed_ws: Vec::new(),
         }
     }
 
     /// Serves until an unrecoverable error of the poll itself (or, with
     /// [`ServerOptions::stop_after`], until that many requests were answered).
-    pub fn serve<S: Service>(mut self, service: S) -> io::Result<()> {
+    pub fn serve<S: Service>(self, service: S) -> io::Result<()> {
+        self.run(HttpOnly(service))
+    }
+
+    /// Serves HTTP and WebSockets: requests the service
+    /// [`accepts`](ws::Service::accepts) are upgraded, and their messages go
+    /// to it; what it sends through its [`Outbox`] is delivered by this loop.
+    ///
+    /// ```no_run
+    /// use edgepoll::http::{Request, Response, StatusCode};
+    /// use edgepoll::ws::{Message, Outbox};
+    /// use edgepoll::Token;
+    ///
+    /// struct Shout;
+    /// impl edgepoll::http::Service for Shout {
+    ///     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
+    ///         Response::new(StatusCode::NOT_FOUND)
+    ///     }
+    /// }
+    /// impl edgepoll::ws::Service for Shout {
+    ///     fn accepts(&mut self, request: &Request<'_>) -> bool {
+    ///         request.path() == "/ws"
+    ///     }
+    ///     fn on_message(&mut self, _: Token, message: Message<'_>, out: &mut Outbox) {
+    ///         out.broadcast(message);
+    ///     }
+    /// }
+    /// let listener = edgepoll::net::bind("127.0.0.1:1234".parse().unwrap()).unwrap();
+    /// edgepoll::Server::new(listener, Default::default()).serve_websockets(Shout).unwrap();
+    /// ```
+    pub fn serve_websockets<S: ws::Service>(self, service: S) -> io::Result<()> {
+        self.run(service)
+    }
+
+    fn run<S: ws::Service>(mut self, service: S) -> io::Result<()> {
         let mut service = Counted {
             inner: service,
             served: 0,
+            upgrade_target: None,
         };
         self.watch_listener()?;
         let limits = &self.options.limits;
@@ -136,6 +184,7 @@ impl Server {
                         now,
                         &mut service,
                     );
+                    self.deliver(now, &mut service);
                 }
             }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -144,6 +193,7 @@ impl Server {
             }
             if sweep.is_due(now) {
                 let earliest = self.check_deadlines(now, &mut service);
+                self.deliver(now, &mut service);
                 sweep.rearm(now, earliest);
             }
             if self.options.stop_after.is_some_and(|n| service.served >= n) {
@@ -201,24 +251,148 @@ impl Server {
             stream,
             peer,
             handler,
+            ws: None,
             interest: Interest::READABLE,
             linger_until: None,
         });
     }
 
-    fn drive<S: Service>(&mut self, index: usize, readable: bool, now: Instant, service: &mut S) {
+    fn drive<S: ws::Service>(
+        &mut self,
+        index: usize,
+        readable: bool,
+        now: Instant,
+        service: &mut Counted<S>,
+    ) {
         let Some(Some(conn)) = self.connections.get_mut(index) else {
             return;
         };
-        let wanted = step(
+        let wanted = match conn.ws {
+            Some(_) => step_ws(
+                conn,
+                Token(index),
+                readable,
+                now,
+                service,
+                &mut self.outbox,
+                &mut self.scratch,
+            ),
+            None => {
+                let wanted = step(
+                    conn,
+                    readable,
+                    now,
+                    service,
+                    &mut self.scratch,
+                    &self.options,
+                );
+                if conn.handler.is_upgraded() {
+                    self.upgrade(index, now, service)
+                } else {
+                    wanted
+                }
+            }
+        };
+        self.settle(index, wanted);
+    }
+
+    /// Moves an upgraded connection over to a [`WebSocket`]: the 101 and the
+    /// bytes that followed the request go with it.
+    fn upgrade<S: ws::Service>(
+        &mut self,
+        index: usize,
+        now: Instant,
+        service: &mut Counted<S>,
+    ) -> Option<Interest> {
+        let conn = self.connections[index].as_mut()?;
+        // Only a handshake this loop answered may switch; a plain service's
+        // own 101 has no protocol to switch to here.
+        let target = service.upgrade_target.take()?;
+        let (output, input) = conn.handler.take_upgraded();
+        let mut socket = WebSocket::new(self.options.ws_limits.clone(), now);
+        socket.queue_raw(&output);
+        conn.ws = Some(Box::new(socket));
+        let token = Token(index);
+        service.inner.on_open(token, &target, &mut self.outbox);
+        if let Some(socket) = &mut conn.ws {
+            let outbox = &mut self.outbox;
+            socket.receive(&input, now, |message| {
+                service.inner.on_message(token, message, outbox)
+            });
+        }
+        step_ws(
             conn,
-            readable,
+            token,
+            false,
             now,
             service,
+            &mut self.outbox,
             &mut self.scratch,
-            &self.options,
-        );
-        self.settle(index, wanted);
+        )
+    }
+
+    /// Delivers what the WebSocket service queued, and tells it of closed
+    /// connections (which may queue more), until nothing is left.
+    fn deliver<S: ws::Service>(&mut self, now: Instant, service: &mut Counted<S>) {
+        loop {
+            for token in std::mem::take(&mut self.closed_ws) {
+                service.inner.on_close(token, &mut self.outbox);
+            }
+            if self.outbox.is_empty() {
+                return;
+            }
+            let mut outbox = std::mem::take(&mut self.outbox);
+            let mut touched = Vec::new();
+            outbox.drain(|action, frame| match action {
+                ws::Action::Send(to, _) => {
+                    if let Some(socket) = self.socket(to.0) {
+                        socket.queue_frame(frame, now);
+                        touched.push(to.0);
+                    }
+                }
+                ws::Action::Broadcast(_) => {
+                    for index in 0..self.connections.len() {
+                        if let Some(socket) = self.socket(index) {
+                            socket.queue_frame(frame, now);
+                            touched.push(index);
+                        }
+                    }
+                }
+                ws::Action::Close(to, code) => {
+                    if let Some(socket) = self.socket(to.0) {
+                        socket.close(*code, "", now);
+                        touched.push(to.0);
+                    }
+                }
+            });
+            // Keep the outbox's memory for the next round.
+            self.outbox = outbox;
+            touched.sort_unstable();
+            touched.dedup();
+            for index in touched {
+                let Some(Some(conn)) = self.connections.get_mut(index) else {
+                    continue;
+                };
+                let wanted = step_ws(
+                    conn,
+                    Token(index),
+                    false,
+                    now,
+                    service,
+                    &mut self.outbox,
+                    &mut self.scratch,
+                );
+                self.settle(index, wanted);
+            }
+        }
+    }
+
+    /// The WebSocket of an open (not closing) connection at `index`.
+    fn socket(&mut self, index: usize) -> Option<&mut WebSocket> {
+        match self.connections.get_mut(index) {
+            Some(Some(conn)) if conn.linger_until.is_none() => conn.ws.as_deref_mut(),
+            _ => None,
+        }
     }
 
     /// Applies what [`step`] decided: close, or watch for the wanted readiness.
@@ -247,19 +421,30 @@ impl Server {
         if let Some(conn) = self.connections[index].take() {
             let _ = self.poll.deregister(&conn.stream);
             self.free.push(index);
+            if conn.ws.is_some() && conn.linger_until.is_none() {
+                self.closed_ws.push(Token(index));
+            }
         }
     }
 
     /// Fires passed deadlines; returns the earliest one still ahead.
-    fn check_deadlines<S: Service>(&mut self, now: Instant, service: &mut S) -> Option<Instant> {
+    fn check_deadlines<S: ws::Service>(
+        &mut self,
+        now: Instant,
+        service: &mut Counted<S>,
+    ) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         for index in 0..self.connections.len() {
             let Some(conn) = &mut self.connections[index] else {
                 continue;
             };
-            let deadline = match conn.linger_until {
-                Some(until) => Some(until),
-                None => {
+            let deadline = match (conn.linger_until, &mut conn.ws) {
+                (Some(until), _) => Some(until),
+                (None, Some(socket)) => {
+                    socket.handle_timeout(now);
+                    socket.deadline()
+                }
+                (None, None) => {
                     conn.handler.handle_timeout(now);
                     if now.saturating_duration_since(conn.handler.last_progress())
                         >= self.options.release_buffers_after
@@ -269,9 +454,18 @@ impl Server {
                     conn.handler.deadline()
                 }
             };
-            let wanted = match conn.linger_until {
-                Some(until) => (now < until).then_some(Interest::READABLE),
-                None => step(conn, false, now, service, &mut self.scratch, &self.options),
+            let wanted = match (conn.linger_until, &conn.ws) {
+                (Some(until), _) => (now < until).then_some(Interest::READABLE),
+                (None, Some(_)) => step_ws(
+                    conn,
+                    Token(index),
+                    false,
+                    now,
+                    service,
+                    &mut self.outbox,
+                    &mut self.scratch,
+                ),
+                (None, None) => step(conn, false, now, service, &mut self.scratch, &self.options),
             };
             if wanted.is_some() {
                 if let Some(d) = deadline.filter(|d| *d > now) {
@@ -284,21 +478,52 @@ impl Server {
     }
 }
 
-/// A service that counts the requests it answers.
+/// The loop's view of the service: counts the requests it answers, and
+/// answers WebSocket handshakes for the requests it accepts.
 struct Counted<S> {
     inner: S,
     served: u64,
+    /// The target of the handshake just answered 101, for `on_open`.
+    upgrade_target: Option<String>,
 }
 
-impl<S: Service> Service for Counted<S> {
-    fn call<'a>(&mut self, request: &crate::http::Request<'a>) -> crate::http::Response<'a> {
+impl<S: ws::Service> Service for Counted<S> {
+    fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
         self.served += 1;
-        self.inner.call(request)
+        if !self.inner.accepts(request) {
+            return self.inner.call(request);
+        }
+        let response = ws::handshake::answer(request);
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+            self.upgrade_target = Some(request.target().to_string());
+        }
+        response
     }
 
     fn handles_connect(&self) -> bool {
         self.inner.handles_connect()
     }
+}
+
+/// An HTTP service, with no WebSocket endpoint.
+struct HttpOnly<S>(S);
+
+impl<S: Service> Service for HttpOnly<S> {
+    fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+        self.0.call(request)
+    }
+
+    fn handles_connect(&self) -> bool {
+        self.0.handles_connect()
+    }
+}
+
+impl<S: Service> ws::Service for HttpOnly<S> {
+    fn accepts(&mut self, _: &Request<'_>) -> bool {
+        false
+    }
+
+    fn on_message(&mut self, _: Token, _: Message<'_>, _: &mut Outbox) {}
 }
 
 /// Moves one connection forward; returns the readiness to wait for next, or
@@ -370,6 +595,68 @@ fn step<S: Service>(
             _ => Interest::READABLE,
         },
     )
+}
+
+/// Moves one WebSocket connection forward: reads (each message goes to the
+/// service), writes what is queued; returns the readiness to wait for next,
+/// or `None` to close it.
+fn step_ws<S: ws::Service>(
+    conn: &mut Connection,
+    token: Token,
+    readable: bool,
+    now: Instant,
+    service: &mut Counted<S>,
+    outbox: &mut Outbox,
+    scratch: &mut [u8],
+) -> Option<Interest> {
+    if conn.linger_until.is_some() {
+        return (!readable || drain(conn, scratch)).then_some(Interest::READABLE);
+    }
+    let socket = conn.ws.as_deref_mut()?;
+    if readable && socket.wants_read() {
+        for _ in 0..READS_PER_EVENT {
+            match net::recv(&conn.stream, scratch) {
+                // Gone without a close frame.
+                Ok(0) => return None,
+                Ok(n) => {
+                    socket.receive(&scratch[..n], now, |message| {
+                        service.inner.on_message(token, message, outbox)
+                    });
+                    if n < scratch.len() || !socket.wants_read() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+    while socket.wants_write() {
+        match net::send(&conn.stream, socket.pending_output()) {
+            Ok(0) => return None,
+            Ok(n) => socket.consume_output(n, now),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+    if socket.is_dropped() {
+        return None;
+    }
+    if socket.is_finished() {
+        // The close frame is out: the peer's answer is drained while lingering.
+        service.inner.on_close(token, outbox);
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.linger_until = Some(now + Duration::from_secs(2));
+        return Some(Interest::READABLE);
+    }
+    if !socket.wants_write() {
+        // An idle WebSocket costs no buffer memory.
+        socket.release_buffers();
+        return Some(Interest::READABLE);
+    }
+    Some(Interest::READABLE | Interest::WRITABLE)
 }
 
 /// Reads and drops input of a closing connection; false once it is over.

@@ -82,6 +82,9 @@ enum State {
     Body(Head),
     /// The last response is queued; no more requests are read.
     Closing,
+    /// A 101 was sent: the connection speaks another protocol now, and what
+    /// arrives is kept for it ([`Handler::take_upgraded`]).
+    Upgraded,
     /// Nothing more to do: drop the connection.
     Closed,
 }
@@ -157,6 +160,10 @@ impl Handler {
             // Lingering: what a closing peer still sends is read and dropped.
             return;
         }
+        if let State::Upgraded = self.state {
+            self.input.extend_from_slice(data);
+            return;
+        }
         if data.is_empty() {
             return;
         }
@@ -186,7 +193,7 @@ impl Handler {
                 return;
             }
             let step = match self.state {
-                State::Closing | State::Closed => return,
+                State::Closing | State::Closed | State::Upgraded => return,
                 State::Idle => {
                     if self.peer_closed {
                         self.state = State::Closing;
@@ -288,7 +295,7 @@ impl Handler {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Closed => None,
+            State::Closed | State::Upgraded => None,
             State::Head { started, .. } => Some(started + self.limits.header_timeout),
             _ => Some(self.last_progress + self.limits.idle_timeout),
         }
@@ -320,6 +327,7 @@ impl Handler {
                 });
                 self.state = State::Closed;
             }
+            State::Upgraded => {}
             State::Closing | State::Closed => {
                 if !self.output.is_empty() {
                     self.incident = Some(Incident {
@@ -344,6 +352,45 @@ impl Handler {
             }
         }
         self.output.release();
+    }
+
+    /// Whether a 101 response switched the connection to another protocol
+    /// (a WebSocket): then [`take_upgraded`](Self::take_upgraded) hands over
+    /// its bytes.
+    pub fn is_upgraded(&self) -> bool {
+        matches!(self.state, State::Upgraded)
+    }
+
+    /// After an upgrade: the output not yet sent (the 101 response) and the
+    /// input that followed the request (the new protocol's first bytes), in
+    /// that order. The handler is closed afterwards.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// fn switch<'a>(_: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::SWITCHING_PROTOCOLS).header("Upgrade", "demo")
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nhello", Instant::now(), &mut switch);
+    /// assert!(conn.is_upgraded());
+    /// let (output, input) = conn.take_upgraded();
+    /// assert!(output.starts_with(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: demo\r\n"));
+    /// assert_eq!(input, b"hello");
+    /// ```
+    pub fn take_upgraded(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let mut output = Vec::new();
+        while !self.output.is_empty() {
+            let pending = self.output.pending();
+            output.extend_from_slice(pending);
+            let n = pending.len();
+            self.output.consume(n);
+        }
+        let input = self.input.to_vec();
+        self.input = InputBuffer::default();
+        self.state = State::Closed;
+        (output, input)
     }
 
     /// When bytes last moved in or out.
@@ -595,6 +642,7 @@ impl Handler {
         };
         let head_only = head.is_head_method || lent.is_some();
         let keep_alive = response.encode(self.output.buffer(), allowed, head_only);
+        let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         drop(response);
         match lent {
             Some(body) => {
@@ -604,7 +652,9 @@ impl Handler {
             }
             None => self.input.consume(consumed),
         }
-        if !keep_alive {
+        if upgraded {
+            self.state = State::Upgraded;
+        } else if !keep_alive {
             self.input = InputBuffer::default();
             self.state = State::Closing;
         } else if self.input.is_empty() {

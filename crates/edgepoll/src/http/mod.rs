@@ -23,7 +23,7 @@ mod handler;
 mod head;
 mod input;
 mod limits;
-mod output;
+pub(crate) mod output;
 mod request;
 mod response;
 mod response_parser;

@@ -76,9 +76,12 @@ impl<'a> Response<'a> {
         out.reserve(128 + if send_body { body_len } else { 0 });
         push_status_line(out, self.status);
         let mut service_closes = false;
+        // 101 hands the connection over: its `Connection: Upgrade` is the
+        // service's to write, and nothing about keep-alive applies.
+        let switching = self.status == StatusCode::SWITCHING_PROTOCOLS;
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
-            if is_framing(name) {
+            if is_framing(name) && !switching {
                 service_closes |= name.len() == 10 && lists_close(value);
                 continue;
             }
@@ -94,6 +97,10 @@ impl<'a> Response<'a> {
             out.extend_from_slice(b"Content-Length: ");
             push_decimal(out, body_len as u64);
             out.extend_from_slice(b"\r\n");
+        }
+        if switching {
+            out.extend_from_slice(b"\r\n");
+            return true;
         }
         let stays_open = !service_closes && keep_alive != KeepAlive::No;
         out.extend_from_slice(match (stays_open, keep_alive) {

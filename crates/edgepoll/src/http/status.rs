@@ -13,6 +13,9 @@ pub struct StatusCode(u16);
 impl StatusCode {
     /// 100 Continue.
     pub const CONTINUE: StatusCode = StatusCode(100);
+    /// 101 Switching Protocols: the connection leaves HTTP (see
+    /// [`ws::handshake`](crate::ws::handshake)).
+    pub const SWITCHING_PROTOCOLS: StatusCode = StatusCode(101);
     /// 200 OK.
     pub const OK: StatusCode = StatusCode(200);
     /// 204 No Content.
@@ -31,6 +34,8 @@ impl StatusCode {
     pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
     /// 417 Expectation Failed.
     pub const EXPECTATION_FAILED: StatusCode = StatusCode(417);
+    /// 426 Upgrade Required.
+    pub const UPGRADE_REQUIRED: StatusCode = StatusCode(426);
     /// 431 Request Header Fields Too Large.
     pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
     /// 500 Internal Server Error.
@@ -68,7 +73,7 @@ impl StatusCode {
 
 /// Reason phrases by code, from 100 (up to 505, the last one named).
 const REASONS: [&str; 406] = {
-    let named: [(u16, &str); 24] = [
+    let named: [(u16, &str); 25] = [
         (100, "Continue"),
         (101, "Switching Protocols"),
         (200, "OK"),
@@ -88,6 +93,7 @@ const REASONS: [&str; 406] = {
         (411, "Length Required"),
         (413, "Content Too Large"),
         (417, "Expectation Failed"),
+        (426, "Upgrade Required"),
         (431, "Request Header Fields Too Large"),
         (500, "Internal Server Error"),
         (501, "Not Implemented"),

@@ -1,0 +1,221 @@
+//! Frame headers (RFC 6455 §5.2): read from the front of a buffer, written
+//! in front of a payload.
+
+/// A frame's opcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opcode {
+    /// More of a fragmented message.
+    Continuation,
+    /// A UTF-8 text message (or its first fragment).
+    Text,
+    /// A binary message (or its first fragment).
+    Binary,
+    /// The close handshake.
+    Close,
+    /// A ping, to be answered with a pong.
+    Ping,
+    /// A pong.
+    Pong,
+}
+
+impl Opcode {
+    fn from_bits(bits: u8) -> Option<Opcode> {
+        Some(match bits {
+            0x0 => Opcode::Continuation,
+            0x1 => Opcode::Text,
+            0x2 => Opcode::Binary,
+            0x8 => Opcode::Close,
+            0x9 => Opcode::Ping,
+            0xA => Opcode::Pong,
+            _ => return None,
+        })
+    }
+
+    fn bits(self) -> u8 {
+        match self {
+            Opcode::Continuation => 0x0,
+            Opcode::Text => 0x1,
+            Opcode::Binary => 0x2,
+            Opcode::Close => 0x8,
+            Opcode::Ping => 0x9,
+            Opcode::Pong => 0xA,
+        }
+    }
+
+    /// Close, ping and pong: at most 125 bytes, never fragmented.
+    pub fn is_control(self) -> bool {
+        matches!(self, Opcode::Close | Opcode::Ping | Opcode::Pong)
+    }
+}
+
+/// A parsed frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Whether this is a message's last frame.
+    pub fin: bool,
+    /// What the frame carries.
+    pub opcode: Opcode,
+    /// The masking key, if the frame is masked (every client frame must be).
+    pub mask: Option<[u8; 4]>,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+    /// Header length in bytes (2 to 14).
+    pub header_len: usize,
+}
+
+/// Why a frame header is refused: each is a protocol error (close code 1002).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// A reserved bit is set, and no extension was agreed.
+    ReservedBits,
+    /// An opcode RFC 6455 does not define.
+    UnknownOpcode,
+    /// A control frame longer than 125 bytes, or fragmented.
+    BadControlFrame,
+    /// A 64-bit length with its top bit set (RFC 6455 §5.2).
+    BadLength,
+}
+
+/// Reads the header at the front of `buf`: `Ok(None)` until all of it is
+/// there.
+///
+/// ```
+/// use edgepoll::ws::frame::{read_header, Opcode};
+/// let header = read_header(&[0x81, 0x85, 1, 2, 3, 4]).unwrap().unwrap();
+/// assert_eq!((header.fin, header.opcode, header.payload_len), (true, Opcode::Text, 5));
+/// assert_eq!(header.mask, Some([1, 2, 3, 4]));
+/// assert_eq!(read_header(&[0x81]), Ok(None));
+/// ```
+pub fn read_header(buf: &[u8]) -> Result<Option<FrameHeader>, FrameError> {
+    let [first, second, ..] = *buf else {
+        return Ok(None);
+    };
+    if first & 0x70 != 0 {
+        return Err(FrameError::ReservedBits);
+    }
+    let opcode = Opcode::from_bits(first & 0x0F).ok_or(FrameError::UnknownOpcode)?;
+    let fin = first & 0x80 != 0;
+    let short = second & 0x7F;
+    if opcode.is_control() && (!fin || short > 125) {
+        return Err(FrameError::BadControlFrame);
+    }
+    let (payload_len, mut header_len) = match short {
+        126 => match buf.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match buf.get(2..10) {
+            Some(b) => {
+                let mut bytes = [0; 8];
+                bytes.copy_from_slice(b);
+                let len = u64::from_be_bytes(bytes);
+                if len >> 63 != 0 {
+                    return Err(FrameError::BadLength);
+                }
+                (len, 10)
+            }
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    let mask = if second & 0x80 != 0 {
+        let Some(b) = buf.get(header_len..header_len + 4) else {
+            return Ok(None);
+        };
+        header_len += 4;
+        Some([b[0], b[1], b[2], b[3]])
+    } else {
+        None
+    };
+    Ok(Some(FrameHeader {
+        fin,
+        opcode,
+        mask,
+        payload_len,
+        header_len,
+    }))
+}
+
+/// Appends one unmasked, unfragmented frame (as a server sends them).
+///
+/// ```
+/// use edgepoll::ws::frame::{write_frame, Opcode};
+/// let mut out = Vec::new();
+/// write_frame(&mut out, Opcode::Text, b"hi");
+/// assert_eq!(out, [0x81, 2, b'h', b'i']);
+/// ```
+pub fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
+    out.reserve(frame_len(payload.len()));
+    out.push(0x80 | opcode.bits());
+    let len = payload.len();
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&len.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+}
+
+/// The encoded size of an unmasked frame with `payload_len` bytes.
+pub fn frame_len(payload_len: usize) -> usize {
+    payload_len
+        + match payload_len {
+            0..=125 => 2,
+            126..=0xFFFF => 4,
+            _ => 10,
+        }
+}
+
+/// Unmasks (or masks) `payload` in place; `offset` is the position of its
+/// first byte within the frame's payload.
+pub fn apply_mask(payload: &mut [u8], mask: [u8; 4], offset: usize) {
+    for (i, byte) in payload.iter_mut().enumerate() {
+        *byte ^= mask[(offset + i) & 3];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_in_all_three_forms_round_trip() {
+        for len in [0, 125, 126, 65535, 65536, 200_000] {
+            let payload = vec![7u8; len];
+            let mut out = Vec::new();
+            write_frame(&mut out, Opcode::Binary, &payload);
+            assert_eq!(out.len(), frame_len(len));
+            let header = read_header(&out).unwrap().unwrap();
+            assert_eq!(header.payload_len, len as u64);
+            assert_eq!(&out[header.header_len..], &payload[..]);
+            for cut in 0..header.header_len {
+                assert_eq!(read_header(&out[..cut]), Ok(None), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_headers_are_protocol_errors() {
+        assert_eq!(read_header(&[0xC1, 0x80]), Err(FrameError::ReservedBits));
+        assert_eq!(read_header(&[0x83, 0x80]), Err(FrameError::UnknownOpcode));
+        assert_eq!(read_header(&[0x09, 0x80]), Err(FrameError::BadControlFrame));
+        assert_eq!(read_header(&[0x89, 0xFE]), Err(FrameError::BadControlFrame));
+        let mut huge = vec![0x82, 0xFF];
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(read_header(&huge), Err(FrameError::BadLength));
+    }
+
+    #[test]
+    fn masking_twice_restores_the_payload() {
+        let mut data = *b"hello world";
+        apply_mask(&mut data[..3], [1, 2, 3, 4], 0);
+        apply_mask(&mut data[3..], [1, 2, 3, 4], 3);
+        assert_ne!(&data, b"hello world");
+        apply_mask(&mut data, [1, 2, 3, 4], 0);
+        assert_eq!(&data, b"hello world");
+    }
+}

@@ -1,0 +1,131 @@
+//! What an application implements to serve WebSockets on the event loop, and
+//! how it sends.
+
+use super::frame::{write_frame, Opcode};
+use super::{CloseCode, Message};
+use crate::http::{self, Request};
+use crate::Token;
+use std::ops::Range;
+
+/// A WebSocket application: plain HTTP requests go to its
+/// [`http::Service::call`]; a request it [`accepts`](Self::accepts) is
+/// answered by the handshake ([`handshake::answer`](super::handshake::answer))
+/// and, once upgraded, its messages come to [`on_message`](Self::on_message).
+/// Each connection is named by a [`Token`]; sends go through the [`Outbox`],
+/// so the application never touches a socket.
+///
+/// ```
+/// use edgepoll::http::{Request, Response, StatusCode};
+/// use edgepoll::ws::{Message, Outbox};
+/// use edgepoll::Token;
+///
+/// struct Echo;
+/// impl edgepoll::http::Service for Echo {
+///     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
+///         Response::new(StatusCode::NOT_FOUND)
+///     }
+/// }
+/// impl edgepoll::ws::Service for Echo {
+///     fn accepts(&mut self, request: &Request<'_>) -> bool {
+///         request.path() == "/ws"
+///     }
+///     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox) {
+///         out.send(from, message);
+///     }
+/// }
+/// ```
+pub trait Service: http::Service {
+    /// Whether `request` is for a WebSocket endpoint (then the handshake
+    /// answers it: 101, or 400/426 for a bad attempt).
+    fn accepts(&mut self, request: &Request<'_>) -> bool;
+
+    /// A connection switched to WebSocket; `target` is its request target
+    /// (path and query).
+    fn on_open(&mut self, peer: Token, target: &str, out: &mut Outbox) {
+        let _ = (peer, target, out);
+    }
+
+    /// A complete message from `from`.
+    fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox);
+
+    /// A connection is gone (closed by either side, failed, or dropped). It
+    /// gets no more sends.
+    fn on_close(&mut self, peer: Token, out: &mut Outbox) {
+        let _ = (peer, out);
+    }
+}
+
+/// Messages and closes an application asks for; the event loop delivers them
+/// after the call that queued them, in order. A frame is encoded once,
+/// however many connections it goes to.
+///
+/// ```
+/// use edgepoll::ws::{Message, Outbox};
+/// let mut out = Outbox::default();
+/// out.broadcast(Message::Text("hello all"));
+/// assert!(!out.is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct Outbox {
+    frames: Vec<u8>,
+    actions: Vec<Action>,
+}
+
+/// One thing to deliver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// `frames[frame]` to one connection.
+    Send(Token, Range<usize>),
+    /// `frames[frame]` to every open WebSocket connection.
+    Broadcast(Range<usize>),
+    /// Close one connection with this code.
+    Close(Token, CloseCode),
+}
+
+impl Outbox {
+    /// Sends `message` to the connection `to` (a no-op if it is gone).
+    pub fn send(&mut self, to: Token, message: Message<'_>) {
+        let frame = self.encode(message);
+        self.actions.push(Action::Send(to, frame));
+    }
+
+    /// Sends `message` to every open WebSocket connection.
+    pub fn broadcast(&mut self, message: Message<'_>) {
+        let frame = self.encode(message);
+        self.actions.push(Action::Broadcast(frame));
+    }
+
+    /// Closes `peer` with `code` (its queued messages go first).
+    pub fn close(&mut self, peer: Token, code: CloseCode) {
+        self.actions.push(Action::Close(peer, code));
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    fn encode(&mut self, message: Message<'_>) -> Range<usize> {
+        let start = self.frames.len();
+        match message {
+            Message::Text(text) => write_frame(&mut self.frames, Opcode::Text, text.as_bytes()),
+            Message::Binary(bytes) => write_frame(&mut self.frames, Opcode::Binary, bytes),
+        }
+        start..self.frames.len()
+    }
+
+    /// Takes the queued actions out, with the frames they refer to; the
+    /// outbox is empty afterwards and keeps its memory.
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn drain(&mut self, mut deliver: impl FnMut(&Action, &[u8])) {
+        for action in &self.actions {
+            let frame = match action {
+                Action::Send(_, range) | Action::Broadcast(range) => &self.frames[range.clone()],
+                Action::Close(..) => &[][..],
+            };
+            deliver(action, frame);
+        }
+        self.actions.clear();
+        self.frames.clear();
+    }
+}

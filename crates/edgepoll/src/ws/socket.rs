@@ -1,0 +1,480 @@
+//! The server side of one WebSocket connection: bytes in, messages out.
+
+use super::frame::{apply_mask, read_header, write_frame, FrameError, Opcode};
+use super::utf8::valid_prefix;
+use crate::http::output::OutputBuffer;
+use std::time::{Duration, Instant};
+
+/// Limits of one WebSocket connection.
+///
+/// ```
+/// let limits = edgepoll::ws::WsLimits::default();
+/// assert_eq!(limits.max_message_bytes, 1 << 20);
+/// ```
+#[derive(Clone, Debug)]
+pub struct WsLimits {
+    /// Largest message (all its fragments together). Over it: close 1009.
+    pub max_message_bytes: usize,
+    /// Most bytes queued for a peer that does not read: a send past it drops
+    /// the connection (without a close frame, which could not get through).
+    /// One message always fits an empty queue, whatever its size.
+    pub max_queued_bytes: usize,
+    /// How long queued bytes may wait without any of them being sent before
+    /// the connection is dropped. A quiet connection with nothing queued has
+    /// no timeout.
+    pub send_timeout: Duration,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            max_message_bytes: 1 << 20,
+            max_queued_bytes: 256 * 1024,
+            send_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A complete message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message (checked to be UTF-8).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+/// A close status code (RFC 6455 §7.4).
+///
+/// ```
+/// use edgepoll::ws::CloseCode;
+/// assert_eq!(CloseCode::TOO_BIG.0, 1009);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    /// 1000: done.
+    pub const NORMAL: CloseCode = CloseCode(1000);
+    /// 1001: the server goes away.
+    pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    /// 1002: a protocol error.
+    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    /// 1007: a text message that is not UTF-8.
+    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    /// 1008: a policy was broken.
+    pub const POLICY: CloseCode = CloseCode(1008);
+    /// 1009: a message over [`WsLimits::max_message_bytes`].
+    pub const TOO_BIG: CloseCode = CloseCode(1009);
+
+    /// Whether a peer may send this code in a close frame.
+    fn may_be_sent(self) -> bool {
+        matches!(self.0, 1000..=1003 | 1007..=1011 | 3000..=4999)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// A close frame is queued: send what is queued, then close the socket.
+    Closing,
+    /// Drop the connection now (its queue overflowed).
+    Dropped,
+}
+
+/// The server side of one WebSocket connection, free of I/O.
+///
+/// Feed it what the socket received with [`receive`](Self::receive) (each
+/// complete message goes to a callback), send what
+/// [`pending_output`](Self::pending_output) holds and report it with
+/// [`consume_output`](Self::consume_output). Pings are answered, fragments
+/// joined (control frames may come between them), text checked to be UTF-8,
+/// client masking enforced, and the close handshake answered. A violation
+/// queues a close frame with its code (1002, 1007 or 1009) and the
+/// connection finishes once it is sent.
+///
+/// ```
+/// use edgepoll::ws::{Message, WebSocket, WsLimits};
+/// use std::time::Instant;
+///
+/// let mut ws = WebSocket::new(WsLimits::default(), Instant::now());
+/// // A masked text frame "hi", as a client sends it.
+/// let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+/// let mut got = Vec::new();
+/// ws.receive(&frame, Instant::now(), |m| {
+///     if let Message::Text(text) = m {
+///         got.push(text.to_string())
+///     }
+/// });
+/// assert_eq!(got, ["hi"]);
+/// assert!(ws.send(Message::Text("hello"), Instant::now()));
+/// assert_eq!(ws.pending_output(), b"\x81\x05hello");
+/// ```
+#[derive(Debug)]
+pub struct WebSocket {
+    limits: WsLimits,
+    input: Vec<u8>,
+    output: OutputBuffer,
+    /// The fragments of a message so far, and its kind (text or binary).
+    message: Vec<u8>,
+    message_kind: Option<Opcode>,
+    /// How much of a text message's fragments is checked UTF-8.
+    message_checked: usize,
+    state: State,
+    close_code: Option<CloseCode>,
+    last_sent: Instant,
+}
+
+impl WebSocket {
+    /// A connection that has just switched to WebSocket at `now`.
+    pub fn new(limits: WsLimits, now: Instant) -> WebSocket {
+        WebSocket {
+            limits,
+            input: Vec::new(),
+            output: OutputBuffer::default(),
+            message: Vec::new(),
+            message_kind: None,
+            message_checked: 0,
+            state: State::Open,
+            close_code: None,
+            last_sent: now,
+        }
+    }
+
+    /// Queues bytes to go out before anything else (the 101 response of the
+    /// handshake), whatever the queue limit.
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.output.buffer().extend_from_slice(bytes);
+    }
+
+    /// Takes in received bytes; calls `on_message` for each message they
+    /// complete, in order.
+    pub fn receive(&mut self, data: &[u8], now: Instant, mut on_message: impl FnMut(Message<'_>)) {
+        if self.state != State::Open {
+            return;
+        }
+        self.input.extend_from_slice(data);
+        let mut start = 0;
+        while self.state == State::Open {
+            match self.next_frame(start, now, &mut on_message) {
+                Some(len) => start += len,
+                None => break,
+            }
+        }
+        if self.state != State::Open {
+            self.input = Vec::new();
+        } else if start == self.input.len() {
+            self.input.clear();
+        } else {
+            self.input.drain(..start);
+        }
+    }
+
+    /// Handles the frame at `start` if all of it is there; returns its length.
+    fn next_frame(
+        &mut self,
+        start: usize,
+        now: Instant,
+        on_message: &mut impl FnMut(Message<'_>),
+    ) -> Option<usize> {
+        let header = match read_header(&self.input[start..]) {
+            Ok(Some(header)) => header,
+            Ok(None) => return None,
+            Err(error) => {
+                self.close(CloseCode::PROTOCOL_ERROR, frame_error(error), now);
+                return None;
+            }
+        };
+        let Some(mask) = header.mask else {
+            self.close(
+                CloseCode::PROTOCOL_ERROR,
+                "client frames must be masked",
+                now,
+            );
+            return None;
+        };
+        let so_far = if header.opcode == Opcode::Continuation {
+            self.message.len()
+        } else {
+            0
+        };
+        if header.payload_len
+            > (self.limits.max_message_bytes - so_far.min(self.limits.max_message_bytes)) as u64
+        {
+            self.close(CloseCode::TOO_BIG, "message too big", now);
+            return None;
+        }
+        let len = header.header_len + header.payload_len as usize;
+        if self.input.len() - start < len {
+            return None;
+        }
+        let payload = start + header.header_len..start + len;
+        apply_mask(&mut self.input[payload.clone()], mask, 0);
+        match header.opcode {
+            Opcode::Text | Opcode::Binary => {
+                if self.message_kind.is_some() {
+                    self.close(
+                        CloseCode::PROTOCOL_ERROR,
+                        "a new message inside a fragmented one",
+                        now,
+                    );
+                } else if header.fin {
+                    // Whole in one frame: handed over from the input buffer.
+                    let bytes = &self.input[payload];
+                    match header.opcode {
+                        Opcode::Text => match std::str::from_utf8(bytes) {
+                            Ok(text) => on_message(Message::Text(text)),
+                            Err(_) => {
+                                self.close(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now)
+                            }
+                        },
+                        _ => on_message(Message::Binary(bytes)),
+                    }
+                } else {
+                    self.message_kind = Some(header.opcode);
+                    self.message.extend_from_slice(&self.input[payload]);
+                    self.check_fragment(false, now);
+                }
+            }
+            Opcode::Continuation => {
+                let Some(kind) = self.message_kind else {
+                    self.close(
+                        CloseCode::PROTOCOL_ERROR,
+                        "a continuation without a message",
+                        now,
+                    );
+                    return None;
+                };
+                self.message.extend_from_slice(&self.input[payload]);
+                if self.check_fragment(header.fin, now) && header.fin {
+                    let message = std::mem::take(&mut self.message);
+                    match kind {
+                        // Checked fragment by fragment above.
+                        Opcode::Text => match std::str::from_utf8(&message) {
+                            Ok(text) => on_message(Message::Text(text)),
+                            Err(_) => {
+                                self.close(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now)
+                            }
+                        },
+                        _ => on_message(Message::Binary(&message)),
+                    }
+                    self.message = message;
+                    self.message.clear();
+                    if self.message.capacity() > 16 * 1024 {
+                        self.message = Vec::new();
+                    }
+                    self.message_kind = None;
+                    self.message_checked = 0;
+                }
+            }
+            Opcode::Ping => {
+                let mut pong = Vec::with_capacity(2 + payload.len());
+                write_frame(&mut pong, Opcode::Pong, &self.input[payload]);
+                self.queue_frame(&pong, now);
+            }
+            Opcode::Pong => {}
+            Opcode::Close => self.answer_close(payload, now),
+        }
+        Some(len)
+    }
+
+    /// Checks the UTF-8 of a text message's fragments so far; false (and a
+    /// close) if it is broken.
+    fn check_fragment(&mut self, last: bool, now: Instant) -> bool {
+        if self.message_kind != Some(Opcode::Text) {
+            return true;
+        }
+        match valid_prefix(&self.message[self.message_checked..]) {
+            Some(n) if !last || self.message_checked + n == self.message.len() => {
+                self.message_checked += n;
+                true
+            }
+            _ => {
+                self.close(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now);
+                false
+            }
+        }
+    }
+
+    /// The peer's close frame: answered with its code, then the connection ends.
+    fn answer_close(&mut self, payload: std::ops::Range<usize>, now: Instant) {
+        let body = &self.input[payload];
+        let code = match body {
+            [] => None,
+            [_] => return self.close(CloseCode::PROTOCOL_ERROR, "a close frame of one byte", now),
+            [a, b, reason @ ..] => {
+                let code = CloseCode(u16::from_be_bytes([*a, *b]));
+                if !code.may_be_sent() {
+                    return self.close(
+                        CloseCode::PROTOCOL_ERROR,
+                        "a close code that may not be sent",
+                        now,
+                    );
+                }
+                if std::str::from_utf8(reason).is_err() {
+                    return self.close(
+                        CloseCode::INVALID_PAYLOAD,
+                        "a close reason that is not UTF-8",
+                        now,
+                    );
+                }
+                Some(code)
+            }
+        };
+        self.close_code = code.or(Some(CloseCode(1005)));
+        let mut frame = Vec::with_capacity(4);
+        write_frame(
+            &mut frame,
+            Opcode::Close,
+            &code.map_or(Vec::new(), |c| c.0.to_be_bytes().to_vec()),
+        );
+        self.output.buffer().extend_from_slice(&frame);
+        self.state = State::Closing;
+    }
+
+    /// Closes with `code`: the close frame is queued (past the queue limit if
+    /// need be) and the connection ends once it is sent.
+    ///
+    /// ```
+    /// use edgepoll::ws::{CloseCode, WebSocket, WsLimits};
+    /// use std::time::Instant;
+    /// let mut ws = WebSocket::new(WsLimits::default(), Instant::now());
+    /// ws.close(CloseCode::NORMAL, "bye", Instant::now());
+    /// assert_eq!(ws.pending_output(), b"\x88\x05\x03\xe8bye");
+    /// ```
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) {
+        if self.state != State::Open {
+            return;
+        }
+        let reason = &reason.as_bytes()[..reason.len().min(123)];
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        payload.extend_from_slice(&code.0.to_be_bytes());
+        payload.extend_from_slice(reason);
+        if self.output.is_empty() {
+            self.last_sent = now;
+        }
+        write_frame(self.output.buffer(), Opcode::Close, &payload);
+        self.close_code = Some(code);
+        self.state = State::Closing;
+    }
+
+    /// Queues a message; false if the queue is full, and then the connection
+    /// is to be dropped ([`is_finished`](Self::is_finished)).
+    pub fn send(&mut self, message: Message<'_>, now: Instant) -> bool {
+        let (opcode, payload) = match message {
+            Message::Text(text) => (Opcode::Text, text.as_bytes()),
+            Message::Binary(bytes) => (Opcode::Binary, bytes),
+        };
+        let mut frame = Vec::new();
+        write_frame(&mut frame, opcode, payload);
+        self.queue_frame(&frame, now)
+    }
+
+    /// Queues an encoded frame (one encoding, many receivers: a broadcast);
+    /// false if the queue is full, and then the connection is to be dropped.
+    pub fn queue_frame(&mut self, frame: &[u8], now: Instant) -> bool {
+        match self.state {
+            State::Open => {}
+            State::Closing => return true,
+            State::Dropped => return false,
+        }
+        // One frame always fits an empty queue (a message may be larger than
+        // the queue limit); past that the queue is bounded.
+        if !self.output.is_empty() && self.output.len() + frame.len() > self.limits.max_queued_bytes
+        {
+            // It does not read: what is queued would never arrive, and more
+            // would only grow the server's memory.
+            self.output = OutputBuffer::default();
+            self.state = State::Dropped;
+            return false;
+        }
+        if self.output.is_empty() {
+            self.last_sent = now;
+        }
+        self.output.buffer().extend_from_slice(frame);
+        true
+    }
+
+    /// Bytes waiting to be sent, oldest first.
+    pub fn pending_output(&self) -> &[u8] {
+        self.output.pending()
+    }
+
+    /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output) were sent.
+    pub fn consume_output(&mut self, n: usize, now: Instant) {
+        if n > 0 {
+            self.last_sent = now;
+        }
+        self.output.consume(n);
+    }
+
+    /// Whether output waits.
+    pub fn wants_write(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// Whether input is still wanted.
+    pub fn wants_read(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Whether the connection is over: closed and sent, or dropped.
+    pub fn is_finished(&self) -> bool {
+        match self.state {
+            State::Open => false,
+            State::Closing => self.output.is_empty(),
+            State::Dropped => true,
+        }
+    }
+
+    /// Whether it ended by a queue overflow (to be dropped without lingering).
+    pub fn is_dropped(&self) -> bool {
+        self.state == State::Dropped
+    }
+
+    /// The close code sent or received, once closing (1005 for a close
+    /// frame without one).
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.close_code
+    }
+
+    /// When queued bytes will have waited too long (none while nothing waits).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.wants_write()
+            .then(|| self.last_sent + self.limits.send_timeout)
+    }
+
+    /// Drops the connection if its queued bytes waited past the deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline().is_some_and(|d| now >= d) {
+            self.output = OutputBuffer::default();
+            self.state = State::Dropped;
+        }
+    }
+
+    /// Frees buffers that hold nothing (an idle connection then costs only
+    /// this struct).
+    pub fn release_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        }
+        if self.message_kind.is_none() {
+            self.message = Vec::new();
+        }
+        self.output.release();
+    }
+
+    /// Bytes of memory the buffers hold.
+    pub fn buffered_capacity(&self) -> usize {
+        self.input.capacity() + self.message.capacity() + self.output.capacity()
+    }
+}
+
+fn frame_error(error: FrameError) -> &'static str {
+    match error {
+        FrameError::ReservedBits => "reserved bits set",
+        FrameError::UnknownOpcode => "unknown opcode",
+        FrameError::BadControlFrame => "control frame fragmented or over 125 bytes",
+        FrameError::BadLength => "frame length out of range",
+    }
+}

@@ -1,0 +1,190 @@
+//! The WebSocket state machine fed bytes, including one at a time.
+
+use super::frame::{apply_mask, read_header, Opcode};
+use super::*;
+use std::time::Instant;
+
+/// A masked client frame.
+fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xFA, 0x21, 0x3D];
+    let mut out = vec![first];
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    let mut body = payload.to_vec();
+    apply_mask(&mut body, mask, 0);
+    out.extend_from_slice(&body);
+    out
+}
+
+#[derive(Debug, PartialEq)]
+enum Got {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// Frames sent back, as (opcode, payload).
+type Frames = Vec<(Opcode, Vec<u8>)>;
+
+/// Feeds `input` in pieces of `step` bytes; returns the messages and the
+/// frames sent back as (opcode, payload).
+fn run(input: &[u8], step: usize, limits: WsLimits) -> (Vec<Got>, Frames, WebSocket) {
+    let now = Instant::now();
+    let mut ws = WebSocket::new(limits, now);
+    let mut got = Vec::new();
+    for piece in input.chunks(step) {
+        ws.receive(piece, now, |m| {
+            got.push(match m {
+                Message::Text(t) => Got::Text(t.to_string()),
+                Message::Binary(b) => Got::Binary(b.to_vec()),
+            })
+        });
+    }
+    let mut out = ws.pending_output().to_vec();
+    ws.consume_output(out.len(), now);
+    let mut frames = Vec::new();
+    while let Ok(Some(header)) = read_header(&out) {
+        let end = header.header_len + header.payload_len as usize;
+        frames.push((header.opcode, out[header.header_len..end].to_vec()));
+        out.drain(..end);
+    }
+    (got, frames, ws)
+}
+
+fn close_code(frames: &[(Opcode, Vec<u8>)]) -> Option<u16> {
+    frames
+        .iter()
+        .find(|(op, _)| *op == Opcode::Close)
+        .map(|(_, p)| u16::from_be_bytes([p[0], p[1]]))
+}
+
+#[test]
+fn fragments_with_a_ping_between_them_at_every_split() {
+    let mut input = client_frame(0x01, "héllo ".as_bytes());
+    input.extend(client_frame(0x89, b"are you there"));
+    input.extend(client_frame(0x00, "wörld".as_bytes()));
+    input.extend(client_frame(0x80, b"!"));
+    input.extend(client_frame(0x82, &[0, 1, 2, 255]));
+    input.extend(client_frame(0x82, &vec![9; 70_000]));
+    for step in [1, 2, 3, 7, 64, input.len()] {
+        let (got, frames, ws) = run(&input, step, WsLimits::default());
+        assert_eq!(
+            got[..2],
+            [
+                Got::Text("héllo wörld!".into()),
+                Got::Binary(vec![0, 1, 2, 255])
+            ],
+            "step {step}"
+        );
+        assert_eq!(got[2], Got::Binary(vec![9; 70_000]));
+        assert_eq!(frames, [(Opcode::Pong, b"are you there".to_vec())]);
+        assert!(!ws.is_finished());
+    }
+}
+
+#[test]
+fn a_text_split_inside_a_code_point_is_whole_again() {
+    let euro = "€".as_bytes();
+    let mut input = client_frame(0x01, &euro[..1]);
+    input.extend(client_frame(0x80, &euro[1..]));
+    let (got, frames, _) = run(&input, 1, WsLimits::default());
+    assert_eq!(got, [Got::Text("€".into())]);
+    assert!(frames.is_empty());
+}
+
+#[test]
+fn each_violation_closes_with_its_code() {
+    let unmasked = vec![0x81, 0x02, b'h', b'i'];
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("unmasked", unmasked, 1002),
+        ("reserved bit", client_frame(0xC1, b"x"), 1002),
+        ("unknown opcode", client_frame(0x83, b"x"), 1002),
+        ("fragmented ping", client_frame(0x09, b"x"), 1002),
+        ("long ping", client_frame(0x89, &[0; 126]), 1002),
+        ("lone continuation", client_frame(0x80, b"x"), 1002),
+        (
+            "new message mid-fragments",
+            [client_frame(0x01, b"a"), client_frame(0x81, b"b")].concat(),
+            1002,
+        ),
+        ("bad utf-8", client_frame(0x81, &[0xC3, 0x28]), 1007),
+        (
+            "bad utf-8 in a fragment",
+            [client_frame(0x01, b"ok"), client_frame(0x00, &[0xFF])].concat(),
+            1007,
+        ),
+        ("too big", client_frame(0x82, &vec![0; 2000]), 1009),
+        (
+            "too big in fragments",
+            [client_frame(0x02, &[0; 600]), client_frame(0x80, &[0; 600])].concat(),
+            1009,
+        ),
+        (
+            "close code 1005",
+            client_frame(0x88, &1005u16.to_be_bytes()),
+            1002,
+        ),
+        ("close of one byte", client_frame(0x88, &[3]), 1002),
+    ];
+    let limits = WsLimits {
+        max_message_bytes: 1000,
+        ..WsLimits::default()
+    };
+    for (name, input, code) in cases {
+        for step in [1, input.len()] {
+            let (got, frames, ws) = run(&input, step, limits.clone());
+            assert!(got.is_empty(), "{name}: nothing delivered");
+            assert_eq!(close_code(&frames), Some(code), "{name}");
+            assert!(ws.is_finished(), "{name}: the connection ends");
+        }
+    }
+}
+
+#[test]
+fn a_close_is_answered_with_its_code_and_ends_the_connection() {
+    let mut payload = 1000u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"bye");
+    let mut input = client_frame(0x88, &payload);
+    input.extend(client_frame(0x81, b"too late"));
+    let (got, frames, ws) = run(&input, 1, WsLimits::default());
+    assert!(got.is_empty());
+    assert_eq!(frames, [(Opcode::Close, 1000u16.to_be_bytes().to_vec())]);
+    assert!(ws.is_finished());
+    assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
+}
+
+#[test]
+fn a_full_queue_drops_the_connection_and_frees_it() {
+    let now = Instant::now();
+    let limits = WsLimits {
+        max_queued_bytes: 10_000,
+        ..WsLimits::default()
+    };
+    let mut ws = WebSocket::new(limits, now);
+    let mut sent = 0;
+    while ws.send(Message::Binary(&[1; 1000]), now) {
+        sent += 1;
+        assert!(sent < 100, "the queue is bounded");
+    }
+    assert_eq!(sent, 9);
+    assert!(ws.is_finished() && ws.is_dropped());
+    assert_eq!(ws.buffered_capacity(), 0);
+}
+
+#[test]
+fn an_idle_connection_releases_its_buffers() {
+    let input = client_frame(0x82, &[5; 5000]);
+    let (_, _, mut ws) = run(&input, 100, WsLimits::default());
+    ws.release_buffers();
+    assert_eq!(ws.buffered_capacity(), 0);
+    assert!(std::mem::size_of::<WebSocket>() <= 256);
+}

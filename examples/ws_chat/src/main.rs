@@ -1,0 +1,42 @@
+//! A WebSocket chat for WasmEdge: `GET /` serves the page, `/ws?name=NAME`
+//! is the WebSocket; every message goes to everyone with its sender's name,
+//! and joins and leaves are announced.
+//!
+//! Usage: `ws_chat [ADDR]` (default `$LISTEN`, then `127.0.0.1:1234`).
+
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+mod chat;
+
+#[cfg(target_os = "wasi")]
+fn main() -> std::process::ExitCode {
+    let addr = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:1234".to_string());
+    let Ok(addr) = addr.parse() else {
+        eprintln!("ws_chat: not an address: {addr}");
+        return std::process::ExitCode::from(2);
+    };
+    let listener = match edgepoll::net::bind(addr) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("ws_chat: cannot listen on {addr}: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    println!("listening on {addr}; open http://{addr}/ in two browser windows");
+    let server = edgepoll::Server::new(listener, edgepoll::ServerOptions::default());
+    match server.serve_websockets(chat::Chat::default()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ws_chat: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn main() {
+    eprintln!("ws_chat is a WebSocket chat for WasmEdge: build it with --target wasm32-wasip1");
+    std::process::exit(2);
+}

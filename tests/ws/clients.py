@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Real WebSocket clients against examples/ws_chat (Python's `websockets`).
+
+Usage: clients.py HOST:PORT SERVER_PID [CASE...]. Runs every case (or the
+named ones), prints one line per case, exits non-zero on the first failure.
+Every wait is bounded by a timeout, so nothing hangs.
+"""
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+import sys
+import time
+
+try:
+    import websockets
+    from websockets.asyncio.client import connect
+except ImportError:
+    sys.exit("Python's websockets package is missing: python3 -m pip install websockets (make test installs it)")
+
+ADDR = sys.argv[1]
+PID = int(sys.argv[2])
+URL = f"ws://{ADDR}/ws"
+WAIT = 60
+
+
+async def until(ws, predicate, what):
+    """Reads messages until one satisfies `predicate`; fails after WAIT seconds."""
+    async def loop():
+        while True:
+            message = await ws.recv()
+            if predicate(message):
+                return message
+    try:
+        return await asyncio.wait_for(loop(), WAIT)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"no {what} within {WAIT} s")
+
+
+async def two_clients():
+    async with connect(f"{URL}?name=ann") as ann, connect(f"{URL}?name=bob") as bob:
+        await until(ann, lambda m: m == "* bob joined", "join of bob")
+        await ann.send("hello from ann")
+        await until(bob, lambda m: m == "ann: hello from ann", "ann's message at bob")
+        await bob.send("hi ann")
+        await until(ann, lambda m: m == "bob: hi ann", "bob's message at ann")
+    async with connect(f"{URL}?name=cid") as cid, connect(f"{URL}?name=dee") as dee:
+        await until(cid, lambda m: m == "* dee joined", "join of dee")
+    async with connect(f"{URL}?name=eve") as eve:
+        async with connect(f"{URL}?name=fay"):
+            await until(eve, lambda m: m == "* fay joined", "join of fay")
+        await until(eve, lambda m: m == "* fay left", "leave of fay")
+
+
+async def fragments_and_binary():
+    async with connect(f"{URL}?name=frag", max_size=None) as ws:
+        await ws.send(["frag", "mented ", "tëxt"])
+        await until(ws, lambda m: m == "frag: fragmented tëxt", "the fragmented text")
+        await ws.send([b"\x00\x01", b"\xff"])
+        await until(ws, lambda m: m == b"frag: \x00\x01\xff", "the fragmented binary")
+        blob = os.urandom(300_000)
+        await ws.send(blob)
+        await until(ws, lambda m: m == b"frag: " + blob, "the 300 kB binary")
+
+
+async def ping_pong():
+    async with connect(f"{URL}?name=pinger") as ws:
+        for _ in range(3):
+            pong = await ws.ping(b"are you there")
+            await asyncio.wait_for(pong, WAIT)
+
+
+async def thousand_clients():
+    clients = []
+    try:
+        for i in range(1000):
+            clients.append(await connect(f"{URL}?name=c{i}", open_timeout=WAIT, max_queue=None))
+        await clients[0].send("to all")
+        got = await asyncio.gather(*(until(c, lambda m: m == "c0: to all", "the broadcast") for c in clients))
+        assert len(got) == 1000
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+def handshake(sock, extra=b"", version=b"13", key=None):
+    key = key or base64.b64encode(os.urandom(16))
+    sock.sendall(b"GET /ws?name=raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Version: " + version + b"\r\nSec-WebSocket-Key: " + key + b"\r\n\r\n" + extra)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def raw(timeout=WAIT):
+    host, port = ADDR.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def masked(first, payload, mask=b"\x11\x22\x33\x44"):
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", first, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", first, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, n)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def read_close_code(sock):
+    """Reads server frames until a close; returns its code."""
+    data = b""
+    deadline = time.time() + WAIT
+    while time.time() < deadline:
+        while len(data) >= 2:
+            n = data[1] & 0x7F
+            offset = 2
+            if n == 126:
+                if len(data) < 4:
+                    break
+                n, offset = struct.unpack("!H", data[2:4])[0], 4
+            elif n == 127:
+                if len(data) < 10:
+                    break
+                n, offset = struct.unpack("!Q", data[2:10])[0], 10
+            if len(data) < offset + n:
+                break
+            opcode, payload = data[0] & 0x0F, data[offset:offset + n]
+            data = data[offset + n:]
+            if opcode == 0x8:
+                return struct.unpack("!H", payload[:2])[0]
+        else:
+            pass
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("closed without a close frame")
+        data += chunk
+    raise AssertionError("no close frame")
+
+
+async def handshakes():
+    with raw() as s:
+        head = handshake(s, key=b"dGhlIHNhbXBsZSBub25jZQ==")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head, head
+    with raw() as s:
+        head = handshake(s, version=b"8")
+        assert head.startswith(b"HTTP/1.1 426 ") and b"Sec-WebSocket-Version: 13\r\n" in head, head
+    with raw() as s:
+        head = handshake(s, key=b"c2hvcnQ=")
+        assert head.startswith(b"HTTP/1.1 400 "), head
+    with raw() as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    with raw() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        page = b""
+        while chunk := s.recv(65536):
+            page += chunk
+        assert page.startswith(b"HTTP/1.1 200 ") and b"new WebSocket(" in page
+    # A frame sent right behind the handshake is not lost.
+    async with connect(f"{URL}?name=watch") as watcher:
+        with raw() as s:
+            head = handshake(s, extra=masked(0x81, b"early bird"))
+            assert head.startswith(b"HTTP/1.1 101 "), head
+            await until(watcher, lambda m: m == "raw: early bird", "the frame sent with the handshake")
+
+
+async def violations():
+    cases = [
+        ("unmasked frame", b"\x81\x02hi", 1002),
+        ("reserved bit", masked(0xC1, b"x"), 1002),
+        ("unknown opcode", masked(0x83, b"x"), 1002),
+        ("fragmented ping", masked(0x09, b"x"), 1002),
+        ("continuation without a start", masked(0x80, b"x"), 1002),
+        ("invalid UTF-8", masked(0x81, b"\xc3\x28"), 1007),
+        ("invalid UTF-8 across fragments", masked(0x01, b"ok\xe2") + masked(0x80, b"\x28\xa1"), 1007),
+        ("message too big", masked(0x82, b"\x00" * (1024 * 1024 + 1)), 1009),
+    ]
+    async with connect(f"{URL}?name=bystander", max_size=None) as bystander:
+        for name, frames, code in cases:
+            with raw() as s:
+                assert handshake(s).startswith(b"HTTP/1.1 101 ")
+                s.sendall(frames)
+                got = read_close_code(s)
+                assert got == code, f"{name}: close code {got}, expected {code}"
+            await bystander.send(f"still here after {name}")
+            await until(bystander, lambda m, n=name: m == f"bystander: still here after {n}", "the bystander's echo")
+        # The clean close handshake.
+        with raw() as s:
+            assert handshake(s).startswith(b"HTTP/1.1 101 ")
+            s.sendall(masked(0x88, struct.pack("!H", 1000) + b"bye"))
+            assert read_close_code(s) == 1000
+
+
+def rss_kib():
+    for line in open(f"/proc/{PID}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def non_reader():
+    """A client that never reads is dropped once its queue is full; the
+    server's memory does not grow with what it was sent."""
+    async with connect(f"{URL}?name=flood", max_size=None, max_queue=None) as flood:
+        with raw() as sleeper:
+            sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            assert handshake(sleeper).startswith(b"HTTP/1.1 101 ")
+            await until(flood, lambda m: m == "* raw joined", "the sleeper's join")
+            before = rss_kib()
+            blob = b"x" * (512 * 1024)
+            seen = []
+            for i in range(40):  # 20 MiB through the sleeper's queue
+                await flood.send(blob)
+                await until(flood, lambda m: seen.append(m) or isinstance(m, bytes), "the flood's own echo")
+            if "* raw left" not in seen:
+                await until(flood, lambda m: m == "* raw left", "the sleeper's drop")
+            grown = rss_kib() - before
+            assert grown < 12 * 1024, f"RSS grew by {grown} KiB while 20 MiB went to a client that does not read"
+        await flood.send("after")
+        await until(flood, lambda m: m == "flood: after", "service after the drop")
+
+
+CASES = {
+    "two_clients": two_clients,
+    "handshakes": handshakes,
+    "fragments_and_binary": fragments_and_binary,
+    "ping_pong": ping_pong,
+    "violations": violations,
+    "non_reader": non_reader,
+    "thousand_clients": thousand_clients,
+}
+
+
+async def main():
+    names = sys.argv[3:] or list(CASES)
+    for name in names:
+        started = time.time()
+        try:
+            await asyncio.wait_for(CASES[name](), 240)
+        except BaseException as e:
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+            sys.exit(1)
+        print(f"ok {name} ({time.time() - started:.1f} s)", flush=True)
+
+
+asyncio.run(main())
