@@ -51,7 +51,7 @@ fmt:
 chat: build
 	scripts/wasm-runner $(WASM_DIR)/ws_chat.wasm $(LISTEN)
 
-# Mutation-fuzz the HTTP state machine for FUZZ_SECONDS (not part of make test).
+# Mutation-fuzz the HTTP and WebSocket state machines for FUZZ_SECONDS (not part of make test).
 fuzz:
 	$(CARGO) run --release -p edgepoll-fuzz -- --seconds $(FUZZ_SECONDS)
 

@@ -1,0 +1,156 @@
+//! The HTTP/1.1 target: requests into the [`Handler`], answered by an echo
+//! service.
+
+use crate::{cuts, Rng, Target};
+use edgepoll::http::{
+    ChunkedDecoder, Handler, Limits, Request, Response, ResponseParser, StatusCode,
+};
+use std::time::{Duration, Instant};
+
+pub fn target() -> Target {
+    Target {
+        name: "http",
+        seeds: SEEDS.iter().map(|s| s.to_vec()).collect(),
+        tokens: TOKENS,
+        bytes: b"\r\n: 0aZ\x00\xff;x",
+        check,
+    }
+}
+
+const SEEDS: &[&[u8]] = &[
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;e=1\r\nWiki\r\n0\r\nT: x\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
+    b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\naGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+];
+
+const TOKENS: &[&[u8]] = &[
+    b"\r\n",
+    b"\n",
+    b"\r\n\r\n",
+    b": ",
+    b" ",
+    b"\0",
+    b"0\r\n\r\n",
+    b"Content-Length: ",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: gzip\r\n",
+    b"Host: h\r\n",
+    b"99999999999999999999",
+    b"ffffffff",
+    b"HTTP/1.1",
+    b"HTTP/1.0",
+    b"HTTP/2.0",
+    b"Expect: 100-continue\r\n",
+    b"Connection: close\r\n",
+    b";ext=\"v\"",
+    b"-1",
+    b"\xff\xfe",
+];
+
+const STATUSES: &[u16] = &[100, 200, 400, 408, 413, 417, 431, 501, 505];
+
+fn limits() -> Limits {
+    // Small limits, so mutations reach every limit path.
+    Limits {
+        max_head_bytes: 256,
+        max_headers: 8,
+        max_body_bytes: 1024,
+        max_chunk_line_bytes: 32,
+        max_pending_output_bytes: 512,
+        ..Limits::default()
+    }
+}
+
+fn echo<'a>(request: &Request<'a>) -> Response<'a> {
+    // Marks answers to HEAD: they announce a length but carry no body, which a
+    // reader of the output alone could not tell.
+    let response = Response::new(StatusCode::OK).body(request.body());
+    if request.method() == "HEAD" {
+        response.header("X-Head", "1")
+    } else {
+        response
+    }
+}
+
+/// The length of the first complete response in `bytes`.
+fn first_response(bytes: &[u8]) -> Option<(usize, u16)> {
+    for head_only in [true, false] {
+        for n in 1..=bytes.len() {
+            if let Ok(Some(r)) = ResponseParser::new(head_only).feed(&bytes[..n]) {
+                if head_only && r.header("x-head").is_none() {
+                    break;
+                }
+                return Some((n, r.status.as_u16()));
+            }
+        }
+    }
+    None
+}
+
+/// Feeds the pieces, draining output as a socket would; returns all output
+/// with interim 100 responses removed.
+fn feed(pieces: &[&[u8]]) -> Vec<u8> {
+    let now = Instant::now();
+    let mut conn = Handler::new(limits(), now);
+    let mut service = echo;
+    let mut out = Vec::new();
+    let mut drain = |conn: &mut Handler, out: &mut Vec<u8>| {
+        while conn.wants_write() {
+            out.extend_from_slice(conn.pending_output());
+            let n = conn.pending_output().len();
+            conn.consume_output(n, now);
+            conn.process(now, &mut service);
+        }
+    };
+    for piece in pieces {
+        conn.receive(piece, now, &mut echo);
+        drain(&mut conn, &mut out);
+    }
+    conn.receive_eof(now, &mut echo);
+    drain(&mut conn, &mut out);
+    conn.handle_timeout(now + Duration::from_secs(3600));
+    drain(&mut conn, &mut out);
+    assert!(
+        conn.is_finished(),
+        "connection not finished after EOF and timeout"
+    );
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    while let Some(i) = out.windows(interim.len()).position(|w| w == interim) {
+        out.drain(i..i + interim.len());
+    }
+    out
+}
+
+fn check(input: &[u8], rng: &mut Rng) -> Result<(), String> {
+    let [whole, halves, pieces] = cuts(input, rng);
+    let whole = feed(&whole);
+    if feed(&halves) != whole {
+        return Err(format!("output differs when split at {}", halves[0].len()));
+    }
+    if feed(&pieces) != whole {
+        return Err("output differs when fed in small pieces".into());
+    }
+    let mut remaining: &[u8] = &whole;
+    while !remaining.is_empty() {
+        let (n, status) = first_response(remaining).ok_or_else(|| {
+            format!(
+                "unparseable output: {:?}",
+                String::from_utf8_lossy(remaining)
+            )
+        })?;
+        if !STATUSES.contains(&status) {
+            return Err(format!("undocumented status {status}"));
+        }
+        remaining = &remaining[n..];
+    }
+    // The decoders on their own: any bytes, no panic.
+    let mut buf = input.to_vec();
+    let _ = ChunkedDecoder::new(1024, 32, 256).decode_in_place(&mut buf, 0, 0);
+    let _ = ResponseParser::new(false).feed(input);
+    Ok(())
+}
