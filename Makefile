@@ -6,7 +6,7 @@ LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
 WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript
 
-.PHONY: run test build clippy fmt setup fuzz bench soak chat
+.PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check
 FUZZ_SECONDS ?= 120
 
 setup:
@@ -50,6 +50,12 @@ fmt:
 # Build and start the WebSocket chat; open http://$(LISTEN)/ in two windows.
 chat: build
 	scripts/wasm-runner $(WASM_DIR)/ws_chat.wasm $(LISTEN)
+
+# Two headless Chromium pages chat through ws_chat on every runtime present;
+# saves docs/chat.png (not part of make test).
+browser-check: build
+	@command -v chromium >/dev/null || { echo "installing chromium (headless, for the browser check)"; apt-get update -qq && apt-get install -y -qq chromium; }
+	python3 tests/browser/check.py
 
 # Mutation-fuzz the HTTP and WebSocket state machines for FUZZ_SECONDS (not part of make test).
 fuzz:
