@@ -343,18 +343,19 @@ impl Server {
             }
             let mut outbox = std::mem::take(&mut self.outbox);
             let mut touched = Vec::new();
-            outbox.drain(|action, frame| match action {
+            let mut everyone = false;
+            outbox.drain(|action, frames| match action {
                 ws::Action::Send(to, _) => {
                     if let Some(socket) = self.socket(to.0) {
-                        socket.queue_frame(frame, now);
+                        socket.queue_frame(frames, now);
                         touched.push(to.0);
                     }
                 }
                 ws::Action::Broadcast(_) => {
+                    everyone = true;
                     for index in 0..self.connections.len() {
                         if let Some(socket) = self.socket(index) {
-                            socket.queue_frame(frame, now);
-                            touched.push(index);
+                            socket.queue_frames(frames, now);
                         }
                     }
                 }
@@ -367,8 +368,14 @@ impl Server {
             });
             // Keep the outbox's memory for the next round.
             self.outbox = outbox;
-            touched.sort_unstable();
-            touched.dedup();
+            if everyone {
+                // Every open WebSocket (those sent to or closed among them).
+                touched.clear();
+                touched.extend((0..self.connections.len()).filter(|&i| self.socket(i).is_some()));
+            } else {
+                touched.sort_unstable();
+                touched.dedup();
+            }
             for index in touched {
                 let Some(Some(conn)) = self.connections.get_mut(index) else {
                     continue;

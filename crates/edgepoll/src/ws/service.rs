@@ -115,17 +115,62 @@ impl Outbox {
     }
 
     /// Takes the queued actions out, with the frames they refer to; the
-    /// outbox is empty afterwards and keeps its memory.
+    /// outbox is empty afterwards and keeps its memory. Broadcasts in a row
+    /// come out as one, their frames back to back, so that the loop appends
+    /// them to each connection's queue at once.
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn drain(&mut self, mut deliver: impl FnMut(&Action, &[u8])) {
-        for action in &self.actions {
-            let frame = match action {
+        let mut actions = self.actions.drain(..).peekable();
+        while let Some(mut action) = actions.next() {
+            if let Action::Broadcast(run) = &mut action {
+                while let Some(Action::Broadcast(next)) = actions.peek() {
+                    // Nothing is encoded between two broadcasts in a row.
+                    debug_assert_eq!(run.end, next.start);
+                    run.end = next.end;
+                    actions.next();
+                }
+            }
+            let frames = match &action {
                 Action::Send(_, range) | Action::Broadcast(range) => &self.frames[range.clone()],
                 Action::Close(..) => &[][..],
             };
-            deliver(action, frame);
+            deliver(&action, frames);
         }
-        self.actions.clear();
         self.frames.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasts_in_a_row_are_drained_as_one_run_of_frames() {
+        let mut out = Outbox::default();
+        out.broadcast(Message::Text("a"));
+        out.broadcast(Message::Binary(b"bc"));
+        out.send(Token(3), Message::Text("d"));
+        out.broadcast(Message::Text("e"));
+        out.close(Token(4), CloseCode::NORMAL);
+        out.broadcast(Message::Text("f"));
+        out.broadcast(Message::Text("g"));
+        let mut seen = Vec::new();
+        out.drain(|action, frames| {
+            let kind = match action {
+                Action::Send(to, _) => format!("send {}", to.0),
+                Action::Broadcast(_) => "broadcast".to_string(),
+                Action::Close(to, code) => format!("close {} {}", to.0, code.0),
+            };
+            seen.push((kind, frames.to_vec()));
+        });
+        let expected: Vec<(String, Vec<u8>)> = vec![
+            ("broadcast".into(), b"\x81\x01a\x82\x02bc".to_vec()),
+            ("send 3".into(), b"\x81\x01d".to_vec()),
+            ("broadcast".into(), b"\x81\x01e".to_vec()),
+            ("close 4 1000".into(), Vec::new()),
+            ("broadcast".into(), b"\x81\x01f\x81\x01g".to_vec()),
+        ];
+        assert_eq!(seen, expected);
+        assert!(out.is_empty());
     }
 }

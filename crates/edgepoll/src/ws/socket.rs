@@ -395,6 +395,33 @@ impl WebSocket {
         true
     }
 
+    /// Queues encoded frames back to back (a round of broadcasts) as
+    /// [`queue_frame`](Self::queue_frame) would one by one, but with one copy
+    /// when all of them fit the queue.
+    pub(crate) fn queue_frames(&mut self, frames: &[u8], now: Instant) -> bool {
+        if self.state == State::Open
+            && self.output.len() + frames.len() <= self.limits.max_queued_bytes
+        {
+            if self.output.is_empty() {
+                self.last_sent = now;
+            }
+            self.output.buffer().extend_from_slice(frames);
+            return true;
+        }
+        // Together over the limit: one at a time, so that the first still
+        // fits an empty queue and the limit holds for the rest.
+        let mut rest = frames;
+        while let Ok(Some(header)) = read_header(rest) {
+            let len = header.header_len + header.payload_len as usize;
+            let Some(frame) = rest.get(..len) else { break };
+            if !self.queue_frame(frame, now) {
+                return false;
+            }
+            rest = &rest[len..];
+        }
+        true
+    }
+
     /// Bytes waiting to be sent, oldest first.
     pub fn pending_output(&self) -> &[u8] {
         self.output.pending()

@@ -1,6 +1,6 @@
 //! The WebSocket state machine fed bytes, including one at a time.
 
-use super::frame::{apply_mask, read_header, Opcode};
+use super::frame::{apply_mask, frame_len, read_header, write_frame, Opcode};
 use super::*;
 use std::time::Instant;
 
@@ -178,6 +178,30 @@ fn a_full_queue_drops_the_connection_and_frees_it() {
     assert_eq!(sent, 9);
     assert!(ws.is_finished() && ws.is_dropped());
     assert_eq!(ws.buffered_capacity(), 0);
+}
+
+#[test]
+fn a_run_of_frames_is_queued_whole_when_it_fits_and_frame_by_frame_when_not() {
+    let now = Instant::now();
+    let limits = WsLimits {
+        max_queued_bytes: 2500,
+        ..WsLimits::default()
+    };
+    let mut run = Vec::new();
+    for byte in 1..=3 {
+        write_frame(&mut run, Opcode::Binary, &[byte; 1000]);
+    }
+    // Alone in an empty queue the run is over the limit: the first frame
+    // still goes in, the second fits beside it, the third overflows.
+    let mut ws = WebSocket::new(limits.clone(), now);
+    assert!(!ws.queue_frames(&run, now));
+    assert!(ws.is_dropped() && ws.buffered_capacity() == 0);
+    // Two frames fit: queued as they are, in order.
+    let mut ws = WebSocket::new(limits, now);
+    let two = frame_len(1000) * 2;
+    assert!(ws.queue_frames(&run[..two], now));
+    assert_eq!(ws.pending_output(), &run[..two]);
+    assert!(!ws.queue_frames(&run[two..], now) && ws.is_dropped());
 }
 
 #[test]
