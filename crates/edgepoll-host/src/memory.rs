@@ -6,6 +6,7 @@
 //! into guest memory.
 
 use crate::errno::{Errno, FAULT, INVAL};
+use std::mem::MaybeUninit;
 
 /// Most iovecs one call takes (WasmEdge's `kIOVMax`, Linux's `UIO_MAXIOV`).
 pub const MAX_IOVECS: usize = 1024;
@@ -104,11 +105,7 @@ impl GuestMemory<'_> {
     /// Host iovecs for every buffer of `table`, pointing into guest memory;
     /// EFAULT when one lies outside it. Lengths are capped so their sum
     /// stays below 2^32, as WasmEdge caps them.
-    pub fn gather(
-        &mut self,
-        table: IovecTable,
-        out: &mut [libc::iovec; MAX_IOVECS],
-    ) -> Result<usize, Errno> {
+    pub fn gather(&mut self, table: IovecTable, out: &mut IovecBuffer) -> Result<usize, Errno> {
         let mut total: u32 = 0;
         for i in 0..table.count {
             let entry = table.ptr + 8 * i;
@@ -116,10 +113,10 @@ impl GuestMemory<'_> {
             let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
             total += len;
             let base = self.slice_mut(buf, len)?.as_mut_ptr();
-            out[i as usize] = libc::iovec {
+            out[i as usize].write(libc::iovec {
                 iov_base: base.cast(),
                 iov_len: len as usize,
-            };
+            });
         }
         Ok(table.count as usize)
     }
@@ -132,10 +129,12 @@ pub struct IovecTable {
     count: u32,
 }
 
-/// Room for the host iovecs of one call.
-pub fn iovec_buffer() -> [libc::iovec; MAX_IOVECS] {
-    [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_IOVECS]
+/// Room for the host iovecs of one call; [`GuestMemory::gather`] fills the
+/// first entries, and only those reach the kernel.
+pub type IovecBuffer = [MaybeUninit<libc::iovec>; MAX_IOVECS];
+
+/// An [`IovecBuffer`] left uninitialized: zeroing its 16 KiB on every send
+/// and receive cost more than the system call's own copy of a small message.
+pub fn iovec_buffer() -> IovecBuffer {
+    [const { MaybeUninit::uninit() }; MAX_IOVECS]
 }

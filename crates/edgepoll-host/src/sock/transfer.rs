@@ -121,7 +121,8 @@ pub fn recv(
         msg.msg_name = (&mut from as *mut libc::sockaddr_storage).cast();
         msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
     }
-    msg.msg_iov = vecs.as_mut_ptr();
+    // The first `n` entries are initialized (gather).
+    msg.msg_iov = vecs.as_mut_ptr().cast();
     msg.msg_iovlen = n;
     // SAFETY: msg points at live buffers for the duration of the call.
     let r = unsafe { libc::recvmsg(raw, &mut msg, sys_flags) };
@@ -182,7 +183,8 @@ pub fn send(
         msg.msg_name = (storage as *mut libc::sockaddr_storage).cast();
         msg.msg_namelen = *len;
     }
-    msg.msg_iov = vecs.as_mut_ptr();
+    // The first `n` entries are initialized (gather).
+    msg.msg_iov = vecs.as_mut_ptr().cast();
     msg.msg_iovlen = n;
     // MSG_NOSIGNAL: a send to a reset peer is EPIPE for the guest, not SIGPIPE
     // for the whole runtime (WasmEdge passes it too).

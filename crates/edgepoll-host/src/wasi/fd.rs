@@ -42,16 +42,17 @@ pub fn read_or_write(
         return Err(NOTCAPABLE);
     }
     let raw = io_fd(d)?;
-    // SAFETY: the iovecs point into guest memory, which stays borrowed.
+    // SAFETY: the iovecs point into guest memory, which stays borrowed; the
+    // first `n` are initialized (gather).
     let r = unsafe {
         if write {
             if d.append {
                 // WasmEdge's `INode::fdWrite` seeks to the end itself.
                 libc::lseek(raw, 0, libc::SEEK_END);
             }
-            libc::writev(raw, vecs.as_ptr(), n as i32)
+            libc::writev(raw, vecs.as_ptr().cast(), n as i32)
         } else {
-            libc::readv(raw, vecs.as_ptr(), n as i32)
+            libc::readv(raw, vecs.as_ptr().cast(), n as i32)
         }
     };
     if r < 0 {
