@@ -10,7 +10,10 @@ from the runtime's memory report (EDGEPOLL_HOST_MEMORY_FILE), runtime RSS from
 (the quiet-connection latency). Idle cost: CPU time of a server holding 5000
 idle connections with no load. With `wasmedge` on PATH: interpreter and AOT
 rows, and Wasm instructions per request (`--enable-instruction-count`, the
-server exiting after a counted number of requests). Writes bench/RESULTS.md,
+server exiting after a counted number of requests). WebSocket fan-out: ws_chat
+and a native tungstenite-on-mio chat, 1000 clients, one sender keeping 8 or 128
+broadcasts in flight (bench/ws_load counts every delivery), and guest memory per
+idle WebSocket connection. Writes bench/RESULTS.md,
 bench/throughput.png and bench/scale.png, and the table into README.md
 between the bench markers.
 """
@@ -45,6 +48,15 @@ PROBE_EVERY_MS = 50
 INSTRUCTIONS_BEFORE = 14334
 ECHO_INTERP = "edgepoll echo · wasmedge (interpreter)"
 MINIMAL_INTERP = "minimal keep-alive server · wasmedge (interpreter)"
+WS_LOAD = TARGET / "release" / "ws_load"
+WS_NATIVE_LABEL = "native tungstenite on mio (baseline)"
+FANOUT_CLIENTS = 1000
+FANOUT_SECONDS = 5
+FANOUT_RUNS = 3
+# Broadcasts in flight: few (each goes out in a send of its own) and many
+# (several per send).
+FANOUT_WINDOWS = [8, 128]
+WS_IDLE = 2000
 
 
 def free_port():
@@ -241,6 +253,100 @@ def idle_cost(listed):
     return rows
 
 
+def pinned(command, cpu):
+    """The command on one CPU, so that server and load generator each have
+    one and do not trade places (less noise on two cores)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)] + command
+    return command
+
+
+def ws_servers():
+    """(label, command, runs under edgepoll-host) for the fan-out servers."""
+    listed = [
+        (WS_NATIVE_LABEL, [str(TARGET / "release" / "ws_native")], False),
+        ("ws_chat · edgepoll-host", [str(HOST), str(WASM / "ws_chat.wasm")], True),
+    ]
+    if shutil.which("wasmedge"):
+        aot = TARGET / "bench-aot"
+        aot.mkdir(exist_ok=True)
+        subprocess.run(["wasmedge", "compile", str(WASM / "ws_chat.wasm"), str(aot / "ws_chat.wasm")], check=True, capture_output=True)
+        listed.append(("ws_chat · wasmedge AOT", ["wasmedge", str(aot / "ws_chat.wasm")], False))
+    return listed
+
+
+def ws_load(port, args):
+    out = subprocess.run(
+        pinned([str(WS_LOAD), f"127.0.0.1:{port}"] + args, 1),
+        capture_output=True, text=True, timeout=300,
+    )
+    line = next((l for l in out.stdout.splitlines() if l.startswith("fanout ")), None)
+    if line is None:
+        raise RuntimeError(f"ws_load {' '.join(args)}: {out.stdout} {out.stderr}")
+    return json.loads(line[len("fanout "):])
+
+
+def ws_idle_memory(command, on_host):
+    """Memory per idle WebSocket connection: WS_IDLE clients connect (each
+    join announced to all) and then hold still."""
+    port = free_port()
+    memory_file = Path(tempfile.mkstemp(prefix="edgepoll-mem-")[1])
+    server = start_server(command, port, env={"EDGEPOLL_HOST_MEMORY_FILE": str(memory_file)} if on_host else None)
+    holder = None
+    try:
+        ws_load(port, ["100", "1"])  # warm up: tables and the outbox reach their working size
+        time.sleep(0.5)
+        mem_before, rss_before = read_int(memory_file), server.rss_kib()
+        holder = Process([str(WS_LOAD), f"127.0.0.1:{port}", str(WS_IDLE), "--hold"], "ready", stdin=True)
+        time.sleep(1)
+        mem_after, rss_after = read_int(memory_file), server.rss_kib()
+    finally:
+        if holder:
+            holder.stop()
+        server.stop()
+        memory_file.unlink(missing_ok=True)
+    return {
+        "guest_bytes_per_ws": (mem_after - mem_before) / WS_IDLE if on_host else None,
+        "rss_bytes_per_ws": (rss_after - rss_before) * 1024 / WS_IDLE,
+    }
+
+
+def fanout():
+    rows = []
+    for label, command, on_host in ws_servers():
+        row = {"server": label}
+        for window in FANOUT_WINDOWS:
+            rates = []
+            for _ in range(FANOUT_RUNS):
+                port = free_port()
+                server = Process(pinned(command + [f"127.0.0.1:{port}"], 0), "listening on")
+                try:
+                    rates.append(ws_load(port, [str(FANOUT_CLIENTS), str(FANOUT_SECONDS), "--window", str(window)])["per_second"])
+                finally:
+                    server.stop()
+            row[window] = statistics.median(rates)
+        row.update(ws_idle_memory(command, on_host))
+        rows.append(row)
+        rates = ", ".join(f"{row[w]:.0f} deliveries/s with {w} in flight" for w in FANOUT_WINDOWS)
+        print(f"  {label}: {rates}", flush=True)
+    return rows
+
+
+def render_fanout(fanout_rows):
+    native = next(r for r in fanout_rows if r["server"] == WS_NATIVE_LABEL)
+    head = "| server | " + " | ".join(f"deliveries/s, {w} in flight | × native" for w in FANOUT_WINDOWS)
+    head += " | guest bytes / idle WebSocket | runtime RSS bytes / idle WebSocket |"
+    lines = [head, "|---|" + "---:|---:|" * len(FANOUT_WINDOWS) + "---:|---:|"]
+    for r in fanout_rows:
+        cells = [r["server"]]
+        for w in FANOUT_WINDOWS:
+            cells += [f"{r[w]:.0f}", f"{r[w] / native[w]:.2f}"]
+        guest = "" if r["guest_bytes_per_ws"] is None else f"{r['guest_bytes_per_ws']:.0f}"
+        cells += [guest, f"{r['rss_bytes_per_ws']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def instruction_count(wasm, requests, any_body):
     """Wasm instructions WasmEdge's interpreter executes for a server that
     answers `requests` requests (64 connections, 128 B bodies) and exits."""
@@ -324,7 +430,7 @@ def render(rows, scale_rows):
     return table, "\n".join(s_lines)
 
 
-def targets(rows, scale_rows, idle_rows):
+def targets(rows, scale_rows, idle_rows, fanout_rows):
     by = {r["server"]: r[128] for r in rows}
     native = by["native mio echo (baseline)"]
     echo = by["edgepoll echo · edgepoll-host"]
@@ -361,6 +467,13 @@ def targets(rows, scale_rows, idle_rows):
     for r in idle_rows:
         short = r["server"].split(" · ")[1]
         checks.append((f"{short}: 5000 idle connections, no load, ≤ 10 ms CPU per second", f"{r['cpu_ms_per_s']:.1f} ms/s", r["cpu_ms_per_s"] <= 10))
+    native_ws = next(r for r in fanout_rows if r["server"] == WS_NATIVE_LABEL)
+    for r in fanout_rows:
+        if r["server"] == "ws_chat · edgepoll-host":
+            for w in FANOUT_WINDOWS:
+                ratio(f"WebSocket fan-out on edgepoll-host ≥ 0.8 × native ({FANOUT_CLIENTS} clients, {w} in flight)", r[w] / native_ws[w], 0.8)
+            per = r["guest_bytes_per_ws"]
+            checks.append(("guest memory per idle WebSocket connection ≤ 4 KiB", f"{per:.0f} B", per <= 4096))
     out = [f"| {name} | {shown} | {'met' if met else 'MISSED'} |" for name, shown, met in checks]
     return "| target | measured | verdict |\n|---|---:|---|\n" + "\n".join(out)
 
@@ -425,7 +538,7 @@ plot """ + ", ".join(f"'{sdata}' index {i} using 1:2 title '{name}' lw 2" for i,
 def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    for needed in [HOST, WASM / "poll_http_server.wasm", TARGET / "release" / "native_echo"]:
+    for needed in [HOST, WASM / "poll_http_server.wasm", WASM / "ws_chat.wasm", TARGET / "release" / "native_echo", TARGET / "release" / "ws_native", WS_LOAD]:
         if not needed.exists():
             sys.exit(f"bench: {needed} is missing; run `make bench`, which builds everything first")
     started = time.time()
@@ -440,9 +553,12 @@ def main():
     if shutil.which("wasmedge"):
         print("WebAssembly instructions per request (wasmedge --enable-instruction-count):", flush=True)
         instruction_rows = instructions()
+    print(f"WebSocket fan-out ({FANOUT_CLIENTS} clients, {FANOUT_RUNS} × {FANOUT_SECONDS} s per figure, median):", flush=True)
+    fanout_rows = fanout()
+    fanout_table = render_fanout(fanout_rows)
     table, scale_table = render(rows, scale_rows)
     instruction_table = render_instructions(instruction_rows)
-    goals = targets(rows, scale_rows, idle_rows)
+    goals = targets(rows, scale_rows, idle_rows, fanout_rows)
     idle_table = "; ".join(f"{r['server']}: {r['cpu_ms_per_s']:.1f} ms CPU per second" for r in idle_rows)
     chart(rows, scale_rows)
     machine = f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
@@ -482,6 +598,27 @@ Idle cost, 5000 idle connections and no load: {idle_table}
 What a WasmEdge interpreter spends on each request is close to proportional to this
 count; the interpreter rows above compare the same two servers by throughput.
 
+## WebSocket fan-out
+
+{fanout_table}
+
+`examples/ws_chat` against `bench/ws_native`, the same chat (join and leave notices,
+every message broadcast to everyone as "name: text", a 256 KiB queue per connection)
+on tungstenite over a single-threaded mio loop. `bench/ws_load` connects
+{FANOUT_CLIENTS} clients; one of them sends 64-byte messages, keeping 8 or 128 of them
+not yet received by every client, and every client checks that it gets each message
+once and in order. A delivery is one message arriving at one client; the figure is
+deliveries per second over {FANOUT_SECONDS} s after a 1 s warm-up, median of
+{FANOUT_RUNS} runs. Server and load generator are pinned to one core each (taskset).
+With 8 in flight most broadcasts go out in a send of their own to each client, so the
+kernel's TCP path dominates; with 128, several go out per send. The load generator
+does as many receives as the server does sends, so it bounds the fastest server.
+
+Memory per idle WebSocket: after a warm-up, {WS_IDLE} clients connect (every join is
+announced to everyone) and then hold still; the growth of the guest's linear memory
+(edgepoll-host's report, 64 KiB pages; it only grows, so the buffers of the join
+broadcasts count too) and of the runtime's RSS, divided by {WS_IDLE}.
+
 ## Targets
 
 {goals}
@@ -507,6 +644,8 @@ count; the interpreter rows above compare the same two servers by throughput.
     print()
     print(instruction_table)
     print()
+    print(fanout_table)
+    print()
     print(goals)
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -514,7 +653,7 @@ count; the interpreter rows above compare the same two servers by throughput.
     if start in text and end in text:
         before, rest = text.split(start, 1)
         _, after = rest.split(end, 1)
-        body = f"{start}\nLatest `make bench` ({when}, {machine}):\n\n{table}\n\n{scale_table}\n\n![throughput](bench/throughput.png)\n![scale](bench/scale.png)\n{end}"
+        body = f"{start}\nLatest `make bench` ({when}, {machine}):\n\n{table}\n\n{scale_table}\n\nWebSocket fan-out ({FANOUT_CLIENTS} clients):\n\n{fanout_table}\n\n![throughput](bench/throughput.png)\n![scale](bench/scale.png)\n{end}"
         readme.write_text(before + body + after)
     print(f"\nwrote bench/RESULTS.md, bench/throughput.png, bench/scale.png ({time.time() - started:.0f} s)")
 
