@@ -184,7 +184,11 @@ impl Server {
                         now,
                         &mut service,
                     );
-                    self.deliver(now, &mut service);
+                    // Before the next event, which may accept a connection
+                    // into the slot (and token) of one that just closed.
+                    if self.has_ws_work() {
+                        self.deliver(now, &mut service);
+                    }
                 }
             }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -193,7 +197,9 @@ impl Server {
             }
             if sweep.is_due(now) {
                 let earliest = self.check_deadlines(now, &mut service);
-                self.deliver(now, &mut service);
+                if self.has_ws_work() {
+                    self.deliver(now, &mut service);
+                }
                 sweep.rearm(now, earliest);
             }
             if self.options.stop_after.is_some_and(|n| service.served >= n) {
@@ -394,6 +400,13 @@ impl Server {
         }
     }
 
+    /// Whether WebSocket services queued anything; checked inline, as a
+    /// plain HTTP server never has.
+    #[inline]
+    fn has_ws_work(&self) -> bool {
+        !self.outbox.is_empty() || !self.closed_ws.is_empty()
+    }
+
     /// The WebSocket of an open (not closing) connection at `index`.
     fn socket(&mut self, index: usize) -> Option<&mut WebSocket> {
         match self.connections.get_mut(index) {
@@ -570,7 +583,12 @@ fn step<S: Service>(
     }
     // Write what is pending; a drained buffer may unblock pipelined requests.
     while conn.handler.wants_write() {
-        match net::send_vectored(&conn.stream, &conn.handler.pending_output_parts()) {
+        // Two parts only when a large body goes out from its input buffer.
+        let sent = match conn.handler.pending_output_parts() {
+            [all, []] => net::send(&conn.stream, all),
+            parts => net::send_vectored(&conn.stream, &parts),
+        };
+        match sent {
             Ok(0) => return None,
             Ok(n) => {
                 conn.handler.consume_output(n, now);

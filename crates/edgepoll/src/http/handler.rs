@@ -284,6 +284,7 @@ impl Handler {
 
     /// Whether the connection is done: no more requests and nothing left to
     /// send. The caller then shuts the socket down.
+    #[inline]
     pub fn is_finished(&self) -> bool {
         match self.state {
             State::Closed => true,
@@ -636,20 +637,21 @@ impl Handler {
             (true, Version::Http10) => KeepAlive::Http10,
             (true, Version::Http11) => KeepAlive::Http11,
         };
-        let lent = match head.is_head_method || response.status().forbids_body() {
-            true => None,
-            false => self.lendable(response.body_bytes(), consumed),
+        // The size test first: most bodies are small, and the rest of the
+        // lending stays out of line.
+        let lent = match response.body_bytes().len() > KEEP_CAPACITY
+            && !head.is_head_method
+            && !response.status().forbids_body()
+        {
+            true => self.lendable(response.body_bytes(), consumed),
+            false => None,
         };
         let head_only = head.is_head_method || lent.is_some();
         let keep_alive = response.encode(self.output.buffer(), allowed, head_only);
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         drop(response);
         match lent {
-            Some(body) => {
-                let (buffer, start) = self.input.take_front(consumed);
-                self.output
-                    .lend(buffer, start + body.start..start + body.end);
-            }
+            Some(body) => self.lend_input(consumed, body),
             None => self.input.consume(consumed),
         }
         if upgraded {
@@ -675,12 +677,23 @@ impl Handler {
 impl Handler {
     /// Where `body` lies in the first `consumed` input bytes, if it is large
     /// and lies there: such a body is sent from the input buffer, not copied.
+    #[inline(never)]
     fn lendable(&self, body: &[u8], consumed: usize) -> Option<Range<usize>> {
         if body.len() <= KEEP_CAPACITY || self.output.has_lent_body() {
             return None;
         }
         let at = (body.as_ptr() as usize).checked_sub(self.input.as_ptr() as usize)?;
         (at + body.len() <= consumed.min(self.input.len())).then_some(at..at + body.len())
+    }
+
+    /// Hands the first `consumed` input bytes to the output, `body` of them
+    /// to be sent from where they are.
+    #[cold]
+    #[inline(never)]
+    fn lend_input(&mut self, consumed: usize, body: Range<usize>) {
+        let (buffer, start) = self.input.take_front(consumed);
+        self.output
+            .lend(buffer, start + body.start..start + body.end);
     }
 }
 

@@ -52,6 +52,7 @@ impl OutputBuffer {
         }
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         let head = self.bytes.len() - self.sent;
         match &self.lent {
@@ -60,8 +61,11 @@ impl OutputBuffer {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        // A lent body is dropped as soon as it is sent, so its presence means
+        // bytes are pending.
+        self.sent == self.bytes.len() && self.lent.is_none()
     }
 
     /// Where new output is appended (behind a lent body, if there is one).
@@ -101,24 +105,35 @@ impl OutputBuffer {
     #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
         let head = self.bytes.len() - self.sent;
-        if n > head {
-            if let Some(lent) = &mut self.lent {
-                self.sent = self.bytes.len();
-                let body = (n - head).min(lent.unsent.len());
-                lent.unsent.start += body;
-                if lent.unsent.is_empty() {
-                    // The body is out: its buffer goes, and what was queued
-                    // behind it comes to the front.
-                    let after = std::mem::take(&mut lent.after);
-                    self.lent = None;
-                    self.bytes = after;
-                    self.sent = 0;
-                    self.consume(n - head - body);
-                    return;
-                }
-            }
+        if n > head && self.lent.is_some() {
+            self.consume_into_lent(n, head);
+        } else {
+            self.consume_bytes(n);
         }
-        self.consume_bytes(n);
+    }
+
+    /// [`consume`](Self::consume) past the head, into a lent body (out of
+    /// line: the common response has none).
+    #[cold]
+    #[inline(never)]
+    fn consume_into_lent(&mut self, n: usize, head: usize) {
+        let Some(lent) = &mut self.lent else {
+            return self.consume_bytes(n);
+        };
+        self.sent = self.bytes.len();
+        let body = (n - head).min(lent.unsent.len());
+        lent.unsent.start += body;
+        if lent.unsent.is_empty() {
+            // The body is out: its buffer goes, and what was queued behind it
+            // comes to the front.
+            let after = std::mem::take(&mut lent.after);
+            self.lent = None;
+            self.bytes = after;
+            self.sent = 0;
+            self.consume(n - head - body);
+        } else {
+            self.consume_bytes(n);
+        }
     }
 
     /// Marks up to `n` bytes of `bytes` as sent.
