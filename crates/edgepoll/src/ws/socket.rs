@@ -398,6 +398,7 @@ impl WebSocket {
     /// Queues encoded frames back to back (a round of broadcasts) as
     /// [`queue_frame`](Self::queue_frame) would one by one, but with one copy
     /// when all of them fit the queue.
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn queue_frames(&mut self, frames: &[u8], now: Instant) -> bool {
         if self.state == State::Open
             && self.output.len() + frames.len() <= self.limits.max_queued_bytes
