@@ -2,7 +2,7 @@
 //! echoed back once the input is spent.
 
 use crate::{cuts, Rng, Target};
-use edgepoll::ws::frame::{read_header, Opcode};
+use edgepoll::ws::frame::{read_header, write_masked_frame, Opcode};
 use edgepoll::ws::{Message, WebSocket, WsLimits};
 use std::time::Instant;
 
@@ -24,16 +24,8 @@ pub fn target() -> Target {
 /// A client frame: masked with `mask` (all zeros leaves the payload readable,
 /// so mutations of it stay meaningful).
 fn frame(first: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    let mut out = Vec::new();
+    write_masked_frame(&mut out, first, mask, payload);
     out
 }
 

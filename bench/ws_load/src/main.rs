@@ -15,6 +15,7 @@
 //! notices have arrived, prints `ready CLIENTS` and holds them idle until its
 //! standard input closes.
 
+use edgepoll::ws::frame::write_masked_frame;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
@@ -50,17 +51,8 @@ fn next_frame(buf: &[u8]) -> Option<(u8, std::ops::Range<usize>)> {
 
 /// A masked client text frame.
 fn text_frame(text: &[u8]) -> Vec<u8> {
-    let mask = [0x5a, 0x13, 0xc7, 0x2e];
-    let mut out = vec![0x81];
-    match text.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    let mut out = Vec::new();
+    write_masked_frame(&mut out, 0x81, [0x5a, 0x13, 0xc7, 0x2e], text);
     out
 }
 

@@ -147,17 +147,45 @@ pub fn read_header(buf: &[u8]) -> Result<Option<FrameHeader>, FrameError> {
 pub fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
     out.reserve(frame_len(payload.len()));
     out.push(0x80 | opcode.bits());
-    let len = payload.len();
+    push_length(out, 0, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Appends one masked frame, as a client sends it. `first` is the frame's
+/// first byte as it goes on the wire (FIN, reserved bits and opcode: `0x81`
+/// is a whole text message, `0x01` the first fragment of one), so that
+/// frames a server must refuse can be built too.
+///
+/// ```
+/// use edgepoll::ws::frame::{read_header, write_masked_frame, Opcode};
+/// let mut out = Vec::new();
+/// write_masked_frame(&mut out, 0x81, [1, 2, 3, 4], b"hi");
+/// let header = read_header(&out).unwrap().unwrap();
+/// assert_eq!((header.opcode, header.mask), (Opcode::Text, Some([1, 2, 3, 4])));
+/// assert_eq!(&out[header.header_len..], [b'h' ^ 1, b'i' ^ 2]);
+/// ```
+pub fn write_masked_frame(out: &mut Vec<u8>, first: u8, mask: [u8; 4], payload: &[u8]) {
+    out.reserve(frame_len(payload.len()) + 4);
+    out.push(first);
+    push_length(out, 0x80, payload.len());
+    out.extend_from_slice(&mask);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], mask, 0);
+}
+
+/// The second byte of a header (`mask_bit` and a 7-bit length) and the
+/// extended length, if any.
+fn push_length(out: &mut Vec<u8>, mask_bit: u8, len: usize) {
     if len < 126 {
-        out.push(len as u8);
+        out.push(mask_bit | len as u8);
     } else if let Ok(len) = u16::try_from(len) {
-        out.push(126);
+        out.push(mask_bit | 126);
         out.extend_from_slice(&len.to_be_bytes());
     } else {
-        out.push(127);
+        out.push(mask_bit | 127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    out.extend_from_slice(payload);
 }
 
 /// The encoded size of an unmasked frame with `payload_len` bytes.

@@ -1,28 +1,13 @@
 //! The WebSocket state machine fed bytes, including one at a time.
 
-use super::frame::{apply_mask, frame_len, read_header, write_frame, Opcode};
+use super::frame::{frame_len, read_header, write_frame, write_masked_frame, Opcode};
 use super::*;
 use std::time::Instant;
 
 /// A masked client frame.
 fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xFA, 0x21, 0x3D];
-    let mut out = vec![first];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    let mut body = payload.to_vec();
-    apply_mask(&mut body, mask, 0);
-    out.extend_from_slice(&body);
+    let mut out = Vec::new();
+    write_masked_frame(&mut out, first, [0x37, 0xFA, 0x21, 0x3D], payload);
     out
 }
 
