@@ -40,23 +40,31 @@ pub(crate) const TCHAR: [bool; 256] = {
     table
 };
 
-/// For each low nibble, the high nibbles (as bits) that make a token
-/// character with it; only high nibbles below 8 (ASCII) have a bit.
+/// For each low nibble, the high nibbles (as bits) that make a byte of the
+/// ASCII set `set` with it; only high nibbles below 8 (ASCII) have a bit.
+/// With [`HIGH_NIBBLE_BIT`], two table lookups tell whether a byte is in the
+/// set, sixteen bytes at a time ([`simd`]).
 #[cfg_attr(
     not(all(target_arch = "wasm32", target_feature = "simd128")),
     allow(dead_code)
 )]
-const TOKEN_BY_LOW_NIBBLE: [u8; 16] = {
+const fn by_low_nibble(set: &[bool; 256]) -> [u8; 16] {
     let mut table = [0u8; 16];
     let mut b = 0;
     while b < 128 {
-        if TCHAR[b] {
+        if set[b] {
             table[b & 0x0f] |= 1 << (b >> 4);
         }
         b += 1;
     }
     table
-};
+}
+
+#[cfg_attr(
+    not(all(target_arch = "wasm32", target_feature = "simd128")),
+    allow(dead_code)
+)]
+const TOKEN_BY_LOW_NIBBLE: [u8; 16] = by_low_nibble(&TCHAR);
 
 /// The bit each high nibble stands for in [`TOKEN_BY_LOW_NIBBLE`].
 #[cfg_attr(
@@ -391,6 +399,50 @@ const REG_NAME: [bool; 256] = {
     }
     table
 };
+
+/// What a short Host value holds when it is a plain name or IPv4 address
+/// with an optional port: registered-name bytes (no `%`-escape) and `:`.
+#[cfg_attr(
+    not(all(target_arch = "wasm32", target_feature = "simd128")),
+    allow(dead_code)
+)]
+const HOST_BY_LOW_NIBBLE: [u8; 16] = {
+    let mut set = REG_NAME;
+    set[b':' as usize] = true;
+    by_low_nibble(&set)
+};
+
+/// Whether the Host value `buf[value]` is valid, when a quick look can
+/// tell: a value of at most sixteen bytes of name bytes and colons (nearly
+/// every Host) is decided with one SIMD block; `None` leaves the value to the
+/// exact check. `buf` may hold bytes beyond the value: the block is read
+/// from the buffer, not the value alone.
+#[inline]
+pub(crate) fn short_host_is_valid(buf: &[u8], value: std::ops::Range<usize>) -> Option<bool> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        let masks = simd::short_host_masks(buf, value)?;
+        // Any other byte (`%`, `[`, or one that is never valid): exact check.
+        if masks.host != masks.all {
+            return None;
+        }
+        let colon = masks.colon;
+        if colon == 0 {
+            return Some(true);
+        }
+        // Two colons put one in the name part.
+        if colon & (colon - 1) != 0 {
+            return Some(false);
+        }
+        let port = masks.all & !(colon | (colon - 1));
+        Some(masks.digit & port == port)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let _ = (buf, value);
+        None
+    }
+}
 
 /// Whether `host` is a registered name or IPv4 address (RFC 3986 `reg-name`,
 /// `%HH` escapes included).

@@ -4,6 +4,7 @@
 //! eight-byte and byte-by-byte code should go on.
 
 use core::arch::wasm32::*;
+use std::ops::Range;
 
 /// Sixteen bytes starting at `at`, which must leave sixteen.
 fn load(bytes: &[u8], at: usize) -> v128 {
@@ -78,6 +79,46 @@ pub(super) fn find_cr_lf_or_nul(bytes: &[u8]) -> Result<usize, usize> {
     let (cr, lf, nul) = (u8x16_splat(b'\r'), u8x16_splat(b'\n'), u8x16_splat(0));
     first_flagged(bytes, 0, |v| {
         v128_or(v128_or(u8x16_eq(v, cr), u8x16_eq(v, lf)), u8x16_eq(v, nul))
+    })
+}
+
+/// Bit masks over the bytes of a short Host value, bit 0 for its first byte.
+pub(crate) struct HostMasks {
+    /// One bit per byte of the value.
+    pub(crate) all: u32,
+    /// Registered-name bytes and colons.
+    pub(crate) host: u32,
+    pub(crate) colon: u32,
+    pub(crate) digit: u32,
+}
+
+/// The masks of `buf[value]`, if it is at most sixteen bytes long and `buf`
+/// holds a block of sixteen around it.
+#[inline]
+pub(super) fn short_host_masks(buf: &[u8], value: Range<usize>) -> Option<HostMasks> {
+    let len = value.end.checked_sub(value.start)?;
+    if len > 16 || buf.len() < 16 || value.end > buf.len() {
+        return None;
+    }
+    // The block starts at the value, or ends at the buffer's end.
+    let at = value.start.min(buf.len() - 16);
+    let shift = value.start - at;
+    let v = load(buf, at);
+    let all = (1u32 << len) - 1;
+    let bits = |flags: v128| (u32::from(u8x16_bitmask(flags)) >> shift) & all;
+    let by_low = nibble_table(super::HOST_BY_LOW_NIBBLE);
+    let by_high = nibble_table(super::HIGH_NIBBLE_BIT);
+    let low = u8x16_swizzle(by_low, v128_and(v, u8x16_splat(0x0f)));
+    let high = u8x16_swizzle(by_high, u8x16_shr(v, 4));
+    let digit = v128_and(
+        u8x16_ge(v, u8x16_splat(b'0')),
+        u8x16_le(v, u8x16_splat(b'9')),
+    );
+    Some(HostMasks {
+        all,
+        host: bits(v128_not(u8x16_eq(v128_and(low, high), u8x16_splat(0)))),
+        colon: bits(u8x16_eq(v, u8x16_splat(b':'))),
+        digit: bits(digit),
     })
 }
 
