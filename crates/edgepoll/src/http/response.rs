@@ -71,9 +71,6 @@ impl<'a> Response<'a> {
     /// service's own `Connection` field says `close`).
     pub(crate) fn encode(&self, out: &mut Vec<u8>, keep_alive: KeepAlive, head_only: bool) -> bool {
         let body_allowed = !self.status.forbids_body();
-        let body_len = if body_allowed { self.body.len() } else { 0 };
-        let send_body = body_allowed && !head_only;
-        out.reserve(128 + if send_body { body_len } else { 0 });
         push_status_line(out, self.status);
         let mut service_closes = false;
         // 101 hands the connection over: its `Connection: Upgrade` is the
@@ -88,31 +85,49 @@ impl<'a> Response<'a> {
             if !is_field_safe(name) || !is_field_safe(value) {
                 continue;
             }
-            out.extend_from_slice(name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
+            push_all(out, [name, b": ", value, b"\r\n"]);
         }
-        if body_allowed {
-            out.extend_from_slice(b"Content-Length: ");
-            push_decimal(out, body_len as u64);
-            out.extend_from_slice(b"\r\n");
-        }
-        if switching {
-            out.extend_from_slice(b"\r\n");
-            return true;
-        }
-        let stays_open = !service_closes && keep_alive != KeepAlive::No;
-        out.extend_from_slice(match (stays_open, keep_alive) {
-            (false, _) => b"Connection: close\r\n\r\n",
-            (true, KeepAlive::Http10) => b"Connection: keep-alive\r\n\r\n",
-            (true, _) => b"\r\n",
-        });
-        if send_body {
-            out.extend_from_slice(&self.body);
-        }
+        let length = Decimal::new(if body_allowed { self.body.len() } else { 0 } as u64);
+        let length_field: [&[u8]; 3] = match body_allowed {
+            true => [b"Content-Length: ", length.as_bytes(), b"\r\n"],
+            false => [b"", b"", b""],
+        };
+        let stays_open = switching || (!service_closes && keep_alive != KeepAlive::No);
+        let end: &[u8] = match (switching, stays_open, keep_alive) {
+            (true, _, _) => b"\r\n",
+            (_, false, _) => b"Connection: close\r\n\r\n",
+            (_, true, KeepAlive::Http10) => b"Connection: keep-alive\r\n\r\n",
+            (_, true, _) => b"\r\n",
+        };
+        let body: &[u8] = match body_allowed && !head_only && !switching {
+            true => &self.body,
+            false => b"",
+        };
+        let [a, b, c] = length_field;
+        push_all(out, [a, b, c, end, body]);
         stays_open
     }
+}
+
+/// Appends the parts to `out` with one capacity check: the response is
+/// written in a handful of pieces, and checking each costs the interpreter
+/// more than the copy of a short one.
+#[inline(always)]
+fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
+    let total: usize = parts.iter().map(|part| part.len()).sum();
+    out.reserve(total);
+    let mut len = out.len();
+    for part in parts {
+        // SAFETY: `reserve` made room for `total` bytes past the length, and
+        // the parts add up to `total`; source and destination are distinct
+        // (`out` is borrowed mutably, the parts shared).
+        unsafe {
+            std::ptr::copy_nonoverlapping(part.as_ptr(), out.as_mut_ptr().add(len), part.len());
+        }
+        len += part.len();
+    }
+    // SAFETY: the bytes up to `len` were written just above.
+    unsafe { out.set_len(len) };
 }
 
 /// Whether the connection may stay open after a response, and how to say it.
@@ -130,12 +145,12 @@ pub(crate) enum KeepAlive {
 fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
     let code = status.as_u16();
     if code == 200 {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        push_all(out, [b"HTTP/1.1 200 OK\r\n"]);
         return;
     }
     // A status is three digits (100..=999): no formatting loop needed.
     let digit = |n: u16| b'0' + (n % 10) as u8;
-    out.extend_from_slice(&[
+    let line = [
         b'H',
         b'T',
         b'T',
@@ -149,9 +164,8 @@ fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
         digit(code / 10),
         digit(code),
         b' ',
-    ]);
-    out.extend_from_slice(status.reason().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    ];
+    push_all(out, [&line, status.reason().as_bytes(), b"\r\n"]);
 }
 
 /// Whether a `Connection` value lists the `close` option.
@@ -182,25 +196,36 @@ const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// Appends `n` in decimal without allocating.
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+/// A number in decimal, formatted on the stack.
+pub(crate) struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    pub(crate) fn new(mut n: u64) -> Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            digits[i] = b'0' + n as u8;
+        }
+        Decimal { digits, start: i }
     }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        digits[i] = b'0' + n as u8;
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// Things a header value or body can be made from: byte slices, strings and
@@ -256,11 +281,8 @@ mod tests {
         samples.extend((1..20).map(|p| 10u64.pow(p)));
         samples.extend((1..20).map(|p| 10u64.pow(p) - 1));
         samples.extend([u64::MAX, u64::MAX - 1, 1 << 32, 123_456_789_012]);
-        let mut out = Vec::new();
         for n in samples {
-            out.clear();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
         }
     }
 

@@ -7,6 +7,7 @@ use core::arch::wasm32::*;
 use std::ops::Range;
 
 /// Sixteen bytes starting at `at`, which must leave sixteen.
+#[inline(always)]
 fn load(bytes: &[u8], at: usize) -> v128 {
     let block = &bytes[at..at + 16];
     // SAFETY: `block` is sixteen readable bytes; v128.load needs no alignment.
@@ -74,12 +75,25 @@ pub(super) fn skip_field_value(bytes: &[u8], at: usize) -> Result<usize, usize> 
     })
 }
 
-/// The first CR, LF or NUL.
-pub(super) fn find_cr_lf_or_nul(bytes: &[u8]) -> Result<usize, usize> {
+/// Whether `bytes` (at least sixteen) holds a CR, LF or NUL; the last block
+/// overlaps the one before instead of leaving a tail.
+pub(super) fn has_cr_lf_or_nul(bytes: &[u8]) -> bool {
     let (cr, lf, nul) = (u8x16_splat(b'\r'), u8x16_splat(b'\n'), u8x16_splat(0));
-    first_flagged(bytes, 0, |v| {
-        v128_or(v128_or(u8x16_eq(v, cr), u8x16_eq(v, lf)), u8x16_eq(v, nul))
-    })
+    let flagged = |v: v128| {
+        v128_any_true(v128_or(
+            v128_or(u8x16_eq(v, cr), u8x16_eq(v, lf)),
+            u8x16_eq(v, nul),
+        ))
+    };
+    let len = bytes.len();
+    let mut at = 0;
+    while at + 16 < len {
+        if flagged(load(bytes, at)) {
+            return true;
+        }
+        at += 16;
+    }
+    flagged(load(bytes, len - 16))
 }
 
 /// Bit masks over the bytes of a short Host value, bit 0 for its first byte.
@@ -122,6 +136,7 @@ pub(super) fn short_host_masks(buf: &[u8], value: Range<usize>) -> Option<HostMa
     })
 }
 
+#[inline(always)]
 fn nibble_table(t: [u8; 16]) -> v128 {
     u8x16(
         t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13],
