@@ -187,7 +187,17 @@ impl Handler {
 
     /// Answers requests already buffered; call it after output was consumed, as
     /// backpressure may have paused them.
+    #[inline]
     pub fn process<S: Service>(&mut self, now: Instant, service: &mut S) {
+        // Between requests with nothing buffered (after nearly every
+        // response): nothing to do, and no call.
+        if let (State::Idle, false) = (&self.state, self.peer_closed) {
+            return;
+        }
+        self.process_buffered(now, service);
+    }
+
+    fn process_buffered<S: Service>(&mut self, now: Instant, service: &mut S) {
         loop {
             if self.output.len() > self.limits.max_pending_output_bytes {
                 return;
@@ -822,19 +832,26 @@ impl FieldSummary {
 
 /// `Some(None)` for a valid number too large for u64, `None` for no number.
 fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+    if value.is_empty() {
         return None;
     }
-    // Nineteen digits always fit in a u64, so no step needs an overflow
-    // check (a 64-bit one costs wasm32 a 128-bit multiplication).
-    let digits = &value[value.iter().take_while(|&&d| d == b'0').count()..];
-    if digits.len() > 19 {
-        return Some(None);
+    // One pass: the value, the check that each byte is a digit, and the
+    // count of significant digits. Nineteen digits always fit in a u64, so
+    // no step needs an overflow check (a 64-bit one costs wasm32 a 128-bit
+    // multiplication); past nineteen only the digit check goes on.
+    let mut n = 0u64;
+    let mut significant = 0usize;
+    for &d in value {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        if significant < 19 {
+            n = n * 10 + u64::from(digit);
+        }
+        significant += usize::from(significant > 0 || digit != 0);
     }
-    let n = digits
-        .iter()
-        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-    Some(Some(n))
+    Some((significant <= 19).then_some(n))
 }
 
 fn chunked_refusal(error: ChunkedError) -> Refusal {
@@ -909,6 +926,36 @@ fn names_other_http_version(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_lengths_parse_like_the_standard_library() {
+        let reference = |value: &str| -> Option<Option<u64>> {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let significant = value.trim_start_matches('0');
+            Some(match significant.len() {
+                0..=19 => Some(value.parse::<u64>().ok()?),
+                _ => None,
+            })
+        };
+        let mut samples: Vec<String> = ["", "0", "00", "007", "128", "1 2", "+1", "-1", "12a", "a"]
+            .map(String::from)
+            .to_vec();
+        for digits in 1..=22 {
+            samples.push("9".repeat(digits));
+            samples.push(format!("000{}", "9".repeat(digits)));
+            samples.push(format!("1{}", "0".repeat(digits)));
+        }
+        samples.push(u64::MAX.to_string());
+        for value in samples {
+            assert_eq!(
+                parse_content_length(value.as_bytes()),
+                reference(&value),
+                "{value:?}"
+            );
+        }
+    }
 
     /// The quick Host check (SIMD builds) decides exactly as the byte-by-byte
     /// one, wherever the value lies in its buffer.
