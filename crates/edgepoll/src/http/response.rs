@@ -114,7 +114,10 @@ impl<'a> Response<'a> {
 /// more than the copy of a short one.
 #[inline(always)]
 fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
-    let total: usize = parts.iter().map(|part| part.len()).sum();
+    // Saturating: parts that could not fit make `reserve` fail, never wrap.
+    let total = parts
+        .iter()
+        .fold(0usize, |sum, part| sum.saturating_add(part.len()));
     out.reserve(total);
     let mut len = out.len();
     for part in parts {
