@@ -31,9 +31,10 @@ pub const DEFAULT_FULL_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A full call costs WasmEdge two `epoll_ctl` calls per cold registration
 /// (added, then removed again by the next partial call). The interval between
-/// full calls is multiplied by the number of whole `COLD_PER_INTERVAL`s among
-/// the cold registrations (at least 1, at most [`MAX_INTERVAL_STRETCH`]), so
-/// that the cost of a busy second stays bounded however many are quiet.
+/// full calls is multiplied by the number of cold registrations over
+/// `COLD_PER_INTERVAL` (at least 1, at most [`MAX_INTERVAL_STRETCH`]; 4999
+/// cold stretch it 1.9996 times, not once), so that the cost of a busy second
+/// stays bounded however many are quiet.
 pub const COLD_PER_INTERVAL: usize = 2500;
 
 /// The most the full-poll interval stretches (see [`COLD_PER_INTERVAL`]).
@@ -144,10 +145,10 @@ impl Poll {
 
     /// While other registrations are busy, a quiet one's readiness is seen
     /// within this interval (default [`DEFAULT_FULL_POLL_INTERVAL`]),
-    /// stretched with thousands of quiet registrations: twice as long with
-    /// 5000 (see [`COLD_PER_INTERVAL`]).
+    /// stretched in proportion with thousands of quiet registrations: twice
+    /// as long with 5000 (see [`COLD_PER_INTERVAL`]).
     /// Shorter means quiet sockets are answered sooner and every busy second
-    /// costs more full calls.
+    /// costs more full calls. Clamped to 1 ms ..= 1 hour.
     ///
     /// ```
     /// let mut poll = edgepoll::Poll::new();
@@ -155,7 +156,9 @@ impl Poll {
     /// assert_eq!(poll.full_poll_interval().as_millis(), 20);
     /// ```
     pub fn set_full_poll_interval(&mut self, interval: Duration) {
-        self.full_poll_interval = interval.max(Duration::from_millis(1));
+        // At most an hour, so that stretched deadlines stay representable.
+        self.full_poll_interval =
+            interval.clamp(Duration::from_millis(1), Duration::from_secs(3600));
     }
 
     /// See [`set_full_poll_interval`](Self::set_full_poll_interval).
@@ -240,8 +243,7 @@ impl Poll {
 
     /// The time to the next full call: longer with many cold registrations.
     fn stretched_interval(&self) -> Duration {
-        let stretch = (self.table.cold_len() / COLD_PER_INTERVAL).clamp(1, MAX_INTERVAL_STRETCH);
-        self.full_poll_interval * stretch as u32
+        stretched(self.full_poll_interval, self.table.cold_len())
     }
 
     fn ttl_millis(&self) -> u64 {
@@ -321,7 +323,55 @@ impl Poll {
     }
 }
 
+/// `interval` stretched in proportion to `cold` registrations (see
+/// [`COLD_PER_INTERVAL`]). In proportion, not by whole multiples: with whole
+/// multiples, 4990 cold registrations (5000 less a few that woke up) got the
+/// interval of 2500 and twice the `epoll_ctl` churn that 5000 got.
+fn stretched(interval: Duration, cold: usize) -> Duration {
+    let cold = cold.clamp(COLD_PER_INTERVAL, MAX_INTERVAL_STRETCH * COLD_PER_INTERVAL);
+    let nanos = interval.as_nanos() * cold as u128 / COLD_PER_INTERVAL as u128;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
 fn fd_of(source: &impl AsRawFd) -> io::Result<u32> {
     u32::try_from(source.as_raw_fd())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative descriptor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_poll_interval_stretches_in_proportion_to_the_cold() {
+        let base = Duration::from_millis(100);
+        let ms = |cold| stretched(base, cold).as_secs_f64() * 1000.0;
+        assert_eq!(ms(0), 100.0);
+        assert_eq!(ms(COLD_PER_INTERVAL), 100.0);
+        assert_eq!(ms(2 * COLD_PER_INTERVAL), 200.0);
+        // 5000 idle less a few that woke up: nearly twice, not once.
+        assert!(
+            (199.0..200.0).contains(&ms(2 * COLD_PER_INTERVAL - 6)),
+            "{}",
+            ms(4994)
+        );
+        assert_eq!(ms(MAX_INTERVAL_STRETCH * COLD_PER_INTERVAL), 400.0);
+        assert_eq!(ms(usize::MAX), 400.0);
+        let mut last = 0.0;
+        for cold in (0..12_000).step_by(7) {
+            let now = ms(cold);
+            assert!(now >= last, "shrank at {cold} cold");
+            last = now;
+        }
+    }
+
+    #[test]
+    fn the_longest_interval_stretched_stays_representable() {
+        let mut poll = Poll::new();
+        poll.set_full_poll_interval(Duration::MAX);
+        assert_eq!(poll.full_poll_interval(), Duration::from_secs(3600));
+        let longest = stretched(poll.full_poll_interval(), usize::MAX);
+        assert_eq!(longest, Duration::from_secs(4 * 3600));
+        assert!(Instant::now().checked_add(longest).is_some());
+    }
 }
