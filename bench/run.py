@@ -443,14 +443,14 @@ def render(rows, scale_rows):
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     s_lines = [
-        "| server | idle connections | req/s (64 active) | × own 0-idle (same process, just before) | p99 ms | quiet connection p99 ms | guest bytes / idle conn | runtime RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | idle connections | req/s (64 active) | req/s at 0 idle just before | × that | p99 ms | quiet connection p99 ms | guest bytes / idle conn | runtime RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in scale_rows:
         guest = "" if r["guest_bytes_per_idle"] is None else f"{r['guest_bytes_per_idle']:.0f}"
         quiet = ms(r["probe"]["p99_us"]) if r.get("probe") else ""
         s_lines.append(
-            f"| {r['server']} | {r['idle']} | {r['rps']:.0f} | {r['rps'] / r['base_rps']:.2f} | {ms(r['p99_us'])} | {quiet} | {guest} | {r['rss_kib'] / 1024:.1f} |"
+            f"| {r['server']} | {r['idle']} | {r['rps']:.0f} | {r['base_rps']:.0f} | {r['rps'] / r['base_rps']:.2f} | {ms(r['p99_us'])} | {quiet} | {guest} | {r['rss_kib'] / 1024:.1f} |"
         )
     return table, "\n".join(s_lines)
 
@@ -629,8 +629,9 @@ its response times. `Poll` hands WasmEdge only the recently active connections o
 calls and all of them at least every 100 ms (`ServerOptions::full_poll_interval`),
 stretched in proportion with thousands of quiet ones (200 ms at 5000), so a connection
 that was quiet is answered within about that.
-× own 0-idle: against the same server's rate measured in the same process just before
-the idle connections opened (rates taken minutes apart differ by up to ±10% here).
+"× that": against the same server's rate measured in the same process just before the
+idle connections opened, as the targets are (the 0-idle rows come from processes of their
+own, minutes apart; on this machine such rates differ by ±10% or more).
 
 Target ratios measured in turns (A B B A A B, a fresh server each time, median of each):
 {pair_text}
