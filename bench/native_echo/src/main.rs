@@ -1,18 +1,15 @@
 //! The native baseline: a single-threaded mio event loop driving the same
-//! sans-IO `Handler` as the wasm echo server, so the difference between the
-//! two is what wasm and the runtime cost. For `make bench` only.
+//! sans-IO `Handler` with the same service as the wasm echo server, so the
+//! difference between the two is what wasm and the runtime cost. For `make
+//! bench` only.
 
-use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+use edgepoll::http::{Handler, Limits};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
 use std::time::Instant;
 
 const LISTENER: Token = Token(usize::MAX);
-
-fn echo<'a>(request: &Request<'a>) -> Response<'a> {
-    Response::new(StatusCode::OK).body(request.body())
-}
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -29,7 +26,7 @@ fn main() -> std::io::Result<()> {
     let mut conns: Vec<Option<(mio::net::TcpStream, Handler)>> = Vec::new();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut service = echo;
+    let mut service = poll_http_server::echo;
     loop {
         poll.poll(&mut events, None)?;
         let now = Instant::now();

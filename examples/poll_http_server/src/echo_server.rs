@@ -1,31 +1,9 @@
 //! The program proper (wasm32-wasip1 only).
 
-use edgepoll::http::{Request, Response, StatusCode};
 use edgepoll::{net, Server, ServerOptions};
+use poll_http_server::echo;
 use std::process::ExitCode;
 use std::time::Duration;
-
-const USAGE: &str = "edgepoll echo server: send a body and get it back, \
-e.g. curl -d 'name=WasmEdge' -X POST http://127.0.0.1:1234/\n";
-
-fn echo<'a>(request: &Request<'a>) -> Response<'a> {
-    match request.method() {
-        "GET" | "HEAD" if request.path() == "/" => Response::new(StatusCode::OK)
-            .header("Content-Type", "text/plain")
-            .body(USAGE),
-        "GET" | "HEAD" => Response::new(StatusCode::NOT_FOUND)
-            .header("Content-Type", "text/plain")
-            .body("not found; POST a body to / to have it echoed\n"),
-        _ => {
-            let response = Response::new(StatusCode::OK);
-            match request.header("content-type") {
-                Some(content_type) => response.header("Content-Type", content_type),
-                None => response,
-            }
-            .body(request.body())
-        }
-    }
-}
 
 fn parse_args() -> Result<(String, ServerOptions), String> {
     let mut options = ServerOptions::default();
