@@ -1,41 +1,22 @@
 //! A minimal keep-alive HTTP server on `wasmedge_wasi_socket` alone: one
 //! `Vec` buffer per connection, httparse, the crate's own `poll`, and a fixed
-//! response with Content-Length (the body is read and dropped). It does as
-//! little per request as a server can while keeping connections alive, so
+//! response with Content-Length (the body is read and dropped; lib.rs). It
+//! does as little per request as a server can while keeping connections alive, so
 //! `make bench` compares the echo server's instructions per request against
 //! it. Takes ADDR and, for counting, `--exit-after N`. For `make bench` only.
 
 #[cfg(target_os = "wasi")]
 fn main() -> std::io::Result<()> {
+    use minimal_server::{complete, RESPONSE};
     use std::io::{ErrorKind, Read, Write};
     use wasmedge_wasi_socket::poll::{poll, EventType, Subscription};
     use wasmedge_wasi_socket::{TcpListener, TcpStream};
 
-    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     const LISTENER: u64 = u64::MAX;
 
     struct Conn {
         stream: TcpStream,
         input: Vec<u8>,
-    }
-
-    /// The length of the first complete request in `input`, if there is one.
-    fn complete(input: &[u8]) -> Option<Result<usize, ()>> {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(input) {
-            Ok(httparse::Status::Complete(head)) => {
-                let length = request
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                (input.len() >= head + length).then_some(Ok(head + length))
-            }
-            Ok(httparse::Status::Partial) => None,
-            Err(_) => Some(Err(())),
-        }
     }
 
     let mut args = std::env::args().skip(1);
