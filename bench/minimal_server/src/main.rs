@@ -1,9 +1,10 @@
 //! A minimal keep-alive HTTP server on `wasmedge_wasi_socket` alone: one
 //! `Vec` buffer per connection, httparse, the crate's own `poll`, and a fixed
-//! response with Content-Length (the body is read and dropped; lib.rs). It
-//! does as little per request as a server can while keeping connections alive, so
-//! `make bench` compares the echo server's instructions per request against
-//! it. Takes ADDR and, for counting, `--exit-after N`. For `make bench` only.
+//! response with Content-Length (the body is read and dropped; the request
+//! handling is in lib.rs). It does as little per request as a server can
+//! while keeping connections alive, so `make bench` compares the echo
+//! server's instructions per request against it. Takes ADDR and, for
+//! counting, `--exit-after N`. For `make bench` only.
 
 #[cfg(target_os = "wasi")]
 fn main() -> std::io::Result<()> {
