@@ -12,9 +12,9 @@ idle connections with no load. With `wasmedge` on PATH: interpreter and AOT
 rows, Wasm instructions per request (`--enable-instruction-count`, the
 server exiting after a counted number of requests), the interpreter's cost per
 instruction by loop body size (bench/dispatch_cost.py), and the target ratios
-measured in turns (A B B A A B B A A B; the median of the per-turn ratios), and the HTTP layer alone, in-process
-(bench/http_layer: Wasm instructions, the interpreter's own instructions under
-callgrind, and CPU time per request). WebSocket fan-out: ws_chat
+measured in turns (A B B A A B B A A B; the median of the per-turn ratios), and
+the HTTP layer alone, in-process (bench/http_layer: Wasm instructions, the
+interpreter's own instructions under callgrind, and CPU time per request). WebSocket fan-out: ws_chat
 and a native tungstenite-on-mio chat, 1000 clients, one sender keeping 8 or 128
 broadcasts in flight (bench/ws_load counts every delivery), and guest memory per
 idle WebSocket connection. Writes bench/RESULTS.md,
@@ -419,8 +419,7 @@ def paired(listed, a, b, turns=5):
     set a run from a fast minute against one from a slow minute."""
     commands = {label: command for label, command, _ in listed}
     rates = {a: [], b: []}
-    order = [a, b, b, a] * turns
-    order = order[: 2 * turns]
+    order = ([a, b, b, a] * turns)[: 2 * turns]
     for label in order:
         port = free_port()
         server = start_server(commands[label], port)
