@@ -2,12 +2,15 @@
 //! feeds N copies of the benchmark's request (loadgen's: 128-byte POST with
 //! Content-Type) to one keep-alive `Handler` answering with the echo
 //! example's service; `http_layer minimal N` does what the minimal server
-//! does with each (httparse, Content-Length, fixed response). Run under
+//! does with each (httparse, Content-Length, fixed response);
+//! `http_layer fixed N` gives the minimal server's job to the `Handler`: the
+//! same fixed response, byte for byte, so that the two parsers and state
+//! machines are compared on the same work. Run under
 //! `wasmedge`, it measures the interpreter's cost of the HTTP layer alone:
 //! no poll, no syscalls, no second process competing for the CPU. Prints the
 //! bytes answered. For `make bench` only.
 
-use edgepoll::http::{Handler, Limits};
+use edgepoll::http::{Handler, Limits, Request, Response, Service, StatusCode};
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -23,13 +26,26 @@ fn request() -> Vec<u8> {
     request
 }
 
+/// The minimal server's answer as an edgepoll service (`main` checks that
+/// `Handler` encodes it to exactly `minimal_server::RESPONSE`).
+fn fixed<'a>(_: &Request<'a>) -> Response<'a> {
+    Response::new(StatusCode::OK).body("ok")
+}
+
+/// Whether `fixed` through a `Handler` answers what the minimal server does.
+fn fixed_is_minimal_response(request: &[u8]) -> bool {
+    let mut conn = Handler::new(Limits::default(), Instant::now());
+    conn.receive(request, Instant::now(), &mut fixed);
+    conn.pending_output() == minimal_server::RESPONSE
+}
+
 /// Bytes of response for `n` requests through edgepoll's `Handler`.
-fn edgepoll(n: u64, request: &[u8]) -> usize {
+fn edgepoll(n: u64, request: &[u8], mut service: impl Service) -> usize {
     let now = Instant::now();
     let mut conn = Handler::new(Limits::default(), now);
     let mut answered = 0;
     for _ in 0..n {
-        conn.receive(black_box(request), now, &mut poll_http_server::echo);
+        conn.receive(black_box(request), now, &mut service);
         let sent = conn.pending_output().len();
         answered += sent;
         conn.consume_output(sent, now);
@@ -58,10 +74,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n = args.get(1).and_then(|n| n.parse::<u64>().ok());
     let answered = match (args.first().map(String::as_str), n) {
-        (Some("edgepoll"), Some(n)) => edgepoll(n, &request()),
+        (Some("edgepoll"), Some(n)) => edgepoll(n, &request(), poll_http_server::echo),
+        (Some("fixed"), Some(n)) if fixed_is_minimal_response(&request()) => {
+            edgepoll(n, &request(), fixed)
+        }
+        (Some("fixed"), Some(_)) => {
+            eprintln!("http_layer: the fixed service no longer answers as the minimal server does");
+            return ExitCode::FAILURE;
+        }
         (Some("minimal"), Some(n)) => minimal(n, &request()),
         _ => {
-            eprintln!("usage: http_layer edgepoll|minimal REQUESTS");
+            eprintln!("usage: http_layer edgepoll|fixed|minimal REQUESTS");
             return ExitCode::from(2);
         }
     };
