@@ -3,14 +3,14 @@
 //! Content-Type) to one keep-alive `Handler` answering with the echo
 //! example's service; `http_layer minimal N` does what the minimal server
 //! does with each (httparse, Content-Length, fixed response);
-//! `http_layer fixed N` gives the minimal server's job to the `Handler`: the
-//! same fixed response, byte for byte, so that the two parsers and state
-//! machines are compared on the same work. Run under
+//! `http_layer fixed N` gives the minimal server's job to the `Handler`
+//! (`fixed_server`'s service: the same fixed response, byte for byte), so
+//! that the two are compared on the same work. Run under
 //! `wasmedge`, it measures the interpreter's cost of the HTTP layer alone:
 //! no poll, no syscalls, no second process competing for the CPU. Prints the
 //! bytes answered. For `make bench` only.
 
-use edgepoll::http::{Handler, Limits, Request, Response, Service, StatusCode};
+use edgepoll::http::{Handler, Limits, Service};
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -24,19 +24,6 @@ fn request() -> Vec<u8> {
     .into_bytes();
     request.resize(request.len() + BODY_BYTES, b'x');
     request
-}
-
-/// The minimal server's answer as an edgepoll service (`main` checks that
-/// `Handler` encodes it to exactly `minimal_server::RESPONSE`).
-fn fixed<'a>(_: &Request<'a>) -> Response<'a> {
-    Response::new(StatusCode::OK).body("ok")
-}
-
-/// Whether `fixed` through a `Handler` answers what the minimal server does.
-fn fixed_is_minimal_response(request: &[u8]) -> bool {
-    let mut conn = Handler::new(Limits::default(), Instant::now());
-    conn.receive(request, Instant::now(), &mut fixed);
-    conn.pending_output() == minimal_server::RESPONSE
 }
 
 /// Bytes of response for `n` requests through edgepoll's `Handler`.
@@ -75,8 +62,8 @@ fn main() -> ExitCode {
     let n = args.get(1).and_then(|n| n.parse::<u64>().ok());
     let answered = match (args.first().map(String::as_str), n) {
         (Some("edgepoll"), Some(n)) => edgepoll(n, &request(), poll_http_server::echo),
-        (Some("fixed"), Some(n)) if fixed_is_minimal_response(&request()) => {
-            edgepoll(n, &request(), fixed)
+        (Some("fixed"), Some(n)) if fixed_server::answers_as_minimal_server(&request()) => {
+            edgepoll(n, &request(), fixed_server::fixed)
         }
         (Some("fixed"), Some(_)) => {
             eprintln!("http_layer: the fixed service no longer answers as the minimal server does");
