@@ -65,6 +65,9 @@ fn quiet_registrations_go_cold_and_their_readiness_still_arrives() {
             ("quiet_reported_within_2s", "true"),
             ("listener_reported_within_2s", "true"),
             ("reported_one_is_hot", "true"),
+            ("closed_quiet_reported_within_2s", "true"),
+            ("blocking_and_listener_went_cold", "true"),
+            ("blocking_and_listener_reported_within_2s", "true"),
         ],
     );
 }

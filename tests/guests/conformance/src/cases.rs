@@ -420,8 +420,61 @@ fn quiet_readiness() -> Result<()> {
     println!("quiet_reported_within_2s={quiet_seen}");
     println!("listener_reported_within_2s={listener_seen}");
     println!("reported_one_is_hot={}", poll.cold_count() == cold - 1);
-    drop(newcomer);
+
+    // A cold connection's peer closes: its end of stream is reported too.
+    let closing = QUIET / 3;
+    clients[closing]
+        .shutdown(Shutdown::Write)
+        .map_err(err("shutdown"))?;
+    let closed_seen = poll_for(&mut poll, &[Token(closing)])?;
+    println!("closed_quiet_reported_within_2s={closed_seen}");
+
+    // Two more kinds of source go cold: a socket made blocking (and
+    // registered again) and a listener that is not pinned. Their readiness
+    // arrives as well.
+    let blocking = QUIET / 4;
+    servers[blocking]
+        .set_nonblocking(false)
+        .map_err(err("set_nonblocking"))?;
+    poll.reregister(&servers[blocking], Token(blocking), Interest::READABLE)
+        .map_err(err("reregister"))?;
+    let unpinned = net::bind(addr("127.0.0.1:0")).map_err(err("bind unpinned"))?;
+    let unpinned_local = net::local_addr(&unpinned).map_err(err("local_addr"))?;
+    poll.register(&unpinned, Token(usize::MAX - 1), Interest::READABLE)
+        .map_err(err("register unpinned"))?;
+    let cold_before = poll.cold_count();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(400) {
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .map_err(err("poll"))?;
+    }
+    println!(
+        "blocking_and_listener_went_cold={}",
+        poll.cold_count() == cold_before + 2
+    );
+    send_when_connected(&mut clients[blocking], b"z")?;
+    let second_newcomer = net::connect(unpinned_local).map_err(err("connect unpinned"))?;
+    let seen = poll_for(&mut poll, &[Token(blocking), Token(usize::MAX - 1)])?;
+    println!("blocking_and_listener_reported_within_2s={seen}");
+    drop((newcomer, second_newcomer));
     Ok(())
+}
+
+/// Polls busily for up to 2 s until every one of `tokens` has had an event.
+fn poll_for(poll: &mut Poll, tokens: &[Token]) -> Result<bool> {
+    let mut events = Events::with_capacity(256);
+    let mut seen = vec![false; tokens.len()];
+    let start = Instant::now();
+    while seen.contains(&false) && start.elapsed() < Duration::from_secs(2) {
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .map_err(err("poll"))?;
+        for event in &events {
+            for (token, seen) in tokens.iter().zip(&mut seen) {
+                *seen |= event.token() == *token;
+            }
+        }
+    }
+    Ok(!seen.contains(&false))
 }
 
 /// Writes `bytes` once the non-blocking connect of `client` has finished.
