@@ -34,7 +34,10 @@ fn exchange(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = args.first().cloned().unwrap_or_else(|| "127.0.0.1:1234".into());
+    let addr = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:1234".into());
     let count: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
     let probe_every = match (args.get(2).map(String::as_str), args.get(3)) {
         (Some("--probe-every"), Some(ms)) => ms.parse().ok().map(Duration::from_millis),
@@ -70,7 +73,10 @@ fn main() {
                 latencies.sort_unstable();
                 let at = |q: f64| {
                     latencies
-                        .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                        .get(
+                            ((latencies.len() as f64 * q) as usize)
+                                .min(latencies.len().saturating_sub(1)),
+                        )
                         .copied()
                         .unwrap_or(0)
                 };
@@ -93,7 +99,11 @@ fn main() {
 
 /// Every `every`, the next quiet connection sends a request; returns each
 /// response's latency in microseconds.
-fn probe(mut held: Vec<TcpStream>, every: Duration, stop: &AtomicBool) -> std::io::Result<Vec<u64>> {
+fn probe(
+    mut held: Vec<TcpStream>,
+    every: Duration,
+    stop: &AtomicBool,
+) -> std::io::Result<Vec<u64>> {
     let mut latencies = Vec::new();
     let mut buf = [0u8; 1024];
     let mut next = 0;

@@ -19,7 +19,10 @@ fn response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             let length: usize = head
                 .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + length {
                 return Ok(buf[end + 4..end + 4 + length].to_vec());
