@@ -252,6 +252,55 @@ fn many_concurrent_clients_each_get_their_own_body() {
     });
 }
 
+/// With `--peek-quiet`, quiet connections are looked at by peeking while
+/// another keeps the server busy: each still gets its answer, and one whose
+/// client leaves is closed without disturbing the rest.
+#[test]
+fn with_peek_quiet_quiet_connections_are_still_answered() {
+    on_each_runtime(|rt| {
+        let server = start_server(rt, &["--peek-quiet"]);
+        let addr = server.addr;
+        let post = |stream: &mut std::net::TcpStream, body: &str| {
+            write!(
+                stream,
+                "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("send");
+            read_response(stream).1
+        };
+        // More than Poll splits at (64), so the quiet ones go cold.
+        let mut quiet: Vec<_> = (0..150).map(|_| connect(addr)).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                let mut served = 0u32;
+                let start = Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && start.elapsed() < Duration::from_secs(30)
+                {
+                    assert_eq!(post(&mut stream, "busy"), b"busy");
+                    served += 1;
+                }
+                served
+            })
+        };
+        std::thread::sleep(Duration::from_millis(600));
+        drop(quiet.pop());
+        for (i, stream) in quiet.iter_mut().enumerate().step_by(15) {
+            let body = format!("quiet {i}");
+            assert_eq!(post(stream, &body), body.as_bytes(), "quiet connection {i}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let served = busy
+            .join()
+            .expect("the busy client was answered throughout");
+        assert!(served > 10, "only {served} busy requests answered");
+    });
+}
+
 #[test]
 fn clients_that_vanish_mid_body_do_not_hurt_the_next_one() {
     on_each_runtime(|rt| {

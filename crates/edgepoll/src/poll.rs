@@ -13,8 +13,20 @@
 //! When nothing is busy, every call is a full one and blocks: an idle program
 //! makes no calls at all. Small sets (up to [`SPLIT_ABOVE`] subscriptions)
 //! are never split.
+//!
+//! With [`set_peek_quiet`](Poll::set_peek_quiet), where every cold
+//! registration is a non-blocking socket waiting to read, the full call is
+//! replaced by a look at each one's receive queue (a `sock_recv` that peeks
+//! at one byte: one system call, where WasmEdge's full call costs two
+//! `epoll_ctl` per cold socket) and a call over the hot ones; anything else
+//! (a socket waiting to write, a listener) still gets the full call. It is
+//! off by default because it only pays under WasmEdge AOT: with 5000 quiet
+//! connections and one busy one, it about halves the server's CPU time there,
+//! but adds 10–25% under WasmEdge's interpreter (each peek is a host call the
+//! interpreter pays dearly for) and three to four times under edgepoll-host
+//! (whose full calls cost it almost nothing); `make bench` measures all three.
 
-use crate::subscriptions::SubscriptionTable;
+use crate::subscriptions::{Peek, SubscriptionTable};
 #[cfg(target_os = "wasi")]
 use crate::sys::abi::{RawEvent, EVENTRWFLAGS_HANGUP, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE};
 use crate::{Events, Interest, Token};
@@ -74,6 +86,10 @@ pub struct Poll {
     next_cool: Instant,
     #[cfg(target_os = "wasi")]
     raw_events: Vec<RawEvent>,
+    /// Whether full calls give way to peeks (see the module notes).
+    peek_quiet: bool,
+    /// Cold registrations a probe found ready, warmed after the call.
+    probed: Vec<(Token, u32, Peek)>,
 }
 
 impl Default for Poll {
@@ -94,6 +110,8 @@ impl Poll {
             next_cool: now,
             #[cfg(target_os = "wasi")]
             raw_events: Vec::new(),
+            peek_quiet: false,
+            probed: Vec::new(),
         }
     }
 
@@ -166,6 +184,30 @@ impl Poll {
         self.full_poll_interval
     }
 
+    /// While other registrations are busy, looks at quiet sockets waiting to
+    /// read by peeking at their receive queues instead of handing them all to
+    /// the runtime (see the module notes): worth it under WasmEdge AOT with
+    /// thousands of quiet connections, costly elsewhere; off by default.
+    /// Registered sockets must be non-blocking (those of [`net`](crate::net)
+    /// are): one found blocking when first looked at, or made blocking and
+    /// registered again, is left to full calls, but one made blocking
+    /// afterwards without registering it again would block the peek.
+    ///
+    /// ```
+    /// let mut poll = edgepoll::Poll::new();
+    /// assert!(!poll.peeks_quiet());
+    /// poll.set_peek_quiet(true);
+    /// assert!(poll.peeks_quiet());
+    /// ```
+    pub fn set_peek_quiet(&mut self, on: bool) {
+        self.peek_quiet = on;
+    }
+
+    /// See [`set_peek_quiet`](Self::set_peek_quiet).
+    pub fn peeks_quiet(&self) -> bool {
+        self.peek_quiet
+    }
+
     /// How many subscriptions (one per interest) the runtime is given.
     pub fn subscription_count(&self) -> usize {
         self.table.len()
@@ -212,24 +254,41 @@ impl Poll {
             let split = self.table.len() > SPLIT_ABOVE
                 && self.table.cold_len() > 0
                 && self.table.has_unpinned_hot();
-            let full = !split || now >= self.next_full;
+            let mut full = !split || now >= self.next_full;
+            // A full call while the split is on: peek at the cold ones instead
+            // where that can tell, and call the runtime over the hot ones.
+            let probed = split && full && self.peek_quiet && self.probe_cold(events);
+            if probed {
+                full = false;
+                self.next_full = now + self.stretched_interval();
+            }
             let (records, until) = if full {
                 (self.table.records_mut().len(), deadline)
             } else {
                 let until = deadline.map_or(self.next_full, |d| d.min(self.next_full));
                 (self.table.hot_prefix(), Some(until))
             };
-            let timeout = until.map(|u| u.saturating_duration_since(now));
+            // Cold ones found ready are reported now: the call only adds to them.
+            let timeout = match events.list.is_empty() {
+                true => until.map(|u| u.saturating_duration_since(now)),
+                false => Some(Duration::ZERO),
+            };
             self.call_runtime(events, records, timeout)?;
             let after = Instant::now();
+            // Warmed only now: hot before the call, they would be reported twice.
+            let warmed = self.millis(after);
+            for &(_, fd, _) in &self.probed {
+                self.table.touch(fd, warmed);
+            }
+            self.probed.clear();
             if full {
                 self.next_full = after + self.stretched_interval();
-                if after >= self.next_cool && self.table.len() > SPLIT_ABOVE {
-                    // Cold: no event for two intervals.
-                    let quiet_since = self.millis(after).saturating_sub(self.ttl_millis());
-                    self.table.cool(quiet_since);
-                    self.next_cool = after + self.full_poll_interval;
-                }
+            }
+            if (full || probed) && after >= self.next_cool && self.table.len() > SPLIT_ABOVE {
+                // Cold: no event for two intervals.
+                let quiet_since = self.millis(after).saturating_sub(self.ttl_millis());
+                self.table.cool(quiet_since);
+                self.next_cool = after + self.full_poll_interval;
             }
             let timed_out = deadline.is_some_and(|d| after >= d);
             // A full call that returned empty-handed waited out the deadline
@@ -239,6 +298,22 @@ impl Poll {
                 return Ok(());
             }
         }
+    }
+
+    /// Peeks at every cold registration (see the module notes) and reports
+    /// those found readable; false if some cannot be peeked at, and then a
+    /// full call is due.
+    fn probe_cold(&mut self, events: &mut Events) -> bool {
+        if !self.table.probe_cold(peek, &mut self.probed) {
+            return false;
+        }
+        for &(token, _, seen) in &self.probed {
+            let hang_up = seen == Peek::Closed;
+            events
+                .list
+                .push(crate::event::Event::new(token, true, false, hang_up, 0));
+        }
+        true
     }
 
     /// The time to the next full call: longer with many cold registrations.
@@ -331,6 +406,52 @@ fn stretched(interval: Duration, cold: usize) -> Duration {
     let cold = cold.clamp(COLD_PER_INTERVAL, MAX_INTERVAL_STRETCH * COLD_PER_INTERVAL);
     let nanos = interval.as_nanos() * cold as u128 / COLD_PER_INTERVAL as u128;
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// A look at `fd`'s receive queue that takes nothing from it; `check` first
+/// makes sure the socket does not block (a peek at an empty blocking socket
+/// would wait for data).
+#[cfg(target_os = "wasi")]
+fn peek(fd: u32, check: bool) -> Peek {
+    use crate::sys::wasi;
+    if check {
+        let mut stat = wasi::FdStat::default();
+        // SAFETY: `stat` is a live, writable fdstat record.
+        let errno = unsafe { wasi::fd_fdstat_get(fd, &mut stat) };
+        if errno != 0 || stat.flags & wasi::FDFLAGS_NONBLOCK == 0 {
+            return Peek::Unknown;
+        }
+    }
+    let mut byte = 0u8;
+    let mut buffer = wasi::Iovec {
+        buf: &mut byte,
+        size: 1,
+    };
+    let (mut received, mut out_flags) = (0usize, 0usize);
+    // SAFETY: one record naming one writable byte, and two live outputs.
+    let errno = unsafe {
+        wasi::sock_recv(
+            fd,
+            &mut buffer,
+            1,
+            wasi::RIFLAGS_RECV_PEEK,
+            &mut received,
+            &mut out_flags,
+        )
+    };
+    match (errno, received) {
+        (0, 0) => Peek::Closed,
+        (0, _) => Peek::Data,
+        (wasi::ERRNO_AGAIN, _) => Peek::Empty,
+        // A listener (not connected), a reset: the runtime's poll reports it.
+        _ => Peek::Unknown,
+    }
+}
+
+/// Without the runtime nothing can be peeked at.
+#[cfg(not(target_os = "wasi"))]
+fn peek(_fd: u32, _check: bool) -> Peek {
+    Peek::Unknown
 }
 
 fn fd_of(source: &impl AsRawFd) -> io::Result<u32> {

@@ -40,6 +40,10 @@ pub struct ServerOptions {
     /// request is noticed within this interval (see
     /// [`Poll::set_full_poll_interval`]).
     pub full_poll_interval: Duration,
+    /// Quiet connections are looked at by peeking at their receive queues
+    /// rather than in full polls (see [`Poll::set_peek_quiet`]): for WasmEdge
+    /// AOT with thousands of quiet connections. Off by default.
+    pub peek_quiet: bool,
     /// A connection without progress for this long gives its buffers back
     /// (an idle keep-alive connection then costs no buffer memory).
     pub release_buffers_after: Duration,
@@ -56,6 +60,7 @@ impl Default for ServerOptions {
             log: |line| eprintln!("{line}"),
             stop_after: None,
             full_poll_interval: crate::DEFAULT_FULL_POLL_INTERVAL,
+            peek_quiet: false,
             release_buffers_after: Duration::from_secs(1),
             ws_limits: WsLimits::default(),
         }
@@ -102,6 +107,7 @@ impl Server {
     pub fn new(listener: TcpListener, options: ServerOptions) -> Server {
         let mut poll = Poll::new();
         poll.set_full_poll_interval(options.full_poll_interval);
+        poll.set_peek_quiet(options.peek_quiet);
         Server {
             listener,
             options,

@@ -20,6 +20,32 @@ use std::io;
 
 const NONE: u32 = u32::MAX;
 
+/// What a look at a cold socket's receive queue found (see
+/// [`SubscriptionTable::probe_cold`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+pub(crate) enum Peek {
+    /// Nothing to read yet.
+    Empty,
+    /// Bytes wait to be read.
+    Data,
+    /// The peer has closed its side: a read returns end of stream.
+    Closed,
+    /// This socket cannot be looked at this way (a listener, a blocking
+    /// socket, an error): the runtime's poll must say.
+    Unknown,
+}
+
+/// Whether a registration's socket may be peeked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Peekable {
+    /// Not tried since it was registered: the first look checks the socket
+    /// (a blocking one would block the peek).
+    Unchecked,
+    Yes,
+    No,
+}
+
 /// Where one descriptor's two records sit in the list (`NONE`: absent), and
 /// what the polling policy knows of it.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +58,7 @@ struct Slot {
     pinned: bool,
     /// When it last had an event, in the poller's clock (milliseconds).
     active_at: u64,
+    peekable: Peekable,
 }
 
 impl Slot {
@@ -127,6 +154,7 @@ impl SubscriptionTable {
                 hot: false,
                 pinned: false,
                 active_at: now,
+                peekable: Peekable::Unchecked,
             },
         );
         self.set(fd, token, interest.is_readable(), interest.is_writable());
@@ -143,6 +171,10 @@ impl SubscriptionTable {
         now: u64,
     ) -> io::Result<()> {
         self.slot(fd)?;
+        if let Some(slot) = self.slots.get_mut(&fd) {
+            // The source may have changed, or its mode: check it again.
+            slot.peekable = Peekable::Unchecked;
+        }
         self.set(fd, token, interest.is_readable(), interest.is_writable());
         self.touch(fd, now);
         Ok(())
@@ -192,6 +224,52 @@ impl SubscriptionTable {
             self.demote(fd);
         }
         self.scratch = stale;
+    }
+
+    /// Looks at every cold registration with `peek(fd, first_look)` instead
+    /// of handing it to the runtime: a peek costs one system call where a
+    /// full poll costs WasmEdge two `epoll_ctl` calls per cold descriptor
+    /// (added, then removed again by the next partial poll). Pushes those
+    /// found readable to `ready` as (token, descriptor, what was seen).
+    /// Returns false, with `ready` cleared, when some cold registration
+    /// cannot be looked at so (it waits to write, or `peek` could not tell):
+    /// then a full poll is due, as without peeking.
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn probe_cold(
+        &mut self,
+        mut peek: impl FnMut(u32, bool) -> Peek,
+        ready: &mut Vec<(Token, u32, Peek)>,
+    ) -> bool {
+        ready.clear();
+        let peekable = |slots: &FxHashMap<u32, Slot>, sub: &RawSubscription| {
+            sub.tag == EVENTTYPE_FD_READ
+                && slots
+                    .get(&sub.id_or_fd)
+                    .is_some_and(|slot| slot.peekable != Peekable::No)
+        };
+        // First without a single peek, which the fallback would waste.
+        if !self.subs[self.hot_end..]
+            .iter()
+            .all(|sub| peekable(&self.slots, sub))
+        {
+            return false;
+        }
+        for sub in &self.subs[self.hot_end..] {
+            let Some(slot) = self.slots.get_mut(&sub.id_or_fd) else {
+                continue;
+            };
+            let seen = peek(sub.id_or_fd, slot.peekable == Peekable::Unchecked);
+            if seen == Peek::Unknown {
+                slot.peekable = Peekable::No;
+                ready.clear();
+                return false;
+            }
+            slot.peekable = Peekable::Yes;
+            if seen != Peek::Empty {
+                ready.push((split_userdata(sub.userdata).0, sub.id_or_fd, seen));
+            }
+        }
+        true
     }
 
     fn slot(&self, fd: u32) -> io::Result<Slot> {
@@ -450,6 +528,90 @@ mod tests {
         check(&table);
         assert_eq!(table.hot_prefix(), 2, "only the pinned one stays");
         assert!(!table.has_unpinned_hot());
+    }
+
+    #[test]
+    fn cold_readers_are_peeked_and_anything_else_falls_back_to_a_full_poll() {
+        let mut table = SubscriptionTable::default();
+        for i in 0..10 {
+            table
+                .register(sparse(i), Token(i as usize), Interest::READABLE, 0)
+                .unwrap();
+        }
+        table.touch(sparse(0), 100);
+        table.cool(50);
+        assert_eq!(table.cold_len(), 9);
+        let mut ready = Vec::new();
+        let mut looks = Vec::new();
+        let seen = |fd: u32| match fd {
+            fd if fd == sparse(3) => Peek::Data,
+            fd if fd == sparse(4) => Peek::Closed,
+            _ => Peek::Empty,
+        };
+        assert!(table.probe_cold(
+            |fd, first| {
+                looks.push((fd, first));
+                seen(fd)
+            },
+            &mut ready
+        ));
+        ready.sort_by_key(|r| r.0 .0);
+        assert_eq!(
+            ready,
+            [
+                (Token(3), sparse(3), Peek::Data),
+                (Token(4), sparse(4), Peek::Closed)
+            ]
+        );
+        assert_eq!(looks.len(), 9, "every cold one, no hot one");
+        assert!(looks.iter().all(|&(fd, first)| first && fd != sparse(0)));
+        // Checked once: later looks skip the check.
+        looks.clear();
+        assert!(table.probe_cold(
+            |fd, first| {
+                looks.push((fd, first));
+                seen(fd)
+            },
+            &mut ready
+        ));
+        assert!(looks.iter().all(|&(_, first)| !first));
+        check(&table);
+
+        // One that cannot be peeked (a listener, a blocking socket): a full
+        // poll is due, now and from then on, without another look at it.
+        let listener = sparse(6);
+        assert!(!table.probe_cold(
+            |fd, _| if fd == listener {
+                Peek::Unknown
+            } else {
+                Peek::Data
+            },
+            &mut ready
+        ));
+        assert!(ready.is_empty());
+        let mut peeked = 0;
+        assert!(!table.probe_cold(
+            |_, _| {
+                peeked += 1;
+                Peek::Empty
+            },
+            &mut ready
+        ));
+        assert_eq!(peeked, 0);
+        // Registered again, it is checked again.
+        table
+            .reregister(listener, Token(6), Interest::READABLE, 0)
+            .unwrap();
+        table.cool(50);
+        assert!(table.probe_cold(|_, _| Peek::Empty, &mut ready));
+
+        // A cold one waiting to write needs the runtime's poll.
+        table
+            .reregister(sparse(7), Token(7), Interest::WRITABLE, 0)
+            .unwrap();
+        table.cool(50);
+        assert!(!table.probe_cold(|_, _| Peek::Empty, &mut ready));
+        check(&table);
     }
 
     #[test]

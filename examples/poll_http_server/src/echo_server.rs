@@ -20,6 +20,9 @@ fn parse_args() -> Result<(String, ServerOptions), String> {
                     .parse()
                     .map_err(|_| format!("--max-body: not a number: {v}"))?;
             }
+            // Under WasmEdge AOT with thousands of idle connections: see
+            // `ServerOptions::peek_quiet`.
+            "--peek-quiet" => options.peek_quiet = true,
             // For benchmarks: answer N requests, then exit.
             "--exit-after" => {
                 let v = value(&arg)?;
@@ -51,7 +54,7 @@ pub fn main() -> ExitCode {
             if !message.is_empty() {
                 eprintln!("poll_http_server: {message}");
             }
-            eprintln!("usage: poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS] [--max-body BYTES] [--exit-after REQUESTS]");
+            eprintln!("usage: poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS] [--max-body BYTES] [--peek-quiet] [--exit-after REQUESTS]");
             return ExitCode::from(2);
         }
     };

@@ -20,8 +20,28 @@ pub(crate) struct WasiAddress {
     pub(crate) size: usize,
 }
 
+/// WASI `fdstat`: 24 bytes, 8-aligned.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct FdStat {
+    _filetype: u8,
+    pub(crate) flags: u16,
+    _rights_base: u64,
+    _rights_inheriting: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<FdStat>() == 24);
+
+/// `fdflags`: the descriptor does not block.
+pub(crate) const FDFLAGS_NONBLOCK: u16 = 4;
+/// `riflags`: look at the data without taking it.
+pub(crate) const RIFLAGS_RECV_PEEK: u16 = 1;
+/// `errno`: the operation would block.
+pub(crate) const ERRNO_AGAIN: u32 = 6;
+
 #[link(wasm_import_module = "wasi_snapshot_preview1")]
 extern "C" {
+    pub(crate) fn fd_fdstat_get(fd: u32, stat: *mut FdStat) -> u16;
     pub(crate) fn poll_oneoff(
         subs: *const RawSubscription,
         events: *mut RawEvent,

@@ -252,7 +252,8 @@ pub fn run(case: &str) -> Result<()> {
             let mut client = client;
             println!("read={}", read_some(&mut client)?.len());
         }
-        "quiet-readiness" => quiet_readiness()?,
+        "quiet-readiness" => quiet_readiness(false)?,
+        "quiet-readiness-peek" => quiet_readiness(true)?,
         "same-fd-twice" => {
             use wasmedge_wasi_socket::poll::{poll, EventType, Subscription};
             let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
@@ -370,8 +371,9 @@ pub fn run(case: &str) -> Result<()> {
 /// Many registrations, one of them always ready: the quiet ones go cold, and
 /// a cold one's readiness is still reported, within a few full-poll intervals,
 /// and brings it back to the hot ones. The pinned listener's new connections
-/// are reported meanwhile.
-fn quiet_readiness() -> Result<()> {
+/// are reported meanwhile. With `peek`, quiet sockets are looked at by
+/// peeking (`Poll::set_peek_quiet`) where they can be, and the same holds.
+fn quiet_readiness(peek: bool) -> Result<()> {
     const QUIET: usize = 100;
     let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
     let local = net::local_addr(&listener).map_err(err("local_addr"))?;
@@ -379,6 +381,7 @@ fn quiet_readiness() -> Result<()> {
     let mut servers = Vec::new();
     let mut poll = Poll::new();
     poll.set_full_poll_interval(Duration::from_millis(50));
+    poll.set_peek_quiet(peek);
     for i in 0..=QUIET {
         clients.push(net::connect(local).map_err(err("connect"))?);
         let (server, _) = accept(&listener)?;
