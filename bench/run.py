@@ -810,9 +810,10 @@ more connection sends a request every 10 ms: nearly all of it goes to `Poll`'s r
 over the quiet ones (every 200 ms at 5000). With full polls, WasmEdge adds each quiet
 socket to its epoll set and removes it again per round (two `epoll_ctl` calls); with
 `ServerOptions::peek_quiet` (the echo server's `--peek-quiet`) each is looked at with
-one peeking `sock_recv` instead. That pays only where a host call is cheap and the
-full poll is not, so `make bench` runs the AOT rows above with `--peek-quiet` and the
-others without:
+one peeking `sock_recv` instead. That pays under WasmEdge AOT, where a host call is
+cheap and the full poll is not; edgepoll-host's full polls cost it little, and under
+the interpreter each peek is a costly host call. So `make bench` runs the AOT rows
+above with `--peek-quiet` and the others without:
 
 {quiet_table}
 

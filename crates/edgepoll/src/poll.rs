@@ -21,10 +21,11 @@
 //! `epoll_ctl` per cold socket) and a call over the hot ones; anything else
 //! (a socket waiting to write, a listener) still gets the full call. It is
 //! off by default because it only pays under WasmEdge AOT: with 5000 quiet
-//! connections and one busy one, it about halves the server's CPU time there,
-//! but adds 10–25% under WasmEdge's interpreter (each peek is a host call the
-//! interpreter pays dearly for) and three to four times under edgepoll-host
-//! (whose full calls cost it almost nothing); `make bench` measures all three.
+//! connections and one busy one, it cut the server's CPU time to 0.5–0.65×
+//! there; under edgepoll-host, whose full calls cost it almost nothing, it
+//! raised it three to four times; under WasmEdge's interpreter, where each
+//! peek is a costly host call, the two came out close (0.86–1.25× in our
+//! runs). `make bench` measures all three.
 
 use crate::subscriptions::{Peek, SubscriptionTable};
 #[cfg(target_os = "wasi")]
