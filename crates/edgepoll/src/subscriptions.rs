@@ -500,14 +500,20 @@ mod tests {
         table.register(5, Token(2), Interest::READABLE, 0).unwrap();
     }
 
-    #[test]
-    fn quiet_registrations_cool_and_an_event_warms_them() {
+    /// A table of `n` registrations waiting to read, token `i` on `sparse(i)`.
+    fn readers(n: u32) -> SubscriptionTable {
         let mut table = SubscriptionTable::default();
-        for i in 0..10 {
+        for i in 0..n {
             table
                 .register(sparse(i), Token(i as usize), Interest::READABLE, 0)
                 .unwrap();
         }
+        table
+    }
+
+    #[test]
+    fn quiet_registrations_cool_and_an_event_warms_them() {
+        let mut table = readers(10);
         table.pin(sparse(0)).unwrap();
         assert_eq!(table.hot_prefix(), 11, "new registrations start hot");
         for i in 5..10 {
@@ -532,12 +538,7 @@ mod tests {
 
     #[test]
     fn cold_readers_are_peeked_and_anything_else_falls_back_to_a_full_poll() {
-        let mut table = SubscriptionTable::default();
-        for i in 0..10 {
-            table
-                .register(sparse(i), Token(i as usize), Interest::READABLE, 0)
-                .unwrap();
-        }
+        let mut table = readers(10);
         table.touch(sparse(0), 100);
         table.cool(50);
         assert_eq!(table.cold_len(), 9);
@@ -616,12 +617,7 @@ mod tests {
 
     #[test]
     fn unchanged_registrations_leave_the_list_untouched() {
-        let mut table = SubscriptionTable::default();
-        for i in 0..100 {
-            table
-                .register(sparse(i), Token(i as usize), Interest::READABLE, 0)
-                .unwrap();
-        }
+        let mut table = readers(100);
         let before = table.subs.clone();
         table
             .reregister(sparse(50), Token(50), Interest::READABLE, 0)
