@@ -274,14 +274,17 @@ impl Poll {
                 true => until.map(|u| u.saturating_duration_since(now)),
                 false => Some(Duration::ZERO),
             };
-            self.call_runtime(events, records, timeout)?;
+            let called = self.call_runtime(events, records, timeout);
             let after = Instant::now();
-            // Warmed only now: hot before the call, they would be reported twice.
-            let warmed = self.millis(after);
-            for &(_, fd, _) in &self.probed {
-                self.table.touch(fd, warmed);
+            if probed {
+                // Warmed only now: hot during the call, they would be reported twice.
+                let warmed = self.millis(after);
+                for &(_, fd, _) in &self.probed {
+                    self.table.touch(fd, warmed);
+                }
+                self.probed.clear();
             }
-            self.probed.clear();
+            called?;
             if full {
                 self.next_full = after + self.stretched_interval();
             }
