@@ -11,11 +11,13 @@ pub const FAULT: Errno = Errno(21);
 pub const INVAL: Errno = Errno(28);
 pub const IO: Errno = Errno(29);
 pub const ISDIR: Errno = Errno(31);
+pub const NAMETOOLONG: Errno = Errno(37);
+pub const NOENT: Errno = Errno(44);
 pub const NOMEM: Errno = Errno(48);
 pub const NOSYS: Errno = Errno(52);
 pub const NOTDIR: Errno = Errno(54);
 pub const NOTSOCK: Errno = Errno(57);
-pub const SPIPE: Errno = Errno(70);
+pub const PERM: Errno = Errno(63);
 pub const NOTCAPABLE: Errno = Errno(76);
 /// WasmEdge's `getaddrinfo` errors follow the WASI ones.
 pub const AI_FAMILY: Errno = Errno(81);

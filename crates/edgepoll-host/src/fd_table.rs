@@ -16,7 +16,6 @@ use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 
 pub const FDFLAGS_APPEND: u16 = 1;
 pub const FDFLAGS_DSYNC: u16 = 2;
@@ -72,6 +71,9 @@ pub mod rights {
     pub const SOCK_RECV_FROM: u64 = 1 << 33;
     pub const SOCK_SEND: u64 = 1 << 34;
     pub const SOCK_SEND_TO: u64 = 1 << 35;
+
+    /// Every right WasmEdge knows; a value with another bit is EINVAL.
+    pub const ALL: u64 = (1 << 36) - 1;
 
     /// A socket from `sock_open` (WasmEdge's `VINode::sockOpen`).
     pub const OPENED_SOCKET: u64 = SOCK_OPEN
@@ -135,16 +137,32 @@ pub mod rights {
         | SOCK_SHUTDOWN;
 }
 
+/// Rights with what they imply, as WasmEdge checks them (`VINode::imply`):
+/// seeking lets a descriptor tell, syncing lets it sync data.
+pub fn imply(mut rights: u64) -> u64 {
+    if rights & rights::FD_SEEK != 0 {
+        rights |= rights::FD_TELL;
+    }
+    if rights & rights::FD_SYNC != 0 {
+        rights |= rights::FD_DATASYNC;
+    }
+    rights
+}
+
 pub enum Entry {
     /// Host descriptor 0, 1 or 2, shared with the runtime itself.
     Stdio(RawFd),
-    /// A preopened directory: `--dir GUEST:HOST`.
-    Dir {
-        host: PathBuf,
-        guest: String,
-    },
+    /// A directory, opened `O_RDONLY | O_DIRECTORY`: every path beneath it
+    /// is resolved relative to this descriptor (`wasi::beneath`).
+    Dir(Directory),
     File(File),
     Socket(Socket),
+}
+
+pub struct Directory {
+    pub fd: OwnedFd,
+    /// The guest's name for it when `--dir GUEST:HOST` preopened it.
+    pub preopened: Option<String>,
 }
 
 pub struct Socket {
@@ -172,18 +190,18 @@ impl Descriptor {
         }
     }
 
-    /// The host descriptor behind this entry (none for a directory).
+    /// The host descriptor behind this entry.
     pub fn host_fd(&self) -> Option<RawFd> {
         match &self.entry {
             Entry::Socket(s) => Some(s.fd.as_raw_fd()),
             Entry::File(f) => Some(f.as_raw_fd()),
             Entry::Stdio(fd) => Some(*fd),
-            Entry::Dir { .. } => None,
+            Entry::Dir(d) => Some(d.fd.as_raw_fd()),
         }
     }
 
     pub fn can(&self, wanted: u64) -> bool {
-        self.rights & wanted == wanted
+        imply(self.rights) & wanted == wanted
     }
 }
 
@@ -296,11 +314,12 @@ mod tests {
     use std::collections::HashSet;
 
     fn dir() -> Descriptor {
+        let fd = std::fs::File::open("/").expect("/ opens").into();
         Descriptor::new(
-            Entry::Dir {
-                host: PathBuf::from("/"),
-                guest: "/".into(),
-            },
+            Entry::Dir(Directory {
+                fd,
+                preopened: Some("/".into()),
+            }),
             0,
             0,
         )

@@ -11,7 +11,6 @@ pub struct Host {
     pub args: Vec<Vec<u8>>,
     pub env: Vec<Vec<u8>>,
     pub fds: FdTable,
-    pub preopens: Vec<u32>,
     pub poller: Poller,
     pub memory: Option<Memory>,
     pub memory_report: MemoryReport,

@@ -20,6 +20,9 @@ const M: &str = "wasi_snapshot_preview1";
 
 pub fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
+    // A module may import one function more than once (AssemblyScript
+    // does); the first definition serves them all.
+    let mut defined = std::collections::HashSet::new();
     for import in module.imports() {
         let ExternType::Func(ty) = import.ty() else {
             continue;
@@ -28,6 +31,9 @@ pub fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<Host>> 
             continue;
         }
         let name = import.name();
+        if !defined.insert(name.to_string()) {
+            continue;
+        }
         if define(&mut linker, name, ty.params().len())? {
             continue;
         }
@@ -148,13 +154,13 @@ fn define(linker: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resu
         })?,
         ("fd_prestat_get", _) => l.func_wrap(M, name, |mut c: C, fd: u32, out: u32| {
             status(with_memory(&mut c, |mem, h| {
-                wasi::fd::prestat_get(mem, &h.fds, &h.preopens, fd, out)
+                wasi::fd::prestat_get(mem, &h.fds, fd, out)
             }))
         })?,
         ("fd_prestat_dir_name", _) => {
             l.func_wrap(M, name, |mut c: C, fd: u32, path: u32, len: u32| {
                 status(with_memory(&mut c, |mem, h| {
-                    wasi::fd::prestat_dir_name(mem, &h.fds, &h.preopens, fd, path, len)
+                    wasi::fd::prestat_dir_name(mem, &h.fds, fd, path, len)
                 }))
             })?
         }
@@ -163,24 +169,87 @@ fn define(linker: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resu
             name,
             |mut c: C, fd: u32, offset: i64, whence: u32, out: u32| {
                 status(with_memory(&mut c, |mem, h| {
-                    wasi::fd::seek(mem, &mut h.fds, fd, Some((offset, whence)), out)
+                    wasi::fd::seek(mem, &h.fds, fd, Some((offset, whence)), out)
                 }))
             },
         )?,
         ("fd_tell", _) => l.func_wrap(M, name, |mut c: C, fd: u32, out: u32| {
             status(with_memory(&mut c, |mem, h| {
-                wasi::fd::seek(mem, &mut h.fds, fd, None, out)
+                wasi::fd::seek(mem, &h.fds, fd, None, out)
             }))
         })?,
-        ("fd_sync" | "fd_datasync", _) => l.func_wrap(M, name, |c: C, fd: u32| {
-            status(wasi::fd::sync(&c.data().fds, fd))
+        ("fd_sync" | "fd_datasync", _) => {
+            let data_only = name == "fd_datasync";
+            l.func_wrap(M, name, move |c: C, fd: u32| {
+                status(wasi::fd::sync(&c.data().fds, fd, data_only))
+            })?
+        }
+        ("fd_pread" | "fd_pwrite", _) => {
+            let write = name == "fd_pwrite";
+            l.func_wrap(
+                M,
+                name,
+                move |mut c: C, fd: u32, iovs: u32, n: u32, offset: u64, out: u32| {
+                    status(with_memory(&mut c, |mem, h| {
+                        wasi::fd::pread_or_pwrite(mem, &h.fds, fd, iovs, n, offset, out, write)
+                    }))
+                },
+            )?
+        }
+        ("fd_advise", _) => l.func_wrap(
+            M,
+            name,
+            |c: C, fd: u32, offset: u64, len: u64, advice: u32| {
+                status(wasi::fd::advise(&c.data().fds, fd, offset, len, advice))
+            },
+        )?,
+        ("fd_allocate", _) => l.func_wrap(M, name, |c: C, fd: u32, offset: u64, len: u64| {
+            status(wasi::fd::allocate(&c.data().fds, fd, offset, len))
         })?,
+        ("fd_filestat_set_size", _) => l.func_wrap(M, name, |c: C, fd: u32, size: u64| {
+            status(wasi::fd::filestat_set_size(&c.data().fds, fd, size))
+        })?,
+        ("fd_filestat_set_times", _) => l.func_wrap(
+            M,
+            name,
+            |c: C, fd: u32, atim: u64, mtim: u64, flags: u32| {
+                status(wasi::fd::filestat_set_times(
+                    &c.data().fds,
+                    fd,
+                    atim,
+                    mtim,
+                    flags,
+                ))
+            },
+        )?,
+        ("fd_fdstat_set_rights", _) => {
+            l.func_wrap(M, name, |mut c: C, fd: u32, base: u64, inheriting: u64| {
+                status(wasi::fd::fdstat_set_rights(
+                    &mut c.data_mut().fds,
+                    fd,
+                    base,
+                    inheriting,
+                ))
+            })?
+        }
+        ("fd_renumber", _) => l.func_wrap(M, name, |mut c: C, from: u32, to: u32| {
+            status(wasi::fd::renumber(&mut c.data_mut().fds, from, to))
+        })?,
+        ("fd_readdir", _) => l.func_wrap(
+            M,
+            name,
+            |mut c: C, fd: u32, buf: u32, len: u32, cookie: u64, out: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::fd::readdir(mem, &h.fds, fd, buf, len, cookie, out)
+                }))
+            },
+        )?,
         ("path_open", _) => l.func_wrap(
             M,
             name,
             |mut c: C,
              dirfd: u32,
-             _lookup: u32,
+             lookup: u32,
              path: u32,
              len: u32,
              oflags: u32,
@@ -190,6 +259,7 @@ fn define(linker: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resu
              out: u32| {
                 let open = wasi::path::Open {
                     dirfd,
+                    lookup,
                     path,
                     len,
                     oflags,
@@ -208,7 +278,100 @@ fn define(linker: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resu
             name,
             |mut c: C, dirfd: u32, flags: u32, path: u32, len: u32, out: u32| {
                 status(with_memory(&mut c, |mem, h| {
-                    wasi::path::filestat_get(mem, &h.fds, dirfd, flags & 1 != 0, path, len, out)
+                    wasi::path::filestat_get(mem, &h.fds, dirfd, flags, path, len, out)
+                }))
+            },
+        )?,
+        ("path_filestat_set_times", _) => l.func_wrap(
+            M,
+            name,
+            |mut c: C,
+             dirfd: u32,
+             flags: u32,
+             path: u32,
+             len: u32,
+             atim: u64,
+             mtim: u64,
+             fst: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::path::filestat_set_times(
+                        mem, &h.fds, dirfd, flags, path, len, atim, mtim, fst,
+                    )
+                }))
+            },
+        )?,
+        ("path_create_directory", _) => {
+            l.func_wrap(M, name, |mut c: C, dirfd: u32, path: u32, len: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::path::create_directory(mem, &h.fds, dirfd, path, len)
+                }))
+            })?
+        }
+        ("path_remove_directory" | "path_unlink_file", _) => {
+            let directory = name == "path_remove_directory";
+            l.func_wrap(M, name, move |mut c: C, dirfd: u32, path: u32, len: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::path::remove(mem, &h.fds, dirfd, path, len, directory)
+                }))
+            })?
+        }
+        ("path_rename", _) => l.func_wrap(
+            M,
+            name,
+            |mut c: C,
+             dirfd: u32,
+             path: u32,
+             len: u32,
+             new_dirfd: u32,
+             new_path: u32,
+             new_len: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::path::rename(
+                        mem,
+                        &h.fds,
+                        (dirfd, path, len),
+                        (new_dirfd, new_path, new_len),
+                    )
+                }))
+            },
+        )?,
+        ("path_link", _) => l.func_wrap(
+            M,
+            name,
+            |mut c: C,
+             dirfd: u32,
+             flags: u32,
+             path: u32,
+             len: u32,
+             new_dirfd: u32,
+             new_path: u32,
+             new_len: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::path::link(
+                        mem,
+                        &h.fds,
+                        (dirfd, path, len),
+                        flags,
+                        (new_dirfd, new_path, new_len),
+                    )
+                }))
+            },
+        )?,
+        ("path_symlink", _) => l.func_wrap(
+            M,
+            name,
+            |mut c: C, target: u32, target_len: u32, dirfd: u32, path: u32, len: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::path::symlink(mem, &h.fds, (target, target_len), dirfd, path, len)
+                }))
+            },
+        )?,
+        ("path_readlink", _) => l.func_wrap(
+            M,
+            name,
+            |mut c: C, dirfd: u32, path: u32, len: u32, buf: u32, buf_len: u32, out: u32| {
+                status(with_memory(&mut c, |mem, h| {
+                    wasi::path::readlink(mem, &h.fds, dirfd, path, len, buf, buf_len, out)
                 }))
             },
         )?,

@@ -1,6 +1,6 @@
 //! Loading, linking and running one guest module.
 
-use crate::fd_table::{rights, Descriptor, Entry, FdTable};
+use crate::fd_table::{rights, Descriptor, Directory, Entry, FdTable};
 use crate::host::Host;
 use crate::poll::Poller;
 use crate::wasi::Exit;
@@ -27,27 +27,21 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
         load(&engine, &bytes).map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
 
     let mut fds = FdTable::with_stdio(random_seed()?);
-    let mut preopens = Vec::new();
     // WasmEdge numbers preopened directories from 3 (`Environ::init`).
     for ((guest, host), fd) in invocation.dirs.iter().zip(3..) {
-        if !host.is_dir() {
-            return Err(format!(
-                "--dir {guest}::{}: not a directory",
-                host.display()
-            ));
-        }
+        let dir =
+            open_directory(host).map_err(|e| format!("--dir {guest}:{}: {e}", host.display()))?;
         fds.insert_at(
             fd,
             Descriptor::new(
-                Entry::Dir {
-                    host: host.clone(),
-                    guest: guest.clone(),
-                },
+                Entry::Dir(Directory {
+                    fd: dir,
+                    preopened: Some(guest.clone()),
+                }),
                 rights::PREOPEN,
                 rights::PREOPEN_INHERITING,
             ),
         );
-        preopens.push(fd);
     }
     let mut args = vec![invocation
         .module
@@ -63,7 +57,6 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
             .map(|(k, v)| format!("{k}={v}").into_bytes())
             .collect(),
         fds,
-        preopens,
         poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,
         memory: None,
         memory_report: crate::host::MemoryReport {
@@ -88,6 +81,17 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
             None => Err(describe_failure(&e, "run")),
         },
     }
+}
+
+/// A preopened directory's host descriptor: the root every guest path
+/// below it is resolved from.
+fn open_directory(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)?;
+    Ok(file.into())
 }
 
 /// A seed for descriptor numbers, from the kernel's random source.

@@ -4,15 +4,13 @@
 //! the status comes from the host descriptor itself (`fstat`, `fcntl`), as
 //! WasmEdge reports it.
 
-use crate::errno::{self, check, Errno, WasiResult, BADF, INVAL, ISDIR, NOTCAPABLE, SPIPE};
+use crate::errno::{self, check, Errno, WasiResult, BADF, INVAL, ISDIR, NOTCAPABLE};
 use crate::fd_table::{
-    parse_fd_flags, rights, Descriptor, Entry, FdTable, FDFLAGS_APPEND, FDFLAGS_DSYNC,
-    FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
+    imply, parse_fd_flags, rights, Descriptor, Directory, Entry, FdTable, FDFLAGS_APPEND,
+    FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
 };
 use crate::memory::{iovec_buffer, GuestMemory};
-use std::io::{Seek, SeekFrom};
 use std::os::fd::RawFd;
-use std::os::unix::fs::MetadataExt;
 
 fn io_fd(d: &Descriptor) -> Result<RawFd, Errno> {
     d.host_fd().ok_or(ISDIR)
@@ -81,36 +79,7 @@ fn filetype(mode: u32) -> u8 {
 }
 
 fn stat(d: &Descriptor) -> Result<libc::stat, Errno> {
-    match (&d.entry, d.host_fd()) {
-        (_, Some(fd)) => {
-            // SAFETY: fstat writes one stat record.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            check(unsafe { libc::fstat(fd, &mut st) })?;
-            Ok(st)
-        }
-        (Entry::Dir { host, .. }, None) => std::fs::metadata(host)
-            .map(|meta| stat_from(&meta))
-            .map_err(|e| errno::from_io(&e)),
-        _ => Err(BADF),
-    }
-}
-
-/// The fields of a `stat` that guests see, from file metadata.
-pub fn stat_from(meta: &std::fs::Metadata) -> libc::stat {
-    // SAFETY: zeroed stat is valid; only the fields set here are read.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    st.st_mode = meta.mode();
-    st.st_dev = meta.dev();
-    st.st_ino = meta.ino();
-    st.st_nlink = meta.nlink();
-    st.st_size = meta.size() as i64;
-    st.st_atime = meta.atime();
-    st.st_atime_nsec = meta.atime_nsec();
-    st.st_mtime = meta.mtime();
-    st.st_mtime_nsec = meta.mtime_nsec();
-    st.st_ctime = meta.ctime();
-    st.st_ctime_nsec = meta.ctime_nsec();
-    st
+    super::beneath::fstat(d.host_fd().ok_or(BADF)?)
 }
 
 /// `fd_fdstat_get`: rights from the table, type and flags from the host.
@@ -210,67 +179,338 @@ pub fn filestat_get(mem: &mut GuestMemory<'_>, fds: &FdTable, fd: u32, out: u32)
     write_filestat(mem, out, &st, matches!(d.entry, Entry::Stdio(_)))
 }
 
-/// `fd_prestat_get`: the length of a preopened directory's guest name.
-pub fn prestat_get(
-    mem: &mut GuestMemory<'_>,
-    fds: &FdTable,
-    preopens: &[u32],
-    fd: u32,
-    out: u32,
-) -> WasiResult {
+/// The guest's name of a preopened directory; EINVAL for any other open
+/// descriptor (WasmEdge: a node without a name).
+fn preopened(fds: &FdTable, fd: u32) -> Result<&str, Errno> {
     match &fds.get(fd)?.entry {
-        Entry::Dir { guest, .. } if preopens.contains(&fd) => {
-            mem.write_u32(out, 0)?;
-            mem.write_u32(out + 4, guest.len() as u32)
-        }
-        _ => Err(BADF),
+        Entry::Dir(Directory {
+            preopened: Some(name),
+            ..
+        }) => Ok(name),
+        _ => Err(INVAL),
     }
+}
+
+/// `fd_prestat_get`: the length of a preopened directory's guest name.
+pub fn prestat_get(mem: &mut GuestMemory<'_>, fds: &FdTable, fd: u32, out: u32) -> WasiResult {
+    let name = preopened(fds, fd)?;
+    mem.write_u32(out, 0)?;
+    mem.write_u32(out + 4, name.len() as u32)
 }
 
 /// `fd_prestat_dir_name`.
 pub fn prestat_dir_name(
     mem: &mut GuestMemory<'_>,
     fds: &FdTable,
-    preopens: &[u32],
     fd: u32,
     path: u32,
     len: u32,
 ) -> WasiResult {
-    match &fds.get(fd)?.entry {
-        Entry::Dir { guest, .. } if preopens.contains(&fd) => {
-            let bytes = guest.as_bytes();
-            mem.write(path, &bytes[..bytes.len().min(len as usize)])
-        }
-        _ => Err(BADF),
+    mem.slice(path, len)?;
+    let bytes = preopened(fds, fd)?.as_bytes();
+    if (len as usize) < bytes.len() {
+        return Err(errno::NAMETOOLONG);
     }
+    mem.write(path, bytes)
 }
 
 /// `fd_seek` (`whence`: 0 set, 1 current, 2 end) and `fd_tell` (`None`).
 pub fn seek(
     mem: &mut GuestMemory<'_>,
-    fds: &mut FdTable,
+    fds: &FdTable,
     fd: u32,
     to: Option<(i64, u32)>,
     out: u32,
 ) -> WasiResult {
-    let Entry::File(file) = &mut fds.get_mut(fd)?.entry else {
-        return Err(SPIPE);
+    // WasmEdge reads `whence` as one byte.
+    let (offset, whence, right) = match to {
+        None => (0, libc::SEEK_CUR, rights::FD_TELL),
+        Some((offset, whence)) => match whence as u8 {
+            0 => (offset, libc::SEEK_SET, rights::FD_SEEK),
+            1 => (offset, libc::SEEK_CUR, rights::FD_SEEK),
+            2 => (offset, libc::SEEK_END, rights::FD_SEEK),
+            _ => return Err(INVAL),
+        },
     };
-    let from = match to {
-        None => SeekFrom::Current(0),
-        Some((offset, 0)) => SeekFrom::Start(u64::try_from(offset).map_err(|_| INVAL)?),
-        Some((offset, 1)) => SeekFrom::Current(offset),
-        Some((offset, 2)) => SeekFrom::End(offset),
-        Some(_) => return Err(INVAL),
-    };
-    let at = file.seek(from).map_err(|e| errno::from_io(&e))?;
-    mem.write_u64(out, at)
+    mem.pointer::<8>(out)?;
+    let d = fds.get(fd)?;
+    if !d.can(right) {
+        return Err(NOTCAPABLE);
+    }
+    // SAFETY: plain lseek on a descriptor the table holds.
+    let at = unsafe { libc::lseek(host(d)?, offset, whence) };
+    check(at)?;
+    mem.write_u64(out, at as u64)
+}
+
+fn host(d: &Descriptor) -> Result<RawFd, Errno> {
+    d.host_fd().ok_or(BADF)
 }
 
 /// `fd_sync` and `fd_datasync`.
-pub fn sync(fds: &FdTable, fd: u32) -> WasiResult {
-    match &fds.get(fd)?.entry {
-        Entry::File(f) => f.sync_all().map_err(|e| errno::from_io(&e)),
-        _ => Ok(()),
+pub fn sync(fds: &FdTable, fd: u32, data_only: bool) -> WasiResult {
+    let d = fds.get(fd)?;
+    let right = if data_only {
+        rights::FD_DATASYNC
+    } else {
+        rights::FD_SYNC
+    };
+    if !d.can(right) {
+        return Err(NOTCAPABLE);
+    }
+    let raw = host(d)?;
+    // SAFETY: plain fsync/fdatasync on a descriptor the table holds.
+    check(unsafe {
+        if data_only {
+            libc::fdatasync(raw)
+        } else {
+            libc::fsync(raw)
+        }
+    })
+}
+
+/// `fd_pread` and `fd_pwrite`: at an offset, leaving the position alone.
+#[allow(clippy::too_many_arguments)]
+pub fn pread_or_pwrite(
+    mem: &mut GuestMemory<'_>,
+    fds: &FdTable,
+    fd: u32,
+    iovs: u32,
+    count: u32,
+    offset: u64,
+    out: u32,
+    write: bool,
+) -> WasiResult {
+    let table = mem.iovec_table(iovs, count)?;
+    mem.pointer::<4>(out)?;
+    let mut vecs = iovec_buffer();
+    let n = mem.gather(table, &mut vecs)?;
+    let d = fds.get(fd)?;
+    let needed = rights::FD_SEEK
+        | if write {
+            rights::FD_WRITE
+        } else {
+            rights::FD_READ
+        };
+    if !d.can(needed) {
+        return Err(NOTCAPABLE);
+    }
+    let raw = host(d)?;
+    // SAFETY: as in `read_or_write`; the offset is passed on as WasmEdge
+    // passes it (a value past i64 is EINVAL from the kernel).
+    let r = unsafe {
+        if write {
+            libc::pwritev(raw, vecs.as_ptr().cast(), n as i32, offset as i64)
+        } else {
+            libc::preadv(raw, vecs.as_ptr().cast(), n as i32, offset as i64)
+        }
+    };
+    if r < 0 {
+        return Err(errno::last());
+    }
+    mem.write_u32(out, r as u32)
+}
+
+/// `fd_advise`: the advice is checked (0-5), then passed to the kernel.
+pub fn advise(fds: &FdTable, fd: u32, offset: u64, len: u64, advice: u32) -> WasiResult {
+    let advice = match advice as u8 {
+        0 => libc::POSIX_FADV_NORMAL,
+        1 => libc::POSIX_FADV_SEQUENTIAL,
+        2 => libc::POSIX_FADV_RANDOM,
+        3 => libc::POSIX_FADV_WILLNEED,
+        4 => libc::POSIX_FADV_DONTNEED,
+        5 => libc::POSIX_FADV_NOREUSE,
+        _ => return Err(INVAL),
+    };
+    let d = fds.get(fd)?;
+    if !d.can(rights::FD_ADVISE) {
+        return Err(NOTCAPABLE);
+    }
+    // SAFETY: plain posix_fadvise; it returns the error rather than set errno.
+    match unsafe { libc::posix_fadvise(host(d)?, offset as i64, len as i64, advice) } {
+        0 => Ok(()),
+        e => Err(errno::from_linux(e)),
+    }
+}
+
+/// `fd_allocate` (`posix_fallocate`, as WasmEdge).
+pub fn allocate(fds: &FdTable, fd: u32, offset: u64, len: u64) -> WasiResult {
+    let d = fds.get(fd)?;
+    if !d.can(rights::FD_ALLOCATE) {
+        return Err(NOTCAPABLE);
+    }
+    // SAFETY: plain posix_fallocate; it returns the error rather than set errno.
+    match unsafe { libc::posix_fallocate(host(d)?, offset as i64, len as i64) } {
+        0 => Ok(()),
+        e => Err(errno::from_linux(e)),
+    }
+}
+
+/// `fd_filestat_set_size`.
+pub fn filestat_set_size(fds: &FdTable, fd: u32, size: u64) -> WasiResult {
+    let d = fds.get(fd)?;
+    if !d.can(rights::FD_FILESTAT_SET_SIZE) {
+        return Err(NOTCAPABLE);
+    }
+    // SAFETY: plain ftruncate on a descriptor the table holds.
+    check(unsafe { libc::ftruncate(host(d)?, size as i64) })
+}
+
+const FSTFLAGS_ATIM: u16 = 1;
+const FSTFLAGS_ATIM_NOW: u16 = 2;
+const FSTFLAGS_MTIM: u16 = 4;
+const FSTFLAGS_MTIM_NOW: u16 = 8;
+
+/// The two timespecs `utimensat` takes for WASI's times and flags; a time
+/// both given and "now" is EINVAL (WasmEdge's cast of the flags).
+pub fn filestat_times(atim: u64, mtim: u64, flags: u32) -> Result<[libc::timespec; 2], Errno> {
+    let flags = flags as u16;
+    if flags & !0xf != 0
+        || flags & (FSTFLAGS_ATIM | FSTFLAGS_ATIM_NOW) == FSTFLAGS_ATIM | FSTFLAGS_ATIM_NOW
+        || flags & (FSTFLAGS_MTIM | FSTFLAGS_MTIM_NOW) == FSTFLAGS_MTIM | FSTFLAGS_MTIM_NOW
+    {
+        return Err(INVAL);
+    }
+    let time = |nanos: u64, set: u16, now: u16| {
+        if flags & set != 0 {
+            libc::timespec {
+                tv_sec: (nanos / 1_000_000_000) as libc::time_t,
+                tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+            }
+        } else {
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: if flags & now != 0 {
+                    libc::UTIME_NOW
+                } else {
+                    libc::UTIME_OMIT
+                },
+            }
+        }
+    };
+    Ok([
+        time(atim, FSTFLAGS_ATIM, FSTFLAGS_ATIM_NOW),
+        time(mtim, FSTFLAGS_MTIM, FSTFLAGS_MTIM_NOW),
+    ])
+}
+
+/// `fd_filestat_set_times`.
+pub fn filestat_set_times(fds: &FdTable, fd: u32, atim: u64, mtim: u64, flags: u32) -> WasiResult {
+    let times = filestat_times(atim, mtim, flags)?;
+    let d = fds.get(fd)?;
+    if !d.can(rights::FD_FILESTAT_SET_TIMES) {
+        return Err(NOTCAPABLE);
+    }
+    // SAFETY: `times` holds two timespecs; the empty path names the
+    // descriptor itself (O_PATH ones included).
+    check(unsafe { libc::utimensat(host(d)?, c"".as_ptr(), times.as_ptr(), libc::AT_EMPTY_PATH) })
+}
+
+/// `fd_fdstat_set_rights`: rights can only shrink.
+pub fn fdstat_set_rights(fds: &mut FdTable, fd: u32, base: u64, inheriting: u64) -> WasiResult {
+    if (base | inheriting) & !rights::ALL != 0 {
+        return Err(INVAL);
+    }
+    let d = fds.get_mut(fd)?;
+    if !d.can(base) || imply(d.inheriting) & inheriting != inheriting {
+        return Err(NOTCAPABLE);
+    }
+    d.rights = base;
+    d.inheriting = inheriting;
+    Ok(())
+}
+
+/// `fd_renumber`: `from` takes `to`'s number, closing what `to` held; both
+/// must be open (WasmEdge's `Environ::fdRenumber`).
+pub fn renumber(fds: &mut FdTable, from: u32, to: u32) -> WasiResult {
+    fds.get(from)?;
+    if from == to {
+        return Ok(());
+    }
+    fds.get(to)?;
+    let moved = fds.remove(from)?;
+    drop(fds.remove(to)?);
+    fds.insert_at(to, moved);
+    Ok(())
+}
+
+/// `fd_readdir`: entries from `cookie` on as WASI dirents (24-byte header,
+/// then the name), the last one cut off when the buffer ends inside it.
+/// Each entry's `d_next` is the kernel's offset after it, and a cookie is
+/// such an offset (0: the start), as WasmEdge's `seekdir` takes it.
+pub fn readdir(
+    mem: &mut GuestMemory<'_>,
+    fds: &FdTable,
+    fd: u32,
+    buf: u32,
+    len: u32,
+    cookie: u64,
+    out: u32,
+) -> WasiResult {
+    mem.slice(buf, len)?;
+    mem.pointer::<4>(out)?;
+    let d = fds.get(fd)?;
+    if !d.can(rights::FD_READDIR) {
+        return Err(NOTCAPABLE);
+    }
+    let raw = host(d)?;
+    // SAFETY: plain lseek on a directory descriptor.
+    check(unsafe { libc::lseek(raw, cookie as i64, libc::SEEK_SET) })?;
+    let mut written = 0usize;
+    let target = mem.slice_mut(buf, len)?;
+    let mut chunk = vec![0u8; 32 * 1024];
+    'fill: while written < target.len() {
+        // SAFETY: getdents64 writes at most `chunk.len()` bytes into it.
+        let n =
+            unsafe { libc::syscall(libc::SYS_getdents64, raw, chunk.as_mut_ptr(), chunk.len()) };
+        if n < 0 {
+            return Err(errno::last());
+        }
+        if n == 0 {
+            break;
+        }
+        let mut at = 0usize;
+        while at < n as usize {
+            // linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+            let field = |o: usize, w: usize| &chunk[at + o..at + o + w];
+            let ino = u64::from_ne_bytes(field(0, 8).try_into().unwrap_or_default());
+            let next = u64::from_ne_bytes(field(8, 8).try_into().unwrap_or_default());
+            let reclen = u16::from_ne_bytes(field(16, 2).try_into().unwrap_or_default()) as usize;
+            let kind = chunk[at + 18];
+            let name_area = &chunk[at + 19..at + reclen];
+            let name = &name_area[..name_area
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(name_area.len())];
+            let mut entry = Vec::with_capacity(24 + name.len());
+            entry.extend_from_slice(&next.to_le_bytes());
+            entry.extend_from_slice(&ino.to_le_bytes());
+            entry.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            entry.push(dirent_type(kind));
+            entry.extend_from_slice(&[0; 3]);
+            entry.extend_from_slice(name);
+            let room = target.len() - written;
+            let take = entry.len().min(room);
+            target[written..written + take].copy_from_slice(&entry[..take]);
+            written += take;
+            if written == target.len() {
+                break 'fill;
+            }
+            at += reclen;
+        }
+    }
+    mem.write_u32(out, written as u32)
+}
+
+/// The WASI file type of a `d_type` (WasmEdge's `fromFileType`).
+fn dirent_type(kind: u8) -> u8 {
+    match kind {
+        libc::DT_BLK => 1,
+        libc::DT_CHR => 2,
+        libc::DT_DIR => 3,
+        libc::DT_REG => 4,
+        libc::DT_SOCK => 6,
+        libc::DT_LNK => 7,
+        _ => 0,
     }
 }

@@ -1,6 +1,7 @@
 //! WASI preview1 as Rust std programs use it: arguments, environment, clocks,
 //! randomness and process exit here; descriptors in [`fd`], paths in [`path`].
 
+mod beneath;
 pub mod fd;
 pub mod path;
 

@@ -1,45 +1,90 @@
-//! Opening files and directories below those preopened with `--dir`, and
-//! their status. `..` and absolute paths are refused, so a guest cannot name
-//! anything outside what `--dir` gave it.
+//! The `path_*` functions: opening, creating, removing, renaming and linking
+//! below a directory descriptor, and the status of what a path names.
+//!
+//! Every path is resolved by the kernel beneath its directory
+//! ([`super::beneath`]), never by joining strings. The rest follows
+//! WasmEdge 0.14.1 (`VINode` in `lib/host/wasi/vinode.cpp`): the path is
+//! resolved first, then the directory's rights are checked, then the call
+//! is made; files are created with mode 0644 and opened with `O_NOFOLLOW`
+//! unless the lookup flags ask to follow the last link.
 
-use super::fd::{stat_from, write_filestat};
-use crate::errno::{self, Errno, WasiResult, INVAL, NOTCAPABLE, NOTDIR};
-use crate::fd_table::{rights, Descriptor, Entry, FdTable, FDFLAGS_APPEND};
+use super::beneath::{self, Leaf, Trailing};
+use super::fd::{filestat_times, write_filestat};
+use crate::errno::{self, check, Errno, WasiResult, INVAL, ISDIR, NOTCAPABLE, NOTDIR};
+use crate::fd_table::{
+    imply, parse_fd_flags, rights, Descriptor, Directory, Entry, FdTable, FDFLAGS_DSYNC,
+    FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
+};
 use crate::memory::GuestMemory;
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-const OFLAGS_CREAT: u32 = 1;
-const OFLAGS_DIRECTORY: u32 = 2;
-const OFLAGS_EXCL: u32 = 4;
-const OFLAGS_TRUNC: u32 = 8;
+pub const LOOKUP_SYMLINK_FOLLOW: u32 = 1;
+const OFLAGS_CREAT: u16 = 1;
+const OFLAGS_DIRECTORY: u16 = 2;
+const OFLAGS_EXCL: u16 = 4;
+const OFLAGS_TRUNC: u16 = 8;
 
-/// The directory `dirfd` names, and its inheritable rights.
-fn directory(fds: &FdTable, dirfd: u32) -> Result<(PathBuf, u64), Errno> {
+/// The directory `dirfd` names and its rights (with what they imply).
+struct Base<'a> {
+    fd: BorrowedFd<'a>,
+    rights: u64,
+    inheriting: u64,
+}
+
+impl Base<'_> {
+    fn require(&self, wanted: u64) -> WasiResult {
+        if imply(self.rights) & wanted == wanted {
+            Ok(())
+        } else {
+            Err(NOTCAPABLE)
+        }
+    }
+}
+
+fn base(fds: &FdTable, dirfd: u32) -> Result<Base<'_>, Errno> {
     let d = fds.get(dirfd)?;
     match &d.entry {
-        Entry::Dir { host, .. } => Ok((host.clone(), d.inheriting)),
+        Entry::Dir(dir) => Ok(Base {
+            fd: dir.fd.as_fd(),
+            rights: d.rights,
+            inheriting: d.inheriting,
+        }),
         _ => Err(NOTDIR),
     }
 }
 
-fn resolve(dir: &Path, mem: &GuestMemory<'_>, path: u32, len: u32) -> Result<PathBuf, Errno> {
-    let text = std::str::from_utf8(mem.slice(path, len)?).map_err(|_| INVAL)?;
-    let mut resolved = dir.to_path_buf();
-    for component in Path::new(text).components() {
-        match component {
-            Component::Normal(part) => resolved.push(part),
-            Component::CurDir => {}
-            _ => return Err(NOTCAPABLE),
-        }
+/// Lookup flags as WasmEdge casts them: one flag, else EINVAL.
+fn lookup_follows(flags: u32) -> Result<bool, Errno> {
+    if flags & !LOOKUP_SYMLINK_FOLLOW != 0 {
+        return Err(INVAL);
     }
-    Ok(resolved)
+    Ok(flags & LOOKUP_SYMLINK_FOLLOW != 0)
 }
 
-/// What `path_open` asks for.
+/// WASI rights as WasmEdge casts them: bits past the last right are EINVAL.
+fn parse_rights(value: u64) -> Result<u64, Errno> {
+    if value & !rights::ALL != 0 {
+        Err(INVAL)
+    } else {
+        Ok(value)
+    }
+}
+
+fn path<'m>(mem: &'m GuestMemory<'_>, ptr: u32, len: u32) -> Result<&'m [u8], Errno> {
+    mem.slice(ptr, len)
+}
+
+/// A path checked as WasmEdge checks it before the directory descriptor.
+fn valid_path<'m>(mem: &'m GuestMemory<'_>, ptr: u32, len: u32) -> Result<&'m [u8], Errno> {
+    let p = mem.slice(ptr, len)?;
+    beneath::validate(p)?;
+    Ok(p)
+}
+
+/// What `path_open` asks for, as the guest passed it.
 pub struct Open {
     pub dirfd: u32,
+    pub lookup: u32,
     pub path: u32,
     pub len: u32,
     pub oflags: u32,
@@ -49,68 +94,402 @@ pub struct Open {
     pub out: u32,
 }
 
-/// `path_open`: the new descriptor gets the rights asked for, as far as the
-/// directory lets its files inherit them.
+/// `path_open` (WasmEdge's `WasiPathOpen` and `VINode::pathOpen`): the new
+/// descriptor keeps exactly the rights asked for, which the directory's
+/// inheriting rights must cover.
 pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResult {
-    let (dir, inheritable) = directory(fds, o.dirfd)?;
-    let target = resolve(&dir, mem, o.path, o.len)?;
-    mem.pointer::<4>(o.out)?;
-    let base = o.rights & inheritable;
-    let inheriting = o.inheriting & inheritable;
-    let is_dir = std::fs::metadata(&target)
-        .map(|m| m.is_dir())
-        .unwrap_or(false);
-    if o.oflags & OFLAGS_DIRECTORY != 0 || is_dir {
-        if !is_dir {
-            return Err(NOTDIR);
-        }
-        let guest = String::from_utf8_lossy(mem.slice(o.path, o.len)?).into_owned();
-        let fd = fds.insert(Descriptor::new(
-            Entry::Dir {
-                host: target,
-                guest,
-            },
-            base | rights::PATH_OPEN,
-            inheriting,
-        ));
-        return mem.write_u32(o.out, fd);
+    let follow = lookup_follows(o.lookup)?;
+    // WasmEdge casts the flags to 16 bits before it checks them.
+    let oflags = o.oflags as u16;
+    if oflags & !0xf != 0 {
+        return Err(INVAL);
     }
-    let write = base & rights::FD_WRITE != 0 || o.oflags & (OFLAGS_CREAT | OFLAGS_TRUNC) != 0;
-    let read = base & rights::FD_READ != 0 || !write;
-    let append = o.fdflags as u16 & FDFLAGS_APPEND != 0;
-    let file = OpenOptions::new()
-        .read(read)
-        .write(write)
-        .append(append)
-        .create(o.oflags & OFLAGS_CREAT != 0)
-        .create_new(o.oflags & OFLAGS_CREAT != 0 && o.oflags & OFLAGS_EXCL != 0)
-        .truncate(o.oflags & OFLAGS_TRUNC != 0)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&target)
-        .map_err(|e| errno::from_io(&e))?;
-    let mut descriptor = Descriptor::new(Entry::File(file), base, inheriting);
-    descriptor.append = append;
+    let mut base_rights = parse_rights(o.rights)?;
+    let mut inheriting = parse_rights(o.inheriting)?;
+    let fdflags = parse_fd_flags(o.fdflags)?;
+    let name = path(mem, o.path, o.len)?.to_vec();
+    mem.pointer::<4>(o.out)?;
+    if oflags & OFLAGS_DIRECTORY != 0
+        && base_rights & rights::FD_READ != 0
+        && base_rights & rights::FD_WRITE != 0
+    {
+        return Err(ISDIR);
+    }
+    beneath::validate(&name)?;
+    if oflags & OFLAGS_DIRECTORY != 0 {
+        base_rights &= !rights::FD_SEEK;
+    } else {
+        base_rights &= !rights::PATH_FILESTAT_GET;
+        inheriting &= !rights::PATH_FILESTAT_GET;
+    }
+    let mut required = rights::PATH_OPEN;
+    if oflags & OFLAGS_CREAT != 0 {
+        required |= rights::PATH_CREATE_FILE;
+    }
+    if oflags & OFLAGS_TRUNC != 0 {
+        required |= rights::PATH_FILESTAT_SET_SIZE;
+    }
+    let mut required_inheriting = base_rights | inheriting;
+    if fdflags & FDFLAGS_RSYNC != 0 {
+        required_inheriting |= rights::FD_SYNC;
+    }
+    if fdflags & FDFLAGS_DSYNC != 0 {
+        required_inheriting |= rights::FD_DATASYNC;
+    }
+    let read = base_rights & (rights::FD_READ | rights::FD_READDIR) != 0;
+    let write = base_rights
+        & (rights::FD_DATASYNC
+            | rights::FD_WRITE
+            | rights::FD_ALLOCATE
+            | rights::FD_FILESTAT_SET_SIZE)
+        != 0;
+
+    let dir = base(fds, o.dirfd)?;
+    if dir.require(required).is_err()
+        || imply(dir.inheriting) & required_inheriting != required_inheriting
+    {
+        // WasmEdge resolves the path before it looks at rights.
+        beneath::leaf(dir.fd, &name, Trailing::Directory)?;
+        return Err(NOTCAPABLE);
+    }
+    let mut flags = match (read, write) {
+        (true, true) => libc::O_RDWR,
+        (true, false) => libc::O_RDONLY,
+        (false, true) => libc::O_WRONLY,
+        (false, false) if oflags == OFLAGS_DIRECTORY => libc::O_PATH,
+        (false, false) => libc::O_RDONLY,
+    };
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    if oflags & OFLAGS_CREAT != 0 {
+        flags |= libc::O_CREAT;
+    }
+    if oflags & OFLAGS_DIRECTORY != 0 {
+        flags |= libc::O_DIRECTORY;
+    }
+    if oflags & OFLAGS_EXCL != 0 {
+        flags |= libc::O_EXCL;
+    }
+    if oflags & OFLAGS_TRUNC != 0 && write {
+        flags |= libc::O_TRUNC;
+    }
+    if fdflags & FDFLAGS_DSYNC != 0 {
+        flags |= libc::O_DSYNC;
+    }
+    if fdflags & FDFLAGS_NONBLOCK != 0 {
+        flags |= libc::O_NONBLOCK;
+    }
+    if fdflags & FDFLAGS_RSYNC != 0 {
+        flags |= libc::O_RSYNC;
+    }
+    if fdflags & FDFLAGS_SYNC != 0 {
+        flags |= libc::O_SYNC;
+    }
+    let opened = beneath::open(dir.fd, &name, flags)?;
+    let is_dir = beneath::fstat(opened.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let entry = if is_dir {
+        Entry::Dir(Directory {
+            fd: opened,
+            preopened: None,
+        })
+    } else {
+        Entry::File(opened.into())
+    };
+    let mut descriptor = Descriptor::new(entry, base_rights, inheriting);
+    descriptor.append = fdflags & crate::fd_table::FDFLAGS_APPEND != 0;
     let fd = fds.insert(descriptor);
     mem.write_u32(o.out, fd)
 }
 
-/// `path_filestat_get` (`follow`: lookup flag 1, follow symbolic links).
+/// The object a path names, opened `O_PATH` (the link itself when `follow`
+/// is false).
+fn object(dir: &Base<'_>, name: &[u8], follow: bool) -> Result<OwnedFd, Errno> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    beneath::open(dir.fd, name, libc::O_PATH | nofollow)
+}
+
+/// `path_filestat_get`.
 pub fn filestat_get(
     mem: &mut GuestMemory<'_>,
     fds: &FdTable,
     dirfd: u32,
-    follow: bool,
-    path: u32,
+    lookup: u32,
+    path_ptr: u32,
     len: u32,
     out: u32,
 ) -> WasiResult {
-    let (dir, _) = directory(fds, dirfd)?;
-    let target = resolve(&dir, mem, path, len)?;
-    let meta = if follow {
-        std::fs::metadata(&target)
-    } else {
-        std::fs::symlink_metadata(&target)
+    let follow = lookup_follows(lookup)?;
+    let name = path(mem, path_ptr, len)?;
+    mem.pointer::<64>(out)?;
+    beneath::validate(name)?;
+    let dir = base(fds, dirfd)?;
+    if dir.require(rights::PATH_FILESTAT_GET).is_err() {
+        beneath::leaf(dir.fd, name, Trailing::Directory)?;
+        return Err(NOTCAPABLE);
     }
-    .map_err(|e| errno::from_io(&e))?;
-    write_filestat(mem, out, &stat_from(&meta), false)
+    let st = beneath::fstat(object(&dir, name, follow)?.as_raw_fd())?;
+    write_filestat(mem, out, &st, false)
+}
+
+/// `path_filestat_set_times`.
+#[allow(clippy::too_many_arguments)]
+pub fn filestat_set_times(
+    mem: &GuestMemory<'_>,
+    fds: &FdTable,
+    dirfd: u32,
+    lookup: u32,
+    path_ptr: u32,
+    len: u32,
+    atim: u64,
+    mtim: u64,
+    fst_flags: u32,
+) -> WasiResult {
+    let follow = lookup_follows(lookup)?;
+    let times = filestat_times(atim, mtim, fst_flags)?;
+    let name = valid_path(mem, path_ptr, len)?;
+    let dir = base(fds, dirfd)?;
+    if dir.require(rights::PATH_FILESTAT_SET_TIMES).is_err() {
+        beneath::leaf(dir.fd, name, Trailing::Directory)?;
+        return Err(NOTCAPABLE);
+    }
+    let target = object(&dir, name, follow)?;
+    // SAFETY: `times` holds two timespecs; the empty path names `target`.
+    check(unsafe {
+        libc::utimensat(
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    })
+}
+
+/// Resolves `name`'s directory and checks `right` on `dirfd`, in WasmEdge's
+/// order: the path first.
+fn leaf_with(
+    fds: &FdTable,
+    dirfd: u32,
+    name: &[u8],
+    right: u64,
+    trailing: Trailing,
+) -> Result<Leaf, Errno> {
+    let dir = base(fds, dirfd)?;
+    let leaf = beneath::leaf(dir.fd, name, trailing)?;
+    dir.require(right)?;
+    Ok(leaf)
+}
+
+/// `path_create_directory`.
+pub fn create_directory(
+    mem: &GuestMemory<'_>,
+    fds: &FdTable,
+    dirfd: u32,
+    p: u32,
+    len: u32,
+) -> WasiResult {
+    let leaf = leaf_with(
+        fds,
+        dirfd,
+        valid_path(mem, p, len)?,
+        rights::PATH_CREATE_DIRECTORY,
+        Trailing::Dropped,
+    )?;
+    // SAFETY: plain mkdirat on a directory descriptor and a C string.
+    check(unsafe { libc::mkdirat(leaf.dir(), leaf.name.as_ptr(), 0o755) })
+}
+
+/// `path_remove_directory` and `path_unlink_file`.
+pub fn remove(
+    mem: &GuestMemory<'_>,
+    fds: &FdTable,
+    dirfd: u32,
+    p: u32,
+    len: u32,
+    directory: bool,
+) -> WasiResult {
+    let (right, flags, trailing) = if directory {
+        (
+            rights::PATH_REMOVE_DIRECTORY,
+            libc::AT_REMOVEDIR,
+            Trailing::Dropped,
+        )
+    } else {
+        (rights::PATH_UNLINK_FILE, 0, Trailing::Directory)
+    };
+    let leaf = leaf_with(fds, dirfd, valid_path(mem, p, len)?, right, trailing)?;
+    // SAFETY: plain unlinkat on a directory descriptor and a C string.
+    check(unsafe { libc::unlinkat(leaf.dir(), leaf.name.as_ptr(), flags) })
+}
+
+/// `path_rename`.
+pub fn rename(
+    mem: &GuestMemory<'_>,
+    fds: &FdTable,
+    old: (u32, u32, u32),
+    new: (u32, u32, u32),
+) -> WasiResult {
+    let old_name = path(mem, old.1, old.2)?;
+    let new_name = path(mem, new.1, new.2)?;
+    if old_name.contains(&0) || new_name.contains(&0) {
+        return Err(INVAL);
+    }
+    let from = leaf_with(
+        fds,
+        old.0,
+        old_name,
+        rights::PATH_RENAME_SOURCE,
+        Trailing::Dropped,
+    )?;
+    let to = leaf_with(
+        fds,
+        new.0,
+        new_name,
+        rights::PATH_RENAME_TARGET,
+        Trailing::Dropped,
+    )?;
+    // SAFETY: plain renameat on directory descriptors and C strings.
+    check(unsafe { libc::renameat(from.dir(), from.name.as_ptr(), to.dir(), to.name.as_ptr()) })
+}
+
+/// `path_link`: a hard link; with the follow flag, to what a link names.
+pub fn link(
+    mem: &GuestMemory<'_>,
+    fds: &FdTable,
+    old: (u32, u32, u32),
+    lookup: u32,
+    new: (u32, u32, u32),
+) -> WasiResult {
+    let follow = lookup_follows(lookup)?;
+    let old_name = path(mem, old.1, old.2)?;
+    let new_name = path(mem, new.1, new.2)?;
+    if old_name.contains(&0) || new_name.contains(&0) {
+        return Err(INVAL);
+    }
+    if !follow {
+        let from = leaf_with(
+            fds,
+            old.0,
+            old_name,
+            rights::PATH_LINK_SOURCE,
+            Trailing::Directory,
+        )?;
+        let to = leaf_with(
+            fds,
+            new.0,
+            new_name,
+            rights::PATH_LINK_TARGET,
+            Trailing::Directory,
+        )?;
+        // SAFETY: plain linkat on directory descriptors and C strings;
+        // without AT_SYMLINK_FOLLOW a link is linked, not followed.
+        return check(unsafe {
+            libc::linkat(
+                from.dir(),
+                from.name.as_ptr(),
+                to.dir(),
+                to.name.as_ptr(),
+                0,
+            )
+        });
+    }
+    // Linked by descriptor, so a link that leads out is refused while it is
+    // resolved beneath the directory, never followed by linkat itself.
+    let dir = base(fds, old.0)?;
+    let source = object(&dir, old_name, true)?;
+    dir.require(rights::PATH_LINK_SOURCE)?;
+    let to = leaf_with(
+        fds,
+        new.0,
+        new_name,
+        rights::PATH_LINK_TARGET,
+        Trailing::Directory,
+    )?;
+    // SAFETY: plain linkat; the empty path names `source`.
+    let r = unsafe {
+        libc::linkat(
+            source.as_raw_fd(),
+            c"".as_ptr(),
+            to.dir(),
+            to.name.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 || errno::last() != errno::NOENT {
+        return check(r);
+    }
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, the descriptor's
+    // /proc entry names the same file, already resolved.
+    let proc = std::ffi::CString::new(format!("/proc/self/fd/{}", source.as_raw_fd()))
+        .map_err(|_| INVAL)?;
+    // SAFETY: plain linkat with C strings and a directory descriptor.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc.as_ptr(),
+            to.dir(),
+            to.name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+}
+
+/// `path_symlink`: the link's text is stored as given; whether it leads
+/// out is decided when a path through it is resolved.
+pub fn symlink(
+    mem: &GuestMemory<'_>,
+    fds: &FdTable,
+    target: (u32, u32),
+    dirfd: u32,
+    p: u32,
+    len: u32,
+) -> WasiResult {
+    let text = path(mem, target.0, target.1)?;
+    let name = path(mem, p, len)?;
+    // WasmEdge refuses a link to an absolute path outright.
+    if text.contains(&0) || name.contains(&0) || text.first() == Some(&b'/') {
+        return Err(INVAL);
+    }
+    let text = std::ffi::CString::new(text).map_err(|_| INVAL)?;
+    let leaf = leaf_with(fds, dirfd, name, rights::PATH_SYMLINK, Trailing::Directory)?;
+    // SAFETY: plain symlinkat with C strings and a directory descriptor.
+    check(unsafe { libc::symlinkat(text.as_ptr(), leaf.dir(), leaf.name.as_ptr()) })
+}
+
+/// `path_readlink`: the link's text, cut to the buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn readlink(
+    mem: &mut GuestMemory<'_>,
+    fds: &FdTable,
+    dirfd: u32,
+    p: u32,
+    len: u32,
+    buf: u32,
+    buf_len: u32,
+    out: u32,
+) -> WasiResult {
+    let name = valid_path(mem, p, len)?.to_vec();
+    mem.slice(buf, buf_len)?;
+    mem.pointer::<4>(out)?;
+    let leaf = leaf_with(
+        fds,
+        dirfd,
+        &name,
+        rights::PATH_READLINK,
+        Trailing::Directory,
+    )?;
+    let target = mem.slice_mut(buf, buf_len)?;
+    // SAFETY: readlinkat writes at most `target.len()` bytes into it.
+    let n = unsafe {
+        libc::readlinkat(
+            leaf.dir(),
+            leaf.name.as_ptr(),
+            target.as_mut_ptr().cast(),
+            target.len(),
+        )
+    };
+    if n < 0 {
+        return Err(errno::last());
+    }
+    mem.write_u32(out, n as u32)
 }

@@ -1,0 +1,283 @@
+//! Containment: every path a guest names is resolved by the kernel beneath
+//! the directory descriptor it is relative to, with `openat2` and
+//! `RESOLVE_BENEATH`. No path text is joined onto a host path, so a symbolic
+//! link (absolute, relative, in the middle of a path, dangling, in a loop),
+//! a `..` after a link or a directory renamed while a call runs cannot lead
+//! outside what `--dir` gave the guest: the kernel refuses each step that
+//! would, atomically with the lookup.
+//!
+//! Why `openat2` and not `cap-std`: on Linux cap-std does the same thing
+//! (it calls `openat2` with `RESOLVE_BENEATH` where the kernel has it), but
+//! reports an escape as an error with no errno, and WasmEdge answers
+//! escapes with `EPERM`, which the guest must see here too. A kernel without
+//! `openat2` (before 5.6) gets `ENOSYS` for every path call: containment
+//! fails closed.
+//!
+//! Operations on a path's last component (create, remove, rename, link,
+//! read a link, status without following) open the parent directory beneath
+//! the base, then name the last component relative to it; the last
+//! component is then a single name, which no system call can follow out.
+
+use crate::errno::{self, Errno, NOENT, PERM};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// The last component of a path and the directory it is in.
+pub struct Leaf {
+    /// The directory holding the last component (opened `O_PATH`), or the
+    /// base directory itself when the path has one component.
+    parent: Option<OwnedFd>,
+    base: RawFd,
+    /// The last component: one name, never containing `/`; `.` when the
+    /// path ends in `.` or `..` (then `parent` is the directory it names).
+    pub name: CString,
+}
+
+impl Leaf {
+    /// The directory the name is relative to.
+    pub fn dir(&self) -> RawFd {
+        self.parent.as_ref().map_or(self.base, AsRawFd::as_raw_fd)
+    }
+}
+
+/// WasmEdge's checks on a path's text, in its order, before it looks at the
+/// directory descriptor: a NUL byte is `EINVAL`, empty is `ENOENT`, absolute
+/// is `EPERM`.
+pub fn validate(path: &[u8]) -> Result<(), Errno> {
+    if path.contains(&0) {
+        return Err(errno::INVAL);
+    }
+    if path.is_empty() {
+        return Err(NOENT);
+    }
+    if path[0] == b'/' {
+        return Err(PERM);
+    }
+    Ok(())
+}
+
+fn checked(path: &[u8]) -> Result<CString, Errno> {
+    validate(path)?;
+    CString::new(path).map_err(|_| errno::INVAL)
+}
+
+/// `openat2(base, path, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`.
+/// An escape (`EXDEV` from the kernel) is `EPERM`, as on WasmEdge.
+fn openat2(base: RawFd, path: &CString, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: open_how is plain integers; all-zero is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    // O_TMPFILE's bits include O_DIRECTORY's, so it is tested whole.
+    if flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        how.mode = u64::from(mode);
+    }
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: `how` is a valid open_how of the size passed; `path` is
+        // NUL-terminated.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                base,
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just returned this descriptor to us.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        match e {
+            // Another thread renamed something during the lookup; the
+            // kernel asks for a retry rather than risk a wrong answer.
+            libc::EAGAIN => continue,
+            libc::EXDEV => return Err(PERM),
+            _ => return Err(errno::from_linux(e)),
+        }
+    }
+}
+
+/// Opens `path` beneath `base` with `flags` (`O_CREAT`'s mode 0666, less
+/// the umask, as WasmEdge creates files). Symbolic links, the last one
+/// included unless `flags` holds `O_NOFOLLOW`, are followed while they stay
+/// beneath `base`.
+pub fn open(base: BorrowedFd<'_>, path: &[u8], flags: i32) -> Result<OwnedFd, Errno> {
+    let path = checked(path)?;
+    openat2(base.as_raw_fd(), &path, flags, 0o666)
+}
+
+/// `fstat` of a host descriptor (`O_PATH` ones included).
+pub fn fstat(fd: RawFd) -> Result<libc::stat, Errno> {
+    // SAFETY: zeroed stat is valid; fstat writes one record.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    errno::check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+/// What a path's trailing slashes mean for [`leaf`]; WasmEdge's lookup
+/// differs by call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Trailing {
+    /// The path names a directory: it is opened whole (a file there is
+    /// `ENOTDIR`) and the name is `.`.
+    Directory,
+    /// The slashes are dropped (creating, removing and renaming
+    /// directories).
+    Dropped,
+}
+
+/// Splits `path` into its directory, opened beneath `base`, and its last
+/// component. A path that ends in `.` or `..` names a directory: it is
+/// opened whole and the name is `.`; so is one that ends in `/` unless
+/// `trailing` drops the slashes.
+pub fn leaf(base: BorrowedFd<'_>, path: &[u8], trailing: Trailing) -> Result<Leaf, Errno> {
+    checked(path)?;
+    let path = match trailing {
+        Trailing::Dropped => {
+            let end = path.iter().rposition(|&b| b != b'/').map_or(1, |i| i + 1);
+            &path[..end]
+        }
+        Trailing::Directory => path,
+    };
+    let whole = checked(path)?;
+    let base_fd = base.as_raw_fd();
+    let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+        Some(slash) => (&path[..slash], &path[slash + 1..]),
+        None => (&b""[..], path),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        let parent = openat2(base_fd, &whole, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        return Ok(Leaf {
+            parent: Some(parent),
+            base: base_fd,
+            name: c".".into(),
+        });
+    }
+    let parent = if dir.is_empty() {
+        None
+    } else {
+        Some(openat2(
+            base_fd,
+            &checked(dir)?,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?)
+    };
+    Ok(Leaf {
+        parent,
+        base: base_fd,
+        name: CString::new(name).map_err(|_| errno::INVAL)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::symlink;
+
+    /// A scratch tree: `inside/` is the base; `outside/secret` must never
+    /// be reachable from it.
+    struct Tree {
+        root: std::path::PathBuf,
+        base: std::fs::File,
+    }
+
+    impl Tree {
+        fn new(name: &str) -> Tree {
+            let root = std::env::temp_dir()
+                .join(format!("edgepoll-beneath-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(root.join("inside/sub")).unwrap();
+            std::fs::create_dir_all(root.join("outside")).unwrap();
+            std::fs::write(root.join("outside/secret"), "secret").unwrap();
+            std::fs::write(root.join("inside/sub/file"), "file").unwrap();
+            let base = std::fs::File::open(root.join("inside")).unwrap();
+            Tree { root, base }
+        }
+        fn link(&self, name: &str, target: &str) {
+            symlink(target, self.root.join("inside").join(name)).unwrap();
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    #[test]
+    fn links_that_lead_out_are_refused_with_eperm() {
+        let t = Tree::new("out");
+        t.link("abs", &t.root.join("outside/secret").display().to_string());
+        t.link("rel", "../outside/secret");
+        t.link("reldir", "../outside");
+        t.link("subup", "sub/../../outside");
+        t.link("dangling_out", "../outside/new");
+        let base = t.base.as_fd();
+        for path in [
+            "abs",
+            "rel",
+            "reldir/secret",
+            "subup/secret",
+            "sub/../../outside/secret",
+            "..",
+            "sub/../..",
+        ] {
+            assert_eq!(
+                open(base, path.as_bytes(), libc::O_RDONLY).err(),
+                Some(PERM),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            open(base, b"dangling_out", libc::O_CREAT | libc::O_WRONLY).err(),
+            Some(PERM)
+        );
+        assert!(!t.root.join("outside/new").exists());
+        assert_eq!(
+            leaf(base, b"reldir/new", Trailing::Directory).err(),
+            Some(PERM),
+            "a parent through a link out"
+        );
+        assert_eq!(open(base, b"/etc/passwd", libc::O_RDONLY).err(), Some(PERM));
+        assert_eq!(open(base, b"", libc::O_RDONLY).err(), Some(NOENT));
+    }
+
+    #[test]
+    fn links_that_stay_inside_are_followed() {
+        let t = Tree::new("in");
+        t.link("tosub", "sub");
+        t.link("tofile", "sub/file");
+        t.link("loop", "loop");
+        let base = t.base.as_fd();
+        assert!(open(base, b"tosub/file", libc::O_RDONLY).is_ok());
+        assert!(open(base, b"tofile", libc::O_RDONLY).is_ok());
+        assert!(open(base, b"sub/../tofile", libc::O_RDONLY).is_ok());
+        assert_eq!(
+            open(base, b"tofile", libc::O_RDONLY | libc::O_NOFOLLOW).err(),
+            Some(errno::from_linux(libc::ELOOP))
+        );
+        assert_eq!(
+            open(base, b"loop", libc::O_RDONLY).err(),
+            Some(errno::from_linux(libc::ELOOP))
+        );
+        let link = open(base, b"tofile", libc::O_PATH | libc::O_NOFOLLOW).unwrap();
+        let st = fstat(link.as_raw_fd()).unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFLNK);
+        let l = leaf(base, b"tosub/x", Trailing::Directory).unwrap();
+        assert_eq!(l.name.as_bytes(), b"x");
+        let l = leaf(base, b"tosub//", Trailing::Directory).unwrap();
+        assert_eq!(l.name.as_bytes(), b".");
+        assert_eq!(
+            leaf(base, b"tofile/", Trailing::Directory).err(),
+            Some(errno::from_linux(libc::ENOTDIR))
+        );
+        let l = leaf(base, b"tosub//", Trailing::Dropped).unwrap();
+        assert_eq!(l.name.as_bytes(), b"tosub");
+        let l = leaf(base, b"sub/..", Trailing::Dropped).unwrap();
+        assert_eq!(l.name.as_bytes(), b".");
+    }
+}
