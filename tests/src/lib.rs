@@ -202,8 +202,19 @@ pub fn on_each_runtime(test: impl Fn(&Runtime)) {
 
 /// Runs a wasm program to completion (at most `limit`); kills it past that.
 pub fn run_wasm(runtime: &Runtime, name: &str, args: &[&str], limit: Duration) -> Output {
+    run_wasm_with(runtime, name, &[], args, limit)
+}
+
+/// [`run_wasm`] with runtime options (`--dir`, `--env`) before the module.
+pub fn run_wasm_with(
+    runtime: &Runtime,
+    name: &str,
+    flags: &[&str],
+    args: &[&str],
+    limit: Duration,
+) -> Output {
     let mut child = runtime
-        .command(&wasm(name))
+        .command_with(&wasm(name), flags)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

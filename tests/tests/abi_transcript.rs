@@ -176,3 +176,160 @@ fn calls_that_fail_as_functions_on_wasmedge_end_the_guest_on_every_runtime() {
         }
     }
 }
+
+/// Lays out a fresh sandbox for `abi_transcript files` under `dir`:
+/// `sandbox/` (preopened as `/sandbox`) holds files, a subdirectory and links
+/// that stay inside, and links that lead to `outside/`, which holds a secret
+/// no runtime may let the guest read, write, link to or create files beside.
+fn sandbox_tree(dir: &std::path::Path) {
+    use std::os::unix::fs::symlink;
+    let _ = std::fs::remove_dir_all(dir);
+    let sandbox = dir.join("sandbox");
+    std::fs::create_dir_all(sandbox.join("sub")).expect("create the sandbox");
+    std::fs::create_dir_all(dir.join("outside")).expect("create outside/");
+    std::fs::write(dir.join("outside/secret.txt"), "secret").expect("write the secret");
+    std::fs::write(sandbox.join("file.txt"), "hello").expect("write file.txt");
+    std::fs::write(sandbox.join("sub/inner.txt"), "inner").expect("write sub/inner.txt");
+    let links: [(&str, String); 11] = [
+        (
+            "link_abs",
+            dir.join("outside/secret.txt").display().to_string(),
+        ),
+        ("link_rel", "../outside/secret.txt".into()),
+        ("linkdir", "../outside".into()),
+        ("link_mid", "sub".into()),
+        ("link_file", "file.txt".into()),
+        ("dangling_out", "../outside/created.txt".into()),
+        ("dangling_in", "sub/new_from_link.txt".into()),
+        ("loop", "loop".into()),
+        ("sub/up", "..".into()),
+        ("sub/upup", "../..".into()),
+        ("sub/abs_up", "/".into()),
+    ];
+    for (name, target) in links {
+        symlink(target, sandbox.join(name)).expect("make a link");
+    }
+}
+
+/// Every file below `dir` with its content (links by their text).
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("readable") {
+            let path = entry.expect("an entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("a status");
+            let shown = path.strip_prefix(dir).expect("below").display().to_string();
+            if meta.is_dir() {
+                out.push(format!("{shown}/"));
+                stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                out.push(format!(
+                    "{shown} -> {:?}",
+                    std::fs::read_link(&path).expect("a link")
+                ));
+            } else {
+                let content = std::fs::read(&path).expect("a readable file");
+                out.push(format!(
+                    "{shown}: {:?} (mtime {:?})",
+                    String::from_utf8_lossy(&content),
+                    meta.modified().ok()
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_filesystem_transcript_is_identical_and_no_guest_leaves_its_directory() {
+    let scratch = std::env::temp_dir().join(format!("edgepoll-files-{}", std::process::id()));
+    let mut runs = Vec::new();
+    for rt in all_runtimes() {
+        let dir = scratch.join(rt.name().replace(' ', "-"));
+        sandbox_tree(&dir);
+        let outside_before = listing(&dir.join("outside"));
+        let mapping = format!("/sandbox:{}", dir.join("sandbox").display());
+        let out = edgepoll_tests::run_wasm_with(
+            &rt,
+            "abi_transcript",
+            &["--dir", &mapping],
+            &["files"],
+            Duration::from_secs(120),
+        );
+        let transcript = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !is_runtime_log(l))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "abi_transcript files failed on {}:\n{transcript}\n{}",
+            rt.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            listing(&dir.join("outside")),
+            outside_before,
+            "on {}, the guest changed what lies outside its directory",
+            rt.name()
+        );
+        let scratch_name = dir.display().to_string();
+        let sandbox: Vec<String> = listing(&dir.join("sandbox"))
+            .iter()
+            .map(|l| l.replace(&scratch_name, "<scratch>"))
+            .collect();
+        runs.push((rt, transcript, sandbox));
+    }
+    let golden_path = golden("abi_transcript_files");
+    let recorded = std::fs::read_to_string(&golden_path).unwrap_or_default();
+    let reference = runs
+        .iter()
+        .find(|(rt, _, _)| !matches!(rt, Runtime::Host(_)));
+    let truth = match reference {
+        Some((wasmedge, transcript, _)) => {
+            if std::env::var_os("EDGEPOLL_RECORD_TRANSCRIPT").is_some() {
+                std::fs::write(&golden_path, transcript).expect("write the recorded transcript");
+            } else {
+                assert_same(&recorded, "recorded", transcript, wasmedge.name(), "abi_transcript files: tests/golden is out of date (re-record: EDGEPOLL_RECORD_TRANSCRIPT=1 with wasmedge on PATH)");
+            }
+            (wasmedge.name(), transcript.clone())
+        }
+        None => {
+            println!("NOTE: wasmedge is not on PATH: abi_transcript files on edgepoll-host is compared with the transcript WasmEdge 0.14.1 recorded (tests/golden)");
+            ("WasmEdge 0.14.1 (recorded)", recorded)
+        }
+    };
+    for (rt, transcript, sandbox) in &runs {
+        assert_same(
+            &truth.1,
+            truth.0,
+            transcript,
+            rt.name(),
+            "abi_transcript files",
+        );
+        // What the guest left inside, byte for byte, is the same too (times
+        // aside: only the ones the transcript set are equal).
+        let strip = |v: &Vec<String>| -> Vec<String> {
+            v.iter()
+                .map(|l| l.split(" (mtime").next().unwrap_or(l).to_string())
+                .collect()
+        };
+        assert_eq!(
+            strip(sandbox),
+            strip(&runs[0].2),
+            "the sandbox {} left differs from {}'s",
+            rt.name(),
+            runs[0].0.name()
+        );
+    }
+    let n = calls(&runs[0].1);
+    assert!(n >= 100, "abi_transcript files made only {n} calls");
+    println!(
+        "abi_transcript files: {n} calls, identical on {} runtimes, nothing outside changed",
+        runs.len()
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}

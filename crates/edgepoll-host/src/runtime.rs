@@ -36,7 +36,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
             Descriptor::new(
                 Entry::Dir(Directory {
                     fd: dir,
-                    preopened: Some(guest.clone()),
+                    preopened: Some(canonical_guest(guest)),
                 }),
                 rights::PREOPEN,
                 rights::PREOPEN_INHERITING,
@@ -81,6 +81,25 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
             None => Err(describe_failure(&e, "run")),
         },
     }
+}
+
+/// The name a guest sees for `--dir GUEST:HOST`, as WasmEdge derives it
+/// (`VINode::canonicalGuest`): leading slashes dropped, `..` pops a
+/// component, a component that starts with `.` is dropped when exactly one
+/// precedes it, and nothing left is `/`. So `/sandbox` is `sandbox`.
+fn canonical_guest(guest: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in guest.split('/').filter(|p| !p.is_empty()) {
+        if part == ".." {
+            parts.pop();
+        } else if !part.starts_with('.') || parts.len() != 1 {
+            parts.push(part);
+        }
+    }
+    if parts.is_empty() {
+        return "/".into();
+    }
+    parts.join("/")
 }
 
 /// A preopened directory's host descriptor: the root every guest path

@@ -123,10 +123,14 @@ pub enum Trailing {
     /// The path names a directory: it is opened whole (a file there is
     /// `ENOTDIR`) and the name is `.`.
     Directory,
-    /// The slashes are dropped (creating, removing and renaming
-    /// directories).
+    /// The slashes are dropped and a link in the last place is followed
+    /// (creating and removing directories, renaming): WasmEdge resolves
+    /// these calls' paths with its "follow" lookup.
     Dropped,
 }
+
+/// Most links one lookup follows (Linux's own limit).
+const MAX_LINKS: usize = 40;
 
 /// Splits `path` into its directory, opened beneath `base`, and its last
 /// component. A path that ends in `.` or `..` names a directory: it is
@@ -134,15 +138,42 @@ pub enum Trailing {
 /// `trailing` drops the slashes.
 pub fn leaf(base: BorrowedFd<'_>, path: &[u8], trailing: Trailing) -> Result<Leaf, Errno> {
     checked(path)?;
-    let path = match trailing {
-        Trailing::Dropped => {
-            let end = path.iter().rposition(|&b| b != b'/').map_or(1, |i| i + 1);
-            &path[..end]
+    if trailing == Trailing::Directory {
+        return split(base.as_raw_fd(), path);
+    }
+    let mut path = path.to_vec();
+    for _ in 0..MAX_LINKS {
+        let end = path.iter().rposition(|&b| b != b'/').map_or(1, |i| i + 1);
+        path.truncate(end);
+        let leaf = split(base.as_raw_fd(), &path)?;
+        let Some(text) = link_text(leaf.dir(), &leaf.name) else {
+            return Ok(leaf);
+        };
+        // The link's text replaces its name; an absolute one leads out.
+        if text.first() == Some(&b'/') {
+            return Err(PERM);
         }
-        Trailing::Directory => path,
-    };
+        let dir_len = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        path.truncate(dir_len);
+        path.extend_from_slice(&text);
+    }
+    Err(errno::from_linux(libc::ELOOP))
+}
+
+/// The text of the link `name` in `dir`, or `None` when it is no link.
+fn link_text(dir: RawFd, name: &CString) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: readlinkat writes at most `buf.len()` bytes into it.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+fn split(base_fd: RawFd, path: &[u8]) -> Result<Leaf, Errno> {
     let whole = checked(path)?;
-    let base_fd = base.as_raw_fd();
     let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
         Some(slash) => (&path[..slash], &path[slash + 1..]),
         None => (&b""[..], path),
@@ -276,7 +307,11 @@ mod tests {
             Some(errno::from_linux(libc::ENOTDIR))
         );
         let l = leaf(base, b"tosub//", Trailing::Dropped).unwrap();
-        assert_eq!(l.name.as_bytes(), b"tosub");
+        assert_eq!(l.name.as_bytes(), b".", "the link is followed to sub/");
+        assert_eq!(
+            leaf(base, b"loop", Trailing::Dropped).err(),
+            Some(errno::from_linux(libc::ELOOP))
+        );
         let l = leaf(base, b"sub/..", Trailing::Dropped).unwrap();
         assert_eq!(l.name.as_bytes(), b".");
     }

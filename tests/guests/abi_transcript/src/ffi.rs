@@ -16,6 +16,56 @@ extern "C" {
     pub fn fd_fdstat_get(fd: u32, stat: u32) -> u32;
     pub fn fd_fdstat_set_flags(fd: u32, flags: u32) -> u32;
     pub fn fd_filestat_get(fd: u32, stat: u32) -> u32;
+    pub fn fd_readdir(fd: u32, buf: u32, len: u32, cookie: u64, used: u32) -> u32;
+    pub fn fd_prestat_get(fd: u32, out: u32) -> u32;
+    pub fn fd_prestat_dir_name(fd: u32, buf: u32, len: u32) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_open(
+        dirfd: u32,
+        lookup: u32,
+        path: u32,
+        len: u32,
+        oflags: u32,
+        rights: u64,
+        inheriting: u64,
+        fdflags: u32,
+        fd: u32,
+    ) -> u32;
+    pub fn path_filestat_get(dirfd: u32, lookup: u32, path: u32, len: u32, out: u32) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_filestat_set_times(
+        dirfd: u32,
+        lookup: u32,
+        path: u32,
+        len: u32,
+        atim: u64,
+        mtim: u64,
+        flags: u32,
+    ) -> u32;
+    pub fn path_create_directory(dirfd: u32, path: u32, len: u32) -> u32;
+    pub fn path_remove_directory(dirfd: u32, path: u32, len: u32) -> u32;
+    pub fn path_unlink_file(dirfd: u32, path: u32, len: u32) -> u32;
+    pub fn path_rename(
+        dirfd: u32,
+        path: u32,
+        len: u32,
+        new_dirfd: u32,
+        new: u32,
+        new_len: u32,
+    ) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn path_link(
+        dirfd: u32,
+        lookup: u32,
+        path: u32,
+        len: u32,
+        new_dirfd: u32,
+        new: u32,
+        new_len: u32,
+    ) -> u32;
+    pub fn path_symlink(target: u32, target_len: u32, dirfd: u32, path: u32, len: u32) -> u32;
+    pub fn path_readlink(dirfd: u32, path: u32, len: u32, buf: u32, buf_len: u32, used: u32)
+        -> u32;
 
     pub fn sock_open(family: u32, kind: u32, fd: u32) -> u32;
     pub fn sock_bind(fd: u32, addr: u32, port: u32) -> u32;

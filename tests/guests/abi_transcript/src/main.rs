@@ -202,7 +202,8 @@ mod v1 {
 }
 
 /// Without arguments: every case that leaves the program running. With
-/// `fatal CASE`: one case after which WasmEdge ends the program.
+/// `files`: the filesystem cases, below a directory preopened as `/sandbox`.
+/// With `fatal CASE`: one case after which WasmEdge ends the program.
 #[cfg(target_os = "wasi")]
 fn main() {
     let mut t = abi_transcript::transcript::Transcript::new();
@@ -211,6 +212,10 @@ fn main() {
         [] => {
             abi_transcript::sections::shared(&mut t);
             v1::sections(&mut t);
+            t.section(&format!("{} calls", t.calls()));
+        }
+        [files] if files == "files" => {
+            abi_transcript::sections::files::files(&mut t);
             t.section(&format!("{} calls", t.calls()));
         }
         [fatal, case] if fatal == "fatal" => {
@@ -222,7 +227,7 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: abi_transcript [fatal CASE]");
+            eprintln!("usage: abi_transcript [files | fatal CASE]");
             std::process::exit(2);
         }
     }

@@ -1,6 +1,7 @@
 //! The cases, by area. Each section prints a heading, then one line per call.
 
 pub mod descriptors;
+pub mod files;
 pub mod lifecycle;
 pub mod names;
 pub mod options;

@@ -1,0 +1,600 @@
+//! The path_* and directory functions below a preopened directory, and every
+//! way out of it a guest could try: links (absolute, relative, in the middle
+//! of a path, dangling, looping), `..` after a link, absolute paths, a
+//! directory renamed while it holds a link, hard links to what is outside,
+//! and hostile arguments (pointers past memory, NUL bytes, bad flags).
+//!
+//! Run as `abi_transcript files` with `--dir /sandbox:DIR`, where the test
+//! laid out DIR as `tests/tests/abi_transcript.rs` describes (`sandbox_tree`).
+
+use crate::ffi::*;
+use crate::memory::{read_u64, straddling, Buf};
+use crate::transcript::Transcript;
+
+/// The preopened directory: WasmEdge numbers preopens from 3.
+const SANDBOX: u32 = 3;
+const FOLLOW: u32 = 1;
+const CREAT: u32 = 1;
+const DIRECTORY: u32 = 2;
+const EXCL: u32 = 4;
+const TRUNC: u32 = 8;
+const READ: u64 = 1 << 1;
+const SEEK: u64 = 1 << 2;
+const WRITE: u64 = 1 << 6;
+const READDIR: u64 = 1 << 14;
+
+fn shown(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).replace('\0', "\\0")
+}
+
+fn lookup_name(lookup: u32) -> &'static str {
+    if lookup & FOLLOW != 0 {
+        "follow"
+    } else {
+        "nofollow"
+    }
+}
+
+/// Opens `path`; on success reads what it holds (up to 64 bytes), closes
+/// it, and prints the bytes, so a read from outside would show.
+fn open_and_read(t: &mut Transcript, dirfd: u32, lookup: u32, path: &[u8]) {
+    let name = Buf::from(path);
+    let out = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe {
+        path_open(
+            dirfd,
+            lookup,
+            name.ptr(),
+            path.len() as u32,
+            0,
+            READ | SEEK,
+            0,
+            0,
+            out.ptr(),
+        )
+    };
+    let call = format!(
+        "path_open({}, {}, {:?}, read)",
+        t.fd(dirfd),
+        lookup_name(lookup),
+        shown(path)
+    );
+    if e != 0 {
+        t.log(&call, e, "");
+        return;
+    }
+    let fd = out.u32_at(0);
+    let content = read_all(fd);
+    // SAFETY: closing the descriptor just opened.
+    unsafe { fd_close(fd) };
+    t.log(&call, e, &format!("read={content:?}"));
+}
+
+fn read_all(fd: u32) -> String {
+    let data = Buf::zeroed(64);
+    let iov = {
+        let mut iov = Buf::zeroed(8);
+        iov.set_u32(0, data.ptr());
+        iov.set_u32(4, 64);
+        iov
+    };
+    let n = Buf::zeroed(4);
+    // SAFETY: the iovec points into `data`.
+    let e = unsafe { fd_read(fd, iov.ptr(), 1, n.ptr()) };
+    if e != 0 {
+        return format!("<fd_read errno {e}>");
+    }
+    String::from_utf8_lossy(&data.bytes()[..n.u32_at(0) as usize]).into_owned()
+}
+
+/// Creates (or truncates) `path` for writing and writes a line into it.
+fn create_and_write(t: &mut Transcript, lookup: u32, path: &[u8], oflags: u32) {
+    let name = Buf::from(path);
+    let out = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe {
+        path_open(
+            SANDBOX,
+            lookup,
+            name.ptr(),
+            path.len() as u32,
+            oflags,
+            READ | WRITE | SEEK,
+            0,
+            0,
+            out.ptr(),
+        )
+    };
+    let call = format!(
+        "path_open(sandbox, {}, {:?}, oflags={oflags}, write)",
+        lookup_name(lookup),
+        shown(path)
+    );
+    if e != 0 {
+        t.log(&call, e, "");
+        return;
+    }
+    let fd = out.u32_at(0);
+    let data = Buf::from(b"planted\n");
+    let mut iov = Buf::zeroed(8);
+    iov.set_u32(0, data.ptr());
+    iov.set_u32(4, 8);
+    let n = Buf::zeroed(4);
+    // SAFETY: the iovec points into `data`; then the new descriptor is closed.
+    let w = unsafe { fd_write(fd, iov.ptr(), 1, n.ptr()) };
+    unsafe { fd_close(fd) };
+    t.log(&call, e, &format!("write={} n={}", w, n.u32_at(0)));
+}
+
+fn filestat(t: &mut Transcript, lookup: u32, path: &[u8]) {
+    let name = Buf::from(path);
+    let out = Buf::zeroed(64);
+    // SAFETY: `out` holds a whole filestat record.
+    let e = unsafe { path_filestat_get(SANDBOX, lookup, name.ptr(), path.len() as u32, out.ptr()) };
+    let outs = if e == 0 {
+        // A link's size is its text's length, which names a scratch path.
+        let size = match out.bytes()[16] {
+            7 => "-".to_string(),
+            _ => read_u64(out.at(32)).to_string(),
+        };
+        format!("filetype={} size={size}", out.bytes()[16])
+    } else {
+        String::new()
+    };
+    t.log(
+        &format!(
+            "path_filestat_get(sandbox, {}, {:?})",
+            lookup_name(lookup),
+            shown(path)
+        ),
+        e,
+        &outs,
+    );
+}
+
+/// Calls a function of one directory and one path.
+fn one_path(
+    t: &mut Transcript,
+    what: &str,
+    path: &[u8],
+    f: unsafe extern "C" fn(u32, u32, u32) -> u32,
+) {
+    let name = Buf::from(path);
+    // SAFETY: the runtime checks the pointer.
+    let e = unsafe { f(SANDBOX, name.ptr(), path.len() as u32) };
+    t.log(&format!("{what}(sandbox, {:?})", shown(path)), e, "");
+}
+
+fn rename(t: &mut Transcript, from: &[u8], to: &[u8]) {
+    let (a, b) = (Buf::from(from), Buf::from(to));
+    // SAFETY: the runtime checks the pointers.
+    let e = unsafe {
+        path_rename(
+            SANDBOX,
+            a.ptr(),
+            from.len() as u32,
+            SANDBOX,
+            b.ptr(),
+            to.len() as u32,
+        )
+    };
+    t.log(
+        &format!("path_rename({:?}, {:?})", shown(from), shown(to)),
+        e,
+        "",
+    );
+}
+
+fn link(t: &mut Transcript, lookup: u32, from: &[u8], to: &[u8]) {
+    let (a, b) = (Buf::from(from), Buf::from(to));
+    // SAFETY: the runtime checks the pointers.
+    let e = unsafe {
+        path_link(
+            SANDBOX,
+            lookup,
+            a.ptr(),
+            from.len() as u32,
+            SANDBOX,
+            b.ptr(),
+            to.len() as u32,
+        )
+    };
+    t.log(
+        &format!(
+            "path_link({}, {:?}, {:?})",
+            lookup_name(lookup),
+            shown(from),
+            shown(to)
+        ),
+        e,
+        "",
+    );
+}
+
+fn symlink(t: &mut Transcript, target: &[u8], at: &[u8]) {
+    let (a, b) = (Buf::from(target), Buf::from(at));
+    // SAFETY: the runtime checks the pointers.
+    let e = unsafe {
+        path_symlink(
+            a.ptr(),
+            target.len() as u32,
+            SANDBOX,
+            b.ptr(),
+            at.len() as u32,
+        )
+    };
+    t.log(
+        &format!("path_symlink({:?}, {:?})", shown(target), shown(at)),
+        e,
+        "",
+    );
+}
+
+fn readlink(t: &mut Transcript, path: &[u8], room: u32) {
+    let name = Buf::from(path);
+    let buf = Buf::zeroed(room.max(1) as usize);
+    let used = Buf::zeroed(4);
+    // SAFETY: the runtime checks the pointers.
+    let e = unsafe {
+        path_readlink(
+            SANDBOX,
+            name.ptr(),
+            path.len() as u32,
+            buf.ptr(),
+            room,
+            used.ptr(),
+        )
+    };
+    let outs = if e == 0 {
+        let n = used.u32_at(0) as usize;
+        format!("text={:?}", String::from_utf8_lossy(&buf.bytes()[..n]))
+    } else {
+        String::new()
+    };
+    t.log(
+        &format!("path_readlink({:?}, {room} bytes)", shown(path)),
+        e,
+        &outs,
+    );
+}
+
+/// The sandbox's entries by name (sorted: the order is the file system's),
+/// read with a buffer of `room` bytes at a time.
+fn list(t: &mut Transcript, room: u32) {
+    let out = Buf::zeroed(4);
+    let name = Buf::from(b".");
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe {
+        path_open(
+            SANDBOX,
+            0,
+            name.ptr(),
+            1,
+            DIRECTORY,
+            READDIR,
+            0,
+            0,
+            out.ptr(),
+        )
+    };
+    if e != 0 {
+        t.log("path_open(sandbox, \".\", directory)", e, "");
+        return;
+    }
+    let dir = out.u32_at(0);
+    let mut names = Vec::new();
+    let mut cookie = 0u64;
+    let mut calls = 0;
+    let mut status;
+    'read: loop {
+        let buf = Buf::zeroed(room as usize);
+        let used = Buf::zeroed(4);
+        calls += 1;
+        // SAFETY: `buf` holds `room` bytes.
+        status = unsafe { fd_readdir(dir, buf.ptr(), room, cookie, used.ptr()) };
+        if status != 0 || calls > 1000 {
+            break;
+        }
+        let used = used.u32_at(0) as usize;
+        let bytes = &buf.bytes()[..used];
+        let mut at = 0;
+        while at + 24 <= used {
+            let next = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+            let len =
+                u32::from_le_bytes(bytes[at + 16..at + 20].try_into().unwrap_or_default()) as usize;
+            let kind = bytes[at + 20];
+            if at + 24 + len > used {
+                break;
+            }
+            names.push(format!(
+                "{}:{kind}",
+                String::from_utf8_lossy(&bytes[at + 24..at + 24 + len])
+            ));
+            cookie = next;
+            at += 24 + len;
+        }
+        if used < room as usize {
+            break 'read;
+        }
+    }
+    // SAFETY: closing the descriptor just opened.
+    unsafe { fd_close(dir) };
+    names.sort();
+    t.log(
+        &format!("fd_readdir(sandbox, {room}-byte buffer)"),
+        status,
+        &format!("entries=[{}]", names.join(" ")),
+    );
+}
+
+pub fn files(t: &mut Transcript) {
+    t.section("fd_prestat_get / fd_prestat_dir_name");
+    let pre = Buf::zeroed(8);
+    // SAFETY: the runtime checks the pointers.
+    let e = unsafe { fd_prestat_get(SANDBOX, pre.ptr()) };
+    t.log(
+        "fd_prestat_get(sandbox)",
+        e,
+        &format!("len={}", pre.u32_at(4)),
+    );
+    for room in [0u32, 4, 8, 64] {
+        let name = Buf::zeroed(64);
+        // SAFETY: `name` holds 64 bytes.
+        let e = unsafe { fd_prestat_dir_name(SANDBOX, name.ptr(), room) };
+        let text = String::from_utf8_lossy(&name.bytes()[..room.min(8) as usize]).replace('\0', "");
+        t.log(
+            &format!("fd_prestat_dir_name(sandbox, {room})"),
+            e,
+            &format!("name={text:?}"),
+        );
+    }
+    for fd in [0u32, 1, 2, 4, u32::MAX] {
+        // SAFETY: the runtime checks the pointer.
+        let e = unsafe { fd_prestat_get(fd, pre.ptr()) };
+        t.log(&format!("fd_prestat_get({})", fd as i32), e, "");
+    }
+
+    t.section("path_open for reading: inside, and every way out");
+    let paths: [&[u8]; 18] = [
+        b"file.txt",
+        b"sub/inner.txt",
+        b"./sub/../file.txt",
+        b"link_file",
+        b"link_mid/inner.txt",
+        b"sub/up/file.txt",
+        b"link_abs",
+        b"link_rel",
+        b"linkdir/secret.txt",
+        b"sub/upup/outside/secret.txt",
+        b"link_mid/../../outside/secret.txt",
+        b"../outside/secret.txt",
+        b"/etc/passwd",
+        b"loop",
+        b"loop/x",
+        b"missing.txt",
+        b"file.txt/",
+        b"",
+    ];
+    for path in paths {
+        open_and_read(t, SANDBOX, FOLLOW, path);
+    }
+    for path in [
+        &b"link_file"[..],
+        b"link_abs",
+        b"link_rel",
+        b"sub/up/file.txt",
+    ] {
+        open_and_read(t, SANDBOX, 0, path);
+    }
+
+    t.section("path_open creating files: through links that lead out, and inside");
+    create_and_write(t, FOLLOW, b"linkdir/new.txt", CREAT);
+    create_and_write(t, FOLLOW, b"dangling_out", CREAT);
+    create_and_write(t, 0, b"dangling_out", CREAT);
+    create_and_write(t, FOLLOW, b"sub/upup/outside/new.txt", CREAT);
+    create_and_write(t, FOLLOW, b"dangling_in", CREAT);
+    create_and_write(t, FOLLOW, b"made.txt", CREAT | EXCL);
+    create_and_write(t, FOLLOW, b"made.txt", CREAT | EXCL);
+    create_and_write(t, FOLLOW, b"made.txt", TRUNC);
+    open_and_read(t, SANDBOX, FOLLOW, b"made.txt");
+    open_and_read(t, SANDBOX, FOLLOW, b"sub/new_from_link.txt");
+
+    t.section("path_filestat_get");
+    for path in [
+        &b"file.txt"[..],
+        b"sub",
+        b"link_file",
+        b"link_rel",
+        b"link_abs",
+        b"linkdir",
+        b"loop",
+        b"sub/upup",
+    ] {
+        filestat(t, FOLLOW, path);
+        filestat(t, 0, path);
+    }
+
+    t.section("directories, names and links below the sandbox, and through links out");
+    one_path(t, "path_create_directory", b"newdir", path_create_directory);
+    one_path(t, "path_create_directory", b"newdir", path_create_directory);
+    one_path(
+        t,
+        "path_create_directory",
+        b"linkdir/newdir",
+        path_create_directory,
+    );
+    one_path(
+        t,
+        "path_create_directory",
+        b"sub/upup/outside/newdir",
+        path_create_directory,
+    );
+    one_path(
+        t,
+        "path_unlink_file",
+        b"linkdir/secret.txt",
+        path_unlink_file,
+    );
+    one_path(t, "path_unlink_file", b"newdir", path_unlink_file);
+    one_path(
+        t,
+        "path_remove_directory",
+        b"linkdir",
+        path_remove_directory,
+    );
+    one_path(
+        t,
+        "path_remove_directory",
+        b"file.txt",
+        path_remove_directory,
+    );
+    one_path(t, "path_remove_directory", b"sub", path_remove_directory);
+    one_path(t, "path_remove_directory", b"newdir", path_remove_directory);
+    rename(t, b"linkdir/secret.txt", b"stolen.txt");
+    rename(t, b"made.txt", b"linkdir/planted.txt");
+    rename(t, b"made.txt", b"sub/renamed.txt");
+    open_and_read(t, SANDBOX, FOLLOW, b"sub/renamed.txt");
+    link(t, 0, b"linkdir/secret.txt", b"hard.txt");
+    link(t, FOLLOW, b"link_rel", b"hard.txt");
+    link(t, 0, b"link_rel", b"hard_to_link");
+    link(t, FOLLOW, b"link_file", b"hard_file.txt");
+    open_and_read(t, SANDBOX, FOLLOW, b"hard_file.txt");
+    open_and_read(t, SANDBOX, FOLLOW, b"hard_to_link");
+    symlink(t, b"../outside", b"newlink");
+    open_and_read(t, SANDBOX, FOLLOW, b"newlink/secret.txt");
+    symlink(t, b"/etc", b"abslink");
+    symlink(t, b"file.txt", b"file.txt");
+    symlink(t, b"sub/inner.txt", b"good_link");
+    open_and_read(t, SANDBOX, FOLLOW, b"good_link");
+    readlink(t, b"link_rel", 64);
+    readlink(t, b"link_rel", 4);
+    readlink(t, b"file.txt", 64);
+    readlink(t, b"linkdir/secret.txt", 64);
+
+    t.section("a directory renamed while it holds links");
+    rename(t, b"sub", b"sub2");
+    open_and_read(t, SANDBOX, FOLLOW, b"sub2/up/file.txt");
+    open_and_read(t, SANDBOX, FOLLOW, b"sub2/upup/outside/secret.txt");
+    open_and_read(t, SANDBOX, FOLLOW, b"sub2/abs_up/etc/passwd");
+    rename(t, b"sub2", b"sub");
+    rename(t, b"link_mid", b"link_mid2");
+    rename(t, b"linkdir", b"linkdir2");
+    one_path(
+        t,
+        "path_create_directory",
+        b"dangling_in",
+        path_create_directory,
+    );
+    one_path(
+        t,
+        "path_create_directory",
+        b"dangling_out",
+        path_create_directory,
+    );
+
+    t.section("path_filestat_set_times");
+    for (lookup, path) in [
+        (FOLLOW, &b"file.txt"[..]),
+        (FOLLOW, b"link_rel"),
+        (0, b"link_rel"),
+        (FOLLOW, b"linkdir/secret.txt"),
+    ] {
+        let name = Buf::from(path);
+        // SAFETY: the runtime checks the pointer.
+        let e = unsafe {
+            path_filestat_set_times(
+                SANDBOX,
+                lookup,
+                name.ptr(),
+                path.len() as u32,
+                1_000_000_000,
+                2_000_000_000,
+                1 | 4,
+            )
+        };
+        t.log(
+            &format!(
+                "path_filestat_set_times({}, {:?})",
+                lookup_name(lookup),
+                shown(path)
+            ),
+            e,
+            "",
+        );
+    }
+
+    t.section("fd_readdir");
+    for room in [4096, 100, 30] {
+        list(t, room);
+    }
+
+    t.section("hostile arguments");
+    let name = Buf::from(b"file.txt");
+    let out = Buf::zeroed(4);
+    let cases: [(&str, u32, u32, u32, u32, u64); 10] = [
+        ("path past memory", SANDBOX, straddling(8), 8, 0, READ),
+        ("length 2^31", SANDBOX, name.ptr(), 1 << 31, 0, READ),
+        ("length u32::MAX", SANDBOX, name.ptr(), u32::MAX, 0, READ),
+        ("a file as the directory", 0, name.ptr(), 8, 0, READ),
+        ("no such descriptor", 0x7fff_0000, name.ptr(), 8, 0, READ),
+        ("unknown oflags", SANDBOX, name.ptr(), 8, 0x10, READ),
+        (
+            "oflags past 16 bits",
+            SANDBOX,
+            name.ptr(),
+            8,
+            0x1_0000,
+            READ,
+        ),
+        ("unknown rights", SANDBOX, name.ptr(), 8, 0, 1 << 40),
+        (
+            "directory with read and write",
+            SANDBOX,
+            name.ptr(),
+            8,
+            DIRECTORY,
+            READ | WRITE,
+        ),
+        (
+            "directory flag on a file",
+            SANDBOX,
+            name.ptr(),
+            8,
+            DIRECTORY,
+            READDIR,
+        ),
+    ];
+    for (what, dirfd, ptr, len, oflags, rights) in cases {
+        // SAFETY: the runtime checks every pointer.
+        let e = unsafe { path_open(dirfd, FOLLOW, ptr, len, oflags, rights, 0, 0, out.ptr()) };
+        if e == 0 {
+            // SAFETY: closing what was opened.
+            unsafe { fd_close(out.u32_at(0)) };
+        }
+        t.log(&format!("path_open({what})"), e, "");
+    }
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, 2, name.ptr(), 8, 0, READ, 0, 0, out.ptr()) };
+    t.log("path_open(unknown lookup flags)", e, "");
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, FOLLOW, name.ptr(), 8, 0, READ, 0, 0, straddling(4)) };
+    t.log("path_open(out-pointer past memory)", e, "");
+    let nul = Buf::from(b"file.txt\0/../../outside/secret.txt");
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, FOLLOW, nul.ptr(), 34, 0, READ, 0, 0, out.ptr()) };
+    t.log("path_open(a NUL in the path)", e, "");
+    let e = unsafe { path_create_directory(SANDBOX, nul.ptr(), 34) };
+    t.log("path_create_directory(a NUL in the path)", e, "");
+    let e = unsafe { path_unlink_file(0x7fff_0000, name.ptr(), 8) };
+    t.log("path_unlink_file(no such descriptor)", e, "");
+    let e = unsafe { path_symlink(straddling(4), 4, SANDBOX, name.ptr(), 8) };
+    t.log("path_symlink(target past memory)", e, "");
+    let used = Buf::zeroed(4);
+    let e = unsafe { path_readlink(SANDBOX, name.ptr(), 8, straddling(16), 16, used.ptr()) };
+    t.log("path_readlink(buffer past memory)", e, "");
+    let e = unsafe { fd_readdir(SANDBOX, straddling(64), 64, 0, used.ptr()) };
+    t.log("fd_readdir(buffer past memory)", e, "");
+    let e = unsafe { fd_readdir(0, out.ptr(), 4, 0, used.ptr()) };
+    t.log("fd_readdir(stdin)", e, "");
+}
