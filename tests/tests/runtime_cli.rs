@@ -218,3 +218,31 @@ fn the_server_takes_its_address_from_listen() {
         assert_eq!(line.trim(), format!("listening on 127.0.0.1:{port}"));
     });
 }
+
+#[test]
+fn memory_page_limit_holds_the_guest_to_its_pages_as_on_wasmedge() {
+    on_each_runtime(|rt| {
+        // A Rust program starts with 17 pages: one page is too few to start.
+        let out = edgepoll_tests::run_wasm_with(
+            rt,
+            "conformance_guest",
+            &["--memory-page-limit", "1"],
+            &["exit"],
+            Duration::from_secs(30),
+        );
+        assert!(
+            out.status.code().is_some_and(|c| c != 0 && c != 7),
+            "a guest above its page limit started on {}: {:?}",
+            rt.name(),
+            out.status
+        );
+        let out = edgepoll_tests::run_wasm_with(
+            rt,
+            "conformance_guest",
+            &["--memory-page-limit", "1000"],
+            &["exit"],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(7), "on {}", rt.name());
+    });
+}

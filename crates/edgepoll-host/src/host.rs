@@ -19,9 +19,12 @@ pub struct Host {
 /// Reports the guest's linear memory size on every growth to the file named by
 /// `EDGEPOLL_HOST_MEMORY_FILE` (for `make bench`); wasm memory never shrinks,
 /// so the file holds the guest's peak heap footprint.
+/// It also holds the guest to `--memory-page-limit`.
 #[derive(Default)]
 pub struct MemoryReport {
     pub file: Option<std::path::PathBuf>,
+    /// Most bytes one memory may grow to.
+    pub max_bytes: Option<u64>,
 }
 
 impl wasmtime::ResourceLimiter for MemoryReport {
@@ -31,6 +34,9 @@ impl wasmtime::ResourceLimiter for MemoryReport {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        if self.max_bytes.is_some_and(|limit| desired as u64 > limit) {
+            return Ok(false);
+        }
         if let Some(file) = &self.file {
             let _ = std::fs::write(file, format!("{desired}\n"));
         }

@@ -39,6 +39,11 @@ struct Cli {
     /// environment is not passed on. Repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
+    /// Most 64 KiB pages each memory of the guest may grow to (as WasmEdge's
+    /// flag): past it, `memory.grow` fails and the guest sees its
+    /// allocator fail.
+    #[arg(long = "memory-page-limit", value_name = "PAGE_COUNT")]
+    memory_page_limit: Option<u64>,
     /// The module to run.
     #[arg(value_name = "MODULE.wasm")]
     module: PathBuf,
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         args: cli.args,
         env: cli.env,
         dirs: cli.dirs,
+        memory_page_limit: cli.memory_page_limit,
     };
     match runtime::run(&invocation) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -13,6 +13,8 @@ pub struct Invocation {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub dirs: Vec<(String, PathBuf)>,
+    /// `--memory-page-limit`: most 64 KiB pages per memory.
+    pub memory_page_limit: Option<u64>,
 }
 
 /// Runs the guest; returns its exit code, or a one-line error.
@@ -61,6 +63,9 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
         memory: None,
         memory_report: crate::host::MemoryReport {
             file: std::env::var_os("EDGEPOLL_HOST_MEMORY_FILE").map(PathBuf::from),
+            max_bytes: invocation
+                .memory_page_limit
+                .map(|pages| pages.saturating_mul(64 * 1024)),
         },
     };
     let mut store = Store::new(&engine, host);
