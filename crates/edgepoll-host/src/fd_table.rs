@@ -33,6 +33,20 @@ pub fn parse_fd_flags(flags: u32) -> Result<u16, Errno> {
     }
 }
 
+/// The `O_*` status flags of WASI fd flags (APPEND aside: WasmEdge keeps
+/// it itself), for `open` and `fcntl(F_SETFL)` alike.
+pub fn status_flags(flags: u16) -> i32 {
+    [
+        (FDFLAGS_DSYNC, libc::O_DSYNC),
+        (FDFLAGS_NONBLOCK, libc::O_NONBLOCK),
+        (FDFLAGS_RSYNC, libc::O_RSYNC),
+        (FDFLAGS_SYNC, libc::O_SYNC),
+    ]
+    .iter()
+    .filter(|(wasi, _)| flags & wasi != 0)
+    .fold(0, |sys, (_, o)| sys | o)
+}
+
 /// WASI rights bits (WasmEdge adds the socket ones from bit 29).
 pub mod rights {
     pub const FD_DATASYNC: u64 = 1 << 0;
@@ -190,13 +204,13 @@ impl Descriptor {
         }
     }
 
-    /// The host descriptor behind this entry.
-    pub fn host_fd(&self) -> Option<RawFd> {
+    /// The host descriptor behind this entry (every entry has one).
+    pub fn host_fd(&self) -> RawFd {
         match &self.entry {
-            Entry::Socket(s) => Some(s.fd.as_raw_fd()),
-            Entry::File(f) => Some(f.as_raw_fd()),
-            Entry::Stdio(fd) => Some(*fd),
-            Entry::Dir(d) => Some(d.fd.as_raw_fd()),
+            Entry::Socket(s) => s.fd.as_raw_fd(),
+            Entry::File(f) => f.as_raw_fd(),
+            Entry::Stdio(fd) => *fd,
+            Entry::Dir(d) => d.fd.as_raw_fd(),
         }
     }
 

@@ -13,6 +13,7 @@
 use crate::errno::{status, NOSYS};
 use crate::host::{with_memory, Host};
 use crate::sock::transfer::{Data, RecvKind, RecvOut};
+use crate::wasi::fd::Buffers;
 use crate::{sock, wasi};
 use wasmtime::{Caller, Engine, ExternType, Linker, Module, Val, ValType};
 
@@ -131,7 +132,15 @@ fn define(linker: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resu
                 name,
                 move |mut c: C, fd: u32, iovs: u32, n: u32, out: u32| {
                     status(with_memory(&mut c, |mem, h| {
-                        wasi::fd::read_or_write(mem, &h.fds, fd, iovs, n, out, write)
+                        wasi::fd::read_or_write(
+                            mem,
+                            &h.fds,
+                            fd,
+                            Buffers { iovs, count: n },
+                            None,
+                            out,
+                            write,
+                        )
                     }))
                 },
             )?
@@ -191,7 +200,15 @@ fn define(linker: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resu
                 name,
                 move |mut c: C, fd: u32, iovs: u32, n: u32, offset: u64, out: u32| {
                     status(with_memory(&mut c, |mem, h| {
-                        wasi::fd::pread_or_pwrite(mem, &h.fds, fd, iovs, n, offset, out, write)
+                        wasi::fd::read_or_write(
+                            mem,
+                            &h.fds,
+                            fd,
+                            Buffers { iovs, count: n },
+                            Some(offset),
+                            out,
+                            write,
+                        )
                     }))
                 },
             )?

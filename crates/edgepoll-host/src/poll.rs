@@ -387,7 +387,7 @@ impl Poller {
             };
             watch.dirty = false;
             let descriptor = fds.get(fd).ok();
-            let host = descriptor.and_then(Descriptor::host_fd);
+            let host = descriptor.map(Descriptor::host_fd);
             if is_unlisted(&watch) {
                 if watch.registered != 0 && host.is_some() {
                     // Parked: left in epoll, as a guest that alternates
@@ -493,7 +493,7 @@ impl Poller {
             return false;
         };
         if is_unlisted(&watch) {
-            if let Some(host) = fds.get(fd).ok().and_then(Descriptor::host_fd) {
+            if let Some(host) = fds.get(fd).ok().map(Descriptor::host_fd) {
                 let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, host, 0, fd);
             }
             self.watches.remove(&fd);
@@ -508,9 +508,7 @@ impl Poller {
             self.push_fd_event(watch.read.owner, FD_READ, nbytes, flags);
         }
         if watch.write.owner != NONE && (mask & libc::EPOLLOUT as u32 != 0 || bare_hangup) {
-            let nbytes = descriptor
-                .and_then(Descriptor::host_fd)
-                .map_or(1, write_nbytes);
+            let nbytes = descriptor.map_or(1, |d| write_nbytes(d.host_fd()));
             self.push_fd_event(watch.write.owner, FD_WRITE, nbytes, flags);
         }
         false
@@ -618,9 +616,7 @@ fn read_nbytes(d: &Descriptor) -> u64 {
     match &d.entry {
         Entry::Socket(s) => u64::from(!s.listening),
         _ => {
-            let Some(fd) = d.host_fd() else {
-                return 0;
-            };
+            let fd = d.host_fd();
             let mut n: libc::c_int = 0;
             // SAFETY: FIONREAD writes one int.
             u64::from(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } == 0)

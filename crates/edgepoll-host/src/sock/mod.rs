@@ -11,7 +11,7 @@ pub mod names;
 pub mod options;
 pub mod transfer;
 
-use crate::errno::{check, Errno, WasiResult, INVAL, NOSYS, NOTSOCK};
+use crate::errno::{check, Errno, WasiResult, INVAL, NOSYS};
 use crate::fd_table::{
     parse_fd_flags, rights, Descriptor, Entry, FdTable, Socket, FDFLAGS_NONBLOCK,
 };
@@ -20,9 +20,9 @@ use address::{read_target, to_sockaddr};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// The host descriptor behind guest descriptor `fd`: EBADF when there is
-/// none. A directory has no socket to call (the kernel would say ENOTSOCK).
+/// none. What is not a socket the kernel answers with ENOTSOCK.
 pub fn host_fd(fds: &FdTable, fd: u32) -> Result<RawFd, Errno> {
-    fds.get(fd)?.host_fd().ok_or(NOTSOCK)
+    Ok(fds.get(fd)?.host_fd())
 }
 
 /// `sock_open` (V1 and V2 alike).

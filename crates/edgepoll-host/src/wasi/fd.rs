@@ -4,53 +4,63 @@
 //! the status comes from the host descriptor itself (`fstat`, `fcntl`), as
 //! WasmEdge reports it.
 
-use crate::errno::{self, check, Errno, WasiResult, BADF, INVAL, ISDIR, NOTCAPABLE};
+use crate::errno::{self, check, Errno, WasiResult, INVAL, NOTCAPABLE};
 use crate::fd_table::{
-    imply, parse_fd_flags, rights, Descriptor, Directory, Entry, FdTable, FDFLAGS_APPEND,
-    FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
+    imply, parse_fd_flags, rights, status_flags, Descriptor, Directory, Entry, FdTable,
+    FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
 };
 use crate::memory::{iovec_buffer, GuestMemory};
-use std::os::fd::RawFd;
 
-fn io_fd(d: &Descriptor) -> Result<RawFd, Errno> {
-    d.host_fd().ok_or(ISDIR)
+/// The guest's buffers for one transfer.
+pub struct Buffers {
+    pub iovs: u32,
+    pub count: u32,
 }
 
-/// `fd_read` and `fd_write`.
+/// `fd_read` and `fd_write` (`at`: `None`, at the position) and `fd_pread`
+/// and `fd_pwrite` (at an offset, which also takes the right to seek and
+/// leaves the position alone; WasmEdge passes the offset on as it is).
 pub fn read_or_write(
     mem: &mut GuestMemory<'_>,
     fds: &FdTable,
     fd: u32,
-    iovs: u32,
-    count: u32,
+    buffers: Buffers,
+    at: Option<u64>,
     out: u32,
     write: bool,
 ) -> WasiResult {
-    let table = mem.iovec_table(iovs, count)?;
+    let table = mem.iovec_table(buffers.iovs, buffers.count)?;
     mem.pointer::<4>(out)?;
     let mut vecs = iovec_buffer();
-    let n = mem.gather(table, &mut vecs)?;
+    let n = mem.gather(table, &mut vecs)? as i32;
     let d = fds.get(fd)?;
-    let needed = if write {
+    let mut needed = if write {
         rights::FD_WRITE
     } else {
         rights::FD_READ
     };
+    if at.is_some() {
+        needed |= rights::FD_SEEK;
+    }
     if !d.can(needed) {
         return Err(NOTCAPABLE);
     }
-    let raw = io_fd(d)?;
+    let raw = d.host_fd();
+    let iov = vecs.as_ptr().cast();
     // SAFETY: the iovecs point into guest memory, which stays borrowed; the
     // first `n` are initialized (gather).
     let r = unsafe {
-        if write {
-            if d.append {
-                // WasmEdge's `INode::fdWrite` seeks to the end itself.
-                libc::lseek(raw, 0, libc::SEEK_END);
+        match (write, at) {
+            (true, None) => {
+                if d.append {
+                    // WasmEdge's `INode::fdWrite` seeks to the end itself.
+                    libc::lseek(raw, 0, libc::SEEK_END);
+                }
+                libc::writev(raw, iov, n)
             }
-            libc::writev(raw, vecs.as_ptr().cast(), n as i32)
-        } else {
-            libc::readv(raw, vecs.as_ptr().cast(), n as i32)
+            (false, None) => libc::readv(raw, iov, n),
+            (true, Some(offset)) => libc::pwritev(raw, iov, n, offset as i64),
+            (false, Some(offset)) => libc::preadv(raw, iov, n, offset as i64),
         }
     };
     if r < 0 {
@@ -79,7 +89,7 @@ fn filetype(mode: u32) -> u8 {
 }
 
 fn stat(d: &Descriptor) -> Result<libc::stat, Errno> {
-    super::beneath::fstat(d.host_fd().ok_or(BADF)?)
+    super::beneath::fstat(d.host_fd())
 }
 
 /// `fd_fdstat_get`: rights from the table, type and flags from the host.
@@ -89,11 +99,8 @@ pub fn fdstat_get(mem: &mut GuestMemory<'_>, fds: &FdTable, fd: u32, out: u32) -
     mem.write_u64(out + 8, d.rights)?;
     mem.write_u64(out + 16, d.inheriting)?;
     let st = stat(d)?;
-    let sys = match d.host_fd() {
-        // SAFETY: plain fcntl on a descriptor the table holds.
-        Some(fd) => unsafe { libc::fcntl(fd, libc::F_GETFL) },
-        None => 0,
-    };
+    // SAFETY: plain fcntl on a descriptor the table holds.
+    let sys = unsafe { libc::fcntl(d.host_fd(), libc::F_GETFL) };
     check(sys)?;
     let mut flags = 0u16;
     if d.append {
@@ -127,23 +134,8 @@ pub fn fdstat_set_flags(fds: &mut FdTable, fd: u32, flags: u32) -> WasiResult {
     if !d.can(needed) {
         return Err(NOTCAPABLE);
     }
-    let mut sys = 0;
-    if flags & FDFLAGS_NONBLOCK != 0 {
-        sys |= libc::O_NONBLOCK;
-    }
-    if flags & FDFLAGS_DSYNC != 0 {
-        sys |= libc::O_DSYNC;
-    }
-    if flags & FDFLAGS_RSYNC != 0 {
-        sys |= libc::O_RSYNC;
-    }
-    if flags & FDFLAGS_SYNC != 0 {
-        sys |= libc::O_SYNC;
-    }
-    if let Some(raw) = d.host_fd() {
-        // SAFETY: plain fcntl on a descriptor the table holds.
-        check(unsafe { libc::fcntl(raw, libc::F_SETFL, sys) })?;
-    }
+    // SAFETY: plain fcntl on a descriptor the table holds.
+    check(unsafe { libc::fcntl(d.host_fd(), libc::F_SETFL, status_flags(flags)) })?;
     d.append = flags & FDFLAGS_APPEND != 0;
     Ok(())
 }
@@ -238,13 +230,9 @@ pub fn seek(
         return Err(NOTCAPABLE);
     }
     // SAFETY: plain lseek on a descriptor the table holds.
-    let at = unsafe { libc::lseek(host(d)?, offset, whence) };
+    let at = unsafe { libc::lseek(d.host_fd(), offset, whence) };
     check(at)?;
     mem.write_u64(out, at as u64)
-}
-
-fn host(d: &Descriptor) -> Result<RawFd, Errno> {
-    d.host_fd().ok_or(BADF)
 }
 
 /// `fd_sync` and `fd_datasync`.
@@ -258,7 +246,7 @@ pub fn sync(fds: &FdTable, fd: u32, data_only: bool) -> WasiResult {
     if !d.can(right) {
         return Err(NOTCAPABLE);
     }
-    let raw = host(d)?;
+    let raw = d.host_fd();
     // SAFETY: plain fsync/fdatasync on a descriptor the table holds.
     check(unsafe {
         if data_only {
@@ -267,48 +255,6 @@ pub fn sync(fds: &FdTable, fd: u32, data_only: bool) -> WasiResult {
             libc::fsync(raw)
         }
     })
-}
-
-/// `fd_pread` and `fd_pwrite`: at an offset, leaving the position alone.
-#[allow(clippy::too_many_arguments)]
-pub fn pread_or_pwrite(
-    mem: &mut GuestMemory<'_>,
-    fds: &FdTable,
-    fd: u32,
-    iovs: u32,
-    count: u32,
-    offset: u64,
-    out: u32,
-    write: bool,
-) -> WasiResult {
-    let table = mem.iovec_table(iovs, count)?;
-    mem.pointer::<4>(out)?;
-    let mut vecs = iovec_buffer();
-    let n = mem.gather(table, &mut vecs)?;
-    let d = fds.get(fd)?;
-    let needed = rights::FD_SEEK
-        | if write {
-            rights::FD_WRITE
-        } else {
-            rights::FD_READ
-        };
-    if !d.can(needed) {
-        return Err(NOTCAPABLE);
-    }
-    let raw = host(d)?;
-    // SAFETY: as in `read_or_write`; the offset is passed on as WasmEdge
-    // passes it (a value past i64 is EINVAL from the kernel).
-    let r = unsafe {
-        if write {
-            libc::pwritev(raw, vecs.as_ptr().cast(), n as i32, offset as i64)
-        } else {
-            libc::preadv(raw, vecs.as_ptr().cast(), n as i32, offset as i64)
-        }
-    };
-    if r < 0 {
-        return Err(errno::last());
-    }
-    mem.write_u32(out, r as u32)
 }
 
 /// `fd_advise`: the advice is checked (0-5), then passed to the kernel.
@@ -327,7 +273,7 @@ pub fn advise(fds: &FdTable, fd: u32, offset: u64, len: u64, advice: u32) -> Was
         return Err(NOTCAPABLE);
     }
     // SAFETY: plain posix_fadvise; it returns the error rather than set errno.
-    match unsafe { libc::posix_fadvise(host(d)?, offset as i64, len as i64, advice) } {
+    match unsafe { libc::posix_fadvise(d.host_fd(), offset as i64, len as i64, advice) } {
         0 => Ok(()),
         e => Err(errno::from_linux(e)),
     }
@@ -340,7 +286,7 @@ pub fn allocate(fds: &FdTable, fd: u32, offset: u64, len: u64) -> WasiResult {
         return Err(NOTCAPABLE);
     }
     // SAFETY: plain posix_fallocate; it returns the error rather than set errno.
-    match unsafe { libc::posix_fallocate(host(d)?, offset as i64, len as i64) } {
+    match unsafe { libc::posix_fallocate(d.host_fd(), offset as i64, len as i64) } {
         0 => Ok(()),
         e => Err(errno::from_linux(e)),
     }
@@ -353,7 +299,7 @@ pub fn filestat_set_size(fds: &FdTable, fd: u32, size: u64) -> WasiResult {
         return Err(NOTCAPABLE);
     }
     // SAFETY: plain ftruncate on a descriptor the table holds.
-    check(unsafe { libc::ftruncate(host(d)?, size as i64) })
+    check(unsafe { libc::ftruncate(d.host_fd(), size as i64) })
 }
 
 const FSTFLAGS_ATIM: u16 = 1;
@@ -403,7 +349,14 @@ pub fn filestat_set_times(fds: &FdTable, fd: u32, atim: u64, mtim: u64, flags: u
     }
     // SAFETY: `times` holds two timespecs; the empty path names the
     // descriptor itself (O_PATH ones included).
-    check(unsafe { libc::utimensat(host(d)?, c"".as_ptr(), times.as_ptr(), libc::AT_EMPTY_PATH) })
+    check(unsafe {
+        libc::utimensat(
+            d.host_fd(),
+            c"".as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    })
 }
 
 /// `fd_fdstat_set_rights`: rights can only shrink.
@@ -453,12 +406,13 @@ pub fn readdir(
     if !d.can(rights::FD_READDIR) {
         return Err(NOTCAPABLE);
     }
-    let raw = host(d)?;
+    let raw = d.host_fd();
     // SAFETY: plain lseek on a directory descriptor.
     check(unsafe { libc::lseek(raw, cookie as i64, libc::SEEK_SET) })?;
     let mut written = 0usize;
     let target = mem.slice_mut(buf, len)?;
-    let mut chunk = vec![0u8; 32 * 1024];
+    // Room for a few records (one is at most 280 bytes) up to 32 KiB.
+    let mut chunk = vec![0u8; (len as usize).clamp(1024, 32 * 1024)];
     'fill: while written < target.len() {
         // SAFETY: getdents64 writes at most `chunk.len()` bytes into it.
         let n =
@@ -482,17 +436,16 @@ pub fn readdir(
                 .iter()
                 .position(|&b| b == 0)
                 .unwrap_or(name_area.len())];
-            let mut entry = Vec::with_capacity(24 + name.len());
-            entry.extend_from_slice(&next.to_le_bytes());
-            entry.extend_from_slice(&ino.to_le_bytes());
-            entry.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            entry.push(dirent_type(kind));
-            entry.extend_from_slice(&[0; 3]);
-            entry.extend_from_slice(name);
-            let room = target.len() - written;
-            let take = entry.len().min(room);
-            target[written..written + take].copy_from_slice(&entry[..take]);
-            written += take;
+            let mut header = [0u8; 24];
+            header[..8].copy_from_slice(&next.to_le_bytes());
+            header[8..16].copy_from_slice(&ino.to_le_bytes());
+            header[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+            header[20] = dirent_type(kind);
+            for part in [&header[..], name] {
+                let take = part.len().min(target.len() - written);
+                target[written..written + take].copy_from_slice(&part[..take]);
+                written += take;
+            }
             if written == target.len() {
                 break 'fill;
             }

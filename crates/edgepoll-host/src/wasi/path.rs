@@ -12,8 +12,8 @@ use super::beneath::{self, Leaf, Trailing};
 use super::fd::{filestat_times, write_filestat};
 use crate::errno::{self, check, Errno, WasiResult, INVAL, ISDIR, NOTCAPABLE, NOTDIR};
 use crate::fd_table::{
-    imply, parse_fd_flags, rights, Descriptor, Directory, Entry, FdTable, FDFLAGS_DSYNC,
-    FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
+    imply, parse_fd_flags, rights, status_flags, Descriptor, Directory, Entry, FdTable,
+    FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_RSYNC,
 };
 use crate::memory::GuestMemory;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -38,6 +38,17 @@ impl Base<'_> {
         } else {
             Err(NOTCAPABLE)
         }
+    }
+
+    /// ENOTCAPABLE unless `allowed`; but WasmEdge resolves the path before
+    /// it looks at rights, so a path that does not resolve gets its own
+    /// error first.
+    fn refuse_unless(&self, allowed: bool, name: &[u8]) -> WasiResult {
+        if allowed {
+            return Ok(());
+        }
+        beneath::leaf(self.fd, name, Trailing::Directory)?;
+        Err(NOTCAPABLE)
     }
 }
 
@@ -145,13 +156,11 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         != 0;
 
     let dir = base(fds, o.dirfd)?;
-    if dir.require(required).is_err()
-        || imply(dir.inheriting) & required_inheriting != required_inheriting
-    {
-        // WasmEdge resolves the path before it looks at rights.
-        beneath::leaf(dir.fd, &name, Trailing::Directory)?;
-        return Err(NOTCAPABLE);
-    }
+    dir.refuse_unless(
+        dir.require(required).is_ok()
+            && imply(dir.inheriting) & required_inheriting == required_inheriting,
+        &name,
+    )?;
     let mut flags = match (read, write) {
         (true, true) => libc::O_RDWR,
         (true, false) => libc::O_RDONLY,
@@ -162,30 +171,19 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     if !follow {
         flags |= libc::O_NOFOLLOW;
     }
-    if oflags & OFLAGS_CREAT != 0 {
-        flags |= libc::O_CREAT;
-    }
-    if oflags & OFLAGS_DIRECTORY != 0 {
-        flags |= libc::O_DIRECTORY;
-    }
-    if oflags & OFLAGS_EXCL != 0 {
-        flags |= libc::O_EXCL;
+    for (wasi, sys) in [
+        (OFLAGS_CREAT, libc::O_CREAT),
+        (OFLAGS_DIRECTORY, libc::O_DIRECTORY),
+        (OFLAGS_EXCL, libc::O_EXCL),
+    ] {
+        if oflags & wasi != 0 {
+            flags |= sys;
+        }
     }
     if oflags & OFLAGS_TRUNC != 0 && write {
         flags |= libc::O_TRUNC;
     }
-    if fdflags & FDFLAGS_DSYNC != 0 {
-        flags |= libc::O_DSYNC;
-    }
-    if fdflags & FDFLAGS_NONBLOCK != 0 {
-        flags |= libc::O_NONBLOCK;
-    }
-    if fdflags & FDFLAGS_RSYNC != 0 {
-        flags |= libc::O_RSYNC;
-    }
-    if fdflags & FDFLAGS_SYNC != 0 {
-        flags |= libc::O_SYNC;
-    }
+    flags |= status_flags(fdflags);
     let opened = beneath::open(dir.fd, &name, flags)?;
     let is_dir = beneath::fstat(opened.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let entry = if is_dir {
@@ -197,7 +195,7 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         Entry::File(opened.into())
     };
     let mut descriptor = Descriptor::new(entry, base_rights, inheriting);
-    descriptor.append = fdflags & crate::fd_table::FDFLAGS_APPEND != 0;
+    descriptor.append = fdflags & FDFLAGS_APPEND != 0;
     let fd = fds.insert(descriptor);
     mem.write_u32(o.out, fd)
 }
@@ -224,10 +222,7 @@ pub fn filestat_get(
     mem.pointer::<64>(out)?;
     beneath::validate(name)?;
     let dir = base(fds, dirfd)?;
-    if dir.require(rights::PATH_FILESTAT_GET).is_err() {
-        beneath::leaf(dir.fd, name, Trailing::Directory)?;
-        return Err(NOTCAPABLE);
-    }
+    dir.refuse_unless(dir.require(rights::PATH_FILESTAT_GET).is_ok(), name)?;
     let st = beneath::fstat(object(&dir, name, follow)?.as_raw_fd())?;
     write_filestat(mem, out, &st, false)
 }
@@ -249,10 +244,7 @@ pub fn filestat_set_times(
     let times = filestat_times(atim, mtim, fst_flags)?;
     let name = valid_path(mem, path_ptr, len)?;
     let dir = base(fds, dirfd)?;
-    if dir.require(rights::PATH_FILESTAT_SET_TIMES).is_err() {
-        beneath::leaf(dir.fd, name, Trailing::Directory)?;
-        return Err(NOTCAPABLE);
-    }
+    dir.refuse_unless(dir.require(rights::PATH_FILESTAT_SET_TIMES).is_ok(), name)?;
     let target = object(&dir, name, follow)?;
     // SAFETY: `times` holds two timespecs; the empty path names `target`.
     check(unsafe {
