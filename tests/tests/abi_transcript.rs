@@ -209,6 +209,25 @@ fn sandbox_tree(dir: &std::path::Path) {
     for (name, target) in links {
         symlink(target, sandbox.join(name)).expect("make a link");
     }
+    // Chains of eight and seven links: WasmEdge follows at most seven.
+    for (prefix, length) in [("c", 8), ("d", 7)] {
+        for i in 1..=length {
+            let target = if i == length {
+                "file.txt".to_string()
+            } else {
+                format!("{prefix}{}", i + 1)
+            };
+            symlink(target, sandbox.join(format!("{prefix}{i}"))).expect("make a chain link");
+        }
+    }
+    std::fs::write(sandbox.join("victim.txt"), "victim").expect("write victim.txt");
+    for (name, target) in [
+        ("victim_link", "victim.txt"),
+        ("sym_at", "sym_made"),
+        ("hard_at", "hard_made"),
+    ] {
+        symlink(target, sandbox.join(name)).expect("make a link");
+    }
 }
 
 /// Every file below `dir` with its content (links by their text).

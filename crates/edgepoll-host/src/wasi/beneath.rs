@@ -99,13 +99,29 @@ fn openat2(base: RawFd, path: &CString, flags: i32, mode: u32) -> Result<OwnedFd
     }
 }
 
-/// Opens `path` beneath `base` with `flags` (`O_CREAT`'s mode 0666, less
-/// the umask, as WasmEdge creates files). Symbolic links, the last one
-/// included unless `flags` holds `O_NOFOLLOW`, are followed while they stay
-/// beneath `base`.
-pub fn open(base: BorrowedFd<'_>, path: &[u8], flags: i32) -> Result<OwnedFd, Errno> {
-    let path = checked(path)?;
-    openat2(base.as_raw_fd(), &path, flags, 0o666)
+/// Files are created with mode 0644 (less the umask), as WasmEdge creates
+/// them.
+const FILE_MODE: u32 = 0o644;
+
+/// Opens what a [`leaf`] names, never following a link there (the lookup
+/// already followed the ones it should): WasmEdge's `O_NOFOLLOW`.
+pub fn open_leaf(leaf: &Leaf, flags: i32) -> Result<OwnedFd, Errno> {
+    openat2(leaf.dir(), &leaf.name, flags | libc::O_NOFOLLOW, FILE_MODE)
+}
+
+/// The status of what a [`leaf`] names (a link's own).
+pub fn stat_leaf(leaf: &Leaf) -> Result<libc::stat, Errno> {
+    // SAFETY: zeroed stat is valid; fstatat writes one record.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    errno::check(unsafe {
+        libc::fstatat(
+            leaf.dir(),
+            leaf.name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(st)
 }
 
 /// `fstat` of a host descriptor (`O_PATH` ones included).
@@ -120,42 +136,61 @@ pub fn fstat(fd: RawFd) -> Result<libc::stat, Errno> {
 /// differs by call.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Trailing {
-    /// The path names a directory: it is opened whole (a file there is
-    /// `ENOTDIR`) and the name is `.`.
-    Directory,
-    /// The slashes are dropped and a link in the last place is followed
-    /// (creating and removing directories, renaming): WasmEdge resolves
-    /// these calls' paths with its "follow" lookup.
+    /// `name/` is walked as a directory: a link there is followed, a file
+    /// is `ENOTDIR`, and a directory is the parent with the name `.`.
+    Walked,
+    /// The slashes are dropped (creating and removing directories,
+    /// renaming).
     Dropped,
 }
 
-/// Most links one lookup follows (Linux's own limit).
-const MAX_LINKS: usize = 40;
+/// Most links in the last place one lookup follows (WasmEdge's
+/// `kMaxNestedLinks`); the kernel follows those in the middle of a path.
+const MAX_LINKS: usize = 8;
 
 /// Splits `path` into its directory, opened beneath `base`, and its last
-/// component. A path that ends in `.` or `..` names a directory: it is
-/// opened whole and the name is `.`; so is one that ends in `/` unless
-/// `trailing` drops the slashes.
-pub fn leaf(base: BorrowedFd<'_>, path: &[u8], trailing: Trailing) -> Result<Leaf, Errno> {
+/// component, as WasmEdge's lookup ends: a path that ends in `.` or `..`
+/// names a directory, which is opened whole, and the name is `.`; a link in
+/// the last place is followed when `follow_last` says so (or a walked
+/// trailing slash does), its text taking the link's name.
+pub fn leaf(
+    base: BorrowedFd<'_>,
+    path: &[u8],
+    follow_last: bool,
+    trailing: Trailing,
+) -> Result<Leaf, Errno> {
     checked(path)?;
-    if trailing == Trailing::Directory {
-        return split(base.as_raw_fd(), path);
-    }
+    let base = base.as_raw_fd();
     let mut path = path.to_vec();
     for _ in 0..MAX_LINKS {
+        let walked = trailing == Trailing::Walked && path.last() == Some(&b'/');
         let end = path.iter().rposition(|&b| b != b'/').map_or(1, |i| i + 1);
         path.truncate(end);
-        let leaf = split(base.as_raw_fd(), &path)?;
-        let Some(text) = link_text(leaf.dir(), &leaf.name) else {
-            return Ok(leaf);
-        };
-        // The link's text replaces its name; an absolute one leads out.
-        if text.first() == Some(&b'/') {
-            return Err(PERM);
+        let last = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+        if walked && (last == b"." || last == b"..") {
+            // WasmEdge's walk leaves an empty name for `./`, `a/../`.
+            return Err(NOENT);
         }
-        let dir_len = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-        path.truncate(dir_len);
-        path.extend_from_slice(&text);
+        let leaf = split(base, &path)?;
+        if leaf.name.as_bytes() == b"." {
+            return Ok(leaf);
+        }
+        match link_text(leaf.dir(), &leaf.name) {
+            Some(text) if walked || follow_last => {
+                // The link's text replaces its name; an absolute one leads out.
+                if text.first() == Some(&b'/') {
+                    return Err(PERM);
+                }
+                let dir_len = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+                path.truncate(dir_len);
+                path.extend_from_slice(&text);
+            }
+            _ if walked => {
+                path.extend_from_slice(b"/.");
+                return split(base, &path);
+            }
+            _ => return Ok(leaf),
+        }
     }
     Err(errno::from_linux(libc::ELOOP))
 }
@@ -208,6 +243,16 @@ mod tests {
     use super::*;
     use std::os::fd::AsFd;
     use std::os::unix::fs::symlink;
+
+    /// The kernel's lookup beneath `base`, the primitive every call uses.
+    fn open(base: BorrowedFd<'_>, path: &[u8], flags: i32) -> Result<OwnedFd, Errno> {
+        openat2(base.as_raw_fd(), &checked(path)?, flags, FILE_MODE)
+    }
+
+    /// Opens `path` through [`leaf`], as `path_open` does.
+    fn open_path(base: BorrowedFd<'_>, path: &[u8], follow: bool) -> Result<OwnedFd, Errno> {
+        open_leaf(&leaf(base, path, follow, Trailing::Walked)?, libc::O_RDONLY)
+    }
 
     /// A scratch tree: `inside/` is the base; `outside/secret` must never
     /// be reachable from it.
@@ -268,8 +313,15 @@ mod tests {
             Some(PERM)
         );
         assert!(!t.root.join("outside/new").exists());
+        for path in ["rel", "abs", "reldir", "subup", "dangling_out"] {
+            assert_eq!(
+                open_path(base, path.as_bytes(), true).err(),
+                Some(PERM),
+                "{path} through leaf"
+            );
+        }
         assert_eq!(
-            leaf(base, b"reldir/new", Trailing::Directory).err(),
+            leaf(base, b"reldir/new", false, Trailing::Walked).err(),
             Some(PERM),
             "a parent through a link out"
         );
@@ -298,25 +350,39 @@ mod tests {
         let link = open(base, b"tofile", libc::O_PATH | libc::O_NOFOLLOW).unwrap();
         let st = fstat(link.as_raw_fd()).unwrap();
         assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFLNK);
-        let l = leaf(base, b"tosub/x", Trailing::Directory).unwrap();
+        let l = leaf(base, b"tosub/x", false, Trailing::Walked).unwrap();
         assert_eq!(l.name.as_bytes(), b"x");
-        let l = leaf(base, b"tosub//", Trailing::Directory).unwrap();
+        let l = leaf(base, b"tosub//", false, Trailing::Walked).unwrap();
+        assert_eq!(l.name.as_bytes(), b"sub", "a walked link is followed");
+        let l = leaf(base, b"sub//", false, Trailing::Walked).unwrap();
         assert_eq!(l.name.as_bytes(), b".");
         assert_eq!(
-            leaf(base, b"tofile/", Trailing::Directory).err(),
+            leaf(base, b"sub/./", false, Trailing::Walked).err(),
+            Some(NOENT)
+        );
+        let l = leaf(base, b"tofile", false, Trailing::Walked).unwrap();
+        assert_eq!(l.name.as_bytes(), b"tofile", "a last link is not followed");
+        assert_eq!(
+            leaf(base, b"sub/file/", false, Trailing::Walked).err(),
             Some(errno::from_linux(libc::ENOTDIR))
         );
-        let l = leaf(base, b"tosub//", Trailing::Dropped).unwrap();
+        let l = leaf(base, b"tosub//", true, Trailing::Dropped).unwrap();
         assert_eq!(
             l.name.as_bytes(),
             b"sub",
             "the link is followed to its target"
         );
         assert_eq!(
-            leaf(base, b"loop", Trailing::Dropped).err(),
+            leaf(base, b"loop", true, Trailing::Dropped).err(),
             Some(errno::from_linux(libc::ELOOP))
         );
-        let l = leaf(base, b"sub/..", Trailing::Dropped).unwrap();
+        assert!(open_path(base, b"tofile", true).is_ok());
+        assert!(open_path(base, b"tosub/../tofile", true).is_ok());
+        assert_eq!(
+            open_path(base, b"tofile", false).err(),
+            Some(errno::from_linux(libc::ELOOP))
+        );
+        let l = leaf(base, b"sub/..", true, Trailing::Dropped).unwrap();
         assert_eq!(l.name.as_bytes(), b".");
     }
 }

@@ -16,7 +16,7 @@ use crate::fd_table::{
     FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_RSYNC,
 };
 use crate::memory::GuestMemory;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 pub const LOOKUP_SYMLINK_FOLLOW: u32 = 1;
 const OFLAGS_CREAT: u16 = 1;
@@ -38,17 +38,6 @@ impl Base<'_> {
         } else {
             Err(NOTCAPABLE)
         }
-    }
-
-    /// ENOTCAPABLE unless `allowed`; but WasmEdge resolves the path before
-    /// it looks at rights, so a path that does not resolve gets its own
-    /// error first.
-    fn refuse_unless(&self, allowed: bool, name: &[u8]) -> WasiResult {
-        if allowed {
-            return Ok(());
-        }
-        beneath::leaf(self.fd, name, Trailing::Directory)?;
-        Err(NOTCAPABLE)
     }
 }
 
@@ -156,11 +145,12 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         != 0;
 
     let dir = base(fds, o.dirfd)?;
-    dir.refuse_unless(
-        dir.require(required).is_ok()
-            && imply(dir.inheriting) & required_inheriting == required_inheriting,
-        &name,
-    )?;
+    // The path is resolved before the rights are looked at, as on WasmEdge.
+    let leaf = beneath::leaf(dir.fd, &name, follow, Trailing::Walked)?;
+    dir.require(required)?;
+    if imply(dir.inheriting) & required_inheriting != required_inheriting {
+        return Err(NOTCAPABLE);
+    }
     let mut flags = match (read, write) {
         (true, true) => libc::O_RDWR,
         (true, false) => libc::O_RDONLY,
@@ -168,9 +158,6 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         (false, false) if oflags == OFLAGS_DIRECTORY => libc::O_PATH,
         (false, false) => libc::O_RDONLY,
     };
-    if !follow {
-        flags |= libc::O_NOFOLLOW;
-    }
     for (wasi, sys) in [
         (OFLAGS_CREAT, libc::O_CREAT),
         (OFLAGS_DIRECTORY, libc::O_DIRECTORY),
@@ -184,7 +171,7 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         flags |= libc::O_TRUNC;
     }
     flags |= status_flags(fdflags);
-    let opened = beneath::open(dir.fd, &name, flags)?;
+    let opened = beneath::open_leaf(&leaf, flags)?;
     let is_dir = beneath::fstat(opened.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let entry = if is_dir {
         Entry::Dir(Directory {
@@ -198,13 +185,6 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     descriptor.append = fdflags & FDFLAGS_APPEND != 0;
     let fd = fds.insert(descriptor);
     mem.write_u32(o.out, fd)
-}
-
-/// The object a path names, opened `O_PATH` (the link itself when `follow`
-/// is false).
-fn object(dir: &Base<'_>, name: &[u8], follow: bool) -> Result<OwnedFd, Errno> {
-    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
-    beneath::open(dir.fd, name, libc::O_PATH | nofollow)
 }
 
 /// `path_filestat_get`.
@@ -221,9 +201,12 @@ pub fn filestat_get(
     let name = path(mem, path_ptr, len)?;
     mem.pointer::<64>(out)?;
     beneath::validate(name)?;
-    let dir = base(fds, dirfd)?;
-    dir.refuse_unless(dir.require(rights::PATH_FILESTAT_GET).is_ok(), name)?;
-    let st = beneath::fstat(object(&dir, name, follow)?.as_raw_fd())?;
+    let lookup = Lookup {
+        follow_last: follow,
+        trailing: Trailing::Walked,
+    };
+    let leaf = leaf_with(fds, dirfd, name, rights::PATH_FILESTAT_GET, lookup)?;
+    let st = beneath::stat_leaf(&leaf)?;
     write_filestat(mem, out, &st, false)
 }
 
@@ -243,19 +226,43 @@ pub fn filestat_set_times(
     let follow = lookup_follows(lookup)?;
     let times = filestat_times(atim, mtim, fst_flags)?;
     let name = valid_path(mem, path_ptr, len)?;
-    let dir = base(fds, dirfd)?;
-    dir.refuse_unless(dir.require(rights::PATH_FILESTAT_SET_TIMES).is_ok(), name)?;
-    let target = object(&dir, name, follow)?;
-    // SAFETY: `times` holds two timespecs; the empty path names `target`.
+    let lookup = Lookup {
+        follow_last: follow,
+        trailing: Trailing::Walked,
+    };
+    let leaf = leaf_with(fds, dirfd, name, rights::PATH_FILESTAT_SET_TIMES, lookup)?;
+    // SAFETY: `times` holds two timespecs; the name is one component of
+    // `leaf.dir()`, and a link there is changed itself, not followed.
     check(unsafe {
         libc::utimensat(
-            target.as_raw_fd(),
-            c"".as_ptr(),
+            leaf.dir(),
+            leaf.name.as_ptr(),
             times.as_ptr(),
-            libc::AT_EMPTY_PATH,
+            libc::AT_SYMLINK_NOFOLLOW,
         )
     })
 }
+
+/// How a call looks up its path's last component: WasmEdge's
+/// `resolvePath` arguments for that call.
+#[derive(Clone, Copy)]
+struct Lookup {
+    follow_last: bool,
+    trailing: Trailing,
+}
+
+/// Creating, removing and renaming: a link in the last place is followed
+/// and trailing slashes are dropped.
+const MADE_OR_MOVED: Lookup = Lookup {
+    follow_last: true,
+    trailing: Trailing::Dropped,
+};
+
+/// Unlinking and reading a link: the last component as named.
+const AS_NAMED: Lookup = Lookup {
+    follow_last: false,
+    trailing: Trailing::Walked,
+};
 
 /// Resolves `name`'s directory and checks `right` on `dirfd`, in WasmEdge's
 /// order: the path first.
@@ -264,10 +271,10 @@ fn leaf_with(
     dirfd: u32,
     name: &[u8],
     right: u64,
-    trailing: Trailing,
+    lookup: Lookup,
 ) -> Result<Leaf, Errno> {
     let dir = base(fds, dirfd)?;
-    let leaf = beneath::leaf(dir.fd, name, trailing)?;
+    let leaf = beneath::leaf(dir.fd, name, lookup.follow_last, lookup.trailing)?;
     dir.require(right)?;
     Ok(leaf)
 }
@@ -280,12 +287,13 @@ pub fn create_directory(
     p: u32,
     len: u32,
 ) -> WasiResult {
+    let name = valid_path(mem, p, len)?;
     let leaf = leaf_with(
         fds,
         dirfd,
-        valid_path(mem, p, len)?,
+        name,
         rights::PATH_CREATE_DIRECTORY,
-        Trailing::Dropped,
+        MADE_OR_MOVED,
     )?;
     // SAFETY: plain mkdirat on a directory descriptor and a C string.
     check(unsafe { libc::mkdirat(leaf.dir(), leaf.name.as_ptr(), 0o755) })
@@ -300,18 +308,33 @@ pub fn remove(
     len: u32,
     directory: bool,
 ) -> WasiResult {
-    let (right, flags, trailing) = if directory {
+    let (right, flags, lookup) = if directory {
         (
             rights::PATH_REMOVE_DIRECTORY,
             libc::AT_REMOVEDIR,
-            Trailing::Dropped,
+            MADE_OR_MOVED,
         )
     } else {
-        (rights::PATH_UNLINK_FILE, 0, Trailing::Directory)
+        (rights::PATH_UNLINK_FILE, 0, AS_NAMED)
     };
-    let leaf = leaf_with(fds, dirfd, valid_path(mem, p, len)?, right, trailing)?;
+    let leaf = leaf_with(fds, dirfd, valid_path(mem, p, len)?, right, lookup)?;
     // SAFETY: plain unlinkat on a directory descriptor and a C string.
     check(unsafe { libc::unlinkat(leaf.dir(), leaf.name.as_ptr(), flags) })
+}
+
+/// Two paths, refused as a pair when either holds a NUL byte (WasmEdge
+/// checks both texts before either descriptor).
+fn two_paths<'m>(
+    mem: &'m GuestMemory<'_>,
+    old: (u32, u32, u32),
+    new: (u32, u32, u32),
+) -> Result<(&'m [u8], &'m [u8]), Errno> {
+    let old_name = path(mem, old.1, old.2)?;
+    let new_name = path(mem, new.1, new.2)?;
+    if old_name.contains(&0) || new_name.contains(&0) {
+        return Err(INVAL);
+    }
+    Ok((old_name, new_name))
 }
 
 /// `path_rename`.
@@ -321,30 +344,28 @@ pub fn rename(
     old: (u32, u32, u32),
     new: (u32, u32, u32),
 ) -> WasiResult {
-    let old_name = path(mem, old.1, old.2)?;
-    let new_name = path(mem, new.1, new.2)?;
-    if old_name.contains(&0) || new_name.contains(&0) {
-        return Err(INVAL);
-    }
+    let (old_name, new_name) = two_paths(mem, old, new)?;
     let from = leaf_with(
         fds,
         old.0,
         old_name,
         rights::PATH_RENAME_SOURCE,
-        Trailing::Dropped,
+        MADE_OR_MOVED,
     )?;
     let to = leaf_with(
         fds,
         new.0,
         new_name,
         rights::PATH_RENAME_TARGET,
-        Trailing::Dropped,
+        MADE_OR_MOVED,
     )?;
     // SAFETY: plain renameat on directory descriptors and C strings.
     check(unsafe { libc::renameat(from.dir(), from.name.as_ptr(), to.dir(), to.name.as_ptr()) })
 }
 
-/// `path_link`: a hard link; with the follow flag, to what a link names.
+/// `path_link`: a hard link. With the follow flag a link in the last place
+/// of either path is followed beneath its directory (WasmEdge applies the
+/// old path's flags to both), so linkat itself never follows one.
 pub fn link(
     mem: &GuestMemory<'_>,
     fds: &FdTable,
@@ -352,76 +373,23 @@ pub fn link(
     lookup: u32,
     new: (u32, u32, u32),
 ) -> WasiResult {
-    let follow = lookup_follows(lookup)?;
-    let old_name = path(mem, old.1, old.2)?;
-    let new_name = path(mem, new.1, new.2)?;
-    if old_name.contains(&0) || new_name.contains(&0) {
-        return Err(INVAL);
-    }
-    if !follow {
-        let from = leaf_with(
-            fds,
-            old.0,
-            old_name,
-            rights::PATH_LINK_SOURCE,
-            Trailing::Directory,
-        )?;
-        let to = leaf_with(
-            fds,
-            new.0,
-            new_name,
-            rights::PATH_LINK_TARGET,
-            Trailing::Directory,
-        )?;
-        // SAFETY: plain linkat on directory descriptors and C strings;
-        // without AT_SYMLINK_FOLLOW a link is linked, not followed.
-        return check(unsafe {
-            libc::linkat(
-                from.dir(),
-                from.name.as_ptr(),
-                to.dir(),
-                to.name.as_ptr(),
-                0,
-            )
-        });
-    }
-    // Linked by descriptor, so a link that leads out is refused while it is
-    // resolved beneath the directory, never followed by linkat itself.
-    let dir = base(fds, old.0)?;
-    let source = object(&dir, old_name, true)?;
-    dir.require(rights::PATH_LINK_SOURCE)?;
-    let to = leaf_with(
-        fds,
-        new.0,
-        new_name,
-        rights::PATH_LINK_TARGET,
-        Trailing::Directory,
-    )?;
-    // SAFETY: plain linkat; the empty path names `source`.
-    let r = unsafe {
-        libc::linkat(
-            source.as_raw_fd(),
-            c"".as_ptr(),
-            to.dir(),
-            to.name.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
+    let follow_last = lookup_follows(lookup)?;
+    let (old_name, new_name) = two_paths(mem, old, new)?;
+    let lookup = Lookup {
+        follow_last,
+        trailing: Trailing::Walked,
     };
-    if r == 0 || errno::last() != errno::NOENT {
-        return check(r);
-    }
-    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, the descriptor's
-    // /proc entry names the same file, already resolved.
-    let proc = std::ffi::CString::new(format!("/proc/self/fd/{}", source.as_raw_fd()))
-        .map_err(|_| INVAL)?;
-    // SAFETY: plain linkat with C strings and a directory descriptor.
+    let from = leaf_with(fds, old.0, old_name, rights::PATH_LINK_SOURCE, lookup)?;
+    let to = leaf_with(fds, new.0, new_name, rights::PATH_LINK_TARGET, lookup)?;
+    // SAFETY: plain linkat on directory descriptors and C strings; without
+    // AT_SYMLINK_FOLLOW a link is linked, not followed.
     check(unsafe {
         libc::linkat(
-            libc::AT_FDCWD,
-            proc.as_ptr(),
+            from.dir(),
+            from.name.as_ptr(),
             to.dir(),
             to.name.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
+            0,
         )
     })
 }
@@ -443,7 +411,12 @@ pub fn symlink(
         return Err(INVAL);
     }
     let text = std::ffi::CString::new(text).map_err(|_| INVAL)?;
-    let leaf = leaf_with(fds, dirfd, name, rights::PATH_SYMLINK, Trailing::Directory)?;
+    // WasmEdge looks the new name up with its "follow" lookup.
+    let at = Lookup {
+        follow_last: true,
+        trailing: Trailing::Walked,
+    };
+    let leaf = leaf_with(fds, dirfd, name, rights::PATH_SYMLINK, at)?;
     // SAFETY: plain symlinkat with C strings and a directory descriptor.
     check(unsafe { libc::symlinkat(text.as_ptr(), leaf.dir(), leaf.name.as_ptr()) })
 }
@@ -463,13 +436,7 @@ pub fn readlink(
     let name = valid_path(mem, p, len)?.to_vec();
     mem.slice(buf, buf_len)?;
     mem.pointer::<4>(out)?;
-    let leaf = leaf_with(
-        fds,
-        dirfd,
-        &name,
-        rights::PATH_READLINK,
-        Trailing::Directory,
-    )?;
+    let leaf = leaf_with(fds, dirfd, &name, rights::PATH_READLINK, AS_NAMED)?;
     let target = mem.slice_mut(buf, buf_len)?;
     // SAFETY: readlinkat writes at most `target.len()` bytes into it.
     let n = unsafe {

@@ -22,6 +22,7 @@ const READ: u64 = 1 << 1;
 const SEEK: u64 = 1 << 2;
 const WRITE: u64 = 1 << 6;
 const READDIR: u64 = 1 << 14;
+const POLL: u64 = 1 << 27;
 
 fn shown(path: &[u8]) -> String {
     String::from_utf8_lossy(path).replace('\0', "\\0")
@@ -328,6 +329,68 @@ fn list(t: &mut Transcript, room: u32) {
     );
 }
 
+/// Read subscriptions on a regular file and on the sandbox, and a 10 ms
+/// clock (WasmEdge waits without a limit when nothing else can wake it).
+fn poll_file_and_directory(t: &mut Transcript) {
+    let name = Buf::from(b"file.txt");
+    let out = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe {
+        path_open(
+            SANDBOX,
+            FOLLOW,
+            name.ptr(),
+            8,
+            0,
+            READ | POLL,
+            0,
+            0,
+            out.ptr(),
+        )
+    };
+    if e != 0 {
+        t.log("path_open(\"file.txt\", read and poll)", e, "");
+        return;
+    }
+    let file = out.u32_at(0);
+    let mut subs = Buf::zeroed(48 * 3);
+    for (i, (fd, tag)) in [(file, 1u8), (SANDBOX, 1), (0, 0)].iter().enumerate() {
+        let at = 48 * i;
+        subs.set_u64(at, 100 + i as u64);
+        subs.bytes_mut()[at + 8] = *tag;
+        if *tag == 0 {
+            subs.set_u32(at + 16, 1); // the monotonic clock
+            subs.set_u64(at + 24, 10_000_000);
+        } else {
+            subs.set_u32(at + 16, *fd);
+        }
+    }
+    let events = Buf::zeroed(32 * 3);
+    let count = Buf::zeroed(4);
+    // SAFETY: the buffers hold three subscriptions and three events.
+    let e = unsafe { poll_oneoff(subs.ptr(), events.ptr(), 3, count.ptr()) };
+    let n = count.u32_at(0) as usize;
+    let mut shown: Vec<String> = (0..n.min(3))
+        .map(|i| {
+            let at = 32 * i;
+            format!(
+                "{}:error={},type={}",
+                read_u64(events.at(at)),
+                u16::from_le_bytes([events.bytes()[at + 8], events.bytes()[at + 9]]),
+                events.bytes()[at + 10]
+            )
+        })
+        .collect();
+    shown.sort();
+    t.log(
+        "poll_oneoff(file read, sandbox read, clock 10 ms)",
+        e,
+        &format!("n={n} [{}]", shown.join(" ")),
+    );
+    // SAFETY: closing the descriptor opened above.
+    unsafe { fd_close(file) };
+}
+
 pub fn files(t: &mut Transcript) {
     t.section("fd_prestat_get / fd_prestat_dir_name");
     let pre = Buf::zeroed(8);
@@ -523,6 +586,28 @@ pub fn files(t: &mut Transcript) {
             "",
         );
     }
+
+    t.section("WasmEdge's lookup: nested links, followed last links, ./");
+    // c1 -> c2 -> ... -> c8 -> file.txt; d1 -> ... -> d7 -> file.txt.
+    open_and_read(t, SANDBOX, FOLLOW, b"c1");
+    open_and_read(t, SANDBOX, FOLLOW, b"c2");
+    open_and_read(t, SANDBOX, FOLLOW, b"d1");
+    filestat(t, FOLLOW, b"c1");
+    filestat(t, FOLLOW, b"d1");
+    open_and_read(t, SANDBOX, FOLLOW, b"./");
+    open_and_read(t, SANDBOX, FOLLOW, b"sub/./");
+    open_and_read(t, SANDBOX, FOLLOW, b".");
+    // victim_link -> victim.txt; sym_at -> sym_made; hard_at -> hard_made.
+    one_path(t, "path_unlink_file", b"victim_link/", path_unlink_file);
+    open_and_read(t, SANDBOX, FOLLOW, b"victim.txt");
+    symlink(t, b"file.txt", b"sym_at");
+    readlink(t, b"sym_made", 64);
+    link(t, FOLLOW, b"file.txt", b"hard_at");
+    open_and_read(t, SANDBOX, FOLLOW, b"hard_made");
+    link(t, 0, b"file.txt", b"hard_at");
+
+    t.section("poll_oneoff on a file and a directory, beside a clock");
+    poll_file_and_directory(t);
 
     t.section("fd_readdir");
     for room in [4096, 100, 30] {
