@@ -114,8 +114,8 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
         (&["--bogus", "x.wasm"][..], "unexpected argument '--bogus'"),
         (&["--env", "NOEQUALS", "x.wasm"][..], "expected NAME=VALUE"),
         (
-            &["--dir", "/a:/b:readonly", "x.wasm"][..],
-            "read-only directories",
+            &["--dir", "/a:/b:ro", "x.wasm"][..],
+            "unknown directory mode \"ro\"",
         ),
     ] {
         let out = Command::new(host_bin()).args(args).output().expect("runs");
@@ -244,5 +244,47 @@ fn memory_page_limit_holds_the_guest_to_its_pages_as_on_wasmedge() {
             Duration::from_secs(30),
         );
         assert_eq!(out.status.code(), Some(7), "on {}", rt.name());
+    });
+}
+
+#[test]
+fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
+    on_each_runtime(|rt| {
+        let dir = std::env::temp_dir().join(format!(
+            "edgepoll-ro-{}-{}",
+            std::process::id(),
+            rt.name().replace(' ', "-")
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
+        let mapping = format!("/data:{}:readonly", dir.display());
+        let out = rt
+            .command_with(&wasm("conformance_guest"), &["--dir", &mapping])
+            .arg("read-file")
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stdout.contains("content=hello from the host"),
+            "{}: {stdout} {stderr}",
+            rt.name()
+        );
+        assert!(
+            !out.status.success(),
+            "{}: a write to a read-only directory succeeded",
+            rt.name()
+        );
+        assert!(
+            stdout.contains("failed=write /data/written.txt: Capabilities insufficient"),
+            "{}: {stdout}",
+            rt.name()
+        );
+        assert!(
+            !dir.join("written.txt").exists(),
+            "{}: the file was created",
+            rt.name()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     });
 }

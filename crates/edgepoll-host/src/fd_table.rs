@@ -112,6 +112,36 @@ pub mod rights {
         | FD_FDSTAT_SET_FLAGS
         | FD_READ
         | FD_WRITE;
+    /// A `:readonly` preopened directory (WasmEdge's
+    /// `kPreOpenBaseRightsReadOnly`): look, list and open.
+    pub const PREOPEN_READONLY: u64 =
+        PATH_OPEN | FD_READDIR | PATH_READLINK | PATH_FILESTAT_GET | FD_FILESTAT_GET;
+    /// What files and directories below it may get: no writing, sizing,
+    /// allocating or setting of times on paths (but, as on WasmEdge, the
+    /// rights to create, link, rename and remove names stay).
+    pub const PREOPEN_READONLY_INHERITING: u64 = FD_DATASYNC
+        | FD_READ
+        | FD_SEEK
+        | FD_FDSTAT_SET_FLAGS
+        | FD_SYNC
+        | FD_TELL
+        | FD_ADVISE
+        | PATH_CREATE_DIRECTORY
+        | PATH_CREATE_FILE
+        | PATH_LINK_SOURCE
+        | PATH_LINK_TARGET
+        | PATH_OPEN
+        | FD_READDIR
+        | PATH_READLINK
+        | PATH_RENAME_SOURCE
+        | PATH_RENAME_TARGET
+        | PATH_FILESTAT_GET
+        | FD_FILESTAT_GET
+        | FD_FILESTAT_SET_TIMES
+        | PATH_SYMLINK
+        | PATH_REMOVE_DIRECTORY
+        | PATH_UNLINK_FILE
+        | POLL_FD_READWRITE;
     /// Stdio as WasmEdge's `Environ::init` sets it up (inheriting nothing).
     pub const STDIN: u64 = FD_ADVISE | FD_FILESTAT_GET | FD_READ | POLL_FD_READWRITE;
     pub const STDOUT: u64 =

@@ -21,7 +21,7 @@ mod fd_table;
 mod memory;
 
 use clap::Parser;
-use runtime::Invocation;
+use runtime::{Invocation, Preopen};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,9 +32,9 @@ use std::process::ExitCode;
 #[command(name = "edgepoll-host", version)]
 struct Cli {
     /// Preopen a host directory for the guest, as GUEST:HOST (one path: the
-    /// same in both). Repeatable.
+    /// same in both), or GUEST:HOST:readonly. Repeatable.
     #[arg(long = "dir", value_name = "GUEST:HOST", value_parser = parse_dir)]
-    dirs: Vec<(String, PathBuf)>,
+    dirs: Vec<Preopen>,
     /// Set an environment variable for the guest; the runtime's own
     /// environment is not passed on. Repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
@@ -56,16 +56,28 @@ struct Cli {
     args: Vec<String>,
 }
 
-/// `GUEST:HOST` as WasmEdge splits it: at the first colon.
-fn parse_dir(value: &str) -> Result<(String, PathBuf), String> {
-    let (guest, host) = value.split_once(':').unwrap_or((value, value));
-    if host.ends_with(":readonly") {
-        return Err("read-only directories (:readonly) are not supported by edgepoll-host".into());
-    }
+/// `GUEST:HOST[:readonly]` as WasmEdge splits it: the guest name at the
+/// first colon, a mode at the next. WasmEdge ignores a mode it does not
+/// know; here it is an error, so a mistyped `:readonly` cannot grant writing.
+fn parse_dir(value: &str) -> Result<Preopen, String> {
+    let (guest, rest) = value.split_once(':').unwrap_or((value, value));
+    let (host, readonly) = match rest.split_once(':') {
+        None => (rest, false),
+        Some((host, "readonly")) => (host, true),
+        Some((_, mode)) => {
+            return Err(format!(
+                "unknown directory mode {mode:?} in {value:?} (only \"readonly\" is known)"
+            ))
+        }
+    };
     if guest.is_empty() || host.is_empty() {
         return Err(format!("expected GUEST:HOST, got {value:?}"));
     }
-    Ok((guest.to_string(), PathBuf::from(host)))
+    Ok(Preopen {
+        guest: guest.to_string(),
+        host: PathBuf::from(host),
+        readonly,
+    })
 }
 
 fn parse_env(value: &str) -> Result<(String, String), String> {

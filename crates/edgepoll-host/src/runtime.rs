@@ -7,12 +7,21 @@ use crate::wasi::Exit;
 use std::path::{Path, PathBuf};
 use wasmtime::{Config, Engine, Module, OptLevel, Store, Trap, WasmBacktrace};
 
+/// A directory `--dir` gives the guest.
+#[derive(Clone)]
+pub struct Preopen {
+    pub guest: String,
+    pub host: PathBuf,
+    /// `:readonly`: WasmEdge's read-only rights.
+    pub readonly: bool,
+}
+
 /// What to run: the command line, minus parsing.
 pub struct Invocation {
     pub module: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
-    pub dirs: Vec<(String, PathBuf)>,
+    pub dirs: Vec<Preopen>,
     /// `--memory-page-limit`: most 64 KiB pages per memory.
     pub memory_page_limit: Option<u64>,
 }
@@ -30,18 +39,26 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
 
     let mut fds = FdTable::with_stdio(random_seed()?);
     // WasmEdge numbers preopened directories from 3 (`Environ::init`).
-    for ((guest, host), fd) in invocation.dirs.iter().zip(3..) {
-        let dir =
-            open_directory(host).map_err(|e| format!("--dir {guest}:{}: {e}", host.display()))?;
+    for (dir, fd) in invocation.dirs.iter().zip(3..) {
+        let host = open_directory(&dir.host)
+            .map_err(|e| format!("--dir {}:{}: {e}", dir.guest, dir.host.display()))?;
+        let (base, inheriting) = if dir.readonly {
+            (
+                rights::PREOPEN_READONLY,
+                rights::PREOPEN_READONLY_INHERITING,
+            )
+        } else {
+            (rights::PREOPEN, rights::PREOPEN_INHERITING)
+        };
         fds.insert_at(
             fd,
             Descriptor::new(
                 Entry::Dir(Directory {
-                    fd: dir,
-                    preopened: Some(canonical_guest(guest)),
+                    fd: host,
+                    preopened: Some(canonical_guest(&dir.guest)),
                 }),
-                rights::PREOPEN,
-                rights::PREOPEN_INHERITING,
+                base,
+                inheriting,
             ),
         );
     }
