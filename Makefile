@@ -33,6 +33,8 @@ test: build
 	 fi
 	# --show-output: each end-to-end test prints the runtimes it ran on.
 	$(CARGO) test --release --workspace -- --show-output
+	# A hostile guest's every call into edgepoll-host, briefly (make fuzz runs it longer).
+	$(CARGO) run --quiet --release -p edgepoll-fuzz --bin host_imports -- --seconds 20
 	# edgepoll's unit tests once more as WebAssembly, where its SIMD scans run,
 	# on every runtime present.
 	@for runtime in host $$(command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1 && echo wasmedge aot); do \
@@ -57,9 +59,12 @@ browser-check: build
 	@command -v chromium >/dev/null || { echo "installing chromium (headless, for the browser check)"; apt-get update -qq && apt-get install -y -qq chromium; }
 	python3 tests/browser/check.py
 
-# Mutation-fuzz the HTTP and WebSocket state machines for FUZZ_SECONDS (not part of make test).
+# Mutation-fuzz the HTTP and WebSocket state machines, then edgepoll-host's
+# imports (random arguments and memory, a canary directory), for FUZZ_SECONDS
+# each (not part of make test, which runs the host fuzzer briefly).
 fuzz:
-	$(CARGO) run --release -p edgepoll-fuzz -- --seconds $(FUZZ_SECONDS)
+	$(CARGO) run --release -p edgepoll-fuzz --bin edgepoll-fuzz -- --seconds $(FUZZ_SECONDS)
+	$(CARGO) run --release -p edgepoll-fuzz --bin host_imports -- --seconds $(FUZZ_SECONDS)
 
 # Benchmarks (not part of make test): every server under the same wrk load;
 # writes bench/RESULTS.md, bench/*.png and the README's table.

@@ -15,11 +15,13 @@
 //! A failing input is written to `fuzz/crashes/` and the run exits 1; add such
 //! inputs to the unit tests.
 //!
-//! `cargo run --release -p edgepoll-fuzz -- [--seconds N] [--seed N]`
+//! `cargo run --release -p edgepoll-fuzz --bin edgepoll-fuzz -- [--seconds N] [--seed N]`
+//! (`src/bin/host_imports.rs` is the other fuzzer: edgepoll-host's imports.)
 
 mod http;
 mod ws;
 
+use edgepoll_fuzz::Rng;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -37,26 +39,6 @@ pub struct Target {
     bytes: &'static [u8],
     /// Checks one input; `Err` describes a failure.
     check: fn(&[u8], &mut Rng) -> Result<(), String>,
-}
-
-/// xorshift64: fast, and a run replays from its seed.
-pub struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
 }
 
 /// The ways one input is cut for feeding: whole, in two at a random offset,
@@ -137,7 +119,7 @@ fn main() {
         names.join(" and ")
     );
     std::panic::set_hook(Box::new(|_| {}));
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut runs = vec![0u64; targets.len()];
     let mut turn = 0;
@@ -146,7 +128,7 @@ fn main() {
         for _ in 0..100 {
             let mut input = target.seeds[rng.below(target.seeds.len())].clone();
             mutate(&mut rng, target, &mut input);
-            let mut check_rng = Rng(rng.next() | 1);
+            let mut check_rng = Rng::new(rng.next_u64());
             let outcome = catch_unwind(AssertUnwindSafe(|| (target.check)(&input, &mut check_rng)))
                 .unwrap_or_else(|panic| {
                     let what = panic

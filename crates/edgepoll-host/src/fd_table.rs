@@ -328,6 +328,11 @@ impl FdTable {
         self.entries.get_mut(&fd).ok_or(BADF)
     }
 
+    /// Every descriptor and its number, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Descriptor)> {
+        self.entries.iter().map(|(&fd, d)| (fd, d))
+    }
+
     pub fn remove(&mut self, fd: u32) -> Result<Descriptor, Errno> {
         let removed = self.entries.remove(&fd).ok_or(BADF)?;
         self.note_change(fd);

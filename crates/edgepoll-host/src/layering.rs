@@ -2,7 +2,7 @@
 //! sock, poll) only the shared pieces at the bottom; a bottom piece only
 //! other bottom pieces.
 
-const TOP: [&str; 5] = ["main", "runtime", "linker", "host", "layering"];
+const TOP: [&str; 6] = ["lib", "main", "runtime", "linker", "host", "layering"];
 const AREAS: [&str; 3] = ["wasi", "sock", "poll"];
 const BOTTOM: [&str; 4] = ["memory", "errno", "fd_table", "clock"];
 

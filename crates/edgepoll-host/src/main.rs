@@ -1,27 +1,10 @@
 //! `edgepoll-host`: runs `wasm32-wasip1` programs that use WasmEdge's socket
 //! extension, on wasmtime. Same command line as `wasmedge`:
 //! `edgepoll-host [--dir GUEST:HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]`.
-//! This file is the command line only.
-
-// Top: the command line, loading and running, and the linker that wires
-// the areas below to the guest's imports.
-mod host;
-mod linker;
-mod runtime;
-
-// Areas, each unaware of the others: WASI preview1, WasmEdge's sockets, polling.
-mod poll;
-mod sock;
-mod wasi;
-
-// Shared pieces at the bottom.
-mod clock;
-mod errno;
-mod fd_table;
-mod memory;
+//! This file is the command line only; the runtime is the library (`lib.rs`).
 
 use clap::Parser;
-use runtime::{Invocation, Preopen};
+use edgepoll_host::runtime::{self, Invocation, Preopen};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -104,6 +87,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-#[cfg(test)]
-mod layering;

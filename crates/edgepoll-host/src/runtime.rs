@@ -37,54 +37,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
     let module =
         load(&engine, &bytes).map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
 
-    let mut fds = FdTable::with_stdio(random_seed()?);
-    // WasmEdge numbers preopened directories from 3 (`Environ::init`).
-    for (dir, fd) in invocation.dirs.iter().zip(3..) {
-        let host = open_directory(&dir.host)
-            .map_err(|e| format!("--dir {}:{}: {e}", dir.guest, dir.host.display()))?;
-        let (base, inheriting) = if dir.readonly {
-            (
-                rights::PREOPEN_READONLY,
-                rights::PREOPEN_READONLY_INHERITING,
-            )
-        } else {
-            (rights::PREOPEN, rights::PREOPEN_INHERITING)
-        };
-        fds.insert_at(
-            fd,
-            Descriptor::new(
-                Entry::Dir(Directory {
-                    fd: host,
-                    preopened: Some(canonical_guest(&dir.guest)),
-                }),
-                base,
-                inheriting,
-            ),
-        );
-    }
-    let mut args = vec![invocation
-        .module
-        .to_string_lossy()
-        .into_owned()
-        .into_bytes()];
-    args.extend(invocation.args.iter().map(|a| a.clone().into_bytes()));
-    let host = Host {
-        args,
-        env: invocation
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={v}").into_bytes())
-            .collect(),
-        fds,
-        poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,
-        memory: None,
-        memory_report: crate::host::MemoryReport {
-            file: std::env::var_os("EDGEPOLL_HOST_MEMORY_FILE").map(PathBuf::from),
-            max_bytes: invocation
-                .memory_page_limit
-                .map(|pages| pages.saturating_mul(64 * 1024)),
-        },
-    };
+    let host = host_state(invocation)?;
     let mut store = Store::new(&engine, host);
     store.limiter(|host| &mut host.memory_report);
     let linker =
@@ -122,6 +75,60 @@ fn canonical_guest(guest: &str) -> String {
         return "/".into();
     }
     parts.join("/")
+}
+
+/// The per-guest state `invocation` asks for: stdio, the preopened
+/// directories (from 3, as WasmEdge numbers them), arguments, environment,
+/// the poller; the guest's memory is set once it is instantiated.
+pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
+    let mut fds = FdTable::with_stdio(random_seed()?);
+    // WasmEdge numbers preopened directories from 3 (`Environ::init`).
+    for (dir, fd) in invocation.dirs.iter().zip(3..) {
+        let host = open_directory(&dir.host)
+            .map_err(|e| format!("--dir {}:{}: {e}", dir.guest, dir.host.display()))?;
+        let (base, inheriting) = if dir.readonly {
+            (
+                rights::PREOPEN_READONLY,
+                rights::PREOPEN_READONLY_INHERITING,
+            )
+        } else {
+            (rights::PREOPEN, rights::PREOPEN_INHERITING)
+        };
+        fds.insert_at(
+            fd,
+            Descriptor::new(
+                Entry::Dir(Directory {
+                    fd: host,
+                    preopened: Some(canonical_guest(&dir.guest)),
+                }),
+                base,
+                inheriting,
+            ),
+        );
+    }
+    let mut args = vec![invocation
+        .module
+        .to_string_lossy()
+        .into_owned()
+        .into_bytes()];
+    args.extend(invocation.args.iter().map(|a| a.clone().into_bytes()));
+    Ok(Host {
+        args,
+        env: invocation
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}").into_bytes())
+            .collect(),
+        fds,
+        poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,
+        memory: None,
+        memory_report: crate::host::MemoryReport {
+            file: std::env::var_os("EDGEPOLL_HOST_MEMORY_FILE").map(PathBuf::from),
+            max_bytes: invocation
+                .memory_page_limit
+                .map(|pages| pages.saturating_mul(64 * 1024)),
+        },
+    })
 }
 
 /// A preopened directory's host descriptor: the root every guest path

@@ -1,0 +1,24 @@
+//! The runtime behind the `edgepoll-host` command: wasmtime plus WasmEdge
+//! 0.14's WASI and socket functions. A library so that the command
+//! (`main.rs`) and the host-import fuzzer (`fuzz/src/bin/host_imports.rs`)
+//! share it; its API is those two users', not a stable one.
+
+// Top: loading and running, and the linker that wires the areas below to
+// the guest's imports.
+pub mod host;
+pub mod linker;
+pub mod runtime;
+
+// Areas, each unaware of the others: WASI preview1, WasmEdge's sockets, polling.
+pub mod poll;
+mod sock;
+mod wasi;
+
+// Shared pieces at the bottom.
+mod clock;
+pub mod errno;
+pub mod fd_table;
+pub mod memory;
+
+#[cfg(test)]
+mod layering;
