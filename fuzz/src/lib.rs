@@ -1,5 +1,28 @@
-//! What the two fuzzers share: a small seeded random source, so that a run
-//! replays from its seed.
+//! What the two fuzzers share: their command line and a small seeded
+//! random source, so that a run replays from its seed.
+
+/// `--seconds N` (default 60) and `--seed N` (default: from the clock and
+/// the process id); exits 2 with `usage` on anything else.
+pub fn options(usage: &str) -> (u64, u64) {
+    let mut seconds = 60u64;
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut seed = clock.as_nanos() as u64 ^ u64::from(std::process::id());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().and_then(|v| v.parse().ok());
+        match (arg.as_str(), value) {
+            ("--seconds", Some(v)) => seconds = v,
+            ("--seed", Some(v)) => seed = v,
+            _ => {
+                eprintln!("usage: {usage} [--seconds N] [--seed N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    (seconds, seed)
+}
 
 /// xorshift64: fast, and a run replays from its seed.
 pub struct Rng(u64);

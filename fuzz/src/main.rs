@@ -95,23 +95,7 @@ fn mutate(rng: &mut Rng, target: &Target, input: &mut Vec<u8>) {
 }
 
 fn main() {
-    let mut seconds = 60u64;
-    let clock = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut seed = clock.as_nanos() as u64 ^ std::process::id() as u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = args.next().and_then(|v| v.parse().ok());
-        match (arg.as_str(), value) {
-            ("--seconds", Some(v)) => seconds = v,
-            ("--seed", Some(v)) => seed = v,
-            _ => {
-                eprintln!("usage: edgepoll-fuzz [--seconds N] [--seed N]");
-                std::process::exit(2);
-            }
-        }
-    }
+    let (seconds, seed) = edgepoll_fuzz::options("edgepoll-fuzz");
     let targets = [http::target(), ws::target()];
     let names: Vec<_> = targets.iter().map(|t| t.name).collect();
     println!(

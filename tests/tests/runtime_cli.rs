@@ -135,16 +135,22 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
     assert_eq!(out.status.code(), Some(7));
 }
 
+/// A scratch directory for `rt` holding `hello.txt`, for `--dir`.
+fn directory_with_hello(tag: &str, rt: &Runtime) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "edgepoll-{tag}-{}-{}",
+        std::process::id(),
+        rt.name().replace(' ', "-")
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
+    dir
+}
+
 #[test]
 fn preopened_directories_are_readable_writable_and_sandboxed() {
     on_each_runtime(|rt| {
-        let dir = std::env::temp_dir().join(format!(
-            "edgepoll-dir-{}-{}",
-            std::process::id(),
-            rt.name().replace(' ', "-")
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
+        let dir = directory_with_hello("dir", rt);
         // WasmEdge's spelling, GUEST:HOST, which edgepoll-host accepts too.
         let mapping = format!("/data:{}", dir.display());
         let out = rt
@@ -250,13 +256,7 @@ fn memory_page_limit_holds_the_guest_to_its_pages_as_on_wasmedge() {
 #[test]
 fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
     on_each_runtime(|rt| {
-        let dir = std::env::temp_dir().join(format!(
-            "edgepoll-ro-{}-{}",
-            std::process::id(),
-            rt.name().replace(' ', "-")
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
+        let dir = directory_with_hello("ro", rt);
         let mapping = format!("/data:{}:readonly", dir.display());
         let out = rt
             .command_with(&wasm("conformance_guest"), &["--dir", &mapping])

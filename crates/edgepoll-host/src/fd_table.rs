@@ -116,32 +116,17 @@ pub mod rights {
     /// `kPreOpenBaseRightsReadOnly`): look, list and open.
     pub const PREOPEN_READONLY: u64 =
         PATH_OPEN | FD_READDIR | PATH_READLINK | PATH_FILESTAT_GET | FD_FILESTAT_GET;
-    /// What files and directories below it may get: no writing, sizing,
-    /// allocating or setting of times on paths (but, as on WasmEdge, the
-    /// rights to create, link, rename and remove names stay).
-    pub const PREOPEN_READONLY_INHERITING: u64 = FD_DATASYNC
-        | FD_READ
-        | FD_SEEK
-        | FD_FDSTAT_SET_FLAGS
-        | FD_SYNC
-        | FD_TELL
-        | FD_ADVISE
-        | PATH_CREATE_DIRECTORY
-        | PATH_CREATE_FILE
-        | PATH_LINK_SOURCE
-        | PATH_LINK_TARGET
-        | PATH_OPEN
-        | FD_READDIR
-        | PATH_READLINK
-        | PATH_RENAME_SOURCE
-        | PATH_RENAME_TARGET
-        | PATH_FILESTAT_GET
-        | FD_FILESTAT_GET
-        | FD_FILESTAT_SET_TIMES
-        | PATH_SYMLINK
-        | PATH_REMOVE_DIRECTORY
-        | PATH_UNLINK_FILE
-        | POLL_FD_READWRITE;
+    /// What files and directories below it may get: a writable preopen's,
+    /// less writing, allocating, sizing and setting times through paths
+    /// (WasmEdge's `kPreOpenInheritingRightsReadOnly`; as there, the rights
+    /// to create, link, rename and remove names stay).
+    pub const PREOPEN_READONLY_INHERITING: u64 = PREOPEN_INHERITING
+        & !(FD_WRITE
+            | FD_ALLOCATE
+            | PATH_FILESTAT_SET_SIZE
+            | PATH_FILESTAT_SET_TIMES
+            | FD_FILESTAT_SET_SIZE
+            | SOCK_SHUTDOWN);
     /// Stdio as WasmEdge's `Environ::init` sets it up (inheriting nothing).
     pub const STDIN: u64 = FD_ADVISE | FD_FILESTAT_GET | FD_READ | POLL_FD_READWRITE;
     pub const STDOUT: u64 =
@@ -372,6 +357,15 @@ mod tests {
             0,
             0,
         )
+    }
+
+    #[test]
+    fn preopen_rights_are_wasmedges() {
+        // lib/host/wasi/environ.cpp at 0.14.1, written out as numbers.
+        assert_eq!(rights::PREOPEN, 0x07BF_FE00);
+        assert_eq!(rights::PREOPEN_INHERITING, 0x1FFF_FFFF);
+        assert_eq!(rights::PREOPEN_READONLY, 0x0024_E000);
+        assert_eq!(rights::PREOPEN_READONLY_INHERITING, 0x0FA7_FEBF);
     }
 
     #[test]

@@ -377,23 +377,7 @@ mod linux {
     }
 
     pub fn main() {
-        let mut seconds = 60u64;
-        let clock = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut seed = clock.as_nanos() as u64 ^ u64::from(std::process::id());
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let value = args.next().and_then(|v| v.parse().ok());
-            match (arg.as_str(), value) {
-                ("--seconds", Some(v)) => seconds = v,
-                ("--seed", Some(v)) => seed = v,
-                _ => {
-                    eprintln!("usage: host_imports [--seconds N] [--seed N]");
-                    std::process::exit(2);
-                }
-            }
-        }
+        let (seconds, seed) = edgepoll_fuzz::options("host_imports");
         // The guest writes to stdio at random: the runtime's own 0, 1 and 2
         // become /dev/null, and reports go to copies of the real ones.
         // SAFETY: dup and dup2 on the process's stdio; the copies are owned

@@ -167,69 +167,40 @@ fn one_path(
     t.log(&format!("{what}(sandbox, {:?})", shown(path)), e, "");
 }
 
-fn rename(t: &mut Transcript, from: &[u8], to: &[u8]) {
+/// Calls a function of two paths, each passed as pointer and length, and
+/// logs it as `{call}"from", "to")`.
+fn two_paths(
+    t: &mut Transcript,
+    call: &str,
+    from: &[u8],
+    to: &[u8],
+    f: impl FnOnce((u32, u32), (u32, u32)) -> u32,
+) {
     let (a, b) = (Buf::from(from), Buf::from(to));
+    let e = f((a.ptr(), from.len() as u32), (b.ptr(), to.len() as u32));
+    t.log(&format!("{call}{:?}, {:?})", shown(from), shown(to)), e, "");
+}
+
+fn rename(t: &mut Transcript, from: &[u8], to: &[u8]) {
     // SAFETY: the runtime checks the pointers.
-    let e = unsafe {
-        path_rename(
-            SANDBOX,
-            a.ptr(),
-            from.len() as u32,
-            SANDBOX,
-            b.ptr(),
-            to.len() as u32,
-        )
-    };
-    t.log(
-        &format!("path_rename({:?}, {:?})", shown(from), shown(to)),
-        e,
-        "",
-    );
+    two_paths(t, "path_rename(", from, to, |(a, al), (b, bl)| unsafe {
+        path_rename(SANDBOX, a, al, SANDBOX, b, bl)
+    });
 }
 
 fn link(t: &mut Transcript, lookup: u32, from: &[u8], to: &[u8]) {
-    let (a, b) = (Buf::from(from), Buf::from(to));
+    let call = format!("path_link({}, ", lookup_name(lookup));
     // SAFETY: the runtime checks the pointers.
-    let e = unsafe {
-        path_link(
-            SANDBOX,
-            lookup,
-            a.ptr(),
-            from.len() as u32,
-            SANDBOX,
-            b.ptr(),
-            to.len() as u32,
-        )
-    };
-    t.log(
-        &format!(
-            "path_link({}, {:?}, {:?})",
-            lookup_name(lookup),
-            shown(from),
-            shown(to)
-        ),
-        e,
-        "",
-    );
+    two_paths(t, &call, from, to, |(a, al), (b, bl)| unsafe {
+        path_link(SANDBOX, lookup, a, al, SANDBOX, b, bl)
+    });
 }
 
 fn symlink(t: &mut Transcript, target: &[u8], at: &[u8]) {
-    let (a, b) = (Buf::from(target), Buf::from(at));
     // SAFETY: the runtime checks the pointers.
-    let e = unsafe {
-        path_symlink(
-            a.ptr(),
-            target.len() as u32,
-            SANDBOX,
-            b.ptr(),
-            at.len() as u32,
-        )
-    };
-    t.log(
-        &format!("path_symlink({:?}, {:?})", shown(target), shown(at)),
-        e,
-        "",
-    );
+    two_paths(t, "path_symlink(", target, at, |(a, al), (b, bl)| unsafe {
+        path_symlink(a, al, SANDBOX, b, bl)
+    });
 }
 
 fn readlink(t: &mut Transcript, path: &[u8], room: u32) {
