@@ -6,13 +6,15 @@ LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
 WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript
 
-.PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check
+.PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image
 FUZZ_SECONDS ?= 120
 
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; apt-get update -qq && apt-get install -y -qq curl; }
 	@python3 -c "import websockets" 2>/dev/null || { echo "installing Python's websockets (the WebSocket tests use it)"; python3 -m pip install --quiet websockets; }
+	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
+	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet kubernetes-validate; }
 
 build: setup
 	$(CARGO) build --release -p edgepoll-host
@@ -48,6 +50,12 @@ clippy: setup
 
 fmt:
 	$(CARGO) fmt --all
+
+# OCI images of the echo server and the chat (FROM scratch, the .wasm as
+# entrypoint, for WasmEdge on Kubernetes) in the image layout target/oci.
+image: build
+	deploy/build-image.sh $(WASM_DIR)/poll_http_server.wasm target/oci poll_http_server 0.0.0.0:8080
+	deploy/build-image.sh $(WASM_DIR)/ws_chat.wasm target/oci ws_chat 0.0.0.0:8080
 
 # Build and start the WebSocket chat; open http://$(LISTEN)/ in two windows.
 chat: build

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds an OCI image of one edgepoll program, the way WasmEdge apps reach
+# Kubernetes: FROM scratch, the .wasm alone at / as the entrypoint, platform
+# wasi/wasm, and the annotation crun reads to hand the module to WasmEdge
+# (module.wasm.image/variant=compat-smart). Uses umoci (Debian's package),
+# which works unprivileged.
+#
+#   deploy/build-image.sh PROGRAM.wasm LAYOUT TAG [DEFAULT ARGS...]
+#
+# writes (or adds TAG to) the OCI image layout directory LAYOUT; push it with
+# e.g. `skopeo copy oci:LAYOUT:TAG docker://REGISTRY/NAME:TAG`.
+set -euo pipefail
+[ $# -ge 3 ] || { echo "usage: $0 PROGRAM.wasm LAYOUT TAG [DEFAULT ARGS...]" >&2; exit 2; }
+wasm="$1"; layout="$2"; tag="$3"; shift 3
+command -v umoci >/dev/null || { echo "$0: umoci is missing (apt-get install umoci)" >&2; exit 1; }
+[ -f "$wasm" ] || { echo "$0: $wasm does not exist (make build first)" >&2; exit 1; }
+name="$(basename "$wasm")"
+bundle="$(mktemp -d)"
+trap 'rm -rf "$bundle"' EXIT
+[ -d "$layout" ] || umoci init --layout "$layout"
+umoci new --image "$layout:$tag"
+umoci unpack --rootless --image "$layout:$tag" "$bundle/b" >/dev/null
+cp "$wasm" "$bundle/b/rootfs/$name"
+umoci repack --image "$layout:$tag" "$bundle/b"
+config=(--config.entrypoint "/$name" --architecture wasm --os wasi
+  --manifest.annotation module.wasm.image/variant=compat-smart
+  --config.label org.opencontainers.image.title="$name")
+for arg in "$@"; do config+=(--config.cmd "$arg"); done
+umoci config --image "$layout:$tag" "${config[@]}"
+umoci gc --layout "$layout"
+echo "built $layout:$tag ($name)"
