@@ -1,6 +1,7 @@
 //! The per-connection HTTP/1.1 server state machine: bytes in, bytes out, no I/O.
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::framing::{BodyFraming, FieldSummary, FramingError};
 use super::head::{HeadError, HeadParser};
 use super::input::InputBuffer;
 use super::output::{OutputBuffer, KEEP_CAPACITY};
@@ -534,15 +535,31 @@ impl Handler {
 
         let mut fields = FieldSummary::default();
         for header in &self.headers {
-            fields.add(buf, header, self.limits.max_body_bytes)?;
+            fields
+                .add(buf, header.name.clone(), header.value.clone())
+                .map_err(framing_refusal)?;
         }
-        let framing = fields.framing(version, &self.limits)?;
+        if fields.invalid_host {
+            return Err(Refusal(StatusCode::BAD_REQUEST, "invalid Host field"));
+        }
+        let framing = match fields.request_framing(version).map_err(framing_refusal)? {
+            BodyFraming::Chunked => Framing::Chunked(Box::new(ChunkedDecoder::new(
+                self.limits.max_body_bytes,
+                self.limits.max_chunk_line_bytes,
+                self.limits.max_head_bytes,
+            ))),
+            BodyFraming::Length(n) if n < u64::MAX && n <= self.limits.max_body_bytes as u64 => {
+                Framing::Length(n as usize)
+            }
+            BodyFraming::Length(_) | BodyFraming::UntilClose => {
+                return Err(Refusal(
+                    StatusCode::CONTENT_TOO_LARGE,
+                    "request body over the size limit",
+                ))
+            }
+        };
         // A CONNECT the service answers ends the connection: it never tunnels.
-        let keep_alive = !is_connect
-            && match version {
-                Version::Http11 => !fields.close,
-                Version::Http10 => fields.keep_alive && !fields.close,
-            };
+        let keep_alive = !is_connect && fields.keeps_alive(version);
         if version == Version::Http11 && fields.hosts != 1 {
             return Err(Refusal(
                 StatusCode::BAD_REQUEST,
@@ -703,155 +720,12 @@ impl Handler {
     }
 }
 
-/// What the header fields of one request say about framing and the connection.
-#[derive(Default)]
-struct FieldSummary {
-    content_length: Option<usize>,
-    content_length_too_large: bool,
-    transfer_encoding: bool,
-    chunked_last: bool,
-    chunked_count: usize,
-    unknown_coding: bool,
-    close: bool,
-    keep_alive: bool,
-    expect_continue: bool,
-    unknown_expectation: bool,
-    hosts: usize,
-}
-
-impl FieldSummary {
-    /// Takes in one field as the head parser gave it: a name of token
-    /// characters and a value without leading or trailing spaces and tabs.
-    fn add(&mut self, buf: &[u8], field: &HeaderSpan, max_body: usize) -> Result<(), Refusal> {
-        let (name, value) = (&buf[field.name.clone()], &buf[field.value.clone()]);
-        // The length picks the one name a field could be before any compare:
-        // most fields are none of these and cost one match.
-        let is = |known: &[u8]| scan::token_is(name, known);
-        match name.len() {
-            4 if is(b"host") => {
-                if !host_is_valid(buf, field.value.clone()) {
-                    return Err(Refusal(StatusCode::BAD_REQUEST, "invalid Host field"));
-                }
-                self.hosts += 1;
-            }
-            6 if is(b"expect") => {
-                if scan::eq_ignore_ascii_case(value, b"100-continue") {
-                    self.expect_continue = true;
-                } else {
-                    self.unknown_expectation = true;
-                }
-            }
-            10 if is(b"connection") => {
-                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        self.close = true;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        self.keep_alive = true;
-                    }
-                }
-            }
-            14 if is(b"content-length") => {
-                let n = parse_content_length(value)
-                    .ok_or(Refusal(StatusCode::BAD_REQUEST, "invalid Content-Length"))?;
-                let n = match n {
-                    Some(n) if n <= max_body as u64 => n as usize,
-                    _ => {
-                        self.content_length_too_large = true;
-                        usize::MAX
-                    }
-                };
-                if self.content_length.is_some_and(|old| old != n) {
-                    return Err(Refusal(
-                        StatusCode::BAD_REQUEST,
-                        "conflicting Content-Length fields",
-                    ));
-                }
-                self.content_length = Some(n);
-            }
-            17 if is(b"transfer-encoding") => {
-                self.transfer_encoding = true;
-                for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                    if coding.is_empty() {
-                        continue;
-                    }
-                    if coding.eq_ignore_ascii_case(b"chunked") {
-                        self.chunked_count += 1;
-                        self.chunked_last = true;
-                    } else {
-                        self.unknown_coding = true;
-                        self.chunked_last = false;
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn framing(&self, version: Version, limits: &Limits) -> Result<Framing, Refusal> {
-        if self.transfer_encoding {
-            if self.content_length.is_some() {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "both Content-Length and Transfer-Encoding",
-                ));
-            }
-            if version == Version::Http10 {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "Transfer-Encoding in an HTTP/1.0 request",
-                ));
-            }
-            if self.unknown_coding {
-                return Err(Refusal(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "unsupported transfer coding (only chunked is supported)",
-                ));
-            }
-            if self.chunked_count != 1 || !self.chunked_last {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "invalid Transfer-Encoding",
-                ));
-            }
-            return Ok(Framing::Chunked(Box::new(ChunkedDecoder::new(
-                limits.max_body_bytes,
-                limits.max_chunk_line_bytes,
-                limits.max_head_bytes,
-            ))));
-        }
-        if self.content_length_too_large {
-            return Err(Refusal(
-                StatusCode::CONTENT_TOO_LARGE,
-                "request body over the size limit",
-            ));
-        }
-        Ok(Framing::Length(self.content_length.unwrap_or(0)))
-    }
-}
-
-/// `Some(None)` for a valid number too large for u64, `None` for no number.
-fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
-    if value.is_empty() {
-        return None;
-    }
-    // One pass: the value, the check that each byte is a digit, and the
-    // count of significant digits. Nineteen digits always fit in a u64, so
-    // no step needs an overflow check (a 64-bit one costs wasm32 a 128-bit
-    // multiplication); past nineteen only the digit check goes on.
-    let mut n = 0u64;
-    let mut significant = 0usize;
-    for &d in value {
-        let digit = d.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        if significant < 19 {
-            n = n * 10 + u64::from(digit);
-        }
-        significant += usize::from(significant > 0 || digit != 0);
-    }
-    Some((significant <= 19).then_some(n))
+fn framing_refusal(error: FramingError) -> Refusal {
+    let status = match error {
+        FramingError::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Refusal(status, error.as_str())
 }
 
 fn chunked_refusal(error: ChunkedError) -> Refusal {
@@ -861,46 +735,6 @@ fn chunked_refusal(error: ChunkedError) -> Refusal {
         _ => StatusCode::BAD_REQUEST,
     };
     Refusal(status, error.as_str())
-}
-
-/// Whether the Host value `buf[value]` is valid: see [`is_valid_host`].
-#[inline]
-fn host_is_valid(buf: &[u8], value: Range<usize>) -> bool {
-    match scan::short_host_is_valid(buf, value.clone()) {
-        Some(valid) => valid,
-        None => is_valid_host(&buf[value]),
-    }
-}
-
-/// A Host field value (RFC 9110 §7.2, RFC 3986 §3.2.2): a registered name
-/// or IPv4 address, or an IPv6 literal in brackets, then an optional port.
-/// Empty is allowed (a target without an authority).
-fn is_valid_host(value: &[u8]) -> bool {
-    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
-        let Some(end) = rest.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        let literal = &rest[..end];
-        let ipv6 = !literal.is_empty()
-            && literal
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        if !ipv6 {
-            return false;
-        }
-        match &rest[end + 1..] {
-            [] => (&b""[..], None),
-            [b':', port @ ..] => (&b""[..], Some(port)),
-            _ => return false,
-        }
-    } else {
-        match value.iter().rposition(|&b| b == b':') {
-            Some(i) => (&value[..i], Some(&value[i + 1..])),
-            None => (value, None),
-        }
-    };
-    let reg_name = super::scan::is_reg_name(host);
-    reg_name && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
 }
 
 /// Whether the request line ends in `HTTP/<digit>...` — a version we could name
@@ -921,91 +755,4 @@ fn names_other_http_version(buf: &[u8]) -> bool {
         && version[5].is_ascii_digit()
         && version != b"HTTP/1.0"
         && version != b"HTTP/1.1"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_lengths_parse_like_the_standard_library() {
-        let reference = |value: &str| -> Option<Option<u64>> {
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let significant = value.trim_start_matches('0');
-            Some(match significant.len() {
-                0..=19 => Some(value.parse::<u64>().ok()?),
-                _ => None,
-            })
-        };
-        let mut samples: Vec<String> = ["", "0", "00", "007", "128", "1 2", "+1", "-1", "12a", "a"]
-            .map(String::from)
-            .to_vec();
-        for digits in 1..=22 {
-            samples.push("9".repeat(digits));
-            samples.push(format!("000{}", "9".repeat(digits)));
-            samples.push(format!("1{}", "0".repeat(digits)));
-        }
-        samples.push(u64::MAX.to_string());
-        for value in samples {
-            assert_eq!(
-                parse_content_length(value.as_bytes()),
-                reference(&value),
-                "{value:?}"
-            );
-        }
-    }
-
-    /// The quick Host check (SIMD builds) decides exactly as the byte-by-byte
-    /// one, wherever the value lies in its buffer.
-    #[test]
-    fn quick_host_check_agrees_with_the_exact_one() {
-        let alphabet = b"a1.:%4[]-_ z9\xff\x00/@";
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let mut values: Vec<Vec<u8>> = [
-            &b""[..],
-            b"127.0.0.1:8080",
-            b"localhost",
-            b"a:b:80",
-            b":80",
-            b"host:",
-            b"[::1]:80",
-            b"x%41y:1",
-            b"0123456789abcdef",
-            b"0123456789abcdef0",
-            b"bench",
-        ]
-        .iter()
-        .map(|v| v.to_vec())
-        .collect();
-        for _ in 0..4000 {
-            let len = (next() % 19) as usize;
-            values.push(
-                (0..len)
-                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                    .collect(),
-            );
-        }
-        for value in &values {
-            for (before, after) in [(0, 0), (0, 20), (3, 2), (17, 0), (1, 30), (5, 9)] {
-                let mut buf = vec![b'x'; before];
-                buf.extend_from_slice(value);
-                buf.extend(std::iter::repeat_n(b'\r', after));
-                let range = before..before + value.len();
-                assert_eq!(
-                    host_is_valid(&buf, range),
-                    is_valid_host(value),
-                    "{:?} at {before} with {after} after",
-                    String::from_utf8_lossy(value)
-                );
-            }
-        }
-    }
 }

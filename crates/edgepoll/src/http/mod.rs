@@ -19,6 +19,7 @@
 //! | keep-alive connection idle past [`Limits::idle_timeout`] | closed without a response |
 
 mod chunked;
+mod framing;
 mod handler;
 mod head;
 mod input;
@@ -32,6 +33,7 @@ mod service;
 mod status;
 
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
+pub use framing::FramingError;
 pub use handler::{Handler, Incident, MAX_HEADERS};
 pub use limits::Limits;
 pub use request::{Request, Version};

@@ -1,5 +1,6 @@
 //! Responses that a [`Service`](super::Service) returns, and their encoding.
 
+use super::framing::{is_field_safe, is_framing_field};
 use super::StatusCode;
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -78,7 +79,7 @@ impl<'a> Response<'a> {
         let switching = self.status == StatusCode::SWITCHING_PROTOCOLS;
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
-            if is_framing(name) && !switching {
+            if is_framing_field(name) && !switching {
                 service_closes |= name.len() == 10 && lists_close(value);
                 continue;
             }
@@ -180,18 +181,6 @@ fn lists_close(value: &[u8]) -> bool {
 
 /// Fields the connection writes itself: a service's own are dropped
 /// (`Connection: close` is honoured all the same).
-fn is_framing(name: &[u8]) -> bool {
-    let len = name.len();
-    (len == 14 && super::scan::eq_ignore_ascii_case(name, b"content-length"))
-        || (len == 10 && super::scan::eq_ignore_ascii_case(name, b"connection"))
-        || (len == 17 && super::scan::eq_ignore_ascii_case(name, b"transfer-encoding"))
-}
-
-/// No CR, LF or NUL that could split the response.
-fn is_field_safe(bytes: &[u8]) -> bool {
-    !super::scan::has_cr_lf_or_nul(bytes)
-}
-
 /// "00" to "99": two digits per division.
 const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\

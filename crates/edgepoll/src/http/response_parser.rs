@@ -1,7 +1,8 @@
 //! The client side: reading one response from the bytes a server sends.
 
-use super::chunked::ChunkedDecoder;
-use super::StatusCode;
+use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::framing::{BodyFraming, FieldSummary, FramingError};
+use super::{StatusCode, Version};
 
 /// A complete response as a client reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,10 +34,10 @@ pub enum ResponseError {
     MalformedHead,
     /// The head is larger than the parser accepts.
     HeadTooLarge,
-    /// The `Content-Length` field is invalid or contradictory.
-    InvalidLength,
-    /// The chunked body is malformed or too large.
-    InvalidChunked,
+    /// The fields cannot frame the body: the same rules as for requests.
+    Framing(FramingError),
+    /// The chunked body is malformed.
+    InvalidChunked(ChunkedError),
     /// The body is larger than the parser accepts.
     BodyTooLarge,
     /// The connection closed before the response was complete.
@@ -45,27 +46,44 @@ pub enum ResponseError {
 
 impl std::fmt::Display for ResponseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ResponseError::MalformedHead => "malformed response head",
-            ResponseError::HeadTooLarge => "response head too large",
-            ResponseError::InvalidLength => "invalid Content-Length in response",
-            ResponseError::InvalidChunked => "malformed chunked response body",
-            ResponseError::BodyTooLarge => "response body too large",
-            ResponseError::Truncated => "connection closed before the response was complete",
-        })
+        match self {
+            ResponseError::MalformedHead => f.write_str("malformed response head"),
+            ResponseError::HeadTooLarge => f.write_str("response head too large"),
+            ResponseError::Framing(e) => write!(f, "response framing: {e}"),
+            ResponseError::InvalidChunked(e) => write!(f, "chunked response body: {}", e.as_str()),
+            ResponseError::BodyTooLarge => f.write_str("response body over the size limit"),
+            ResponseError::Truncated => {
+                f.write_str("connection closed before the response was complete")
+            }
+        }
     }
 }
 
 impl std::error::Error for ResponseError {}
 
 #[derive(Debug)]
-enum BodyKind {
+enum Body {
     Length(usize),
-    Chunked(ChunkedDecoder, usize, usize),
+    /// The decoder, the raw bytes read and the end of the decoded ones.
+    Chunked(Box<ChunkedDecoder>, usize, usize),
     UntilClose,
 }
 
+#[derive(Debug)]
+struct Head {
+    response: ParsedResponse,
+    len: usize,
+    body: Body,
+    keep_alive: bool,
+}
+
+/// The most header fields a response may have.
+const MAX_FIELDS: usize = 128;
+
 /// Reads one response, fed incrementally; skips interim `1xx` responses.
+/// Bodies are framed by the rules requests follow ([`FramingError`]), and a
+/// body over the limit ([`with_max_body`](Self::with_max_body)) is an error,
+/// not an allocation.
 ///
 /// ```
 /// use edgepoll::http::ResponseParser;
@@ -73,27 +91,56 @@ enum BodyKind {
 /// assert_eq!(parser.feed(b"HTTP/1.1 200 OK\r\nContent-Len").unwrap(), None);
 /// let response = parser.feed(b"gth: 2\r\n\r\nhi").unwrap().unwrap();
 /// assert_eq!(response.body, b"hi");
+/// assert!(parser.is_reusable());
 /// ```
 #[derive(Debug)]
 pub struct ResponseParser {
     buf: Vec<u8>,
-    head_only: bool,
-    head: Option<(ParsedResponse, usize, BodyKind)>,
+    to_head: bool,
+    head: Option<Head>,
     max_head: usize,
     max_body: usize,
+    reusable: bool,
 }
 
 impl ResponseParser {
-    /// A parser for the response to one request; `head_only` is true when the
-    /// request was `HEAD`, whose response has no body.
-    pub fn new(head_only: bool) -> Self {
+    /// A parser for the response to one request; `to_head` is true when the
+    /// request was `HEAD`, whose response has no body. The body limit is
+    /// 64 MiB.
+    pub fn new(to_head: bool) -> Self {
         ResponseParser {
             buf: Vec::new(),
-            head_only,
+            to_head,
             head: None,
             max_head: 64 * 1024,
-            max_body: 1 << 30,
+            max_body: 64 << 20,
+            reusable: false,
         }
+    }
+
+    /// Sets the most body bytes accepted.
+    ///
+    /// ```
+    /// use edgepoll::http::{ResponseError, ResponseParser};
+    /// let mut parser = ResponseParser::new(false).with_max_body(4);
+    /// let refused = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    /// assert_eq!(refused, Err(ResponseError::BodyTooLarge));
+    /// ```
+    pub fn with_max_body(mut self, max_body: usize) -> Self {
+        self.max_body = max_body;
+        self
+    }
+
+    /// Whether no byte of a response has arrived yet.
+    pub fn is_untouched(&self) -> bool {
+        self.buf.is_empty() && self.head.is_none()
+    }
+
+    /// After a complete response: whether the connection can carry another
+    /// request (the server keeps it alive, the body was not delimited by
+    /// the close, and nothing unasked-for followed the response).
+    pub fn is_reusable(&self) -> bool {
+        self.reusable
     }
 
     /// Feeds received bytes; returns the response once it is complete.
@@ -102,36 +149,49 @@ impl ResponseParser {
         if self.head.is_none() && !self.parse_head()? {
             return Ok(None);
         }
-        let Some((_, head_len, kind)) = &mut self.head else {
+        let Some(head) = &mut self.head else {
             return Ok(None);
         };
-        let body_end = match kind {
-            BodyKind::Length(n) => {
-                if self.buf.len() < *head_len + *n {
+        let (body_end, raw_end) = match &mut head.body {
+            Body::Length(n) => {
+                if self.buf.len() < head.len + *n {
                     return Ok(None);
                 }
-                *head_len + *n
+                (head.len + *n, head.len + *n)
             }
-            BodyKind::Chunked(decoder, read, written) => {
+            Body::Chunked(decoder, read, written) => {
                 let p = decoder
                     .decode_in_place(&mut self.buf, *read, *written)
-                    .map_err(|_| ResponseError::InvalidChunked)?;
+                    .map_err(|e| match e {
+                        ChunkedError::BodyTooLarge => ResponseError::BodyTooLarge,
+                        e => ResponseError::InvalidChunked(e),
+                    })?;
                 (*read, *written) = (p.read, p.written);
                 if !p.done {
                     return Ok(None);
                 }
-                p.written
+                (p.written, p.read)
             }
-            BodyKind::UntilClose => return Ok(None),
+            Body::UntilClose => {
+                if self.buf.len() - head.len > self.max_body {
+                    return Err(ResponseError::BodyTooLarge);
+                }
+                return Ok(None);
+            }
         };
+        self.reusable = head.keep_alive && self.buf.len() == raw_end;
         Ok(self.take(body_end))
     }
 
     /// Tells the parser the connection closed; completes a response whose body
     /// runs until close, and reports any other incomplete response as truncated.
     pub fn finish(&mut self) -> Result<ParsedResponse, ResponseError> {
+        self.reusable = false;
         match &self.head {
-            Some((_, _, BodyKind::UntilClose)) => {
+            Some(Head {
+                body: Body::UntilClose,
+                ..
+            }) => {
                 let end = self.buf.len();
                 self.take(end).ok_or(ResponseError::Truncated)
             }
@@ -140,81 +200,92 @@ impl ResponseParser {
     }
 
     fn take(&mut self, body_end: usize) -> Option<ParsedResponse> {
-        let (mut response, head_len, _) = self.head.take()?;
-        response.body = self.buf[head_len..body_end].to_vec();
+        let Head {
+            mut response, len, ..
+        } = self.head.take()?;
+        response.body = self.buf[len..body_end].to_vec();
+        self.buf = Vec::new();
         Some(response)
     }
 
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut parsed = httparse::Response::new(&mut headers);
-        let head_len = match parsed.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if self.buf.len() > self.max_head => {
-                return Err(ResponseError::HeadTooLarge)
-            }
-            Ok(httparse::Status::Partial) => return Ok(false),
-            Err(httparse::Error::TooManyHeaders) => return Err(ResponseError::HeadTooLarge),
-            Err(_) => return Err(ResponseError::MalformedHead),
-        };
-        let status = parsed
-            .code
-            .and_then(StatusCode::from_u16)
-            .ok_or(ResponseError::MalformedHead)?;
-        let mut length: Option<usize> = None;
-        let mut chunked = false;
-        let mut fields = Vec::with_capacity(parsed.headers.len());
-        for h in parsed.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
-                let text =
-                    std::str::from_utf8(h.value).map_err(|_| ResponseError::InvalidLength)?;
-                let n: usize = text
-                    .trim()
-                    .parse()
-                    .map_err(|_| ResponseError::InvalidLength)?;
-                if length.is_some_and(|old| old != n) {
-                    return Err(ResponseError::InvalidLength);
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            let mut parsed = httparse::Response::new(&mut headers);
+            let len = match parsed.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) if self.buf.len() > self.max_head => {
+                    return Err(ResponseError::HeadTooLarge)
                 }
-                length = Some(n);
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = h
-                    .value
-                    .rsplit(|&b| b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                Ok(httparse::Status::Partial) => return Ok(false),
+                Err(httparse::Error::TooManyHeaders) => return Err(ResponseError::HeadTooLarge),
+                Err(_) => return Err(ResponseError::MalformedHead),
+            };
+            if len > self.max_head {
+                return Err(ResponseError::HeadTooLarge);
             }
-            fields.push((h.name.to_string(), h.value.to_vec()));
-        }
-        let response = ParsedResponse {
-            status,
-            reason: parsed.reason.unwrap_or("").to_string(),
-            headers: fields,
-            body: Vec::new(),
-        };
-        if status.as_u16() < 200 && status.as_u16() != 101 {
-            // An interim response (100 Continue, 103 Early Hints): the real
-            // one follows. 101 is final: the connection changes protocol.
-            self.buf.drain(..head_len);
-            return self.parse_head();
-        }
-        let kind = if self.head_only || status.forbids_body() {
-            BodyKind::Length(0)
-        } else if chunked {
-            BodyKind::Chunked(
-                ChunkedDecoder::new(self.max_body, 4096, self.max_head),
-                head_len,
-                head_len,
-            )
-        } else if let Some(n) = length {
-            if n > self.max_body {
-                return Err(ResponseError::BodyTooLarge);
+            let status = parsed
+                .code
+                .and_then(StatusCode::from_u16)
+                .ok_or(ResponseError::MalformedHead)?;
+            if status.as_u16() < 200 && status.as_u16() != 101 {
+                // An interim response (100 Continue, 103 Early Hints): the
+                // real one follows. 101 is final: the protocol changes.
+                self.buf.drain(..len);
+                continue;
             }
-            BodyKind::Length(n)
-        } else {
-            BodyKind::UntilClose
-        };
-        self.head = Some((response, head_len, kind));
-        Ok(true)
+            let version = match parsed.version {
+                Some(0) => Version::Http10,
+                _ => Version::Http11,
+            };
+            let mut summary = FieldSummary::default();
+            let mut fields = Vec::with_capacity(parsed.headers.len());
+            let base = self.buf.as_ptr() as usize;
+            for h in parsed.headers.iter() {
+                // httparse borrows from `buf`: the offsets of name and value.
+                let name = h.name.as_ptr() as usize - base;
+                let value = h.value.as_ptr() as usize - base;
+                summary
+                    .add(
+                        &self.buf,
+                        name..name + h.name.len(),
+                        value..value + h.value.len(),
+                    )
+                    .map_err(ResponseError::Framing)?;
+                fields.push((h.name.to_string(), h.value.to_vec()));
+            }
+            let framing = summary
+                .response_framing(version, status, self.to_head)
+                .map_err(ResponseError::Framing)?;
+            let body = match framing {
+                BodyFraming::Chunked => Body::Chunked(
+                    Box::new(ChunkedDecoder::new(self.max_body, 4096, self.max_head)),
+                    len,
+                    len,
+                ),
+                BodyFraming::Length(n) if n < u64::MAX && n <= self.max_body as u64 => {
+                    Body::Length(n as usize)
+                }
+                BodyFraming::Length(_) => return Err(ResponseError::BodyTooLarge),
+                BodyFraming::UntilClose => Body::UntilClose,
+            };
+            let keep_alive = summary.keeps_alive(version)
+                && !matches!(body, Body::UntilClose)
+                && status != StatusCode::SWITCHING_PROTOCOLS;
+            let response = ParsedResponse {
+                status,
+                reason: parsed.reason.unwrap_or("").to_string(),
+                headers: fields,
+                body: Vec::new(),
+            };
+            self.head = Some(Head {
+                response,
+                len,
+                body,
+                keep_alive,
+            });
+            return Ok(true);
+        }
     }
 }
 
@@ -289,5 +360,108 @@ mod tests {
             false,
         );
         assert_eq!(r.status.as_u16(), 101);
+    }
+}
+
+#[cfg(test)]
+mod framing_tests {
+    use super::*;
+
+    fn first_error(input: &[u8]) -> ResponseError {
+        let mut parser = ResponseParser::new(false);
+        match parser.feed(input) {
+            Err(e) => e,
+            Ok(_) => parser.finish().expect_err("an error"),
+        }
+    }
+
+    /// The rules a request is held to hold for a response too: nothing
+    /// that two readers could frame differently gets through.
+    #[test]
+    fn ambiguous_framing_is_refused_as_it_is_in_requests() {
+        for (input, error) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                FramingError::LengthAndTransferEncoding,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                FramingError::ConflictingLengths,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+                FramingError::InvalidLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n",
+                FramingError::InvalidLength,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                FramingError::TransferEncodingInHttp10,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                FramingError::InvalidTransferEncoding,
+            ),
+        ] {
+            assert_eq!(
+                first_error(input),
+                ResponseError::Framing(error),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn a_coding_after_chunked_is_read_until_close_and_not_reused() {
+        let mut parser = ResponseParser::new(false);
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+        assert_eq!(parser.feed(head).unwrap(), None);
+        assert_eq!(parser.feed(b"raw bytes").unwrap(), None);
+        let response = parser.finish().unwrap();
+        assert_eq!(response.body, b"raw bytes");
+        assert!(!parser.is_reusable());
+    }
+
+    #[test]
+    fn reuse_needs_keep_alive_and_nothing_after_the_response() {
+        let cases: [(&[u8], bool); 5] = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", true),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+                false,
+            ),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", false),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\nx",
+                true,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy", false),
+        ];
+        for (input, reusable) in cases {
+            let mut parser = ResponseParser::new(false);
+            assert!(parser.feed(input).unwrap().is_some());
+            assert_eq!(
+                parser.is_reusable(),
+                reusable,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_over_the_limit_are_refused_however_they_are_framed() {
+        for input in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\n123456789",
+        ] {
+            let mut parser = ResponseParser::new(false).with_max_body(8);
+            assert_eq!(parser.feed(input), Err(ResponseError::BodyTooLarge));
+        }
     }
 }

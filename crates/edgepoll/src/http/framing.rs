@@ -1,0 +1,385 @@
+//! What header fields mean for framing and for the connection, in both
+//! directions: the server reading requests and the client reading responses
+//! apply the same rules to `Content-Length`, `Transfer-Encoding` and
+//! `Connection` (RFC 9112 §6), and the same test of field validity.
+//!
+//! Both directions refuse what RFC 9112 lets a recipient refuse and what an
+//! intermediary must refuse to stay out of request smuggling: a
+//! `Content-Length` beside a `Transfer-Encoding`, conflicting lengths, a
+//! length that is not a plain decimal, `chunked` that is not the last coding
+//! or appears twice, and `Transfer-Encoding` in an HTTP/1.0 message.
+
+use super::{StatusCode, Version};
+use std::ops::Range;
+
+/// Why the fields of a message cannot frame its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramingError {
+    /// A `Content-Length` that is not a decimal number.
+    InvalidLength,
+    /// Two `Content-Length` values that differ.
+    ConflictingLengths,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    LengthAndTransferEncoding,
+    /// `Transfer-Encoding` in an HTTP/1.0 message.
+    TransferEncodingInHttp10,
+    /// A transfer coding other than `chunked`.
+    UnknownCoding,
+    /// `chunked` missing from the end, or named twice.
+    InvalidTransferEncoding,
+}
+
+impl FramingError {
+    /// A short description for logs and error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FramingError::InvalidLength => "invalid Content-Length",
+            FramingError::ConflictingLengths => "conflicting Content-Length fields",
+            FramingError::LengthAndTransferEncoding => "both Content-Length and Transfer-Encoding",
+            FramingError::TransferEncodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 message",
+            FramingError::UnknownCoding => {
+                "unsupported transfer coding (only chunked is supported)"
+            }
+            FramingError::InvalidTransferEncoding => "invalid Transfer-Encoding",
+        }
+    }
+}
+
+impl std::fmt::Display for FramingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for FramingError {}
+
+/// How a message's body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// Exactly this many bytes (`u64::MAX` for a length too large to count).
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the connection closes (responses only).
+    UntilClose,
+}
+
+/// What the header fields of one message say about framing and the
+/// connection, gathered one field at a time.
+#[derive(Default)]
+pub(crate) struct FieldSummary {
+    /// `u64::MAX` for a valid number too large for a u64.
+    pub(crate) content_length: Option<u64>,
+    transfer_encoding: bool,
+    chunked_last: bool,
+    chunked_count: usize,
+    unknown_coding: bool,
+    pub(crate) close: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) expect_continue: bool,
+    pub(crate) unknown_expectation: bool,
+    pub(crate) hosts: usize,
+    pub(crate) invalid_host: bool,
+}
+
+impl FieldSummary {
+    /// Takes in one field as a head parser gave it: a name of token characters
+    /// and a value without leading or trailing spaces and tabs, at
+    /// `buf[name]` and `buf[value]`.
+    #[inline]
+    pub(crate) fn add(
+        &mut self,
+        buf: &[u8],
+        name: Range<usize>,
+        value: Range<usize>,
+    ) -> Result<(), FramingError> {
+        let (name, value_bytes) = (&buf[name], &buf[value.clone()]);
+        // The length picks the one name a field could be before any compare:
+        // most fields are none of these and cost one match.
+        let is = |known: &[u8]| super::scan::token_is(name, known);
+        match name.len() {
+            4 if is(b"host") => {
+                self.invalid_host |= !host_is_valid(buf, value);
+                self.hosts += 1;
+            }
+            6 if is(b"expect") => {
+                if super::scan::eq_ignore_ascii_case(value_bytes, b"100-continue") {
+                    self.expect_continue = true;
+                } else {
+                    self.unknown_expectation = true;
+                }
+            }
+            10 if is(b"connection") => {
+                for token in list_items(value_bytes) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    }
+                }
+            }
+            14 if is(b"content-length") => {
+                let n = parse_content_length(value_bytes)
+                    .ok_or(FramingError::InvalidLength)?
+                    .unwrap_or(u64::MAX);
+                if self.content_length.is_some_and(|old| old != n) {
+                    return Err(FramingError::ConflictingLengths);
+                }
+                self.content_length = Some(n);
+            }
+            17 if is(b"transfer-encoding") => {
+                self.transfer_encoding = true;
+                for coding in list_items(value_bytes) {
+                    if coding.eq_ignore_ascii_case(b"chunked") {
+                        self.chunked_count += 1;
+                        self.chunked_last = true;
+                    } else {
+                        self.unknown_coding = true;
+                        self.chunked_last = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The framing of a request body (RFC 9112 §6.3): chunked, a length, or
+    /// none.
+    pub(crate) fn request_framing(&self, version: Version) -> Result<BodyFraming, FramingError> {
+        if self.transfer_encoding {
+            self.check_transfer_encoding(version)?;
+            if self.unknown_coding {
+                return Err(FramingError::UnknownCoding);
+            }
+            if self.chunked_count != 1 {
+                return Err(FramingError::InvalidTransferEncoding);
+            }
+            return Ok(BodyFraming::Chunked);
+        }
+        Ok(BodyFraming::Length(self.content_length.unwrap_or(0)))
+    }
+
+    /// The framing of the body of a response with `status` to a request
+    /// whose method was HEAD or not (RFC 9112 §6.3): none for HEAD, 1xx, 204
+    /// and 304 whatever the fields say; otherwise chunked, a length, or until
+    /// the connection closes. A coding other than chunked is read until close,
+    /// as the RFC says, and left as it is.
+    pub(crate) fn response_framing(
+        &self,
+        version: Version,
+        status: StatusCode,
+        to_head: bool,
+    ) -> Result<BodyFraming, FramingError> {
+        if to_head || status.forbids_body() {
+            return Ok(BodyFraming::Length(0));
+        }
+        if self.transfer_encoding {
+            self.check_transfer_encoding(version)?;
+            return match (self.chunked_count, self.chunked_last) {
+                (1, true) => Ok(BodyFraming::Chunked),
+                (0, _) if self.unknown_coding => Ok(BodyFraming::UntilClose),
+                (1, false) => Ok(BodyFraming::UntilClose),
+                _ => Err(FramingError::InvalidTransferEncoding),
+            };
+        }
+        Ok(match self.content_length {
+            Some(n) => BodyFraming::Length(n),
+            None => BodyFraming::UntilClose,
+        })
+    }
+
+    /// Whether the connection stays open after this message.
+    pub(crate) fn keeps_alive(&self, version: Version) -> bool {
+        match version {
+            Version::Http11 => !self.close,
+            Version::Http10 => self.keep_alive && !self.close,
+        }
+    }
+
+    fn check_transfer_encoding(&self, version: Version) -> Result<(), FramingError> {
+        if self.content_length.is_some() {
+            return Err(FramingError::LengthAndTransferEncoding);
+        }
+        if version == Version::Http10 {
+            return Err(FramingError::TransferEncodingInHttp10);
+        }
+        Ok(())
+    }
+}
+
+/// The items of a comma-separated field value, trimmed, empty ones left out.
+fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|item| !item.is_empty())
+}
+
+/// `Some(None)` for a valid number too large for u64, `None` for no number.
+pub(crate) fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
+    if value.is_empty() {
+        return None;
+    }
+    // One pass: the value, the check that each byte is a digit, and the
+    // count of significant digits. Nineteen digits always fit in a u64, so
+    // no step needs an overflow check (a 64-bit one costs wasm32 a 128-bit
+    // multiplication); past nineteen only the digit check goes on.
+    let mut n = 0u64;
+    let mut significant = 0usize;
+    for &d in value {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        if significant < 19 {
+            n = n * 10 + u64::from(digit);
+        }
+        significant += usize::from(significant > 0 || digit != 0);
+    }
+    Some((significant <= 19).then_some(n))
+}
+
+/// Whether a field name or value is free of CR, LF and NUL, the bytes that
+/// could end a field or a head early (CWE-113).
+#[inline]
+pub(crate) fn is_field_safe(bytes: &[u8]) -> bool {
+    !super::scan::has_cr_lf_or_nul(bytes)
+}
+
+/// Whether `name` is a field the connection writes itself: a message's own
+/// framing is never taken from a service or a caller.
+#[inline]
+pub(crate) fn is_framing_field(name: &[u8]) -> bool {
+    let len = name.len();
+    (len == 14 && super::scan::eq_ignore_ascii_case(name, b"content-length"))
+        || (len == 10 && super::scan::eq_ignore_ascii_case(name, b"connection"))
+        || (len == 17 && super::scan::eq_ignore_ascii_case(name, b"transfer-encoding"))
+}
+
+/// Whether the Host value `buf[value]` is valid: see [`is_valid_host`].
+#[inline]
+fn host_is_valid(buf: &[u8], value: Range<usize>) -> bool {
+    match super::scan::short_host_is_valid(buf, value.clone()) {
+        Some(valid) => valid,
+        None => is_valid_host(&buf[value]),
+    }
+}
+
+/// A Host field value (RFC 9110 §7.2, RFC 3986 §3.2.2): a registered name
+/// or IPv4 address, or an IPv6 literal in brackets, then an optional port.
+/// Empty is allowed (a target without an authority).
+pub(crate) fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        let ipv6 = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !ipv6 {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => (&b""[..], None),
+            [b':', port @ ..] => (&b""[..], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().rposition(|&b| b == b':') {
+            Some(i) => (&value[..i], Some(&value[i + 1..])),
+            None => (value, None),
+        }
+    };
+    let reg_name = super::scan::is_reg_name(host);
+    reg_name && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_lengths_parse_like_the_standard_library() {
+        let reference = |value: &str| -> Option<Option<u64>> {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let significant = value.trim_start_matches('0');
+            Some(match significant.len() {
+                0..=19 => Some(value.parse::<u64>().ok()?),
+                _ => None,
+            })
+        };
+        let mut samples: Vec<String> = ["", "0", "00", "007", "128", "1 2", "+1", "-1", "12a", "a"]
+            .map(String::from)
+            .to_vec();
+        for digits in 1..=22 {
+            samples.push("9".repeat(digits));
+            samples.push(format!("000{}", "9".repeat(digits)));
+            samples.push(format!("1{}", "0".repeat(digits)));
+        }
+        samples.push(u64::MAX.to_string());
+        for value in samples {
+            assert_eq!(
+                parse_content_length(value.as_bytes()),
+                reference(&value),
+                "{value:?}"
+            );
+        }
+    }
+
+    /// The quick Host check (SIMD builds) decides exactly as the byte-by-byte
+    /// one, wherever the value lies in its buffer.
+    #[test]
+    fn quick_host_check_agrees_with_the_exact_one() {
+        let alphabet = b"a1.:%4[]-_ z9\xff\x00/@";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut values: Vec<Vec<u8>> = [
+            &b""[..],
+            b"127.0.0.1:8080",
+            b"localhost",
+            b"a:b:80",
+            b":80",
+            b"host:",
+            b"[::1]:80",
+            b"x%41y:1",
+            b"0123456789abcdef",
+            b"0123456789abcdef0",
+            b"bench",
+        ]
+        .iter()
+        .map(|v| v.to_vec())
+        .collect();
+        for _ in 0..4000 {
+            let len = (next() % 19) as usize;
+            values.push(
+                (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect(),
+            );
+        }
+        for value in &values {
+            for (before, after) in [(0, 0), (0, 20), (3, 2), (17, 0), (1, 30), (5, 9)] {
+                let mut buf = vec![b'x'; before];
+                buf.extend_from_slice(value);
+                buf.extend(std::iter::repeat_n(b'\r', after));
+                let range = before..before + value.len();
+                assert_eq!(
+                    host_is_valid(&buf, range),
+                    is_valid_host(value),
+                    "{:?} at {before} with {after} after",
+                    String::from_utf8_lossy(value)
+                );
+            }
+        }
+    }
+}
