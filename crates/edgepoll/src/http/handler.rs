@@ -8,7 +8,8 @@ use super::output::{OutputBuffer, KEEP_CAPACITY};
 use super::request::{target_form, HeaderSpan, TargetForm};
 use super::response::KeepAlive;
 use super::scan;
-use super::{Limits, Request, Response, Service, StatusCode, Version};
+use super::{Dispatch, Limits, Reply, Request, RequestId, Response, StatusCode, Version};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
@@ -124,7 +125,42 @@ pub struct Handler {
     incident: Option<Incident>,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    /// Responses not yet in `output` because a deferred one before them (or
+    /// they themselves) are not ready: responses leave in request order.
+    waiting: VecDeque<Waiting>,
+    /// The number the next request gets.
+    next_id: u64,
+    /// Deferred requests given up on (timed out, or behind a close), not yet
+    /// reported by [`Handler::take_abandoned`].
+    abandoned: Vec<RequestId>,
 }
+
+/// A response slot behind a deferred response.
+#[derive(Debug)]
+struct Waiting {
+    id: RequestId,
+    /// The encoded response once it is ready, and whether the connection
+    /// stays open after it.
+    ready: Option<(Vec<u8>, bool)>,
+    /// What the request allows the response: keep-alive, and no body for HEAD.
+    keep_alive: bool,
+    version: Version,
+    head_only: bool,
+    deadline: Instant,
+}
+
+/// The answer to [`Handler::respond`] for a request that no longer waits: it
+/// was answered, timed out (504), or its connection is closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gone;
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request no longer waits for a response")
+    }
+}
+
+impl std::error::Error for Gone {}
 
 /// Why a request was refused: the status to send and the log line.
 struct Refusal(StatusCode, &'static str);
@@ -143,6 +179,9 @@ impl Handler {
             incident: None,
             peer: None,
             local: None,
+            waiting: VecDeque::new(),
+            next_id: 0,
+            abandoned: Vec::new(),
         }
     }
 
@@ -156,7 +195,7 @@ impl Handler {
 
     /// Takes in bytes received from the peer and answers every request they
     /// complete.
-    pub fn receive<S: Service>(&mut self, data: &[u8], now: Instant, service: &mut S) {
+    pub fn receive<S: Dispatch>(&mut self, data: &[u8], now: Instant, service: &mut S) {
         if matches!(self.state, State::Closing | State::Closed) {
             // Lingering: what a closing peer still sends is read and dropped.
             return;
@@ -181,7 +220,7 @@ impl Handler {
 
     /// Tells the connection that the peer closed its sending side: complete
     /// requests still get answers, then the connection closes.
-    pub fn receive_eof<S: Service>(&mut self, now: Instant, service: &mut S) {
+    pub fn receive_eof<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         self.peer_closed = true;
         self.process(now, service);
     }
@@ -189,7 +228,7 @@ impl Handler {
     /// Answers requests already buffered; call it after output was consumed, as
     /// backpressure may have paused them.
     #[inline]
-    pub fn process<S: Service>(&mut self, now: Instant, service: &mut S) {
+    pub fn process<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         // Between requests with nothing buffered (after nearly every
         // response): nothing to do, and no call.
         if let (State::Idle, false) = (&self.state, self.peer_closed) {
@@ -198,9 +237,9 @@ impl Handler {
         self.process_buffered(now, service);
     }
 
-    fn process_buffered<S: Service>(&mut self, now: Instant, service: &mut S) {
+    fn process_buffered<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         loop {
-            if self.output.len() > self.limits.max_pending_output_bytes {
+            if !self.has_room() {
                 return;
             }
             let step = match self.state {
@@ -283,8 +322,15 @@ impl Handler {
     /// while too much output waits: backpressure).
     #[inline]
     pub fn wants_read(&self) -> bool {
-        !matches!(self.state, State::Closing | State::Closed)
-            && self.output.len() <= self.limits.max_pending_output_bytes
+        !matches!(self.state, State::Closing | State::Closed) && self.has_room()
+    }
+
+    /// Room for another response: not too much output queued, not too many
+    /// requests waiting for theirs.
+    #[inline]
+    fn has_room(&self) -> bool {
+        self.output.len() <= self.limits.max_pending_output_bytes
+            && (self.waiting.is_empty() || self.waiting.len() < self.limits.max_waiting.max(1))
     }
 
     /// Whether output is waiting to be sent.
@@ -299,18 +345,36 @@ impl Handler {
     pub fn is_finished(&self) -> bool {
         match self.state {
             State::Closed => true,
-            State::Closing => self.output.is_empty(),
+            State::Closing => self.output.is_empty() && self.waiting.is_empty(),
             _ => false,
         }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn deadline(&self) -> Option<Instant> {
-        match self.state {
+        let own = match self.state {
             State::Closed | State::Upgraded => None,
             State::Head { started, .. } => Some(started + self.limits.header_timeout),
+            // Waiting on the service is not idleness.
+            State::Idle | State::Closing if self.is_waiting_quietly() => None,
             _ => Some(self.last_progress + self.limits.idle_timeout),
+        };
+        let waiting = self
+            .waiting
+            .iter()
+            .filter(|w| w.ready.is_none())
+            .map(|w| w.deadline)
+            .min();
+        match (own, waiting) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// Between requests (or closing) with nothing to send but responses
+    /// still to come from the service.
+    fn is_waiting_quietly(&self) -> bool {
+        !self.waiting.is_empty() && self.output.is_empty()
     }
 
     /// Acts on a passed deadline: 408 for a request that stalled, a close for an
@@ -320,6 +384,16 @@ impl Handler {
         match self.deadline() {
             Some(deadline) if now >= deadline => {}
             _ => return,
+        }
+        if self
+            .waiting
+            .iter()
+            .any(|w| w.ready.is_none() && now >= w.deadline)
+        {
+            self.time_out_waiting(now);
+            if self.deadline().is_none_or(|d| now < d) {
+                return;
+            }
         }
         match self.state {
             State::Head { .. } => self.refuse(
@@ -440,10 +514,25 @@ impl Handler {
         let mut body = String::with_capacity(reason.len() + 1);
         body.push_str(reason);
         body.push('\n');
-        Response::new(status)
+        let response = Response::new(status)
             .header("Content-Type", "text/plain")
-            .body(body)
-            .encode(self.output.buffer(), KeepAlive::No, false);
+            .body(body);
+        if self.waiting.is_empty() {
+            response.encode(self.output.buffer(), KeepAlive::No, false);
+        } else {
+            // After the responses the service still owes.
+            let mut encoded = Vec::new();
+            response.encode(&mut encoded, KeepAlive::No, false);
+            let id = self.take_id();
+            self.waiting.push_back(Waiting {
+                id,
+                ready: Some((encoded, false)),
+                keep_alive: false,
+                version: Version::Http11,
+                head_only: false,
+                deadline: now,
+            });
+        }
         self.input = InputBuffer::default();
         self.state = State::Closing;
         self.last_progress = now;
@@ -577,6 +666,7 @@ impl Handler {
         }
         let has_body = !matches!(framing, Framing::Length(0));
         if fields.expect_continue
+            && self.waiting.is_empty()
             && version == Version::Http11
             && has_body
             && self.input.len() == head_len
@@ -636,7 +726,7 @@ impl Handler {
         }
     }
 
-    fn dispatch<S: Service>(&mut self, service: &mut S, now: Instant) {
+    fn dispatch<S: Dispatch>(&mut self, service: &mut S, now: Instant) {
         let State::Body(head) = std::mem::replace(&mut self.state, State::Idle) else {
             return;
         };
@@ -644,6 +734,7 @@ impl Handler {
             Framing::Length(n) => (head.len..head.len + n, head.len + n),
             Framing::Chunked(_) => (head.len..head.decoded_end, head.raw_pos),
         };
+        let id = self.take_id();
         let request = Request {
             head: &self.input[..head.len],
             method: &head.method,
@@ -654,11 +745,40 @@ impl Handler {
             peer: &self.peer,
             local: &self.local,
         };
-        let response = service.call(&request);
-        let allowed = match (head.keep_alive && !self.peer_closed, head.version) {
-            (false, _) => KeepAlive::No,
-            (true, Version::Http10) => KeepAlive::Http10,
-            (true, Version::Http11) => KeepAlive::Http11,
+        let allowed = keep_alive_for(head.keep_alive && !self.peer_closed, head.version);
+        let response = match service.dispatch(&request, id) {
+            Reply::Now(response) if self.waiting.is_empty() => response,
+            reply => {
+                let queued = match &reply {
+                    // Behind a response still to come: encoded now, sent then.
+                    Reply::Now(response) => {
+                        let mut encoded = Vec::new();
+                        let keep_alive =
+                            encode_queued(response, &mut encoded, allowed, head.is_head_method);
+                        Some((encoded, keep_alive))
+                    }
+                    Reply::Later => None,
+                };
+                drop(reply);
+                // Whether the connection stays open is the response's to say;
+                // until then, pipelined requests are read.
+                let keep_alive = queued.as_ref().is_none_or(|(_, keep_alive)| *keep_alive);
+                let deadline = match queued {
+                    Some(_) => now,
+                    None => now + self.limits.respond_timeout,
+                };
+                self.waiting.push_back(Waiting {
+                    id,
+                    ready: queued,
+                    keep_alive: head.keep_alive,
+                    version: head.version,
+                    head_only: head.is_head_method,
+                    deadline,
+                });
+                self.input.consume(consumed);
+                self.next_request(keep_alive, consumed, now);
+                return;
+            }
         };
         // The size test first: most bodies are small, and the rest of the
         // lending stays out of line.
@@ -679,7 +799,16 @@ impl Handler {
         }
         if upgraded {
             self.state = State::Upgraded;
-        } else if !keep_alive {
+        } else {
+            self.next_request(keep_alive, consumed, now);
+        }
+    }
+
+    /// After a request of `consumed` bytes was dispatched: on to the next
+    /// one, or closing.
+    #[inline]
+    fn next_request(&mut self, keep_alive: bool, consumed: usize, now: Instant) {
+        if !keep_alive {
             self.input = InputBuffer::default();
             self.state = State::Closing;
         } else if self.input.is_empty() {
@@ -695,6 +824,148 @@ impl Handler {
             };
         }
     }
+
+    fn take_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// Answers the request `id` that the service deferred
+    /// ([`Reply::Later`]). The response leaves once those before it have;
+    /// call [`process`](Self::process) afterwards, as requests read while it
+    /// waited may now go on.
+    pub fn respond(
+        &mut self,
+        id: RequestId,
+        response: Response<'_>,
+        now: Instant,
+    ) -> Result<(), Gone> {
+        let Some(at) = self
+            .waiting
+            .iter()
+            .position(|w| w.id == id && w.ready.is_none())
+        else {
+            return Err(Gone);
+        };
+        let slot = &self.waiting[at];
+        let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
+        let head_only = slot.head_only;
+        self.last_progress = now;
+        if at == 0 {
+            // Its turn: straight into the output, no copy.
+            let keep_alive = encode_queued(&response, self.output.buffer(), allowed, head_only);
+            self.waiting.pop_front();
+            if !keep_alive {
+                self.close_after_response();
+            }
+        } else {
+            let mut encoded = Vec::new();
+            let keep_alive = encode_queued(&response, &mut encoded, allowed, head_only);
+            self.waiting[at].ready = Some((encoded, keep_alive));
+        }
+        self.flush_ready();
+        Ok(())
+    }
+
+    /// Requests the service deferred and that no longer wait for it (a 504
+    /// went out at the respond timeout, or the connection closes before
+    /// them): the service may stop working on them.
+    pub fn take_abandoned(&mut self) -> std::vec::Drain<'_, RequestId> {
+        self.abandoned.drain(..)
+    }
+
+    /// Gives up every deferred request (the connection is going away); they
+    /// are reported by [`take_abandoned`](Self::take_abandoned).
+    pub fn abandon_all(&mut self) {
+        for slot in self.waiting.drain(..) {
+            if slot.ready.is_none() {
+                self.abandoned.push(slot.id);
+            }
+        }
+    }
+
+    /// How many requests wait for deferred responses, or behind them.
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Moves ready responses at the front of the queue into the output.
+    fn flush_ready(&mut self) {
+        while let Some(Waiting { ready: Some(_), .. }) = self.waiting.front() {
+            let Some(Waiting {
+                ready: Some((bytes, keep_alive)),
+                ..
+            }) = self.waiting.pop_front()
+            else {
+                break;
+            };
+            self.output.buffer().extend_from_slice(&bytes);
+            if !keep_alive {
+                self.close_after_response();
+            }
+        }
+    }
+
+    /// A response said the connection closes: requests after it are dropped.
+    fn close_after_response(&mut self) {
+        self.abandon_all();
+        self.input = InputBuffer::default();
+        if !matches!(self.state, State::Closed) {
+            self.state = State::Closing;
+        }
+    }
+
+    /// 504 for every deferred request past its respond timeout.
+    fn time_out_waiting(&mut self, now: Instant) {
+        for slot in self.waiting.iter_mut() {
+            if slot.ready.is_some() || now < slot.deadline {
+                continue;
+            }
+            let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
+            let mut encoded = Vec::new();
+            let reason = "no response within the respond timeout";
+            let keep_alive = Response::new(StatusCode::GATEWAY_TIMEOUT)
+                .header("Content-Type", "text/plain")
+                .body(&b"no response within the respond timeout\n"[..])
+                .encode(&mut encoded, allowed, slot.head_only);
+            slot.ready = Some((encoded, keep_alive));
+            self.abandoned.push(slot.id);
+            self.incident = Some(Incident {
+                status: Some(StatusCode::GATEWAY_TIMEOUT),
+                reason,
+            });
+            self.last_progress = now;
+        }
+        self.flush_ready();
+    }
+}
+
+/// What the connection allows a response with `keep_alive` from its request.
+#[inline]
+fn keep_alive_for(keep_alive: bool, version: Version) -> KeepAlive {
+    match (keep_alive, version) {
+        (false, _) => KeepAlive::No,
+        (true, Version::Http10) => KeepAlive::Http10,
+        (true, Version::Http11) => KeepAlive::Http11,
+    }
+}
+
+/// Encodes a response that does not go out at once: it cannot switch
+/// protocols (a 101 belongs to the request whose response is sent at once).
+fn encode_queued(
+    response: &Response<'_>,
+    out: &mut Vec<u8>,
+    allowed: KeepAlive,
+    head_only: bool,
+) -> bool {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(&b"a deferred response cannot switch protocols\n"[..])
+            .encode(out, KeepAlive::No, head_only);
+        return false;
+    }
+    response.encode(out, allowed, head_only)
 }
 
 impl Handler {

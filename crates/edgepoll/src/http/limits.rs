@@ -34,6 +34,12 @@ pub struct Limits {
     /// Longest time without progress (bytes in or out) on an open connection,
     /// idle or in a request body. Past it: closed (408 first if a request was under way).
     pub idle_timeout: Duration,
+    /// Longest wait for a deferred response ([`Reply::Later`](super::Reply::Later)).
+    /// Past it: 504, and the service is told the request was abandoned.
+    pub respond_timeout: Duration,
+    /// Most requests of one connection waiting for their deferred responses;
+    /// past it, pipelined requests are not read until one is answered.
+    pub max_waiting: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +52,8 @@ impl Default for Limits {
             max_pending_output_bytes: 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            respond_timeout: Duration::from_secs(30),
+            max_waiting: 16,
         }
     }
 }

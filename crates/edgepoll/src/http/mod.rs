@@ -34,13 +34,15 @@ mod status;
 
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
 pub use framing::FramingError;
-pub use handler::{Handler, Incident, MAX_HEADERS};
+pub use handler::{Gone, Handler, Incident, MAX_HEADERS};
 pub use limits::Limits;
 pub use request::{Request, Version};
 pub use response::{AsBytes, Response};
 pub use response_parser::{ParsedResponse, ResponseError, ResponseParser};
-pub use service::Service;
+pub use service::{Dispatch, Reply, RequestId, Service};
 pub use status::StatusCode;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_deferred;

@@ -1,4 +1,5 @@
-//! The trait an application implements to answer requests.
+//! The traits an application implements to answer requests: [`Service`]
+//! answers at once; [`Dispatch`] may answer later.
 
 use super::{Request, Response};
 
@@ -48,5 +49,74 @@ where
 {
     fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
         self(request)
+    }
+}
+
+/// A service's answer to one request: a response now, or one later through
+/// [`Handler::respond`](super::Handler::respond) (the event loop's
+/// [`Responder`](crate::Responder) on WasmEdge).
+#[derive(Debug)]
+pub enum Reply<'a> {
+    /// The response, sent as soon as the responses before it are.
+    Now(Response<'a>),
+    /// The response comes later, or a 504 at [`Limits::respond_timeout`](super::Limits::respond_timeout).
+    Later,
+}
+
+/// Names one request of one connection, in the order requests arrived
+/// (from 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The request's number on its connection, from 0.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// What a [`Handler`](super::Handler) calls for each request. Every
+/// [`Service`] is one (it always answers now); a service that waits on
+/// something returns [`Reply::Later`] and keeps `id` to answer with.
+///
+/// ```
+/// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+/// use std::time::Instant;
+///
+/// #[derive(Default)]
+/// struct Waits(Vec<RequestId>);
+/// impl Dispatch for Waits {
+///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+///         self.0.push(id);
+///         Reply::Later
+///     }
+/// }
+/// let (mut conn, mut service, now) = (Handler::new(Limits::default(), Instant::now()), Waits::default(), Instant::now());
+/// conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
+/// assert!(conn.pending_output().is_empty());
+/// // The second is answered first, and waits for the first.
+/// conn.respond(service.0[1], Response::new(StatusCode::OK).body("b"), now).unwrap();
+/// assert!(conn.pending_output().is_empty());
+/// conn.respond(service.0[0], Response::new(StatusCode::OK).body("a"), now).unwrap();
+/// assert!(conn.pending_output().ends_with(b"\r\n\r\nb"));
+/// ```
+pub trait Dispatch {
+    /// Answers `request` now, or later with `id`.
+    fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a>;
+
+    /// As [`Service::handles_connect`].
+    fn handles_connect(&self) -> bool {
+        false
+    }
+}
+
+impl<S: Service + ?Sized> Dispatch for S {
+    #[inline]
+    fn dispatch<'a>(&mut self, request: &Request<'a>, _: RequestId) -> Reply<'a> {
+        Reply::Now(self.call(request))
+    }
+
+    fn handles_connect(&self) -> bool {
+        Service::handles_connect(self)
     }
 }

@@ -42,6 +42,12 @@ impl StatusCode {
     pub const INTERNAL_SERVER_ERROR: StatusCode = StatusCode(500);
     /// 501 Not Implemented.
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
+    /// 502 Bad Gateway.
+    pub const BAD_GATEWAY: StatusCode = StatusCode(502);
+    /// 503 Service Unavailable.
+    pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
+    /// 504 Gateway Timeout.
+    pub const GATEWAY_TIMEOUT: StatusCode = StatusCode(504);
     /// 505 HTTP Version Not Supported.
     pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
 
@@ -73,7 +79,7 @@ impl StatusCode {
 
 /// Reason phrases by code, from 100 (up to 505, the last one named).
 const REASONS: [&str; 406] = {
-    let named: [(u16, &str); 25] = [
+    let named: [(u16, &str); 27] = [
         (100, "Continue"),
         (101, "Switching Protocols"),
         (200, "OK"),
@@ -97,7 +103,9 @@ const REASONS: [&str; 406] = {
         (431, "Request Header Fields Too Large"),
         (500, "Internal Server Error"),
         (501, "Not Implemented"),
+        (502, "Bad Gateway"),
         (503, "Service Unavailable"),
+        (504, "Gateway Timeout"),
         (505, "HTTP Version Not Supported"),
     ];
     let mut table = [""; 406];
