@@ -5,8 +5,10 @@
 //! - [`Poll`], [`Token`], [`Interest`], [`Events`]: a mio-shaped registry over
 //!   WasmEdge's `poll_oneoff`.
 //! - [`http`]: the HTTP/1.1 state machine, free of I/O (runs natively too).
-//! - [`Server`]: the one event loop that drives an [`http::Service`];
-//!   [`send_all`]: many client requests at once.
+//! - [`Server`]: the one event loop that drives an [`http::Service`], a
+//!   [`ws::Service`] or an [`App`] (a service that may answer later and calls
+//!   other services through the loop's client); [`send_all`]: many client
+//!   requests at once on the same client.
 //!
 //! An echo server in full:
 //!
@@ -27,6 +29,8 @@
 
 #![deny(missing_docs)]
 
+mod app;
+mod client;
 mod event;
 pub mod http;
 mod interest;
@@ -39,14 +43,14 @@ mod url;
 pub mod ws;
 
 #[cfg(target_os = "wasi")]
-mod client;
-#[cfg(target_os = "wasi")]
 pub mod net;
 #[cfg(target_os = "wasi")]
 mod server;
 
+pub use app::{App, Context, Responder};
 #[cfg(target_os = "wasi")]
-pub use client::{send_all, ClientError, ClientRequest};
+pub use client::send_all;
+pub use client::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 pub use event::{Event, Events};
 pub use interest::Interest;
 pub use poll::{
@@ -56,4 +60,4 @@ pub use poll::{
 pub use server::{Server, ServerOptions};
 pub use timer::Sweep;
 pub use token::Token;
-pub use url::Url;
+pub use url::{Url, UrlError};

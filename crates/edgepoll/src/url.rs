@@ -24,21 +24,67 @@ impl std::fmt::Display for Url {
     }
 }
 
+/// Why a URL was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UrlError {
+    /// A scheme other than `http://`.
+    Scheme,
+    /// An IPv6 host without its closing `]`.
+    UnclosedBracket,
+    /// A port that is not a number from 0 to 65535.
+    InvalidPort,
+    /// No host.
+    NoHost,
+    /// A host that is not a name, an IPv4 address or a bracketed IPv6 one.
+    InvalidHost,
+    /// A path with a space, a control byte (CR, LF, NUL...) or a `#`: it
+    /// could not go on a request line as it is.
+    InvalidPath,
+}
+
+impl std::fmt::Display for UrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UrlError::Scheme => "only http:// URLs are supported",
+            UrlError::UnclosedBracket => "unclosed '[' in the host",
+            UrlError::InvalidPort => "invalid port",
+            UrlError::NoHost => "no host",
+            UrlError::InvalidHost => "invalid host",
+            UrlError::InvalidPath => "the path holds a space, a control byte or a '#'",
+        })
+    }
+}
+
+impl std::error::Error for UrlError {}
+
 impl Url {
-    /// Parses `http://host[:port][/path]`; `https` and other schemes are refused.
-    pub fn parse(text: &str) -> Result<Url, String> {
-        let rest = text
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{text}: only http:// URLs are supported"))?;
+    /// Parses `http://host[:port][/path]`; `https` and other schemes are
+    /// refused, and so is anything that could not go on a request line as it
+    /// is (a space, CR, LF, NUL or other control byte in the path).
+    ///
+    /// ```
+    /// use edgepoll::{Url, UrlError};
+    /// assert_eq!(Url::parse("http://[::1]:8080").unwrap().path, "/");
+    /// assert_eq!(Url::parse("http://a/b\r\nX: 1"), Err(UrlError::InvalidPath));
+    /// ```
+    pub fn parse(text: &str) -> Result<Url, UrlError> {
+        let rest = text.strip_prefix("http://").ok_or(UrlError::Scheme)?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{text}: unclosed '['"))?;
-            (host, after.strip_prefix(':'))
+            let (host, after) = v6.split_once(']').ok_or(UrlError::UnclosedBracket)?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(UrlError::InvalidHost);
+            }
+            match after {
+                "" => (host, None),
+                _ => (
+                    host,
+                    Some(after.strip_prefix(':').ok_or(UrlError::InvalidHost)?),
+                ),
+            }
         } else {
             match authority.rsplit_once(':') {
                 Some((host, port)) => (host, Some(port)),
@@ -46,13 +92,17 @@ impl Url {
             }
         };
         let port = match port {
-            Some(p) => p
-                .parse()
-                .map_err(|_| format!("{text}: invalid port {p:?}"))?,
+            Some(p) => p.parse().map_err(|_| UrlError::InvalidPort)?,
             None => 80,
         };
         if host.is_empty() {
-            return Err(format!("{text}: no host"));
+            return Err(UrlError::NoHost);
+        }
+        if !authority.starts_with('[') && !crate::http::is_reg_name(host.as_bytes()) {
+            return Err(UrlError::InvalidHost);
+        }
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') {
+            return Err(UrlError::InvalidPath);
         }
         Ok(Url {
             host: host.to_string(),
@@ -63,13 +113,26 @@ impl Url {
 
     /// The socket address: IP literals and `localhost` only (no DNS), so a
     /// test or tool never reaches beyond the addresses it names.
-    pub fn socket_addr(&self) -> Result<SocketAddr, String> {
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
         let ip = if self.host.eq_ignore_ascii_case("localhost") {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
-            self.host.parse().map_err(|_| self.host.clone())?
+            self.host.parse().ok()?
         };
-        Ok(SocketAddr::new(ip, self.port))
+        Some(SocketAddr::new(ip, self.port))
+    }
+
+    /// The value of a `Host` field for this URL: the host, in brackets if
+    /// IPv6, and the port unless it is 80.
+    pub fn authority(&self) -> String {
+        let host = match self.host.contains(':') {
+            true => format!("[{}]", self.host),
+            false => self.host.clone(),
+        };
+        match self.port {
+            80 => host,
+            port => format!("{host}:{port}"),
+        }
     }
 }
 
@@ -128,6 +191,20 @@ mod tests {
         assert!(Url::parse("http://example.invalid/")
             .unwrap()
             .socket_addr()
-            .is_err());
+            .is_none());
+        for (text, error) in [
+            ("http://a/x y", UrlError::InvalidPath),
+            ("http://a/x\r\nInjected: 1", UrlError::InvalidPath),
+            ("http://a/x\0", UrlError::InvalidPath),
+            ("http://a b/", UrlError::InvalidHost),
+            ("http://a\r\nb/", UrlError::InvalidHost),
+            ("http://a\r\nX: 1/", UrlError::InvalidPort),
+            ("http://[::1/", UrlError::UnclosedBracket),
+            ("http://[nope]/", UrlError::InvalidHost),
+            ("http://[::1]x/", UrlError::InvalidHost),
+            ("http://:80/", UrlError::NoHost),
+        ] {
+            assert_eq!(Url::parse(text), Err(error), "{text:?}");
+        }
     }
 }

@@ -72,7 +72,8 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
     });
     urls.iter()
         .map(|url| {
-            let mut request = ClientRequest::new(&method, url)?;
+            let mut request =
+                ClientRequest::new(&method, url).map_err(|e| format!("{url}: {e}"))?;
             if let Some(data) = &data {
                 if !options
                     .headers
@@ -86,6 +87,8 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
             for (name, value) in &options.headers {
                 request = request.header(name, value);
             }
+            // Refused here, before anything is sent to any URL.
+            request.encode().map_err(|e| format!("{url}: {e}"))?;
             Ok(request)
         })
         .collect()

@@ -33,12 +33,14 @@ mod service;
 mod status;
 
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
+pub(crate) use framing::is_field_safe;
 pub use framing::FramingError;
 pub use handler::{Gone, Handler, Incident, MAX_HEADERS};
 pub use limits::Limits;
 pub use request::{Request, Version};
 pub use response::{AsBytes, Response};
 pub use response_parser::{ParsedResponse, ResponseError, ResponseParser};
+pub(crate) use scan::{is_reg_name, is_token};
 pub use service::{Dispatch, Reply, RequestId, Service};
 pub use status::StatusCode;
 

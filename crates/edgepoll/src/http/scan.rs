@@ -318,6 +318,12 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         }
 }
 
+/// Whether `bytes` is a token (RFC 9110 §5.6.2): one or more token
+/// characters, as a method or a field name must be.
+pub(crate) fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().all(|&b| TCHAR[b as usize])
+}
+
 /// Whether a token (token characters only, such as a field name the head
 /// parser admitted) is `lower` (lowercase letters, digits and `-` only),
 /// ignoring ASCII case. Setting bit 0x20 lowercases a letter and leaves digits

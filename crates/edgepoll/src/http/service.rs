@@ -56,6 +56,9 @@ where
 /// [`Handler::respond`](super::Handler::respond) (the event loop's
 /// [`Responder`](crate::Responder) on WasmEdge).
 #[derive(Debug)]
+// Returned by value and matched at once, never stored: boxing the response
+// would cost every request an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Reply<'a> {
     /// The response, sent as soon as the responses before it are.
     Now(Response<'a>),

@@ -1,0 +1,129 @@
+//! The outbound HTTP/1.1 client. Its connections live on the same event loop
+//! as the server's ([`Context::fetch`](crate::Context::fetch)), or on a loop of
+//! their own ([`send_all`]); either way one [`Poll`](crate::Poll) waits for
+//! every socket and nothing blocks.
+//!
+//! - [`ClientRequest`]: checked before a byte is sent ([`RequestError`]).
+//! - Per-origin pools of keep-alive connections, at most
+//!   [`ClientOptions::max_per_origin`] each; requests queue while all are busy.
+//! - Responses framed by the same rules as requests
+//!   ([`FramingError`](crate::http::FramingError)): `Content-Length`, chunked,
+//!   or until close; 1xx skipped; HEAD, 204 and 304 bodiless; a body limit.
+//! - A request whose reused connection the server closed before any response
+//!   byte is sent once more on a new connection, if its method is idempotent.
+
+// The loop that uses these runs on WasmEdge only; they are tested natively too.
+#![cfg_attr(not(target_os = "wasi"), allow(dead_code, unused_imports))]
+
+mod connection;
+mod pool;
+mod request;
+#[cfg(target_os = "wasi")]
+mod send_all;
+
+pub(crate) use connection::ClientConnection;
+pub(crate) use pool::{Exchange, Placement, Pool};
+pub use request::{ClientRequest, RequestError};
+#[cfg(target_os = "wasi")]
+pub use send_all::send_all;
+
+use crate::http::ResponseError;
+use std::io;
+use std::time::Duration;
+
+/// Names one outbound request from [`Context::fetch`](crate::Context::fetch)
+/// to its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExchangeId(pub(crate) u64);
+
+/// Settings of the outbound client.
+///
+/// ```
+/// let options = edgepoll::ClientOptions::default();
+/// assert_eq!(options.max_per_origin, 8);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Most connections open to one origin (address and port) at once.
+    pub max_per_origin: usize,
+    /// Longest time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Longest silence while a request waits for a connection, or for the
+    /// next byte of its response (as nginx's `proxy_read_timeout`).
+    pub response_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub idle_timeout: Duration,
+    /// Largest response body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_per_origin: 8,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_body_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The request could not be sent as given; nothing was sent.
+    Request(RequestError),
+    /// The host is neither an IP literal nor `localhost`.
+    Resolve(String),
+    /// Nobody listens there.
+    Refused,
+    /// The server reset the connection.
+    Reset,
+    /// No connection within the connect timeout.
+    ConnectTimeout(Duration),
+    /// No response, or no progress on it, within the timeout.
+    Timeout(Duration),
+    /// The response could not be read.
+    BadResponse(ResponseError),
+    /// Any other socket error.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Request(e) => write!(f, "request refused: {e}"),
+            ClientError::Resolve(host) => write!(
+                f,
+                "cannot resolve {host:?} (use an IP address or localhost)"
+            ),
+            ClientError::Refused => f.write_str("connection refused"),
+            ClientError::Reset => f.write_str("connection reset by peer"),
+            ClientError::ConnectTimeout(t) => {
+                write!(f, "no connection after {:.1} s", t.as_secs_f64())
+            }
+            ClientError::Timeout(t) => write!(f, "timed out after {:.1} s", t.as_secs_f64()),
+            ClientError::BadResponse(e) => write!(f, "bad response: {e}"),
+            ClientError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => ClientError::Refused,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ClientError::Reset,
+            _ => ClientError::Io(e),
+        }
+    }
+}
+
+impl From<RequestError> for ClientError {
+    fn from(e: RequestError) -> Self {
+        ClientError::Request(e)
+    }
+}

@@ -1,0 +1,259 @@
+//! Which connection an outbound request goes on: per-origin pools of
+//! keep-alive connections, a limit per origin, and a queue for requests that
+//! find every connection busy. Bookkeeping only: the event loop opens,
+//! drives and closes the connections and tells the pool.
+
+use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
+use crate::http::ParsedResponse;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// One request on its way: from [`Pool::submit`] to its result.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub(crate) id: ExchangeId,
+    pub(crate) addr: SocketAddr,
+    /// The encoded request.
+    pub(crate) request: Vec<u8>,
+    pub(crate) to_head: bool,
+    pub(crate) idempotent: bool,
+    /// Sent once already on a reused connection that closed before any
+    /// response byte: this time it goes on a new connection, and not again.
+    pub(crate) retried: bool,
+    /// When it last made progress (queued, connected, sent, received).
+    pub(crate) since: Instant,
+}
+
+/// Where an exchange goes now.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// On this idle connection (the loop's slot index).
+    Reuse(usize),
+    /// On a new connection (counted against the origin's limit already).
+    Connect,
+}
+
+/// The outbound side's bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    pub(crate) options: ClientOptions,
+    queue: VecDeque<Exchange>,
+    /// Idle connections per origin, the most recently used last.
+    idle: FxHashMap<SocketAddr, Vec<usize>>,
+    /// Open connections per origin (connecting, busy or idle).
+    open: FxHashMap<SocketAddr, usize>,
+    next_id: u64,
+    /// Exchanges ended since the service was last told.
+    pub(crate) finished: Vec<(ExchangeId, Result<ParsedResponse, ClientError>)>,
+}
+
+impl Pool {
+    pub(crate) fn new(options: ClientOptions) -> Pool {
+        Pool {
+            options,
+            ..Pool::default()
+        }
+    }
+
+    /// Queues a request; refuses one that cannot be sent as it is. A host
+    /// that does not resolve ends the exchange at once, reported with the
+    /// others.
+    pub(crate) fn submit(
+        &mut self,
+        request: &ClientRequest,
+        now: Instant,
+    ) -> Result<ExchangeId, RequestError> {
+        let encoded = request.encode()?;
+        let id = ExchangeId(self.next_id);
+        self.next_id += 1;
+        match request.url().socket_addr() {
+            Some(addr) => self.queue.push_back(Exchange {
+                id,
+                addr,
+                request: encoded,
+                to_head: request.method().eq_ignore_ascii_case("HEAD"),
+                idempotent: request.is_idempotent(),
+                retried: false,
+                since: now,
+            }),
+            None => self
+                .finished
+                .push((id, Err(ClientError::Resolve(request.url().host.clone())))),
+        }
+        Ok(id)
+    }
+
+    /// Puts an exchange back at the front (a retry).
+    pub(crate) fn requeue(&mut self, exchange: Exchange) {
+        self.queue.push_front(exchange);
+    }
+
+    /// The first queued exchange that can go now, and where.
+    pub(crate) fn next_placement(&mut self) -> Option<(Exchange, Placement)> {
+        let max = self.options.max_per_origin.max(1);
+        let at = self.queue.iter().position(|ex| {
+            let idle = !ex.retried && self.idle.get(&ex.addr).is_some_and(|v| !v.is_empty());
+            idle || self.open.get(&ex.addr).copied().unwrap_or(0) < max
+        })?;
+        let exchange = self.queue.remove(at)?;
+        let reuse = match exchange.retried {
+            true => None,
+            false => self.idle.get_mut(&exchange.addr).and_then(Vec::pop),
+        };
+        let placement = match reuse {
+            Some(slot) => Placement::Reuse(slot),
+            None => {
+                *self.open.entry(exchange.addr).or_insert(0) += 1;
+                Placement::Connect
+            }
+        };
+        Some((exchange, placement))
+    }
+
+    /// A queued exchange for `addr` that may go on a connection just freed.
+    pub(crate) fn take_for(&mut self, addr: SocketAddr) -> Option<Exchange> {
+        let at = self
+            .queue
+            .iter()
+            .position(|ex| ex.addr == addr && !ex.retried)?;
+        self.queue.remove(at)
+    }
+
+    /// The connection at `slot` is idle and reusable.
+    pub(crate) fn park(&mut self, addr: SocketAddr, slot: usize) {
+        self.idle.entry(addr).or_default().push(slot);
+    }
+
+    /// The connection at `slot` is closed (or never opened).
+    pub(crate) fn closed(&mut self, addr: SocketAddr, slot: usize) {
+        if let Some(idle) = self.idle.get_mut(&addr) {
+            idle.retain(|&s| s != slot);
+            if idle.is_empty() {
+                self.idle.remove(&addr);
+            }
+        }
+        if let Some(open) = self.open.get_mut(&addr) {
+            *open -= 1;
+            if *open == 0 {
+                self.open.remove(&addr);
+            }
+        }
+    }
+
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Ends queued exchanges that waited past the response timeout; returns
+    /// the earliest deadline of the rest.
+    pub(crate) fn expire_queued(&mut self, now: Instant) -> Option<Instant> {
+        let timeout = self.options.response_timeout;
+        let finished = &mut self.finished;
+        self.queue.retain(|ex| {
+            let expired = now >= ex.since + timeout;
+            if expired {
+                finished.push((ex.id, Err(ClientError::Timeout(timeout))));
+            }
+            !expired
+        });
+        self.queue.iter().map(|ex| ex.since + timeout).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(url: &str) -> ClientRequest {
+        ClientRequest::new("GET", url).unwrap()
+    }
+
+    #[test]
+    fn connections_are_opened_up_to_the_limit_then_requests_wait_and_reuse() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 2,
+            ..Default::default()
+        });
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for _ in 0..3 {
+            pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        }
+        pool.submit(&request("http://127.0.0.1:2/"), now).unwrap();
+        let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement())
+            .map(|(ex, p)| (ex.addr.port(), p))
+            .collect();
+        // The third for :1 waits; the one for :2 passes it.
+        assert_eq!(
+            placed,
+            [
+                (1, Placement::Connect),
+                (1, Placement::Connect),
+                (2, Placement::Connect)
+            ]
+        );
+        assert!(pool.has_queued());
+        // A connection to :1 finishes: the waiting request takes it.
+        assert_eq!(pool.take_for(a).map(|ex| ex.addr), Some(a));
+        assert!(!pool.has_queued());
+        // Parked, then reused by the next request, which opens nothing.
+        pool.park(a, 7);
+        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        assert_eq!(
+            pool.next_placement().map(|(_, p)| p),
+            Some(Placement::Reuse(7))
+        );
+        // A closed connection makes room for a new one.
+        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        assert!(pool.next_placement().is_none());
+        pool.closed(a, 7);
+        assert_eq!(
+            pool.next_placement().map(|(_, p)| p),
+            Some(Placement::Connect)
+        );
+    }
+
+    #[test]
+    fn a_retry_never_takes_an_idle_connection() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions::default());
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        let (mut exchange, _) = pool.next_placement().unwrap();
+        pool.park(a, 3);
+        exchange.retried = true;
+        pool.requeue(exchange);
+        assert_eq!(pool.take_for(a).map(|ex| ex.id), None);
+        assert_eq!(
+            pool.next_placement().map(|(_, p)| p),
+            Some(Placement::Connect)
+        );
+    }
+
+    #[test]
+    fn unresolvable_hosts_and_stale_queue_entries_end_with_errors() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 1,
+            ..Default::default()
+        });
+        pool.submit(&request("http://no.such.name.invalid/"), now)
+            .unwrap();
+        assert!(matches!(
+            pool.finished[..],
+            [(_, Err(ClientError::Resolve(_)))]
+        ));
+        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        pool.next_placement().unwrap();
+        let timeout = pool.options.response_timeout;
+        assert_eq!(pool.expire_queued(now), Some(now + timeout));
+        assert_eq!(pool.expire_queued(now + timeout), None);
+        assert!(matches!(
+            pool.finished[1],
+            (_, Err(ClientError::Timeout(_)))
+        ));
+    }
+}

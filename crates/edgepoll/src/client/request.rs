@@ -1,0 +1,229 @@
+//! A request as the client sends it, checked before a byte goes out.
+
+use crate::http::{is_field_safe, is_token};
+use crate::url::{Url, UrlError};
+
+/// Why a request cannot be sent as given. Nothing is sent for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// The URL is not one the client takes.
+    Url(UrlError),
+    /// The method is not a token (RFC 9110 §9.1): empty, or holds a space,
+    /// CR, LF, NUL or a separator.
+    Method,
+    /// A header field name that is not a token.
+    FieldName(String),
+    /// A header field value holding CR, LF or NUL (it would end the field,
+    /// and inject others: CWE-113).
+    FieldValue(String),
+    /// A field the client writes itself (`Host`, `Content-Length`,
+    /// `Transfer-Encoding`, `Connection`): a second one would make the
+    /// request ambiguous.
+    FramingField(String),
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Url(e) => write!(f, "URL refused: {e}"),
+            RequestError::Method => f.write_str("the method is not a token"),
+            RequestError::FieldName(name) => {
+                write!(f, "header field name {name:?} is not a token")
+            }
+            RequestError::FieldValue(name) => {
+                write!(f, "the value of header field {name:?} holds CR, LF or NUL")
+            }
+            RequestError::FramingField(name) => {
+                write!(f, "header field {name:?} is the client's own to write")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+impl From<UrlError> for RequestError {
+    fn from(e: UrlError) -> Self {
+        RequestError::Url(e)
+    }
+}
+
+/// One request to send: method, `http://` URL, extra header fields and body.
+/// The method and the URL are checked when it is made, the fields when it is
+/// sent: a request that could be read two ways is never sent.
+///
+/// ```
+/// use edgepoll::{ClientRequest, RequestError};
+/// let request = ClientRequest::new("POST", "http://127.0.0.1:1234/echo")
+///     .unwrap()
+///     .header("Content-Type", "text/plain")
+///     .body(b"hello".to_vec());
+/// assert_eq!(request.url().port, 1234);
+/// let injected = ClientRequest::new("GET", "http://127.0.0.1/").unwrap().header("X-A", "a\r\nX-Injected: 1");
+/// assert_eq!(injected.encode(), Err(RequestError::FieldValue("X-A".into())));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientRequest {
+    method: String,
+    url: Url,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl ClientRequest {
+    /// A request without extra fields or body.
+    pub fn new(method: &str, url: &str) -> Result<ClientRequest, RequestError> {
+        if !is_token(method.as_bytes()) {
+            return Err(RequestError::Method);
+        }
+        Ok(ClientRequest {
+            method: method.to_string(),
+            url: Url::parse(url)?,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+
+    /// Adds a header field (checked by [`encode`](Self::encode)).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the body (sent with `Content-Length`).
+    pub fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The target URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The header fields added, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether the method is idempotent (RFC 9110 §9.2.2): such a request may
+    /// be sent again when a reused connection turns out closed.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self.method.as_str(),
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        )
+    }
+
+    /// The request as it goes on the wire, or why it cannot.
+    pub fn encode(&self) -> Result<Vec<u8>, RequestError> {
+        for (name, value) in &self.headers {
+            if !is_token(name.as_bytes()) {
+                return Err(RequestError::FieldName(name.clone()));
+            }
+            if !is_field_safe(value.as_bytes()) {
+                return Err(RequestError::FieldValue(name.clone()));
+            }
+            if ["host", "content-length", "transfer-encoding", "connection"]
+                .iter()
+                .any(|own| name.eq_ignore_ascii_case(own))
+            {
+                return Err(RequestError::FramingField(name.clone()));
+            }
+        }
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        let host = self.url.authority();
+        for part in [
+            self.method.as_str(),
+            " ",
+            &self.url.path,
+            " HTTP/1.1\r\nHost: ",
+            &host,
+            "\r\n",
+        ] {
+            out.extend_from_slice(part.as_bytes());
+        }
+        for (name, value) in &self.headers {
+            for part in [name.as_str(), ": ", value.trim(), "\r\n"] {
+                out.extend_from_slice(part.as_bytes());
+            }
+        }
+        // A length whenever a body is possible, so the server never waits
+        // for a body that is not coming (RFC 9110 §8.6).
+        if !self.body.is_empty() || !matches!(self.method.as_str(), "GET" | "HEAD") {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_names_and_values_that_could_split_the_request_are_refused() {
+        for method in ["", "GET /x", "G\rET", "GE\nT", "GET\0", "GE:T"] {
+            assert_eq!(
+                ClientRequest::new(method, "http://127.0.0.1/").err(),
+                Some(RequestError::Method),
+                "{method:?}"
+            );
+        }
+        let base = || ClientRequest::new("GET", "http://127.0.0.1/").unwrap();
+        for (name, value, error) in [
+            (
+                "X-A",
+                "a\r\nX-Injected: 1",
+                RequestError::FieldValue("X-A".into()),
+            ),
+            ("X-A", "a\nb", RequestError::FieldValue("X-A".into())),
+            ("X-A", "a\rb", RequestError::FieldValue("X-A".into())),
+            ("X-A", "a\0b", RequestError::FieldValue("X-A".into())),
+            ("X A", "v", RequestError::FieldName("X A".into())),
+            ("X-A\r\nY", "v", RequestError::FieldName("X-A\r\nY".into())),
+            ("", "v", RequestError::FieldName("".into())),
+            (
+                "Content-Length",
+                "0",
+                RequestError::FramingField("Content-Length".into()),
+            ),
+            (
+                "transfer-encoding",
+                "chunked",
+                RequestError::FramingField("transfer-encoding".into()),
+            ),
+            ("Host", "evil", RequestError::FramingField("Host".into())),
+        ] {
+            assert_eq!(base().header(name, value).encode(), Err(error));
+        }
+        assert_eq!(
+            ClientRequest::new("GET", "http://127.0.0.1/a b").err(),
+            Some(RequestError::Url(UrlError::InvalidPath))
+        );
+    }
+
+    #[test]
+    fn encodes_host_length_and_fields_in_order() {
+        let request = ClientRequest::new("PUT", "http://[::1]:8080/x?y")
+            .unwrap()
+            .header("X-One", " 1 ")
+            .body(b"abc".to_vec());
+        assert_eq!(
+            String::from_utf8(request.encode().unwrap()).unwrap(),
+            "PUT /x?y HTTP/1.1\r\nHost: [::1]:8080\r\nX-One: 1\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        let get = ClientRequest::new("GET", "http://localhost/").unwrap();
+        assert_eq!(
+            get.encode().unwrap(),
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        );
+    }
+}

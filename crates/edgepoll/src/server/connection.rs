@@ -1,0 +1,252 @@
+//! One connection of the loop, whatever it carries, and the one read/write
+//! path ([`pump`]) every kind goes through: an inbound HTTP connection, a
+//! WebSocket, an outbound client connection, or one lingering before close.
+
+use crate::client::{ClientConnection, Exchange};
+use crate::http::{Dispatch, Handler};
+use crate::net::{self, TcpStream};
+use crate::ws::WebSocket;
+use crate::Interest;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Reads per readiness event, so one fast sender cannot starve the others.
+const READS_PER_EVENT: usize = 16;
+
+pub(crate) struct Connection {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// Which connection this is among all that held its slot (and token):
+    /// a [`Responder`](crate::Responder) for an earlier one does not reach it.
+    pub(crate) serial: u64,
+    pub(crate) interest: Interest,
+    /// Set once the write side is shut down: input is drained until EOF or then.
+    pub(crate) linger_until: Option<Instant>,
+    pub(crate) role: Role,
+}
+
+/// What a connection carries. Nearly every connection is HTTP: its handler
+/// stays inline (boxing it would cost each connection an allocation and the
+/// hot path an indirection); the rarer kinds are boxed.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Role {
+    /// An accepted HTTP/1.1 connection.
+    Http(Handler),
+    /// An accepted connection that switched to WebSocket.
+    Ws(Box<WebSocket>),
+    /// A connection of the loop's client to an upstream server.
+    Upstream(Box<Upstream>),
+}
+
+/// An outbound connection and the exchange it carries.
+pub(crate) struct Upstream {
+    pub(crate) conn: ClientConnection,
+    pub(crate) exchange: Option<Exchange>,
+    /// Until the connect completes.
+    pub(crate) connecting: bool,
+    pub(crate) last_progress: Instant,
+    /// Whether a byte of the current exchange's response has arrived.
+    pub(crate) got_bytes: bool,
+    /// A timeout ended it: close.
+    pub(crate) expired: bool,
+}
+
+/// A protocol as the read/write path sees it: bytes in, bytes out.
+pub(crate) trait Endpoint {
+    fn wants_read(&self) -> bool;
+    fn receive(&mut self, data: &[u8]);
+    fn receive_eof(&mut self);
+    fn wants_write(&self) -> bool;
+    /// The pending output: one part, or a head and a body sent together.
+    fn output(&self) -> [&[u8]; 2];
+    fn sent(&mut self, n: usize);
+}
+
+/// Moves bytes between the socket and the endpoint: reads (if `readable`)
+/// at most [`READS_PER_EVENT`] times, then writes until the endpoint has
+/// nothing left or the socket is full. An error ends the connection.
+pub(crate) fn pump(
+    stream: &TcpStream,
+    endpoint: &mut impl Endpoint,
+    readable: bool,
+    scratch: &mut [u8],
+) -> io::Result<()> {
+    if readable && endpoint.wants_read() {
+        let mut reads = 0;
+        while reads < READS_PER_EVENT {
+            match net::recv(stream, scratch) {
+                Ok(0) => {
+                    endpoint.receive_eof();
+                    break;
+                }
+                Ok(n) => {
+                    reads += 1;
+                    endpoint.receive(&scratch[..n]);
+                    if n < scratch.len() || !endpoint.wants_read() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    while endpoint.wants_write() {
+        let sent = match endpoint.output() {
+            [all, []] => net::send(stream, all),
+            parts => net::send_vectored(stream, &parts),
+        };
+        match sent {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => endpoint.sent(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// An HTTP connection's handler with the service it calls.
+pub(crate) struct HttpEndpoint<'x, D> {
+    pub(crate) handler: &'x mut Handler,
+    pub(crate) dispatch: &'x mut D,
+    pub(crate) now: Instant,
+}
+
+impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
+    #[inline]
+    fn wants_read(&self) -> bool {
+        self.handler.wants_read()
+    }
+
+    #[inline]
+    fn receive(&mut self, data: &[u8]) {
+        self.handler.receive(data, self.now, self.dispatch);
+    }
+
+    fn receive_eof(&mut self) {
+        self.handler.receive_eof(self.now, self.dispatch);
+    }
+
+    #[inline]
+    fn wants_write(&self) -> bool {
+        self.handler.wants_write()
+    }
+
+    #[inline]
+    fn output(&self) -> [&[u8]; 2] {
+        self.handler.pending_output_parts()
+    }
+
+    #[inline]
+    fn sent(&mut self, n: usize) {
+        self.handler.consume_output(n, self.now);
+        // A drained buffer may unblock pipelined requests.
+        if !self.handler.wants_write() {
+            self.handler.process(self.now, self.dispatch);
+        }
+    }
+}
+
+/// A WebSocket with what to do with each message.
+pub(crate) struct WsEndpoint<'x, F> {
+    pub(crate) socket: &'x mut WebSocket,
+    pub(crate) on_message: F,
+    pub(crate) now: Instant,
+    /// The peer closed without a close frame.
+    pub(crate) gone: bool,
+}
+
+impl<F: FnMut(crate::ws::Message<'_>)> Endpoint for WsEndpoint<'_, F> {
+    fn wants_read(&self) -> bool {
+        !self.gone && self.socket.wants_read()
+    }
+
+    fn receive(&mut self, data: &[u8]) {
+        self.socket.receive(data, self.now, &mut self.on_message);
+    }
+
+    fn receive_eof(&mut self) {
+        self.gone = true;
+    }
+
+    fn wants_write(&self) -> bool {
+        !self.gone && self.socket.wants_write()
+    }
+
+    fn output(&self) -> [&[u8]; 2] {
+        [self.socket.pending_output(), &[]]
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.socket.consume_output(n, self.now);
+    }
+}
+
+/// A connection being closed: what still arrives is read and dropped.
+#[derive(Default)]
+pub(crate) struct Draining {
+    pub(crate) ended: bool,
+}
+
+impl Endpoint for Draining {
+    fn wants_read(&self) -> bool {
+        !self.ended
+    }
+
+    fn receive(&mut self, _: &[u8]) {}
+
+    fn receive_eof(&mut self) {
+        self.ended = true;
+    }
+
+    fn wants_write(&self) -> bool {
+        false
+    }
+
+    fn output(&self) -> [&[u8]; 2] {
+        [&[], &[]]
+    }
+
+    fn sent(&mut self, _: usize) {}
+}
+
+/// An outbound connection: what the server sends completes (or breaks) the
+/// exchange.
+pub(crate) struct UpstreamEndpoint<'x> {
+    pub(crate) conn: &'x mut ClientConnection,
+    pub(crate) outcome: Option<Result<crate::http::ParsedResponse, crate::http::ResponseError>>,
+    pub(crate) eof: bool,
+    pub(crate) received: bool,
+}
+
+impl Endpoint for UpstreamEndpoint<'_> {
+    fn wants_read(&self) -> bool {
+        !self.eof && self.outcome.is_none()
+    }
+
+    fn receive(&mut self, data: &[u8]) {
+        self.received = true;
+        self.outcome = self.conn.receive(data);
+    }
+
+    fn receive_eof(&mut self) {
+        self.eof = true;
+        self.outcome = self.conn.receive_eof();
+    }
+
+    fn wants_write(&self) -> bool {
+        self.outcome.is_none() && self.conn.wants_write()
+    }
+
+    fn output(&self) -> [&[u8]; 2] {
+        [self.conn.pending_output(), &[]]
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.conn.consume_output(n);
+    }
+}

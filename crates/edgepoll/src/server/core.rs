@@ -1,0 +1,687 @@
+//! The event loop itself: one [`Poll`], one table of connections (accepted,
+//! upgraded and outbound alike), the timers, and the work the application
+//! queued (responses, requests of its own, WebSocket messages). It knows
+//! sockets, not HTTP; the state machines know their protocols, not sockets.
+
+use super::connection::{pump, Connection, Draining, HttpEndpoint, Role, Upstream, WsEndpoint};
+use super::driven::{Dispatcher, Driven};
+use super::{upstream, ws_router, ServerOptions};
+use crate::app::{Context, Responder};
+use crate::client::{Placement, Pool};
+use crate::http::{Handler, Response};
+use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
+use crate::ws::{Outbox, WebSocket};
+use crate::{Events, Interest, Poll, Sweep, Token};
+use std::io;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX);
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the application queued and the loop has yet to act on, apart from
+/// the connections: borrowed beside one of them while it is driven.
+#[derive(Default)]
+pub(crate) struct Work {
+    pub(crate) responses: Vec<(Responder, Response<'static>)>,
+    pub(crate) pool: Pool,
+    pub(crate) outbox: Outbox,
+    /// Deferred requests given up on, not yet told to the application.
+    pub(crate) abandoned: Vec<Responder>,
+    /// WebSocket connections closed since the application was last told.
+    pub(crate) closed_ws: Vec<Token>,
+    /// Requests dispatched so far.
+    pub(crate) served: u64,
+}
+
+impl Work {
+    pub(crate) fn context(&mut self, now: Instant) -> Context<'_> {
+        Context {
+            now,
+            responses: &mut self.responses,
+            pool: &mut self.pool,
+            outbox: &mut self.outbox,
+        }
+    }
+
+    /// Whether anything waits for [`Core::settle_work`]; checked inline
+    /// after every event, as a plain HTTP server never has any.
+    #[inline]
+    fn is_pending(&self) -> bool {
+        !self.responses.is_empty()
+            || !self.abandoned.is_empty()
+            || !self.closed_ws.is_empty()
+            || !self.outbox.is_empty()
+            || !self.pool.finished.is_empty()
+            || self.pool.has_queued()
+    }
+}
+
+pub(crate) struct Core {
+    pub(crate) options: ServerOptions,
+    pub(crate) poll: Poll,
+    pub(crate) slots: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    next_serial: u64,
+    pub(crate) scratch: Vec<u8>,
+    pub(crate) work: Work,
+    accept_paused_until: Option<Instant>,
+}
+
+impl Core {
+    pub(crate) fn new(options: ServerOptions) -> Core {
+        let mut poll = Poll::new();
+        poll.set_full_poll_interval(options.full_poll_interval);
+        poll.set_peek_quiet(options.peek_quiet);
+        let work = Work {
+            pool: Pool::new(options.client.clone()),
+            ..Work::default()
+        };
+        Core {
+            options,
+            poll,
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_serial: 0,
+            scratch: vec![0; READ_CHUNK],
+            work,
+            accept_paused_until: None,
+        }
+    }
+
+    /// Runs the loop until `done` says so, or an unrecoverable error of the
+    /// poll itself. With a listener, accepts and serves connections.
+    pub(crate) fn run<D: Driven>(
+        &mut self,
+        driven: &mut D,
+        listener: Option<&TcpListener>,
+        deadline: Option<Instant>,
+        mut done: impl FnMut(&Core, &D) -> bool,
+    ) -> io::Result<()> {
+        if let Some(listener) = listener {
+            self.watch_listener(listener)?;
+        }
+        let mut sweep = Sweep::new(self.granularity(), Instant::now());
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if self.work.is_pending() {
+                self.settle_work(Instant::now(), driven);
+            }
+            if done(self, driven) || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(());
+            }
+            let mut wake = sweep.next();
+            if let Some(deadline) = deadline {
+                wake = wake.min(deadline);
+            }
+            if let Some(until) = self.accept_paused_until {
+                wake = wake.min(until);
+            }
+            match self.poll.poll_until(&mut events, Some(wake)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for event in &events {
+                if event.token() == LISTENER {
+                    if let Some(listener) = listener {
+                        self.accept_all(listener, now)?;
+                    }
+                    continue;
+                }
+                let index = event.token().0;
+                let wanted = self.drive(
+                    index,
+                    true,
+                    event.is_readable() || event.is_error(),
+                    now,
+                    driven,
+                );
+                self.settle(index, wanted, now);
+                // Before the next event, which may accept a connection into
+                // the slot (and token) of one that just closed.
+                if self.work.is_pending() {
+                    self.settle_work(now, driven);
+                }
+            }
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept_paused_until = None;
+                if let Some(listener) = listener {
+                    self.watch_listener(listener)?;
+                }
+            }
+            if sweep.is_due(now) {
+                let earliest = self.check_deadlines(now, driven);
+                sweep.rearm(now, earliest);
+            }
+        }
+    }
+
+    /// How often deadlines are looked at: an eighth of the shortest timeout,
+    /// between 5 ms and 1 s.
+    fn granularity(&self) -> Duration {
+        let limits = &self.options.limits;
+        let client = &self.options.client;
+        [
+            limits.header_timeout,
+            limits.idle_timeout,
+            limits.respond_timeout,
+            client.connect_timeout,
+            client.response_timeout,
+        ]
+        .into_iter()
+        .min()
+        .map_or(Duration::from_secs(1), |shortest| shortest / 8)
+        .clamp(Duration::from_millis(5), Duration::from_secs(1))
+    }
+
+    /// The listener is pinned: new connections never wait for a full poll.
+    fn watch_listener(&mut self, listener: &TcpListener) -> io::Result<()> {
+        self.poll.register(listener, LISTENER, Interest::READABLE)?;
+        self.poll.pin(listener)
+    }
+
+    fn accept_all(&mut self, listener: &TcpListener, now: Instant) -> io::Result<()> {
+        loop {
+            match net::accept(listener) {
+                Ok((stream, peer)) => {
+                    let local = net::local_addr(&stream).ok();
+                    let mut handler = Handler::new(self.options.limits.clone(), now);
+                    handler.set_addresses(Some(peer), local);
+                    if self
+                        .add(stream, peer, Interest::READABLE, Role::Http(handler))
+                        .is_err()
+                    {
+                        // Dropped: the client sees a close, the server goes on.
+                        continue;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                // The peer gave up before we accepted: nothing to serve.
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => {
+                    // Out of descriptors, or worse. The listener stays readable
+                    // while connections wait, so stop watching it for a moment
+                    // instead of spinning.
+                    (self.options.log)(&format!(
+                        "edgepoll: accept failed ({e}); pausing accepts for {:?}",
+                        self.options.accept_backoff
+                    ));
+                    self.poll.deregister(listener)?;
+                    self.accept_paused_until = Some(now + self.options.accept_backoff);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Registers a connection in a free slot; returns its index.
+    pub(crate) fn add(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        interest: Interest,
+        role: Role,
+    ) -> io::Result<usize> {
+        let index = self.free.pop().unwrap_or(self.slots.len());
+        self.poll.register(&stream, Token(index), interest)?;
+        if let Role::Upstream(_) = role {
+            // Few, and waiting on a reply: never left for a full poll.
+            let _ = self.poll.pin(&stream);
+        }
+        self.next_serial += 1;
+        let conn = Connection {
+            stream,
+            peer,
+            serial: self.next_serial,
+            interest,
+            linger_until: None,
+            role,
+        };
+        if index == self.slots.len() {
+            self.slots.push(Some(conn));
+        } else {
+            self.slots[index] = Some(conn);
+        }
+        Ok(index)
+    }
+
+    /// Moves the connection at `index` forward; returns the readiness to
+    /// wait for next, or `None` to close it. `event` says whether a poll
+    /// event brought us here (`readable` whether it said input is there).
+    pub(crate) fn drive<D: Driven>(
+        &mut self,
+        index: usize,
+        event: bool,
+        readable: bool,
+        now: Instant,
+        driven: &mut D,
+    ) -> Option<Interest> {
+        let Core {
+            slots,
+            scratch,
+            work,
+            options,
+            ..
+        } = self;
+        let conn = slots.get_mut(index)?.as_mut()?;
+        let token = Token(index);
+        if conn.linger_until.is_some() {
+            let mut draining = Draining::default();
+            let io = pump(&conn.stream, &mut draining, readable, scratch);
+            return (io.is_ok() && !draining.ended).then_some(Interest::READABLE);
+        }
+        match conn.role {
+            Role::Http(_) => {
+                let wanted = step_http(conn, token, readable, now, driven, work, scratch, options);
+                match &conn.role {
+                    Role::Http(handler) if handler.is_upgraded() => {
+                        upgrade(conn, token, now, driven, work, scratch, options)
+                    }
+                    _ => wanted,
+                }
+            }
+            Role::Ws(_) => step_ws(conn, token, readable, now, driven, work, scratch, options),
+            Role::Upstream(_) => {
+                upstream::step(conn, index, event, readable, now, &mut work.pool, scratch)
+            }
+        }
+    }
+
+    /// Applies what [`drive`](Self::drive) decided: close, or watch for
+    /// the wanted readiness.
+    pub(crate) fn settle(&mut self, index: usize, wanted: Option<Interest>, now: Instant) {
+        let Some(Some(conn)) = self.slots.get_mut(index) else {
+            return;
+        };
+        match wanted {
+            Some(interest) if interest == conn.interest => {}
+            Some(interest) => {
+                if self
+                    .poll
+                    .reregister(&conn.stream, Token(index), interest)
+                    .is_ok()
+                {
+                    conn.interest = interest;
+                } else {
+                    self.close(index, now);
+                }
+            }
+            None => self.close(index, now),
+        }
+    }
+
+    pub(crate) fn close(&mut self, index: usize, now: Instant) {
+        let Some(mut conn) = self.slots.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poll.deregister(&conn.stream);
+        self.free.push(index);
+        let lingering = conn.linger_until.is_some();
+        match &mut conn.role {
+            Role::Http(handler) => {
+                handler.abandon_all();
+                let serial = conn.serial;
+                self.work
+                    .abandoned
+                    .extend(handler.take_abandoned().map(|id| Responder {
+                        token: Token(index),
+                        serial,
+                        id,
+                    }));
+            }
+            Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
+            Role::Ws(_) => {}
+            Role::Upstream(up) => upstream::closed(up, conn.peer, index, now, &mut self.work.pool),
+        }
+    }
+
+    /// Starts what the application asked of the client, delivers what it
+    /// answered and sent, and tells it what happened, until nothing is left.
+    pub(crate) fn settle_work<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        for _round in 0..1000 {
+            let mut acted = false;
+            if !self.work.responses.is_empty() {
+                acted = true;
+                for (responder, response) in std::mem::take(&mut self.work.responses) {
+                    self.deliver_response(responder, response, now, driven);
+                }
+            }
+            if !self.work.abandoned.is_empty() {
+                acted = true;
+                for responder in std::mem::take(&mut self.work.abandoned) {
+                    driven.on_abandoned(responder, &mut self.work.context(now));
+                }
+            }
+            if !self.work.closed_ws.is_empty() {
+                acted = true;
+                for token in std::mem::take(&mut self.work.closed_ws) {
+                    driven.on_ws_close(token, &mut self.work.context(now));
+                }
+            }
+            if self.work.pool.has_queued() {
+                self.start_exchanges(now);
+            }
+            if !self.work.pool.finished.is_empty() {
+                acted = true;
+                for (exchange, result) in std::mem::take(&mut self.work.pool.finished) {
+                    driven.on_response(exchange, result, &mut self.work.context(now));
+                }
+            }
+            if !self.work.outbox.is_empty() {
+                acted = true;
+                ws_router::deliver(self, now, driven);
+            }
+            if !acted {
+                return;
+            }
+        }
+    }
+
+    fn deliver_response<D: Driven>(
+        &mut self,
+        responder: Responder,
+        response: Response<'static>,
+        now: Instant,
+        driven: &mut D,
+    ) {
+        let index = responder.token.0;
+        let Some(Some(conn)) = self.slots.get_mut(index) else {
+            return;
+        };
+        if conn.serial != responder.serial || conn.linger_until.is_some() {
+            return;
+        }
+        let Role::Http(handler) = &mut conn.role else {
+            return;
+        };
+        if handler.respond(responder.id, response, now).is_err() {
+            return;
+        }
+        let wanted = {
+            let Core {
+                slots,
+                scratch,
+                work,
+                options,
+                ..
+            } = self;
+            let Some(Some(conn)) = slots.get_mut(index) else {
+                return;
+            };
+            step_http(
+                conn,
+                responder.token,
+                false,
+                now,
+                driven,
+                work,
+                scratch,
+                options,
+            )
+        };
+        self.settle(index, wanted, now);
+    }
+
+    /// Puts queued exchanges on idle connections or new ones, as the pool
+    /// allows.
+    fn start_exchanges(&mut self, now: Instant) {
+        while let Some((exchange, placement)) = self.work.pool.next_placement() {
+            match placement {
+                Placement::Reuse(index) => {
+                    let max_body = self.work.pool.options.max_body_bytes;
+                    let Some(Some(conn)) = self.slots.get_mut(index) else {
+                        continue;
+                    };
+                    let Role::Upstream(up) = &mut conn.role else {
+                        continue;
+                    };
+                    upstream::start(up, exchange, now, max_body);
+                    let wanted = upstream::step(
+                        conn,
+                        index,
+                        false,
+                        false,
+                        now,
+                        &mut self.work.pool,
+                        &mut self.scratch,
+                    );
+                    self.settle(index, wanted, now);
+                }
+                Placement::Connect => {
+                    let addr = exchange.addr;
+                    let stream = match net::connect(addr) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            self.work.pool.closed(addr, usize::MAX);
+                            self.work.pool.finished.push((exchange.id, Err(e.into())));
+                            continue;
+                        }
+                    };
+                    let mut up = Box::new(Upstream {
+                        conn: Default::default(),
+                        exchange: None,
+                        connecting: true,
+                        last_progress: now,
+                        got_bytes: false,
+                        expired: false,
+                    });
+                    upstream::start(
+                        &mut up,
+                        exchange,
+                        now,
+                        self.work.pool.options.max_body_bytes,
+                    );
+                    if let Err(e) = self.add(stream, addr, Interest::WRITABLE, Role::Upstream(up)) {
+                        // Never registered: its exchange fails here.
+                        self.work.pool.closed(addr, usize::MAX);
+                        (self.options.log)(&format!(
+                            "edgepoll: {addr}: cannot watch a new connection: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fires passed deadlines; returns the earliest one still ahead.
+    fn check_deadlines<D: Driven>(&mut self, now: Instant, driven: &mut D) -> Option<Instant> {
+        let mut earliest = self.work.pool.expire_queued(now);
+        let client = self.work.pool.options.clone();
+        for index in 0..self.slots.len() {
+            let Some(conn) = &mut self.slots[index] else {
+                continue;
+            };
+            let deadline = match (conn.linger_until, &mut conn.role) {
+                (Some(until), _) => Some(until),
+                (None, Role::Ws(socket)) => {
+                    socket.handle_timeout(now);
+                    socket.deadline()
+                }
+                (None, Role::Http(handler)) => {
+                    handler.handle_timeout(now);
+                    if now.saturating_duration_since(handler.last_progress())
+                        >= self.options.release_buffers_after
+                    {
+                        handler.release_buffers();
+                    }
+                    handler.deadline()
+                }
+                (None, Role::Upstream(up)) => {
+                    upstream::handle_timeout(up, now, &client, &mut self.work.pool)
+                }
+            };
+            let wanted = match conn.linger_until {
+                Some(until) => (now < until).then_some(Interest::READABLE),
+                None => self.drive(index, false, false, now, driven),
+            };
+            if wanted.is_some() {
+                if let Some(d) = deadline.filter(|d| *d > now) {
+                    earliest = Some(earliest.map_or(d, |e| e.min(d)));
+                }
+            }
+            self.settle(index, wanted, now);
+        }
+        if self.work.is_pending() {
+            self.settle_work(now, driven);
+        }
+        earliest
+    }
+}
+
+/// Moves an HTTP connection forward.
+#[allow(clippy::too_many_arguments)]
+fn step_http<D: Driven>(
+    conn: &mut Connection,
+    token: Token,
+    readable: bool,
+    now: Instant,
+    driven: &mut D,
+    work: &mut Work,
+    scratch: &mut [u8],
+    options: &ServerOptions,
+) -> Option<Interest> {
+    let Role::Http(handler) = &mut conn.role else {
+        return None;
+    };
+    let serial = conn.serial;
+    let Work {
+        responses,
+        pool,
+        outbox,
+        abandoned,
+        served,
+        ..
+    } = work;
+    let mut cx = Context {
+        now,
+        responses,
+        pool,
+        outbox,
+    };
+    let mut dispatcher = Dispatcher {
+        driven,
+        cx: &mut cx,
+        token,
+        serial,
+        served,
+    };
+    if !readable {
+        // Requests read while responses were owed may go on now.
+        handler.process(now, &mut dispatcher);
+    }
+    let mut endpoint = HttpEndpoint {
+        handler,
+        dispatch: &mut dispatcher,
+        now,
+    };
+    let io = pump(&conn.stream, &mut endpoint, readable, scratch);
+    abandoned.extend(
+        handler
+            .take_abandoned()
+            .map(|id| Responder { token, serial, id }),
+    );
+    if let Err(e) = io {
+        report(options, conn.peer, &format!("connection failed: {e}"));
+        return None;
+    }
+    if let Some(incident) = handler.take_incident() {
+        report(options, conn.peer, &incident.to_string());
+    }
+    if handler.is_finished() {
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.linger_until = Some(now + options.linger);
+        return Some(Interest::READABLE);
+    }
+    // WRITABLE only while output waits; READABLE unless backpressure says stop.
+    Some(match (handler.wants_read(), handler.wants_write()) {
+        (true, true) => Interest::READABLE | Interest::WRITABLE,
+        (false, true) => Interest::WRITABLE,
+        _ => Interest::READABLE,
+    })
+}
+
+/// Moves an upgraded connection over to a [`WebSocket`]: the 101 and the
+/// bytes that followed the request go with it.
+fn upgrade<D: Driven>(
+    conn: &mut Connection,
+    token: Token,
+    now: Instant,
+    driven: &mut D,
+    work: &mut Work,
+    scratch: &mut [u8],
+    options: &ServerOptions,
+) -> Option<Interest> {
+    // Only a handshake this loop answered may switch; a plain service's own
+    // 101 has no protocol to switch to here.
+    let target = driven.take_upgrade_target()?;
+    let Role::Http(handler) = &mut conn.role else {
+        return None;
+    };
+    let (output, input) = handler.take_upgraded();
+    let mut socket = WebSocket::new(options.ws_limits.clone(), now);
+    socket.queue_raw(&output);
+    let mut cx = work.context(now);
+    driven.on_ws_open(token, &target, &mut cx);
+    socket.receive(&input, now, |message| {
+        driven.on_ws_message(token, message, &mut cx)
+    });
+    conn.role = Role::Ws(Box::new(socket));
+    step_ws(conn, token, false, now, driven, work, scratch, options)
+}
+
+/// Moves a WebSocket connection forward: each message goes to the
+/// application; what is queued is written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn step_ws<D: Driven>(
+    conn: &mut Connection,
+    token: Token,
+    readable: bool,
+    now: Instant,
+    driven: &mut D,
+    work: &mut Work,
+    scratch: &mut [u8],
+    options: &ServerOptions,
+) -> Option<Interest> {
+    let Role::Ws(socket) = &mut conn.role else {
+        return None;
+    };
+    let mut cx = work.context(now);
+    let mut endpoint = WsEndpoint {
+        socket,
+        on_message: |message: crate::ws::Message<'_>| driven.on_ws_message(token, message, &mut cx),
+        now,
+        gone: false,
+    };
+    let io = pump(&conn.stream, &mut endpoint, readable, scratch);
+    let gone = endpoint.gone;
+    if io.is_err() || gone || socket.is_dropped() {
+        return None;
+    }
+    if socket.is_finished() {
+        // The close frame is out: the peer's answer is drained while lingering.
+        driven.on_ws_close(token, &mut work.context(now));
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.linger_until = Some(now + options.linger);
+        return Some(Interest::READABLE);
+    }
+    if !socket.wants_write() {
+        // An idle WebSocket costs no buffer memory.
+        socket.release_buffers();
+        return Some(Interest::READABLE);
+    }
+    Some(Interest::READABLE | Interest::WRITABLE)
+}
+
+fn report(options: &ServerOptions, peer: SocketAddr, what: &str) {
+    (options.log)(&format!("edgepoll: {peer}: {what}"));
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}

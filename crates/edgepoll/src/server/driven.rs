@@ -1,0 +1,184 @@
+//! What the event loop drives: one internal trait over the three kinds of
+//! application ([`http::Service`], [`ws::Service`], [`App`]), so the loop is
+//! written once.
+
+use crate::app::{App, Context, Responder};
+use crate::client::{ClientError, ExchangeId};
+use crate::http::{self, Dispatch, ParsedResponse, Reply, Request, RequestId};
+use crate::ws::{self, Message};
+use crate::Token;
+
+/// Every callback the loop makes; the adapters below fill in what their
+/// kind of application does not have.
+pub(crate) trait Driven {
+    fn call<'a>(
+        &mut self,
+        request: &Request<'a>,
+        responder: Responder,
+        cx: &mut Context<'_>,
+    ) -> Reply<'a>;
+
+    fn handles_connect(&self) -> bool;
+
+    fn on_response(
+        &mut self,
+        exchange: ExchangeId,
+        result: Result<ParsedResponse, ClientError>,
+        cx: &mut Context<'_>,
+    );
+
+    fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>);
+
+    /// The target of the WebSocket handshake just answered 101, if any.
+    fn take_upgrade_target(&mut self) -> Option<String> {
+        None
+    }
+
+    fn on_ws_open(&mut self, _: Token, _: &str, _: &mut Context<'_>) {}
+
+    fn on_ws_message(&mut self, _: Token, _: Message<'_>, _: &mut Context<'_>) {}
+
+    fn on_ws_close(&mut self, _: Token, _: &mut Context<'_>) {}
+}
+
+/// A plain [`http::Service`]: always answers now.
+pub(crate) struct HttpOnly<S>(pub(crate) S);
+
+impl<S: http::Service> Driven for HttpOnly<S> {
+    #[inline]
+    fn call<'a>(&mut self, request: &Request<'a>, _: Responder, _: &mut Context<'_>) -> Reply<'a> {
+        Reply::Now(self.0.call(request))
+    }
+
+    fn handles_connect(&self) -> bool {
+        self.0.handles_connect()
+    }
+
+    fn on_response(
+        &mut self,
+        _: ExchangeId,
+        _: Result<ParsedResponse, ClientError>,
+        _: &mut Context<'_>,
+    ) {
+    }
+
+    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
+}
+
+/// A [`ws::Service`]: answers the handshakes of the requests it accepts.
+pub(crate) struct WebSockets<S> {
+    pub(crate) inner: S,
+    /// The target of the handshake just answered 101, for `on_open`.
+    upgrade_target: Option<String>,
+}
+
+impl<S> WebSockets<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        WebSockets {
+            inner,
+            upgrade_target: None,
+        }
+    }
+}
+
+impl<S: ws::Service> Driven for WebSockets<S> {
+    fn call<'a>(&mut self, request: &Request<'a>, _: Responder, _: &mut Context<'_>) -> Reply<'a> {
+        if !self.inner.accepts(request) {
+            return Reply::Now(self.inner.call(request));
+        }
+        let response = ws::handshake::answer(request);
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+            self.upgrade_target = Some(request.target().to_string());
+        }
+        Reply::Now(response)
+    }
+
+    fn handles_connect(&self) -> bool {
+        self.inner.handles_connect()
+    }
+
+    fn on_response(
+        &mut self,
+        _: ExchangeId,
+        _: Result<ParsedResponse, ClientError>,
+        _: &mut Context<'_>,
+    ) {
+    }
+
+    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
+
+    fn take_upgrade_target(&mut self) -> Option<String> {
+        self.upgrade_target.take()
+    }
+
+    fn on_ws_open(&mut self, token: Token, target: &str, cx: &mut Context<'_>) {
+        self.inner.on_open(token, target, cx.outbox);
+    }
+
+    fn on_ws_message(&mut self, token: Token, message: Message<'_>, cx: &mut Context<'_>) {
+        self.inner.on_message(token, message, cx.outbox);
+    }
+
+    fn on_ws_close(&mut self, token: Token, cx: &mut Context<'_>) {
+        self.inner.on_close(token, cx.outbox);
+    }
+}
+
+/// An [`App`]: may answer later and call out.
+pub(crate) struct Apps<A>(pub(crate) A);
+
+impl<A: App> Driven for Apps<A> {
+    #[inline]
+    fn call<'a>(
+        &mut self,
+        request: &Request<'a>,
+        responder: Responder,
+        cx: &mut Context<'_>,
+    ) -> Reply<'a> {
+        self.0.call(request, responder, cx)
+    }
+
+    fn handles_connect(&self) -> bool {
+        self.0.handles_connect()
+    }
+
+    fn on_response(
+        &mut self,
+        exchange: ExchangeId,
+        result: Result<ParsedResponse, ClientError>,
+        cx: &mut Context<'_>,
+    ) {
+        self.0.on_response(exchange, result, cx);
+    }
+
+    fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        self.0.on_abandoned(responder, cx);
+    }
+}
+
+/// The [`Dispatch`] one connection's handler calls: names each request with
+/// its connection and counts what it serves.
+pub(crate) struct Dispatcher<'x, 'l, D> {
+    pub(crate) driven: &'x mut D,
+    pub(crate) cx: &'x mut Context<'l>,
+    pub(crate) token: Token,
+    pub(crate) serial: u64,
+    pub(crate) served: &'x mut u64,
+}
+
+impl<D: Driven> Dispatch for Dispatcher<'_, '_, D> {
+    #[inline]
+    fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
+        *self.served += 1;
+        let responder = Responder {
+            token: self.token,
+            serial: self.serial,
+            id,
+        };
+        self.driven.call(request, responder, self.cx)
+    }
+
+    fn handles_connect(&self) -> bool {
+        self.driven.handles_connect()
+    }
+}

@@ -1,0 +1,173 @@
+//! The event loop: accepts connections and drives one HTTP [`Handler`](crate::http::Handler)
+//! per connection through [`Poll`](crate::Poll), a [`WebSocket`](crate::ws::WebSocket) once a
+//! connection has upgraded, and the connections of the application's own
+//! requests ([`App`]), all on one loop with one read/write path.
+//!
+//! - `core`: the loop, the connection table and the timers;
+//! - `connection`: what a connection carries, and the read/write path;
+//! - `upstream`: outbound connections (connect, send, pool, retry);
+//! - `ws_router`: delivery of what a WebSocket application queued;
+//! - `driven`: the one trait over the three kinds of application.
+
+mod connection;
+mod core;
+mod driven;
+mod upstream;
+mod ws_router;
+
+use crate::app::App;
+use crate::client::ClientOptions;
+use crate::http::{Limits, Service};
+use crate::net::TcpListener;
+use crate::ws::{self, WsLimits};
+use driven::{Apps, HttpOnly, WebSockets};
+use std::io;
+use std::time::Duration;
+
+pub(crate) use self::core::Core;
+pub(crate) use driven::Driven;
+
+/// Settings of [`Server`].
+///
+/// ```
+/// let options = edgepoll::ServerOptions::default();
+/// assert_eq!(options.linger, std::time::Duration::from_secs(2));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Per-connection limits and timeouts.
+    pub limits: Limits,
+    /// After the last response of a closing connection (or a WebSocket's
+    /// close frame), how long unread input is drained before the socket closes (closing with unread data would
+    /// reset the connection and could destroy the response in flight).
+    pub linger: Duration,
+    /// How long accepting pauses after running out of descriptors.
+    pub accept_backoff: Duration,
+    /// Where one-line reports of refused requests and timeouts go.
+    pub log: fn(&str),
+    /// Serve this many requests, then return from [`Server::serve`] (for
+    /// benchmarks that count the work of a fixed number of requests).
+    pub stop_after: Option<u64>,
+    /// While other connections are busy, a quiet connection that sends a
+    /// request is noticed within this interval (see
+    /// [`Poll::set_full_poll_interval`]).
+    pub full_poll_interval: Duration,
+    /// Quiet connections are looked at by peeking at their receive queues
+    /// rather than in full polls (see [`Poll::set_peek_quiet`]): for WasmEdge
+    /// AOT with thousands of quiet connections. Off by default.
+    pub peek_quiet: bool,
+    /// A connection without progress for this long gives its buffers back
+    /// (an idle keep-alive connection then costs no buffer memory).
+    pub release_buffers_after: Duration,
+    /// Limits of WebSocket connections ([`Server::serve_websockets`]).
+    pub ws_limits: WsLimits,
+    /// The outbound client of an [`App`] ([`Context::fetch`](crate::Context::fetch)).
+    pub client: ClientOptions,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            limits: Limits::default(),
+            linger: Duration::from_secs(2),
+            accept_backoff: Duration::from_millis(100),
+            log: |line| eprintln!("{line}"),
+            stop_after: None,
+            full_poll_interval: crate::DEFAULT_FULL_POLL_INTERVAL,
+            peek_quiet: false,
+            release_buffers_after: Duration::from_secs(1),
+            ws_limits: WsLimits::default(),
+            client: ClientOptions::default(),
+        }
+    }
+}
+
+/// An HTTP/1.1 server: a listener, a [`Service`], and the loop between them.
+///
+/// ```no_run
+/// use edgepoll::http::{Request, Response, StatusCode};
+/// fn echo<'a>(request: &Request<'a>) -> Response<'a> {
+///     Response::new(StatusCode::OK).body(request.body())
+/// }
+/// let listener = edgepoll::net::bind("127.0.0.1:1234".parse().unwrap()).unwrap();
+/// edgepoll::Server::new(listener, Default::default()).serve(echo).unwrap();
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    core: Core,
+}
+
+impl Server {
+    /// A server on a listener made by [`net::bind`](crate::net::bind) (non-blocking).
+    pub fn new(listener: TcpListener, options: ServerOptions) -> Server {
+        Server {
+            listener,
+            core: Core::new(options),
+        }
+    }
+
+    /// Serves until an unrecoverable error of the poll itself (or, with
+    /// [`ServerOptions::stop_after`], until that many requests were answered).
+    pub fn serve<S: Service>(self, service: S) -> io::Result<()> {
+        self.run(HttpOnly(service))
+    }
+
+    /// Serves HTTP and WebSockets: requests the service
+    /// [`accepts`](ws::Service::accepts) are upgraded, and their messages go
+    /// to it; what it sends through its [`Outbox`] is delivered by this loop.
+    ///
+    /// ```no_run
+    /// use edgepoll::http::{Request, Response, StatusCode};
+    /// use edgepoll::ws::{Message, Outbox};
+    /// use edgepoll::Token;
+    ///
+    /// struct Shout;
+    /// impl edgepoll::http::Service for Shout {
+    ///     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
+    ///         Response::new(StatusCode::NOT_FOUND)
+    ///     }
+    /// }
+    /// impl edgepoll::ws::Service for Shout {
+    ///     fn accepts(&mut self, request: &Request<'_>) -> bool {
+    ///         request.path() == "/ws"
+    ///     }
+    ///     fn on_message(&mut self, _: Token, message: Message<'_>, out: &mut Outbox) {
+    ///         out.broadcast(message);
+    ///     }
+    /// }
+    /// let listener = edgepoll::net::bind("127.0.0.1:1234".parse().unwrap()).unwrap();
+    /// edgepoll::Server::new(listener, Default::default()).serve_websockets(Shout).unwrap();
+    /// ```
+    pub fn serve_websockets<S: ws::Service>(self, service: S) -> io::Result<()> {
+        self.run(WebSockets::new(service))
+    }
+
+    /// Serves an [`App`]: it may answer later, and its own requests
+    /// ([`Context::fetch`](crate::Context::fetch)) run on this loop beside
+    /// the connections it serves.
+    ///
+    /// ```no_run
+    /// use edgepoll::http::{Reply, Request, Response, StatusCode};
+    /// use edgepoll::{App, Context, Responder};
+    ///
+    /// struct Hello;
+    /// impl App for Hello {
+    ///     fn call<'a>(&mut self, _: &Request<'a>, _: Responder, _: &mut Context<'_>) -> Reply<'a> {
+    ///         Reply::Now(Response::new(StatusCode::OK).body("hello\n"))
+    ///     }
+    /// }
+    /// let listener = edgepoll::net::bind("127.0.0.1:1234".parse().unwrap()).unwrap();
+    /// edgepoll::Server::new(listener, Default::default()).serve_app(Hello).unwrap();
+    /// ```
+    pub fn serve_app<A: App>(self, app: A) -> io::Result<()> {
+        self.run(Apps(app))
+    }
+
+    fn run<D: Driven>(mut self, mut driven: D) -> io::Result<()> {
+        let stop_after = self.core.options.stop_after;
+        self.core
+            .run(&mut driven, Some(&self.listener), None, |core, _| {
+                stop_after.is_some_and(|n| core.work.served >= n)
+            })
+    }
+}

@@ -1,0 +1,86 @@
+//! Delivers what a WebSocket application queued in its [`Outbox`]: each
+//! frame is encoded once, however many connections it goes to.
+
+use super::connection::Role;
+use super::core::{step_ws, Core};
+use super::driven::Driven;
+use crate::ws::{self, WebSocket};
+use crate::Token;
+use std::time::Instant;
+
+/// Delivers the outbox until it stays empty (delivering may close
+/// connections, and the application may queue more when told).
+pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) {
+    while !core.work.outbox.is_empty() {
+        let mut outbox = std::mem::take(&mut core.work.outbox);
+        let mut touched = Vec::new();
+        let mut everyone = false;
+        outbox.drain(|action, frames| match action {
+            ws::Action::Send(to, _) => {
+                if let Some(socket) = open_socket(core, to.0) {
+                    socket.queue_frame(frames, now);
+                    touched.push(to.0);
+                }
+            }
+            ws::Action::Broadcast(_) => {
+                everyone = true;
+                for index in 0..core.slots.len() {
+                    if let Some(socket) = open_socket(core, index) {
+                        socket.queue_frames(frames, now);
+                    }
+                }
+            }
+            ws::Action::Close(to, code) => {
+                if let Some(socket) = open_socket(core, to.0) {
+                    socket.close(*code, "", now);
+                    touched.push(to.0);
+                }
+            }
+        });
+        // Keep the outbox's memory for the next round, and what the
+        // application queued meanwhile (nothing: it was not called).
+        core.work.outbox = outbox;
+        if everyone {
+            // Every open WebSocket (those sent to or closed among them).
+            touched.clear();
+            touched.extend((0..core.slots.len()).filter(|&i| open_socket(core, i).is_some()));
+        } else {
+            touched.sort_unstable();
+            touched.dedup();
+        }
+        for index in touched {
+            let Core {
+                slots,
+                scratch,
+                work,
+                options,
+                ..
+            } = &mut *core;
+            let Some(Some(conn)) = slots.get_mut(index) else {
+                continue;
+            };
+            let wanted = step_ws(
+                conn,
+                Token(index),
+                false,
+                now,
+                driven,
+                work,
+                scratch,
+                options,
+            );
+            core.settle(index, wanted, now);
+        }
+    }
+}
+
+/// The WebSocket of an open (not closing) connection at `index`.
+fn open_socket(core: &mut Core, index: usize) -> Option<&mut WebSocket> {
+    match core.slots.get_mut(index) {
+        Some(Some(conn)) if conn.linger_until.is_none() => match &mut conn.role {
+            Role::Ws(socket) => Some(socket),
+            _ => None,
+        },
+        _ => None,
+    }
+}
