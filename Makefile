@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
-WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript
+WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest
 
 .PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image
 FUZZ_SECONDS ?= 120
@@ -27,7 +27,7 @@ run: build
 test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest --all-targets -- -D warnings
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
@@ -46,7 +46,7 @@ test: build
 
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

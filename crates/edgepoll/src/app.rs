@@ -60,6 +60,13 @@ impl Context<'_> {
         self.pool.submit(request, self.now)
     }
 
+    /// Gives up an exchange started with [`fetch`](Self::fetch): its result
+    /// will not be reported. One still queued is dropped; one under way
+    /// closes its connection (a response cut short cannot be resumed).
+    pub fn cancel(&mut self, exchange: ExchangeId) {
+        self.pool.cancel(exchange);
+    }
+
     /// The WebSocket outbox (for an app that also serves WebSockets).
     pub fn outbox(&mut self) -> &mut Outbox {
         self.outbox

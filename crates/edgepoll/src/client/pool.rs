@@ -47,6 +47,8 @@ pub(crate) struct Pool {
     next_id: u64,
     /// Exchanges ended since the service was last told.
     pub(crate) finished: Vec<(ExchangeId, Result<ParsedResponse, ClientError>)>,
+    /// Exchanges cancelled while on a connection: the loop closes it.
+    pub(crate) cancelled: Vec<ExchangeId>,
 }
 
 impl Pool {
@@ -83,6 +85,18 @@ impl Pool {
                 .push((id, Err(ClientError::Resolve(request.url().host.clone())))),
         }
         Ok(id)
+    }
+
+    /// Gives up an exchange: a queued one is dropped, a finished one not
+    /// reported, one on a connection left for the loop to close.
+    pub(crate) fn cancel(&mut self, id: ExchangeId) {
+        if let Some(at) = self.queue.iter().position(|ex| ex.id == id) {
+            self.queue.remove(at);
+        } else if let Some(at) = self.finished.iter().position(|(done, _)| *done == id) {
+            let _ = self.finished.remove(at);
+        } else {
+            self.cancelled.push(id);
+        }
     }
 
     /// Puts an exchange back at the front (a retry).

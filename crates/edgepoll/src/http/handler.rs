@@ -219,10 +219,21 @@ impl Handler {
     }
 
     /// Tells the connection that the peer closed its sending side: complete
-    /// requests still get answers, then the connection closes.
+    /// requests answered now still get their answers, then the connection
+    /// closes. Requests still waiting for a deferred response are abandoned
+    /// ([`take_abandoned`](Self::take_abandoned)), as nginx does when a
+    /// client closes before its upstream answered: a client that stops
+    /// sending has almost always gone, and the work for it can stop.
     pub fn receive_eof<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         self.peer_closed = true;
         self.process(now, service);
+        if !self.waiting.is_empty() {
+            self.incident = Some(Incident {
+                status: None,
+                reason: "client closed the connection before its response was ready",
+            });
+            self.close_after_response();
+        }
     }
 
     /// Answers requests already buffered; call it after output was consumed, as

@@ -52,6 +52,7 @@ impl Work {
             || !self.closed_ws.is_empty()
             || !self.outbox.is_empty()
             || !self.pool.finished.is_empty()
+            || !self.pool.cancelled.is_empty()
             || self.pool.has_queued()
     }
 }
@@ -359,12 +360,21 @@ impl Core {
                     driven.on_ws_close(token, &mut self.work.context(now));
                 }
             }
+            if !self.work.pool.cancelled.is_empty() {
+                self.close_cancelled(now);
+            }
             if self.work.pool.has_queued() {
                 self.start_exchanges(now);
             }
             if !self.work.pool.finished.is_empty() {
                 acted = true;
                 for (exchange, result) in std::mem::take(&mut self.work.pool.finished) {
+                    // Cancelled by an earlier callback of this batch.
+                    let cancelled = &mut self.work.pool.cancelled;
+                    if let Some(at) = cancelled.iter().position(|id| *id == exchange) {
+                        cancelled.swap_remove(at);
+                        continue;
+                    }
                     driven.on_response(exchange, result, &mut self.work.context(now));
                 }
             }
@@ -421,6 +431,29 @@ impl Core {
             )
         };
         self.settle(index, wanted, now);
+    }
+
+    /// Closes the connections of cancelled exchanges (a scan of the table:
+    /// cancelling is rare next to everything else).
+    fn close_cancelled(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.work.pool.cancelled) {
+            let found = self.slots.iter_mut().position(|slot| match slot {
+                Some(Connection {
+                    role: Role::Upstream(up),
+                    ..
+                }) => match &up.exchange {
+                    Some(exchange) if exchange.id == id => {
+                        up.exchange = None;
+                        true
+                    }
+                    _ => false,
+                },
+                _ => false,
+            });
+            if let Some(index) = found {
+                self.close(index, now);
+            }
+        }
     }
 
     /// Puts queued exchanges on idle connections or new ones, as the pool

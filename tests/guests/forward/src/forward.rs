@@ -1,0 +1,169 @@
+//! The forwarding service (wasm32-wasip1 only).
+
+use edgepoll::http::{Limits, ParsedResponse, Reply, Request, Response, StatusCode};
+use edgepoll::{
+    App, ClientError, ClientOptions, ClientRequest, Context, ExchangeId, Responder, Server,
+    ServerOptions,
+};
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Fields that belong to one connection, not to the message (RFC 9110 §7.6.1),
+/// and those the client writes itself.
+const NOT_FORWARDED: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+];
+
+struct Forward {
+    /// (prefix, upstream base URL), longest prefix first.
+    routes: Vec<(String, String)>,
+    waiting: HashMap<ExchangeId, Responder>,
+}
+
+impl Forward {
+    fn upstream(&self, path: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, base)| base.as_str())
+    }
+}
+
+impl App for Forward {
+    fn call<'a>(&mut self, request: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+        if request.path() == "/_stats" {
+            let pages = core::arch::wasm32::memory_size(0);
+            return Reply::Now(
+                Response::new(StatusCode::OK).body(format!("waiting={} pages={pages}\n", self.waiting.len())),
+            );
+        }
+        let Some(base) = self.upstream(request.path()) else {
+            return Reply::Now(Response::new(StatusCode::NOT_FOUND).body("no route\n"));
+        };
+        let url = format!("{base}{}", request.target());
+        let mut upstream = match ClientRequest::new(request.method(), &url) {
+            Ok(upstream) => upstream,
+            Err(e) => return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
+        };
+        for (name, value) in request.headers() {
+            if NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                continue;
+            }
+            match std::str::from_utf8(value) {
+                Ok(value) => upstream = upstream.header(name, value),
+                Err(_) => return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("field value is not UTF-8\n")),
+            }
+        }
+        match cx.fetch(&upstream.body(request.body().to_vec())) {
+            Ok(exchange) => {
+                self.waiting.insert(exchange, responder);
+                Reply::Later
+            }
+            Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
+        }
+    }
+
+    fn on_response(&mut self, exchange: ExchangeId, result: Result<ParsedResponse, ClientError>, cx: &mut Context<'_>) {
+        let Some(responder) = self.waiting.remove(&exchange) else {
+            return;
+        };
+        let response = match result {
+            Ok(upstream) => {
+                let mut response = Response::new(upstream.status);
+                for (name, value) in upstream.headers {
+                    if !NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                        response = response.header(name, value);
+                    }
+                }
+                response.body(upstream.body)
+            }
+            Err(ClientError::Timeout(_)) => Response::new(StatusCode::GATEWAY_TIMEOUT).body("upstream timed out\n"),
+            Err(e) => Response::new(StatusCode::BAD_GATEWAY).body(format!("{e}\n")),
+        };
+        cx.respond(responder, response);
+    }
+
+    fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        // The client is gone or got its 504: the upstream exchange stops too.
+        let gone: Vec<ExchangeId> = self
+            .waiting
+            .iter()
+            .filter(|(_, r)| **r == responder)
+            .map(|(e, _)| *e)
+            .collect();
+        for exchange in gone {
+            self.waiting.remove(&exchange);
+            cx.cancel(exchange);
+        }
+    }
+}
+
+fn seconds(value: Option<String>, flag: &str) -> Result<Duration, String> {
+    let text = value.ok_or(format!("{flag} needs a value"))?;
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or(format!("{flag}: not a positive number: {text}"))
+}
+
+fn run() -> Result<(), String> {
+    let mut limits = Limits::default();
+    let mut client = ClientOptions::default();
+    let mut listen = None;
+    let mut routes = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--respond-timeout" => limits.respond_timeout = seconds(args.next(), &arg)?,
+            "--response-timeout" => client.response_timeout = seconds(args.next(), &arg)?,
+            "--max-per-origin" => {
+                client.max_per_origin = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--max-per-origin needs a number")?
+            }
+            _ if listen.is_none() => listen = Some(arg),
+            _ => {
+                let (prefix, base) = arg.split_once('=').ok_or(format!("route {arg:?} is not PREFIX=URL"))?;
+                routes.push((prefix.to_string(), base.trim_end_matches('/').to_string()));
+            }
+        }
+    }
+    routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    let addr = listen.ok_or("usage: forward_guest [OPTIONS] ADDR PREFIX=URL...")?;
+    let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let listener = edgepoll::net::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("listening on {addr}");
+    let options = ServerOptions {
+        limits,
+        client,
+        ..ServerOptions::default()
+    };
+    let service = Forward {
+        routes,
+        waiting: HashMap::new(),
+    };
+    Server::new(listener, options)
+        .serve_app(service)
+        .map_err(|e| format!("poll failed: {e}"))
+}
+
+pub fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("forward_guest: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! A service that waits: each request is forwarded to an upstream through
+//! the loop's own client, and answered with what the upstream said.
+//!
+//! Usage: `forward_guest [--respond-timeout SECS] [--response-timeout SECS]
+//! [--max-per-origin N] ADDR ROUTE...`, a ROUTE being `PREFIX=http://HOST:PORT`:
+//! the longest prefix of the request's path picks the upstream. `GET /_stats`
+//! answers with what the service holds (`waiting=N pages=N`), for the tests
+//! that look for leaks.
+
+#[cfg(target_os = "wasi")]
+mod forward;
+
+#[cfg(target_os = "wasi")]
+fn main() -> std::process::ExitCode {
+    forward::main()
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn main() {
+    eprintln!("forward_guest runs on wasm32-wasip1 only");
+    std::process::exit(2);
+}
