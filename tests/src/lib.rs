@@ -4,6 +4,8 @@
 //! programs on free loopback ports and stops them when dropped, even when a
 //! test fails. `EDGEPOLL_RUNTIME=host|wasmedge|aot` narrows the runs to one.
 
+pub mod upstream;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

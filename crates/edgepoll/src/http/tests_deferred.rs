@@ -149,7 +149,10 @@ fn a_client_that_closes_abandons_what_it_waits_for_but_gets_what_is_ready() {
     let input = [get("/now1"), get("/later2"), get("/now3")].concat();
     conn.receive(input.as_bytes(), now, &mut service);
     conn.receive_eof(now, &mut service);
-    assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [service.waiting[0].0]);
+    assert_eq!(
+        conn.take_abandoned().collect::<Vec<_>>(),
+        [service.waiting[0].0]
+    );
     assert_eq!(bodies(&drain(&mut conn, now)), ["/now1"]);
     assert!(conn.is_finished());
     assert_eq!(

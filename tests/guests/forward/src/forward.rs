@@ -5,9 +5,41 @@ use edgepoll::{
     App, ClientError, ClientOptions, ClientRequest, Context, ExchangeId, Responder, Server,
     ServerOptions,
 };
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Counts the bytes allocated and not yet freed, for `/_stats`: what the
+/// service holds, apart from the high-water mark the memory size shows.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as given.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as given.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as given.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// Fields that belong to one connection, not to the message (RFC 9110 §7.6.1),
 /// and those the client writes itself.
@@ -39,12 +71,19 @@ impl Forward {
 }
 
 impl App for Forward {
-    fn call<'a>(&mut self, request: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    fn call<'a>(
+        &mut self,
+        request: &Request<'a>,
+        responder: Responder,
+        cx: &mut Context<'_>,
+    ) -> Reply<'a> {
         if request.path() == "/_stats" {
             let pages = core::arch::wasm32::memory_size(0);
-            return Reply::Now(
-                Response::new(StatusCode::OK).body(format!("waiting={} pages={pages}\n", self.waiting.len())),
-            );
+            let live = LIVE.load(Ordering::Relaxed);
+            return Reply::Now(Response::new(StatusCode::OK).body(format!(
+                "waiting={} pages={pages} live={live}\n",
+                self.waiting.len()
+            )));
         }
         let Some(base) = self.upstream(request.path()) else {
             return Reply::Now(Response::new(StatusCode::NOT_FOUND).body("no route\n"));
@@ -52,7 +91,9 @@ impl App for Forward {
         let url = format!("{base}{}", request.target());
         let mut upstream = match ClientRequest::new(request.method(), &url) {
             Ok(upstream) => upstream,
-            Err(e) => return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
+            Err(e) => {
+                return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n")))
+            }
         };
         for (name, value) in request.headers() {
             if NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
@@ -60,7 +101,11 @@ impl App for Forward {
             }
             match std::str::from_utf8(value) {
                 Ok(value) => upstream = upstream.header(name, value),
-                Err(_) => return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("field value is not UTF-8\n")),
+                Err(_) => {
+                    return Reply::Now(
+                        Response::new(StatusCode::BAD_REQUEST).body("field value is not UTF-8\n"),
+                    )
+                }
             }
         }
         match cx.fetch(&upstream.body(request.body().to_vec())) {
@@ -72,7 +117,12 @@ impl App for Forward {
         }
     }
 
-    fn on_response(&mut self, exchange: ExchangeId, result: Result<ParsedResponse, ClientError>, cx: &mut Context<'_>) {
+    fn on_response(
+        &mut self,
+        exchange: ExchangeId,
+        result: Result<ParsedResponse, ClientError>,
+        cx: &mut Context<'_>,
+    ) {
         let Some(responder) = self.waiting.remove(&exchange) else {
             return;
         };
@@ -86,7 +136,9 @@ impl App for Forward {
                 }
                 response.body(upstream.body)
             }
-            Err(ClientError::Timeout(_)) => Response::new(StatusCode::GATEWAY_TIMEOUT).body("upstream timed out\n"),
+            Err(ClientError::Timeout(_)) => {
+                Response::new(StatusCode::GATEWAY_TIMEOUT).body("upstream timed out\n")
+            }
             Err(e) => Response::new(StatusCode::BAD_GATEWAY).body(format!("{e}\n")),
         };
         cx.respond(responder, response);
@@ -134,7 +186,9 @@ fn run() -> Result<(), String> {
             }
             _ if listen.is_none() => listen = Some(arg),
             _ => {
-                let (prefix, base) = arg.split_once('=').ok_or(format!("route {arg:?} is not PREFIX=URL"))?;
+                let (prefix, base) = arg
+                    .split_once('=')
+                    .ok_or(format!("route {arg:?} is not PREFIX=URL"))?;
                 routes.push((prefix.to_string(), base.trim_end_matches('/').to_string()));
             }
         }
@@ -142,7 +196,8 @@ fn run() -> Result<(), String> {
     routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
     let addr = listen.ok_or("usage: forward_guest [OPTIONS] ADDR PREFIX=URL...")?;
     let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let listener = edgepoll::net::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        edgepoll::net::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("listening on {addr}");
     let options = ServerOptions {
         limits,

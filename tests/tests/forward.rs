@@ -1,0 +1,291 @@
+//! A service that waits: `forward_guest` answers each request with what an
+//! upstream said, through the event loop's own client, on every runtime.
+//! Upstreams are real servers on loopback ports: native ones in this process
+//! (echo, delays, a stall), nginx, and the echo server under the same runtime.
+
+use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
+use edgepoll_tests::{connect, on_each_runtime, read_response, start_program, Running, Runtime};
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn start_forward(runtime: &Runtime, options: &[&str], routes: &[String]) -> Running {
+    let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
+    start_program(runtime, "forward_guest", options, &routes)
+}
+
+fn status(head: &str) -> u16 {
+    head.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// What `/_stats` says: (requests waiting upstream, bytes allocated).
+fn stats(addr: std::net::SocketAddr) -> (usize, usize) {
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let (_, body) = read_response(&mut stream);
+    let text = String::from_utf8(body).expect("text");
+    let value = |key: &str| -> usize {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+    };
+    (value("waiting"), value("live"))
+}
+
+/// 64 keep-alive clients go through to a fast upstream while requests to a
+/// stalled one wait: those get 504 at the respond timeout, and the others
+/// are never held up by them.
+#[test]
+fn stalled_requests_get_504_and_never_delay_the_others() {
+    on_each_runtime(|runtime| {
+        let fast = NativeUpstream::start(Behaviour::Echo);
+        let stalled = NativeUpstream::start(Behaviour::Stall);
+        let forward = start_forward(
+            runtime,
+            &["--respond-timeout", "2"],
+            &[
+                format!("/slow={}", stalled.url()),
+                format!("/={}", fast.url()),
+            ],
+        );
+        let addr = forward.addr;
+        let slow: Vec<_> = (0..8)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let mut stream = connect(addr);
+                    let request = format!("GET /slow/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+                    stream.write_all(request.as_bytes()).expect("send");
+                    let (head, _) = read_response(&mut stream);
+                    (status(&head), started.elapsed())
+                })
+            })
+            .collect();
+        let until = Instant::now() + Duration::from_secs(4);
+        let clients: Vec<_> = (0..64)
+            .map(|client| {
+                std::thread::spawn(move || {
+                    let mut stream = connect(addr);
+                    let mut latencies = Vec::new();
+                    let mut n = 0;
+                    while Instant::now() < until {
+                        let body = format!("client {client} request {n}");
+                        let request = format!(
+                            "POST /echo/{client}/{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let started = Instant::now();
+                        stream.write_all(request.as_bytes()).expect("send");
+                        let (head, echoed) = read_response(&mut stream);
+                        latencies.push(started.elapsed());
+                        assert_eq!(status(&head), 200, "{head}");
+                        assert_eq!(echoed, body.as_bytes(), "a response went to the wrong request");
+                        n += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies: Vec<Duration> = clients
+            .into_iter()
+            .flat_map(|c| c.join().expect("client thread"))
+            .collect();
+        for handle in slow {
+            let (code, waited) = handle.join().expect("slow client");
+            assert_eq!(code, 504, "a stalled upstream's request");
+            assert!(
+                waited >= Duration::from_millis(1500) && waited < Duration::from_secs(10),
+                "504 after {waited:?}, with a 2 s respond timeout"
+            );
+        }
+        latencies.sort();
+        let p99 = latencies[latencies.len() * 99 / 100];
+        println!(
+            "{}: {} forwarded requests while 8 stalled; p50 {:?}, p99 {p99:?}",
+            runtime.name(),
+            latencies.len(),
+            latencies[latencies.len() / 2]
+        );
+        // The stall lasts 2 s: a loop that waited on it would show here.
+        assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
+        assert_eq!(stats(addr).0, 0, "nothing left waiting");
+    });
+}
+
+/// Pipelined requests whose upstream answers come back in another order
+/// are answered in the order they were sent.
+#[test]
+fn pipelined_answers_leave_in_request_order_whatever_order_they_arrive_in() {
+    on_each_runtime(|runtime| {
+        let upstream = NativeUpstream::start(Behaviour::Echo);
+        let forward = start_forward(runtime, &[], &[format!("/={}", upstream.url())]);
+        let mut stream = connect(forward.addr);
+        let paths = ["/delay/600/a", "/delay/10/b", "/delay/300/c"];
+        let pipelined: String = paths
+            .iter()
+            .map(|p| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"))
+            .collect();
+        stream.write_all(pipelined.as_bytes()).expect("send");
+        let order: Vec<String> = paths
+            .iter()
+            .map(|_| {
+                let (head, _) = read_response(&mut stream);
+                assert_eq!(status(&head), 200, "{head}");
+                field(&head, "x-path").expect("X-Path").to_string()
+            })
+            .collect();
+        assert_eq!(order, paths);
+        let answered = upstream.seen.answered.lock().expect("lock").clone();
+        assert_eq!(
+            answered,
+            ["/delay/10/b", "/delay/300/c", "/delay/600/a"],
+            "the upstream answered them concurrently, out of order"
+        );
+    });
+}
+
+/// Clients that send a request and leave before its upstream answers: the
+/// service is told, the upstream exchange ends, and 10 000 such cycles
+/// leave the service's memory (bytes allocated, counted by the guest) and
+/// the upstream's connections where they were. Eight clients at a time,
+/// each waiting for its connection to close before the next: the measure is
+/// then what is left over, not how many cycles happened to overlap.
+#[test]
+fn clients_that_leave_while_waiting_leak_nothing() {
+    on_each_runtime(|runtime| {
+        let upstream = NativeUpstream::start(Behaviour::Echo);
+        let forward = start_forward(runtime, &[], &[format!("/={}", upstream.url())]);
+        let addr = forward.addr;
+        let cycles = |count: usize| {
+            let threads: Vec<_> = (0..8)
+                .map(|t| {
+                    std::thread::spawn(move || {
+                        for i in 0..count / 8 {
+                            let mut stream = connect(addr);
+                            let request =
+                                format!("GET /delay/20/{t}/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+                            stream.write_all(request.as_bytes()).expect("send");
+                            // Gone before the upstream's 20 ms are up; the
+                            // service closes its side in turn.
+                            stream.shutdown(Shutdown::Write).expect("shutdown");
+                            let mut rest = Vec::new();
+                            let _ = stream.read_to_end(&mut rest);
+                            assert!(rest.is_empty(), "an abandoned request got {rest:?}");
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("cycle thread");
+            }
+        };
+        let settle = || {
+            let started = Instant::now();
+            loop {
+                let (waiting, live) = stats(addr);
+                let open = upstream.seen.open.load(Ordering::SeqCst);
+                if waiting == 0 && open <= 8 {
+                    return live;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "still {waiting} waiting and {open} upstream connections open"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        cycles(1000);
+        let warm = settle();
+        let started = Instant::now();
+        cycles(10_000);
+        let after = settle();
+        println!(
+            "{}: 10 000 abandoned requests in {:.1} s; {warm} bytes allocated after the warm-up, {after} after; upstream saw {} connections",
+            runtime.name(),
+            started.elapsed().as_secs_f64(),
+            upstream.seen.accepted.load(Ordering::SeqCst)
+        );
+        // A leak of even 2 bytes a cycle would show.
+        assert!(
+            after <= warm + 20_000,
+            "allocated bytes grew from {warm} to {after} over 10 000 cycles"
+        );
+    });
+}
+
+/// Real upstreams: nginx (a static file, a 3 MiB one, a `return 200`) and
+/// the echo server under the same runtime; every body arrives intact.
+#[test]
+fn nginx_and_the_echo_server_as_upstreams() {
+    on_each_runtime(|runtime| {
+        let nginx = Nginx::start("");
+        std::fs::write(nginx.root.join("small.txt"), b"a small static file\n").expect("write");
+        let large: Vec<u8> = (0..3 << 20)
+            .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        std::fs::write(nginx.root.join("large.bin"), &large).expect("write");
+        let echo = edgepoll_tests::start_server(runtime, &[]);
+        let forward = start_forward(
+            runtime,
+            &[],
+            &[
+                format!("/echo=http://{}", echo.addr),
+                format!("/={}", nginx.url()),
+            ],
+        );
+        let mut stream = connect(forward.addr);
+        for (path, expected) in [
+            ("/small.txt", &b"a small static file\n"[..]),
+            ("/fixed", b"fixed answer from nginx\n"),
+            ("/large.bin", &large[..]),
+            ("/small.txt", b"a small static file\n"),
+        ] {
+            stream
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .expect("send");
+            let (head, body) = read_response(&mut stream);
+            assert_eq!(status(&head), 200, "{path}: {head}");
+            assert!(
+                body == expected,
+                "{path}: {} bytes differ from the {} expected",
+                body.len(),
+                expected.len()
+            );
+        }
+        let missing = {
+            stream
+                .write_all(b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("send");
+            read_response(&mut stream).0
+        };
+        assert_eq!(status(&missing), 404, "nginx's own status comes through");
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let request = [
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes(),
+            body.clone(),
+        ]
+        .concat();
+        stream.write_all(&request).expect("send");
+        let (head, echoed) = read_response(&mut stream);
+        assert_eq!(status(&head), 200, "{head}");
+        assert!(echoed == body, "the echo server's answer came back changed");
+    });
+}
