@@ -367,3 +367,43 @@ fn an_ipv6_url_is_shown_with_its_brackets() {
         );
     });
 }
+
+/// Header injection (CWE-113): a CR or LF in a field, the method or the URL
+/// is refused with a message and exit status 2, and nothing is sent to any
+/// URL given, not even the good ones.
+#[test]
+fn header_injection_is_refused_before_anything_is_sent() {
+    on_each_runtime(|rt| {
+        let server = serve(Reply::Length(Duration::ZERO));
+        let good = format!("http://{}/", server.addr);
+        for (args, says) in [
+            (vec!["-H", "X-A: a\r\nX-Injected: 1"], "X-A"),
+            (vec!["-H", "X-A: a\nX-Injected: 1"], "X-A"),
+            (vec!["-H", "X A: b"], "X A"),
+            (vec!["-H", "Content-Length: 0"], "Content-Length"),
+            (
+                vec!["-X", "GET / HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET"],
+                "method",
+            ),
+        ] {
+            let mut all = args.clone();
+            all.push(&good);
+            let bad_url = format!("http://{}/x\r\nX-Injected: 1", server.addr);
+            all.push(&bad_url);
+            let out = run_client(rt, &all);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(stderr.contains(says), "{args:?}: {stderr}");
+        }
+        let bad_url = format!("http://{}/x\r\nX-Injected: 1", server.addr);
+        let out = run_client(rt, &[&good, &bad_url]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("path"), "{stderr}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            server.arrivals.lock().expect("lock").is_empty(),
+            "a request was sent"
+        );
+    });
+}
