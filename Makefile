@@ -15,6 +15,7 @@ setup:
 	@python3 -c "import websockets" 2>/dev/null || { echo "installing Python's websockets (the WebSocket tests use it)"; python3 -m pip install --quiet websockets; }
 	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet kubernetes-validate; }
+	@test -x /usr/sbin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }
 
 build: setup
 	$(CARGO) build --release -p edgepoll-host
