@@ -1,5 +1,6 @@
 //! The per-connection HTTP/1.1 server state machine: bytes in, bytes out, no I/O.
 
+use super::body::{BodyError, Incoming, Outgoing};
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::framing::{BodyFraming, FieldSummary, FramingError};
 use super::head::{HeadError, HeadParser};
@@ -9,6 +10,7 @@ use super::request::{target_form, HeaderSpan, TargetForm};
 use super::response::KeepAlive;
 use super::scan;
 use super::{Dispatch, Limits, Reply, Request, RequestId, Response, StatusCode, Version};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -50,6 +52,9 @@ impl std::fmt::Display for Incident {
 #[derive(Debug)]
 enum Framing {
     Length(usize),
+    /// A length over [`Limits::max_body_bytes`]: 413, unless the service
+    /// streams the body.
+    Oversized(u64),
     /// Boxed: the decoder is large, and most requests carry a length instead
     /// (a smaller state is cheaper to move for every request).
     Chunked(Box<ChunkedDecoder>),
@@ -68,6 +73,8 @@ struct Head {
     /// both as offsets into the input buffer.
     raw_pos: usize,
     decoded_end: usize,
+    /// `Expect: 100-continue` still to be answered once the body is wanted.
+    expect_continue: bool,
 }
 
 #[derive(Debug)]
@@ -82,6 +89,13 @@ enum State {
     },
     /// The head is parsed; the body is arriving.
     Body(Head),
+    /// The request was dispatched at its head; its body goes to the service
+    /// piece by piece as it arrives.
+    Stream {
+        id: RequestId,
+        incoming: Incoming,
+        keep_alive: bool,
+    },
     /// The last response is queued; no more requests are read.
     Closing,
     /// A 101 was sent: the connection speaks another protocol now, and what
@@ -133,6 +147,8 @@ pub struct Handler {
     /// Deferred requests given up on (timed out, or behind a close), not yet
     /// reported by [`Handler::take_abandoned`].
     abandoned: Vec<RequestId>,
+    /// Reading a streamed request body is paused (backpressure).
+    body_paused: bool,
 }
 
 /// A response slot behind a deferred response.
@@ -142,12 +158,59 @@ struct Waiting {
     /// The encoded response once it is ready, and whether the connection
     /// stays open after it.
     ready: Option<(Vec<u8>, bool)>,
+    /// A response whose body is being streamed.
+    stream: Option<Box<Streamed>>,
     /// What the request allows the response: keep-alive, and no body for HEAD.
     keep_alive: bool,
     version: Version,
     head_only: bool,
     deadline: Instant,
 }
+
+impl Waiting {
+    /// Whether the service still owes this response's head.
+    fn is_pending(&self) -> bool {
+        self.ready.is_none() && self.stream.is_none()
+    }
+
+    /// Whether the service still owes anything (its head, or the rest of a
+    /// streamed body).
+    fn is_owed(&self) -> bool {
+        self.is_pending() || self.stream.as_ref().is_some_and(|s| !s.ended)
+    }
+}
+
+/// A streamed response: until it reaches the front, its head and the
+/// pieces sent so far wait here; at the front, pieces go straight out.
+#[derive(Debug)]
+struct Streamed {
+    head: Vec<u8>,
+    pieces: Vec<Bytes>,
+    framing: Outgoing,
+    keep_alive: bool,
+    ended: bool,
+    at_front: bool,
+}
+
+/// Why a piece of a streamed response was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamError {
+    /// The request no longer waits (see [`Gone`]), or was not streamed.
+    Gone,
+    /// The body broke its announced length.
+    Body(BodyError),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Gone => Gone.fmt(f),
+            StreamError::Body(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
 
 /// The answer to [`Handler::respond`] for a request that no longer waits: it
 /// was answered, timed out (504), or its connection is closing.
@@ -182,6 +245,7 @@ impl Handler {
             waiting: VecDeque::new(),
             next_id: 0,
             abandoned: Vec::new(),
+            body_paused: false,
         }
     }
 
@@ -261,8 +325,24 @@ impl Handler {
                     }
                     return;
                 }
-                State::Head { .. } => self.parse_head(service.handles_connect()),
+                State::Head { .. } => match self.parse_head(service.handles_connect()) {
+                    Ok(true) if !self.decide_body(service, now) => return,
+                    step => step,
+                },
                 State::Body(_) => self.read_body(),
+                State::Stream { id, .. } => match self.read_stream(service, now) {
+                    Ok(more) => Ok(more),
+                    Err(error) => {
+                        service.body_end(id, Err(error));
+                        self.incident = Some(Incident {
+                            status: None,
+                            reason: "streamed request body broken off",
+                        });
+                        self.close_after_response();
+                        self.state = State::Closed;
+                        return;
+                    }
+                },
             };
             match step {
                 Ok(true) => {
@@ -333,7 +413,11 @@ impl Handler {
     /// while too much output waits: backpressure).
     #[inline]
     pub fn wants_read(&self) -> bool {
-        !matches!(self.state, State::Closing | State::Closed) && self.has_room()
+        match self.state {
+            State::Closing | State::Closed => false,
+            State::Stream { .. } => !self.body_paused,
+            _ => self.has_room(),
+        }
     }
 
     /// Room for another response: not too much output queued, not too many
@@ -366,14 +450,16 @@ impl Handler {
         let own = match self.state {
             State::Closed | State::Upgraded => None,
             State::Head { started, .. } => Some(started + self.limits.header_timeout),
-            // Waiting on the service is not idleness.
+            // Waiting on the service is not idleness, nor is a body held
+            // back by backpressure.
             State::Idle | State::Closing if self.is_waiting_quietly() => None,
+            State::Stream { .. } if self.body_paused => None,
             _ => Some(self.last_progress + self.limits.idle_timeout),
         };
         let waiting = self
             .waiting
             .iter()
-            .filter(|w| w.ready.is_none())
+            .filter(|w| w.is_pending())
             .map(|w| w.deadline)
             .min();
         match (own, waiting) {
@@ -399,7 +485,7 @@ impl Handler {
         if self
             .waiting
             .iter()
-            .any(|w| w.ready.is_none() && now >= w.deadline)
+            .any(|w| w.is_pending() && now >= w.deadline)
         {
             self.time_out_waiting(now);
             if self.deadline().is_none_or(|d| now < d) {
@@ -417,6 +503,15 @@ impl Handler {
                 "request body stalled past the idle timeout",
                 now,
             ),
+            State::Stream { .. } => {
+                // Dispatched already: no 408 can go before its response.
+                self.incident = Some(Incident {
+                    status: None,
+                    reason: "streamed request body stalled past the idle timeout",
+                });
+                self.abandon_all();
+                self.state = State::Closed;
+            }
             State::Idle => {
                 self.incident = Some(Incident {
                     status: None,
@@ -538,6 +633,7 @@ impl Handler {
             self.waiting.push_back(Waiting {
                 id,
                 ready: Some((encoded, false)),
+                stream: None,
                 keep_alive: false,
                 version: Version::Http11,
                 head_only: false,
@@ -651,12 +747,8 @@ impl Handler {
             BodyFraming::Length(n) if n < u64::MAX && n <= self.limits.max_body_bytes as u64 => {
                 Framing::Length(n as usize)
             }
-            BodyFraming::Length(_) | BodyFraming::UntilClose => {
-                return Err(Refusal(
-                    StatusCode::CONTENT_TOO_LARGE,
-                    "request body over the size limit",
-                ))
-            }
+            BodyFraming::Length(n) => Framing::Oversized(n),
+            BodyFraming::UntilClose => Framing::Oversized(u64::MAX),
         };
         // A CONNECT the service answers ends the connection: it never tunnels.
         let keep_alive = !is_connect && fields.keeps_alive(version);
@@ -676,24 +768,11 @@ impl Handler {
             ));
         }
         let has_body = !matches!(framing, Framing::Length(0));
-        if fields.expect_continue
+        let expect_continue = fields.expect_continue
             && self.waiting.is_empty()
             && version == Version::Http11
             && has_body
-            && self.input.len() == head_len
-        {
-            // Ask for the body now instead of letting the client wait for it.
-            self.output.buffer().extend_from_slice(CONTINUE);
-        }
-        if let Framing::Length(n) = framing {
-            // Room for the body, but only up to what a client must actually
-            // send: a declared length alone must not make the server allocate.
-            let missing = n.saturating_sub(self.input.len() - head_len);
-            self.input.reserve(missing.min(MAX_BODY_RESERVE));
-            // Growth beyond that stops at the request's end, not at the next
-            // power of two: an 8 MiB body takes 8 MiB, not 16.
-            self.input.grow_up_to(head_len.saturating_add(n));
-        }
+            && self.input.len() == head_len;
         self.state = State::Body(Head {
             len: head_len,
             method: line.method,
@@ -704,8 +783,111 @@ impl Handler {
             framing,
             raw_pos: head_len,
             decoded_end: head_len,
+            expect_continue,
         });
         Ok(true)
+    }
+
+    /// With a head just parsed: streams the body if the service wants it
+    /// so, refuses one over the size limit otherwise, and makes room for it.
+    /// False when the request was refused.
+    fn decide_body<S: Dispatch>(&mut self, service: &mut S, now: Instant) -> bool {
+        let State::Body(head) = &mut self.state else {
+            return true;
+        };
+        if matches!(head.framing, Framing::Length(0)) {
+            return true;
+        }
+        if S::STREAMS {
+            let request = Request {
+                head: &self.input[..head.len],
+                method: &head.method,
+                target: &head.target,
+                version: head.version,
+                headers: &self.headers,
+                body: &[],
+                peer: &self.peer,
+                local: &self.local,
+            };
+            if service.streams(&request) {
+                self.answer_continue();
+                self.dispatch_with(service, now, true);
+                return true;
+            }
+        }
+        let State::Body(head) = &mut self.state else {
+            return true;
+        };
+        if let Framing::Oversized(_) = head.framing {
+            self.refuse(
+                StatusCode::CONTENT_TOO_LARGE,
+                "request body over the size limit",
+                now,
+            );
+            return false;
+        }
+        if let Framing::Length(n) = head.framing {
+            // Room for the body, but only up to what a client must actually
+            // send: a declared length alone must not make the server allocate.
+            let missing = n.saturating_sub(self.input.len() - head.len);
+            self.input.reserve(missing.min(MAX_BODY_RESERVE));
+            // Growth beyond that stops at the request's end, not at the next
+            // power of two: an 8 MiB body takes 8 MiB, not 16.
+            self.input.grow_up_to(head.len.saturating_add(n));
+        }
+        self.answer_continue();
+        true
+    }
+
+    /// Answers `Expect: 100-continue` now that the body is wanted.
+    fn answer_continue(&mut self) {
+        if let State::Body(head) = &mut self.state {
+            if std::mem::take(&mut head.expect_continue) {
+                // Ask for the body now instead of letting the client wait for it.
+                self.output.buffer().extend_from_slice(CONTINUE);
+            }
+        }
+    }
+
+    /// Hands the service the body pieces that arrived; `Ok(true)` when the
+    /// body is complete (the next request may follow).
+    fn read_stream<S: Dispatch>(
+        &mut self,
+        service: &mut S,
+        now: Instant,
+    ) -> Result<bool, BodyError> {
+        let State::Stream {
+            id,
+            incoming,
+            keep_alive,
+        } = &mut self.state
+        else {
+            return Ok(false);
+        };
+        let (id, keep_alive) = (*id, *keep_alive);
+        if self.body_paused || self.input.is_empty() {
+            if self.peer_closed && !self.body_paused {
+                incoming.finish()?;
+            }
+            return Ok(false);
+        }
+        let decoded = incoming.decode(&mut self.input)?;
+        if !decoded.data.is_empty() {
+            service.body(id, &self.input[decoded.data.clone()]);
+        }
+        self.input.consume(decoded.consumed);
+        if !decoded.done {
+            return Ok(false);
+        }
+        service.body_end(id, Ok(()));
+        self.next_request(keep_alive, 0, now);
+        Ok(true)
+    }
+
+    /// Stops or resumes reading a streamed request body (backpressure: the
+    /// place its pieces go to is full).
+    pub fn pause_body(&mut self, paused: bool) {
+        self.body_paused = paused;
     }
 
     /// Advances a chunked body; `Ok(true)` while the body may be complete.
@@ -715,6 +897,7 @@ impl Handler {
         };
         match &mut head.framing {
             Framing::Length(n) => Ok(self.input.len() >= head.len + *n),
+            Framing::Oversized(_) => Ok(false),
             Framing::Chunked(decoder) => {
                 let progress = decoder
                     .decode_in_place(&mut self.input, head.raw_pos, head.decoded_end)
@@ -732,19 +915,35 @@ impl Handler {
             State::Body(head) => match &head.framing {
                 Framing::Length(n) => self.input.len() >= head.len + n,
                 Framing::Chunked(decoder) => decoder.is_done(),
+                Framing::Oversized(_) => false,
             },
             _ => false,
         }
     }
 
     fn dispatch<S: Dispatch>(&mut self, service: &mut S, now: Instant) {
+        self.dispatch_with(service, now, false);
+    }
+
+    /// Calls the service for the request whose head (and, unless `streamed`,
+    /// body) is in the input; a streamed body follows in the `Stream` state.
+    fn dispatch_with<S: Dispatch>(&mut self, service: &mut S, now: Instant, streamed: bool) {
         let State::Body(head) = std::mem::replace(&mut self.state, State::Idle) else {
             return;
         };
-        let (body, consumed) = match head.framing {
-            Framing::Length(n) => (head.len..head.len + n, head.len + n),
-            Framing::Chunked(_) => (head.len..head.decoded_end, head.raw_pos),
+        let (body, consumed) = match (&head.framing, streamed) {
+            (_, true) => (head.len..head.len, head.len),
+            (Framing::Length(n), false) => (head.len..head.len + n, head.len + n),
+            (Framing::Chunked(_), false) => (head.len..head.decoded_end, head.raw_pos),
+            (Framing::Oversized(_), false) => return,
         };
+        let stream = streamed.then(|| match &head.framing {
+            Framing::Length(n) => Incoming::Length(*n as u64),
+            Framing::Oversized(n) => Incoming::Length(*n),
+            Framing::Chunked(_) => {
+                Incoming::chunked(self.limits.max_chunk_line_bytes, self.limits.max_head_bytes)
+            }
+        });
         let id = self.take_id();
         let request = Request {
             head: &self.input[..head.len],
@@ -781,6 +980,7 @@ impl Handler {
                 self.waiting.push_back(Waiting {
                     id,
                     ready: queued,
+                    stream: None,
                     keep_alive: head.keep_alive,
                     version: head.version,
                     head_only: head.is_head_method,
@@ -788,6 +988,7 @@ impl Handler {
                 });
                 self.input.consume(consumed);
                 self.next_request(keep_alive, consumed, now);
+                self.stream_body(stream, id, head.keep_alive);
                 return;
             }
         };
@@ -812,6 +1013,22 @@ impl Handler {
             self.state = State::Upgraded;
         } else {
             self.next_request(keep_alive, consumed, now);
+            self.stream_body(stream, id, head.keep_alive);
+        }
+    }
+
+    /// After dispatching a streamed request: its body is read next (unless
+    /// the response already closed the connection).
+    #[inline]
+    fn stream_body(&mut self, stream: Option<Incoming>, id: RequestId, keep_alive: bool) {
+        if let Some(incoming) = stream {
+            if !matches!(self.state, State::Closing | State::Closed) {
+                self.state = State::Stream {
+                    id,
+                    incoming,
+                    keep_alive,
+                };
+            }
         }
     }
 
@@ -855,7 +1072,7 @@ impl Handler {
         let Some(at) = self
             .waiting
             .iter()
-            .position(|w| w.id == id && w.ready.is_none())
+            .position(|w| w.id == id && w.is_pending())
         else {
             return Err(Gone);
         };
@@ -890,7 +1107,7 @@ impl Handler {
     /// are reported by [`take_abandoned`](Self::take_abandoned).
     pub fn abandon_all(&mut self) {
         for slot in self.waiting.drain(..) {
-            if slot.ready.is_none() {
+            if slot.is_owed() {
                 self.abandoned.push(slot.id);
             }
         }
@@ -901,21 +1118,174 @@ impl Handler {
         self.waiting.len()
     }
 
-    /// Moves ready responses at the front of the queue into the output.
+    /// Moves ready responses at the front of the queue into the output, up
+    /// to a streamed one that has not ended (its pieces go out as they come).
     fn flush_ready(&mut self) {
-        while let Some(Waiting { ready: Some(_), .. }) = self.waiting.front() {
-            let Some(Waiting {
-                ready: Some((bytes, keep_alive)),
-                ..
-            }) = self.waiting.pop_front()
-            else {
-                break;
+        while let Some(front) = self.waiting.front_mut() {
+            let keep_alive = if let Some(stream) = &mut front.stream {
+                if !stream.at_front {
+                    stream.at_front = true;
+                    self.output.buffer().extend_from_slice(&stream.head);
+                    stream.head = Vec::new();
+                    for piece in std::mem::take(&mut stream.pieces) {
+                        // Checked against the length when it was taken.
+                        let _ = stream.framing.push(piece, &mut self.output);
+                    }
+                }
+                if !stream.ended {
+                    return;
+                }
+                let _ = stream.framing.finish(&mut self.output);
+                stream.keep_alive
+            } else if let Some((bytes, keep_alive)) = &front.ready {
+                self.output.buffer().extend_from_slice(bytes);
+                *keep_alive
+            } else {
+                return;
             };
-            self.output.buffer().extend_from_slice(&bytes);
+            self.waiting.pop_front();
             if !keep_alive {
                 self.close_after_response();
             }
         }
+    }
+
+    /// Answers the deferred request `id` with `head`, and a body to be
+    /// streamed after it with [`send_body`](Self::send_body) and ended with
+    /// [`end_body`](Self::end_body): `length` bytes (`Content-Length`), or
+    /// of a length not known yet (chunked for HTTP/1.1, until the close for
+    /// HTTP/1.0). The head's own body is not sent.
+    ///
+    /// ```
+    /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// struct Later(Option<RequestId>);
+    /// impl Dispatch for Later {
+    ///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    ///         self.0 = Some(id);
+    ///         Reply::Later
+    ///     }
+    /// }
+    /// let (now, mut later) = (Instant::now(), Later(None));
+    /// let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let id = later.0.unwrap();
+    /// conn.respond_stream(id, Response::new(StatusCode::OK), None, now).unwrap();
+    /// conn.send_body(id, "hello".into(), now).unwrap();
+    /// conn.end_body(id, now).unwrap();
+    /// let out = String::from_utf8(conn.pending_output().to_vec()).unwrap();
+    /// assert!(out.starts_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    /// ```
+    pub fn respond_stream(
+        &mut self,
+        id: RequestId,
+        head: Response<'_>,
+        length: Option<u64>,
+        now: Instant,
+    ) -> Result<(), Gone> {
+        let Some(at) = self
+            .waiting
+            .iter()
+            .position(|w| w.id == id && w.is_pending())
+        else {
+            return Err(Gone);
+        };
+        let slot = &self.waiting[at];
+        let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
+        let chunked_ok = slot.version == Version::Http11;
+        let mut encoded = Vec::new();
+        let (keep_alive, framing) = match head.status() {
+            StatusCode::SWITCHING_PROTOCOLS => {
+                let keep_alive = encode_queued(&head, &mut encoded, allowed, slot.head_only);
+                (keep_alive, Outgoing::Length(0))
+            }
+            _ => head.encode_streamed(&mut encoded, allowed, slot.head_only, length, chunked_ok),
+        };
+        self.waiting[at].stream = Some(Box::new(Streamed {
+            head: encoded,
+            pieces: Vec::new(),
+            framing,
+            keep_alive,
+            ended: false,
+            at_front: false,
+        }));
+        self.last_progress = now;
+        self.flush_ready();
+        Ok(())
+    }
+
+    /// Queues a piece of the body of the streamed response to `id`.
+    pub fn send_body(
+        &mut self,
+        id: RequestId,
+        piece: Bytes,
+        now: Instant,
+    ) -> Result<(), StreamError> {
+        let stream = stream_in(&mut self.waiting, id)?;
+        if stream.at_front {
+            stream
+                .framing
+                .push(piece, &mut self.output)
+                .map_err(StreamError::Body)?;
+        } else {
+            // Checked now, framed once it reaches the front.
+            if let Outgoing::Length(remaining) = &mut stream.framing {
+                let len = piece.len() as u64;
+                let left =
+                    remaining.saturating_sub(stream.pieces.iter().map(|p| p.len() as u64).sum());
+                if len > left {
+                    return Err(StreamError::Body(BodyError::TooLong));
+                }
+            }
+            stream.pieces.push(piece);
+        }
+        self.last_progress = now;
+        Ok(())
+    }
+
+    /// Ends the body of the streamed response to `id`. A body shorter than
+    /// its announced length cannot be completed: the connection closes
+    /// after what was sent.
+    pub fn end_body(&mut self, id: RequestId, now: Instant) -> Result<(), StreamError> {
+        let stream = self.stream_mut(id)?;
+        stream.ended = true;
+        let short = match &stream.framing {
+            Outgoing::Length(remaining) => {
+                *remaining > stream.pieces.iter().map(|p| p.len() as u64).sum::<u64>()
+            }
+            _ => false,
+        };
+        if short {
+            stream.keep_alive = false;
+            stream.framing = Outgoing::Close;
+        }
+        self.last_progress = now;
+        self.flush_ready();
+        match short {
+            true => Err(StreamError::Body(BodyError::TooShort)),
+            false => Ok(()),
+        }
+    }
+
+    /// Bytes of the streamed response to `id` queued and not yet sent: what
+    /// a service that produces a body watches to stay within its memory.
+    pub fn body_backlog(&self, id: RequestId) -> usize {
+        match self.waiting.iter().find(|w| w.id == id) {
+            Some(Waiting {
+                stream: Some(stream),
+                ..
+            }) if stream.at_front => self.output.queued_pieces(),
+            Some(Waiting {
+                stream: Some(stream),
+                ..
+            }) => stream.pieces.iter().map(Bytes::len).sum(),
+            _ => 0,
+        }
+    }
+
+    fn stream_mut(&mut self, id: RequestId) -> Result<&mut Streamed, StreamError> {
+        stream_in(&mut self.waiting, id)
     }
 
     /// A response said the connection closes: requests after it are dropped.
@@ -930,7 +1300,7 @@ impl Handler {
     /// 504 for every deferred request past its respond timeout.
     fn time_out_waiting(&mut self, now: Instant) {
         for slot in self.waiting.iter_mut() {
-            if slot.ready.is_some() || now < slot.deadline {
+            if !slot.is_pending() || now < slot.deadline {
                 continue;
             }
             let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
@@ -949,6 +1319,17 @@ impl Handler {
             self.last_progress = now;
         }
         self.flush_ready();
+    }
+}
+
+/// The unfinished streamed response to `id`.
+fn stream_in(waiting: &mut VecDeque<Waiting>, id: RequestId) -> Result<&mut Streamed, StreamError> {
+    match waiting.iter_mut().find(|w| w.id == id) {
+        Some(Waiting {
+            stream: Some(stream),
+            ..
+        }) if !stream.ended => Ok(stream),
+        _ => Err(StreamError::Gone),
     }
 }
 

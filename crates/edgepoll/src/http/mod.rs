@@ -18,6 +18,7 @@
 //! | version other than HTTP/1.0 and HTTP/1.1, including the HTTP/2 preface | 505 |
 //! | keep-alive connection idle past [`Limits::idle_timeout`] | closed without a response |
 
+mod body;
 mod chunked;
 mod framing;
 mod handler;
@@ -32,10 +33,11 @@ mod scan;
 mod service;
 mod status;
 
+pub use body::BodyError;
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
 pub(crate) use framing::is_field_safe;
 pub use framing::FramingError;
-pub use handler::{Gone, Handler, Incident, MAX_HEADERS};
+pub use handler::{Gone, Handler, Incident, StreamError, MAX_HEADERS};
 pub use limits::Limits;
 pub use request::{Request, Version};
 pub use response::{AsBytes, Response};
@@ -48,3 +50,7 @@ pub use status::StatusCode;
 mod tests;
 #[cfg(test)]
 mod tests_deferred;
+pub(crate) use body::{Incoming, Outgoing};
+pub(crate) use output::OutputBuffer;
+#[cfg(test)]
+mod tests_stream;

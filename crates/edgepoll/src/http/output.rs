@@ -1,5 +1,6 @@
 //! Bytes waiting to be sent: one `Vec`, how much of it already went out, and
-//! perhaps a large body sent from the buffer it was received in.
+//! perhaps a large body sent from the buffer it was received in, or the
+//! pieces of a streamed body.
 //!
 //! A body above [`KEEP_CAPACITY`] that the service echoes from its request
 //! (the common case for large bodies) is not copied: the connection hands the
@@ -7,6 +8,8 @@
 //! saves a copy as large as the body, and the memory for it: a large request
 //! costs one body-sized allocation, not two.
 
+use bytes::Bytes;
+use std::collections::VecDeque;
 use std::ops::Range;
 
 /// A connection keeps buffers up to this size between requests; a larger one
@@ -20,6 +23,18 @@ pub(crate) struct OutputBuffer {
     sent: usize,
     /// Goes out after `bytes`; boxed, as most connections never lend.
     lent: Option<Box<LentBody>>,
+    /// Pieces of a streamed body, after `bytes` (never with `lent`: a lent
+    /// body becomes a piece when streaming starts).
+    tail: Option<Box<Tail>>,
+}
+
+/// Streamed pieces, and what was queued after them.
+#[derive(Debug, Default)]
+struct Tail {
+    pieces: VecDeque<Bytes>,
+    /// Bytes in `pieces`.
+    queued: usize,
+    after: Vec<u8>,
 }
 
 /// A body sent from the buffer it arrived in, and what was queued after it.
@@ -36,8 +51,9 @@ impl OutputBuffer {
     #[inline]
     pub(crate) fn pending(&self) -> &[u8] {
         let head = &self.bytes[self.sent..];
-        match &self.lent {
-            Some(lent) if head.is_empty() => &lent.buffer[lent.unsent.clone()],
+        match (&self.lent, &self.tail) {
+            (Some(lent), _) if head.is_empty() => &lent.buffer[lent.unsent.clone()],
+            (_, Some(tail)) if head.is_empty() => tail.first(),
             _ => head,
         }
     }
@@ -46,18 +62,20 @@ impl OutputBuffer {
     #[inline]
     pub(crate) fn pending_parts(&self) -> [&[u8]; 2] {
         let head = &self.bytes[self.sent..];
-        match &self.lent {
-            Some(lent) => [head, &lent.buffer[lent.unsent.clone()]],
-            None => [head, &[]],
+        match (&self.lent, &self.tail) {
+            (Some(lent), _) => [head, &lent.buffer[lent.unsent.clone()]],
+            (None, Some(tail)) => tail.parts(head),
+            (None, None) => [head, &[]],
         }
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
         let head = self.bytes.len() - self.sent;
-        match &self.lent {
-            Some(lent) => head + lent.unsent.len() + lent.after.len(),
-            None => head,
+        match (&self.lent, &self.tail) {
+            (Some(lent), _) => head + lent.unsent.len() + lent.after.len(),
+            (None, Some(tail)) => head + tail.queued + tail.after.len(),
+            (None, None) => head,
         }
     }
 
@@ -65,21 +83,66 @@ impl OutputBuffer {
     pub(crate) fn is_empty(&self) -> bool {
         // A lent body is dropped as soon as it is sent, so its presence means
         // bytes are pending.
-        self.sent == self.bytes.len() && self.lent.is_none()
+        self.sent == self.bytes.len() && self.lent.is_none() && self.tail.is_none()
     }
 
     /// Where new output is appended (behind a lent body, if there is one).
     #[inline]
     pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
-        match &mut self.lent {
-            Some(lent) => &mut lent.after,
-            None => &mut self.bytes,
+        match (&mut self.lent, &mut self.tail) {
+            (Some(lent), _) => &mut lent.after,
+            (None, Some(tail)) => &mut tail.after,
+            (None, None) => &mut self.bytes,
         }
     }
 
-    /// Whether a body is lent: a second one is copied instead.
+    /// Whether a body is lent or streamed: another one is copied instead.
     pub(crate) fn has_lent_body(&self) -> bool {
-        self.lent.is_some()
+        self.lent.is_some() || self.tail.is_some()
+    }
+
+    /// Queues a piece of a streamed body behind everything pending, without
+    /// copying it.
+    pub(crate) fn push_piece(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        let tail = self.tail_mut();
+        if tail.after.is_empty() {
+            tail.queued += piece.len();
+            tail.pieces.push_back(piece);
+        } else {
+            // Bytes were queued after the pieces: they go first.
+            let after = Bytes::from(std::mem::take(&mut tail.after));
+            tail.queued += after.len() + piece.len();
+            tail.pieces.push_back(after);
+            tail.pieces.push_back(piece);
+        }
+    }
+
+    /// Bytes of streamed pieces not yet sent (a sink's backlog).
+    pub(crate) fn queued_pieces(&self) -> usize {
+        self.tail.as_ref().map_or(0, |tail| tail.queued)
+    }
+
+    /// The tail, made if need be; a lent body becomes its first pieces.
+    fn tail_mut(&mut self) -> &mut Tail {
+        if self.tail.is_none() {
+            let mut tail = Box::<Tail>::default();
+            if let Some(lent) = self.lent.take() {
+                let LentBody {
+                    buffer,
+                    unsent,
+                    after,
+                } = *lent;
+                let body = Bytes::from(buffer).slice(unsent);
+                tail.queued = body.len();
+                tail.pieces.push_back(body);
+                tail.after = after;
+            }
+            self.tail = Some(tail);
+        }
+        self.tail.get_or_insert_with(Default::default)
     }
 
     /// Queues `buffer[body]` behind what is pending, without copying it.
@@ -99,6 +162,10 @@ impl OutputBuffer {
                 .lent
                 .as_ref()
                 .map_or(0, |lent| lent.buffer.capacity() + lent.after.capacity())
+            + self
+                .tail
+                .as_ref()
+                .map_or(0, |tail| tail.queued + tail.after.capacity())
     }
 
     /// Marks `n` more bytes as sent (at most what is pending).
@@ -107,8 +174,41 @@ impl OutputBuffer {
         let head = self.bytes.len() - self.sent;
         if n > head && self.lent.is_some() {
             self.consume_into_lent(n, head);
+        } else if n >= head && self.tail.is_some() {
+            self.consume_into_tail(n, head);
         } else {
             self.consume_bytes(n);
+        }
+    }
+
+    /// [`consume`](Self::consume) past the head, into streamed pieces.
+    #[cold]
+    #[inline(never)]
+    fn consume_into_tail(&mut self, n: usize, head: usize) {
+        self.consume_bytes(head);
+        let Some(tail) = &mut self.tail else {
+            return;
+        };
+        let mut left = n - head;
+        while left > 0 {
+            let Some(front) = tail.pieces.front_mut() else {
+                break;
+            };
+            let take = left.min(front.len());
+            let _ = front.split_to(take);
+            tail.queued -= take;
+            left -= take;
+            if front.is_empty() {
+                tail.pieces.pop_front();
+            }
+        }
+        if tail.pieces.is_empty() {
+            // The pieces are out: what was queued behind them comes to the front.
+            let after = std::mem::take(&mut tail.after);
+            self.tail = None;
+            self.bytes = after;
+            self.sent = 0;
+            self.consume_bytes(left);
         }
     }
 
@@ -163,9 +263,55 @@ impl OutputBuffer {
     }
 }
 
+impl Tail {
+    fn first(&self) -> &[u8] {
+        self.pieces.front().map_or(&self.after[..], |p| &p[..])
+    }
+
+    /// The head (if any left) and the pieces after it, two at most.
+    fn parts<'s>(&'s self, head: &'s [u8]) -> [&'s [u8]; 2] {
+        let mut rest = self
+            .pieces
+            .iter()
+            .map(|p| &p[..])
+            .chain(std::iter::once(&self.after[..]));
+        match head.is_empty() {
+            true => [rest.next().unwrap_or(&[]), rest.next().unwrap_or(&[])],
+            false => [head, rest.next().unwrap_or(&[])],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_pieces_go_out_in_order_with_what_came_before_and_after() {
+        let mut out = OutputBuffer::default();
+        out.buffer().extend_from_slice(b"head:");
+        out.lend(b"..LENT..".to_vec(), 2..6);
+        out.buffer().extend_from_slice(b":mid:");
+        out.push_piece(Bytes::from_static(b"one"));
+        out.push_piece(Bytes::from_static(b"two"));
+        out.buffer().extend_from_slice(b":end");
+        out.push_piece(Bytes::from_static(b"!"));
+        assert_eq!(out.len(), 25);
+        let mut sent = Vec::new();
+        for step in [2, 7, 1, 3, 100].into_iter().cycle() {
+            if out.is_empty() {
+                break;
+            }
+            let [a, b] = out.pending_parts();
+            let both = [a, b].concat();
+            let n = step.min(both.len());
+            sent.extend_from_slice(&both[..n]);
+            out.consume(n);
+        }
+        assert_eq!(sent, b"head:LENT:mid:onetwo:end!");
+        assert_eq!(out.queued_pieces(), 0);
+        assert!(!out.has_lent_body());
+    }
 
     #[test]
     fn sent_bytes_are_dropped_and_small_buffers_kept() {

@@ -1,5 +1,6 @@
 //! Responses that a [`Service`](super::Service) returns, and their encoding.
 
+use super::body::Outgoing;
 use super::framing::{is_field_safe, is_framing_field};
 use super::StatusCode;
 use smallvec::SmallVec;
@@ -73,21 +74,10 @@ impl<'a> Response<'a> {
     pub(crate) fn encode(&self, out: &mut Vec<u8>, keep_alive: KeepAlive, head_only: bool) -> bool {
         let body_allowed = !self.status.forbids_body();
         push_status_line(out, self.status);
-        let mut service_closes = false;
         // 101 hands the connection over: its `Connection: Upgrade` is the
         // service's to write, and nothing about keep-alive applies.
         let switching = self.status == StatusCode::SWITCHING_PROTOCOLS;
-        for (name, value) in &self.headers {
-            let (name, value) = (name.as_bytes(), &value[..]);
-            if is_framing_field(name) && !switching {
-                service_closes |= name.len() == 10 && lists_close(value);
-                continue;
-            }
-            if !is_field_safe(name) || !is_field_safe(value) {
-                continue;
-            }
-            push_all(out, [name, b": ", value, b"\r\n"]);
-        }
+        let service_closes = self.push_fields(out, switching);
         let length = Decimal::new(if body_allowed { self.body.len() } else { 0 } as u64);
         let length_field: [&[u8]; 3] = match body_allowed {
             true => [b"Content-Length: ", length.as_bytes(), b"\r\n"],
@@ -107,6 +97,73 @@ impl<'a> Response<'a> {
         let [a, b, c] = length_field;
         push_all(out, [a, b, c, end, body]);
         stays_open
+    }
+
+    /// Appends the service's fields; returns whether one of them was
+    /// `Connection: close`.
+    #[inline(always)]
+    fn push_fields(&self, out: &mut Vec<u8>, switching: bool) -> bool {
+        let mut service_closes = false;
+        for (name, value) in &self.headers {
+            let (name, value) = (name.as_bytes(), &value[..]);
+            if is_framing_field(name) && !switching {
+                service_closes |= name.len() == 10 && lists_close(value);
+                continue;
+            }
+            if !is_field_safe(name) || !is_field_safe(value) {
+                continue;
+            }
+            push_all(out, [name, b": ", value, b"\r\n"]);
+        }
+        service_closes
+    }
+
+    /// Appends the head of a response whose body is streamed after it:
+    /// `length` bytes, or chunked where the peer speaks HTTP/1.1
+    /// (`chunked_ok`), or until the connection closes. Returns whether the
+    /// connection stays open, and how the body's pieces are framed (none for
+    /// a status without a body; dropped for HEAD).
+    pub(crate) fn encode_streamed(
+        &self,
+        out: &mut Vec<u8>,
+        keep_alive: KeepAlive,
+        head_only: bool,
+        length: Option<u64>,
+        chunked_ok: bool,
+    ) -> (bool, Outgoing) {
+        push_status_line(out, self.status);
+        let service_closes = self.push_fields(out, false);
+        let body_allowed = !self.status.forbids_body();
+        let mut stays_open = !service_closes && keep_alive != KeepAlive::No;
+        let framing = match (body_allowed, length) {
+            (false, _) => Outgoing::Length(0),
+            (true, Some(n)) => {
+                push_all(
+                    out,
+                    [b"Content-Length: ", Decimal::new(n).as_bytes(), b"\r\n"],
+                );
+                Outgoing::Length(n)
+            }
+            (true, None) if chunked_ok => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+                Outgoing::Chunked { open: false }
+            }
+            (true, None) => {
+                // Without chunked coding, only the close can end the body.
+                stays_open = false;
+                Outgoing::Close
+            }
+        };
+        out.extend_from_slice(match (stays_open, keep_alive) {
+            (false, _) => b"Connection: close\r\n\r\n",
+            (true, KeepAlive::Http10) => b"Connection: keep-alive\r\n\r\n",
+            (true, _) => b"\r\n",
+        });
+        let framing = match head_only && body_allowed {
+            true => Outgoing::Discard,
+            false => framing,
+        };
+        (stays_open, framing)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The traits an application implements to answer requests: [`Service`]
 //! answers at once; [`Dispatch`] may answer later.
 
-use super::{Request, Response};
+use super::{BodyError, Request, Response};
 
 /// Answers one request with one response. The connection calls it once per
 /// complete request, in the order requests arrived.
@@ -104,8 +104,32 @@ impl RequestId {
 /// assert!(conn.pending_output().ends_with(b"\r\n\r\nb"));
 /// ```
 pub trait Dispatch {
+    /// Whether [`streams`](Self::streams) may ever say yes: when false (a
+    /// [`Service`]), the handler does not ask.
+    const STREAMS: bool = false;
+
     /// Answers `request` now, or later with `id`.
     fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a>;
+
+    /// Asked when the head of a request with a body is complete: whether the
+    /// body is handed over in pieces as it arrives ([`body`](Self::body),
+    /// then [`body_end`](Self::body_end)) rather than whole. A streamed body
+    /// has no size limit, and `dispatch` is called at once, with an empty
+    /// body.
+    fn streams(&mut self, request: &Request<'_>) -> bool {
+        let _ = request;
+        false
+    }
+
+    /// A piece of the streamed body of request `id`.
+    fn body(&mut self, id: RequestId, piece: &[u8]) {
+        let _ = (id, piece);
+    }
+
+    /// The streamed body of request `id` is complete, or broke off.
+    fn body_end(&mut self, id: RequestId, result: Result<(), BodyError>) {
+        let _ = (id, result);
+    }
 
     /// As [`Service::handles_connect`].
     fn handles_connect(&self) -> bool {

@@ -1,0 +1,250 @@
+//! Streamed bodies, one framing role for both directions (as hyper's
+//! `Encoder` and `Decoder`): [`Outgoing`] frames the pieces of a body being
+//! sent (a response's, or a client request's), [`Incoming`] takes the pieces
+//! of one being received out of the bytes around them.
+//!
+//! Pieces are [`Bytes`]: a piece read from one connection goes out on
+//! another without a copy, and a chunk's framing is a few bytes beside it.
+//! `Bytes` rather than a pool of fixed buffers because a piece keeps the size
+//! it arrived with (one read, one piece) and frees itself when the last
+//! connection it went to has sent it; a pool would add a copy or a size
+//! class to every read.
+
+use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::output::OutputBuffer;
+use bytes::Bytes;
+use std::ops::Range;
+
+/// Why a streamed body could not be sent as announced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// More bytes than the `Content-Length` announced.
+    TooLong,
+    /// The body ended before the announced length.
+    TooShort,
+    /// The received body's chunked framing is broken.
+    Chunked(ChunkedError),
+    /// The peer closed or reset the connection before the body was complete.
+    Truncated,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLong => f.write_str("more body than its Content-Length"),
+            BodyError::TooShort => f.write_str("body ended before its Content-Length"),
+            BodyError::Chunked(e) => write!(f, "chunked body: {}", e.as_str()),
+            BodyError::Truncated => f.write_str("connection closed before the body was complete"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// How a body being sent is framed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    /// `Content-Length`: this many bytes still to come.
+    Length(u64),
+    /// Chunked; `open` once a chunk's data wants its CRLF.
+    Chunked { open: bool },
+    /// Delimited by closing the connection (an HTTP/1.0 peer, length unknown).
+    Close,
+    /// Not sent at all: the response to HEAD.
+    Discard,
+}
+
+impl Outgoing {
+    /// Queues `piece`, framed, behind what `out` holds.
+    pub(crate) fn push(&mut self, piece: Bytes, out: &mut OutputBuffer) -> Result<(), BodyError> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Outgoing::Length(remaining) => {
+                let len = piece.len() as u64;
+                if len > *remaining {
+                    return Err(BodyError::TooLong);
+                }
+                *remaining -= len;
+                out.push_piece(piece);
+            }
+            Outgoing::Chunked { open } => {
+                // The previous chunk's CRLF and this one's size line in one piece.
+                let line = match open {
+                    true => format!("\r\n{:x}\r\n", piece.len()),
+                    false => format!("{:x}\r\n", piece.len()),
+                };
+                out.push_piece(Bytes::from(line.into_bytes()));
+                out.push_piece(piece);
+                *open = true;
+            }
+            Outgoing::Close => out.push_piece(piece),
+            Outgoing::Discard => {}
+        }
+        Ok(())
+    }
+
+    /// Ends the body: the last chunk, or a check that the length was met.
+    pub(crate) fn finish(&mut self, out: &mut OutputBuffer) -> Result<(), BodyError> {
+        match self {
+            Outgoing::Length(0) | Outgoing::Close | Outgoing::Discard => Ok(()),
+            Outgoing::Length(_) => Err(BodyError::TooShort),
+            Outgoing::Chunked { open } => {
+                let end: &'static [u8] = match open {
+                    true => b"\r\n0\r\n\r\n",
+                    false => b"0\r\n\r\n",
+                };
+                out.push_piece(Bytes::from_static(end));
+                *open = false;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How a body being received is delimited.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// This many bytes still to come.
+    Length(u64),
+    /// Boxed: the decoder is large.
+    Chunked(Box<ChunkedDecoder>),
+    /// Everything until the connection closes.
+    UntilClose,
+}
+
+/// What [`Incoming::decode`] found in the bytes it was given.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Decoded {
+    /// The body bytes, where they now lie in the buffer.
+    pub(crate) data: Range<usize>,
+    /// Raw bytes used up (framing included).
+    pub(crate) consumed: usize,
+    /// Whether the body is complete.
+    pub(crate) done: bool,
+}
+
+impl Incoming {
+    /// Decodes the body bytes at the front of `buf` in place; the caller
+    /// hands on `buf[data]` and drops the first `consumed` bytes. Bytes after
+    /// the body's end are left alone.
+    pub(crate) fn decode(&mut self, buf: &mut [u8]) -> Result<Decoded, BodyError> {
+        match self {
+            Incoming::Length(remaining) => {
+                let n = (*remaining).min(buf.len() as u64) as usize;
+                *remaining -= n as u64;
+                Ok(Decoded {
+                    data: 0..n,
+                    consumed: n,
+                    done: *remaining == 0,
+                })
+            }
+            Incoming::Chunked(decoder) => {
+                let progress = decoder
+                    .decode_in_place(buf, 0, 0)
+                    .map_err(BodyError::Chunked)?;
+                Ok(Decoded {
+                    data: 0..progress.written,
+                    consumed: progress.read,
+                    done: progress.done,
+                })
+            }
+            Incoming::UntilClose => Ok(Decoded {
+                data: 0..buf.len(),
+                consumed: buf.len(),
+                done: false,
+            }),
+        }
+    }
+
+    /// The connection closed: whether that completes the body.
+    pub(crate) fn finish(&self) -> Result<(), BodyError> {
+        match self {
+            Incoming::UntilClose | Incoming::Length(0) => Ok(()),
+            _ => Err(BodyError::Truncated),
+        }
+    }
+
+    /// A chunked decoder with no limit on the body's size (a stream's size is
+    /// the sender's business) and the usual ones on its lines.
+    pub(crate) fn chunked(max_line: usize, max_trailers: usize) -> Incoming {
+        Incoming::Chunked(Box::new(ChunkedDecoder::new(
+            usize::MAX,
+            max_line,
+            max_trailers,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(out: &mut OutputBuffer) -> Vec<u8> {
+        let mut sent = Vec::new();
+        while !out.is_empty() {
+            let pending = out.pending().to_vec();
+            out.consume(pending.len());
+            sent.extend_from_slice(&pending);
+        }
+        sent
+    }
+
+    #[test]
+    fn chunked_pieces_are_framed_and_decode_back_whatever_the_split() {
+        let mut out = OutputBuffer::default();
+        let mut framing = Outgoing::Chunked { open: false };
+        for piece in [&b"hello"[..], b"", b" ", &[b'x'; 300]] {
+            framing
+                .push(Bytes::copy_from_slice(piece), &mut out)
+                .unwrap();
+        }
+        framing.finish(&mut out).unwrap();
+        let wire = drain(&mut out);
+        assert!(wire.starts_with(b"5\r\nhello\r\n1\r\n \r\n12c\r\n"));
+        assert!(wire.ends_with(b"\r\n0\r\n\r\n"));
+        let expected = [&b"hello "[..], &[b'x'; 300]].concat();
+        for step in [1, 2, 7, 64, wire.len()] {
+            let mut incoming = Incoming::chunked(4096, 4096);
+            let (mut buffered, mut body, mut done) = (Vec::new(), Vec::new(), false);
+            for piece in wire.chunks(step) {
+                buffered.extend_from_slice(piece);
+                let decoded = incoming.decode(&mut buffered).unwrap();
+                body.extend_from_slice(&buffered[decoded.data]);
+                buffered.drain(..decoded.consumed);
+                done = decoded.done;
+            }
+            assert!(done && buffered.is_empty(), "step {step}");
+            assert_eq!(body, expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_length_is_held_to_in_both_directions() {
+        let mut out = OutputBuffer::default();
+        let mut framing = Outgoing::Length(4);
+        framing.push(Bytes::from_static(b"abc"), &mut out).unwrap();
+        assert_eq!(
+            framing.push(Bytes::from_static(b"de"), &mut out),
+            Err(BodyError::TooLong)
+        );
+        assert_eq!(framing.finish(&mut out), Err(BodyError::TooShort));
+        framing.push(Bytes::from_static(b"d"), &mut out).unwrap();
+        assert_eq!(framing.finish(&mut out), Ok(()));
+        assert_eq!(drain(&mut out), b"abcd");
+
+        let mut incoming = Incoming::Length(3);
+        let mut buf = b"abcNEXT".to_vec();
+        let decoded = incoming.decode(&mut buf).unwrap();
+        assert_eq!(
+            decoded,
+            Decoded {
+                data: 0..3,
+                consumed: 3,
+                done: true
+            }
+        );
+        assert_eq!(Incoming::Length(2).finish(), Err(BodyError::Truncated));
+    }
+}

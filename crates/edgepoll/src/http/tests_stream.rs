@@ -1,0 +1,227 @@
+//! Streamed bodies through the handler: a request body handed over piece by
+//! piece as it arrives, a response body sent piece by piece.
+
+use super::*;
+use bytes::Bytes;
+use std::time::Instant;
+
+/// Streams every request body: records the pieces and how it ended.
+#[derive(Default)]
+struct Streams {
+    ids: Vec<RequestId>,
+    body: Vec<u8>,
+    ends: Vec<Result<(), BodyError>>,
+}
+
+impl Dispatch for Streams {
+    const STREAMS: bool = true;
+
+    fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
+        assert!(request.body().is_empty(), "a streamed body comes later");
+        self.ids.push(id);
+        Reply::Later
+    }
+
+    fn streams(&mut self, request: &Request<'_>) -> bool {
+        request.path() == "/stream"
+    }
+
+    fn body(&mut self, _: RequestId, piece: &[u8]) {
+        self.body.extend_from_slice(piece);
+    }
+
+    fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) {
+        self.ends.push(result);
+    }
+}
+
+fn take_output(conn: &mut Handler, now: Instant) -> String {
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        let pending = conn.pending_output().to_vec();
+        conn.consume_output(pending.len(), now);
+        out.extend_from_slice(&pending);
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A body far over the size limit streams through, fed in every split, and
+/// the pipelined request after it is read once it ends.
+#[test]
+fn a_body_over_the_limit_streams_through_in_pieces_and_the_next_request_follows() {
+    let limits = Limits {
+        max_body_bytes: 10,
+        ..Default::default()
+    };
+    let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let chunked: Vec<u8> = body
+        .chunks(777)
+        .flat_map(|c| {
+            [
+                format!("{:x}\r\n", c.len()).into_bytes(),
+                c.to_vec(),
+                b"\r\n".to_vec(),
+            ]
+            .concat()
+        })
+        .chain(b"0\r\n\r\n".iter().copied())
+        .collect();
+    let heads = [
+        format!(
+            "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+    ];
+    for (head, payload) in heads.iter().zip([body.clone(), chunked]) {
+        let input = [
+            head.clone(),
+            payload,
+            b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ]
+        .concat();
+        for step in [1, 100, 4096, input.len()] {
+            let now = Instant::now();
+            let (mut conn, mut service) = (Handler::new(limits.clone(), now), Streams::default());
+            for piece in input.chunks(step) {
+                conn.receive(piece, now, &mut service);
+            }
+            assert_eq!(service.body, body, "step {step}");
+            assert_eq!(service.ends, [Ok(())]);
+            assert_eq!(service.ids.len(), 2, "the next request was dispatched too");
+        }
+    }
+    // Not streamed: the limit holds.
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits, now), Streams::default());
+    conn.receive(
+        b"POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n",
+        now,
+        &mut service,
+    );
+    assert!(take_output(&mut conn, now).starts_with("HTTP/1.1 413 "));
+}
+
+#[test]
+fn a_paused_body_is_not_read_until_resumed() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc",
+        now,
+        &mut service,
+    );
+    assert_eq!(service.body, b"abc");
+    conn.pause_body(true);
+    assert!(!conn.wants_read());
+    let respond = now + Limits::default().respond_timeout;
+    assert_eq!(
+        conn.deadline(),
+        Some(respond),
+        "held back is not stalled: no idle timeout"
+    );
+    conn.receive(b"def", now, &mut service);
+    assert_eq!(service.body, b"abc", "held while paused");
+    conn.pause_body(false);
+    assert!(conn.wants_read());
+    conn.process(now, &mut service);
+    assert_eq!(service.body, b"abcdef");
+    assert_eq!(service.ends, [Ok(())]);
+}
+
+#[test]
+fn a_body_cut_short_ends_with_an_error_and_the_request_is_abandoned() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc",
+        now,
+        &mut service,
+    );
+    conn.receive_eof(now, &mut service);
+    assert_eq!(service.ends, [Err(BodyError::Truncated)]);
+    assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), service.ids);
+    assert!(conn.is_finished());
+}
+
+/// A streamed response: chunked for HTTP/1.1, a length when known,
+/// close-delimited for HTTP/1.0; responses behind it wait for its end.
+#[test]
+fn streamed_responses_are_framed_for_their_client_and_keep_their_place() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+        now,
+        &mut service,
+    );
+    let (a, b) = (service.ids[0], service.ids[1]);
+    conn.respond(b, Response::new(StatusCode::OK).body("second"), now)
+        .unwrap();
+    conn.respond_stream(a, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.send_body(a, Bytes::from_static(b"hello "), now)
+        .unwrap();
+    assert_eq!(conn.body_backlog(a), 9, "the piece and its chunk line");
+    let first = take_output(&mut conn, now);
+    assert_eq!(
+        first,
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello "
+    );
+    assert_eq!(conn.body_backlog(a), 0);
+    conn.send_body(a, Bytes::from_static(b"world"), now)
+        .unwrap();
+    conn.end_body(a, now).unwrap();
+    assert_eq!(
+        conn.send_body(a, Bytes::from_static(b"late"), now),
+        Err(StreamError::Gone)
+    );
+    let rest = take_output(&mut conn, now);
+    assert_eq!(
+        rest,
+        "\r\n5\r\nworld\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
+    );
+
+    // A known length; too much is refused, too little closes the connection.
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
+    let id = service.ids[0];
+    conn.respond_stream(id, Response::new(StatusCode::OK), Some(4), now)
+        .unwrap();
+    conn.send_body(id, Bytes::from_static(b"abc"), now).unwrap();
+    assert_eq!(
+        conn.send_body(id, Bytes::from_static(b"de"), now),
+        Err(StreamError::Body(BodyError::TooLong))
+    );
+    assert_eq!(
+        conn.end_body(id, now),
+        Err(StreamError::Body(BodyError::TooShort))
+    );
+    assert_eq!(
+        take_output(&mut conn, now),
+        "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabc"
+    );
+    assert!(
+        conn.is_finished(),
+        "a response cut short ends the connection"
+    );
+
+    // HTTP/1.0 without a length: until the close.
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        now,
+        &mut service,
+    );
+    let id = service.ids[0];
+    conn.respond_stream(id, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.send_body(id, Bytes::from_static(b"raw"), now).unwrap();
+    conn.end_body(id, now).unwrap();
+    assert_eq!(
+        take_output(&mut conn, now),
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nraw"
+    );
+    assert!(conn.is_finished());
+}
