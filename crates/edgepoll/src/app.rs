@@ -3,9 +3,11 @@
 //! waits for arrives or when a request stops waiting.
 
 use crate::client::{ClientError, ClientRequest, ExchangeId, Pool, RequestError};
-use crate::http::{ParsedResponse, Reply, Request, RequestId, Response};
+use crate::http::{BodyError, ParsedResponse, Reply, Request, RequestId, Response};
 use crate::ws::Outbox;
 use crate::Token;
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
 use std::time::Instant;
 
 /// Names one request that waits for its response: the connection (its
@@ -30,12 +32,36 @@ impl Responder {
     }
 }
 
+/// What an app asked to send to a waiting request, in order.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A whole response.
+    Whole(Response<'static>),
+    /// The head of a streamed response, its body's length if known, and the
+    /// exchange whose response body it is, if piped.
+    Head(Response<'static>, Option<u64>, Option<ExchangeId>),
+    /// A piece of a streamed body.
+    Piece(Bytes),
+    /// The end of a streamed body.
+    End,
+}
+
+/// Bodies the loop moves between connections itself, with backpressure.
+#[derive(Debug, Default)]
+pub(crate) struct Pipes {
+    /// A streamed request body that is an exchange's request body.
+    pub(crate) up: FxHashMap<Responder, ExchangeId>,
+    /// An exchange's response body that is a waiting request's response body.
+    pub(crate) down: FxHashMap<ExchangeId, Responder>,
+}
+
 /// What an [`App`] can ask of the event loop from any of its callbacks.
 pub struct Context<'l> {
     pub(crate) now: Instant,
-    pub(crate) responses: &'l mut Vec<(Responder, Response<'static>)>,
+    pub(crate) responses: &'l mut Vec<(Responder, Answer)>,
     pub(crate) pool: &'l mut Pool,
     pub(crate) outbox: &'l mut Outbox,
+    pub(crate) pipes: &'l mut Pipes,
 }
 
 impl Context<'_> {
@@ -49,7 +75,74 @@ impl Context<'_> {
     /// have; for a request that no longer waits it is dropped (the app was
     /// or will be told through [`App::on_abandoned`]).
     pub fn respond(&mut self, responder: Responder, response: Response<'static>) {
-        self.responses.push((responder, response));
+        self.responses.push((responder, Answer::Whole(response)));
+    }
+
+    /// Answers a deferred request with `head` and a body to follow in pieces
+    /// ([`send_body`](Self::send_body), [`end_body`](Self::end_body)): of
+    /// `length` bytes, or chunked (until the close for an HTTP/1.0 client).
+    /// The head's own body is not sent. While more than
+    /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
+    /// bytes wait to be sent, send no more: [`App::on_body_drained`] says
+    /// when to go on.
+    pub fn respond_stream(
+        &mut self,
+        responder: Responder,
+        head: Response<'static>,
+        length: Option<u64>,
+    ) {
+        self.responses
+            .push((responder, Answer::Head(head, length, None)));
+    }
+
+    /// A piece of the body of a response begun with
+    /// [`respond_stream`](Self::respond_stream).
+    pub fn send_body(&mut self, responder: Responder, piece: Bytes) {
+        self.responses.push((responder, Answer::Piece(piece)));
+    }
+
+    /// Ends the body of a response begun with
+    /// [`respond_stream`](Self::respond_stream).
+    pub fn end_body(&mut self, responder: Responder) {
+        self.responses.push((responder, Answer::End));
+    }
+
+    /// Answers a deferred request with `head` and, as its body, the body of
+    /// the response to `exchange` (started with
+    /// [`fetch_stream`](Self::fetch_stream)), moved by the loop piece by
+    /// piece: the exchange's connection is not read while the client's has
+    /// more than [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
+    /// bytes to send. If that body breaks off, the client's connection
+    /// closes without completing it.
+    pub fn respond_pipe(
+        &mut self,
+        responder: Responder,
+        head: Response<'static>,
+        length: Option<u64>,
+        exchange: ExchangeId,
+    ) {
+        self.responses
+            .push((responder, Answer::Head(head, length, Some(exchange))));
+    }
+
+    /// Sends a request whose response comes back streamed: its head to
+    /// [`App::on_response`] (with an empty body), then its body's pieces to
+    /// [`App::on_response_body`] and its end to [`App::on_response_end`],
+    /// unless [`respond_pipe`](Self::respond_pipe) sends them on. With
+    /// `body_from`, the request's body is the streamed body of that waiting
+    /// request ([`App::streams_request`]; give the request
+    /// [`ClientRequest::streamed_body`]), moved by the loop with
+    /// backpressure both ways.
+    pub fn fetch_stream(
+        &mut self,
+        request: &ClientRequest,
+        body_from: Option<Responder>,
+    ) -> Result<ExchangeId, RequestError> {
+        let exchange = self.pool.submit(request, self.now, true)?;
+        if let Some(responder) = body_from {
+            self.pipes.up.insert(responder, exchange);
+        }
+        Ok(exchange)
     }
 
     /// Sends a request through the loop's client; its result comes to
@@ -57,7 +150,7 @@ impl Context<'_> {
     /// not be sent as it is (a CR or LF in a field, say) is refused here,
     /// before anything is sent.
     pub fn fetch(&mut self, request: &ClientRequest) -> Result<ExchangeId, RequestError> {
-        self.pool.submit(request, self.now)
+        self.pool.submit(request, self.now, false)
     }
 
     /// Gives up an exchange started with [`fetch`](Self::fetch): its result
@@ -148,5 +241,52 @@ pub trait App {
     /// As [`http::Service::handles_connect`](crate::http::Service::handles_connect).
     fn handles_connect(&self) -> bool {
         false
+    }
+
+    /// Whether the body of `request` (a request with one) comes in pieces
+    /// as it arrives, with no size limit: [`call`](Self::call) is then
+    /// called at once with an empty body, and the pieces go to
+    /// [`on_request_body`](Self::on_request_body), unless
+    /// [`Context::fetch_stream`] sends them on.
+    fn streams_request(&mut self, request: &Request<'_>) -> bool {
+        let _ = request;
+        false
+    }
+
+    /// A piece of a streamed request body.
+    fn on_request_body(&mut self, responder: Responder, piece: Bytes, cx: &mut Context<'_>) {
+        let _ = (responder, piece, cx);
+    }
+
+    /// A streamed request body is complete, or broke off.
+    fn on_request_end(
+        &mut self,
+        responder: Responder,
+        result: Result<(), BodyError>,
+        cx: &mut Context<'_>,
+    ) {
+        let _ = (responder, result, cx);
+    }
+
+    /// A piece of the body of a response from [`Context::fetch_stream`].
+    fn on_response_body(&mut self, exchange: ExchangeId, piece: Bytes, cx: &mut Context<'_>) {
+        let _ = (exchange, piece, cx);
+    }
+
+    /// The body of a response from [`Context::fetch_stream`] is complete,
+    /// or broke off.
+    fn on_response_end(
+        &mut self,
+        exchange: ExchangeId,
+        result: Result<(), ClientError>,
+        cx: &mut Context<'_>,
+    ) {
+        let _ = (exchange, result, cx);
+    }
+
+    /// The backlog of a response streamed with [`Context::send_body`] fell
+    /// back under the limit: send more.
+    fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        let _ = (responder, cx);
     }
 }

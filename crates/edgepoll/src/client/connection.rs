@@ -1,9 +1,25 @@
-//! One outbound HTTP/1.1 connection, free of I/O: a request goes out, its
-//! response comes in, and the connection says whether it can carry the next.
+//! One outbound HTTP/1.1 connection, free of I/O: a request goes out (its
+//! body whole, or streamed in pieces), its response comes in (whole, or its
+//! head and then the pieces of its body), and the connection says whether it
+//! can carry the next.
 
-use crate::http::{ParsedResponse, ResponseError, ResponseParser};
+use crate::http::{
+    BodyError, Incoming, Outgoing, OutputBuffer, ParsedResponse, ResponseError, ResponseParser,
+};
+use bytes::Bytes;
 
-/// What a connection knows of the exchange it carries.
+/// What an exchange produced, in order.
+#[derive(Debug, PartialEq)]
+pub(crate) enum ClientEvent {
+    /// The response, whole; or, when streaming, its head (an empty body),
+    /// with the body's pieces to follow. An error ends the exchange.
+    Response(Result<ParsedResponse, ResponseError>),
+    /// A piece of a streamed response body.
+    Body(Bytes),
+    /// The streamed response body is complete, or broke off.
+    End(Result<(), BodyError>),
+}
+
 #[derive(Debug)]
 enum State {
     /// Connected (or connecting), no exchange.
@@ -15,9 +31,14 @@ enum State {
 
 #[derive(Debug)]
 struct Busy {
-    request: Vec<u8>,
-    sent: usize,
+    output: OutputBuffer,
+    /// How the request body's pieces are framed, while it is streamed.
+    body_out: Option<Outgoing>,
+    /// Until the response head is in.
     parser: ResponseParser,
+    /// Once a streamed response's head is in: its body.
+    body_in: Option<(Incoming, Vec<u8>)>,
+    keep_alive: bool,
 }
 
 /// The client side of one connection: feed it the server's bytes, send what
@@ -42,12 +63,28 @@ impl Default for ClientConnection {
 }
 
 impl ClientConnection {
-    /// Starts an exchange: `request` is the encoded request.
-    pub(crate) fn start(&mut self, request: Vec<u8>, to_head: bool, max_body: usize) {
+    /// Starts an exchange: `request` is the encoded request (head, and its
+    /// whole body unless `body_out` says how the pieces to come are framed);
+    /// `streams` hands the response over as head and pieces.
+    pub(crate) fn start(
+        &mut self,
+        request: Vec<u8>,
+        body_out: Option<Outgoing>,
+        to_head: bool,
+        streams: bool,
+        max_body: usize,
+    ) {
+        let mut output = OutputBuffer::default();
+        *output.buffer() = request;
         self.state = State::Busy(Box::new(Busy {
-            request,
-            sent: 0,
-            parser: ResponseParser::new(to_head).with_max_body(max_body),
+            output,
+            body_out,
+            parser: match streams {
+                true => ResponseParser::streaming(to_head),
+                false => ResponseParser::new(to_head).with_max_body(max_body),
+            },
+            body_in: None,
+            keep_alive: false,
         }));
     }
 
@@ -69,65 +106,153 @@ impl ClientConnection {
         self.reusable
     }
 
-    pub(crate) fn pending_output(&self) -> &[u8] {
+    /// Queues a piece of the streamed request body.
+    pub(crate) fn send_body(&mut self, piece: Bytes) -> Result<(), BodyError> {
+        match &mut self.state {
+            State::Busy(busy) => match &mut busy.body_out {
+                Some(framing) => framing.push(piece, &mut busy.output),
+                None => Err(BodyError::TooLong),
+            },
+            State::Idle => Err(BodyError::TooLong),
+        }
+    }
+
+    /// Ends the streamed request body.
+    pub(crate) fn end_body(&mut self) -> Result<(), BodyError> {
+        match &mut self.state {
+            State::Busy(busy) => match busy.body_out.take() {
+                Some(mut framing) => framing.finish(&mut busy.output),
+                None => Ok(()),
+            },
+            State::Idle => Ok(()),
+        }
+    }
+
+    /// Request bytes queued and not yet sent (a sink's backlog).
+    pub(crate) fn backlog(&self) -> usize {
         match &self.state {
-            State::Busy(busy) => &busy.request[busy.sent..],
-            State::Idle => &[],
+            State::Busy(busy) => busy.output.len(),
+            State::Idle => 0,
+        }
+    }
+
+    pub(crate) fn pending_output(&self) -> [&[u8]; 2] {
+        match &self.state {
+            State::Busy(busy) => busy.output.pending_parts(),
+            State::Idle => [&[], &[]],
         }
     }
 
     pub(crate) fn consume_output(&mut self, n: usize) {
         if let State::Busy(busy) = &mut self.state {
-            busy.sent = (busy.sent + n).min(busy.request.len());
-            if busy.sent == busy.request.len() {
-                // The request is out: its bytes are not kept.
-                busy.request = Vec::new();
-                busy.sent = 0;
-            }
+            busy.output.consume(n);
         }
     }
 
     pub(crate) fn wants_write(&self) -> bool {
-        !self.pending_output().is_empty()
+        match &self.state {
+            State::Busy(busy) => !busy.output.is_empty(),
+            State::Idle => false,
+        }
     }
 
-    /// Takes in the server's bytes; returns the exchange's end once the
-    /// response is complete or cannot be read. Bytes while idle make the
-    /// connection unusable (a server may not send unasked).
-    pub(crate) fn receive(&mut self, data: &[u8]) -> Option<Result<ParsedResponse, ResponseError>> {
-        let State::Busy(busy) = &mut self.state else {
-            self.reusable = false;
-            return None;
-        };
-        let result = busy.parser.feed(data).transpose()?;
-        Some(self.finish(result))
-    }
-
-    /// The server closed its side: ends a response delimited by the close,
-    /// or reports the exchange truncated.
-    pub(crate) fn receive_eof(&mut self) -> Option<Result<ParsedResponse, ResponseError>> {
-        self.reusable = false;
-        let State::Busy(busy) = &mut self.state else {
-            return None;
-        };
-        let result = busy.parser.finish();
-        Some(self.finish(result))
-    }
-
-    fn finish(
-        &mut self,
-        result: Result<ParsedResponse, ResponseError>,
-    ) -> Result<ParsedResponse, ResponseError> {
-        let reusable = match &self.state {
+    /// Whether the exchange is over but the connection still reads (never:
+    /// reading stops with the response) — the response is complete once its
+    /// end event went out.
+    fn finish(&mut self, ok: bool, reusable: bool) {
+        let all_sent = match &self.state {
             // A response that came before the whole request was sent leaves
             // the request's tail unsent: the connection cannot go on.
-            State::Busy(busy) => busy.parser.is_reusable() && busy.request.is_empty(),
+            State::Busy(busy) => busy.output.is_empty() && busy.body_out.is_none(),
             State::Idle => false,
         };
-        self.reusable &= result.is_ok() && reusable;
+        self.reusable &= ok && reusable && all_sent;
         self.completed += 1;
         self.state = State::Idle;
-        result
+    }
+
+    /// Takes in the server's bytes; what they complete goes to `events`.
+    /// Bytes while idle make the connection unusable (a server may not send
+    /// unasked).
+    pub(crate) fn receive(&mut self, data: &[u8], events: &mut Vec<ClientEvent>) {
+        let State::Busy(busy) = &mut self.state else {
+            self.reusable = false;
+            return;
+        };
+        if let Some((_, buffered)) = &mut busy.body_in {
+            buffered.extend_from_slice(data);
+            return self.read_body(events);
+        }
+        match busy.parser.feed(data) {
+            Ok(None) => {}
+            Ok(Some(response)) => match busy.parser.take_stream() {
+                // Streaming: the head now, the body from what followed it.
+                Some((incoming, keep_alive, rest)) => {
+                    busy.keep_alive = keep_alive;
+                    busy.body_in = Some((incoming, rest));
+                    events.push(ClientEvent::Response(Ok(response)));
+                    self.read_body(events);
+                }
+                None => {
+                    let reusable = busy.parser.is_reusable();
+                    events.push(ClientEvent::Response(Ok(response)));
+                    self.finish(true, reusable);
+                }
+            },
+            Err(e) => {
+                events.push(ClientEvent::Response(Err(e)));
+                self.finish(false, false);
+            }
+        }
+    }
+
+    /// Hands on the body pieces buffered; ends the exchange with the body.
+    fn read_body(&mut self, events: &mut Vec<ClientEvent>) {
+        let State::Busy(busy) = &mut self.state else {
+            return;
+        };
+        let Some((incoming, buffered)) = &mut busy.body_in else {
+            return;
+        };
+        match incoming.decode(buffered) {
+            Ok(decoded) => {
+                if !decoded.data.is_empty() {
+                    events.push(ClientEvent::Body(Bytes::copy_from_slice(
+                        &buffered[decoded.data],
+                    )));
+                }
+                let extra = buffered.len() > decoded.consumed;
+                buffered.drain(..decoded.consumed);
+                if decoded.done {
+                    let reusable = busy.keep_alive && !extra;
+                    events.push(ClientEvent::End(Ok(())));
+                    self.finish(true, reusable);
+                }
+            }
+            Err(e) => {
+                events.push(ClientEvent::End(Err(e)));
+                self.finish(false, false);
+            }
+        }
+    }
+
+    /// The server closed its side: ends a body delimited by the close, or
+    /// reports the exchange cut short.
+    pub(crate) fn receive_eof(&mut self, events: &mut Vec<ClientEvent>) {
+        self.reusable = false;
+        let State::Busy(busy) = &mut self.state else {
+            return;
+        };
+        if let Some((incoming, _)) = &busy.body_in {
+            let result = incoming.finish();
+            let ok = result.is_ok();
+            events.push(ClientEvent::End(result));
+            return self.finish(ok, false);
+        }
+        let result = busy.parser.finish();
+        let ok = result.is_ok();
+        events.push(ClientEvent::Response(result));
+        self.finish(ok, false);
     }
 }
 
@@ -136,23 +261,33 @@ mod tests {
     use super::*;
 
     fn send_all(conn: &mut ClientConnection) -> Vec<u8> {
-        let out = conn.pending_output().to_vec();
-        conn.consume_output(out.len());
+        let mut out = Vec::new();
+        while conn.wants_write() {
+            let [a, b] = conn.pending_output();
+            let both = [a, b].concat();
+            conn.consume_output(both.len());
+            out.extend_from_slice(&both);
+        }
         out
+    }
+
+    fn start(conn: &mut ClientConnection, request: &[u8], streams: bool) {
+        conn.start(request.to_vec(), None, false, streams, 100);
     }
 
     #[test]
     fn carries_exchanges_one_after_another_while_the_server_keeps_it_alive() {
         let mut conn = ClientConnection::default();
         for round in 0..3 {
-            conn.start(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false, 100);
+            start(&mut conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false);
             assert_eq!(send_all(&mut conn), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
             assert_eq!(conn.was_reused(), round > 0);
             let response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
             // A byte at a time: complete only at the last.
             for (i, b) in response.iter().enumerate() {
-                let done = conn.receive(std::slice::from_ref(b));
-                assert_eq!(done.is_some(), i == response.len() - 1);
+                let mut events = Vec::new();
+                conn.receive(std::slice::from_ref(b), &mut events);
+                assert_eq!(events.len(), usize::from(i == response.len() - 1));
             }
             assert!(conn.is_idle() && conn.is_reusable());
         }
@@ -161,36 +296,91 @@ mod tests {
     #[test]
     fn a_close_ends_a_close_delimited_body_and_truncates_the_rest() {
         let mut conn = ClientConnection::default();
-        conn.start(b"GET / HTTP/1.1\r\n\r\n".to_vec(), false, 100);
+        start(&mut conn, b"GET / HTTP/1.1\r\n\r\n", false);
         send_all(&mut conn);
-        assert!(conn.receive(b"HTTP/1.1 200 OK\r\n\r\nall").is_none());
-        assert_eq!(conn.receive_eof().unwrap().unwrap().body, b"all");
+        let mut events = Vec::new();
+        conn.receive(b"HTTP/1.1 200 OK\r\n\r\nall", &mut events);
+        assert!(events.is_empty());
+        conn.receive_eof(&mut events);
+        assert!(matches!(&events[..], [ClientEvent::Response(Ok(r))] if r.body == b"all"));
         assert!(!conn.is_reusable());
 
         let mut conn = ClientConnection::default();
-        conn.start(b"GET / HTTP/1.1\r\n\r\n".to_vec(), false, 100);
+        start(&mut conn, b"GET / HTTP/1.1\r\n\r\n", false);
         send_all(&mut conn);
-        assert!(conn
-            .receive(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart")
-            .is_none());
-        assert_eq!(conn.receive_eof(), Some(Err(ResponseError::Truncated)));
+        let mut events = Vec::new();
+        conn.receive(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart",
+            &mut events,
+        );
+        conn.receive_eof(&mut events);
+        assert_eq!(
+            events,
+            [ClientEvent::Response(Err(ResponseError::Truncated))]
+        );
     }
 
     #[test]
     fn unasked_bytes_or_an_early_answer_spoil_the_connection() {
         let mut conn = ClientConnection::default();
-        assert!(conn.receive(b"HTTP/1.1 200 OK\r\n\r\n").is_none());
+        conn.receive(b"HTTP/1.1 200 OK\r\n\r\n", &mut Vec::new());
         assert!(!conn.is_reusable());
 
         let mut conn = ClientConnection::default();
-        conn.start(
-            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+        start(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
             false,
-            100,
         );
         conn.consume_output(10);
-        let early = conn.receive(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(early.unwrap().unwrap().status.as_u16(), 413);
+        let mut events = Vec::new();
+        conn.receive(
+            b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n",
+            &mut events,
+        );
+        assert!(matches!(&events[..], [ClientEvent::Response(Ok(r))] if r.status.as_u16() == 413));
         assert!(!conn.is_reusable());
+    }
+
+    /// A streamed exchange both ways: the request body goes out chunked in
+    /// pieces, the response comes in as its head and then its pieces,
+    /// whatever the split, and the connection is reusable after.
+    #[test]
+    fn streamed_bodies_go_out_framed_and_come_in_as_pieces() {
+        let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        for step in [1, 5, response.len()] {
+            let mut conn = ClientConnection::default();
+            conn.start(
+                b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+                Some(Outgoing::Chunked { open: false }),
+                false,
+                true,
+                0,
+            );
+            conn.send_body(Bytes::from_static(b"up")).unwrap();
+            conn.end_body().unwrap();
+            assert_eq!(
+                send_all(&mut conn),
+                b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nup\r\n0\r\n\r\n"
+            );
+            let mut events = Vec::new();
+            for piece in response.chunks(step) {
+                conn.receive(piece, &mut events);
+            }
+            let body: Vec<u8> = events
+                .iter()
+                .filter_map(|e| match e {
+                    ClientEvent::Body(b) => Some(b.to_vec()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            assert!(
+                matches!(events.first(), Some(ClientEvent::Response(Ok(r))) if r.body.is_empty())
+            );
+            assert_eq!(body, b"abcde", "step {step}");
+            assert_eq!(events.last(), Some(&ClientEvent::End(Ok(()))));
+            assert!(conn.is_reusable(), "step {step}");
+        }
     }
 }

@@ -21,8 +21,8 @@ mod request;
 #[cfg(target_os = "wasi")]
 mod send_all;
 
-pub(crate) use connection::ClientConnection;
-pub(crate) use pool::{Exchange, Placement, Pool};
+pub(crate) use connection::{ClientConnection, ClientEvent};
+pub(crate) use pool::{Exchange, ExchangeEvent, Placement, Pool};
 pub use request::{ClientRequest, RequestError};
 #[cfg(target_os = "wasi")]
 pub use send_all::send_all;

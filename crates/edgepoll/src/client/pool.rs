@@ -4,7 +4,8 @@
 //! drives and closes the connections and tells the pool.
 
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
-use crate::http::ParsedResponse;
+use crate::http::{Outgoing, ParsedResponse};
+use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,6 +25,33 @@ pub(crate) struct Exchange {
     pub(crate) retried: bool,
     /// When it last made progress (queued, connected, sent, received).
     pub(crate) since: Instant,
+    /// The response is handed over as its head, then its body's pieces.
+    pub(crate) streams: bool,
+    /// The request body is streamed after the head, framed so.
+    pub(crate) body_out: Option<Outgoing>,
+    /// Pieces of a streamed request body that came before the exchange had
+    /// a connection, and whether its end did.
+    pub(crate) early: Vec<Bytes>,
+    pub(crate) early_end: bool,
+    /// A streamed response's head was handed over: a failure now is its
+    /// body's.
+    pub(crate) answered: bool,
+}
+
+impl Exchange {
+    /// Bytes of request body waiting for a connection.
+    pub(crate) fn early_len(&self) -> usize {
+        self.early.iter().map(Bytes::len).sum()
+    }
+}
+
+/// What happened to an exchange, in order: its response (whole, or the head
+/// of a streamed one), then for a streamed one its body's pieces and end.
+#[derive(Debug)]
+pub(crate) enum ExchangeEvent {
+    Response(Result<ParsedResponse, ClientError>),
+    Body(Bytes),
+    End(Result<(), ClientError>),
 }
 
 /// Where an exchange goes now.
@@ -45,8 +73,8 @@ pub(crate) struct Pool {
     /// Open connections per origin (connecting, busy or idle).
     open: FxHashMap<SocketAddr, usize>,
     next_id: u64,
-    /// Exchanges ended since the service was last told.
-    pub(crate) finished: Vec<(ExchangeId, Result<ParsedResponse, ClientError>)>,
+    /// What happened to exchanges since the service was last told.
+    pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
     /// Exchanges cancelled while on a connection: the loop closes it.
     pub(crate) cancelled: Vec<ExchangeId>,
 }
@@ -66,6 +94,7 @@ impl Pool {
         &mut self,
         request: &ClientRequest,
         now: Instant,
+        streams: bool,
     ) -> Result<ExchangeId, RequestError> {
         let encoded = request.encode()?;
         let id = ExchangeId(self.next_id);
@@ -79,10 +108,13 @@ impl Pool {
                 idempotent: request.is_idempotent(),
                 retried: false,
                 since: now,
+                streams,
+                body_out: request.body_framing(),
+                early: Vec::new(),
+                early_end: false,
+                answered: false,
             }),
-            None => self
-                .finished
-                .push((id, Err(ClientError::Resolve(request.url().host.clone())))),
+            None => self.fail(id, ClientError::Resolve(request.url().host.clone())),
         }
         Ok(id)
     }
@@ -92,11 +124,22 @@ impl Pool {
     pub(crate) fn cancel(&mut self, id: ExchangeId) {
         if let Some(at) = self.queue.iter().position(|ex| ex.id == id) {
             self.queue.remove(at);
-        } else if let Some(at) = self.finished.iter().position(|(done, _)| *done == id) {
-            let _ = self.finished.remove(at);
+        } else if self.events.iter().any(|(done, _)| *done == id) {
+            self.events.retain(|(done, _)| *done != id);
         } else {
             self.cancelled.push(id);
         }
+    }
+
+    /// Reports that exchange `id` failed before it had a response.
+    pub(crate) fn fail(&mut self, id: ExchangeId, error: ClientError) {
+        self.events.push((id, ExchangeEvent::Response(Err(error))));
+    }
+
+    /// A queued exchange, to add body pieces to it before it has a
+    /// connection.
+    pub(crate) fn queued_mut(&mut self, id: ExchangeId) -> Option<&mut Exchange> {
+        self.queue.iter_mut().find(|ex| ex.id == id)
     }
 
     /// Puts an exchange back at the front (a retry).
@@ -164,11 +207,12 @@ impl Pool {
     /// the earliest deadline of the rest.
     pub(crate) fn expire_queued(&mut self, now: Instant) -> Option<Instant> {
         let timeout = self.options.response_timeout;
-        let finished = &mut self.finished;
+        let events = &mut self.events;
         self.queue.retain(|ex| {
             let expired = now >= ex.since + timeout;
             if expired {
-                finished.push((ex.id, Err(ClientError::Timeout(timeout))));
+                let error = ClientError::Timeout(timeout);
+                events.push((ex.id, ExchangeEvent::Response(Err(error))));
             }
             !expired
         });
@@ -193,9 +237,11 @@ mod tests {
         });
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         for _ in 0..3 {
-            pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+            pool.submit(&request("http://127.0.0.1:1/"), now, false)
+                .unwrap();
         }
-        pool.submit(&request("http://127.0.0.1:2/"), now).unwrap();
+        pool.submit(&request("http://127.0.0.1:2/"), now, false)
+            .unwrap();
         let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement())
             .map(|(ex, p)| (ex.addr.port(), p))
             .collect();
@@ -214,13 +260,15 @@ mod tests {
         assert!(!pool.has_queued());
         // Parked, then reused by the next request, which opens nothing.
         pool.park(a, 7);
-        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        pool.submit(&request("http://127.0.0.1:1/"), now, false)
+            .unwrap();
         assert_eq!(
             pool.next_placement().map(|(_, p)| p),
             Some(Placement::Reuse(7))
         );
         // A closed connection makes room for a new one.
-        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        pool.submit(&request("http://127.0.0.1:1/"), now, false)
+            .unwrap();
         assert!(pool.next_placement().is_none());
         pool.closed(a, 7);
         assert_eq!(
@@ -234,7 +282,8 @@ mod tests {
         let now = Instant::now();
         let mut pool = Pool::new(ClientOptions::default());
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        pool.submit(&request("http://127.0.0.1:1/"), now, false)
+            .unwrap();
         let (mut exchange, _) = pool.next_placement().unwrap();
         pool.park(a, 3);
         exchange.retried = true;
@@ -253,21 +302,23 @@ mod tests {
             max_per_origin: 1,
             ..Default::default()
         });
-        pool.submit(&request("http://no.such.name.invalid/"), now)
+        pool.submit(&request("http://no.such.name.invalid/"), now, false)
             .unwrap();
         assert!(matches!(
-            pool.finished[..],
-            [(_, Err(ClientError::Resolve(_)))]
+            pool.events[..],
+            [(_, ExchangeEvent::Response(Err(ClientError::Resolve(_))))]
         ));
-        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
-        pool.submit(&request("http://127.0.0.1:1/"), now).unwrap();
+        pool.submit(&request("http://127.0.0.1:1/"), now, false)
+            .unwrap();
+        pool.submit(&request("http://127.0.0.1:1/"), now, false)
+            .unwrap();
         pool.next_placement().unwrap();
         let timeout = pool.options.response_timeout;
         assert_eq!(pool.expire_queued(now), Some(now + timeout));
         assert_eq!(pool.expire_queued(now + timeout), None);
         assert!(matches!(
-            pool.finished[1],
-            (_, Err(ClientError::Timeout(_)))
+            pool.events[1],
+            (_, ExchangeEvent::Response(Err(ClientError::Timeout(_))))
         ));
     }
 }

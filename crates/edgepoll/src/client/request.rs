@@ -1,6 +1,6 @@
 //! A request as the client sends it, checked before a byte goes out.
 
-use crate::http::{is_field_safe, is_token};
+use crate::http::{is_field_safe, is_token, Outgoing};
 use crate::url::{Url, UrlError};
 
 /// Why a request cannot be sent as given. Nothing is sent for it.
@@ -68,6 +68,8 @@ pub struct ClientRequest {
     url: Url,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// A body streamed after the head instead of `body`: its length, if known.
+    streamed: Option<Option<u64>>,
 }
 
 impl ClientRequest {
@@ -81,6 +83,7 @@ impl ClientRequest {
             url: Url::parse(url)?,
             headers: Vec::new(),
             body: Vec::new(),
+            streamed: None,
         })
     }
 
@@ -94,6 +97,22 @@ impl ClientRequest {
     pub fn body(mut self, body: Vec<u8>) -> Self {
         self.body = body;
         self
+    }
+
+    /// Makes the body one streamed after the head, of `length` bytes or, if
+    /// that is not known, chunked (see [`Context::fetch_stream`](crate::Context::fetch_stream)).
+    pub fn streamed_body(mut self, length: Option<u64>) -> Self {
+        self.streamed = Some(length);
+        self.body = Vec::new();
+        self
+    }
+
+    /// How a streamed body is framed, if the body is streamed.
+    pub(crate) fn body_framing(&self) -> Option<Outgoing> {
+        match self.streamed? {
+            Some(n) => Some(Outgoing::Length(n)),
+            None => Some(Outgoing::Chunked { open: false }),
+        }
     }
 
     /// The target URL.
@@ -153,10 +172,15 @@ impl ClientRequest {
                 out.extend_from_slice(part.as_bytes());
             }
         }
-        // A length whenever a body is possible, so the server never waits
-        // for a body that is not coming (RFC 9110 §8.6).
-        if !self.body.is_empty() || !matches!(self.method.as_str(), "GET" | "HEAD") {
-            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        match self.streamed {
+            Some(Some(n)) => out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+            Some(None) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            // A length whenever a body is possible, so the server never waits
+            // for a body that is not coming (RFC 9110 §8.6).
+            None if !self.body.is_empty() || !matches!(self.method.as_str(), "GET" | "HEAD") => {
+                out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes())
+            }
+            None => {}
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);

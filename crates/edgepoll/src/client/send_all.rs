@@ -38,7 +38,7 @@ pub fn send_all(
         open: 0,
     };
     for (i, request) in requests.iter().enumerate() {
-        match core.work.pool.submit(request, started) {
+        match core.work.pool.submit(request, started, false) {
             Ok(id) => {
                 collect.index.insert(id, i);
                 collect.open += 1;

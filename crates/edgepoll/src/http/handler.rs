@@ -1268,6 +1268,20 @@ impl Handler {
         }
     }
 
+    /// Gives up the body of the streamed response to `id` (its source
+    /// broke off): what was queued goes out, then the connection closes
+    /// without ending the body, so the client sees it cut short rather than
+    /// complete.
+    pub fn abort_body(&mut self, id: RequestId, now: Instant) -> Result<(), StreamError> {
+        let stream = self.stream_mut(id)?;
+        stream.ended = true;
+        stream.keep_alive = false;
+        stream.framing = Outgoing::Close;
+        self.last_progress = now;
+        self.flush_ready();
+        Ok(())
+    }
+
     /// Bytes of the streamed response to `id` queued and not yet sent: what
     /// a service that produces a body watches to stay within its memory.
     pub fn body_backlog(&self, id: RequestId) -> usize {

@@ -1,5 +1,6 @@
 //! The client side: reading one response from the bytes a server sends.
 
+use super::body::Incoming;
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::framing::{BodyFraming, FieldSummary, FramingError};
 use super::{StatusCode, Version};
@@ -67,6 +68,8 @@ enum Body {
     /// The decoder, the raw bytes read and the end of the decoded ones.
     Chunked(Box<ChunkedDecoder>, usize, usize),
     UntilClose,
+    /// Streaming: the head is handed over alone, the body read by the caller.
+    Stream(Incoming),
 }
 
 #[derive(Debug)]
@@ -99,8 +102,10 @@ pub struct ResponseParser {
     to_head: bool,
     head: Option<Head>,
     max_head: usize,
-    max_body: usize,
+    max_body: u64,
     reusable: bool,
+    /// Hand the head over alone; the body is streamed ([`Self::streaming`]).
+    streams: bool,
 }
 
 impl ResponseParser {
@@ -115,7 +120,37 @@ impl ResponseParser {
             max_head: 64 * 1024,
             max_body: 64 << 20,
             reusable: false,
+            streams: false,
         }
+    }
+
+    /// A parser that hands the head over as soon as it is complete, with an
+    /// empty body: the body is then read with [`take_stream`](Self::take_stream),
+    /// as long as it is (no size limit).
+    pub(crate) fn streaming(to_head: bool) -> Self {
+        ResponseParser {
+            max_body: u64::MAX,
+            streams: true,
+            ..ResponseParser::new(to_head)
+        }
+    }
+
+    /// After a streamed head: how its body is delimited, whether the
+    /// connection may carry another request once the body is read, and the
+    /// bytes that came after the head.
+    pub(crate) fn take_stream(&mut self) -> Option<(Incoming, bool, Vec<u8>)> {
+        let Head {
+            body: Body::Stream(incoming),
+            keep_alive,
+            len,
+            ..
+        } = self.head.take()?
+        else {
+            return None;
+        };
+        let mut rest = std::mem::take(&mut self.buf);
+        rest.drain(..len);
+        Some((incoming, keep_alive, rest))
     }
 
     /// Sets the most body bytes accepted.
@@ -127,7 +162,7 @@ impl ResponseParser {
     /// assert_eq!(refused, Err(ResponseError::BodyTooLarge));
     /// ```
     pub fn with_max_body(mut self, max_body: usize) -> Self {
-        self.max_body = max_body;
+        self.max_body = max_body as u64;
         self
     }
 
@@ -173,10 +208,15 @@ impl ResponseParser {
                 (p.written, p.read)
             }
             Body::UntilClose => {
-                if self.buf.len() - head.len > self.max_body {
+                if (self.buf.len() - head.len) as u64 > self.max_body {
                     return Err(ResponseError::BodyTooLarge);
                 }
                 return Ok(None);
+            }
+            Body::Stream(_) => {
+                // The head alone; the body is the caller's to read.
+                self.reusable = head.keep_alive;
+                return Ok(Some(head.response.clone()));
             }
         };
         self.reusable = head.keep_alive && self.buf.len() == raw_end;
@@ -258,8 +298,17 @@ impl ResponseParser {
                 .response_framing(version, status, self.to_head)
                 .map_err(ResponseError::Framing)?;
             let body = match framing {
+                _ if self.streams => Body::Stream(match framing {
+                    BodyFraming::Length(n) => Incoming::Length(n),
+                    BodyFraming::Chunked => Incoming::chunked(4096, self.max_head),
+                    BodyFraming::UntilClose => Incoming::UntilClose,
+                }),
                 BodyFraming::Chunked => Body::Chunked(
-                    Box::new(ChunkedDecoder::new(self.max_body, 4096, self.max_head)),
+                    Box::new(ChunkedDecoder::new(
+                        self.max_body.min(usize::MAX as u64) as usize,
+                        4096,
+                        self.max_head,
+                    )),
                     len,
                     len,
                 ),
@@ -270,7 +319,7 @@ impl ResponseParser {
                 BodyFraming::UntilClose => Body::UntilClose,
             };
             let keep_alive = summary.keeps_alive(version)
-                && !matches!(body, Body::UntilClose)
+                && !matches!(body, Body::UntilClose | Body::Stream(Incoming::UntilClose))
                 && status != StatusCode::SWITCHING_PROTOCOLS;
             let response = ParsedResponse {
                 status,

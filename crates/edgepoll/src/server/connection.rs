@@ -2,7 +2,7 @@
 //! path ([`pump`]) every kind goes through: an inbound HTTP connection, a
 //! WebSocket, an outbound client connection, or one lingering before close.
 
-use crate::client::{ClientConnection, Exchange};
+use crate::client::{ClientConnection, ClientEvent, Exchange};
 use crate::http::{Dispatch, Handler};
 use crate::net::{self, TcpStream};
 use crate::ws::WebSocket;
@@ -20,7 +20,9 @@ pub(crate) struct Connection {
     /// Which connection this is among all that held its slot (and token):
     /// a [`Responder`](crate::Responder) for an earlier one does not reach it.
     pub(crate) serial: u64,
-    pub(crate) interest: Interest,
+    /// What it is registered for; `None` while it waits for nothing (held
+    /// back, nothing to send), when it is not registered at all.
+    pub(crate) interest: Option<Interest>,
     /// Set once the write side is shut down: input is drained until EOF or then.
     pub(crate) linger_until: Option<Instant>,
     pub(crate) role: Role,
@@ -50,6 +52,8 @@ pub(crate) struct Upstream {
     pub(crate) got_bytes: bool,
     /// A timeout ended it: close.
     pub(crate) expired: bool,
+    /// Not read: the client its response body goes to has too much to send.
+    pub(crate) held: bool,
 }
 
 /// A protocol as the read/write path sees it: bytes in, bytes out.
@@ -214,36 +218,37 @@ impl Endpoint for Draining {
     fn sent(&mut self, _: usize) {}
 }
 
-/// An outbound connection: what the server sends completes (or breaks) the
+/// An outbound connection: what the server sends makes events of its
 /// exchange.
 pub(crate) struct UpstreamEndpoint<'x> {
     pub(crate) conn: &'x mut ClientConnection,
-    pub(crate) outcome: Option<Result<crate::http::ParsedResponse, crate::http::ResponseError>>,
+    pub(crate) events: Vec<ClientEvent>,
     pub(crate) eof: bool,
     pub(crate) received: bool,
+    pub(crate) held: bool,
 }
 
 impl Endpoint for UpstreamEndpoint<'_> {
     fn wants_read(&self) -> bool {
-        !self.eof && self.outcome.is_none()
+        !self.eof && !self.held
     }
 
     fn receive(&mut self, data: &[u8]) {
         self.received = true;
-        self.outcome = self.conn.receive(data);
+        self.conn.receive(data, &mut self.events);
     }
 
     fn receive_eof(&mut self) {
         self.eof = true;
-        self.outcome = self.conn.receive_eof();
+        self.conn.receive_eof(&mut self.events);
     }
 
     fn wants_write(&self) -> bool {
-        self.outcome.is_none() && self.conn.wants_write()
+        self.conn.wants_write()
     }
 
     fn output(&self) -> [&[u8]; 2] {
-        [self.conn.pending_output(), &[]]
+        self.conn.pending_output()
     }
 
     fn sent(&mut self, n: usize) {

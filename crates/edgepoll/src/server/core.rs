@@ -1,30 +1,59 @@
 //! The event loop itself: one [`Poll`], one table of connections (accepted,
 //! upgraded and outbound alike), the timers, and the work the application
-//! queued (responses, requests of its own, WebSocket messages). It knows
-//! sockets, not HTTP; the state machines know their protocols, not sockets.
+//! queued (responses, requests of its own, WebSocket messages, bodies to
+//! move). It knows sockets, not HTTP; the state machines know their
+//! protocols, not sockets.
 
 use super::connection::{pump, Connection, Draining, HttpEndpoint, Role, Upstream, WsEndpoint};
-use super::driven::{Dispatcher, Driven};
-use super::{upstream, ws_router, ServerOptions};
-use crate::app::{Context, Responder};
-use crate::client::{Placement, Pool};
-use crate::http::{Handler, Response};
+use super::driven::{Dispatcher, Driven, Inbound};
+use super::{bodies, upstream, ws_router, ServerOptions};
+use crate::app::{Answer, Context, Pipes, Responder};
+use crate::client::{ExchangeId, Placement, Pool};
+use crate::http::Handler;
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
 use crate::ws::{Outbox, WebSocket};
 use crate::{Events, Interest, Poll, Sweep, Token};
+use rustc_hash::FxHashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
+/// What a step decided for its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Close it.
+    Close,
+    /// Wait for this readiness.
+    Watch(Interest),
+    /// Wait for nothing: it neither reads (held back) nor writes; the loop
+    /// steps it again when that changes.
+    Quiet,
+}
+
 /// What the application queued and the loop has yet to act on, apart from
 /// the connections: borrowed beside one of them while it is driven.
 #[derive(Default)]
 pub(crate) struct Work {
-    pub(crate) responses: Vec<(Responder, Response<'static>)>,
+    pub(crate) responses: Vec<(Responder, Answer)>,
     pub(crate) pool: Pool,
     pub(crate) outbox: Outbox,
+    pub(crate) pipes: Pipes,
+    /// Pieces of streamed request bodies, not yet routed.
+    pub(crate) inbound: Vec<(Responder, Inbound)>,
+    /// The connection each exchange under way is on.
+    pub(crate) slot_of: FxHashMap<ExchangeId, usize>,
+    /// Sources held back because the body they feed has too much to send:
+    /// streamed request bodies, and exchanges' response bodies.
+    pub(crate) held_requests: Vec<Responder>,
+    pub(crate) held_exchanges: Vec<ExchangeId>,
+    /// Responses the application streams that are over the backlog limit,
+    /// and those that fell back under it (to tell the application).
+    pub(crate) over_backlog: Vec<Responder>,
+    pub(crate) drained: Vec<Responder>,
+    /// Sources to read again.
+    pub(crate) release: Vec<bodies::Release>,
     /// Deferred requests given up on, not yet told to the application.
     pub(crate) abandoned: Vec<Responder>,
     /// WebSocket connections closed since the application was last told.
@@ -40,6 +69,7 @@ impl Work {
             responses: &mut self.responses,
             pool: &mut self.pool,
             outbox: &mut self.outbox,
+            pipes: &mut self.pipes,
         }
     }
 
@@ -48,11 +78,14 @@ impl Work {
     #[inline]
     fn is_pending(&self) -> bool {
         !self.responses.is_empty()
+            || !self.inbound.is_empty()
             || !self.abandoned.is_empty()
             || !self.closed_ws.is_empty()
             || !self.outbox.is_empty()
-            || !self.pool.finished.is_empty()
+            || !self.pool.events.is_empty()
             || !self.pool.cancelled.is_empty()
+            || !self.release.is_empty()
+            || !self.drained.is_empty()
             || self.pool.has_queued()
     }
 }
@@ -89,8 +122,9 @@ impl Core {
         }
     }
 
-    /// Runs the loop until `done` says so, or an unrecoverable error of the
-    /// poll itself. With a listener, accepts and serves connections.
+    /// Runs the loop until `done` says so, `deadline` passes, or an
+    /// unrecoverable error of the poll itself. With a listener, accepts and
+    /// serves connections.
     pub(crate) fn run<D: Driven>(
         &mut self,
         driven: &mut D,
@@ -131,14 +165,9 @@ impl Core {
                     continue;
                 }
                 let index = event.token().0;
-                let wanted = self.drive(
-                    index,
-                    true,
-                    event.is_readable() || event.is_error(),
-                    now,
-                    driven,
-                );
-                self.settle(index, wanted, now);
+                let readable = event.is_readable() || event.is_error();
+                let next = self.drive(index, true, readable, now, driven);
+                self.settle(index, next, now);
                 // Before the next event, which may accept a connection into
                 // the slot (and token) of one that just closed.
                 if self.work.is_pending() {
@@ -189,13 +218,9 @@ impl Core {
                     let local = net::local_addr(&stream).ok();
                     let mut handler = Handler::new(self.options.limits.clone(), now);
                     handler.set_addresses(Some(peer), local);
-                    if self
-                        .add(stream, peer, Interest::READABLE, Role::Http(handler))
-                        .is_err()
-                    {
-                        // Dropped: the client sees a close, the server goes on.
-                        continue;
-                    }
+                    // On failure the stream is dropped: the client sees a
+                    // close, the server goes on.
+                    let _ = self.add(stream, peer, Interest::READABLE, Role::Http(handler));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // The peer gave up before we accepted: nothing to serve.
@@ -225,7 +250,12 @@ impl Core {
         role: Role,
     ) -> io::Result<usize> {
         let index = self.free.pop().unwrap_or(self.slots.len());
-        self.poll.register(&stream, Token(index), interest)?;
+        if let Err(e) = self.poll.register(&stream, Token(index), interest) {
+            if index < self.slots.len() {
+                self.free.push(index);
+            }
+            return Err(e);
+        }
         if let Role::Upstream(_) = role {
             // Few, and waiting on a reply: never left for a full poll.
             let _ = self.poll.pin(&stream);
@@ -235,7 +265,7 @@ impl Core {
             stream,
             peer,
             serial: self.next_serial,
-            interest,
+            interest: Some(interest),
             linger_until: None,
             role,
         };
@@ -247,9 +277,9 @@ impl Core {
         Ok(index)
     }
 
-    /// Moves the connection at `index` forward; returns the readiness to
-    /// wait for next, or `None` to close it. `event` says whether a poll
-    /// event brought us here (`readable` whether it said input is there).
+    /// Moves the connection at `index` forward; says what it waits for
+    /// next. `event` says whether a poll event brought us here (`readable`
+    /// whether it said input is there).
     pub(crate) fn drive<D: Driven>(
         &mut self,
         index: usize,
@@ -257,7 +287,7 @@ impl Core {
         readable: bool,
         now: Instant,
         driven: &mut D,
-    ) -> Option<Interest> {
+    ) -> Next {
         let Core {
             slots,
             scratch,
@@ -265,50 +295,57 @@ impl Core {
             options,
             ..
         } = self;
-        let conn = slots.get_mut(index)?.as_mut()?;
+        let Some(Some(conn)) = slots.get_mut(index) else {
+            return Next::Close;
+        };
         let token = Token(index);
         if conn.linger_until.is_some() {
             let mut draining = Draining::default();
             let io = pump(&conn.stream, &mut draining, readable, scratch);
-            return (io.is_ok() && !draining.ended).then_some(Interest::READABLE);
+            return match io.is_ok() && !draining.ended {
+                true => Next::Watch(Interest::READABLE),
+                false => Next::Close,
+            };
         }
-        match conn.role {
+        let next = match conn.role {
             Role::Http(_) => {
-                let wanted = step_http(conn, token, readable, now, driven, work, scratch, options);
+                let next = step_http(conn, token, readable, now, driven, work, scratch, options);
                 match &conn.role {
                     Role::Http(handler) if handler.is_upgraded() => {
                         upgrade(conn, token, now, driven, work, scratch, options)
                     }
-                    _ => wanted,
+                    _ => next,
                 }
             }
             Role::Ws(_) => step_ws(conn, token, readable, now, driven, work, scratch, options),
-            Role::Upstream(_) => {
-                upstream::step(conn, index, event, readable, now, &mut work.pool, scratch)
-            }
-        }
+            Role::Upstream(_) => upstream::step(conn, index, event, readable, now, work, scratch),
+        };
+        bodies::after_step(conn, index, work, options.body_backlog);
+        next
     }
 
-    /// Applies what [`drive`](Self::drive) decided: close, or watch for
-    /// the wanted readiness.
-    pub(crate) fn settle(&mut self, index: usize, wanted: Option<Interest>, now: Instant) {
+    /// Applies what [`drive`](Self::drive) decided.
+    pub(crate) fn settle(&mut self, index: usize, next: Next, now: Instant) {
         let Some(Some(conn)) = self.slots.get_mut(index) else {
             return;
         };
-        match wanted {
-            Some(interest) if interest == conn.interest => {}
-            Some(interest) => {
-                if self
-                    .poll
-                    .reregister(&conn.stream, Token(index), interest)
-                    .is_ok()
-                {
-                    conn.interest = interest;
-                } else {
-                    self.close(index, now);
-                }
-            }
-            None => self.close(index, now),
+        let wanted = match next {
+            Next::Close => return self.close(index, now),
+            Next::Watch(interest) => Some(interest),
+            Next::Quiet => None,
+        };
+        if wanted == conn.interest {
+            return;
+        }
+        let done = match (conn.interest, wanted) {
+            (None, Some(interest)) => self.poll.register(&conn.stream, Token(index), interest),
+            (Some(_), Some(interest)) => self.poll.reregister(&conn.stream, Token(index), interest),
+            (Some(_), None) => self.poll.deregister(&conn.stream),
+            (None, None) => Ok(()),
+        };
+        match done {
+            Ok(()) => conn.interest = wanted,
+            Err(_) => self.close(index, now),
         }
     }
 
@@ -316,7 +353,9 @@ impl Core {
         let Some(mut conn) = self.slots.get_mut(index).and_then(Option::take) else {
             return;
         };
-        let _ = self.poll.deregister(&conn.stream);
+        if conn.interest.is_some() {
+            let _ = self.poll.deregister(&conn.stream);
+        }
         self.free.push(index);
         let lingering = conn.linger_until.is_some();
         match &mut conn.role {
@@ -330,22 +369,30 @@ impl Core {
                         serial,
                         id,
                     }));
+                bodies::forget_connection(&mut self.work, Token(index));
             }
             Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
             Role::Ws(_) => {}
-            Role::Upstream(up) => upstream::closed(up, conn.peer, index, now, &mut self.work.pool),
+            Role::Upstream(up) => upstream::closed(up, conn.peer, index, now, &mut self.work),
         }
     }
 
     /// Starts what the application asked of the client, delivers what it
-    /// answered and sent, and tells it what happened, until nothing is left.
+    /// answered and sent, moves bodies, and tells it what happened, until
+    /// nothing is left.
     pub(crate) fn settle_work<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         for _round in 0..1000 {
             let mut acted = false;
             if !self.work.responses.is_empty() {
                 acted = true;
-                for (responder, response) in std::mem::take(&mut self.work.responses) {
-                    self.deliver_response(responder, response, now, driven);
+                for (responder, answer) in std::mem::take(&mut self.work.responses) {
+                    self.deliver_answer(responder, answer, now, driven);
+                }
+            }
+            if !self.work.inbound.is_empty() {
+                acted = true;
+                for (responder, inbound) in std::mem::take(&mut self.work.inbound) {
+                    bodies::route_inbound(self, responder, inbound, now, driven);
                 }
             }
             if !self.work.abandoned.is_empty() {
@@ -366,16 +413,28 @@ impl Core {
             if self.work.pool.has_queued() {
                 self.start_exchanges(now);
             }
-            if !self.work.pool.finished.is_empty() {
+            if !self.work.pool.events.is_empty() {
                 acted = true;
-                for (exchange, result) in std::mem::take(&mut self.work.pool.finished) {
+                for (exchange, event) in std::mem::take(&mut self.work.pool.events) {
                     // Cancelled by an earlier callback of this batch.
                     let cancelled = &mut self.work.pool.cancelled;
                     if let Some(at) = cancelled.iter().position(|id| *id == exchange) {
                         cancelled.swap_remove(at);
                         continue;
                     }
-                    driven.on_response(exchange, result, &mut self.work.context(now));
+                    bodies::route_exchange_event(self, exchange, event, now, driven);
+                }
+            }
+            if !self.work.release.is_empty() {
+                acted = true;
+                for release in std::mem::take(&mut self.work.release) {
+                    bodies::release(self, release, now, driven);
+                }
+            }
+            if !self.work.drained.is_empty() {
+                acted = true;
+                for responder in std::mem::take(&mut self.work.drained) {
+                    driven.on_body_drained(responder, &mut self.work.context(now));
                 }
             }
             if !self.work.outbox.is_empty() {
@@ -388,106 +447,113 @@ impl Core {
         }
     }
 
-    fn deliver_response<D: Driven>(
+    /// The handler of the waiting request `responder`, if it still waits on
+    /// an open connection.
+    pub(crate) fn handler_of(&mut self, responder: Responder) -> Option<&mut Handler> {
+        match self.slots.get_mut(responder.token.0) {
+            Some(Some(conn)) if conn.serial == responder.serial && conn.linger_until.is_none() => {
+                match &mut conn.role {
+                    Role::Http(handler) => Some(handler),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn deliver_answer<D: Driven>(
         &mut self,
         responder: Responder,
-        response: Response<'static>,
+        answer: Answer,
         now: Instant,
         driven: &mut D,
     ) {
-        let index = responder.token.0;
-        let Some(Some(conn)) = self.slots.get_mut(index) else {
+        let backlog_limit = self.options.body_backlog;
+        let Some(handler) = self.handler_of(responder) else {
             return;
         };
-        if conn.serial != responder.serial || conn.linger_until.is_some() {
-            return;
+        let id = responder.id;
+        let delivered = match answer {
+            Answer::Whole(response) => handler.respond(id, response, now).is_ok(),
+            Answer::Head(head, length, piped) => {
+                let started = handler.respond_stream(id, head, length, now).is_ok();
+                if let (true, Some(exchange)) = (started, piped) {
+                    self.work.pipes.down.insert(exchange, responder);
+                }
+                started
+            }
+            Answer::Piece(piece) => {
+                let sent = handler.send_body(id, piece, now).is_ok();
+                if sent && handler.body_backlog(id) > backlog_limit {
+                    self.work.over_backlog.push(responder);
+                }
+                sent
+            }
+            Answer::End => handler.end_body(id, now).is_ok(),
+        };
+        if delivered {
+            self.step_now(responder.token.0, now, driven);
         }
-        let Role::Http(handler) = &mut conn.role else {
-            return;
-        };
-        if handler.respond(responder.id, response, now).is_err() {
-            return;
-        }
-        let wanted = {
-            let Core {
-                slots,
-                scratch,
-                work,
-                options,
-                ..
-            } = self;
-            let Some(Some(conn)) = slots.get_mut(index) else {
-                return;
-            };
-            step_http(
-                conn,
-                responder.token,
-                false,
-                now,
-                driven,
-                work,
-                scratch,
-                options,
-            )
-        };
-        self.settle(index, wanted, now);
     }
 
-    /// Closes the connections of cancelled exchanges (a scan of the table:
-    /// cancelling is rare next to everything else).
+    /// Steps a connection outside of a poll event (something was queued on
+    /// it), and applies the outcome.
+    pub(crate) fn step_now<D: Driven>(&mut self, index: usize, now: Instant, driven: &mut D) {
+        let next = self.drive(index, false, false, now, driven);
+        self.settle(index, next, now);
+    }
+
+    /// Closes the connections of cancelled exchanges.
     fn close_cancelled(&mut self, now: Instant) {
         for id in std::mem::take(&mut self.work.pool.cancelled) {
-            let found = self.slots.iter_mut().position(|slot| match slot {
-                Some(Connection {
-                    role: Role::Upstream(up),
-                    ..
-                }) => match &up.exchange {
-                    Some(exchange) if exchange.id == id => {
-                        up.exchange = None;
-                        true
-                    }
-                    _ => false,
-                },
-                _ => false,
-            });
-            if let Some(index) = found {
-                self.close(index, now);
+            bodies::forget_exchange(&mut self.work, id);
+            let Some(index) = self.work.slot_of.remove(&id) else {
+                continue;
+            };
+            if let Some(Some(Connection {
+                role: Role::Upstream(up),
+                ..
+            })) = self.slots.get_mut(index)
+            {
+                up.exchange = None;
             }
+            self.close(index, now);
         }
     }
 
     /// Puts queued exchanges on idle connections or new ones, as the pool
     /// allows.
     fn start_exchanges(&mut self, now: Instant) {
+        let max_body = self.work.pool.options.max_body_bytes;
         while let Some((exchange, placement)) = self.work.pool.next_placement() {
             match placement {
                 Placement::Reuse(index) => {
-                    let max_body = self.work.pool.options.max_body_bytes;
                     let Some(Some(conn)) = self.slots.get_mut(index) else {
                         continue;
                     };
                     let Role::Upstream(up) = &mut conn.role else {
                         continue;
                     };
+                    self.work.slot_of.insert(exchange.id, index);
                     upstream::start(up, exchange, now, max_body);
-                    let wanted = upstream::step(
+                    let next = upstream::step(
                         conn,
                         index,
                         false,
                         false,
                         now,
-                        &mut self.work.pool,
+                        &mut self.work,
                         &mut self.scratch,
                     );
-                    self.settle(index, wanted, now);
+                    self.settle(index, next, now);
                 }
                 Placement::Connect => {
-                    let addr = exchange.addr;
+                    let (addr, id) = (exchange.addr, exchange.id);
                     let stream = match net::connect(addr) {
                         Ok(stream) => stream,
                         Err(e) => {
                             self.work.pool.closed(addr, usize::MAX);
-                            self.work.pool.finished.push((exchange.id, Err(e.into())));
+                            self.work.pool.fail(id, e.into());
                             continue;
                         }
                     };
@@ -498,19 +564,17 @@ impl Core {
                         last_progress: now,
                         got_bytes: false,
                         expired: false,
+                        held: false,
                     });
-                    upstream::start(
-                        &mut up,
-                        exchange,
-                        now,
-                        self.work.pool.options.max_body_bytes,
-                    );
-                    if let Err(e) = self.add(stream, addr, Interest::WRITABLE, Role::Upstream(up)) {
-                        // Never registered: its exchange fails here.
-                        self.work.pool.closed(addr, usize::MAX);
-                        (self.options.log)(&format!(
-                            "edgepoll: {addr}: cannot watch a new connection: {e}"
-                        ));
+                    upstream::start(&mut up, exchange, now, max_body);
+                    match self.add(stream, addr, Interest::WRITABLE, Role::Upstream(up)) {
+                        Ok(index) => {
+                            self.work.slot_of.insert(id, index);
+                        }
+                        Err(e) => {
+                            self.work.pool.closed(addr, usize::MAX);
+                            self.work.pool.fail(id, e.into());
+                        }
                     }
                 }
             }
@@ -541,19 +605,20 @@ impl Core {
                     handler.deadline()
                 }
                 (None, Role::Upstream(up)) => {
-                    upstream::handle_timeout(up, now, &client, &mut self.work.pool)
+                    upstream::handle_timeout(up, now, &client, &mut self.work)
                 }
             };
-            let wanted = match conn.linger_until {
-                Some(until) => (now < until).then_some(Interest::READABLE),
+            let next = match conn.linger_until {
+                Some(until) if now < until => Next::Watch(Interest::READABLE),
+                Some(_) => Next::Close,
                 None => self.drive(index, false, false, now, driven),
             };
-            if wanted.is_some() {
+            if next != Next::Close {
                 if let Some(d) = deadline.filter(|d| *d > now) {
                     earliest = Some(earliest.map_or(d, |e| e.min(d)));
                 }
             }
-            self.settle(index, wanted, now);
+            self.settle(index, next, now);
         }
         if self.work.is_pending() {
             self.settle_work(now, driven);
@@ -573,15 +638,17 @@ fn step_http<D: Driven>(
     work: &mut Work,
     scratch: &mut [u8],
     options: &ServerOptions,
-) -> Option<Interest> {
+) -> Next {
     let Role::Http(handler) = &mut conn.role else {
-        return None;
+        return Next::Close;
     };
     let serial = conn.serial;
     let Work {
         responses,
         pool,
         outbox,
+        pipes,
+        inbound,
         abandoned,
         served,
         ..
@@ -591,6 +658,7 @@ fn step_http<D: Driven>(
         responses,
         pool,
         outbox,
+        pipes,
     };
     let mut dispatcher = Dispatcher {
         driven,
@@ -598,6 +666,7 @@ fn step_http<D: Driven>(
         token,
         serial,
         served,
+        inbound,
     };
     if !readable {
         // Requests read while responses were owed may go on now.
@@ -616,7 +685,7 @@ fn step_http<D: Driven>(
     );
     if let Err(e) = io {
         report(options, conn.peer, &format!("connection failed: {e}"));
-        return None;
+        return Next::Close;
     }
     if let Some(incident) = handler.take_incident() {
         report(options, conn.peer, &incident.to_string());
@@ -624,14 +693,15 @@ fn step_http<D: Driven>(
     if handler.is_finished() {
         let _ = conn.stream.shutdown(Shutdown::Write);
         conn.linger_until = Some(now + options.linger);
-        return Some(Interest::READABLE);
+        return Next::Watch(Interest::READABLE);
     }
     // WRITABLE only while output waits; READABLE unless backpressure says stop.
-    Some(match (handler.wants_read(), handler.wants_write()) {
-        (true, true) => Interest::READABLE | Interest::WRITABLE,
-        (false, true) => Interest::WRITABLE,
-        _ => Interest::READABLE,
-    })
+    match (handler.wants_read(), handler.wants_write()) {
+        (true, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
+        (false, true) => Next::Watch(Interest::WRITABLE),
+        (true, false) => Next::Watch(Interest::READABLE),
+        (false, false) => Next::Quiet,
+    }
 }
 
 /// Moves an upgraded connection over to a [`WebSocket`]: the 101 and the
@@ -644,12 +714,14 @@ fn upgrade<D: Driven>(
     work: &mut Work,
     scratch: &mut [u8],
     options: &ServerOptions,
-) -> Option<Interest> {
+) -> Next {
     // Only a handshake this loop answered may switch; a plain service's own
     // 101 has no protocol to switch to here.
-    let target = driven.take_upgrade_target()?;
+    let Some(target) = driven.take_upgrade_target() else {
+        return Next::Close;
+    };
     let Role::Http(handler) = &mut conn.role else {
-        return None;
+        return Next::Close;
     };
     let (output, input) = handler.take_upgraded();
     let mut socket = WebSocket::new(options.ws_limits.clone(), now);
@@ -675,9 +747,9 @@ pub(crate) fn step_ws<D: Driven>(
     work: &mut Work,
     scratch: &mut [u8],
     options: &ServerOptions,
-) -> Option<Interest> {
+) -> Next {
     let Role::Ws(socket) = &mut conn.role else {
-        return None;
+        return Next::Close;
     };
     let mut cx = work.context(now);
     let mut endpoint = WsEndpoint {
@@ -689,21 +761,21 @@ pub(crate) fn step_ws<D: Driven>(
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
     let gone = endpoint.gone;
     if io.is_err() || gone || socket.is_dropped() {
-        return None;
+        return Next::Close;
     }
     if socket.is_finished() {
         // The close frame is out: the peer's answer is drained while lingering.
         driven.on_ws_close(token, &mut work.context(now));
         let _ = conn.stream.shutdown(Shutdown::Write);
         conn.linger_until = Some(now + options.linger);
-        return Some(Interest::READABLE);
+        return Next::Watch(Interest::READABLE);
     }
     if !socket.wants_write() {
         // An idle WebSocket costs no buffer memory.
         socket.release_buffers();
-        return Some(Interest::READABLE);
+        return Next::Watch(Interest::READABLE);
     }
-    Some(Interest::READABLE | Interest::WRITABLE)
+    Next::Watch(Interest::READABLE | Interest::WRITABLE)
 }
 
 fn report(options: &ServerOptions, peer: SocketAddr, what: &str) {

@@ -4,13 +4,17 @@
 
 use crate::app::{App, Context, Responder};
 use crate::client::{ClientError, ExchangeId};
-use crate::http::{self, Dispatch, ParsedResponse, Reply, Request, RequestId};
+use crate::http::{self, BodyError, Dispatch, ParsedResponse, Reply, Request, RequestId};
 use crate::ws::{self, Message};
 use crate::Token;
+use bytes::Bytes;
 
 /// Every callback the loop makes; the adapters below fill in what their
 /// kind of application does not have.
 pub(crate) trait Driven {
+    /// Whether `streams_request` may say yes (only an [`App`] may).
+    const STREAMS: bool = false;
+
     fn call<'a>(
         &mut self,
         request: &Request<'a>,
@@ -39,6 +43,20 @@ pub(crate) trait Driven {
     fn on_ws_message(&mut self, _: Token, _: Message<'_>, _: &mut Context<'_>) {}
 
     fn on_ws_close(&mut self, _: Token, _: &mut Context<'_>) {}
+
+    fn streams_request(&mut self, _: &Request<'_>) -> bool {
+        false
+    }
+
+    fn on_request_body(&mut self, _: Responder, _: Bytes, _: &mut Context<'_>) {}
+
+    fn on_request_end(&mut self, _: Responder, _: Result<(), BodyError>, _: &mut Context<'_>) {}
+
+    fn on_response_body(&mut self, _: ExchangeId, _: Bytes, _: &mut Context<'_>) {}
+
+    fn on_response_end(&mut self, _: ExchangeId, _: Result<(), ClientError>, _: &mut Context<'_>) {}
+
+    fn on_body_drained(&mut self, _: Responder, _: &mut Context<'_>) {}
 }
 
 /// A plain [`http::Service`]: always answers now.
@@ -128,6 +146,8 @@ impl<S: ws::Service> Driven for WebSockets<S> {
 pub(crate) struct Apps<A>(pub(crate) A);
 
 impl<A: App> Driven for Apps<A> {
+    const STREAMS: bool = true;
+
     #[inline]
     fn call<'a>(
         &mut self,
@@ -154,6 +174,40 @@ impl<A: App> Driven for Apps<A> {
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         self.0.on_abandoned(responder, cx);
     }
+
+    fn streams_request(&mut self, request: &Request<'_>) -> bool {
+        self.0.streams_request(request)
+    }
+
+    fn on_request_body(&mut self, responder: Responder, piece: Bytes, cx: &mut Context<'_>) {
+        self.0.on_request_body(responder, piece, cx);
+    }
+
+    fn on_request_end(
+        &mut self,
+        responder: Responder,
+        result: Result<(), BodyError>,
+        cx: &mut Context<'_>,
+    ) {
+        self.0.on_request_end(responder, result, cx);
+    }
+
+    fn on_response_body(&mut self, exchange: ExchangeId, piece: Bytes, cx: &mut Context<'_>) {
+        self.0.on_response_body(exchange, piece, cx);
+    }
+
+    fn on_response_end(
+        &mut self,
+        exchange: ExchangeId,
+        result: Result<(), ClientError>,
+        cx: &mut Context<'_>,
+    ) {
+        self.0.on_response_end(exchange, result, cx);
+    }
+
+    fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        self.0.on_body_drained(responder, cx);
+    }
 }
 
 /// The [`Dispatch`] one connection's handler calls: names each request with
@@ -164,21 +218,53 @@ pub(crate) struct Dispatcher<'x, 'l, D> {
     pub(crate) token: Token,
     pub(crate) serial: u64,
     pub(crate) served: &'x mut u64,
+    /// Pieces of streamed request bodies, for the loop to route.
+    pub(crate) inbound: &'x mut Vec<(Responder, Inbound)>,
 }
 
-impl<D: Driven> Dispatch for Dispatcher<'_, '_, D> {
-    #[inline]
-    fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
-        *self.served += 1;
-        let responder = Responder {
+/// A piece or the end of a streamed request body.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Piece(Bytes),
+    End(Result<(), BodyError>),
+}
+
+impl<D> Dispatcher<'_, '_, D> {
+    fn responder(&self, id: RequestId) -> Responder {
+        Responder {
             token: self.token,
             serial: self.serial,
             id,
-        };
+        }
+    }
+}
+
+impl<D: Driven> Dispatch for Dispatcher<'_, '_, D> {
+    const STREAMS: bool = D::STREAMS;
+
+    #[inline]
+    fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
+        *self.served += 1;
+        let responder = self.responder(id);
         self.driven.call(request, responder, self.cx)
     }
 
     fn handles_connect(&self) -> bool {
         self.driven.handles_connect()
+    }
+
+    fn streams(&mut self, request: &Request<'_>) -> bool {
+        self.driven.streams_request(request)
+    }
+
+    fn body(&mut self, id: RequestId, piece: &[u8]) {
+        let responder = self.responder(id);
+        self.inbound
+            .push((responder, Inbound::Piece(Bytes::copy_from_slice(piece))));
+    }
+
+    fn body_end(&mut self, id: RequestId, result: Result<(), BodyError>) {
+        let responder = self.responder(id);
+        self.inbound.push((responder, Inbound::End(result)));
     }
 }

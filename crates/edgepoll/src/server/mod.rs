@@ -6,9 +6,11 @@
 //! - `core`: the loop, the connection table and the timers;
 //! - `connection`: what a connection carries, and the read/write path;
 //! - `upstream`: outbound connections (connect, send, pool, retry);
+//! - `bodies`: streamed bodies moved between connections, with backpressure;
 //! - `ws_router`: delivery of what a WebSocket application queued;
 //! - `driven`: the one trait over the three kinds of application.
 
+mod bodies;
 mod connection;
 mod core;
 mod driven;
@@ -63,6 +65,9 @@ pub struct ServerOptions {
     pub ws_limits: WsLimits,
     /// The outbound client of an [`App`] ([`Context::fetch`](crate::Context::fetch)).
     pub client: ClientOptions,
+    /// The most bytes of a streamed body queued for one connection to send
+    /// before its source is held (not read) until it drains to a quarter.
+    pub body_backlog: usize,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +83,7 @@ impl Default for ServerOptions {
             release_buffers_after: Duration::from_secs(1),
             ws_limits: WsLimits::default(),
             client: ClientOptions::default(),
+            body_backlog: 256 * 1024,
         }
     }
 }

@@ -2,49 +2,66 @@
 //! response, then back to the pool, once more on a new connection, or closed.
 
 use super::connection::{pump, Connection, Role, Upstream, UpstreamEndpoint};
-use crate::client::{ClientError, ClientOptions, Exchange, Pool};
-use crate::http::ResponseError;
-use crate::net;
-use crate::Interest;
+use super::core::{Next, Work};
+use crate::client::{ClientError, ClientEvent, ClientOptions, Exchange, ExchangeEvent, Pool};
+use crate::http::{BodyError, ResponseError};
+use crate::{net, Interest};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Puts `exchange` on the connection. Its request is kept for a second
-/// attempt only where one may come: idempotent, first try, reused connection.
+/// attempt only where one may come: idempotent, first try, reused
+/// connection, whole body.
 pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max_body: usize) {
-    let may_retry = exchange.idempotent && !exchange.retried && up.conn.was_reused();
+    let may_retry = exchange.idempotent
+        && !exchange.retried
+        && up.conn.was_reused()
+        && exchange.body_out.is_none();
     let request = match may_retry {
         true => exchange.request.clone(),
         false => std::mem::take(&mut exchange.request),
     };
-    up.conn.start(request, exchange.to_head, max_body);
+    up.conn.start(
+        request,
+        exchange.body_out.take(),
+        exchange.to_head,
+        exchange.streams,
+        max_body,
+    );
+    // The body pieces that came before the connection.
+    for piece in std::mem::take(&mut exchange.early) {
+        let _ = up.conn.send_body(piece);
+    }
+    if exchange.early_end {
+        let _ = up.conn.end_body();
+    }
     exchange.since = now;
     up.exchange = Some(exchange);
     up.got_bytes = false;
+    up.held = false;
     up.last_progress = now;
 }
 
-/// Moves an outbound connection forward; returns the readiness to wait for
-/// next, or `None` to close it.
+/// Moves an outbound connection forward.
 pub(crate) fn step(
     conn: &mut Connection,
     index: usize,
     event: bool,
     readable: bool,
     now: Instant,
-    pool: &mut Pool,
+    work: &mut Work,
     scratch: &mut [u8],
-) -> Option<Interest> {
+) -> Next {
     let addr = conn.peer;
     let Role::Upstream(up) = &mut conn.role else {
-        return None;
+        return Next::Close;
     };
     if up.expired {
-        return None;
+        return Next::Close;
     }
     if up.connecting {
         if !event {
-            return Some(Interest::WRITABLE);
+            return Next::Watch(Interest::WRITABLE);
         }
         match net::take_error(&conn.stream) {
             Ok(None) => {
@@ -52,100 +69,168 @@ pub(crate) fn step(
                 up.last_progress = now;
             }
             Ok(Some(e)) | Err(e) => {
-                fail(up, ClientError::from(e), pool);
-                return None;
+                fail(up, ClientError::from(e), work);
+                return Next::Close;
             }
         }
     }
     loop {
         let reused = up.conn.was_reused();
-        let before = up.conn.pending_output().len();
+        let before = up.conn.backlog();
         let mut endpoint = UpstreamEndpoint {
             conn: &mut up.conn,
-            outcome: None,
+            events: Vec::new(),
             eof: false,
             received: false,
+            held: up.held,
         };
         let io = pump(&conn.stream, &mut endpoint, readable, scratch);
-        let (outcome, eof, received) = (endpoint.outcome, endpoint.eof, endpoint.received);
-        if received || up.conn.pending_output().len() != before {
+        let UpstreamEndpoint {
+            events,
+            eof,
+            received,
+            ..
+        } = endpoint;
+        if received || up.conn.backlog() != before {
             up.last_progress = now;
         }
-        up.got_bytes |= received;
-        let Some(exchange) = up.exchange.take() else {
+        let Some(mut exchange) = up.exchange.take() else {
             // Idle: anything but quiet (bytes, a close, an error) ends it.
             let quiet = io.is_ok() && !eof && up.conn.is_reusable();
-            return quiet.then_some(Interest::READABLE);
+            return match quiet {
+                true => Next::Watch(Interest::READABLE),
+                false => Next::Close,
+            };
         };
-        match (outcome, io) {
-            (Some(Ok(response)), io) => {
-                pool.finished.push((exchange.id, Ok(response)));
-                if io.is_err() || eof || !up.conn.is_reusable() {
-                    return None;
+        let mut over = false;
+        for event in events {
+            match event {
+                ClientEvent::Response(Err(ResponseError::Truncated))
+                    if reused && !up.got_bytes && retry(&mut exchange, now) =>
+                {
+                    // Sent again on a new connection; this one is done.
+                    work.slot_of.remove(&exchange.id);
+                    work.pool.requeue(exchange);
+                    return Next::Close;
                 }
-                // Straight on to a request waiting for this origin, or idle.
-                match pool.take_for(addr) {
-                    Some(next) => {
-                        start(up, next, now, pool.options.max_body_bytes);
-                        continue;
-                    }
-                    None => {
-                        pool.park(addr, index);
-                        return Some(Interest::READABLE);
-                    }
+                ClientEvent::Response(result) => {
+                    let failed = result.is_err();
+                    let result = result.map_err(response_error);
+                    over = failed || !exchange.streams;
+                    exchange.answered = !failed;
+                    work.pool
+                        .events
+                        .push((exchange.id, ExchangeEvent::Response(result)));
                 }
-            }
-            (Some(Err(e)), _) => {
-                up.exchange = Some(exchange);
-                let error = match e {
-                    ResponseError::Truncated => ClientError::Reset,
-                    e => ClientError::BadResponse(e),
-                };
-                retry_or_fail(up, reused, error, now, pool);
-                return None;
-            }
-            (None, Err(e)) => {
-                up.exchange = Some(exchange);
-                retry_or_fail(up, reused, ClientError::from(e), now, pool);
-                return None;
-            }
-            (None, Ok(())) => {
-                up.exchange = Some(exchange);
-                return Some(match up.conn.wants_write() {
-                    true => Interest::READABLE | Interest::WRITABLE,
-                    false => Interest::READABLE,
-                });
+                ClientEvent::Body(piece) => {
+                    work.pool
+                        .events
+                        .push((exchange.id, ExchangeEvent::Body(piece)));
+                }
+                ClientEvent::End(result) => {
+                    over = true;
+                    let result = result.map_err(body_error);
+                    work.pool
+                        .events
+                        .push((exchange.id, ExchangeEvent::End(result)));
+                }
             }
         }
+        up.got_bytes |= received;
+        if over {
+            work.slot_of.remove(&exchange.id);
+            if io.is_err() || eof || !up.conn.is_reusable() {
+                return Next::Close;
+            }
+            // Straight on to a request waiting for this origin, or idle.
+            match work.pool.take_for(addr) {
+                Some(next) => {
+                    work.slot_of.insert(next.id, index);
+                    let max_body = work.pool.options.max_body_bytes;
+                    start(up, next, now, max_body);
+                    continue;
+                }
+                None => {
+                    work.pool.park(addr, index);
+                    return Next::Watch(Interest::READABLE);
+                }
+            }
+        }
+        if let Err(e) = io {
+            up.exchange = Some(exchange);
+            retry_or_fail(up, reused, ClientError::from(e), now, work);
+            return Next::Close;
+        }
+        up.exchange = Some(exchange);
+        return match (up.held, up.conn.wants_write()) {
+            (false, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
+            (false, false) => Next::Watch(Interest::READABLE),
+            (true, true) => Next::Watch(Interest::WRITABLE),
+            (true, false) => Next::Quiet,
+        };
     }
 }
 
-/// The exchange broke. If the server closed a reused connection before any
-/// byte of the response (its idle timeout racing our request), an
+/// Whether `exchange` may go once more (marks it so).
+fn retry(exchange: &mut Exchange, now: Instant) -> bool {
+    if exchange.idempotent && !exchange.retried && !exchange.request.is_empty() {
+        exchange.retried = true;
+        exchange.since = now;
+        return true;
+    }
+    false
+}
+
+fn response_error(error: ResponseError) -> ClientError {
+    match error {
+        ResponseError::Truncated => ClientError::Reset,
+        e => ClientError::BadResponse(e),
+    }
+}
+
+fn body_error(error: BodyError) -> ClientError {
+    match error {
+        BodyError::Chunked(e) => ClientError::BadResponse(ResponseError::InvalidChunked(e)),
+        _ => ClientError::Reset,
+    }
+}
+
+/// The connection broke. If the server closed a reused connection before
+/// any byte of the response (its idle timeout racing our request), an
 /// idempotent request goes once more, on a new connection.
 fn retry_or_fail(
     up: &mut Upstream,
     reused: bool,
     error: ClientError,
     now: Instant,
-    pool: &mut Pool,
+    work: &mut Work,
 ) {
     let Some(mut exchange) = up.exchange.take() else {
         return;
     };
     let closed = matches!(error, ClientError::Reset | ClientError::Io(_));
-    if reused && closed && !up.got_bytes && exchange.idempotent && !exchange.retried {
-        exchange.retried = true;
-        exchange.since = now;
-        pool.requeue(exchange);
+    work.slot_of.remove(&exchange.id);
+    if reused && closed && !up.got_bytes && retry(&mut exchange, now) {
+        work.pool.requeue(exchange);
     } else {
-        pool.finished.push((exchange.id, Err(error)));
+        end_with(&mut work.pool, &exchange, error);
     }
 }
 
-fn fail(up: &mut Upstream, error: ClientError, pool: &mut Pool) {
+/// Reports `exchange` failed: before its response, or (streamed) in its body.
+fn end_with(pool: &mut Pool, exchange: &Exchange, error: ClientError) {
+    // After a streamed response's head, the failure is its body's.
+    let event = match exchange.answered {
+        true => ExchangeEvent::End(Err(error)),
+        false => ExchangeEvent::Response(Err(error)),
+    };
+    pool.events.push((exchange.id, event));
+}
+
+fn fail(up: &mut Upstream, error: ClientError, work: &mut Work) {
     if let Some(exchange) = up.exchange.take() {
-        pool.finished.push((exchange.id, Err(error)));
+        work.slot_of.remove(&exchange.id);
+        end_with(&mut work.pool, &exchange, error);
     }
 }
 
@@ -156,10 +241,10 @@ pub(crate) fn closed(
     addr: SocketAddr,
     index: usize,
     _now: Instant,
-    pool: &mut Pool,
+    work: &mut Work,
 ) {
-    pool.closed(addr, index);
-    fail(up, ClientError::Reset, pool);
+    work.pool.closed(addr, index);
+    fail(up, ClientError::Reset, work);
 }
 
 /// Ends what waited too long: a connect, a response, an idle connection.
@@ -168,13 +253,15 @@ pub(crate) fn handle_timeout(
     up: &mut Upstream,
     now: Instant,
     options: &ClientOptions,
-    pool: &mut Pool,
+    work: &mut Work,
 ) -> Option<Instant> {
     let (limit, error) = match (&up.exchange, up.connecting) {
         (_, true) => (
             options.connect_timeout,
             Some(ClientError::ConnectTimeout(options.connect_timeout)),
         ),
+        // Held back by its client is not silence.
+        (Some(_), false) if up.held => return None,
         (Some(_), false) => (
             options.response_timeout,
             Some(ClientError::Timeout(options.response_timeout)),
@@ -185,8 +272,9 @@ pub(crate) fn handle_timeout(
     if now < deadline {
         return Some(deadline);
     }
-    if let Some(error) = error {
-        fail(up, error, pool);
+    if let (Some(error), Some(exchange)) = (error, up.exchange.take()) {
+        work.slot_of.remove(&exchange.id);
+        end_with(&mut work.pool, &exchange, error);
     }
     up.expired = true;
     None

@@ -1,0 +1,299 @@
+//! Bodies the loop moves itself: the pieces of streamed request bodies and
+//! of streamed responses go where the application piped them (an
+//! exchange's request, a waiting request's response) or to the application.
+//!
+//! Backpressure: a body's source is held (not read) while the place its
+//! pieces go has more than [`ServerOptions::body_backlog`] bytes to send,
+//! and released once that falls under a quarter of it. So memory is bounded
+//! by configuration, not by how fast each side happens to be: a slow reader
+//! stops its upstream's socket from being read, and the upstream's socket
+//! buffer fills instead of the heap.
+//!
+//! [`ServerOptions::body_backlog`]: crate::ServerOptions::body_backlog
+
+use super::connection::{Connection, Role};
+use super::core::{Core, Work};
+use super::driven::{Driven, Inbound};
+use crate::app::Responder;
+use crate::client::{ClientError, ExchangeEvent, ExchangeId};
+use crate::Token;
+use std::time::Instant;
+
+/// A source to read again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// A streamed request body.
+    Request(Responder),
+    /// An exchange's response body.
+    Exchange(ExchangeId),
+}
+
+/// Sends a piece (or the end) of a streamed request body on.
+pub(crate) fn route_inbound<D: Driven>(
+    core: &mut Core,
+    responder: Responder,
+    inbound: Inbound,
+    now: Instant,
+    driven: &mut D,
+) {
+    let Some(exchange) = core.work.pipes.up.get(&responder).copied() else {
+        let mut cx = core.work.context(now);
+        return match inbound {
+            Inbound::Piece(piece) => driven.on_request_body(responder, piece, &mut cx),
+            Inbound::End(result) => driven.on_request_end(responder, result, &mut cx),
+        };
+    };
+    let limit = core.options.body_backlog;
+    let end = matches!(inbound, Inbound::End(_));
+    if let Some(&index) = core.work.slot_of.get(&exchange) {
+        if let Some(Some(Connection {
+            role: Role::Upstream(up),
+            ..
+        })) = core.slots.get_mut(index)
+        {
+            match inbound {
+                Inbound::Piece(piece) => {
+                    let _ = up.conn.send_body(piece);
+                }
+                Inbound::End(Ok(())) => {
+                    let _ = up.conn.end_body();
+                }
+                // The client's body broke off: the upstream request cannot
+                // be completed.
+                Inbound::End(Err(_)) => up.expired = true,
+            }
+            if up.conn.backlog() > limit {
+                hold_request(core, responder);
+            }
+            core.step_now(index, now, driven);
+        }
+    } else if let Some(queued) = core.work.pool.queued_mut(exchange) {
+        match inbound {
+            Inbound::Piece(piece) => queued.early.push(piece),
+            Inbound::End(Ok(())) => queued.early_end = true,
+            Inbound::End(Err(_)) => {
+                core.work.pool.cancel(exchange);
+                core.work.pool.fail(exchange, ClientError::Reset);
+            }
+        }
+        if core
+            .work
+            .pool
+            .queued_mut(exchange)
+            .is_some_and(|queued| queued.early_len() > limit)
+        {
+            hold_request(core, responder);
+        }
+    }
+    if end {
+        core.work.pipes.up.remove(&responder);
+    }
+}
+
+/// Stops reading a streamed request body until its sink drains.
+fn hold_request(core: &mut Core, responder: Responder) {
+    if let Some(handler) = core.handler_of(responder) {
+        handler.pause_body(true);
+        if !core.work.held_requests.contains(&responder) {
+            core.work.held_requests.push(responder);
+        }
+    }
+}
+
+/// Hands on what happened to an exchange: to the application, or down the
+/// pipe to the request whose response body it is.
+pub(crate) fn route_exchange_event<D: Driven>(
+    core: &mut Core,
+    exchange: ExchangeId,
+    event: ExchangeEvent,
+    now: Instant,
+    driven: &mut D,
+) {
+    match event {
+        ExchangeEvent::Response(result) => {
+            if result.is_err() {
+                forget_exchange(&mut core.work, exchange);
+            }
+            driven.on_response(exchange, result, &mut core.work.context(now));
+        }
+        ExchangeEvent::Body(piece) => match core.work.pipes.down.get(&exchange).copied() {
+            Some(responder) => {
+                let limit = core.options.body_backlog;
+                let Some(handler) = core.handler_of(responder) else {
+                    // The client is gone: so is the reason to read on.
+                    forget_exchange(&mut core.work, exchange);
+                    core.work.pool.cancel(exchange);
+                    return;
+                };
+                let _ = handler.send_body(responder.id, piece, now);
+                if handler.body_backlog(responder.id) > limit {
+                    hold_exchange(core, exchange);
+                }
+                core.step_now(responder.token.0, now, driven);
+            }
+            None => driven.on_response_body(exchange, piece, &mut core.work.context(now)),
+        },
+        ExchangeEvent::End(result) => match core.work.pipes.down.get(&exchange).copied() {
+            Some(responder) => {
+                forget_exchange(&mut core.work, exchange);
+                if let Some(handler) = core.handler_of(responder) {
+                    let _ = match result {
+                        Ok(()) => handler.end_body(responder.id, now),
+                        // Cut short upstream: the client must see it cut short.
+                        Err(_) => handler.abort_body(responder.id, now),
+                    };
+                    core.step_now(responder.token.0, now, driven);
+                }
+            }
+            None => {
+                forget_exchange(&mut core.work, exchange);
+                driven.on_response_end(exchange, result, &mut core.work.context(now));
+            }
+        },
+    }
+}
+
+/// Stops reading an exchange's response until the client drains.
+fn hold_exchange(core: &mut Core, exchange: ExchangeId) {
+    let Some(&index) = core.work.slot_of.get(&exchange) else {
+        return;
+    };
+    if let Some(Some(Connection {
+        role: Role::Upstream(up),
+        ..
+    })) = core.slots.get_mut(index)
+    {
+        up.held = true;
+        if !core.work.held_exchanges.contains(&exchange) {
+            core.work.held_exchanges.push(exchange);
+        }
+    }
+}
+
+/// After a connection was stepped: sources it was holding back whose
+/// pieces it has now mostly sent are released, and an application told that
+/// its streamed response drained.
+pub(crate) fn after_step(conn: &mut Connection, index: usize, work: &mut Work, limit: usize) {
+    let low = limit / 4;
+    let Work {
+        pipes,
+        slot_of,
+        held_requests,
+        held_exchanges,
+        over_backlog,
+        drained,
+        release,
+        ..
+    } = work;
+    match &mut conn.role {
+        Role::Http(handler) => {
+            let here = |r: &Responder| r.token.0 == index && r.serial == conn.serial;
+            held_exchanges.retain(|exchange| match pipes.down.get(exchange) {
+                Some(r) if !here(r) => true,
+                Some(r) if handler.body_backlog(r.id) > low => true,
+                _ => {
+                    release.push(Release::Exchange(*exchange));
+                    false
+                }
+            });
+            over_backlog.retain(|r| match here(r) && handler.body_backlog(r.id) <= low {
+                true => {
+                    drained.push(*r);
+                    false
+                }
+                false => true,
+            });
+        }
+        Role::Upstream(up) => {
+            let Some(exchange) = &up.exchange else {
+                return;
+            };
+            let backlog = up.conn.backlog();
+            held_requests.retain(|r| match pipes.up.get(r) {
+                Some(id) if *id != exchange.id => true,
+                Some(_) if backlog > low => true,
+                _ => {
+                    release.push(Release::Request(*r));
+                    false
+                }
+            });
+            let _ = slot_of;
+        }
+        Role::Ws(_) => {}
+    }
+}
+
+/// Reads a held source again.
+pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant, driven: &mut D) {
+    let index = match release {
+        Release::Request(responder) => {
+            let Some(handler) = core.handler_of(responder) else {
+                return;
+            };
+            handler.pause_body(false);
+            responder.token.0
+        }
+        Release::Exchange(exchange) => {
+            let Some(&index) = core.work.slot_of.get(&exchange) else {
+                return;
+            };
+            let Some(Some(Connection {
+                role: Role::Upstream(up),
+                ..
+            })) = core.slots.get_mut(index)
+            else {
+                return;
+            };
+            up.held = false;
+            index
+        }
+    };
+    core.step_now(index, now, driven);
+}
+
+/// A client connection closed: the exchanges piped to or from it stop.
+pub(crate) fn forget_connection(work: &mut Work, token: Token) {
+    let gone = |r: &Responder| r.token == token;
+    let mut cancel: Vec<ExchangeId> = Vec::new();
+    work.pipes.up.retain(|r, exchange| {
+        let keep = !gone(r);
+        if !keep {
+            cancel.push(*exchange);
+        }
+        keep
+    });
+    work.pipes.down.retain(|exchange, r| {
+        let keep = !gone(r);
+        if !keep {
+            cancel.push(*exchange);
+        }
+        keep
+    });
+    work.held_requests.retain(|r| !gone(r));
+    work.over_backlog.retain(|r| !gone(r));
+    for exchange in cancel {
+        work.held_exchanges.retain(|e| *e != exchange);
+        work.pool.cancel(exchange);
+    }
+}
+
+/// An exchange ended or was cancelled: its pipes go, and a request body
+/// held back for it is read again (its pieces now go to the application).
+pub(crate) fn forget_exchange(work: &mut Work, exchange: ExchangeId) {
+    let mut freed = Vec::new();
+    work.pipes.up.retain(|r, e| {
+        let keep = *e != exchange;
+        if !keep {
+            freed.push(*r);
+        }
+        keep
+    });
+    for r in freed {
+        if let Some(at) = work.held_requests.iter().position(|h| *h == r) {
+            work.held_requests.swap_remove(at);
+            work.release.push(Release::Request(r));
+        }
+    }
+    work.pipes.down.remove(&exchange);
+    work.held_exchanges.retain(|e| *e != exchange);
+}
