@@ -18,6 +18,49 @@ pub enum Behaviour {
     Echo,
     /// Accepts and reads, never answers.
     Stall,
+    /// Reads a `Content-Length` body of any size as it comes, checks it is
+    /// the [`pattern`], and answers `bytes=N intact=BOOL`.
+    Sink,
+    /// `GET /bytes/N`: answers N bytes of the [`pattern`], as fast as the
+    /// connection takes them (counted in [`Seen::written`]).
+    Source,
+}
+
+/// Byte `offset` of the test pattern: every position has its own value,
+/// so a lost, repeated or misplaced piece shows.
+#[inline]
+fn pattern_word(word: u64) -> u64 {
+    word.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (word >> 7)
+}
+
+/// Fills `buf` with the pattern from absolute position `offset`.
+pub fn pattern(offset: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        let p = offset + i as u64;
+        *b = (pattern_word(p / 8) >> (8 * (p % 8))) as u8;
+    }
+}
+
+/// Whether `buf` is the pattern from position `offset`.
+pub fn is_pattern(offset: u64, buf: &[u8]) -> bool {
+    if offset % 8 == 0 {
+        let words = buf.chunks_exact(8);
+        let tail = words.remainder();
+        let word0 = offset / 8;
+        let aligned = words.enumerate().all(|(i, w)| {
+            u64::from_le_bytes(w.try_into().expect("8 bytes")) == pattern_word(word0 + i as u64)
+        });
+        let done = (buf.len() - tail.len()) as u64;
+        return aligned && is_pattern_slow(offset + done, tail);
+    }
+    is_pattern_slow(offset, buf)
+}
+
+fn is_pattern_slow(offset: u64, buf: &[u8]) -> bool {
+    buf.iter().enumerate().all(|(i, &b)| {
+        let p = offset + i as u64;
+        b == (pattern_word(p / 8) >> (8 * (p % 8))) as u8
+    })
 }
 
 /// What the native upstream saw.
@@ -29,6 +72,8 @@ pub struct Seen {
     pub accepted: AtomicUsize,
     /// Requests answered, by path, in the order answered.
     pub answered: Mutex<Vec<String>>,
+    /// Body bytes a [`Behaviour::Source`] has written.
+    pub written: std::sync::atomic::AtomicU64,
 }
 
 /// A native upstream, running until the test process ends.
@@ -91,8 +136,91 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Ve
     }
 }
 
+/// The head of one request: its path and `Content-Length`, with the bytes
+/// read past the head left in `buf`.
+fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, u64)> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            let path = head.split(' ').nth(1)?.to_string();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<u64>().ok())?
+                })
+                .unwrap_or(0);
+            return Some((path, length));
+        }
+        let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn sink(mut stream: TcpStream) {
+    let mut buf = Vec::new();
+    while let Some((_, length)) = read_head(&mut stream, &mut buf) {
+        let mut chunk = vec![0u8; 256 * 1024];
+        let (mut got, mut intact) = (0u64, true);
+        let first = buf.len().min(length as usize);
+        intact &= is_pattern(0, &buf[..first]);
+        got += first as u64;
+        buf.drain(..first);
+        while got < length {
+            let want = ((length - got) as usize).min(chunk.len());
+            let Ok(n) = stream.read(&mut chunk[..want]) else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            intact &= is_pattern(got, &chunk[..n]);
+            got += n as u64;
+        }
+        let body = format!("bytes={got} intact={intact}\n");
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        if stream.write_all((head + &body).as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn source(mut stream: TcpStream, seen: &Seen) {
+    let mut buf = Vec::new();
+    while let Some((path, _)) = read_head(&mut stream, &mut buf) {
+        let length: u64 = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut sent = 0u64;
+        while sent < length {
+            let n = ((length - sent) as usize).min(chunk.len());
+            pattern(sent, &mut chunk[..n]);
+            if stream.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            sent += n as u64;
+            seen.written.fetch_add(n as u64, Ordering::SeqCst);
+        }
+    }
+}
+
 fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
+    match behaviour {
+        Behaviour::Sink => return sink(stream),
+        Behaviour::Source => return source(stream, seen),
+        Behaviour::Echo | Behaviour::Stall => {}
+    }
     let mut buf = Vec::new();
     while let Some((path, body)) = read_request(&mut stream, &mut buf) {
         if let Behaviour::Stall = behaviour {

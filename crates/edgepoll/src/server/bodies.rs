@@ -115,6 +115,9 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 forget_exchange(&mut core.work, exchange);
             }
             driven.on_response(exchange, result, &mut core.work.context(now));
+            // A response piped now must be in place before the body's
+            // pieces, which may follow in this same batch.
+            core.deliver_answers(now, driven);
         }
         ExchangeEvent::Body(piece) => match core.work.pipes.down.get(&exchange).copied() {
             Some(responder) => {

@@ -385,9 +385,7 @@ impl Core {
             let mut acted = false;
             if !self.work.responses.is_empty() {
                 acted = true;
-                for (responder, answer) in std::mem::take(&mut self.work.responses) {
-                    self.deliver_answer(responder, answer, now, driven);
-                }
+                self.deliver_answers(now, driven);
             }
             if !self.work.inbound.is_empty() {
                 acted = true;
@@ -458,6 +456,15 @@ impl Core {
                 }
             }
             _ => None,
+        }
+    }
+
+    /// Delivers what the application answered so far.
+    pub(crate) fn deliver_answers<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        while !self.work.responses.is_empty() {
+            for (responder, answer) in std::mem::take(&mut self.work.responses) {
+                self.deliver_answer(responder, answer, now, driven);
+            }
         }
     }
 

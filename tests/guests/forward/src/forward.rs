@@ -59,6 +59,15 @@ struct Forward {
     /// (prefix, upstream base URL), longest prefix first.
     routes: Vec<(String, String)>,
     waiting: HashMap<ExchangeId, Responder>,
+    /// Stream bodies both ways instead of holding them whole.
+    stream: bool,
+}
+
+/// The value of a `Content-Length` field, if there is a valid one.
+fn content_length<'a>(mut fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> Option<u64> {
+    fields
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())
 }
 
 impl Forward {
@@ -108,6 +117,24 @@ impl App for Forward {
                 }
             }
         }
+        if self.stream {
+            let has_body = request.header("content-length").is_some()
+                || request.header("transfer-encoding").is_some();
+            let (upstream, body_from) = match has_body {
+                true => (
+                    upstream.streamed_body(content_length(request.headers())),
+                    Some(responder),
+                ),
+                false => (upstream, None),
+            };
+            return match cx.fetch_stream(&upstream, body_from) {
+                Ok(exchange) => {
+                    self.waiting.insert(exchange, responder);
+                    Reply::Later
+                }
+                Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
+            };
+        }
         match cx.fetch(&upstream.body(request.body().to_vec())) {
             Ok(exchange) => {
                 self.waiting.insert(exchange, responder);
@@ -127,6 +154,24 @@ impl App for Forward {
             return;
         };
         let response = match result {
+            Ok(upstream) if self.stream => {
+                // The head now; the body follows through the loop.
+                let length = content_length(
+                    upstream
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_slice())),
+                );
+                let mut head = Response::new(upstream.status);
+                for (name, value) in upstream.headers {
+                    if !NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                        head = head.header(name, value);
+                    }
+                }
+                // The loop ends the pipe with the body, or cancels it when
+                // the client goes.
+                return cx.respond_pipe(responder, head, length, exchange);
+            }
             Ok(upstream) => {
                 let mut response = Response::new(upstream.status);
                 for (name, value) in upstream.headers {
@@ -142,6 +187,10 @@ impl App for Forward {
             Err(e) => Response::new(StatusCode::BAD_GATEWAY).body(format!("{e}\n")),
         };
         cx.respond(responder, response);
+    }
+
+    fn streams_request(&mut self, _: &Request<'_>) -> bool {
+        self.stream
     }
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
@@ -173,10 +222,12 @@ fn run() -> Result<(), String> {
     let mut client = ClientOptions::default();
     let mut listen = None;
     let mut routes = Vec::new();
+    let mut stream = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--respond-timeout" => limits.respond_timeout = seconds(args.next(), &arg)?,
+            "--stream" => stream = true,
             "--response-timeout" => client.response_timeout = seconds(args.next(), &arg)?,
             "--max-per-origin" => {
                 client.max_per_origin = args
@@ -207,6 +258,7 @@ fn run() -> Result<(), String> {
     let service = Forward {
         routes,
         waiting: HashMap::new(),
+        stream,
     };
     Server::new(listener, options)
         .serve_app(service)

@@ -1,9 +1,11 @@
 //! A service that waits: each request is forwarded to an upstream through
 //! the loop's own client, and answered with what the upstream said.
 //!
-//! Usage: `forward_guest [--respond-timeout SECS] [--response-timeout SECS]
+//! Usage: `forward_guest [--stream] [--respond-timeout SECS] [--response-timeout SECS]
 //! [--max-per-origin N] ADDR ROUTE...`, a ROUTE being `PREFIX=http://HOST:PORT`:
-//! the longest prefix of the request's path picks the upstream. `GET /_stats`
+//! the longest prefix of the request's path picks the upstream. `--stream`
+//! moves bodies both ways piece by piece (any size, memory bounded by the
+//! loop's backlog limit) instead of whole. `GET /_stats`
 //! answers with what the service holds (`waiting=N pages=N`), for the tests
 //! that look for leaks.
 
