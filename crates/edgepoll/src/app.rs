@@ -2,12 +2,15 @@
 //! other services through the event loop's client, and is told when what it
 //! waits for arrives or when a request stops waiting.
 
+// The loop that reads these runs on WasmEdge only.
+#![cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+
 use crate::client::{ClientError, ClientRequest, ExchangeId, Pool, RequestError};
 use crate::http::{BodyError, ParsedResponse, Reply, Request, RequestId, Response};
 use crate::ws::Outbox;
 use crate::Token;
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::Instant;
 
 /// Names one request that waits for its response: the connection (its
@@ -53,6 +56,8 @@ pub(crate) struct Pipes {
     pub(crate) up: FxHashMap<Responder, ExchangeId>,
     /// An exchange's response body that is a waiting request's response body.
     pub(crate) down: FxHashMap<ExchangeId, Responder>,
+    /// A streamed request body that is its own response's body.
+    pub(crate) echo: FxHashSet<Responder>,
 }
 
 /// What an [`App`] can ask of the event loop from any of its callbacks.
@@ -123,6 +128,23 @@ impl Context<'_> {
     ) {
         self.responses
             .push((responder, Answer::Head(head, length, Some(exchange))));
+    }
+
+    /// Answers a request whose body streams ([`App::streams_request`]) with
+    /// `head` and, as the response body, that same request body as it
+    /// arrives: an echo at any size in bounded memory (the request body is
+    /// not read while more than
+    /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
+    /// bytes of the response wait to be sent).
+    pub fn respond_with_request_body(
+        &mut self,
+        responder: Responder,
+        head: Response<'static>,
+        length: Option<u64>,
+    ) {
+        self.pipes.echo.insert(responder);
+        self.responses
+            .push((responder, Answer::Head(head, length, None)));
     }
 
     /// Sends a request whose response comes back streamed: its head to

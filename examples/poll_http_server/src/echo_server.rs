@@ -1,7 +1,7 @@
 //! The program proper (wasm32-wasip1 only).
 
 use edgepoll::{net, Server, ServerOptions};
-use poll_http_server::echo;
+use poll_http_server::Echo;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -75,7 +75,13 @@ pub fn main() -> ExitCode {
     };
     let shown = net::local_addr(&listener).unwrap_or(addr);
     println!("listening on {shown}");
-    if let Err(e) = Server::new(listener, options).serve(echo) {
+    let echo = Echo {
+        max_body: options.limits.max_body_bytes as u64,
+    };
+    // Streamed (chunked) bodies are held to the same limit as whole ones.
+    let mut options = options;
+    options.limits.max_stream_bytes = echo.max_body;
+    if let Err(e) = Server::new(listener, options).serve_app(echo) {
         eprintln!("poll_http_server: event loop failed: {e}");
         return ExitCode::FAILURE;
     }

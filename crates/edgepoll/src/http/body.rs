@@ -166,11 +166,11 @@ impl Incoming {
         }
     }
 
-    /// A chunked decoder with no limit on the body's size (a stream's size is
-    /// the sender's business) and the usual ones on its lines.
-    pub(crate) fn chunked(max_line: usize, max_trailers: usize) -> Incoming {
+    /// A chunked decoder for a body of at most `max_body` bytes.
+    pub(crate) fn chunked(max_body: u64, max_line: usize, max_trailers: usize) -> Incoming {
+        let max_body = max_body.min(usize::MAX as u64) as usize;
         Incoming::Chunked(Box::new(ChunkedDecoder::new(
-            usize::MAX,
+            max_body,
             max_line,
             max_trailers,
         )))
@@ -206,7 +206,7 @@ mod tests {
         assert!(wire.ends_with(b"\r\n0\r\n\r\n"));
         let expected = [&b"hello "[..], &[b'x'; 300]].concat();
         for step in [1, 2, 7, 64, wire.len()] {
-            let mut incoming = Incoming::chunked(4096, 4096);
+            let mut incoming = Incoming::chunked(u64::MAX, 4096, 4096);
             let (mut buffered, mut body, mut done) = (Vec::new(), Vec::new(), false);
             for piece in wire.chunks(step) {
                 buffered.extend_from_slice(piece);

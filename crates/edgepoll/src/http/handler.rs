@@ -334,12 +334,7 @@ impl Handler {
                     Ok(more) => Ok(more),
                     Err(error) => {
                         service.body_end(id, Err(error));
-                        self.incident = Some(Incident {
-                            status: None,
-                            reason: "streamed request body broken off",
-                        });
-                        self.close_after_response();
-                        self.state = State::Closed;
+                        self.fail_stream(id, error, now);
                         return;
                     }
                 },
@@ -798,7 +793,9 @@ impl Handler {
         if matches!(head.framing, Framing::Length(0)) {
             return true;
         }
-        if S::STREAMS {
+        let streamable =
+            declared_length(&head.framing).is_none_or(|n| n <= self.limits.max_stream_bytes);
+        if S::STREAMS && streamable {
             let request = Request {
                 head: &self.input[..head.len],
                 method: &head.method,
@@ -808,6 +805,8 @@ impl Handler {
                 body: &[],
                 peer: &self.peer,
                 local: &self.local,
+                length: declared_length(&head.framing),
+                streamed: false,
             };
             if service.streams(&request) {
                 self.answer_continue();
@@ -884,6 +883,48 @@ impl Handler {
         Ok(true)
     }
 
+    /// A streamed request body broke off. If its response has not begun,
+    /// the client gets the status it would have got for a whole body (400,
+    /// or 413 past the limit) in its place; otherwise the connection closes
+    /// with the response cut short. Either way the request is abandoned.
+    fn fail_stream(&mut self, id: RequestId, error: BodyError, now: Instant) {
+        let pending = self
+            .waiting
+            .iter()
+            .position(|w| w.id == id && w.is_pending());
+        let Some(at) = pending else {
+            self.incident = Some(Incident {
+                status: None,
+                reason: "streamed request body broken off",
+            });
+            self.close_after_response();
+            self.state = State::Closed;
+            return;
+        };
+        let Refusal(status, reason) = match error {
+            BodyError::Chunked(e) => chunked_refusal(e),
+            _ => Refusal(StatusCode::BAD_REQUEST, "request body broken off"),
+        };
+        let mut encoded = Vec::new();
+        let mut body = String::with_capacity(reason.len() + 1);
+        body.push_str(reason);
+        body.push('\n');
+        Response::new(status)
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .encode(&mut encoded, KeepAlive::No, false);
+        self.waiting[at].ready = Some((encoded, false));
+        self.abandoned.push(id);
+        self.incident = Some(Incident {
+            status: Some(status),
+            reason,
+        });
+        self.input = InputBuffer::default();
+        self.state = State::Closing;
+        self.last_progress = now;
+        self.flush_ready();
+    }
+
     /// Stops or resumes reading a streamed request body (backpressure: the
     /// place its pieces go to is full).
     pub fn pause_body(&mut self, paused: bool) {
@@ -931,7 +972,7 @@ impl Handler {
         let State::Body(head) = std::mem::replace(&mut self.state, State::Idle) else {
             return;
         };
-        let (body, consumed) = match (&head.framing, streamed) {
+        let (body, consumed): (Range<usize>, usize) = match (&head.framing, streamed) {
             (_, true) => (head.len..head.len, head.len),
             (Framing::Length(n), false) => (head.len..head.len + n, head.len + n),
             (Framing::Chunked(_), false) => (head.len..head.decoded_end, head.raw_pos),
@@ -940,11 +981,14 @@ impl Handler {
         let stream = streamed.then(|| match &head.framing {
             Framing::Length(n) => Incoming::Length(*n as u64),
             Framing::Oversized(n) => Incoming::Length(*n),
-            Framing::Chunked(_) => {
-                Incoming::chunked(self.limits.max_chunk_line_bytes, self.limits.max_head_bytes)
-            }
+            Framing::Chunked(_) => Incoming::chunked(
+                self.limits.max_stream_bytes,
+                self.limits.max_chunk_line_bytes,
+                self.limits.max_head_bytes,
+            ),
         });
         let id = self.take_id();
+        let body_range_len = body.len();
         let request = Request {
             head: &self.input[..head.len],
             method: &head.method,
@@ -954,6 +998,11 @@ impl Handler {
             body: &self.input[body],
             peer: &self.peer,
             local: &self.local,
+            length: match streamed {
+                true => declared_length(&head.framing),
+                false => Some((body_range_len) as u64),
+            },
+            streamed,
         };
         let allowed = keep_alive_for(head.keep_alive && !self.peer_closed, head.version);
         let response = match service.dispatch(&request, id) {
@@ -1344,6 +1393,15 @@ fn stream_in(waiting: &mut VecDeque<Waiting>, id: RequestId) -> Result<&mut Stre
             ..
         }) if !stream.ended => Ok(stream),
         _ => Err(StreamError::Gone),
+    }
+}
+
+/// The length a head declares for its body; `None` for chunked.
+fn declared_length(framing: &Framing) -> Option<u64> {
+    match framing {
+        Framing::Length(n) => Some(*n as u64),
+        Framing::Oversized(n) => Some(*n),
+        Framing::Chunked(_) => None,
     }
 }
 

@@ -40,6 +40,11 @@ pub struct Limits {
     /// Most requests of one connection waiting for their deferred responses;
     /// past it, pipelined requests are not read until one is answered.
     pub max_waiting: usize,
+    /// Largest body a service may take in pieces ([`Dispatch::streams`](super::Dispatch::streams)):
+    /// a longer `Content-Length` is not offered for streaming (413 as
+    /// usual); a chunked body that grows past it ends the connection.
+    /// Unlimited by default.
+    pub max_stream_bytes: u64,
 }
 
 impl Default for Limits {
@@ -54,6 +59,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             respond_timeout: Duration::from_secs(30),
             max_waiting: 16,
+            max_stream_bytes: u64::MAX,
         }
     }
 }

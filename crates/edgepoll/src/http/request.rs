@@ -42,6 +42,10 @@ pub struct Request<'a> {
     pub(crate) body: &'a [u8],
     pub(crate) peer: &'a Option<SocketAddr>,
     pub(crate) local: &'a Option<SocketAddr>,
+    /// The body's declared length (`Content-Length`); `None` when chunked.
+    pub(crate) length: Option<u64>,
+    /// Whether the body comes in pieces after this ([`Dispatch::streams`](super::Dispatch::streams)).
+    pub(crate) streamed: bool,
 }
 
 /// The parts of a request target, in any of its four forms (RFC 9112 §3.2):
@@ -124,6 +128,21 @@ impl<'a> Request<'a> {
         super::scan::ascii_str(bytes)
             .or_else(|| std::str::from_utf8(bytes).ok())
             .unwrap_or("")
+    }
+
+    /// The body's length as the head declares it (`Content-Length`, 0 when
+    /// there is no body); `None` for a chunked body, whose length shows only
+    /// at its end.
+    #[inline]
+    pub fn body_length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// Whether the body comes in pieces after this call rather than in
+    /// [`body`](Self::body) (the service chose to stream it).
+    #[inline]
+    pub fn body_streams(&self) -> bool {
+        self.streamed
     }
 
     /// The method, such as `"POST"`.

@@ -300,7 +300,7 @@ impl ResponseParser {
             let body = match framing {
                 _ if self.streams => Body::Stream(match framing {
                     BodyFraming::Length(n) => Incoming::Length(n),
-                    BodyFraming::Chunked => Incoming::chunked(4096, self.max_head),
+                    BodyFraming::Chunked => Incoming::chunked(u64::MAX, 4096, self.max_head),
                     BodyFraming::UntilClose => Incoming::UntilClose,
                 }),
                 BodyFraming::Chunked => Body::Chunked(

@@ -142,6 +142,8 @@ fn a_body_cut_short_ends_with_an_error_and_the_request_is_abandoned() {
     conn.receive_eof(now, &mut service);
     assert_eq!(service.ends, [Err(BodyError::Truncated)]);
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), service.ids);
+    // No response had begun: the client is told.
+    assert!(take_output(&mut conn, now).starts_with("HTTP/1.1 400 "));
     assert!(conn.is_finished());
 }
 
@@ -224,4 +226,44 @@ fn streamed_responses_are_framed_for_their_client_and_keep_their_place() {
         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nraw"
     );
     assert!(conn.is_finished());
+}
+
+/// A streamed body whose framing breaks before its response began gets the
+/// status a whole one would get; after, the connection just closes.
+#[test]
+fn a_broken_stream_gets_its_status_if_the_response_has_not_begun() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        now,
+        &mut service,
+    );
+    assert!(matches!(service.ends[..], [Err(BodyError::Chunked(_))]));
+    assert!(take_output(&mut conn, now).starts_with("HTTP/1.1 400 Bad Request\r\n"));
+    assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), service.ids);
+    assert!(conn.is_finished());
+
+    let limits = Limits {
+        max_stream_bytes: 4,
+        ..Default::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Streams::default());
+    conn.receive(
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        now,
+        &mut service,
+    );
+    let id = service.ids[0];
+    conn.respond_stream(id, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    let head = take_output(&mut conn, now);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    conn.receive(b"5\r\nhello\r\n", now, &mut service);
+    assert!(matches!(
+        service.ends[..],
+        [Err(BodyError::Chunked(ChunkedError::BodyTooLarge))]
+    ));
+    assert!(conn.is_finished(), "begun: cut short, the connection ends");
+    assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
 }

@@ -36,6 +36,9 @@ pub(crate) fn route_inbound<D: Driven>(
     now: Instant,
     driven: &mut D,
 ) {
+    if core.work.pipes.echo.contains(&responder) {
+        return to_own_response(core, responder, inbound, now, driven);
+    }
     let Some(exchange) = core.work.pipes.up.get(&responder).copied() else {
         let mut cx = core.work.context(now);
         return match inbound {
@@ -88,6 +91,47 @@ pub(crate) fn route_inbound<D: Driven>(
     if end {
         core.work.pipes.up.remove(&responder);
     }
+}
+
+/// A piece of a request body that is its own response's body.
+fn to_own_response<D: Driven>(
+    core: &mut Core,
+    responder: Responder,
+    inbound: Inbound,
+    now: Instant,
+    driven: &mut D,
+) {
+    let limit = core.options.body_backlog;
+    if let Inbound::End(_) = inbound {
+        core.work.pipes.echo.remove(&responder);
+    }
+    let mut hold = false;
+    let Some(handler) = core.handler_of(responder) else {
+        core.work.pipes.echo.remove(&responder);
+        return;
+    };
+    let id = responder.id;
+    match inbound {
+        Inbound::Piece(piece) => {
+            if handler.send_body(id, piece, now).is_err() {
+                // Over its length, or gone: the response cannot be completed.
+                let _ = handler.abort_body(id, now);
+            } else if handler.body_backlog(id) > limit {
+                handler.pause_body(true);
+                hold = true;
+            }
+        }
+        Inbound::End(result) => {
+            let _ = match result {
+                Ok(()) => handler.end_body(id, now),
+                Err(_) => handler.abort_body(id, now),
+            };
+        }
+    }
+    if hold && !core.work.held_requests.contains(&responder) {
+        core.work.held_requests.push(responder);
+    }
+    core.step_now(responder.token.0, now, driven);
 }
 
 /// Stops reading a streamed request body until its sink drains.
@@ -199,6 +243,16 @@ pub(crate) fn after_step(conn: &mut Connection, index: usize, work: &mut Work, l
                     false
                 }
             });
+            // A request body echoed into its own response: read on once
+            // the response has mostly gone out.
+            held_requests.retain(|r| match here(r) && pipes.echo.contains(r) {
+                true if handler.body_backlog(r.id) > low => true,
+                true => {
+                    release.push(Release::Request(*r));
+                    false
+                }
+                false => true,
+            });
             over_backlog.retain(|r| match here(r) && handler.body_backlog(r.id) <= low {
                 true => {
                     drained.push(*r);
@@ -273,6 +327,7 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) {
         keep
     });
     work.held_requests.retain(|r| !gone(r));
+    work.pipes.echo.retain(|r| !gone(r));
     work.over_backlog.retain(|r| !gone(r));
     for exchange in cancel {
         work.held_exchanges.retain(|e| *e != exchange);
