@@ -209,3 +209,85 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
         assert_eq!(got, size);
     });
 }
+
+/// `nonblock_http_client -o FILE` writes a 1 GiB body into a preopened
+/// directory as it arrives: the file is the pattern byte for byte, and the
+/// client's resident memory stays where it was once the transfer was under way.
+#[test]
+fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
+    on_each_runtime(|runtime| {
+        let source = NativeUpstream::start(Behaviour::Source);
+        let size = 1024 * MIB;
+        let dir = std::env::temp_dir().join(format!("edgepoll-download-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("body.bin");
+        let _ = std::fs::remove_file(&file);
+        let preopen = format!("{}:{}", dir.display(), dir.display());
+        let url = format!("{}/bytes/{size}", source.url());
+        let started = Instant::now();
+        let mut child = runtime
+            .command_with(
+                &edgepoll_tests::wasm("nonblock_http_client"),
+                &["--dir", &preopen],
+            )
+            .args(["--timeout", "120", "-o", &file.display().to_string(), &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("client starts");
+        let (mut warm, mut peak) = (None, 0u64);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "download hung"
+            );
+            let done = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            if let Ok(rss) = std::panic::catch_unwind(|| rss_kib(child.id())) {
+                if done >= size / 16 {
+                    warm.get_or_insert(rss);
+                    peak = peak.max(rss);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().expect("output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("-> 200 OK ({size} bytes written to")),
+            "{stdout}"
+        );
+        let mut written = std::fs::File::open(&file).expect("the file");
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        loop {
+            let n = written.read(&mut chunk).expect("read back");
+            if n == 0 {
+                break;
+            }
+            assert!(
+                is_pattern(at, &chunk[..n]),
+                "bytes {at}.. of the file differ"
+            );
+            at += n as u64;
+        }
+        assert_eq!(at, size);
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "{}: 1024 MiB to a file in {:.1} s; client resident {:?} MiB once under way, at most {} MiB",
+            runtime.name(),
+            started.elapsed().as_secs_f64(),
+            warm.map(|w| w / 1024),
+            peak / 1024
+        );
+        let warm = warm.expect("memory sampled while the body arrived");
+        assert!(
+            peak <= warm + 16 * 1024,
+            "the client's memory grew from {warm} to {peak} KiB"
+        );
+    });
+}

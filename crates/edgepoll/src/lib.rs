@@ -49,7 +49,7 @@ mod server;
 
 pub use app::{App, Context, Responder};
 #[cfg(target_os = "wasi")]
-pub use client::send_all;
+pub use client::{download, send_all};
 pub use client::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 pub use event::{Event, Events};
 pub use interest::Interest;

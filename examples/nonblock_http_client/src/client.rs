@@ -11,6 +11,8 @@ struct Options {
     headers: Vec<(String, String)>,
     timeout: Duration,
     urls: Vec<String>,
+    /// Write the body here as it arrives instead of to stdout.
+    output: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -20,12 +22,14 @@ fn parse_args() -> Result<Options, String> {
         headers: Vec::new(),
         timeout: Duration::from_secs(10),
         urls: Vec::new(),
+        output: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "-X" | "--request" => options.method = Some(value()?),
+            "-o" | "--output" => options.output = Some(value()?),
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
                 let line = value()?;
@@ -94,16 +98,26 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
         .collect()
 }
 
+const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [URL...]";
+
 pub fn main() -> ExitCode {
-    let requests = match parse_args().and_then(|o| Ok((build(&o)?, o.timeout))) {
+    let parsed = parse_args().and_then(|o| {
+        if o.output.is_some() && o.urls.len() != 1 {
+            return Err("-o FILE takes exactly one URL".to_string());
+        }
+        Ok((build(&o)?, o.timeout, o.output))
+    });
+    let (requests, timeout, output) = match parsed {
         Ok(r) => r,
         Err(message) => {
             eprintln!("nonblock_http_client: {message}");
-            eprintln!("usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [URL...]");
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let (requests, timeout) = requests;
+    if let (Some(path), [request]) = (output, &requests[..]) {
+        return download(request, timeout, &path);
+    }
     let results = edgepoll::send_all(&requests, timeout);
     let mut failed = false;
     let mut out = std::io::stdout().lock();
@@ -141,5 +155,42 @@ pub fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `-o FILE`: the body goes to the file as it arrives (through a directory
+/// the runtime preopened, e.g. `wasmedge --dir .:.`), never whole in memory.
+fn download(request: &ClientRequest, timeout: Duration, path: &str) -> ExitCode {
+    let tag = format!("[1] {} {}", request.method(), request.url());
+    let mut file = match std::fs::File::create(path) {
+        Ok(file) => std::io::BufWriter::with_capacity(256 * 1024, file),
+        Err(e) => {
+            eprintln!("nonblock_http_client: cannot create {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut written = 0u64;
+    let result = edgepoll::download(request, timeout, |piece| {
+        written += piece.len() as u64;
+        file.write_all(piece)
+    });
+    let flushed = file.flush();
+    match (result, flushed) {
+        (Ok(head), Ok(())) => {
+            println!(
+                "{tag} -> {} {} ({written} bytes written to {path})",
+                head.status.as_u16(),
+                head.reason
+            );
+            ExitCode::SUCCESS
+        }
+        (Ok(_), Err(e)) => {
+            eprintln!("{tag} -> error: writing {path}: {e}");
+            ExitCode::FAILURE
+        }
+        (Err(e), _) => {
+            eprintln!("{tag} -> error: {e} ({written} bytes written to {path} before it)");
+            ExitCode::FAILURE
+        }
     }
 }

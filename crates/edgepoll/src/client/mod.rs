@@ -25,7 +25,7 @@ pub(crate) use connection::{ClientConnection, ClientEvent};
 pub(crate) use pool::{Exchange, ExchangeEvent, Placement, Pool};
 pub use request::{ClientRequest, RequestError};
 #[cfg(target_os = "wasi")]
-pub use send_all::send_all;
+pub use send_all::{download, send_all};
 
 use crate::http::ResponseError;
 use std::io;

@@ -95,3 +95,112 @@ impl Driven for Collect {
 
     fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 }
+
+/// Sends one request and hands its response body to `write` piece by piece
+/// as it arrives, never holding it whole: a body of any size in bounded
+/// memory (a file written this way grows as the body comes). Returns the
+/// response's head (its body empty). The whole exchange gets `timeout`.
+///
+/// ```no_run
+/// use std::io::Write;
+/// let request = edgepoll::ClientRequest::new("GET", "http://127.0.0.1:1234/big").unwrap();
+/// let mut file = std::fs::File::create("big.bin").unwrap();
+/// let head = edgepoll::download(&request, std::time::Duration::from_secs(60), |piece| file.write_all(piece));
+/// ```
+pub fn download(
+    request: &ClientRequest,
+    timeout: Duration,
+    write: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<ParsedResponse, ClientError> {
+    let options = ServerOptions {
+        client: ClientOptions {
+            connect_timeout: timeout,
+            response_timeout: timeout,
+            max_body_bytes: usize::MAX,
+            ..ClientOptions::default()
+        },
+        ..ServerOptions::default()
+    };
+    let mut core = Core::new(options);
+    let started = Instant::now();
+    let mut download = Download {
+        write,
+        head: None,
+        outcome: None,
+    };
+    let exchange = match core.work.pool.submit(request, started, true) {
+        Ok(exchange) => exchange,
+        Err(e) => return Err(ClientError::Request(e)),
+    };
+    let _ = exchange;
+    let ran = core.run(&mut download, None, Some(started + timeout), |_, d| {
+        d.outcome.is_some()
+    });
+    if let Err(e) = ran {
+        return Err(ClientError::Io(e));
+    }
+    match (download.outcome, download.head) {
+        (Some(Ok(())), Some(head)) => Ok(head),
+        (Some(Err(e)), _) => Err(e),
+        _ => Err(ClientError::Timeout(timeout)),
+    }
+}
+
+/// Writes a streamed response body as it comes.
+struct Download<W> {
+    write: W,
+    head: Option<ParsedResponse>,
+    outcome: Option<Result<(), ClientError>>,
+}
+
+impl<W: FnMut(&[u8]) -> std::io::Result<()>> Driven for Download<W> {
+    const STREAMS: bool = false;
+
+    fn call<'a>(&mut self, _: &Request<'a>, _: Responder, _: &mut Context<'_>) -> Reply<'a> {
+        Reply::Now(Response::new(StatusCode::NOT_FOUND))
+    }
+
+    fn handles_connect(&self) -> bool {
+        false
+    }
+
+    fn on_response(
+        &mut self,
+        _: ExchangeId,
+        result: Result<ParsedResponse, ClientError>,
+        _: &mut Context<'_>,
+    ) {
+        match result {
+            Ok(head) => self.head = Some(head),
+            Err(e) => self.outcome = Some(Err(e)),
+        }
+    }
+
+    fn on_response_body(
+        &mut self,
+        exchange: ExchangeId,
+        piece: bytes::Bytes,
+        cx: &mut Context<'_>,
+    ) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if let Err(e) = (self.write)(&piece) {
+            self.outcome = Some(Err(ClientError::Io(e)));
+            cx.cancel(exchange);
+        }
+    }
+
+    fn on_response_end(
+        &mut self,
+        _: ExchangeId,
+        result: Result<(), ClientError>,
+        _: &mut Context<'_>,
+    ) {
+        if self.outcome.is_none() {
+            self.outcome = Some(result);
+        }
+    }
+
+    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
+}
