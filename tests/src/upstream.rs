@@ -43,7 +43,7 @@ pub fn pattern(offset: u64, buf: &mut [u8]) {
 
 /// Whether `buf` is the pattern from position `offset`.
 pub fn is_pattern(offset: u64, buf: &[u8]) -> bool {
-    if offset % 8 == 0 {
+    if offset.is_multiple_of(8) {
         let words = buf.chunks_exact(8);
         let tail = words.remainder();
         let word0 = offset / 8;

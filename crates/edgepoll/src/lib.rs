@@ -9,6 +9,8 @@
 //!   [`ws::Service`] or an [`App`] (a service that may answer later and calls
 //!   other services through the loop's client); [`send_all`]: many client
 //!   requests at once on the same client.
+//! - With the cargo feature `http`: conversions to and from the `http`
+//!   crate's `Request` and `Response`.
 //!
 //! An echo server in full:
 //!
@@ -33,6 +35,8 @@ mod app;
 mod client;
 mod event;
 pub mod http;
+#[cfg(feature = "http")]
+mod http_interop;
 mod interest;
 mod poll;
 mod subscriptions;

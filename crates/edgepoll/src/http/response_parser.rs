@@ -312,7 +312,7 @@ impl ResponseParser {
                     len,
                     len,
                 ),
-                BodyFraming::Length(n) if n < u64::MAX && n <= self.max_body as u64 => {
+                BodyFraming::Length(n) if n < u64::MAX && n <= self.max_body => {
                     Body::Length(n as usize)
                 }
                 BodyFraming::Length(_) => return Err(ResponseError::BodyTooLarge),

@@ -1,0 +1,215 @@
+//! Conversions to and from the [`http`](https://docs.rs/http) crate's types
+//! (cargo feature `http`), so that code written against `http::Request` and
+//! `http::Response` (hyper's, tower's middleware ideas) carries over:
+//!
+//! | from | to |
+//! |---|---|
+//! | `&edgepoll::http::Request` (a request served) | `http::Request<Vec<u8>>` |
+//! | `http::Response<B>` | `edgepoll::http::Response` (to answer with) |
+//! | `http::Request<B>` (absolute `http://` URI) | `edgepoll::ClientRequest` (to send) |
+//! | `edgepoll::http::ParsedResponse` (a response received) | `http::Response<Vec<u8>>` |
+//!
+//! Field names come out of the `http` types in lowercase, as that crate
+//! keeps them. The fields each side writes itself are left to it: `Host`,
+//! `Content-Length`, `Transfer-Encoding` and `Connection` are not carried
+//! into an edgepoll response or client request (the connection frames its
+//! messages), but are carried out of a request or response as received.
+
+use crate::client::{ClientRequest, RequestError};
+use crate::http::{ParsedResponse, Request, Response, StatusCode, Version};
+
+/// The fields a connection writes itself.
+fn is_own_field(name: &str) -> bool {
+    ["host", "content-length", "transfer-encoding", "connection"]
+        .iter()
+        .any(|own| name.eq_ignore_ascii_case(own))
+}
+
+impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
+    type Error = http::Error;
+
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// fn handle<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     let request = http::Request::try_from(request).unwrap();
+    ///     Response::from(http::Response::new(request.into_body()))
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", Instant::now(), &mut handle);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\nhi"));
+    /// ```
+    fn try_from(request: &Request<'_>) -> Result<Self, Self::Error> {
+        let mut builder = http::Request::builder()
+            .method(request.method())
+            .uri(request.target())
+            .version(match request.version() {
+                Version::Http10 => http::Version::HTTP_10,
+                Version::Http11 => http::Version::HTTP_11,
+            });
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        builder.body(request.body().to_vec())
+    }
+}
+
+impl<'a, B: Into<Vec<u8>>> From<http::Response<B>> for Response<'a> {
+    fn from(response: http::Response<B>) -> Self {
+        let (parts, body) = response.into_parts();
+        // `http` only holds codes 100 to 999, all of which StatusCode takes.
+        let status = StatusCode::from_u16(parts.status.as_u16())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut out = Response::new(status);
+        for (name, value) in &parts.headers {
+            if !is_own_field(name.as_str()) {
+                out = out.header(name.as_str().to_string(), value.as_bytes().to_vec());
+            }
+        }
+        out.body(body.into())
+    }
+}
+
+impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
+    type Error = RequestError;
+
+    /// ```
+    /// let request = http::Request::post("http://127.0.0.1:8080/api")
+    ///     .header("Content-Type", "application/json")
+    ///     .body(b"{}".to_vec())
+    ///     .unwrap();
+    /// let request = edgepoll::ClientRequest::try_from(request).unwrap();
+    /// assert_eq!(request.url().port, 8080);
+    /// ```
+    fn try_from(request: http::Request<B>) -> Result<Self, Self::Error> {
+        let (parts, body) = request.into_parts();
+        let mut out = ClientRequest::new(parts.method.as_str(), &parts.uri.to_string())?;
+        for (name, value) in &parts.headers {
+            if is_own_field(name.as_str()) {
+                continue;
+            }
+            let value = value
+                .to_str()
+                .map_err(|_| RequestError::FieldValue(name.as_str().to_string()))?;
+            out = out.header(name.as_str(), value);
+        }
+        Ok(out.body(body.into()))
+    }
+}
+
+impl TryFrom<ParsedResponse> for http::Response<Vec<u8>> {
+    type Error = http::Error;
+
+    fn try_from(response: ParsedResponse) -> Result<Self, Self::Error> {
+        let mut builder = http::Response::builder().status(response.status.as_u16());
+        for (name, value) in &response.headers {
+            builder = builder.header(name.as_str(), value.as_slice());
+        }
+        builder.body(response.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Handler, Limits, Service};
+    use std::time::Instant;
+
+    /// Keeps the converted request it was called with.
+    #[derive(Default)]
+    struct Capture(Option<http::Request<Vec<u8>>>);
+
+    impl Service for Capture {
+        fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+            self.0 = Some(http::Request::try_from(request).expect("converts"));
+            Response::new(StatusCode::OK)
+        }
+    }
+
+    /// Answers every request with the response this makes.
+    struct Fixed(fn() -> http::Response<&'static str>);
+
+    impl Service for Fixed {
+        fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
+            Response::from((self.0)())
+        }
+    }
+
+    fn made() -> http::Response<&'static str> {
+        http::Response::builder()
+            .status(201)
+            .header("Content-Length", "999")
+            .header("Connection", "keep-alive")
+            .header("X-Kept", "yes")
+            .body("made")
+            .expect("valid")
+    }
+
+    #[test]
+    fn a_served_request_converts_with_its_fields_and_body() {
+        let mut service = Capture::default();
+        let mut conn = Handler::new(Limits::default(), Instant::now());
+        conn.receive(
+            b"POST /a?b=1 HTTP/1.0\r\nHost: h\r\nX-Two: 1\r\nX-Two: 2\r\nContent-Length: 3\r\n\r\nabc",
+            Instant::now(),
+            &mut service,
+        );
+        let request = service.0.expect("called");
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri().path(), "/a");
+        assert_eq!(request.uri().query(), Some("b=1"));
+        assert_eq!(request.version(), http::Version::HTTP_10);
+        let twos: Vec<_> = request.headers().get_all("x-two").iter().collect();
+        assert_eq!(twos, ["1", "2"]);
+        assert_eq!(request.body(), b"abc");
+    }
+
+    #[test]
+    fn an_http_response_answers_without_its_framing_fields() {
+        let ours = Response::from(made());
+        assert_eq!(ours.status(), StatusCode::from_u16(201).unwrap());
+        assert_eq!(ours.body_bytes(), b"made");
+        let mut conn = Handler::new(Limits::default(), Instant::now());
+        let mut service = Fixed(made);
+        conn.receive(
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            Instant::now(),
+            &mut service,
+        );
+        let wire = String::from_utf8(conn.pending_output().to_vec()).unwrap();
+        // The http crate keeps names in lowercase.
+        assert!(
+            wire.contains("x-kept: yes\r\n") && wire.contains("Content-Length: 4\r\n"),
+            "{wire}"
+        );
+        assert!(!wire.contains("999"), "{wire}");
+    }
+
+    #[test]
+    fn client_requests_and_received_responses_convert_both_ways() {
+        let request = http::Request::put("http://[::1]:9/x")
+            .header("Host", "ignored")
+            .header("X-A", "b")
+            .body("data")
+            .expect("valid");
+        let ours = ClientRequest::try_from(request).expect("converts");
+        let wire = String::from_utf8(ours.encode().expect("encodes")).unwrap();
+        assert_eq!(
+            wire,
+            "PUT /x HTTP/1.1\r\nHost: [::1]:9\r\nx-a: b\r\nContent-Length: 4\r\n\r\ndata"
+        );
+        let relative = http::Request::get("/no-host")
+            .body(Vec::new())
+            .expect("valid");
+        assert!(ClientRequest::try_from(relative).is_err());
+
+        let parsed = crate::http::ResponseParser::new(false)
+            .feed(b"HTTP/1.1 404 Not Found\r\nX-B: c\r\nContent-Length: 2\r\n\r\nno")
+            .expect("valid")
+            .expect("complete");
+        let response = http::Response::try_from(parsed).expect("converts");
+        assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()["x-b"], "c");
+        assert_eq!(response.body(), b"no");
+    }
+}
