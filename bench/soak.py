@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """`make soak`: the echo server under a million mixed requests on every runtime
-present (edgepoll-host; WasmEdge AOT when `wasmedge` is on PATH), driven by
+present (edgepoll-host; WasmEdge AOT when `wasmedge` is on PATH), then the
+same through a streaming forwarding service (tests/guests/forward --stream,
+the loop's own client) in front of the echo server, driven by
 bench/soak (one mio event loop; every body compared byte for byte; faults mixed
 in). Samples the runtime's RSS at the start, after the warm-up, at the peak and
 after the load stops, and fails if the end is more than 10% above the level
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 HOST = TARGET / "release" / "edgepoll-host"
 WASM = TARGET / "wasm32-wasip1" / "release" / "poll_http_server.wasm"
+FORWARD = TARGET / "wasm32-wasip1" / "release" / "forward_guest.wasm"
 SOAK = TARGET / "release" / "soak"
 REQUESTS = int(os.environ.get("SOAK_REQUESTS", "1000000"))
 # Short timeouts, so that the faults' answers arrive within the run.
@@ -84,6 +87,19 @@ def answers(port):
         return data.startswith(b"HTTP/1.1 200 ")
     except OSError:
         return False
+
+
+def start_upstream(runtime_command, echo):
+    """The echo server as the forwarder's upstream; returns it and its port."""
+    port = free_port()
+    upstream = subprocess.Popen(
+        runtime_command + [str(echo), f"127.0.0.1:{port}", "--idle-timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+    )
+    if not upstream.stdout.readline().startswith("listening on"):
+        upstream.kill()
+        raise RuntimeError("the upstream echo server did not start")
+    return upstream, port
 
 
 def soak(label, command, seed):
@@ -199,16 +215,28 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     seed = int(os.environ.get("SOAK_SEED") or random.randrange(1, 2**48))
     started = time.time()
-    runtimes = [("edgepoll-host", [str(HOST), str(WASM)])]
+    # (label, the runtime, the module to soak)
+    runtimes = [("edgepoll-host", [str(HOST)], WASM, FORWARD)]
     if shutil.which("wasmedge"):
         aot = TARGET / "bench-aot"
         aot.mkdir(exist_ok=True)
-        subprocess.run(["wasmedge", "compile", str(WASM), str(aot / "poll_http_server.wasm")], check=True, capture_output=True)
-        runtimes.append(("WasmEdge AOT", ["wasmedge", str(aot / "poll_http_server.wasm")]))
+        for module in (WASM, FORWARD):
+            subprocess.run(["wasmedge", "compile", str(module), str(aot / module.name)], check=True, capture_output=True)
+        runtimes.append(("WasmEdge AOT", ["wasmedge"], aot / WASM.name, aot / FORWARD.name))
     else:
         print("NOTE: wasmedge is not on PATH: only edgepoll-host is soaked")
     print(f"soak seed {seed} (SOAK_SEED={seed} make soak replays it)")
-    rows = [soak(label, command, seed) for label, command in runtimes]
+    rows = [soak(label, runtime + [str(echo)], seed) for label, runtime, echo, _ in runtimes]
+    for label, runtime, echo, forward in runtimes:
+        # The same load through the forwarding service, in front of the
+        # echo server under the same runtime.
+        upstream, upstream_port = start_upstream(runtime, echo)
+        try:
+            command = runtime + [str(forward), "--stream", "--max-per-origin", "256", f"/=http://127.0.0.1:{upstream_port}"]
+            rows.append(soak(f"{label}, forwarding", command, seed))
+        finally:
+            upstream.kill()
+            upstream.wait()
     section = report(rows, seed, time.time() - started)
     results = ROOT / "bench" / "RESULTS.md"
     text = results.read_text() if results.exists() else "# Benchmark results\n"

@@ -198,7 +198,7 @@ fn clients_that_leave_while_waiting_leak_nothing() {
             loop {
                 let (waiting, live) = stats(addr);
                 let open = upstream.seen.open.load(Ordering::SeqCst);
-                if waiting == 0 && open <= 8 {
+                if waiting == 0 && open <= 32 {
                     return live;
                 }
                 assert!(

@@ -26,6 +26,21 @@ struct Exchange {
 enum Reading {
     Head(Vec<u8>),
     Body { offset: usize },
+    /// A chunked response (the echo of a chunked upload streams back as it
+    /// arrives): where in the body, and where in the framing.
+    Chunked { offset: usize, at: Chunk },
+}
+
+/// Where a chunked body's reader is.
+enum Chunk {
+    /// Reading a size line (hex digits, maybe extensions) up to its LF.
+    Size(Vec<u8>),
+    /// This many data bytes left in the chunk.
+    Data(usize),
+    /// The CRLF after a chunk's data: bytes of it still to come.
+    DataEnd(u8),
+    /// Trailer lines after the last chunk, up to the empty one.
+    Trailer(Vec<u8>),
 }
 
 pub enum Status {
@@ -202,6 +217,10 @@ impl Conn {
                         self.complete(work);
                     }
                 }
+                Reading::Chunked { .. } => {
+                    let used = self.consume_chunked(data, work)?;
+                    data = &data[used..];
+                }
                 Reading::Body { offset } => {
                     let Some(exchange) = self.pending.front() else {
                         return Err(self.error("body without a request".into()));
@@ -230,6 +249,96 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Reads framing and data of a chunked response from `data`; returns how
+    /// many bytes it used (it stops at the end of the response).
+    fn consume_chunked(&mut self, data: &[u8], work: &mut Work) -> Result<usize, Failure> {
+        let Reading::Chunked { mut offset, mut at } =
+            std::mem::replace(&mut self.reading, Reading::Head(Vec::new()))
+        else {
+            return Ok(0);
+        };
+        let Some(exchange) = self.pending.front() else {
+            return Err(self.error("body without a request".into()));
+        };
+        let body_len = exchange.body.len();
+        let mut used = 0;
+        while used < data.len() {
+            match &mut at {
+                Chunk::Size(line) => {
+                    let b = data[used];
+                    used += 1;
+                    if b != b'\n' {
+                        line.push(b);
+                        if line.len() > 1024 {
+                            return Err(self.error("chunk size line over 1 KiB".into()));
+                        }
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(line).into_owned();
+                    let digits = text.trim_end_matches('\r').split(';').next().unwrap_or("").trim();
+                    let Ok(size) = usize::from_str_radix(digits, 16) else {
+                        return Err(self.error(format!("bad chunk size line {text:?}")));
+                    };
+                    at = match size {
+                        0 => Chunk::Trailer(Vec::new()),
+                        n => Chunk::Data(n),
+                    };
+                }
+                Chunk::Data(left) => {
+                    let n = (*left).min(data.len() - used);
+                    let matches = exchange
+                        .body
+                        .get(offset..offset + n)
+                        .is_some_and(|expected| expected == &data[used..used + n]);
+                    if !matches {
+                        return Err(Failure::Mismatch(format!(
+                            "{}: response body differs from the request body near byte {offset} of {body_len}",
+                            self.describe(exchange),
+                        )));
+                    }
+                    offset += n;
+                    *left -= n;
+                    used += n;
+                    if *left == 0 {
+                        at = Chunk::DataEnd(2);
+                    }
+                }
+                Chunk::DataEnd(left) => {
+                    let expected = if *left == 2 { b'\r' } else { b'\n' };
+                    if data[used] != expected {
+                        return Err(self.error("chunk data not followed by CRLF".into()));
+                    }
+                    used += 1;
+                    *left -= 1;
+                    if *left == 0 {
+                        at = Chunk::Size(Vec::new());
+                    }
+                }
+                Chunk::Trailer(line) => {
+                    let b = data[used];
+                    used += 1;
+                    if b != b'\n' {
+                        line.push(b);
+                        continue;
+                    }
+                    if line.as_slice() == b"\r" || line.is_empty() {
+                        if offset != body_len {
+                            return Err(Failure::Mismatch(format!(
+                                "{}: chunked response of {offset} B, sent {body_len} B",
+                                self.describe(exchange),
+                            )));
+                        }
+                        self.complete(work);
+                        return Ok(used);
+                    }
+                    line.clear();
+                }
+            }
+        }
+        self.reading = Reading::Chunked { offset, at };
+        Ok(used)
     }
 
     fn on_head(&mut self, head: &[u8]) -> Result<(), Failure> {
@@ -274,10 +383,18 @@ impl Conn {
                 "{describe}: answered before 100 Continue"
             )));
         }
+        let chunked = field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
         let length = field("content-length").and_then(|v| v.trim().parse::<usize>().ok());
-        if length != Some(exchange.body.len()) {
+        // A chunked upload is echoed chunked, as it arrives; anything else
+        // with its length.
+        // (HTTP/1.0 always uploads with a length, see `plan::encode`.)
+        let framing_ok = match (exchange.shape.upload, self.plan.version) {
+            (plan::Upload::Chunked { .. }, Version::Http11) => chunked && length.is_none(),
+            _ => !chunked && length == Some(exchange.body.len()),
+        };
+        if !framing_ok {
             return Err(Failure::Mismatch(format!(
-                "{describe}: Content-Length {length:?}, sent {} B",
+                "{describe}: Content-Length {length:?}, chunked {chunked}, sent {} B",
                 exchange.body.len()
             )));
         }
@@ -299,7 +416,13 @@ impl Conn {
                 "{describe}: Connection {connection:?}, expected {expected:?}"
             )));
         }
-        self.reading = Reading::Body { offset: 0 };
+        self.reading = match chunked {
+            true => Reading::Chunked {
+                offset: 0,
+                at: Chunk::Size(Vec::new()),
+            },
+            false => Reading::Body { offset: 0 },
+        };
         Ok(())
     }
 
@@ -335,6 +458,23 @@ impl Conn {
             None => format!("connection {} closed by the server while in use", self.id),
         };
         Err(Failure::Error(what))
+    }
+
+    /// What the connection waits for, if a request: for a stall's report.
+    pub fn waiting_on(&self) -> Option<String> {
+        let exchange = self.pending.front()?;
+        let reading = match &self.reading {
+            Reading::Head(head) => format!("{} B of the head", head.len()),
+            Reading::Body { offset } => format!("{offset} B of the body"),
+            Reading::Chunked { offset, .. } => format!("{offset} B of the chunked body"),
+        };
+        Some(format!(
+            "{} ({} requests pending, {} of {} queued bytes sent, {reading} read)",
+            self.describe(exchange),
+            self.pending.len(),
+            self.out_pos,
+            self.out.len()
+        ))
     }
 
     fn describe(&self, exchange: &Exchange) -> String {

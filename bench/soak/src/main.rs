@@ -243,8 +243,15 @@ fn run(options: &Options) -> std::io::Result<i32> {
         if work.tally.completed != last_completed.0 {
             last_completed = (work.tally.completed, now);
         } else if now - last_completed.1 > STALL && (open > 0 || work.available()) {
+            let waiting: Vec<String> = conns
+                .iter()
+                .flatten()
+                .filter_map(Conn::waiting_on)
+                .take(3)
+                .collect();
             work.fail(Failure::Error(format!(
-                "no request completed for {STALL:?} with {open} connections open"
+                "no request completed for {STALL:?} with {open} connections open, waiting on: {}",
+                waiting.join("; ")
             )));
             break;
         }

@@ -40,7 +40,7 @@ pub struct ExchangeId(pub(crate) u64);
 ///
 /// ```
 /// let options = edgepoll::ClientOptions::default();
-/// assert_eq!(options.max_per_origin, 8);
+/// assert_eq!(options.max_per_origin, 32);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
@@ -60,7 +60,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            max_per_origin: 8,
+            max_per_origin: 32,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),

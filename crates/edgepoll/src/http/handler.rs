@@ -148,7 +148,7 @@ pub struct Handler {
     /// reported by [`Handler::take_abandoned`].
     abandoned: Vec<RequestId>,
     /// Reading a streamed request body is paused (backpressure).
-    body_paused: bool,
+    body_paused: Option<RequestId>,
 }
 
 /// A response slot behind a deferred response.
@@ -245,7 +245,7 @@ impl Handler {
             waiting: VecDeque::new(),
             next_id: 0,
             abandoned: Vec::new(),
-            body_paused: false,
+            body_paused: None,
         }
     }
 
@@ -334,7 +334,11 @@ impl Handler {
                     Ok(more) => Ok(more),
                     Err(error) => {
                         service.body_end(id, Err(error));
-                        self.fail_stream(id, error, now);
+                        let refusal = match error {
+                            BodyError::Chunked(e) => chunked_refusal(e),
+                            _ => Refusal(StatusCode::BAD_REQUEST, "request body broken off"),
+                        };
+                        self.fail_stream(id, refusal, now);
                         return;
                     }
                 },
@@ -410,7 +414,7 @@ impl Handler {
     pub fn wants_read(&self) -> bool {
         match self.state {
             State::Closing | State::Closed => false,
-            State::Stream { .. } => !self.body_paused,
+            State::Stream { id, .. } => self.body_paused != Some(id),
             _ => self.has_room(),
         }
     }
@@ -448,7 +452,11 @@ impl Handler {
             // Waiting on the service is not idleness, nor is a body held
             // back by backpressure.
             State::Idle | State::Closing if self.is_waiting_quietly() => None,
-            State::Stream { .. } if self.body_paused => None,
+            // Held back while its sink drains (but a client that does not
+            // read what this connection sends it is not waited for).
+            State::Stream { id, .. } if self.body_paused == Some(id) && self.output.is_empty() => {
+                None
+            }
             _ => Some(self.last_progress + self.limits.idle_timeout),
         };
         let waiting = self
@@ -498,15 +506,14 @@ impl Handler {
                 "request body stalled past the idle timeout",
                 now,
             ),
-            State::Stream { .. } => {
-                // Dispatched already: no 408 can go before its response.
-                self.incident = Some(Incident {
-                    status: None,
-                    reason: "streamed request body stalled past the idle timeout",
-                });
-                self.abandon_all();
-                self.state = State::Closed;
-            }
+            State::Stream { id, .. } => self.fail_stream(
+                id,
+                Refusal(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body stalled past the idle timeout",
+                ),
+                now,
+            ),
             State::Idle => {
                 self.incident = Some(Incident {
                     status: None,
@@ -864,8 +871,9 @@ impl Handler {
             return Ok(false);
         };
         let (id, keep_alive) = (*id, *keep_alive);
-        if self.body_paused || self.input.is_empty() {
-            if self.peer_closed && !self.body_paused {
+        let paused = self.body_paused == Some(id);
+        if paused || self.input.is_empty() {
+            if self.peer_closed && !paused {
                 incoming.finish()?;
             }
             return Ok(false);
@@ -883,27 +891,24 @@ impl Handler {
         Ok(true)
     }
 
-    /// A streamed request body broke off. If its response has not begun,
-    /// the client gets the status it would have got for a whole body (400,
-    /// or 413 past the limit) in its place; otherwise the connection closes
-    /// with the response cut short. Either way the request is abandoned.
-    fn fail_stream(&mut self, id: RequestId, error: BodyError, now: Instant) {
+    /// A streamed request body broke off or stalled. If its response has not
+    /// begun, the client gets the status it would have got for a whole body
+    /// (400, 408, 413) in its place; otherwise the connection closes with the
+    /// response cut short. Either way the request is abandoned.
+    fn fail_stream(&mut self, id: RequestId, refusal: Refusal, now: Instant) {
         let pending = self
             .waiting
             .iter()
             .position(|w| w.id == id && w.is_pending());
+        let Refusal(status, reason) = refusal;
         let Some(at) = pending else {
             self.incident = Some(Incident {
                 status: None,
-                reason: "streamed request body broken off",
+                reason,
             });
             self.close_after_response();
             self.state = State::Closed;
             return;
-        };
-        let Refusal(status, reason) = match error {
-            BodyError::Chunked(e) => chunked_refusal(e),
-            _ => Refusal(StatusCode::BAD_REQUEST, "request body broken off"),
         };
         let mut encoded = Vec::new();
         let mut body = String::with_capacity(reason.len() + 1);
@@ -925,10 +930,15 @@ impl Handler {
         self.flush_ready();
     }
 
-    /// Stops or resumes reading a streamed request body (backpressure: the
-    /// place its pieces go to is full).
-    pub fn pause_body(&mut self, paused: bool) {
-        self.body_paused = paused;
+    /// Stops or resumes reading the streamed body of request `id`
+    /// (backpressure: the place its pieces go to is full). A pause ends with
+    /// its body: the next request's body is read as usual.
+    pub fn pause_body(&mut self, id: RequestId, paused: bool) {
+        match paused {
+            true => self.body_paused = Some(id),
+            false if self.body_paused == Some(id) => self.body_paused = None,
+            false => {}
+        }
     }
 
     /// Advances a chunked body; `Ok(true)` while the body may be complete.

@@ -113,7 +113,7 @@ fn a_paused_body_is_not_read_until_resumed() {
         &mut service,
     );
     assert_eq!(service.body, b"abc");
-    conn.pause_body(true);
+    conn.pause_body(service.ids[0], true);
     assert!(!conn.wants_read());
     let respond = now + Limits::default().respond_timeout;
     assert_eq!(
@@ -123,7 +123,7 @@ fn a_paused_body_is_not_read_until_resumed() {
     );
     conn.receive(b"def", now, &mut service);
     assert_eq!(service.body, b"abc", "held while paused");
-    conn.pause_body(false);
+    conn.pause_body(service.ids[0], false);
     assert!(conn.wants_read());
     conn.process(now, &mut service);
     assert_eq!(service.body, b"abcdef");
@@ -266,4 +266,21 @@ fn a_broken_stream_gets_its_status_if_the_response_has_not_begun() {
     ));
     assert!(conn.is_finished(), "begun: cut short, the connection ends");
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
+}
+
+/// A pause belongs to its body: once that body is all read, the next one
+/// is read as usual.
+#[test]
+fn the_next_streamed_body_is_not_held_by_the_last_ones_pause() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    let two = b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\
+POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
+    conn.receive(&two[..], now, &mut service);
+    // Held back late, after its body was all read (as the loop may).
+    conn.pause_body(service.ids[0], true);
+    assert!(conn.wants_read());
+    conn.receive(b"cd", now, &mut service);
+    assert_eq!(service.body, b"abcd");
+    assert_eq!(service.ends, [Ok(()), Ok(())]);
 }

@@ -89,7 +89,9 @@ pub(crate) fn route_inbound<D: Driven>(
         }
     }
     if end {
+        // The body is all read: nothing is held back any more.
         core.work.pipes.up.remove(&responder);
+        core.work.held_requests.retain(|r| *r != responder);
     }
 }
 
@@ -104,6 +106,7 @@ fn to_own_response<D: Driven>(
     let limit = core.options.body_backlog;
     if let Inbound::End(_) = inbound {
         core.work.pipes.echo.remove(&responder);
+        core.work.held_requests.retain(|r| *r != responder);
     }
     let mut hold = false;
     let Some(handler) = core.handler_of(responder) else {
@@ -117,7 +120,7 @@ fn to_own_response<D: Driven>(
                 // Over its length, or gone: the response cannot be completed.
                 let _ = handler.abort_body(id, now);
             } else if handler.body_backlog(id) > limit {
-                handler.pause_body(true);
+                handler.pause_body(responder.id, true);
                 hold = true;
             }
         }
@@ -137,7 +140,7 @@ fn to_own_response<D: Driven>(
 /// Stops reading a streamed request body until its sink drains.
 fn hold_request(core: &mut Core, responder: Responder) {
     if let Some(handler) = core.handler_of(responder) {
-        handler.pause_body(true);
+        handler.pause_body(responder.id, true);
         if !core.work.held_requests.contains(&responder) {
             core.work.held_requests.push(responder);
         }
@@ -287,7 +290,7 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant
             let Some(handler) = core.handler_of(responder) else {
                 return;
             };
-            handler.pause_body(false);
+            handler.pause_body(responder.id, false);
             responder.token.0
         }
         Release::Exchange(exchange) => {

@@ -228,6 +228,8 @@ fn run() -> Result<(), String> {
         match arg.as_str() {
             "--respond-timeout" => limits.respond_timeout = seconds(args.next(), &arg)?,
             "--stream" => stream = true,
+            "--idle-timeout" => limits.idle_timeout = seconds(args.next(), &arg)?,
+            "--header-timeout" => limits.header_timeout = seconds(args.next(), &arg)?,
             "--response-timeout" => client.response_timeout = seconds(args.next(), &arg)?,
             "--max-per-origin" => {
                 client.max_per_origin = args
@@ -235,7 +237,11 @@ fn run() -> Result<(), String> {
                     .and_then(|n| n.parse().ok())
                     .ok_or("--max-per-origin needs a number")?
             }
-            _ if listen.is_none() => listen = Some(arg),
+            _ if !arg.contains('=') => {
+                if listen.replace(arg).is_some() {
+                    return Err("more than one listening address".into());
+                }
+            }
             _ => {
                 let (prefix, base) = arg
                     .split_once('=')

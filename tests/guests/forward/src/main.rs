@@ -2,7 +2,8 @@
 //! the loop's own client, and answered with what the upstream said.
 //!
 //! Usage: `forward_guest [--stream] [--respond-timeout SECS] [--response-timeout SECS]
-//! [--max-per-origin N] ADDR ROUTE...`, a ROUTE being `PREFIX=http://HOST:PORT`:
+//! [--idle-timeout SECS] [--header-timeout SECS] [--max-per-origin N] ADDR ROUTE...`
+//! (in any order), a ROUTE being `PREFIX=http://HOST:PORT`:
 //! the longest prefix of the request's path picks the upstream. `--stream`
 //! moves bodies both ways piece by piece (any size, memory bounded by the
 //! loop's backlog limit) instead of whole. `GET /_stats`
