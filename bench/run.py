@@ -905,6 +905,11 @@ broadcasts count too) and of the runtime's RSS, divided by {WS_IDLE}.
 - Total time of this run: {time.time() - started:.0f} s.
 """
     (OUT / "RESULTS.md").write_text(report + soak_section())
+    # A service that waits: its own section, after the report.
+    print("a service that waits (bench/forwarding.py):", flush=True)
+    import forwarding
+
+    forwarding.write(forwarding.main())
     print(table)
     print()
     print(scale_table)
