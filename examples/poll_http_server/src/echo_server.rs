@@ -81,6 +81,8 @@ pub fn main() -> ExitCode {
     // Streamed (chunked) bodies are held to the same limit as whole ones.
     let mut options = options;
     options.limits.max_stream_bytes = echo.max_body;
+    // Small bodies are not even offered for streaming: one compare each.
+    options.limits.stream_above = poll_http_server::STREAM_ABOVE;
     if let Err(e) = Server::new(listener, options).serve_app(echo) {
         eprintln!("poll_http_server: event loop failed: {e}");
         return ExitCode::FAILURE;

@@ -800,9 +800,11 @@ impl Handler {
         if matches!(head.framing, Framing::Length(0)) {
             return true;
         }
-        let streamable =
-            declared_length(&head.framing).is_none_or(|n| n <= self.limits.max_stream_bytes);
-        if S::STREAMS && streamable {
+        let limits = &self.limits;
+        let streamable = S::STREAMS
+            && declared_length(&head.framing)
+                .is_none_or(|n| n > limits.stream_above && n <= limits.max_stream_bytes);
+        if streamable {
             let request = Request {
                 head: &self.input[..head.len],
                 method: &head.method,
@@ -1160,6 +1162,12 @@ impl Handler {
     /// them): the service may stop working on them.
     pub fn take_abandoned(&mut self) -> std::vec::Drain<'_, RequestId> {
         self.abandoned.drain(..)
+    }
+
+    /// Whether [`take_abandoned`](Self::take_abandoned) has anything.
+    #[inline]
+    pub fn has_abandoned(&self) -> bool {
+        !self.abandoned.is_empty()
     }
 
     /// Gives up every deferred request (the connection is going away); they

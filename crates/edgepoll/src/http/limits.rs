@@ -45,6 +45,10 @@ pub struct Limits {
     /// usual); a chunked body that grows past it ends the connection.
     /// Unlimited by default.
     pub max_stream_bytes: u64,
+    /// Bodies with a `Content-Length` up to this are never offered for
+    /// streaming (the service is not asked): they come whole, as for a
+    /// [`Service`](super::Service). 0 offers every body.
+    pub stream_above: u64,
 }
 
 impl Default for Limits {
@@ -60,6 +64,7 @@ impl Default for Limits {
             respond_timeout: Duration::from_secs(30),
             max_waiting: 16,
             max_stream_bytes: u64::MAX,
+            stream_above: 0,
         }
     }
 }

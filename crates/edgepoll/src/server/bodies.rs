@@ -223,7 +223,20 @@ fn hold_exchange(core: &mut Core, exchange: ExchangeId) {
 /// After a connection was stepped: sources it was holding back whose
 /// pieces it has now mostly sent are released, and an application told that
 /// its streamed response drained.
+#[inline]
 pub(crate) fn after_step(conn: &mut Connection, index: usize, work: &mut Work, limit: usize) {
+    // Nearly always nothing is held back: one check, no call.
+    if work.held_requests.is_empty()
+        && work.held_exchanges.is_empty()
+        && work.over_backlog.is_empty()
+    {
+        return;
+    }
+    release_drained(conn, index, work, limit);
+}
+
+#[inline(never)]
+fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: usize) {
     let low = limit / 4;
     let Work {
         pipes,

@@ -685,11 +685,13 @@ fn step_http<D: Driven>(
         now,
     };
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
-    abandoned.extend(
-        handler
-            .take_abandoned()
-            .map(|id| Responder { token, serial, id }),
-    );
+    if handler.has_abandoned() {
+        abandoned.extend(
+            handler
+                .take_abandoned()
+                .map(|id| Responder { token, serial, id }),
+        );
+    }
     if let Err(e) = io {
         report(options, conn.peer, &format!("connection failed: {e}"));
         return Next::Close;
