@@ -77,10 +77,6 @@ impl Driven for Collect {
         Reply::Now(Response::new(StatusCode::NOT_FOUND))
     }
 
-    fn handles_connect(&self) -> bool {
-        false
-    }
-
     fn on_response(
         &mut self,
         exchange: ExchangeId,
@@ -92,8 +88,6 @@ impl Driven for Collect {
             self.open -= 1;
         }
     }
-
-    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 }
 
 /// Sends one request and hands its response body to `write` piece by piece
@@ -154,14 +148,8 @@ struct Download<W> {
 }
 
 impl<W: FnMut(&[u8]) -> std::io::Result<()>> Driven for Download<W> {
-    const STREAMS: bool = false;
-
     fn call<'a>(&mut self, _: &Request<'a>, _: Responder, _: &mut Context<'_>) -> Reply<'a> {
         Reply::Now(Response::new(StatusCode::NOT_FOUND))
-    }
-
-    fn handles_connect(&self) -> bool {
-        false
     }
 
     fn on_response(
@@ -201,6 +189,4 @@ impl<W: FnMut(&[u8]) -> std::io::Result<()>> Driven for Download<W> {
             self.outcome = Some(result);
         }
     }
-
-    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 }

@@ -1130,16 +1130,8 @@ impl Handler {
         response: Response<'_>,
         now: Instant,
     ) -> Result<(), Gone> {
-        let Some(at) = self
-            .waiting
-            .iter()
-            .position(|w| w.id == id && w.is_pending())
-        else {
-            return Err(Gone);
-        };
-        let slot = &self.waiting[at];
-        let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
-        let head_only = slot.head_only;
+        let (at, allowed) = self.pending_slot(id)?;
+        let head_only = self.waiting[at].head_only;
         self.last_progress = now;
         if at == 0 {
             // Its turn: straight into the output, no copy.
@@ -1155,6 +1147,19 @@ impl Handler {
         }
         self.flush_ready();
         Ok(())
+    }
+
+    /// Where the response to `id` waits to be given, and what keep-alive
+    /// its request allows it; `Gone` if it no longer waits.
+    fn pending_slot(&self, id: RequestId) -> Result<(usize, KeepAlive), Gone> {
+        let at = self
+            .waiting
+            .iter()
+            .position(|w| w.id == id && w.is_pending())
+            .ok_or(Gone)?;
+        let slot = &self.waiting[at];
+        let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
+        Ok((at, allowed))
     }
 
     /// Requests the service deferred and that no longer wait for it (a 504
@@ -1251,15 +1256,8 @@ impl Handler {
         length: Option<u64>,
         now: Instant,
     ) -> Result<(), Gone> {
-        let Some(at) = self
-            .waiting
-            .iter()
-            .position(|w| w.id == id && w.is_pending())
-        else {
-            return Err(Gone);
-        };
+        let (at, allowed) = self.pending_slot(id)?;
         let slot = &self.waiting[at];
-        let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
         let chunked_ok = slot.version == Version::Http11;
         let mut encoded = Vec::new();
         let (keep_alive, framing) = match head.status() {

@@ -22,16 +22,19 @@ pub(crate) trait Driven {
         cx: &mut Context<'_>,
     ) -> Reply<'a>;
 
-    fn handles_connect(&self) -> bool;
+    fn handles_connect(&self) -> bool {
+        false
+    }
 
     fn on_response(
         &mut self,
-        exchange: ExchangeId,
-        result: Result<ParsedResponse, ClientError>,
-        cx: &mut Context<'_>,
-    );
+        _: ExchangeId,
+        _: Result<ParsedResponse, ClientError>,
+        _: &mut Context<'_>,
+    ) {
+    }
 
-    fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>);
+    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 
     /// The target of the WebSocket handshake just answered 101, if any.
     fn take_upgrade_target(&mut self) -> Option<String> {
@@ -71,16 +74,6 @@ impl<S: http::Service> Driven for HttpOnly<S> {
     fn handles_connect(&self) -> bool {
         self.0.handles_connect()
     }
-
-    fn on_response(
-        &mut self,
-        _: ExchangeId,
-        _: Result<ParsedResponse, ClientError>,
-        _: &mut Context<'_>,
-    ) {
-    }
-
-    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 }
 
 /// A [`ws::Service`]: answers the handshakes of the requests it accepts.
@@ -114,16 +107,6 @@ impl<S: ws::Service> Driven for WebSockets<S> {
     fn handles_connect(&self) -> bool {
         self.inner.handles_connect()
     }
-
-    fn on_response(
-        &mut self,
-        _: ExchangeId,
-        _: Result<ParsedResponse, ClientError>,
-        _: &mut Context<'_>,
-    ) {
-    }
-
-    fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 
     fn take_upgrade_target(&mut self) -> Option<String> {
         self.upgrade_target.take()
