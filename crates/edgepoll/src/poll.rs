@@ -162,6 +162,27 @@ impl Poll {
         self.table.pin(fd_of(source)?)
     }
 
+    /// Counts a registered source as active now, as an event would: it is in
+    /// every call for the next two full-poll intervals at least. For a
+    /// socket about to get an answer (a request just sent) that had no
+    /// events lately, so that the answer does not wait for a full call.
+    ///
+    /// ```no_run
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// let stream = net::connect("127.0.0.1:1234".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&stream, Token(1), Interest::READABLE)?;
+    /// poll.warm(&stream)?;
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
+    pub fn warm(&mut self, source: &impl AsRawFd) -> io::Result<()> {
+        let now = self.millis(Instant::now());
+        self.table.touch(fd_of(source)?, now);
+        Ok(())
+    }
+
     /// While other registrations are busy, a quiet one's readiness is seen
     /// within this interval (default [`DEFAULT_FULL_POLL_INTERVAL`]),
     /// stretched in proportion with thousands of quiet registrations: twice

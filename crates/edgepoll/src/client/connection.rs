@@ -128,6 +128,14 @@ impl ClientConnection {
         }
     }
 
+    /// Whether the whole request is out and its response is awaited.
+    pub(crate) fn request_sent(&self) -> bool {
+        match &self.state {
+            State::Busy(busy) => busy.output.is_empty() && busy.body_out.is_none(),
+            State::Idle => false,
+        }
+    }
+
     /// Request bytes queued and not yet sent (a sink's backlog).
     pub(crate) fn backlog(&self) -> usize {
         match &self.state {

@@ -54,6 +54,13 @@ pub(crate) struct Upstream {
     pub(crate) expired: bool,
     /// Not read: the client its response body goes to has too much to send.
     pub(crate) held: bool,
+    /// Its response is to be read before the next poll (see
+    /// [`read_ahead`](super::upstream::read_ahead)).
+    pub(crate) read_ahead: bool,
+    /// Read-aheads in a row that found nothing, and exchanges since the
+    /// count passed the limit: a slow upstream is tried only now and then.
+    pub(crate) ahead_misses: u8,
+    pub(crate) ahead_skipped: u8,
 }
 
 /// A protocol as the read/write path sees it: bytes in, bytes out.

@@ -58,6 +58,9 @@ pub(crate) struct Work {
     pub(crate) abandoned: Vec<Responder>,
     /// WebSocket connections closed since the application was last told.
     pub(crate) closed_ws: Vec<Token>,
+    /// Upstream connections (slot, serial) whose requests went out during
+    /// this round: their responses are read before the next poll.
+    pub(crate) read_ahead: Vec<(usize, u64)>,
     /// Requests dispatched so far.
     pub(crate) served: u64,
 }
@@ -138,9 +141,7 @@ impl Core {
         let mut sweep = Sweep::new(self.granularity(), Instant::now());
         let mut events = Events::with_capacity(1024);
         loop {
-            if self.work.is_pending() {
-                self.settle_work(Instant::now(), driven);
-            }
+            self.settle_before_poll(driven);
             if done(self, driven) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
             }
@@ -256,10 +257,6 @@ impl Core {
             }
             return Err(e);
         }
-        if let Role::Upstream(_) = role {
-            // Few, and waiting on a reply: never left for a full poll.
-            let _ = self.poll.pin(&stream);
-        }
         self.next_serial += 1;
         let conn = Connection {
             stream,
@@ -318,10 +315,75 @@ impl Core {
                 }
             }
             Role::Ws(_) => step_ws(conn, token, readable, now, driven, work, scratch, options),
-            Role::Upstream(_) => upstream::step(conn, index, event, readable, now, work, scratch),
+            Role::Upstream(_) => return self.step_upstream(index, event, readable, now),
         };
         bodies::after_step(conn, index, work, options.body_backlog);
         next
+    }
+
+    /// Moves an outbound connection forward.
+    fn step_upstream(&mut self, index: usize, event: bool, readable: bool, now: Instant) -> Next {
+        let Core {
+            slots,
+            scratch,
+            work,
+            options,
+            poll,
+            ..
+        } = self;
+        let Some(Some(conn)) = slots.get_mut(index) else {
+            return Next::Close;
+        };
+        let next = upstream::step(conn, index, event, readable, now, work, scratch);
+        if let Role::Upstream(up) = &conn.role {
+            // It waits on an answer no read-ahead looks for: the poll must
+            // cover it (an event already did).
+            if !event && next != Next::Close && up.exchange.is_some() && !up.read_ahead {
+                let _ = poll.warm(&conn.stream);
+            }
+        }
+        bodies::after_step(conn, index, work, options.body_backlog);
+        next
+    }
+
+    /// Settles the application's work, and reads the responses to the
+    /// requests sent since the last poll (see `upstream::read_ahead`),
+    /// which may answer requests and so make more work.
+    fn settle_before_poll<D: Driven>(&mut self, driven: &mut D) {
+        for _ in 0..4 {
+            let now = Instant::now();
+            if self.work.is_pending() {
+                self.settle_work(now, driven);
+            }
+            if self.work.read_ahead.is_empty() {
+                return;
+            }
+            for (index, serial) in std::mem::take(&mut self.work.read_ahead) {
+                let Some(Some(conn)) = self.slots.get(index) else {
+                    continue;
+                };
+                match &conn.role {
+                    Role::Upstream(up) if conn.serial == serial && up.read_ahead => {}
+                    // Stepped since, or gone.
+                    _ => continue,
+                }
+                let next = self.step_upstream(index, false, true, now);
+                self.settle(index, next, now);
+                if self.work.is_pending() {
+                    self.settle_work(now, driven);
+                }
+            }
+        }
+        // Sent by the last round's callbacks: left to the poll, which must
+        // cover them.
+        for (index, serial) in std::mem::take(&mut self.work.read_ahead) {
+            if let Some(Some(conn)) = self.slots.get_mut(index) {
+                if let (true, Role::Upstream(up)) = (conn.serial == serial, &mut conn.role) {
+                    up.read_ahead = false;
+                    let _ = self.poll.warm(&conn.stream);
+                }
+            }
+        }
     }
 
     /// Applies what [`drive`](Self::drive) decided.
@@ -543,15 +605,7 @@ impl Core {
                     };
                     self.work.slot_of.insert(exchange.id, index);
                     upstream::start(up, exchange, now, max_body);
-                    let next = upstream::step(
-                        conn,
-                        index,
-                        false,
-                        false,
-                        now,
-                        &mut self.work,
-                        &mut self.scratch,
-                    );
+                    let next = self.step_upstream(index, false, false, now);
                     self.settle(index, next, now);
                 }
                 Placement::Connect => {
@@ -572,6 +626,9 @@ impl Core {
                         got_bytes: false,
                         expired: false,
                         held: false,
+                        read_ahead: false,
+                        ahead_misses: 0,
+                        ahead_skipped: 0,
                     });
                     upstream::start(&mut up, exchange, now, max_body);
                     match self.add(stream, addr, Interest::WRITABLE, Role::Upstream(up)) {
