@@ -118,7 +118,8 @@ impl Context<'_> {
     /// piece: the exchange's connection is not read while the client's has
     /// more than [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
     /// bytes to send. If that body breaks off, the client's connection
-    /// closes without completing it.
+    /// closes without completing it. Either way [`App::on_response_end`]
+    /// says how it ended.
     pub fn respond_pipe(
         &mut self,
         responder: Responder,
@@ -296,7 +297,8 @@ pub trait App {
     }
 
     /// The body of a response from [`Context::fetch_stream`] is complete,
-    /// or broke off.
+    /// or broke off; for a body piped with [`Context::respond_pipe`], told
+    /// once the loop has ended (or cut short) the client's response.
     fn on_response_end(
         &mut self,
         exchange: ExchangeId,

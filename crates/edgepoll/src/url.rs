@@ -101,7 +101,7 @@ impl Url {
         if !authority.starts_with('[') && !crate::http::is_reg_name(host.as_bytes()) {
             return Err(UrlError::InvalidHost);
         }
-        if path.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') {
+        if !Url::is_path_safe(path) {
             return Err(UrlError::InvalidPath);
         }
         Ok(Url {
@@ -109,6 +109,12 @@ impl Url {
             port,
             path: path.to_string(),
         })
+    }
+
+    /// Whether `path` can go on a request line as it is: no space, control
+    /// byte or fragment mark.
+    pub(crate) fn is_path_safe(path: &str) -> bool {
+        !path.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#')
     }
 
     /// The socket address: IP literals and `localhost` only (no DNS), so a

@@ -88,6 +88,9 @@ pub enum ClientError {
     BadResponse(ResponseError),
     /// Any other socket error.
     Io(io::Error),
+    /// Given up by the loop: the client a piped response body went to
+    /// ([`Context::respond_pipe`](crate::Context::respond_pipe)) is gone.
+    Abandoned,
 }
 
 impl std::fmt::Display for ClientError {
@@ -106,6 +109,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Timeout(t) => write!(f, "timed out after {:.1} s", t.as_secs_f64()),
             ClientError::BadResponse(e) => write!(f, "bad response: {e}"),
             ClientError::Io(e) => write!(f, "{e}"),
+            ClientError::Abandoned => f.write_str("abandoned: its client is gone"),
         }
     }
 }

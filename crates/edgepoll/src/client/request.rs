@@ -66,7 +66,7 @@ impl From<UrlError> for RequestError {
 pub struct ClientRequest {
     method: String,
     url: Url,
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     /// A body streamed after the head instead of `body`: its length, if known.
     streamed: Option<Option<u64>>,
@@ -87,9 +87,71 @@ impl ClientRequest {
         })
     }
 
+    /// A request for `target` (an origin-form request target: a path and
+    /// perhaps a query) at the origin of `base`, whose path is ignored: how a
+    /// forwarder sends on what it received without building and parsing a
+    /// URL per request. The target is refused as [`Url::parse`] would refuse
+    /// it in a path.
+    ///
+    /// ```
+    /// use edgepoll::{ClientRequest, RequestError, Url, UrlError};
+    /// let upstream = Url::parse("http://127.0.0.1:8080").unwrap();
+    /// let request = ClientRequest::to_origin("GET", &upstream, "/a?b=c").unwrap();
+    /// assert_eq!(request.url().path, "/a?b=c");
+    /// assert_eq!(
+    ///     ClientRequest::to_origin("GET", &upstream, "/a b").err(),
+    ///     Some(RequestError::Url(UrlError::InvalidPath))
+    /// );
+    /// ```
+    pub fn to_origin(
+        method: &str,
+        base: &Url,
+        target: &str,
+    ) -> Result<ClientRequest, RequestError> {
+        if !is_token(method.as_bytes()) {
+            return Err(RequestError::Method);
+        }
+        if !target.starts_with('/') || !Url::is_path_safe(target) {
+            return Err(RequestError::Url(UrlError::InvalidPath));
+        }
+        Ok(ClientRequest {
+            method: method.to_string(),
+            url: Url {
+                host: base.host.clone(),
+                port: base.port,
+                path: target.to_string(),
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+            streamed: None,
+        })
+    }
+
+    /// The same request for the same target at another origin (another
+    /// server of one service: a retry elsewhere), `Host` following.
+    ///
+    /// ```
+    /// use edgepoll::{ClientRequest, Url};
+    /// let request = ClientRequest::new("GET", "http://127.0.0.1:8001/a").unwrap();
+    /// let other = Url::parse("http://127.0.0.1:8002").unwrap();
+    /// assert_eq!(request.with_origin(&other).url().to_string(), "http://127.0.0.1:8002/a");
+    /// ```
+    pub fn with_origin(mut self, base: &Url) -> Self {
+        self.url.host.clone_from(&base.host);
+        self.url.port = base.port;
+        self
+    }
+
     /// Adds a header field (checked by [`encode`](Self::encode)).
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_string(), value.to_string()));
+    pub fn header(self, name: &str, value: &str) -> Self {
+        self.header_bytes(name, value.as_bytes())
+    }
+
+    /// Adds a header field whose value need not be UTF-8 (RFC 9110 allows
+    /// other bytes from 0x80 up, which a forwarder passes on as they came);
+    /// checked by [`encode`](Self::encode) like any other.
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.headers.push((name.to_string(), value.to_vec()));
         self
     }
 
@@ -126,8 +188,8 @@ impl ClientRequest {
     }
 
     /// The header fields added, in order.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
     /// Whether the method is idempotent (RFC 9110 §9.2.2): such a request may
@@ -145,7 +207,7 @@ impl ClientRequest {
             if !is_token(name.as_bytes()) {
                 return Err(RequestError::FieldName(name.clone()));
             }
-            if !is_field_safe(value.as_bytes()) {
+            if !is_field_safe(value) {
                 return Err(RequestError::FieldValue(name.clone()));
             }
             if ["host", "content-length", "transfer-encoding", "connection"]
@@ -168,9 +230,10 @@ impl ClientRequest {
             out.extend_from_slice(part.as_bytes());
         }
         for (name, value) in &self.headers {
-            for part in [name.as_str(), ": ", value.trim(), "\r\n"] {
-                out.extend_from_slice(part.as_bytes());
-            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.trim_ascii());
+            out.extend_from_slice(b"\r\n");
         }
         match self.streamed {
             Some(Some(n)) => out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),

@@ -221,7 +221,7 @@ impl<'a> Request<'a> {
     }
 
     /// All header fields in the order received, as (name, value).
-    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + 'a {
         let head = self.head;
         self.headers.iter().map(move |h| {
             let name = std::str::from_utf8(&head[h.name.clone()]).unwrap_or("");

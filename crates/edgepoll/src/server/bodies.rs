@@ -173,6 +173,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     // The client is gone: so is the reason to read on.
                     forget_exchange(&mut core.work, exchange);
                     core.work.pool.cancel(exchange);
+                    core.work.cut_pipes.push(exchange);
                     return;
                 };
                 let _ = handler.send_body(responder.id, piece, now);
@@ -194,6 +195,8 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     };
                     core.step_now(responder.token.0, now, driven);
                 }
+                // The application is told too: the pipe was its exchange.
+                driven.on_response_end(exchange, result, &mut core.work.context(now));
             }
             None => {
                 forget_exchange(&mut core.work, exchange);
@@ -339,6 +342,7 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) {
         let keep = !gone(r);
         if !keep {
             cancel.push(*exchange);
+            work.cut_pipes.push(*exchange);
         }
         keep
     });

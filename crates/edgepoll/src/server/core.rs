@@ -56,6 +56,8 @@ pub(crate) struct Work {
     pub(crate) release: Vec<bodies::Release>,
     /// Deferred requests given up on, not yet told to the application.
     pub(crate) abandoned: Vec<Responder>,
+    /// Piped responses whose client left, not yet told to the application.
+    pub(crate) cut_pipes: Vec<ExchangeId>,
     /// WebSocket connections closed since the application was last told.
     pub(crate) closed_ws: Vec<Token>,
     /// Upstream connections (slot, serial) whose requests went out during
@@ -84,6 +86,7 @@ impl Work {
             || !self.inbound.is_empty()
             || !self.abandoned.is_empty()
             || !self.closed_ws.is_empty()
+            || !self.cut_pipes.is_empty()
             || !self.outbox.is_empty()
             || !self.pool.events.is_empty()
             || !self.pool.cancelled.is_empty()
@@ -459,6 +462,13 @@ impl Core {
                 acted = true;
                 for responder in std::mem::take(&mut self.work.abandoned) {
                     driven.on_abandoned(responder, &mut self.work.context(now));
+                }
+            }
+            if !self.work.cut_pipes.is_empty() {
+                acted = true;
+                for exchange in std::mem::take(&mut self.work.cut_pipes) {
+                    let gone = Err(crate::ClientError::Abandoned);
+                    driven.on_response_end(exchange, gone, &mut self.work.context(now));
                 }
             }
             if !self.work.closed_ws.is_empty() {
