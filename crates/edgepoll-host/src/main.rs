@@ -39,6 +39,31 @@ struct Cli {
     args: Vec<String>,
 }
 
+/// Everything after the module belongs to the guest, `--help` included, as
+/// on WasmEdge's command line: only what comes before it is the runtime's.
+fn parse_command_line(argv: Vec<std::ffi::OsString>) -> Cli {
+    let takes_value = ["--dir", "--env", "--memory-page-limit"];
+    let mut at = 1;
+    while at < argv.len() {
+        let arg = argv[at].to_string_lossy();
+        if takes_value.contains(&arg.as_ref()) {
+            at += 2;
+        } else if arg.starts_with('-') && arg != "-" {
+            at += 1;
+        } else {
+            break;
+        }
+    }
+    let split = (at + 1).min(argv.len());
+    let mut cli = Cli::parse_from(&argv[..split]);
+    cli.args.extend(
+        argv[split..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    cli
+}
+
 /// `GUEST:HOST[:readonly]` as WasmEdge splits it: the guest name at the
 /// first colon, a mode at the next. WasmEdge ignores a mode it does not
 /// know; here it is an error, so a mistyped `:readonly` cannot grant writing.
@@ -71,7 +96,7 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_command_line(std::env::args_os().collect());
     let invocation = Invocation {
         module: cli.module,
         args: cli.args,
