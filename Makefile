@@ -4,9 +4,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
-WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest
+WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest -p proxy
 
-.PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image
+.PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image proxy
 FUZZ_SECONDS ?= 120
 
 setup:
@@ -28,7 +28,7 @@ run: build
 test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest -p proxy --all-targets -- -D warnings
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
@@ -47,7 +47,7 @@ test: build
 
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest -p proxy --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -61,6 +61,10 @@ image: build
 # Build and start the WebSocket chat; open http://$(LISTEN)/ in two windows.
 chat: build
 	scripts/wasm-runner $(WASM_DIR)/ws_chat.wasm $(LISTEN)
+
+# examples/proxy on $(LISTEN) in front of two echo servers on the next two ports.
+proxy: build
+	scripts/proxy-demo $(LISTEN)
 
 # Two headless Chromium pages chat through ws_chat on every runtime present;
 # saves docs/chat.png (not part of make test).

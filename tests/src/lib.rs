@@ -77,7 +77,7 @@ pub fn build() {
         let status = Command::new(&cargo)
             .current_dir(root())
             .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
-            .args(["-p", "poll_http_server", "-p", "nonblock_http_client", "-p", "ws_chat", "-p", "conformance_guest", "-p", "abi_transcript", "-p", "forward_guest"])
+            .args(["-p", "poll_http_server", "-p", "nonblock_http_client", "-p", "ws_chat", "-p", "conformance_guest", "-p", "abi_transcript", "-p", "forward_guest", "-p", "proxy"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the wasm programs failed (is the target installed? run: rustup target add wasm32-wasip1)");

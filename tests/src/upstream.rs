@@ -24,6 +24,14 @@ pub enum Behaviour {
     /// `GET /bytes/N`: answers N bytes of the [`pattern`], as fast as the
     /// connection takes them (counted in [`Seen::written`]).
     Source,
+    /// Keep-alive; answers each request with its own head (request line
+    /// and fields, as received) as the body; the body it came with is read
+    /// and dropped. For what a proxy changes in the fields.
+    Reflect,
+    /// Answers every request with bytes that are not HTTP, then closes.
+    Garbage,
+    /// Announces 1 MB, sends 1000 bytes of it, then closes.
+    DiesMidBody,
 }
 
 /// Byte `offset` of the test pattern: every position has its own value,
@@ -214,11 +222,61 @@ fn source(mut stream: TcpStream, seen: &Seen) {
     }
 }
 
+/// [`Behaviour::Reflect`], [`Behaviour::Garbage`], [`Behaviour::DiesMidBody`].
+fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(end) = buf.windows(4).position(|w: &[u8]| w == b"\r\n\r\n") else {
+            let mut chunk = [0u8; 16 * 1024];
+            match stream.read(&mut chunk) {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+            continue;
+        };
+        let head = buf[..end + 4].to_vec();
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let length: usize = text
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < end + 4 + length {
+            let mut chunk = [0u8; 16 * 1024];
+            match stream.read(&mut chunk) {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+        }
+        buf.drain(..end + 4 + length);
+        let path = text.split(' ').nth(1).unwrap_or("").to_string();
+        seen.answered.lock().expect("lock").push(path);
+        let reply = match behaviour {
+            Behaviour::Reflect => [
+                format!("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: {}\r\n\r\n", head.len()).into_bytes(),
+                head,
+            ]
+            .concat(),
+            Behaviour::Garbage => b"SPDY/9 banana\r\n\0\0\r\n\r\n".to_vec(),
+            _ => [b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec(), vec![b'x'; 1000]].concat(),
+        };
+        if stream.write_all(&reply).is_err() || !matches!(behaviour, Behaviour::Reflect) {
+            return;
+        }
+    }
+}
+
 fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
     match behaviour {
         Behaviour::Sink => return sink(stream),
         Behaviour::Source => return source(stream, seen),
+        Behaviour::Reflect | Behaviour::Garbage | Behaviour::DiesMidBody => {
+            return answer_heads(stream, behaviour, seen)
+        }
         Behaviour::Echo | Behaviour::Stall => {}
     }
     let mut buf = Vec::new();

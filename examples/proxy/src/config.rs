@@ -1,0 +1,211 @@
+//! The command line.
+
+use edgepoll::Url;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const HELP: &str = "\
+proxy: a reverse proxy and load balancer for HTTP/1.1 on WasmEdge
+
+usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
+
+  --listen ADDR          where to accept clients, e.g. 0.0.0.0:8080
+  --upstream ADDR        a server to forward to: host:port, a host (port 80)
+                         or http://host:port; repeat for more. Hosts are IP
+                         addresses or localhost.
+  --timeout SECS         longest silence from an upstream while a request
+                         waits for its answer: then 504 (default 30)
+  --connect-timeout SECS longest wait for an upstream's connection (default 5)
+  --eject SECS           how long an upstream that failed gets no requests
+                         before one probes it (default 10)
+  --max-per-upstream N   most connections open to one upstream (default 256)
+  --trust-forwarded      keep the incoming X-Forwarded-* fields, appending the
+                         client's address to X-Forwarded-For (off: they are
+                         replaced, as a client could claim anything)
+  --help                 this text
+
+Each request goes to the upstream with the fewest requests outstanding
+(round-robin among equals). An upstream that refuses, resets, times out or
+answers garbage is left out for --eject seconds; a request that could not
+reach one is tried on another when it is idempotent and has no body. No
+upstream reachable: 502; too slow: 504; garbage: 502; a response that
+breaks off: the client's connection closes. Bodies stream both ways.
+";
+
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstreams: Vec<Url>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub eject_for: Duration,
+    pub max_per_upstream: usize,
+    pub trust_forwarded: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Help,
+    Run(Config),
+}
+
+pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut listen = None;
+    let mut upstreams = Vec::new();
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        upstreams: Vec::new(),
+        timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(5),
+        eject_for: Duration::from_secs(10),
+        max_per_upstream: 256,
+        trust_forwarded: false,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--listen" => {
+                let text = value()?;
+                listen = Some(text.parse().map_err(|e| format!("--listen {text}: {e}"))?);
+            }
+            "--upstream" => upstreams.push(upstream(&value()?)?),
+            "--timeout" => config.timeout = seconds(&arg, &value()?)?,
+            "--connect-timeout" => config.connect_timeout = seconds(&arg, &value()?)?,
+            "--eject" => config.eject_for = seconds(&arg, &value()?)?,
+            "--max-per-upstream" => {
+                let text = value()?;
+                config.max_per_upstream = text
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--max-per-upstream: not a positive number: {text}"))?;
+            }
+            "--trust-forwarded" => config.trust_forwarded = true,
+            _ => return Err(format!("unknown argument {arg:?} (see --help)")),
+        }
+    }
+    config.listen = listen.ok_or("--listen ADDR is needed (see --help)")?;
+    if upstreams.is_empty() {
+        return Err("at least one --upstream ADDR is needed (see --help)".into());
+    }
+    config.upstreams = upstreams;
+    Ok(Command::Run(config))
+}
+
+/// `host:port`, `host` or `http://host[:port][/]`.
+fn upstream(text: &str) -> Result<Url, String> {
+    let url = match text.starts_with("http://") {
+        true => text.to_string(),
+        false if text.contains("://") => {
+            return Err(format!(
+                "--upstream {text}: only http:// upstreams are supported"
+            ))
+        }
+        false => format!("http://{text}"),
+    };
+    let url = Url::parse(&url).map_err(|e| format!("--upstream {text}: {e}"))?;
+    if url.path != "/" {
+        return Err(format!(
+            "--upstream {text}: an upstream is a server, not a path"
+        ));
+    }
+    if url.socket_addr().is_none() {
+        return Err(format!(
+            "--upstream {text}: cannot resolve {:?} (use an IP address or localhost)",
+            url.host
+        ));
+    }
+    Ok(url)
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or(format!("{flag}: not a positive number of seconds: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse(args.iter().map(|a| a.to_string()))? {
+            Command::Run(config) => Ok(config),
+            Command::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn every_form_of_upstream_and_option_is_read() {
+        let config = run(&[
+            "--listen",
+            "127.0.0.1:8080",
+            "--upstream",
+            "127.0.0.1:9001",
+            "--upstream",
+            "http://[::1]:9002/",
+            "--upstream",
+            "localhost",
+            "--timeout",
+            "2.5",
+            "--eject",
+            "1",
+            "--trust-forwarded",
+        ])
+        .unwrap();
+        assert_eq!(config.listen.port(), 8080);
+        let ports: Vec<u16> = config.upstreams.iter().map(|u| u.port).collect();
+        assert_eq!(ports, [9001, 9002, 80]);
+        assert_eq!(config.timeout, Duration::from_millis(2500));
+        assert_eq!(config.eject_for, Duration::from_secs(1));
+        assert!(config.trust_forwarded);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (args, says) in [
+            (&["--upstream", "127.0.0.1:1"][..], "--listen"),
+            (&["--listen", "127.0.0.1:1"][..], "--upstream"),
+            (&["--listen", "nowhere"][..], "--listen nowhere"),
+            (
+                &["--listen", "127.0.0.1:1", "--upstream", "https://127.0.0.1"][..],
+                "only http://",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:1/api"][..],
+                "not a path",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--upstream", "db.internal:5"][..],
+                "cannot resolve",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:1",
+                    "--timeout",
+                    "-1",
+                ][..],
+                "--timeout",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--upstream"][..],
+                "needs a value",
+            ),
+            (&["--bogus"][..], "unknown argument"),
+        ] {
+            let error = run(args).unwrap_err();
+            assert!(error.contains(says), "{args:?}: {error}");
+        }
+        assert!(matches!(
+            parse(["--help".to_string()].into_iter()),
+            Ok(Command::Help)
+        ));
+    }
+}

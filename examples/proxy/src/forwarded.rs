@@ -1,0 +1,227 @@
+//! What the proxy changes in the messages it passes on (RFC 9110 §7.6):
+//! hop-by-hop fields go both ways, `Via` is added both ways, and the
+//! upstream learns who asked through `X-Forwarded-For`, `-Proto` and
+//! `-Host`. Decisions, where the RFCs leave a choice:
+//!
+//! - `Host` is the upstream's own authority, as nginx's default
+//!   (`proxy_set_header Host $proxy_host`); the client's goes in
+//!   `X-Forwarded-Host`.
+//! - `Expect` is not passed on: the proxy answers `100 Continue` itself when
+//!   it starts reading the body, as nginx does.
+//! - Incoming `X-Forwarded-*` fields are dropped unless the proxy is told to
+//!   trust them (`--trust-forwarded`): then the client's address is appended
+//!   to the incoming `X-Forwarded-For` chain, and the incoming `-Proto` and
+//!   `-Host` are kept. A client could otherwise claim any address.
+
+use edgepoll::http::HopByHop;
+use edgepoll::ClientRequest;
+use std::net::IpAddr;
+
+/// How this proxy names itself in `Via` (RFC 9110 §7.6.3).
+pub const VIA: &str = "1.1 edgepoll";
+
+/// Fields the proxy writes itself, or that the framing of the outgoing
+/// message decides.
+const REWRITTEN: [&str; 7] = [
+    "host",
+    "content-length",
+    "expect",
+    "via",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Copies the request's end-to-end fields to `upstream` and adds the
+/// proxy's own.
+pub fn request_fields<'a>(
+    mut upstream: ClientRequest,
+    fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    peer: Option<IpAddr>,
+    trust_forwarded: bool,
+) -> ClientRequest {
+    let hop = HopByHop::new(fields.clone());
+    for (name, value) in fields.clone() {
+        if !hop.contains(name) && !REWRITTEN.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            upstream = upstream.header_bytes(name, value);
+        }
+    }
+    let first = |wanted: &str| {
+        fields
+            .clone()
+            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value)
+    };
+    upstream = upstream.header_bytes("Via", &with_via(joined(fields.clone(), "via")));
+    let peer = peer.map(|ip| ip.to_string()).unwrap_or_default();
+    let chain = joined(fields.clone(), "x-forwarded-for");
+    let forwarded_for = match (trust_forwarded, chain.is_empty()) {
+        (true, false) => [chain.as_slice(), b", ", peer.as_bytes()].concat(),
+        _ => peer.into_bytes(),
+    };
+    if !forwarded_for.is_empty() {
+        upstream = upstream.header_bytes("X-Forwarded-For", &forwarded_for);
+    }
+    let proto = first("x-forwarded-proto").filter(|_| trust_forwarded);
+    upstream = upstream.header_bytes("X-Forwarded-Proto", proto.unwrap_or(b"http"));
+    let host = first("x-forwarded-host")
+        .filter(|_| trust_forwarded)
+        .or(first("host"));
+    if let Some(host) = host {
+        upstream = upstream.header_bytes("X-Forwarded-Host", host);
+    }
+    upstream
+}
+
+/// The fields of an upstream's response to pass on to the client, `Via`
+/// included; `Content-Length` is left to the framing of the response.
+pub fn response_fields(fields: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    let pairs = fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+    let hop = HopByHop::new(pairs.clone());
+    let mut kept: Vec<(String, Vec<u8>)> = fields
+        .iter()
+        .filter(|(name, _)| {
+            !hop.contains(name)
+                && !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("via")
+        })
+        .cloned()
+        .collect();
+    kept.push(("Via".into(), with_via(joined(pairs, "via"))));
+    kept
+}
+
+/// Every value of the field `name`, joined with ", " (RFC 9110 §5.3).
+fn joined<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>, name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (_, value) in fields.filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        if !out.is_empty() {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(value.trim_ascii());
+    }
+    out
+}
+
+fn with_via(mut earlier: Vec<u8>) -> Vec<u8> {
+    if !earlier.is_empty() {
+        earlier.extend_from_slice(b", ");
+    }
+    earlier.extend_from_slice(VIA.as_bytes());
+    earlier
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgepoll::Url;
+
+    fn forwarded(fields: &[(&str, &[u8])], trust: bool) -> Vec<(String, String)> {
+        let base = Url::parse("http://127.0.0.1:9000").unwrap();
+        let request = ClientRequest::to_origin("GET", &base, "/").unwrap();
+        let peer = Some("10.0.0.7".parse().unwrap());
+        request_fields(request, fields.iter().copied(), peer, trust)
+            .headers()
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
+    fn value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn hop_by_hop_and_named_fields_stay_behind_and_the_rest_goes_in_order() {
+        let sent = forwarded(
+            &[
+                ("Host", b"example.test"),
+                ("Connection", b"keep-alive, X-Private"),
+                ("X-Private", b"secret"),
+                ("Keep-Alive", b"timeout=5"),
+                ("TE", b"trailers"),
+                ("Proxy-Connection", b"keep-alive"),
+                ("Upgrade", b"h2c"),
+                ("Trailer", b"X-Sum"),
+                ("Expect", b"100-continue"),
+                ("Accept", b"*/*"),
+                ("X-Bytes", b"caf\xe9"),
+            ],
+            false,
+        );
+        let names: Vec<&str> = sent.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Accept",
+                "X-Bytes",
+                "Via",
+                "X-Forwarded-For",
+                "X-Forwarded-Proto",
+                "X-Forwarded-Host"
+            ]
+        );
+        assert_eq!(value(&sent, "via"), Some(VIA));
+        assert_eq!(value(&sent, "x-forwarded-for"), Some("10.0.0.7"));
+        assert_eq!(value(&sent, "x-forwarded-proto"), Some("http"));
+        assert_eq!(value(&sent, "x-forwarded-host"), Some("example.test"));
+    }
+
+    #[test]
+    fn a_claimed_chain_is_replaced_unless_trusted_and_via_is_appended() {
+        let incoming: &[(&str, &[u8])] = &[
+            ("Host", b"inner.test"),
+            ("Via", b"1.0 first"),
+            ("Via", b"1.1 second"),
+            ("X-Forwarded-For", b"1.2.3.4"),
+            ("X-Forwarded-Proto", b"https"),
+            ("X-Forwarded-Host", b"outer.test"),
+        ];
+        let untrusted = forwarded(incoming, false);
+        assert_eq!(value(&untrusted, "x-forwarded-for"), Some("10.0.0.7"));
+        assert_eq!(value(&untrusted, "x-forwarded-proto"), Some("http"));
+        assert_eq!(value(&untrusted, "x-forwarded-host"), Some("inner.test"));
+        assert_eq!(
+            value(&untrusted, "via"),
+            Some("1.0 first, 1.1 second, 1.1 edgepoll")
+        );
+        let trusted = forwarded(incoming, true);
+        assert_eq!(
+            value(&trusted, "x-forwarded-for"),
+            Some("1.2.3.4, 10.0.0.7")
+        );
+        assert_eq!(value(&trusted, "x-forwarded-proto"), Some("https"));
+        assert_eq!(value(&trusted, "x-forwarded-host"), Some("outer.test"));
+    }
+
+    #[test]
+    fn a_response_loses_its_hop_by_hop_fields_and_length_and_gains_via() {
+        let fields: Vec<(String, Vec<u8>)> = [
+            ("Content-Type", "text/plain"),
+            ("Connection", "close, X-Hop"),
+            ("X-Hop", "1"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "5"),
+            ("Via", "1.1 origin"),
+            ("Set-Cookie", "a=1"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect();
+        let kept = response_fields(&fields);
+        let shown: Vec<(&str, &[u8])> = kept
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("Content-Type", &b"text/plain"[..]),
+                ("Set-Cookie", b"a=1"),
+                ("Via", b"1.1 origin, 1.1 edgepoll"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! A reverse proxy and load balancer on edgepoll: `proxy --listen ADDR
+//! --upstream ADDR [--upstream ADDR]...` (`--help` says all). See
+//! `config.rs` for the options, `balancer.rs` for the choice of upstream and
+//! its health, `forwarded.rs` for what changes in the messages, and
+//! `proxy.rs` for the service on the loop.
+
+// Natively only the unit tests of the parts run: the service needs wasm.
+#![cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+
+mod balancer;
+mod config;
+mod forwarded;
+#[cfg(target_os = "wasi")]
+mod proxy;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let config = match config::parse(std::env::args().skip(1)) {
+        Ok(config::Command::Help) => {
+            print!("{}", config::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(config::Command::Run(config)) => config,
+        Err(message) => {
+            eprintln!("proxy: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("proxy: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(target_os = "wasi")]
+fn serve(config: config::Config) -> Result<(), String> {
+    use edgepoll::http::Limits;
+    use edgepoll::{ClientOptions, Server, ServerOptions};
+
+    let listener = edgepoll::net::bind(config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let upstreams: Vec<String> = config.upstreams.iter().map(|u| u.to_string()).collect();
+    println!(
+        "listening on {}, upstreams {}",
+        config.listen,
+        upstreams.join(" ")
+    );
+    let options = ServerOptions {
+        limits: Limits {
+            // The upstream's own timeouts answer first (504 or 502): this
+            // only catches what they cannot, with room for one retry.
+            respond_timeout: 2 * (config.connect_timeout + config.timeout)
+                + std::time::Duration::from_secs(1),
+            ..Limits::default()
+        },
+        client: ClientOptions {
+            max_per_origin: config.max_per_upstream,
+            connect_timeout: config.connect_timeout,
+            response_timeout: config.timeout,
+            ..ClientOptions::default()
+        },
+        ..ServerOptions::default()
+    };
+    let service = proxy::Proxy::new(&config);
+    Server::new(listener, options)
+        .serve_app(service)
+        .map_err(|e| format!("poll failed: {e}"))
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn serve(_: config::Config) -> Result<(), String> {
+    Err("build for wasm32-wasip1 and run under WasmEdge or edgepoll-host".into())
+}

@@ -1,0 +1,236 @@
+//! The proxy as an [`App`] on edgepoll's loop: each request is sent on to
+//! an upstream through the loop's pooled client, its body streamed as it
+//! arrives, and the upstream's response streamed back.
+
+use crate::balancer::{Balancer, Outcome};
+use crate::config::Config;
+use crate::forwarded;
+use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
+use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, Responder};
+use std::collections::HashMap;
+
+pub struct Proxy {
+    balancer: Balancer,
+    trust_forwarded: bool,
+    /// Requests waiting for an upstream's response head.
+    waiting: HashMap<ExchangeId, Waiting>,
+    /// Responses whose bodies the loop pipes to their clients: which
+    /// upstream each comes from, to name it if the body breaks off.
+    piped: HashMap<ExchangeId, usize>,
+}
+
+struct Waiting {
+    responder: Responder,
+    upstream: usize,
+    /// The upstreams tried so far, a bit each.
+    tried: u64,
+    /// The request again, for another upstream, when one may go (no body,
+    /// idempotent method).
+    again: Option<ClientRequest>,
+}
+
+impl Proxy {
+    pub fn new(config: &Config) -> Proxy {
+        Proxy {
+            balancer: Balancer::new(config.upstreams.clone(), config.eject_for),
+            trust_forwarded: config.trust_forwarded,
+            waiting: HashMap::new(),
+            piped: HashMap::new(),
+        }
+    }
+
+    fn log(&self, upstream: usize, what: &str) {
+        eprintln!(
+            "proxy: upstream {}: {what}",
+            self.balancer.upstream(upstream).url
+        );
+    }
+
+    /// Sends `request` to an upstream not in `tried`; says why not if none.
+    fn send<'r>(
+        &mut self,
+        responder: Responder,
+        build: impl FnOnce(&edgepoll::Url) -> Result<ClientRequest, Response<'r>>,
+        streams_body: bool,
+        tried: u64,
+        cx: &mut Context<'_>,
+    ) -> Result<(), Response<'r>> {
+        let Some(upstream) = self.balancer.pick(cx.now(), tried) else {
+            eprintln!("proxy: no upstream available");
+            return Err(text(StatusCode::BAD_GATEWAY, "no upstream available\n"));
+        };
+        let request = match build(&self.balancer.upstream(upstream).url) {
+            Ok(request) => request,
+            Err(answer) => {
+                self.balancer.finish(upstream, Outcome::Dropped, cx.now());
+                return Err(answer);
+            }
+        };
+        let again = (!streams_body && request.is_idempotent()).then(|| request.clone());
+        let body_from = streams_body.then_some(responder);
+        match cx.fetch_stream(&request, body_from) {
+            Ok(exchange) => {
+                let tried = tried | bit(upstream);
+                let waiting = Waiting {
+                    responder,
+                    upstream,
+                    tried,
+                    again,
+                };
+                self.waiting.insert(exchange, waiting);
+                Ok(())
+            }
+            Err(e) => {
+                self.balancer.finish(upstream, Outcome::Dropped, cx.now());
+                Err(text(StatusCode::BAD_REQUEST, format!("{e}\n")))
+            }
+        }
+    }
+}
+
+fn bit(upstream: usize) -> u64 {
+    1u64.checked_shl(upstream as u32).unwrap_or(0)
+}
+
+fn text<'r>(status: StatusCode, body: impl Into<String>) -> Response<'r> {
+    Response::new(status)
+        .header("Content-Type", "text/plain")
+        .body(body.into())
+}
+
+impl App for Proxy {
+    fn call<'a>(
+        &mut self,
+        request: &Request<'a>,
+        responder: Responder,
+        cx: &mut Context<'_>,
+    ) -> Reply<'a> {
+        if request.header("upgrade").is_some() {
+            return Reply::Now(text(
+                StatusCode::NOT_IMPLEMENTED,
+                "protocol upgrades are not passed through yet\n",
+            ));
+        }
+        let streams_body = request.body_length() != Some(0);
+        let trust = self.trust_forwarded;
+        let build = |base: &edgepoll::Url| {
+            let upstream = ClientRequest::to_origin(request.method(), base, request.target())
+                .map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))?;
+            let upstream = forwarded::request_fields(
+                upstream,
+                request.headers(),
+                request.peer_addr().map(|a| a.ip()),
+                trust,
+            );
+            Ok(match streams_body {
+                true => upstream.streamed_body(request.body_length()),
+                false => upstream,
+            })
+        };
+        match self.send(responder, build, streams_body, 0, cx) {
+            Ok(()) => Reply::Later,
+            Err(answer) => Reply::Now(answer),
+        }
+    }
+
+    fn streams_request(&mut self, _: &Request<'_>) -> bool {
+        true
+    }
+
+    fn on_response(
+        &mut self,
+        exchange: ExchangeId,
+        result: Result<ParsedResponse, ClientError>,
+        cx: &mut Context<'_>,
+    ) {
+        let Some(waiting) = self.waiting.remove(&exchange) else {
+            return;
+        };
+        let now = cx.now();
+        let upstream = waiting.upstream;
+        let error = match result {
+            Ok(response) => {
+                self.balancer.finish(upstream, Outcome::Answered, now);
+                let length = response
+                    .header("content-length")
+                    .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+                let mut head = Response::new(response.status);
+                for (name, value) in forwarded::response_fields(&response.headers) {
+                    head = head.header(name, value);
+                }
+                self.piped.insert(exchange, upstream);
+                cx.respond_pipe(waiting.responder, head, length, exchange);
+                return;
+            }
+            Err(error) => error,
+        };
+        if self.balancer.finish(upstream, Outcome::Failed, now) {
+            self.log(upstream, &format!("{error}; left out for a while"));
+        } else {
+            self.log(upstream, &error.to_string());
+        }
+        // Nothing reached the upstream: another may take it.
+        let unsent = matches!(error, ClientError::Refused | ClientError::ConnectTimeout(_));
+        if let (true, Some(again)) = (unsent, waiting.again) {
+            let retried = self.send(
+                waiting.responder,
+                |base| Ok(again.with_origin(base)),
+                false,
+                waiting.tried,
+                cx,
+            );
+            match retried {
+                Ok(()) => return,
+                Err(answer) if answer.status() != StatusCode::BAD_GATEWAY => {
+                    return cx.respond(waiting.responder, answer);
+                }
+                Err(_) => {}
+            }
+        }
+        let answer = match error {
+            ClientError::Timeout(_) | ClientError::ConnectTimeout(_) => {
+                text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+            }
+            ClientError::BadResponse(_) => {
+                text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n")
+            }
+            _ => text(StatusCode::BAD_GATEWAY, "upstream unreachable\n"),
+        };
+        cx.respond(waiting.responder, answer);
+    }
+
+    fn on_response_end(
+        &mut self,
+        exchange: ExchangeId,
+        result: Result<(), ClientError>,
+        _: &mut Context<'_>,
+    ) {
+        let Some(upstream) = self.piped.remove(&exchange) else {
+            return;
+        };
+        match result {
+            Ok(()) | Err(ClientError::Abandoned) => {}
+            Err(e) => self.log(
+                upstream,
+                &format!("response broke off: {e}; client connection closed"),
+            ),
+        }
+    }
+
+    fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        // The client left or got its 504: the upstream exchange stops too.
+        let gone: Vec<ExchangeId> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.responder == responder)
+            .map(|(e, _)| *e)
+            .collect();
+        for exchange in gone {
+            if let Some(waiting) = self.waiting.remove(&exchange) {
+                self.balancer
+                    .finish(waiting.upstream, Outcome::Dropped, cx.now());
+            }
+            cx.cancel(exchange);
+        }
+    }
+}

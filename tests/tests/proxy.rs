@@ -1,0 +1,351 @@
+//! examples/proxy in front of real upstreams on loopback ports, on every
+//! runtime: native ones in this process (reflecting heads, echoing, stalling,
+//! answering garbage, dying mid-body), nginx, and the echo server under the
+//! same runtime.
+
+use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
+use edgepoll_tests::{
+    connect, free_port, on_each_runtime, read_response, start_program, start_server, Running,
+    Runtime,
+};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn start_proxy(runtime: &Runtime, upstreams: &[String], options: &[&str]) -> Running {
+    let mut after: Vec<&str> = Vec::new();
+    for upstream in upstreams {
+        after.extend(["--upstream", upstream.as_str()]);
+    }
+    after.extend(options);
+    start_program(runtime, "proxy", &["--listen"], &after)
+}
+
+fn status(head: &str) -> u16 {
+    head.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// One request on a new connection: (head, body).
+fn ask(proxy: &Running, request: &str) -> (String, Vec<u8>) {
+    let mut stream = connect(proxy.addr);
+    stream.write_all(request.as_bytes()).expect("send");
+    read_response(&mut stream)
+}
+
+#[test]
+fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
+    on_each_runtime(|runtime| {
+        let reflect = NativeUpstream::start(Behaviour::Reflect);
+        let proxy = start_proxy(runtime, &[reflect.addr.to_string()], &[]);
+        let (head, body) = ask(
+            &proxy,
+            "GET /who?x=1 HTTP/1.1\r\nHost: site.test\r\nConnection: keep-alive, X-Private\r\n\
+             X-Private: secret\r\nKeep-Alive: timeout=9\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\n\
+             X-Forwarded-For: 6.6.6.6\r\nVia: 1.0 earlier\r\nAccept: */*\r\n\r\n",
+        );
+        assert_eq!(status(&head), 200, "{} {head}", runtime.name());
+        let seen = String::from_utf8(body).expect("text");
+        assert!(seen.starts_with("GET /who?x=1 HTTP/1.1\r\n"), "{seen}");
+        for gone in [
+            "X-Private",
+            "Keep-Alive",
+            "TE:",
+            "Proxy-Connection",
+            "6.6.6.6",
+            "site.test\r\nConnection",
+        ] {
+            assert!(!seen.contains(gone), "{gone} reached the upstream: {seen}");
+        }
+        assert_eq!(
+            field(&seen, "host"),
+            Some(reflect.addr.to_string().as_str())
+        );
+        assert_eq!(field(&seen, "accept"), Some("*/*"));
+        assert_eq!(field(&seen, "via"), Some("1.0 earlier, 1.1 edgepoll"));
+        assert_eq!(field(&seen, "x-forwarded-for"), Some("127.0.0.1"));
+        assert_eq!(field(&seen, "x-forwarded-proto"), Some("http"));
+        assert_eq!(field(&seen, "x-forwarded-host"), Some("site.test"));
+        // The upstream's own hop-by-hop fields stay behind too.
+        assert_eq!(field(&head, "x-hop"), None, "{head}");
+        assert_eq!(field(&head, "keep-alive"), None, "{head}");
+        assert_eq!(field(&head, "via"), Some("1.1 edgepoll"));
+    });
+}
+
+#[test]
+fn requests_spread_over_upstreams_by_fewest_outstanding() {
+    on_each_runtime(|runtime| {
+        let a = NativeUpstream::start(Behaviour::Echo);
+        let b = NativeUpstream::start(Behaviour::Echo);
+        let proxy = start_proxy(runtime, &[a.addr.to_string(), b.url()], &[]);
+        // One slow request holds a: while it waits, the others go to b.
+        let slow = std::thread::spawn({
+            let addr = proxy.addr;
+            move || {
+                let mut stream = connect(addr);
+                stream
+                    .write_all(b"GET /delay/1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .expect("send");
+                read_response(&mut stream)
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let mut stream = connect(proxy.addr);
+        for i in 0..6 {
+            let body = format!("n{i}");
+            write!(
+                stream,
+                "POST /n HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("send");
+            let (head, got) = read_response(&mut stream);
+            assert_eq!(status(&head), 200);
+            assert_eq!(got, body.as_bytes());
+        }
+        let (head, _) = slow.join().expect("slow client");
+        assert_eq!(status(&head), 200);
+        let (on_a, on_b) = (
+            a.seen.answered.lock().unwrap().clone(),
+            b.seen.answered.lock().unwrap().clone(),
+        );
+        let slow_on_a = on_a.iter().any(|p| p.starts_with("/delay"));
+        let (busy, free) = if slow_on_a {
+            (&on_a, &on_b)
+        } else {
+            (&on_b, &on_a)
+        };
+        assert_eq!(busy.len(), 1, "{} a: {on_a:?} b: {on_b:?}", runtime.name());
+        assert_eq!(free.len(), 6, "{} a: {on_a:?} b: {on_b:?}", runtime.name());
+        // Idle again: equals take turns.
+        for _ in 0..4 {
+            let (head, _) = ask(&proxy, "GET /turn HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(status(&head), 200);
+        }
+        let count = |u: &NativeUpstream| {
+            u.seen
+                .answered
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| *p == "/turn")
+                .count()
+        };
+        assert_eq!((count(&a), count(&b)), (2, 2), "{}", runtime.name());
+    });
+}
+
+/// Every failure answer, each triggered for real, while a steady load on a
+/// healthy upstream keeps getting 200s.
+#[test]
+fn each_failure_gets_its_answer_and_the_healthy_load_goes_on() {
+    on_each_runtime(|runtime| {
+        let healthy = NativeUpstream::start(Behaviour::Echo);
+        let healthy_proxy = start_proxy(runtime, &[healthy.addr.to_string()], &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let load = std::thread::spawn({
+            let (stop, ok, bad, addr) = (stop.clone(), ok.clone(), bad.clone(), healthy_proxy.addr);
+            move || {
+                let mut stream = connect(addr);
+                while !stop.load(Ordering::SeqCst) {
+                    stream
+                        .write_all(
+                            b"POST /load HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nload",
+                        )
+                        .expect("send");
+                    let (head, body) = read_response(&mut stream);
+                    match status(&head) == 200 && body == b"load" {
+                        true => ok.fetch_add(1, Ordering::SeqCst),
+                        false => bad.fetch_add(1, Ordering::SeqCst),
+                    };
+                }
+            }
+        });
+
+        // A refused port: 502, and one log line naming it.
+        let refused = format!("127.0.0.1:{}", free_port());
+        let proxy = start_proxy(runtime, std::slice::from_ref(&refused), &[]);
+        let (head, _) = ask(&proxy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 502, "refused: {head}");
+        // A stalled upstream: 504 after --timeout.
+        let stalled = NativeUpstream::start(Behaviour::Stall);
+        let slow_proxy = start_proxy(runtime, &[stalled.addr.to_string()], &["--timeout", "1"]);
+        let began = Instant::now();
+        let (head, _) = ask(&slow_proxy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 504, "stalled: {head}");
+        let waited = began.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+        // Garbage: 502.
+        let garbage = NativeUpstream::start(Behaviour::Garbage);
+        let garbage_proxy = start_proxy(runtime, &[garbage.addr.to_string()], &[]);
+        let (head, _) = ask(&garbage_proxy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 502, "garbage: {head}");
+        // Death mid-body: the head went out, then the client's connection
+        // closes short of the announced length; never a hang.
+        let dying = NativeUpstream::start(Behaviour::DiesMidBody);
+        let dying_proxy = start_proxy(runtime, &[dying.addr.to_string()], &[]);
+        let mut stream = connect(dying_proxy.addr);
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut got = Vec::new();
+        let ended = stream.read_to_end(&mut got);
+        assert!(ended.is_ok() || !got.is_empty(), "{ended:?}");
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let body = got.len() - text.find("\r\n\r\n").expect("a head") - 4;
+        assert!(
+            body < 1_000_000,
+            "a cut body must not look complete: {body}"
+        );
+
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::SeqCst);
+        load.join().expect("load");
+        assert!(ok.load(Ordering::SeqCst) > 10, "the healthy load stalled");
+        assert_eq!(bad.load(Ordering::SeqCst), 0);
+        // One line each, with the upstream's address.
+        let logs = [
+            (proxy, refused.clone()),
+            (slow_proxy, stalled.addr.to_string()),
+            (garbage_proxy, garbage.addr.to_string()),
+            (dying_proxy, dying.addr.to_string()),
+        ];
+        for (running, addr) in logs {
+            let lines = running.stderr_lines();
+            let naming: Vec<&String> = lines.iter().filter(|l| l.contains(&addr)).collect();
+            assert_eq!(naming.len(), 1, "{}: {lines:?}", runtime.name());
+        }
+    });
+}
+
+#[test]
+fn an_idempotent_request_is_retried_on_another_upstream_when_one_refuses() {
+    on_each_runtime(|runtime| {
+        let up = NativeUpstream::start(Behaviour::Echo);
+        let refused = format!("127.0.0.1:{}", free_port());
+        let proxy = start_proxy(runtime, &[refused, up.addr.to_string()], &[]);
+        for _ in 0..4 {
+            let (head, _) = ask(&proxy, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(status(&head), 200, "{} {head}", runtime.name());
+        }
+        assert_eq!(up.seen.answered.lock().unwrap().len(), 4);
+    });
+}
+
+/// Messages whose framing is ambiguous are refused by the proxy and never
+/// reach an upstream (request smuggling).
+#[test]
+fn ambiguous_framing_is_refused_and_never_forwarded() {
+    on_each_runtime(|runtime| {
+        let up = NativeUpstream::start(Behaviour::Reflect);
+        let proxy = start_proxy(runtime, &[up.addr.to_string()], &[]);
+        for raw in [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rX-B: b\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        ] {
+            let (head, _) = ask(&proxy, raw);
+            // 501 for a coding it does not know, 400 for the rest.
+            assert!([400, 501].contains(&status(&head)), "{} {raw:?}: {head}", runtime.name());
+        }
+        assert!(up.seen.answered.lock().unwrap().is_empty());
+    });
+}
+
+/// nginx (a static file, a larger one, a `return 200`) and the echo server
+/// under the same runtime, behind the proxy; `Expect: 100-continue` too.
+#[test]
+fn nginx_and_the_echo_server_behind_the_proxy() {
+    on_each_runtime(|runtime| {
+        let nginx = Nginx::start("");
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(nginx.root.join("big.bin"), &big).expect("write big");
+        std::fs::write(nginx.root.join("small.txt"), b"small\n").expect("write small");
+        let echo = start_server(runtime, &[]);
+        let to_nginx = start_proxy(runtime, &[nginx.url()], &[]);
+        let to_echo = start_proxy(runtime, &[echo.addr.to_string()], &[]);
+        let (head, body) = ask(&to_nginx, "GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            (status(&head), body.as_slice()),
+            (200, &b"fixed answer from nginx\n"[..])
+        );
+        let (_, body) = ask(&to_nginx, "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(body, b"small\n");
+        let (head, body) = ask(&to_nginx, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 200);
+        assert!(
+            body == big,
+            "{}: big.bin came back changed ({} bytes)",
+            runtime.name(),
+            body.len()
+        );
+        let (head, _) = ask(&to_nginx, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 404);
+        // A body with Expect: 100-continue, through to the echo server.
+        let mut stream = connect(to_echo.addr);
+        stream
+            .write_all(
+                b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            )
+            .expect("send head");
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).expect("100 Continue");
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        stream.write_all(b"hello").expect("send body");
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(
+            (status(&head), body.as_slice()),
+            (200, &b"hello"[..]),
+            "{head}"
+        );
+    });
+}
+
+/// `--help` after the module reaches the guest on every runtime (WasmEdge
+/// passes everything after the module on; so does edgepoll-host), and a
+/// mistake gets one line and exit code 2.
+#[test]
+fn help_and_mistakes_are_answered_on_every_runtime() {
+    on_each_runtime(|runtime| {
+        let help = edgepoll_tests::run_wasm(runtime, "proxy", &["--help"], Duration::from_secs(60));
+        assert_eq!(help.status.code(), Some(0), "{}", runtime.name());
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            text.starts_with("proxy: a reverse proxy"),
+            "{}: {text}",
+            runtime.name()
+        );
+        assert!(text.contains("--upstream ADDR"), "{text}");
+        let wrong = edgepoll_tests::run_wasm(
+            runtime,
+            "proxy",
+            &["--listen", "127.0.0.1:1"],
+            Duration::from_secs(60),
+        );
+        assert_eq!(wrong.status.code(), Some(2), "{}", runtime.name());
+        let said = String::from_utf8_lossy(&wrong.stderr);
+        assert!(
+            said.contains("at least one --upstream"),
+            "{}: {said}",
+            runtime.name()
+        );
+    });
+}
