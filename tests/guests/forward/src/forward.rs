@@ -1,6 +1,6 @@
 //! The forwarding service (wasm32-wasip1 only).
 
-use edgepoll::http::{Limits, ParsedResponse, Reply, Request, Response, StatusCode};
+use edgepoll::http::{Limits, ParsedResponse, Reply, Request, Response, StatusCode, HOP_BY_HOP};
 use edgepoll::{
     App, ClientError, ClientOptions, ClientRequest, Context, ExchangeId, Responder, Server,
     ServerOptions,
@@ -41,19 +41,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Fields that belong to one connection, not to the message (RFC 9110 §7.6.1),
-/// and those the client writes itself.
-const NOT_FORWARDED: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "host",
-];
+/// Whether a field stays behind: one that belongs to the connection
+/// (`HOP_BY_HOP`, RFC 9110 §7.6.1), or one the client writes itself.
+fn not_forwarded(name: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .chain(&["content-length", "host"])
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
 
 struct Forward {
     /// (prefix, upstream base URL), longest prefix first.
@@ -105,7 +100,7 @@ impl App for Forward {
             }
         };
         for (name, value) in request.headers() {
-            if NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            if not_forwarded(name) {
                 continue;
             }
             match std::str::from_utf8(value) {
@@ -164,7 +159,7 @@ impl App for Forward {
                 );
                 let mut head = Response::new(upstream.status);
                 for (name, value) in upstream.headers {
-                    if !NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                    if !not_forwarded(&name) {
                         head = head.header(name, value);
                     }
                 }
@@ -175,7 +170,7 @@ impl App for Forward {
             Ok(upstream) => {
                 let mut response = Response::new(upstream.status);
                 for (name, value) in upstream.headers {
-                    if !NOT_FORWARDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                    if !not_forwarded(&name) {
                         response = response.header(name, value);
                     }
                 }
