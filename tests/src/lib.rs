@@ -388,3 +388,47 @@ pub fn curl(args: &[&str]) -> Output {
             panic!("curl is needed for these tests ({e}); install it: apt-get install -y curl")
         })
 }
+
+/// Runs Python's `websockets` clients (tests/ws/clients.py) against the
+/// chat at `addr` (served by process `pid`, whose memory one case watches):
+/// the named cases, or all. Returns whether all passed and their report;
+/// the whole run is bounded by `limit`.
+pub fn run_ws_clients(
+    addr: SocketAddr,
+    pid: u32,
+    cases: &[&str],
+    limit: Duration,
+) -> (bool, String) {
+    let probe = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "Python 3 with the websockets package is needed: python3 -m pip install websockets (make test installs it)"
+    );
+    let started = Instant::now();
+    let mut child = Command::new("python3")
+        .arg(root().join("tests/ws/clients.py"))
+        .arg(addr.to_string())
+        .arg(pid.to_string())
+        .args(cases)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 starts");
+    // The script bounds each case; this bounds the whole run.
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the WebSocket clients did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut output = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut output);
+    }
+    (status.success(), output)
+}

@@ -32,6 +32,11 @@ pub enum Behaviour {
     Garbage,
     /// Announces 1 MB, sends 1000 bytes of it, then closes.
     DiesMidBody,
+    /// A tunnel's far end: answers any request with `101 Switching
+    /// Protocols` (offered or not) and `early;` right after it, then echoes
+    /// every byte (those that came with the request first) until the end of
+    /// its input, then sends `bye` and closes.
+    Switch,
 }
 
 /// Byte `offset` of the test pattern: every position has its own value,
@@ -222,6 +227,27 @@ fn source(mut stream: TcpStream, seen: &Seen) {
     }
 }
 
+/// [`Behaviour::Switch`].
+fn switch(mut stream: TcpStream) {
+    let mut buf = Vec::new();
+    if read_head(&mut stream, &mut buf).is_none() {
+        return;
+    }
+    let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: upgrade\r\nX-Far: end\r\n\r\nearly;";
+    if stream.write_all(answer).is_err() || stream.write_all(&buf).is_err() {
+        return;
+    }
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) if stream.write_all(&chunk[..n]).is_ok() => {}
+            _ => return,
+        }
+    }
+    let _ = stream.write_all(b"bye");
+}
+
 /// [`Behaviour::Reflect`], [`Behaviour::Garbage`], [`Behaviour::DiesMidBody`].
 fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let mut buf = Vec::new();
@@ -277,6 +303,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         Behaviour::Reflect | Behaviour::Garbage | Behaviour::DiesMidBody => {
             return answer_heads(stream, behaviour, seen)
         }
+        Behaviour::Switch => return switch(stream),
         Behaviour::Echo | Behaviour::Stall => {}
     }
     let mut buf = Vec::new();

@@ -1,12 +1,12 @@
 //! examples/proxy in front of real upstreams on loopback ports, on every
 //! runtime: native ones in this process (reflecting heads, echoing, stalling,
-//! answering garbage, dying mid-body), nginx, and the echo server under the
-//! same runtime.
+//! answering garbage, dying mid-body, switching protocols), nginx, the echo
+//! server and the WebSocket chat under the same runtime.
 
-use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
+use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
-    connect, free_port, on_each_runtime, read_response, start_program, start_server, Running,
-    Runtime,
+    connect, free_port, on_each_runtime, read_response, run_ws_clients, start_program,
+    start_server, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -272,6 +272,118 @@ fn ambiguous_framing_is_refused_and_never_forwarded() {
 
 /// nginx (a static file, a larger one, a `return 200`) and the echo server
 /// under the same runtime, behind the proxy; `Expect: 100-continue` too.
+/// Reads a response head byte by byte (what follows it is the tunnel's).
+fn read_head(stream: &mut std::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => panic!("no complete head: {:?}", String::from_utf8_lossy(&head)),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+fn read_exact_text(stream: &mut std::net::TcpStream, n: usize) -> String {
+    let mut got = vec![0u8; n];
+    stream.read_exact(&mut got).expect("tunnelled bytes arrive");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// After the upstream's 101 the two connections are one pipe: what came
+/// with the request and the 101 passes, 8 MiB go through both ways at once
+/// unchanged (the client writes while it reads), and a half-close passes
+/// each way. A 101 to a request that offered nothing is a bad answer (502).
+#[test]
+fn a_switched_connection_is_tunnelled_byte_for_byte_both_ways() {
+    on_each_runtime(|runtime| {
+        let far = NativeUpstream::start(Behaviour::Switch);
+        let mut proxy = start_proxy(runtime, &[far.addr.to_string()], &[]);
+        let mut stream = connect(proxy.addr);
+        stream
+            .write_all(
+                b"GET /t HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nsent-early;",
+            )
+            .expect("send");
+        let head = read_head(&mut stream);
+        assert_eq!(status(&head), 101, "{} {head}", runtime.name());
+        assert_eq!(field(&head, "upgrade"), Some("echo"), "{head}");
+        assert_eq!(field(&head, "connection"), Some("upgrade"), "{head}");
+        assert_eq!(field(&head, "x-far"), Some("end"), "{head}");
+        assert_eq!(field(&head, "via"), Some("1.1 edgepoll"), "{head}");
+        assert_eq!(read_exact_text(&mut stream, 17), "early;sent-early;");
+
+        const TOTAL: usize = 8 << 20;
+        let mut writer = stream.try_clone().expect("clone");
+        let sending = std::thread::spawn(move || {
+            let mut chunk = vec![0u8; 100_003];
+            let mut sent = 0;
+            while sent < TOTAL {
+                let n = chunk.len().min(TOTAL - sent);
+                pattern(sent as u64, &mut chunk[..n]);
+                writer
+                    .write_all(&chunk[..n])
+                    .expect("the tunnel takes bytes");
+                sent += n;
+            }
+            writer
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+        });
+        let (mut got, mut rest) = (0, Vec::new());
+        let mut chunk = vec![0u8; 65536];
+        while got < TOTAL {
+            let n = stream.read(&mut chunk).expect("echo arrives");
+            assert!(n > 0, "tunnel closed after {got} bytes");
+            let echoed = n.min(TOTAL - got);
+            let intact = is_pattern(got as u64, &chunk[..echoed]);
+            assert!(intact, "bytes changed at {got}");
+            // The far end's last word may come with the last echo.
+            rest.extend_from_slice(&chunk[echoed..n]);
+            got += echoed;
+        }
+        sending.join().expect("sender");
+        // The client's end of input reached the far end, whose last word
+        // and close come back.
+        stream.read_to_end(&mut rest).expect("the tunnel closes");
+        assert_eq!(rest, b"bye", "{}", runtime.name());
+
+        let (head, _) = ask(
+            &proxy,
+            "GET /plain HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\n\r\n",
+        );
+        assert_eq!(status(&head), 502, "{head}");
+        assert!(proxy.is_alive());
+    });
+}
+
+/// examples/ws_chat behind the proxy: Python's `websockets` clients chat,
+/// ping, send fragments, and break the protocol, through the tunnel.
+#[test]
+fn the_websocket_chat_works_behind_the_proxy() {
+    on_each_runtime(|runtime| {
+        let mut chat = start_program(runtime, "ws_chat", &[], &[]);
+        let mut proxy = start_proxy(runtime, &[chat.addr.to_string()], &[]);
+        let cases = [
+            "two_clients",
+            "handshakes",
+            "fragments_and_binary",
+            "ping_pong",
+            "violations",
+        ];
+        let limit = Duration::from_secs(300);
+        let (passed, output) = run_ws_clients(proxy.addr, chat.pid(), &cases, limit);
+        println!(
+            "{} via proxy: {}",
+            runtime.name(),
+            output.trim().replace('\n', "; ")
+        );
+        assert!(passed, "{output}");
+        assert!(proxy.is_alive() && chat.is_alive());
+    });
+}
+
 #[test]
 fn nginx_and_the_echo_server_behind_the_proxy() {
     on_each_runtime(|runtime| {

@@ -47,6 +47,9 @@ pub(crate) enum Answer {
     Piece(Bytes),
     /// The end of a streamed body.
     End,
+    /// A 101 passing on an exchange's switch: the client's connection and
+    /// the exchange's are joined once it is sent.
+    Tunnel(Response<'static>, ExchangeId),
 }
 
 /// Bodies the loop moves between connections itself, with backpressure.
@@ -58,6 +61,9 @@ pub(crate) struct Pipes {
     pub(crate) down: FxHashMap<ExchangeId, Responder>,
     /// A streamed request body that is its own response's body.
     pub(crate) echo: FxHashSet<Responder>,
+    /// Switched exchanges whose connections are to be joined to the
+    /// clients of these requests once their 101s are out.
+    pub(crate) tunnels: FxHashMap<ExchangeId, Responder>,
 }
 
 /// What an [`App`] can ask of the event loop from any of its callbacks.
@@ -146,6 +152,27 @@ impl Context<'_> {
         self.pipes.echo.insert(responder);
         self.responses
             .push((responder, Answer::Head(head, length, None)));
+    }
+
+    /// Answers a deferred request that offered to switch protocols (a
+    /// bodiless HTTP/1.1 request whose `Connection` names its `Upgrade`)
+    /// with `head`, a 101, and joins its connection to that of `exchange`,
+    /// a request made with [`ClientRequest::upgrade`] that a 101 answered
+    /// ([`App::on_response`]): from then on the loop moves bytes between
+    /// the two unread and unchanged, both ways, until both sides have
+    /// closed (or [`ServerOptions::tunnel_idle_timeout`](crate::ServerOptions::tunnel_idle_timeout)).
+    /// How a proxy passes a WebSocket through. If the request no longer
+    /// waits, or made no such offer, or `head` is not a 101, both
+    /// connections close.
+    pub fn respond_tunnel(
+        &mut self,
+        responder: Responder,
+        head: Response<'static>,
+        exchange: ExchangeId,
+    ) {
+        self.pipes.tunnels.insert(exchange, responder);
+        self.responses
+            .push((responder, Answer::Tunnel(head, exchange)));
     }
 
     /// Sends a request whose response comes back streamed: its head to
@@ -245,7 +272,11 @@ pub trait App {
         cx: &mut Context<'_>,
     ) -> Reply<'a>;
 
-    /// An exchange started with [`Context::fetch`] has ended.
+    /// An exchange started with [`Context::fetch`] has ended (or, from
+    /// [`Context::fetch_stream`], its response head is in). A 101 answers a
+    /// request made with [`ClientRequest::upgrade`]: its connection has
+    /// left the pool and waits for [`Context::respond_tunnel`] in this
+    /// callback; otherwise it is closed when the callback returns.
     fn on_response(
         &mut self,
         exchange: ExchangeId,

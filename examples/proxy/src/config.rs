@@ -30,6 +30,9 @@ answers garbage is left out for --eject seconds; a request that could not
 reach one is tried on another when it is idempotent and has no body. No
 upstream reachable: 502; too slow: 504; garbage: 502; a response that
 breaks off: the client's connection closes. Bodies stream both ways.
+A request that offers to switch protocols (a WebSocket handshake) is offered
+on; after the upstream's 101 the two connections are one tunnel, bytes passed
+unchanged both ways until both ends close (or 10 minutes of silence).
 ";
 
 #[derive(Debug)]

@@ -1,6 +1,9 @@
 //! The proxy as an [`App`] on edgepoll's loop: each request is sent on to
 //! an upstream through the loop's pooled client, its body streamed as it
-//! arrives, and the upstream's response streamed back.
+//! arrives, and the upstream's response streamed back. A request that
+//! offers to switch protocols (a WebSocket handshake) is offered on to the
+//! upstream; if it answers 101, the loop joins the two connections into a
+//! tunnel and moves their bytes unchanged both ways.
 
 use crate::balancer::{Balancer, Outcome};
 use crate::config::Config;
@@ -105,13 +108,10 @@ impl App for Proxy {
         responder: Responder,
         cx: &mut Context<'_>,
     ) -> Reply<'a> {
-        if request.header("upgrade").is_some() {
-            return Reply::Now(text(
-                StatusCode::NOT_IMPLEMENTED,
-                "protocol upgrades are not passed through yet\n",
-            ));
-        }
         let streams_body = request.body_length() != Some(0);
+        // `Upgrade` is hop-by-hop: offered on only as a real offer (see
+        // `Request::upgrade`), and otherwise dropped with the others.
+        let upgrade = request.upgrade();
         let trust = self.trust_forwarded;
         let build = |base: &edgepoll::Url| {
             let upstream = ClientRequest::to_origin(request.method(), base, request.target())
@@ -122,9 +122,10 @@ impl App for Proxy {
                 request.peer_addr().map(|a| a.ip()),
                 trust,
             );
-            Ok(match streams_body {
-                true => upstream.streamed_body(request.body_length()),
-                false => upstream,
+            Ok(match (streams_body, upgrade) {
+                (true, _) => upstream.streamed_body(request.body_length()),
+                (false, Some(protocols)) => upstream.upgrade(protocols),
+                (false, None) => upstream,
             })
         };
         match self.send(responder, build, streams_body, 0, cx) {
@@ -149,6 +150,19 @@ impl App for Proxy {
         let now = cx.now();
         let upstream = waiting.upstream;
         let error = match result {
+            Ok(response) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
+                self.balancer.finish(upstream, Outcome::Answered, now);
+                let mut head = Response::new(response.status);
+                for (name, value) in forwarded::response_fields(&response.headers) {
+                    head = head.header(name, value);
+                }
+                let protocol = response.header("upgrade").unwrap_or_default().to_vec();
+                head = head
+                    .header("Connection", "upgrade")
+                    .header("Upgrade", protocol);
+                cx.respond_tunnel(waiting.responder, head, exchange);
+                return;
+            }
             Ok(response) => {
                 self.balancer.finish(upstream, Outcome::Answered, now);
                 let length = response

@@ -5,6 +5,7 @@
 
 use crate::http::{
     BodyError, Incoming, Outgoing, OutputBuffer, ParsedResponse, ResponseError, ResponseParser,
+    StatusCode,
 };
 use bytes::Bytes;
 
@@ -27,6 +28,9 @@ enum State {
     /// Sending a request and reading its response (boxed: an idle pooled
     /// connection keeps only the small state).
     Busy(Box<Busy>),
+    /// A 101 answered the request's offer to switch protocols: the
+    /// connection is no longer HTTP's. Holds what came after the 101.
+    Switched(Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -39,6 +43,8 @@ struct Busy {
     /// Once a streamed response's head is in: its body.
     body_in: Option<(Incoming, Vec<u8>)>,
     keep_alive: bool,
+    /// The request offers to switch protocols: a 101 is its answer.
+    upgrade: bool,
 }
 
 /// The client side of one connection: feed it the server's bytes, send what
@@ -73,6 +79,7 @@ impl ClientConnection {
         to_head: bool,
         streams: bool,
         max_body: usize,
+        upgrade: bool,
     ) {
         let mut output = OutputBuffer::default();
         *output.buffer() = request;
@@ -85,7 +92,22 @@ impl ClientConnection {
             },
             body_in: None,
             keep_alive: false,
+            upgrade,
         }));
+    }
+
+    /// After a 101: the bytes of the new protocol that came with it, or
+    /// after it. `None` unless the connection switched.
+    pub(crate) fn take_switched(&mut self) -> Option<Vec<u8>> {
+        match &mut self.state {
+            State::Switched(rest) => Some(std::mem::take(rest)),
+            _ => None,
+        }
+    }
+
+    /// Whether a 101 switched the connection to another protocol.
+    pub(crate) fn is_switched(&self) -> bool {
+        matches!(self.state, State::Switched(_))
     }
 
     /// Whether no exchange is under way.
@@ -113,7 +135,7 @@ impl ClientConnection {
                 Some(framing) => framing.push(piece, &mut busy.output),
                 None => Err(BodyError::TooLong),
             },
-            State::Idle => Err(BodyError::TooLong),
+            _ => Err(BodyError::TooLong),
         }
     }
 
@@ -124,7 +146,7 @@ impl ClientConnection {
                 Some(mut framing) => framing.finish(&mut busy.output),
                 None => Ok(()),
             },
-            State::Idle => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -132,7 +154,7 @@ impl ClientConnection {
     pub(crate) fn request_sent(&self) -> bool {
         match &self.state {
             State::Busy(busy) => busy.output.is_empty() && busy.body_out.is_none(),
-            State::Idle => false,
+            _ => false,
         }
     }
 
@@ -140,14 +162,14 @@ impl ClientConnection {
     pub(crate) fn backlog(&self) -> usize {
         match &self.state {
             State::Busy(busy) => busy.output.len(),
-            State::Idle => 0,
+            _ => 0,
         }
     }
 
     pub(crate) fn pending_output(&self) -> [&[u8]; 2] {
         match &self.state {
             State::Busy(busy) => busy.output.pending_parts(),
-            State::Idle => [&[], &[]],
+            _ => [&[], &[]],
         }
     }
 
@@ -160,7 +182,7 @@ impl ClientConnection {
     pub(crate) fn wants_write(&self) -> bool {
         match &self.state {
             State::Busy(busy) => !busy.output.is_empty(),
-            State::Idle => false,
+            _ => false,
         }
     }
 
@@ -172,7 +194,7 @@ impl ClientConnection {
             // A response that came before the whole request was sent leaves
             // the request's tail unsent: the connection cannot go on.
             State::Busy(busy) => busy.output.is_empty() && busy.body_out.is_none(),
-            State::Idle => false,
+            _ => false,
         };
         self.reusable &= ok && reusable && all_sent;
         self.completed += 1;
@@ -183,9 +205,13 @@ impl ClientConnection {
     /// Bytes while idle make the connection unusable (a server may not send
     /// unasked).
     pub(crate) fn receive(&mut self, data: &[u8], events: &mut Vec<ClientEvent>) {
-        let State::Busy(busy) = &mut self.state else {
-            self.reusable = false;
-            return;
+        let busy = match &mut self.state {
+            State::Busy(busy) => busy,
+            State::Switched(rest) => return rest.extend_from_slice(data),
+            State::Idle => {
+                self.reusable = false;
+                return;
+            }
         };
         if let Some((_, buffered)) = &mut busy.body_in {
             buffered.extend_from_slice(data);
@@ -193,6 +219,21 @@ impl ClientConnection {
         }
         match busy.parser.feed(data) {
             Ok(None) => {}
+            Ok(Some(response)) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
+                let rest = busy.parser.take_stream().map(|(_, _, rest)| rest);
+                match (busy.upgrade, rest) {
+                    (true, Some(rest)) => {
+                        self.reusable = false;
+                        self.completed += 1;
+                        self.state = State::Switched(rest);
+                        events.push(ClientEvent::Response(Ok(response)));
+                    }
+                    _ => {
+                        events.push(ClientEvent::Response(Err(ResponseError::UnexpectedSwitch)));
+                        self.finish(false, false);
+                    }
+                }
+            }
             Ok(Some(response)) => match busy.parser.take_stream() {
                 // Streaming: the head now, the body from what followed it.
                 Some((incoming, keep_alive, rest)) => {
@@ -280,7 +321,7 @@ mod tests {
     }
 
     fn start(conn: &mut ClientConnection, request: &[u8], streams: bool) {
-        conn.start(request.to_vec(), None, false, streams, 100);
+        conn.start(request.to_vec(), None, false, streams, 100, false);
     }
 
     #[test]
@@ -364,6 +405,7 @@ mod tests {
                 false,
                 true,
                 0,
+                false,
             );
             conn.send_body(Bytes::from_static(b"up")).unwrap();
             conn.end_body().unwrap();
@@ -390,5 +432,47 @@ mod tests {
             assert_eq!(events.last(), Some(&ClientEvent::End(Ok(()))));
             assert!(conn.is_reusable(), "step {step}");
         }
+    }
+
+    /// A 101 to a request that offered an upgrade switches the connection
+    /// and keeps what came after it, however the bytes were split; a 101
+    /// nobody asked for is an error.
+    #[test]
+    fn a_101_to_an_offered_upgrade_switches_and_keeps_what_followed() {
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: demo\r\nConnection: upgrade\r\n\r\nfirst";
+        for step in [1, 7, answer.len()] {
+            let mut conn = ClientConnection::default();
+            conn.start(
+                b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+                None,
+                false,
+                true,
+                0,
+                true,
+            );
+            send_all(&mut conn);
+            let mut events = Vec::new();
+            for piece in answer.chunks(step) {
+                conn.receive(piece, &mut events);
+            }
+            conn.receive(b" more", &mut events);
+            assert!(
+                matches!(&events[..], [ClientEvent::Response(Ok(r))] if r.status.as_u16() == 101),
+                "step {step}: {events:?}"
+            );
+            assert!(conn.is_switched() && !conn.is_reusable());
+            assert_eq!(conn.take_switched().as_deref(), Some(&b"first more"[..]));
+        }
+
+        let mut conn = ClientConnection::default();
+        start(&mut conn, b"GET / HTTP/1.1\r\n\r\n", true);
+        send_all(&mut conn);
+        let mut events = Vec::new();
+        conn.receive(&answer[..], &mut events);
+        assert_eq!(
+            events,
+            [ClientEvent::Response(Err(ResponseError::UnexpectedSwitch))]
+        );
+        assert!(!conn.is_switched() && !conn.is_reusable());
     }
 }

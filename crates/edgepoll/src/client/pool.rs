@@ -36,6 +36,9 @@ pub(crate) struct Exchange {
     /// A streamed response's head was handed over: a failure now is its
     /// body's.
     pub(crate) answered: bool,
+    /// The request offers to switch protocols: a 101 ends the exchange and
+    /// takes the connection out of the pool.
+    pub(crate) upgrade: bool,
 }
 
 impl Exchange {
@@ -113,6 +116,7 @@ impl Pool {
                 early: Vec::new(),
                 early_end: false,
                 answered: false,
+                upgrade: request.offers_upgrade(),
             }),
             None => self.fail(id, ClientError::Resolve(request.url().host.clone())),
         }

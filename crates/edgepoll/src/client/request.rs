@@ -17,7 +17,8 @@ pub enum RequestError {
     /// and inject others: CWE-113).
     FieldValue(String),
     /// A field the client writes itself (`Host`, `Content-Length`,
-    /// `Transfer-Encoding`, `Connection`): a second one would make the
+    /// `Transfer-Encoding`, `Connection`, and `Upgrade`, which
+    /// [`ClientRequest::upgrade`] writes): a second one would make the
     /// request ambiguous.
     FramingField(String),
 }
@@ -70,6 +71,8 @@ pub struct ClientRequest {
     body: Vec<u8>,
     /// A body streamed after the head instead of `body`: its length, if known.
     streamed: Option<Option<u64>>,
+    /// The protocols offered in `Upgrade`, with `Connection: upgrade`.
+    upgrade: Option<Vec<u8>>,
 }
 
 impl ClientRequest {
@@ -84,6 +87,7 @@ impl ClientRequest {
             headers: Vec::new(),
             body: Vec::new(),
             streamed: None,
+            upgrade: None,
         })
     }
 
@@ -124,6 +128,7 @@ impl ClientRequest {
             headers: Vec::new(),
             body: Vec::new(),
             streamed: None,
+            upgrade: None,
         })
     }
 
@@ -153,6 +158,28 @@ impl ClientRequest {
     pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
         self.headers.push((name.to_string(), value.to_vec()));
         self
+    }
+
+    /// Offers to switch the connection to `protocols` (the value of
+    /// `Upgrade`, sent with `Connection: upgrade`; RFC 9110 §7.8). A 101
+    /// answer hands the connection over: see
+    /// [`Context::respond_tunnel`](crate::Context::respond_tunnel). Checked
+    /// by [`encode`](Self::encode) like a field value.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let request = ClientRequest::new("GET", "http://127.0.0.1:8080/chat").unwrap().upgrade(b"websocket");
+    /// let wire = String::from_utf8(request.encode().unwrap()).unwrap();
+    /// assert!(wire.contains("\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"));
+    /// ```
+    pub fn upgrade(mut self, protocols: &[u8]) -> Self {
+        self.upgrade = Some(protocols.to_vec());
+        self
+    }
+
+    /// Whether the request offers to switch protocols.
+    pub fn offers_upgrade(&self) -> bool {
+        self.upgrade.is_some()
     }
 
     /// Sets the body (sent with `Content-Length`).
@@ -210,9 +237,15 @@ impl ClientRequest {
             if !is_field_safe(value) {
                 return Err(RequestError::FieldValue(name.clone()));
             }
-            if ["host", "content-length", "transfer-encoding", "connection"]
-                .iter()
-                .any(|own| name.eq_ignore_ascii_case(own))
+            if [
+                "host",
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "upgrade",
+            ]
+            .iter()
+            .any(|own| name.eq_ignore_ascii_case(own))
             {
                 return Err(RequestError::FramingField(name.clone()));
             }
@@ -228,6 +261,14 @@ impl ClientRequest {
             "\r\n",
         ] {
             out.extend_from_slice(part.as_bytes());
+        }
+        if let Some(protocols) = &self.upgrade {
+            if protocols.trim_ascii().is_empty() || !is_field_safe(protocols) {
+                return Err(RequestError::FieldValue("Upgrade".into()));
+            }
+            out.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
+            out.extend_from_slice(protocols.trim_ascii());
+            out.extend_from_slice(b"\r\n");
         }
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_bytes());

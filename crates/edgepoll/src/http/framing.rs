@@ -76,6 +76,10 @@ pub(crate) struct FieldSummary {
     unknown_coding: bool,
     pub(crate) close: bool,
     pub(crate) keep_alive: bool,
+    /// `Connection` names `upgrade`, and an `Upgrade` field is present: the
+    /// sender offers to switch protocols (RFC 9110 §7.8).
+    connection_upgrade: bool,
+    upgrade: bool,
     pub(crate) expect_continue: bool,
     pub(crate) unknown_expectation: bool,
     pub(crate) hosts: usize,
@@ -115,9 +119,12 @@ impl FieldSummary {
                         self.close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
                         self.keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        self.connection_upgrade = true;
                     }
                 }
             }
+            7 if is(b"upgrade") => self.upgrade = !value_bytes.is_empty(),
             14 if is(b"content-length") => {
                 let n = parse_content_length(value_bytes)
                     .ok_or(FramingError::InvalidLength)?
@@ -187,6 +194,13 @@ impl FieldSummary {
             Some(n) => BodyFraming::Length(n),
             None => BodyFraming::UntilClose,
         })
+    }
+
+    /// Whether an HTTP/1.1 message offers to switch protocols: an `Upgrade`
+    /// field that `Connection` names (one it does not name is ignored, as
+    /// RFC 9110 §7.6.1 says of any hop-by-hop field).
+    pub(crate) fn offers_upgrade(&self, version: Version) -> bool {
+        self.upgrade && self.connection_upgrade && version == Version::Http11
     }
 
     /// Whether the connection stays open after this message.

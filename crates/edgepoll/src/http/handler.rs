@@ -75,6 +75,8 @@ struct Head {
     decoded_end: usize,
     /// `Expect: 100-continue` still to be answered once the body is wanted.
     expect_continue: bool,
+    /// A bodiless HTTP/1.1 request that offers to switch protocols.
+    offers_upgrade: bool,
 }
 
 #[derive(Debug)]
@@ -95,6 +97,16 @@ enum State {
         id: RequestId,
         incoming: Incoming,
         keep_alive: bool,
+    },
+    /// A request that offers to switch protocols waits for its deferred
+    /// response: what follows it may be the new protocol's, so nothing
+    /// more is read or parsed until that response says which
+    /// ([`Handler::respond_switch`] or any other answer).
+    Switching {
+        id: RequestId,
+        keep_alive: bool,
+        /// Its 101 is queued behind earlier responses.
+        switched: bool,
     },
     /// The last response is queued; no more requests are read.
     Closing,
@@ -319,6 +331,18 @@ impl Handler {
             }
             let step = match self.state {
                 State::Closing | State::Closed | State::Upgraded => return,
+                State::Switching {
+                    id,
+                    keep_alive,
+                    switched,
+                } => {
+                    // Answered without a switch: HTTP goes on.
+                    if switched || self.waiting.iter().any(|w| w.id == id && w.is_pending()) {
+                        return;
+                    }
+                    self.next_request(keep_alive, 0, now);
+                    continue;
+                }
                 State::Idle => {
                     if self.peer_closed {
                         self.state = State::Closing;
@@ -413,7 +437,7 @@ impl Handler {
     #[inline]
     pub fn wants_read(&self) -> bool {
         match self.state {
-            State::Closing | State::Closed => false,
+            State::Closing | State::Closed | State::Switching { .. } => false,
             State::Stream { id, .. } => self.body_paused != Some(id),
             _ => self.has_room(),
         }
@@ -451,7 +475,9 @@ impl Handler {
             State::Head { started, .. } => Some(started + self.limits.header_timeout),
             // Waiting on the service is not idleness, nor is a body held
             // back by backpressure.
-            State::Idle | State::Closing if self.is_waiting_quietly() => None,
+            State::Idle | State::Closing | State::Switching { .. } if self.is_waiting_quietly() => {
+                None
+            }
             // Held back while its sink drains (but a client that does not
             // read what this connection sends it is not waited for).
             State::Stream { id, .. } if self.body_paused == Some(id) && self.output.is_empty() => {
@@ -514,7 +540,7 @@ impl Handler {
                 ),
                 now,
             ),
-            State::Idle => {
+            State::Idle | State::Switching { .. } => {
                 self.incident = Some(Incident {
                     status: None,
                     reason: "idle keep-alive connection closed at the idle timeout",
@@ -770,6 +796,7 @@ impl Handler {
             ));
         }
         let has_body = !matches!(framing, Framing::Length(0));
+        let offers_upgrade = !has_body && fields.offers_upgrade(version);
         let expect_continue = fields.expect_continue
             && self.waiting.is_empty()
             && version == Version::Http11
@@ -786,6 +813,7 @@ impl Handler {
             raw_pos: head_len,
             decoded_end: head_len,
             expect_continue,
+            offers_upgrade,
         });
         Ok(true)
     }
@@ -1034,9 +1062,10 @@ impl Handler {
                 // Whether the connection stays open is the response's to say;
                 // until then, pipelined requests are read.
                 let keep_alive = queued.as_ref().is_none_or(|(_, keep_alive)| *keep_alive);
-                let deadline = match queued {
-                    Some(_) => now,
-                    None => now + self.limits.respond_timeout,
+                let deferred = queued.is_none();
+                let deadline = match deferred {
+                    true => now + self.limits.respond_timeout,
+                    false => now,
                 };
                 self.waiting.push_back(Waiting {
                     id,
@@ -1048,7 +1077,16 @@ impl Handler {
                     deadline,
                 });
                 self.input.consume(consumed);
-                self.next_request(keep_alive, consumed, now);
+                match (head.offers_upgrade, deferred) {
+                    (true, true) => {
+                        self.state = State::Switching {
+                            id,
+                            keep_alive,
+                            switched: false,
+                        }
+                    }
+                    _ => self.next_request(keep_alive, consumed, now),
+                }
                 self.stream_body(stream, id, head.keep_alive);
                 return;
             }
@@ -1162,6 +1200,56 @@ impl Handler {
         Ok((at, allowed))
     }
 
+    /// Answers the deferred request `id`, one that offered to switch
+    /// protocols (a bodiless HTTP/1.1 request whose `Connection` names its
+    /// `Upgrade` field), with `head`, a 101: once it is sent (after the
+    /// responses before it), the connection is [upgraded](Self::is_upgraded).
+    /// A request that made no such offer, or a head that is not a 101, is
+    /// refused with `Gone` and nothing changes.
+    ///
+    /// ```
+    /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// struct Later(Option<RequestId>);
+    /// impl Dispatch for Later {
+    ///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    ///         self.0 = Some(id);
+    ///         Reply::Later
+    ///     }
+    /// }
+    /// let (now, mut later) = (Instant::now(), Later(None));
+    /// let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: demo\r\n\r\nnew", now, &mut later);
+    /// assert!(!conn.wants_read()); // what follows may not be HTTP
+    /// let switch = Response::new(StatusCode::SWITCHING_PROTOCOLS).header("Upgrade", "demo");
+    /// conn.respond_switch(later.0.unwrap(), switch, now).unwrap();
+    /// assert!(conn.is_upgraded());
+    /// assert_eq!(conn.take_upgraded().1, b"new");
+    /// ```
+    pub fn respond_switch(
+        &mut self,
+        id: RequestId,
+        head: Response<'_>,
+        now: Instant,
+    ) -> Result<(), Gone> {
+        match self.state {
+            State::Switching { id: offered, .. }
+                if offered == id && head.status() == StatusCode::SWITCHING_PROTOCOLS => {}
+            _ => return Err(Gone),
+        }
+        let (at, allowed) = self.pending_slot(id)?;
+        if let State::Switching { switched, .. } = &mut self.state {
+            *switched = true;
+        }
+        let mut encoded = Vec::new();
+        head.encode(&mut encoded, allowed, true);
+        self.waiting[at].ready = Some((encoded, true));
+        self.last_progress = now;
+        self.flush_ready();
+        Ok(())
+    }
+
     /// Requests the service deferred and that no longer wait for it (a 504
     /// went out at the respond timeout, or the connection closes before
     /// them): the service may stop working on them.
@@ -1211,6 +1299,16 @@ impl Handler {
                 stream.keep_alive
             } else if let Some((bytes, keep_alive)) = &front.ready {
                 self.output.buffer().extend_from_slice(bytes);
+                if let State::Switching {
+                    id, switched: true, ..
+                } = self.state
+                {
+                    if id == front.id {
+                        self.waiting.pop_front();
+                        self.state = State::Upgraded;
+                        return;
+                    }
+                }
                 *keep_alive
             } else {
                 return;

@@ -220,6 +220,37 @@ impl<'a> Request<'a> {
             .map(|h| &head[h.value.clone()])
     }
 
+    /// The protocols a bodiless HTTP/1.1 request offers to switch to (RFC
+    /// 9110 §7.8): the value of `Upgrade`, when `Connection` names it.
+    /// Only such a request can be answered with a deferred 101
+    /// ([`Context::respond_tunnel`](crate::Context::respond_tunnel)): the
+    /// connection reads nothing after it until its answer says whether the
+    /// protocol changes.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// fn offered<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body(request.upgrade().unwrap_or(b"none"))
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", Instant::now(), &mut offered);
+    /// assert!(conn.pending_output().ends_with(b"websocket"));
+    /// ```
+    pub fn upgrade(&self) -> Option<&'a [u8]> {
+        if self.version != Version::Http11 || self.length != Some(0) {
+            return None;
+        }
+        let protocols = self.header("upgrade").filter(|v| !v.is_empty())?;
+        let named = self
+            .headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+            .flat_map(|(_, value)| value.split(|&b| b == b','))
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+        named.then_some(protocols)
+    }
+
     /// All header fields in the order received, as (name, value).
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + 'a {
         let head = self.head;

@@ -43,6 +43,8 @@ pub enum ResponseError {
     BodyTooLarge,
     /// The connection closed before the response was complete.
     Truncated,
+    /// A 101 (Switching Protocols) to a request that offered no upgrade.
+    UnexpectedSwitch,
 }
 
 impl std::fmt::Display for ResponseError {
@@ -55,6 +57,9 @@ impl std::fmt::Display for ResponseError {
             ResponseError::BodyTooLarge => f.write_str("response body over the size limit"),
             ResponseError::Truncated => {
                 f.write_str("connection closed before the response was complete")
+            }
+            ResponseError::UnexpectedSwitch => {
+                f.write_str("101 Switching Protocols to a request that offered no upgrade")
             }
         }
     }
@@ -298,6 +303,9 @@ impl ResponseParser {
                 .response_framing(version, status, self.to_head)
                 .map_err(ResponseError::Framing)?;
             let body = match framing {
+                // What follows a 101 is the new protocol's, for the caller
+                // (see `take_stream`).
+                _ if status == StatusCode::SWITCHING_PROTOCOLS => Body::Stream(Incoming::Length(0)),
                 _ if self.streams => Body::Stream(match framing {
                     BodyFraming::Length(n) => Incoming::Length(n),
                     BodyFraming::Chunked => Incoming::chunked(u64::MAX, 4096, self.max_head),

@@ -212,3 +212,96 @@ fn a_dropped_connection_abandons_everything_it_waited_for() {
     let ids: Vec<_> = service.waiting.iter().map(|(id, _)| *id).collect();
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), ids);
 }
+
+fn upgrade(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: demo\r\n\r\n")
+}
+
+fn switch() -> Response<'static> {
+    Response::new(StatusCode::SWITCHING_PROTOCOLS)
+        .header("Connection", "upgrade")
+        .header("Upgrade", "demo")
+}
+
+/// A deferred request that offers an upgrade holds everything after it,
+/// fed whole or a byte at a time: a 101 hands those bytes to the new
+/// protocol (after the responses owed before it); any other answer lets
+/// them be read as the HTTP requests they then are.
+#[test]
+fn what_follows_an_offered_upgrade_waits_for_its_answer() {
+    let input = [get("/later1"), upgrade("/later2"), get("/now3")].concat();
+    for (bytewise, switches) in [(false, true), (true, true), (false, false), (true, false)] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        if bytewise {
+            for b in input.as_bytes() {
+                conn.receive(std::slice::from_ref(b), now, &mut service);
+            }
+        } else {
+            conn.receive(input.as_bytes(), now, &mut service);
+        }
+        // /now3 is not parsed: it may be the new protocol's.
+        assert_eq!(conn.waiting_count(), 2);
+        assert!(!conn.wants_read());
+        let (first, offer) = (service.waiting[0].0, service.waiting[1].0);
+        // Only the offering request may switch.
+        assert!(conn.respond_switch(first, switch(), now).is_err());
+        if switches {
+            conn.respond_switch(offer, switch(), now).unwrap();
+            assert!(!conn.is_upgraded(), "the 101 waits for the first response");
+            conn.respond(first, Response::new(StatusCode::OK).body("1"), now)
+                .unwrap();
+            assert!(conn.is_upgraded());
+            let (output, rest) = conn.take_upgraded();
+            let output = String::from_utf8(output).unwrap();
+            assert!(output.starts_with("HTTP/1.1 200 OK\r\n"), "{output}");
+            assert!(output.contains("\r\n\r\n1HTTP/1.1 101 Switching Protocols\r\n"));
+            assert_eq!(rest, get("/now3").as_bytes());
+        } else {
+            // Not a 101 (a respond_switch with another status is refused).
+            let refused = Response::new(StatusCode::OK);
+            assert!(conn.respond_switch(offer, refused, now).is_err());
+            conn.respond(offer, Response::new(StatusCode::OK).body("2"), now)
+                .unwrap();
+            conn.respond(first, Response::new(StatusCode::OK).body("1"), now)
+                .unwrap();
+            conn.process(now, &mut service);
+            assert!(!conn.is_upgraded() && conn.wants_read());
+            assert_eq!(bodies(&drain(&mut conn, now)), ["1", "2", "/now3"]);
+        }
+    }
+}
+
+/// An offered upgrade that nobody answers gets its 504 at the respond
+/// timeout, and the connection goes on as HTTP; one answered at once, or
+/// made by HTTP/1.0, or with a body, holds nothing back.
+#[test]
+fn an_unanswered_upgrade_times_out_and_http_goes_on() {
+    let now = Instant::now();
+    let limits = Limits {
+        respond_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+    let input = [upgrade("/later"), get("/now")].concat();
+    conn.receive(input.as_bytes(), now, &mut service);
+    assert!(!conn.wants_read());
+    let later = now + Duration::from_secs(6);
+    conn.handle_timeout(later);
+    conn.process(later, &mut service);
+    let out = drain(&mut conn, later);
+    assert!(out.starts_with("HTTP/1.1 504 "), "{out}");
+    assert_eq!(bodies(&out)[1], "/now");
+    assert!(conn.wants_read());
+
+    for held_nothing in [
+        upgrade("/now").replace("/now", "/now-at-once"),
+        upgrade("/later").replace("HTTP/1.1", "HTTP/1.0"),
+        upgrade("/later").replace("\r\n\r\n", "\r\nContent-Length: 1\r\n\r\nx"),
+        upgrade("/later").replace("keep-alive, Upgrade", "keep-alive"),
+    ] {
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        conn.receive(held_nothing.as_bytes(), now, &mut service);
+        assert!(conn.wants_read(), "{held_nothing:?}");
+    }
+}

@@ -162,6 +162,12 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 forget_exchange(&mut core.work, exchange);
             }
             driven.on_response(exchange, result, &mut core.work.context(now));
+            // A switched connection the application did not take closes.
+            if core.work.switched.contains_key(&exchange)
+                && !core.work.pipes.tunnels.contains_key(&exchange)
+            {
+                core.drop_switched(exchange, now);
+            }
             // A response piped now must be in place before the body's
             // pieces, which may follow in this same batch.
             core.deliver_answers(now, driven);
@@ -295,7 +301,7 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
             });
             let _ = slot_of;
         }
-        Role::Ws(_) => {}
+        Role::Ws(_) | Role::Tunnel(_) => {}
     }
 }
 

@@ -1,6 +1,7 @@
 //! One connection of the loop, whatever it carries, and the one read/write
 //! path ([`pump`]) every kind goes through: an inbound HTTP connection, a
-//! WebSocket, an outbound client connection, or one lingering before close.
+//! WebSocket, an outbound client connection, or one lingering before close
+//! (a tunnel moves bytes between two sockets, so it has its own: `tunnel`).
 
 use crate::client::{ClientConnection, ClientEvent, Exchange};
 use crate::http::{Dispatch, Handler};
@@ -39,6 +40,8 @@ pub(crate) enum Role {
     Ws(Box<WebSocket>),
     /// A connection of the loop's client to an upstream server.
     Upstream(Box<Upstream>),
+    /// One side of two connections joined byte for byte after an upgrade.
+    Tunnel(Box<super::tunnel::Tunnel>),
 }
 
 /// An outbound connection and the exchange it carries.

@@ -6,6 +6,7 @@
 
 use super::connection::{pump, Connection, Draining, HttpEndpoint, Role, Upstream, WsEndpoint};
 use super::driven::{Dispatcher, Driven, Inbound};
+use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
 use crate::app::{Answer, Context, Pipes, Responder};
 use crate::client::{ExchangeId, Placement, Pool};
@@ -44,6 +45,9 @@ pub(crate) struct Work {
     pub(crate) inbound: Vec<(Responder, Inbound)>,
     /// The connection each exchange under way is on.
     pub(crate) slot_of: FxHashMap<ExchangeId, usize>,
+    /// Connections (slot, serial) that a 101 switched, by their exchange,
+    /// until they are joined to a client's ([`Context::respond_tunnel`]).
+    pub(crate) switched: FxHashMap<ExchangeId, (usize, u64)>,
     /// Sources held back because the body they feed has too much to send:
     /// streamed request bodies, and exchanges' response bodies.
     pub(crate) held_requests: Vec<Responder>,
@@ -312,13 +316,19 @@ impl Core {
                 let next = step_http(conn, token, readable, now, driven, work, scratch, options);
                 match &conn.role {
                     Role::Http(handler) if handler.is_upgraded() => {
-                        upgrade(conn, token, now, driven, work, scratch, options)
+                        let serial = conn.serial;
+                        let here = |r: &Responder| r.token == token && r.serial == serial;
+                        match work.pipes.tunnels.iter().find(|(_, r)| here(r)) {
+                            Some((&exchange, _)) => return self.open_tunnel(index, exchange, now),
+                            None => upgrade(conn, token, now, driven, work, scratch, options),
+                        }
                     }
                     _ => next,
                 }
             }
             Role::Ws(_) => step_ws(conn, token, readable, now, driven, work, scratch, options),
             Role::Upstream(_) => return self.step_upstream(index, event, readable, now),
+            Role::Tunnel(_) => return self.step_tunnel(index, readable, now),
         };
         bodies::after_step(conn, index, work, options.body_backlog);
         next
@@ -347,6 +357,72 @@ impl Core {
         }
         bodies::after_step(conn, index, work, options.body_backlog);
         next
+    }
+
+    /// Moves bytes through a tunnel; settles the other side here.
+    fn step_tunnel(&mut self, index: usize, readable: bool, now: Instant) -> Next {
+        let limit = self.options.body_backlog;
+        let (next, peer) = tunnel::step(
+            &mut self.slots,
+            index,
+            readable,
+            now,
+            &mut self.scratch,
+            limit,
+        );
+        if let Some((peer, peer_next)) = peer {
+            self.settle(peer, peer_next, now);
+        }
+        next
+    }
+
+    /// Joins the client connection at `index`, whose 101 is queued, to the
+    /// connection `exchange` switched.
+    fn open_tunnel(&mut self, index: usize, exchange: ExchangeId, now: Instant) -> Next {
+        self.work.pipes.tunnels.remove(&exchange);
+        let Some((up_index, up_serial)) = self.work.switched.remove(&exchange) else {
+            return Next::Close;
+        };
+        let rest = match self.slots.get_mut(up_index) {
+            Some(Some(Connection {
+                serial,
+                role: Role::Upstream(up),
+                ..
+            })) if *serial == up_serial => up.conn.take_switched().unwrap_or_default(),
+            // The upstream went away first: so does its client.
+            _ => return Next::Close,
+        };
+        let Some(Some(conn)) = self.slots.get_mut(index) else {
+            return Next::Close;
+        };
+        let Role::Http(handler) = &mut conn.role else {
+            return Next::Close;
+        };
+        // The 101 and what the upstream sent after it go to the client;
+        // what the client sent after its request goes to the upstream.
+        let (mut to_client, to_upstream) = handler.take_upgraded();
+        to_client.extend_from_slice(&rest);
+        let client_serial = conn.serial;
+        conn.role = Role::Tunnel(Box::new(Tunnel::new(up_index, up_serial, to_client, now)));
+        if let Some(Some(up)) = self.slots.get_mut(up_index) {
+            up.role = Role::Tunnel(Box::new(Tunnel::new(
+                index,
+                client_serial,
+                to_upstream,
+                now,
+            )));
+        }
+        self.step_tunnel(index, true, now)
+    }
+
+    /// Gives up a switched connection no client will be joined to: closes it.
+    pub(crate) fn drop_switched(&mut self, exchange: ExchangeId, now: Instant) {
+        self.work.pipes.tunnels.remove(&exchange);
+        if let Some((index, serial)) = self.work.switched.remove(&exchange) {
+            if matches!(self.slots.get(index), Some(Some(conn)) if conn.serial == serial) {
+                self.close(index, now);
+            }
+        }
     }
 
     /// Settles the application's work, and reads the responses to the
@@ -424,6 +500,20 @@ impl Core {
         self.free.push(index);
         let lingering = conn.linger_until.is_some();
         match &mut conn.role {
+            Role::Http(_) if !self.work.pipes.tunnels.is_empty() => {
+                // A client whose 101 was not out yet: its upstream goes too.
+                let serial = conn.serial;
+                let orphans: Vec<ExchangeId> = (self.work.pipes.tunnels.iter())
+                    .filter(|(_, r)| r.token == Token(index) && r.serial == serial)
+                    .map(|(e, _)| *e)
+                    .collect();
+                for exchange in orphans {
+                    self.drop_switched(exchange, now);
+                }
+            }
+            _ => {}
+        }
+        match &mut conn.role {
             Role::Http(handler) => {
                 handler.abandon_all();
                 let serial = conn.serial;
@@ -439,6 +529,12 @@ impl Core {
             Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
             Role::Ws(_) => {}
             Role::Upstream(up) => upstream::closed(up, conn.peer, index, now, &mut self.work),
+            Role::Tunnel(side) => {
+                let (peer, serial) = (side.peer, side.peer_serial);
+                if matches!(self.slots.get(peer), Some(Some(other)) if other.serial == serial) {
+                    self.close(peer, now);
+                }
+            }
         }
     }
 
@@ -548,6 +644,19 @@ impl Core {
         driven: &mut D,
     ) {
         let backlog_limit = self.options.body_backlog;
+        if let Answer::Tunnel(_, exchange) = &answer {
+            let exchange = *exchange;
+            let switching = match (self.handler_of(responder), answer) {
+                (Some(handler), Answer::Tunnel(head, _)) => {
+                    handler.respond_switch(responder.id, head, now).is_ok()
+                }
+                _ => false,
+            };
+            if !switching {
+                self.drop_switched(exchange, now);
+            }
+            return self.step_now(responder.token.0, now, driven);
+        }
         let Some(handler) = self.handler_of(responder) else {
             return;
         };
@@ -569,6 +678,7 @@ impl Core {
                 sent
             }
             Answer::End => handler.end_body(id, now).is_ok(),
+            Answer::Tunnel(..) => false,
         };
         if delivered {
             self.step_now(responder.token.0, now, driven);
@@ -586,6 +696,10 @@ impl Core {
     fn close_cancelled(&mut self, now: Instant) {
         for id in std::mem::take(&mut self.work.pool.cancelled) {
             bodies::forget_exchange(&mut self.work, id);
+            if self.work.switched.contains_key(&id) {
+                self.drop_switched(id, now);
+                continue;
+            }
             let Some(index) = self.work.slot_of.remove(&id) else {
                 continue;
             };
@@ -681,10 +795,16 @@ impl Core {
                 (None, Role::Upstream(up)) => {
                     upstream::handle_timeout(up, now, &client, &mut self.work)
                 }
+                (None, Role::Tunnel(side)) => {
+                    Some(side.last_progress + self.options.tunnel_idle_timeout)
+                }
             };
+            let idle_tunnel =
+                matches!(conn.role, Role::Tunnel(_)) && deadline.is_some_and(|d| now >= d);
             let next = match conn.linger_until {
                 Some(until) if now < until => Next::Watch(Interest::READABLE),
                 Some(_) => Next::Close,
+                None if idle_tunnel => Next::Close,
                 None => self.drive(index, false, false, now, driven),
             };
             if next != Next::Close {

@@ -7,6 +7,7 @@
 //! - `connection`: what a connection carries, and the read/write path;
 //! - `upstream`: outbound connections (connect, send, pool, retry);
 //! - `bodies`: streamed bodies moved between connections, with backpressure;
+//! - `tunnel`: two connections joined byte for byte after an upgrade;
 //! - `ws_router`: delivery of what a WebSocket application queued;
 //! - `driven`: the one trait over the three kinds of application.
 
@@ -14,6 +15,7 @@ mod bodies;
 mod connection;
 mod core;
 mod driven;
+mod tunnel;
 mod upstream;
 mod ws_router;
 
@@ -66,8 +68,15 @@ pub struct ServerOptions {
     /// The outbound client of an [`App`] ([`Context::fetch`](crate::Context::fetch)).
     pub client: ClientOptions,
     /// The most bytes of a streamed body queued for one connection to send
-    /// before its source is held (not read) until it drains to a quarter.
+    /// before its source is held (not read) until it drains to a quarter;
+    /// for a tunnel ([`Context::respond_tunnel`](crate::Context::respond_tunnel)),
+    /// the most bytes kept for one side before the other is not read.
     pub body_backlog: usize,
+    /// A tunnel through which no byte moved for this long is closed, both
+    /// sides. Ten minutes by default: long enough for a WebSocket whose
+    /// ends ping each other now and then (nginx's `proxy_read_timeout`,
+    /// 60 s, surprises many a WebSocket behind it).
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -84,6 +93,7 @@ impl Default for ServerOptions {
             ws_limits: WsLimits::default(),
             client: ClientOptions::default(),
             body_backlog: 256 * 1024,
+            tunnel_idle_timeout: Duration::from_secs(600),
         }
     }
 }

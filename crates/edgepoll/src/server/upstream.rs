@@ -27,6 +27,7 @@ pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max
         exchange.to_head,
         exchange.streams,
         max_body,
+        exchange.upgrade,
     );
     // The body pieces that came before the connection.
     for piece in std::mem::take(&mut exchange.early) {
@@ -60,6 +61,10 @@ pub(crate) fn step(
     let ahead = std::mem::take(&mut up.read_ahead);
     if up.expired {
         return Next::Close;
+    }
+    if up.conn.is_switched() {
+        // No longer HTTP: waits, unread, to be joined to a client.
+        return Next::Quiet;
     }
     if up.connecting {
         if !event {
@@ -145,6 +150,13 @@ pub(crate) fn step(
             }
         }
         up.got_bytes |= received;
+        if up.conn.is_switched() {
+            // A 101: the connection leaves the pool, for a tunnel.
+            work.slot_of.remove(&exchange.id);
+            work.pool.closed(addr, index);
+            work.switched.insert(exchange.id, (index, serial));
+            return Next::Quiet;
+        }
         if over {
             work.slot_of.remove(&exchange.id);
             if io.is_err() || eof || !up.conn.is_reusable() {
@@ -276,7 +288,10 @@ pub(crate) fn closed(
     _now: Instant,
     work: &mut Work,
 ) {
-    work.pool.closed(addr, index);
+    if !up.conn.is_switched() {
+        // A switched one left the pool already.
+        work.pool.closed(addr, index);
+    }
     fail(up, ClientError::Reset, work);
 }
 

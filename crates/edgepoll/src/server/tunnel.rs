@@ -1,0 +1,208 @@
+//! Two connections joined byte for byte: after an upgrade switched them
+//! (an [`App`](crate::App) passed an upstream's 101 on to its client with
+//! [`Context::respond_tunnel`](crate::Context::respond_tunnel)), whatever
+//! one side sends goes to the other unread and unchanged, both ways, until
+//! both have closed.
+//!
+//! What one side sends is written straight into the other's socket from
+//! the read buffer; only what that socket does not take is kept, and the
+//! sending side is not read while more than the backlog limit waits (so a
+//! peer that does not read stalls its sender through TCP, not the heap).
+//! An end of input on one side becomes a shutdown of the other's write
+//! side once what it was owed is out (a half-close passes through). An
+//! idle pair holds no buffer.
+
+use super::connection::{Connection, Role};
+use super::core::Next;
+use crate::net::{self, Shutdown, TcpStream};
+use crate::Interest;
+use std::io;
+use std::time::Instant;
+
+/// Reads per step, so that one busy tunnel cannot starve the loop.
+const READS_PER_STEP: usize = 16;
+
+/// One side of a tunnel.
+pub(crate) struct Tunnel {
+    /// The other side's slot, and which connection held it.
+    pub(crate) peer: usize,
+    pub(crate) peer_serial: u64,
+    /// Bytes from the other side that this socket has yet to take.
+    out: Vec<u8>,
+    /// This side's input ended.
+    read_closed: bool,
+    /// This side's write side is shut down (the other's input ended).
+    write_closed: bool,
+    /// When a byte last moved either way.
+    pub(crate) last_progress: Instant,
+}
+
+impl Tunnel {
+    /// One side joined to the connection at `peer`, owing this side `out`
+    /// (bytes that came before the join).
+    pub(crate) fn new(peer: usize, peer_serial: u64, out: Vec<u8>, now: Instant) -> Tunnel {
+        Tunnel {
+            peer,
+            peer_serial,
+            out,
+            read_closed: false,
+            write_closed: false,
+            last_progress: now,
+        }
+    }
+
+    /// What this side waits for, given its peer.
+    fn next(&self, peer: &Tunnel, limit: usize) -> Next {
+        let read = !self.read_closed && peer.out.len() < limit;
+        let write = !self.out.is_empty();
+        match (read, write) {
+            (true, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Next::Watch(Interest::READABLE),
+            (false, true) => Next::Watch(Interest::WRITABLE),
+            (false, false) => Next::Quiet,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.read_closed && self.out.is_empty()
+    }
+}
+
+/// Moves bytes between the connection at `index` and its peer: what each is
+/// owed is written, and (if `readable`) what `index` sends is read and
+/// passed on, while the peer has less than `limit` waiting. Returns what
+/// `index` waits for next, and its peer (slot and what it waits for).
+pub(crate) fn step(
+    slots: &mut [Option<Connection>],
+    index: usize,
+    readable: bool,
+    now: Instant,
+    scratch: &mut [u8],
+    limit: usize,
+) -> (Next, Option<(usize, Next)>) {
+    let Some((a, b, peer)) = joined(slots, index) else {
+        return (Next::Close, None);
+    };
+    let (Role::Tunnel(ta), Role::Tunnel(tb)) = (&mut a.role, &mut b.role) else {
+        return (Next::Close, Some((peer, Next::Close)));
+    };
+    let moved = transfer(&a.stream, ta, &b.stream, tb, readable, scratch, limit);
+    match moved {
+        Ok(true) => {
+            ta.last_progress = now;
+            tb.last_progress = now;
+        }
+        Ok(false) => {}
+        // A side broke: so does the tunnel (the other side sees a close).
+        Err(_) => return (Next::Close, Some((peer, Next::Close))),
+    }
+    if ta.is_done() && tb.is_done() {
+        return (Next::Close, Some((peer, Next::Close)));
+    }
+    (ta.next(tb, limit), Some((peer, tb.next(ta, limit))))
+}
+
+/// The connection at `index`, its peer, and the peer's slot, while the
+/// two are still joined.
+fn joined(
+    slots: &mut [Option<Connection>],
+    index: usize,
+) -> Option<(&mut Connection, &mut Connection, usize)> {
+    let (peer, peer_serial) = match slots.get(index)? {
+        Some(Connection {
+            role: Role::Tunnel(t),
+            ..
+        }) => (t.peer, t.peer_serial),
+        _ => return None,
+    };
+    if peer == index || peer >= slots.len() {
+        return None;
+    }
+    let (low, high) = slots.split_at_mut(index.max(peer));
+    let (first, second) = (low[index.min(peer)].as_mut()?, high[0].as_mut()?);
+    let (a, b) = match index < peer {
+        true => (first, second),
+        false => (second, first),
+    };
+    (b.serial == peer_serial).then_some((a, b, peer))
+}
+
+/// Writes what each side is owed and passes on what `a` sent; whether any
+/// byte moved.
+fn transfer(
+    a: &TcpStream,
+    ta: &mut Tunnel,
+    b: &TcpStream,
+    tb: &mut Tunnel,
+    readable: bool,
+    scratch: &mut [u8],
+    limit: usize,
+) -> io::Result<bool> {
+    let mut moved = flush(a, ta, tb.read_closed)?;
+    if readable && !ta.read_closed {
+        for _ in 0..READS_PER_STEP {
+            if tb.out.len() >= limit {
+                break;
+            }
+            match net::recv(a, scratch) {
+                Ok(0) => {
+                    ta.read_closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    moved = true;
+                    pass_on(b, tb, &scratch[..n])?;
+                    if n < scratch.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    moved |= flush(b, tb, ta.read_closed)?;
+    Ok(moved)
+}
+
+/// Sends `data` to `to` now, keeping what its socket does not take.
+fn pass_on(to: &TcpStream, t: &mut Tunnel, data: &[u8]) -> io::Result<()> {
+    let mut rest = data;
+    while t.out.is_empty() && !rest.is_empty() {
+        match net::send(to, rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    t.out.extend_from_slice(rest);
+    Ok(())
+}
+
+/// Writes what `t`'s socket is owed; once all is out and the other side's
+/// input has ended, shuts the write side down. Whether any byte went.
+fn flush(stream: &TcpStream, t: &mut Tunnel, other_ended: bool) -> io::Result<bool> {
+    let mut sent = 0;
+    while sent < t.out.len() {
+        match net::send(stream, &t.out[sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    match sent == t.out.len() {
+        // All out: an idle side keeps no buffer.
+        true => t.out = Vec::new(),
+        false => drop(t.out.drain(..sent)),
+    }
+    if t.out.is_empty() && other_ended && !t.write_closed {
+        t.write_closed = true;
+        stream.shutdown(Shutdown::Write)?;
+    }
+    Ok(sent > 0)
+}
