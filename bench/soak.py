@@ -2,7 +2,10 @@
 """`make soak`: the echo server under a million mixed requests on every runtime
 present (edgepoll-host; WasmEdge AOT when `wasmedge` is on PATH), then the
 same through a streaming forwarding service (tests/guests/forward --stream,
-the loop's own client) in front of the echo server, driven by
+the loop's own client) in front of the echo server, then through
+examples/proxy in front of two echo servers, one of them restarted halfway
+(the requests it had in flight fail cleanly: 502/504 or a cut connection,
+counted, never a wrong byte), driven by
 bench/soak (one mio event loop; every body compared byte for byte; faults mixed
 in). Samples the runtime's RSS at the start, after the warm-up, at the peak and
 after the load stops, and fails if the end is more than 10% above the level
@@ -29,6 +32,7 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 HOST = TARGET / "release" / "edgepoll-host"
 WASM = TARGET / "wasm32-wasip1" / "release" / "poll_http_server.wasm"
 FORWARD = TARGET / "wasm32-wasip1" / "release" / "forward_guest.wasm"
+PROXY = TARGET / "wasm32-wasip1" / "release" / "proxy.wasm"
 SOAK = TARGET / "release" / "soak"
 REQUESTS = int(os.environ.get("SOAK_REQUESTS", "1000000"))
 # Short timeouts, so that the faults' answers arrive within the run.
@@ -89,26 +93,60 @@ def answers(port):
         return False
 
 
-def start_upstream(runtime_command, echo):
-    """The echo server as the forwarder's upstream; returns it and its port."""
-    port = free_port()
-    upstream = subprocess.Popen(
-        runtime_command + [str(echo), f"127.0.0.1:{port}", "--idle-timeout", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-    )
-    if not upstream.stdout.readline().startswith("listening on"):
+def start_upstream(runtime_command, echo, port=None):
+    """The echo server as an upstream (on `port`, or a free one); returns it
+    and its port. A port just given up may take a moment to bind again."""
+    port = port or free_port()
+    for _ in range(50):
+        upstream = subprocess.Popen(
+            runtime_command + [str(echo), f"127.0.0.1:{port}", "--idle-timeout", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+        )
+        if upstream.stdout.readline().startswith("listening on"):
+            return upstream, port
         upstream.kill()
-        raise RuntimeError("the upstream echo server did not start")
-    return upstream, port
+        upstream.wait()
+        time.sleep(0.1)
+    raise RuntimeError("the upstream echo server did not start")
 
 
-def soak(label, command, seed):
+class Restarter:
+    """Restarts an upstream once, halfway through the run, in a thread (the
+    load goes on meanwhile): killed, then started again on its port."""
+
+    def __init__(self, runtime_command, echo, upstream, port):
+        self.runtime_command, self.echo, self.upstream, self.port = runtime_command, echo, upstream, port
+        self.thread = None
+
+    def on_progress(self, completed):
+        if self.thread is None and completed >= REQUESTS // 2:
+            self.thread = threading.Thread(target=self.restart, daemon=True)
+            self.thread.start()
+
+    def restart(self):
+        self.upstream.kill()
+        self.upstream.wait()
+        print(f"  upstream on port {self.port} killed", flush=True)
+        time.sleep(1)
+        self.upstream, _ = start_upstream(self.runtime_command, self.echo, self.port)
+        print(f"  upstream on port {self.port} started again", flush=True)
+
+    def stop(self):
+        if self.thread:
+            self.thread.join()
+        self.upstream.kill()
+        self.upstream.wait()
+
+
+def soak(label, launch, seed, restarter=None):
+    """Soaks the server `launch(addr)` starts; with a `restarter`, one of
+    its upstreams is restarted halfway and upstream failures are counted."""
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
     # edgepoll-host reports the guest's linear memory size here (WasmEdge has no such report).
     memory_file = Path(tempfile.mkdtemp()) / "guest-memory"
     server = subprocess.Popen(
-        command + [f"127.0.0.1:{port}", "--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)],
+        launch(f"127.0.0.1:{port}") + ["--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)],
         stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
         env={**os.environ, "EDGEPOLL_HOST_MEMORY_FILE": str(memory_file)},
     )
@@ -123,7 +161,8 @@ def soak(label, command, seed):
     print(f"\n== {label}: {REQUESTS} requests, seed {seed}", flush=True)
     load = subprocess.Popen(
         [str(SOAK), f"127.0.0.1:{port}", "--seed", str(seed), "--requests", str(REQUESTS),
-         "--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)],
+         "--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)]
+        + (["--upstream-failures"] if restarter else []),
         stdout=subprocess.PIPE, text=True,
     )
     result = None
@@ -135,6 +174,8 @@ def soak(label, command, seed):
             print(f"  warm-up done: {data.strip()}; RSS {row['rss_warm'] / 1024:.1f} MiB", flush=True)
         elif kind == "progress":
             print(f"  {data.strip()}; RSS {sampler.latest / 1024:.1f} MiB", flush=True)
+            if restarter:
+                restarter.on_progress(json.loads(data)["completed"])
         elif kind == "RESULT":
             result = json.loads(data)
     load.wait()
@@ -143,6 +184,10 @@ def soak(label, command, seed):
     row["guest_end"] = guest_kib(memory_file)
     row["rss_peak"] = max(sampler.peak, rss_kib(server.pid, "VmHWM:"))
     sampler.stopped = True
+    if restarter:
+        # Both upstreams serve again (the restarted one after its ejection).
+        restarter.thread and restarter.thread.join()
+        time.sleep(max(0, 11 - SETTLE_SECONDS))
     row["alive"] = server.poll() is None and answers(port)
     server.kill()
     server.wait()
@@ -177,14 +222,15 @@ def report(rows, seed, seconds):
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; seed {seed} "
         f"(`SOAK_SEED={seed} make soak` replays it); {seconds:.0f} s in all.",
         "",
-        "| runtime | requests done | bytes echoed | mismatches | unexpected errors | faults as promised | p50 ms | p99 ms | max ms | RSS start MiB | after warm-up | peak | end | result |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| runtime | requests done | bytes echoed | mismatches | unexpected errors | upstream failures (requests lost) | faults as promised | p50 ms | p99 ms | max ms | RSS start MiB | after warm-up | peak | end | result |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         r = row["result"] or {}
         lines.append(
             f"| {row['runtime']} | {r.get('completed', 0)} of {r.get('requests', REQUESTS)} | {r.get('bytes_echoed', 0)} "
-            f"| {r.get('mismatches', '?')} | {r.get('errors', '?')} | {r.get('faults_ok', 0)} of {r.get('faults', 0)} "
+            f"| {r.get('mismatches', '?')} | {r.get('errors', '?')} | {r.get('upstream_failures', 0)} ({r.get('requests_lost', 0)}) "
+            f"| {r.get('faults_ok', 0)} of {r.get('faults', 0)} "
             f"| {r.get('p50_us', 0) / 1000:.2f} | {r.get('p99_us', 0) / 1000:.2f} | {r.get('max_us', 0) / 1000:.0f} "
             f"| {mib(row['rss_start'])} | {mib(row.get('rss_warm', 0))} | {mib(row['rss_peak'])} | {mib(row['rss_end'])} "
             f"| {'pass' if not row['problems'] else 'FAIL: ' + '; '.join(row['problems'])} |"
@@ -201,6 +247,11 @@ def report(rows, seed, seconds):
         f"README's answer (a close at the idle timeout, or 408 and a close) while the load went on. The server "
         f"ran with `--idle-timeout {IDLE_TIMEOUT} --header-timeout {HEADER_TIMEOUT}`.",
         f"- Latency is per request, first byte sent to last byte received, all sizes together.",
+        f"- The proxy rows: examples/proxy (`--max-per-upstream 256`) in front of two echo servers under the same "
+        f"runtime; when half the requests are done one echo server is killed and started again on its port 1 s "
+        f"later. What it had in flight fails cleanly (a 502 or 504, or the client's connection cut mid-response), "
+        f"is counted as an upstream failure and its connection's unanswered requests as lost; every response that "
+        f"arrives is compared byte for byte as everywhere else.",
         f"- RSS: the runtime process's VmRSS; the warm-up (the first 30% of requests, at the peak of 1000 "
         f"connections with four 8 MiB bodies at once, and two rounds of faults) meets every kind of memory use of the run; the end is measured "
         f"{SETTLE_SECONDS} s after the load stops and must be within {RSS_GROWTH:.0%} of the level after the warm-up "
@@ -215,28 +266,42 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     seed = int(os.environ.get("SOAK_SEED") or random.randrange(1, 2**48))
     started = time.time()
-    # (label, the runtime, the module to soak)
-    runtimes = [("edgepoll-host", [str(HOST)], WASM, FORWARD)]
+    # (label, the runtime, the echo server, the forwarder, the proxy)
+    runtimes = [("edgepoll-host", [str(HOST)], WASM, FORWARD, PROXY)]
     if shutil.which("wasmedge"):
         aot = TARGET / "bench-aot"
         aot.mkdir(exist_ok=True)
-        for module in (WASM, FORWARD):
+        for module in (WASM, FORWARD, PROXY):
             subprocess.run(["wasmedge", "compile", str(module), str(aot / module.name)], check=True, capture_output=True)
-        runtimes.append(("WasmEdge AOT", ["wasmedge"], aot / WASM.name, aot / FORWARD.name))
+        runtimes.append(("WasmEdge AOT", ["wasmedge"], *(aot / m.name for m in (WASM, FORWARD, PROXY))))
     else:
         print("NOTE: wasmedge is not on PATH: only edgepoll-host is soaked")
     print(f"soak seed {seed} (SOAK_SEED={seed} make soak replays it)")
-    rows = [soak(label, runtime + [str(echo)], seed) for label, runtime, echo, _ in runtimes]
-    for label, runtime, echo, forward in runtimes:
+    rows = [soak(label, lambda addr: runtime + [str(echo), addr], seed) for label, runtime, echo, _, _ in runtimes]
+    for label, runtime, echo, forward, _ in runtimes:
         # The same load through the forwarding service, in front of the
         # echo server under the same runtime.
         upstream, upstream_port = start_upstream(runtime, echo)
         try:
             command = runtime + [str(forward), "--stream", "--max-per-origin", "256", f"/=http://127.0.0.1:{upstream_port}"]
-            rows.append(soak(f"{label}, forwarding", command, seed))
+            rows.append(soak(f"{label}, forwarding", lambda addr: command + [addr], seed))
         finally:
             upstream.kill()
             upstream.wait()
+    for label, runtime, echo, _, proxy in runtimes:
+        # Through the proxy in front of two echo servers, one restarted.
+        steady, steady_port = start_upstream(runtime, echo)
+        restarted, restarted_port = start_upstream(runtime, echo)
+        restarter = Restarter(runtime, echo, restarted, restarted_port)
+        try:
+            launch = lambda addr: runtime + [str(proxy),
+                "--listen", addr, "--upstream", f"127.0.0.1:{steady_port}",
+                "--upstream", f"127.0.0.1:{restarted_port}", "--max-per-upstream", "256"]
+            rows.append(soak(f"{label}, proxy, one upstream restarted", launch, seed, restarter))
+        finally:
+            restarter.stop()
+            steady.kill()
+            steady.wait()
     section = report(rows, seed, time.time() - started)
     results = ROOT / "bench" / "RESULTS.md"
     text = results.read_text() if results.exists() else "# Benchmark results\n"

@@ -117,7 +117,7 @@ impl Conn {
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(self.error(format!("read failed: {e}"))),
+                    Err(e) => return Err(self.cut(format!("read failed: {e}"))),
                 }
             }
             if self.pending.is_empty() && self.out_pos == self.out.len() && !self.awaiting_close {
@@ -136,7 +136,7 @@ impl Conn {
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(self.error(format!("write failed: {e}"))),
+                    Err(e) => return Err(self.cut(format!("write failed: {e}"))),
                 }
             }
             if self.out_pos == self.out.len() && !self.out.is_empty() {
@@ -372,6 +372,11 @@ impl Conn {
         };
         let text = String::from_utf8_lossy(head).into_owned();
         let describe = self.describe(self.pending.front().expect("checked above"));
+        if matches!(code, 502..=504) {
+            return Err(Failure::Gateway(format!(
+                "{describe}: status {code}: {text:?}"
+            )));
+        }
         if code != 200 {
             return Err(Failure::Error(format!(
                 "{describe}: status {code}: {text:?}"
@@ -457,7 +462,7 @@ impl Conn {
             ),
             None => format!("connection {} closed by the server while in use", self.id),
         };
-        Err(Failure::Error(what))
+        Err(self.cut(what))
     }
 
     /// What the connection waits for, if a request: for a stall's report.
@@ -494,6 +499,14 @@ impl Conn {
         match self.pending.front() {
             Some(exchange) => Failure::Error(format!("{}: {what}", self.describe(exchange))),
             None => Failure::Error(format!("connection {}: {what}", self.id)),
+        }
+    }
+
+    /// The connection broke: cut short if a request was under way.
+    fn cut(&self, what: String) -> Failure {
+        match self.error(what) {
+            Failure::Error(text) if !self.pending.is_empty() => Failure::Cut(text),
+            failure => failure,
         }
     }
 

@@ -5,8 +5,11 @@
 //! is compared byte for byte with the request's.
 //!
 //! Usage: `soak ADDR [--seed N] [--requests N] [--peak N] [--idle-timeout S]
-//! [--header-timeout S]` (the timeouts are the server's, for checking the
-//! faults' answers). Prints `warmup {json}` when the warm-up is over,
+//! [--header-timeout S] [--upstream-failures]` (the timeouts are the
+//! server's, for checking the faults' answers; `--upstream-failures` when
+//! the server is a proxy one of whose upstreams is made to fail: its 502s,
+//! 503s, 504s and connections cut mid-request are counted, not errors, and
+//! their requests are lost, not retried; a wrong byte is still a mismatch). Prints `warmup {json}` when the warm-up is over,
 //! `progress {json}` every 2 s and `RESULT {json}` at the end; exits 1 with
 //! the seed and the first failure when anything went wrong.
 
@@ -35,6 +38,7 @@ struct Options {
     requests: u64,
     peak: usize,
     timeouts: Timeouts,
+    upstream_failures: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -51,9 +55,14 @@ fn parse() -> Result<Options, String> {
             header: Duration::from_secs(10),
             idle: Duration::from_secs(60),
         },
+        upstream_failures: false,
     };
     let mut seed = None;
     while let Some(flag) = args.next() {
+        if flag == "--upstream-failures" {
+            options.upstream_failures = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let number = |v: &str| {
             v.parse::<f64>()
@@ -105,7 +114,7 @@ fn main() {
     let options = match parse() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("soak: {e}\nusage: soak ADDR [--seed N] [--requests N] [--peak N] [--idle-timeout S] [--header-timeout S]");
+            eprintln!("soak: {e}\nusage: soak ADDR [--seed N] [--requests N] [--peak N] [--idle-timeout S] [--header-timeout S] [--upstream-failures]");
             std::process::exit(2);
         }
     };
@@ -127,6 +136,7 @@ fn run(options: &Options) -> std::io::Result<i32> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut work = Work::new(options.seed, options.requests);
+    work.upstream_failures_expected = options.upstream_failures;
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut open = 0usize;
@@ -137,6 +147,8 @@ fn run(options: &Options) -> std::io::Result<i32> {
     let started = Instant::now();
     let mut last_report = started;
     let mut last_completed = (0u64, started);
+    // Faults answered by the failing upstream (`--upstream-failures`).
+    let mut faults_upstream = 0;
     // The warm-up: the first 30% of requests and two rounds of faults,
     // so that it meets every kind of memory use the run has.
     let warmup = options.requests * 3 / 10;
@@ -234,7 +246,20 @@ fn run(options: &Options) -> std::io::Result<i32> {
                 let _ = poll.registry().deregister(&mut fault.stream);
                 match outcome {
                     Ok(text) => eprintln!("soak: fault {:?}: {text}", fault.kind),
-                    Err(text) => work.fail(Failure::Error(format!("fault {text}"))),
+                    Err(text) => {
+                        // A fault's request that met the failing upstream.
+                        let gateway = ["HTTP/1.1 502 ", "HTTP/1.1 503 ", "HTTP/1.1 504 "]
+                            .iter()
+                            .any(|status| text.contains(status));
+                        if gateway && options.upstream_failures {
+                            faults_upstream += 1;
+                        }
+                        let text = format!("fault {text}");
+                        work.fail(match gateway {
+                            true => Failure::Gateway(text),
+                            false => Failure::Error(text),
+                        });
+                    }
                 }
             }
         }
@@ -291,7 +316,7 @@ fn run(options: &Options) -> std::io::Result<i32> {
             .unwrap_or(0)
     };
     let result = format!(
-        "{{\"seed\": {}, \"requests\": {}, \"completed\": {}, \"bytes_echoed\": {}, \"mismatches\": {}, \"errors\": {}, \"requests_lost\": {}, \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}, \"seconds\": {:.1}, \"connections\": {}, \"peak_connections\": {}, \"chunked\": {}, \"expect\": {}, \"http10\": {}, \"bursts\": {}, \"faults\": {}, \"faults_ok\": {}, \"first_failure\": {}}}",
+        "{{\"seed\": {}, \"requests\": {}, \"completed\": {}, \"bytes_echoed\": {}, \"mismatches\": {}, \"errors\": {}, \"requests_lost\": {}, \"upstream_failures\": {}, \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}, \"seconds\": {:.1}, \"connections\": {}, \"peak_connections\": {}, \"chunked\": {}, \"expect\": {}, \"http10\": {}, \"bursts\": {}, \"faults\": {}, \"faults_ok\": {}, \"first_failure\": {}}}",
         options.seed,
         options.requests,
         t.completed,
@@ -299,6 +324,7 @@ fn run(options: &Options) -> std::io::Result<i32> {
         t.mismatches,
         t.errors,
         t.requests_lost,
+        t.upstream_failures,
         pct(0.5),
         pct(0.99),
         t.latencies_us.last().copied().unwrap_or(0),
@@ -314,10 +340,15 @@ fn run(options: &Options) -> std::io::Result<i32> {
         t.first_failure.as_deref().map_or("null".to_string(), json_string),
     );
     println!("RESULT {result}");
+    // Requests lost to a failing upstream are accounted for, not done.
+    let accounted = match options.upstream_failures {
+        true => t.completed + t.requests_lost,
+        false => t.completed,
+    };
     let ok = t.mismatches == 0
         && t.errors == 0
-        && t.completed == options.requests
-        && faults_ok == faults.len();
+        && accounted == options.requests
+        && faults_ok + faults_upstream == faults.len();
     if !ok {
         eprintln!(
             "soak: FAILED (seed {}; replay with --seed {}): {} of {} requests done, {} mismatches, {} errors; first: {}",

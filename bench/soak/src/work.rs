@@ -12,6 +12,10 @@ pub struct Tally {
     /// Requests lost with a failed connection (each failure is in `errors`
     /// or `mismatches` once).
     pub requests_lost: u64,
+    /// Requests an intermediary could not complete because its upstream
+    /// failed (`--upstream-failures`): a 502, 503 or 504, or the
+    /// connection cut while a request was under way.
+    pub upstream_failures: u64,
     pub latencies_us: Vec<u32>,
     pub chunked: u64,
     pub expect: u64,
@@ -30,6 +34,9 @@ pub struct Work {
     deferred_large: VecDeque<u64>,
     pub large_in_flight: usize,
     pub tally: Tally,
+    /// Whether a failure of an upstream behind the server is expected
+    /// (counted, not an error).
+    pub upstream_failures_expected: bool,
 }
 
 pub enum Failure {
@@ -37,6 +44,11 @@ pub enum Failure {
     Mismatch(String),
     /// Anything else the server should not have done.
     Error(String),
+    /// A 502, 503 or 504: an error unless upstream failures are expected.
+    Gateway(String),
+    /// The connection closed or reset while a request was under way: an
+    /// error unless upstream failures are expected.
+    Cut(String),
 }
 
 impl Work {
@@ -47,6 +59,7 @@ impl Work {
             next_id: 0,
             deferred_large: VecDeque::new(),
             large_in_flight: 0,
+            upstream_failures_expected: false,
             tally: Tally {
                 latencies_us: Vec::with_capacity(total as usize),
                 ..Tally::default()
@@ -96,7 +109,11 @@ impl Work {
                 self.tally.mismatches += 1;
                 text
             }
-            Failure::Error(text) => {
+            Failure::Gateway(_) | Failure::Cut(_) if self.upstream_failures_expected => {
+                self.tally.upstream_failures += 1;
+                return;
+            }
+            Failure::Error(text) | Failure::Gateway(text) | Failure::Cut(text) => {
                 self.tally.errors += 1;
                 text
             }

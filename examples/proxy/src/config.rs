@@ -16,6 +16,10 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --timeout SECS         longest silence from an upstream while a request
                          waits for its answer: then 504 (default 30)
   --connect-timeout SECS longest wait for an upstream's connection (default 5)
+  --header-timeout SECS  longest a client may take to send a request head:
+                         then 408 (default 10)
+  --idle-timeout SECS    how long a client's connection may sit idle, or a
+                         request body stall, before it is closed (default 60)
   --eject SECS           how long an upstream that failed gets no requests
                          before one probes it (default 10)
   --max-per-upstream N   most connections open to one upstream (default 256)
@@ -41,6 +45,8 @@ pub struct Config {
     pub upstreams: Vec<Url>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
     pub eject_for: Duration,
     pub max_per_upstream: usize,
     pub trust_forwarded: bool,
@@ -61,6 +67,8 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         upstreams: Vec::new(),
         timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
         eject_for: Duration::from_secs(10),
         max_per_upstream: 256,
         trust_forwarded: false,
@@ -76,6 +84,8 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
             "--upstream" => upstreams.push(upstream(&value()?)?),
             "--timeout" => config.timeout = seconds(&arg, &value()?)?,
             "--connect-timeout" => config.connect_timeout = seconds(&arg, &value()?)?,
+            "--header-timeout" => config.header_timeout = seconds(&arg, &value()?)?,
+            "--idle-timeout" => config.idle_timeout = seconds(&arg, &value()?)?,
             "--eject" => config.eject_for = seconds(&arg, &value()?)?,
             "--max-per-upstream" => {
                 let text = value()?;
@@ -157,6 +167,10 @@ mod tests {
             "2.5",
             "--eject",
             "1",
+            "--idle-timeout",
+            "2",
+            "--header-timeout",
+            "3",
             "--trust-forwarded",
         ])
         .unwrap();
@@ -165,6 +179,8 @@ mod tests {
         assert_eq!(ports, [9001, 9002, 80]);
         assert_eq!(config.timeout, Duration::from_millis(2500));
         assert_eq!(config.eject_for, Duration::from_secs(1));
+        assert_eq!(config.idle_timeout, Duration::from_secs(2));
+        assert_eq!(config.header_timeout, Duration::from_secs(3));
         assert!(config.trust_forwarded);
     }
 

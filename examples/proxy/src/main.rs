@@ -55,6 +55,8 @@ fn serve(config: config::Config) -> Result<(), String> {
             // only catches what they cannot, with room for one retry.
             respond_timeout: 2 * (config.connect_timeout + config.timeout)
                 + std::time::Duration::from_secs(1),
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
             ..Limits::default()
         },
         client: ClientOptions {

@@ -201,6 +201,10 @@ struct Streamed {
     framing: Outgoing,
     keep_alive: bool,
     ended: bool,
+    /// Ended without completing its body (its source broke off): the
+    /// connection closes after what was sent, with no last chunk. Pieces
+    /// queued before keep their framing.
+    cut: bool,
     at_front: bool,
 }
 
@@ -1295,7 +1299,9 @@ impl Handler {
                 if !stream.ended {
                     return;
                 }
-                let _ = stream.framing.finish(&mut self.output);
+                if !stream.cut {
+                    let _ = stream.framing.finish(&mut self.output);
+                }
                 stream.keep_alive
             } else if let Some((bytes, keep_alive)) = &front.ready {
                 self.output.buffer().extend_from_slice(bytes);
@@ -1371,6 +1377,7 @@ impl Handler {
             framing,
             keep_alive,
             ended: false,
+            cut: false,
             at_front: false,
         }));
         self.last_progress = now;
@@ -1421,7 +1428,7 @@ impl Handler {
         };
         if short {
             stream.keep_alive = false;
-            stream.framing = Outgoing::Close;
+            stream.cut = true;
         }
         self.last_progress = now;
         self.flush_ready();
@@ -1439,7 +1446,7 @@ impl Handler {
         let stream = self.stream_mut(id)?;
         stream.ended = true;
         stream.keep_alive = false;
-        stream.framing = Outgoing::Close;
+        stream.cut = true;
         self.last_progress = now;
         self.flush_ready();
         Ok(())

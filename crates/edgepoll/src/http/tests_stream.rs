@@ -284,3 +284,36 @@ POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
     assert_eq!(service.body, b"abcd");
     assert_eq!(service.ends, [Ok(()), Ok(())]);
 }
+
+/// A streamed response behind another, whose source breaks off before it
+/// reaches the front: the pieces it had keep their chunk framing, no last
+/// chunk follows, and the connection closes (the client sees it cut short,
+/// never bytes where a chunk size belongs). Found by `make soak` through
+/// the proxy with an upstream killed mid-response.
+#[test]
+fn a_queued_streamed_response_cut_short_keeps_its_framing() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+        now,
+        &mut service,
+    );
+    let (a, b) = (service.ids[0], service.ids[1]);
+    conn.respond_stream(a, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.respond_stream(b, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.send_body(b, Bytes::from_static(b"queued"), now)
+        .unwrap();
+    conn.abort_body(b, now).unwrap();
+    conn.send_body(a, Bytes::from_static(b"first"), now)
+        .unwrap();
+    conn.end_body(a, now).unwrap();
+    assert_eq!(
+        take_output(&mut conn, now),
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n\
+         HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nqueued"
+    );
+    assert!(conn.is_finished());
+}
