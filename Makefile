@@ -62,9 +62,11 @@ image: build
 chat: build
 	scripts/wasm-runner $(WASM_DIR)/ws_chat.wasm $(LISTEN)
 
-# examples/proxy on $(LISTEN) in front of two echo servers on the next two ports.
+# examples/proxy on $(LISTEN) in front of $(BACKENDS) echo servers on the next
+# ports (BACKENDS=N; one WasmEdge process per core is how WasmEdge uses them).
+BACKENDS ?= 2
 proxy: build
-	scripts/proxy-demo $(LISTEN)
+	scripts/proxy-demo $(LISTEN) $(BACKENDS)
 
 # Two headless Chromium pages chat through ws_chat on every runtime present;
 # saves docs/chat.png (not part of make test).
@@ -84,7 +86,7 @@ fuzz:
 bench: build
 	@command -v wrk >/dev/null && command -v gnuplot >/dev/null && command -v valgrind >/dev/null || { echo "installing wrk, gnuplot and valgrind"; apt-get update -qq && apt-get install -y -qq wrk gnuplot-nox valgrind; }
 	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder -p loadgen -p ws_native -p ws_load
-	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server -p fixed_server -p http_layer
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server -p fixed_server -p http_layer -p cpu_server
 	python3 bench/run.py
 
 # A million mixed requests on every runtime present, every byte checked, RSS

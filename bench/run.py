@@ -910,6 +910,10 @@ broadcasts count too) and of the runtime's RSS, divided by {WS_IDLE}.
     import forwarding
 
     forwarding.write(forwarding.main())
+    # The reverse proxy against nginx, and spread over two backends.
+    import proxy
+
+    proxy.main()
     print(table)
     print()
     print(scale_table)

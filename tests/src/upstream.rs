@@ -32,6 +32,9 @@ pub enum Behaviour {
     Garbage,
     /// Announces 1 MB, sends 1000 bytes of it, then closes.
     DiesMidBody,
+    /// A [`Behaviour::Sink`] for requests with a body, a
+    /// [`Behaviour::Source`] for the others: both directions on one upstream.
+    Bulk,
     /// A tunnel's far end: answers any request with `101 Switching
     /// Protocols` (offered or not) and `early;` right after it, then echoes
     /// every byte (those that came with the request first) until the end of
@@ -176,53 +179,83 @@ fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, u64)>
 fn sink(mut stream: TcpStream) {
     let mut buf = Vec::new();
     while let Some((_, length)) = read_head(&mut stream, &mut buf) {
-        let mut chunk = vec![0u8; 256 * 1024];
-        let (mut got, mut intact) = (0u64, true);
-        let first = buf.len().min(length as usize);
-        intact &= is_pattern(0, &buf[..first]);
-        got += first as u64;
-        buf.drain(..first);
-        while got < length {
-            let want = ((length - got) as usize).min(chunk.len());
-            let Ok(n) = stream.read(&mut chunk[..want]) else {
-                return;
-            };
-            if n == 0 {
-                return;
-            }
-            intact &= is_pattern(got, &chunk[..n]);
-            got += n as u64;
-        }
-        let body = format!("bytes={got} intact={intact}\n");
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-        if stream.write_all((head + &body).as_bytes()).is_err() {
+        if !sink_one(&mut stream, &mut buf, length) {
             return;
         }
     }
 }
 
+/// Reads a body of `length` bytes (some already in `buf`), checks it is the
+/// pattern, and answers `bytes=N intact=BOOL`. False once the connection
+/// is done.
+fn sink_one(stream: &mut TcpStream, buf: &mut Vec<u8>, length: u64) -> bool {
+    let mut chunk = vec![0u8; 256 * 1024];
+    let (mut got, mut intact) = (0u64, true);
+    let first = buf.len().min(length as usize);
+    intact &= is_pattern(0, &buf[..first]);
+    got += first as u64;
+    buf.drain(..first);
+    while got < length {
+        let want = ((length - got) as usize).min(chunk.len());
+        match stream.read(&mut chunk[..want]) {
+            Ok(n) if n > 0 => {
+                intact &= is_pattern(got, &chunk[..n]);
+                got += n as u64;
+            }
+            _ => return false,
+        }
+    }
+    let body = format!("bytes={got} intact={intact}\n");
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+    stream.write_all((head + &body).as_bytes()).is_ok()
+}
+
 fn source(mut stream: TcpStream, seen: &Seen) {
     let mut buf = Vec::new();
     while let Some((path, _)) = read_head(&mut stream, &mut buf) {
-        let length: u64 = path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
-        if stream.write_all(head.as_bytes()).is_err() {
+        if !source_one(&mut stream, &path, seen) {
             return;
         }
-        let mut chunk = vec![0u8; 256 * 1024];
-        let mut sent = 0u64;
-        while sent < length {
-            let n = ((length - sent) as usize).min(chunk.len());
-            pattern(sent, &mut chunk[..n]);
-            if stream.write_all(&chunk[..n]).is_err() {
-                return;
-            }
-            sent += n as u64;
-            seen.written.fetch_add(n as u64, Ordering::SeqCst);
+    }
+}
+
+/// Answers `/bytes/N` with N bytes of the pattern. False once the
+/// connection is done.
+fn source_one(stream: &mut TcpStream, path: &str, seen: &Seen) -> bool {
+    let length: u64 = path
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+    if stream.write_all(head.as_bytes()).is_err() {
+        return false;
+    }
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut sent = 0u64;
+    while sent < length {
+        let n = ((length - sent) as usize).min(chunk.len());
+        pattern(sent, &mut chunk[..n]);
+        if stream.write_all(&chunk[..n]).is_err() {
+            return false;
+        }
+        sent += n as u64;
+        seen.written.fetch_add(n as u64, Ordering::SeqCst);
+    }
+    true
+}
+
+/// [`Behaviour::Bulk`]: a request with a body is a [`Behaviour::Sink`]'s,
+/// one without a [`Behaviour::Source`]'s.
+fn bulk(mut stream: TcpStream, seen: &Seen) {
+    let mut buf = Vec::new();
+    while let Some((path, length)) = read_head(&mut stream, &mut buf) {
+        let going = match length {
+            0 => source_one(&mut stream, &path, seen),
+            _ => sink_one(&mut stream, &mut buf, length),
+        };
+        if !going {
+            return;
         }
     }
 }
@@ -304,6 +337,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             return answer_heads(stream, behaviour, seen)
         }
         Behaviour::Switch => return switch(stream),
+        Behaviour::Bulk => return bulk(stream, seen),
         Behaviour::Echo | Behaviour::Stall => {}
     }
     let mut buf = Vec::new();

@@ -2,8 +2,9 @@
 //! on every runtime: 4 GiB up and 4 GiB down (under WasmEdge's interpreter
 //! too: the bytes are moved by the runtime's socket calls, so it runs at
 //! about 500 MB/s here like the others), every byte checked against its
-//! position, the runtime's resident memory flat; and a client that stops
-//! reading holds the upstream back, not the heap.
+//! position, the runtime's resident memory flat; the same through
+//! examples/proxy; and a client that stops reading holds the upstream back,
+//! not the heap.
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream};
 use edgepoll_tests::{connect, on_each_runtime, start_program, Running, Runtime};
@@ -85,66 +86,83 @@ impl Memory {
     }
 }
 
+/// `size` bytes up to `up` (answered by a [`Behaviour::Sink`]) and down from
+/// `down` (a [`Behaviour::Source`]) through `server`, every byte checked
+/// and its resident memory flat.
+fn each_way(runtime: &Runtime, server: &Running, up: &str, down: &str, size: u64) {
+    // Up: the client sends, the upstream checks every byte.
+    let mut memory = Memory {
+        pid: server.pid(),
+        warm: None,
+    };
+    let started = Instant::now();
+    let mut stream = connect(server.addr);
+    let head = format!("POST {up} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("send head");
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut sent = 0u64;
+    while sent < size {
+        let n = ((size - sent) as usize).min(chunk.len());
+        pattern(sent, &mut chunk[..n]);
+        stream.write_all(&chunk[..n]).expect("send body");
+        sent += n as u64;
+        memory.sample(sent, size);
+    }
+    let (head, mut body) = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    while !body.ends_with(b"\n") {
+        let n = stream.read(&mut chunk).expect("answer");
+        assert!(n > 0);
+        body.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        format!("bytes={size} intact=true\n")
+    );
+    memory.check("uploaded", runtime, size, started.elapsed());
+
+    // Down: the upstream sends, the client checks every byte.
+    let mut memory = Memory {
+        pid: server.pid(),
+        warm: None,
+    };
+    let started = Instant::now();
+    let request = format!("GET {down}/bytes/{size} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let (head, first) = read_head(&mut stream);
+    assert!(head.contains(&format!("Content-Length: {size}")), "{head}");
+    assert!(is_pattern(0, &first));
+    let mut got = first.len() as u64;
+    while got < size {
+        let n = stream.read(&mut chunk).expect("body");
+        assert!(n > 0, "closed after {got} of {size} bytes");
+        assert!(is_pattern(got, &chunk[..n]), "bytes {got}.. differ");
+        got += n as u64;
+        memory.sample(got, size);
+    }
+    assert_eq!(got, size);
+    memory.check("downloaded", runtime, size, started.elapsed());
+}
+
 #[test]
 fn four_gib_each_way_through_a_streaming_service_at_flat_memory() {
     on_each_runtime(|runtime| {
-        let size = SIZE;
         let sink = NativeUpstream::start(Behaviour::Sink);
         let source = NativeUpstream::start(Behaviour::Source);
         let forward = start_streaming(runtime, &sink, &source);
+        each_way(runtime, &forward, "/up", "/down", SIZE);
+    });
+}
 
-        // Up: the client sends, the upstream checks every byte.
-        let mut memory = Memory {
-            pid: forward.pid(),
-            warm: None,
-        };
-        let started = Instant::now();
-        let mut stream = connect(forward.addr);
-        let head = format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
-        stream.write_all(head.as_bytes()).expect("send head");
-        let mut chunk = vec![0u8; 256 * 1024];
-        let mut sent = 0u64;
-        while sent < size {
-            let n = ((size - sent) as usize).min(chunk.len());
-            pattern(sent, &mut chunk[..n]);
-            stream.write_all(&chunk[..n]).expect("send body");
-            sent += n as u64;
-            memory.sample(sent, size);
-        }
-        let (head, mut body) = read_head(&mut stream);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        while !body.ends_with(b"\n") {
-            let n = stream.read(&mut chunk).expect("answer");
-            assert!(n > 0);
-            body.extend_from_slice(&chunk[..n]);
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&body),
-            format!("bytes={size} intact=true\n")
-        );
-        memory.check("uploaded", runtime, size, started.elapsed());
-
-        // Down: the upstream sends, the client checks every byte.
-        let mut memory = Memory {
-            pid: forward.pid(),
-            warm: None,
-        };
-        let started = Instant::now();
-        let request = format!("GET /down/bytes/{size} HTTP/1.1\r\nHost: x\r\n\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        let (head, first) = read_head(&mut stream);
-        assert!(head.contains(&format!("Content-Length: {size}")), "{head}");
-        assert!(is_pattern(0, &first));
-        let mut got = first.len() as u64;
-        while got < size {
-            let n = stream.read(&mut chunk).expect("body");
-            assert!(n > 0, "closed after {got} of {size} bytes");
-            assert!(is_pattern(got, &chunk[..n]), "bytes {got}.. differ");
-            got += n as u64;
-            memory.sample(got, size);
-        }
-        assert_eq!(got, size);
-        memory.check("downloaded", runtime, size, started.elapsed());
+/// The same through examples/proxy: a body of any size passes at flat
+/// memory (issue "reverse proxy", item 6).
+#[test]
+fn four_gib_each_way_through_the_proxy_at_flat_memory() {
+    on_each_runtime(|runtime| {
+        let bulk = NativeUpstream::start(Behaviour::Bulk);
+        let upstream = bulk.addr.to_string();
+        let proxy = start_program(runtime, "proxy", &["--listen"], &["--upstream", &upstream]);
+        each_way(runtime, &proxy, "/up", "", SIZE);
     });
 }
 

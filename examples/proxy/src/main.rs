@@ -57,6 +57,9 @@ fn serve(config: config::Config) -> Result<(), String> {
                 + std::time::Duration::from_secs(1),
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
+            // A small body comes whole and leaves with its request head in
+            // one write; a larger one streams through in bounded memory.
+            stream_above: 64 * 1024,
             ..Limits::default()
         },
         client: ClientOptions {

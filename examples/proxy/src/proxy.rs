@@ -27,8 +27,8 @@ struct Waiting {
     upstream: usize,
     /// The upstreams tried so far, a bit each.
     tried: u64,
-    /// The request again, for another upstream, when one may go (no body,
-    /// idempotent method).
+    /// The request again, for another upstream, when one may go (its body
+    /// whole, not streamed; an idempotent method).
     again: Option<ClientRequest>,
 }
 
@@ -108,7 +108,9 @@ impl App for Proxy {
         responder: Responder,
         cx: &mut Context<'_>,
     ) -> Reply<'a> {
-        let streams_body = request.body_length() != Some(0);
+        // Bodies over `stream_above` stream through; smaller ones come whole
+        // and go in the request's one write.
+        let streams_body = request.body_streams();
         // `Upgrade` is hop-by-hop: offered on only as a real offer (see
         // `Request::upgrade`), and otherwise dropped with the others.
         let upgrade = request.upgrade();
@@ -125,7 +127,8 @@ impl App for Proxy {
             Ok(match (streams_body, upgrade) {
                 (true, _) => upstream.streamed_body(request.body_length()),
                 (false, Some(protocols)) => upstream.upgrade(protocols),
-                (false, None) => upstream,
+                (false, None) if request.body().is_empty() => upstream,
+                (false, None) => upstream.body(request.body().to_vec()),
             })
         };
         match self.send(responder, build, streams_body, 0, cx) {
@@ -135,6 +138,7 @@ impl App for Proxy {
     }
 
     fn streams_request(&mut self, _: &Request<'_>) -> bool {
+        // Asked only of bodies over `Limits::stream_above` (see main.rs).
         true
     }
 

@@ -68,7 +68,7 @@ pub(crate) fn route_inbound<D: Driven>(
             if up.conn.backlog() > limit {
                 hold_request(core, responder);
             }
-            core.step_now(index, now, driven);
+            core.touch(index);
         }
     } else if let Some(queued) = core.work.pool.queued_mut(exchange) {
         match inbound {
@@ -186,7 +186,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 if handler.body_backlog(responder.id) > limit {
                     hold_exchange(core, exchange);
                 }
-                core.step_now(responder.token.0, now, driven);
+                core.touch(responder.token.0);
             }
             None => driven.on_response_body(exchange, piece, &mut core.work.context(now)),
         },
@@ -199,7 +199,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                         // Cut short upstream: the client must see it cut short.
                         Err(_) => handler.abort_body(responder.id, now),
                     };
-                    core.step_now(responder.token.0, now, driven);
+                    core.touch(responder.token.0);
                 }
                 // The application is told too: the pipe was its exchange.
                 driven.on_response_end(exchange, result, &mut core.work.context(now));

@@ -67,6 +67,10 @@ pub(crate) struct Work {
     /// Upstream connections (slot, serial) whose requests went out during
     /// this round: their responses are read before the next poll.
     pub(crate) read_ahead: Vec<(usize, u64)>,
+    /// Connections (slot, serial) given something to send while work was
+    /// settled: each is written once, when the work is done (see
+    /// [`Core::touch`]).
+    pub(crate) touched: Vec<(usize, u64)>,
     /// Requests dispatched so far.
     pub(crate) served: u64,
 }
@@ -96,6 +100,7 @@ impl Work {
             || !self.pool.cancelled.is_empty()
             || !self.release.is_empty()
             || !self.drained.is_empty()
+            || !self.touched.is_empty()
             || self.pool.has_queued()
     }
 }
@@ -607,6 +612,14 @@ impl Core {
                 acted = true;
                 ws_router::deliver(self, now, driven);
             }
+            if !acted && !self.work.touched.is_empty() {
+                acted = true;
+                for (index, serial) in std::mem::take(&mut self.work.touched) {
+                    if matches!(self.slots.get(index), Some(Some(c)) if c.serial == serial) {
+                        self.step_now(index, now, driven);
+                    }
+                }
+            }
             if !acted {
                 return;
             }
@@ -681,7 +694,22 @@ impl Core {
             Answer::Tunnel(..) => false,
         };
         if delivered {
-            self.step_now(responder.token.0, now, driven);
+            self.touch(responder.token.0);
+        }
+    }
+
+    /// Marks a connection to be stepped once the work being settled is
+    /// done, rather than now: what a round queues for one connection (a
+    /// response head and its body's pieces, say) then leaves in one write.
+    /// Without `TCP_NODELAY`, which WasmEdge cannot set, a second small
+    /// write waits for the peer's delayed ACK of the first: 40 ms.
+    pub(crate) fn touch(&mut self, index: usize) {
+        let Some(Some(conn)) = self.slots.get(index) else {
+            return;
+        };
+        let key = (index, conn.serial);
+        if !self.work.touched.contains(&key) {
+            self.work.touched.push(key);
         }
     }
 

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""examples/proxy measured against its peer (`make bench` runs this; alone:
+`python3 bench/proxy.py` after `make bench` built the programs):
+
+- Throughput and p99: wrk's load (POST 128 B, 64 kept-alive connections)
+  through each proxy to the same upstream, the native echo baseline: nginx
+  as a reverse proxy (one worker, upstream keep-alive), examples/proxy on
+  edgepoll-host and on WasmEdge AOT. In turns, the order rotating each turn;
+  the median of the turns, and each turn's ratio to nginx's.
+- Across cores: bench/cpu_server (fixed CPU per request) under WasmEdge AOT,
+  two backends behind the proxy (itself on WasmEdge AOT) against one, in
+  turns: how far a second core helps on this 2-core machine, where wrk and
+  the proxy share the cores too.
+
+Writes its section of bench/RESULTS.md.
+"""
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import forwarding  # noqa: E402  (nginx as a peer)
+import run  # noqa: E402  (Process, wrk, free_port)
+
+ROOT = Path(__file__).resolve().parent.parent
+PROXY = run.WASM / "proxy.wasm"
+CPU_SERVER = run.WASM / "cpu_server.wasm"
+TURNS = 3
+# Rounds of cpu_server's work per request: about 1 ms under WasmEdge AOT
+# here, so that the backends, not the proxy, are what the load waits on.
+WORK = "1000000"
+
+
+def aot(module):
+    out = run.TARGET / "bench-aot" / module.name
+    out.parent.mkdir(exist_ok=True)
+    subprocess.run(["wasmedge", "compile", str(module), str(out)], check=True, capture_output=True)
+    return out
+
+
+def proxy_command(runtime, module, addr, upstreams):
+    command = runtime + [str(module), "--listen", addr]
+    for port in upstreams:
+        command += ["--upstream", f"127.0.0.1:{port}"]
+    return command
+
+
+def measure(start):
+    """wrk through what `start(port)` starts (a stoppable process): the
+    second of two runs (the first warms it up)."""
+    port = run.free_port()
+    server = start(port)
+    try:
+        run.wrk(port, 128, runs=1)
+        return run.wrk(port, 128, runs=1)
+    finally:
+        server.stop()
+
+
+def proxies(upstream_port):
+    """(label, start) for each proxy present."""
+    listed = [("nginx (1 worker, keep-alive)", lambda port: forwarding.Nginx(port, upstream_port))]
+    runtimes = [("edgepoll-host", [str(run.HOST)], PROXY)]
+    if shutil.which("wasmedge"):
+        runtimes.append(("WasmEdge AOT", ["wasmedge"], aot(PROXY)))
+    for label, runtime, module in runtimes:
+        def start(port, runtime=runtime, module=module):
+            command = proxy_command(runtime, module, f"127.0.0.1:{port}", [upstream_port])
+            return run.Process(command, "listening on")
+        listed.append((f"examples/proxy · {label}", start))
+    return listed
+
+
+def against_nginx():
+    upstream_port = run.free_port()
+    upstream = run.Process([str(run.TARGET / "release" / "native_echo"), f"127.0.0.1:{upstream_port}"], "listening on")
+    try:
+        listed = proxies(upstream_port)
+        got = {label: [] for label, _ in listed}
+        for turn in range(TURNS):
+            order = listed[turn % len(listed):] + listed[:turn % len(listed)]
+            for label, start in order:
+                got[label].append(measure(start))
+    finally:
+        upstream.stop()
+    nginx = got[listed[0][0]]
+    rows = []
+    for label, results in got.items():
+        rps_ratios = [r["rps"] / n["rps"] for r, n in zip(results, nginx)]
+        p99_ratios = [r["p99_us"] / max(n["p99_us"], 1) for r, n in zip(results, nginx)]
+        rows.append({
+            "label": label,
+            "rps": statistics.median(r["rps"] for r in results),
+            "p99_ms": statistics.median(r["p99_us"] for r in results) / 1000,
+            "errors": sum(r["errors"] + r["non_2xx"] for r in results),
+            "rps_ratios": rps_ratios,
+            "p99_ratios": p99_ratios,
+        })
+        print(f"  {label}: {rows[-1]['rps']:.0f} requests/s, p99 {rows[-1]['p99_ms']:.2f} ms; "
+              f"× nginx per turn: {', '.join(f'{x:.2f}' for x in rps_ratios)} (p99 {', '.join(f'{x:.2f}' for x in p99_ratios)})",
+              flush=True)
+    return rows
+
+
+def across_cores():
+    """Requests/s of one and of two cpu_server backends behind the proxy,
+    all under WasmEdge AOT, in turns."""
+    if not shutil.which("wasmedge"):
+        return None
+    backend, proxy = aot(CPU_SERVER), aot(PROXY)
+    ports = [run.free_port(), run.free_port()]
+    backends = [run.Process(["wasmedge", str(backend), f"127.0.0.1:{p}", "--work", WORK], "listening on") for p in ports]
+    try:
+        got = {1: [], 2: []}
+        for turn in range(TURNS):
+            for count in ([1, 2] if turn % 2 == 0 else [2, 1]):
+                start = lambda port, count=count: run.Process(
+                    proxy_command(["wasmedge"], proxy, f"127.0.0.1:{port}", ports[:count]), "listening on")
+                got[count].append(measure(start))
+    finally:
+        for b in backends:
+            b.stop()
+    ratios = [two["rps"] / one["rps"] for one, two in zip(got[1], got[2])]
+    result = {
+        "one": statistics.median(r["rps"] for r in got[1]),
+        "two": statistics.median(r["rps"] for r in got[2]),
+        "ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "errors": sum(r["errors"] + r["non_2xx"] for r in got[1] + got[2]),
+    }
+    print(f"  cpu_server behind the proxy (WasmEdge AOT): one backend {result['one']:.0f} requests/s, two "
+          f"{result['two']:.0f}; per turn {', '.join(f'{x:.2f}' for x in ratios)}: median {result['ratio']:.2f}", flush=True)
+    return result
+
+
+def section(rows, cores):
+    lines = [
+        "<!-- proxy:start -->",
+        "## The reverse proxy (`bench/proxy.py`, part of `make bench`)",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. wrk (POST 128 B, 64 connections, 1 thread) through "
+        "each proxy to the native echo baseline, in "
+        f"{TURNS} turns with the order rotating; medians, and each turn's ratio to nginx's. All processes share "
+        "the machine's 2 cores.",
+        "",
+        "| proxy | requests/s | × nginx (per turn) | target ≥ 1.0× | p99 ms | × nginx (per turn) | target ≤ 1.5× | errors |",
+        "|---|---:|---|---|---:|---|---|---:|",
+    ]
+    for r in rows:
+        nginx = r["label"].startswith("nginx")
+        rps, p99 = statistics.median(r["rps_ratios"]), statistics.median(r["p99_ratios"])
+        lines.append(
+            f"| {r['label']} | {r['rps']:.0f} | {rps:.2f} ({', '.join(f'{x:.2f}' for x in r['rps_ratios'])}) "
+            f"| {'—' if nginx else ('met' if rps >= 1.0 else 'MISSED')} | {r['p99_ms']:.2f} "
+            f"| {p99:.2f} ({', '.join(f'{x:.2f}' for x in r['p99_ratios'])}) "
+            f"| {'—' if nginx else ('met' if p99 <= 1.5 else 'MISSED')} | {r['errors']} |"
+        )
+    if cores:
+        lines += [
+            "",
+            f"Across cores: bench/cpu_server (`--work {WORK}`, a fixed CPU cost per request) under WasmEdge AOT, behind "
+            f"examples/proxy (WasmEdge AOT), same load: one backend {cores['one']:.0f} requests/s, two backends "
+            f"{cores['two']:.0f}: **{cores['ratio']:.2f}×** (per turn {', '.join(f'{x:.2f}' for x in cores['ratios'])}; "
+            f"target ≥ 1.6×: {'met' if cores['ratio'] >= 1.6 else 'MISSED'}; {cores['errors']} errors).",
+        ]
+    else:
+        lines += ["", "Across cores: not measured (wasmedge is not on PATH)."]
+    lines.append("<!-- proxy:end -->")
+    return "\n".join(lines)
+
+
+def write(rows, cores):
+    results = ROOT / "bench" / "RESULTS.md"
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
+    block = section(rows, cores)
+    start, end = "<!-- proxy:start -->", "<!-- proxy:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    results.write_text(text)
+    print(block)
+
+
+def main():
+    print("examples/proxy against nginx (bench/proxy.py):", flush=True)
+    rows = against_nginx()
+    cores = across_cores()
+    write(rows, cores)
+
+
+if __name__ == "__main__":
+    main()
