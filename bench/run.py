@@ -914,6 +914,10 @@ broadcasts count too) and of the runtime's RSS, divided by {WS_IDLE}.
     import proxy
 
     proxy.main()
+    # edgepoll-host --instances: a second core, and a single instance's cost.
+    import instances
+
+    instances.main()
     print(table)
     print()
     print(scale_table)

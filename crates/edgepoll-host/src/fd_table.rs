@@ -242,6 +242,64 @@ pub struct FdTable {
     /// too many piled up (a guest that opens and closes without polling),
     /// which tells the poller to look at every descriptor it watches.
     changes: Option<Vec<u32>>,
+    /// Sockets opened through this table share their ports with other
+    /// processes' and threads' (`SO_REUSEPORT`): set when several
+    /// instances of one guest serve one port (`--instances`).
+    pub reuse_port: bool,
+    /// What a supervisor of several instances sees of this one's sockets.
+    pub shared: Option<std::sync::Arc<Shared>>,
+}
+
+/// What the supervisor of several instances (`--instances`) sees of one:
+/// its listening sockets, so that it can stop them accepting, and a count
+/// of socket calls that moved bytes, so that it can tell when the
+/// instance's connections have gone quiet.
+#[derive(Debug, Default)]
+pub struct Shared {
+    listeners: std::sync::Mutex<Vec<RawFd>>,
+    moved: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn listeners(&self) -> std::sync::MutexGuard<'_, Vec<RawFd>> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a listening socket (it is forgotten before it closes, so a
+    /// number reused afterwards is never touched).
+    pub fn add_listener(&self, fd: RawFd) {
+        self.listeners().push(fd);
+    }
+
+    pub fn forget_listener(&self, fd: RawFd) {
+        self.listeners().retain(|&l| l != fd);
+    }
+
+    /// Forgets every listener: the instance's table is about to go.
+    pub fn forget_listeners(&self) {
+        self.listeners().clear();
+    }
+
+    /// Makes every listener stop accepting: new connections are refused by
+    /// the kernel; those accepted go on.
+    pub fn stop_accepting(&self) {
+        for &fd in self.listeners().iter() {
+            // SAFETY: `fd` is open: it is forgotten, under this lock,
+            // before it closes.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
+
+    /// A socket call moved bytes.
+    pub fn note_moved(&self) {
+        self.moved
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Socket calls that moved bytes so far.
+    pub fn moved(&self) -> u64 {
+        self.moved.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Past this many unseen changes the log is dropped for "everything changed".
@@ -257,6 +315,8 @@ impl FdTable {
             entries: FxHashMap::default(),
             state: seed,
             changes: Some(Vec::new()),
+            reuse_port: false,
+            shared: None,
         };
         table.insert_at(0, Descriptor::new(Entry::Stdio(0), rights::STDIN, 0));
         for fd in 1..3 {
@@ -321,6 +381,11 @@ impl FdTable {
     pub fn remove(&mut self, fd: u32) -> Result<Descriptor, Errno> {
         let removed = self.entries.remove(&fd).ok_or(BADF)?;
         self.note_change(fd);
+        if let (Some(shared), Entry::Socket(socket)) = (&self.shared, &removed.entry) {
+            if socket.listening {
+                shared.forget_listener(socket.fd.as_raw_fd());
+            }
+        }
         Ok(removed)
     }
 

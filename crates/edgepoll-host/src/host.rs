@@ -14,6 +14,9 @@ pub struct Host {
     pub poller: Poller,
     pub memory: Option<Memory>,
     pub memory_report: MemoryReport,
+    /// With several instances: the guest's stdout and stderr, a line at a
+    /// time, each tagged with the instance's number.
+    pub tagged: Option<crate::output::Tagged>,
 }
 
 /// Reports the guest's linear memory size on every growth to the file named by

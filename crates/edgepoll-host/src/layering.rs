@@ -2,7 +2,16 @@
 //! sock, poll) only the shared pieces at the bottom; a bottom piece only
 //! other bottom pieces.
 
-const TOP: [&str; 6] = ["lib", "main", "runtime", "linker", "host", "layering"];
+const TOP: [&str; 8] = [
+    "lib",
+    "main",
+    "runtime",
+    "instances",
+    "output",
+    "linker",
+    "host",
+    "layering",
+];
 const AREAS: [&str; 3] = ["wasi", "sock", "poll"];
 const BOTTOM: [&str; 4] = ["memory", "errno", "fd_table", "clock"];
 

@@ -6,7 +6,9 @@
 // Top: loading and running, and the linker that wires the areas below to
 // the guest's imports.
 pub mod host;
+pub mod instances;
 pub mod linker;
+pub mod output;
 pub mod runtime;
 
 // Areas, each unaware of the others: WASI preview1, WasmEdge's sockets, polling.

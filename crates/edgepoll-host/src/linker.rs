@@ -12,6 +12,7 @@
 
 use crate::errno::{status, NOSYS};
 use crate::host::{with_memory, Host};
+use crate::output::Tagged;
 use crate::sock::transfer::{Data, RecvKind, RecvOut};
 use crate::wasi::fd::Buffers;
 use crate::{sock, wasi};
@@ -211,6 +212,11 @@ pub fn define(linker: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::
                 name,
                 move |mut c: C, fd: u32, iovs: u32, n: u32, out: u32| {
                     status(with_memory(&mut c, |mem, h| {
+                        if let (true, Some(tagged)) = (write, &mut h.tagged) {
+                            if let Some(stream) = Tagged::stream_of(&h.fds, fd) {
+                                return tagged.write(mem, stream, iovs, n, out);
+                            }
+                        }
                         wasi::fd::read_or_write(
                             mem,
                             &h.fds,

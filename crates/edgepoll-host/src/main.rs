@@ -27,6 +27,27 @@ struct Cli {
     /// allocator fail.
     #[arg(long = "memory-page-limit", value_name = "PAGE_COUNT")]
     memory_page_limit: Option<u64>,
+    /// Run N instances of the module (`auto`: one per core), each on its
+    /// own thread; their sockets share ports (SO_REUSEPORT), so the kernel
+    /// spreads connections over them. An instance that ends is restarted.
+    /// Output lines of instance k start with `[k] ` when N > 1.
+    #[arg(long = "instances", value_name = "N|auto", value_parser = edgepoll_host::instances::parse_count)]
+    instances: Option<usize>,
+    /// With --instances: `always` (the default) restarts an instance that
+    /// ends (giving up on one that fails again and again right after
+    /// starting); `no` lets it end, and the host exits once all have, with
+    /// the worst exit code.
+    #[arg(long = "restart", value_name = "always|no", value_parser = edgepoll_host::instances::parse_restart, requires = "instances")]
+    restart: Option<edgepoll_host::instances::Restart>,
+    /// With --instances: on SIGTERM or SIGINT, how long the instances may
+    /// take to finish the connections they accepted before the host exits.
+    #[arg(
+        long = "grace",
+        value_name = "SECS",
+        default_value = "10",
+        requires = "instances"
+    )]
+    grace: f64,
     /// The module to run.
     #[arg(value_name = "MODULE.wasm")]
     module: PathBuf,
@@ -42,7 +63,14 @@ struct Cli {
 /// Everything after the module belongs to the guest, `--help` included, as
 /// on WasmEdge's command line: only what comes before it is the runtime's.
 fn parse_command_line(argv: Vec<std::ffi::OsString>) -> Cli {
-    let takes_value = ["--dir", "--env", "--memory-page-limit"];
+    let takes_value = [
+        "--dir",
+        "--env",
+        "--memory-page-limit",
+        "--instances",
+        "--restart",
+        "--grace",
+    ];
     let mut at = 1;
     while at < argv.len() {
         let arg = argv[at].to_string_lossy();
@@ -104,7 +132,18 @@ fn main() -> ExitCode {
         dirs: cli.dirs,
         memory_page_limit: cli.memory_page_limit,
     };
-    match runtime::run(&invocation) {
+    let outcome = match cli.instances {
+        Some(count) => {
+            let restart = cli
+                .restart
+                .unwrap_or(edgepoll_host::instances::Restart::Always);
+            let grace = std::time::Duration::try_from_secs_f64(cli.grace.max(0.0))
+                .unwrap_or(std::time::Duration::from_secs(10));
+            edgepoll_host::instances::run(&invocation, count, restart, grace)
+        }
+        None => runtime::run(&invocation),
+    };
+    match outcome {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(message) => {
             eprintln!("edgepoll-host: {message}");

@@ -102,6 +102,20 @@ impl GuestMemory<'_> {
         Ok(IovecTable { ptr, count })
     }
 
+    /// Appends the bytes of every buffer of `table` to `out`; returns how
+    /// many (lengths capped as [`gather`](Self::gather) caps them).
+    pub fn copy_iovecs(&self, table: IovecTable, out: &mut Vec<u8>) -> Result<u32, Errno> {
+        let mut total: u32 = 0;
+        for i in 0..table.count {
+            let entry = table.ptr + 8 * i;
+            let buf = self.read_u32(entry)?;
+            let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
+            out.extend_from_slice(self.slice(buf, len)?);
+            total += len;
+        }
+        Ok(total)
+    }
+
     /// Host iovecs for every buffer of `table`, pointing into guest memory;
     /// EFAULT when one lies outside it. Lengths are capped so their sum
     /// stays below 2^32, as WasmEdge caps them.

@@ -28,6 +28,23 @@ pub struct Invocation {
 
 /// Runs the guest; returns its exit code, or a one-line error.
 pub fn run(invocation: &Invocation) -> Result<i32, String> {
+    let (engine, module) = compile(invocation)?;
+    run_compiled(&engine, &module, invocation, &Instance::default())
+}
+
+/// How one of several instances of a guest differs from a lone guest.
+#[derive(Clone, Debug, Default)]
+pub struct Instance {
+    /// Its number, tagged on its output lines.
+    pub number: Option<usize>,
+    /// Its sockets share ports (`SO_REUSEPORT`) with the other instances'.
+    pub reuse_port: bool,
+    /// What its supervisor sees of its sockets.
+    pub shared: Option<std::sync::Arc<crate::fd_table::Shared>>,
+}
+
+/// Compiles the module once, for as many instances as are run of it.
+pub fn compile(invocation: &Invocation) -> Result<(Engine, Module), String> {
     let shown = invocation.module.display();
     let bytes =
         std::fs::read(&invocation.module).map_err(|e| format!("cannot read {shown}: {e}"))?;
@@ -36,26 +53,52 @@ pub fn run(invocation: &Invocation) -> Result<i32, String> {
     let engine = Engine::new(&config).map_err(|e| format!("cannot start wasmtime: {e}"))?;
     let module =
         load(&engine, &bytes).map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
+    Ok((engine, module))
+}
 
-    let host = host_state(invocation)?;
-    let mut store = Store::new(&engine, host);
+/// Runs one instance of a compiled guest in a store of its own; returns its
+/// exit code, or a one-line error.
+pub fn run_compiled(
+    engine: &Engine,
+    module: &Module,
+    invocation: &Invocation,
+    instance: &Instance,
+) -> Result<i32, String> {
+    let shown = invocation.module.display();
+    let mut host = host_state(invocation)?;
+    host.fds.reuse_port = instance.reuse_port;
+    host.fds.shared = instance.shared.clone();
+    host.tagged = instance.number.map(crate::output::Tagged::new);
+    let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.memory_report);
     let linker =
-        crate::linker::link(&engine, &module).map_err(|e| format!("cannot link {shown}: {e}"))?;
-    let instance = linker
-        .instantiate(&mut store, &module)
-        .map_err(|e| describe_failure(&e, "start"))?;
-    store.data_mut().memory = instance.get_memory(&mut store, "memory");
-    let start = instance
-        .get_typed_func::<(), ()>(&mut store, "_start")
-        .map_err(|_| format!("{shown} has no _start function (is it a wasm32-wasip1 command?)"))?;
-    match start.call(&mut store, ()) {
-        Ok(()) => Ok(0),
-        Err(e) => match e.downcast_ref::<Exit>() {
-            Some(Exit(code)) => Ok(*code),
-            None => Err(describe_failure(&e, "run")),
-        },
+        crate::linker::link(engine, module).map_err(|e| format!("cannot link {shown}: {e}"))?;
+    let result = (|| {
+        let started = linker
+            .instantiate(&mut store, module)
+            .map_err(|e| describe_failure(&e, "start"))?;
+        store.data_mut().memory = started.get_memory(&mut store, "memory");
+        let start = started
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|_| {
+                format!("{shown} has no _start function (is it a wasm32-wasip1 command?)")
+            })?;
+        match start.call(&mut store, ()) {
+            Ok(()) => Ok(0),
+            Err(e) => match e.downcast_ref::<Exit>() {
+                Some(Exit(code)) => Ok(*code),
+                None => Err(describe_failure(&e, "run")),
+            },
+        }
+    })();
+    if let Some(tagged) = &mut store.data_mut().tagged {
+        tagged.flush();
     }
+    // Its sockets close with the store: the supervisor must not touch them.
+    if let Some(shared) = &store.data().fds.shared {
+        shared.forget_listeners();
+    }
+    result
 }
 
 /// The name a guest sees for `--dir GUEST:HOST`, as WasmEdge derives it
@@ -122,6 +165,7 @@ pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
         fds,
         poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,
         memory: None,
+        tagged: None,
         memory_report: crate::host::MemoryReport {
             file: std::env::var_os("EDGEPOLL_HOST_MEMORY_FILE").map(PathBuf::from),
             max_bytes: invocation

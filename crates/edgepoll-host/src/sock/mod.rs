@@ -50,6 +50,25 @@ pub fn open(
     // SAFETY: plain system call; the result is checked and owned below.
     let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
     check(raw)?;
+    if fds.reuse_port {
+        let on: libc::c_int = 1;
+        // SAFETY: `on` is a c_int of the size given; `raw` is open.
+        let set = unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set < 0 {
+            let error = crate::errno::last();
+            // SAFETY: `raw` is ours and not yet handed out.
+            unsafe { libc::close(raw) };
+            return Err(error);
+        }
+    }
     let socket = Socket {
         // SAFETY: `raw` is a new descriptor nothing else owns.
         fd: unsafe { OwnedFd::from_raw_fd(raw) },
@@ -92,6 +111,9 @@ pub fn listen(fds: &mut FdTable, fd: u32, backlog: u32) -> WasiResult {
     let raw = host_fd(fds, fd)?;
     // SAFETY: plain system call.
     check(unsafe { libc::listen(raw, backlog as i32) })?;
+    if let Some(shared) = &fds.shared {
+        shared.add_listener(raw);
+    }
     if let Ok(Descriptor {
         entry: Entry::Socket(socket),
         ..

@@ -147,6 +147,8 @@ pub struct Handler {
     headers: Vec<HeaderSpan>,
     state: State,
     peer_closed: bool,
+    /// The server is shutting down: responses close their connections.
+    draining: bool,
     last_progress: Instant,
     incident: Option<Incident>,
     peer: Option<SocketAddr>,
@@ -254,6 +256,7 @@ impl Handler {
             headers: Vec::new(),
             state: State::Idle,
             peer_closed: false,
+            draining: false,
             last_progress: now,
             incident: None,
             peer: None,
@@ -576,6 +579,37 @@ impl Handler {
             }
         }
         self.output.release();
+    }
+
+    /// Stops taking requests, as a server shutting down gracefully does: an
+    /// idle connection finishes now; a request already begun is still read
+    /// and answered, with `Connection: close`, and the connection finishes
+    /// after it (and the responses owed before it).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK)
+    /// }
+    /// let now = Instant::now();
+    /// let mut idle = Handler::new(Limits::default(), now);
+    /// idle.drain();
+    /// assert!(idle.is_finished());
+    ///
+    /// let mut busy = Handler::new(Limits::default(), now);
+    /// busy.receive(b"GET / HTTP/1.1\r\nHo", now, &mut ok);
+    /// busy.drain();
+    /// busy.receive(b"st: x\r\n\r\n", now, &mut ok);
+    /// assert!(busy.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+    /// assert!(busy.pending_output().ends_with(b"Connection: close\r\n\r\n"));
+    /// ```
+    pub fn drain(&mut self) {
+        self.draining = true;
+        if matches!(self.state, State::Idle) && self.input.is_empty() && self.waiting.is_empty() {
+            self.state = State::Closing;
+        }
     }
 
     /// Whether a 101 response switched the connection to another protocol
@@ -1048,7 +1082,10 @@ impl Handler {
             },
             streamed,
         };
-        let allowed = keep_alive_for(head.keep_alive && !self.peer_closed, head.version);
+        let allowed = keep_alive_for(
+            head.keep_alive && !self.peer_closed && !self.draining,
+            head.version,
+        );
         let response = match service.dispatch(&request, id) {
             Reply::Now(response) if self.waiting.is_empty() => response,
             reply => {
@@ -1200,7 +1237,10 @@ impl Handler {
             .position(|w| w.id == id && w.is_pending())
             .ok_or(Gone)?;
         let slot = &self.waiting[at];
-        let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
+        let allowed = keep_alive_for(
+            slot.keep_alive && !self.peer_closed && !self.draining,
+            slot.version,
+        );
         Ok((at, allowed))
     }
 
@@ -1487,7 +1527,10 @@ impl Handler {
             if !slot.is_pending() || now < slot.deadline {
                 continue;
             }
-            let allowed = keep_alive_for(slot.keep_alive && !self.peer_closed, slot.version);
+            let allowed = keep_alive_for(
+                slot.keep_alive && !self.peer_closed && !self.draining,
+                slot.version,
+            );
             let mut encoded = Vec::new();
             let reason = "no response within the respond timeout";
             let keep_alive = Response::new(StatusCode::GATEWAY_TIMEOUT)

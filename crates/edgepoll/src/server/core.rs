@@ -114,6 +114,9 @@ pub(crate) struct Core {
     pub(crate) scratch: Vec<u8>,
     pub(crate) work: Work,
     accept_paused_until: Option<Instant>,
+    /// The listener was shut down (see [`Core::drain`]): no more
+    /// connections come, and the loop ends once those it serves are done.
+    draining: bool,
 }
 
 impl Core {
@@ -134,6 +137,7 @@ impl Core {
             scratch: vec![0; READ_CHUNK],
             work,
             accept_paused_until: None,
+            draining: false,
         }
     }
 
@@ -155,6 +159,9 @@ impl Core {
         loop {
             self.settle_before_poll(driven);
             if done(self, driven) || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(());
+            }
+            if self.draining && !self.serves_anyone() {
                 return Ok(());
             }
             let mut wake = sweep.next();
@@ -238,6 +245,13 @@ impl Core {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // The peer gave up before we accepted: nothing to serve.
                 Err(e) if is_transient(&e) => continue,
+                // Shut down (by a supervisor stopping the service): serve
+                // what was accepted, then end.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    let _ = self.poll.deregister(listener);
+                    self.drain(now);
+                    return Ok(());
+                }
                 Err(e) => {
                     // Out of descriptors, or worse. The listener stays readable
                     // while connections wait, so stop watching it for a moment
@@ -252,6 +266,48 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Shuts down gracefully, as nginx does on SIGQUIT: idle HTTP
+    /// connections close, requests already begun are answered (with
+    /// `Connection: close`), WebSockets are closed with 1001 (going away),
+    /// and [`run`](Self::run) returns once no inbound connection is left.
+    /// Its trigger is the listener refusing to accept (`EINVAL`: it was shut
+    /// down, as `edgepoll-host --instances` does to every instance on
+    /// SIGTERM).
+    fn drain(&mut self, now: Instant) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        (self.options.log)("edgepoll: the listener was shut down: finishing what was accepted");
+        for index in 0..self.slots.len() {
+            let Some(Some(conn)) = self.slots.get_mut(index) else {
+                continue;
+            };
+            if conn.linger_until.is_some() {
+                continue;
+            }
+            match &mut conn.role {
+                Role::Http(handler) => handler.drain(),
+                Role::Ws(socket) => socket.close(
+                    crate::ws::CloseCode::GOING_AWAY,
+                    "server shutting down",
+                    now,
+                ),
+                Role::Upstream(_) | Role::Tunnel(_) => continue,
+            }
+            self.touch(index);
+        }
+    }
+
+    /// Whether an inbound connection (HTTP, WebSocket, tunnel, or one
+    /// closing) is still open.
+    fn serves_anyone(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|conn| conn.linger_until.is_some() || !matches!(conn.role, Role::Upstream(_)))
     }
 
     /// Registers a connection in a free slot; returns its index.

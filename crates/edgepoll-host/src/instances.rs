@@ -1,0 +1,246 @@
+//! `--instances N`: one guest, compiled once, run as N instances, each on a
+//! thread of its own with a store of its own, the guests unchanged. Their
+//! sockets share ports (`SO_REUSEPORT`), so the kernel spreads the
+//! connections to a port over the instances that listen on it: a
+//! single-threaded event loop uses every core, as nginx's workers do.
+//!
+//! An instance that ends is restarted (unless `--restart no`):
+//!
+//! - one that exits with 0 (it finished, say after `--exit-after N`
+//!   requests) at once;
+//! - one that traps or exits with another code after a pause that doubles
+//!   with each failure in a row (100 ms up to 2 s). Five failures in a row,
+//!   each within a second of starting (a guest that cannot bind its port,
+//!   or traps at start), make the host give up: a clear message and exit
+//!   code 1, rather than restarting forever.
+//!
+//! With `--restart no` the host exits once the last instance has, with the
+//! worst exit code among them.
+//!
+//! SIGTERM or SIGINT stops the service gracefully: every listening socket
+//! of every instance is shut down, so the kernel refuses new connections
+//! and each instance's `accept` fails. An edgepoll server takes that as its
+//! cue to finish what it accepted (requests begun are answered with
+//! `Connection: close`, idle connections close) and return, so its instance
+//! exits. The host exits 0 once every instance has, or when the grace
+//! period (`--grace`, 10 s) ends, whichever comes first; a second signal
+//! ends it at once.
+
+use crate::fd_table::Shared;
+use crate::runtime::{self, Instance, Invocation};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// SIGTERM and SIGINT received so far.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+/// Set once the service is stopping: no instance starts again.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn catch_signals() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only adds to an atomic, which is signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
+}
+
+/// An instance that fails this many times in a row, each within
+/// [`QUICK`] of starting, is not started again.
+const GIVE_UP_AFTER: u32 = 5;
+const QUICK: Duration = Duration::from_secs(1);
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
+/// Whether an instance that ended starts again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    Always,
+    No,
+}
+
+/// `N` or `auto` (one per core the process may use).
+///
+/// ```
+/// assert_eq!(edgepoll_host::instances::parse_count("3"), Ok(3));
+/// assert!(edgepoll_host::instances::parse_count("auto").unwrap() >= 1);
+/// assert!(edgepoll_host::instances::parse_count("0").is_err());
+/// ```
+pub fn parse_count(text: &str) -> Result<usize, String> {
+    if text == "auto" {
+        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "--instances takes a number from 1 to 1024 or auto, not {text:?}"
+        )),
+    }
+}
+
+/// `always` or `no`.
+pub fn parse_restart(text: &str) -> Result<Restart, String> {
+    match text {
+        "always" => Ok(Restart::Always),
+        "no" => Ok(Restart::No),
+        _ => Err(format!("--restart takes always or no, not {text:?}")),
+    }
+}
+
+/// What an instance's thread tells the supervisor.
+enum Report {
+    /// It ended for good with this exit code (`--restart no`).
+    Ended(i32),
+    /// It failed again and again right after starting.
+    GaveUp(String),
+}
+
+/// Runs `count` instances of the guest; returns the exit code for the
+/// host (see the module documentation), or why it gave up.
+pub fn run(
+    invocation: &Invocation,
+    count: usize,
+    restart: Restart,
+    grace: Duration,
+) -> Result<i32, String> {
+    let (engine, module) = runtime::compile(invocation)?;
+    let (reports, supervisor) = mpsc::channel();
+    let shared: Vec<Arc<Shared>> = (0..count).map(|_| Arc::default()).collect();
+    catch_signals();
+    std::thread::scope(|scope| {
+        for (number, shared) in shared.iter().enumerate() {
+            let (engine, module, reports) = (&engine, &module, reports.clone());
+            let instance = Instance {
+                number: (count > 1).then_some(number),
+                reuse_port: count > 1,
+                shared: Some(shared.clone()),
+            };
+            std::thread::Builder::new()
+                .name(format!("instance {number}"))
+                .spawn_scoped(scope, move || {
+                    let report = keep_running(engine, module, invocation, &instance, restart);
+                    let _ = reports.send(report);
+                })
+                .map_err(|e| format!("cannot start a thread for instance {number}: {e}"))?;
+        }
+        drop(reports);
+        let mut worst = 0;
+        let mut stop_at = None;
+        loop {
+            match supervisor.recv_timeout(Duration::from_millis(50)) {
+                Ok(Report::Ended(code)) => worst = worse(worst, code),
+                // The others are not waited for: the process ends.
+                Ok(Report::GaveUp(message)) => {
+                    eprintln!("edgepoll-host: {message}");
+                    std::process::exit(1);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // Every instance has ended.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            let signals = SIGNALS.load(Ordering::SeqCst);
+            if signals > 0 && stop_at.is_none() {
+                eprintln!(
+                    "edgepoll-host: stopping: no new connections; waiting up to {grace:?} for those accepted"
+                );
+                STOPPING.store(true, Ordering::SeqCst);
+                for instance in &shared {
+                    instance.stop_accepting();
+                }
+                stop_at = Some(Instant::now() + grace);
+            }
+            if let Some(at) = stop_at {
+                if signals > 1 || Instant::now() >= at {
+                    eprintln!("edgepoll-host: stopped before every instance had finished");
+                    std::process::exit(0);
+                }
+            }
+        }
+        // Stopped by a signal: a clean stop whatever the instances said.
+        Ok(if stop_at.is_some() { 0 } else { worst })
+    })
+}
+
+/// The worse of two exit codes: any failure over success, then the higher.
+fn worse(a: i32, b: i32) -> i32 {
+    match (a, b) {
+        (0, b) => b,
+        (a, 0) => a,
+        (a, b) => a.max(b),
+    }
+}
+
+/// Runs one instance, again and again while `restart` says so.
+fn keep_running(
+    engine: &wasmtime::Engine,
+    module: &wasmtime::Module,
+    invocation: &Invocation,
+    instance: &Instance,
+    restart: Restart,
+) -> Report {
+    let name = match instance.number {
+        Some(number) => format!("instance {number}"),
+        None => "the instance".to_string(),
+    };
+    let mut quick_failures = 0;
+    loop {
+        let started = Instant::now();
+        let outcome = runtime::run_compiled(engine, module, invocation, instance);
+        let (code, what) = match &outcome {
+            Ok(code) => (*code, format!("{name} exited with code {code}")),
+            Err(message) => (
+                if message.contains("trapped") { 134 } else { 1 },
+                format!("{name}: {message}"),
+            ),
+        };
+        if restart == Restart::No || STOPPING.load(Ordering::SeqCst) {
+            if code != 0 {
+                eprintln!("edgepoll-host: {what}");
+            }
+            return Report::Ended(code);
+        }
+        if code == 0 {
+            quick_failures = 0;
+            eprintln!("edgepoll-host: {what}; starting it again");
+            continue;
+        }
+        quick_failures = match started.elapsed() < QUICK {
+            true => quick_failures + 1,
+            false => 0,
+        };
+        if quick_failures >= GIVE_UP_AFTER {
+            return Report::GaveUp(format!(
+                "{what}; it failed {quick_failures} times in a row within {QUICK:?} of starting: giving up"
+            ));
+        }
+        let pause = (FIRST_PAUSE * 2u32.pow(quick_failures.saturating_sub(1))).min(LONGEST_PAUSE);
+        eprintln!("edgepoll-host: {what}; starting it again in {pause:?}");
+        std::thread::sleep(pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_exit_code_is_any_failure_then_the_highest() {
+        assert_eq!(worse(0, 0), 0);
+        assert_eq!(worse(0, 3), 3);
+        assert_eq!(worse(134, 0), 134);
+        assert_eq!(worse(1, 134), 134);
+    }
+
+    #[test]
+    fn counts_and_policies_are_checked() {
+        assert_eq!(parse_count("2"), Ok(2));
+        assert!(parse_count("-1").is_err() && parse_count("many").is_err());
+        assert_eq!(parse_restart("no"), Ok(Restart::No));
+        assert!(parse_restart("sometimes").is_err());
+    }
+}

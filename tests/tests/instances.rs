@@ -1,0 +1,334 @@
+//! `edgepoll-host --instances N`: one port served by several instances of
+//! the echo server (the kernel spreads connections over them), an instance
+//! that exits started again while the port keeps answering, a guest that
+//! traps at start given up on, `--restart no` and its exit code, and
+//! SIGTERM under load: every request answered or refused cleanly, exit 0.
+//! These run on edgepoll-host only: WasmEdge has no such option.
+
+use edgepoll_tests::{free_port, host_runtime, wasm, Runtime};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+fn host_bin() -> std::path::PathBuf {
+    match host_runtime() {
+        Runtime::Host(bin) => bin,
+        other => unreachable!("host_runtime is edgepoll-host, not {}", other.name()),
+    }
+}
+
+/// The host running `args`, its output lines (stdout and stderr, each with
+/// when it arrived) on a channel.
+struct Host {
+    child: Child,
+    lines: mpsc::Receiver<(Instant, String)>,
+    seen: Vec<(Instant, String)>,
+}
+
+impl Host {
+    fn start(args: &[&str]) -> Host {
+        let mut child = Command::new(host_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("edgepoll-host starts");
+        let (send, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        for pipe in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if send.send((Instant::now(), line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Host {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most 60 s) until `count` lines containing `text` were seen.
+    fn wait_for(&mut self, text: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.count(text) < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {count} lines with {text:?} in 60 s: {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn collect(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+    }
+
+    fn count(&self, text: &str) -> usize {
+        self.seen.iter().filter(|(_, l)| l.contains(text)).count()
+    }
+
+    /// Waits (at most `limit`) for the host to exit; its code.
+    fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                std::thread::sleep(Duration::from_millis(100));
+                self.collect();
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edgepoll-host did not exit within {limit:?}: {:#?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One POST on a new connection; whether `hello` came back whole.
+fn echo_once(addr: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request =
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    if stream.write_all(request).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.1 200 OK\r\n") && answer.ends_with(b"\r\n\r\nhello")
+}
+
+#[test]
+fn two_instances_share_a_port_and_one_that_exits_is_started_again() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let module = wasm("poll_http_server");
+    let module = module.to_string_lossy();
+    let mut host = Host::start(&["--instances", "2", &module, &addr, "--exit-after", "100"]);
+    host.wait_for("[0] listening on", 1);
+    host.wait_for("[1] listening on", 1);
+    // Each instance exits after 100 requests: 1000 spread over both make
+    // each exit (and start again) several times. A connection waiting in
+    // the backlog of an instance that exits is reset (SO_REUSEPORT does not
+    // move it), so a failed one is tried again, as a client would.
+    let mut retries = 0;
+    for i in 0..1000 {
+        let mut tries = 0;
+        while !echo_once(&addr) {
+            tries += 1;
+            assert!(tries < 50, "request {i} failed 50 times: {:#?}", host.seen);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        retries += tries;
+    }
+    host.collect();
+    let (zero, one) = (
+        host.count("instance 0 exited with code 0; starting it again"),
+        host.count("instance 1 exited with code 0; starting it again"),
+    );
+    println!("1000 requests, {retries} retried; instance 0 exited {zero} times, instance 1 {one}");
+    assert!(zero > 0 && one > 0, "not both served: {:#?}", host.seen);
+    assert!(
+        zero + one >= 8,
+        "{zero} + {one} exits for 1000 requests at 100 each"
+    );
+    // Each start after an exit listens again, promptly.
+    let mut slowest = Duration::ZERO;
+    for (at, line) in &host.seen {
+        let Some(rest) = line.strip_prefix("edgepoll-host: instance ") else {
+            continue;
+        };
+        let number = rest.split(' ').next().unwrap_or("");
+        let tag = format!("[{number}] listening on");
+        let next = host.seen.iter().find(|(t, l)| t >= at && l.contains(&tag));
+        if let Some((t, _)) = next {
+            slowest = slowest.max(t.duration_since(*at));
+        }
+    }
+    println!("slowest restart, exit to listening: {slowest:?}");
+    assert!(slowest < Duration::from_secs(10), "{slowest:?}");
+}
+
+#[test]
+fn a_guest_that_traps_at_start_is_given_up_on() {
+    let module = wasm("conformance_guest");
+    let module = module.to_string_lossy();
+    let mut host = Host::start(&["--instances", "2", &module, "trap"]);
+    let code = host.exit_code(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{:#?}", host.seen);
+    let last = host
+        .seen
+        .iter()
+        .rev()
+        .find(|(_, l)| l.contains("giving up"))
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default();
+    assert!(
+        last.contains("trapped") && last.contains("5 times in a row"),
+        "{:#?}",
+        host.seen
+    );
+}
+
+#[test]
+fn with_restart_no_the_host_exits_with_the_worst_code() {
+    let module = wasm("conformance_guest");
+    let module = module.to_string_lossy();
+    let mut host = Host::start(&["--instances", "3", "--restart", "no", &module, "exit"]);
+    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(7));
+    assert_eq!(host.count("exited with code 7"), 3, "{:#?}", host.seen);
+
+    let echo = wasm("poll_http_server");
+    let echo = echo.to_string_lossy();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut host = Host::start(&[
+        "--instances",
+        "2",
+        "--restart",
+        "no",
+        &echo,
+        &addr,
+        "--exit-after",
+        "1",
+    ]);
+    host.wait_for("listening on", 2);
+    let mut answered = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.child.try_wait().expect("wait works").is_none() {
+        assert!(Instant::now() < deadline, "{:#?}", host.seen);
+        answered += usize::from(echo_once(&addr));
+    }
+    assert_eq!(host.exit_code(Duration::from_secs(5)), Some(0));
+    assert_eq!(answered, 2, "one request each, then both exit");
+}
+
+/// What clients saw while the host stopped.
+#[derive(Default)]
+struct Outcome {
+    answered: AtomicU64,
+    /// Refused, or closed before any byte of a response.
+    refused: AtomicU64,
+    /// A response cut short or wrong: must stay 0.
+    broken: AtomicU64,
+}
+
+/// Keep-alive requests on `addr` until `stop`, reconnecting as needed.
+fn keep_asking(addr: &str, stop: &AtomicBool, outcome: &Outcome) {
+    let request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(mut stream) = TcpStream::connect(addr) else {
+            outcome.refused.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+        while !stop.load(Ordering::SeqCst) {
+            if stream.write_all(request).is_err() {
+                outcome.refused.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let complete = loop {
+                if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    if got.len() >= end + 4 + 5 {
+                        break true;
+                    }
+                }
+                match stream.read(&mut chunk) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&chunk[..n]),
+                    _ => break false,
+                }
+            };
+            match (complete, got.is_empty()) {
+                (true, _) if got.starts_with(b"HTTP/1.1 200 OK\r\n") && got.ends_with(b"hello") => {
+                    outcome.answered.fetch_add(1, Ordering::SeqCst);
+                    if String::from_utf8_lossy(&got).contains("Connection: close") {
+                        break;
+                    }
+                }
+                (false, true) => {
+                    outcome.refused.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                _ => {
+                    eprintln!("broken response: {:?}", String::from_utf8_lossy(&got));
+                    outcome.broken.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sigterm_under_load_answers_or_refuses_every_request_and_exits_0() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let echo = wasm("poll_http_server");
+    let echo = echo.to_string_lossy();
+    let mut host = Host::start(&["--instances", "2", "--grace", "10", &echo, &addr]);
+    host.wait_for("listening on", 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcome = Arc::new(Outcome::default());
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, stop, outcome) = (addr.clone(), stop.clone(), outcome.clone());
+            std::thread::spawn(move || keep_asking(&addr, &stop, &outcome))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = outcome.answered.load(Ordering::SeqCst);
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &host.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let code = host.exit_code(Duration::from_secs(20));
+    let took = signalled.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    let (answered, refused, broken) = (
+        outcome.answered.load(Ordering::SeqCst),
+        outcome.refused.load(Ordering::SeqCst),
+        outcome.broken.load(Ordering::SeqCst),
+    );
+    println!(
+        "stopped in {took:?}: {answered} answered ({before} before the signal), {refused} refused or closed cleanly, {broken} broken"
+    );
+    assert_eq!(code, Some(0), "{:#?}", host.seen);
+    assert!(before > 0, "no load before the signal");
+    assert_eq!(broken, 0);
+    assert!(
+        host.count("the listener was shut down") == 2,
+        "both instances drained: {:#?}",
+        host.seen
+    );
+}
