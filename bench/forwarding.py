@@ -36,7 +36,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (the shared helpers: Process, wrk, free_port)
 
-ROOT = Path(__file__).resolve().parent.parent
 FORWARD = run.WASM / "forward_guest.wasm"
 ECHO = run.WASM / "poll_http_server.wasm"
 TURNS = 3
@@ -317,17 +316,7 @@ def section(rows, peer):
 
 
 def write(measured):
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    block = section(*measured)
-    start, end = "<!-- forwarding:start -->", "<!-- forwarding:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    results.write_text(text)
-    print(block)
+    run.write_section("forwarding", section(*measured))
 
 
 if __name__ == "__main__":

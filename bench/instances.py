@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proxy  # noqa: E402  (measure, WORK)
 import run  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TURNS = 3
 
 
@@ -93,17 +92,7 @@ def write(rows, cores, single, double):
         "cheap service gains little on a 2-core machine.",
         "<!-- instances:end -->",
     ]
-    block = "\n".join(lines)
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    start, end = "<!-- instances:start -->", "<!-- instances:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    results.write_text(text)
-    print(block)
+    run.write_section("instances", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import forwarding  # noqa: E402  (nginx as a peer)
 import run  # noqa: E402  (Process, wrk, free_port)
 
-ROOT = Path(__file__).resolve().parent.parent
 PROXY = run.WASM / "proxy.wasm"
 CPU_SERVER = run.WASM / "cpu_server.wasm"
 TURNS = 3
@@ -174,17 +173,7 @@ def section(rows, cores):
 
 
 def write(rows, cores):
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    block = section(rows, cores)
-    start, end = "<!-- proxy:start -->", "<!-- proxy:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    results.write_text(text)
-    print(block)
+    run.write_section("proxy", section(rows, cores))
 
 
 def main():

@@ -144,6 +144,22 @@ def wrk(port, body_bytes, runs=None):
     return results[len(results) // 2]
 
 
+def write_section(name, block):
+    """Puts `block` (which begins with `<!-- NAME:start -->` and ends with
+    `<!-- NAME:end -->`) into bench/RESULTS.md in place of the old one, or
+    at the end."""
+    results = OUT / "RESULTS.md"
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    results.write_text(text)
+    print(block)
+
+
 def servers():
     """(label, command, runs under edgepoll-host) for every server present."""
     listed = [

@@ -250,6 +250,15 @@ pub struct FdTable {
     pub shared: Option<std::sync::Arc<Shared>>,
 }
 
+/// The host descriptor of `d` if it is a listening socket a supervisor
+/// watches.
+fn listening_fd(shared: &Option<std::sync::Arc<Shared>>, d: &Descriptor) -> Option<RawFd> {
+    match (shared, &d.entry) {
+        (Some(_), Entry::Socket(socket)) if socket.listening => Some(socket.fd.as_raw_fd()),
+        _ => None,
+    }
+}
+
 /// What the supervisor of several instances (`--instances`) sees of one:
 /// its listening sockets, so that it can stop them accepting, and a count
 /// of socket calls that moved bytes, so that it can tell when the
@@ -258,6 +267,9 @@ pub struct FdTable {
 pub struct Shared {
     listeners: std::sync::Mutex<Vec<RawFd>>,
     moved: std::sync::atomic::AtomicU64,
+    /// Set by [`stop_accepting`](Shared::stop_accepting): a listener added
+    /// later is shut down at once.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -268,7 +280,12 @@ impl Shared {
     /// Notes a listening socket (it is forgotten before it closes, so a
     /// number reused afterwards is never touched).
     pub fn add_listener(&self, fd: RawFd) {
-        self.listeners().push(fd);
+        let mut listeners = self.listeners();
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: `fd` is open (its caller holds it).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        listeners.push(fd);
     }
 
     pub fn forget_listener(&self, fd: RawFd) {
@@ -283,7 +300,10 @@ impl Shared {
     /// Makes every listener stop accepting: new connections are refused by
     /// the kernel; those accepted go on.
     pub fn stop_accepting(&self) {
-        for &fd in self.listeners().iter() {
+        let listeners = self.listeners();
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for &fd in listeners.iter() {
             // SAFETY: `fd` is open: it is forgotten, under this lock,
             // before it closes.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
@@ -330,7 +350,17 @@ impl FdTable {
 
     /// Puts a descriptor at a chosen number (stdio and preopened directories).
     pub fn insert_at(&mut self, fd: u32, descriptor: Descriptor) {
-        self.entries.insert(fd, descriptor);
+        if let Some(raw) = listening_fd(&self.shared, &descriptor) {
+            // A listener renumbered here (`remove` forgot it).
+            self.shared.iter().for_each(|s| s.add_listener(raw));
+        }
+        let replaced = self.entries.insert(fd, descriptor);
+        if let Some(raw) = replaced
+            .as_ref()
+            .and_then(|d| listening_fd(&self.shared, d))
+        {
+            self.shared.iter().for_each(|s| s.forget_listener(raw));
+        }
         self.note_change(fd);
     }
 
@@ -381,10 +411,8 @@ impl FdTable {
     pub fn remove(&mut self, fd: u32) -> Result<Descriptor, Errno> {
         let removed = self.entries.remove(&fd).ok_or(BADF)?;
         self.note_change(fd);
-        if let (Some(shared), Entry::Socket(socket)) = (&self.shared, &removed.entry) {
-            if socket.listening {
-                shared.forget_listener(socket.fd.as_raw_fd());
-            }
+        if let Some(raw) = listening_fd(&self.shared, &removed) {
+            self.shared.iter().for_each(|s| s.forget_listener(raw));
         }
         Ok(removed)
     }

@@ -189,6 +189,10 @@ fn keep_running(
     };
     let mut quick_failures = 0;
     loop {
+        if STOPPING.load(Ordering::SeqCst) {
+            // Stopped while it paused: it does not start again.
+            return Report::Ended(0);
+        }
         let started = Instant::now();
         let outcome = runtime::run_compiled(engine, module, invocation, instance);
         let (code, what) = match &outcome {

@@ -69,7 +69,18 @@ pub fn run_compiled(
     host.fds.reuse_port = instance.reuse_port;
     host.fds.shared = instance.shared.clone();
     host.tagged = instance.number.map(crate::output::Tagged::new);
+    // Dropped before the store (declared after it), even on a panic: the
+    // supervisor forgets the listeners before they close.
+    struct ForgetListeners(Option<std::sync::Arc<crate::fd_table::Shared>>);
+    impl Drop for ForgetListeners {
+        fn drop(&mut self) {
+            if let Some(shared) = &self.0 {
+                shared.forget_listeners();
+            }
+        }
+    }
     let mut store = Store::new(engine, host);
+    let _forget = ForgetListeners(instance.shared.clone());
     store.limiter(|host| &mut host.memory_report);
     let linker =
         crate::linker::link(engine, module).map_err(|e| format!("cannot link {shown}: {e}"))?;
@@ -93,10 +104,6 @@ pub fn run_compiled(
     })();
     if let Some(tagged) = &mut store.data_mut().tagged {
         tagged.flush();
-    }
-    // Its sockets close with the store: the supervisor must not touch them.
-    if let Some(shared) = &store.data().fds.shared {
-        shared.forget_listeners();
     }
     result
 }

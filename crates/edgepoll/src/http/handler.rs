@@ -607,7 +607,18 @@ impl Handler {
     /// ```
     pub fn drain(&mut self) {
         self.draining = true;
-        if matches!(self.state, State::Idle) && self.input.is_empty() && self.waiting.is_empty() {
+        self.finish_if_drained();
+    }
+
+    /// While draining: a connection with no request begun and no response
+    /// owed finishes (a response that went out before the drain said
+    /// keep-alive, but no request follows it).
+    fn finish_if_drained(&mut self) {
+        if self.draining
+            && matches!(self.state, State::Idle)
+            && self.input.is_empty()
+            && self.waiting.is_empty()
+        {
             self.state = State::Closing;
         }
     }
@@ -882,6 +893,7 @@ impl Handler {
                 local: &self.local,
                 length: declared_length(&head.framing),
                 streamed: false,
+                offers_upgrade: false,
             };
             if service.streams(&request) {
                 self.answer_continue();
@@ -1081,6 +1093,7 @@ impl Handler {
                 false => Some((body_range_len) as u64),
             },
             streamed,
+            offers_upgrade: head.offers_upgrade,
         };
         let allowed = keep_alive_for(
             head.keep_alive && !self.peer_closed && !self.draining,
@@ -1185,6 +1198,9 @@ impl Handler {
                 self.input = InputBuffer::default();
             }
             self.state = State::Idle;
+            if self.draining {
+                self.finish_if_drained();
+            }
         } else {
             self.state = State::Head {
                 started: now,
@@ -1364,6 +1380,7 @@ impl Handler {
                 self.close_after_response();
             }
         }
+        self.finish_if_drained();
     }
 
     /// Answers the deferred request `id` with `head`, and a body to be

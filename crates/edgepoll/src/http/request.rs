@@ -46,6 +46,9 @@ pub struct Request<'a> {
     pub(crate) length: Option<u64>,
     /// Whether the body comes in pieces after this ([`Dispatch::streams`](super::Dispatch::streams)).
     pub(crate) streamed: bool,
+    /// A bodiless HTTP/1.1 request whose `Connection` names its `Upgrade`
+    /// (the handler's own rule, see `FieldSummary::offers_upgrade`).
+    pub(crate) offers_upgrade: bool,
 }
 
 /// The parts of a request target, in any of its four forms (RFC 9112 §3.2):
@@ -239,16 +242,14 @@ impl<'a> Request<'a> {
     /// assert!(conn.pending_output().ends_with(b"websocket"));
     /// ```
     pub fn upgrade(&self) -> Option<&'a [u8]> {
-        if self.version != Version::Http11 || self.length != Some(0) {
+        if !self.offers_upgrade {
             return None;
         }
-        let protocols = self.header("upgrade").filter(|v| !v.is_empty())?;
-        let named = self
-            .headers()
-            .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
-            .flat_map(|(_, value)| value.split(|&b| b == b','))
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
-        named.then_some(protocols)
+        // The last `Upgrade` field, as the handler reads it.
+        self.headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("upgrade"))
+            .last()
+            .map(|(_, value)| value)
     }
 
     /// All header fields in the order received, as (name, value).

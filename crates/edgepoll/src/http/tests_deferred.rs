@@ -305,3 +305,48 @@ fn an_unanswered_upgrade_times_out_and_http_goes_on() {
         assert!(conn.wants_read(), "{held_nothing:?}");
     }
 }
+
+/// A response whose head went out (keep-alive) before the server began to
+/// drain: once it ends, the connection finishes instead of waiting for a
+/// request that must not come.
+#[test]
+fn a_drained_connection_finishes_after_a_response_begun_before() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    conn.receive(get("/later").as_bytes(), now, &mut service);
+    let id = service.waiting[0].0;
+    conn.respond_stream(id, Response::new(StatusCode::OK), Some(2), now)
+        .unwrap();
+    conn.drain();
+    assert!(!conn.is_finished(), "its body is still owed");
+    conn.send_body(id, bytes::Bytes::from_static(b"ok"), now)
+        .unwrap();
+    conn.end_body(id, now).unwrap();
+    let out = drain(&mut conn, now);
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"),
+        "{out}"
+    );
+    assert!(conn.is_finished());
+
+    // A request that offered an upgrade reads so whatever the order of its
+    // `Upgrade` fields; one with a chunked (empty) body offers nothing.
+    fn offered<'a>(request: &Request<'a>) -> Response<'a> {
+        Response::new(StatusCode::OK).body(request.upgrade().unwrap_or(b"none"))
+    }
+    for (head, says) in [
+        (
+            "Connection: upgrade\r\nUpgrade: a\r\nUpgrade: b\r\n\r\n",
+            "b",
+        ),
+        (
+            "Connection: upgrade\r\nUpgrade: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "none",
+        ),
+    ] {
+        let mut conn = Handler::new(Limits::default(), now);
+        let request = format!("GET / HTTP/1.1\r\nHost: x\r\n{head}");
+        conn.receive(request.as_bytes(), now, &mut offered);
+        assert!(drain(&mut conn, now).ends_with(says), "{head:?}");
+    }
+}

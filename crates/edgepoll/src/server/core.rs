@@ -10,7 +10,7 @@ use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
 use crate::app::{Answer, Context, Pipes, Responder};
 use crate::client::{ExchangeId, Placement, Pool};
-use crate::http::Handler;
+use crate::http::{Handler, Response, StatusCode};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
 use crate::ws::{Outbox, WebSocket};
 use crate::{Events, Interest, Poll, Sweep, Token};
@@ -647,6 +647,10 @@ impl Core {
                     let cancelled = &mut self.work.pool.cancelled;
                     if let Some(at) = cancelled.iter().position(|id| *id == exchange) {
                         cancelled.swap_remove(at);
+                        // A connection it switched has no one to join now.
+                        if self.work.switched.contains_key(&exchange) {
+                            self.drop_switched(exchange, now);
+                        }
                         continue;
                     }
                     bodies::route_exchange_event(self, exchange, event, now, driven);
@@ -717,7 +721,20 @@ impl Core {
             let exchange = *exchange;
             let switching = match (self.handler_of(responder), answer) {
                 (Some(handler), Answer::Tunnel(head, _)) => {
-                    handler.respond_switch(responder.id, head, now).is_ok()
+                    let switched = handler.respond_switch(responder.id, head, now).is_ok();
+                    if !switched {
+                        // Its request made no offer the connection took (or
+                        // the head was no 101): it cannot follow the
+                        // upstream, which is closed.
+                        let refused = Response::new(StatusCode::BAD_GATEWAY)
+                            .header("Content-Type", "text/plain")
+                            .body(
+                                &b"the upstream switched protocols for a request that could not\n"
+                                    [..],
+                            );
+                        let _ = handler.respond(responder.id, refused, now);
+                    }
+                    switched
                 }
                 _ => false,
             };
