@@ -7,6 +7,12 @@ use crate::memory::GuestMemory;
 use crate::poll::Poller;
 use wasmtime::{Caller, Memory};
 
+/// The module every import this runtime provides belongs to.
+pub const M: &str = "wasi_snapshot_preview1";
+
+/// What each host function is called with.
+pub type C<'a> = Caller<'a, Host>;
+
 pub struct Host {
     pub args: Vec<Vec<u8>>,
     pub env: Vec<Vec<u8>>,

@@ -241,11 +241,12 @@ mod linux {
         /// Subscriptions that cannot wait for ever: random ones, then a
         /// relative clock of at most 1 ms.
         fn subscriptions(&mut self, args: &mut [Val]) {
-            let at = self.rng.below(MEMORY - 48 * 8) & !7;
+            const SUB: usize = edgepoll_host::poll::abi::SUBSCRIPTION_SIZE;
+            let at = self.rng.below(MEMORY - SUB * 8) & !7;
             let count = 1 + self.rng.below(8);
             for i in 0..count {
-                let base = at + 48 * i;
-                let mut sub = [0u8; 48];
+                let base = at + SUB * i;
+                let mut sub = [0u8; SUB];
                 sub[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
                 let tag = if i + 1 == count {
                     0

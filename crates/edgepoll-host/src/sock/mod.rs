@@ -7,6 +7,7 @@
 //! This area knows guest memory and the descriptor table, nothing else.
 
 pub mod address;
+pub mod link;
 pub mod names;
 pub mod options;
 pub mod transfer;

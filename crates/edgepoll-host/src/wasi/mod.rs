@@ -3,6 +3,7 @@
 
 mod beneath;
 pub mod fd;
+pub mod link;
 pub mod path;
 
 use crate::clock;

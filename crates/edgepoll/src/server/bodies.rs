@@ -65,10 +65,11 @@ pub(crate) fn route_inbound<D: Driven>(
                 // be completed.
                 Inbound::End(Err(_)) => up.expired = true,
             }
-            if up.conn.backlog() > limit {
+            let backlog = up.conn.backlog();
+            if backlog > limit {
                 hold_request(core, responder);
             }
-            core.touch(index);
+            core.step_now(index, now, driven);
         }
     } else if let Some(queued) = core.work.pool.queued_mut(exchange) {
         match inbound {
@@ -137,6 +138,27 @@ fn to_own_response<D: Driven>(
     core.step_now(responder.token.0, now, driven);
 }
 
+/// Below this many bytes queued, a connection's write waits for the end of
+/// the round of work ([`Core::touch`]), so that small pieces leave together
+/// rather than as small writes that Nagle holds back; above, it goes now,
+/// so that a large body keeps flowing.
+const COALESCE_BELOW: usize = 16 * 1024;
+
+/// Writes what was just queued on the connection at `index`: now if it is
+/// much, at the end of the round if little.
+fn write_soon<D: Driven>(
+    core: &mut Core,
+    index: usize,
+    queued: usize,
+    now: Instant,
+    driven: &mut D,
+) {
+    match queued < COALESCE_BELOW {
+        true => core.touch(index),
+        false => core.step_now(index, now, driven),
+    }
+}
+
 /// Stops reading a streamed request body until its sink drains.
 fn hold_request(core: &mut Core, responder: Responder) {
     if let Some(handler) = core.handler_of(responder) {
@@ -183,10 +205,11 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     return;
                 };
                 let _ = handler.send_body(responder.id, piece, now);
-                if handler.body_backlog(responder.id) > limit {
+                let backlog = handler.body_backlog(responder.id);
+                if backlog > limit {
                     hold_exchange(core, exchange);
                 }
-                core.touch(responder.token.0);
+                write_soon(core, responder.token.0, backlog, now, driven);
             }
             None => driven.on_response_body(exchange, piece, &mut core.work.context(now)),
         },

@@ -608,12 +608,14 @@ impl Core {
             if !self.work.responses.is_empty() {
                 acted = true;
                 self.deliver_answers(now, driven);
+                self.write_touched(now, driven);
             }
             if !self.work.inbound.is_empty() {
                 acted = true;
                 for (responder, inbound) in std::mem::take(&mut self.work.inbound) {
                     bodies::route_inbound(self, responder, inbound, now, driven);
                 }
+                self.write_touched(now, driven);
             }
             if !self.work.abandoned.is_empty() {
                 acted = true;
@@ -655,6 +657,7 @@ impl Core {
                     }
                     bodies::route_exchange_event(self, exchange, event, now, driven);
                 }
+                self.write_touched(now, driven);
             }
             if !self.work.release.is_empty() {
                 acted = true;
@@ -672,13 +675,9 @@ impl Core {
                 acted = true;
                 ws_router::deliver(self, now, driven);
             }
-            if !acted && !self.work.touched.is_empty() {
+            if !self.work.touched.is_empty() {
                 acted = true;
-                for (index, serial) in std::mem::take(&mut self.work.touched) {
-                    if matches!(self.slots.get(index), Some(Some(c)) if c.serial == serial) {
-                        self.step_now(index, now, driven);
-                    }
-                }
+                self.write_touched(now, driven);
             }
             if !acted {
                 return;
@@ -705,6 +704,18 @@ impl Core {
         while !self.work.responses.is_empty() {
             for (responder, answer) in std::mem::take(&mut self.work.responses) {
                 self.deliver_answer(responder, answer, now, driven);
+            }
+        }
+    }
+
+    /// Steps the connections given something to send since the last call
+    /// (see [`touch`](Self::touch)).
+    fn write_touched<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        while !self.work.touched.is_empty() {
+            for (index, serial) in std::mem::take(&mut self.work.touched) {
+                if matches!(self.slots.get(index), Some(Some(c)) if c.serial == serial) {
+                    self.step_now(index, now, driven);
+                }
             }
         }
     }
@@ -747,12 +758,17 @@ impl Core {
             return;
         };
         let id = responder.id;
+        // A piped response's head waits for the body's first pieces, which
+        // usually come in the same batch of the exchange's events: the two
+        // then leave in one write (see `touch`). Anything else goes now.
+        let mut wait_for_body = false;
         let delivered = match answer {
             Answer::Whole(response) => handler.respond(id, response, now).is_ok(),
             Answer::Head(head, length, piped) => {
                 let started = handler.respond_stream(id, head, length, now).is_ok();
                 if let (true, Some(exchange)) = (started, piped) {
                     self.work.pipes.down.insert(exchange, responder);
+                    wait_for_body = true;
                 }
                 started
             }
@@ -766,14 +782,18 @@ impl Core {
             Answer::End => handler.end_body(id, now).is_ok(),
             Answer::Tunnel(..) => false,
         };
-        if delivered {
-            self.touch(responder.token.0);
+        match (delivered, wait_for_body) {
+            (true, true) => self.touch(responder.token.0),
+            (true, false) => self.step_now(responder.token.0, now, driven),
+            (false, _) => {}
         }
     }
 
-    /// Marks a connection to be stepped once the work being settled is
-    /// done, rather than now: what a round queues for one connection (a
-    /// response head and its body's pieces, say) then leaves in one write.
+    /// Marks a connection to be stepped once the batch of work being
+    /// settled is done (the answers delivered, the exchanges' events routed),
+    /// rather than now: what one batch queues for one connection (a
+    /// response head and its body's pieces and end, say) then leaves in one
+    /// write.
     /// Without `TCP_NODELAY`, which WasmEdge cannot set, a second small
     /// write waits for the peer's delayed ACK of the first: 40 ms.
     pub(crate) fn touch(&mut self, index: usize) {

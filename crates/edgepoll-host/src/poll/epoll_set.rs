@@ -1,0 +1,148 @@
+//! The epoll set: bringing epoll's registrations in line with what the
+//! changed descriptors now want, parking the ones no longer listed, and
+//! forgetting those the descriptor table opened or closed.
+
+use super::*;
+
+impl Poller {
+    /// Descriptors opened or closed since the last call are looked at again:
+    /// a closed one took its epoll registration with it.
+    pub(super) fn note_table_changes(&mut self, fds: &mut FdTable) {
+        let listed = fds.take_changes(&mut self.changed);
+        let everything: Vec<u32>;
+        let which: &[u32] = if listed {
+            &self.changed
+        } else {
+            everything = self.watches.keys().copied().collect();
+            &everything
+        };
+        for &fd in which {
+            if let Some(watch) = self.watches.get_mut(&fd) {
+                watch.registered = 0;
+                if !watch.dirty {
+                    watch.dirty = true;
+                    self.dirty.push(fd);
+                }
+            }
+        }
+    }
+
+    /// Brings epoll in line with what dirty descriptors now want.
+    pub(super) fn register_dirty(&mut self, fds: &FdTable) {
+        while let Some(fd) = self.dirty.pop() {
+            let Some(mut watch) = self.watches.get(&fd).copied() else {
+                continue;
+            };
+            watch.dirty = false;
+            let descriptor = fds.get(fd).ok();
+            let host = descriptor.map(Descriptor::host_fd);
+            if is_unlisted(&watch) {
+                if watch.registered != 0 && host.is_some() {
+                    // Parked: left in epoll, as a guest that alternates
+                    // between a short and a long list will likely list it
+                    // again; removed once epoll reports it ready.
+                    watch.read.error = 0;
+                    watch.write.error = 0;
+                    self.watches.insert(fd, watch);
+                } else {
+                    self.watches.remove(&fd);
+                }
+                continue;
+            }
+            let (mut read_error, mut write_error) = match descriptor {
+                None => (BADF.0, BADF.0),
+                // WasmEdge's `VPoller::read`/`write`: polling needs the poll
+                // right or the right to read (write) the descriptor.
+                Some(d) => (
+                    if d.rights & (rights::POLL_FD_READWRITE | rights::FD_READ) != 0 {
+                        0
+                    } else {
+                        NOTCAPABLE.0
+                    },
+                    if d.rights & (rights::POLL_FD_READWRITE | rights::FD_WRITE) != 0 {
+                        0
+                    } else {
+                        NOTCAPABLE.0
+                    },
+                ),
+            };
+            let mut want = 0u32;
+            if watch.read.owner != NONE && read_error == 0 {
+                want |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+            }
+            if watch.write.owner != NONE && write_error == 0 {
+                want |= libc::EPOLLOUT as u32;
+            }
+            match host {
+                None => {
+                    watch.registered = 0;
+                    if descriptor.is_some() {
+                        read_error = read_error.max(NOTCAPABLE.0);
+                        write_error = write_error.max(NOTCAPABLE.0);
+                    }
+                }
+                Some(host) => {
+                    let op = match (watch.registered, want) {
+                        (0, 0) => None,
+                        (0, _) => Some(libc::EPOLL_CTL_ADD),
+                        (_, 0) => Some(libc::EPOLL_CTL_DEL),
+                        (old, new) if old != new => Some(libc::EPOLL_CTL_MOD),
+                        _ => None,
+                    };
+                    if let Some(op) = op {
+                        match self.epoll_ctl(op, host, want, fd) {
+                            Ok(()) => watch.registered = want,
+                            // A file epoll refuses (EPERM), for instance: each
+                            // subscription that wanted it reports the error.
+                            Err(e) => {
+                                if want & libc::EPOLLIN as u32 != 0 {
+                                    read_error = e.0;
+                                }
+                                if want & libc::EPOLLOUT as u32 != 0 {
+                                    write_error = e.0;
+                                }
+                                watch.registered = 0;
+                            }
+                        }
+                    }
+                }
+            }
+            watch.read.error = read_error;
+            watch.write.error = write_error;
+            for dir in [watch.read, watch.write] {
+                if dir.owner != NONE {
+                    self.set_error(dir.owner, dir.error);
+                }
+            }
+            self.watches.insert(fd, watch);
+        }
+    }
+
+    pub(super) fn epoll_ctl(
+        &self,
+        op: i32,
+        host_fd: RawFd,
+        mask: u32,
+        guest_fd: u32,
+    ) -> Result<(), Errno> {
+        let mut event = libc::epoll_event {
+            events: mask,
+            u64: guest_fd as u64,
+        };
+        // SAFETY: plain system call with a valid event pointer.
+        let r = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, host_fd, &mut event) };
+        if r < 0 {
+            Err(errno::last())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Listed by no subscription (parked if still registered in epoll).
+pub(super) fn is_unlisted(watch: &Watch) -> bool {
+    watch.read.owner == NONE
+        && watch.write.owner == NONE
+        && watch.read.extra == 0
+        && watch.write.extra == 0
+}

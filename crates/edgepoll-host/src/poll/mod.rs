@@ -1,0 +1,240 @@
+//! `poll_oneoff` (and `epoll_oneoff`) over one epoll instance kept for the
+//! life of the guest.
+//!
+//! What the guest sees is WasmEdge 0.14's `Poller` (lib/host/wasi/
+//! inode-linux.cpp): events in subscription order; a subscription that cannot
+//! be watched (a bad descriptor, a second one for the same descriptor and
+//! direction, a file epoll refuses, an unknown clock) gets an error event but
+//! does not end the wait, which lasts until a descriptor is ready or a clock
+//! fires; `nbytes` is 1 for a readable socket (0 for a listening one) and the
+//! free send-buffer space for a writable one; a hang-up sets the HANGUP flag.
+//!
+//! What it costs differs: WasmEdge issues one `epoll_ctl` per subscription per
+//! call. This poller compares the guest's list with the previous call's (a
+//! memcmp when nothing changed) and calls `epoll_ctl` only for descriptors
+//! whose interest changed, or that the descriptor table reports opened or
+//! closed: a call costs O(changes + ready) system calls. A descriptor that
+//! leaves the list stays registered (parked) until epoll reports it or it
+//! closes, so a guest alternating between a short and a long list (as
+//! edgepoll's `Poll` does with many quiet connections) costs no ADD/DEL pair
+//! per call for each quiet descriptor.
+//!
+//! `epoll_oneoff` is WasmEdge's edge-triggered variant; as WasmEdge re-arms
+//! every subscription on each call, a guest observes level-triggered
+//! readiness for what it passes, and this poller gives the same.
+
+mod diff;
+mod epoll_set;
+pub mod link;
+mod report;
+
+use crate::clock;
+use crate::errno::{self, Errno, WasiResult, BADF, EXIST, FAULT, INVAL, NOTCAPABLE};
+use crate::fd_table::{rights, Descriptor, Entry, FdTable};
+use crate::memory::GuestMemory;
+use rustc_hash::FxHashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// The layout of `poll_oneoff`'s records (WASI preview1, as WasmEdge
+/// reads and writes them): the one place the runtime, its tests and its
+/// fuzzer take these from.
+pub mod abi {
+    /// Bytes of one subscription record.
+    pub const SUBSCRIPTION_SIZE: usize = 48;
+    /// Bytes of one event record.
+    pub const EVENT_SIZE: u32 = 32;
+    /// Event types (a subscription's tag, an event's type).
+    pub const CLOCK: u8 = 0;
+    pub const FD_READ: u8 = 1;
+    pub const FD_WRITE: u8 = 2;
+    /// The event flag for a peer that hung up.
+    pub const HANGUP: u16 = 1;
+    /// The subscription-clock flag for an absolute time.
+    pub const ABSTIME: u16 = 1;
+}
+
+use abi::{ABSTIME, CLOCK, EVENT_SIZE, FD_READ, FD_WRITE, HANGUP, SUBSCRIPTION_SIZE as SUB_SIZE};
+const NONE: u32 = u32::MAX;
+
+/// The subscriptions of one descriptor in one direction.
+#[derive(Clone, Copy)]
+struct Direction {
+    /// The lowest-numbered subscription: the one that is watched.
+    owner: u32,
+    /// How many more there are (each gets EEXIST).
+    extra: u32,
+    /// Why the owner cannot be watched (0: it can).
+    error: u16,
+}
+
+const NO_DIRECTION: Direction = Direction {
+    owner: NONE,
+    extra: 0,
+    error: 0,
+};
+
+/// What the poller knows about one guest descriptor.
+#[derive(Clone, Copy)]
+struct Watch {
+    read: Direction,
+    write: Direction,
+    /// The epoll mask registered for it (0: not in epoll).
+    registered: u32,
+    dirty: bool,
+}
+
+const UNWATCHED: Watch = Watch {
+    read: NO_DIRECTION,
+    write: NO_DIRECTION,
+    registered: 0,
+    dirty: false,
+};
+
+impl Watch {
+    fn direction(&mut self, tag: u8) -> &mut Direction {
+        if tag == FD_READ {
+            &mut self.read
+        } else {
+            &mut self.write
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ReadyEvent {
+    index: u32,
+    userdata: u64,
+    error: u16,
+    kind: u8,
+    nbytes: u64,
+    flags: u16,
+}
+
+pub struct Poller {
+    epoll: OwnedFd,
+    /// The previous call's subscription records, as raw bytes.
+    prev: Vec<u8>,
+    /// Per subscription: the error its event reports (0: none).
+    sub_error: Vec<u16>,
+    errored: usize,
+    /// Per guest descriptor (WasmEdge numbers them at random: never index by them).
+    watches: FxHashMap<u32, Watch>,
+    dirty: Vec<u32>,
+    clocks: Vec<u32>,
+    changed: Vec<u32>,
+    reelect: Vec<(u32, u8)>,
+    ready: Vec<libc::epoll_event>,
+    out: Vec<ReadyEvent>,
+}
+
+impl Poller {
+    pub fn new() -> std::io::Result<Poller> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Poller {
+            // SAFETY: `fd` is a new descriptor that nothing else owns.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            prev: Vec::new(),
+            sub_error: Vec::new(),
+            errored: 0,
+            watches: FxHashMap::default(),
+            dirty: Vec::new(),
+            clocks: Vec::new(),
+            changed: Vec::new(),
+            reelect: Vec::new(),
+            ready: Vec::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// One `poll_oneoff` call: subscriptions at `in_ptr`, events to `out_ptr`.
+    pub fn poll(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fds: &mut FdTable,
+        in_ptr: u32,
+        out_ptr: u32,
+        nsubs: u32,
+        nevents_ptr: u32,
+    ) -> WasiResult {
+        // WasmEdge computes these sizes in 32 bits and would read past memory
+        // when they wrap; refusing is the safe reading of that.
+        let bytes = u32::try_from(u64::from(nsubs) * SUB_SIZE as u64).map_err(|_| FAULT)?;
+        mem.slice(in_ptr, bytes)?;
+        mem.slice(out_ptr, nsubs.checked_mul(EVENT_SIZE).ok_or(FAULT)?)?;
+        mem.pointer::<4>(nevents_ptr)?;
+        if nsubs == 0 {
+            // WasmEdge's epoll_wait with room for no events fails at once:
+            // the call succeeds with nothing to report.
+            return mem.write_u32(nevents_ptr, 0);
+        }
+        let start = Instant::now();
+        self.note_table_changes(fds);
+        let subs = mem.slice(in_ptr, bytes)?;
+        if subs != &self.prev[..] {
+            self.apply_changes(subs);
+        }
+        self.register_dirty(fds);
+
+        self.out.clear();
+        let earliest = self.earliest_clock(start);
+        self.ready
+            .resize(nsubs as usize, libc::epoll_event { events: 0, u64: 0 });
+        loop {
+            let timeout_ms = match earliest {
+                None => -1,
+                Some(d) => {
+                    let wait = d.saturating_duration_since(Instant::now());
+                    // Round up: waking early would report a clock that has not fired.
+                    wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+                }
+            };
+            // SAFETY: `ready` has room for the `len` events epoll may write.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    self.ready.as_mut_ptr(),
+                    self.ready.len() as i32,
+                    timeout_ms,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                // A signal to the runtime is not the guest's business: wait on.
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(errno::from_io(&e));
+            }
+            let mut parked_only = n > 0;
+            for i in 0..n as usize {
+                let event = self.ready[i];
+                parked_only &= self.report_ready(fds, event.events, event.u64 as u32);
+            }
+            // Only descriptors the guest no longer lists woke us: they are out
+            // of epoll now, and the guest's wait goes on.
+            if !parked_only || !self.out.is_empty() {
+                break;
+            }
+        }
+        self.fire_clocks(start);
+        self.report_errors();
+
+        self.out.sort_unstable_by_key(|e| e.index);
+        let n = self.out.len().min(nsubs as usize);
+        for (i, event) in self.out[..n].iter().enumerate() {
+            let mut record = [0u8; EVENT_SIZE as usize];
+            record[0..8].copy_from_slice(&event.userdata.to_le_bytes());
+            record[8..10].copy_from_slice(&event.error.to_le_bytes());
+            record[10] = event.kind;
+            record[16..24].copy_from_slice(&event.nbytes.to_le_bytes());
+            record[24..26].copy_from_slice(&event.flags.to_le_bytes());
+            mem.write(out_ptr + i as u32 * EVENT_SIZE, &record)?;
+        }
+        mem.write_u32(nevents_ptr, n as u32)
+    }
+}

@@ -1,0 +1,157 @@
+//! Reporting: the events of ready descriptors, fired clocks and invalid
+//! subscriptions, with `nbytes` and flags as WasmEdge computes them.
+
+use super::epoll_set::is_unlisted;
+use super::*;
+
+impl Poller {
+    /// One epoll event, as WasmEdge's `Poller::wait` maps it: a read event on
+    /// EPOLLIN, a write event on EPOLLOUT, both on a bare hang-up. Returns
+    /// whether it was for a parked descriptor (one no subscription lists),
+    /// which then leaves epoll.
+    pub(super) fn report_ready(&mut self, fds: &FdTable, mask: u32, fd: u32) -> bool {
+        let Some(watch) = self.watches.get(&fd).copied() else {
+            return false;
+        };
+        if is_unlisted(&watch) {
+            if let Some(host) = fds.get(fd).ok().map(Descriptor::host_fd) {
+                let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, host, 0, fd);
+            }
+            self.watches.remove(&fd);
+            return true;
+        }
+        let hangup = mask & libc::EPOLLHUP as u32 != 0;
+        let bare_hangup = hangup && mask & (libc::EPOLLIN | libc::EPOLLOUT) as u32 == 0;
+        let flags = if hangup { HANGUP } else { 0 };
+        let descriptor = fds.get(fd).ok();
+        if watch.read.owner != NONE && (mask & libc::EPOLLIN as u32 != 0 || bare_hangup) {
+            let nbytes = descriptor.map_or(0, read_nbytes);
+            self.push_fd_event(watch.read.owner, FD_READ, nbytes, flags);
+        }
+        if watch.write.owner != NONE && (mask & libc::EPOLLOUT as u32 != 0 || bare_hangup) {
+            let nbytes = descriptor.map_or(1, |d| write_nbytes(d.host_fd()));
+            self.push_fd_event(watch.write.owner, FD_WRITE, nbytes, flags);
+        }
+        false
+    }
+
+    pub(super) fn push_fd_event(&mut self, index: u32, kind: u8, nbytes: u64, flags: u16) {
+        if self.sub_error.get(index as usize).is_some_and(|&e| e != 0) {
+            return;
+        }
+        let sub = self.record_at(index);
+        self.out.push(ReadyEvent {
+            index,
+            userdata: sub.userdata,
+            error: 0,
+            kind,
+            nbytes,
+            flags,
+        });
+    }
+
+    /// Every subscription with an error reports it, each call.
+    pub(super) fn report_errors(&mut self) {
+        if self.errored == 0 {
+            return;
+        }
+        for i in 0..self.sub_error.len() {
+            let e = self.sub_error[i];
+            if e != 0 {
+                let sub = self.record_at(i as u32);
+                self.out.push(ReadyEvent {
+                    index: i as u32,
+                    userdata: sub.userdata,
+                    error: e,
+                    kind: sub.tag,
+                    nbytes: 0,
+                    flags: 0,
+                });
+            }
+        }
+    }
+
+    /// When a valid clock subscription fires (`None`: it is not valid).
+    pub(super) fn clock_deadline(&self, index: u32, start: Instant) -> Option<Instant> {
+        if self.sub_error[index as usize] != 0 {
+            return None;
+        }
+        let sub = self.record_at(index);
+        // WasmEdge arms a timer of at least 1 ns: 0 would disarm it.
+        let timeout = Duration::from_nanos(sub.timeout.max(1));
+        if sub.flags & ABSTIME == 0 {
+            return Some(start + timeout);
+        }
+        let now = Instant::now();
+        Some(match sub.clock_id {
+            clock::REALTIME => {
+                now + timeout.saturating_sub(Duration::from_nanos(clock::realtime_nanos()))
+            }
+            _ => clock::epoch() + timeout,
+        })
+    }
+
+    pub(super) fn earliest_clock(&self, start: Instant) -> Option<Instant> {
+        self.clocks
+            .iter()
+            .filter_map(|&c| self.clock_deadline(c, start))
+            .min()
+    }
+
+    pub(super) fn fire_clocks(&mut self, start: Instant) {
+        let now = Instant::now();
+        for i in 0..self.clocks.len() {
+            let c = self.clocks[i];
+            if self.clock_deadline(c, start).is_some_and(|d| d <= now) {
+                let sub = self.record_at(c);
+                self.out.push(ReadyEvent {
+                    index: c,
+                    userdata: sub.userdata,
+                    error: 0,
+                    kind: CLOCK,
+                    nbytes: 0,
+                    flags: 0,
+                });
+            }
+        }
+    }
+}
+
+/// `nbytes` of a read event as WasmEdge reports it: its `FIONREAD` check is
+/// inverted, so 1 when the ioctl works (any socket but a listening one, a
+/// pipe) and 0 when it fails.
+pub(super) fn read_nbytes(d: &Descriptor) -> u64 {
+    match &d.entry {
+        Entry::Socket(s) => u64::from(!s.listening),
+        _ => {
+            let fd = d.host_fd();
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int.
+            u64::from(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } == 0)
+        }
+    }
+}
+
+/// `nbytes` of a write event as WasmEdge reports it: the send buffer's free
+/// space, or 1 when either query fails.
+pub(super) fn write_nbytes(fd: RawFd) -> u64 {
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let mut used: libc::c_int = 0;
+    // SAFETY: getsockopt and ioctl each write one int.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut size as *mut libc::c_int).cast(),
+            &mut len,
+        ) == 0
+            && libc::ioctl(fd, libc::TIOCOUTQ, &mut used) == 0
+    };
+    if ok {
+        i64::from(size - used) as u64
+    } else {
+        1
+    }
+}
