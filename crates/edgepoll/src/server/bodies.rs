@@ -142,7 +142,7 @@ fn to_own_response<D: Driven>(
 /// the round of work ([`Core::touch`]), so that small pieces leave together
 /// rather than as small writes that Nagle holds back; above, it goes now,
 /// so that a large body keeps flowing.
-const COALESCE_BELOW: usize = 16 * 1024;
+const COALESCE_BELOW: usize = 4 * 1024;
 
 /// Writes what was just queued on the connection at `index`: now if it is
 /// much, at the end of the round if little.
