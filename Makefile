@@ -16,6 +16,7 @@ setup:
 	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet kubernetes-validate; }
 	@test -x /usr/sbin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }
+	@command -v dnsmasq >/dev/null || test -x /usr/sbin/dnsmasq || { echo "installing dnsmasq (the DNS server of the resolver's tests)"; apt-get update -qq && apt-get install -y -qq dnsmasq-base; }
 
 build: setup
 	$(CARGO) build --release -p edgepoll-host

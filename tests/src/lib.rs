@@ -4,6 +4,7 @@
 //! programs on free loopback ports and stops them when dropped, even when a
 //! test fails. `EDGEPOLL_RUNTIME=host|wasmedge|aot` narrows the runs to one.
 
+pub mod dns;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -289,10 +290,22 @@ pub fn start_server(runtime: &Runtime, extra: &[&str]) -> Running {
 /// arguments, then a free loopback address, then `after`; waits for its
 /// `listening on` line.
 pub fn start_program(runtime: &Runtime, name: &str, before: &[&str], after: &[&str]) -> Running {
+    start_program_with(runtime, name, &[], before, after)
+}
+
+/// [`start_program`] with runtime options (`--env`, `--dir`) before the
+/// module.
+pub fn start_program_with(
+    runtime: &Runtime,
+    name: &str,
+    flags: &[&str],
+    before: &[&str],
+    after: &[&str],
+) -> Running {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("valid address");
     let mut child = runtime
-        .command(&wasm(name))
+        .command_with(&wasm(name), flags)
         .args(before)
         .arg(addr.to_string())
         .args(after)

@@ -4,6 +4,8 @@
 //!   non-blocking IPv4/IPv6 connect.
 //! - [`Poll`], [`Token`], [`Interest`], [`Events`]: a mio-shaped registry over
 //!   WasmEdge's `poll_oneoff`.
+//! - [`dns`]: host names to addresses, on the loop when a DNS server is
+//!   configured.
 //! - [`http`]: the HTTP/1.1 state machine, free of I/O (runs natively too).
 //! - [`Server`]: the one event loop that drives an [`http::Service`], a
 //!   [`ws::Service`] or an [`App`] (a service that may answer later and calls
@@ -33,6 +35,7 @@
 
 mod app;
 mod client;
+pub mod dns;
 mod event;
 pub mod http;
 #[cfg(feature = "http")]

@@ -7,6 +7,9 @@
 //!   may assume still holds zeros. These pass a mutable buffer.
 //! - [`connect`] starts a non-blocking connect to IPv4 or IPv6 (the crate's
 //!   `TcpStream::connect` blocks and refuses IPv6).
+//! - [`UdpSocket`] is connected to one peer, for the DNS resolver (the
+//!   crate's `recv_from` panics on an unknown address family and reads its
+//!   address from a buffer declared immutable).
 
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 pub use wasmedge_wasi_socket::{TcpListener, TcpStream};
@@ -57,7 +60,15 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 /// Starts connecting to `addr` without blocking. The connect completes when the
 /// stream polls writable; then [`take_error`] tells whether it succeeded.
 pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = Socket::new(AddressFamily::from(&addr), SocketType::Stream)?;
+    let socket = open_connected(addr, SocketType::Stream)?;
+    // SAFETY: ownership of the descriptor moves from `socket` to the stream.
+    Ok(unsafe { TcpStream::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket)) })
+}
+
+/// A non-blocking socket of `kind`, connecting (a stream) or connected (a
+/// datagram socket) to `addr`.
+fn open_connected(addr: SocketAddr, kind: SocketType) -> io::Result<Socket> {
+    let socket = Socket::new(AddressFamily::from(&addr), kind)?;
     socket.set_nonblocking(true)?;
     let (mut octets, size) = match addr.ip() {
         IpAddr::V4(ip) => {
@@ -77,8 +88,42 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     if errno != 0 && errno != ERRNO_INPROGRESS {
         return Err(io::Error::from_raw_os_error(errno as i32));
     }
-    // SAFETY: ownership of the descriptor moves from `socket` to the stream.
-    Ok(unsafe { TcpStream::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket)) })
+    Ok(socket)
+}
+
+/// A UDP socket connected to one peer, non-blocking: it sends only to that
+/// peer and hears only from it (the kernel drops datagrams from anyone
+/// else), from an ephemeral port the kernel picks at random.
+///
+/// ```no_run
+/// let dns = edgepoll::net::UdpSocket::connect("127.0.0.1:53".parse().unwrap()).unwrap();
+/// dns.send(b"query").unwrap();
+/// ```
+pub struct UdpSocket(Socket);
+
+impl UdpSocket {
+    /// Opens the socket and connects it to `peer` (no packet is sent).
+    pub fn connect(peer: SocketAddr) -> io::Result<UdpSocket> {
+        open_connected(peer, SocketType::Datagram).map(UdpSocket)
+    }
+
+    /// Sends `buf` as one datagram.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        send_one(self.0.as_raw_fd(), buf)
+    }
+
+    /// Takes one datagram into `buf` (a longer one is cut to its length);
+    /// `WouldBlock` when none is waiting. An error the peer's host reported
+    /// (`ConnectionRefused`: nothing listens there) comes here too.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_fd(self.0.as_raw_fd(), buf)
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 /// Reads what has arrived into `buf`, like `Read::read` on the stream (0 at
@@ -93,6 +138,11 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 /// ```
 #[inline]
 pub fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    recv_fd(stream.as_raw_fd(), buf)
+}
+
+#[inline]
+fn recv_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
     let mut iovec = wasi::Iovec {
         buf: buf.as_mut_ptr(),
         size: buf.len(),
@@ -100,16 +150,7 @@ pub fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let (mut received, mut flags) = (0usize, 0usize);
     // SAFETY: the record points into `buf`, writable for its length, and both
     // out-pointers are valid for the call.
-    let errno = unsafe {
-        wasi::sock_recv(
-            stream.as_raw_fd() as u32,
-            &mut iovec,
-            1,
-            0,
-            &mut received,
-            &mut flags,
-        )
-    };
+    let errno = unsafe { wasi::sock_recv(fd as u32, &mut iovec, 1, 0, &mut received, &mut flags) };
     match errno {
         0 => Ok(received.min(buf.len())),
         e => Err(io::Error::from_raw_os_error(e as i32)),
@@ -126,6 +167,11 @@ pub fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 /// ```
 #[inline]
 pub fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    send_one(stream.as_raw_fd(), buf)
+}
+
+#[inline]
+fn send_one(fd: std::os::fd::RawFd, buf: &[u8]) -> io::Result<usize> {
     let iovec = wasi::Iovec {
         buf: buf.as_ptr().cast_mut(),
         size: buf.len(),
@@ -133,7 +179,7 @@ pub fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     let mut sent = 0u32;
     // SAFETY: the record points into `buf`, readable for its length (the
     // runtime only reads through it), and the out-pointer is valid.
-    let errno = unsafe { wasi::sock_send(stream.as_raw_fd() as u32, &iovec, 1, 0, &mut sent) };
+    let errno = unsafe { wasi::sock_send(fd as u32, &iovec, 1, 0, &mut sent) };
     match errno {
         0 => Ok((sent as usize).min(buf.len())),
         e => Err(io::Error::from_raw_os_error(e as i32)),
@@ -150,6 +196,11 @@ pub fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
 /// # Ok(()) }
 /// ```
 pub fn send_vectored(stream: &TcpStream, bufs: &[&[u8]]) -> io::Result<usize> {
+    send_fd(stream.as_raw_fd(), bufs)
+}
+
+#[inline]
+fn send_fd(fd: std::os::fd::RawFd, bufs: &[&[u8]]) -> io::Result<usize> {
     let mut iovecs: [wasi::Iovec; MAX_SEND_PARTS] = std::array::from_fn(|_| wasi::Iovec {
         buf: std::ptr::null_mut(),
         size: 0,
@@ -174,15 +225,7 @@ pub fn send_vectored(stream: &TcpStream, bufs: &[&[u8]]) -> io::Result<usize> {
     let mut sent = 0u32;
     // SAFETY: the first `count` records point into `bufs`, readable for their
     // lengths (the runtime only reads through them), and the out-pointer is valid.
-    let errno = unsafe {
-        wasi::sock_send(
-            stream.as_raw_fd() as u32,
-            iovecs.as_ptr(),
-            count as u32,
-            0,
-            &mut sent,
-        )
-    };
+    let errno = unsafe { wasi::sock_send(fd as u32, iovecs.as_ptr(), count as u32, 0, &mut sent) };
     match errno {
         0 => Ok((sent as usize).min(total)),
         e => Err(io::Error::from_raw_os_error(e as i32)),

@@ -13,6 +13,8 @@ struct Options {
     urls: Vec<String>,
     /// Write the body here as it arrives instead of to stdout.
     output: Option<String>,
+    /// Tell on stderr what each name resolved to.
+    verbose: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -23,6 +25,7 @@ fn parse_args() -> Result<Options, String> {
         timeout: Duration::from_secs(10),
         urls: Vec::new(),
         output: None,
+        verbose: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -30,6 +33,7 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "-X" | "--request" => options.method = Some(value()?),
             "-o" | "--output" => options.output = Some(value()?),
+            "-v" | "--verbose" => options.verbose = true,
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
                 let line = value()?;
@@ -98,16 +102,16 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
         .collect()
 }
 
-const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [URL...]";
+const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [URL...]";
 
 pub fn main() -> ExitCode {
     let parsed = parse_args().and_then(|o| {
         if o.output.is_some() && o.urls.len() != 1 {
             return Err("-o FILE takes exactly one URL".to_string());
         }
-        Ok((build(&o)?, o.timeout, o.output))
+        Ok((build(&o)?, o.timeout, o.output, o.verbose))
     });
-    let (requests, timeout, output) = match parsed {
+    let (requests, timeout, output, verbose) = match parsed {
         Ok(r) => r,
         Err(message) => {
             eprintln!("nonblock_http_client: {message}");
@@ -115,6 +119,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if verbose {
+        tell_addresses(&requests, timeout);
+    }
     if let (Some(path), [request]) = (output, &requests[..]) {
         return download(request, timeout, &path);
     }
@@ -155,6 +162,26 @@ pub fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `-v`: each host and its addresses, once, on stderr (`* host: a, b`), in
+/// the order the client tries them.
+fn tell_addresses(requests: &[ClientRequest], timeout: Duration) {
+    let mut told: Vec<&str> = Vec::new();
+    for request in requests {
+        let host = request.url().host.as_str();
+        if told.contains(&host) {
+            continue;
+        }
+        told.push(host);
+        match edgepoll::dns::resolve(host, timeout) {
+            Ok(addrs) => {
+                let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                eprintln!("* {host}: {}", list.join(", "));
+            }
+            Err(e) => eprintln!("* {host}: {e}"),
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Sends HTTP requests over several connections at once, waiting on `Poll`.
 //!
 //! Usage: `nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']...
-//! [--timeout SECS] [-o FILE] [URL...]`. Without a URL it sends two POSTs to
-//! `http://127.0.0.1:1234/`. `-o FILE` writes the body of one URL to FILE as
+//! [--timeout SECS] [-o FILE] [-v] [URL...]`. Without a URL it sends two
+//! POSTs to `http://127.0.0.1:1234/`. `-v` tells on stderr the addresses each
+//! host resolved to (names go to the DNS server in `DNS_SERVER`, `ip:port`,
+//! when it is set, else to the runtime's resolver). `-o FILE` writes the body of one URL to FILE as
 //! it arrives (any size, in bounded memory; the runtime must preopen FILE's
 //! directory, e.g. `wasmedge --dir .:.`). Exits 1 if any request failed, 2
 //! on bad arguments (a header that could split the request among them).

@@ -11,8 +11,10 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
 
   --listen ADDR          where to accept clients, e.g. 0.0.0.0:8080
   --upstream ADDR        a server to forward to: host:port, a host (port 80)
-                         or http://host:port; repeat for more. Hosts are IP
-                         addresses or localhost.
+                         or http://host:port; repeat for more. A name is
+                         resolved as requests go to it: through the DNS
+                         server in DNS_SERVER (ip:port) without blocking,
+                         kept for its TTL, or else through the runtime
   --timeout SECS         longest silence from an upstream while a request
                          waits for its answer: then 504 (default 30)
   --connect-timeout SECS longest wait for an upstream's connection (default 5)
@@ -125,12 +127,8 @@ fn upstream(text: &str) -> Result<Url, String> {
             "--upstream {text}: an upstream is a server, not a path"
         ));
     }
-    if url.socket_addr().is_none() {
-        return Err(format!(
-            "--upstream {text}: cannot resolve {:?} (use an IP address or localhost)",
-            url.host
-        ));
-    }
+    // A name is resolved when requests go to it (and again when its TTL
+    // ends), as addresses behind a service name change.
     Ok(url)
 }
 
@@ -198,10 +196,6 @@ mod tests {
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:1/api"][..],
                 "not a path",
-            ),
-            (
-                &["--listen", "127.0.0.1:1", "--upstream", "db.internal:5"][..],
-                "cannot resolve",
             ),
             (
                 &[

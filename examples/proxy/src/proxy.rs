@@ -188,7 +188,10 @@ impl App for Proxy {
             self.log(upstream, &error.to_string());
         }
         // Nothing reached the upstream: another may take it.
-        let unsent = matches!(error, ClientError::Refused | ClientError::ConnectTimeout(_));
+        let unsent = matches!(
+            error,
+            ClientError::Refused | ClientError::ConnectTimeout(_) | ClientError::Resolve { .. }
+        );
         if let (true, Some(again)) = (unsent, waiting.again) {
             let retried = self.send(
                 waiting.responder,

@@ -9,6 +9,8 @@
 //! - Responses framed by the same rules as requests
 //!   ([`FramingError`](crate::http::FramingError)): `Content-Length`, chunked,
 //!   or until close; 1xx skipped; HEAD, 204 and 304 bodiless; a body limit.
+//! - Host names resolved as [`crate::dns`] says: on the loop when a DNS
+//!   server is configured, through the runtime otherwise.
 //! - A request whose reused connection the server closed before any response
 //!   byte is sent once more on a new connection, if its method is idempotent.
 
@@ -25,10 +27,12 @@ pub(crate) use connection::{ClientConnection, ClientEvent};
 pub(crate) use pool::{Exchange, ExchangeEvent, Placement, Pool};
 pub use request::{ClientRequest, RequestError};
 #[cfg(target_os = "wasi")]
-pub use send_all::{download, send_all};
+pub use send_all::{download, resolve, send_all};
 
+use crate::dns::ResolveError;
 use crate::http::ResponseError;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Names one outbound request from [`Context::fetch`](crate::Context::fetch)
@@ -55,6 +59,13 @@ pub struct ClientOptions {
     pub idle_timeout: Duration,
     /// Largest response body, in bytes.
     pub max_body_bytes: usize,
+    /// Where host names are resolved ([`crate::dns`]): a DNS server asked
+    /// on the loop, or `None` for the runtime's blocking `getaddrinfo`. By
+    /// default the `DNS_SERVER` environment variable (an invalid value is
+    /// reported once on stderr and not used).
+    pub dns_server: Option<SocketAddr>,
+    /// Longest time a name lookup through `dns_server` may take.
+    pub dns_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -65,8 +76,22 @@ impl Default for ClientOptions {
             response_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_body_bytes: 64 << 20,
+            dns_server: dns_server_from_env(),
+            dns_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// `DNS_SERVER`, read and checked once per program.
+fn dns_server_from_env() -> Option<SocketAddr> {
+    static SERVER: std::sync::OnceLock<Option<SocketAddr>> = std::sync::OnceLock::new();
+    *SERVER.get_or_init(|| match crate::dns::server_from_env() {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("edgepoll: {e}; names go to the system's resolver");
+            None
+        }
+    })
 }
 
 /// Why a request failed.
@@ -74,8 +99,13 @@ impl Default for ClientOptions {
 pub enum ClientError {
     /// The request could not be sent as given; nothing was sent.
     Request(RequestError),
-    /// The host is neither an IP literal nor `localhost`.
-    Resolve(String),
+    /// The host's name has no address.
+    Resolve {
+        /// The name, as the request's URL gave it.
+        host: String,
+        /// Why.
+        error: ResolveError,
+    },
     /// Nobody listens there.
     Refused,
     /// The server reset the connection.
@@ -97,10 +127,7 @@ impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientError::Request(e) => write!(f, "request refused: {e}"),
-            ClientError::Resolve(host) => write!(
-                f,
-                "cannot resolve {host:?} (use an IP address or localhost)"
-            ),
+            ClientError::Resolve { host, error } => write!(f, "cannot resolve {host:?}: {error}"),
             ClientError::Refused => f.write_str("connection refused"),
             ClientError::Reset => f.write_str("connection reset by peer"),
             ClientError::ConnectTimeout(t) => {

@@ -4,11 +4,12 @@
 //! drives and closes the connections and tells the pool.
 
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
+use crate::dns::{resolver, Lookup, Resolved, Resolver};
 use crate::http::{Outgoing, ParsedResponse};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 /// One request on its way: from [`Pool::submit`] to its result.
@@ -67,10 +68,16 @@ pub(crate) enum Placement {
 }
 
 /// The outbound side's bookkeeping.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Pool {
     pub(crate) options: ClientOptions,
     queue: VecDeque<Exchange>,
+    /// Host names to addresses; its sockets are the loop's.
+    pub(crate) names: Resolver,
+    /// Exchanges waiting for their host's addresses, by name.
+    resolving: Vec<(Box<str>, Exchange)>,
+    /// A name whose lookup's outcome is wanted as it is (by `resolve`).
+    pub(crate) watched: Option<(Box<str>, Option<Resolved>)>,
     /// Idle connections per origin, the most recently used last.
     idle: FxHashMap<SocketAddr, Vec<usize>>,
     /// Open connections per origin (connecting, busy or idle).
@@ -85,6 +92,7 @@ pub(crate) struct Pool {
 impl Pool {
     pub(crate) fn new(options: ClientOptions) -> Pool {
         Pool {
+            names: Resolver::new(options.dns_server, options.dns_timeout),
             options,
             ..Pool::default()
         }
@@ -102,25 +110,68 @@ impl Pool {
         let encoded = request.encode()?;
         let id = ExchangeId(self.next_id);
         self.next_id += 1;
-        match request.url().socket_addr() {
-            Some(addr) => self.queue.push_back(Exchange {
-                id,
-                addr,
-                request: encoded,
-                to_head: request.method().eq_ignore_ascii_case("HEAD"),
-                idempotent: request.is_idempotent(),
-                retried: false,
-                since: now,
-                streams,
-                body_out: request.body_framing(),
-                early: Vec::new(),
-                early_end: false,
-                answered: false,
-                upgrade: request.offers_upgrade(),
-            }),
-            None => self.fail(id, ClientError::Resolve(request.url().host.clone())),
-        }
+        let url = request.url();
+        let exchange = Exchange {
+            id,
+            // The address is the name's, once known.
+            addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), url.port),
+            request: encoded,
+            to_head: request.method().eq_ignore_ascii_case("HEAD"),
+            idempotent: request.is_idempotent(),
+            retried: false,
+            since: now,
+            streams,
+            body_out: request.body_framing(),
+            early: Vec::new(),
+            early_end: false,
+            answered: false,
+            upgrade: request.offers_upgrade(),
+        };
+        self.place(&url.host, exchange, now);
         Ok(id)
+    }
+
+    /// Queues `exchange` for the first address of `host`, fails it, or
+    /// leaves it waiting for the name.
+    fn place(&mut self, host: &str, exchange: Exchange, now: Instant) {
+        match self.names.lookup(host, now) {
+            Lookup::Ready(resolved) => self.settle_name(host, exchange, resolved),
+            Lookup::Pending => self.resolving.push((resolver::key_of(host), exchange)),
+        }
+    }
+
+    fn settle_name(&mut self, host: &str, mut exchange: Exchange, resolved: Resolved) {
+        match resolved {
+            Ok(addrs) => {
+                exchange.addr.set_ip(addrs[0]);
+                self.queue.push_back(exchange);
+            }
+            Err(error) => {
+                let host = host.to_string();
+                self.fail(exchange.id, ClientError::Resolve { host, error });
+            }
+        }
+    }
+
+    /// Moves the exchanges whose names the resolver has answered on: to
+    /// the queue, or to their failure.
+    pub(crate) fn take_resolved(&mut self) {
+        for (key, resolved) in std::mem::take(&mut self.names.finished) {
+            if let Some((watched, outcome)) = &mut self.watched {
+                if *watched == key {
+                    *outcome = Some(resolved.clone());
+                }
+            }
+            let mut at = 0;
+            while at < self.resolving.len() {
+                if self.resolving[at].0 != key {
+                    at += 1;
+                    continue;
+                }
+                let (host, exchange) = self.resolving.remove(at);
+                self.settle_name(&host, exchange, resolved.clone());
+            }
+        }
     }
 
     /// Gives up an exchange: a queued one is dropped, a finished one not
@@ -128,6 +179,8 @@ impl Pool {
     pub(crate) fn cancel(&mut self, id: ExchangeId) {
         if let Some(at) = self.queue.iter().position(|ex| ex.id == id) {
             self.queue.remove(at);
+        } else if let Some(at) = self.resolving.iter().position(|(_, ex)| ex.id == id) {
+            self.resolving.swap_remove(at);
         } else if self.events.iter().any(|(done, _)| *done == id) {
             self.events.retain(|(done, _)| *done != id);
         } else {
@@ -220,13 +273,26 @@ impl Pool {
             }
             !expired
         });
-        self.queue.iter().map(|ex| ex.since + timeout).min()
+        self.resolving.retain(|(_, ex)| {
+            let expired = now >= ex.since + timeout;
+            if expired {
+                let error = ClientError::Timeout(timeout);
+                events.push((ex.id, ExchangeEvent::Response(Err(error))));
+            }
+            !expired
+        });
+        let waiting = self
+            .queue
+            .iter()
+            .chain(self.resolving.iter().map(|(_, ex)| ex));
+        waiting.map(|ex| ex.since + timeout).min()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::ResolveError;
 
     fn request(url: &str) -> ClientRequest {
         ClientRequest::new("GET", url).unwrap()
@@ -300,17 +366,70 @@ mod tests {
     }
 
     #[test]
+    fn exchanges_wait_for_their_name_then_go_to_its_first_address() {
+        use hickory_proto::op::{Message, MessageType};
+        use hickory_proto::rr::{rdata::A, RData, Record};
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            dns_server: Some("127.0.0.1:9".parse().unwrap()),
+            ..Default::default()
+        });
+        let first = pool
+            .submit(&request("http://api.test:8080/"), now, false)
+            .unwrap();
+        let second = pool
+            .submit(&request("http://API.test:8080/x"), now, false)
+            .unwrap();
+        let gone = pool
+            .submit(&request("http://api.test:8080/y"), now, false)
+            .unwrap();
+        pool.cancel(gone);
+        assert!(!pool.has_queued());
+        for query in std::mem::take(&mut pool.names.datagrams) {
+            let asked = Message::from_vec(&query).unwrap();
+            let mut reply = Message::new();
+            reply
+                .set_id(asked.id())
+                .set_message_type(MessageType::Response)
+                .add_query(asked.queries()[0].clone());
+            if asked.queries()[0].query_type() == hickory_proto::rr::RecordType::A {
+                let name = asked.queries()[0].name().clone();
+                let a = RData::A(A("10.0.0.7".parse().unwrap()));
+                reply.add_answer(Record::from_rdata(name, 60, a));
+            }
+            pool.names.on_datagram(&reply.to_vec().unwrap(), now);
+        }
+        pool.take_resolved();
+        let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement()).collect();
+        let ids: Vec<_> = placed.iter().map(|(ex, _)| ex.id).collect();
+        assert_eq!(ids, vec![first, second]);
+        let want: SocketAddr = "10.0.0.7:8080".parse().unwrap();
+        assert!(placed.iter().all(|(ex, _)| ex.addr == want));
+        // Known now: the next request goes straight to the queue.
+        pool.submit(&request("http://api.test:8080/"), now, false)
+            .unwrap();
+        assert!(pool.has_queued() && pool.names.datagrams.is_empty());
+    }
+
+    #[test]
     fn unresolvable_hosts_and_stale_queue_entries_end_with_errors() {
         let now = Instant::now();
         let mut pool = Pool::new(ClientOptions {
             max_per_origin: 1,
+            dns_server: Some("127.0.0.1:9".parse().unwrap()),
             ..Default::default()
         });
-        pool.submit(&request("http://no.such.name.invalid/"), now, false)
-            .unwrap();
+        let long_label = format!("http://{}.test/", "a".repeat(64));
+        pool.submit(&request(&long_label), now, false).unwrap();
         assert!(matches!(
-            pool.events[..],
-            [(_, ExchangeEvent::Response(Err(ClientError::Resolve(_))))]
+            &pool.events[..],
+            [(
+                _,
+                ExchangeEvent::Response(Err(ClientError::Resolve {
+                    error: ResolveError::InvalidName,
+                    ..
+                }))
+            )]
         ));
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();

@@ -4,6 +4,7 @@
 
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId};
 use crate::app::{Context, Responder};
+use crate::dns::{resolver, Lookup, ResolveError, Resolved};
 use crate::http::{ParsedResponse, Reply, Request, Response, StatusCode};
 use crate::server::{Core, Driven};
 use crate::ServerOptions;
@@ -26,6 +27,7 @@ pub fn send_all(
             max_per_origin: requests.len().max(1),
             connect_timeout: timeout,
             response_timeout: timeout,
+            dns_timeout: timeout.min(ClientOptions::default().dns_timeout),
             ..ClientOptions::default()
         },
         ..ServerOptions::default()
@@ -63,6 +65,43 @@ pub fn send_all(
         .into_iter()
         .map(|r| r.unwrap_or(Err(ClientError::Timeout(timeout))))
         .collect()
+}
+
+/// The addresses of `host`, as the client would connect to them
+/// ([`crate::dns`]): through the DNS server of `DNS_SERVER` on a loop of
+/// its own, or through the runtime's resolver. The lookup gets `timeout`.
+///
+/// ```no_run
+/// let addrs = edgepoll::dns::resolve("localhost", std::time::Duration::from_secs(5)).unwrap();
+/// assert!(addrs[0].is_loopback());
+/// ```
+pub fn resolve(host: &str, timeout: Duration) -> Resolved {
+    let options = ServerOptions {
+        client: ClientOptions {
+            dns_timeout: timeout,
+            ..ClientOptions::default()
+        },
+        ..ServerOptions::default()
+    };
+    let mut core = Core::new(options);
+    let started = Instant::now();
+    if let Lookup::Ready(resolved) = core.work.pool.names.lookup(host, started) {
+        return resolved;
+    }
+    core.work.pool.watched = Some((resolver::key_of(host), None));
+    let mut idle = Collect {
+        results: Vec::new(),
+        index: FxHashMap::default(),
+        open: 0,
+    };
+    let done = |core: &Core, _: &Collect| matches!(core.work.pool.watched, Some((_, Some(_))));
+    // A generous bound: the resolver ends the lookup at its timeout.
+    let ran = core.run(&mut idle, None, Some(started + timeout * 2), done);
+    match (ran, core.work.pool.watched.take()) {
+        (_, Some((_, Some(resolved)))) => resolved,
+        (Err(e), _) => Err(ResolveError::Unreachable(e.to_string())),
+        (Ok(()), _) => Err(ResolveError::Timeout(timeout)),
+    }
 }
 
 /// Gathers the results in request order.

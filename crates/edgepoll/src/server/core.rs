@@ -6,6 +6,7 @@
 
 use super::connection::{pump, Connection, Draining, HttpEndpoint, Role, Upstream, WsEndpoint};
 use super::driven::{Dispatcher, Driven, Inbound};
+use super::names::{self, NameSockets};
 use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
 use crate::app::{Answer, Context, Pipes, Responder};
@@ -102,6 +103,7 @@ impl Work {
             || !self.drained.is_empty()
             || !self.touched.is_empty()
             || self.pool.has_queued()
+            || self.pool.names.has_output()
     }
 }
 
@@ -113,6 +115,7 @@ pub(crate) struct Core {
     next_serial: u64,
     pub(crate) scratch: Vec<u8>,
     pub(crate) work: Work,
+    pub(crate) names: NameSockets,
     accept_paused_until: Option<Instant>,
     /// The listener was shut down (see [`Core::drain`]): no more
     /// connections come, and the loop ends once those it serves are done.
@@ -136,6 +139,7 @@ impl Core {
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
             work,
+            names: NameSockets::default(),
             accept_paused_until: None,
             draining: false,
         }
@@ -184,6 +188,13 @@ impl Core {
                     }
                     continue;
                 }
+                if NameSockets::owns(event.token()) {
+                    names::on_event(self, event.token(), now);
+                    if self.work.is_pending() {
+                        self.settle_work(now, driven);
+                    }
+                    continue;
+                }
                 let index = event.token().0;
                 let readable = event.is_readable() || event.is_error();
                 let next = self.drive(index, true, readable, now, driven);
@@ -218,6 +229,7 @@ impl Core {
             limits.respond_timeout,
             client.connect_timeout,
             client.response_timeout,
+            client.dns_timeout,
         ]
         .into_iter()
         .min()
@@ -639,6 +651,11 @@ impl Core {
             if !self.work.pool.cancelled.is_empty() {
                 self.close_cancelled(now);
             }
+            if self.work.pool.names.has_output() {
+                acted = true;
+                names::flush(self, now);
+                self.work.pool.take_resolved();
+            }
             if self.work.pool.has_queued() {
                 self.start_exchanges(now);
             }
@@ -892,7 +909,15 @@ impl Core {
 
     /// Fires passed deadlines; returns the earliest one still ahead.
     fn check_deadlines<D: Driven>(&mut self, now: Instant, driven: &mut D) -> Option<Instant> {
+        // Names first: a request whose lookup ends now fails with the
+        // lookup's error rather than its own timeout.
+        self.work.pool.names.handle_timeout(now);
+        names::close_abandoned(self);
+        self.work.pool.take_resolved();
         let mut earliest = self.work.pool.expire_queued(now);
+        if let Some(d) = self.work.pool.names.deadline() {
+            earliest = Some(earliest.map_or(d, |e| e.min(d)));
+        }
         let client = self.work.pool.options.clone();
         for index in 0..self.slots.len() {
             let Some(conn) = &mut self.slots[index] else {

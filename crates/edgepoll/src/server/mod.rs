@@ -7,6 +7,7 @@
 //! - `connection`: what a connection carries, and the read/write path;
 //! - `upstream`: outbound connections (connect, send, pool, retry);
 //! - `bodies`: streamed bodies moved between connections, with backpressure;
+//! - `names`: the resolver's sockets (UDP, and TCP for long answers);
 //! - `tunnel`: two connections joined byte for byte after an upgrade;
 //! - `ws_router`: delivery of what a WebSocket application queued;
 //! - `driven`: the one trait over the three kinds of application.
@@ -15,6 +16,7 @@ mod bodies;
 mod connection;
 mod core;
 mod driven;
+mod names;
 mod tunnel;
 mod upstream;
 mod ws_router;

@@ -20,6 +20,54 @@ pub(crate) struct WasiAddress {
     pub(crate) size: usize,
 }
 
+/// WasmEdge's `addrinfo` record (28 bytes): what `sock_getaddrinfo` takes
+/// as hints and fills in, one per result, chained through `next`.
+#[repr(C)]
+pub(crate) struct AddrInfo {
+    pub(crate) flags: u16,
+    pub(crate) family: u8,
+    pub(crate) socktype: u8,
+    pub(crate) protocol: u8,
+    pub(crate) _pad: [u8; 3],
+    pub(crate) addrlen: u32,
+    pub(crate) addr: *mut SockAddr,
+    pub(crate) canonname: *mut u8,
+    pub(crate) canonname_len: u32,
+    pub(crate) next: *mut AddrInfo,
+}
+
+impl Default for AddrInfo {
+    fn default() -> Self {
+        AddrInfo {
+            flags: 0,
+            family: 0,
+            socktype: 0,
+            protocol: 0,
+            _pad: [0; 3],
+            addrlen: 0,
+            addr: std::ptr::null_mut(),
+            canonname: std::ptr::null_mut(),
+            canonname_len: 0,
+            next: std::ptr::null_mut(),
+        }
+    }
+}
+
+/// WasmEdge's `sockaddr` record (12 bytes): the family, and a buffer that
+/// gets the host's `sockaddr` after its family field.
+#[repr(C)]
+pub(crate) struct SockAddr {
+    pub(crate) family: u8,
+    pub(crate) _pad: [u8; 3],
+    pub(crate) data_len: u32,
+    pub(crate) data: *mut u8,
+}
+
+#[cfg(target_arch = "wasm32")]
+const _: () = assert!(std::mem::size_of::<AddrInfo>() == 28);
+#[cfg(target_arch = "wasm32")]
+const _: () = assert!(std::mem::size_of::<SockAddr>() == 12);
+
 /// WASI `fdstat`: 24 bytes, 8-aligned.
 #[repr(C)]
 #[derive(Default)]
@@ -63,6 +111,16 @@ extern "C" {
         iovs_len: u32,
         flags: u16,
         sent: *mut u32,
+    ) -> u32;
+    pub(crate) fn sock_getaddrinfo(
+        node: *const u8,
+        node_len: u32,
+        service: *const u8,
+        service_len: u32,
+        hints: *const AddrInfo,
+        res: *mut u32,
+        max_len: u32,
+        res_len: *mut u32,
     ) -> u32;
     pub(crate) fn sock_connect(fd: u32, addr: *mut WasiAddress, port: u32) -> u32;
     pub(crate) fn sock_getlocaladdr(

@@ -1,0 +1,307 @@
+//! DNS messages: a query for one name and type, and what an answer to it
+//! says. Encoding and decoding are hickory-proto's; the rules for what
+//! counts as an answer to *our* question are here.
+
+use super::ResolveError;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::net::IpAddr;
+
+/// CNAME records followed within one answer before it is called a loop.
+const MAX_CNAME_HOPS: usize = 8;
+
+/// The record type asked for: one query per family, as servers answer
+/// only one question per message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn record_type(self) -> RecordType {
+        match self {
+            Family::V4 => RecordType::A,
+            Family::V6 => RecordType::AAAA,
+        }
+    }
+}
+
+/// The name as DNS takes it: absolute (no search list: the guest cannot
+/// read the host's resolv.conf, so a name is taken as written).
+pub(crate) fn parse_name(host: &str) -> Result<Name, ResolveError> {
+    let mut name = Name::from_ascii(host).map_err(|_| ResolveError::InvalidName)?;
+    if name.num_labels() == 0 {
+        return Err(ResolveError::InvalidName);
+    }
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// The query message: recursion desired, no EDNS (so a server keeps UDP
+/// answers within 512 bytes and sets TC on longer ones).
+pub(crate) fn query(id: u16, name: &Name, family: Family) -> Vec<u8> {
+    let mut message = Message::new();
+    message
+        .set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(Query::query(name.clone(), family.record_type()));
+    // A name that parsed encodes: only a label over 63 bytes or a name
+    // over 255 could fail, and `Name::from_ascii` refuses both.
+    message.to_vec().unwrap_or_default()
+}
+
+/// What one answer says about our question.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The addresses (possibly none: the name exists without this type),
+    /// and for how long they may be kept.
+    Addresses { addrs: Vec<IpAddr>, ttl: u32 },
+    /// NXDOMAIN, kept for `ttl` (the zone's negative TTL, 0 without one).
+    NoSuchName { ttl: u32 },
+    /// The answer did not fit a datagram: ask again over TCP.
+    Truncated,
+    /// The server could not answer (SERVFAIL, REFUSED, ...).
+    Failed(u16),
+}
+
+/// Why a datagram is not an answer to the query `id` for `name`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NotAnswer {
+    /// Not a DNS message at all, or cut short.
+    Malformed,
+    /// Some other query's answer (or a stray datagram): ignore it.
+    Other,
+}
+
+/// The id of a message, when it has at least a header's first two bytes.
+pub(crate) fn id_of(bytes: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
+}
+
+/// Reads `bytes` as the answer to query `id` for `name` and `family`.
+pub(crate) fn read_answer(
+    bytes: &[u8],
+    id: u16,
+    name: &Name,
+    family: Family,
+) -> Result<Answer, NotAnswer> {
+    if id_of(bytes) != Some(id) {
+        return Err(NotAnswer::Other);
+    }
+    let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
+    if message.message_type() != MessageType::Response {
+        return Err(NotAnswer::Other);
+    }
+    let asked = family.record_type();
+    match message.queries() {
+        [q] if q.name() == name && q.query_type() == asked => {}
+        // A server may leave the question out of a truncated answer.
+        [] if message.truncated() => {}
+        _ => return Err(NotAnswer::Other),
+    }
+    if message.truncated() {
+        return Ok(Answer::Truncated);
+    }
+    let negative_ttl = || {
+        message
+            .name_servers()
+            .iter()
+            .find_map(|r| match r.data() {
+                RData::SOA(soa) => Some(soa.minimum().min(r.ttl())),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    match message.response_code() {
+        ResponseCode::NoError => {}
+        ResponseCode::NXDomain => {
+            return Ok(Answer::NoSuchName {
+                ttl: negative_ttl(),
+            })
+        }
+        code => return Ok(Answer::Failed(u16::from(code))),
+    }
+    let mut current = name.clone();
+    let mut ttl = u32::MAX;
+    let mut addrs = Vec::new();
+    for _hop in 0..=MAX_CNAME_HOPS {
+        let mut alias = None;
+        for record in message.answers().iter().filter(|r| r.name() == &current) {
+            match record.data() {
+                RData::A(a) if asked == RecordType::A => {
+                    addrs.push(IpAddr::V4(a.0));
+                    ttl = ttl.min(record.ttl());
+                }
+                RData::AAAA(a) if asked == RecordType::AAAA => {
+                    addrs.push(IpAddr::V6(a.0));
+                    ttl = ttl.min(record.ttl());
+                }
+                RData::CNAME(target) if alias.is_none() => {
+                    alias = Some(target.0.clone());
+                    ttl = ttl.min(record.ttl());
+                }
+                _ => {}
+            }
+        }
+        match alias {
+            Some(target) if addrs.is_empty() => current = target,
+            _ => break,
+        }
+    }
+    if addrs.is_empty() {
+        return Ok(Answer::Addresses {
+            addrs,
+            ttl: negative_ttl(),
+        });
+    }
+    Ok(Answer::Addresses { addrs, ttl })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
+    use hickory_proto::rr::Record;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn name(s: &str) -> Name {
+        parse_name(s).unwrap()
+    }
+
+    fn response(id: u16, q: &str, family: Family, code: ResponseCode) -> Message {
+        let mut m = Message::new();
+        m.set_id(id)
+            .set_message_type(MessageType::Response)
+            .set_response_code(code)
+            .add_query(Query::query(name(q), family.record_type()));
+        m
+    }
+
+    fn a(owner: &str, ttl: u32, ip: [u8; 4]) -> Record {
+        Record::from_rdata(name(owner), ttl, RData::A(A(Ipv4Addr::from(ip))))
+    }
+
+    fn cname(owner: &str, ttl: u32, target: &str) -> Record {
+        Record::from_rdata(name(owner), ttl, RData::CNAME(CNAME(name(target))))
+    }
+
+    #[test]
+    fn a_query_names_its_question_and_asks_for_recursion() {
+        let bytes = query(0x1234, &name("www.example.test"), Family::V6);
+        let m = Message::from_vec(&bytes).unwrap();
+        assert_eq!(m.id(), 0x1234);
+        assert!(m.recursion_desired());
+        assert_eq!(m.queries().len(), 1);
+        assert_eq!(m.queries()[0].query_type(), RecordType::AAAA);
+        assert_eq!(m.queries()[0].name(), &name("www.example.test"));
+    }
+
+    #[test]
+    fn a_cname_chain_is_followed_and_the_shortest_ttl_kept() {
+        let mut m = response(7, "www.test", Family::V4, ResponseCode::NoError);
+        m.add_answer(cname("www.test", 300, "mid.test"));
+        m.add_answer(cname("mid.test", 60, "end.test"));
+        m.add_answer(a("end.test", 120, [10, 0, 0, 1]));
+        m.add_answer(a("end.test", 120, [10, 0, 0, 2]));
+        // An address for a name outside the chain is not ours.
+        m.add_answer(a("other.test", 1, [10, 9, 9, 9]));
+        let got = read_answer(&m.to_vec().unwrap(), 7, &name("WWW.test"), Family::V4);
+        assert_eq!(
+            got,
+            Ok(Answer::Addresses {
+                addrs: vec![
+                    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))
+                ],
+                ttl: 60
+            })
+        );
+    }
+
+    #[test]
+    fn a_cname_loop_ends_without_addresses() {
+        let mut m = response(7, "a.test", Family::V4, ResponseCode::NoError);
+        m.add_answer(cname("a.test", 30, "b.test"));
+        m.add_answer(cname("b.test", 30, "a.test"));
+        let got = read_answer(&m.to_vec().unwrap(), 7, &name("a.test"), Family::V4);
+        assert!(matches!(got, Ok(Answer::Addresses { addrs, .. }) if addrs.is_empty()));
+    }
+
+    #[test]
+    fn nxdomain_is_kept_for_the_zones_negative_ttl() {
+        let mut m = response(9, "gone.test", Family::V6, ResponseCode::NXDomain);
+        let soa = SOA::new(name("test"), name("admin.test"), 1, 60, 60, 600, 45);
+        m.add_name_server(Record::from_rdata(name("test"), 300, RData::SOA(soa)));
+        let got = read_answer(&m.to_vec().unwrap(), 9, &name("gone.test"), Family::V6);
+        assert_eq!(got, Ok(Answer::NoSuchName { ttl: 45 }));
+    }
+
+    #[test]
+    fn other_answers_are_not_ours() {
+        let mut m = response(9, "x.test", Family::V4, ResponseCode::NoError);
+        m.add_answer(a("x.test", 5, [1, 2, 3, 4]));
+        let bytes = m.to_vec().unwrap();
+        assert_eq!(
+            read_answer(&bytes, 8, &name("x.test"), Family::V4),
+            Err(NotAnswer::Other)
+        );
+        assert_eq!(
+            read_answer(&bytes, 9, &name("y.test"), Family::V4),
+            Err(NotAnswer::Other)
+        );
+        assert_eq!(
+            read_answer(&bytes, 9, &name("x.test"), Family::V6),
+            Err(NotAnswer::Other)
+        );
+        // Our own query echoed back is not an answer.
+        let echoed = query(9, &name("x.test"), Family::V4);
+        assert_eq!(
+            read_answer(&echoed, 9, &name("x.test"), Family::V4),
+            Err(NotAnswer::Other)
+        );
+    }
+
+    #[test]
+    fn cut_short_and_garbage_are_malformed_at_every_length() {
+        let mut m = response(3, "x.test", Family::V6, ResponseCode::NoError);
+        let ip = Ipv6Addr::LOCALHOST;
+        m.add_answer(Record::from_rdata(name("x.test"), 5, RData::AAAA(AAAA(ip))));
+        let bytes = m.to_vec().unwrap();
+        for cut in 2..bytes.len() {
+            let got = read_answer(&bytes[..cut], 3, &name("x.test"), Family::V6);
+            assert!(got.is_err(), "cut at {cut} read as {got:?}");
+        }
+        let whole = read_answer(&bytes, 3, &name("x.test"), Family::V6);
+        assert_eq!(
+            whole,
+            Ok(Answer::Addresses {
+                addrs: vec![IpAddr::V6(ip)],
+                ttl: 5
+            })
+        );
+        let mut garbage = vec![0u8, 3];
+        garbage.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
+        assert!(read_answer(&garbage, 3, &name("x.test"), Family::V6).is_err());
+    }
+
+    #[test]
+    fn truncation_and_server_failures_are_told_apart() {
+        let mut m = response(4, "big.test", Family::V4, ResponseCode::NoError);
+        m.set_truncated(true);
+        let got = read_answer(&m.to_vec().unwrap(), 4, &name("big.test"), Family::V4);
+        assert_eq!(got, Ok(Answer::Truncated));
+        let m = response(4, "big.test", Family::V4, ResponseCode::ServFail);
+        let got = read_answer(&m.to_vec().unwrap(), 4, &name("big.test"), Family::V4);
+        assert_eq!(got, Ok(Answer::Failed(2)));
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        assert_eq!(parse_name(""), Err(ResolveError::InvalidName));
+        assert_eq!(parse_name(&"a".repeat(64)), Err(ResolveError::InvalidName));
+        assert!(parse_name("service.namespace.svc.cluster.local").is_ok());
+    }
+}

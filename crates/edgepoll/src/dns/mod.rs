@@ -1,0 +1,127 @@
+//! Host names to addresses, without blocking the loop when a DNS server is
+//! configured.
+//!
+//! - With a server ([`ClientOptions::dns_server`](crate::ClientOptions),
+//!   by default the `DNS_SERVER` environment variable, `ip:port`, the
+//!   convention WasmEdge users already follow): queries go over UDP on the
+//!   loop's own [`Poll`](crate::Poll), A and AAAA at once, again over TCP
+//!   when an answer is truncated. CNAME chains are followed; answers are
+//!   kept for their TTL (at most an hour; NXDOMAIN for the zone's negative
+//!   TTL); concurrent lookups of one name share one query. Names are taken
+//!   as written (absolute): there is no search list.
+//! - Without one: the runtime's `getaddrinfo` (`sock_getaddrinfo`), which
+//!   blocks the guest while it runs and reads the host's /etc/hosts and
+//!   resolver. Its results are kept for [`SYSTEM_TTL`].
+//! - IP literals and `localhost` (RFC 6761) never reach either.
+//!
+//! Addresses come IPv4 first, then IPv6, each in the server's order (the
+//! system's order is kept as it is); the client connects to the first.
+//! IPv4 first because many container networks, Kubernetes' default among
+//! them, have no IPv6 route.
+
+// The loop that uses these runs on WasmEdge only; they are tested natively too.
+#![cfg_attr(not(target_os = "wasi"), allow(dead_code, unused_imports))]
+
+mod message;
+pub(crate) mod resolver;
+mod system;
+
+#[cfg(target_os = "wasi")]
+pub use crate::client::resolve;
+pub use resolver::Resolved;
+pub(crate) use resolver::{Lookup, Resolver};
+pub use resolver::{MAX_CACHED, RESEND_AFTER, SYSTEM_TTL};
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Why a name has no address.
+///
+/// ```
+/// use edgepoll::dns::ResolveError;
+/// assert_eq!(ResolveError::NoSuchName.to_string(), "no such name (NXDOMAIN)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResolveError {
+    /// Not a valid DNS name (empty, a label over 63 bytes, ...).
+    InvalidName,
+    /// The name does not exist (NXDOMAIN, or `EAI_NONAME`).
+    NoSuchName,
+    /// The name exists but has no IPv4 or IPv6 address.
+    NoAddress,
+    /// No answer within the lookup's timeout.
+    Timeout(Duration),
+    /// The server answered with this error code (2 SERVFAIL, 5 REFUSED, ...).
+    ServerFailure(u16),
+    /// What came back is not a valid answer.
+    BadAnswer(&'static str),
+    /// The server could not be reached.
+    Unreachable(String),
+    /// The system resolver failed (its message).
+    System(String),
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::InvalidName => f.write_str("not a valid DNS name"),
+            ResolveError::NoSuchName => f.write_str("no such name (NXDOMAIN)"),
+            ResolveError::NoAddress => f.write_str("the name has no address"),
+            ResolveError::Timeout(t) => {
+                write!(
+                    f,
+                    "no answer from the DNS server in {:.1} s",
+                    t.as_secs_f64()
+                )
+            }
+            ResolveError::ServerFailure(code) => {
+                let name = match code {
+                    1 => "FORMERR",
+                    2 => "SERVFAIL",
+                    4 => "NOTIMP",
+                    5 => "REFUSED",
+                    _ => "error",
+                };
+                write!(f, "the DNS server answered {name} ({code})")
+            }
+            ResolveError::BadAnswer(why) => write!(f, "bad answer from the DNS server: {why}"),
+            ResolveError::Unreachable(why) => write!(f, "DNS server unreachable: {why}"),
+            ResolveError::System(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
+/// The DNS server named by the `DNS_SERVER` environment variable
+/// (`ip:port`, or an IP alone for port 53): `Ok(None)` when it is unset,
+/// `Err` with a message when it is not an address.
+///
+/// ```
+/// // Unset in doctests: names go to the system's resolver.
+/// assert!(edgepoll::dns::server_from_env().is_ok());
+/// ```
+pub fn server_from_env() -> Result<Option<SocketAddr>, String> {
+    match std::env::var("DNS_SERVER") {
+        Ok(value) => parse_server(&value).map(Some),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err("DNS_SERVER is not UTF-8".into()),
+    }
+}
+
+/// `ip:port`, `[ipv6]:port`, or an IP alone (port 53).
+fn parse_server(value: &str) -> Result<SocketAddr, String> {
+    let value = value.trim();
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match value.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, 53)),
+        Err(_) => Err(format!(
+            "DNS_SERVER={value:?} is not an address (ip:port, or an IP for port 53)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

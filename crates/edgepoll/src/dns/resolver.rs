@@ -1,0 +1,431 @@
+//! The resolver's state, free of I/O: lookups under way, the cache, and
+//! what is to be sent. The event loop owns the sockets
+//! (`server/names.rs`): it sends [`Resolver::datagrams`], asks
+//! [`Resolver::over_tcp`] again over TCP, and hands back what arrives.
+//!
+//! One lookup asks for A and AAAA at once (two queries: servers answer one
+//! question per message), resends unanswered queries every
+//! [`RESEND_AFTER`], and ends at its timeout with what it has. Concurrent
+//! lookups of one name share it; answers are kept for their TTL, and a
+//! name used in the last quarter of its TTL is asked again in the
+//! background, so that a name in use never makes its users wait.
+
+use super::message::{self, Answer, Family, NotAnswer};
+use super::{system, ResolveError};
+use hickory_proto::rr::Name;
+use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// How long a query waits for its answer before it is sent again.
+pub const RESEND_AFTER: Duration = Duration::from_millis(1000);
+/// Names kept at most; the expired go first, then any.
+pub const MAX_CACHED: usize = 1024;
+/// How long a system lookup (`getaddrinfo`, which gives no TTL) is kept.
+pub const SYSTEM_TTL: Duration = Duration::from_secs(5);
+/// The longest a positive answer is kept, whatever its TTL says.
+const MAX_TTL: u32 = 3600;
+
+/// The outcome of a lookup: the addresses, IPv4 before IPv6, each in the
+/// server's order (or `getaddrinfo`'s order, kept as it is).
+pub type Resolved = Result<Vec<IpAddr>, ResolveError>;
+
+/// Whether a name's addresses are known now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Ready(Resolved),
+    /// Asked; the outcome comes in [`Resolver::finished`].
+    Pending,
+}
+
+struct Cached {
+    resolved: Resolved,
+    until: Instant,
+    /// From here on, a use of the entry asks again in the background.
+    refresh_at: Instant,
+}
+
+/// One query of a lookup.
+struct Part {
+    family: Family,
+    id: u16,
+    query: Vec<u8>,
+    state: PartState,
+}
+
+enum PartState {
+    Asking,
+    /// Truncated over UDP: asked again over TCP.
+    OverTcp,
+    Done(Result<Answer, ResolveError>),
+}
+
+struct Pending {
+    key: Box<str>,
+    name: Name,
+    parts: [Part; 2],
+    deadline: Instant,
+    resend_at: Instant,
+    /// Why the last datagram that claimed to answer was refused, to name
+    /// the cause if no good answer comes.
+    malformed: bool,
+}
+
+/// The resolver: see the module's documentation.
+pub struct Resolver {
+    server: Option<SocketAddr>,
+    timeout: Duration,
+    cache: FxHashMap<Box<str>, Cached>,
+    pending: Vec<Pending>,
+    ids: std::collections::hash_map::RandomState,
+    next_seed: u64,
+    /// Queries to send to the server over UDP, oldest first.
+    pub datagrams: Vec<Vec<u8>>,
+    /// Queries to ask again over TCP: the id and the message.
+    pub over_tcp: Vec<(u16, Vec<u8>)>,
+    /// Lookups that ended since this was last emptied, by name.
+    pub finished: Vec<(Box<str>, Resolved)>,
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver::new(None, Duration::from_secs(5))
+    }
+}
+
+impl Resolver {
+    /// Names go to `server` over the network, or to the runtime's
+    /// `getaddrinfo` (blocking) without one; a lookup ends after `timeout`.
+    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Resolver {
+        Resolver {
+            server,
+            timeout,
+            cache: FxHashMap::default(),
+            pending: Vec::new(),
+            ids: Default::default(),
+            next_seed: 0,
+            datagrams: Vec::new(),
+            over_tcp: Vec::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// The DNS server, if names go to one.
+    pub fn server(&self) -> Option<SocketAddr> {
+        self.server
+    }
+
+    /// The addresses of `host`: at once for an IP literal, `localhost`
+    /// (RFC 6761: never sent to a server), a cached name, or through the
+    /// system; otherwise asked of the server.
+    pub fn lookup(&mut self, host: &str, now: Instant) -> Lookup {
+        if let Some(ip) = literal(host) {
+            return Lookup::Ready(Ok(vec![ip]));
+        }
+        let key = key_of(host);
+        if key.as_ref() == "localhost" || key.ends_with(".localhost") {
+            let loopback = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+            return Lookup::Ready(Ok(loopback));
+        }
+        let asking = self.pending.iter().any(|p| p.key == key);
+        if let Some(cached) = self.cache.get(&key) {
+            if now < cached.until {
+                let resolved = cached.resolved.clone();
+                // Prefetch: a name in use is asked again before it expires,
+                // so its users never wait for the answer (as unbound does).
+                if now >= cached.refresh_at && !asking && self.server.is_some() {
+                    // The name was asked before: it parses.
+                    let _ = self.ask(key, now);
+                }
+                return Lookup::Ready(resolved);
+            }
+        }
+        if asking {
+            return Lookup::Pending;
+        }
+        if self.server.is_none() {
+            let resolved = system::lookup(&key);
+            self.keep(key, &resolved, SYSTEM_TTL, now);
+            return Lookup::Ready(resolved);
+        }
+        match self.ask(key, now) {
+            Ok(()) => Lookup::Pending,
+            Err(e) => Lookup::Ready(Err(e)),
+        }
+    }
+
+    /// Starts a lookup of `key` through the server.
+    fn ask(&mut self, key: Box<str>, now: Instant) -> Result<(), ResolveError> {
+        let name = message::parse_name(&key)?;
+        let parts = [Family::V4, Family::V6].map(|family| {
+            let id = self.fresh_id();
+            let query = message::query(id, &name, family);
+            self.datagrams.push(query.clone());
+            Part {
+                family,
+                id,
+                query,
+                state: PartState::Asking,
+            }
+        });
+        self.pending.push(Pending {
+            key,
+            name,
+            parts,
+            deadline: now + self.timeout,
+            resend_at: now + RESEND_AFTER.min(self.timeout),
+            malformed: false,
+        });
+        Ok(())
+    }
+
+    /// Whether there is something for the loop: queries to send, or
+    /// lookups that ended.
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        !self.datagrams.is_empty() || !self.over_tcp.is_empty() || !self.finished.is_empty()
+    }
+
+    /// Names in the cache, expired or not.
+    #[cfg(test)]
+    pub fn cached_count(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether lookups are under way.
+    #[cfg(test)]
+    pub fn is_busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Whether query `id` waits for its answer over TCP.
+    pub fn awaits_tcp(&self, id: u16) -> bool {
+        self.part_with(id, true).is_some()
+    }
+
+    /// A datagram from the server.
+    pub fn on_datagram(&mut self, bytes: &[u8], now: Instant) {
+        let Some(id) = message::id_of(bytes) else {
+            return;
+        };
+        let Some((at, part)) = self.part_with(id, false) else {
+            return;
+        };
+        let lookup = &mut self.pending[at];
+        let p = &mut lookup.parts[part];
+        match message::read_answer(bytes, id, &lookup.name, p.family) {
+            Ok(Answer::Truncated) => {
+                p.state = PartState::OverTcp;
+                self.over_tcp.push((id, p.query.clone()));
+            }
+            Ok(answer) => p.state = PartState::Done(Ok(answer)),
+            // Kept waiting: a forged or broken datagram must not end a
+            // lookup that a good answer may still complete.
+            Err(NotAnswer::Malformed) => lookup.malformed = true,
+            Err(NotAnswer::Other) => {}
+        }
+        self.finish_done(now);
+    }
+
+    /// The answer to a query asked over TCP (the message without its
+    /// length prefix), or why none came.
+    pub fn on_tcp_answer(&mut self, id: u16, answer: Result<&[u8], ResolveError>, now: Instant) {
+        let Some((at, part)) = self.part_with(id, true) else {
+            return;
+        };
+        let lookup = &mut self.pending[at];
+        let p = &mut lookup.parts[part];
+        p.state = PartState::Done(match answer {
+            Ok(bytes) => match message::read_answer(bytes, id, &lookup.name, p.family) {
+                Ok(Answer::Truncated) => Err(ResolveError::BadAnswer("truncated over TCP")),
+                Ok(answer) => Ok(answer),
+                Err(_) => Err(ResolveError::BadAnswer("malformed answer over TCP")),
+            },
+            Err(e) => Err(e),
+        });
+        self.finish_done(now);
+    }
+
+    /// The server cannot be reached (a datagram socket reports an error):
+    /// every lookup waiting on it ends.
+    pub fn on_server_error(&mut self, error: ResolveError, now: Instant) {
+        for lookup in &mut self.pending {
+            for p in &mut lookup.parts {
+                if matches!(p.state, PartState::Asking) {
+                    p.state = PartState::Done(Err(error.clone()));
+                }
+            }
+        }
+        self.finish_done(now);
+    }
+
+    /// Resends unanswered queries and ends lookups past their timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for lookup in &mut self.pending {
+            if now >= lookup.deadline {
+                let cause = match lookup.malformed {
+                    true => ResolveError::BadAnswer("malformed answer"),
+                    false => ResolveError::Timeout(self.timeout),
+                };
+                for p in &mut lookup.parts {
+                    if !matches!(p.state, PartState::Done(_)) {
+                        p.state = PartState::Done(Err(cause.clone()));
+                    }
+                }
+            } else if now >= lookup.resend_at {
+                for p in &lookup.parts {
+                    if matches!(p.state, PartState::Asking) {
+                        self.datagrams.push(p.query.clone());
+                    }
+                }
+                lookup.resend_at = now + RESEND_AFTER;
+            }
+        }
+        self.finish_done(now);
+    }
+
+    /// When [`Resolver::handle_timeout`] has something to do next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .map(|p| p.deadline.min(p.resend_at))
+            .min()
+    }
+
+    fn part_with(&self, id: u16, over_tcp: bool) -> Option<(usize, usize)> {
+        self.pending.iter().enumerate().find_map(|(at, lookup)| {
+            let part = lookup.parts.iter().position(|p| {
+                p.id == id
+                    && match p.state {
+                        PartState::Asking => !over_tcp,
+                        PartState::OverTcp => over_tcp,
+                        PartState::Done(_) => false,
+                    }
+            })?;
+            Some((at, part))
+        })
+    }
+
+    /// A query id no lookup under way uses: random, so that an off-path
+    /// sender cannot guess it (with the random source port).
+    fn fresh_id(&mut self) -> u16 {
+        loop {
+            self.next_seed += 1;
+            let id = self.ids.hash_one(self.next_seed) as u16;
+            let taken = self
+                .pending
+                .iter()
+                .any(|l| l.parts.iter().any(|p| p.id == id));
+            if !taken {
+                return id;
+            }
+        }
+    }
+
+    fn finish_done(&mut self, now: Instant) {
+        let mut at = 0;
+        while at < self.pending.len() {
+            let done = self.pending[at]
+                .parts
+                .iter()
+                .all(|p| matches!(p.state, PartState::Done(_)));
+            if !done {
+                at += 1;
+                continue;
+            }
+            let lookup = self.pending.swap_remove(at);
+            let (resolved, ttl) = combine(lookup.parts);
+            self.keep(lookup.key.clone(), &resolved, ttl, now);
+            self.finished.push((lookup.key, resolved));
+        }
+    }
+
+    fn keep(&mut self, key: Box<str>, resolved: &Resolved, ttl: Duration, now: Instant) {
+        if ttl.is_zero() {
+            // A failed refresh leaves the entry to its own expiry.
+            if self.cache.get(&key).is_some_and(|c| now >= c.until) {
+                self.cache.remove(&key);
+            }
+            return;
+        }
+        if self.cache.len() >= MAX_CACHED && !self.cache.contains_key(&key) {
+            self.cache.retain(|_, c| now < c.until);
+            if self.cache.len() >= MAX_CACHED {
+                if let Some(any) = self.cache.keys().next().cloned() {
+                    self.cache.remove(&any);
+                }
+            }
+        }
+        let until = now + ttl;
+        self.cache.insert(
+            key,
+            Cached {
+                resolved: resolved.clone(),
+                until,
+                refresh_at: until - ttl / 4,
+            },
+        );
+    }
+}
+
+/// One outcome from the two queries' answers, and how long to keep it.
+fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
+    let mut addrs = Vec::new();
+    let mut ttl = MAX_TTL;
+    let mut negative: Option<(ResolveError, u32)> = None;
+    let mut failure = None;
+    for p in parts {
+        match p.state {
+            PartState::Done(Ok(Answer::Addresses {
+                addrs: found,
+                ttl: t,
+            })) => {
+                if found.is_empty() {
+                    negative.get_or_insert((ResolveError::NoAddress, t));
+                } else {
+                    addrs.extend(found);
+                    ttl = ttl.min(t);
+                }
+            }
+            PartState::Done(Ok(Answer::NoSuchName { ttl: t })) => {
+                negative = Some((ResolveError::NoSuchName, t));
+            }
+            PartState::Done(Ok(Answer::Failed(code))) => {
+                failure.get_or_insert(ResolveError::ServerFailure(code));
+            }
+            PartState::Done(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            PartState::Done(Ok(Answer::Truncated)) | PartState::Asking | PartState::OverTcp => {}
+        }
+    }
+    if !addrs.is_empty() {
+        return (Ok(addrs), Duration::from_secs(ttl.into()));
+    }
+    // NXDOMAIN wins over a failure of the other query; a failure is not
+    // kept (the next lookup asks again); "no address" is kept only when
+    // both queries said so.
+    match (negative, failure) {
+        (Some((ResolveError::NoSuchName, t)), _) => {
+            (Err(ResolveError::NoSuchName), Duration::from_secs(t.into()))
+        }
+        (_, Some(e)) => (Err(e), Duration::ZERO),
+        (Some((e, t)), None) => (Err(e), Duration::from_secs(t.into())),
+        (None, None) => (Err(ResolveError::NoAddress), Duration::ZERO),
+    }
+}
+
+/// The name a host is known by here: lower case, without a final dot.
+pub fn key_of(host: &str) -> Box<str> {
+    host.trim_end_matches('.').to_ascii_lowercase().into()
+}
+
+/// An IP literal, bracketed or not.
+fn literal(host: &str) -> Option<IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse().ok()
+}

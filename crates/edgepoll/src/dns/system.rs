@@ -1,0 +1,126 @@
+//! The runtime's resolver: `sock_getaddrinfo` under WasmEdge (the host's
+//! `getaddrinfo`: /etc/hosts, then its DNS), the C library's natively.
+
+use super::ResolveError;
+use std::net::IpAddr;
+
+/// The addresses of `host`, deduplicated, in the resolver's order.
+#[cfg(not(target_os = "wasi"))]
+pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
+    use std::net::ToSocketAddrs;
+    let found = (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| ResolveError::System(e.to_string()))?;
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    for addr in found {
+        if !addrs.contains(&addr.ip()) {
+            addrs.push(addr.ip());
+        }
+    }
+    match addrs.is_empty() {
+        true => Err(ResolveError::NoAddress),
+        false => Ok(addrs),
+    }
+}
+
+/// The addresses of `host`, deduplicated, in the resolver's order.
+#[cfg(target_os = "wasi")]
+pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
+    use crate::sys::wasi::{self, AddrInfo, SockAddr};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const MAX_RESULTS: usize = 16;
+    /// Room for the host's `sockaddr_in6` after its family field.
+    const SA_DATA: usize = 26;
+    const FAMILY_INET4: u8 = 1;
+    const FAMILY_INET6: u8 = 2;
+    const SOCKTYPE_STREAM: u8 = 2;
+    // WASI's errno values for getaddrinfo's EAI_NODATA and EAI_NONAME.
+    const AI_NODATA: u32 = 83;
+    const AI_NONAME: u32 = 84;
+
+    if host.contains('\0') {
+        return Err(ResolveError::InvalidName);
+    }
+    let mut node = host.as_bytes().to_vec();
+    node.push(0);
+    let mut data = [[0u8; SA_DATA]; MAX_RESULTS];
+    let mut sockaddrs: Vec<SockAddr> = data
+        .iter_mut()
+        .map(|d| SockAddr {
+            family: 0,
+            _pad: [0; 3],
+            data_len: SA_DATA as u32,
+            data: d.as_mut_ptr(),
+        })
+        .collect();
+    let mut names = [[0u8; 1]; MAX_RESULTS];
+    let mut records: Vec<AddrInfo> = (0..MAX_RESULTS)
+        .map(|i| AddrInfo {
+            addr: &mut sockaddrs[i],
+            canonname: names[i].as_mut_ptr(),
+            canonname_len: 1,
+            ..AddrInfo::default()
+        })
+        .collect();
+    for i in 1..MAX_RESULTS {
+        let next: *mut AddrInfo = &mut records[i];
+        records[i - 1].next = next;
+    }
+    let hints = AddrInfo {
+        socktype: SOCKTYPE_STREAM,
+        ..AddrInfo::default()
+    };
+    let mut first = records.as_mut_ptr() as u32;
+    let mut count = 0u32;
+    // SAFETY: every pointer in the chain and the hints points into the
+    // vectors and arrays above, alive and unmoved for the call; the
+    // runtime writes at most MAX_RESULTS records and SA_DATA bytes each.
+    let errno = unsafe {
+        wasi::sock_getaddrinfo(
+            node.as_ptr(),
+            node.len() as u32,
+            std::ptr::null(),
+            0,
+            &hints,
+            &mut first,
+            MAX_RESULTS as u32,
+            &mut count,
+        )
+    };
+    match errno {
+        0 => {}
+        AI_NONAME => return Err(ResolveError::NoSuchName),
+        AI_NODATA => return Err(ResolveError::NoAddress),
+        e => {
+            let e = std::io::Error::from_raw_os_error(e as i32);
+            return Err(ResolveError::System(format!("getaddrinfo: {e}")));
+        }
+    }
+    // The runtime wrote through raw pointers: read the records afresh.
+    let records = std::hint::black_box(records);
+    let sockaddrs = std::hint::black_box(sockaddrs);
+    let data = std::hint::black_box(data);
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    for i in 0..(count as usize).min(MAX_RESULTS) {
+        let d = &data[i];
+        let ip = match (records[i].family, sockaddrs[i].family) {
+            (FAMILY_INET4, _) | (_, FAMILY_INET4) => {
+                IpAddr::V4(Ipv4Addr::new(d[2], d[3], d[4], d[5]))
+            }
+            (FAMILY_INET6, _) | (_, FAMILY_INET6) => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&d[6..22]);
+                IpAddr::V6(Ipv6Addr::from(octets))
+            }
+            _ => continue,
+        };
+        if !addrs.contains(&ip) {
+            addrs.push(ip);
+        }
+    }
+    match addrs.is_empty() {
+        true => Err(ResolveError::NoAddress),
+        false => Ok(addrs),
+    }
+}

@@ -1,0 +1,334 @@
+//! The resolver fed datagrams by hand: no sockets.
+
+use super::message::parse_name;
+use super::*;
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME};
+use hickory_proto::rr::{RData, Record, RecordType};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+fn resolver() -> Resolver {
+    Resolver::new(Some("127.0.0.1:5353".parse().unwrap()), TIMEOUT)
+}
+
+/// The server's answer to `query`, built by `fill`.
+fn answer(query: &[u8], fill: impl FnOnce(&Query, &mut Message)) -> Vec<u8> {
+    let asked = Message::from_vec(query).unwrap();
+    let q = asked.queries()[0].clone();
+    let mut m = Message::new();
+    m.set_id(asked.id())
+        .set_message_type(MessageType::Response)
+        .add_query(q.clone());
+    fill(&q, &mut m);
+    m.to_vec().unwrap()
+}
+
+fn addresses(q: &Query, m: &mut Message, ttl: u32) {
+    let rdata = match q.query_type() {
+        RecordType::A => RData::A(A(Ipv4Addr::new(10, 1, 2, 3))),
+        _ => RData::AAAA(AAAA(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))),
+    };
+    m.add_answer(Record::from_rdata(q.name().clone(), ttl, rdata));
+}
+
+fn v4() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))
+}
+fn v6() -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))
+}
+
+#[test]
+fn literals_and_localhost_never_reach_the_server() {
+    let mut r = resolver();
+    let now = Instant::now();
+    assert_eq!(
+        r.lookup("192.0.2.7", now),
+        Lookup::Ready(Ok(vec!["192.0.2.7".parse().unwrap()]))
+    );
+    assert_eq!(
+        r.lookup("[::1]", now),
+        Lookup::Ready(Ok(vec!["::1".parse().unwrap()]))
+    );
+    assert!(matches!(r.lookup("LocalHost.", now), Lookup::Ready(Ok(a)) if a[0].is_loopback()));
+    assert!(r.datagrams.is_empty());
+}
+
+#[test]
+fn a_and_aaaa_are_asked_at_once_and_shared_by_concurrent_lookups() {
+    let mut r = resolver();
+    let now = Instant::now();
+    assert_eq!(r.lookup("api.test", now), Lookup::Pending);
+    assert_eq!(r.lookup("API.test.", now), Lookup::Pending);
+    let queries = std::mem::take(&mut r.datagrams);
+    assert_eq!(queries.len(), 2, "one A and one AAAA query, shared");
+    let ids: Vec<u16> = queries
+        .iter()
+        .map(|q| Message::from_vec(q).unwrap().id())
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    // Answers in either order; the outcome lists IPv4 first.
+    r.on_datagram(&answer(&queries[1], |q, m| addresses(q, m, 30)), now);
+    assert!(r.finished.is_empty());
+    r.on_datagram(&answer(&queries[0], |q, m| addresses(q, m, 60)), now);
+    assert_eq!(r.finished, vec![("api.test".into(), Ok(vec![v4(), v6()]))]);
+    assert!(!r.is_busy());
+    // Kept for the shorter TTL (30 s), then asked again.
+    let later = now + Duration::from_secs(20);
+    assert_eq!(
+        r.lookup("api.test", later),
+        Lookup::Ready(Ok(vec![v4(), v6()]))
+    );
+    assert!(r.datagrams.is_empty());
+    assert_eq!(
+        r.lookup("api.test", now + Duration::from_secs(31)),
+        Lookup::Pending
+    );
+    assert_eq!(r.datagrams.len(), 2);
+}
+
+#[test]
+fn a_cname_chain_resolves_and_nxdomain_is_typed() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("alias.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        let reply = answer(&q, |q, m| {
+            let target = parse_name("real.test").unwrap();
+            m.add_answer(Record::from_rdata(
+                q.name().clone(),
+                10,
+                RData::CNAME(CNAME(target.clone())),
+            ));
+            if q.query_type() == RecordType::A {
+                m.add_answer(Record::from_rdata(
+                    target,
+                    10,
+                    RData::A(A(Ipv4Addr::new(10, 1, 2, 3))),
+                ));
+            }
+        });
+        r.on_datagram(&reply, now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some(("alias.test".into(), Ok(vec![v4()])))
+    );
+
+    r.lookup("missing.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        let reply = answer(&q, |_, m| {
+            m.set_response_code(ResponseCode::NXDomain);
+        });
+        r.on_datagram(&reply, now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some(("missing.test".into(), Err(ResolveError::NoSuchName)))
+    );
+}
+
+#[test]
+fn stray_and_forged_datagrams_do_not_end_a_lookup() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("api.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    // Wrong id, garbage, our own query echoed, and an empty datagram.
+    let mut wrong = answer(&queries[0], |q, m| addresses(q, m, 5));
+    wrong[0] ^= 0x55;
+    r.on_datagram(&wrong, now);
+    r.on_datagram(&[], now);
+    r.on_datagram(&queries[0], now);
+    let mut garbage = queries[0][..2].to_vec();
+    garbage.extend_from_slice(&[0xff; 40]);
+    r.on_datagram(&garbage, now);
+    assert!(r.finished.is_empty() && r.is_busy());
+    for q in &queries {
+        r.on_datagram(&answer(q, |q, m| addresses(q, m, 5)), now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some(("api.test".into(), Ok(vec![v4(), v6()])))
+    );
+}
+
+#[test]
+fn unanswered_queries_are_resent_then_time_out_with_a_typed_error() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("silent.test", now);
+    let first = std::mem::take(&mut r.datagrams);
+    assert_eq!(r.deadline(), Some(now + RESEND_AFTER));
+    r.handle_timeout(now + RESEND_AFTER);
+    assert_eq!(r.datagrams, first, "the same queries, sent again");
+    r.handle_timeout(now + TIMEOUT);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("silent.test".into(), Err(ResolveError::Timeout(TIMEOUT))))
+    );
+    assert_eq!(r.deadline(), None);
+    // A failure is not kept.
+    assert_eq!(r.lookup("silent.test", now + TIMEOUT), Lookup::Pending);
+}
+
+#[test]
+fn only_garbage_back_ends_as_a_bad_answer() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("junk.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        let mut cut = answer(&q, |q, m| addresses(q, m, 5));
+        cut.truncate(cut.len() - 3);
+        r.on_datagram(&cut, now);
+    }
+    r.handle_timeout(now + TIMEOUT);
+    assert_eq!(
+        r.finished.pop(),
+        Some((
+            "junk.test".into(),
+            Err(ResolveError::BadAnswer("malformed answer"))
+        ))
+    );
+}
+
+#[test]
+fn a_truncated_answer_is_asked_again_over_tcp() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("big.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    let truncated = answer(&queries[0], |_, m| {
+        m.set_truncated(true);
+    });
+    r.on_datagram(&truncated, now);
+    r.on_datagram(&answer(&queries[1], |_, _| {}), now);
+    let (id, query) = r.over_tcp.pop().expect("asked over TCP");
+    assert_eq!(query, queries[0]);
+    // A UDP answer for it now is ignored: it is TCP's to answer.
+    r.on_datagram(&answer(&queries[0], |q, m| addresses(q, m, 5)), now);
+    assert!(r.finished.is_empty());
+    r.on_tcp_answer(id, Ok(&answer(&query, |q, m| addresses(q, m, 5))), now);
+    assert_eq!(r.finished.pop(), Some(("big.test".into(), Ok(vec![v4()]))));
+}
+
+#[test]
+fn a_tcp_failure_and_an_unreachable_server_are_reported() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("big.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    for q in &queries {
+        r.on_datagram(
+            &answer(q, |_, m| {
+                m.set_truncated(true);
+            }),
+            now,
+        );
+    }
+    for (id, _) in std::mem::take(&mut r.over_tcp) {
+        r.on_tcp_answer(id, Ok(b"\x00"), now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some((
+            "big.test".into(),
+            Err(ResolveError::BadAnswer("malformed answer over TCP"))
+        ))
+    );
+    r.lookup("other.test", now);
+    r.on_server_error(ResolveError::Unreachable("connection refused".into()), now);
+    assert_eq!(
+        r.finished.pop(),
+        Some((
+            "other.test".into(),
+            Err(ResolveError::Unreachable("connection refused".into()))
+        ))
+    );
+}
+
+#[test]
+fn a_zero_ttl_answer_is_used_but_not_kept() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("fleeting.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 0)), now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some(("fleeting.test".into(), Ok(vec![v4(), v6()])))
+    );
+    assert_eq!(r.lookup("fleeting.test", now), Lookup::Pending);
+}
+
+#[test]
+fn the_cache_is_bounded() {
+    let mut r = resolver();
+    let now = Instant::now();
+    for i in 0..(MAX_CACHED + 10) {
+        r.lookup(&format!("n{i}.test"), now);
+        for q in std::mem::take(&mut r.datagrams) {
+            r.on_datagram(&answer(&q, |q, m| addresses(q, m, 300)), now);
+        }
+    }
+    assert_eq!(r.finished.len(), MAX_CACHED + 10);
+    assert!(r.cached_count() <= MAX_CACHED);
+}
+
+#[test]
+fn dns_server_is_ip_and_port_or_an_ip_alone() {
+    assert_eq!(
+        parse_server("127.0.0.1:5353"),
+        Ok("127.0.0.1:5353".parse().unwrap())
+    );
+    assert_eq!(parse_server("::1"), Ok("[::1]:53".parse().unwrap()));
+    assert!(parse_server("dns.example:53")
+        .unwrap_err()
+        .contains("not an address"));
+}
+
+#[test]
+fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("busy.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 8)), now);
+    }
+    r.finished.clear();
+    // Early in its TTL: from the cache, nothing asked.
+    assert_eq!(
+        r.lookup("busy.test", now + Duration::from_secs(5)),
+        Lookup::Ready(Ok(vec![v4(), v6()]))
+    );
+    assert!(r.datagrams.is_empty());
+    // In its last quarter: still from the cache, and asked again once.
+    let late = now + Duration::from_secs(7);
+    assert_eq!(
+        r.lookup("busy.test", late),
+        Lookup::Ready(Ok(vec![v4(), v6()]))
+    );
+    assert_eq!(
+        r.lookup("busy.test", late),
+        Lookup::Ready(Ok(vec![v4(), v6()]))
+    );
+    let refresh = std::mem::take(&mut r.datagrams);
+    assert_eq!(refresh.len(), 2);
+    // A failed refresh leaves the entry to its expiry.
+    r.on_server_error(ResolveError::Unreachable("refused".into()), late);
+    r.finished.clear();
+    assert!(matches!(r.lookup("busy.test", late), Lookup::Ready(Ok(_))));
+    let fresh = std::mem::take(&mut r.datagrams);
+    for q in fresh {
+        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 8)), late);
+    }
+    // The new answer counts from its arrival.
+    assert!(matches!(
+        r.lookup("busy.test", now + Duration::from_secs(12)),
+        Lookup::Ready(Ok(_))
+    ));
+}
