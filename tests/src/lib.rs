@@ -5,6 +5,7 @@
 //! test fails. `EDGEPOLL_RUNTIME=host|wasmedge|aot` narrows the runs to one.
 
 pub mod dns;
+pub mod tls;
 pub mod upstream;
 
 use std::collections::HashMap;

@@ -382,6 +382,12 @@ impl Nginx {
     /// nginx serving `root` (static files), `/fixed` (`return 200`) and
     /// whatever `extra` adds inside its `server` block.
     pub fn start(extra: &str) -> Nginx {
+        Nginx::start_listening("", extra)
+    }
+
+    /// [`Nginx::start`] with `listen_options` on its `listen` line (`ssl`,
+    /// with `ssl_certificate` and `ssl_certificate_key` in `extra`).
+    pub fn start_listening(listen_options: &str, extra: &str) -> Nginx {
         let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .map(PathBuf::from)
@@ -401,7 +407,7 @@ impl Nginx {
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
 events {{ worker_connections 1024; }}\n\
 http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
-  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    location = /fixed {{ return 200 \"fixed answer from nginx\\n\"; }}\n    {extra}\n  }}\n}}\n",
+  server {{\n    listen 127.0.0.1:{port} {listen_options};\n    root {root};\n    location = /fixed {{ return 200 \"fixed answer from nginx\\n\"; }}\n    {extra}\n  }}\n}}\n",
             dir = dir.display(),
             root = root.display(),
         );

@@ -45,6 +45,7 @@ mod poll;
 mod subscriptions;
 mod sys;
 mod timer;
+pub mod tls;
 mod token;
 mod url;
 pub mod ws;
@@ -56,7 +57,7 @@ mod server;
 
 pub use app::{App, Context, Responder};
 #[cfg(target_os = "wasi")]
-pub use client::{download, send_all};
+pub use client::{download, download_with, send_all, send_all_with};
 pub use client::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 pub use event::{Event, Events};
 pub use interest::Interest;

@@ -1,13 +1,15 @@
-//! `http://` URLs as the client takes them.
+//! `http://` and `https://` URLs as the client takes them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// The parts of an `http://host[:port][/path]` URL.
+/// The parts of an `http[s]://host[:port][/path]` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: the connection speaks TLS.
+    pub tls: bool,
     /// The host as written (an IP literal, or a name).
     pub host: String,
-    /// The port (80 when the URL names none).
+    /// The port (80, or 443 for `https://`, when the URL names none).
     pub port: u16,
     /// The path with query, at least `/`.
     pub path: String,
@@ -16,10 +18,11 @@ pub struct Url {
 impl std::fmt::Display for Url {
     /// The URL as written, with an IPv6 host in brackets: `http://[::1]:80/`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
         if self.host.contains(':') {
-            write!(f, "http://[{}]:{}{}", self.host, self.port, self.path)
+            write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path)
         } else {
-            write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+            write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
         }
     }
 }
@@ -27,7 +30,7 @@ impl std::fmt::Display for Url {
 /// Why a URL was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UrlError {
-    /// A scheme other than `http://`.
+    /// A scheme other than `http://` and `https://`.
     Scheme,
     /// An IPv6 host without its closing `]`.
     UnclosedBracket,
@@ -45,7 +48,7 @@ pub enum UrlError {
 impl std::fmt::Display for UrlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            UrlError::Scheme => "only http:// URLs are supported",
+            UrlError::Scheme => "only http:// and https:// URLs are supported",
             UrlError::UnclosedBracket => "unclosed '[' in the host",
             UrlError::InvalidPort => "invalid port",
             UrlError::NoHost => "no host",
@@ -58,8 +61,8 @@ impl std::fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 impl Url {
-    /// Parses `http://host[:port][/path]`; `https` and other schemes are
-    /// refused, and so is anything that could not go on a request line as it
+    /// Parses `http[s]://host[:port][/path]`; other schemes are refused,
+    /// and so is anything that could not go on a request line as it
     /// is (a space, CR, LF, NUL or other control byte in the path).
     ///
     /// ```
@@ -68,7 +71,11 @@ impl Url {
     /// assert_eq!(Url::parse("http://a/b\r\nX: 1"), Err(UrlError::InvalidPath));
     /// ```
     pub fn parse(text: &str) -> Result<Url, UrlError> {
-        let rest = text.strip_prefix("http://").ok_or(UrlError::Scheme)?;
+        let (tls, rest) = match (text.strip_prefix("http://"), text.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err(UrlError::Scheme),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -93,6 +100,7 @@ impl Url {
         };
         let port = match port {
             Some(p) => p.parse().map_err(|_| UrlError::InvalidPort)?,
+            None if tls => 443,
             None => 80,
         };
         if host.is_empty() {
@@ -105,6 +113,7 @@ impl Url {
             return Err(UrlError::InvalidPath);
         }
         Ok(Url {
+            tls,
             host: host.to_string(),
             port,
             path: path.to_string(),
@@ -129,15 +138,15 @@ impl Url {
     }
 
     /// The value of a `Host` field for this URL: the host, in brackets if
-    /// IPv6, and the port unless it is 80.
+    /// IPv6, and the port unless it is the scheme's default.
     pub fn authority(&self) -> String {
         let host = match self.host.contains(':') {
             true => format!("[{}]", self.host),
             false => self.host.clone(),
         };
-        match self.port {
-            80 => host,
-            port => format!("{host}:{port}"),
+        match (self.port, self.tls) {
+            (80, false) | (443, true) => host,
+            (port, _) => format!("{host}:{port}"),
         }
     }
 }
@@ -190,8 +199,17 @@ mod tests {
     }
 
     #[test]
+    fn https_defaults_to_port_443() {
+        let url = Url::parse("https://api.test/v1").unwrap();
+        assert_eq!((url.tls, url.port, url.path.as_str()), (true, 443, "/v1"));
+        assert_eq!(url.to_string(), "https://api.test:443/v1");
+        assert!(!Url::parse("http://api.test/").unwrap().tls);
+    }
+
+    #[test]
     fn refuses_other_schemes_bad_ports_and_names() {
-        assert!(Url::parse("https://127.0.0.1/").is_err());
+        assert!(Url::parse("ftp://127.0.0.1/").is_err());
+        assert!(Url::parse("HTTPS//127.0.0.1/").is_err());
         assert!(Url::parse("http://127.0.0.1:99999/").is_err());
         assert!(Url::parse("http:///").is_err());
         assert!(Url::parse("http://example.invalid/")

@@ -1,6 +1,6 @@
 //! The program proper (wasm32-wasip1 only).
 
-use edgepoll::ClientRequest;
+use edgepoll::{ClientOptions, ClientRequest};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,8 +13,11 @@ struct Options {
     urls: Vec<String>,
     /// Write the body here as it arrives instead of to stdout.
     output: Option<String>,
-    /// Tell on stderr what each name resolved to.
+    /// Tell on stderr what each name resolved to, and what TLS agreed.
     verbose: bool,
+    /// Trust the CA certificates of this PEM file for https:// instead of
+    /// the Mozilla roots.
+    cacert: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -26,6 +29,7 @@ fn parse_args() -> Result<Options, String> {
         urls: Vec::new(),
         output: None,
         verbose: false,
+        cacert: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -34,6 +38,7 @@ fn parse_args() -> Result<Options, String> {
             "-X" | "--request" => options.method = Some(value()?),
             "-o" | "--output" => options.output = Some(value()?),
             "-v" | "--verbose" => options.verbose = true,
+            "--cacert" => options.cacert = Some(value()?),
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
                 let line = value()?;
@@ -102,16 +107,17 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
         .collect()
 }
 
-const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [URL...]";
+const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [URL...]";
 
 pub fn main() -> ExitCode {
     let parsed = parse_args().and_then(|o| {
         if o.output.is_some() && o.urls.len() != 1 {
             return Err("-o FILE takes exactly one URL".to_string());
         }
-        Ok((build(&o)?, o.timeout, o.output, o.verbose))
+        let client = client_options(&o)?;
+        Ok((build(&o)?, o.timeout, o.output, o.verbose, client))
     });
-    let (requests, timeout, output, verbose) = match parsed {
+    let (requests, timeout, output, verbose, client) = match parsed {
         Ok(r) => r,
         Err(message) => {
             eprintln!("nonblock_http_client: {message}");
@@ -123,13 +129,16 @@ pub fn main() -> ExitCode {
         tell_addresses(&requests, timeout);
     }
     if let (Some(path), [request]) = (output, &requests[..]) {
-        return download(request, timeout, &path);
+        return download(request, timeout, &client, &path, verbose);
     }
-    let results = edgepoll::send_all(&requests, timeout);
+    let results = edgepoll::send_all_with(&requests, timeout, &client);
     let mut failed = false;
     let mut out = std::io::stdout().lock();
     for (i, (request, result)) in requests.iter().zip(results).enumerate() {
         let tag = format!("[{}] {} {}", i + 1, request.method(), request.url());
+        if let (true, Ok(response)) = (verbose, &result) {
+            tell_tls(&tag, response);
+        }
         let written = match result {
             Ok(response) => writeln!(
                 out,
@@ -165,6 +174,29 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The client's settings: `--cacert` read through a preopened directory.
+fn client_options(options: &Options) -> Result<ClientOptions, String> {
+    let mut client = ClientOptions::default();
+    if let Some(path) = &options.cacert {
+        let pem = std::fs::read(path).map_err(|e| {
+            format!("--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)")
+        })?;
+        client.ca_certificates = Some(pem);
+    }
+    Ok(client)
+}
+
+/// `-v`: what the TLS connection of a response agreed on.
+fn tell_tls(tag: &str, response: &edgepoll::http::ParsedResponse) {
+    if let Some(tls) = &response.tls {
+        let alpn = tls.alpn.as_deref().unwrap_or("none");
+        eprintln!(
+            "* {tag}: {} {}, ALPN {alpn}, certificate subject: {}",
+            tls.version, tls.cipher_suite, tls.subject
+        );
+    }
+}
+
 /// `-v`: each host and its addresses, once, on stderr (`* host: a, b`), in
 /// the order the client tries them.
 fn tell_addresses(requests: &[ClientRequest], timeout: Duration) {
@@ -187,7 +219,13 @@ fn tell_addresses(requests: &[ClientRequest], timeout: Duration) {
 
 /// `-o FILE`: the body goes to the file as it arrives (through a directory
 /// the runtime preopened, e.g. `wasmedge --dir .:.`), never whole in memory.
-fn download(request: &ClientRequest, timeout: Duration, path: &str) -> ExitCode {
+fn download(
+    request: &ClientRequest,
+    timeout: Duration,
+    client: &ClientOptions,
+    path: &str,
+    verbose: bool,
+) -> ExitCode {
     let tag = format!("[1] {} {}", request.method(), request.url());
     let mut file = match std::fs::File::create(path) {
         Ok(file) => std::io::BufWriter::with_capacity(256 * 1024, file),
@@ -197,13 +235,16 @@ fn download(request: &ClientRequest, timeout: Duration, path: &str) -> ExitCode 
         }
     };
     let mut written = 0u64;
-    let result = edgepoll::download(request, timeout, |piece| {
+    let result = edgepoll::download_with(request, timeout, client, |piece| {
         written += piece.len() as u64;
         file.write_all(piece)
     });
     let flushed = file.flush();
     match (result, flushed) {
         (Ok(head), Ok(())) => {
+            if verbose {
+                tell_tls(&tag, &head);
+            }
             println!(
                 "{tag} -> {} {} ({written} bytes written to {path})",
                 head.status.as_u16(),

@@ -1,7 +1,10 @@
 //! Sends HTTP requests over several connections at once, waiting on `Poll`.
 //!
 //! Usage: `nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']...
-//! [--timeout SECS] [-o FILE] [-v] [URL...]`. Without a URL it sends two
+//! [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [URL...]`. URLs are
+//! `http://` or `https://` (TLS in the guest; `--cacert FILE` trusts a
+//! private CA's PEM certificates instead of the Mozilla roots, read through
+//! a preopened directory). Without a URL it sends two
 //! POSTs to `http://127.0.0.1:1234/`. `-v` tells on stderr the addresses each
 //! host resolved to (names go to the DNS server in `DNS_SERVER`, `ip:port`,
 //! when it is set, else to the runtime's resolver). `-o FILE` writes the body of one URL to FILE as

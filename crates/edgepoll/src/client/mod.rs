@@ -24,13 +24,14 @@ mod request;
 mod send_all;
 
 pub(crate) use connection::{ClientConnection, ClientEvent};
-pub(crate) use pool::{Exchange, ExchangeEvent, Placement, Pool};
+pub(crate) use pool::{Exchange, ExchangeEvent, Origin, Placement, Pool};
 pub use request::{ClientRequest, RequestError};
 #[cfg(target_os = "wasi")]
-pub use send_all::{download, resolve, send_all};
+pub use send_all::{download, download_with, resolve, send_all, send_all_with};
 
 use crate::dns::ResolveError;
 use crate::http::ResponseError;
+use crate::tls::TlsError;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -66,6 +67,10 @@ pub struct ClientOptions {
     pub dns_server: Option<SocketAddr>,
     /// Longest time a name lookup through `dns_server` may take.
     pub dns_timeout: Duration,
+    /// PEM certificates to trust for `https://` instead of the Mozilla
+    /// roots (as curl's `--cacert`: a private CA). `None`: the Mozilla
+    /// roots of `webpki-roots`.
+    pub ca_certificates: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -78,6 +83,7 @@ impl Default for ClientOptions {
             max_body_bytes: 64 << 20,
             dns_server: dns_server_from_env(),
             dns_timeout: Duration::from_secs(5),
+            ca_certificates: None,
         }
     }
 }
@@ -121,6 +127,8 @@ pub enum ClientError {
     /// Given up by the loop: the client a piped response body went to
     /// ([`Context::respond_pipe`](crate::Context::respond_pipe)) is gone.
     Abandoned,
+    /// The TLS connection of an `https://` request failed.
+    Tls(TlsError),
 }
 
 impl std::fmt::Display for ClientError {
@@ -137,6 +145,7 @@ impl std::fmt::Display for ClientError {
             ClientError::BadResponse(e) => write!(f, "bad response: {e}"),
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Abandoned => f.write_str("abandoned: its client is gone"),
+            ClientError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }

@@ -6,17 +6,37 @@
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 use crate::dns::{resolver, Lookup, Resolved, Resolver};
 use crate::http::{Outgoing, ParsedResponse};
+use crate::tls::TlsError;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
+
+/// Where a connection goes, and so which connections an exchange may
+/// share: the address, and for TLS the name the server's certificate must
+/// bear (an `https://` exchange never takes a plain connection, nor one
+/// opened for another name).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    pub(crate) addr: SocketAddr,
+    pub(crate) tls: Option<Arc<str>>,
+}
+
+impl Origin {
+    #[cfg(test)]
+    pub(crate) fn plain(addr: SocketAddr) -> Origin {
+        Origin { addr, tls: None }
+    }
+}
 
 /// One request on its way: from [`Pool::submit`] to its result.
 #[derive(Debug)]
 pub(crate) struct Exchange {
     pub(crate) id: ExchangeId,
-    pub(crate) addr: SocketAddr,
+    /// Where it goes; the address is its host's, once known.
+    pub(crate) origin: Origin,
     /// The encoded request.
     pub(crate) request: Vec<u8>,
     pub(crate) to_head: bool,
@@ -76,12 +96,14 @@ pub(crate) struct Pool {
     pub(crate) names: Resolver,
     /// Exchanges waiting for their host's addresses, by name.
     resolving: Vec<(Box<str>, Exchange)>,
+    /// The TLS configuration, made for the first `https://` exchange.
+    tls_config: Option<Result<Arc<rustls::ClientConfig>, TlsError>>,
     /// A name whose lookup's outcome is wanted as it is (by `resolve`).
     pub(crate) watched: Option<(Box<str>, Option<Resolved>)>,
     /// Idle connections per origin, the most recently used last.
-    idle: FxHashMap<SocketAddr, Vec<usize>>,
+    idle: FxHashMap<Origin, Vec<usize>>,
     /// Open connections per origin (connecting, busy or idle).
-    open: FxHashMap<SocketAddr, usize>,
+    open: FxHashMap<Origin, usize>,
     next_id: u64,
     /// What happened to exchanges since the service was last told.
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
@@ -113,8 +135,10 @@ impl Pool {
         let url = request.url();
         let exchange = Exchange {
             id,
-            // The address is the name's, once known.
-            addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), url.port),
+            origin: Origin {
+                addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), url.port),
+                tls: url.tls.then(|| Arc::from(url.host.as_str())),
+            },
             request: encoded,
             to_head: request.method().eq_ignore_ascii_case("HEAD"),
             idempotent: request.is_idempotent(),
@@ -143,7 +167,7 @@ impl Pool {
     fn settle_name(&mut self, host: &str, mut exchange: Exchange, resolved: Resolved) {
         match resolved {
             Ok(addrs) => {
-                exchange.addr.set_ip(addrs[0]);
+                exchange.origin.addr.set_ip(addrs[0]);
                 self.queue.push_back(exchange);
             }
             Err(error) => {
@@ -151,6 +175,14 @@ impl Pool {
                 self.fail(exchange.id, ClientError::Resolve { host, error });
             }
         }
+    }
+
+    /// The TLS configuration for `https://` connections.
+    pub(crate) fn tls_config(&mut self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let ca = self.options.ca_certificates.as_deref();
+        self.tls_config
+            .get_or_insert_with(|| crate::tls::client_config(ca))
+            .clone()
     }
 
     /// Moves the exchanges whose names the resolver has answered on: to
@@ -208,18 +240,18 @@ impl Pool {
     pub(crate) fn next_placement(&mut self) -> Option<(Exchange, Placement)> {
         let max = self.options.max_per_origin.max(1);
         let at = self.queue.iter().position(|ex| {
-            let idle = !ex.retried && self.idle.get(&ex.addr).is_some_and(|v| !v.is_empty());
-            idle || self.open.get(&ex.addr).copied().unwrap_or(0) < max
+            let idle = !ex.retried && self.idle.get(&ex.origin).is_some_and(|v| !v.is_empty());
+            idle || self.open.get(&ex.origin).copied().unwrap_or(0) < max
         })?;
         let exchange = self.queue.remove(at)?;
         let reuse = match exchange.retried {
             true => None,
-            false => self.idle.get_mut(&exchange.addr).and_then(Vec::pop),
+            false => self.idle.get_mut(&exchange.origin).and_then(Vec::pop),
         };
         let placement = match reuse {
             Some(slot) => Placement::Reuse(slot),
             None => {
-                *self.open.entry(exchange.addr).or_insert(0) += 1;
+                *self.open.entry(exchange.origin.clone()).or_insert(0) += 1;
                 Placement::Connect
             }
         };
@@ -227,31 +259,31 @@ impl Pool {
     }
 
     /// A queued exchange for `addr` that may go on a connection just freed.
-    pub(crate) fn take_for(&mut self, addr: SocketAddr) -> Option<Exchange> {
+    pub(crate) fn take_for(&mut self, origin: &Origin) -> Option<Exchange> {
         let at = self
             .queue
             .iter()
-            .position(|ex| ex.addr == addr && !ex.retried)?;
+            .position(|ex| ex.origin == *origin && !ex.retried)?;
         self.queue.remove(at)
     }
 
     /// The connection at `slot` is idle and reusable.
-    pub(crate) fn park(&mut self, addr: SocketAddr, slot: usize) {
-        self.idle.entry(addr).or_default().push(slot);
+    pub(crate) fn park(&mut self, origin: &Origin, slot: usize) {
+        self.idle.entry(origin.clone()).or_default().push(slot);
     }
 
     /// The connection at `slot` is closed (or never opened).
-    pub(crate) fn closed(&mut self, addr: SocketAddr, slot: usize) {
-        if let Some(idle) = self.idle.get_mut(&addr) {
+    pub(crate) fn closed(&mut self, origin: &Origin, slot: usize) {
+        if let Some(idle) = self.idle.get_mut(origin) {
             idle.retain(|&s| s != slot);
             if idle.is_empty() {
-                self.idle.remove(&addr);
+                self.idle.remove(origin);
             }
         }
-        if let Some(open) = self.open.get_mut(&addr) {
+        if let Some(open) = self.open.get_mut(origin) {
             *open -= 1;
             if *open == 0 {
-                self.open.remove(&addr);
+                self.open.remove(origin);
             }
         }
     }
@@ -313,7 +345,7 @@ mod tests {
         pool.submit(&request("http://127.0.0.1:2/"), now, false)
             .unwrap();
         let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement())
-            .map(|(ex, p)| (ex.addr.port(), p))
+            .map(|(ex, p)| (ex.origin.addr.port(), p))
             .collect();
         // The third for :1 waits; the one for :2 passes it.
         assert_eq!(
@@ -326,10 +358,13 @@ mod tests {
         );
         assert!(pool.has_queued());
         // A connection to :1 finishes: the waiting request takes it.
-        assert_eq!(pool.take_for(a).map(|ex| ex.addr), Some(a));
+        assert_eq!(
+            pool.take_for(&Origin::plain(a)).map(|ex| ex.origin.addr),
+            Some(a)
+        );
         assert!(!pool.has_queued());
         // Parked, then reused by the next request, which opens nothing.
-        pool.park(a, 7);
+        pool.park(&Origin::plain(a), 7);
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
         assert_eq!(
@@ -340,7 +375,7 @@ mod tests {
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
         assert!(pool.next_placement().is_none());
-        pool.closed(a, 7);
+        pool.closed(&Origin::plain(a), 7);
         assert_eq!(
             pool.next_placement().map(|(_, p)| p),
             Some(Placement::Connect)
@@ -355,10 +390,10 @@ mod tests {
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
         let (mut exchange, _) = pool.next_placement().unwrap();
-        pool.park(a, 3);
+        pool.park(&Origin::plain(a), 3);
         exchange.retried = true;
         pool.requeue(exchange);
-        assert_eq!(pool.take_for(a).map(|ex| ex.id), None);
+        assert_eq!(pool.take_for(&Origin::plain(a)).map(|ex| ex.id), None);
         assert_eq!(
             pool.next_placement().map(|(_, p)| p),
             Some(Placement::Connect)
@@ -404,7 +439,7 @@ mod tests {
         let ids: Vec<_> = placed.iter().map(|(ex, _)| ex.id).collect();
         assert_eq!(ids, vec![first, second]);
         let want: SocketAddr = "10.0.0.7:8080".parse().unwrap();
-        assert!(placed.iter().all(|(ex, _)| ex.addr == want));
+        assert!(placed.iter().all(|(ex, _)| ex.origin.addr == want));
         // Known now: the next request goes straight to the queue.
         pool.submit(&request("http://api.test:8080/"), now, false)
             .unwrap();

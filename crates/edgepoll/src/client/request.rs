@@ -121,6 +121,7 @@ impl ClientRequest {
         Ok(ClientRequest {
             method: method.to_string(),
             url: Url {
+                tls: base.tls,
                 host: base.host.clone(),
                 port: base.port,
                 path: target.to_string(),
@@ -144,6 +145,7 @@ impl ClientRequest {
     pub fn with_origin(mut self, base: &Url) -> Self {
         self.url.host.clone_from(&base.host);
         self.url.port = base.port;
+        self.url.tls = base.tls;
         self
     }
 

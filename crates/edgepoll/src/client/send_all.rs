@@ -22,13 +22,32 @@ pub fn send_all(
     requests: &[ClientRequest],
     timeout: Duration,
 ) -> Vec<Result<ParsedResponse, ClientError>> {
+    send_all_with(requests, timeout, &ClientOptions::default())
+}
+
+/// [`send_all`] with the client's other settings (trusted CA certificates,
+/// DNS server) taken from `base`; its limits and timeouts are `send_all`'s.
+///
+/// ```no_run
+/// let options = edgepoll::ClientOptions {
+///     ca_certificates: Some(std::fs::read("ca.pem").unwrap()),
+///     ..Default::default()
+/// };
+/// let request = edgepoll::ClientRequest::new("GET", "https://localhost:8443/").unwrap();
+/// let results = edgepoll::send_all_with(&[request], std::time::Duration::from_secs(5), &options);
+/// ```
+pub fn send_all_with(
+    requests: &[ClientRequest],
+    timeout: Duration,
+    base: &ClientOptions,
+) -> Vec<Result<ParsedResponse, ClientError>> {
     let options = ServerOptions {
         client: ClientOptions {
             max_per_origin: requests.len().max(1),
             connect_timeout: timeout,
             response_timeout: timeout,
-            dns_timeout: timeout.min(ClientOptions::default().dns_timeout),
-            ..ClientOptions::default()
+            dns_timeout: timeout.min(base.dns_timeout),
+            ..base.clone()
         },
         ..ServerOptions::default()
     };
@@ -48,9 +67,12 @@ pub fn send_all(
             Err(e) => collect.results[i] = Some(Err(ClientError::Request(e))),
         }
     }
-    let ran = core.run(&mut collect, None, Some(started + timeout), |_, c| {
-        c.open == 0
-    });
+    let ran = core.run(
+        &mut collect,
+        None,
+        Some(started + timeout + grace(timeout)),
+        |_, c| c.open == 0,
+    );
     if let Err(e) = ran {
         // The poll itself failed: every request still open fails with it.
         for result in collect.results.iter_mut().filter(|r| r.is_none()) {
@@ -104,6 +126,13 @@ pub fn resolve(host: &str, timeout: Duration) -> Resolved {
     }
 }
 
+/// How long the loop runs past `timeout`: each exchange's own timers (set
+/// when it connected, a little after the start) end it with its own reason
+/// (no handshake in time, no answer from the DNS server) within this.
+fn grace(timeout: Duration) -> Duration {
+    (timeout / 2).min(Duration::from_secs(1))
+}
+
 /// Gathers the results in request order.
 struct Collect {
     results: Vec<Option<Result<ParsedResponse, ClientError>>>,
@@ -145,12 +174,24 @@ pub fn download(
     timeout: Duration,
     write: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<ParsedResponse, ClientError> {
+    download_with(request, timeout, &ClientOptions::default(), write)
+}
+
+/// [`download`] with the client's other settings taken from `base`, as
+/// [`send_all_with`] does.
+pub fn download_with(
+    request: &ClientRequest,
+    timeout: Duration,
+    base: &ClientOptions,
+    write: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<ParsedResponse, ClientError> {
     let options = ServerOptions {
         client: ClientOptions {
             connect_timeout: timeout,
             response_timeout: timeout,
+            dns_timeout: timeout.min(base.dns_timeout),
             max_body_bytes: usize::MAX,
-            ..ClientOptions::default()
+            ..base.clone()
         },
         ..ServerOptions::default()
     };
@@ -166,9 +207,12 @@ pub fn download(
         Err(e) => return Err(ClientError::Request(e)),
     };
     let _ = exchange;
-    let ran = core.run(&mut download, None, Some(started + timeout), |_, d| {
-        d.outcome.is_some()
-    });
+    let ran = core.run(
+        &mut download,
+        None,
+        Some(started + timeout + grace(timeout)),
+        |_, d| d.outcome.is_some(),
+    );
     if let Err(e) = ran {
         return Err(ClientError::Io(e));
     }

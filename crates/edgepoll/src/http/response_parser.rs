@@ -16,6 +16,8 @@ pub struct ParsedResponse {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The body, decoded if it was chunked.
     pub body: Vec<u8>,
+    /// What the TLS connection it came over agreed on (`https://` only).
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 impl ParsedResponse {
@@ -334,6 +336,7 @@ impl ResponseParser {
                 reason: parsed.reason.unwrap_or("").to_string(),
                 headers: fields,
                 body: Vec::new(),
+                tls: None,
             };
             self.head = Some(Head {
                 response,

@@ -3,9 +3,10 @@
 //! WebSocket, an outbound client connection, or one lingering before close
 //! (a tunnel moves bytes between two sockets, so it has its own: `tunnel`).
 
-use crate::client::{ClientConnection, ClientEvent, Exchange};
+use crate::client::{ClientConnection, ClientEvent, Exchange, Origin};
 use crate::http::{Dispatch, Handler};
 use crate::net::{self, TcpStream};
+use crate::tls::{Plain, TlsSession};
 use crate::ws::WebSocket;
 use crate::Interest;
 use std::io;
@@ -47,6 +48,10 @@ pub(crate) enum Role {
 /// An outbound connection and the exchange it carries.
 pub(crate) struct Upstream {
     pub(crate) conn: ClientConnection,
+    /// Where it goes (the pool's key).
+    pub(crate) origin: Origin,
+    /// The TLS layer of an `https://` connection.
+    pub(crate) tls: Option<Box<TlsSession>>,
     pub(crate) exchange: Option<Exchange>,
     /// Until the connect completes.
     pub(crate) connecting: bool,
@@ -68,6 +73,10 @@ pub(crate) struct Upstream {
 
 /// A protocol as the read/write path sees it: bytes in, bytes out.
 pub(crate) trait Endpoint {
+    /// Called before each round of reads and writes: a layer between the
+    /// socket and the protocol (TLS) moves what it holds.
+    #[inline]
+    fn prepare(&mut self) {}
     fn wants_read(&self) -> bool;
     fn receive(&mut self, data: &[u8]);
     fn receive_eof(&mut self);
@@ -86,6 +95,7 @@ pub(crate) fn pump(
     readable: bool,
     scratch: &mut [u8],
 ) -> io::Result<()> {
+    endpoint.prepare();
     if readable && endpoint.wants_read() {
         let mut reads = 0;
         while reads < READS_PER_EVENT {
@@ -263,5 +273,90 @@ impl Endpoint for UpstreamEndpoint<'_> {
 
     fn sent(&mut self, n: usize) {
         self.conn.consume_output(n);
+    }
+}
+
+/// TLS between the socket and an endpoint: ciphertext on the socket side,
+/// plaintext on the endpoint's.
+pub(crate) struct TlsEndpoint<'x, E> {
+    pub(crate) tls: &'x mut TlsSession,
+    pub(crate) inner: E,
+}
+
+impl<E: Endpoint> TlsEndpoint<'_, E> {
+    /// Plaintext received to the endpoint, while it takes it.
+    fn deliver(&mut self) {
+        loop {
+            if !self.inner.wants_read() {
+                return;
+            }
+            match self.tls.plain() {
+                Plain::Data(data) => {
+                    let n = data.len();
+                    self.inner.receive(data);
+                    self.tls.consume(n);
+                    // Room again for what rustls did not take.
+                    self.tls.retry_input();
+                }
+                Plain::Nothing => return,
+                Plain::End => {
+                    self.inner.receive_eof();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The endpoint's output into TLS, and TLS's into the socket's queue.
+    fn encrypt(&mut self) {
+        while self.inner.wants_write() {
+            let [part, _] = self.inner.output();
+            let n = self.tls.send(part);
+            if n == 0 {
+                break;
+            }
+            self.inner.sent(n);
+        }
+        self.tls.fill_output();
+    }
+}
+
+impl<E: Endpoint> Endpoint for TlsEndpoint<'_, E> {
+    fn prepare(&mut self) {
+        self.inner.prepare();
+        self.deliver();
+        self.encrypt();
+    }
+
+    fn wants_read(&self) -> bool {
+        self.tls.takes_input() && (self.tls.is_handshaking() || self.inner.wants_read())
+    }
+
+    fn receive(&mut self, data: &[u8]) {
+        self.tls.receive(data);
+        self.deliver();
+        // A handshake answers at once; a response may free the request's
+        // sending.
+        self.encrypt();
+    }
+
+    fn receive_eof(&mut self) {
+        self.tls.receive_eof();
+        self.deliver();
+    }
+
+    fn wants_write(&self) -> bool {
+        !self.tls.output().is_empty()
+    }
+
+    fn output(&self) -> [&[u8]; 2] {
+        [self.tls.output(), &[]]
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.tls.sent(n);
+        if self.tls.output().is_empty() {
+            self.encrypt();
+        }
     }
 }

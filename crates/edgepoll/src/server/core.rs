@@ -10,9 +10,10 @@ use super::names::{self, NameSockets};
 use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
 use crate::app::{Answer, Context, Pipes, Responder};
-use crate::client::{ExchangeId, Placement, Pool};
+use crate::client::{ClientError, ExchangeId, Placement, Pool};
 use crate::http::{Handler, Response, StatusCode};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
+use crate::tls::TlsSession;
 use crate::ws::{Outbox, WebSocket};
 use crate::{Events, Interest, Poll, Sweep, Token};
 use rustc_hash::FxHashMap;
@@ -601,7 +602,7 @@ impl Core {
             }
             Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
             Role::Ws(_) => {}
-            Role::Upstream(up) => upstream::closed(up, conn.peer, index, now, &mut self.work),
+            Role::Upstream(up) => upstream::closed(up, index, now, &mut self.work),
             Role::Tunnel(side) => {
                 let (peer, serial) = (side.peer, side.peer_serial);
                 if matches!(self.slots.get(peer), Some(Some(other)) if other.serial == serial) {
@@ -871,17 +872,37 @@ impl Core {
                     self.settle(index, next, now);
                 }
                 Placement::Connect => {
-                    let (addr, id) = (exchange.addr, exchange.id);
-                    let stream = match net::connect(addr) {
+                    let (origin, id) = (exchange.origin.clone(), exchange.id);
+                    let tls = match &origin.tls {
+                        None => None,
+                        Some(name) => {
+                            let session = self
+                                .work
+                                .pool
+                                .tls_config()
+                                .and_then(|config| TlsSession::new(config, name));
+                            match session {
+                                Ok(session) => Some(Box::new(session)),
+                                Err(e) => {
+                                    self.work.pool.closed(&origin, usize::MAX);
+                                    self.work.pool.fail(id, ClientError::Tls(e));
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    let stream = match net::connect(origin.addr) {
                         Ok(stream) => stream,
                         Err(e) => {
-                            self.work.pool.closed(addr, usize::MAX);
+                            self.work.pool.closed(&origin, usize::MAX);
                             self.work.pool.fail(id, e.into());
                             continue;
                         }
                     };
                     let mut up = Box::new(Upstream {
                         conn: Default::default(),
+                        origin: origin.clone(),
+                        tls,
                         exchange: None,
                         connecting: true,
                         last_progress: now,
@@ -893,12 +914,13 @@ impl Core {
                         ahead_skipped: 0,
                     });
                     upstream::start(&mut up, exchange, now, max_body);
-                    match self.add(stream, addr, Interest::WRITABLE, Role::Upstream(up)) {
+                    let role = Role::Upstream(up);
+                    match self.add(stream, origin.addr, Interest::WRITABLE, role) {
                         Ok(index) => {
                             self.work.slot_of.insert(id, index);
                         }
                         Err(e) => {
-                            self.work.pool.closed(addr, usize::MAX);
+                            self.work.pool.closed(&origin, usize::MAX);
                             self.work.pool.fail(id, e.into());
                         }
                     }

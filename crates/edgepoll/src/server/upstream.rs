@@ -1,12 +1,12 @@
 //! The loop's side of an outbound connection: connect, send, read the
 //! response, then back to the pool, once more on a new connection, or closed.
 
-use super::connection::{pump, Connection, Role, Upstream, UpstreamEndpoint};
+use super::connection::{pump, Connection, Role, TlsEndpoint, Upstream, UpstreamEndpoint};
 use super::core::{Next, Work};
 use crate::client::{ClientError, ClientEvent, ClientOptions, Exchange, ExchangeEvent, Pool};
 use crate::http::{BodyError, ResponseError};
+use crate::tls::TlsError;
 use crate::{net, Interest};
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Puts `exchange` on the connection. Its request is kept for a second
@@ -53,11 +53,12 @@ pub(crate) fn step(
     work: &mut Work,
     scratch: &mut [u8],
 ) -> Next {
-    let addr = conn.peer;
     let serial = conn.serial;
     let Role::Upstream(up) = &mut conn.role else {
         return Next::Close;
     };
+    let up = &mut **up;
+    let origin = up.origin.clone();
     let ahead = std::mem::take(&mut up.read_ahead);
     if up.expired {
         return Next::Close;
@@ -91,7 +92,18 @@ pub(crate) fn step(
             received: false,
             held: up.held,
         };
-        let io = pump(&conn.stream, &mut endpoint, readable, scratch);
+        let io = match &mut up.tls {
+            Some(tls) => {
+                let mut layered = TlsEndpoint {
+                    tls,
+                    inner: endpoint,
+                };
+                let io = pump(&conn.stream, &mut layered, readable, scratch);
+                endpoint = layered.inner;
+                io
+            }
+            None => pump(&conn.stream, &mut endpoint, readable, scratch),
+        };
         let UpstreamEndpoint {
             events,
             eof,
@@ -106,6 +118,11 @@ pub(crate) fn step(
                 true => 0,
                 false => up.ahead_misses.saturating_add(1),
             };
+        }
+        if let Some(e) = up.tls.as_ref().and_then(|tls| tls.error()) {
+            // Nothing more can be read or sent on it.
+            fail(up, ClientError::Tls(e.clone()), work);
+            return Next::Close;
         }
         let Some(mut exchange) = up.exchange.take() else {
             // Idle: anything but quiet (bytes, a close, an error) ends it.
@@ -128,7 +145,10 @@ pub(crate) fn step(
                 }
                 ClientEvent::Response(result) => {
                     let failed = result.is_err();
-                    let result = result.map_err(response_error);
+                    let mut result = result.map_err(response_error);
+                    if let (Ok(response), Some(tls)) = (&mut result, &up.tls) {
+                        response.tls = Some(tls.info());
+                    }
                     over = failed || !exchange.streams;
                     exchange.answered = !failed;
                     work.pool
@@ -153,7 +173,11 @@ pub(crate) fn step(
         if up.conn.is_switched() {
             // A 101: the connection leaves the pool, for a tunnel.
             work.slot_of.remove(&exchange.id);
-            work.pool.closed(addr, index);
+            work.pool.closed(&origin, index);
+            if up.tls.is_some() {
+                // A tunnel moves bytes socket to socket: not through TLS.
+                return Next::Close;
+            }
             work.switched.insert(exchange.id, (index, serial));
             return Next::Quiet;
         }
@@ -163,7 +187,7 @@ pub(crate) fn step(
                 return Next::Close;
             }
             // Straight on to a request waiting for this origin, or idle.
-            match work.pool.take_for(addr) {
+            match work.pool.take_for(&origin) {
                 Some(next) => {
                     work.slot_of.insert(next.id, index);
                     let max_body = work.pool.options.max_body_bytes;
@@ -171,7 +195,7 @@ pub(crate) fn step(
                     continue;
                 }
                 None => {
-                    work.pool.park(addr, index);
+                    work.pool.park(&origin, index);
                     return Next::Watch(Interest::READABLE);
                 }
             }
@@ -281,16 +305,10 @@ fn fail(up: &mut Upstream, error: ClientError, work: &mut Work) {
 
 /// The connection is gone: the pool forgets it, and an exchange still on
 /// it ends.
-pub(crate) fn closed(
-    up: &mut Upstream,
-    addr: SocketAddr,
-    index: usize,
-    _now: Instant,
-    work: &mut Work,
-) {
+pub(crate) fn closed(up: &mut Upstream, index: usize, _now: Instant, work: &mut Work) {
     if !up.conn.is_switched() {
         // A switched one left the pool already.
-        work.pool.closed(addr, index);
+        work.pool.closed(&up.origin, index);
     }
     fail(up, ClientError::Reset, work);
 }
@@ -303,10 +321,18 @@ pub(crate) fn handle_timeout(
     options: &ClientOptions,
     work: &mut Work,
 ) -> Option<Instant> {
+    let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
     let (limit, error) = match (&up.exchange, up.connecting) {
         (_, true) => (
             options.connect_timeout,
             Some(ClientError::ConnectTimeout(options.connect_timeout)),
+        ),
+        // The handshake is part of connecting.
+        (_, false) if handshaking => (
+            options.connect_timeout,
+            Some(ClientError::Tls(TlsError::HandshakeTimeout(
+                options.connect_timeout,
+            ))),
         ),
         // Held back by its client is not silence.
         (Some(_), false) if up.held => return None,

@@ -1,0 +1,124 @@
+//! TLS for the client's `https://` connections: rustls inside the guest,
+//! driven over the non-blocking socket by the loop's one read/write path
+//! (no blocking read, no thread). WasmEdge 0.14.1 dropped its rustls
+//! plugin because rustls builds for the Wasm target: TLS belongs here.
+//!
+//! - Server names are sent (SNI) unless the host is an IP address; ALPN
+//!   offers `http/1.1`; TLS 1.3 and 1.2 with rustls' safe defaults.
+//! - Trusted roots: the Mozilla set of `webpki-roots` by default, or
+//!   instead the PEM certificates of
+//!   [`ClientOptions::ca_certificates`](crate::ClientOptions) (as curl's
+//!   `--cacert`: a private CA).
+//! - A certificate that fails verification ends the exchange with
+//!   [`ClientError::Tls`](crate::ClientError), whose message names the
+//!   cause: unknown issuer, a name the certificate does not cover,
+//!   expired, ...
+//!
+//! The crypto provider is *ring*: it builds for `wasm32-wasip1` with
+//! Debian's clang for its C and assembly parts (`make setup` installs it),
+//! and its AES-GCM and ChaCha20 code is the one rustls measures best with.
+//! A pure-Rust provider (RustCrypto's) would need no C compiler but is not
+//! yet recommended by its authors for production.
+
+// The loop that uses these runs on WasmEdge only; they are tested natively too.
+#![cfg_attr(not(target_os = "wasi"), allow(dead_code, unused_imports))]
+
+mod config;
+mod session;
+mod subject;
+
+pub(crate) use config::client_config;
+pub(crate) use session::{Plain, TlsSession};
+
+use std::fmt;
+
+/// Why a TLS connection failed.
+///
+/// ```
+/// use edgepoll::tls::TlsError;
+/// let e = TlsError::Certificate("unknown issuer".into());
+/// assert_eq!(e.to_string(), "certificate rejected: unknown issuer");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsError {
+    /// The server's certificate did not verify: the cause.
+    Certificate(String),
+    /// The server sent a TLS alert (its description).
+    Alert(String),
+    /// What the server sent is not TLS, or breaks the protocol.
+    Protocol(String),
+    /// The trusted roots could not be set up (a CA file with no
+    /// certificate, a malformed one).
+    Config(String),
+    /// The connection ended in the middle of a TLS record or handshake.
+    Truncated,
+    /// The handshake did not finish within the connect timeout.
+    HandshakeTimeout(std::time::Duration),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Certificate(why) => write!(f, "certificate rejected: {why}"),
+            TlsError::Alert(what) => write!(f, "the server sent the TLS alert {what}"),
+            TlsError::Protocol(what) => write!(f, "TLS protocol error: {what}"),
+            TlsError::Config(what) => write!(f, "TLS setup failed: {what}"),
+            TlsError::Truncated => f.write_str("the connection closed in the middle of TLS"),
+            TlsError::HandshakeTimeout(t) => {
+                write!(f, "no TLS handshake within {:.1} s", t.as_secs_f64())
+            }
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> Self {
+        use rustls::{CertificateError as C, Error as E};
+        match e {
+            E::InvalidCertificate(cert) => TlsError::Certificate(match cert {
+                C::UnknownIssuer => "unknown issuer (not signed by a trusted CA)".into(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "the certificate is not valid for this host name".into()
+                }
+                C::Expired | C::ExpiredContext { .. } => "the certificate has expired".into(),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "the certificate is not valid yet".into()
+                }
+                C::Revoked => "the certificate is revoked".into(),
+                C::BadSignature => "bad signature".into(),
+                C::BadEncoding => "the certificate is malformed".into(),
+                // webpki's words for a certificate that is its own CA.
+                other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                    "a CA certificate used as the server's (self-signed?)".into()
+                }
+                other => format!("{other:?}"),
+            }),
+            E::AlertReceived(alert) => TlsError::Alert(format!("{alert:?}")),
+            E::InvalidMessage(m) => TlsError::Protocol(format!("invalid message: {m:?}")),
+            E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
+                TlsError::Protocol("unexpected message".into())
+            }
+            E::PeerIncompatible(why) => TlsError::Protocol(format!("incompatible peer: {why:?}")),
+            E::PeerMisbehaved(why) => TlsError::Protocol(format!("peer misbehaved: {why:?}")),
+            E::NoApplicationProtocol => {
+                TlsError::Protocol("the server offers no http/1.1 (ALPN)".into())
+            }
+            other => TlsError::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// What a TLS connection agreed on, for `-v` and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// The cipher suite, as the IANA registry names it.
+    pub cipher_suite: String,
+    /// The ALPN protocol, if the server chose one.
+    pub alpn: Option<String>,
+    /// The server certificate's subject (`CN=..., O=...`).
+    pub subject: String,
+}

@@ -1,0 +1,205 @@
+//! One TLS connection's state, free of I/O: ciphertext in and out,
+//! plaintext handed over in place. The loop's read/write path drives it
+//! (`server/connection.rs`, `TlsEndpoint`).
+
+use super::{subject, TlsError, TlsInfo};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+use std::io::BufRead;
+use std::sync::Arc;
+
+/// A client TLS connection.
+pub(crate) struct TlsSession {
+    conn: ClientConnection,
+    /// Ciphertext to send, and how much of it went.
+    out: Vec<u8>,
+    out_sent: usize,
+    /// Ciphertext rustls did not take yet (its plaintext buffer was full
+    /// while the reader was held back): at most one socket read.
+    input: Vec<u8>,
+    /// The server closed the TCP connection.
+    eof: bool,
+    error: Option<TlsError>,
+}
+
+/// What the plaintext side holds now.
+pub(crate) enum Plain<'a> {
+    Data(&'a [u8]),
+    /// Nothing until more ciphertext comes.
+    Nothing,
+    /// The server ended the stream (cleanly, or not: see [`TlsSession::error`]).
+    End,
+}
+
+impl TlsSession {
+    /// Starts a handshake with `host` (its name is sent and checked; an IP
+    /// address is checked against the certificate's IP addresses).
+    pub(crate) fn new(config: Arc<ClientConfig>, host: &str) -> Result<TlsSession, TlsError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(bare.to_string())
+            .map_err(|_| TlsError::Config(format!("{host:?} is not a valid TLS server name")))?;
+        let conn = ClientConnection::new(config, name).map_err(TlsError::from)?;
+        Ok(TlsSession {
+            conn,
+            out: Vec::new(),
+            out_sent: 0,
+            input: Vec::new(),
+            eof: false,
+            error: None,
+        })
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Why the connection failed, once it has.
+    pub(crate) fn error(&self) -> Option<&TlsError> {
+        self.error.as_ref()
+    }
+
+    /// Whether more ciphertext may be read from the socket: not after an
+    /// error or the end, nor while what came last is not taken yet.
+    pub(crate) fn takes_input(&self) -> bool {
+        self.error.is_none() && !self.eof && self.input.is_empty()
+    }
+
+    /// Ciphertext from the socket.
+    pub(crate) fn receive(&mut self, data: &[u8]) {
+        if self.input.is_empty() {
+            let taken = self.decrypt(data);
+            self.input.extend_from_slice(&data[taken..]);
+        } else {
+            self.input.extend_from_slice(data);
+            self.retry_input();
+        }
+    }
+
+    /// The server closed the TCP connection.
+    pub(crate) fn receive_eof(&mut self) {
+        self.eof = true;
+        self.retry_input();
+    }
+
+    /// Feeds ciphertext kept back, now that plaintext was taken.
+    pub(crate) fn retry_input(&mut self) {
+        if !self.input.is_empty() {
+            let input = std::mem::take(&mut self.input);
+            let taken = self.decrypt(&input);
+            self.input = input;
+            self.input.drain(..taken);
+        }
+        if self.eof && self.input.is_empty() && self.error.is_none() {
+            if self.conn.is_handshaking() {
+                self.error = Some(TlsError::Truncated);
+                return;
+            }
+            // An empty read tells rustls the transport ended.
+            let _ = self.conn.read_tls(&mut &[][..]);
+            if let Err(e) = self.conn.process_new_packets() {
+                self.error = Some(e.into());
+            }
+        }
+    }
+
+    /// Hands as much of `data` to rustls as it takes; returns how much.
+    fn decrypt(&mut self, mut data: &[u8]) -> usize {
+        let total = data.len();
+        while !data.is_empty() && self.error.is_none() {
+            match self.conn.read_tls(&mut data) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // Its plaintext buffer is full: the rest waits.
+                Err(_) => break,
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                self.error = Some(e.into());
+            }
+        }
+        total - data.len()
+    }
+
+    /// The plaintext received, in place; [`TlsSession::consume`] it.
+    pub(crate) fn plain(&mut self) -> Plain<'_> {
+        if self.error.is_some() {
+            return Plain::End;
+        }
+        match self.conn.reader().into_first_chunk() {
+            // The server's close_notify, all read.
+            Ok([]) => Plain::End,
+            Ok(chunk) => Plain::Data(chunk),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Plain::Nothing,
+            // A TCP close without close_notify. For HTTP, framing says
+            // whether the body was complete: the end is passed on, and an
+            // unfinished response fails there.
+            Err(_) => Plain::End,
+        }
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.conn.reader().consume(n);
+    }
+
+    /// Plaintext to send; returns how much rustls took (it buffers up to
+    /// 64 KiB, also before the handshake ends).
+    pub(crate) fn send(&mut self, data: &[u8]) -> usize {
+        if self.error.is_some() {
+            return 0;
+        }
+        std::io::Write::write(&mut self.conn.writer(), data).unwrap_or(0)
+    }
+
+    /// Moves what rustls has to send into the output, once the last went.
+    pub(crate) fn fill_output(&mut self) {
+        if self.out_sent < self.out.len() {
+            return;
+        }
+        self.out.clear();
+        self.out_sent = 0;
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    pub(crate) fn output(&self) -> &[u8] {
+        &self.out[self.out_sent..]
+    }
+
+    pub(crate) fn sent(&mut self, n: usize) {
+        self.out_sent = (self.out_sent + n).min(self.out.len());
+    }
+
+    /// What the handshake agreed on (empty fields before it ends).
+    pub(crate) fn info(&self) -> TlsInfo {
+        let version = match self.conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        };
+        let cipher_suite = self
+            .conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default();
+        let alpn = self
+            .conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let subject = self
+            .conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| subject::of(cert.as_ref()))
+            .unwrap_or_default();
+        TlsInfo {
+            version,
+            cipher_suite,
+            alpn,
+            subject,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The subject of an X.509 certificate, read from its DER encoding with
+//! bounds on every length (the certificate comes from the network), for
+//! `-v` output: `CN=www.test, O=edgepoll tests`.
+
+/// The subject's attributes of common types, in order; `None` if the
+/// certificate is not DER as expected.
+pub(crate) fn of(der: &[u8]) -> Option<String> {
+    let (certificate, _) = element(der, 0x30)?;
+    let (mut tbs, _) = element(certificate, 0x30)?;
+    // version [0] is optional; then serial, signature, issuer, validity.
+    if tbs.first() == Some(&0xa0) {
+        tbs = element(tbs, 0xa0)?.1;
+    }
+    for tag in [0x02, 0x30, 0x30, 0x30] {
+        tbs = element(tbs, tag)?.1;
+    }
+    let (mut name, _) = element(tbs, 0x30)?;
+    let mut parts = Vec::new();
+    while !name.is_empty() {
+        let (set, rest) = element(name, 0x31)?;
+        name = rest;
+        let (attribute, _) = element(set, 0x30)?;
+        let (oid, value) = element(attribute, 0x06)?;
+        let (text, _) = any_string(value)?;
+        let label = match oid {
+            [0x55, 0x04, 0x03] => "CN",
+            [0x55, 0x04, 0x06] => "C",
+            [0x55, 0x04, 0x07] => "L",
+            [0x55, 0x04, 0x08] => "ST",
+            [0x55, 0x04, 0x0a] => "O",
+            [0x55, 0x04, 0x0b] => "OU",
+            _ => continue,
+        };
+        parts.push(format!("{label}={}", String::from_utf8_lossy(text)));
+    }
+    Some(parts.join(", "))
+}
+
+/// A string value of any of the types names use.
+fn any_string(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    match der.first()? {
+        0x0c | 0x13 | 0x14 | 0x16 | 0x1e => element(der, *der.first()?),
+        _ => None,
+    }
+}
+
+/// The content of the element at the start of `der` if its tag is `tag`,
+/// and what follows it.
+fn element(der: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    if *der.first()? != tag {
+        return None;
+    }
+    let first = *der.get(1)?;
+    let (len, header) = match first {
+        0..=0x7f => (first as usize, 2),
+        0x81..=0x84 => {
+            let count = (first & 0x7f) as usize;
+            let bytes = der.get(2..2 + count)?;
+            let len = bytes.iter().fold(0usize, |n, b| (n << 8) | *b as usize);
+            (len, 2 + count)
+        }
+        _ => return None,
+    };
+    let end = header.checked_add(len)?;
+    Some((der.get(header..end)?, der.get(end..)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate made by `openssl req -x509 -subj "/C=DE/O=edgepoll tests/CN=www.test"`,
+    /// cut to what the reader looks at (the rest is not read).
+    fn sample() -> Vec<u8> {
+        let name = |parts: &[(&[u8], &str)]| {
+            let mut seq = Vec::new();
+            for (oid, value) in parts {
+                let mut attr = vec![0x06, oid.len() as u8];
+                attr.extend_from_slice(oid);
+                attr.extend([0x0c, value.len() as u8]);
+                attr.extend_from_slice(value.as_bytes());
+                let mut set = vec![0x30, attr.len() as u8];
+                set.extend(attr);
+                seq.extend([0x31, set.len() as u8]);
+                seq.extend(set);
+            }
+            let mut out = vec![0x30, seq.len() as u8];
+            out.extend(seq);
+            out
+        };
+        let mut tbs = vec![0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x01, 0x07, 0x30, 0x00];
+        tbs.extend(name(&[(&[0x55, 4, 3], "issuer")]));
+        tbs.extend([0x30, 0x00]);
+        tbs.extend(name(&[
+            (&[0x55, 4, 6], "DE"),
+            (&[0x55, 4, 10], "edgepoll tests"),
+            (&[0x2a, 0x86, 0x48], "ignored"),
+            (&[0x55, 4, 3], "www.test"),
+        ]));
+        let mut tbs_seq = vec![0x30, 0x81, tbs.len() as u8];
+        tbs_seq.extend(tbs);
+        let mut cert = vec![0x30, 0x81, tbs_seq.len() as u8];
+        cert.extend(tbs_seq);
+        cert
+    }
+
+    #[test]
+    fn the_subject_is_read_in_order() {
+        assert_eq!(
+            of(&sample()).as_deref(),
+            Some("C=DE, O=edgepoll tests, CN=www.test")
+        );
+    }
+
+    #[test]
+    fn every_cut_and_corruption_is_refused_or_read_without_panic() {
+        let cert = sample();
+        for cut in 0..cert.len() {
+            assert_eq!(of(&cert[..cut]), None, "cut at {cut}");
+        }
+        for at in 0..cert.len() {
+            for byte in [0x00, 0x7f, 0x80, 0x84, 0xff] {
+                let mut bad = cert.clone();
+                bad[at] = byte;
+                let _ = of(&bad);
+            }
+        }
+    }
+}

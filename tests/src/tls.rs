@@ -1,0 +1,252 @@
+//! TLS servers for the client's tests, on loopback ports, with a CA and
+//! certificates generated at test time by the openssl command: `openssl
+//! s_server` with good, wrong-name, expired and self-signed certificates
+//! and a TLS 1.2-only mode; a server that stalls in the handshake; one
+//! that answers garbage.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A test CA and server certificates, in a temporary directory removed on
+/// drop. Every certificate is issued for `localhost` and 127.0.0.1 unless
+/// its name says otherwise.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl runs (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const KEY: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = std::env::temp_dir().join(format!(
+            "edgepoll-pki-{}-{}",
+            std::process::id(),
+            crate::free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(KEY);
+        ca.extend([
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3",
+            "-subj",
+            "/O=edgepoll tests/CN=edgepoll test CA",
+        ]);
+        openssl(&dir, &ca);
+        std::fs::write(dir.join("index.txt"), "").expect("index");
+        std::fs::write(dir.join("serial"), "1000\n").expect("serial");
+        let conf = format!(
+            "[ca]\ndefault_ca = test\n[test]\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\n\
+certificate = {d}/ca.pem\nprivate_key = {d}/ca.key\nserial = {d}/serial\ndefault_md = sha256\n\
+policy = any\nunique_subject = no\n[any]\ncommonName = supplied\norganizationName = optional\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("ca.cnf"), conf).expect("ca.cnf");
+        let pki = Pki { dir };
+        pki.issue("good", "localhost", "DNS:localhost,IP:127.0.0.1", None);
+        pki.issue("wrong-name", "other.test", "DNS:other.test", None);
+        pki.issue(
+            "expired",
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1",
+            Some(("20200101000000Z", "20200102000000Z")),
+        );
+        let mut own = vec!["req", "-x509"];
+        own.extend(KEY);
+        own.extend([
+            "-nodes",
+            "-keyout",
+            "self-signed.key",
+            "-out",
+            "self-signed.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ]);
+        openssl(&pki.dir, &own);
+        pki
+    }
+
+    /// `NAME.pem` and `NAME.key`: a server certificate for `cn` with these
+    /// subject alternative names, signed by the CA, valid from now for a
+    /// day or over `dates` (start, end).
+    fn issue(&self, name: &str, cn: &str, san: &str, dates: Option<(&str, &str)>) {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let subject = format!("/O=edgepoll tests/CN={cn}");
+        let mut req = vec!["req"];
+        req.extend(KEY);
+        req.extend(["-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject]);
+        openssl(&self.dir, &req);
+        let ext = format!("{name}.ext");
+        std::fs::write(
+            self.dir.join(&ext),
+            format!(
+                "subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .expect("extensions");
+        let (start, end) = dates.unwrap_or(("", ""));
+        let mut sign = vec![
+            "ca", "-batch", "-notext", "-config", "ca.cnf", "-extfile", &ext,
+        ];
+        sign.extend(["-in", &csr, "-out", &pem]);
+        match dates {
+            Some(_) => sign.extend(["-startdate", start, "-enddate", end]),
+            None => sign.extend(["-days", "1"]),
+        }
+        openssl(&self.dir, &sign);
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `openssl s_server -www` on a loopback port with the certificate `name`
+/// of `pki` and `extra` options, killed on drop.
+pub struct SServer {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl SServer {
+    pub fn start(pki: &Pki, name: &str, extra: &[&str]) -> SServer {
+        for _attempt in 0..5 {
+            let port = crate::free_port();
+            let child = Command::new("openssl")
+                .arg("s_server")
+                .args(["-accept", &format!("127.0.0.1:{port}")])
+                .args(["-cert", &pki.path(&format!("{name}.pem"))])
+                .args(["-key", &pki.path(&format!("{name}.key"))])
+                .args(["-www", "-quiet", "-naccept", "1000"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("openssl s_server starts");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut server = SServer { addr, child };
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                if TcpStream::connect(addr).is_ok() {
+                    return server;
+                }
+                if matches!(server.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = server.child.kill();
+        }
+        panic!("openssl s_server did not start in 5 attempts");
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What [`RawServer`] does with each connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Raw {
+    /// Reads the ClientHello and never answers.
+    Stall,
+    /// Answers the ClientHello with bytes that are no TLS record.
+    Garbage,
+    /// Answers with a TLS handshake record whose content is garbage.
+    BadRecord,
+}
+
+/// A TCP server on a loopback port that misbehaves as TLS, stopped on drop.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawServer {
+    pub fn start(how: Raw) -> RawServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut hello = [0u8; 2048];
+                let _ = stream.read(&mut hello);
+                let reply: Vec<u8> = match how {
+                    Raw::Stall => Vec::new(),
+                    Raw::Garbage => b"HTTP/1.1 400 Bad Request\r\n\r\nthis is no TLS".to_vec(),
+                    Raw::BadRecord => {
+                        let mut r = vec![0x16, 0x03, 0x03, 0x00, 0x40];
+                        r.extend((0..0x40u8).map(|i| i.wrapping_mul(37) | 1));
+                        r
+                    }
+                };
+                let _ = stream.write_all(&reply);
+                held.push(stream);
+            }
+        });
+        RawServer { addr, stop }
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,186 @@
+//! `https://` on every runtime: rustls in the guest against real servers
+//! started here on loopback ports (openssl s_server, nginx), with a CA and
+//! certificates generated at test time; and servers that stall or answer
+//! garbage in the handshake.
+
+use edgepoll_tests::tls::{Pki, Raw, RawServer, SServer};
+use edgepoll_tests::upstream::Nginx;
+use edgepoll_tests::{on_each_runtime, run_wasm_with, Runtime};
+use std::time::{Duration, Instant};
+
+/// Runs nonblock_http_client with the PKI's directory preopened.
+fn client(runtime: &Runtime, pki: &Pki, args: &[&str]) -> (i32, String, String) {
+    let dir = format!("{0}:{0}", pki.dir.display());
+    let out = run_wasm_with(
+        runtime,
+        "nonblock_http_client",
+        &["--dir", &dir],
+        args,
+        Duration::from_secs(120),
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A good certificate (by name and by IP), a wrong name, an expired one, a
+/// self-signed one, a TLS 1.2-only server, and the Mozilla roots by default.
+#[test]
+fn certificates_are_checked_and_failures_name_their_cause() {
+    let pki = Pki::new();
+    let good = SServer::start(&pki, "good", &[]);
+    let tls12 = SServer::start(&pki, "good", &["-tls1_2"]);
+    let wrong = SServer::start(&pki, "wrong-name", &[]);
+    let expired = SServer::start(&pki, "expired", &[]);
+    let own = SServer::start(&pki, "self-signed", &[]);
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let url = |server: &SServer, host: &str| format!("https://{host}:{}/", server.addr.port());
+        let urls = [
+            url(&good, "localhost"),
+            url(&good, "127.0.0.1"),
+            url(&tls12, "localhost"),
+            url(&wrong, "localhost"),
+            url(&expired, "localhost"),
+            url(&own, "localhost"),
+        ];
+        let mut args = vec!["-v", "--timeout", "10", "--cacert", &ca];
+        args.extend(urls.iter().map(String::as_str));
+        let (code, stdout, stderr) = client(runtime, &pki, &args);
+        assert_eq!(code, 1, "three fail: {stderr}");
+        let answered = |i: usize| format!("[{}] GET {} -> 200 ok", i + 1, urls[i]);
+        for (i, url) in urls.iter().enumerate().take(3) {
+            assert!(stdout.contains(&answered(i)), "{url}\n{stdout}\n{stderr}");
+        }
+        let told = |i: usize| {
+            let prefix = format!("* [{}] GET {}: ", i + 1, urls[i]);
+            stderr
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no TLS line for {}: {stderr}", urls[i]))
+                .to_string()
+        };
+        assert!(told(0).starts_with("TLSv1.3 TLS13_"), "{}", told(0));
+        assert!(
+            told(0).ends_with("certificate subject: CN=localhost, O=edgepoll tests"),
+            "{}",
+            told(0)
+        );
+        assert!(told(2).starts_with("TLSv1.2 TLS_ECDHE_"), "{}", told(2));
+        let failed = |i: usize, why: &str| {
+            let line = format!(
+                "[{}] GET {} -> error: TLS: certificate rejected: {why}",
+                i + 1,
+                urls[i]
+            );
+            assert!(stderr.contains(&line), "{line}\n{stderr}");
+        };
+        failed(3, "the certificate is not valid for this host name");
+        failed(4, "the certificate has expired");
+        // openssl's usual self-signed certificate is marked as a CA.
+        failed(5, "a CA certificate used as the server's (self-signed?)");
+        // Without --cacert the Mozilla roots are trusted: not this CA.
+        let (code, _, stderr) = client(runtime, &pki, &["--timeout", "10", &urls[0]]);
+        assert_eq!(code, 1);
+        assert!(stderr.contains("unknown issuer"), "{stderr}");
+        // A CA file that holds no certificate is refused with its reason.
+        let (code, _, stderr) = client(
+            runtime,
+            &pki,
+            &["--cacert", &pki.path("good.key"), &urls[0]],
+        );
+        assert_eq!(code, 1);
+        assert!(stderr.contains("TLS setup failed"), "{stderr}");
+    });
+}
+
+/// A large download over TLS from nginx, compared byte for byte: 64 MiB on
+/// edgepoll-host and WasmEdge AOT, 1 MiB on the interpreter (where ring's
+/// AES-GCM runs about 0.2 MB/s).
+#[test]
+fn a_large_download_from_nginx_over_tls_is_byte_exact() {
+    let pki = Pki::new();
+    let nginx = Nginx::start_listening(
+        "ssl",
+        &format!(
+            "ssl_certificate {}; ssl_certificate_key {};",
+            pki.path("good.pem"),
+            pki.path("good.key")
+        ),
+    );
+    let size = |runtime: &Runtime| match runtime {
+        Runtime::WasmEdge => 1 << 20,
+        _ => 64 << 20,
+    };
+    let mut content = vec![0u8; 64 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for chunk in content.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(nginx.root.join("big.bin"), &content).expect("write the file");
+    std::fs::write(nginx.root.join("small.bin"), &content[..1 << 20]).expect("write the file");
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let n = size(runtime);
+        let name = if n == content.len() {
+            "big.bin"
+        } else {
+            "small.bin"
+        };
+        let url = format!("https://localhost:{}/{name}", nginx.addr.port());
+        let out = pki.path(&format!("download-{}", runtime.name().replace(' ', "-")));
+        let started = Instant::now();
+        let (code, stdout, stderr) = client(
+            runtime,
+            &pki,
+            &["-v", "--timeout", "100", "--cacert", &ca, "-o", &out, &url],
+        );
+        let took = started.elapsed();
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("ALPN http/1.1"),
+            "nginx chose http/1.1: {stderr}"
+        );
+        let got = std::fs::read(&out).expect("downloaded file");
+        assert_eq!(got.len(), n, "{stdout}");
+        assert!(got == content[..n], "the download differs from the file");
+        println!(
+            "{}: {} MiB over TLS from nginx in {took:?}",
+            runtime.name(),
+            n >> 20
+        );
+    });
+}
+
+/// A server that never answers the ClientHello: the handshake times out
+/// (no hang); servers that answer garbage: a protocol error.
+#[test]
+fn stalled_and_garbage_handshakes_fail_cleanly() {
+    let pki = Pki::new();
+    let stall = RawServer::start(Raw::Stall);
+    let garbage = RawServer::start(Raw::Garbage);
+    let bad_record = RawServer::start(Raw::BadRecord);
+    on_each_runtime(|runtime| {
+        let url = format!("https://localhost:{}/", stall.addr.port());
+        let started = Instant::now();
+        let (code, _, stderr) = client(runtime, &pki, &["--timeout", "2", &url]);
+        let took = started.elapsed();
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("TLS: no TLS handshake within 2.0 s"),
+            "{stderr}"
+        );
+        assert!(took < Duration::from_secs(30), "took {took:?}");
+        for server in [&garbage, &bad_record] {
+            let url = format!("https://localhost:{}/", server.addr.port());
+            let (code, _, stderr) = client(runtime, &pki, &["--timeout", "5", &url]);
+            assert_eq!(code, 1, "{stderr}");
+            assert!(stderr.contains("-> error: TLS: "), "{stderr}");
+        }
+    });
+}
