@@ -4,7 +4,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
-WASM_PROGRAMS := -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest -p proxy
+# Two builds: the programs that speak https:// get edgepoll's `tls` feature;
+# in one build cargo would give it to all (6 MB and half a minute of AOT
+# compilation more each).
+WASM_PLAIN := -p poll_http_server -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest
+WASM_TLS := -p nonblock_http_client -p proxy
+WASM_PROGRAMS := $(WASM_PLAIN) $(WASM_TLS)
 
 .PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image proxy
 FUZZ_SECONDS ?= 120
@@ -16,11 +21,14 @@ setup:
 	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet kubernetes-validate; }
 	@test -x /usr/sbin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }
+	@command -v clang >/dev/null || { echo "installing clang (ring's C parts, for https:// in the guest)"; apt-get update -qq && apt-get install -y -qq clang; }
+	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make their certificates with it)"; apt-get update -qq && apt-get install -y -qq openssl; }
 	@command -v dnsmasq >/dev/null || test -x /usr/sbin/dnsmasq || { echo "installing dnsmasq (the DNS server of the resolver's tests)"; apt-get update -qq && apt-get install -y -qq dnsmasq-base; }
 
 build: setup
 	$(CARGO) build --release -p edgepoll-host
-	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PROGRAMS)
+	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PLAIN)
+	$(CARGO) build --release --target wasm32-wasip1 $(WASM_TLS)
 
 # Build and start the echo server (wasmedge when on PATH, else edgepoll-host).
 run: build
@@ -29,7 +37,8 @@ run: build
 test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest -p proxy --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
@@ -48,7 +57,8 @@ test: build
 
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll -p poll_http_server -p nonblock_http_client -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest -p proxy --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -76,13 +76,19 @@ pub fn build() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
-            .current_dir(root())
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
-            .args(["-p", "poll_http_server", "-p", "nonblock_http_client", "-p", "ws_chat", "-p", "conformance_guest", "-p", "abi_transcript", "-p", "forward_guest", "-p", "proxy"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the wasm programs failed (is the target installed? run: rustup target add wasm32-wasip1)");
+        // As the Makefile: the https:// programs apart, so that only they
+        // get edgepoll's `tls` feature.
+        let plain = ["-p", "poll_http_server", "-p", "ws_chat", "-p", "conformance_guest", "-p", "abi_transcript", "-p", "forward_guest"];
+        let tls = ["-p", "nonblock_http_client", "-p", "proxy"];
+        for programs in [&plain[..], &tls[..]] {
+            let status = Command::new(&cargo)
+                .current_dir(root())
+                .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
+                .args(programs)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the wasm programs failed (is the target installed? run: rustup target add wasm32-wasip1)");
+        }
         let status = Command::new(&cargo)
             .current_dir(root())
             .args(["build", "--quiet", "--release", "-p", "edgepoll-host"])

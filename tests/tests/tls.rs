@@ -5,7 +5,10 @@
 
 use edgepoll_tests::tls::{Pki, Raw, RawServer, SServer};
 use edgepoll_tests::upstream::Nginx;
-use edgepoll_tests::{on_each_runtime, run_wasm_with, Runtime};
+use edgepoll_tests::{
+    connect, on_each_runtime, read_response, run_wasm_with, start_program_with, Runtime,
+};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// Runs nonblock_http_client with the PKI's directory preopened.
@@ -182,5 +185,69 @@ fn stalled_and_garbage_handshakes_fail_cleanly() {
             assert_eq!(code, 1, "{stderr}");
             assert!(stderr.contains("-> error: TLS: "), "{stderr}");
         }
+    });
+}
+
+/// The proxy in front of nginx over https://, trusting the test CA: a
+/// `return 200` and a static file come through; an upstream whose
+/// certificate it cannot verify gets 502 and one log line.
+#[test]
+fn the_proxy_reaches_https_upstreams() {
+    let pki = Pki::new();
+    let nginx = Nginx::start_listening(
+        "ssl",
+        &format!(
+            "ssl_certificate {}; ssl_certificate_key {};",
+            pki.path("good.pem"),
+            pki.path("good.key")
+        ),
+    );
+    let page: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(nginx.root.join("page.bin"), &page).expect("write");
+    let untrusted = SServer::start(&pki, "self-signed", &[]);
+    let dir = format!("{0}:{0}", pki.dir.display());
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let good = format!("https://localhost:{}", nginx.addr.port());
+        let proxy = start_program_with(
+            runtime,
+            "proxy",
+            &["--dir", &dir],
+            &["--listen"],
+            &["--upstream", &good, "--cacert", &ca],
+        );
+        let mut stream = connect(proxy.addr);
+        for _ in 0..3 {
+            stream
+                .write_all(b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("send");
+            let (head, body) = read_response(&mut stream);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert_eq!(body, b"fixed answer from nginx\n");
+        }
+        stream
+            .write_all(b"GET /page.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(body == page, "the page came through changed");
+        drop(proxy);
+        let bad = format!("https://localhost:{}", untrusted.addr.port());
+        let proxy = start_program_with(
+            runtime,
+            "proxy",
+            &["--dir", &dir],
+            &["--listen"],
+            &["--upstream", &bad, "--cacert", &ca],
+        );
+        let mut stream = connect(proxy.addr);
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, _) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+        std::thread::sleep(Duration::from_millis(200));
+        let log = proxy.stderr_lines().join("\n");
+        assert!(log.contains("certificate rejected"), "{log}");
     });
 }

@@ -11,7 +11,7 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
 
   --listen ADDR          where to accept clients, e.g. 0.0.0.0:8080
   --upstream ADDR        a server to forward to: host:port, a host (port 80)
-                         or http://host:port; repeat for more. A name is
+                         or http[s]://host:port; repeat for more. A name is
                          resolved as requests go to it: through the DNS
                          server in DNS_SERVER (ip:port) without blocking,
                          kept for its TTL, or else through the runtime
@@ -25,6 +25,9 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --eject SECS           how long an upstream that failed gets no requests
                          before one probes it (default 10)
   --max-per-upstream N   most connections open to one upstream (default 256)
+  --cacert FILE          trust this PEM file's CA certificates for https://
+                         upstreams instead of the Mozilla roots (read
+                         through a preopened directory)
   --trust-forwarded      keep the incoming X-Forwarded-* fields, appending the
                          client's address to X-Forwarded-For (off: they are
                          replaced, as a client could claim anything)
@@ -53,6 +56,8 @@ pub struct Config {
     pub eject_for: Duration,
     pub max_per_upstream: usize,
     pub trust_forwarded: bool,
+    /// PEM CA certificates for https:// upstreams (a file path).
+    pub cacert: Option<String>,
 }
 
 /// What the command line asks for.
@@ -75,6 +80,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         eject_for: Duration::from_secs(10),
         max_per_upstream: 256,
         trust_forwarded: false,
+        cacert: None,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -90,6 +96,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
             "--header-timeout" => config.header_timeout = seconds(&arg, &value()?)?,
             "--idle-timeout" => config.idle_timeout = seconds(&arg, &value()?)?,
             "--eject" => config.eject_for = seconds(&arg, &value()?)?,
+            "--cacert" => config.cacert = Some(value()?),
             "--max-per-upstream" => {
                 let text = value()?;
                 config.max_per_upstream = text
@@ -110,13 +117,13 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
     Ok(Command::Run(config))
 }
 
-/// `host:port`, `host` or `http://host[:port][/]`.
+/// `host:port`, `host`, `http://host[:port][/]` or `https://...`.
 fn upstream(text: &str) -> Result<Url, String> {
-    let url = match text.starts_with("http://") {
+    let url = match text.starts_with("http://") || text.starts_with("https://") {
         true => text.to_string(),
         false if text.contains("://") => {
             return Err(format!(
-                "--upstream {text}: only http:// upstreams are supported"
+                "--upstream {text}: only http:// and https:// upstreams are supported"
             ))
         }
         false => format!("http://{text}"),
@@ -190,8 +197,8 @@ mod tests {
             (&["--listen", "127.0.0.1:1"][..], "--upstream"),
             (&["--listen", "nowhere"][..], "--listen nowhere"),
             (
-                &["--listen", "127.0.0.1:1", "--upstream", "https://127.0.0.1"][..],
-                "only http://",
+                &["--listen", "127.0.0.1:1", "--upstream", "ftp://127.0.0.1"][..],
+                "only http:// and https://",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:1/api"][..],

@@ -41,6 +41,12 @@ fn serve(config: config::Config) -> Result<(), String> {
     use edgepoll::http::Limits;
     use edgepoll::{ClientOptions, Server, ServerOptions};
 
+    let ca_certificates = match &config.cacert {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            format!("--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)")
+        })?),
+        None => None,
+    };
     let listener = edgepoll::net::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let upstreams: Vec<String> = config.upstreams.iter().map(|u| u.to_string()).collect();
@@ -66,6 +72,7 @@ fn serve(config: config::Config) -> Result<(), String> {
             max_per_origin: config.max_per_upstream,
             connect_timeout: config.connect_timeout,
             response_timeout: config.timeout,
+            ca_certificates,
             ..ClientOptions::default()
         },
         ..ServerOptions::default()

@@ -97,7 +97,7 @@ pub(crate) struct Pool {
     /// Exchanges waiting for their host's addresses, by name.
     resolving: Vec<(Box<str>, Exchange)>,
     /// The TLS configuration, made for the first `https://` exchange.
-    tls_config: Option<Result<Arc<rustls::ClientConfig>, TlsError>>,
+    tls_config: Option<Result<Arc<crate::tls::ClientConfig>, TlsError>>,
     /// A name whose lookup's outcome is wanted as it is (by `resolve`).
     pub(crate) watched: Option<(Box<str>, Option<Resolved>)>,
     /// Idle connections per origin, the most recently used last.
@@ -178,7 +178,7 @@ impl Pool {
     }
 
     /// The TLS configuration for `https://` connections.
-    pub(crate) fn tls_config(&mut self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    pub(crate) fn tls_config(&mut self) -> Result<Arc<crate::tls::ClientConfig>, TlsError> {
         let ca = self.options.ca_certificates.as_deref();
         self.tls_config
             .get_or_insert_with(|| crate::tls::client_config(ca))

@@ -19,16 +19,31 @@
 //! and its AES-GCM and ChaCha20 code is the one rustls measures best with.
 //! A pure-Rust provider (RustCrypto's) would need no C compiler but is not
 //! yet recommended by its authors for production.
+//!
+//! All of it is behind the cargo feature `tls`, as it adds about 6 MB to a
+//! module and half a minute to its AOT compilation; built without it, an
+//! `https://` request fails at once with [`TlsError::Config`].
 
 // The loop that uses these runs on WasmEdge only; they are tested natively too.
 #![cfg_attr(not(target_os = "wasi"), allow(dead_code, unused_imports))]
 
+#[cfg(feature = "tls")]
 mod config;
+#[cfg(feature = "tls")]
 mod session;
+#[cfg(not(feature = "tls"))]
+mod stub;
+#[cfg(feature = "tls")]
 mod subject;
 
+#[cfg(feature = "tls")]
 pub(crate) use config::client_config;
+#[cfg(feature = "tls")]
+pub(crate) use rustls::ClientConfig;
+#[cfg(feature = "tls")]
 pub(crate) use session::{Plain, TlsSession};
+#[cfg(not(feature = "tls"))]
+pub(crate) use stub::{client_config, ClientConfig, Plain, TlsSession};
 
 use std::fmt;
 
@@ -73,6 +88,7 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
+#[cfg(feature = "tls")]
 impl From<rustls::Error> for TlsError {
     fn from(e: rustls::Error) -> Self {
         use rustls::{CertificateError as C, Error as E};
