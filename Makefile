@@ -96,7 +96,7 @@ fuzz:
 # writes bench/RESULTS.md, bench/*.png and the README's table.
 bench: build
 	@command -v wrk >/dev/null && command -v gnuplot >/dev/null && command -v valgrind >/dev/null || { echo "installing wrk, gnuplot and valgrind"; apt-get update -qq && apt-get install -y -qq wrk gnuplot-nox valgrind; }
-	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder -p loadgen -p ws_native -p ws_load
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder -p loadgen -p ws_native -p ws_load -p tls_client
 	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server -p fixed_server -p http_layer -p cpu_server
 	python3 bench/run.py
 

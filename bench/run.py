@@ -934,6 +934,10 @@ broadcasts count too) and of the runtime's RSS, divided by {WS_IDLE}.
     import instances
 
     instances.main()
+    # TLS in the guest against the same client built natively.
+    import tls
+
+    tls.main()
     print(table)
     print()
     print(scale_table)

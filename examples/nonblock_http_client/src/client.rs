@@ -18,6 +18,8 @@ struct Options {
     /// Trust the CA certificates of this PEM file for https:// instead of
     /// the Mozilla roots.
     cacert: Option<String>,
+    /// At most this many connections to one origin at once.
+    parallel: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -30,6 +32,7 @@ fn parse_args() -> Result<Options, String> {
         output: None,
         verbose: false,
         cacert: None,
+        parallel: usize::MAX,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -39,6 +42,14 @@ fn parse_args() -> Result<Options, String> {
             "-o" | "--output" => options.output = Some(value()?),
             "-v" | "--verbose" => options.verbose = true,
             "--cacert" => options.cacert = Some(value()?),
+            "--parallel" => {
+                let v = value()?;
+                options.parallel = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--parallel: not a positive number: {v}"))?;
+            }
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
                 let line = value()?;
@@ -107,7 +118,7 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
         .collect()
 }
 
-const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [URL...]";
+const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [URL...]";
 
 pub fn main() -> ExitCode {
     let parsed = parse_args().and_then(|o| {
@@ -176,7 +187,10 @@ pub fn main() -> ExitCode {
 
 /// The client's settings: `--cacert` read through a preopened directory.
 fn client_options(options: &Options) -> Result<ClientOptions, String> {
-    let mut client = ClientOptions::default();
+    let mut client = ClientOptions {
+        max_per_origin: options.parallel,
+        ..ClientOptions::default()
+    };
     if let Some(path) = &options.cacert {
         let pem = std::fs::read(path).map_err(|e| {
             format!("--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)")

@@ -1,7 +1,9 @@
 //! Sends HTTP requests over several connections at once, waiting on `Poll`.
 //!
 //! Usage: `nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']...
-//! [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [URL...]`. URLs are
+//! [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [URL...]`.
+//! All URLs go at once, each on its own connection, or at most N at a time
+//! to one origin with `--parallel N`. URLs are
 //! `http://` or `https://` (TLS in the guest; `--cacert FILE` trusts a
 //! private CA's PEM certificates instead of the Mozilla roots, read through
 //! a preopened directory). Without a URL it sends two

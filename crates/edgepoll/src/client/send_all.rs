@@ -22,11 +22,17 @@ pub fn send_all(
     requests: &[ClientRequest],
     timeout: Duration,
 ) -> Vec<Result<ParsedResponse, ClientError>> {
-    send_all_with(requests, timeout, &ClientOptions::default())
+    let each_its_own = ClientOptions {
+        max_per_origin: usize::MAX,
+        ..ClientOptions::default()
+    };
+    send_all_with(requests, timeout, &each_its_own)
 }
 
 /// [`send_all`] with the client's other settings (trusted CA certificates,
-/// DNS server) taken from `base`; its limits and timeouts are `send_all`'s.
+/// DNS server, and at most `base.max_per_origin` connections to one
+/// origin, the other requests waiting their turn) taken from `base`; its
+/// timeouts are `send_all`'s.
 ///
 /// ```no_run
 /// let options = edgepoll::ClientOptions {
@@ -43,7 +49,7 @@ pub fn send_all_with(
 ) -> Vec<Result<ParsedResponse, ClientError>> {
     let options = ServerOptions {
         client: ClientOptions {
-            max_per_origin: requests.len().max(1),
+            max_per_origin: requests.len().clamp(1, base.max_per_origin.max(1)),
             connect_timeout: timeout,
             response_timeout: timeout,
             dns_timeout: timeout.min(base.dns_timeout),

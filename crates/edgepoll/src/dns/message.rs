@@ -76,6 +76,15 @@ pub(crate) enum NotAnswer {
     Other,
 }
 
+/// A TTL as RFC 2181 §8 reads it: one with the top bit set is 0.
+fn ttl_of(ttl: u32) -> u32 {
+    if ttl > i32::MAX as u32 {
+        0
+    } else {
+        ttl
+    }
+}
+
 /// The id of a message, when it has at least a header's first two bytes.
 pub(crate) fn id_of(bytes: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
@@ -110,7 +119,7 @@ pub(crate) fn read_answer(
             .name_servers()
             .iter()
             .find_map(|r| match r.data() {
-                RData::SOA(soa) => Some(soa.minimum().min(r.ttl())),
+                RData::SOA(soa) => Some(ttl_of(soa.minimum()).min(ttl_of(r.ttl()))),
                 _ => None,
             })
             .unwrap_or(0)
@@ -133,15 +142,15 @@ pub(crate) fn read_answer(
             match record.data() {
                 RData::A(a) if asked == RecordType::A => {
                     addrs.push(IpAddr::V4(a.0));
-                    ttl = ttl.min(record.ttl());
+                    ttl = ttl.min(ttl_of(record.ttl()));
                 }
                 RData::AAAA(a) if asked == RecordType::AAAA => {
                     addrs.push(IpAddr::V6(a.0));
-                    ttl = ttl.min(record.ttl());
+                    ttl = ttl.min(ttl_of(record.ttl()));
                 }
                 RData::CNAME(target) if alias.is_none() => {
                     alias = Some(target.0.clone());
-                    ttl = ttl.min(record.ttl());
+                    ttl = ttl.min(ttl_of(record.ttl()));
                 }
                 _ => {}
             }

@@ -30,7 +30,9 @@ mod system;
 pub use crate::client::resolve;
 pub use resolver::Resolved;
 pub(crate) use resolver::{Lookup, Resolver};
-pub use resolver::{MAX_CACHED, RESEND_AFTER, SYSTEM_TTL};
+pub use resolver::{
+    MAX_ADDRESSES, MAX_CACHED, MAX_PENDING, OTHER_FAMILY_GRACE, RESEND_AFTER, SYSTEM_TTL,
+};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,6 +61,8 @@ pub enum ResolveError {
     Unreachable(String),
     /// The system resolver failed (its message).
     System(String),
+    /// Too many lookups under way at once (see [`MAX_PENDING`]).
+    TooManyLookups,
 }
 
 impl std::fmt::Display for ResolveError {
@@ -87,6 +91,7 @@ impl std::fmt::Display for ResolveError {
             ResolveError::BadAnswer(why) => write!(f, "bad answer from the DNS server: {why}"),
             ResolveError::Unreachable(why) => write!(f, "DNS server unreachable: {why}"),
             ResolveError::System(why) => write!(f, "{why}"),
+            ResolveError::TooManyLookups => f.write_str("too many lookups under way at once"),
         }
     }
 }

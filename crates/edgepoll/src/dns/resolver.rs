@@ -26,6 +26,18 @@ pub const MAX_CACHED: usize = 1024;
 pub const SYSTEM_TTL: Duration = Duration::from_secs(5);
 /// The longest a positive answer is kept, whatever its TTL says.
 const MAX_TTL: u32 = 3600;
+/// The longest a negative answer (NXDOMAIN, no address) is kept (RFC 2308
+/// §5 suggests one to three hours at most; a typo fixed in a zone should
+/// show sooner).
+const MAX_NEGATIVE_TTL: u32 = 300;
+/// Addresses kept per family of one answer: an answer may hold thousands.
+pub const MAX_ADDRESSES: usize = 32;
+/// Lookups under way at once; more fail at once.
+pub const MAX_PENDING: usize = 256;
+/// Once one family has addresses, how long the other is waited for
+/// (RFC 8305 §3 waits 50 ms before using IPv4 alone; a little more here,
+/// as the client takes the first address anyway).
+pub const OTHER_FAMILY_GRACE: Duration = Duration::from_millis(100);
 
 /// The outcome of a lookup: the addresses, IPv4 before IPv6, each in the
 /// server's order (or `getaddrinfo`'s order, kept as it is).
@@ -158,8 +170,13 @@ impl Resolver {
     /// Starts a lookup of `key` through the server.
     fn ask(&mut self, key: Box<str>, now: Instant) -> Result<(), ResolveError> {
         let name = message::parse_name(&key)?;
+        if self.pending.len() >= MAX_PENDING {
+            return Err(ResolveError::TooManyLookups);
+        }
+        let mut first = None;
         let parts = [Family::V4, Family::V6].map(|family| {
-            let id = self.fresh_id();
+            let id = self.fresh_id(first);
+            first = Some(id);
             let query = message::query(id, &name, family);
             self.datagrams.push(query.clone());
             Part {
@@ -194,7 +211,6 @@ impl Resolver {
     }
 
     /// Whether lookups are under way.
-    #[cfg(test)]
     pub fn is_busy(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -219,7 +235,12 @@ impl Resolver {
                 p.state = PartState::OverTcp;
                 self.over_tcp.push((id, p.query.clone()));
             }
-            Ok(answer) => p.state = PartState::Done(Ok(answer)),
+            Ok(answer) => {
+                if matches!(&answer, Answer::Addresses { addrs, .. } if !addrs.is_empty()) {
+                    lookup.deadline = lookup.deadline.min(now + OTHER_FAMILY_GRACE);
+                }
+                p.state = PartState::Done(Ok(answer));
+            }
             // Kept waiting: a forged or broken datagram must not end a
             // lookup that a good answer may still complete.
             Err(NotAnswer::Malformed) => lookup.malformed = true,
@@ -309,14 +330,15 @@ impl Resolver {
 
     /// A query id no lookup under way uses: random, so that an off-path
     /// sender cannot guess it (with the random source port).
-    fn fresh_id(&mut self) -> u16 {
+    fn fresh_id(&mut self, also_taken: Option<u16>) -> u16 {
         loop {
             self.next_seed += 1;
             let id = self.ids.hash_one(self.next_seed) as u16;
-            let taken = self
-                .pending
-                .iter()
-                .any(|l| l.parts.iter().any(|p| p.id == id));
+            let taken = also_taken == Some(id)
+                || self
+                    .pending
+                    .iter()
+                    .any(|l| l.parts.iter().any(|p| p.id == id));
             if !taken {
                 return id;
             }
@@ -382,14 +404,20 @@ fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
                 ttl: t,
             })) => {
                 if found.is_empty() {
-                    negative.get_or_insert((ResolveError::NoAddress, t));
+                    let t = t.min(MAX_NEGATIVE_TTL);
+                    match &mut negative {
+                        Some((_, kept)) => *kept = (*kept).min(t),
+                        None => negative = Some((ResolveError::NoAddress, t)),
+                    }
                 } else {
-                    addrs.extend(found);
+                    addrs.extend(found.into_iter().take(MAX_ADDRESSES));
                     ttl = ttl.min(t);
                 }
             }
             PartState::Done(Ok(Answer::NoSuchName { ttl: t })) => {
-                negative = Some((ResolveError::NoSuchName, t));
+                let t = t.min(MAX_NEGATIVE_TTL);
+                let kept = negative.as_ref().map_or(t, |(_, k)| (*k).min(t));
+                negative = Some((ResolveError::NoSuchName, kept));
             }
             PartState::Done(Ok(Answer::Failed(code))) => {
                 failure.get_or_insert(ResolveError::ServerFailure(code));

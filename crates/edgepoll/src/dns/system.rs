@@ -54,6 +54,9 @@ pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
             data: d.as_mut_ptr(),
         })
         .collect();
+    // No canonical name is asked for (the hints' flags are 0): the runtime
+    // writes none, whatever the length says. Asking for one would need
+    // room for the whole name, as WasmEdge copies it regardless.
     let mut names = [[0u8; 1]; MAX_RESULTS];
     let mut records: Vec<AddrInfo> = (0..MAX_RESULTS)
         .map(|i| AddrInfo {
@@ -104,11 +107,15 @@ pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
     let mut addrs: Vec<IpAddr> = Vec::new();
     for i in 0..(count as usize).min(MAX_RESULTS) {
         let d = &data[i];
-        let ip = match (records[i].family, sockaddrs[i].family) {
-            (FAMILY_INET4, _) | (_, FAMILY_INET4) => {
-                IpAddr::V4(Ipv4Addr::new(d[2], d[3], d[4], d[5]))
-            }
-            (FAMILY_INET6, _) | (_, FAMILY_INET6) => {
+        // Only what the runtime says it wrote: the sockaddr's own family
+        // and length (an older WasmEdge copies 14 bytes, too few for IPv6).
+        let written = sockaddrs[i].data_len as usize;
+        if records[i].addrlen == 0 {
+            continue;
+        }
+        let ip = match sockaddrs[i].family {
+            FAMILY_INET4 if written >= 6 => IpAddr::V4(Ipv4Addr::new(d[2], d[3], d[4], d[5])),
+            FAMILY_INET6 if written >= 22 => {
                 let mut octets = [0u8; 16];
                 octets.copy_from_slice(&d[6..22]);
                 IpAddr::V6(Ipv6Addr::from(octets))

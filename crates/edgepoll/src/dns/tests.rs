@@ -332,3 +332,97 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
         Lookup::Ready(Ok(_))
     ));
 }
+
+#[test]
+fn a_family_that_never_answers_costs_only_a_short_grace() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("v4only.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    // The A answer comes; the AAAA query is dropped by the server.
+    r.on_datagram(&answer(&queries[0], |q, m| addresses(q, m, 30)), now);
+    assert!(r.finished.is_empty());
+    assert_eq!(r.deadline(), Some(now + OTHER_FAMILY_GRACE));
+    r.handle_timeout(now + OTHER_FAMILY_GRACE);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("v4only.test".into(), Ok(vec![v4()])))
+    );
+}
+
+#[test]
+fn negative_answers_are_kept_briefly_and_long_answers_are_cut() {
+    use hickory_proto::rr::rdata::SOA;
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("gone.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        let reply = answer(&q, |_, m| {
+            m.set_response_code(ResponseCode::NXDomain);
+            let soa = SOA::new(
+                parse_name("test").unwrap(),
+                parse_name("a.test").unwrap(),
+                1,
+                1,
+                1,
+                1,
+                u32::MAX >> 1,
+            );
+            m.add_name_server(Record::from_rdata(
+                parse_name("test").unwrap(),
+                u32::MAX >> 1,
+                RData::SOA(soa),
+            ));
+        });
+        r.on_datagram(&reply, now);
+    }
+    r.finished.clear();
+    // A day-long negative TTL is kept five minutes.
+    let soon = now + Duration::from_secs(299);
+    assert_eq!(
+        r.lookup("gone.test", soon),
+        Lookup::Ready(Err(ResolveError::NoSuchName))
+    );
+    assert_eq!(
+        r.lookup("gone.test", now + Duration::from_secs(301)),
+        Lookup::Pending
+    );
+    r.datagrams.clear();
+
+    r.lookup("many.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        let reply = answer(&q, |q, m| {
+            if q.query_type() == RecordType::A {
+                for i in 0..200u32 {
+                    let ip = Ipv4Addr::from(0x0a00_0000 + i);
+                    m.add_answer(Record::from_rdata(q.name().clone(), 60, RData::A(A(ip))));
+                }
+            }
+        });
+        r.on_datagram(&reply, now);
+    }
+    let (_, resolved) = r.finished.pop().expect("done");
+    assert_eq!(resolved.map(|a| a.len()), Ok(MAX_ADDRESSES));
+}
+
+#[test]
+fn lookups_under_way_are_bounded_and_ids_never_repeat() {
+    let mut r = resolver();
+    let now = Instant::now();
+    for i in 0..MAX_PENDING {
+        assert_eq!(r.lookup(&format!("n{i}.test"), now), Lookup::Pending);
+    }
+    assert_eq!(
+        r.lookup("one-more.test", now),
+        Lookup::Ready(Err(ResolveError::TooManyLookups))
+    );
+    let mut ids: Vec<u16> = r
+        .datagrams
+        .iter()
+        .map(|q| Message::from_vec(q).unwrap().id())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "every query of every lookup has its own id");
+}

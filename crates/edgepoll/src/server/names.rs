@@ -74,7 +74,10 @@ fn send_datagrams(
         let udp = UdpSocket::connect(server)?;
         core.poll.register(&udp, UDP, Interest::READABLE)?;
         // Answers never wait for a full poll (as the listener's accepts).
-        core.poll.pin(&udp)?;
+        if let Err(e) = core.poll.pin(&udp) {
+            let _ = core.poll.deregister(&udp);
+            return Err(e);
+        }
         core.names.udp = Some(udp);
     }
     let Some(udp) = &core.names.udp else {
@@ -240,8 +243,15 @@ fn close_tcp(core: &mut Core, at: usize) {
 }
 
 /// Closes TCP queries the resolver no longer waits for (their lookup timed
-/// out).
+/// out), and the UDP socket once no lookup is under way: the next lookup
+/// opens a new one, on a new random port (RFC 5452 §9.2: a port that never
+/// changes leaves only the 16-bit id against a forged answer).
 pub(crate) fn close_abandoned(core: &mut Core) {
+    if !core.work.pool.names.is_busy() {
+        if let Some(udp) = core.names.udp.take() {
+            let _ = core.poll.deregister(&udp);
+        }
+    }
     for at in 0..core.names.tcp.len() {
         let stale = match &core.names.tcp[at] {
             Some(query) => !core.work.pool.names.awaits_tcp(query.id),

@@ -37,7 +37,7 @@ mod stub;
 mod subject;
 
 #[cfg(feature = "tls")]
-pub(crate) use config::client_config;
+pub use config::client_config;
 #[cfg(feature = "tls")]
 pub(crate) use rustls::ClientConfig;
 #[cfg(feature = "tls")]

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""TLS in the guest against the same client built natively (`make bench`
+runs this; alone: `python3 bench/tls.py` after `make bench` built the
+programs):
+
+- Handshakes per second: N GETs to nginx over https, one after another, each
+  on a new connection (`Connection: close`; the client's session cache
+  resumes sessions, as rustls' default does), TLS 1.3.
+- MB/s: one 64 MiB download from nginx over TLS, the body written to a file
+  (wasm, through a preopened directory) or dropped (native).
+
+The wasm client is examples/nonblock_http_client (`--parallel 1`, `-o`) on
+edgepoll-host and on WasmEdge AOT; the native one is bench/tls_client, with
+the very same rustls, ring provider and configuration
+(`edgepoll::tls::client_config`) over blocking std sockets. A wasm run's
+start-up (measured with one request) is taken off its time. In turns; the
+median of the turns, and each turn's ratio to native.
+
+Writes its section of bench/RESULTS.md.
+"""
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402  (free_port, write_section, WASM, TARGET)
+
+CLIENT = run.WASM / "nonblock_http_client.wasm"
+NATIVE = run.TARGET / "release" / "tls_client"
+TURNS = 3
+HANDSHAKES = 300
+BIG = 64 << 20
+
+
+def openssl(directory, *args):
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+
+def make_pki(directory):
+    """A CA and a certificate for localhost signed by it."""
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl(directory, "req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=edgepoll bench CA")
+    openssl(directory, "req", *key, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost")
+    Path(directory, "ext").write_text("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    openssl(directory, "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "srv.pem", "-days", "1", "-extfile", "ext")
+
+
+class Nginx:
+    """nginx with one worker serving `/fixed` and a 64 MiB file over TLS."""
+
+    def __init__(self, directory, port):
+        binary = next((b for b in ("/usr/sbin/nginx", "/usr/bin/nginx") if Path(b).exists()), None)
+        if binary is None:
+            raise RuntimeError("nginx is needed: apt-get install -y nginx-light (make setup does)")
+        root = Path(directory, "root")
+        root.mkdir()
+        with open(root / "big.bin", "wb") as f:
+            f.write(os.urandom(BIG))
+        temp = " ".join(f"{k}_temp_path {directory}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = (
+            f"daemon off; master_process off; worker_processes 1; pid {directory}/nginx.pid; error_log stderr crit;\n"
+            "events { worker_connections 1024; }\n"
+            f"http {{ access_log off; {temp}\n"
+            f"  server {{ listen 127.0.0.1:{port} ssl; root {root};\n"
+            f"    ssl_certificate {directory}/srv.pem; ssl_certificate_key {directory}/srv.key;\n"
+            "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+            '    location = /fixed { return 200 "fixed\\n"; } } }\n'
+        )
+        Path(directory, "nginx.conf").write_text(conf)
+        self.proc = subprocess.Popen([binary, "-c", f"{directory}/nginx.conf", "-p", directory],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("nginx did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def timed(command):
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    return time.perf_counter() - started
+
+
+def native(directory, port):
+    ca = f"{directory}/ca.pem"
+    out = subprocess.run([str(NATIVE), "handshakes", str(HANDSHAKES), str(port), ca],
+                         check=True, capture_output=True, text=True).stdout
+    hs = HANDSHAKES / float(out.split("seconds=")[1].split()[0])
+    out = subprocess.run([str(NATIVE), "download", str(port), "/big.bin", ca],
+                         check=True, capture_output=True, text=True).stdout
+    seconds = float(out.split("seconds=")[1].split()[0])
+    return hs, BIG / seconds / 1e6
+
+
+def wasm(runtime, module, directory, port):
+    base = runtime + ["--dir", f"{directory}:{directory}", str(module), "--timeout", "300",
+                      "--cacert", f"{directory}/ca.pem"]
+    fixed = f"https://localhost:{port}/fixed"
+    startup = min(timed(base + [fixed]) for _ in range(3))
+    many = timed(base + ["--parallel", "1", "-H", "Connection: close"] + [fixed] * HANDSHAKES)
+    hs = (HANDSHAKES - 1) / max(many - startup, 1e-6)
+    download = timed(base + ["-o", f"{directory}/out.bin", f"https://localhost:{port}/big.bin"])
+    return hs, BIG / max(download - startup, 1e-6) / 1e6
+
+
+def main():
+    directory = tempfile.mkdtemp(prefix="edgepoll-bench-tls-")
+    try:
+        make_pki(directory)
+        port = run.free_port()
+        server = Nginx(directory, port)
+        runtimes = [("edgepoll-host", [str(run.HOST)], CLIENT)]
+        if shutil.which("wasmedge"):
+            aot = run.TARGET / "bench-aot" / "nonblock_http_client.wasm"
+            aot.parent.mkdir(exist_ok=True)
+            subprocess.run(["wasmedge", "compile", str(CLIENT), str(aot)], check=True, capture_output=True)
+            runtimes.append(("WasmEdge AOT", ["wasmedge"], aot))
+        rows = {"native (same rustls, ring)": []}
+        rows.update({label: [] for label, _, _ in runtimes})
+        try:
+            for turn in range(TURNS):
+                measured = {"native (same rustls, ring)": native(directory, port)}
+                for label, runtime, module in runtimes:
+                    measured[label] = wasm(runtime, module, directory, port)
+                for label, value in measured.items():
+                    rows[label].append(value)
+                print(f"turn {turn + 1}: " + ", ".join(
+                    f"{k} {v[0]:.0f} hs/s {v[1]:.0f} MB/s" for k, v in measured.items()), flush=True)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    write(rows)
+
+
+def write(rows):
+    native_rows = rows["native (same rustls, ring)"]
+    lines = [
+        "<!-- tls:start -->",
+        "## TLS in the guest (bench/tls.py)",
+        "",
+        f"nonblock_http_client against nginx (one worker, TLS 1.3) on loopback: {HANDSHAKES} GETs one after another,",
+        "each on a new connection (sessions resumed, as rustls does by default), and a 64 MiB download.",
+        "The native peer is bench/tls_client: the same rustls, ring provider and configuration.",
+        f"Median of {TURNS} turns; the ratio to native per turn in brackets.",
+        "",
+        "| client | handshakes/s | ratio | MB/s | ratio |",
+        "|---|---:|---|---:|---|",
+    ]
+    for label, values in rows.items():
+        hs = statistics.median(v[0] for v in values)
+        mbs = statistics.median(v[1] for v in values)
+        hs_ratios = ", ".join(f"{v[0] / n[0]:.2f}" for v, n in zip(values, native_rows))
+        mb_ratios = ", ".join(f"{v[1] / n[1]:.2f}" for v, n in zip(values, native_rows))
+        lines.append(f"| {label} | {hs:.0f} | {hs_ratios} | {mbs:.0f} | {mb_ratios} |")
+    lines += ["", "Targets: WasmEdge AOT at least 0.6x native handshakes/s and 0.8x native MB/s.",
+              "<!-- tls:end -->"]
+    run.write_section("tls", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

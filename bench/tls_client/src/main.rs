@@ -1,0 +1,54 @@
+//! `tls_client handshakes N PORT CA` : N requests to https://localhost:PORT/fixed,
+//! one after another, each on a new connection (`Connection: close`), with
+//! the client's session cache as edgepoll's (rustls' default: resumption).
+//! `tls_client download PORT PATH CA`: one GET, the body read and dropped.
+//! Prints `seconds=S bytes=B`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mode, rest) = args.split_first().expect("usage: tls_client handshakes|download ...");
+    let ca = std::fs::read(rest.last().expect("CA file")).expect("read the CA file");
+    let config = edgepoll::tls::client_config(Some(&ca)).expect("TLS configuration");
+    let started = Instant::now();
+    let bytes = match mode.as_str() {
+        "handshakes" => {
+            let n: usize = rest[0].parse().expect("N");
+            let port: u16 = rest[1].parse().expect("PORT");
+            (0..n).map(|_| get(&config, port, "/fixed", true)).sum()
+        }
+        "download" => {
+            let port: u16 = rest[0].parse().expect("PORT");
+            get(&config, port, &rest[1], true)
+        }
+        _ => panic!("unknown mode {mode}"),
+    };
+    println!("seconds={} bytes={bytes}", started.elapsed().as_secs_f64());
+}
+
+/// One GET on a new connection; returns the response's length.
+fn get(config: &Arc<rustls::ClientConfig>, port: u16, path: &str, close: bool) -> usize {
+    let name = "localhost".try_into().expect("name");
+    let mut conn = rustls::ClientConnection::new(config.clone(), name).expect("connection");
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut tls = rustls::Stream::new(&mut conn, &mut socket);
+    let connection = if close { "close" } else { "keep-alive" };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: {connection}\r\n\r\n");
+    tls.write_all(request.as_bytes()).expect("send");
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            // nginx closes without close_notify after Connection: close.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    total
+}
