@@ -452,3 +452,38 @@ pub fn run_ws_clients(
     }
     (status.success(), output)
 }
+
+/// `clients` keep-alive clients sending POSTs to `{prefix}/{client}/{n}`
+/// until `until`, each body checked as echoed with 200: every request's
+/// latency.
+pub fn echo_load(addr: SocketAddr, clients: usize, prefix: &str, until: Instant) -> Vec<Duration> {
+    let handles: Vec<_> = (0..clients)
+        .map(|client| {
+            let prefix = prefix.to_string();
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while Instant::now() < until {
+                    let body = format!("client {client} request {n}");
+                    let request = format!(
+                        "POST {prefix}/{client}/{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let started = Instant::now();
+                    stream.write_all(request.as_bytes()).expect("send");
+                    let (head, echoed) = read_response(&mut stream);
+                    latencies.push(started.elapsed());
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    assert_eq!(echoed, body.as_bytes(), "a response went to the wrong request");
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|c| c.join().expect("client thread"))
+        .collect()
+}

@@ -4,10 +4,7 @@
 
 use edgepoll_tests::dns::{Delayed, Dnsmasq, Garbage, Hostile, BIG_COUNT};
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream};
-use edgepoll_tests::{
-    connect, on_each_runtime, read_response, run_wasm_with, start_program_with, Runtime,
-};
-use std::io::Write;
+use edgepoll_tests::{echo_load, on_each_runtime, run_wasm_with, start_program_with, Runtime};
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -275,33 +272,5 @@ fn resolving_on_every_request_adds_no_stall() {
 
 /// 64 keep-alive clients sending POSTs for `length`: each request's latency.
 fn load(addr: std::net::SocketAddr, length: Duration) -> Vec<Duration> {
-    let until = Instant::now() + length;
-    let clients: Vec<_> = (0..64)
-        .map(|client| {
-            std::thread::spawn(move || {
-                let mut stream = connect(addr);
-                let mut latencies = Vec::new();
-                let mut n = 0;
-                while Instant::now() < until {
-                    let body = format!("client {client} request {n}");
-                    let request = format!(
-                        "POST /{client}/{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let started = Instant::now();
-                    stream.write_all(request.as_bytes()).expect("send");
-                    let (head, echoed) = read_response(&mut stream);
-                    latencies.push(started.elapsed());
-                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-                    assert_eq!(echoed, body.as_bytes(), "a response went to the wrong request");
-                    n += 1;
-                }
-                latencies
-            })
-        })
-        .collect();
-    clients
-        .into_iter()
-        .flat_map(|c| c.join().expect("client thread"))
-        .collect()
+    echo_load(addr, 64, "", Instant::now() + length)
 }

@@ -4,7 +4,9 @@
 //! (echo, delays, a stall), nginx, and the echo server under the same runtime.
 
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
-use edgepoll_tests::{connect, on_each_runtime, read_response, start_program, Running, Runtime};
+use edgepoll_tests::{
+    connect, echo_load, on_each_runtime, read_response, start_program, Running, Runtime,
+};
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
@@ -76,34 +78,7 @@ fn stalled_requests_get_504_and_never_delay_the_others() {
             })
             .collect();
         let until = Instant::now() + Duration::from_secs(4);
-        let clients: Vec<_> = (0..64)
-            .map(|client| {
-                std::thread::spawn(move || {
-                    let mut stream = connect(addr);
-                    let mut latencies = Vec::new();
-                    let mut n = 0;
-                    while Instant::now() < until {
-                        let body = format!("client {client} request {n}");
-                        let request = format!(
-                            "POST /echo/{client}/{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let started = Instant::now();
-                        stream.write_all(request.as_bytes()).expect("send");
-                        let (head, echoed) = read_response(&mut stream);
-                        latencies.push(started.elapsed());
-                        assert_eq!(status(&head), 200, "{head}");
-                        assert_eq!(echoed, body.as_bytes(), "a response went to the wrong request");
-                        n += 1;
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        let mut latencies: Vec<Duration> = clients
-            .into_iter()
-            .flat_map(|c| c.join().expect("client thread"))
-            .collect();
+        let mut latencies = echo_load(addr, 64, "/echo", until);
         for handle in slow {
             let (code, waited) = handle.join().expect("slow client");
             assert_eq!(code, 504, "a stalled upstream's request");

@@ -28,6 +28,16 @@ fn client(runtime: &Runtime, pki: &Pki, args: &[&str]) -> (i32, String, String) 
     )
 }
 
+/// nginx serving over TLS with the PKI's good certificate.
+fn nginx_over_tls(pki: &Pki) -> Nginx {
+    let certificate = format!(
+        "ssl_certificate {}; ssl_certificate_key {};",
+        pki.path("good.pem"),
+        pki.path("good.key")
+    );
+    Nginx::start_listening("ssl", &certificate)
+}
+
 /// A good certificate (by name and by IP), a wrong name, an expired one, a
 /// self-signed one, a TLS 1.2-only server, and the Mozilla roots by default.
 #[test]
@@ -105,14 +115,7 @@ fn certificates_are_checked_and_failures_name_their_cause() {
 #[test]
 fn a_large_download_from_nginx_over_tls_is_byte_exact() {
     let pki = Pki::new();
-    let nginx = Nginx::start_listening(
-        "ssl",
-        &format!(
-            "ssl_certificate {}; ssl_certificate_key {};",
-            pki.path("good.pem"),
-            pki.path("good.key")
-        ),
-    );
+    let nginx = nginx_over_tls(&pki);
     let size = |runtime: &Runtime| match runtime {
         Runtime::WasmEdge => 1 << 20,
         _ => 64 << 20,
@@ -194,14 +197,7 @@ fn stalled_and_garbage_handshakes_fail_cleanly() {
 #[test]
 fn the_proxy_reaches_https_upstreams() {
     let pki = Pki::new();
-    let nginx = Nginx::start_listening(
-        "ssl",
-        &format!(
-            "ssl_certificate {}; ssl_certificate_key {};",
-            pki.path("good.pem"),
-            pki.path("good.key")
-        ),
-    );
+    let nginx = nginx_over_tls(&pki);
     let page: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(nginx.root.join("page.bin"), &page).expect("write");
     let untrusted = SServer::start(&pki, "self-signed", &[]);
