@@ -274,3 +274,36 @@ fn resolving_on_every_request_adds_no_stall() {
 fn load(addr: std::net::SocketAddr, length: Duration) -> Vec<Duration> {
     echo_load(addr, 64, "", Instant::now() + length)
 }
+
+/// `localhost` is 127.0.0.1 then ::1: a server on ::1 alone is reached
+/// after 127.0.0.1 refuses, as curl does.
+#[test]
+fn a_refused_address_falls_back_to_the_hosts_next_one() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nover v6\n",
+            );
+        }
+    });
+    // Nothing listens on the same port at 127.0.0.1.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    on_each_runtime(|runtime| {
+        let url = format!("http://localhost:{port}/");
+        let (code, stdout, stderr) = client(runtime, None, &["--timeout", "5", &url]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("[1] GET {url} -> 200 OK\nover v6")),
+            "{stdout}"
+        );
+    });
+}

@@ -10,7 +10,10 @@ use crate::tls::TlsError;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Addresses of a host tried after the first, at most.
+const MAX_OTHER_ADDRS: usize = 3;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,9 +63,24 @@ pub(crate) struct Exchange {
     /// The request offers to switch protocols: a 101 ends the exchange and
     /// takes the connection out of the pool.
     pub(crate) upgrade: bool,
+    /// The host's other addresses, tried in turn when a connection to
+    /// this one fails before a byte of the request went (refused,
+    /// unreachable, no connection in time), as curl does.
+    pub(crate) other_addrs: Vec<IpAddr>,
 }
 
 impl Exchange {
+    /// Moves to the host's next address, if it has one and the request can
+    /// be sent again as it is (its body whole, not streamed).
+    pub(crate) fn next_address(&mut self) -> bool {
+        if self.other_addrs.is_empty() || self.body_out.is_some() || self.request.is_empty() {
+            return false;
+        }
+        let ip = self.other_addrs.remove(0);
+        self.origin.addr.set_ip(ip);
+        true
+    }
+
     /// Bytes of request body waiting for a connection.
     pub(crate) fn early_len(&self) -> usize {
         self.early.iter().map(Bytes::len).sum()
@@ -150,6 +168,7 @@ impl Pool {
             early_end: false,
             answered: false,
             upgrade: request.offers_upgrade(),
+            other_addrs: Vec::new(),
         };
         self.place(&url.host, exchange, now);
         Ok(id)
@@ -168,6 +187,7 @@ impl Pool {
         match resolved {
             Ok(addrs) => {
                 exchange.origin.addr.set_ip(addrs[0]);
+                exchange.other_addrs = addrs[1..].iter().take(MAX_OTHER_ADDRS).copied().collect();
                 self.queue.push_back(exchange);
             }
             Err(error) => {
@@ -440,6 +460,12 @@ mod tests {
         assert_eq!(ids, vec![first, second]);
         let want: SocketAddr = "10.0.0.7:8080".parse().unwrap();
         assert!(placed.iter().all(|(ex, _)| ex.origin.addr == want));
+        // Its other addresses are kept for a failed connection.
+        let mut first_placed = placed.into_iter().next().expect("placed").0;
+        assert!(!first_placed.next_address(), "one address only");
+        first_placed.other_addrs = vec!["10.0.0.8".parse().unwrap()];
+        assert!(first_placed.next_address());
+        assert_eq!(first_placed.origin.addr, "10.0.0.8:8080".parse().unwrap());
         // Known now: the next request goes straight to the queue.
         pool.submit(&request("http://api.test:8080/"), now, false)
             .unwrap();

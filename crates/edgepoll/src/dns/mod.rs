@@ -15,7 +15,9 @@
 //! - IP literals and `localhost` (RFC 6761) never reach either.
 //!
 //! Addresses come IPv4 first, then IPv6, each in the server's order (the
-//! system's order is kept as it is); the client connects to the first.
+//! system's order is kept as it is); the client connects to the first, and
+//! to the next (up to three more) when that connection fails before any
+//! byte of the request went.
 //! IPv4 first because many container networks, Kubernetes' default among
 //! them, have no IPv6 route.
 

@@ -895,7 +895,12 @@ impl Core {
                         Ok(stream) => stream,
                         Err(e) => {
                             self.work.pool.closed(&origin, usize::MAX);
-                            self.work.pool.fail(id, e.into());
+                            let mut exchange = exchange;
+                            if exchange.next_address() {
+                                self.work.pool.requeue(exchange);
+                            } else {
+                                self.work.pool.fail(id, e.into());
+                            }
                             continue;
                         }
                     };

@@ -13,10 +13,10 @@ use std::time::Instant;
 /// attempt only where one may come: idempotent, first try, reused
 /// connection, whole body.
 pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max_body: usize) {
-    let may_retry = exchange.idempotent
-        && !exchange.retried
-        && up.conn.was_reused()
-        && exchange.body_out.is_none();
+    let may_retry = exchange.body_out.is_none()
+        && ((exchange.idempotent && !exchange.retried && up.conn.was_reused())
+            // A new connection may fail to connect: kept for the next address.
+            || (!up.conn.was_reused() && !exchange.other_addrs.is_empty()));
     let request = match may_retry {
         true => exchange.request.clone(),
         false => std::mem::take(&mut exchange.request),
@@ -77,6 +77,9 @@ pub(crate) fn step(
                 up.last_progress = now;
             }
             Ok(Some(e)) | Err(e) => {
+                if try_next_address(up, work) {
+                    return Next::Close;
+                }
                 fail(up, ClientError::from(e), work);
                 return Next::Close;
             }
@@ -296,6 +299,21 @@ fn end_with(pool: &mut Pool, exchange: &Exchange, error: ClientError) {
     pool.events.push((exchange.id, event));
 }
 
+/// A connection that never connected: its exchange goes to the host's
+/// next address, if there is one.
+fn try_next_address(up: &mut Upstream, work: &mut Work) -> bool {
+    let Some(mut exchange) = up.exchange.take() else {
+        return false;
+    };
+    if exchange.next_address() {
+        work.slot_of.remove(&exchange.id);
+        work.pool.requeue(exchange);
+        return true;
+    }
+    up.exchange = Some(exchange);
+    false
+}
+
 fn fail(up: &mut Upstream, error: ClientError, work: &mut Work) {
     if let Some(exchange) = up.exchange.take() {
         work.slot_of.remove(&exchange.id);
@@ -345,6 +363,10 @@ pub(crate) fn handle_timeout(
     let deadline = up.last_progress + limit;
     if now < deadline {
         return Some(deadline);
+    }
+    if up.connecting && try_next_address(up, work) {
+        up.expired = true;
+        return None;
     }
     if let (Some(error), Some(exchange)) = (error, up.exchange.take()) {
         work.slot_of.remove(&exchange.id);
