@@ -270,6 +270,7 @@ fn refused_reset_and_timeout_each_fail_clearly() {
         );
 
         let server = serve(Reply::Silent);
+        rt.prepare("nonblock_http_client");
         let start = Instant::now();
         let timeout = run_client(
             rt,
@@ -335,6 +336,7 @@ fn interim_and_bodiless_responses_end_where_their_head_ends() {
             let url = format!("http://{}/", server.addr);
             let mut all = args.to_vec();
             all.extend(["--timeout", "5", url.as_str()]);
+            rt.prepare("nonblock_http_client");
             let start = Instant::now();
             let out = run_client(rt, &all);
             let stdout = String::from_utf8_lossy(&out.stdout);

@@ -95,6 +95,7 @@ fn names_resolve_through_dnsmasq_on_the_loop() {
         assert!(stderr.contains("[6] POST http://x.stall.test:1/ -> error: cannot resolve \"x.stall.test\": no answer from the DNS server in 2.0 s"), "{stderr}");
         // The timeout is kept: a silent server's name fails in 2 s, not
         // later (the runtime's start-up is in the bound too).
+        runtime.prepare("nonblock_http_client");
         let started = Instant::now();
         let (code, _, stderr) = client(
             runtime,

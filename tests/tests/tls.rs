@@ -173,6 +173,7 @@ fn stalled_and_garbage_handshakes_fail_cleanly() {
     let bad_record = RawServer::start(Raw::BadRecord);
     on_each_runtime(|runtime| {
         let url = format!("https://localhost:{}/", stall.addr.port());
+        runtime.prepare("nonblock_http_client");
         let started = Instant::now();
         let (code, _, stderr) = client(runtime, &pki, &["--timeout", "2", &url]);
         let took = started.elapsed();

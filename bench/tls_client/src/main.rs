@@ -1,7 +1,8 @@
 //! `tls_client handshakes N PORT CA` : N requests to https://localhost:PORT/fixed,
 //! one after another, each on a new connection (`Connection: close`), with
 //! the client's session cache as edgepoll's (rustls' default: resumption).
-//! `tls_client download PORT PATH CA`: one GET, the body read and dropped.
+//! `tls_client download PORT PATH OUT CA`: one GET, the body written to the
+//! file OUT as it arrives (what `nonblock_http_client -o OUT` does).
 //! Prints `seconds=S bytes=B`.
 
 use std::io::{Read, Write};
@@ -19,32 +20,38 @@ fn main() {
         "handshakes" => {
             let n: usize = rest[0].parse().expect("N");
             let port: u16 = rest[1].parse().expect("PORT");
-            (0..n).map(|_| get(&config, port, "/fixed", true)).sum()
+            (0..n).map(|_| get(&config, port, "/fixed", None)).sum()
         }
         "download" => {
             let port: u16 = rest[0].parse().expect("PORT");
-            get(&config, port, &rest[1], true)
+            let mut out = std::fs::File::create(&rest[2]).expect("create OUT");
+            get(&config, port, &rest[1], Some(&mut out))
         }
         _ => panic!("unknown mode {mode}"),
     };
     println!("seconds={} bytes={bytes}", started.elapsed().as_secs_f64());
 }
 
-/// One GET on a new connection; returns the response's length.
-fn get(config: &Arc<rustls::ClientConfig>, port: u16, path: &str, close: bool) -> usize {
+/// One GET on a new connection; returns the response's length. What came is
+/// written to `out`, head and all (the head is a few hundred bytes of 64 MiB).
+fn get(config: &Arc<rustls::ClientConfig>, port: u16, path: &str, mut out: Option<&mut std::fs::File>) -> usize {
     let name = "localhost".try_into().expect("name");
     let mut conn = rustls::ClientConnection::new(config.clone(), name).expect("connection");
     let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let mut tls = rustls::Stream::new(&mut conn, &mut socket);
-    let connection = if close { "close" } else { "keep-alive" };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: {connection}\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).expect("send");
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0;
     loop {
         match tls.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => total += n,
+            Ok(n) => {
+                if let Some(out) = out.as_mut() {
+                    out.write_all(&buf[..n]).expect("write OUT");
+                }
+                total += n
+            }
             // nginx closes without close_notify after Connection: close.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => panic!("read: {e}"),

@@ -46,6 +46,13 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
                 | CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
         )
     });
+    // In WebAssembly the ChaCha20-Poly1305 records are sealed and opened
+    // by edgepoll's SIMD code, three times as fast as ring's portable code
+    // there (see `chacha20_poly1305`); natively ring's assembly stays.
+    #[cfg(target_arch = "wasm32")]
+    for suite in provider.cipher_suites.iter_mut() {
+        *suite = super::chacha20_poly1305::with_own_record_cipher(*suite);
+    }
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
