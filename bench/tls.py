@@ -165,18 +165,29 @@ def write(rows):
         "each on a new connection (sessions resumed, as rustls does by default), and a 64 MiB download.",
         "The native peer is bench/tls_client: the same rustls, ring provider and configuration; both write the body to a file.",
         "The record cipher (ChaCha20-Poly1305) is edgepoll's SIMD code in the guest and ring's AVX2 assembly natively.",
-        f"Median of {TURNS} turns; the ratio to native per turn in brackets.",
+        f"{TURNS} turns; medians, and each turn's ratio to native (the ratio column is the median of those).",
         "",
-        "| client | handshakes/s | ratio | MB/s | ratio |",
+        "| client | handshakes/s | × native (per turn) | MB/s | × native (per turn) |",
         "|---|---:|---|---:|---|",
     ]
+    verdicts = []
     for label, values in rows.items():
         hs = statistics.median(v[0] for v in values)
         mbs = statistics.median(v[1] for v in values)
-        hs_ratios = ", ".join(f"{v[0] / n[0]:.2f}" for v, n in zip(values, native_rows))
-        mb_ratios = ", ".join(f"{v[1] / n[1]:.2f}" for v, n in zip(values, native_rows))
-        lines.append(f"| {label} | {hs:.0f} | {hs_ratios} | {mbs:.0f} | {mb_ratios} |")
-    lines += ["", "Targets: WasmEdge AOT at least 0.6x native handshakes/s and 0.8x native MB/s.",
+        hs_ratios = [v[0] / n[0] for v, n in zip(values, native_rows)]
+        mb_ratios = [v[1] / n[1] for v, n in zip(values, native_rows)]
+        per_turn = lambda ratios: ", ".join(f"{r:.2f}" for r in ratios)
+        lines.append(
+            f"| {label} | {hs:.0f} | {statistics.median(hs_ratios):.2f} ({per_turn(hs_ratios)}) "
+            f"| {mbs:.0f} | {statistics.median(mb_ratios):.2f} ({per_turn(mb_ratios)}) |")
+        if label == "WasmEdge AOT":
+            met = lambda ratio, target: "met" if ratio >= target else "MISSED"
+            verdicts = [
+                f"handshakes/s ≥ 0.6× native: {met(statistics.median(hs_ratios), 0.6)}",
+                f"MB/s ≥ 0.8× native: {met(statistics.median(mb_ratios), 0.8)}",
+            ]
+    lines += ["", "Targets for WasmEdge AOT (median of the turns' ratios): "
+              + ("; ".join(verdicts) if verdicts else "not measured (wasmedge is not on PATH)") + ".",
               "<!-- tls:end -->"]
     run.write_section("tls", "\n".join(lines))
 

@@ -333,7 +333,11 @@ impl Handler {
 
     fn process_buffered<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         loop {
-            if !self.has_room() {
+            // No room stops new requests. A streamed body belongs to a
+            // request already taken (it counts among the waiting): it is
+            // read on, held back only by its sink (`pause_body`), as
+            // `wants_read` says; else its bytes would pile up unread.
+            if !matches!(self.state, State::Stream { .. }) && !self.has_room() {
                 return;
             }
             let step = match self.state {

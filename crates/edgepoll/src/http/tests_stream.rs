@@ -268,6 +268,43 @@ fn a_broken_stream_gets_its_status_if_the_response_has_not_begun() {
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
 }
 
+/// A streamed body whose request fills the last place among the waiting
+/// ones is still read and handed on: the connection wants its bytes, so it
+/// must take them, not keep them. (`make soak` through the forwarding
+/// service: a pipelined burst of 16 left a request's body piling up in the
+/// input buffer, to 4 MiB of an 8 MiB body, and the heap grew.)
+#[test]
+fn a_streamed_body_is_read_on_when_no_more_requests_may_wait() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_waiting: 2,
+        ..Default::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Streams::default());
+    conn.receive(
+        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n",
+        now,
+        &mut service,
+    );
+    assert_eq!(
+        service.ids.len(),
+        2,
+        "both requests taken: no room for a third"
+    );
+    for piece in [b'a', b'b', b'c'] {
+        assert!(conn.wants_read());
+        conn.receive(&[piece; 1000], now, &mut service);
+        assert_eq!(service.body.last(), Some(&piece), "handed on, not kept");
+    }
+    assert_eq!(service.body.len(), 3000);
+    assert_eq!(service.ends, [Ok(())]);
+    // The body done, no third request is read while two wait.
+    conn.receive(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
+    assert_eq!(service.ids.len(), 2);
+    assert!(!conn.wants_read());
+}
+
 /// A pause belongs to its body: once that body is all read, the next one
 /// is read as usual.
 #[test]
