@@ -76,6 +76,23 @@ impl ChaCha20 {
     }
 }
 
+/// The 20 rounds of RFC 8439 §2.3: ten times the columns, then the
+/// diagonals, of the state `$s` (words, or words of four blocks).
+macro_rules! twenty_rounds {
+    ($quarter_round:ident, $s:ident) => {
+        for _ in 0..10 {
+            $quarter_round(&mut $s, 0, 4, 8, 12);
+            $quarter_round(&mut $s, 1, 5, 9, 13);
+            $quarter_round(&mut $s, 2, 6, 10, 14);
+            $quarter_round(&mut $s, 3, 7, 11, 15);
+            $quarter_round(&mut $s, 0, 5, 10, 15);
+            $quarter_round(&mut $s, 1, 6, 11, 12);
+            $quarter_round(&mut $s, 2, 7, 8, 13);
+            $quarter_round(&mut $s, 3, 4, 9, 14);
+        }
+    };
+}
+
 fn le32(bytes: &[u8]) -> u32 {
     u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
@@ -95,16 +112,7 @@ fn quarter_round(s: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
 /// One block of keystream for `state` (RFC 8439 §2.3).
 fn block(state: &[u32; 16]) -> [u8; BLOCK] {
     let mut s = *state;
-    for _ in 0..10 {
-        quarter_round(&mut s, 0, 4, 8, 12);
-        quarter_round(&mut s, 1, 5, 9, 13);
-        quarter_round(&mut s, 2, 6, 10, 14);
-        quarter_round(&mut s, 3, 7, 11, 15);
-        quarter_round(&mut s, 0, 5, 10, 15);
-        quarter_round(&mut s, 1, 6, 11, 12);
-        quarter_round(&mut s, 2, 7, 8, 13);
-        quarter_round(&mut s, 3, 4, 9, 14);
-    }
+    twenty_rounds!(quarter_round, s);
     let mut out = [0u8; BLOCK];
     for ((bytes, word), initial) in out.chunks_exact_mut(4).zip(s.iter()).zip(state.iter()) {
         bytes.copy_from_slice(&word.wrapping_add(*initial).to_le_bytes());
@@ -163,16 +171,7 @@ mod simd {
             counter.wrapping_add(3),
         );
         let mut s = initial;
-        for _ in 0..10 {
-            quarter_round(&mut s, 0, 4, 8, 12);
-            quarter_round(&mut s, 1, 5, 9, 13);
-            quarter_round(&mut s, 2, 6, 10, 14);
-            quarter_round(&mut s, 3, 7, 11, 15);
-            quarter_round(&mut s, 0, 5, 10, 15);
-            quarter_round(&mut s, 1, 6, 11, 12);
-            quarter_round(&mut s, 2, 7, 8, 13);
-            quarter_round(&mut s, 3, 4, 9, 14);
-        }
+        twenty_rounds!(quarter_round, s);
         for (word, first) in s.iter_mut().zip(initial.iter()) {
             *word = u32x4_add(*word, *first);
         }
@@ -212,14 +211,7 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::tls::test_support::*;
 
     #[test]
     fn block_function_of_rfc8439_2_3_2() {

@@ -19,9 +19,9 @@ use super::chacha20::ChaCha20;
 use super::poly1305::Poly1305;
 use rustls::crypto::cipher::{
     make_tls12_aad, make_tls13_aad, AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv,
-    KeyBlockShape, MessageDecrypter, MessageEncrypter, Nonce, OutboundOpaqueMessage,
-    OutboundPlainMessage, PrefixedPayload, Tls12AeadAlgorithm, Tls13AeadAlgorithm,
-    UnsupportedOperationError,
+    KeyBlockShape, MessageDecrypter, MessageEncrypter, Nonce, OutboundChunks,
+    OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload, Tls12AeadAlgorithm,
+    Tls13AeadAlgorithm, UnsupportedOperationError,
 };
 use rustls::{
     CipherSuite, CipherSuiteCommon, ConnectionTrafficSecrets, ContentType, Error, ProtocolVersion,
@@ -91,21 +91,51 @@ fn finish(mut mac: Poly1305, aad_len: usize, text_len: usize) -> [u8; 16] {
     mac.finish()
 }
 
-/// A record key: 32 bytes, wiped when dropped.
-struct Key([u8; 32]);
+/// One direction's key and IV; the key is wiped when dropped.
+struct RecordKey {
+    key: [u8; 32],
+    iv: Iv,
+}
 
-impl Key {
-    fn from(key: &AeadKey) -> Key {
-        let mut bytes = [0u8; 32];
-        // rustls sizes the key by `key_len()`/`key_block_shape()`: 32.
-        bytes.copy_from_slice(&key.as_ref()[..32]);
-        Key(bytes)
+impl Drop for RecordKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
     }
 }
 
-impl Drop for Key {
-    fn drop(&mut self) {
-        self.0.zeroize();
+impl RecordKey {
+    fn new(key: &AeadKey, iv: Iv) -> RecordKey {
+        let mut bytes = [0u8; 32];
+        // rustls sizes the key by `key_len()`/`key_block_shape()`: 32.
+        bytes.copy_from_slice(&key.as_ref()[..32]);
+        RecordKey { key: bytes, iv }
+    }
+
+    /// The sealed payload of record `seq`: `text`, then `inner_type` if
+    /// given (TLS 1.3's real content type), then the tag. `aad` is told the
+    /// sealed length.
+    fn seal(
+        &self,
+        text: &OutboundChunks<'_>,
+        inner_type: Option<ContentType>,
+        seq: u64,
+        aad: impl FnOnce(usize) -> Vec<u8>,
+    ) -> PrefixedPayload {
+        let total = text.len() + usize::from(inner_type.is_some()) + TAG_LEN;
+        let mut payload = PrefixedPayload::with_capacity(total);
+        payload.extend_from_chunks(text);
+        if let Some(typ) = inner_type {
+            payload.extend_from_slice(&[u8::from(typ)]);
+        }
+        let nonce = Nonce::new(&self.iv, seq).0;
+        let tag = seal(&self.key, &nonce, &aad(total), payload.as_mut());
+        payload.extend_from_slice(&tag);
+        payload
+    }
+
+    /// Opens record `seq` in place; the plaintext's length.
+    fn open(&self, payload: &mut [u8], seq: u64, aad: &[u8]) -> Result<usize, Error> {
+        open(&self.key, &Nonce::new(&self.iv, seq).0, aad, payload)
     }
 }
 
@@ -115,39 +145,18 @@ pub(crate) struct Tls13ChaCha20Poly1305;
 /// The TLS 1.2 suites' record cipher.
 pub(crate) struct Tls12ChaCha20Poly1305;
 
-struct Tls13Encrypter {
-    key: Key,
-    iv: Iv,
-}
-
-struct Tls13Decrypter {
-    key: Key,
-    iv: Iv,
-}
-
-struct Tls12Encrypter {
-    key: Key,
-    iv: Iv,
-}
-
-struct Tls12Decrypter {
-    key: Key,
-    iv: Iv,
-}
+struct Tls13Encrypter(RecordKey);
+struct Tls13Decrypter(RecordKey);
+struct Tls12Encrypter(RecordKey);
+struct Tls12Decrypter(RecordKey);
 
 impl Tls13AeadAlgorithm for Tls13ChaCha20Poly1305 {
     fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
-        Box::new(Tls13Encrypter {
-            key: Key::from(&key),
-            iv,
-        })
+        Box::new(Tls13Encrypter(RecordKey::new(&key, iv)))
     }
 
     fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
-        Box::new(Tls13Decrypter {
-            key: Key::from(&key),
-            iv,
-        })
+        Box::new(Tls13Decrypter(RecordKey::new(&key, iv)))
     }
 
     fn key_len(&self) -> usize {
@@ -165,17 +174,11 @@ impl Tls13AeadAlgorithm for Tls13ChaCha20Poly1305 {
 
 impl Tls12AeadAlgorithm for Tls12ChaCha20Poly1305 {
     fn encrypter(&self, key: AeadKey, iv: &[u8], _extra: &[u8]) -> Box<dyn MessageEncrypter> {
-        Box::new(Tls12Encrypter {
-            key: Key::from(&key),
-            iv: Iv::copy(iv),
-        })
+        Box::new(Tls12Encrypter(RecordKey::new(&key, Iv::copy(iv))))
     }
 
     fn decrypter(&self, key: AeadKey, iv: &[u8]) -> Box<dyn MessageDecrypter> {
-        Box::new(Tls12Decrypter {
-            key: Key::from(&key),
-            iv: Iv::copy(iv),
-        })
+        Box::new(Tls12Decrypter(RecordKey::new(&key, Iv::copy(iv))))
     }
 
     fn key_block_shape(&self) -> KeyBlockShape {
@@ -208,18 +211,9 @@ impl MessageEncrypter for Tls13Encrypter {
     ) -> Result<OutboundOpaqueMessage, Error> {
         // The inner plaintext is the data and its real content type; the
         // record says application data (RFC 8446 §5.2).
-        let total = self.encrypted_payload_len(msg.payload.len());
-        let mut payload = PrefixedPayload::with_capacity(total);
-        payload.extend_from_chunks(&msg.payload);
-        payload.extend_from_slice(&[u8::from(msg.typ)]);
-        let nonce = Nonce::new(&self.iv, seq).0;
-        let tag = seal(
-            &self.key.0,
-            &nonce,
-            &make_tls13_aad(total),
-            payload.as_mut(),
-        );
-        payload.extend_from_slice(&tag);
+        let payload = self.0.seal(&msg.payload, Some(msg.typ), seq, |total| {
+            make_tls13_aad(total).to_vec()
+        });
         Ok(OutboundOpaqueMessage::new(
             ContentType::ApplicationData,
             ProtocolVersion::TLSv1_2,
@@ -238,9 +232,8 @@ impl MessageDecrypter for Tls13Decrypter {
         mut msg: InboundOpaqueMessage<'a>,
         seq: u64,
     ) -> Result<InboundPlainMessage<'a>, Error> {
-        let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(msg.payload.len());
-        let text_len = open(&self.key.0, &nonce, &aad, &mut msg.payload)?;
+        let text_len = self.0.open(&mut msg.payload, seq, &aad)?;
         msg.payload.truncate(text_len);
         msg.into_tls13_unpadded_message()
     }
@@ -252,13 +245,8 @@ impl MessageEncrypter for Tls12Encrypter {
         msg: OutboundPlainMessage<'_>,
         seq: u64,
     ) -> Result<OutboundOpaqueMessage, Error> {
-        let total = self.encrypted_payload_len(msg.payload.len());
-        let mut payload = PrefixedPayload::with_capacity(total);
-        payload.extend_from_chunks(&msg.payload);
-        let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls12_aad(seq, msg.typ, msg.version, msg.payload.len());
-        let tag = seal(&self.key.0, &nonce, &aad, payload.as_mut());
-        payload.extend_from_slice(&tag);
+        let payload = self.0.seal(&msg.payload, None, seq, |_| aad.to_vec());
         Ok(OutboundOpaqueMessage::new(msg.typ, msg.version, payload))
     }
 
@@ -276,9 +264,8 @@ impl MessageDecrypter for Tls12Decrypter {
         let Some(text_len) = msg.payload.len().checked_sub(TAG_LEN) else {
             return Err(Error::DecryptError);
         };
-        let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls12_aad(seq, msg.typ, msg.version, text_len);
-        open(&self.key.0, &nonce, &aad, &mut msg.payload)?;
+        self.0.open(&mut msg.payload, seq, &aad)?;
         msg.payload.truncate(text_len);
         Ok(msg.into_plain_message())
     }
@@ -334,15 +321,8 @@ pub(crate) fn with_own_record_cipher(suite: SupportedCipherSuite) -> SupportedCi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::test_support::*;
     use ring::aead::{Aad, LessSafeKey, Nonce as RingNonce, UnboundKey, CHACHA20_POLY1305};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn aead_of_rfc8439_2_8_2() {
@@ -360,13 +340,7 @@ mod tests {
 
     #[test]
     fn agrees_with_ring_on_every_length() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        };
+        let mut next = bytes_from(0x2545_f491_4f6c_dd1du64);
         // Every length around the 64- and 256-byte strides, then some big
         // ones: a TLS record is up to 16 KiB + 256.
         let lengths = (0..=600).chain([1023, 1024, 1025, 4096 + 17, 16384, 16384 + 256]);

@@ -44,6 +44,8 @@ mod session;
 mod stub;
 #[cfg(feature = "tls")]
 mod subject;
+#[cfg(all(test, feature = "tls"))]
+mod test_support;
 
 #[cfg(feature = "tls")]
 pub use config::client_config;

@@ -330,14 +330,7 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::tls::test_support::*;
 
     /// Poly1305 of any message (the AEAD only ever needs whole blocks).
     fn mac(key: &[u8], message: &[u8]) -> Vec<u8> {
@@ -416,13 +409,7 @@ mod tests {
         // Keys and messages of all ones push the limbs to their bounds;
         // the others are pseudo-random, of lengths up to 300 bytes (in
         // WebAssembly from 64 bytes on two blocks at a time).
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        };
+        let mut next = bytes_from(0x9e37_79b9_7f4a_7c15u64);
         for round in 0..300 {
             let key: Vec<u8> = (0..32)
                 .map(|_| if round % 4 == 0 { 0xff } else { next() })
