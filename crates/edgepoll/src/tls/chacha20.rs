@@ -55,10 +55,11 @@ impl ChaCha20 {
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         let data = self.apply_by_four(data);
         for chunk in data.chunks_mut(BLOCK) {
-            let stream = block(&self.state);
+            let mut stream = block(&self.state);
             for (byte, key) in chunk.iter_mut().zip(stream.iter()) {
                 *byte ^= key;
             }
+            stream.zeroize();
             self.state[12] = self.state[12].wrapping_add(1);
         }
     }

@@ -33,8 +33,12 @@ use zeroize::Zeroize;
 /// Bytes of the authentication tag.
 pub(crate) const TAG_LEN: usize = 16;
 
+/// The largest plaintext of a TLS record.
+const MAX_FRAGMENT: usize = 16 * 1024;
+
 /// Encrypts `in_out` in place and returns its tag.
 pub(crate) fn seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; 16] {
+    assert!(in_out.len() as u64 <= MAX_TEXT, "too long for one nonce");
     let (mut cipher, mut mac) = start(key, nonce, aad);
     cipher.apply(in_out);
     mac.update_padded(in_out);
@@ -53,21 +57,31 @@ pub(crate) fn open(
     let Some(text_len) = in_out.len().checked_sub(TAG_LEN) else {
         return Err(Error::DecryptError);
     };
+    if text_len as u64 > MAX_TEXT {
+        return Err(Error::DecryptError);
+    }
     let (text, tag) = in_out.split_at_mut(text_len);
     let (mut cipher, mut mac) = start(key, nonce, aad);
     mac.update_padded(text);
-    let expected = finish(mac, aad.len(), text_len);
-    // Compared in constant time: no early exit on the first difference.
+    let mut expected = finish(mac, aad.len(), text_len);
+    // Compared in constant time: no early exit on the first difference
+    // (`black_box` keeps the compiler from adding one).
     let difference = expected
         .iter()
         .zip(tag.iter())
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if difference != 0 {
+    expected.zeroize();
+    if core::hint::black_box(difference) != 0 {
         return Err(Error::DecryptError);
     }
     cipher.apply(text);
     Ok(text_len)
 }
+
+/// Most bytes one key and nonce may seal: ChaCha20's 32-bit block counter
+/// must not wrap back to block 0, the Poly1305 key (RFC 8439 §2.8). A TLS
+/// record is 16 KiB.
+const MAX_TEXT: u64 = 64 * (u32::MAX as u64 - 1);
 
 /// The keystream from block 1 on, and the authenticator keyed by block 0,
 /// with the additional data in.
@@ -266,6 +280,11 @@ impl MessageDecrypter for Tls12Decrypter {
         };
         let aad = make_tls12_aad(seq, msg.typ, msg.version, text_len);
         self.0.open(&mut msg.payload, seq, &aad)?;
+        // RFC 5246 §6.2.3: a plaintext over 2^14 bytes is record_overflow
+        // (rustls checks TLS 1.3's itself, in `into_tls13_unpadded_message`).
+        if text_len > MAX_FRAGMENT {
+            return Err(Error::PeerSentOversizedRecord);
+        }
         msg.payload.truncate(text_len);
         Ok(msg.into_plain_message())
     }
@@ -273,7 +292,8 @@ impl MessageDecrypter for Tls12Decrypter {
 
 /// `suite` with edgepoll's record cipher if it is one of the
 /// ChaCha20-Poly1305 suites, else `suite` itself. Everything but the
-/// record cipher is the given suite's.
+/// record cipher is the given suite's. Each suite is built once, from the
+/// first one given: always ring's (`config.rs`), so all calls agree.
 pub(crate) fn with_own_record_cipher(suite: SupportedCipherSuite) -> SupportedCipherSuite {
     static TLS13: OnceLock<Tls13CipherSuite> = OnceLock::new();
     static TLS12_ECDSA: OnceLock<Tls12CipherSuite> = OnceLock::new();
@@ -300,8 +320,9 @@ pub(crate) fn with_own_record_cipher(suite: SupportedCipherSuite) -> SupportedCi
                 common: common(&s.common),
                 hkdf_provider: s.hkdf_provider,
                 aead_alg: &Tls13ChaCha20Poly1305,
-                // QUIC is not used here.
-                quic: None,
+                // QUIC protects its packets with its own keys, apart from
+                // the record cipher: ring's stays.
+                quic: s.quic,
             }))
         }
         SupportedCipherSuite::Tls12(s)
@@ -368,6 +389,73 @@ mod tests {
             let opened = open(&key, &nonce, &aad, &mut ours).unwrap();
             assert_eq!(&ours[..opened], &plain[..]);
         }
+    }
+
+    /// Through rustls' interfaces: a record sealed by one side opens on
+    /// the other, in both versions, in pieces or whole; TLS 1.2's oversized
+    /// plaintext is refused as RFC 5246 says.
+    #[test]
+    fn records_round_trip_through_the_rustls_interfaces() {
+        let mut next = bytes_from(0x1234_5678_9abc_def1);
+        let key_bytes: [u8; 32] = core::array::from_fn(|_| next());
+        let iv: [u8; 12] = core::array::from_fn(|_| next());
+        let text: Vec<u8> = (0..5000).map(|_| next()).collect();
+        let (first, second) = text.split_at(1234);
+        let pieces = [first, second];
+        let key = || AeadKey::from(key_bytes);
+
+        let mut tls13_seal = Tls13ChaCha20Poly1305.encrypter(key(), Iv::new(iv));
+        let mut tls13_open = Tls13ChaCha20Poly1305.decrypter(key(), Iv::new(iv));
+        let plain = OutboundPlainMessage {
+            typ: ContentType::Handshake,
+            version: ProtocolVersion::TLSv1_3,
+            payload: OutboundChunks::new(&pieces),
+        };
+        let mut sealed = tls13_seal.encrypt(plain, 7).unwrap();
+        assert_eq!(sealed.typ, ContentType::ApplicationData);
+        assert_eq!(
+            sealed.payload.as_ref().len(),
+            tls13_seal.encrypted_payload_len(5000)
+        );
+        let inbound =
+            InboundOpaqueMessage::new(sealed.typ, sealed.version, sealed.payload.as_mut());
+        let opened = tls13_open.decrypt(inbound, 7).unwrap();
+        assert_eq!(opened.typ, ContentType::Handshake, "the inner content type");
+        assert_eq!(opened.payload, &text[..]);
+        let inbound =
+            InboundOpaqueMessage::new(sealed.typ, sealed.version, sealed.payload.as_mut());
+        assert!(
+            tls13_open.decrypt(inbound, 8).is_err(),
+            "another sequence number"
+        );
+
+        let tls12 = Tls12ChaCha20Poly1305;
+        let mut tls12_seal = tls12.encrypter(key(), &iv, &[]);
+        let mut tls12_open = tls12.decrypter(key(), &iv);
+        let plain = OutboundPlainMessage {
+            typ: ContentType::ApplicationData,
+            version: ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::new(&pieces),
+        };
+        let mut sealed = tls12_seal.encrypt(plain, 3).unwrap();
+        assert_eq!(sealed.payload.as_ref().len(), 5000 + TAG_LEN);
+        let inbound =
+            InboundOpaqueMessage::new(sealed.typ, sealed.version, sealed.payload.as_mut());
+        assert_eq!(tls12_open.decrypt(inbound, 3).unwrap().payload, &text[..]);
+
+        let big = vec![0u8; MAX_FRAGMENT + 1];
+        let plain = OutboundPlainMessage {
+            typ: ContentType::ApplicationData,
+            version: ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::Single(&big),
+        };
+        let mut sealed = tls12_seal.encrypt(plain, 4).unwrap();
+        let inbound =
+            InboundOpaqueMessage::new(sealed.typ, sealed.version, sealed.payload.as_mut());
+        assert_eq!(
+            tls12_open.decrypt(inbound, 4).err(),
+            Some(Error::PeerSentOversizedRecord)
+        );
     }
 
     #[test]
