@@ -111,6 +111,10 @@ pub fn errno_name(errno: u32) -> String {
     }
 }
 
+/// Exit status of a run that learned a port it cannot print unambiguously
+/// (EX_TEMPFAIL: run it again).
+pub const AMBIGUOUS_PORT: i32 = 75;
+
 /// Records calls and prints them as they happen (so a trap loses nothing).
 #[derive(Default)]
 pub struct Transcript {
@@ -176,7 +180,17 @@ impl Transcript {
     /// gets a new name, even for a value seen before: the kernel hands a
     /// closed socket's port out again, and names must follow the calls made,
     /// not the numbers the kernel picked.
+    ///
+    /// A port whose two bytes are equal (one in 256) reads the same
+    /// byte-swapped, and one may be another's swap, so the transcript could
+    /// not tell whether a runtime swaps it: the program then ends with
+    /// [`AMBIGUOUS_PORT`] and the test runs it again, on other ports.
     pub fn learn_port(&mut self, port: u16) {
+        let swapped = port.swap_bytes();
+        if port != 0 && (swapped == port || self.ports.contains(&swapped)) {
+            println!("ephemeral port {port} reads the same byte-swapped; run again");
+            std::process::exit(AMBIGUOUS_PORT);
+        }
         if port != 0 {
             self.ports.push(port);
         }
