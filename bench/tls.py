@@ -38,7 +38,7 @@ import run  # noqa: E402  (free_port, write_section, WASM, TARGET)
 CLIENT = run.WASM / "nonblock_http_client.wasm"
 NATIVE = run.TARGET / "release" / "tls_client"
 TURNS = 5
-HANDSHAKES = 300
+HANDSHAKES = 1000
 BIG = 64 << 20
 
 

@@ -127,6 +127,15 @@ pub(crate) struct Pool {
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
     /// Exchanges cancelled while on a connection: the loop closes it.
     pub(crate) cancelled: Vec<ExchangeId>,
+    /// Whether a queued exchange may have become placeable since a scan
+    /// found none: only a new exchange, a parked or a closed connection
+    /// makes one so. Without it, a queue of N exchanges held back by their
+    /// origin's limit would be scanned on every turn of the loop (N² in
+    /// all for a client given N URLs).
+    may_place: bool,
+    /// No waiting exchange began before this (a lower bound: it may have
+    /// left since), so the expiry scan is skipped until its timeout.
+    earliest_since: Option<Instant>,
 }
 
 impl Pool {
@@ -179,7 +188,10 @@ impl Pool {
     fn place(&mut self, host: &str, exchange: Exchange, now: Instant) {
         match self.names.lookup(host, now) {
             Lookup::Ready(resolved) => self.settle_name(host, exchange, resolved),
-            Lookup::Pending => self.resolving.push((resolver::key_of(host), exchange)),
+            Lookup::Pending => {
+                self.note_waiting(exchange.since);
+                self.resolving.push((resolver::key_of(host), exchange));
+            }
         }
     }
 
@@ -188,7 +200,7 @@ impl Pool {
             Ok(addrs) => {
                 exchange.origin.addr.set_ip(addrs[0]);
                 exchange.other_addrs = addrs[1..].iter().take(MAX_OTHER_ADDRS).copied().collect();
-                self.queue.push_back(exchange);
+                self.enqueue(exchange, false);
             }
             Err(error) => {
                 let host = host.to_string();
@@ -253,16 +265,36 @@ impl Pool {
 
     /// Puts an exchange back at the front (a retry).
     pub(crate) fn requeue(&mut self, exchange: Exchange) {
-        self.queue.push_front(exchange);
+        self.enqueue(exchange, true);
+    }
+
+    fn enqueue(&mut self, exchange: Exchange, front: bool) {
+        self.note_waiting(exchange.since);
+        self.may_place = true;
+        match front {
+            true => self.queue.push_front(exchange),
+            false => self.queue.push_back(exchange),
+        }
+    }
+
+    fn note_waiting(&mut self, since: Instant) {
+        self.earliest_since = Some(self.earliest_since.map_or(since, |e| e.min(since)));
     }
 
     /// The first queued exchange that can go now, and where.
     pub(crate) fn next_placement(&mut self) -> Option<(Exchange, Placement)> {
+        if !self.may_place {
+            return None;
+        }
         let max = self.options.max_per_origin.max(1);
-        let at = self.queue.iter().position(|ex| {
+        let found = self.queue.iter().position(|ex| {
             let idle = !ex.retried && self.idle.get(&ex.origin).is_some_and(|v| !v.is_empty());
             idle || self.open.get(&ex.origin).copied().unwrap_or(0) < max
-        })?;
+        });
+        let Some(at) = found else {
+            self.may_place = false;
+            return None;
+        };
         let exchange = self.queue.remove(at)?;
         let reuse = match exchange.retried {
             true => None,
@@ -289,11 +321,13 @@ impl Pool {
 
     /// The connection at `slot` is idle and reusable.
     pub(crate) fn park(&mut self, origin: &Origin, slot: usize) {
+        self.may_place = true;
         self.idle.entry(origin.clone()).or_default().push(slot);
     }
 
     /// The connection at `slot` is closed (or never opened).
     pub(crate) fn closed(&mut self, origin: &Origin, slot: usize) {
+        self.may_place = true;
         if let Some(idle) = self.idle.get_mut(origin) {
             idle.retain(|&s| s != slot);
             if idle.is_empty() {
@@ -316,6 +350,14 @@ impl Pool {
     /// the earliest deadline of the rest.
     pub(crate) fn expire_queued(&mut self, now: Instant) -> Option<Instant> {
         let timeout = self.options.response_timeout;
+        if self.queue.is_empty() && self.resolving.is_empty() {
+            self.earliest_since = None;
+        }
+        match self.earliest_since.map(|since| since + timeout) {
+            None => return None,
+            Some(deadline) if now < deadline => return Some(deadline),
+            Some(_) => {}
+        }
         let events = &mut self.events;
         self.queue.retain(|ex| {
             let expired = now >= ex.since + timeout;
@@ -337,7 +379,8 @@ impl Pool {
             .queue
             .iter()
             .chain(self.resolving.iter().map(|(_, ex)| ex));
-        waiting.map(|ex| ex.since + timeout).min()
+        self.earliest_since = waiting.map(|ex| ex.since).min();
+        self.earliest_since.map(|since| since + timeout)
     }
 }
 
@@ -345,6 +388,7 @@ impl Pool {
 mod tests {
     use super::*;
     use crate::dns::ResolveError;
+    use std::time::Duration;
 
     fn request(url: &str) -> ClientRequest {
         ClientRequest::new("GET", url).unwrap()
@@ -504,5 +548,43 @@ mod tests {
             pool.events[1],
             (_, ExchangeEvent::Response(Err(ClientError::Timeout(_))))
         ));
+    }
+
+    #[test]
+    fn queued_exchanges_expire_by_their_own_start_once_the_first_has_gone() {
+        let t0 = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 1,
+            ..Default::default()
+        });
+        let timeout = pool.options.response_timeout;
+        let later = t0 + Duration::from_secs(5);
+        pool.submit(&request("http://127.0.0.1:1/"), t0, false)
+            .unwrap();
+        let waits = pool
+            .submit(&request("http://127.0.0.1:1/"), later, false)
+            .unwrap();
+        assert!(pool.next_placement().is_some());
+        // Held back by the origin's limit, on every ask.
+        assert!(pool.next_placement().is_none());
+        assert!(pool.next_placement().is_none());
+        // The first left the queue: its deadline may still wake the loop,
+        // but ends nothing; the second's own deadline does.
+        assert!(pool.expire_queued(t0).is_some_and(|d| d <= later + timeout));
+        assert_eq!(pool.expire_queued(t0 + timeout), Some(later + timeout));
+        assert!(pool.events.is_empty());
+        assert_eq!(pool.expire_queued(later + timeout), None);
+        assert!(matches!(
+            pool.events[..],
+            [(id, ExchangeEvent::Response(Err(ClientError::Timeout(_))))] if id == waits
+        ));
+        // Nothing waits: no deadline, and a new exchange places at once
+        // once the connection closes.
+        assert_eq!(pool.expire_queued(later + timeout * 2), None);
+        pool.submit(&request("http://127.0.0.1:1/"), later, false)
+            .unwrap();
+        assert!(pool.next_placement().is_none());
+        pool.closed(&Origin::plain("127.0.0.1:1".parse().unwrap()), usize::MAX);
+        assert!(pool.next_placement().is_some());
     }
 }
