@@ -1063,14 +1063,19 @@ impl Handler {
     /// Calls the service for the request whose head (and, unless `streamed`,
     /// body) is in the input; a streamed body follows in the `Stream` state.
     fn dispatch_with<S: Dispatch>(&mut self, service: &mut S, now: Instant, streamed: bool) {
-        let State::Body(head) = std::mem::replace(&mut self.state, State::Idle) else {
+        // The head is borrowed where it is, not moved out: it is large, and
+        // the state is replaced below anyway.
+        let State::Body(head) = &self.state else {
             return;
         };
         let (body, consumed): (Range<usize>, usize) = match (&head.framing, streamed) {
             (_, true) => (head.len..head.len, head.len),
             (Framing::Length(n), false) => (head.len..head.len + n, head.len + n),
             (Framing::Chunked(_), false) => (head.len..head.decoded_end, head.raw_pos),
-            (Framing::Oversized(_), false) => return,
+            (Framing::Oversized(_), false) => {
+                self.state = State::Idle;
+                return;
+            }
         };
         let stream = streamed.then(|| match &head.framing {
             Framing::Length(n) => Incoming::Length(*n as u64),
@@ -1081,13 +1086,20 @@ impl Handler {
                 self.limits.max_head_bytes,
             ),
         });
-        let id = self.take_id();
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        let (version, head_keep_alive, head_only, offers_upgrade) = (
+            head.version,
+            head.keep_alive,
+            head.is_head_method,
+            head.offers_upgrade,
+        );
         let body_range_len = body.len();
         let request = Request {
             head: &self.input[..head.len],
             method: &head.method,
             target: &head.target,
-            version: head.version,
+            version,
             headers: &self.headers,
             body: &self.input[body],
             peer: &self.peer,
@@ -1097,21 +1109,24 @@ impl Handler {
                 false => Some((body_range_len) as u64),
             },
             streamed,
-            offers_upgrade: head.offers_upgrade,
+            offers_upgrade,
         };
         let allowed = keep_alive_for(
-            head.keep_alive && !self.peer_closed && !self.draining,
-            head.version,
+            head_keep_alive && !self.peer_closed && !self.draining,
+            version,
         );
-        let response = match service.dispatch(&request, id) {
+        // Matched by reference: moving the response out of the reply
+        // would copy it.
+        let reply = service.dispatch(&request, id);
+        let response = match &reply {
             Reply::Now(response) if self.waiting.is_empty() => response,
-            reply => {
+            Reply::Now(_) | Reply::Later => {
                 let queued = match &reply {
                     // Behind a response still to come: encoded now, sent then.
                     Reply::Now(response) => {
                         let mut encoded = Vec::new();
                         let keep_alive =
-                            encode_queued(response, &mut encoded, allowed, head.is_head_method);
+                            encode_queued(response, &mut encoded, allowed, head_only);
                         Some((encoded, keep_alive))
                     }
                     Reply::Later => None,
@@ -1129,13 +1144,13 @@ impl Handler {
                     id,
                     ready: queued,
                     stream: None,
-                    keep_alive: head.keep_alive,
-                    version: head.version,
-                    head_only: head.is_head_method,
+                    keep_alive: head_keep_alive,
+                    version,
+                    head_only,
                     deadline,
                 });
                 self.input.consume(consumed);
-                match (head.offers_upgrade, deferred) {
+                match (offers_upgrade, deferred) {
                     (true, true) => {
                         self.state = State::Switching {
                             id,
@@ -1145,23 +1160,22 @@ impl Handler {
                     }
                     _ => self.next_request(keep_alive, consumed, now),
                 }
-                self.stream_body(stream, id, head.keep_alive);
+                self.stream_body(stream, id, head_keep_alive);
                 return;
             }
         };
         // The size test first: most bodies are small, and the rest of the
         // lending stays out of line.
         let lent = match response.body_bytes().len() > KEEP_CAPACITY
-            && !head.is_head_method
+            && !head_only
             && !response.status().forbids_body()
         {
             true => self.lendable(response.body_bytes(), consumed),
             false => None,
         };
-        let head_only = head.is_head_method || lent.is_some();
-        let keep_alive = response.encode(self.output.buffer(), allowed, head_only);
+        let keep_alive = response.encode(self.output.buffer(), allowed, head_only || lent.is_some());
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        drop(response);
+        drop(reply);
         match lent {
             Some(body) => self.lend_input(consumed, body),
             None => self.input.consume(consumed),
@@ -1170,7 +1184,7 @@ impl Handler {
             self.state = State::Upgraded;
         } else {
             self.next_request(keep_alive, consumed, now);
-            self.stream_body(stream, id, head.keep_alive);
+            self.stream_body(stream, id, head_keep_alive);
         }
     }
 
