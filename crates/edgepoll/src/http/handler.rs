@@ -80,6 +80,10 @@ struct Head {
 }
 
 #[derive(Debug)]
+// An explicit tag: with the compiler's niche layout, every `match` on the
+// state first decodes the tag from a field (a dozen Wasm instructions),
+// and the state is matched several times per request.
+#[repr(u8)]
 enum State {
     /// Between requests, no byte of the next one yet.
     Idle,
@@ -250,7 +254,12 @@ impl Handler {
     /// A connection that has just been accepted at `now`.
     pub fn new(limits: Limits, now: Instant) -> Self {
         Handler {
-            limits,
+            // At least one request may wait (0 means 1), so that the room
+            // check is one compare.
+            limits: Limits {
+                max_waiting: limits.max_waiting.max(1),
+                ..limits
+            },
             input: InputBuffer::default(),
             output: OutputBuffer::default(),
             headers: Vec::new(),
@@ -333,15 +342,15 @@ impl Handler {
 
     fn process_buffered<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         loop {
-            // No room stops new requests. A streamed body belongs to a
-            // request already taken (it counts among the waiting): it is
-            // read on, held back only by its sink (`pause_body`), as
-            // `wants_read` says; else its bytes would pile up unread.
-            if !matches!(self.state, State::Stream { .. }) && !self.has_room() {
-                return;
-            }
+            // No room stops new requests (checked in each state that may
+            // take one, not in the others: the check is not free). A
+            // streamed body belongs to a request already taken (it counts
+            // among the waiting): it is read on, held back only by its sink
+            // (`pause_body`), as `wants_read` says; else its bytes would
+            // pile up unread.
             let step = match self.state {
                 State::Closing | State::Closed | State::Upgraded => return,
+                State::Switching { .. } if !self.has_room() => return,
                 State::Switching {
                     id,
                     keep_alive,
@@ -355,11 +364,12 @@ impl Handler {
                     continue;
                 }
                 State::Idle => {
-                    if self.peer_closed {
+                    if self.peer_closed && self.has_room() {
                         self.state = State::Closing;
                     }
                     return;
                 }
+                State::Head { .. } | State::Body(_) if !self.has_room() => return,
                 State::Head { .. } => match self.parse_head(service.handles_connect()) {
                     Ok(true) if !self.decide_body(service, now) => return,
                     step => step,
@@ -459,7 +469,7 @@ impl Handler {
     #[inline]
     fn has_room(&self) -> bool {
         self.output.len() <= self.limits.max_pending_output_bytes
-            && (self.waiting.is_empty() || self.waiting.len() < self.limits.max_waiting.max(1))
+            && self.waiting.len() < self.limits.max_waiting
     }
 
     /// Whether output is waiting to be sent.
@@ -920,12 +930,17 @@ impl Handler {
             // Room for the body, but only up to what a client must actually
             // send: a declared length alone must not make the server allocate.
             let missing = n.saturating_sub(self.input.len() - head.len);
-            self.input.reserve(missing.min(MAX_BODY_RESERVE));
-            // Growth beyond that stops at the request's end, not at the next
-            // power of two: an 8 MiB body takes 8 MiB, not 16.
-            self.input.grow_up_to(head.len.saturating_add(n));
+            // Most small bodies arrive with their head: nothing to make room for.
+            if missing > 0 {
+                self.input.reserve(missing.min(MAX_BODY_RESERVE));
+                // Growth beyond that stops at the request's end, not at the next
+                // power of two: an 8 MiB body takes 8 MiB, not 16.
+                self.input.grow_up_to(head.len.saturating_add(n));
+            }
         }
-        self.answer_continue();
+        if head.expect_continue {
+            self.answer_continue();
+        }
         true
     }
 
@@ -1125,8 +1140,7 @@ impl Handler {
                     // Behind a response still to come: encoded now, sent then.
                     Reply::Now(response) => {
                         let mut encoded = Vec::new();
-                        let keep_alive =
-                            encode_queued(response, &mut encoded, allowed, head_only);
+                        let keep_alive = encode_queued(response, &mut encoded, allowed, head_only);
                         Some((encoded, keep_alive))
                     }
                     Reply::Later => None,
@@ -1173,7 +1187,8 @@ impl Handler {
             true => self.lendable(response.body_bytes(), consumed),
             false => None,
         };
-        let keep_alive = response.encode(self.output.buffer(), allowed, head_only || lent.is_some());
+        let keep_alive =
+            response.encode(self.output.buffer(), allowed, head_only || lent.is_some());
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         drop(reply);
         match lent {

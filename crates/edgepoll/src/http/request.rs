@@ -151,7 +151,16 @@ impl<'a> Request<'a> {
     /// The method, such as `"POST"`.
     #[inline]
     pub fn method(&self) -> &'a str {
-        self.text(self.method)
+        // The common methods without the text check (a service asks for
+        // the method of nearly every request), each compared as one word.
+        let bytes = &self.head[self.method.clone()];
+        let word = |w: &[u8; 4]| u32::from_le_bytes(*w);
+        match (bytes.len(), bytes.first_chunk::<4>().map(word)) {
+            (4, Some(w)) if w == word(b"POST") => "POST",
+            (4, Some(w)) if w == word(b"HEAD") => "HEAD",
+            (3, _) if bytes == b"GET" => "GET",
+            _ => self.text(self.method),
+        }
     }
 
     /// The request target as sent, such as `"/path?query"`.

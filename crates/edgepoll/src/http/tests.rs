@@ -149,6 +149,22 @@ fn post_with_content_length_is_echoed() {
 }
 
 #[test]
+fn every_method_reads_back_as_sent() {
+    // The common ones take a shortcut; the rest, and near misses, do not.
+    for method in [
+        "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "post", "POSTS", "GE", "HEADX",
+        "X-Y!",
+    ] {
+        let request = format!("{method} /m HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        let out = text(&run(request.as_bytes()));
+        assert!(
+            out.contains(&format!("\r\nX-Method: {method}\r\n")),
+            "{method}: {out}"
+        );
+    }
+}
+
+#[test]
 fn get_without_body_gets_empty_body() {
     let out = run(b"GET /path?q=1 HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(text(&out).contains("X-Method: GET\r\n"));

@@ -34,6 +34,9 @@ pub(crate) struct Connection {
 /// stays inline (boxing it would cost each connection an allocation and the
 /// hot path an indirection); the rarer kinds are boxed.
 #[allow(clippy::large_enum_variant)]
+// An explicit tag, read with one load: the niche layout would decode it
+// from a field of the handler on every match.
+#[repr(u8)]
 pub(crate) enum Role {
     /// An accepted HTTP/1.1 connection.
     Http(Handler),
