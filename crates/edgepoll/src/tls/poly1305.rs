@@ -17,6 +17,7 @@ const FULL_BLOCK: u64 = 1 << 24;
 /// A one-time authenticator in progress.
 pub(crate) struct Poly1305 {
     r: [u64; 5],
+    r5: [u64; 5],
     /// r² mod p, for two blocks at a time.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     r2: [u64; 5],
@@ -28,6 +29,7 @@ pub(crate) struct Poly1305 {
 impl Drop for Poly1305 {
     fn drop(&mut self) {
         self.r.zeroize();
+        self.r5.zeroize();
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         self.r2.zeroize();
         self.s.zeroize();
@@ -51,38 +53,77 @@ fn limbs(block: &[u8], top: u64) -> [u64; 5] {
     ]
 }
 
+/// The arithmetic of a limb: one u64, or in WebAssembly with SIMD two in
+/// the lanes of a register, so that one multiply serves both paths.
+trait Limb: Copy {
+    fn add(self, other: Self) -> Self;
+    fn mul(self, other: Self) -> Self;
+    /// The low 26 bits.
+    fn low(self) -> Self;
+    /// The bits above the low 26.
+    fn high(self) -> Self;
+    fn times5(self) -> Self;
+}
+
+impl Limb for u64 {
+    #[inline(always)]
+    fn add(self, other: u64) -> u64 {
+        self + other
+    }
+    #[inline(always)]
+    fn mul(self, other: u64) -> u64 {
+        self * other
+    }
+    #[inline(always)]
+    fn low(self) -> u64 {
+        self & LIMB
+    }
+    #[inline(always)]
+    fn high(self) -> u64 {
+        self >> 26
+    }
+    #[inline(always)]
+    fn times5(self) -> u64 {
+        self * 5
+    }
+}
+
 /// h · r mod 2^130 - 5, partly reduced: limbs below 2^26, but h1 may keep
-/// a bit more. Limbs of h below 2^28 and of r below 2^26 (5r below 2^29):
-/// five such products sum to less than 2^60.
+/// a bit more. `r5` is 5r (2^130 ≡ 5 mod p: the limbs past the top fold
+/// back times 5). Limbs of h below 2^28 and of r below 2^26 (5r below
+/// 2^29): five such products sum to less than 2^60.
 #[inline(always)]
-fn multiply([h0, h1, h2, h3, h4]: [u64; 5], r: &[u64; 5]) -> [u64; 5] {
-    let [r0, r1, r2, r3, r4] = *r;
-    // 2^130 ≡ 5 (mod p): the limbs past the top fold back times 5.
-    let (s1, s2, s3, s4) = (r1 * 5, r2 * 5, r3 * 5, r4 * 5);
-    let d0 = h0 * r0 + h1 * s4 + h2 * s3 + h3 * s2 + h4 * s1;
-    let d1 = h0 * r1 + h1 * r0 + h2 * s4 + h3 * s3 + h4 * s2;
-    let d2 = h0 * r2 + h1 * r1 + h2 * r0 + h3 * s4 + h4 * s3;
-    let d3 = h0 * r3 + h1 * r2 + h2 * r1 + h3 * r0 + h4 * s4;
-    let d4 = h0 * r4 + h1 * r3 + h2 * r2 + h3 * r1 + h4 * r0;
-    carry([d0, d1, d2, d3, d4])
+fn multiply<L: Limb>(h: [L; 5], r: &[L; 5], r5: &[L; 5]) -> [L; 5] {
+    // d_k = Σ h_i · r_(k-i), with r5 where k-i goes below zero.
+    let d = core::array::from_fn(|k| {
+        (1..5).fold(h[0].mul(r[k]), |sum, i| {
+            let factor = if i <= k { r[k - i] } else { r5[k + 5 - i] };
+            sum.add(h[i].mul(factor))
+        })
+    });
+    carry(d)
 }
 
 /// Carries limbs (each below 2^60) back to 26 bits, the top's excess
 /// folded into the bottom times 5; h1 may keep a bit more.
 #[inline(always)]
-fn carry([d0, d1, d2, d3, d4]: [u64; 5]) -> [u64; 5] {
-    let d1 = d1 + (d0 >> 26);
-    let d2 = d2 + (d1 >> 26);
-    let d3 = d3 + (d2 >> 26);
-    let d4 = d4 + (d3 >> 26);
-    let h0 = (d0 & LIMB) + (d4 >> 26) * 5;
+fn carry<L: Limb>([d0, d1, d2, d3, d4]: [L; 5]) -> [L; 5] {
+    let d1 = d1.add(d0.high());
+    let d2 = d2.add(d1.high());
+    let d3 = d3.add(d2.high());
+    let d4 = d4.add(d3.high());
+    let h0 = d0.low().add(d4.high().times5());
     [
-        h0 & LIMB,
-        (d1 & LIMB) + (h0 >> 26),
-        d2 & LIMB,
-        d3 & LIMB,
-        d4 & LIMB,
+        h0.low(),
+        d1.low().add(h0.high()),
+        d2.low(),
+        d3.low(),
+        d4.low(),
     ]
+}
+
+fn times5(r: [u64; 5]) -> [u64; 5] {
+    r.map(Limb::times5)
 }
 
 impl Poly1305 {
@@ -103,10 +144,12 @@ impl Poly1305 {
             le32(&key[24..]),
             le32(&key[28..]),
         ];
+        let r5 = times5(r);
         Poly1305 {
             r,
+            r5,
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            r2: multiply(r, &r),
+            r2: multiply(r, &r, &r5),
             s,
             h: [0; 5],
         }
@@ -133,7 +176,7 @@ impl Poly1305 {
         let data = match data.len() >= 64 && top == FULL_BLOCK {
             true => {
                 let pairs = data.len() / 32 * 32;
-                self.h = simd::blocks_by_two(self.h, &self.r, &self.r2, &data[..pairs]);
+                self.h = simd::blocks_by_two(self.h, &self.r, &self.r5, &self.r2, &data[..pairs]);
                 &data[pairs..]
             }
             false => data,
@@ -144,7 +187,7 @@ impl Poly1305 {
             for (limb, add) in h.iter_mut().zip(m) {
                 *limb += add;
             }
-            h = multiply(h, &self.r);
+            h = multiply(h, &self.r, &self.r5);
         }
         self.h = h;
     }
@@ -213,8 +256,31 @@ mod simd {
     //! takes the odd ones and lane B the even ones, each step multiplying
     //! both by r² (the last step B by r alone), so that A + B is the
     //! one-block-at-a-time result: Σ m_k · r^(2n-k+1).
-    use super::{carry, LIMB};
+    use super::{carry, multiply, times5, Limb, LIMB};
     use core::arch::wasm32::*;
+
+    impl Limb for v128 {
+        #[inline(always)]
+        fn add(self, other: v128) -> v128 {
+            u64x2_add(self, other)
+        }
+        #[inline(always)]
+        fn mul(self, other: v128) -> v128 {
+            u64x2_mul(self, other)
+        }
+        #[inline(always)]
+        fn low(self) -> v128 {
+            v128_and(self, u64x2_splat(LIMB))
+        }
+        #[inline(always)]
+        fn high(self) -> v128 {
+            u64x2_shr(self, 26)
+        }
+        #[inline(always)]
+        fn times5(self) -> v128 {
+            u64x2_add(u64x2_shl(self, 2), self)
+        }
+    }
 
     #[inline(always)]
     fn word(data: &[u8], at: usize) -> u64 {
@@ -224,102 +290,45 @@ mod simd {
     /// The two blocks of `pair` (32 bytes) as lanes of five limbs.
     #[inline(always)]
     fn limbs(pair: &[u8]) -> [v128; 5] {
-        let mask = u64x2_splat(LIMB);
         let both =
             |at: usize, shift: u32| u64x2(word(pair, at) >> shift, word(pair, 16 + at) >> shift);
         [
-            v128_and(both(0, 0), mask),
-            v128_and(both(3, 2), mask),
-            v128_and(both(6, 4), mask),
-            v128_and(both(9, 6), mask),
+            both(0, 0).low(),
+            both(3, 2).low(),
+            both(6, 4).low(),
+            both(9, 6).low(),
             v128_or(both(12, 8), u64x2_splat(super::FULL_BLOCK)),
         ]
     }
 
-    /// h · r lane by lane, partly reduced (as `super::multiply`).
-    #[inline(always)]
-    fn multiply(h: [v128; 5], r: &[v128; 5], s: &[v128; 5]) -> [v128; 5] {
-        let m = u64x2_mul;
-        let sum = |a: v128, b: v128, c: v128, d: v128, e: v128| {
-            u64x2_add(u64x2_add(u64x2_add(a, b), u64x2_add(c, d)), e)
-        };
-        let d0 = sum(
-            m(h[0], r[0]),
-            m(h[1], s[4]),
-            m(h[2], s[3]),
-            m(h[3], s[2]),
-            m(h[4], s[1]),
-        );
-        let d1 = sum(
-            m(h[0], r[1]),
-            m(h[1], r[0]),
-            m(h[2], s[4]),
-            m(h[3], s[3]),
-            m(h[4], s[2]),
-        );
-        let d2 = sum(
-            m(h[0], r[2]),
-            m(h[1], r[1]),
-            m(h[2], r[0]),
-            m(h[3], s[4]),
-            m(h[4], s[3]),
-        );
-        let d3 = sum(
-            m(h[0], r[3]),
-            m(h[1], r[2]),
-            m(h[2], r[1]),
-            m(h[3], r[0]),
-            m(h[4], s[4]),
-        );
-        let d4 = sum(
-            m(h[0], r[4]),
-            m(h[1], r[3]),
-            m(h[2], r[2]),
-            m(h[3], r[1]),
-            m(h[4], r[0]),
-        );
-        let mask = u64x2_splat(LIMB);
-        let d1 = u64x2_add(d1, u64x2_shr(d0, 26));
-        let d2 = u64x2_add(d2, u64x2_shr(d1, 26));
-        let d3 = u64x2_add(d3, u64x2_shr(d2, 26));
-        let d4 = u64x2_add(d4, u64x2_shr(d3, 26));
-        let top = u64x2_shr(d4, 26);
-        let h0 = u64x2_add(v128_and(d0, mask), u64x2_add(u64x2_shl(top, 2), top));
-        [
-            v128_and(h0, mask),
-            u64x2_add(v128_and(d1, mask), u64x2_shr(h0, 26)),
-            v128_and(d2, mask),
-            v128_and(d3, mask),
-            v128_and(d4, mask),
-        ]
-    }
-
-    /// Adds `data` (whole pairs of blocks, at least one pair) to `h`.
-    pub(super) fn blocks_by_two(h: [u64; 5], r: &[u64; 5], r2: &[u64; 5], data: &[u8]) -> [u64; 5] {
+    /// Adds `data` (whole pairs of blocks, at least one pair) to `h`; `r5`
+    /// is 5r and `r2` r².
+    pub(super) fn blocks_by_two(
+        h: [u64; 5],
+        r: &[u64; 5],
+        r5: &[u64; 5],
+        r2: &[u64; 5],
+        data: &[u8],
+    ) -> [u64; 5] {
         debug_assert!(data.len() >= 32 && data.len().is_multiple_of(32));
-        let times5 = |x: [u64; 5]| x.map(|limb| limb * 5);
-        let (r_5, r2_5) = (times5(*r), times5(*r2));
+        let r2_5 = times5(*r2);
         let both = |a: &[u64; 5], b: &[u64; 5]| -> [v128; 5] {
             core::array::from_fn(|i| u64x2(a[i], b[i]))
         };
         let (squared, squared_5) = (both(r2, r2), both(&r2_5, &r2_5));
-        let (last, last_5) = (both(r2, r), both(&r2_5, &r_5));
+        let (last, last_5) = (both(r2, r), both(&r2_5, r5));
         let mut acc: [v128; 5] = core::array::from_fn(|i| u64x2(h[i], 0));
         let (body, final_pair) = data.split_at(data.len() - 32);
         for pair in body.chunks_exact(32) {
             let m = limbs(pair);
             acc = multiply(
-                core::array::from_fn(|i| u64x2_add(acc[i], m[i])),
+                core::array::from_fn(|i| acc[i].add(m[i])),
                 &squared,
                 &squared_5,
             );
         }
         let m = limbs(final_pair);
-        acc = multiply(
-            core::array::from_fn(|i| u64x2_add(acc[i], m[i])),
-            &last,
-            &last_5,
-        );
+        acc = multiply(core::array::from_fn(|i| acc[i].add(m[i])), &last, &last_5);
         // A + B, carried back to the invariant of the one-block path.
         carry(core::array::from_fn(|i| {
             u64x2_extract_lane::<0>(acc[i]) + u64x2_extract_lane::<1>(acc[i])
