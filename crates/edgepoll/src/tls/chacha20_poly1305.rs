@@ -105,6 +105,12 @@ fn finish(mut mac: Poly1305, aad_len: usize, text_len: usize) -> [u8; 16] {
     mac.finish()
 }
 
+/// Bytes of a sealed record: the text, the inner content type if any, the
+/// tag.
+fn sealed_len(text_len: usize, inner_type: bool) -> usize {
+    text_len + usize::from(inner_type) + TAG_LEN
+}
+
 /// One direction's key and IV; the key is wiped when dropped.
 struct RecordKey {
     key: [u8; 32],
@@ -126,23 +132,22 @@ impl RecordKey {
     }
 
     /// The sealed payload of record `seq`: `text`, then `inner_type` if
-    /// given (TLS 1.3's real content type), then the tag. `aad` is told the
-    /// sealed length.
+    /// given (TLS 1.3's real content type), then the tag.
     fn seal(
         &self,
         text: &OutboundChunks<'_>,
         inner_type: Option<ContentType>,
         seq: u64,
-        aad: impl FnOnce(usize) -> Vec<u8>,
+        aad: &[u8],
     ) -> PrefixedPayload {
-        let total = text.len() + usize::from(inner_type.is_some()) + TAG_LEN;
-        let mut payload = PrefixedPayload::with_capacity(total);
+        let mut payload =
+            PrefixedPayload::with_capacity(sealed_len(text.len(), inner_type.is_some()));
         payload.extend_from_chunks(text);
         if let Some(typ) = inner_type {
             payload.extend_from_slice(&[u8::from(typ)]);
         }
         let nonce = Nonce::new(&self.iv, seq).0;
-        let tag = seal(&self.key, &nonce, &aad(total), payload.as_mut());
+        let tag = seal(&self.key, &nonce, aad, payload.as_mut());
         payload.extend_from_slice(&tag);
         payload
     }
@@ -225,9 +230,8 @@ impl MessageEncrypter for Tls13Encrypter {
     ) -> Result<OutboundOpaqueMessage, Error> {
         // The inner plaintext is the data and its real content type; the
         // record says application data (RFC 8446 §5.2).
-        let payload = self.0.seal(&msg.payload, Some(msg.typ), seq, |total| {
-            make_tls13_aad(total).to_vec()
-        });
+        let aad = make_tls13_aad(sealed_len(msg.payload.len(), true));
+        let payload = self.0.seal(&msg.payload, Some(msg.typ), seq, &aad);
         Ok(OutboundOpaqueMessage::new(
             ContentType::ApplicationData,
             ProtocolVersion::TLSv1_2,
@@ -236,7 +240,7 @@ impl MessageEncrypter for Tls13Encrypter {
     }
 
     fn encrypted_payload_len(&self, payload_len: usize) -> usize {
-        payload_len + 1 + TAG_LEN
+        sealed_len(payload_len, true)
     }
 }
 
@@ -260,12 +264,12 @@ impl MessageEncrypter for Tls12Encrypter {
         seq: u64,
     ) -> Result<OutboundOpaqueMessage, Error> {
         let aad = make_tls12_aad(seq, msg.typ, msg.version, msg.payload.len());
-        let payload = self.0.seal(&msg.payload, None, seq, |_| aad.to_vec());
+        let payload = self.0.seal(&msg.payload, None, seq, &aad);
         Ok(OutboundOpaqueMessage::new(msg.typ, msg.version, payload))
     }
 
     fn encrypted_payload_len(&self, payload_len: usize) -> usize {
-        payload_len + TAG_LEN
+        sealed_len(payload_len, false)
     }
 }
 
