@@ -342,15 +342,25 @@ impl Handler {
 
     fn process_buffered<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         loop {
-            // No room stops new requests (checked in each state that may
-            // take one, not in the others: the check is not free). A
-            // streamed body belongs to a request already taken (it counts
-            // among the waiting): it is read on, held back only by its sink
-            // (`pause_body`), as `wants_read` says; else its bytes would
-            // pile up unread.
             let step = match self.state {
                 State::Closing | State::Closed | State::Upgraded => return,
-                State::Switching { .. } if !self.has_room() => return,
+                // Between requests (after nearly every response) the room
+                // check, which is not free, waits for the next one.
+                State::Idle => {
+                    if self.peer_closed && self.has_room() {
+                        self.state = State::Closing;
+                    }
+                    return;
+                }
+                // No room stops new requests. A streamed body belongs to a
+                // request already taken (it counts among the waiting): it
+                // is read on, held back only by its sink (`pause_body`), as
+                // `wants_read` says; else its bytes would pile up unread.
+                State::Switching { .. } | State::Head { .. } | State::Body(_)
+                    if !self.has_room() =>
+                {
+                    return
+                }
                 State::Switching {
                     id,
                     keep_alive,
@@ -363,13 +373,6 @@ impl Handler {
                     self.next_request(keep_alive, 0, now);
                     continue;
                 }
-                State::Idle => {
-                    if self.peer_closed && self.has_room() {
-                        self.state = State::Closing;
-                    }
-                    return;
-                }
-                State::Head { .. } | State::Body(_) if !self.has_room() => return,
                 State::Head { .. } => match self.parse_head(service.handles_connect()) {
                     Ok(true) if !self.decide_body(service, now) => return,
                     step => step,
@@ -720,7 +723,7 @@ impl Handler {
             // After the responses the service still owes.
             let mut encoded = Vec::new();
             response.encode(&mut encoded, KeepAlive::No, false);
-            let id = self.take_id();
+            let id = take_id(&mut self.next_id);
             self.waiting.push_back(Waiting {
                 id,
                 ready: Some((encoded, false)),
@@ -1101,8 +1104,7 @@ impl Handler {
                 self.limits.max_head_bytes,
             ),
         });
-        let id = RequestId(self.next_id);
-        self.next_id += 1;
+        let id = take_id(&mut self.next_id);
         let (version, head_keep_alive, head_only, offers_upgrade) = (
             head.version,
             head.keep_alive,
@@ -1240,12 +1242,6 @@ impl Handler {
                 parser: HeadParser::default(),
             };
         }
-    }
-
-    fn take_id(&mut self) -> RequestId {
-        let id = RequestId(self.next_id);
-        self.next_id += 1;
-        id
     }
 
     /// Answers the request `id` that the service deferred
@@ -1621,6 +1617,14 @@ fn declared_length(framing: &Framing) -> Option<u64> {
 
 /// What the connection allows a response with `keep_alive` from its request.
 #[inline]
+/// The next request's id (a field of its own, so that it can be taken while
+/// the parsed head is borrowed).
+fn take_id(next_id: &mut u64) -> RequestId {
+    let id = RequestId(*next_id);
+    *next_id += 1;
+    id
+}
+
 fn keep_alive_for(keep_alive: bool, version: Version) -> KeepAlive {
     match (keep_alive, version) {
         (false, _) => KeepAlive::No,
