@@ -140,13 +140,25 @@ impl Url {
     /// The value of a `Host` field for this URL: the host, in brackets if
     /// IPv6, and the port unless it is the scheme's default.
     pub fn authority(&self) -> String {
-        let host = match self.host.contains(':') {
-            true => format!("[{}]", self.host),
-            false => self.host.clone(),
-        };
-        match (self.port, self.tls) {
-            (80, false) | (443, true) => host,
-            (port, _) => format!("{host}:{port}"),
+        let mut out = Vec::with_capacity(self.host.len() + 8);
+        self.write_authority(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// [`authority`](Self::authority) appended to `out`, without formatting
+    /// machinery or a `String` of its own: every request's `Host` is one.
+    pub(crate) fn write_authority(&self, out: &mut Vec<u8>) {
+        let bracketed = self.host.contains(':');
+        if bracketed {
+            out.push(b'[');
+        }
+        out.extend_from_slice(self.host.as_bytes());
+        if bracketed {
+            out.push(b']');
+        }
+        if !matches!((self.port, self.tls), (80, false) | (443, true)) {
+            out.push(b':');
+            out.extend_from_slice(crate::http::Decimal::new(self.port.into()).as_bytes());
         }
     }
 }
@@ -154,6 +166,23 @@ impl Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_authority_brackets_ipv6_and_names_only_a_port_not_the_schemes_own() {
+        for (url, authority) in [
+            ("http://127.0.0.1/", "127.0.0.1"),
+            ("http://127.0.0.1:80/", "127.0.0.1"),
+            ("http://127.0.0.1:443/", "127.0.0.1:443"),
+            ("https://localhost:443/", "localhost"),
+            ("https://localhost:80/", "localhost:80"),
+            ("http://[::1]:8080/", "[::1]:8080"),
+            ("http://[::1]/", "[::1]"),
+            ("http://a.test:9/", "a.test:9"),
+            ("http://a.test:65535/", "a.test:65535"),
+        ] {
+            assert_eq!(Url::parse(url).unwrap().authority(), authority, "{url}");
+        }
+    }
 
     #[test]
     fn parses_hosts_ports_and_paths() {

@@ -36,25 +36,28 @@ const REWRITTEN: [&str; 7] = [
 /// proxy's own.
 pub fn request_fields<'a>(
     mut upstream: ClientRequest,
-    fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    fields: impl Iterator<Item = (&'a str, &'a [u8])>,
     peer: Option<IpAddr>,
     trust_forwarded: bool,
 ) -> ClientRequest {
-    let hop = HopByHop::new(fields.clone());
-    for (name, value) in fields.clone() {
+    // Read once: each of the passes below would otherwise decode every
+    // name again.
+    let fields: Vec<(&str, &[u8])> = fields.collect();
+    let fields = || fields.iter().copied();
+    let hop = HopByHop::new(fields());
+    for (name, value) in fields() {
         if !hop.contains(name) && !REWRITTEN.iter().any(|r| name.eq_ignore_ascii_case(r)) {
             upstream = upstream.header_bytes(name, value);
         }
     }
     let first = |wanted: &str| {
-        fields
-            .clone()
+        fields()
             .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
             .map(|(_, value)| value)
     };
-    upstream = upstream.header_bytes("Via", &with_via(joined(fields.clone(), "via")));
+    upstream = upstream.header_bytes("Via", &with_via(joined(fields(), "via")));
     let peer = peer.map(|ip| ip.to_string()).unwrap_or_default();
-    let chain = joined(fields.clone(), "x-forwarded-for");
+    let chain = joined(fields(), "x-forwarded-for");
     let forwarded_for = match (trust_forwarded, chain.is_empty()) {
         (true, false) => [chain.as_slice(), b", ", peer.as_bytes()].concat(),
         _ => peer.into_bytes(),
