@@ -156,11 +156,11 @@ impl App for Proxy {
         let error = match result {
             Ok(response) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
                 self.balancer.finish(upstream, Outcome::Answered, now);
+                let protocol = response.header("upgrade").unwrap_or_default().to_vec();
                 let mut head = Response::new(response.status);
-                for (name, value) in forwarded::response_fields(&response.headers) {
+                for (name, value) in forwarded::response_fields(response.headers) {
                     head = head.header(name, value);
                 }
-                let protocol = response.header("upgrade").unwrap_or_default().to_vec();
                 head = head
                     .header("Connection", "upgrade")
                     .header("Upgrade", protocol);
@@ -173,7 +173,7 @@ impl App for Proxy {
                     .header("content-length")
                     .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
                 let mut head = Response::new(response.status);
-                for (name, value) in forwarded::response_fields(&response.headers) {
+                for (name, value) in forwarded::response_fields(response.headers) {
                     head = head.header(name, value);
                 }
                 self.piped.insert(exchange, upstream);
