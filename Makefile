@@ -10,6 +10,14 @@ WASM_DIR := target/wasm32-wasip1/release
 WASM_PLAIN := -p poll_http_server -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest
 WASM_TLS := -p nonblock_http_client -p proxy
 WASM_PROGRAMS := $(WASM_PLAIN) $(WASM_TLS)
+# Real WasmEdge joins every test when a working one is found: on PATH, or
+# ../shared/wasmedge (repaired into target/wasmedge when its library links
+# were flattened; see scripts/wasmedge-path). A broken `wasmedge` first on
+# PATH is thereby replaced by the working one, not taken for an absent one.
+WASMEDGE_BIN := $(shell scripts/wasmedge-path 2>/dev/null)
+ifneq ($(WASMEDGE_BIN),)
+export PATH := $(WASMEDGE_BIN):$(PATH)
+endif
 
 .PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image proxy
 FUZZ_SECONDS ?= 120
@@ -42,7 +50,7 @@ test: build
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
-	  echo "NOTE: wasmedge is not on PATH: conformance and end-to-end tests run under the bundled runtime edgepoll-host only"; \
+	  echo "NOTE: no working wasmedge (none on PATH, none in ../shared/wasmedge): conformance and end-to-end tests run under the bundled runtime edgepoll-host only"; \
 	 fi
 	# --show-output: each end-to-end test prints the runtimes it ran on.
 	$(CARGO) test --release --workspace -- --show-output
