@@ -11,6 +11,8 @@
 //!   [`ws::Service`] or an [`App`] (a service that may answer later and calls
 //!   other services through the loop's client); [`send_all`]: many client
 //!   requests at once on the same client.
+//! - [`SmallBlockAlloc`]: a global allocator for guests that recycles small
+//!   blocks instead of paying dlmalloc for each.
 //! - With the cargo feature `http`: conversions to and from the `http`
 //!   crate's `Request` and `Response`.
 //!
@@ -42,6 +44,7 @@ pub mod http;
 mod http_interop;
 mod interest;
 mod poll;
+mod small_alloc;
 mod subscriptions;
 mod sys;
 mod timer;
@@ -66,6 +69,7 @@ pub use poll::{
 };
 #[cfg(target_os = "wasi")]
 pub use server::{Server, ServerOptions};
+pub use small_alloc::SmallBlockAlloc;
 pub use timer::Sweep;
 pub use token::Token;
 pub use url::{Url, UrlError};

@@ -17,6 +17,12 @@
 #[cfg(target_os = "wasi")]
 mod client;
 
+// Small blocks recycled rather than paid for in dlmalloc each time (see
+// edgepoll's `SmallBlockAlloc`).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
+
 #[cfg(target_os = "wasi")]
 fn main() -> std::process::ExitCode {
     client::main()

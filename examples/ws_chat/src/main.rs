@@ -7,6 +7,12 @@
 #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 mod chat;
 
+// Small blocks recycled rather than paid for in dlmalloc each time (see
+// edgepoll's `SmallBlockAlloc`).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
+
 #[cfg(target_os = "wasi")]
 fn main() -> std::process::ExitCode {
     let addr = std::env::args()

@@ -3,17 +3,19 @@
 use edgepoll::http::{Limits, ParsedResponse, Reply, Request, Response, StatusCode, HOP_BY_HOP};
 use edgepoll::{
     App, ClientError, ClientOptions, ClientRequest, Context, ExchangeId, Responder, Server,
-    ServerOptions,
+    ServerOptions, SmallBlockAlloc,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Counts the bytes allocated and not yet freed, for `/_stats`: what the
-/// service holds, apart from the high-water mark the memory size shows.
-struct Counting;
+/// service holds, apart from the high-water mark the memory size shows (and
+/// the freed small blocks edgepoll's allocator keeps for reuse). Allocates
+/// as the examples do.
+struct Counting(SmallBlockAlloc);
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
@@ -21,25 +23,25 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded as given.
-        unsafe { System.alloc(layout) }
+        unsafe { self.0.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded as given.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { self.0.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE.fetch_add(new_size, Ordering::Relaxed);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded as given.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { self.0.realloc(ptr, layout, new_size) }
     }
 }
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting = Counting(SmallBlockAlloc::new());
 
 /// Whether a field stays behind: one that belongs to the connection
 /// (`HOP_BY_HOP`, RFC 9110 §7.6.1), or one the client writes itself.
