@@ -10,16 +10,16 @@ use crate::config::Config;
 use crate::forwarded;
 use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
 use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, Responder};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 pub struct Proxy {
     balancer: Balancer,
     trust_forwarded: bool,
     /// Requests waiting for an upstream's response head.
-    waiting: HashMap<ExchangeId, Waiting>,
+    waiting: FxHashMap<ExchangeId, Waiting>,
     /// Responses whose bodies the loop pipes to their clients: which
     /// upstream each comes from, to name it if the body breaks off.
-    piped: HashMap<ExchangeId, usize>,
+    piped: FxHashMap<ExchangeId, usize>,
 }
 
 struct Waiting {
@@ -37,8 +37,8 @@ impl Proxy {
         Proxy {
             balancer: Balancer::new(config.upstreams.clone(), config.eject_for),
             trust_forwarded: config.trust_forwarded,
-            waiting: HashMap::new(),
-            piped: HashMap::new(),
+            waiting: FxHashMap::default(),
+            piped: FxHashMap::default(),
         }
     }
 
