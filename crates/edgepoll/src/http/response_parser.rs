@@ -221,9 +221,17 @@ impl ResponseParser {
                 return Ok(None);
             }
             Body::Stream(_) => {
-                // The head alone; the body is the caller's to read.
+                // The head alone, moved out (only the body's framing stays
+                // behind); the body is the caller's to read.
                 self.reusable = head.keep_alive;
-                return Ok(Some(head.response.clone()));
+                let empty = ParsedResponse {
+                    status: head.response.status,
+                    reason: String::new(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    tls: None,
+                };
+                return Ok(Some(std::mem::replace(&mut head.response, empty)));
             }
         };
         self.reusable = head.keep_alive && self.buf.len() == raw_end;
@@ -257,9 +265,16 @@ impl ResponseParser {
 
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_FIELDS];
-            let mut parsed = httparse::Response::new(&mut headers);
-            let len = match parsed.parse(&self.buf) {
+            // Left uninitialised: filling 128 empty fields first cost more
+            // than parsing a small head.
+            let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_FIELDS];
+            let mut parsed = httparse::Response::new(&mut []);
+            let config = httparse::ParserConfig::default();
+            let len = match config.parse_response_with_uninit_headers(
+                &mut parsed,
+                &self.buf,
+                &mut headers,
+            ) {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) if self.buf.len() > self.max_head => {
                     return Err(ResponseError::HeadTooLarge)
