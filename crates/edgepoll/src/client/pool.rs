@@ -167,7 +167,7 @@ impl Pool {
                 tls: url.tls.then(|| Arc::from(url.host.as_str())),
             },
             request: encoded,
-            to_head: request.method().eq_ignore_ascii_case("HEAD"),
+            to_head: request.method_bytes().eq_ignore_ascii_case(b"HEAD"),
             idempotent: request.is_idempotent(),
             retried: false,
             since: now,
@@ -186,6 +186,9 @@ impl Pool {
     /// Queues `exchange` for the first address of `host`, fails it, or
     /// leaves it waiting for the name.
     fn place(&mut self, host: &str, exchange: Exchange, now: Instant) {
+        if let Some(ip) = self.names.literal(host) {
+            return self.settle_addrs(exchange, ip, &[]);
+        }
         match self.names.lookup(host, now) {
             Lookup::Ready(resolved) => self.settle_name(host, exchange, resolved),
             Lookup::Pending => {
@@ -195,18 +198,21 @@ impl Pool {
         }
     }
 
-    fn settle_name(&mut self, host: &str, mut exchange: Exchange, resolved: Resolved) {
+    fn settle_name(&mut self, host: &str, exchange: Exchange, resolved: Resolved) {
         match resolved {
-            Ok(addrs) => {
-                exchange.origin.addr.set_ip(addrs[0]);
-                exchange.other_addrs = addrs[1..].iter().take(MAX_OTHER_ADDRS).copied().collect();
-                self.enqueue(exchange, false);
-            }
+            Ok(addrs) => self.settle_addrs(exchange, addrs[0], &addrs[1..]),
             Err(error) => {
                 let host = host.to_string();
                 self.fail(exchange.id, ClientError::Resolve { host, error });
             }
         }
+    }
+
+    /// Queues `exchange` for `first`, with `others` to try if it refuses.
+    fn settle_addrs(&mut self, mut exchange: Exchange, first: IpAddr, others: &[IpAddr]) {
+        exchange.origin.addr.set_ip(first);
+        exchange.other_addrs = others.iter().take(MAX_OTHER_ADDRS).copied().collect();
+        self.enqueue(exchange, false);
     }
 
     /// The TLS configuration for `https://` connections.

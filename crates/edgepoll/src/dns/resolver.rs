@@ -89,6 +89,8 @@ pub struct Resolver {
     server: Option<SocketAddr>,
     timeout: Duration,
     cache: FxHashMap<Box<str>, Cached>,
+    /// IP literals parsed lately (see [`Resolver::literal`]).
+    literals: Vec<(Box<str>, IpAddr)>,
     pending: Vec<Pending>,
     ids: std::collections::hash_map::RandomState,
     next_seed: u64,
@@ -114,6 +116,7 @@ impl Resolver {
             server,
             timeout,
             cache: FxHashMap::default(),
+            literals: Vec::new(),
             pending: Vec::new(),
             ids: Default::default(),
             next_seed: 0,
@@ -126,6 +129,22 @@ impl Resolver {
     /// The DNS server, if names go to one.
     pub fn server(&self) -> Option<SocketAddr> {
         self.server
+    }
+
+    /// `host` as an IP literal (bracketed or not), if it is one. The last
+    /// few are remembered: a forwarder names the same upstreams in every
+    /// request, and comparing a name costs a tenth of parsing it.
+    pub(crate) fn literal(&mut self, host: &str) -> Option<IpAddr> {
+        const REMEMBERED: usize = 16;
+        if let Some((_, ip)) = self.literals.iter().find(|(h, _)| **h == *host) {
+            return Some(*ip);
+        }
+        let ip = literal(host)?;
+        if self.literals.len() == REMEMBERED {
+            self.literals.remove(0);
+        }
+        self.literals.push((host.into(), ip));
+        Some(ip)
     }
 
     /// The addresses of `host`: at once for an IP literal, `localhost`
