@@ -1,6 +1,6 @@
 //! A request as the client sends it, checked before a byte goes out.
 
-use crate::http::{is_field_safe, is_token, Decimal, Outgoing};
+use crate::http::{is_field_safe, is_framing_field, is_token, token_is, Decimal, Outgoing};
 use crate::url::{Url, UrlError};
 
 /// Why a request cannot be sent as given. Nothing is sent for it.
@@ -50,8 +50,10 @@ impl From<UrlError> for RequestError {
 }
 
 /// One request to send: method, `http://` URL, extra header fields and body.
-/// The method and the URL are checked when it is made, the fields when it is
-/// sent: a request that could be read two ways is never sent.
+/// The method and the URL are checked when it is made, each field as it is
+/// added; a refused field is left out and [`encode`](Self::encode) (and so
+/// the client) reports the first: a request that could be read two ways is
+/// never sent.
 ///
 /// ```
 /// use edgepoll::{ClientRequest, RequestError};
@@ -65,13 +67,14 @@ impl From<UrlError> for RequestError {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientRequest {
-    method: String,
     url: Url,
-    /// The header fields added: names and values back to back, and where
-    /// each field's name and value end. Two allocations for any number of
-    /// fields, not two per field: a forwarder adds half a dozen per request.
-    fields: Vec<u8>,
-    field_ends: Vec<(usize, usize)>,
+    /// The method, then each field added as it goes on the wire
+    /// (`Name: value\r\n`): one allocation for any number of fields (a
+    /// forwarder adds half a dozen per request), copied out in one piece.
+    text: Vec<u8>,
+    method_len: usize,
+    /// The first field refused, for [`encode`](Self::encode) to report.
+    refused: Option<RequestError>,
     body: Vec<u8>,
     /// A body streamed after the head instead of `body`: its length, if known.
     streamed: Option<Option<u64>>,
@@ -85,15 +88,7 @@ impl ClientRequest {
         if !is_token(method.as_bytes()) {
             return Err(RequestError::Method);
         }
-        Ok(ClientRequest {
-            method: method.to_string(),
-            url: Url::parse(url)?,
-            fields: Vec::new(),
-            field_ends: Vec::new(),
-            body: Vec::new(),
-            streamed: None,
-            upgrade: None,
-        })
+        Ok(ClientRequest::with_method(method, Url::parse(url)?))
     }
 
     /// A request for `target` (an origin-form request target: a path and
@@ -123,20 +118,29 @@ impl ClientRequest {
         if !target.starts_with('/') || !Url::is_path_safe(target) {
             return Err(RequestError::Url(UrlError::InvalidPath));
         }
-        Ok(ClientRequest {
-            method: method.to_string(),
-            url: Url {
-                tls: base.tls,
-                host: base.host.clone(),
-                port: base.port,
-                path: target.to_string(),
-            },
-            fields: Vec::new(),
-            field_ends: Vec::new(),
+        let url = Url {
+            tls: base.tls,
+            host: base.host.clone(),
+            port: base.port,
+            path: target.to_string(),
+        };
+        Ok(ClientRequest::with_method(method, url))
+    }
+
+    /// A request for a method already found to be a token.
+    fn with_method(method: &str, url: Url) -> ClientRequest {
+        // Room for the fields a forwarder adds, so that they seldom grow it.
+        let mut text = Vec::with_capacity(method.len() + 192);
+        text.extend_from_slice(method.as_bytes());
+        ClientRequest {
+            url,
+            text,
+            method_len: method.len(),
+            refused: None,
             body: Vec::new(),
             streamed: None,
             upgrade: None,
-        })
+        }
     }
 
     /// The same request for the same target at another origin (another
@@ -155,37 +159,39 @@ impl ClientRequest {
         self
     }
 
-    /// Adds a header field (checked by [`encode`](Self::encode)).
+    /// Adds a header field. One that is refused is left out, with any added
+    /// after it, and [`encode`](Self::encode) reports it.
     pub fn header(self, name: &str, value: &str) -> Self {
         self.header_bytes(name, value.as_bytes())
     }
 
     /// Adds a header field whose value need not be UTF-8 (RFC 9110 allows
     /// other bytes from 0x80 up, which a forwarder passes on as they came);
-    /// checked by [`encode`](Self::encode) like any other.
+    /// checked like any other. Leading and trailing whitespace is not part
+    /// of a value (RFC 9110 §5.5) and is dropped.
     pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
-        if self.field_ends.capacity() == 0 {
-            self.field_ends.reserve(8);
-            self.fields.reserve(256);
+        if self.refused.is_some() {
+            return self;
         }
-        self.fields.extend_from_slice(name.as_bytes());
-        let name_end = self.fields.len();
-        self.fields.extend_from_slice(value);
-        self.field_ends.push((name_end, self.fields.len()));
+        let bytes = name.as_bytes();
+        let refused = if !is_token(bytes) {
+            Some(RequestError::FieldName(name.into()))
+        } else if !is_field_safe(value) {
+            Some(RequestError::FieldValue(name.into()))
+        } else if is_framing_field(bytes) || token_is(bytes, b"host") || token_is(bytes, b"upgrade")
+        {
+            Some(RequestError::FramingField(name.into()))
+        } else {
+            None
+        };
+        if refused.is_some() {
+            self.refused = refused;
+            return self;
+        }
+        for part in [bytes, b": ", value.trim_ascii(), b"\r\n"] {
+            self.text.extend_from_slice(part);
+        }
         self
-    }
-
-    /// The fields added, in order, as bytes.
-    fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let mut start = 0;
-        self.field_ends.iter().map(move |&(name_end, value_end)| {
-            let field = (
-                &self.fields[start..name_end],
-                &self.fields[name_end..value_end],
-            );
-            start = value_end;
-            field
-        })
     }
 
     /// Offers to switch the connection to `protocols` (the value of
@@ -239,56 +245,58 @@ impl ClientRequest {
 
     /// The method.
     pub fn method(&self) -> &str {
-        &self.method
+        // It went in as a `&str`, whole.
+        std::str::from_utf8(self.method_bytes()).unwrap_or("")
     }
 
-    /// The header fields added, in order.
+    pub(crate) fn method_bytes(&self) -> &[u8] {
+        &self.text[..self.method_len]
+    }
+
+    /// The header fields added, in order, their values without leading and
+    /// trailing whitespace; none from the first refused field on (such a
+    /// request is not sent).
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let request = ClientRequest::new("GET", "http://127.0.0.1/").unwrap()
+    ///     .header("Accept", " text/plain ")
+    ///     .header_bytes("X-Raw", b"caf\xe9");
+    /// let fields: Vec<_> = request.headers().collect();
+    /// assert_eq!(fields, [("Accept", &b"text/plain"[..]), ("X-Raw", &b"caf\xe9"[..])]);
+    /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        // Each name went in as a `&str`, whole.
-        self.fields()
-            .map(|(name, value)| (std::str::from_utf8(name).unwrap_or(""), value))
+        // Each field went in as `name: value\r\n`, the name a token and the
+        // value free of CR: the first ':' and the first CR end them.
+        let mut rest = &self.text[self.method_len..];
+        std::iter::from_fn(move || {
+            let colon = rest.iter().position(|&b| b == b':')?;
+            let (name, after) = (&rest[..colon], rest.get(colon + 2..)?);
+            let end = after.iter().position(|&b| b == b'\r')?;
+            rest = after.get(end + 2..)?;
+            Some((std::str::from_utf8(name).unwrap_or(""), &after[..end]))
+        })
     }
 
     /// Whether the method is idempotent (RFC 9110 §9.2.2): such a request may
     /// be sent again when a reused connection turns out closed.
     pub fn is_idempotent(&self) -> bool {
         matches!(
-            self.method.as_str(),
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+            self.method_bytes(),
+            b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
         )
     }
 
     /// The request as it goes on the wire, or why it cannot.
     pub fn encode(&self) -> Result<Vec<u8>, RequestError> {
-        let named = |name: &[u8]| String::from_utf8_lossy(name).into_owned();
-        for (name, value) in self.fields() {
-            if !is_token(name) {
-                return Err(RequestError::FieldName(named(name)));
-            }
-            if !is_field_safe(value) {
-                return Err(RequestError::FieldValue(named(name)));
-            }
-            if [
-                "host",
-                "content-length",
-                "transfer-encoding",
-                "connection",
-                "upgrade",
-            ]
-            .iter()
-            .any(|own| name.eq_ignore_ascii_case(own.as_bytes()))
-            {
-                return Err(RequestError::FramingField(named(name)));
-            }
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
         }
-        let mut out = Vec::with_capacity(128 + self.fields.len() + self.body.len());
-        for part in [
-            self.method.as_str(),
-            " ",
-            &self.url.path,
-            " HTTP/1.1\r\nHost: ",
-        ] {
-            out.extend_from_slice(part.as_bytes());
+        let (method, fields) = self.text.split_at(self.method_len);
+        let path = self.url.path.as_bytes();
+        let mut out = Vec::with_capacity(128 + path.len() + self.text.len() + self.body.len());
+        for part in [method, b" ", path, b" HTTP/1.1\r\nHost: "] {
+            out.extend_from_slice(part);
         }
         self.url.write_authority(&mut out);
         out.extend_from_slice(b"\r\n");
@@ -300,12 +308,7 @@ impl ClientRequest {
             out.extend_from_slice(protocols.trim_ascii());
             out.extend_from_slice(b"\r\n");
         }
-        for (name, value) in self.fields() {
-            out.extend_from_slice(name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.trim_ascii());
-            out.extend_from_slice(b"\r\n");
-        }
+        out.extend_from_slice(fields);
         let length = match self.streamed {
             Some(Some(n)) => Some(n),
             Some(None) => {
@@ -314,7 +317,7 @@ impl ClientRequest {
             }
             // A length whenever a body is possible, so the server never waits
             // for a body that is not coming (RFC 9110 §8.6).
-            None if !self.body.is_empty() || !matches!(self.method.as_str(), "GET" | "HEAD") => {
+            None if !self.body.is_empty() || !matches!(method, b"GET" | b"HEAD") => {
                 Some(self.body.len() as u64)
             }
             None => None,
@@ -374,6 +377,22 @@ mod tests {
             ClientRequest::new("GET", "http://127.0.0.1/a b").err(),
             Some(RequestError::Url(UrlError::InvalidPath))
         );
+    }
+
+    #[test]
+    fn a_refused_field_is_left_out_and_the_first_refusal_is_the_one_reported() {
+        let request = ClientRequest::new("GET", "http://127.0.0.1/")
+            .unwrap()
+            .header("X-Before", "1")
+            .header("X-Bad", "a\r\nX-Injected: 1")
+            .header("Host", "evil")
+            .header("X-After", "2");
+        assert_eq!(
+            request.encode(),
+            Err(RequestError::FieldValue("X-Bad".into()))
+        );
+        let names: Vec<&str> = request.headers().map(|(name, _)| name).collect();
+        assert_eq!(names, ["X-Before"]);
     }
 
     #[test]

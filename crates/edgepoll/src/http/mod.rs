@@ -36,15 +36,15 @@ mod status;
 
 pub use body::BodyError;
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
-pub(crate) use framing::is_field_safe;
 pub use framing::FramingError;
+pub(crate) use framing::{is_field_safe, is_framing_field};
 pub use handler::{Gone, Handler, Incident, StreamError, MAX_HEADERS};
 pub use intermediary::{HopByHop, HOP_BY_HOP};
 pub use limits::Limits;
 pub use request::{Request, Version};
 pub use response::{AsBytes, Response};
 pub use response_parser::{ParsedResponse, ResponseError, ResponseParser};
-pub(crate) use scan::{is_reg_name, is_token};
+pub(crate) use scan::{is_reg_name, is_token, token_is};
 pub use service::{Dispatch, Reply, RequestId, Service};
 pub use status::StatusCode;
 

@@ -197,17 +197,29 @@ pub(crate) fn skip_token_bytes(bytes: &[u8], at: usize) -> usize {
 /// characters are left to the caller's byte-by-byte check.
 fn skip_common_token_bytes(bytes: &[u8], mut at: usize) -> usize {
     const CASE: u64 = LO * 0x20;
-    while at + 8 <= bytes.len() {
-        let w = word(bytes, at);
+    let uncommon = |w: u64| {
         let low = w & !HI;
         let common = bytes_within(low | CASE, b'a', b'z')
             | bytes_within(low, b'0', b'9')
             | bytes_within(low, b'-', b'-');
-        let other = HI & !(common & !w);
+        HI & !(common & !w)
+    };
+    let (start, len) = (at, bytes.len());
+    while at + 8 <= len {
+        let other = uncommon(word(bytes, at));
         if other != 0 {
             return at + first(other);
         }
         at += 8;
+    }
+    // The last few bytes as the word that ends with them, overlapping bytes
+    // already passed (which cannot be flagged), not one by one.
+    if at < len && len >= start + 8 {
+        let other = uncommon(word(bytes, len - 8));
+        return match other {
+            0 => len,
+            _ => len - 8 + first(other),
+        };
     }
     at
 }
@@ -319,9 +331,11 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether `bytes` is a token (RFC 9110 §5.6.2): one or more token
-/// characters, as a method or a field name must be.
+/// characters, as a method or a field name must be. Eight bytes at a time
+/// (a byte at a time cost a forwarder some 25 instructions per byte of its
+/// field names).
 pub(crate) fn is_token(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && bytes.iter().all(|&b| TCHAR[b as usize])
+    !bytes.is_empty() && skip_token_bytes(bytes, 0) == bytes.len()
 }
 
 /// Whether a token (token characters only, such as a field name the head
@@ -498,6 +512,25 @@ mod tests {
         }
         // Bytes that differ from LF by one bit, and high bytes, are not LF.
         assert_eq!(find_lf(b"\x0b\x0e\x8a\xff\x00\x09\x0b\x0c\x0a"), Some(8));
+    }
+
+    #[test]
+    fn a_token_is_token_characters_only_whatever_byte_spoils_it_and_where() {
+        assert!(!is_token(b""));
+        assert!(is_token(b"X-Forwarded-For") && is_token(b"!#$%&'*+-.^_`|~09azAZ"));
+        for bad in 0..=255u8 {
+            for len in 1..40 {
+                for at in 0..len {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = bad;
+                    assert_eq!(
+                        is_token(&bytes),
+                        TCHAR[bad as usize],
+                        "{bad} at {at} of {len}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
