@@ -119,17 +119,25 @@ fn block_layout(class: usize) -> Layout {
         .unwrap_or(Layout::new::<FreeBlock>())
 }
 
+/// The system's allocation, out of line: the common path (a pop from a
+/// free list) then needs no stack frame of its own.
+#[cold]
+#[inline(never)]
+unsafe fn system_alloc(layout: Layout) -> *mut u8 {
+    System.alloc(layout)
+}
+
 unsafe impl GlobalAlloc for SmallBlockAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = class_of(layout) else {
-            return System.alloc(layout);
+            return system_alloc(layout);
         };
         // SAFETY: one thread (see `Sync`), and no reference to the lists
         // outlives this call.
         let list = &mut (*self.lists.get())[class];
         let block = list.head;
         if block.is_null() {
-            return System.alloc(block_layout(class));
+            return system_alloc(block_layout(class));
         }
         list.head = (*block).next;
         list.len -= 1;
