@@ -10,7 +10,7 @@ use super::names::{self, NameSockets};
 use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
 use crate::app::{Answer, Context, Pipes, Responder};
-use crate::client::{ClientError, ExchangeId, Placement, Pool};
+use crate::client::{ClientError, ClientEvent, ExchangeId, Placement, Pool};
 use crate::http::{Handler, Response, StatusCode};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
 use crate::tls::TlsSession;
@@ -75,6 +75,9 @@ pub(crate) struct Work {
     pub(crate) touched: Vec<(usize, u64)>,
     /// Requests dispatched so far.
     pub(crate) served: u64,
+    /// An upstream connection's events while it is stepped, kept between
+    /// steps so that each does not allocate its own.
+    pub(crate) client_events: Vec<ClientEvent>,
 }
 
 impl Work {

@@ -90,7 +90,7 @@ pub(crate) fn step(
         let before = up.conn.backlog();
         let mut endpoint = UpstreamEndpoint {
             conn: &mut up.conn,
-            events: Vec::new(),
+            events: std::mem::take(&mut work.client_events),
             eof: false,
             received: false,
             held: up.held,
@@ -136,7 +136,8 @@ pub(crate) fn step(
             };
         };
         let mut over = false;
-        for event in events {
+        let mut events = events;
+        for event in events.drain(..) {
             match event {
                 ClientEvent::Response(Err(ResponseError::Truncated))
                     if reused && !up.got_bytes && retry(&mut exchange, now) =>
@@ -172,6 +173,7 @@ pub(crate) fn step(
                 }
             }
         }
+        work.client_events = events;
         up.got_bytes |= received;
         if up.conn.is_switched() {
             // A 101: the connection leaves the pool, for a tunnel.
