@@ -245,8 +245,8 @@ impl ClientRequest {
 
     /// The method.
     pub fn method(&self) -> &str {
-        // It went in as a `&str`, whole.
-        std::str::from_utf8(self.method_bytes()).unwrap_or("")
+        // A token: ASCII.
+        crate::http::ascii_str(self.method_bytes()).unwrap_or("")
     }
 
     pub(crate) fn method_bytes(&self) -> &[u8] {

@@ -115,11 +115,12 @@ impl FieldSummary {
             }
             10 if is(b"connection") => {
                 for token in list_items(value_bytes) {
-                    if token.eq_ignore_ascii_case(b"close") {
+                    let same = super::scan::eq_ignore_ascii_case;
+                    if same(token, b"close") {
                         self.close = true;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    } else if same(token, b"keep-alive") {
                         self.keep_alive = true;
-                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    } else if same(token, b"upgrade") {
                         self.connection_upgrade = true;
                     }
                 }
@@ -137,7 +138,7 @@ impl FieldSummary {
             17 if is(b"transfer-encoding") => {
                 self.transfer_encoding = true;
                 for coding in list_items(value_bytes) {
-                    if coding.eq_ignore_ascii_case(b"chunked") {
+                    if super::scan::eq_ignore_ascii_case(coding, b"chunked") {
                         self.chunked_count += 1;
                         self.chunked_last = true;
                     } else {

@@ -44,7 +44,7 @@ impl<'a> HopByHop<'a> {
     pub fn new(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> HopByHop<'a> {
         HopByHop {
             connection: fields
-                .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+                .filter(|(name, _)| super::same_name(name, "connection"))
                 .map(|(_, value)| value)
                 .collect(),
         }
@@ -52,7 +52,7 @@ impl<'a> HopByHop<'a> {
 
     /// Whether the field `name` belongs to the connection, not the message.
     pub fn contains(&self, name: &str) -> bool {
-        HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
+        HOP_BY_HOP.iter().any(|hop| super::same_name(name, hop))
             || self.connection.iter().any(|value| {
                 value
                     .split(|b| *b == b',')

@@ -256,7 +256,7 @@ impl<'a> Request<'a> {
         }
         // The last `Upgrade` field, as the handler reads it.
         self.headers()
-            .filter(|(name, _)| name.eq_ignore_ascii_case("upgrade"))
+            .filter(|(name, _)| super::same_name(name, "upgrade"))
             .last()
             .map(|(_, value)| value)
     }
@@ -265,7 +265,8 @@ impl<'a> Request<'a> {
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + 'a {
         let head = self.head;
         self.headers.iter().map(move |h| {
-            let name = std::str::from_utf8(&head[h.name.clone()]).unwrap_or("");
+            // A token, so ASCII: no UTF-8 decoder needed.
+            let name = super::scan::ascii_str(&head[h.name.clone()]).unwrap_or("");
             (name, &head[h.value.clone()])
         })
     }

@@ -25,7 +25,7 @@ impl ParsedResponse {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| super::same_name(n, name))
             .map(|(_, v)| v.as_slice())
     }
 }
