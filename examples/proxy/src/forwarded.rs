@@ -13,51 +13,68 @@
 //!   to the incoming `X-Forwarded-For` chain, and the incoming `-Proto` and
 //!   `-Host` are kept. A client could otherwise claim any address.
 
-use edgepoll::http::HopByHop;
+use edgepoll::http::{same_name, HopByHop};
 use edgepoll::ClientRequest;
 use std::net::IpAddr;
 
 /// How this proxy names itself in `Via` (RFC 9110 §7.6.3).
 pub const VIA: &str = "1.1 edgepoll";
 
-/// Fields the proxy writes itself, or that the framing of the outgoing
-/// message decides.
-const REWRITTEN: [&str; 7] = [
-    "host",
-    "content-length",
-    "expect",
-    "via",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-];
+/// A field the proxy writes itself, or that the framing of the outgoing
+/// message decides: never copied as it came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rewritten {
+    Host,
+    Framing,
+    Via,
+    ForwardedFor,
+    ForwardedProto,
+    ForwardedHost,
+}
+
+impl Rewritten {
+    fn of(name: &str) -> Option<Rewritten> {
+        // The length picks the one name to compare with.
+        let (known, field) = match name.len() {
+            3 => ("via", Rewritten::Via),
+            4 => ("host", Rewritten::Host),
+            6 => ("expect", Rewritten::Framing),
+            14 => ("content-length", Rewritten::Framing),
+            15 => ("x-forwarded-for", Rewritten::ForwardedFor),
+            16 => ("x-forwarded-host", Rewritten::ForwardedHost),
+            17 => ("x-forwarded-proto", Rewritten::ForwardedProto),
+            _ => return None,
+        };
+        same_name(name, known).then_some(field)
+    }
+}
 
 /// Copies the request's end-to-end fields to `upstream` and adds the
-/// proxy's own.
+/// proxy's own, reading the fields once (twice if a `Connection` field
+/// names others to drop).
 pub fn request_fields<'a>(
     mut upstream: ClientRequest,
-    fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+    fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
     peer: Option<IpAddr>,
     trust_forwarded: bool,
 ) -> ClientRequest {
-    // Read once: each of the passes below would otherwise decode every
-    // name again.
-    let fields: Vec<(&str, &[u8])> = fields.collect();
-    let fields = || fields.iter().copied();
-    let hop = HopByHop::new(fields());
-    for (name, value) in fields() {
-        if !hop.contains(name) && !REWRITTEN.iter().any(|r| name.eq_ignore_ascii_case(r)) {
-            upstream = upstream.header_bytes(name, value);
+    let hop = HopByHop::new(fields.clone());
+    let (mut via, mut chain) = (Vec::new(), Vec::new());
+    let (mut host, mut proto, mut forwarded_host) = (None, None, None);
+    for (name, value) in fields {
+        match Rewritten::of(name) {
+            None if hop.contains(name) => {}
+            None => upstream = upstream.header_bytes(name, value),
+            Some(Rewritten::Host) => _ = host.get_or_insert(value),
+            Some(Rewritten::Framing) => {}
+            Some(Rewritten::Via) => append_item(&mut via, value),
+            Some(Rewritten::ForwardedFor) => append_item(&mut chain, value),
+            Some(Rewritten::ForwardedProto) => _ = proto.get_or_insert(value),
+            Some(Rewritten::ForwardedHost) => _ = forwarded_host.get_or_insert(value),
         }
     }
-    let first = |wanted: &str| {
-        fields()
-            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
-            .map(|(_, value)| value)
-    };
-    upstream = upstream.header_bytes("Via", &with_via(joined(fields(), "via")));
+    upstream = upstream.header_bytes("Via", &with_via(via));
     let peer = peer.map(ip_text).unwrap_or_default();
-    let chain = joined(fields(), "x-forwarded-for");
     let forwarded_for = match (trust_forwarded, chain.is_empty()) {
         (true, false) => [chain.as_slice(), b", ", &peer].concat(),
         _ => peer,
@@ -65,12 +82,9 @@ pub fn request_fields<'a>(
     if !forwarded_for.is_empty() {
         upstream = upstream.header_bytes("X-Forwarded-For", &forwarded_for);
     }
-    let proto = first("x-forwarded-proto").filter(|_| trust_forwarded);
+    let proto = proto.filter(|_| trust_forwarded);
     upstream = upstream.header_bytes("X-Forwarded-Proto", proto.unwrap_or(b"http"));
-    let host = first("x-forwarded-host")
-        .filter(|_| trust_forwarded)
-        .or(first("host"));
-    if let Some(host) = host {
+    if let Some(host) = forwarded_host.filter(|_| trust_forwarded).or(host) {
         upstream = upstream.header_bytes("X-Forwarded-Host", host);
     }
     upstream
@@ -86,9 +100,7 @@ pub fn response_fields(mut fields: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u
         let kept: Vec<bool> = fields
             .iter()
             .map(|(name, _)| {
-                !hop.contains(name)
-                    && !name.eq_ignore_ascii_case("content-length")
-                    && !name.eq_ignore_ascii_case("via")
+                !hop.contains(name) && !same_name(name, "content-length") && !same_name(name, "via")
             })
             .collect();
         (kept, with_via(joined(pairs, "via")))
@@ -124,13 +136,18 @@ fn ip_text(ip: IpAddr) -> Vec<u8> {
 /// Every value of the field `name`, joined with ", " (RFC 9110 §5.3).
 fn joined<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>, name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for (_, value) in fields.filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
-        if !out.is_empty() {
-            out.extend_from_slice(b", ");
-        }
-        out.extend_from_slice(value.trim_ascii());
+    for (_, value) in fields.filter(|(n, _)| same_name(n, name)) {
+        append_item(&mut out, value);
     }
     out
+}
+
+/// Appends one more value of a list field (RFC 9110 §5.3).
+fn append_item(list: &mut Vec<u8>, value: &[u8]) {
+    if !list.is_empty() {
+        list.extend_from_slice(b", ");
+    }
+    list.extend_from_slice(value.trim_ascii());
 }
 
 fn with_via(mut earlier: Vec<u8>) -> Vec<u8> {
@@ -159,7 +176,7 @@ mod tests {
     fn value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         fields
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| same_name(n, name))
             .map(|(_, v)| v.as_str())
     }
 

@@ -15,11 +15,17 @@ use rustc_hash::FxHashMap;
 pub struct Proxy {
     balancer: Balancer,
     trust_forwarded: bool,
-    /// Requests waiting for an upstream's response head.
-    waiting: FxHashMap<ExchangeId, Waiting>,
-    /// Responses whose bodies the loop pipes to their clients: which
-    /// upstream each comes from, to name it if the body breaks off.
-    piped: FxHashMap<ExchangeId, usize>,
+    /// Each exchange with an upstream, from its request to the end of its
+    /// response's body: one map entry for its whole life.
+    exchanges: FxHashMap<ExchangeId, Exchange>,
+}
+
+enum Exchange {
+    /// Waiting for the upstream's response head.
+    Waiting(Waiting),
+    /// A response whose body the loop pipes to the client: which upstream
+    /// it comes from, to name it if the body breaks off.
+    Piped(usize),
 }
 
 struct Waiting {
@@ -37,8 +43,7 @@ impl Proxy {
         Proxy {
             balancer: Balancer::new(config.upstreams.clone(), config.eject_for),
             trust_forwarded: config.trust_forwarded,
-            waiting: FxHashMap::default(),
-            piped: FxHashMap::default(),
+            exchanges: FxHashMap::default(),
         }
     }
 
@@ -80,7 +85,7 @@ impl Proxy {
                     tried,
                     again,
                 };
-                self.waiting.insert(exchange, waiting);
+                self.exchanges.insert(exchange, Exchange::Waiting(waiting));
                 Ok(())
             }
             Err(e) => {
@@ -148,13 +153,21 @@ impl App for Proxy {
         result: Result<ParsedResponse, ClientError>,
         cx: &mut Context<'_>,
     ) {
-        let Some(waiting) = self.waiting.remove(&exchange) else {
+        // The entry stays, as the pipe's, when the response's body follows
+        // (the common case: one lookup, not a removal and an insertion).
+        let Some(entry) = self.exchanges.get_mut(&exchange) else {
+            return;
+        };
+        let Exchange::Waiting(Waiting { upstream, .. }) = *entry else {
+            return;
+        };
+        let Exchange::Waiting(waiting) = std::mem::replace(entry, Exchange::Piped(upstream)) else {
             return;
         };
         let now = cx.now();
-        let upstream = waiting.upstream;
         let error = match result {
             Ok(response) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
+                self.exchanges.remove(&exchange);
                 self.balancer.finish(upstream, Outcome::Answered, now);
                 let protocol = response.header("upgrade").unwrap_or_default().to_vec();
                 let mut head = Response::new(response.status);
@@ -176,12 +189,12 @@ impl App for Proxy {
                 for (name, value) in forwarded::response_fields(response.headers) {
                     head = head.header(name, value);
                 }
-                self.piped.insert(exchange, upstream);
                 cx.respond_pipe(waiting.responder, head, length, exchange);
                 return;
             }
             Err(error) => error,
         };
+        self.exchanges.remove(&exchange);
         if self.balancer.finish(upstream, Outcome::Failed, now) {
             self.log(upstream, &format!("{error}; left out for a while"));
         } else {
@@ -226,7 +239,7 @@ impl App for Proxy {
         result: Result<(), ClientError>,
         _: &mut Context<'_>,
     ) {
-        let Some(upstream) = self.piped.remove(&exchange) else {
+        let Some(Exchange::Piped(upstream)) = self.exchanges.remove(&exchange) else {
             return;
         };
         match result {
@@ -241,13 +254,13 @@ impl App for Proxy {
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         // The client left or got its 504: the upstream exchange stops too.
         let gone: Vec<ExchangeId> = self
-            .waiting
+            .exchanges
             .iter()
-            .filter(|(_, w)| w.responder == responder)
+            .filter(|(_, e)| matches!(e, Exchange::Waiting(w) if w.responder == responder))
             .map(|(e, _)| *e)
             .collect();
         for exchange in gone {
-            if let Some(waiting) = self.waiting.remove(&exchange) {
+            if let Some(Exchange::Waiting(waiting)) = self.exchanges.remove(&exchange) {
                 self.balancer
                     .finish(waiting.upstream, Outcome::Dropped, cx.now());
             }
