@@ -90,25 +90,34 @@ pub fn request_fields<'a>(
     upstream
 }
 
-/// The fields of an upstream's response to pass on to the client, `Via`
-/// included; `Content-Length` is left to the framing of the response. The
-/// fields kept are moved, not copied.
-pub fn response_fields(mut fields: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
-    let (kept, via) = {
-        let pairs = fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-        let hop = HopByHop::new(pairs.clone());
-        let kept: Vec<bool> = fields
+/// The fields of an upstream's response to pass on to the client, and the
+/// value of the `Via` to add after them; `Content-Length` is left to the
+/// framing of the response. The fields kept are moved, not copied.
+pub fn response_fields(mut fields: Vec<(String, Vec<u8>)>) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+    let pairs = || fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+    let via = with_via(joined(pairs(), "via"));
+    // Only a `Connection` field names more fields to drop; without one (the
+    // usual case) each field's own name decides.
+    if !pairs().any(|(name, _)| same_name(name, "connection")) {
+        let none = HopByHop::default();
+        fields.retain(|(name, _)| end_to_end(&none, name));
+        return (fields, via);
+    }
+    let kept: Vec<bool> = {
+        let hop = HopByHop::new(pairs());
+        fields
             .iter()
-            .map(|(name, _)| {
-                !hop.contains(name) && !same_name(name, "content-length") && !same_name(name, "via")
-            })
-            .collect();
-        (kept, with_via(joined(pairs, "via")))
+            .map(|(name, _)| end_to_end(&hop, name))
+            .collect()
     };
     let mut kept = kept.into_iter();
     fields.retain(|_| kept.next().unwrap_or(false));
-    fields.push(("Via".into(), via));
-    fields
+    (fields, via)
+}
+
+/// Whether a response field goes on to the client as it came.
+fn end_to_end(hop: &HopByHop, name: &str) -> bool {
+    !hop.contains(name) && !same_name(name, "content-length") && !same_name(name, "via")
 }
 
 /// An address as text. IPv4, every request's case here, without the
@@ -278,18 +287,23 @@ mod tests {
         .iter()
         .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
         .collect();
-        let kept = response_fields(fields);
+        let (kept, via) = response_fields(fields.clone());
         let shown: Vec<(&str, &[u8])> = kept
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_slice()))
             .collect();
         assert_eq!(
             shown,
-            [
-                ("Content-Type", &b"text/plain"[..]),
-                ("Set-Cookie", b"a=1"),
-                ("Via", b"1.1 origin, 1.1 edgepoll"),
-            ]
+            [("Content-Type", &b"text/plain"[..]), ("Set-Cookie", b"a=1")]
         );
+        assert_eq!(via, b"1.1 origin, 1.1 edgepoll");
+        // Without a Connection field, only the listed ones and the length go.
+        let plain: Vec<(String, Vec<u8>)> = fields
+            .into_iter()
+            .filter(|(n, _)| n != "Connection")
+            .collect();
+        let (kept, _) = response_fields(plain);
+        let names: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Content-Type", "X-Hop", "Set-Cookie"]);
     }
 }

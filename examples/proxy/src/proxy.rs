@@ -171,9 +171,11 @@ impl App for Proxy {
                 self.balancer.finish(upstream, Outcome::Answered, now);
                 let protocol = response.header("upgrade").unwrap_or_default().to_vec();
                 let mut head = Response::new(response.status);
-                for (name, value) in forwarded::response_fields(response.headers) {
+                let (fields, via) = forwarded::response_fields(response.headers);
+                for (name, value) in fields {
                     head = head.header(name, value);
                 }
+                head = head.header("Via", via);
                 head = head
                     .header("Connection", "upgrade")
                     .header("Upgrade", protocol);
@@ -186,9 +188,11 @@ impl App for Proxy {
                     .header("content-length")
                     .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
                 let mut head = Response::new(response.status);
-                for (name, value) in forwarded::response_fields(response.headers) {
+                let (fields, via) = forwarded::response_fields(response.headers);
+                for (name, value) in fields {
                     head = head.header(name, value);
                 }
+                head = head.header("Via", via);
                 cx.respond_pipe(waiting.responder, head, length, exchange);
                 return;
             }
