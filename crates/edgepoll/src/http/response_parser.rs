@@ -3,7 +3,10 @@
 use super::body::Incoming;
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::framing::{BodyFraming, FieldSummary, FramingError};
-use super::{StatusCode, Version};
+use super::head::{parse_response_head, HeadError};
+use super::request::HeaderSpan;
+use super::scan::ascii_str;
+use super::StatusCode;
 
 /// A complete response as a client reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +116,8 @@ pub struct ResponseParser {
     reusable: bool,
     /// Hand the head over alone; the body is streamed ([`Self::streaming`]).
     streams: bool,
+    /// Where the head's fields are, while it is parsed.
+    spans: Vec<HeaderSpan>,
 }
 
 impl ResponseParser {
@@ -128,6 +133,7 @@ impl ResponseParser {
             max_body: 64 << 20,
             reusable: false,
             streams: false,
+            spans: Vec::new(),
         }
     }
 
@@ -265,56 +271,36 @@ impl ResponseParser {
 
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
         loop {
-            // Left uninitialised: filling 128 empty fields first cost more
-            // than parsing a small head.
-            let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_FIELDS];
-            let mut parsed = httparse::Response::new(&mut []);
-            let config = httparse::ParserConfig::default();
-            let len = match config.parse_response_with_uninit_headers(
-                &mut parsed,
-                &self.buf,
-                &mut headers,
-            ) {
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) if self.buf.len() > self.max_head => {
+            let spans = &mut self.spans;
+            let (line, len) = match parse_response_head(&self.buf, MAX_FIELDS, spans) {
+                Ok(Some(head)) => head,
+                Ok(None) if self.buf.len() > self.max_head => {
                     return Err(ResponseError::HeadTooLarge)
                 }
-                Ok(httparse::Status::Partial) => return Ok(false),
-                Err(httparse::Error::TooManyHeaders) => return Err(ResponseError::HeadTooLarge),
+                Ok(None) => return Ok(false),
+                Err(HeadError::TooManyFields) => return Err(ResponseError::HeadTooLarge),
                 Err(_) => return Err(ResponseError::MalformedHead),
             };
             if len > self.max_head {
                 return Err(ResponseError::HeadTooLarge);
             }
-            let status = parsed
-                .code
-                .and_then(StatusCode::from_u16)
-                .ok_or(ResponseError::MalformedHead)?;
+            let status = StatusCode::from_u16(line.code).ok_or(ResponseError::MalformedHead)?;
             if status.as_u16() < 200 && status.as_u16() != 101 {
                 // An interim response (100 Continue, 103 Early Hints): the
                 // real one follows. 101 is final: the protocol changes.
                 self.buf.drain(..len);
                 continue;
             }
-            let version = match parsed.version {
-                Some(0) => Version::Http10,
-                _ => Version::Http11,
-            };
+            let version = line.version;
             let mut summary = FieldSummary::default();
-            let mut fields = Vec::with_capacity(parsed.headers.len());
-            let base = self.buf.as_ptr() as usize;
-            for h in parsed.headers.iter() {
-                // httparse borrows from `buf`: the offsets of name and value.
-                let name = h.name.as_ptr() as usize - base;
-                let value = h.value.as_ptr() as usize - base;
+            let mut fields = Vec::with_capacity(spans.len());
+            for span in spans.iter() {
                 summary
-                    .add(
-                        &self.buf,
-                        name..name + h.name.len(),
-                        value..value + h.value.len(),
-                    )
+                    .add(&self.buf, span.name.clone(), span.value.clone())
                     .map_err(ResponseError::Framing)?;
-                fields.push((h.name.to_string(), h.value.to_vec()));
+                // A name is a token: ASCII.
+                let name = ascii_str(&self.buf[span.name.clone()]).unwrap_or_default();
+                fields.push((name.to_string(), self.buf[span.value.clone()].to_vec()));
             }
             let framing = summary
                 .response_framing(version, status, self.to_head)
@@ -348,7 +334,9 @@ impl ResponseParser {
                 && status != StatusCode::SWITCHING_PROTOCOLS;
             let response = ParsedResponse {
                 status,
-                reason: parsed.reason.unwrap_or("").to_string(),
+                reason: ascii_str(&self.buf[line.reason])
+                    .unwrap_or_default()
+                    .to_string(),
                 headers: fields,
                 body: Vec::new(),
                 tls: None,

@@ -353,3 +353,147 @@ fn a_bare_lf_anywhere_is_noted() {
     let clean = b"\r\nGET / HTTP/1.1\r\nX: y\r\n\r\n";
     assert!(!ours_in_pieces(clean, 8, &[clean.len()]).1);
 }
+
+/// What a parser made of a response head: `None` while incomplete, else
+/// status code, reason, fields and length, or a refusal (only too many
+/// fields is told apart: a client answers every other fault alike).
+type ResponseOutcome = Option<Result<(u16, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>, usize), bool>>;
+
+fn our_response(buf: &[u8], max_fields: usize) -> ResponseOutcome {
+    let mut fields = Vec::new();
+    match parse_response_head(buf, max_fields, &mut fields) {
+        Ok(None) => None,
+        Ok(Some((line, len))) => Some(Ok((
+            line.code,
+            buf[line.reason].to_vec(),
+            fields
+                .iter()
+                .map(|f| (buf[f.name.clone()].to_vec(), buf[f.value.clone()].to_vec()))
+                .collect(),
+            len,
+        ))),
+        Err(e) => Some(Err(e == HeadError::TooManyFields)),
+    }
+}
+
+fn reference_response(buf: &[u8], max_fields: usize) -> ResponseOutcome {
+    let mut scratch = vec![MaybeUninit::<httparse::Header<'_>>::uninit(); max_fields];
+    let mut response = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    match config.parse_response_with_uninit_headers(&mut response, buf, &mut scratch) {
+        Ok(httparse::Status::Partial) => None,
+        Ok(httparse::Status::Complete(len)) => Some(Ok((
+            response.code.unwrap_or_default(),
+            response.reason.unwrap_or_default().as_bytes().to_vec(),
+            response
+                .headers
+                .iter()
+                .map(|h| (h.name.as_bytes().to_vec(), h.value.to_vec()))
+                .collect(),
+            len,
+        ))),
+        Err(e) => Some(Err(e == httparse::Error::TooManyHeaders)),
+    }
+}
+
+/// A response head from plausible parts, sometimes with bytes changed,
+/// inserted or removed.
+fn generated_response(rng: &mut Rng) -> Vec<u8> {
+    const VERSIONS: &[&[u8]] = &[
+        b"HTTP/1.1",
+        b"HTTP/1.0",
+        b"HTTP/2.0",
+        b"HTTP/1.",
+        b"http/1.1",
+    ];
+    const CODES: &[&[u8]] = &[b"200", b"101", b"404", b"099", b"20", b"2x0", b"1000"];
+    const REASONS: &[&[u8]] = &[
+        b" OK",
+        b" Not Found",
+        b"",
+        b" ",
+        b" caf\xc3\xa9",
+        b" tab\there",
+        b" ctl\x01",
+        b" del\x7f",
+        b"  two spaces",
+    ];
+    const NAMES: &[&[u8]] = &[
+        b"Content-Length",
+        b"Via",
+        b"X",
+        b"Bad Name",
+        b"",
+        b"~!#$%&'*+-.^_`|",
+    ];
+    const VALUES: &[&[u8]] = &[
+        b"5",
+        b"",
+        b"  padded \t",
+        b"obs\x80\xff",
+        b"ctl\x01",
+        b"del\x7f",
+    ];
+    const ENDS: &[&[u8]] = &[b"\r\n", b"\r\n", b"\r\n", b"\n"];
+    const BYTES: &[u8] = b"\r\n\t :/\x00\x7f\x80\xffaZ0-";
+    let mut head = Vec::new();
+    for _ in 0..rng.below(3).saturating_sub(1) {
+        head.extend_from_slice(rng.pick(ENDS));
+    }
+    head.extend_from_slice(rng.mostly(VERSIONS, 2));
+    head.extend_from_slice(rng.mostly(&[&b" "[..], b"  ", b""], 1));
+    head.extend_from_slice(rng.mostly(CODES, 3));
+    head.extend_from_slice(rng.mostly(REASONS, 6));
+    head.extend_from_slice(rng.pick(ENDS));
+    for _ in 0..rng.below(5) {
+        head.extend_from_slice(rng.mostly(NAMES, 3));
+        head.extend_from_slice(rng.mostly(&[&b": "[..], b":", b" :"], 2));
+        head.extend_from_slice(rng.mostly(VALUES, 3));
+        head.extend_from_slice(rng.pick(ENDS));
+    }
+    head.extend_from_slice(rng.pick(ENDS));
+    for _ in 0..rng.below(8).saturating_sub(4) {
+        let at = rng.below(head.len() + 1);
+        match rng.below(3) {
+            0 if at < head.len() => head[at] = rng.pick(BYTES),
+            1 => head.insert(at, rng.pick(BYTES)),
+            _ if at < head.len() => {
+                head.remove(at);
+            }
+            _ => {}
+        }
+    }
+    head.extend_from_slice(rng.pick(&[&b""[..], b"hello", b"HTTP/1.1 200 OK\r\n\r\n"]));
+    head
+}
+
+#[test]
+fn response_heads_read_as_httparse_reads_them_whole_and_cut_short() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut parsed, mut refused) = (0, 0);
+    for _ in 0..100_000 {
+        let head = generated_response(&mut rng);
+        let max_fields = rng.pick(&[0, 1, 3, 64]);
+        let ours = our_response(&head, max_fields);
+        assert_eq!(
+            ours,
+            reference_response(&head, max_fields),
+            "on {:?} (at most {max_fields} fields)",
+            String::from_utf8_lossy(&head)
+        );
+        parsed += usize::from(matches!(ours, Some(Ok(_))));
+        refused += usize::from(matches!(ours, Some(Err(_))));
+        // Every shorter prefix: incomplete or refused, never a head.
+        let cut = rng.below(head.len() + 1);
+        assert_eq!(
+            our_response(&head[..cut], max_fields),
+            reference_response(&head[..cut], max_fields),
+            "on {:?}",
+            String::from_utf8_lossy(&head[..cut])
+        );
+    }
+    assert!(
+        parsed > 20_000 && refused > 20_000,
+        "{parsed} parsed, {refused} refused"
+    );
+}
