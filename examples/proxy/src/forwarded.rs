@@ -50,8 +50,8 @@ impl Rewritten {
 }
 
 /// Copies the request's end-to-end fields to `upstream` and adds the
-/// proxy's own, reading the fields once (twice if a `Connection` field
-/// names others to drop).
+/// proxy's own: one pass for the `Connection` fields (which name more to
+/// drop), one to copy and collect the rest.
 pub fn request_fields<'a>(
     mut upstream: ClientRequest,
     fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
