@@ -28,7 +28,7 @@ import run  # noqa: E402  (Process, wrk, free_port)
 
 PROXY = run.WASM / "proxy.wasm"
 CPU_SERVER = run.WASM / "cpu_server.wasm"
-TURNS = 3
+TURNS = 5
 # Rounds of cpu_server's work per request: about 1 ms under WasmEdge AOT
 # here, so that the backends, not the proxy, are what the load waits on.
 WORK = "1000000"
