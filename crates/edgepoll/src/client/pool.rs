@@ -167,7 +167,9 @@ impl Pool {
                 tls: url.tls.then(|| Arc::from(url.host.as_str())),
             },
             request: encoded,
-            to_head: request.method_bytes().eq_ignore_ascii_case(b"HEAD"),
+            // Methods are case-sensitive (RFC 9110 §9.1): `head` is some other
+            // method, whose answer has a body to read.
+            to_head: request.method_bytes() == b"HEAD",
             idempotent: request.is_idempotent(),
             retried: false,
             since: now,

@@ -135,6 +135,9 @@ pub(crate) fn step(
                 false => Next::Close,
             };
         };
+        // Before the events: bytes and the end of the stream may come in
+        // one pump, and a response begun is never sent again.
+        up.got_bytes |= received;
         let mut over = false;
         let mut events = events;
         for event in events.drain(..) {
@@ -174,7 +177,6 @@ pub(crate) fn step(
             }
         }
         work.client_events = events;
-        up.got_bytes |= received;
         if up.conn.is_switched() {
             // A 101: the connection leaves the pool, for a tunnel.
             work.slot_of.remove(&exchange.id);
