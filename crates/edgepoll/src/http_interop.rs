@@ -43,10 +43,7 @@ impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
         let mut builder = http::Request::builder()
             .method(request.method())
             .uri(request.target())
-            .version(match request.version() {
-                Version::Http10 => http::Version::HTTP_10,
-                Version::Http11 => http::Version::HTTP_11,
-            });
+            .version(http_version(request.version()));
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
         }
@@ -97,11 +94,20 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
     }
 }
 
+fn http_version(version: Version) -> http::Version {
+    match version {
+        Version::Http10 => http::Version::HTTP_10,
+        Version::Http11 => http::Version::HTTP_11,
+    }
+}
+
 impl TryFrom<ParsedResponse> for http::Response<Vec<u8>> {
     type Error = http::Error;
 
     fn try_from(response: ParsedResponse) -> Result<Self, Self::Error> {
-        let mut builder = http::Response::builder().status(response.status.as_u16());
+        let mut builder = http::Response::builder()
+            .status(response.status.as_u16())
+            .version(http_version(response.version));
         for (name, value) in &response.headers {
             builder = builder.header(name.as_str(), value.as_slice());
         }
@@ -204,11 +210,12 @@ mod tests {
         assert!(ClientRequest::try_from(relative).is_err());
 
         let parsed = crate::http::ResponseParser::new(false)
-            .feed(b"HTTP/1.1 404 Not Found\r\nX-B: c\r\nContent-Length: 2\r\n\r\nno")
+            .feed(b"HTTP/1.0 404 Not Found\r\nX-B: c\r\nContent-Length: 2\r\n\r\nno")
             .expect("valid")
             .expect("complete");
         let response = http::Response::try_from(parsed).expect("converts");
         assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
+        assert_eq!(response.version(), http::Version::HTTP_10);
         assert_eq!(response.headers()["x-b"], "c");
         assert_eq!(response.body(), b"no");
     }

@@ -92,7 +92,8 @@ impl ClientRequest {
     }
 
     /// A request for `target` (an origin-form request target: a path and
-    /// perhaps a query) at the origin of `base`, whose path is ignored: how a
+    /// perhaps a query; or `*` for `OPTIONS`) at the origin of `base`, whose
+    /// path is ignored: how a
     /// forwarder sends on what it received without building and parsing a
     /// URL per request. The target is refused as [`Url::parse`] would refuse
     /// it in a path.
@@ -106,6 +107,8 @@ impl ClientRequest {
     ///     ClientRequest::to_origin("GET", &upstream, "/a b").err(),
     ///     Some(RequestError::Url(UrlError::InvalidPath))
     /// );
+    /// assert!(ClientRequest::to_origin("OPTIONS", &upstream, "*").is_ok());
+    /// assert!(ClientRequest::to_origin("GET", &upstream, "*").is_err());
     /// ```
     pub fn to_origin(
         method: &str,
@@ -115,7 +118,10 @@ impl ClientRequest {
         if !is_token(method.as_bytes()) {
             return Err(RequestError::Method);
         }
-        if !target.starts_with('/') || !Url::is_path_safe(target) {
+        // `*` asks about the server as a whole, and only with OPTIONS
+        // (RFC 9112 §3.2.4).
+        let asterisk = target == "*" && method == "OPTIONS";
+        if !(target.starts_with('/') || asterisk) || !Url::is_path_safe(target) {
             return Err(RequestError::Url(UrlError::InvalidPath));
         }
         let url = Url {

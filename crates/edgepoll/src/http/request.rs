@@ -168,6 +168,32 @@ impl<'a> Request<'a> {
         self.text(self.target)
     }
 
+    /// The target in the form a server is sent it (RFC 9112 §3.2): as it
+    /// came when it is a path (origin form) or `*`; the path and query of
+    /// one in absolute form (`http://host/a?b` becomes `/a?b`), which every
+    /// server must accept but a forwarder passes on as origin form, its
+    /// authority going by [`host`](Self::host).
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body(request.origin_form().into_owned())
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET http://a.test/b?c HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\n/b?c"));
+    /// ```
+    pub fn origin_form(&self) -> std::borrow::Cow<'a, str> {
+        let target = self.target();
+        let parts = split_target(target);
+        match (parts.authority, parts.query) {
+            (None, _) => target.into(),
+            (Some(_), None) => parts.path.into(),
+            (Some(_), Some(query)) => format!("{}?{query}", parts.path).into(),
+        }
+    }
+
     /// The path of the target, without the query: `/a/b` for `/a/b?c` and
     /// for `http://host/a/b?c` alike (`/` when an absolute target names no
     /// path, `*` for `OPTIONS *`, empty for a CONNECT authority).

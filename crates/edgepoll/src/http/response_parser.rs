@@ -6,13 +6,15 @@ use super::framing::{BodyFraming, FieldSummary, FramingError};
 use super::head::{parse_response_head, HeadError};
 use super::request::HeaderSpan;
 use super::scan::ascii_str;
-use super::StatusCode;
+use super::{StatusCode, Version};
 
 /// A complete response as a client reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedResponse {
     /// The status code.
     pub status: StatusCode,
+    /// The protocol version it came with (a forwarder names it in `Via`).
+    pub version: Version,
     /// The reason phrase as sent.
     pub reason: String,
     /// Header fields in the order received.
@@ -232,6 +234,7 @@ impl ResponseParser {
                 self.reusable = head.keep_alive;
                 let empty = ParsedResponse {
                     status: head.response.status,
+                    version: head.response.version,
                     reason: String::new(),
                     headers: Vec::new(),
                     body: Vec::new(),
@@ -334,6 +337,7 @@ impl ResponseParser {
                 && status != StatusCode::SWITCHING_PROTOCOLS;
             let response = ParsedResponse {
                 status,
+                version,
                 reason: ascii_str(&self.buf[line.reason])
                     .unwrap_or_default()
                     .to_string(),
