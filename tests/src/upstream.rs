@@ -28,6 +28,14 @@ pub enum Behaviour {
     /// and fields, as received) as the body; the body it came with is read
     /// and dropped. For what a proxy changes in the fields.
     Reflect,
+    /// A [`Behaviour::Reflect`] that sends each body 50 ms after its head,
+    /// in a write of its own: a reader that wrongly takes the head for the
+    /// whole response finds the body later, as if it began the next one.
+    ReflectInTwo,
+    /// Keep-alive; answers every request with a body in
+    /// `Transfer-Encoding: gzip, chunked`: a coding a proxy cannot pass on
+    /// without saying so.
+    Gzipped,
     /// Answers every request with bytes that are not HTTP, then closes.
     Garbage,
     /// Announces 1 MB, sends 1000 bytes of it, then closes.
@@ -281,7 +289,8 @@ fn switch(mut stream: TcpStream) {
     let _ = stream.write_all(b"bye");
 }
 
-/// [`Behaviour::Reflect`], [`Behaviour::Garbage`], [`Behaviour::DiesMidBody`].
+/// [`Behaviour::Reflect`] and its kin, [`Behaviour::Garbage`],
+/// [`Behaviour::DiesMidBody`].
 fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let mut buf = Vec::new();
     loop {
@@ -314,6 +323,18 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         let path = text.split(' ').nth(1).unwrap_or("").to_string();
         seen.answered.lock().expect("lock").push(path);
         let reply = match behaviour {
+            Behaviour::ReflectInTwo => {
+                let first = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len());
+                if stream.write_all(first.as_bytes()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                head
+            }
+            Behaviour::Gzipped => {
+                // "hi" gzipped would do as well; these bytes only have to arrive.
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n".to_vec()
+            }
             Behaviour::Reflect => [
                 format!("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: {}\r\n\r\n", head.len()).into_bytes(),
                 head,
@@ -322,7 +343,11 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             Behaviour::Garbage => b"SPDY/9 banana\r\n\0\0\r\n\r\n".to_vec(),
             _ => [b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec(), vec![b'x'; 1000]].concat(),
         };
-        if stream.write_all(&reply).is_err() || !matches!(behaviour, Behaviour::Reflect) {
+        let keeps_alive = matches!(
+            behaviour,
+            Behaviour::Reflect | Behaviour::ReflectInTwo | Behaviour::Gzipped
+        );
+        if stream.write_all(&reply).is_err() || !keeps_alive {
             return;
         }
     }
@@ -333,9 +358,11 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     match behaviour {
         Behaviour::Sink => return sink(stream),
         Behaviour::Source => return source(stream, seen),
-        Behaviour::Reflect | Behaviour::Garbage | Behaviour::DiesMidBody => {
-            return answer_heads(stream, behaviour, seen)
-        }
+        Behaviour::Reflect
+        | Behaviour::ReflectInTwo
+        | Behaviour::Gzipped
+        | Behaviour::Garbage
+        | Behaviour::DiesMidBody => return answer_heads(stream, behaviour, seen),
         Behaviour::Switch => return switch(stream),
         Behaviour::Bulk => return bulk(stream, seen),
         Behaviour::Echo | Behaviour::Stall => {}

@@ -84,6 +84,86 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
 }
 
 #[test]
+fn targets_methods_and_codings_an_intermediary_must_get_right() {
+    on_each_runtime(|runtime| {
+        let reflect = NativeUpstream::start(Behaviour::ReflectInTwo);
+        let proxy = start_proxy(
+            runtime,
+            &[reflect.addr.to_string()],
+            &["--max-per-upstream", "1"],
+        );
+        let name = runtime.name();
+        let mut stream = connect(proxy.addr);
+        let mut ask_on = |request: &str| {
+            stream.write_all(request.as_bytes()).expect("send");
+            let (head, body) = read_response(&mut stream);
+            (head, String::from_utf8(body).expect("text"))
+        };
+        // Methods are case-sensitive: `head` is not HEAD, and its answer's
+        // body (which comes after its head) is read, not left on the
+        // upstream connection for the next request to find.
+        let (head, body) = ask_on("head /first HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert!(
+            body.starts_with("head /first HTTP/1.1\r\n"),
+            "{name} {body}"
+        );
+        // A target in absolute form goes on in origin form, its authority
+        // standing for the host asked for.
+        let (head, body) =
+            ask_on("GET http://named.test:81/second?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert!(
+            body.starts_with("GET /second?q=1 HTTP/1.1\r\n"),
+            "{name} {body}"
+        );
+        assert_eq!(
+            field(&body, "x-forwarded-host"),
+            Some("named.test:81"),
+            "{name}"
+        );
+        // OPTIONS * asks about the server, and goes on as it is.
+        let (head, body) = ask_on("OPTIONS * HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 2\r\n\r\n");
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert!(body.starts_with("OPTIONS * HTTP/1.1\r\n"), "{name} {body}");
+        assert_eq!(field(&body, "max-forwards"), Some("1"), "{name} {body}");
+        // At Max-Forwards 0 the proxy is the final recipient.
+        let (head, _) = ask_on("OPTIONS /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
+        assert_eq!(status(&head), 200, "{name} {head}");
+        let (head, _) = ask_on("TRACE /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
+        assert_eq!(status(&head), 501, "{name} {head}");
+        // Via names the version each message came with.
+        let (head, body) = ask_on("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert_eq!(field(&body, "via"), Some("1.0 edgepoll"), "{name} {body}");
+        let answered = reflect.seen.answered.lock().expect("lock").clone();
+        assert_eq!(answered, ["/first", "/second?q=1", "*", "/old"], "{name}");
+
+        // A coding other than chunked cannot go on unlabelled: 502.
+        let gzipped = NativeUpstream::start(Behaviour::Gzipped);
+        let proxy = start_proxy(runtime, &[gzipped.addr.to_string()], &[]);
+        let (head, body) = ask(&proxy, "GET /z HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_eq!(status(&head), 502, "{name} {head}");
+        assert_eq!(body, b"bad answer from upstream\n", "{name}");
+        // Its one log line names the upstream and the coding.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = Vec::new();
+        while !lines
+            .iter()
+            .any(|l: &String| l.contains("transfer coding \"gzip\""))
+        {
+            assert!(Instant::now() < deadline, "{name}: no log line: {lines:?}");
+            lines.extend(proxy.stderr_lines());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let naming = lines
+            .iter()
+            .filter(|l| l.contains(&gzipped.addr.to_string()));
+        assert_eq!(naming.count(), 1, "{name}: {lines:?}");
+    });
+}
+
+#[test]
 fn requests_spread_over_upstreams_by_fewest_outstanding() {
     on_each_runtime(|runtime| {
         let a = NativeUpstream::start(Behaviour::Echo);

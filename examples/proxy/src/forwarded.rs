@@ -12,13 +12,30 @@
 //!   trust them (`--trust-forwarded`): then the client's address is appended
 //!   to the incoming `X-Forwarded-For` chain, and the incoming `-Proto` and
 //!   `-Host` are kept. A client could otherwise claim any address.
+//! - A field that `Connection` names is dropped even if the proxy would
+//!   otherwise read it (`Via`, `X-Forwarded-*`, `Max-Forwards`); `Host` and
+//!   the framing fields, which the proxy writes itself, are not read from
+//!   the copy anyway.
+//! - `Max-Forwards` on TRACE and OPTIONS counts down as RFC 9110 §7.6.2 says
+//!   (at 0 the proxy answers itself: see [`max_forwards`]); on other methods
+//!   it passes as it came.
+//! - A response with a transfer coding other than chunked (`gzip`, say) is
+//!   answered 502, as nginx does: `Transfer-Encoding` is hop-by-hop, so
+//!   passing on the bytes without it would hand the client a body encoded
+//!   in a way nothing tells it of ([`foreign_coding`]).
 
-use edgepoll::http::{same_name, HopByHop};
+use edgepoll::http::{same_name, HopByHop, Version};
 use edgepoll::ClientRequest;
 use std::net::IpAddr;
 
-/// How this proxy names itself in `Via` (RFC 9110 §7.6.3).
-pub const VIA: &str = "1.1 edgepoll";
+/// How this proxy names itself in `Via` (RFC 9110 §7.6.3): after the
+/// version of the message it received with `version`.
+pub fn via_entry(version: Version) -> &'static str {
+    match version {
+        Version::Http10 => "1.0 edgepoll",
+        Version::Http11 => "1.1 edgepoll",
+    }
+}
 
 /// A field the proxy writes itself, or that the framing of the outgoing
 /// message decides: never copied as it came.
@@ -30,6 +47,7 @@ enum Rewritten {
     ForwardedFor,
     ForwardedProto,
     ForwardedHost,
+    MaxForwards,
 }
 
 impl Rewritten {
@@ -39,6 +57,7 @@ impl Rewritten {
             3 => ("via", Rewritten::Via),
             4 => ("host", Rewritten::Host),
             6 => ("expect", Rewritten::Framing),
+            12 => ("max-forwards", Rewritten::MaxForwards),
             14 => ("content-length", Rewritten::Framing),
             15 => ("x-forwarded-for", Rewritten::ForwardedFor),
             16 => ("x-forwarded-host", Rewritten::ForwardedHost),
@@ -49,67 +68,145 @@ impl Rewritten {
     }
 }
 
+/// What the proxy knows of a request besides its fields.
+#[derive(Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The client's address.
+    pub peer: Option<IpAddr>,
+    /// The authority of a target in absolute form, which stands for the
+    /// host asked for in place of `Host` (RFC 9112 §3.2.2).
+    pub authority: Option<&'a str>,
+    /// The version the request came with, for `Via`.
+    pub version: Version,
+    /// A TRACE or OPTIONS request, whose `Max-Forwards` counts down.
+    pub counts_hops: bool,
+    /// Whether incoming `X-Forwarded-*` fields are believed.
+    pub trust_forwarded: bool,
+}
+
 /// Copies the request's end-to-end fields to `upstream` and adds the
 /// proxy's own: one pass for the `Connection` fields (which name more to
 /// drop), one to copy and collect the rest.
 pub fn request_fields<'a>(
     mut upstream: ClientRequest,
     fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
-    peer: Option<IpAddr>,
-    trust_forwarded: bool,
+    incoming: Incoming<'a>,
 ) -> ClientRequest {
     let hop = HopByHop::new(fields.clone());
     let (mut via, mut chain) = (Vec::new(), Vec::new());
     let (mut host, mut proto, mut forwarded_host) = (None, None, None);
     for (name, value) in fields {
         match Rewritten::of(name) {
-            None if hop.contains(name) => {}
-            None => upstream = upstream.header_bytes(name, value),
             Some(Rewritten::Host) => _ = host.get_or_insert(value),
             Some(Rewritten::Framing) => {}
+            _ if hop.contains(name) => {}
+            None => upstream = upstream.header_bytes(name, value),
             Some(Rewritten::Via) => append_item(&mut via, value),
             Some(Rewritten::ForwardedFor) => append_item(&mut chain, value),
             Some(Rewritten::ForwardedProto) => _ = proto.get_or_insert(value),
             Some(Rewritten::ForwardedHost) => _ = forwarded_host.get_or_insert(value),
+            Some(Rewritten::MaxForwards) => {
+                let left = hops_left(value).filter(|_| incoming.counts_hops);
+                upstream = match left {
+                    Some(n) => upstream.header_bytes(name, &decimal(n.saturating_sub(1))),
+                    None => upstream.header_bytes(name, value),
+                };
+            }
         }
     }
-    upstream = upstream.header_bytes("Via", &with_via(via));
-    let peer = peer.map(ip_text).unwrap_or_default();
-    let forwarded_for = match (trust_forwarded, chain.is_empty()) {
+    append_item(&mut via, via_entry(incoming.version).as_bytes());
+    upstream = upstream.header_bytes("Via", &via);
+    let peer = incoming.peer.map(ip_text).unwrap_or_default();
+    let trust = incoming.trust_forwarded;
+    let forwarded_for = match (trust, chain.is_empty()) {
         (true, false) => [chain.as_slice(), b", ", &peer].concat(),
         _ => peer,
     };
     if !forwarded_for.is_empty() {
         upstream = upstream.header_bytes("X-Forwarded-For", &forwarded_for);
     }
-    let proto = proto.filter(|_| trust_forwarded);
+    let proto = proto.filter(|_| trust);
     upstream = upstream.header_bytes("X-Forwarded-Proto", proto.unwrap_or(b"http"));
-    if let Some(host) = forwarded_host.filter(|_| trust_forwarded).or(host) {
+    let asked = incoming.authority.map(str::as_bytes).or(host);
+    if let Some(host) = forwarded_host.filter(|_| trust).or(asked) {
         upstream = upstream.header_bytes("X-Forwarded-Host", host);
     }
     upstream
 }
 
+/// The `Max-Forwards` of a TRACE or OPTIONS request (`method`), when it has
+/// a valid one: 0 means the request goes no further and the proxy answers
+/// it as its final recipient (RFC 9110 §7.6.2).
+pub fn max_forwards<'a>(
+    method: &str,
+    mut fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Option<u64> {
+    if !counts_hops(method) {
+        return None;
+    }
+    fields
+        .find(|(name, _)| same_name(name, "max-forwards"))
+        .and_then(|(_, value)| hops_left(value))
+}
+
+/// Whether `method` is one whose `Max-Forwards` an intermediary counts.
+pub fn counts_hops(method: &str) -> bool {
+    matches!(method, "TRACE" | "OPTIONS")
+}
+
+/// A `Max-Forwards` value (`1*DIGIT`), saturating at `u64::MAX`.
+fn hops_left(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+fn decimal(n: u64) -> Vec<u8> {
+    n.to_string().into_bytes()
+}
+
+/// The transfer coding of a response other than chunked, if it has one
+/// (such as `gzip` in `Transfer-Encoding: gzip, chunked`): a response the
+/// proxy cannot pass on as it came, since `Transfer-Encoding` is hop-by-hop
+/// and it decodes only chunked.
+pub fn foreign_coding(fields: &[(String, Vec<u8>)]) -> Option<String> {
+    fields
+        .iter()
+        .filter(|(name, _)| same_name(name, "transfer-encoding"))
+        .flat_map(|(_, value)| value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
+        .map(|coding| String::from_utf8_lossy(coding).into_owned())
+}
+
 /// The fields of an upstream's response to pass on to the client, and the
 /// value of the `Via` to add after them; `Content-Length` is left to the
 /// framing of the response. The fields kept are moved, not copied.
-pub fn response_fields(mut fields: Vec<(String, Vec<u8>)>) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+pub fn response_fields(
+    mut fields: Vec<(String, Vec<u8>)>,
+    version: Version,
+) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
     let pairs = || fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-    let via = with_via(joined(pairs(), "via"));
     // Only a `Connection` field names more fields to drop; without one (the
     // usual case) each field's own name decides.
     if !pairs().any(|(name, _)| same_name(name, "connection")) {
+        let mut via = joined(pairs(), "via");
+        append_item(&mut via, via_entry(version).as_bytes());
         let none = HopByHop::default();
         fields.retain(|(name, _)| end_to_end(&none, name));
         return (fields, via);
     }
-    let kept: Vec<bool> = {
-        let hop = HopByHop::new(pairs());
-        fields
-            .iter()
-            .map(|(name, _)| end_to_end(&hop, name))
-            .collect()
-    };
+    let hop = HopByHop::new(pairs());
+    let mut via = joined(pairs().filter(|(name, _)| !hop.contains(name)), "via");
+    append_item(&mut via, via_entry(version).as_bytes());
+    let kept: Vec<bool> = fields
+        .iter()
+        .map(|(name, _)| end_to_end(&hop, name))
+        .collect();
     let mut kept = kept.into_iter();
     fields.retain(|_| kept.next().unwrap_or(false));
     (fields, via)
@@ -159,24 +256,29 @@ fn append_item(list: &mut Vec<u8>, value: &[u8]) {
     list.extend_from_slice(value.trim_ascii());
 }
 
-fn with_via(mut earlier: Vec<u8>) -> Vec<u8> {
-    if !earlier.is_empty() {
-        earlier.extend_from_slice(b", ");
-    }
-    earlier.extend_from_slice(VIA.as_bytes());
-    earlier
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use edgepoll::Url;
 
+    fn incoming(trust_forwarded: bool) -> Incoming<'static> {
+        Incoming {
+            peer: Some("10.0.0.7".parse().unwrap()),
+            authority: None,
+            version: Version::Http11,
+            counts_hops: false,
+            trust_forwarded,
+        }
+    }
+
     fn forwarded(fields: &[(&str, &[u8])], trust: bool) -> Vec<(String, String)> {
+        forwarded_as(fields, incoming(trust))
+    }
+
+    fn forwarded_as(fields: &[(&str, &[u8])], incoming: Incoming) -> Vec<(String, String)> {
         let base = Url::parse("http://127.0.0.1:9000").unwrap();
         let request = ClientRequest::to_origin("GET", &base, "/").unwrap();
-        let peer = Some("10.0.0.7".parse().unwrap());
-        request_fields(request, fields.iter().copied(), peer, trust)
+        request_fields(request, fields.iter().copied(), incoming)
             .headers()
             .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
             .collect()
@@ -219,7 +321,7 @@ mod tests {
                 "X-Forwarded-Host"
             ]
         );
-        assert_eq!(value(&sent, "via"), Some(VIA));
+        assert_eq!(value(&sent, "via"), Some("1.1 edgepoll"));
         assert_eq!(value(&sent, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(value(&sent, "x-forwarded-proto"), Some("http"));
         assert_eq!(value(&sent, "x-forwarded-host"), Some("example.test"));
@@ -287,7 +389,7 @@ mod tests {
         .iter()
         .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
         .collect();
-        let (kept, via) = response_fields(fields.clone());
+        let (kept, via) = response_fields(fields.clone(), Version::Http11);
         let shown: Vec<(&str, &[u8])> = kept
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_slice()))
@@ -302,8 +404,106 @@ mod tests {
             .into_iter()
             .filter(|(n, _)| n != "Connection")
             .collect();
-        let (kept, _) = response_fields(plain);
+        let (kept, _) = response_fields(plain, Version::Http11);
         let names: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["Content-Type", "X-Hop", "Set-Cookie"]);
+    }
+
+    fn owned(fields: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn via_names_the_version_each_message_came_with() {
+        let older = Incoming {
+            version: Version::Http10,
+            ..incoming(false)
+        };
+        let sent = forwarded_as(&[("Via", b"1.1 first")], older);
+        assert_eq!(value(&sent, "via"), Some("1.1 first, 1.0 edgepoll"));
+        let (_, via) = response_fields(owned(&[("Via", "1.0 far")]), Version::Http10);
+        assert_eq!(via, b"1.0 far, 1.0 edgepoll");
+        // A Via that Connection names was only for the hop it came over.
+        let named = owned(&[("Connection", "Via"), ("Via", "1.1 near")]);
+        assert_eq!(response_fields(named, Version::Http11).1, b"1.1 edgepoll");
+    }
+
+    #[test]
+    fn fields_that_connection_names_are_not_believed_even_when_trusted() {
+        let incoming = &[
+            ("Host", &b"inner.test"[..]),
+            (
+                "Connection",
+                b"X-Forwarded-For, via, X-Forwarded-Host, Max-Forwards",
+            ),
+            ("Via", b"1.1 hop"),
+            ("X-Forwarded-For", b"1.2.3.4"),
+            ("X-Forwarded-Host", b"outer.test"),
+            ("Max-Forwards", b"5"),
+        ];
+        let sent = forwarded(incoming, true);
+        assert_eq!(value(&sent, "x-forwarded-for"), Some("10.0.0.7"));
+        assert_eq!(value(&sent, "x-forwarded-host"), Some("inner.test"));
+        assert_eq!(value(&sent, "via"), Some("1.1 edgepoll"));
+        assert_eq!(value(&sent, "max-forwards"), None);
+    }
+
+    #[test]
+    fn an_absolute_target_s_authority_is_the_host_asked_for() {
+        let absolute = Incoming {
+            authority: Some("named.test:8080"),
+            ..incoming(false)
+        };
+        let sent = forwarded_as(&[("Host", b"ignored.test")], absolute);
+        assert_eq!(value(&sent, "x-forwarded-host"), Some("named.test:8080"));
+    }
+
+    #[test]
+    fn max_forwards_counts_down_on_trace_and_options_only() {
+        let fields: &[(&str, &[u8])] = &[("Max-Forwards", b" 3 ")];
+        let counting = Incoming {
+            counts_hops: true,
+            ..incoming(false)
+        };
+        assert_eq!(
+            value(&forwarded_as(fields, counting), "max-forwards"),
+            Some("2")
+        );
+        assert_eq!(value(&forwarded(fields, false), "max-forwards"), Some("3"));
+        let odd: &[(&str, &[u8])] = &[("Max-Forwards", b"many")];
+        assert_eq!(
+            value(&forwarded_as(odd, counting), "max-forwards"),
+            Some("many")
+        );
+        let huge: &[(&str, &[u8])] = &[("Max-Forwards", b"99999999999999999999999")];
+        assert_eq!(
+            value(&forwarded_as(huge, counting), "max-forwards"),
+            Some("18446744073709551614")
+        );
+        let zero = [("max-forwards", &b"0"[..])];
+        assert_eq!(max_forwards("OPTIONS", zero.iter().copied()), Some(0));
+        assert_eq!(max_forwards("TRACE", zero.iter().copied()), Some(0));
+        assert_eq!(max_forwards("GET", zero.iter().copied()), None);
+        assert_eq!(max_forwards("options", zero.iter().copied()), None);
+        assert_eq!(max_forwards("OPTIONS", odd.iter().copied()), None);
+    }
+
+    #[test]
+    fn only_chunked_is_a_coding_the_proxy_passes_on() {
+        let coded = |value: &str| foreign_coding(&owned(&[("Transfer-Encoding", value)]));
+        assert_eq!(coded("chunked"), None);
+        assert_eq!(coded(" Chunked "), None);
+        assert_eq!(coded("gzip, chunked").as_deref(), Some("gzip"));
+        assert_eq!(coded("gzip").as_deref(), Some("gzip"));
+        assert_eq!(coded("chunked, ,identity").as_deref(), Some("identity"));
+        let two = owned(&[
+            ("Transfer-Encoding", "chunked"),
+            ("transfer-encoding", "br"),
+        ]);
+        assert_eq!(foreign_coding(&two).as_deref(), Some("br"));
+        assert_eq!(foreign_coding(&owned(&[("Content-Length", "3")])), None);
     }
 }

@@ -100,6 +100,18 @@ fn bit(upstream: usize) -> u64 {
     1u64.checked_shl(upstream as u32).unwrap_or(0)
 }
 
+/// The answer to a TRACE or OPTIONS request whose `Max-Forwards` reached 0
+/// here, as its final recipient (RFC 9110 §7.6.2): OPTIONS gets 200 (the
+/// proxy takes any method on to its upstreams); TRACE, which would echo
+/// the request back (cookies and all, to any script that asks), is not
+/// served.
+fn final_recipient<'r>(method: &str) -> Response<'r> {
+    match method {
+        "OPTIONS" => Response::new(StatusCode::OK),
+        _ => text(StatusCode::NOT_IMPLEMENTED, "TRACE is not answered here\n"),
+    }
+}
+
 fn text<'r>(status: StatusCode, body: impl Into<String>) -> Response<'r> {
     Response::new(status)
         .header("Content-Type", "text/plain")
@@ -119,16 +131,25 @@ impl App for Proxy {
         // `Upgrade` is hop-by-hop: offered on only as a real offer (see
         // `Request::upgrade`), and otherwise dropped with the others.
         let upgrade = request.upgrade();
-        let trust = self.trust_forwarded;
+        let method = request.method();
+        if forwarded::max_forwards(method, request.headers()) == Some(0) {
+            return Reply::Now(final_recipient(method));
+        }
+        let target = request.origin_form();
+        let incoming = forwarded::Incoming {
+            peer: request.peer_addr().map(|a| a.ip()),
+            authority: match target.len() == request.target().len() {
+                true => None,
+                false => request.host(),
+            },
+            version: request.version(),
+            counts_hops: forwarded::counts_hops(method),
+            trust_forwarded: self.trust_forwarded,
+        };
         let build = |base: &edgepoll::Url| {
-            let upstream = ClientRequest::to_origin(request.method(), base, request.target())
+            let upstream = ClientRequest::to_origin(method, base, &target)
                 .map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))?;
-            let upstream = forwarded::request_fields(
-                upstream,
-                request.headers(),
-                request.peer_addr().map(|a| a.ip()),
-                trust,
-            );
+            let upstream = forwarded::request_fields(upstream, request.headers(), incoming);
             Ok(match (streams_body, upgrade) {
                 (true, _) => upstream.streamed_body(request.body_length()),
                 (false, Some(protocols)) => upstream.upgrade(protocols),
@@ -171,7 +192,7 @@ impl App for Proxy {
                 self.balancer.finish(upstream, Outcome::Answered, now);
                 let protocol = response.header("upgrade").unwrap_or_default().to_vec();
                 let mut head = Response::new(response.status);
-                let (fields, via) = forwarded::response_fields(response.headers);
+                let (fields, via) = forwarded::response_fields(response.headers, response.version);
                 for (name, value) in fields {
                     head = head.header(name, value);
                 }
@@ -184,11 +205,22 @@ impl App for Proxy {
             }
             Ok(response) => {
                 self.balancer.finish(upstream, Outcome::Answered, now);
+                if let Some(coding) = forwarded::foreign_coding(&response.headers) {
+                    self.exchanges.remove(&exchange);
+                    self.log(
+                        upstream,
+                        &format!("response in transfer coding {coding:?}; answered 502"),
+                    );
+                    // Its body is not read: the connection closes.
+                    cx.cancel(exchange);
+                    let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
+                    return cx.respond(waiting.responder, answer);
+                }
                 let length = response
                     .header("content-length")
                     .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
                 let mut head = Response::new(response.status);
-                let (fields, via) = forwarded::response_fields(response.headers);
+                let (fields, via) = forwarded::response_fields(response.headers, response.version);
                 for (name, value) in fields {
                     head = head.header(name, value);
                 }
