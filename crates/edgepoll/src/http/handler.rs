@@ -1148,9 +1148,12 @@ impl Handler {
                     Reply::Later => None,
                 };
                 drop(reply);
-                // Whether the connection stays open is the response's to say;
-                // until then, pipelined requests are read.
-                let keep_alive = queued.as_ref().is_none_or(|(_, keep_alive)| *keep_alive);
+                // Whether the connection stays open is the request's to say
+                // and then the response's: until a deferred one comes,
+                // pipelined requests are read, unless this one closes the
+                // connection (RFC 9112 §9.6: none after it is processed).
+                let response_keeps = queued.as_ref().is_none_or(|(_, keep_alive)| *keep_alive);
+                let keep_alive = allowed != KeepAlive::No && response_keeps;
                 let deferred = queued.is_none();
                 let deadline = match deferred {
                     true => now + self.limits.respond_timeout,
@@ -1174,6 +1177,9 @@ impl Handler {
                             switched: false,
                         }
                     }
+                    // Its streamed body comes next whatever the request says
+                    // of the connection; the body's end decides what follows.
+                    _ if stream.is_some() && response_keeps => {}
                     _ => self.next_request(keep_alive, consumed, now),
                 }
                 self.stream_body(stream, id, head_keep_alive);

@@ -142,6 +142,39 @@ fn a_closing_response_abandons_the_requests_behind_it() {
     assert!(conn.is_finished());
 }
 
+/// A request that closes the connection is the last one processed, even
+/// while its answer is still to come (RFC 9112 §9.6): what was pipelined
+/// after it never reaches the service.
+#[test]
+fn nothing_after_a_request_that_closes_is_processed() {
+    let closing_requests = [
+        "GET /later1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /later1 HTTP/1.0\r\n\r\n",
+    ];
+    for closing in closing_requests {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        let input = [closing.to_string(), get("/later2"), get("/now3")].concat();
+        conn.receive(input.as_bytes(), now, &mut service);
+        assert_eq!(service.waiting.len(), 1, "{closing}");
+        assert_eq!(conn.waiting_count(), 1, "{closing}");
+        conn.respond(
+            service.waiting[0].0,
+            Response::new(StatusCode::OK).body("one"),
+            now,
+        )
+        .unwrap();
+        let out = drain(&mut conn, now);
+        assert_eq!(
+            bodies(&out.replace("HTTP/1.0 ", "HTTP/1.1 ")),
+            ["one"],
+            "{out}"
+        );
+        assert!(out.contains("Connection: close\r\n"), "{out}");
+        assert!(conn.is_finished(), "{closing}");
+    }
+}
+
 #[test]
 fn a_client_that_closes_abandons_what_it_waits_for_but_gets_what_is_ready() {
     let now = Instant::now();

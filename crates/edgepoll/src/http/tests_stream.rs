@@ -354,3 +354,25 @@ fn a_queued_streamed_response_cut_short_keeps_its_framing() {
     );
     assert!(conn.is_finished());
 }
+
+/// A request that closes the connection still has its streamed body read
+/// to the end while its answer waits; nothing pipelined after it is.
+#[test]
+fn the_body_of_a_request_that_closes_is_read_and_nothing_after_it() {
+    for closing in ["HTTP/1.1\r\nHost: x\r\nConnection: close", "HTTP/1.0"] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+        let input = format!(
+            "POST /stream {closing}\r\nContent-Length: 5\r\n\r\nhelloPOST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz"
+        );
+        conn.receive(input.as_bytes(), now, &mut service);
+        assert_eq!(service.body, b"hello", "{closing}");
+        assert_eq!(service.ends, [Ok(())], "{closing}");
+        assert_eq!(service.ids.len(), 1, "{closing}");
+        conn.respond(service.ids[0], Response::new(StatusCode::OK), now)
+            .unwrap();
+        let out = take_output(&mut conn, now);
+        assert!(out.contains("Connection: close\r\n"), "{out}");
+        assert!(conn.is_finished(), "{closing}");
+    }
+}
