@@ -30,6 +30,11 @@ const MAX_METHOD_BYTES: usize = 64;
 /// `Content-Length`; beyond it the buffer grows as bytes arrive.
 const MAX_BODY_RESERVE: usize = 256 * 1024;
 
+/// How many bytes of chunked framing a buffered body may hold before they
+/// are cut out (moving the bytes after them costs less than keeping them
+/// only when there are this many).
+const FRAMING_KEPT_UP_TO: usize = 4096;
+
 /// Something on a connection worth one log line: a request refused, a timeout,
 /// a client gone mid-request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1055,8 +1060,16 @@ impl Handler {
                 let progress = decoder
                     .decode_in_place(&mut self.input, head.raw_pos, head.decoded_end)
                     .map_err(chunked_refusal)?;
-                head.raw_pos = progress.read;
                 head.decoded_end = progress.written;
+                head.raw_pos = progress.read;
+                // The framing already read (sizes, extensions, CRLFs) goes:
+                // a buffered body then holds about its decoded size, however
+                // much framing it came in (a chunk of one byte may come with
+                // kilobytes of extension).
+                if progress.read - progress.written >= FRAMING_KEPT_UP_TO {
+                    self.input.remove(progress.written..progress.read);
+                    head.raw_pos = progress.written;
+                }
                 Ok(progress.done)
             }
         }

@@ -59,6 +59,13 @@ impl InputBuffer {
         self.end_hint = 0;
     }
 
+    /// Drops the unconsumed bytes in `range`; those after it move up.
+    pub(crate) fn remove(&mut self, range: std::ops::Range<usize>) {
+        let (from, to) = (self.start + range.start, self.start + range.end);
+        self.bytes
+            .drain(from.min(self.bytes.len())..to.min(self.bytes.len()));
+    }
+
     /// Takes the whole buffer out, so that its first `n` unconsumed bytes can
     /// be sent from where they are; the bytes after them (a pipelined request)
     /// move to a fresh buffer. Returns the buffer and where its unconsumed
@@ -137,6 +144,17 @@ mod tests {
         assert_eq!(&input[..], b"third");
         input.consume(100);
         assert!(input.is_empty());
+    }
+
+    #[test]
+    fn bytes_removed_from_the_middle_close_up() {
+        let mut input = InputBuffer::default();
+        input.extend_from_slice(b"skip head--gone--tail");
+        input.consume(5);
+        input.remove(4..12);
+        assert_eq!(&input[..], b"headtail");
+        input.remove(4..100);
+        assert_eq!(&input[..], b"head");
     }
 
     #[test]

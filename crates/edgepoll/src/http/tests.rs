@@ -1204,3 +1204,34 @@ fn a_timeout_answer_waits_behind_a_body_sent_from_its_input() {
     assert!(sent[head.len()..].starts_with(&body));
     assert!(sent[head.len() + body.len()..].starts_with(b"HTTP/1.1 408 "));
 }
+
+/// The framing of a buffered chunked body (sizes, extensions, line ends) is
+/// dropped as it is read: a body of one-byte chunks, each with kilobytes of
+/// extension, is held at about its decoded size, not its size on the wire.
+#[test]
+fn a_buffered_chunked_body_does_not_keep_its_framing() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    let extension = "x".repeat(4000);
+    let chunk = format!("1;e={extension}\r\nA\r\n");
+    let mut wire = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..1000 {
+        wire.extend_from_slice(chunk.as_bytes());
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    let mut most = 0;
+    for piece in wire.chunks(16 * 1024) {
+        conn.receive(piece, now, &mut echo);
+        most = most.max(conn.buffered_capacity());
+    }
+    assert!(
+        most < 128 * 1024,
+        "held {most} bytes for a 4 MB body of 1000"
+    );
+    let out = String::from_utf8(conn.pending_output().to_vec()).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.ends_with(&format!("\r\n\r\n{}", "A".repeat(1000))),
+        "{out}"
+    );
+}
