@@ -95,8 +95,13 @@ enum State {
     /// Some bytes of a request head have arrived; `parser` knows how far
     /// they were parsed.
     Head {
+        /// When the header timeout began: at its first byte, or when it
+        /// could be read again after being held back (`held`).
         started: Instant,
         parser: HeadParser,
+        /// Held back for want of room (responses the client has not read,
+        /// or too many waiting): the header timeout does not run.
+        held: bool,
     },
     /// The head is parsed; the body is arriving.
     Body(Head),
@@ -309,6 +314,7 @@ impl Handler {
             self.state = State::Head {
                 started: now,
                 parser: HeadParser::default(),
+                held: false,
             };
         }
         self.input.extend_from_slice(data);
@@ -364,7 +370,19 @@ impl Handler {
                 State::Switching { .. } | State::Head { .. } | State::Body(_)
                     if !self.has_room() =>
                 {
-                    return
+                    if let State::Head { held, .. } = &mut self.state {
+                        *held = true;
+                    }
+                    return;
+                }
+                // Its time starts over once it may be read.
+                State::Head {
+                    ref mut started,
+                    ref mut held,
+                    ..
+                } if *held => {
+                    (*started, *held) = (now, false);
+                    continue;
                 }
                 State::Switching {
                     id,
@@ -501,10 +519,16 @@ impl Handler {
     pub fn deadline(&self) -> Option<Instant> {
         let own = match self.state {
             State::Closed | State::Upgraded => None,
-            State::Head { started, .. } => Some(started + self.limits.header_timeout),
+            // A head held back behind responses is not late: the client's
+            // reading of them (or the service's answering) is what counts.
+            State::Head { started, .. } if self.has_room() => {
+                Some(started + self.limits.header_timeout)
+            }
             // Waiting on the service is not idleness, nor is a body held
             // back by backpressure.
-            State::Idle | State::Closing | State::Switching { .. } if self.is_waiting_quietly() => {
+            State::Idle | State::Closing | State::Switching { .. } | State::Head { .. }
+                if self.is_waiting_quietly() =>
+            {
                 None
             }
             // Held back while its sink drains (but a client that does not
@@ -551,7 +575,7 @@ impl Handler {
             }
         }
         match self.state {
-            State::Head { .. } => self.refuse(
+            State::Head { .. } if self.has_room() => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 "request head not complete within the header timeout",
                 now,
@@ -577,7 +601,7 @@ impl Handler {
                 self.state = State::Closed;
             }
             State::Upgraded => {}
-            State::Closing | State::Closed => {
+            State::Head { .. } | State::Closing | State::Closed => {
                 if !self.output.is_empty() {
                     self.incident = Some(Incident {
                         status: None,
@@ -1259,6 +1283,7 @@ impl Handler {
             self.state = State::Head {
                 started: now,
                 parser: HeadParser::default(),
+                held: false,
             };
         }
     }

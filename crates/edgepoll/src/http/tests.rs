@@ -1177,7 +1177,9 @@ fn large_bodies_sent_from_their_input_keep_pipelined_responses_in_order() {
 fn a_timeout_answer_waits_behind_a_body_sent_from_its_input() {
     let now = Instant::now();
     let mut conn = Handler::new(Limits::default(), now);
-    let body = vec![b'z'; 2 << 20];
+    // Lent from the input, and under the output limit: the next head's time
+    // runs (one held back behind more than the limit would wait for room).
+    let body = vec![b'z'; 512 << 10];
     let mut input = format!(
         "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -1198,8 +1200,7 @@ fn a_timeout_answer_waits_behind_a_body_sent_from_its_input() {
         sent.extend_from_slice(conn.pending_output());
         conn.consume_output(conn.pending_output().len(), later);
     }
-    let head =
-        b"HTTP/1.1 200 OK\r\nX-Method: PUT\r\nX-Target: /\r\nContent-Length: 2097152\r\n\r\n";
+    let head = b"HTTP/1.1 200 OK\r\nX-Method: PUT\r\nX-Target: /\r\nContent-Length: 524288\r\n\r\n";
     assert!(sent.starts_with(head));
     assert!(sent[head.len()..].starts_with(&body));
     assert!(sent[head.len() + body.len()..].starts_with(b"HTTP/1.1 408 "));
@@ -1234,4 +1235,57 @@ fn a_buffered_chunked_body_does_not_keep_its_framing() {
         out.ends_with(&format!("\r\n\r\n{}", "A".repeat(1000))),
         "{out}"
     );
+}
+
+/// `/big` gets 5000 bytes, anything else its path.
+fn sized<'a>(req: &Request<'a>) -> Response<'a> {
+    match req.path() {
+        "/big" => Response::new(StatusCode::OK).body(vec![b'b'; 5000]),
+        path => Response::new(StatusCode::OK).body(path.as_bytes()),
+    }
+}
+
+/// A pipelined head held back while the client reads a large response
+/// slowly is not refused for being late: the header timeout runs only
+/// while the head may be read, and starts over when it may again.
+#[test]
+fn a_head_held_back_behind_a_response_being_read_is_not_late() {
+    let limits = Limits {
+        max_pending_output_bytes: 1000,
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let mut conn = Handler::new(limits, t0);
+    let input =
+        "GET /big HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\nGET /part";
+    conn.receive(input.as_bytes(), t0, &mut sized);
+    let mut out = Vec::new();
+    // The client reads 500 bytes every 5 s: slow, but reading.
+    for s in (5..=15).step_by(5) {
+        conn.handle_timeout(at(s));
+        assert!(conn.take_incident().is_none(), "at {s} s");
+        let n = conn.pending_output().len().min(500);
+        out.extend_from_slice(&conn.pending_output()[..n]);
+        conn.consume_output(n, at(s));
+        conn.process(at(s), &mut sized);
+    }
+    while conn.wants_write() {
+        let n = conn.pending_output().len();
+        out.extend_from_slice(conn.pending_output());
+        conn.consume_output(n, at(16));
+        conn.process(at(16), &mut sized);
+    }
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert!(text.ends_with("\r\n\r\n/next"), "{text}");
+    // The incomplete third head's time began when it could be read (16 s).
+    conn.handle_timeout(at(25));
+    assert!(conn.take_incident().is_none());
+    assert!(!conn.wants_write());
+    conn.handle_timeout(at(26));
+    let out = String::from_utf8(conn.pending_output().to_vec()).unwrap();
+    assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
 }
