@@ -264,3 +264,72 @@ fn nginx_and_the_echo_server_as_upstreams() {
         assert!(echoed == body, "the echo server's answer came back changed");
     });
 }
+
+/// What `/_stats` says of the `/_count` bodies: (being read, how they ended).
+fn count_stats(addr: std::net::SocketAddr) -> (String, String) {
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let (_, body) = read_response(&mut stream);
+    let text = String::from_utf8(body).expect("text");
+    let value = |key: &str| {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+            .to_string()
+    };
+    (value("counting"), value("ends"))
+}
+
+/// A body the service reads itself is reported to it once however it
+/// ends: whole, cut by the client's close, cut by a reset, or stalled past
+/// the idle timeout (a 408); and the service holds nothing for any of them.
+#[test]
+fn a_body_the_service_reads_is_reported_once_however_it_ends() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let forward = start_forward(runtime, &["--idle-timeout", "1"], &[]);
+        let head = |extra: &str| {
+            format!("POST /_count HTTP/1.1\r\nHost: x\r\n{extra}Content-Length: 300000\r\n\r\n")
+        };
+        let mut whole = connect(forward.addr);
+        whole.write_all(head("").as_bytes()).expect("send");
+        whole.write_all(&vec![b'a'; 300_000]).expect("send");
+        let (answer, body) = read_response(&mut whole);
+        assert_eq!(status(&answer), 200, "{name} {answer}");
+        assert_eq!(body, b"bytes=300000\n", "{name}");
+
+        let mut closed = connect(forward.addr);
+        closed.write_all(head("").as_bytes()).expect("send");
+        closed.write_all(&[b'b'; 1000]).expect("send");
+        closed.shutdown(Shutdown::Write).expect("shut down");
+        // A close with its 100 Continue unread: the kernel sends a reset.
+        let mut reset = connect(forward.addr);
+        reset
+            .write_all(head("Expect: 100-continue\r\n").as_bytes())
+            .expect("send");
+        reset.write_all(&[b'c'; 1000]).expect("send");
+        std::thread::sleep(Duration::from_millis(300));
+        drop(reset);
+
+        let mut stalled = connect(forward.addr);
+        stalled.write_all(head("").as_bytes()).expect("send");
+        stalled.write_all(&[b'd'; 1000]).expect("send");
+        let (answer, _) = read_response(&mut stalled);
+        assert_eq!(status(&answer), 408, "{name} {answer}");
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (counting, ends) = count_stats(forward.addr);
+            if ends == "ok:1,stalled:1,truncated:2" && counting == "0" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: counting={counting} ends={ends}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}

@@ -312,7 +312,12 @@ pub trait App {
         let _ = (responder, piece, cx);
     }
 
-    /// A streamed request body is complete, or broke off.
+    /// A streamed request body is complete, or broke off: called once for
+    /// every body whose pieces come to [`on_request_body`](Self::on_request_body),
+    /// however it ends (the client closing or resetting the connection
+    /// mid-body, a stall past the idle timeout, a response that closed the
+    /// connection before the body was read: see [`BodyError`]). State kept
+    /// for an upload can go here.
     fn on_request_end(
         &mut self,
         responder: Responder,

@@ -26,6 +26,11 @@ pub enum BodyError {
     Chunked(ChunkedError),
     /// The peer closed or reset the connection before the body was complete.
     Truncated,
+    /// No byte of it came for longer than the idle timeout.
+    Stalled,
+    /// The response went out first and closed the connection, so the rest
+    /// of the body was never read.
+    Unread,
 }
 
 impl std::fmt::Display for BodyError {
@@ -35,6 +40,10 @@ impl std::fmt::Display for BodyError {
             BodyError::TooShort => f.write_str("body ended before its Content-Length"),
             BodyError::Chunked(e) => write!(f, "chunked body: {}", e.as_str()),
             BodyError::Truncated => f.write_str("connection closed before the body was complete"),
+            BodyError::Stalled => f.write_str("body stalled past the idle timeout"),
+            BodyError::Unread => {
+                f.write_str("response closed the connection before the body was read")
+            }
         }
     }
 }

@@ -175,6 +175,10 @@ pub struct Handler {
     /// Deferred requests given up on (timed out, or behind a close), not yet
     /// reported by [`Handler::take_abandoned`].
     abandoned: Vec<RequestId>,
+    /// A streamed request body that broke off where no service was at hand
+    /// to be told (a stall past the idle timeout, or the connection
+    /// closing): see [`take_broken_body`](Self::take_broken_body).
+    broken_body: Option<(RequestId, BodyError)>,
     /// Reading a streamed request body is paused (backpressure).
     body_paused: Option<RequestId>,
 }
@@ -283,6 +287,7 @@ impl Handler {
             waiting: VecDeque::new(),
             next_id: 0,
             abandoned: Vec::new(),
+            broken_body: None,
             body_paused: None,
         }
     }
@@ -585,14 +590,17 @@ impl Handler {
                 "request body stalled past the idle timeout",
                 now,
             ),
-            State::Stream { id, .. } => self.fail_stream(
-                id,
-                Refusal(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request body stalled past the idle timeout",
-                ),
-                now,
-            ),
+            State::Stream { id, .. } => {
+                self.broken_body = Some((id, BodyError::Stalled));
+                self.fail_stream(
+                    id,
+                    Refusal(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body stalled past the idle timeout",
+                    ),
+                    now,
+                )
+            }
             State::Idle | State::Switching { .. } => {
                 self.incident = Some(Incident {
                     status: None,
@@ -1219,7 +1227,7 @@ impl Handler {
                     _ if stream.is_some() && response_keeps => {}
                     _ => self.next_request(keep_alive, consumed, now),
                 }
-                self.stream_body(stream, id, head_keep_alive);
+                self.stream_body(stream, id, head_keep_alive, service);
                 return;
             }
         };
@@ -1244,21 +1252,31 @@ impl Handler {
             self.state = State::Upgraded;
         } else {
             self.next_request(keep_alive, consumed, now);
-            self.stream_body(stream, id, head_keep_alive);
+            self.stream_body(stream, id, head_keep_alive, service);
         }
     }
 
-    /// After dispatching a streamed request: its body is read next (unless
-    /// the response already closed the connection).
+    /// After dispatching a streamed request: its body is read next, unless
+    /// the response already closed the connection (then the body ends
+    /// unread, and the service is told so).
     #[inline]
-    fn stream_body(&mut self, stream: Option<Incoming>, id: RequestId, keep_alive: bool) {
+    fn stream_body<S: Dispatch>(
+        &mut self,
+        stream: Option<Incoming>,
+        id: RequestId,
+        keep_alive: bool,
+        service: &mut S,
+    ) {
         if let Some(incoming) = stream {
-            if !matches!(self.state, State::Closing | State::Closed) {
-                self.state = State::Stream {
-                    id,
-                    incoming,
-                    keep_alive,
-                };
+            match self.state {
+                State::Closing | State::Closed => service.body_end(id, Err(BodyError::Unread)),
+                _ => {
+                    self.state = State::Stream {
+                        id,
+                        incoming,
+                        keep_alive,
+                    }
+                }
             }
         }
     }
@@ -1404,6 +1422,18 @@ impl Handler {
                 self.abandoned.push(slot.id);
             }
         }
+        if let State::Stream { id, .. } = self.state {
+            self.broken_body = Some((id, BodyError::Truncated));
+            self.state = State::Closed;
+        }
+    }
+
+    /// The streamed request body that broke off since the last call where
+    /// the handler could not tell the service ([`Dispatch::body_end`]) itself:
+    /// at [`handle_timeout`](Self::handle_timeout) (a stall) or
+    /// [`abandon_all`](Self::abandon_all) (the connection closing). Tell it.
+    pub fn take_broken_body(&mut self) -> Option<(RequestId, BodyError)> {
+        self.broken_body.take()
     }
 
     /// How many requests wait for deferred responses, or behind them.

@@ -376,3 +376,66 @@ fn the_body_of_a_request_that_closes_is_read_and_nothing_after_it() {
         assert!(conn.is_finished(), "{closing}");
     }
 }
+
+/// Streams every request body and answers at once, closing.
+#[derive(Default)]
+struct AnswersAtOnce {
+    ends: Vec<(RequestId, Result<(), BodyError>)>,
+}
+
+impl Dispatch for AnswersAtOnce {
+    const STREAMS: bool = true;
+
+    fn dispatch<'a>(&mut self, _: &Request<'a>, _: RequestId) -> Reply<'a> {
+        Reply::Now(Response::new(StatusCode::OK).header("Connection", "close"))
+    }
+
+    fn streams(&mut self, _: &Request<'_>) -> bool {
+        true
+    }
+
+    fn body_end(&mut self, id: RequestId, result: Result<(), BodyError>) {
+        self.ends.push((id, result));
+    }
+}
+
+/// However a streamed body ends, the service hears of it once: a stall
+/// past the idle timeout and a connection that closes mid-body are handed
+/// to the loop to tell it ([`Handler::take_broken_body`]); a response that
+/// closes the connection before the body is read tells it at once.
+#[test]
+fn every_streamed_body_that_breaks_off_is_reported_once() {
+    // The answer may wait longer than the body may stall.
+    let limits = Limits {
+        respond_timeout: Limits::default().idle_timeout * 2,
+        ..Limits::default()
+    };
+    let start = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
+    let now = Instant::now();
+
+    let (mut conn, mut service) = (Handler::new(limits.clone(), now), Streams::default());
+    conn.receive(start.as_bytes(), now, &mut service);
+    let id = service.ids[0];
+    assert_eq!(conn.take_broken_body(), None);
+    conn.handle_timeout(now + limits.idle_timeout + std::time::Duration::from_secs(1));
+    assert_eq!(conn.take_broken_body(), Some((id, BodyError::Stalled)));
+    assert_eq!(conn.take_broken_body(), None, "once");
+    conn.abandon_all();
+    assert_eq!(conn.take_broken_body(), None, "not again at the close");
+    assert!(service.ends.is_empty(), "the loop tells the service");
+
+    let (mut conn, mut service) = (Handler::new(limits.clone(), now), Streams::default());
+    conn.receive(start.as_bytes(), now, &mut service);
+    conn.abandon_all();
+    assert_eq!(
+        conn.take_broken_body(),
+        Some((service.ids[0], BodyError::Truncated))
+    );
+
+    let (mut conn, mut service) = (Handler::new(limits, now), AnswersAtOnce::default());
+    conn.receive(start.as_bytes(), now, &mut service);
+    assert_eq!(service.ends.len(), 1);
+    assert_eq!(service.ends[0].1, Err(BodyError::Unread));
+    assert_eq!(conn.take_broken_body(), None);
+    assert!(take_output(&mut conn, now).contains("Connection: close\r\n"));
+}

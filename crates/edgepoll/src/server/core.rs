@@ -601,6 +601,22 @@ impl Core {
                         serial,
                         id,
                     }));
+                if let Some((id, error)) = handler.take_broken_body() {
+                    let responder = Responder {
+                        token: Token(index),
+                        serial,
+                        id,
+                    };
+                    // A body the loop pipes itself stops with its pipes,
+                    // just below; one the application reads, it is told of.
+                    let piped = self.work.pipes.up.contains_key(&responder)
+                        || self.work.pipes.echo.contains(&responder);
+                    if !piped {
+                        self.work
+                            .inbound
+                            .push((responder, Inbound::End(Err(error))));
+                    }
+                }
                 bodies::forget_connection(&mut self.work, Token(index));
             }
             Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
@@ -961,6 +977,18 @@ impl Core {
                 }
                 (None, Role::Http(handler)) => {
                     handler.handle_timeout(now);
+                    if let Some((id, error)) = handler.take_broken_body() {
+                        let token = Token(index);
+                        let responder = Responder {
+                            token,
+                            serial: conn.serial,
+                            id,
+                        };
+                        // To the application, or to the upstream it is piped to.
+                        self.work
+                            .inbound
+                            .push((responder, Inbound::End(Err(error))));
+                    }
                     if now.saturating_duration_since(handler.last_progress())
                         >= self.options.release_buffers_after
                     {

@@ -6,7 +6,7 @@ use edgepoll::{
     ServerOptions, SmallBlockAlloc,
 };
 use std::alloc::{GlobalAlloc, Layout};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -58,6 +58,10 @@ struct Forward {
     waiting: HashMap<ExchangeId, Responder>,
     /// Stream bodies both ways instead of holding them whole.
     stream: bool,
+    /// `/_count` bodies being read: the bytes so far.
+    counting: HashMap<Responder, u64>,
+    /// How `/_count` bodies ended, by outcome.
+    ends: BTreeMap<String, usize>,
 }
 
 /// The value of a `Content-Length` field, if there is a valid one.
@@ -86,10 +90,18 @@ impl App for Forward {
         if request.path() == "/_stats" {
             let pages = core::arch::wasm32::memory_size(0);
             let live = LIVE.load(Ordering::Relaxed);
+            let ends: Vec<String> = self.ends.iter().map(|(k, n)| format!("{k}:{n}")).collect();
             return Reply::Now(Response::new(StatusCode::OK).body(format!(
-                "waiting={} pages={pages} live={live}\n",
-                self.waiting.len()
+                "waiting={} pages={pages} live={live} counting={} ends={}\n",
+                self.waiting.len(),
+                self.counting.len(),
+                ends.join(",")
             )));
+        }
+        if request.path() == "/_count" {
+            // Read here, piece by piece (see `on_request_body`).
+            self.counting.insert(responder, 0);
+            return Reply::Later;
         }
         let Some(base) = self.upstream(request.path()) else {
             return Reply::Now(Response::new(StatusCode::NOT_FOUND).body("no route\n"));
@@ -186,8 +198,36 @@ impl App for Forward {
         cx.respond(responder, response);
     }
 
-    fn streams_request(&mut self, _: &Request<'_>) -> bool {
-        self.stream
+    fn streams_request(&mut self, request: &Request<'_>) -> bool {
+        self.stream || request.path() == "/_count"
+    }
+
+    fn on_request_body(&mut self, responder: Responder, piece: bytes::Bytes, _: &mut Context<'_>) {
+        if let Some(n) = self.counting.get_mut(&responder) {
+            *n += piece.len() as u64;
+        }
+    }
+
+    fn on_request_end(
+        &mut self,
+        responder: Responder,
+        result: Result<(), edgepoll::http::BodyError>,
+        cx: &mut Context<'_>,
+    ) {
+        let Some(n) = self.counting.remove(&responder) else {
+            return;
+        };
+        let outcome = match result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("{e:?}").to_lowercase(),
+        };
+        *self.ends.entry(outcome).or_default() += 1;
+        if result.is_ok() {
+            cx.respond(
+                responder,
+                Response::new(StatusCode::OK).body(format!("bytes={n}\n")),
+            );
+        }
     }
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
@@ -262,6 +302,8 @@ fn run() -> Result<(), String> {
         routes,
         waiting: HashMap::new(),
         stream,
+        counting: HashMap::new(),
+        ends: BTreeMap::new(),
     };
     Server::new(listener, options)
         .serve_app(service)

@@ -6,9 +6,11 @@
 //! (in any order), a ROUTE being `PREFIX=http://HOST:PORT`:
 //! the longest prefix of the request's path picks the upstream. `--stream`
 //! moves bodies both ways piece by piece (any size, memory bounded by the
-//! loop's backlog limit) instead of whole. `GET /_stats`
-//! answers with what the service holds (`waiting=N pages=N`), for the tests
-//! that look for leaks.
+//! loop's backlog limit) instead of whole. `POST /_count` has its body read
+//! by the service itself, piece by piece, and answered with its length.
+//! `GET /_stats` answers with what the service holds (`waiting=N pages=N
+//! live=N counting=N`) and how `/_count` bodies ended (`ends=ok:N,...`),
+//! for the tests that look for leaks.
 
 #[cfg(target_os = "wasi")]
 mod forward;
