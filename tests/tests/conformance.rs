@@ -189,6 +189,21 @@ fn poll_reports_a_hang_up_on_the_event() {
 }
 
 #[test]
+fn a_polled_socket_renumbered_is_polled_under_its_new_number() {
+    assert_case(
+        "poll-renumbered",
+        &[
+            ("before", "timeout"),
+            ("renumber", "0"),
+            ("after", "timeout"),
+            ("ready", "read"),
+            ("sleep", "timeout"),
+            ("slept_100ms", "true"),
+        ],
+    );
+}
+
+#[test]
 fn the_same_fd_subscribed_twice_gets_eexist_on_the_second() {
     for runtime in all_runtimes() {
         let facts = facts(&runtime, "same-fd-twice");

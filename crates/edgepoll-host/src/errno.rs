@@ -16,6 +16,7 @@ pub const NOENT: Errno = Errno(44);
 pub const NOMEM: Errno = Errno(48);
 pub const NOSYS: Errno = Errno(52);
 pub const NOTDIR: Errno = Errno(54);
+pub const NOTSOCK: Errno = Errno(57);
 pub const PERM: Errno = Errno(63);
 pub const NOTCAPABLE: Errno = Errno(76);
 /// WasmEdge's `getaddrinfo` errors follow the WASI ones.

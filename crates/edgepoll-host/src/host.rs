@@ -36,6 +36,13 @@ pub struct MemoryReport {
     pub max_bytes: Option<u64>,
 }
 
+/// The most memory a guest gets: all 4 GiB a wasm32 guest could address but
+/// the last 64 KiB page. Then every guest pointer the host has checked lies
+/// below 2^32 - 65536, and adding a record's offset (or a length just
+/// checked) to it cannot wrap around to the start of memory. WasmEdge grants
+/// the last page too; no guest wants it.
+pub const MOST_GUEST_BYTES: u64 = (1 << 32) - 65536;
+
 impl wasmtime::ResourceLimiter for MemoryReport {
     fn memory_growing(
         &mut self,
@@ -43,7 +50,10 @@ impl wasmtime::ResourceLimiter for MemoryReport {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if self.max_bytes.is_some_and(|limit| desired as u64 > limit) {
+        let limit = self
+            .max_bytes
+            .map_or(MOST_GUEST_BYTES, |l| l.min(MOST_GUEST_BYTES));
+        if desired as u64 > limit {
             return Ok(false);
         }
         if let Some(file) = &self.file {
@@ -70,4 +80,24 @@ pub fn with_memory<R>(
     let memory = caller.data().memory.ok_or(FAULT)?;
     let (bytes, host) = memory.data_and_store_mut(caller);
     f(&mut GuestMemory(bytes), host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn the_last_page_of_4_gib_is_never_granted() {
+        let mut limits = MemoryReport::default();
+        let most = MOST_GUEST_BYTES as usize;
+        assert!(limits.memory_growing(0, most, None).unwrap());
+        assert!(!limits.memory_growing(most, most + 65536, None).unwrap());
+        let mut capped = MemoryReport {
+            max_bytes: Some(1 << 20),
+            ..MemoryReport::default()
+        };
+        assert!(capped.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(!capped.memory_growing(0, (1 << 20) + 65536, None).unwrap());
+    }
 }

@@ -5,8 +5,13 @@
 use super::*;
 
 impl Poller {
-    /// Descriptors opened or closed since the last call are looked at again:
-    /// a closed one took its epoll registration with it.
+    /// Descriptors opened, closed or renumbered since the last call are
+    /// looked at again. A closed one took its epoll registration with it; one
+    /// whose host descriptor lives on under another number (`fd_renumber`,
+    /// or stdio, which is never really closed) is taken out here, so that
+    /// it neither answers for its old number nor refuses (EEXIST) to be
+    /// added under the new one. Nothing else can hold the same host number
+    /// in epoll yet: a descriptor opened since is registered only below.
     pub(super) fn note_table_changes(&mut self, fds: &mut FdTable) {
         let listed = fds.take_changes(&mut self.changed);
         let everything: Vec<u32>;
@@ -16,14 +21,22 @@ impl Poller {
             everything = self.watches.keys().copied().collect();
             &everything
         };
+        let mut stale = Vec::new();
         for &fd in which {
             if let Some(watch) = self.watches.get_mut(&fd) {
-                watch.registered = 0;
+                if watch.registered != 0 {
+                    stale.push((fd, watch.host));
+                }
+                (watch.registered, watch.host) = (0, -1);
                 if !watch.dirty {
                     watch.dirty = true;
                     self.dirty.push(fd);
                 }
             }
+        }
+        for (fd, host) in stale {
+            // ENOENT or EBADF for a descriptor closed since: nothing to do.
+            let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, host, 0, fd);
         }
     }
 
@@ -91,7 +104,7 @@ impl Poller {
                     };
                     if let Some(op) = op {
                         match self.epoll_ctl(op, host, want, fd) {
-                            Ok(()) => watch.registered = want,
+                            Ok(()) => (watch.registered, watch.host) = (want, host),
                             // A file epoll refuses (EPERM), for instance: each
                             // subscription that wanted it reports the error.
                             Err(e) => {

@@ -81,6 +81,10 @@ struct Watch {
     write: Direction,
     /// The epoll mask registered for it (0: not in epoll).
     registered: u32,
+    /// The host descriptor registered: the one to take out of epoll when
+    /// the guest's number stops naming it (a renumbered socket keeps its
+    /// host descriptor, and so its registration, under another number).
+    host: RawFd,
     dirty: bool,
 }
 
@@ -88,6 +92,7 @@ const UNWATCHED: Watch = Watch {
     read: NO_DIRECTION,
     write: NO_DIRECTION,
     registered: 0,
+    host: -1,
     dirty: false,
 };
 

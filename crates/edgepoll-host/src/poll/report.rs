@@ -14,9 +14,7 @@ impl Poller {
             return false;
         };
         if is_unlisted(&watch) {
-            if let Some(host) = fds.get(fd).ok().map(Descriptor::host_fd) {
-                let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, host, 0, fd);
-            }
+            let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, watch.host, 0, fd);
             self.watches.remove(&fd);
             return true;
         }
@@ -72,7 +70,15 @@ impl Poller {
     }
 
     /// When a valid clock subscription fires (`None`: it is not valid).
-    pub(super) fn clock_deadline(&self, index: u32, start: Instant) -> Option<Instant> {
+    /// When clock subscription `index` fires, seen at `now`: one instant for
+    /// all its readings, so that a realtime deadline already passed is `now`
+    /// itself (not a moment later, which `now` would never reach).
+    pub(super) fn clock_deadline(
+        &self,
+        index: u32,
+        start: Instant,
+        now: Instant,
+    ) -> Option<Instant> {
         if self.sub_error[index as usize] != 0 {
             return None;
         }
@@ -82,7 +88,6 @@ impl Poller {
         if sub.flags & ABSTIME == 0 {
             return Some(start + timeout);
         }
-        let now = Instant::now();
         Some(match sub.clock_id {
             clock::REALTIME => {
                 now + timeout.saturating_sub(Duration::from_nanos(clock::realtime_nanos()))
@@ -92,9 +97,10 @@ impl Poller {
     }
 
     pub(super) fn earliest_clock(&self, start: Instant) -> Option<Instant> {
+        let now = Instant::now();
         self.clocks
             .iter()
-            .filter_map(|&c| self.clock_deadline(c, start))
+            .filter_map(|&c| self.clock_deadline(c, start, now))
             .min()
     }
 
@@ -102,7 +108,7 @@ impl Poller {
         let now = Instant::now();
         for i in 0..self.clocks.len() {
             let c = self.clocks[i];
-            if self.clock_deadline(c, start).is_some_and(|d| d <= now) {
+            if self.clock_deadline(c, start, now).is_some_and(|d| d <= now) {
                 let sub = self.record_at(c);
                 self.out.push(ReadyEvent {
                     index: c,

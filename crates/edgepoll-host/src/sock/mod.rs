@@ -12,18 +12,24 @@ pub mod names;
 pub mod options;
 pub mod transfer;
 
-use crate::errno::{check, Errno, WasiResult, INVAL, NOSYS};
+use crate::errno::{check, Errno, WasiResult, INVAL, NOSYS, NOTSOCK};
 use crate::fd_table::{
     parse_fd_flags, rights, Descriptor, Entry, FdTable, Socket, FDFLAGS_NONBLOCK,
 };
 use crate::memory::GuestMemory;
 use address::{read_target, to_sockaddr};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// The host descriptor behind guest descriptor `fd`: EBADF when there is
-/// none. What is not a socket the kernel answers with ENOTSOCK.
+/// The host socket behind guest descriptor `fd`: EBADF when there is
+/// none, ENOTSOCK when it is not a socket the guest opened or accepted.
+/// For a file or directory that is the kernel's answer too; the runtime's
+/// own stdin, stdout and stderr may be sockets (a service manager's), and
+/// they are the runtime's, not the guest's to bind, shut down or tune.
 pub fn host_fd(fds: &FdTable, fd: u32) -> Result<RawFd, Errno> {
-    Ok(fds.get(fd)?.host_fd())
+    match &fds.get(fd)?.entry {
+        Entry::Socket(socket) => Ok(socket.fd.as_raw_fd()),
+        _ => Err(NOTSOCK),
+    }
 }
 
 /// `sock_open` (V1 and V2 alike).
@@ -245,5 +251,22 @@ pub fn name(
             mem.write_u16(buf, u16::from(named.family))?;
             mem.write_u32(port, u32::from(named.port))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errno::BADF;
+
+    /// The runtime's own stdin, stdout and stderr are never taken for the
+    /// guest's sockets, whatever they are on the host.
+    #[test]
+    fn only_the_guest_s_own_sockets_are_sockets() {
+        let fds = FdTable::with_stdio(1);
+        for stdio in 0..3 {
+            assert_eq!(host_fd(&fds, stdio), Err(NOTSOCK));
+        }
+        assert_eq!(host_fd(&fds, 99), Err(BADF));
     }
 }

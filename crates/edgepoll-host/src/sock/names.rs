@@ -80,7 +80,8 @@ fn check(mem: &GuestMemory<'_>, a: &Lookup) -> Result<(Vec<u8>, Vec<u8>, Hints),
     Ok((node, service, hints))
 }
 
-/// The guest's result records: `max` of them, each with its sockaddr.
+/// The guest's result records: `max` of them (at most [`KEPT_RECORDS`]),
+/// each with its sockaddr.
 struct Record {
     at: u32,
     sockaddr: u32,
@@ -88,11 +89,16 @@ struct Record {
     canonname: u32,
 }
 
+/// The most result records kept: more than any lookup returns. The guest's
+/// `max` (up to 2^32) must not set how much the host allocates.
+const KEPT_RECORDS: u32 = 256;
+
 fn chain(mem: &GuestMemory<'_>, a: &Lookup) -> Result<Vec<Record>, Trap> {
     let trap = |_| Trap(FAULT);
     let mut records = Vec::new();
     let mut at = mem.read_u32(a.res).map_err(trap)?;
-    for _ in 0..a.max {
+    let kept = a.max.min(KEPT_RECORDS);
+    for _ in 0..kept {
         mem.pointer::<28>(at).map_err(trap)?;
         let sockaddr = mem.read_u32(at + 12).map_err(trap)?;
         records.push(Record {
@@ -102,6 +108,22 @@ fn chain(mem: &GuestMemory<'_>, a: &Lookup) -> Result<Vec<Record>, Trap> {
             canonname: 0,
         });
         at = mem.read_u32(at + 24).map_err(trap)?;
+    }
+    // The rest of the `max` records is checked as WasmEdge checks it (a
+    // record outside memory fails the call), without keeping it; a chain
+    // that comes back on itself is checked once round (Brent's cycle
+    // finding), so the work is bounded by the guest's memory, not `max`.
+    let (mut tortoise, mut power, mut steps) = (at, 1u64, 0u64);
+    for _ in kept..a.max {
+        mem.pointer::<28>(at).map_err(trap)?;
+        at = mem.read_u32(at + 24).map_err(trap)?;
+        if at == tortoise {
+            break;
+        }
+        steps += 1;
+        if steps == power {
+            (tortoise, power, steps) = (at, power * 2, 0);
+        }
     }
     for r in &mut records {
         // WasmEdge ignores a bad address pointer here and dereferences it
@@ -195,7 +217,7 @@ fn write_results(
         // SAFETY: a node of the list getaddrinfo returned.
         item = unsafe { (*item).ai_next };
     }
-    let n = found.len().min(a.max as usize);
+    let n = found.len().min(records.len());
     mem.write_u32(a.res_len, n as u32)?;
     for (record, &item) in records.iter().zip(&found[..n]) {
         // SAFETY: a node of the list getaddrinfo returned.
@@ -274,4 +296,56 @@ fn from_ai_flags(flags: i32) -> u16 {
         .iter()
         .filter(|(_, sys)| flags & sys != 0)
         .fold(0, |acc, (wasi, _)| acc | wasi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of one record that points back at itself, and a `max` of
+    /// 2^32 - 1: checked at once, with a bounded number of records kept.
+    #[test]
+    fn a_chain_that_loops_is_walked_once_round_and_kept_bounded() {
+        let mut bytes = vec![0u8; 4096];
+        let record = 64u32;
+        bytes[0..4].copy_from_slice(&record.to_le_bytes());
+        let next = record as usize + 24;
+        bytes[next..next + 4].copy_from_slice(&record.to_le_bytes());
+        let lookup = |max| Lookup {
+            node: 0,
+            node_len: 0,
+            service: 0,
+            service_len: 0,
+            hints: 0,
+            res: 0,
+            max,
+            res_len: 0,
+        };
+        let mem = GuestMemory(&mut bytes);
+        let started = std::time::Instant::now();
+        let records = chain(&mem, &lookup(u32::MAX))
+            .map_err(|t| t.0)
+            .expect("valid chain");
+        assert_eq!(records.len(), KEPT_RECORDS as usize);
+        assert!(records.iter().all(|r| r.at == record));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            chain(&mem, &lookup(3))
+                .map_err(|t| t.0)
+                .expect("valid")
+                .len(),
+            3
+        );
+        // A record past the kept ones that lies outside memory still fails
+        // the call, as in WasmEdge.
+        let mut bytes = vec![0u8; 4096];
+        for (i, at) in (0..300u32).map(|i| (i, 100 + i * 12)) {
+            let next = if i == 299 { 4090 } else { at + 12 };
+            bytes[at as usize + 24..at as usize + 28].copy_from_slice(&next.to_le_bytes());
+        }
+        bytes[0..4].copy_from_slice(&100u32.to_le_bytes());
+        let mem = GuestMemory(&mut bytes);
+        assert!(chain(&mem, &lookup(300)).is_ok());
+        assert!(chain(&mem, &lookup(301)).is_err());
+    }
 }

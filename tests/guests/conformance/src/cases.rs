@@ -273,6 +273,70 @@ pub fn run(case: &str) -> Result<()> {
                 println!("event_{}={what}", e.userdata);
             }
         }
+        "poll-renumbered" => {
+            // A polled listener moved to another number (fd_renumber) is
+            // polled under the new one as any other; and a sleep afterwards
+            // sleeps (its old registration must not wake it).
+            use std::os::fd::AsRawFd;
+            use wasmedge_wasi_socket::poll::{poll, EventType, Subscription};
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            extern "C" {
+                fn fd_renumber(from: u32, to: u32) -> u16;
+            }
+            let describe = |events: Vec<wasmedge_wasi_socket::poll::Event>| {
+                let mut seen: Vec<String> = events
+                    .into_iter()
+                    .map(|e| match e.event_type {
+                        EventType::Timeout => "timeout".to_string(),
+                        EventType::Error(e) => format!("{:?}", e.kind()),
+                        EventType::Read => "read".to_string(),
+                        EventType::Write => "write".to_string(),
+                    })
+                    .collect();
+                seen.sort();
+                seen.join("+")
+            };
+            let soon = || std::time::SystemTime::now() + Duration::from_millis(20);
+            let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            let port = net::local_addr(&listener)
+                .map_err(err("local_addr"))?
+                .port();
+            let other = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            let before = [
+                Subscription::io(1, &listener, true, false, None),
+                Subscription::timeout(2, soon()),
+            ];
+            println!("before={}", describe(poll(&before).map_err(err("poll"))?));
+            // SAFETY: both numbers are open; the listener's old number is
+            // then closed by the move, so its value is forgotten, not dropped.
+            let moved =
+                unsafe { fd_renumber(listener.as_raw_fd() as u32, other.as_raw_fd() as u32) };
+            println!("renumber={moved}");
+            std::mem::forget(listener);
+            let listener = other;
+            let after = [
+                Subscription::io(1, &listener, true, false, None),
+                Subscription::timeout(2, soon()),
+            ];
+            println!("after={}", describe(poll(&after).map_err(err("poll"))?));
+            let _client =
+                net::connect(addr(&format!("127.0.0.1:{port}"))).map_err(err("connect"))?;
+            let ready = [
+                Subscription::io(1, &listener, true, false, None),
+                Subscription::timeout(2, std::time::SystemTime::now() + Duration::from_secs(2)),
+            ];
+            println!("ready={}", describe(poll(&ready).map_err(err("poll"))?));
+            let start = Instant::now();
+            let sleep = [Subscription::timeout(
+                2,
+                std::time::SystemTime::now() + Duration::from_millis(100),
+            )];
+            println!("sleep={}", describe(poll(&sleep).map_err(err("poll"))?));
+            println!(
+                "slept_100ms={}",
+                start.elapsed() >= Duration::from_millis(100)
+            );
+        }
         "descriptor-numbers" => {
             // 100 000 sockets opened and closed, 64 kept open at a time: every
             // new number must differ from those in use, and they are spread
