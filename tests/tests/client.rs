@@ -409,3 +409,47 @@ fn header_injection_is_refused_before_anything_is_sent() {
         );
     });
 }
+
+/// `-o FILE` touches the file only once a body comes: a request that fails
+/// leaves an existing file as it was and makes none where there was none;
+/// a `--timeout` too large for a deadline is refused with exit 2.
+#[test]
+fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
+    on_each_runtime(|rt| {
+        let dir = std::env::temp_dir().join(format!(
+            "edgepoll-keep-{}-{}",
+            std::process::id(),
+            rt.name().replace(' ', "-")
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let kept = dir.join("kept.bin");
+        std::fs::write(&kept, b"old contents").expect("write");
+        let fresh = dir.join("fresh.bin");
+        let _ = std::fs::remove_file(&fresh);
+        let preopen = format!("{}:{}", dir.display(), dir.display());
+        let refused = format!("http://127.0.0.1:{}/", free_port());
+        for file in [&kept, &fresh] {
+            let child = rt
+                .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
+                .args(["-o", &file.display().to_string(), &refused])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("client starts");
+            let out = wait_bounded(child, Duration::from_secs(60));
+            assert_eq!(out.status.code(), Some(1), "{} {out:?}", rt.name());
+        }
+        assert_eq!(std::fs::read(&kept).expect("still there"), b"old contents");
+        assert!(
+            !fresh.exists(),
+            "{}: a failed download made a file",
+            rt.name()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let huge = run_client(rt, &["--timeout", "1e20", &refused]);
+        assert_eq!(huge.status.code(), Some(2), "{} {huge:?}", rt.name());
+        let said = String::from_utf8_lossy(&huge.stderr);
+        assert!(said.contains("--timeout: at most"), "{said}");
+    });
+}

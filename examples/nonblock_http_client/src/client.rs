@@ -67,6 +67,13 @@ fn parse_args() -> Result<Options, String> {
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s > 0.0)
                     .ok_or(format!("--timeout: not a positive number: {v}"))?;
+                // Deadlines are instants from now: a year is far enough, and
+                // keeps them where a clock can count.
+                if secs > MOST_TIMEOUT_SECS {
+                    return Err(format!(
+                        "--timeout: at most {MOST_TIMEOUT_SECS} seconds (a year): {v}"
+                    ));
+                }
                 options.timeout = Duration::from_secs_f64(secs);
             }
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
@@ -75,6 +82,9 @@ fn parse_args() -> Result<Options, String> {
     }
     Ok(options)
 }
+
+/// The longest `--timeout`, in seconds.
+const MOST_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
 
 fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
     let (urls, default_data) = if options.urls.is_empty() {
@@ -241,19 +251,47 @@ fn download(
     verbose: bool,
 ) -> ExitCode {
     let tag = format!("[1] {} {}", request.method(), request.url());
-    let mut file = match std::fs::File::create(path) {
-        Ok(file) => std::io::BufWriter::with_capacity(256 * 1024, file),
-        Err(e) => {
-            eprintln!("nonblock_http_client: cannot create {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)");
-            return ExitCode::FAILURE;
-        }
-    };
+    // Written (an old one emptied) only once the body's first piece comes,
+    // or the response ends with an empty one, much as curl does: a request
+    // that fails leaves an existing file as it was, and none where there
+    // was none. Whether it can be written is checked before anything is sent.
+    let existed = std::fs::metadata(path).is_ok();
+    if let Err(e) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        eprintln!("nonblock_http_client: cannot create {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)");
+        return ExitCode::FAILURE;
+    }
+    let mut file: Option<std::io::BufWriter<std::fs::File>> = None;
     let mut written = 0u64;
     let result = edgepoll::download_with(request, timeout, client, |piece| {
+        let out = match &mut file {
+            Some(out) => out,
+            None => file.insert(std::io::BufWriter::with_capacity(
+                256 * 1024,
+                std::fs::File::create(path)?,
+            )),
+        };
+        out.write_all(piece)?;
         written += piece.len() as u64;
-        file.write_all(piece)
+        Ok(())
     });
-    let flushed = file.flush();
+    match (&result, &file) {
+        // An empty body: the file is the response's, empty.
+        (Ok(_), None) => {
+            if let Err(e) = std::fs::File::create(path) {
+                eprintln!("{tag} -> error: writing {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        (Err(_), None) if !existed => {
+            let _ = std::fs::remove_file(path);
+        }
+        _ => {}
+    }
+    let flushed = file.as_mut().map_or(Ok(()), |out| out.flush());
     match (result, flushed) {
         (Ok(head), Ok(())) => {
             if verbose {
