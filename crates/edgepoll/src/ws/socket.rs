@@ -67,7 +67,7 @@ impl CloseCode {
     /// 1009: a message over [`WsLimits::max_message_bytes`].
     pub const TOO_BIG: CloseCode = CloseCode(1009);
 
-    /// Whether a peer may send this code in a close frame.
+    /// Whether this code may be sent in a close frame (by either side).
     fn may_be_sent(self) -> bool {
         matches!(self.0, 1000..=1003 | 1007..=1011 | 3000..=4999)
     }
@@ -322,6 +322,10 @@ impl WebSocket {
             }
         };
         self.close_code = code.or(Some(CloseCode(1005)));
+        // The answer's time to be sent starts now, as any frame's.
+        if self.output.is_empty() {
+            self.last_sent = now;
+        }
         let mut frame = Vec::with_capacity(4);
         write_frame(
             &mut frame,
@@ -333,7 +337,11 @@ impl WebSocket {
     }
 
     /// Closes with `code`: the close frame is queued (past the queue limit if
-    /// need be) and the connection ends once it is sent.
+    /// need be) and the connection ends once it is sent. The reason is cut
+    /// to the 123 bytes a close frame has room for, at a character's end. A
+    /// code that may not go on the wire (1005, 1006, 1015, and those outside
+    /// 1000–1003, 1007–1011 and 3000–4999; RFC 6455 §7.4) is left out: the
+    /// frame then says nothing, which the peer reads as 1005.
     ///
     /// ```
     /// use edgepoll::ws::{CloseCode, WebSocket, WsLimits};
@@ -341,20 +349,32 @@ impl WebSocket {
     /// let mut ws = WebSocket::new(WsLimits::default(), Instant::now());
     /// ws.close(CloseCode::NORMAL, "bye", Instant::now());
     /// assert_eq!(ws.pending_output(), b"\x88\x05\x03\xe8bye");
+    /// let mut ws = WebSocket::new(WsLimits::default(), Instant::now());
+    /// ws.close(CloseCode(1006), "gone", Instant::now());
+    /// assert_eq!(ws.pending_output(), b"\x88\x00");
     /// ```
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) {
         if self.state != State::Open {
             return;
         }
-        let reason = &reason.as_bytes()[..reason.len().min(123)];
-        let mut payload = Vec::with_capacity(2 + reason.len());
-        payload.extend_from_slice(&code.0.to_be_bytes());
-        payload.extend_from_slice(reason);
+        let mut cut = reason.len().min(123);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut payload = Vec::with_capacity(2 + cut);
+        if code.may_be_sent() {
+            payload.extend_from_slice(&code.0.to_be_bytes());
+            payload.extend_from_slice(&reason.as_bytes()[..cut]);
+        }
         if self.output.is_empty() {
             self.last_sent = now;
         }
         write_frame(self.output.buffer(), Opcode::Close, &payload);
-        self.close_code = Some(code);
+        self.close_code = Some(if code.may_be_sent() {
+            code
+        } else {
+            CloseCode(1005)
+        });
         self.state = State::Closing;
     }
 

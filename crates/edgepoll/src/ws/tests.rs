@@ -197,3 +197,32 @@ fn an_idle_connection_releases_its_buffers() {
     assert_eq!(ws.buffered_capacity(), 0);
     assert!(std::mem::size_of::<WebSocket>() <= 256);
 }
+
+/// What a close sends is always a valid close frame: a long reason is cut
+/// at a character's end, and a code that may not be sent is left out.
+#[test]
+fn a_close_sends_only_what_may_be_sent() {
+    let now = Instant::now();
+    let mut ws = WebSocket::new(WsLimits::default(), now);
+    ws.close(CloseCode::NORMAL, &"é".repeat(62), now);
+    let out = ws.pending_output().to_vec();
+    let header = read_header(&out).expect("valid").expect("a frame");
+    let payload = &out[header.header_len..];
+    assert_eq!(header.payload_len as usize, payload.len());
+    assert_eq!(
+        payload.len(),
+        2 + 122,
+        "61 whole characters, not 61 and a half"
+    );
+    assert!(std::str::from_utf8(&payload[2..]).is_ok());
+    for code in [0, 999, 1004, 1005, 1006, 1012, 1015, 2999, 5000] {
+        let mut ws = WebSocket::new(WsLimits::default(), now);
+        ws.close(CloseCode(code), "why", now);
+        assert_eq!(ws.pending_output(), b"\x88\x00", "{code}");
+    }
+    for code in [1000, 1011, 3000, 4999] {
+        let mut ws = WebSocket::new(WsLimits::default(), now);
+        ws.close(CloseCode(code), "", now);
+        assert_eq!(ws.pending_output()[2..], code.to_be_bytes(), "{code}");
+    }
+}
