@@ -250,3 +250,79 @@ impl Drop for RawServer {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// A TLS server (Python's `ssl`, with the PKI's good certificate) that
+/// answers each request with a body that runs until the close, then
+/// closes: with close_notify (`clean`), or with a bare TCP close, as an
+/// attacker's injected FIN would look (`clean` false). Stopped on drop.
+pub struct CloseDelimited {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+const CLOSE_DELIMITED: &str = r#"
+import socket, ssl, sys
+cert, key, clean = sys.argv[1], sys.argv[2], sys.argv[3] == "clean"
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(8)
+print(listener.getsockname()[1], flush=True)
+while True:
+    raw, _ = listener.accept()
+    raw.settimeout(30)
+    try:
+        conn = ctx.wrap_socket(raw, server_side=True)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = conn.recv(4096)
+            if not piece:
+                break
+            data += piece
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 1000)
+        if clean:
+            conn.unwrap().close()
+        else:
+            # The TCP stream ends with no close_notify before it.
+            socket.socket(fileno=conn.detach()).close()
+    except (OSError, ssl.SSLError):
+        raw.close()
+"#;
+
+impl CloseDelimited {
+    pub fn start(pki: &Pki, clean: bool) -> CloseDelimited {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                CLOSE_DELIMITED,
+                &pki.path("good.pem"),
+                &pki.path("good.key"),
+            ])
+            .arg(if clean { "clean" } else { "cut" })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs (apt-get install python3)");
+        let mut line = String::new();
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut byte = [0u8; 1];
+        while !line.ends_with('\n') {
+            let n = stdout.read(&mut byte).expect("the port");
+            assert!(n > 0, "the TLS server did not start");
+            line.push(byte[0] as char);
+        }
+        let port: u16 = line.trim().parse().expect("a port");
+        CloseDelimited {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+        }
+    }
+}
+
+impl Drop for CloseDelimited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,7 +3,7 @@
 //! certificates generated at test time; and servers that stall or answer
 //! garbage in the handshake.
 
-use edgepoll_tests::tls::{Pki, Raw, RawServer, SServer};
+use edgepoll_tests::tls::{CloseDelimited, Pki, Raw, RawServer, SServer};
 use edgepoll_tests::upstream::Nginx;
 use edgepoll_tests::{
     connect, on_each_runtime, read_response, run_wasm_with, start_program_with, Runtime,
@@ -246,5 +246,25 @@ fn the_proxy_reaches_https_upstreams() {
         std::thread::sleep(Duration::from_millis(200));
         let log = proxy.stderr_lines().join("\n");
         assert!(log.contains("certificate rejected"), "{log}");
+    });
+}
+
+/// A body that runs until the close ends, over TLS, only with the server's
+/// close_notify: a bare TCP close (as an injected FIN would make) cannot be
+/// told from a cut, and is reported as one (RFC 8446 §6.1, RFC 9112 §9.8).
+#[test]
+fn a_body_read_until_the_close_needs_close_notify() {
+    let pki = Pki::new();
+    let clean = CloseDelimited::start(&pki, true);
+    let cut = CloseDelimited::start(&pki, false);
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let url = |server: &CloseDelimited| format!("https://localhost:{}/", server.addr.port());
+        let (code, stdout, stderr) = client(runtime, &pki, &["--cacert", &ca, &url(&clean)]);
+        assert_eq!(code, 0, "{} {stdout} {stderr}", runtime.name());
+        assert!(stdout.contains("200"), "{stdout}");
+        let (code, stdout, stderr) = client(runtime, &pki, &["--cacert", &ca, &url(&cut)]);
+        assert_eq!(code, 1, "{} {stdout} {stderr}", runtime.name());
+        assert!(stderr.contains("-> error: "), "{stderr}");
     });
 }

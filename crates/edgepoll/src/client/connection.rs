@@ -288,17 +288,34 @@ impl ClientConnection {
     /// The server closed its side: ends a body delimited by the close, or
     /// reports the exchange cut short.
     pub(crate) fn receive_eof(&mut self, events: &mut Vec<ClientEvent>) {
+        self.end(events, false);
+    }
+
+    /// The server's stream ended without showing it meant to end there (TLS
+    /// without close_notify): a body framed by the close fails as cut, one
+    /// with a length or chunks ends as its framing says.
+    pub(crate) fn receive_cut(&mut self, events: &mut Vec<ClientEvent>) {
+        self.end(events, true);
+    }
+
+    fn end(&mut self, events: &mut Vec<ClientEvent>, cut: bool) {
         self.reusable = false;
         let State::Busy(busy) = &mut self.state else {
             return;
         };
         if let Some((incoming, _)) = &busy.body_in {
-            let result = incoming.finish();
+            let result = match incoming {
+                Incoming::UntilClose if cut => Err(BodyError::Truncated),
+                _ => incoming.finish(),
+            };
             let ok = result.is_ok();
             events.push(ClientEvent::End(result));
             return self.finish(ok, false);
         }
-        let result = busy.parser.finish();
+        let result = match cut && busy.parser.reads_until_close() {
+            true => Err(ResponseError::Truncated),
+            false => busy.parser.finish(),
+        };
         let ok = result.is_ok();
         events.push(ClientEvent::Response(result));
         self.finish(ok, false);

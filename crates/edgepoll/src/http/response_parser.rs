@@ -257,6 +257,18 @@ impl ResponseParser {
         Ok(self.take(body_end))
     }
 
+    /// Whether the response being read has a body that runs until the
+    /// connection closes.
+    pub(crate) fn reads_until_close(&self) -> bool {
+        matches!(
+            self.head,
+            Some(Head {
+                body: Body::UntilClose,
+                ..
+            })
+        )
+    }
+
     /// Tells the parser the connection closed; completes a response whose body
     /// runs until close, and reports any other incomplete response as truncated.
     pub fn finish(&mut self) -> Result<ParsedResponse, ResponseError> {

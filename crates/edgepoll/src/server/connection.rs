@@ -83,6 +83,12 @@ pub(crate) trait Endpoint {
     fn wants_read(&self) -> bool;
     fn receive(&mut self, data: &[u8]);
     fn receive_eof(&mut self);
+    /// The stream ended in a way that does not show it ended where the peer
+    /// meant it to (TLS without close_notify).
+    #[inline]
+    fn receive_cut(&mut self) {
+        self.receive_eof();
+    }
     fn wants_write(&self) -> bool;
     /// The pending output: one part, or a head and a body sent together.
     fn output(&self) -> [&[u8]; 2];
@@ -266,6 +272,11 @@ impl Endpoint for UpstreamEndpoint<'_> {
         self.conn.receive_eof(&mut self.events);
     }
 
+    fn receive_cut(&mut self) {
+        self.eof = true;
+        self.conn.receive_cut(&mut self.events);
+    }
+
     fn wants_write(&self) -> bool {
         self.conn.wants_write()
     }
@@ -304,6 +315,10 @@ impl<E: Endpoint> TlsEndpoint<'_, E> {
                 Plain::Nothing => return,
                 Plain::End => {
                     self.inner.receive_eof();
+                    return;
+                }
+                Plain::Cut => {
+                    self.inner.receive_cut();
                     return;
                 }
             }

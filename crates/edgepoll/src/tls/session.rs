@@ -27,8 +27,12 @@ pub(crate) enum Plain<'a> {
     Data(&'a [u8]),
     /// Nothing until more ciphertext comes.
     Nothing,
-    /// The server ended the stream (cleanly, or not: see [`TlsSession::error`]).
+    /// The server ended the stream with close_notify (or a fault ended it:
+    /// see [`TlsSession::error`]).
     End,
+    /// The transport closed without close_notify: a body that runs until
+    /// the close may have been cut.
+    Cut,
 }
 
 impl TlsSession {
@@ -129,10 +133,11 @@ impl TlsSession {
             Ok([]) => Plain::End,
             Ok(chunk) => Plain::Data(chunk),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Plain::Nothing,
-            // A TCP close without close_notify. For HTTP, framing says
-            // whether the body was complete: the end is passed on, and an
-            // unfinished response fails there.
-            Err(_) => Plain::End,
+            // A TCP close without close_notify (or inside a record): for
+            // HTTP, framing says whether a body with a length or chunks was
+            // complete, but one read until the close cannot be told from a
+            // cut one (RFC 8446 §6.1, RFC 9112 §9.8).
+            Err(_) => Plain::Cut,
         }
     }
 

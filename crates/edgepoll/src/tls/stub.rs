@@ -22,6 +22,7 @@ pub(crate) enum Plain<'a> {
     Data(&'a [u8]),
     Nothing,
     End,
+    Cut,
 }
 
 impl TlsSession {
