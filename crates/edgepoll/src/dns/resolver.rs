@@ -416,6 +416,7 @@ fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
     let mut ttl = MAX_TTL;
     let mut negative: Option<(ResolveError, u32)> = None;
     let mut failure = None;
+    let mut unanswered = false;
     for p in parts {
         match p.state {
             PartState::Done(Ok(Answer::Addresses {
@@ -444,11 +445,21 @@ fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
             PartState::Done(Err(e)) => {
                 failure.get_or_insert(e);
             }
-            PartState::Done(Ok(Answer::Truncated)) | PartState::Asking | PartState::OverTcp => {}
+            PartState::Done(Ok(Answer::Truncated)) | PartState::Asking | PartState::OverTcp => {
+                unanswered = true;
+            }
         }
     }
     if !addrs.is_empty() {
-        return (Ok(addrs), Duration::from_secs(ttl.into()));
+        // One family's addresses while the other's query failed or went
+        // unanswered (a lost datagram): kept only briefly, so that the
+        // next lookup asks again rather than going without that family
+        // (IPv4, say) for the whole TTL.
+        let keep = match failure.is_some() || unanswered {
+            true => SYSTEM_TTL.min(Duration::from_secs(ttl.into())),
+            false => Duration::from_secs(ttl.into()),
+        };
+        return (Ok(addrs), keep);
     }
     // NXDOMAIN wins over a failure of the other query; a failure is not
     // kept (the next lookup asks again); "no address" is kept only when

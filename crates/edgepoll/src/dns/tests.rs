@@ -348,6 +348,17 @@ fn a_family_that_never_answers_costs_only_a_short_grace() {
         r.finished.pop(),
         Some(("v4only.test".into(), Ok(vec![v4()])))
     );
+    // Kept only briefly, not for the answer's 30 s: the lost query may
+    // have been the family the caller needs.
+    let done = now + OTHER_FAMILY_GRACE;
+    assert_eq!(
+        r.lookup("v4only.test", done + SYSTEM_TTL / 2),
+        Lookup::Ready(Ok(vec![v4()]))
+    );
+    assert_eq!(
+        r.lookup("v4only.test", done + SYSTEM_TTL + Duration::from_secs(1)),
+        Lookup::Pending
+    );
 }
 
 #[test]
