@@ -32,9 +32,9 @@ pub enum Behaviour {
     /// in a write of its own: a reader that wrongly takes the head for the
     /// whole response finds the body later, as if it began the next one.
     ReflectInTwo,
-    /// Keep-alive; answers every request with a body in
-    /// `Transfer-Encoding: gzip, chunked`: a coding a proxy cannot pass on
-    /// without saying so.
+    /// Answers with the start of a body in `Transfer-Encoding: gzip` (a
+    /// coding a proxy cannot pass on without saying so), which runs until
+    /// the close; then sends nothing more and waits for the client to close.
     Gzipped,
     /// Answers every request with bytes that are not HTTP, then closes.
     Garbage,
@@ -332,8 +332,11 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
                 head
             }
             Behaviour::Gzipped => {
-                // "hi" gzipped would do as well; these bytes only have to arrive.
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n".to_vec()
+                // The start of a gzip stream; these bytes only have to arrive.
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00");
+                let mut rest = [0u8; 1024];
+                while stream.read(&mut rest).is_ok_and(|n| n > 0) {}
+                return;
             }
             Behaviour::Reflect => [
                 format!("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: {}\r\n\r\n", head.len()).into_bytes(),
@@ -343,10 +346,7 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             Behaviour::Garbage => b"SPDY/9 banana\r\n\0\0\r\n\r\n".to_vec(),
             _ => [b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec(), vec![b'x'; 1000]].concat(),
         };
-        let keeps_alive = matches!(
-            behaviour,
-            Behaviour::Reflect | Behaviour::ReflectInTwo | Behaviour::Gzipped
-        );
+        let keeps_alive = matches!(behaviour, Behaviour::Reflect | Behaviour::ReflectInTwo);
         if stream.write_all(&reply).is_err() || !keeps_alive {
             return;
         }

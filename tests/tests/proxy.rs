@@ -160,6 +160,15 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
             .iter()
             .filter(|l| l.contains(&gzipped.addr.to_string()));
         assert_eq!(naming.count(), 1, "{name}: {lines:?}");
+        // Its body is not read on: the upstream connection closes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while gzipped.seen.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the upstream connection stayed open"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     });
 }
 

@@ -253,9 +253,10 @@ impl Pool {
             self.queue.remove(at);
         } else if let Some(at) = self.resolving.iter().position(|(_, ex)| ex.id == id) {
             self.resolving.swap_remove(at);
-        } else if self.events.iter().any(|(done, _)| *done == id) {
-            self.events.retain(|(done, _)| *done != id);
         } else {
+            // Its events not yet reported go; its connection, if it is
+            // still on one (a streamed body under way), closes.
+            self.events.retain(|(done, _)| *done != id);
             self.cancelled.push(id);
         }
     }

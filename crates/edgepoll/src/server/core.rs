@@ -682,10 +682,10 @@ impl Core {
             if !self.work.pool.events.is_empty() {
                 acted = true;
                 for (exchange, event) in std::mem::take(&mut self.work.pool.events) {
-                    // Cancelled by an earlier callback of this batch.
-                    let cancelled = &mut self.work.pool.cancelled;
-                    if let Some(at) = cancelled.iter().position(|id| *id == exchange) {
-                        cancelled.swap_remove(at);
+                    // Cancelled by an earlier callback of this batch: none of
+                    // its events is reported, and it stays listed, so that
+                    // its connection closes next round.
+                    if self.work.pool.cancelled.contains(&exchange) {
                         // A connection it switched has no one to join now.
                         if self.work.switched.contains_key(&exchange) {
                             self.drop_switched(exchange, now);
