@@ -109,6 +109,9 @@ impl Balancer {
         let up = &mut self.upstreams[index];
         up.outstanding = up.outstanding.saturating_sub(1);
         match outcome {
+            // An answer to a request sent before an ejection does not end
+            // it: only the probe's (or any while up) counts.
+            Outcome::Answered if matches!(up.health, Health::Ejected(_)) => false,
             Outcome::Answered => {
                 up.health = Health::Up;
                 false
@@ -177,6 +180,21 @@ mod tests {
         assert!(!b.finish(i, Outcome::Answered, later));
         assert_eq!(b.pick(later, 0), Some(i));
         assert_eq!(b.pick(later, 0), Some(i));
+    }
+
+    #[test]
+    fn an_answer_sent_before_the_ejection_does_not_end_it() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let (first, second) = (b.pick(now, 0).unwrap(), b.pick(now, 0).unwrap());
+        let third = b.pick(now, 0).unwrap();
+        assert_eq!(third, first);
+        assert!(b.finish(first, Outcome::Failed, now));
+        // The other request in flight to it answers a moment later.
+        assert!(!b.finish(third, Outcome::Answered, now));
+        for _ in 0..4 {
+            assert_eq!(b.pick(now, 0), Some(second), "still ejected");
+        }
     }
 
     #[test]

@@ -1071,11 +1071,16 @@ impl Handler {
 
     /// Stops or resumes reading the streamed body of request `id`
     /// (backpressure: the place its pieces go to is full). A pause ends with
-    /// its body: the next request's body is read as usual.
-    pub fn pause_body(&mut self, id: RequestId, paused: bool) {
+    /// its body: the next request's body is read as usual. The idle timeout
+    /// does not run while a body is paused, and starts over at `now` when it
+    /// resumes.
+    pub fn pause_body(&mut self, id: RequestId, paused: bool, now: Instant) {
         match paused {
             true => self.body_paused = Some(id),
-            false if self.body_paused == Some(id) => self.body_paused = None,
+            false if self.body_paused == Some(id) => {
+                self.body_paused = None;
+                self.last_progress = now;
+            }
             false => {}
         }
     }

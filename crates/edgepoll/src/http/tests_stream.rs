@@ -113,7 +113,7 @@ fn a_paused_body_is_not_read_until_resumed() {
         &mut service,
     );
     assert_eq!(service.body, b"abc");
-    conn.pause_body(service.ids[0], true);
+    conn.pause_body(service.ids[0], true, now);
     assert!(!conn.wants_read());
     let respond = now + Limits::default().respond_timeout;
     assert_eq!(
@@ -123,7 +123,7 @@ fn a_paused_body_is_not_read_until_resumed() {
     );
     conn.receive(b"def", now, &mut service);
     assert_eq!(service.body, b"abc", "held while paused");
-    conn.pause_body(service.ids[0], false);
+    conn.pause_body(service.ids[0], false, now);
     assert!(conn.wants_read());
     conn.process(now, &mut service);
     assert_eq!(service.body, b"abcdef");
@@ -315,7 +315,7 @@ fn the_next_streamed_body_is_not_held_by_the_last_ones_pause() {
 POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
     conn.receive(&two[..], now, &mut service);
     // Held back late, after its body was all read (as the loop may).
-    conn.pause_body(service.ids[0], true);
+    conn.pause_body(service.ids[0], true, now);
     assert!(conn.wants_read());
     conn.receive(b"cd", now, &mut service);
     assert_eq!(service.body, b"abcd");
@@ -438,4 +438,31 @@ fn every_streamed_body_that_breaks_off_is_reported_once() {
     assert_eq!(service.ends[0].1, Err(BodyError::Unread));
     assert_eq!(conn.take_broken_body(), None);
     assert!(take_output(&mut conn, now).contains("Connection: close\r\n"));
+}
+
+/// A body paused longer than the idle timeout (its sink was full) is not
+/// late when it resumes: its idle time starts over then.
+#[test]
+fn a_resumed_body_gets_its_whole_idle_timeout_again() {
+    let limits = Limits {
+        respond_timeout: Limits::default().idle_timeout * 4,
+        ..Limits::default()
+    };
+    let idle = limits.idle_timeout;
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits, now), Streams::default());
+    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
+    conn.receive(head.as_bytes(), now, &mut service);
+    conn.pause_body(service.ids[0], true, now);
+    let resumed = now + idle * 2;
+    conn.handle_timeout(resumed);
+    conn.pause_body(service.ids[0], false, resumed);
+    conn.handle_timeout(resumed + idle / 2);
+    assert!(
+        !conn.wants_write(),
+        "no 408 half an idle timeout after resuming"
+    );
+    conn.receive(b"defghij", resumed + idle / 2, &mut service);
+    assert_eq!(service.body, b"abcdefghij");
+    assert_eq!(service.ends, [Ok(())]);
 }

@@ -67,7 +67,7 @@ pub(crate) fn route_inbound<D: Driven>(
             }
             let backlog = up.conn.backlog();
             if backlog > limit {
-                hold_request(core, responder);
+                hold_request(core, responder, now);
             }
             core.step_now(index, now, driven);
         }
@@ -86,7 +86,7 @@ pub(crate) fn route_inbound<D: Driven>(
             .queued_mut(exchange)
             .is_some_and(|queued| queued.early_len() > limit)
         {
-            hold_request(core, responder);
+            hold_request(core, responder, now);
         }
     }
     if end {
@@ -121,7 +121,7 @@ fn to_own_response<D: Driven>(
                 // Over its length, or gone: the response cannot be completed.
                 let _ = handler.abort_body(id, now);
             } else if handler.body_backlog(id) > limit {
-                handler.pause_body(responder.id, true);
+                handler.pause_body(responder.id, true, now);
                 hold = true;
             }
         }
@@ -160,9 +160,9 @@ fn write_soon<D: Driven>(
 }
 
 /// Stops reading a streamed request body until its sink drains.
-fn hold_request(core: &mut Core, responder: Responder) {
+fn hold_request(core: &mut Core, responder: Responder, now: Instant) {
     if let Some(handler) = core.handler_of(responder) {
-        handler.pause_body(responder.id, true);
+        handler.pause_body(responder.id, true, now);
         if !core.work.held_requests.contains(&responder) {
             core.work.held_requests.push(responder);
         }
@@ -335,7 +335,7 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant
             let Some(handler) = core.handler_of(responder) else {
                 return;
             };
-            handler.pause_body(responder.id, false);
+            handler.pause_body(responder.id, false, now);
             responder.token.0
         }
         Release::Exchange(exchange) => {
@@ -349,7 +349,9 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant
             else {
                 return;
             };
+            // Its time to answer starts over: while held it was not asked.
             up.held = false;
+            up.last_progress = now;
             index
         }
     };

@@ -116,6 +116,9 @@ pub(crate) struct Core {
     pub(crate) poll: Poll,
     pub(crate) slots: Vec<Option<Connection>>,
     free: Vec<usize>,
+    /// Slots closed since the last poll: the rest of that poll's events for
+    /// them were the old connection's, not whatever opened there since.
+    closed_since_poll: Vec<usize>,
     next_serial: u64,
     pub(crate) scratch: Vec<u8>,
     pub(crate) work: Work,
@@ -140,6 +143,7 @@ impl Core {
             poll,
             slots: Vec::new(),
             free: Vec::new(),
+            closed_since_poll: Vec::new(),
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
             work,
@@ -185,6 +189,7 @@ impl Core {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
+            self.closed_since_poll.clear();
             for event in &events {
                 if event.token() == LISTENER {
                     if let Some(listener) = listener {
@@ -200,6 +205,11 @@ impl Core {
                     continue;
                 }
                 let index = event.token().0;
+                if self.closed_since_poll.contains(&index) {
+                    // A connection opened in its slot since is polled anew
+                    // (readiness is level-triggered: nothing is lost).
+                    continue;
+                }
                 let readable = event.is_readable() || event.is_error();
                 let next = self.drive(index, true, readable, now, driven);
                 self.settle(index, next, now);
@@ -575,6 +585,7 @@ impl Core {
             let _ = self.poll.deregister(&conn.stream);
         }
         self.free.push(index);
+        self.closed_since_poll.push(index);
         let lingering = conn.linger_until.is_some();
         match &mut conn.role {
             Role::Http(_) if !self.work.pipes.tunnels.is_empty() => {
