@@ -550,3 +550,32 @@ fn help_and_mistakes_are_answered_on_every_runtime() {
         );
     });
 }
+
+/// A client that pauses in the middle of its upload for longer than the
+/// upstream's `--timeout` (but within its own idle timeout) is not taken
+/// for a silent upstream: the upload completes and is answered.
+#[test]
+fn a_pause_in_the_client_s_upload_is_not_the_upstream_s_silence() {
+    on_each_runtime(|runtime| {
+        let sink = NativeUpstream::start(Behaviour::Sink);
+        let proxy = start_proxy(
+            runtime,
+            &[sink.addr.to_string()],
+            &["--timeout", "1", "--idle-timeout", "20"],
+        );
+        let mut body = vec![0u8; 200_000];
+        pattern(0, &mut body);
+        let mut stream = connect(proxy.addr);
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("send");
+        stream.write_all(&body[..100_000]).expect("send");
+        std::thread::sleep(Duration::from_millis(2500));
+        stream.write_all(&body[100_000..]).expect("send");
+        let (head, answer) = read_response(&mut stream);
+        assert_eq!(status(&head), 200, "{} {head}", runtime.name());
+        assert_eq!(answer, b"bytes=200000 intact=true\n", "{}", runtime.name());
+    });
+}

@@ -158,6 +158,16 @@ impl ClientConnection {
         }
     }
 
+    /// Whether all of the request given so far is out and the rest of a
+    /// streamed body is still to come from its source: the wait is the
+    /// source's, not the server's.
+    pub(crate) fn waits_for_body(&self) -> bool {
+        match &self.state {
+            State::Busy(busy) => busy.output.is_empty() && busy.body_out.is_some(),
+            _ => false,
+        }
+    }
+
     /// Request bytes queued and not yet sent (a sink's backlog).
     pub(crate) fn backlog(&self) -> usize {
         match &self.state {

@@ -356,8 +356,10 @@ pub(crate) fn handle_timeout(
                 options.connect_timeout,
             ))),
         ),
-        // Held back by its client is not silence.
-        (Some(_), false) if up.held => return None,
+        // Held back by its client is not silence, nor is waiting for the
+        // rest of a request body its client is slow to send (the client's
+        // own idle timeout covers that).
+        (Some(_), false) if up.held || up.conn.waits_for_body() => return None,
         (Some(_), false) => (
             options.response_timeout,
             Some(ClientError::Timeout(options.response_timeout)),
