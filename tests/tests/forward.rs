@@ -31,21 +31,27 @@ fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     })
 }
 
-/// What `/_stats` says: (requests waiting upstream, bytes allocated).
-fn stats(addr: std::net::SocketAddr) -> (usize, usize) {
+/// What `/_stats` says, as `key=value` words; `value(key)` reads one.
+fn stats_text(addr: std::net::SocketAddr) -> impl Fn(&str) -> String {
     let mut stream = connect(addr);
     stream
         .write_all(b"GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
     let (_, body) = read_response(&mut stream);
     let text = String::from_utf8(body).expect("text");
-    let value = |key: &str| -> usize {
+    move |key: &str| {
         text.split_whitespace()
             .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {key} in {text:?}"))
-    };
-    (value("waiting"), value("live"))
+            .to_string()
+    }
+}
+
+/// What `/_stats` says: (requests waiting upstream, bytes allocated).
+fn stats(addr: std::net::SocketAddr) -> (usize, usize) {
+    let value = stats_text(addr);
+    let number = |key: &str| value(key).parse().expect("a number");
+    (number("waiting"), number("live"))
 }
 
 /// 64 keep-alive clients go through to a fast upstream while requests to a
@@ -267,18 +273,7 @@ fn nginx_and_the_echo_server_as_upstreams() {
 
 /// What `/_stats` says of the `/_count` bodies: (being read, how they ended).
 fn count_stats(addr: std::net::SocketAddr) -> (String, String) {
-    let mut stream = connect(addr);
-    stream
-        .write_all(b"GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("send");
-    let (_, body) = read_response(&mut stream);
-    let text = String::from_utf8(body).expect("text");
-    let value = |key: &str| {
-        text.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
-            .to_string()
-    };
+    let value = stats_text(addr);
     (value("counting"), value("ends"))
 }
 
