@@ -254,8 +254,14 @@ impl Poll {
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.list.clear();
         self.check_can_wait(timeout.is_some())?;
-        // A timeout too far to represent is no timeout.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // A timeout too far for the clock to count to is a year: a wait
+        // with nothing registered needs some deadline (without one the
+        // runtime would be asked to wait on nothing, which it refuses).
+        let now = Instant::now();
+        let deadline = timeout.map(|t| {
+            now.checked_add(t)
+                .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+        });
         self.wait(events, deadline)
     }
 

@@ -7,6 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+/// The longest time between two sweeps.
+const LONGEST_GRANULARITY: Duration = Duration::from_secs(24 * 3600);
+
 /// When the event loop next checks deadlines.
 ///
 /// ```
@@ -18,6 +21,9 @@ use std::time::{Duration, Instant};
 /// sweep.rearm(now, Some(now + Duration::from_millis(10)));
 /// assert_eq!(sweep.next(), now + Duration::from_millis(10));
 /// assert!(sweep.is_due(now + Duration::from_millis(10)));
+/// // No granularity is too long for the clock.
+/// let rare = Sweep::new(Duration::MAX, now);
+/// assert_eq!(rare.next(), now + Duration::from_secs(24 * 3600));
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Sweep {
@@ -26,8 +32,11 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// A sweep every `granularity` at the latest, the first one `granularity` after `now`.
+    /// A sweep every `granularity` at the latest, the first one `granularity`
+    /// after `now`. A granularity over a day is a day: a clock must be able
+    /// to count to the next sweep.
     pub fn new(granularity: Duration, now: Instant) -> Sweep {
+        let granularity = granularity.min(LONGEST_GRANULARITY);
         Sweep {
             granularity,
             next: now + granularity,
