@@ -17,6 +17,14 @@ fn the_guest_exit_code_is_the_runtime_exit_code() {
     on_each_runtime(|rt| {
         let out = run_wasm(rt, "conformance_guest", &["exit"], Duration::from_secs(30));
         assert_eq!(out.status.code(), Some(7));
+        // A status is its low byte: exit(-1) fails with 255, as a process's.
+        let out = run_wasm(
+            rt,
+            "conformance_guest",
+            &["exit-minus-one"],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(255), "{}", rt.name());
         let out = run_wasm(
             rt,
             "poll_http_server",

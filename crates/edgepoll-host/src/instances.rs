@@ -187,7 +187,7 @@ fn keep_running(
         Some(number) => format!("instance {number}"),
         None => "the instance".to_string(),
     };
-    let mut quick_failures = 0;
+    let (mut quick_failures, mut quick_exits) = (0, 0);
     loop {
         if STOPPING.load(Ordering::SeqCst) {
             // Stopped while it paused: it does not start again.
@@ -209,10 +209,24 @@ fn keep_running(
             return Report::Ended(code);
         }
         if code == 0 {
+            // A clean exit soon after starting waits as a failure would
+            // before the next start (without giving up): a guest that ends
+            // at once must not spin a core.
             quick_failures = 0;
-            eprintln!("edgepoll-host: {what}; starting it again");
+            quick_exits = match started.elapsed() < QUICK {
+                true => quick_exits + 1,
+                false => 0,
+            };
+            if quick_exits == 0 {
+                eprintln!("edgepoll-host: {what}; starting it again");
+                continue;
+            }
+            let pause = pause_after(quick_exits);
+            eprintln!("edgepoll-host: {what}; starting it again in {pause:?}");
+            std::thread::sleep(pause);
             continue;
         }
+        quick_exits = 0;
         quick_failures = match started.elapsed() < QUICK {
             true => quick_failures + 1,
             false => 0,
@@ -222,15 +236,28 @@ fn keep_running(
                 "{what}; it failed {quick_failures} times in a row within {QUICK:?} of starting: giving up"
             ));
         }
-        let pause = (FIRST_PAUSE * 2u32.pow(quick_failures.saturating_sub(1))).min(LONGEST_PAUSE);
+        let pause = pause_after(quick_failures);
         eprintln!("edgepoll-host: {what}; starting it again in {pause:?}");
         std::thread::sleep(pause);
     }
 }
 
+/// The pause before the next start after `quick` quick ends in a row.
+fn pause_after(quick: u32) -> Duration {
+    let doublings = quick.saturating_sub(1).min(16);
+    (FIRST_PAUSE * 2u32.pow(doublings)).min(LONGEST_PAUSE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pauses_grow_from_the_first_to_the_longest() {
+        assert_eq!(pause_after(1), FIRST_PAUSE);
+        assert_eq!(pause_after(2), FIRST_PAUSE * 2);
+        assert_eq!(pause_after(1000), LONGEST_PAUSE);
+    }
 
     #[test]
     fn the_worst_exit_code_is_any_failure_then_the_highest() {

@@ -144,7 +144,8 @@ fn main() -> ExitCode {
         None => runtime::run(&invocation),
     };
     match outcome {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        // As a process's status: the low byte (exit(-1) is 255, not 0).
+        Ok(code) => ExitCode::from(code as u8),
         Err(message) => {
             eprintln!("edgepoll-host: {message}");
             ExitCode::from(if message.contains("trapped") { 134 } else { 2 })

@@ -423,6 +423,7 @@ pub fn run(case: &str) -> Result<()> {
         }
         "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
         "exit" => std::process::exit(7),
+        "exit-minus-one" => std::process::exit(-1),
         "trap" => trap_here(),
         other => return Err(format!("unknown case {other:?}")),
     }
