@@ -194,7 +194,14 @@ fn keep_running(
             return Report::Ended(0);
         }
         let started = Instant::now();
-        let outcome = runtime::run_compiled(engine, module, invocation, instance);
+        // A panic in the host's own code (a bug) ends this run as a failure,
+        // restarted as the policy says, rather than the instance for good:
+        // its store is dropped with the run; the engine and module are
+        // only read.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime::run_compiled(engine, module, invocation, instance)
+        }))
+        .unwrap_or_else(|_| Err("a fault in edgepoll-host itself ended it".to_string()));
         let (code, what) = match &outcome {
             Ok(code) => (*code, format!("{name} exited with code {code}")),
             Err(message) => (

@@ -103,15 +103,26 @@ impl GuestMemory<'_> {
     }
 
     /// Appends the bytes of every buffer of `table` to `out`; returns how
-    /// many (lengths capped as [`gather`](Self::gather) caps them).
+    /// many (lengths capped as [`gather`](Self::gather) caps them). All or
+    /// nothing: when one buffer lies outside memory, `out` is left as it was
+    /// (the guest sees the write fail, so none of it may appear).
     pub fn copy_iovecs(&self, table: IovecTable, out: &mut Vec<u8>) -> Result<u32, Errno> {
+        let before = out.len();
         let mut total: u32 = 0;
         for i in 0..table.count {
             let entry = table.ptr + 8 * i;
-            let buf = self.read_u32(entry)?;
-            let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
-            out.extend_from_slice(self.slice(buf, len)?);
-            total += len;
+            let copied = self.read_u32(entry).and_then(|buf| {
+                let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
+                out.extend_from_slice(self.slice(buf, len)?);
+                Ok(len)
+            });
+            match copied {
+                Ok(len) => total += len,
+                Err(e) => {
+                    out.truncate(before);
+                    return Err(e);
+                }
+            }
         }
         Ok(total)
     }
@@ -151,4 +162,28 @@ pub type IovecBuffer = [MaybeUninit<libc::iovec>; MAX_IOVECS];
 /// and receive cost more than the system call's own copy of a small message.
 pub fn iovec_buffer() -> IovecBuffer {
     [const { MaybeUninit::uninit() }; MAX_IOVECS]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iovecs_are_copied_whole_or_not_at_all() {
+        let mut bytes = vec![0u8; 256];
+        bytes[100..105].copy_from_slice(b"hello");
+        // Two iovecs at 0: the first valid, the second out of memory.
+        bytes[0..4].copy_from_slice(&100u32.to_le_bytes());
+        bytes[4..8].copy_from_slice(&5u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&250u32.to_le_bytes());
+        bytes[12..16].copy_from_slice(&50u32.to_le_bytes());
+        let mem = GuestMemory(&mut bytes);
+        let mut out = b"kept".to_vec();
+        let table = IovecTable { ptr: 0, count: 2 };
+        assert!(mem.copy_iovecs(table, &mut out).is_err());
+        assert_eq!(out, b"kept");
+        let table = IovecTable { ptr: 0, count: 1 };
+        assert_eq!(mem.copy_iovecs(table, &mut out), Ok(5));
+        assert_eq!(out, b"kepthello");
+    }
 }
