@@ -125,6 +125,10 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
             &["--dir", "/a:/b:ro", "x.wasm"][..],
             "unknown directory mode \"ro\"",
         ),
+        (
+            &["--instances", "2", "--grace", "inf", "x.wasm"][..],
+            "not a number of seconds from 0 to 86400: inf",
+        ),
     ] {
         let out = Command::new(host_bin()).args(args).output().expect("runs");
         let stderr = String::from_utf8_lossy(&out.stderr);

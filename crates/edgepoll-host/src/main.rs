@@ -45,9 +45,10 @@ struct Cli {
         long = "grace",
         value_name = "SECS",
         default_value = "10",
+        value_parser = parse_grace,
         requires = "instances"
     )]
-    grace: f64,
+    grace: std::time::Duration,
     /// The module to run.
     #[arg(value_name = "MODULE.wasm")]
     module: PathBuf,
@@ -137,9 +138,7 @@ fn main() -> ExitCode {
             let restart = cli
                 .restart
                 .unwrap_or(edgepoll_host::instances::Restart::Always);
-            let grace = std::time::Duration::try_from_secs_f64(cli.grace.max(0.0))
-                .unwrap_or(std::time::Duration::from_secs(10));
-            edgepoll_host::instances::run(&invocation, count, restart, grace)
+            edgepoll_host::instances::run(&invocation, count, restart, cli.grace)
         }
         None => runtime::run(&invocation),
     };
@@ -151,4 +150,13 @@ fn main() -> ExitCode {
             ExitCode::from(if message.contains("trapped") { 134 } else { 2 })
         }
     }
+}
+
+/// `--grace SECS`: from 0 to a day (a longer wait is surely a mistake).
+fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| (0.0..=86_400.0).contains(s))
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or(format!("not a number of seconds from 0 to 86400: {text}"))
 }
