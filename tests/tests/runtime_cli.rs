@@ -62,15 +62,16 @@ fn a_trap_names_the_function_and_fails() {
 
 #[test]
 fn a_missing_or_invalid_module_gets_one_clear_line() {
+    // A name in the path is no trap (exit 134 is for traps alone).
     let missing = Command::new(host_bin())
-        .arg("/no/such/module.wasm")
+        .arg("/no/such/trapped/module.wasm")
         .output()
         .expect("runs");
     assert_eq!(missing.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("cannot read /no/such/module.wasm"),
+        stderr.contains("cannot read /no/such/trapped/module.wasm"),
         "{stderr}"
     );
 

@@ -205,7 +205,11 @@ fn keep_running(
         let (code, what) = match &outcome {
             Ok(code) => (*code, format!("{name} exited with code {code}")),
             Err(message) => (
-                if message.contains("trapped") { 134 } else { 1 },
+                if message.contains(runtime::TRAPPED) {
+                    134
+                } else {
+                    1
+                },
                 format!("{name}: {message}"),
             ),
         };

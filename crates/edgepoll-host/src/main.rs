@@ -147,7 +147,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(message) => {
             eprintln!("edgepoll-host: {message}");
-            ExitCode::from(if message.contains("trapped") { 134 } else { 2 })
+            ExitCode::from(if message.contains(edgepoll_host::runtime::TRAPPED) {
+                134
+            } else {
+                2
+            })
         }
     }
 }

@@ -251,6 +251,10 @@ fn cache_dir() -> Option<PathBuf> {
     }
 }
 
+/// How a trap's message begins: what tells a trap (exit 134) from the
+/// runtime's other failures (exit 2), whatever names a message holds.
+pub const TRAPPED: &str = "guest trapped during";
+
 fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
     let names: Vec<String> = e
         .downcast_ref::<WasmBacktrace>()
@@ -285,11 +289,11 @@ fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
         (None, _) => "an unnamed function".to_string(),
     };
     if let Some(trap) = e.downcast_ref::<Trap>() {
-        return format!("guest trapped during {phase}: {trap} in {function}");
+        return format!("{TRAPPED} {phase}: {trap} in {function}");
     }
     // A host function that failed as a function, as WasmEdge's do at times.
     if let Some(failure) = e.downcast_ref::<crate::errno::Trap>() {
-        return format!("guest trapped during {phase}: {failure} in {function}");
+        return format!("{TRAPPED} {phase}: {failure} in {function}");
     }
     format!("guest failed during {phase}: {e}")
 }
