@@ -215,11 +215,15 @@ impl SubscriptionTable {
         for sub in &self.subs[1..self.hot_end] {
             let (_, fd) = split_userdata(sub.userdata);
             if let Some(slot) = self.slots.get(&fd) {
-                if !slot.pinned && slot.active_at < quiet_since && !stale.contains(&fd) {
+                if !slot.pinned && slot.active_at < quiet_since {
                     stale.push(fd);
                 }
             }
         }
+        // A descriptor listed to read and to write comes twice: once each
+        // (sorted, not searched, so many at once cost n log n, not n²).
+        stale.sort_unstable();
+        stale.dedup();
         for &fd in &stale {
             self.demote(fd);
         }
