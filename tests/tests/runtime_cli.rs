@@ -88,6 +88,18 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("is not a valid wasm module"), "{stderr}");
 
+    // A directory that is not there is refused once, not by each instance.
+    let no_dir = Command::new(host_bin())
+        .args(["--instances", "3", "--dir", "/x:/no/such/dir"])
+        .arg(wasm("conformance_guest"))
+        .arg("exit")
+        .output()
+        .expect("runs");
+    assert_eq!(no_dir.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&no_dir.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--dir /x:/no/such/dir"), "{stderr}");
+
     let usage = Command::new(host_bin()).output().expect("runs");
     assert_eq!(usage.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&usage.stderr);

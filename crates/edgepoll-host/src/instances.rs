@@ -109,6 +109,9 @@ pub fn run(
     grace: Duration,
 ) -> Result<i32, String> {
     let (engine, module) = runtime::compile(invocation)?;
+    // What every instance would refuse the same way (a --dir that is not
+    // there) is refused once, before any starts.
+    runtime::host_state(invocation)?;
     let (reports, supervisor) = mpsc::channel();
     let shared: Vec<Arc<Shared>> = (0..count).map(|_| Arc::default()).collect();
     catch_signals();
