@@ -278,8 +278,9 @@ fn count_stats(addr: std::net::SocketAddr) -> (String, String) {
 }
 
 /// A body the service reads itself is reported to it once however it
-/// ends: whole, cut by the client's close, cut by a reset, or stalled past
-/// the idle timeout (a 408); and the service holds nothing for any of them.
+/// ends: whole, cut by the client's close (answered yet or not), cut by a
+/// reset, or stalled past the idle timeout (a 408); and the service holds
+/// nothing for any of them (a second report would show as `unknown`).
 #[test]
 fn a_body_the_service_reads_is_reported_once_however_it_ends() {
     on_each_runtime(|runtime| {
@@ -308,6 +309,16 @@ fn a_body_the_service_reads_is_reported_once_however_it_ends() {
         std::thread::sleep(Duration::from_millis(300));
         drop(reset);
 
+        // Answered at once, then cut by the client's close: told once.
+        let mut early = connect(forward.addr);
+        early
+            .write_all(head("").replace("/_count", "/_count?now").as_bytes())
+            .expect("send");
+        let (answer, _) = read_response(&mut early);
+        assert_eq!(status(&answer), 200, "{name} {answer}");
+        early.write_all(&[b'e'; 1000]).expect("send");
+        early.shutdown(Shutdown::Write).expect("shut down");
+
         let mut stalled = connect(forward.addr);
         stalled.write_all(head("").as_bytes()).expect("send");
         stalled.write_all(&[b'd'; 1000]).expect("send");
@@ -317,7 +328,7 @@ fn a_body_the_service_reads_is_reported_once_however_it_ends() {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (counting, ends) = count_stats(forward.addr);
-            if ends == "ok:1,stalled:1,truncated:2" && counting == "0" {
+            if ends == "ok:1,stalled:1,truncated:3" && counting == "0" {
                 break;
             }
             assert!(

@@ -526,9 +526,13 @@ impl Handler {
             State::Closed | State::Upgraded => None,
             // A head held back behind responses is not late: the client's
             // reading of them (or the service's answering) is what counts.
-            State::Head { started, .. } if self.has_room() => {
-                Some(started + self.limits.header_timeout)
-            }
+            // Held back, its timer starts over only when it is read again
+            // (`process`): until then the client's reading is what counts.
+            State::Head {
+                started,
+                held: false,
+                ..
+            } if self.has_room() => Some(started + self.limits.header_timeout),
             // Waiting on the service is not idleness, nor is a body held
             // back by backpressure.
             State::Idle | State::Closing | State::Switching { .. } | State::Head { .. }
@@ -580,7 +584,7 @@ impl Handler {
             }
         }
         match self.state {
-            State::Head { .. } if self.has_room() => self.refuse(
+            State::Head { held: false, .. } if self.has_room() => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 "request head not complete within the header timeout",
                 now,
@@ -1427,16 +1431,23 @@ impl Handler {
                 self.abandoned.push(slot.id);
             }
         }
+    }
+
+    /// The connection is gone (reset, or closed by the loop) while a
+    /// streamed request body was still being read: it broke off, to be
+    /// told to the service through [`take_broken_body`](Self::take_broken_body).
+    /// A body whose end the service was already told of is not told again.
+    pub fn lose_connection(&mut self) {
         if let State::Stream { id, .. } = self.state {
-            self.broken_body = Some((id, BodyError::Truncated));
+            self.broken_body.get_or_insert((id, BodyError::Truncated));
             self.state = State::Closed;
         }
     }
 
-    /// The streamed request body that broke off since the last call where
-    /// the handler could not tell the service ([`Dispatch::body_end`]) itself:
-    /// at [`handle_timeout`](Self::handle_timeout) (a stall) or
-    /// [`abandon_all`](Self::abandon_all) (the connection closing). Tell it.
+    /// The streamed request body that broke off where the handler could not
+    /// tell the service ([`Dispatch::body_end`]) itself: at
+    /// [`handle_timeout`](Self::handle_timeout) (a stall) or
+    /// [`lose_connection`](Self::lose_connection). Tell it.
     pub fn take_broken_body(&mut self) -> Option<(RequestId, BodyError)> {
         self.broken_body.take()
     }

@@ -377,9 +377,10 @@ fn the_body_of_a_request_that_closes_is_read_and_nothing_after_it() {
     }
 }
 
-/// Streams every request body and answers at once, closing.
+/// Streams every request body and answers at once (closing, if `closes`).
 #[derive(Default)]
 struct AnswersAtOnce {
+    closes: bool,
     ends: Vec<(RequestId, Result<(), BodyError>)>,
 }
 
@@ -387,7 +388,11 @@ impl Dispatch for AnswersAtOnce {
     const STREAMS: bool = true;
 
     fn dispatch<'a>(&mut self, _: &Request<'a>, _: RequestId) -> Reply<'a> {
-        Reply::Now(Response::new(StatusCode::OK).header("Connection", "close"))
+        let response = Response::new(StatusCode::OK);
+        Reply::Now(match self.closes {
+            true => response.header("Connection", "close"),
+            false => response,
+        })
     }
 
     fn streams(&mut self, _: &Request<'_>) -> bool {
@@ -421,23 +426,60 @@ fn every_streamed_body_that_breaks_off_is_reported_once() {
     assert_eq!(conn.take_broken_body(), Some((id, BodyError::Stalled)));
     assert_eq!(conn.take_broken_body(), None, "once");
     conn.abandon_all();
+    conn.lose_connection();
     assert_eq!(conn.take_broken_body(), None, "not again at the close");
     assert!(service.ends.is_empty(), "the loop tells the service");
 
     let (mut conn, mut service) = (Handler::new(limits.clone(), now), Streams::default());
     conn.receive(start.as_bytes(), now, &mut service);
     conn.abandon_all();
+    assert_eq!(conn.take_broken_body(), None, "abandoning is not losing");
+    conn.lose_connection();
     assert_eq!(
         conn.take_broken_body(),
         Some((service.ids[0], BodyError::Truncated))
     );
 
-    let (mut conn, mut service) = (Handler::new(limits, now), AnswersAtOnce::default());
+    let closing = AnswersAtOnce {
+        closes: true,
+        ..AnswersAtOnce::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits.clone(), now), closing);
     conn.receive(start.as_bytes(), now, &mut service);
     assert_eq!(service.ends.len(), 1);
     assert_eq!(service.ends[0].1, Err(BodyError::Unread));
     assert_eq!(conn.take_broken_body(), None);
     assert!(take_output(&mut conn, now).contains("Connection: close\r\n"));
+
+    // Told at once when the client closes mid-body (answered or not), and
+    // not again when the loop then loses the connection.
+    let (mut conn, mut service) = (Handler::new(limits.clone(), now), AnswersAtOnce::default());
+    conn.receive(start.as_bytes(), now, &mut service);
+    conn.receive_eof(now, &mut service);
+    conn.abandon_all();
+    conn.lose_connection();
+    assert_eq!(service.ends.len(), 1, "{:?}", service.ends);
+    assert_eq!(service.ends[0].1, Err(BodyError::Truncated));
+    assert_eq!(conn.take_broken_body(), None);
+    let (mut conn, mut service) = (Handler::new(limits.clone(), now), Streams::default());
+    conn.receive(start.as_bytes(), now, &mut service);
+    conn.receive_eof(now, &mut service);
+    conn.abandon_all();
+    conn.lose_connection();
+    assert_eq!(service.ends, [Err(BodyError::Truncated)]);
+    assert_eq!(conn.take_broken_body(), None);
+
+    // A stall's own reason is what is told, whatever follows.
+    let (mut conn, mut service) = (Handler::new(limits.clone(), now), AnswersAtOnce::default());
+    conn.receive(start.as_bytes(), now, &mut service);
+    conn.handle_timeout(now + limits.idle_timeout + std::time::Duration::from_secs(1));
+    conn.abandon_all();
+    conn.lose_connection();
+    assert_eq!(
+        conn.take_broken_body().map(|b| b.1),
+        Some(BodyError::Stalled)
+    );
+    assert!(service.ends.is_empty());
 }
 
 /// A body paused longer than the idle timeout (its sink was full) is not

@@ -604,6 +604,7 @@ impl Core {
         match &mut conn.role {
             Role::Http(handler) => {
                 handler.abandon_all();
+                handler.lose_connection();
                 let serial = conn.serial;
                 self.work
                     .abandoned

@@ -99,9 +99,13 @@ impl App for Forward {
             )));
         }
         if request.path() == "/_count" {
-            // Read here, piece by piece (see `on_request_body`).
+            // Read here, piece by piece (see `on_request_body`); answered
+            // when it ends, or (`?now`) at once, before its body.
             self.counting.insert(responder, 0);
-            return Reply::Later;
+            return match request.query() {
+                Some("now") => Reply::Now(Response::new(StatusCode::OK).body("before the body\n")),
+                _ => Reply::Later,
+            };
         }
         let Some(base) = self.upstream(request.path()) else {
             return Reply::Now(Response::new(StatusCode::NOT_FOUND).body("no route\n"));
@@ -215,6 +219,8 @@ impl App for Forward {
         cx: &mut Context<'_>,
     ) {
         let Some(n) = self.counting.remove(&responder) else {
+            // Told of an end twice, or of a body it never read.
+            *self.ends.entry("unknown".to_string()).or_default() += 1;
             return;
         };
         let outcome = match result {
