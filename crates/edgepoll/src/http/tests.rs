@@ -1263,29 +1263,30 @@ fn a_head_held_back_behind_a_response_being_read_is_not_late() {
         "GET /big HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\nGET /part";
     conn.receive(input.as_bytes(), t0, &mut sized);
     let mut out = Vec::new();
-    // The client reads 500 bytes every 5 s: slow, but reading.
-    for s in (5..=15).step_by(5) {
+    // The client reads 500 bytes every 3 s: slow, but reading; by 30 s the
+    // output is under the limit but not gone. (The loop calls `process`
+    // only once all output is gone, so neither does this.)
+    for s in (3..=30).step_by(3) {
         conn.handle_timeout(at(s));
         assert!(conn.take_incident().is_none(), "at {s} s");
         let n = conn.pending_output().len().min(500);
         out.extend_from_slice(&conn.pending_output()[..n]);
         conn.consume_output(n, at(s));
-        conn.process(at(s), &mut sized);
     }
     while conn.wants_write() {
         let n = conn.pending_output().len();
         out.extend_from_slice(conn.pending_output());
-        conn.consume_output(n, at(16));
-        conn.process(at(16), &mut sized);
+        conn.consume_output(n, at(31));
+        conn.process(at(31), &mut sized);
     }
     let text = String::from_utf8(out).unwrap();
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
     assert!(text.ends_with("\r\n\r\n/next"), "{text}");
-    // The incomplete third head's time began when it could be read (16 s).
-    conn.handle_timeout(at(25));
+    // The incomplete third head's time began when it could be read (31 s).
+    conn.handle_timeout(at(40));
     assert!(conn.take_incident().is_none());
     assert!(!conn.wants_write());
-    conn.handle_timeout(at(26));
+    conn.handle_timeout(at(41));
     let out = String::from_utf8(conn.pending_output().to_vec()).unwrap();
     assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
 }
