@@ -147,11 +147,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(message) => {
             eprintln!("edgepoll-host: {message}");
-            ExitCode::from(if message.contains(edgepoll_host::runtime::TRAPPED) {
-                134
-            } else {
-                2
-            })
+            // A trap's message, or an instance's (`instance N: ` before it).
+            let trapped = edgepoll_host::runtime::TRAPPED;
+            let trap = message.starts_with(trapped) || message.contains(&format!(": {trapped}"));
+            ExitCode::from(if trap { 134 } else { 2 })
         }
     }
 }

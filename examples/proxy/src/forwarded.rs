@@ -139,9 +139,13 @@ pub fn request_fields<'a>(
 /// it as its final recipient (RFC 9110 §7.6.2).
 pub fn max_forwards<'a>(
     method: &str,
-    mut fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+    mut fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
 ) -> Option<u64> {
     if !counts_hops(method) {
+        return None;
+    }
+    // One that `Connection` names was only for the hop it came over.
+    if HopByHop::new(fields.clone()).contains("max-forwards") {
         return None;
     }
     fields
@@ -489,6 +493,8 @@ mod tests {
         assert_eq!(max_forwards("GET", zero.iter().copied()), None);
         assert_eq!(max_forwards("options", zero.iter().copied()), None);
         assert_eq!(max_forwards("OPTIONS", odd.iter().copied()), None);
+        let named = [("Connection", &b"Max-Forwards"[..]), ("Max-Forwards", b"0")];
+        assert_eq!(max_forwards("OPTIONS", named.iter().copied()), None);
     }
 
     #[test]

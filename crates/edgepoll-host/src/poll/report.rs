@@ -69,10 +69,10 @@ impl Poller {
         }
     }
 
-    /// When a valid clock subscription fires (`None`: it is not valid).
-    /// When clock subscription `index` fires, seen at `now`: one instant for
-    /// all its readings, so that a realtime deadline already passed is `now`
-    /// itself (not a moment later, which `now` would never reach).
+    /// When clock subscription `index` fires (`None`: it is not valid),
+    /// seen at `now`: one instant for all its readings, so that a realtime
+    /// deadline already passed is `now` itself (not a moment later, which
+    /// `now` would never reach).
     pub(super) fn clock_deadline(
         &self,
         index: u32,
