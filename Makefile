@@ -33,8 +33,17 @@ setup:
 	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make their certificates with it)"; apt-get update -qq && apt-get install -y -qq openssl; }
 	@command -v dnsmasq >/dev/null || test -x /usr/sbin/dnsmasq || { echo "installing dnsmasq (the DNS server of the resolver's tests)"; apt-get update -qq && apt-get install -y -qq dnsmasq-base; }
 
+# The runtime is built with the workspace's features (--workspace), as
+# `cargo test --workspace` builds it: with `-p edgepoll-host` cargo would
+# resolve smallvec and once_cell with fewer features and build wasmtime twice
+# (about 1 GB of target/ and minutes of CI more).
+HOST_BUILD := build --release --workspace --bin edgepoll-host
+# Lints run on the release profile: its build scripts and proc macros are
+# the ones `build` already compiled, and it keeps no incremental state.
+CLIPPY := $(CARGO) clippy --release
+
 build: setup
-	$(CARGO) build --release -p edgepoll-host
+	$(CARGO) $(HOST_BUILD)
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PLAIN)
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_TLS)
 
@@ -44,9 +53,9 @@ run: build
 
 test: build
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
+	$(CLIPPY) --workspace --all-targets -- -D warnings
+	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
+	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
@@ -64,9 +73,9 @@ test: build
 	done
 
 clippy: setup
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
+	$(CLIPPY) --workspace --all-targets -- -D warnings
+	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
+	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -99,7 +99,9 @@ pub fn build() {
         }
         let status = Command::new(&cargo)
             .current_dir(root())
-            .args(["build", "--quiet", "--release", "-p", "edgepoll-host"])
+            // With the workspace's features, as `make build` and `cargo
+            // test --workspace` build it, so that wasmtime is built once.
+            .args(["build", "--quiet", "--release", "--workspace", "--bin", "edgepoll-host"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building edgepoll-host failed");
