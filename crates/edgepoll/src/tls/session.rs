@@ -113,14 +113,26 @@ impl TlsSession {
             match self.conn.read_tls(&mut data) {
                 Ok(0) => break,
                 Ok(_) => {}
-                // Its plaintext buffer is full: the rest waits.
-                Err(_) => break,
+                Err(e) => {
+                    // Backpressure (its plaintext buffer is full) is the one
+                    // refusal that clears: the rest waits for the reader.
+                    // Any other (a handshake message whose records fill
+                    // rustls's 64 KiB) would wait for ever.
+                    if !self.holds_plaintext() {
+                        self.error = Some(TlsError::Protocol(e.to_string()));
+                    }
+                    break;
+                }
             }
             if let Err(e) = self.conn.process_new_packets() {
                 self.error = Some(e.into());
             }
         }
         total - data.len()
+    }
+
+    fn holds_plaintext(&mut self) -> bool {
+        matches!(self.conn.reader().into_first_chunk(), Ok(chunk) if !chunk.is_empty())
     }
 
     /// The plaintext received, in place; [`TlsSession::consume`] it.
@@ -206,5 +218,46 @@ impl TlsSession {
             alpn,
             subject,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TLS records of `kind` carrying `payload`, `size` bytes each.
+    fn records(kind: u8, payload: &[u8], size: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for piece in payload.chunks(size) {
+            wire.extend_from_slice(&[kind, 3, 3]);
+            wire.extend_from_slice(&(piece.len() as u16).to_be_bytes());
+            wire.extend_from_slice(piece);
+        }
+        wire
+    }
+
+    #[test]
+    fn a_handshake_message_rustls_cannot_hold_fails_at_once_not_at_the_timeout() {
+        let config = crate::tls::client_config(None).expect("config");
+        let mut session = TlsSession::new(config, "localhost").expect("session");
+        session.fill_output(); // the ClientHello
+                               // A ServerHello announced at 65 000 bytes (under rustls's limit),
+                               // sent in 64-byte records: with their headers it outgrows the 64 KiB
+                               // rustls joins a handshake message in before it is complete.
+        let mut message = vec![2, 0, 0xfd, 0xe8];
+        message.resize(4 + 65_000, 0);
+        let wire = records(22, &message, 64);
+        for read in wire.chunks(16 * 1024) {
+            if !session.takes_input() {
+                break;
+            }
+            session.receive(read);
+        }
+        let error = session.error().map(|e| e.to_string());
+        assert!(
+            matches!(&error, Some(e) if e.contains("TLS protocol error")),
+            "{error:?}"
+        );
+        assert!(!session.takes_input());
     }
 }
