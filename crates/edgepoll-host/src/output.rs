@@ -74,19 +74,113 @@ impl Tagged {
     }
 }
 
-/// One tagged line in one write (lines of other instances cannot split it:
-/// a write of a few KiB to a pipe or terminal goes whole).
+/// Instances are threads of one process: one line at a time goes out, so
+/// that no line of one splits another's, however long (the kernel keeps
+/// only writes of up to 4 KiB to a pipe whole).
+static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One tagged line, whole.
 fn emit(host_fd: i32, tag: &[u8], line: &[u8]) {
     let whole = [tag, line].concat();
-    let mut rest = &whole[..];
-    while !rest.is_empty() {
-        // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
-        let n = unsafe { libc::write(host_fd, rest.as_ptr().cast(), rest.len()) };
-        if n <= 0 {
+    let _turn = WRITING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    write_all(host_fd, &whole);
+}
+
+/// Writes all of `bytes`, waiting while `host_fd` is full: a non-blocking
+/// stdout (a pipe another process set so) must not lose lines.
+fn write_all(host_fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live buffer of `bytes.len()` bytes.
+        let n = unsafe { libc::write(host_fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n > 0 {
+            bytes = &bytes[n as usize..];
+            continue;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) if n < 0 => {}
+            Some(libc::EAGAIN) if n < 0 => {
+                let mut ready = libc::pollfd {
+                    fd: host_fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut ready, 1, -1) };
+            }
             // stdout gone (a closed pipe): the guest goes on regardless, as
             // it would if the runtime had no tags.
-            return;
+            _ => return,
         }
-        rest = &rest[n as usize..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+
+    /// A pipe whose write end is non-blocking and holds one page.
+    fn small_nonblocking_pipe() -> (std::fs::File, i32) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fds[1] is the pipe's write end, just made.
+        unsafe {
+            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096);
+            libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK);
+        }
+        // SAFETY: fds[0] is ours alone.
+        (unsafe { std::fs::File::from_raw_fd(fds[0]) }, fds[1])
+    }
+
+    #[test]
+    fn long_lines_of_two_instances_arrive_whole_through_a_full_non_blocking_pipe() {
+        let (mut reader, writer) = small_nonblocking_pipe();
+        const LINE: usize = 40_000;
+        let emitters: Vec<_> = [b'a', b'b']
+            .into_iter()
+            .map(|letter| {
+                std::thread::spawn(move || {
+                    let mut line = vec![letter; LINE];
+                    line.push(b'\n');
+                    for _ in 0..8 {
+                        emit(writer, &[b'[', letter, b']', b' '], &line);
+                    }
+                })
+            })
+            .collect();
+        let mut received = Vec::new();
+        let mut buf = [0; 1000];
+        while received.len() < 16 * (LINE + 5) {
+            // Slowly, so that the writers find the pipe full.
+            std::thread::sleep(std::time::Duration::from_micros(50));
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("reading the pipe: {e}"),
+            }
+        }
+        for emitter in emitters {
+            emitter.join().expect("emitter");
+        }
+        // SAFETY: the write end is ours and no longer used.
+        unsafe { libc::close(writer) };
+        let lines: Vec<&[u8]> = received
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(lines.len(), 16);
+        for line in lines {
+            let letter = line[1];
+            assert_eq!(&line[..4], &[b'[', letter, b']', b' ']);
+            assert!(
+                line[4..].iter().all(|&b| b == letter),
+                "a line split by another"
+            );
+            assert_eq!(line.len(), 4 + LINE);
+        }
     }
 }
