@@ -137,50 +137,51 @@ mod tests {
     }
 
     #[test]
-    fn long_lines_of_two_instances_arrive_whole_through_a_full_non_blocking_pipe() {
+    fn long_lines_of_four_instances_arrive_whole_through_a_full_non_blocking_pipe() {
         let (mut reader, writer) = small_nonblocking_pipe();
         const LINE: usize = 40_000;
-        let emitters: Vec<_> = [b'a', b'b']
+        const LINES: usize = 8;
+        const LETTERS: [u8; 4] = *b"abcd";
+        let emitters: Vec<_> = LETTERS
             .into_iter()
             .map(|letter| {
                 std::thread::spawn(move || {
                     let mut line = vec![letter; LINE];
                     line.push(b'\n');
-                    for _ in 0..8 {
+                    for _ in 0..LINES {
                         emit(writer, &[b'[', letter, b']', b' '], &line);
                     }
                 })
             })
             .collect();
+        // The pipe closes once every line went (or was given up): the
+        // reader below ends either way.
+        let closer = std::thread::spawn(move || {
+            for emitter in emitters {
+                emitter.join().expect("emitter");
+            }
+            // SAFETY: the write end is ours and no longer used.
+            unsafe { libc::close(writer) };
+        });
         let mut received = Vec::new();
         let mut buf = [0; 1000];
-        while received.len() < 16 * (LINE + 5) {
+        loop {
             // Slowly, so that the writers find the pipe full.
-            std::thread::sleep(std::time::Duration::from_micros(50));
+            std::thread::sleep(std::time::Duration::from_micros(20));
             match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => received.extend_from_slice(&buf[..n]),
                 Err(e) => panic!("reading the pipe: {e}"),
             }
         }
-        for emitter in emitters {
-            emitter.join().expect("emitter");
-        }
-        // SAFETY: the write end is ours and no longer used.
-        unsafe { libc::close(writer) };
-        let lines: Vec<&[u8]> = received
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .collect();
-        assert_eq!(lines.len(), 16);
+        closer.join().expect("closer");
+        let lines: Vec<&[u8]> = received.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(received.len(), LETTERS.len() * LINES * (4 + LINE + 1), "bytes lost");
+        assert_eq!(lines.len(), LETTERS.len() * LINES);
         for line in lines {
             let letter = line[1];
             assert_eq!(&line[..4], &[b'[', letter, b']', b' ']);
-            assert!(
-                line[4..].iter().all(|&b| b == letter),
-                "a line split by another"
-            );
-            assert_eq!(line.len(), 4 + LINE);
+            assert!(line[4..].iter().all(|&b| b == letter), "a line split by another");
         }
     }
 }
