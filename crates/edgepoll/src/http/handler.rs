@@ -1026,6 +1026,15 @@ impl Handler {
             service.body(id, &self.input[decoded.data.clone()]);
         }
         self.input.consume(decoded.consumed);
+        if decoded.consumed > 0 {
+            // The respond timeout counts from the body's last progress: a
+            // 4 GiB upload outlasts any of it, while a body its sink stopped
+            // taking (paused, nothing read) still meets it.
+            let respond_by = now + self.limits.respond_timeout;
+            if let Some(slot) = self.waiting.iter_mut().find(|w| w.id == id && w.is_pending()) {
+                slot.deadline = slot.deadline.max(respond_by);
+            }
+        }
         if !decoded.done {
             return Ok(false);
         }

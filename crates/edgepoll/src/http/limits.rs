@@ -34,7 +34,9 @@ pub struct Limits {
     /// Longest time without progress (bytes in or out) on an open connection,
     /// idle or in a request body. Past it: closed (408 first if a request was under way).
     pub idle_timeout: Duration,
-    /// Longest wait for a deferred response ([`Reply::Later`](super::Reply::Later)).
+    /// Longest wait for a deferred response ([`Reply::Later`](super::Reply::Later)),
+    /// counted from the request's head, or from the last piece of a streamed
+    /// body that is still coming (an upload may take longer than this).
     /// Past it: 504, and the service is told the request was abandoned.
     pub respond_timeout: Duration,
     /// Most requests of one connection waiting for their deferred responses;

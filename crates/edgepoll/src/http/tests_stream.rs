@@ -508,3 +508,34 @@ fn a_resumed_body_gets_its_whole_idle_timeout_again() {
     assert_eq!(service.body, b"abcdefghij");
     assert_eq!(service.ends, [Ok(())]);
 }
+
+/// An upload that keeps coming is not late, however long it takes; the
+/// respond timeout counts from its last piece (nginx's proxy_send_timeout
+/// is likewise between two writes, not over the whole body).
+#[test]
+fn an_upload_longer_than_the_respond_timeout_is_not_answered_504_while_it_flows() {
+    let limits = Limits::default();
+    let respond = limits.respond_timeout;
+    let start = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits, start), Streams::default());
+    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    conn.receive(head.as_bytes(), start, &mut service);
+    // A byte every half respond timeout, for three respond timeouts.
+    let step = respond / 2;
+    let mut now = start;
+    let mut sent = 0;
+    while now < start + respond * 3 {
+        now += step;
+        conn.handle_timeout(now);
+        assert!(!conn.wants_write(), "answered while the body flows");
+        conn.receive(b"x", now, &mut service);
+        sent += 1;
+    }
+    assert!(sent < 100);
+    // Paused (its sink full) it is late a respond timeout after its last piece.
+    conn.pause_body(service.ids[0], true, now);
+    conn.handle_timeout(now + respond - std::time::Duration::from_millis(1));
+    assert!(!conn.wants_write());
+    conn.handle_timeout(now + respond);
+    assert!(take_output(&mut conn, now + respond).starts_with("HTTP/1.1 504 "));
+}
