@@ -317,6 +317,9 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
             held_requests.retain(|r| match pipes.up.get(r) {
                 Some(id) if *id != exchange.id => true,
                 Some(_) if backlog > low => true,
+                // Echoed into its own response: only its client's reading
+                // releases it (any upstream's step did, unbounding it).
+                None if pipes.echo.contains(r) => true,
                 _ => {
                     release.push(Release::Request(*r));
                     false
