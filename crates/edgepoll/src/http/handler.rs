@@ -879,7 +879,11 @@ impl Handler {
                 self.limits.max_chunk_line_bytes,
                 self.limits.max_head_bytes,
             ))),
-            BodyFraming::Length(n) if n < u64::MAX && n <= self.limits.max_body_bytes as u64 => {
+            // Capped at half the address space, which no buffer holds, so
+            // that a limit of usize::MAX cannot make `head + n` wrap.
+            BodyFraming::Length(n)
+                if n <= self.limits.max_body_bytes.min(usize::MAX / 2) as u64 =>
+            {
                 Framing::Length(n as usize)
             }
             BodyFraming::Length(n) => Framing::Oversized(n),
@@ -1031,7 +1035,11 @@ impl Handler {
             // 4 GiB upload outlasts any of it, while a body its sink stopped
             // taking (paused, nothing read) still meets it.
             let respond_by = now + self.limits.respond_timeout;
-            if let Some(slot) = self.waiting.iter_mut().find(|w| w.id == id && w.is_pending()) {
+            if let Some(slot) = self
+                .waiting
+                .iter_mut()
+                .find(|w| w.id == id && w.is_pending())
+            {
                 slot.deadline = slot.deadline.max(respond_by);
             }
         }

@@ -348,7 +348,9 @@ impl ResponseParser {
                     len,
                     len,
                 ),
-                BodyFraming::Length(n) if n < u64::MAX && n <= self.max_body => {
+                // At most half the address space, which no buffer holds:
+                // `head + n` cannot wrap, whatever the limit.
+                BodyFraming::Length(n) if n <= self.max_body.min((usize::MAX / 2) as u64) => {
                     Body::Length(n as usize)
                 }
                 BodyFraming::Length(_) => return Err(ResponseError::BodyTooLarge),
@@ -381,6 +383,21 @@ impl ResponseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without a limit a length past what a buffer holds is still too large
+    /// (`head + n` wrapped, and the body's range panicked).
+    #[test]
+    fn a_length_no_buffer_could_hold_is_too_large_even_without_a_limit() {
+        for n in [usize::MAX as u64, usize::MAX as u64 - 1, u64::MAX - 1] {
+            let mut parser = ResponseParser::new(false).with_max_body(usize::MAX);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\nabc");
+            let got = parser.feed(head.as_bytes());
+            assert!(
+                matches!(got, Err(ResponseError::BodyTooLarge)),
+                "{n}: {got:?}"
+            );
+        }
+    }
 
     /// A body of one-byte chunks with kilobytes of extension each is held
     /// at about its decoded size while it arrives.

@@ -1290,3 +1290,17 @@ fn a_head_held_back_behind_a_response_being_read_is_not_late() {
     let out = String::from_utf8(conn.pending_output().to_vec()).unwrap();
     assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
 }
+
+/// With no body limit (`usize::MAX`) a length past what a buffer holds is
+/// refused, not added to the head's length (which wrapped and panicked).
+#[test]
+fn a_length_no_buffer_could_hold_gets_413_even_without_a_limit() {
+    let limits = Limits {
+        max_body_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    for n in [usize::MAX as u64, usize::MAX as u64 - 1, u64::MAX - 1] {
+        let input = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\n\r\nabc");
+        assert_refused_with(input.as_bytes(), 413, &limits);
+    }
+}

@@ -198,9 +198,11 @@ impl WebSocket {
         } else {
             0
         };
-        if header.payload_len
-            > (self.limits.max_message_bytes - so_far.min(self.limits.max_message_bytes)) as u64
-        {
+        // No buffer holds half the address space: a limit of usize::MAX
+        // must not let `header_len + payload_len` wrap.
+        let room = (self.limits.max_message_bytes - so_far.min(self.limits.max_message_bytes))
+            .min(usize::MAX / 2);
+        if header.payload_len > room as u64 {
             self.close(CloseCode::TOO_BIG, "message too big", now);
             return None;
         }

@@ -226,3 +226,25 @@ fn a_close_sends_only_what_may_be_sent() {
         assert_eq!(ws.pending_output()[2..], code.to_be_bytes(), "{code}");
     }
 }
+
+/// A frame announcing 4 GiB − 1 under a limit of `usize::MAX`: on wasm32
+/// `header + payload` wrapped and the payload's range panicked; now it is
+/// too big there, and awaited natively, where it fits a buffer.
+#[test]
+fn a_frame_length_no_buffer_could_hold_is_too_big_whatever_the_limit() {
+    let limits = WsLimits {
+        max_message_bytes: usize::MAX,
+        ..WsLimits::default()
+    };
+    let mut input = vec![0x82, 0x80 | 127];
+    input.extend_from_slice(&u64::from(u32::MAX).to_be_bytes());
+    input.extend_from_slice(&[1, 2, 3, 4]);
+    input.extend_from_slice(&[0; 20]);
+    let (got, frames, _) = run(&input, input.len(), limits);
+    assert!(got.is_empty());
+    let expected = match usize::BITS {
+        32 => Some(1009),
+        _ => None,
+    };
+    assert_eq!(close_code(&frames), expected);
+}
