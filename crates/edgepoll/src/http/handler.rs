@@ -1350,7 +1350,7 @@ impl Handler {
             let keep_alive = encode_queued(&response, self.output.buffer(), allowed, head_only);
             self.waiting.pop_front();
             if !keep_alive {
-                self.close_after_response();
+                self.close_after_later_response();
             }
         } else {
             let mut encoded = Vec::new();
@@ -1513,7 +1513,7 @@ impl Handler {
             };
             self.waiting.pop_front();
             if !keep_alive {
-                self.close_after_response();
+                self.close_after_later_response();
             }
         }
         self.finish_if_drained();
@@ -1672,6 +1672,17 @@ impl Handler {
         if !matches!(self.state, State::Closed) {
             self.state = State::Closing;
         }
+    }
+
+    /// A response sent later (deferred or queued) closes the connection: a
+    /// body still coming will not be read. Its end is told through the loop
+    /// (`take_broken_body`, at the close), as the handler tells it itself
+    /// when a closing answer comes at once.
+    fn close_after_later_response(&mut self) {
+        if let State::Stream { id, .. } = self.state {
+            self.broken_body.get_or_insert((id, BodyError::Unread));
+        }
+        self.close_after_response();
     }
 
     /// 504 for every deferred request past its respond timeout.

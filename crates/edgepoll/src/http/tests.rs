@@ -581,6 +581,21 @@ fn chunked_not_last_gets_400_and_double_chunked_gets_400() {
         b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
         400,
     );
+    // Chunked then another coding, in one field or two: 400, not the 501
+    // of an unknown coding (RFC 9112 §6.3 ¶4).
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+    );
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+    );
+    // An unknown coding before a final chunked: 501.
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+    );
 }
 
 #[test]

@@ -539,3 +539,31 @@ fn an_upload_longer_than_the_respond_timeout_is_not_answered_504_while_it_flows(
     conn.handle_timeout(now + respond);
     assert!(take_output(&mut conn, now + respond).starts_with("HTTP/1.1 504 "));
 }
+
+/// A deferred answer that closes the connection before the body is all
+/// read: the body's end is still told, once (it was never told).
+#[test]
+fn a_body_cut_by_a_later_closing_answer_is_reported_unread() {
+    for closing in ["HTTP/1.1\r\nHost: x\r\nConnection: close", "HTTP/1.0"] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+        let input = format!("POST /stream {closing}\r\nContent-Length: 1000\r\n\r\nabc");
+        conn.receive(input.as_bytes(), now, &mut service);
+        assert_eq!(service.body, b"abc");
+        conn.respond(
+            service.ids[0],
+            Response::new(StatusCode::CONTENT_TOO_LARGE),
+            now,
+        )
+        .unwrap();
+        assert!(take_output(&mut conn, now).starts_with("HTTP/1.1 413 "));
+        assert_eq!(
+            conn.take_broken_body(),
+            Some((service.ids[0], BodyError::Unread)),
+            "{closing}"
+        );
+        conn.lose_connection();
+        assert_eq!(conn.take_broken_body(), None, "told once");
+        assert!(service.ends.is_empty(), "not also told by the handler");
+    }
+}
