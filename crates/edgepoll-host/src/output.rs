@@ -175,13 +175,23 @@ mod tests {
             }
         }
         closer.join().expect("closer");
-        let lines: Vec<&[u8]> = received.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
-        assert_eq!(received.len(), LETTERS.len() * LINES * (4 + LINE + 1), "bytes lost");
+        let lines: Vec<&[u8]> = received
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            received.len(),
+            LETTERS.len() * LINES * (4 + LINE + 1),
+            "bytes lost"
+        );
         assert_eq!(lines.len(), LETTERS.len() * LINES);
         for line in lines {
             let letter = line[1];
             assert_eq!(&line[..4], &[b'[', letter, b']', b' ']);
-            assert!(line[4..].iter().all(|&b| b == letter), "a line split by another");
+            assert!(
+                line[4..].iter().all(|&b| b == letter),
+                "a line split by another"
+            );
         }
     }
 }
