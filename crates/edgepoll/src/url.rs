@@ -120,6 +120,27 @@ impl Url {
         })
     }
 
+    /// Whether the parts, public and so settable by hand, are what
+    /// [`parse`](Self::parse) would give: a host and a path that can go on
+    /// the wire as they are (a CR or LF in either would add header fields).
+    pub(crate) fn check(&self) -> Result<(), UrlError> {
+        let host = self.host.as_bytes();
+        if host.is_empty() {
+            return Err(UrlError::NoHost);
+        }
+        let host_ok = match host.contains(&b':') {
+            true => self.host.parse::<std::net::Ipv6Addr>().is_ok(),
+            false => crate::http::is_reg_name(host),
+        };
+        if !host_ok {
+            return Err(UrlError::InvalidHost);
+        }
+        if !(self.path.starts_with('/') || self.path == "*") || !Url::is_path_safe(&self.path) {
+            return Err(UrlError::InvalidPath);
+        }
+        Ok(())
+    }
+
     /// Whether `path` can go on a request line as it is: no space, control
     /// byte or fragment mark.
     pub(crate) fn is_path_safe(path: &str) -> bool {

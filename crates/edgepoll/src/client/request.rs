@@ -298,6 +298,7 @@ impl ClientRequest {
         if let Some(refused) = &self.refused {
             return Err(refused.clone());
         }
+        self.url.check().map_err(RequestError::Url)?;
         let (method, fields) = self.text.split_at(self.method_len);
         let path = self.url.path.as_bytes();
         let mut out = Vec::with_capacity(128 + path.len() + self.text.len() + self.body.len());
@@ -342,6 +343,50 @@ impl ClientRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Url`'s fields are public: one built by hand is checked as a parsed
+    /// one is, before anything is encoded.
+    #[test]
+    fn a_url_built_by_hand_cannot_carry_header_fields() {
+        let url = |host: &str, path: &str| Url {
+            tls: false,
+            host: host.into(),
+            port: 8080,
+            path: path.into(),
+        };
+        for (host, path, error) in [
+            (
+                "x\r\nX-Injected: 1\r\nY: a.localhost",
+                "/",
+                UrlError::InvalidHost,
+            ),
+            ("a b", "/", UrlError::InvalidHost),
+            ("::1\r\n", "/", UrlError::InvalidHost),
+            ("", "/", UrlError::NoHost),
+            ("a", "/x\r\nX-Injected: 1", UrlError::InvalidPath),
+            ("a", "x", UrlError::InvalidPath),
+        ] {
+            let request = ClientRequest::to_origin("GET", &url("a", "/"), "/")
+                .unwrap()
+                .with_origin(&url(host, "/"));
+            let request = ClientRequest {
+                url: Url {
+                    path: path.into(),
+                    ..request.url().clone()
+                },
+                ..request
+            };
+            assert_eq!(
+                request.encode().err(),
+                Some(RequestError::Url(error)),
+                "{host:?} {path:?}"
+            );
+        }
+        for host in ["a.localhost", "127.0.0.1", "::1"] {
+            let request = ClientRequest::to_origin("GET", &url(host, "/"), "/").unwrap();
+            assert!(request.encode().is_ok(), "{host}");
+        }
+    }
 
     #[test]
     fn methods_names_and_values_that_could_split_the_request_are_refused() {
