@@ -152,9 +152,12 @@ impl App for Proxy {
             let upstream = forwarded::request_fields(upstream, request.headers(), incoming);
             Ok(match (streams_body, upgrade) {
                 (true, _) => upstream.streamed_body(request.body_length()),
-                (false, Some(protocols)) => upstream.upgrade(protocols),
-                (false, None) if request.body().is_empty() => upstream,
-                (false, None) => upstream.body(request.body().to_vec()),
+                // A tunnel does not pass through TLS: to an https://
+                // upstream the request goes without the offer, and its
+                // answer (not a 101) is the client's.
+                (false, Some(protocols)) if !base.tls => upstream.upgrade(protocols),
+                (false, _) if request.body().is_empty() => upstream,
+                (false, _) => upstream.body(request.body().to_vec()),
             })
         };
         match self.send(responder, build, streams_body, 0, cx) {

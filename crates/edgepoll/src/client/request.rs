@@ -21,6 +21,10 @@ pub enum RequestError {
     /// [`ClientRequest::upgrade`] writes): a second one would make the
     /// request ambiguous.
     FramingField(String),
+    /// [`ClientRequest::upgrade`] to an `https://` origin: a switched
+    /// connection becomes a tunnel that moves bytes socket to socket, which
+    /// TLS cannot take part in.
+    UpgradeOverTls,
 }
 
 impl std::fmt::Display for RequestError {
@@ -36,6 +40,9 @@ impl std::fmt::Display for RequestError {
             }
             RequestError::FramingField(name) => {
                 write!(f, "header field {name:?} is the client's own to write")
+            }
+            RequestError::UpgradeOverTls => {
+                f.write_str("a connection is switched to another protocol over http:// only")
             }
         }
     }
@@ -211,6 +218,9 @@ impl ClientRequest {
     /// let request = ClientRequest::new("GET", "http://127.0.0.1:8080/chat").unwrap().upgrade(b"websocket");
     /// let wire = String::from_utf8(request.encode().unwrap()).unwrap();
     /// assert!(wire.contains("\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"));
+    /// // A tunnel is not made through TLS.
+    /// let tls = ClientRequest::new("GET", "https://127.0.0.1:8443/chat").unwrap().upgrade(b"websocket");
+    /// assert_eq!(tls.encode().err(), Some(edgepoll::RequestError::UpgradeOverTls));
     /// ```
     pub fn upgrade(mut self, protocols: &[u8]) -> Self {
         self.upgrade = Some(protocols.to_vec());
@@ -308,6 +318,9 @@ impl ClientRequest {
         self.url.write_authority(&mut out);
         out.extend_from_slice(b"\r\n");
         if let Some(protocols) = &self.upgrade {
+            if self.url.tls {
+                return Err(RequestError::UpgradeOverTls);
+            }
             if protocols.trim_ascii().is_empty() || !is_field_safe(protocols) {
                 return Err(RequestError::FieldValue("Upgrade".into()));
             }
