@@ -29,8 +29,9 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
                          upstreams instead of the Mozilla roots (read
                          through a preopened directory)
   --trust-forwarded      keep the incoming X-Forwarded-* fields, appending the
-                         client's address to X-Forwarded-For (off: they are
-                         replaced, as a client could claim anything)
+                         client's address to X-Forwarded-For, and pass on
+                         Forwarded and X-Real-IP (off: the first are replaced,
+                         the others dropped, as a client could claim anything)
   --help                 this text
 
 Each request goes to the upstream with the fewest requests outstanding

@@ -11,7 +11,9 @@
 //! - Incoming `X-Forwarded-*` fields are dropped unless the proxy is told to
 //!   trust them (`--trust-forwarded`): then the client's address is appended
 //!   to the incoming `X-Forwarded-For` chain, and the incoming `-Proto` and
-//!   `-Host` are kept. A client could otherwise claim any address.
+//!   `-Host` are kept. A client could otherwise claim any address. For the
+//!   same reason `Forwarded` (RFC 7239) and `X-Real-IP`, which the proxy
+//!   does not write, pass only when trusted.
 //! - A field that `Connection` names is dropped even if the proxy would
 //!   otherwise read it (`Via`, `X-Forwarded-*`, `Max-Forwards`); `Host` and
 //!   the framing fields, which the proxy writes itself, are not read from
@@ -48,6 +50,8 @@ enum Rewritten {
     ForwardedProto,
     ForwardedHost,
     MaxForwards,
+    /// Another claim of who asked (`Forwarded`, `X-Real-IP`).
+    Claimed,
 }
 
 impl Rewritten {
@@ -57,6 +61,10 @@ impl Rewritten {
             3 => ("via", Rewritten::Via),
             4 => ("host", Rewritten::Host),
             6 => ("expect", Rewritten::Framing),
+            9 => {
+                let claimed = same_name(name, "forwarded") || same_name(name, "x-real-ip");
+                return claimed.then_some(Rewritten::Claimed);
+            }
             12 => ("max-forwards", Rewritten::MaxForwards),
             14 => ("content-length", Rewritten::Framing),
             15 => ("x-forwarded-for", Rewritten::ForwardedFor),
@@ -105,6 +113,10 @@ pub fn request_fields<'a>(
             Some(Rewritten::ForwardedFor) => append_item(&mut chain, value),
             Some(Rewritten::ForwardedProto) => _ = proto.get_or_insert(value),
             Some(Rewritten::ForwardedHost) => _ = forwarded_host.get_or_insert(value),
+            Some(Rewritten::Claimed) if incoming.trust_forwarded => {
+                upstream = upstream.header_bytes(name, value)
+            }
+            Some(Rewritten::Claimed) => {}
             Some(Rewritten::MaxForwards) => {
                 let left = hops_left(value).filter(|_| incoming.counts_hops);
                 upstream = match left {
@@ -340,8 +352,12 @@ mod tests {
             ("X-Forwarded-For", b"1.2.3.4"),
             ("X-Forwarded-Proto", b"https"),
             ("X-Forwarded-Host", b"outer.test"),
+            ("Forwarded", b"for=1.2.3.4;proto=https"),
+            ("X-Real-IP", b"1.2.3.4"),
         ];
         let untrusted = forwarded(incoming, false);
+        assert_eq!(value(&untrusted, "forwarded"), None);
+        assert_eq!(value(&untrusted, "x-real-ip"), None);
         assert_eq!(value(&untrusted, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(value(&untrusted, "x-forwarded-proto"), Some("http"));
         assert_eq!(value(&untrusted, "x-forwarded-host"), Some("inner.test"));
@@ -356,6 +372,11 @@ mod tests {
         );
         assert_eq!(value(&trusted, "x-forwarded-proto"), Some("https"));
         assert_eq!(value(&trusted, "x-forwarded-host"), Some("outer.test"));
+        assert_eq!(
+            value(&trusted, "forwarded"),
+            Some("for=1.2.3.4;proto=https")
+        );
+        assert_eq!(value(&trusted, "x-real-ip"), Some("1.2.3.4"));
     }
 
     #[test]
