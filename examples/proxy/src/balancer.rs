@@ -81,15 +81,14 @@ impl Balancer {
             if i < 64 && tried & (1 << i) != 0 {
                 continue;
             }
-            let up = &mut self.upstreams[i];
-            if let Health::Ejected(until) = up.health {
-                if now < until {
-                    continue;
-                }
-                up.health = Health::Probing;
-            }
-            if up.health == Health::Probing && up.outstanding > 0 {
-                continue;
+            let up = &self.upstreams[i];
+            // An ejected upstream is probed once its time is up and nothing
+            // sent before the ejection is still out: an answer to such a
+            // request must not pass for the probe's.
+            match up.health {
+                Health::Ejected(until) if now < until || up.outstanding > 0 => continue,
+                Health::Probing if up.outstanding > 0 => continue,
+                _ => {}
             }
             let outstanding = up.outstanding;
             if best.is_none_or(|b| outstanding < self.upstreams[b].outstanding) {
@@ -97,7 +96,11 @@ impl Balancer {
             }
         }
         let chosen = best?;
-        self.upstreams[chosen].outstanding += 1;
+        let up = &mut self.upstreams[chosen];
+        if matches!(up.health, Health::Ejected(_)) {
+            up.health = Health::Probing;
+        }
+        up.outstanding += 1;
         self.cursor = (chosen + 1) % n;
         Some(chosen)
     }
@@ -130,6 +133,33 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request sent before the ejection and answered after its time was
+    /// up neither ends the ejection nor keeps a probe waiting behind it.
+    #[test]
+    fn only_a_probe_sent_after_the_ejection_ends_it() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        assert_eq!(b.pick(now, 0), Some(0)); // slow, answered late
+        assert_eq!(b.pick(now, 1 << 1), Some(0)); // refused
+        assert!(b.finish(0, Outcome::Failed, now));
+        let later = now + Duration::from_secs(11);
+        assert_eq!(
+            b.pick(later, 0),
+            Some(1),
+            "no probe while the old one is out"
+        );
+        assert!(matches!(b.upstreams[0].health, Health::Ejected(_)));
+        b.finish(0, Outcome::Answered, later);
+        assert!(
+            matches!(b.upstreams[0].health, Health::Ejected(_)),
+            "not the probe's answer"
+        );
+        assert_eq!(b.pick(later, 1 << 1), Some(0), "now probed");
+        assert_eq!(b.upstreams[0].health, Health::Probing);
+        b.finish(0, Outcome::Answered, later);
+        assert_eq!(b.upstreams[0].health, Health::Up);
+    }
 
     fn balancer(n: usize) -> Balancer {
         let urls = (0..n)
