@@ -177,7 +177,6 @@ impl Incoming {
 
     /// A chunked decoder for a body of at most `max_body` bytes.
     pub(crate) fn chunked(max_body: u64, max_line: usize, max_trailers: usize) -> Incoming {
-        let max_body = max_body.min(usize::MAX as u64) as usize;
         Incoming::Chunked(Box::new(ChunkedDecoder::new(
             max_body,
             max_line,

@@ -875,7 +875,7 @@ impl Handler {
         }
         let framing = match fields.request_framing(version).map_err(framing_refusal)? {
             BodyFraming::Chunked => Framing::Chunked(Box::new(ChunkedDecoder::new(
-                self.limits.max_body_bytes,
+                self.limits.max_body_bytes as u64,
                 self.limits.max_chunk_line_bytes,
                 self.limits.max_head_bytes,
             ))),

@@ -341,7 +341,7 @@ impl ResponseParser {
                 }),
                 BodyFraming::Chunked => Body::Chunked(
                     Box::new(ChunkedDecoder::new(
-                        self.max_body.min(usize::MAX as u64) as usize,
+                        self.max_body.min(usize::MAX as u64),
                         4096,
                         self.max_head,
                     )),
