@@ -7,6 +7,16 @@
 
 use std::time::{Duration, Instant};
 
+/// The longest timeout taken as given: a century never passes in a
+/// program's life, and `Instant::now() + FOREVER` cannot overflow, as
+/// `now + Duration::MAX` would (a panic, on a value meant as "never").
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `timeout`, or [`FOREVER`] when longer.
+pub(crate) fn bounded(timeout: Duration) -> Duration {
+    timeout.min(FOREVER)
+}
+
 /// The longest time between two sweeps.
 const LONGEST_GRANULARITY: Duration = Duration::from_secs(24 * 3600);
 

@@ -140,6 +140,14 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn new(options: ClientOptions) -> Pool {
+        use crate::timer::bounded;
+        let options = ClientOptions {
+            connect_timeout: bounded(options.connect_timeout),
+            response_timeout: bounded(options.response_timeout),
+            idle_timeout: bounded(options.idle_timeout),
+            dns_timeout: bounded(options.dns_timeout),
+            ..options
+        };
         Pool {
             names: Resolver::new(options.dns_server, options.dns_timeout),
             options,
@@ -456,6 +464,29 @@ mod tests {
             pool.next_placement().map(|(_, p)| p),
             Some(Placement::Connect)
         );
+    }
+
+    /// Timeouts of `Duration::MAX` mean "never": `since + timeout`
+    /// panicked.
+    #[test]
+    fn timeouts_of_duration_max_never_expire() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 1,
+            connect_timeout: Duration::MAX,
+            response_timeout: Duration::MAX,
+            idle_timeout: Duration::MAX,
+            dns_timeout: Duration::MAX,
+            ..Default::default()
+        });
+        for _ in 0..2 {
+            pool.submit(&request("http://127.0.0.1:1/"), now, false)
+                .unwrap();
+        }
+        pool.next_placement().unwrap();
+        let later = now + Duration::from_secs(10 * 365 * 24 * 3600);
+        assert!(pool.expire_queued(later).is_some_and(|d| d > later));
+        assert!(pool.events.is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::request::{target_form, HeaderSpan, TargetForm};
 use super::response::KeepAlive;
 use super::scan;
 use super::{Dispatch, Limits, Reply, Request, RequestId, Response, StatusCode, Version};
+use crate::timer::bounded;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -272,6 +273,9 @@ impl Handler {
             // check is one compare.
             limits: Limits {
                 max_waiting: limits.max_waiting.max(1),
+                header_timeout: bounded(limits.header_timeout),
+                idle_timeout: bounded(limits.idle_timeout),
+                respond_timeout: bounded(limits.respond_timeout),
                 ..limits
             },
             input: InputBuffer::default(),

@@ -383,3 +383,26 @@ fn a_drained_connection_finishes_after_a_response_begun_before() {
         assert!(drain(&mut conn, now).ends_with(says), "{head:?}");
     }
 }
+
+/// `Duration::MAX` means "never": it waits, where `now + timeout` panicked.
+#[test]
+fn timeouts_of_duration_max_never_fire_and_never_panic() {
+    let limits = Limits {
+        header_timeout: Duration::MAX,
+        idle_timeout: Duration::MAX,
+        respond_timeout: Duration::MAX,
+        ..Limits::default()
+    };
+    let now = Instant::now();
+    let mut conn = Handler::new(limits, now);
+    let mut service = Defers::default();
+    conn.receive(
+        b"GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTT",
+        now,
+        &mut service,
+    );
+    let later = now + Duration::from_secs(10 * 365 * 24 * 3600);
+    assert!(conn.deadline().is_some_and(|d| d > later));
+    conn.handle_timeout(later);
+    assert!(!conn.wants_write() && !conn.is_finished());
+}

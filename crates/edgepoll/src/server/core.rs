@@ -131,6 +131,14 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(options: ServerOptions) -> Core {
+        use crate::timer::bounded;
+        let options = ServerOptions {
+            linger: bounded(options.linger),
+            accept_backoff: bounded(options.accept_backoff),
+            release_buffers_after: bounded(options.release_buffers_after),
+            tunnel_idle_timeout: bounded(options.tunnel_idle_timeout),
+            ..options
+        };
         let mut poll = Poll::new();
         poll.set_full_poll_interval(options.full_poll_interval);
         poll.set_peek_quiet(options.peek_quiet);

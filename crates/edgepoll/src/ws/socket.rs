@@ -129,7 +129,10 @@ impl WebSocket {
     /// A connection that has just switched to WebSocket at `now`.
     pub fn new(limits: WsLimits, now: Instant) -> WebSocket {
         WebSocket {
-            limits,
+            limits: WsLimits {
+                send_timeout: crate::timer::bounded(limits.send_timeout),
+                ..limits
+            },
             input: Vec::new(),
             output: OutputBuffer::default(),
             message: Vec::new(),

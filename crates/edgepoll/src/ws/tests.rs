@@ -2,7 +2,7 @@
 
 use super::frame::{frame_len, read_header, write_frame, write_masked_frame, Opcode};
 use super::*;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A masked client frame.
 fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
@@ -247,4 +247,20 @@ fn a_frame_length_no_buffer_could_hold_is_too_big_whatever_the_limit() {
         _ => None,
     };
     assert_eq!(close_code(&frames), expected);
+}
+
+/// A send timeout of `Duration::MAX` means "never", not a panic.
+#[test]
+fn a_send_timeout_of_duration_max_never_fires() {
+    let now = Instant::now();
+    let limits = WsLimits {
+        send_timeout: Duration::MAX,
+        ..WsLimits::default()
+    };
+    let mut ws = WebSocket::new(limits, now);
+    assert!(ws.send(Message::Text("hi"), now));
+    let later = now + Duration::from_secs(10 * 365 * 24 * 3600);
+    assert!(ws.deadline().is_none_or(|d| d > later));
+    ws.handle_timeout(later);
+    assert!(!ws.is_finished());
 }
