@@ -865,6 +865,12 @@ impl Handler {
                     "a * target is only for OPTIONS",
                 ))
             }
+            (TargetForm::Absolute, false) if !is_plain_absolute(target) => {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid authority in an absolute-form target",
+                ))
+            }
             _ => {}
         }
 
@@ -1715,6 +1721,28 @@ impl Handler {
         }
         self.flush_ready();
     }
+}
+
+/// Whether an absolute-form target reads one way to every parser: its
+/// authority a valid host, without userinfo (RFC 9110 §4.2.4 has it
+/// treated as an error) and not empty, and no `#` (an absolute-URI has no fragment) or
+/// `\` anywhere, which URL parsers split differently (`http://a#@b/`:
+/// host `a` to a browser's parser, `b` by the last `@`).
+fn is_plain_absolute(target: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(target) else {
+        return false;
+    };
+    if text.contains(['#', '\\']) {
+        return false;
+    }
+    let authority = match text.split_once("://") {
+        Some((_, rest)) => rest.split(['/', '?']).next().unwrap_or_default(),
+        None => return true, // a scheme-less form the request's parts leave unparsed
+    };
+    // An empty host is invalid in an http URI (RFC 9110 §4.2.1).
+    !authority.is_empty()
+        && !authority.contains('@')
+        && super::framing::is_valid_host(authority.as_bytes())
 }
 
 /// The unfinished streamed response to `id`.

@@ -1319,3 +1319,23 @@ fn a_length_no_buffer_could_hold_gets_413_even_without_a_limit() {
         assert_refused_with(input.as_bytes(), 413, &limits);
     }
 }
+
+/// An absolute-form target whose authority parsers would read differently
+/// is refused: the proxy would otherwise name one host as
+/// `X-Forwarded-Host` where a browser's parser reads another.
+#[test]
+fn an_absolute_target_with_an_ambiguous_authority_gets_400() {
+    for target in [
+        "http://a#@b/",
+        "http://a\\@b/",
+        "http://user@b/",
+        "http:///a",
+        "http://a b/",
+        "http://a/#frag",
+    ] {
+        let input = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_refused(input.as_bytes(), 400);
+    }
+    let out = run(b"GET http://b:8080/a?q HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(text(&out).starts_with("HTTP/1.1 200 "), "{}", text(&out));
+}
