@@ -335,6 +335,11 @@ pub(crate) fn closed(up: &mut Upstream, index: usize, _now: Instant, work: &mut 
     fail(up, ClientError::Reset, work);
 }
 
+/// Whether a client's streamed request body is the body of `exchange`.
+fn is_piped(work: &Work, exchange: crate::ExchangeId) -> bool {
+    work.pipes.up.values().any(|piped| *piped == exchange)
+}
+
 /// Ends what waited too long: a connect, a response, an idle connection.
 /// Returns the next deadline.
 pub(crate) fn handle_timeout(
@@ -358,8 +363,11 @@ pub(crate) fn handle_timeout(
         ),
         // Held back by its client is not silence, nor is waiting for the
         // rest of a request body its client is slow to send (the client's
-        // own idle timeout covers that).
-        (Some(_), false) if up.held || up.conn.waits_for_body() => return None,
+        // own idle timeout covers that). A body with no client piping into
+        // it (`fetch_stream` without one) has no such cover: it is timed.
+        (Some(ex), false) if up.held || up.conn.waits_for_body() && is_piped(work, ex.id) => {
+            return None
+        }
         (Some(_), false) => (
             options.response_timeout,
             Some(ClientError::Timeout(options.response_timeout)),
