@@ -336,7 +336,7 @@ fn long_requests() -> Vec<(Vec<u8>, u16)> {
     let version = format!("GET / HTTP/1.1{}\r\nHost: t\r\n\r\n", "1".repeat(3000));
     vec![
         (method.into_bytes(), 501),
-        (target.into_bytes(), 431),
+        (target.into_bytes(), 414),
         (version.into_bytes(), 400),
     ]
 }

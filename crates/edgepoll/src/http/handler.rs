@@ -814,6 +814,15 @@ impl Handler {
             })?;
         let Some(head) = parsed else {
             if buf.len() > limit {
+                // The request line alone over the limit: its target is what
+                // is too long (RFC 9112 §3: 414).
+                let line = view.iter().position(|&b| !matches!(b, b'\r' | b'\n'));
+                if line.is_some_and(|at| !view[at..].contains(&b'\n')) {
+                    return Err(Refusal(
+                        StatusCode::URI_TOO_LONG,
+                        "request line over the size limit",
+                    ));
+                }
                 return Err(Refusal(
                     StatusCode::HEADER_FIELDS_TOO_LARGE,
                     "request head over the size limit",

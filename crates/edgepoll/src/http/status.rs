@@ -32,6 +32,8 @@ impl StatusCode {
     pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     /// 413 Content Too Large.
     pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
+    /// 414 URI Too Long.
+    pub const URI_TOO_LONG: StatusCode = StatusCode(414);
     /// 417 Expectation Failed.
     pub const EXPECTATION_FAILED: StatusCode = StatusCode(417);
     /// 426 Upgrade Required.
@@ -79,7 +81,7 @@ impl StatusCode {
 
 /// Reason phrases by code, from 100 (up to 505, the last one named).
 const REASONS: [&str; 406] = {
-    let named: [(u16, &str); 27] = [
+    let named: [(u16, &str); 28] = [
         (100, "Continue"),
         (101, "Switching Protocols"),
         (200, "OK"),
@@ -98,6 +100,7 @@ const REASONS: [&str; 406] = {
         (408, "Request Timeout"),
         (411, "Length Required"),
         (413, "Content Too Large"),
+        (414, "URI Too Long"),
         (417, "Expectation Failed"),
         (426, "Upgrade Required"),
         (431, "Request Header Fields Too Large"),

@@ -1339,3 +1339,18 @@ fn an_absolute_target_with_an_ambiguous_authority_gets_400() {
     let out = run(b"GET http://b:8080/a?q HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(text(&out).starts_with("HTTP/1.1 200 "), "{}", text(&out));
 }
+
+/// A request line that alone outgrows the head limit gets 414; a head
+/// whose fields do gets 431.
+#[test]
+fn a_target_over_the_head_limit_gets_414_and_fields_over_it_431() {
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(20_000));
+    assert_refused(long.as_bytes(), 414);
+    let after_empty_lines = format!("\r\n\r\n{long}");
+    assert_refused(after_empty_lines.as_bytes(), 414);
+    let fields = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert_refused(fields.as_bytes(), 431);
+}
