@@ -200,7 +200,7 @@ impl ResponseParser {
     /// Feeds received bytes; returns the response once it is complete.
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<ParsedResponse>, ResponseError> {
         self.buf.extend_from_slice(data);
-        if self.head.is_none() && !self.parse_head()? {
+        if self.head.is_none() && !self.parse_head_if_due(data)? {
             return Ok(None);
         }
         let Some(head) = &mut self.head else {
@@ -294,6 +294,22 @@ impl ResponseParser {
         Some(response)
     }
 
+    /// Parses the head again only when `data` may have moved it on: a line
+    /// ended (a field, or the blank line), or the status line's first bytes
+    /// came (so that what is not HTTP fails at once). The head is parsed from
+    /// its start each time; a server sending it a byte at a time made that
+    /// quadratic (64 KiB: two billion steps).
+    fn parse_head_if_due(&mut self, data: &[u8]) -> Result<bool, ResponseError> {
+        const STATUS_PREFIX: usize = b"HTTP/1.1 200".len();
+        if self.buf.len() <= STATUS_PREFIX || data.contains(&b'\n') {
+            return self.parse_head();
+        }
+        match self.buf.len() > self.max_head {
+            true => Err(ResponseError::HeadTooLarge),
+            false => Ok(false),
+        }
+    }
+
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
         loop {
             let spans = &mut self.spans;
@@ -383,6 +399,29 @@ impl ResponseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A head sent a byte at a time is parsed once per line (not per byte),
+    /// and still read right; what is not HTTP fails within its first bytes.
+    #[test]
+    fn a_head_a_byte_at_a_time_is_read_right_and_garbage_fails_at_once() {
+        let mut wire = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..50 {
+            wire.extend_from_slice(format!("X-{i}: {}\r\n", "v".repeat(500)).as_bytes());
+        }
+        wire.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
+        let mut parser = ResponseParser::new(false);
+        let mut got = None;
+        for byte in wire.chunks(1) {
+            got = got.or(parser.feed(byte).expect("valid"));
+        }
+        let response = got.expect("complete");
+        assert_eq!(response.body, b"ok");
+        assert_eq!(response.headers.len(), 51);
+        let mut parser = ResponseParser::new(false);
+        let garbage = b"SSH-2.0-OpenSSH_9.2p1 Debian";
+        let failed = garbage.iter().position(|b| parser.feed(&[*b]).is_err());
+        assert!(failed.is_some_and(|at| at < 12), "{failed:?}");
+    }
 
     /// Without a limit a length past what a buffer holds is still too large
     /// (`head + n` wrapped, and the body's range panicked).
