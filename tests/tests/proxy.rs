@@ -169,6 +169,15 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // An answer to HEAD has no body to be coded: it goes on, without
+        // the upstream's hop-by-hop field (the proxy frames its own).
+        let mut stream = connect(proxy.addr);
+        stream
+            .write_all(b"HEAD /z HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .expect("send");
+        let head = read_head(&mut stream);
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert!(!head.contains("gzip"), "{name} {head}");
     });
 }
 

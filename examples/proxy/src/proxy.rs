@@ -9,6 +9,7 @@ use crate::balancer::{Balancer, Outcome};
 use crate::config::Config;
 use crate::forwarded;
 use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
+use edgepoll::tls::TlsError;
 use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, Responder};
 use rustc_hash::FxHashMap;
 
@@ -36,6 +37,8 @@ struct Waiting {
     /// The request again, for another upstream, when one may go (its body
     /// whole, not streamed; an idempotent method).
     again: Option<ClientRequest>,
+    /// A HEAD request: its answer has no body, whatever its fields say.
+    to_head: bool,
 }
 
 impl Proxy {
@@ -84,6 +87,7 @@ impl Proxy {
                     upstream,
                     tried,
                     again,
+                    to_head: request.method() == "HEAD",
                 };
                 self.exchanges.insert(exchange, Exchange::Waiting(waiting));
                 Ok(())
@@ -208,7 +212,11 @@ impl App for Proxy {
             }
             Ok(response) => {
                 self.balancer.finish(upstream, Outcome::Answered, now);
-                if let Some(coding) = forwarded::foreign_coding(&response.headers) {
+                // Only a body could be coded: a HEAD, 204 or 304 answer
+                // has none, and goes on without the hop-by-hop field.
+                let bodiless = waiting.to_head || response.status.forbids_body();
+                let coding = forwarded::foreign_coding(&response.headers).filter(|_| !bodiless);
+                if let Some(coding) = coding {
                     self.exchanges.remove(&exchange);
                     self.log(
                         upstream,
@@ -242,7 +250,10 @@ impl App for Proxy {
         // Nothing reached the upstream: another may take it.
         let unsent = matches!(
             error,
-            ClientError::Refused | ClientError::ConnectTimeout(_) | ClientError::Resolve { .. }
+            ClientError::Refused
+                | ClientError::ConnectTimeout(_)
+                | ClientError::Resolve { .. }
+                | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
         );
         if let (true, Some(again)) = (unsent, waiting.again) {
             let retried = self.send(
@@ -261,7 +272,9 @@ impl App for Proxy {
             }
         }
         let answer = match error {
-            ClientError::Timeout(_) | ClientError::ConnectTimeout(_) => {
+            ClientError::Timeout(_)
+            | ClientError::ConnectTimeout(_)
+            | ClientError::Tls(TlsError::HandshakeTimeout(_)) => {
                 text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
             }
             ClientError::BadResponse(_) => {
