@@ -60,6 +60,14 @@ fn a_trap_names_the_function_and_fails() {
     assert!(!stderr.contains("stack backtrace"), "{stderr}");
 }
 
+/// Exit 2 and one line on stderr that says `why`.
+fn refused_in_one_line(output: &std::process::Output, why: &str) {
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
+}
+
 #[test]
 fn a_missing_or_invalid_module_gets_one_clear_line() {
     // A name in the path is no trap (exit 134 is for traps alone).
@@ -67,13 +75,7 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
         .arg("/no/such/trapped/module.wasm")
         .output()
         .expect("runs");
-    assert_eq!(missing.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("cannot read /no/such/trapped/module.wasm"),
-        "{stderr}"
-    );
+    refused_in_one_line(&missing, "cannot read /no/such/trapped/module.wasm");
 
     let garbage =
         std::env::temp_dir().join(format!("edgepoll-garbage-{}.wasm", std::process::id()));
@@ -83,10 +85,7 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
         .output()
         .expect("runs");
     let _ = std::fs::remove_file(&garbage);
-    assert_eq!(invalid.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&invalid.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("is not a valid wasm module"), "{stderr}");
+    refused_in_one_line(&invalid, "is not a valid wasm module");
 
     // A directory that is not there is refused once, not by each instance.
     let no_dir = Command::new(host_bin())
@@ -95,10 +94,7 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
         .arg("exit")
         .output()
         .expect("runs");
-    assert_eq!(no_dir.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&no_dir.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("--dir /x:/no/such/dir"), "{stderr}");
+    refused_in_one_line(&no_dir, "--dir /x:/no/such/dir");
 
     let usage = Command::new(host_bin()).output().expect("runs");
     assert_eq!(usage.status.code(), Some(2));

@@ -1733,10 +1733,10 @@ impl Handler {
 }
 
 /// Whether an absolute-form target reads one way to every parser: its
-/// authority a valid host, without userinfo (RFC 9110 §4.2.4 has it
-/// treated as an error) and not empty, and no `#` (an absolute-URI has no fragment) or
-/// `\` anywhere, which URL parsers split differently (`http://a#@b/`:
-/// host `a` to a browser's parser, `b` by the last `@`).
+/// authority a valid, non-empty host without userinfo (RFC 9110 §4.2.4
+/// has userinfo treated as an error), and no `#` (an absolute-URI has no
+/// fragment) or `\` anywhere, which URL parsers split differently
+/// (`http://a#@b/`: host `a` to a browser's parser, `b` by the last `@`).
 fn is_plain_absolute(target: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(target) else {
         return false;
