@@ -48,6 +48,12 @@ pub enum Behaviour {
     /// every byte (those that came with the request first) until the end of
     /// its input, then sends `bye` and closes.
     Switch,
+    /// Keep-alive in word only: answers the first request on each
+    /// connection as [`Behaviour::Echo`] does, and meets the second as a
+    /// server whose idle timeout fired just as it came: with a close and no
+    /// answer, or, for a path under `/408/`, with `408 Request Timeout` and a
+    /// close.
+    OnePerConnection,
 }
 
 /// Byte `offset` of the test pattern: every position has its own value,
@@ -365,10 +371,18 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         | Behaviour::DiesMidBody => return answer_heads(stream, behaviour, seen),
         Behaviour::Switch => return switch(stream),
         Behaviour::Bulk => return bulk(stream, seen),
-        Behaviour::Echo | Behaviour::Stall => {}
+        Behaviour::Echo | Behaviour::Stall | Behaviour::OnePerConnection => {}
     }
     let mut buf = Vec::new();
+    let mut answered = 0;
     while let Some((path, body)) = read_request(&mut stream, &mut buf) {
+        if matches!(behaviour, Behaviour::OnePerConnection) && answered == 1 {
+            if path.starts_with("/408/") {
+                let _ = stream.write_all(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+            }
+            return;
+        }
+        answered += 1;
         if let Behaviour::Stall = behaviour {
             // Hold the connection until the peer leaves.
             let mut sink = [0u8; 1024];

@@ -346,6 +346,39 @@ fn an_idempotent_request_is_retried_on_another_upstream_when_one_refuses() {
     });
 }
 
+/// A kept-alive upstream connection that the upstream closes as the next
+/// request reaches it (its idle timeout racing the request), or meets with
+/// a 408: an idempotent request goes again on a new connection, once; a
+/// POST, which the upstream may have acted on, is answered 502.
+#[test]
+fn a_request_on_a_connection_the_upstream_gave_up_goes_again_if_idempotent() {
+    on_each_runtime(|runtime| {
+        let up = NativeUpstream::start(Behaviour::OnePerConnection);
+        let proxy = start_proxy(runtime, &[up.addr.to_string()], &[]);
+        let mut stream = connect(proxy.addr);
+        let mut exchange = |request: &str| {
+            stream.write_all(request.as_bytes()).expect("send");
+            read_response(&mut stream)
+        };
+        for path in ["/a", "/b", "/408/c"] {
+            let (head, _) = exchange(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert_eq!(status(&head), 200, "{} {path}: {head}", runtime.name());
+            assert_eq!(field(&head, "X-Path"), Some(path), "{}", runtime.name());
+        }
+        let (head, _) = exchange("POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+        assert_eq!(status(&head), 502, "{} {head}", runtime.name());
+        // /a on the first connection; /b and /408/c each on a new one after
+        // the one before gave up; /d on the last, which gave up too.
+        assert_eq!(*up.seen.answered.lock().unwrap(), ["/a", "/b", "/408/c"]);
+        assert_eq!(
+            up.seen.accepted.load(Ordering::SeqCst),
+            3,
+            "{}",
+            runtime.name()
+        );
+    });
+}
+
 /// Messages whose framing is ambiguous are refused by the proxy and never
 /// reach an upstream (request smuggling).
 #[test]

@@ -12,7 +12,8 @@
 //! - Host names resolved as [`crate::dns`] says: on the loop when a DNS
 //!   server is configured, through the runtime otherwise.
 //! - A request whose reused connection the server closed before any response
-//!   byte is sent once more on a new connection, if its method is idempotent.
+//!   byte, or answered with a 408 (its idle timeout, racing the request), is
+//!   sent once more on a new connection, if its method is idempotent.
 
 // The loop that uses these runs on WasmEdge only; they are tested natively too.
 #![cfg_attr(not(target_os = "wasi"), allow(dead_code, unused_imports))]

@@ -4,7 +4,7 @@
 use super::connection::{pump, Connection, Role, TlsEndpoint, Upstream, UpstreamEndpoint};
 use super::core::{Next, Work};
 use crate::client::{ClientError, ClientEvent, ClientOptions, Exchange, ExchangeEvent, Pool};
-use crate::http::{BodyError, ResponseError};
+use crate::http::{BodyError, ResponseError, StatusCode};
 use crate::tls::TlsError;
 use crate::{net, Interest};
 use std::time::Instant;
@@ -146,6 +146,19 @@ pub(crate) fn step(
                     if reused && !up.got_bytes && retry(&mut exchange, now) =>
                 {
                     // Sent again on a new connection; this one is done.
+                    work.slot_of.remove(&exchange.id);
+                    work.pool.requeue(exchange);
+                    return Next::Close;
+                }
+                // A 408 on a reused connection is most likely the server's
+                // word on the idle connection, sent as it timed out and
+                // read as the answer to the request that raced it (browsers
+                // treat it as that race too): once more, on a new connection.
+                ClientEvent::Response(Ok(response))
+                    if reused
+                        && response.status == StatusCode::REQUEST_TIMEOUT
+                        && retry(&mut exchange, now) =>
+                {
                     work.slot_of.remove(&exchange.id);
                     work.pool.requeue(exchange);
                     return Next::Close;
