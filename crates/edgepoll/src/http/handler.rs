@@ -996,10 +996,15 @@ impl Handler {
         if let Framing::Length(n) = head.framing {
             // Room for the body, but only up to what a client must actually
             // send: a declared length alone must not make the server allocate.
+            // At most as much again as it sent, so that a thousand heads
+            // declaring large bodies cost a thousand heads' worth, not 256 KiB
+            // each.
             let missing = n.saturating_sub(self.input.len() - head.len);
             // Most small bodies arrive with their head: nothing to make room for.
             if missing > 0 {
-                self.input.reserve(missing.min(MAX_BODY_RESERVE));
+                let earned = self.input.len();
+                self.input
+                    .reserve(missing.min(MAX_BODY_RESERVE).min(earned));
                 // Growth beyond that stops at the request's end, not at the next
                 // power of two: an 8 MiB body takes 8 MiB, not 16.
                 self.input.grow_up_to(head.len.saturating_add(n));
