@@ -183,7 +183,7 @@ fn check_output(outcome: &Outcome) -> Result<(), String> {
         Some(c) if !closed || !outcome.finished => {
             Err(format!("close code {c} without a close frame sent"))
         }
-        Some(c) if !matches!(c, 1000..=1003 | 1005 | 1007..=1011 | 3000..=4999) => {
+        Some(c) if !matches!(c, 1000..=1003 | 1005 | 1007..=1014 | 3000..=4999) => {
             Err(format!("close code {c} may not be used"))
         }
         _ => Ok(()),

@@ -72,7 +72,8 @@ pub enum FrameError {
     UnknownOpcode,
     /// A control frame longer than 125 bytes, or fragmented.
     BadControlFrame,
-    /// A 64-bit length with its top bit set (RFC 6455 §5.2).
+    /// A 64-bit length with its top bit set, or a length in a longer form
+    /// than it needs (RFC 6455 §5.2).
     BadLength,
 }
 
@@ -100,8 +101,12 @@ pub fn read_header(buf: &[u8]) -> Result<Option<FrameHeader>, FrameError> {
         return Err(FrameError::BadControlFrame);
     }
     let (payload_len, mut header_len) = match short {
+        // Each length in the shortest form that holds it (RFC 6455 §5.2).
         126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            Some(b) => match u16::from_be_bytes([b[0], b[1]]) {
+                ..126 => return Err(FrameError::BadLength),
+                n => (u64::from(n), 4),
+            },
             None => return Ok(None),
         },
         127 => match buf.get(2..10) {
@@ -109,7 +114,7 @@ pub fn read_header(buf: &[u8]) -> Result<Option<FrameHeader>, FrameError> {
                 let mut bytes = [0; 8];
                 bytes.copy_from_slice(b);
                 let len = u64::from_be_bytes(bytes);
-                if len >> 63 != 0 {
+                if len >> 63 != 0 || len <= u64::from(u16::MAX) {
                     return Err(FrameError::BadLength);
                 }
                 (len, 10)
@@ -235,6 +240,20 @@ mod tests {
         let mut huge = vec![0x82, 0xFF];
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
         assert_eq!(read_header(&huge), Err(FrameError::BadLength));
+        // 5 and 125 in the 16-bit form, 65535 in the 64-bit one.
+        assert_eq!(read_header(&[0x82, 0xFE, 0, 5]), Err(FrameError::BadLength));
+        assert_eq!(
+            read_header(&[0x82, 0xFE, 0, 125]),
+            Err(FrameError::BadLength)
+        );
+        let mut long = vec![0x82, 0xFF];
+        long.extend_from_slice(&65535u64.to_be_bytes());
+        assert_eq!(read_header(&long), Err(FrameError::BadLength));
+        // The shortest forms of the smallest lengths each needs are fine.
+        assert!(read_header(&[0x82, 0x7E, 0, 126]).is_ok_and(|h| h.is_some()));
+        let mut least = vec![0x82, 0x7F];
+        least.extend_from_slice(&65536u64.to_be_bytes());
+        assert!(read_header(&least).is_ok_and(|h| h.is_some()));
     }
 
     #[test]

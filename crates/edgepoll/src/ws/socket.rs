@@ -23,6 +23,11 @@ pub struct WsLimits {
     /// the connection is dropped. A quiet connection with nothing queued has
     /// no timeout.
     pub send_timeout: Duration,
+    /// How long a frame or a fragmented message may go without a byte of it
+    /// arriving: then the connection is closed (1008) and what it held of
+    /// the message freed. A connection quiet between messages has no
+    /// timeout.
+    pub message_timeout: Duration,
 }
 
 impl Default for WsLimits {
@@ -31,6 +36,7 @@ impl Default for WsLimits {
             max_message_bytes: 1 << 20,
             max_queued_bytes: 256 * 1024,
             send_timeout: Duration::from_secs(60),
+            message_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -67,9 +73,12 @@ impl CloseCode {
     /// 1009: a message over [`WsLimits::max_message_bytes`].
     pub const TOO_BIG: CloseCode = CloseCode(1009);
 
-    /// Whether this code may be sent in a close frame (by either side).
+    /// Whether this code may be sent in a close frame (by either side):
+    /// RFC 6455's and those IANA registered since (1012–1014: service
+    /// restart, try again later, bad gateway), and the ranges for
+    /// libraries and applications.
     fn may_be_sent(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1011 | 3000..=4999)
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 }
 
@@ -123,6 +132,8 @@ pub struct WebSocket {
     state: State,
     close_code: Option<CloseCode>,
     last_sent: Instant,
+    /// When the last bytes came in.
+    last_received: Instant,
 }
 
 impl WebSocket {
@@ -131,6 +142,7 @@ impl WebSocket {
         WebSocket {
             limits: WsLimits {
                 send_timeout: crate::timer::bounded(limits.send_timeout),
+                message_timeout: crate::timer::bounded(limits.message_timeout),
                 ..limits
             },
             input: Vec::new(),
@@ -141,6 +153,7 @@ impl WebSocket {
             state: State::Open,
             close_code: None,
             last_sent: now,
+            last_received: now,
         }
     }
 
@@ -155,6 +168,9 @@ impl WebSocket {
     pub fn receive(&mut self, data: &[u8], now: Instant, mut on_message: impl FnMut(Message<'_>)) {
         if self.state != State::Open {
             return;
+        }
+        if !data.is_empty() {
+            self.last_received = now;
         }
         self.input.extend_from_slice(data);
         let mut start = 0;
@@ -196,6 +212,20 @@ impl WebSocket {
             );
             return None;
         };
+        // Wrong in the header alone: said at once, not after the payload.
+        let out_of_turn = match header.opcode {
+            Opcode::Text | Opcode::Binary if self.message_kind.is_some() => {
+                Some("a new message inside a fragmented one")
+            }
+            Opcode::Continuation if self.message_kind.is_none() => {
+                Some("a continuation without a message")
+            }
+            _ => None,
+        };
+        if let Some(reason) = out_of_turn {
+            self.close(CloseCode::PROTOCOL_ERROR, reason, now);
+            return None;
+        }
         let so_far = if header.opcode == Opcode::Continuation {
             self.message.len()
         } else {
@@ -217,13 +247,7 @@ impl WebSocket {
         apply_mask(&mut self.input[payload.clone()], mask, 0);
         match header.opcode {
             Opcode::Text | Opcode::Binary => {
-                if self.message_kind.is_some() {
-                    self.close(
-                        CloseCode::PROTOCOL_ERROR,
-                        "a new message inside a fragmented one",
-                        now,
-                    );
-                } else if header.fin {
+                if header.fin {
                     // Whole in one frame: handed over from the input buffer.
                     let bytes = &self.input[payload];
                     match header.opcode {
@@ -243,12 +267,7 @@ impl WebSocket {
             }
             Opcode::Continuation => {
                 let Some(kind) = self.message_kind else {
-                    self.close(
-                        CloseCode::PROTOCOL_ERROR,
-                        "a continuation without a message",
-                        now,
-                    );
-                    return None;
+                    return None; // refused above
                 };
                 self.message.extend_from_slice(&self.input[payload]);
                 if self.check_fragment(header.fin, now) && header.fin {
@@ -345,7 +364,7 @@ impl WebSocket {
     /// need be) and the connection ends once it is sent. The reason is cut
     /// to the 123 bytes a close frame has room for, at a character's end. A
     /// code that may not go on the wire (1005, 1006, 1015, and those outside
-    /// 1000–1003, 1007–1011 and 3000–4999; RFC 6455 §7.4) is left out: the
+    /// 1000–1003, 1007–1014 and 3000–4999; RFC 6455 §7.4) is left out: the
     /// frame then says nothing, which the peer reads as 1005.
     ///
     /// ```
@@ -491,17 +510,40 @@ impl WebSocket {
         self.close_code
     }
 
-    /// When queued bytes will have waited too long (none while nothing waits).
+    /// When queued bytes will have waited too long, or a message begun
+    /// will have gone too long without a byte (none while neither is so).
     pub fn deadline(&self) -> Option<Instant> {
+        let sending = self.send_deadline();
+        let receiving = self.message_deadline();
+        match (sending, receiving) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn send_deadline(&self) -> Option<Instant> {
         self.wants_write()
             .then(|| self.last_sent + self.limits.send_timeout)
     }
 
-    /// Drops the connection if its queued bytes waited past the deadline.
+    fn message_deadline(&self) -> Option<Instant> {
+        let begun = !self.input.is_empty() || self.message_kind.is_some();
+        (begun && self.state == State::Open)
+            .then(|| self.last_received + self.limits.message_timeout)
+    }
+
+    /// Drops the connection if its queued bytes waited past their deadline;
+    /// closes it (1008), freeing what it held, if a message begun stalled.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.deadline().is_some_and(|d| now >= d) {
+        if self.send_deadline().is_some_and(|d| now >= d) {
             self.output = OutputBuffer::default();
             self.state = State::Dropped;
+        } else if self.message_deadline().is_some_and(|d| now >= d) {
+            self.close(CloseCode::POLICY, "message incomplete for too long", now);
+            self.input = Vec::new();
+            self.message = Vec::new();
+            self.message_kind = None;
+            self.message_checked = 0;
         }
     }
 
@@ -528,6 +570,6 @@ fn frame_error(error: FrameError) -> &'static str {
         FrameError::ReservedBits => "reserved bits set",
         FrameError::UnknownOpcode => "unknown opcode",
         FrameError::BadControlFrame => "control frame fragmented or over 125 bytes",
-        FrameError::BadLength => "frame length out of range",
+        FrameError::BadLength => "frame length out of range or not in its shortest form",
     }
 }

@@ -119,6 +119,28 @@ fn each_violation_closes_with_its_code() {
             1002,
         ),
         ("close of one byte", client_frame(0x88, &[3]), 1002),
+        // 5 bytes announced in the 16-bit form: not the shortest.
+        (
+            "length not in its shortest form",
+            [vec![0x82, 0xFE, 0, 5, 1, 2, 3, 4], vec![0; 5]].concat(),
+            1002,
+        ),
+        // Wrong in the header alone: refused before any of a payload that
+        // will never come (the 1000 bytes announced are not sent).
+        (
+            "a continuation without a message, payload still to come",
+            vec![0x80, 0xFE, 0x03, 0xE8, 1, 2, 3, 4],
+            1002,
+        ),
+        (
+            "a new message mid-fragments, payload still to come",
+            [
+                client_frame(0x01, b"a"),
+                vec![0x82, 0xFE, 0x03, 0xE8, 1, 2, 3, 4],
+            ]
+            .concat(),
+            1002,
+        ),
     ];
     let limits = WsLimits {
         max_message_bytes: 1000,
@@ -145,6 +167,73 @@ fn a_close_is_answered_with_its_code_and_ends_the_connection() {
     assert_eq!(frames, [(Opcode::Close, 1000u16.to_be_bytes().to_vec())]);
     assert!(ws.is_finished());
     assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
+}
+
+#[test]
+fn the_registered_codes_1012_to_1014_are_answered_as_sent() {
+    for code in [1012u16, 1013, 1014] {
+        let (_, frames, ws) = run(
+            &client_frame(0x88, &code.to_be_bytes()),
+            1,
+            WsLimits::default(),
+        );
+        assert_eq!(frames, [(Opcode::Close, code.to_be_bytes().to_vec())]);
+        assert_eq!(ws.close_code(), Some(CloseCode(code)));
+    }
+}
+
+/// A frame or a fragmented message that stops coming is closed with 1008
+/// at the message timeout, counted from its last byte, and what it held is
+/// freed; between messages there is no timeout.
+#[test]
+fn a_message_that_stops_coming_is_closed_and_freed() {
+    let limits = WsLimits {
+        message_timeout: Duration::from_secs(30),
+        ..WsLimits::default()
+    };
+    let big = client_frame(0x82, &vec![7; 100_000]);
+    let fragments = [
+        client_frame(0x02, &[1; 60_000]),
+        client_frame(0x00, &[2; 60_000]),
+    ]
+    .concat();
+    for (name, stalled) in [
+        ("half a frame", &big[..50_000]),
+        ("two fragments of many", &fragments[..]),
+    ] {
+        let start = Instant::now();
+        let mut ws = WebSocket::new(limits.clone(), start);
+        // A whole message first: no deadline after it.
+        ws.receive(&client_frame(0x81, b"hi"), start, |_| {});
+        assert_eq!(ws.deadline(), None, "{name}");
+        let later = start + Duration::from_secs(100);
+        ws.receive(stalled, later, |_| {});
+        assert!(ws.buffered_capacity() >= 50_000, "{name}");
+        assert_eq!(
+            ws.deadline(),
+            Some(later + Duration::from_secs(30)),
+            "{name}"
+        );
+        ws.handle_timeout(later + Duration::from_secs(29));
+        assert!(
+            !ws.is_finished() && ws.pending_output().is_empty(),
+            "{name}"
+        );
+        let due = later + Duration::from_secs(30);
+        ws.handle_timeout(due);
+        let out = ws.pending_output().to_vec();
+        let header = read_header(&out).expect("valid").expect("a frame");
+        assert_eq!(header.opcode, Opcode::Close, "{name}");
+        assert_eq!(
+            out[header.header_len..][..2],
+            1008u16.to_be_bytes(),
+            "{name}"
+        );
+        ws.consume_output(out.len(), due);
+        assert!(ws.is_finished(), "{name}");
+        ws.release_buffers();
+        assert_eq!(ws.buffered_capacity(), 0, "{name}");
+    }
 }
 
 #[test]
@@ -215,12 +304,12 @@ fn a_close_sends_only_what_may_be_sent() {
         "61 whole characters, not 61 and a half"
     );
     assert!(std::str::from_utf8(&payload[2..]).is_ok());
-    for code in [0, 999, 1004, 1005, 1006, 1012, 1015, 2999, 5000] {
+    for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
         let mut ws = WebSocket::new(WsLimits::default(), now);
         ws.close(CloseCode(code), "why", now);
         assert_eq!(ws.pending_output(), b"\x88\x00", "{code}");
     }
-    for code in [1000, 1011, 3000, 4999] {
+    for code in [1000, 1011, 1012, 1014, 3000, 4999] {
         let mut ws = WebSocket::new(WsLimits::default(), now);
         ws.close(CloseCode(code), "", now);
         assert_eq!(ws.pending_output()[2..], code.to_be_bytes(), "{code}");
