@@ -179,6 +179,10 @@ async def violations():
         ("unknown opcode", masked(0x83, b"x"), 1002),
         ("fragmented ping", masked(0x09, b"x"), 1002),
         ("continuation without a start", masked(0x80, b"x"), 1002),
+        # Its header alone is wrong: answered before the 1000 bytes it
+        # announces, which never come.
+        ("continuation without a start, payload never sent", b"\x80\xfe\x03\xe8\x11\x22\x33\x44", 1002),
+        ("length not in its shortest form", b"\x82\xfe\x00\x02\x11\x22\x33\x44" + b"\x11\x22", 1002),
         ("invalid UTF-8", masked(0x81, b"\xc3\x28"), 1007),
         ("invalid UTF-8 across fragments", masked(0x01, b"ok\xe2") + masked(0x80, b"\x28\xa1"), 1007),
         ("message too big", masked(0x82, b"\x00" * (1024 * 1024 + 1)), 1009),
@@ -197,6 +201,12 @@ async def violations():
             assert handshake(s).startswith(b"HTTP/1.1 101 ")
             s.sendall(masked(0x88, struct.pack("!H", 1000) + b"bye"))
             assert read_close_code(s) == 1000
+        # A code registered after RFC 6455 (1012, service restart) is echoed.
+        with raw() as s:
+            assert handshake(s).startswith(b"HTTP/1.1 101 ")
+            s.sendall(masked(0x88, struct.pack("!H", 1012)))
+            got = read_close_code(s)
+            assert got == 1012, f"close 1012 answered with {got}"
 
 
 def rss_kib():
