@@ -102,29 +102,22 @@ impl GuestMemory<'_> {
         Ok(IovecTable { ptr, count })
     }
 
-    /// Appends the bytes of every buffer of `table` to `out`; returns how
-    /// many (lengths capped as [`gather`](Self::gather) caps them). All or
-    /// nothing: when one buffer lies outside memory, `out` is left as it was
-    /// (the guest sees the write fail, so none of it may appear).
-    pub fn copy_iovecs(&self, table: IovecTable, out: &mut Vec<u8>) -> Result<u32, Errno> {
-        let before = out.len();
+    /// The guest buffers of `table`, all checked before any is used (EFAULT
+    /// when one lies outside memory, and then none is taken), their lengths
+    /// capped so that the sum stays below 2^32, as WasmEdge caps them. No
+    /// byte is copied: however many iovecs name the same large buffer, the
+    /// host holds only the list.
+    pub fn iovec_slices(&self, table: IovecTable) -> Result<Vec<&[u8]>, Errno> {
+        let mut slices = Vec::with_capacity(table.count as usize);
         let mut total: u32 = 0;
         for i in 0..table.count {
             let entry = table.ptr + 8 * i;
-            let copied = self.read_u32(entry).and_then(|buf| {
-                let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
-                out.extend_from_slice(self.slice(buf, len)?);
-                Ok(len)
-            });
-            match copied {
-                Ok(len) => total += len,
-                Err(e) => {
-                    out.truncate(before);
-                    return Err(e);
-                }
-            }
+            let buf = self.read_u32(entry)?;
+            let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
+            slices.push(self.slice(buf, len)?);
+            total += len;
         }
-        Ok(total)
+        Ok(slices)
     }
 
     /// Host iovecs for every buffer of `table`, pointing into guest memory;
@@ -169,7 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn iovecs_are_copied_whole_or_not_at_all() {
+    fn iovecs_are_taken_whole_or_not_at_all() {
         let mut bytes = vec![0u8; 256];
         bytes[100..105].copy_from_slice(b"hello");
         // Two iovecs at 0: the first valid, the second out of memory.
@@ -178,12 +171,9 @@ mod tests {
         bytes[8..12].copy_from_slice(&250u32.to_le_bytes());
         bytes[12..16].copy_from_slice(&50u32.to_le_bytes());
         let mem = GuestMemory(&mut bytes);
-        let mut out = b"kept".to_vec();
         let table = IovecTable { ptr: 0, count: 2 };
-        assert!(mem.copy_iovecs(table, &mut out).is_err());
-        assert_eq!(out, b"kept");
+        assert!(mem.iovec_slices(table).is_err());
         let table = IovecTable { ptr: 0, count: 1 };
-        assert_eq!(mem.copy_iovecs(table, &mut out), Ok(5));
-        assert_eq!(out, b"kepthello");
+        assert_eq!(mem.iovec_slices(table), Ok(vec![&b"hello"[..]]));
     }
 }

@@ -47,28 +47,60 @@ impl Tagged {
     ) -> Result<(), Errno> {
         let table = mem.iovec_table(iovs, count)?;
         mem.pointer::<4>(out)?;
-        let pending = &mut self.pending[stream];
-        let taken = mem.copy_iovecs(table, pending)?;
         let host_fd = 1 + stream as i32;
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            emit(host_fd, &self.tag, &line);
-        }
-        if pending.len() >= MAX_LINE {
-            let mut line = std::mem::take(pending);
-            line.push(b'\n');
-            emit(host_fd, &self.tag, &line);
+        let mut taken = 0u32;
+        // Read where they lie: the host holds at most one line.
+        for bytes in mem.iovec_slices(table)? {
+            self.take(stream, bytes, |line| emit(host_fd, line));
+            taken += bytes.len() as u32;
         }
         mem.write_u32(out, taken)
+    }
+
+    /// Cuts `bytes` into lines after what `stream` has pending: each line
+    /// completed, or grown to [`MAX_LINE`] without an end (then ended with
+    /// one), goes to `emit` as its parts (tag, pending, the rest), and what
+    /// is left waits. Linear in `bytes`, and never holding more than one
+    /// line, however much comes in one write.
+    fn take(&mut self, stream: usize, mut bytes: &[u8], mut emit: impl FnMut(&[&[u8]])) {
+        let pending = &mut self.pending[stream];
+        while !bytes.is_empty() {
+            let room = MAX_LINE - pending.len();
+            let window = &bytes[..bytes.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    emit(&[&self.tag, pending, &window[..=end]]);
+                    pending.clear();
+                    bytes = &bytes[end + 1..];
+                }
+                None => {
+                    let needed = pending.len() + window.len();
+                    if needed > pending.capacity() {
+                        // Doubling, but never past a line's most.
+                        let grown = needed.max(2 * pending.capacity()).min(MAX_LINE);
+                        pending.reserve_exact(grown - pending.len());
+                    }
+                    pending.extend_from_slice(window);
+                    bytes = &bytes[window.len()..];
+                    if pending.len() >= MAX_LINE {
+                        emit(&[&self.tag, pending, b"\n"]);
+                        pending.clear();
+                    }
+                }
+            }
+        }
+        if pending.is_empty() && pending.capacity() > 4096 {
+            // A long line is done with: its buffer is not kept.
+            *pending = Vec::new();
+        }
     }
 
     /// What is left of unfinished lines, written when the instance ends.
     pub fn flush(&mut self) {
         for (stream, pending) in self.pending.iter_mut().enumerate() {
             if !pending.is_empty() {
-                let mut line = std::mem::take(pending);
-                line.push(b'\n');
-                emit(1 + stream as i32, &self.tag, &line);
+                emit(1 + stream as i32, &[&self.tag, pending, b"\n"]);
+                pending.clear();
             }
         }
     }
@@ -79,9 +111,9 @@ impl Tagged {
 /// only writes of up to 4 KiB to a pipe whole).
 static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// One tagged line, whole.
-fn emit(host_fd: i32, tag: &[u8], line: &[u8]) {
-    let whole = [tag, line].concat();
+/// One tagged line, whole, from its parts.
+fn emit(host_fd: i32, parts: &[&[u8]]) {
+    let whole = parts.concat();
     let _turn = WRITING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -149,7 +181,7 @@ mod tests {
                     let mut line = vec![letter; LINE];
                     line.push(b'\n');
                     for _ in 0..LINES {
-                        emit(writer, &[b'[', letter, b']', b' '], &line);
+                        emit(writer, &[&[b'[', letter, b']', b' '], &line]);
                     }
                 })
             })
@@ -192,6 +224,50 @@ mod tests {
                 line[4..].iter().all(|&b| b == letter),
                 "a line split by another"
             );
+        }
+    }
+
+    /// However a write is cut and however long its lines, every byte comes
+    /// out once, in order, in lines of at most MAX_LINE (plus the tag and
+    /// the end added to a cut one), and the host holds no more than a line.
+    #[test]
+    fn lines_are_cut_as_they_come_and_nothing_is_held_but_one_line() {
+        let mut input = Vec::new();
+        input.extend_from_slice(b"short\n");
+        input.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE + 5));
+        input.extend_from_slice(b"\n\n\nend");
+        input.extend(std::iter::repeat_n(b'\n', 10_000));
+        for piece in [1, 7, 4096, MAX_LINE + 3, input.len()] {
+            let mut tagged = Tagged::new(3);
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            for bytes in input.chunks(piece) {
+                tagged.take(0, bytes, |parts| lines.push(parts.concat()));
+                assert!(tagged.pending[0].capacity() <= MAX_LINE, "piece {piece}");
+            }
+            let mut text = Vec::new();
+            for line in &lines {
+                assert!(
+                    line.starts_with(b"[3] ") && line.ends_with(b"\n"),
+                    "piece {piece}"
+                );
+                assert!(
+                    line.len() <= 4 + MAX_LINE + 1,
+                    "piece {piece}: {}",
+                    line.len()
+                );
+                text.extend_from_slice(&line[4..]);
+            }
+            // The three cuts of the long line each added an end.
+            let mut want = b"short\n".to_vec();
+            for _ in 0..3 {
+                want.extend(std::iter::repeat_n(b'x', MAX_LINE));
+                want.push(b'\n');
+            }
+            want.extend_from_slice(b"xxxxx\n\n\nend");
+            want.extend(std::iter::repeat_n(b'\n', 10_000));
+            assert_eq!(text.len(), want.len(), "piece {piece}");
+            assert!(text == want, "piece {piece}");
+            assert!(tagged.pending[0].is_empty(), "piece {piece}");
         }
     }
 }
