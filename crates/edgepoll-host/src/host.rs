@@ -43,6 +43,12 @@ pub struct MemoryReport {
 /// the last page too; no guest wants it.
 pub const MOST_GUEST_BYTES: u64 = (1 << 32) - 65536;
 
+/// The most elements a guest's table grows to (8 MiB of host memory). A
+/// program's table holds its functions called indirectly, a few thousand;
+/// WasmEdge sets no bound, and a guest's `table.grow` by 2^31 would make the
+/// host allocate 16 GiB.
+pub const MOST_TABLE_ELEMENTS: usize = 1 << 20;
+
 impl wasmtime::ResourceLimiter for MemoryReport {
     fn memory_growing(
         &mut self,
@@ -62,13 +68,16 @@ impl wasmtime::ResourceLimiter for MemoryReport {
         Ok(maximum.is_none_or(|max| desired <= max))
     }
 
+    /// Tables live in host memory, outside the page limit: past
+    /// [`MOST_TABLE_ELEMENTS`] a `table.grow` fails (returns -1) instead of
+    /// making the host allocate gigabytes.
     fn table_growing(
         &mut self,
         _current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(maximum.is_none_or(|max| desired <= max))
+        Ok(desired <= MOST_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
     }
 }
 
@@ -99,5 +108,16 @@ mod tests {
         };
         assert!(capped.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!capped.memory_growing(0, (1 << 20) + 65536, None).unwrap());
+    }
+
+    #[test]
+    fn tables_grow_only_so_far() {
+        let mut limits = MemoryReport::default();
+        assert!(limits.table_growing(1, MOST_TABLE_ELEMENTS, None).unwrap());
+        assert!(!limits
+            .table_growing(1, MOST_TABLE_ELEMENTS + 1, None)
+            .unwrap());
+        assert!(!limits.table_growing(1, 0x7fff_ffff, None).unwrap());
+        assert!(!limits.table_growing(1, 10, Some(5)).unwrap());
     }
 }

@@ -43,14 +43,22 @@ pub struct Instance {
     pub shared: Option<std::sync::Arc<crate::fd_table::Shared>>,
 }
 
+/// wasmtime as it runs guests. Multiple memories are refused, as WasmEdge
+/// 0.14 refuses them unless asked: each would get the whole page limit, so
+/// one module could take that many times the host memory it was granted.
+fn config() -> Config {
+    let mut config = Config::new();
+    config.cranelift_opt_level(OptLevel::Speed);
+    config.wasm_multi_memory(false);
+    config
+}
+
 /// Compiles the module once, for as many instances as are run of it.
 pub fn compile(invocation: &Invocation) -> Result<(Engine, Module), String> {
     let shown = invocation.module.display();
     let bytes =
         std::fs::read(&invocation.module).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let mut config = Config::new();
-    config.cranelift_opt_level(OptLevel::Speed);
-    let engine = Engine::new(&config).map_err(|e| format!("cannot start wasmtime: {e}"))?;
+    let engine = Engine::new(&config()).map_err(|e| format!("cannot start wasmtime: {e}"))?;
     let module =
         load(&engine, &bytes).map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
     Ok((engine, module))
@@ -296,4 +304,20 @@ fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
         return format!("{TRAPPED} {phase}: {failure} in {function}");
     }
     format!("guest failed during {phase}: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(module (memory 1))`, and the same with a second memory.
+    const ONE_MEMORY: &[u8] = b"\0asm\x01\0\0\0\x05\x03\x01\x00\x01";
+    const TWO_MEMORIES: &[u8] = b"\0asm\x01\0\0\0\x05\x05\x02\x00\x01\x00\x01";
+
+    #[test]
+    fn a_module_with_two_memories_is_refused() {
+        let engine = Engine::new(&config()).expect("engine");
+        assert!(Module::new(&engine, ONE_MEMORY).is_ok());
+        assert!(Module::new(&engine, TWO_MEMORIES).is_err());
+    }
 }
