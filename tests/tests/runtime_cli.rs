@@ -274,6 +274,77 @@ fn memory_page_limit_holds_the_guest_to_its_pages_as_on_wasmedge() {
     });
 }
 
+/// A guest that opens its read-only directory again, asking for every
+/// right, still cannot create, link, rename or remove a name below it on
+/// edgepoll-host. WasmEdge 0.14 lets it (its read-only preopen passes those
+/// rights on): the README names the difference, and this checks it is
+/// still there, so that the README stays true.
+#[test]
+fn names_below_a_readonly_directory_stay_as_they_were_given() {
+    on_each_runtime(|rt| {
+        let dir = directory_with_hello("ro-names", rt);
+        let work = dir.with_extension("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        let out = rt
+            .command_with(
+                &wasm("conformance_guest"),
+                &[
+                    "--dir",
+                    &format!("/data:{}:readonly", dir.display()),
+                    "--dir",
+                    &format!("/work:{}", work.display()),
+                ],
+            )
+            .arg("readonly-names")
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let errno = |what: &str| -> Option<u16> {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{what}=")))
+                .and_then(|n| n.parse().ok())
+        };
+        let (mkdir, link, rename) = (errno("mkdir"), errno("link"), errno("rename"));
+        let listing = |d: &std::path::Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(d)
+                .map(|r| {
+                    r.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+        match rt {
+            Runtime::Host(_) => {
+                // 76: ENOTCAPABLE, each; nothing changed on either side.
+                for what in ["mkdir", "link", "rename", "unlink"] {
+                    assert_eq!(errno(what), Some(76), "{what}: {stdout}");
+                }
+                assert_eq!(listing(&dir), ["hello.txt"]);
+                assert!(listing(&work).is_empty());
+                assert_eq!(
+                    std::fs::read_to_string(dir.join("hello.txt"))
+                        .ok()
+                        .as_deref(),
+                    Some("hello from the host\n")
+                );
+            }
+            _ => assert_eq!(
+                (mkdir, link, rename),
+                (Some(0), Some(0), Some(0)),
+                "{}: WasmEdge no longer lets a read-only directory's names change; \
+                 the README's list of differences is out of date: {stdout}",
+                rt.name()
+            ),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&work);
+    });
+}
+
 #[test]
 fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
     on_each_runtime(|rt| {

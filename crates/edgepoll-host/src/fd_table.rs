@@ -117,15 +117,28 @@ pub mod rights {
     pub const PREOPEN_READONLY: u64 =
         PATH_OPEN | FD_READDIR | PATH_READLINK | PATH_FILESTAT_GET | FD_FILESTAT_GET;
     /// What files and directories below it may get: a writable preopen's,
-    /// less writing, allocating, sizing and setting times through paths
-    /// (WasmEdge's `kPreOpenInheritingRightsReadOnly`; as there, the rights
-    /// to create, link, rename and remove names stay).
+    /// less writing, allocating, sizing, setting times, and creating,
+    /// linking, renaming and removing names. WasmEdge's
+    /// `kPreOpenInheritingRightsReadOnly` keeps the name rights, so a guest
+    /// that opens the directory again with them can empty it, or link one
+    /// of its files into a writable directory and write it there; here a
+    /// read-only directory stays as it was given.
     pub const PREOPEN_READONLY_INHERITING: u64 = PREOPEN_INHERITING
         & !(FD_WRITE
             | FD_ALLOCATE
             | PATH_FILESTAT_SET_SIZE
             | PATH_FILESTAT_SET_TIMES
             | FD_FILESTAT_SET_SIZE
+            | FD_FILESTAT_SET_TIMES
+            | PATH_CREATE_DIRECTORY
+            | PATH_CREATE_FILE
+            | PATH_LINK_SOURCE
+            | PATH_LINK_TARGET
+            | PATH_RENAME_SOURCE
+            | PATH_RENAME_TARGET
+            | PATH_SYMLINK
+            | PATH_REMOVE_DIRECTORY
+            | PATH_UNLINK_FILE
             | SOCK_SHUTDOWN);
     /// Stdio as WasmEdge's `Environ::init` sets it up (inheriting nothing).
     pub const STDIN: u64 = FD_ADVISE | FD_FILESTAT_GET | FD_READ | POLL_FD_READWRITE;

@@ -421,6 +421,7 @@ pub fn run(case: &str) -> Result<()> {
                 std::fs::read_to_string("/data/../etc/passwd").is_err()
             );
         }
+        "readonly-names" => crate::names::readonly_names()?,
         "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),

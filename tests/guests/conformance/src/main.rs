@@ -4,6 +4,8 @@
 
 #[cfg(target_os = "wasi")]
 mod cases;
+#[cfg(target_os = "wasi")]
+mod names;
 
 #[cfg(target_os = "wasi")]
 fn main() {
