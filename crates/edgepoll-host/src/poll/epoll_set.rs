@@ -122,12 +122,37 @@ impl Poller {
             }
             watch.read.error = read_error;
             watch.write.error = write_error;
-            for dir in [watch.read, watch.write] {
+            for (tag, dir) in [(FD_READ, watch.read), (FD_WRITE, watch.write)] {
                 if dir.owner != NONE {
                     self.set_error(dir.owner, dir.error);
                 }
+                if dir.extra > 0 {
+                    self.mark_duplicates(fd, tag, dir.owner, dir.error);
+                }
             }
             self.watches.insert(fd, watch);
+        }
+    }
+
+    /// The subscriptions to `fd`'s `tag` other than its owner: EEXIST when
+    /// the owner's stands, else the owner's own error. WasmEdge checks the
+    /// descriptor (EBADF, ENOTCAPABLE) before it looks for a duplicate, and
+    /// forgets a registration epoll refused, so each copy of a failing
+    /// subscription fails the same way.
+    fn mark_duplicates(&mut self, fd: u32, tag: u8, owner: u32, error: u16) {
+        let errno = if error == 0 { EXIST.0 } else { error };
+        let copies: Vec<u32> = self
+            .prev
+            .chunks_exact(SUB_SIZE)
+            .enumerate()
+            .filter(|(i, chunk)| {
+                let r = super::diff::record(chunk);
+                r.tag == tag && r.fd == fd && *i as u32 != owner
+            })
+            .map(|(i, _)| i as u32)
+            .collect();
+        for i in copies {
+            self.set_error(i, errno);
         }
     }
 

@@ -155,6 +155,18 @@ pub fn polling(t: &mut Transcript) {
             .timeout(9, 30),
         "read -1, write a closed descriptor, read one never opened, 30 ms",
     );
+    // A duplicate of a subscription that fails gets the same error, not
+    // EEXIST: WasmEdge checks the descriptor before it looks for the
+    // duplicate, and forgets a registration epoll refused.
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(4, 1_000_000_007)
+            .read(5, 1_000_000_007)
+            .timeout(9, 30),
+        "read one never opened, twice, 30 ms",
+    );
     poll(
         t,
         false,
@@ -175,6 +187,12 @@ pub fn polling(t: &mut Transcript) {
         false,
         &Subscriptions::new().read(6, 0).timeout(9, 30),
         "read stdin, 30 ms",
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new().read(6, 0).read(7, 0).timeout(9, 30),
+        "read stdin twice, 30 ms",
     );
     // A listener with a connection waiting.
     let waiting = open(t, INET4, STREAM);
