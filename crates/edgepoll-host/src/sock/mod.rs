@@ -179,7 +179,7 @@ pub fn accept(
 }
 
 /// `sock_shutdown`.
-pub fn shutdown(fds: &FdTable, fd: u32, how: u32) -> WasiResult {
+pub fn shutdown(fds: &mut FdTable, fd: u32, how: u32) -> WasiResult {
     // An 8-bit set of RD (1) and WR (2).
     let how = how as u8;
     if how & !3 != 0 {
@@ -194,7 +194,19 @@ pub fn shutdown(fds: &FdTable, fd: u32, how: u32) -> WasiResult {
         _ => 0,
     };
     // SAFETY: plain system call.
-    check(unsafe { libc::shutdown(raw, sys) })
+    check(unsafe { libc::shutdown(raw, sys) })?;
+    if sys != libc::SHUT_WR {
+        // Shutting a listener's reading disconnects it: no longer listening,
+        // and FIONREAD (which poll events report) answers for it again.
+        if let Ok(Descriptor {
+            entry: Entry::Socket(socket),
+            ..
+        }) = fds.get_mut(fd)
+        {
+            socket.listening = false;
+        }
+    }
+    Ok(())
 }
 
 /// `sock_getlocaladdr` / `sock_getpeeraddr`: V1 (with `kind`, the address

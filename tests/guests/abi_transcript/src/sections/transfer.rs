@@ -369,6 +369,16 @@ pub fn stream_transfer(t: &mut Transcript) {
         let e = unsafe { sock_shutdown(fd, 1) };
         t.log(&format!("sock_shutdown({}, rd)", t.fd(fd)), e, "");
     }
+    // Shut for reading, a listener is disconnected: no longer listening.
+    poll(
+        t,
+        false,
+        &Subscriptions::new().read(1, pair.listener).timeout(9, 30),
+        &format!(
+            "read {} (a listener shut for reading), 30 ms",
+            t.fd(pair.listener)
+        ),
+    );
     pair.close(t);
 
     t.section("a peer that resets");
