@@ -78,6 +78,9 @@ struct Pending {
     name: Name,
     parts: [Part; 2],
     deadline: Instant,
+    /// The deadline before one family's answer cut it to
+    /// [`OTHER_FAMILY_GRACE`]: a query gone over to TCP keeps it.
+    full_deadline: Instant,
     resend_at: Instant,
     /// Why the last datagram that claimed to answer was refused, to name
     /// the cause if no good answer comes.
@@ -210,6 +213,7 @@ impl Resolver {
             name,
             parts,
             deadline: now + self.timeout,
+            full_deadline: now + self.timeout,
             resend_at: now + RESEND_AFTER.min(self.timeout),
             malformed: false,
         });
@@ -253,12 +257,20 @@ impl Resolver {
             Ok(Answer::Truncated) => {
                 p.state = PartState::OverTcp;
                 self.over_tcp.push((id, p.query.clone()));
+                // An answer too large for a datagram is worth its round
+                // trip over TCP: not cut short by the other family's grace.
+                lookup.deadline = lookup.full_deadline;
             }
             Ok(answer) => {
-                if matches!(&answer, Answer::Addresses { addrs, .. } if !addrs.is_empty()) {
+                let found = matches!(&answer, Answer::Addresses { addrs, .. } if !addrs.is_empty());
+                p.state = PartState::Done(Ok(answer));
+                let over_tcp = lookup
+                    .parts
+                    .iter()
+                    .any(|p| matches!(p.state, PartState::OverTcp));
+                if found && !over_tcp {
                     lookup.deadline = lookup.deadline.min(now + OTHER_FAMILY_GRACE);
                 }
-                p.state = PartState::Done(Ok(answer));
             }
             // Kept waiting: a forged or broken datagram must not end a
             // lookup that a good answer may still complete.

@@ -215,6 +215,43 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
     assert_eq!(r.finished.pop(), Some(("big.test".into(), Ok(vec![v4()]))));
 }
 
+/// One family's addresses cut the wait for the other to a short grace, but
+/// not when the other's answer was too large for a datagram and is being
+/// asked over TCP, whichever came first.
+#[test]
+fn an_answer_asked_again_over_tcp_is_waited_for_its_full_time() {
+    for truncated_first in [true, false] {
+        let mut r = resolver();
+        let now = Instant::now();
+        r.lookup("big.test", now);
+        let queries = std::mem::take(&mut r.datagrams);
+        let truncated = answer(&queries[0], |_, m| {
+            m.set_truncated(true);
+        });
+        let v6 = answer(&queries[1], |q, m| addresses(q, m, 5));
+        let order = match truncated_first {
+            true => [&truncated, &v6],
+            false => [&v6, &truncated],
+        };
+        for datagram in order {
+            r.on_datagram(datagram, now);
+        }
+        let (id, query) = r.over_tcp.pop().expect("asked over TCP");
+        // Well past the grace, the TCP answer is still waited for.
+        let later = now + OTHER_FAMILY_GRACE * 5;
+        assert!(r.deadline().is_some_and(|d| d > later), "{truncated_first}");
+        r.handle_timeout(later);
+        assert!(r.finished.is_empty(), "{truncated_first}");
+        r.on_tcp_answer(id, Ok(&answer(&query, |q, m| addresses(q, m, 5))), later);
+        let (_, found) = r.finished.pop().expect("finished");
+        assert_eq!(
+            found.map(|a| a.len()),
+            Ok(2),
+            "both families: {truncated_first}"
+        );
+    }
+}
+
 #[test]
 fn a_tcp_failure_and_an_unreachable_server_are_reported() {
     let mut r = resolver();
