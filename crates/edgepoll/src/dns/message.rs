@@ -4,7 +4,7 @@
 
 use super::ResolveError;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use std::net::IpAddr;
 
 /// CNAME records followed within one answer before it is called a loop.
@@ -101,12 +101,13 @@ pub(crate) fn read_answer(
         return Err(NotAnswer::Other);
     }
     let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
-    if message.message_type() != MessageType::Response {
+    if message.message_type() != MessageType::Response || message.op_code() != OpCode::Query {
         return Err(NotAnswer::Other);
     }
     let asked = family.record_type();
+    // The whole question must be ours (RFC 5452 §9.1): name, type and class.
     match message.queries() {
-        [q] if q.name() == name && q.query_type() == asked => {}
+        [q] if q.name() == name && q.query_type() == asked && q.query_class() == DNSClass::IN => {}
         // A server may leave the question out of a truncated answer.
         [] if message.truncated() => {}
         _ => return Err(NotAnswer::Other),
@@ -138,7 +139,8 @@ pub(crate) fn read_answer(
     let mut addrs = Vec::new();
     for _hop in 0..=MAX_CNAME_HOPS {
         let mut alias = None;
-        for record in message.answers().iter().filter(|r| r.name() == &current) {
+        let ours = |r: &&Record| r.name() == &current && r.dns_class() == DNSClass::IN;
+        for record in message.answers().iter().filter(ours) {
             match record.data() {
                 RData::A(a) if asked == RecordType::A => {
                     addrs.push(IpAddr::V4(a.0));
@@ -271,6 +273,29 @@ mod tests {
             read_answer(&echoed, 9, &name("x.test"), Family::V4),
             Err(NotAnswer::Other)
         );
+        // The question in another class (CHAOS), or the answer in one.
+        let mut chaos = Message::new();
+        chaos
+            .set_id(9)
+            .set_message_type(MessageType::Response)
+            .add_query(
+                Query::query(name("x.test"), RecordType::A)
+                    .set_query_class(DNSClass::CH)
+                    .clone(),
+            );
+        chaos.add_answer(a("x.test", 5, [1, 2, 3, 4]));
+        assert_eq!(
+            read_answer(&chaos.to_vec().unwrap(), 9, &name("x.test"), Family::V4),
+            Err(NotAnswer::Other)
+        );
+        let mut record = a("x.test", 5, [1, 2, 3, 4]);
+        record.set_dns_class(DNSClass::CH);
+        let mut m = response(9, "x.test", Family::V4, ResponseCode::NoError);
+        m.add_answer(record);
+        assert!(matches!(
+            read_answer(&m.to_vec().unwrap(), 9, &name("x.test"), Family::V4),
+            Ok(Answer::Addresses { addrs, .. }) if addrs.is_empty()
+        ));
     }
 
     #[test]
