@@ -26,6 +26,10 @@ enum Reply {
     /// Exactly these bytes (a head without a body), then the connection
     /// stays open: a client that waits for a body times out.
     HeadOnly(&'static [u8]),
+    /// Exactly these bytes, then a close.
+    Closing(&'static [u8]),
+    /// A 5-byte body, a byte every 400 ms.
+    Trickle,
 }
 
 struct TestServer {
@@ -113,6 +117,15 @@ fn serve(reply: Reply) -> TestServer {
                     Reply::HeadOnly(head) => {
                         let _ = stream.write_all(head);
                         std::thread::sleep(Duration::from_secs(10));
+                        Ok(())
+                    }
+                    Reply::Closing(bytes) => stream.write_all(bytes),
+                    Reply::Trickle => {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+                        for byte in b"slow!" {
+                            std::thread::sleep(Duration::from_millis(400));
+                            let _ = stream.write_all(&[*byte]);
+                        }
                         Ok(())
                     }
                     Reply::ResetMidway => Ok(()),
@@ -413,6 +426,75 @@ fn header_injection_is_refused_before_anything_is_sent() {
 /// `-o FILE` touches the file only once a body comes: a request that fails
 /// leaves an existing file as it was and makes none where there was none;
 /// a `--timeout` too large for a deadline is refused with exit 2.
+/// `-o FILE` replaces FILE only with the whole body of a 2xx response: a
+/// body cut short, an error status or a 304 leave it as it was (304 and 2xx
+/// exit 0), and no `FILE.part` stays behind. `--timeout` bounds each wait
+/// of a download, not the whole: a body that keeps coming, slower than the
+/// timeout in all, arrives.
+#[test]
+fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
+    on_each_runtime(|rt| {
+        let dir = std::env::temp_dir().join(format!(
+            "edgepoll-replace-{}-{}",
+            std::process::id(),
+            rt.name().replace(' ', "-")
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("page.html");
+        let part = dir.join("page.html.part");
+        let preopen = format!("{}:{}", dir.display(), dir.display());
+        let cases: [(Reply, &[&str], Option<i32>, &[u8]); 5] = [
+            (
+                Reply::Closing(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial"),
+                &[],
+                Some(1),
+                b"old",
+            ),
+            (
+                Reply::Closing(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here!"),
+                &[],
+                Some(1),
+                b"old",
+            ),
+            (
+                Reply::Closing(b"HTTP/1.1 304 Not Modified\r\n\r\n"),
+                &[],
+                Some(0),
+                b"old",
+            ),
+            (
+                Reply::Closing(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"),
+                &[],
+                Some(0),
+                b"fresh",
+            ),
+            (Reply::Trickle, &["--timeout", "1"], Some(0), b"slow!"),
+        ];
+        for (reply, extra, code, contents) in cases {
+            std::fs::write(&file, b"old").expect("write");
+            let server = serve(reply);
+            let child = rt
+                .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
+                .args(extra)
+                .args([
+                    "-o",
+                    &file.display().to_string(),
+                    &format!("http://{}/", server.addr),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("client starts");
+            let out = wait_bounded(child, Duration::from_secs(60));
+            let said = format!("{} {out:?}", rt.name());
+            assert_eq!(out.status.code(), code, "{said}");
+            assert_eq!(std::fs::read(&file).expect("the file"), contents, "{said}");
+            assert!(!part.exists(), "{said}: {} left behind", part.display());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 #[test]
 fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
     on_each_runtime(|rt| {

@@ -259,7 +259,10 @@ fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
                 started.elapsed() < Duration::from_secs(120),
                 "download hung"
             );
-            let done = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            // Written to FILE.part, renamed once whole.
+            let done = std::fs::metadata(file.with_extension("bin.part"))
+                .map(|m| m.len())
+                .unwrap_or(0);
             if let Ok(rss) = std::panic::catch_unwind(|| rss_kib(child.id())) {
                 if done >= size / 16 {
                     warm.get_or_insert(rss);

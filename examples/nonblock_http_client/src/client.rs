@@ -130,7 +130,33 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
 
 const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [URL...]";
 
+const HELP: &str = "\
+Sends every URL at once, each on its own connection, and prints each response.
+
+  -X, --request METHOD   the method (GET, or POST with -d)
+  -d, --data DATA        a request body (sent as application/x-www-form-urlencoded)
+  -H, --header 'N: V'    a header field (repeatable)
+  --timeout SECS         each request's time from the start (10); with -o, the
+                         most a download waits for its next byte
+  -o, --output FILE      write the one URL's body to FILE as it arrives, through
+                         FILE.part, renamed to FILE once a 2xx body is whole (the
+                         runtime must preopen FILE's directory: --dir .:.)
+  -v, --verbose          tell on stderr what names resolved to and what TLS agreed
+  --cacert FILE          trust this PEM file's CA certificates for https://
+  --parallel N           at most N connections to one origin at once
+  -h, --help             this text
+
+URLs are http:// or https://; redirects are not followed. Without a URL, two
+POSTs go to http://127.0.0.1:1234/. Names go to the DNS server in DNS_SERVER
+(ip:port) when it is set, else to the runtime's resolver. Exits 0 when every
+request got a response (with -o: a 2xx or a 304), 1 otherwise, 2 on bad
+arguments.";
+
 pub fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}\n\n{HELP}");
+        return ExitCode::SUCCESS;
+    }
     let parsed = parse_args().and_then(|o| {
         if o.output.is_some() && o.urls.len() != 1 {
             return Err("-o FILE takes exactly one URL".to_string());
@@ -243,6 +269,9 @@ fn tell_addresses(requests: &[ClientRequest], timeout: Duration) {
 
 /// `-o FILE`: the body goes to the file as it arrives (through a directory
 /// the runtime preopened, e.g. `wasmedge --dir .:.`), never whole in memory.
+/// It is written to `FILE.part` and renamed to FILE only once the whole
+/// body of a 2xx response is in: a download that fails part-way, or another
+/// status, leaves FILE as it was (a 304 is not a failure: FILE is current).
 fn download(
     request: &ClientRequest,
     timeout: Duration,
@@ -251,49 +280,34 @@ fn download(
     verbose: bool,
 ) -> ExitCode {
     let tag = format!("[1] {} {}", request.method(), request.url());
-    // Written (an old one emptied) only once the body's first piece comes,
-    // or the response ends with an empty one, much as curl does: a request
-    // that fails leaves an existing file as it was, and none where there
-    // was none. Whether it can be written is checked before anything is sent.
-    let existed = std::fs::metadata(path).is_ok();
-    if let Err(e) = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-    {
-        eprintln!("nonblock_http_client: cannot create {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)");
-        return ExitCode::FAILURE;
-    }
-    let mut file: Option<std::io::BufWriter<std::fs::File>> = None;
+    let part = format!("{path}.part");
+    // Checked before anything is sent.
+    let file = match std::fs::File::create(&part) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("nonblock_http_client: cannot create {part}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut written = 0u64;
     let result = edgepoll::download_with(request, timeout, client, |piece| {
-        let out = match &mut file {
-            Some(out) => out,
-            None => file.insert(std::io::BufWriter::with_capacity(
-                256 * 1024,
-                std::fs::File::create(path)?,
-            )),
-        };
         out.write_all(piece)?;
         written += piece.len() as u64;
         Ok(())
     });
-    match (&result, &file) {
-        // An empty body: the file is the response's, empty.
-        (Ok(_), None) => {
-            if let Err(e) = std::fs::File::create(path) {
-                eprintln!("{tag} -> error: writing {path}: {e}");
+    let flushed = out.flush();
+    drop(out);
+    let kept = |what: &str| {
+        let _ = std::fs::remove_file(&part);
+        format!("{what}; {path} left as it was")
+    };
+    match (result, flushed) {
+        (Ok(head), Ok(())) if head.status.is_success() => {
+            if let Err(e) = std::fs::rename(&part, path) {
+                eprintln!("{tag} -> error: {}", kept(&format!("renaming {part}: {e}")));
                 return ExitCode::FAILURE;
             }
-        }
-        (Err(_), None) if !existed => {
-            let _ = std::fs::remove_file(path);
-        }
-        _ => {}
-    }
-    let flushed = file.as_mut().map_or(Ok(()), |out| out.flush());
-    match (result, flushed) {
-        (Ok(head), Ok(())) => {
             if verbose {
                 tell_tls(&tag, &head);
             }
@@ -304,12 +318,22 @@ fn download(
             );
             ExitCode::SUCCESS
         }
+        (Ok(head), Ok(())) if head.status.as_u16() == 304 => {
+            println!("{tag} -> 304 {}", kept(&head.reason));
+            ExitCode::SUCCESS
+        }
+        (Ok(head), Ok(())) => {
+            let status = format!("{} {}", head.status.as_u16(), head.reason);
+            eprintln!("{tag} -> {}", kept(&status));
+            ExitCode::FAILURE
+        }
         (Ok(_), Err(e)) => {
-            eprintln!("{tag} -> error: writing {path}: {e}");
+            eprintln!("{tag} -> error: {}", kept(&format!("writing {part}: {e}")));
             ExitCode::FAILURE
         }
         (Err(e), _) => {
-            eprintln!("{tag} -> error: {e} ({written} bytes written to {path} before it)");
+            let cause = format!("{e} after {written} bytes of the body");
+            eprintln!("{tag} -> error: {}", kept(&cause));
             ExitCode::FAILURE
         }
     }

@@ -11,8 +11,12 @@
 //! host resolved to (names go to the DNS server in `DNS_SERVER`, `ip:port`,
 //! when it is set, else to the runtime's resolver). `-o FILE` writes the body of one URL to FILE as
 //! it arrives (any size, in bounded memory; the runtime must preopen FILE's
-//! directory, e.g. `wasmedge --dir .:.`). Exits 1 if any request failed, 2
-//! on bad arguments (a header that could split the request among them).
+//! directory, e.g. `wasmedge --dir .:.`), through `FILE.part`, renamed to
+//! FILE once a 2xx body is whole. `--timeout` (10 s) is each request's
+//! time, or with `-o` the most a download waits for its next byte.
+//! Redirects are not followed. Exits 1 if any request failed (with `-o`:
+//! also a status other than 2xx or 304), 2 on bad arguments (a header that
+//! could split the request among them).
 
 #[cfg(target_os = "wasi")]
 mod client;

@@ -167,7 +167,10 @@ impl Driven for Collect {
 /// Sends one request and hands its response body to `write` piece by piece
 /// as it arrives, never holding it whole: a body of any size in bounded
 /// memory (a file written this way grows as the body comes). Returns the
-/// response's head (its body empty). The whole exchange gets `timeout`.
+/// response's head (its body empty). `timeout` bounds each wait (to
+/// resolve, to connect, for the head, for each next piece of the body),
+/// not the whole: a large body that keeps coming takes as long as it
+/// takes.
 ///
 /// ```no_run
 /// use std::io::Write;
@@ -213,12 +216,8 @@ pub fn download_with(
         Err(e) => return Err(ClientError::Request(e)),
     };
     let _ = exchange;
-    let ran = core.run(
-        &mut download,
-        None,
-        Some(started + timeout + grace(timeout)),
-        |_, d| d.outcome.is_some(),
-    );
+    // No deadline for the whole: the client's own timers end every wait.
+    let ran = core.run(&mut download, None, None, |_, d| d.outcome.is_some());
     if let Err(e) = ran {
         return Err(ClientError::Io(e));
     }

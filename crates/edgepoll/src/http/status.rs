@@ -63,6 +63,17 @@ impl StatusCode {
         self.0
     }
 
+    /// Whether the request succeeded (2xx).
+    ///
+    /// ```
+    /// use edgepoll::http::StatusCode;
+    /// assert!(StatusCode::OK.is_success());
+    /// assert!(!StatusCode::NOT_FOUND.is_success());
+    /// ```
+    pub fn is_success(self) -> bool {
+        (200..300).contains(&self.0)
+    }
+
     /// Whether a response with this status carries no body (1xx, 204, 304).
     pub fn forbids_body(self) -> bool {
         self.0 < 200 || self.0 == 204 || self.0 == 304
