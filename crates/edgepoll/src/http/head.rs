@@ -36,6 +36,9 @@ pub(crate) enum HeadError {
     TooManyFields,
 }
 
+/// The most empty lines a response may have before its status line.
+const MAX_EMPTY_LINES_BEFORE_STATUS: usize = 4;
+
 /// The request line of a parsed head, as offsets into the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RequestLine {
@@ -209,7 +212,16 @@ impl HeadParser {
         buf: &[u8],
         at: &mut usize,
     ) -> Result<Option<StatusLine>, HeadError> {
+        // A few are tolerated (a server's stray line ends after its last
+        // body); many are refused, since the head is parsed again from its
+        // start as lines arrive, and a server sending empty lines one by one
+        // would otherwise make that quadratic.
+        let mut empty = 0;
         while let Some(b'\r' | b'\n') = buf.get(*at) {
+            empty += 1;
+            if empty > MAX_EMPTY_LINES_BEFORE_STATUS {
+                return Err(HeadError::Version);
+            }
             match self.line_end(buf, *at)? {
                 Some(next) => *at = next,
                 None => return Ok(None),

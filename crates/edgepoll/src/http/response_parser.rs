@@ -423,6 +423,20 @@ mod tests {
         assert!(failed.is_some_and(|at| at < 12), "{failed:?}");
     }
 
+    /// A few empty lines before the status line are passed over; a run of
+    /// them (each one a parse from the start) is refused early.
+    #[test]
+    fn a_few_empty_lines_before_the_status_line_pass_and_many_do_not() {
+        let mut parser = ResponseParser::new(false);
+        let wire = b"\r\n\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert!(wire
+            .chunks(1)
+            .any(|b| parser.feed(b).expect("valid").is_some()));
+        let mut parser = ResponseParser::new(false);
+        let failed = (0..65536).position(|_| parser.feed(b"\r\n").is_err());
+        assert!(failed.is_some_and(|at| at < 8), "{failed:?}");
+    }
+
     /// Without a limit a length past what a buffer holds is still too large
     /// (`head + n` wrapped, and the body's range panicked).
     #[test]
