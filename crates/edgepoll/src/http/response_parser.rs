@@ -350,6 +350,9 @@ impl ResponseParser {
                 // What follows a 101 is the new protocol's, for the caller
                 // (see `take_stream`).
                 _ if status == StatusCode::SWITCHING_PROTOCOLS => Body::Stream(Incoming::Length(0)),
+                // A length past what a u64 counts (read as u64::MAX): no
+                // such body will ever be whole, streamed or not.
+                BodyFraming::Length(u64::MAX) => return Err(ResponseError::BodyTooLarge),
                 _ if self.streams => Body::Stream(match framing {
                     BodyFraming::Length(n) => Incoming::Length(n),
                     BodyFraming::Chunked => Incoming::chunked(u64::MAX, 4096, self.max_head),
@@ -450,6 +453,15 @@ mod tests {
                 "{n}: {got:?}"
             );
         }
+    }
+
+    /// A length with more digits than a u64 holds is refused streaming too,
+    /// rather than read until the connection ends.
+    #[test]
+    fn a_length_past_a_u64_is_refused_when_streaming() {
+        let mut parser = ResponseParser::streaming(false);
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n";
+        assert_eq!(parser.feed(head), Err(ResponseError::BodyTooLarge));
     }
 
     /// A body of one-byte chunks with kilobytes of extension each is held
