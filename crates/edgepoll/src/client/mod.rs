@@ -117,6 +117,8 @@ pub enum ClientError {
     Refused,
     /// The server reset the connection.
     Reset,
+    /// The server closed the connection before the response was complete.
+    Closed,
     /// No connection within the connect timeout.
     ConnectTimeout(Duration),
     /// No response, or no progress on it, within the timeout.
@@ -139,6 +141,9 @@ impl std::fmt::Display for ClientError {
             ClientError::Resolve { host, error } => write!(f, "cannot resolve {host:?}: {error}"),
             ClientError::Refused => f.write_str("connection refused"),
             ClientError::Reset => f.write_str("connection reset by peer"),
+            ClientError::Closed => {
+                f.write_str("the server closed the connection before the response was complete")
+            }
             ClientError::ConnectTimeout(t) => {
                 write!(f, "no connection after {:.1} s", t.as_secs_f64())
             }

@@ -272,7 +272,7 @@ fn retry(exchange: &mut Exchange, now: Instant) -> bool {
 
 fn response_error(error: ResponseError) -> ClientError {
     match error {
-        ResponseError::Truncated => ClientError::Reset,
+        ResponseError::Truncated => ClientError::Closed,
         e => ClientError::BadResponse(e),
     }
 }
@@ -280,7 +280,7 @@ fn response_error(error: ResponseError) -> ClientError {
 fn body_error(error: BodyError) -> ClientError {
     match error {
         BodyError::Chunked(e) => ClientError::BadResponse(ResponseError::InvalidChunked(e)),
-        _ => ClientError::Reset,
+        _ => ClientError::Closed,
     }
 }
 
@@ -297,7 +297,10 @@ fn retry_or_fail(
     let Some(mut exchange) = up.exchange.take() else {
         return;
     };
-    let closed = matches!(error, ClientError::Reset | ClientError::Io(_));
+    let closed = matches!(
+        error,
+        ClientError::Reset | ClientError::Closed | ClientError::Io(_)
+    );
     work.slot_of.remove(&exchange.id);
     if reused && closed && !up.got_bytes && retry(&mut exchange, now) {
         work.pool.requeue(exchange);
