@@ -277,6 +277,41 @@ fn count_stats(addr: std::net::SocketAddr) -> (String, String) {
     (value("counting"), value("ends"))
 }
 
+/// A service that answers from its request body's first piece, echoing
+/// the rest (`Context::respond_with_request_body` in `on_request_body`):
+/// the pieces read with that first one, in the same batch, go into the
+/// response too, whole and in order.
+#[test]
+fn an_echo_begun_at_the_body_s_first_piece_keeps_every_piece() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let forward = start_forward(runtime, &[], &[]);
+        let size = 2 * 1024 * 1024;
+        let mut body = vec![0u8; size];
+        edgepoll_tests::upstream::pattern(0, &mut body);
+        // Several times: how many pieces one read brings is up to timing.
+        for round in 0..24 {
+            let mut stream = connect(forward.addr);
+            let mut writer = stream.try_clone().expect("clone");
+            let head =
+                format!("POST /_echo_late HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+            let request = [head.as_bytes(), &body].concat();
+            let sending = std::thread::spawn(move || {
+                // One write: the server reads several pieces at a time.
+                writer.write_all(&request).expect("send");
+            });
+            let (answer, echoed) = read_response(&mut stream);
+            sending.join().expect("sender");
+            assert_eq!(status(&answer), 200, "{name} {answer}");
+            assert_eq!(echoed.len(), size, "{name}, round {round}");
+            assert!(
+                edgepoll_tests::upstream::is_pattern(0, &echoed),
+                "{name}: the echo differs"
+            );
+        }
+    });
+}
+
 /// A body the service reads itself is reported to it once however it
 /// ends: whole, cut by the client's close (answered yet or not), cut by a
 /// reset, or stalled past the idle timeout (a 408); and the service holds

@@ -41,10 +41,14 @@ pub(crate) fn route_inbound<D: Driven>(
     }
     let Some(exchange) = core.work.pipes.up.get(&responder).copied() else {
         let mut cx = core.work.context(now);
-        return match inbound {
+        match inbound {
             Inbound::Piece(piece) => driven.on_request_body(responder, piece, &mut cx),
             Inbound::End(result) => driven.on_request_end(responder, result, &mut cx),
-        };
+        }
+        // An answer given now (a response the body is echoed into, say)
+        // must be in place before the body's next pieces, which may follow
+        // in this same batch.
+        return core.deliver_answers(now, driven);
     };
     let limit = core.options.body_backlog;
     let end = matches!(inbound, Inbound::End(_));

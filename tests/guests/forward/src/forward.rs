@@ -62,6 +62,9 @@ struct Forward {
     counting: HashMap<Responder, u64>,
     /// How `/_count` bodies ended, by outcome.
     ends: BTreeMap<String, usize>,
+    /// `/_echo_late` requests whose body has not begun: answered, with
+    /// their own body, from its first piece on (their `Content-Length`).
+    late_echo: HashMap<Responder, Option<u64>>,
 }
 
 /// The value of a `Content-Length` field, if there is a valid one.
@@ -97,6 +100,11 @@ impl App for Forward {
                 self.counting.len(),
                 ends.join(",")
             )));
+        }
+        if request.path() == "/_echo_late" {
+            self.late_echo
+                .insert(responder, content_length(request.headers()));
+            return Reply::Later;
         }
         if request.path() == "/_count" {
             // Read here, piece by piece (see `on_request_body`); answered
@@ -203,10 +211,17 @@ impl App for Forward {
     }
 
     fn streams_request(&mut self, request: &Request<'_>) -> bool {
-        self.stream || request.path() == "/_count"
+        self.stream || request.path() == "/_count" || request.path() == "/_echo_late"
     }
 
-    fn on_request_body(&mut self, responder: Responder, piece: bytes::Bytes, _: &mut Context<'_>) {
+    fn on_request_body(&mut self, responder: Responder, piece: bytes::Bytes, cx: &mut Context<'_>) {
+        if let Some(length) = self.late_echo.remove(&responder) {
+            // The rest of the body follows this piece into the response,
+            // moved by the loop (pieces of this same read included).
+            cx.respond_with_request_body(responder, Response::new(StatusCode::OK), length);
+            cx.send_body(responder, piece);
+            return;
+        }
         if let Some(n) = self.counting.get_mut(&responder) {
             *n += piece.len() as u64;
         }
@@ -218,6 +233,10 @@ impl App for Forward {
         result: Result<(), edgepoll::http::BodyError>,
         cx: &mut Context<'_>,
     ) {
+        if self.late_echo.remove(&responder).is_some() {
+            // A body that had no piece.
+            return cx.respond(responder, Response::new(StatusCode::OK));
+        }
         let Some(n) = self.counting.remove(&responder) else {
             // Told of an end twice, or of a body it never read.
             *self.ends.entry("unknown".to_string()).or_default() += 1;
@@ -310,6 +329,7 @@ fn run() -> Result<(), String> {
         stream,
         counting: HashMap::new(),
         ends: BTreeMap::new(),
+        late_echo: HashMap::new(),
     };
     Server::new(listener, options)
         .serve_app(service)
