@@ -64,6 +64,9 @@ pub(crate) struct Pipes {
     /// Switched exchanges whose connections are to be joined to the
     /// clients of these requests once their 101s are out.
     pub(crate) tunnels: FxHashMap<ExchangeId, Responder>,
+    /// Requests piped into exchanges since the loop last looked: one whose
+    /// connection closed before the pipe was laid has no body to give.
+    pub(crate) fresh_up: Vec<Responder>,
 }
 
 /// What an [`App`] can ask of the event loop from any of its callbacks.
@@ -191,6 +194,7 @@ impl Context<'_> {
         let exchange = self.pool.submit(request, self.now, true)?;
         if let Some(responder) = body_from {
             self.pipes.up.insert(responder, exchange);
+            self.pipes.fresh_up.push(responder);
         }
         Ok(exchange)
     }

@@ -657,6 +657,9 @@ impl Core {
     pub(crate) fn settle_work<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         for _round in 0..1000 {
             let mut acted = false;
+            if !self.work.pipes.fresh_up.is_empty() {
+                self.check_fresh_pipes();
+            }
             if !self.work.responses.is_empty() {
                 acted = true;
                 self.deliver_answers(now, driven);
@@ -742,6 +745,19 @@ impl Core {
         }
     }
 
+    /// A request piped into an exchange whose connection is gone (it closed
+    /// earlier in the batch that laid the pipe) will send no body: the
+    /// exchange's body breaks off, as if the client had left mid-body,
+    /// rather than wait for pieces that never come.
+    fn check_fresh_pipes(&mut self) {
+        for responder in std::mem::take(&mut self.work.pipes.fresh_up) {
+            if self.handler_of(responder).is_none() && self.work.pipes.up.contains_key(&responder) {
+                let broken = Err(crate::http::BodyError::Truncated);
+                self.work.inbound.push((responder, Inbound::End(broken)));
+            }
+        }
+    }
+
     /// The handler of the waiting request `responder`, if it still waits on
     /// an open connection.
     pub(crate) fn handler_of(&mut self, responder: Responder) -> Option<&mut Handler> {
@@ -787,6 +803,7 @@ impl Core {
         let backlog_limit = self.options.body_backlog;
         if let Answer::Tunnel(_, exchange) = &answer {
             let exchange = *exchange;
+            let waits = self.handler_of(responder).is_some();
             let switching = match (self.handler_of(responder), answer) {
                 (Some(handler), Answer::Tunnel(head, _)) => {
                     let switched = handler.respond_switch(responder.id, head, now).is_ok();
@@ -809,7 +826,11 @@ impl Core {
             if !switching {
                 self.drop_switched(exchange, now);
             }
-            return self.step_now(responder.token.0, now, driven);
+            // Not a slot since taken by another connection.
+            if waits {
+                self.step_now(responder.token.0, now, driven);
+            }
+            return;
         }
         let Some(handler) = self.handler_of(responder) else {
             return;
@@ -831,7 +852,11 @@ impl Core {
             }
             Answer::Piece(piece) => {
                 let sent = handler.send_body(id, piece, now).is_ok();
-                if sent && handler.body_backlog(id) > backlog_limit {
+                // Listed once: each listing is one `on_body_drained` later.
+                if sent
+                    && handler.body_backlog(id) > backlog_limit
+                    && !self.work.over_backlog.contains(&responder)
+                {
                     self.work.over_backlog.push(responder);
                 }
                 sent
