@@ -469,3 +469,36 @@ fn a_port_in_use_is_one_clear_error_and_a_failing_exit() {
         assert!(ours[0].contains("already in use"), "{stderr}");
     });
 }
+
+/// A client still uploading a body the server refused (413) is drained
+/// while it keeps sending, past `linger` in all (a byte at least every
+/// `linger` keeps it), so its writes are not met with a reset that could
+/// destroy the 413 before it is read (RFC 9112 §9.6, as nginx lingers).
+#[test]
+fn a_refused_upload_that_keeps_coming_is_drained_not_reset() {
+    on_each_runtime(|runtime| {
+        let server = start_server(runtime, &["--max-body", "1000"]);
+        let mut stream = connect(server.addr);
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+            .expect("send the head");
+        // 4 s of a body, a piece every 400 ms: twice the 2 s linger.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(4) {
+            std::thread::sleep(Duration::from_millis(400));
+            if let Err(e) = stream.write_all(&[b'x'; 1000]) {
+                panic!(
+                    "{}: reset while still sending after {:?}: {e}",
+                    runtime.name(),
+                    started.elapsed()
+                );
+            }
+        }
+        let (head, _) = read_response(&mut stream);
+        assert!(
+            head.starts_with("HTTP/1.1 413 "),
+            "{}: {head}",
+            runtime.name()
+        );
+    });
+}

@@ -25,8 +25,9 @@ pub(crate) struct Connection {
     /// What it is registered for; `None` while it waits for nothing (held
     /// back, nothing to send), when it is not registered at all.
     pub(crate) interest: Option<Interest>,
-    /// Set once the write side is shut down: input is drained until EOF or then.
-    pub(crate) linger_until: Option<Instant>,
+    /// Set once the write side is shut down: input is drained until EOF or
+    /// then; each byte read moves it on, up to the second instant.
+    pub(crate) linger_until: Option<(Instant, Instant)>,
     pub(crate) role: Role,
 }
 
@@ -223,6 +224,8 @@ impl<F: FnMut(crate::ws::Message<'_>)> Endpoint for WsEndpoint<'_, F> {
 #[derive(Default)]
 pub(crate) struct Draining {
     pub(crate) ended: bool,
+    /// Bytes came in.
+    pub(crate) read: bool,
 }
 
 impl Endpoint for Draining {
@@ -230,7 +233,9 @@ impl Endpoint for Draining {
         !self.ended
     }
 
-    fn receive(&mut self, _: &[u8]) {}
+    fn receive(&mut self, data: &[u8]) {
+        self.read |= !data.is_empty();
+    }
 
     fn receive_eof(&mut self) {
         self.ended = true;

@@ -134,6 +134,7 @@ impl Core {
         use crate::timer::bounded;
         let options = ServerOptions {
             linger: bounded(options.linger),
+            linger_most: bounded(options.linger_most),
             accept_backoff: bounded(options.accept_backoff),
             release_buffers_after: bounded(options.release_buffers_after),
             tunnel_idle_timeout: bounded(options.tunnel_idle_timeout),
@@ -398,9 +399,13 @@ impl Core {
             return Next::Close;
         };
         let token = Token(index);
-        if conn.linger_until.is_some() {
+        if let Some((until, most)) = conn.linger_until {
             let mut draining = Draining::default();
             let io = pump(&conn.stream, &mut draining, readable, scratch);
+            if draining.read {
+                // Still coming: `linger` more, within `linger_most`.
+                conn.linger_until = Some(((now + options.linger).min(most).max(until), most));
+            }
             return match io.is_ok() && !draining.ended {
                 true => Next::Watch(Interest::READABLE),
                 false => Next::Close,
@@ -1015,7 +1020,7 @@ impl Core {
                 continue;
             };
             let deadline = match (conn.linger_until, &mut conn.role) {
-                (Some(until), _) => Some(until),
+                (Some((until, _)), _) => Some(until),
                 (None, Role::Ws(socket)) => {
                     socket.handle_timeout(now);
                     socket.deadline()
@@ -1051,7 +1056,7 @@ impl Core {
             let idle_tunnel =
                 matches!(conn.role, Role::Tunnel(_)) && deadline.is_some_and(|d| now >= d);
             let next = match conn.linger_until {
-                Some(until) if now < until => Next::Watch(Interest::READABLE),
+                Some((until, _)) if now < until => Next::Watch(Interest::READABLE),
                 Some(_) => Next::Close,
                 None if idle_tunnel => Next::Close,
                 None => self.drive(index, false, false, now, driven),
@@ -1137,7 +1142,7 @@ fn step_http<D: Driven>(
     }
     if handler.is_finished() {
         let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.linger_until = Some(now + options.linger);
+        conn.linger_until = Some(lingering(now, options));
         return Next::Watch(Interest::READABLE);
     }
     // WRITABLE only while output waits; READABLE unless backpressure says stop.
@@ -1212,7 +1217,7 @@ pub(crate) fn step_ws<D: Driven>(
         // The close frame is out: the peer's answer is drained while lingering.
         driven.on_ws_close(token, &mut work.context(now));
         let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.linger_until = Some(now + options.linger);
+        conn.linger_until = Some(lingering(now, options));
         return Next::Watch(Interest::READABLE);
     }
     if !socket.wants_write() {
@@ -1234,4 +1239,11 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+/// The deadlines of a connection that starts lingering at `now`: the next
+/// (moved on by each byte read) and the last.
+fn lingering(now: Instant, options: &ServerOptions) -> (Instant, Instant) {
+    let most = now + options.linger_most.max(options.linger);
+    (now + options.linger, most)
 }

@@ -44,9 +44,15 @@ pub struct ServerOptions {
     /// Per-connection limits and timeouts.
     pub limits: Limits,
     /// After the last response of a closing connection (or a WebSocket's
-    /// close frame), how long unread input is drained before the socket closes (closing with unread data would
-    /// reset the connection and could destroy the response in flight).
+    /// close frame), unread input is drained before the socket closes
+    /// (closing with unread data would reset the connection and could
+    /// destroy the response in flight): until `linger` passes without a
+    /// byte, or `linger_most` in all (nginx's `lingering_timeout` and
+    /// `lingering_time`). A client still uploading a refused body so gets
+    /// its answer.
     pub linger: Duration,
+    /// The most a closing connection is drained in all (see `linger`).
+    pub linger_most: Duration,
     /// How long accepting pauses after running out of descriptors.
     pub accept_backoff: Duration,
     /// Where one-line reports of refused requests and timeouts go.
@@ -86,6 +92,7 @@ impl Default for ServerOptions {
         ServerOptions {
             limits: Limits::default(),
             linger: Duration::from_secs(2),
+            linger_most: Duration::from_secs(30),
             accept_backoff: Duration::from_millis(100),
             log: |line| eprintln!("{line}"),
             stop_after: None,
