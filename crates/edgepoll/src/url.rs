@@ -43,6 +43,9 @@ pub enum UrlError {
     /// A path with a space, a control byte (CR, LF, NUL...) or a `#`: it
     /// could not go on a request line as it is.
     InvalidPath,
+    /// A user name or password in the URL (`http://user:pass@host/`):
+    /// the client sends no credentials of its own accord.
+    Userinfo,
 }
 
 impl std::fmt::Display for UrlError {
@@ -54,6 +57,7 @@ impl std::fmt::Display for UrlError {
             UrlError::NoHost => "no host",
             UrlError::InvalidHost => "invalid host",
             UrlError::InvalidPath => "the path holds a space, a control byte or a '#'",
+            UrlError::Userinfo => "a user name or password in the URL is not supported",
         })
     }
 }
@@ -61,25 +65,37 @@ impl std::fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 impl Url {
-    /// Parses `http[s]://host[:port][/path]`; other schemes are refused,
-    /// and so is anything that could not go on a request line as it
-    /// is (a space, CR, LF, NUL or other control byte in the path).
+    /// Parses `http[s]://host[:port][/path][?query][#fragment]` (the
+    /// scheme in any case; the fragment, the client's own, is dropped);
+    /// other schemes are refused, and so are credentials in the URL and
+    /// anything that could not go on a request line as it is (a space,
+    /// CR, LF, NUL or other control byte in the path).
     ///
     /// ```
     /// use edgepoll::{Url, UrlError};
     /// assert_eq!(Url::parse("http://[::1]:8080").unwrap().path, "/");
+    /// assert_eq!(Url::parse("HTTP://a?x=1#top").unwrap().path, "/?x=1");
     /// assert_eq!(Url::parse("http://a/b\r\nX: 1"), Err(UrlError::InvalidPath));
     /// ```
     pub fn parse(text: &str) -> Result<Url, UrlError> {
-        let (tls, rest) = match (text.strip_prefix("http://"), text.strip_prefix("https://")) {
-            (Some(rest), _) => (false, rest),
-            (None, Some(rest)) => (true, rest),
-            (None, None) => return Err(UrlError::Scheme),
+        let (scheme, rest) = text.split_once("://").ok_or(UrlError::Scheme)?;
+        let tls = match scheme {
+            s if s.eq_ignore_ascii_case("http") => false,
+            s if s.eq_ignore_ascii_case("https") => true,
+            _ => return Err(UrlError::Scheme),
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+        // The authority ends at the path or at the query (RFC 3986 §3.2).
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let path = match path.as_bytes().first() {
+            None => "/".to_string(),
+            Some(b'?') => format!("/{path}"),
+            Some(_) => path.to_string(),
         };
+        if authority.contains('@') {
+            return Err(UrlError::Userinfo);
+        }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or(UrlError::UnclosedBracket)?;
             if host.parse::<std::net::Ipv6Addr>().is_err() {
@@ -98,10 +114,14 @@ impl Url {
                 None => (authority, None),
             }
         };
+        // Digits only (`u16::from_str` would take a `+`); none is the default.
         let port = match port {
-            Some(p) => p.parse().map_err(|_| UrlError::InvalidPort)?,
-            None if tls => 443,
-            None => 80,
+            Some(p) if !p.is_empty() => match p.bytes().all(|b| b.is_ascii_digit()) {
+                true => p.parse().map_err(|_| UrlError::InvalidPort)?,
+                false => return Err(UrlError::InvalidPort),
+            },
+            _ if tls => 443,
+            _ => 80,
         };
         if host.is_empty() {
             return Err(UrlError::NoHost);
@@ -109,14 +129,14 @@ impl Url {
         if !authority.starts_with('[') && !crate::http::is_reg_name(host.as_bytes()) {
             return Err(UrlError::InvalidHost);
         }
-        if !Url::is_path_safe(path) {
+        if !Url::is_path_safe(&path) {
             return Err(UrlError::InvalidPath);
         }
         Ok(Url {
             tls,
             host: host.to_string(),
             port,
-            path: path.to_string(),
+            path,
         })
     }
 
@@ -277,8 +297,36 @@ mod tests {
             ("http://[nope]/", UrlError::InvalidHost),
             ("http://[::1]x/", UrlError::InvalidHost),
             ("http://:80/", UrlError::NoHost),
+            ("http://a:+80/", UrlError::InvalidPort),
+            ("http://a:8 0/", UrlError::InvalidPort),
+            ("http://u:p@a/", UrlError::Userinfo),
+            ("http://u@a/", UrlError::Userinfo),
+            ("gopher://a/", UrlError::Scheme),
+            ("a/b", UrlError::Scheme),
         ] {
             assert_eq!(Url::parse(text), Err(error), "{text:?}");
+        }
+    }
+
+    /// RFC 3986's forms: the scheme in any case, the query right after the
+    /// host, an empty port, a fragment (dropped: it is never sent).
+    #[test]
+    fn takes_the_forms_rfc_3986_allows() {
+        for (text, shown) in [
+            ("HTTP://a/", "http://a:80/"),
+            ("Https://a/", "https://a:443/"),
+            ("http://a?x=1", "http://a:80/?x=1"),
+            ("http://a:8080?x=1", "http://a:8080/?x=1"),
+            ("http://a:/", "http://a:80/"),
+            ("http://a/b#frag", "http://a:80/b"),
+            ("http://a#frag", "http://a:80/"),
+            ("http://[::1]:/p?q", "http://[::1]:80/p?q"),
+        ] {
+            assert_eq!(
+                Url::parse(text).map(|u| u.to_string()),
+                Ok(shown.to_string()),
+                "{text}"
+            );
         }
     }
 }
