@@ -117,29 +117,35 @@ pub mod rights {
     pub const PREOPEN_READONLY: u64 =
         PATH_OPEN | FD_READDIR | PATH_READLINK | PATH_FILESTAT_GET | FD_FILESTAT_GET;
     /// What files and directories below it may get: a writable preopen's,
-    /// less writing, allocating, sizing, setting times, and creating,
-    /// linking, renaming and removing names. WasmEdge's
-    /// `kPreOpenInheritingRightsReadOnly` keeps the name rights, so a guest
-    /// that opens the directory again with them can empty it, or link one
-    /// of its files into a writable directory and write it there; here a
-    /// read-only directory stays as it was given.
+    /// less writing, allocating, sizing and setting times through paths
+    /// (WasmEdge's `kPreOpenInheritingRightsReadOnly`; as there, the rights
+    /// to create, link, rename and remove names stay, so that a guest that
+    /// asks for them, as Rust's std long did for every file, still opens
+    /// files; [`Descriptor::readonly`] refuses their use).
     pub const PREOPEN_READONLY_INHERITING: u64 = PREOPEN_INHERITING
         & !(FD_WRITE
             | FD_ALLOCATE
             | PATH_FILESTAT_SET_SIZE
             | PATH_FILESTAT_SET_TIMES
             | FD_FILESTAT_SET_SIZE
-            | FD_FILESTAT_SET_TIMES
-            | PATH_CREATE_DIRECTORY
-            | PATH_CREATE_FILE
-            | PATH_LINK_SOURCE
-            | PATH_LINK_TARGET
-            | PATH_RENAME_SOURCE
-            | PATH_RENAME_TARGET
-            | PATH_SYMLINK
-            | PATH_REMOVE_DIRECTORY
-            | PATH_UNLINK_FILE
             | SOCK_SHUTDOWN);
+    /// What a descriptor at or below a `:readonly` directory may not do,
+    /// whatever its rights say: change the names below it (create, link,
+    /// rename, remove) or times. WasmEdge allows these, so a guest that
+    /// opened the directory again with the rights could empty it, or link
+    /// one of its files into a writable directory and write it there.
+    pub const WITHHELD_BELOW_READONLY: u64 = PATH_CREATE_DIRECTORY
+        | PATH_CREATE_FILE
+        | PATH_LINK_SOURCE
+        | PATH_LINK_TARGET
+        | PATH_RENAME_SOURCE
+        | PATH_RENAME_TARGET
+        | PATH_SYMLINK
+        | PATH_REMOVE_DIRECTORY
+        | PATH_UNLINK_FILE
+        | PATH_FILESTAT_SET_SIZE
+        | PATH_FILESTAT_SET_TIMES
+        | FD_FILESTAT_SET_TIMES;
     /// Stdio as WasmEdge's `Environ::init` sets it up (inheriting nothing).
     pub const STDIN: u64 = FD_ADVISE | FD_FILESTAT_GET | FD_READ | POLL_FD_READWRITE;
     pub const STDOUT: u64 =
@@ -220,6 +226,10 @@ pub struct Descriptor {
     pub inheriting: u64,
     /// WasmEdge keeps the APPEND flag itself rather than in the host file.
     pub append: bool,
+    /// A `:readonly` preopened directory, or opened below one: no right
+    /// in [`rights::WITHHELD_BELOW_READONLY`] is granted, whatever its
+    /// rights say.
+    pub readonly: bool,
 }
 
 impl Descriptor {
@@ -229,6 +239,7 @@ impl Descriptor {
             rights,
             inheriting,
             append: false,
+            readonly: false,
         }
     }
 
@@ -244,6 +255,7 @@ impl Descriptor {
 
     pub fn can(&self, wanted: u64) -> bool {
         imply(self.rights) & wanted == wanted
+            && !(self.readonly && wanted & rights::WITHHELD_BELOW_READONLY != 0)
     }
 }
 

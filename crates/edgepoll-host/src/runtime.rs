@@ -152,17 +152,16 @@ pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
         } else {
             (rights::PREOPEN, rights::PREOPEN_INHERITING)
         };
-        fds.insert_at(
-            fd,
-            Descriptor::new(
-                Entry::Dir(Directory {
-                    fd: host,
-                    preopened: Some(canonical_guest(&dir.guest)),
-                }),
-                base,
-                inheriting,
-            ),
+        let mut preopen = Descriptor::new(
+            Entry::Dir(Directory {
+                fd: host,
+                preopened: Some(canonical_guest(&dir.guest)),
+            }),
+            base,
+            inheriting,
         );
+        preopen.readonly = dir.readonly;
+        fds.insert_at(fd, preopen);
     }
     let mut args = vec![invocation
         .module

@@ -29,11 +29,14 @@ struct Base<'a> {
     fd: BorrowedFd<'a>,
     rights: u64,
     inheriting: u64,
+    /// At or below a `:readonly` directory.
+    readonly: bool,
 }
 
 impl Base<'_> {
     fn require(&self, wanted: u64) -> WasiResult {
-        if imply(self.rights) & wanted == wanted {
+        let withheld = self.readonly && wanted & rights::WITHHELD_BELOW_READONLY != 0;
+        if imply(self.rights) & wanted == wanted && !withheld {
             Ok(())
         } else {
             Err(NOTCAPABLE)
@@ -48,6 +51,7 @@ fn base(fds: &FdTable, dirfd: u32) -> Result<Base<'_>, Errno> {
             fd: dir.fd.as_fd(),
             rights: d.rights,
             inheriting: d.inheriting,
+            readonly: d.readonly,
         }),
         _ => Err(NOTDIR),
     }
@@ -145,6 +149,7 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         != 0;
 
     let dir = base(fds, o.dirfd)?;
+    let dir_readonly = dir.readonly;
     // The path is resolved before the rights are looked at, as on WasmEdge.
     let leaf = beneath::leaf(dir.fd, &name, follow, Trailing::Walked)?;
     dir.require(required)?;
@@ -183,6 +188,7 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     };
     let mut descriptor = Descriptor::new(entry, base_rights, inheriting);
     descriptor.append = fdflags & FDFLAGS_APPEND != 0;
+    descriptor.readonly = dir_readonly;
     let fd = fds.insert(descriptor);
     mem.write_u32(o.out, fd)
 }

@@ -7,6 +7,19 @@ use std::os::fd::AsRawFd;
 
 #[link(wasm_import_module = "wasi_snapshot_preview1")]
 extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn path_open(
+        fd: u32,
+        dirflags: u32,
+        path: *const u8,
+        len: usize,
+        oflags: u32,
+        rights_base: u64,
+        rights_inheriting: u64,
+        fdflags: u32,
+        opened: *mut u32,
+    ) -> u16;
+    fn fd_filestat_set_times(fd: u32, atim: u64, mtim: u64, flags: u32) -> u16;
     fn path_create_directory(fd: u32, path: *const u8, len: usize) -> u16;
     fn path_unlink_file(fd: u32, path: *const u8, len: usize) -> u16;
     fn path_link(
@@ -28,6 +41,28 @@ extern "C" {
     ) -> u16;
 }
 
+/// The rights Rust's std asked for on each file it opened to read, before
+/// it went through wasi-libc (`OpenOptions::rights_base`), by bit: the
+/// read rights and, whatever the mode, those to change names and times.
+const BROAD: u64 = {
+    let bits = [
+        1, 14, // FD_READ, FD_READDIR
+        7, 3, 21, 23, 2, 4,
+        5, // FD_ADVISE, _FDSTAT_SET_FLAGS, _FILESTAT_GET, _FILESTAT_SET_TIMES, _SEEK, _SYNC, _TELL
+        9, 10, 18, 11, 12, 13,
+        15, // PATH_CREATE_DIRECTORY, _CREATE_FILE, _FILESTAT_GET, _LINK_SOURCE, _LINK_TARGET, _OPEN, _READLINK
+        25, 16, 17, 24, 26,
+        27, // PATH_REMOVE_DIRECTORY, _RENAME_SOURCE, _RENAME_TARGET, _SYMLINK, _UNLINK_FILE, POLL_FD_READWRITE
+    ];
+    let mut rights = 0u64;
+    let mut i = 0;
+    while i < bits.len() {
+        rights |= 1 << bits[i];
+        i += 1;
+    }
+    rights
+};
+
 /// Prints the errno (0: done) of each name change asked below `/data`,
 /// with `/work` (writable) as the other end of a link or a rename.
 pub fn readonly_names() -> Result<(), String> {
@@ -41,8 +76,18 @@ pub fn readonly_names() -> Result<(), String> {
         name("link.txt"),
         name("moved.txt"),
     );
-    // SAFETY: every pointer and length names a live string.
+    // SAFETY: every pointer and length names a live string, and `file` is
+    // a live u32.
     unsafe {
+        // Opened to read, asking for every right a file could have (as
+        // Rust's std long did): granted; setting its times is not.
+        let mut file = 0u32;
+        println!(
+            "open_broad={}",
+            path_open(d, 0, hello.0, hello.1, 0, BROAD, BROAD, 0, &mut file)
+        );
+        // FST_MTIM_NOW (8): set the modification time to now.
+        println!("set_times={}", fd_filestat_set_times(file, 0, 0, 8));
         println!("mkdir={}", path_create_directory(d, sub.0, sub.1));
         println!(
             "link={}",
