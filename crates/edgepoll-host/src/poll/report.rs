@@ -128,7 +128,7 @@ impl Poller {
 /// pipe) and 0 when it fails.
 pub(super) fn read_nbytes(d: &Descriptor) -> u64 {
     match &d.entry {
-        Entry::Socket(s) => u64::from(!s.listening),
+        Entry::Socket(s) => u64::from(!s.listening || s.read_shut),
         _ => {
             let fd = d.host_fd();
             let mut n: libc::c_int = 0;

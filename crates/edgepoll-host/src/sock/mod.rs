@@ -80,6 +80,7 @@ pub fn open(
         // SAFETY: `raw` is a new descriptor nothing else owns.
         fd: unsafe { OwnedFd::from_raw_fd(raw) },
         listening: false,
+        read_shut: false,
     };
     let fd = fds.insert(Descriptor::new(
         Entry::Socket(socket),
@@ -169,6 +170,7 @@ pub fn accept(
     let socket = Socket {
         fd: owned,
         listening: false,
+        read_shut: false,
     };
     let new = fds.insert(Descriptor::new(
         Entry::Socket(socket),
@@ -196,14 +198,14 @@ pub fn shutdown(fds: &mut FdTable, fd: u32, how: u32) -> WasiResult {
     // SAFETY: plain system call.
     check(unsafe { libc::shutdown(raw, sys) })?;
     if sys != libc::SHUT_WR {
-        // Shutting a listener's reading disconnects it: no longer listening,
-        // and FIONREAD (which poll events report) answers for it again.
+        // Shutting a listener's reading disconnects it: FIONREAD (which poll
+        // events report) answers for it again.
         if let Ok(Descriptor {
             entry: Entry::Socket(socket),
             ..
         }) = fds.get_mut(fd)
         {
-            socket.listening = false;
+            socket.read_shut = true;
         }
     }
     Ok(())
