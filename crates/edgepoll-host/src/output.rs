@@ -7,7 +7,7 @@ use crate::errno::Errno;
 use crate::fd_table::{Entry, FdTable};
 use crate::memory::GuestMemory;
 
-/// A partial line is written out anyway once it is this long.
+/// A line longer than this is written out in pieces of this length.
 const MAX_LINE: usize = 64 * 1024;
 
 /// The instance's number and its unfinished lines (stdout, stderr).
@@ -58,22 +58,29 @@ impl Tagged {
     }
 
     /// Cuts `bytes` into lines after what `stream` has pending: each line
-    /// completed, or grown to [`MAX_LINE`] without an end (then ended with
-    /// one), goes to `emit` as its parts (tag, pending, the rest), and what
-    /// is left waits. Linear in `bytes`, and never holding more than one
+    /// completed, or grown past [`MAX_LINE`] without an end (then cut after
+    /// MAX_LINE bytes and ended there), goes to `emit` as its parts (tag,
+    /// pending, the rest), and what is left waits. Linear in `bytes`, and never holding more than one
     /// line, however much comes in one write.
     fn take(&mut self, stream: usize, mut bytes: &[u8], mut emit: impl FnMut(&[&[u8]])) {
         let pending = &mut self.pending[stream];
         while !bytes.is_empty() {
             let room = MAX_LINE - pending.len();
-            let window = &bytes[..bytes.len().min(room)];
+            // A line of exactly MAX_LINE bytes ends with the byte after it.
+            let window = &bytes[..bytes.len().min(room + 1)];
             match window.iter().position(|&b| b == b'\n') {
                 Some(end) => {
                     emit(&[&self.tag, pending, &window[..=end]]);
                     pending.clear();
                     bytes = &bytes[end + 1..];
                 }
+                // Full, and the next byte does not end it: cut here.
+                None if room == 0 => {
+                    emit(&[&self.tag, pending, b"\n"]);
+                    pending.clear();
+                }
                 None => {
+                    let window = &window[..window.len().min(room)];
                     let needed = pending.len() + window.len();
                     if needed > pending.capacity() {
                         // Doubling, but never past a line's most.
@@ -82,10 +89,6 @@ impl Tagged {
                     }
                     pending.extend_from_slice(window);
                     bytes = &bytes[window.len()..];
-                    if pending.len() >= MAX_LINE {
-                        emit(&[&self.tag, pending, b"\n"]);
-                        pending.clear();
-                    }
                 }
             }
         }
@@ -237,6 +240,9 @@ mod tests {
         input.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE + 5));
         input.extend_from_slice(b"\n\n\nend");
         input.extend(std::iter::repeat_n(b'\n', 10_000));
+        // A line of exactly MAX_LINE bytes: one line, not cut.
+        input.extend(std::iter::repeat_n(b'y', MAX_LINE));
+        input.push(b'\n');
         for piece in [1, 7, 4096, MAX_LINE + 3, input.len()] {
             let mut tagged = Tagged::new(3);
             let mut lines: Vec<Vec<u8>> = Vec::new();
@@ -265,6 +271,8 @@ mod tests {
             }
             want.extend_from_slice(b"xxxxx\n\n\nend");
             want.extend(std::iter::repeat_n(b'\n', 10_000));
+            want.extend(std::iter::repeat_n(b'y', MAX_LINE));
+            want.push(b'\n');
             assert_eq!(text.len(), want.len(), "piece {piece}");
             assert!(text == want, "piece {piece}");
             assert!(tagged.pending[0].is_empty(), "piece {piece}");
