@@ -393,6 +393,7 @@ impl Core {
             scratch,
             work,
             options,
+            draining: shutting_down,
             ..
         } = self;
         let Some(Some(conn)) = slots.get_mut(index) else {
@@ -402,8 +403,9 @@ impl Core {
         if let Some((until, most)) = conn.linger_until {
             let mut draining = Draining::default();
             let io = pump(&conn.stream, &mut draining, readable, scratch);
-            if draining.read {
-                // Still coming: `linger` more, within `linger_most`.
+            // Still coming: `linger` more, within `linger_most`; not while
+            // the server shuts down, which must end within its grace.
+            if draining.read && !*shutting_down {
                 conn.linger_until = Some(((now + options.linger).min(most).max(until), most));
             }
             return match io.is_ok() && !draining.ended {

@@ -51,7 +51,9 @@ pub struct ServerOptions {
     /// `lingering_time`). A client still uploading a refused body so gets
     /// its answer.
     pub linger: Duration,
-    /// The most a closing connection is drained in all (see `linger`).
+    /// The most a closing connection is drained in all (see `linger`);
+    /// while the server shuts down (its listener closed), `linger` is the
+    /// most.
     pub linger_most: Duration,
     /// How long accepting pauses after running out of descriptors.
     pub accept_backoff: Duration,
