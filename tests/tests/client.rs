@@ -423,9 +423,6 @@ fn header_injection_is_refused_before_anything_is_sent() {
     });
 }
 
-/// `-o FILE` touches the file only once a body comes: a request that fails
-/// leaves an existing file as it was and makes none where there was none;
-/// a `--timeout` too large for a deadline is refused with exit 2.
 /// `-o FILE` replaces FILE only with the whole body of a 2xx response: a
 /// body cut short, an error status or a 304 leave it as it was (304 and 2xx
 /// exit 0), and no `FILE.part` stays behind. `--timeout` bounds each wait
@@ -495,6 +492,9 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
     });
 }
 
+/// A request that fails before any response leaves an existing file as it
+/// was and makes none where there was none; a `--timeout` too large for a
+/// deadline is refused with exit 2.
 #[test]
 fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
     on_each_runtime(|rt| {

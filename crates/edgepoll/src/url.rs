@@ -40,8 +40,9 @@ pub enum UrlError {
     NoHost,
     /// A host that is not a name, an IPv4 address or a bracketed IPv6 one.
     InvalidHost,
-    /// A path with a space, a control byte (CR, LF, NUL...) or a `#`: it
-    /// could not go on a request line as it is.
+    /// A path with a space, a control byte (CR, LF, NUL...) or a `#` (in
+    /// a `Url` built by hand: [`Url::parse`] drops a fragment): it could
+    /// not go on a request line as it is.
     InvalidPath,
     /// A user name or password in the URL (`http://user:pass@host/`):
     /// the client sends no credentials of its own accord.

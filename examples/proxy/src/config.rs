@@ -118,15 +118,17 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
     Ok(Command::Run(config))
 }
 
-/// `host:port`, `host`, `http://host[:port][/]` or `https://...`.
+/// `host:port`, `host`, `http://host[:port][/]` or `https://...` (the
+/// scheme in any case, as [`Url::parse`] takes it).
 fn upstream(text: &str) -> Result<Url, String> {
-    let url = match text.starts_with("http://") || text.starts_with("https://") {
+    // `Url::parse` would drop a fragment; on an upstream it is a mistake.
+    if text.contains('#') {
+        return Err(format!(
+            "--upstream {text}: an upstream is a server, not a path"
+        ));
+    }
+    let url = match text.contains("://") {
         true => text.to_string(),
-        false if text.contains("://") => {
-            return Err(format!(
-                "--upstream {text}: only http:// and https:// upstreams are supported"
-            ))
-        }
         false => format!("http://{text}"),
     };
     let url = Url::parse(&url).map_err(|e| format!("--upstream {text}: {e}"))?;
@@ -170,6 +172,8 @@ mod tests {
             "http://[::1]:9002/",
             "--upstream",
             "localhost",
+            "--upstream",
+            "HTTPS://localhost:9443",
             "--timeout",
             "2.5",
             "--eject",
@@ -183,7 +187,8 @@ mod tests {
         .unwrap();
         assert_eq!(config.listen.port(), 8080);
         let ports: Vec<u16> = config.upstreams.iter().map(|u| u.port).collect();
-        assert_eq!(ports, [9001, 9002, 80]);
+        assert_eq!(ports, [9001, 9002, 80, 9443]);
+        assert!(config.upstreams[3].tls);
         assert_eq!(config.timeout, Duration::from_millis(2500));
         assert_eq!(config.eject_for, Duration::from_secs(1));
         assert_eq!(config.idle_timeout, Duration::from_secs(2));
@@ -203,6 +208,10 @@ mod tests {
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:1/api"][..],
+                "not a path",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:1#x"][..],
                 "not a path",
             ),
             (
