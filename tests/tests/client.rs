@@ -440,7 +440,9 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
         let file = dir.join("page.html");
         let part = dir.join("page.html.part");
         let preopen = format!("{}:{}", dir.display(), dir.display());
-        let cases: [(Reply, &[&str], Option<i32>, &[u8]); 5] = [
+        // The server's reply, extra arguments, the exit code, and FILE after.
+        type Case = (Reply, &'static [&'static str], Option<i32>, &'static [u8]);
+        let cases: [Case; 5] = [
             (
                 Reply::Closing(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial"),
                 &[],
