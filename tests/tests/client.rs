@@ -423,6 +423,17 @@ fn header_injection_is_refused_before_anything_is_sent() {
     });
 }
 
+/// A fresh directory of this test's own for `rt`, to preopen.
+fn scratch_dir(tag: &str, rt: &Runtime) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "edgepoll-{tag}-{}-{}",
+        std::process::id(),
+        rt.name().replace(' ', "-")
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 /// `-o FILE` replaces FILE only with the whole body of a 2xx response: a
 /// body cut short, an error status or a 304 leave it as it was (304 and 2xx
 /// exit 0), and no `FILE.part` stays behind. `--timeout` bounds each wait
@@ -431,12 +442,7 @@ fn header_injection_is_refused_before_anything_is_sent() {
 #[test]
 fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
     on_each_runtime(|rt| {
-        let dir = std::env::temp_dir().join(format!(
-            "edgepoll-replace-{}-{}",
-            std::process::id(),
-            rt.name().replace(' ', "-")
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = scratch_dir("replace", rt);
         let file = dir.join("page.html");
         let part = dir.join("page.html.part");
         let preopen = format!("{}:{}", dir.display(), dir.display());
@@ -500,12 +506,7 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
 #[test]
 fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
     on_each_runtime(|rt| {
-        let dir = std::env::temp_dir().join(format!(
-            "edgepoll-keep-{}-{}",
-            std::process::id(),
-            rt.name().replace(' ', "-")
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = scratch_dir("keep", rt);
         let kept = dir.join("kept.bin");
         std::fs::write(&kept, b"old contents").expect("write");
         let fresh = dir.join("fresh.bin");

@@ -195,15 +195,22 @@ fn only_garbage_back_ends_as_a_bad_answer() {
     );
 }
 
-#[test]
-fn a_truncated_answer_is_asked_again_over_tcp() {
+/// A lookup of `big.test` begun at `now`: the resolver, its two queries,
+/// and a truncated answer to the first.
+fn big_lookup(now: Instant) -> (Resolver, Vec<Vec<u8>>, Vec<u8>) {
     let mut r = resolver();
-    let now = Instant::now();
     r.lookup("big.test", now);
     let queries = std::mem::take(&mut r.datagrams);
     let truncated = answer(&queries[0], |_, m| {
         m.set_truncated(true);
     });
+    (r, queries, truncated)
+}
+
+#[test]
+fn a_truncated_answer_is_asked_again_over_tcp() {
+    let now = Instant::now();
+    let (mut r, queries, truncated) = big_lookup(now);
     r.on_datagram(&truncated, now);
     r.on_datagram(&answer(&queries[1], |_, _| {}), now);
     let (id, query) = r.over_tcp.pop().expect("asked over TCP");
@@ -221,13 +228,8 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
 #[test]
 fn an_answer_asked_again_over_tcp_is_waited_for_its_full_time() {
     for truncated_first in [true, false] {
-        let mut r = resolver();
         let now = Instant::now();
-        r.lookup("big.test", now);
-        let queries = std::mem::take(&mut r.datagrams);
-        let truncated = answer(&queries[0], |_, m| {
-            m.set_truncated(true);
-        });
+        let (mut r, queries, truncated) = big_lookup(now);
         let v6 = answer(&queries[1], |q, m| addresses(q, m, 5));
         let order = match truncated_first {
             true => [&truncated, &v6],
