@@ -408,6 +408,18 @@ pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
     (head, body)
 }
 
+/// A directory of the test's own for `rt` (named by `tag`, the process and
+/// the runtime), made if need be: to preopen with `--dir`.
+pub fn scratch_dir(tag: &str, rt: &Runtime) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "edgepoll-{tag}-{}-{}",
+        std::process::id(),
+        rt.name().replace(' ', "-")
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
 /// Runs `curl` with arguments; fails with install advice when curl is missing.
 pub fn curl(args: &[&str]) -> Output {
     Command::new("curl")

@@ -1,7 +1,7 @@
 //! `nonblock_http_client` against a small native server in the test that
 //! delays and shapes its responses.
 
-use edgepoll_tests::{free_port, on_each_runtime, wasm, Runtime};
+use edgepoll_tests::{free_port, on_each_runtime, scratch_dir, wasm, Runtime};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -421,17 +421,6 @@ fn header_injection_is_refused_before_anything_is_sent() {
             "a request was sent"
         );
     });
-}
-
-/// A fresh directory of this test's own for `rt`, to preopen.
-fn scratch_dir(tag: &str, rt: &Runtime) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "edgepoll-{tag}-{}-{}",
-        std::process::id(),
-        rt.name().replace(' ', "-")
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 /// `-o FILE` replaces FILE only with the whole body of a 2xx response: a

@@ -158,12 +158,7 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
 
 /// A scratch directory for `rt` holding `hello.txt`, for `--dir`.
 fn directory_with_hello(tag: &str, rt: &Runtime) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "edgepoll-{tag}-{}-{}",
-        std::process::id(),
-        rt.name().replace(' ', "-")
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = edgepoll_tests::scratch_dir(tag, rt);
     std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
     dir
 }
