@@ -318,6 +318,21 @@ fn a_failing_request_does_not_spoil_the_others() {
     });
 }
 
+/// A response with a folded field (obs-fold) is read, the fold taken as
+/// spaces, as RFC 9112 §5.2 asks of a user agent.
+#[test]
+fn a_folded_response_field_is_read_as_one() {
+    on_each_runtime(|rt| {
+        let server = serve(Reply::Closing(
+            b"HTTP/1.1 200 OK\r\nX-Old: part one\r\n\tpart two\r\nContent-Length: 6\r\n\r\nfolded",
+        ));
+        let out = run_client(rt, &[&format!("http://{}/", server.addr)]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{} {out:?}", rt.name());
+        assert!(stdout.contains("-> 200 OK\nfolded"), "{stdout}");
+    });
+}
+
 #[test]
 fn interim_and_bodiless_responses_end_where_their_head_ends() {
     on_each_runtime(|rt| {
