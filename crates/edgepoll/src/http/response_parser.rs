@@ -312,7 +312,6 @@ impl ResponseParser {
 
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
         loop {
-            unfold(&mut self.buf);
             let spans = &mut self.spans;
             let (line, len) = match parse_response_head(&self.buf, MAX_FIELDS, spans) {
                 Ok(Some(head)) => head,
@@ -321,6 +320,9 @@ impl ResponseParser {
                 }
                 Ok(None) => return Ok(false),
                 Err(HeadError::TooManyFields) => return Err(ResponseError::HeadTooLarge),
+                // Only a head that fails is looked at for folds: the
+                // common one costs no second pass.
+                Err(_) if unfold(&mut self.buf) => continue,
                 Err(_) => return Err(ResponseError::MalformedHead),
             };
             if len > self.max_head {
@@ -406,7 +408,9 @@ impl ResponseParser {
 /// line ended. The head's end (an empty line) stops it, so no byte of a
 /// body is touched; a fold not yet whole (a line end last in `buf`) waits
 /// for the next byte. Requests keep refusing folds (400), as servers must.
-fn unfold(buf: &mut [u8]) {
+/// Returns whether it replaced any.
+fn unfold(buf: &mut [u8]) -> bool {
+    let mut unfolded = false;
     // Past the empty lines a server may send before its status line.
     let mut i = buf
         .iter()
@@ -420,14 +424,16 @@ fn unfold(buf: &mut [u8]) {
                     if i > 0 && buf[i - 1] == b'\r' {
                         buf[i - 1] = b' ';
                     }
+                    unfolded = true;
                 }
                 // An empty line: the head is over.
-                Some(b'\r' | b'\n') => return,
+                Some(b'\r' | b'\n') => return unfolded,
                 _ => {}
             }
         }
         i += 1;
     }
+    unfolded
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::connection::{pump, Connection, Role, TlsEndpoint, Upstream, UpstreamEndpoint};
 use super::core::{Next, Work};
 use crate::client::{ClientError, ClientEvent, ClientOptions, Exchange, ExchangeEvent, Pool};
-use crate::http::{BodyError, ResponseError, StatusCode};
+use crate::http::{BodyError, ParsedResponse, ResponseError, StatusCode};
 use crate::tls::TlsError;
 use crate::{net, Interest};
 use std::time::Instant;
@@ -142,23 +142,12 @@ pub(crate) fn step(
         let mut events = events;
         for event in events.drain(..) {
             match event {
-                ClientEvent::Response(Err(ResponseError::Truncated))
-                    if reused && !up.got_bytes && retry(&mut exchange, now) =>
-                {
-                    // Sent again on a new connection; this one is done.
-                    work.slot_of.remove(&exchange.id);
-                    work.pool.requeue(exchange);
-                    return Next::Close;
-                }
-                // A 408 on a reused connection is most likely the server's
-                // word on the idle connection, sent as it timed out and
-                // read as the answer to the request that raced it (browsers
-                // treat it as that race too): once more, on a new connection.
-                ClientEvent::Response(Ok(response))
+                ClientEvent::Response(result)
                     if reused
-                        && response.status == StatusCode::REQUEST_TIMEOUT
+                        && raced_idle_close(&result, up.got_bytes)
                         && retry(&mut exchange, now) =>
                 {
+                    // Sent again on a new connection; this one is done.
                     work.slot_of.remove(&exchange.id);
                     work.pool.requeue(exchange);
                     return Next::Close;
@@ -258,6 +247,18 @@ fn read_ahead(up: &mut Upstream) -> bool {
     }
     up.ahead_skipped = up.ahead_skipped.wrapping_add(1);
     up.ahead_skipped.is_multiple_of(16)
+}
+
+/// Whether a reused connection's answer is the server giving up the idle
+/// connection as our request raced in: a close before any byte, or a 408
+/// (its word on the idle connection, read as the answer; browsers take it
+/// so too).
+fn raced_idle_close(result: &Result<ParsedResponse, ResponseError>, got_bytes: bool) -> bool {
+    match result {
+        Err(ResponseError::Truncated) => !got_bytes,
+        Ok(response) => response.status == StatusCode::REQUEST_TIMEOUT,
+        Err(_) => false,
+    }
 }
 
 /// Whether `exchange` may go once more (marks it so).
