@@ -7,7 +7,9 @@
 //! hot registration is not a listener (the server is busy), most calls hand
 //! the runtime only the hot ones, and a full call covering every registration
 //! follows at least once per [`full_poll_interval`](Poll::set_full_poll_interval)
-//! (stretched when thousands are cold, see [`COLD_PER_INTERVAL`]).
+//! (stretched when thousands are cold, see [`COLD_PER_INTERVAL`]). A
+//! caller that knows nothing is due on a socket says so with
+//! [`chill`](Poll::chill) instead of waiting for it to cool.
 //! Readiness is level-triggered, so a cold socket's readiness waits for the
 //! next full call but is never lost; once reported, the socket is hot again.
 //! When nothing is busy, every call is a full one and blocks: an idle program
@@ -181,6 +183,29 @@ impl Poll {
         let now = self.millis(Instant::now());
         self.table.touch(fd_of(source)?, now);
         Ok(())
+    }
+
+    /// Counts a registered source as quiet now, as two intervals without
+    /// an event would: until its next event, [`warm`](Self::warm) or
+    /// [`reregister`](Self::reregister), it is only in the full calls. For a
+    /// socket nothing is due on, such as an idle pooled connection, which
+    /// only its server's close can wake: while others are busy, that close
+    /// is seen within [`full_poll_interval`](Self::full_poll_interval), and
+    /// the busy calls no longer pay for the socket (under WasmEdge, one
+    /// `epoll_ctl` each). A pinned source stays in every call.
+    ///
+    /// ```no_run
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// let idle = net::connect("127.0.0.1:1234".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&idle, Token(1), Interest::READABLE)?;
+    /// poll.chill(&idle)?;
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
+    pub fn chill(&mut self, source: &impl AsRawFd) -> io::Result<()> {
+        self.table.chill(fd_of(source)?)
     }
 
     /// While other registrations are busy, a quiet one's readiness is seen

@@ -207,6 +207,14 @@ impl SubscriptionTable {
         }
     }
 
+    /// Moves `fd`'s records to the cold region now, unless it is pinned.
+    pub(crate) fn chill(&mut self, fd: u32) -> io::Result<()> {
+        if !self.slot(fd)?.pinned {
+            self.demote(fd);
+        }
+        Ok(())
+    }
+
     /// Moves every hot, unpinned registration without an event since
     /// `quiet_since` to the cold region.
     pub(crate) fn cool(&mut self, quiet_since: u64) {
@@ -541,6 +549,27 @@ mod tests {
     }
 
     #[test]
+    fn a_chilled_registration_is_cold_at_once_until_its_next_event() {
+        let mut table = readers(10);
+        table.pin(sparse(0)).unwrap();
+        table.chill(sparse(0)).unwrap();
+        table.chill(sparse(3)).unwrap();
+        check(&table);
+        assert_eq!(table.cold_len(), 1, "the pinned one stays hot");
+        table
+            .reregister(sparse(3), Token(3), Interest::READABLE, 5)
+            .unwrap();
+        check(&table);
+        assert_eq!(table.cold_len(), 0, "a change of interest warms it");
+        table.chill(sparse(3)).unwrap();
+        table.chill(sparse(4)).unwrap();
+        table.touch(sparse(4), 6);
+        check(&table);
+        assert_eq!(table.cold_len(), 1, "an event warms it");
+        assert!(table.chill(sparse(99)).is_err(), "not registered");
+    }
+
+    #[test]
     fn cold_readers_are_peeked_and_anything_else_falls_back_to_a_full_poll() {
         let mut table = readers(10);
         table.touch(sparse(0), 100);
@@ -654,6 +683,7 @@ mod tests {
                     .unwrap(),
                 (true, 2) => table.touch(fd, step),
                 (true, 3) => table.cool(step.saturating_sub(x >> 60)),
+                (true, _) if x >> 63 == 0 => table.chill(fd).unwrap(),
                 (true, _) => table.pin(fd).unwrap(),
                 (false, _) => {
                     table

@@ -30,6 +30,10 @@ pub(crate) enum Next {
     Close,
     /// Wait for this readiness.
     Watch(Interest),
+    /// Wait to read, though nothing is due: an idle pooled connection,
+    /// which only its server's close can wake. It leaves the busy calls
+    /// (see [`Poll::chill`](crate::Poll::chill)).
+    Idle,
     /// Wait for nothing: it neither reads (held back) nor writes; the loop
     /// steps it again when that changes.
     Quiet,
@@ -575,16 +579,19 @@ impl Core {
         let wanted = match next {
             Next::Close => return self.close(index, now),
             Next::Watch(interest) => Some(interest),
+            Next::Idle => Some(Interest::READABLE),
             Next::Quiet => None,
         };
-        if wanted == conn.interest {
-            return;
-        }
         let done = match (conn.interest, wanted) {
+            (old, new) if old == new => Ok(()),
             (None, Some(interest)) => self.poll.register(&conn.stream, Token(index), interest),
             (Some(_), Some(interest)) => self.poll.reregister(&conn.stream, Token(index), interest),
             (Some(_), None) => self.poll.deregister(&conn.stream),
             (None, None) => Ok(()),
+        };
+        let done = match next {
+            Next::Idle => done.and_then(|()| self.poll.chill(&conn.stream)),
+            _ => done,
         };
         match done {
             Ok(()) => conn.interest = wanted,

@@ -205,7 +205,7 @@ pub(crate) fn step(
                 }
                 None => {
                     work.pool.park(&origin, index);
-                    return Next::Watch(Interest::READABLE);
+                    return Next::Idle;
                 }
             }
         }
@@ -237,7 +237,7 @@ pub(crate) fn step(
 /// has usually answered by then, and the response costs no poll event.
 /// Under WasmEdge, where every call costs one `epoll_ctl` per subscription,
 /// an upstream connection that is always answered so never needs to be in
-/// the calls at all (it goes cold, see [`Poll`](crate::Poll)). A read that
+/// the calls at all (parked, it is chilled: [`Next::Idle`]). A read that
 /// finds nothing costs one system call; after two in a row (a slow
 /// upstream) only every 16th exchange tries, so that a faster upstream is
 /// noticed again.
