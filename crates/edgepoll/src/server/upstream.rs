@@ -131,7 +131,7 @@ pub(crate) fn step(
             // Idle: anything but quiet (bytes, a close, an error) ends it.
             let quiet = io.is_ok() && !eof && up.conn.is_reusable();
             return match quiet {
-                true => Next::Watch(Interest::READABLE),
+                true => Next::Idle,
                 false => Next::Close,
             };
         };
