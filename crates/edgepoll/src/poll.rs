@@ -190,9 +190,12 @@ impl Poll {
     /// [`reregister`](Self::reregister), it is only in the full calls. For a
     /// socket nothing is due on, such as an idle pooled connection, which
     /// only its server's close can wake: while others are busy, that close
-    /// is seen within [`full_poll_interval`](Self::full_poll_interval), and
-    /// the busy calls no longer pay for the socket (under WasmEdge, one
-    /// `epoll_ctl` each). A pinned source stays in every call.
+    /// is seen at the next full call (within the
+    /// [`full_poll_interval`](Self::full_poll_interval), stretched with
+    /// thousands of cold ones), and the busy calls no longer pay for the
+    /// socket (under WasmEdge, one `epoll_ctl` each). Small sets (up to
+    /// [`SPLIT_ABOVE`] subscriptions) are never split, so there it changes
+    /// nothing; a pinned source stays in every call.
     ///
     /// ```no_run
     /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {

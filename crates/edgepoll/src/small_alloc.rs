@@ -51,8 +51,10 @@ struct FreeList {
     len: usize,
 }
 
-/// A size-class allocator for single-threaded WebAssembly guests; see the
-/// [module documentation](self) for what it trades.
+/// A size-class allocator for single-threaded WebAssembly guests: freed
+/// blocks up to 4 KiB are kept per size class and handed out again for a
+/// pointer swap; larger ones go to the system allocator (wasi-libc's
+/// dlmalloc, which spends some two hundred Wasm instructions per call).
 pub struct SmallBlockAlloc {
     lists: UnsafeCell<[FreeList; CLASSES]>,
     keep_bytes: usize,

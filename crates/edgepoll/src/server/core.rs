@@ -31,8 +31,8 @@ pub(crate) enum Next {
     /// Wait for this readiness.
     Watch(Interest),
     /// Wait to read, though nothing is due: an idle pooled connection,
-    /// which only its server's close can wake. It leaves the busy calls
-    /// (see [`Poll::chill`](crate::Poll::chill)).
+    /// which only its server's close (or stray bytes, which end it too) can
+    /// wake. It leaves the busy calls (see [`Poll::chill`](crate::Poll::chill)).
     Idle,
     /// Wait for nothing: it neither reads (held back) nor writes; the loop
     /// steps it again when that changes.
@@ -456,8 +456,9 @@ impl Core {
         let next = upstream::step(conn, index, event, readable, now, work, scratch);
         if let Role::Upstream(up) = &conn.role {
             // It waits on an answer no read-ahead looks for: the poll must
-            // cover it (an event already did).
-            if !event && next != Next::Close && up.exchange.is_some() && !up.read_ahead {
+            // cover it. Even after an event: parked and chilled by an
+            // earlier event of the same batch, it may carry a new request.
+            if next != Next::Close && up.exchange.is_some() && !up.read_ahead {
                 let _ = poll.warm(&conn.stream);
             }
         }

@@ -64,10 +64,10 @@ pub struct ServerOptions {
     pub stop_after: Option<u64>,
     /// While other connections are busy, a quiet connection that sends a
     /// request is noticed within this interval (see
-    /// [`Poll::set_full_poll_interval`]).
+    /// [`Poll::set_full_poll_interval`](crate::Poll::set_full_poll_interval)).
     pub full_poll_interval: Duration,
     /// Quiet connections are looked at by peeking at their receive queues
-    /// rather than in full polls (see [`Poll::set_peek_quiet`]): for WasmEdge
+    /// rather than in full polls (see [`Poll::set_peek_quiet`](crate::Poll::set_peek_quiet)): for WasmEdge
     /// AOT with thousands of quiet connections. Off by default.
     pub peek_quiet: bool,
     /// A connection without progress for this long gives its buffers back
@@ -141,7 +141,7 @@ impl Server {
 
     /// Serves HTTP and WebSockets: requests the service
     /// [`accepts`](ws::Service::accepts) are upgraded, and their messages go
-    /// to it; what it sends through its [`Outbox`] is delivered by this loop.
+    /// to it; what it sends through its [`Outbox`](crate::ws::Outbox) is delivered by this loop.
     ///
     /// ```no_run
     /// use edgepoll::http::{Request, Response, StatusCode};

@@ -303,11 +303,11 @@ fn run() -> Result<(), String> {
             _ => {
                 let (prefix, base) = arg
                     .split_once('=')
-                    .ok_or(format!("route {arg:?} is not PREFIX=URL"))?;
+                    .ok_or(format!("route {arg:?} is not PREFIX=ORIGIN"))?;
                 let base = Url::parse(base).map_err(|e| format!("route {arg:?}: {e}"))?;
                 if base.path != "/" {
                     return Err(format!(
-                        "route {arg:?}: the URL is an origin, without a path"
+                        "route {arg:?}: the upstream must be an origin (scheme, host, port), without a path"
                     ));
                 }
                 routes.push((prefix.to_string(), base));
@@ -315,7 +315,8 @@ fn run() -> Result<(), String> {
         }
     }
     routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-    let addr = listen.ok_or("usage: forward_guest [OPTIONS] ADDR PREFIX=URL...")?;
+    let addr = listen
+        .ok_or("usage: forward_guest [OPTIONS] ADDR PREFIX=ORIGIN... (ORIGIN: http://host:port)")?;
     let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
     let listener =
         edgepoll::net::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
