@@ -185,6 +185,13 @@ pub mod rights {
         | SOCK_SHUTDOWN;
 }
 
+/// Whether `held` grants all of `wanted`, with what it implies; at or below
+/// a `:readonly` directory (`readonly`), never what
+/// [`rights::WITHHELD_BELOW_READONLY`] names.
+pub fn grants(held: u64, readonly: bool, wanted: u64) -> bool {
+    imply(held) & wanted == wanted && !(readonly && wanted & rights::WITHHELD_BELOW_READONLY != 0)
+}
+
 /// Rights with what they imply, as WasmEdge checks them (`VINode::imply`):
 /// seeking lets a descriptor tell, syncing lets it sync data.
 pub fn imply(mut rights: u64) -> u64 {
@@ -259,8 +266,7 @@ impl Descriptor {
     }
 
     pub fn can(&self, wanted: u64) -> bool {
-        imply(self.rights) & wanted == wanted
-            && !(self.readonly && wanted & rights::WITHHELD_BELOW_READONLY != 0)
+        grants(self.rights, self.readonly, wanted)
     }
 }
 

@@ -12,7 +12,7 @@ use super::beneath::{self, Leaf, Trailing};
 use super::fd::{filestat_times, write_filestat};
 use crate::errno::{self, check, Errno, WasiResult, INVAL, ISDIR, NOTCAPABLE, NOTDIR};
 use crate::fd_table::{
-    imply, parse_fd_flags, rights, status_flags, Descriptor, Directory, Entry, FdTable,
+    grants, imply, parse_fd_flags, rights, status_flags, Descriptor, Directory, Entry, FdTable,
     FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_RSYNC,
 };
 use crate::memory::GuestMemory;
@@ -35,8 +35,7 @@ struct Base<'a> {
 
 impl Base<'_> {
     fn require(&self, wanted: u64) -> WasiResult {
-        let withheld = self.readonly && wanted & rights::WITHHELD_BELOW_READONLY != 0;
-        if imply(self.rights) & wanted == wanted && !withheld {
+        if grants(self.rights, self.readonly, wanted) {
             Ok(())
         } else {
             Err(NOTCAPABLE)
