@@ -84,7 +84,11 @@ impl Poller {
                 want |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
             }
             if watch.write.owner != NONE && write_error == 0 {
-                want |= libc::EPOLLOUT as u32;
+                // WasmEdge's `Poller::write` asks for EPOLLRDHUP too: a full
+                // socket whose peer shut down its sending side then wakes a
+                // write-only wait with nothing to report (`report_ready`
+                // maps EPOLLRDHUP to no event), each call until it drains.
+                want |= (libc::EPOLLOUT | libc::EPOLLRDHUP) as u32;
             }
             match host {
                 None => {

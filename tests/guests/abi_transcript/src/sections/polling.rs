@@ -2,7 +2,7 @@
 //! subscription, hang-ups, and lists that change from call to call.
 
 use crate::ffi::*;
-use crate::memory::{end, straddling, Buf, Subscriptions, CLOCK_MONOTONIC, CLOCK_REALTIME};
+use crate::memory::{end, straddling, Buf, Iovecs, Subscriptions, CLOCK_MONOTONIC, CLOCK_REALTIME};
 use crate::steps::*;
 use crate::transcript::Transcript;
 
@@ -289,6 +289,44 @@ pub fn polling(t: &mut Transcript) {
         "write a socket whose connect was refused",
     );
     crate::sections::lifecycle::so_error(t, refused);
+    // WasmEdge asks epoll for EPOLLRDHUP with a write as with a read: a
+    // full socket whose peer shut down its sending side wakes the wait
+    // with an epoll event that maps to no WASI event, so the call returns
+    // at once, empty-handed (and again each call while the buffer is full).
+    let full = crate::steps::pair(t, INET4);
+    set_flags(t, full.server, NONBLOCK);
+    let filled = fill(full.server);
+    t.log(
+        &format!(
+            "sock_send({}, 64 KiB) until it would block",
+            t.fd(full.server)
+        ),
+        filled,
+        "",
+    );
+    // SAFETY: plain call.
+    let e = unsafe { sock_shutdown(full.client, 2) };
+    t.log(&format!("sock_shutdown({}, wr)", t.fd(full.client)), e, "");
+    let write_only = Subscriptions::new().write(2, full.server).timeout(9, 30);
+    let what = format!(
+        "write {} (full, its peer shut down), 30 ms",
+        t.fd(full.server)
+    );
+    poll(t, false, &write_only, &what);
+    poll(t, false, &write_only, &format!("{what}, again"));
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(1, full.server)
+            .write(2, full.server)
+            .timeout(9, 30),
+        &format!(
+            "read and write {} (full, its peer shut down), 30 ms",
+            t.fd(full.server)
+        ),
+    );
+    full.close(t);
 
     t.section("epoll_oneoff");
     poll(
@@ -312,4 +350,20 @@ pub fn polling(t: &mut Transcript) {
     for fd in [refused, waiting, pair.server, pair.listener] {
         close(t, fd);
     }
+}
+
+/// Sends to `fd` (non-blocking) until its send buffer is full: the errno
+/// that stopped it (EAGAIN when full; how many bytes fit varies).
+fn fill(fd: u32) -> u32 {
+    let chunk = vec![b'x'; 64 * 1024];
+    let iov = Iovecs::of(&[&chunk]);
+    let out = Buf::zeroed(4);
+    for _ in 0..10_000 {
+        // SAFETY: the iovecs and `out` are live.
+        let e = unsafe { sock_send(fd, iov.ptr(), 1, 0, out.ptr()) };
+        if e != 0 {
+            return e;
+        }
+    }
+    0
 }
