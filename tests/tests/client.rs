@@ -1,7 +1,7 @@
 //! `nonblock_http_client` against a small native server in the test that
 //! delays and shapes its responses.
 
-use edgepoll_tests::{free_port, on_each_runtime, scratch_dir, wasm, Runtime};
+use edgepoll_tests::{cpu_ticks, free_port, on_each_runtime, scratch_dir, wasm, Runtime};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -194,14 +194,6 @@ fn two_delayed_requests_run_concurrently() {
             "both answered {span:?} after the first arrived: not concurrent"
         );
     });
-}
-
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 #[test]

@@ -2,9 +2,12 @@
 //! `.wasm` program under every runtime present.
 
 use edgepoll_tests::{
-    connect, curl, exchange_until_close, on_each_runtime, read_response, run_wasm, start_server,
+    connect, cpu_ticks, curl, exchange_until_close, on_each_runtime, read_response, run_wasm,
+    start_server,
 };
 use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 fn url(server: &edgepoll_tests::Running) -> String {
@@ -322,6 +325,93 @@ fn clients_that_vanish_mid_body_do_not_hurt_the_next_one() {
         }
         let out = curl(&["-d", "still here", &url(&server)]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "still here");
+        assert!(server.is_alive());
+    });
+}
+
+/// A connection whose receive buffer is a few KiB, set before it connects
+/// (the window is agreed then), so that a response it leaves unread fills
+/// the server's socket at once instead of the client's buffer.
+fn connect_with_a_small_receive_buffer(addr: SocketAddr) -> TcpStream {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("the test server listens on IPv4, not {addr}");
+    };
+    // SAFETY: a new socket, owned by the TcpStream from its creation on;
+    // the option and address pointers are valid for the sizes given.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let size: libc::c_int = 4096;
+        let r = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(v4.ip().octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&to as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        stream
+    };
+    for timeout in [
+        stream.set_read_timeout(Some(Duration::from_secs(10))),
+        stream.set_write_timeout(Some(Duration::from_secs(10))),
+    ] {
+        timeout.expect("timeout set");
+    }
+    stream
+}
+
+/// A client that sends its request, shuts down its sending side and leaves
+/// the response unread for a while (as `nc -N` would with a slow reader).
+/// Under WasmEdge a full socket whose peer has half-closed wakes every poll
+/// with nothing to report (edgepoll-host mirrors it): the server must not
+/// turn that into a busy loop, and the response arrives whole once read.
+#[test]
+fn a_half_closed_client_that_reads_late_costs_no_busy_loop_and_gets_every_byte() {
+    on_each_runtime(|rt| {
+        let mut server = start_server(rt, &[]);
+        let body = random_bytes(3_000_000, 11);
+        let mut stream = connect_with_a_small_receive_buffer(server.addr);
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("send the head");
+        stream.write_all(&body).expect("send the body");
+        stream.shutdown(Shutdown::Write).expect("half-close");
+        // The server reads the request and fills the socket; then it waits.
+        std::thread::sleep(Duration::from_millis(700));
+        let before = cpu_ticks(server.pid()).expect("server's /proc stat is readable");
+        let window = Duration::from_secs(2);
+        std::thread::sleep(window);
+        let after = cpu_ticks(server.pid()).expect("server still running");
+        // A busy loop burns about 200 ticks in this window.
+        assert!(
+            after - before <= 50,
+            "the server used {} ticks of CPU in {window:?} waiting on a half-closed client",
+            after - before
+        );
+        let (head, echoed) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(echoed.len(), body.len());
+        assert!(echoed == body, "the echoed body differs from the one sent");
+        let out = curl(&["-d", "next", &url(&server)]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "next");
         assert!(server.is_alive());
     });
 }

@@ -39,6 +39,7 @@ mod app;
 mod client;
 pub mod dns;
 mod event;
+mod held_writers;
 pub mod http;
 #[cfg(feature = "http")]
 mod http_interop;

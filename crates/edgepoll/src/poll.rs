@@ -28,7 +28,13 @@
 //! raised it three to four times; under WasmEdge's interpreter, where each
 //! peek is a costly host call, the two came out close (0.86–1.25× in our
 //! runs). `make bench` measures all three.
+//!
+//! A socket waiting only to write whose peer has shut down its sending side
+//! makes WasmEdge's `poll_oneoff` return at once with no event while its
+//! send buffer is full; `Poll` holds such sockets out of the calls and
+//! reports them writable on a timer instead (see `held_writers.rs`).
 
+use crate::held_writers::HeldWriters;
 use crate::subscriptions::{Peek, SubscriptionTable};
 #[cfg(target_os = "wasi")]
 use crate::sys::abi::{RawEvent, EVENTRWFLAGS_HANGUP, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE};
@@ -93,6 +99,10 @@ pub struct Poll {
     peek_quiet: bool,
     /// Cold registrations a probe found ready, warmed after the call.
     probed: Vec<(Token, u32, Peek)>,
+    /// Writers out of the calls, reported writable on a timer.
+    held: HeldWriters,
+    /// The write-only registrations looked at after an empty return.
+    writers: Vec<(u32, Token)>,
 }
 
 impl Default for Poll {
@@ -115,6 +125,8 @@ impl Poll {
             raw_events: Vec::new(),
             peek_quiet: false,
             probed: Vec::new(),
+            held: HeldWriters::default(),
+            writers: Vec::new(),
         }
     }
 
@@ -127,8 +139,15 @@ impl Poll {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
+        let fd = fd_of(source)?;
+        if self.is_held(fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("descriptor {fd} is already registered"),
+            ));
+        }
         let now = self.millis(Instant::now());
-        self.table.register(fd_of(source)?, token, interest, now)
+        self.table.register(fd, token, interest, now)
     }
 
     /// Changes the token or interest of a registered source.
@@ -138,13 +157,35 @@ impl Poll {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
+        let fd = fd_of(source)?;
         let now = self.millis(Instant::now());
-        self.table.reregister(fd_of(source)?, token, interest, now)
+        if self.is_held(fd) {
+            // Still only writing: held on. Reading too: its hang-up is an
+            // event again, so back into the calls.
+            if !interest.is_readable() {
+                self.held.retoken(fd, token);
+                return Ok(());
+            }
+            self.held.release(fd);
+            return self.table.register(fd, token, interest, now);
+        }
+        self.table.reregister(fd, token, interest, now)
     }
 
     /// Stops watching `source`, in O(1). Do it before closing the socket.
     pub fn deregister(&mut self, source: &impl AsRawFd) -> io::Result<()> {
-        self.table.deregister(fd_of(source)?)
+        let fd = fd_of(source)?;
+        if self.is_held(fd) {
+            self.held.release(fd);
+            return Ok(());
+        }
+        self.table.deregister(fd)
+    }
+
+    /// Whether `fd` is held out of the calls (see the module notes).
+    #[inline]
+    fn is_held(&self, fd: u32) -> bool {
+        !self.held.is_empty() && self.held.contains(fd)
     }
 
     /// Keeps a registered source in every call, never cold: for a listener,
@@ -161,7 +202,11 @@ impl Poll {
     /// # #[cfg(not(target_os = "wasi"))] fn main() {}
     /// ```
     pub fn pin(&mut self, source: &impl AsRawFd) -> io::Result<()> {
-        self.table.pin(fd_of(source)?)
+        let fd = fd_of(source)?;
+        if self.is_held(fd) {
+            return Ok(());
+        }
+        self.table.pin(fd)
     }
 
     /// Counts a registered source as active now, as an event would: it is in
@@ -208,7 +253,11 @@ impl Poll {
     /// # #[cfg(not(target_os = "wasi"))] fn main() {}
     /// ```
     pub fn chill(&mut self, source: &impl AsRawFd) -> io::Result<()> {
-        self.table.chill(fd_of(source)?)
+        let fd = fd_of(source)?;
+        if self.is_held(fd) {
+            return Ok(());
+        }
+        self.table.chill(fd)
     }
 
     /// While other registrations are busy, a quiet one's readiness is seen
@@ -318,12 +367,15 @@ impl Poll {
                 full = false;
                 self.next_full = now + self.stretched_interval();
             }
-            let (records, until) = if full {
+            let (records, mut until) = if full {
                 (self.table.records_mut().len(), deadline)
             } else {
                 let until = deadline.map_or(self.next_full, |d| d.min(self.next_full));
                 (self.table.hot_prefix(), Some(until))
             };
+            if let Some(due) = self.held.next_due() {
+                until = Some(until.map_or(due, |u| u.min(due)));
+            }
             // Cold ones found ready are reported now: the call only adds to them.
             let timeout = match events.list.is_empty() {
                 true => until.map(|u| u.saturating_duration_since(now)),
@@ -339,7 +391,18 @@ impl Poll {
                 }
                 self.probed.clear();
             }
-            called?;
+            if called? == 0 {
+                // Woken with nothing to report: WasmEdge's hang-up of a
+                // socket that waits only to write (see the module notes).
+                self.hold_half_closed_writers(after);
+            }
+            if !self.held.is_empty() {
+                self.held.take_due(after, |token| {
+                    events
+                        .list
+                        .push(crate::event::Event::new(token, false, true, false, 0));
+                });
+            }
             if full {
                 self.next_full = after + self.stretched_interval();
             }
@@ -375,6 +438,22 @@ impl Poll {
         true
     }
 
+    /// Holds out of the calls the sockets waiting only to write whose
+    /// receive queue shows their peer's FIN, or bytes a FIN may follow (one
+    /// with neither has had no FIN: a FIN makes the peek return 0).
+    fn hold_half_closed_writers(&mut self, now: Instant) {
+        let mut writers = std::mem::take(&mut self.writers);
+        self.table.write_only(&mut writers);
+        for &(fd, token) in &writers {
+            if matches!(peek(fd, true), Peek::Closed | Peek::Data)
+                && self.table.deregister(fd).is_ok()
+            {
+                self.held.hold(fd, token, now);
+            }
+        }
+        self.writers = writers;
+    }
+
     /// The time to the next full call: longer with many cold registrations.
     fn stretched_interval(&self) -> Duration {
         stretched(self.full_poll_interval, self.table.cold_len())
@@ -390,14 +469,15 @@ impl Poll {
     }
 
     /// One `poll_oneoff` over the first `records` records (record 0 is the
-    /// clock, left out without a timeout).
+    /// clock, left out without a timeout): how many events the runtime
+    /// wrote, the clock's included.
     #[cfg(target_os = "wasi")]
     fn call_runtime(
         &mut self,
         events: &mut Events,
         records: usize,
         timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    ) -> io::Result<usize> {
         use crate::event::Event;
         use crate::subscriptions::split_userdata;
         let list = &mut self.table.records_mut()[..records];
@@ -440,7 +520,7 @@ impl Poll {
                 .list
                 .push(Event::new(token, readable, writable, hang_up, raw.error));
         }
-        Ok(())
+        Ok(n)
     }
 
     #[cfg(not(target_os = "wasi"))]
@@ -449,7 +529,7 @@ impl Poll {
         _events: &mut Events,
         _records: usize,
         _timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    ) -> io::Result<usize> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "edgepoll's Poll runs on wasm32-wasip1 under WasmEdge or edgepoll-host",

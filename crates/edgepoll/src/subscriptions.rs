@@ -284,6 +284,18 @@ impl SubscriptionTable {
         true
     }
 
+    /// The registrations waiting only to write, as (descriptor, token).
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn write_only(&self, out: &mut Vec<(u32, Token)>) {
+        out.clear();
+        for (&fd, slot) in &self.slots {
+            if slot.read == NONE && slot.write != NONE {
+                let (token, _) = split_userdata(self.subs[slot.write as usize].userdata);
+                out.push((fd, token));
+            }
+        }
+    }
+
     fn slot(&self, fd: u32) -> io::Result<Slot> {
         self.slots.get(&fd).copied().ok_or_else(|| {
             io::Error::new(
