@@ -394,12 +394,25 @@ fn a_half_closed_client_that_reads_late_costs_no_busy_loop_and_gets_every_byte()
         stream.write_all(head.as_bytes()).expect("send the head");
         stream.write_all(&body).expect("send the body");
         stream.shutdown(Shutdown::Write).expect("half-close");
-        // The server reads the request and fills the socket; then it waits.
-        std::thread::sleep(Duration::from_millis(700));
-        let before = cpu_ticks(server.pid()).expect("server's /proc stat is readable");
+        // The server reads the request and fills the socket, then has
+        // nothing to do: the window starts after a quiet 300 ms (within
+        // 10 s), so that neither start-up nor the transfer is counted. A
+        // busy loop is never quiet.
+        let ticks = || cpu_ticks(server.pid()).expect("server's /proc stat is readable");
+        let settle_by = Instant::now() + Duration::from_secs(10);
+        let mut last = ticks();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = ticks();
+            if now - last <= 1 || Instant::now() >= settle_by {
+                break;
+            }
+            last = now;
+        }
+        let before = ticks();
         let window = Duration::from_secs(2);
         std::thread::sleep(window);
-        let after = cpu_ticks(server.pid()).expect("server still running");
+        let after = ticks();
         // A busy loop burns about 200 ticks in this window.
         assert!(
             after - before <= 50,

@@ -4,23 +4,28 @@
 //! WasmEdge 0.14 asks epoll for `EPOLLRDHUP` with every write subscription.
 //! Once the peer's FIN has arrived, a socket whose send buffer is full wakes
 //! `epoll_wait` with `EPOLLRDHUP` alone, which WasmEdge maps to no WASI event:
-//! `poll_oneoff` returns at once with nothing, every call, until the buffer
-//! drains. Left in the calls, such a socket turns the loop into a busy one
-//! (a client that sends a large request, half-closes and reads its response
-//! slowly, or never, burned a whole core). `Poll` notices the empty return,
-//! finds the sockets whose receive queue shows the FIN (or bytes that may
-//! hide one), and holds them here: out of the calls, each reported writable
-//! every [`RETRY`] so that its owner tries again. A hold ends when its owner
-//! wants to read it too or deregisters it.
+//! `poll_oneoff` returns at once with nothing (unless something else is
+//! ready), every call, until the buffer drains. Left in the calls, such a
+//! socket turns the loop into a busy one (a client that sends a large
+//! request, half-closes and reads its response slowly, or never, burned a
+//! whole core). `Poll` notices a call that returns no event at all, peeks
+//! at that call's sockets waiting only to write, and holds here those whose
+//! receive queue shows the FIN; if none does, those with unread bytes (a
+//! FIN may wait behind them, unseen), which may be innocent: a held socket
+//! is written at most a send buffer's worth per retry until its hold ends.
+//! Held, a socket is out of the calls and reported writable every
+//! [`RETRY`] so that its owner tries again. A hold ends when its owner
+//! wants to read it too or deregisters it, or when it is found closed.
 
 use crate::Token;
 use std::time::{Duration, Instant};
 
 /// How often a held socket is reported writable. Shorter drains a slow
-/// reader's buffer sooner (a socket buffer's worth, hundreds of KiB, per
-/// retry); longer costs less while nobody reads: at 10 ms a held socket
-/// whose peer never reads costs about 1% of a core, and all held ones share
-/// the same wake-ups.
+/// reader's buffer sooner (a send buffer's worth per retry); longer costs
+/// less while nobody reads: at 10 ms, the echo server waiting on a client
+/// that never reads used 1% of a core (it burned all of one before), and
+/// all held sockets share the same wake-ups, which are partial calls when
+/// many registrations are quiet.
 pub(crate) const RETRY: Duration = Duration::from_millis(10);
 
 #[derive(Debug)]
@@ -79,15 +84,17 @@ impl HeldWriters {
         self.held.iter().map(|h| h.due).min()
     }
 
-    /// Calls `report` with the token of each socket due by `now`, and
-    /// schedules its next report.
-    pub(crate) fn take_due(&mut self, now: Instant, mut report: impl FnMut(Token)) {
-        for held in &mut self.held {
-            if held.due <= now {
-                report(held.token);
-                held.due = now + RETRY;
+    /// Calls `report` with the descriptor and token of each socket due by
+    /// `now` and schedules its next report; one for which `report` returns
+    /// false is released.
+    pub(crate) fn take_due(&mut self, now: Instant, mut report: impl FnMut(u32, Token) -> bool) {
+        self.held.retain_mut(|held| {
+            if held.due > now {
+                return true;
             }
-        }
+            held.due = now + RETRY;
+            report(held.fd, held.token)
+        });
     }
 }
 
@@ -106,16 +113,25 @@ mod tests {
         assert_eq!(held.next_due(), Some(start + RETRY));
 
         let mut seen = Vec::new();
-        held.take_due(start + RETRY / 4, |t| seen.push(t));
+        held.take_due(start + RETRY / 4, |_, t| {
+            seen.push(t);
+            true
+        });
         assert!(seen.is_empty(), "reported before its time: {seen:?}");
-        held.take_due(start + RETRY, |t| seen.push(t));
+        held.take_due(start + RETRY, |_, t| {
+            seen.push(t);
+            true
+        });
         assert_eq!(seen, [Token(1)]);
         // Next due: the second one, then the first again a retry later.
         assert_eq!(held.next_due(), Some(start + RETRY / 2 + RETRY));
 
         assert!(held.retoken(9, Token(5)) && !held.retoken(8, Token(5)));
         seen.clear();
-        held.take_due(start + 2 * RETRY, |t| seen.push(t));
+        held.take_due(start + 2 * RETRY, |_, t| {
+            seen.push(t);
+            true
+        });
         assert_eq!(seen, [Token(1), Token(5)]);
 
         assert!(held.release(7) && !held.release(7));
@@ -123,8 +139,12 @@ mod tests {
         // Held again: one entry, with the new token.
         held.hold(9, Token(6), start + 2 * RETRY);
         seen.clear();
-        held.take_due(start + 4 * RETRY, |t| seen.push(t));
+        held.take_due(start + 4 * RETRY, |fd, t| {
+            seen.push(t);
+            fd != 9
+        });
+        // Reported one last time, then released (its socket was closed).
         assert_eq!(seen, [Token(6)]);
-        assert!(held.release(9) && held.is_empty());
+        assert!(held.is_empty() && !held.release(9));
     }
 }

@@ -141,10 +141,9 @@ impl Poll {
     ) -> io::Result<()> {
         let fd = fd_of(source)?;
         if self.is_held(fd) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("descriptor {fd} is already registered"),
-            ));
+            // Held, its socket was closed without being deregistered, and
+            // the number now names another.
+            self.held.release(fd);
         }
         let now = self.millis(Instant::now());
         self.table.register(fd, token, interest, now)
@@ -343,7 +342,7 @@ impl Poll {
     }
 
     fn check_can_wait(&self, has_deadline: bool) -> io::Result<()> {
-        if self.table.len() == 0 && !has_deadline {
+        if self.table.len() == 0 && self.held.is_empty() && !has_deadline {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "poll without registrations or timeout would wait forever",
@@ -356,9 +355,11 @@ impl Poll {
     fn wait(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<()> {
         loop {
             let now = Instant::now();
+            // Held writers wake the loop every retry: those wakes need not
+            // cover the quiet registrations either.
             let split = self.table.len() > SPLIT_ABOVE
                 && self.table.cold_len() > 0
-                && self.table.has_unpinned_hot();
+                && (self.table.has_unpinned_hot() || !self.held.is_empty());
             let mut full = !split || now >= self.next_full;
             // A full call while the split is on: peek at the cold ones instead
             // where that can tell, and call the runtime over the hot ones.
@@ -394,13 +395,19 @@ impl Poll {
             if called? == 0 {
                 // Woken with nothing to report: WasmEdge's hang-up of a
                 // socket that waits only to write (see the module notes).
-                self.hold_half_closed_writers(after);
+                self.hold_half_closed_writers(records, after);
             }
             if !self.held.is_empty() {
-                self.held.take_due(after, |token| {
-                    events
-                        .list
-                        .push(crate::event::Event::new(token, false, true, false, 0));
+                // One closed without being deregistered is forgotten: its
+                // number may come back as another socket.
+                self.held.take_due(after, |fd, token| {
+                    let open = is_open(fd);
+                    if open {
+                        events
+                            .list
+                            .push(crate::event::Event::new(token, false, true, false, 0));
+                    }
+                    open
                 });
             }
             if full {
@@ -438,20 +445,38 @@ impl Poll {
         true
     }
 
-    /// Holds out of the calls the sockets waiting only to write whose
-    /// receive queue shows their peer's FIN, or bytes a FIN may follow (one
-    /// with neither has had no FIN: a FIN makes the peek return 0).
-    fn hold_half_closed_writers(&mut self, now: Instant) {
+    /// After a call over the first `records` records woke with nothing to
+    /// report: holds out of the calls the sockets of that call waiting only
+    /// to write whose receive queue shows their peer's FIN (a peek that
+    /// returns 0). Only if none does, those with bytes waiting, behind
+    /// which a FIN may hide (one with neither has had none: a FIN would
+    /// make the peek return 0).
+    fn hold_half_closed_writers(&mut self, records: usize, now: Instant) {
         let mut writers = std::mem::take(&mut self.writers);
-        self.table.write_only(&mut writers);
+        self.table.write_only(records, &mut writers);
+        let mut hidden = Vec::new();
+        let mut held_any = false;
         for &(fd, token) in &writers {
-            if matches!(peek(fd, true), Peek::Closed | Peek::Data)
-                && self.table.deregister(fd).is_ok()
-            {
-                self.held.hold(fd, token, now);
+            match peek(fd, true) {
+                Peek::Closed => held_any |= self.hold(fd, token, now),
+                Peek::Data => hidden.push((fd, token)),
+                Peek::Empty | Peek::Unknown => {}
+            }
+        }
+        if !held_any {
+            for (fd, token) in hidden {
+                self.hold(fd, token, now);
             }
         }
         self.writers = writers;
+    }
+
+    fn hold(&mut self, fd: u32, token: Token, now: Instant) -> bool {
+        let out = self.table.deregister(fd).is_ok();
+        if out {
+            self.held.hold(fd, token, now);
+        }
+        out
     }
 
     /// The time to the next full call: longer with many cold registrations.
@@ -591,6 +616,19 @@ fn peek(fd: u32, check: bool) -> Peek {
 #[cfg(not(target_os = "wasi"))]
 fn peek(_fd: u32, _check: bool) -> Peek {
     Peek::Unknown
+}
+
+/// Whether descriptor `fd` is open.
+#[cfg(target_os = "wasi")]
+fn is_open(fd: u32) -> bool {
+    let mut stat = crate::sys::wasi::FdStat::default();
+    // SAFETY: `stat` is a live, writable fdstat record.
+    unsafe { crate::sys::wasi::fd_fdstat_get(fd, &mut stat) != crate::sys::wasi::ERRNO_BADF }
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn is_open(_fd: u32) -> bool {
+    true
 }
 
 fn fd_of(source: &impl AsRawFd) -> io::Result<u32> {

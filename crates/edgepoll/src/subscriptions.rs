@@ -284,13 +284,18 @@ impl SubscriptionTable {
         true
     }
 
-    /// The registrations waiting only to write, as (descriptor, token).
+    /// The registrations among the first `records` records (the clock's
+    /// included) that wait only to write, as (descriptor, token).
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
-    pub(crate) fn write_only(&self, out: &mut Vec<(u32, Token)>) {
+    pub(crate) fn write_only(&self, records: usize, out: &mut Vec<(u32, Token)>) {
         out.clear();
-        for (&fd, slot) in &self.slots {
-            if slot.read == NONE && slot.write != NONE {
-                let (token, _) = split_userdata(self.subs[slot.write as usize].userdata);
+        let end = records.min(self.subs.len());
+        for sub in self.subs.get(1..end).unwrap_or_default() {
+            if sub.tag != EVENTTYPE_FD_WRITE {
+                continue;
+            }
+            let (token, fd) = split_userdata(sub.userdata);
+            if self.slots.get(&fd).is_some_and(|slot| slot.read == NONE) {
                 out.push((fd, token));
             }
         }

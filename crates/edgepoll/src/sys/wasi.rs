@@ -86,6 +86,8 @@ pub(crate) const FDFLAGS_NONBLOCK: u16 = 4;
 pub(crate) const RIFLAGS_RECV_PEEK: u16 = 1;
 /// `errno`: the operation would block.
 pub(crate) const ERRNO_AGAIN: u32 = 6;
+/// WASI's `badf`, as `fd_fdstat_get` returns it.
+pub(crate) const ERRNO_BADF: u16 = 8;
 
 #[link(wasm_import_module = "wasi_snapshot_preview1")]
 extern "C" {
