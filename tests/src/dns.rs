@@ -232,10 +232,15 @@ fn ask(server: SocketAddr, query: &[u8]) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
+/// The queries a server was asked, as they came: the port each came from,
+/// and the message.
+pub type Asked = Arc<Mutex<Vec<(u16, Vec<u8>)>>>;
+
 /// A DNS server that passes each query to `real` and its answer back after
 /// `delay`: a slow resolver, for the test that a loop never waits on one.
 pub struct Delayed {
     pub addr: SocketAddr,
+    pub asked: Asked,
     stop: Arc<AtomicBool>,
 }
 
@@ -247,7 +252,8 @@ impl Delayed {
             .expect("timeout");
         let addr = socket.local_addr().expect("address");
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let asked: Asked = Arc::default();
+        let (flag, log) = (stop.clone(), asked.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !flag.load(Ordering::Relaxed) {
@@ -255,6 +261,9 @@ impl Delayed {
                     continue;
                 };
                 let query = buf[..n].to_vec();
+                if let Ok(mut log) = log.lock() {
+                    log.push((from.port(), query.clone()));
+                }
                 let reply_to = socket.try_clone().expect("clone");
                 std::thread::spawn(move || {
                     std::thread::sleep(delay);
@@ -262,8 +271,24 @@ impl Delayed {
                 });
             }
         });
-        Delayed { addr, stop }
+        Delayed { addr, asked, stop }
     }
+}
+
+/// The name a query asks about, dotted (`www.test`): its labels after
+/// the 12-byte header.
+pub fn asked_name(query: &[u8]) -> String {
+    let mut labels = Vec::new();
+    let mut at = 12;
+    while let Some(&len) = query.get(at) {
+        let len = usize::from(len);
+        if len == 0 || at + 1 + len > query.len() {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(&query[at + 1..at + 1 + len]).into_owned());
+        at += 1 + len;
+    }
+    labels.join(".")
 }
 
 impl Drop for Delayed {

@@ -2,9 +2,10 @@
 //! own resolver, `DNS_SERVER`), through the runtime's `sock_getaddrinfo`
 //! (/etc/hosts), and against servers that answer garbage or nothing.
 
-use edgepoll_tests::dns::{Delayed, Dnsmasq, Garbage, Hostile, BIG_COUNT};
+use edgepoll_tests::dns::{asked_name, Delayed, Dnsmasq, Garbage, Hostile, BIG_COUNT};
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream};
 use edgepoll_tests::{echo_load, on_each_runtime, run_wasm_with, start_program_with, Runtime};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,61 @@ fn names_resolve_through_dnsmasq_on_the_loop() {
     // The CNAME chain was asked of dnsmasq, not answered elsewhere (the 60
     // addresses of big.test, beyond a datagram's 512 bytes, show TCP).
     assert!(dns.log().iter().any(|l| l.contains("query[A] alias.test")));
+}
+
+/// Each lookup asks from a port of its own, chosen at random by the
+/// system, even while other lookups are under way (RFC 5452 §9.2: a forged
+/// answer must guess the port as well as the 16-bit id). The server holds
+/// its answers back, so that the four lookups overlap.
+#[test]
+fn each_lookup_asks_from_a_port_of_its_own() {
+    let dns = Dnsmasq::start();
+    let slow = Delayed::start(dns.addr, Duration::from_millis(300));
+    on_each_runtime(|runtime| {
+        slow.asked.lock().expect("lock").clear();
+        let names = ["www.test", "alias.test", "v6.test", "gone.test"];
+        let urls: Vec<String> = names.iter().map(|n| format!("http://{n}:1/")).collect();
+        // Without -v, which would look each name up alone first.
+        let mut args = vec!["--timeout", "5"];
+        args.extend(urls.iter().map(String::as_str));
+        let (code, _, stderr) = client(runtime, Some(slow.addr), &args);
+        // Every lookup got its answer through the slow server: gone.test
+        // has none, the others resolve and are refused at port 1.
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("cannot resolve \"gone.test\": no such name (NXDOMAIN)"),
+            "{stderr}"
+        );
+        for name in &names[..3] {
+            assert!(
+                !stderr.contains(&format!("cannot resolve \"{name}\"")),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("http://{name}:1/ -> error")),
+                "{stderr}"
+            );
+        }
+        let asked = slow.asked.lock().expect("lock").clone();
+        let mut ports: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        for (port, query) in &asked {
+            ports.entry(asked_name(query)).or_default().insert(*port);
+        }
+        let expected: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            ports.keys().cloned().collect::<BTreeSet<_>>(),
+            expected,
+            "{asked:?}"
+        );
+        // A lookup's two queries (A and AAAA) share its port; no two
+        // lookups share one.
+        for (name, used) in &ports {
+            assert_eq!(used.len(), 1, "{name} asked from {used:?}");
+        }
+        let distinct: BTreeSet<u16> = ports.values().flatten().copied().collect();
+        assert_eq!(distinct.len(), names.len(), "{ports:?}");
+        println!("{}: lookups asked from ports {ports:?}", runtime.name());
+    });
 }
 
 /// Garbage and cut-short answers end a lookup with a typed error, not a

@@ -30,6 +30,7 @@ mod system;
 
 #[cfg(target_os = "wasi")]
 pub use crate::client::resolve;
+pub(crate) use message::id_of;
 pub use resolver::Resolved;
 pub(crate) use resolver::{Lookup, Resolver};
 pub use resolver::{

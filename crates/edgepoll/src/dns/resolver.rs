@@ -9,6 +9,12 @@
 //! lookups of one name share it; answers are kept for their TTL, and a
 //! name used in the last quarter of its TTL is asked again in the
 //! background, so that a name in use never makes its users wait.
+//!
+//! Each lookup is named by a *tag* (its first query's id, [`Resolver::tag_of`]):
+//! the loop sends each lookup's datagrams from a UDP socket of its own, so
+//! that every lookup leaves from a fresh random port (RFC 5452 §9.2: a
+//! forged answer must guess the port as well as the 16-bit id), and takes
+//! only the answers to that lookup from it ([`Resolver::on_datagram_for`]).
 
 use super::message::{self, Answer, Family, NotAnswer};
 use super::{system, ResolveError};
@@ -103,6 +109,9 @@ pub struct Resolver {
     pub over_tcp: Vec<(u16, Vec<u8>)>,
     /// Lookups that ended since this was last emptied, by name.
     pub finished: Vec<(Box<str>, Resolved)>,
+    /// The tags of lookups that ended since this was last emptied: their
+    /// sockets are closed.
+    pub ended_tags: Vec<u16>,
 }
 
 impl Default for Resolver {
@@ -126,6 +135,7 @@ impl Resolver {
             datagrams: Vec::new(),
             over_tcp: Vec::new(),
             finished: Vec::new(),
+            ended_tags: Vec::new(),
         }
     }
 
@@ -224,7 +234,10 @@ impl Resolver {
     /// lookups that ended.
     #[inline]
     pub fn has_output(&self) -> bool {
-        !self.datagrams.is_empty() || !self.over_tcp.is_empty() || !self.finished.is_empty()
+        !self.datagrams.is_empty()
+            || !self.over_tcp.is_empty()
+            || !self.finished.is_empty()
+            || !self.ended_tags.is_empty()
     }
 
     /// Names in the cache, expired or not.
@@ -234,6 +247,7 @@ impl Resolver {
     }
 
     /// Whether lookups are under way.
+    #[cfg(test)]
     pub fn is_busy(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -241,6 +255,33 @@ impl Resolver {
     /// Whether query `id` waits for its answer over TCP.
     pub fn awaits_tcp(&self, id: u16) -> bool {
         self.part_with(id, true).is_some()
+    }
+
+    /// The tag of the lookup under way that query `id` belongs to: the id
+    /// of its first query.
+    pub fn tag_of(&self, id: u16) -> Option<u16> {
+        self.pending
+            .iter()
+            .find(|l| l.parts.iter().any(|p| p.id == id))
+            .map(|l| l.parts[0].id)
+    }
+
+    /// Whether the lookup tagged `tag` still waits for a datagram (a query
+    /// of it unanswered over UDP).
+    pub fn awaits_datagram(&self, tag: u16) -> bool {
+        self.pending.iter().any(|l| {
+            l.parts[0].id == tag && l.parts.iter().any(|p| matches!(p.state, PartState::Asking))
+        })
+    }
+
+    /// A datagram that arrived on the socket of lookup `tag`. One carrying
+    /// the id of another lookup's query is dropped: it came to the wrong
+    /// port, as only a stray or forged one would.
+    pub fn on_datagram_for(&mut self, tag: u16, bytes: &[u8], now: Instant) {
+        let id = message::id_of(bytes);
+        if id.and_then(|id| self.tag_of(id)) == Some(tag) {
+            self.on_datagram(bytes, now);
+        }
     }
 
     /// A datagram from the server.
@@ -303,6 +344,22 @@ impl Resolver {
     /// every lookup waiting on it ends.
     pub fn on_server_error(&mut self, error: ResolveError, now: Instant) {
         for lookup in &mut self.pending {
+            for p in &mut lookup.parts {
+                if matches!(p.state, PartState::Asking) {
+                    p.state = PartState::Done(Err(error.clone()));
+                }
+            }
+        }
+        self.finish_done(now);
+    }
+
+    /// Lookup `tag` cannot be asked (its socket could not be opened or
+    /// used): it ends with `error`, the others go on.
+    pub fn on_lookup_error(&mut self, tag: u16, error: ResolveError, now: Instant) {
+        for lookup in &mut self.pending {
+            if lookup.parts[0].id != tag {
+                continue;
+            }
             for p in &mut lookup.parts {
                 if matches!(p.state, PartState::Asking) {
                     p.state = PartState::Done(Err(error.clone()));
@@ -388,6 +445,7 @@ impl Resolver {
                 continue;
             }
             let lookup = self.pending.swap_remove(at);
+            self.ended_tags.push(lookup.parts[0].id);
             let (resolved, ttl) = combine(lookup.parts);
             self.keep(lookup.key.clone(), &resolved, ttl, now);
             self.finished.push((lookup.key, resolved));

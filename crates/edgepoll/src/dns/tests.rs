@@ -156,6 +156,62 @@ fn stray_and_forged_datagrams_do_not_end_a_lookup() {
     );
 }
 
+/// Each lookup is tagged by its first query's id; an answer is taken
+/// only from its own lookup's socket, and a lookup answered over UDP no
+/// longer waits for datagrams (its socket can close).
+#[test]
+fn each_lookup_has_a_tag_and_takes_answers_only_from_its_own_socket() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("one.test", now);
+    r.lookup("two.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    let id = |q: &Vec<u8>| Message::from_vec(q).unwrap().id();
+    let ids: Vec<u16> = queries.iter().map(id).collect();
+    let (one, two) = (ids[0], ids[2]);
+    assert_ne!(one, two);
+    assert_eq!(r.tag_of(ids[0]), Some(one));
+    assert_eq!(
+        r.tag_of(ids[1]),
+        Some(one),
+        "A and AAAA share their lookup's tag"
+    );
+    assert_eq!(r.tag_of(ids[3]), Some(two));
+    let unused = (0..=u16::MAX).find(|x| !ids.contains(x)).unwrap();
+    assert_eq!(r.tag_of(unused), None);
+    assert!(r.awaits_datagram(one) && r.awaits_datagram(two));
+
+    // one.test's answers, arriving on two.test's socket: not taken.
+    for q in &queries[..2] {
+        r.on_datagram_for(two, &answer(q, |q, m| addresses(q, m, 5)), now);
+    }
+    assert!(r.finished.is_empty() && r.awaits_datagram(one));
+    // On its own socket: taken.
+    for q in &queries[..2] {
+        r.on_datagram_for(one, &answer(q, |q, m| addresses(q, m, 5)), now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some(("one.test".into(), Ok(vec![v4(), v6()])))
+    );
+    assert!(!r.awaits_datagram(one) && r.tag_of(ids[0]).is_none());
+    assert_eq!(
+        std::mem::take(&mut r.ended_tags),
+        [one],
+        "its socket is to close"
+    );
+    assert!(r.awaits_datagram(two));
+
+    // A lookup whose socket fails ends alone, with that error.
+    r.lookup("three.test", now);
+    let three = r.tag_of(id(&r.datagrams[0])).unwrap();
+    let refused = ResolveError::Unreachable("no socket".into());
+    r.on_lookup_error(two, refused.clone(), now);
+    assert_eq!(r.finished.pop(), Some(("two.test".into(), Err(refused))));
+    assert_eq!(std::mem::take(&mut r.ended_tags), [two]);
+    assert!(r.awaits_datagram(three) && r.finished.is_empty());
+}
+
 #[test]
 fn unanswered_queries_are_resent_then_time_out_with_a_typed_error() {
     let mut r = resolver();

@@ -1,12 +1,16 @@
-//! The resolver's sockets ([`crate::dns`]): one UDP socket connected to
-//! the DNS server, opened on the first lookup, and a TCP connection per
-//! query whose answer was truncated. They wait on the loop's `Poll` beside
-//! the connections, under tokens of their own at the top of the range.
-//! The resolver's state is the pool's (`Pool::names`); this only moves
-//! bytes.
+//! The resolver's sockets ([`crate::dns`]): a UDP socket connected to the
+//! DNS server per lookup under way (so that each lookup's queries leave
+//! from a port of their own, chosen at random by the system: RFC 5452
+//! §9.2), closed when the lookup ends or needs no more datagrams, and a
+//! TCP connection per query whose answer was truncated. They wait on the
+//! loop's `Poll` beside the connections, under tokens of their own at the
+//! top of the range; the UDP ones are pinned (in every call while their
+//! lookup lasts: a burst of lookups briefly costs WasmEdge's calls one
+//! `epoll_ctl` more each). The resolver's state is the pool's
+//! (`Pool::names`); this only moves bytes.
 
 use super::Core;
-use crate::dns::ResolveError;
+use crate::dns::{ResolveError, MAX_PENDING};
 use crate::net::{self, TcpStream, UdpSocket};
 use crate::{Interest, Token};
 use std::io;
@@ -14,14 +18,23 @@ use std::time::Instant;
 
 /// At most this many queries over TCP at once; more fail at once.
 const MAX_TCP: usize = 32;
-/// Tokens from here up are the resolver's (the listener's is the last).
-pub(crate) const FIRST_TOKEN: usize = usize::MAX - 2 - MAX_TCP;
-const UDP: Token = Token(usize::MAX - 1);
+/// One UDP socket per lookup: as many as lookups may be under way.
+const MAX_UDP: usize = MAX_PENDING;
+/// Tokens from here up are the resolver's (the listener's is the last):
+/// the TCP queries', then the UDP sockets'.
+pub(crate) const FIRST_TOKEN: usize = usize::MAX - 1 - MAX_TCP - MAX_UDP;
+const FIRST_UDP_TOKEN: usize = FIRST_TOKEN + MAX_TCP;
 
 #[derive(Default)]
 pub(crate) struct NameSockets {
-    udp: Option<UdpSocket>,
+    udp: Vec<Option<UdpLookup>>,
     tcp: Vec<Option<TcpQuery>>,
+}
+
+/// The socket of one lookup's datagrams ([`crate::dns::Resolver::tag_of`]).
+struct UdpLookup {
+    socket: UdpSocket,
+    tag: u16,
 }
 
 /// One query over TCP: the message with its length prefix out, the answer
@@ -42,8 +55,10 @@ impl NameSockets {
     }
 }
 
-/// Sends what the resolver queued and starts the TCP queries it asked for.
+/// Closes the sockets of lookups that ended, sends what the resolver
+/// queued and starts the TCP queries it asked for.
 pub(crate) fn flush(core: &mut Core, now: Instant) {
+    close_ended(core);
     let names = &mut core.work.pool.names;
     let Some(server) = names.server() else {
         names.datagrams.clear();
@@ -52,10 +67,9 @@ pub(crate) fn flush(core: &mut Core, now: Instant) {
     };
     if !names.datagrams.is_empty() {
         let datagrams = std::mem::take(&mut names.datagrams);
-        if let Err(e) = send_datagrams(core, server, &datagrams) {
-            let error = ResolveError::Unreachable(format!("{server}: {e}"));
-            core.work.pool.names.on_server_error(error, now);
-        }
+        send_datagrams(core, server, &datagrams, now);
+        // Lookups that failed to open their socket.
+        close_ended(core);
     }
     for (id, query) in std::mem::take(&mut core.work.pool.names.over_tcp) {
         if let Err(e) = start_tcp(core, server, id, &query) {
@@ -65,33 +79,90 @@ pub(crate) fn flush(core: &mut Core, now: Instant) {
     }
 }
 
-fn send_datagrams(
-    core: &mut Core,
-    server: net::SocketAddr,
-    datagrams: &[Vec<u8>],
-) -> io::Result<()> {
-    if core.names.udp.is_none() {
-        let udp = UdpSocket::connect(server)?;
-        core.poll.register(&udp, UDP, Interest::READABLE)?;
-        // Answers never wait for a full poll (as the listener's accepts).
-        if let Err(e) = core.poll.pin(&udp) {
-            let _ = core.poll.deregister(&udp);
-            return Err(e);
+/// Closes the sockets of the lookups that ended since the last call.
+fn close_ended(core: &mut Core) {
+    for tag in std::mem::take(&mut core.work.pool.names.ended_tags) {
+        if let Some(at) = core
+            .names
+            .udp
+            .iter()
+            .position(|u| matches!(u, Some(u) if u.tag == tag))
+        {
+            close_udp(core, at);
         }
-        core.names.udp = Some(udp);
     }
-    let Some(udp) = &core.names.udp else {
-        return Ok(());
-    };
+}
+
+/// Sends each datagram from its lookup's socket, opened on its first. A
+/// lookup whose socket cannot be opened ends alone; an error sending (the
+/// server unreachable) ends every lookup, as one from reading does.
+fn send_datagrams(core: &mut Core, server: net::SocketAddr, datagrams: &[Vec<u8>], now: Instant) {
     for datagram in datagrams {
-        match udp.send(datagram) {
+        let names = &core.work.pool.names;
+        // A query of a lookup that ended since it was queued: not sent.
+        let Some(tag) = crate::dns::id_of(datagram).and_then(|id| names.tag_of(id)) else {
+            continue;
+        };
+        let found = core
+            .names
+            .udp
+            .iter()
+            .position(|u| matches!(u, Some(u) if u.tag == tag));
+        let at = match found {
+            Some(at) => at,
+            None => match open_udp(core, server, tag) {
+                Ok(at) => at,
+                Err(e) => {
+                    let error = ResolveError::Unreachable(format!("{server}: {e}"));
+                    core.work.pool.names.on_lookup_error(tag, error, now);
+                    continue;
+                }
+            },
+        };
+        let Some(Some(lookup)) = core.names.udp.get(at) else {
+            continue;
+        };
+        match lookup.socket.send(datagram) {
             Ok(_) => {}
             // Resent at the resolver's next turn.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                let error = ResolveError::Unreachable(format!("{server}: {e}"));
+                core.work.pool.names.on_server_error(error, now);
+                return;
+            }
         }
     }
-    Ok(())
+}
+
+/// Opens the socket of lookup `tag`, in a free slot: its index.
+fn open_udp(core: &mut Core, server: net::SocketAddr, tag: u16) -> io::Result<usize> {
+    let at = match core.names.udp.iter().position(Option::is_none) {
+        Some(at) => at,
+        None if core.names.udp.len() < MAX_UDP => {
+            core.names.udp.push(None);
+            core.names.udp.len() - 1
+        }
+        // The resolver keeps at most MAX_PENDING lookups under way, and
+        // the sockets of those that ended are closed first.
+        None => return Err(io::Error::other("too many lookups at once")),
+    };
+    let socket = UdpSocket::connect(server)?;
+    core.poll
+        .register(&socket, Token(FIRST_UDP_TOKEN + at), Interest::READABLE)?;
+    // Answers never wait for a full poll (as the listener's accepts).
+    if let Err(e) = core.poll.pin(&socket) {
+        let _ = core.poll.deregister(&socket);
+        return Err(e);
+    }
+    core.names.udp[at] = Some(UdpLookup { socket, tag });
+    Ok(at)
+}
+
+fn close_udp(core: &mut Core, at: usize) {
+    if let Some(lookup) = core.names.udp.get_mut(at).and_then(Option::take) {
+        let _ = core.poll.deregister(&lookup.socket);
+    }
 }
 
 fn start_tcp(core: &mut Core, server: net::SocketAddr, id: u16, query: &[u8]) -> io::Result<()> {
@@ -122,26 +193,41 @@ fn start_tcp(core: &mut Core, server: net::SocketAddr, id: u16, query: &[u8]) ->
 
 /// A readiness event for one of the resolver's sockets.
 pub(crate) fn on_event(core: &mut Core, token: Token, now: Instant) {
-    if token == UDP {
-        read_datagrams(core, now);
+    if token.0 >= FIRST_UDP_TOKEN {
+        let at = token.0 - FIRST_UDP_TOKEN;
+        read_datagrams(core, at, now);
+        // Answered (or failed): the lookup's port is given up at once,
+        // also when its other query went over to TCP.
+        close_ended(core);
+        if let Some(Some(lookup)) = core.names.udp.get(at) {
+            if !core.work.pool.names.awaits_datagram(lookup.tag) {
+                close_udp(core, at);
+            }
+        }
     } else {
         step_tcp(core, token.0 - FIRST_TOKEN, now);
     }
     core.work.pool.take_resolved();
 }
 
-fn read_datagrams(core: &mut Core, now: Instant) {
-    let Some(udp) = &core.names.udp else {
+fn read_datagrams(core: &mut Core, at: usize, now: Instant) {
+    let Some(Some(lookup)) = core.names.udp.get(at) else {
         return;
     };
     loop {
-        match udp.recv(&mut core.scratch) {
-            Ok(n) => core.work.pool.names.on_datagram(&core.scratch[..n], now),
+        match lookup.socket.recv(&mut core.scratch) {
+            Ok(n) => {
+                let tag = lookup.tag;
+                core.work
+                    .pool
+                    .names
+                    .on_datagram_for(tag, &core.scratch[..n], now);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 // Nothing listens at the server's port (an ICMP error
-                // came back), or the socket broke: start afresh next time.
+                // came back), or the socket broke.
                 let server = core.work.pool.names.server();
                 let why = match server {
                     Some(server) => format!("{server}: {e}"),
@@ -151,9 +237,8 @@ fn read_datagrams(core: &mut Core, now: Instant) {
                     .pool
                     .names
                     .on_server_error(ResolveError::Unreachable(why), now);
-                if let Some(udp) = core.names.udp.take() {
-                    let _ = core.poll.deregister(&udp);
-                }
+                close_ended(core);
+                close_udp(core, at);
                 return;
             }
         }
@@ -242,14 +327,18 @@ fn close_tcp(core: &mut Core, at: usize) {
     }
 }
 
-/// Closes TCP queries the resolver no longer waits for (their lookup timed
-/// out), and the UDP socket once no lookup is under way: the next lookup
-/// opens a new one, on a new random port (RFC 5452 §9.2: a port that never
-/// changes leaves only the 16-bit id against a forged answer).
+/// Closes the sockets of lookups that wait for no more datagrams (ended,
+/// timed out, or gone over to TCP) and the TCP queries the resolver no
+/// longer waits for (their lookup timed out).
 pub(crate) fn close_abandoned(core: &mut Core) {
-    if !core.work.pool.names.is_busy() {
-        if let Some(udp) = core.names.udp.take() {
-            let _ = core.poll.deregister(&udp);
+    close_ended(core);
+    for at in 0..core.names.udp.len() {
+        let done = match &core.names.udp[at] {
+            Some(lookup) => !core.work.pool.names.awaits_datagram(lookup.tag),
+            None => false,
+        };
+        if done {
+            close_udp(core, at);
         }
     }
     for at in 0..core.names.tcp.len() {
