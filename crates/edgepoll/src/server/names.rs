@@ -137,16 +137,9 @@ fn send_datagrams(core: &mut Core, server: net::SocketAddr, datagrams: &[Vec<u8>
 
 /// Opens the socket of lookup `tag`, in a free slot: its index.
 fn open_udp(core: &mut Core, server: net::SocketAddr, tag: u16) -> io::Result<usize> {
-    let at = match core.names.udp.iter().position(Option::is_none) {
-        Some(at) => at,
-        None if core.names.udp.len() < MAX_UDP => {
-            core.names.udp.push(None);
-            core.names.udp.len() - 1
-        }
-        // The resolver keeps at most MAX_PENDING lookups under way, and
-        // the sockets of those that ended are closed first.
-        None => return Err(io::Error::other("too many lookups at once")),
-    };
+    // The resolver keeps at most MAX_PENDING lookups under way, and the
+    // sockets of those that ended are closed first: a slot is free.
+    let at = free_slot(&mut core.names.udp, MAX_UDP, "too many lookups at once")?;
     let socket = UdpSocket::connect(server)?;
     core.poll
         .register(&socket, Token(FIRST_UDP_TOKEN + at), Interest::READABLE)?;
@@ -159,6 +152,18 @@ fn open_udp(core: &mut Core, server: net::SocketAddr, tag: u16) -> io::Result<us
     Ok(at)
 }
 
+/// The index of a free slot in `slots`, which grows up to `max`.
+fn free_slot<T>(slots: &mut Vec<Option<T>>, max: usize, full: &str) -> io::Result<usize> {
+    if let Some(at) = slots.iter().position(Option::is_none) {
+        return Ok(at);
+    }
+    if slots.len() >= max {
+        return Err(io::Error::other(full.to_string()));
+    }
+    slots.push(None);
+    Ok(slots.len() - 1)
+}
+
 fn close_udp(core: &mut Core, at: usize) {
     if let Some(lookup) = core.names.udp.get_mut(at).and_then(Option::take) {
         let _ = core.poll.deregister(&lookup.socket);
@@ -166,15 +171,11 @@ fn close_udp(core: &mut Core, at: usize) {
 }
 
 fn start_tcp(core: &mut Core, server: net::SocketAddr, id: u16, query: &[u8]) -> io::Result<()> {
-    let free = core.names.tcp.iter().position(Option::is_none);
-    let at = match free {
-        Some(at) => at,
-        None if core.names.tcp.len() < MAX_TCP => {
-            core.names.tcp.push(None);
-            core.names.tcp.len() - 1
-        }
-        None => return Err(io::Error::other("too many queries over TCP at once")),
-    };
+    let at = free_slot(
+        &mut core.names.tcp,
+        MAX_TCP,
+        "too many queries over TCP at once",
+    )?;
     let stream = net::connect(server)?;
     core.poll
         .register(&stream, Token(FIRST_TOKEN + at), Interest::WRITABLE)?;
