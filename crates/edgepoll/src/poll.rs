@@ -640,6 +640,79 @@ fn fd_of(source: &impl AsRawFd) -> io::Result<u32> {
 mod tests {
     use super::*;
 
+    /// A descriptor number standing for a socket.
+    struct Fd(i32);
+
+    impl AsRawFd for Fd {
+        fn as_raw_fd(&self) -> std::os::fd::RawFd {
+            self.0
+        }
+    }
+
+    /// A held writer stays held while it only writes, comes back to the
+    /// calls when it wants to read too, and ends with its deregistration
+    /// or with its number registered anew (its socket closed unsaid).
+    #[test]
+    fn held_writers_stay_out_of_the_calls_until_they_read_or_go() {
+        let mut poll = Poll::new();
+        let (a, b, c) = (Fd(1_000_003), Fd(7), Fd(1_999_999_999));
+        poll.register(&a, Token(1), Interest::WRITABLE).unwrap();
+        poll.register(&b, Token(2), Interest::READABLE).unwrap();
+        poll.register(&c, Token(3), Interest::WRITABLE).unwrap();
+        assert_eq!(poll.subscription_count(), 3);
+        let now = Instant::now();
+        assert!(poll.hold(1_000_003, Token(1), now) && poll.hold(1_999_999_999, Token(3), now));
+        assert!(poll.is_held(1_000_003) && poll.is_held(1_999_999_999) && !poll.is_held(7));
+        assert_eq!(
+            poll.subscription_count(),
+            1,
+            "held writers are out of the calls"
+        );
+        // Only a timeout and held writers: a poll may wait (they are due).
+        assert!(poll.check_can_wait(false).is_ok());
+
+        // Still writing only: held on, under its new token.
+        poll.reregister(&a, Token(11), Interest::WRITABLE).unwrap();
+        assert!(poll.is_held(1_000_003) && poll.subscription_count() == 1);
+        // The ordinary calls on it succeed and change nothing.
+        poll.warm(&a).unwrap();
+        poll.chill(&a).unwrap();
+        poll.pin(&a).unwrap();
+        assert!(poll.is_held(1_000_003));
+        let mut due = Vec::new();
+        poll.held
+            .take_due(now + crate::held_writers::RETRY, |fd, token| {
+                due.push((fd, token));
+                true
+            });
+        due.sort_unstable();
+        assert_eq!(due, [(1_000_003, Token(11)), (1_999_999_999, Token(3))]);
+
+        // Reading too: back in the calls, both interests.
+        poll.reregister(&a, Token(12), Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        assert!(!poll.is_held(1_000_003));
+        assert_eq!(poll.subscription_count(), 3);
+        assert!(poll.register(&a, Token(13), Interest::READABLE).is_err());
+
+        // Deregistered while held: gone from both.
+        poll.deregister(&c).unwrap();
+        assert!(!poll.is_held(1_999_999_999));
+        assert!(poll.deregister(&c).is_err(), "deregistered twice");
+        poll.register(&c, Token(4), Interest::WRITABLE).unwrap();
+        assert!(poll.hold(1_999_999_999, Token(4), now));
+        // Its number registered anew: the stale hold gives way.
+        poll.register(&c, Token(5), Interest::READABLE).unwrap();
+        assert!(!poll.is_held(1_999_999_999) && poll.held.is_empty());
+        assert_eq!(poll.subscription_count(), 4);
+
+        // Nothing left at all: a wait without timeout is refused.
+        for fd in [&a, &b, &c] {
+            poll.deregister(fd).unwrap();
+        }
+        assert!(poll.check_can_wait(false).is_err());
+    }
+
     #[test]
     fn the_full_poll_interval_stretches_in_proportion_to_the_cold() {
         let base = Duration::from_millis(100);
