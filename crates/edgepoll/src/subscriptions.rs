@@ -286,7 +286,6 @@ impl SubscriptionTable {
 
     /// The registrations among the first `records` records (the clock's
     /// included) that wait only to write, as (descriptor, token).
-    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn write_only(&self, records: usize, out: &mut Vec<(u32, Token)>) {
         out.clear();
         let end = records.min(self.subs.len());

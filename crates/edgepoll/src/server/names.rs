@@ -328,20 +328,12 @@ fn close_tcp(core: &mut Core, at: usize) {
     }
 }
 
-/// Closes the sockets of lookups that wait for no more datagrams (ended,
-/// timed out, or gone over to TCP) and the TCP queries the resolver no
-/// longer waits for (their lookup timed out).
+/// Closes the sockets of lookups that ended (timed out) and the TCP
+/// queries the resolver no longer waits for (their lookup timed out). A
+/// lookup that goes over to TCP does so on reading its socket, whose event
+/// closes it ([`on_event`]).
 pub(crate) fn close_abandoned(core: &mut Core) {
     close_ended(core);
-    for at in 0..core.names.udp.len() {
-        let done = match &core.names.udp[at] {
-            Some(lookup) => !core.work.pool.names.awaits_datagram(lookup.tag),
-            None => false,
-        };
-        if done {
-            close_udp(core, at);
-        }
-    }
     for at in 0..core.names.tcp.len() {
         let stale = match &core.names.tcp[at] {
             Some(query) => !core.work.pool.names.awaits_tcp(query.id),
