@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// A runtime that can run the wasm programs.
@@ -205,10 +205,35 @@ pub fn all_runtimes() -> Vec<Runtime> {
     all
 }
 
+/// The tests of one binary run side by side on the machine's two cores. A
+/// test that compares latencies holds this for writing while it measures
+/// ([`on_each_runtime_alone`]), so no other end-to-end test of its binary
+/// loads the machine meanwhile; the others hold it for reading.
+static MEASURING: RwLock<()> = RwLock::new(());
+
 /// Runs `test` once on each runtime present; a failure names the runtime.
 pub fn on_each_runtime(test: impl Fn(&Runtime)) {
+    each_runtime(test, || {
+        let guard = MEASURING.read().unwrap_or_else(|e| e.into_inner());
+        Box::new(guard)
+    });
+}
+
+/// [`on_each_runtime`] for a test that measures latencies: no other test
+/// using these helpers runs in its binary meanwhile (a p99 taken while
+/// another test's guest had the second core failed CI once).
+pub fn on_each_runtime_alone(test: impl Fn(&Runtime)) {
+    each_runtime(test, || {
+        let guard = MEASURING.write().unwrap_or_else(|e| e.into_inner());
+        Box::new(guard)
+    });
+}
+
+fn each_runtime(test: impl Fn(&Runtime), hold: impl Fn() -> Box<dyn std::any::Any>) {
     for runtime in all_runtimes() {
+        let held = hold();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&runtime)));
+        drop(held);
         if let Err(panic) = outcome {
             let message = panic
                 .downcast_ref::<String>()

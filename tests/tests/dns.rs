@@ -4,7 +4,9 @@
 
 use edgepoll_tests::dns::{asked_name, Delayed, Dnsmasq, Garbage, Hostile, BIG_COUNT};
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream};
-use edgepoll_tests::{echo_load, on_each_runtime, run_wasm_with, start_program_with, Runtime};
+use edgepoll_tests::{
+    echo_load, on_each_runtime, on_each_runtime_alone, run_wasm_with, start_program_with, Runtime,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -268,14 +270,17 @@ fn names_resolve_through_the_runtime() {
 /// name (TTL 1 s) on a slow DNS server (100 ms per answer): the name is
 /// refreshed before it expires, so the p99 stays within 1.5x of the same
 /// service with the upstream's literal address. A loop that blocked on the
-/// lookup, or let requests wait for it, would show 100 ms.
+/// lookup, or let requests wait for it, would hold every client for the
+/// 100 ms at each refresh (some five times here): on a fast runtime that
+/// is too few requests to move the p99, so those stalls are counted too.
 #[test]
 fn resolving_on_every_request_adds_no_stall() {
+    const DELAY: Duration = Duration::from_millis(100);
     let dns = Dnsmasq::start();
-    let slow_dns = Delayed::start(dns.addr, Duration::from_millis(100));
+    let slow_dns = Delayed::start(dns.addr, DELAY);
     let echo = NativeUpstream::start(Behaviour::Echo);
     let port = echo.addr.port();
-    on_each_runtime(|runtime| {
+    on_each_runtime_alone(|runtime| {
         let env = format!("DNS_SERVER={}", slow_dns.addr);
         let literal = start_program_with(
             runtime,
@@ -292,23 +297,28 @@ fn resolving_on_every_request_adds_no_stall() {
             &[&format!("/=http://www.test:{port}")],
         );
         let (mut by_literal, mut by_name) = (Vec::new(), Vec::new());
-        for _turn in 0..2 {
+        // Short turns in alternation, so the machine's own hiccups fall on
+        // both sides alike.
+        for _turn in 0..4 {
             // Each turn is warmed first: a name left unused while the other
             // server had its turn has expired, and its first lookup is a
             // cold start that the first requests wait for (as they would
             // for a first connection).
             load(literal.addr, Duration::from_millis(300));
-            by_literal.extend(load(literal.addr, Duration::from_secs(2)));
+            by_literal.extend(load(literal.addr, Duration::from_secs(1)));
             load(named.addr, Duration::from_millis(300));
-            by_name.extend(load(named.addr, Duration::from_secs(2)));
+            by_name.extend(load(named.addr, Duration::from_secs(1)));
         }
         let p99 = |l: &mut Vec<Duration>| {
             l.sort();
             l[l.len() * 99 / 100]
         };
+        let stalled = |l: &[Duration]| l.iter().filter(|d| **d >= DELAY.mul_f64(0.9)).count();
         let (literal_p99, named_p99) = (p99(&mut by_literal), p99(&mut by_name));
+        let (literal_stalled, named_stalled) = (stalled(&by_literal), stalled(&by_name));
         println!(
-            "{}: p99 {literal_p99:?} with the address ({} requests), {named_p99:?} with the name ({} requests)",
+            "{}: p99 {literal_p99:?} with the address ({} requests, {literal_stalled} over 90 ms), \
+             {named_p99:?} with the name ({} requests, {named_stalled} over 90 ms)",
             runtime.name(),
             by_literal.len(),
             by_name.len()
@@ -318,6 +328,12 @@ fn resolving_on_every_request_adds_no_stall() {
         assert!(
             named_p99 <= literal_p99.mul_f64(1.5) + Duration::from_millis(1),
             "p99 {named_p99:?} by name against {literal_p99:?} by address"
+        );
+        // One stall of all 64 clients is allowed for the machine's own
+        // hiccups; a loop that waits for its lookups makes several.
+        assert!(
+            named_stalled <= literal_stalled + 64,
+            "{named_stalled} requests by name took over 90 ms, {literal_stalled} by address"
         );
     });
     // The name was asked about once per TTL, not once per request.
