@@ -16,14 +16,19 @@ const MIB: u64 = 1 << 20;
 
 const SIZE: u64 = 4096 * MIB;
 
-/// The resident memory of a process, in KiB.
+/// The resident memory of a running process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    resident_kib(pid).expect("the process's VmRSS")
+}
+
+/// The resident memory of a process, in KiB; None once it has exited (a
+/// zombie's status has no VmRSS line).
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 fn start_streaming(runtime: &Runtime, sink: &NativeUpstream, source: &NativeUpstream) -> Running {
@@ -263,7 +268,8 @@ fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
             let done = std::fs::metadata(file.with_extension("bin.part"))
                 .map(|m| m.len())
                 .unwrap_or(0);
-            if let Ok(rss) = std::panic::catch_unwind(|| rss_kib(child.id())) {
+            // The client may exit between try_wait and this read.
+            if let Some(rss) = resident_kib(child.id()) {
                 if done >= size / 16 {
                     warm.get_or_insert(rss);
                     peak = peak.max(rss);
