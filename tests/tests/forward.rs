@@ -374,3 +374,107 @@ fn a_body_the_service_reads_is_reported_once_however_it_ends() {
         }
     });
 }
+
+/// What an upstream does to a kept-alive connection 30 ms after answering.
+#[derive(Clone, Copy, Debug)]
+enum WhenIdle {
+    /// Sends a response nobody asked for.
+    Stray,
+    /// Closes it (its keep-alive timeout).
+    Close,
+}
+
+/// An upstream that answers each request with the number of its connection
+/// and then, 30 ms later, does `when_idle` on that connection.
+fn idle_misbehaving_upstream(when_idle: WhenIdle) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().map_while(Result::ok).enumerate() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut first = true;
+                while let Some(body) = read_request(&mut stream) {
+                    let _ = body;
+                    let answer = format!("connection {n}\n");
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if stream.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                    if std::mem::take(&mut first) {
+                        std::thread::sleep(Duration::from_millis(30));
+                        match when_idle {
+                            WhenIdle::Stray => {
+                                let _ = stream.write_all(
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstray\n",
+                                );
+                            }
+                            WhenIdle::Close => return,
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One request from `stream`: its body, or None at the end of the stream.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = field(&head, "Content-Length").map_or(0, |v| v.parse().unwrap_or(0));
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// The loop keeps watching the upstream connections it pools while they are
+/// idle: a response an upstream sends unasked ends its connection instead
+/// of being taken for the next request's answer, and a connection the
+/// upstream closes does not cost the next POST (which may not be sent
+/// twice) a 502. Either way the next request goes on a new connection.
+#[test]
+fn an_idle_pooled_connection_that_the_upstream_misuses_or_closes_is_not_used_again() {
+    for when_idle in [WhenIdle::Stray, WhenIdle::Close] {
+        let upstream = idle_misbehaving_upstream(when_idle);
+        on_each_runtime(|runtime| {
+            let server = start_forward(runtime, &[], &[format!("/=http://{upstream}")]);
+            let mut stream = connect(server.addr);
+            stream
+                .write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("send");
+            let (head, body) = read_response(&mut stream);
+            assert_eq!(status(&head), 200, "{head}");
+            let first = String::from_utf8_lossy(&body).into_owned();
+            assert!(first.starts_with("connection "), "{first}");
+            // The upstream moves 30 ms after its answer.
+            std::thread::sleep(Duration::from_millis(60));
+            stream
+                .write_all(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+                .expect("send");
+            let (head, body) = read_response(&mut stream);
+            let second = String::from_utf8_lossy(&body).into_owned();
+            println!(
+                "{}: {when_idle:?}: {first:?} then {second:?}",
+                runtime.name()
+            );
+            assert_eq!(status(&head), 200, "{when_idle:?}: {head}\n{second}");
+            assert!(
+                second.starts_with("connection ") && second != first,
+                "{when_idle:?}: the second answer was {second:?} (the first {first:?})"
+            );
+        });
+    }
+}
