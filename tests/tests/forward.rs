@@ -395,8 +395,7 @@ fn idle_misbehaving_upstream(when_idle: WhenIdle) -> std::net::SocketAddr {
                 let mut stream = stream;
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let mut first = true;
-                while let Some(body) = read_request(&mut stream) {
-                    let _ = body;
+                while read_request(&mut stream).is_some() {
                     let answer = format!("connection {n}\n");
                     let response = format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
@@ -423,7 +422,8 @@ fn idle_misbehaving_upstream(when_idle: WhenIdle) -> std::net::SocketAddr {
     addr
 }
 
-/// One request from `stream`: its body, or None at the end of the stream.
+/// Reads one request from `stream`: its body, or None at the end of the
+/// stream.
 fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
