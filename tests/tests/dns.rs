@@ -271,7 +271,7 @@ fn names_resolve_through_the_runtime() {
 /// refreshed before it expires, so the p99 stays within 1.5x of the same
 /// service with the upstream's literal address. A loop that blocked on the
 /// lookup, or let requests wait for it, would hold every client for the
-/// 100 ms at each refresh (some five times here): on a fast runtime that
+/// 100 ms at each refresh (some four times here): on a fast runtime that
 /// is too few requests to move the p99, so those stalls are counted too.
 #[test]
 fn resolving_on_every_request_adds_no_stall() {
