@@ -16,6 +16,11 @@
 //! - With the cargo feature `http`: conversions to and from the `http`
 //!   crate's `Request` and `Response`.
 //!
+//! The error enums (`ClientError`, `RequestError`, `ResolveError`,
+//! `TlsError`, `UrlError` and the HTTP and WebSocket parsers' errors) are
+//! `#[non_exhaustive]`: a new way to fail can be added without breaking a
+//! program, whose matches end with a `_` arm.
+//!
 //! An echo server in full:
 //!
 //! ```no_run

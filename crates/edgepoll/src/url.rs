@@ -29,6 +29,7 @@ impl std::fmt::Display for Url {
 
 /// Why a URL was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UrlError {
     /// A scheme other than `http://` and `https://`.
     Scheme,

@@ -103,6 +103,7 @@ fn dns_server_from_env() -> Option<SocketAddr> {
 
 /// Why a request failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The request could not be sent as given; nothing was sent.
     Request(RequestError),

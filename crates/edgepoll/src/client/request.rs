@@ -5,6 +5,7 @@ use crate::url::{Url, UrlError};
 
 /// Why a request cannot be sent as given. Nothing is sent for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestError {
     /// The URL is not one the client takes.
     Url(UrlError),

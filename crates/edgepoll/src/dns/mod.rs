@@ -47,6 +47,7 @@ use std::time::Duration;
 /// assert_eq!(ResolveError::NoSuchName.to_string(), "no such name (NXDOMAIN)");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// Not a valid DNS name (empty, a label over 63 bytes, ...).
     InvalidName,

@@ -17,6 +17,7 @@ use std::ops::Range;
 
 /// Why a streamed body could not be sent as announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BodyError {
     /// More bytes than the `Content-Length` announced.
     TooLong,

@@ -6,6 +6,7 @@
 
 /// Why a chunked body was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChunkedError {
     /// A chunk-size line that is not hex digits, optional extensions and CRLF.
     InvalidSize,

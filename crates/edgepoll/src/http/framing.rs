@@ -14,6 +14,7 @@ use std::ops::Range;
 
 /// Why the fields of a message cannot frame its body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FramingError {
     /// A `Content-Length` that is not a decimal number.
     InvalidLength,

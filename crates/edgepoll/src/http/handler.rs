@@ -231,6 +231,7 @@ struct Streamed {
 
 /// Why a piece of a streamed response was not taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The request no longer waits (see [`Gone`]), or was not streamed.
     Gone,

@@ -41,6 +41,7 @@ impl ParsedResponse {
 
 /// Why a response could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseError {
     /// The status line or a header field is malformed.
     MalformedHead,

@@ -66,6 +66,7 @@ use std::fmt;
 /// assert_eq!(e.to_string(), "certificate rejected: unknown issuer");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsError {
     /// The server's certificate did not verify: the cause.
     Certificate(String),

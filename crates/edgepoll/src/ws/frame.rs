@@ -65,6 +65,7 @@ pub struct FrameHeader {
 
 /// Why a frame header is refused: each is a protocol error (close code 1002).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// A reserved bit is set, and no extension was agreed.
     ReservedBits,
