@@ -421,12 +421,13 @@ def render_fanout(fanout_rows):
     return "\n".join(lines)
 
 
-def instruction_count(wasm, requests, any_body):
+def instruction_count(wasm, requests, any_body, listen=lambda port: [f"127.0.0.1:{port}"]):
     """Wasm instructions WasmEdge's interpreter executes for a server that
-    answers `requests` requests (64 connections, 128 B bodies) and exits."""
+    answers `requests` requests (64 connections, 128 B bodies) and exits;
+    `listen(port)` gives its arguments before `--exit-after`."""
     port = free_port()
     proc = subprocess.Popen(
-        ["wasmedge", "--enable-instruction-count", str(wasm), f"127.0.0.1:{port}", "--exit-after", str(requests)],
+        ["wasmedge", "--enable-instruction-count", str(wasm)] + listen(port) + ["--exit-after", str(requests)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -32,6 +32,7 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
                          client's address to X-Forwarded-For, and pass on
                          Forwarded and X-Real-IP (off: the first are replaced,
                          the others dropped, as a client could claim anything)
+  --exit-after N         answer N requests, then exit (for benchmarks)
   --help                 this text
 
 Each request goes to the upstream with the fewest requests outstanding
@@ -59,6 +60,8 @@ pub struct Config {
     pub trust_forwarded: bool,
     /// PEM CA certificates for https:// upstreams (a file path).
     pub cacert: Option<String>,
+    /// Answer this many requests, then exit (for benchmarks).
+    pub exit_after: Option<u64>,
 }
 
 /// What the command line asks for.
@@ -82,6 +85,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         max_per_upstream: 256,
         trust_forwarded: false,
         cacert: None,
+        exit_after: None,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -107,6 +111,12 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
                     .ok_or(format!("--max-per-upstream: not a positive number: {text}"))?;
             }
             "--trust-forwarded" => config.trust_forwarded = true,
+            "--exit-after" => {
+                let text = value()?;
+                let n = text.parse().ok().filter(|n| *n > 0);
+                config.exit_after =
+                    Some(n.ok_or(format!("--exit-after: not a positive number: {text}"))?);
+            }
             _ => return Err(format!("unknown argument {arg:?} (see --help)")),
         }
     }
@@ -183,6 +193,8 @@ mod tests {
             "--header-timeout",
             "3",
             "--trust-forwarded",
+            "--exit-after",
+            "1000",
         ])
         .unwrap();
         assert_eq!(config.listen.port(), 8080);
@@ -194,6 +206,7 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(2));
         assert_eq!(config.header_timeout, Duration::from_secs(3));
         assert!(config.trust_forwarded);
+        assert_eq!(config.exit_after, Some(1000));
     }
 
     #[test]
@@ -224,6 +237,17 @@ mod tests {
                     "-1",
                 ][..],
                 "--timeout",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:1",
+                    "--exit-after",
+                    "0",
+                ][..],
+                "--exit-after: not a positive number",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream"][..],

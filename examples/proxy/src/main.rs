@@ -81,6 +81,7 @@ fn serve(config: config::Config) -> Result<(), String> {
             ca_certificates,
             ..ClientOptions::default()
         },
+        stop_after: config.exit_after,
         ..ServerOptions::default()
     };
     let service = proxy::Proxy::new(&config);
