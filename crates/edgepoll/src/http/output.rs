@@ -203,11 +203,15 @@ impl OutputBuffer {
             }
         }
         if tail.pieces.is_empty() {
-            // The pieces are out: what was queued behind them comes to the front.
+            // The pieces are out: what was queued behind them comes to the
+            // front. With nothing queued the buffer stays, as after any
+            // response (a streamed response is the proxy's every response).
             let after = std::mem::take(&mut tail.after);
             self.tail = None;
-            self.bytes = after;
-            self.sent = 0;
+            if !after.is_empty() {
+                self.bytes = after;
+                self.sent = 0;
+            }
             self.consume_bytes(left);
         }
     }
