@@ -621,3 +621,48 @@ fn a_pause_in_the_client_s_upload_is_not_the_upstream_s_silence() {
         assert_eq!(answer, b"bytes=200000 intact=true\n", "{}", runtime.name());
     });
 }
+
+/// `--exit-after N` (for benchmarks) answers the N requests it took before
+/// it exits: the proxy answers later than it takes a request, so ending the
+/// loop at the N-th request taken would cut the last answers off.
+#[test]
+fn exit_after_answers_the_requests_it_took_then_exits() {
+    let upstream = NativeUpstream::start(Behaviour::Echo);
+    on_each_runtime(|runtime| {
+        let mut proxy = start_proxy(
+            runtime,
+            &[upstream.addr.to_string()],
+            &["--exit-after", "4"],
+        );
+        // Four clients at once, each answered 300 ms after its request.
+        let clients: Vec<_> = (0..4)
+            .map(|i| {
+                let addr = proxy.addr;
+                std::thread::spawn(move || {
+                    let mut stream = connect(addr);
+                    let body = format!("client {i}");
+                    let request = format!(
+                        "POST /delay/300/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    stream.write_all(request.as_bytes()).expect("send");
+                    let (head, echoed) = read_response(&mut stream);
+                    (head, echoed, body)
+                })
+            })
+            .collect();
+        for client in clients {
+            let (head, echoed, body) = client.join().expect("client thread");
+            assert_eq!(status(&head), 200, "{head}");
+            assert_eq!(echoed, body.as_bytes());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proxy.is_alive() {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not exit after its 4 requests"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+}

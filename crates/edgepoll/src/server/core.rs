@@ -186,6 +186,15 @@ impl Core {
             if done(self, driven) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
             }
+            let asked = self.options.stop_after;
+            if !self.draining && asked.is_some_and(|n| self.work.served >= n) {
+                // Taken, not answered: an app answers later. So the rest is
+                // a graceful shutdown, as when the listener goes.
+                if let Some(listener) = listener {
+                    let _ = self.poll.deregister(listener);
+                }
+                self.drain(Instant::now(), "served the requests asked for (stop_after)");
+            }
             if self.draining && !self.serves_anyone() {
                 return Ok(());
             }
@@ -288,7 +297,7 @@ impl Core {
                 // what was accepted, then end.
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                     let _ = self.poll.deregister(listener);
-                    self.drain(now);
+                    self.drain(now, "the listener was shut down");
                     return Ok(());
                 }
                 Err(e) => {
@@ -314,12 +323,12 @@ impl Core {
     /// Its trigger is the listener refusing to accept (`EINVAL`: it was shut
     /// down, as `edgepoll-host --instances` does to every instance on
     /// SIGTERM).
-    fn drain(&mut self, now: Instant) {
+    fn drain(&mut self, now: Instant, why: &str) {
         if self.draining {
             return;
         }
         self.draining = true;
-        (self.options.log)("edgepoll: the listener was shut down: finishing what was accepted");
+        (self.options.log)(&format!("edgepoll: {why}: finishing what was accepted"));
         for index in 0..self.slots.len() {
             let Some(Some(conn)) = self.slots.get_mut(index) else {
                 continue;

@@ -59,7 +59,8 @@ pub struct ServerOptions {
     pub accept_backoff: Duration,
     /// Where one-line reports of refused requests and timeouts go.
     pub log: fn(&str),
-    /// Serve this many requests, then return from [`Server::serve`] (for
+    /// After this many requests were taken, stop accepting, answer them
+    /// and return from [`Server::serve`], as in a graceful shutdown (for
     /// benchmarks that count the work of a fixed number of requests).
     pub stop_after: Option<u64>,
     /// While other connections are busy, a quiet connection that sends a
@@ -134,7 +135,8 @@ impl Server {
     }
 
     /// Serves until an unrecoverable error of the poll itself (or, with
-    /// [`ServerOptions::stop_after`], until that many requests were answered).
+    /// [`ServerOptions::stop_after`], until that many requests were taken
+    /// and answered).
     pub fn serve<S: Service>(self, service: S) -> io::Result<()> {
         self.run(HttpOnly(service))
     }
@@ -191,10 +193,8 @@ impl Server {
     }
 
     fn run<D: Driven>(mut self, mut driven: D) -> io::Result<()> {
-        let stop_after = self.core.options.stop_after;
+        // `stop_after` ends the loop through a drain, in `Core::run`.
         self.core
-            .run(&mut driven, Some(&self.listener), None, |core, _| {
-                stop_after.is_some_and(|n| core.work.served >= n)
-            })
+            .run(&mut driven, Some(&self.listener), None, |_, _| false)
     }
 }
