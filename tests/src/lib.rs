@@ -212,6 +212,8 @@ pub fn all_runtimes() -> Vec<Runtime> {
 static MEASURING: RwLock<()> = RwLock::new(());
 
 /// Runs `test` once on each runtime present; a failure names the runtime.
+/// Not to be called inside another: the inner call would wait for a
+/// measuring test that waits for the outer one.
 pub fn on_each_runtime(test: impl Fn(&Runtime)) {
     each_runtime(test, || {
         let guard = MEASURING.read().unwrap_or_else(|e| e.into_inner());

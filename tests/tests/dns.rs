@@ -271,7 +271,7 @@ fn names_resolve_through_the_runtime() {
 /// refreshed before it expires, so the p99 stays within 1.5x of the same
 /// service with the upstream's literal address. A loop that blocked on the
 /// lookup, or let requests wait for it, would hold every client for the
-/// 100 ms at each refresh (some four times here): on a fast runtime that
+/// 100 ms at each refresh (once a turn here): on a fast runtime that
 /// is too few requests to move the p99, so those stalls are counted too.
 #[test]
 fn resolving_on_every_request_adds_no_stall() {
@@ -329,16 +329,17 @@ fn resolving_on_every_request_adds_no_stall() {
             named_p99 <= literal_p99.mul_f64(1.5) + Duration::from_millis(1),
             "p99 {named_p99:?} by name against {literal_p99:?} by address"
         );
-        // One stall of all 64 clients is allowed for the machine's own
-        // hiccups; a loop that waits for its lookups makes several.
+        // Two stalls of all 64 clients are allowed for the machine's own
+        // hiccups; a loop that waits for its lookups makes one a turn.
         assert!(
-            named_stalled <= literal_stalled + 64,
+            named_stalled <= literal_stalled + 128,
             "{named_stalled} requests by name took over 90 ms, {literal_stalled} by address"
         );
     });
     // The name was asked about once per TTL, not once per request.
     let asked = dns.queries("A", "www.test");
-    // About 5 s of use per runtime, with a TTL of 1 s: some 6 lookups each.
+    // About 5 s of use per runtime, with a TTL of 1 s: a cold lookup and a
+    // refresh a turn, some 8 lookups each.
     let most = 20 * edgepoll_tests::all_runtimes().len();
     assert!((2..most).contains(&asked), "www.test asked {asked} times");
 }
