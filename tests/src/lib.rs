@@ -215,27 +215,23 @@ static MEASURING: RwLock<()> = RwLock::new(());
 /// Not to be called inside another: the inner call would wait for a
 /// measuring test that waits for the outer one.
 pub fn on_each_runtime(test: impl Fn(&Runtime)) {
-    each_runtime(test, || {
-        let guard = MEASURING.read().unwrap_or_else(|e| e.into_inner());
-        Box::new(guard)
-    });
+    each_runtime(test, false);
 }
 
 /// [`on_each_runtime`] for a test that measures latencies: no other test
 /// using these helpers runs in its binary meanwhile (a p99 taken while
 /// another test's guest had the second core failed CI once).
 pub fn on_each_runtime_alone(test: impl Fn(&Runtime)) {
-    each_runtime(test, || {
-        let guard = MEASURING.write().unwrap_or_else(|e| e.into_inner());
-        Box::new(guard)
-    });
+    each_runtime(test, true);
 }
 
-fn each_runtime(test: impl Fn(&Runtime), hold: impl Fn() -> Box<dyn std::any::Any>) {
+fn each_runtime(test: impl Fn(&Runtime), alone: bool) {
+    use std::sync::PoisonError;
     for runtime in all_runtimes() {
-        let held = hold();
+        let shared = (!alone).then(|| MEASURING.read().unwrap_or_else(PoisonError::into_inner));
+        let only = alone.then(|| MEASURING.write().unwrap_or_else(PoisonError::into_inner));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&runtime)));
-        drop(held);
+        drop((shared, only));
         if let Err(panic) = outcome {
             let message = panic
                 .downcast_ref::<String>()

@@ -53,6 +53,13 @@ impl NameSockets {
     pub(crate) fn owns(token: Token) -> bool {
         token.0 >= FIRST_TOKEN && token.0 < usize::MAX
     }
+
+    /// The slot of lookup `tag`'s UDP socket, if it is open.
+    fn udp_of(&self, tag: u16) -> Option<usize> {
+        self.udp
+            .iter()
+            .position(|u| matches!(u, Some(u) if u.tag == tag))
+    }
 }
 
 /// Closes the sockets of lookups that ended, sends what the resolver
@@ -82,12 +89,7 @@ pub(crate) fn flush(core: &mut Core, now: Instant) {
 /// Closes the sockets of the lookups that ended since the last call.
 fn close_ended(core: &mut Core) {
     for tag in std::mem::take(&mut core.work.pool.names.ended_tags) {
-        if let Some(at) = core
-            .names
-            .udp
-            .iter()
-            .position(|u| matches!(u, Some(u) if u.tag == tag))
-        {
+        if let Some(at) = core.names.udp_of(tag) {
             close_udp(core, at);
         }
     }
@@ -103,12 +105,7 @@ fn send_datagrams(core: &mut Core, server: net::SocketAddr, datagrams: &[Vec<u8>
         let Some(tag) = crate::dns::id_of(datagram).and_then(|id| names.tag_of(id)) else {
             continue;
         };
-        let found = core
-            .names
-            .udp
-            .iter()
-            .position(|u| matches!(u, Some(u) if u.tag == tag));
-        let at = match found {
+        let at = match core.names.udp_of(tag) {
             Some(at) => at,
             None => match open_udp(core, server, tag) {
                 Ok(at) => at,
