@@ -22,7 +22,6 @@
 Writes its section of bench/RESULTS.md.
 """
 
-import os
 import re
 import tempfile
 import shutil
@@ -102,8 +101,7 @@ class Nginx:
                 time.sleep(0.05)
 
     def cpu_seconds(self):
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(run.cpu_split(self.proc.pid))
 
     def stop(self):
         self.proc.kill()

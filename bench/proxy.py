@@ -49,15 +49,21 @@ def proxy_command(runtime, module, addr, upstreams):
 
 
 def measure(start):
-    """wrk through what `start(port)` starts (a stoppable process): the
-    second of two runs (the first warms it up)."""
+    """wrk through what `start(port)` starts (a stoppable process with a
+    `proc`): the second of two runs (the first warms it up), with the CPU
+    the proxy spent per request in user space and in the kernel."""
     port = run.free_port()
     server = start(port)
     try:
         run.wrk(port, 128, runs=1)
-        return run.wrk(port, 128, runs=1)
+        user, kernel = run.cpu_split(server.proc.pid)
+        result = run.wrk(port, 128, runs=1)
+        user_after, kernel_after = run.cpu_split(server.proc.pid)
     finally:
         server.stop()
+    result["user_us"] = (user_after - user) * 1e6 / result["requests"]
+    result["kernel_us"] = (kernel_after - kernel) * 1e6 / result["requests"]
+    return result
 
 
 def proxies(upstream_port):
@@ -96,11 +102,14 @@ def against_nginx():
             "rps": statistics.median(r["rps"] for r in results),
             "p99_ms": statistics.median(r["p99_us"] for r in results) / 1000,
             "errors": sum(r["errors"] + r["non_2xx"] for r in results),
+            "user_us": statistics.median(r["user_us"] for r in results),
+            "kernel_us": statistics.median(r["kernel_us"] for r in results),
             "rps_ratios": rps_ratios,
             "p99_ratios": p99_ratios,
         })
         print(f"  {label}: {rows[-1]['rps']:.0f} requests/s, p99 {rows[-1]['p99_ms']:.2f} ms; "
-              f"× nginx per turn: {', '.join(f'{x:.2f}' for x in rps_ratios)} (p99 {', '.join(f'{x:.2f}' for x in p99_ratios)})",
+              f"× nginx per turn: {', '.join(f'{x:.2f}' for x in rps_ratios)} (p99 {', '.join(f'{x:.2f}' for x in p99_ratios)}); "
+              f"CPU µs/request {rows[-1]['user_us']:.1f} user + {rows[-1]['kernel_us']:.1f} kernel",
               flush=True)
     return rows
 
@@ -167,10 +176,12 @@ def section(rows, cores, counts):
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. wrk (POST 128 B, 64 connections, 1 thread) through "
         "each proxy to the native echo baseline, in "
         f"{TURNS} turns with the order rotating; medians, and each turn's ratio to nginx's. All processes share "
-        "the machine's 2 cores.",
+        "the machine's 2 cores. CPU per request is the proxy process's own (from /proc), split between user "
+        "space (for WasmEdge: the guest's code and the runtime's) and the kernel.",
         "",
-        "| proxy | requests/s | × nginx (per turn) | target ≥ 1.0× | p99 ms | × nginx (per turn) | target ≤ 1.5× | errors |",
-        "|---|---:|---|---|---:|---|---|---:|",
+        "| proxy | requests/s | × nginx (per turn) | target ≥ 1.0× | p99 ms | × nginx (per turn) | target ≤ 1.5× "
+        "| CPU µs/request: user + kernel | errors |",
+        "|---|---:|---|---|---:|---|---|---|---:|",
     ]
     for r in rows:
         nginx = r["label"].startswith("nginx")
@@ -179,7 +190,8 @@ def section(rows, cores, counts):
             f"| {r['label']} | {r['rps']:.0f} | {rps:.2f} ({', '.join(f'{x:.2f}' for x in r['rps_ratios'])}) "
             f"| {'—' if nginx else ('met' if rps >= 1.0 else 'MISSED')} | {r['p99_ms']:.2f} "
             f"| {p99:.2f} ({', '.join(f'{x:.2f}' for x in r['p99_ratios'])}) "
-            f"| {'—' if nginx else ('met' if p99 <= 1.5 else 'MISSED')} | {r['errors']} |"
+            f"| {'—' if nginx else ('met' if p99 <= 1.5 else 'MISSED')} "
+            f"| {r['user_us']:.1f} + {r['kernel_us']:.1f} | {r['errors']} |"
         )
     if cores:
         lines += [

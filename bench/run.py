@@ -67,6 +67,14 @@ FANOUT_WINDOWS = [8, 128]
 WS_IDLE = 2000
 
 
+def cpu_split(pid):
+    """The CPU time process `pid` has spent so far, in seconds: (in user
+    space, in the kernel)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -105,8 +113,7 @@ class Process:
 
     def cpu_seconds(self):
         """User plus system CPU time so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_split(self.proc.pid))
 
     def finish(self):
         """Closes standard input and returns what the program prints before exiting."""
