@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""System calls per proxied request, by kind, for each proxy of
+bench/proxy.py (nginx, examples/proxy on edgepoll-host and on WasmEdge AOT)
+under its load (POST 128 B, 64 kept-alive connections, in front of the
+native echo baseline). Counted by `perf stat` on the proxy process's
+syscall tracepoints while wrk runs, so that what a runtime adds (WasmEdge's
+`poll_oneoff` calls `epoll_ctl` once per subscription and `ioctl` once per
+read event) shows beside what nginx makes.
+
+Not part of `make bench`: it needs `perf` (Debian: `apt-get install -y
+linux-perf`) and the right to trace (root, or a low
+`kernel.perf_event_paranoid`). Run `make bench` first to build the
+programs, then `python3 bench/syscalls.py`. Prints a table; writes nothing.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import proxy  # noqa: E402  (the proxies and how to start them)
+import run  # noqa: E402  (Process, wrk, free_port)
+
+SECONDS = 3
+# (column, tracepoint, filter): each counted on its own.
+COUNTED = [
+    ("send", "syscalls:sys_enter_sendmsg", None),
+    ("send", "syscalls:sys_enter_sendto", None),
+    ("send", "syscalls:sys_enter_writev", None),
+    ("send", "syscalls:sys_enter_write", None),
+    ("receive", "syscalls:sys_enter_recvmsg", None),
+    ("receive", "syscalls:sys_enter_recvfrom", None),
+    ("receive", "syscalls:sys_enter_readv", None),
+    ("receive", "syscalls:sys_enter_read", None),
+    ("epoll_wait", "syscalls:sys_enter_epoll_wait", None),
+    ("epoll_wait", "syscalls:sys_enter_epoll_pwait", None),
+    ("epoll_ctl add", "syscalls:sys_enter_epoll_ctl", "op == 1"),
+    ("epoll_ctl del", "syscalls:sys_enter_epoll_ctl", "op == 2"),
+    ("epoll_ctl mod", "syscalls:sys_enter_epoll_ctl", "op == 3"),
+    ("ioctl", "syscalls:sys_enter_ioctl", None),
+    ("all", "raw_syscalls:sys_enter", None),
+]
+COUNTED_COLUMNS = list(dict.fromkeys(column for column, _, _ in COUNTED))
+# "other": every call not in a column of its own (nginx's getsockopt, timers).
+COLUMNS = COUNTED_COLUMNS[:-1] + ["other", "all"]
+
+
+def count(pid, seconds):
+    """Each tracepoint's count for process `pid` over `seconds`."""
+    with tempfile.NamedTemporaryFile("r", suffix=".csv") as out:
+        command = ["perf", "stat", "-x", ",", "-o", out.name, "-p", str(pid)]
+        for _, event, where in COUNTED:
+            command += ["-e", event] + (["--filter", where] if where else [])
+        subprocess.run(command + ["--", "sleep", str(seconds)], check=True, capture_output=True)
+        rows = [line.split(",") for line in out.read().splitlines() if line and not line.startswith("#")]
+    counts = []
+    for row in rows:
+        # "<not counted>" or "<not supported>": none of that call here.
+        counts.append(int(row[0]) if row[0].isdigit() else 0)
+    if len(counts) != len(COUNTED):
+        raise RuntimeError(f"perf stat gave {len(counts)} counts for {len(COUNTED)} events")
+    return counts
+
+
+def per_request(start):
+    """System calls per request, by column, of what `start(port)` starts."""
+    port = run.free_port()
+    server = start(port)
+    try:
+        run.wrk(port, 128, runs=1)
+        load = subprocess.Popen(
+            ["wrk", "-t1", "-c64", f"-d{SECONDS + 2}s", "-s", str(run.OUT / "post.lua"), f"http://127.0.0.1:{port}/"],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "BODY_BYTES": "128"})
+        time.sleep(1)
+        counts = count(server.proc.pid, SECONDS)
+        out, _ = load.communicate(timeout=SECONDS + 60)
+    finally:
+        server.stop()
+    result = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
+    if result is None:
+        raise RuntimeError(f"wrk gave no result: {out}")
+    total = json.loads(result[len("RESULT "):])
+    # The count covers SECONDS of wrk's SECONDS + 2: the requests in that
+    # window, estimated from wrk's rate over its whole run.
+    requests = total["requests"] * SECONDS / (total["duration_us"] / 1e6)
+    got = dict.fromkeys(COLUMNS, 0.0)
+    for (column, _, _), n in zip(COUNTED, counts):
+        got[column] += n / requests
+    got["other"] = max(0.0, got["all"] - sum(got[c] for c in COUNTED_COLUMNS[:-1]))
+    return got
+
+
+def main():
+    if shutil.which("perf") is None:
+        sys.exit("bench/syscalls.py needs perf: apt-get install -y linux-perf")
+    upstream_port = run.free_port()
+    upstream = run.Process([str(run.TARGET / "release" / "native_echo"), f"127.0.0.1:{upstream_port}"], "listening on")
+    try:
+        rows = [(label, per_request(start)) for label, start in proxy.proxies(upstream_port)]
+    finally:
+        upstream.stop()
+    print("System calls per proxied request (POST 128 B, 64 connections):")
+    print("| proxy | " + " | ".join(COLUMNS) + " |")
+    print("|---|" + "---:|" * len(COLUMNS))
+    for label, got in rows:
+        print(f"| {label} | " + " | ".join(f"{got[c]:.2f}" for c in COLUMNS) + " |")
+
+
+if __name__ == "__main__":
+    main()
