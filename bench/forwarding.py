@@ -22,7 +22,6 @@
 Writes its section of bench/RESULTS.md.
 """
 
-import re
 import tempfile
 import shutil
 import socket

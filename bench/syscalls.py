@@ -8,9 +8,9 @@ syscall tracepoints while wrk runs, so that what a runtime adds (WasmEdge's
 read event) shows beside what nginx makes.
 
 Not part of `make bench`: it needs `perf` (Debian: `apt-get install -y
-linux-perf`) and the right to trace (root, or a low
-`kernel.perf_event_paranoid`). Run `make bench` first to build the
-programs, then `python3 bench/syscalls.py`. Prints a table; writes nothing.
+linux-perf`) and root (the syscall tracepoints are root's to read). Run
+`make bench` first to build the programs, then, as root, `python3
+bench/syscalls.py`. Prints a table; writes nothing.
 """
 
 import json
@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,7 +26,10 @@ import proxy  # noqa: E402  (the proxies and how to start them)
 import run  # noqa: E402  (Process, wrk, free_port)
 
 SECONDS = 3
-# (column, tracepoint, filter): each counted on its own.
+# FIONREAD: how WasmEdge's poll_oneoff learns how many bytes a read event has.
+FIONREAD = 0x541B
+# (column, tracepoint, filter): each counted on its own. A tracepoint this
+# kernel lacks makes perf refuse to start, and says which.
 COUNTED = [
     ("send", "syscalls:sys_enter_sendmsg", None),
     ("send", "syscalls:sys_enter_sendto", None),
@@ -42,29 +44,37 @@ COUNTED = [
     ("epoll_ctl add", "syscalls:sys_enter_epoll_ctl", "op == 1"),
     ("epoll_ctl del", "syscalls:sys_enter_epoll_ctl", "op == 2"),
     ("epoll_ctl mod", "syscalls:sys_enter_epoll_ctl", "op == 3"),
-    ("ioctl", "syscalls:sys_enter_ioctl", None),
+    ("ioctl FIONREAD", "syscalls:sys_enter_ioctl", f"cmd == {FIONREAD}"),
+    ("getsockopt", "syscalls:sys_enter_getsockopt", None),
     ("all", "raw_syscalls:sys_enter", None),
 ]
 COUNTED_COLUMNS = list(dict.fromkeys(column for column, _, _ in COUNTED))
-# "other": every call not in a column of its own (nginx's getsockopt, timers).
-COLUMNS = COUNTED_COLUMNS[:-1] + ["other", "all"]
+# "other": every call not in a column of its own (timers, accepts).
+COLUMNS = COUNTED_COLUMNS[:-1] + ["other", "all", "requests per epoll_wait"]
 
 
-def count(pid, seconds):
-    """Each tracepoint's count for process `pid` over `seconds`."""
+def counted_load(pid, port):
+    """Runs wrk against `port` for SECONDS while perf counts each tracepoint
+    of process `pid`: (the counts, the requests wrk had answered)."""
     with tempfile.NamedTemporaryFile("r", suffix=".csv") as out:
         command = ["perf", "stat", "-x", ",", "-o", out.name, "-p", str(pid)]
         for _, event, where in COUNTED:
             command += ["-e", event] + (["--filter", where] if where else [])
-        subprocess.run(command + ["--", "sleep", str(seconds)], check=True, capture_output=True)
+        command += ["--", "wrk", "-t1", "-c64", f"-d{SECONDS}s", "-s", str(run.OUT / "post.lua"),
+                    f"http://127.0.0.1:{port}/"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=SECONDS + 60,
+                              env={**os.environ, "BODY_BYTES": "128"})
+        if done.returncode != 0:
+            raise RuntimeError(f"perf stat failed (bench/syscalls.py runs as root): {done.stderr.strip()}")
         rows = [line.split(",") for line in out.read().splitlines() if line and not line.startswith("#")]
-    counts = []
-    for row in rows:
-        # "<not counted>" or "<not supported>": none of that call here.
-        counts.append(int(row[0]) if row[0].isdigit() else 0)
+    # "<not counted>": no such call while it ran.
+    counts = [int(row[0]) if row[0].isdigit() else 0 for row in rows]
     if len(counts) != len(COUNTED):
         raise RuntimeError(f"perf stat gave {len(counts)} counts for {len(COUNTED)} events")
-    return counts
+    result = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
+    if result is None:
+        raise RuntimeError(f"wrk gave no result: {done.stdout}")
+    return counts, json.loads(result[len("RESULT "):])["requests"]
 
 
 def per_request(start):
@@ -73,25 +83,14 @@ def per_request(start):
     server = start(port)
     try:
         run.wrk(port, 128, runs=1)
-        load = subprocess.Popen(
-            ["wrk", "-t1", "-c64", f"-d{SECONDS + 2}s", "-s", str(run.OUT / "post.lua"), f"http://127.0.0.1:{port}/"],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "BODY_BYTES": "128"})
-        time.sleep(1)
-        counts = count(server.proc.pid, SECONDS)
-        out, _ = load.communicate(timeout=SECONDS + 60)
+        counts, requests = counted_load(server.proc.pid, port)
     finally:
         server.stop()
-    result = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
-    if result is None:
-        raise RuntimeError(f"wrk gave no result: {out}")
-    total = json.loads(result[len("RESULT "):])
-    # The count covers SECONDS of wrk's SECONDS + 2: the requests in that
-    # window, estimated from wrk's rate over its whole run.
-    requests = total["requests"] * SECONDS / (total["duration_us"] / 1e6)
     got = dict.fromkeys(COLUMNS, 0.0)
     for (column, _, _), n in zip(COUNTED, counts):
         got[column] += n / requests
     got["other"] = max(0.0, got["all"] - sum(got[c] for c in COUNTED_COLUMNS[:-1]))
+    got["requests per epoll_wait"] = 1 / got["epoll_wait"] if got["epoll_wait"] else 0.0
     return got
 
 
@@ -108,7 +107,7 @@ def main():
     print("| proxy | " + " | ".join(COLUMNS) + " |")
     print("|---|" + "---:|" * len(COLUMNS))
     for label, got in rows:
-        print(f"| {label} | " + " | ".join(f"{got[c]:.2f}" for c in COLUMNS) + " |")
+        print(f"| {label} | " + " | ".join(f"{got[c]:.2f}" if c != COLUMNS[-1] else f"{got[c]:.0f}" for c in COLUMNS) + " |")
 
 
 if __name__ == "__main__":
