@@ -19,6 +19,11 @@ pub struct Proxy {
     /// Each exchange with an upstream, from its request to the end of its
     /// response's body: one map entry for its whole life.
     exchanges: FxHashMap<ExchangeId, Exchange>,
+    /// The exchange each request waits on for its response head (one at a
+    /// time: a retry's replaces the one that failed), so that a request
+    /// whose client left is found without a look at every exchange, which
+    /// would make a burst of n departures cost n² steps.
+    waiting_on: FxHashMap<Responder, ExchangeId>,
 }
 
 enum Exchange {
@@ -47,6 +52,7 @@ impl Proxy {
             balancer: Balancer::new(config.upstreams.clone(), config.eject_for),
             trust_forwarded: config.trust_forwarded,
             exchanges: FxHashMap::default(),
+            waiting_on: FxHashMap::default(),
         }
     }
 
@@ -90,6 +96,7 @@ impl Proxy {
                     to_head: request.method() == "HEAD",
                 };
                 self.exchanges.insert(exchange, Exchange::Waiting(waiting));
+                self.waiting_on.insert(responder, exchange);
                 Ok(())
             }
             Err(e) => {
@@ -192,6 +199,7 @@ impl App for Proxy {
         let Exchange::Waiting(waiting) = std::mem::replace(entry, Exchange::Piped(upstream)) else {
             return;
         };
+        self.waiting_on.remove(&waiting.responder);
         let now = cx.now();
         let error = match result {
             Ok(response) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
@@ -305,18 +313,16 @@ impl App for Proxy {
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         // The client left or got its 504: the upstream exchange stops too.
-        let gone: Vec<ExchangeId> = self
-            .exchanges
-            .iter()
-            .filter(|(_, e)| matches!(e, Exchange::Waiting(w) if w.responder == responder))
-            .map(|(e, _)| *e)
-            .collect();
-        for exchange in gone {
-            if let Some(Exchange::Waiting(waiting)) = self.exchanges.remove(&exchange) {
-                self.balancer
-                    .finish(waiting.upstream, Outcome::Dropped, cx.now());
-            }
-            cx.cancel(exchange);
-        }
+        // (One whose response head came is a pipe: the loop ends it.)
+        let Some(exchange) = self.waiting_on.remove(&responder) else {
+            return;
+        };
+        let Some(Exchange::Waiting(waiting)) = self.exchanges.get(&exchange) else {
+            return;
+        };
+        let upstream = waiting.upstream;
+        self.exchanges.remove(&exchange);
+        self.balancer.finish(upstream, Outcome::Dropped, cx.now());
+        cx.cancel(exchange);
     }
 }
