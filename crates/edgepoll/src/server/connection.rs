@@ -28,6 +28,9 @@ pub(crate) struct Connection {
     /// Set once the write side is shut down: input is drained until EOF or
     /// then; each byte read moves it on, up to the second instant.
     pub(crate) linger_until: Option<(Instant, Instant)>,
+    /// Listed in `Work::touched`: listed once, without a look at the list
+    /// (a round that answers n requests would otherwise cost n² steps).
+    pub(crate) touched: bool,
     pub(crate) role: Role,
 }
 

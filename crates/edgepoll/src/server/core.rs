@@ -120,9 +120,13 @@ pub(crate) struct Core {
     pub(crate) poll: Poll,
     pub(crate) slots: Vec<Option<Connection>>,
     free: Vec<usize>,
-    /// Slots closed since the last poll: the rest of that poll's events for
-    /// them were the old connection's, not whatever opened there since.
-    closed_since_poll: Vec<usize>,
+    /// The poll round in which each slot's connection last closed: the rest
+    /// of that round's events for the slot were the old connection's, not
+    /// whatever opened there since. (A mark per slot, so that a round in
+    /// which n connections close costs n steps, not n².)
+    closed_in_round: Vec<u64>,
+    /// Poll rounds so far (0 marks no round).
+    round: u64,
     next_serial: u64,
     pub(crate) scratch: Vec<u8>,
     pub(crate) work: Work,
@@ -156,7 +160,8 @@ impl Core {
             poll,
             slots: Vec::new(),
             free: Vec::new(),
-            closed_since_poll: Vec::new(),
+            closed_in_round: Vec::new(),
+            round: 0,
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
             work,
@@ -211,7 +216,7 @@ impl Core {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            self.closed_since_poll.clear();
+            self.round += 1;
             for event in &events {
                 if event.token() == LISTENER {
                     if let Some(listener) = listener {
@@ -227,7 +232,7 @@ impl Core {
                     continue;
                 }
                 let index = event.token().0;
-                if self.closed_since_poll.contains(&index) {
+                if self.closed_in_round.get(index) == Some(&self.round) {
                     // A connection opened in its slot since is polled anew
                     // (readiness is level-triggered: nothing is lost).
                     continue;
@@ -380,6 +385,7 @@ impl Core {
             serial: self.next_serial,
             interest: Some(interest),
             linger_until: None,
+            touched: false,
             role,
         };
         if index == self.slots.len() {
@@ -617,7 +623,10 @@ impl Core {
             let _ = self.poll.deregister(&conn.stream);
         }
         self.free.push(index);
-        self.closed_since_poll.push(index);
+        if self.closed_in_round.len() <= index {
+            self.closed_in_round.resize(index + 1, 0);
+        }
+        self.closed_in_round[index] = self.round;
         let lingering = conn.linger_until.is_some();
         match &mut conn.role {
             Role::Http(_) if !self.work.pipes.tunnels.is_empty() => {
@@ -810,8 +819,12 @@ impl Core {
     fn write_touched<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         while !self.work.touched.is_empty() {
             for (index, serial) in std::mem::take(&mut self.work.touched) {
-                if matches!(self.slots.get(index), Some(Some(c)) if c.serial == serial) {
-                    self.step_now(index, now, driven);
+                if let Some(Some(conn)) = self.slots.get_mut(index) {
+                    if conn.serial == serial {
+                        // Unmarked first: the step may give it more to send.
+                        conn.touched = false;
+                        self.step_now(index, now, driven);
+                    }
                 }
             }
         }
@@ -903,12 +916,12 @@ impl Core {
     /// Without `TCP_NODELAY`, which WasmEdge cannot set, a second small
     /// write waits for the peer's delayed ACK of the first: 40 ms.
     pub(crate) fn touch(&mut self, index: usize) {
-        let Some(Some(conn)) = self.slots.get(index) else {
+        let Some(Some(conn)) = self.slots.get_mut(index) else {
             return;
         };
-        let key = (index, conn.serial);
-        if !self.work.touched.contains(&key) {
-            self.work.touched.push(key);
+        if !conn.touched {
+            conn.touched = true;
+            self.work.touched.push((index, conn.serial));
         }
     }
 
