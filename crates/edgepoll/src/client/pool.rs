@@ -242,13 +242,13 @@ impl Pool {
                     *outcome = Some(resolved.clone());
                 }
             }
-            let mut at = 0;
-            while at < self.resolving.len() {
-                if self.resolving[at].0 != key {
-                    at += 1;
-                    continue;
-                }
-                let (host, exchange) = self.resolving.remove(at);
+            // One pass: a name many exchanges wait on is answered for all
+            // of them in n steps, not n² (a removal each from the middle).
+            let answered: Vec<_> = self
+                .resolving
+                .extract_if(.., |(host, _)| *host == key)
+                .collect();
+            for (host, exchange) in answered {
                 self.settle_name(&host, exchange, resolved.clone());
             }
         }
@@ -519,6 +519,10 @@ mod tests {
         let first = pool
             .submit(&request("http://api.test:8080/"), now, false)
             .unwrap();
+        // Another name between them, left unanswered: it keeps waiting.
+        let other = pool
+            .submit(&request("http://other.test:8080/"), now, false)
+            .unwrap();
         let second = pool
             .submit(&request("http://API.test:8080/x"), now, false)
             .unwrap();
@@ -533,6 +537,9 @@ mod tests {
         assert!(pool.queued_mut(first).is_some());
         for query in std::mem::take(&mut pool.names.datagrams) {
             let asked = Message::from_vec(&query).unwrap();
+            if asked.queries()[0].name().to_string().starts_with("other.") {
+                continue;
+            }
             let mut reply = Message::new();
             reply
                 .set_id(asked.id())
@@ -549,6 +556,7 @@ mod tests {
         let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement()).collect();
         let ids: Vec<_> = placed.iter().map(|(ex, _)| ex.id).collect();
         assert_eq!(ids, vec![first, second]);
+        assert!(pool.queued_mut(other).is_some(), "still waits for its name");
         let want: SocketAddr = "10.0.0.7:8080".parse().unwrap();
         assert!(placed.iter().all(|(ex, _)| ex.origin.addr == want));
         // Its other addresses are kept for a failed connection.
