@@ -672,41 +672,48 @@ fn clients_that_leave_while_their_upstream_stalls_end_its_exchanges() {
     on_each_runtime(|runtime| {
         // Long past the test: only the clients' departure ends the exchanges.
         const CLIENTS: usize = 100;
-        let stalled = NativeUpstream::start(Behaviour::Stall);
-        let mut proxy = start_proxy(runtime, &[stalled.addr.to_string()], &["--timeout", "120"]);
-        let clients: Vec<std::net::TcpStream> = (0..CLIENTS)
-            .map(|i| {
-                let mut stream = connect(proxy.addr);
-                let request = format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n");
-                stream.write_all(request.as_bytes()).expect("send");
-                stream
-            })
-            .collect();
-        let open = || stalled.seen.open.load(Ordering::SeqCst);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while open() < CLIENTS && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        // Then again with a refusing upstream first: the requests it gets
+        // are retried on the stalled one, whose exchange must end as well.
+        for refusing_first in [false, true] {
+            let stalled = NativeUpstream::start(Behaviour::Stall);
+            let refused = format!("127.0.0.1:{}", free_port());
+            let upstreams = match refusing_first {
+                false => vec![stalled.addr.to_string()],
+                true => vec![refused.clone(), stalled.addr.to_string()],
+            };
+            let case = format!("{} with {upstreams:?}", runtime.name());
+            let mut proxy = start_proxy(runtime, &upstreams, &["--timeout", "120"]);
+            let clients: Vec<std::net::TcpStream> = (0..CLIENTS)
+                .map(|i| {
+                    let mut stream = connect(proxy.addr);
+                    let request = format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+                    stream.write_all(request.as_bytes()).expect("send");
+                    stream
+                })
+                .collect();
+            let open = || stalled.seen.open.load(Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while open() < CLIENTS && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(open(), CLIENTS, "{case}: requests sent upstream");
+            if refusing_first {
+                let lines = proxy.stderr_lines();
+                assert!(
+                    lines.iter().any(|l| l.contains(&refused)),
+                    "{case}: no request met the refusing upstream: {lines:?}"
+                );
+            }
+            // Time for the last requests to be written on their connections.
+            std::thread::sleep(Duration::from_millis(500));
+            drop(clients);
+            // Each exchange is cancelled, and its upstream connection closed.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while open() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(open(), 0, "{case}: upstream connections left open");
+            assert!(proxy.is_alive(), "{case}: the proxy exited");
         }
-        assert_eq!(
-            open(),
-            CLIENTS,
-            "{}: requests sent upstream",
-            runtime.name()
-        );
-        // Time for the last requests to be written on their connections.
-        std::thread::sleep(Duration::from_millis(500));
-        drop(clients);
-        // Each exchange is cancelled, and its upstream connection closed.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while open() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(
-            open(),
-            0,
-            "{}: upstream connections left open",
-            runtime.name()
-        );
-        assert!(proxy.is_alive(), "{}: the proxy exited", runtime.name());
     });
 }
