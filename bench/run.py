@@ -130,23 +130,35 @@ class Process:
         self.proc.wait(timeout=30)
 
 
+def wrk_command(port, seconds=None):
+    """wrk's load on `port`: 64 kept-alive connections posting bench/post.lua's
+    body (its size in the environment's BODY_BYTES) for `seconds`."""
+    return ["wrk", "-t1", "-c64", f"-d{seconds or SECONDS}s", "--timeout", "5s", "-s", str(OUT / "post.lua"),
+            f"http://127.0.0.1:{port}/"]
+
+
+def wrk_result(stdout):
+    """The figures post.lua prints (its `RESULT` line), with requests/s."""
+    line = next((l for l in stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result: {stdout}")
+    r = json.loads(line[len("RESULT "):])
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    return r
+
+
 def wrk(port, body_bytes, runs=None):
     """Median (by requests/s) of `runs` (default RUNS) wrk runs."""
     results = []
     for _ in range(runs or RUNS):
         out = subprocess.run(
-            ["wrk", "-t1", "-c64", f"-d{SECONDS}s", "--timeout", "5s", "-s", str(OUT / "post.lua"), f"http://127.0.0.1:{port}/"],
+            wrk_command(port),
             capture_output=True,
             text=True,
             env={**os.environ, "BODY_BYTES": str(body_bytes)},
             timeout=SECONDS + 60,
         )
-        line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-        if line is None:
-            raise RuntimeError(f"wrk gave no result: {out.stdout} {out.stderr}")
-        r = json.loads(line[len("RESULT "):])
-        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-        results.append(r)
+        results.append(wrk_result(out.stdout + out.stderr))
     results.sort(key=lambda r: r["rps"])
     return results[len(results) // 2]
 

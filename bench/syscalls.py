@@ -13,7 +13,6 @@ linux-perf`) and root (the syscall tracepoints are root's to read). Run
 bench/syscalls.py`. Prints a table; writes nothing.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -60,8 +59,7 @@ def counted_load(pid, port):
         command = ["perf", "stat", "-x", ",", "-o", out.name, "-p", str(pid)]
         for _, event, where in COUNTED:
             command += ["-e", event] + (["--filter", where] if where else [])
-        command += ["--", "wrk", "-t1", "-c64", f"-d{SECONDS}s", "-s", str(run.OUT / "post.lua"),
-                    f"http://127.0.0.1:{port}/"]
+        command += ["--"] + run.wrk_command(port, SECONDS)
         done = subprocess.run(command, capture_output=True, text=True, timeout=SECONDS + 60,
                               env={**os.environ, "BODY_BYTES": "128"})
         if done.returncode != 0:
@@ -71,10 +69,7 @@ def counted_load(pid, port):
     counts = [int(row[0]) if row[0].isdigit() else 0 for row in rows]
     if len(counts) != len(COUNTED):
         raise RuntimeError(f"perf stat gave {len(counts)} counts for {len(COUNTED)} events")
-    result = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
-    if result is None:
-        raise RuntimeError(f"wrk gave no result: {done.stdout}")
-    return counts, json.loads(result[len("RESULT "):])["requests"]
+    return counts, run.wrk_result(done.stdout)["requests"]
 
 
 def per_request(start):
