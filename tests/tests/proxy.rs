@@ -6,7 +6,7 @@
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
     connect, free_port, on_each_runtime, read_response, run_ws_clients, start_program,
-    start_server, Running, Runtime,
+    start_server, wait_until, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -161,14 +161,10 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
             .filter(|l| l.contains(&gzipped.addr.to_string()));
         assert_eq!(naming.count(), 1, "{name}: {lines:?}");
         // Its body is not read on: the upstream connection closes.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while gzipped.seen.open.load(Ordering::SeqCst) > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "{name}: the upstream connection stayed open"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let closed = wait_until(Duration::from_secs(10), || {
+            gzipped.seen.open.load(Ordering::SeqCst) == 0
+        });
+        assert!(closed, "{name}: the upstream connection stayed open");
         // An answer to HEAD has no body to be coded: it goes on, without
         // the upstream's hop-by-hop field (the proxy frames its own).
         let mut stream = connect(proxy.addr);
@@ -656,14 +652,8 @@ fn exit_after_answers_the_requests_it_took_then_exits() {
             assert_eq!(status(&head), 200, "{head}");
             assert_eq!(echoed, body.as_bytes());
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while proxy.is_alive() {
-            assert!(
-                Instant::now() < deadline,
-                "the proxy did not exit after its 4 requests"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let exited = wait_until(Duration::from_secs(10), || !proxy.is_alive());
+        assert!(exited, "the proxy did not exit after its 4 requests");
     });
 }
 
@@ -692,10 +682,7 @@ fn clients_that_leave_while_their_upstream_stalls_end_its_exchanges() {
                 })
                 .collect();
             let open = || stalled.seen.open.load(Ordering::SeqCst);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while open() < CLIENTS && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until(Duration::from_secs(30), || open() == CLIENTS);
             assert_eq!(open(), CLIENTS, "{case}: requests sent upstream");
             if refusing_first {
                 let lines = proxy.stderr_lines();
@@ -708,10 +695,7 @@ fn clients_that_leave_while_their_upstream_stalls_end_its_exchanges() {
             std::thread::sleep(Duration::from_millis(500));
             drop(clients);
             // Each exchange is cancelled, and its upstream connection closed.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while open() > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until(Duration::from_secs(30), || open() == 0);
             assert_eq!(open(), 0, "{case}: upstream connections left open");
             assert!(proxy.is_alive(), "{case}: the proxy exited");
         }
