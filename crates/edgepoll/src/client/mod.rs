@@ -20,6 +20,7 @@
 
 mod connection;
 mod pool;
+mod queue;
 mod request;
 #[cfg(target_os = "wasi")]
 mod send_all;

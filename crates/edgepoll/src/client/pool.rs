@@ -3,13 +3,13 @@
 //! find every connection busy. Bookkeeping only: the event loop opens,
 //! drives and closes the connections and tells the pool.
 
+use super::queue::{Eligible, Queue};
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 use crate::dns::{resolver, Lookup, Resolved, Resolver};
 use crate::http::{Outgoing, ParsedResponse};
 use crate::tls::TlsError;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Addresses of a host tried after the first, at most.
@@ -109,11 +109,12 @@ pub(crate) enum Placement {
 #[derive(Default)]
 pub(crate) struct Pool {
     pub(crate) options: ClientOptions,
-    queue: VecDeque<Exchange>,
+    /// Exchanges waiting for a connection.
+    queue: Queue,
     /// Host names to addresses; its sockets are the loop's.
     pub(crate) names: Resolver,
-    /// Exchanges waiting for their host's addresses, by name.
-    resolving: Vec<(Box<str>, Exchange)>,
+    /// Exchanges waiting for their host's addresses, with the name.
+    resolving: FxHashMap<ExchangeId, (Box<str>, Exchange)>,
     /// The TLS configuration, made for the first `https://` exchange.
     tls_config: Option<Result<Arc<crate::tls::ClientConfig>, TlsError>>,
     /// A name whose lookup's outcome is wanted as it is (by `resolve`).
@@ -127,12 +128,6 @@ pub(crate) struct Pool {
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
     /// Exchanges cancelled while on a connection: the loop closes it.
     pub(crate) cancelled: Vec<ExchangeId>,
-    /// Whether a queued exchange may have become placeable since a scan
-    /// found none: only a new exchange, a parked or a closed connection
-    /// makes one so. Without it, a queue of N exchanges held back by their
-    /// origin's limit would be scanned on every turn of the loop (N² in
-    /// all for a client given N URLs).
-    may_place: bool,
     /// No waiting exchange began before this (a lower bound: it may have
     /// left since), so the expiry scan is skipped until its timeout.
     earliest_since: Option<Instant>,
@@ -203,7 +198,8 @@ impl Pool {
             Lookup::Ready(resolved) => self.settle_name(host, exchange, resolved),
             Lookup::Pending => {
                 self.note_waiting(exchange.since);
-                self.resolving.push((resolver::key_of(host), exchange));
+                let key = resolver::key_of(host);
+                self.resolving.insert(exchange.id, (key, exchange));
             }
         }
     }
@@ -243,12 +239,13 @@ impl Pool {
                 }
             }
             // One pass: a name many exchanges wait on is answered for all
-            // of them in n steps, not n² (a removal each from the middle).
-            let answered: Vec<_> = self
+            // of them in n steps, not n²; they queue in the order they came.
+            let mut answered: Vec<_> = self
                 .resolving
-                .extract_if(.., |(host, _)| *host == key)
+                .extract_if(|_, (host, _)| *host == key)
                 .collect();
-            for (host, exchange) in answered {
+            answered.sort_unstable_by_key(|(id, _)| *id);
+            for (_, (host, exchange)) in answered {
                 self.settle_name(&host, exchange, resolved.clone());
             }
         }
@@ -257,11 +254,7 @@ impl Pool {
     /// Gives up an exchange: a queued one is dropped, a finished one not
     /// reported, one on a connection left for the loop to close.
     pub(crate) fn cancel(&mut self, id: ExchangeId) {
-        if let Some(at) = self.queue.iter().position(|ex| ex.id == id) {
-            self.queue.remove(at);
-        } else if let Some(at) = self.resolving.iter().position(|(_, ex)| ex.id == id) {
-            self.resolving.swap_remove(at);
-        } else {
+        if self.queue.remove(id).is_none() && self.resolving.remove(&id).is_none() {
             // Its events not yet reported go; its connection, if it is
             // still on one (a streamed body under way), closes.
             self.events.retain(|(done, _)| *done != id);
@@ -277,10 +270,10 @@ impl Pool {
     /// A queued exchange, or one waiting for its host's addresses, to add
     /// body pieces to it before it has a connection.
     pub(crate) fn queued_mut(&mut self, id: ExchangeId) -> Option<&mut Exchange> {
-        self.queue
-            .iter_mut()
-            .chain(self.resolving.iter_mut().map(|(_, ex)| ex))
-            .find(|ex| ex.id == id)
+        match self.queue.get_mut(id) {
+            Some(exchange) => Some(exchange),
+            None => self.resolving.get_mut(&id).map(|(_, exchange)| exchange),
+        }
     }
 
     /// Puts an exchange back at the front (a retry).
@@ -290,11 +283,7 @@ impl Pool {
 
     fn enqueue(&mut self, exchange: Exchange, front: bool) {
         self.note_waiting(exchange.since);
-        self.may_place = true;
-        match front {
-            true => self.queue.push_front(exchange),
-            false => self.queue.push_back(exchange),
-        }
+        self.queue.push(exchange, front);
     }
 
     fn note_waiting(&mut self, since: Instant) {
@@ -303,19 +292,18 @@ impl Pool {
 
     /// The first queued exchange that can go now, and where.
     pub(crate) fn next_placement(&mut self) -> Option<(Exchange, Placement)> {
-        if !self.may_place {
-            return None;
-        }
         let max = self.options.max_per_origin.max(1);
-        let found = self.queue.iter().position(|ex| {
-            let idle = !ex.retried && self.idle.get(&ex.origin).is_some_and(|v| !v.is_empty());
-            idle || self.open.get(&ex.origin).copied().unwrap_or(0) < max
-        });
-        let Some(at) = found else {
-            self.may_place = false;
-            return None;
-        };
-        let exchange = self.queue.remove(at)?;
+        let (open, idle) = (&self.open, &self.idle);
+        let exchange =
+            self.queue.next(
+                |origin| match open.get(origin).copied().unwrap_or(0) < max {
+                    true => Some(Eligible::First),
+                    false if idle.get(origin).is_some_and(|v| !v.is_empty()) => {
+                        Some(Eligible::FirstFresh)
+                    }
+                    false => None,
+                },
+            )?;
         let reuse = match exchange.retried {
             true => None,
             false => self.idle.get_mut(&exchange.origin).and_then(Vec::pop),
@@ -332,22 +320,18 @@ impl Pool {
 
     /// A queued exchange for `addr` that may go on a connection just freed.
     pub(crate) fn take_for(&mut self, origin: &Origin) -> Option<Exchange> {
-        let at = self
-            .queue
-            .iter()
-            .position(|ex| ex.origin == *origin && !ex.retried)?;
-        self.queue.remove(at)
+        self.queue.take_first(origin, Eligible::FirstFresh)
     }
 
     /// The connection at `slot` is idle and reusable.
     pub(crate) fn park(&mut self, origin: &Origin, slot: usize) {
-        self.may_place = true;
+        self.queue.stir(origin);
         self.idle.entry(origin.clone()).or_default().push(slot);
     }
 
     /// The connection at `slot` is closed (or never opened).
     pub(crate) fn closed(&mut self, origin: &Origin, slot: usize) {
-        self.may_place = true;
+        self.queue.stir(origin);
         if let Some(idle) = self.idle.get_mut(origin) {
             idle.retain(|&s| s != slot);
             if idle.is_empty() {
@@ -378,27 +362,20 @@ impl Pool {
             Some(deadline) if now < deadline => return Some(deadline),
             Some(_) => {}
         }
-        let events = &mut self.events;
-        self.queue.retain(|ex| {
-            let expired = now >= ex.since + timeout;
-            if expired {
-                let error = ClientError::Timeout(timeout);
-                events.push((ex.id, ExchangeEvent::Response(Err(error))));
-            }
-            !expired
-        });
-        self.resolving.retain(|(_, ex)| {
-            let expired = now >= ex.since + timeout;
-            if expired {
-                let error = ClientError::Timeout(timeout);
-                events.push((ex.id, ExchangeEvent::Response(Err(error))));
-            }
-            !expired
-        });
-        let waiting = self
-            .queue
-            .iter()
-            .chain(self.resolving.iter().map(|(_, ex)| ex));
+        let expired = |ex: &Exchange| now >= ex.since + timeout;
+        let mut gone: Vec<ExchangeId> = (self.queue.remove_where(expired).iter())
+            .map(|ex| ex.id)
+            .collect();
+        let resolving = (self.resolving)
+            .extract_if(|_, (_, ex)| expired(ex))
+            .map(|(id, _)| id);
+        gone.extend(resolving);
+        gone.sort_unstable();
+        for id in gone {
+            let error = ClientError::Timeout(timeout);
+            self.events.push((id, ExchangeEvent::Response(Err(error))));
+        }
+        let waiting = (self.queue.exchanges()).chain(self.resolving.values().map(|(_, ex)| ex));
         self.earliest_since = waiting.map(|ex| ex.since).min();
         self.earliest_since.map(|since| since + timeout)
     }
