@@ -701,3 +701,65 @@ fn clients_that_leave_while_their_upstream_stalls_end_its_exchanges() {
         }
     });
 }
+
+/// Requests queued past `--max-per-upstream` whose clients leave are taken
+/// out of the queue: none is sent when the connections free up, and the one
+/// client that stayed, queued behind them, is.
+#[test]
+fn queued_requests_whose_clients_leave_are_never_sent() {
+    on_each_runtime(|runtime| {
+        const LIMIT: usize = 4;
+        const QUEUED: usize = 60;
+        let stalled = NativeUpstream::start(Behaviour::Stall);
+        let case = runtime.name();
+        let limit = LIMIT.to_string();
+        let options = ["--timeout", "120", "--max-per-upstream", limit.as_str()];
+        let mut proxy = start_proxy(runtime, &[stalled.addr.to_string()], &options);
+        let send = |i: usize| {
+            let mut stream = connect(proxy.addr);
+            let request = format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+            stream.write_all(request.as_bytes()).expect("send");
+            stream
+        };
+        let accepted = || stalled.seen.accepted.load(Ordering::SeqCst);
+        let open = || stalled.seen.open.load(Ordering::SeqCst);
+        let placed: Vec<_> = (0..LIMIT).map(send).collect();
+        wait_until(Duration::from_secs(30), || open() == LIMIT);
+        assert_eq!(open(), LIMIT, "{case}: requests sent upstream");
+        let mut queued: Vec<_> = (LIMIT..LIMIT + QUEUED).map(send).collect();
+        // Time for the proxy to read them all (it sends none: no room).
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(accepted(), LIMIT, "{case}: a request went past the limit");
+        // All leave but the last queued, from the middle of the queue first.
+        let mut stays = queued.pop().expect("one stays");
+        drop(queued);
+        std::thread::sleep(Duration::from_millis(300));
+        drop(placed);
+        // The placed exchanges end and their connections close; the one
+        // left waiting takes a new connection, and nothing else does.
+        wait_until(Duration::from_secs(30), || {
+            accepted() > LIMIT && open() == 1
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            (accepted(), open()),
+            (LIMIT + 1, 1),
+            "{case}: (connections accepted, open) upstream"
+        );
+        // Its answer is still to come: the request is waiting, not lost.
+        stays
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut byte = [0u8; 1];
+        let waiting = matches!(
+            stays.read(&mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut
+        );
+        assert!(
+            waiting,
+            "{case}: the staying client was answered or cut off"
+        );
+        assert!(proxy.is_alive(), "{case}: the proxy exited");
+    });
+}
