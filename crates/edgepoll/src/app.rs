@@ -55,8 +55,10 @@ pub(crate) enum Answer {
 /// Bodies the loop moves between connections itself, with backpressure.
 #[derive(Debug, Default)]
 pub(crate) struct Pipes {
-    /// A streamed request body that is an exchange's request body.
-    pub(crate) up: FxHashMap<Responder, ExchangeId>,
+    /// A streamed request body that is an exchange's request body, and
+    /// the other way round (each request pipes into one exchange at most).
+    up: FxHashMap<Responder, ExchangeId>,
+    up_from: FxHashMap<ExchangeId, Responder>,
     /// An exchange's response body that is a waiting request's response body.
     pub(crate) down: FxHashMap<ExchangeId, Responder>,
     /// A streamed request body that is its own response's body.
@@ -67,6 +69,68 @@ pub(crate) struct Pipes {
     /// Requests piped into exchanges since the loop last looked: one whose
     /// connection closed before the pipe was laid has no body to give.
     pub(crate) fresh_up: Vec<Responder>,
+}
+
+impl Pipes {
+    /// Pipes the streamed body of `responder`'s request into `exchange`.
+    pub(crate) fn pipe_up(&mut self, responder: Responder, exchange: ExchangeId) {
+        self.up.insert(responder, exchange);
+        self.up_from.insert(exchange, responder);
+    }
+
+    /// The exchange `responder`'s request body is piped into.
+    pub(crate) fn up_into(&self, responder: &Responder) -> Option<ExchangeId> {
+        match self.up.is_empty() {
+            true => None,
+            false => self.up.get(responder).copied(),
+        }
+    }
+
+    /// The request whose body is piped into `exchange`.
+    pub(crate) fn up_from(&self, exchange: ExchangeId) -> Option<Responder> {
+        match self.up_from.is_empty() {
+            true => None,
+            false => self.up_from.get(&exchange).copied(),
+        }
+    }
+
+    /// Ends the pipe from `responder`'s request body.
+    pub(crate) fn unpipe_up(&mut self, responder: &Responder) -> Option<ExchangeId> {
+        let exchange = self.up_into(responder)?;
+        self.up.remove(responder);
+        self.up_from.remove(&exchange);
+        Some(exchange)
+    }
+
+    /// Ends the pipe into `exchange`.
+    pub(crate) fn unpipe_up_into(&mut self, exchange: ExchangeId) -> Option<Responder> {
+        let responder = self.up_from(exchange)?;
+        self.up.remove(&responder);
+        self.up_from.remove(&exchange);
+        Some(responder)
+    }
+
+    /// Ends the pipes from the requests `gone` says so of; returns them.
+    pub(crate) fn unpipe_up_where(
+        &mut self,
+        mut gone: impl FnMut(&Responder) -> bool,
+    ) -> Vec<(Responder, ExchangeId)> {
+        let mut ended = Vec::new();
+        if self.up.is_empty() {
+            return ended;
+        }
+        self.up.retain(|responder, exchange| match gone(responder) {
+            true => {
+                ended.push((*responder, *exchange));
+                false
+            }
+            false => true,
+        });
+        for (_, exchange) in &ended {
+            self.up_from.remove(exchange);
+        }
+        ended
+    }
 }
 
 /// What an [`App`] can ask of the event loop from any of its callbacks.
@@ -193,7 +257,7 @@ impl Context<'_> {
     ) -> Result<ExchangeId, RequestError> {
         let exchange = self.pool.submit(request, self.now, true)?;
         if let Some(responder) = body_from {
-            self.pipes.up.insert(responder, exchange);
+            self.pipes.pipe_up(responder, exchange);
             self.pipes.fresh_up.push(responder);
         }
         Ok(exchange)

@@ -14,6 +14,7 @@
 use super::connection::{Connection, Role};
 use super::core::{Core, Work};
 use super::driven::{Driven, Inbound};
+use super::held::AtClient;
 use crate::app::Responder;
 use crate::client::{ClientError, ExchangeEvent, ExchangeId};
 use crate::Token;
@@ -39,7 +40,7 @@ pub(crate) fn route_inbound<D: Driven>(
     if core.work.pipes.echo.contains(&responder) {
         return to_own_response(core, responder, inbound, now, driven);
     }
-    let Some(exchange) = core.work.pipes.up.get(&responder).copied() else {
+    let Some(exchange) = core.work.pipes.up_into(&responder) else {
         let mut cx = core.work.context(now);
         match inbound {
             Inbound::Piece(piece) => driven.on_request_body(responder, piece, &mut cx),
@@ -71,7 +72,7 @@ pub(crate) fn route_inbound<D: Driven>(
             }
             let backlog = up.conn.backlog();
             if backlog > limit {
-                hold_request(core, responder, now);
+                hold_request(core, responder, exchange, now);
             }
             core.step_now(index, now, driven);
         }
@@ -90,13 +91,13 @@ pub(crate) fn route_inbound<D: Driven>(
             .queued_mut(exchange)
             .is_some_and(|queued| queued.early_len() > limit)
         {
-            hold_request(core, responder, now);
+            hold_request(core, responder, exchange, now);
         }
     }
     if end {
         // The body is all read: nothing is held back any more.
-        core.work.pipes.up.remove(&responder);
-        core.work.held_requests.retain(|r| *r != responder);
+        core.work.pipes.unpipe_up(&responder);
+        core.work.held.unhold_for(exchange);
     }
 }
 
@@ -111,7 +112,7 @@ fn to_own_response<D: Driven>(
     let limit = core.options.body_backlog;
     if let Inbound::End(_) = inbound {
         core.work.pipes.echo.remove(&responder);
-        core.work.held_requests.retain(|r| *r != responder);
+        (core.work.held).unhold_at(responder.token.0, AtClient::Echo(responder));
     }
     let mut hold = false;
     let Some(handler) = core.handler_of(responder) else {
@@ -136,8 +137,8 @@ fn to_own_response<D: Driven>(
             };
         }
     }
-    if hold && !core.work.held_requests.contains(&responder) {
-        core.work.held_requests.push(responder);
+    if hold {
+        (core.work.held).hold_at(responder.token.0, AtClient::Echo(responder));
     }
     core.step_now(responder.token.0, now, driven);
 }
@@ -163,13 +164,12 @@ fn write_soon<D: Driven>(
     }
 }
 
-/// Stops reading a streamed request body until its sink drains.
-fn hold_request(core: &mut Core, responder: Responder, now: Instant) {
+/// Stops reading a streamed request body until the exchange it is piped
+/// into has sent most of it.
+fn hold_request(core: &mut Core, responder: Responder, exchange: ExchangeId, now: Instant) {
     if let Some(handler) = core.handler_of(responder) {
         handler.pause_body(responder.id, true, now);
-        if !core.work.held_requests.contains(&responder) {
-            core.work.held_requests.push(responder);
-        }
+        core.work.held.hold_for(exchange, responder);
     }
 }
 
@@ -211,7 +211,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 let _ = handler.send_body(responder.id, piece, now);
                 let backlog = handler.body_backlog(responder.id);
                 if backlog > limit {
-                    hold_exchange(core, exchange);
+                    hold_exchange(core, exchange, responder.token.0);
                 }
                 write_soon(core, responder.token.0, backlog, now, driven);
             }
@@ -239,8 +239,9 @@ pub(crate) fn route_exchange_event<D: Driven>(
     }
 }
 
-/// Stops reading an exchange's response until the client drains.
-fn hold_exchange(core: &mut Core, exchange: ExchangeId) {
+/// Stops reading an exchange's response until the client connection at
+/// `client` drains.
+fn hold_exchange(core: &mut Core, exchange: ExchangeId, client: usize) {
     let Some(&index) = core.work.slot_of.get(&exchange) else {
         return;
     };
@@ -250,9 +251,7 @@ fn hold_exchange(core: &mut Core, exchange: ExchangeId) {
     })) = core.slots.get_mut(index)
     {
         up.held = true;
-        if !core.work.held_exchanges.contains(&exchange) {
-            core.work.held_exchanges.push(exchange);
-        }
+        (core.work.held).hold_at(client, AtClient::Exchange(exchange));
     }
 }
 
@@ -262,10 +261,7 @@ fn hold_exchange(core: &mut Core, exchange: ExchangeId) {
 #[inline]
 pub(crate) fn after_step(conn: &mut Connection, index: usize, work: &mut Work, limit: usize) {
     // Nearly always nothing is held back: one check, no call.
-    if work.held_requests.is_empty()
-        && work.held_exchanges.is_empty()
-        && work.over_backlog.is_empty()
-    {
+    if work.held.is_empty() {
         return;
     }
     release_drained(conn, index, work, limit);
@@ -276,60 +272,57 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
     let low = limit / 4;
     let Work {
         pipes,
-        slot_of,
-        held_requests,
-        held_exchanges,
-        over_backlog,
+        held,
         drained,
         release,
         ..
     } = work;
     match &mut conn.role {
         Role::Http(handler) => {
+            let Some(mut list) = held.take_at(index) else {
+                return;
+            };
             let here = |r: &Responder| r.token.0 == index && r.serial == conn.serial;
-            held_exchanges.retain(|exchange| match pipes.down.get(exchange) {
-                Some(r) if !here(r) => true,
-                Some(r) if handler.body_backlog(r.id) > low => true,
-                _ => {
-                    release.push(Release::Exchange(*exchange));
-                    false
-                }
+            list.retain(|source| match *source {
+                // Of a request on a connection gone from this slot: nothing
+                // is waiting for it (exchanges are released, to be cut off).
+                AtClient::Echo(r) | AtClient::Streamed(r) if !here(&r) => false,
+                AtClient::Exchange(exchange) => match pipes.down.get(&exchange) {
+                    Some(r) if here(r) && handler.body_backlog(r.id) > low => true,
+                    _ => {
+                        release.push(Release::Exchange(exchange));
+                        false
+                    }
+                },
+                // A request body echoed into its own response: read on once
+                // the response has mostly gone out.
+                AtClient::Echo(r) => match handler.body_backlog(r.id) > low {
+                    true => true,
+                    false => {
+                        release.push(Release::Request(r));
+                        false
+                    }
+                },
+                AtClient::Streamed(r) => match handler.body_backlog(r.id) > low {
+                    true => true,
+                    false => {
+                        drained.push(r);
+                        false
+                    }
+                },
             });
-            // A request body echoed into its own response: read on once
-            // the response has mostly gone out.
-            held_requests.retain(|r| match here(r) && pipes.echo.contains(r) {
-                true if handler.body_backlog(r.id) > low => true,
-                true => {
-                    release.push(Release::Request(*r));
-                    false
-                }
-                false => true,
-            });
-            over_backlog.retain(|r| match here(r) && handler.body_backlog(r.id) <= low {
-                true => {
-                    drained.push(*r);
-                    false
-                }
-                false => true,
-            });
+            held.keep_at(index, list);
         }
         Role::Upstream(up) => {
             let Some(exchange) = &up.exchange else {
                 return;
             };
-            let backlog = up.conn.backlog();
-            held_requests.retain(|r| match pipes.up.get(r) {
-                Some(id) if *id != exchange.id => true,
-                Some(_) if backlog > low => true,
-                // Echoed into its own response: only its client's reading
-                // releases it (any upstream's step did, unbounding it).
-                None if pipes.echo.contains(r) => true,
-                _ => {
-                    release.push(Release::Request(*r));
-                    false
+            if held.is_held_for(exchange.id) && up.conn.backlog() <= low {
+                if let Some(r) = held.unhold_for(exchange.id) {
+                    release.push(Release::Request(r));
                 }
-            });
-            let _ = slot_of;
+            }
+            let _ = pipes;
         }
         Role::Ws(_) | Role::Tunnel(_) => {}
     }
@@ -369,13 +362,10 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant
 pub(crate) fn forget_connection(work: &mut Work, token: Token) {
     let gone = |r: &Responder| r.token == token;
     let mut cancel: Vec<ExchangeId> = Vec::new();
-    work.pipes.up.retain(|r, exchange| {
-        let keep = !gone(r);
-        if !keep {
-            cancel.push(*exchange);
-        }
-        keep
-    });
+    for (_, exchange) in work.pipes.unpipe_up_where(gone) {
+        work.held.unhold_for(exchange);
+        cancel.push(exchange);
+    }
     work.pipes.down.retain(|exchange, r| {
         let keep = !gone(r);
         if !keep {
@@ -384,11 +374,10 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) {
         }
         keep
     });
-    work.held_requests.retain(|r| !gone(r));
+    // What it released is gone with it (all it held was its own).
+    work.held.take_at(token.0);
     work.pipes.echo.retain(|r| !gone(r));
-    work.over_backlog.retain(|r| !gone(r));
     for exchange in cancel {
-        work.held_exchanges.retain(|e| *e != exchange);
         work.pool.cancel(exchange);
     }
 }
@@ -396,20 +385,12 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) {
 /// An exchange ended or was cancelled: its pipes go, and a request body
 /// held back for it is read again (its pieces now go to the application).
 pub(crate) fn forget_exchange(work: &mut Work, exchange: ExchangeId) {
-    let mut freed = Vec::new();
-    work.pipes.up.retain(|r, e| {
-        let keep = *e != exchange;
-        if !keep {
-            freed.push(*r);
-        }
-        keep
-    });
-    for r in freed {
-        if let Some(at) = work.held_requests.iter().position(|h| *h == r) {
-            work.held_requests.swap_remove(at);
-            work.release.push(Release::Request(r));
+    if let Some(responder) = work.pipes.unpipe_up_into(exchange) {
+        if work.held.unhold_for(exchange).is_some() {
+            work.release.push(Release::Request(responder));
         }
     }
-    work.pipes.down.remove(&exchange);
-    work.held_exchanges.retain(|e| *e != exchange);
+    if let Some(responder) = work.pipes.down.remove(&exchange) {
+        (work.held).unhold_at(responder.token.0, AtClient::Exchange(exchange));
+    }
 }

@@ -6,6 +6,7 @@
 
 use super::connection::{pump, Connection, Draining, HttpEndpoint, Role, Upstream, WsEndpoint};
 use super::driven::{Dispatcher, Driven, Inbound};
+use super::held::{AtClient, Held};
 use super::names::{self, NameSockets};
 use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
@@ -55,12 +56,11 @@ pub(crate) struct Work {
     /// until they are joined to a client's ([`Context::respond_tunnel`]).
     pub(crate) switched: FxHashMap<ExchangeId, (usize, u64)>,
     /// Sources held back because the body they feed has too much to send:
-    /// streamed request bodies, and exchanges' response bodies.
-    pub(crate) held_requests: Vec<Responder>,
-    pub(crate) held_exchanges: Vec<ExchangeId>,
-    /// Responses the application streams that are over the backlog limit,
-    /// and those that fell back under it (to tell the application).
-    pub(crate) over_backlog: Vec<Responder>,
+    /// streamed request bodies, exchanges' response bodies, and responses
+    /// the application streams that are over the backlog limit.
+    pub(crate) held: Held,
+    /// Responses the application streams that fell back under the backlog
+    /// limit (to tell the application).
     pub(crate) drained: Vec<Responder>,
     /// Sources to read again.
     pub(crate) release: Vec<bodies::Release>,
@@ -662,7 +662,7 @@ impl Core {
                     };
                     // A body the loop pipes itself stops with its pipes,
                     // just below; one the application reads, it is told of.
-                    let piped = self.work.pipes.up.contains_key(&responder)
+                    let piped = self.work.pipes.up_into(&responder).is_some()
                         || self.work.pipes.echo.contains(&responder);
                     if !piped {
                         self.work
@@ -784,7 +784,8 @@ impl Core {
     /// rather than wait for pieces that never come.
     fn check_fresh_pipes(&mut self) {
         for responder in std::mem::take(&mut self.work.pipes.fresh_up) {
-            if self.handler_of(responder).is_none() && self.work.pipes.up.contains_key(&responder) {
+            if self.handler_of(responder).is_none() && self.work.pipes.up_into(&responder).is_some()
+            {
                 let broken = Err(crate::http::BodyError::Truncated);
                 self.work.inbound.push((responder, Inbound::End(broken)));
             }
@@ -889,12 +890,10 @@ impl Core {
             }
             Answer::Piece(piece) => {
                 let sent = handler.send_body(id, piece, now).is_ok();
-                // Listed once: each listing is one `on_body_drained` later.
-                if sent
-                    && handler.body_backlog(id) > backlog_limit
-                    && !self.work.over_backlog.contains(&responder)
-                {
-                    self.work.over_backlog.push(responder);
+                // Held once: each holding is one `on_body_drained` later.
+                if sent && handler.body_backlog(id) > backlog_limit {
+                    let slot = responder.token.0;
+                    (self.work.held).hold_at(slot, AtClient::Streamed(responder));
                 }
                 sent
             }

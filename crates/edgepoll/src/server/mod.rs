@@ -16,6 +16,7 @@ mod bodies;
 mod connection;
 mod core;
 mod driven;
+mod held;
 mod names;
 mod tunnel;
 mod upstream;

@@ -354,7 +354,7 @@ pub(crate) fn closed(up: &mut Upstream, index: usize, _now: Instant, work: &mut 
 
 /// Whether a client's streamed request body is the body of `exchange`.
 fn is_piped(work: &Work, exchange: crate::ExchangeId) -> bool {
-    work.pipes.up.values().any(|piped| *piped == exchange)
+    work.pipes.up_from(exchange).is_some()
 }
 
 /// Ends what waited too long: a connect, a response, an idle connection.
