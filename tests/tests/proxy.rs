@@ -763,3 +763,74 @@ fn queued_requests_whose_clients_leave_are_never_sent() {
         assert!(proxy.is_alive(), "{case}: the proxy exited");
     });
 }
+
+/// Several clients stop reading large downloads at once: each upstream is
+/// held back, other requests are still answered meanwhile, and each client,
+/// resuming in another order than it paused, gets its whole body intact.
+#[test]
+fn paused_downloads_are_held_apart_and_each_resumes_intact() {
+    on_each_runtime(|runtime| {
+        const READERS: usize = 6;
+        const SIZE: u64 = 16 << 20;
+        let case = runtime.name();
+        let source = NativeUpstream::start(Behaviour::Source);
+        let proxy = start_proxy(runtime, &[source.addr.to_string()], &[]);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut readers: Vec<(std::net::TcpStream, u64)> = (0..READERS)
+            .map(|_| {
+                let mut stream = connect(proxy.addr);
+                let request = format!("GET /bytes/{SIZE} HTTP/1.1\r\nHost: x\r\n\r\n");
+                stream.write_all(request.as_bytes()).expect("send");
+                let head = read_head(&mut stream);
+                assert_eq!(status(&head), 200, "{case}: {head}");
+                // A little of the body, then no more for now.
+                let mut got = 0u64;
+                while got < 1 << 20 {
+                    let n = stream.read(&mut chunk).expect("body");
+                    assert!(n > 0 && is_pattern(got, &chunk[..n]), "{case}: at {got}");
+                    got += n as u64;
+                }
+                (stream, got)
+            })
+            .collect();
+        // Every reader paused: the upstreams stop being read.
+        let written = || source.seen.written.load(Ordering::SeqCst);
+        let mut before = written();
+        wait_until(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = written();
+            std::mem::replace(&mut before, now) == now
+        });
+        let held = written();
+        // Meanwhile another client is answered, again and again.
+        for i in 0..10 {
+            let (head, body) = ask(
+                &proxy,
+                &format!("GET /bytes/{i}00 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            );
+            assert_eq!(status(&head), 200, "{case}: {head}");
+            assert!(
+                body.len() == i * 100 && is_pattern(0, &body),
+                "{case}: request {i}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            written() - held < 1 << 20,
+            "{case}: paused downloads' upstreams kept being read"
+        );
+        // Resumed last paused first, each to its end.
+        for (stream, got) in readers.iter_mut().rev() {
+            while *got < SIZE {
+                let n = stream.read(&mut chunk).expect("body");
+                assert!(n > 0, "{case}: closed after {got} bytes");
+                assert!(
+                    is_pattern(*got, &chunk[..n]),
+                    "{case}: bytes {got}.. differ"
+                );
+                *got += n as u64;
+            }
+            assert_eq!(*got, SIZE, "{case}: more than the body");
+        }
+    });
+}
