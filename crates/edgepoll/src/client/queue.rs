@@ -167,9 +167,11 @@ impl Queue {
                 }
                 None => (None, true),
             };
-            // Settled as soon as nothing is left to ask about: an exchange
-            // that places at once costs no second look at its origin.
-            if emptied {
+            // Settled when it has nothing that may go now (its line may
+            // hold only retries, which an idle connection may not take),
+            // and as soon as nothing is left to ask about: an exchange that
+            // places at once costs no second look at its origin.
+            if emptied || taken.is_none() {
                 if let Some(origin) = self.stirred.pop_front() {
                     self.settle(&origin);
                 }
@@ -312,6 +314,25 @@ mod tests {
         assert!(queue.take_first(&origin(1), Eligible::FirstFresh).is_none());
         assert_eq!(ids(queue.remove_where(|_| true)), [4]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_line_of_retries_offered_only_an_idle_connection_waits() {
+        let mut queue = Queue::default();
+        queue.push(exchange(1, 1, true), false);
+        queue.push(exchange(2, 1, true), false);
+        // Nothing may go: asked once, and left for a stir (a closed
+        // connection makes room).
+        let mut asked = 0;
+        let fresh_only = |_: &Origin| {
+            asked += 1;
+            Some(Eligible::FirstFresh)
+        };
+        assert!(queue.next(fresh_only).is_none());
+        assert_eq!(asked, 1);
+        queue.stir(&origin(1));
+        let all = std::iter::from_fn(|| queue.next(|_| Some(Eligible::First)));
+        assert_eq!(ids(all), [1, 2]);
     }
 
     #[test]
