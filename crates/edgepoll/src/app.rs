@@ -73,8 +73,11 @@ pub(crate) struct Pipes {
 
 impl Pipes {
     /// Pipes the streamed body of `responder`'s request into `exchange`.
+    /// A request piped again leaves its earlier exchange without a body.
     pub(crate) fn pipe_up(&mut self, responder: Responder, exchange: ExchangeId) {
-        self.up.insert(responder, exchange);
+        if let Some(earlier) = self.up.insert(responder, exchange) {
+            self.up_from.remove(&earlier);
+        }
         self.up_from.insert(exchange, responder);
     }
 
