@@ -322,7 +322,6 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
                     release.push(Release::Request(r));
                 }
             }
-            let _ = pipes;
         }
         Role::Ws(_) | Role::Tunnel(_) => {}
     }
