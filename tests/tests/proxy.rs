@@ -834,3 +834,96 @@ fn paused_downloads_are_held_apart_and_each_resumes_intact() {
         }
     });
 }
+
+/// After a deferred answer (every proxied request's), the next request is
+/// read however it comes. Beside enough quiet connections that the loop's
+/// polls leave them out (see `Poll`), clients that send their next request
+/// at once, in two pieces with a pause inside its head, after a pause long
+/// enough for the connection to count as quiet, pipelined, or not at all
+/// (closing instead) each get every answer right, and the close is seen.
+#[test]
+fn the_next_request_after_a_deferred_answer_is_read_however_it_comes() {
+    on_each_runtime(|runtime| {
+        let upstream = NativeUpstream::start(Behaviour::Echo);
+        let mut proxy = start_proxy(runtime, &[upstream.addr.to_string()], &[]);
+        let addr = proxy.addr;
+        let case = runtime.name();
+        let quiet: Vec<_> = (0..80).map(|_| connect(addr)).collect();
+        let request = |client: usize, i: usize| {
+            let body = format!("client {client} request {i}");
+            let head = format!(
+                "POST /{client}/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            (head, body)
+        };
+        let check = |stream: &mut std::net::TcpStream, client: usize, i: usize| {
+            let (head, body) = read_response(stream);
+            assert_eq!(
+                status(&head),
+                200,
+                "{case}: client {client} request {i}: {head}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                request(client, i).1,
+                "{case}: client {client} request {i}"
+            );
+        };
+        const EACH: usize = 24;
+        std::thread::scope(|scope| {
+            for client in 0..4 {
+                scope.spawn(move || {
+                    let mut stream = connect(addr);
+                    let mut i = 0;
+                    while i < EACH {
+                        let (head, body) = request(client, i);
+                        match client {
+                            // At once.
+                            0 => stream.write_all(format!("{head}{body}").as_bytes()),
+                            // Half a head, a pause, the rest.
+                            1 => {
+                                let (a, b) = head.split_at(head.len() / 2);
+                                stream.write_all(a.as_bytes()).expect("send");
+                                std::thread::sleep(Duration::from_millis(30));
+                                stream.write_all(format!("{b}{body}").as_bytes())
+                            }
+                            // After a pause past two full-poll intervals
+                            // every few requests: quiet by then.
+                            2 => {
+                                if i % 4 == 3 {
+                                    std::thread::sleep(Duration::from_millis(250));
+                                }
+                                stream.write_all(format!("{head}{body}").as_bytes())
+                            }
+                            // Two at a time.
+                            _ => {
+                                let (head2, body2) = request(client, i + 1);
+                                stream.write_all(format!("{head}{body}{head2}{body2}").as_bytes())
+                            }
+                        }
+                        .expect("send");
+                        check(&mut stream, client, i);
+                        if client == 3 {
+                            i += 1;
+                            check(&mut stream, client, i);
+                        }
+                        i += 1;
+                    }
+                    // No next request: the end comes instead.
+                    stream
+                        .shutdown(std::net::Shutdown::Write)
+                        .expect("shutdown");
+                    let mut rest = Vec::new();
+                    stream.read_to_end(&mut rest).expect("the proxy closes");
+                    assert!(
+                        rest.is_empty(),
+                        "{case}: client {client}: after the last answer: {rest:?}"
+                    );
+                });
+            }
+        });
+        drop(quiet);
+        assert!(proxy.is_alive(), "{case}: the proxy exited");
+    });
+}
