@@ -60,9 +60,14 @@ pub(crate) struct Pipes {
     up: FxHashMap<Responder, ExchangeId>,
     up_from: FxHashMap<ExchangeId, Responder>,
     /// An exchange's response body that is a waiting request's response body.
-    pub(crate) down: FxHashMap<ExchangeId, Responder>,
+    down: FxHashMap<ExchangeId, Responder>,
     /// A streamed request body that is its own response's body.
-    pub(crate) echo: FxHashSet<Responder>,
+    echo: FxHashSet<Responder>,
+    /// How many of the pipes above end at each connection slot: a closing
+    /// connection without any (nearly all) leaves the maps unread, where a
+    /// look for its own would cost as many steps as there are pipes (300
+    /// paused downloads made each close cost 300).
+    at_slot: Vec<u32>,
     /// Switched exchanges whose connections are to be joined to the
     /// clients of these requests once their 101s are out.
     pub(crate) tunnels: FxHashMap<ExchangeId, Responder>,
@@ -75,10 +80,21 @@ impl Pipes {
     /// Pipes the streamed body of `responder`'s request into `exchange`.
     /// A request piped again leaves its earlier exchange without a body.
     pub(crate) fn pipe_up(&mut self, responder: Responder, exchange: ExchangeId) {
-        if let Some(earlier) = self.up.insert(responder, exchange) {
-            self.up_from.remove(&earlier);
+        match self.up.insert(responder, exchange) {
+            Some(earlier) => _ = self.up_from.remove(&earlier),
+            None => self.count(responder, 1),
         }
         self.up_from.insert(exchange, responder);
+    }
+
+    /// Counts a pipe more (`1`) or less (`-1`) at `responder`'s slot.
+    #[inline]
+    fn count(&mut self, responder: Responder, change: i32) {
+        let slot = responder.token.0;
+        if slot >= self.at_slot.len() {
+            self.at_slot.resize(slot + 1, 0);
+        }
+        self.at_slot[slot] = self.at_slot[slot].saturating_add_signed(change);
     }
 
     /// The exchange `responder`'s request body is piped into.
@@ -102,6 +118,7 @@ impl Pipes {
         let exchange = self.up_into(responder)?;
         self.up.remove(responder);
         self.up_from.remove(&exchange);
+        self.count(*responder, -1);
         Some(exchange)
     }
 
@@ -110,29 +127,81 @@ impl Pipes {
         let responder = self.up_from(exchange)?;
         self.up.remove(&responder);
         self.up_from.remove(&exchange);
+        self.count(responder, -1);
         Some(responder)
     }
 
-    /// Ends the pipes from the requests `gone` says so of; returns them.
-    pub(crate) fn unpipe_up_where(
-        &mut self,
-        mut gone: impl FnMut(&Responder) -> bool,
-    ) -> Vec<(Responder, ExchangeId)> {
-        let mut ended = Vec::new();
-        if self.up.is_empty() {
-            return ended;
+    /// Pipes the response body of `exchange` into `responder`'s response.
+    pub(crate) fn pipe_down(&mut self, exchange: ExchangeId, responder: Responder) {
+        if let Some(earlier) = self.down.insert(exchange, responder) {
+            self.count(earlier, -1);
         }
-        self.up.retain(|responder, exchange| match gone(responder) {
-            true => {
-                ended.push((*responder, *exchange));
-                false
+        self.count(responder, 1);
+    }
+
+    /// The response `exchange`'s body is piped into.
+    #[inline]
+    pub(crate) fn down_into(&self, exchange: ExchangeId) -> Option<Responder> {
+        self.down.get(&exchange).copied()
+    }
+
+    /// Ends the pipe from `exchange`'s response body.
+    pub(crate) fn unpipe_down(&mut self, exchange: ExchangeId) -> Option<Responder> {
+        let responder = self.down.remove(&exchange)?;
+        self.count(responder, -1);
+        Some(responder)
+    }
+
+    /// Pipes `responder`'s request body into its own response.
+    pub(crate) fn pipe_echo(&mut self, responder: Responder) {
+        if self.echo.insert(responder) {
+            self.count(responder, 1);
+        }
+    }
+
+    /// Whether `responder`'s request body is piped into its own response.
+    #[inline]
+    pub(crate) fn echoes(&self, responder: &Responder) -> bool {
+        !self.echo.is_empty() && self.echo.contains(responder)
+    }
+
+    /// Ends the pipe of `responder`'s request body into its own response.
+    pub(crate) fn unpipe_echo(&mut self, responder: &Responder) {
+        if self.echo.remove(responder) {
+            self.count(*responder, -1);
+        }
+    }
+
+    /// Ends every pipe at connection slot `slot` (its connection closed):
+    /// the exchanges its request bodies went into, then those whose
+    /// response bodies came to it. Looks through the pipes only when some
+    /// end there.
+    pub(crate) fn unpipe_slot(&mut self, slot: usize) -> (Vec<ExchangeId>, Vec<ExchangeId>) {
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        match self.at_slot.get_mut(slot) {
+            Some(n) if *n > 0 => *n = 0,
+            _ => return (up, down),
+        }
+        let here = |r: &Responder| r.token.0 == slot;
+        self.up.retain(|responder, exchange| {
+            let keep = !here(responder);
+            if !keep {
+                up.push(*exchange);
             }
-            false => true,
+            keep
         });
-        for (_, exchange) in &ended {
+        for exchange in &up {
             self.up_from.remove(exchange);
         }
-        ended
+        self.down.retain(|exchange, responder| {
+            let keep = !here(responder);
+            if !keep {
+                down.push(*exchange);
+            }
+            keep
+        });
+        self.echo.retain(|responder| !here(responder));
+        (up, down)
     }
 }
 
@@ -219,7 +288,7 @@ impl Context<'_> {
         head: Response<'static>,
         length: Option<u64>,
     ) {
-        self.pipes.echo.insert(responder);
+        self.pipes.pipe_echo(responder);
         self.responses
             .push((responder, Answer::Head(head, length, None)));
     }
@@ -419,5 +488,65 @@ pub trait App {
     /// back under the limit: send more.
     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
         let _ = (responder, cx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn responder(slot: usize, id: u64) -> Responder {
+        Responder {
+            token: Token(slot),
+            serial: 1,
+            id: crate::http::RequestId(id),
+        }
+    }
+
+    #[test]
+    fn a_closing_slot_ends_exactly_its_own_pipes_and_one_without_any_none() {
+        let mut pipes = Pipes::default();
+        pipes.pipe_up(responder(3, 1), ExchangeId(10));
+        pipes.pipe_down(ExchangeId(11), responder(3, 2));
+        pipes.pipe_echo(responder(3, 3));
+        pipes.pipe_up(responder(5, 1), ExchangeId(20));
+        pipes.pipe_down(ExchangeId(21), responder(5, 2));
+        pipes.pipe_echo(responder(5, 3));
+        // Piped again, ended one at a time: the counts follow.
+        pipes.pipe_up(responder(3, 1), ExchangeId(12));
+        pipes.pipe_down(ExchangeId(13), responder(3, 4));
+        assert_eq!(pipes.unpipe_down(ExchangeId(13)), Some(responder(3, 4)));
+        pipes.pipe_down(ExchangeId(22), responder(5, 4));
+        assert_eq!(pipes.unpipe_up_into(ExchangeId(20)), Some(responder(5, 1)));
+
+        assert_eq!(pipes.unpipe_slot(7), (vec![], vec![]), "nothing ends at 7");
+        assert_eq!(
+            pipes.unpipe_slot(3),
+            (vec![ExchangeId(12)], vec![ExchangeId(11)])
+        );
+        assert!(!pipes.echoes(&responder(3, 3)));
+        assert_eq!(pipes.unpipe_slot(3), (vec![], vec![]), "ended once");
+
+        assert!(pipes.echoes(&responder(5, 3)));
+        assert_eq!(pipes.down_into(ExchangeId(21)), Some(responder(5, 2)));
+        let (up, mut down) = pipes.unpipe_slot(5);
+        down.sort_by_key(|e| e.0);
+        assert_eq!((up, down), (vec![], vec![ExchangeId(21), ExchangeId(22)]));
+        assert!(!pipes.echoes(&responder(5, 3)));
+        assert!(pipes.up.is_empty() && pipes.up_from.is_empty() && pipes.down.is_empty());
+    }
+
+    #[test]
+    fn a_slot_whose_pipes_all_ended_one_by_one_is_not_looked_through() {
+        let mut pipes = Pipes::default();
+        pipes.pipe_down(ExchangeId(1), responder(2, 1));
+        pipes.pipe_echo(responder(2, 2));
+        pipes.unpipe_down(ExchangeId(1));
+        pipes.unpipe_echo(&responder(2, 2));
+        assert_eq!(pipes.at_slot.get(2), Some(&0));
+        // A pipe of another slot is never ended by this one's close.
+        pipes.pipe_down(ExchangeId(3), responder(4, 1));
+        assert_eq!(pipes.unpipe_slot(2), (vec![], vec![]));
+        assert_eq!(pipes.down_into(ExchangeId(3)), Some(responder(4, 1)));
     }
 }

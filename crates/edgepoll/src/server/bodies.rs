@@ -37,7 +37,7 @@ pub(crate) fn route_inbound<D: Driven>(
     now: Instant,
     driven: &mut D,
 ) {
-    if core.work.pipes.echo.contains(&responder) {
+    if core.work.pipes.echoes(&responder) {
         return to_own_response(core, responder, inbound, now, driven);
     }
     let Some(exchange) = core.work.pipes.up_into(&responder) else {
@@ -111,12 +111,12 @@ fn to_own_response<D: Driven>(
 ) {
     let limit = core.options.body_backlog;
     if let Inbound::End(_) = inbound {
-        core.work.pipes.echo.remove(&responder);
+        core.work.pipes.unpipe_echo(&responder);
         (core.work.held).unhold_at(responder.token.0, AtClient::Echo(responder));
     }
     let mut hold = false;
     let Some(handler) = core.handler_of(responder) else {
-        core.work.pipes.echo.remove(&responder);
+        core.work.pipes.unpipe_echo(&responder);
         return;
     };
     let id = responder.id;
@@ -198,7 +198,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
             // pieces, which may follow in this same batch.
             core.deliver_answers(now, driven);
         }
-        ExchangeEvent::Body(piece) => match core.work.pipes.down.get(&exchange).copied() {
+        ExchangeEvent::Body(piece) => match core.work.pipes.down_into(exchange) {
             Some(responder) => {
                 let limit = core.options.body_backlog;
                 let Some(handler) = core.handler_of(responder) else {
@@ -217,7 +217,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
             }
             None => driven.on_response_body(exchange, piece, &mut core.work.context(now)),
         },
-        ExchangeEvent::End(result) => match core.work.pipes.down.get(&exchange).copied() {
+        ExchangeEvent::End(result) => match core.work.pipes.down_into(exchange) {
             Some(responder) => {
                 forget_exchange(&mut core.work, exchange);
                 if let Some(handler) = core.handler_of(responder) {
@@ -287,8 +287,8 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
                 // Of a request on a connection gone from this slot: nothing
                 // is waiting for it (exchanges are released, to be cut off).
                 AtClient::Echo(r) | AtClient::Streamed(r) if !here(&r) => false,
-                AtClient::Exchange(exchange) => match pipes.down.get(&exchange) {
-                    Some(r) if here(r) && handler.body_backlog(r.id) > low => true,
+                AtClient::Exchange(exchange) => match pipes.down_into(exchange) {
+                    Some(r) if here(&r) && handler.body_backlog(r.id) > low => true,
                     _ => {
                         release.push(Release::Exchange(exchange));
                         false
@@ -359,24 +359,14 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant
 
 /// A client connection closed: the exchanges piped to or from it stop.
 pub(crate) fn forget_connection(work: &mut Work, token: Token) {
-    let gone = |r: &Responder| r.token == token;
-    let mut cancel: Vec<ExchangeId> = Vec::new();
-    for (_, exchange) in work.pipes.unpipe_up_where(gone) {
+    let (up, down) = work.pipes.unpipe_slot(token.0);
+    for &exchange in &up {
         work.held.unhold_for(exchange);
-        cancel.push(exchange);
     }
-    work.pipes.down.retain(|exchange, r| {
-        let keep = !gone(r);
-        if !keep {
-            cancel.push(*exchange);
-            work.cut_pipes.push(*exchange);
-        }
-        keep
-    });
+    work.cut_pipes.extend_from_slice(&down);
     // What it released is gone with it (all it held was its own).
     work.held.take_at(token.0);
-    work.pipes.echo.retain(|r| !gone(r));
-    for exchange in cancel {
+    for exchange in up.into_iter().chain(down) {
         work.pool.cancel(exchange);
     }
 }
@@ -389,7 +379,7 @@ pub(crate) fn forget_exchange(work: &mut Work, exchange: ExchangeId) {
             work.release.push(Release::Request(responder));
         }
     }
-    if let Some(responder) = work.pipes.down.remove(&exchange) {
+    if let Some(responder) = work.pipes.unpipe_down(exchange) {
         (work.held).unhold_at(responder.token.0, AtClient::Exchange(exchange));
     }
 }

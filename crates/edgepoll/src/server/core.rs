@@ -663,7 +663,7 @@ impl Core {
                     // A body the loop pipes itself stops with its pipes,
                     // just below; one the application reads, it is told of.
                     let piped = self.work.pipes.up_into(&responder).is_some()
-                        || self.work.pipes.echo.contains(&responder);
+                        || self.work.pipes.echoes(&responder);
                     if !piped {
                         self.work
                             .inbound
@@ -883,7 +883,7 @@ impl Core {
             Answer::Head(head, length, piped) => {
                 let started = handler.respond_stream(id, head, length, now).is_ok();
                 if let (true, Some(exchange)) = (started, piped) {
-                    self.work.pipes.down.insert(exchange, responder);
+                    self.work.pipes.pipe_down(exchange, responder);
                     wait_for_body = true;
                 }
                 started
