@@ -835,6 +835,60 @@ fn paused_downloads_are_held_apart_and_each_resumes_intact() {
     });
 }
 
+/// Clients that leave while their downloads are paused end their exchanges:
+/// each upstream connection held back for one is closed, not left open and
+/// unread, while a paused download of a client that stays goes on intact.
+#[test]
+fn paused_downloads_whose_clients_leave_close_their_upstream_connections() {
+    on_each_runtime(|runtime| {
+        const READERS: usize = 6;
+        const SIZE: u64 = 1 << 30;
+        let case = runtime.name();
+        let source = NativeUpstream::start(Behaviour::Source);
+        let mut proxy = start_proxy(runtime, &[source.addr.to_string()], &[]);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut readers: Vec<(std::net::TcpStream, u64)> = (0..READERS)
+            .map(|_| {
+                let mut stream = connect(proxy.addr);
+                let request = format!("GET /bytes/{SIZE} HTTP/1.1\r\nHost: x\r\n\r\n");
+                stream.write_all(request.as_bytes()).expect("send");
+                let head = read_head(&mut stream);
+                assert_eq!(status(&head), 200, "{case}: {head}");
+                let mut got = 0u64;
+                while got < 1 << 20 {
+                    let n = stream.read(&mut chunk).expect("body");
+                    assert!(n > 0 && is_pattern(got, &chunk[..n]), "{case}: at {got}");
+                    got += n as u64;
+                }
+                (stream, got)
+            })
+            .collect();
+        let open = || source.seen.open.load(Ordering::SeqCst);
+        assert_eq!(open(), READERS, "{case}: upstream connections");
+        // Every reader paused: the upstreams stop being read.
+        let written = || source.seen.written.load(Ordering::SeqCst);
+        let mut before = written();
+        wait_until(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = written();
+            std::mem::replace(&mut before, now) == now
+        });
+        // All but the first leave.
+        let (mut stays, mut got) = readers.swap_remove(0);
+        drop(readers);
+        wait_until(Duration::from_secs(30), || open() == 1);
+        assert_eq!(open(), 1, "{case}: upstream connections left open");
+        let until = got + (4 << 20);
+        while got < until {
+            let n = stays.read(&mut chunk).expect("body");
+            assert!(n > 0, "{case}: cut after {got} bytes");
+            assert!(is_pattern(got, &chunk[..n]), "{case}: bytes {got}.. differ");
+            got += n as u64;
+        }
+        assert!(proxy.is_alive(), "{case}: the proxy exited");
+    });
+}
+
 /// After a deferred answer (every proxied request's), the next request is
 /// read however it comes. Beside enough quiet connections that the loop's
 /// polls leave them out (see `Poll`), clients that send their next request
