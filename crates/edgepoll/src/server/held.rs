@@ -97,15 +97,6 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Token;
-
-    fn responder(slot: usize, id: u64) -> Responder {
-        Responder {
-            token: Token(slot),
-            serial: 1,
-            id: crate::http::RequestId(id),
-        }
-    }
 
     #[test]
     fn sources_are_found_by_what_releases_them() {
@@ -113,8 +104,8 @@ mod tests {
         assert!(held.is_empty());
         assert!(held.hold_at(3, AtClient::Exchange(ExchangeId(7))));
         assert!(!held.hold_at(3, AtClient::Exchange(ExchangeId(7))), "once");
-        assert!(held.hold_at(3, AtClient::Streamed(responder(3, 1))));
-        held.hold_for(ExchangeId(8), responder(4, 2));
+        assert!(held.hold_at(3, AtClient::Streamed(Responder::at(3, 1))));
+        held.hold_for(ExchangeId(8), Responder::at(4, 2));
         assert!(held.is_held_for(ExchangeId(8)) && !held.is_held_for(ExchangeId(7)));
         // Slot 3's step sees its two; one stays held.
         let mut list = held.take_at(3).expect("two held");
@@ -123,7 +114,7 @@ mod tests {
         list.retain(|source| matches!(source, AtClient::Exchange(_)));
         held.keep_at(3, list);
         held.unhold_at(3, AtClient::Exchange(ExchangeId(7)));
-        assert_eq!(held.unhold_for(ExchangeId(8)), Some(responder(4, 2)));
+        assert_eq!(held.unhold_for(ExchangeId(8)), Some(Responder::at(4, 2)));
         assert_eq!(held.unhold_for(ExchangeId(8)), None);
         assert!(held.is_empty(), "{held:?}");
     }
