@@ -764,6 +764,54 @@ fn queued_requests_whose_clients_leave_are_never_sent() {
     });
 }
 
+/// `n` downloads of `size` bytes of the pattern from `source` through the
+/// proxy, each read for its first MiB and then no more, once the source has
+/// stopped writing (the proxy holds them all back): each stream with the
+/// bytes read from it.
+fn paused_downloads(
+    proxy: &Running,
+    source: &NativeUpstream,
+    n: usize,
+    size: u64,
+    case: &str,
+) -> Vec<(std::net::TcpStream, u64)> {
+    let readers = (0..n)
+        .map(|_| {
+            let mut stream = connect(proxy.addr);
+            let request = format!("GET /bytes/{size} HTTP/1.1\r\nHost: x\r\n\r\n");
+            stream.write_all(request.as_bytes()).expect("send");
+            let head = read_head(&mut stream);
+            assert_eq!(status(&head), 200, "{case}: {head}");
+            let mut got = 0;
+            read_pattern(&mut stream, &mut got, 1 << 20, case);
+            (stream, got)
+        })
+        .collect();
+    let written = || source.seen.written.load(Ordering::SeqCst);
+    let mut before = written();
+    wait_until(Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = written();
+        std::mem::replace(&mut before, now) == now
+    });
+    readers
+}
+
+/// Reads a download on from byte `got` to at least byte `to`, checking
+/// every byte against the pattern.
+fn read_pattern(stream: &mut std::net::TcpStream, got: &mut u64, to: u64, case: &str) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    while *got < to {
+        let n = stream.read(&mut chunk).expect("body");
+        assert!(n > 0, "{case}: cut after {got} bytes");
+        assert!(
+            is_pattern(*got, &chunk[..n]),
+            "{case}: bytes {got}.. differ"
+        );
+        *got += n as u64;
+    }
+}
+
 /// Several clients stop reading large downloads at once: each upstream is
 /// held back, other requests are still answered meanwhile, and each client,
 /// resuming in another order than it paused, gets its whole body intact.
@@ -775,32 +823,8 @@ fn paused_downloads_are_held_apart_and_each_resumes_intact() {
         let case = runtime.name();
         let source = NativeUpstream::start(Behaviour::Source);
         let proxy = start_proxy(runtime, &[source.addr.to_string()], &[]);
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut readers: Vec<(std::net::TcpStream, u64)> = (0..READERS)
-            .map(|_| {
-                let mut stream = connect(proxy.addr);
-                let request = format!("GET /bytes/{SIZE} HTTP/1.1\r\nHost: x\r\n\r\n");
-                stream.write_all(request.as_bytes()).expect("send");
-                let head = read_head(&mut stream);
-                assert_eq!(status(&head), 200, "{case}: {head}");
-                // A little of the body, then no more for now.
-                let mut got = 0u64;
-                while got < 1 << 20 {
-                    let n = stream.read(&mut chunk).expect("body");
-                    assert!(n > 0 && is_pattern(got, &chunk[..n]), "{case}: at {got}");
-                    got += n as u64;
-                }
-                (stream, got)
-            })
-            .collect();
-        // Every reader paused: the upstreams stop being read.
+        let mut readers = paused_downloads(&proxy, &source, READERS, SIZE, case);
         let written = || source.seen.written.load(Ordering::SeqCst);
-        let mut before = written();
-        wait_until(Duration::from_secs(30), || {
-            std::thread::sleep(Duration::from_millis(500));
-            let now = written();
-            std::mem::replace(&mut before, now) == now
-        });
         let held = written();
         // Meanwhile another client is answered, again and again.
         for i in 0..10 {
@@ -821,15 +845,7 @@ fn paused_downloads_are_held_apart_and_each_resumes_intact() {
         );
         // Resumed last paused first, each to its end.
         for (stream, got) in readers.iter_mut().rev() {
-            while *got < SIZE {
-                let n = stream.read(&mut chunk).expect("body");
-                assert!(n > 0, "{case}: closed after {got} bytes");
-                assert!(
-                    is_pattern(*got, &chunk[..n]),
-                    "{case}: bytes {got}.. differ"
-                );
-                *got += n as u64;
-            }
+            read_pattern(stream, got, SIZE, case);
             assert_eq!(*got, SIZE, "{case}: more than the body");
         }
     });
@@ -846,45 +862,16 @@ fn paused_downloads_whose_clients_leave_close_their_upstream_connections() {
         let case = runtime.name();
         let source = NativeUpstream::start(Behaviour::Source);
         let mut proxy = start_proxy(runtime, &[source.addr.to_string()], &[]);
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut readers: Vec<(std::net::TcpStream, u64)> = (0..READERS)
-            .map(|_| {
-                let mut stream = connect(proxy.addr);
-                let request = format!("GET /bytes/{SIZE} HTTP/1.1\r\nHost: x\r\n\r\n");
-                stream.write_all(request.as_bytes()).expect("send");
-                let head = read_head(&mut stream);
-                assert_eq!(status(&head), 200, "{case}: {head}");
-                let mut got = 0u64;
-                while got < 1 << 20 {
-                    let n = stream.read(&mut chunk).expect("body");
-                    assert!(n > 0 && is_pattern(got, &chunk[..n]), "{case}: at {got}");
-                    got += n as u64;
-                }
-                (stream, got)
-            })
-            .collect();
+        let mut readers = paused_downloads(&proxy, &source, READERS, SIZE, case);
         let open = || source.seen.open.load(Ordering::SeqCst);
         assert_eq!(open(), READERS, "{case}: upstream connections");
-        // Every reader paused: the upstreams stop being read.
-        let written = || source.seen.written.load(Ordering::SeqCst);
-        let mut before = written();
-        wait_until(Duration::from_secs(30), || {
-            std::thread::sleep(Duration::from_millis(500));
-            let now = written();
-            std::mem::replace(&mut before, now) == now
-        });
         // All but the first leave.
         let (mut stays, mut got) = readers.swap_remove(0);
         drop(readers);
         wait_until(Duration::from_secs(30), || open() == 1);
         assert_eq!(open(), 1, "{case}: upstream connections left open");
-        let until = got + (4 << 20);
-        while got < until {
-            let n = stays.read(&mut chunk).expect("body");
-            assert!(n > 0, "{case}: cut after {got} bytes");
-            assert!(is_pattern(got, &chunk[..n]), "{case}: bytes {got}.. differ");
-            got += n as u64;
-        }
+        let more = got + (4 << 20);
+        read_pattern(&mut stays, &mut got, more, case);
         assert!(proxy.is_alive(), "{case}: the proxy exited");
     });
 }
