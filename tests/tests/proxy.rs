@@ -397,8 +397,6 @@ fn ambiguous_framing_is_refused_and_never_forwarded() {
     });
 }
 
-/// nginx (a static file, a larger one, a `return 200`) and the echo server
-/// under the same runtime, behind the proxy; `Expect: 100-continue` too.
 /// Reads a response head byte by byte (what follows it is the tunnel's).
 fn read_head(stream: &mut std::net::TcpStream) -> String {
     let mut head = Vec::new();
@@ -511,6 +509,8 @@ fn the_websocket_chat_works_behind_the_proxy() {
     });
 }
 
+/// nginx (a static file, a larger one, a `return 200`) and the echo server
+/// under the same runtime, behind the proxy; `Expect: 100-continue` too.
 #[test]
 fn nginx_and_the_echo_server_behind_the_proxy() {
     on_each_runtime(|runtime| {
