@@ -244,10 +244,23 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
     if value.is_empty() {
         return None;
     }
-    // One pass: the value, the check that each byte is a digit, and the
-    // count of significant digits. Nineteen digits always fit in a u64, so
-    // no step needs an overflow check (a 64-bit one costs wasm32 a 128-bit
-    // multiplication); past nineteen only the digit check goes on.
+    // Nineteen digits always fit in a u64: no step needs an overflow check
+    // (a 64-bit one costs wasm32 a 128-bit multiplication), and a length
+    // that short, which every real one is, needs no count of digits either.
+    if value.len() <= 19 {
+        let mut n = 0u64;
+        for &d in value {
+            let digit = d.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(digit);
+        }
+        return Some(Some(n));
+    }
+    // Longer: leading zeros may still leave a number that fits. One pass:
+    // the value, the check that each byte is a digit, and the count of
+    // significant digits.
     let mut n = 0u64;
     let mut significant = 0usize;
     for &d in value {
