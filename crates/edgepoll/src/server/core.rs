@@ -559,7 +559,8 @@ impl Core {
             if self.work.read_ahead.is_empty() {
                 return;
             }
-            for (index, serial) in std::mem::take(&mut self.work.read_ahead) {
+            let mut queue = std::mem::take(&mut self.work.read_ahead);
+            for (index, serial) in queue.drain(..) {
                 let Some(Some(conn)) = self.slots.get(index) else {
                     continue;
                 };
@@ -574,10 +575,12 @@ impl Core {
                     self.settle_work(now, driven);
                 }
             }
+            give_back(&mut self.work.read_ahead, queue);
         }
         // Sent by the last round's callbacks: left to the poll, which must
         // cover them.
-        for (index, serial) in std::mem::take(&mut self.work.read_ahead) {
+        let mut queue = std::mem::take(&mut self.work.read_ahead);
+        for (index, serial) in queue.drain(..) {
             if let Some(Some(conn)) = self.slots.get_mut(index) {
                 if let (true, Role::Upstream(up)) = (conn.serial == serial, &mut conn.role) {
                     up.read_ahead = false;
@@ -585,6 +588,7 @@ impl Core {
                 }
             }
         }
+        give_back(&mut self.work.read_ahead, queue);
     }
 
     /// Applies what [`drive`](Self::drive) decided.
@@ -700,29 +704,37 @@ impl Core {
             }
             if !self.work.inbound.is_empty() {
                 acted = true;
-                for (responder, inbound) in std::mem::take(&mut self.work.inbound) {
+                let mut queue = std::mem::take(&mut self.work.inbound);
+                for (responder, inbound) in queue.drain(..) {
                     bodies::route_inbound(self, responder, inbound, now, driven);
                 }
+                give_back(&mut self.work.inbound, queue);
                 self.write_touched(now, driven);
             }
             if !self.work.abandoned.is_empty() {
                 acted = true;
-                for responder in std::mem::take(&mut self.work.abandoned) {
+                let mut queue = std::mem::take(&mut self.work.abandoned);
+                for responder in queue.drain(..) {
                     driven.on_abandoned(responder, &mut self.work.context(now));
                 }
+                give_back(&mut self.work.abandoned, queue);
             }
             if !self.work.cut_pipes.is_empty() {
                 acted = true;
-                for exchange in std::mem::take(&mut self.work.cut_pipes) {
+                let mut queue = std::mem::take(&mut self.work.cut_pipes);
+                for exchange in queue.drain(..) {
                     let gone = Err(crate::ClientError::Abandoned);
                     driven.on_response_end(exchange, gone, &mut self.work.context(now));
                 }
+                give_back(&mut self.work.cut_pipes, queue);
             }
             if !self.work.closed_ws.is_empty() {
                 acted = true;
-                for token in std::mem::take(&mut self.work.closed_ws) {
+                let mut queue = std::mem::take(&mut self.work.closed_ws);
+                for token in queue.drain(..) {
                     driven.on_ws_close(token, &mut self.work.context(now));
                 }
+                give_back(&mut self.work.closed_ws, queue);
             }
             if !self.work.pool.cancelled.is_empty() {
                 self.close_cancelled(now);
@@ -737,7 +749,8 @@ impl Core {
             }
             if !self.work.pool.events.is_empty() {
                 acted = true;
-                for (exchange, event) in std::mem::take(&mut self.work.pool.events) {
+                let mut queue = std::mem::take(&mut self.work.pool.events);
+                for (exchange, event) in queue.drain(..) {
                     // Cancelled by an earlier callback of this batch: none of
                     // its events is reported, and it stays listed, so that
                     // its connection closes next round.
@@ -750,19 +763,24 @@ impl Core {
                     }
                     bodies::route_exchange_event(self, exchange, event, now, driven);
                 }
+                give_back(&mut self.work.pool.events, queue);
                 self.write_touched(now, driven);
             }
             if !self.work.release.is_empty() {
                 acted = true;
-                for release in std::mem::take(&mut self.work.release) {
+                let mut queue = std::mem::take(&mut self.work.release);
+                for release in queue.drain(..) {
                     bodies::release(self, release, now, driven);
                 }
+                give_back(&mut self.work.release, queue);
             }
             if !self.work.drained.is_empty() {
                 acted = true;
-                for responder in std::mem::take(&mut self.work.drained) {
+                let mut queue = std::mem::take(&mut self.work.drained);
+                for responder in queue.drain(..) {
                     driven.on_body_drained(responder, &mut self.work.context(now));
                 }
+                give_back(&mut self.work.drained, queue);
             }
             if !self.work.outbox.is_empty() {
                 acted = true;
@@ -783,13 +801,15 @@ impl Core {
     /// exchange's body breaks off, as if the client had left mid-body,
     /// rather than wait for pieces that never come.
     fn check_fresh_pipes(&mut self) {
-        for responder in std::mem::take(&mut self.work.pipes.fresh_up) {
+        let mut queue = std::mem::take(&mut self.work.pipes.fresh_up);
+        for responder in queue.drain(..) {
             if self.handler_of(responder).is_none() && self.work.pipes.up_into(&responder).is_some()
             {
                 let broken = Err(crate::http::BodyError::Truncated);
                 self.work.inbound.push((responder, Inbound::End(broken)));
             }
         }
+        give_back(&mut self.work.pipes.fresh_up, queue);
     }
 
     /// The handler of the waiting request `responder`, if it still waits on
@@ -809,9 +829,11 @@ impl Core {
     /// Delivers what the application answered so far.
     pub(crate) fn deliver_answers<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         while !self.work.responses.is_empty() {
-            for (responder, answer) in std::mem::take(&mut self.work.responses) {
+            let mut queue = std::mem::take(&mut self.work.responses);
+            for (responder, answer) in queue.drain(..) {
                 self.deliver_answer(responder, answer, now, driven);
             }
+            give_back(&mut self.work.responses, queue);
         }
     }
 
@@ -819,7 +841,8 @@ impl Core {
     /// (see [`touch`](Self::touch)).
     fn write_touched<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         while !self.work.touched.is_empty() {
-            for (index, serial) in std::mem::take(&mut self.work.touched) {
+            let mut queue = std::mem::take(&mut self.work.touched);
+            for (index, serial) in queue.drain(..) {
                 if let Some(Some(conn)) = self.slots.get_mut(index) {
                     if conn.serial == serial {
                         // Unmarked first: the step may give it more to send.
@@ -828,6 +851,7 @@ impl Core {
                     }
                 }
             }
+            give_back(&mut self.work.touched, queue);
         }
     }
 
@@ -933,7 +957,8 @@ impl Core {
 
     /// Closes the connections of cancelled exchanges.
     fn close_cancelled(&mut self, now: Instant) {
-        for id in std::mem::take(&mut self.work.pool.cancelled) {
+        let mut queue = std::mem::take(&mut self.work.pool.cancelled);
+        for id in queue.drain(..) {
             bodies::forget_exchange(&mut self.work, id);
             if self.work.switched.contains_key(&id) {
                 self.drop_switched(id, now);
@@ -951,6 +976,7 @@ impl Core {
             }
             self.close(index, now);
         }
+        give_back(&mut self.work.pool.cancelled, queue);
     }
 
     /// Puts queued exchanges on idle connections or new ones, as the pool
@@ -1257,6 +1283,16 @@ pub(crate) fn step_ws<D: Driven>(
         return Next::Watch(Interest::READABLE);
     }
     Next::Watch(Interest::READABLE | Interest::WRITABLE)
+}
+
+/// Gives a queue of the loop's work back the buffer its items were taken out
+/// in, emptied, unless more were queued meanwhile: a busy loop queues about
+/// as many each round, which would otherwise allocate anew each time.
+fn give_back<T>(queue: &mut Vec<T>, mut spent: Vec<T>) {
+    spent.clear();
+    if queue.is_empty() {
+        *queue = spent;
+    }
 }
 
 fn report(options: &ServerOptions, peer: SocketAddr, what: &str) {
