@@ -1582,12 +1582,23 @@ impl Handler {
         let slot = &self.waiting[at];
         let chunked_ok = slot.version == Version::Http11;
         let mut encoded = Vec::new();
-        let (keep_alive, framing) = match head.status() {
+        let (keep_alive, framing, at_front) = match head.status() {
             StatusCode::SWITCHING_PROTOCOLS => {
                 let keep_alive = encode_queued(&head, &mut encoded, allowed, slot.head_only);
-                (keep_alive, Outgoing::Length(0))
+                (keep_alive, Outgoing::Length(0), false)
             }
-            _ => head.encode_streamed(&mut encoded, allowed, slot.head_only, length, chunked_ok),
+            // First in the queue, as nearly always: the head goes straight
+            // into the output, where `flush_ready` would copy it next.
+            _ => {
+                let at_front = at == 0;
+                let out = match at_front {
+                    true => self.output.buffer(),
+                    false => &mut encoded,
+                };
+                let (keep_alive, framing) =
+                    head.encode_streamed(out, allowed, slot.head_only, length, chunked_ok);
+                (keep_alive, framing, at_front)
+            }
         };
         self.waiting[at].stream = Some(Box::new(Streamed {
             head: encoded,
@@ -1596,7 +1607,7 @@ impl Handler {
             keep_alive,
             ended: false,
             cut: false,
-            at_front: false,
+            at_front,
         }));
         self.last_progress = now;
         self.flush_ready();
