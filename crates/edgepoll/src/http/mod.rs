@@ -69,6 +69,6 @@ mod tests;
 mod tests_deferred;
 pub(crate) use body::{Incoming, Outgoing};
 pub(crate) use output::OutputBuffer;
-pub(crate) use response::Decimal;
+pub(crate) use response::{push_all, Decimal};
 #[cfg(test)]
 mod tests_stream;
