@@ -60,7 +60,9 @@ pub use status::StatusCode;
 /// ```
 #[inline]
 pub fn same_name(a: &str, b: &str) -> bool {
-    scan::eq_ignore_ascii_case(a.as_bytes(), b.as_bytes())
+    // The lengths first, here: most names compared differ in length, and
+    // then no call is made.
+    a.len() == b.len() && scan::eq_ignore_ascii_case(a.as_bytes(), b.as_bytes())
 }
 
 #[cfg(test)]
