@@ -58,7 +58,6 @@ pub(crate) fn step(
         return Next::Close;
     };
     let up = &mut **up;
-    let origin = up.origin.clone();
     let ahead = std::mem::take(&mut up.read_ahead);
     if up.expired {
         return Next::Close;
@@ -182,7 +181,7 @@ pub(crate) fn step(
         if up.conn.is_switched() {
             // A 101: the connection leaves the pool, for a tunnel.
             work.slot_of.remove(&exchange.id);
-            work.pool.closed(&origin, index);
+            work.pool.closed(&up.origin, index);
             if up.tls.is_some() {
                 // A tunnel moves bytes socket to socket: not through TLS.
                 return Next::Close;
@@ -196,7 +195,7 @@ pub(crate) fn step(
                 return Next::Close;
             }
             // Straight on to a request waiting for this origin, or idle.
-            match work.pool.take_for(&origin) {
+            match work.pool.take_for(&up.origin) {
                 Some(next) => {
                     work.slot_of.insert(next.id, index);
                     let max_body = work.pool.options.max_body_bytes;
@@ -204,7 +203,7 @@ pub(crate) fn step(
                     continue;
                 }
                 None => {
-                    work.pool.park(&origin, index);
+                    work.pool.park(&up.origin, index);
                     return Next::Idle;
                 }
             }
