@@ -390,7 +390,17 @@ fn words_eq_ignore_case(a: u64, b: u64) -> bool {
 /// (methods and targets the head parser admitted are nearly always ASCII).
 #[inline]
 pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
-    if bytes.is_ascii() {
+    // Field names, the usual bytes here, are short: a word or two (which
+    // may overlap) OR-ed together tell, where `is_ascii` walks up to an
+    // aligned start first.
+    let len = bytes.len();
+    let ascii = match len {
+        0..=3 => bytes.iter().all(u8::is_ascii),
+        4..=7 => (half_word(bytes, 0) | half_word(bytes, len - 4)) & HI == 0,
+        8..=16 => (word(bytes, 0) | word(bytes, len - 8)) & HI == 0,
+        _ => bytes.is_ascii(),
+    };
+    if ascii {
         // SAFETY: ASCII, checked just above, is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     } else {
@@ -512,6 +522,20 @@ mod tests {
         }
         // Bytes that differ from LF by one bit, and high bytes, are not LF.
         assert_eq!(find_lf(b"\x0b\x0e\x8a\xff\x00\x09\x0b\x0c\x0a"), Some(8));
+    }
+
+    #[test]
+    fn ascii_text_is_told_from_any_high_byte_at_any_position_and_length() {
+        for len in 0..40 {
+            assert_eq!(ascii_str(&vec![b'a'; len]), Some("a".repeat(len).as_str()));
+            for at in 0..len {
+                for high in [0x80, 0xc3, 0xff] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = high;
+                    assert_eq!(ascii_str(&bytes), None, "{high:#x} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]
