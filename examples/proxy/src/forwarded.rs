@@ -28,6 +28,8 @@
 
 use edgepoll::http::{same_name, HopByHop, Version};
 use edgepoll::ClientRequest;
+use std::borrow::Cow;
+use std::io::Write;
 use std::net::IpAddr;
 
 /// How this proxy names itself in `Via` (RFC 9110 §7.6.3): after the
@@ -126,13 +128,13 @@ pub fn request_fields<'a>(
             }
         }
     }
-    append_item(&mut via, via_entry(incoming.version).as_bytes());
-    upstream = upstream.header_bytes("Via", &via);
-    let peer = incoming.peer.map(ip_text).unwrap_or_default();
+    upstream = upstream.header_bytes("Via", &with_via(via, incoming.version));
+    let peer = incoming.peer.map(IpText::new);
+    let peer = peer.as_ref().map_or(&b""[..], IpText::as_bytes);
     let trust = incoming.trust_forwarded;
     let forwarded_for = match (trust, chain.is_empty()) {
-        (true, false) => [chain.as_slice(), b", ", &peer].concat(),
-        _ => peer,
+        (true, false) => Cow::Owned([chain.as_slice(), b", ", peer].concat()),
+        _ => Cow::Borrowed(peer),
     };
     if !forwarded_for.is_empty() {
         upstream = upstream.header_bytes("X-Forwarded-For", &forwarded_for);
@@ -205,20 +207,19 @@ pub fn foreign_coding(fields: &[(String, Vec<u8>)]) -> Option<String> {
 pub fn response_fields(
     mut fields: Vec<(String, Vec<u8>)>,
     version: Version,
-) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+) -> (Vec<(String, Vec<u8>)>, Cow<'static, [u8]>) {
     let pairs = || fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
     // Only a `Connection` field names more fields to drop; without one (the
     // usual case) each field's own name decides.
     if !pairs().any(|(name, _)| same_name(name, "connection")) {
-        let mut via = joined(pairs(), "via");
-        append_item(&mut via, via_entry(version).as_bytes());
+        let via = with_via(joined(pairs(), "via"), version);
         let none = HopByHop::default();
         fields.retain(|(name, _)| end_to_end(&none, name));
         return (fields, via);
     }
     let hop = HopByHop::new(pairs());
-    let mut via = joined(pairs().filter(|(name, _)| !hop.contains(name)), "via");
-    append_item(&mut via, via_entry(version).as_bytes());
+    let via = joined(pairs().filter(|(name, _)| !hop.contains(name)), "via");
+    let via = with_via(via, version);
     let kept: Vec<bool> = fields
         .iter()
         .map(|(name, _)| end_to_end(&hop, name))
@@ -233,26 +234,63 @@ fn end_to_end(hop: &HopByHop, name: &str) -> bool {
     !hop.contains(name) && !same_name(name, "content-length") && !same_name(name, "via")
 }
 
-/// An address as text. IPv4, every request's case here, without the
-/// formatting machinery, which costs several times as much in a guest.
-fn ip_text(ip: IpAddr) -> Vec<u8> {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string().into_bytes();
-    };
-    let mut out = Vec::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
-        }
-        if octet >= 100 {
-            out.push(b'0' + octet / 100);
-        }
-        if octet >= 10 {
-            out.push(b'0' + octet / 10 % 10);
-        }
-        out.push(b'0' + octet % 10);
+/// The `Via` to send on: the entries that came, and the proxy's own after
+/// them; without any that came (the usual case) the proxy's own alone,
+/// which needs no buffer.
+fn with_via(came: Vec<u8>, version: Version) -> Cow<'static, [u8]> {
+    let own = via_entry(version).as_bytes();
+    if came.is_empty() {
+        return Cow::Borrowed(own);
     }
-    out
+    let mut via = came;
+    append_item(&mut via, own);
+    Cow::Owned(via)
+}
+
+/// An address as text, held on the stack: the longest (an IPv4-mapped IPv6
+/// address) is 45 bytes.
+struct IpText {
+    bytes: [u8; 45],
+    len: usize,
+}
+
+impl IpText {
+    /// IPv4, every request's case here, without the formatting machinery,
+    /// which costs several times as much in a guest.
+    fn new(ip: IpAddr) -> IpText {
+        let mut text = IpText {
+            bytes: [0; 45],
+            len: 0,
+        };
+        let IpAddr::V4(v4) = ip else {
+            let mut rest = &mut text.bytes[..];
+            // Fits: no IPv6 address is longer as text.
+            let _ = write!(rest, "{ip}");
+            text.len = 45 - rest.len();
+            return text;
+        };
+        let mut push = |b: u8| {
+            text.bytes[text.len] = b;
+            text.len += 1;
+        };
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                push(b'.');
+            }
+            if octet >= 100 {
+                push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                push(b'0' + octet / 10 % 10);
+            }
+            push(b'0' + octet % 10);
+        }
+        text
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// Every value of the field `name`, joined with ", " (RFC 9110 §5.3).
@@ -392,11 +430,19 @@ mod tests {
             "::ffff:10.0.0.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip), ip.to_string().into_bytes(), "{ip}");
+            assert_eq!(
+                IpText::new(ip).as_bytes(),
+                ip.to_string().as_bytes(),
+                "{ip}"
+            );
         }
         for n in 0..=255u8 {
             let ip = IpAddr::from([n, n / 2, n / 10, 255 - n]);
-            assert_eq!(ip_text(ip), ip.to_string().into_bytes(), "{ip}");
+            assert_eq!(
+                IpText::new(ip).as_bytes(),
+                ip.to_string().as_bytes(),
+                "{ip}"
+            );
         }
     }
 
@@ -423,7 +469,7 @@ mod tests {
             shown,
             [("Content-Type", &b"text/plain"[..]), ("Set-Cookie", b"a=1")]
         );
-        assert_eq!(via, b"1.1 origin, 1.1 edgepoll");
+        assert_eq!(&via[..], b"1.1 origin, 1.1 edgepoll");
         // Without a Connection field, only the listed ones and the length go.
         let plain: Vec<(String, Vec<u8>)> = fields
             .into_iter()
@@ -450,10 +496,13 @@ mod tests {
         let sent = forwarded_as(&[("Via", b"1.1 first")], older);
         assert_eq!(value(&sent, "via"), Some("1.1 first, 1.0 edgepoll"));
         let (_, via) = response_fields(owned(&[("Via", "1.0 far")]), Version::Http10);
-        assert_eq!(via, b"1.0 far, 1.0 edgepoll");
+        assert_eq!(&via[..], b"1.0 far, 1.0 edgepoll");
         // A Via that Connection names was only for the hop it came over.
         let named = owned(&[("Connection", "Via"), ("Via", "1.1 near")]);
-        assert_eq!(response_fields(named, Version::Http11).1, b"1.1 edgepoll");
+        assert_eq!(
+            &response_fields(named, Version::Http11).1[..],
+            b"1.1 edgepoll"
+        );
     }
 
     #[test]
