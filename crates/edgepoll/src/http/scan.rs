@@ -126,7 +126,11 @@ pub(crate) fn find_lf(bytes: &[u8]) -> Option<usize> {
 pub(crate) fn has_cr_lf_or_nul(bytes: &[u8]) -> bool {
     const CR: u64 = LO * b'\r' as u64;
     const LF: u64 = LO * b'\n' as u64;
-    let flagged = |w: u64| zero_bytes(w) | zero_bytes(w ^ CR) | zero_bytes(w ^ LF) != 0;
+    // All three are below 0x0E, which one test rules out for nearly every
+    // word; only a word with such a byte (a tab, say) is looked at exactly.
+    let flagged = |w: u64| {
+        bytes_below(w, 0x0e) != 0 && zero_bytes(w) | zero_bytes(w ^ CR) | zero_bytes(w ^ LF) != 0
+    };
     let len = bytes.len();
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if len >= 16 {
@@ -571,6 +575,17 @@ mod tests {
         assert!(!has_cr_lf_or_nul(
             b"application/octet-stream; q=\x7f\x80\xff"
         ));
+        // Exactly those three, whichever byte and wherever.
+        for b in 0..=255u8 {
+            for len in 1..40 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    let expected = matches!(b, b'\r' | b'\n' | 0);
+                    assert_eq!(has_cr_lf_or_nul(&bytes), expected, "{b} at {at} of {len}");
+                }
+            }
+        }
         // Nothing flagged at any length, with bytes one bit away from each.
         for len in 0..40 {
             let bytes: Vec<u8> = (0..len)
