@@ -201,13 +201,13 @@ pub fn foreign_coding(fields: &[(String, Vec<u8>)]) -> Option<String> {
         .map(|coding| String::from_utf8_lossy(coding).into_owned())
 }
 
+/// Header fields as a parsed response holds them.
+pub type Fields = Vec<(String, Vec<u8>)>;
+
 /// The fields of an upstream's response to pass on to the client, and the
 /// value of the `Via` to add after them; `Content-Length` is left to the
 /// framing of the response. The fields kept are moved, not copied.
-pub fn response_fields(
-    mut fields: Vec<(String, Vec<u8>)>,
-    version: Version,
-) -> (Vec<(String, Vec<u8>)>, Cow<'static, [u8]>) {
+pub fn response_fields(mut fields: Fields, version: Version) -> (Fields, Cow<'static, [u8]>) {
     let pairs = || fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
     // Only a `Connection` field names more fields to drop; without one (the
     // usual case) each field's own name decides.
