@@ -70,26 +70,8 @@ def counts(counted, requests, runs, upstream):
     if upstream is not None:
         args = ["--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}"]
     runtime = [shutil.which("wasmedge")] if shutil.which("wasmedge") else [str(run.HOST)]
-    server = subprocess.Popen(
-        runtime + [str(counted)] + args + ["--exit-after", str(requests)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        first = server.stdout.readline()
-        if not first.startswith(b"listening on"):
-            raise RuntimeError(f"{counted.name} did not start: {first!r}")
-        load = subprocess.run(
-            [str(run.LOADGEN), f"127.0.0.1:{port}", "64", str(requests), "128"],
-            capture_output=True, text=True, timeout=600,
-        )
-        if '"errors": 0' not in load.stdout:
-            raise RuntimeError(f"loadgen: {load.stdout} {load.stderr}")
-        out, _ = server.communicate(timeout=120)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+    command = runtime + [str(counted)] + args + ["--exit-after", str(requests)]
+    out = run.exit_after(command, port, requests)
     at = out.find(b"WXCOUNTS")
     if at < 0 or len(out) < at + 8 + 8 * len(runs):
         raise RuntimeError(f"no counts from {counted.name} (did it exit through proc_exit?)")

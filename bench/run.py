@@ -440,32 +440,38 @@ def render_fanout(fanout_rows):
     return "\n".join(lines)
 
 
-def instruction_count(wasm, requests, any_body, listen=lambda port: [f"127.0.0.1:{port}"]):
-    """Wasm instructions WasmEdge's interpreter executes for a server that
-    answers `requests` requests (64 connections, 128 B bodies) and exits;
-    `listen(port)` gives its arguments before `--exit-after`."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["wasmedge", "--enable-instruction-count", str(wasm)] + listen(port) + ["--exit-after", str(requests)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def exit_after(command, port, requests, any_body=False):
+    """All that `command`, a server that exits after answering `requests`
+    requests (`--exit-after`), printed, as bytes, once bench/loadgen has sent
+    them to `port` (64 connections, 128 B bodies)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    name = next((Path(a).name for a in command if a.endswith((".wasm", ".so"))), command[0])
     try:
         first = proc.stdout.readline()
-        if not first.startswith("listening on"):
-            raise RuntimeError(f"{wasm.name} did not start: {first!r}")
+        if not first.startswith(b"listening on"):
+            raise RuntimeError(f"{name} did not start: {first!r}")
         load = subprocess.run(
             [str(LOADGEN), f"127.0.0.1:{port}", "64", str(requests), "128"] + (["any"] if any_body else []),
             capture_output=True, text=True, timeout=600,
         )
         if '"errors": 0' not in load.stdout:
-            raise RuntimeError(f"loadgen against {wasm.name}: {load.stdout} {load.stderr}")
+            raise RuntimeError(f"loadgen against {name}: {load.stdout} {load.stderr}")
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return first + out
+
+
+def instruction_count(wasm, requests, any_body, listen=lambda port: [f"127.0.0.1:{port}"]):
+    """Wasm instructions WasmEdge's interpreter executes for a server that
+    answers `requests` requests (64 connections, 128 B bodies) and exits;
+    `listen(port)` gives its arguments before `--exit-after`."""
+    port = free_port()
+    command = ["wasmedge", "--enable-instruction-count", str(wasm)] + listen(port)
+    out = exit_after(command + ["--exit-after", str(requests)], port, requests, any_body)
+    out = out.decode(errors="replace")
     line = next((l for l in out.splitlines() if "instructions count:" in l), None)
     if line is None:
         raise RuntimeError(f"no instruction count from wasmedge: {out[-500:]}")
