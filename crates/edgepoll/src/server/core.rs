@@ -559,36 +559,57 @@ impl Core {
             if self.work.read_ahead.is_empty() {
                 return;
             }
-            let mut queue = std::mem::take(&mut self.work.read_ahead);
-            for (index, serial) in queue.drain(..) {
-                let Some(Some(conn)) = self.slots.get(index) else {
-                    continue;
-                };
-                match &conn.role {
-                    Role::Upstream(up) if conn.serial == serial && up.read_ahead => {}
-                    // Stepped since, or gone.
-                    _ => continue,
-                }
-                let next = self.step_upstream(index, false, true, now);
-                self.settle(index, next, now);
-                if self.work.is_pending() {
-                    self.settle_work(now, driven);
-                }
-            }
-            give_back(&mut self.work.read_ahead, queue);
+            self.work_through(
+                |w| &mut w.read_ahead,
+                |core, (index, serial)| {
+                    let Some(Some(conn)) = core.slots.get(index) else {
+                        return;
+                    };
+                    match &conn.role {
+                        Role::Upstream(up) if conn.serial == serial && up.read_ahead => {}
+                        // Stepped since, or gone.
+                        _ => return,
+                    }
+                    let next = core.step_upstream(index, false, true, now);
+                    core.settle(index, next, now);
+                    if core.work.is_pending() {
+                        core.settle_work(now, driven);
+                    }
+                },
+            );
         }
         // Sent by the last round's callbacks: left to the poll, which must
         // cover them.
-        let mut queue = std::mem::take(&mut self.work.read_ahead);
-        for (index, serial) in queue.drain(..) {
-            if let Some(Some(conn)) = self.slots.get_mut(index) {
-                if let (true, Role::Upstream(up)) = (conn.serial == serial, &mut conn.role) {
-                    up.read_ahead = false;
-                    let _ = self.poll.warm(&conn.stream);
+        self.work_through(
+            |w| &mut w.read_ahead,
+            |core, (index, serial)| {
+                if let Some(Some(conn)) = core.slots.get_mut(index) {
+                    if let (true, Role::Upstream(up)) = (conn.serial == serial, &mut conn.role) {
+                        up.read_ahead = false;
+                        let _ = core.poll.warm(&conn.stream);
+                    }
                 }
-            }
+            },
+        );
+    }
+
+    /// Works through a queue of the loop's work with `each`, which may queue
+    /// more (left for the next pass). The queue then gets its buffer back:
+    /// a busy loop queues about as many each round, which would otherwise
+    /// allocate anew each time.
+    fn work_through<T>(
+        &mut self,
+        queue: fn(&mut Work) -> &mut Vec<T>,
+        mut each: impl FnMut(&mut Core, T),
+    ) {
+        let mut items = std::mem::take(queue(&mut self.work));
+        for item in items.drain(..) {
+            each(self, item);
         }
-        give_back(&mut self.work.read_ahead, queue);
+        let left = queue(&mut self.work);
+        if left.is_empty() {
+            *left = items;
+        }
     }
 
     /// Applies what [`drive`](Self::drive) decided.
@@ -704,37 +725,41 @@ impl Core {
             }
             if !self.work.inbound.is_empty() {
                 acted = true;
-                let mut queue = std::mem::take(&mut self.work.inbound);
-                for (responder, inbound) in queue.drain(..) {
-                    bodies::route_inbound(self, responder, inbound, now, driven);
-                }
-                give_back(&mut self.work.inbound, queue);
+                self.work_through(
+                    |w| &mut w.inbound,
+                    |core, (responder, inbound)| {
+                        bodies::route_inbound(core, responder, inbound, now, driven);
+                    },
+                );
                 self.write_touched(now, driven);
             }
             if !self.work.abandoned.is_empty() {
                 acted = true;
-                let mut queue = std::mem::take(&mut self.work.abandoned);
-                for responder in queue.drain(..) {
-                    driven.on_abandoned(responder, &mut self.work.context(now));
-                }
-                give_back(&mut self.work.abandoned, queue);
+                self.work_through(
+                    |w| &mut w.abandoned,
+                    |core, responder| {
+                        driven.on_abandoned(responder, &mut core.work.context(now));
+                    },
+                );
             }
             if !self.work.cut_pipes.is_empty() {
                 acted = true;
-                let mut queue = std::mem::take(&mut self.work.cut_pipes);
-                for exchange in queue.drain(..) {
-                    let gone = Err(crate::ClientError::Abandoned);
-                    driven.on_response_end(exchange, gone, &mut self.work.context(now));
-                }
-                give_back(&mut self.work.cut_pipes, queue);
+                self.work_through(
+                    |w| &mut w.cut_pipes,
+                    |core, exchange| {
+                        let gone = Err(crate::ClientError::Abandoned);
+                        driven.on_response_end(exchange, gone, &mut core.work.context(now));
+                    },
+                );
             }
             if !self.work.closed_ws.is_empty() {
                 acted = true;
-                let mut queue = std::mem::take(&mut self.work.closed_ws);
-                for token in queue.drain(..) {
-                    driven.on_ws_close(token, &mut self.work.context(now));
-                }
-                give_back(&mut self.work.closed_ws, queue);
+                self.work_through(
+                    |w| &mut w.closed_ws,
+                    |core, token| {
+                        driven.on_ws_close(token, &mut core.work.context(now));
+                    },
+                );
             }
             if !self.work.pool.cancelled.is_empty() {
                 self.close_cancelled(now);
@@ -749,38 +774,41 @@ impl Core {
             }
             if !self.work.pool.events.is_empty() {
                 acted = true;
-                let mut queue = std::mem::take(&mut self.work.pool.events);
-                for (exchange, event) in queue.drain(..) {
-                    // Cancelled by an earlier callback of this batch: none of
-                    // its events is reported, and it stays listed, so that
-                    // its connection closes next round.
-                    if self.work.pool.cancelled.contains(&exchange) {
-                        // A connection it switched has no one to join now.
-                        if self.work.switched.contains_key(&exchange) {
-                            self.drop_switched(exchange, now);
+                self.work_through(
+                    |w| &mut w.pool.events,
+                    |core, (exchange, event)| {
+                        // Cancelled by an earlier callback of this batch: none of
+                        // its events is reported, and it stays listed, so that
+                        // its connection closes next round.
+                        if core.work.pool.cancelled.contains(&exchange) {
+                            // A connection it switched has no one to join now.
+                            if core.work.switched.contains_key(&exchange) {
+                                core.drop_switched(exchange, now);
+                            }
+                            return;
                         }
-                        continue;
-                    }
-                    bodies::route_exchange_event(self, exchange, event, now, driven);
-                }
-                give_back(&mut self.work.pool.events, queue);
+                        bodies::route_exchange_event(core, exchange, event, now, driven);
+                    },
+                );
                 self.write_touched(now, driven);
             }
             if !self.work.release.is_empty() {
                 acted = true;
-                let mut queue = std::mem::take(&mut self.work.release);
-                for release in queue.drain(..) {
-                    bodies::release(self, release, now, driven);
-                }
-                give_back(&mut self.work.release, queue);
+                self.work_through(
+                    |w| &mut w.release,
+                    |core, release| {
+                        bodies::release(core, release, now, driven);
+                    },
+                );
             }
             if !self.work.drained.is_empty() {
                 acted = true;
-                let mut queue = std::mem::take(&mut self.work.drained);
-                for responder in queue.drain(..) {
-                    driven.on_body_drained(responder, &mut self.work.context(now));
-                }
-                give_back(&mut self.work.drained, queue);
+                self.work_through(
+                    |w| &mut w.drained,
+                    |core, responder| {
+                        driven.on_body_drained(responder, &mut core.work.context(now));
+                    },
+                );
             }
             if !self.work.outbox.is_empty() {
                 acted = true;
@@ -801,15 +829,17 @@ impl Core {
     /// exchange's body breaks off, as if the client had left mid-body,
     /// rather than wait for pieces that never come.
     fn check_fresh_pipes(&mut self) {
-        let mut queue = std::mem::take(&mut self.work.pipes.fresh_up);
-        for responder in queue.drain(..) {
-            if self.handler_of(responder).is_none() && self.work.pipes.up_into(&responder).is_some()
-            {
-                let broken = Err(crate::http::BodyError::Truncated);
-                self.work.inbound.push((responder, Inbound::End(broken)));
-            }
-        }
-        give_back(&mut self.work.pipes.fresh_up, queue);
+        self.work_through(
+            |w| &mut w.pipes.fresh_up,
+            |core, responder| {
+                if core.handler_of(responder).is_none()
+                    && core.work.pipes.up_into(&responder).is_some()
+                {
+                    let broken = Err(crate::http::BodyError::Truncated);
+                    core.work.inbound.push((responder, Inbound::End(broken)));
+                }
+            },
+        );
     }
 
     /// The handler of the waiting request `responder`, if it still waits on
@@ -829,11 +859,12 @@ impl Core {
     /// Delivers what the application answered so far.
     pub(crate) fn deliver_answers<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         while !self.work.responses.is_empty() {
-            let mut queue = std::mem::take(&mut self.work.responses);
-            for (responder, answer) in queue.drain(..) {
-                self.deliver_answer(responder, answer, now, driven);
-            }
-            give_back(&mut self.work.responses, queue);
+            self.work_through(
+                |w| &mut w.responses,
+                |core, (responder, answer)| {
+                    core.deliver_answer(responder, answer, now, driven);
+                },
+            );
         }
     }
 
@@ -841,17 +872,18 @@ impl Core {
     /// (see [`touch`](Self::touch)).
     fn write_touched<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         while !self.work.touched.is_empty() {
-            let mut queue = std::mem::take(&mut self.work.touched);
-            for (index, serial) in queue.drain(..) {
-                if let Some(Some(conn)) = self.slots.get_mut(index) {
-                    if conn.serial == serial {
-                        // Unmarked first: the step may give it more to send.
-                        conn.touched = false;
-                        self.step_now(index, now, driven);
+            self.work_through(
+                |w| &mut w.touched,
+                |core, (index, serial)| {
+                    if let Some(Some(conn)) = core.slots.get_mut(index) {
+                        if conn.serial == serial {
+                            // Unmarked first: the step may give it more to send.
+                            conn.touched = false;
+                            core.step_now(index, now, driven);
+                        }
                     }
-                }
-            }
-            give_back(&mut self.work.touched, queue);
+                },
+            );
         }
     }
 
@@ -957,26 +989,27 @@ impl Core {
 
     /// Closes the connections of cancelled exchanges.
     fn close_cancelled(&mut self, now: Instant) {
-        let mut queue = std::mem::take(&mut self.work.pool.cancelled);
-        for id in queue.drain(..) {
-            bodies::forget_exchange(&mut self.work, id);
-            if self.work.switched.contains_key(&id) {
-                self.drop_switched(id, now);
-                continue;
-            }
-            let Some(index) = self.work.slot_of.remove(&id) else {
-                continue;
-            };
-            if let Some(Some(Connection {
-                role: Role::Upstream(up),
-                ..
-            })) = self.slots.get_mut(index)
-            {
-                up.exchange = None;
-            }
-            self.close(index, now);
-        }
-        give_back(&mut self.work.pool.cancelled, queue);
+        self.work_through(
+            |w| &mut w.pool.cancelled,
+            |core, id| {
+                bodies::forget_exchange(&mut core.work, id);
+                if core.work.switched.contains_key(&id) {
+                    core.drop_switched(id, now);
+                    return;
+                }
+                let Some(index) = core.work.slot_of.remove(&id) else {
+                    return;
+                };
+                if let Some(Some(Connection {
+                    role: Role::Upstream(up),
+                    ..
+                })) = core.slots.get_mut(index)
+                {
+                    up.exchange = None;
+                }
+                core.close(index, now);
+            },
+        );
     }
 
     /// Puts queued exchanges on idle connections or new ones, as the pool
@@ -1283,16 +1316,6 @@ pub(crate) fn step_ws<D: Driven>(
         return Next::Watch(Interest::READABLE);
     }
     Next::Watch(Interest::READABLE | Interest::WRITABLE)
-}
-
-/// Gives a queue of the loop's work back the buffer its items were taken out
-/// in, emptied, unless more were queued meanwhile: a busy loop queues about
-/// as many each round, which would otherwise allocate anew each time.
-fn give_back<T>(queue: &mut Vec<T>, mut spent: Vec<T>) {
-    spent.clear();
-    if queue.is_empty() {
-        *queue = spent;
-    }
 }
 
 fn report(options: &ServerOptions, peer: SocketAddr, what: &str) {
