@@ -504,7 +504,6 @@ impl Poll {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         use crate::event::Event;
-        use crate::subscriptions::split_userdata;
         let list = &mut self.table.records_mut()[..records];
         let list = match timeout {
             Some(timeout) => {
@@ -538,8 +537,7 @@ impl Poll {
                 EVENTTYPE_FD_WRITE => (false, true),
                 _ => continue, // the timeout clock
             };
-            let (token, fd) = split_userdata(raw.userdata);
-            self.table.touch(fd, now);
+            let token = self.table.touch_record(raw.userdata, now);
             let hang_up = raw.flags & EVENTRWFLAGS_HANGUP != 0;
             events
                 .list

@@ -7,11 +7,14 @@
 //! whole list. Registering, deregistering and moving a registration between
 //! the regions are O(1) swaps, and nothing is rebuilt per poll.
 //!
-//! Where each descriptor's records sit is kept in a hash map, never in an
-//! array indexed by descriptor: WasmEdge numbers descriptors at random in
-//! [0, 2^31), so they are neither small nor dense. A record's userdata holds
-//! both the token (low 32 bits; tokens are 32-bit on wasm32) and the
-//! descriptor (high 32 bits), so an event finds its registration in O(1).
+//! Each registration has a number of the table's own, small and reused, and
+//! its state sits in an array under that number. A record's userdata holds
+//! the token (low 32 bits; tokens are 32-bit on wasm32) and that number
+//! (high 32 bits), so an event, and every move of a record between the
+//! regions, finds its registration by an array index. Only the calls that
+//! name a descriptor look it up, in a hash map: WasmEdge numbers descriptors
+//! at random in [0, 2^31), so they cannot index an array. (With the map for
+//! everything, its lookups were a fifth of a proxied request's polling.)
 
 use crate::sys::abi::{RawSubscription, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE};
 use crate::{Interest, Token};
@@ -46,10 +49,11 @@ enum Peekable {
     No,
 }
 
-/// Where one descriptor's two records sit in the list (`NONE`: absent), and
-/// what the polling policy knows of it.
+/// One registration: its descriptor, where its two records sit in the list
+/// (`NONE`: absent), and what the polling policy knows of it.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
+    fd: u32,
     read: u32,
     write: u32,
     /// In the hot region.
@@ -71,23 +75,28 @@ impl Slot {
     }
 }
 
-/// The userdata of a record: token in the low half, descriptor in the high.
-pub(crate) fn userdata(fd: u32, token: Token) -> u64 {
-    (u64::from(fd) << 32) | u64::from(token.0 as u32)
+/// The userdata of a record: token in the low half, the registration's
+/// number in the high.
+pub(crate) fn userdata(slot: u32, token: Token) -> u64 {
+    (u64::from(slot) << 32) | u64::from(token.0 as u32)
 }
 
-/// The token and descriptor a record's userdata carries.
+/// The token and registration number a record's userdata carries.
 pub(crate) fn split_userdata(userdata: u64) -> (Token, u32) {
     (Token(userdata as u32 as usize), (userdata >> 32) as u32)
 }
 
-/// The runtime's subscription records, and where each descriptor's are.
+/// The runtime's subscription records, and where each registration's are.
 #[derive(Debug)]
 pub(crate) struct SubscriptionTable {
     subs: Vec<RawSubscription>,
     /// Records `1..hot_end` are hot; `hot_end..` cold.
     hot_end: usize,
-    slots: FxHashMap<u32, Slot>,
+    /// The registrations by number; a free number's slot has fd `NONE`.
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// The number of each registered descriptor.
+    by_fd: FxHashMap<u32, u32>,
     scratch: Vec<u32>,
 }
 
@@ -96,7 +105,9 @@ impl Default for SubscriptionTable {
         SubscriptionTable {
             subs: vec![RawSubscription::default()],
             hot_end: 1,
-            slots: FxHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_fd: FxHashMap::default(),
             scratch: Vec::new(),
         }
     }
@@ -124,13 +135,17 @@ impl SubscriptionTable {
         self.subs.len() - self.hot_end
     }
 
+    /// The registration a record belongs to.
+    fn slot_of(&self, sub: &RawSubscription) -> Option<&Slot> {
+        self.slots.get(split_userdata(sub.userdata).1 as usize)
+    }
+
     /// Whether any hot registration is not pinned: when none is, only quiet
     /// ones and pinned ones are left, and a full poll may as well block.
     pub(crate) fn has_unpinned_hot(&self) -> bool {
-        self.subs[1..self.hot_end].iter().any(|s| {
-            let (_, fd) = split_userdata(s.userdata);
-            self.slots.get(&fd).is_some_and(|slot| !slot.pinned)
-        })
+        self.subs[1..self.hot_end]
+            .iter()
+            .any(|s| self.slot_of(s).is_some_and(|slot| !slot.pinned))
     }
 
     pub(crate) fn register(
@@ -140,26 +155,35 @@ impl SubscriptionTable {
         interest: Interest,
         now: u64,
     ) -> io::Result<()> {
-        if self.slots.contains_key(&fd) {
+        if self.by_fd.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("descriptor {fd} is already registered"),
             ));
         }
-        self.slots.insert(
+        let slot = Slot {
             fd,
-            Slot {
-                read: NONE,
-                write: NONE,
-                hot: false,
-                pinned: false,
-                active_at: now,
-                peekable: Peekable::Unchecked,
-            },
-        );
-        self.set(fd, token, interest.is_readable(), interest.is_writable());
+            read: NONE,
+            write: NONE,
+            hot: false,
+            pinned: false,
+            active_at: now,
+            peekable: Peekable::Unchecked,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_fd.insert(fd, id);
+        self.set(id, token, interest.is_readable(), interest.is_writable());
         // A new registration is about to be busy: start it hot.
-        self.promote(fd);
+        self.promote(id);
         Ok(())
     }
 
@@ -170,47 +194,63 @@ impl SubscriptionTable {
         interest: Interest,
         now: u64,
     ) -> io::Result<()> {
-        self.slot(fd)?;
-        if let Some(slot) = self.slots.get_mut(&fd) {
-            // The source may have changed, or its mode: check it again.
-            slot.peekable = Peekable::Unchecked;
-        }
-        self.set(fd, token, interest.is_readable(), interest.is_writable());
-        self.touch(fd, now);
+        let id = self.id(fd)?;
+        // The source may have changed, or its mode: check it again.
+        self.slots[id as usize].peekable = Peekable::Unchecked;
+        self.set(id, token, interest.is_readable(), interest.is_writable());
+        self.touch_slot(id, now);
         Ok(())
     }
 
     pub(crate) fn deregister(&mut self, fd: u32) -> io::Result<()> {
-        self.slot(fd)?;
-        self.set(fd, Token(0), false, false);
-        self.slots.remove(&fd);
+        let id = self.id(fd)?;
+        self.set(id, Token(0), false, false);
+        self.by_fd.remove(&fd);
+        self.slots[id as usize].fd = NONE;
+        self.free.push(id);
         Ok(())
     }
 
     /// Keeps `fd` hot for good.
     pub(crate) fn pin(&mut self, fd: u32) -> io::Result<()> {
-        self.slot(fd)?;
-        if let Some(slot) = self.slots.get_mut(&fd) {
-            slot.pinned = true;
-        }
-        self.promote(fd);
+        let id = self.id(fd)?;
+        self.slots[id as usize].pinned = true;
+        self.promote(id);
         Ok(())
     }
 
     /// `fd` had an event at `now`: it is (or becomes) hot.
     pub(crate) fn touch(&mut self, fd: u32, now: u64) {
-        if let Some(slot) = self.slots.get_mut(&fd) {
+        if let Ok(id) = self.id(fd) {
+            self.touch_slot(id, now);
+        }
+    }
+
+    /// The registration of a record whose `userdata` the runtime reported
+    /// had an event at `now`: it is (or becomes) hot. Returns the token.
+    #[inline]
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn touch_record(&mut self, userdata: u64, now: u64) -> Token {
+        let (token, id) = split_userdata(userdata);
+        self.touch_slot(id, now);
+        token
+    }
+
+    #[inline]
+    fn touch_slot(&mut self, id: u32, now: u64) {
+        if let Some(slot) = self.slots.get_mut(id as usize) {
             slot.active_at = now;
             if !slot.hot {
-                self.promote(fd);
+                self.promote(id);
             }
         }
     }
 
     /// Moves `fd`'s records to the cold region now, unless it is pinned.
     pub(crate) fn chill(&mut self, fd: u32) -> io::Result<()> {
-        if !self.slot(fd)?.pinned {
-            self.demote(fd);
+        let id = self.id(fd)?;
+        if !self.slots[id as usize].pinned {
+            self.demote(id);
         }
         Ok(())
     }
@@ -221,19 +261,18 @@ impl SubscriptionTable {
         let mut stale = std::mem::take(&mut self.scratch);
         stale.clear();
         for sub in &self.subs[1..self.hot_end] {
-            let (_, fd) = split_userdata(sub.userdata);
-            if let Some(slot) = self.slots.get(&fd) {
+            if let Some(slot) = self.slot_of(sub) {
                 if !slot.pinned && slot.active_at < quiet_since {
-                    stale.push(fd);
+                    stale.push(split_userdata(sub.userdata).1);
                 }
             }
         }
-        // A descriptor listed to read and to write comes twice: once each
+        // A registration listed to read and to write comes twice: once each
         // (sorted, not searched, so many at once cost n log n, not n²).
         stale.sort_unstable();
         stale.dedup();
-        for &fd in &stale {
-            self.demote(fd);
+        for &id in &stale {
+            self.demote(id);
         }
         self.scratch = stale;
     }
@@ -253,24 +292,21 @@ impl SubscriptionTable {
         ready: &mut Vec<(Token, u32, Peek)>,
     ) -> bool {
         ready.clear();
-        let peekable = |slots: &FxHashMap<u32, Slot>, sub: &RawSubscription| {
-            sub.tag == EVENTTYPE_FD_READ
-                && slots
-                    .get(&sub.id_or_fd)
-                    .is_some_and(|slot| slot.peekable != Peekable::No)
-        };
         // First without a single peek, which the fallback would waste.
-        if !self.subs[self.hot_end..]
-            .iter()
-            .all(|sub| peekable(&self.slots, sub))
-        {
+        if !self.subs[self.hot_end..].iter().all(|sub| {
+            sub.tag == EVENTTYPE_FD_READ
+                && self
+                    .slot_of(sub)
+                    .is_some_and(|slot| slot.peekable != Peekable::No)
+        }) {
             return false;
         }
         for sub in &self.subs[self.hot_end..] {
-            let Some(slot) = self.slots.get_mut(&sub.id_or_fd) else {
+            let (token, id) = split_userdata(sub.userdata);
+            let Some(slot) = self.slots.get_mut(id as usize) else {
                 continue;
             };
-            let seen = peek(sub.id_or_fd, slot.peekable == Peekable::Unchecked);
+            let seen = peek(slot.fd, slot.peekable == Peekable::Unchecked);
             if seen == Peek::Unknown {
                 slot.peekable = Peekable::No;
                 ready.clear();
@@ -278,7 +314,7 @@ impl SubscriptionTable {
             }
             slot.peekable = Peekable::Yes;
             if seen != Peek::Empty {
-                ready.push((split_userdata(sub.userdata).0, sub.id_or_fd, seen));
+                ready.push((token, slot.fd, seen));
             }
         }
         true
@@ -293,15 +329,15 @@ impl SubscriptionTable {
             if sub.tag != EVENTTYPE_FD_WRITE {
                 continue;
             }
-            let (token, fd) = split_userdata(sub.userdata);
-            if self.slots.get(&fd).is_some_and(|slot| slot.read == NONE) {
-                out.push((fd, token));
+            if let Some(slot) = self.slot_of(sub).filter(|slot| slot.read == NONE) {
+                out.push((slot.fd, split_userdata(sub.userdata).0));
             }
         }
     }
 
-    fn slot(&self, fd: u32) -> io::Result<Slot> {
-        self.slots.get(&fd).copied().ok_or_else(|| {
+    /// The number of `fd`'s registration.
+    fn id(&self, fd: u32) -> io::Result<u32> {
+        self.by_fd.get(&fd).copied().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("descriptor {fd} is not registered"),
@@ -309,14 +345,15 @@ impl SubscriptionTable {
         })
     }
 
-    /// Makes `fd`'s records match the wanted directions, all carrying `token`.
-    fn set(&mut self, fd: u32, token: Token, read: bool, write: bool) {
-        let data = userdata(fd, token);
+    /// Makes registration `id`'s records match the wanted directions, all
+    /// carrying `token`.
+    fn set(&mut self, id: u32, token: Token, read: bool, write: bool) {
+        let data = userdata(id, token);
         for (wanted, tag) in [(read, EVENTTYPE_FD_READ), (write, EVENTTYPE_FD_WRITE)] {
-            let Some(slot) = self.slots.get_mut(&fd) else {
+            let Some(slot) = self.slots.get_mut(id as usize) else {
                 return;
             };
-            let hot = slot.hot;
+            let (hot, fd) = (slot.hot, slot.fd);
             let at = *slot.at(tag);
             match (wanted, at) {
                 (true, NONE) => {
@@ -334,29 +371,29 @@ impl SubscriptionTable {
         }
     }
 
-    /// Moves `fd`'s records into the hot region.
-    fn promote(&mut self, fd: u32) {
-        let Some(slot) = self.slots.get_mut(&fd) else {
+    /// Moves registration `id`'s records into the hot region.
+    fn promote(&mut self, id: u32) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
         slot.hot = true;
         for tag in [EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE] {
             // Read afresh: moving the first record may have moved the second.
-            let at = self.slots.get_mut(&fd).map_or(NONE, |s| *s.at(tag));
+            let at = *self.slots[id as usize].at(tag);
             if at != NONE && at as usize >= self.hot_end {
                 self.swap_into_hot(at as usize);
             }
         }
     }
 
-    /// Moves `fd`'s records into the cold region.
-    fn demote(&mut self, fd: u32) {
-        let Some(slot) = self.slots.get_mut(&fd) else {
+    /// Moves registration `id`'s records into the cold region.
+    fn demote(&mut self, id: u32) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
         slot.hot = false;
         for tag in [EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE] {
-            let at = self.slots.get_mut(&fd).map_or(NONE, |s| *s.at(tag));
+            let at = *self.slots[id as usize].at(tag);
             if at != NONE && (at as usize) < self.hot_end {
                 let last_hot = self.hot_end - 1;
                 self.swap(at as usize, last_hot);
@@ -385,15 +422,15 @@ impl SubscriptionTable {
 
     /// Points the slot of the record at `at` at it.
     fn repoint(&mut self, at: usize) {
-        let (tag, fd) = (self.subs[at].tag, self.subs[at].id_or_fd);
-        if let Some(slot) = self.slots.get_mut(&fd) {
-            *slot.at(tag) = at as u32;
+        let sub = self.subs[at];
+        if let Some(slot) = self.slots.get_mut(split_userdata(sub.userdata).1 as usize) {
+            *slot.at(sub.tag) = at as u32;
         }
     }
 
     /// Removes the record at `at`, keeping both regions whole.
     fn remove(&mut self, mut at: usize) {
-        let (tag, fd) = (self.subs[at].tag, self.subs[at].id_or_fd);
+        let sub = self.subs[at];
         if at < self.hot_end {
             // Out of the hot region first: swap with its last record.
             let last_hot = self.hot_end - 1;
@@ -405,8 +442,8 @@ impl SubscriptionTable {
         if at < self.subs.len() {
             self.repoint(at);
         }
-        if let Some(slot) = self.slots.get_mut(&fd) {
-            *slot.at(tag) = NONE;
+        if let Some(slot) = self.slots.get_mut(split_userdata(sub.userdata).1 as usize) {
+            *slot.at(sub.tag) = NONE;
         }
     }
 }
@@ -419,7 +456,16 @@ mod tests {
     /// region its `hot` flag names, and nothing else is in the list.
     fn check(table: &SubscriptionTable) {
         let mut expected = 0;
-        for (&fd, slot) in &table.slots {
+        let mut registered = 0;
+        for (id, slot) in table.slots.iter().enumerate() {
+            if slot.fd == NONE {
+                assert!(table.free.contains(&(id as u32)), "number {id} lost");
+                assert_eq!((slot.read, slot.write), (NONE, NONE));
+                continue;
+            }
+            registered += 1;
+            let fd = slot.fd;
+            assert_eq!(table.by_fd.get(&fd), Some(&(id as u32)));
             for (at, tag) in [
                 (slot.read, EVENTTYPE_FD_READ),
                 (slot.write, EVENTTYPE_FD_WRITE),
@@ -428,7 +474,7 @@ mod tests {
                     expected += 1;
                     let sub = table.subs[at as usize];
                     assert_eq!((sub.id_or_fd, sub.tag), (fd, tag));
-                    assert_eq!(split_userdata(sub.userdata).1, fd);
+                    assert_eq!(split_userdata(sub.userdata).1, id as u32);
                     assert_eq!(
                         (at as usize) < table.hot_end,
                         slot.hot,
@@ -439,6 +485,8 @@ mod tests {
             }
         }
         assert_eq!(expected, table.len());
+        assert_eq!(registered, table.by_fd.len());
+        assert_eq!(registered + table.free.len(), table.slots.len());
     }
 
     /// Descriptors as WasmEdge hands them out: anywhere in [0, 2^31).
@@ -474,20 +522,51 @@ mod tests {
         assert_eq!(table.len(), 18);
         for sub in &table.subs[1..] {
             assert_eq!(sub.tag, EVENTTYPE_FD_WRITE);
-            let (token, fd) = split_userdata(sub.userdata);
-            assert_eq!(fd, sub.id_or_fd);
-            assert_eq!(sparse(token.0 as u32), fd, "the token given last");
+            let (token, id) = split_userdata(sub.userdata);
+            assert_eq!(table.slots[id as usize].fd, sub.id_or_fd);
+            assert_eq!(sparse(token.0 as u32), sub.id_or_fd, "the token given last");
         }
     }
 
     #[test]
-    fn tokens_and_descriptors_travel_together_in_userdata() {
-        for (fd, token) in [(0, 0), (0x7fff_ffff, u32::MAX as usize), (1_825_245_264, 7)] {
+    fn tokens_and_registration_numbers_travel_together_in_userdata() {
+        for (id, token) in [
+            (0, 0),
+            (u32::MAX - 1, u32::MAX as usize),
+            (1_825_245_264, 7),
+        ] {
             assert_eq!(
-                split_userdata(userdata(fd, Token(token))),
-                (Token(token), fd)
+                split_userdata(userdata(id, Token(token))),
+                (Token(token), id)
             );
         }
+    }
+
+    #[test]
+    fn an_event_finds_its_registration_by_number_and_numbers_are_reused() {
+        let mut table = readers(3);
+        table.touch(sparse(0), 100);
+        table.cool(50);
+        assert_eq!(table.cold_len(), 2);
+        // What the runtime reports for sparse(2)'s record: its userdata.
+        let record = table.subs[table.hot_end..]
+            .iter()
+            .find(|sub| sub.id_or_fd == sparse(2))
+            .copied()
+            .unwrap();
+        assert_eq!(table.touch_record(record.userdata, 200), Token(2));
+        assert_eq!(table.cold_len(), 1, "its event warmed it");
+        check(&table);
+        // Churn: a descriptor goes and another comes, many times over; the
+        // table holds as many slots as were ever registered at once.
+        for i in 3..1000 {
+            table.deregister(sparse(i - 2)).unwrap();
+            table
+                .register(sparse(i), Token(i as usize), Interest::READABLE, 0)
+                .unwrap();
+            check(&table);
+        }
+        assert_eq!(table.slots.len(), 3);
     }
 
     #[test]
