@@ -63,6 +63,7 @@ pub mod ws;
 pub mod net;
 #[cfg(target_os = "wasi")]
 mod server;
+mod short_copy;
 
 pub use app::{App, Context, Responder};
 #[cfg(target_os = "wasi")]

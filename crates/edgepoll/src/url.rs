@@ -195,13 +195,16 @@ impl Url {
         if bracketed {
             out.push(b'[');
         }
-        out.extend_from_slice(self.host.as_bytes());
+        crate::short_copy::extend_short(out, self.host.as_bytes());
         if bracketed {
             out.push(b']');
         }
         if !matches!((self.port, self.tls), (80, false) | (443, true)) {
             out.push(b':');
-            out.extend_from_slice(crate::http::Decimal::new(self.port.into()).as_bytes());
+            crate::short_copy::extend_short(
+                out,
+                crate::http::Decimal::new(self.port.into()).as_bytes(),
+            );
         }
     }
 }

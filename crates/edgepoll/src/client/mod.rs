@@ -175,3 +175,29 @@ impl From<RequestError> for ClientError {
         ClientError::Request(e)
     }
 }
+
+/// What a forwarded request moves from place to place stays within 64 bytes
+/// in a wasm32 build, which moves larger values with `memory.copy`: a call
+/// into the runtime under WasmEdge's AOT code (see `short_copy`).
+#[cfg(all(test, target_pointer_width = "32"))]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    #[test]
+    fn values_moved_per_exchange_stay_within_64_bytes() {
+        let sizes = [
+            ("ClientRequest", size_of::<ClientRequest>()),
+            ("Exchange", size_of::<Exchange>()),
+            ("ClientEvent", size_of::<ClientEvent>()),
+            (
+                "(ExchangeId, ExchangeEvent)",
+                size_of::<(ExchangeId, ExchangeEvent)>(),
+            ),
+            ("ParsedResponse", size_of::<crate::http::ParsedResponse>()),
+        ];
+        for (name, size) in sizes {
+            assert!(size <= 64, "{name} is {size} bytes");
+        }
+    }
+}

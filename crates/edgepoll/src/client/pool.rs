@@ -34,9 +34,15 @@ impl Origin {
     }
 }
 
-/// One request on its way: from [`Pool::submit`] to its result.
+/// One request on its way: from [`Pool::submit`] to its result. Boxed: it
+/// moves from the queue to a connection and in and out of that connection's
+/// step, and at 128 bytes each move of it unboxed was a `memory.copy` in a
+/// wasm32 build (a call into the runtime under WasmEdge's AOT code).
+pub(crate) type Exchange = Box<ExchangeState>;
+
+/// What an [`Exchange`] holds.
 #[derive(Debug)]
-pub(crate) struct Exchange {
+pub(crate) struct ExchangeState {
     pub(crate) id: ExchangeId,
     /// Where it goes; the address is its host's, once known.
     pub(crate) origin: Origin,
@@ -69,7 +75,7 @@ pub(crate) struct Exchange {
     pub(crate) other_addrs: Vec<IpAddr>,
 }
 
-impl Exchange {
+impl ExchangeState {
     /// Moves to the host's next address, if it has one and the request can
     /// be sent again as it is (its body whole, not streamed).
     pub(crate) fn next_address(&mut self) -> bool {
@@ -163,7 +169,7 @@ impl Pool {
         let id = ExchangeId(self.next_id);
         self.next_id += 1;
         let url = request.url();
-        let exchange = Exchange {
+        let exchange = Box::new(ExchangeState {
             id,
             origin: Origin {
                 addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), url.port),
@@ -183,7 +189,7 @@ impl Pool {
             answered: false,
             upgrade: request.offers_upgrade(),
             other_addrs: Vec::new(),
-        };
+        });
         self.place(&url.host, exchange, now);
         Ok(id)
     }

@@ -260,7 +260,7 @@ mod tests {
     }
 
     fn exchange(id: u64, port: u16, retried: bool) -> Exchange {
-        Exchange {
+        Box::new(super::super::pool::ExchangeState {
             id: ExchangeId(id),
             origin: origin(port),
             request: Vec::new(),
@@ -275,7 +275,7 @@ mod tests {
             answered: false,
             upgrade: false,
             other_addrs: Vec::new(),
-        }
+        })
     }
 
     fn ids(taken: impl IntoIterator<Item = Exchange>) -> Vec<u64> {

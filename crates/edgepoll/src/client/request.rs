@@ -1,6 +1,7 @@
 //! A request as the client sends it, checked before a byte goes out.
 
 use crate::http::{is_field_safe, is_framing_field, is_token, token_is, Decimal, Outgoing};
+use crate::short_copy::extend_short;
 use crate::url::{Url, UrlError};
 
 /// Why a request cannot be sent as given. Nothing is sent for it.
@@ -81,14 +82,31 @@ pub struct ClientRequest {
     /// forwarder adds half a dozen per request), copied out in one piece.
     text: Vec<u8>,
     method_len: usize,
-    /// The first field refused, for [`encode`](Self::encode) to report.
-    refused: Option<RequestError>,
     body: Vec<u8>,
+    /// What few requests have, out of line: the request then stays within
+    /// 64 bytes, which a wasm32 build moves with a few loads and stores
+    /// instead of a `memory.copy` (an out-of-line call into the runtime
+    /// under WasmEdge's AOT code), and a builder moves it at every field.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a [`ClientRequest`] that few requests have.
+#[derive(Clone, Debug, Default)]
+struct Rare {
+    /// The first field refused, for [`encode`](ClientRequest::encode) to report.
+    refused: Option<RequestError>,
     /// A body streamed after the head instead of `body`: its length, if known.
     streamed: Option<Option<u64>>,
     /// The protocols offered in `Upgrade`, with `Connection: upgrade`.
     upgrade: Option<Vec<u8>>,
 }
+
+/// What a request without any of the rare parts reads.
+static NO_RARE: Rare = Rare {
+    refused: None,
+    streamed: None,
+    upgrade: None,
+};
 
 impl ClientRequest {
     /// A request without extra fields or body.
@@ -150,11 +168,17 @@ impl ClientRequest {
             url,
             text,
             method_len: method.len(),
-            refused: None,
             body: Vec::new(),
-            streamed: None,
-            upgrade: None,
+            rare: None,
         }
+    }
+
+    fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// The same request for the same target at another origin (another
@@ -184,7 +208,7 @@ impl ClientRequest {
     /// checked like any other. Leading and trailing whitespace is not part
     /// of a value (RFC 9110 §5.5) and is dropped.
     pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
-        if self.refused.is_some() {
+        if self.rare().refused.is_some() {
             return self;
         }
         let bytes = name.as_bytes();
@@ -199,7 +223,7 @@ impl ClientRequest {
             None
         };
         if refused.is_some() {
-            self.refused = refused;
+            self.rare_mut().refused = refused;
             return self;
         }
         // Most values come trimmed (a forwarder's always do): two byte
@@ -212,7 +236,13 @@ impl ClientRequest {
             }
             _ => value.trim_ascii(),
         };
-        crate::http::push_all(&mut self.text, [bytes, b": ", value, b"\r\n"]);
+        // Names and values copied with loads and stores (see `short_copy`).
+        let text = &mut self.text;
+        text.reserve(bytes.len() + value.len() + 4);
+        extend_short(text, bytes);
+        text.extend_from_slice(b": ");
+        extend_short(text, value);
+        text.extend_from_slice(b"\r\n");
         self
     }
 
@@ -232,13 +262,13 @@ impl ClientRequest {
     /// assert_eq!(tls.encode().err(), Some(edgepoll::RequestError::UpgradeOverTls));
     /// ```
     pub fn upgrade(mut self, protocols: &[u8]) -> Self {
-        self.upgrade = Some(protocols.to_vec());
+        self.rare_mut().upgrade = Some(protocols.to_vec());
         self
     }
 
     /// Whether the request offers to switch protocols.
     pub fn offers_upgrade(&self) -> bool {
-        self.upgrade.is_some()
+        self.rare().upgrade.is_some()
     }
 
     /// Sets the body (sent with `Content-Length`).
@@ -250,14 +280,14 @@ impl ClientRequest {
     /// Makes the body one streamed after the head, of `length` bytes or, if
     /// that is not known, chunked (see [`Context::fetch_stream`](crate::Context::fetch_stream)).
     pub fn streamed_body(mut self, length: Option<u64>) -> Self {
-        self.streamed = Some(length);
+        self.rare_mut().streamed = Some(length);
         self.body = Vec::new();
         self
     }
 
     /// How a streamed body is framed, if the body is streamed.
     pub(crate) fn body_framing(&self) -> Option<Outgoing> {
-        match self.streamed? {
+        match self.rare().streamed? {
             Some(n) => Some(Outgoing::Length(n)),
             None => Some(Outgoing::Chunked { open: false }),
         }
@@ -314,19 +344,21 @@ impl ClientRequest {
 
     /// The request as it goes on the wire, or why it cannot.
     pub fn encode(&self) -> Result<Vec<u8>, RequestError> {
-        if let Some(refused) = &self.refused {
+        let rare = self.rare();
+        if let Some(refused) = &rare.refused {
             return Err(refused.clone());
         }
         self.url.check().map_err(RequestError::Url)?;
         let (method, fields) = self.text.split_at(self.method_len);
         let path = self.url.path.as_bytes();
         let mut out = Vec::with_capacity(128 + path.len() + self.text.len() + self.body.len());
-        for part in [method, b" ", path, b" HTTP/1.1\r\nHost: "] {
-            out.extend_from_slice(part);
-        }
+        extend_short(&mut out, method);
+        out.push(b' ');
+        extend_short(&mut out, path);
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         self.url.write_authority(&mut out);
         out.extend_from_slice(b"\r\n");
-        if let Some(protocols) = &self.upgrade {
+        if let Some(protocols) = &rare.upgrade {
             if self.url.tls {
                 return Err(RequestError::UpgradeOverTls);
             }
@@ -338,7 +370,7 @@ impl ClientRequest {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(fields);
-        let length = match self.streamed {
+        let length = match rare.streamed {
             Some(Some(n)) => Some(n),
             Some(None) => {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");

@@ -71,6 +71,6 @@ mod tests;
 mod tests_deferred;
 pub(crate) use body::{Incoming, Outgoing};
 pub(crate) use output::OutputBuffer;
-pub(crate) use response::{push_all, Decimal};
+pub(crate) use response::Decimal;
 #[cfg(test)]
 mod tests_stream;

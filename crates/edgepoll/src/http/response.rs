@@ -171,7 +171,7 @@ impl<'a> Response<'a> {
 /// written in a handful of pieces, and checking each costs the interpreter
 /// more than the copy of a short one.
 #[inline(always)]
-pub(crate) fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
+fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
     // Saturating: parts that could not fit make `reserve` fail, never wrap.
     let total = parts
         .iter()

@@ -7,6 +7,7 @@ use super::head::{parse_response_head, HeadError};
 use super::request::HeaderSpan;
 use super::scan::ascii_str;
 use super::{StatusCode, Version};
+use crate::short_copy::to_vec_short;
 
 /// How many bytes of chunked framing a buffered body may hold before they
 /// are cut out.
@@ -26,7 +27,11 @@ pub struct ParsedResponse {
     /// The body, decoded if it was chunked.
     pub body: Vec<u8>,
     /// What the TLS connection it came over agreed on (`https://` only).
-    pub tls: Option<crate::tls::TlsInfo>,
+    /// Boxed: the response then stays within 64 bytes, which a wasm32 build
+    /// moves with loads and stores instead of a `memory.copy` (a call into
+    /// the runtime under WasmEdge's AOT code), and it is moved several times
+    /// on its way to the application.
+    pub tls: Option<Box<crate::tls::TlsInfo>>,
 }
 
 impl ParsedResponse {
@@ -343,9 +348,11 @@ impl ResponseParser {
                 summary
                     .add(&self.buf, span.name.clone(), span.value.clone())
                     .map_err(ResponseError::Framing)?;
-                // A name is a token: ASCII.
+                // A name is a token: ASCII. Both copied with loads and
+                // stores (see `short_copy`).
                 let name = ascii_str(&self.buf[span.name.clone()]).unwrap_or_default();
-                fields.push((name.to_string(), self.buf[span.value.clone()].to_vec()));
+                let value = to_vec_short(&self.buf[span.value.clone()]);
+                fields.push((owned_str(name), value));
             }
             let framing = summary
                 .response_framing(version, status, self.to_head)
@@ -385,9 +392,7 @@ impl ResponseParser {
             let response = ParsedResponse {
                 status,
                 version,
-                reason: ascii_str(&self.buf[line.reason])
-                    .unwrap_or_default()
-                    .to_string(),
+                reason: owned_str(ascii_str(&self.buf[line.reason]).unwrap_or_default()),
                 headers: fields,
                 body: Vec::new(),
                 tls: None,
@@ -435,6 +440,13 @@ fn unfold(buf: &mut [u8]) -> bool {
         i += 1;
     }
     unfolded
+}
+
+/// `text` as a `String`, copied with loads and stores (see `short_copy`).
+fn owned_str(text: &str) -> String {
+    let bytes = to_vec_short(text.as_bytes());
+    // SAFETY: the bytes are a copy of a `str`'s, so UTF-8.
+    unsafe { String::from_utf8_unchecked(bytes) }
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ pub(crate) fn step(
                     let failed = result.is_err();
                     let mut result = result.map_err(response_error);
                     if let (Ok(response), Some(tls)) = (&mut result, &up.tls) {
-                        response.tls = Some(tls.info());
+                        response.tls = Some(Box::new(tls.info()));
                     }
                     over = failed || !exchange.streams;
                     exchange.answered = !failed;

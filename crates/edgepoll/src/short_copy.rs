@@ -1,0 +1,101 @@
+//! Copies of a few bytes (header names and values, status lines) done with
+//! loads and stores instead of `memory.copy`.
+//!
+//! Why: a wasm32 build copies a slice of unknown length with `memory.copy`,
+//! which WasmEdge's AOT code runs as a call into the runtime: 11 ns for 12
+//! bytes on this project's machine against under 2 ns for two overlapping
+//! 8-byte loads and stores (measured in a loop of twenty million), and a
+//! proxied request made some thirty such copies. WasmEdge's interpreter
+//! pays the other way (a dozen instructions against one), so only the copies
+//! of a forwarder's path use this, not the echo server's.
+
+/// Appends `src` to `out`.
+#[inline]
+pub(crate) fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
+    out.reserve(src.len());
+    let len = out.len();
+    // SAFETY: `reserve` made room for `src.len()` bytes past the length;
+    // `src` cannot overlap `out`, which is borrowed mutably.
+    unsafe {
+        copy_short(src, out.as_mut_ptr().add(len));
+        out.set_len(len + src.len());
+    }
+}
+
+/// `src` as a new `Vec`, exactly as long.
+#[inline]
+pub(crate) fn to_vec_short(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len());
+    extend_short(&mut out, src);
+    out
+}
+
+/// Copies `src` to `dst`: up to 16 bytes with at most four loads and four
+/// stores (overlapping ones where the length is not a power of two), more
+/// with `memory.copy`.
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` bytes of writes and not overlap `src`.
+#[inline(always)]
+pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let n = src.len();
+    let s = src.as_ptr();
+    match n {
+        0 => {}
+        1..=3 => {
+            // First, middle and last byte: all of one, two or three.
+            *dst = *s;
+            *dst.add(n / 2) = *s.add(n / 2);
+            *dst.add(n - 1) = *s.add(n - 1);
+        }
+        4..=7 => {
+            let (a, b) = (
+                s.cast::<u32>().read_unaligned(),
+                s.add(n - 4).cast::<u32>().read_unaligned(),
+            );
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        }
+        8..=16 => {
+            let (a, b) = (
+                s.cast::<u64>().read_unaligned(),
+                s.add(n - 8).cast::<u64>().read_unaligned(),
+            );
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        }
+        _ => std::ptr::copy_nonoverlapping(s, dst, n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_length_is_copied_exactly_and_nothing_beyond_it() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            let mut dst = vec![0xEEu8; 48];
+            // SAFETY: 48 bytes of room for at most 40.
+            unsafe { copy_short(&src[..n], dst.as_mut_ptr().add(3)) };
+            assert_eq!(&dst[3..3 + n], &src[..n], "length {n}");
+            assert!(dst[..3].iter().all(|&b| b == 0xEE), "before, length {n}");
+            assert!(dst[3 + n..].iter().all(|&b| b == 0xEE), "after, length {n}");
+        }
+    }
+
+    #[test]
+    fn extend_and_to_vec_append_and_copy() {
+        let mut out = b"ab".to_vec();
+        extend_short(&mut out, b"cdef");
+        extend_short(&mut out, b"");
+        extend_short(&mut out, &[b'g'; 30]);
+        assert_eq!(out.len(), 36);
+        assert!(out.starts_with(b"abcdefg") && out.ends_with(b"ggg"));
+        for n in 0..20 {
+            let v: Vec<u8> = (0..n).collect();
+            assert_eq!(to_vec_short(&v), v);
+        }
+    }
+}
