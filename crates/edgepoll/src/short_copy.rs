@@ -30,6 +30,14 @@ pub(crate) fn to_vec_short(src: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `text` as a new `String`, exactly as long.
+#[inline]
+pub(crate) fn string_short(text: &str) -> String {
+    let bytes = to_vec_short(text.as_bytes());
+    // SAFETY: the bytes are a copy of a `str`'s, so UTF-8.
+    unsafe { String::from_utf8_unchecked(bytes) }
+}
+
 /// Copies `src` to `dst`: up to 16 bytes with at most four loads and four
 /// stores (overlapping ones where the length is not a power of two), more
 /// with `memory.copy`.
@@ -96,6 +104,9 @@ mod tests {
         for n in 0..20 {
             let v: Vec<u8> = (0..n).collect();
             assert_eq!(to_vec_short(&v), v);
+        }
+        for text in ["", "é", "GET", "127.0.0.1", "/a/longer/path?with=query"] {
+            assert_eq!(string_short(text), text);
         }
     }
 }

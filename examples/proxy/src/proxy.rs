@@ -40,8 +40,10 @@ struct Waiting {
     /// The upstreams tried so far, a bit each.
     tried: u64,
     /// The request again, for another upstream, when one may go (its body
-    /// whole, not streamed; an idempotent method).
-    again: Option<ClientRequest>,
+    /// whole, not streamed; an idempotent method). Boxed: the entry then
+    /// stays within 64 bytes, which a wasm32 build moves without a
+    /// `memory.copy` (a call into the runtime under WasmEdge's AOT code).
+    again: Option<Box<ClientRequest>>,
     /// A HEAD request: its answer has no body, whatever its fields say.
     to_head: bool,
 }
@@ -83,7 +85,7 @@ impl Proxy {
                 return Err(answer);
             }
         };
-        let again = (!streams_body && request.is_idempotent()).then(|| request.clone());
+        let again = (!streams_body && request.is_idempotent()).then(|| Box::new(request.clone()));
         let body_from = streams_body.then_some(responder);
         match cx.fetch_stream(&request, body_from) {
             Ok(exchange) => {
@@ -209,9 +211,9 @@ impl App for Proxy {
                 let mut head = Response::new(response.status);
                 let (fields, via) = forwarded::response_fields(response.headers, response.version);
                 for (name, value) in fields {
-                    head = head.header(name, value);
+                    head.append_header(name, value);
                 }
-                head = head.header("Via", via);
+                head.append_header("Via", via);
                 head = head
                     .header("Connection", "upgrade")
                     .header("Upgrade", protocol);
@@ -241,9 +243,9 @@ impl App for Proxy {
                 let mut head = Response::new(response.status);
                 let (fields, via) = forwarded::response_fields(response.headers, response.version);
                 for (name, value) in fields {
-                    head = head.header(name, value);
+                    head.append_header(name, value);
                 }
-                head = head.header("Via", via);
+                head.append_header("Via", via);
                 cx.respond_pipe(waiting.responder, head, length, exchange);
                 return;
             }

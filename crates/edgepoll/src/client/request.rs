@@ -1,7 +1,7 @@
 //! A request as the client sends it, checked before a byte goes out.
 
 use crate::http::{is_field_safe, is_framing_field, is_token, token_is, Decimal, Outgoing};
-use crate::short_copy::extend_short;
+use crate::short_copy::{extend_short, string_short};
 use crate::url::{Url, UrlError};
 
 /// Why a request cannot be sent as given. Nothing is sent for it.
@@ -152,9 +152,9 @@ impl ClientRequest {
         }
         let url = Url {
             tls: base.tls,
-            host: base.host.clone(),
+            host: string_short(&base.host),
             port: base.port,
-            path: target.to_string(),
+            path: string_short(target),
         };
         Ok(ClientRequest::with_method(method, url))
     }
@@ -163,7 +163,7 @@ impl ClientRequest {
     fn with_method(method: &str, url: Url) -> ClientRequest {
         // Room for the fields a forwarder adds, so that they seldom grow it.
         let mut text = Vec::with_capacity(method.len() + 192);
-        text.extend_from_slice(method.as_bytes());
+        extend_short(&mut text, method.as_bytes());
         ClientRequest {
             url,
             text,
@@ -385,7 +385,7 @@ impl ClientRequest {
         };
         if let Some(n) = length {
             out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(Decimal::new(n).as_bytes());
+            extend_short(&mut out, Decimal::new(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");

@@ -7,7 +7,7 @@ use super::head::{parse_response_head, HeadError};
 use super::request::HeaderSpan;
 use super::scan::ascii_str;
 use super::{StatusCode, Version};
-use crate::short_copy::to_vec_short;
+use crate::short_copy::{string_short, to_vec_short};
 
 /// How many bytes of chunked framing a buffered body may hold before they
 /// are cut out.
@@ -352,7 +352,7 @@ impl ResponseParser {
                 // stores (see `short_copy`).
                 let name = ascii_str(&self.buf[span.name.clone()]).unwrap_or_default();
                 let value = to_vec_short(&self.buf[span.value.clone()]);
-                fields.push((owned_str(name), value));
+                fields.push((string_short(name), value));
             }
             let framing = summary
                 .response_framing(version, status, self.to_head)
@@ -392,7 +392,7 @@ impl ResponseParser {
             let response = ParsedResponse {
                 status,
                 version,
-                reason: owned_str(ascii_str(&self.buf[line.reason]).unwrap_or_default()),
+                reason: string_short(ascii_str(&self.buf[line.reason]).unwrap_or_default()),
                 headers: fields,
                 body: Vec::new(),
                 tls: None,
@@ -440,13 +440,6 @@ fn unfold(buf: &mut [u8]) -> bool {
         i += 1;
     }
     unfolded
-}
-
-/// `text` as a `String`, copied with loads and stores (see `short_copy`).
-fn owned_str(text: &str) -> String {
-    let bytes = to_vec_short(text.as_bytes());
-    // SAFETY: the bytes are a copy of a `str`'s, so UTF-8.
-    unsafe { String::from_utf8_unchecked(bytes) }
 }
 
 #[cfg(test)]
