@@ -38,9 +38,10 @@ pub(crate) fn string_short(text: &str) -> String {
     unsafe { String::from_utf8_unchecked(bytes) }
 }
 
-/// Copies `src` to `dst`: up to 16 bytes with at most four loads and four
-/// stores (overlapping ones where the length is not a power of two), more
-/// with `memory.copy`.
+/// Copies `src` to `dst`: up to 32 bytes with two loads and two stores of
+/// the widest size that fits (overlapping where the length is not a power
+/// of two; a wasm32 build splits each 16-byte one in two), more with
+/// `memory.copy`.
 ///
 /// # Safety
 /// `dst` must be valid for `src.len()` bytes of writes and not overlap `src`.
@@ -71,6 +72,14 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
             );
             dst.cast::<u64>().write_unaligned(a);
             dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        }
+        17..=32 => {
+            let (a, b) = (
+                s.cast::<u128>().read_unaligned(),
+                s.add(n - 16).cast::<u128>().read_unaligned(),
+            );
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(n - 16).cast::<u128>().write_unaligned(b);
         }
         _ => std::ptr::copy_nonoverlapping(s, dst, n),
     }
