@@ -110,25 +110,25 @@ pub fn request_fields<'a>(
             Some(Rewritten::Host) => _ = host.get_or_insert(value),
             Some(Rewritten::Framing) => {}
             _ if hop.contains(name) => {}
-            None => upstream = upstream.header_bytes(name, value),
+            None => upstream.append_header_bytes(name, value),
             Some(Rewritten::Via) => append_item(&mut via, value),
             Some(Rewritten::ForwardedFor) => append_item(&mut chain, value),
             Some(Rewritten::ForwardedProto) => _ = proto.get_or_insert(value),
             Some(Rewritten::ForwardedHost) => _ = forwarded_host.get_or_insert(value),
             Some(Rewritten::Claimed) if incoming.trust_forwarded => {
-                upstream = upstream.header_bytes(name, value)
+                upstream.append_header_bytes(name, value)
             }
             Some(Rewritten::Claimed) => {}
             Some(Rewritten::MaxForwards) => {
                 let left = hops_left(value).filter(|_| incoming.counts_hops);
-                upstream = match left {
-                    Some(n) => upstream.header_bytes(name, &decimal(n.saturating_sub(1))),
-                    None => upstream.header_bytes(name, value),
-                };
+                match left {
+                    Some(n) => upstream.append_header_bytes(name, &decimal(n.saturating_sub(1))),
+                    None => upstream.append_header_bytes(name, value),
+                }
             }
         }
     }
-    upstream = upstream.header_bytes("Via", &with_via(via, incoming.version));
+    upstream.append_header_bytes("Via", &with_via(via, incoming.version));
     let peer = incoming.peer.map(IpText::new);
     let peer = peer.as_ref().map_or(&b""[..], IpText::as_bytes);
     let trust = incoming.trust_forwarded;
@@ -137,13 +137,13 @@ pub fn request_fields<'a>(
         _ => Cow::Borrowed(peer),
     };
     if !forwarded_for.is_empty() {
-        upstream = upstream.header_bytes("X-Forwarded-For", &forwarded_for);
+        upstream.append_header_bytes("X-Forwarded-For", &forwarded_for);
     }
     let proto = proto.filter(|_| trust);
-    upstream = upstream.header_bytes("X-Forwarded-Proto", proto.unwrap_or(b"http"));
+    upstream.append_header_bytes("X-Forwarded-Proto", proto.unwrap_or(b"http"));
     let asked = incoming.authority.map(str::as_bytes).or(host);
     if let Some(host) = forwarded_host.filter(|_| trust).or(asked) {
-        upstream = upstream.header_bytes("X-Forwarded-Host", host);
+        upstream.append_header_bytes("X-Forwarded-Host", host);
     }
     upstream
 }

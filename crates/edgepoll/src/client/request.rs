@@ -208,8 +208,26 @@ impl ClientRequest {
     /// checked like any other. Leading and trailing whitespace is not part
     /// of a value (RFC 9110 §5.5) and is dropped.
     pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.append_header_bytes(name, value);
+        self
+    }
+
+    /// Adds a header field in place, as [`header_bytes`](Self::header_bytes)
+    /// does: for a loop over many fields (a forwarder's), where the builder
+    /// would move the whole request at each one.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let mut request = ClientRequest::new("GET", "http://127.0.0.1:8080/").unwrap();
+    /// for (name, value) in [("Accept", &b"*/*"[..]), ("X-Trace", b"7")] {
+    ///     request.append_header_bytes(name, value);
+    /// }
+    /// let wire = String::from_utf8(request.encode().unwrap()).unwrap();
+    /// assert!(wire.contains("\r\nAccept: */*\r\nX-Trace: 7\r\n"));
+    /// ```
+    pub fn append_header_bytes(&mut self, name: &str, value: &[u8]) {
         if self.rare().refused.is_some() {
-            return self;
+            return;
         }
         let bytes = name.as_bytes();
         let refused = if !is_token(bytes) {
@@ -224,7 +242,7 @@ impl ClientRequest {
         };
         if refused.is_some() {
             self.rare_mut().refused = refused;
-            return self;
+            return;
         }
         // Most values come trimmed (a forwarder's always do): two byte
         // checks instead of the two scans of `trim_ascii`.
@@ -243,7 +261,6 @@ impl ClientRequest {
         text.extend_from_slice(b": ");
         extend_short(text, value);
         text.extend_from_slice(b"\r\n");
-        self
     }
 
     /// Offers to switch the connection to `protocols` (the value of
