@@ -57,32 +57,28 @@ pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
             *dst.add(n / 2) = *s.add(n / 2);
             *dst.add(n - 1) = *s.add(n - 1);
         }
-        4..=7 => {
-            let (a, b) = (
-                s.cast::<u32>().read_unaligned(),
-                s.add(n - 4).cast::<u32>().read_unaligned(),
-            );
-            dst.cast::<u32>().write_unaligned(a);
-            dst.add(n - 4).cast::<u32>().write_unaligned(b);
-        }
-        8..=16 => {
-            let (a, b) = (
-                s.cast::<u64>().read_unaligned(),
-                s.add(n - 8).cast::<u64>().read_unaligned(),
-            );
-            dst.cast::<u64>().write_unaligned(a);
-            dst.add(n - 8).cast::<u64>().write_unaligned(b);
-        }
-        17..=32 => {
-            let (a, b) = (
-                s.cast::<u128>().read_unaligned(),
-                s.add(n - 16).cast::<u128>().read_unaligned(),
-            );
-            dst.cast::<u128>().write_unaligned(a);
-            dst.add(n - 16).cast::<u128>().write_unaligned(b);
-        }
+        4..=7 => copy_two::<u32>(s, dst, n),
+        8..=16 => copy_two::<u64>(s, dst, n),
+        17..=32 => copy_two::<u128>(s, dst, n),
         _ => std::ptr::copy_nonoverlapping(s, dst, n),
     }
+}
+
+/// Copies `n` bytes, `size_of::<T>() <= n <= 2 * size_of::<T>()`, as two
+/// `T`: one from the start, one ending at the end (overlapping the first
+/// unless `n` is twice the size).
+///
+/// # Safety
+/// As [`copy_short`], for `n` bytes of `s` and of `dst`.
+#[inline(always)]
+unsafe fn copy_two<T: Copy>(s: *const u8, dst: *mut u8, n: usize) {
+    let w = std::mem::size_of::<T>();
+    let (a, b) = (
+        s.cast::<T>().read_unaligned(),
+        s.add(n - w).cast::<T>().read_unaligned(),
+    );
+    dst.cast::<T>().write_unaligned(a);
+    dst.add(n - w).cast::<T>().write_unaligned(b);
 }
 
 #[cfg(test)]
