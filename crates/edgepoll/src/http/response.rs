@@ -198,7 +198,7 @@ impl<'a> Response<'a> {
 
 /// Appends the parts to `out` with one capacity check: the response is
 /// written in a handful of pieces, and checking each costs the interpreter
-/// more than the copy of a short one. `short`: parts of up to 16 bytes are
+/// more than the copy of a short one. `short`: parts of up to 32 bytes are
 /// copied with loads and stores instead of `memory.copy`, which costs
 /// WasmEdge's interpreter more instructions and its AOT code less time (see
 /// `short_copy`).
