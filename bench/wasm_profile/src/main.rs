@@ -14,8 +14,10 @@
 //! which come first in the function index space), `func INDEX NAME` (from
 //! the name section), `run ID OFFSET,OFFSET,...` (the code offsets of a run's
 //! instructions, as DWARF numbers them: from the start of the code
-//! section's contents), `call OFFSET CALLEE` and `copy OFFSET` (each
-//! `memory.copy`, which under WasmEdge's AOT code is a call into the runtime).
+//! section's contents), `call OFFSET CALLEE` and `copy OFFSET SIZE` (each
+//! `memory.copy`, which under WasmEdge's AOT code is a call into the
+//! runtime; SIZE is its length when a constant comes just before it, as for
+//! the move of a value over 64 bytes, else `-`).
 //!
 //! A program that ends through `proc_exit` (a non-zero exit code) writes no
 //! counts.
@@ -168,6 +170,8 @@ fn instrument(wasm: &[u8], map: &mut String) -> Result<Vec<u8>, String> {
                     .map_err(err)?;
                 let mut reader = body.get_operators_reader().map_err(|e| e.to_string())?;
                 let mut offsets: Vec<usize> = Vec::new();
+                // The constant just before, which a copy of a known length takes as it.
+                let mut constant: Option<i32> = None;
                 while !reader.eof() {
                     let at = reader.original_position() - code_start;
                     let op = reader.read().map_err(|e| e.to_string())?;
@@ -177,10 +181,15 @@ fn instrument(wasm: &[u8], map: &mut String) -> Result<Vec<u8>, String> {
                             let _ = writeln!(map, "call {at} {function_index}");
                         }
                         Operator::MemoryCopy { .. } => {
-                            let _ = writeln!(map, "copy {at}");
+                            let size = constant.map_or("-".to_string(), |n| n.to_string());
+                            let _ = writeln!(map, "copy {at} {size}");
                         }
                         _ => {}
                     }
+                    constant = match &op {
+                        Operator::I32Const { value } => Some(*value),
+                        _ => None,
+                    };
                     let ends = ends_run(&op);
                     let instruction = RoundtripReencoder.instruction(op).map_err(err)?;
                     if ends {
