@@ -1,5 +1,6 @@
 //! `http://` and `https://` URLs as the client takes them.
 
+use crate::short_copy::extend_short;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The parts of an `http[s]://host[:port][/path]` URL.
@@ -195,16 +196,13 @@ impl Url {
         if bracketed {
             out.push(b'[');
         }
-        crate::short_copy::extend_short(out, self.host.as_bytes());
+        extend_short(out, self.host.as_bytes());
         if bracketed {
             out.push(b']');
         }
         if !matches!((self.port, self.tls), (80, false) | (443, true)) {
             out.push(b':');
-            crate::short_copy::extend_short(
-                out,
-                crate::http::Decimal::new(self.port.into()).as_bytes(),
-            );
+            extend_short(out, crate::http::Decimal::new(self.port.into()).as_bytes());
         }
     }
 }

@@ -131,6 +131,18 @@ fn text<'r>(status: StatusCode, body: impl Into<String>) -> Response<'r> {
         .body(body.into())
 }
 
+/// The head of an upstream's response as the proxy passes it on: its
+/// status, its end-to-end fields (moved, not copied), and `Via`.
+fn passed_on(response: ParsedResponse) -> Response<'static> {
+    let mut head = Response::new(response.status);
+    let (fields, via) = forwarded::response_fields(response.headers, response.version);
+    for (name, value) in fields {
+        head.append_header(name, value);
+    }
+    head.append_header("Via", via);
+    head
+}
+
 impl App for Proxy {
     fn call<'a>(
         &mut self,
@@ -208,15 +220,9 @@ impl App for Proxy {
                 self.exchanges.remove(&exchange);
                 self.balancer.finish(upstream, Outcome::Answered, now);
                 let protocol = response.header("upgrade").unwrap_or_default().to_vec();
-                let mut head = Response::new(response.status);
-                let (fields, via) = forwarded::response_fields(response.headers, response.version);
-                for (name, value) in fields {
-                    head.append_header(name, value);
-                }
-                head.append_header("Via", via);
-                head = head
-                    .header("Connection", "upgrade")
-                    .header("Upgrade", protocol);
+                let mut head = passed_on(response);
+                head.append_header("Connection", "upgrade");
+                head.append_header("Upgrade", protocol);
                 cx.respond_tunnel(waiting.responder, head, exchange);
                 return;
             }
@@ -240,13 +246,7 @@ impl App for Proxy {
                 let length = response
                     .header("content-length")
                     .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
-                let mut head = Response::new(response.status);
-                let (fields, via) = forwarded::response_fields(response.headers, response.version);
-                for (name, value) in fields {
-                    head.append_header(name, value);
-                }
-                head.append_header("Via", via);
-                cx.respond_pipe(waiting.responder, head, length, exchange);
+                cx.respond_pipe(waiting.responder, passed_on(response), length, exchange);
                 return;
             }
             Err(error) => error,

@@ -183,6 +183,8 @@ impl<'a> Response<'a> {
                 Outgoing::Close
             }
         };
+        // One copy of a constant length in each arm: a slice chosen by the
+        // match would be copied with `memory.copy`.
         match (stays_open, keep_alive) {
             (false, _) => out.extend_from_slice(b"Connection: close\r\n\r\n"),
             (true, KeepAlive::Http10) => out.extend_from_slice(b"Connection: keep-alive\r\n\r\n"),
