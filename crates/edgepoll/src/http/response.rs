@@ -241,6 +241,7 @@ pub(crate) enum KeepAlive {
 }
 
 /// `HTTP/1.1 <code> <reason>\r\n`; the common 200 in one piece.
+#[inline]
 fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
     let code = status.as_u16();
     if code == 200 {
