@@ -613,7 +613,18 @@ impl Core {
     }
 
     /// Applies what [`drive`](Self::drive) decided.
+    #[inline]
     pub(crate) fn settle(&mut self, index: usize, next: Next, now: Instant) {
+        // Nearly every step leaves the connection watched as it was.
+        if let (Next::Watch(interest), Some(Some(conn))) = (next, self.slots.get(index)) {
+            if conn.interest == Some(interest) {
+                return;
+            }
+        }
+        self.settle_changed(index, next, now);
+    }
+
+    fn settle_changed(&mut self, index: usize, next: Next, now: Instant) {
         let Some(Some(conn)) = self.slots.get_mut(index) else {
             return;
         };
@@ -1181,30 +1192,12 @@ fn step_http<D: Driven>(
         return Next::Close;
     };
     let serial = conn.serial;
-    let Work {
-        responses,
-        pool,
-        outbox,
-        pipes,
-        inbound,
-        abandoned,
-        served,
-        ..
-    } = work;
-    let mut cx = Context {
-        now,
-        responses,
-        pool,
-        outbox,
-        pipes,
-    };
     let mut dispatcher = Dispatcher {
         driven,
-        cx: &mut cx,
+        work,
+        now,
         token,
         serial,
-        served,
-        inbound,
     };
     if !readable {
         // Requests read while responses were owed may go on now.
@@ -1217,7 +1210,7 @@ fn step_http<D: Driven>(
     };
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
     if handler.has_abandoned() {
-        abandoned.extend(
+        work.abandoned.extend(
             handler
                 .take_abandoned()
                 .map(|id| Responder { token, serial, id }),

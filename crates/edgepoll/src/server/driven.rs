@@ -2,12 +2,14 @@
 //! application ([`http::Service`], [`ws::Service`], [`App`]), so the loop is
 //! written once.
 
+use super::core::Work;
 use crate::app::{App, Context, Responder};
 use crate::client::{ClientError, ExchangeId};
 use crate::http::{self, BodyError, Dispatch, ParsedResponse, Reply, Request, RequestId};
 use crate::ws::{self, Message};
 use crate::Token;
 use bytes::Bytes;
+use std::time::Instant;
 
 /// Every callback the loop makes; the adapters below fill in what their
 /// kind of application does not have.
@@ -195,14 +197,15 @@ impl<A: App> Driven for Apps<A> {
 
 /// The [`Dispatch`] one connection's handler calls: names each request with
 /// its connection and counts what it serves.
-pub(crate) struct Dispatcher<'x, 'l, D> {
+pub(crate) struct Dispatcher<'x, D> {
     pub(crate) driven: &'x mut D,
-    pub(crate) cx: &'x mut Context<'l>,
+    /// Where the application's context is made from (only when a request
+    /// is dispatched: most steps dispatch none), and where pieces of
+    /// streamed request bodies wait for the loop to route them.
+    pub(crate) work: &'x mut Work,
+    pub(crate) now: Instant,
     pub(crate) token: Token,
     pub(crate) serial: u64,
-    pub(crate) served: &'x mut u64,
-    /// Pieces of streamed request bodies, for the loop to route.
-    pub(crate) inbound: &'x mut Vec<(Responder, Inbound)>,
 }
 
 /// A piece or the end of a streamed request body.
@@ -212,7 +215,7 @@ pub(crate) enum Inbound {
     End(Result<(), BodyError>),
 }
 
-impl<D> Dispatcher<'_, '_, D> {
+impl<D> Dispatcher<'_, D> {
     fn responder(&self, id: RequestId) -> Responder {
         Responder {
             token: self.token,
@@ -222,14 +225,15 @@ impl<D> Dispatcher<'_, '_, D> {
     }
 }
 
-impl<D: Driven> Dispatch for Dispatcher<'_, '_, D> {
+impl<D: Driven> Dispatch for Dispatcher<'_, D> {
     const STREAMS: bool = D::STREAMS;
 
     #[inline]
     fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
-        *self.served += 1;
+        self.work.served += 1;
         let responder = self.responder(id);
-        self.driven.call(request, responder, self.cx)
+        self.driven
+            .call(request, responder, &mut self.work.context(self.now))
     }
 
     fn handles_connect(&self) -> bool {
@@ -242,12 +246,13 @@ impl<D: Driven> Dispatch for Dispatcher<'_, '_, D> {
 
     fn body(&mut self, id: RequestId, piece: &[u8]) {
         let responder = self.responder(id);
-        self.inbound
+        self.work
+            .inbound
             .push((responder, Inbound::Piece(Bytes::copy_from_slice(piece))));
     }
 
     fn body_end(&mut self, id: RequestId, result: Result<(), BodyError>) {
         let responder = self.responder(id);
-        self.inbound.push((responder, Inbound::End(result)));
+        self.work.inbound.push((responder, Inbound::End(result)));
     }
 }
