@@ -122,32 +122,45 @@ impl HeadParser {
             }
         }
         let mut at = self.line_start;
-        let outcome = match self.request_line {
+        let line = match self.request_line.take() {
+            Some(line) => Ok(Some(line)),
             None => {
                 fields.clear();
                 self.parse_request_line(buf, &mut at)
-                    .and_then(|()| match self.request_line {
-                        Some(_) => self.parse_fields(buf, &mut at, max_fields, fields),
-                        None => Ok(None),
-                    })
             }
-            Some(_) => self.parse_fields(buf, &mut at, max_fields, fields),
+        };
+        // `Ok(())` while incomplete. The request line is kept only then (or
+        // for a fault to be answered once its line is complete): a head
+        // that arrived whole goes by without it being stored and taken.
+        let outcome = match line {
+            Ok(Some(line)) => match self.parse_fields(buf, &mut at, max_fields, fields) {
+                Ok(Some(len)) => {
+                    self.line_start = at;
+                    return Ok(Some(Head {
+                        line,
+                        len,
+                        bare_lf: self.bare_lf,
+                    }));
+                }
+                Ok(None) => {
+                    self.request_line = Some(line);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.request_line = Some(line);
+                    Err(e)
+                }
+            },
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
         };
         self.line_start = at;
         match outcome {
-            Ok(Some(len)) => {
-                let line = self.request_line.take().ok_or(HeadError::Field)?;
-                Ok(Some(Head {
-                    line,
-                    len,
-                    bare_lf: self.bare_lf,
-                }))
-            }
             // A fault in a line not yet complete waits for its end, so that
             // the answer does not depend on how the bytes arrived (the size
             // limit may end the head first).
             Err(e) if scan::find_lf(&buf[at..]).is_some() => Err(e),
-            Ok(None) | Err(_) => {
+            Ok(()) | Err(_) => {
                 self.scanned = buf.len();
                 Ok(None)
             }
@@ -155,27 +168,31 @@ impl HeadParser {
     }
 
     /// Empty lines, then the request line (RFC 9112 §3); `at` moves past
-    /// each complete line. Leaves `request_line` unset while incomplete.
-    fn parse_request_line(&mut self, buf: &[u8], at: &mut usize) -> Result<(), HeadError> {
+    /// each complete line. `Ok(None)` while it is incomplete.
+    fn parse_request_line(
+        &mut self,
+        buf: &[u8],
+        at: &mut usize,
+    ) -> Result<Option<RequestLine>, HeadError> {
         // Empty lines before the request line are allowed (RFC 9112 §2.2).
         while let Some(b'\r' | b'\n') = buf.get(*at) {
             match self.line_end(buf, *at)? {
                 Some(next) => *at = next,
-                None => return Ok(()),
+                None => return Ok(None),
             }
         }
         let start = *at;
         let method = start..scan::skip_token_bytes(buf, start);
         match buf.get(method.end) {
             Some(b' ') if !method.is_empty() => {}
-            None => return Ok(()),
+            None => return Ok(None),
             _ => return Err(HeadError::RequestLine),
         }
         let (end, high_bytes) = scan::skip_target_bytes(buf, method.end + 1);
         let target = method.end + 1..end;
         match buf.get(end) {
             Some(b' ') if !target.is_empty() => {}
-            None => return Ok(()),
+            None => return Ok(None),
             _ => return Err(HeadError::RequestLine),
         }
         if high_bytes && std::str::from_utf8(&buf[target.clone()]).is_err() {
@@ -187,19 +204,18 @@ impl HeadParser {
             Some(HTTP_10) => Version::Http10,
             Some(_) => return Err(HeadError::Version),
             // Fewer than eight bytes: wait only if they could still become one.
-            None if b"HTTP/1.".starts_with(&buf[v..]) => return Ok(()),
+            None if b"HTTP/1.".starts_with(&buf[v..]) => return Ok(None),
             None => return Err(HeadError::Version),
         };
         let Some(next) = self.line_end(buf, v + 8)? else {
-            return Ok(());
+            return Ok(None);
         };
-        self.request_line = Some(RequestLine {
+        *at = next;
+        Ok(Some(RequestLine {
             method,
             target,
             version,
-        });
-        *at = next;
-        Ok(())
+        }))
     }
 
     /// A response's status line (RFC 9112 §4) after any empty lines, as

@@ -249,13 +249,20 @@ impl<'a> Request<'a> {
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         let head = self.head;
         let name = name.as_bytes();
-        self.headers
-            .iter()
-            .find(|h| {
-                h.name.len() == name.len()
-                    && super::scan::eq_ignore_ascii_case(&head[h.name.clone()], name)
-            })
-            .map(|h| &head[h.value.clone()])
+        for h in self.headers {
+            // The parser's spans run forwards: a plain difference is the
+            // length (`Range::len` would saturate, an instruction more).
+            if h.name.end.wrapping_sub(h.name.start) != name.len() {
+                continue;
+            }
+            match head.get(h.name.clone()) {
+                Some(field) if super::scan::eq_ignore_ascii_case(field, name) => {
+                    return head.get(h.value.clone())
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// The protocols a bodiless HTTP/1.1 request offers to switch to (RFC
