@@ -1244,19 +1244,20 @@ impl Handler {
             head.is_head_method,
             head.offers_upgrade,
         );
-        let body_range_len = body.len();
+        let input: &[u8] = &self.input;
+        let body = &input[body];
         let request = Request {
-            head: &self.input[..head.len],
+            head: &input[..head.len],
             method: &head.method,
             target: &head.target,
             version,
             headers: &self.headers,
-            body: &self.input[body],
+            body,
             peer: &self.peer,
             local: &self.local,
             length: match streamed {
                 true => declared_length(&head.framing),
-                false => Some((body_range_len) as u64),
+                false => Some(body.len() as u64),
             },
             streamed,
             offers_upgrade,

@@ -307,6 +307,8 @@ impl HeadParser {
         loop {
             match plain_field(buf, *at, max_fields, fields) {
                 Some(next) => *at = next,
+                // The blank line that ends a head (as `parse_field` reads it).
+                None if buf.get(*at..*at + 2) == Some(b"\r\n") => return Ok(Some(*at + 2)),
                 None => match self.parse_field(buf, at, max_fields, fields)? {
                     Line::Field => {}
                     Line::End(len) => return Ok(Some(len)),
