@@ -240,6 +240,7 @@ fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// `Some(None)` for a valid number too large for u64, `None` for no number.
+#[inline]
 pub(crate) fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
     if value.is_empty() {
         return None;
@@ -285,7 +286,7 @@ pub(crate) fn is_field_safe(bytes: &[u8]) -> bool {
 
 /// Whether `name` is a field the connection writes itself: a message's own
 /// framing is never taken from a service or a caller.
-#[inline]
+#[inline(always)]
 pub(crate) fn is_framing_field(name: &[u8]) -> bool {
     let len = name.len();
     (len == 14 && super::scan::eq_ignore_ascii_case(name, b"content-length"))
