@@ -22,6 +22,37 @@ pub(crate) fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
     }
 }
 
+/// Appends the parts to `out` with one capacity check: a response head or a
+/// header field is written in a handful of pieces, and checking each costs
+/// the interpreter more than the copy of a short one. `short`: parts of up to 32 bytes are
+/// copied with loads and stores instead of `memory.copy`, which costs
+/// WasmEdge's interpreter more instructions and its AOT code less time (see
+/// the module notes).
+#[inline(always)]
+pub(crate) fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N], short: bool) {
+    // Saturating: parts that could not fit make `reserve` fail, never wrap.
+    let total = parts
+        .iter()
+        .fold(0usize, |sum, part| sum.saturating_add(part.len()));
+    out.reserve(total);
+    let mut len = out.len();
+    for part in parts {
+        // SAFETY: `reserve` made room for `total` bytes past the length, and
+        // the parts add up to `total`; source and destination are distinct
+        // (`out` is borrowed mutably, the parts shared).
+        unsafe {
+            let to = out.as_mut_ptr().add(len);
+            match short {
+                true => copy_short(part, to),
+                false => std::ptr::copy_nonoverlapping(part.as_ptr(), to, part.len()),
+            }
+        }
+        len += part.len();
+    }
+    // SAFETY: the bytes up to `len` were written just above.
+    unsafe { out.set_len(len) };
+}
+
 /// `src` as a new `Vec`, exactly as long.
 #[inline]
 pub(crate) fn to_vec_short(src: &[u8]) -> Vec<u8> {

@@ -151,7 +151,7 @@ impl Url {
         if host.is_empty() {
             return Err(UrlError::NoHost);
         }
-        let host_ok = match host.contains(&b':') {
+        let host_ok = match crate::http::find_byte(host, b':').is_some() {
             true => self.host.parse::<std::net::Ipv6Addr>().is_ok(),
             false => crate::http::is_reg_name(host),
         };
@@ -192,7 +192,7 @@ impl Url {
     /// [`authority`](Self::authority) appended to `out`, without formatting
     /// machinery or a `String` of its own: every request's `Host` is one.
     pub(crate) fn write_authority(&self, out: &mut Vec<u8>) {
-        let bracketed = self.host.contains(':');
+        let bracketed = crate::http::find_byte(self.host.as_bytes(), b':').is_some();
         if bracketed {
             out.push(b'[');
         }

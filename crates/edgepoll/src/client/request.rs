@@ -1,7 +1,7 @@
 //! A request as the client sends it, checked before a byte goes out.
 
 use crate::http::{is_field_safe, is_framing_field, is_token, token_is, Decimal, Outgoing};
-use crate::short_copy::{extend_short, string_short};
+use crate::short_copy::{extend_short, push_all, string_short};
 use crate::url::{Url, UrlError};
 
 /// Why a request cannot be sent as given. Nothing is sent for it.
@@ -226,7 +226,11 @@ impl ClientRequest {
     /// assert!(wire.contains("\r\nAccept: */*\r\nX-Trace: 7\r\n"));
     /// ```
     pub fn append_header_bytes(&mut self, name: &str, value: &[u8]) {
-        if self.rare().refused.is_some() {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|rare| rare.refused.is_some())
+        {
             return;
         }
         let bytes = name.as_bytes();
@@ -254,13 +258,9 @@ impl ClientRequest {
             }
             _ => value.trim_ascii(),
         };
-        // Names and values copied with loads and stores (see `short_copy`).
-        let text = &mut self.text;
-        text.reserve(bytes.len() + value.len() + 4);
-        extend_short(text, bytes);
-        text.extend_from_slice(b": ");
-        extend_short(text, value);
-        text.extend_from_slice(b"\r\n");
+        // Names and values copied with loads and stores (see `short_copy`),
+        // after one capacity check for the whole line.
+        push_all(&mut self.text, [bytes, b": ", value, b"\r\n"], true);
     }
 
     /// Offers to switch the connection to `protocols` (the value of

@@ -149,7 +149,8 @@ impl Resolver {
     /// request, and comparing a name costs a tenth of parsing it.
     pub(crate) fn literal(&mut self, host: &str) -> Option<IpAddr> {
         const REMEMBERED: usize = 16;
-        if let Some((_, ip)) = self.literals.iter().find(|(h, _)| **h == *host) {
+        let same = |h: &str| crate::http::same_slices(h.as_bytes(), host.as_bytes());
+        if let Some((_, ip)) = self.literals.iter().find(|(h, _)| same(h)) {
             return Some(*ip);
         }
         let ip = literal(host)?;

@@ -307,7 +307,7 @@ impl ResponseParser {
     /// quadratic (64 KiB: two billion steps).
     fn parse_head_if_due(&mut self, data: &[u8]) -> Result<bool, ResponseError> {
         const STATUS_PREFIX: usize = b"HTTP/1.1 200".len();
-        if self.buf.len() <= STATUS_PREFIX || data.contains(&b'\n') {
+        if self.buf.len() <= STATUS_PREFIX || super::scan::find_lf(data).is_some() {
             return self.parse_head();
         }
         match self.buf.len() > self.max_head {

@@ -100,23 +100,61 @@ fn zero_bytes(w: u64) -> u64 {
 }
 
 /// The index of the first `\n` in `bytes`.
+#[inline]
 pub(crate) fn find_lf(bytes: &[u8]) -> Option<usize> {
-    const LF: u64 = LO * b'\n' as u64;
+    find_byte(bytes, b'\n')
+}
+
+/// The index of the first `byte` in `bytes`, sixteen or eight bytes at a
+/// time (the standard library's `memchr` costs the interpreter some 120
+/// instructions for a short slice, this a few dozen).
+#[inline(always)]
+pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
+    let wanted = LO * u64::from(byte);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let mut at = match simd::find_byte(bytes, 0, b'\n') {
+    let mut at = match simd::find_byte(bytes, 0, byte) {
         Ok(found) => return Some(found),
         Err(rest) => rest,
     };
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     let mut at = 0;
     while at + 8 <= bytes.len() {
-        let found = zero_bytes(word(bytes, at) ^ LF);
+        let found = zero_bytes(word(bytes, at) ^ wanted);
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    bytes[at..].iter().position(|&b| b == b'\n').map(|p| at + p)
+    bytes[at..].iter().position(|&b| b == byte).map(|p| at + p)
+}
+
+/// Whether `a` and `b` hold the same bytes, a word at a time (the last word
+/// overlapping the one before): for short runtime values such as host
+/// names, where `==` calls a `memcmp` that goes byte by byte.
+#[inline]
+pub(crate) fn same_slices(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    match len {
+        0..=3 => a == b,
+        4..=8 => {
+            half_word(a, 0) == half_word(b, 0) && half_word(a, len - 4) == half_word(b, len - 4)
+        }
+        _ => {
+            let mut at = 0;
+            loop {
+                if word(a, at) != word(b, at) {
+                    return false;
+                }
+                if at + 8 == len {
+                    return true;
+                }
+                at = (at + 8).min(len - 8);
+            }
+        }
+    }
 }
 
 /// Whether `bytes` holds a CR, LF or NUL: a header field with one could split
@@ -526,6 +564,46 @@ mod tests {
         }
         // Bytes that differ from LF by one bit, and high bytes, are not LF.
         assert_eq!(find_lf(b"\x0b\x0e\x8a\xff\x00\x09\x0b\x0c\x0a"), Some(8));
+    }
+
+    #[test]
+    fn find_byte_finds_the_first_of_any_byte_at_every_position_and_length() {
+        for wanted in [0u8, b':', 0x80, 0xff] {
+            for len in 0..40 {
+                for at in 0..=len {
+                    // A second one after the first: the first is reported.
+                    let mut bytes: Vec<u8> = (0..len).map(|i| (i as u8) ^ wanted ^ 0x55).collect();
+                    bytes
+                        .iter_mut()
+                        .for_each(|b| *b = if *b == wanted { !wanted } else { *b });
+                    for i in [at, at + 3] {
+                        if i < len {
+                            bytes[i] = wanted;
+                        }
+                    }
+                    let expected = bytes.iter().position(|&b| b == wanted);
+                    assert_eq!(
+                        find_byte(&bytes, wanted),
+                        expected,
+                        "{wanted:#x}, len {len}, at {at}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_slices_is_equality_for_every_length_and_every_differing_byte() {
+        for len in 0..40 {
+            let a: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
+            assert!(same_slices(&a, &a.clone()), "len {len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same_slices(&a, &b), "len {len}, differing at {at}");
+            }
+            assert!(!same_slices(&a, &a[..len.saturating_sub(1)]) || len == 0);
+        }
     }
 
     #[test]
