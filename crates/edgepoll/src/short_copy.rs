@@ -30,11 +30,11 @@ pub(crate) fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
 /// the module notes).
 #[inline(always)]
 pub(crate) fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N], short: bool) {
-    // Saturating: parts that could not fit make `reserve` fail, never wrap.
-    let total = parts
-        .iter()
-        .fold(0usize, |sum, part| sum.saturating_add(part.len()));
-    out.reserve(total);
+    // Summed in 64 bits, which a handful of slice lengths cannot overflow
+    // (a saturating sum in the word size costs a compare and a select per
+    // part); more than fits makes `reserve` fail, never wrap.
+    let total: u64 = parts.iter().map(|part| part.len() as u64).sum();
+    out.reserve(usize::try_from(total).unwrap_or(usize::MAX));
     let mut len = out.len();
     for part in parts {
         // SAFETY: `reserve` made room for `total` bytes past the length, and

@@ -234,19 +234,10 @@ impl ClientRequest {
             return;
         }
         let bytes = name.as_bytes();
-        let refused = if !is_token(bytes) {
-            Some(RequestError::FieldName(name.into()))
-        } else if !is_field_safe(value) {
-            Some(RequestError::FieldValue(name.into()))
-        } else if is_framing_field(bytes) || token_is(bytes, b"host") || token_is(bytes, b"upgrade")
-        {
-            Some(RequestError::FramingField(name.into()))
-        } else {
-            None
-        };
-        if refused.is_some() {
-            self.rare_mut().refused = refused;
-            return;
+        // One test, one way out; which refusal it is, out of line.
+        let own = |b: &[u8]| is_framing_field(b) || token_is(b, b"host") || token_is(b, b"upgrade");
+        if !is_token(bytes) || !is_field_safe(value) || own(bytes) {
+            return self.refuse_field(name, value);
         }
         // Most values come trimmed (a forwarder's always do): two byte
         // checks instead of the two scans of `trim_ascii`.
@@ -261,6 +252,21 @@ impl ClientRequest {
         // Names and values copied with loads and stores (see `short_copy`),
         // after one capacity check for the whole line.
         push_all(&mut self.text, [bytes, b": ", value, b"\r\n"], true);
+    }
+
+    /// Notes why the field `name: value` was refused (as
+    /// [`append_header_bytes`](Self::append_header_bytes) found it was).
+    #[cold]
+    #[inline(never)]
+    fn refuse_field(&mut self, name: &str, value: &[u8]) {
+        let refused = if !is_token(name.as_bytes()) {
+            RequestError::FieldName(name.into())
+        } else if !is_field_safe(value) {
+            RequestError::FieldValue(name.into())
+        } else {
+            RequestError::FramingField(name.into())
+        };
+        self.rare_mut().refused = Some(refused);
     }
 
     /// Offers to switch the connection to `protocols` (the value of
