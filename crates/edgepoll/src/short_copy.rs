@@ -7,7 +7,8 @@
 //! 8-byte loads and stores (measured in a loop of twenty million), and a
 //! proxied request made some thirty such copies. WasmEdge's interpreter
 //! pays the other way (a dozen instructions against one), so only the copies
-//! of a forwarder's path use this, not the echo server's.
+//! of a forwarder's path are short ones, not the echo server's ([`push_all`]
+//! does either).
 
 /// Appends `src` to `out`.
 #[inline]
@@ -24,10 +25,9 @@ pub(crate) fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
 
 /// Appends the parts to `out` with one capacity check: a response head or a
 /// header field is written in a handful of pieces, and checking each costs
-/// the interpreter more than the copy of a short one. `short`: parts of up to 32 bytes are
-/// copied with loads and stores instead of `memory.copy`, which costs
-/// WasmEdge's interpreter more instructions and its AOT code less time (see
-/// the module notes).
+/// the interpreter more than the copy of a short one. `short`: parts of up
+/// to 32 bytes are copied with loads and stores instead of `memory.copy`
+/// (see the module notes); the echo server's responses say `false`.
 #[inline(always)]
 pub(crate) fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N], short: bool) {
     // Summed in 64 bits, which a handful of slice lengths cannot overflow
