@@ -2,7 +2,7 @@
 """Where a server's Wasm instructions go, per request: a profile that holds
 still from run to run, unlike time on this machine.
 
-    python3 bench/profile.py [--proxy] [WASM] [--by functions|lines|calls|copies] [--match REGEX] [--top N]
+    python3 bench/profile.py [--proxy] [WASM] [--by functions|lines|calls|copies|control] [--match REGEX] [--top N]
 
 The module (the echo server by default; with --proxy, examples/proxy in front
 of the native echo baseline) is instrumented by bench/wasm_profile (every
@@ -22,6 +22,11 @@ through the module's DWARF (`llvm-symbolizer`, Debian package `llvm`):
   into the runtime: 11 ns to copy 12 bytes, against under 2 for loads and
   stores), where, and its length when that is a constant: the move of a
   value over 64 bytes, which a wasm32 build makes with `memory.copy`.
+- `control`: per function, how many of its instructions are control flow
+  (`block`, `loop`, `end`, `br`, `br_if`, `br_table`, `return`, read from
+  `llvm-objdump -d`). The interpreter executes each: a hot loop with many
+  ways out opens a `block` for each on every pass (the request handler's
+  state match opened 26), which moving the rare ways out of line saves.
 
 Build first: `make build` and `cargo build --release --manifest-path
 bench/Cargo.toml --target-dir target -p wasm_profile -p loadgen -p
@@ -113,11 +118,39 @@ def place(chain):
     return f"{chain[0][1].rsplit('/', 1)[-1]}:{chain[0][2]}" if chain else "?"
 
 
+CONTROL = {"block", "loop", "end", "br", "br_if", "br_table", "return"}
+
+
+def print_control(wasm, per, top):
+    """Per function: its control-flow instructions per request, of all."""
+    if not shutil.which("llvm-objdump"):
+        sys.exit("profile.py --by control needs llvm-objdump: apt-get install -y llvm")
+    listing = subprocess.run(["llvm-objdump", "-d", str(wasm)], capture_output=True, text=True, check=True).stdout
+    control, total = collections.Counter(), collections.Counter()
+    function = None
+    for line in listing.splitlines():
+        if line.endswith(">:"):
+            function = line.split("<", 1)[1][:-2]
+            continue
+        m = re.match(r"\s*([0-9a-f]+):\s+(?:[0-9a-f]{2} )+\s*(\S+)", line)
+        if m and function and int(m.group(1), 16) in per:
+            count = per[int(m.group(1), 16)]
+            total[function] += count
+            if m.group(2) in CONTROL:
+                control[function] += count
+    shown = control.most_common(top)
+    names = subprocess.run(["c++filt"], input="\n".join(f for f, _ in shown), capture_output=True, text=True).stdout.splitlines()
+    print(f"{sum(control.values()):.0f} control-flow instructions per request of {sum(total.values()):.0f}")
+    for (function, count), name in zip(shown, names):
+        name = re.sub(r"::h[0-9a-f]{16}$", "", name)
+        print(f"{count:9.2f} of {total[function]:9.2f}  {name[-90:]}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wasm", nargs="?", type=Path)
     parser.add_argument("--proxy", action="store_true")
-    parser.add_argument("--by", choices=["functions", "lines", "calls", "copies"], default="functions")
+    parser.add_argument("--by", choices=["functions", "lines", "calls", "copies", "control"], default="functions")
     parser.add_argument("--match", default="")
     parser.add_argument("--top", type=int, default=40)
     options = parser.parse_args()
@@ -144,6 +177,8 @@ def main():
     total = sum(per.values())
     print(f"{wasm.name}: {total:.0f} Wasm instructions per request")
     rows = collections.Counter()
+    if options.by == "control":
+        return print_control(wasm, per, options.top)
     if options.by in ("functions", "lines"):
         offsets = sorted(per)
         for o, chain in zip(offsets, symbolize(wasm, offsets)):
