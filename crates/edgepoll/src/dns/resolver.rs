@@ -149,7 +149,7 @@ impl Resolver {
     /// request, and comparing a name costs a tenth of parsing it.
     pub(crate) fn literal(&mut self, host: &str) -> Option<IpAddr> {
         const REMEMBERED: usize = 16;
-        let same = |h: &str| crate::http::same_slices(h.as_bytes(), host.as_bytes());
+        let same = |h: &str| crate::http::same_bytes(h.as_bytes(), host.as_bytes());
         if let Some((_, ip)) = self.literals.iter().find(|(h, _)| same(h)) {
             return Some(*ip);
         }

@@ -128,35 +128,6 @@ pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
     bytes[at..].iter().position(|&b| b == byte).map(|p| at + p)
 }
 
-/// Whether `a` and `b` hold the same bytes, a word at a time (the last word
-/// overlapping the one before): for short runtime values such as host
-/// names, where `==` calls a `memcmp` that goes byte by byte.
-#[inline]
-pub(crate) fn same_slices(a: &[u8], b: &[u8]) -> bool {
-    let len = a.len();
-    if len != b.len() {
-        return false;
-    }
-    match len {
-        0..=3 => a == b,
-        4..=8 => {
-            half_word(a, 0) == half_word(b, 0) && half_word(a, len - 4) == half_word(b, len - 4)
-        }
-        _ => {
-            let mut at = 0;
-            loop {
-                if word(a, at) != word(b, at) {
-                    return false;
-                }
-                if at + 8 == len {
-                    return true;
-                }
-                at = (at + 8).min(len - 8);
-            }
-        }
-    }
-}
-
 /// Whether `bytes` holds a CR, LF or NUL: a header field with one could split
 /// a response. Fields are short, so the tail is looked at as one more word
 /// that overlaps the one before, not byte by byte.
@@ -367,19 +338,34 @@ pub(crate) fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Whether `a` is `b` (a literal, whose words the compiler folds to
-/// constants), a word or two at a time.
+/// Whether `a` and `b` hold the same bytes, a word or two at a time (the
+/// last overlapping the one before): for a literal `b` the compiler folds
+/// its words to constants; for short runtime values, such as host names,
+/// `==` would call a `memcmp` that goes byte by byte.
 #[inline(always)]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let len = a.len();
-    len == b.len()
-        && match len {
-            0..=3 => a == b,
-            4..=8 => {
-                half_word(a, 0) == half_word(b, 0) && half_word(a, len - 4) == half_word(b, len - 4)
-            }
-            _ => a == b,
+    if len != b.len() {
+        return false;
+    }
+    match len {
+        0..=3 => a == b,
+        4..=8 => {
+            half_word(a, 0) == half_word(b, 0) && half_word(a, len - 4) == half_word(b, len - 4)
         }
+        _ => {
+            let mut at = 0;
+            loop {
+                if word(a, at) != word(b, at) {
+                    return false;
+                }
+                if at + 8 == len {
+                    return true;
+                }
+                at = (at + 8).min(len - 8);
+            }
+        }
+    }
 }
 
 /// Whether `bytes` is a token (RFC 9110 §5.6.2): one or more token
@@ -630,16 +616,16 @@ mod tests {
     }
 
     #[test]
-    fn same_slices_is_equality_for_every_length_and_every_differing_byte() {
+    fn same_bytes_is_equality_for_every_length_and_every_differing_byte() {
         for len in 0..40 {
             let a: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
-            assert!(same_slices(&a, &a.clone()), "len {len}");
+            assert!(same_bytes(&a, &a.clone()), "len {len}");
             for at in 0..len {
                 let mut b = a.clone();
                 b[at] ^= 0x20;
-                assert!(!same_slices(&a, &b), "len {len}, differing at {at}");
+                assert!(!same_bytes(&a, &b), "len {len}, differing at {at}");
             }
-            assert!(!same_slices(&a, &a[..len.saturating_sub(1)]) || len == 0);
+            assert!(!same_bytes(&a, &a[..len.saturating_sub(1)]) || len == 0);
         }
     }
 
