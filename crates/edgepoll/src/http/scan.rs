@@ -76,6 +76,24 @@ const HIGH_NIBBLE_BIT: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
+/// Whether `test` holds at the offset of every eight-byte word of a value
+/// `len` (at least eight) bytes long, the last word ending at its end and
+/// overlapping the one before (a byte tested twice is harmless): short
+/// values a word at a time, without a byte-by-byte tail.
+#[inline(always)]
+fn every_word(len: usize, mut test: impl FnMut(usize) -> bool) -> bool {
+    let mut at = 0;
+    loop {
+        if !test(at) {
+            return false;
+        }
+        if at + 8 == len {
+            return true;
+        }
+        at = (at + 8).min(len - 8);
+    }
+}
+
 /// Eight bytes starting at `at` (which must leave eight), little-endian.
 #[inline(always)]
 fn word(bytes: &[u8], at: usize) -> u64 {
@@ -325,17 +343,7 @@ pub(crate) fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
         return words_eq_ignore_case(half_word(a, 0), half_word(b, 0))
             && words_eq_ignore_case(half_word(a, len - 4), half_word(b, len - 4));
     }
-    let mut at = 0;
-    loop {
-        if !words_eq_ignore_case(word(a, at), word(b, at)) {
-            return false;
-        }
-        if at + 8 == len {
-            return true;
-        }
-        // The last word may overlap the one before: compared twice is fine.
-        at = (at + 8).min(len - 8);
-    }
+    every_word(len, |at| words_eq_ignore_case(word(a, at), word(b, at)))
 }
 
 /// Whether `a` and `b` hold the same bytes, a word or two at a time (the
@@ -353,18 +361,7 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         4..=8 => {
             half_word(a, 0) == half_word(b, 0) && half_word(a, len - 4) == half_word(b, len - 4)
         }
-        _ => {
-            let mut at = 0;
-            loop {
-                if word(a, at) != word(b, at) {
-                    return false;
-                }
-                if at + 8 == len {
-                    return true;
-                }
-                at = (at + 8).min(len - 8);
-            }
-        }
+        _ => every_word(len, |at| word(a, at) == word(b, at)),
     }
 }
 
@@ -396,18 +393,7 @@ pub(crate) fn token_is(token: &[u8], lower: &[u8]) -> bool {
             fold(half_word(token, 0)) == fold(half_word(lower, 0))
                 && fold(half_word(token, len - 4)) == fold(half_word(lower, len - 4))
         }
-        _ => {
-            let mut at = 0;
-            loop {
-                if fold(word(token, at)) != fold(word(lower, at)) {
-                    return false;
-                }
-                if at + 8 == len {
-                    return true;
-                }
-                at = (at + 8).min(len - 8);
-            }
-        }
+        _ => every_word(len, |at| fold(word(token, at)) == fold(word(lower, at))),
     }
 }
 
@@ -535,18 +521,7 @@ pub(crate) fn is_reg_name(host: &[u8]) -> bool {
             plain(half_word(host, 0) | HIGH_HALF_PLAIN)
                 && plain(half_word(host, len - 4) | HIGH_HALF_PLAIN)
         }
-        _ => {
-            let mut at = 0;
-            loop {
-                if !plain(word(host, at)) {
-                    break false;
-                }
-                if at + 8 == len {
-                    break true;
-                }
-                at = (at + 8).min(len - 8);
-            }
-        }
+        _ => every_word(len, |at| plain(word(host, at))),
     };
     if all_plain {
         return true;
