@@ -38,6 +38,13 @@ pub enum Behaviour {
     Gzipped,
     /// Answers every request with bytes that are not HTTP, then closes.
     Garbage,
+    /// Keep-alive; answers each request with an empty body and its path in
+    /// `X-Path`, but a `HEAD` with a head announcing a body, and then, 20 ms
+    /// later in a write of its own, that body: a whole response of its own
+    /// (`X-Path: /forged`). A client that reuses the connection without
+    /// looking at it first takes it for the answer to its next request.
+    /// Noted in [`Seen::answered`] as `forged` once sent.
+    LateHeadBody,
     /// Announces 1 MB, sends 1000 bytes of it, then closes.
     DiesMidBody,
     /// A [`Behaviour::Sink`] for requests with a body, a
@@ -327,7 +334,7 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         }
         buf.drain(..end + 4 + length);
         let path = text.split(' ').nth(1).unwrap_or("").to_string();
-        seen.answered.lock().expect("lock").push(path);
+        seen.answered.lock().expect("lock").push(path.clone());
         let reply = match behaviour {
             Behaviour::ReflectInTwo => {
                 let first = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len());
@@ -350,9 +357,31 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             ]
             .concat(),
             Behaviour::Garbage => b"SPDY/9 banana\r\n\0\0\r\n\r\n".to_vec(),
+            Behaviour::LateHeadBody if text.starts_with("HEAD ") => {
+                let forged = b"HTTP/1.1 200 OK\r\nX-Path: /forged\r\nContent-Length: 0\r\n\r\n";
+                let head = format!("HTTP/1.1 200 OK\r\nX-Path: {path}\r\nContent-Length: {}\r\n\r\n", forged.len());
+                // Each write leaves at once: Nagle's algorithm would hold
+                // the forged bytes back until the client's next request
+                // acknowledged the head, and they would come after it.
+                if stream.set_nodelay(true).is_err() || stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                if stream.write_all(forged).is_err() {
+                    return;
+                }
+                seen.answered.lock().expect("lock").push("forged".into());
+                continue;
+            }
+            Behaviour::LateHeadBody => {
+                format!("HTTP/1.1 200 OK\r\nX-Path: {path}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+            }
             _ => [b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec(), vec![b'x'; 1000]].concat(),
         };
-        let keeps_alive = matches!(behaviour, Behaviour::Reflect | Behaviour::ReflectInTwo);
+        let keeps_alive = matches!(
+            behaviour,
+            Behaviour::Reflect | Behaviour::ReflectInTwo | Behaviour::LateHeadBody
+        );
         if stream.write_all(&reply).is_err() || !keeps_alive {
             return;
         }
@@ -368,6 +397,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         | Behaviour::ReflectInTwo
         | Behaviour::Gzipped
         | Behaviour::Garbage
+        | Behaviour::LateHeadBody
         | Behaviour::DiesMidBody => return answer_heads(stream, behaviour, seen),
         Behaviour::Switch => return switch(stream),
         Behaviour::Bulk => return bulk(stream, seen),

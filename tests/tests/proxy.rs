@@ -375,6 +375,69 @@ fn a_request_on_a_connection_the_upstream_gave_up_goes_again_if_idempotent() {
     });
 }
 
+/// Bytes an upstream sends after a complete response (here the body of a
+/// HEAD answer, late and in a write of its own, that reads as a whole
+/// response) never answer another client's request: a pooled connection is
+/// looked at before it is reused, even while a busy loop leaves idle
+/// connections out of most polls (over 64 registered).
+#[test]
+fn bytes_an_upstream_sends_after_its_response_never_answer_another_request() {
+    on_each_runtime(|runtime| {
+        let up = NativeUpstream::start(Behaviour::LateHeadBody);
+        let one = ["--max-per-upstream", "1"];
+        let proxy = start_proxy(runtime, &[up.addr.to_string()], &one);
+        let _quiet: Vec<_> = (0..80).map(|_| connect(proxy.addr)).collect();
+        // Requests the proxy answers itself keep its loop busy.
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy = {
+            let (stop, addr) = (stop.clone(), proxy.addr);
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                while !stop.load(Ordering::SeqCst) {
+                    let own = b"OPTIONS / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n";
+                    stream.write_all(own).expect("send");
+                    assert_eq!(status(&read_response(&mut stream).0), 200);
+                }
+            })
+        };
+        let mut stream = connect(proxy.addr);
+        for round in 1..=5 {
+            stream
+                .write_all(b"HEAD /first HTTP/1.1\r\nHost: a\r\n\r\n")
+                .expect("send");
+            let head = read_head(&mut stream);
+            assert_eq!(field(&head, "X-Path"), Some("/first"), "{head}");
+            // The forged bytes are in the proxy's receive queue once written.
+            let forged = || {
+                let answered = up.seen.answered.lock().unwrap();
+                answered.iter().filter(|p| *p == "forged").count() == round
+            };
+            assert!(wait_until(Duration::from_secs(10), forged));
+            stream
+                .write_all(b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+                .expect("send");
+            let (head, _) = read_response(&mut stream);
+            assert_eq!(
+                field(&head, "X-Path"),
+                Some("/second"),
+                "{} round {round}: {head}",
+                runtime.name()
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        busy.join().expect("the busy client saw only 200s");
+        // Each connection that carried a HEAD was given up once the forged
+        // bytes came, and the GET went on a new one, which the next HEAD
+        // reused: six in all.
+        assert_eq!(
+            up.seen.accepted.load(Ordering::SeqCst),
+            6,
+            "{}",
+            runtime.name()
+        );
+    });
+}
+
 /// Messages whose framing is ambiguous are refused by the proxy and never
 /// reach an upstream (request smuggling).
 #[test]

@@ -76,6 +76,10 @@ pub(crate) struct Upstream {
     /// count passed the limit: a slow upstream is tried only now and then.
     pub(crate) ahead_misses: u8,
     pub(crate) ahead_skipped: u8,
+    /// The poll round in which a read last found it empty: reused in a
+    /// later one, it is read first, so that bytes its server sent after a
+    /// response are never taken for the answer to the next request.
+    pub(crate) dry_round: u64,
 }
 
 /// A protocol as the read/write path sees it: bytes in, bytes out.
@@ -93,6 +97,10 @@ pub(crate) trait Endpoint {
     fn receive_cut(&mut self) {
         self.receive_eof();
     }
+    /// A read found nothing more waiting (it would block, or took less than
+    /// asked): the peer had sent nothing further at that moment.
+    #[inline]
+    fn read_dry(&mut self) {}
     fn wants_write(&self) -> bool;
     /// The pending output: one part, or a head and a body sent together.
     fn output(&self) -> [&[u8]; 2];
@@ -120,11 +128,18 @@ pub(crate) fn pump(
                 Ok(n) => {
                     reads += 1;
                     endpoint.receive(&scratch[..n]);
-                    if n < scratch.len() || !endpoint.wants_read() {
+                    if n < scratch.len() {
+                        endpoint.read_dry();
+                        break;
+                    }
+                    if !endpoint.wants_read() {
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    endpoint.read_dry();
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
@@ -263,6 +278,8 @@ pub(crate) struct UpstreamEndpoint<'x> {
     pub(crate) eof: bool,
     pub(crate) received: bool,
     pub(crate) held: bool,
+    /// A read found the socket empty (see [`Endpoint::read_dry`]).
+    pub(crate) dry: bool,
 }
 
 impl Endpoint for UpstreamEndpoint<'_> {
@@ -283,6 +300,10 @@ impl Endpoint for UpstreamEndpoint<'_> {
     fn receive_cut(&mut self) {
         self.eof = true;
         self.conn.receive_cut(&mut self.events);
+    }
+
+    fn read_dry(&mut self) {
+        self.dry = true;
     }
 
     fn wants_write(&self) -> bool {
@@ -369,6 +390,10 @@ impl<E: Endpoint> Endpoint for TlsEndpoint<'_, E> {
     fn receive_eof(&mut self) {
         self.tls.receive_eof();
         self.deliver();
+    }
+
+    fn read_dry(&mut self) {
+        self.inner.read_dry();
     }
 
     fn wants_write(&self) -> bool {

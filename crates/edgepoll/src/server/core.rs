@@ -468,7 +468,8 @@ impl Core {
         let Some(Some(conn)) = slots.get_mut(index) else {
             return Next::Close;
         };
-        let next = upstream::step(conn, index, event, readable, now, work, scratch);
+        let round = self.round;
+        let next = upstream::step(conn, index, event, readable, now, round, work, scratch);
         if let Role::Upstream(up) = &conn.role {
             // It waits on an answer no read-ahead looks for: the poll must
             // cover it. Even after an event: parked and chilled by an
@@ -1033,6 +1034,24 @@ impl Core {
                     let Some(Some(conn)) = self.slots.get_mut(index) else {
                         continue;
                     };
+                    let Role::Upstream(up) = &conn.role else {
+                        continue;
+                    };
+                    // Not read since the last poll (which may have left it
+                    // out): read now. Bytes or a close while idle end it,
+                    // and the exchange, of which nothing was sent, goes on
+                    // another connection.
+                    if up.dry_round != self.round {
+                        let next = self.step_upstream(index, true, true, now);
+                        if next != Next::Idle {
+                            self.settle(index, next, now);
+                            self.work.pool.requeue(exchange);
+                            continue;
+                        }
+                    }
+                    let Some(Some(conn)) = self.slots.get_mut(index) else {
+                        continue;
+                    };
                     let Role::Upstream(up) = &mut conn.role else {
                         continue;
                     };
@@ -1087,6 +1106,7 @@ impl Core {
                         read_ahead: false,
                         ahead_misses: 0,
                         ahead_skipped: 0,
+                        dry_round: 0,
                     });
                     upstream::start(&mut up, exchange, now, max_body);
                     let role = Role::Upstream(up);

@@ -43,13 +43,15 @@ pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max
     up.last_progress = now;
 }
 
-/// Moves an outbound connection forward.
+/// Moves an outbound connection forward; `round` is the loop's poll round.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step(
     conn: &mut Connection,
     index: usize,
     event: bool,
-    readable: bool,
+    mut readable: bool,
     now: Instant,
+    round: u64,
     work: &mut Work,
     scratch: &mut [u8],
 ) -> Next {
@@ -93,6 +95,7 @@ pub(crate) fn step(
             eof: false,
             received: false,
             held: up.held,
+            dry: false,
         };
         let io = match &mut up.tls {
             Some(tls) => {
@@ -110,8 +113,12 @@ pub(crate) fn step(
             events,
             eof,
             received,
+            dry,
             ..
         } = endpoint;
+        if dry {
+            up.dry_round = round;
+        }
         if received || up.conn.backlog() != before {
             up.last_progress = now;
         }
@@ -194,12 +201,20 @@ pub(crate) fn step(
             if io.is_err() || eof || !up.conn.is_reusable() {
                 return Next::Close;
             }
-            // Straight on to a request waiting for this origin, or idle.
-            match work.pool.take_for(&up.origin) {
+            // Straight on to a request waiting for this origin when a read
+            // just found nothing after the response (it is sent without
+            // reading again); otherwise idle, and the pool's next request
+            // reads it first (see `Upstream::dry_round`).
+            let waiting = match up.dry_round == round {
+                true => work.pool.take_for(&up.origin),
+                false => None,
+            };
+            match waiting {
                 Some(next) => {
                     work.slot_of.insert(next.id, index);
                     let max_body = work.pool.options.max_body_bytes;
                     start(up, next, now, max_body);
+                    readable = false;
                     continue;
                 }
                 None => {
