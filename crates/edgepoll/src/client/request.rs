@@ -1,6 +1,6 @@
 //! A request as the client sends it, checked before a byte goes out.
 
-use crate::http::{is_field_safe, is_framing_field, is_token, token_is, Decimal, Outgoing};
+use crate::http::{is_field_value, is_framing_field, is_token, token_is, Decimal, Outgoing};
 use crate::short_copy::{extend_short, push_all, string_short};
 use crate::url::{Url, UrlError};
 
@@ -15,8 +15,9 @@ pub enum RequestError {
     Method,
     /// A header field name that is not a token.
     FieldName(String),
-    /// A header field value holding CR, LF or NUL (it would end the field,
-    /// and inject others: CWE-113).
+    /// A header field value holding a control byte other than tab, or DEL
+    /// (RFC 9110 §5.5): CR, LF or NUL would end the field and inject others
+    /// (CWE-113), and servers (edgepoll's among them) refuse the rest.
     FieldValue(String),
     /// A field the client writes itself (`Host`, `Content-Length`,
     /// `Transfer-Encoding`, `Connection`, and `Upgrade`, which
@@ -38,7 +39,7 @@ impl std::fmt::Display for RequestError {
                 write!(f, "header field name {name:?} is not a token")
             }
             RequestError::FieldValue(name) => {
-                write!(f, "the value of header field {name:?} holds CR, LF or NUL")
+                write!(f, "the value of header field {name:?} holds a control byte (CR, LF, NUL...) or DEL")
             }
             RequestError::FramingField(name) => {
                 write!(f, "header field {name:?} is the client's own to write")
@@ -236,7 +237,7 @@ impl ClientRequest {
         let bytes = name.as_bytes();
         // One test, one way out; which refusal it is, out of line.
         let own = |b: &[u8]| is_framing_field(b) || token_is(b, b"host") || token_is(b, b"upgrade");
-        if !is_token(bytes) || !is_field_safe(value) || own(bytes) {
+        if !is_token(bytes) || !is_field_value(value) || own(bytes) {
             return self.refuse_field(name, value);
         }
         // Most values come trimmed (a forwarder's always do): two byte
@@ -261,7 +262,7 @@ impl ClientRequest {
     fn refuse_field(&mut self, name: &str, value: &[u8]) {
         let refused = if !is_token(name.as_bytes()) {
             RequestError::FieldName(name.into())
-        } else if !is_field_safe(value) {
+        } else if !is_field_value(value) {
             RequestError::FieldValue(name.into())
         } else {
             RequestError::FramingField(name.into())
@@ -385,7 +386,7 @@ impl ClientRequest {
             if self.url.tls {
                 return Err(RequestError::UpgradeOverTls);
             }
-            if protocols.trim_ascii().is_empty() || !is_field_safe(protocols) {
+            if protocols.trim_ascii().is_empty() || !is_field_value(protocols) {
                 return Err(RequestError::FieldValue("Upgrade".into()));
             }
             out.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
@@ -484,6 +485,13 @@ mod tests {
             ("X-A", "a\nb", RequestError::FieldValue("X-A".into())),
             ("X-A", "a\rb", RequestError::FieldValue("X-A".into())),
             ("X-A", "a\0b", RequestError::FieldValue("X-A".into())),
+            // Control bytes and DEL: the server's parser refuses them too.
+            ("X-A", "a\x01b", RequestError::FieldValue("X-A".into())),
+            (
+                "X-A",
+                "text/pl\x7fin",
+                RequestError::FieldValue("X-A".into()),
+            ),
             ("X A", "v", RequestError::FieldName("X A".into())),
             ("X-A\r\nY", "v", RequestError::FieldName("X-A\r\nY".into())),
             ("", "v", RequestError::FieldName("".into())),

@@ -277,11 +277,12 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
     Some((significant <= 19).then_some(n))
 }
 
-/// Whether a field name or value is free of CR, LF and NUL, the bytes that
-/// could end a field or a head early (CWE-113).
+/// Whether a field value holds only what the head parser takes in one:
+/// no control byte but tab, no DEL (RFC 9110 §5.5). CR, LF and NUL among
+/// them could end a field or a head early (CWE-113).
 #[inline]
-pub(crate) fn is_field_safe(bytes: &[u8]) -> bool {
-    !super::scan::has_cr_lf_or_nul(bytes)
+pub(crate) fn is_field_value(bytes: &[u8]) -> bool {
+    !super::scan::has_control_byte(bytes)
 }
 
 /// Whether `name` is a field the connection writes itself: a message's own

@@ -37,7 +37,7 @@ mod status;
 pub use body::BodyError;
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
 pub use framing::FramingError;
-pub(crate) use framing::{is_field_safe, is_framing_field};
+pub(crate) use framing::{is_field_value, is_framing_field};
 pub use handler::{Gone, Handler, Incident, StreamError, MAX_HEADERS};
 pub use intermediary::{HopByHop, HOP_BY_HOP};
 pub use limits::Limits;

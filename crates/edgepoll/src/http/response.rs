@@ -1,7 +1,7 @@
 //! Responses that a [`Service`](super::Service) returns, and their encoding.
 
 use super::body::Outgoing;
-use super::framing::{is_field_safe, is_framing_field};
+use super::framing::{is_field_value, is_framing_field};
 use super::StatusCode;
 use crate::short_copy::push_all;
 use smallvec::SmallVec;
@@ -42,8 +42,10 @@ impl<'a> Response<'a> {
         }
     }
 
-    /// Adds a header field. Fields whose name or value hold CR, LF or NUL are
-    /// left out when the response is written, so they cannot split the response.
+    /// Adds a header field. Fields whose name or value hold a control byte
+    /// (CR, LF, NUL...; tab aside) or DEL are left out when the response is
+    /// written: they cannot split the response, and what goes out is what a
+    /// parser of field values takes (RFC 9110 §5.5).
     #[inline]
     pub fn header(mut self, name: impl Into<Cow<'a, str>>, value: impl AsBytes<'a>) -> Self {
         self.append_header(name, value);
@@ -137,7 +139,10 @@ impl<'a> Response<'a> {
                 service_closes |= name.len() == 10 && lists_close(value);
                 continue;
             }
-            if !is_field_safe(name) || !is_field_safe(value) {
+            // Names are the service's own, a token when they come from a
+            // request; a control byte would break the head, and leaves the
+            // field out.
+            if !is_field_value(name) || !is_field_value(value) {
                 continue;
             }
             push_all(out, [name, b": ", value, b"\r\n"], short);

@@ -146,38 +146,42 @@ pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
     bytes[at..].iter().position(|&b| b == byte).map(|p| at + p)
 }
 
-/// Whether `bytes` holds a CR, LF or NUL: a header field with one could split
-/// a response. Fields are short, so the tail is looked at as one more word
-/// that overlaps the one before, not byte by byte.
+/// Whether `bytes` holds a byte no field value may (RFC 9110 §5.5): a
+/// control byte other than tab, or DEL. Exactly what the head parser
+/// refuses in a value ([`skip_field_value_bytes`], tab let through), so
+/// that what the client and the server write reads back as written; CR, LF
+/// and NUL among them would end a field or a head early (CWE-113). Fields
+/// are short, so the tail is looked at as one more word that overlaps the
+/// one before, not byte by byte.
 #[inline]
-pub(crate) fn has_cr_lf_or_nul(bytes: &[u8]) -> bool {
-    const CR: u64 = LO * b'\r' as u64;
-    const LF: u64 = LO * b'\n' as u64;
-    // All three are below 0x0E, which one test rules out for nearly every
-    // word; only a word with such a byte (a tab, say) is looked at exactly.
+pub(crate) fn has_control_byte(bytes: &[u8]) -> bool {
+    const LOW7: u64 = LO * 0x7f;
+    // One test rules out nearly every word: with the high bits dropped and
+    // one added, a control byte or DEL (and a byte from 0x80 to 0x9F, or
+    // 0xFF) falls below 0x21, and only such a word is looked at exactly.
     let flagged = |w: u64| {
-        bytes_below(w, 0x0e) != 0 && zero_bytes(w) | zero_bytes(w ^ CR) | zero_bytes(w ^ LF) != 0
+        bytes_below(((w & LOW7) + LO) & LOW7, 0x21) != 0
+            && w.to_le_bytes().iter().any(|&b| is_control(b))
     };
     let len = bytes.len();
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if len >= 16 {
-        return simd::has_cr_lf_or_nul(bytes);
+    if len >= 8 {
+        return simd::has_control_byte(bytes);
     }
     if len >= 8 {
-        let mut at = 0;
-        while at + 8 < len {
-            if flagged(word(bytes, at)) {
-                return true;
-            }
-            at += 8;
-        }
-        return flagged(word(bytes, len - 8));
+        return !every_word(len, |at| !flagged(word(bytes, at)));
     }
     if len >= 4 {
         return flagged(half_word(bytes, 0) | HIGH_HALF)
             || flagged(half_word(bytes, len - 4) | HIGH_HALF);
     }
-    bytes.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+    bytes.iter().any(|&b| is_control(b))
+}
+
+/// A byte no field value may hold: see [`has_control_byte`].
+#[inline(always)]
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
 /// Fills the upper four bytes of a [`half_word`] with bytes no search flags.
@@ -638,36 +642,32 @@ mod tests {
     }
 
     #[test]
-    fn cr_lf_and_nul_are_found_anywhere() {
-        for bad in [b'\r', b'\n', 0] {
-            for len in 1..40 {
-                for at in 0..len {
-                    let mut bytes = vec![b'a'; len];
-                    bytes[at] = bad;
-                    assert!(has_cr_lf_or_nul(&bytes), "{bad} at {at} of {len}");
-                }
-            }
-        }
-        assert!(!has_cr_lf_or_nul(
-            b"application/octet-stream; q=\x7f\x80\xff"
-        ));
-        // Exactly those three, whichever byte and wherever.
+    fn control_bytes_are_found_anywhere_and_nothing_else() {
+        // Every byte value at every position of values shorter and longer
+        // than a word and a SIMD block: flagged exactly when it is a
+        // control byte other than tab, or DEL.
         for b in 0..=255u8 {
             for len in 1..40 {
                 for at in 0..len {
                     let mut bytes = vec![b'a'; len];
                     bytes[at] = b;
-                    let expected = matches!(b, b'\r' | b'\n' | 0);
-                    assert_eq!(has_cr_lf_or_nul(&bytes), expected, "{b} at {at} of {len}");
+                    let expected = (b < 0x20 && b != b'\t') || b == 0x7f;
+                    assert_eq!(has_control_byte(&bytes), expected, "{b} at {at} of {len}");
                 }
             }
         }
-        // Nothing flagged at any length, with bytes one bit away from each.
+        // Nothing flagged at any length, with tabs and obs-text about.
         for len in 0..40 {
             let bytes: Vec<u8> = (0..len)
-                .map(|i| [b'\x0c', b'\x0b', 1, 0x8d, b'a'][i % 5])
+                .map(|i| [b'\t', 0x80, 0x9f, 0xff, b' ', b'~'][i % 6])
                 .collect();
-            assert!(!has_cr_lf_or_nul(&bytes), "clean, {len} bytes");
+            assert!(!has_control_byte(&bytes), "clean, {len} bytes");
+        }
+        // Agrees with the head parser's rule for a value, byte for byte.
+        for b in 0..=255u8 {
+            let value = [b'x', b, b'y'];
+            let parser_takes = skip_field_value_bytes(&value, 0) == 3 || b == b'\t';
+            assert_eq!(!has_control_byte(&value), parser_takes, "{b}");
         }
     }
 

@@ -75,21 +75,23 @@ pub(super) fn skip_field_value(bytes: &[u8], at: usize) -> Result<usize, usize> 
     })
 }
 
-/// Whether `bytes` (at least sixteen) holds a CR, LF or NUL; the last block
-/// overlaps the one before instead of leaving a tail.
-pub(super) fn has_cr_lf_or_nul(bytes: &[u8]) -> bool {
-    let (cr, lf, nul) = (u8x16_splat(b'\r'), u8x16_splat(b'\n'), u8x16_splat(0));
-    let below = u8x16_splat(0x0e);
-    // All three are below 0x0E: one compare rules them out for nearly every
-    // block, and only a block with such a byte (a tab) is looked at exactly.
+/// Whether `bytes` (at least eight) holds a control byte other than tab,
+/// or DEL (see `scan::has_control_byte`). The last block overlaps the one
+/// before instead of leaving a tail; under sixteen bytes, the block is the
+/// first eight and the last eight.
+pub(super) fn has_control_byte(bytes: &[u8]) -> bool {
+    let (space, tab, del) = (u8x16_splat(0x20), u8x16_splat(b'\t'), u8x16_splat(0x7f));
+    // Below 0x20 or DEL: one test rules them out for nearly every block,
+    // and only a block with such a byte (a tab, say) is looked at exactly.
     let flagged = |v: v128| {
-        v128_any_true(u8x16_lt(v, below))
-            && v128_any_true(v128_or(
-                v128_or(u8x16_eq(v, cr), u8x16_eq(v, lf)),
-                u8x16_eq(v, nul),
-            ))
+        let suspect = v128_or(u8x16_lt(v, space), u8x16_eq(v, del));
+        v128_any_true(suspect) && v128_any_true(v128_andnot(suspect, u8x16_eq(v, tab)))
     };
     let len = bytes.len();
+    if len < 16 {
+        let ends = u64x2(super::word(bytes, 0), super::word(bytes, len - 8));
+        return flagged(ends);
+    }
     let mut at = 0;
     while at + 16 < len {
         if flagged(load(bytes, at)) {
