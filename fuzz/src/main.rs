@@ -9,6 +9,11 @@
 //!
 //! - `http`: requests into the HTTP/1.1 [`Handler`](edgepoll::http::Handler)
 //!   (and its chunked and response decoders);
+//! - `response`: what a server sends into the
+//!   [`ResponseParser`](edgepoll::http::ResponseParser), whose result a
+//!   forwarder must be able to pass on safely;
+//! - `client`: requests built by the [`ClientRequest`](edgepoll::ClientRequest)
+//!   from any method, URL, fields and body, read back by the server's parser;
 //! - `ws`: client frames into a [`WebSocket`](edgepoll::ws::WebSocket) (and
 //!   the frame header reader on its own).
 //!
@@ -18,7 +23,9 @@
 //! `cargo run --release -p edgepoll-fuzz --bin edgepoll-fuzz -- [--seconds N] [--seed N]`
 //! (`src/bin/host_imports.rs` is the other fuzzer: edgepoll-host's imports.)
 
+mod client;
 mod http;
+mod response;
 mod ws;
 
 use edgepoll_fuzz::Rng;
@@ -96,12 +103,14 @@ fn mutate(rng: &mut Rng, target: &Target, input: &mut Vec<u8>) {
 
 fn main() {
     let (seconds, seed) = edgepoll_fuzz::options("edgepoll-fuzz");
-    let targets = [http::target(), ws::target()];
+    let targets = [
+        http::target(),
+        response::target(),
+        client::target(),
+        ws::target(),
+    ];
     let names: Vec<_> = targets.iter().map(|t| t.name).collect();
-    println!(
-        "fuzzing {} for {seconds} s (seed {seed})",
-        names.join(" and ")
-    );
+    println!("fuzzing {} for {seconds} s (seed {seed})", names.join(", "));
     std::panic::set_hook(Box::new(|_| {}));
     let mut rng = Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
