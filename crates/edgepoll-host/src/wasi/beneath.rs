@@ -144,6 +144,9 @@ pub enum Trailing {
     Dropped,
 }
 
+/// The longest name of one directory entry (Linux's `NAME_MAX`).
+const NAME_MAX: i32 = 255;
+
 /// Most links in the last place one lookup follows (WasmEdge's
 /// `kMaxNestedLinks`); the kernel follows those in the middle of a path.
 const MAX_LINKS: usize = 8;
@@ -159,7 +162,13 @@ pub fn leaf(
     follow_last: bool,
     trailing: Trailing,
 ) -> Result<Leaf, Errno> {
-    checked(path)?;
+    validate(path)?;
+    // Longer than a directory path and a name the kernel takes: it ends in
+    // ENAMETOOLONG whatever it names, and copying it first (the guest may
+    // pass gigabytes) would cost the host several times the guest's memory.
+    if path.len() > (libc::PATH_MAX + NAME_MAX) as usize {
+        return Err(errno::NAMETOOLONG);
+    }
     let base = base.as_raw_fd();
     let mut path = path.to_vec();
     for _ in 0..MAX_LINKS {
@@ -327,6 +336,29 @@ mod tests {
         );
         assert_eq!(open(base, b"/etc/passwd", libc::O_RDONLY).err(), Some(PERM));
         assert_eq!(open(base, b"", libc::O_RDONLY).err(), Some(NOENT));
+    }
+
+    /// Just over what the kernel takes, it says ENAMETOOLONG; far over, the
+    /// path is refused before it is copied: the same answer.
+    #[test]
+    fn paths_longer_than_the_kernel_takes_are_too_long_however_long() {
+        let t = Tree::new("long");
+        let base = t.base.as_fd();
+        assert!(open_path(base, b"././sub/file", false).is_ok());
+        for len in [libc::PATH_MAX as usize + 8, 4352, 4353, 5000, 1 << 20] {
+            let mut path = b"./".repeat(len / 2);
+            path.truncate(len - b"sub/file".len());
+            if path.last() != Some(&b'/') {
+                path.push(b'/');
+            }
+            path.extend_from_slice(b"sub/file");
+            assert_eq!(
+                open_path(base, &path, false).err(),
+                Some(errno::NAMETOOLONG),
+                "{} bytes",
+                path.len()
+            );
+        }
     }
 
     #[test]

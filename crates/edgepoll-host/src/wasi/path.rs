@@ -155,6 +155,9 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     if imply(dir.inheriting) & required_inheriting != required_inheriting {
         return Err(NOTCAPABLE);
     }
+    // Below a read-only preopen nothing is opened for writing on the host,
+    // whatever rights remain (`FD_DATASYNC` alone would ask for it).
+    let write = write && !dir_readonly;
     let mut flags = match (read, write) {
         (true, true) => libc::O_RDWR,
         (true, false) => libc::O_RDONLY,
