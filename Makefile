@@ -102,7 +102,8 @@ browser-check: build
 	@command -v chromium >/dev/null || { echo "installing chromium (headless, for the browser check)"; apt-get update -qq && apt-get install -y -qq chromium; }
 	python3 tests/browser/check.py
 
-# Mutation-fuzz the HTTP and WebSocket state machines, then edgepoll-host's
+# Mutation-fuzz the HTTP and WebSocket state machines, the response parser
+# and the client's requests, then edgepoll-host's
 # imports (random arguments and memory, a canary directory), for FUZZ_SECONDS
 # each (not part of make test, which runs the host fuzzer briefly).
 fuzz:
