@@ -6,7 +6,7 @@
 use edgepoll_tests::tls::{CloseDelimited, Pki, Raw, RawServer, SServer};
 use edgepoll_tests::upstream::Nginx;
 use edgepoll_tests::{
-    connect, on_each_runtime, read_response, run_wasm_with, start_program_with, Runtime,
+    connect, free_port, on_each_runtime, read_response, run_wasm_with, start_program_with, Runtime,
 };
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -228,6 +228,36 @@ fn the_proxy_reaches_https_upstreams() {
         let (head, body) = read_response(&mut stream);
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(body == page, "the page came through changed");
+        drop(proxy);
+        // An offer to switch protocols, refused by a plain upstream's port,
+        // goes again to the https:// one without the offer (a tunnel does
+        // not pass through TLS), as it would have gone there first.
+        let refused = format!("http://127.0.0.1:{}", free_port());
+        let proxy = start_program_with(
+            runtime,
+            "proxy",
+            &["--dir", &dir],
+            &["--listen"],
+            &["--upstream", &refused, "--upstream", &good, "--cacert", &ca],
+        );
+        let mut stream = connect(proxy.addr);
+        for _ in 0..2 {
+            let offer = b"GET /fixed HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+            stream.write_all(offer).expect("send");
+            let (head, body) = read_response(&mut stream);
+            assert!(
+                head.starts_with("HTTP/1.1 200"),
+                "{} {head}",
+                runtime.name()
+            );
+            assert_eq!(body, b"fixed answer from nginx\n");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let log = proxy.stderr_lines().join("\n");
+        assert!(
+            log.contains(&refused),
+            "the refused upstream was tried: {log}"
+        );
         drop(proxy);
         let bad = format!("https://localhost:{}", untrusted.addr.port());
         let proxy = start_program_with(

@@ -266,9 +266,13 @@ impl App for Proxy {
                 | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
         );
         if let (true, Some(again)) = (unsent, waiting.again) {
+            // As on the first try, a tunnel is not offered through TLS.
             let retried = self.send(
                 waiting.responder,
-                |base| Ok(again.with_origin(base)),
+                |base| match base.tls {
+                    true => Ok(again.without_upgrade().with_origin(base)),
+                    false => Ok(again.with_origin(base)),
+                },
                 false,
                 waiting.tried,
                 cx,

@@ -290,6 +290,25 @@ impl ClientRequest {
         self
     }
 
+    /// Withdraws the offer to switch protocols, if any: for a request that
+    /// goes on to an `https://` origin, where no switch can be made (see
+    /// [`upgrade`](Self::upgrade)).
+    ///
+    /// ```
+    /// use edgepoll::{ClientRequest, Url};
+    /// let offer = ClientRequest::new("GET", "http://127.0.0.1:8080/chat").unwrap().upgrade(b"websocket");
+    /// let tls = Url::parse("https://127.0.0.1:8443").unwrap();
+    /// let plain = offer.with_origin(&tls).without_upgrade();
+    /// assert!(!plain.offers_upgrade());
+    /// assert!(plain.encode().is_ok());
+    /// ```
+    pub fn without_upgrade(mut self) -> Self {
+        if let Some(rare) = &mut self.rare {
+            rare.upgrade = None;
+        }
+        self
+    }
+
     /// Whether the request offers to switch protocols.
     pub fn offers_upgrade(&self) -> bool {
         self.rare().upgrade.is_some()
