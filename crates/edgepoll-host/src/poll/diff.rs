@@ -32,9 +32,24 @@ impl Poller {
         self.changed = changed;
         self.prev.clear();
         self.prev.extend_from_slice(subs);
-        while let Some((fd, tag)) = self.reelect.pop() {
-            self.elect(fd, tag);
+        if !self.reelect.is_empty() {
+            self.elect_all();
         }
+    }
+
+    /// Every subscription to each of `keys` (a descriptor and a direction),
+    /// in list order, from one pass over the list: a guest listing many
+    /// descriptors twice costs O(list), not O(list) per descriptor.
+    pub(super) fn subscriptions_to(&self, keys: &[(u32, u8)]) -> FxHashMap<(u32, u8), Vec<u32>> {
+        let mut found: FxHashMap<(u32, u8), Vec<u32>> =
+            keys.iter().map(|&key| (key, Vec::new())).collect();
+        for (i, chunk) in self.prev.chunks_exact(SUB_SIZE).enumerate() {
+            let r = record(chunk);
+            if let Some(list) = found.get_mut(&(r.fd, r.tag)) {
+                list.push(i as u32);
+            }
+        }
+        found
     }
 
     pub(super) fn set_error(&mut self, index: u32, errno: u16) {
@@ -117,29 +132,26 @@ impl Poller {
         }
     }
 
-    /// The owner of `fd`'s `tag` subscriptions left while duplicates remain:
-    /// the lowest-numbered one takes over, as in WasmEdge's list order.
-    pub(super) fn elect(&mut self, fd: u32, tag: u8) {
-        let mut found = Vec::new();
-        for (i, chunk) in self.prev.chunks_exact(SUB_SIZE).enumerate() {
-            let r = record(chunk);
-            if r.tag == tag && r.fd == fd {
-                found.push(i as u32);
+    /// Where the owner of a descriptor's subscriptions in one direction left
+    /// while duplicates remain (`reelect`): the lowest-numbered one takes
+    /// over, as in WasmEdge's list order.
+    fn elect_all(&mut self) {
+        let keys = std::mem::take(&mut self.reelect);
+        for ((fd, tag), found) in self.subscriptions_to(&keys) {
+            let Some(watch) = self.watches.get_mut(&fd) else {
+                continue;
+            };
+            let dir = watch.direction(tag);
+            dir.owner = found.first().copied().unwrap_or(NONE);
+            dir.extra = found.len().saturating_sub(1) as u32;
+            if let Some(&owner) = found.first() {
+                self.set_error(owner, 0);
             }
+            for &i in found.iter().skip(1) {
+                self.set_error(i, EXIST.0);
+            }
+            self.mark_dirty(fd);
         }
-        let Some(watch) = self.watches.get_mut(&fd) else {
-            return;
-        };
-        let dir = watch.direction(tag);
-        dir.owner = found.first().copied().unwrap_or(NONE);
-        dir.extra = found.len().saturating_sub(1) as u32;
-        if let Some(&owner) = found.first() {
-            self.set_error(owner, 0);
-        }
-        for &i in found.iter().skip(1) {
-            self.set_error(i, EXIST.0);
-        }
-        self.mark_dirty(fd);
     }
 
     pub(super) fn record_at(&self, index: u32) -> Record {

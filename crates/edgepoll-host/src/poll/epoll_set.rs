@@ -42,6 +42,9 @@ impl Poller {
 
     /// Brings epoll in line with what dirty descriptors now want.
     pub(super) fn register_dirty(&mut self, fds: &FdTable) {
+        // Descriptors with duplicate subscriptions: (key, owner, errno), all
+        // marked after one pass over the list.
+        let mut duplicated: Vec<((u32, u8), u32, u16)> = Vec::new();
         while let Some(fd) = self.dirty.pop() {
             let Some(mut watch) = self.watches.get(&fd).copied() else {
                 continue;
@@ -131,32 +134,31 @@ impl Poller {
                     self.set_error(dir.owner, dir.error);
                 }
                 if dir.extra > 0 {
-                    self.mark_duplicates(fd, tag, dir.owner, dir.error);
+                    let errno = if dir.error == 0 { EXIST.0 } else { dir.error };
+                    duplicated.push(((fd, tag), dir.owner, errno));
                 }
             }
             self.watches.insert(fd, watch);
         }
+        if !duplicated.is_empty() {
+            self.mark_duplicates(&duplicated);
+        }
     }
 
-    /// The subscriptions to `fd`'s `tag` other than its owner: EEXIST when
-    /// the owner's stands, else the owner's own error. WasmEdge checks the
-    /// descriptor (EBADF, ENOTCAPABLE) before it looks for a duplicate, and
-    /// forgets a registration epoll refused, so each copy of a failing
-    /// subscription fails the same way.
-    fn mark_duplicates(&mut self, fd: u32, tag: u8, owner: u32, error: u16) {
-        let errno = if error == 0 { EXIST.0 } else { error };
-        let copies: Vec<u32> = self
-            .prev
-            .chunks_exact(SUB_SIZE)
-            .enumerate()
-            .filter(|(i, chunk)| {
-                let r = super::diff::record(chunk);
-                r.tag == tag && r.fd == fd && *i as u32 != owner
-            })
-            .map(|(i, _)| i as u32)
-            .collect();
-        for i in copies {
-            self.set_error(i, errno);
+    /// The subscriptions to each descriptor and direction other than its
+    /// owner get `errno`: EEXIST when the owner's stands, else the owner's
+    /// own error. WasmEdge checks the descriptor (EBADF, ENOTCAPABLE)
+    /// before it looks for a duplicate, and forgets a registration epoll
+    /// refused, so each copy of a failing subscription fails the same way.
+    fn mark_duplicates(&mut self, duplicated: &[((u32, u8), u32, u16)]) {
+        let keys: Vec<(u32, u8)> = duplicated.iter().map(|&(key, _, _)| key).collect();
+        let found = self.subscriptions_to(&keys);
+        for &(key, owner, errno) in duplicated {
+            for &i in found.get(&key).into_iter().flatten() {
+                if i != owner {
+                    self.set_error(i, errno);
+                }
+            }
         }
     }
 
