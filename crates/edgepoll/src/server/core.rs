@@ -1031,7 +1031,7 @@ impl Core {
         while let Some((exchange, placement)) = self.work.pool.next_placement() {
             match placement {
                 Placement::Reuse(index) => {
-                    let Some(Some(conn)) = self.slots.get_mut(index) else {
+                    let Some(Some(conn)) = self.slots.get(index) else {
                         continue;
                     };
                     let Role::Upstream(up) = &conn.role else {
