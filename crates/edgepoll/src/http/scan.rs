@@ -168,6 +168,7 @@ pub(crate) fn has_control_byte(bytes: &[u8]) -> bool {
     if len >= 8 {
         return simd::has_control_byte(bytes);
     }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     if len >= 8 {
         return !every_word(len, |at| !flagged(word(bytes, at)));
     }
