@@ -359,13 +359,15 @@ pub fn filestat_set_times(fds: &FdTable, fd: u32, atim: u64, mtim: u64, flags: u
     })
 }
 
-/// `fd_fdstat_set_rights`: rights can only shrink.
+/// `fd_fdstat_set_rights`: rights can only shrink. What is held is
+/// compared, not what may be used: below a `:readonly` directory a
+/// descriptor holds rights it may not use, and may keep them.
 pub fn fdstat_set_rights(fds: &mut FdTable, fd: u32, base: u64, inheriting: u64) -> WasiResult {
     if (base | inheriting) & !rights::ALL != 0 {
         return Err(INVAL);
     }
     let d = fds.get_mut(fd)?;
-    if !d.can(base) || imply(d.inheriting) & inheriting != inheriting {
+    if imply(d.rights) & base != base || imply(d.inheriting) & inheriting != inheriting {
         return Err(NOTCAPABLE);
     }
     d.rights = base;

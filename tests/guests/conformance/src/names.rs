@@ -20,6 +20,8 @@ extern "C" {
         opened: *mut u32,
     ) -> u16;
     fn fd_filestat_set_times(fd: u32, atim: u64, mtim: u64, flags: u32) -> u16;
+    fn fd_fdstat_get(fd: u32, stat: *mut u64) -> u16;
+    fn fd_fdstat_set_rights(fd: u32, base: u64, inheriting: u64) -> u16;
     fn path_create_directory(fd: u32, path: *const u8, len: usize) -> u16;
     fn path_unlink_file(fd: u32, path: *const u8, len: usize) -> u16;
     fn path_link(
@@ -85,6 +87,19 @@ pub fn readonly_names() -> Result<(), String> {
         println!(
             "open_broad={}",
             path_open(d, 0, hello.0, hello.1, 0, BROAD, BROAD, 0, &mut file)
+        );
+        // Rights only shrink, so a descriptor may always be given the
+        // rights it holds, even those it may not use below `/data`.
+        // fdstat: filetype and flags, then base and inheriting rights.
+        let mut stat = [0u64; 3];
+        let held = fd_fdstat_get(file, stat.as_mut_ptr());
+        println!(
+            "set_own_rights={}",
+            if held != 0 {
+                held
+            } else {
+                fd_fdstat_set_rights(file, stat[1], stat[2])
+            }
         );
         // FST_MTIM_NOW (8): set the modification time to now.
         println!("set_times={}", fd_filestat_set_times(file, 0, 0, 8));
