@@ -4,7 +4,7 @@
 //! interleave mid-line nor leave a reader guessing whose they are.
 
 use crate::errno::Errno;
-use crate::fd_table::{Entry, FdTable};
+use crate::fd_table::{rights, Entry, FdTable};
 use crate::memory::GuestMemory;
 
 /// A line longer than this is written out in pieces of this length.
@@ -25,11 +25,14 @@ impl Tagged {
     }
 
     /// Which of stdout (0) and stderr (1) guest descriptor `fd` is, if
-    /// either (a guest may close them, or renumber others onto 1 and 2).
+    /// either and the guest may still write it (a guest may close them,
+    /// give up their right to be written, or renumber others onto 1 and 2:
+    /// then the write takes the plain path, which says why it cannot).
     pub fn stream_of(fds: &FdTable, fd: u32) -> Option<usize> {
-        match fds.get(fd).map(|d| &d.entry) {
-            Ok(Entry::Stdio(1)) => Some(0),
-            Ok(Entry::Stdio(2)) => Some(1),
+        let d = fds.get(fd).ok()?;
+        match d.entry {
+            Entry::Stdio(1) if d.can(rights::FD_WRITE) => Some(0),
+            Entry::Stdio(2) if d.can(rights::FD_WRITE) => Some(1),
             _ => None,
         }
     }
@@ -169,6 +172,19 @@ mod tests {
         }
         // SAFETY: fds[0] is ours alone.
         (unsafe { std::fs::File::from_raw_fd(fds[0]) }, fds[1])
+    }
+
+    #[test]
+    fn stdout_given_up_for_writing_is_not_taken_as_tagged_output() {
+        let mut fds = FdTable::with_stdio(1);
+        assert_eq!(Tagged::stream_of(&fds, 1), Some(0));
+        assert_eq!(Tagged::stream_of(&fds, 2), Some(1));
+        assert_eq!(Tagged::stream_of(&fds, 0), None, "stdin");
+        let keep = rights::STDOUT & !rights::FD_WRITE;
+        assert!(crate::wasi::fd::fdstat_set_rights(&mut fds, 1, keep, 0).is_ok());
+        // The plain path then answers NOTCAPABLE, as WasmEdge does.
+        assert_eq!(Tagged::stream_of(&fds, 1), None);
+        assert_eq!(Tagged::stream_of(&fds, 2), Some(1));
     }
 
     #[test]
