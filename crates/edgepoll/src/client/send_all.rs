@@ -7,6 +7,7 @@ use crate::app::{Context, Responder};
 use crate::dns::{resolver, Lookup, ResolveError, Resolved};
 use crate::http::{ParsedResponse, Reply, Request, Response, StatusCode};
 use crate::server::{Core, Driven};
+use crate::timer::bounded;
 use crate::ServerOptions;
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
@@ -57,6 +58,7 @@ pub fn send_all_with(
         },
         ..ServerOptions::default()
     };
+    let timeout = bounded(timeout);
     let mut core = Core::new(options);
     let started = Instant::now();
     let mut collect = Collect {
@@ -104,6 +106,7 @@ pub fn send_all_with(
 /// assert!(addrs[0].is_loopback());
 /// ```
 pub fn resolve(host: &str, timeout: Duration) -> Resolved {
+    let timeout = bounded(timeout);
     let options = ServerOptions {
         client: ClientOptions {
             dns_timeout: timeout,
@@ -276,5 +279,21 @@ impl<W: FnMut(&[u8]) -> std::io::Result<()>> Driven for Download<W> {
         if self.outcome.is_none() {
             self.outcome = Some(result);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_too_long_to_add_to_an_instant_means_none() {
+        // `Duration::MAX` panicked when added to the start.
+        assert!(send_all(&[], Duration::MAX).is_empty());
+        let refused = ClientRequest::new("GET", "http://127.0.0.1:1/").unwrap();
+        let got = send_all(std::slice::from_ref(&refused), Duration::MAX);
+        assert!(matches!(&got[..], [Err(ClientError::Refused)]), "{got:?}");
+        let got = download(&refused, Duration::MAX, |_| Ok(()));
+        assert!(matches!(got, Err(ClientError::Refused)), "{got:?}");
     }
 }
