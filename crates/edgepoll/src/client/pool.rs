@@ -492,7 +492,7 @@ mod tests {
 
     #[test]
     fn exchanges_wait_for_their_name_then_go_to_its_first_address() {
-        use hickory_proto::op::{Message, MessageType};
+        use hickory_proto::op::{Message, OpCode};
         use hickory_proto::rr::{rdata::A, RData, Record};
         let now = Instant::now();
         let mut pool = Pool::new(ClientOptions {
@@ -520,16 +520,13 @@ mod tests {
         assert!(pool.queued_mut(first).is_some());
         for query in std::mem::take(&mut pool.names.datagrams) {
             let asked = Message::from_vec(&query).unwrap();
-            if asked.queries()[0].name().to_string().starts_with("other.") {
+            if asked.queries[0].name.to_string().starts_with("other.") {
                 continue;
             }
-            let mut reply = Message::new();
-            reply
-                .set_id(asked.id())
-                .set_message_type(MessageType::Response)
-                .add_query(asked.queries()[0].clone());
-            if asked.queries()[0].query_type() == hickory_proto::rr::RecordType::A {
-                let name = asked.queries()[0].name().clone();
+            let mut reply = Message::response(asked.metadata.id, OpCode::Query);
+            reply.add_query(asked.queries[0].clone());
+            if asked.queries[0].query_type == hickory_proto::rr::RecordType::A {
+                let name = asked.queries[0].name.clone();
                 let a = RData::A(A("10.0.0.7".parse().unwrap()));
                 reply.add_answer(Record::from_rdata(name, 60, a));
             }

@@ -10,6 +10,15 @@ use std::net::IpAddr;
 /// CNAME records followed within one answer before it is called a loop.
 const MAX_CNAME_HOPS: usize = 8;
 
+/// The longest answer read. An answer to one A or AAAA question with the
+/// 32 addresses kept per family takes well under 2 KiB; a longer one can
+/// only be a broken or hostile server's. Compression pointers may chain
+/// each name through thousands of earlier ones, so reading a message costs
+/// up to the square of its length (80 ms natively for 64 KiB of them, far
+/// longer under an interpreter, with every connection waiting); at 16 KiB
+/// it is a sixteenth of that.
+pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
 /// The record type asked for: one query per family, as servers answer
 /// only one question per message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,13 +50,9 @@ pub(crate) fn parse_name(host: &str) -> Result<Name, ResolveError> {
 /// The query message: recursion desired, no EDNS (so a server keeps UDP
 /// answers within 512 bytes and sets TC on longer ones).
 pub(crate) fn query(id: u16, name: &Name, family: Family) -> Vec<u8> {
-    let mut message = Message::new();
-    message
-        .set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(true)
-        .add_query(Query::query(name.clone(), family.record_type()));
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(name.clone(), family.record_type()));
     // A name that parsed encodes: only a label over 63 bytes or a name
     // over 255 could fail, and `Name::from_ascii` refuses both.
     message.to_vec().unwrap_or_default()
@@ -72,6 +77,8 @@ pub(crate) enum Answer {
 pub(crate) enum NotAnswer {
     /// Not a DNS message at all, or cut short.
     Malformed,
+    /// Longer than [`MAX_ANSWER_BYTES`]: not read.
+    TooLong,
     /// Some other query's answer (or a stray datagram): ignore it.
     Other,
 }
@@ -100,32 +107,43 @@ pub(crate) fn read_answer(
     if id_of(bytes) != Some(id) {
         return Err(NotAnswer::Other);
     }
+    if bytes.len() > MAX_ANSWER_BYTES {
+        return Err(NotAnswer::TooLong);
+    }
     let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
-    if message.message_type() != MessageType::Response || message.op_code() != OpCode::Query {
+    let header = &message.metadata;
+    if header.message_type != MessageType::Response || header.op_code != OpCode::Query {
         return Err(NotAnswer::Other);
     }
     let asked = family.record_type();
     // The whole question must be ours (RFC 5452 §9.1): name, type and class.
-    match message.queries() {
-        [q] if q.name() == name && q.query_type() == asked && q.query_class() == DNSClass::IN => {}
-        // A server may leave the question out of a truncated answer.
-        [] if message.truncated() => {}
+    match &message.queries[..] {
+        [q] if &q.name == name && q.query_type == asked && q.query_class == DNSClass::IN => {}
+        // A server may leave the question out of a truncated answer, and
+        // out of a refusal (FORMERR, SERVFAIL, NOTIMP, REFUSED: RFC 1035
+        // §4.1.1 does not ask for it). Not out of an answer that is kept:
+        // addresses or NXDOMAIN.
+        [] if header.truncation
+            || !matches!(
+                header.response_code,
+                ResponseCode::NoError | ResponseCode::NXDomain
+            ) => {}
         _ => return Err(NotAnswer::Other),
     }
-    if message.truncated() {
+    if header.truncation {
         return Ok(Answer::Truncated);
     }
     let negative_ttl = || {
         message
-            .name_servers()
+            .authorities
             .iter()
-            .find_map(|r| match r.data() {
-                RData::SOA(soa) => Some(ttl_of(soa.minimum()).min(ttl_of(r.ttl()))),
+            .find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(ttl_of(soa.minimum).min(ttl_of(r.ttl))),
                 _ => None,
             })
             .unwrap_or(0)
     };
-    match message.response_code() {
+    match header.response_code {
         ResponseCode::NoError => {}
         ResponseCode::NXDomain => {
             return Ok(Answer::NoSuchName {
@@ -139,20 +157,20 @@ pub(crate) fn read_answer(
     let mut addrs = Vec::new();
     for _hop in 0..=MAX_CNAME_HOPS {
         let mut alias = None;
-        let ours = |r: &&Record| r.name() == &current && r.dns_class() == DNSClass::IN;
-        for record in message.answers().iter().filter(ours) {
-            match record.data() {
+        let ours = |r: &&Record| r.name == current && r.dns_class == DNSClass::IN;
+        for record in message.answers.iter().filter(ours) {
+            match &record.data {
                 RData::A(a) if asked == RecordType::A => {
                     addrs.push(IpAddr::V4(a.0));
-                    ttl = ttl.min(ttl_of(record.ttl()));
+                    ttl = ttl.min(ttl_of(record.ttl));
                 }
                 RData::AAAA(a) if asked == RecordType::AAAA => {
                     addrs.push(IpAddr::V6(a.0));
-                    ttl = ttl.min(ttl_of(record.ttl()));
+                    ttl = ttl.min(ttl_of(record.ttl));
                 }
                 RData::CNAME(target) if alias.is_none() => {
                     alias = Some(target.0.clone());
-                    ttl = ttl.min(ttl_of(record.ttl()));
+                    ttl = ttl.min(ttl_of(record.ttl));
                 }
                 _ => {}
             }
@@ -183,11 +201,9 @@ mod tests {
     }
 
     fn response(id: u16, q: &str, family: Family, code: ResponseCode) -> Message {
-        let mut m = Message::new();
-        m.set_id(id)
-            .set_message_type(MessageType::Response)
-            .set_response_code(code)
-            .add_query(Query::query(name(q), family.record_type()));
+        let mut m = Message::response(id, OpCode::Query);
+        m.metadata.response_code = code;
+        m.add_query(Query::query(name(q), family.record_type()));
         m
     }
 
@@ -203,11 +219,11 @@ mod tests {
     fn a_query_names_its_question_and_asks_for_recursion() {
         let bytes = query(0x1234, &name("www.example.test"), Family::V6);
         let m = Message::from_vec(&bytes).unwrap();
-        assert_eq!(m.id(), 0x1234);
-        assert!(m.recursion_desired());
-        assert_eq!(m.queries().len(), 1);
-        assert_eq!(m.queries()[0].query_type(), RecordType::AAAA);
-        assert_eq!(m.queries()[0].name(), &name("www.example.test"));
+        assert_eq!(m.metadata.id, 0x1234);
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.queries.len(), 1);
+        assert_eq!(m.queries[0].query_type, RecordType::AAAA);
+        assert_eq!(m.queries[0].name, name("www.example.test"));
     }
 
     #[test]
@@ -245,7 +261,7 @@ mod tests {
     fn nxdomain_is_kept_for_the_zones_negative_ttl() {
         let mut m = response(9, "gone.test", Family::V6, ResponseCode::NXDomain);
         let soa = SOA::new(name("test"), name("admin.test"), 1, 60, 60, 600, 45);
-        m.add_name_server(Record::from_rdata(name("test"), 300, RData::SOA(soa)));
+        m.add_authority(Record::from_rdata(name("test"), 300, RData::SOA(soa)));
         let got = read_answer(&m.to_vec().unwrap(), 9, &name("gone.test"), Family::V6);
         assert_eq!(got, Ok(Answer::NoSuchName { ttl: 45 }));
     }
@@ -274,22 +290,19 @@ mod tests {
             Err(NotAnswer::Other)
         );
         // The question in another class (CHAOS), or the answer in one.
-        let mut chaos = Message::new();
-        chaos
-            .set_id(9)
-            .set_message_type(MessageType::Response)
-            .add_query(
-                Query::query(name("x.test"), RecordType::A)
-                    .set_query_class(DNSClass::CH)
-                    .clone(),
-            );
+        let mut chaos = Message::response(9, OpCode::Query);
+        chaos.add_query(
+            Query::query(name("x.test"), RecordType::A)
+                .set_query_class(DNSClass::CH)
+                .clone(),
+        );
         chaos.add_answer(a("x.test", 5, [1, 2, 3, 4]));
         assert_eq!(
             read_answer(&chaos.to_vec().unwrap(), 9, &name("x.test"), Family::V4),
             Err(NotAnswer::Other)
         );
         let mut record = a("x.test", 5, [1, 2, 3, 4]);
-        record.set_dns_class(DNSClass::CH);
+        record.dns_class = DNSClass::CH;
         let mut m = response(9, "x.test", Family::V4, ResponseCode::NoError);
         m.add_answer(record);
         assert!(matches!(
@@ -324,12 +337,89 @@ mod tests {
     #[test]
     fn truncation_and_server_failures_are_told_apart() {
         let mut m = response(4, "big.test", Family::V4, ResponseCode::NoError);
-        m.set_truncated(true);
+        m.metadata.truncation = true;
         let got = read_answer(&m.to_vec().unwrap(), 4, &name("big.test"), Family::V4);
         assert_eq!(got, Ok(Answer::Truncated));
         let m = response(4, "big.test", Family::V4, ResponseCode::ServFail);
         let got = read_answer(&m.to_vec().unwrap(), 4, &name("big.test"), Family::V4);
         assert_eq!(got, Ok(Answer::Failed(2)));
+    }
+
+    /// An answer whose last record's owner is a chain of `hops` compression
+    /// pointers, each to the one before, laid out in an earlier record's
+    /// opaque data (a NULL record): every hop points backwards, as the
+    /// format allows, so only a bound on hops or on depth stops the reader.
+    fn pointer_chain_answer(id: u16, hops: usize) -> Vec<u8> {
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        m[..2].copy_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(b"\x01x\x04test\x00\x00\x01\x00\x01");
+        // The NULL record, owned by the question's name (at 12).
+        m.extend_from_slice(&[0xC0, 12, 0, 10, 0, 1, 0, 0, 0, 0]);
+        let rdata_len = 1 + 2 * hops;
+        m.extend_from_slice(&(rdata_len as u16).to_be_bytes());
+        let root = m.len();
+        m.push(0);
+        let mut previous = root;
+        for _ in 0..hops {
+            let here = m.len();
+            m.extend_from_slice(&(0xC000 | previous as u16).to_be_bytes());
+            previous = here;
+        }
+        // An A record owned by the chain's last pointer.
+        m.extend_from_slice(&(0xC000 | previous as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1]);
+        m
+    }
+
+    #[test]
+    fn a_chain_of_thousands_of_compression_pointers_is_read_without_recursion() {
+        // 8 000 hops: as many as fit below offset 0x3FFF. hickory-proto
+        // 0.25 recursed once per hop and ran out of a wasm32 stack (a trap
+        // that ends the whole program, every connection with it); 0.26
+        // follows them in a loop. The chain is sound, so the record reads
+        // as one of another name, which is no address of ours.
+        for hops in [1, 100, 8_000] {
+            let bytes = pointer_chain_answer(5, hops);
+            assert!(bytes.len() <= MAX_ANSWER_BYTES, "{}", bytes.len());
+            let got = read_answer(&bytes, 5, &name("x.test"), Family::V4);
+            assert!(
+                matches!(&got, Ok(Answer::Addresses { addrs, .. }) if addrs.is_empty()),
+                "{hops} hops: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_is_not_read() {
+        let mut m = response(6, "x.test", Family::V4, ResponseCode::NoError);
+        let mut n = 0;
+        while m.to_vec().unwrap().len() <= MAX_ANSWER_BYTES {
+            m.add_answer(a("x.test", 5, [10, 0, (n >> 8) as u8, n as u8]));
+            n += 1;
+        }
+        let bytes = m.to_vec().unwrap();
+        let got = read_answer(&bytes, 6, &name("x.test"), Family::V4);
+        assert_eq!(got, Err(NotAnswer::TooLong));
+        // One record fewer fits, and is read.
+        m.answers.pop();
+        let got = read_answer(&m.to_vec().unwrap(), 6, &name("x.test"), Family::V4);
+        assert!(matches!(got, Ok(Answer::Addresses { addrs, .. }) if addrs.len() == n - 1));
+    }
+
+    #[test]
+    fn a_refusal_without_the_question_is_read_and_an_answer_without_it_is_not() {
+        for (code, expect) in [
+            (ResponseCode::ServFail, Ok(Answer::Failed(2))),
+            (ResponseCode::Refused, Ok(Answer::Failed(5))),
+            (ResponseCode::FormErr, Ok(Answer::Failed(1))),
+            (ResponseCode::NXDomain, Err(NotAnswer::Other)),
+            (ResponseCode::NoError, Err(NotAnswer::Other)),
+        ] {
+            let mut m = response(7, "x.test", Family::V6, code);
+            m.queries.clear();
+            let got = read_answer(&m.to_vec().unwrap(), 7, &name("x.test"), Family::V6);
+            assert_eq!(got, expect, "{code:?}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ mod system;
 
 #[cfg(target_os = "wasi")]
 pub use crate::client::resolve;
-pub(crate) use message::id_of;
+pub(crate) use message::{id_of, MAX_ANSWER_BYTES};
 pub use resolver::Resolved;
 pub(crate) use resolver::{Lookup, Resolver};
 pub use resolver::{
@@ -118,13 +118,17 @@ pub fn server_from_env() -> Result<Option<SocketAddr>, String> {
     }
 }
 
-/// `ip:port`, `[ipv6]:port`, or an IP alone (port 53).
+/// `ip:port`, `[ipv6]:port`, or an IP alone, bracketed or not (port 53).
 fn parse_server(value: &str) -> Result<SocketAddr, String> {
     let value = value.trim();
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    match value.parse::<std::net::IpAddr>() {
+    let bare = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    match bare.parse::<std::net::IpAddr>() {
         Ok(ip) => Ok(SocketAddr::new(ip, 53)),
         Err(_) => Err(format!(
             "DNS_SERVER={value:?} is not an address (ip:port, or an IP for port 53)"

@@ -165,10 +165,18 @@ impl Resolver {
     /// (RFC 6761: never sent to a server), a cached name, or through the
     /// system; otherwise asked of the server.
     pub fn lookup(&mut self, host: &str, now: Instant) -> Lookup {
-        if let Some(ip) = literal(host) {
+        let key = key_of(host);
+        // With its final dot or without, an address is the address (no
+        // top-level domain is all digits: RFC 3696 §2), whether a server
+        // or the system would be asked.
+        if let Some(ip) = literal(&key) {
             return Lookup::Ready(Ok(vec![ip]));
         }
-        let key = key_of(host);
+        // Only one final dot: `a.test..` has an empty label (RFC 1035
+        // §3.1), which the system's resolver would pass over.
+        if key.is_empty() || key.ends_with('.') {
+            return Lookup::Ready(Err(ResolveError::InvalidName));
+        }
         if key.as_ref() == "localhost" || key.ends_with(".localhost") {
             let loopback = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
             return Lookup::Ready(Ok(loopback));
@@ -316,7 +324,7 @@ impl Resolver {
             }
             // Kept waiting: a forged or broken datagram must not end a
             // lookup that a good answer may still complete.
-            Err(NotAnswer::Malformed) => lookup.malformed = true,
+            Err(NotAnswer::Malformed | NotAnswer::TooLong) => lookup.malformed = true,
             Err(NotAnswer::Other) => {}
         }
         self.finish_done(now);
@@ -334,6 +342,7 @@ impl Resolver {
             Ok(bytes) => match message::read_answer(bytes, id, &lookup.name, p.family) {
                 Ok(Answer::Truncated) => Err(ResolveError::BadAnswer("truncated over TCP")),
                 Ok(answer) => Ok(answer),
+                Err(NotAnswer::TooLong) => Err(ResolveError::BadAnswer("answer over 16 KiB")),
                 Err(_) => Err(ResolveError::BadAnswer("malformed answer over TCP")),
             },
             Err(e) => Err(e),
@@ -545,9 +554,12 @@ fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
     }
 }
 
-/// The name a host is known by here: lower case, without a final dot.
+/// The name a host is known by here: lower case, without its final dot.
 pub fn key_of(host: &str) -> Box<str> {
-    host.trim_end_matches('.').to_ascii_lowercase().into()
+    host.strip_suffix('.')
+        .unwrap_or(host)
+        .to_ascii_lowercase()
+        .into()
 }
 
 /// An IP literal, bracketed or not.

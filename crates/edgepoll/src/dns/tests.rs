@@ -2,7 +2,7 @@
 
 use super::message::parse_name;
 use super::*;
-use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_proto::rr::{RData, Record, RecordType};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -17,11 +17,9 @@ fn resolver() -> Resolver {
 /// The server's answer to `query`, built by `fill`.
 fn answer(query: &[u8], fill: impl FnOnce(&Query, &mut Message)) -> Vec<u8> {
     let asked = Message::from_vec(query).unwrap();
-    let q = asked.queries()[0].clone();
-    let mut m = Message::new();
-    m.set_id(asked.id())
-        .set_message_type(MessageType::Response)
-        .add_query(q.clone());
+    let q = asked.queries[0].clone();
+    let mut m = Message::response(asked.metadata.id, OpCode::Query);
+    m.add_query(q.clone());
     fill(&q, &mut m);
     m.to_vec().unwrap()
 }
@@ -54,7 +52,27 @@ fn literals_and_localhost_never_reach_the_server() {
         Lookup::Ready(Ok(vec!["::1".parse().unwrap()]))
     );
     assert!(matches!(r.lookup("LocalHost.", now), Lookup::Ready(Ok(a)) if a[0].is_loopback()));
+    // An address with a final dot is the address, as without a server.
+    assert_eq!(
+        r.lookup("192.0.2.7.", now),
+        Lookup::Ready(Ok(vec!["192.0.2.7".parse().unwrap()]))
+    );
     assert!(r.datagrams.is_empty());
+}
+
+#[test]
+fn a_name_with_an_empty_label_is_refused_before_it_is_asked() {
+    let mut r = resolver();
+    let now = Instant::now();
+    for bad in ["api.test..", "..", ".", "a..test"] {
+        assert_eq!(
+            r.lookup(bad, now),
+            Lookup::Ready(Err(ResolveError::InvalidName)),
+            "{bad}"
+        );
+    }
+    assert!(r.datagrams.is_empty());
+    assert_eq!(r.lookup("api.test.", now), Lookup::Pending);
 }
 
 #[test]
@@ -67,7 +85,7 @@ fn a_and_aaaa_are_asked_at_once_and_shared_by_concurrent_lookups() {
     assert_eq!(queries.len(), 2, "one A and one AAAA query, shared");
     let ids: Vec<u16> = queries
         .iter()
-        .map(|q| Message::from_vec(q).unwrap().id())
+        .map(|q| Message::from_vec(q).unwrap().metadata.id)
         .collect();
     assert_ne!(ids[0], ids[1]);
     // Answers in either order; the outcome lists IPv4 first.
@@ -121,7 +139,7 @@ fn a_cname_chain_resolves_and_nxdomain_is_typed() {
     r.lookup("missing.test", now);
     for q in std::mem::take(&mut r.datagrams) {
         let reply = answer(&q, |_, m| {
-            m.set_response_code(ResponseCode::NXDomain);
+            m.metadata.response_code = ResponseCode::NXDomain;
         });
         r.on_datagram(&reply, now);
     }
@@ -166,7 +184,7 @@ fn each_lookup_has_a_tag_and_takes_answers_only_from_its_own_socket() {
     r.lookup("one.test", now);
     r.lookup("two.test", now);
     let queries = std::mem::take(&mut r.datagrams);
-    let id = |q: &Vec<u8>| Message::from_vec(q).unwrap().id();
+    let id = |q: &Vec<u8>| Message::from_vec(q).unwrap().metadata.id;
     let ids: Vec<u16> = queries.iter().map(id).collect();
     let (one, two) = (ids[0], ids[2]);
     assert_ne!(one, two);
@@ -258,7 +276,7 @@ fn big_lookup(now: Instant) -> (Resolver, Vec<Vec<u8>>, Vec<u8>) {
     r.lookup("big.test", now);
     let queries = std::mem::take(&mut r.datagrams);
     let truncated = answer(&queries[0], |_, m| {
-        m.set_truncated(true);
+        m.metadata.truncation = true;
     });
     (r, queries, truncated)
 }
@@ -319,7 +337,7 @@ fn a_tcp_failure_and_an_unreachable_server_are_reported() {
     for q in &queries {
         r.on_datagram(
             &answer(q, |_, m| {
-                m.set_truncated(true);
+                m.metadata.truncation = true;
             }),
             now,
         );
@@ -381,6 +399,7 @@ fn dns_server_is_ip_and_port_or_an_ip_alone() {
         Ok("127.0.0.1:5353".parse().unwrap())
     );
     assert_eq!(parse_server("::1"), Ok("[::1]:53".parse().unwrap()));
+    assert_eq!(parse_server("[::1]"), Ok("[::1]:53".parse().unwrap()));
     assert!(parse_server("dns.example:53")
         .unwrap_err()
         .contains("not an address"));
@@ -464,7 +483,7 @@ fn negative_answers_are_kept_briefly_and_long_answers_are_cut() {
     r.lookup("gone.test", now);
     for q in std::mem::take(&mut r.datagrams) {
         let reply = answer(&q, |_, m| {
-            m.set_response_code(ResponseCode::NXDomain);
+            m.metadata.response_code = ResponseCode::NXDomain;
             let soa = SOA::new(
                 parse_name("test").unwrap(),
                 parse_name("a.test").unwrap(),
@@ -474,7 +493,7 @@ fn negative_answers_are_kept_briefly_and_long_answers_are_cut() {
                 1,
                 u32::MAX >> 1,
             );
-            m.add_name_server(Record::from_rdata(
+            m.add_authority(Record::from_rdata(
                 parse_name("test").unwrap(),
                 u32::MAX >> 1,
                 RData::SOA(soa),
@@ -525,7 +544,7 @@ fn lookups_under_way_are_bounded_and_ids_never_repeat() {
     let mut ids: Vec<u16> = r
         .datagrams
         .iter()
-        .map(|q| Message::from_vec(q).unwrap().id())
+        .map(|q| Message::from_vec(q).unwrap().metadata.id)
         .collect();
     let all = ids.len();
     ids.sort_unstable();

@@ -296,6 +296,9 @@ fn advance(query: &mut TcpQuery, scratch: &mut [u8]) -> Progress {
     loop {
         if query.input.len() >= 2 {
             let len = u16::from_be_bytes([query.input[0], query.input[1]]) as usize;
+            if len > crate::dns::MAX_ANSWER_BYTES {
+                return Progress::Failed(ResolveError::BadAnswer("answer over 16 KiB"));
+            }
             if query.input.len() >= 2 + len {
                 return Progress::Answered(query.input[2..2 + len].to_vec());
             }
@@ -305,10 +308,10 @@ fn advance(query: &mut TcpQuery, scratch: &mut [u8]) -> Progress {
                 let why = "the server closed the connection before its answer";
                 return Progress::Failed(ResolveError::BadAnswer(why));
             }
-            // An answer is at most 65535 bytes and its prefix: the buffer
-            // is bounded by the prefix's reading above.
+            // An answer read is at most MAX_ANSWER_BYTES and its prefix:
+            // the buffer is bounded by the prefix's reading above.
             Ok(n) => {
-                let room = (2 + u16::MAX as usize).saturating_sub(query.input.len());
+                let room = (2 + crate::dns::MAX_ANSWER_BYTES).saturating_sub(query.input.len());
                 query.input.extend_from_slice(&scratch[..n.min(room)]);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
