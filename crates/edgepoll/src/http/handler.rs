@@ -1115,8 +1115,10 @@ impl Handler {
 
     /// A streamed request body broke off or stalled. If its response has not
     /// begun, the client gets the status it would have got for a whole body
-    /// (400, 408, 413) in its place; otherwise the connection closes with the
-    /// response cut short. Either way the request is abandoned.
+    /// (400, 408, 413) in its place, and the request is abandoned. If it was
+    /// given whole, it goes out after those before it, then the connection
+    /// closes. If it is being streamed, the connection closes with it cut
+    /// short, and every request still owed is abandoned.
     fn fail_stream(&mut self, id: RequestId, refusal: Refusal, now: Instant) {
         let pending = self
             .waiting
@@ -1128,8 +1130,15 @@ impl Handler {
                 status: None,
                 reason,
             });
-            self.close_after_response();
-            self.state = State::Closed;
+            let streaming = self.waiting.iter().any(|w| w.id == id && w.is_owed());
+            if streaming {
+                self.close_after_response();
+                self.state = State::Closed;
+            } else {
+                self.input = InputBuffer::default();
+                self.state = State::Closing;
+                self.last_progress = now;
+            }
             return;
         };
         let mut encoded = Vec::new();

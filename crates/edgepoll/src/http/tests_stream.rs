@@ -268,6 +268,51 @@ fn a_broken_stream_gets_its_status_if_the_response_has_not_begun() {
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
 }
 
+/// A streamed body that breaks after its whole response was given: that
+/// response goes out whole, after those of the requests before it (still
+/// deferred, and answered afterwards), and only then does the connection
+/// end. (It ended at once, cutting whatever the socket had not taken, and
+/// the earlier requests were abandoned.)
+#[test]
+fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        now,
+        &mut service,
+    );
+    let [first, streamed] = service.ids[..] else {
+        panic!("two requests: {:?}", service.ids)
+    };
+    let big = vec![b'x'; 100_000];
+    conn.respond(streamed, Response::new(StatusCode::OK).body(big.clone()), now)
+        .unwrap();
+    conn.receive(b"zz\r\n", now, &mut service);
+    assert!(matches!(service.ends[..], [Err(BodyError::Chunked(_))]));
+    assert!(!conn.is_finished(), "the first response is still owed");
+    assert_eq!(conn.take_abandoned().count(), 0);
+    conn.respond(first, Response::new(StatusCode::NOT_FOUND).body("one"), now)
+        .unwrap();
+    // Taken a little at a time, as a socket would.
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        assert!(!conn.is_finished(), "finished with output unsent");
+        let piece = conn.pending_output().len().min(4096);
+        out.extend_from_slice(&conn.pending_output()[..piece]);
+        conn.consume_output(piece, now);
+    }
+    assert!(conn.is_finished());
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out:.80}");
+    // The second was encoded before the body broke, for a connection that
+    // stayed open; that it closes after it takes nothing from it.
+    let second = out.find("HTTP/1.1 200 OK\r\n").expect("the second response");
+    assert!(out[second..].contains("Content-Length: 100000\r\n"), "{out:.300}");
+    assert!(out.ends_with(&format!("\r\n\r\n{}", "x".repeat(100_000))));
+}
+
 /// A streamed body whose request fills the last place among the waiting
 /// ones is still read and handed on: the connection wants its bytes, so it
 /// must take them, not keep them. (`make soak` through the forwarding
