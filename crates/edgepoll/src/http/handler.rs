@@ -103,6 +103,9 @@ enum State {
         /// Held back for want of room (responses the client has not read,
         /// or too many waiting): the header timeout does not run.
         held: bool,
+        /// Its request line is parsed and names HEAD: a refusal gets no
+        /// body (RFC 9110 §9.3.2).
+        head_method: bool,
     },
     /// The head is parsed; the body is arriving.
     Body(Head),
@@ -332,6 +335,7 @@ impl Handler {
                 started: now,
                 parser: HeadParser::default(),
                 held: false,
+                head_method: false,
             };
         }
         self.input.extend_from_slice(data);
@@ -800,12 +804,17 @@ impl Handler {
         let response = Response::new(status)
             .header("Content-Type", "text/plain")
             .body(body);
+        let head_only = match &self.state {
+            State::Head { head_method, .. } => *head_method,
+            State::Body(head) => head.is_head_method,
+            _ => false,
+        };
         if self.waiting.is_empty() {
-            response.encode(self.output.buffer(), KeepAlive::No, false);
+            response.encode(self.output.buffer(), KeepAlive::No, head_only);
         } else {
             // After the responses the service still owes.
             let mut encoded = Vec::new();
-            response.encode(&mut encoded, KeepAlive::No, false);
+            response.encode(&mut encoded, KeepAlive::No, head_only);
             let id = take_id(&mut self.next_id);
             self.waiting.push_back(Waiting {
                 id,
@@ -813,7 +822,7 @@ impl Handler {
                 stream: None,
                 keep_alive: false,
                 version: Version::Http11,
-                head_only: false,
+                head_only,
                 deadline: now,
             });
         }
@@ -879,6 +888,9 @@ impl Handler {
         let method = &buf[line.method.clone()];
         let target = &buf[line.target.clone()];
         let is_head_method = scan::same_bytes(method, b"HEAD");
+        if let State::Head { head_method, .. } = &mut self.state {
+            *head_method = is_head_method;
+        }
         let is_connect = scan::same_bytes(method, b"CONNECT");
         if is_connect && !allow_connect {
             return Err(Refusal(
@@ -1145,10 +1157,11 @@ impl Handler {
         let mut body = String::with_capacity(reason.len() + 1);
         body.push_str(reason);
         body.push('\n');
+        let head_only = self.waiting[at].head_only;
         Response::new(status)
             .header("Content-Type", "text/plain")
             .body(body)
-            .encode(&mut encoded, KeepAlive::No, false);
+            .encode(&mut encoded, KeepAlive::No, head_only);
         self.waiting[at].ready = Some((encoded, false));
         self.abandoned.push(id);
         self.incident = Some(Incident {
@@ -1400,6 +1413,7 @@ impl Handler {
                 started: now,
                 parser: HeadParser::default(),
                 held: false,
+                head_method: false,
             };
         }
     }

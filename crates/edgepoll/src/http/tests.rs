@@ -222,6 +222,38 @@ fn head_request_gets_length_but_no_body() {
     assert!(text(&out).ends_with("\r\n\r\n"));
 }
 
+/// A refused HEAD gets its status and no body (RFC 9110 §9.3.2), whether
+/// refused at its head or for its body; a GET refused alike gets one.
+#[test]
+fn a_refused_head_request_gets_no_body() {
+    for (request, status) in [
+        (
+            &b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n"[..],
+            413,
+        ),
+        (b"HEAD / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (
+            b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
+        (
+            b"HEAD / HTTP/1.1\r\nHost: a\r\nExpect: bananas\r\n\r\n",
+            417,
+        ),
+    ] {
+        assert_refused(request, status);
+        let out = text(&run(request));
+        assert!(out.contains("Content-Length: "), "{out}");
+        assert!(out.ends_with("\r\n\r\n"), "a body to HEAD: {out:?}");
+        let get = [b"GET", &request[4..]].concat();
+        assert_refused(&get, status);
+        assert!(
+            !text(&run(&get)).ends_with("\r\n\r\n"),
+            "GET gets the reason"
+        );
+    }
+}
+
 #[test]
 fn identical_repeated_content_length_is_accepted() {
     let out =

@@ -243,6 +243,16 @@ fn a_broken_stream_gets_its_status_if_the_response_has_not_begun() {
     assert!(take_output(&mut conn, now).starts_with("HTTP/1.1 400 Bad Request\r\n"));
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), service.ids);
     assert!(conn.is_finished());
+    // The same to HEAD: the status, no body (RFC 9110 §9.3.2).
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"HEAD /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        now,
+        &mut service,
+    );
+    let out = take_output(&mut conn, now);
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n"), "a body to HEAD: {out:?}");
 
     let limits = Limits {
         max_stream_bytes: 4,
@@ -287,8 +297,12 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
         panic!("two requests: {:?}", service.ids)
     };
     let big = vec![b'x'; 100_000];
-    conn.respond(streamed, Response::new(StatusCode::OK).body(big.clone()), now)
-        .unwrap();
+    conn.respond(
+        streamed,
+        Response::new(StatusCode::OK).body(big.clone()),
+        now,
+    )
+    .unwrap();
     conn.receive(b"zz\r\n", now, &mut service);
     assert!(matches!(service.ends[..], [Err(BodyError::Chunked(_))]));
     assert!(!conn.is_finished(), "the first response is still owed");
@@ -308,8 +322,13 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
     assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out:.80}");
     // The second was encoded before the body broke, for a connection that
     // stayed open; that it closes after it takes nothing from it.
-    let second = out.find("HTTP/1.1 200 OK\r\n").expect("the second response");
-    assert!(out[second..].contains("Content-Length: 100000\r\n"), "{out:.300}");
+    let second = out
+        .find("HTTP/1.1 200 OK\r\n")
+        .expect("the second response");
+    assert!(
+        out[second..].contains("Content-Length: 100000\r\n"),
+        "{out:.300}"
+    );
     assert!(out.ends_with(&format!("\r\n\r\n{}", "x".repeat(100_000))));
 }
 
