@@ -2,8 +2,9 @@
 //! tests/ws/clients.py) on every runtime present: two clients see each
 //! other, a thousand receive one broadcast, fragmented and binary messages,
 //! ping/pong, the handshake's answers, each protocol violation's close code
-//! while a bystander carries on, and a client that never reads is dropped
-//! without the server's memory growing.
+//! while a bystander carries on, a client that never reads is dropped
+//! without the server's memory growing, and a client flooding the chat in
+//! one burst is closed (1008) while a reader stays.
 
 use edgepoll_tests::{build, on_each_runtime, run_ws_clients, start_program};
 use std::time::Duration;

@@ -238,6 +238,22 @@ async def non_reader():
         await until(flood, lambda m: m == "flood: after", "service after the drop")
 
 
+async def flooder():
+    """A client whose one burst holds thousands of messages is closed
+    (1008); the others, who read, are not dropped with it."""
+    async with connect(f"{URL}?name=reader") as reader:
+        with raw() as s:
+            assert handshake(s).startswith(b"HTTP/1.1 101 ")
+            await until(reader, lambda m: m == "* raw joined", "the flooder's join")
+            # 64 KiB of empty text frames in one write: 393 KiB to each
+            # member if every one were broadcast.
+            s.sendall(masked(0x81, b"") * 10922)
+            assert read_close_code(s) == 1008
+        await until(reader, lambda m: m == "* raw left (sending too fast)", "the flooder's close")
+        await reader.send("still here")
+        await until(reader, lambda m: m == "reader: still here", "the reader's own message")
+
+
 CASES = {
     "two_clients": two_clients,
     "handshakes": handshakes,
@@ -245,6 +261,7 @@ CASES = {
     "ping_pong": ping_pong,
     "violations": violations,
     "non_reader": non_reader,
+    "flooder": flooder,
     "thousand_clients": thousand_clients,
 }
 

@@ -2,13 +2,22 @@
 //! event loop delivers what goes into the [`Outbox`].
 
 use edgepoll::http::{Request, Response, StatusCode};
-use edgepoll::ws::{Message, Outbox};
+use edgepoll::ws::{CloseCode, Message, Outbox};
 use edgepoll::Token;
 use std::collections::HashMap;
 
 const PAGE: &str = include_str!("page.html");
 /// Longest name kept; a longer one is cut.
 const MAX_NAME: usize = 32;
+/// Most bytes one member's messages may queue to everyone before the loop
+/// delivers them (it does after each read of that member's socket). Each
+/// message is queued to every member, and a member whose queue passes its
+/// limit (256 KiB) is dropped: without this bound, one member sending
+/// thousands of messages in one burst (the frame of an empty one is 6
+/// bytes in, 40 out) filled every queue before any could be written, and
+/// everyone was dropped. That member is closed instead (1008). One message
+/// of any size still goes when nothing of that member's is queued.
+const MAX_QUEUED_PER_READ: usize = 64 * 1024;
 
 /// Who is connected, by connection.
 #[derive(Default)]
@@ -43,7 +52,18 @@ impl edgepoll::ws::Service for Chat {
     }
 
     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox) {
-        let name = self.names.get(&from).map_or("?", String::as_str);
+        // Not a member: closed for flooding (what it sent before its close
+        // arrived is dropped).
+        let Some(name) = self.names.get(&from) else {
+            return;
+        };
+        if out.queued_bytes() >= MAX_QUEUED_PER_READ {
+            out.close(from, CloseCode::POLICY);
+            if let Some(name) = self.names.remove(&from) {
+                out.broadcast(Message::Text(&format!("* {name} left (sending too fast)")));
+            }
+            return;
+        }
         match message {
             Message::Text(text) => out.broadcast(Message::Text(&format!("{name}: {text}"))),
             Message::Binary(bytes) => {
@@ -134,5 +154,45 @@ mod tests {
             3,
             "join, message, leave; a second close says nothing"
         );
+    }
+
+    /// A member whose one read holds thousands of messages is closed once
+    /// they fill the bound, and what everyone is sent stays within it, far
+    /// under a member's queue limit (256 KiB): the others stay. A message
+    /// over the bound still goes on its own.
+    #[test]
+    fn a_member_flooding_the_chat_is_closed_and_the_others_keep_their_place() {
+        let mut chat = Chat::default();
+        let flooder = "x".repeat(MAX_NAME);
+        chat.on_open(
+            Token(1),
+            &format!("/ws?name={flooder}"),
+            &mut Outbox::default(),
+        );
+        chat.on_open(Token(2), "/ws?name=reader", &mut Outbox::default());
+        let big = "y".repeat(512 * 1024);
+        let mut out = Outbox::default();
+        chat.on_message(Token(2), Message::Text(&big), &mut out);
+        assert_eq!(format!("{out:?}").matches("Broadcast").count(), 1);
+        // One read of the flooder's: 64 KiB of empty text frames.
+        let mut out = Outbox::default();
+        for _ in 0..10_922 {
+            chat.on_message(Token(1), Message::Text(""), &mut out);
+        }
+        let queued = out.queued_bytes();
+        let actions = format!("{out:?}");
+        assert_eq!(actions.matches("Close(").count(), 1, "{actions:.200}");
+        assert!(actions.contains("Close(Token(1), CloseCode(1008))"));
+        let most = MAX_QUEUED_PER_READ + 128;
+        assert!(
+            (MAX_QUEUED_PER_READ..most).contains(&queued),
+            "{queued} bytes to each"
+        );
+        // The reader still talks, and the flooder no more.
+        let mut out = Outbox::default();
+        chat.on_message(Token(1), Message::Text("more"), &mut out);
+        assert!(out.is_empty());
+        chat.on_message(Token(2), Message::Text("still here"), &mut out);
+        assert_eq!(format!("{out:?}").matches("Broadcast").count(), 1);
     }
 }

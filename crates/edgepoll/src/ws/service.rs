@@ -105,6 +105,23 @@ impl Outbox {
         self.actions.is_empty()
     }
 
+    /// Bytes of the frames queued since the loop last delivered: what each
+    /// connection a broadcast goes to will have to take. Every connection
+    /// has a queue limit ([`WsLimits::max_queued_bytes`](super::WsLimits))
+    /// past which it is dropped, so an application that lets one peer's
+    /// messages fan out to everyone should bound what that peer may send
+    /// (as `examples/ws_chat` does).
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, Outbox};
+    /// let mut out = Outbox::default();
+    /// out.broadcast(Message::Text("hello"));
+    /// assert_eq!(out.queued_bytes(), 2 + 5);
+    /// ```
+    pub fn queued_bytes(&self) -> usize {
+        self.frames.len()
+    }
+
     fn encode(&mut self, message: Message<'_>) -> Range<usize> {
         let start = self.frames.len();
         match message {
