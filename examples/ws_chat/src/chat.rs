@@ -10,7 +10,8 @@ const PAGE: &str = include_str!("page.html");
 /// Longest name kept; a longer one is cut.
 const MAX_NAME: usize = 32;
 /// Most bytes one member's messages may queue to everyone before the loop
-/// delivers them (it does after each read of that member's socket). Each
+/// delivers them (it does once it has read that member's socket: up to 16
+/// reads of 64 KiB). Each
 /// message is queued to every member, and a member whose queue passes its
 /// limit (256 KiB) is dropped: without this bound, one member sending
 /// thousands of messages in one burst (the frame of an empty one is 6
