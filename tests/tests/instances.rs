@@ -2,8 +2,8 @@
 //! the echo server (the kernel spreads connections over them), an instance
 //! that exits started again while the port keeps answering, a guest that
 //! traps at start given up on, `--restart no` and its exit code, and
-//! SIGTERM under load: every request answered or refused cleanly, exit 0.
-//! These run on edgepoll-host only: WasmEdge has no such option.
+//! SIGTERM under load: every request answered or refused cleanly, exit 0;
+//! a WebSocket handshake finished after SIGTERM closed with 1001. These run on edgepoll-host only: WasmEdge has no such option.
 
 use edgepoll_tests::{free_port, host_runtime, wasm, Runtime};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -330,5 +330,85 @@ fn sigterm_under_load_answers_or_refuses_every_request_and_exits_0() {
         host.count("the listener was shut down") == 2,
         "both instances drained: {:#?}",
         host.seen
+    );
+}
+
+/// A WebSocket handshake begun before SIGTERM and finished after it: the
+/// client gets its 101 and then, as every WebSocket open at the signal
+/// did, a close with 1001 (going away); the host exits 0 well within its
+/// grace. (The socket stayed open, and the host waited for the grace.)
+#[test]
+fn a_websocket_opened_while_shutting_down_is_closed_going_away() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let chat = wasm("ws_chat");
+    let chat = chat.to_string_lossy();
+    let mut host = Host::start(&["--instances", "1", "--grace", "20", &chat, &addr]);
+    host.wait_for("listening on", 1);
+    let mut stream = TcpStream::connect(&addr).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout set");
+    stream
+        .write_all(b"GET /ws?name=late HTTP/1.1\r\nHost: x\r\n")
+        .expect("head begun");
+    // The server has read the head's start before it is told to stop.
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &host.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    host.wait_for("finishing what was accepted", 1);
+    stream
+        .write_all(
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .expect("head finished");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The 101, then a close frame (0x88) whose code is 1001.
+    let close = loop {
+        if let Some(head_end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            // The server's frames, unmasked and short: opcode, length, payload.
+            let mut frames = &got[head_end + 4..];
+            let mut code = None;
+            while let [first, len, rest @ ..] = frames {
+                let len = usize::from(len & 0x7f);
+                assert!(len < 126, "a short frame");
+                if rest.len() < len {
+                    break;
+                }
+                if first & 0x0f == 0x8 && len >= 2 {
+                    code = Some(u16::from_be_bytes([rest[0], rest[1]]));
+                }
+                frames = &rest[len..];
+            }
+            if let Some(code) = code {
+                break code;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!(
+                "closed without a close frame: {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{e}: {:?}", String::from_utf8_lossy(&got)),
+        }
+    };
+    assert!(
+        got.starts_with(b"HTTP/1.1 101 "),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(close, 1001);
+    drop(stream);
+    let code = host.exit_code(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{:#?}", host.seen);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(15),
+        "waited for the grace"
     );
 }

@@ -441,7 +441,10 @@ impl Core {
                         let here = |r: &Responder| r.token == token && r.serial == serial;
                         match work.pipes.tunnels.iter().find(|(_, r)| here(r)) {
                             Some((&exchange, _)) => return self.open_tunnel(index, exchange, now),
-                            None => upgrade(conn, token, now, driven, work, scratch, options),
+                            None => {
+                                let closing = *shutting_down;
+                                upgrade(conn, token, closing, now, driven, work, scratch, options)
+                            }
                         }
                     }
                     _ => next,
@@ -1259,9 +1262,11 @@ fn step_http<D: Driven>(
 
 /// Moves an upgraded connection over to a [`WebSocket`]: the 101 and the
 /// bytes that followed the request go with it.
+#[allow(clippy::too_many_arguments)]
 fn upgrade<D: Driven>(
     conn: &mut Connection,
     token: Token,
+    shutting_down: bool,
     now: Instant,
     driven: &mut D,
     work: &mut Work,
@@ -1284,6 +1289,15 @@ fn upgrade<D: Driven>(
     socket.receive(&input, now, |message| {
         driven.on_ws_message(token, message, &mut cx)
     });
+    if shutting_down {
+        // A handshake begun before the drain is answered, as a request is;
+        // the socket then goes as those open at the drain went.
+        socket.close(
+            crate::ws::CloseCode::GOING_AWAY,
+            "server shutting down",
+            now,
+        );
+    }
     conn.role = Role::Ws(Box::new(socket));
     step_ws(conn, token, false, now, driven, work, scratch, options)
 }
