@@ -136,7 +136,14 @@ impl<'a> Response<'a> {
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
             if is_framing_field(name) && !switching {
-                service_closes |= name.len() == 10 && lists_close(value);
+                if name.len() == 10 {
+                    service_closes |= lists_option(value, b"close");
+                    // A 426 names its Upgrade option (RFC 9110 §7.8), which
+                    // the connection's own field would not.
+                    if lists_option(value, b"upgrade") {
+                        push_all(out, [b"Connection: Upgrade\r\n"], short);
+                    }
+                }
                 continue;
             }
             // Names are the service's own, a token when they come from a
@@ -244,10 +251,10 @@ fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
 }
 
 /// Whether a `Connection` value lists the `close` option.
-fn lists_close(value: &[u8]) -> bool {
+fn lists_option(value: &[u8], option: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
-        .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
+        .any(|listed| listed.trim_ascii().eq_ignore_ascii_case(option))
 }
 
 /// Fields the connection writes itself: a service's own are dropped

@@ -52,7 +52,10 @@ pub fn answer<'a>(request: &Request<'_>) -> Response<'a> {
             .header("Upgrade", "websocket")
             .header("Connection", "Upgrade")
             .header("Sec-WebSocket-Accept", accept_key(key)),
+        // RFC 9110 §15.5.22: a 426 names the protocol to switch to.
         Err(Refusal::Version) => Response::new(StatusCode::UPGRADE_REQUIRED)
+            .header("Upgrade", "websocket")
+            .header("Connection", "Upgrade")
             .header("Sec-WebSocket-Version", "13")
             .header("Content-Type", "text/plain")
             .body("only WebSocket version 13 is spoken here\n"),
@@ -87,10 +90,28 @@ fn check<'a>(request: &Request<'a>) -> Result<&'a [u8], Refusal> {
     if !lists(request, "Connection", b"upgrade") {
         return Err(Refusal::Malformed("Connection must list Upgrade\n"));
     }
-    match request.header("Sec-WebSocket-Version") {
-        None => return Err(Refusal::Malformed("Sec-WebSocket-Version is missing\n")),
-        Some(version) if version.trim_ascii() != b"13" => return Err(Refusal::Version),
-        Some(_) => {}
+    // The handler's own rule: a request with a body offers no upgrade (its
+    // body would be taken for the new protocol's first bytes).
+    if request.upgrade().is_none() {
+        return Err(Refusal::Malformed(
+            "a WebSocket handshake carries no body\n",
+        ));
+    }
+    let mut versions = request
+        .headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-version"));
+    match (versions.next(), versions.next()) {
+        (None, _) => return Err(Refusal::Malformed("Sec-WebSocket-Version is missing\n")),
+        // RFC 6455 §11.3.5: once in a request.
+        (Some(_), Some(_)) => {
+            return Err(Refusal::Malformed(
+                "one Sec-WebSocket-Version field is allowed\n",
+            ))
+        }
+        (Some((_, version)), None) if version.trim_ascii() != b"13" => {
+            return Err(Refusal::Version)
+        }
+        (Some(_), None) => {}
     }
     let mut keys = request
         .headers()
@@ -117,4 +138,74 @@ fn lists(request: &Request<'_>, name: &str, token: &[u8]) -> bool {
         .filter(|(field, _)| field.eq_ignore_ascii_case(name))
         .flat_map(|(_, value)| value.split(|&b| b == b','))
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Handler, Limits};
+    use std::time::Instant;
+
+    /// The answer to `request`, as the handler sends it.
+    fn answered(request: &str) -> String {
+        fn service<'a>(request: &Request<'a>) -> Response<'a> {
+            answer(request)
+        }
+        let mut conn = Handler::new(Limits::default(), Instant::now());
+        conn.receive(request.as_bytes(), Instant::now(), &mut service);
+        String::from_utf8_lossy(conn.pending_output()).into_owned()
+    }
+
+    fn handshake(extra: &str) -> String {
+        answered(&format!(
+            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        ))
+    }
+
+    #[test]
+    fn a_valid_handshake_switches_with_any_connection_list() {
+        for connection in ["Upgrade", "keep-alive, Upgrade", "upgrade", "close,UPGRADE"] {
+            let out = handshake(&format!(
+                "Connection: {connection}\r\nSec-WebSocket-Version: 13\r\n"
+            ));
+            assert!(out.starts_with("HTTP/1.1 101 "), "{connection}: {out}");
+            assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        }
+    }
+
+    #[test]
+    fn another_version_gets_426_naming_the_protocol_and_version() {
+        let out = handshake("Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n");
+        assert!(out.starts_with("HTTP/1.1 426 "), "{out}");
+        for field in [
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Version: 13",
+        ] {
+            assert!(out.contains(&format!("{field}\r\n")), "{field}: {out}");
+        }
+    }
+
+    #[test]
+    fn a_handshake_with_a_body_or_a_field_twice_is_refused() {
+        for extra in [
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\nhello",
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 8\r\n",
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n",
+            "Connection: Upgrade\r\n",
+            "Connection: keep-alive\r\nSec-WebSocket-Version: 13\r\n",
+        ] {
+            let request = match extra.split_once("\r\n\r\n") {
+                // A body: the head ends where it begins.
+                Some((head, body)) => answered(&format!(
+                    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{head}\r\n\r\n{body}"
+                )),
+                None => handshake(extra),
+            };
+            assert!(request.starts_with("HTTP/1.1 400 "), "{extra:?}: {request}");
+        }
+    }
 }
