@@ -102,10 +102,13 @@ impl<'a> Response<'a> {
     /// service's own `Connection` field says `close`).
     pub(crate) fn encode(&self, out: &mut Vec<u8>, keep_alive: KeepAlive, head_only: bool) -> bool {
         let body_allowed = !self.status.forbids_body();
-        push_status_line(out, self.status);
         // 101 hands the connection over: its `Connection: Upgrade` is the
         // service's to write, and nothing about keep-alive applies.
         let switching = self.status == StatusCode::SWITCHING_PROTOCOLS;
+        if self.status.as_u16() < 200 && !switching {
+            return interim_refused(out, head_only);
+        }
+        push_status_line(out, self.status);
         let service_closes = self.push_fields(out, switching, false);
         let length = Decimal::new(if body_allowed { self.body.len() } else { 0 } as u64);
         let length_field: [&[u8]; 3] = match body_allowed {
@@ -172,6 +175,9 @@ impl<'a> Response<'a> {
         length: Option<u64>,
         chunked_ok: bool,
     ) -> (bool, Outgoing) {
+        if self.status.as_u16() < 200 {
+            return (interim_refused(out, head_only), Outgoing::Length(0));
+        }
         push_status_line(out, self.status);
         let service_closes = self.push_fields(out, false, true);
         let body_allowed = !self.status.forbids_body();
@@ -220,6 +226,19 @@ pub(crate) enum KeepAlive {
     Http11,
     /// HTTP/1.0 closes unless told otherwise: `Connection: keep-alive`.
     Http10,
+}
+
+/// A service's answer with an interim status (1xx other than 101) in place
+/// of a final one: the client would take it as interim and the next
+/// response as this request's, so a 500 goes instead and the connection
+/// closes. Returns false: it does not stay open.
+#[cold]
+#[inline(never)]
+fn interim_refused(out: &mut Vec<u8>, head_only: bool) -> bool {
+    Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .header("Content-Type", "text/plain")
+        .body(&b"the service answered with an interim (1xx) status\n"[..])
+        .encode(out, KeepAlive::No, head_only)
 }
 
 /// `HTTP/1.1 <code> <reason>\r\n`; the common 200 in one piece.

@@ -222,6 +222,32 @@ fn head_request_gets_length_but_no_body() {
     assert!(text(&out).ends_with("\r\n\r\n"));
 }
 
+/// A service that answers with an interim status (here 100 and 103) has
+/// its client get a 500 and a close, not a response the client would take
+/// as interim, pairing the next one with this request.
+#[test]
+fn a_service_answering_1xx_gets_its_client_a_500_and_a_close() {
+    fn continues<'a>(_: &Request<'a>) -> Response<'a> {
+        Response::new(StatusCode::CONTINUE).body("interim")
+    }
+    fn early_hints<'a>(_: &Request<'a>) -> Response<'a> {
+        let status = StatusCode::from_u16(103).unwrap_or(StatusCode::CONTINUE);
+        Response::new(status).header("Link", "</a.css>; rel=preload")
+    }
+    let request = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+    let outcomes = [
+        run_service(request, &Limits::default(), false, || continues),
+        run_service(request, &Limits::default(), false, || early_hints),
+    ];
+    for out in outcomes {
+        let answers = responses(&out);
+        assert_eq!(answers.len(), 1, "{answers:?}");
+        assert!(answers[0].starts_with("HTTP/1.1 500 "), "{answers:?}");
+        assert!(answers[0].contains("Connection: close\r\n"));
+        assert!(out.finished);
+    }
+}
+
 /// A refused HEAD gets its status and no body (RFC 9110 §9.3.2), whether
 /// refused at its head or for its body; a GET refused alike gets one.
 #[test]
