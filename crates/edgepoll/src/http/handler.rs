@@ -1661,12 +1661,16 @@ impl Handler {
                 (keep_alive, framing, at_front)
             }
         };
+        // A head that cannot start a streamed body (a switch, an interim
+        // status) went out as a 500 whose body is complete: nothing of the
+        // service's is awaited.
+        let refused = head.status().as_u16() < 200;
         self.waiting[at].stream = Some(Box::new(Streamed {
             head: encoded,
             pieces: Vec::new(),
             framing,
             keep_alive,
-            ended: false,
+            ended: refused,
             cut: false,
             at_front,
         }));

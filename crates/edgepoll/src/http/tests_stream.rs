@@ -332,6 +332,24 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
     assert!(out.ends_with(&format!("\r\n\r\n{}", "x".repeat(100_000))));
 }
 
+/// A streamed response whose head cannot start one (a switch, an interim
+/// status) goes out as a 500 and the connection ends, without the service
+/// having to end a body it never meant to send.
+#[test]
+fn a_streamed_response_refused_at_its_head_needs_no_end() {
+    for status in [StatusCode::SWITCHING_PROTOCOLS, StatusCode::CONTINUE] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+        conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
+        let id = service.ids[0];
+        conn.respond_stream(id, Response::new(status), None, now)
+            .unwrap();
+        let out = take_output(&mut conn, now);
+        assert!(out.starts_with("HTTP/1.1 500 "), "{status:?}: {out}");
+        assert!(conn.is_finished(), "{status:?}: waits for an end");
+    }
+}
+
 /// A streamed body whose request fills the last place among the waiting
 /// ones is still read and handed on: the connection wants its bytes, so it
 /// must take them, not keep them. (`make soak` through the forwarding
