@@ -109,9 +109,13 @@ impl<'a> Response<'a> {
             return interim_refused(out, head_only);
         }
         push_status_line(out, self.status);
-        let service_closes = self.push_fields(out, switching, false);
+        // A HEAD answered without the body: its length is not known here
+        // (RFC 9110 §8.6: none, or the one GET would have), so the
+        // service's own Content-Length goes, if it gave one.
+        let length_given = head_only && body_allowed && self.body.is_empty();
+        let service_closes = self.push_fields(out, switching, length_given, false);
         let length = Decimal::new(if body_allowed { self.body.len() } else { 0 } as u64);
-        let length_field: [&[u8]; 3] = match body_allowed {
+        let length_field: [&[u8]; 3] = match body_allowed && !length_given {
             true => [b"Content-Length: ", length.as_bytes(), b"\r\n"],
             false => [b"", b"", b""],
         };
@@ -132,13 +136,23 @@ impl<'a> Response<'a> {
     }
 
     /// Appends the service's fields; returns whether one of them was
-    /// `Connection: close`. `short`: see [`push_all`].
+    /// `Connection: close`. `length_given`: the service's Content-Length
+    /// (digits only) goes too. `short`: see [`push_all`].
     #[inline(always)]
-    fn push_fields(&self, out: &mut Vec<u8>, switching: bool, short: bool) -> bool {
+    fn push_fields(
+        &self,
+        out: &mut Vec<u8>,
+        switching: bool,
+        length_given: bool,
+        short: bool,
+    ) -> bool {
         let mut service_closes = false;
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
             if is_framing_field(name) && !switching {
+                if length_given && name.len() == 14 {
+                    push_given_length(out, value);
+                }
                 if name.len() == 10 {
                     service_closes |= lists_option(value, b"close");
                     // A 426 names its Upgrade option (RFC 9110 §7.8), which
@@ -179,7 +193,7 @@ impl<'a> Response<'a> {
             return (interim_refused(out, head_only), Outgoing::Length(0));
         }
         push_status_line(out, self.status);
-        let service_closes = self.push_fields(out, false, true);
+        let service_closes = self.push_fields(out, false, false, true);
         let body_allowed = !self.status.forbids_body();
         let mut stays_open = !service_closes && keep_alive != KeepAlive::No;
         let framing = match (body_allowed, length) {
@@ -226,6 +240,17 @@ pub(crate) enum KeepAlive {
     Http11,
     /// HTTP/1.0 closes unless told otherwise: `Connection: keep-alive`.
     Http10,
+}
+
+/// A service's Content-Length for a HEAD answered without the body, if it
+/// is a length (digits, at most 19 of them: it fits a u64).
+#[cold]
+#[inline(never)]
+fn push_given_length(out: &mut Vec<u8>, value: &[u8]) {
+    let digits = value.trim_ascii();
+    if !digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit) {
+        push_all(out, [b"Content-Length: ", digits, b"\r\n"], false);
+    }
 }
 
 /// A service's answer with an interim status (1xx other than 101) in place

@@ -280,6 +280,34 @@ fn a_refused_head_request_gets_no_body() {
     }
 }
 
+/// A HEAD answered without its body says no length of its own (it would
+/// be 0, not what GET sends: RFC 9110 §8.6), or the one the service gives;
+/// the service's is ignored where the body is there to be measured.
+#[test]
+fn a_head_answered_without_its_body_carries_the_services_length_or_none() {
+    fn bodiless<'a>(_: &Request<'a>) -> Response<'a> {
+        Response::new(StatusCode::OK).header("Content-Type", "text/plain")
+    }
+    fn sized<'a>(request: &Request<'a>) -> Response<'a> {
+        let response = Response::new(StatusCode::OK).header("Content-Length", "1234");
+        match request.method() {
+            "HEAD" => response,
+            _ => response.body("abc"),
+        }
+    }
+    let head = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let out = text(&run_service(head, &Limits::default(), false, || bodiless));
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(!out.contains("Content-Length"), "{out}");
+    let out = text(&run_service(head, &Limits::default(), false, || sized));
+    assert_eq!(out.matches("Content-Length: ").count(), 1, "{out}");
+    assert!(out.contains("Content-Length: 1234\r\n"), "{out}");
+    let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let out = text(&run_service(get, &Limits::default(), false, || sized));
+    assert_eq!(out.matches("Content-Length: ").count(), 1, "{out}");
+    assert!(out.ends_with("Content-Length: 3\r\n\r\nabc"), "{out}");
+}
+
 #[test]
 fn identical_repeated_content_length_is_accepted() {
     let out =
