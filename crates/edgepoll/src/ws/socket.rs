@@ -400,6 +400,14 @@ impl WebSocket {
             CloseCode(1005)
         });
         self.state = State::Closing;
+        // Nothing more is read: what a message held goes now, not when the
+        // lingering connection ends (up to a MiB, for up to 30 s). Input
+        // not yet taken goes where `receive` ends, which may be under way.
+        self.message = Vec::new();
+        self.message_kind = None;
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        }
     }
 
     /// Queues a message; false if the queue is full, and then the connection

@@ -236,6 +236,39 @@ fn a_message_that_stops_coming_is_closed_and_freed() {
     }
 }
 
+/// A message that grows past the limit is closed with 1009 and what it
+/// held is freed at once: the connection lingers for up to 30 s after its
+/// close, and a peer dribbling bytes kept the message (up to a MiB) alive
+/// that long.
+#[test]
+fn a_message_closed_for_its_size_is_freed_at_the_close() {
+    let now = Instant::now();
+    let mut ws = WebSocket::new(WsLimits::default(), now);
+    let fragment = client_frame(0x02, &vec![1; 512 * 1024 - 16]);
+    ws.receive(&fragment, now, |_| {});
+    ws.receive(&client_frame(0x00, &vec![2; 512 * 1024 - 16]), now, |_| {});
+    assert!(ws.buffered_capacity() >= 1 << 20);
+    ws.receive(&client_frame(0x00, &[3; 64]), now, |_| {});
+    let out = ws.pending_output().to_vec();
+    let header = read_header(&out).expect("valid").expect("a frame");
+    assert_eq!(header.opcode, Opcode::Close);
+    assert_eq!(out[header.header_len..][..2], 1009u16.to_be_bytes());
+    assert!(
+        ws.buffered_capacity() < 4096,
+        "{} bytes held",
+        ws.buffered_capacity()
+    );
+    // The close the server itself makes frees them too.
+    let mut ws = WebSocket::new(WsLimits::default(), now);
+    ws.receive(&fragment, now, |_| {});
+    ws.close(CloseCode::GOING_AWAY, "bye", now);
+    assert!(
+        ws.buffered_capacity() < 4096,
+        "{} bytes held",
+        ws.buffered_capacity()
+    );
+}
+
 #[test]
 fn a_full_queue_drops_the_connection_and_frees_it() {
     let now = Instant::now();
