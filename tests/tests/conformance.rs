@@ -203,6 +203,22 @@ fn a_polled_socket_renumbered_is_polled_under_its_new_number() {
     );
 }
 
+/// A socket that gave up its right to be polled (fd_fdstat_set_rights)
+/// gets NOTCAPABLE (76) in its event from the next poll of the same list,
+/// as WasmEdge checks rights on every call; edgepoll-host, which compares
+/// the list with the last call's, kept watching it.
+#[test]
+fn a_socket_that_gave_up_its_poll_rights_is_refused_at_the_next_poll() {
+    assert_case(
+        "poll-after-rights-dropped",
+        &[
+            ("before", "write"),
+            ("set_rights", "0"),
+            ("after", "error 76+timeout"),
+        ],
+    );
+}
+
 #[test]
 fn the_same_fd_subscribed_twice_gets_eexist_on_the_second() {
     for runtime in all_runtimes() {

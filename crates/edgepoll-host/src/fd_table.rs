@@ -400,7 +400,9 @@ impl FdTable {
         self.note_change(fd);
     }
 
-    fn note_change(&mut self, fd: u32) {
+    /// Records that descriptor `fd` changed (opened, closed, or its rights
+    /// set), for the poller to look at it again.
+    pub fn note_change(&mut self, fd: u32) {
         if let Some(log) = &mut self.changes {
             if log.len() < MAX_CHANGES {
                 log.push(fd);

@@ -19,12 +19,13 @@
 //! edgepoll's `Poll` does with many quiet connections) costs no ADD/DEL pair
 //! per call for each quiet descriptor.
 //!
-//! To compare, it keeps the previous call's records (48 bytes each) and
-//! per subscription an error code and room for an epoll event: some 62
-//! bytes of host memory per subscription, held from call to call. WasmEdge
-//! keeps more per subscription (its event records, epoll events and an
-//! `unordered_map` node, also reused from call to call), so a guest gets
-//! no more host memory from a long list here than there.
+//! To compare, it keeps the previous call's records (48 bytes each), per
+//! subscription an error code and room for an epoll event, and per
+//! descriptor named (valid or not) a hash map entry: about 110 bytes of
+//! host memory per subscription, 2 to 3 times the guest's own record, held
+//! from call to call. WasmEdge keeps about as much (its event records,
+//! epoll events and an `unordered_map` node, also reused from call to
+//! call), so a long list costs the host here what it costs it there.
 //!
 //! `epoll_oneoff` is WasmEdge's edge-triggered variant; as WasmEdge re-arms
 //! every subscription on each call, a guest observes level-triggered

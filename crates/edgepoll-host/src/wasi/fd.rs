@@ -372,6 +372,9 @@ pub fn fdstat_set_rights(fds: &mut FdTable, fd: u32, base: u64, inheriting: u64)
     }
     d.rights = base;
     d.inheriting = inheriting;
+    // The poller checks rights when a descriptor changes: WasmEdge checks
+    // them on every call, so a poll after this one sees the new ones.
+    fds.note_change(fd);
     Ok(())
 }
 

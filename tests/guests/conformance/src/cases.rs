@@ -273,6 +273,59 @@ pub fn run(case: &str) -> Result<()> {
                 println!("event_{}={what}", e.userdata);
             }
         }
+        "poll-after-rights-dropped" => {
+            // A socket polled, then given up its right to be polled for
+            // writing: the next poll of the same list says so (WasmEdge
+            // checks rights on every call). The records are written here,
+            // zeroed, so that both calls pass the same bytes, as a loop
+            // that changed nothing does.
+            use std::os::fd::AsRawFd;
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            extern "C" {
+                fn fd_fdstat_set_rights(fd: u32, base: u64, inheriting: u64) -> u16;
+                fn poll_oneoff(subs: *const u8, events: *mut u8, n: u32, got: *mut u32) -> u16;
+            }
+            let (client, _server, _) = pair("127.0.0.1")?;
+            let mut subs = [0u8; 96];
+            // 1: FD_WRITE (tag 2) on the client.
+            subs[0] = 1;
+            subs[8] = 2;
+            subs[16..20].copy_from_slice(&(client.as_raw_fd() as u32).to_le_bytes());
+            // 2: the monotonic clock (id 1), 500 ms from the call (tag 0).
+            subs[48] = 2;
+            subs[64..68].copy_from_slice(&1u32.to_le_bytes());
+            subs[72..80].copy_from_slice(&500_000_000u64.to_le_bytes());
+            let poll = |subs: &[u8; 96]| -> Result<String> {
+                let mut events = [0u8; 64];
+                let mut got = 0u32;
+                // SAFETY: two records in, room for two events out.
+                let errno = unsafe { poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), 2, &mut got) };
+                if errno != 0 {
+                    return Err(format!("poll_oneoff: {errno}"));
+                }
+                let mut seen: Vec<String> = events
+                    .chunks(32)
+                    .take(got as usize)
+                    .map(|e| {
+                        let error = u16::from_le_bytes([e[8], e[9]]);
+                        match (e[0], error) {
+                            (2, _) => "timeout".to_string(),
+                            (_, 0) => "write".to_string(),
+                            (_, errno) => format!("error {errno}"),
+                        }
+                    })
+                    .collect();
+                seen.sort();
+                Ok(seen.join("+"))
+            };
+            println!("before={}", poll(&subs)?);
+            // SOCK_RECV (bit 29) and SOCK_SEND (30) only: no FD_WRITE (6),
+            // no POLL_FD_READWRITE (27).
+            // SAFETY: a plain call on an open descriptor.
+            let set = unsafe { fd_fdstat_set_rights(client.as_raw_fd() as u32, 3 << 29, 0) };
+            println!("set_rights={set}");
+            println!("after={}", poll(&subs)?);
+        }
         "poll-renumbered" => {
             // A polled listener moved to another number (fd_renumber) is
             // polled under the new one as any other; and a sleep afterwards
