@@ -292,31 +292,167 @@ while True:
 
 impl CloseDelimited {
     pub fn start(pki: &Pki, clean: bool) -> CloseDelimited {
-        let mut child = Command::new("python3")
-            .args([
-                "-c",
-                CLOSE_DELIMITED,
-                &pki.path("good.pem"),
-                &pki.path("good.key"),
-            ])
-            .arg(if clean { "clean" } else { "cut" })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs (apt-get install python3)");
-        let mut line = String::new();
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut byte = [0u8; 1];
-        while !line.ends_with('\n') {
-            let n = stdout.read(&mut byte).expect("the port");
-            assert!(n > 0, "the TLS server did not start");
-            line.push(byte[0] as char);
+        let how = if clean { "clean" } else { "cut" };
+        let (child, addr) = python_tls_server(CLOSE_DELIMITED, pki, &[how]);
+        CloseDelimited { addr, child }
+    }
+}
+
+/// Starts `script` (a Python TLS server that prints its port first) with
+/// the PKI's good certificate and key, then `args`.
+fn python_tls_server(script: &str, pki: &Pki, args: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new("python3")
+        .args(["-c", script, &pki.path("good.pem"), &pki.path("good.key")])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs (apt-get install python3)");
+    let mut line = String::new();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut byte = [0u8; 1];
+    while !line.ends_with('\n') {
+        let n = stdout.read(&mut byte).expect("the port");
+        assert!(n > 0, "the TLS server did not start");
+        line.push(byte[0] as char);
+    }
+    let port: u16 = line.trim().parse().expect("a port");
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// An HTTPS server that answers each request with `Connection: close`,
+/// sends its close_notify and waits for the client's (RFC 8446 §6.1): each
+/// connection appends `clean` to `log` when it came, `cut` when the TCP
+/// stream ended without it. Stopped on drop.
+pub struct NotifyCheck {
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    child: Child,
+}
+
+const NOTIFY_CHECK: &str = r#"
+import socket, ssl, sys
+cert, key, log = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(8)
+print(listener.getsockname()[1], flush=True)
+while True:
+    raw, _ = listener.accept()
+    raw.settimeout(10)
+    try:
+        conn = ctx.wrap_socket(raw, server_side=True)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = conn.recv(4096)
+            if not piece:
+                break
+            data += piece
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        try:
+            conn.unwrap()
+            outcome = "clean"
+        except (OSError, ssl.SSLError):
+            outcome = "cut"
+    except (OSError, ssl.SSLError):
+        outcome = "handshake failed"
+    raw.close()
+    with open(log, "a") as f:
+        f.write(outcome + "\n")
+"#;
+
+impl NotifyCheck {
+    pub fn start(pki: &Pki) -> NotifyCheck {
+        let log = pki.dir.join(format!("notify-{}.log", crate::free_port()));
+        let path = log.to_string_lossy().into_owned();
+        let (child, addr) = python_tls_server(NOTIFY_CHECK, pki, &[&path]);
+        NotifyCheck { addr, log, child }
+    }
+
+    /// The outcomes logged so far, waiting up to 10 s for `count` of them.
+    pub fn outcomes(&self, count: usize) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if lines.len() >= count || started.elapsed() > Duration::from_secs(10) {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let port: u16 = line.trim().parse().expect("a port");
-        CloseDelimited {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-        }
+    }
+}
+
+impl Drop for NotifyCheck {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTPS server that reads a request body slowly (16 KiB every 5 ms,
+/// through a small receive buffer), so that a client's socket stays full,
+/// and answers 200 with how many body bytes it read (the request must
+/// carry Content-Length). Stopped on drop.
+pub struct SlowReader {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+const SLOW_READER: &str = r#"
+import socket, ssl, sys, time
+cert, key = sys.argv[1], sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(8)
+print(listener.getsockname()[1], flush=True)
+while True:
+    raw, _ = listener.accept()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    raw.settimeout(30)
+    try:
+        conn = ctx.wrap_socket(raw, server_side=True)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = conn.recv(16384)
+            if not piece:
+                break
+            data += piece
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        got = len(body)
+        while got < length:
+            time.sleep(0.005)
+            piece = conn.recv(16384)
+            if not piece:
+                break
+            got += len(piece)
+        answer = str(got).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer) + answer)
+        conn.unwrap().close()
+    except (OSError, ssl.SSLError, ValueError):
+        raw.close()
+"#;
+
+impl SlowReader {
+    pub fn start(pki: &Pki) -> SlowReader {
+        let (child, addr) = python_tls_server(SLOW_READER, pki, &[]);
+        SlowReader { addr, child }
+    }
+}
+
+impl Drop for SlowReader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -3,7 +3,7 @@
 //! certificates generated at test time; and servers that stall or answer
 //! garbage in the handshake.
 
-use edgepoll_tests::tls::{CloseDelimited, Pki, Raw, RawServer, SServer};
+use edgepoll_tests::tls::{CloseDelimited, NotifyCheck, Pki, Raw, RawServer, SServer, SlowReader};
 use edgepoll_tests::upstream::Nginx;
 use edgepoll_tests::{
     connect, free_port, on_each_runtime, read_response, run_wasm_with, start_program_with, Runtime,
@@ -296,5 +296,63 @@ fn a_body_read_until_the_close_needs_close_notify() {
         let (code, stdout, stderr) = client(runtime, &pki, &["--cacert", &ca, &url(&cut)]);
         assert_eq!(code, 1, "{} {stdout} {stderr}", runtime.name());
         assert!(stderr.contains("-> error: "), "{stderr}");
+    });
+}
+
+/// An upload to an https:// server that reads it slowly: the client's
+/// socket fills, and the last of the body waits there encrypted after the
+/// request itself has all gone into TLS. It must still go (the loop
+/// watches the socket for room while TLS holds output); it waited for a
+/// read that never came, until the response timeout.
+#[test]
+fn an_upload_to_a_slow_https_server_is_sent_whole() {
+    let pki = Pki::new();
+    let slow = SlowReader::start(&pki);
+    let ca = pki.path("ca.pem");
+    // Under the 128 KiB the kernel allows one argument: 64 KiB go into
+    // TLS at once, the rest once they are sent.
+    let body = "x".repeat(120_000);
+    on_each_runtime(|runtime| {
+        let url = format!("https://localhost:{}/upload", slow.addr.port());
+        let started = Instant::now();
+        let (code, stdout, stderr) = client(
+            runtime,
+            &pki,
+            &["--cacert", &ca, "--timeout", "60", "-d", &body, &url],
+        );
+        let took = started.elapsed();
+        println!(
+            "{}: 120 kB to a slow https server in {took:?}",
+            runtime.name()
+        );
+        assert_eq!(code, 0, "{} {stdout} {stderr}", runtime.name());
+        assert!(stdout.contains("-> 200 OK"), "{stdout}");
+        assert!(stdout.contains("120000"), "every byte arrived: {stdout}");
+    });
+}
+
+/// A connection the client closes after the server's close_notify (its
+/// response said `Connection: close`) ends with the client's own
+/// close_notify, as RFC 8446 §6.1 asks of each side; it ended with a bare
+/// TCP close.
+#[test]
+fn the_client_sends_close_notify_before_it_closes() {
+    let pki = Pki::new();
+    let server = NotifyCheck::start(&pki);
+    let ca = pki.path("ca.pem");
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    on_each_runtime(|runtime| {
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let (code, stdout, stderr) = client(runtime, &pki, &["--cacert", &ca, &url]);
+        assert_eq!(code, 0, "{} {stdout} {stderr}", runtime.name());
+        assert!(stdout.contains("-> 200 OK"), "{stdout}");
+        let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let outcomes = server.outcomes(run);
+        assert_eq!(
+            outcomes.last().map(String::as_str),
+            Some("clean"),
+            "{}: {outcomes:?}",
+            runtime.name()
+        );
     });
 }

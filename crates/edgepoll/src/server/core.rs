@@ -714,7 +714,13 @@ impl Core {
             }
             Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
             Role::Ws(_) => {}
-            Role::Upstream(up) => upstream::closed(up, index, now, &mut self.work),
+            Role::Upstream(up) => {
+                if let Some(tls) = &mut up.tls {
+                    // Once, without waiting: a full socket is being cut.
+                    let _ = net::send(&conn.stream, tls.close_notify());
+                }
+                upstream::closed(up, index, now, &mut self.work)
+            }
             Role::Tunnel(side) => {
                 let (peer, serial) = (side.peer, side.peer_serial);
                 if matches!(self.slots.get(peer), Some(Some(other)) if other.serial == serial) {

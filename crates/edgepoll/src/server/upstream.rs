@@ -236,7 +236,11 @@ pub(crate) fn step(
                 work.read_ahead.push((index, serial));
             }
         }
-        return match (up.held, up.conn.wants_write()) {
+        // What TLS holds encrypted is output too: the request may all have
+        // gone into it while the socket was full.
+        let wants_write =
+            up.conn.wants_write() || up.tls.as_ref().is_some_and(|tls| !tls.output().is_empty());
+        return match (up.held, wants_write) {
             (false, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
             (false, false) => Next::Watch(Interest::READABLE),
             (true, true) => Next::Watch(Interest::WRITABLE),

@@ -181,6 +181,17 @@ impl TlsSession {
         }
     }
 
+    /// Queues the close_notify alert that must precede the end of the
+    /// connection (RFC 8446 §6.1), if nothing else waits to go out and no
+    /// error alert went; returns what to send.
+    pub(crate) fn close_notify(&mut self) -> &[u8] {
+        if self.error.is_none() && self.output().is_empty() {
+            self.conn.send_close_notify();
+            self.fill_output();
+        }
+        self.output()
+    }
+
     pub(crate) fn output(&self) -> &[u8] {
         &self.out[self.out_sent..]
     }

@@ -59,6 +59,9 @@ impl TlsSession {
     pub(crate) fn fill_output(&mut self) {
         match *self {}
     }
+    pub(crate) fn close_notify(&mut self) -> &[u8] {
+        match *self {}
+    }
     pub(crate) fn output(&self) -> &[u8] {
         match *self {}
     }
