@@ -260,34 +260,17 @@ pub struct CloseDelimited {
     child: Child,
 }
 
+/// Ends its response by closing: with close_notify (`clean`) or without.
 const CLOSE_DELIMITED: &str = r#"
-import socket, ssl, sys
-cert, key, clean = sys.argv[1], sys.argv[2], sys.argv[3] == "clean"
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(8)
-print(listener.getsockname()[1], flush=True)
-while True:
-    raw, _ = listener.accept()
-    raw.settimeout(30)
-    try:
-        conn = ctx.wrap_socket(raw, server_side=True)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            piece = conn.recv(4096)
-            if not piece:
-                break
-            data += piece
-        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 1000)
-        if clean:
-            conn.unwrap().close()
-        else:
-            # The TCP stream ends with no close_notify before it.
-            socket.socket(fileno=conn.detach()).close()
-    except (OSError, ssl.SSLError):
-        raw.close()
+def serve(raw):
+    conn = ctx.wrap_socket(raw, server_side=True)
+    read_head(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 1000)
+    if sys.argv[3] == "clean":
+        conn.unwrap().close()
+    else:
+        # The TCP stream ends with no close_notify before it.
+        socket.socket(fileno=conn.detach()).close()
 "#;
 
 impl CloseDelimited {
@@ -298,11 +281,47 @@ impl CloseDelimited {
     }
 }
 
-/// Starts `script` (a Python TLS server that prints its port first) with
-/// the PKI's good certificate and key, then `args`.
+/// What every Python TLS server here shares: the context with the good
+/// certificate and key (its first two arguments), a listener whose port it
+/// prints, and the reading of a request head.
+const PYTHON_PRELUDE: &str = r#"
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(8)
+print(listener.getsockname()[1], flush=True)
+
+def read_head(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(16384)
+        if not piece:
+            break
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+"#;
+
+/// Serves each connection with the script's `serve(raw)`, one at a time.
+const PYTHON_LOOP: &str = r#"
+while True:
+    raw, _ = listener.accept()
+    raw.settimeout(30)
+    try:
+        serve(raw)
+    except (OSError, ssl.SSLError, ValueError):
+        pass
+    raw.close()
+"#;
+
+/// Starts the Python TLS server whose `serve` is `script`, with the PKI's
+/// good certificate and key, then `args`; waits for its port.
 fn python_tls_server(script: &str, pki: &Pki, args: &[&str]) -> (Child, SocketAddr) {
+    let program = format!("{PYTHON_PRELUDE}{script}{PYTHON_LOOP}");
     let mut child = Command::new("python3")
-        .args(["-c", script, &pki.path("good.pem"), &pki.path("good.key")])
+        .args(["-c", &program, &pki.path("good.pem"), &pki.path("good.key")])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -330,37 +349,20 @@ pub struct NotifyCheck {
     child: Child,
 }
 
+/// Logs whether the client's close_notify came after its own.
 const NOTIFY_CHECK: &str = r#"
-import socket, ssl, sys
-cert, key, log = sys.argv[1], sys.argv[2], sys.argv[3]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(8)
-print(listener.getsockname()[1], flush=True)
-while True:
-    raw, _ = listener.accept()
-    raw.settimeout(10)
+def serve(raw):
+    outcome = "handshake failed"
     try:
         conn = ctx.wrap_socket(raw, server_side=True)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            piece = conn.recv(4096)
-            if not piece:
-                break
-            data += piece
+        read_head(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        try:
-            conn.unwrap()
-            outcome = "clean"
-        except (OSError, ssl.SSLError):
-            outcome = "cut"
-    except (OSError, ssl.SSLError):
-        outcome = "handshake failed"
-    raw.close()
-    with open(log, "a") as f:
-        f.write(outcome + "\n")
+        outcome = "cut"
+        conn.unwrap()
+        outcome = "clean"
+    finally:
+        with open(sys.argv[3], "a") as f:
+            f.write(outcome + "\n")
 "#;
 
 impl NotifyCheck {
@@ -401,45 +403,27 @@ pub struct SlowReader {
     child: Child,
 }
 
+/// Reads a body of Content-Length bytes 16 KiB at a time, 5 ms apart.
 const SLOW_READER: &str = r#"
-import socket, ssl, sys, time
-cert, key = sys.argv[1], sys.argv[2]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(8)
-print(listener.getsockname()[1], flush=True)
-while True:
-    raw, _ = listener.accept()
+def serve(raw):
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    raw.settimeout(30)
-    try:
-        conn = ctx.wrap_socket(raw, server_side=True)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            piece = conn.recv(16384)
-            if not piece:
-                break
-            data += piece
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        got = len(body)
-        while got < length:
-            time.sleep(0.005)
-            piece = conn.recv(16384)
-            if not piece:
-                break
-            got += len(piece)
-        answer = str(got).encode()
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer) + answer)
-        conn.unwrap().close()
-    except (OSError, ssl.SSLError, ValueError):
-        raw.close()
+    conn = ctx.wrap_socket(raw, server_side=True)
+    head, body = read_head(conn)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    got = len(body)
+    while got < length:
+        time.sleep(0.005)
+        piece = conn.recv(16384)
+        if not piece:
+            break
+        got += len(piece)
+    answer = str(got).encode()
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer) + answer)
+    conn.unwrap().close()
 "#;
 
 impl SlowReader {

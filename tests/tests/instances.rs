@@ -80,6 +80,27 @@ impl Host {
         self.seen.iter().filter(|(_, l)| l.contains(text)).count()
     }
 
+    /// Sends it SIGTERM, as a container runtime stopping it does.
+    fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+    }
+
+    /// `module` as `instances` instances on a free port, with a grace of
+    /// `grace` seconds, once they listen; and the port.
+    fn serving(module: &str, instances: usize, grace: u32) -> (Host, String) {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let module = wasm(module);
+        let (count, grace) = (instances.to_string(), grace.to_string());
+        let args = ["--instances", &count, "--grace", &grace];
+        let mut host = Host::start(&[&args[..], &[&module.to_string_lossy(), &addr]].concat());
+        host.wait_for("listening on", instances);
+        (host, addr)
+    }
+
     /// Waits (at most `limit`) for the host to exit; its code.
     fn exit_code(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
@@ -287,11 +308,7 @@ fn keep_asking(addr: &str, stop: &AtomicBool, outcome: &Outcome) {
 
 #[test]
 fn sigterm_under_load_answers_or_refuses_every_request_and_exits_0() {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let echo = wasm("poll_http_server");
-    let echo = echo.to_string_lossy();
-    let mut host = Host::start(&["--instances", "2", "--grace", "10", &echo, &addr]);
-    host.wait_for("listening on", 2);
+    let (mut host, addr) = Host::serving("poll_http_server", 2, 10);
     let stop = Arc::new(AtomicBool::new(false));
     let outcome = Arc::new(Outcome::default());
     let clients: Vec<_> = (0..8)
@@ -303,11 +320,7 @@ fn sigterm_under_load_answers_or_refuses_every_request_and_exits_0() {
     std::thread::sleep(Duration::from_secs(1));
     let before = outcome.answered.load(Ordering::SeqCst);
     let signalled = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &host.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    host.terminate();
     let code = host.exit_code(Duration::from_secs(20));
     let took = signalled.elapsed();
     std::thread::sleep(Duration::from_millis(200));
@@ -339,11 +352,7 @@ fn sigterm_under_load_answers_or_refuses_every_request_and_exits_0() {
 /// grace. (The socket stayed open, and the host waited for the grace.)
 #[test]
 fn a_websocket_opened_while_shutting_down_is_closed_going_away() {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let chat = wasm("ws_chat");
-    let chat = chat.to_string_lossy();
-    let mut host = Host::start(&["--instances", "1", "--grace", "20", &chat, &addr]);
-    host.wait_for("listening on", 1);
+    let (mut host, addr) = Host::serving("ws_chat", 1, 20);
     let mut stream = TcpStream::connect(&addr).expect("connects");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -354,11 +363,7 @@ fn a_websocket_opened_while_shutting_down_is_closed_going_away() {
     // The server has read the head's start before it is told to stop.
     std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &host.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    host.terminate();
     host.wait_for("finishing what was accepted", 1);
     stream
         .write_all(

@@ -299,11 +299,12 @@ fn a_body_read_until_the_close_needs_close_notify() {
     });
 }
 
-/// An upload to an https:// server that reads it slowly: the client's
-/// socket fills, and the last of the body waits there encrypted after the
-/// request itself has all gone into TLS. It must still go (the loop
-/// watches the socket for room while TLS holds output); it waited for a
-/// read that never came, until the response timeout.
+/// An upload to an https:// server that reads it slowly, so that the
+/// client's socket fills: every byte arrives. (A review traced that the
+/// last of a body could wait, encrypted, for a read that never came, once
+/// the request had all gone into TLS; the loop now watches the socket for
+/// room while TLS holds output. Here the socket took that last part at
+/// once, so this shows uploads over TLS work, not that case.)
 #[test]
 fn an_upload_to_a_slow_https_server_is_sent_whole() {
     let pki = Pki::new();

@@ -5,8 +5,9 @@
 use super::*;
 
 impl Poller {
-    /// Descriptors opened, closed or renumbered since the last call are
-    /// looked at again. A closed one took its epoll registration with it; one
+    /// Descriptors opened, closed, renumbered or given new rights since the
+    /// last call are looked at again (rights decide whether one may be
+    /// polled at all). A closed one took its epoll registration with it; one
     /// whose host descriptor lives on under another number (`fd_renumber`,
     /// or stdio, which is never really closed) is taken out here, so that
     /// it neither answers for its old number nor refuses (EEXIST) to be

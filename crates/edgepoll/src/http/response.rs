@@ -13,9 +13,12 @@ type Fields<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, [u8]>); 4]>;
 /// A response: status, header fields and body.
 ///
 /// The connection owns framing: it writes `Content-Length` and `Connection`
-/// itself, so a service's own `Content-Length` or `Transfer-Encoding` fields are
-/// dropped. A service's `Connection: close` is honoured: the connection closes
-/// after this response.
+/// itself, so a service's own `Content-Length`, `Transfer-Encoding` and
+/// `Connection` fields are dropped, with three exceptions: a service's
+/// `Connection: close` is honoured (the connection closes after this
+/// response); a `Connection` field listing `Upgrade` (a 426's) is sent as
+/// `Connection: Upgrade`; and a HEAD answered without the body keeps the
+/// service's `Content-Length`, the one length the connection cannot know.
 ///
 /// ```
 /// use edgepoll::http::{Response, StatusCode};
@@ -143,15 +146,17 @@ impl<'a> Response<'a> {
         &self,
         out: &mut Vec<u8>,
         switching: bool,
-        length_given: bool,
+        mut length_given: bool,
         short: bool,
     ) -> bool {
         let mut service_closes = false;
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
             if is_framing_field(name) && !switching {
-                if length_given && name.len() == 14 {
-                    push_given_length(out, value);
+                if length_given && name.len() == 14 && push_given_length(out, value) {
+                    // One is enough: a second, even the same, is a fault
+                    // some readers refuse the response for.
+                    length_given = false;
                 }
                 if name.len() == 10 {
                     service_closes |= lists_option(value, b"close");
@@ -206,6 +211,9 @@ impl<'a> Response<'a> {
                 );
                 Outgoing::Length(n)
             }
+            // A HEAD's body is not sent, and how GET would frame it is not
+            // known here: nothing is announced, and the connection stays.
+            (true, None) if head_only => Outgoing::Discard,
             (true, None) if chunked_ok => {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
                 Outgoing::Chunked { open: false }
@@ -243,14 +251,16 @@ pub(crate) enum KeepAlive {
 }
 
 /// A service's Content-Length for a HEAD answered without the body, if it
-/// is a length (digits, at most 19 of them: it fits a u64).
+/// is a length (digits, at most 19 of them: it fits a u64); whether it was.
 #[cold]
 #[inline(never)]
-fn push_given_length(out: &mut Vec<u8>, value: &[u8]) {
+fn push_given_length(out: &mut Vec<u8>, value: &[u8]) -> bool {
     let digits = value.trim_ascii();
-    if !digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit) {
+    let valid = !digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit);
+    if valid {
         push_all(out, [b"Content-Length: ", digits, b"\r\n"], false);
     }
+    valid
 }
 
 /// A service's answer with an interim status (1xx other than 101) in place

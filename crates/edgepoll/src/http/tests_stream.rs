@@ -332,6 +332,35 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
     assert!(out.ends_with(&format!("\r\n\r\n{}", "x".repeat(100_000))));
 }
 
+/// A streamed response to HEAD of no known length announces no framing (the
+/// body is not sent, and how GET would frame it is not known) and keeps the
+/// connection, HTTP/1.0 keep-alive included. It announced chunked coding,
+/// and closed HTTP/1.0 connections.
+#[test]
+fn a_streamed_head_response_of_unknown_length_announces_no_framing() {
+    for (request, keep) in [
+        (&b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n"[..], ""),
+        (
+            b"HEAD /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            "Connection: keep-alive\r\n",
+        ),
+    ] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+        conn.receive(request, now, &mut service);
+        let id = service.ids[0];
+        conn.respond_stream(id, Response::new(StatusCode::OK), None, now)
+            .unwrap();
+        assert!(conn
+            .send_body(id, Bytes::from_static(b"dropped"), now)
+            .is_ok());
+        conn.end_body(id, now).unwrap();
+        let out = take_output(&mut conn, now);
+        assert_eq!(out, format!("HTTP/1.1 200 OK\r\n{keep}\r\n"));
+        assert!(!conn.is_finished(), "{out}");
+    }
+}
+
 /// A streamed response whose head cannot start one (a switch, an interim
 /// status) goes out as a 500 and the connection ends, without the service
 /// having to end a body it never meant to send.

@@ -105,8 +105,8 @@ impl Outbox {
         self.actions.is_empty()
     }
 
-    /// Bytes of the frames queued since the loop last delivered: what each
-    /// connection a broadcast goes to will have to take. Every connection
+    /// Bytes of the frames queued since the loop last delivered (broadcasts
+    /// and sends): at most what one connection will have to take. Every connection
     /// has a queue limit ([`WsLimits::max_queued_bytes`](super::WsLimits))
     /// past which it is dropped, so an application that lets one peer's
     /// messages fan out to everyone should bound what that peer may send

@@ -400,14 +400,13 @@ impl WebSocket {
             CloseCode(1005)
         });
         self.state = State::Closing;
-        // Nothing more is read: what a message held goes now, not when the
-        // lingering connection ends (up to a MiB, for up to 30 s). Input
-        // not yet taken goes where `receive` ends, which may be under way.
+        // Nothing more is read: what a message or a frame under way held
+        // goes now, not when the lingering connection ends (up to a MiB
+        // each, for up to 30 s). A close from within `receive` is the last
+        // thing its frame does: nothing reads the input after it.
         self.message = Vec::new();
         self.message_kind = None;
-        if self.input.is_empty() {
-            self.input = Vec::new();
-        }
+        self.input = Vec::new();
     }
 
     /// Queues a message; false if the queue is full, and then the connection
