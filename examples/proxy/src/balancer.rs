@@ -16,29 +16,32 @@ use std::time::{Duration, Instant};
 pub struct Upstream {
     /// Where it is (`http://host:port`).
     pub url: Url,
-    /// Requests sent and not yet answered.
+    /// Requests sent and not yet over: answered with their bodies through,
+    /// failed or given up. A response body still streaming keeps its
+    /// connection busy, so it counts.
     outstanding: usize,
     health: Health,
+    /// How many times it was ejected: a request sent before the latest
+    /// ejection says nothing of its health since.
+    epoch: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Health {
     Up,
-    /// Failed: no request until then.
+    /// Failed: no request until then; after it, the next one probes.
     Ejected(Instant),
-    /// The ejection is over: one request at a time finds out.
+    /// One request finds out (its ticket has the current epoch).
     Probing,
 }
 
-/// How an exchange with an upstream ended, as far as its health goes.
+/// A request counted at an upstream: which one, and in which epoch it was
+/// sent. Each ticket is given back once: to [`Balancer::failed`] or
+/// [`Balancer::done`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// It answered.
-    Answered,
-    /// It refused, reset, timed out or answered garbage.
-    Failed,
-    /// The request was given up on our side: says nothing of the upstream.
-    Dropped,
+pub struct Ticket {
+    pub upstream: usize,
+    epoch: u32,
 }
 
 /// The upstreams and the choice among them (tested below).
@@ -59,6 +62,7 @@ impl Balancer {
                     url,
                     outstanding: 0,
                     health: Health::Up,
+                    epoch: 0,
                 })
                 .collect(),
             cursor: 0,
@@ -72,8 +76,10 @@ impl Balancer {
 
     /// Picks an upstream for a request, skipping those in `tried` (a bit per
     /// upstream index, the first 64), and counts the request as outstanding
-    /// there. `None` when every one is ejected, probed or tried.
-    pub fn pick(&mut self, now: Instant, tried: u64) -> Option<usize> {
+    /// there. An ejected upstream whose time is up is probed by one request
+    /// at a time, whatever was sent to it before (answers to those no longer
+    /// count). `None` when every one is ejected, probed or tried.
+    pub fn pick(&mut self, now: Instant, tried: u64) -> Option<Ticket> {
         let n = self.upstreams.len();
         let mut best: Option<usize> = None;
         for step in 0..n {
@@ -82,12 +88,9 @@ impl Balancer {
                 continue;
             }
             let up = &self.upstreams[i];
-            // An ejected upstream is probed once its time is up and nothing
-            // sent before the ejection is still out: an answer to such a
-            // request must not pass for the probe's.
             match up.health {
-                Health::Ejected(until) if now < until || up.outstanding > 0 => continue,
-                Health::Probing if up.outstanding > 0 => continue,
+                Health::Ejected(until) if now < until => continue,
+                Health::Probing => continue,
                 _ => {}
             }
             let outstanding = up.outstanding;
@@ -102,30 +105,46 @@ impl Balancer {
         }
         up.outstanding += 1;
         self.cursor = (chosen + 1) % n;
-        Some(chosen)
+        Some(Ticket {
+            upstream: chosen,
+            epoch: up.epoch,
+        })
     }
 
-    /// The request sent to `index` is over; returns true when this outcome
-    /// ejected the upstream.
-    pub fn finish(&mut self, index: usize, outcome: Outcome, now: Instant) -> bool {
+    /// The upstream answered the request (its response head came): it is
+    /// up, unless the request was sent before its latest ejection. The
+    /// request stays outstanding until [`done`](Self::done).
+    pub fn answered(&mut self, ticket: Ticket) {
+        let up = &mut self.upstreams[ticket.upstream];
+        if ticket.epoch == up.epoch && up.health == Health::Probing {
+            up.health = Health::Up;
+        }
+    }
+
+    /// The upstream refused, reset, timed out or answered garbage: the
+    /// request is over, and the upstream is ejected unless it is alone or
+    /// the request was sent before its latest ejection. True when this
+    /// ejected it.
+    pub fn failed(&mut self, ticket: Ticket, now: Instant) -> bool {
         let lone = self.upstreams.len() == 1;
-        let up = &mut self.upstreams[index];
+        let up = &mut self.upstreams[ticket.upstream];
         up.outstanding = up.outstanding.saturating_sub(1);
-        match outcome {
-            // An answer to a request sent before an ejection does not end
-            // it: only the probe's (or any while up) counts.
-            Outcome::Answered if matches!(up.health, Health::Ejected(_)) => false,
-            Outcome::Answered => {
-                up.health = Health::Up;
-                false
-            }
-            Outcome::Failed if !lone && !matches!(up.health, Health::Ejected(_)) => {
-                up.health = Health::Ejected(now + self.eject_for);
-                true
-            }
-            Outcome::Failed => false,
-            // A probe that was given up leaves the next request to probe.
-            Outcome::Dropped => false,
+        if lone || ticket.epoch != up.epoch || matches!(up.health, Health::Ejected(_)) {
+            return false;
+        }
+        up.health = Health::Ejected(now + self.eject_for);
+        up.epoch = up.epoch.wrapping_add(1);
+        true
+    }
+
+    /// The request is over without saying anything of the upstream's
+    /// health: answered with its body through, or given up on our side. A
+    /// probe given up on leaves the next request to probe.
+    pub fn done(&mut self, ticket: Ticket, now: Instant) {
+        let up = &mut self.upstreams[ticket.upstream];
+        up.outstanding = up.outstanding.saturating_sub(1);
+        if ticket.epoch == up.epoch && up.health == Health::Probing {
+            up.health = Health::Ejected(now);
         }
     }
 }
@@ -134,33 +153,6 @@ impl Balancer {
 mod tests {
     use super::*;
 
-    /// A request sent before the ejection and answered after its time was
-    /// up neither ends the ejection nor keeps a probe waiting behind it.
-    #[test]
-    fn only_a_probe_sent_after_the_ejection_ends_it() {
-        let mut b = balancer(2);
-        let now = Instant::now();
-        assert_eq!(b.pick(now, 0), Some(0)); // slow, answered late
-        assert_eq!(b.pick(now, 1 << 1), Some(0)); // refused
-        assert!(b.finish(0, Outcome::Failed, now));
-        let later = now + Duration::from_secs(11);
-        assert_eq!(
-            b.pick(later, 0),
-            Some(1),
-            "no probe while the old one is out"
-        );
-        assert!(matches!(b.upstreams[0].health, Health::Ejected(_)));
-        b.finish(0, Outcome::Answered, later);
-        assert!(
-            matches!(b.upstreams[0].health, Health::Ejected(_)),
-            "not the probe's answer"
-        );
-        assert_eq!(b.pick(later, 1 << 1), Some(0), "now probed");
-        assert_eq!(b.upstreams[0].health, Health::Probing);
-        b.finish(0, Outcome::Answered, later);
-        assert_eq!(b.upstreams[0].health, Health::Up);
-    }
-
     fn balancer(n: usize) -> Balancer {
         let urls = (0..n)
             .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 8000 + i)).unwrap())
@@ -168,48 +160,107 @@ mod tests {
         Balancer::new(urls, Duration::from_secs(10))
     }
 
+    /// Answered and through: what most requests are.
+    fn through(b: &mut Balancer, ticket: Ticket, now: Instant) {
+        b.answered(ticket);
+        b.done(ticket, now);
+    }
+
+    /// A request sent before the ejection neither ends it when answered
+    /// after its time was up nor keeps a probe waiting behind it.
+    #[test]
+    fn only_a_probe_sent_after_the_ejection_ends_it() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let slow = b.pick(now, 0).unwrap(); // answered late
+        let refused = b.pick(now, 1 << 1).unwrap();
+        assert_eq!((slow.upstream, refused.upstream), (0, 0));
+        assert!(b.failed(refused, now));
+        let later = now + Duration::from_secs(11);
+        let probe = b.pick(later, 1 << 1).unwrap();
+        assert_eq!(probe.upstream, 0, "probed though the slow one is out");
+        assert_eq!(b.upstreams[0].health, Health::Probing);
+        through(&mut b, slow, later);
+        assert_eq!(
+            b.upstreams[0].health,
+            Health::Probing,
+            "not the probe's answer"
+        );
+        assert_eq!(b.pick(later, 1 << 1), None, "one probe at a time");
+        through(&mut b, probe, later);
+        assert_eq!(b.upstreams[0].health, Health::Up);
+        assert_eq!(b.upstreams[0].outstanding, 0);
+    }
+
     #[test]
     fn equals_take_turns_and_the_least_loaded_goes_first() {
         let mut b = balancer(3);
         let now = Instant::now();
-        let first: Vec<usize> = (0..3).map(|_| b.pick(now, 0).unwrap()).collect();
-        assert_eq!(first, [0, 1, 2]);
-        // 1 answers: it is now the only one with fewer outstanding.
-        b.finish(1, Outcome::Answered, now);
-        assert_eq!(b.pick(now, 0), Some(1));
-        // All equal again (one each): round-robin resumes after 1.
-        b.finish(0, Outcome::Answered, now);
-        b.finish(1, Outcome::Answered, now);
-        b.finish(2, Outcome::Answered, now);
+        let first: Vec<Ticket> = (0..3).map(|_| b.pick(now, 0).unwrap()).collect();
+        let order: Vec<usize> = first.iter().map(|t| t.upstream).collect();
+        assert_eq!(order, [0, 1, 2]);
+        // 1's answer is through: it is now the only one with fewer out.
+        through(&mut b, first[1], now);
+        let again = b.pick(now, 0).unwrap();
+        assert_eq!(again.upstream, 1);
+        // All equal again (none out): round-robin resumes after 1.
+        for ticket in [first[0], again, first[2]] {
+            through(&mut b, ticket, now);
+        }
         let turns: Vec<usize> = (0..3)
             .map(|_| {
-                let i = b.pick(now, 0).unwrap();
-                b.finish(i, Outcome::Answered, now);
-                i
+                let ticket = b.pick(now, 0).unwrap();
+                through(&mut b, ticket, now);
+                ticket.upstream
             })
             .collect();
         assert_eq!(turns, [2, 0, 1]);
+    }
+
+    /// A response whose body still streams keeps its upstream busy: it
+    /// counts until its end, not from its head on. (Counted only to the
+    /// head, an upstream busy with long downloads drew half the requests,
+    /// which waited for its connections and timed out.)
+    #[test]
+    fn a_response_counts_until_its_body_is_through() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let download = b.pick(now, 0).unwrap();
+        b.answered(download);
+        for _ in 0..3 {
+            let ticket = b.pick(now, 0).unwrap();
+            assert_eq!(ticket.upstream, 1 - download.upstream);
+            through(&mut b, ticket, now);
+        }
+        b.done(download, now);
+        let next = b.pick(now, 0).unwrap();
+        assert_eq!(next.upstream, download.upstream, "round-robin again");
     }
 
     #[test]
     fn a_failed_upstream_is_ejected_then_probed_once_then_restored() {
         let mut b = balancer(2);
         let now = Instant::now();
-        let i = b.pick(now, 0).unwrap();
-        assert!(b.finish(i, Outcome::Failed, now));
+        let ticket = b.pick(now, 0).unwrap();
+        let i = ticket.upstream;
+        assert!(b.failed(ticket, now));
         let other = 1 - i;
+        let mut out = Vec::new();
         for _ in 0..5 {
-            assert_eq!(b.pick(now, 0), Some(other));
+            let t = b.pick(now, 0).unwrap();
+            assert_eq!(t.upstream, other);
+            out.push(t);
         }
         let later = now + Duration::from_secs(11);
         // One probe while the other is busier; no second one meanwhile.
-        assert_eq!(b.pick(later, 0), Some(i));
+        let probe = b.pick(later, 0).unwrap();
+        assert_eq!(probe.upstream, i);
         for _ in 0..3 {
-            assert_eq!(b.pick(later, 0), Some(other));
+            assert_eq!(b.pick(later, 0).map(|t| t.upstream), Some(other));
         }
-        assert!(!b.finish(i, Outcome::Answered, later));
-        assert_eq!(b.pick(later, 0), Some(i));
-        assert_eq!(b.pick(later, 0), Some(i));
+        b.answered(probe);
+        assert_eq!(b.pick(later, 0).map(|t| t.upstream), Some(i));
+        assert_eq!(b.pick(later, 0).map(|t| t.upstream), Some(i));
     }
 
     #[test]
@@ -218,40 +269,70 @@ mod tests {
         let now = Instant::now();
         let (first, second) = (b.pick(now, 0).unwrap(), b.pick(now, 0).unwrap());
         let third = b.pick(now, 0).unwrap();
-        assert_eq!(third, first);
-        assert!(b.finish(first, Outcome::Failed, now));
-        // The other request in flight to it answers a moment later.
-        assert!(!b.finish(third, Outcome::Answered, now));
+        assert_eq!(third.upstream, first.upstream);
+        assert!(b.failed(first, now));
+        // Another request in flight to it fails a moment later, or
+        // answers: neither changes the ejection.
+        let fourth = b.pick(now, 1 << second.upstream);
+        assert_eq!(fourth, None, "only the ejected one was left to try");
+        assert!(!b.failed(third, now), "ejected once, not again");
         for _ in 0..4 {
-            assert_eq!(b.pick(now, 0), Some(second), "still ejected");
+            let t = b.pick(now, 0).unwrap();
+            assert_eq!(t.upstream, second.upstream, "still ejected");
         }
+    }
+
+    #[test]
+    fn an_answer_to_a_request_sent_before_the_ejection_does_not_end_it() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let first = b.pick(now, 0).unwrap();
+        let other = b.pick(now, 1 << (1 - first.upstream)).unwrap();
+        assert_eq!(other.upstream, first.upstream);
+        assert!(b.failed(first, now));
+        through(&mut b, other, now);
+        let t = b.pick(now, 0).unwrap();
+        assert_eq!(t.upstream, 1 - first.upstream, "still ejected");
     }
 
     #[test]
     fn a_failed_probe_ejects_again_and_all_ejected_means_none() {
         let mut b = balancer(2);
         let now = Instant::now();
-        b.pick(now, 0);
-        b.pick(now, 0);
-        assert!(b.finish(0, Outcome::Failed, now));
-        assert!(b.finish(1, Outcome::Failed, now));
+        let (a, c) = (b.pick(now, 0).unwrap(), b.pick(now, 0).unwrap());
+        assert!(b.failed(a, now));
+        assert!(b.failed(c, now));
         assert_eq!(b.pick(now, 0), None);
         let later = now + Duration::from_secs(11);
-        assert_eq!(b.pick(later, 0), Some(0));
-        assert!(b.finish(0, Outcome::Failed, later));
-        assert_eq!(b.pick(later, 0), Some(1));
+        let probe = b.pick(later, 0).unwrap();
+        assert_eq!(probe.upstream, 0);
+        assert!(b.failed(probe, later));
+        assert_eq!(b.pick(later, 0).map(|t| t.upstream), Some(1));
         assert_eq!(b.pick(later, 0), None);
+    }
+
+    #[test]
+    fn a_probe_given_up_on_leaves_the_next_request_to_probe() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let first = b.pick(now, 0).unwrap();
+        assert!(b.failed(first, now));
+        let later = now + Duration::from_secs(11);
+        let probe = b.pick(later, 1 << 1).unwrap();
+        assert_eq!(b.pick(later, 1 << 1), None);
+        b.done(probe, later);
+        assert_eq!(b.pick(later, 1 << 1).map(|t| t.upstream), Some(0));
     }
 
     #[test]
     fn tried_upstreams_are_skipped_and_a_lone_one_is_never_ejected() {
         let mut b = balancer(2);
         let now = Instant::now();
-        assert_eq!(b.pick(now, 0b01), Some(1));
+        assert_eq!(b.pick(now, 0b01).map(|t| t.upstream), Some(1));
         assert_eq!(b.pick(now, 0b11), None);
         let mut lone = balancer(1);
-        let i = lone.pick(now, 0).unwrap();
-        assert!(!lone.finish(i, Outcome::Failed, now));
-        assert_eq!(lone.pick(now, 0), Some(0));
+        let ticket = lone.pick(now, 0).unwrap();
+        assert!(!lone.failed(ticket, now));
+        assert_eq!(lone.pick(now, 0).map(|t| t.upstream), Some(0));
     }
 }

@@ -5,7 +5,7 @@
 //! upstream; if it answers 101, the loop joins the two connections into a
 //! tunnel and moves their bytes unchanged both ways.
 
-use crate::balancer::{Balancer, Outcome};
+use crate::balancer::{Balancer, Ticket};
 use crate::config::Config;
 use crate::forwarded;
 use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
@@ -29,14 +29,15 @@ pub struct Proxy {
 enum Exchange {
     /// Waiting for the upstream's response head.
     Waiting(Waiting),
-    /// A response whose body the loop pipes to the client: which upstream
-    /// it comes from, to name it if the body breaks off.
-    Piped(usize),
+    /// A response whose body the loop pipes to the client: the request's
+    /// ticket at its upstream, given back when the body is through (and
+    /// naming the upstream if it breaks off).
+    Piped(Ticket),
 }
 
 struct Waiting {
     responder: Responder,
-    upstream: usize,
+    upstream: Ticket,
     /// The upstreams tried so far, a bit each.
     tried: u64,
     /// The request again, for another upstream, when one may go (its body
@@ -58,10 +59,10 @@ impl Proxy {
         }
     }
 
-    fn log(&self, upstream: usize, what: &str) {
+    fn log(&self, ticket: Ticket, what: &str) {
         eprintln!(
             "proxy: upstream {}: {what}",
-            self.balancer.upstream(upstream).url
+            self.balancer.upstream(ticket.upstream).url
         );
     }
 
@@ -74,14 +75,14 @@ impl Proxy {
         tried: u64,
         cx: &mut Context<'_>,
     ) -> Result<(), Response<'r>> {
-        let Some(upstream) = self.balancer.pick(cx.now(), tried) else {
+        let Some(ticket) = self.balancer.pick(cx.now(), tried) else {
             eprintln!("proxy: no upstream available");
             return Err(text(StatusCode::BAD_GATEWAY, "no upstream available\n"));
         };
-        let request = match build(&self.balancer.upstream(upstream).url) {
+        let request = match build(&self.balancer.upstream(ticket.upstream).url) {
             Ok(request) => request,
             Err(answer) => {
-                self.balancer.finish(upstream, Outcome::Dropped, cx.now());
+                self.balancer.done(ticket, cx.now());
                 return Err(answer);
             }
         };
@@ -89,10 +90,10 @@ impl Proxy {
         let body_from = streams_body.then_some(responder);
         match cx.fetch_stream(&request, body_from) {
             Ok(exchange) => {
-                let tried = tried | bit(upstream);
+                let tried = tried | bit(ticket.upstream);
                 let waiting = Waiting {
                     responder,
-                    upstream,
+                    upstream: ticket,
                     tried,
                     again,
                     to_head: request.method() == "HEAD",
@@ -102,7 +103,7 @@ impl Proxy {
                 Ok(())
             }
             Err(e) => {
-                self.balancer.finish(upstream, Outcome::Dropped, cx.now());
+                self.balancer.done(ticket, cx.now());
                 Err(text(StatusCode::BAD_REQUEST, format!("{e}\n")))
             }
         }
@@ -217,8 +218,10 @@ impl App for Proxy {
         let now = cx.now();
         let error = match result {
             Ok(response) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
+                // A tunnel may last for ever: it counts no longer.
                 self.exchanges.remove(&exchange);
-                self.balancer.finish(upstream, Outcome::Answered, now);
+                self.balancer.answered(upstream);
+                self.balancer.done(upstream, now);
                 let protocol = response.header("upgrade").unwrap_or_default().to_vec();
                 let mut head = passed_on(response);
                 head.append_header("Connection", "upgrade");
@@ -227,13 +230,14 @@ impl App for Proxy {
                 return;
             }
             Ok(response) => {
-                self.balancer.finish(upstream, Outcome::Answered, now);
+                self.balancer.answered(upstream);
                 // Only a body could be coded: a HEAD, 204 or 304 answer
                 // has none, and goes on without the hop-by-hop field.
                 let bodiless = waiting.to_head || response.status.forbids_body();
                 let coding = forwarded::foreign_coding(&response.headers).filter(|_| !bodiless);
                 if let Some(coding) = coding {
                     self.exchanges.remove(&exchange);
+                    self.balancer.done(upstream, now);
                     self.log(
                         upstream,
                         &format!("response in transfer coding {coding:?}; answered 502"),
@@ -252,7 +256,12 @@ impl App for Proxy {
             Err(error) => error,
         };
         self.exchanges.remove(&exchange);
-        if self.balancer.finish(upstream, Outcome::Failed, now) {
+        if let ClientError::Queued(_) = error {
+            // Its connections were all busy the whole time: it is slow or
+            // saturated, not failing, and nothing was sent.
+            self.balancer.done(upstream, now);
+            self.log(upstream, &error.to_string());
+        } else if self.balancer.failed(upstream, now) {
             self.log(upstream, &format!("{error}; left out for a while"));
         } else {
             self.log(upstream, &error.to_string());
@@ -262,6 +271,7 @@ impl App for Proxy {
             error,
             ClientError::Refused
                 | ClientError::ConnectTimeout(_)
+                | ClientError::Queued(_)
                 | ClientError::Resolve { .. }
                 | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
         );
@@ -287,6 +297,7 @@ impl App for Proxy {
         }
         let answer = match error {
             ClientError::Timeout(_)
+            | ClientError::Queued(_)
             | ClientError::ConnectTimeout(_)
             | ClientError::Tls(TlsError::HandshakeTimeout(_)) => {
                 text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
@@ -303,11 +314,14 @@ impl App for Proxy {
         &mut self,
         exchange: ExchangeId,
         result: Result<(), ClientError>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) {
         let Some(Exchange::Piped(upstream)) = self.exchanges.remove(&exchange) else {
             return;
         };
+        // Through or broken off, the response no longer keeps a connection
+        // of the upstream's busy.
+        self.balancer.done(upstream, cx.now());
         match result {
             Ok(()) | Err(ClientError::Abandoned) => {}
             Err(e) => self.log(
@@ -328,7 +342,7 @@ impl App for Proxy {
         };
         let upstream = waiting.upstream;
         self.exchanges.remove(&exchange);
-        self.balancer.finish(upstream, Outcome::Dropped, cx.now());
+        self.balancer.done(upstream, cx.now());
         cx.cancel(exchange);
     }
 }

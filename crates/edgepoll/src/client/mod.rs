@@ -125,6 +125,10 @@ pub enum ClientError {
     ConnectTimeout(Duration),
     /// No response, or no progress on it, within the timeout.
     Timeout(Duration),
+    /// No connection to the origin came free (or its name did not resolve)
+    /// within the response timeout: the request waited in the pool, and
+    /// nothing of it was sent. A forwarder may send it elsewhere.
+    Queued(Duration),
     /// The response could not be read.
     BadResponse(ResponseError),
     /// Any other socket error.
@@ -150,6 +154,11 @@ impl std::fmt::Display for ClientError {
                 write!(f, "no connection after {:.1} s", t.as_secs_f64())
             }
             ClientError::Timeout(t) => write!(f, "timed out after {:.1} s", t.as_secs_f64()),
+            ClientError::Queued(t) => write!(
+                f,
+                "no connection free after {:.1} s; nothing was sent",
+                t.as_secs_f64()
+            ),
             ClientError::BadResponse(e) => write!(f, "bad response: {e}"),
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Abandoned => f.write_str("abandoned: its client is gone"),

@@ -378,7 +378,7 @@ impl Pool {
         gone.extend(resolving);
         gone.sort_unstable();
         for id in gone {
-            let error = ClientError::Timeout(timeout);
+            let error = ClientError::Queued(timeout);
             self.events.push((id, ExchangeEvent::Response(Err(error))));
         }
         let waiting = (self.queue.exchanges()).chain(self.resolving.values().map(|(_, ex)| ex));
@@ -581,7 +581,7 @@ mod tests {
         assert_eq!(pool.expire_queued(now + timeout), None);
         assert!(matches!(
             pool.events[1],
-            (_, ExchangeEvent::Response(Err(ClientError::Timeout(_))))
+            (_, ExchangeEvent::Response(Err(ClientError::Queued(_))))
         ));
     }
 
@@ -611,7 +611,7 @@ mod tests {
         assert_eq!(pool.expire_queued(later + timeout), None);
         assert!(matches!(
             pool.events[..],
-            [(id, ExchangeEvent::Response(Err(ClientError::Timeout(_))))] if id == waits
+            [(id, ExchangeEvent::Response(Err(ClientError::Queued(_))))] if id == waits
         ));
         // Nothing waits: no deadline, and a new exchange places at once
         // once the connection closes.

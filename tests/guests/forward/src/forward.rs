@@ -198,7 +198,7 @@ impl App for Forward {
                 }
                 response.body(upstream.body)
             }
-            Err(ClientError::Timeout(_)) => {
+            Err(ClientError::Timeout(_) | ClientError::Queued(_)) => {
                 Response::new(StatusCode::GATEWAY_TIMEOUT).body("upstream timed out\n")
             }
             Err(e) => Response::new(StatusCode::BAD_GATEWAY).body(format!("{e}\n")),
