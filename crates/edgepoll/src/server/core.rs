@@ -1348,7 +1348,13 @@ pub(crate) fn step_ws<D: Driven>(
         socket.release_buffers();
         return Next::Watch(Interest::READABLE);
     }
-    Next::Watch(Interest::READABLE | Interest::WRITABLE)
+    // Closing, it reads nothing until its close frame is out: watched for
+    // reading, a peer that sends on would wake every poll at once
+    // (readiness is level-triggered) while a slow reader drains the queue.
+    match socket.wants_read() {
+        true => Next::Watch(Interest::READABLE | Interest::WRITABLE),
+        false => Next::Watch(Interest::WRITABLE),
+    }
 }
 
 fn report(options: &ServerOptions, peer: SocketAddr, what: &str) {
