@@ -248,7 +248,10 @@ impl Core {
             }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
-                if let Some(listener) = listener {
+                // Not while draining: the listener stays out (a pause that
+                // began before the drain would bring it back, and with it
+                // connections nobody drains).
+                if let (Some(listener), false) = (listener, self.draining) {
                     self.watch_listener(listener)?;
                 }
             }
