@@ -262,18 +262,23 @@ impl Core {
         }
     }
 
-    /// How often deadlines are looked at: an eighth of the shortest timeout,
-    /// between 5 ms and 1 s.
+    /// How often deadlines are looked at: an eighth of the shortest timeout
+    /// a user sets, between 5 ms and 1 s (the linger's end and the
+    /// resolver's short grace need no such precision).
     fn granularity(&self) -> Duration {
-        let limits = &self.options.limits;
-        let client = &self.options.client;
+        let options = &self.options;
+        let (limits, client, ws) = (&options.limits, &options.client, &options.ws_limits);
         [
             limits.header_timeout,
             limits.idle_timeout,
             limits.respond_timeout,
             client.connect_timeout,
             client.response_timeout,
+            client.idle_timeout,
             client.dns_timeout,
+            ws.send_timeout,
+            ws.message_timeout,
+            options.tunnel_idle_timeout,
         ]
         .into_iter()
         .min()
