@@ -203,6 +203,13 @@ fn a_polled_socket_renumbered_is_polled_under_its_new_number() {
     );
 }
 
+/// A datagram socket refused by an ICMP message is reported, with the
+/// error (14, CONNREFUSED), as soon as the refusal comes.
+#[test]
+fn a_refused_datagram_socket_is_reported_at_once() {
+    assert_case("udp-refused", &[("events", "7:14"), ("within_1s", "true")]);
+}
+
 /// A socket that gave up its right to be polled (fd_fdstat_set_rights)
 /// gets NOTCAPABLE (76) in its event from the next poll of the same list,
 /// as WasmEdge checks rights on every call; edgepoll-host, which compares

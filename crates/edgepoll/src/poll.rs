@@ -103,6 +103,8 @@ pub struct Poll {
     held: HeldWriters,
     /// The write-only registrations looked at after an empty return.
     writers: Vec<(u32, Token)>,
+    /// Scratch for the readers of a call that woke empty-handed.
+    readers: Vec<(u32, Token)>,
 }
 
 impl Default for Poll {
@@ -127,6 +129,7 @@ impl Poll {
             probed: Vec::new(),
             held: HeldWriters::default(),
             writers: Vec::new(),
+            readers: Vec::new(),
         }
     }
 
@@ -394,8 +397,10 @@ impl Poll {
             }
             if called? == 0 {
                 // Woken with nothing to report: WasmEdge's hang-up of a
-                // socket that waits only to write (see the module notes).
+                // socket that waits only to write (see the module notes),
+                // or a pending error with nothing to read.
                 self.hold_half_closed_writers(records, after);
+                self.report_pending_errors(records, events);
             }
             if !self.held.is_empty() {
                 // One closed without being deregistered is forgotten: its
@@ -469,6 +474,24 @@ impl Poll {
             }
         }
         self.writers = writers;
+    }
+
+    /// After a call over the first `records` records woke with nothing to
+    /// report: a socket whose only news is an error (a datagram socket
+    /// refused by an ICMP message) wakes epoll with `EPOLLERR` alone, which
+    /// WasmEdge turns into no event, call after call. Such sockets among
+    /// the call's readers are reported readable, with the error, which the
+    /// peek that found it has taken: their owner learns it from the event.
+    fn report_pending_errors(&mut self, records: usize, events: &mut Events) {
+        let mut readers = std::mem::take(&mut self.readers);
+        self.table.readers(records, &mut readers);
+        for &(fd, token) in &readers {
+            if let Some(errno) = pending_error(fd) {
+                let event = crate::event::Event::new(token, true, false, false, errno);
+                events.list.push(event);
+            }
+        }
+        self.readers = readers;
     }
 
     fn hold(&mut self, fd: u32, token: Token, now: Instant) -> bool {
@@ -574,14 +597,14 @@ fn stretched(interval: Duration, cold: usize) -> Duration {
 /// makes sure the socket does not block (a peek at an empty blocking socket
 /// would wait for data).
 #[cfg(target_os = "wasi")]
-fn peek(fd: u32, check: bool) -> Peek {
+fn peek_raw(fd: u32, check: bool) -> Option<(u32, usize)> {
     use crate::sys::wasi;
     if check {
         let mut stat = wasi::FdStat::default();
         // SAFETY: `stat` is a live, writable fdstat record.
         let errno = unsafe { wasi::fd_fdstat_get(fd, &mut stat) };
         if errno != 0 || stat.flags & wasi::FDFLAGS_NONBLOCK == 0 {
-            return Peek::Unknown;
+            return None;
         }
     }
     let mut byte = 0u8;
@@ -601,19 +624,37 @@ fn peek(fd: u32, check: bool) -> Peek {
             &mut out_flags,
         )
     };
-    match (errno, received) {
-        (0, 0) => Peek::Closed,
-        (0, _) => Peek::Data,
-        (wasi::ERRNO_AGAIN, _) => Peek::Empty,
-        // A listener (not connected), a reset: the runtime's poll reports it.
-        _ => Peek::Unknown,
-    }
+    Some((errno, received))
 }
 
 /// Without the runtime nothing can be peeked at.
 #[cfg(not(target_os = "wasi"))]
-fn peek(_fd: u32, _check: bool) -> Peek {
-    Peek::Unknown
+fn peek_raw(_fd: u32, _check: bool) -> Option<(u32, usize)> {
+    None
+}
+
+/// WASI's `again`: the operation would block.
+const ERRNO_AGAIN: u32 = 6;
+
+fn peek(fd: u32, check: bool) -> Peek {
+    match peek_raw(fd, check) {
+        Some((0, 0)) => Peek::Closed,
+        Some((0, _)) => Peek::Data,
+        Some((ERRNO_AGAIN, _)) => Peek::Empty,
+        // Blocking, a listener (not connected), a reset: the runtime's poll
+        // reports it.
+        _ => Peek::Unknown,
+    }
+}
+
+/// The error a read of non-blocking socket `fd` would report (a refusal,
+/// a reset, an unreachable host), taken by the peek that finds it; `None`
+/// when it has none, is blocking, or is no connected socket.
+fn pending_error(fd: u32) -> Option<u16> {
+    let (errno, _) = peek_raw(fd, true)?;
+    // WASI's CONNABORTED, CONNREFUSED, CONNRESET, HOSTUNREACH, NETUNREACH,
+    // PIPE and TIMEDOUT: what a socket's error can be.
+    matches!(errno, 13 | 14 | 15 | 23 | 40 | 64 | 73).then_some(errno as u16)
 }
 
 /// Whether descriptor `fd` is open.

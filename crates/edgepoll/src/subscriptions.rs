@@ -323,6 +323,21 @@ impl SubscriptionTable {
 
     /// The registrations among the first `records` records (the clock's
     /// included) that wait only to write, as (descriptor, token).
+    /// The registrations watched for reading among the first `records`
+    /// records, as (descriptor, token).
+    pub(crate) fn readers(&self, records: usize, out: &mut Vec<(u32, Token)>) {
+        out.clear();
+        let end = records.min(self.subs.len());
+        for sub in self.subs.get(1..end).unwrap_or_default() {
+            if sub.tag != EVENTTYPE_FD_READ {
+                continue;
+            }
+            if let Some(slot) = self.slot_of(sub) {
+                out.push((slot.fd, split_userdata(sub.userdata).0));
+            }
+        }
+    }
+
     pub(crate) fn write_only(&self, records: usize, out: &mut Vec<(u32, Token)>) {
         out.clear();
         let end = records.min(self.subs.len());

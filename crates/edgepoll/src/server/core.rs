@@ -225,7 +225,7 @@ impl Core {
                     continue;
                 }
                 if NameSockets::owns(event.token()) {
-                    names::on_event(self, event.token(), now);
+                    names::on_event(self, event.token(), event.raw_error(), now);
                     if self.work.is_pending() {
                         self.settle_work(now, driven);
                     }

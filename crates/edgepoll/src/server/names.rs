@@ -190,10 +190,12 @@ fn start_tcp(core: &mut Core, server: net::SocketAddr, id: u16, query: &[u8]) ->
 }
 
 /// A readiness event for one of the resolver's sockets.
-pub(crate) fn on_event(core: &mut Core, token: Token, now: Instant) {
+/// A DNS socket's event; `error`: the errno it came with (0: none), which
+/// the poll took from the socket (see `Poll`'s pending errors).
+pub(crate) fn on_event(core: &mut Core, token: Token, error: u16, now: Instant) {
     if token.0 >= FIRST_UDP_TOKEN {
         let at = token.0 - FIRST_UDP_TOKEN;
-        read_datagrams(core, at, now);
+        read_datagrams(core, at, error, now);
         // Answered (or failed): the lookup's port is given up at once,
         // also when its other query went over to TCP.
         close_ended(core);
@@ -208,12 +210,16 @@ pub(crate) fn on_event(core: &mut Core, token: Token, now: Instant) {
     core.work.pool.take_resolved();
 }
 
-fn read_datagrams(core: &mut Core, at: usize, now: Instant) {
+fn read_datagrams(core: &mut Core, at: usize, error: u16, now: Instant) {
     let Some(Some(lookup)) = core.names.udp.get(at) else {
         return;
     };
     loop {
-        match lookup.socket.recv(&mut core.scratch) {
+        let received = match error {
+            0 => lookup.socket.recv(&mut core.scratch),
+            errno => Err(io::Error::from_raw_os_error(i32::from(errno))),
+        };
+        match received {
             Ok(n) => {
                 let tag = lookup.tag;
                 core.work

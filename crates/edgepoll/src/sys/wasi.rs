@@ -84,8 +84,6 @@ const _: () = assert!(std::mem::size_of::<FdStat>() == 24);
 pub(crate) const FDFLAGS_NONBLOCK: u16 = 4;
 /// `riflags`: look at the data without taking it.
 pub(crate) const RIFLAGS_RECV_PEEK: u16 = 1;
-/// `errno`: the operation would block.
-pub(crate) const ERRNO_AGAIN: u32 = 6;
 /// WASI's `badf`, as `fd_fdstat_get` returns it.
 pub(crate) const ERRNO_BADF: u16 = 8;
 

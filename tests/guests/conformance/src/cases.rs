@@ -273,6 +273,32 @@ pub fn run(case: &str) -> Result<()> {
                 println!("event_{}={what}", e.userdata);
             }
         }
+        "udp-refused" => {
+            // A datagram to a port nobody listens on: the ICMP refusal
+            // leaves the socket with an error and nothing to read, which
+            // wakes WasmEdge's epoll with EPOLLERR alone and so no WASI
+            // event. Poll must report it, not wait out its timeout (woken
+            // at once each time, it spun until then).
+            let closed = {
+                let probe = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+                net::local_addr(&probe).map_err(err("local_addr"))?
+            };
+            let socket = net::UdpSocket::connect(closed).map_err(err("connect"))?;
+            let mut poll = Poll::new();
+            poll.register(&socket, Token(7), Interest::READABLE)
+                .map_err(err("register"))?;
+            socket.send(b"anyone?").map_err(err("send"))?;
+            let mut events = Events::with_capacity(4);
+            let start = Instant::now();
+            poll.poll(&mut events, Some(Duration::from_secs(3)))
+                .map_err(err("poll"))?;
+            let seen: Vec<String> = events
+                .iter()
+                .map(|e| format!("{}:{}", e.token().0, e.raw_error()))
+                .collect();
+            println!("events={}", seen.join(","));
+            println!("within_1s={}", start.elapsed() < Duration::from_secs(1));
+        }
         "poll-after-rights-dropped" => {
             // A socket polled, then given up its right to be polled for
             // writing: the next poll of the same list says so (WasmEdge
