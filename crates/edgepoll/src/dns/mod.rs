@@ -34,7 +34,8 @@ pub(crate) use message::{id_of, MAX_ANSWER_BYTES};
 pub use resolver::Resolved;
 pub(crate) use resolver::{Lookup, Resolver};
 pub use resolver::{
-    MAX_ADDRESSES, MAX_CACHED, MAX_PENDING, OTHER_FAMILY_GRACE, RESEND_AFTER, SYSTEM_TTL,
+    MAX_ADDRESSES, MAX_CACHED, MAX_PENDING, MAX_WAITING, OTHER_FAMILY_GRACE, RESEND_AFTER,
+    SYSTEM_TTL,
 };
 
 use std::net::SocketAddr;
@@ -65,7 +66,8 @@ pub enum ResolveError {
     Unreachable(String),
     /// The system resolver failed (its message).
     System(String),
-    /// Too many lookups under way at once (see [`MAX_PENDING`]).
+    /// Too many lookups under way and waiting at once (see [`MAX_PENDING`]
+    /// and [`MAX_WAITING`]).
     TooManyLookups,
 }
 

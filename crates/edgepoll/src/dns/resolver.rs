@@ -38,8 +38,11 @@ const MAX_TTL: u32 = 3600;
 const MAX_NEGATIVE_TTL: u32 = 300;
 /// Addresses kept per family of one answer: an answer may hold thousands.
 pub const MAX_ADDRESSES: usize = 32;
-/// Lookups under way at once; more fail at once.
+/// Lookups under way at once; more wait their turn, up to
+/// [`MAX_WAITING`] names, and past that fail at once.
 pub const MAX_PENDING: usize = 256;
+/// Names waiting for a lookup to end so that theirs can start.
+pub const MAX_WAITING: usize = 4096;
 /// Once one family has addresses, how long the other is waited for
 /// (RFC 8305 §3 waits 50 ms before using IPv4 alone; a little more here,
 /// as the client takes the first address anyway).
@@ -101,6 +104,9 @@ pub struct Resolver {
     /// IP literals parsed lately (see [`Resolver::literal`]).
     literals: Vec<(Box<str>, IpAddr)>,
     pending: Vec<Pending>,
+    /// Names to ask once fewer than [`MAX_PENDING`] lookups are under way,
+    /// oldest first.
+    waiting: std::collections::VecDeque<Box<str>>,
     ids: std::collections::hash_map::RandomState,
     next_seed: u64,
     /// Queries to send to the server over UDP, oldest first.
@@ -130,6 +136,7 @@ impl Resolver {
             cache: FxHashMap::default(),
             literals: Vec::new(),
             pending: Vec::new(),
+            waiting: Default::default(),
             ids: Default::default(),
             next_seed: 0,
             datagrams: Vec::new(),
@@ -181,7 +188,7 @@ impl Resolver {
             let loopback = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
             return Lookup::Ready(Ok(loopback));
         }
-        let asking = self.pending.iter().any(|p| p.key == key);
+        let asking = self.pending.iter().any(|p| p.key == key) || self.waiting.contains(&key);
         if let Some(cached) = self.cache.get(&key) {
             if now < cached.until {
                 let resolved = cached.resolved.clone();
@@ -212,7 +219,12 @@ impl Resolver {
     fn ask(&mut self, key: Box<str>, now: Instant) -> Result<(), ResolveError> {
         let name = message::parse_name(&key)?;
         if self.pending.len() >= MAX_PENDING {
-            return Err(ResolveError::TooManyLookups);
+            // Its turn comes when a lookup ends (`start_waiting`).
+            if self.waiting.len() >= MAX_WAITING {
+                return Err(ResolveError::TooManyLookups);
+            }
+            self.waiting.push_back(key);
+            return Ok(());
         }
         let mut first = None;
         let parts = [Family::V4, Family::V6].map(|family| {
@@ -459,6 +471,20 @@ impl Resolver {
             let (resolved, ttl) = combine(lookup.parts);
             self.keep(lookup.key.clone(), &resolved, ttl, now);
             self.finished.push((lookup.key, resolved));
+        }
+        self.start_waiting(now);
+    }
+
+    /// Asks the names that waited for room, while there is room.
+    fn start_waiting(&mut self, now: Instant) {
+        while self.pending.len() < MAX_PENDING {
+            let Some(key) = self.waiting.pop_front() else {
+                return;
+            };
+            // It parsed when it was put here: only room could fail it.
+            if let Err(e) = self.ask(key.clone(), now) {
+                self.finished.push((key, Err(e)));
+            }
         }
     }
 

@@ -530,6 +530,9 @@ fn negative_answers_are_kept_briefly_and_long_answers_are_cut() {
     assert_eq!(resolved.map(|a| a.len()), Ok(MAX_ADDRESSES));
 }
 
+/// Past MAX_PENDING lookups a name waits for one to end, then is asked;
+/// past MAX_WAITING more it fails at once. (Every name past 256 failed at
+/// once: `send_all` to many hosts lost all but the first 256.)
 #[test]
 fn lookups_under_way_are_bounded_and_ids_never_repeat() {
     let mut r = resolver();
@@ -537,13 +540,34 @@ fn lookups_under_way_are_bounded_and_ids_never_repeat() {
     for i in 0..MAX_PENDING {
         assert_eq!(r.lookup(&format!("n{i}.test"), now), Lookup::Pending);
     }
+    let asked = std::mem::take(&mut r.datagrams);
+    assert_eq!(asked.len(), 2 * MAX_PENDING);
+    assert_eq!(r.lookup("one-more.test", now), Lookup::Pending);
     assert_eq!(
-        r.lookup("one-more.test", now),
+        r.lookup("ONE-MORE.test.", now),
+        Lookup::Pending,
+        "waits once"
+    );
+    for i in 1..MAX_WAITING {
+        assert_eq!(r.lookup(&format!("w{i}.test"), now), Lookup::Pending);
+    }
+    assert_eq!(
+        r.lookup("too-many.test", now),
         Lookup::Ready(Err(ResolveError::TooManyLookups))
     );
-    let mut ids: Vec<u16> = r
-        .datagrams
+    assert!(r.datagrams.is_empty(), "the waiting are not asked yet");
+    // One lookup ends (NXDOMAIN): the first waiting name is asked.
+    for q in &asked[..2] {
+        let reply = answer(q, |_, m| m.metadata.response_code = ResponseCode::NXDomain);
+        r.on_datagram(&reply, now);
+    }
+    let next: Vec<String> = (r.datagrams.iter())
+        .map(|q| Message::from_vec(q).unwrap().queries[0].name.to_string())
+        .collect();
+    assert_eq!(next, ["one-more.test.", "one-more.test."]);
+    let mut ids: Vec<u16> = asked
         .iter()
+        .chain(&r.datagrams)
         .map(|q| Message::from_vec(q).unwrap().metadata.id)
         .collect();
     let all = ids.len();
