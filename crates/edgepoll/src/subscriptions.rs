@@ -321,31 +321,34 @@ impl SubscriptionTable {
         true
     }
 
-    /// The registrations among the first `records` records (the clock's
-    /// included) that wait only to write, as (descriptor, token).
     /// The registrations watched for reading among the first `records`
-    /// records, as (descriptor, token).
+    /// records (the clock's included), as (descriptor, token).
     pub(crate) fn readers(&self, records: usize, out: &mut Vec<(u32, Token)>) {
-        out.clear();
-        let end = records.min(self.subs.len());
-        for sub in self.subs.get(1..end).unwrap_or_default() {
-            if sub.tag != EVENTTYPE_FD_READ {
-                continue;
-            }
-            if let Some(slot) = self.slot_of(sub) {
-                out.push((slot.fd, split_userdata(sub.userdata).0));
-            }
-        }
+        self.listed(records, EVENTTYPE_FD_READ, |_| true, out);
     }
 
+    /// The registrations among the first `records` records (the clock's
+    /// included) that wait only to write, as (descriptor, token).
     pub(crate) fn write_only(&self, records: usize, out: &mut Vec<(u32, Token)>) {
+        self.listed(records, EVENTTYPE_FD_WRITE, |slot| slot.read == NONE, out);
+    }
+
+    /// The registrations with a `tag` record among the first `records`
+    /// records that `keep` keeps.
+    fn listed(
+        &self,
+        records: usize,
+        tag: u8,
+        keep: impl Fn(&Slot) -> bool,
+        out: &mut Vec<(u32, Token)>,
+    ) {
         out.clear();
         let end = records.min(self.subs.len());
         for sub in self.subs.get(1..end).unwrap_or_default() {
-            if sub.tag != EVENTTYPE_FD_WRITE {
+            if sub.tag != tag {
                 continue;
             }
-            if let Some(slot) = self.slot_of(sub).filter(|slot| slot.read == NONE) {
+            if let Some(slot) = self.slot_of(sub).filter(|slot| keep(slot)) {
                 out.push((slot.fd, split_userdata(sub.userdata).0));
             }
         }
