@@ -64,7 +64,11 @@ impl Event {
         self.hang_up
     }
 
-    /// The runtime refused this subscription (for example a closed descriptor).
+    /// The runtime refused this subscription (for example a closed
+    /// descriptor), or the socket has an error and nothing else to report
+    /// (a datagram socket refused by an ICMP message: WasmEdge reports no
+    /// event for it, so [`Poll`](crate::Poll) peeks, and the peek takes the
+    /// error from the socket: a read will not report it again).
     pub fn is_error(&self) -> bool {
         self.error != 0
     }

@@ -652,9 +652,10 @@ fn peek(fd: u32, check: bool) -> Peek {
 /// when it has none, is blocking, or is no connected socket.
 fn pending_error(fd: u32) -> Option<u16> {
     let (errno, _) = peek_raw(fd, true)?;
-    // WASI's CONNABORTED, CONNREFUSED, CONNRESET, HOSTUNREACH, NETUNREACH,
-    // PIPE and TIMEDOUT: what a socket's error can be.
-    matches!(errno, 13 | 14 | 15 | 23 | 40 | 64 | 73).then_some(errno as u16)
+    // Any error but WASI's AGAIN (nothing yet), BADF, INVAL, NOTCONN,
+    // NOTSOCK and NOTSUP (no connected socket to peek at): an ICMP message
+    // can leave many (refused, unreachable, prohibited, ...).
+    (!matches!(errno, 0 | 6 | 8 | 28 | 53 | 57 | 58)).then_some(errno as u16)
 }
 
 /// Whether descriptor `fd` is open.

@@ -51,10 +51,14 @@ pub struct Balancer {
     /// Where the round-robin among equals resumes.
     cursor: usize,
     eject_for: Duration,
+    /// The connections one upstream may have (`--max-per-upstream`): a
+    /// probe is sent only while fewer requests are out there, or it would
+    /// wait in the pool behind them.
+    per_upstream: usize,
 }
 
 impl Balancer {
-    pub fn new(urls: Vec<Url>, eject_for: Duration) -> Balancer {
+    pub fn new(urls: Vec<Url>, eject_for: Duration, per_upstream: usize) -> Balancer {
         Balancer {
             upstreams: urls
                 .into_iter()
@@ -67,6 +71,7 @@ impl Balancer {
                 .collect(),
             cursor: 0,
             eject_for,
+            per_upstream,
         }
     }
 
@@ -78,7 +83,8 @@ impl Balancer {
     /// upstream index, the first 64), and counts the request as outstanding
     /// there. An ejected upstream whose time is up is probed by one request
     /// at a time, whatever was sent to it before (answers to those no longer
-    /// count). `None` when every one is ejected, probed or tried.
+    /// count), once a connection to it may be free. `None` when every one
+    /// is ejected, probed or tried.
     pub fn pick(&mut self, now: Instant, tried: u64) -> Option<Ticket> {
         let n = self.upstreams.len();
         let mut best: Option<usize> = None;
@@ -89,7 +95,9 @@ impl Balancer {
             }
             let up = &self.upstreams[i];
             match up.health {
-                Health::Ejected(until) if now < until => continue,
+                Health::Ejected(until) if now < until || up.outstanding >= self.per_upstream => {
+                    continue
+                }
                 Health::Probing => continue,
                 _ => {}
             }
@@ -157,7 +165,7 @@ mod tests {
         let urls = (0..n)
             .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 8000 + i)).unwrap())
             .collect();
-        Balancer::new(urls, Duration::from_secs(10))
+        Balancer::new(urls, Duration::from_secs(10), 4)
     }
 
     /// Answered and through: what most requests are.
@@ -282,17 +290,54 @@ mod tests {
         }
     }
 
+    /// While a probe is out, and after it restored the upstream, requests
+    /// sent before the ejection say nothing: an answer does not end the
+    /// probe, and a failure does not eject again.
     #[test]
-    fn an_answer_to_a_request_sent_before_the_ejection_does_not_end_it() {
+    fn requests_sent_before_the_ejection_neither_end_the_probe_nor_eject_again() {
         let mut b = balancer(2);
         let now = Instant::now();
-        let first = b.pick(now, 0).unwrap();
-        let other = b.pick(now, 1 << (1 - first.upstream)).unwrap();
-        assert_eq!(other.upstream, first.upstream);
+        let first = b.pick(now, 1 << 1).unwrap();
+        let (old_a, old_b) = (b.pick(now, 1 << 1).unwrap(), b.pick(now, 1 << 1).unwrap());
         assert!(b.failed(first, now));
-        through(&mut b, other, now);
-        let t = b.pick(now, 0).unwrap();
-        assert_eq!(t.upstream, 1 - first.upstream, "still ejected");
+        let later = now + Duration::from_secs(11);
+        let probe = b.pick(later, 1 << 1).unwrap();
+        assert_eq!(probe.upstream, 0);
+        through(&mut b, old_a, later);
+        assert_eq!(
+            b.upstreams[0].health,
+            Health::Probing,
+            "the old answer is no probe's"
+        );
+        assert!(
+            !b.failed(old_b, later),
+            "nor does an old failure eject again"
+        );
+        assert_eq!(b.upstreams[0].health, Health::Probing);
+        through(&mut b, probe, later);
+        assert_eq!(b.upstreams[0].health, Health::Up);
+        let new = b.pick(later, 1 << 1).unwrap();
+        assert!(b.failed(new, later), "a new one's failure ejects");
+    }
+
+    /// No probe while as many requests as it may have connections are out
+    /// to it: the probe would wait in the pool behind them.
+    #[test]
+    fn no_probe_while_the_upstreams_connections_are_all_taken() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let old: Vec<Ticket> = (0..4).map(|_| b.pick(now, 1 << 1).unwrap()).collect();
+        assert!(b.failed(old[0], now));
+        let later = now + Duration::from_secs(11);
+        // Three still out, under the limit of four: probed.
+        let probe = b.pick(later, 1 << 1).unwrap();
+        assert_eq!(probe.upstream, 0);
+        // Given up on: the next request probes, unless four are out.
+        b.done(probe, later);
+        b.upstreams[0].outstanding += 1; // a fourth old one, say
+        assert_eq!(b.pick(later, 1 << 1), None, "all four connections taken");
+        b.done(old[1], later);
+        assert_eq!(b.pick(later, 1 << 1).map(|t| t.upstream), Some(0));
     }
 
     #[test]

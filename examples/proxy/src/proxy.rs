@@ -52,7 +52,11 @@ struct Waiting {
 impl Proxy {
     pub fn new(config: &Config) -> Proxy {
         Proxy {
-            balancer: Balancer::new(config.upstreams.clone(), config.eject_for),
+            balancer: Balancer::new(
+                config.upstreams.clone(),
+                config.eject_for,
+                config.max_per_upstream,
+            ),
             trust_forwarded: config.trust_forwarded,
             exchanges: FxHashMap::default(),
             waiting_on: FxHashMap::default(),

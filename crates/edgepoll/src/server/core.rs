@@ -956,6 +956,7 @@ impl Core {
             return;
         }
         let Some(handler) = self.handler_of(responder) else {
+            self.drop_pipe_of(&answer);
             return;
         };
         let id = responder.id;
@@ -967,9 +968,13 @@ impl Core {
             Answer::Whole(response) => handler.respond(id, response, now).is_ok(),
             Answer::Head(head, length, piped) => {
                 let started = handler.respond_stream(id, head, length, now).is_ok();
-                if let (true, Some(exchange)) = (started, piped) {
-                    self.work.pipes.pipe_down(exchange, responder);
-                    wait_for_body = true;
+                match (started, piped) {
+                    (true, Some(exchange)) => {
+                        self.work.pipes.pipe_down(exchange, responder);
+                        wait_for_body = true;
+                    }
+                    (false, Some(exchange)) => self.drop_pipe(exchange),
+                    _ => {}
                 }
                 started
             }
@@ -989,6 +994,21 @@ impl Core {
             (true, true) => self.touch(responder.token.0),
             (true, false) => self.step_now(responder.token.0, now, driven),
             (false, _) => {}
+        }
+    }
+
+    /// A response to pipe whose client is gone (or no longer waits for it):
+    /// the exchange stops, and the application hears of its end, as of any
+    /// pipe cut short (an unbounded body was read to its end, and the end
+    /// reported only then).
+    fn drop_pipe(&mut self, exchange: ExchangeId) {
+        self.work.pool.cancel(exchange);
+        self.work.cut_pipes.push(exchange);
+    }
+
+    fn drop_pipe_of(&mut self, answer: &Answer) {
+        if let Answer::Head(_, _, Some(exchange)) = answer {
+            self.drop_pipe(*exchange);
         }
     }
 

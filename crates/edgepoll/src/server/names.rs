@@ -214,8 +214,10 @@ fn read_datagrams(core: &mut Core, at: usize, error: u16, now: Instant) {
     let Some(Some(lookup)) = core.names.udp.get(at) else {
         return;
     };
+    let mut error = error;
     loop {
-        let received = match error {
+        // The event's error once, in place of the first read.
+        let received = match std::mem::take(&mut error) {
             0 => lookup.socket.recv(&mut core.scratch),
             errno => Err(io::Error::from_raw_os_error(i32::from(errno))),
         };
