@@ -351,11 +351,7 @@ impl Core {
             }
             match &mut conn.role {
                 Role::Http(handler) => handler.drain(),
-                Role::Ws(socket) => socket.close(
-                    crate::ws::CloseCode::GOING_AWAY,
-                    "server shutting down",
-                    now,
-                ),
+                Role::Ws(socket) => going_away(socket, now),
                 Role::Upstream(_) | Role::Tunnel(_) => continue,
             }
             self.touch(index);
@@ -956,7 +952,9 @@ impl Core {
             return;
         }
         let Some(handler) = self.handler_of(responder) else {
-            self.drop_pipe_of(&answer);
+            if let Answer::Head(_, _, Some(exchange)) = answer {
+                self.drop_pipe(exchange);
+            }
             return;
         };
         let id = responder.id;
@@ -1004,12 +1002,6 @@ impl Core {
     fn drop_pipe(&mut self, exchange: ExchangeId) {
         self.work.pool.cancel(exchange);
         self.work.cut_pipes.push(exchange);
-    }
-
-    fn drop_pipe_of(&mut self, answer: &Answer) {
-        if let Answer::Head(_, _, Some(exchange)) = answer {
-            self.drop_pipe(*exchange);
-        }
     }
 
     /// Marks a connection to be stepped once the batch of work being
@@ -1294,6 +1286,15 @@ fn step_http<D: Driven>(
     }
 }
 
+/// Closes a WebSocket as the server shuts down (1001).
+fn going_away(socket: &mut WebSocket, now: Instant) {
+    socket.close(
+        crate::ws::CloseCode::GOING_AWAY,
+        "server shutting down",
+        now,
+    );
+}
+
 /// Moves an upgraded connection over to a [`WebSocket`]: the 101 and the
 /// bytes that followed the request go with it.
 #[allow(clippy::too_many_arguments)]
@@ -1326,11 +1327,7 @@ fn upgrade<D: Driven>(
     if shutting_down {
         // A handshake begun before the drain is answered, as a request is;
         // the socket then goes as those open at the drain went.
-        socket.close(
-            crate::ws::CloseCode::GOING_AWAY,
-            "server shutting down",
-            now,
-        );
+        going_away(&mut socket, now);
     }
     conn.role = Role::Ws(Box::new(socket));
     step_ws(conn, token, false, now, driven, work, scratch, options)
