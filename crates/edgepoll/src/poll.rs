@@ -262,6 +262,31 @@ impl Poll {
         self.table.chill(fd)
     }
 
+    /// Whether the runtime call that ended the last poll watched `source`
+    /// for reading and reported no event for it: nothing was waiting to be
+    /// read on it when the poll returned. A caller about to reuse an idle
+    /// connection may then skip the read that would check it is still
+    /// quiet. False when that call left it out (it was cold, or registered
+    /// since), when it had an event, or when it is not registered.
+    ///
+    /// ```no_run
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Events, Interest, Poll, Token};
+    /// let idle = net::connect("127.0.0.1:1234".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&idle, Token(1), Interest::READABLE)?;
+    /// let mut events = Events::with_capacity(8);
+    /// poll.poll(&mut events, Some(std::time::Duration::ZERO))?;
+    /// if poll.polled_quiet(&idle) {
+    ///     // Nothing had arrived: a request may go on it without a read.
+    /// }
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
+    pub fn polled_quiet(&self, source: &impl AsRawFd) -> bool {
+        fd_of(source).is_ok_and(|fd| self.table.watched_quiet(fd))
+    }
+
     /// While other registrations are busy, a quiet one's readiness is seen
     /// within this interval (default [`DEFAULT_FULL_POLL_INTERVAL`]),
     /// stretched in proportion with thousands of quiet registrations: twice
@@ -385,6 +410,7 @@ impl Poll {
                 true => until.map(|u| u.saturating_duration_since(now)),
                 false => Some(Duration::ZERO),
             };
+            self.table.begin_call(records);
             let called = self.call_runtime(events, records, timeout);
             let after = Instant::now();
             if probed {
@@ -487,6 +513,7 @@ impl Poll {
         self.table.readers(records, &mut readers);
         for &(fd, token) in &readers {
             if let Some(errno) = pending_error(fd) {
+                self.table.touch(fd, self.millis(Instant::now()));
                 let event = crate::event::Event::new(token, true, false, false, errno);
                 events.list.push(event);
             }

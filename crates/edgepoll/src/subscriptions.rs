@@ -64,6 +64,13 @@ struct Slot {
     /// When it last had an event, in the poller's clock (milliseconds).
     active_at: u64,
     peekable: Peekable,
+    /// The number of runtime calls made (see [`SubscriptionTable::calls`])
+    /// when its read record was last added, when it last became hot, and
+    /// when it last had an event: what tells whether the last call watched
+    /// it and found nothing.
+    read_since: u64,
+    hot_since: u64,
+    event_call: u64,
 }
 
 impl Slot {
@@ -99,6 +106,9 @@ pub(crate) struct SubscriptionTable {
     /// The number of each registered descriptor.
     by_fd: FxHashMap<u32, u32>,
     scratch: Vec<u32>,
+    /// Runtime calls begun, and whether the last one covered every record.
+    calls: u64,
+    last_full: bool,
 }
 
 impl Default for SubscriptionTable {
@@ -110,6 +120,8 @@ impl Default for SubscriptionTable {
             free: Vec::new(),
             by_fd: FxHashMap::default(),
             scratch: Vec::new(),
+            calls: 0,
+            last_full: false,
         }
     }
 }
@@ -170,6 +182,9 @@ impl SubscriptionTable {
             pinned: false,
             active_at: now,
             peekable: Peekable::Unchecked,
+            read_since: 0,
+            hot_since: 0,
+            event_call: 0,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -241,10 +256,35 @@ impl SubscriptionTable {
     fn touch_slot(&mut self, id: u32, now: u64) {
         if let Some(slot) = self.slots.get_mut(id as usize) {
             slot.active_at = now;
+            slot.event_call = self.calls;
             if !slot.hot {
                 self.promote(id);
             }
         }
+    }
+
+    /// A runtime call over the first `records` records begins.
+    pub(crate) fn begin_call(&mut self, records: usize) {
+        self.calls += 1;
+        self.last_full = records >= self.subs.len();
+    }
+
+    /// Whether the last runtime call watched `fd` for reading and reported
+    /// no event for it: nothing had arrived on it when that call returned.
+    pub(crate) fn watched_quiet(&self, fd: u32) -> bool {
+        let Some(slot) = self
+            .by_fd
+            .get(&fd)
+            .and_then(|&id| self.slots.get(id as usize))
+        else {
+            return false;
+        };
+        // Listed in that call: registered to read before it, and for a call
+        // over the hot records, hot since before it.
+        let listed = slot.read != NONE
+            && slot.read_since < self.calls
+            && (self.last_full || (slot.hot && slot.hot_since < self.calls));
+        listed && slot.event_call != self.calls
     }
 
     /// Moves `fd`'s records to the cold region now, unless it is pinned.
@@ -376,6 +416,9 @@ impl SubscriptionTable {
             let at = *slot.at(tag);
             match (wanted, at) {
                 (true, NONE) => {
+                    if tag == EVENTTYPE_FD_READ {
+                        slot.read_since = self.calls;
+                    }
                     *slot.at(tag) = self.subs.len() as u32;
                     self.subs.push(RawSubscription::fd(tag, fd, data));
                     if hot {
@@ -395,6 +438,9 @@ impl SubscriptionTable {
         let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
+        if !slot.hot {
+            slot.hot_since = self.calls;
+        }
         slot.hot = true;
         for tag in [EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE] {
             // Read afresh: moving the first record may have moved the second.
@@ -660,6 +706,48 @@ mod tests {
         check(&table);
         assert_eq!(table.hot_prefix(), 2, "only the pinned one stays");
         assert!(!table.has_unpinned_hot());
+    }
+
+    #[test]
+    fn watched_quiet_means_listed_in_the_last_call_without_an_event() {
+        let mut table = readers(4);
+        table.chill(sparse(3)).unwrap();
+        assert!(!table.watched_quiet(sparse(0)), "no call yet");
+        let hot = table.hot_prefix();
+        table.begin_call(hot);
+        assert!(table.watched_quiet(sparse(0)));
+        assert!(!table.watched_quiet(sparse(3)), "cold: left out");
+        assert!(!table.watched_quiet(sparse(99)), "not registered");
+        // An event in that call: it had something to read.
+        table.touch_record(userdata(table.by_fd[&sparse(1)], Token(1)), 10);
+        assert!(!table.watched_quiet(sparse(1)));
+        // Registered, warmed or made a reader after the call: not in it.
+        table
+            .register(sparse(4), Token(4), Interest::WRITABLE, 10)
+            .unwrap();
+        table.touch(sparse(3), 10);
+        table
+            .reregister(sparse(4), Token(4), Interest::READABLE, 10)
+            .unwrap();
+        assert!(!table.watched_quiet(sparse(3)));
+        assert!(!table.watched_quiet(sparse(4)));
+        // The next call over the hot ones lists them all, but a chilled one.
+        table.chill(sparse(2)).unwrap();
+        let hot = table.hot_prefix();
+        table.begin_call(hot);
+        for i in [0, 1, 3, 4] {
+            assert!(table.watched_quiet(sparse(i)), "{i}");
+        }
+        assert!(!table.watched_quiet(sparse(2)));
+        // A full call lists the cold ones too; a writer only is not read.
+        table
+            .reregister(sparse(4), Token(4), Interest::WRITABLE, 20)
+            .unwrap();
+        table.chill(sparse(4)).unwrap();
+        table.begin_call(table.len() + 1);
+        assert!(table.watched_quiet(sparse(2)));
+        assert!(!table.watched_quiet(sparse(4)));
+        check(&table);
     }
 
     #[test]

@@ -77,8 +77,9 @@ pub(crate) struct Upstream {
     pub(crate) ahead_misses: u8,
     pub(crate) ahead_skipped: u8,
     /// The poll round in which a read last found it empty: reused in a
-    /// later one, it is read first, so that bytes its server sent after a
-    /// response are never taken for the answer to the next request.
+    /// later one, it is read first (unless that round's poll watched it and
+    /// saw nothing), so that bytes its server sent after a response are
+    /// never taken for the answer to the next request.
     pub(crate) dry_round: u64,
 }
 

@@ -33,7 +33,9 @@ pub(crate) enum Next {
     Watch(Interest),
     /// Wait to read, though nothing is due: an idle pooled connection,
     /// which only its server's close (or stray bytes, which end it too) can
-    /// wake. It leaves the busy calls (see [`Poll::chill`](crate::Poll::chill)).
+    /// wake. It is not chilled: while it stays hot, the polls that watch it
+    /// show it quiet, and a request goes on it without a read first (see
+    /// [`Poll::polled_quiet`](crate::Poll::polled_quiet)); unused, it cools.
     Idle,
     /// Wait for nothing: it neither reads (held back) nor writes; the loop
     /// steps it again when that changes.
@@ -649,10 +651,6 @@ impl Core {
             (Some(_), None) => self.poll.deregister(&conn.stream),
             (None, None) => Ok(()),
         };
-        let done = match next {
-            Next::Idle => done.and_then(|()| self.poll.chill(&conn.stream)),
-            _ => done,
-        };
         match done {
             Ok(()) => conn.interest = wanted,
             Err(_) => self.close(index, now),
@@ -1066,11 +1064,12 @@ impl Core {
                     let Role::Upstream(up) = &conn.role else {
                         continue;
                     };
-                    // Not read since the last poll (which may have left it
-                    // out): read now. Bytes or a close while idle end it,
-                    // and the exchange, of which nothing was sent, goes on
-                    // another connection.
-                    if up.dry_round != self.round {
+                    // Neither read empty in this round nor watched without
+                    // an event by its poll (which leaves cold ones out):
+                    // read now. Bytes or a close while idle end it, and the
+                    // exchange, of which nothing was sent, goes on another
+                    // connection.
+                    if up.dry_round != self.round && !self.poll.polled_quiet(&conn.stream) {
                         let next = self.step_upstream(index, true, true, now);
                         if next != Next::Idle {
                             self.settle(index, next, now);
