@@ -33,9 +33,10 @@ pub(crate) enum Next {
     Watch(Interest),
     /// Wait to read, though nothing is due: an idle pooled connection,
     /// which only its server's close (or stray bytes, which end it too) can
-    /// wake. It is not chilled: while it stays hot, the polls that watch it
-    /// show it quiet, and a request goes on it without a read first (see
-    /// [`Poll::polled_quiet`](crate::Poll::polled_quiet)); unused, it cools.
+    /// wake. It is warmed, not chilled: while it stays hot, the polls that
+    /// watch it show it quiet, and a request goes on it without a read first
+    /// (see [`Poll::polled_quiet`](crate::Poll::polled_quiet)); unused, it
+    /// cools.
     Idle,
     /// Wait for nothing: it neither reads (held back) nor writes; the loop
     /// steps it again when that changes.
@@ -650,6 +651,13 @@ impl Core {
             (Some(_), Some(interest)) => self.poll.reregister(&conn.stream, Token(index), interest),
             (Some(_), None) => self.poll.deregister(&conn.stream),
             (None, None) => Ok(()),
+        };
+        // Parked after an exchange that the loop may have read without an
+        // event (a read-ahead): counted active from now, so that it stays
+        // in the busy calls for a while (see `Next::Idle`).
+        let done = match next {
+            Next::Idle => done.and_then(|()| self.poll.warm(&conn.stream)),
+            _ => done,
         };
         match done {
             Ok(()) => conn.interest = wanted,
