@@ -5,6 +5,7 @@ use edgepoll_tests::{cpu_ticks, free_port, on_each_runtime, scratch_dir, wasm, R
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -307,6 +308,80 @@ fn a_failing_request_does_not_spoil_the_others() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(stdout.matches("-> 200 OK\nfine").count(), 2, "{stdout}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("[2]"));
+    });
+}
+
+/// Keep-alive servers that echo each request body after `delay`, counting
+/// the requests under way on all of them at once, and the most there were.
+fn counting_servers(count: usize, delay: Duration) -> (Vec<SocketAddr>, Arc<AtomicUsize>) {
+    let (busy, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let addrs = (0..count)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("address");
+            let (busy, peak) = (busy.clone(), peak.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let (busy, peak) = (busy.clone(), peak.clone());
+                    std::thread::spawn(move || {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                        loop {
+                            let body = read_request(&mut stream);
+                            if body.is_empty() {
+                                return; // closed (or nothing sent)
+                            }
+                            let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(delay);
+                            busy.fetch_sub(1, Ordering::SeqCst);
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            if stream
+                                .write_all(&[head.as_bytes(), &body].concat())
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            addr
+        })
+        .collect();
+    (addrs, peak)
+}
+
+/// `--max-connections 2` over three origins: never more than two requests
+/// under way, and every URL answered, an idle connection to one origin
+/// closing for a URL of another.
+#[test]
+fn the_overall_connection_limit_holds_across_origins() {
+    on_each_runtime(|rt| {
+        let (addrs, peak) = counting_servers(3, Duration::from_millis(200));
+        let urls: Vec<String> = (addrs.iter())
+            .flat_map(|a| [format!("http://{a}/"), format!("http://{a}/")])
+            .collect();
+        let mut args = vec!["-d", "limited", "--max-connections", "2"];
+        args.extend(urls.iter().map(String::as_str));
+        let out = run_client(rt, &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{} {stdout} {}",
+            rt.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.matches("-> 200 OK\nlimited").count(), 6, "{stdout}");
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            2,
+            "{}: at most two at once, and two in parallel",
+            rt.name()
+        );
     });
 }
 

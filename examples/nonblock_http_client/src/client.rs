@@ -20,6 +20,8 @@ struct Options {
     cacert: Option<String>,
     /// At most this many connections to one origin at once.
     parallel: usize,
+    /// At most this many connections at once in all.
+    max_connections: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -33,6 +35,7 @@ fn parse_args() -> Result<Options, String> {
         verbose: false,
         cacert: None,
         parallel: usize::MAX,
+        max_connections: ClientOptions::default().max_connections,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -49,6 +52,14 @@ fn parse_args() -> Result<Options, String> {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or(format!("--parallel: not a positive number: {v}"))?;
+            }
+            "--max-connections" => {
+                let v = value()?;
+                options.max_connections = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--max-connections: not a positive number: {v}"))?;
             }
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
@@ -128,7 +139,7 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
         .collect()
 }
 
-const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [URL...]";
+const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [--max-connections N] [URL...]";
 
 const HELP: &str = "\
 Sends every URL at once, each on its own connection, and prints each response.
@@ -144,6 +155,8 @@ Sends every URL at once, each on its own connection, and prints each response.
   -v, --verbose          tell on stderr what names resolved to and what TLS agreed
   --cacert FILE          trust this PEM file's CA certificates for https://
   --parallel N           at most N connections to one origin at once
+  --max-connections N    at most N connections at once in all (default 512);
+                         an idle one gives way to a URL of another origin
   -h, --help             this text
 
 URLs are http:// or https://; redirects are not followed. Without a URL, two
@@ -225,6 +238,7 @@ pub fn main() -> ExitCode {
 fn client_options(options: &Options) -> Result<ClientOptions, String> {
     let mut client = ClientOptions {
         max_per_origin: options.parallel,
+        max_connections: options.max_connections,
         ..ClientOptions::default()
     };
     if let Some(path) = &options.cacert {

@@ -1,9 +1,11 @@
 //! Sends HTTP requests over several connections at once, waiting on `Poll`.
 //!
 //! Usage: `nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']...
-//! [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [URL...]`.
+//! [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N]
+//! [--max-connections N] [URL...]`.
 //! All URLs go at once, each on its own connection, or at most N at a time
-//! to one origin with `--parallel N`. URLs are
+//! to one origin with `--parallel N`, and at most 512 (`--max-connections`)
+//! in all. URLs are
 //! `http://` or `https://` (TLS in the guest; `--cacert FILE` trusts a
 //! private CA's PEM certificates instead of the Mozilla roots, read through
 //! a preopened directory). Without a URL it sends two

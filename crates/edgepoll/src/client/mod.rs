@@ -5,7 +5,10 @@
 //!
 //! - [`ClientRequest`]: checked before a byte is sent ([`RequestError`]).
 //! - Per-origin pools of keep-alive connections, at most
-//!   [`ClientOptions::max_per_origin`] each; requests queue while all are busy.
+//!   [`ClientOptions::max_per_origin`] each and
+//!   [`ClientOptions::max_connections`] in all; requests queue while all are
+//!   busy, and an idle connection to one origin gives way to a request for
+//!   another.
 //! - Responses framed by the same rules as requests
 //!   ([`FramingError`](crate::http::FramingError)): `Content-Length`, chunked,
 //!   or until close; 1xx skipped; HEAD, 204 and 304 bodiless; a body limit.
@@ -48,11 +51,20 @@ pub struct ExchangeId(pub(crate) u64);
 /// ```
 /// let options = edgepoll::ClientOptions::default();
 /// assert_eq!(options.max_per_origin, 32);
+/// assert_eq!(options.max_connections, 512);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Most connections open to one origin (address and port) at once.
     pub max_per_origin: usize,
+    /// Most outbound connections open at once, over all origins (each a
+    /// descriptor, and the runtime's are limited: commonly 1024 a process).
+    /// At the limit, a request for an origin with room of its own closes
+    /// the idle connection used least recently, of any origin; with none
+    /// idle it waits, as for its origin's limit, within the
+    /// `response_timeout`. A connection that switched protocols (a
+    /// WebSocket tunnel) has left the pool and is not counted.
+    pub max_connections: usize,
     /// Longest time to establish a connection.
     pub connect_timeout: Duration,
     /// Longest silence while a request waits for a connection, or for the
@@ -79,6 +91,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             max_per_origin: 32,
+            max_connections: 512,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),

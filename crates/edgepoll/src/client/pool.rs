@@ -1,7 +1,10 @@
 //! Which connection an outbound request goes on: per-origin pools of
-//! keep-alive connections, a limit per origin, and a queue for requests that
-//! find every connection busy. Bookkeeping only: the event loop opens,
-//! drives and closes the connections and tells the pool.
+//! keep-alive connections, a limit per origin and one over all origins, and
+//! a queue for requests that find every connection busy. At the overall
+//! limit, a request for an origin with room closes the idle connection used
+//! least recently (whatever its origin), as nginx's upstream keep-alive
+//! cache does; with none idle, it waits. Bookkeeping only: the event loop
+//! opens, drives and closes the connections and tells the pool.
 
 use super::queue::{Eligible, Queue};
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
@@ -9,7 +12,7 @@ use crate::dns::{resolver, Lookup, Resolved, Resolver};
 use crate::http::{Outgoing, ParsedResponse};
 use crate::tls::TlsError;
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Addresses of a host tried after the first, at most.
@@ -107,8 +110,10 @@ pub(crate) enum ExchangeEvent {
 pub(crate) enum Placement {
     /// On this idle connection (the loop's slot index).
     Reuse(usize),
-    /// On a new connection (counted against the origin's limit already).
-    Connect,
+    /// On a new connection (counted against the limits already), once the
+    /// loop has closed the idle connection `evict` names, if any: the
+    /// overall limit was reached.
+    Connect { evict: Option<usize> },
 }
 
 /// The outbound side's bookkeeping.
@@ -125,10 +130,17 @@ pub(crate) struct Pool {
     tls_config: Option<Result<Arc<crate::tls::ClientConfig>, TlsError>>,
     /// A name whose lookup's outcome is wanted as it is (by `resolve`).
     pub(crate) watched: Option<(Box<str>, Option<Resolved>)>,
-    /// Idle connections per origin, the most recently used last.
-    idle: FxHashMap<Origin, Vec<usize>>,
-    /// Open connections per origin (connecting, busy or idle).
+    /// Idle connections per origin, the most recently used last, each with
+    /// its place in the order all were parked in (`parked`).
+    idle: FxHashMap<Origin, Vec<(usize, u64)>>,
+    idle_total: usize,
+    parked: u64,
+    /// Open connections per origin (connecting, busy or idle), and in all.
     open: FxHashMap<Origin, usize>,
+    open_total: usize,
+    /// Origins with room of their own whose exchanges wait for the overall
+    /// limit: looked at again when a connection closes or parks.
+    starved: FxHashSet<Origin>,
     next_id: u64,
     /// What happened to exchanges since the service was last told.
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
@@ -299,29 +311,76 @@ impl Pool {
     /// The first queued exchange that can go now, and where.
     pub(crate) fn next_placement(&mut self) -> Option<(Exchange, Placement)> {
         let max = self.options.max_per_origin.max(1);
-        let (open, idle) = (&self.open, &self.idle);
-        let exchange =
-            self.queue.next(
-                |origin| match open.get(origin).copied().unwrap_or(0) < max {
-                    true => Some(Eligible::First),
-                    false if idle.get(origin).is_some_and(|v| !v.is_empty()) => {
-                        Some(Eligible::FirstFresh)
+        // Room for one more: under the limit, or an idle one to close.
+        let room = self.open_total < self.options.max_connections.max(1) || self.idle_total > 0;
+        let (open, idle, starved) = (&self.open, &self.idle, &mut self.starved);
+        let exchange = self.queue.next(|origin| {
+            let own_room = open.get(origin).copied().unwrap_or(0) < max;
+            match own_room && room {
+                true => Some(Eligible::First),
+                false if idle.get(origin).is_some_and(|v| !v.is_empty()) => {
+                    Some(Eligible::FirstFresh)
+                }
+                false => {
+                    if own_room {
+                        starved.insert(origin.clone());
                     }
-                    false => None,
-                },
-            )?;
+                    None
+                }
+            }
+        })?;
         let reuse = match exchange.retried {
             true => None,
-            false => self.idle.get_mut(&exchange.origin).and_then(Vec::pop),
+            false => self.take_idle(&exchange.origin),
         };
         let placement = match reuse {
             Some(slot) => Placement::Reuse(slot),
             None => {
+                let evict = match self.open_total >= self.options.max_connections.max(1) {
+                    true => self.take_least_recent_idle(),
+                    false => None,
+                };
                 *self.open.entry(exchange.origin.clone()).or_insert(0) += 1;
-                Placement::Connect
+                self.open_total += 1;
+                Placement::Connect { evict }
             }
         };
         Some((exchange, placement))
+    }
+
+    /// `origin`'s idle connection used last.
+    fn take_idle(&mut self, origin: &Origin) -> Option<usize> {
+        let (slot, _) = self.idle.get_mut(origin)?.pop()?;
+        self.idle_total -= 1;
+        Some(slot)
+    }
+
+    /// The idle connection, of any origin, parked longest ago. A scan of the
+    /// origins with idle connections, at most the overall limit of them, and
+    /// only when that limit is reached.
+    fn take_least_recent_idle(&mut self) -> Option<usize> {
+        let origin = (self.idle.iter())
+            .filter_map(|(origin, idle)| Some((idle.first()?.1, origin)))
+            .min_by_key(|(order, _)| *order)?
+            .1
+            .clone();
+        let idle = self.idle.get_mut(&origin)?;
+        let (slot, _) = idle.remove(0);
+        if idle.is_empty() {
+            self.idle.remove(&origin);
+        }
+        self.idle_total -= 1;
+        Some(slot)
+    }
+
+    /// Something that may let exchanges held by the overall limit go.
+    fn stir_starved(&mut self) {
+        if self.starved.is_empty() {
+            return;
+        }
+        for origin in std::mem::take(&mut self.starved) {
+            self.queue.stir(&origin);
+        }
     }
 
     /// A queued exchange for `addr` that may go on a connection just freed.
@@ -332,20 +391,31 @@ impl Pool {
     /// The connection at `slot` is idle and reusable.
     pub(crate) fn park(&mut self, origin: &Origin, slot: usize) {
         self.queue.stir(origin);
-        self.idle.entry(origin.clone()).or_default().push(slot);
+        self.stir_starved();
+        self.parked += 1;
+        let order = self.parked;
+        self.idle
+            .entry(origin.clone())
+            .or_default()
+            .push((slot, order));
+        self.idle_total += 1;
     }
 
     /// The connection at `slot` is closed (or never opened).
     pub(crate) fn closed(&mut self, origin: &Origin, slot: usize) {
         self.queue.stir(origin);
+        self.stir_starved();
         if let Some(idle) = self.idle.get_mut(origin) {
-            idle.retain(|&s| s != slot);
+            let before = idle.len();
+            idle.retain(|&(s, _)| s != slot);
+            self.idle_total -= before - idle.len();
             if idle.is_empty() {
                 self.idle.remove(origin);
             }
         }
         if let Some(open) = self.open.get_mut(origin) {
             *open -= 1;
+            self.open_total -= 1;
             if *open == 0 {
                 self.open.remove(origin);
             }
@@ -418,9 +488,9 @@ mod tests {
         assert_eq!(
             placed,
             [
-                (1, Placement::Connect),
-                (1, Placement::Connect),
-                (2, Placement::Connect)
+                (1, Placement::Connect { evict: None }),
+                (1, Placement::Connect { evict: None }),
+                (2, Placement::Connect { evict: None })
             ]
         );
         assert!(pool.has_queued());
@@ -445,8 +515,64 @@ mod tests {
         pool.closed(&Origin::plain(a), 7);
         assert_eq!(
             pool.next_placement().map(|(_, p)| p),
-            Some(Placement::Connect)
+            Some(Placement::Connect { evict: None })
         );
+    }
+
+    #[test]
+    fn at_the_overall_limit_the_idle_connection_used_least_recently_gives_way() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 8,
+            max_connections: 2,
+            ..Default::default()
+        });
+        let origin = |port: u16| Origin::plain(SocketAddr::from(([127, 0, 0, 1], port)));
+        let submit = |pool: &mut Pool, port: u16| {
+            let url = format!("http://127.0.0.1:{port}/");
+            pool.submit(&request(&url), now, false).unwrap()
+        };
+        let place = |pool: &mut Pool| {
+            pool.next_placement()
+                .map(|(ex, p)| (ex.origin.addr.port(), p))
+        };
+        submit(&mut pool, 1);
+        submit(&mut pool, 2);
+        submit(&mut pool, 3);
+        assert_eq!(
+            place(&mut pool),
+            Some((1, Placement::Connect { evict: None }))
+        );
+        assert_eq!(
+            place(&mut pool),
+            Some((2, Placement::Connect { evict: None }))
+        );
+        // Both busy: :3 waits, however often asked.
+        assert_eq!(place(&mut pool), None);
+        assert_eq!(place(&mut pool), None);
+        // :2's connection (slot 20) goes idle, then :1's (slot 10): :3 takes
+        // the place of the one idle longest.
+        pool.park(&origin(2), 20);
+        pool.park(&origin(1), 10);
+        assert_eq!(
+            place(&mut pool),
+            Some((3, Placement::Connect { evict: Some(20) }))
+        );
+        pool.closed(&origin(2), 20);
+        // :1's idle connection still serves :1, and makes room for nothing
+        // while busy again.
+        submit(&mut pool, 1);
+        submit(&mut pool, 4);
+        assert_eq!(place(&mut pool), Some((1, Placement::Reuse(10))));
+        assert_eq!(place(&mut pool), None);
+        // A connection that closes lets :4 open one, evicting nothing.
+        pool.closed(&origin(3), usize::MAX);
+        assert_eq!(
+            place(&mut pool),
+            Some((4, Placement::Connect { evict: None }))
+        );
+        assert_eq!((pool.open_total, pool.idle_total), (2, 0));
+        assert!(!pool.has_queued());
     }
 
     /// Timeouts of `Duration::MAX` mean "never": `since + timeout`
@@ -486,7 +612,7 @@ mod tests {
         assert_eq!(pool.take_for(&Origin::plain(a)).map(|ex| ex.id), None);
         assert_eq!(
             pool.next_placement().map(|(_, p)| p),
-            Some(Placement::Connect)
+            Some(Placement::Connect { evict: None })
         );
     }
 

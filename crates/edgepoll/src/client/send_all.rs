@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 /// Sends every request at once, each on its own connection, and waits for all
 /// responses; each request gets `timeout` from the start. The same client
-/// an [`App`](crate::App) uses, on a loop without a listener.
+/// an [`App`](crate::App) uses, on a loop without a listener. At most
+/// [`ClientOptions::max_connections`] (512) are open at once: past that,
+/// requests wait their turn within the same `timeout`.
 ///
 /// Results come back in the order of `requests`; a request that cannot be
 /// sent as it is (a CR or LF in a field) fails with

@@ -1096,7 +1096,11 @@ impl Core {
                     let next = self.step_upstream(index, false, false, now);
                     self.settle(index, next, now);
                 }
-                Placement::Connect => {
+                Placement::Connect { evict } => {
+                    if let Some(idle) = evict {
+                        // At the overall limit: an idle connection gives way.
+                        self.close(idle, now);
+                    }
                     let (origin, id) = (exchange.origin.clone(), exchange.id);
                     let tls = match &origin.tls {
                         None => None,
