@@ -375,6 +375,63 @@ fn a_body_the_service_reads_is_reported_once_however_it_ends() {
     });
 }
 
+/// A client that goes on sending a huge body after its whole answer is
+/// read only so far (`Limits::max_body_after_response`, 256 KiB): the
+/// connection closes after the answer, and the service hears the rest went
+/// unread. (It read all 64 MiB, keeping the connection for the next
+/// request.)
+#[test]
+fn a_body_sent_on_after_its_answer_is_cut_off() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let forward = start_forward(runtime, &[], &[]);
+        let size = 64 << 20;
+        let mut stream = connect(forward.addr);
+        let head =
+            format!("POST /_count?now HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+        stream.write_all(head.as_bytes()).expect("send");
+        let (answer, body) = read_response(&mut stream);
+        assert_eq!(status(&answer), 200, "{name} {answer}");
+        assert_eq!(body, b"before the body\n", "{name}");
+        let mut writer = stream.try_clone().expect("clone");
+        writer
+            .set_write_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let sending = std::thread::spawn(move || {
+            let piece = vec![b'x'; 64 * 1024];
+            let mut sent = 0usize;
+            while sent < size && writer.write_all(&piece).is_ok() {
+                sent += piece.len();
+            }
+            sent
+        });
+        // The server's side ends after the answer: end of stream, not a
+        // next response.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest);
+        assert!(read.is_ok(), "{name}: no end of stream: {read:?}");
+        assert!(rest.is_empty(), "{name}: {rest:?}");
+        // What it sends after that is drained a while (so that a close does
+        // not reset the answer before it is read), then refused or taken.
+        sending.join().expect("sender");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (counting, ends) = count_stats(forward.addr);
+            if ends == "unread:1" && counting == "0" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: counting={counting} ends={ends}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
 /// What an upstream does to a kept-alive connection 30 ms after answering.
 #[derive(Clone, Copy, Debug)]
 enum WhenIdle {

@@ -29,8 +29,9 @@ pub enum BodyError {
     Truncated,
     /// No byte of it came for longer than the idle timeout.
     Stalled,
-    /// The response went out first and closed the connection, so the rest
-    /// of the body was never read.
+    /// The response went out first and closed the connection, or the body
+    /// ran on past [`Limits::max_body_after_response`](super::Limits::max_body_after_response)
+    /// after its response, so the rest of it was never read.
     Unread,
 }
 

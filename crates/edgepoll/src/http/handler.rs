@@ -185,6 +185,9 @@ pub struct Handler {
     broken_body: Option<(RequestId, BodyError)>,
     /// Reading a streamed request body is paused (backpressure).
     body_paused: Option<RequestId>,
+    /// Bytes of the streamed body read since its whole response was given
+    /// (see [`Limits::max_body_after_response`]).
+    after_response: u64,
 }
 
 /// A response slot behind a deferred response.
@@ -304,6 +307,7 @@ impl Handler {
             abandoned: Vec::new(),
             broken_body: None,
             body_paused: None,
+            after_response: 0,
         }
     }
 
@@ -471,6 +475,11 @@ impl Handler {
                     service.body_end(id, Err(error));
                     let refusal = match error {
                         BodyError::Chunked(e) => chunked_refusal(e),
+                        // Only once the response was given whole.
+                        BodyError::Unread => Refusal(
+                            StatusCode::CONTENT_TOO_LARGE,
+                            "request body past max_body_after_response after its response",
+                        ),
                         _ => Refusal(StatusCode::BAD_REQUEST, "request body broken off"),
                     };
                     self.fail_stream(id, refusal, now);
@@ -1104,6 +1113,15 @@ impl Handler {
             service.body(id, &self.input[decoded.data.clone()]);
         }
         self.input.consume(decoded.consumed);
+        if !decoded.done && !self.waiting.iter().any(|w| w.id == id && w.is_owed()) {
+            // Answered whole: the rest is read only to keep the connection,
+            // and only so much of it (a client may send gigabytes after a
+            // 413 it does not read).
+            self.after_response += decoded.consumed as u64;
+            if self.after_response > self.limits.max_body_after_response {
+                return Err(BodyError::Unread);
+            }
+        }
         if decoded.consumed > 0 {
             // The respond timeout counts from the body's last progress: a
             // 4 GiB upload outlasts any of it, while a body its sink stopped
@@ -1382,6 +1400,7 @@ impl Handler {
             match self.state {
                 State::Closing | State::Closed => service.body_end(id, Err(BodyError::Unread)),
                 _ => {
+                    self.after_response = 0;
                     self.state = State::Stream {
                         id,
                         incoming,

@@ -51,6 +51,14 @@ pub struct Limits {
     /// streaming (the service is not asked): they come whole, as for a
     /// [`Service`](super::Service). 0 offers every body.
     pub stream_above: u64,
+    /// Once a streamed request's response has been given whole while its
+    /// body still comes, at most this many more bytes of the body are read
+    /// (and handed to the service) so that the connection can serve the
+    /// next request; past it, the connection closes after its responses,
+    /// and the service is told [`BodyError::Unread`](super::BodyError::Unread).
+    /// 256 KiB by default, as Go's `net/http` reads after a handler; nginx
+    /// closes at once after refusing a body.
+    pub max_body_after_response: u64,
 }
 
 impl Default for Limits {
@@ -67,6 +75,7 @@ impl Default for Limits {
             max_waiting: 16,
             max_stream_bytes: u64::MAX,
             stream_above: 0,
+            max_body_after_response: 256 * 1024,
         }
     }
 }

@@ -678,3 +678,54 @@ fn a_body_cut_by_a_later_closing_answer_is_reported_unread() {
         assert!(service.ends.is_empty(), "not also told by the handler");
     }
 }
+
+/// A body that runs on after its response was given whole is read only so
+/// far: up to `max_body_after_response`, and the connection serves the next
+/// request; past it, the connection closes once its response is out, and
+/// the service hears the rest went unread. (It was read to the end however
+/// long, a gigabyte after a 413 included.) Bytes that end the body within
+/// one read are taken: the connection is kept at no further cost.
+#[test]
+fn a_body_read_on_after_its_response_is_bounded() {
+    let limits = Limits {
+        max_body_after_response: 1000,
+        ..Limits::default()
+    };
+    let now = Instant::now();
+    // In pieces of 500 after the first ten bytes: 1600 passes the limit
+    // with its 1010th byte, before its end.
+    for (length, kept) in [(1000usize, true), (1600, false), (100_000, false)] {
+        let (mut conn, mut service) = (Handler::new(limits.clone(), now), AnswersAtOnce::default());
+        let head = format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+        conn.receive(head.as_bytes(), now, &mut service);
+        let out = take_output(&mut conn, now);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        // The body comes after the answer, a byte at a time at first.
+        let body = vec![b'b'; length];
+        for byte in &body[..10] {
+            conn.receive(std::slice::from_ref(byte), now, &mut service);
+        }
+        for piece in body[10..].chunks(500) {
+            conn.receive(piece, now, &mut service);
+        }
+        conn.receive(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
+        let next = take_output(&mut conn, now);
+        match kept {
+            true => {
+                assert_eq!(service.ends[..], [(service.ends[0].0, Ok(()))]);
+                assert!(next.starts_with("HTTP/1.1 200 OK\r\n"), "{next}");
+                assert!(!conn.is_finished());
+            }
+            false => {
+                assert!(
+                    matches!(service.ends[..], [(_, Err(BodyError::Unread))]),
+                    "{length}: {:?}",
+                    service.ends
+                );
+                assert_eq!(next, "", "{length}: nothing more is read");
+                assert!(conn.is_finished(), "{length}");
+                assert!(!conn.wants_read());
+            }
+        }
+    }
+}
