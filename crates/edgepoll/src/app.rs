@@ -473,7 +473,8 @@ pub trait App {
     /// every body whose pieces come to [`on_request_body`](Self::on_request_body),
     /// however it ends (the client closing or resetting the connection
     /// mid-body, a stall past the idle timeout, a response that closed the
-    /// connection before the body was read: see [`BodyError`]). State kept
+    /// connection before the body was read, a body that ran on too long
+    /// after its response: see [`BodyError`]). State kept
     /// for an upload can go here.
     fn on_request_end(
         &mut self,
