@@ -17,7 +17,9 @@
 //! leaves the list stays registered (parked) until epoll reports it or it
 //! closes, so a guest alternating between a short and a long list (as
 //! edgepoll's `Poll` does with many quiet connections) costs no ADD/DEL pair
-//! per call for each quiet descriptor.
+//! per call for each quiet descriptor. Each wait has room for an event from
+//! every descriptor in epoll, parked ones too, so that every listed one that
+//! is ready is reported, as WasmEdge reports them all.
 //!
 //! To compare, it keeps the previous call's records (48 bytes each), per
 //! subscription an error code and room for an epoll event, and per
@@ -195,8 +197,13 @@ impl Poller {
 
         self.out.clear();
         let earliest = self.earliest_clock(start);
+        // Room for every descriptor in epoll, parked ones included: with
+        // room for the call's own only, ready parked ones ahead in epoll's
+        // list crowded out a listed one, which WasmEdge (whose epoll holds
+        // only the listed) reports.
+        let room = self.watches.len().max(nsubs as usize);
         self.ready
-            .resize(nsubs as usize, libc::epoll_event { events: 0, u64: 0 });
+            .resize(room, libc::epoll_event { events: 0, u64: 0 });
         loop {
             let timeout_ms = match earliest {
                 None => -1,
