@@ -373,25 +373,42 @@ impl Pool {
         Some(slot)
     }
 
-    /// Something that may let exchanges held by the overall limit go.
-    fn stir_starved(&mut self) {
+    /// Something that may let exchanges held by the overall limit go: their
+    /// origins are looked at before `first_of_rest`'s (whose connection
+    /// just parked, and may give way to one of them).
+    fn stir_starved(&mut self, first_of_rest: Option<&Origin>) {
         if self.starved.is_empty() {
             return;
         }
         for origin in std::mem::take(&mut self.starved) {
-            self.queue.stir(&origin);
+            if Some(&origin) != first_of_rest {
+                self.queue.stir(&origin);
+            }
         }
+    }
+
+    /// Whether exchanges for an origin other than `origin` wait for the
+    /// overall limit: a connection of `origin` that frees up then goes back
+    /// to the pool instead of straight on to its origin's next exchange, so
+    /// that busy origins holding every connection do not starve the others.
+    fn others_starve(&self, origin: &Origin) -> bool {
+        !self.starved.is_empty()
+            && self.open_total >= self.options.max_connections.max(1)
+            && self.starved.iter().any(|o| o != origin)
     }
 
     /// A queued exchange for `addr` that may go on a connection just freed.
     pub(crate) fn take_for(&mut self, origin: &Origin) -> Option<Exchange> {
+        if self.others_starve(origin) {
+            return None;
+        }
         self.queue.take_first(origin, Eligible::FirstFresh)
     }
 
     /// The connection at `slot` is idle and reusable.
     pub(crate) fn park(&mut self, origin: &Origin, slot: usize) {
+        self.stir_starved(Some(origin));
         self.queue.stir(origin);
-        self.stir_starved();
         self.parked += 1;
         let order = self.parked;
         self.idle
@@ -403,8 +420,8 @@ impl Pool {
 
     /// The connection at `slot` is closed (or never opened).
     pub(crate) fn closed(&mut self, origin: &Origin, slot: usize) {
+        self.stir_starved(Some(origin));
         self.queue.stir(origin);
-        self.stir_starved();
         if let Some(idle) = self.idle.get_mut(origin) {
             let before = idle.len();
             idle.retain(|&(s, _)| s != slot);
@@ -572,6 +589,61 @@ mod tests {
             Some((4, Placement::Connect { evict: None }))
         );
         assert_eq!((pool.open_total, pool.idle_total), (2, 0));
+        assert!(!pool.has_queued());
+    }
+
+    /// An origin whose requests keep every connection busy does not keep
+    /// them from another origin's request waiting for the overall limit: a
+    /// connection that finishes goes back to the pool rather than straight
+    /// on to its own origin's next request, and the other comes first.
+    #[test]
+    fn a_busy_origin_gives_way_to_one_starved_by_the_overall_limit() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 8,
+            max_connections: 2,
+            ..Default::default()
+        });
+        let (a, b) = (
+            Origin::plain("127.0.0.1:1".parse().unwrap()),
+            Origin::plain("127.0.0.1:2".parse().unwrap()),
+        );
+        for url in ["http://127.0.0.1:1/"; 4] {
+            pool.submit(&request(url), now, false).unwrap();
+        }
+        pool.submit(&request("http://127.0.0.1:2/"), now, false)
+            .unwrap();
+        let place = |pool: &mut Pool| {
+            pool.next_placement()
+                .map(|(ex, p)| (ex.origin.addr.port(), p))
+        };
+        assert_eq!(
+            place(&mut pool),
+            Some((1, Placement::Connect { evict: None }))
+        );
+        assert_eq!(
+            place(&mut pool),
+            Some((1, Placement::Connect { evict: None }))
+        );
+        assert_eq!(place(&mut pool), None);
+        // :1's first connection (slot 10) is done: not straight on to :1's
+        // next request, but parked, and :2 takes its place.
+        assert!(pool.take_for(&a).is_none());
+        pool.park(&a, 10);
+        assert_eq!(
+            place(&mut pool),
+            Some((2, Placement::Connect { evict: Some(10) }))
+        );
+        pool.closed(&a, 10);
+        assert_eq!(place(&mut pool), None);
+        // Nobody else waits now: :1's next connection to finish goes
+        // straight on.
+        assert!(pool.take_for(&a).is_some());
+        pool.closed(&b, usize::MAX);
+        assert_eq!(
+            place(&mut pool),
+            Some((1, Placement::Connect { evict: None }))
+        );
         assert!(!pool.has_queued());
     }
 
