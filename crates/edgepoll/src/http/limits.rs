@@ -57,7 +57,10 @@ pub struct Limits {
     /// next request; past it, the connection closes after its responses,
     /// and the service is told [`BodyError::Unread`](super::BodyError::Unread).
     /// 256 KiB by default, as Go's `net/http` reads after a handler; nginx
-    /// closes at once after refusing a body.
+    /// closes at once after refusing a body. So a service that wants a
+    /// whole upload answers after it, or streams its response until then
+    /// (Go says as much: a body may be unavailable once the response is
+    /// written); `u64::MAX` reads every body to its end.
     pub max_body_after_response: u64,
 }
 
