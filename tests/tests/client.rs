@@ -609,3 +609,37 @@ fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
         assert!(said.contains("--timeout: at most"), "{said}");
     });
 }
+
+/// A mistake on the command line is named, with the usage, and exits 2
+/// before anything is sent.
+#[test]
+fn command_line_mistakes_are_named() {
+    on_each_runtime(|rt| {
+        for (args, said) in [
+            (
+                &["--max-connections", "0"][..],
+                "--max-connections: not a positive number: 0",
+            ),
+            (
+                &["--parallel", "x"][..],
+                "--parallel: not a positive number: x",
+            ),
+            (&["--parallel"][..], "--parallel needs a value"),
+            (&["--bogus"][..], "unknown option --bogus"),
+        ] {
+            // The URL first, so that the option missing its value is last.
+            let mut all = vec!["http://127.0.0.1:9/"];
+            all.extend_from_slice(args);
+            let out = run_client(rt, &all);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{} {args:?}: {stderr}",
+                rt.name()
+            );
+            assert!(stderr.contains(said), "{} {args:?}: {stderr}", rt.name());
+            assert!(stderr.contains("usage: nonblock_http_client"), "{stderr}");
+        }
+    });
+}

@@ -45,22 +45,8 @@ fn parse_args() -> Result<Options, String> {
             "-o" | "--output" => options.output = Some(value()?),
             "-v" | "--verbose" => options.verbose = true,
             "--cacert" => options.cacert = Some(value()?),
-            "--parallel" => {
-                let v = value()?;
-                options.parallel = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(format!("--parallel: not a positive number: {v}"))?;
-            }
-            "--max-connections" => {
-                let v = value()?;
-                options.max_connections = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(format!("--max-connections: not a positive number: {v}"))?;
-            }
+            "--parallel" => options.parallel = positive(&arg, &value()?)?,
+            "--max-connections" => options.max_connections = positive(&arg, &value()?)?,
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
                 let line = value()?;
@@ -137,6 +123,13 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
             Ok(request)
         })
         .collect()
+}
+
+/// The value of `option`, a count of at least 1.
+fn positive(option: &str, value: &str) -> Result<usize, String> {
+    (value.parse().ok())
+        .filter(|n| *n > 0)
+        .ok_or(format!("{option}: not a positive number: {value}"))
 }
 
 const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [--max-connections N] [URL...]";
