@@ -227,7 +227,13 @@ impl Poll {
     /// # #[cfg(not(target_os = "wasi"))] fn main() {}
     /// ```
     pub fn warm(&mut self, source: &impl AsRawFd) -> io::Result<()> {
-        let now = self.millis(Instant::now());
+        self.warm_at(source, Instant::now())
+    }
+
+    /// [`warm`](Self::warm) with the time the caller read already (the
+    /// clock is a call into the runtime).
+    pub(crate) fn warm_at(&mut self, source: &impl AsRawFd, now: Instant) -> io::Result<()> {
+        let now = self.millis(now);
         self.table.touch(fd_of(source)?, now);
         Ok(())
     }

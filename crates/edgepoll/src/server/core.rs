@@ -656,7 +656,7 @@ impl Core {
         // event (a read-ahead): counted active from now, so that it stays
         // in the busy calls for a while (see `Next::Idle`).
         let done = match next {
-            Next::Idle => done.and_then(|()| self.poll.warm(&conn.stream)),
+            Next::Idle => done.and_then(|()| self.poll.warm_at(&conn.stream, now)),
             _ => done,
         };
         match done {
