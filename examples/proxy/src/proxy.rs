@@ -40,10 +40,13 @@ struct Waiting {
     upstream: Ticket,
     /// The upstreams tried so far, a bit each.
     tried: u64,
-    /// The request again, for another upstream, when one may go (its body
-    /// whole, not streamed; an idempotent method). Boxed: the entry then
-    /// stays within 64 bytes, which a wasm32 build moves without a
-    /// `memory.copy` (a call into the runtime under WasmEdge's AOT code).
+    /// The request again, for another upstream if this one cannot be
+    /// reached, when it may go again (its body whole, not streamed): kept,
+    /// not copied, once the client has encoded it. Nothing of it reached
+    /// the upstream then, so its method does not matter (as nginx's
+    /// `proxy_next_upstream`). Boxed: the entry then stays within 64 bytes,
+    /// which a wasm32 build moves without a `memory.copy` (a call into the
+    /// runtime under WasmEdge's AOT code).
     again: Option<Box<ClientRequest>>,
     /// A HEAD request: its answer has no body, whatever its fields say.
     to_head: bool,
@@ -90,17 +93,17 @@ impl Proxy {
                 return Err(answer);
             }
         };
-        let again = (!streams_body && request.is_idempotent()).then(|| Box::new(request.clone()));
         let body_from = streams_body.then_some(responder);
         match cx.fetch_stream(&request, body_from) {
             Ok(exchange) => {
                 let tried = tried | bit(ticket.upstream);
+                let to_head = request.method() == "HEAD";
                 let waiting = Waiting {
                     responder,
                     upstream: ticket,
                     tried,
-                    again,
-                    to_head: request.method() == "HEAD",
+                    again: (!streams_body).then(|| Box::new(request)),
+                    to_head,
                 };
                 self.exchanges.insert(exchange, Exchange::Waiting(waiting));
                 self.waiting_on.insert(responder, exchange);
