@@ -13,10 +13,16 @@ use crate::http::{Outgoing, ParsedResponse};
 use crate::tls::TlsError;
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Addresses of a host tried after the first, at most.
 const MAX_OTHER_ADDRS: usize = 3;
+
+/// At the overall connection limit, how long an origin holding fewer
+/// connections than another waits before that one gives way to it (see
+/// `Pool::gives_way`).
+const GIVE_WAY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -139,8 +145,10 @@ pub(crate) struct Pool {
     open: FxHashMap<Origin, usize>,
     open_total: usize,
     /// Origins with room of their own whose exchanges wait for the overall
-    /// limit: looked at again when a connection closes or parks.
-    starved: FxHashSet<Origin>,
+    /// limit, each once, in the order they began to: the first is looked
+    /// at again when a connection closes or parks.
+    starved: VecDeque<Origin>,
+    starved_set: FxHashSet<Origin>,
     next_id: u64,
     /// What happened to exchanges since the service was last told.
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
@@ -313,7 +321,8 @@ impl Pool {
         let max = self.options.max_per_origin.max(1);
         // Room for one more: under the limit, or an idle one to close.
         let room = self.open_total < self.options.max_connections.max(1) || self.idle_total > 0;
-        let (open, idle, starved) = (&self.open, &self.idle, &mut self.starved);
+        let (open, idle) = (&self.open, &self.idle);
+        let (starved, starved_set) = (&mut self.starved, &mut self.starved_set);
         let exchange = self.queue.next(|origin| {
             let own_room = open.get(origin).copied().unwrap_or(0) < max;
             match own_room && room {
@@ -322,8 +331,8 @@ impl Pool {
                     Some(Eligible::FirstFresh)
                 }
                 false => {
-                    if own_room {
-                        starved.insert(origin.clone());
+                    if own_room && starved_set.insert(origin.clone()) {
+                        starved.push_back(origin.clone());
                     }
                     None
                 }
@@ -373,41 +382,74 @@ impl Pool {
         Some(slot)
     }
 
-    /// Something that may let exchanges held by the overall limit go: their
-    /// origins are looked at before `first_of_rest`'s (whose connection
-    /// just parked, and may give way to one of them).
-    fn stir_starved(&mut self, first_of_rest: Option<&Origin>) {
-        if self.starved.is_empty() {
-            return;
-        }
-        for origin in std::mem::take(&mut self.starved) {
-            if Some(&origin) != first_of_rest {
-                self.queue.stir(&origin);
+    /// The origin waiting longest for the overall limit, other than
+    /// `freed` (whose connection just parked or closed), that still has an
+    /// exchange waiting, and since when; those found with none are dropped.
+    fn first_starved(&mut self, freed: &Origin) -> Option<(Origin, Instant)> {
+        while let Some(origin) = self.starved.front() {
+            let waits = match origin == freed {
+                true => None,
+                false => self.queue.first_since(origin),
+            };
+            if let Some(since) = waits {
+                return Some((origin.clone(), since));
+            }
+            if let Some(gone) = self.starved.pop_front() {
+                self.starved_set.remove(&gone);
             }
         }
+        None
     }
 
-    /// Whether exchanges for an origin other than `origin` wait for the
-    /// overall limit: a connection of `origin` that frees up then goes back
-    /// to the pool instead of straight on to its origin's next exchange, so
-    /// that busy origins holding every connection do not starve the others.
-    fn others_starve(&self, origin: &Origin) -> bool {
-        !self.starved.is_empty()
-            && self.open_total >= self.options.max_connections.max(1)
-            && self.starved.iter().any(|o| o != origin)
+    /// Room for one more connection (`freed`'s parked or closed): the
+    /// origin waiting longest for the overall limit is looked at first. One
+    /// origin, not all: one connection serves one, and every starved origin
+    /// looked at on every completion was quadratic with thousands of them.
+    fn stir_starved(&mut self, freed: &Origin) {
+        if let Some((origin, _)) = self.first_starved(freed) {
+            self.starved.pop_front();
+            self.starved_set.remove(&origin);
+            self.queue.stir(&origin);
+        }
     }
 
-    /// A queued exchange for `addr` that may go on a connection just freed.
-    pub(crate) fn take_for(&mut self, origin: &Origin) -> Option<Exchange> {
-        if self.others_starve(origin) {
+    /// Whether a connection of `origin` that frees up at the overall limit,
+    /// with an exchange of its own waiting, goes back to the pool for the
+    /// origin waiting longest instead: when that one holds two fewer
+    /// connections (the move evens them out), or fewer and has waited
+    /// [`GIVE_WAY_AFTER`] (a share of none, with more busy origins than
+    /// connections, rotates, at most once per that time each, instead of
+    /// starving). Origins at the limit so converge on equal shares, and
+    /// two that hold as many keep their connections: no handshake churn.
+    fn gives_way(&mut self, origin: &Origin, now: Instant) -> bool {
+        if self.starved.is_empty() || self.open_total < self.options.max_connections.max(1) {
+            return false;
+        }
+        let Some((other, since)) = self.first_starved(origin) else {
+            return false;
+        };
+        let held = |o: &Origin| self.open.get(o).copied().unwrap_or(0);
+        let (theirs, ours) = (held(&other), held(origin));
+        theirs + 1 < ours
+            || (theirs < ours && now.saturating_duration_since(since) >= GIVE_WAY_AFTER)
+    }
+
+    /// A queued exchange for `origin` that may go on a connection just
+    /// freed, unless it gives way (see [`gives_way`](Self::gives_way)).
+    pub(crate) fn take_for(&mut self, origin: &Origin, now: Instant) -> Option<Exchange> {
+        if self.gives_way(origin, now) {
             return None;
         }
         self.queue.take_first(origin, Eligible::FirstFresh)
     }
 
-    /// The connection at `slot` is idle and reusable.
-    pub(crate) fn park(&mut self, origin: &Origin, slot: usize) {
-        self.stir_starved(Some(origin));
+    /// The connection at `slot` is idle and reusable. It may go to the
+    /// origin waiting longest for the overall limit (closing it for one of
+    /// its own) when its own origin has nothing waiting, or gives way.
+    pub(crate) fn park(&mut self, origin: &Origin, slot: usize, now: Instant) {
+        if self.queue.first_since(origin).is_none() || self.gives_way(origin, now) {
+            self.stir_starved(origin);
+        }
         self.queue.stir(origin);
         self.parked += 1;
         let order = self.parked;
@@ -420,7 +462,11 @@ impl Pool {
 
     /// The connection at `slot` is closed (or never opened).
     pub(crate) fn closed(&mut self, origin: &Origin, slot: usize) {
-        self.stir_starved(Some(origin));
+        // Room once it is counted out, unless a new connection took its
+        // place already (an eviction's close).
+        if self.open_total <= self.options.max_connections.max(1) || self.idle_total > 0 {
+            self.stir_starved(origin);
+        }
         self.queue.stir(origin);
         if let Some(idle) = self.idle.get_mut(origin) {
             let before = idle.len();
@@ -513,12 +559,13 @@ mod tests {
         assert!(pool.has_queued());
         // A connection to :1 finishes: the waiting request takes it.
         assert_eq!(
-            pool.take_for(&Origin::plain(a)).map(|ex| ex.origin.addr),
+            pool.take_for(&Origin::plain(a), now)
+                .map(|ex| ex.origin.addr),
             Some(a)
         );
         assert!(!pool.has_queued());
         // Parked, then reused by the next request, which opens nothing.
-        pool.park(&Origin::plain(a), 7);
+        pool.park(&Origin::plain(a), 7, now);
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
         assert_eq!(
@@ -569,8 +616,8 @@ mod tests {
         assert_eq!(place(&mut pool), None);
         // :2's connection (slot 20) goes idle, then :1's (slot 10): :3 takes
         // the place of the one idle longest.
-        pool.park(&origin(2), 20);
-        pool.park(&origin(1), 10);
+        pool.park(&origin(2), 20, now);
+        pool.park(&origin(1), 10, now);
         assert_eq!(
             place(&mut pool),
             Some((3, Placement::Connect { evict: Some(20) }))
@@ -592,27 +639,27 @@ mod tests {
         assert!(!pool.has_queued());
     }
 
-    /// An origin whose requests keep every connection busy does not keep
-    /// them from another origin's request waiting for the overall limit: a
-    /// connection that finishes goes back to the pool rather than straight
-    /// on to its own origin's next request, and the other comes first.
+    /// At the overall limit, a connection that finishes goes to the origin
+    /// waiting longest instead of its own origin's next request only when
+    /// that evens the shares out (two fewer), or the other holds fewer and
+    /// has waited `GIVE_WAY_AFTER`: origins converge on equal shares, and
+    /// two with as many keep their connections (no handshake per request).
     #[test]
-    fn a_busy_origin_gives_way_to_one_starved_by_the_overall_limit() {
-        let now = Instant::now();
+    fn a_busy_origin_gives_way_only_to_even_out_or_after_a_wait() {
+        let t0 = Instant::now();
         let mut pool = Pool::new(ClientOptions {
             max_per_origin: 8,
             max_connections: 2,
             ..Default::default()
         });
-        let (a, b) = (
-            Origin::plain("127.0.0.1:1".parse().unwrap()),
-            Origin::plain("127.0.0.1:2".parse().unwrap()),
-        );
+        let origin = |port: u16| Origin::plain(SocketAddr::from(([127, 0, 0, 1], port)));
+        let (a, b) = (origin(1), origin(2));
         for url in ["http://127.0.0.1:1/"; 4] {
-            pool.submit(&request(url), now, false).unwrap();
+            pool.submit(&request(url), t0, false).unwrap();
         }
-        pool.submit(&request("http://127.0.0.1:2/"), now, false)
-            .unwrap();
+        for url in ["http://127.0.0.1:2/"; 3] {
+            pool.submit(&request(url), t0, false).unwrap();
+        }
         let place = |pool: &mut Pool| {
             pool.next_placement()
                 .map(|(ex, p)| (ex.origin.addr.port(), p))
@@ -626,25 +673,33 @@ mod tests {
             Some((1, Placement::Connect { evict: None }))
         );
         assert_eq!(place(&mut pool), None);
-        // :1's first connection (slot 10) is done: not straight on to :1's
-        // next request, but parked, and :2 takes its place.
-        assert!(pool.take_for(&a).is_none());
-        pool.park(&a, 10);
+        // :1 holds both, :2 none: :1's first to finish (slot 10) goes to :2.
+        assert!(pool.take_for(&a, t0).is_none());
+        pool.park(&a, 10, t0);
         assert_eq!(
             place(&mut pool),
             Some((2, Placement::Connect { evict: Some(10) }))
         );
         pool.closed(&a, 10);
         assert_eq!(place(&mut pool), None);
-        // Nobody else waits now: :1's next connection to finish goes
-        // straight on.
-        assert!(pool.take_for(&a).is_some());
-        pool.closed(&b, usize::MAX);
+        // One each: both go straight on, however long the other waits.
+        let later = t0 + GIVE_WAY_AFTER * 5;
+        assert!(pool.take_for(&a, later).is_some());
+        assert!(pool.take_for(&b, later).is_some());
+        // A third origin with none: it waits its turn, then :1 gives way.
+        pool.submit(&request("http://127.0.0.1:3/"), later, false)
+            .unwrap();
+        assert_eq!(place(&mut pool), None);
+        assert!(pool.take_for(&a, later).is_some(), "before GIVE_WAY_AFTER");
+        let turn = later + GIVE_WAY_AFTER;
+        assert!(pool.take_for(&a, turn).is_none());
+        pool.park(&a, 11, turn);
         assert_eq!(
             place(&mut pool),
-            Some((1, Placement::Connect { evict: None }))
+            Some((3, Placement::Connect { evict: Some(11) }))
         );
-        assert!(!pool.has_queued());
+        pool.closed(&a, 11);
+        assert_eq!((pool.open_total, pool.idle_total), (2, 0));
     }
 
     /// Timeouts of `Duration::MAX` mean "never": `since + timeout`
@@ -678,10 +733,10 @@ mod tests {
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
         let (mut exchange, _) = pool.next_placement().unwrap();
-        pool.park(&Origin::plain(a), 3);
+        pool.park(&Origin::plain(a), 3, now);
         exchange.retried = true;
         pool.requeue(exchange);
-        assert_eq!(pool.take_for(&Origin::plain(a)).map(|ex| ex.id), None);
+        assert_eq!(pool.take_for(&Origin::plain(a), now).map(|ex| ex.id), None);
         assert_eq!(
             pool.next_placement().map(|(_, p)| p),
             Some(Placement::Connect { evict: None })

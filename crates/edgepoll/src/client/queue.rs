@@ -12,6 +12,7 @@ use super::pool::{Exchange, Origin};
 use super::ExchangeId;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// Which of an origin's waiting exchanges may take a connection now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +144,18 @@ impl Queue {
                 self.stirred.push_back(origin.clone());
             }
         }
+    }
+
+    /// When the first exchange still waiting in `origin`'s line was queued;
+    /// `None` when none waits.
+    pub(crate) fn first_since(&self, origin: &Origin) -> Option<Instant> {
+        if let Some(lone) = &self.lone {
+            return (lone.origin == *origin).then_some(lone.since);
+        }
+        let line = self.lines.get(origin)?;
+        (line.ids.iter())
+            .find_map(|id| self.waiting.get(id))
+            .map(|exchange| exchange.since)
     }
 
     /// The next exchange that may go, from the stirred origins in turn:

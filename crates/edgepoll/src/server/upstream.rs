@@ -206,7 +206,7 @@ pub(crate) fn step(
             // reading again); otherwise idle, and the pool's next request
             // reads it first (see `Upstream::dry_round`).
             let waiting = match up.dry_round == round {
-                true => work.pool.take_for(&up.origin),
+                true => work.pool.take_for(&up.origin, now),
                 false => None,
             };
             match waiting {
@@ -218,7 +218,7 @@ pub(crate) fn step(
                     continue;
                 }
                 None => {
-                    work.pool.park(&up.origin, index);
+                    work.pool.park(&up.origin, index, now);
                     return Next::Idle;
                 }
             }
