@@ -583,6 +583,16 @@ mod tests {
         );
     }
 
+    /// The next placement, as the port it goes to and where.
+    fn place(pool: &mut Pool) -> Option<(u16, Placement)> {
+        pool.next_placement()
+            .map(|(ex, p)| (ex.origin.addr.port(), p))
+    }
+
+    fn origin(port: u16) -> Origin {
+        Origin::plain(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
     #[test]
     fn at_the_overall_limit_the_idle_connection_used_least_recently_gives_way() {
         let now = Instant::now();
@@ -591,14 +601,9 @@ mod tests {
             max_connections: 2,
             ..Default::default()
         });
-        let origin = |port: u16| Origin::plain(SocketAddr::from(([127, 0, 0, 1], port)));
         let submit = |pool: &mut Pool, port: u16| {
             let url = format!("http://127.0.0.1:{port}/");
             pool.submit(&request(&url), now, false).unwrap()
-        };
-        let place = |pool: &mut Pool| {
-            pool.next_placement()
-                .map(|(ex, p)| (ex.origin.addr.port(), p))
         };
         submit(&mut pool, 1);
         submit(&mut pool, 2);
@@ -652,7 +657,6 @@ mod tests {
             max_connections: 2,
             ..Default::default()
         });
-        let origin = |port: u16| Origin::plain(SocketAddr::from(([127, 0, 0, 1], port)));
         let (a, b) = (origin(1), origin(2));
         for url in ["http://127.0.0.1:1/"; 4] {
             pool.submit(&request(url), t0, false).unwrap();
@@ -660,10 +664,6 @@ mod tests {
         for url in ["http://127.0.0.1:2/"; 3] {
             pool.submit(&request(url), t0, false).unwrap();
         }
-        let place = |pool: &mut Pool| {
-            pool.next_placement()
-                .map(|(ex, p)| (ex.origin.addr.port(), p))
-        };
         assert_eq!(
             place(&mut pool),
             Some((1, Placement::Connect { evict: None }))
