@@ -145,10 +145,13 @@ pub(crate) struct Pool {
     open: FxHashMap<Origin, usize>,
     open_total: usize,
     /// Origins with room of their own whose exchanges wait for the overall
-    /// limit, each once, in the order they began to: the first is looked
-    /// at again when a connection closes or parks.
-    starved: VecDeque<Origin>,
+    /// limit, each once, in the order they began to, and since when: the
+    /// first is looked at again when a connection closes or parks.
+    starved: VecDeque<(Origin, Instant)>,
     starved_set: FxHashSet<Origin>,
+    /// The starved origin last given the room a connection left: the only
+    /// one that may close another origin's idle connection for its own.
+    granted: Option<Origin>,
     next_id: u64,
     /// What happened to exchanges since the service was last told.
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
@@ -317,22 +320,24 @@ impl Pool {
     }
 
     /// The first queued exchange that can go now, and where.
-    pub(crate) fn next_placement(&mut self) -> Option<(Exchange, Placement)> {
+    pub(crate) fn next_placement(&mut self, now: Instant) -> Option<(Exchange, Placement)> {
         let max = self.options.max_per_origin.max(1);
-        // Room for one more: under the limit, or an idle one to close.
-        let room = self.open_total < self.options.max_connections.max(1) || self.idle_total > 0;
-        let (open, idle) = (&self.open, &self.idle);
+        // Room for one more: under the limit; at it, an idle connection to
+        // close, for the origin granted it, or one of the origin's own (a
+        // retry must have a new connection).
+        let under = self.open_total < self.options.max_connections.max(1);
+        let (open, idle, granted) = (&self.open, &self.idle, &self.granted);
         let (starved, starved_set) = (&mut self.starved, &mut self.starved_set);
         let exchange = self.queue.next(|origin| {
             let own_room = open.get(origin).copied().unwrap_or(0) < max;
+            let own_idle = idle.get(origin).is_some_and(|v| !v.is_empty());
+            let room = under || own_idle || granted.as_ref() == Some(origin);
             match own_room && room {
                 true => Some(Eligible::First),
-                false if idle.get(origin).is_some_and(|v| !v.is_empty()) => {
-                    Some(Eligible::FirstFresh)
-                }
+                false if own_idle => Some(Eligible::FirstFresh),
                 false => {
                     if own_room && starved_set.insert(origin.clone()) {
-                        starved.push_back(origin.clone());
+                        starved.push_back((origin.clone(), now));
                     }
                     None
                 }
@@ -346,7 +351,12 @@ impl Pool {
             Some(slot) => Placement::Reuse(slot),
             None => {
                 let evict = match self.open_total >= self.options.max_connections.max(1) {
-                    true => self.take_least_recent_idle(),
+                    true if self.granted.as_ref() == Some(&exchange.origin) => {
+                        self.granted = None;
+                        self.take_least_recent_idle()
+                    }
+                    // A retry at the limit: one of its origin's own.
+                    true => self.take_idle(&exchange.origin),
                     false => None,
                 };
                 *self.open.entry(exchange.origin.clone()).or_insert(0) += 1;
@@ -382,34 +392,45 @@ impl Pool {
         Some(slot)
     }
 
-    /// The origin waiting longest for the overall limit, other than
-    /// `freed` (whose connection just parked or closed), that still has an
-    /// exchange waiting, and since when; those found with none are dropped.
-    fn first_starved(&mut self, freed: &Origin) -> Option<(Origin, Instant)> {
-        while let Some(origin) = self.starved.front() {
-            let waits = match origin == freed {
-                true => None,
-                false => self.queue.first_since(origin),
-            };
-            if let Some(since) = waits {
-                return Some((origin.clone(), since));
+    /// Where in `starved` the origin waiting longest for the overall limit
+    /// is, other than `freed` (whose connection just parked or closed,
+    /// and which keeps its place), that could take a new connection (one
+    /// of its exchanges waits, and it is under its own limit), and since
+    /// when it waits. Those found unable are dropped: they are listed
+    /// again if they come to wait again.
+    fn first_starved(&mut self, freed: &Origin) -> Option<(usize, Instant)> {
+        let max = self.options.max_per_origin.max(1);
+        let mut at = 0;
+        while let Some((origin, since)) = self.starved.get(at) {
+            if origin == freed {
+                at += 1;
+                continue;
             }
-            if let Some(gone) = self.starved.pop_front() {
+            let since = *since;
+            let under = self.open.get(origin).copied().unwrap_or(0) < max;
+            if under && self.queue.first_since(&self.starved[at].0).is_some() {
+                return Some((at, since));
+            }
+            if let Some((gone, _)) = self.starved.remove(at) {
                 self.starved_set.remove(&gone);
             }
         }
         None
     }
 
-    /// Room for one more connection (`freed`'s parked or closed): the
-    /// origin waiting longest for the overall limit is looked at first. One
-    /// origin, not all: one connection serves one, and every starved origin
-    /// looked at on every completion was quadratic with thousands of them.
+    /// Room for one more connection (`freed`'s parked or closed): granted
+    /// to the origin waiting longest for the overall limit, whose line is
+    /// looked at first. One origin, not all: one connection serves one,
+    /// and every starved origin looked at on every completion was
+    /// quadratic with thousands of them.
     fn stir_starved(&mut self, freed: &Origin) {
-        if let Some((origin, _)) = self.first_starved(freed) {
-            self.starved.pop_front();
+        let Some((at, _)) = self.first_starved(freed) else {
+            return;
+        };
+        if let Some((origin, _)) = self.starved.remove(at) {
             self.starved_set.remove(&origin);
             self.queue.stir(&origin);
+            self.granted = Some(origin);
         }
     }
 
@@ -417,19 +438,19 @@ impl Pool {
     /// with an exchange of its own waiting, goes back to the pool for the
     /// origin waiting longest instead: when that one holds two fewer
     /// connections (the move evens them out), or fewer and has waited
-    /// [`GIVE_WAY_AFTER`] (a share of none, with more busy origins than
-    /// connections, rotates, at most once per that time each, instead of
-    /// starving). Origins at the limit so converge on equal shares, and
+    /// [`GIVE_WAY_AFTER`] since it began to wait for the limit (a share of
+    /// none, with more busy origins than connections, rotates, at most once
+    /// per that time each, instead of starving). Origins at the limit so converge on equal shares, and
     /// two that hold as many keep their connections: no handshake churn.
     fn gives_way(&mut self, origin: &Origin, now: Instant) -> bool {
         if self.starved.is_empty() || self.open_total < self.options.max_connections.max(1) {
             return false;
         }
-        let Some((other, since)) = self.first_starved(origin) else {
+        let Some((at, since)) = self.first_starved(origin) else {
             return false;
         };
         let held = |o: &Origin| self.open.get(o).copied().unwrap_or(0);
-        let (theirs, ours) = (held(&other), held(origin));
+        let (theirs, ours) = (held(&self.starved[at].0), held(origin));
         theirs + 1 < ours
             || (theirs < ours && now.saturating_duration_since(since) >= GIVE_WAY_AFTER)
     }
@@ -544,7 +565,7 @@ mod tests {
         }
         pool.submit(&request("http://127.0.0.1:2/"), now, false)
             .unwrap();
-        let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement())
+        let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement(now))
             .map(|(ex, p)| (ex.origin.addr.port(), p))
             .collect();
         // The third for :1 waits; the one for :2 passes it.
@@ -569,23 +590,23 @@ mod tests {
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
         assert_eq!(
-            pool.next_placement().map(|(_, p)| p),
+            pool.next_placement(now).map(|(_, p)| p),
             Some(Placement::Reuse(7))
         );
         // A closed connection makes room for a new one.
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
-        assert!(pool.next_placement().is_none());
+        assert!(pool.next_placement(now).is_none());
         pool.closed(&Origin::plain(a), 7);
         assert_eq!(
-            pool.next_placement().map(|(_, p)| p),
+            pool.next_placement(now).map(|(_, p)| p),
             Some(Placement::Connect { evict: None })
         );
     }
 
     /// The next placement, as the port it goes to and where.
-    fn place(pool: &mut Pool) -> Option<(u16, Placement)> {
-        pool.next_placement()
+    fn place(pool: &mut Pool, now: Instant) -> Option<(u16, Placement)> {
+        pool.next_placement(now)
             .map(|(ex, p)| (ex.origin.addr.port(), p))
     }
 
@@ -609,22 +630,22 @@ mod tests {
         submit(&mut pool, 2);
         submit(&mut pool, 3);
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, now),
             Some((1, Placement::Connect { evict: None }))
         );
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, now),
             Some((2, Placement::Connect { evict: None }))
         );
         // Both busy: :3 waits, however often asked.
-        assert_eq!(place(&mut pool), None);
-        assert_eq!(place(&mut pool), None);
+        assert_eq!(place(&mut pool, now), None);
+        assert_eq!(place(&mut pool, now), None);
         // :2's connection (slot 20) goes idle, then :1's (slot 10): :3 takes
         // the place of the one idle longest.
         pool.park(&origin(2), 20, now);
         pool.park(&origin(1), 10, now);
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, now),
             Some((3, Placement::Connect { evict: Some(20) }))
         );
         pool.closed(&origin(2), 20);
@@ -632,12 +653,12 @@ mod tests {
         // while busy again.
         submit(&mut pool, 1);
         submit(&mut pool, 4);
-        assert_eq!(place(&mut pool), Some((1, Placement::Reuse(10))));
-        assert_eq!(place(&mut pool), None);
+        assert_eq!(place(&mut pool, now), Some((1, Placement::Reuse(10))));
+        assert_eq!(place(&mut pool, now), None);
         // A connection that closes lets :4 open one, evicting nothing.
         pool.closed(&origin(3), usize::MAX);
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, now),
             Some((4, Placement::Connect { evict: None }))
         );
         assert_eq!((pool.open_total, pool.idle_total), (2, 0));
@@ -661,27 +682,27 @@ mod tests {
         for url in ["http://127.0.0.1:1/"; 4] {
             pool.submit(&request(url), t0, false).unwrap();
         }
-        for url in ["http://127.0.0.1:2/"; 3] {
+        for url in ["http://127.0.0.1:2/"; 2] {
             pool.submit(&request(url), t0, false).unwrap();
         }
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, t0),
             Some((1, Placement::Connect { evict: None }))
         );
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, t0),
             Some((1, Placement::Connect { evict: None }))
         );
-        assert_eq!(place(&mut pool), None);
+        assert_eq!(place(&mut pool, t0), None);
         // :1 holds both, :2 none: :1's first to finish (slot 10) goes to :2.
         assert!(pool.take_for(&a, t0).is_none());
         pool.park(&a, 10, t0);
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, t0),
             Some((2, Placement::Connect { evict: Some(10) }))
         );
         pool.closed(&a, 10);
-        assert_eq!(place(&mut pool), None);
+        assert_eq!(place(&mut pool, t0), None);
         // One each: both go straight on, however long the other waits.
         let later = t0 + GIVE_WAY_AFTER * 5;
         assert!(pool.take_for(&a, later).is_some());
@@ -689,16 +710,47 @@ mod tests {
         // A third origin with none: it waits its turn, then :1 gives way.
         pool.submit(&request("http://127.0.0.1:3/"), later, false)
             .unwrap();
-        assert_eq!(place(&mut pool), None);
+        assert_eq!(place(&mut pool, later), None);
         assert!(pool.take_for(&a, later).is_some(), "before GIVE_WAY_AFTER");
         let turn = later + GIVE_WAY_AFTER;
         assert!(pool.take_for(&a, turn).is_none());
         pool.park(&a, 11, turn);
         assert_eq!(
-            place(&mut pool),
+            place(&mut pool, turn),
             Some((3, Placement::Connect { evict: Some(11) }))
         );
         pool.closed(&a, 11);
+        assert_eq!((pool.open_total, pool.idle_total), (2, 0));
+    }
+
+    /// At the overall limit, only the origin granted a freed connection may
+    /// close another's idle one: a busy origin whose request came in the
+    /// same pass does not take the connection its own origin still needs.
+    #[test]
+    fn at_the_limit_an_idle_connection_goes_to_its_own_origin_unless_granted() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 8,
+            max_connections: 2,
+            ..Default::default()
+        });
+        for port in [1u16, 2] {
+            let url = format!("http://127.0.0.1:{port}/");
+            pool.submit(&request(&url), now, false).unwrap();
+            let placed = place(&mut pool, now);
+            assert_eq!(placed, Some((port, Placement::Connect { evict: None })));
+        }
+        for url in ["http://127.0.0.1:1/", "http://127.0.0.1:2/"] {
+            pool.submit(&request(url), now, false).unwrap();
+        }
+        assert_eq!(place(&mut pool, now), None);
+        // One each, both with a request waiting; :2 gets another, and :1's
+        // connection parks (not straight on: read it first).
+        pool.submit(&request("http://127.0.0.1:2/"), now, false)
+            .unwrap();
+        pool.park(&origin(1), 10, now);
+        assert_eq!(place(&mut pool, now), Some((1, Placement::Reuse(10))));
+        assert_eq!(place(&mut pool, now), None);
         assert_eq!((pool.open_total, pool.idle_total), (2, 0));
     }
 
@@ -719,7 +771,7 @@ mod tests {
             pool.submit(&request("http://127.0.0.1:1/"), now, false)
                 .unwrap();
         }
-        pool.next_placement().unwrap();
+        pool.next_placement(now).unwrap();
         let later = now + Duration::from_secs(10 * 365 * 24 * 3600);
         assert!(pool.expire_queued(later).is_some_and(|d| d > later));
         assert!(pool.events.is_empty());
@@ -732,13 +784,13 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
-        let (mut exchange, _) = pool.next_placement().unwrap();
+        let (mut exchange, _) = pool.next_placement(now).unwrap();
         pool.park(&Origin::plain(a), 3, now);
         exchange.retried = true;
         pool.requeue(exchange);
         assert_eq!(pool.take_for(&Origin::plain(a), now).map(|ex| ex.id), None);
         assert_eq!(
-            pool.next_placement().map(|(_, p)| p),
+            pool.next_placement(now).map(|(_, p)| p),
             Some(Placement::Connect { evict: None })
         );
     }
@@ -786,7 +838,7 @@ mod tests {
             pool.names.on_datagram(&reply.to_vec().unwrap(), now);
         }
         pool.take_resolved();
-        let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement()).collect();
+        let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement(now)).collect();
         let ids: Vec<_> = placed.iter().map(|(ex, _)| ex.id).collect();
         assert_eq!(ids, vec![first, second]);
         assert!(pool.queued_mut(other).is_some(), "still waits for its name");
@@ -828,7 +880,7 @@ mod tests {
             .unwrap();
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
-        pool.next_placement().unwrap();
+        pool.next_placement(now).unwrap();
         let timeout = pool.options.response_timeout;
         assert_eq!(pool.expire_queued(now), Some(now + timeout));
         assert_eq!(pool.expire_queued(now + timeout), None);
@@ -852,10 +904,10 @@ mod tests {
         let waits = pool
             .submit(&request("http://127.0.0.1:1/"), later, false)
             .unwrap();
-        assert!(pool.next_placement().is_some());
+        assert!(pool.next_placement(later).is_some());
         // Held back by the origin's limit, on every ask.
-        assert!(pool.next_placement().is_none());
-        assert!(pool.next_placement().is_none());
+        assert!(pool.next_placement(later).is_none());
+        assert!(pool.next_placement(later).is_none());
         // The first left the queue: its deadline may still wake the loop,
         // but ends nothing; the second's own deadline does.
         assert!(pool.expire_queued(t0).is_some_and(|d| d <= later + timeout));
@@ -871,8 +923,8 @@ mod tests {
         assert_eq!(pool.expire_queued(later + timeout * 2), None);
         pool.submit(&request("http://127.0.0.1:1/"), later, false)
             .unwrap();
-        assert!(pool.next_placement().is_none());
+        assert!(pool.next_placement(later).is_none());
         pool.closed(&Origin::plain("127.0.0.1:1".parse().unwrap()), usize::MAX);
-        assert!(pool.next_placement().is_some());
+        assert!(pool.next_placement(later).is_some());
     }
 }

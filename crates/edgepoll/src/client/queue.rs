@@ -147,15 +147,22 @@ impl Queue {
     }
 
     /// When the first exchange still waiting in `origin`'s line was queued;
-    /// `None` when none waits.
-    pub(crate) fn first_since(&self, origin: &Origin) -> Option<Instant> {
+    /// `None` when none waits. Departed ids at the front are dropped on the
+    /// way, so that asking again does not walk them again.
+    pub(crate) fn first_since(&mut self, origin: &Origin) -> Option<Instant> {
         if let Some(lone) = &self.lone {
             return (lone.origin == *origin).then_some(lone.since);
         }
-        let line = self.lines.get(origin)?;
-        (line.ids.iter())
-            .find_map(|id| self.waiting.get(id))
-            .map(|exchange| exchange.since)
+        let waiting = &self.waiting;
+        let line = self.lines.get_mut(origin)?;
+        while let Some(id) = line.ids.front() {
+            if let Some(exchange) = waiting.get(id) {
+                return Some(exchange.since);
+            }
+            line.ids.pop_front();
+            self.ids_in_lines -= 1;
+        }
+        None
     }
 
     /// The next exchange that may go, from the stirred origins in turn:

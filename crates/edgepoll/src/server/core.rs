@@ -1063,7 +1063,7 @@ impl Core {
     /// allows.
     fn start_exchanges(&mut self, now: Instant) {
         let max_body = self.work.pool.options.max_body_bytes;
-        while let Some((exchange, placement)) = self.work.pool.next_placement() {
+        while let Some((exchange, placement)) = self.work.pool.next_placement(now) {
             match placement {
                 Placement::Reuse(index) => {
                     let Some(Some(conn)) = self.slots.get(index) else {
