@@ -59,10 +59,15 @@ pub struct ClientOptions {
     pub max_per_origin: usize,
     /// Most outbound connections open at once, over all origins (each a
     /// descriptor, and the runtime's are limited: commonly 1024 a process).
-    /// At the limit, a request for an origin with room of its own closes
-    /// the idle connection used least recently, of any origin; with none
-    /// idle it waits, as for its origin's limit, within the
-    /// `response_timeout`. A connection that switched protocols (a
+    /// At the limit, requests for an origin with room of its own wait, as
+    /// for its origin's limit, within the `response_timeout`, origins in
+    /// the order they began to wait: a connection that goes idle (or
+    /// closes) is given to the first, which closes the idle connection used
+    /// least recently, of any origin, for one of its own. A busy origin's
+    /// connection goes straight on to its own next request unless the
+    /// first waiting origin holds two fewer connections, or fewer and has
+    /// waited a second: shares even out, and busy origins with as many do
+    /// not trade connections. A connection that switched protocols (a
     /// WebSocket tunnel) has left the pool and is not counted.
     pub max_connections: usize,
     /// Longest time to establish a connection.

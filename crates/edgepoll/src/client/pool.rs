@@ -1,10 +1,12 @@
 //! Which connection an outbound request goes on: per-origin pools of
 //! keep-alive connections, a limit per origin and one over all origins, and
 //! a queue for requests that find every connection busy. At the overall
-//! limit, a request for an origin with room closes the idle connection used
-//! least recently (whatever its origin), as nginx's upstream keep-alive
-//! cache does; with none idle, it waits. Bookkeeping only: the event loop
-//! opens, drives and closes the connections and tells the pool.
+//! limit, origins with room of their own wait in line, and a connection
+//! that goes idle or closes is granted to the first, which closes the idle
+//! connection used least recently (whatever its origin, as nginx's upstream
+//! keep-alive cache evicts) for one of its own (see `Pool::gives_way` for
+//! when a busy origin's connection goes to it). Bookkeeping only: the event
+//! loop opens, drives and closes the connections and tells the pool.
 
 use super::queue::{Eligible, Queue};
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
