@@ -328,12 +328,16 @@ impl Pool {
         // close, for the origin granted it, or one of the origin's own (a
         // retry must have a new connection).
         let under = self.open_total < self.options.max_connections.max(1);
-        let (open, idle, granted) = (&self.open, &self.idle, &self.granted);
+        // Granted, but what it was granted went to its own origin meanwhile:
+        // nothing to close, and a new one would pass the limit.
+        let granted = self.granted.as_ref().filter(|_| self.idle_total > 0);
+        let open = &self.open;
+        let idle = &self.idle;
         let (starved, starved_set) = (&mut self.starved, &mut self.starved_set);
         let exchange = self.queue.next(|origin| {
             let own_room = open.get(origin).copied().unwrap_or(0) < max;
             let own_idle = idle.get(origin).is_some_and(|v| !v.is_empty());
-            let room = under || own_idle || granted.as_ref() == Some(origin);
+            let room = under || own_idle || granted == Some(origin);
             match own_room && room {
                 true => Some(Eligible::First),
                 false if own_idle => Some(Eligible::FirstFresh),
@@ -754,6 +758,13 @@ mod tests {
         assert_eq!(place(&mut pool, now), Some((1, Placement::Reuse(10))));
         assert_eq!(place(&mut pool, now), None);
         assert_eq!((pool.open_total, pool.idle_total), (2, 0));
+        // A grant whose idle connection went to its own origin meanwhile
+        // opens nothing past the limit.
+        pool.submit(&request("http://127.0.0.1:3/"), now, false)
+            .unwrap();
+        pool.granted = Some(origin(3));
+        assert_eq!(place(&mut pool, now), None);
+        assert_eq!(pool.open_total, 2);
     }
 
     /// Timeouts of `Duration::MAX` mean "never": `since + timeout`
