@@ -336,11 +336,12 @@ impl Pool {
         let (starved, starved_set) = (&mut self.starved, &mut self.starved_set);
         let exchange = self.queue.next(|origin| {
             let own_room = open.get(origin).copied().unwrap_or(0) < max;
-            let own_idle = idle.get(origin).is_some_and(|v| !v.is_empty());
-            let room = under || own_idle || granted == Some(origin);
+            // Looked up only at the limit, or at the origin's own limit.
+            let own_idle = || idle.get(origin).is_some_and(|v| !v.is_empty());
+            let room = under || granted == Some(origin) || own_idle();
             match own_room && room {
                 true => Some(Eligible::First),
-                false if own_idle => Some(Eligible::FirstFresh),
+                false if own_idle() => Some(Eligible::FirstFresh),
                 false => {
                     if own_room && starved_set.insert(origin.clone()) {
                         starved.push_back((origin.clone(), now));
@@ -474,7 +475,8 @@ impl Pool {
     /// origin waiting longest for the overall limit (closing it for one of
     /// its own) when its own origin has nothing waiting, or gives way.
     pub(crate) fn park(&mut self, origin: &Origin, slot: usize, now: Instant) {
-        if self.queue.first_since(origin).is_none() || self.gives_way(origin, now) {
+        let starved = !self.starved.is_empty();
+        if starved && (self.queue.first_since(origin).is_none() || self.gives_way(origin, now)) {
             self.stir_starved(origin);
         }
         self.queue.stir(origin);
