@@ -53,6 +53,8 @@ mod poll;
 mod small_alloc;
 mod subscriptions;
 mod sys;
+#[cfg(test)]
+mod test_alloc;
 mod timer;
 pub mod tls;
 mod token;

@@ -110,6 +110,15 @@ pub(crate) fn read_answer(
     if bytes.len() > MAX_ANSWER_BYTES {
         return Err(NotAnswer::TooLong);
     }
+    // An answer repeats our one question or leaves it out. Refused before
+    // parsing: the parser reserves room for as many questions as the
+    // header claims (65535 of them: megabytes for a 12-byte datagram).
+    if bytes
+        .get(4..6)
+        .is_some_and(|count| count[0] != 0 || count[1] > 1)
+    {
+        return Err(NotAnswer::Malformed);
+    }
     let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
     let header = &message.metadata;
     if header.message_type != MessageType::Response || header.op_code != OpCode::Query {
@@ -264,6 +273,26 @@ mod tests {
         m.add_authority(Record::from_rdata(name("test"), 300, RData::SOA(soa)));
         let got = read_answer(&m.to_vec().unwrap(), 9, &name("gone.test"), Family::V6);
         assert_eq!(got, Ok(Answer::NoSuchName { ttl: 45 }));
+    }
+
+    #[test]
+    fn a_header_claiming_many_questions_is_refused_before_parsing() {
+        // A 12-byte header that claims 65535 questions: the parser would
+        // reserve room for all of them.
+        let mut bytes = vec![0, 7, 0x81, 0x80, 0xff, 0xff, 0, 0, 0, 0, 0, 0];
+        let name = name("x.test");
+        let (got, largest) =
+            crate::test_alloc::largest_allocation_in(|| read_answer(&bytes, 7, &name, Family::V4));
+        assert_eq!(got, Err(NotAnswer::Malformed));
+        assert!(
+            largest < 4096,
+            "{largest} bytes reserved for a 12-byte datagram"
+        );
+        bytes[4..6].copy_from_slice(&[1, 0]);
+        assert_eq!(
+            read_answer(&bytes, 7, &name, Family::V4),
+            Err(NotAnswer::Malformed)
+        );
     }
 
     #[test]

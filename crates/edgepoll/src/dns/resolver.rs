@@ -10,6 +10,12 @@
 //! name used in the last quarter of its TTL is asked again in the
 //! background, so that a name in use never makes its users wait.
 //!
+//! A socket error (an ICMP port unreachable: nothing listens at the
+//! server's port, as while it restarts) ends only its own lookup, and only
+//! when it comes again from the fresh socket of the next resend: glibc
+//! too tries a refused server again before it gives up, and the other
+//! lookups under way may well be answered.
+//!
 //! Each lookup is named by a *tag* (its first query's id, [`Resolver::tag_of`]):
 //! the loop sends each lookup's datagrams from a UDP socket of its own, so
 //! that every lookup leaves from a fresh random port (RFC 5452 §9.2: a
@@ -94,6 +100,30 @@ struct Pending {
     /// Why the last datagram that claimed to answer was refused, to name
     /// the cause if no good answer comes.
     malformed: bool,
+    /// The error a socket of this lookup reported: the next one ends it.
+    refused: Option<ResolveError>,
+}
+
+impl Pending {
+    /// Part `answered` has its answer. Addresses for one family, or a
+    /// name that does not exist (RFC 8020: for any type), cut the wait for
+    /// the other to a short grace: a lost datagram then costs that, not
+    /// the whole timeout. Not while the other is asked over TCP: an answer
+    /// too large for a datagram is worth its round trip.
+    fn grace_after_answer(&mut self, answered: usize, now: Instant) {
+        let conclusive = match &self.parts[answered].state {
+            PartState::Done(Ok(Answer::Addresses { addrs, .. })) => !addrs.is_empty(),
+            PartState::Done(Ok(Answer::NoSuchName { .. })) => true,
+            _ => false,
+        };
+        let over_tcp = self
+            .parts
+            .iter()
+            .any(|p| matches!(p.state, PartState::OverTcp));
+        if conclusive && !over_tcp {
+            self.deadline = self.deadline.min(now + OTHER_FAMILY_GRACE);
+        }
+    }
 }
 
 /// The resolver: see the module's documentation.
@@ -247,6 +277,7 @@ impl Resolver {
             full_deadline: now + self.timeout,
             resend_at: now + RESEND_AFTER.min(self.timeout),
             malformed: false,
+            refused: None,
         });
         Ok(())
     }
@@ -324,15 +355,8 @@ impl Resolver {
                 lookup.deadline = lookup.full_deadline;
             }
             Ok(answer) => {
-                let found = matches!(&answer, Answer::Addresses { addrs, .. } if !addrs.is_empty());
                 p.state = PartState::Done(Ok(answer));
-                let over_tcp = lookup
-                    .parts
-                    .iter()
-                    .any(|p| matches!(p.state, PartState::OverTcp));
-                if found && !over_tcp {
-                    lookup.deadline = lookup.deadline.min(now + OTHER_FAMILY_GRACE);
-                }
+                lookup.grace_after_answer(part, now);
             }
             // Kept waiting: a forged or broken datagram must not end a
             // lookup that a good answer may still complete.
@@ -359,20 +383,22 @@ impl Resolver {
             },
             Err(e) => Err(e),
         });
+        lookup.grace_after_answer(part, now);
         self.finish_done(now);
     }
 
-    /// The server cannot be reached (a datagram socket reports an error):
-    /// every lookup waiting on it ends.
-    pub fn on_server_error(&mut self, error: ResolveError, now: Instant) {
-        for lookup in &mut self.pending {
-            for p in &mut lookup.parts {
-                if matches!(p.state, PartState::Asking) {
-                    p.state = PartState::Done(Err(error.clone()));
-                }
-            }
+    /// The socket of lookup `tag` reported `error` (the server's port
+    /// unreachable, say). The loop closes that socket; the lookup's next
+    /// resend goes from a fresh one, and a second error ends it. The other
+    /// lookups go on.
+    pub fn on_socket_error(&mut self, tag: u16, error: ResolveError, now: Instant) {
+        let Some(lookup) = self.pending.iter_mut().find(|l| l.parts[0].id == tag) else {
+            return;
+        };
+        match lookup.refused {
+            Some(_) => self.on_lookup_error(tag, error, now),
+            None => lookup.refused = Some(error),
         }
-        self.finish_done(now);
     }
 
     /// Lookup `tag` cannot be asked (its socket could not be opened or
@@ -395,9 +421,10 @@ impl Resolver {
     pub fn handle_timeout(&mut self, now: Instant) {
         for lookup in &mut self.pending {
             if now >= lookup.deadline {
-                let cause = match lookup.malformed {
-                    true => ResolveError::BadAnswer("malformed answer"),
-                    false => ResolveError::Timeout(self.timeout),
+                let cause = match (&lookup.refused, lookup.malformed) {
+                    (Some(error), _) => error.clone(),
+                    (None, true) => ResolveError::BadAnswer("malformed answer"),
+                    (None, false) => ResolveError::Timeout(self.timeout),
                 };
                 for p in &mut lookup.parts {
                     if !matches!(p.state, PartState::Done(_)) {

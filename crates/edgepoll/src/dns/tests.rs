@@ -352,14 +352,92 @@ fn a_tcp_failure_and_an_unreachable_server_are_reported() {
             Err(ResolveError::BadAnswer("malformed answer over TCP"))
         ))
     );
-    r.lookup("other.test", now);
-    r.on_server_error(ResolveError::Unreachable("connection refused".into()), now);
+}
+
+/// A socket error (nothing listens at the server's port: it restarts)
+/// ends only its own lookup, and only when the fresh socket of the next
+/// resend reports one too; until then, and for the others, answers count.
+#[test]
+fn a_refused_query_is_asked_again_and_ends_only_its_own_lookup() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("a.test", now);
+    r.lookup("b.test", now);
+    r.lookup("c.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    let tag = |r: &Resolver, q: &Vec<u8>| r.tag_of(crate::dns::id_of(q).unwrap()).unwrap();
+    let (a, b, c) = (
+        tag(&r, &queries[0]),
+        tag(&r, &queries[2]),
+        tag(&r, &queries[4]),
+    );
+    let refused = || ResolveError::Unreachable("connection refused".into());
+    r.on_socket_error(a, refused(), now);
+    r.on_socket_error(c, refused(), now);
+    assert!(r.finished.is_empty(), "no lookup ends at a first error");
+    // The server is back: b's answers, and a's resent queries answered.
+    for q in &queries[2..4] {
+        r.on_datagram_for(b, &answer(q, |q, m| addresses(q, m, 5)), now);
+    }
     assert_eq!(
         r.finished.pop(),
-        Some((
-            "other.test".into(),
-            Err(ResolveError::Unreachable("connection refused".into()))
-        ))
+        Some(("b.test".into(), Ok(vec![v4(), v6()])))
+    );
+    r.handle_timeout(now + RESEND_AFTER);
+    let resent = std::mem::take(&mut r.datagrams);
+    assert_eq!(resent.len(), 4, "a's and c's queries, sent again");
+    let of_a: Vec<_> = resent.iter().filter(|q| tag(&r, q) == a).collect();
+    assert_eq!(of_a.len(), 2);
+    for q in of_a {
+        r.on_datagram_for(a, &answer(q, |q, m| addresses(q, m, 5)), now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some(("a.test".into(), Ok(vec![v4(), v6()])))
+    );
+    // c's fresh socket is refused too: c ends, with that error.
+    r.on_socket_error(c, refused(), now + RESEND_AFTER);
+    assert_eq!(r.finished.pop(), Some(("c.test".into(), Err(refused()))));
+    assert!(!r.is_busy());
+    // Refused once, then unanswered: the timeout names the refusal.
+    r.lookup("d.test", now);
+    let asked = std::mem::take(&mut r.datagrams);
+    let d = tag(&r, &asked[0]);
+    r.on_socket_error(d, refused(), now);
+    r.handle_timeout(now + TIMEOUT);
+    assert_eq!(r.finished.pop(), Some(("d.test".into(), Err(refused()))));
+}
+
+/// Addresses for one family, or NXDOMAIN, cut the wait for the other
+/// family's lost datagram to the grace, however the answer came.
+#[test]
+fn a_conclusive_answer_over_tcp_or_nxdomain_cuts_the_wait_for_the_other_family() {
+    // A over TCP with addresses; the AAAA datagram lost.
+    let now = Instant::now();
+    let (mut r, _, truncated) = big_lookup(now);
+    r.on_datagram(&truncated, now);
+    let (id, query) = r.over_tcp.pop().expect("asked over TCP");
+    let later = now + Duration::from_millis(300);
+    r.on_tcp_answer(id, Ok(&answer(&query, |q, m| addresses(q, m, 5))), later);
+    assert_eq!(r.deadline(), Some(later + OTHER_FAMILY_GRACE));
+    r.handle_timeout(later + OTHER_FAMILY_GRACE);
+    assert_eq!(r.finished.pop(), Some(("big.test".into(), Ok(vec![v4()]))));
+
+    // NXDOMAIN for A; the AAAA datagram lost.
+    let mut r = resolver();
+    r.lookup("gone.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    r.on_datagram(
+        &answer(&queries[0], |_, m| {
+            m.metadata.response_code = ResponseCode::NXDomain;
+        }),
+        now,
+    );
+    assert_eq!(r.deadline(), Some(now + OTHER_FAMILY_GRACE));
+    r.handle_timeout(now + OTHER_FAMILY_GRACE);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("gone.test".into(), Err(ResolveError::NoSuchName)))
     );
 }
 
@@ -433,7 +511,12 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
     let refresh = std::mem::take(&mut r.datagrams);
     assert_eq!(refresh.len(), 2);
     // A failed refresh leaves the entry to its expiry.
-    r.on_server_error(ResolveError::Unreachable("refused".into()), late);
+    let refresh_tag = r.tag_of(crate::dns::id_of(&refresh[0]).unwrap()).unwrap();
+    r.on_lookup_error(
+        refresh_tag,
+        ResolveError::Unreachable("refused".into()),
+        late,
+    );
     r.finished.clear();
     assert!(matches!(r.lookup("busy.test", late), Lookup::Ready(Ok(_))));
     let fresh = std::mem::take(&mut r.datagrams);

@@ -97,7 +97,8 @@ fn close_ended(core: &mut Core) {
 
 /// Sends each datagram from its lookup's socket, opened on its first. A
 /// lookup whose socket cannot be opened ends alone; an error sending (the
-/// server unreachable) ends every lookup, as one from reading does.
+/// server unreachable) closes the socket, and the resolver decides (see
+/// `Resolver::on_socket_error`), as for one from reading.
 fn send_datagrams(core: &mut Core, server: net::SocketAddr, datagrams: &[Vec<u8>], now: Instant) {
     for datagram in datagrams {
         let names = &core.work.pool.names;
@@ -125,8 +126,8 @@ fn send_datagrams(core: &mut Core, server: net::SocketAddr, datagrams: &[Vec<u8>
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 let error = ResolveError::Unreachable(format!("{server}: {e}"));
-                core.work.pool.names.on_server_error(error, now);
-                return;
+                core.work.pool.names.on_socket_error(tag, error, now);
+                close_udp(core, at);
             }
         }
     }
@@ -239,10 +240,11 @@ fn read_datagrams(core: &mut Core, at: usize, error: u16, now: Instant) {
                     Some(server) => format!("{server}: {e}"),
                     None => e.to_string(),
                 };
+                let tag = lookup.tag;
                 core.work
                     .pool
                     .names
-                    .on_server_error(ResolveError::Unreachable(why), now);
+                    .on_socket_error(tag, ResolveError::Unreachable(why), now);
                 close_ended(core);
                 close_udp(core, at);
                 return;
