@@ -3,8 +3,9 @@
 //! other, a thousand receive one broadcast, fragmented and binary messages,
 //! ping/pong, the handshake's answers, each protocol violation's close code
 //! while a bystander carries on, a client that never reads is dropped
-//! without the server's memory growing, and a client flooding the chat in
-//! one burst is closed (1008) while a reader stays.
+//! without the server's memory growing, a client flooding the chat in
+//! one burst is closed (1008) while a reader stays, and a message sent
+//! with a close in one write is answered before the close.
 
 use edgepoll_tests::{build, on_each_runtime, run_ws_clients, start_program};
 use std::time::Duration;

@@ -115,6 +115,13 @@ def masked(first, payload, mask=b"\x11\x22\x33\x44"):
 
 def read_close_code(sock):
     """Reads server frames until a close; returns its code."""
+    return read_until_close(sock)[1]
+
+
+def read_until_close(sock):
+    """Reads server frames until a close: the (opcode, payload) of those
+    before it, and its code."""
+    frames = []
     data = b""
     deadline = time.time() + WAIT
     while time.time() < deadline:
@@ -134,7 +141,8 @@ def read_close_code(sock):
             opcode, payload = data[0] & 0x0F, data[offset:offset + n]
             data = data[offset + n:]
             if opcode == 0x8:
-                return struct.unpack("!H", payload[:2])[0]
+                return frames, struct.unpack("!H", payload[:2])[0]
+            frames.append((opcode, payload))
         else:
             pass
         chunk = sock.recv(65536)
@@ -238,6 +246,22 @@ async def non_reader():
         await until(flood, lambda m: m == "flood: after", "service after the drop")
 
 
+async def replies_before_close():
+    """A message and a close in one write (a browser's `send(x); close()`):
+    the message's broadcast comes back before the close's answer, and a
+    member who stays sees it too."""
+    async with connect(f"{URL}?name=stayer") as stayer:
+        with raw() as s:
+            assert handshake(s, name=b"leaver").startswith(b"HTTP/1.1 101 ")
+            await until(stayer, lambda m: m == "* leaver joined", "the leaver's join")
+            s.sendall(masked(0x81, b"last words") + masked(0x88, struct.pack("!H", 1000)))
+            frames, code = read_until_close(s)
+            assert code == 1000, f"close answered with {code}"
+            assert (0x1, b"leaver: last words") in frames, f"no echo before the close: {frames}"
+        await until(stayer, lambda m: m == "leaver: last words", "the leaver's message")
+        await until(stayer, lambda m: m == "* leaver left", "the leaver's leave")
+
+
 async def flooder():
     """A client whose one burst holds thousands of messages is closed
     (1008); the others, who read, are not dropped with it."""
@@ -265,6 +289,7 @@ CASES = {
     "violations": violations,
     "non_reader": non_reader,
     "flooder": flooder,
+    "replies_before_close": replies_before_close,
     "thousand_clients": thousand_clients,
 }
 

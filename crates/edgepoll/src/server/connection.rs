@@ -211,6 +211,8 @@ pub(crate) struct WsEndpoint<'x, F> {
     pub(crate) now: Instant,
     /// The peer closed without a close frame.
     pub(crate) gone: bool,
+    /// Messages went to the application in this step.
+    pub(crate) handed: bool,
 }
 
 impl<F: FnMut(crate::ws::Message<'_>)> Endpoint for WsEndpoint<'_, F> {
@@ -219,15 +221,22 @@ impl<F: FnMut(crate::ws::Message<'_>)> Endpoint for WsEndpoint<'_, F> {
     }
 
     fn receive(&mut self, data: &[u8]) {
-        self.socket.receive(data, self.now, &mut self.on_message);
+        let (handed, on_message) = (&mut self.handed, &mut self.on_message);
+        self.socket.receive(data, self.now, |message| {
+            *handed = true;
+            on_message(message)
+        });
     }
 
     fn receive_eof(&mut self) {
         self.gone = true;
     }
 
+    /// Nothing is written in a step that handed messages over: the
+    /// replies to them are delivered after it, and go out ahead of what
+    /// the socket queued meanwhile for itself (its close frame).
     fn wants_write(&self) -> bool {
-        !self.gone && self.socket.wants_write()
+        !self.gone && !self.handed && self.socket.wants_write()
     }
 
     fn output(&self) -> [&[u8]; 2] {

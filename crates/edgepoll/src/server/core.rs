@@ -1366,6 +1366,7 @@ pub(crate) fn step_ws<D: Driven>(
         on_message: |message: crate::ws::Message<'_>| driven.on_ws_message(token, message, &mut cx),
         now,
         gone: false,
+        handed: false,
     };
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
     let gone = endpoint.gone;

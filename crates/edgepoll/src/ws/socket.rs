@@ -15,9 +15,14 @@ use std::time::{Duration, Instant};
 pub struct WsLimits {
     /// Largest message (all its fragments together). Over it: close 1009.
     pub max_message_bytes: usize,
-    /// Most bytes queued for a peer that does not read: a send past it drops
-    /// the connection (without a close frame, which could not get through).
-    /// One message always fits an empty queue, whatever its size.
+    /// Most bytes queued for a peer that does not read: a send that finds
+    /// this many already queued drops the connection (without a close
+    /// frame, which could not get through). Below it a message always goes
+    /// in, whatever its size, so a queue holds at most this plus one
+    /// message: a peer that reads is never dropped for one large message
+    /// meeting a few bytes not yet sent. While half of it is queued, the
+    /// peer is not read ([`WebSocket::wants_read`]): its pings and
+    /// messages wait in the network until it has read what it was sent.
     pub max_queued_bytes: usize,
     /// How long queued bytes may wait without any of them being sent before
     /// the connection is dropped. A quiet connection with nothing queued has
@@ -25,7 +30,8 @@ pub struct WsLimits {
     pub send_timeout: Duration,
     /// How long a frame or a fragmented message may go without a byte of it
     /// arriving: then the connection is closed (1008) and what it held of
-    /// the message freed. A connection quiet between messages has no
+    /// the message freed. Pings between the fragments of a message do not
+    /// count as its bytes. A connection quiet between messages has no
     /// timeout.
     pub message_timeout: Duration,
 }
@@ -131,9 +137,20 @@ pub struct WebSocket {
     message_checked: usize,
     state: State,
     close_code: Option<CloseCode>,
+    /// The close frame, sent once the output before it is.
+    close_frame: Vec<u8>,
+    close_sent: usize,
+    /// The close was the socket's own doing while it read (the answer to
+    /// the peer's close, or a violation): frames sent before its first
+    /// byte goes out still go ahead of it. The replies to the messages
+    /// read before the close are sent after `receive` returns, and RFC
+    /// 6455 §5.5.1 lets an endpoint finish what it sends first.
+    replies_first: bool,
     last_sent: Instant,
     /// When the last bytes came in.
     last_received: Instant,
+    /// When the last bytes of the fragmented message under way came in.
+    message_progress: Instant,
 }
 
 impl WebSocket {
@@ -152,8 +169,12 @@ impl WebSocket {
             message_checked: 0,
             state: State::Open,
             close_code: None,
+            close_frame: Vec::new(),
+            close_sent: 0,
+            replies_first: false,
             last_sent: now,
             last_received: now,
+            message_progress: now,
         }
     }
 
@@ -180,6 +201,14 @@ impl WebSocket {
                 None => break,
             }
         }
+        // Bytes of a data frame not yet whole are the message's progress;
+        // a ping's are not.
+        let partial = self.input.get(start..).filter(|rest| !rest.is_empty());
+        if let Some(Ok(Some(header))) = partial.map(read_header) {
+            if !data.is_empty() && !header.opcode.is_control() {
+                self.message_progress = now;
+            }
+        }
         if self.state != State::Open {
             self.input = Vec::new();
         } else if start == self.input.len() {
@@ -200,12 +229,12 @@ impl WebSocket {
             Ok(Some(header)) => header,
             Ok(None) => return None,
             Err(error) => {
-                self.close(CloseCode::PROTOCOL_ERROR, frame_error(error), now);
+                self.fail(CloseCode::PROTOCOL_ERROR, frame_error(error), now);
                 return None;
             }
         };
         let Some(mask) = header.mask else {
-            self.close(
+            self.fail(
                 CloseCode::PROTOCOL_ERROR,
                 "client frames must be masked",
                 now,
@@ -223,7 +252,7 @@ impl WebSocket {
             _ => None,
         };
         if let Some(reason) = out_of_turn {
-            self.close(CloseCode::PROTOCOL_ERROR, reason, now);
+            self.fail(CloseCode::PROTOCOL_ERROR, reason, now);
             return None;
         }
         let so_far = if header.opcode == Opcode::Continuation {
@@ -236,7 +265,7 @@ impl WebSocket {
         let room = (self.limits.max_message_bytes - so_far.min(self.limits.max_message_bytes))
             .min(usize::MAX / 2);
         if header.payload_len > room as u64 {
-            self.close(CloseCode::TOO_BIG, "message too big", now);
+            self.fail(CloseCode::TOO_BIG, "message too big", now);
             return None;
         }
         let len = header.header_len + header.payload_len as usize;
@@ -254,13 +283,14 @@ impl WebSocket {
                         Opcode::Text => match std::str::from_utf8(bytes) {
                             Ok(text) => on_message(Message::Text(text)),
                             Err(_) => {
-                                self.close(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now)
+                                self.fail(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now)
                             }
                         },
                         _ => on_message(Message::Binary(bytes)),
                     }
                 } else {
                     self.message_kind = Some(header.opcode);
+                    self.message_progress = now;
                     self.message.extend_from_slice(&self.input[payload]);
                     self.check_fragment(false, now);
                 }
@@ -269,6 +299,7 @@ impl WebSocket {
                 let Some(kind) = self.message_kind else {
                     return None; // refused above
                 };
+                self.message_progress = now;
                 self.message.extend_from_slice(&self.input[payload]);
                 if self.check_fragment(header.fin, now) && header.fin {
                     let message = std::mem::take(&mut self.message);
@@ -277,7 +308,7 @@ impl WebSocket {
                         Opcode::Text => match std::str::from_utf8(&message) {
                             Ok(text) => on_message(Message::Text(text)),
                             Err(_) => {
-                                self.close(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now)
+                                self.fail(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now)
                             }
                         },
                         _ => on_message(Message::Binary(&message)),
@@ -314,7 +345,7 @@ impl WebSocket {
                 true
             }
             _ => {
-                self.close(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now);
+                self.fail(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now);
                 false
             }
         }
@@ -325,18 +356,18 @@ impl WebSocket {
         let body = &self.input[payload];
         let code = match body {
             [] => None,
-            [_] => return self.close(CloseCode::PROTOCOL_ERROR, "a close frame of one byte", now),
+            [_] => return self.fail(CloseCode::PROTOCOL_ERROR, "a close frame of one byte", now),
             [a, b, reason @ ..] => {
                 let code = CloseCode(u16::from_be_bytes([*a, *b]));
                 if !code.may_be_sent() {
-                    return self.close(
+                    return self.fail(
                         CloseCode::PROTOCOL_ERROR,
                         "a close code that may not be sent",
                         now,
                     );
                 }
                 if std::str::from_utf8(reason).is_err() {
-                    return self.close(
+                    return self.fail(
                         CloseCode::INVALID_PAYLOAD,
                         "a close reason that is not UTF-8",
                         now,
@@ -347,17 +378,31 @@ impl WebSocket {
         };
         self.close_code = code.or(Some(CloseCode(1005)));
         // The answer's time to be sent starts now, as any frame's.
-        if self.output.is_empty() {
+        if !self.wants_write() {
             self.last_sent = now;
         }
-        let mut frame = Vec::with_capacity(4);
         write_frame(
-            &mut frame,
+            &mut self.close_frame,
             Opcode::Close,
             &code.map_or(Vec::new(), |c| c.0.to_be_bytes().to_vec()),
         );
-        self.output.buffer().extend_from_slice(&frame);
         self.state = State::Closing;
+        self.replies_first = true;
+        self.free_message();
+    }
+
+    /// Closes for what was read: as [`close`](Self::close), but what is
+    /// sent before the close frame starts to go out goes ahead of it.
+    fn fail(&mut self, code: CloseCode, reason: &str, now: Instant) {
+        self.close(code, reason, now);
+        self.replies_first = true;
+    }
+
+    /// Frees what a message under way held (nothing more is read).
+    fn free_message(&mut self) {
+        self.message = Vec::new();
+        self.message_kind = None;
+        self.message_checked = 0;
     }
 
     /// Closes with `code`: the close frame is queued (past the queue limit if
@@ -390,10 +435,10 @@ impl WebSocket {
             payload.extend_from_slice(&code.0.to_be_bytes());
             payload.extend_from_slice(&reason.as_bytes()[..cut]);
         }
-        if self.output.is_empty() {
+        if !self.wants_write() {
             self.last_sent = now;
         }
-        write_frame(self.output.buffer(), Opcode::Close, &payload);
+        write_frame(&mut self.close_frame, Opcode::Close, &payload);
         self.close_code = Some(if code.may_be_sent() {
             code
         } else {
@@ -404,8 +449,7 @@ impl WebSocket {
         // goes now, not when the lingering connection ends (up to a MiB
         // each, for up to 30 s). A close from within `receive` is the last
         // thing its frame does: nothing reads the input after it.
-        self.message = Vec::new();
-        self.message_kind = None;
+        self.free_message();
         self.input = Vec::new();
     }
 
@@ -425,18 +469,16 @@ impl WebSocket {
     /// false if the queue is full, and then the connection is to be dropped.
     pub fn queue_frame(&mut self, frame: &[u8], now: Instant) -> bool {
         match self.state {
-            State::Open => {}
-            State::Closing => return true,
             State::Dropped => return false,
+            _ if !self.takes_frames() => return true,
+            _ => {}
         }
-        // One frame always fits an empty queue (a message may be larger than
-        // the queue limit); past that the queue is bounded.
-        if !self.output.is_empty() && self.output.len() + frame.len() > self.limits.max_queued_bytes
-        {
+        // A frame always goes into a queue under the limit (a message may
+        // be larger than the limit); a queue at it is not being read.
+        if !self.output.is_empty() && self.output.len() >= self.limits.max_queued_bytes {
             // It does not read: what is queued would never arrive, and more
             // would only grow the server's memory.
-            self.output = OutputBuffer::default();
-            self.state = State::Dropped;
+            self.drop_output();
             return false;
         }
         if self.output.is_empty() {
@@ -451,17 +493,15 @@ impl WebSocket {
     /// when all of them fit the queue.
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn queue_frames(&mut self, frames: &[u8], now: Instant) -> bool {
-        if self.state == State::Open
-            && self.output.len() + frames.len() <= self.limits.max_queued_bytes
-        {
+        if self.takes_frames() && self.output.len() + frames.len() <= self.limits.max_queued_bytes {
             if self.output.is_empty() {
                 self.last_sent = now;
             }
             self.output.buffer().extend_from_slice(frames);
             return true;
         }
-        // Together over the limit: one at a time, so that the first still
-        // fits an empty queue and the limit holds for the rest.
+        // Together over the limit: one at a time, so that the limit holds
+        // as it does for each.
         let mut rest = frames;
         while let Ok(Some(header)) = read_header(rest) {
             let len = header.header_len + header.payload_len as usize;
@@ -474,9 +514,31 @@ impl WebSocket {
         true
     }
 
-    /// Bytes waiting to be sent, oldest first.
+    /// Whether a frame sent now is queued: while open, and while a close
+    /// of the socket's own has not started to go out.
+    fn takes_frames(&self) -> bool {
+        match self.state {
+            State::Open => true,
+            State::Closing => {
+                self.replies_first && self.close_sent == 0 && !self.close_frame.is_empty()
+            }
+            State::Dropped => false,
+        }
+    }
+
+    fn drop_output(&mut self) {
+        self.output = OutputBuffer::default();
+        self.close_frame = Vec::new();
+        self.state = State::Dropped;
+    }
+
+    /// Bytes waiting to be sent, oldest first (the close frame comes once
+    /// all before it are sent).
     pub fn pending_output(&self) -> &[u8] {
-        self.output.pending()
+        match self.output.is_empty() {
+            false => self.output.pending(),
+            true => self.close_frame.get(self.close_sent..).unwrap_or(&[]),
+        }
     }
 
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output) were sent.
@@ -484,24 +546,31 @@ impl WebSocket {
         if n > 0 {
             self.last_sent = now;
         }
-        self.output.consume(n);
+        match self.output.is_empty() {
+            false => self.output.consume(n),
+            true => self.close_sent = (self.close_sent + n).min(self.close_frame.len()),
+        }
     }
 
     /// Whether output waits.
     pub fn wants_write(&self) -> bool {
-        !self.output.is_empty()
+        !self.output.is_empty() || self.close_sent < self.close_frame.len()
     }
 
-    /// Whether input is still wanted.
+    /// Whether input is wanted now: while open, and not while half the
+    /// queue limit waits to be sent (a peer that does not read what it is
+    /// sent is not read either; its pings' answers would only fill the
+    /// queue until it is dropped).
     pub fn wants_read(&self) -> bool {
         self.state == State::Open
+            && (self.output.is_empty() || self.output.len() < self.limits.max_queued_bytes / 2)
     }
 
     /// Whether the connection is over: closed and sent, or dropped.
     pub fn is_finished(&self) -> bool {
         match self.state {
             State::Open => false,
-            State::Closing => self.output.is_empty(),
+            State::Closing => !self.wants_write(),
             State::Dropped => true,
         }
     }
@@ -533,24 +602,31 @@ impl WebSocket {
             .then(|| self.last_sent + self.limits.send_timeout)
     }
 
+    /// A frame begun waits for its bytes, a fragmented message for its
+    /// next fragment's.
     fn message_deadline(&self) -> Option<Instant> {
-        let begun = !self.input.is_empty() || self.message_kind.is_some();
-        (begun && self.state == State::Open)
-            .then(|| self.last_received + self.limits.message_timeout)
+        if self.state != State::Open {
+            return None;
+        }
+        let timeout = self.limits.message_timeout;
+        let frame = (!self.input.is_empty()).then(|| self.last_received + timeout);
+        let message = self
+            .message_kind
+            .is_some()
+            .then(|| self.message_progress + timeout);
+        match (frame, message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Drops the connection if its queued bytes waited past their deadline;
     /// closes it (1008), freeing what it held, if a message begun stalled.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.send_deadline().is_some_and(|d| now >= d) {
-            self.output = OutputBuffer::default();
-            self.state = State::Dropped;
+            self.drop_output();
         } else if self.message_deadline().is_some_and(|d| now >= d) {
             self.close(CloseCode::POLICY, "message incomplete for too long", now);
-            self.input = Vec::new();
-            self.message = Vec::new();
-            self.message_kind = None;
-            self.message_checked = 0;
         }
     }
 
@@ -563,12 +639,19 @@ impl WebSocket {
         if self.message_kind.is_none() {
             self.message = Vec::new();
         }
+        if !self.wants_write() {
+            self.close_frame = Vec::new();
+            self.close_sent = 0;
+        }
         self.output.release();
     }
 
     /// Bytes of memory the buffers hold.
     pub fn buffered_capacity(&self) -> usize {
-        self.input.capacity() + self.message.capacity() + self.output.capacity()
+        self.input.capacity()
+            + self.message.capacity()
+            + self.output.capacity()
+            + self.close_frame.capacity()
     }
 }
 

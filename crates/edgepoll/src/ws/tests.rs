@@ -34,8 +34,7 @@ fn run(input: &[u8], step: usize, limits: WsLimits) -> (Vec<Got>, Frames, WebSoc
             })
         });
     }
-    let mut out = ws.pending_output().to_vec();
-    ws.consume_output(out.len(), now);
+    let mut out = sent(&mut ws, now);
     let mut frames = Vec::new();
     while let Ok(Some(header)) = read_header(&out) {
         let end = header.header_len + header.payload_len as usize;
@@ -43,6 +42,19 @@ fn run(input: &[u8], step: usize, limits: WsLimits) -> (Vec<Got>, Frames, WebSoc
         out.drain(..end);
     }
     (got, frames, ws)
+}
+
+/// Everything the socket has to send, as the loop would send it.
+fn sent(ws: &mut WebSocket, now: Instant) -> Vec<u8> {
+    let mut out = Vec::new();
+    while ws.wants_write() {
+        let pending = ws.pending_output();
+        assert!(!pending.is_empty(), "wants to write, with nothing to send");
+        out.extend_from_slice(pending);
+        let n = pending.len();
+        ws.consume_output(n, now);
+    }
+    out
 }
 
 fn close_code(frames: &[(Opcode, Vec<u8>)]) -> Option<u16> {
@@ -289,9 +301,33 @@ fn a_full_queue_drops_the_connection_and_frees_it() {
         sent += 1;
         assert!(sent < 100, "the queue is bounded");
     }
-    assert_eq!(sent, 9);
+    // Frames of 1004 bytes: the tenth still finds the queue under the
+    // limit (9036 bytes), the eleventh finds it over.
+    assert_eq!(sent, 10);
     assert!(ws.is_finished() && ws.is_dropped());
     assert_eq!(ws.buffered_capacity(), 0);
+}
+
+/// A peer that reads is not dropped for one large message meeting a few
+/// bytes not yet sent (one member's "a", then 300 KiB, broadcast in one
+/// run to everyone in a chat); a queue already at its limit is.
+#[test]
+fn a_large_message_behind_a_few_queued_bytes_is_queued() {
+    let now = Instant::now();
+    let limits = WsLimits::default();
+    let mut run = Vec::new();
+    write_frame(&mut run, Opcode::Text, b"a");
+    write_frame(&mut run, Opcode::Text, &vec![b'y'; 300 << 10]);
+    let mut ws = WebSocket::new(limits.clone(), now);
+    assert!(ws.queue_frames(&run, now) && !ws.is_dropped());
+    assert_eq!(ws.pending_output(), &run[..]);
+    // Now over the limit, unsent: the next send drops it.
+    assert!(!ws.send(Message::Text("more"), now) && ws.is_dropped());
+    // One by one, the same.
+    let mut ws = WebSocket::new(limits, now);
+    assert!(ws.send(Message::Text("a"), now));
+    assert!(ws.send(Message::Text(&"y".repeat(300 << 10)), now));
+    assert!(!ws.is_dropped());
 }
 
 #[test]
@@ -305,17 +341,154 @@ fn a_run_of_frames_is_queued_whole_when_it_fits_and_frame_by_frame_when_not() {
     for byte in 1..=3 {
         write_frame(&mut run, Opcode::Binary, &[byte; 1000]);
     }
-    // Alone in an empty queue the run is over the limit: the first frame
-    // still goes in, the second fits beside it, the third overflows.
+    // The run is over the limit: each frame goes in while the queue is
+    // under it (the third finds 2008 bytes), and a fourth finds it over.
     let mut ws = WebSocket::new(limits.clone(), now);
-    assert!(!ws.queue_frames(&run, now));
+    assert!(ws.queue_frames(&run, now));
+    assert_eq!(ws.pending_output(), &run[..]);
+    assert!(!ws.queue_frames(&run[..frame_len(1000)], now));
     assert!(ws.is_dropped() && ws.buffered_capacity() == 0);
-    // Two frames fit: queued as they are, in order.
+    // Two frames fit: queued as they are, in order; the third goes in
+    // (the queue is under the limit), a fourth does not.
     let mut ws = WebSocket::new(limits, now);
     let two = frame_len(1000) * 2;
     assert!(ws.queue_frames(&run[..two], now));
     assert_eq!(ws.pending_output(), &run[..two]);
+    assert!(ws.queue_frames(&run[two..], now));
     assert!(!ws.queue_frames(&run[two..], now) && ws.is_dropped());
+}
+
+/// Replies to the messages read before a close (the peer's, or one for a
+/// violation, in the same read) go out before the close frame, as a
+/// browser's `send(x); close()` expects its echo; a send after our own
+/// close has started to go out, or after the application's close, does
+/// not.
+#[test]
+fn replies_to_messages_before_a_close_go_out_before_it() {
+    let mut reserved = client_frame(0x81, b"x");
+    reserved[0] |= 0x40; // RSV1 without an extension
+    let peer_close = client_frame(0x88, &1000u16.to_be_bytes());
+    for (name, closing, close) in [
+        ("the peer's close", &peer_close, 1000u16),
+        ("a violation", &reserved, 1002),
+    ] {
+        let input = [
+            client_frame(0x81, b"hi"),
+            client_frame(0x89, b"p"),
+            closing.clone(),
+        ]
+        .concat();
+        for step in [1, input.len()] {
+            let now = Instant::now();
+            let mut ws = WebSocket::new(WsLimits::default(), now);
+            let mut got = Vec::new();
+            for piece in input.chunks(step) {
+                ws.receive(piece, now, |m| got.push(format!("{m:?}")));
+            }
+            assert_eq!(got, ["Text(\"hi\")"], "{name}");
+            assert!(ws.send(Message::Text("hi"), now), "{name}");
+            let mut want = Vec::new();
+            write_frame(&mut want, Opcode::Pong, b"p");
+            write_frame(&mut want, Opcode::Text, b"hi");
+            let out = sent(&mut ws, now);
+            assert_eq!(out[..want.len()], want[..], "{name}, {step}");
+            let header = read_header(&out[want.len()..]).unwrap().unwrap();
+            assert_eq!(header.opcode, Opcode::Close, "{name}");
+            assert_eq!(out[want.len() + 2..][..2], close.to_be_bytes(), "{name}");
+            assert!(ws.is_finished(), "{name}");
+            // Its close is out: nothing more goes.
+            assert!(ws.send(Message::Text("late"), now) && !ws.wants_write());
+        }
+    }
+    // The application's own close: what it sends after is not sent.
+    let now = Instant::now();
+    let mut ws = WebSocket::new(WsLimits::default(), now);
+    ws.close(CloseCode::POLICY, "", now);
+    assert!(ws.send(Message::Text("after"), now));
+    assert_eq!(sent(&mut ws, now), [0x88, 0x02, 0x03, 0xF0]);
+}
+
+/// A burst of pings is answered as it is read, and reading stops while
+/// half the queue limit waits to go out: a peer that reads is never
+/// dropped for its pings (2200 of 125 bytes answer with 273 KiB, over the
+/// 256 KiB limit).
+#[test]
+fn a_burst_of_pings_pauses_reading_instead_of_overflowing_the_queue() {
+    let now = Instant::now();
+    let burst = client_frame(0x89, &[9; 125]).repeat(2200);
+    let mut ws = WebSocket::new(WsLimits::default(), now);
+    let (mut fed, mut paused, mut pongs) = (0, 0, 0);
+    while fed < burst.len() {
+        // As the loop reads: 16 reads of up to 64 KiB at most, while
+        // input is wanted, then it writes.
+        for _ in 0..16 {
+            if !ws.wants_read() || fed == burst.len() {
+                break;
+            }
+            let piece = &burst[fed..(fed + (64 << 10)).min(burst.len())];
+            ws.receive(piece, now, |_| panic!("no messages"));
+            fed += piece.len();
+        }
+        paused += usize::from(!ws.wants_read());
+        assert!(!ws.is_dropped(), "dropped after {fed} bytes");
+        pongs += sent(&mut ws, now).len() / 127;
+    }
+    assert_eq!(pongs, 2200);
+    assert!(paused > 0, "reading never paused");
+}
+
+/// A peer's close frees the message it left half-sent at once, as our own
+/// close does: the connection lingers after it.
+#[test]
+fn a_peer_close_frees_the_message_it_left_unfinished() {
+    let now = Instant::now();
+    let input = [
+        client_frame(0x02, &[1; 100_000]),
+        client_frame(0x88, &1000u16.to_be_bytes()),
+    ]
+    .concat();
+    let (_, frames, mut ws) = run(&input, input.len(), WsLimits::default());
+    assert_eq!(close_code(&frames), Some(1000));
+    ws.release_buffers();
+    let held = ws.buffered_capacity();
+    assert!(held < 4096, "{held} bytes held");
+    let _ = now;
+}
+
+/// Pings between the fragments of a message do not keep a stalled
+/// message alive: its timeout counts from its own last bytes.
+#[test]
+fn pings_do_not_keep_a_stalled_message_alive() {
+    let start = Instant::now();
+    let limits = WsLimits {
+        message_timeout: Duration::from_secs(30),
+        ..WsLimits::default()
+    };
+    let mut ws = WebSocket::new(limits, start);
+    ws.receive(&client_frame(0x01, b"part"), start, |_| {});
+    for at in [20, 40] {
+        let now = start + Duration::from_secs(at);
+        ws.handle_timeout(now);
+        ws.receive(&client_frame(0x89, b""), now, |_| {});
+    }
+    let out = sent(&mut ws, start + Duration::from_secs(40));
+    let mut frames = Vec::new();
+    let mut rest = &out[..];
+    while let Ok(Some(h)) = read_header(rest) {
+        let end = h.header_len + h.payload_len as usize;
+        frames.push((h.opcode, rest[h.header_len..end].to_vec()));
+        rest = &rest[end..];
+    }
+    assert_eq!(close_code(&frames), Some(1008), "{frames:?}");
+    // The bytes of a fragment still arriving keep it alive, however slowly.
+    let mut ws = WebSocket::new(WsLimits::default(), start);
+    let fragment = client_frame(0x02, &[3; 1000]);
+    for (i, byte) in fragment.chunks(100).enumerate() {
+        let now = start + Duration::from_secs(20 * i as u64);
+        ws.handle_timeout(now);
+        ws.receive(byte, now, |_| {});
+    }
+    assert!(!ws.wants_write() && ws.wants_read());
 }
 
 #[test]
