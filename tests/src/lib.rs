@@ -281,6 +281,20 @@ pub fn run_wasm_with(
     }
 }
 
+/// Waits for `child` to end, for at most `limit` (then kills it and
+/// fails); its output.
+pub fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the program did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// Looks at `done` every 20 ms until it holds or `within` has passed;
 /// says whether it held.
 pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,6 +207,8 @@ pub enum Raw {
 /// A TCP server on a loopback port that misbehaves as TLS, stopped on drop.
 pub struct RawServer {
     pub addr: SocketAddr,
+    /// ClientHellos (first reads) received so far.
+    pub hellos: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -217,6 +219,8 @@ impl RawServer {
         let addr = listener.local_addr().expect("address");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let hellos = Arc::new(AtomicUsize::new(0));
+        let counted = hellos.clone();
         std::thread::spawn(move || {
             let mut held = Vec::new();
             while !flag.load(Ordering::Relaxed) {
@@ -228,6 +232,7 @@ impl RawServer {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut hello = [0u8; 2048];
                 let _ = stream.read(&mut hello);
+                counted.fetch_add(1, Ordering::Relaxed);
                 let reply: Vec<u8> = match how {
                     Raw::Stall => Vec::new(),
                     Raw::Garbage => b"HTTP/1.1 400 Bad Request\r\n\r\nthis is no TLS".to_vec(),
@@ -241,7 +246,7 @@ impl RawServer {
                 held.push(stream);
             }
         });
-        RawServer { addr, stop }
+        RawServer { addr, hellos, stop }
     }
 }
 

@@ -1,7 +1,9 @@
 //! `nonblock_http_client` against a small native server in the test that
 //! delays and shapes its responses.
 
-use edgepoll_tests::{cpu_ticks, free_port, on_each_runtime, scratch_dir, wasm, Runtime};
+use edgepoll_tests::{
+    cpu_ticks, free_port, on_each_runtime, scratch_dir, wait_bounded, wasm, Runtime,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -149,18 +151,6 @@ fn client(rt: &Runtime, args: &[&str]) -> Command {
 fn run_client(rt: &Runtime, args: &[&str]) -> Output {
     let child = client(rt, args).spawn().expect("client starts");
     wait_bounded(child, Duration::from_secs(60))
-}
-
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("client did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("output")
 }
 
 #[test]

@@ -6,9 +6,11 @@
 use edgepoll_tests::tls::{CloseDelimited, NotifyCheck, Pki, Raw, RawServer, SServer, SlowReader};
 use edgepoll_tests::upstream::Nginx;
 use edgepoll_tests::{
-    connect, free_port, on_each_runtime, read_response, run_wasm_with, start_program_with, Runtime,
+    connect, cpu_ticks, free_port, on_each_runtime, read_response, run_wasm_with,
+    start_program_with, wait_bounded, wait_until, wasm, Runtime,
 };
 use std::io::Write;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Runs nonblock_http_client with the PKI's directory preopened.
@@ -189,6 +191,51 @@ fn stalled_and_garbage_handshakes_fail_cleanly() {
             assert_eq!(code, 1, "{stderr}");
             assert!(stderr.contains("-> error: TLS: "), "{stderr}");
         }
+    });
+}
+
+/// A request larger than what rustls holds before the handshake ends
+/// (64 KiB), to a server that never answers the ClientHello: the client
+/// waits for the answer without spinning (it watched the socket for room
+/// that the request was not waiting for, and every poll returned at once),
+/// and the handshake times out.
+#[test]
+fn a_large_request_waits_for_a_stalled_handshake_without_spinning() {
+    let pki = Pki::new();
+    let stall = RawServer::start(Raw::Stall);
+    let body = "x".repeat(100_000);
+    let dir = format!("{0}:{0}", pki.dir.display());
+    on_each_runtime(|runtime| {
+        let before_hellos = stall.hellos.load(std::sync::atomic::Ordering::Relaxed);
+        let url = format!("https://localhost:{}/", stall.addr.port());
+        let child = runtime
+            .command_with(&wasm("nonblock_http_client"), &["--dir", &dir])
+            .args(["--timeout", "8", "-d", &body, &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runtime starts");
+        let hello = wait_until(Duration::from_secs(60), || {
+            stall.hellos.load(std::sync::atomic::Ordering::Relaxed) > before_hellos
+        });
+        assert!(hello, "no ClientHello arrived");
+        std::thread::sleep(Duration::from_millis(300));
+        let before = cpu_ticks(child.id()).expect("client's /proc stat is readable");
+        let window = Duration::from_millis(1500);
+        std::thread::sleep(window);
+        let after = cpu_ticks(child.id()).expect("client still running");
+        let out = wait_bounded(child, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("no TLS handshake within 8.0 s"), "{stderr}");
+        // Clock ticks are 10 ms: a busy loop burns about 150 in the window.
+        assert!(
+            after - before <= 15,
+            "{}: the client used {} ticks of CPU in {window:?} waiting for the handshake",
+            runtime.name(),
+            after - before
+        );
     });
 }
 

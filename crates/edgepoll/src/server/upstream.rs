@@ -237,9 +237,15 @@ pub(crate) fn step(
             }
         }
         // What TLS holds encrypted is output too: the request may all have
-        // gone into it while the socket was full.
-        let wants_write =
-            up.conn.wants_write() || up.tls.as_ref().is_some_and(|tls| !tls.output().is_empty());
+        // gone into it while the socket was full. During the handshake the
+        // request waits in rustls (64 KiB of it), not for room in the
+        // socket: watching for room then would wake every poll at once.
+        let wants_write = match &up.tls {
+            None => up.conn.wants_write(),
+            Some(tls) => {
+                !tls.output().is_empty() || (up.conn.wants_write() && !tls.is_handshaking())
+            }
+        };
         return match (up.held, wants_write) {
             (false, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
             (false, false) => Next::Watch(Interest::READABLE),

@@ -1,6 +1,8 @@
 //! The subject of an X.509 certificate, read from its DER encoding with
 //! bounds on every length (the certificate comes from the network), for
-//! `-v` output: `CN=www.test, O=edgepoll tests`.
+//! `-v` output: `CN=www.test, O=edgepoll tests`. Control characters are
+//! escaped (`\u{1b}`), as OpenSSL's name printing does: a certificate
+//! from a private CA must not write escape sequences to a terminal.
 
 /// The subject's attributes of common types, in order; `None` if the
 /// certificate is not DER as expected.
@@ -21,7 +23,7 @@ pub(crate) fn of(der: &[u8]) -> Option<String> {
         name = rest;
         let (attribute, _) = element(set, 0x30)?;
         let (oid, value) = element(attribute, 0x06)?;
-        let (text, _) = any_string(value)?;
+        let text = any_string(value)?;
         let label = match oid {
             [0x55, 0x04, 0x03] => "CN",
             [0x55, 0x04, 0x06] => "C",
@@ -31,17 +33,43 @@ pub(crate) fn of(der: &[u8]) -> Option<String> {
             [0x55, 0x04, 0x0b] => "OU",
             _ => continue,
         };
-        parts.push(format!("{label}={}", String::from_utf8_lossy(text)));
+        parts.push(format!("{label}={}", printable(&text)));
     }
     Some(parts.join(", "))
 }
 
-/// A string value of any of the types names use.
-fn any_string(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    match der.first()? {
-        0x0c | 0x13 | 0x14 | 0x16 | 0x1e => element(der, *der.first()?),
-        _ => None,
+/// A string value of any of the types names use: BMPString as UTF-16
+/// (big-endian), the others as UTF-8 (of which ASCII is a part).
+fn any_string(der: &[u8]) -> Option<String> {
+    let tag = *der.first()?;
+    let (text, _) = match tag {
+        0x0c | 0x13 | 0x14 | 0x16 | 0x1e => element(der, tag)?,
+        _ => return None,
+    };
+    Some(match tag {
+        0x1e => {
+            let units = text.chunks(2).map(|pair| match pair {
+                [high, low] => u16::from_be_bytes([*high, *low]),
+                _ => 0xFFFD,
+            });
+            char::decode_utf16(units)
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect()
+        }
+        _ => String::from_utf8_lossy(text).into_owned(),
+    })
+}
+
+/// `text` with its control characters escaped.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
     }
+    out
 }
 
 /// The content of the element at the start of `der` if its tag is `tag`,
@@ -72,13 +100,24 @@ mod tests {
     /// A certificate made by `openssl req -x509 -subj "/C=DE/O=edgepoll tests/CN=www.test"`,
     /// cut to what the reader looks at (the rest is not read).
     fn sample() -> Vec<u8> {
-        let name = |parts: &[(&[u8], &str)]| {
+        let utf8 = |oid: &'static [u8], text: &str| (oid, 0x0c, text.as_bytes().to_vec());
+        certificate(&[
+            utf8(&[0x55, 4, 6], "DE"),
+            utf8(&[0x55, 4, 10], "edgepoll tests"),
+            utf8(&[0x2a, 0x86, 0x48], "ignored"),
+            utf8(&[0x55, 4, 3], "www.test"),
+        ])
+    }
+
+    /// A certificate whose subject has `parts`: (OID, string tag, value).
+    fn certificate(parts: &[(&[u8], u8, Vec<u8>)]) -> Vec<u8> {
+        let name = |parts: &[(&[u8], u8, Vec<u8>)]| {
             let mut seq = Vec::new();
-            for (oid, value) in parts {
+            for (oid, tag, value) in parts {
                 let mut attr = vec![0x06, oid.len() as u8];
                 attr.extend_from_slice(oid);
-                attr.extend([0x0c, value.len() as u8]);
-                attr.extend_from_slice(value.as_bytes());
+                attr.extend([*tag, value.len() as u8]);
+                attr.extend_from_slice(value);
                 let mut set = vec![0x30, attr.len() as u8];
                 set.extend(attr);
                 seq.extend([0x31, set.len() as u8]);
@@ -89,14 +128,9 @@ mod tests {
             out
         };
         let mut tbs = vec![0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x01, 0x07, 0x30, 0x00];
-        tbs.extend(name(&[(&[0x55, 4, 3], "issuer")]));
+        tbs.extend(name(&[(&[0x55, 4, 3], 0x0c, b"issuer".to_vec())]));
         tbs.extend([0x30, 0x00]);
-        tbs.extend(name(&[
-            (&[0x55, 4, 6], "DE"),
-            (&[0x55, 4, 10], "edgepoll tests"),
-            (&[0x2a, 0x86, 0x48], "ignored"),
-            (&[0x55, 4, 3], "www.test"),
-        ]));
+        tbs.extend(name(parts));
         let mut tbs_seq = vec![0x30, 0x81, tbs.len() as u8];
         tbs_seq.extend(tbs);
         let mut cert = vec![0x30, 0x81, tbs_seq.len() as u8];
@@ -109,6 +143,21 @@ mod tests {
         assert_eq!(
             of(&sample()).as_deref(),
             Some("C=DE, O=edgepoll tests, CN=www.test")
+        );
+    }
+
+    /// Control characters (a terminal's escape sequences) are escaped;
+    /// a BMPString is read as UTF-16.
+    #[test]
+    fn control_characters_are_escaped_and_bmp_strings_decoded() {
+        let bmp: Vec<u8> = "Zürich".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let cert = certificate(&[
+            (&[0x55, 4, 10], 0x0c, b"evil\x1b[2J\r\ncorp".to_vec()),
+            (&[0x55, 4, 7], 0x1e, bmp),
+        ]);
+        assert_eq!(
+            of(&cert).as_deref(),
+            Some("O=evil\\u{1b}[2J\\r\\ncorp, L=Zürich")
         );
     }
 
