@@ -30,8 +30,12 @@ struct Host {
 
 impl Host {
     fn start(args: &[&str]) -> Host {
-        let mut child = Command::new(host_bin())
-            .args(args)
+        Host::start_command(Command::new(host_bin()).args(args))
+    }
+
+    /// `command` (which runs the host), its output lines on a channel.
+    fn start_command(command: &mut Command) -> Host {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -245,6 +249,47 @@ fn with_restart_no_the_host_exits_with_the_worst_code() {
     }
     assert_eq!(host.exit_code(Duration::from_secs(5)), Some(0));
     assert_eq!(answered, 2, "one request each, then both exit");
+}
+
+/// Instances share the process's descriptors: each gets its share and
+/// EMFILE past it, so one holding all it can leaves the others theirs
+/// (one instance could take every descriptor, and the others' accepts and
+/// restarts failed). Run under a soft limit of 128: (128 − 48) / 2 = 40
+/// each, three of which are stdio.
+#[test]
+fn instances_share_the_process_descriptors_evenly() {
+    let module = wasm("conformance_guest");
+    let host = host_bin();
+    let command = format!(
+        "ulimit -n 128 && exec {} --instances 2 --restart no {} hold-sockets",
+        host.display(),
+        module.display()
+    );
+    let mut host = Host::start_command(Command::new("bash").args(["-c", &command]));
+    assert_eq!(
+        host.exit_code(Duration::from_secs(60)),
+        Some(0),
+        "{:#?}",
+        host.seen
+    );
+    let held: Vec<(usize, String)> = host
+        .seen
+        .iter()
+        .filter_map(|(_, line)| {
+            let rest = line.split("held=").nth(1)?;
+            let (count, errno) = rest.split_once(' ')?;
+            Some((count.parse().ok()?, errno.to_string()))
+        })
+        .collect();
+    assert_eq!(held.len(), 2, "{:#?}", host.seen);
+    for (count, errno) in &held {
+        assert_eq!(errno, "errno=Some(33)", "EMFILE: {:#?}", host.seen);
+        assert_eq!(
+            *count, 37,
+            "40 descriptors, 3 of them stdio: {:#?}",
+            host.seen
+        );
+    }
 }
 
 /// What clients saw while the host stopped.

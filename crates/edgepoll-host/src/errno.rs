@@ -11,6 +11,7 @@ pub const FAULT: Errno = Errno(21);
 pub const INVAL: Errno = Errno(28);
 pub const IO: Errno = Errno(29);
 pub const ISDIR: Errno = Errno(31);
+pub const MFILE: Errno = Errno(33);
 pub const NAMETOOLONG: Errno = Errno(37);
 pub const NOENT: Errno = Errno(44);
 pub const NOMEM: Errno = Errno(48);

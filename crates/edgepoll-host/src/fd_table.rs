@@ -284,6 +284,11 @@ pub struct FdTable {
     pub reuse_port: bool,
     /// What a supervisor of several instances sees of this one's sockets.
     pub shared: Option<std::sync::Arc<Shared>>,
+    /// Most descriptors the guest may hold: its share of the process's
+    /// when instances share one process (`--instances`), so that one
+    /// cannot take every descriptor from the others and from the host.
+    /// `None`: the process's limit alone, as under WasmEdge.
+    pub max_descriptors: Option<usize>,
 }
 
 /// The host descriptor of `d` if it is a listening socket a supervisor
@@ -373,6 +378,7 @@ impl FdTable {
             changes: Some(Vec::new()),
             reuse_port: false,
             shared: None,
+            max_descriptors: None,
         };
         table.insert_at(0, Descriptor::new(Entry::Stdio(0), rights::STDIN, 0));
         for fd in 1..3 {
@@ -409,6 +415,17 @@ impl FdTable {
             } else {
                 self.changes = None;
             }
+        }
+    }
+
+    /// Whether another descriptor may be opened: EMFILE at the guest's
+    /// share, as the kernel answers at the process's limit. Asked before
+    /// the host opens anything (a file `path_open` would create, a
+    /// connection `sock_accept` would take).
+    pub fn check_room(&self) -> Result<(), Errno> {
+        match self.max_descriptors {
+            Some(max) if self.entries.len() >= max => Err(crate::errno::MFILE),
+            _ => Ok(()),
         }
     }
 

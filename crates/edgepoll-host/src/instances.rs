@@ -17,6 +17,12 @@
 //! With `--restart no` the host exits once the last instance has, with the
 //! worst exit code among them.
 //!
+//! The instances share the process's descriptors (`RLIMIT_NOFILE`): each
+//! may hold its share, less a reserve for the host's own (its pollers, a
+//! restarted instance's start), and past it gets EMFILE as it would at the
+//! process's limit. Without that, one instance holding every descriptor
+//! made the others' accepts fail and their restarts impossible.
+//!
 //! SIGTERM or SIGINT stops the service gracefully: every listening socket
 //! of every instance is shut down, so the kernel refuses new connections
 //! and each instance's `accept` fails. An edgepoll server takes that as its
@@ -114,6 +120,7 @@ pub fn run(
     runtime::host_state(invocation)?;
     let (reports, supervisor) = mpsc::channel();
     let shared: Vec<Arc<Shared>> = (0..count).map(|_| Arc::default()).collect();
+    let max_descriptors = (count > 1).then(|| descriptors_each(count));
     catch_signals();
     std::thread::scope(|scope| {
         for (number, shared) in shared.iter().enumerate() {
@@ -122,6 +129,7 @@ pub fn run(
                 number: (count > 1).then_some(number),
                 reuse_port: count > 1,
                 shared: Some(shared.clone()),
+                max_descriptors,
             };
             std::thread::Builder::new()
                 .name(format!("instance {number}"))
@@ -257,6 +265,23 @@ fn keep_running(
 }
 
 /// The pause before the next start after `quick` quick ends in a row.
+/// Descriptors each of `count` instances may hold: the process's soft
+/// limit, less a reserve for the host, shared evenly.
+fn descriptors_each(count: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let soft = match known && limit.rlim_cur != libc::RLIM_INFINITY {
+        true => usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX),
+        false => 1 << 20,
+    };
+    let reserve = 32 + 8 * count;
+    (soft.saturating_sub(reserve) / count.max(1)).max(16)
+}
+
 fn pause_after(quick: u32) -> Duration {
     let doublings = quick.saturating_sub(1).min(16);
     (FIRST_PAUSE * 2u32.pow(doublings)).min(LONGEST_PAUSE)

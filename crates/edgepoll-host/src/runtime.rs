@@ -41,6 +41,8 @@ pub struct Instance {
     pub reuse_port: bool,
     /// What its supervisor sees of its sockets.
     pub shared: Option<std::sync::Arc<crate::fd_table::Shared>>,
+    /// Its share of the process's descriptors (see `FdTable::max_descriptors`).
+    pub max_descriptors: Option<usize>,
 }
 
 /// wasmtime as it runs guests. Multiple memories are refused, as WasmEdge
@@ -76,6 +78,7 @@ pub fn run_compiled(
     let mut host = host_state(invocation)?;
     host.fds.reuse_port = instance.reuse_port;
     host.fds.shared = instance.shared.clone();
+    host.fds.max_descriptors = instance.max_descriptors;
     host.tagged = instance.number.map(crate::output::Tagged::new);
     // Dropped before the store (declared after it), even on a panic: the
     // supervisor forgets the listeners before they close.

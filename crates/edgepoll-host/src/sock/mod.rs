@@ -41,6 +41,7 @@ pub fn open(
     out: u32,
 ) -> WasiResult {
     mem.pointer::<4>(out)?;
+    fds.check_room()?;
     // Both are 8-bit enums in WasmEdge: higher bits are dropped.
     let domain = match family as u8 {
         1 => libc::AF_INET,
@@ -119,14 +120,17 @@ pub fn listen(fds: &mut FdTable, fd: u32, backlog: u32) -> WasiResult {
     let raw = host_fd(fds, fd)?;
     // SAFETY: plain system call.
     check(unsafe { libc::listen(raw, backlog as i32) })?;
-    if let Some(shared) = &fds.shared {
-        shared.add_listener(raw);
-    }
+    let shared = fds.shared.clone();
     if let Ok(Descriptor {
         entry: Entry::Socket(socket),
         ..
     }) = fds.get_mut(fd)
     {
+        // Listening again (allowed, to change the backlog) is not another
+        // listener for the supervisor.
+        if let (false, Some(shared)) = (socket.listening, shared) {
+            shared.add_listener(raw);
+        }
         socket.listening = true;
     }
     Ok(())
@@ -146,6 +150,7 @@ pub fn accept(
         Some(flags) => parse_fd_flags(flags)? & FDFLAGS_NONBLOCK != 0,
     };
     let listener = host_fd(fds, fd)?;
+    fds.check_room()?;
     // SAFETY: plain system call; the result is checked and owned below.
     let raw = unsafe {
         libc::accept4(

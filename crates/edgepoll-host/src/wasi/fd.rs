@@ -4,7 +4,7 @@
 //! the status comes from the host descriptor itself (`fstat`, `fcntl`), as
 //! WasmEdge reports it.
 
-use crate::errno::{self, check, Errno, WasiResult, INVAL, NOTCAPABLE};
+use crate::errno::{self, check, Errno, WasiResult, INVAL, NOTCAPABLE, NOTDIR};
 use crate::fd_table::{
     imply, parse_fd_flags, rights, status_flags, Descriptor, Directory, Entry, FdTable,
     FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
@@ -410,6 +410,11 @@ pub fn readdir(
     let d = fds.get(fd)?;
     if !d.can(rights::FD_READDIR) {
         return Err(NOTCAPABLE);
+    }
+    // Refused before the seek below, which would move a file's position
+    // (WasmEdge's `fdopendir` refuses a file before it seeks).
+    if !matches!(d.entry, Entry::Dir(_)) {
+        return Err(NOTDIR);
     }
     let raw = d.host_fd();
     // SAFETY: plain lseek on a directory descriptor.

@@ -10,7 +10,7 @@
 
 use super::beneath::{self, Leaf, Trailing};
 use super::fd::{filestat_times, write_filestat};
-use crate::errno::{self, check, Errno, WasiResult, INVAL, ISDIR, NOTCAPABLE, NOTDIR};
+use crate::errno::{self, check, Errno, WasiResult, INVAL, ISDIR, NOENT, NOTCAPABLE, NOTDIR};
 use crate::fd_table::{
     grants, imply, parse_fd_flags, rights, status_flags, Descriptor, Directory, Entry, FdTable,
     FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_RSYNC,
@@ -119,6 +119,7 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         return Err(ISDIR);
     }
     beneath::validate(&name)?;
+    fds.check_room()?;
     if oflags & OFLAGS_DIRECTORY != 0 {
         base_rights &= !rights::FD_SEEK;
     } else {
@@ -414,6 +415,10 @@ pub fn symlink(
 ) -> WasiResult {
     let text = path(mem, target.0, target.1)?;
     let name = path(mem, p, len)?;
+    // WasmEdge refuses an empty text or name first, whatever the directory.
+    if text.is_empty() || name.is_empty() {
+        return Err(NOENT);
+    }
     // WasmEdge refuses a link to an absolute path outright.
     if text.contains(&0) || name.contains(&0) || text.first() == Some(&b'/') {
         return Err(INVAL);

@@ -569,6 +569,22 @@ pub fn run(case: &str) -> Result<()> {
         }
         "readonly-names" => crate::names::readonly_names()?,
         "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
+        "hold-sockets" => {
+            // Opens listening sockets until refused, holds them a while (so
+            // that other instances meet them), and says how many it got.
+            let mut held = Vec::new();
+            let error = loop {
+                match net::bind(addr("127.0.0.1:0")) {
+                    Ok(listener) => held.push(listener),
+                    Err(e) => break e,
+                }
+                if held.len() == 100_000 {
+                    return Err("never refused".into());
+                }
+            };
+            println!("held={} errno={:?}", held.len(), error.raw_os_error());
+            std::thread::sleep(Duration::from_secs(2));
+        }
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),
         "trap" => trap_here(),

@@ -73,11 +73,16 @@ fn open_and_read(t: &mut Transcript, dirfd: u32, lookup: u32, path: &[u8]) {
 }
 
 fn read_all(fd: u32) -> String {
-    let data = Buf::zeroed(64);
+    read_up_to(fd, 64)
+}
+
+/// At most `room` bytes read from `fd`, as text.
+fn read_up_to(fd: u32, room: u32) -> String {
+    let data = Buf::zeroed(room as usize);
     let iov = {
         let mut iov = Buf::zeroed(8);
         iov.set_u32(0, data.ptr());
-        iov.set_u32(4, 64);
+        iov.set_u32(4, room);
         iov
     };
     let n = Buf::zeroed(4);
@@ -653,4 +658,41 @@ pub fn files(t: &mut Transcript) {
     t.log("fd_readdir(buffer past memory)", e, "");
     let e = unsafe { fd_readdir(0, out.ptr(), 4, 0, used.ptr()) };
     t.log("fd_readdir(stdin)", e, "");
+    // An empty text or name is refused before the directory is looked at.
+    let e = unsafe { path_symlink(name.ptr(), 0, 0x7fff_0000, name.ptr(), 8) };
+    t.log("path_symlink(empty text, no such descriptor)", e, "");
+    let nul_name = Buf::from(b"a\0");
+    let e = unsafe { path_symlink(name.ptr(), 0, SANDBOX, nul_name.ptr(), 2) };
+    t.log("path_symlink(empty text, a NUL in the name)", e, "");
+    let e = unsafe { path_symlink(name.ptr(), 8, SANDBOX, name.ptr(), 0) };
+    t.log("path_symlink(empty name)", e, "");
+    readdir_on_a_file(t);
+}
+
+/// `fd_readdir` on a file opened with the right to it (wasi-libc asks for
+/// it on every read-only open): refused, and the file's position stays.
+fn readdir_on_a_file(t: &mut Transcript) {
+    let name = Buf::from(b"file.txt");
+    let out = Buf::zeroed(4);
+    let rights = READ | SEEK | READDIR;
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, FOLLOW, name.ptr(), 8, 0, rights, 0, 0, out.ptr()) };
+    if e != 0 {
+        t.log("path_open(file.txt, read and readdir)", e, "");
+        return;
+    }
+    let fd = out.u32_at(0);
+    let first = read_up_to(fd, 4);
+    let listing = Buf::zeroed(256);
+    let used = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { fd_readdir(fd, listing.ptr(), 256, 0, used.ptr()) };
+    let rest = read_up_to(fd, 4);
+    // SAFETY: closing the descriptor just opened.
+    unsafe { fd_close(fd) };
+    t.log(
+        "fd_readdir(a file), between two reads",
+        e,
+        &format!("read {first:?}, then {rest:?}"),
+    );
 }
