@@ -281,9 +281,11 @@ impl Core {
             client.dns_timeout,
             ws.send_timeout,
             ws.message_timeout,
+            ws.keepalive_timeout,
             options.tunnel_idle_timeout,
         ]
         .into_iter()
+        .chain(ws.keepalive)
         .min()
         .map_or(Duration::from_secs(1), |shortest| shortest / 8)
         .clamp(Duration::from_millis(5), Duration::from_secs(1))

@@ -34,6 +34,14 @@ pub struct WsLimits {
     /// count as its bytes. A connection quiet between messages has no
     /// timeout.
     pub message_timeout: Duration,
+    /// How long a connection may go without a byte from its peer before it
+    /// is sent a ping; `None`: never. A peer gone without a FIN (its host
+    /// down, a NAT that forgot the connection) is otherwise never noticed:
+    /// nothing is sent to a quiet connection, so nothing fails.
+    pub keepalive: Option<Duration>,
+    /// How long after that ping a byte (the pong, or anything) must come:
+    /// then the connection is dropped as dead.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for WsLimits {
@@ -43,6 +51,8 @@ impl Default for WsLimits {
             max_queued_bytes: 256 * 1024,
             send_timeout: Duration::from_secs(60),
             message_timeout: Duration::from_secs(30),
+            keepalive: Some(Duration::from_secs(60)),
+            keepalive_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -137,9 +147,9 @@ pub struct WebSocket {
     message_checked: usize,
     state: State,
     close_code: Option<CloseCode>,
-    /// The close frame, sent once the output before it is.
+    /// The close frame (what is left of it to send), sent once the output
+    /// before it is.
     close_frame: Vec<u8>,
-    close_sent: usize,
     /// The close was the socket's own doing while it read (the answer to
     /// the peer's close, or a violation): frames sent before its first
     /// byte goes out still go ahead of it. The replies to the messages
@@ -151,6 +161,8 @@ pub struct WebSocket {
     last_received: Instant,
     /// When the last bytes of the fragmented message under way came in.
     message_progress: Instant,
+    /// The keepalive ping went, and no byte has come since.
+    pinged: bool,
 }
 
 impl WebSocket {
@@ -160,6 +172,8 @@ impl WebSocket {
             limits: WsLimits {
                 send_timeout: crate::timer::bounded(limits.send_timeout),
                 message_timeout: crate::timer::bounded(limits.message_timeout),
+                keepalive: limits.keepalive.map(crate::timer::bounded),
+                keepalive_timeout: crate::timer::bounded(limits.keepalive_timeout),
                 ..limits
             },
             input: Vec::new(),
@@ -170,11 +184,11 @@ impl WebSocket {
             state: State::Open,
             close_code: None,
             close_frame: Vec::new(),
-            close_sent: 0,
             replies_first: false,
             last_sent: now,
             last_received: now,
             message_progress: now,
+            pinged: false,
         }
     }
 
@@ -192,6 +206,7 @@ impl WebSocket {
         }
         if !data.is_empty() {
             self.last_received = now;
+            self.pinged = false;
         }
         self.input.extend_from_slice(data);
         let mut start = 0;
@@ -519,9 +534,7 @@ impl WebSocket {
     fn takes_frames(&self) -> bool {
         match self.state {
             State::Open => true,
-            State::Closing => {
-                self.replies_first && self.close_sent == 0 && !self.close_frame.is_empty()
-            }
+            State::Closing => self.replies_first && !self.close_frame.is_empty(),
             State::Dropped => false,
         }
     }
@@ -537,7 +550,7 @@ impl WebSocket {
     pub fn pending_output(&self) -> &[u8] {
         match self.output.is_empty() {
             false => self.output.pending(),
-            true => self.close_frame.get(self.close_sent..).unwrap_or(&[]),
+            true => &self.close_frame,
         }
     }
 
@@ -548,13 +561,18 @@ impl WebSocket {
         }
         match self.output.is_empty() {
             false => self.output.consume(n),
-            true => self.close_sent = (self.close_sent + n).min(self.close_frame.len()),
+            true if n > 0 => {
+                // Its close has begun to go out: nothing more goes.
+                self.replies_first = false;
+                self.close_frame.drain(..n.min(self.close_frame.len()));
+            }
+            true => {}
         }
     }
 
     /// Whether output waits.
     pub fn wants_write(&self) -> bool {
-        !self.output.is_empty() || self.close_sent < self.close_frame.len()
+        !self.output.is_empty() || !self.close_frame.is_empty()
     }
 
     /// Whether input is wanted now: while open, and not while half the
@@ -586,14 +604,30 @@ impl WebSocket {
         self.close_code
     }
 
-    /// When queued bytes will have waited too long, or a message begun
-    /// will have gone too long without a byte (none while neither is so).
+    /// When queued bytes will have waited too long, a message begun will
+    /// have gone too long without a byte, or a quiet peer is to be pinged
+    /// or given up (none while none is so).
     pub fn deadline(&self) -> Option<Instant> {
-        let sending = self.send_deadline();
-        let receiving = self.message_deadline();
-        match (sending, receiving) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [
+            self.send_deadline(),
+            self.message_deadline(),
+            self.keepalive_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When to ping a quiet peer, or, pinged, to give it up (counted from
+    /// when the ping was due).
+    fn keepalive_deadline(&self) -> Option<Instant> {
+        if self.state != State::Open {
+            return None;
+        }
+        let ping_at = self.last_received + self.limits.keepalive?;
+        match self.pinged {
+            true => Some(ping_at + self.limits.keepalive_timeout),
+            false => Some(ping_at),
         }
     }
 
@@ -621,12 +655,25 @@ impl WebSocket {
     }
 
     /// Drops the connection if its queued bytes waited past their deadline;
-    /// closes it (1008), freeing what it held, if a message begun stalled.
+    /// closes it (1008), freeing what it held, if a message begun stalled;
+    /// pings a peer quiet for [`WsLimits::keepalive`], and drops it if
+    /// nothing came back within [`WsLimits::keepalive_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.send_deadline().is_some_and(|d| now >= d) {
             self.drop_output();
         } else if self.message_deadline().is_some_and(|d| now >= d) {
             self.close(CloseCode::POLICY, "message incomplete for too long", now);
+        } else if self.keepalive_deadline().is_some_and(|d| now >= d) {
+            match self.pinged {
+                // Nothing came back: the peer is gone, and a close frame
+                // would not get through either.
+                true => self.drop_output(),
+                false => {
+                    let mut ping = Vec::with_capacity(2);
+                    write_frame(&mut ping, Opcode::Ping, b"");
+                    self.pinged = self.queue_frame(&ping, now);
+                }
+            }
         }
     }
 
@@ -641,7 +688,6 @@ impl WebSocket {
         }
         if !self.wants_write() {
             self.close_frame = Vec::new();
-            self.close_sent = 0;
         }
         self.output.release();
     }

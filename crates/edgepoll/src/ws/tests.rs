@@ -201,6 +201,7 @@ fn the_registered_codes_1012_to_1014_are_answered_as_sent() {
 fn a_message_that_stops_coming_is_closed_and_freed() {
     let limits = WsLimits {
         message_timeout: Duration::from_secs(30),
+        keepalive: None,
         ..WsLimits::default()
     };
     let big = client_frame(0x82, &vec![7; 100_000]);
@@ -497,7 +498,10 @@ fn an_idle_connection_releases_its_buffers() {
     let (_, _, mut ws) = run(&input, 100, WsLimits::default());
     ws.release_buffers();
     assert_eq!(ws.buffered_capacity(), 0);
-    assert!(std::mem::size_of::<WebSocket>() <= 256);
+    // 264 bytes natively (a pointer is half that in wasm32): a bound to
+    // catch growth by accident.
+    let size = std::mem::size_of::<WebSocket>();
+    assert!(size <= 272, "{size}");
 }
 
 /// What a close sends is always a valid close frame: a long reason is cut
@@ -557,6 +561,7 @@ fn a_send_timeout_of_duration_max_never_fires() {
     let now = Instant::now();
     let limits = WsLimits {
         send_timeout: Duration::MAX,
+        keepalive: None,
         ..WsLimits::default()
     };
     let mut ws = WebSocket::new(limits, now);
@@ -565,4 +570,45 @@ fn a_send_timeout_of_duration_max_never_fires() {
     assert!(ws.deadline().is_none_or(|d| d > later));
     ws.handle_timeout(later);
     assert!(!ws.is_finished());
+}
+
+/// A peer quiet for the keepalive interval is pinged; any byte back (its
+/// pong) keeps it, and silence until the keepalive timeout drops it (a
+/// peer gone without a FIN would otherwise stay for ever).
+#[test]
+fn a_quiet_peer_is_pinged_and_dropped_if_nothing_comes_back() {
+    let start = Instant::now();
+    let at = |s: u64| start + Duration::from_secs(s);
+    let limits = WsLimits {
+        keepalive: Some(Duration::from_secs(60)),
+        keepalive_timeout: Duration::from_secs(30),
+        ..WsLimits::default()
+    };
+    let mut ws = WebSocket::new(limits.clone(), start);
+    ws.receive(&client_frame(0x81, b"hi"), at(10), |_| {});
+    assert_eq!(ws.deadline(), Some(at(70)));
+    ws.handle_timeout(at(69));
+    assert!(!ws.wants_write());
+    ws.handle_timeout(at(70));
+    assert_eq!(sent(&mut ws, at(70)), [0x89, 0x00], "a ping");
+    assert_eq!(ws.deadline(), Some(at(100)));
+    // Its pong: kept, and quiet again from there.
+    ws.receive(&client_frame(0x8A, b""), at(75), |_| {});
+    assert_eq!(ws.deadline(), Some(at(135)));
+    ws.handle_timeout(at(135));
+    assert_eq!(sent(&mut ws, at(135)), [0x89, 0x00]);
+    // Nothing back: dropped at the timeout, not before.
+    ws.handle_timeout(at(164));
+    assert!(!ws.is_finished());
+    ws.handle_timeout(at(165));
+    assert!(ws.is_dropped() && ws.is_finished());
+
+    // Without a keepalive a quiet connection has no deadline.
+    let limits = WsLimits {
+        keepalive: None,
+        ..limits
+    };
+    let mut ws = WebSocket::new(limits, start);
+    ws.receive(&client_frame(0x81, b"hi"), at(10), |_| {});
+    assert_eq!(ws.deadline(), None);
 }
