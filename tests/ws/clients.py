@@ -260,6 +260,14 @@ async def replies_before_close():
             assert (0x1, b"leaver: last words") in frames, f"no echo before the close: {frames}"
         await until(stayer, lambda m: m == "leaver: last words", "the leaver's message")
         await until(stayer, lambda m: m == "* leaver left", "the leaver's leave")
+        # The same, sent right behind the handshake in one write.
+        with raw() as s:
+            frames = masked(0x81, b"in one go") + masked(0x88, struct.pack("!H", 1000))
+            assert handshake(s, extra=frames, name=b"hasty").startswith(b"HTTP/1.1 101 ")
+            frames, code = read_until_close(s)
+            assert code == 1000, f"close answered with {code}"
+            assert (0x1, b"hasty: in one go") in frames, f"no echo before the close: {frames}"
+        await until(stayer, lambda m: m == "hasty: in one go", "the hasty one's message")
 
 
 async def flooder():

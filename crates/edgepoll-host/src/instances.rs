@@ -264,7 +264,6 @@ fn keep_running(
     }
 }
 
-/// The pause before the next start after `quick` quick ends in a row.
 /// Descriptors each of `count` instances may hold: the process's soft
 /// limit, less a reserve for the host, shared evenly.
 fn descriptors_each(count: usize) -> usize {
@@ -282,6 +281,7 @@ fn descriptors_each(count: usize) -> usize {
     (soft.saturating_sub(reserve) / count.max(1)).max(16)
 }
 
+/// The pause before the next start after `quick` quick ends in a row.
 fn pause_after(quick: u32) -> Duration {
     let doublings = quick.saturating_sub(1).min(16);
     (FIRST_PAUSE * 2u32.pow(doublings)).min(LONGEST_PAUSE)

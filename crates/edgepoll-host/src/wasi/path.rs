@@ -119,7 +119,6 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         return Err(ISDIR);
     }
     beneath::validate(&name)?;
-    fds.check_room()?;
     if oflags & OFLAGS_DIRECTORY != 0 {
         base_rights &= !rights::FD_SEEK;
     } else {
@@ -179,6 +178,8 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         flags |= libc::O_TRUNC;
     }
     flags |= status_flags(fdflags);
+    // Where the kernel would say EMFILE: after every other check.
+    fds.check_room()?;
     let opened = beneath::open_leaf(&leaf, flags)?;
     let is_dir = beneath::fstat(opened.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let entry = if is_dir {

@@ -12,9 +12,11 @@
 //!
 //! A socket error (an ICMP port unreachable: nothing listens at the
 //! server's port, as while it restarts) ends only its own lookup, and only
-//! when it comes again from the fresh socket of the next resend: glibc
-//! too tries a refused server again before it gives up, and the other
-//! lookups under way may well be answered.
+//! when it comes again from the fresh socket its next query opens (the
+//! other family's, sent at once, or the resend): glibc too tries a refused
+//! server again before it gives up, and the other lookups under way may
+//! well be answered. A lookup refused once and then never answered ends at
+//! its timeout with the refusal, the likelier cause.
 //!
 //! Each lookup is named by a *tag* (its first query's id, [`Resolver::tag_of`]):
 //! the loop sends each lookup's datagrams from a UDP socket of its own, so

@@ -232,11 +232,15 @@ impl<F: FnMut(crate::ws::Message<'_>)> Endpoint for WsEndpoint<'_, F> {
         self.gone = true;
     }
 
-    /// Nothing is written in a step that handed messages over: the
-    /// replies to them are delivered after it, and go out ahead of what
-    /// the socket queued meanwhile for itself (its close frame).
+    /// A step that handed messages over writes what is queued but holds
+    /// the close frame back: the replies to those messages are delivered
+    /// after the step, and go out ahead of it.
     fn wants_write(&self) -> bool {
-        !self.gone && !self.handed && self.socket.wants_write()
+        !self.gone
+            && match self.handed {
+                true => self.socket.has_output_before_close(),
+                false => self.socket.wants_write(),
+            }
     }
 
     fn output(&self) -> [&[u8]; 2] {

@@ -459,7 +459,9 @@ impl Core {
                     _ => next,
                 }
             }
-            Role::Ws(_) => step_ws(conn, token, readable, now, driven, work, scratch, options),
+            Role::Ws(_) => step_ws(
+                conn, token, readable, false, now, driven, work, scratch, options,
+            ),
             Role::Upstream(_) => return self.step_upstream(index, event, readable, now),
             Role::Tunnel(_) => return self.step_tunnel(index, readable, now),
         };
@@ -1334,7 +1336,9 @@ fn upgrade<D: Driven>(
     socket.queue_raw(&output);
     let mut cx = work.context(now);
     driven.on_ws_open(token, &target, &mut cx);
+    let mut handed = false;
     socket.receive(&input, now, |message| {
+        handed = true;
         driven.on_ws_message(token, message, &mut cx)
     });
     if shutting_down {
@@ -1343,16 +1347,21 @@ fn upgrade<D: Driven>(
         going_away(&mut socket, now);
     }
     conn.role = Role::Ws(Box::new(socket));
-    step_ws(conn, token, false, now, driven, work, scratch, options)
+    step_ws(
+        conn, token, false, handed, now, driven, work, scratch, options,
+    )
 }
 
 /// Moves a WebSocket connection forward: each message goes to the
-/// application; what is queued is written.
+/// application; what is queued is written. `handed`: messages went to the
+/// application just before (frames behind a handshake), whose replies are
+/// not queued yet.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn step_ws<D: Driven>(
     conn: &mut Connection,
     token: Token,
     readable: bool,
+    handed: bool,
     now: Instant,
     driven: &mut D,
     work: &mut Work,
@@ -1368,10 +1377,16 @@ pub(crate) fn step_ws<D: Driven>(
         on_message: |message: crate::ws::Message<'_>| driven.on_ws_message(token, message, &mut cx),
         now,
         gone: false,
-        handed: false,
+        handed,
     };
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
-    let gone = endpoint.gone;
+    let (gone, handed) = (endpoint.gone, endpoint.handed);
+    if !handed {
+        // The replies to what was read before a close have been queued
+        // (this step comes after their delivery): later frames no longer
+        // go ahead of the close.
+        socket.replies_done();
+    }
     if io.is_err() || gone || socket.is_dropped() {
         return Next::Close;
     }

@@ -63,6 +63,7 @@ pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) 
                 conn,
                 Token(index),
                 false,
+                false,
                 now,
                 driven,
                 work,
@@ -74,7 +75,8 @@ pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) 
     }
 }
 
-/// The WebSocket of an open (not closing) connection at `index`.
+/// The WebSocket of a connection at `index` that is not lingering (it may
+/// be closing, its close frame not yet out: see `WebSocket::queue_frame`).
 fn open_socket(core: &mut Core, index: usize) -> Option<&mut WebSocket> {
     match core.slots.get_mut(index) {
         Some(Some(conn)) if conn.linger_until.is_none() => match &mut conn.role {

@@ -23,6 +23,9 @@ pub struct WsLimits {
     /// meeting a few bytes not yet sent. While half of it is queued, the
     /// peer is not read ([`WebSocket::wants_read`]): its pings and
     /// messages wait in the network until it has read what it was sent.
+    /// (What one read holds is answered whole: the server reads up to 64
+    /// KiB at a time, whose pings' answers fit the half of a limit of 128
+    /// KiB or more.)
     pub max_queued_bytes: usize,
     /// How long queued bytes may wait without any of them being sent before
     /// the connection is dropped. A quiet connection with nothing queued has
@@ -568,6 +571,21 @@ impl WebSocket {
             }
             true => {}
         }
+    }
+
+    /// Whether output other than the close frame waits.
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn has_output_before_close(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// The replies to the messages read before the socket's own close are
+    /// queued: frames sent from now on no longer go ahead of it. (Until
+    /// this, or the close's first byte going out, any frame does: a busy
+    /// chat's broadcasts would keep a closing member's close waiting.)
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn replies_done(&mut self) {
+        self.replies_first = false;
     }
 
     /// Whether output waits.

@@ -401,6 +401,19 @@ fn replies_to_messages_before_a_close_go_out_before_it() {
             assert!(ws.send(Message::Text("late"), now) && !ws.wants_write());
         }
     }
+    // Once the loop says the replies are queued, later frames (a busy
+    // chat's broadcasts) no longer go ahead of the close.
+    let now = Instant::now();
+    let mut ws = WebSocket::new(WsLimits::default(), now);
+    let input = [client_frame(0x81, b"hi"), peer_close.clone()].concat();
+    ws.receive(&input, now, |_| {});
+    assert!(ws.send(Message::Text("reply"), now));
+    ws.replies_done();
+    assert!(ws.send(Message::Text("someone else's"), now));
+    let mut want = Vec::new();
+    write_frame(&mut want, Opcode::Text, b"reply");
+    write_frame(&mut want, Opcode::Close, &1000u16.to_be_bytes());
+    assert_eq!(sent(&mut ws, now), want);
     // The application's own close: what it sends after is not sent.
     let now = Instant::now();
     let mut ws = WebSocket::new(WsLimits::default(), now);
