@@ -55,6 +55,32 @@ fn new_descriptors_get_random_unused_numbers_below_two_to_the_31() {
     );
 }
 
+/// A guest's `argv[0]` is its module's file name, its extension `.wasm`
+/// (not the path it was given by), and its monotonic clock counts from the
+/// host's boot, so an instant a second before its start exists (Rust's
+/// `Instant::now() - 1 s` panicked on edgepoll-host, whose clock started at
+/// zero).
+#[test]
+fn the_program_name_and_the_monotonic_clock_are_as_wasmedge_gives_them() {
+    for runtime in all_runtimes() {
+        let facts = facts(&runtime, "program-name");
+        let argv0 = facts.get("argv0").cloned().unwrap_or_default();
+        assert!(
+            argv0.starts_with("conformance_guest")
+                && argv0.ends_with(".wasm")
+                && !argv0.contains('/'),
+            "{}: argv[0] is {argv0:?}",
+            runtime.name()
+        );
+        assert_eq!(
+            facts.get("instant_minus_a_second").map(String::as_str),
+            Some("true"),
+            "{}",
+            runtime.name()
+        );
+    }
+}
+
 /// What the quiet-readiness cases must show, with full polls or with peeks.
 const QUIET_READINESS: &[(&str, &str)] = &[
     ("busy_polls_return", "true"),

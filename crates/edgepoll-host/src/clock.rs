@@ -1,17 +1,23 @@
-//! The clocks guests read: realtime, a monotonic clock that starts near zero
-//! when the runtime does, and CPU time.
+//! The clocks guests read: realtime, the host's monotonic clock (time since
+//! boot, as WasmEdge gives it: a guest computing an earlier instant, such
+//! as Rust's `Instant::now() - Duration::from_secs(1)`, must not find it
+//! before zero just after starting), and CPU time.
 
 use crate::errno::{Errno, INVAL, IO};
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const REALTIME: u32 = 0;
 pub const MONOTONIC: u32 = 1;
 
-/// The monotonic clock's zero, so guests see small monotonic times.
-pub fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+/// Nanoseconds of the host's `CLOCK_MONOTONIC`.
+pub fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Nanoseconds since the Unix epoch.
@@ -26,7 +32,7 @@ pub fn realtime_nanos() -> u64 {
 pub fn now_nanos(clock: u32) -> Result<u64, Errno> {
     match clock {
         REALTIME => Ok(realtime_nanos()),
-        MONOTONIC => Ok(epoch().elapsed().as_nanos() as u64),
+        MONOTONIC => Ok(monotonic_nanos()),
         2 | 3 => {
             let mut ts = libc::timespec {
                 tv_sec: 0,

@@ -141,6 +141,14 @@ fn canonical_guest(guest: &str) -> String {
 /// The per-guest state `invocation` asks for: stdio, the preopened
 /// directories (from 3, as WasmEdge numbers them), arguments, environment,
 /// the poller; the guest's memory is set once it is instantiated.
+/// The guest's `argv[0]`, as WasmEdge's command line gives it: the module's
+/// file name, its extension made `.wasm` (`dir/app_aot.so` is `app_aot.wasm`).
+fn program_name(module: &std::path::Path) -> String {
+    let name = module.file_name().map(std::path::Path::new);
+    name.map(|n| n.with_extension("wasm").to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
     let mut fds = FdTable::with_stdio(random_seed()?);
     // WasmEdge numbers preopened directories from 3 (`Environ::init`).
@@ -166,11 +174,7 @@ pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
         preopen.readonly = dir.readonly;
         fds.insert_at(fd, preopen);
     }
-    let mut args = vec![invocation
-        .module
-        .to_string_lossy()
-        .into_owned()
-        .into_bytes()];
+    let mut args = vec![program_name(&invocation.module).into_bytes()];
     args.extend(invocation.args.iter().map(|a| a.clone().into_bytes()));
     Ok(Host {
         args,

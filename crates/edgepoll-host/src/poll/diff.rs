@@ -77,7 +77,9 @@ impl Poller {
             self.set_error(index, 0);
         }
         match sub.tag {
-            CLOCK => self.clocks.retain(|&c| c != index),
+            CLOCK => {
+                self.clocks.remove(&index);
+            }
             FD_READ | FD_WRITE => {
                 let Some(watch) = self.watches.get_mut(&sub.fd) else {
                     return;
@@ -100,7 +102,7 @@ impl Poller {
     pub(super) fn attach(&mut self, index: u32, sub: Record) {
         match sub.tag {
             CLOCK => {
-                self.clocks.push(index);
+                self.clocks.insert(index);
                 // WasmEdge: an unknown clock id or flag is EINVAL, and so are
                 // the CPU-time clocks its timerfd cannot arm.
                 let valid = sub.clock_id <= clock::MONOTONIC && sub.flags & !ABSTIME == 0;

@@ -44,6 +44,7 @@ use crate::fd_table::{rights, Descriptor, Entry, FdTable};
 use crate::memory::GuestMemory;
 use rustc_hash::FxHashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The layout of `poll_oneoff`'s records (WASI preview1, as WasmEdge
@@ -136,7 +137,9 @@ pub struct Poller {
     /// Per guest descriptor (WasmEdge numbers them at random: never index by them).
     watches: FxHashMap<u32, Watch>,
     dirty: Vec<u32>,
-    clocks: Vec<u32>,
+    /// The clock subscriptions' indexes (a set: a guest swapping thousands
+    /// of clocks from call to call must not cost it quadratic time).
+    clocks: rustc_hash::FxHashSet<u32>,
     changed: Vec<u32>,
     reelect: Vec<(u32, u8)>,
     ready: Vec<libc::epoll_event>,
@@ -158,7 +161,7 @@ impl Poller {
             errored: 0,
             watches: FxHashMap::default(),
             dirty: Vec::new(),
-            clocks: Vec::new(),
+            clocks: Default::default(),
             changed: Vec::new(),
             reelect: Vec::new(),
             ready: Vec::new(),
@@ -205,23 +208,12 @@ impl Poller {
         self.ready
             .resize(room, libc::epoll_event { events: 0, u64: 0 });
         loop {
-            let timeout_ms = match earliest {
-                None => -1,
-                Some(d) => {
-                    let wait = d.saturating_duration_since(Instant::now());
-                    // Round up: waking early would report a clock that has not fired.
-                    wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-                }
-            };
-            // SAFETY: `ready` has room for the `len` events epoll may write.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    self.ready.as_mut_ptr(),
-                    self.ready.len() as i32,
-                    timeout_ms,
-                )
-            };
+            let n = wait_ready(self.epoll.as_raw_fd(), &mut self.ready, earliest);
+            // The wait ended before the clock's time (a wait longer than
+            // epoll's limit, or rounded): the guest's wait goes on.
+            if n == 0 && earliest.is_some_and(|d| Instant::now() < d) {
+                continue;
+            }
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 // A signal to the runtime is not the guest's business: wait on.
@@ -257,4 +249,46 @@ impl Poller {
         }
         mem.write_u32(nevents_ptr, n as u32)
     }
+}
+
+/// Waits for events on `epoll` until `deadline` (`None`: for ever): to the
+/// nanosecond with `epoll_pwait2` (Linux 5.11), as WasmEdge's timerfd is,
+/// else to the millisecond, rounded up (waking early would report a
+/// clock that has not fired). The number of events, or -1 (see errno).
+fn wait_ready(epoll: RawFd, ready: &mut [libc::epoll_event], deadline: Option<Instant>) -> i32 {
+    static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+    let room = ready.len().min(i32::MAX as usize) as i32;
+    let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    if !NO_PWAIT2.load(Ordering::Relaxed) {
+        let timeout = wait.map(|w| libc::timespec {
+            tv_sec: w.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: w.subsec_nanos() as libc::c_long,
+        });
+        let timeout_ptr = timeout
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `ready` has room for `room` events; the timeout is a
+        // timespec or null; no signal mask.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                epoll,
+                ready.as_mut_ptr(),
+                room,
+                timeout_ptr,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        };
+        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+            return n as i32;
+        }
+        NO_PWAIT2.store(true, Ordering::Relaxed);
+    }
+    let timeout_ms = match wait {
+        None => -1,
+        Some(w) => w.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+    };
+    // SAFETY: `ready` has room for the `room` events epoll may write.
+    unsafe { libc::epoll_wait(epoll, ready.as_mut_ptr(), room, timeout_ms) }
 }

@@ -92,7 +92,7 @@ impl Poller {
             clock::REALTIME => {
                 now + timeout.saturating_sub(Duration::from_nanos(clock::realtime_nanos()))
             }
-            _ => clock::epoch() + timeout,
+            _ => now + timeout.saturating_sub(Duration::from_nanos(clock::monotonic_nanos())),
         })
     }
 
@@ -106,19 +106,22 @@ impl Poller {
 
     pub(super) fn fire_clocks(&mut self, start: Instant) {
         let now = Instant::now();
-        for i in 0..self.clocks.len() {
-            let c = self.clocks[i];
-            if self.clock_deadline(c, start, now).is_some_and(|d| d <= now) {
-                let sub = self.record_at(c);
-                self.out.push(ReadyEvent {
-                    index: c,
-                    userdata: sub.userdata,
-                    error: 0,
-                    kind: CLOCK,
-                    nbytes: 0,
-                    flags: 0,
-                });
-            }
+        let fired: Vec<u32> = self
+            .clocks
+            .iter()
+            .copied()
+            .filter(|&c| self.clock_deadline(c, start, now).is_some_and(|d| d <= now))
+            .collect();
+        for c in fired {
+            let sub = self.record_at(c);
+            self.out.push(ReadyEvent {
+                index: c,
+                userdata: sub.userdata,
+                error: 0,
+                kind: CLOCK,
+                nbytes: 0,
+                flags: 0,
+            });
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod link;
 pub mod path;
 
 use crate::clock;
-use crate::errno::{WasiResult, INVAL};
+use crate::errno::{WasiResult, FAULT, INVAL};
 use crate::memory::GuestMemory;
 
 /// Asked of the runtime through `proc_exit`: ends the guest with this code.
@@ -23,13 +23,18 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 /// Writes a list of strings the way `args_get`/`environ_get` want: pointers to
-/// NUL-terminated copies.
+/// NUL-terminated copies. Both areas are checked before anything is
+/// written, as WasmEdge does: a call that fails leaves memory as it was.
 pub fn write_strings(
     mem: &mut GuestMemory<'_>,
     list: &[Vec<u8>],
     ptrs: u32,
     buf: u32,
 ) -> WasiResult {
+    let count = u32::try_from(list.len() * 4).map_err(|_| FAULT)?;
+    mem.slice(ptrs, count)?;
+    mem.slice(buf, total_size(list).ok_or(FAULT)?)?;
+    // In bounds now: no offset below passes the end of memory.
     let mut at = buf;
     for (i, item) in list.iter().enumerate() {
         mem.write_u32(ptrs + 4 * i as u32, at)?;
@@ -40,25 +45,38 @@ pub fn write_strings(
     Ok(())
 }
 
-/// `args_sizes_get` / `environ_sizes_get`.
+/// The bytes the strings take with their NULs, if that fits 32 bits.
+fn total_size(list: &[Vec<u8>]) -> Option<u32> {
+    list.iter().try_fold(0u32, |sum, s| {
+        sum.checked_add(u32::try_from(s.len()).ok()?.checked_add(1)?)
+    })
+}
+
+/// `args_sizes_get` / `environ_sizes_get`: both pointers checked first.
 pub fn write_sizes(
     mem: &mut GuestMemory<'_>,
     list: &[Vec<u8>],
     count: u32,
     size: u32,
 ) -> WasiResult {
+    mem.pointer::<4>(count)?;
+    mem.pointer::<4>(size)?;
     mem.write_u32(count, list.len() as u32)?;
-    mem.write_u32(size, list.iter().map(|s| s.len() as u32 + 1).sum())
+    mem.write_u32(size, total_size(list).ok_or(FAULT)?)
 }
 
+/// The pointer is checked before the clock, as WasmEdge does.
 pub fn clock_res_get(mem: &mut GuestMemory<'_>, clock: u32, out: u32) -> WasiResult {
+    mem.pointer::<8>(out)?;
     if clock > 3 {
         return Err(INVAL);
     }
     mem.write_u64(out, 1)
 }
 
+/// The pointer is checked before the clock, as WasmEdge does.
 pub fn clock_time_get(mem: &mut GuestMemory<'_>, clock: u32, out: u32) -> WasiResult {
+    mem.pointer::<8>(out)?;
     mem.write_u64(out, clock::now_nanos(clock)?)
 }
 
@@ -75,6 +93,11 @@ pub fn random_get(mem: &mut GuestMemory<'_>, buf: u32, len: u32) -> WasiResult {
             )
         };
         if n < 0 {
+            // A signal (the supervisor's SIGTERM) is no failure: WasmEdge's
+            // never fails.
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
             return Err(crate::errno::last());
         }
         filled += n as usize;

@@ -11,6 +11,9 @@ extern "C" {
     pub fn poll_oneoff(subs: u32, events: u32, nsubs: u32, nevents: u32) -> u32;
     pub fn epoll_oneoff(subs: u32, events: u32, nsubs: u32, nevents: u32) -> u32;
     pub fn fd_close(fd: u32) -> u32;
+    pub fn clock_time_get(clock: u32, precision: u64, out: u32) -> u32;
+    pub fn clock_res_get(clock: u32, out: u32) -> u32;
+    pub fn args_sizes_get(argc: u32, size: u32) -> u32;
     pub fn fd_read(fd: u32, iovs: u32, iovs_len: u32, nread: u32) -> u32;
     pub fn fd_write(fd: u32, iovs: u32, iovs_len: u32, nwritten: u32) -> u32;
     pub fn fd_fdstat_get(fd: u32, stat: u32) -> u32;

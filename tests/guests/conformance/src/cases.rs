@@ -569,6 +569,11 @@ pub fn run(case: &str) -> Result<()> {
         }
         "readonly-names" => crate::names::readonly_names()?,
         "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
+        "program-name" => {
+            println!("argv0={}", std::env::args().next().unwrap_or_default());
+            let since_boot = std::time::Instant::now().checked_sub(Duration::from_secs(1));
+            println!("instant_minus_a_second={}", since_boot.is_some());
+        }
         "hold-sockets" => {
             // Opens listening sockets until refused, holds them a while (so
             // that other instances meet them), and says how many it got.

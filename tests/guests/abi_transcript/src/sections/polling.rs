@@ -54,6 +54,25 @@ pub fn polling(t: &mut Transcript) {
         t.log(&format!("poll_oneoff({what})"), e, "");
     }
 
+    t.section("clocks and sizes: pointers checked first, nothing half written");
+    let out = Buf::zeroed(8);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { clock_time_get(9, 0, straddling(8)) };
+    t.log("clock_time_get(clock 9, out past memory)", e, "");
+    let e = unsafe { clock_time_get(9, 0, out.ptr()) };
+    t.log("clock_time_get(clock 9)", e, "");
+    let e = unsafe { clock_res_get(9, straddling(8)) };
+    t.log("clock_res_get(clock 9, out past memory)", e, "");
+    let mut argc = Buf::zeroed(4);
+    argc.set_u32(0, 0xAAAA_AAAA);
+    let e = unsafe { args_sizes_get(argc.ptr(), straddling(4)) };
+    let kept = argc.u32_at(0) == 0xAAAA_AAAA;
+    t.log(
+        "args_sizes_get(size past memory)",
+        e,
+        &format!("argc untouched: {kept}"),
+    );
+
     t.section("poll_oneoff: clocks");
     poll(
         t,
@@ -78,6 +97,16 @@ pub fn polling(t: &mut Transcript) {
         false,
         &Subscriptions::new().clock(7, CLOCK_MONOTONIC, 1, 1),
         "monotonic absolute 1 ns (long past)",
+    );
+    // The monotonic clock counts from the host's boot, not the guest's
+    // start: 60 s after it is long past.
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .clock(7, CLOCK_MONOTONIC, 60_000_000_000, 1)
+            .timeout(8, 300),
+        "monotonic absolute 60 s (past since boot), then monotonic 300 ms",
     );
     poll(
         t,
