@@ -98,9 +98,13 @@ fn feed(pieces: &[&[u8]]) -> Outcome {
     let mut ws = WebSocket::new(limits, now);
     let mut messages = Vec::new();
     let mut output = Vec::new();
+    // All of it, as the loop sends it: the close frame comes out after
+    // the rest.
     let drain = |ws: &mut WebSocket, output: &mut Vec<u8>| {
-        output.extend_from_slice(ws.pending_output());
-        ws.consume_output(ws.pending_output().len(), now);
+        while ws.wants_write() {
+            output.extend_from_slice(ws.pending_output());
+            ws.consume_output(ws.pending_output().len(), now);
+        }
     };
     for piece in pieces {
         ws.receive(piece, now, |message| {
