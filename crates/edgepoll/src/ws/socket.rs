@@ -412,8 +412,7 @@ impl WebSocket {
     /// Closes for what was read: as [`close`](Self::close), but what is
     /// sent before the close frame starts to go out goes ahead of it.
     fn fail(&mut self, code: CloseCode, reason: &str, now: Instant) {
-        self.close(code, reason, now);
-        self.replies_first = true;
+        self.close_with(code, reason, now, true);
     }
 
     /// Frees what a message under way held (nothing more is read).
@@ -441,6 +440,13 @@ impl WebSocket {
     /// assert_eq!(ws.pending_output(), b"\x88\x00");
     /// ```
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) {
+        self.close_with(code, reason, now, false);
+    }
+
+    /// Closes; `replies_first`: the close frame waits apart, behind what
+    /// is sent until the replies are queued (see `replies_first`), else it
+    /// is queued now, after what is.
+    fn close_with(&mut self, code: CloseCode, reason: &str, now: Instant, replies_first: bool) {
         if self.state != State::Open {
             return;
         }
@@ -456,7 +462,11 @@ impl WebSocket {
         if !self.wants_write() {
             self.last_sent = now;
         }
-        write_frame(&mut self.close_frame, Opcode::Close, &payload);
+        match replies_first {
+            true => write_frame(&mut self.close_frame, Opcode::Close, &payload),
+            false => write_frame(self.output.buffer(), Opcode::Close, &payload),
+        }
+        self.replies_first = replies_first;
         self.close_code = Some(if code.may_be_sent() {
             code
         } else {
@@ -548,8 +558,10 @@ impl WebSocket {
         self.state = State::Dropped;
     }
 
-    /// Bytes waiting to be sent, oldest first (the close frame comes once
-    /// all before it are sent).
+    /// Bytes waiting to be sent, oldest first. A close the socket raised
+    /// while reading comes apart, once all before it is sent (frames sent
+    /// meanwhile, the replies to what was read, go ahead of it): send until
+    /// [`wants_write`](Self::wants_write) is false.
     pub fn pending_output(&self) -> &[u8] {
         match self.output.is_empty() {
             false => self.output.pending(),
@@ -585,7 +597,11 @@ impl WebSocket {
     /// chat's broadcasts would keep a closing member's close waiting.)
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn replies_done(&mut self) {
-        self.replies_first = false;
+        if std::mem::take(&mut self.replies_first) {
+            // Behind the replies, in the same send.
+            let frame = std::mem::take(&mut self.close_frame);
+            self.output.buffer().extend_from_slice(&frame);
+        }
     }
 
     /// Whether output waits.
