@@ -143,9 +143,10 @@ fn canonical_guest(guest: &str) -> String {
 /// the poller; the guest's memory is set once it is instantiated.
 /// The guest's `argv[0]`, as WasmEdge's command line gives it: the module's
 /// file name, its extension made `.wasm` (`dir/app_aot.so` is `app_aot.wasm`).
-fn program_name(module: &std::path::Path) -> String {
+fn program_name(module: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
     let name = module.file_name().map(std::path::Path::new);
-    name.map(|n| n.with_extension("wasm").to_string_lossy().into_owned())
+    name.map(|n| n.with_extension("wasm").as_os_str().as_bytes().to_vec())
         .unwrap_or_default()
 }
 
@@ -174,7 +175,7 @@ pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
         preopen.readonly = dir.readonly;
         fds.insert_at(fd, preopen);
     }
-    let mut args = vec![program_name(&invocation.module).into_bytes()];
+    let mut args = vec![program_name(&invocation.module)];
     args.extend(invocation.args.iter().map(|a| a.clone().into_bytes()));
     Ok(Host {
         args,

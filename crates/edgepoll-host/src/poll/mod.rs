@@ -280,7 +280,13 @@ fn wait_ready(epoll: RawFd, ready: &mut [libc::epoll_event], deadline: Option<In
                 0usize,
             )
         };
-        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+        // ENOSYS: a kernel before 5.11; EPERM: a seccomp filter that does
+        // not know the call (it has no EPERM of its own).
+        let missing = matches!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOSYS | libc::EPERM)
+        );
+        if n >= 0 || !missing {
             return n as i32;
         }
         NO_PWAIT2.store(true, Ordering::Relaxed);

@@ -70,14 +70,14 @@ impl Poller {
     }
 
     /// When clock subscription `index` fires (`None`: it is not valid),
-    /// seen at `now`: one instant for all its readings, so that a realtime
-    /// deadline already passed is `now` itself (not a moment later, which
-    /// `now` would never reach).
+    /// seen at `at`: one set of readings for all, so that a deadline
+    /// already passed is `at.now` itself (not a moment later, which `now`
+    /// would never reach).
     pub(super) fn clock_deadline(
         &self,
         index: u32,
         start: Instant,
-        now: Instant,
+        at: &Readings,
     ) -> Option<Instant> {
         if self.sub_error[index as usize] != 0 {
             return None;
@@ -88,29 +88,31 @@ impl Poller {
         if sub.flags & ABSTIME == 0 {
             return Some(start + timeout);
         }
-        Some(match sub.clock_id {
-            clock::REALTIME => {
-                now + timeout.saturating_sub(Duration::from_nanos(clock::realtime_nanos()))
-            }
-            _ => now + timeout.saturating_sub(Duration::from_nanos(clock::monotonic_nanos())),
-        })
+        let reading = match sub.clock_id {
+            clock::REALTIME => at.realtime,
+            _ => at.monotonic,
+        };
+        Some(at.now + timeout.saturating_sub(Duration::from_nanos(reading)))
     }
 
     pub(super) fn earliest_clock(&self, start: Instant) -> Option<Instant> {
-        let now = Instant::now();
+        let at = Readings::take();
         self.clocks
             .iter()
-            .filter_map(|&c| self.clock_deadline(c, start, now))
+            .filter_map(|&c| self.clock_deadline(c, start, &at))
             .min()
     }
 
     pub(super) fn fire_clocks(&mut self, start: Instant) {
-        let now = Instant::now();
+        let at = Readings::take();
         let fired: Vec<u32> = self
             .clocks
             .iter()
             .copied()
-            .filter(|&c| self.clock_deadline(c, start, now).is_some_and(|d| d <= now))
+            .filter(|&c| {
+                self.clock_deadline(c, start, &at)
+                    .is_some_and(|d| d <= at.now)
+            })
             .collect();
         for c in fired {
             let sub = self.record_at(c);
@@ -122,6 +124,27 @@ impl Poller {
                 nbytes: 0,
                 flags: 0,
             });
+        }
+    }
+}
+
+/// The clocks read together: the guest's clocks first, then the instant,
+/// so that a deadline computed from them is never early (a wait that ends
+/// at it always finds the clock fired, as WasmEdge's timer would).
+pub(super) struct Readings {
+    pub(super) monotonic: u64,
+    pub(super) realtime: u64,
+    pub(super) now: Instant,
+}
+
+impl Readings {
+    pub(super) fn take() -> Readings {
+        let monotonic = clock::monotonic_nanos();
+        let realtime = clock::realtime_nanos();
+        Readings {
+            monotonic,
+            realtime,
+            now: Instant::now(),
         }
     }
 }

@@ -652,16 +652,19 @@ impl WebSocket {
         .min()
     }
 
-    /// When to ping a quiet peer, or, pinged, to give it up (counted from
-    /// when the ping was due).
+    /// When to ping a quiet peer (quiet both ways: nothing received,
+    /// nothing sent, since the interval), or, pinged, to give it up
+    /// (counted from when the ping went). None while output waits: the
+    /// send timeout watches a peer then, and one slowly reading a large
+    /// message is not quiet, nor can its pong be read past a full queue.
     fn keepalive_deadline(&self) -> Option<Instant> {
-        if self.state != State::Open {
+        let interval = self.limits.keepalive?;
+        if self.state != State::Open || self.wants_write() {
             return None;
         }
-        let ping_at = self.last_received + self.limits.keepalive?;
         match self.pinged {
-            true => Some(ping_at + self.limits.keepalive_timeout),
-            false => Some(ping_at),
+            true => Some(self.last_sent + self.limits.keepalive_timeout),
+            false => Some(self.last_received.max(self.last_sent) + interval),
         }
     }
 

@@ -616,6 +616,22 @@ fn a_quiet_peer_is_pinged_and_dropped_if_nothing_comes_back() {
     ws.handle_timeout(at(165));
     assert!(ws.is_dropped() && ws.is_finished());
 
+    // A peer slowly reading a large message is not quiet: no ping, no
+    // drop, while the send timeout keeps watching it.
+    let mut ws = WebSocket::new(limits.clone(), start);
+    assert!(ws.send(Message::Binary(&[7; 300_000]), at(0)));
+    for s in (10..=120).step_by(10) {
+        ws.handle_timeout(at(s));
+        assert!(!ws.is_dropped(), "dropped at {s} s");
+        ws.consume_output(1000, at(s));
+    }
+    while ws.wants_write() {
+        let n = ws.pending_output().len();
+        ws.consume_output(n, at(120));
+    }
+    // Quiet from when its output went.
+    assert_eq!(ws.deadline(), Some(at(180)));
+
     // Without a keepalive a quiet connection has no deadline.
     let limits = WsLimits {
         keepalive: None,
