@@ -12,8 +12,8 @@ const MAX_NAME: usize = 32;
 /// Most bytes one member's messages may queue to everyone before the loop
 /// delivers them (it does once it has read that member's socket: up to 16
 /// reads of 64 KiB). Each
-/// message is queued to every member, and a member whose queue passes its
-/// limit (256 KiB) is dropped: without this bound, one member sending
+/// message is queued to every member, and a member whose queue is found at
+/// its limit (256 KiB) is dropped: without this bound, one member sending
 /// thousands of messages in one burst (the frame of an empty one is 6
 /// bytes in, 40 out) filled every queue before any could be written, and
 /// everyone was dropped. That member is closed instead (1008). One message
