@@ -406,8 +406,12 @@ impl<E: Endpoint> Endpoint for TlsEndpoint<'_, E> {
         self.deliver();
     }
 
+    /// Dry only if rustls holds no part of a record either: those bytes
+    /// came after what was read, as a plain socket would have shown.
     fn read_dry(&mut self) {
-        self.inner.read_dry();
+        if !self.tls.holds_partial_record() {
+            self.inner.read_dry();
+        }
     }
 
     fn wants_write(&self) -> bool {

@@ -198,7 +198,13 @@ pub(crate) fn step(
         }
         if over {
             work.slot_of.remove(&exchange.id);
-            if io.is_err() || eof || !up.conn.is_reusable() {
+            // Bytes after the response, still part of a TLS record, would
+            // be read as the next request's answer.
+            let stray = up
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.holds_partial_record());
+            if io.is_err() || eof || stray || !up.conn.is_reusable() {
                 return Next::Close;
             }
             // Straight on to a request waiting for this origin when a read

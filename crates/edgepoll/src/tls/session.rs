@@ -20,6 +20,46 @@ pub(crate) struct TlsSession {
     /// The server closed the TCP connection.
     eof: bool,
     error: Option<TlsError>,
+    /// Where the ciphertext handed to rustls stands between records.
+    edge: RecordEdge,
+}
+
+/// Follows the record headers of the ciphertext given to rustls, to tell
+/// whether it holds part of a record: bytes a server sent after a response
+/// that rustls cannot decrypt yet, which a plain connection would have
+/// shown at once (and made it unfit for another request).
+#[derive(Clone, Copy, Debug, Default)]
+struct RecordEdge {
+    /// Header bytes of the next record seen so far (0 to 4).
+    header: u8,
+    /// The high byte of its length.
+    length_high: u8,
+    /// Bytes of the current record's body still to come.
+    body_left: usize,
+}
+
+impl RecordEdge {
+    fn advance(&mut self, mut data: &[u8]) {
+        while let Some((&byte, rest)) = data.split_first() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            match self.header {
+                3 => self.length_high = byte,
+                4 => self.body_left = usize::from(u16::from_be_bytes([self.length_high, byte])),
+                _ => {}
+            }
+            self.header = (self.header + 1) % 5;
+            data = rest;
+        }
+    }
+
+    fn between_records(&self) -> bool {
+        self.header == 0 && self.body_left == 0
+    }
 }
 
 /// What the plaintext side holds now.
@@ -50,6 +90,7 @@ impl TlsSession {
             input: Vec::new(),
             eof: false,
             error: None,
+            edge: RecordEdge::default(),
         })
     }
 
@@ -109,6 +150,7 @@ impl TlsSession {
     /// Hands as much of `data` to rustls as it takes; returns how much.
     fn decrypt(&mut self, mut data: &[u8]) -> usize {
         let total = data.len();
+        let given = data;
         while !data.is_empty() && self.error.is_none() {
             match self.conn.read_tls(&mut data) {
                 Ok(0) => break,
@@ -128,7 +170,15 @@ impl TlsSession {
                 self.error = Some(e.into());
             }
         }
-        total - data.len()
+        let taken = total - data.len();
+        self.edge.advance(&given[..taken]);
+        taken
+    }
+
+    /// Whether rustls holds part of a record (bytes that arrived but
+    /// cannot be read yet).
+    pub(crate) fn holds_partial_record(&self) -> bool {
+        !self.edge.between_records() || !self.input.is_empty()
     }
 
     fn holds_plaintext(&mut self) -> bool {
@@ -245,6 +295,38 @@ mod tests {
             wire.extend_from_slice(piece);
         }
         wire
+    }
+
+    /// The record edge is followed across any split of the ciphertext.
+    #[test]
+    fn part_of_a_record_is_seen_at_every_split() {
+        let mut wire = records(23, &[7; 300], 100);
+        wire.extend([23, 3, 3, 0, 0]); // an empty record
+        wire.extend(records(21, &[1, 2], 2));
+        let ends: Vec<usize> = {
+            let mut at = 0;
+            let mut ends = vec![0];
+            for len in [100, 100, 100, 0, 2] {
+                at += 5 + len;
+                ends.push(at);
+            }
+            ends
+        };
+        for split in 0..=wire.len() {
+            let mut edge = RecordEdge::default();
+            edge.advance(&wire[..split]);
+            assert_eq!(edge.between_records(), ends.contains(&split), "{split}");
+            edge.advance(&wire[split..]);
+            assert!(edge.between_records());
+        }
+        for step in [1, 3, 7] {
+            let mut edge = RecordEdge::default();
+            for (i, piece) in wire.chunks(step).enumerate() {
+                edge.advance(piece);
+                let at = ((i + 1) * step).min(wire.len());
+                assert_eq!(edge.between_records(), ends.contains(&at), "{step} {at}");
+            }
+        }
     }
 
     #[test]

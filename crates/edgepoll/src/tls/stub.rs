@@ -32,6 +32,9 @@ impl TlsSession {
     pub(crate) fn is_handshaking(&self) -> bool {
         match *self {}
     }
+    pub(crate) fn holds_partial_record(&self) -> bool {
+        match *self {}
+    }
     pub(crate) fn error(&self) -> Option<&TlsError> {
         match *self {}
     }
