@@ -281,14 +281,21 @@ fn bulk(mut stream: TcpStream, seen: &Seen) {
     }
 }
 
-/// [`Behaviour::Switch`].
+/// [`Behaviour::Switch`]: its 101 names `websocket`, or `echo` for a
+/// target under `/echo-protocol`.
 fn switch(mut stream: TcpStream) {
     let mut buf = Vec::new();
-    if read_head(&mut stream, &mut buf).is_none() {
+    let Some((path, _)) = read_head(&mut stream, &mut buf) else {
         return;
-    }
-    let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: upgrade\r\nX-Far: end\r\n\r\nearly;";
-    if stream.write_all(answer).is_err() || stream.write_all(&buf).is_err() {
+    };
+    let protocol = match path.starts_with("/echo-protocol") {
+        true => "echo",
+        false => "websocket",
+    };
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: upgrade\r\nX-Far: end\r\n\r\nearly;"
+    );
+    if stream.write_all(answer.as_bytes()).is_err() || stream.write_all(&buf).is_err() {
         return;
     }
     let mut chunk = vec![0u8; 64 * 1024];

@@ -110,6 +110,10 @@ pub fn request_fields<'a>(
             Some(Rewritten::Host) => _ = host.get_or_insert(value),
             Some(Rewritten::Framing) => {}
             _ if hop.contains(name) => {}
+            // As nginx (`underscores_in_headers off`): CGI-style frameworks
+            // read `X_Forwarded_For` as `X-Forwarded-For`, so a claim
+            // spelt so would pass the rewriting above.
+            None if name.contains('_') => {}
             None => upstream.append_header_bytes(name, value),
             Some(Rewritten::Via) => append_item(&mut via, value),
             Some(Rewritten::ForwardedFor) => append_item(&mut chain, value),

@@ -121,16 +121,25 @@ fn bit(upstream: usize) -> u64 {
     1u64.checked_shl(upstream as u32).unwrap_or(0)
 }
 
-/// The answer to a TRACE or OPTIONS request whose `Max-Forwards` reached 0
-/// here, as its final recipient (RFC 9110 §7.6.2): OPTIONS gets 200 (the
-/// proxy takes any method on to its upstreams); TRACE, which would echo
-/// the request back (cookies and all, to any script that asks), is not
-/// served.
+/// The answer to an OPTIONS request whose `Max-Forwards` reached 0 here,
+/// as its final recipient (RFC 9110 §7.6.2): 200 (the proxy takes any
+/// method on to its upstreams). TRACE never gets this far.
 fn final_recipient<'r>(method: &str) -> Response<'r> {
     match method {
         "OPTIONS" => Response::new(StatusCode::OK),
-        _ => text(StatusCode::NOT_IMPLEMENTED, "TRACE is not answered here\n"),
+        _ => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "TRACE is not answered here\n",
+        ),
     }
+}
+
+/// `websocket`, if `protocols` (an `Upgrade` field) offers it.
+fn websocket_offer(protocols: &[u8]) -> Option<&'static [u8]> {
+    let offered = protocols
+        .split(|&b| b == b',')
+        .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    offered.then_some(b"websocket")
 }
 
 fn text<'r>(status: StatusCode, body: impl Into<String>) -> Response<'r> {
@@ -162,9 +171,20 @@ impl App for Proxy {
         // and go in the request's one write.
         let streams_body = request.body_streams();
         // `Upgrade` is hop-by-hop: offered on only as a real offer (see
-        // `Request::upgrade`), and otherwise dropped with the others.
-        let upgrade = request.upgrade();
+        // `Request::upgrade`) to WebSocket, and otherwise dropped with the
+        // others. Any other protocol, tunnelled, would pass the proxy by:
+        // h2c would carry requests it never sees (as nginx passes
+        // `Upgrade` only when told to).
+        let upgrade = request.upgrade().and_then(websocket_offer);
         let method = request.method();
+        if method == "TRACE" {
+            // It would echo the request back, cookies and all, to any
+            // script that asks: refused, as nginx refuses it.
+            return Reply::Now(text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "TRACE is not answered here\n",
+            ));
+        }
         if forwarded::max_forwards(method, request.headers()) == Some(0) {
             return Reply::Now(final_recipient(method));
         }
@@ -229,7 +249,13 @@ impl App for Proxy {
                 self.exchanges.remove(&exchange);
                 self.balancer.answered(upstream);
                 self.balancer.done(upstream, now);
-                let protocol = response.header("upgrade").unwrap_or_default().to_vec();
+                // Only to the protocol offered (RFC 9110 §7.8); the
+                // connection the application does not take closes.
+                let Some(protocol) = response.header("upgrade").and_then(websocket_offer) else {
+                    self.log(upstream, "101 to a protocol not offered; answered 502");
+                    let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
+                    return cx.respond(waiting.responder, answer);
+                };
                 let mut head = passed_on(response);
                 head.append_header("Connection", "upgrade");
                 head.append_header("Upgrade", protocol);
