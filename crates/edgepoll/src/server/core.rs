@@ -149,6 +149,9 @@ impl Core {
             accept_backoff: bounded(options.accept_backoff),
             release_buffers_after: bounded(options.release_buffers_after),
             tunnel_idle_timeout: bounded(options.tunnel_idle_timeout),
+            // A tunnel reads a side while its peer's queue is under this:
+            // at 0 neither side would ever be read.
+            body_backlog: options.body_backlog.max(1),
             ..options
         };
         let mut poll = Poll::new();
@@ -841,7 +844,11 @@ impl Core {
                 self.work_through(
                     |w| &mut w.drained,
                     |core, responder| {
-                        driven.on_body_drained(responder, &mut core.work.context(now));
+                        // Not for a request the application was told is gone
+                        // (its connection failed in the step that drained it).
+                        if core.handler_of(responder).is_some() {
+                            driven.on_body_drained(responder, &mut core.work.context(now));
+                        }
                     },
                 );
             }

@@ -82,7 +82,8 @@ pub struct ServerOptions {
     /// The most bytes of a streamed body queued for one connection to send
     /// before its source is held (not read) until it drains to a quarter;
     /// for a tunnel ([`Context::respond_tunnel`](crate::Context::respond_tunnel)),
-    /// the most bytes kept for one side before the other is not read.
+    /// the most bytes kept for one side before the other is not read
+    /// (at least 1 is used).
     pub body_backlog: usize,
     /// A tunnel through which no byte moved for this long is closed, both
     /// sides. Ten minutes by default: long enough for a WebSocket whose
