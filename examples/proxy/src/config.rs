@@ -43,9 +43,11 @@ method, when its body (if any) is under 64 KiB (larger bodies stream through,
 and cannot be sent twice). No
 upstream reachable: 502; too slow: 504; garbage: 502; a response that
 breaks off: the client's connection closes. Bodies stream both ways.
-A request that offers to switch protocols (a WebSocket handshake) is offered
-on; after the upstream's 101 the two connections are one tunnel, bytes passed
-unchanged both ways until both ends close (or 10 minutes of silence).
+A request that offers to switch to WebSocket is offered on (an offer of any
+other protocol is dropped); after the upstream's 101 the two connections are
+one tunnel, bytes passed unchanged both ways until both ends close (or 10
+minutes of silence). TRACE gets 405, and fields whose names have an
+underscore are dropped, as nginx does.
 ";
 
 #[derive(Debug)]
