@@ -288,4 +288,27 @@ mod tests {
         }
         assert_eq!(host_fd(&fds, 99), Err(BADF));
     }
+
+    /// Listening again (to change the backlog) is not another listener:
+    /// the supervisor's list grew by one per call, in host memory outside
+    /// the guest's limit.
+    #[test]
+    fn listening_again_is_one_listener_for_the_supervisor() {
+        // SAFETY: a new socket, owned at once.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(raw >= 0);
+        let socket = Socket {
+            fd: unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) },
+            listening: false,
+            read_shut: false,
+        };
+        let mut table = FdTable::with_stdio(1);
+        let shared = std::sync::Arc::new(crate::fd_table::Shared::default());
+        table.shared = Some(shared.clone());
+        let fd = table.insert(Descriptor::new(Entry::Socket(socket), 0, 0));
+        for backlog in [16, 32, 64] {
+            assert_eq!(listen(&mut table, fd, backlog), Ok(()));
+        }
+        assert_eq!(shared.listener_count(), 1);
+    }
 }
