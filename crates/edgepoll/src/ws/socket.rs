@@ -394,19 +394,9 @@ impl WebSocket {
                 Some(code)
             }
         };
-        self.close_code = code.or(Some(CloseCode(1005)));
-        // The answer's time to be sent starts now, as any frame's.
-        if !self.wants_write() {
-            self.last_sent = now;
-        }
-        write_frame(
-            &mut self.close_frame,
-            Opcode::Close,
-            &code.map_or(Vec::new(), |c| c.0.to_be_bytes().to_vec()),
-        );
-        self.state = State::Closing;
-        self.replies_first = true;
-        self.free_message();
+        // Its code echoed without a reason; none (1005, which may not be
+        // sent) for none.
+        self.fail(code.unwrap_or(CloseCode(1005)), "", now);
     }
 
     /// Closes for what was read: as [`close`](Self::close), but what is
@@ -547,7 +537,8 @@ impl WebSocket {
     fn takes_frames(&self) -> bool {
         match self.state {
             State::Open => true,
-            State::Closing => self.replies_first && !self.close_frame.is_empty(),
+            // Set only while the close frame waits whole.
+            State::Closing => self.replies_first,
             State::Dropped => false,
         }
     }
