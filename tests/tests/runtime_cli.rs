@@ -379,3 +379,59 @@ fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// edgepoll-host caches compiled native code and runs it on the next start
+/// of the same module: a guest able to write that cache could replace it
+/// with code of its choosing and run outside its sandbox. So a writable
+/// `--dir` that holds the cache turns it off. Here another module's code
+/// stands in for a guest's: under the cache's key for `conformance_guest`
+/// it is run in its place, unless a `--dir` could have put it there.
+#[test]
+fn a_guest_that_could_write_the_compile_cache_gets_none() {
+    let rt = host_runtime();
+    let dir = edgepoll_tests::scratch_dir("cache", &rt);
+    let cache = dir.join("compiled");
+    let _ = std::fs::remove_dir_all(&cache);
+    let run = |module: &str, flags: &[&str], arg: &str| {
+        let out = Command::new(host_bin())
+            .env("EDGEPOLL_HOST_CACHE", &cache)
+            .args(flags)
+            .arg(wasm(module))
+            .arg(arg)
+            .output()
+            .expect("runs");
+        out.status.code()
+    };
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .expect("the cache exists")
+            .map(|e| e.expect("entry").path())
+            .collect()
+    };
+    assert_eq!(run("conformance_guest", &[], "exit"), Some(7));
+    let guest = entries();
+    assert_eq!(guest.len(), 1, "one module compiled: {guest:?}");
+    let mode = std::fs::metadata(&cache).expect("cache").permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o077, 0, "the cache is its user's alone");
+    assert_eq!(run("poll_http_server", &[], "--no-such-option"), Some(2));
+    let other = entries().into_iter().find(|p| *p != guest[0]);
+    let other = other.expect("a second entry");
+    std::fs::copy(&other, &guest[0]).expect("swap");
+    // The cache is used: the swapped code runs.
+    assert_eq!(run("conformance_guest", &[], "exit"), Some(2));
+    let writable = format!("/data:{}", dir.display());
+    let readonly = format!("{writable}:readonly");
+    for (flags, code) in [
+        (["--dir", writable.as_str()], Some(7)),
+        (["--dir", readonly.as_str()], Some(2)),
+    ] {
+        assert_eq!(run("conformance_guest", &flags, "exit"), code, "{flags:?}");
+    }
+    assert_eq!(
+        entries().len(),
+        2,
+        "nothing written to a cache a guest can write"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

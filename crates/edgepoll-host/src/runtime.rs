@@ -61,8 +61,9 @@ pub fn compile(invocation: &Invocation) -> Result<(Engine, Module), String> {
     let bytes =
         std::fs::read(&invocation.module).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let engine = Engine::new(&config()).map_err(|e| format!("cannot start wasmtime: {e}"))?;
-    let module =
-        load(&engine, &bytes).map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
+    let cache = cache_dir().and_then(|dir| private_cache(dir, &invocation.dirs));
+    let module = load(&engine, &bytes, cache)
+        .map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
     Ok((engine, module))
 }
 
@@ -222,12 +223,10 @@ fn random_seed() -> Result<u64, String> {
     Ok(u64::from_ne_bytes(seed))
 }
 
-/// Compiles the module, reusing native code cached from an earlier run of the
-/// same bytes (like `wasmedge compile`, but automatic). The cache lives in
-/// `$EDGEPOLL_HOST_CACHE` (default `$XDG_CACHE_HOME/edgepoll-host` or
-/// `~/.cache/edgepoll-host`); `EDGEPOLL_HOST_CACHE=off` disables it.
-fn load(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-    let Some(dir) = cache_dir() else {
+/// Compiles the module, reusing native code cached in `cache` from an
+/// earlier run of the same bytes (like `wasmedge compile`, but automatic).
+fn load(engine: &Engine, bytes: &[u8], cache: Option<PathBuf>) -> wasmtime::Result<Module> {
+    let Some(dir) = cache else {
         return Module::new(engine, bytes);
     };
     use std::hash::{Hash, Hasher};
@@ -239,22 +238,36 @@ fn load(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
     if path.exists() {
         // SAFETY: the file was written by `Module::serialize` of this same
         // build (the key includes the engine's compatibility hash) into a
-        // directory of our own; wasmtime checks its header before use.
+        // directory no guest can write (`private_cache`); wasmtime checks
+        // its header before use.
         if let Ok(module) = unsafe { Module::deserialize_file(engine, &path) } {
             return Ok(module);
         }
     }
     let module = Module::new(engine, bytes)?;
     if let Ok(serialized) = module.serialize() {
-        let _ = std::fs::create_dir_all(&dir);
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&temp, serialized).is_ok() {
-            let _ = std::fs::rename(&temp, &path);
+        // A new file, never one already there (nor where a link there
+        // points), readable by this user alone.
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(&serialized));
+        match written {
+            Ok(()) => drop(std::fs::rename(&temp, &path)),
+            Err(_) => drop(std::fs::remove_file(&temp)),
         }
     }
     Ok(module)
 }
 
+/// Where compiled modules are cached: `$EDGEPOLL_HOST_CACHE` (default
+/// `$XDG_CACHE_HOME/edgepoll-host` or `~/.cache/edgepoll-host`);
+/// `EDGEPOLL_HOST_CACHE=off` disables it.
 fn cache_dir() -> Option<PathBuf> {
     match std::env::var_os("EDGEPOLL_HOST_CACHE") {
         Some(v) if v == "off" => None,
@@ -263,6 +276,28 @@ fn cache_dir() -> Option<PathBuf> {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
             .map(|base| base.join("edgepoll-host")),
+    }
+}
+
+/// The cache directory, made if need be (for this user alone), unless a
+/// guest could write in it: its cached native code would then be the
+/// guest's to replace, and the next run of the host would run it outside
+/// the sandbox. So no cache when a writable `--dir` holds it (as
+/// `--dir .:.` from the home directory holds `~/.cache`).
+fn private_cache(dir: PathBuf, preopens: &[Preopen]) -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let dir = dir.canonicalize().ok()?;
+    let guest_writes = |preopen: &Preopen| {
+        !preopen.readonly && (preopen.host.canonicalize()).is_ok_and(|host| dir.starts_with(host))
+    };
+    match preopens.iter().any(guest_writes) {
+        true => None,
+        false => Some(dir),
     }
 }
 
