@@ -132,6 +132,8 @@ pub fn listen(fds: &mut FdTable, fd: u32, backlog: u32) -> WasiResult {
             shared.add_listener(raw);
         }
         socket.listening = true;
+        // A listener shut for reading and listening again reads again.
+        socket.read_shut = false;
     }
     Ok(())
 }
@@ -310,5 +312,18 @@ mod tests {
             assert_eq!(listen(&mut table, fd, backlog), Ok(()));
         }
         assert_eq!(shared.listener_count(), 1);
+        // Shut for reading, a listener is disconnected; listening again, it
+        // is a listener again, whose poll events report no bytes.
+        assert_eq!(shutdown(&mut table, fd, 1), Ok(()));
+        let read_shut = |table: &mut FdTable| match table.get_mut(fd) {
+            Ok(Descriptor {
+                entry: Entry::Socket(socket),
+                ..
+            }) => socket.read_shut,
+            _ => panic!("the socket is gone"),
+        };
+        assert!(read_shut(&mut table));
+        assert_eq!(listen(&mut table, fd, 16), Ok(()));
+        assert!(!read_shut(&mut table));
     }
 }

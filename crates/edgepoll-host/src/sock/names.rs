@@ -49,13 +49,18 @@ struct Hints {
     addrlen: u32,
 }
 
-fn check(mem: &GuestMemory<'_>, a: &Lookup) -> Result<(Vec<u8>, Vec<u8>, Hints), Errno> {
-    let node = mem.slice(a.node, a.node_len)?.to_vec();
-    let service = mem.slice(a.service, a.service_len)?.to_vec();
+/// A looked-up name as getaddrinfo takes it: NULL when empty.
+type Name = Option<CString>;
+
+/// The names (each copied once, up to its first NUL: a guest's length is
+/// not host memory to fill) and hints, as WasmEdge checks them.
+fn check(mem: &GuestMemory<'_>, a: &Lookup) -> Result<(Name, Name, Hints), Errno> {
+    let node = c_name(mem.slice(a.node, a.node_len)?);
+    let service = c_name(mem.slice(a.service, a.service_len)?);
     mem.pointer::<28>(a.hints)?;
     mem.pointer::<4>(a.res)?;
     mem.pointer::<4>(a.res_len)?;
-    if node.is_empty() && service.is_empty() {
+    if node.is_none() && service.is_none() {
         return Err(AI_NONAME);
     }
     if a.max < 1 {
@@ -68,7 +73,7 @@ fn check(mem: &GuestMemory<'_>, a: &Lookup) -> Result<(Vec<u8>, Vec<u8>, Hints),
         protocol: mem.read_u8(a.hints + 4)?,
         addrlen: mem.read_u32(a.hints + 8)?,
     };
-    if hints.flags & !0x7f != 0 || (hints.flags & AI_CANONNAME != 0 && node.is_empty()) {
+    if hints.flags & !0x7f != 0 || (hints.flags & AI_CANONNAME != 0 && node.is_none()) {
         return Err(AI_BADFLAG);
     }
     if hints.family > 2 {
@@ -159,13 +164,11 @@ fn c_name(bytes: &[u8]) -> Option<CString> {
 fn lookup(
     mem: &mut GuestMemory<'_>,
     a: &Lookup,
-    node: &[u8],
-    service: &[u8],
+    node: &Name,
+    service: &Name,
     hints: &Hints,
     records: &[Record],
 ) -> WasiResult {
-    let node = c_name(node);
-    let service = c_name(service);
     // SAFETY: an all-zero addrinfo is valid; the fields set below are plain values.
     let mut sys_hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     sys_hints.ai_flags = to_ai_flags(hints.flags);
