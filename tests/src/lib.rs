@@ -422,6 +422,53 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 /// Opens a connection with 10 s read and write timeouts.
+/// A connection whose receive buffer is a few KiB, set before it connects
+/// (the window is agreed then), so that a response it leaves unread fills
+/// the server's socket at once instead of the client's buffer.
+pub fn connect_with_a_small_receive_buffer(addr: SocketAddr) -> TcpStream {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("the test server listens on IPv4, not {addr}");
+    };
+    // SAFETY: a new socket, owned by the TcpStream from its creation on;
+    // the option and address pointers are valid for the sizes given.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        let size: libc::c_int = 4096;
+        let r = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(v4.ip().octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&to as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        stream
+    };
+    for timeout in [
+        stream.set_read_timeout(Some(Duration::from_secs(10))),
+        stream.set_write_timeout(Some(Duration::from_secs(10))),
+    ] {
+        timeout.expect("timeout set");
+    }
+    stream
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("server accepts");

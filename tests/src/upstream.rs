@@ -53,7 +53,10 @@ pub enum Behaviour {
     /// A tunnel's far end: answers any request with `101 Switching
     /// Protocols` (offered or not) and `early;` right after it, then echoes
     /// every byte (those that came with the request first) until the end of
-    /// its input, then sends `bye` and closes.
+    /// its input, then sends `bye` and closes. For a target
+    /// `/reset-after/N` it sends N bytes of the test pattern after `early;`
+    /// instead, waits for a byte from the client, leaves it unread and
+    /// closes: a reset.
     Switch,
     /// Keep-alive in word only: answers the first request on each
     /// connection as [`Behaviour::Echo`] does, and meets the second as a
@@ -295,7 +298,19 @@ fn switch(mut stream: TcpStream) {
     let answer = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: upgrade\r\nX-Far: end\r\n\r\nearly;"
     );
-    if stream.write_all(answer.as_bytes()).is_err() || stream.write_all(&buf).is_err() {
+    if stream.write_all(answer.as_bytes()).is_err() {
+        return;
+    }
+    if let Some(n) = path.strip_prefix("/reset-after/") {
+        let mut bytes = vec![0u8; n.parse().unwrap_or(0)];
+        pattern(0, &mut bytes);
+        if stream.write_all(&bytes).is_ok() {
+            // A close with input unread is a reset (RFC 9293 §3.6.1).
+            let _ = stream.peek(&mut [0u8; 1]);
+        }
+        return;
+    }
+    if stream.write_all(&buf).is_err() {
         return;
     }
     let mut chunk = vec![0u8; 64 * 1024];

@@ -5,8 +5,8 @@
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
-    connect, free_port, on_each_runtime, read_response, run_ws_clients, start_program,
-    start_server, wait_until, Running, Runtime,
+    connect, connect_with_a_small_receive_buffer, free_port, on_each_runtime, read_response,
+    run_ws_clients, start_program, start_server, wait_until, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -578,6 +578,49 @@ fn a_switched_connection_is_tunnelled_byte_for_byte_both_ways() {
             let (head, _) = ask(&proxy, request);
             assert_eq!(status(&head), 502, "{request:?}: {head}");
         }
+        assert!(proxy.is_alive());
+    });
+}
+
+/// A tunnel's far end that sends its last bytes and then resets (as a
+/// server does that closes with input unread, after its WebSocket close
+/// frame): what the proxy read before the reset still reaches a client
+/// that reads slowly, whole, and then the client's connection ends.
+#[test]
+fn what_came_before_a_reset_still_goes_through_the_tunnel() {
+    // Under the proxy's backlog (256 KiB), so that it reads them all before
+    // the reset; far over what the sockets to the client hold.
+    const SENT: usize = 200_000;
+    on_each_runtime(|runtime| {
+        let far = NativeUpstream::start(Behaviour::Switch);
+        let mut proxy = start_proxy(runtime, &[far.addr.to_string()], &[]);
+        let mut stream = connect_with_a_small_receive_buffer(proxy.addr);
+        let request = format!(
+            "GET /reset-after/{SENT} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let head = read_head(&mut stream);
+        assert_eq!(status(&head), 101, "{} {head}", runtime.name());
+        // The far end resets once this byte reaches it; the proxy reads the
+        // reset while the client reads nothing.
+        stream.write_all(b"x").expect("send");
+        std::thread::sleep(Duration::from_secs(1));
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        let ended = loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) => break Err(e),
+            }
+        };
+        let name = runtime.name();
+        assert!(ended.is_ok(), "{name}: {ended:?} after {} bytes", got.len());
+        assert_eq!(got.len(), 6 + SENT, "{name}: bytes through the tunnel");
+        assert!(
+            got.starts_with(b"early;") && is_pattern(0, &got[6..]),
+            "{name}"
+        );
         assert!(proxy.is_alive());
     });
 }

@@ -2,12 +2,11 @@
 //! `.wasm` program under every runtime present.
 
 use edgepoll_tests::{
-    connect, cpu_ticks, curl, exchange_until_close, on_each_runtime, read_response, run_wasm,
-    start_server,
+    connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, exchange_until_close,
+    on_each_runtime, read_response, run_wasm, start_server,
 };
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 fn url(server: &edgepoll_tests::Running) -> String {
@@ -327,53 +326,6 @@ fn clients_that_vanish_mid_body_do_not_hurt_the_next_one() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "still here");
         assert!(server.is_alive());
     });
-}
-
-/// A connection whose receive buffer is a few KiB, set before it connects
-/// (the window is agreed then), so that a response it leaves unread fills
-/// the server's socket at once instead of the client's buffer.
-fn connect_with_a_small_receive_buffer(addr: SocketAddr) -> TcpStream {
-    let SocketAddr::V4(v4) = addr else {
-        panic!("the test server listens on IPv4, not {addr}");
-    };
-    // SAFETY: a new socket, owned by the TcpStream from its creation on;
-    // the option and address pointers are valid for the sizes given.
-    let stream = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let stream = TcpStream::from_raw_fd(fd);
-        let size: libc::c_int = 4096;
-        let r = libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        assert_eq!(r, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
-        let to = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: v4.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(v4.ip().octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        let r = libc::connect(
-            fd,
-            (&to as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
-        stream
-    };
-    for timeout in [
-        stream.set_read_timeout(Some(Duration::from_secs(10))),
-        stream.set_write_timeout(Some(Duration::from_secs(10))),
-    ] {
-        timeout.expect("timeout set");
-    }
-    stream
 }
 
 /// A client that sends its request, shuts down its sending side and leaves

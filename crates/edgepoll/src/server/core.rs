@@ -511,9 +511,24 @@ impl Core {
             limit,
         );
         if let Some((peer, peer_next)) = peer {
+            let peer_next = self.finish_alone(peer, peer_next, now);
             self.settle(peer, peer_next, now);
         }
-        next
+        self.finish_alone(index, next, now)
+    }
+
+    /// A tunnel's side left alone (its peer broke) that has written all it
+    /// was owed closes as an HTTP connection does.
+    fn finish_alone(&mut self, index: usize, next: Next, now: Instant) -> Next {
+        let Some(Some(conn)) = self.slots.get_mut(index) else {
+            return next;
+        };
+        match &conn.role {
+            Role::Tunnel(side) if next != Next::Close && side.is_finished_alone() => {
+                start_lingering(conn, now, &self.options)
+            }
+            _ => next,
+        }
     }
 
     /// Joins the client connection at `index`, whose 101 is queued, to the
@@ -738,12 +753,14 @@ impl Core {
                 }
                 upstream::closed(up, index, now, &mut self.work)
             }
-            Role::Tunnel(side) => {
+            // One left alone stays to write what it is owed.
+            Role::Tunnel(side) if !side.alone => {
                 let (peer, serial) = (side.peer, side.peer_serial);
                 if matches!(self.slots.get(peer), Some(Some(other)) if other.serial == serial) {
                     self.close(peer, now);
                 }
             }
+            Role::Tunnel(_) => {}
         }
     }
 
@@ -1295,9 +1312,7 @@ fn step_http<D: Driven>(
         report(options, conn.peer, &incident.to_string());
     }
     if handler.is_finished() {
-        let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.linger_until = Some(lingering(now, options));
-        return Next::Watch(Interest::READABLE);
+        return start_lingering(conn, now, options);
     }
     // WRITABLE only while output waits; READABLE unless backpressure says stop.
     match (handler.wants_read(), handler.wants_write()) {
@@ -1400,9 +1415,7 @@ pub(crate) fn step_ws<D: Driven>(
     if socket.is_finished() {
         // The close frame is out: the peer's answer is drained while lingering.
         driven.on_ws_close(token, &mut work.context(now));
-        let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.linger_until = Some(lingering(now, options));
-        return Next::Watch(Interest::READABLE);
+        return start_lingering(conn, now, options);
     }
     if !socket.wants_write() {
         // An idle WebSocket costs no buffer memory.
@@ -1429,6 +1442,17 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+/// Shuts the write side of a connection that has said all it will, and
+/// reads (and drops) what its peer still sends for a while before the
+/// close, so that a close with unread input does not become a reset that
+/// could destroy the last response before the peer reads it (RFC 9112
+/// §9.6).
+fn start_lingering(conn: &mut Connection, now: Instant, options: &ServerOptions) -> Next {
+    let _ = conn.stream.shutdown(Shutdown::Write);
+    conn.linger_until = Some(lingering(now, options));
+    Next::Watch(Interest::READABLE)
 }
 
 /// The deadlines of a connection that starts lingering at `now`: the next

@@ -9,8 +9,12 @@
 //! sending side is not read while more than the backlog limit waits (so a
 //! peer that does not read stalls its sender through TCP, not the heap).
 //! An end of input on one side becomes a shutdown of the other's write
-//! side once what it was owed is out (a half-close passes through). An
-//! idle pair holds no buffer.
+//! side once what it was owed is out (a half-close passes through). When
+//! one side breaks (reset, or a write refused), the other is still given
+//! what that side sent before it broke, then closes as an HTTP connection
+//! does (write side shut, lingering): a reset is no reason to lose the
+//! bytes read before it, such as a WebSocket's close frame. An idle pair
+//! holds no buffer.
 
 use super::connection::{Connection, Role};
 use super::core::Next;
@@ -33,6 +37,9 @@ pub(crate) struct Tunnel {
     read_closed: bool,
     /// This side's write side is shut down (the other's input ended).
     write_closed: bool,
+    /// The other side broke: this one only writes what it is still owed,
+    /// and closing it no longer closes the other.
+    pub(crate) alone: bool,
     /// When a byte last moved either way.
     pub(crate) last_progress: Instant,
 }
@@ -47,6 +54,7 @@ impl Tunnel {
             out,
             read_closed: false,
             write_closed: false,
+            alone: false,
             last_progress: now,
         }
     }
@@ -66,6 +74,29 @@ impl Tunnel {
     fn is_done(&self) -> bool {
         self.read_closed && self.out.is_empty()
     }
+
+    /// Left alone with nothing more to write: it is to close as an HTTP
+    /// connection does (write side shut, then lingering).
+    pub(crate) fn is_finished_alone(&self) -> bool {
+        self.alone && self.out.is_empty()
+    }
+
+    /// What a side left alone waits for: room for what it is owed, or
+    /// nothing (finished; see [`is_finished_alone`](Self::is_finished_alone)).
+    fn next_alone(&self) -> Next {
+        match self.out.is_empty() {
+            true => Next::Quiet,
+            false => Next::Watch(Interest::WRITABLE),
+        }
+    }
+}
+
+/// Which side of a transfer broke.
+enum Broken {
+    /// The side being stepped.
+    This,
+    /// Its peer.
+    Peer,
 }
 
 /// Moves bytes between the connection at `index` and its peer: what each is
@@ -80,6 +111,24 @@ pub(crate) fn step(
     scratch: &mut [u8],
     limit: usize,
 ) -> (Next, Option<(usize, Next)>) {
+    if let Some(Some(Connection {
+        stream,
+        role: Role::Tunnel(t),
+        ..
+    })) = slots.get_mut(index)
+    {
+        if t.alone {
+            return match flush(stream, t, false) {
+                Ok(moved) => {
+                    if moved {
+                        t.last_progress = now;
+                    }
+                    (t.next_alone(), None)
+                }
+                Err(_) => (Next::Close, None),
+            };
+        }
+    }
     let Some((a, b, peer)) = joined(slots, index) else {
         return (Next::Close, None);
     };
@@ -93,8 +142,15 @@ pub(crate) fn step(
             tb.last_progress = now;
         }
         Ok(false) => {}
-        // A side broke: so does the tunnel (the other side sees a close).
-        Err(_) => return (Next::Close, Some((peer, Next::Close))),
+        // A side broke: the other is left alone to write what it is owed.
+        Err(broken) => {
+            ta.alone = true;
+            tb.alone = true;
+            return match broken {
+                Broken::This => (Next::Close, Some((peer, tb.next_alone()))),
+                Broken::Peer => (ta.next_alone(), Some((peer, Next::Close))),
+            };
+        }
     }
     if ta.is_done() && tb.is_done() {
         return (Next::Close, Some((peer, Next::Close)));
@@ -128,7 +184,7 @@ fn joined(
 }
 
 /// Writes what each side is owed and passes on what `a` sent; whether any
-/// byte moved.
+/// byte moved, or which side broke.
 fn transfer(
     a: &TcpStream,
     ta: &mut Tunnel,
@@ -137,8 +193,8 @@ fn transfer(
     readable: bool,
     scratch: &mut [u8],
     limit: usize,
-) -> io::Result<bool> {
-    let mut moved = flush(a, ta, tb.read_closed)?;
+) -> Result<bool, Broken> {
+    let mut moved = flush(a, ta, tb.read_closed).map_err(|_| Broken::This)?;
     if readable && !ta.read_closed {
         for _ in 0..READS_PER_STEP {
             if tb.out.len() >= limit {
@@ -151,18 +207,18 @@ fn transfer(
                 }
                 Ok(n) => {
                     moved = true;
-                    pass_on(b, tb, &scratch[..n])?;
+                    pass_on(b, tb, &scratch[..n]).map_err(|_| Broken::Peer)?;
                     if n < scratch.len() {
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(_) => return Err(Broken::This),
             }
         }
     }
-    moved |= flush(b, tb, ta.read_closed)?;
+    moved |= flush(b, tb, ta.read_closed).map_err(|_| Broken::Peer)?;
     Ok(moved)
 }
 
