@@ -323,6 +323,19 @@ impl Pool {
 
     /// The first queued exchange that can go now, and where.
     pub(crate) fn next_placement(&mut self, now: Instant) -> Option<(Exchange, Placement)> {
+        if let Some(found) = self.try_placement(now) {
+            return Some(found);
+        }
+        // At the overall limit with an idle connection that no request of
+        // its own origin waits for: none may park or close to make room for
+        // a starved origin, so room is granted now.
+        match self.grant_unwanted_idle() {
+            true => self.try_placement(now),
+            false => None,
+        }
+    }
+
+    fn try_placement(&mut self, now: Instant) -> Option<(Exchange, Placement)> {
         let max = self.options.max_per_origin.max(1);
         // Room for one more: under the limit; at it, an idle connection to
         // close, for the origin granted it, or one of the origin's own (a
@@ -405,11 +418,11 @@ impl Pool {
     /// of its exchanges waits, and it is under its own limit), and since
     /// when it waits. Those found unable are dropped: they are listed
     /// again if they come to wait again.
-    fn first_starved(&mut self, freed: &Origin) -> Option<(usize, Instant)> {
+    fn first_starved(&mut self, freed: Option<&Origin>) -> Option<(usize, Instant)> {
         let max = self.options.max_per_origin.max(1);
         let mut at = 0;
         while let Some((origin, since)) = self.starved.get(at) {
-            if origin == freed {
+            if Some(origin) == freed {
                 at += 1;
                 continue;
             }
@@ -429,16 +442,36 @@ impl Pool {
     /// to the origin waiting longest for the overall limit, whose line is
     /// looked at first. One origin, not all: one connection serves one,
     /// and every starved origin looked at on every completion was
-    /// quadratic with thousands of them.
-    fn stir_starved(&mut self, freed: &Origin) {
+    /// quadratic with thousands of them. Whether one was granted.
+    fn stir_starved(&mut self, freed: Option<&Origin>) -> bool {
         let Some((at, _)) = self.first_starved(freed) else {
-            return;
+            return false;
         };
-        if let Some((origin, _)) = self.starved.remove(at) {
-            self.starved_set.remove(&origin);
-            self.queue.stir(&origin);
-            self.granted = Some(origin);
+        let Some((origin, _)) = self.starved.remove(at) else {
+            return false;
+        };
+        self.starved_set.remove(&origin);
+        self.queue.stir(&origin);
+        self.granted = Some(origin);
+        true
+    }
+
+    /// Grants room to a starved origin when an idle connection is there to
+    /// close that no request of its own origin waits for, and no grant
+    /// that is still wanted holds it. Whether one was granted.
+    fn grant_unwanted_idle(&mut self) -> bool {
+        if self.idle_total == 0 || self.starved.is_empty() {
+            return false;
         }
+        let queue = &mut self.queue;
+        let mut wanted = |origin: &Origin| queue.first_since(origin).is_some();
+        if self.granted.as_ref().is_some_and(&mut wanted) {
+            return false;
+        }
+        // At most the overall limit of origins, and only while one starves
+        // beside an idle connection.
+        let unwanted = self.idle.keys().any(|origin| !wanted(origin));
+        unwanted && self.stir_starved(None)
     }
 
     /// Whether a connection of `origin` that frees up at the overall limit,
@@ -453,7 +486,7 @@ impl Pool {
         if self.starved.is_empty() || self.open_total < self.options.max_connections.max(1) {
             return false;
         }
-        let Some((at, since)) = self.first_starved(origin) else {
+        let Some((at, since)) = self.first_starved(Some(origin)) else {
             return false;
         };
         let held = |o: &Origin| self.open.get(o).copied().unwrap_or(0);
@@ -477,7 +510,7 @@ impl Pool {
     pub(crate) fn park(&mut self, origin: &Origin, slot: usize, now: Instant) {
         let starved = !self.starved.is_empty();
         if starved && (self.queue.first_since(origin).is_none() || self.gives_way(origin, now)) {
-            self.stir_starved(origin);
+            self.stir_starved(Some(origin));
         }
         self.queue.stir(origin);
         self.parked += 1;
@@ -494,7 +527,7 @@ impl Pool {
         // Room once it is counted out, unless a new connection took its
         // place already (an eviction's close).
         if self.open_total <= self.options.max_connections.max(1) || self.idle_total > 0 {
-            self.stir_starved(origin);
+            self.stir_starved(Some(origin));
         }
         self.queue.stir(origin);
         if let Some(idle) = self.idle.get_mut(origin) {
@@ -767,6 +800,57 @@ mod tests {
         pool.granted = Some(origin(3));
         assert_eq!(place(&mut pool, now), None);
         assert_eq!(pool.open_total, 2);
+    }
+
+    /// At the overall limit with every connection idle, nothing parks or
+    /// closes to make room: a request to a new origin closes an idle
+    /// connection at once instead of waiting (it failed with `Queued`).
+    /// One whose own origin has a request waiting is not taken, and a
+    /// grant whose request went away holds nothing back.
+    #[test]
+    fn at_the_limit_a_new_origin_closes_an_idle_connection_no_one_waits_for() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 8,
+            max_connections: 1,
+            ..Default::default()
+        });
+        let submit = |pool: &mut Pool, port: u16| {
+            let url = format!("http://127.0.0.1:{port}/");
+            pool.submit(&request(&url), now, false).unwrap()
+        };
+        submit(&mut pool, 1);
+        assert_eq!(
+            place(&mut pool, now),
+            Some((1, Placement::Connect { evict: None }))
+        );
+        pool.park(&origin(1), 10, now);
+        submit(&mut pool, 2);
+        assert_eq!(
+            place(&mut pool, now),
+            Some((2, Placement::Connect { evict: Some(10) }))
+        );
+        pool.closed(&origin(1), 10);
+        // :2's connection idle, :1 waiting for it and granted; :1's request
+        // goes away (cancelled) before the connection is taken.
+        pool.park(&origin(2), 20, now);
+        let gone = submit(&mut pool, 1);
+        pool.granted = Some(origin(1));
+        pool.cancel(gone);
+        submit(&mut pool, 3);
+        assert_eq!(
+            place(&mut pool, now),
+            Some((3, Placement::Connect { evict: Some(20) }))
+        );
+        pool.closed(&origin(2), 20);
+        // :3's connection idle with a request of its own waiting (it is
+        // read before reuse): a new origin does not take it.
+        pool.park(&origin(3), 30, now);
+        submit(&mut pool, 3);
+        submit(&mut pool, 4);
+        assert_eq!(place(&mut pool, now), Some((3, Placement::Reuse(30))));
+        assert_eq!(place(&mut pool, now), None);
+        assert_eq!((pool.open_total, pool.idle_total), (1, 0));
     }
 
     /// Timeouts of `Duration::MAX` mean "never": `since + timeout`
