@@ -1147,8 +1147,10 @@ impl Handler {
     /// begun, the client gets the status it would have got for a whole body
     /// (400, 408, 413) in its place, and the request is abandoned. If it was
     /// given whole, it goes out after those before it, then the connection
-    /// closes. If it is being streamed, the connection closes with it cut
-    /// short, and every request still owed is abandoned.
+    /// closes. If it is being streamed, it is cut short where it is (as
+    /// [`abort_body`](Self::abort_body) cuts it): the responses before it
+    /// still go out whole, then what was queued of it, then the connection
+    /// closes.
     fn fail_stream(&mut self, id: RequestId, refusal: Refusal, now: Instant) {
         let pending = self
             .waiting
@@ -1160,15 +1162,17 @@ impl Handler {
                 status: None,
                 reason,
             });
-            let streaming = self.waiting.iter().any(|w| w.id == id && w.is_owed());
-            if streaming {
-                self.close_after_response();
-                self.state = State::Closed;
-            } else {
-                self.input = InputBuffer::default();
-                self.state = State::Closing;
-                self.last_progress = now;
+            if let Ok(stream) = stream_in(&mut self.waiting, id) {
+                stream.ended = true;
+                stream.keep_alive = false;
+                stream.cut = true;
+                // Its service is done with it: told, as for a close.
+                self.abandoned.push(id);
             }
+            self.input = InputBuffer::default();
+            self.state = State::Closing;
+            self.last_progress = now;
+            self.flush_ready();
             return;
         };
         let mut encoded = Vec::new();

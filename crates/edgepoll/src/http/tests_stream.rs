@@ -332,6 +332,55 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
     assert!(out.ends_with(&format!("\r\n\r\n{}", "x".repeat(100_000))));
 }
 
+/// A streamed body that breaks while its response streams: the responses
+/// before it still go out whole (one deferred, answered afterwards), then
+/// what was queued of the streamed one, cut short (no last chunk), then the
+/// connection ends. (It ended at once, dropping what the socket had not
+/// taken and abandoning the deferred request before it.)
+#[test]
+fn a_stream_that_breaks_while_its_response_streams_lets_those_before_it_out() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        now,
+        &mut service,
+    );
+    let [first, streamed] = service.ids[..] else {
+        panic!("two requests: {:?}", service.ids)
+    };
+    conn.respond_stream(streamed, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.send_body(streamed, Bytes::from_static(b"partial"), now)
+        .unwrap();
+    conn.receive(b"zz\r\n", now, &mut service);
+    assert!(matches!(service.ends[..], [Err(BodyError::Chunked(_))]));
+    assert!(!conn.is_finished(), "the first response is still owed");
+    assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [streamed]);
+    let gone = conn.send_body(streamed, Bytes::from_static(b"more"), now);
+    assert!(matches!(gone, Err(StreamError::Gone)));
+    let big = "y".repeat(100_000);
+    conn.respond(first, Response::new(StatusCode::OK).body(big.clone()), now)
+        .unwrap();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        assert!(!conn.is_finished(), "finished with output unsent");
+        let piece = conn.pending_output().len().min(4096);
+        out.extend_from_slice(&conn.pending_output()[..piece]);
+        conn.consume_output(piece, now);
+    }
+    assert!(conn.is_finished());
+    let out = String::from_utf8(out).unwrap();
+    let second = out.find(&big).expect("the first response whole") + big.len();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"));
+    assert_eq!(
+        &out[second..],
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial",
+        "cut short: no last chunk"
+    );
+}
+
 /// A streamed response to HEAD of no known length announces no framing (the
 /// body is not sent, and how GET would frame it is not known) and keeps the
 /// connection, HTTP/1.0 keep-alive included. It announced chunked coding,

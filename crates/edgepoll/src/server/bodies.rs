@@ -59,16 +59,16 @@ pub(crate) fn route_inbound<D: Driven>(
             ..
         })) = core.slots.get_mut(index)
         {
-            match inbound {
-                Inbound::Piece(piece) => {
-                    let _ = up.conn.send_body(piece);
-                }
-                Inbound::End(Ok(())) => {
-                    let _ = up.conn.end_body();
-                }
-                // The client's body broke off: the upstream request cannot
-                // be completed.
-                Inbound::End(Err(_)) => up.expired = true,
+            let framed = match inbound {
+                Inbound::Piece(piece) => up.conn.send_body(piece).is_ok(),
+                Inbound::End(Ok(())) => up.conn.end_body().is_ok(),
+                Inbound::End(Err(_)) => false,
+            };
+            if !framed {
+                // The client's body broke off, or does not fit the length
+                // the request announced: the upstream request cannot be
+                // completed, and its connection is out of step (closed).
+                up.expired = true;
             }
             let backlog = up.conn.backlog();
             if backlog > limit {
@@ -208,7 +208,16 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     core.work.cut_pipes.push(exchange);
                     return;
                 };
-                let _ = handler.send_body(responder.id, piece, now);
+                if handler.send_body(responder.id, piece, now).is_err() {
+                    // The response was cut short here (its request body
+                    // broke off): the rest of it is wanted no more.
+                    let _ = handler.abort_body(responder.id, now);
+                    core.touch(responder.token.0);
+                    forget_exchange(&mut core.work, exchange);
+                    core.work.pool.cancel(exchange);
+                    core.work.cut_pipes.push(exchange);
+                    return;
+                }
                 let backlog = handler.body_backlog(responder.id);
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);

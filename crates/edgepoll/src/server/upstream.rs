@@ -29,13 +29,16 @@ pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max
         max_body,
         exchange.upgrade,
     );
-    // The body pieces that came before the connection.
-    for piece in std::mem::take(&mut exchange.early) {
-        let _ = up.conn.send_body(piece);
-    }
+    // The body pieces that came before the connection; one that does not
+    // fit the announced length ends the exchange (see `bodies`).
+    let early = std::mem::take(&mut exchange.early);
+    let mut framed = early
+        .into_iter()
+        .all(|piece| up.conn.send_body(piece).is_ok());
     if exchange.early_end {
-        let _ = up.conn.end_body();
+        framed &= up.conn.end_body().is_ok();
     }
+    up.expired |= !framed;
     exchange.since = now;
     up.exchange = Some(exchange);
     up.got_bytes = false;
