@@ -217,6 +217,18 @@ impl Waiting {
     fn is_owed(&self) -> bool {
         self.is_pending() || self.stream.as_ref().is_some_and(|s| !s.ended)
     }
+
+    /// Bytes of its response held here until it reaches the front.
+    fn queued_len(&self) -> usize {
+        match (&self.ready, &self.stream) {
+            (Some((bytes, _)), _) => bytes.len(),
+            (None, Some(stream)) if !stream.at_front => {
+                let pieces = stream.pieces.iter().map(Bytes::len);
+                pieces.fold(stream.head.len(), usize::saturating_add)
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// A streamed response: until it reaches the front, its head and the
@@ -331,6 +343,11 @@ impl Handler {
             return;
         }
         if data.is_empty() {
+            return;
+        }
+        if let (State::Idle, true) = (&self.state, is_stray_line_end(data)) {
+            // Not a request yet: no header timeout, and no progress either
+            // (the idle timeout runs on).
             return;
         }
         self.last_progress = now;
@@ -550,6 +567,17 @@ impl Handler {
     fn has_room(&self) -> bool {
         self.output.len() <= self.limits.max_pending_output_bytes
             && self.waiting.len() < self.limits.max_waiting
+            && (self.waiting.is_empty() || self.queued_fit())
+    }
+
+    /// Whether the responses queued behind a deferred one, with the output,
+    /// are within the output limit: they are as much this connection's
+    /// memory, waiting to be sent.
+    #[inline(never)]
+    fn queued_fit(&self) -> bool {
+        let queued = self.waiting.iter().map(Waiting::queued_len);
+        let total = queued.fold(self.output.len(), usize::saturating_add);
+        total <= self.limits.max_pending_output_bytes
     }
 
     /// Whether output is waiting to be sent.
@@ -1422,7 +1450,8 @@ impl Handler {
         if !keep_alive {
             self.input = InputBuffer::default();
             self.state = State::Closing;
-        } else if self.input.is_empty() {
+        } else if self.input.is_empty() || is_stray_line_end(&self.input) {
+            self.input.consume(self.input.len());
             // The buffers stay for the next request unless this one was big.
             if consumed > KEEP_CAPACITY {
                 self.input = InputBuffer::default();
@@ -1835,6 +1864,19 @@ impl Handler {
         }
         self.flush_ready();
     }
+}
+
+/// A line end or two after a request's body, as some clients send (RFC
+/// 9112 §2.2 asks a server to ignore at least one empty line before a
+/// request line): taken for the start of the next request, they set its
+/// header timeout running on an idle connection, which then got a 408 it
+/// had not asked for. Few, so that a stream of them is no way to keep a
+/// connection open, and whole: a CR whose LF is still to come stays, or
+/// the LF would look bare to the parser.
+fn is_stray_line_end(bytes: &[u8]) -> bool {
+    bytes.len() <= 4
+        && bytes.last() == Some(&b'\n')
+        && bytes.iter().all(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Whether an absolute-form target reads one way to every parser: its

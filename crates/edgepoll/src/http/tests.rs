@@ -902,6 +902,36 @@ fn idle_keep_alive_connection_closes_at_the_idle_timeout() {
     assert!(conn.take_incident().is_some());
 }
 
+/// A line end after a request's body (an old client habit that RFC 9112
+/// §2.2 asks servers to bear), in the same read or a later one, leaves the
+/// connection idle: it closes quietly at the idle timeout, not with a 408
+/// at the header timeout that such a client could take for the answer to
+/// its next request. A request after it is answered as usual.
+#[test]
+fn a_line_end_after_a_body_leaves_the_connection_idle() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let post = &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\na"[..];
+    for reads in [&[post, b"\r\n"][..], &[&[post, b"\r\n"].concat()[..]]] {
+        let mut conn = Handler::new(limits.clone(), t0);
+        for read in reads {
+            conn.receive(read, t0, &mut echo);
+        }
+        let n = conn.pending_output().len();
+        assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+        conn.consume_output(n, t0);
+        assert_eq!(conn.deadline(), Some(t0 + Duration::from_secs(3)));
+        conn.handle_timeout(t0 + Duration::from_secs(2));
+        assert!(!conn.is_finished() && !conn.wants_write());
+        conn.receive(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n", t0, &mut echo);
+        assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+    }
+}
+
 #[test]
 fn stalled_body_gets_408_at_the_idle_timeout() {
     let limits = Limits {

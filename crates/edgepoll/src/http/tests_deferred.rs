@@ -406,3 +406,39 @@ fn timeouts_of_duration_max_never_fire_and_never_panic() {
     conn.handle_timeout(later);
     assert!(!conn.wants_write() && !conn.is_finished());
 }
+
+/// Responses answered at once behind a deferred one wait in memory until
+/// it is answered: they count against `max_pending_output_bytes` as the
+/// output does, so reading stops once they fill it (they were not counted,
+/// and up to `max_waiting` large responses could pile up per connection).
+#[test]
+fn responses_queued_behind_a_deferred_one_count_against_the_output_limit() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_pending_output_bytes: 10_000,
+        ..Default::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+    let big = format!("/now{}", "x".repeat(3000));
+    let input = [
+        get("/later"),
+        get(&big),
+        get(&big),
+        get(&big),
+        get(&big),
+        get(&big),
+    ]
+    .concat();
+    conn.receive(input.as_bytes(), now, &mut service);
+    // Four of 3 KiB pass the limit of 10 000: the fifth is not read.
+    assert!(!conn.wants_read());
+    let (id, _) = service.waiting.pop().unwrap();
+    conn.respond(id, Response::new(StatusCode::OK).body("late"), now)
+        .unwrap();
+    let out = drain(&mut conn, now);
+    assert_eq!(bodies(&out).len(), 5, "read up to the limit and one past");
+    assert_eq!(bodies(&out)[0], "late");
+    conn.process(now, &mut service);
+    assert_eq!(bodies(&drain(&mut conn, now)), [big.as_str()]);
+    assert!(conn.wants_read());
+}
