@@ -81,15 +81,23 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
     fn try_from(request: http::Request<B>) -> Result<Self, Self::Error> {
         let (parts, body) = request.into_parts();
         let mut out = ClientRequest::new(parts.method.as_str(), &parts.uri.to_string())?;
+        // `Upgrade` is an offer only with `Connection: upgrade` (RFC 9110
+        // §7.8); the client writes both itself.
+        let offers_upgrade = (parts.headers.get_all(http::header::CONNECTION).iter())
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
         for (name, value) in &parts.headers {
-            if is_own_field(name.as_str()) {
-                continue;
+            if *name == http::header::UPGRADE {
+                if offers_upgrade {
+                    out = out.upgrade(value.as_bytes());
+                }
+            } else if !is_own_field(name.as_str()) {
+                // As bytes: a value may hold obs-text (0x80 and up).
+                out.append_header_bytes(name.as_str(), value.as_bytes());
             }
-            let value = value
-                .to_str()
-                .map_err(|_| RequestError::FieldValue(name.as_str().to_string()))?;
-            out = out.header(name.as_str(), value);
         }
+        // A field refused (a control byte, a framing field) is reported by
+        // `encode`, as for any request built field by field.
         Ok(out.body(body.into()))
     }
 }
@@ -204,6 +212,34 @@ mod tests {
             wire,
             "PUT /x HTTP/1.1\r\nHost: [::1]:9\r\nx-a: b\r\nContent-Length: 4\r\n\r\ndata"
         );
+        // A value of obs-text passes as it is; an upgrade offer becomes the
+        // client's own, and `Upgrade` without one is not sent.
+        let offer = http::Request::get("http://127.0.0.1:9/chat")
+            .header("Connection", "keep-alive, Upgrade")
+            .header("Upgrade", "websocket")
+            .header("X-Latin", &b"caf\xe9"[..])
+            .body(Vec::new())
+            .expect("valid");
+        let ours = ClientRequest::try_from(offer).expect("converts");
+        let wire = ours.encode().expect("encodes");
+        let text = String::from_utf8_lossy(&wire);
+        assert!(
+            wire.windows(14).any(|w| w == b"x-latin: caf\xe9\r"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"),
+            "{text}"
+        );
+        let no_offer = http::Request::get("http://127.0.0.1:9/chat")
+            .header("Upgrade", "websocket")
+            .body(Vec::new())
+            .expect("valid");
+        let wire = ClientRequest::try_from(no_offer)
+            .expect("converts")
+            .encode();
+        let wire = String::from_utf8(wire.expect("encodes")).unwrap();
+        assert!(!wire.to_ascii_lowercase().contains("upgrade"), "{wire}");
         let relative = http::Request::get("/no-host")
             .body(Vec::new())
             .expect("valid");
