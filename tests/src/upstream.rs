@@ -304,7 +304,7 @@ fn switch(mut stream: TcpStream) {
     if let Some(n) = path.strip_prefix("/reset-after/") {
         let mut bytes = vec![0u8; n.parse().unwrap_or(0)];
         pattern(0, &mut bytes);
-        if stream.write_all(&bytes).is_ok() {
+        if stream.write_all(&bytes).is_ok() && all_taken(&stream) {
             // A close with input unread is a reset (RFC 9293 §3.6.1).
             let _ = stream.peek(&mut [0u8; 1]);
         }
@@ -322,6 +322,27 @@ fn switch(mut stream: TcpStream) {
         }
     }
     let _ = stream.write_all(b"bye");
+}
+
+/// Waits (up to 10 s) until the peer has acknowledged every byte sent:
+/// a reset drops what it has not, and a test of what came before a reset
+/// must not count those as lost by the proxy.
+fn all_taken(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let mut unacknowledged: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int to the pointer given.
+        let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut unacknowledged) };
+        if r != 0 {
+            return false;
+        }
+        if unacknowledged == 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 /// [`Behaviour::Reflect`] and its kin, [`Behaviour::Garbage`],
