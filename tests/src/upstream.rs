@@ -26,7 +26,9 @@ pub enum Behaviour {
     Source,
     /// Keep-alive; answers each request with its own head (request line
     /// and fields, as received) as the body; the body it came with is read
-    /// and dropped. For what a proxy changes in the fields.
+    /// and dropped. For what a proxy changes in the fields. A path under
+    /// `/early-hints` gets `103 Early Hints` first (with `Link` and a
+    /// hop-by-hop field), in a write of its own 50 ms before the answer.
     Reflect,
     /// A [`Behaviour::Reflect`] that sends each body 50 ms after its head,
     /// in a write of its own: a reader that wrongly takes the head for the
@@ -393,6 +395,18 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
                 let mut rest = [0u8; 1024];
                 while stream.read(&mut rest).is_ok_and(|n| n > 0) {}
                 return;
+            }
+            Behaviour::Reflect if path.starts_with("/early-hints") => {
+                let hints = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n";
+                if stream.write_all(hints.as_bytes()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len())
+                    .into_bytes()
+                    .into_iter()
+                    .chain(head)
+                    .collect()
             }
             Behaviour::Reflect => [
                 format!("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: {}\r\n\r\n", head.len()).into_bytes(),

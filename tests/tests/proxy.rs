@@ -80,6 +80,25 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
         assert_eq!(field(&head, "x-hop"), None, "{head}");
         assert_eq!(field(&head, "keep-alive"), None, "{head}");
         assert_eq!(field(&head, "via"), Some("1.1 edgepoll"));
+        // An interim response is passed on as any head (RFC 9110 §15.2),
+        // ahead of the final one, but not to an HTTP/1.0 client.
+        let mut stream = connect(proxy.addr);
+        let hints = "GET /early-hints HTTP/1.1\r\nHost: site.test\r\n\r\n";
+        stream.write_all(hints.as_bytes()).expect("send");
+        let interim = read_head(&mut stream);
+        assert_eq!(status(&interim), 103, "{} {interim}", runtime.name());
+        let link = field(&interim, "link");
+        assert_eq!(link, Some("</style.css>; rel=preload"), "{interim}");
+        assert_eq!(field(&interim, "via"), Some("1.1 edgepoll"), "{interim}");
+        assert_eq!(field(&interim, "x-hop"), None, "{interim}");
+        assert_eq!(field(&interim, "connection"), None, "{interim}");
+        let (last, _) = read_response(&mut stream);
+        assert_eq!(status(&last), 200, "{last}");
+        let (old, _) = ask(
+            &proxy,
+            "GET /early-hints HTTP/1.0\r\nHost: site.test\r\n\r\n",
+        );
+        assert_eq!(status(&old), 200, "no 1xx to HTTP/1.0: {old}");
         // The same claims spelt with underscores (which CGI-style
         // frameworks read as the dashed names) stay behind, as nginx drops
         // every name with an underscore; so does an offer to switch to

@@ -60,6 +60,8 @@ pub(crate) enum Answer {
     /// A 101 passing on an exchange's switch: the client's connection and
     /// the exchange's are joined once it is sent.
     Tunnel(Response<'static>, ExchangeId),
+    /// An interim (1xx) response ahead of the final one.
+    Interim(Response<'static>),
 }
 
 /// Bodies the loop moves between connections itself, with backpressure.
@@ -243,6 +245,14 @@ impl Context<'_> {
     /// or will be told through [`App::on_abandoned`]).
     pub fn respond(&mut self, responder: Responder, response: Response<'static>) {
         self.responses.push((responder, Answer::Whole(response)));
+    }
+
+    /// Sends `head`, an interim (1xx) response such as `103 Early Hints`,
+    /// to a deferred request ahead of its final response: only if it can
+    /// go now (see [`Handler::respond_interim`](crate::http::Handler::respond_interim));
+    /// otherwise it is dropped, as a hint may be.
+    pub fn respond_interim(&mut self, responder: Responder, head: Response<'static>) {
+        self.responses.push((responder, Answer::Interim(head)));
     }
 
     /// Answers a deferred request with `head` and a body to follow in pieces
@@ -441,6 +451,14 @@ pub trait App {
         cx: &mut Context<'_>,
     ) {
         let _ = (exchange, result, cx);
+    }
+
+    /// An exchange's server sent an interim response (`103 Early Hints`,
+    /// say) before its final one, which [`on_response`](Self::on_response)
+    /// brings as usual. A forwarder passes it on with
+    /// [`Context::respond_interim`]; by default it is dropped.
+    fn on_interim(&mut self, exchange: ExchangeId, response: ParsedResponse, cx: &mut Context<'_>) {
+        let _ = (exchange, response, cx);
     }
 
     /// A deferred request no longer waits: it got a 504 at its respond

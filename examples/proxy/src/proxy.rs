@@ -343,6 +343,15 @@ impl App for Proxy {
         cx.respond(waiting.responder, answer);
     }
 
+    fn on_interim(&mut self, exchange: ExchangeId, response: ParsedResponse, cx: &mut Context<'_>) {
+        // A proxy passes interim responses on (RFC 9110 §15.2), as any
+        // head: its hop-by-hop fields left behind, `Via` added. (`100
+        // Continue` never comes here: the proxy answers `Expect` itself.)
+        if let Some(Exchange::Waiting(waiting)) = self.exchanges.get(&exchange) {
+            cx.respond_interim(waiting.responder, passed_on(response));
+        }
+    }
+
     fn on_response_end(
         &mut self,
         exchange: ExchangeId,

@@ -12,6 +12,8 @@ use bytes::Bytes;
 /// What an exchange produced, in order.
 #[derive(Debug, PartialEq)]
 pub(crate) enum ClientEvent {
+    /// An interim response (`103 Early Hints`, say) before the final one.
+    Interim(ParsedResponse),
     /// The response, whole; or, when streaming, its head (an empty body),
     /// with the body's pieces to follow. An error ends the exchange.
     Response(Result<ParsedResponse, ResponseError>),
@@ -227,7 +229,11 @@ impl ClientConnection {
             buffered.extend_from_slice(data);
             return self.read_body(events);
         }
-        match busy.parser.feed(data) {
+        let fed = busy.parser.feed(data);
+        while let Some(interim) = busy.parser.take_interim() {
+            events.push(ClientEvent::Interim(interim));
+        }
+        match fed {
             Ok(None) => {}
             Ok(Some(response)) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
                 let rest = busy.parser.take_stream().map(|(_, _, rest)| rest);

@@ -11,7 +11,8 @@
 //!   another.
 //! - Responses framed by the same rules as requests
 //!   ([`FramingError`](crate::http::FramingError)): `Content-Length`, chunked,
-//!   or until close; 1xx skipped; HEAD, 204 and 304 bodiless; a body limit.
+//!   or until close; 1xx apart (see `App::on_interim`); HEAD, 204 and 304
+//!   bodiless; a body limit.
 //! - Host names resolved as [`crate::dns`] says: on the loop when a DNS
 //!   server is configured, through the runtime otherwise.
 //! - A request whose reused connection the server closed before any response

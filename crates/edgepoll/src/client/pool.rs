@@ -108,6 +108,7 @@ impl ExchangeState {
 /// of a streamed one), then for a streamed one its body's pieces and end.
 #[derive(Debug)]
 pub(crate) enum ExchangeEvent {
+    Interim(ParsedResponse),
     Response(Result<ParsedResponse, ClientError>),
     Body(Bytes),
     End(Result<(), ClientError>),

@@ -1515,6 +1515,49 @@ impl Handler {
         Ok((at, allowed))
     }
 
+    /// Sends `head`, an interim response (1xx other than 101, such as
+    /// `103 Early Hints`), to the deferred request `id` ahead of its final
+    /// response. Only when it can go now: every response before it is out
+    /// (an interim response belongs right before its final one) and its
+    /// client speaks HTTP/1.1 (RFC 9110 §15.2: none to HTTP/1.0).
+    /// Otherwise it is dropped, as a hint may be: `Ok(false)`. `Gone` once
+    /// the final response was given.
+    ///
+    /// ```
+    /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// struct Later(Option<RequestId>);
+    /// impl Dispatch for Later {
+    ///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    ///         self.0 = Some(id);
+    ///         Reply::Later
+    ///     }
+    /// }
+    /// let (now, mut later) = (Instant::now(), Later(None));
+    /// let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let hints = Response::new(StatusCode::from_u16(103).unwrap()).header("Link", "</a.css>; rel=preload");
+    /// assert_eq!(conn.respond_interim(later.0.unwrap(), &hints, now), Ok(true));
+    /// assert_eq!(conn.pending_output(), b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+    /// ```
+    pub fn respond_interim(
+        &mut self,
+        id: RequestId,
+        head: &Response<'_>,
+        now: Instant,
+    ) -> Result<bool, Gone> {
+        let (at, _) = self.pending_slot(id)?;
+        let code = head.status().as_u16();
+        let interim = (100..200).contains(&code) && code != 101;
+        if !interim || at != 0 || self.waiting[0].version != Version::Http11 {
+            return Ok(false);
+        }
+        head.encode_interim(self.output.buffer());
+        self.last_progress = now;
+        Ok(true)
+    }
+
     /// Answers the deferred request `id`, one that offered to switch
     /// protocols (a bodiless HTTP/1.1 request whose `Connection` names its
     /// `Upgrade` field), with `head`, a 101: once it is sent (after the

@@ -179,6 +179,15 @@ impl<'a> Response<'a> {
         service_closes
     }
 
+    /// Appends an interim response's head (status and fields, none that
+    /// frames a message or names the connection's options: an interim
+    /// response has neither body nor say over the connection).
+    pub(crate) fn encode_interim(&self, out: &mut Vec<u8>) {
+        push_status_line(out, self.status);
+        self.push_fields(out, false, false, true);
+        out.extend_from_slice(b"\r\n");
+    }
+
     /// Appends the head of a response whose body is streamed after it:
     /// `length` bytes, or chunked where the peer speaks HTTP/1.1
     /// (`chunked_ok`), or until the connection closes. Returns whether the

@@ -105,7 +105,12 @@ struct Head {
 /// The most header fields a response may have.
 const MAX_FIELDS: usize = 128;
 
-/// Reads one response, fed incrementally; skips interim `1xx` responses.
+/// The most interim responses kept for the caller per response: a server
+/// may send any number, and each is passed on.
+const MAX_INTERIM: u8 = 8;
+
+/// Reads one response, fed incrementally; interim `1xx` responses before it
+/// are not the response (see [`take_interim`](Self::take_interim)).
 /// Bodies are framed by the rules requests follow ([`FramingError`]), and a
 /// body over the limit ([`with_max_body`](Self::with_max_body)) is an error,
 /// not an allocation.
@@ -130,6 +135,9 @@ pub struct ResponseParser {
     streams: bool,
     /// Where the head's fields are, while it is parsed.
     spans: Vec<HeaderSpan>,
+    /// Interim responses parsed, not yet taken; and how many were kept.
+    interim: Vec<ParsedResponse>,
+    interim_kept: u8,
 }
 
 impl ResponseParser {
@@ -146,6 +154,31 @@ impl ResponseParser {
             reusable: false,
             streams: false,
             spans: Vec::new(),
+            interim: Vec::new(),
+            interim_kept: 0,
+        }
+    }
+
+    /// The next interim response (a 1xx other than 100 and 101, such as
+    /// `103 Early Hints`) that came before the final one, oldest first:
+    /// what a proxy passes on (RFC 9110 §15.2). `100 Continue` answers an
+    /// expectation, which is the one who sent it to keep, and is not kept;
+    /// nor are more than eight before one response.
+    ///
+    /// ```
+    /// use edgepoll::http::{ResponseParser, StatusCode};
+    /// let mut parser = ResponseParser::new(false);
+    /// let early = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+    /// assert_eq!(parser.feed(early).unwrap(), None);
+    /// let hints = parser.take_interim().unwrap();
+    /// assert_eq!(hints.status, StatusCode::from_u16(103).unwrap());
+    /// assert_eq!(hints.header("link"), Some(&b"</a.css>; rel=preload"[..]));
+    /// assert!(parser.take_interim().is_none());
+    /// ```
+    pub fn take_interim(&mut self) -> Option<ParsedResponse> {
+        match self.interim.is_empty() {
+            true => None,
+            false => Some(self.interim.remove(0)),
         }
     }
 
@@ -338,6 +371,24 @@ impl ResponseParser {
             if status.as_u16() < 200 && status.as_u16() != 101 {
                 // An interim response (100 Continue, 103 Early Hints): the
                 // real one follows. 101 is final: the protocol changes.
+                if status != StatusCode::CONTINUE && self.interim_kept < MAX_INTERIM {
+                    self.interim_kept += 1;
+                    let buf = &self.buf;
+                    let headers = (spans.iter())
+                        .map(|span| {
+                            let name = ascii_str(&buf[span.name.clone()]).unwrap_or_default();
+                            (string_short(name), to_vec_short(&buf[span.value.clone()]))
+                        })
+                        .collect();
+                    self.interim.push(ParsedResponse {
+                        status,
+                        version: line.version,
+                        reason: string_short(ascii_str(&buf[line.reason]).unwrap_or_default()),
+                        headers,
+                        body: Vec::new(),
+                        tls: None,
+                    });
+                }
                 self.buf.drain(..len);
                 continue;
             }
@@ -589,6 +640,34 @@ mod tests {
             r.header("link").is_none(),
             "fields of an interim response are not the final's"
         );
+    }
+
+    /// Interim responses other than 100 are kept for the caller, in order,
+    /// however the bytes come; at most eight before one response.
+    #[test]
+    fn interim_responses_are_kept_in_order_but_100_and_the_excess_are_not() {
+        let wire = [
+            &b"HTTP/1.1 100 Continue\r\n\r\n"[..],
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n",
+            b"HTTP/1.1 102 Processing\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat();
+        for step in [1, wire.len()] {
+            let mut parser = ResponseParser::new(false);
+            let mut kept = Vec::new();
+            for piece in wire.chunks(step) {
+                parser.feed(piece).expect("valid");
+                kept.extend(std::iter::from_fn(|| parser.take_interim()));
+            }
+            let seen: Vec<_> = kept.iter().map(|r| r.status.as_u16()).collect();
+            assert_eq!(seen, [103, 102], "fed {step} at a time");
+            assert_eq!(kept[0].header("link"), Some(&b"</a.css>"[..]));
+        }
+        let flood = b"HTTP/1.1 103 Early Hints\r\n\r\n".repeat(20);
+        let mut parser = ResponseParser::new(false);
+        assert_eq!(parser.feed(&flood).expect("valid"), None);
+        assert_eq!(std::iter::from_fn(|| parser.take_interim()).count(), 8);
     }
 
     #[test]

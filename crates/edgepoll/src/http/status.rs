@@ -92,9 +92,10 @@ impl StatusCode {
 
 /// Reason phrases by code, from 100 (up to 505, the last one named).
 const REASONS: [&str; 406] = {
-    let named: [(u16, &str); 28] = [
+    let named: [(u16, &str); 29] = [
         (100, "Continue"),
         (101, "Switching Protocols"),
+        (103, "Early Hints"),
         (200, "OK"),
         (201, "Created"),
         (202, "Accepted"),

@@ -442,3 +442,44 @@ fn responses_queued_behind_a_deferred_one_count_against_the_output_limit() {
     assert_eq!(bodies(&drain(&mut conn, now)), [big.as_str()]);
     assert!(conn.wants_read());
 }
+
+/// An interim response goes out only right before its final one: not while
+/// an earlier response is owed, not to HTTP/1.0, not once the final one was
+/// given, and never a 101 or a final status in its place.
+#[test]
+fn an_interim_response_goes_only_where_it_precedes_its_final_one() {
+    let now = Instant::now();
+    let hints = Response::new(StatusCode::from_u16(103).unwrap()).header("Link", "</a.css>");
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let input = [get("/later1"), get("/later2")].concat();
+    conn.receive(input.as_bytes(), now, &mut service);
+    let (first, second) = (service.waiting[0].0, service.waiting[1].0);
+    assert_eq!(conn.respond_interim(second, &hints, now), Ok(false));
+    for not_interim in [StatusCode::SWITCHING_PROTOCOLS, StatusCode::OK] {
+        let head = Response::new(not_interim);
+        assert_eq!(conn.respond_interim(first, &head, now), Ok(false));
+    }
+    assert!(!conn.wants_write());
+    assert_eq!(conn.respond_interim(first, &hints, now), Ok(true));
+    conn.respond(first, Response::new(StatusCode::OK).body("one"), now)
+        .unwrap();
+    assert_eq!(conn.respond_interim(first, &hints, now), Err(Gone));
+    assert_eq!(conn.respond_interim(second, &hints, now), Ok(true));
+    conn.respond(second, Response::new(StatusCode::OK).body("two"), now)
+        .unwrap();
+    let out = drain(&mut conn, now);
+    let interim = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
+    assert_eq!(out.matches(interim).count(), 2, "{out}");
+    assert!(out.starts_with(interim), "{out}");
+    let second_at = out.find("one").unwrap();
+    assert!(
+        out[second_at..].starts_with(&format!("one{interim}HTTP/1.1 200 OK")),
+        "{out}"
+    );
+
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    conn.receive(b"GET /later HTTP/1.0\r\n\r\n", now, &mut service);
+    let id = service.waiting[0].0;
+    assert_eq!(conn.respond_interim(id, &hints, now), Ok(false));
+    assert!(!conn.wants_write());
+}

@@ -198,6 +198,11 @@ pub(crate) fn route_exchange_event<D: Driven>(
             // pieces, which may follow in this same batch.
             core.deliver_answers(now, driven);
         }
+        ExchangeEvent::Interim(response) => {
+            driven.on_interim(exchange, response, &mut core.work.context(now));
+            // Passed on now, ahead of the response it precedes.
+            core.deliver_answers(now, driven);
+        }
         ExchangeEvent::Body(piece) => match core.work.pipes.down_into(exchange) {
             Some(responder) => {
                 let limit = core.options.body_backlog;

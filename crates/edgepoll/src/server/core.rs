@@ -1020,6 +1020,7 @@ impl Core {
                 sent
             }
             Answer::End => handler.end_body(id, now).is_ok(),
+            Answer::Interim(head) => handler.respond_interim(id, &head, now) == Ok(true),
             Answer::Tunnel(..) => false,
         };
         match (delivered, wait_for_body) {

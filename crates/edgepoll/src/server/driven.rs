@@ -36,6 +36,8 @@ pub(crate) trait Driven {
     ) {
     }
 
+    fn on_interim(&mut self, _: ExchangeId, _: ParsedResponse, _: &mut Context<'_>) {}
+
     fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 
     /// The target of the WebSocket handshake just answered 101, if any.
@@ -154,6 +156,10 @@ impl<A: App> Driven for Apps<A> {
         cx: &mut Context<'_>,
     ) {
         self.0.on_response(exchange, result, cx);
+    }
+
+    fn on_interim(&mut self, exchange: ExchangeId, response: ParsedResponse, cx: &mut Context<'_>) {
+        self.0.on_interim(exchange, response, cx);
     }
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {

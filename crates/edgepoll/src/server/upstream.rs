@@ -173,6 +173,11 @@ pub(crate) fn step(
                         .events
                         .push((exchange.id, ExchangeEvent::Response(result)));
                 }
+                ClientEvent::Interim(response) => {
+                    work.pool
+                        .events
+                        .push((exchange.id, ExchangeEvent::Interim(response)));
+                }
                 ClientEvent::Body(piece) => {
                     work.pool
                         .events
