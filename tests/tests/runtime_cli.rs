@@ -382,12 +382,14 @@ fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
 
 /// edgepoll-host caches compiled native code and runs it on the next start
 /// of the same module: a guest able to write that cache could replace it
-/// with code of its choosing and run outside its sandbox. So a writable
-/// `--dir` that holds the cache turns it off. Here another module's code
-/// stands in for a guest's: under the cache's key for `conformance_guest`
-/// it is run in its place, unless a `--dir` could have put it there.
+/// with code of its choosing and run outside its sandbox. Here another
+/// module's code, under `conformance_guest`'s key and header, stands in for
+/// a guest's: it is run only from a file as the host writes it (mode 0400,
+/// which WASI cannot make), never from a cache a writable `--dir` holds,
+/// whose entries are removed when such a run ends.
 #[test]
 fn a_guest_that_could_write_the_compile_cache_gets_none() {
+    use std::os::unix::fs::PermissionsExt;
     let rt = host_runtime();
     let dir = edgepoll_tests::scratch_dir("cache", &rt);
     let cache = dir.join("compiled");
@@ -408,30 +410,59 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
             .map(|e| e.expect("entry").path())
             .collect()
     };
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path).expect("there").permissions().mode() & 0o7777
+    };
     assert_eq!(run("conformance_guest", &[], "exit"), Some(7));
-    let guest = entries();
-    assert_eq!(guest.len(), 1, "one module compiled: {guest:?}");
-    let mode = std::fs::metadata(&cache).expect("cache").permissions();
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(mode.mode() & 0o077, 0, "the cache is its user's alone");
+    let guest = entries().pop().expect("an entry");
+    assert_eq!(mode(&cache) & 0o077, 0, "the cache is its user's alone");
+    assert_eq!(mode(&guest), 0o400, "an entry is written read-only");
     assert_eq!(run("poll_http_server", &[], "--no-such-option"), Some(2));
-    let other = entries().into_iter().find(|p| *p != guest[0]);
-    let other = other.expect("a second entry");
-    std::fs::copy(&other, &guest[0]).expect("swap");
-    // The cache is used: the swapped code runs.
-    assert_eq!(run("conformance_guest", &[], "exit"), Some(2));
-    let writable = format!("/data:{}", dir.display());
-    let readonly = format!("{writable}:readonly");
-    for (flags, code) in [
-        (["--dir", writable.as_str()], Some(7)),
-        (["--dir", readonly.as_str()], Some(2)),
-    ] {
-        assert_eq!(run("conformance_guest", &flags, "exit"), code, "{flags:?}");
-    }
+    let other = entries().into_iter().find(|p| *p != guest);
+    let other = std::fs::read(other.expect("a second entry")).expect("readable");
+    // Another module's code in place of this one's is not run...
+    std::fs::remove_file(&guest).expect("removable");
+    std::fs::write(&guest, &other).expect("written");
+    std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(0o400)).expect("chmod");
     assert_eq!(
-        entries().len(),
-        2,
-        "nothing written to a cache a guest can write"
+        run("conformance_guest", &[], "exit"),
+        Some(7),
+        "foreign header"
+    );
+    // ...nor with this one's header in a file as a guest writes it...
+    let forged = [
+        &std::fs::read(&guest).expect("readable")[..24],
+        &other[24..],
+    ]
+    .concat();
+    let plant = |file_mode: u32| {
+        let _ = std::fs::remove_file(&guest);
+        std::fs::write(&guest, &forged).expect("written");
+        std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(file_mode))
+            .expect("chmod");
+    };
+    plant(0o644);
+    assert_eq!(run("conformance_guest", &[], "exit"), Some(7), "mode 0644");
+    // ...but as the host writes it, it is: so no guest may reach the cache.
+    plant(0o400);
+    assert_eq!(
+        run("conformance_guest", &[], "exit"),
+        Some(2),
+        "the cache is used"
+    );
+    let readonly = format!("/data:{}:readonly", dir.display());
+    assert_eq!(
+        run("conformance_guest", &["--dir", &readonly], "exit"),
+        Some(2)
+    );
+    let writable = format!("/data:{}", dir.display());
+    assert_eq!(
+        run("conformance_guest", &["--dir", &writable], "exit"),
+        Some(7)
+    );
+    assert!(
+        entries().is_empty(),
+        "entries a guest could write are removed"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,6 +32,7 @@
 //! period (`--grace`, 10 s) ends, whichever comes first; a second signal
 //! ends it at once.
 
+use crate::compile_cache;
 use crate::fd_table::Shared;
 use crate::runtime::{self, Instance, Invocation};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -114,7 +115,7 @@ pub fn run(
     restart: Restart,
     grace: Duration,
 ) -> Result<i32, String> {
-    let (engine, module) = runtime::compile(invocation)?;
+    let (engine, module, cache) = runtime::compile(invocation)?;
     // What every instance would refuse the same way (a --dir that is not
     // there) is refused once, before any starts.
     runtime::host_state(invocation)?;
@@ -148,6 +149,7 @@ pub fn run(
                 // The others are not waited for: the process ends.
                 Ok(Report::GaveUp(message)) => {
                     eprintln!("edgepoll-host: {message}");
+                    compile_cache::forget_exposed(&cache);
                     std::process::exit(1);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -168,10 +170,12 @@ pub fn run(
             if let Some(at) = stop_at {
                 if signals > 1 || Instant::now() >= at {
                     eprintln!("edgepoll-host: stopped before every instance had finished");
+                    compile_cache::forget_exposed(&cache);
                     std::process::exit(0);
                 }
             }
         }
+        compile_cache::forget_exposed(&cache);
         // Stopped by a signal: a clean stop whatever the instances said.
         Ok(if stop_at.is_some() { 0 } else { worst })
     })

@@ -3,10 +3,11 @@
 //! which defines the area's imports and so also knows the host state and
 //! its output (`host`, `output`); a bottom piece only other bottom pieces.
 
-const TOP: [&str; 8] = [
+const TOP: [&str; 9] = [
     "lib",
     "main",
     "runtime",
+    "compile_cache",
     "instances",
     "output",
     "linker",

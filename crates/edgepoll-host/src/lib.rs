@@ -5,6 +5,7 @@
 
 // Top: loading and running, and the linker that wires the areas below to
 // the guest's imports.
+pub mod compile_cache;
 pub mod host;
 pub mod instances;
 pub mod linker;

@@ -1,5 +1,6 @@
 //! Loading, linking and running one guest module.
 
+use crate::compile_cache::{self, Cache};
 use crate::fd_table::{rights, Descriptor, Directory, Entry, FdTable};
 use crate::host::Host;
 use crate::poll::Poller;
@@ -28,8 +29,10 @@ pub struct Invocation {
 
 /// Runs the guest; returns its exit code, or a one-line error.
 pub fn run(invocation: &Invocation) -> Result<i32, String> {
-    let (engine, module) = compile(invocation)?;
-    run_compiled(&engine, &module, invocation, &Instance::default())
+    let (engine, module, cache) = compile(invocation)?;
+    let outcome = run_compiled(&engine, &module, invocation, &Instance::default());
+    compile_cache::forget_exposed(&cache);
+    outcome
 }
 
 /// How one of several instances of a guest differs from a lone guest.
@@ -55,16 +58,18 @@ fn config() -> Config {
     config
 }
 
-/// Compiles the module once, for as many instances as are run of it.
-pub fn compile(invocation: &Invocation) -> Result<(Engine, Module), String> {
+/// Compiles the module once, for as many instances as are run of it; the
+/// cache it came from is to be given to [`compile_cache::forget_exposed`]
+/// once they have run.
+pub fn compile(invocation: &Invocation) -> Result<(Engine, Module, Cache), String> {
     let shown = invocation.module.display();
     let bytes =
         std::fs::read(&invocation.module).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let engine = Engine::new(&config()).map_err(|e| format!("cannot start wasmtime: {e}"))?;
-    let cache = cache_dir().and_then(|dir| private_cache(dir, &invocation.dirs));
-    let module = load(&engine, &bytes, cache)
+    let cache = compile_cache::open(&invocation.dirs);
+    let module = compile_cache::load(&engine, &bytes, &cache)
         .map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
-    Ok((engine, module))
+    Ok((engine, module, cache))
 }
 
 /// Runs one instance of a compiled guest in a store of its own; returns its
@@ -221,84 +226,6 @@ fn random_seed() -> Result<u64, String> {
         ));
     }
     Ok(u64::from_ne_bytes(seed))
-}
-
-/// Compiles the module, reusing native code cached in `cache` from an
-/// earlier run of the same bytes (like `wasmedge compile`, but automatic).
-fn load(engine: &Engine, bytes: &[u8], cache: Option<PathBuf>) -> wasmtime::Result<Module> {
-    let Some(dir) = cache else {
-        return Module::new(engine, bytes);
-    };
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    env!("CARGO_PKG_VERSION").hash(&mut hasher);
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    let path = dir.join(format!("{:016x}.cwasm", hasher.finish()));
-    if path.exists() {
-        // SAFETY: the file was written by `Module::serialize` of this same
-        // build (the key includes the engine's compatibility hash) into a
-        // directory no guest can write (`private_cache`); wasmtime checks
-        // its header before use.
-        if let Ok(module) = unsafe { Module::deserialize_file(engine, &path) } {
-            return Ok(module);
-        }
-    }
-    let module = Module::new(engine, bytes)?;
-    if let Ok(serialized) = module.serialize() {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        // A new file, never one already there (nor where a link there
-        // points), readable by this user alone.
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .and_then(|mut file| file.write_all(&serialized));
-        match written {
-            Ok(()) => drop(std::fs::rename(&temp, &path)),
-            Err(_) => drop(std::fs::remove_file(&temp)),
-        }
-    }
-    Ok(module)
-}
-
-/// Where compiled modules are cached: `$EDGEPOLL_HOST_CACHE` (default
-/// `$XDG_CACHE_HOME/edgepoll-host` or `~/.cache/edgepoll-host`);
-/// `EDGEPOLL_HOST_CACHE=off` disables it.
-fn cache_dir() -> Option<PathBuf> {
-    match std::env::var_os("EDGEPOLL_HOST_CACHE") {
-        Some(v) if v == "off" => None,
-        Some(v) => Some(PathBuf::from(v)),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-            .map(|base| base.join("edgepoll-host")),
-    }
-}
-
-/// The cache directory, made if need be (for this user alone), unless a
-/// guest could write in it: its cached native code would then be the
-/// guest's to replace, and the next run of the host would run it outside
-/// the sandbox. So no cache when a writable `--dir` holds it (as
-/// `--dir .:.` from the home directory holds `~/.cache`).
-fn private_cache(dir: PathBuf, preopens: &[Preopen]) -> Option<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .ok()?;
-    let dir = dir.canonicalize().ok()?;
-    let guest_writes = |preopen: &Preopen| {
-        !preopen.readonly && (preopen.host.canonicalize()).is_ok_and(|host| dir.starts_with(host))
-    };
-    match preopens.iter().any(guest_writes) {
-        true => None,
-        false => Some(dir),
-    }
 }
 
 /// How a trap's message begins: what tells a trap (exit 134) from the

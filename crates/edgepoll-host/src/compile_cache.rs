@@ -1,0 +1,162 @@
+//! Native code compiled from a module, kept for the next run of the same
+//! bytes (like `wasmedge compile`, but automatic), in
+//! `$EDGEPOLL_HOST_CACHE` (default `$XDG_CACHE_HOME/edgepoll-host` or
+//! `~/.cache/edgepoll-host`; `EDGEPOLL_HOST_CACHE=off` disables it).
+//!
+//! The host runs that code outside any sandbox, so the cache must be the
+//! host's alone: a guest that could write an entry could run code of its
+//! choosing on the next start. Hence:
+//! - a cache directory that a writable `--dir` holds (as `--dir .:.` from
+//!   the home directory holds `~/.cache`) is not used, and its entries are
+//!   removed when such a run ends (a guest may have written them);
+//! - the directory must be the user's own, writable by no one else;
+//! - an entry is read only as the host writes it: a regular file of the
+//!   user's, mode 0400 (a guest can neither make nor, unless it runs as
+//!   root, change such a file: WASI has no chmod), one link (not another
+//!   entry linked in), and a header naming the module it was compiled from.
+
+use crate::runtime::Preopen;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use wasmtime::{Engine, Module};
+
+/// Where entries are kept, if anywhere.
+pub enum Cache {
+    Off,
+    /// The host's alone: used.
+    Private(PathBuf),
+    /// A guest of this run can write there: not used, and emptied at the
+    /// end of the run ([`forget_exposed`]).
+    Exposed(PathBuf),
+}
+
+/// What begins an entry: a tag, then the module's length and a hash of its
+/// bytes other than the one in the entry's name.
+const MAGIC: &[u8; 8] = b"EPHcache";
+const HEADER: usize = 24;
+
+/// The cache a run with these preopened directories may use.
+pub fn open(preopens: &[Preopen]) -> Cache {
+    let dir = match std::env::var_os("EDGEPOLL_HOST_CACHE") {
+        Some(v) if v == "off" => return Cache::Off,
+        Some(v) => PathBuf::from(v),
+        None => match std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        {
+            Some(base) => base.join("edgepoll-host"),
+            None => return Cache::Off,
+        },
+    };
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    let Ok(dir) = made.and_then(|()| dir.canonicalize()) else {
+        return Cache::Off;
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let own = std::fs::symlink_metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == me && m.mode() & 0o022 == 0);
+    if !own {
+        return Cache::Off;
+    }
+    let guest_writes = |preopen: &Preopen| {
+        !preopen.readonly && (preopen.host.canonicalize()).is_ok_and(|host| dir.starts_with(host))
+    };
+    match preopens.iter().any(guest_writes) {
+        true => Cache::Exposed(dir),
+        false => Cache::Private(dir),
+    }
+}
+
+/// Compiles `bytes`, or takes the code compiled from them from the cache.
+pub fn load(engine: &Engine, bytes: &[u8], cache: &Cache) -> wasmtime::Result<Module> {
+    let Cache::Private(dir) = cache else {
+        return Module::new(engine, bytes);
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let path = dir.join(format!("{:016x}.cwasm", hasher.finish()));
+    let header = header(bytes);
+    if let Some(entry) = read_entry(&path) {
+        if let Some(code) = entry.strip_prefix(&header[..]) {
+            // SAFETY: an entry as only this host writes it (see the module
+            // documentation) from `Module::serialize` of this same build
+            // (the name's hash includes the engine's compatibility hash),
+            // for these very bytes (the header); wasmtime checks its own
+            // header before use.
+            if let Ok(module) = unsafe { Module::deserialize(engine, code) } {
+                return Ok(module);
+            }
+        }
+    }
+    let module = Module::new(engine, bytes)?;
+    if let Ok(serialized) = module.serialize() {
+        write_entry(&path, &[&header[..], &serialized].concat());
+    }
+    Ok(module)
+}
+
+/// Empties an exposed cache of its entries: a guest that could write them
+/// has run.
+pub fn forget_exposed(cache: &Cache) {
+    let Cache::Exposed(dir) = cache else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".cwasm") || name.contains(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn header(bytes: &[u8]) -> [u8; HEADER] {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (MAGIC, bytes).hash(&mut hasher);
+    let mut header = [0u8; HEADER];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..16].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    header[16..].copy_from_slice(&hasher.finish().to_le_bytes());
+    header
+}
+
+/// An entry's bytes, if it is one as the host writes it.
+fn read_entry(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let as_written = meta.is_file() && meta.uid() == me && meta.mode() & 0o7777 == 0o400;
+    if !as_written || meta.nlink() != 1 {
+        return None;
+    }
+    std::fs::read(path).ok()
+}
+
+/// Writes an entry: to a new file (never one already there, nor where a
+/// link there points), mode 0400, then renamed into place.
+fn write_entry(path: &Path, contents: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&temp)
+        .and_then(|mut file| file.write_all(contents));
+    match written {
+        Ok(()) => drop(std::fs::rename(&temp, path)),
+        Err(_) => drop(std::fs::remove_file(&temp)),
+    }
+}
