@@ -421,7 +421,6 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// Opens a connection with 10 s read and write timeouts.
 /// A connection whose receive buffer is a few KiB, set before it connects
 /// (the window is agreed then), so that a response it leaves unread fills
 /// the server's socket at once instead of the client's buffer.
@@ -469,6 +468,7 @@ pub fn connect_with_a_small_receive_buffer(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Opens a connection with 10 s read and write timeouts.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("server accepts");

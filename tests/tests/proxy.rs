@@ -604,11 +604,14 @@ fn a_switched_connection_is_tunnelled_byte_for_byte_both_ways() {
 /// A tunnel's far end that sends its last bytes and then resets (as a
 /// server does that closes with input unread, after its WebSocket close
 /// frame): what the proxy read before the reset still reaches a client
-/// that reads slowly, whole, and then the client's connection ends.
+/// that reads late, whole, and then the client's connection ends. (Over
+/// loopback the kernel's buffers to the client may hold all of it; the
+/// bytes the loop itself holds when a side breaks are the unit test
+/// `tunnel::when_one_side_breaks_the_other_still_gets_what_it_was_owed`.)
 #[test]
 fn what_came_before_a_reset_still_goes_through_the_tunnel() {
     // Under the proxy's backlog (256 KiB), so that it reads them all before
-    // the reset; far over what the sockets to the client hold.
+    // the reset.
     const SENT: usize = 200_000;
     on_each_runtime(|runtime| {
         let far = NativeUpstream::start(Behaviour::Switch);

@@ -1240,7 +1240,13 @@ impl Core {
                     upstream::handle_timeout(up, now, &client, &mut self.work)
                 }
                 (None, Role::Tunnel(side)) => {
-                    Some(side.last_progress + self.options.tunnel_idle_timeout)
+                    // Left alone, it only delivers what it holds: as long
+                    // as a response would be given, not a live tunnel.
+                    let idle = match side.alone {
+                        true => self.options.limits.idle_timeout,
+                        false => self.options.tunnel_idle_timeout,
+                    };
+                    Some(side.last_progress + idle)
                 }
             };
             let idle_tunnel =

@@ -11,10 +11,11 @@
 //! An end of input on one side becomes a shutdown of the other's write
 //! side once what it was owed is out (a half-close passes through). When
 //! one side breaks (reset, or a write refused), the other is still given
-//! what that side sent before it broke, then closes as an HTTP connection
-//! does (write side shut, lingering): a reset is no reason to lose the
-//! bytes read before it, such as a WebSocket's close frame. An idle pair
-//! holds no buffer.
+//! what was read from that side before it broke, then closes as an HTTP
+//! connection does (write side shut, lingering): a reset is no reason to
+//! lose the bytes read before it, such as a WebSocket's close frame. Left
+//! alone, it has the HTTP idle timeout to take them, not the tunnel's. An
+//! idle pair holds no buffer.
 
 use super::connection::{Connection, Role};
 use super::core::Next;
@@ -261,4 +262,100 @@ fn flush(stream: &TcpStream, t: &mut Tunnel, other_ended: bool) -> io::Result<bo
         stream.shutdown(Shutdown::Write)?;
     }
     Ok(sent > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A connected pair over loopback: (the loop's end, the far end).
+    fn pair(listener: &net::TcpListener) -> (TcpStream, TcpStream) {
+        let addr = net::local_addr(listener).expect("bound");
+        let near = net::connect(addr).expect("connects");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match net::accept(listener) {
+                Ok((far, _)) => return (near, far),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "no connection to accept");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+
+    /// The side in slot `1 - peer` (serial: its slot + 1) of a tunnel
+    /// between slots 0 and 1.
+    fn side(stream: TcpStream, peer: usize, out: Vec<u8>) -> Option<Connection> {
+        let now = Instant::now();
+        let serial = peer as u64 + 1;
+        Some(Connection {
+            stream,
+            peer: "127.0.0.1:1".parse().expect("an address"),
+            serial: 2 - peer as u64,
+            interest: None,
+            linger_until: None,
+            touched: false,
+            role: Role::Tunnel(Box::new(Tunnel::new(peer, serial, out, now))),
+        })
+    }
+
+    /// One side resets while the other is owed more than its socket takes
+    /// (its reader is slow): the one left still writes all it was owed,
+    /// then is finished. (Both closed at once, and the bytes were lost.)
+    #[test]
+    fn when_one_side_breaks_the_other_still_gets_what_it_was_owed() {
+        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let (a, a_far) = pair(&listener);
+        let (b, b_far) = pair(&listener);
+        let owed: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+        // A close with input unread is a reset: a's next write fails.
+        assert_eq!(net::send(&a, b"x").ok(), Some(1));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(a_far);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut slots = vec![side(a, 1, b"to a".to_vec()), side(b, 0, owed.clone())];
+        let (now, mut scratch) = (Instant::now(), vec![0u8; 64 * 1024]);
+        let (next, peer) = step(&mut slots, 0, true, now, &mut scratch, 16 << 20);
+        assert!(
+            next == Next::Close,
+            "the side that broke closes: {next:?} {peer:?}"
+        );
+        let left = peer.map(|(at, next)| (at, next == Next::Watch(Interest::WRITABLE)));
+        assert_eq!(left, Some((1, true)), "the other is left to write");
+        slots[0] = None;
+        b_far.set_nonblocking(true).expect("non-blocking");
+        let (mut got, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(60));
+        let mut finished = false;
+        while got.len() < owed.len() || !finished {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} bytes",
+                got.len(),
+                owed.len()
+            );
+            let (next, peer) = step(&mut slots, 1, false, now, &mut scratch, 16 << 20);
+            assert!(peer.is_none() && next != Next::Close);
+            finished = next == Next::Quiet;
+            loop {
+                match net::recv(&b_far, &mut scratch) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&scratch[..n]),
+                    Ok(_) => panic!("closed after {} bytes", got.len()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+        }
+        assert!(got == owed, "every byte owed, in order");
+        let Some(Some(Connection {
+            role: Role::Tunnel(t),
+            ..
+        })) = slots.get(1)
+        else {
+            panic!("the side left is gone")
+        };
+        assert!(t.is_finished_alone());
+    }
 }
