@@ -617,6 +617,9 @@ impl Handler {
             {
                 None
             }
+            // A body not read for want of room (responses queued behind a
+            // deferred one): the service is late, not the client.
+            State::Body(_) if self.is_waiting_quietly() && !self.has_room() => None,
             // Held back while its sink drains (but a client that does not
             // read what this connection sends it is not waited for).
             State::Stream { id, .. } if self.body_paused == Some(id) && self.output.is_empty() => {
