@@ -87,14 +87,16 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
             .flat_map(|v| v.as_bytes().split(|&b| b == b','))
             .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
         for (name, value) in &parts.headers {
-            if *name == http::header::UPGRADE {
-                if offers_upgrade {
-                    out = out.upgrade(value.as_bytes());
-                }
-            } else if !is_own_field(name.as_str()) {
+            if *name != http::header::UPGRADE && !is_own_field(name.as_str()) {
                 // As bytes: a value may hold obs-text (0x80 and up).
                 out.append_header_bytes(name.as_str(), value.as_bytes());
             }
+        }
+        let protocols: Vec<&[u8]> = (parts.headers.get_all(http::header::UPGRADE).iter())
+            .map(|v| v.as_bytes())
+            .collect();
+        if offers_upgrade && !protocols.is_empty() {
+            out = out.upgrade(&protocols.join(&b", "[..]));
         }
         // A field refused (a control byte, a framing field) is reported by
         // `encode`, as for any request built field by field.
