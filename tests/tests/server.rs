@@ -6,7 +6,7 @@ use edgepoll_tests::{
     on_each_runtime, read_response, run_wasm, start_server,
 };
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 fn url(server: &edgepoll_tests::Running) -> String {
