@@ -278,14 +278,9 @@ fn a_broken_stream_gets_its_status_if_the_response_has_not_begun() {
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
 }
 
-/// A streamed body that breaks after its whole response was given: that
-/// response goes out whole, after those of the requests before it (still
-/// deferred, and answered afterwards), and only then does the connection
-/// end. (It ended at once, cutting whatever the socket had not taken, and
-/// the earlier requests were abandoned.)
-#[test]
-fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
-    let now = Instant::now();
+/// A handler that read a GET (deferred) and a streamed chunked POST with
+/// the first piece of its body: the two requests' ids.
+fn a_get_then_a_streamed_post(now: Instant) -> (Handler, Streams, RequestId, RequestId) {
     let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
     conn.receive(
         b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
@@ -296,6 +291,32 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
     let [first, streamed] = service.ids[..] else {
         panic!("two requests: {:?}", service.ids)
     };
+    (conn, service, first, streamed)
+}
+
+/// The output taken a little at a time, as a socket would: the connection
+/// is finished only once all of it is taken.
+fn take_until_finished(conn: &mut Handler, now: Instant) -> String {
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        assert!(!conn.is_finished(), "finished with output unsent");
+        let piece = conn.pending_output().len().min(4096);
+        out.extend_from_slice(&conn.pending_output()[..piece]);
+        conn.consume_output(piece, now);
+    }
+    assert!(conn.is_finished());
+    String::from_utf8(out).unwrap()
+}
+
+/// A streamed body that breaks after its whole response was given: that
+/// response goes out whole, after those of the requests before it (still
+/// deferred, and answered afterwards), and only then does the connection
+/// end. (It ended at once, cutting whatever the socket had not taken, and
+/// the earlier requests were abandoned.)
+#[test]
+fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
+    let now = Instant::now();
+    let (mut conn, mut service, first, streamed) = a_get_then_a_streamed_post(now);
     let big = vec![b'x'; 100_000];
     conn.respond(
         streamed,
@@ -309,16 +330,7 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
     assert_eq!(conn.take_abandoned().count(), 0);
     conn.respond(first, Response::new(StatusCode::NOT_FOUND).body("one"), now)
         .unwrap();
-    // Taken a little at a time, as a socket would.
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        assert!(!conn.is_finished(), "finished with output unsent");
-        let piece = conn.pending_output().len().min(4096);
-        out.extend_from_slice(&conn.pending_output()[..piece]);
-        conn.consume_output(piece, now);
-    }
-    assert!(conn.is_finished());
-    let out = String::from_utf8(out).unwrap();
+    let out = take_until_finished(&mut conn, now);
     assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out:.80}");
     // The second was encoded before the body broke, for a connection that
     // stayed open; that it closes after it takes nothing from it.
@@ -340,16 +352,7 @@ fn a_stream_that_breaks_after_its_response_lets_every_response_out_whole() {
 #[test]
 fn a_stream_that_breaks_while_its_response_streams_lets_those_before_it_out() {
     let now = Instant::now();
-    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
-    conn.receive(
-        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
-          POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
-        now,
-        &mut service,
-    );
-    let [first, streamed] = service.ids[..] else {
-        panic!("two requests: {:?}", service.ids)
-    };
+    let (mut conn, mut service, first, streamed) = a_get_then_a_streamed_post(now);
     conn.respond_stream(streamed, Response::new(StatusCode::OK), None, now)
         .unwrap();
     conn.send_body(streamed, Bytes::from_static(b"partial"), now)
@@ -363,15 +366,7 @@ fn a_stream_that_breaks_while_its_response_streams_lets_those_before_it_out() {
     let big = "y".repeat(100_000);
     conn.respond(first, Response::new(StatusCode::OK).body(big.clone()), now)
         .unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        assert!(!conn.is_finished(), "finished with output unsent");
-        let piece = conn.pending_output().len().min(4096);
-        out.extend_from_slice(&conn.pending_output()[..piece]);
-        conn.consume_output(piece, now);
-    }
-    assert!(conn.is_finished());
-    let out = String::from_utf8(out).unwrap();
+    let out = take_until_finished(&mut conn, now);
     let second = out.find(&big).expect("the first response whole") + big.len();
     assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"));
     assert_eq!(
