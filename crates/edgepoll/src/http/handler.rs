@@ -1017,8 +1017,9 @@ impl Handler {
         }
         let has_body = !matches!(framing, Framing::Length(0));
         let offers_upgrade = !has_body && fields.offers_upgrade(version);
+        // Answered once the responses before it are out (see
+        // `answer_continue`).
         let expect_continue = fields.expect_continue
-            && self.waiting.is_empty()
             && version == Version::Http11
             && has_body
             && self.input.len() == head_len;
@@ -1106,8 +1107,14 @@ impl Handler {
         true
     }
 
-    /// Answers `Expect: 100-continue` now that the body is wanted.
+    /// Answers `Expect: 100-continue` now that the body is wanted, if no
+    /// response before it is owed: an interim response belongs to the
+    /// oldest request still unanswered. Else it waits for them to go out
+    /// (`flush_ready`), unless the body comes first.
     fn answer_continue(&mut self) {
+        if !self.waiting.is_empty() {
+            return;
+        }
         if let State::Body(head) = &mut self.state {
             if std::mem::take(&mut head.expect_continue) {
                 // Ask for the body now instead of letting the client wait for it.
@@ -1698,6 +1705,12 @@ impl Handler {
             self.waiting.pop_front();
             if !keep_alive {
                 self.close_after_later_response();
+            }
+        }
+        if let State::Body(head) = &self.state {
+            // Its body not begun: the 100 it asked for is its turn now.
+            if head.expect_continue && self.input.len() == head.len {
+                self.answer_continue();
             }
         }
         self.finish_if_drained();

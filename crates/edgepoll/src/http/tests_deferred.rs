@@ -483,3 +483,38 @@ fn an_interim_response_goes_only_where_it_precedes_its_final_one() {
     assert_eq!(conn.respond_interim(id, &hints, now), Ok(false));
     assert!(!conn.wants_write());
 }
+
+/// `Expect: 100-continue` behind a deferred request: the 100 waits until
+/// the response before it is out (an interim response belongs to the oldest
+/// request unanswered), then goes, and the body it asked for is read. It
+/// was never sent, and a client waiting for it waited for nothing.
+#[test]
+fn a_100_continue_behind_a_deferred_response_goes_once_that_one_is_out() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let input = get("/later")
+        + "POST /now HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    conn.receive(input.as_bytes(), now, &mut service);
+    assert!(!conn.wants_write(), "nothing before the deferred response");
+    let (id, _) = service.waiting.pop().unwrap();
+    conn.respond(id, Response::new(StatusCode::OK).body("late"), now)
+        .unwrap();
+    let out = drain(&mut conn, now);
+    assert!(
+        out.ends_with("\r\n\r\nlateHTTP/1.1 100 Continue\r\n\r\n"),
+        "{out}"
+    );
+    conn.receive(b"hello", now, &mut service);
+    assert!(drain(&mut conn, now).ends_with("\r\n\r\n/now"));
+    // A body sent without waiting gets no 100.
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    conn.receive(input.as_bytes(), now, &mut service);
+    conn.receive(b"hel", now, &mut service);
+    let (id, _) = service.waiting.pop().unwrap();
+    conn.respond(id, Response::new(StatusCode::OK).body("late"), now)
+        .unwrap();
+    conn.receive(b"lo", now, &mut service);
+    let out = drain(&mut conn, now);
+    assert!(!out.contains("100 Continue"), "{out}");
+    assert!(out.ends_with("\r\n\r\n/now"), "{out}");
+}
