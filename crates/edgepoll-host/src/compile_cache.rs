@@ -8,12 +8,14 @@
 //! choosing on the next start. Hence:
 //! - a cache directory that a writable `--dir` holds (as `--dir .:.` from
 //!   the home directory holds `~/.cache`) is not used, and its entries are
-//!   removed when such a run ends (a guest may have written them);
+//!   removed when such a run ends normally (a guest may have written
+//!   them; one stopped by a signal leaves them);
 //! - the directory must be the user's own, writable by no one else;
 //! - an entry is read only as the host writes it: a regular file of the
 //!   user's, mode 0400 (a guest can neither make nor, unless it runs as
 //!   root, change such a file: WASI has no chmod), one link (not another
-//!   entry linked in), and a header naming the module it was compiled from.
+//!   entry linked in), and a header naming the module it was compiled from;
+//!   checked on the file opened, not on its path, and read from it.
 
 use crate::runtime::Preopen;
 use std::hash::{Hash, Hasher};
@@ -26,8 +28,9 @@ pub enum Cache {
     /// The host's alone: used.
     Private(PathBuf),
     /// A guest of this run can write there: not used, and emptied at the
-    /// end of the run ([`forget_exposed`]).
-    Exposed(PathBuf),
+    /// end of the run ([`forget_exposed`]). Held open from before the
+    /// guest ran: the guest may put a link in the path's place meanwhile.
+    Exposed(std::fs::File),
 }
 
 /// What begins an entry: a tag, then the module's length and a hash of its
@@ -66,9 +69,17 @@ pub fn open(preopens: &[Preopen]) -> Cache {
     let guest_writes = |preopen: &Preopen| {
         !preopen.readonly && (preopen.host.canonicalize()).is_ok_and(|host| dir.starts_with(host))
     };
-    match preopens.iter().any(guest_writes) {
-        true => Cache::Exposed(dir),
-        false => Cache::Private(dir),
+    if !preopens.iter().any(guest_writes) {
+        return Cache::Private(dir);
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&dir);
+    match held {
+        Ok(held) => Cache::Exposed(held),
+        Err(_) => Cache::Off,
     }
 }
 
@@ -105,19 +116,37 @@ pub fn load(engine: &Engine, bytes: &[u8], cache: &Cache) -> wasmtime::Result<Mo
 /// Empties an exposed cache of its entries: a guest that could write them
 /// has run.
 pub fn forget_exposed(cache: &Cache) {
-    let Cache::Exposed(dir) = cache else {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let Cache::Exposed(held) = cache else {
         return;
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    // The directory held, wherever its path now leads.
+    let fd = held.as_raw_fd();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{fd}")) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.ends_with(".cwasm") || name.contains(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
+        if !is_entry_name(name.as_bytes()) {
+            continue;
         }
+        let Ok(name) = std::ffi::CString::new(name.as_bytes()) else {
+            continue;
+        };
+        // SAFETY: a directory descriptor held open and a NUL-ended name.
+        unsafe { libc::unlinkat(fd, name.as_ptr(), 0) };
     }
+}
+
+/// Whether `name` is one the host gives an entry or its temporary file:
+/// sixteen hex digits, then `.cwasm` or `.tmp` and a process number.
+fn is_entry_name(name: &[u8]) -> bool {
+    let (hash, rest) = name.split_at(name.len().min(16));
+    let pid = |digits: &[u8]| !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
+    hash.len() == 16
+        && hash.iter().all(u8::is_ascii_hexdigit)
+        && (rest == b".cwasm" || rest.strip_prefix(b".tmp").is_some_and(pid))
 }
 
 fn header(bytes: &[u8]) -> [u8; HEADER] {
@@ -130,17 +159,27 @@ fn header(bytes: &[u8]) -> [u8; HEADER] {
     header
 }
 
-/// An entry's bytes, if it is one as the host writes it.
+/// An entry's bytes, if it is one as the host writes it: checked on the
+/// file opened (not a link, not a FIFO to hang on), then read from it, so
+/// that no other file can take its place between the two.
 fn read_entry(path: &Path) -> Option<Vec<u8>> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path).ok()?;
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     let as_written = meta.is_file() && meta.uid() == me && meta.mode() & 0o7777 == 0o400;
     if !as_written || meta.nlink() != 1 {
         return None;
     }
-    std::fs::read(path).ok()
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Writes an entry: to a new file (never one already there, nor where a
@@ -158,5 +197,30 @@ fn write_entry(path: &Path, contents: &[u8]) {
     match written {
         Ok(()) => drop(std::fs::rename(&temp, path)),
         Err(_) => drop(std::fs::remove_file(&temp)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the names the host gives are removed from an exposed cache: a
+    /// user's own files there (`notes.tmpl`, `a.cwasm`) stay.
+    #[test]
+    fn only_the_hosts_own_names_are_entries() {
+        for name in ["0123456789abcdef.cwasm", "0123456789ABCDEF.tmp4242"] {
+            assert!(is_entry_name(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "a.cwasm",
+            "notes.tmpl",
+            "0123456789abcdef.tmp",
+            "0123456789abcdef.tmp1x",
+            "0123456789abcdeg.cwasm",
+            "0123456789abcdef.cwasm.bak",
+            "",
+        ] {
+            assert!(!is_entry_name(name.as_bytes()), "{name}");
+        }
     }
 }
