@@ -345,7 +345,7 @@ impl Handler {
         if data.is_empty() {
             return;
         }
-        if let (State::Idle, true) = (&self.state, is_stray_line_end(data)) {
+        if matches!(self.state, State::Idle) && is_stray_line_end(data) {
             // Not a request yet: no header timeout, and no progress either
             // (the idle timeout runs on).
             return;
@@ -1530,8 +1530,9 @@ impl Handler {
     /// response. Only when it can go now: every response before it is out
     /// (an interim response belongs right before its final one) and its
     /// client speaks HTTP/1.1 (RFC 9110 §15.2: none to HTTP/1.0).
-    /// Otherwise it is dropped, as a hint may be: `Ok(false)`. `Gone` once
-    /// the final response was given.
+    /// Otherwise (or while more than `max_pending_output_bytes` wait to be
+    /// sent) it is dropped, as a hint may be: `Ok(false)`. `Gone` once the
+    /// final response was given.
     ///
     /// ```
     /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
@@ -1560,7 +1561,9 @@ impl Handler {
         let (at, _) = self.pending_slot(id)?;
         let code = head.status().as_u16();
         let interim = (100..200).contains(&code) && code != 101;
-        if !interim || at != 0 || self.waiting[0].version != Version::Http11 {
+        // Not past the output limit either: a hint is not worth the memory.
+        let room = self.output.len() <= self.limits.max_pending_output_bytes;
+        if !interim || !room || at != 0 || self.waiting[0].version != Version::Http11 {
             return Ok(false);
         }
         head.encode_interim(self.output.buffer());

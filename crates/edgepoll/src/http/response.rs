@@ -116,7 +116,11 @@ impl<'a> Response<'a> {
         // (RFC 9110 §8.6: none, or the one GET would have), so the
         // service's own Content-Length goes, if it gave one.
         let length_given = head_only && body_allowed && self.body.is_empty();
-        let service_closes = self.push_fields(out, switching, length_given, false);
+        let kind = match switching {
+            true => HeadKind::Switching,
+            false => HeadKind::Final,
+        };
+        let service_closes = self.push_fields(out, kind, length_given, false);
         let length = Decimal::new(if body_allowed { self.body.len() } else { 0 } as u64);
         let length_field: [&[u8]; 3] = match body_allowed && !length_given {
             true => [b"Content-Length: ", length.as_bytes(), b"\r\n"],
@@ -138,21 +142,22 @@ impl<'a> Response<'a> {
         stays_open
     }
 
-    /// Appends the service's fields; returns whether one of them was
-    /// `Connection: close`. `length_given`: the service's Content-Length
-    /// (digits only) goes too. `short`: see [`push_all`].
+    /// Appends the service's fields for a head of `kind`; returns
+    /// whether one of them was `Connection: close`. `length_given`: the
+    /// service's Content-Length (digits only) goes too. `short`: see
+    /// [`push_all`].
     #[inline(always)]
     fn push_fields(
         &self,
         out: &mut Vec<u8>,
-        switching: bool,
+        kind: HeadKind,
         mut length_given: bool,
         short: bool,
     ) -> bool {
         let mut service_closes = false;
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
-            if is_framing_field(name) && !switching {
+            if is_framing_field(name) && kind != HeadKind::Switching {
                 if length_given && name.len() == 14 && push_given_length(out, value) {
                     // One is enough: a second, even the same, is a fault
                     // some readers refuse the response for.
@@ -162,7 +167,7 @@ impl<'a> Response<'a> {
                     service_closes |= lists_option(value, b"close");
                     // A 426 names its Upgrade option (RFC 9110 §7.8), which
                     // the connection's own field would not.
-                    if lists_option(value, b"upgrade") {
+                    if kind == HeadKind::Final && lists_option(value, b"upgrade") {
                         push_all(out, [b"Connection: Upgrade\r\n"], short);
                     }
                 }
@@ -184,7 +189,7 @@ impl<'a> Response<'a> {
     /// response has neither body nor say over the connection).
     pub(crate) fn encode_interim(&self, out: &mut Vec<u8>) {
         push_status_line(out, self.status);
-        self.push_fields(out, false, false, true);
+        self.push_fields(out, HeadKind::Interim, false, true);
         out.extend_from_slice(b"\r\n");
     }
 
@@ -207,7 +212,7 @@ impl<'a> Response<'a> {
             return (interim_refused(out, head_only), Outgoing::Length(0));
         }
         push_status_line(out, self.status);
-        let service_closes = self.push_fields(out, false, false, true);
+        let service_closes = self.push_fields(out, HeadKind::Final, false, true);
         let body_allowed = !self.status.forbids_body();
         let mut stays_open = !service_closes && keep_alive != KeepAlive::No;
         let framing = match (body_allowed, length) {
@@ -246,6 +251,19 @@ impl<'a> Response<'a> {
         };
         (stays_open, framing)
     }
+}
+
+/// The kind of head whose fields are written: what of the service's own
+/// framing and connection fields it takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HeadKind {
+    /// A final response: the connection frames it, and says `Connection:
+    /// Upgrade` for a 426 that names its option.
+    Final,
+    /// A 101: the service's `Connection` and `Upgrade` go as they are.
+    Switching,
+    /// An interim response: no framing, and no say over the connection.
+    Interim,
 }
 
 /// Whether the connection may stay open after a response, and how to say it.

@@ -449,7 +449,10 @@ fn responses_queued_behind_a_deferred_one_count_against_the_output_limit() {
 #[test]
 fn an_interim_response_goes_only_where_it_precedes_its_final_one() {
     let now = Instant::now();
-    let hints = Response::new(StatusCode::from_u16(103).unwrap()).header("Link", "</a.css>");
+    // Its own `Connection` is not the interim response's to say.
+    let hints = Response::new(StatusCode::from_u16(103).unwrap())
+        .header("Link", "</a.css>")
+        .header("Connection", "upgrade");
     let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
     let input = [get("/later1"), get("/later2")].concat();
     conn.receive(input.as_bytes(), now, &mut service);

@@ -1020,7 +1020,13 @@ impl Core {
                 sent
             }
             Answer::End => handler.end_body(id, now).is_ok(),
-            Answer::Interim(head) => handler.respond_interim(id, &head, now) == Ok(true),
+            Answer::Interim(head) => {
+                // Written with what follows it in this batch, if anything
+                // (see `touch`): a small write after it would wait for the
+                // client's acknowledgement (Nagle's algorithm).
+                wait_for_body = true;
+                handler.respond_interim(id, &head, now) == Ok(true)
+            }
             Answer::Tunnel(..) => false,
         };
         match (delivered, wait_for_body) {
@@ -1243,7 +1249,7 @@ impl Core {
                     // Left alone, it only delivers what it holds: as long
                     // as a response would be given, not a live tunnel.
                     let idle = match side.alone {
-                        true => self.options.limits.idle_timeout,
+                        true => crate::timer::bounded(self.options.limits.idle_timeout),
                         false => self.options.tunnel_idle_timeout,
                     };
                     Some(side.last_progress + idle)
