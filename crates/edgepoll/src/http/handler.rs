@@ -345,13 +345,12 @@ impl Handler {
         if data.is_empty() {
             return;
         }
-        if matches!(self.state, State::Idle) && is_stray_line_end(data) {
-            // Not a request yet: no header timeout, and no progress either
-            // (the idle timeout runs on).
-            return;
-        }
-        self.last_progress = now;
         if let State::Idle = self.state {
+            if is_stray_line_end(data) {
+                // Not a request yet: no header timeout, and no progress
+                // either (the idle timeout runs on).
+                return;
+            }
             self.state = State::Head {
                 started: now,
                 parser: HeadParser::default(),
@@ -359,6 +358,7 @@ impl Handler {
                 head_method: false,
             };
         }
+        self.last_progress = now;
         self.input.extend_from_slice(data);
         self.process(now, service);
     }
@@ -565,9 +565,11 @@ impl Handler {
     /// requests waiting for theirs.
     #[inline]
     fn has_room(&self) -> bool {
-        self.output.len() <= self.limits.max_pending_output_bytes
-            && self.waiting.len() < self.limits.max_waiting
-            && (self.waiting.is_empty() || self.queued_fit())
+        let output_fits = self.output.len() <= self.limits.max_pending_output_bytes;
+        match self.waiting.len() {
+            0 => output_fits,
+            n => output_fits && n < self.limits.max_waiting && self.queued_fit(),
+        }
     }
 
     /// Whether the responses queued behind a deferred one, with the output,
@@ -1460,8 +1462,7 @@ impl Handler {
         if !keep_alive {
             self.input = InputBuffer::default();
             self.state = State::Closing;
-        } else if self.input.is_empty() || is_stray_line_end(&self.input) {
-            self.input.consume(self.input.len());
+        } else if self.input.is_empty() || self.drop_stray_line_end() {
             // The buffers stay for the next request unless this one was big.
             if consumed > KEEP_CAPACITY {
                 self.input = InputBuffer::default();
@@ -1478,6 +1479,16 @@ impl Handler {
                 head_method: false,
             };
         }
+    }
+
+    /// Drops what is left of the input if it is only a line end or two
+    /// after a body (see `is_stray_line_end`); whether it was.
+    fn drop_stray_line_end(&mut self) -> bool {
+        let stray = is_stray_line_end(&self.input);
+        if stray {
+            self.input.consume(self.input.len());
+        }
+        stray
     }
 
     /// Answers the request `id` that the service deferred
@@ -1935,10 +1946,16 @@ impl Handler {
 /// had not asked for. Few, so that a stream of them is no way to keep a
 /// connection open, and whole: a CR whose LF is still to come stays, or
 /// the LF would look bare to the parser.
+#[inline(always)]
 fn is_stray_line_end(bytes: &[u8]) -> bool {
-    bytes.len() <= 4
-        && bytes.last() == Some(&b'\n')
-        && bytes.iter().all(|&b| b == b'\r' || b == b'\n')
+    // The size test inline (nearly every read is longer); the rest apart.
+    bytes.len() <= 4 && only_line_ends(bytes)
+}
+
+#[cold]
+#[inline(never)]
+fn only_line_ends(bytes: &[u8]) -> bool {
+    bytes.last() == Some(&b'\n') && bytes.iter().all(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Whether an absolute-form target reads one way to every parser: its
