@@ -426,6 +426,40 @@ fn a_request_on_a_connection_the_upstream_gave_up_goes_again_if_idempotent() {
     });
 }
 
+/// A POST that meets an upstream's idle timeout on a reused connection is
+/// answered 502 (it may have been acted on), but the upstream is not left
+/// out for it: the race says nothing of its health. (It was ejected, and
+/// every request went to the other upstream for a while.)
+#[test]
+fn a_post_that_meets_a_keep_alive_race_leaves_its_upstream_in() {
+    on_each_runtime(|runtime| {
+        let racy = NativeUpstream::start(Behaviour::OnePerConnection);
+        let other = NativeUpstream::start(Behaviour::Echo);
+        let upstreams = [racy.addr.to_string(), other.addr.to_string()];
+        let proxy = start_proxy(runtime, &upstreams, &[]);
+        let mut stream = connect(proxy.addr);
+        let mut exchange = |request: &str| {
+            stream.write_all(request.as_bytes()).expect("send");
+            status(&read_response(&mut stream).0)
+        };
+        // In turns: /a opens a connection to the racy upstream, /c finds it
+        // closed and goes again on another, which /e (a POST) finds closed.
+        for path in ["/a", "/b", "/c", "/d"] {
+            let code = exchange(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert_eq!(code, 200, "{} {path}", runtime.name());
+        }
+        let post = "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(exchange(post), 502, "{}", runtime.name());
+        for path in ["/f", "/g"] {
+            let code = exchange(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert_eq!(code, 200, "{} {path}", runtime.name());
+        }
+        let seen = racy.seen.answered.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "{}: {seen:?}", runtime.name());
+        assert!(seen[..2] == ["/a", "/c"], "{}: {seen:?}", runtime.name());
+    });
+}
+
 /// Bytes an upstream sends after a complete response (here the body of a
 /// HEAD answer, late and in a write of its own, that reads as a whole
 /// response) never answer another client's request: a pooled connection is

@@ -289,9 +289,10 @@ impl App for Proxy {
             Err(error) => error,
         };
         self.exchanges.remove(&exchange);
-        if let ClientError::Queued(_) = error {
-            // Its connections were all busy the whole time: it is slow or
-            // saturated, not failing, and nothing was sent.
+        if let ClientError::Queued(_) | ClientError::IdleClosed = error {
+            // Its connections were all busy the whole time (it is slow or
+            // saturated, and nothing was sent), or its idle timeout met a
+            // request that cannot go again: not failing either way.
             self.balancer.done(upstream, now);
             self.log(upstream, &error.to_string());
         } else if self.balancer.failed(upstream, now) {

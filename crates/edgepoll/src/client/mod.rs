@@ -140,6 +140,12 @@ pub enum ClientError {
     Reset,
     /// The server closed the connection before the response was complete.
     Closed,
+    /// The server closed (or reset) a reused keep-alive connection before
+    /// any byte of the response: its idle timeout most likely met the
+    /// request. An idempotent request is sent again on a new connection
+    /// (RFC 9112 §9.3.1); one that is not ends with this, as the server
+    /// may have acted on it. Not a sign that the server is down.
+    IdleClosed,
     /// No connection within the connect timeout.
     ConnectTimeout(Duration),
     /// No response, or no progress on it, within the timeout.
@@ -169,6 +175,9 @@ impl std::fmt::Display for ClientError {
             ClientError::Closed => {
                 f.write_str("the server closed the connection before the response was complete")
             }
+            ClientError::IdleClosed => f.write_str(
+                "the server closed a kept-alive connection as the request went out, before any response",
+            ),
             ClientError::ConnectTimeout(t) => {
                 write!(f, "no connection after {:.1} s", t.as_secs_f64())
             }

@@ -163,7 +163,12 @@ pub(crate) fn step(
                 }
                 ClientEvent::Response(result) => {
                     let failed = result.is_err();
-                    let mut result = result.map_err(response_error);
+                    let mut result = result.map_err(|e| match e {
+                        ResponseError::Truncated if reused && !up.got_bytes => {
+                            ClientError::IdleClosed
+                        }
+                        e => response_error(e),
+                    });
                     if let (Ok(response), Some(tls)) = (&mut result, &up.tls) {
                         response.tls = Some(Box::new(tls.info()));
                     }
@@ -341,8 +346,11 @@ fn retry_or_fail(
         ClientError::Reset | ClientError::Closed | ClientError::Io(_)
     );
     work.slot_of.remove(&exchange.id);
-    if reused && closed && !up.got_bytes && retry(&mut exchange, now) {
+    let raced = reused && closed && !up.got_bytes;
+    if raced && retry(&mut exchange, now) {
         work.pool.requeue(exchange);
+    } else if raced {
+        end_with(&mut work.pool, &exchange, ClientError::IdleClosed);
     } else {
         end_with(&mut work.pool, &exchange, error);
     }
