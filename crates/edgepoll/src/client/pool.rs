@@ -158,7 +158,8 @@ pub(crate) struct Pool {
     next_id: u64,
     /// What happened to exchanges since the service was last told.
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
-    /// Exchanges cancelled while on a connection: the loop closes it.
+    /// Exchanges cancelled: the loop forgets their pipes, and closes the
+    /// connection of one that was on one.
     pub(crate) cancelled: Vec<ExchangeId>,
     /// No waiting exchange began before this (a lower bound: it may have
     /// left since), so the expiry scan is skipped until its timeout.
@@ -284,14 +285,22 @@ impl Pool {
     }
 
     /// Gives up an exchange: a queued one is dropped, a finished one not
-    /// reported, one on a connection left for the loop to close.
+    /// reported, one on a connection left for the loop to close. Listed in
+    /// `cancelled` either way: the loop also forgets its pipes (a request
+    /// body held back for a queued exchange would wait for ever).
     pub(crate) fn cancel(&mut self, id: ExchangeId) {
-        if self.queue.remove(id).is_none() && self.resolving.remove(&id).is_none() {
+        if !self.withdraw(id) {
             // Its events not yet reported go; its connection, if it is
             // still on one (a streamed body under way), closes.
             self.events.retain(|(done, _)| *done != id);
-            self.cancelled.push(id);
         }
+        self.cancelled.push(id);
+    }
+
+    /// Takes an exchange out of the queue, or out of the wait for its
+    /// host's addresses; whether it was there.
+    pub(crate) fn withdraw(&mut self, id: ExchangeId) -> bool {
+        self.queue.remove(id).is_some() || self.resolving.remove(&id).is_some()
     }
 
     /// Reports that exchange `id` failed before it had a response.
@@ -852,6 +861,31 @@ mod tests {
         assert_eq!(place(&mut pool, now), Some((3, Placement::Reuse(30))));
         assert_eq!(place(&mut pool, now), None);
         assert_eq!((pool.open_total, pool.idle_total), (1, 0));
+    }
+
+    /// A queued exchange that is cancelled is dropped and listed for the
+    /// loop, which forgets its pipes (a client's upload held back for it
+    /// stayed paused for ever, its connection with it); one that fails
+    /// while queued (`withdraw`) is not listed: its failure is reported.
+    #[test]
+    fn a_cancelled_queued_exchange_is_listed_for_the_loop() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 1,
+            ..Default::default()
+        });
+        let ids: Vec<_> = (0..3)
+            .map(|_| {
+                pool.submit(&request("http://127.0.0.1:1/"), now, false)
+                    .unwrap()
+            })
+            .collect();
+        assert!(place(&mut pool, now).is_some());
+        pool.cancel(ids[1]);
+        assert!(pool.withdraw(ids[2]));
+        assert_eq!(pool.cancelled, [ids[1]]);
+        assert!(!pool.has_queued());
+        assert!(!pool.withdraw(ids[1]), "gone from the queue");
     }
 
     /// Timeouts of `Duration::MAX` mean "never": `since + timeout`

@@ -81,7 +81,9 @@ pub(crate) fn route_inbound<D: Driven>(
             Inbound::Piece(piece) => queued.early.push(piece),
             Inbound::End(Ok(())) => queued.early_end = true,
             Inbound::End(Err(_)) => {
-                core.work.pool.cancel(exchange);
+                // Reported failed (not cancelled: the application hears of
+                // it); its pipe goes below.
+                core.work.pool.withdraw(exchange);
                 core.work.pool.fail(exchange, ClientError::Reset);
             }
         }
