@@ -346,11 +346,6 @@ impl Handler {
             return;
         }
         if let State::Idle = self.state {
-            if is_stray_line_end(data) {
-                // Not a request yet: no header timeout, and no progress
-                // either (the idle timeout runs on).
-                return;
-            }
             self.state = State::Head {
                 started: now,
                 parser: HeadParser::default(),
@@ -611,7 +606,9 @@ impl Handler {
                 started,
                 held: false,
                 ..
-            } if self.has_room() => Some(started + self.limits.header_timeout),
+            } if self.has_room() && !is_stray_line_end(&self.input) => {
+                Some(started + self.limits.header_timeout)
+            }
             // Waiting on the service is not idleness, nor is a body held
             // back by backpressure.
             State::Idle | State::Closing | State::Switching { .. } | State::Head { .. }
@@ -665,6 +662,20 @@ impl Handler {
                 return;
             }
         }
+        // Only a line end or two after the last body (see
+        // `is_stray_line_end`): no request begun, so idle, not late.
+        let idle = match self.state {
+            State::Head { .. } => is_stray_line_end(&self.input),
+            _ => matches!(self.state, State::Idle | State::Switching { .. }),
+        };
+        if idle {
+            self.incident = Some(Incident {
+                status: None,
+                reason: "idle keep-alive connection closed at the idle timeout",
+            });
+            self.state = State::Closed;
+            return;
+        }
         match self.state {
             State::Head { held: false, .. } if self.has_room() => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
@@ -687,14 +698,7 @@ impl Handler {
                     now,
                 )
             }
-            State::Idle | State::Switching { .. } => {
-                self.incident = Some(Incident {
-                    status: None,
-                    reason: "idle keep-alive connection closed at the idle timeout",
-                });
-                self.state = State::Closed;
-            }
-            State::Upgraded => {}
+            State::Idle | State::Switching { .. } | State::Upgraded => {}
             State::Head { .. } | State::Closing | State::Closed => {
                 if !self.output.is_empty() {
                     self.incident = Some(Incident {
@@ -1462,7 +1466,7 @@ impl Handler {
         if !keep_alive {
             self.input = InputBuffer::default();
             self.state = State::Closing;
-        } else if self.input.is_empty() || self.drop_stray_line_end() {
+        } else if self.input.is_empty() {
             // The buffers stay for the next request unless this one was big.
             if consumed > KEEP_CAPACITY {
                 self.input = InputBuffer::default();
@@ -1479,16 +1483,6 @@ impl Handler {
                 head_method: false,
             };
         }
-    }
-
-    /// Drops what is left of the input if it is only a line end or two
-    /// after a body (see `is_stray_line_end`); whether it was.
-    fn drop_stray_line_end(&mut self) -> bool {
-        let stray = is_stray_line_end(&self.input);
-        if stray {
-            self.input.consume(self.input.len());
-        }
-        stray
     }
 
     /// Answers the request `id` that the service deferred
@@ -1943,19 +1937,21 @@ impl Handler {
 /// 9112 §2.2 asks a server to ignore at least one empty line before a
 /// request line): taken for the start of the next request, they set its
 /// header timeout running on an idle connection, which then got a 408 it
-/// had not asked for. Few, so that a stream of them is no way to keep a
-/// connection open, and whole: a CR whose LF is still to come stays, or
-/// the LF would look bare to the parser.
+/// had not asked for. They stay in the input (the parser skips them, and
+/// so reads a request the same however its bytes are split), but only
+/// the idle timeout runs, and ends the connection quietly. Few: more are
+/// the start of a request that has to arrive in time.
 #[inline(always)]
 fn is_stray_line_end(bytes: &[u8]) -> bool {
     // The size test inline (nearly every read is longer); the rest apart.
     bytes.len() <= 4 && only_line_ends(bytes)
 }
 
+/// One or two CRLFs.
 #[cold]
 #[inline(never)]
 fn only_line_ends(bytes: &[u8]) -> bool {
-    bytes.last() == Some(&b'\n') && bytes.iter().all(|&b| b == b'\r' || b == b'\n')
+    matches!(bytes, b"\r\n" | b"\r\n\r\n")
 }
 
 /// Whether an absolute-form target reads one way to every parser: its

@@ -199,6 +199,19 @@ fn leading_empty_line_before_request_is_ignored() {
     assert!(text(&out).starts_with("HTTP/1.1 200 OK"));
 }
 
+/// Found by the fuzzer: line ends before a request, dropped as stray when
+/// they came alone, made the answer depend on where the input split.
+#[test]
+fn line_ends_before_a_request_read_the_same_however_split() {
+    for input in [
+        &b"\n\r\nSMT /2 HTTP/1.0\r\n\r\n"[..],
+        b"\r\n\r\nPRI * HTTP/2.0\r\n0\r\n\r\r\nConnec\xffion\r close\r\nSM\r\n",
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        run_with(input, &Limits::default(), true);
+    }
+}
+
 #[test]
 fn leading_empty_lines_then_a_bad_field_get_the_same_answer_however_split() {
     // Found by the fuzzer: the answer used to depend on where the input split.
@@ -917,18 +930,25 @@ fn a_line_end_after_a_body_leaves_the_connection_idle() {
     let t0 = Instant::now();
     let post = &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\na"[..];
     for reads in [&[post, b"\r\n"][..], &[&[post, b"\r\n"].concat()[..]]] {
-        let mut conn = Handler::new(limits.clone(), t0);
-        for read in reads {
-            conn.receive(read, t0, &mut echo);
+        for next in [true, false] {
+            let mut conn = Handler::new(limits.clone(), t0);
+            for read in reads {
+                conn.receive(read, t0, &mut echo);
+            }
+            let n = conn.pending_output().len();
+            assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+            conn.consume_output(n, t0);
+            assert_eq!(conn.deadline(), Some(t0 + Duration::from_secs(3)));
+            conn.handle_timeout(t0 + Duration::from_secs(2));
+            assert!(!conn.is_finished() && !conn.wants_write());
+            if next {
+                conn.receive(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n", t0, &mut echo);
+                assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+            } else {
+                conn.handle_timeout(t0 + Duration::from_secs(3));
+                assert!(conn.is_finished() && !conn.wants_write(), "closed quietly");
+            }
         }
-        let n = conn.pending_output().len();
-        assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
-        conn.consume_output(n, t0);
-        assert_eq!(conn.deadline(), Some(t0 + Duration::from_secs(3)));
-        conn.handle_timeout(t0 + Duration::from_secs(2));
-        assert!(!conn.is_finished() && !conn.wants_write());
-        conn.receive(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n", t0, &mut echo);
-        assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
     }
 }
 
