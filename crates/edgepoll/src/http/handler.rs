@@ -345,6 +345,7 @@ impl Handler {
         if data.is_empty() {
             return;
         }
+        self.last_progress = now;
         if let State::Idle = self.state {
             self.state = State::Head {
                 started: now,
@@ -353,7 +354,6 @@ impl Handler {
                 head_method: false,
             };
         }
-        self.last_progress = now;
         self.input.extend_from_slice(data);
         self.process(now, service);
     }
@@ -662,21 +662,11 @@ impl Handler {
                 return;
             }
         }
-        // Only a line end or two after the last body (see
-        // `is_stray_line_end`): no request begun, so idle, not late.
-        let idle = match self.state {
-            State::Head { .. } => is_stray_line_end(&self.input),
-            _ => matches!(self.state, State::Idle | State::Switching { .. }),
-        };
-        if idle {
-            self.incident = Some(Incident {
-                status: None,
-                reason: "idle keep-alive connection closed at the idle timeout",
-            });
-            self.state = State::Closed;
-            return;
-        }
         match self.state {
+            // Only a line end or two after the last body (see
+            // `is_stray_line_end`): no request begun, so idle, not late.
+            State::Idle | State::Switching { .. } => self.close_idle(),
+            State::Head { .. } if is_stray_line_end(&self.input) => self.close_idle(),
             State::Head { held: false, .. } if self.has_room() => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 "request head not complete within the header timeout",
@@ -698,7 +688,7 @@ impl Handler {
                     now,
                 )
             }
-            State::Idle | State::Switching { .. } | State::Upgraded => {}
+            State::Upgraded => {}
             State::Head { .. } | State::Closing | State::Closed => {
                 if !self.output.is_empty() {
                     self.incident = Some(Incident {
@@ -1903,6 +1893,15 @@ impl Handler {
             self.broken_body.get_or_insert((id, BodyError::Unread));
         }
         self.close_after_response();
+    }
+
+    /// An idle keep-alive connection at its idle timeout: closed quietly.
+    fn close_idle(&mut self) {
+        self.incident = Some(Incident {
+            status: None,
+            reason: "idle keep-alive connection closed at the idle timeout",
+        });
+        self.state = State::Closed;
     }
 
     /// 504 for every deferred request past its respond timeout.
