@@ -374,12 +374,7 @@ impl ResponseParser {
                 if status != StatusCode::CONTINUE && self.interim_kept < MAX_INTERIM {
                     self.interim_kept += 1;
                     let buf = &self.buf;
-                    let headers = (spans.iter())
-                        .map(|span| {
-                            let name = ascii_str(&buf[span.name.clone()]).unwrap_or_default();
-                            (string_short(name), to_vec_short(&buf[span.value.clone()]))
-                        })
-                        .collect();
+                    let headers = spans.iter().map(|span| field_at(buf, span)).collect();
                     self.interim.push(ParsedResponse {
                         status,
                         version: line.version,
@@ -399,11 +394,7 @@ impl ResponseParser {
                 summary
                     .add(&self.buf, span.name.clone(), span.value.clone())
                     .map_err(ResponseError::Framing)?;
-                // A name is a token: ASCII. Both copied with loads and
-                // stores (see `short_copy`).
-                let name = ascii_str(&self.buf[span.name.clone()]).unwrap_or_default();
-                let value = to_vec_short(&self.buf[span.value.clone()]);
-                fields.push((string_short(name), value));
+                fields.push(field_at(&self.buf, span));
             }
             let framing = summary
                 .response_framing(version, status, self.to_head)
@@ -457,6 +448,14 @@ impl ResponseParser {
             return Ok(true);
         }
     }
+}
+
+/// The field at `span` of a parsed head, copied out. A name is a token:
+/// ASCII. Both are copied with loads and stores (see `short_copy`).
+#[inline(always)]
+fn field_at(buf: &[u8], span: &HeaderSpan) -> (String, Vec<u8>) {
+    let name = ascii_str(&buf[span.name.clone()]).unwrap_or_default();
+    (string_short(name), to_vec_short(&buf[span.value.clone()]))
 }
 
 /// Replaces each obs-fold of a response head (a line end followed by a
