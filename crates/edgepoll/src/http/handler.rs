@@ -1946,11 +1946,12 @@ fn is_stray_line_end(bytes: &[u8]) -> bool {
     bytes.len() <= 4 && only_line_ends(bytes)
 }
 
-/// One or two CRLFs.
+/// One or two CRLFs, or so far only the start of them (a CR and its LF
+/// may come in separate reads).
 #[cold]
 #[inline(never)]
 fn only_line_ends(bytes: &[u8]) -> bool {
-    matches!(bytes, b"\r\n" | b"\r\n\r\n")
+    matches!(bytes, b"\r" | b"\r\n" | b"\r\n\r" | b"\r\n\r\n")
 }
 
 /// Whether an absolute-form target reads one way to every parser: its
