@@ -115,6 +115,9 @@ enum State {
         id: RequestId,
         incoming: Incoming,
         keep_alive: bool,
+        /// Its `Expect: 100-continue` waits for the responses before it
+        /// (`flush_ready`), unless the body comes first.
+        continue_owed: bool,
     },
     /// A request that offers to switch protocols waits for its deferred
     /// response: what follows it may be the new protocol's, so nothing
@@ -1119,6 +1122,23 @@ impl Handler {
         }
     }
 
+    /// Answers the `Expect: 100-continue` of the streamed request `front`,
+    /// now at the front of the queue and still unanswered, if its body has
+    /// not begun.
+    fn answer_stream_continue(&mut self, front: RequestId) {
+        if let State::Stream {
+            id,
+            continue_owed: owed @ true,
+            ..
+        } = &mut self.state
+        {
+            if *id == front && self.input.is_empty() {
+                *owed = false;
+                self.output.buffer().extend_from_slice(CONTINUE);
+            }
+        }
+    }
+
     /// Hands the service the body pieces that arrived; `Ok(true)` when the
     /// body is complete (the next request may follow).
     fn read_stream<S: Dispatch>(
@@ -1130,10 +1150,15 @@ impl Handler {
             id,
             incoming,
             keep_alive,
+            continue_owed,
         } = &mut self.state
         else {
             return Ok(false);
         };
+        if !self.input.is_empty() {
+            // The client sent its body without waiting for the 100.
+            *continue_owed = false;
+        }
         let (id, keep_alive) = (*id, *keep_alive);
         let paused = self.body_paused == Some(id);
         if paused || self.input.is_empty() {
@@ -1322,6 +1347,8 @@ impl Handler {
             head.is_head_method,
             head.offers_upgrade,
         );
+        // Still set only when responses before it are owed (`decide_body`).
+        let continue_owed = streamed && head.expect_continue;
         let input: &[u8] = &self.input;
         let body = &input[body];
         let request = Request {
@@ -1394,7 +1421,7 @@ impl Handler {
                     _ if stream.is_some() && response_keeps => {}
                     _ => self.next_request(keep_alive, consumed, now),
                 }
-                self.stream_body(stream, id, head_keep_alive, service);
+                self.stream_body(stream, id, head_keep_alive, continue_owed, service);
                 return;
             }
         };
@@ -1419,7 +1446,8 @@ impl Handler {
             self.state = State::Upgraded;
         } else {
             self.next_request(keep_alive, consumed, now);
-            self.stream_body(stream, id, head_keep_alive, service);
+            // Answered at once: the 100 went before it, or is not needed.
+            self.stream_body(stream, id, head_keep_alive, false, service);
         }
     }
 
@@ -1432,6 +1460,7 @@ impl Handler {
         stream: Option<Incoming>,
         id: RequestId,
         keep_alive: bool,
+        continue_owed: bool,
         service: &mut S,
     ) {
         if let Some(incoming) = stream {
@@ -1443,6 +1472,7 @@ impl Handler {
                         id,
                         incoming,
                         keep_alive,
+                        continue_owed,
                     }
                 }
             }
@@ -1698,6 +1728,8 @@ impl Handler {
                 }
                 *keep_alive
             } else {
+                let id = front.id;
+                self.answer_stream_continue(id);
                 return;
             };
             self.waiting.pop_front();

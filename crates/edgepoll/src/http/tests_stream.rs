@@ -773,3 +773,53 @@ fn a_body_read_on_after_its_response_is_bounded() {
         }
     }
 }
+
+/// A streamed request that expects `100-continue` behind a deferred
+/// response gets its 100 once that response is out, and before its own
+/// (it got none, and a client that waits for it sent its body only at its
+/// own timeout). A body sent without waiting, or a request answered while
+/// the earlier one waits, gets none.
+#[test]
+fn a_streamed_body_behind_a_deferred_response_gets_its_100_continue_in_turn() {
+    let now = Instant::now();
+    let input = b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+        POST /stream HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    for (body_first, answered_first) in [(false, false), (true, false), (false, true)] {
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+        conn.receive(input, now, &mut service);
+        let [first, streamed] = service.ids[..] else {
+            panic!("two requests: {:?}", service.ids)
+        };
+        assert!(!conn.wants_write(), "nothing before the deferred response");
+        if body_first {
+            conn.receive(b"a", now, &mut service);
+        }
+        if answered_first {
+            let answer = Response::new(StatusCode::CONTENT_TOO_LARGE).body("no");
+            conn.respond(streamed, answer, now).unwrap();
+        }
+        conn.respond(first, Response::new(StatusCode::OK).body("1"), now)
+            .unwrap();
+        let out = take_output(&mut conn, now);
+        let owed = !body_first && !answered_first;
+        assert_eq!(
+            out.ends_with("\r\n\r\n1HTTP/1.1 100 Continue\r\n\r\n"),
+            owed,
+            "{out}"
+        );
+        assert_eq!(out.contains("100 Continue"), owed, "{out}");
+        if answered_first {
+            continue;
+        }
+        conn.receive(&b"abc"[body_first as usize..], now, &mut service);
+        assert_eq!(service.body, b"abc");
+        conn.respond(streamed, Response::new(StatusCode::OK).body("2"), now)
+            .unwrap();
+        let out = take_output(&mut conn, now);
+        assert!(
+            out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\n2"),
+            "{out}"
+        );
+        assert!(!out.contains("100 Continue"), "one 100 only: {out}");
+    }
+}
