@@ -30,8 +30,9 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
                          through a preopened directory)
   --trust-forwarded      keep the incoming X-Forwarded-* fields, appending the
                          client's address to X-Forwarded-For, and pass on
-                         Forwarded and X-Real-IP (off: the first are replaced,
-                         the others dropped, as a client could claim anything)
+                         Forwarded and X-Real-IP (off: X-Forwarded-For, -Proto
+                         and -Host are replaced, the others dropped, as a
+                         client could claim anything)
   --exit-after N         answer N requests, then exit (for benchmarks)
   --help                 this text
 
@@ -155,12 +156,19 @@ fn upstream(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// A number of seconds from a millisecond up: less (`1e-10` would round
+/// to nothing) would time out every exchange before it began.
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
+    let duration = text
+        .parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
         .map(Duration::from_secs_f64)
-        .ok_or(format!("{flag}: not a positive number of seconds: {text}"))
+        .ok_or(format!("{flag}: not a positive number of seconds: {text}"))?;
+    match duration >= Duration::from_millis(1) {
+        true => Ok(duration),
+        false => Err(format!("{flag}: less than a millisecond: {text}")),
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +259,17 @@ mod tests {
                     "0",
                 ][..],
                 "--exit-after: not a positive number",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:1",
+                    "--timeout",
+                    "1e-10",
+                ][..],
+                "--timeout: less than a millisecond",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream"][..],

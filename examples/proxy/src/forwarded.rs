@@ -12,7 +12,9 @@
 //!   trust them (`--trust-forwarded`): then the client's address is appended
 //!   to the incoming `X-Forwarded-For` chain, and the incoming `-Proto` and
 //!   `-Host` are kept. A client could otherwise claim any address. For the
-//!   same reason `Forwarded` (RFC 7239) and `X-Real-IP`, which the proxy
+//!   same reason `Forwarded` (RFC 7239), `X-Real-IP` and every other
+//!   `X-Forwarded-*` (`-Port`, `-Ssl`, `-Scheme`, `-Prefix`: frameworks read
+//!   them as the scheme, port or path the client used), which the proxy
 //!   does not write, pass only when trusted.
 //! - A field that `Connection` names is dropped even if the proxy would
 //!   otherwise read it (`Via`, `X-Forwarded-*`, `Max-Forwards`); `Host` and
@@ -52,7 +54,8 @@ enum Rewritten {
     ForwardedProto,
     ForwardedHost,
     MaxForwards,
-    /// Another claim of who asked (`Forwarded`, `X-Real-IP`).
+    /// Another claim of who asked, or how (`Forwarded`, `X-Real-IP`, any
+    /// other `X-Forwarded-*`).
     Claimed,
 }
 
@@ -72,9 +75,20 @@ impl Rewritten {
             15 => ("x-forwarded-for", Rewritten::ForwardedFor),
             16 => ("x-forwarded-host", Rewritten::ForwardedHost),
             17 => ("x-forwarded-proto", Rewritten::ForwardedProto),
-            _ => return None,
+            _ => return Rewritten::other_forwarded(name),
         };
-        same_name(name, known).then_some(field)
+        match same_name(name, known) {
+            true => Some(field),
+            false => Rewritten::other_forwarded(name),
+        }
+    }
+
+    /// Any other `X-Forwarded-*` field.
+    fn other_forwarded(name: &str) -> Option<Rewritten> {
+        let prefix = name.as_bytes().get(..12)?;
+        prefix
+            .eq_ignore_ascii_case(b"x-forwarded-")
+            .then_some(Rewritten::Claimed)
     }
 }
 
@@ -262,6 +276,9 @@ impl IpText {
     /// IPv4, every request's case here, without the formatting machinery,
     /// which costs several times as much in a guest.
     fn new(ip: IpAddr) -> IpText {
+        // An IPv4 client of a dual-stack listener comes as `::ffff:a.b.c.d`:
+        // named as the IPv4 address it is, as an IPv4 listener names it.
+        let ip = ip.to_canonical();
         let mut text = IpText {
             bytes: [0; 45],
             len: 0,
@@ -396,10 +413,22 @@ mod tests {
             ("X-Forwarded-Host", b"outer.test"),
             ("Forwarded", b"for=1.2.3.4;proto=https"),
             ("X-Real-IP", b"1.2.3.4"),
+            ("X-Forwarded-Ssl", b"on"),
+            ("x-forwarded-port", b"443"),
+            ("X-Forwarded-Prefix", b"/admin"),
+            ("X-Forwarded-", b"1"),
         ];
         let untrusted = forwarded(incoming, false);
         assert_eq!(value(&untrusted, "forwarded"), None);
         assert_eq!(value(&untrusted, "x-real-ip"), None);
+        for claim in [
+            "x-forwarded-ssl",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-forwarded-",
+        ] {
+            assert_eq!(value(&untrusted, claim), None, "{claim}");
+        }
         assert_eq!(value(&untrusted, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(value(&untrusted, "x-forwarded-proto"), Some("http"));
         assert_eq!(value(&untrusted, "x-forwarded-host"), Some("inner.test"));
@@ -419,6 +448,8 @@ mod tests {
             Some("for=1.2.3.4;proto=https")
         );
         assert_eq!(value(&trusted, "x-real-ip"), Some("1.2.3.4"));
+        assert_eq!(value(&trusted, "x-forwarded-ssl"), Some("on"));
+        assert_eq!(value(&trusted, "x-forwarded-prefix"), Some("/admin"));
     }
 
     #[test]
@@ -436,10 +467,13 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(
                 IpText::new(ip).as_bytes(),
-                ip.to_string().as_bytes(),
+                ip.to_canonical().to_string().as_bytes(),
                 "{ip}"
             );
         }
+        // A dual-stack listener's IPv4 client is named as one.
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(IpText::new(mapped).as_bytes(), b"10.0.0.1");
         for n in 0..=255u8 {
             let ip = IpAddr::from([n, n / 2, n / 10, 255 - n]);
             assert_eq!(
