@@ -557,3 +557,51 @@ fn a_refused_upload_that_keeps_coming_is_drained_not_reset() {
         );
     });
 }
+
+/// Connections reset while they wait to be accepted, which Linux still
+/// hands over without a peer address, are passed over: accepting does not
+/// pause (it stopped for 100 ms at each, with "accept failed" in the log)
+/// and the next client is served.
+#[test]
+fn connections_reset_before_they_are_accepted_are_passed_over() {
+    on_each_runtime(|runtime| {
+        let server = start_server(runtime, &[]);
+        let pid = server.pid() as libc::pid_t;
+        // Stopped, the server cannot accept them before they reset.
+        // SAFETY: signals to the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        for _ in 0..20 {
+            let stream = std::net::TcpStream::connect(server.addr).expect("connect");
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: a valid socket and option of the size given.
+            let set = unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&stream),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(set, 0, "SO_LINGER");
+            drop(stream); // a reset, as linger 0 makes it
+        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+        let reply = exchange_until_close(
+            server.addr,
+            b"POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        );
+        assert!(
+            reply.ends_with(b"\r\n\r\nok"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let log = server.stderr_lines().join("\n");
+        assert!(!log.contains("accept failed"), "{}: {log}", runtime.name());
+    });
+}

@@ -42,7 +42,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts one connection as a non-blocking stream, with its real peer address.
-/// `WouldBlock` when none is waiting.
+/// `WouldBlock` when none is waiting; `ConnectionAborted` for one reset
+/// before it was accepted (try the next).
 pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let mut fd = 0u32;
     // SAFETY: `fd` is a valid out-pointer for the duration of the call.
@@ -53,7 +54,13 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     // SAFETY: the runtime just handed us this new descriptor.
     let stream = unsafe { TcpStream::from_raw_fd(fd as i32) };
     stream.set_nonblocking(true)?;
-    let peer = peer_addr(&stream)?;
+    let peer = peer_addr(&stream).map_err(|e| match e.kind() {
+        // Reset while it waited to be accepted: Linux still hands it over,
+        // but it has no peer any more. Aborted, as BSD's accept says of
+        // it, so the caller goes on to the next (the stream is dropped).
+        io::ErrorKind::NotConnected => io::Error::from(io::ErrorKind::ConnectionAborted),
+        _ => e,
+    })?;
     Ok((stream, peer))
 }
 
