@@ -309,6 +309,10 @@ impl Poll {
         // At most an hour, so that stretched deadlines stay representable.
         self.full_poll_interval =
             interval.clamp(Duration::from_millis(1), Duration::from_secs(3600));
+        // A shorter one counts from now, not from a full call due later.
+        let sooner = Instant::now() + self.stretched_interval();
+        self.next_full = self.next_full.min(sooner);
+        self.next_cool = self.next_cool.min(sooner);
     }
 
     /// See [`set_full_poll_interval`](Self::set_full_poll_interval).
@@ -418,6 +422,9 @@ impl Poll {
             };
             self.table.begin_call(records);
             let called = self.call_runtime(events, records, timeout);
+            if called.is_err() {
+                self.table.call_failed();
+            }
             let after = Instant::now();
             if probed {
                 // Warmed only now: hot during the call, they would be reported twice.
@@ -428,11 +435,11 @@ impl Poll {
                 self.probed.clear();
             }
             if called? == 0 {
-                // Woken with nothing to report: WasmEdge's hang-up of a
-                // socket that waits only to write (see the module notes),
-                // or a pending error with nothing to read.
-                self.hold_half_closed_writers(records, after);
-                self.report_pending_errors(records, events);
+                // Woken with nothing to report: a pending error with
+                // nothing to read, or WasmEdge's hang-up of a socket that
+                // waits only to write (see the module notes).
+                let explained = self.report_pending_errors(records, events);
+                self.hold_half_closed_writers(records, after, explained, events);
             }
             if !self.held.is_empty() {
                 // One closed without being deregistered is forgotten: its
@@ -474,10 +481,13 @@ impl Poll {
             return false;
         }
         for &(token, _, seen) in &self.probed {
-            let hang_up = seen == Peek::Closed;
-            events
-                .list
-                .push(crate::event::Event::new(token, true, false, hang_up, 0));
+            let (hang_up, error) = match seen {
+                Peek::Closed => (true, 0),
+                Peek::Error(errno) => (false, errno),
+                _ => (false, 0),
+            };
+            let event = crate::event::Event::new(token, true, false, hang_up, error);
+            events.list.push(event);
         }
         true
     }
@@ -485,18 +495,30 @@ impl Poll {
     /// After a call over the first `records` records woke with nothing to
     /// report: holds out of the calls the sockets of that call waiting only
     /// to write whose receive queue shows their peer's FIN (a peek that
-    /// returns 0). Only if none does, those with bytes waiting, behind
-    /// which a FIN may hide (one with neither has had none: a FIN would
-    /// make the peek return 0).
-    fn hold_half_closed_writers(&mut self, records: usize, now: Instant) {
+    /// returns 0). Only if none does, and nothing else `explained` the
+    /// wake, those with bytes waiting, behind which a FIN may hide (one
+    /// with neither has had none: a FIN would make the peek return 0). A
+    /// writer whose peek finds an error is reported writable with it.
+    fn hold_half_closed_writers(
+        &mut self,
+        records: usize,
+        now: Instant,
+        explained: bool,
+        events: &mut Events,
+    ) {
         let mut writers = std::mem::take(&mut self.writers);
         self.table.write_only(records, &mut writers);
         let mut hidden = Vec::new();
-        let mut held_any = false;
+        let mut held_any = explained;
         for &(fd, token) in &writers {
             match peek(fd, true) {
                 Peek::Closed => held_any |= self.hold(fd, token, now),
                 Peek::Data => hidden.push((fd, token)),
+                Peek::Error(errno) => {
+                    held_any = true;
+                    let event = crate::event::Event::new(token, false, true, false, errno);
+                    events.list.push(event);
+                }
                 Peek::Empty | Peek::Unknown => {}
             }
         }
@@ -514,17 +536,21 @@ impl Poll {
     /// WasmEdge turns into no event, call after call. Such sockets among
     /// the call's readers are reported readable, with the error, which the
     /// peek that found it has taken: their owner learns it from the event.
-    fn report_pending_errors(&mut self, records: usize, events: &mut Events) {
+    /// Whether any was.
+    fn report_pending_errors(&mut self, records: usize, events: &mut Events) -> bool {
         let mut readers = std::mem::take(&mut self.readers);
         self.table.readers(records, &mut readers);
+        let mut found = false;
         for &(fd, token) in &readers {
-            if let Some(errno) = pending_error(fd) {
+            if let Peek::Error(errno) = peek(fd, true) {
+                found = true;
                 self.table.touch(fd, self.millis(Instant::now()));
                 let event = crate::event::Event::new(token, true, false, false, errno);
                 events.list.push(event);
             }
         }
         self.readers = readers;
+        found
     }
 
     fn hold(&mut self, fd: u32, token: Token, now: Instant) -> bool {
@@ -669,26 +695,22 @@ fn peek_raw(_fd: u32, _check: bool) -> Option<(u32, usize)> {
 /// WASI's `again`: the operation would block.
 const ERRNO_AGAIN: u32 = 6;
 
+/// What a read of socket `fd` would find. An error a read would report (a
+/// refusal, a reset, an unreachable host) is taken from the socket by the
+/// peek that finds it, and must be reported from here.
 fn peek(fd: u32, check: bool) -> Peek {
     match peek_raw(fd, check) {
         Some((0, 0)) => Peek::Closed,
         Some((0, _)) => Peek::Data,
         Some((ERRNO_AGAIN, _)) => Peek::Empty,
-        // Blocking, a listener (not connected), a reset: the runtime's poll
-        // reports it.
+        // BADF, INVAL, NOTCONN, NOTSOCK and NOTSUP: no connected socket to
+        // peek at (a listener, say); the runtime's poll reports it. The
+        // rest are the socket's own errors (an ICMP message can leave many:
+        // refused, unreachable, prohibited, ...).
+        Some((errno, _)) if !matches!(errno, 8 | 28 | 53 | 57 | 58) => Peek::Error(errno as u16),
+        // Blocking (not looked at), or not peekable.
         _ => Peek::Unknown,
     }
-}
-
-/// The error a read of non-blocking socket `fd` would report (a refusal,
-/// a reset, an unreachable host), taken by the peek that finds it; `None`
-/// when it has none, is blocking, or is no connected socket.
-fn pending_error(fd: u32) -> Option<u16> {
-    let (errno, _) = peek_raw(fd, true)?;
-    // Any error but WASI's AGAIN (nothing yet), BADF, INVAL, NOTCONN,
-    // NOTSOCK and NOTSUP (no connected socket to peek at): an ICMP message
-    // can leave many (refused, unreachable, prohibited, ...).
-    (!matches!(errno, 0 | 6 | 8 | 28 | 53 | 57 | 58)).then_some(errno as u16)
 }
 
 /// Whether descriptor `fd` is open.
@@ -786,6 +808,77 @@ mod tests {
         assert!(poll.check_can_wait(false).is_err());
     }
 
+    /// A quiet socket reset by its peer, found by the peek at the quiet
+    /// ones, is reported with its error: the peek takes the error from
+    /// the socket, and a read after it finds a clean end of stream (so a
+    /// response delimited by the close read as whole).
+    #[cfg(target_os = "wasi")]
+    #[test]
+    fn a_quiet_socket_reset_is_reported_with_its_error_by_the_peek() {
+        use crate::net;
+        use std::io::{Read, Write};
+        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let addr = net::local_addr(&listener).expect("bound");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut pairs = Vec::new();
+        while pairs.len() < SPLIT_ABOVE + 6 {
+            let near = net::connect(addr).expect("connects");
+            loop {
+                match net::accept(&listener) {
+                    Ok((far, _)) => break pairs.push((near, far)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        assert!(Instant::now() < deadline, "no connection to accept");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+        }
+        let mut poll = Poll::new();
+        poll.set_peek_quiet(true);
+        poll.set_full_poll_interval(Duration::from_millis(10));
+        for (i, (near, _)) in pairs.iter().enumerate() {
+            poll.register(near, Token(i), Interest::READABLE)
+                .expect("registers");
+        }
+        let mut events = Events::with_capacity(256);
+        // Pair 0 stays busy (the calls split only while one is hot); the
+        // rest go quiet.
+        let mut step = |pairs: &mut Vec<(net::TcpStream, net::TcpStream)>, poll: &mut Poll| {
+            assert!(Instant::now() < deadline, "timed out");
+            pairs[0].1.write_all(b"x").expect("writes");
+            poll.poll(&mut events, Some(Duration::from_millis(5)))
+                .expect("polls");
+            let _ = pairs[0].0.read(&mut [0; 64]);
+            events.iter().copied().collect::<Vec<_>>()
+        };
+        while poll.table.cold_len() < pairs.len() - 1 {
+            step(&mut pairs, &mut poll);
+        }
+        // Reset: the far end closes with bytes unread.
+        pairs[1].0.write_all(b"unread").expect("writes");
+        std::thread::sleep(Duration::from_millis(20));
+        let far = std::mem::replace(&mut pairs[1].1, net::connect(addr).expect("connects"));
+        // Closed as a file: a stream's drop would shut it down first, and
+        // its FIN would hide the reset from reads.
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: the descriptor is the stream's own, and moves over.
+        drop(unsafe { std::fs::File::from_raw_fd(far.into_raw_fd()) });
+        let event = loop {
+            let events = step(&mut pairs, &mut poll);
+            if let Some(event) = events.iter().find(|e| e.token() == Token(1)) {
+                break *event;
+            }
+        };
+        // Told once, by the event or by the read after it; not lost.
+        let read = pairs[1].0.read(&mut [0; 64]);
+        let reset = matches!(&read, Err(e) if e.kind() == io::ErrorKind::ConnectionReset);
+        assert!(
+            event.is_readable() && (event.is_error() || reset),
+            "{event:?}, then {read:?}"
+        );
+    }
+
     #[test]
     fn the_full_poll_interval_stretches_in_proportion_to_the_cold() {
         let base = Duration::from_millis(100);
@@ -807,6 +900,17 @@ mod tests {
             assert!(now >= last, "shrank at {cold} cold");
             last = now;
         }
+    }
+
+    /// A shorter interval takes effect from now, not after a full call
+    /// that the longer one set far off.
+    #[test]
+    fn a_shorter_full_poll_interval_brings_the_next_full_call_forward() {
+        let mut poll = Poll::new();
+        poll.set_full_poll_interval(Duration::from_secs(3600));
+        poll.next_full = Instant::now() + Duration::from_secs(3600);
+        poll.set_full_poll_interval(Duration::from_millis(100));
+        assert!(poll.next_full <= Instant::now() + Duration::from_millis(100));
     }
 
     #[test]

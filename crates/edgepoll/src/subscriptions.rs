@@ -35,8 +35,11 @@ pub(crate) enum Peek {
     Data,
     /// The peer has closed its side: a read returns end of stream.
     Closed,
+    /// The socket's error (a reset, a refusal), as a WASI errno: the peek
+    /// took it from the socket, so it must be reported from here.
+    Error(u16),
     /// This socket cannot be looked at this way (a listener, a blocking
-    /// socket, an error): the runtime's poll must say.
+    /// socket): the runtime's poll must say.
     Unknown,
 }
 
@@ -106,9 +109,11 @@ pub(crate) struct SubscriptionTable {
     /// The number of each registered descriptor.
     by_fd: FxHashMap<u32, u32>,
     scratch: Vec<u32>,
-    /// Runtime calls begun, and whether the last one covered every record.
+    /// Runtime calls begun, whether the last one covered every record, and
+    /// whether it failed (and so watched nothing).
     calls: u64,
     last_full: bool,
+    last_failed: bool,
 }
 
 impl Default for SubscriptionTable {
@@ -122,6 +127,7 @@ impl Default for SubscriptionTable {
             scratch: Vec::new(),
             calls: 0,
             last_full: false,
+            last_failed: false,
         }
     }
 }
@@ -267,6 +273,12 @@ impl SubscriptionTable {
     pub(crate) fn begin_call(&mut self, records: usize) {
         self.calls += 1;
         self.last_full = records >= self.subs.len();
+        self.last_failed = false;
+    }
+
+    /// The call begun last failed: it watched nothing.
+    pub(crate) fn call_failed(&mut self) {
+        self.last_failed = true;
     }
 
     /// Whether the last runtime call watched `fd` for reading and reported
@@ -281,7 +293,8 @@ impl SubscriptionTable {
         };
         // Listed in that call: registered to read before it, and for a call
         // over the hot records, hot since before it.
-        let listed = slot.read != NONE
+        let listed = !self.last_failed
+            && slot.read != NONE
             && slot.read_since < self.calls
             && (self.last_full || (slot.hot && slot.hot_since < self.calls));
         listed && slot.event_call != self.calls
@@ -747,6 +760,10 @@ mod tests {
         table.begin_call(table.len() + 1);
         assert!(table.watched_quiet(sparse(2)));
         assert!(!table.watched_quiet(sparse(4)));
+        // A call that failed watched nothing.
+        table.begin_call(table.len() + 1);
+        table.call_failed();
+        assert!(!table.watched_quiet(sparse(2)));
         check(&table);
     }
 
