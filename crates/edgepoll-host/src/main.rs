@@ -58,7 +58,7 @@ struct Cli {
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    args: Vec<String>,
+    args: Vec<std::ffi::OsString>,
 }
 
 /// Everything after the module belongs to the guest, `--help` included, as
@@ -85,11 +85,8 @@ fn parse_command_line(argv: Vec<std::ffi::OsString>) -> Cli {
     }
     let split = (at + 1).min(argv.len());
     let mut cli = Cli::parse_from(&argv[..split]);
-    cli.args.extend(
-        argv[split..]
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
+    // As they are: an argument need not be UTF-8.
+    cli.args.extend_from_slice(&argv[split..]);
     cli
 }
 

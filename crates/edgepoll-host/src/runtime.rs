@@ -5,6 +5,7 @@ use crate::fd_table::{rights, Descriptor, Directory, Entry, FdTable};
 use crate::host::Host;
 use crate::poll::Poller;
 use crate::wasi::Exit;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use wasmtime::{Config, Engine, Module, OptLevel, Store, Trap, WasmBacktrace};
 
@@ -20,7 +21,9 @@ pub struct Preopen {
 /// What to run: the command line, minus parsing.
 pub struct Invocation {
     pub module: PathBuf,
-    pub args: Vec<String>,
+    /// The guest's arguments, byte for byte as given (WasmEdge passes on
+    /// bytes that are not UTF-8 as they are).
+    pub args: Vec<std::ffi::OsString>,
     pub env: Vec<(String, String)>,
     pub dirs: Vec<Preopen>,
     /// `--memory-page-limit`: most 64 KiB pages per memory.
@@ -182,7 +185,7 @@ pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
         fds.insert_at(fd, preopen);
     }
     let mut args = vec![program_name(&invocation.module)];
-    args.extend(invocation.args.iter().map(|a| a.clone().into_bytes()));
+    args.extend(invocation.args.iter().map(|a| a.as_bytes().to_vec()));
     Ok(Host {
         args,
         env: invocation
