@@ -6,6 +6,7 @@ use edgepoll_tests::{
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -631,5 +632,17 @@ fn command_line_mistakes_are_named() {
             assert!(stderr.contains(said), "{} {args:?}: {stderr}", rt.name());
             assert!(stderr.contains("usage: nonblock_http_client"), "{stderr}");
         }
+        // `-h` as an option's value is that value, not a call for help.
+        let out = run_client(rt, &["-d", "-h", "http://127.0.0.1:9/"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{}: {stdout}", rt.name());
+        assert!(!stdout.contains("usage"), "{}: {stdout}", rt.name());
+        // An argument that is not UTF-8 is named; it panicked.
+        let mut cmd = client(rt, &["-d"]);
+        cmd.arg(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        let out = wait_bounded(cmd.spawn().expect("client starts"), Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
+        assert!(stderr.contains("not UTF-8"), "{}: {stderr}", rt.name());
     });
 }

@@ -24,7 +24,8 @@ struct Options {
     max_connections: usize,
 }
 
-fn parse_args() -> Result<Options, String> {
+/// The options given, or `None` for `--help`.
+fn parse_args() -> Result<Option<Options>, String> {
     let mut options = Options {
         method: None,
         data: None,
@@ -37,10 +38,16 @@ fn parse_args() -> Result<Options, String> {
         parallel: usize::MAX,
         max_connections: ClientOptions::default().max_connections,
     };
-    let mut args = std::env::args().skip(1);
+    // Not `env::args`, which panics on an argument that is not UTF-8.
+    let mut args = std::env::args_os().skip(1).map(|arg| {
+        arg.into_string()
+            .map_err(|arg| format!("not UTF-8: {arg:?}"))
+    });
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        let arg = arg?;
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"))?;
         match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
             "-X" | "--request" => options.method = Some(value()?),
             "-o" | "--output" => options.output = Some(value()?),
             "-v" | "--verbose" => options.verbose = true,
@@ -77,7 +84,7 @@ fn parse_args() -> Result<Options, String> {
             _ => options.urls.push(arg),
         }
     }
-    Ok(options)
+    Ok(Some(options))
 }
 
 /// The longest `--timeout`, in seconds.
@@ -159,19 +166,22 @@ request got a response (with -o: a 2xx or a 304), 1 otherwise, 2 on bad
 arguments.";
 
 pub fn main() -> ExitCode {
-    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}\n\n{HELP}");
-        return ExitCode::SUCCESS;
-    }
     let parsed = parse_args().and_then(|o| {
+        let Some(o) = o else {
+            return Ok(None);
+        };
         if o.output.is_some() && o.urls.len() != 1 {
             return Err("-o FILE takes exactly one URL".to_string());
         }
         let client = client_options(&o)?;
-        Ok((build(&o)?, o.timeout, o.output, o.verbose, client))
+        Ok(Some((build(&o)?, o.timeout, o.output, o.verbose, client)))
     });
     let (requests, timeout, output, verbose, client) = match parsed {
-        Ok(r) => r,
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            println!("{USAGE}\n\n{HELP}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("nonblock_http_client: {message}");
             eprintln!("{USAGE}");
@@ -318,7 +328,9 @@ fn download(
             if verbose {
                 tell_tls(&tag, &head);
             }
-            println!(
+            // FILE is whole whether or not stdout can still be told.
+            let _ = writeln!(
+                std::io::stdout(),
                 "{tag} -> {} {} ({written} bytes written to {path})",
                 head.status.as_u16(),
                 head.reason
@@ -326,7 +338,7 @@ fn download(
             ExitCode::SUCCESS
         }
         (Ok(head), Ok(())) if head.status.as_u16() == 304 => {
-            println!("{tag} -> 304 {}", kept(&head.reason));
+            let _ = writeln!(std::io::stdout(), "{tag} -> 304 {}", kept(&head.reason));
             ExitCode::SUCCESS
         }
         (Ok(head), Ok(())) => {
