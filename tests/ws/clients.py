@@ -84,10 +84,10 @@ async def thousand_clients():
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-def handshake(sock, extra=b"", version=b"13", key=None, name=b"raw"):
+def handshake(sock, extra=b"", version=b"13", key=None, name=b"raw", fields=b""):
     key = key or base64.b64encode(os.urandom(16))
     sock.sendall(b"GET /ws?name=" + name + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Version: " + version + b"\r\nSec-WebSocket-Key: " + key + b"\r\n\r\n" + extra)
+                 b"Sec-WebSocket-Version: " + version + b"\r\nSec-WebSocket-Key: " + key + b"\r\n" + fields + b"\r\n" + extra)
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)
@@ -172,6 +172,17 @@ async def handshakes():
         while chunk := s.recv(65536):
             page += chunk
         assert page.startswith(b"HTTP/1.1 200 ") and b"new WebSocket(" in page
+    # The chat's subprotocol, when offered among others; none when it is not.
+    with raw() as s:
+        head = handshake(s, fields=b"Sec-WebSocket-Protocol: other\r\nSec-WebSocket-Protocol: x y, chat\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ") and b"\r\nSec-WebSocket-Protocol: chat\r\n" in head, head
+    with raw() as s:
+        head = handshake(s, fields=b"Sec-WebSocket-Protocol: other\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ") and b"Sec-WebSocket-Protocol" not in head, head
+    async with connect(f"{URL}?name=proto", subprotocols=["v2.chat", "chat"]) as ws:
+        assert ws.subprotocol == "chat", ws.subprotocol
+        await ws.send("spoken")
+        await until(ws, lambda m: m == "proto: spoken", "a message over the subprotocol")
     # A frame sent right behind the handshake is not lost.
     async with connect(f"{URL}?name=watch") as watcher:
         with raw() as s:

@@ -45,7 +45,13 @@ impl edgepoll::ws::Service for Chat {
         request.path() == "/ws"
     }
 
-    fn on_open(&mut self, peer: Token, target: &str, out: &mut Outbox) {
+    /// `chat`, when a page asks for it (`new WebSocket(url, "chat")`): a
+    /// browser fails a handshake that agrees on none of those it offered.
+    fn protocol<'o>(&mut self, _: &Request<'_>, offered: &[&'o str]) -> Option<&'o str> {
+        offered.iter().copied().find(|p| *p == "chat")
+    }
+
+    fn on_open(&mut self, peer: Token, target: &str, _: Option<&str>, out: &mut Outbox) {
         self.joined += 1;
         let name = name_from(target).unwrap_or_else(|| format!("guest{}", self.joined));
         out.broadcast(Message::Text(&format!("* {name} joined")));
@@ -146,7 +152,7 @@ mod tests {
     fn joins_messages_and_leaves_are_broadcast_with_names() {
         let mut chat = Chat::default();
         let mut out = Outbox::default();
-        chat.on_open(Token(1), "/ws?name=ann", &mut out);
+        chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
         chat.on_message(Token(1), Message::Text("hi"), &mut out);
         chat.on_close(Token(1), &mut out);
         chat.on_close(Token(1), &mut out);
@@ -168,9 +174,10 @@ mod tests {
         chat.on_open(
             Token(1),
             &format!("/ws?name={flooder}"),
+            None,
             &mut Outbox::default(),
         );
-        chat.on_open(Token(2), "/ws?name=reader", &mut Outbox::default());
+        chat.on_open(Token(2), "/ws?name=reader", None, &mut Outbox::default());
         let big = "y".repeat(512 * 1024);
         let mut out = Outbox::default();
         chat.on_message(Token(2), Message::Text(&big), &mut out);

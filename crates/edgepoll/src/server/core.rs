@@ -1360,7 +1360,7 @@ fn upgrade<D: Driven>(
 ) -> Next {
     // Only a handshake this loop answered may switch; a plain service's own
     // 101 has no protocol to switch to here.
-    let Some(target) = driven.take_upgrade_target() else {
+    let Some(opened) = driven.take_upgrade() else {
         return Next::Close;
     };
     let Role::Http(handler) = &mut conn.role else {
@@ -1370,7 +1370,7 @@ fn upgrade<D: Driven>(
     let mut socket = WebSocket::new(options.ws_limits.clone(), now);
     socket.queue_raw(&output);
     let mut cx = work.context(now);
-    driven.on_ws_open(token, &target, &mut cx);
+    driven.on_ws_open(token, &opened, &mut cx);
     let mut handed = false;
     socket.receive(&input, now, |message| {
         handed = true;

@@ -40,12 +40,12 @@ pub(crate) trait Driven {
 
     fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 
-    /// The target of the WebSocket handshake just answered 101, if any.
-    fn take_upgrade_target(&mut self) -> Option<String> {
+    /// The WebSocket handshake just answered 101, if any.
+    fn take_upgrade(&mut self) -> Option<Opened> {
         None
     }
 
-    fn on_ws_open(&mut self, _: Token, _: &str, _: &mut Context<'_>) {}
+    fn on_ws_open(&mut self, _: Token, _: &Opened, _: &mut Context<'_>) {}
 
     fn on_ws_message(&mut self, _: Token, _: Message<'_>, _: &mut Context<'_>) {}
 
@@ -83,15 +83,22 @@ impl<S: http::Service> Driven for HttpOnly<S> {
 /// A [`ws::Service`]: answers the handshakes of the requests it accepts.
 pub(crate) struct WebSockets<S> {
     pub(crate) inner: S,
-    /// The target of the handshake just answered 101, for `on_open`.
-    upgrade_target: Option<String>,
+    /// The handshake just answered 101, for `on_open`.
+    upgrade: Option<Opened>,
+}
+
+/// A WebSocket handshake answered 101: its request target, and the
+/// subprotocol agreed on.
+pub(crate) struct Opened {
+    pub target: String,
+    pub protocol: Option<String>,
 }
 
 impl<S> WebSockets<S> {
     pub(crate) fn new(inner: S) -> Self {
         WebSockets {
             inner,
-            upgrade_target: None,
+            upgrade: None,
         }
     }
 }
@@ -101,9 +108,18 @@ impl<S: ws::Service> Driven for WebSockets<S> {
         if !self.inner.accepts(request) {
             return Reply::Now(self.inner.call(request));
         }
-        let response = ws::handshake::answer(request);
+        let offered = ws::handshake::offered_protocols(request);
+        let protocol = match offered.is_empty() {
+            true => None,
+            false => self.inner.protocol(request, &offered),
+        };
+        let response = ws::handshake::answer_speaking(request, protocol);
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-            self.upgrade_target = Some(request.target().to_string());
+            self.upgrade = Some(Opened {
+                target: request.target().to_string(),
+                // As the answer has it: only one that was offered.
+                protocol: protocol.filter(|p| offered.contains(p)).map(String::from),
+            });
         }
         Reply::Now(response)
     }
@@ -112,12 +128,14 @@ impl<S: ws::Service> Driven for WebSockets<S> {
         self.inner.handles_connect()
     }
 
-    fn take_upgrade_target(&mut self) -> Option<String> {
-        self.upgrade_target.take()
+    fn take_upgrade(&mut self) -> Option<Opened> {
+        self.upgrade.take()
     }
 
-    fn on_ws_open(&mut self, token: Token, target: &str, cx: &mut Context<'_>) {
-        self.inner.on_open(token, target, cx.outbox);
+    fn on_ws_open(&mut self, token: Token, opened: &Opened, cx: &mut Context<'_>) {
+        let protocol = opened.protocol.as_deref();
+        self.inner
+            .on_open(token, &opened.target, protocol, cx.outbox);
     }
 
     fn on_ws_message(&mut self, token: Token, message: Message<'_>, cx: &mut Context<'_>) {

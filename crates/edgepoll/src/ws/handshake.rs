@@ -47,11 +47,49 @@ pub fn accept_key(key: &[u8]) -> String {
 /// assert!(conn.pending_output().starts_with(b"HTTP/1.1 101 "));
 /// ```
 pub fn answer<'a>(request: &Request<'_>) -> Response<'a> {
+    answer_speaking(request, None)
+}
+
+/// [`answer`], agreeing on `protocol` (one of the request's
+/// [`offered_protocols`]) in the 101's `Sec-WebSocket-Protocol` (RFC 6455
+/// §4.2.2). A browser whose page asked for protocols fails a handshake
+/// that agrees on none.
+///
+/// ```
+/// use edgepoll::http::{Handler, Limits, Request, Response};
+/// use edgepoll::ws::handshake::{answer_speaking, offered_protocols};
+/// use std::time::Instant;
+///
+/// fn upgrade<'a>(request: &Request<'a>) -> Response<'a> {
+///     let offered = offered_protocols(request);
+///     let chat = offered.iter().copied().find(|p| *p == "chat.v2");
+///     answer_speaking(request, chat)
+/// }
+/// let mut conn = Handler::new(Limits::default(), Instant::now());
+/// conn.receive(
+///     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///       Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///       Sec-WebSocket-Protocol: chat.v3, chat.v2\r\n\r\n",
+///     Instant::now(),
+///     &mut upgrade,
+/// );
+/// let out = String::from_utf8_lossy(conn.pending_output()).into_owned();
+/// assert!(out.contains("\r\nSec-WebSocket-Protocol: chat.v2\r\n"));
+/// ```
+pub fn answer_speaking<'a>(request: &Request<'_>, protocol: Option<&str>) -> Response<'a> {
     match check(request) {
-        Ok(key) => Response::new(StatusCode::SWITCHING_PROTOCOLS)
-            .header("Upgrade", "websocket")
-            .header("Connection", "Upgrade")
-            .header("Sec-WebSocket-Accept", accept_key(key)),
+        Ok(key) => {
+            let switching = Response::new(StatusCode::SWITCHING_PROTOCOLS)
+                .header("Upgrade", "websocket")
+                .header("Connection", "Upgrade")
+                .header("Sec-WebSocket-Accept", accept_key(key));
+            // Only a protocol offered, which is a token (so a valid value).
+            let offered = offered_protocols(request);
+            match protocol.filter(|p| offered.contains(p)) {
+                Some(protocol) => switching.header("Sec-WebSocket-Protocol", protocol.to_string()),
+                None => switching,
+            }
+        }
         // RFC 9110 §15.5.22: a 426 names the protocol to switch to.
         Err(Refusal::Version) => Response::new(StatusCode::UPGRADE_REQUIRED)
             .header("Upgrade", "websocket")
@@ -63,6 +101,51 @@ pub fn answer<'a>(request: &Request<'_>) -> Response<'a> {
             .header("Content-Type", "text/plain")
             .body(reason),
     }
+}
+
+/// The subprotocols a handshake offers in `Sec-WebSocket-Protocol` (there
+/// may be several fields), in the client's order of preference: the items
+/// that are tokens (RFC 6455 §4.1), each once.
+///
+/// ```
+/// use edgepoll::http::{Handler, Limits, Request, Response, Service, StatusCode};
+/// use std::time::Instant;
+///
+/// struct Offers(Vec<String>);
+/// impl Service for Offers {
+///     fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+///         let offered = edgepoll::ws::handshake::offered_protocols(request);
+///         self.0 = offered.iter().map(|p| p.to_string()).collect();
+///         Response::new(StatusCode::NOT_FOUND)
+///     }
+/// }
+/// let mut offers = Offers(Vec::new());
+/// let mut conn = Handler::new(Limits::default(), Instant::now());
+/// conn.receive(
+///     b"GET /ws HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Protocol: a, b\r\n\
+///       Sec-WebSocket-Protocol: a,,c d, e\r\n\r\n",
+///     Instant::now(),
+///     &mut offers,
+/// );
+/// assert_eq!(offers.0, ["a", "b", "e"]);
+/// ```
+pub fn offered_protocols<'a>(request: &Request<'a>) -> Vec<&'a str> {
+    let mut offered: Vec<&'a str> = Vec::new();
+    let items = request
+        .headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .flat_map(|(_, value)| value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|item| crate::http::is_token(item));
+    for item in items {
+        // A token is ASCII.
+        if let Ok(item) = std::str::from_utf8(item) {
+            if !offered.contains(&item) {
+                offered.push(item);
+            }
+        }
+    }
+    offered
 }
 
 /// Whether a request asks for a WebSocket (it names `websocket` in
@@ -171,6 +254,40 @@ mod tests {
             ));
             assert!(out.starts_with("HTTP/1.1 101 "), "{connection}: {out}");
             assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        }
+    }
+
+    /// Only a protocol the client offered is agreed on: one it did not
+    /// (or any, when it offered none) leaves the field out.
+    #[test]
+    fn only_an_offered_protocol_is_agreed_on() {
+        let request = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\n";
+        for (offer, speak, agreed) in [
+            ("Sec-WebSocket-Protocol: a, b\r\n", "b", true),
+            ("Sec-WebSocket-Protocol: a, b\r\n", "c", false),
+            ("Sec-WebSocket-Protocol: a b\r\n", "a", false),
+            ("", "a", false),
+        ] {
+            struct Speaks(&'static str);
+            impl crate::http::Service for Speaks {
+                fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+                    answer_speaking(request, Some(self.0))
+                }
+            }
+            let mut service = Speaks(speak);
+            let mut conn = Handler::new(Limits::default(), Instant::now());
+            conn.receive(
+                format!("{request}{offer}\r\n").as_bytes(),
+                Instant::now(),
+                &mut service,
+            );
+            let out = String::from_utf8_lossy(conn.pending_output()).into_owned();
+            assert!(out.starts_with("HTTP/1.1 101 "), "{out}");
+            let field = format!("\r\nSec-WebSocket-Protocol: {speak}\r\n");
+            assert_eq!(out.contains(&field), agreed, "{offer:?} {speak}: {out}");
+            assert_eq!(out.contains("Sec-WebSocket-Protocol"), agreed, "{out}");
         }
     }
 

@@ -39,10 +39,39 @@ pub trait Service: http::Service {
     /// answers it: 101, or 400/426 for a bad attempt).
     fn accepts(&mut self, request: &Request<'_>) -> bool;
 
+    /// The subprotocol to speak with a handshake that offers some
+    /// (`Sec-WebSocket-Protocol`; `offered` in the client's order of
+    /// preference, see [`offered_protocols`](super::handshake::offered_protocols)),
+    /// or `None` to agree on none (RFC 6455 §4.2.2). A browser whose page
+    /// asked for protocols fails a handshake that agrees on none. By
+    /// default none; [`on_open`](Self::on_open) is told the one chosen.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Request, Response, StatusCode};
+    /// # use edgepoll::ws::{Message, Outbox};
+    /// # use edgepoll::Token;
+    /// # struct Chat;
+    /// # impl edgepoll::http::Service for Chat {
+    /// #     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> { Response::new(StatusCode::NOT_FOUND) }
+    /// # }
+    /// impl edgepoll::ws::Service for Chat {
+    ///     # fn accepts(&mut self, _: &Request<'_>) -> bool { true }
+    ///     # fn on_message(&mut self, _: Token, _: Message<'_>, _: &mut Outbox) {}
+    ///     fn protocol<'o>(&mut self, _: &Request<'_>, offered: &[&'o str]) -> Option<&'o str> {
+    ///         offered.iter().copied().find(|p| *p == "chat.v1")
+    ///     }
+    /// }
+    /// ```
+    fn protocol<'o>(&mut self, request: &Request<'_>, offered: &[&'o str]) -> Option<&'o str> {
+        let _ = (request, offered);
+        None
+    }
+
     /// A connection switched to WebSocket; `target` is its request target
-    /// (path and query).
-    fn on_open(&mut self, peer: Token, target: &str, out: &mut Outbox) {
-        let _ = (peer, target, out);
+    /// (path and query), `protocol` the subprotocol agreed on (see
+    /// [`protocol`](Self::protocol)).
+    fn on_open(&mut self, peer: Token, target: &str, protocol: Option<&str>, out: &mut Outbox) {
+        let _ = (peer, target, protocol, out);
     }
 
     /// A complete message from `from`.
