@@ -2,7 +2,8 @@
 //! bounds on every length (the certificate comes from the network), for
 //! `-v` output: `CN=www.test, O=edgepoll tests`. Control characters are
 //! escaped (`\u{1b}`), as OpenSSL's name printing does: a certificate
-//! from a private CA must not write escape sequences to a terminal.
+//! from a private CA must not write escape sequences to a terminal, nor
+//! reorder the line with bidirectional controls (U+202E).
 
 /// The subject's attributes of common types, in order; `None` if the
 /// certificate is not DER as expected.
@@ -19,21 +20,32 @@ pub(crate) fn of(der: &[u8]) -> Option<String> {
     let (mut name, _) = element(tbs, 0x30)?;
     let mut parts = Vec::new();
     while !name.is_empty() {
-        let (set, rest) = element(name, 0x31)?;
+        let (mut set, rest) = element(name, 0x31)?;
         name = rest;
-        let (attribute, _) = element(set, 0x30)?;
-        let (oid, value) = element(attribute, 0x06)?;
-        let text = any_string(value)?;
-        let label = match oid {
-            [0x55, 0x04, 0x03] => "CN",
-            [0x55, 0x04, 0x06] => "C",
-            [0x55, 0x04, 0x07] => "L",
-            [0x55, 0x04, 0x08] => "ST",
-            [0x55, 0x04, 0x0a] => "O",
-            [0x55, 0x04, 0x0b] => "OU",
-            _ => continue,
-        };
-        parts.push(format!("{label}={}", printable(&text)));
+        // A multi-valued name (`CN=a+O=b`) has several in its set.
+        let mut values = Vec::new();
+        while !set.is_empty() {
+            let (attribute, more) = element(set, 0x30)?;
+            set = more;
+            let (oid, value) = element(attribute, 0x06)?;
+            let label = match oid {
+                [0x55, 0x04, 0x03] => "CN",
+                [0x55, 0x04, 0x06] => "C",
+                [0x55, 0x04, 0x07] => "L",
+                [0x55, 0x04, 0x08] => "ST",
+                [0x55, 0x04, 0x0a] => "O",
+                [0x55, 0x04, 0x0b] => "OU",
+                _ => continue,
+            };
+            // A value of a type not read here is left out, as the
+            // attributes not named are.
+            if let Some(text) = any_string(value) {
+                values.push(format!("{label}={}", printable(&text)));
+            }
+        }
+        if !values.is_empty() {
+            parts.push(values.join("+"));
+        }
     }
     Some(parts.join(", "))
 }
@@ -60,11 +72,13 @@ fn any_string(der: &[u8]) -> Option<String> {
     })
 }
 
-/// `text` with its control characters escaped.
+/// `text` with its control characters escaped, and the format characters
+/// that reorder or hide text (bidirectional controls, zero-width ones).
 fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c.is_control() {
+        let hides = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        match c.is_control() || hides {
             true => out.extend(c.escape_default()),
             false => out.push(c),
         }
@@ -110,16 +124,28 @@ mod tests {
     }
 
     /// A certificate whose subject has `parts`: (OID, string tag, value).
-    fn certificate(parts: &[(&[u8], u8, Vec<u8>)]) -> Vec<u8> {
-        let name = |parts: &[(&[u8], u8, Vec<u8>)]| {
+    /// One attribute: its OID, its value's tag, its value.
+    type Attribute<'a> = (&'a [u8], u8, Vec<u8>);
+
+    fn certificate(parts: &[Attribute<'_>]) -> Vec<u8> {
+        let sets: Vec<&[Attribute<'_>]> = parts.iter().map(std::slice::from_ref).collect();
+        certificate_of_sets(&sets)
+    }
+
+    /// A certificate whose subject has these sets of attributes.
+    fn certificate_of_sets(sets: &[&[Attribute<'_>]]) -> Vec<u8> {
+        let name = |sets: &[&[Attribute<'_>]]| {
             let mut seq = Vec::new();
-            for (oid, tag, value) in parts {
-                let mut attr = vec![0x06, oid.len() as u8];
-                attr.extend_from_slice(oid);
-                attr.extend([*tag, value.len() as u8]);
-                attr.extend_from_slice(value);
-                let mut set = vec![0x30, attr.len() as u8];
-                set.extend(attr);
+            for parts in sets {
+                let mut set = Vec::new();
+                for (oid, tag, value) in parts.iter() {
+                    let mut attr = vec![0x06, oid.len() as u8];
+                    attr.extend_from_slice(oid);
+                    attr.extend([*tag, value.len() as u8]);
+                    attr.extend_from_slice(value);
+                    set.extend([0x30, attr.len() as u8]);
+                    set.extend(attr);
+                }
                 seq.extend([0x31, set.len() as u8]);
                 seq.extend(set);
             }
@@ -128,9 +154,9 @@ mod tests {
             out
         };
         let mut tbs = vec![0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x01, 0x07, 0x30, 0x00];
-        tbs.extend(name(&[(&[0x55, 4, 3], 0x0c, b"issuer".to_vec())]));
+        tbs.extend(name(&[&[(&[0x55, 4, 3], 0x0c, b"issuer".to_vec())]]));
         tbs.extend([0x30, 0x00]);
-        tbs.extend(name(parts));
+        tbs.extend(name(sets));
         let mut tbs_seq = vec![0x30, 0x81, tbs.len() as u8];
         tbs_seq.extend(tbs);
         let mut cert = vec![0x30, 0x81, tbs_seq.len() as u8];
@@ -159,6 +185,27 @@ mod tests {
             of(&cert).as_deref(),
             Some("O=evil\\u{1b}[2J\\r\\ncorp, L=Zürich")
         );
+    }
+
+    /// A value of a type not read (UniversalString, a BIT STRING) leaves
+    /// out that attribute, not the whole subject; the attributes of a
+    /// multi-valued name are all read; bidirectional controls are escaped.
+    #[test]
+    fn odd_values_leave_out_only_themselves() {
+        let cert = certificate(&[
+            (&[0x55, 4, 10], 0x1c, b"\0\0\0a".to_vec()),
+            (&[0x55, 4, 45], 0x03, b"\0\x01".to_vec()),
+            (&[0x55, 4, 3], 0x0c, "a\u{202e}gnp.exe".as_bytes().to_vec()),
+        ]);
+        assert_eq!(of(&cert).as_deref(), Some("CN=a\\u{202e}gnp.exe"));
+        let multi = certificate_of_sets(&[
+            &[(&[0x55, 4, 6], 0x13, b"DE".to_vec())],
+            &[
+                (&[0x55, 4, 3], 0x0c, b"a".to_vec()),
+                (&[0x55, 4, 10], 0x0c, b"b".to_vec()),
+            ],
+        ]);
+        assert_eq!(of(&multi).as_deref(), Some("C=DE, CN=a+O=b"));
     }
 
     #[test]
