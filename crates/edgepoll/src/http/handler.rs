@@ -627,6 +627,12 @@ impl Handler {
             State::Stream { id, .. } if self.body_paused == Some(id) && self.output.is_empty() => {
                 None
             }
+            // Its body waits for the 100 owed it behind deferred responses:
+            // their respond timeouts run, not the client's idleness.
+            State::Stream {
+                continue_owed: true,
+                ..
+            } if self.output.is_empty() => None,
             _ => Some(self.last_progress + self.limits.idle_timeout),
         };
         let waiting = self
@@ -751,11 +757,14 @@ impl Handler {
     /// owed finishes (a response that went out before the drain said
     /// keep-alive, but no request follows it).
     fn finish_if_drained(&mut self) {
-        if self.draining
-            && matches!(self.state, State::Idle)
-            && self.input.is_empty()
-            && self.waiting.is_empty()
-        {
+        let idle = match self.state {
+            State::Idle => self.input.is_empty(),
+            // Only line ends after the last body: no request begun.
+            State::Head { .. } => is_stray_line_end(&self.input),
+            _ => false,
+        };
+        if self.draining && idle && self.waiting.is_empty() {
+            self.input = InputBuffer::default();
             self.state = State::Closing;
         }
     }

@@ -939,29 +939,39 @@ fn a_line_end_after_a_body_leaves_the_connection_idle() {
         &[post, b"\r\n\r", b"\n"],
     ];
     for reads in reads {
-        for next in [true, false] {
+        for then in ["next", "timeout", "drain"] {
             let mut conn = Handler::new(limits.clone(), t0);
-            for read in reads {
-                conn.receive(read, t0, &mut echo);
-            }
+            conn.receive(reads[0], t0, &mut echo);
             let n = conn.pending_output().len();
             assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
             conn.consume_output(n, t0);
-            assert_eq!(conn.deadline(), Some(t0 + Duration::from_secs(3)));
+            // After every read, not only the last: idle all along.
+            for read in &reads[1..] {
+                conn.receive(read, t0, &mut echo);
+                assert_eq!(conn.deadline(), Some(t0 + Duration::from_secs(3)), "{reads:?}");
+            }
             conn.handle_timeout(t0 + Duration::from_secs(2));
             assert!(!conn.is_finished() && !conn.wants_write());
-            if next {
-                // What ends in a CR goes on with its LF.
-                let get = &b"\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n"[..];
-                let get = match reads.last() == Some(&&b"\r"[..]) {
-                    true => get,
-                    false => &get[1..],
-                };
-                conn.receive(get, t0, &mut echo);
-                assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
-            } else {
-                conn.handle_timeout(t0 + Duration::from_secs(3));
-                assert!(conn.is_finished() && !conn.wants_write(), "closed quietly");
+            match then {
+                "next" => {
+                    // What ends in a CR goes on with its LF.
+                    let get = &b"\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n"[..];
+                    let get = match reads.last() == Some(&&b"\r"[..]) {
+                        true => get,
+                        false => &get[1..],
+                    };
+                    conn.receive(get, t0, &mut echo);
+                    assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+                }
+                "timeout" => {
+                    conn.handle_timeout(t0 + Duration::from_secs(3));
+                    assert!(conn.is_finished() && !conn.wants_write(), "closed quietly");
+                }
+                _ => {
+                    // No request begun: a drain ends it at once.
+                    conn.drain();
+                    assert!(conn.is_finished() && !conn.wants_write(), "{reads:?}");
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::*;
 use bytes::Bytes;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Streams every request body: records the pieces and how it ended.
 #[derive(Default)]
@@ -784,13 +784,23 @@ fn a_streamed_body_behind_a_deferred_response_gets_its_100_continue_in_turn() {
     let now = Instant::now();
     let input = b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
         POST /stream HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    // An idle timeout shorter than the respond timeout: the client waits
+    // for the 100, not idles.
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
     for (body_first, answered_first) in [(false, false), (true, false), (false, true)] {
-        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+        let (mut conn, mut service) = (Handler::new(limits.clone(), now), Streams::default());
         conn.receive(input, now, &mut service);
         let [first, streamed] = service.ids[..] else {
             panic!("two requests: {:?}", service.ids)
         };
         assert!(!conn.wants_write(), "nothing before the deferred response");
+        let waits = now + limits.respond_timeout;
+        assert_eq!(conn.deadline(), Some(waits), "the respond timeout, not the idle one");
+        conn.handle_timeout(now + Duration::from_secs(2));
+        assert!(!conn.wants_write(), "no 408 while the 100 is owed");
         if body_first {
             conn.receive(b"a", now, &mut service);
         }
