@@ -310,9 +310,9 @@ impl Poll {
         self.full_poll_interval =
             interval.clamp(Duration::from_millis(1), Duration::from_secs(3600));
         // A shorter one counts from now, not from a full call due later.
-        let sooner = Instant::now() + self.stretched_interval();
-        self.next_full = self.next_full.min(sooner);
-        self.next_cool = self.next_cool.min(sooner);
+        let now = Instant::now();
+        self.next_full = self.next_full.min(now + self.stretched_interval());
+        self.next_cool = self.next_cool.min(now + self.full_poll_interval);
     }
 
     /// See [`set_full_poll_interval`](Self::set_full_poll_interval).
