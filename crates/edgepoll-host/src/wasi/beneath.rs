@@ -147,6 +147,10 @@ pub enum Trailing {
 /// The longest name of one directory entry (Linux's `NAME_MAX`).
 const NAME_MAX: i32 = 255;
 
+/// The longest path a lookup reads: a directory path and a name the kernel
+/// takes. Any longer ends in `ENAMETOOLONG`.
+pub const LONGEST_PATH: usize = (libc::PATH_MAX + NAME_MAX) as usize;
+
 /// Most links in the last place one lookup follows (WasmEdge's
 /// `kMaxNestedLinks`); the kernel follows those in the middle of a path.
 const MAX_LINKS: usize = 8;
@@ -166,7 +170,7 @@ pub fn leaf(
     // Longer than a directory path and a name the kernel takes: it ends in
     // ENAMETOOLONG whatever it names, and copying it first (the guest may
     // pass gigabytes) would cost the host several times the guest's memory.
-    if path.len() > (libc::PATH_MAX + NAME_MAX) as usize {
+    if path.len() > LONGEST_PATH {
         return Err(errno::NAMETOOLONG);
     }
     let base = base.as_raw_fd();

@@ -77,6 +77,13 @@ fn path<'m>(mem: &'m GuestMemory<'_>, ptr: u32, len: u32) -> Result<&'m [u8], Er
     mem.slice(ptr, len)
 }
 
+/// A copy of a checked path, kept for after the guest's memory is written:
+/// only so much of it as the lookup reads before it refuses one too long
+/// (a guest may pass gigabytes, which the host would copy).
+fn copied(checked: &[u8]) -> Vec<u8> {
+    checked[..checked.len().min(beneath::LONGEST_PATH + 1)].to_vec()
+}
+
 /// A path checked as WasmEdge checks it before the directory descriptor.
 fn valid_path<'m>(mem: &'m GuestMemory<'_>, ptr: u32, len: u32) -> Result<&'m [u8], Errno> {
     let p = mem.slice(ptr, len)?;
@@ -110,7 +117,10 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     let mut base_rights = parse_rights(o.rights)?;
     let mut inheriting = parse_rights(o.inheriting)?;
     let fdflags = parse_fd_flags(o.fdflags)?;
-    let name = path(mem, o.path, o.len)?.to_vec();
+    let name = path(mem, o.path, o.len)?;
+    // Checked whole now, refused in its turn below.
+    let valid = beneath::validate(name);
+    let name = copied(name);
     mem.pointer::<4>(o.out)?;
     if oflags & OFLAGS_DIRECTORY != 0
         && base_rights & rights::FD_READ != 0
@@ -118,7 +128,7 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     {
         return Err(ISDIR);
     }
-    beneath::validate(&name)?;
+    valid?;
     if oflags & OFLAGS_DIRECTORY != 0 {
         base_rights &= !rights::FD_SEEK;
     } else {
@@ -424,13 +434,19 @@ pub fn symlink(
     if text.contains(&0) || name.contains(&0) || text.first() == Some(&b'/') {
         return Err(INVAL);
     }
-    let text = std::ffi::CString::new(text).map_err(|_| INVAL)?;
+    // Longer than the kernel takes: refused as it would be, after the
+    // lookup, without a copy of it.
+    let text = match text.len() < libc::PATH_MAX as usize {
+        true => Some(std::ffi::CString::new(text).map_err(|_| INVAL)?),
+        false => None,
+    };
     // WasmEdge looks the new name up with its "follow" lookup.
     let at = Lookup {
         follow_last: true,
         trailing: Trailing::Walked,
     };
     let leaf = leaf_with(fds, dirfd, name, rights::PATH_SYMLINK, at)?;
+    let text = text.ok_or(errno::NAMETOOLONG)?;
     // SAFETY: plain symlinkat with C strings and a directory descriptor.
     check(unsafe { libc::symlinkat(text.as_ptr(), leaf.dir(), leaf.name.as_ptr()) })
 }
@@ -447,7 +463,7 @@ pub fn readlink(
     buf_len: u32,
     out: u32,
 ) -> WasiResult {
-    let name = valid_path(mem, p, len)?.to_vec();
+    let name = copied(valid_path(mem, p, len)?);
     mem.slice(buf, buf_len)?;
     mem.pointer::<4>(out)?;
     let leaf = leaf_with(fds, dirfd, &name, rights::PATH_READLINK, AS_NAMED)?;
