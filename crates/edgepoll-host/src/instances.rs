@@ -7,7 +7,8 @@
 //! An instance that ends is restarted (unless `--restart no`):
 //!
 //! - one that exits with 0 (it finished, say after `--exit-after N`
-//!   requests) at once;
+//!   requests) at once, if it ran a second or more (one that ends sooner
+//!   waits as a failed one does, without being given up);
 //! - one that traps or exits with another code after a pause that doubles
 //!   with each failure in a row (100 ms up to 2 s). Five failures in a row,
 //!   each within a second of starting (a guest that cannot bind its port,

@@ -948,7 +948,11 @@ fn a_line_end_after_a_body_leaves_the_connection_idle() {
             // After every read, not only the last: idle all along.
             for read in &reads[1..] {
                 conn.receive(read, t0, &mut echo);
-                assert_eq!(conn.deadline(), Some(t0 + Duration::from_secs(3)), "{reads:?}");
+                assert_eq!(
+                    conn.deadline(),
+                    Some(t0 + Duration::from_secs(3)),
+                    "{reads:?}"
+                );
             }
             conn.handle_timeout(t0 + Duration::from_secs(2));
             assert!(!conn.is_finished() && !conn.wants_write());

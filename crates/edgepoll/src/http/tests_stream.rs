@@ -798,7 +798,11 @@ fn a_streamed_body_behind_a_deferred_response_gets_its_100_continue_in_turn() {
         };
         assert!(!conn.wants_write(), "nothing before the deferred response");
         let waits = now + limits.respond_timeout;
-        assert_eq!(conn.deadline(), Some(waits), "the respond timeout, not the idle one");
+        assert_eq!(
+            conn.deadline(),
+            Some(waits),
+            "the respond timeout, not the idle one"
+        );
         conn.handle_timeout(now + Duration::from_secs(2));
         assert!(!conn.wants_write(), "no 408 while the 100 is owed");
         if body_first {
