@@ -78,7 +78,8 @@ pub trait Service: http::Service {
     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox);
 
     /// A connection is gone (closed by either side, failed, or dropped). It
-    /// gets no more sends.
+    /// gets no more sends, and its token may name a connection opened
+    /// later (tokens are reused, as mio's are): forget it here.
     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
         let _ = (peer, out);
     }
