@@ -318,3 +318,42 @@ fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
         );
     });
 }
+
+/// A service that cancels an exchange whose response it piped to the
+/// client (on a timeout of its own, say) cuts that response short: the
+/// client sees its connection end, not a wait for bytes that never come
+/// (the response stayed open until the client gave up).
+#[test]
+fn a_piped_response_whose_exchange_is_cancelled_is_cut_short() {
+    on_each_runtime(|runtime| {
+        let sink = NativeUpstream::start(Behaviour::Sink);
+        let source = NativeUpstream::start(Behaviour::Source);
+        let server = start_streaming(runtime, &sink, &source);
+        let mut stream = connect(server.addr);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("a read timeout");
+        let size = 1u64 << 30;
+        let request =
+            format!("GET /down/bytes/{size} HTTP/1.1\r\nHost: x\r\nX-Cancel-After-Head: 1\r\n\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        let (head, first) = read_head(&mut stream);
+        assert!(head.contains(&format!("Content-Length: {size}")), "{head}");
+        let mut got = first.len() as u64;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let ended = loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => got += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        assert!(
+            ended.is_ok(),
+            "{}: still open after {got} bytes: {ended:?}",
+            runtime.name()
+        );
+        assert!(got < size, "{}: the whole body came", runtime.name());
+    });
+}

@@ -818,6 +818,10 @@ impl Core {
             }
             if !self.work.pool.cancelled.is_empty() {
                 self.close_cancelled(now);
+                if !self.work.touched.is_empty() {
+                    acted = true;
+                    self.write_touched(now, driven);
+                }
             }
             if self.work.pool.names.has_output() {
                 acted = true;
@@ -1069,11 +1073,20 @@ impl Core {
         self.settle(index, next, now);
     }
 
-    /// Closes the connections of cancelled exchanges.
+    /// Closes the connections of cancelled exchanges. A response piped
+    /// from one to a client still there is cut short where it is: the
+    /// rest will not come.
     fn close_cancelled(&mut self, now: Instant) {
         self.work_through(
             |w| &mut w.pool.cancelled,
             |core, id| {
+                if let Some(responder) = core.work.pipes.down_into(id) {
+                    if let Some(handler) = core.handler_of(responder) {
+                        // Already ended, when it was cut for its client.
+                        let _ = handler.abort_body(responder.id, now);
+                        core.touch(responder.token.0);
+                    }
+                }
                 bodies::forget_exchange(&mut core.work, id);
                 if core.work.switched.contains_key(&id) {
                     core.drop_switched(id, now);

@@ -6,7 +6,7 @@ use edgepoll::{
     ServerOptions, SmallBlockAlloc, Url,
 };
 use std::alloc::{GlobalAlloc, Layout};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -66,6 +66,10 @@ struct Forward {
     /// `/_echo_late` requests whose body has not begun: answered, with
     /// their own body, from its first piece on (their `Content-Length`).
     late_echo: HashMap<Responder, Option<u64>>,
+    /// Exchanges of requests with `X-Cancel-After-Head` (streaming): the
+    /// service cancels each once its response is piped to the client, as
+    /// on a timeout of its own.
+    cancel_after_head: HashSet<ExchangeId>,
 }
 
 /// The value of a `Content-Length` field, if there is a valid one.
@@ -147,6 +151,9 @@ impl App for Forward {
             return match cx.fetch_stream(&upstream, body_from) {
                 Ok(exchange) => {
                     self.waiting.insert(exchange, responder);
+                    if request.header("x-cancel-after-head").is_some() {
+                        self.cancel_after_head.insert(exchange);
+                    }
                     Reply::Later
                 }
                 Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
@@ -187,7 +194,11 @@ impl App for Forward {
                 }
                 // The loop ends the pipe with the body, or cancels it when
                 // the client goes.
-                return cx.respond_pipe(responder, head, length, exchange);
+                cx.respond_pipe(responder, head, length, exchange);
+                if self.cancel_after_head.remove(&exchange) {
+                    cx.cancel(exchange);
+                }
+                return;
             }
             Ok(upstream) => {
                 let mut response = Response::new(upstream.status);
@@ -333,6 +344,7 @@ fn run() -> Result<(), String> {
         counting: HashMap::new(),
         ends: BTreeMap::new(),
         late_echo: HashMap::new(),
+        cancel_after_head: HashSet::new(),
     };
     Server::new(listener, options)
         .serve_app(service)
