@@ -348,7 +348,11 @@ impl Context<'_> {
     /// `body_from`, the request's body is the streamed body of that waiting
     /// request ([`App::streams_request`]; give the request
     /// [`ClientRequest::streamed_body`]), moved by the loop with
-    /// backpressure both ways.
+    /// backpressure both ways. Its pieces go where it says from then on: a
+    /// body given `body_from` once its end came to
+    /// [`App::on_request_end`] has nothing more to send, and its exchange
+    /// waits (it is the application's to cancel); pipe a body from
+    /// [`App::call`], where it has not begun.
     pub fn fetch_stream(
         &mut self,
         request: &ClientRequest,
