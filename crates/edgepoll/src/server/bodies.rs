@@ -390,10 +390,11 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) {
 /// An exchange ended or was cancelled: its pipes go, and a request body
 /// held back for it is read again (its pieces now go to the application).
 pub(crate) fn forget_exchange(work: &mut Work, exchange: ExchangeId) {
-    if let Some(responder) = work.pipes.unpipe_up_into(exchange) {
-        if work.held.unhold_for(exchange).is_some() {
-            work.release.push(Release::Request(responder));
-        }
+    work.pipes.unpipe_up_into(exchange);
+    // Even when the request was piped on into another exchange since (its
+    // hold would stay, and with it the slow path of every step).
+    if let Some(responder) = work.held.unhold_for(exchange) {
+        work.release.push(Release::Request(responder));
     }
     if let Some(responder) = work.pipes.unpipe_down(exchange) {
         (work.held).unhold_at(responder.token.0, AtClient::Exchange(exchange));
