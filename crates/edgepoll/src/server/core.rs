@@ -1088,6 +1088,11 @@ impl Core {
                     }
                 }
                 bodies::forget_exchange(&mut core.work, id);
+                // Events its connection queued since the cancel (a step
+                // for a piped request body, say) go too: none is reported.
+                if !core.work.pool.events.is_empty() {
+                    core.work.pool.events.retain(|(done, _)| *done != id);
+                }
                 if core.work.switched.contains_key(&id) {
                     core.drop_switched(id, now);
                     return;
