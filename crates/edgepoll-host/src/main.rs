@@ -84,7 +84,16 @@ fn parse_command_line(argv: Vec<std::ffi::OsString>) -> Cli {
         }
     }
     let split = (at + 1).min(argv.len());
-    let mut cli = Cli::parse_from(&argv[..split]);
+    // A mistake on the command line fails with 1, as on WasmEdge (clap's
+    // own is 2); `--help` and `--version` succeed.
+    let mut cli = Cli::try_parse_from(&argv[..split]).unwrap_or_else(|e| {
+        let code = match e.use_stderr() {
+            true => 1,
+            false => 0,
+        };
+        let _ = e.print();
+        std::process::exit(code)
+    });
     // As they are: an argument need not be UTF-8.
     cli.args.extend_from_slice(&argv[split..]);
     cli
@@ -127,7 +136,7 @@ fn main() -> ExitCode {
         module: cli.module,
         args: cli.args,
         env: cli.env,
-        dirs: cli.dirs,
+        dirs: runtime::bindable(cli.dirs),
         memory_page_limit: cli.memory_page_limit,
     };
     let outcome = match cli.instances {
@@ -145,9 +154,11 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("edgepoll-host: {message}");
             // A trap's message, or an instance's (`instance N: ` before it).
+            // Anything else (no module, not wasm, an import missing) fails
+            // with 1, as WasmEdge's command line does.
             let trapped = edgepoll_host::runtime::TRAPPED;
             let trap = message.starts_with(trapped) || message.contains(&format!(": {trapped}"));
-            ExitCode::from(if trap { 134 } else { 2 })
+            ExitCode::from(if trap { 134 } else { 1 })
         }
     }
 }

@@ -147,9 +147,6 @@ fn canonical_guest(guest: &str) -> String {
     parts.join("/")
 }
 
-/// The per-guest state `invocation` asks for: stdio, the preopened
-/// directories (from 3, as WasmEdge numbers them), arguments, environment,
-/// the poller; the guest's memory is set once it is instantiated.
 /// The guest's `argv[0]`, as WasmEdge's command line gives it: the module's
 /// file name, its extension made `.wasm` (`dir/app_aot.so` is `app_aot.wasm`).
 fn program_name(module: &std::path::Path) -> Vec<u8> {
@@ -159,6 +156,29 @@ fn program_name(module: &std::path::Path) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// The `--dir`s whose host directory can be opened. The others are left
+/// out, each told in one line on stderr, and the guest runs without them,
+/// as WasmEdge does ("Bind guest directory failed"): those after it are
+/// numbered as if it had not been given.
+pub fn bindable(dirs: Vec<Preopen>) -> Vec<Preopen> {
+    dirs.into_iter()
+        .filter(|dir| match open_directory(&dir.host) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!(
+                    "edgepoll-host: --dir {}:{}: {e}; the guest runs without it (as on WasmEdge)",
+                    dir.guest,
+                    dir.host.display()
+                );
+                false
+            }
+        })
+        .collect()
+}
+
+/// The per-guest state `invocation` asks for: stdio, the preopened
+/// directories (from 3, as WasmEdge numbers them), arguments, environment,
+/// the poller; the guest's memory is set once it is instantiated.
 pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
     let mut fds = FdTable::with_stdio(random_seed()?);
     // WasmEdge numbers preopened directories from 3 (`Environ::init`).
@@ -232,7 +252,8 @@ fn random_seed() -> Result<u64, String> {
 }
 
 /// How a trap's message begins: what tells a trap (exit 134) from the
-/// runtime's other failures (exit 2), whatever names a message holds.
+/// runtime's other failures (exit 1, as on WasmEdge), whatever names a
+/// message holds.
 pub const TRAPPED: &str = "guest trapped during";
 
 fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
