@@ -81,7 +81,8 @@ pub enum Restart {
 /// ```
 pub fn parse_count(text: &str) -> Result<usize, String> {
     if text == "auto" {
-        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Ok(cores.min(1024));
     }
     match text.parse::<usize>() {
         Ok(n) if (1..=1024).contains(&n) => Ok(n),
@@ -133,17 +134,25 @@ pub fn run(
                 shared: Some(shared.clone()),
                 max_descriptors,
             };
-            std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name(format!("instance {number}"))
                 .spawn_scoped(scope, move || {
                     let report = keep_running(engine, module, invocation, &instance, restart);
                     let _ = reports.send(report);
-                })
-                .map_err(|e| format!("cannot start a thread for instance {number}: {e}"))?;
+                });
+            if let Err(e) = started {
+                // Returning would wait for the instances already running,
+                // which may never end: the process ends here.
+                eprintln!("edgepoll-host: cannot start a thread for instance {number}: {e}");
+                compile_cache::forget_exposed(&cache);
+                std::process::exit(1);
+            }
         }
         drop(reports);
         let mut worst = 0;
         let mut stop_at = None;
+        // The signals counted when the stop began: one more cuts it short.
+        let mut stop_signals = 0;
         loop {
             match supervisor.recv_timeout(Duration::from_millis(50)) {
                 Ok(Report::Ended(code)) => worst = worse(worst, code),
@@ -159,6 +168,7 @@ pub fn run(
             }
             let signals = SIGNALS.load(Ordering::SeqCst);
             if signals > 0 && stop_at.is_none() {
+                stop_signals = signals;
                 eprintln!(
                     "edgepoll-host: stopping: no new connections; waiting up to {grace:?} for those accepted"
                 );
@@ -169,7 +179,7 @@ pub fn run(
                 stop_at = Some(Instant::now() + grace);
             }
             if let Some(at) = stop_at {
-                if signals > 1 || Instant::now() >= at {
+                if signals > stop_signals || Instant::now() >= at {
                     eprintln!("edgepoll-host: stopped before every instance had finished");
                     compile_cache::forget_exposed(&cache);
                     std::process::exit(0);
@@ -184,7 +194,8 @@ pub fn run(
 
 /// The worse of two exit codes: any failure over success, then the higher.
 fn worse(a: i32, b: i32) -> i32 {
-    match (a, b) {
+    // As the statuses they become: their low bytes (256 is a success).
+    match (a & 0xff, b & 0xff) {
         (0, b) => b,
         (a, 0) => a,
         (a, b) => a.max(b),
@@ -309,6 +320,9 @@ mod tests {
         assert_eq!(worse(0, 3), 3);
         assert_eq!(worse(134, 0), 134);
         assert_eq!(worse(1, 134), 134);
+        // 256 ends a process as 0 does: the 3 is the failure.
+        assert_eq!(worse(256, 3), 3);
+        assert_eq!(worse(-1, 3), 255);
     }
 
     #[test]
