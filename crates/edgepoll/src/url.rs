@@ -67,12 +67,25 @@ impl std::fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
+/// `text` with every byte outside ASCII as `%HH`.
+fn percent_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for &b in text.as_bytes() {
+        match b.is_ascii() {
+            true => out.push(b as char),
+            false => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 impl Url {
     /// Parses `http[s]://host[:port][/path][?query][#fragment]` (the
     /// scheme in any case; the fragment, the client's own, is dropped);
     /// other schemes are refused, and so are credentials in the URL and
     /// anything that could not go on a request line as it is (a space,
-    /// CR, LF, NUL or other control byte in the path).
+    /// CR, LF, NUL or other control byte in the path), and port 0. A path
+    /// beyond ASCII is percent-encoded (`/café` is sent as `/caf%C3%A9`).
     ///
     /// ```
     /// use edgepoll::{Url, UrlError};
@@ -96,6 +109,12 @@ impl Url {
             Some(b'?') => format!("/{path}"),
             Some(_) => path.to_string(),
         };
+        // A request line is ASCII (RFC 9112 §3): other characters go as
+        // their UTF-8 bytes percent-encoded, as a browser sends them.
+        let path = match path.is_ascii() {
+            true => path,
+            false => percent_encoded(&path),
+        };
         if authority.contains('@') {
             return Err(UrlError::Userinfo);
         }
@@ -117,10 +136,15 @@ impl Url {
                 None => (authority, None),
             }
         };
-        // Digits only (`u16::from_str` would take a `+`); none is the default.
+        // Digits only (`u16::from_str` would take a `+`); none is the
+        // default; 0 is no port a connection can be made to.
         let port = match port {
             Some(p) if !p.is_empty() => match p.bytes().all(|b| b.is_ascii_digit()) {
-                true => p.parse().map_err(|_| UrlError::InvalidPort)?,
+                true => p
+                    .parse()
+                    .ok()
+                    .filter(|&port| port != 0)
+                    .ok_or(UrlError::InvalidPort)?,
                 false => return Err(UrlError::InvalidPort),
             },
             _ if tls => 443,
@@ -302,6 +326,8 @@ mod tests {
             ("http://:80/", UrlError::NoHost),
             ("http://a:+80/", UrlError::InvalidPort),
             ("http://a:8 0/", UrlError::InvalidPort),
+            ("http://a:0/", UrlError::InvalidPort),
+            ("http://a:00/", UrlError::InvalidPort),
             ("http://u:p@a/", UrlError::Userinfo),
             ("http://u@a/", UrlError::Userinfo),
             ("gopher://a/", UrlError::Scheme),
@@ -324,6 +350,11 @@ mod tests {
             ("http://a/b#frag", "http://a:80/b"),
             ("http://a#frag", "http://a:80/"),
             ("http://[::1]:/p?q", "http://[::1]:80/p?q"),
+            // Not ASCII: percent-encoded, as a browser sends it.
+            (
+                "http://a/caf\u{e9}?q=\u{20ac}",
+                "http://a:80/caf%C3%A9?q=%E2%82%AC",
+            ),
         ] {
             assert_eq!(
                 Url::parse(text).map(|u| u.to_string()),
