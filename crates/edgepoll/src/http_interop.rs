@@ -12,8 +12,11 @@
 //! Field names come out of the `http` types in lowercase, as that crate
 //! keeps them. The fields each side writes itself are left to it: `Host`,
 //! `Content-Length`, `Transfer-Encoding` and `Connection` are not carried
-//! into an edgepoll response or client request (the connection frames its
-//! messages), but are carried out of a request or response as received.
+//! into a client request (the connection frames its messages); a response
+//! takes them all, and its encoder reads them as it reads a response built
+//! field by field (the body framed by the connection, `Connection: close`
+//! honoured, a 101's `Connection: Upgrade` sent). All are carried out of a
+//! request or response as received.
 
 use crate::client::{ClientRequest, RequestError};
 use crate::http::{ParsedResponse, Request, Response, StatusCode, Version};
@@ -58,10 +61,11 @@ impl<'a, B: Into<Vec<u8>>> From<http::Response<B>> for Response<'a> {
         let status = StatusCode::from_u16(parts.status.as_u16())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut out = Response::new(status);
+        // All of them: the encoder frames the body itself, and reads
+        // `Connection` (a 101's goes as given; `close` is honoured), as it
+        // does for a response built field by field.
         for (name, value) in &parts.headers {
-            if !is_own_field(name.as_str()) {
-                out = out.header(name.as_str().to_string(), value.as_bytes().to_vec());
-            }
+            out = out.header(name.as_str().to_string(), value.as_bytes().to_vec());
         }
         out.body(body.into())
     }
@@ -199,6 +203,44 @@ mod tests {
             "{wire}"
         );
         assert!(!wire.contains("999"), "{wire}");
+    }
+
+    /// A WebSocket handshake built with the `http` crate keeps its
+    /// `Connection: Upgrade` (a client fails one without), and a
+    /// `Connection: close` closes, as for a response built field by field.
+    #[test]
+    fn an_http_response_s_connection_field_is_read_as_a_response_s() {
+        fn switching() -> http::Response<&'static str> {
+            http::Response::builder()
+                .status(101)
+                .header("Connection", "Upgrade")
+                .header("Upgrade", "websocket")
+                .header("Content-Length", "5")
+                .body("")
+                .expect("valid")
+        }
+        fn closing() -> http::Response<&'static str> {
+            http::Response::builder()
+                .header("Connection", "close")
+                .body("bye")
+                .expect("valid")
+        }
+        let answer = |made: fn() -> http::Response<&'static str>| {
+            let mut conn = Handler::new(Limits::default(), Instant::now());
+            let request =
+                b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+            conn.receive(request, Instant::now(), &mut Fixed(made));
+            String::from_utf8(conn.pending_output().to_vec()).expect("text")
+        };
+        let wire = answer(switching);
+        assert!(wire.starts_with("HTTP/1.1 101 "), "{wire}");
+        assert!(wire.contains("\r\nconnection: Upgrade\r\n"), "{wire}");
+        assert!(
+            !wire.to_ascii_lowercase().contains("content-length"),
+            "{wire}"
+        );
+        let wire = answer(closing);
+        assert!(wire.contains("\r\nConnection: close\r\n"), "{wire}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::body::Outgoing;
 use super::framing::{is_field_value, is_framing_field};
+use super::scan::is_token;
 use super::StatusCode;
 use crate::short_copy::push_all;
 use smallvec::SmallVec;
@@ -45,10 +46,12 @@ impl<'a> Response<'a> {
         }
     }
 
-    /// Adds a header field. Fields whose name or value hold a control byte
-    /// (CR, LF, NUL...; tab aside) or DEL are left out when the response is
-    /// written: they cannot split the response, and what goes out is what a
-    /// parser of field values takes (RFC 9110 §5.5).
+    /// Adds a header field. Fields whose name is not a token (RFC 9110
+    /// §5.1: no space, colon or control byte) or whose value holds a
+    /// control byte (CR, LF, NUL...; tab aside) or DEL are left out when
+    /// the response is written: they cannot split the response or add a
+    /// field of their own, and what goes out is what a parser of fields
+    /// takes (RFC 9110 §5.5).
     #[inline]
     pub fn header(mut self, name: impl Into<Cow<'a, str>>, value: impl AsBytes<'a>) -> Self {
         self.append_header(name, value);
@@ -157,7 +160,10 @@ impl<'a> Response<'a> {
         let mut service_closes = false;
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
-            if is_framing_field(name) && kind != HeadKind::Switching {
+            // A 101's own `Connection` names the upgrade, and goes as given;
+            // nothing frames a body it does not have.
+            let switching_options = kind == HeadKind::Switching && name.len() == 10;
+            if is_framing_field(name) && !switching_options {
                 if length_given && name.len() == 14 && push_given_length(out, value) {
                     // One is enough: a second, even the same, is a fault
                     // some readers refuse the response for.
@@ -173,10 +179,12 @@ impl<'a> Response<'a> {
                 }
                 continue;
             }
-            // Names are the service's own, a token when they come from a
-            // request; a control byte would break the head, and leaves the
-            // field out.
-            if !is_field_value(name) || !is_field_value(value) {
+            // Names are the service's own, perhaps from a request's input:
+            // one that is not a token (`Set-Cookie: x;y` would read as a
+            // field of the attacker's choice, `Content-Length ` as a second
+            // length) leaves the field out, as a control byte in a value
+            // (which would break the head) does.
+            if !is_token(name) || !is_field_value(value) {
                 continue;
             }
             push_all(out, [name, b": ", value, b"\r\n"], short);
@@ -435,6 +443,39 @@ mod tests {
         for n in samples {
             assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
         }
+    }
+
+    /// A name that is not a token is left out: copied from input, it
+    /// would add a field of the sender's choosing (`Set-Cookie: ...;x: 1`)
+    /// or a second length (`Content-Length `). A value with a CR or LF is
+    /// left out too. A 101 sends its own `Connection`, and no framing.
+    #[test]
+    fn fields_that_would_add_fields_are_left_out() {
+        let mut out = Vec::new();
+        Response::new(StatusCode::OK)
+            .header("Set-Cookie: sid=evil; Path=/;x", "1")
+            .header("Content-Length ", "5")
+            .header("", "empty name")
+            .header("X-Split", "a\r\nX-Injected: 1")
+            .header("X-Kept", "yes")
+            .body("hi")
+            .encode(&mut out, KeepAlive::Http11, false);
+        let wire = String::from_utf8(out).expect("text");
+        assert_eq!(
+            wire, "HTTP/1.1 200 OK\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nhi",
+            "{wire}"
+        );
+        let mut out = Vec::new();
+        Response::new(StatusCode::SWITCHING_PROTOCOLS)
+            .header("Connection", "Upgrade")
+            .header("Transfer-Encoding", "chunked")
+            .header("Content-Length", "5")
+            .encode(&mut out, KeepAlive::Http11, false);
+        let wire = String::from_utf8(out).expect("text");
+        assert_eq!(
+            wire, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n",
+            "{wire}"
+        );
     }
 
     #[test]
