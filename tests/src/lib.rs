@@ -256,7 +256,7 @@ pub fn run_wasm_with(
     args: &[&str],
     limit: Duration,
 ) -> Output {
-    let mut child = runtime
+    let child = runtime
         .command_with(&wasm(name), flags)
         .args(args)
         .stdin(Stdio::null())
@@ -264,35 +264,73 @@ pub fn run_wasm_with(
         .stderr(Stdio::piped())
         .spawn()
         .expect("runtime starts");
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait works").is_some() {
-            return child.wait_with_output().expect("output readable");
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output readable");
-            panic!(
-                "{name} {args:?} did not finish within {limit:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    match finish_within(child, limit) {
+        Ok(out) => out,
+        Err(out) => panic!(
+            "{name} {args:?} did not finish within {limit:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
 }
 
 /// Waits for `child` to end, for at most `limit` (then kills it and
 /// fails); its output.
-pub fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
+pub fn wait_bounded(child: std::process::Child, limit: Duration) -> Output {
+    match finish_within(child, limit) {
+        Ok(out) => out,
+        Err(out) => panic!(
+            "the program did not finish within {limit:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// [`wait_bounded`] for a command not started yet: its stdin empty, its
+/// output piped.
+pub fn output_bounded(command: &mut Command, limit: Duration) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the program starts");
+    wait_bounded(child, limit)
+}
+
+/// The output of `child` once it ends, or, past `limit`, what it wrote
+/// before it was killed. Its pipes are read meanwhile, so that a program
+/// that writes more than a pipe holds does not stall on them.
+fn finish_within(mut child: std::process::Child, limit: Duration) -> Result<Output, Output> {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut out);
+            }
+            out
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let deadline = Instant::now() + limit;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
+    let (status, finished) = loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            break (status, true);
+        }
+        if Instant::now() >= deadline {
             let _ = child.kill();
-            panic!("the program did not finish within {limit:?}");
+            break (child.wait().expect("wait works"), false);
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    let out = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    match finished {
+        true => Ok(out),
+        false => Err(out),
     }
-    child.wait_with_output().expect("output")
 }
 
 /// Looks at `done` every 20 ms until it holds or `within` has passed;
@@ -481,13 +519,26 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Sends raw bytes and reads until the server closes (or 10 s pass).
+/// Sends raw bytes and reads until the server closes (a reset counts: a
+/// server may reset a client that sent more than it read); fails if it has
+/// not within 10 s.
 pub fn exchange_until_close(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     let mut stream = connect(addr);
     let _ = stream.write_all(request);
     let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    out
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "the server did not close the connection: {e} after {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
 }
 
 /// Reads exactly one response (Content-Length framed) from the stream.

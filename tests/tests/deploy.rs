@@ -7,6 +7,18 @@
 use edgepoll_tests::{root, wasm};
 use std::process::{Command, Output};
 
+/// A command run to its end within 600 s (a runtime or tool that hangs
+/// fails the test, not CI).
+trait OutputWithin {
+    fn output_within(&mut self) -> std::process::Output;
+}
+
+impl OutputWithin for std::process::Command {
+    fn output_within(&mut self) -> std::process::Output {
+        edgepoll_tests::output_bounded(self, std::time::Duration::from_secs(600))
+    }
+}
+
 fn tool(name: &str, install: &str) -> Command {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
@@ -41,16 +53,14 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
             .arg(&module)
             .arg(&layout)
             .args(["echo", "0.0.0.0:8080"])
-            .output()
-            .expect("bash runs"),
+            .output_within(),
         "deploy/build-image.sh",
     );
     let image = format!("oci:{}:echo", layout.display());
     let config = ok(
         tool("skopeo", "apt-get install skopeo")
             .args(["inspect", "--config", &image])
-            .output()
-            .expect("skopeo runs"),
+            .output_within(),
         "skopeo inspect --config",
     );
     for expected in [
@@ -67,8 +77,7 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
     let manifest = ok(
         Command::new("skopeo")
             .args(["inspect", "--raw", &image])
-            .output()
-            .expect("skopeo runs"),
+            .output_within(),
         "skopeo inspect --raw",
     );
     assert!(
@@ -84,11 +93,7 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
     assert_eq!(digests.len(), 2, "a config and one layer: {manifest}");
     let layer = layout.join("blobs/sha256").join(digests[1]);
     let listing = ok(
-        Command::new("tar")
-            .arg("-tzf")
-            .arg(&layer)
-            .output()
-            .expect("tar runs"),
+        Command::new("tar").arg("-tzf").arg(&layer).output_within(),
         "tar -t",
     );
     let mut entries: Vec<&str> = listing.lines().collect();
@@ -98,8 +103,7 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
         .arg("-xzOf")
         .arg(&layer)
         .arg("poll_http_server.wasm")
-        .output()
-        .expect("tar runs");
+        .output_within();
     assert!(
         inside.stdout == std::fs::read(&module).expect("the module"),
         "the layer's module differs from {}",
@@ -118,8 +122,7 @@ fn the_kubernetes_manifests_pass_the_schemas_and_a_broken_one_does_not() {
     let out = tool("kubernetes-validate", install)
         .arg("--strict")
         .args(&manifests)
-        .output()
-        .expect("kubernetes-validate runs");
+        .output_within();
     let said = ok(out, "kubernetes-validate");
     assert_eq!(said.matches(" passed ").count(), 3, "{said}");
     // The validator really checks: the deployment with a wrong type fails.
@@ -129,8 +132,7 @@ fn the_kubernetes_manifests_pass_the_schemas_and_a_broken_one_does_not() {
     let out = tool("kubernetes-validate", install)
         .arg("--strict")
         .arg(&broken)
-        .output()
-        .expect("kubernetes-validate runs");
+        .output_within();
     let _ = std::fs::remove_file(&broken);
     assert!(
         !out.status.success(),

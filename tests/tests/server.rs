@@ -85,8 +85,12 @@ fn expect_100_continue_does_not_wait_a_second() {
         let body = random_bytes(2 * 1024 * 1024, 3);
         let file = std::env::temp_dir().join(format!("edgepoll-e2e-100-{}", std::process::id()));
         std::fs::write(&file, &body).expect("write body");
+        // curl waits this long for a 100 that does not come, then sends
+        // anyway: a bound far over any load's delay, and far under it.
         let start = Instant::now();
         let out = curl(&[
+            "--expect100-timeout",
+            "60",
             "-H",
             "Expect: 100-continue",
             "--data-binary",
@@ -97,7 +101,7 @@ fn expect_100_continue_does_not_wait_a_second() {
         let _ = std::fs::remove_file(&file);
         assert!(out.stdout == body);
         assert!(
-            took < Duration::from_millis(900),
+            took < Duration::from_secs(20),
             "took {took:?}: curl waited for 100 Continue"
         );
     });
@@ -198,16 +202,22 @@ fn kept_alive_requests_do_not_stall_on_nagle() {
         stream.set_nodelay(true).expect("nodelay");
         let mut request = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 128\r\n\r\n".to_vec();
         request.extend_from_slice(&[b'x'; 128]);
-        let start = Instant::now();
+        // A response sent in two pieces waits for the client's delayed ACK
+        // (40 ms on Linux) every time: most requests would take that long.
+        // A loaded machine delays some, not most.
+        let mut times = Vec::new();
         for _ in 0..200 {
+            let start = Instant::now();
             stream.write_all(&request).expect("send request");
             let (_, got) = read_response(&mut stream);
             assert_eq!(got.len(), 128);
+            times.push(start.elapsed());
         }
-        let average = start.elapsed() / 200;
+        times.sort_unstable();
+        let median = times[times.len() / 2];
         assert!(
-            average < Duration::from_millis(5),
-            "{average:?} per request: a response waits for a delayed ACK"
+            median < Duration::from_millis(30),
+            "{median:?} per request (median): a response waits for a delayed ACK"
         );
     });
 }

@@ -186,6 +186,7 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
         let mut chunk = vec![0u8; 64 * 1024];
         while got < MIB {
             let n = stream.read(&mut chunk).expect("body");
+            assert!(n > 0, "closed after {got} bytes");
             assert!(is_pattern(got, &chunk[..n]));
             got += n as u64;
         }

@@ -396,6 +396,7 @@ fn the_client_sends_close_notify_before_it_closes() {
         assert!(stdout.contains("-> 200 OK"), "{stdout}");
         let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let outcomes = server.outcomes(run);
+        assert_eq!(outcomes.len(), run, "{}: {outcomes:?}", runtime.name());
         assert_eq!(
             outcomes.last().map(String::as_str),
             Some("clean"),
