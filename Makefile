@@ -21,11 +21,17 @@ endif
 
 .PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image proxy
 FUZZ_SECONDS ?= 120
+# Package installs never stop to ask; pip installs into a Python that
+# Debian manages (PEP 668) as into any other.
+export DEBIAN_FRONTEND := noninteractive
+export PIP_BREAK_SYSTEM_PACKAGES := 1
 
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' && rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add clippy rustfmt
+	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3 and pip (the WebSocket, TLS and WASI suite tests use them)"; apt-get update -qq && apt-get install -y -qq python3 python3-pip; }
 	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; apt-get update -qq && apt-get install -y -qq curl; }
-	@python3 -c "import websockets" 2>/dev/null || { echo "installing Python's websockets (the WebSocket tests use it)"; python3 -m pip install --quiet websockets; }
+	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade websockets; }
 	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet kubernetes-validate; }
 	@test -x /usr/sbin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }
@@ -64,7 +70,7 @@ test: build
 	# --show-output: each end-to-end test prints the runtimes it ran on.
 	$(CARGO) test --release --workspace -- --show-output
 	# A hostile guest's every call into edgepoll-host, briefly (make fuzz runs it longer).
-	$(CARGO) run --quiet --release -p edgepoll-fuzz --bin host_imports -- --seconds 20
+	$(CARGO) run --quiet --release -p edgepoll-fuzz --bin host_imports -- --seconds 20 --seed 20261201
 	# edgepoll's unit tests once more as WebAssembly, where its SIMD scans and
 	# its SIMD ChaCha20 (checked against ring) run, on every runtime present.
 	@for runtime in host $$(command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1 && echo wasmedge aot); do \
