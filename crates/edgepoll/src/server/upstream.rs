@@ -78,12 +78,12 @@ pub(crate) fn step(
         // No error and a peer: connected. (The poller's peek may have
         // taken a failed connect's error, which it reports in the event;
         // the peer's absence still tells.)
-        let connected = net::take_error(&conn.stream).and_then(|error| match error {
-            None if net::peer_addr(&conn.stream).is_err() => Ok(Some(std::io::Error::new(
+        let connected = net::take_error(&conn.stream).map(|error| match error {
+            None if net::peer_addr(&conn.stream).is_err() => Some(std::io::Error::new(
                 std::io::ErrorKind::ConnectionRefused,
                 "the connection failed",
-            ))),
-            other => Ok(other),
+            )),
+            other => other,
         });
         match connected {
             Ok(None) => {
