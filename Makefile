@@ -31,7 +31,7 @@ setup:
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' && rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add clippy rustfmt
 	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3 and pip (the WebSocket, TLS and WASI suite tests use them)"; apt-get update -qq && apt-get install -y -qq python3 python3-pip; }
 	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; apt-get update -qq && apt-get install -y -qq curl; }
-	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade websockets; }
+	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade --ignore-installed websockets; }
 	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet kubernetes-validate; }
 	@test -x /usr/sbin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }

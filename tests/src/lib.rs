@@ -299,16 +299,19 @@ pub fn output_bounded(command: &mut Command, limit: Duration) -> Output {
 
 /// The output of `child` once it ends, or, past `limit`, what it wrote
 /// before it was killed. Its pipes are read meanwhile, so that a program
-/// that writes more than a pipe holds does not stall on them.
+/// that writes more than a pipe holds does not stall on them; what a
+/// process it started still holds open is not waited for past a second.
 fn finish_within(mut child: std::process::Child, limit: Duration) -> Result<Output, Output> {
-    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+        let (done, read) = mpsc::channel();
         std::thread::spawn(move || {
             let mut out = Vec::new();
             if let Some(mut pipe) = pipe {
                 let _ = pipe.read_to_end(&mut out);
             }
-            out
-        })
+            let _ = done.send(out);
+        });
+        read
     }
     let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let deadline = Instant::now() + limit;
@@ -322,10 +325,14 @@ fn finish_within(mut child: std::process::Child, limit: Duration) -> Result<Outp
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    let rest = |read: mpsc::Receiver<Vec<u8>>| {
+        read.recv_timeout(Duration::from_secs(1))
+            .unwrap_or_default()
+    };
     let out = Output {
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout: rest(stdout),
+        stderr: rest(stderr),
     };
     match finished {
         true => Ok(out),

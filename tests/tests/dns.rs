@@ -332,10 +332,9 @@ fn resolving_on_every_request_adds_no_stall() {
             by_name.len()
         );
         // The p99s are told, not compared: at a millisecond or two the
-        // machine's noise is larger than any ratio. What a loop that waited
-        // for its lookups would show is the stalls: one a turn.
-        // Two stalls of all 64 clients are allowed for the machine's own
-        // hiccups; a loop that waits for its lookups makes one a turn.
+        // machine's noise is larger than any ratio. Two stalls of all 64
+        // clients are allowed for the machine's own hiccups; a loop that
+        // waits for its lookups makes one a turn.
         assert!(
             named_stalled <= literal_stalled + 128,
             "{named_stalled} requests by name took over 90 ms, {literal_stalled} by address"

@@ -151,8 +151,7 @@ pub fn run(
         drop(reports);
         let mut worst = 0;
         let mut stop_at = None;
-        // The signals counted when the stop began: one more cuts it short.
-        let mut stop_signals = 0;
+
         loop {
             match supervisor.recv_timeout(Duration::from_millis(50)) {
                 Ok(Report::Ended(code)) => worst = worse(worst, code),
@@ -168,7 +167,6 @@ pub fn run(
             }
             let signals = SIGNALS.load(Ordering::SeqCst);
             if signals > 0 && stop_at.is_none() {
-                stop_signals = signals;
                 eprintln!(
                     "edgepoll-host: stopping: no new connections; waiting up to {grace:?} for those accepted"
                 );
@@ -179,7 +177,8 @@ pub fn run(
                 stop_at = Some(Instant::now() + grace);
             }
             if let Some(at) = stop_at {
-                if signals > stop_signals || Instant::now() >= at {
+                // A second signal ends it at once, however soon it came.
+                if signals > 1 || Instant::now() >= at {
                     eprintln!("edgepoll-host: stopped before every instance had finished");
                     compile_cache::forget_exposed(&cache);
                     std::process::exit(0);
@@ -246,7 +245,8 @@ fn keep_running(
             }
             return Report::Ended(code);
         }
-        if code == 0 {
+        // As the status it becomes: `proc_exit(256)` is a success.
+        if code & 0xff == 0 {
             // A clean exit soon after starting waits as a failure would
             // before the next start (without giving up): a guest that ends
             // at once must not spin a core.

@@ -630,9 +630,14 @@ impl Handler {
             // Its body waits for the 100 owed it behind deferred responses:
             // their respond timeouts run, not the client's idleness.
             State::Stream {
+                id,
                 continue_owed: true,
                 ..
-            } if self.output.is_empty() => None,
+            } if self.output.is_empty()
+                && self.waiting.iter().any(|w| w.id != id && w.is_pending()) =>
+            {
+                None
+            }
             _ => Some(self.last_progress + self.limits.idle_timeout),
         };
         let waiting = self

@@ -823,6 +823,9 @@ fn a_streamed_body_behind_a_deferred_response_gets_its_100_continue_in_turn() {
         );
         assert_eq!(out.contains("100 Continue"), owed, "{out}");
         if answered_first {
+            // No 100 will come, nor anything else it waits for: a body that
+            // does not come is timed out as idle.
+            assert_eq!(conn.deadline(), Some(now + limits.idle_timeout), "{out}");
             continue;
         }
         conn.receive(&b"abc"[body_first as usize..], now, &mut service);

@@ -77,7 +77,14 @@ fn any_string(der: &[u8]) -> Option<String> {
 fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let hides = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        let hides = matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        );
         match c.is_control() || hides {
             true => out.extend(c.escape_default()),
             false => out.push(c),
@@ -194,7 +201,7 @@ mod tests {
     fn odd_values_leave_out_only_themselves() {
         let cert = certificate(&[
             (&[0x55, 4, 10], 0x1c, b"\0\0\0a".to_vec()),
-            (&[0x55, 4, 45], 0x03, b"\0\x01".to_vec()),
+            (&[0x55, 4, 11], 0x03, b"\0\x01".to_vec()),
             (&[0x55, 4, 3], 0x0c, "a\u{202e}gnp.exe".as_bytes().to_vec()),
         ]);
         assert_eq!(of(&cert).as_deref(), Some("CN=a\\u{202e}gnp.exe"));
