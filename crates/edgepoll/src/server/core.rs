@@ -129,7 +129,7 @@ pub(crate) struct Core {
     /// which n connections close costs n steps, not n².)
     closed_in_round: Vec<u64>,
     /// Poll rounds so far (0 marks no round).
-    round: u64,
+    pub(crate) round: u64,
     next_serial: u64,
     pub(crate) scratch: Vec<u8>,
     pub(crate) work: Work,

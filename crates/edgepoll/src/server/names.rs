@@ -35,6 +35,8 @@ pub(crate) struct NameSockets {
 struct UdpLookup {
     socket: UdpSocket,
     tag: u16,
+    /// The poll round it was opened in (see [`on_event`]).
+    round: u64,
 }
 
 /// One query over TCP: the message with its length prefix out, the answer
@@ -46,6 +48,8 @@ struct TcpQuery {
     sent: usize,
     input: Vec<u8>,
     connecting: bool,
+    /// The poll round it was opened in (see [`on_event`]).
+    round: u64,
 }
 
 impl NameSockets {
@@ -146,7 +150,11 @@ fn open_udp(core: &mut Core, server: net::SocketAddr, tag: u16) -> io::Result<us
         let _ = core.poll.deregister(&socket);
         return Err(e);
     }
-    core.names.udp[at] = Some(UdpLookup { socket, tag });
+    core.names.udp[at] = Some(UdpLookup {
+        socket,
+        tag,
+        round: core.round,
+    });
     Ok(at)
 }
 
@@ -186,6 +194,7 @@ fn start_tcp(core: &mut Core, server: net::SocketAddr, id: u16, query: &[u8]) ->
         sent: 0,
         input: Vec::new(),
         connecting: true,
+        round: core.round,
     });
     Ok(())
 }
@@ -194,6 +203,28 @@ fn start_tcp(core: &mut Core, server: net::SocketAddr, id: u16, query: &[u8]) ->
 /// A DNS socket's event; `error`: the errno it came with (0: none), which
 /// the poll took from the socket (see `Poll`'s pending errors).
 pub(crate) fn on_event(core: &mut Core, token: Token, error: u16, now: Instant) {
+    // A socket opened in this round was not in the poll that gave the
+    // round's events: one for its slot was its predecessor's (closed
+    // since), whose error would fail this one's lookup.
+    let opened = match token.0.checked_sub(FIRST_UDP_TOKEN) {
+        Some(at) => core
+            .names
+            .udp
+            .get(at)
+            .and_then(Option::as_ref)
+            .map(|u| u.round),
+        None => {
+            let at = token.0 - FIRST_TOKEN;
+            core.names
+                .tcp
+                .get(at)
+                .and_then(Option::as_ref)
+                .map(|t| t.round)
+        }
+    };
+    if opened == Some(core.round) {
+        return;
+    }
     if token.0 >= FIRST_UDP_TOKEN {
         let at = token.0 - FIRST_UDP_TOKEN;
         read_datagrams(core, at, error, now);
