@@ -11,7 +11,8 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
 
   --listen ADDR          where to accept clients, e.g. 0.0.0.0:8080
   --upstream ADDR        a server to forward to: host:port, a host (port 80)
-                         or http[s]://host:port; repeat for more. A name is
+                         or http[s]://host:port; repeat for more (up to
+                         64). A name is
                          resolved as requests go to it: through the DNS
                          server in DNS_SERVER (ip:port) without blocking,
                          kept for its TTL, or else through the runtime
@@ -50,6 +51,9 @@ one tunnel, bytes passed unchanged both ways until both ends close (or 10
 minutes of silence). TRACE gets 405, and fields whose names have an
 underscore are dropped, as nginx does.
 ";
+
+/// The most `--upstream`s.
+const MAX_UPSTREAMS: usize = 64;
 
 #[derive(Debug)]
 pub struct Config {
@@ -127,6 +131,13 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
     config.listen = listen.ok_or("--listen ADDR is needed (see --help)")?;
     if upstreams.is_empty() {
         return Err("at least one --upstream ADDR is needed (see --help)".into());
+    }
+    // A retry leaves out the upstreams tried, a bit each in a word.
+    if upstreams.len() > MAX_UPSTREAMS {
+        return Err(format!(
+            "at most {MAX_UPSTREAMS} --upstream, not {}",
+            upstreams.len()
+        ));
     }
     config.upstreams = upstreams;
     Ok(Command::Run(config))
@@ -222,6 +233,10 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
+        let mut many_upstreams = vec!["--listen", "127.0.0.1:1"];
+        for _ in 0..65 {
+            many_upstreams.extend(["--upstream", "127.0.0.1:1"]);
+        }
         for (args, says) in [
             (&["--upstream", "127.0.0.1:1"][..], "--listen"),
             (&["--listen", "127.0.0.1:1"][..], "--upstream"),
@@ -276,6 +291,7 @@ mod tests {
                 "needs a value",
             ),
             (&["--bogus"][..], "unknown argument"),
+            (&many_upstreams[..], "at most 64 --upstream, not 65"),
         ] {
             let error = run(args).unwrap_err();
             assert!(error.contains(says), "{args:?}: {error}");
