@@ -479,8 +479,8 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
 
 /// The runtime's own failures end as WasmEdge's do, on every runtime
 /// present: 1 for a module that is not there or not wasm and for a flag
-/// it does not know; a `--dir` that cannot be bound is left out and the
-/// guest runs (its exit code, 7, is the guest's).
+/// it does not know, 134 for a trap; a `--dir` that cannot be bound is
+/// left out and the guest runs (its exit code, 7, is the guest's).
 #[test]
 fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     let garbage =
@@ -488,16 +488,17 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     std::fs::write(&garbage, b"this is not wasm").expect("write");
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
-        let cases: [(&std::path::Path, &[&str], &[&str], i32); 4] = [
+        let cases: [(&std::path::Path, &[&str], &[&str], i32); 5] = [
             (&guest, &["--no-such-flag"], &["exit"], 1),
             (&guest, &["--dir", "/x:/no/such/dir"], &["exit"], 7),
+            (&guest, &[], &["trap"], 134),
             (&garbage, &[], &[], 1),
             (std::path::Path::new("/no/such/module.wasm"), &[], &[], 1),
         ];
         // A module that is no module has no AOT form: the interpreter's
         // run of it is the same binary's.
         let cases = match rt {
-            Runtime::WasmEdgeAot => &cases[..2],
+            Runtime::WasmEdgeAot => &cases[..3],
             _ => &cases[..],
         };
         for &(module, flags, args, code) in cases {
