@@ -45,7 +45,7 @@ impl InputBuffer {
     /// Drops the first `n` bytes (at most all).
     #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.bytes.len());
+        self.start = self.start.saturating_add(n).min(self.bytes.len());
         if self.start == self.bytes.len() {
             if self.bytes.capacity() > KEEP_CAPACITY {
                 // A large body is done with: a busy connection must not hold
@@ -73,7 +73,7 @@ impl InputBuffer {
     pub(crate) fn take_front(&mut self, n: usize) -> (Vec<u8>, usize) {
         let start = self.start;
         let mut bytes = std::mem::take(&mut self.bytes);
-        let end = (start + n).min(bytes.len());
+        let end = start.saturating_add(n).min(bytes.len());
         self.bytes.extend_from_slice(&bytes[end..]);
         bytes.truncate(end);
         self.start = 0;
