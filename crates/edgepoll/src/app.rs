@@ -241,8 +241,9 @@ impl Context<'_> {
 
     /// Answers a request the app deferred. The response goes out after the
     /// callback returns, once the responses before it on its connection
-    /// have; for a request that no longer waits it is dropped (the app was
-    /// or will be told through [`App::on_abandoned`]).
+    /// have; for a request that no longer waits (answered already, or told
+    /// of through [`App::on_abandoned`]) it is dropped. A 1xx or 101 is no
+    /// final answer: it goes out as a 500, and the connection closes.
     pub fn respond(&mut self, responder: Responder, response: Response<'static>) {
         self.responses.push((responder, Answer::Whole(response)));
     }
@@ -261,7 +262,9 @@ impl Context<'_> {
     /// The head's own body is not sent. While more than
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
     /// bytes wait to be sent, send no more: [`App::on_body_drained`] says
-    /// when to go on.
+    /// when to go on. A piece past `length` is dropped, and a body ended
+    /// short of it closes the connection. Once the head is out no timeout
+    /// runs for the body (a stream may be long-lived): the app ends it.
     pub fn respond_stream(
         &mut self,
         responder: Responder,
@@ -291,7 +294,10 @@ impl Context<'_> {
     /// more than [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
     /// bytes to send. If that body breaks off, the client's connection
     /// closes without completing it. Either way [`App::on_response_end`]
-    /// says how it ended.
+    /// says how it ended. Pipe it from [`App::on_response`], where its head
+    /// came: a body already handed to [`App::on_response_body`], or one of
+    /// an exchange made with [`fetch`](Self::fetch), is not piped again,
+    /// and the client's response would wait for it.
     pub fn respond_pipe(
         &mut self,
         responder: Responder,
@@ -308,7 +314,9 @@ impl Context<'_> {
     /// arrives: an echo at any size in bounded memory (the request body is
     /// not read while more than
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
-    /// bytes of the response wait to be sent).
+    /// bytes of the response wait to be sent). Only for a body that
+    /// streams and has not begun (from [`App::call`], or its first piece):
+    /// the response waits for what comes of it.
     pub fn respond_with_request_body(
         &mut self,
         responder: Responder,
@@ -327,9 +335,11 @@ impl Context<'_> {
     /// ([`App::on_response`]): from then on the loop moves bytes between
     /// the two unread and unchanged, both ways, until both sides have
     /// closed (or [`ServerOptions::tunnel_idle_timeout`](crate::ServerOptions::tunnel_idle_timeout)).
-    /// How a proxy passes a WebSocket through. If the request no longer
-    /// waits, or made no such offer, or `head` is not a 101, both
-    /// connections close.
+    /// How a proxy passes a WebSocket through. If the request made no such
+    /// offer, or `head` is not a 101, or `exchange`'s connection is not
+    /// there to join (it must be called from that `on_response`), the
+    /// client gets a 502 and the upstream connection closes; if the request
+    /// no longer waits, the upstream connection closes.
     pub fn respond_tunnel(
         &mut self,
         responder: Responder,
@@ -381,7 +391,9 @@ impl Context<'_> {
         self.pool.cancel(exchange);
     }
 
-    /// The WebSocket outbox (for an app that also serves WebSockets).
+    /// The WebSocket outbox: what the loop's WebSockets are sent. Under
+    /// [`Server::serve_app`](crate::Server::serve_app) there are none, and
+    /// what is queued here goes nowhere.
     pub fn outbox(&mut self) -> &mut Outbox {
         self.outbox
     }

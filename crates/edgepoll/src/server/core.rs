@@ -961,9 +961,14 @@ impl Core {
         if let Answer::Tunnel(_, exchange) = &answer {
             let exchange = *exchange;
             let waits = self.handler_of(responder).is_some();
+            // Only a connection a 101 switched, still held for the join,
+            // can be joined: without it, a 101 would promise a tunnel that
+            // is not there.
+            let joinable = self.work.switched.contains_key(&exchange);
             let switching = match (self.handler_of(responder), answer) {
                 (Some(handler), Answer::Tunnel(head, _)) => {
-                    let switched = handler.respond_switch(responder.id, head, now).is_ok();
+                    let switched =
+                        joinable && handler.respond_switch(responder.id, head, now).is_ok();
                     if !switched {
                         // Its request made no offer the connection took (or
                         // the head was no 101): it cannot follow the
