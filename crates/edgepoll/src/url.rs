@@ -69,11 +69,16 @@ impl std::error::Error for UrlError {}
 
 /// `text` with every byte outside ASCII as `%HH`.
 fn percent_encoded(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(text.len() * 3);
     for &b in text.as_bytes() {
         match b.is_ascii() {
             true => out.push(b as char),
-            false => out.push_str(&format!("%{b:02X}")),
+            false => out.extend([
+                '%',
+                HEX[usize::from(b >> 4)] as char,
+                HEX[usize::from(b & 15)] as char,
+            ]),
         }
     }
     out
