@@ -358,3 +358,63 @@ fn a_piped_response_whose_exchange_is_cancelled_is_cut_short() {
         assert!(got < size, "{}: the whole body came", runtime.name());
     });
 }
+
+/// Answers an application cannot give (a response piped from a body that
+/// has begun to come to the application, a request body echoed or sent on
+/// once it has ended) are refused, and the client is told at once: a 500
+/// (or the error the application passes on), not a response that waits
+/// for a body that cannot come. Other requests go on being served.
+#[test]
+fn answers_whose_body_cannot_come_are_refused_not_left_waiting() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let sink = NativeUpstream::start(Behaviour::Sink);
+        let source = NativeUpstream::start(Behaviour::Source);
+        let server = start_streaming(runtime, &sink, &source);
+        let ask = |request: &str| {
+            let mut stream = connect(server.addr);
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("a read timeout");
+            stream.write_all(request.as_bytes()).expect("send");
+            edgepoll_tests::read_response(&mut stream)
+        };
+        let text = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
+        let (head, body) =
+            ask("GET /down/bytes/1048576 HTTP/1.1\r\nHost: x\r\nX-Pipe-Late: 1\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 500 "), "{name}: {head}");
+        assert!(
+            text(&body).contains("cannot give it"),
+            "{name}: {}",
+            text(&body)
+        );
+
+        let (head, body) =
+            ask("POST /_echo_after_end HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+        assert!(head.starts_with("HTTP/1.1 500 "), "{name}: {head}");
+        assert!(
+            text(&body).contains("cannot come"),
+            "{name}: {}",
+            text(&body)
+        );
+
+        let (head, body) =
+            ask("POST /_pipe_after_end HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+        assert!(head.starts_with("HTTP/1.1 400 "), "{name}: {head}");
+        assert!(
+            text(&body).contains("has begun to go elsewhere"),
+            "{name}: {}",
+            text(&body)
+        );
+
+        // And what can be given still is, a body that came whole included.
+        let (head, body) = ask("GET /down/bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
+        assert!(
+            body.len() == 1000 && is_pattern(0, &body),
+            "{name}: the body differs"
+        );
+        let (head, _) = ask("POST /up/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
+    });
+}

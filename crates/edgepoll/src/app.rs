@@ -86,6 +86,17 @@ pub(crate) struct Pipes {
     /// Requests piped into exchanges since the loop last looked: one whose
     /// connection closed before the pipe was laid has no body to give.
     pub(crate) fresh_up: Vec<Responder>,
+    /// Streamed request bodies none of whose pieces has gone anywhere yet:
+    /// only these can be piped ([`Context::fetch_stream`]) or echoed
+    /// ([`Context::respond_with_request_body`]) whole.
+    unbegun: FxHashSet<Responder>,
+    /// The body whose first piece the application is being handed: it may
+    /// still echo the rest (and send that piece itself).
+    pub(crate) first_piece: Option<Responder>,
+    /// Streamed responses whose head the application was handed and whose
+    /// body has gone nowhere yet: only these can be piped
+    /// ([`Context::respond_pipe`]).
+    pipeable: FxHashSet<ExchangeId>,
 }
 
 impl Pipes {
@@ -191,10 +202,43 @@ impl Pipes {
         }
     }
 
+    /// A streamed request body was dispatched: nothing of it has gone
+    /// anywhere yet.
+    pub(crate) fn body_unbegun(&mut self, responder: Responder) {
+        if self.unbegun.insert(responder) {
+            self.count(responder, 1);
+        }
+    }
+
+    /// Takes `responder`'s body as begun (its first piece or its end is
+    /// on its way, or it is being piped or echoed); whether it had not
+    /// begun before.
+    #[inline]
+    pub(crate) fn begin_body(&mut self, responder: &Responder) -> bool {
+        let was = !self.unbegun.is_empty() && self.unbegun.remove(responder);
+        if was {
+            self.count(*responder, -1);
+        }
+        was
+    }
+
+    /// The head of `exchange`'s streamed response is on its way to the
+    /// application: its body may be piped.
+    pub(crate) fn head_out(&mut self, exchange: ExchangeId) {
+        self.pipeable.insert(exchange);
+    }
+
+    /// Takes `exchange`'s response body as going somewhere (the
+    /// application, a pipe), or gone; whether it could still be piped.
+    #[inline]
+    pub(crate) fn take_pipeable(&mut self, exchange: ExchangeId) -> bool {
+        !self.pipeable.is_empty() && self.pipeable.remove(&exchange)
+    }
+
     /// Ends every pipe at connection slot `slot` (its connection closed):
     /// the exchanges its request bodies went into, then those whose
-    /// response bodies came to it. Looks through the pipes only when some
-    /// end there.
+    /// response bodies came to it; its bodies that had not begun are
+    /// forgotten. Looks through the pipes only when some end there.
     pub(crate) fn unpipe_slot(&mut self, slot: usize) -> (Vec<ExchangeId>, Vec<ExchangeId>) {
         let (mut up, mut down) = (Vec::new(), Vec::new());
         match self.at_slot.get_mut(slot) {
@@ -220,6 +264,7 @@ impl Pipes {
             keep
         });
         self.echo.retain(|responder| !here(responder));
+        self.unbegun.retain(|responder| !here(responder));
         (up, down)
     }
 }
@@ -295,9 +340,11 @@ impl Context<'_> {
     /// bytes to send. If that body breaks off, the client's connection
     /// closes without completing it. Either way [`App::on_response_end`]
     /// says how it ended. Pipe it from [`App::on_response`], where its head
-    /// came: a body already handed to [`App::on_response_body`], or one of
-    /// an exchange made with [`fetch`](Self::fetch), is not piped again,
-    /// and the client's response would wait for it.
+    /// came. A body that cannot be piped whole (one of an exchange made
+    /// with [`fetch`](Self::fetch), one whose pieces have begun to go to
+    /// [`App::on_response_body`] or to another response, one that ended)
+    /// is not: the client gets a 500 instead, and the exchange goes on as
+    /// the application's.
     pub fn respond_pipe(
         &mut self,
         responder: Responder,
@@ -315,14 +362,23 @@ impl Context<'_> {
     /// not read while more than
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
     /// bytes of the response wait to be sent). Only for a body that
-    /// streams and has not begun (from [`App::call`], or its first piece):
-    /// the response waits for what comes of it.
+    /// streams and has not begun (from [`App::call`], or from
+    /// [`App::on_request_body`] with its first piece, which is then the
+    /// application's to send): for any other (a body that came whole,
+    /// one piped into an exchange, one whose pieces have gone to the
+    /// application) the client gets a 500 instead.
     pub fn respond_with_request_body(
         &mut self,
         responder: Responder,
         head: Response<'static>,
         length: Option<u64>,
     ) {
+        let first_piece = self.pipes.first_piece == Some(responder);
+        if !(self.pipes.begin_body(&responder) || first_piece) {
+            let refused = misused("the response was to be a request body that cannot come\n");
+            self.responses.push((responder, Answer::Whole(refused)));
+            return;
+        }
         self.pipes.pipe_echo(responder);
         self.responses
             .push((responder, Answer::Head(head, length, None)));
@@ -358,22 +414,34 @@ impl Context<'_> {
     /// `body_from`, the request's body is the streamed body of that waiting
     /// request ([`App::streams_request`]; give the request
     /// [`ClientRequest::streamed_body`]), moved by the loop with
-    /// backpressure both ways. Its pieces go where it says from then on: a
-    /// body given `body_from` once its end came to
-    /// [`App::on_request_end`] has nothing more to send, and its exchange
-    /// waits (it is the application's to cancel); pipe a body from
-    /// [`App::call`], where it has not begun.
+    /// backpressure both ways. Pipe a body from [`App::call`], where it has
+    /// not begun: one that has (a piece or its end went to the
+    /// application, or it is piped or echoed already), or that does not
+    /// stream, is refused here ([`RequestError::BodyFrom`]), and nothing
+    /// is sent.
     pub fn fetch_stream(
         &mut self,
         request: &ClientRequest,
         body_from: Option<Responder>,
     ) -> Result<ExchangeId, RequestError> {
-        let exchange = self.pool.submit(request, self.now, true)?;
-        if let Some(responder) = body_from {
-            self.pipes.pipe_up(responder, exchange);
-            self.pipes.fresh_up.push(responder);
+        let Some(responder) = body_from else {
+            return self.pool.submit(request, self.now, true);
+        };
+        if !self.pipes.begin_body(&responder) {
+            return Err(RequestError::BodyFrom);
         }
-        Ok(exchange)
+        match self.pool.submit(request, self.now, true) {
+            Ok(exchange) => {
+                self.pipes.pipe_up(responder, exchange);
+                self.pipes.fresh_up.push(responder);
+                Ok(exchange)
+            }
+            Err(e) => {
+                // Still the application's, as it was.
+                self.pipes.body_unbegun(responder);
+                Err(e)
+            }
+        }
     }
 
     /// Sends a request through the loop's client; its result comes to
@@ -397,6 +465,14 @@ impl Context<'_> {
     pub fn outbox(&mut self) -> &mut Outbox {
         self.outbox
     }
+}
+
+/// The answer to a request that an application's misuse of [`Context`]
+/// left without one it could send.
+pub(crate) fn misused(reason: &'static str) -> Response<'static> {
+    Response::new(crate::http::StatusCode::INTERNAL_SERVER_ERROR)
+        .header("Content-Type", "text/plain")
+        .body(reason.as_bytes())
 }
 
 /// A service on the event loop that may wait: it answers a request now, or
@@ -554,7 +630,8 @@ mod tests {
             .up
             .keys()
             .chain(pipes.down.values())
-            .chain(&pipes.echo))
+            .chain(&pipes.echo)
+            .chain(&pipes.unbegun))
         .map(|r| r.token.0);
         for slot in slots {
             if slot >= counted.len() {
@@ -569,7 +646,11 @@ mod tests {
     #[test]
     fn every_pipe_is_counted_at_its_slot_however_it_is_laid_and_ended() {
         let mut pipes = Pipes::default();
-        let steps: [&dyn Fn(&mut Pipes); 12] = [
+        let steps: [&dyn Fn(&mut Pipes); 17] = [
+            &|p| p.body_unbegun(Responder::at(3, 1)),
+            &|p| p.body_unbegun(Responder::at(5, 1)),
+            &|p| assert!(p.begin_body(&Responder::at(3, 1))),
+            &|p| assert!(!p.begin_body(&Responder::at(3, 1)), "begun once"),
             &|p| p.pipe_up(Responder::at(3, 1), ExchangeId(10)),
             // The same request piped again: still one pipe.
             &|p| p.pipe_up(Responder::at(3, 1), ExchangeId(12)),
@@ -584,6 +665,7 @@ mod tests {
             &|p| _ = p.unpipe_up_into(ExchangeId(10)),
             &|p| _ = p.unpipe_down(ExchangeId(11)),
             &|p| p.unpipe_echo(&Responder::at(3, 3)),
+            &|p| assert!(p.begin_body(&Responder::at(5, 1))),
         ];
         for step in steps {
             step(&mut pipes);
@@ -605,6 +687,8 @@ mod tests {
         pipes.pipe_down(ExchangeId(21), Responder::at(5, 2));
         pipes.pipe_down(ExchangeId(22), Responder::at(5, 4));
         pipes.pipe_echo(Responder::at(5, 3));
+        pipes.body_unbegun(Responder::at(3, 5));
+        pipes.body_unbegun(Responder::at(5, 5));
 
         assert_eq!(
             pipes.unpipe_slot(3),
@@ -614,6 +698,8 @@ mod tests {
         assert!(!pipes.echoes(&Responder::at(3, 3)));
         assert_eq!(pipes.up_into(&Responder::at(5, 1)), Some(ExchangeId(20)));
         assert!(pipes.echoes(&Responder::at(5, 3)));
+        assert!(pipes.unbegun.contains(&Responder::at(5, 5)));
+        assert!(!pipes.unbegun.contains(&Responder::at(3, 5)));
 
         let (up, mut down) = pipes.unpipe_slot(5);
         down.sort_by_key(|e| e.0);
@@ -624,6 +710,7 @@ mod tests {
         assert_counted(&pipes);
         assert!(pipes.up.is_empty() && pipes.up_from.is_empty());
         assert!(pipes.down.is_empty() && pipes.echo.is_empty());
+        assert!(pipes.unbegun.is_empty());
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub enum RequestError {
     /// connection becomes a tunnel that moves bytes socket to socket, which
     /// TLS cannot take part in.
     UpgradeOverTls,
+    /// [`Context::fetch_stream`](crate::Context::fetch_stream)'s
+    /// `body_from` names a request whose body does not stream, or has
+    /// begun to go elsewhere: the request would wait for a body that
+    /// cannot come whole.
+    BodyFrom,
 }
 
 impl std::fmt::Display for RequestError {
@@ -47,6 +52,9 @@ impl std::fmt::Display for RequestError {
             RequestError::UpgradeOverTls => {
                 f.write_str("a connection is switched to another protocol over http:// only")
             }
+            RequestError::BodyFrom => f.write_str(
+                "the request body to send on does not stream, or has begun to go elsewhere",
+            ),
         }
     }
 }

@@ -41,10 +41,19 @@ pub(crate) fn route_inbound<D: Driven>(
         return to_own_response(core, responder, inbound, now, driven);
     }
     let Some(exchange) = core.work.pipes.up_into(&responder) else {
-        let mut cx = core.work.context(now);
+        let first = core.work.pipes.begin_body(&responder);
         match inbound {
-            Inbound::Piece(piece) => driven.on_request_body(responder, piece, &mut cx),
-            Inbound::End(result) => driven.on_request_end(responder, result, &mut cx),
+            Inbound::Piece(piece) => {
+                // With its first piece, the rest may still be echoed.
+                core.work.pipes.first_piece = first.then_some(responder);
+                let mut cx = core.work.context(now);
+                driven.on_request_body(responder, piece, &mut cx);
+                core.work.pipes.first_piece = None;
+            }
+            Inbound::End(result) => {
+                let mut cx = core.work.context(now);
+                driven.on_request_end(responder, result, &mut cx);
+            }
         }
         // An answer given now (a response the body is echoed into, say)
         // must be in place before the body's next pieces, which may follow
@@ -231,7 +240,11 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 }
                 write_soon(core, responder.token.0, backlog, now, driven);
             }
-            None => driven.on_response_body(exchange, piece, &mut core.work.context(now)),
+            None => {
+                // Its body has begun to go to the application: no pipe takes it now.
+                core.work.pipes.take_pipeable(exchange);
+                driven.on_response_body(exchange, piece, &mut core.work.context(now));
+            }
         },
         ExchangeEvent::End(result) => match core.work.pipes.down_into(exchange) {
             Some(responder) => {
@@ -391,6 +404,7 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) {
 /// held back for it is read again (its pieces now go to the application).
 pub(crate) fn forget_exchange(work: &mut Work, exchange: ExchangeId) {
     work.pipes.unpipe_up_into(exchange);
+    work.pipes.take_pipeable(exchange);
     // Even when the request was piped on into another exchange since (its
     // hold would stay, and with it the slow path of every step).
     if let Some(responder) = work.held.unhold_for(exchange) {

@@ -10,7 +10,7 @@ use super::held::{AtClient, Held};
 use super::names::{self, NameSockets};
 use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
-use crate::app::{Answer, Context, Pipes, Responder};
+use crate::app::{misused, Answer, Context, Pipes, Responder};
 use crate::client::{ClientError, ClientEvent, ExchangeId, Placement, Pool};
 use crate::http::{Handler, Response, StatusCode};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -994,6 +994,16 @@ impl Core {
             }
             return;
         }
+        // Only a body that has gone nowhere yet can be piped whole: any
+        // other would leave the client's response waiting for it.
+        let answer = match answer {
+            Answer::Head(_, _, Some(exchange)) if !self.work.pipes.take_pipeable(exchange) => {
+                Answer::Whole(misused(
+                    "the response body was to come from a response that cannot give it\n",
+                ))
+            }
+            answer => answer,
+        };
         let Some(handler) = self.handler_of(responder) else {
             if let Answer::Head(_, _, Some(exchange)) = answer {
                 self.drop_pipe(exchange);

@@ -256,6 +256,9 @@ impl<D: Driven> Dispatch for Dispatcher<'_, D> {
     fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
         self.work.served += 1;
         let responder = self.responder(id);
+        if D::STREAMS && request.body_streams() {
+            self.work.pipes.body_unbegun(responder);
+        }
         self.driven
             .call(request, responder, &mut self.work.context(self.now))
     }

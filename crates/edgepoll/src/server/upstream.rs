@@ -184,6 +184,14 @@ pub(crate) fn step(
                     }
                     over = failed || !exchange.streams;
                     exchange.answered = !failed;
+                    match &result {
+                        // A body to follow, which may be piped (a 101's
+                        // connection is joined instead).
+                        Ok(head) if exchange.streams && head.status.as_u16() != 101 => {
+                            work.pipes.head_out(exchange.id)
+                        }
+                        _ => {}
+                    }
                     work.pool
                         .events
                         .push((exchange.id, ExchangeEvent::Response(result)));

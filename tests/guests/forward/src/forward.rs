@@ -70,6 +70,13 @@ struct Forward {
     /// service cancels each once its response is piped to the client, as
     /// on a timeout of its own.
     cancel_after_head: HashSet<ExchangeId>,
+    /// Misuses of `Context`, answered by the loop with a 500 (or refused):
+    /// the exchanges of requests with `X-Pipe-Late` (streaming), piped only
+    /// once their body has begun to come here ...
+    pipe_late: HashMap<ExchangeId, (Responder, Response<'static>)>,
+    /// ... and `/_echo_after_end` (true) and `/_pipe_after_end` requests,
+    /// whose body is echoed or sent on once it has ended.
+    after_end: HashMap<Responder, bool>,
 }
 
 /// The value of a `Content-Length` field, if there is a valid one.
@@ -111,6 +118,10 @@ impl App for Forward {
                 .insert(responder, content_length(request.headers()));
             return Reply::Later;
         }
+        if let path @ ("/_echo_after_end" | "/_pipe_after_end") = request.path() {
+            self.after_end.insert(responder, path == "/_echo_after_end");
+            return Reply::Later;
+        }
         if request.path() == "/_count" {
             // Read here, piece by piece (see `on_request_body`); answered
             // when it ends, or (`?now`) at once, before its body.
@@ -139,9 +150,7 @@ impl App for Forward {
             upstream = upstream.header_bytes(name, value);
         }
         if self.stream {
-            let has_body = request.header("content-length").is_some()
-                || request.header("transfer-encoding").is_some();
-            let (upstream, body_from) = match has_body {
+            let (upstream, body_from) = match request.body_streams() {
                 true => (
                     upstream.streamed_body(content_length(request.headers())),
                     Some(responder),
@@ -153,6 +162,10 @@ impl App for Forward {
                     self.waiting.insert(exchange, responder);
                     if request.header("x-cancel-after-head").is_some() {
                         self.cancel_after_head.insert(exchange);
+                    }
+                    if request.header("x-pipe-late").is_some() {
+                        self.pipe_late
+                            .insert(exchange, (responder, Response::new(StatusCode::OK)));
                     }
                     Reply::Later
                 }
@@ -192,6 +205,10 @@ impl App for Forward {
                         head = head.header(name, value);
                     }
                 }
+                if let Some(late) = self.pipe_late.get_mut(&exchange) {
+                    late.1 = head;
+                    return;
+                }
                 // The loop ends the pipe with the body, or cancels it when
                 // the client goes.
                 cx.respond_pipe(responder, head, length, exchange);
@@ -218,7 +235,18 @@ impl App for Forward {
     }
 
     fn streams_request(&mut self, request: &Request<'_>) -> bool {
-        self.stream || request.path() == "/_count" || request.path() == "/_echo_late"
+        self.stream
+            || matches!(
+                request.path(),
+                "/_count" | "/_echo_late" | "/_echo_after_end" | "/_pipe_after_end"
+            )
+    }
+
+    fn on_response_body(&mut self, exchange: ExchangeId, _: bytes::Bytes, cx: &mut Context<'_>) {
+        // Too late: the body has begun to come here.
+        if let Some((responder, head)) = self.pipe_late.remove(&exchange) {
+            cx.respond_pipe(responder, head, None, exchange);
+        }
     }
 
     fn on_request_body(&mut self, responder: Responder, piece: bytes::Bytes, cx: &mut Context<'_>) {
@@ -243,6 +271,29 @@ impl App for Forward {
         if self.late_echo.remove(&responder).is_some() {
             // A body that had no piece.
             return cx.respond(responder, Response::new(StatusCode::OK));
+        }
+        match self.after_end.remove(&responder) {
+            Some(true) => {
+                return cx.respond_with_request_body(responder, Response::new(StatusCode::OK), None)
+            }
+            Some(false) => {
+                let Some((_, base)) = self.routes.first() else {
+                    return cx.respond(responder, Response::new(StatusCode::NOT_FOUND));
+                };
+                let request = ClientRequest::to_origin("POST", base, "/")
+                    .map(|r| r.streamed_body(None))
+                    .map_err(|e| e.to_string());
+                let answer = match request.map(|r| cx.fetch_stream(&r, Some(responder))) {
+                    Ok(Ok(_)) => "sent\n".to_string(),
+                    Ok(Err(e)) => format!("{e}\n"),
+                    Err(e) => format!("{e}\n"),
+                };
+                return cx.respond(
+                    responder,
+                    Response::new(StatusCode::BAD_REQUEST).body(answer),
+                );
+            }
+            None => {}
         }
         let Some(n) = self.counting.remove(&responder) else {
             // Told of an end twice, or of a body it never read.
@@ -345,6 +396,8 @@ fn run() -> Result<(), String> {
         ends: BTreeMap::new(),
         late_echo: HashMap::new(),
         cancel_after_head: HashSet::new(),
+        pipe_late: HashMap::new(),
+        after_end: HashMap::new(),
     };
     Server::new(listener, options)
         .serve_app(service)
