@@ -237,7 +237,7 @@ pub(crate) fn on_event(core: &mut Core, token: Token, error: u16, now: Instant) 
             }
         }
     } else {
-        step_tcp(core, token.0 - FIRST_TOKEN, now);
+        step_tcp(core, token.0 - FIRST_TOKEN, error, now);
     }
     core.work.pool.take_resolved();
 }
@@ -247,7 +247,10 @@ fn read_datagrams(core: &mut Core, at: usize, error: u16, now: Instant) {
         return;
     };
     let mut error = error;
-    loop {
+    // A few at most each time: the socket takes datagrams from the server
+    // alone, but one that floods it must not keep the loop here (what is
+    // left wakes the next poll).
+    for _ in 0..16 {
         // The event's error once, in place of the first read.
         let received = match std::mem::take(&mut error) {
             0 => lookup.socket.recv(&mut core.scratch),
@@ -256,10 +259,12 @@ fn read_datagrams(core: &mut Core, at: usize, error: u16, now: Instant) {
         match received {
             Ok(n) => {
                 let tag = lookup.tag;
-                core.work
-                    .pool
-                    .names
-                    .on_datagram_for(tag, &core.scratch[..n], now);
+                let names = &mut core.work.pool.names;
+                names.on_datagram_for(tag, &core.scratch[..n], now);
+                if !names.awaits_datagram(tag) {
+                    // Answered: the rest is not read (the socket closes).
+                    return;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -291,11 +296,19 @@ enum Progress {
     Failed(ResolveError),
 }
 
-fn step_tcp(core: &mut Core, at: usize, now: Instant) {
+/// Moves a TCP query on; `error` is the event's (a peek may have taken it
+/// from the socket, where `take_error` would no longer find it).
+fn step_tcp(core: &mut Core, at: usize, error: u16, now: Instant) {
     let Some(Some(query)) = core.names.tcp.get_mut(at) else {
         return;
     };
-    let progress = advance(query, &mut core.scratch);
+    let progress = match error {
+        0 => advance(query, &mut core.scratch),
+        errno => {
+            let e = io::Error::from_raw_os_error(i32::from(errno));
+            Progress::Failed(ResolveError::Unreachable(e.to_string()))
+        }
+    };
     let id = query.id;
     match progress {
         Progress::Waiting(interest) => {
