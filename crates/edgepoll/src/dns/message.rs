@@ -276,6 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn a_header_claiming_more_records_than_fit_is_refused_before_parsing() {
+        // Our question, then nothing of the 65535 records each section
+        // count claims: the parser would reserve room for them all.
+        let name = name("x.test");
+        let asked = response(7, "x.test", Family::V4, ResponseCode::NoError);
+        let bytes = asked.to_vec().expect("encodes");
+        for count in [6, 8, 10] {
+            let mut lying = bytes.clone();
+            lying[count..count + 2].copy_from_slice(&[0xff, 0xff]);
+            let (got, largest) = crate::test_alloc::largest_allocation_in(|| {
+                read_answer(&lying, 7, &name, Family::V4)
+            });
+            assert_eq!(got, Err(NotAnswer::Malformed), "count at {count}");
+            assert!(
+                largest < 4096,
+                "{largest} bytes reserved for a {}-byte datagram",
+                lying.len()
+            );
+        }
+        // As many as fit are read: an answer of one record is one.
+        let mut one = response(7, "x.test", Family::V4, ResponseCode::NoError);
+        one.add_answer(a("x.test", 60, [127, 0, 0, 1]));
+        let got = read_answer(&one.to_vec().expect("encodes"), 7, &name, Family::V4);
+        assert!(matches!(got, Ok(Answer::Addresses { .. })), "{got:?}");
+    }
+
+    #[test]
     fn a_header_claiming_many_questions_is_refused_before_parsing() {
         // A 12-byte header that claims 65535 questions: the parser would
         // reserve room for all of them.

@@ -5,13 +5,20 @@
 //!   by default the `DNS_SERVER` environment variable, `ip:port`, the
 //!   convention WasmEdge users already follow): queries go over UDP on the
 //!   loop's own [`Poll`](crate::Poll), A and AAAA at once, again over TCP
-//!   when an answer is truncated. CNAME chains are followed; answers are
-//!   kept for their TTL (at most an hour; NXDOMAIN for the zone's negative
-//!   TTL); concurrent lookups of one name share one query. Names are taken
-//!   as written (absolute): there is no search list.
+//!   when an answer is truncated. CNAME chains are followed within one
+//!   answer (up to 8 links, as a recursive server gives them; a chain
+//!   whose end is missing gives no address). Answers are kept for their
+//!   TTL: at most an hour; NXDOMAIN and "no address" for the zone's
+//!   negative TTL, at most five minutes; an answer where one family failed
+//!   or did not come, only briefly. Concurrent lookups of one name share
+//!   one query, and a lookup takes at most its timeout, waiting for a turn
+//!   included. Names are taken as written (absolute): there is no search
+//!   list, and /etc/hosts is not read (a container's added hosts, such as
+//!   Kubernetes' `hostAliases`, need the system resolver).
 //! - Without one: the runtime's `getaddrinfo` (`sock_getaddrinfo`), which
 //!   blocks the guest while it runs and reads the host's /etc/hosts and
-//!   resolver. Its results are kept for [`SYSTEM_TTL`].
+//!   resolver (its search list too, unless the name ends with a dot). Its
+//!   results, failures included, are kept for [`SYSTEM_TTL`].
 //! - IP literals and `localhost` (RFC 6761) never reach either.
 //!
 //! Addresses come IPv4 first, then IPv6, each in the server's order (the

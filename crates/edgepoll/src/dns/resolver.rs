@@ -137,8 +137,8 @@ pub struct Resolver {
     literals: Vec<(Box<str>, IpAddr)>,
     pending: Vec<Pending>,
     /// Names to ask once fewer than [`MAX_PENDING`] lookups are under way,
-    /// oldest first.
-    waiting: std::collections::VecDeque<Box<str>>,
+    /// oldest first, and since when: their timeout runs while they wait.
+    waiting: std::collections::VecDeque<(Box<str>, Instant)>,
     ids: std::collections::hash_map::RandomState,
     next_seed: u64,
     /// Queries to send to the server over UDP, oldest first.
@@ -220,31 +220,54 @@ impl Resolver {
             let loopback = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
             return Lookup::Ready(Ok(loopback));
         }
-        let asking = self.pending.iter().any(|p| p.key == key) || self.waiting.contains(&key);
+        if self.server.is_none() {
+            return Lookup::Ready(self.ask_system(host, key, now));
+        }
+        // Looked for only when the cache does not answer alone: the
+        // lookups under way and the names waiting are many at worst.
         if let Some(cached) = self.cache.get(&key) {
             if now < cached.until {
                 let resolved = cached.resolved.clone();
                 // Prefetch: a name in use is asked again before it expires,
                 // so its users never wait for the answer (as unbound does).
-                if now >= cached.refresh_at && !asking && self.server.is_some() {
+                if now >= cached.refresh_at && !self.asking(&key) {
                     // The name was asked before: it parses.
                     let _ = self.ask(key, now);
                 }
                 return Lookup::Ready(resolved);
             }
         }
-        if asking {
+        if self.asking(&key) {
             return Lookup::Pending;
-        }
-        if self.server.is_none() {
-            let resolved = system::lookup(&key);
-            self.keep(key, &resolved, SYSTEM_TTL, now);
-            return Lookup::Ready(resolved);
         }
         match self.ask(key, now) {
             Ok(()) => Lookup::Pending,
             Err(e) => Lookup::Ready(Err(e)),
         }
+    }
+
+    /// The addresses of `host` (known here as `key`) from the system's
+    /// resolver, cached for [`SYSTEM_TTL`]: each lookup blocks the loop, so
+    /// a failing one is not made again for every request either. A final
+    /// dot goes with the name, and the name is cached apart: it tells the
+    /// resolver the name is whole (no `search` domains tried first, as
+    /// `ndots:5` in Kubernetes would).
+    fn ask_system(&mut self, host: &str, key: Box<str>, now: Instant) -> Resolved {
+        let key = match host.ends_with('.') {
+            true => format!("{key}.").into_boxed_str(),
+            false => key,
+        };
+        if let Some(cached) = self.cache.get(&key).filter(|c| now < c.until) {
+            return cached.resolved.clone();
+        }
+        let resolved = system::lookup(&key);
+        self.keep(key, &resolved, SYSTEM_TTL, now);
+        resolved
+    }
+
+    /// Whether `key` is being asked, or waits to be.
+    fn asking(&self, key: &str) -> bool {
+        self.pending.iter().any(|p| *p.key == *key) || self.waiting.iter().any(|(k, _)| **k == *key)
     }
 
     /// Starts a lookup of `key` through the server.
@@ -255,7 +278,7 @@ impl Resolver {
             if self.waiting.len() >= MAX_WAITING {
                 return Err(ResolveError::TooManyLookups);
             }
-            self.waiting.push_back(key);
+            self.waiting.push_back((key, now));
             return Ok(());
         }
         let mut first = None;
@@ -447,9 +470,11 @@ impl Resolver {
 
     /// When [`Resolver::handle_timeout`] has something to do next.
     pub fn deadline(&self) -> Option<Instant> {
+        let waited = self.waiting.front().map(|(_, since)| *since + self.timeout);
         self.pending
             .iter()
             .map(|p| p.deadline.min(p.resend_at))
+            .chain(waited)
             .min()
     }
 
@@ -506,13 +531,30 @@ impl Resolver {
 
     /// Asks the names that waited for room, while there is room.
     fn start_waiting(&mut self, now: Instant) {
+        self.expire_waiting(now);
         while self.pending.len() < MAX_PENDING {
-            let Some(key) = self.waiting.pop_front() else {
+            let Some((key, _)) = self.waiting.pop_front() else {
                 return;
             };
             // It parsed when it was put here: only room could fail it.
             if let Err(e) = self.ask(key.clone(), now) {
                 self.finished.push((key, Err(e)));
+            }
+        }
+    }
+
+    /// Ends the lookups of names that waited their whole timeout for a
+    /// turn: a lookup takes at most its timeout, asked or not (behind a
+    /// server that answers nothing, thousands of names would otherwise be
+    /// asked long after those who wanted them gave up).
+    fn expire_waiting(&mut self, now: Instant) {
+        while let Some((_, since)) = self.waiting.front() {
+            if now < *since + self.timeout {
+                return;
+            }
+            if let Some((key, _)) = self.waiting.pop_front() {
+                self.finished
+                    .push((key, Err(ResolveError::Timeout(self.timeout))));
             }
         }
     }

@@ -658,3 +658,47 @@ fn lookups_under_way_are_bounded_and_ids_never_repeat() {
     ids.dedup();
     assert_eq!(ids.len(), all, "every query of every lookup has its own id");
 }
+
+/// A name that waits for a turn waits no longer than its timeout: it then
+/// ends as a timeout, and is not asked (behind a server that answers
+/// nothing, names were asked a wave of 256 at a time, minutes after their
+/// users had given up).
+#[test]
+fn a_name_waiting_its_whole_timeout_for_a_turn_times_out_unasked() {
+    let mut r = resolver();
+    let start = Instant::now();
+    for i in 0..MAX_PENDING {
+        assert_eq!(r.lookup(&format!("n{i}.test"), start), Lookup::Pending);
+    }
+    r.datagrams.clear();
+    let later = start + TIMEOUT / 2;
+    assert_eq!(r.lookup("late.test", later), Lookup::Pending);
+    assert_eq!(r.deadline(), Some(start + RESEND_AFTER));
+    // The lookups under way time out, and make room for it: it is asked.
+    r.handle_timeout(start + TIMEOUT);
+    assert_eq!(r.finished.len(), MAX_PENDING);
+    r.finished.clear();
+    assert_eq!(r.datagrams.len(), 2, "asked once its turn came");
+
+    // Again, but its turn comes only after its own timeout.
+    let mut r = resolver();
+    for i in 0..MAX_PENDING {
+        assert_eq!(r.lookup(&format!("n{i}.test"), start), Lookup::Pending);
+    }
+    assert_eq!(r.lookup("late.test", start), Lookup::Pending);
+    r.datagrams.clear();
+    // Every resend in time, then all at once past the timeout.
+    r.handle_timeout(start + TIMEOUT + Duration::from_millis(1));
+    let late: Vec<_> = r
+        .finished
+        .iter()
+        .filter(|(k, _)| &**k == "late.test")
+        .collect();
+    assert_eq!(
+        late,
+        [&("late.test".into(), Err(ResolveError::Timeout(TIMEOUT)))],
+        "ended as a timeout"
+    );
+    assert!(r.datagrams.is_empty(), "and not asked");
+    assert_eq!(r.deadline(), None, "nothing left to wait for");
+}
