@@ -35,12 +35,14 @@ pub struct WsLimits {
     /// arriving: then the connection is closed (1008) and what it held of
     /// the message freed. Pings between the fragments of a message do not
     /// count as its bytes. A connection quiet between messages has no
-    /// timeout.
+    /// timeout, nor one not read for its full queue (see
+    /// [`WebSocket::wants_read`]), which counts from when it is read again.
     pub message_timeout: Duration,
     /// How long a connection may go without a byte from its peer before it
-    /// is sent a ping; `None`: never. A peer gone without a FIN (its host
-    /// down, a NAT that forgot the connection) is otherwise never noticed:
-    /// nothing is sent to a quiet connection, so nothing fails.
+    /// is sent a ping (whatever the server sends it); `None`: never. A peer
+    /// gone without a FIN (its host down, a NAT that forgot the
+    /// connection) is otherwise never noticed, or only once TCP gives up
+    /// resending what it was sent (a quarter of an hour on Linux).
     pub keepalive: Option<Duration>,
     /// How long after that ping a byte (the pong, or anything) must come:
     /// then the connection is dropped as dead.
@@ -164,8 +166,11 @@ pub struct WebSocket {
     last_received: Instant,
     /// When the last bytes of the fragmented message under way came in.
     message_progress: Instant,
-    /// The keepalive ping went, and no byte has come since.
-    pinged: bool,
+    /// When reading last resumed after a pause for a full queue: a peer
+    /// is not timed for bytes it could not send.
+    resumed: Instant,
+    /// When the keepalive ping was queued, if no byte has come since.
+    pinged: Option<Instant>,
 }
 
 impl WebSocket {
@@ -191,7 +196,8 @@ impl WebSocket {
             last_sent: now,
             last_received: now,
             message_progress: now,
-            pinged: false,
+            resumed: now,
+            pinged: None,
         }
     }
 
@@ -209,7 +215,7 @@ impl WebSocket {
         }
         if !data.is_empty() {
             self.last_received = now;
-            self.pinged = false;
+            self.pinged = None;
         }
         self.input.extend_from_slice(data);
         let mut start = 0;
@@ -282,7 +288,9 @@ impl WebSocket {
         // must not let `header_len + payload_len` wrap.
         let room = (self.limits.max_message_bytes - so_far.min(self.limits.max_message_bytes))
             .min(usize::MAX / 2);
-        if header.payload_len > room as u64 {
+        // A control frame has its own bound (125 bytes, `read_header`),
+        // whatever the messages' limit.
+        if !header.opcode.is_control() && header.payload_len > room as u64 {
             self.fail(CloseCode::TOO_BIG, "message too big", now);
             return None;
         }
@@ -566,7 +574,13 @@ impl WebSocket {
             self.last_sent = now;
         }
         match self.output.is_empty() {
-            false => self.output.consume(n),
+            false => {
+                let paused = !self.wants_read();
+                self.output.consume(n);
+                if paused && self.wants_read() {
+                    self.resumed = now;
+                }
+            }
             true if n > 0 => {
                 // Its close has begun to go out: nothing more goes.
                 self.replies_first = false;
@@ -643,19 +657,20 @@ impl WebSocket {
         .min()
     }
 
-    /// When to ping a quiet peer (quiet both ways: nothing received,
-    /// nothing sent, since the interval), or, pinged, to give it up
-    /// (counted from when the ping went). None while output waits: the
-    /// send timeout watches a peer then, and one slowly reading a large
-    /// message is not quiet, nor can its pong be read past a full queue.
+    /// When to ping a peer that has sent nothing for the interval (what
+    /// the server sends it does not count: the kernel takes it whether the
+    /// peer is there or not), or, pinged, to give it up (counted from the
+    /// ping). None while output waits: the send timeout watches a peer
+    /// then, and one slowly reading a large message is not quiet, nor can
+    /// its pong be read past a full queue.
     fn keepalive_deadline(&self) -> Option<Instant> {
         let interval = self.limits.keepalive?;
         if self.state != State::Open || self.wants_write() {
             return None;
         }
         match self.pinged {
-            true => Some(self.last_sent + self.limits.keepalive_timeout),
-            false => Some(self.last_received.max(self.last_sent) + interval),
+            Some(at) => Some(at + self.limits.keepalive_timeout),
+            None => Some(self.last_received + interval),
         }
     }
 
@@ -665,17 +680,19 @@ impl WebSocket {
     }
 
     /// A frame begun waits for its bytes, a fragmented message for its
-    /// next fragment's.
+    /// next fragment's: not while the socket is not read (its queue is
+    /// full), and counted from when it was read again.
     fn message_deadline(&self) -> Option<Instant> {
-        if self.state != State::Open {
+        if !self.wants_read() {
             return None;
         }
         let timeout = self.limits.message_timeout;
-        let frame = (!self.input.is_empty()).then(|| self.last_received + timeout);
+        let frame =
+            (!self.input.is_empty()).then(|| self.last_received.max(self.resumed) + timeout);
         let message = self
             .message_kind
             .is_some()
-            .then(|| self.message_progress + timeout);
+            .then(|| self.message_progress.max(self.resumed) + timeout);
         match (frame, message) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -695,11 +712,11 @@ impl WebSocket {
             match self.pinged {
                 // Nothing came back: the peer is gone, and a close frame
                 // would not get through either.
-                true => self.drop_output(),
-                false => {
+                Some(_) => self.drop_output(),
+                None => {
                     let mut ping = Vec::with_capacity(2);
                     write_frame(&mut ping, Opcode::Ping, b"");
-                    self.pinged = self.queue_frame(&ping, now);
+                    self.pinged = self.queue_frame(&ping, now).then_some(now);
                 }
             }
         }
