@@ -207,7 +207,13 @@ impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
 /// A WebSocket with what to do with each message.
 pub(crate) struct WsEndpoint<'x, F> {
     pub(crate) socket: &'x mut WebSocket,
+    /// Hands a message to the application; returns the bytes it has queued
+    /// in all since the last delivery (replies go out after the step).
     pub(crate) on_message: F,
+    /// What `on_message` last returned: counted as queued already, so
+    /// that a burst of small messages read in one step cannot queue more
+    /// replies than the connection may hold (it was dropped for them).
+    pub(crate) replies: usize,
     pub(crate) now: Instant,
     /// The peer closed without a close frame.
     pub(crate) gone: bool,
@@ -215,16 +221,17 @@ pub(crate) struct WsEndpoint<'x, F> {
     pub(crate) handed: bool,
 }
 
-impl<F: FnMut(crate::ws::Message<'_>)> Endpoint for WsEndpoint<'_, F> {
+impl<F: FnMut(crate::ws::Message<'_>) -> usize> Endpoint for WsEndpoint<'_, F> {
     fn wants_read(&self) -> bool {
-        !self.gone && self.socket.wants_read()
+        !self.gone && self.socket.wants_read_with(self.replies)
     }
 
     fn receive(&mut self, data: &[u8]) {
-        let (handed, on_message) = (&mut self.handed, &mut self.on_message);
+        let (handed, replies) = (&mut self.handed, &mut self.replies);
+        let on_message = &mut self.on_message;
         self.socket.receive(data, self.now, |message| {
             *handed = true;
-            on_message(message)
+            *replies = on_message(message);
         });
     }
 
@@ -427,5 +434,95 @@ impl<E: Endpoint> Endpoint for TlsEndpoint<'_, E> {
         if self.tls.output().is_empty() {
             self.encrypt();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_pair::pair;
+    use super::*;
+    use crate::ws::frame::{read_header, write_masked_frame};
+    use crate::ws::{Outbox, WsLimits};
+    use crate::Token;
+    use std::time::Duration;
+
+    /// A burst of small messages, each answered, is read only as far as
+    /// the answers fit the connection's queue, however much of it one step
+    /// could read: every answer arrives. (A step read up to 16 reads' worth
+    /// and queued the answers after it; past the queue limit the connection
+    /// was dropped, a reader and all.)
+    #[test]
+    fn a_burst_of_messages_is_read_only_as_far_as_their_replies_fit() {
+        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let (near, far) = pair(&listener);
+        let limits = WsLimits {
+            max_queued_bytes: 16 * 1024,
+            ..WsLimits::default()
+        };
+        let now = Instant::now();
+        let mut socket = WebSocket::new(limits, now);
+        // 600 messages of 100 bytes: four times the queue limit.
+        let messages: Vec<String> = (0..600).map(|i| format!("{i:0100}")).collect();
+        let mut burst = Vec::new();
+        for m in &messages {
+            write_masked_frame(&mut burst, 0x81, [7, 1, 2, 9], m.as_bytes());
+        }
+        let mut at = 0;
+        while at < burst.len() {
+            at += net::send(&far, &burst[at..]).expect("the burst fits the socket buffers");
+        }
+        // All of it waits in the socket before the first read.
+        std::thread::sleep(Duration::from_millis(100));
+        far.set_nonblocking(true).expect("non-blocking");
+        // Reads of 4 KiB, 16 to a step: a step could read all 64 KB.
+        let mut scratch = vec![0u8; 4 * 1024];
+        let (mut back, mut got) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < messages.len() {
+            assert!(Instant::now() < deadline, "{} answers", got.len());
+            let mut outbox = Outbox::default();
+            let mut endpoint = WsEndpoint {
+                socket: &mut socket,
+                on_message: |message: crate::ws::Message<'_>| {
+                    outbox.send(Token(0), message);
+                    outbox.queued_bytes()
+                },
+                replies: 0,
+                now,
+                gone: false,
+                handed: false,
+            };
+            pump(&near, &mut endpoint, true, &mut scratch).expect("reads");
+            // Delivered as the loop's router does, then written.
+            outbox.drain(|_, frames| {
+                assert!(socket.queue_frame(frames, now), "the reader was dropped")
+            });
+            let mut endpoint = WsEndpoint {
+                socket: &mut socket,
+                on_message: |_: crate::ws::Message<'_>| 0,
+                replies: 0,
+                now,
+                gone: false,
+                handed: false,
+            };
+            pump(&near, &mut endpoint, false, &mut scratch).expect("writes");
+            loop {
+                match net::recv(&far, &mut scratch) {
+                    Ok(0) => panic!("closed after {} answers", got.len()),
+                    Ok(n) => back.extend_from_slice(&scratch[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            while let Ok(Some(header)) = read_header(&back) {
+                let end = header.header_len + header.payload_len as usize;
+                if back.len() < end {
+                    break;
+                }
+                got.push(String::from_utf8_lossy(&back[header.header_len..end]).into_owned());
+                back.drain(..end);
+            }
+        }
+        assert!(got == messages, "every answer, in order");
     }
 }

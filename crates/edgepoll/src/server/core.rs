@@ -1442,7 +1442,11 @@ pub(crate) fn step_ws<D: Driven>(
     let mut cx = work.context(now);
     let mut endpoint = WsEndpoint {
         socket,
-        on_message: |message: crate::ws::Message<'_>| driven.on_ws_message(token, message, &mut cx),
+        on_message: |message: crate::ws::Message<'_>| {
+            driven.on_ws_message(token, message, &mut cx);
+            cx.outbox.queued_bytes()
+        },
+        replies: 0,
         now,
         gone: false,
         handed,

@@ -22,6 +22,30 @@ mod tunnel;
 mod upstream;
 mod ws_router;
 
+#[cfg(test)]
+mod test_pair {
+    use crate::net::{self, TcpListener, TcpStream};
+    use std::io;
+    use std::time::{Duration, Instant};
+
+    /// A connected pair over loopback: (the loop's end, the far end).
+    pub(crate) fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let addr = net::local_addr(listener).expect("bound");
+        let near = net::connect(addr).expect("connects");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match net::accept(listener) {
+                Ok((far, _)) => return (near, far),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "no connection to accept");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+}
+
 use crate::app::App;
 use crate::client::ClientOptions;
 use crate::http::{Limits, Service};

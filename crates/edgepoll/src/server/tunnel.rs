@@ -266,25 +266,9 @@ fn flush(stream: &TcpStream, t: &mut Tunnel, other_ended: bool) -> io::Result<bo
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_pair::pair;
     use super::*;
     use std::time::Duration;
-
-    /// A connected pair over loopback: (the loop's end, the far end).
-    fn pair(listener: &net::TcpListener) -> (TcpStream, TcpStream) {
-        let addr = net::local_addr(listener).expect("bound");
-        let near = net::connect(addr).expect("connects");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match net::accept(listener) {
-                Ok((far, _)) => return (near, far),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    assert!(Instant::now() < deadline, "no connection to accept");
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-    }
 
     /// The side in slot `1 - peer` (serial: its slot + 1) of a tunnel
     /// between slots 0 and 1.

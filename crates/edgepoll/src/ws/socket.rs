@@ -23,9 +23,12 @@ pub struct WsLimits {
     /// meeting a few bytes not yet sent. While half of it is queued, the
     /// peer is not read ([`WebSocket::wants_read`]): its pings and
     /// messages wait in the network until it has read what it was sent.
-    /// (What one read holds is answered whole: the server reads up to 64
-    /// KiB at a time, whose pings' answers fit the half of a limit of 128
-    /// KiB or more.)
+    /// The server's loop counts the answers an application queued to what
+    /// it just read as queued already. What one read holds is answered
+    /// whole: the loop reads up to 64 KiB at a time, so with a limit of 128
+    /// KiB or more, a peer whose messages are answered with no more bytes
+    /// than they hold (an echo, a pong) is never dropped for sending many
+    /// at once.
     pub max_queued_bytes: usize,
     /// How long queued bytes may wait without any of them being sent before
     /// the connection is dropped. A quiet connection with nothing queued has
@@ -621,6 +624,15 @@ impl WebSocket {
     pub fn wants_read(&self) -> bool {
         self.state == State::Open
             && (self.output.is_empty() || self.output.len() < self.limits.max_queued_bytes / 2)
+    }
+
+    /// Whether input is wanted while `replies` bytes more are on their way
+    /// to the queue (the answers to what was just read, delivered after
+    /// the read): they count as queued already.
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn wants_read_with(&self, replies: usize) -> bool {
+        self.wants_read()
+            && (replies == 0 || self.output.len() + replies < self.limits.max_queued_bytes / 2)
     }
 
     /// Whether the connection is over: closed and sent, or dropped.
