@@ -64,7 +64,7 @@ pub enum Behaviour {
     /// connection as [`Behaviour::Echo`] does, and meets the second as a
     /// server whose idle timeout fired just as it came: with a close and no
     /// answer, or, for a path under `/408/`, with `408 Request Timeout` and a
-    /// close.
+    /// close (under `/103-408/`, after a `103 Early Hints`).
     OnePerConnection,
 }
 
@@ -464,7 +464,11 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let mut answered = 0;
     while let Some((path, body)) = read_request(&mut stream, &mut buf) {
         if matches!(behaviour, Behaviour::OnePerConnection) && answered == 1 {
-            if path.starts_with("/408/") {
+            if path.starts_with("/103-408/") {
+                // It read the request: an interim answer, then a refusal.
+                let _ = stream.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
+            }
+            if path.starts_with("/408/") || path.starts_with("/103-408/") {
                 let _ = stream.write_all(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
             }
             return;

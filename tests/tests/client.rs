@@ -1,8 +1,9 @@
 //! `nonblock_http_client` against a small native server in the test that
-//! delays and shapes its responses.
+//! delays and shapes its responses; and the library's `download`.
 
+use edgepoll_tests::upstream::{Behaviour, NativeUpstream};
 use edgepoll_tests::{
-    cpu_ticks, free_port, on_each_runtime, scratch_dir, wait_bounded, wasm, Runtime,
+    cpu_ticks, free_port, on_each_runtime, run_wasm, scratch_dir, wait_bounded, wasm, Runtime,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -648,5 +649,25 @@ fn command_line_mistakes_are_named() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
         assert!(stderr.contains("not UTF-8"), "{}: {stderr}", rt.name());
+    });
+}
+
+/// `download` of a request that offers to switch protocols ends at the
+/// 101: its head is the answer, with no body. (It waited for ever: the
+/// switched connection closed, and no end of a body was ever reported.)
+#[test]
+fn a_download_answered_with_a_switch_ends_at_the_101() {
+    let upstream = NativeUpstream::start(Behaviour::Switch);
+    on_each_runtime(|runtime| {
+        let url = format!("{}/chat", upstream.url());
+        let args = ["download-switch", url.as_str()];
+        let out = run_wasm(runtime, "conformance_guest", &args, Duration::from_secs(60));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("status=101 body=0"),
+            "{}: {stdout} {}",
+            runtime.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }

@@ -431,6 +431,32 @@ fn a_request_on_a_connection_the_upstream_gave_up_goes_again_if_idempotent() {
     });
 }
 
+/// A 408 after an interim response is the upstream's answer, not its idle
+/// timeout racing the request (the 103 shows the request was read): it is
+/// passed on, after the 103, and the request is not sent again. (It went
+/// again, and the client saw hints from an attempt given up.)
+#[test]
+fn a_408_after_an_interim_response_is_not_taken_for_an_idle_close() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let up = NativeUpstream::start(Behaviour::OnePerConnection);
+        let proxy = start_proxy(runtime, &[up.addr.to_string()], &[]);
+        let mut stream = connect(proxy.addr);
+        let mut exchange = |request: &str| {
+            stream.write_all(request.as_bytes()).expect("send");
+            read_response(&mut stream)
+        };
+        let (head, _) = exchange("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 200, "{name}: {head}");
+        let (hints, _) = exchange("GET /103-408/b HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&hints), 103, "{name}: {hints}");
+        let (head, _) = read_response(&mut stream);
+        assert_eq!(status(&head), 408, "{name}: {head}");
+        assert_eq!(*up.seen.answered.lock().unwrap(), ["/a"], "{name}");
+        assert_eq!(up.seen.accepted.load(Ordering::SeqCst), 1, "{name}");
+    });
+}
+
 /// A POST that meets an upstream's idle timeout on a reused connection is
 /// answered 502 (it may have been acted on), but the upstream is not left
 /// out for it: the race says nothing of its health. (It was ejected, and

@@ -602,7 +602,9 @@ pub trait App {
 
     /// The body of a response from [`Context::fetch_stream`] is complete,
     /// or broke off; for a body piped with [`Context::respond_pipe`], told
-    /// once the loop has ended (or cut short) the client's response.
+    /// once the loop has ended (or cut short) the client's response. A 101
+    /// (an offer of [`ClientRequest::upgrade`] taken) has no body: its
+    /// exchange ends at [`on_response`](Self::on_response).
     fn on_response_end(
         &mut self,
         exchange: ExchangeId,

@@ -293,6 +293,7 @@ mod tests {
             early: Vec::new(),
             early_end: false,
             answered: false,
+            interim: false,
             upgrade: false,
             other_addrs: Vec::new(),
         })

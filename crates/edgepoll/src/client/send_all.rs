@@ -252,6 +252,12 @@ impl<W: FnMut(&[u8]) -> std::io::Result<()>> Driven for Download<W> {
         _: &mut Context<'_>,
     ) {
         match result {
+            // A switch (an offer the request made): no body follows, and
+            // the switched connection, which nothing here takes, closes.
+            Ok(head) if head.status.as_u16() == 101 => {
+                self.head = Some(head);
+                self.outcome = Some(Ok(()));
+            }
             Ok(head) => self.head = Some(head),
             Err(e) => self.outcome = Some(Err(e)),
         }

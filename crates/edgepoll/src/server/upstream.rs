@@ -163,7 +163,7 @@ pub(crate) fn step(
             match event {
                 ClientEvent::Response(result)
                     if reused
-                        && raced_idle_close(&result, up.got_bytes)
+                        && raced_idle_close(&result, up.got_bytes, exchange.interim)
                         && retry(&mut exchange, now) =>
                 {
                     // Sent again on a new connection; this one is done.
@@ -197,6 +197,7 @@ pub(crate) fn step(
                         .push((exchange.id, ExchangeEvent::Response(result)));
                 }
                 ClientEvent::Interim(response) => {
+                    exchange.interim = true;
                     work.pool
                         .events
                         .push((exchange.id, ExchangeEvent::Interim(response)));
@@ -247,6 +248,14 @@ pub(crate) fn step(
                 false => None,
             };
             match waiting {
+                // A request that may not be sent twice goes on only where a
+                // read shows nothing after the response: a short read ended
+                // the round, and a close that came with it would fail the
+                // request, which no retry may repair.
+                Some(next) if !next.idempotent && !nothing_waits(&conn.stream, scratch) => {
+                    work.pool.requeue(next);
+                    return Next::Close;
+                }
                 Some(next) => {
                     work.slot_of.insert(next.id, index);
                     let max_body = work.pool.options.max_body_bytes;
@@ -313,11 +322,16 @@ fn read_ahead(up: &mut Upstream) -> bool {
 /// Whether a reused connection's answer is the server giving up the idle
 /// connection as our request raced in: a close before any byte, or a 408
 /// (its word on the idle connection, read as the answer; browsers take it
-/// so too).
-fn raced_idle_close(result: &Result<ParsedResponse, ResponseError>, got_bytes: bool) -> bool {
+/// so too) before any interim response, which would have shown the
+/// request read.
+fn raced_idle_close(
+    result: &Result<ParsedResponse, ResponseError>,
+    got_bytes: bool,
+    interim: bool,
+) -> bool {
     match result {
         Err(ResponseError::Truncated) => !got_bytes,
-        Ok(response) => response.status == StatusCode::REQUEST_TIMEOUT,
+        Ok(response) => response.status == StatusCode::REQUEST_TIMEOUT && !interim,
         Err(_) => false,
     }
 }
@@ -469,4 +483,10 @@ pub(crate) fn handle_timeout(
     }
     up.expired = true;
     None
+}
+
+/// Whether a read finds nothing waiting on `stream` (it would block): no
+/// close, nor any byte, came after what was read.
+fn nothing_waits(stream: &net::TcpStream, scratch: &mut [u8]) -> bool {
+    matches!(net::recv(stream, scratch), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }

@@ -519,6 +519,23 @@ pub fn run(case: &str) -> Result<()> {
             println!("all_below_2_31={}", below_2_31 == 100_000);
             println!("mostly_above_2_20={}", above_2_20 > 99_000);
         }
+        "download-switch" => {
+            // `download` of a request that offers to switch protocols: a
+            // 101 is its whole answer.
+            let url = std::env::args().nth(2).unwrap_or_default();
+            let request = edgepoll::ClientRequest::new("GET", &url)
+                .map_err(|e| e.to_string())?
+                .upgrade(b"websocket");
+            let mut body = 0;
+            let got = edgepoll::download(&request, Duration::from_secs(20), |piece| {
+                body += piece.len();
+                Ok(())
+            });
+            match got {
+                Ok(head) => println!("status={} body={body}", head.status.as_u16()),
+                Err(e) => println!("error={e}"),
+            }
+        }
         "serve-addresses" => {
             // An edgepoll Server whose service answers with the addresses its
             // requests report; a request for /exit ends the program.
