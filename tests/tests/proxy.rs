@@ -431,6 +431,56 @@ fn a_request_on_a_connection_the_upstream_gave_up_goes_again_if_idempotent() {
     });
 }
 
+/// A client that breaks off its upload (it leaves, or its chunked framing
+/// breaks) says nothing of the upstream it was going to: the upstream
+/// stays in, and the proxy serves on.
+#[test]
+fn a_client_that_breaks_off_its_upload_leaves_the_upstream_in() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let (a, b) = (
+            NativeUpstream::start(Behaviour::Sink),
+            NativeUpstream::start(Behaviour::Sink),
+        );
+        let proxy = start_proxy(runtime, &[a.addr.to_string(), b.addr.to_string()], &[]);
+        let mut data = vec![0u8; 100 * 1024];
+        pattern(0, &mut data);
+        // Cut off a tenth of the way, and a chunked body whose second
+        // chunk's size is no number: both stream (over 64 KiB, chunked).
+        let cut = [
+            b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n".to_vec(),
+            data.clone(),
+        ]
+        .concat();
+        let broken = [
+            b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n19000\r\n".to_vec(),
+            data.clone(),
+            b"\r\nzz\r\n".to_vec(),
+        ]
+        .concat();
+        for (what, request) in [("cut", cut), ("broken", broken)] {
+            let mut stream = connect(proxy.addr);
+            stream.write_all(&request).expect("send");
+            std::thread::sleep(Duration::from_millis(500));
+            drop(stream);
+            // The proxy serves on.
+            let mut stream = connect(proxy.addr);
+            let request = "POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n";
+            stream
+                .write_all(&[request.as_bytes(), &[0, 1, 2]].concat())
+                .expect("send");
+            let (answer, _) = read_response(&mut stream);
+            assert_eq!(status(&answer), 200, "{name}, after {what}: {answer}");
+        }
+        let log = proxy.stderr_lines();
+        println!("{name}: {log:?}");
+        assert!(
+            !log.iter().any(|l| l.contains("left out")),
+            "{name}: an upstream was left out for a client's broken body: {log:?}"
+        );
+    });
+}
+
 /// A 408 after an interim response is the upstream's answer, not its idle
 /// timeout racing the request (the 103 shows the request was read): it is
 /// passed on, after the 103, and the request is not sent again. (It went

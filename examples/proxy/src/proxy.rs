@@ -289,10 +289,11 @@ impl App for Proxy {
             Err(error) => error,
         };
         self.exchanges.remove(&exchange);
-        if let ClientError::Queued(_) | ClientError::IdleClosed = error {
+        if let ClientError::Queued(_) | ClientError::IdleClosed | ClientError::Abandoned = error {
             // Its connections were all busy the whole time (it is slow or
             // saturated, and nothing was sent), or its idle timeout met a
-            // request that cannot go again: not failing either way.
+            // request that cannot go again, or the client's body broke off:
+            // not failing, any of them.
             self.balancer.done(upstream, now);
             self.log(upstream, &error.to_string());
         } else if self.balancer.failed(upstream, now) {

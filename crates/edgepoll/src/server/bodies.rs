@@ -77,7 +77,9 @@ pub(crate) fn route_inbound<D: Driven>(
                 // The client's body broke off, or does not fit the length
                 // the request announced: the upstream request cannot be
                 // completed, and its connection is out of step (closed).
+                // The loop gives it up: the upstream did nothing wrong.
                 up.expired = true;
+                super::upstream::fail(up, ClientError::Abandoned, &mut core.work);
             }
             let backlog = up.conn.backlog();
             if backlog > limit {
@@ -93,7 +95,7 @@ pub(crate) fn route_inbound<D: Driven>(
                 // Reported failed (not cancelled: the application hears of
                 // it); its pipe goes below.
                 core.work.pool.withdraw(exchange);
-                core.work.pool.fail(exchange, ClientError::Reset);
+                core.work.pool.fail(exchange, ClientError::Abandoned);
             }
         }
         if core

@@ -413,7 +413,7 @@ fn try_next_address(up: &mut Upstream, work: &mut Work) -> bool {
     false
 }
 
-fn fail(up: &mut Upstream, error: ClientError, work: &mut Work) {
+pub(crate) fn fail(up: &mut Upstream, error: ClientError, work: &mut Work) {
     if let Some(exchange) = up.exchange.take() {
         work.slot_of.remove(&exchange.id);
         end_with(&mut work.pool, &exchange, error);
