@@ -198,9 +198,9 @@ impl ClientConnection {
         }
     }
 
-    /// Whether the exchange is over but the connection still reads (never:
-    /// reading stops with the response) — the response is complete once its
-    /// end event went out.
+    /// Ends the exchange, once its response is complete (`ok`) or not, and
+    /// settles whether the connection may carry another: only if the
+    /// response allows it (`reusable`) and the whole request went out.
     fn finish(&mut self, ok: bool, reusable: bool) {
         let all_sent = match &self.state {
             // A response that came before the whole request was sent leaves

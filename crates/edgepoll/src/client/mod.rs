@@ -17,7 +17,8 @@
 //!   server is configured, through the runtime otherwise.
 //! - A request whose reused connection the server closed before any response
 //!   byte, or answered with a 408 (its idle timeout, racing the request), is
-//!   sent once more on a new connection, if its method is idempotent.
+//!   sent once more on a new connection, if its method is idempotent and its
+//!   body was whole (a streamed body is gone once sent).
 
 // The loop that uses these runs on WasmEdge only; they are tested natively too.
 #![cfg_attr(not(target_os = "wasi"), allow(dead_code, unused_imports))]
@@ -142,9 +143,10 @@ pub enum ClientError {
     Closed,
     /// The server closed (or reset) a reused keep-alive connection before
     /// any byte of the response: its idle timeout most likely met the
-    /// request. An idempotent request is sent again on a new connection
-    /// (RFC 9112 §9.3.1); one that is not ends with this, as the server
-    /// may have acted on it. Not a sign that the server is down.
+    /// request. An idempotent request with a whole body is sent again on a
+    /// new connection (RFC 9112 §9.3.1); any other ends with this, as the
+    /// server may have acted on it (or its streamed body is gone). Not a
+    /// sign that the server is down.
     IdleClosed,
     /// No connection within the connect timeout.
     ConnectTimeout(Duration),
@@ -152,7 +154,9 @@ pub enum ClientError {
     Timeout(Duration),
     /// No connection to the origin came free (or its name did not resolve)
     /// within the response timeout: the request waited in the pool, and
-    /// nothing of it was sent. A forwarder may send it elsewhere.
+    /// nothing of it was sent (but for an idempotent request waiting to go
+    /// again after an idle close, whose first try the server did not act
+    /// on). A forwarder may send it elsewhere.
     Queued(Duration),
     /// The response could not be read.
     BadResponse(ResponseError),

@@ -62,7 +62,8 @@ pub(crate) struct ExchangeState {
     pub(crate) to_head: bool,
     pub(crate) idempotent: bool,
     /// Sent once already on a reused connection that closed before any
-    /// response byte: this time it goes on a new connection, and not again.
+    /// response byte, or answered 408 before any: this time it goes on a
+    /// new connection, and not again.
     pub(crate) retried: bool,
     /// When it last made progress (queued, connected, sent, received).
     pub(crate) since: Instant,

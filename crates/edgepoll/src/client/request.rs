@@ -11,7 +11,9 @@ pub enum RequestError {
     /// The URL is not one the client takes.
     Url(UrlError),
     /// The method is not a token (RFC 9110 §9.1): empty, or holds a space,
-    /// CR, LF, NUL or a separator.
+    /// CR, LF, NUL or a separator. Or it is `CONNECT`, which asks for a
+    /// tunnel: the client makes none (its 2xx would leave the connection a
+    /// tunnel, not an HTTP connection to reuse).
     Method,
     /// A header field name that is not a token.
     FieldName(String),
@@ -39,7 +41,7 @@ impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RequestError::Url(e) => write!(f, "URL refused: {e}"),
-            RequestError::Method => f.write_str("the method is not a token"),
+            RequestError::Method => f.write_str("the method is not a token, or is CONNECT"),
             RequestError::FieldName(name) => {
                 write!(f, "header field name {name:?} is not a token")
             }
@@ -117,10 +119,16 @@ static NO_RARE: Rare = Rare {
     upgrade: None,
 };
 
+/// Whether the client sends requests with `method` (see
+/// [`RequestError::Method`]).
+fn is_method(method: &str) -> bool {
+    is_token(method.as_bytes()) && method != "CONNECT"
+}
+
 impl ClientRequest {
     /// A request without extra fields or body.
     pub fn new(method: &str, url: &str) -> Result<ClientRequest, RequestError> {
-        if !is_token(method.as_bytes()) {
+        if !is_method(method) {
             return Err(RequestError::Method);
         }
         Ok(ClientRequest::with_method(method, Url::parse(url)?))
@@ -150,7 +158,7 @@ impl ClientRequest {
         base: &Url,
         target: &str,
     ) -> Result<ClientRequest, RequestError> {
-        if !is_token(method.as_bytes()) {
+        if !is_method(method) {
             return Err(RequestError::Method);
         }
         // `*` asks about the server as a whole, and only with OPTIONS
@@ -495,7 +503,7 @@ mod tests {
 
     #[test]
     fn methods_names_and_values_that_could_split_the_request_are_refused() {
-        for method in ["", "GET /x", "G\rET", "GE\nT", "GET\0", "GE:T"] {
+        for method in ["", "GET /x", "G\rET", "GE\nT", "GET\0", "GE:T", "CONNECT"] {
             assert_eq!(
                 ClientRequest::new(method, "http://127.0.0.1/").err(),
                 Some(RequestError::Method),

@@ -76,10 +76,13 @@ pub(crate) struct Upstream {
     /// count passed the limit: a slow upstream is tried only now and then.
     pub(crate) ahead_misses: u8,
     pub(crate) ahead_skipped: u8,
-    /// The poll round in which a read last found it empty: reused in a
-    /// later one, it is read first (unless that round's poll watched it and
-    /// saw nothing), so that bytes its server sent after a response are
-    /// never taken for the answer to the next request.
+    /// The poll round in which a read last found it empty (or took less
+    /// than it asked): reused in a later one, it is read first (unless that
+    /// round's poll watched it and saw nothing), so that bytes or a close
+    /// its server sent after a response are seen before the next request
+    /// goes. (In the same round only a request that may not go twice reads
+    /// first: what came with the response's last bytes is rare, and an
+    /// idempotent request is sent again.)
     pub(crate) dry_round: u64,
 }
 

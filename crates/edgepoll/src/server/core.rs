@@ -1134,10 +1134,16 @@ impl Core {
         while let Some((exchange, placement)) = self.work.pool.next_placement(now) {
             match placement {
                 Placement::Reuse(index) => {
+                    // The pool names only idle upstream connections; were
+                    // that ever wrong, the exchange fails, not vanishes.
+                    let gone =
+                        || ClientError::Io(io::Error::other("its pooled connection was gone"));
                     let Some(Some(conn)) = self.slots.get(index) else {
+                        self.work.pool.fail(exchange.id, gone());
                         continue;
                     };
                     let Role::Upstream(up) = &conn.role else {
+                        self.work.pool.fail(exchange.id, gone());
                         continue;
                     };
                     // Neither read empty in this round nor watched without
@@ -1154,9 +1160,11 @@ impl Core {
                         }
                     }
                     let Some(Some(conn)) = self.slots.get_mut(index) else {
+                        self.work.pool.fail(exchange.id, gone());
                         continue;
                     };
                     let Role::Upstream(up) = &mut conn.role else {
+                        self.work.pool.fail(exchange.id, gone());
                         continue;
                     };
                     self.work.slot_of.insert(exchange.id, index);

@@ -9,9 +9,10 @@ use crate::tls::TlsError;
 use crate::{net, Interest};
 use std::time::Instant;
 
-/// Puts `exchange` on the connection. Its request is kept for a second
-/// attempt only where one may come: idempotent, first try, reused
-/// connection, whole body.
+/// Puts `exchange` on the connection. Its request (with a whole body) is
+/// kept for a second attempt only where one may come: idempotent, first
+/// try, on a reused connection (an idle close may meet it); or any, on a
+/// new connection to a host with other addresses (it may not connect).
 pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max_body: usize) {
     let may_retry = exchange.body_out.is_none()
         && ((exchange.idempotent && !exchange.retried && up.conn.was_reused())
