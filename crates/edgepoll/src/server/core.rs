@@ -996,14 +996,14 @@ impl Core {
         }
         // Only a body that has gone nowhere yet can be piped whole: any
         // other would leave the client's response waiting for it.
-        let answer = match answer {
-            Answer::Head(_, _, Some(exchange)) if !self.work.pipes.take_pipeable(exchange) => {
-                Answer::Whole(misused(
+        let mut answer = answer;
+        if let Answer::Head(_, _, Some(exchange)) = &answer {
+            if !self.work.pipes.take_pipeable(*exchange) {
+                answer = Answer::Whole(misused(
                     "the response body was to come from a response that cannot give it\n",
-                ))
+                ));
             }
-            answer => answer,
-        };
+        }
         let Some(handler) = self.handler_of(responder) else {
             if let Answer::Head(_, _, Some(exchange)) = answer {
                 self.drop_pipe(exchange);
