@@ -349,10 +349,10 @@ impl Context<'_> {
     /// closes without completing it. Either way [`App::on_response_end`]
     /// says how it ended. Pipe it from [`App::on_response`], where its head
     /// came. A body that cannot be piped whole (one of an exchange made
-    /// with [`fetch`](Self::fetch), one whose pieces have begun to go to
-    /// [`App::on_response_body`] or to another response, one that ended)
-    /// is not: the client gets a 500 instead, and the exchange goes on as
-    /// the application's.
+    /// with [`fetch`](Self::fetch), one whose head has not come yet, one
+    /// whose pieces have begun to go to [`App::on_response_body`] or to
+    /// another response, one that ended) is not: the client gets a 500
+    /// instead, and the exchange goes on as the application's.
     pub fn respond_pipe(
         &mut self,
         responder: Responder,

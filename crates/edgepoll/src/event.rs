@@ -103,7 +103,9 @@ impl Events {
         self.list.iter()
     }
 
-    /// Whether the last poll reported nothing (it timed out).
+    /// Whether the last poll reported nothing: its timeout passed, or the
+    /// runtime woke it with nothing to report (a wake-up WASI has no event
+    /// for). Check the time rather than take an empty list for a timeout.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

@@ -355,7 +355,8 @@ impl Poll {
     }
 
     /// Waits until a registered source is ready or `deadline` passes
-    /// (`None`: no deadline).
+    /// (`None`: no deadline); it may also return early with no event (see
+    /// [`Events::is_empty`]).
     pub fn poll_until(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<()> {
         events.list.clear();
         self.check_can_wait(deadline.is_some())?;
@@ -364,7 +365,8 @@ impl Poll {
 
     /// Waits until a registered source is ready or `timeout` passes
     /// (`None`: wait without limit). Fills `events`, replacing what it held;
-    /// empty after a timeout.
+    /// empty after a timeout, or after a wake-up with nothing to report
+    /// (see [`Events::is_empty`]).
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.list.clear();
         self.check_can_wait(timeout.is_some())?;

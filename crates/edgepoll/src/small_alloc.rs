@@ -14,8 +14,10 @@
 //! 16 bytes), and freed blocks are kept for reuse instead of going back to
 //! dlmalloc, up to [`SmallBlockAlloc::keeping`] bytes per class (256 KiB by
 //! default, so at most 2.25 MiB over the nine classes); blocks freed beyond
-//! that go back. Memory held is therefore the live blocks plus a bounded
-//! cache, not a high-water mark.
+//! that go back. dlmalloc's heap in use is therefore the live blocks plus a
+//! bounded cache, not a high-water mark (the linear memory under it, as
+//! any WebAssembly memory, never shrinks). An allocation the system cannot
+//! make gives the whole cache back first, and is tried once more.
 //!
 //! It is only `Sync` (and so only usable as `#[global_allocator]`) where a
 //! guest has no threads: WebAssembly without the `atomics` feature, as
@@ -121,25 +123,58 @@ fn block_layout(class: usize) -> Layout {
         .unwrap_or(Layout::new::<FreeBlock>())
 }
 
-/// The system's allocation, out of line: the common path (a pop from a
-/// free list) then needs no stack frame of its own.
-#[cold]
-#[inline(never)]
-unsafe fn system_alloc(layout: Layout) -> *mut u8 {
-    System.alloc(layout)
+impl SmallBlockAlloc {
+    /// The system's allocation, out of line: the common path (a pop from a
+    /// free list) then needs no stack frame of its own. If the system has
+    /// no room, the cached blocks go back to it first (near a memory
+    /// limit, they may be what it lacks).
+    #[cold]
+    #[inline(never)]
+    unsafe fn system_alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = System.alloc(layout);
+        if !ptr.is_null() {
+            return ptr;
+        }
+        self.release_cached();
+        System.alloc(layout)
+    }
+
+    /// Gives every cached block back to the system.
+    ///
+    /// # Safety
+    /// No reference to the lists is alive (one thread, see `Sync`).
+    unsafe fn release_cached(&self) {
+        let lists = &mut *self.lists.get();
+        for (class, list) in lists.iter_mut().enumerate() {
+            while !list.head.is_null() {
+                let block = list.head;
+                list.head = (*block).next;
+                // Every cached block was taken in its class's layout.
+                System.dealloc(block.cast(), block_layout(class));
+            }
+            list.len = 0;
+        }
+    }
+}
+
+impl Drop for SmallBlockAlloc {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: nothing else refers to the lists.
+        unsafe { self.release_cached() }
+    }
 }
 
 unsafe impl GlobalAlloc for SmallBlockAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = class_of(layout) else {
-            return system_alloc(layout);
+            return self.system_alloc(layout);
         };
         // SAFETY: one thread (see `Sync`), and no reference to the lists
         // outlives this call.
         let list = &mut (*self.lists.get())[class];
         let block = list.head;
         if block.is_null() {
-            return system_alloc(block_layout(class));
+            return self.system_alloc(block_layout(class));
         }
         list.head = (*block).next;
         list.len -= 1;
@@ -211,6 +246,31 @@ mod tests {
             let class = class_of(layout(size, 1)).unwrap();
             assert!(block_layout(class).size() >= size);
             assert!(class == 0 || block_layout(class - 1).size() < size);
+        }
+    }
+
+    /// What the cache holds goes back to the system when the system runs
+    /// short, and when a heap (not the global one) is dropped.
+    #[test]
+    fn cached_blocks_go_back_when_released() {
+        let heap = SmallBlockAlloc::new();
+        let l = layout(100, 8);
+        // SAFETY: blocks allocated here, freed once, in their layout.
+        unsafe {
+            let blocks: Vec<*mut u8> = (0..4).map(|_| heap.alloc(l)).collect();
+            for block in blocks {
+                heap.dealloc(block, l);
+            }
+            assert_eq!((*heap.lists.get())[3].len, 4);
+            heap.release_cached();
+            let lists = &*heap.lists.get();
+            assert!(lists
+                .iter()
+                .all(|list| list.len == 0 && list.head.is_null()));
+            // Still serves, from the system now.
+            let again = heap.alloc(l);
+            assert!(!again.is_null());
+            heap.dealloc(again, l);
         }
     }
 

@@ -91,6 +91,12 @@ pub(crate) struct ExchangeState {
 }
 
 impl ExchangeState {
+    /// Whether it could be sent again if a reused connection turned out
+    /// closed: idempotent, not sent twice already, its body whole.
+    pub(crate) fn may_go_again(&self) -> bool {
+        self.idempotent && !self.retried && self.body_out.is_none()
+    }
+
     /// Moves to the host's next address, if it has one and the request can
     /// be sent again as it is (its body whole, not streamed).
     pub(crate) fn next_address(&mut self) -> bool {

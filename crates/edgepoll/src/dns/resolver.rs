@@ -232,7 +232,7 @@ impl Resolver {
                 // so its users never wait for the answer (as unbound does).
                 if now >= cached.refresh_at && !self.asking(&key) {
                     // The name was asked before: it parses.
-                    let _ = self.ask(key, now);
+                    let _ = self.ask(key, now, now);
                 }
                 return Lookup::Ready(resolved);
             }
@@ -240,7 +240,7 @@ impl Resolver {
         if self.asking(&key) {
             return Lookup::Pending;
         }
-        match self.ask(key, now) {
+        match self.ask(key, now, now) {
             Ok(()) => Lookup::Pending,
             Err(e) => Lookup::Ready(Err(e)),
         }
@@ -270,15 +270,17 @@ impl Resolver {
         self.pending.iter().any(|p| *p.key == *key) || self.waiting.iter().any(|(k, _)| **k == *key)
     }
 
-    /// Starts a lookup of `key` through the server.
-    fn ask(&mut self, key: Box<str>, now: Instant) -> Result<(), ResolveError> {
+    /// Starts a lookup of `key` through the server, timed from `since` (when
+    /// it was first wanted: a name that waited for a turn has had some of
+    /// its time).
+    fn ask(&mut self, key: Box<str>, now: Instant, since: Instant) -> Result<(), ResolveError> {
         let name = message::parse_name(&key)?;
         if self.pending.len() >= MAX_PENDING {
             // Its turn comes when a lookup ends (`start_waiting`).
             if self.waiting.len() >= MAX_WAITING {
                 return Err(ResolveError::TooManyLookups);
             }
-            self.waiting.push_back((key, now));
+            self.waiting.push_back((key, since));
             return Ok(());
         }
         let mut first = None;
@@ -298,8 +300,8 @@ impl Resolver {
             key,
             name,
             parts,
-            deadline: now + self.timeout,
-            full_deadline: now + self.timeout,
+            deadline: since + self.timeout,
+            full_deadline: since + self.timeout,
             resend_at: now + RESEND_AFTER.min(self.timeout),
             malformed: false,
             refused: None,
@@ -533,11 +535,11 @@ impl Resolver {
     fn start_waiting(&mut self, now: Instant) {
         self.expire_waiting(now);
         while self.pending.len() < MAX_PENDING {
-            let Some((key, _)) = self.waiting.pop_front() else {
+            let Some((key, since)) = self.waiting.pop_front() else {
                 return;
             };
             // It parsed when it was put here: only room could fail it.
-            if let Err(e) = self.ask(key.clone(), now) {
+            if let Err(e) = self.ask(key.clone(), now, since) {
                 self.finished.push((key, Err(e)));
             }
         }

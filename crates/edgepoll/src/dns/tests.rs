@@ -679,6 +679,15 @@ fn a_name_waiting_its_whole_timeout_for_a_turn_times_out_unasked() {
     assert_eq!(r.finished.len(), MAX_PENDING);
     r.finished.clear();
     assert_eq!(r.datagrams.len(), 2, "asked once its turn came");
+    // Within what is left of its time: it was wanted at `later`.
+    r.handle_timeout(later + TIMEOUT - Duration::from_millis(1));
+    assert!(r.finished.is_empty());
+    r.handle_timeout(later + TIMEOUT);
+    assert_eq!(
+        r.finished,
+        [("late.test".into(), Err(ResolveError::Timeout(TIMEOUT)))]
+    );
+    r.finished.clear();
 
     // Again, but its turn comes only after its own timeout.
     let mut r = resolver();

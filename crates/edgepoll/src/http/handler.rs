@@ -820,6 +820,8 @@ impl Handler {
 
     /// Bytes of memory the connection's buffers hold (0 after
     /// [`release_buffers`](Self::release_buffers) on an idle connection).
+    /// Streamed pieces count as the bytes they still have to send, not as
+    /// the buffers they share (a piece may keep a larger one alive).
     pub fn buffered_capacity(&self) -> usize {
         self.input.capacity()
             + self.output.capacity()

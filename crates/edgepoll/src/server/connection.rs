@@ -211,7 +211,7 @@ impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
 pub(crate) struct WsEndpoint<'x, F> {
     pub(crate) socket: &'x mut WebSocket,
     /// Hands a message to the application; returns the bytes it has queued
-    /// in all since the last delivery (replies go out after the step).
+    /// in this step (replies go out after the step).
     pub(crate) on_message: F,
     /// What `on_message` last returned: counted as queued already, so
     /// that a burst of small messages read in one step cannot queue more

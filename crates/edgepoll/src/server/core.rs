@@ -1147,11 +1147,13 @@ impl Core {
                         continue;
                     };
                     // Neither read empty in this round nor watched without
-                    // an event by its poll (which leaves cold ones out):
-                    // read now. Bytes or a close while idle end it, and the
-                    // exchange, of which nothing was sent, goes on another
-                    // connection.
-                    if up.dry_round != self.round && !self.poll.polled_quiet(&conn.stream) {
+                    // an event by its poll (which leaves cold ones out), or
+                    // carrying a request that could not go again: read now.
+                    // Bytes or a close while idle end it, and the exchange,
+                    // of which nothing was sent, goes on another connection.
+                    let unread =
+                        up.dry_round != self.round && !self.poll.polled_quiet(&conn.stream);
+                    if unread || !exchange.may_go_again() {
                         let next = self.step_upstream(index, true, true, now);
                         if next != Next::Idle {
                             self.settle(index, next, now);
@@ -1447,12 +1449,14 @@ pub(crate) fn step_ws<D: Driven>(
     let Role::Ws(socket) = &mut conn.role else {
         return Next::Close;
     };
+    // What the application queues in this step, answering what it reads.
+    let before = work.outbox.queued_bytes();
     let mut cx = work.context(now);
     let mut endpoint = WsEndpoint {
         socket,
         on_message: |message: crate::ws::Message<'_>| {
             driven.on_ws_message(token, message, &mut cx);
-            cx.outbox.queued_bytes()
+            cx.outbox.queued_bytes().saturating_sub(before)
         },
         replies: 0,
         now,

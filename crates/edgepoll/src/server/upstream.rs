@@ -253,7 +253,7 @@ pub(crate) fn step(
                 // read shows nothing after the response: a short read ended
                 // the round, and a close that came with it would fail the
                 // request, which no retry may repair.
-                Some(next) if !next.idempotent && !nothing_waits(&conn.stream, scratch) => {
+                Some(next) if !next.may_go_again() && !nothing_waits(&conn.stream, scratch) => {
                     work.pool.requeue(next);
                     return Next::Close;
                 }

@@ -681,7 +681,8 @@ impl WebSocket {
             return None;
         }
         match self.pinged {
-            Some(at) => Some(at + self.limits.keepalive_timeout),
+            // Not while its pong could not be read (see `resumed`).
+            Some(at) => Some(at.max(self.resumed) + self.limits.keepalive_timeout),
             None => Some(self.last_received + interval),
         }
     }

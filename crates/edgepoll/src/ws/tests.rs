@@ -634,6 +634,19 @@ fn a_quiet_peer_is_pinged_and_dropped_if_nothing_comes_back() {
     ws.handle_timeout(at(120));
     assert_eq!(sent(&mut ws, at(120)), [0x89, 0x00]);
 
+    // Pinged, then given more than half its queue: its pong cannot be read
+    // until that drains, and the wait for it counts from then.
+    let mut ws = WebSocket::new(limits.clone(), start);
+    ws.handle_timeout(at(60));
+    assert_eq!(sent(&mut ws, at(60)), [0x89, 0x00]);
+    assert!(ws.send(Message::Binary(&[7; 200_000]), at(61)));
+    assert!(!ws.wants_read());
+    while ws.wants_write() {
+        let n = ws.pending_output().len().min(10_000);
+        ws.consume_output(n, at(120));
+    }
+    assert_eq!(ws.deadline(), Some(at(150)));
+
     // A peer sent to all the time (the kernel takes it, gone or not) is
     // still pinged when it sends nothing, and dropped when nothing comes
     // back. (Timed from what was sent, it was never pinged.)
