@@ -119,6 +119,8 @@ class Restarter:
     def __init__(self, runtime_command, echo, upstream, port):
         self.runtime_command, self.echo, self.upstream, self.port = runtime_command, echo, upstream, port
         self.thread = None
+        # What went wrong in the restart, if anything: the run fails on it.
+        self.error = None
 
     def on_progress(self, completed):
         if self.thread is None and completed >= REQUESTS * 15 // 100:
@@ -126,12 +128,15 @@ class Restarter:
             self.thread.start()
 
     def restart(self):
-        self.upstream.kill()
-        self.upstream.wait()
-        print(f"  upstream on port {self.port} killed", flush=True)
-        time.sleep(1)
-        self.upstream, _ = start_upstream(self.runtime_command, self.echo, self.port)
-        print(f"  upstream on port {self.port} started again", flush=True)
+        try:
+            self.upstream.kill()
+            self.upstream.wait()
+            print(f"  upstream on port {self.port} killed", flush=True)
+            time.sleep(1)
+            self.upstream, _ = start_upstream(self.runtime_command, self.echo, self.port)
+            print(f"  upstream on port {self.port} started again", flush=True)
+        except Exception as e:  # noqa: BLE001 - kept for the report
+            self.error = e
 
     def stop(self):
         if self.thread:
@@ -147,15 +152,34 @@ def soak(label, launch, seed, restarter=None):
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
     # edgepoll-host reports the guest's linear memory size here (WasmEdge has no such report).
-    memory_file = Path(tempfile.mkdtemp()) / "guest-memory"
+    memory_dir = tempfile.mkdtemp()
+    memory_file = Path(memory_dir) / "guest-memory"
     server = subprocess.Popen(
         launch(f"127.0.0.1:{port}") + ["--idle-timeout", str(IDLE_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT)],
         stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
         env={**os.environ, "EDGEPOLL_HOST_MEMORY_FILE": str(memory_file)},
     )
-    first = server.stdout.readline()
+    load_started = []
+    try:
+        return run_soak(label, server, load_started, port, log, memory_file, seed, restarter)
+    finally:
+        # Whatever happened: nothing is left running, nothing left behind.
+        for proc in [server] + load_started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(memory_dir, ignore_errors=True)
+
+
+def run_soak(label, server, load_started, port, log, memory_file, seed, restarter):
+    """The soak of `soak`, on a started `server`; the load generator goes
+    into `load_started` as it starts."""
+    lines = []
+    reader = threading.Thread(target=lambda: lines.append(server.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    first = lines[0] if lines else ""
     if not first.startswith("listening on"):
-        server.kill()
         raise RuntimeError(f"{label}: the server did not start: {first!r}")
     sampler = Sampler(server.pid)
     sampler.start()
@@ -168,6 +192,7 @@ def soak(label, launch, seed, restarter=None):
         + (["--upstream-failures"] if restarter else []),
         stdout=subprocess.PIPE, text=True,
     )
+    load_started.append(load)
     result = None
     for line in load.stdout:
         kind, _, data = line.partition(" ")
@@ -203,6 +228,8 @@ def soak(label, launch, seed, restarter=None):
                         + (f": {result['first_failure']}" if result and result.get("first_failure") else ""))
     if not row["alive"]:
         problems.append("the server died or stopped answering")
+    if restarter and restarter.error is not None:
+        problems.append(f"the upstream could not be restarted: {restarter.error}")
     warm = row.get("rss_warm", 0)
     if not warm:
         problems.append("the run never finished its warm-up")
