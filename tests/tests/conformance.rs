@@ -310,3 +310,59 @@ fn every_ready_listed_socket_is_reported_whatever_else_is_ready() {
         ],
     );
 }
+
+/// A guest opens a Unix domain socket and reaches a host socket by its path
+/// only when the runtime allows it (`--allow-af-unix`, WasmEdge's flag);
+/// otherwise `sock_open` answers NOSYS (52), as WasmEdge does. (The host
+/// had no such flag: its command line refused it.)
+#[test]
+fn a_unix_domain_socket_is_opened_only_when_allowed() {
+    use std::os::unix::net::UnixListener;
+    on_each_runtime(|rt| {
+        let name = rt.name();
+        let path = edgepoll_tests::scratch_dir("unix", rt).join("echo.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("a Unix listener");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let echo = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        assert!(std::time::Instant::now() < deadline, "no connection came");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            };
+            stream.set_nonblocking(false).expect("blocking");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("a timeout");
+            let mut line = [0u8; 15];
+            std::io::Read::read_exact(&mut stream, &mut line).expect("the line");
+            stream.write_all(&line).expect("its echo");
+        });
+        let shown = path.to_str().expect("a UTF-8 path");
+        let limit = Duration::from_secs(60);
+        let out = edgepoll_tests::run_wasm_with(
+            rt,
+            "conformance_guest",
+            &["--allow-af-unix"],
+            &["unix-echo", shown],
+            limit,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("echo=hello over unix"),
+            "{name}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        echo.join().expect("the echo");
+        let out = run_wasm(rt, "conformance_guest", &["unix-echo", shown], limit);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("open_errno=52"), "{name}: {stdout}");
+        let _ = std::fs::remove_file(&path);
+    });
+}

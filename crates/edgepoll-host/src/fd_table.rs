@@ -282,6 +282,8 @@ pub struct FdTable {
     /// processes' and threads' (`SO_REUSEPORT`): set when several
     /// instances of one guest serve one port (`--instances`).
     pub reuse_port: bool,
+    /// `sock_open` may open Unix domain sockets (`--allow-af-unix`).
+    pub allow_af_unix: bool,
     /// What a supervisor of several instances sees of this one's sockets.
     pub shared: Option<std::sync::Arc<Shared>>,
     /// Most descriptors the guest may hold: its share of the process's
@@ -383,6 +385,7 @@ impl FdTable {
             state: seed,
             changes: Some(Vec::new()),
             reuse_port: false,
+            allow_af_unix: false,
             shared: None,
             max_descriptors: None,
         };

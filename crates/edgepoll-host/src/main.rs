@@ -27,6 +27,10 @@ struct Cli {
     /// allocator fail.
     #[arg(long = "memory-page-limit", value_name = "PAGE_COUNT")]
     memory_page_limit: Option<u64>,
+    /// Let the guest open Unix domain sockets, as WasmEdge's flag does:
+    /// it can then reach any socket the host's user can, by its path.
+    #[arg(long = "allow-af-unix")]
+    allow_af_unix: bool,
     /// Run N instances of the module (`auto`: one per core), each on its
     /// own thread; their sockets share ports (SO_REUSEPORT), so the kernel
     /// spreads connections over them. An instance that ends is restarted.
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         env: cli.env,
         dirs: runtime::bindable(cli.dirs),
         memory_page_limit: cli.memory_page_limit,
+        allow_af_unix: cli.allow_af_unix,
     };
     let outcome = match cli.instances {
         Some(count) => {

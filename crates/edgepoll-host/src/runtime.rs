@@ -28,6 +28,9 @@ pub struct Invocation {
     pub dirs: Vec<Preopen>,
     /// `--memory-page-limit`: most 64 KiB pages per memory.
     pub memory_page_limit: Option<u64>,
+    /// `--allow-af-unix`: the guest may open Unix domain sockets (and so
+    /// reach any the host's user may, by path), as WasmEdge's flag allows.
+    pub allow_af_unix: bool,
 }
 
 /// Runs the guest; returns its exit code, or a one-line error.
@@ -181,6 +184,7 @@ pub fn bindable(dirs: Vec<Preopen>) -> Vec<Preopen> {
 /// the poller; the guest's memory is set once it is instantiated.
 pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
     let mut fds = FdTable::with_stdio(random_seed()?);
+    fds.allow_af_unix = invocation.allow_af_unix;
     // WasmEdge numbers preopened directories from 3 (`Environ::init`).
     for (dir, fd) in invocation.dirs.iter().zip(3..) {
         let host = open_directory(&dir.host)

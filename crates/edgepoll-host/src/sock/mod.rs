@@ -41,12 +41,13 @@ pub fn open(
     out: u32,
 ) -> WasiResult {
     mem.pointer::<4>(out)?;
-    fds.check_room()?;
     // Both are 8-bit enums in WasmEdge: higher bits are dropped.
     let domain = match family as u8 {
         1 => libc::AF_INET,
         2 => libc::AF_INET6,
-        // AF_UNIX: refused unless WasmEdge runs with --allow-af-unix (`AllowAFUNIX`).
+        // AF_UNIX: refused unless the runtime runs with --allow-af-unix
+        // (WasmEdge's `AllowAFUNIX`).
+        3 if fds.allow_af_unix => libc::AF_UNIX,
         3 => return Err(NOSYS),
         _ => return Err(INVAL),
     };
@@ -55,10 +56,12 @@ pub fn open(
         2 => libc::SOCK_STREAM,
         _ => return Err(INVAL),
     };
+    // After the arguments, as WasmEdge meets a full table only in socket().
+    fds.check_room()?;
     // SAFETY: plain system call; the result is checked and owned below.
     let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
     check(raw)?;
-    if fds.reuse_port {
+    if fds.reuse_port && domain != libc::AF_UNIX {
         let on: libc::c_int = 1;
         // SAFETY: `on` is a c_int of the size given; `raw` is open.
         let set = unsafe {
@@ -289,6 +292,24 @@ mod tests {
             assert_eq!(host_fd(&fds, stdio), Err(NOTSOCK));
         }
         assert_eq!(host_fd(&fds, 99), Err(BADF));
+    }
+
+    /// With its share of descriptors full (under `--instances`), a
+    /// `sock_open` with a bad argument is refused for that argument, as
+    /// WasmEdge checks its arguments before it opens anything.
+    #[test]
+    fn sock_open_checks_its_arguments_before_its_room() {
+        let mut table = FdTable::with_stdio(1);
+        table.max_descriptors = Some(3);
+        let mut bytes = [0u8; 8];
+        let mut mem = GuestMemory(&mut bytes);
+        assert_eq!(open(&mut mem, &mut table, 0, 2, 0), Err(INVAL));
+        assert_eq!(open(&mut mem, &mut table, 3, 2, 0), Err(NOSYS));
+        assert_eq!(open(&mut mem, &mut table, 1, 0, 0), Err(INVAL));
+        assert_eq!(
+            open(&mut mem, &mut table, 1, 2, 0),
+            Err(crate::errno::MFILE)
+        );
     }
 
     /// Listening again (to change the backlog) is not another listener:

@@ -519,6 +519,54 @@ pub fn run(case: &str) -> Result<()> {
             println!("all_below_2_31={}", below_2_31 == 100_000);
             println!("mostly_above_2_20={}", above_2_20 > 99_000);
         }
+        "unix-echo" => {
+            // A Unix domain socket, reached by its path (a V2 address
+            // record: family 3, then the path), as WasmEdge opens one only
+            // with --allow-af-unix: sends a line and reads its echo.
+            #[repr(C)]
+            struct Record {
+                buf: *const u8,
+                size: u32,
+            }
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            extern "C" {
+                #[link_name = "sock_open"]
+                fn open_socket(family: u8, kind: u8, fd: *mut u32) -> u32;
+                fn sock_connect_v2(fd: u32, addr: *const Record, port: u32) -> u32;
+            }
+            let path = std::env::args().nth(2).unwrap_or_default();
+            let mut storage = [0u8; 128];
+            if path.len() > 107 {
+                return Err(format!("{path}: too long for a Unix socket"));
+            }
+            storage[0] = 3;
+            storage[2..2 + path.len()].copy_from_slice(path.as_bytes());
+            let mut fd = 0u32;
+            // SAFETY: `fd` is a live u32 the runtime writes.
+            let e = unsafe { open_socket(3, 2, &mut fd) };
+            println!("open_errno={e}");
+            if e != 0 {
+                return Ok(());
+            }
+            let record = Record {
+                buf: storage.as_ptr(),
+                size: 128,
+            };
+            // SAFETY: the record and its storage are live for the call.
+            let e = unsafe { sock_connect_v2(fd, &record, 0) };
+            println!("connect_errno={e}");
+            if e != 0 {
+                return Ok(());
+            }
+            // SAFETY: `fd` is the socket just opened, owned from here on.
+            let mut stream =
+                unsafe { <TcpStream as std::os::wasi::io::FromRawFd>::from_raw_fd(fd as i32) };
+            let line = b"hello over unix";
+            stream.write_all(line).map_err(err("send"))?;
+            let mut echo = vec![0u8; line.len()];
+            stream.read_exact(&mut echo).map_err(err("recv"))?;
+            println!("echo={}", String::from_utf8_lossy(&echo));
+        }
         "download-switch" => {
             // `download` of a request that offers to switch protocols: a
             // 101 is its whole answer.
