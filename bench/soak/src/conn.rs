@@ -122,6 +122,10 @@ impl Conn {
             }
             if self.pending.is_empty() && self.out_pos == self.out.len() && !self.awaiting_close {
                 if self.plan.requests == 0 || self.wind_down || !self.start_batch(work) {
+                    // Nothing asked for may have come after the last answer.
+                    if matches!(&self.reading, Reading::Head(head) if !head.is_empty()) {
+                        return Err(self.error("bytes after the last response".into()));
+                    }
                     return Ok(Status::Done);
                 }
                 progress = true;
@@ -190,12 +194,13 @@ impl Conn {
     }
 
     fn consume(&mut self, mut data: &[u8], work: &mut Work) -> Result<(), Failure> {
-        if self.awaiting_close && !data.is_empty() {
-            return Err(self.error(
-                "bytes after the response to an HTTP/1.0 request without keep-alive".into(),
-            ));
-        }
         while !data.is_empty() {
+            // Also for bytes that came in the same read as that response.
+            if self.awaiting_close {
+                return Err(self.error(
+                    "bytes after the response to an HTTP/1.0 request without keep-alive".into(),
+                ));
+            }
             match &mut self.reading {
                 Reading::Head(head) => {
                     let from = head.len().saturating_sub(3);
