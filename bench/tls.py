@@ -106,10 +106,10 @@ def timed(command):
 def native(directory, port):
     ca = f"{directory}/ca.pem"
     out = subprocess.run([str(NATIVE), "handshakes", str(HANDSHAKES), str(port), ca],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, timeout=600).stdout
     hs = HANDSHAKES / float(out.split("seconds=")[1].split()[0])
     out = subprocess.run([str(NATIVE), "download", str(port), "/big.bin", f"{directory}/native.bin", ca],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, timeout=600).stdout
     seconds = float(out.split("seconds=")[1].split()[0])
     return hs, BIG / seconds / 1e6
 
@@ -122,6 +122,9 @@ def wasm(runtime, module, directory, port):
     many = timed(base + ["--parallel", "1"] + [fixed] * HANDSHAKES)
     hs = (HANDSHAKES - 1) / max(many - startup, 1e-6)
     download = timed(base + ["-o", f"{directory}/out.bin", f"https://localhost:{port}/big.bin"])
+    got = os.path.getsize(f"{directory}/out.bin")
+    if got != BIG:
+        raise RuntimeError(f"the download came with {got} of {BIG} bytes")
     return hs, BIG / max(download - startup, 1e-6) / 1e6
 
 

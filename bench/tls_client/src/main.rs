@@ -34,21 +34,31 @@ fn main() {
 
 /// One GET on a new connection; returns the response's length. What came is
 /// written to `out`, head and all (the head is a few hundred bytes of 64 MiB).
+/// Fails unless the answer is a 200 that came whole (its `Content-Length`),
+/// within 60 s of silence at most.
 fn get(config: &Arc<rustls::ClientConfig>, port: u16, path: &str, mut out: Option<&mut std::fs::File>) -> usize {
     let name = "localhost".try_into().expect("name");
     let mut conn = rustls::ClientConnection::new(config.clone(), name).expect("connection");
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let limit = std::time::Duration::from_secs(60);
+    let mut socket = TcpStream::connect_timeout(&addr, limit).expect("connect");
+    socket.set_read_timeout(Some(limit)).expect("a read timeout");
+    socket.set_write_timeout(Some(limit)).expect("a write timeout");
     let mut tls = rustls::Stream::new(&mut conn, &mut socket);
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).expect("send");
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0;
+    let mut head = Vec::new();
     loop {
         match tls.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 if let Some(out) = out.as_mut() {
                     out.write_all(&buf[..n]).expect("write OUT");
+                }
+                if head.len() < 4096 {
+                    head.extend_from_slice(&buf[..n.min(4096)]);
                 }
                 total += n
             }
@@ -57,5 +67,14 @@ fn get(config: &Arc<rustls::ClientConfig>, port: u16, path: &str, mut out: Optio
             Err(e) => panic!("read: {e}"),
         }
     }
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.starts_with("HTTP/1.1 200 "), "not a 200: {:?}", text.lines().next());
+    let end = text.find("\r\n\r\n").expect("a whole head") + 4;
+    let length: usize = text[..end]
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .and_then(|v| v.parse().ok())
+        .expect("a Content-Length");
+    assert_eq!(total, end + length, "the body came short");
     total
 }
