@@ -18,6 +18,7 @@
 //! wants to read it too or deregisters it, or when it is found closed.
 
 use crate::Token;
+use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 /// How often a held socket is reported writable. Shorter drains a slow
@@ -30,15 +31,16 @@ pub(crate) const RETRY: Duration = Duration::from_millis(10);
 
 #[derive(Debug)]
 struct Held {
-    fd: u32,
     token: Token,
     due: Instant,
 }
 
-/// The held sockets (a handful at most: a linear search is the fastest).
+/// The held sockets, by descriptor: usually none or a few, but as many as
+/// the clients that half-close and read slowly, and every registration
+/// change asks whether its socket is held.
 #[derive(Debug, Default)]
 pub(crate) struct HeldWriters {
-    held: Vec<Held>,
+    held: FxHashMap<u32, Held>,
 }
 
 impl HeldWriters {
@@ -47,23 +49,19 @@ impl HeldWriters {
     }
 
     pub(crate) fn contains(&self, fd: u32) -> bool {
-        self.held.iter().any(|h| h.fd == fd)
+        self.held.contains_key(&fd)
     }
 
     /// Holds `fd` (its events carry `token`): first reported writable at
     /// `now + RETRY`.
     pub(crate) fn hold(&mut self, fd: u32, token: Token, now: Instant) {
-        self.release(fd);
-        self.held.push(Held {
-            fd,
-            token,
-            due: now + RETRY,
-        });
+        let due = now + RETRY;
+        self.held.insert(fd, Held { token, due });
     }
 
     /// Changes the token of held `fd`; false if it is not held.
     pub(crate) fn retoken(&mut self, fd: u32, token: Token) -> bool {
-        match self.held.iter_mut().find(|h| h.fd == fd) {
+        match self.held.get_mut(&fd) {
             Some(held) => {
                 held.token = token;
                 true
@@ -74,26 +72,24 @@ impl HeldWriters {
 
     /// Ends the hold of `fd`; whether it was held.
     pub(crate) fn release(&mut self, fd: u32) -> bool {
-        let before = self.held.len();
-        self.held.retain(|h| h.fd != fd);
-        self.held.len() != before
+        self.held.remove(&fd).is_some()
     }
 
     /// When the next held socket is to be reported.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.held.iter().map(|h| h.due).min()
+        self.held.values().map(|h| h.due).min()
     }
 
     /// Calls `report` with the descriptor and token of each socket due by
-    /// `now` and schedules its next report; one for which `report` returns
-    /// false is released.
+    /// `now` (in no particular order) and schedules its next report; one
+    /// for which `report` returns false is released.
     pub(crate) fn take_due(&mut self, now: Instant, mut report: impl FnMut(u32, Token) -> bool) {
-        self.held.retain_mut(|held| {
+        self.held.retain(|&fd, held| {
             if held.due > now {
                 return true;
             }
             held.due = now + RETRY;
-            report(held.fd, held.token)
+            report(fd, held.token)
         });
     }
 }
@@ -132,6 +128,7 @@ mod tests {
             seen.push(t);
             true
         });
+        seen.sort_by_key(|t| t.0);
         assert_eq!(seen, [Token(1), Token(5)]);
 
         assert!(held.release(7) && !held.release(7));
