@@ -730,9 +730,10 @@ impl Handler {
     }
 
     /// Stops taking requests, as a server shutting down gracefully does: an
-    /// idle connection finishes now; a request already begun is still read
-    /// and answered, with `Connection: close`, and the connection finishes
-    /// after it (and the responses owed before it).
+    /// idle connection finishes now, or once the responses it owes have
+    /// gone (the last of them says `Connection: close`; none after it is
+    /// read); a request already begun is still read and answered, with
+    /// `Connection: close`, and the connection finishes after it.
     ///
     /// ```
     /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
@@ -758,9 +759,9 @@ impl Handler {
         self.finish_if_drained();
     }
 
-    /// While draining: a connection with no request begun and no response
-    /// owed finishes (a response that went out before the drain said
-    /// keep-alive, but no request follows it).
+    /// While draining: a connection with no request begun reads no more,
+    /// and finishes once it owes no response (a response that went out
+    /// before the drain said keep-alive, but no request follows it).
     fn finish_if_drained(&mut self) {
         let idle = match self.state {
             State::Idle => self.input.is_empty(),
@@ -768,7 +769,9 @@ impl Handler {
             State::Head { .. } => is_stray_line_end(&self.input),
             _ => false,
         };
-        if self.draining && idle && self.waiting.is_empty() {
+        // With responses still owed, no request is read after them: they
+        // go out, then the connection finishes.
+        if self.draining && idle {
             self.input = InputBuffer::default();
             self.state = State::Closing;
         }
@@ -793,7 +796,8 @@ impl Handler {
     ///     Response::new(StatusCode::SWITCHING_PROTOCOLS).header("Upgrade", "demo")
     /// }
     /// let mut conn = Handler::new(Limits::default(), Instant::now());
-    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nhello", Instant::now(), &mut switch);
+    /// let offer = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: demo\r\n\r\nhello";
+    /// conn.receive(offer, Instant::now(), &mut switch);
     /// assert!(conn.is_upgraded());
     /// let (output, input) = conn.take_upgraded();
     /// assert!(output.starts_with(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: demo\r\n"));
@@ -844,6 +848,11 @@ impl Handler {
             status: None,
             reason,
         });
+        // A streamed body it leaves (one paused when the client closed) is
+        // told of as broken off, as any (`take_broken_body`).
+        if let State::Stream { id, .. } = self.state {
+            self.broken_body.get_or_insert((id, BodyError::Truncated));
+        }
         self.input = InputBuffer::default();
         self.state = State::Closing;
     }
@@ -1450,9 +1459,20 @@ impl Handler {
             true => self.lendable(response.body_bytes(), consumed),
             false => None,
         };
-        let keep_alive =
-            response.encode(self.output.buffer(), allowed, head_only || lent.is_some());
-        let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let switch = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        // Only the offer of a bodiless HTTP/1.1 request may be taken (RFC
+        // 9110 §7.8): any other 101 would hand the request's body, or the
+        // requests after it, to another protocol.
+        let upgraded = switch && offers_upgrade;
+        let keep_alive = match switch && !offers_upgrade {
+            true => {
+                Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+                    .body(&b"a response switched protocols for a request that offered no switch\n"[..])
+                    .encode(self.output.buffer(), KeepAlive::No, head_only);
+                false
+            }
+            false => response.encode(self.output.buffer(), allowed, head_only || lent.is_some()),
+        };
         drop(reply);
         match lent {
             Some(body) => self.lend_input(consumed, body),
@@ -1558,12 +1578,22 @@ impl Handler {
             .iter()
             .position(|w| w.id == id && w.is_pending())
             .ok_or(Gone)?;
+        Ok((at, self.keep_alive_at(at)))
+    }
+
+    /// What keep-alive the response in slot `at` may promise: what its
+    /// request allows, unless the client is leaving, or the connection is
+    /// draining and this is the last response it will give. (Draining, a
+    /// `close` on an earlier one would end the connection with the
+    /// responses after it, computed or not, unsent.)
+    fn keep_alive_at(&self, at: usize) -> KeepAlive {
         let slot = &self.waiting[at];
-        let allowed = keep_alive_for(
-            slot.keep_alive && !self.peer_closed && !self.draining,
+        let last = at + 1 == self.waiting.len()
+            && matches!(self.state, State::Idle | State::Closing | State::Closed);
+        keep_alive_for(
+            slot.keep_alive && !self.peer_closed && !(self.draining && last),
             slot.version,
-        );
-        Ok((at, allowed))
+        )
     }
 
     /// Sends `head`, an interim response (1xx other than 101, such as
@@ -1954,14 +1984,12 @@ impl Handler {
 
     /// 504 for every deferred request past its respond timeout.
     fn time_out_waiting(&mut self, now: Instant) {
-        for slot in self.waiting.iter_mut() {
+        for at in 0..self.waiting.len() {
+            let allowed = self.keep_alive_at(at);
+            let slot = &mut self.waiting[at];
             if !slot.is_pending() || now < slot.deadline {
                 continue;
             }
-            let allowed = keep_alive_for(
-                slot.keep_alive && !self.peer_closed && !self.draining,
-                slot.version,
-            );
             let mut encoded = Vec::new();
             let reason = "no response within the respond timeout";
             let keep_alive = Response::new(StatusCode::GATEWAY_TIMEOUT)

@@ -521,3 +521,32 @@ fn a_100_continue_behind_a_deferred_response_goes_once_that_one_is_out() {
     assert!(!out.contains("100 Continue"), "{out}");
     assert!(out.ends_with("\r\n\r\n/now"), "{out}");
 }
+
+/// A drain while responses are owed sends every one of them, computed
+/// before or after it, in order, the last with `Connection: close`, and
+/// reads no request after them. (The first to go closed the connection,
+/// and the responses queued behind it were dropped.)
+#[test]
+fn a_drain_sends_every_response_owed_and_reads_no_more() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let input = [get("/later1"), get("/now2"), get("/later3")].concat();
+    conn.receive(input.as_bytes(), now, &mut service);
+    conn.drain();
+    conn.receive(get("/now4").as_bytes(), now, &mut service);
+    let ids: Vec<RequestId> = service.waiting.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 2, "no request read after the drain");
+    for (id, body) in [(ids[0], "1"), (ids[1], "3")] {
+        let answer = Response::new(StatusCode::OK).body(body.as_bytes());
+        assert_eq!(conn.respond(id, answer, now), Ok(()));
+    }
+    let out = drain(&mut conn, now);
+    assert_eq!(bodies(&out), ["1", "/now2", "3"], "{out}");
+    assert_eq!(out.matches("Connection: close").count(), 1, "{out}");
+    let last = out.rsplit("HTTP/1.1 ").next().unwrap_or("");
+    assert!(
+        last.contains("Connection: close"),
+        "the last says it: {out}"
+    );
+    assert!(conn.is_finished());
+}

@@ -130,6 +130,30 @@ fn a_paused_body_is_not_read_until_resumed() {
     assert_eq!(service.ends, [Ok(())]);
 }
 
+/// A client that closes while its body is paused: the body's end is told
+/// (as broken off), not lost. (The pause kept it from being read, and the
+/// close discarded it without a word.)
+#[test]
+fn a_paused_body_whose_client_closes_is_told_as_broken_off() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc",
+        now,
+        &mut service,
+    );
+    conn.pause_body(service.ids[0], true, now);
+    conn.receive(b"de", now, &mut service);
+    conn.receive_eof(now, &mut service);
+    // Told through the loop, as for any close the handler cannot report
+    // itself.
+    assert!(service.ends.is_empty());
+    assert_eq!(
+        conn.take_broken_body(),
+        Some((service.ids[0], BodyError::Truncated))
+    );
+}
+
 #[test]
 fn a_body_cut_short_ends_with_an_error_and_the_request_is_abandoned() {
     let now = Instant::now();

@@ -205,6 +205,9 @@ impl Core {
                     let _ = self.poll.deregister(listener);
                 }
                 self.drain(Instant::now(), "served the requests asked for (stop_after)");
+                // What the drain asked of the connections (closes, 1001s)
+                // goes now, not after the next sweep's wait.
+                self.settle_before_poll(driven);
             }
             if self.draining && !self.serves_anyone() {
                 return Ok(());
@@ -448,7 +451,10 @@ impl Core {
             Role::Http(_) => {
                 let next = step_http(conn, token, readable, now, driven, work, scratch, options);
                 match &conn.role {
-                    Role::Http(handler) if handler.is_upgraded() => {
+                    // Broken as it switched (a reset, the 101 not sent):
+                    // nothing to open, nor to join (the close drops an
+                    // upstream waiting for it).
+                    Role::Http(handler) if handler.is_upgraded() && next != Next::Close => {
                         let serial = conn.serial;
                         let here = |r: &Responder| r.token == token && r.serial == serial;
                         match work.pipes.tunnels.iter().find(|(_, r)| here(r)) {
@@ -458,6 +464,11 @@ impl Core {
                                 upgrade(conn, token, closing, now, driven, work, scratch, options)
                             }
                         }
+                    }
+                    Role::Http(handler) if handler.is_upgraded() => {
+                        // Its handshake's news is for no one now.
+                        let _ = driven.take_upgrade();
+                        next
                     }
                     _ => next,
                 }
