@@ -1092,7 +1092,8 @@ impl Handler {
                 offers_upgrade: false,
             };
             if service.streams(&request) {
-                self.answer_continue();
+                // Its 100 waits for the service's word: a final answer at
+                // once (a 401, a 413) asks for no body.
                 self.dispatch_with(service, now, true);
                 return true;
             }
@@ -1372,7 +1373,7 @@ impl Handler {
             head.is_head_method,
             head.offers_upgrade,
         );
-        // Still set only when responses before it are owed (`decide_body`).
+        // A streamed body's 100 is sent after its dispatch (see below).
         let continue_owed = streamed && head.expect_continue;
         let input: &[u8] = &self.input;
         let body = &input[body];
@@ -1447,6 +1448,15 @@ impl Handler {
                     _ => self.next_request(keep_alive, consumed, now),
                 }
                 self.stream_body(stream, id, head_keep_alive, continue_owed, service);
+                // Deferred at the front: the service wants the body now.
+                if continue_owed
+                    && self
+                        .waiting
+                        .front()
+                        .is_some_and(|w| w.id == id && w.is_pending())
+                {
+                    self.answer_stream_continue(id);
+                }
                 return;
             }
         };

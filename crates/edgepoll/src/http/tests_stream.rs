@@ -864,3 +864,46 @@ fn a_streamed_body_behind_a_deferred_response_gets_its_100_continue_in_turn() {
         assert!(!out.contains("100 Continue"), "one 100 only: {out}");
     }
 }
+
+/// Refuses streamed uploads at once (as a service that checks their size
+/// or credentials does), or defers them.
+struct RefusesAtOnce;
+
+impl Dispatch for RefusesAtOnce {
+    const STREAMS: bool = true;
+
+    fn dispatch<'a>(&mut self, request: &Request<'a>, _: RequestId) -> Reply<'a> {
+        match request.path() {
+            "/refused" => Reply::Now(Response::new(StatusCode::CONTENT_TOO_LARGE)),
+            _ => Reply::Later,
+        }
+    }
+
+    fn streams(&mut self, _: &Request<'_>) -> bool {
+        true
+    }
+}
+
+/// A streamed upload that asks `Expect: 100-continue` and is refused at
+/// once gets the refusal alone: no 100 asks for the body first. One
+/// deferred still gets its 100 at once. (The 100 went before the service
+/// was asked.)
+#[test]
+fn a_streamed_upload_refused_at_once_is_not_asked_for_its_body() {
+    let now = Instant::now();
+    for (path, status) in [("/refused", "413"), ("/later", "")] {
+        let mut conn = Handler::new(Limits::default(), now);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n"
+        );
+        conn.receive(head.as_bytes(), now, &mut RefusesAtOnce);
+        let out = take_output(&mut conn, now);
+        match status {
+            "" => assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\n"),
+            _ => {
+                assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+                assert!(!out.contains("100 Continue"), "{out}");
+            }
+        }
+    }
+}
