@@ -622,6 +622,16 @@ impl Handler {
             // A body not read for want of room (responses queued behind a
             // deferred one): the service is late, not the client.
             State::Body(_) if self.is_waiting_quietly() && !self.has_room() => None,
+            // Its body waits for the 100 owed it (sent once the responses
+            // before it are out): their respond timeouts run, not the
+            // client's idleness.
+            State::Body(ref head)
+                if head.expect_continue
+                    && self.output.is_empty()
+                    && self.waiting.iter().any(|w| w.is_pending()) =>
+            {
+                None
+            }
             // Held back while its sink drains (but a client that does not
             // read what this connection sends it is not waited for).
             State::Stream { id, .. } if self.body_paused == Some(id) && self.output.is_empty() => {

@@ -550,3 +550,42 @@ fn a_drain_sends_every_response_owed_and_reads_no_more() {
     );
     assert!(conn.is_finished());
 }
+
+/// A body that waits for the 100 it asked for, owed behind a deferred
+/// response, is not the client's stall: no 408 at the idle timeout; the
+/// 100 goes once that response has. (The idle timeout ran and refused a
+/// client that was waiting, as asked, for its 100.)
+#[test]
+fn a_body_waiting_for_its_100_behind_a_deferred_response_is_not_timed_out() {
+    let now = Instant::now();
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(5),
+        respond_timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+    let post =
+        "POST /now2 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    conn.receive(
+        [get("/later1"), post.to_string()].concat().as_bytes(),
+        now,
+        &mut service,
+    );
+    assert_eq!(drain(&mut conn, now), "");
+    assert_eq!(conn.deadline(), Some(now + Duration::from_secs(60)));
+    conn.handle_timeout(now + Duration::from_secs(6));
+    assert_eq!(drain(&mut conn, now), "", "no 408");
+    let (id, _) = service.waiting[0].clone();
+    let later = now + Duration::from_secs(7);
+    assert_eq!(
+        conn.respond(id, Response::new(StatusCode::OK).body("1"), later),
+        Ok(())
+    );
+    let out = drain(&mut conn, later);
+    assert!(
+        out.ends_with("\r\n\r\n1HTTP/1.1 100 Continue\r\n\r\n"),
+        "{out}"
+    );
+    conn.receive(b"hello", later, &mut service);
+    assert_eq!(bodies(&drain(&mut conn, later)), ["/now2"]);
+}
