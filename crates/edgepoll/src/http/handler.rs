@@ -472,11 +472,12 @@ impl Handler {
                 keep_alive,
                 switched,
             } => {
-                // Answered without a switch: HTTP goes on.
+                // Answered without a switch: HTTP goes on (not while
+                // draining: no request is read after a drain).
                 if switched || self.waiting.iter().any(|w| w.id == id && w.is_pending()) {
                     return Flow::Return;
                 }
-                self.next_request(keep_alive, 0, now);
+                self.next_request(keep_alive && !self.draining, 0, now);
                 return Flow::Continue;
             }
             State::Head { .. } => match self.parse_head(service.handles_connect()) {
@@ -553,7 +554,10 @@ impl Handler {
     #[inline]
     pub fn wants_read(&self) -> bool {
         match self.state {
-            State::Closing | State::Closed | State::Switching { .. } => false,
+            // Draining with responses owed: read (and dropped) only so that
+            // a client that leaves is noticed, and its requests abandoned.
+            State::Closing => self.draining && !self.waiting.is_empty(),
+            State::Closed | State::Switching { .. } => false,
             State::Stream { id, .. } => self.body_paused != Some(id),
             _ => self.has_room(),
         }
@@ -627,6 +631,7 @@ impl Handler {
             // client's idleness.
             State::Body(ref head)
                 if head.expect_continue
+                    && self.input.len() == head.len
                     && self.output.is_empty()
                     && self.waiting.iter().any(|w| w.is_pending()) =>
             {
@@ -1234,7 +1239,8 @@ impl Handler {
             return Ok(false);
         }
         service.body_end(id, Ok(()));
-        self.next_request(keep_alive, 0, now);
+        // Draining, no request is read after it.
+        self.next_request(keep_alive && !self.draining, 0, now);
         Ok(true)
     }
 
@@ -1558,6 +1564,10 @@ impl Handler {
                 held: false,
                 head_method: false,
             };
+            if self.draining {
+                // Only line ends after it: no request begun.
+                self.finish_if_drained();
+            }
         }
     }
 
@@ -1762,7 +1772,16 @@ impl Handler {
     /// Moves ready responses at the front of the queue into the output, up
     /// to a streamed one that has not ended (its pieces go out as they come).
     fn flush_ready(&mut self) {
-        while let Some(front) = self.waiting.front_mut() {
+        while let Some(front) = self.waiting.front() {
+            // A streamed upload answered (its response head given) while
+            // behind another still asks for its body: its 100 first.
+            if front.stream.as_ref().is_some_and(|s| !s.at_front) {
+                let id = front.id;
+                self.answer_stream_continue(id);
+            }
+            let Some(front) = self.waiting.front_mut() else {
+                return;
+            };
             let keep_alive = if let Some(stream) = &mut front.stream {
                 if !stream.at_front {
                     stream.at_front = true;

@@ -589,3 +589,25 @@ fn a_body_waiting_for_its_100_behind_a_deferred_response_is_not_timed_out() {
     conn.receive(b"hello", later, &mut service);
     assert_eq!(bodies(&drain(&mut conn, later)), ["/now2"]);
 }
+
+/// Draining with a response owed, the connection is still read so that a
+/// client that leaves is noticed: its request is abandoned, not waited for
+/// until the respond timeout.
+#[test]
+fn a_client_leaving_a_draining_connection_is_noticed() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    conn.receive(get("/later1").as_bytes(), now, &mut service);
+    conn.drain();
+    assert!(conn.wants_read());
+    conn.receive(get("/now2").as_bytes(), now, &mut service);
+    assert_eq!(
+        drain(&mut conn, now),
+        "",
+        "nothing read after the drain is answered"
+    );
+    conn.receive_eof(now, &mut service);
+    let abandoned: Vec<RequestId> = conn.take_abandoned().collect();
+    assert_eq!(abandoned, [service.waiting[0].0]);
+    assert!(conn.is_finished());
+}

@@ -907,3 +907,38 @@ fn a_streamed_upload_refused_at_once_is_not_asked_for_its_body() {
         }
     }
 }
+
+/// A streamed upload that asks for `100-continue` and is answered (its
+/// response head given) while behind a response still streaming gets its
+/// 100 once its turn comes, before its head. (It never got one: a client
+/// waiting for it stalled until the idle timeout.)
+#[test]
+fn an_upload_answered_behind_a_stream_gets_its_100_before_its_head() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    let input = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+        POST /stream HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    conn.receive(input.as_bytes(), now, &mut service);
+    let (a, b) = (service.ids[0], service.ids[1]);
+    assert_eq!(
+        conn.respond_stream(a, Response::new(StatusCode::OK), Some(1), now),
+        Ok(())
+    );
+    assert_eq!(
+        conn.respond_stream(b, Response::new(StatusCode::OK), None, now),
+        Ok(())
+    );
+    assert!(
+        !take_output(&mut conn, now).contains("100 Continue"),
+        "not before its turn"
+    );
+    assert_eq!(conn.send_body(a, Bytes::from_static(b"x"), now), Ok(()));
+    assert_eq!(conn.end_body(a, now), Ok(()));
+    let out = take_output(&mut conn, now);
+    assert!(
+        out.starts_with("xHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{out:?}"
+    );
+    conn.receive(b"abc", now, &mut service);
+    assert_eq!(service.body, b"abc");
+}
