@@ -38,9 +38,13 @@ fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 
 /// One request on a new connection: (head, body).
 fn ask(proxy: &Running, request: &str) -> (String, Vec<u8>) {
-    let mut stream = connect(proxy.addr);
+    ask_on(&mut connect(proxy.addr), request)
+}
+
+/// One request on a kept connection: (head, body).
+fn ask_on(stream: &mut std::net::TcpStream, request: &str) -> (String, Vec<u8>) {
     stream.write_all(request.as_bytes()).expect("send");
-    read_response(&mut stream)
+    read_response(stream)
 }
 
 #[test]
@@ -136,15 +140,14 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         );
         let name = runtime.name();
         let mut stream = connect(proxy.addr);
-        let mut ask_on = |request: &str| {
-            stream.write_all(request.as_bytes()).expect("send");
-            let (head, body) = read_response(&mut stream);
+        let mut ask_text = |request: &str| {
+            let (head, body) = ask_on(&mut stream, request);
             (head, String::from_utf8(body).expect("text"))
         };
         // Methods are case-sensitive: `head` is not HEAD, and its answer's
         // body (which comes after its head) is read, not left on the
         // upstream connection for the next request to find.
-        let (head, body) = ask_on("head /first HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        let (head, body) = ask_text("head /first HTTP/1.1\r\nHost: a.test\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
         assert!(
             body.starts_with("head /first HTTP/1.1\r\n"),
@@ -153,7 +156,7 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         // A target in absolute form goes on in origin form, its authority
         // standing for the host asked for.
         let (head, body) =
-            ask_on("GET http://named.test:81/second?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n");
+            ask_text("GET http://named.test:81/second?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
         assert!(
             body.starts_with("GET /second?q=1 HTTP/1.1\r\n"),
@@ -165,17 +168,18 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
             "{name}"
         );
         // OPTIONS * asks about the server, and goes on as it is.
-        let (head, body) = ask_on("OPTIONS * HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 2\r\n\r\n");
+        let (head, body) =
+            ask_text("OPTIONS * HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 2\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
         assert!(body.starts_with("OPTIONS * HTTP/1.1\r\n"), "{name} {body}");
         assert_eq!(field(&body, "max-forwards"), Some("1"), "{name} {body}");
         // At Max-Forwards 0 the proxy is the final recipient.
-        let (head, _) = ask_on("OPTIONS /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
+        let (head, _) = ask_text("OPTIONS /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
-        let (head, _) = ask_on("TRACE /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
+        let (head, _) = ask_text("TRACE /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
         assert_eq!(status(&head), 405, "{name} {head}");
         // Via names the version each message came with.
-        let (head, body) = ask_on("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let (head, body) = ask_text("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
         assert_eq!(field(&body, "via"), Some("1.0 edgepoll"), "{name} {body}");
         let answered = reflect.seen.answered.lock().expect("lock").clone();
@@ -408,10 +412,7 @@ fn a_request_on_a_connection_the_upstream_gave_up_goes_again_if_idempotent() {
         let up = NativeUpstream::start(Behaviour::OnePerConnection);
         let proxy = start_proxy(runtime, &[up.addr.to_string()], &[]);
         let mut stream = connect(proxy.addr);
-        let mut exchange = |request: &str| {
-            stream.write_all(request.as_bytes()).expect("send");
-            read_response(&mut stream)
-        };
+        let mut exchange = |request: &str| ask_on(&mut stream, request);
         for path in ["/a", "/b", "/408/c"] {
             let (head, _) = exchange(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
             assert_eq!(status(&head), 200, "{} {path}: {head}", runtime.name());
@@ -492,10 +493,7 @@ fn a_408_after_an_interim_response_is_not_taken_for_an_idle_close() {
         let up = NativeUpstream::start(Behaviour::OnePerConnection);
         let proxy = start_proxy(runtime, &[up.addr.to_string()], &[]);
         let mut stream = connect(proxy.addr);
-        let mut exchange = |request: &str| {
-            stream.write_all(request.as_bytes()).expect("send");
-            read_response(&mut stream)
-        };
+        let mut exchange = |request: &str| ask_on(&mut stream, request);
         let (head, _) = exchange("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(status(&head), 200, "{name}: {head}");
         let (hints, _) = exchange("GET /103-408/b HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -519,10 +517,7 @@ fn a_post_that_meets_a_keep_alive_race_leaves_its_upstream_in() {
         let upstreams = [racy.addr.to_string(), other.addr.to_string()];
         let proxy = start_proxy(runtime, &upstreams, &[]);
         let mut stream = connect(proxy.addr);
-        let mut exchange = |request: &str| {
-            stream.write_all(request.as_bytes()).expect("send");
-            status(&read_response(&mut stream).0)
-        };
+        let mut exchange = |request: &str| status(&ask_on(&mut stream, request).0);
         // In turns: /a opens a connection to the racy upstream, /c finds it
         // closed and goes again on another, which /e (a POST) finds closed.
         for path in ["/a", "/b", "/c", "/d"] {

@@ -103,9 +103,8 @@ fn a_body_over_the_limit_streams_through_in_pieces_and_the_next_request_follows(
     assert!(take_output(&mut conn, now).starts_with("HTTP/1.1 413 "));
 }
 
-#[test]
-fn a_paused_body_is_not_read_until_resumed() {
-    let now = Instant::now();
+/// A streamed upload of 6 bytes whose first 3 came, then paused.
+fn paused_upload(now: Instant) -> (Handler, Streams) {
     let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
     conn.receive(
         b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc",
@@ -114,6 +113,13 @@ fn a_paused_body_is_not_read_until_resumed() {
     );
     assert_eq!(service.body, b"abc");
     conn.pause_body(service.ids[0], true, now);
+    (conn, service)
+}
+
+#[test]
+fn a_paused_body_is_not_read_until_resumed() {
+    let now = Instant::now();
+    let (mut conn, mut service) = paused_upload(now);
     assert!(!conn.wants_read());
     let respond = now + Limits::default().respond_timeout;
     assert_eq!(
@@ -136,13 +142,7 @@ fn a_paused_body_is_not_read_until_resumed() {
 #[test]
 fn a_paused_body_whose_client_closes_is_told_as_broken_off() {
     let now = Instant::now();
-    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
-    conn.receive(
-        b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc",
-        now,
-        &mut service,
-    );
-    conn.pause_body(service.ids[0], true, now);
+    let (mut conn, mut service) = paused_upload(now);
     conn.receive(b"de", now, &mut service);
     conn.receive_eof(now, &mut service);
     // Told through the loop, as for any close the handler cannot report

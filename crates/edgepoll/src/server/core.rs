@@ -1297,7 +1297,17 @@ impl Core {
                     handler.deadline()
                 }
                 (None, Role::Upstream(up)) => {
-                    upstream::handle_timeout(up, now, &client, &mut self.work)
+                    let deadline = upstream::handle_timeout(up, now, &client, &mut self.work);
+                    if up.exchange.is_none() && !up.expired && !up.connecting {
+                        // Idle and in time: nothing to step, and a step
+                        // would warm it back into the busy calls (see
+                        // `Next::Idle`).
+                        if let Some(d) = deadline.filter(|d| *d > now) {
+                            earliest = Some(earliest.map_or(d, |e| e.min(d)));
+                        }
+                        continue;
+                    }
+                    deadline
                 }
                 (None, Role::Tunnel(side)) => {
                     // Left alone, it only delivers what it holds: as long
