@@ -80,9 +80,10 @@ pub(crate) struct Upstream {
     /// than it asked): reused in a later one, it is read first (unless that
     /// round's poll watched it and saw nothing), so that bytes or a close
     /// its server sent after a response are seen before the next request
-    /// goes. (In the same round only a request that may not go twice reads
-    /// first: what came with the response's last bytes is rare, and an
-    /// idempotent request is sent again.)
+    /// goes. (In the same round only a request that may not go twice and
+    /// goes straight on after the response reads first: a close that came
+    /// with the response's last bytes is rare, and an idempotent request
+    /// is sent again.)
     pub(crate) dry_round: u64,
 }
 
