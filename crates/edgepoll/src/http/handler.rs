@@ -1618,10 +1618,13 @@ impl Handler {
     /// responses after it, computed or not, unsent.)
     fn keep_alive_at(&self, at: usize) -> KeepAlive {
         let slot = &self.waiting[at];
-        let last = at + 1 == self.waiting.len()
+        // Draining asked first: nearly always it is not, and the rest is
+        // then not looked at.
+        let last_of_drain = self.draining
+            && at + 1 == self.waiting.len()
             && matches!(self.state, State::Idle | State::Closing | State::Closed);
         keep_alive_for(
-            slot.keep_alive && !self.peer_closed && !(self.draining && last),
+            slot.keep_alive && !self.peer_closed && !last_of_drain,
             slot.version,
         )
     }
