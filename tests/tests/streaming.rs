@@ -379,33 +379,33 @@ fn answers_whose_body_cannot_come_are_refused_not_left_waiting() {
             stream.write_all(request.as_bytes()).expect("send");
             edgepoll_tests::read_response(&mut stream)
         };
-        let text = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
-        let (head, body) =
-            ask("GET /down/bytes/1048576 HTTP/1.1\r\nHost: x\r\nX-Pipe-Late: 1\r\n\r\n");
-        assert!(head.starts_with("HTTP/1.1 500 "), "{name}: {head}");
-        assert!(
-            text(&body).contains("cannot give it"),
-            "{name}: {}",
-            text(&body)
-        );
-
-        let (head, body) =
-            ask("POST /_echo_after_end HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
-        assert!(head.starts_with("HTTP/1.1 500 "), "{name}: {head}");
-        assert!(
-            text(&body).contains("cannot come"),
-            "{name}: {}",
-            text(&body)
-        );
-
-        let (head, body) =
-            ask("POST /_pipe_after_end HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
-        assert!(head.starts_with("HTTP/1.1 400 "), "{name}: {head}");
-        assert!(
-            text(&body).contains("has begun to go elsewhere"),
-            "{name}: {}",
-            text(&body)
-        );
+        // (request, status, what its body says)
+        let refused = [
+            (
+                "GET /down/bytes/1048576 HTTP/1.1\r\nHost: x\r\nX-Pipe-Late: 1\r\n\r\n",
+                "500",
+                "cannot give it",
+            ),
+            (
+                "POST /_echo_after_end HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+                "500",
+                "cannot come",
+            ),
+            (
+                "POST /_pipe_after_end HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+                "400",
+                "has begun to go elsewhere",
+            ),
+        ];
+        for (request, status, says) in refused {
+            let (head, body) = ask(request);
+            let body = String::from_utf8_lossy(&body);
+            assert!(
+                head.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{name}: {head}"
+            );
+            assert!(body.contains(says), "{name}: {body}");
+        }
 
         // And what can be given still is, a body that came whole included.
         let (head, body) = ask("GET /down/bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n");
