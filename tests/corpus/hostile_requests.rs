@@ -39,7 +39,7 @@
     (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n", 501),
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
     (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
-    (b"GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505),
+    (b"GET / HTTP/1.2\r\n\r\n", 400),
     (b"GET / HTTP/0.9\r\nHost: t\r\n\r\n", 505),
     (b"GET / FTP/1.1\r\nHost: t\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417),

@@ -15,7 +15,7 @@
 //! | `Expect` other than `100-continue` | 417 |
 //! | head larger than [`Limits::max_head_bytes`], more than [`Limits::max_headers`] fields, trailers too large | 431 |
 //! | transfer coding other than `chunked`; `CONNECT` (unless the service opts in with [`Service::handles_connect`]); a method over 64 bytes | 501 |
-//! | version other than HTTP/1.0 and HTTP/1.1, including the HTTP/2 preface | 505 |
+//! | version other than HTTP/1 (HTTP/1.2 to HTTP/1.9 are served as HTTP/1.1, RFC 9112 §2.3), including the HTTP/2 preface | 505 |
 //! | keep-alive connection idle past [`Limits::idle_timeout`] | closed without a response |
 
 mod body;

@@ -847,8 +847,21 @@ fn http2_preface_gets_505() {
 
 #[test]
 fn other_http_versions_get_505() {
-    assert_refused(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505);
     assert_refused(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505);
+    assert_refused(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505);
+}
+
+#[test]
+fn a_later_http_1_minor_version_is_served_as_http_1_1() {
+    // RFC 9112 §2.3: read as the highest minor we conform to, answered in it;
+    // so the rules of 1.1 hold too: Host is required, and the connection stays.
+    let out = run(b"POST /x HTTP/1.2\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.9\r\nHost: a\r\n\r\n");
+    let answers = responses(&out);
+    assert_eq!(answers.len(), 2, "{}", text(&out));
+    assert!(answers[0].starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(answers[0].ends_with("\r\n\r\nhi"));
+    assert!(!out.finished);
+    assert_refused(b"GET / HTTP/1.2\r\n\r\n", 400);
 }
 
 #[test]
