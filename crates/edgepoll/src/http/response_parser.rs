@@ -138,6 +138,8 @@ pub struct ResponseParser {
     /// Interim responses parsed, not yet taken; and how many were kept.
     interim: Vec<ParsedResponse>,
     interim_kept: u8,
+    /// Folded lines unfolded in the head being read.
+    folds: u8,
 }
 
 impl ResponseParser {
@@ -156,6 +158,7 @@ impl ResponseParser {
             spans: Vec::new(),
             interim: Vec::new(),
             interim_kept: 0,
+            folds: 0,
         }
     }
 
@@ -349,31 +352,57 @@ impl ResponseParser {
         }
     }
 
+    /// Parses what the buffer holds: interim heads, then the final head if
+    /// it is whole. The interim ones are dropped from the buffer once, at the
+    /// end: a read holding thousands of them would otherwise move the rest
+    /// of the buffer once for each.
     fn parse_head(&mut self) -> Result<bool, ResponseError> {
+        let mut start = 0;
+        let parsed = self.parse_heads_from(&mut start);
+        if start > 0 {
+            self.buf.drain(..start);
+        }
+        parsed
+    }
+
+    /// [`parse_head`](Self::parse_head) from `start`, which it moves past
+    /// each interim head; a final head is kept with offsets from `start`.
+    fn parse_heads_from(&mut self, start: &mut usize) -> Result<bool, ResponseError> {
         loop {
             let spans = &mut self.spans;
-            let (line, len) = match parse_response_head(&self.buf, MAX_FIELDS, spans) {
+            let (line, len) = match parse_response_head(&self.buf[*start..], MAX_FIELDS, spans) {
                 Ok(Some(head)) => head,
-                Ok(None) if self.buf.len() > self.max_head => {
+                Ok(None) if self.buf.len() - *start > self.max_head => {
                     return Err(ResponseError::HeadTooLarge)
                 }
                 Ok(None) => return Ok(false),
                 Err(HeadError::TooManyFields) => return Err(ResponseError::HeadTooLarge),
                 // Only a head that fails is looked at for folds: the
-                // common one costs no second pass.
-                Err(_) if unfold(&mut self.buf) => continue,
-                Err(_) => return Err(ResponseError::MalformedHead),
+                // common one costs no second pass. Folded lines count
+                // against the fields' limit, since each one that arrives
+                // costs a pass over the head.
+                Err(_) => match unfold(&mut self.buf[*start..]) {
+                    0 => return Err(ResponseError::MalformedHead),
+                    n if usize::from(self.folds) + n > MAX_FIELDS => {
+                        return Err(ResponseError::HeadTooLarge)
+                    }
+                    n => {
+                        self.folds += n as u8;
+                        continue;
+                    }
+                },
             };
             if len > self.max_head {
                 return Err(ResponseError::HeadTooLarge);
             }
+            self.folds = 0;
             let status = StatusCode::from_u16(line.code).ok_or(ResponseError::MalformedHead)?;
             if status.as_u16() < 200 && status.as_u16() != 101 {
                 // An interim response (100 Continue, 103 Early Hints): the
                 // real one follows. 101 is final: the protocol changes.
                 if status != StatusCode::CONTINUE && self.interim_kept < MAX_INTERIM {
                     self.interim_kept += 1;
-                    let buf = &self.buf;
+                    let buf = &self.buf[*start..];
                     let headers = spans.iter().map(|span| field_at(buf, span)).collect();
                     self.interim.push(ParsedResponse {
                         status,
@@ -384,17 +413,18 @@ impl ResponseParser {
                         tls: None,
                     });
                 }
-                self.buf.drain(..len);
+                *start += len;
                 continue;
             }
+            let buf = &self.buf[*start..];
             let version = line.version;
             let mut summary = FieldSummary::default();
             let mut fields = Vec::with_capacity(spans.len());
             for span in spans.iter() {
                 summary
-                    .add(&self.buf, span.name.clone(), span.value.clone())
+                    .add(buf, span.name.clone(), span.value.clone())
                     .map_err(ResponseError::Framing)?;
-                fields.push(field_at(&self.buf, span));
+                fields.push(field_at(buf, span));
             }
             let framing = summary
                 .response_framing(version, status, self.to_head)
@@ -434,7 +464,7 @@ impl ResponseParser {
             let response = ParsedResponse {
                 status,
                 version,
-                reason: string_short(ascii_str(&self.buf[line.reason]).unwrap_or_default()),
+                reason: string_short(ascii_str(&buf[line.reason]).unwrap_or_default()),
                 headers: fields,
                 body: Vec::new(),
                 tls: None,
@@ -464,9 +494,9 @@ fn field_at(buf: &[u8], span: &HeaderSpan) -> (String, Vec<u8>) {
 /// line ended. The head's end (an empty line) stops it, so no byte of a
 /// body is touched; a fold not yet whole (a line end last in `buf`) waits
 /// for the next byte. Requests keep refusing folds (400), as servers must.
-/// Returns whether it replaced any.
-fn unfold(buf: &mut [u8]) -> bool {
-    let mut unfolded = false;
+/// Returns how many it replaced.
+fn unfold(buf: &mut [u8]) -> usize {
+    let mut unfolded = 0;
     // Past the empty lines a server may send before its status line.
     let mut i = buf
         .iter()
@@ -480,7 +510,7 @@ fn unfold(buf: &mut [u8]) -> bool {
                     if i > 0 && buf[i - 1] == b'\r' {
                         buf[i - 1] = b' ';
                     }
-                    unfolded = true;
+                    unfolded += 1;
                 }
                 // An empty line: the head is over.
                 Some(b'\r' | b'\n') => return unfolded,
@@ -544,6 +574,67 @@ mod tests {
                 "step {step}"
             );
             assert_eq!(response.body, b"ab\r\n cd\n", "step {step}");
+        }
+    }
+
+    /// Folded lines count against the fields' limit: a server sending a
+    /// head of thousands of folds, a line at a time, would have the head
+    /// parsed and unfolded again for each.
+    #[test]
+    fn a_head_of_more_folds_than_fields_are_allowed_is_refused() {
+        let head = |folds| {
+            [
+                &b"HTTP/1.1 200 OK\r\nX: a\r\n"[..],
+                &b" b\r\n".repeat(folds),
+            ]
+            .concat()
+        };
+        let lines = |wire: &[u8]| -> Vec<Vec<u8>> {
+            wire.split_inclusive(|&b| b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
+        let mut parser = ResponseParser::new(false);
+        let wire = [head(MAX_FIELDS), b"Content-Length: 0\r\n\r\n".to_vec()].concat();
+        let whole = lines(&wire)
+            .iter()
+            .map(|line| parser.feed(line))
+            .find(|r| r != &Ok(None));
+        assert!(matches!(whole, Some(Ok(Some(_)))), "{whole:?}");
+        let mut parser = ResponseParser::new(false);
+        let refused = lines(&head(MAX_FIELDS + 1))
+            .iter()
+            .position(|line| parser.feed(line).is_err());
+        // The status line and `X: a` come first.
+        assert_eq!(
+            refused,
+            Some(2 + MAX_FIELDS),
+            "refused at the fold past the limit"
+        );
+        let mut parser = ResponseParser::new(false);
+        assert_eq!(parser.feed(&head(1000)), Err(ResponseError::HeadTooLarge));
+    }
+
+    /// Any number of interim responses in one read are passed over to the
+    /// final one, its body right (they leave the buffer at once, not one by
+    /// one).
+    #[test]
+    fn thousands_of_interim_responses_in_one_read_lead_to_the_final_one() {
+        let mut wire = b"HTTP/1.1 102 Processing\r\n\r\n".repeat(4000);
+        wire.extend(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast");
+        for step in [wire.len(), 4096, 7] {
+            let mut parser = ResponseParser::new(false);
+            let got = wire
+                .chunks(step)
+                .map(|piece| parser.feed(piece))
+                .find(|r| r != &Ok(None));
+            let Some(Ok(Some(response))) = got else {
+                panic!("{got:?} fed {step} at a time");
+            };
+            assert_eq!(
+                (response.status.as_u16(), &response.body[..]),
+                (200, &b"last"[..])
+            );
         }
     }
 
