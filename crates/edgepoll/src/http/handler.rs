@@ -1089,9 +1089,12 @@ impl Handler {
             return true;
         }
         let limits = &self.limits;
+        // A length past what a u64 counts reads as u64::MAX: no such body
+        // will ever be whole, so it is refused whatever the stream limit.
         let streamable = S::STREAMS
-            && declared_length(&head.framing)
-                .is_none_or(|n| n > limits.stream_above && n <= limits.max_stream_bytes);
+            && declared_length(&head.framing).is_none_or(|n| {
+                n > limits.stream_above && n <= limits.max_stream_bytes && n != u64::MAX
+            });
         if streamable {
             let request = Request {
                 head: &self.input[..head.len],

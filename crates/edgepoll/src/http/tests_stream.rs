@@ -942,3 +942,27 @@ fn an_upload_answered_behind_a_stream_gets_its_100_before_its_head() {
     conn.receive(b"abc", now, &mut service);
     assert_eq!(service.body, b"abc");
 }
+
+/// A length of more than 19 digits (read as u64::MAX) is refused (413) even where bodies of
+/// any length stream: it reads as u64::MAX, which no body ever reaches,
+/// and the service would be told a length the client never sent.
+#[test]
+fn a_length_past_a_u64_is_refused_not_streamed() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        now,
+        &mut service,
+    );
+    let out = take_output(&mut conn, now);
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert!(service.ids.is_empty(), "dispatched: {:?}", service.ids);
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999999999999999\r\n\r\n",
+        now,
+        &mut service,
+    );
+    assert_eq!(service.ids.len(), 1, "a length of 19 digits streams");
+}
