@@ -245,17 +245,27 @@ impl App for Proxy {
         let now = cx.now();
         let error = match result {
             Ok(response) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
-                // A tunnel may last for ever: it counts no longer.
                 self.exchanges.remove(&exchange);
-                self.balancer.answered(upstream);
-                self.balancer.done(upstream, now);
                 // Only to the protocol offered (RFC 9110 §7.8); the
-                // connection the application does not take closes.
+                // connection the application does not take closes. Such an
+                // answer is garbage, as any other would be.
                 let Some(protocol) = response.header("upgrade").and_then(websocket_offer) else {
-                    self.log(upstream, "101 to a protocol not offered; answered 502");
+                    let ejected = self.balancer.failed(upstream, now);
+                    let also = if ejected {
+                        "; left out for a while"
+                    } else {
+                        ""
+                    };
+                    self.log(
+                        upstream,
+                        &format!("101 to a protocol not offered; answered 502{also}"),
+                    );
                     let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
                     return cx.respond(waiting.responder, answer);
                 };
+                // A tunnel may last for ever: it counts no longer.
+                self.balancer.answered(upstream);
+                self.balancer.done(upstream, now);
                 let mut head = passed_on(response);
                 head.append_header("Connection", "upgrade");
                 head.append_header("Upgrade", protocol);
@@ -289,11 +299,17 @@ impl App for Proxy {
             Err(error) => error,
         };
         self.exchanges.remove(&exchange);
-        if let ClientError::Queued(_) | ClientError::IdleClosed | ClientError::Abandoned = error {
+        let blameless = error.is_local()
+            || matches!(
+                error,
+                ClientError::Queued(_) | ClientError::IdleClosed | ClientError::Abandoned
+            );
+        if blameless {
             // Its connections were all busy the whole time (it is slow or
             // saturated, and nothing was sent), or its idle timeout met a
-            // request that cannot go again, or the client's body broke off:
-            // not failing, any of them.
+            // request that cannot go again, or the client's body broke off,
+            // or this side had no descriptor or port to connect with: not
+            // failing, any of them.
             self.balancer.done(upstream, now);
             self.log(upstream, &error.to_string());
         } else if self.balancer.failed(upstream, now) {
@@ -305,6 +321,7 @@ impl App for Proxy {
         let unsent = matches!(
             error,
             ClientError::Refused
+                | ClientError::Connect(_)
                 | ClientError::ConnectTimeout(_)
                 | ClientError::Queued(_)
                 | ClientError::Resolve { .. }

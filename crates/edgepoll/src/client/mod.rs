@@ -137,6 +137,11 @@ pub enum ClientError {
     },
     /// Nobody listens there.
     Refused,
+    /// No connection could be made for another reason: the host or its
+    /// network unreachable (the server's side), or no local port or
+    /// descriptor free (this side; see [`is_local`](Self::is_local)).
+    /// Nothing was sent.
+    Connect(io::Error),
     /// The server reset the connection.
     Reset,
     /// The server closed the connection before the response was complete.
@@ -178,6 +183,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Request(e) => write!(f, "request refused: {e}"),
             ClientError::Resolve { host, error } => write!(f, "cannot resolve {host:?}: {error}"),
             ClientError::Refused => f.write_str("connection refused"),
+            ClientError::Connect(e) => write!(f, "cannot connect: {e}"),
             ClientError::Reset => f.write_str("connection reset by peer"),
             ClientError::Closed => {
                 f.write_str("the server closed the connection before the response was complete")
@@ -203,6 +209,45 @@ impl std::fmt::Display for ClientError {
 }
 
 impl std::error::Error for ClientError {}
+
+impl ClientError {
+    /// A failed connect as the client reports it: [`Refused`](Self::Refused)
+    /// or [`Connect`](Self::Connect).
+    pub(crate) fn connecting(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => ClientError::Refused,
+            _ => ClientError::Connect(e),
+        }
+    }
+
+    /// Whether a [`Connect`](Self::Connect) failed for want of something on
+    /// this side (a descriptor, a local port, memory) rather than for the
+    /// server or its network: a forwarder does not hold that against the
+    /// server.
+    ///
+    /// ```
+    /// use edgepoll::client::ClientError;
+    /// use std::io::{Error, ErrorKind};
+    /// let unreachable = ClientError::Connect(Error::from(ErrorKind::HostUnreachable));
+    /// assert!(!unreachable.is_local());
+    /// let no_port = ClientError::Connect(Error::from(ErrorKind::AddrNotAvailable));
+    /// assert!(no_port.is_local());
+    /// ```
+    pub fn is_local(&self) -> bool {
+        let ClientError::Connect(e) = self else {
+            return false;
+        };
+        !matches!(
+            e.kind(),
+            io::ErrorKind::HostUnreachable
+                | io::ErrorKind::NetworkUnreachable
+                | io::ErrorKind::NetworkDown
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        )
+    }
+}
 
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> Self {

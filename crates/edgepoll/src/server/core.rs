@@ -1218,7 +1218,7 @@ impl Core {
                             if exchange.next_address() {
                                 self.work.pool.requeue(exchange);
                             } else {
-                                self.work.pool.fail(id, e.into());
+                                self.work.pool.fail(id, ClientError::connecting(e));
                             }
                             continue;
                         }

@@ -95,7 +95,7 @@ pub(crate) fn step(
                 if try_next_address(up, work) {
                     return Next::Close;
                 }
-                fail(up, ClientError::from(e), work);
+                fail(up, ClientError::connecting(e), work);
                 return Next::Close;
             }
         }
