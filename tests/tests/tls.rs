@@ -323,6 +323,24 @@ fn the_proxy_reaches_https_upstreams() {
         std::thread::sleep(Duration::from_millis(200));
         let log = proxy.stderr_lines().join("\n");
         assert!(log.contains("certificate rejected"), "{log}");
+        // A CA file that holds no certificate stops the proxy at its start.
+        let out = run_wasm_with(
+            runtime,
+            "proxy",
+            &["--dir", &dir],
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &good,
+                "--cacert",
+                &pki.path("good.key"),
+            ],
+            Duration::from_secs(60),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("holds no certificate"), "{stderr}");
     });
 }
 

@@ -48,19 +48,26 @@ fn serve(config: config::Config) -> Result<(), String> {
     use edgepoll::{ClientOptions, Server, ServerOptions};
 
     let ca_certificates = match &config.cacert {
-        Some(path) => Some(std::fs::read(path).map_err(|e| {
-            format!("--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)")
-        })?),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                format!(
+                    "--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)"
+                )
+            })?;
+            // Read now, not at the first https:// request: a file that holds
+            // no certificate would otherwise eject every such upstream.
+            edgepoll::tls::client_config(Some(&pem))
+                .map_err(|e| format!("--cacert {path}: {e}"))?;
+            Some(pem)
+        }
         None => None,
     };
     let listener = edgepoll::net::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let upstreams: Vec<String> = config.upstreams.iter().map(|u| u.to_string()).collect();
-    println!(
-        "listening on {}, upstreams {}",
-        config.listen,
-        upstreams.join(" ")
-    );
+    // The port bound, where `--listen` asked for any (port 0).
+    let shown = edgepoll::net::local_addr(&listener).unwrap_or(config.listen);
+    println!("listening on {shown}, upstreams {}", upstreams.join(" "));
     let options = ServerOptions {
         limits: Limits {
             // The upstream's own timeouts answer first (504 or 502): this
