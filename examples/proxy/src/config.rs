@@ -103,7 +103,19 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
                 let text = value()?;
                 listen = Some(text.parse().map_err(|e| format!("--listen {text}: {e}"))?);
             }
-            "--upstream" => upstreams.push(upstream(&value()?)?),
+            "--upstream" => {
+                let text = value()?;
+                let url = upstream(&text)?;
+                // Twice would weigh it double, and eject both copies at its
+                // first failure (no longer a lone upstream).
+                let same = |u: &Url| {
+                    (u.tls, u.port) == (url.tls, url.port) && u.host.eq_ignore_ascii_case(&url.host)
+                };
+                if upstreams.iter().any(same) {
+                    return Err(format!("--upstream {text} is given twice"));
+                }
+                upstreams.push(url);
+            }
             "--timeout" => config.timeout = seconds(&arg, &value()?)?,
             "--connect-timeout" => config.connect_timeout = seconds(&arg, &value()?)?,
             "--header-timeout" => config.header_timeout = seconds(&arg, &value()?)?,
@@ -234,8 +246,9 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         let mut many_upstreams = vec!["--listen", "127.0.0.1:1"];
-        for _ in 0..65 {
-            many_upstreams.extend(["--upstream", "127.0.0.1:1"]);
+        let ports: Vec<String> = (1..=65).map(|port| format!("127.0.0.1:{port}")).collect();
+        for port in &ports {
+            many_upstreams.extend(["--upstream", port]);
         }
         for (args, says) in [
             (&["--upstream", "127.0.0.1:1"][..], "--listen"),
@@ -291,6 +304,17 @@ mod tests {
                 "needs a value",
             ),
             (&["--bogus"][..], "unknown argument"),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "LocalHost:80",
+                    "--upstream",
+                    "http://localhost/",
+                ][..],
+                "--upstream http://localhost/ is given twice",
+            ),
             (&many_upstreams[..], "at most 64 --upstream, not 65"),
         ] {
             let error = run(args).unwrap_err();
