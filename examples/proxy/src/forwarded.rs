@@ -150,8 +150,9 @@ pub fn request_fields<'a>(
     let peer = incoming.peer.map(IpText::new);
     let peer = peer.as_ref().map_or(&b""[..], IpText::as_bytes);
     let trust = incoming.trust_forwarded;
-    let forwarded_for = match (trust, chain.is_empty()) {
-        (true, false) => Cow::Owned([chain.as_slice(), b", ", peer].concat()),
+    let forwarded_for = match (trust, chain.is_empty(), peer.is_empty()) {
+        (true, false, false) => Cow::Owned([chain.as_slice(), b", ", peer].concat()),
+        (true, false, true) => Cow::Owned(chain),
         _ => Cow::Borrowed(peer),
     };
     if !forwarded_for.is_empty() {
@@ -323,12 +324,18 @@ fn joined<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>, name: &str) -> 
     out
 }
 
-/// Appends one more value of a list field (RFC 9110 §5.3).
+/// Appends one more value of a list field (RFC 9110 §5.3); an empty one
+/// adds nothing (a recipient ignores empty list elements, §5.6.1, and a
+/// sender makes none).
 fn append_item(list: &mut Vec<u8>, value: &[u8]) {
+    let value = value.trim_ascii();
+    if value.is_empty() {
+        return;
+    }
     if !list.is_empty() {
         list.extend_from_slice(b", ");
     }
-    list.extend_from_slice(value.trim_ascii());
+    list.extend_from_slice(value);
 }
 
 #[cfg(test)]
@@ -450,6 +457,27 @@ mod tests {
         assert_eq!(value(&trusted, "x-real-ip"), Some("1.2.3.4"));
         assert_eq!(value(&trusted, "x-forwarded-ssl"), Some("on"));
         assert_eq!(value(&trusted, "x-forwarded-prefix"), Some("/admin"));
+    }
+
+    /// Empty lines of a list field leave no empty element behind, nor does
+    /// a trusted chain when the peer's address is not known.
+    #[test]
+    fn empty_list_elements_are_not_passed_on() {
+        let fields: &[(&str, &[u8])] = &[
+            ("Via", b""),
+            ("Via", b"1.1 second"),
+            ("X-Forwarded-For", b" "),
+            ("X-Forwarded-For", b"1.2.3.4"),
+        ];
+        let sent = forwarded(fields, true);
+        assert_eq!(value(&sent, "via"), Some("1.1 second, 1.1 edgepoll"));
+        assert_eq!(value(&sent, "x-forwarded-for"), Some("1.2.3.4, 10.0.0.7"));
+        let no_peer = Incoming {
+            peer: None,
+            ..incoming(true)
+        };
+        let sent = forwarded_as(fields, no_peer);
+        assert_eq!(value(&sent, "x-forwarded-for"), Some("1.2.3.4"));
     }
 
     #[test]
