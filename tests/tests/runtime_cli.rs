@@ -395,9 +395,9 @@ fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
 /// of the same module: a guest able to write that cache could replace it
 /// with code of its choosing and run outside its sandbox. Here another
 /// module's code, under `conformance_guest`'s key and header, stands in for
-/// a guest's: it is run only from a file as the host writes it (mode 0400,
-/// which WASI cannot make), never from a cache a writable `--dir` holds,
-/// whose entries are removed when such a run ends.
+/// a guest's: it is run only from a file as the host writes it (mode 0500,
+/// which no file a guest makes has), never from a cache a writable `--dir`
+/// holds, whose entries are removed when such a run starts and ends.
 #[test]
 fn a_guest_that_could_write_the_compile_cache_gets_none() {
     use std::os::unix::fs::PermissionsExt;
@@ -426,14 +426,14 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
     assert_eq!(run("conformance_guest", &[], "exit"), Some(7));
     let guest = entries().pop().expect("an entry");
     assert_eq!(mode(&cache) & 0o077, 0, "the cache is its user's alone");
-    assert_eq!(mode(&guest), 0o400, "an entry is written read-only");
+    assert_eq!(mode(&guest), 0o500, "an entry is written read-only");
     assert_eq!(run("poll_http_server", &[], "--no-such-option"), Some(2));
     let other = entries().into_iter().find(|p| *p != guest);
     let other = std::fs::read(other.expect("a second entry")).expect("readable");
     // Another module's code in place of this one's is not run...
     std::fs::remove_file(&guest).expect("removable");
     std::fs::write(&guest, &other).expect("written");
-    std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(0o500)).expect("chmod");
     assert_eq!(
         run("conformance_guest", &[], "exit"),
         Some(7),
@@ -453,8 +453,11 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
     };
     plant(0o644);
     assert_eq!(run("conformance_guest", &[], "exit"), Some(7), "mode 0644");
-    // ...but as the host writes it, it is: so no guest may reach the cache.
+    // (0644 under a umask of 0277: a guest may make that.)
     plant(0o400);
+    assert_eq!(run("conformance_guest", &[], "exit"), Some(7), "mode 0400");
+    // ...but as the host writes it, it is: so no guest may reach the cache.
+    plant(0o500);
     assert_eq!(
         run("conformance_guest", &[], "exit"),
         Some(2),
@@ -473,6 +476,21 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
     assert!(
         entries().is_empty(),
         "entries a guest could write are removed"
+    );
+    // An entry there before such a run (a guest that ran as root rewrote a
+    // genuine one, and its host was killed) is gone before its guest starts.
+    plant(0o500);
+    let out = Command::new(host_bin())
+        .env("EDGEPOLL_HOST_CACHE", &cache)
+        .args(["--dir", &writable])
+        .arg(wasm("conformance_guest"))
+        .arg("list-cache")
+        .output_within();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("entries=0"),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

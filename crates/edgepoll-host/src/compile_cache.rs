@@ -8,14 +8,17 @@
 //! choosing on the next start. Hence:
 //! - a cache directory that a writable `--dir` holds (as `--dir .:.` from
 //!   the home directory holds `~/.cache`) is not used, and its entries are
-//!   removed when such a run ends normally (a guest may have written
-//!   them; one stopped by a signal leaves them);
+//!   removed before such a run's guest starts (a host running as root lets
+//!   its guest rewrite a genuine entry) and when the run ends normally (one
+//!   stopped by a signal leaves what its guest wrote, which the next point
+//!   keeps from being run);
 //! - the directory must be the user's own, writable by no one else;
 //! - an entry is read only as the host writes it: a regular file of the
-//!   user's, mode 0400 (a guest can neither make nor, unless it runs as
-//!   root, change such a file: WASI has no chmod), one link (not another
-//!   entry linked in), and a header naming the module it was compiled from;
-//!   checked on the file opened, not on its path, and read from it.
+//!   user's, mode 0500 (a guest cannot make such a file: WASI has no chmod,
+//!   and the host creates a guest's files 0644 less its umask, never
+//!   executable), one link (not another entry linked in), and a header
+//!   naming the module it was compiled from; checked on the file opened,
+//!   not on its path, and read from it.
 
 use crate::runtime::Preopen;
 use std::hash::{Hash, Hasher};
@@ -37,6 +40,10 @@ pub enum Cache {
 /// bytes other than the one in the entry's name.
 const MAGIC: &[u8; 8] = b"EPHcache";
 const HEADER: usize = 24;
+
+/// An entry's mode: read and execute, the owner only. No file a guest makes
+/// has an execute bit (see the module documentation).
+const ENTRY_MODE: u32 = 0o500;
 
 /// The cache a run with these preopened directories may use.
 pub fn open(preopens: &[Preopen]) -> Cache {
@@ -173,7 +180,7 @@ fn read_entry(path: &Path) -> Option<Vec<u8>> {
     let meta = file.metadata().ok()?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    let as_written = meta.is_file() && meta.uid() == me && meta.mode() & 0o7777 == 0o400;
+    let as_written = meta.is_file() && meta.uid() == me && meta.mode() & 0o7777 == ENTRY_MODE;
     if !as_written || meta.nlink() != 1 {
         return None;
     }
@@ -183,7 +190,7 @@ fn read_entry(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Writes an entry: to a new file (never one already there, nor where a
-/// link there points), mode 0400, then renamed into place.
+/// link there points), mode [`ENTRY_MODE`], then renamed into place.
 fn write_entry(path: &Path, contents: &[u8]) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -191,7 +198,7 @@ fn write_entry(path: &Path, contents: &[u8]) {
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o400)
+        .mode(ENTRY_MODE)
         .open(&temp)
         .and_then(|mut file| file.write_all(contents));
     match written {

@@ -73,6 +73,8 @@ pub fn compile(invocation: &Invocation) -> Result<(Engine, Module, Cache), Strin
         std::fs::read(&invocation.module).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let engine = Engine::new(&config()).map_err(|e| format!("cannot start wasmtime: {e}"))?;
     let cache = compile_cache::open(&invocation.dirs);
+    // What an earlier guest may have left there goes before this one runs.
+    compile_cache::forget_exposed(&cache);
     let module = compile_cache::load(&engine, &bytes, &cache)
         .map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
     Ok((engine, module, cache))

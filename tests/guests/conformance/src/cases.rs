@@ -632,6 +632,12 @@ pub fn run(case: &str) -> Result<()> {
                 std::fs::read_to_string("/data/../etc/passwd").is_err()
             );
         }
+        "list-cache" => {
+            // What a guest finds of the compile cache a --dir exposes.
+            let entries =
+                std::fs::read_dir("/data/compiled").map_err(err("read_dir /data/compiled"))?;
+            println!("entries={}", entries.count());
+        }
         "readonly-names" => crate::names::readonly_names()?,
         "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
         "program-name" => {
