@@ -34,6 +34,8 @@ pub struct MemoryReport {
     pub file: Option<std::path::PathBuf>,
     /// Most bytes one memory may grow to.
     pub max_bytes: Option<u64>,
+    /// Elements of all the guest's tables together.
+    pub table_elements: usize,
 }
 
 /// The most memory a guest gets: all 4 GiB a wasm32 guest could address but
@@ -43,10 +45,10 @@ pub struct MemoryReport {
 /// the last page too; no guest wants it.
 pub const MOST_GUEST_BYTES: u64 = (1 << 32) - 65536;
 
-/// The most elements a guest's table grows to (8 MiB of host memory). A
-/// program's table holds its functions called indirectly, a few thousand;
+/// The most elements a guest's tables hold together (8 MiB of host memory).
+/// A program's table holds its functions called indirectly, a few thousand;
 /// WasmEdge sets no bound, and a guest's `table.grow` by 2^31 would make the
-/// host allocate 16 GiB.
+/// host allocate 16 GiB (or a hundred tables of a million each, 800 MiB).
 pub const MOST_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl wasmtime::ResourceLimiter for MemoryReport {
@@ -69,15 +71,24 @@ impl wasmtime::ResourceLimiter for MemoryReport {
     }
 
     /// Tables live in host memory, outside the page limit: past
-    /// [`MOST_TABLE_ELEMENTS`] a `table.grow` fails (returns -1) instead of
+    /// [`MOST_TABLE_ELEMENTS`] over all of them a `table.grow` fails
+    /// (returns -1), and a module declaring more fails to start, instead of
     /// making the host allocate gigabytes.
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MOST_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
+        let total = self
+            .table_elements
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if total > MOST_TABLE_ELEMENTS || maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
     }
 }
 
@@ -119,5 +130,12 @@ mod tests {
             .unwrap());
         assert!(!limits.table_growing(1, 0x7fff_ffff, None).unwrap());
         assert!(!limits.table_growing(1, 10, Some(5)).unwrap());
+        // All tables together: a second one gets only what the first left.
+        let mut limits = MemoryReport::default();
+        let half = MOST_TABLE_ELEMENTS / 2;
+        assert!(limits.table_growing(0, half, None).unwrap());
+        assert!(limits.table_growing(0, half, None).unwrap());
+        assert!(!limits.table_growing(0, 1, None).unwrap());
+        assert!(!limits.table_growing(half, half + 1, None).unwrap());
     }
 }

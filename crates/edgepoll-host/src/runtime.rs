@@ -228,6 +228,7 @@ pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
             max_bytes: invocation
                 .memory_page_limit
                 .map(|pages| pages.saturating_mul(64 * 1024)),
+            ..Default::default()
         },
     })
 }
