@@ -496,25 +496,41 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
 }
 
 /// The runtime's own failures end as WasmEdge's do, on every runtime
-/// present: 1 for a module that is not there or not wasm and for a flag
-/// it does not know, 134 for a trap; a `--dir` that cannot be bound is
+/// present: 1 for a module that is not there or not wasm, whose start
+/// function traps, and for a flag it does not know, 134 for a trap of the
+/// program's (in `_start`); a `--dir` that cannot be bound is
 /// left out and the guest runs (its exit code, 7, is the guest's).
 #[test]
 fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     let garbage =
         std::env::temp_dir().join(format!("edgepoll-not-wasm-{}.wasm", std::process::id()));
     std::fs::write(&garbage, b"this is not wasm").expect("write");
+    // A module whose start function (run as it is instantiated) is
+    // `unreachable`: a failed start, not a trap of the program's.
+    let start_traps =
+        std::env::temp_dir().join(format!("edgepoll-start-traps-{}.wasm", std::process::id()));
+    let module = [
+        &b"\0asm\x01\0\0\0"[..],
+        &[1, 4, 1, 0x60, 0, 0],     // type: [] -> []
+        &[3, 2, 1, 0],              // one function of that type
+        &[8, 1, 0],                 // the start function
+        &[10, 5, 1, 3, 0, 0, 0x0b], // its body: unreachable
+    ]
+    .concat();
+    std::fs::write(&start_traps, module).expect("write");
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
-        let cases: [(&std::path::Path, &[&str], &[&str], i32); 5] = [
+        let cases: [(&std::path::Path, &[&str], &[&str], i32); 6] = [
             (&guest, &["--no-such-flag"], &["exit"], 1),
             (&guest, &["--dir", "/x:/no/such/dir"], &["exit"], 7),
             (&guest, &[], &["trap"], 134),
             (&garbage, &[], &[], 1),
             (std::path::Path::new("/no/such/module.wasm"), &[], &[], 1),
+            (&start_traps, &[], &[], 1),
         ];
         // A module that is no module has no AOT form: the interpreter's
-        // run of it is the same binary's.
+        // run of it is the same binary's (and the test's AOT compiles only
+        // the project's own guests).
         let cases = match rt {
             Runtime::WasmEdgeAot => &cases[..3],
             _ => &cases[..],
@@ -532,4 +548,5 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
         }
     });
     let _ = std::fs::remove_file(&garbage);
+    let _ = std::fs::remove_file(&start_traps);
 }

@@ -308,12 +308,18 @@ fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
         (Some(inner), _) => inner.to_string(),
         (None, _) => "an unnamed function".to_string(),
     };
+    // A trap in the module's start function is a failed instantiation,
+    // which WasmEdge's command line ends with 1, not a trap's 134.
+    let trapped = match phase {
+        "run" => TRAPPED,
+        _ => "guest failed, trapped during",
+    };
     if let Some(trap) = e.downcast_ref::<Trap>() {
-        return format!("{TRAPPED} {phase}: {trap} in {function}");
+        return format!("{trapped} {phase}: {trap} in {function}");
     }
     // A host function that failed as a function, as WasmEdge's do at times.
     if let Some(failure) = e.downcast_ref::<crate::errno::Trap>() {
-        return format!("{TRAPPED} {phase}: {failure} in {function}");
+        return format!("{trapped} {phase}: {failure} in {function}");
     }
     format!("guest failed during {phase}: {e}")
 }
