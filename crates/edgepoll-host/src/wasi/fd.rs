@@ -147,7 +147,13 @@ pub fn write_filestat(
     st: &libc::stat,
     hide: bool,
 ) -> WasiResult {
-    let nanos = |s: i64, ns: i64| (s.max(0) as u64) * 1_000_000_000 + ns.max(0) as u64;
+    // As WasmEdge's `fromTimespec`: seconds times 10^9 plus the nanoseconds,
+    // wrapping (a time before 1970 or after 2262 reads wrapped; no panic).
+    let nanos = |s: i64, ns: i64| {
+        (s as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ns as u64)
+    };
     let shown = |v: u64| if hide { 0 } else { v };
     mem.write_u64(out, shown(st.st_dev))?;
     mem.write_u64(out + 8, shown(st.st_ino))?;
@@ -185,6 +191,9 @@ fn preopened(fds: &FdTable, fd: u32) -> Result<&str, Errno> {
 
 /// `fd_prestat_get`: the length of a preopened directory's guest name.
 pub fn prestat_get(mem: &mut GuestMemory<'_>, fds: &FdTable, fd: u32, out: u32) -> WasiResult {
+    // The record's room first, as WasmEdge: EFAULT before EBADF, and a
+    // call that fails writes nothing.
+    mem.pointer::<8>(out)?;
     let name = preopened(fds, fd)?;
     mem.write_u32(out, 0)?;
     mem.write_u32(out + 4, name.len() as u32)

@@ -393,6 +393,13 @@ pub fn files(t: &mut Transcript) {
         let e = unsafe { fd_prestat_get(fd, pre.ptr()) };
         t.log(&format!("fd_prestat_get({})", fd as i32), e, "");
     }
+    // A record past the end of memory: which is checked first, the
+    // descriptor or the pointer.
+    for fd in [SANDBOX, 99] {
+        // SAFETY: the runtime checks the pointer.
+        let e = unsafe { fd_prestat_get(fd, straddling(8)) };
+        t.log(&format!("fd_prestat_get({fd}, straddling)"), e, "");
+    }
 
     t.section("path_open for reading: inside, and every way out");
     let paths: [&[u8]; 18] = [
