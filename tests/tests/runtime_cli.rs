@@ -550,3 +550,65 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     let _ = std::fs::remove_file(&garbage);
     let _ = std::fs::remove_file(&start_traps);
 }
+
+/// WASI calls use the module's memory whatever its export is named (here
+/// `mem`), as WasmEdge's use memory 0: a `_start` that writes `hi` to
+/// stdout through `fd_write` from a memory so exported.
+#[test]
+fn a_memory_exported_under_another_name_is_the_guest_s_memory() {
+    fn section(id: u8, content: &[u8]) -> Vec<u8> {
+        [&[id, content.len() as u8][..], content].concat()
+    }
+    fn name(text: &[u8]) -> Vec<u8> {
+        [&[text.len() as u8][..], text].concat()
+    }
+    let body = [0, 0x41, 1, 0x41, 0, 0x41, 1, 0x41, 16, 0x10, 0, 0x1a, 0x0b];
+    let module = [
+        b"\0asm\x01\0\0\0".to_vec(),
+        // Types: fd_write's (i32 i32 i32 i32) -> i32, and [] -> [].
+        section(
+            1,
+            &[2, 0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 1, 0x7f, 0x60, 0, 0],
+        ),
+        section(
+            2,
+            &[
+                &[1][..],
+                &name(b"wasi_snapshot_preview1"),
+                &name(b"fd_write"),
+                &[0, 0],
+            ]
+            .concat(),
+        ),
+        section(3, &[1, 1]),
+        section(5, &[1, 0, 1]),
+        section(
+            7,
+            &[&[2][..], &name(b"mem"), &[2, 0], &name(b"_start"), &[0, 1]].concat(),
+        ),
+        // fd_write(1, iovec at 0, 1, written at 16), result dropped.
+        section(10, &[&[1, body.len() as u8][..], &body].concat()),
+        // The iovec (8, 2) at 0, and "hi" at 8.
+        section(
+            11,
+            &[
+                &[1, 0, 0x41, 0, 0x0b, 10, 8, 0, 0, 0, 2, 0, 0, 0][..],
+                b"hi",
+            ]
+            .concat(),
+        ),
+    ]
+    .concat();
+    let path = std::env::temp_dir().join(format!("edgepoll-mem-name-{}.wasm", std::process::id()));
+    std::fs::write(&path, module).expect("write");
+    on_each_runtime(|rt| {
+        // The test's AOT compiles only the project's own guests.
+        if let Runtime::WasmEdgeAot = rt {
+            return;
+        }
+        let out = rt.command_with(&path, &[]).output_within();
+        assert_eq!(out.status.code(), Some(0), "{}", rt.name());
+        assert_eq!(out.stdout, b"hi", "{}", rt.name());
+    });
+    let _ = std::fs::remove_file(&path);
+}

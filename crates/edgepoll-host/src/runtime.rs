@@ -125,7 +125,16 @@ pub fn run_compiled(
         let started = linker
             .instantiate(&mut store, module)
             .map_err(|e| describe_failure(&e, "start"))?;
-        store.data_mut().memory = started.get_memory(&mut store, "memory");
+        // WasmEdge's functions use memory 0 whatever its export's name:
+        // the one named `memory`, else the first exported.
+        let memory = started.get_memory(&mut store, "memory").or_else(|| {
+            let exports: Vec<_> = started
+                .exports(&mut store)
+                .map(|e| e.into_extern())
+                .collect();
+            exports.into_iter().find_map(wasmtime::Extern::into_memory)
+        });
+        store.data_mut().memory = memory;
         let start = started
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(|_| {
