@@ -1230,6 +1230,25 @@ fn connect_gets_501_unless_the_service_answers_it() {
         text(&out)
     );
     assert!(out.finished, "the connection never becomes a tunnel");
+    // Only `host:port` is a CONNECT target (RFC 9112 §3.2.3).
+    for target in ["x", "x:", ":443", "a@b:443", "x:44a", "[::1]", "a b:1"] {
+        let request = format!("CONNECT {target} HTTP/1.1\r\nHost: x:443\r\n\r\n");
+        let out = run_service(request.as_bytes(), &Limits::default(), false, || Answers);
+        assert!(
+            text(&out).starts_with("HTTP/1.1 400 "),
+            "{target}: {}",
+            text(&out)
+        );
+    }
+    for target in ["[::1]:443", "127.0.0.1:8443", "a.example:1"] {
+        let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        let out = run_service(request.as_bytes(), &Limits::default(), false, || Answers);
+        assert!(
+            text(&out).starts_with("HTTP/1.1 405 "),
+            "{target}: {}",
+            text(&out)
+        );
+    }
 }
 
 #[test]
