@@ -4,12 +4,12 @@
 //! garbage in the handshake.
 
 use edgepoll_tests::tls::{CloseDelimited, NotifyCheck, Pki, Raw, RawServer, SServer, SlowReader};
-use edgepoll_tests::upstream::Nginx;
+use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
     connect, cpu_ticks, free_port, on_each_runtime, read_response, run_wasm_with,
     start_program_with, wait_bounded, wait_until, wasm, Runtime,
 };
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -323,6 +323,49 @@ fn the_proxy_reaches_https_upstreams() {
         std::thread::sleep(Duration::from_millis(200));
         let log = proxy.stderr_lines().join("\n");
         assert!(log.contains("certificate rejected"), "{log}");
+        drop(proxy);
+        // The other way round: an offer refused by an https:// upstream's
+        // port (sent there without it) goes to a plain one with it, and
+        // switches there.
+        let refused_tls = format!("https://localhost:{}", free_port());
+        let far = NativeUpstream::start(Behaviour::Switch);
+        let proxy = start_program_with(
+            runtime,
+            "proxy",
+            &["--dir", &dir],
+            &["--listen"],
+            &[
+                "--upstream",
+                &refused_tls,
+                "--upstream",
+                &far.addr.to_string(),
+                "--cacert",
+                &ca,
+            ],
+        );
+        for _ in 0..2 {
+            let mut stream = connect(proxy.addr);
+            let offer =
+                b"GET /t HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+            stream.write_all(offer).expect("send");
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head);
+            assert!(
+                head.starts_with("HTTP/1.1 101 "),
+                "{} {head}",
+                runtime.name()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let log = proxy.stderr_lines().join("\n");
+        assert!(
+            log.contains(&refused_tls),
+            "the refused upstream was tried: {log}"
+        );
         // A CA file that holds no certificate stops the proxy at its start.
         let out = run_wasm_with(
             runtime,

@@ -93,8 +93,14 @@ impl Proxy {
                 return Err(answer);
             }
         };
+        // A tunnel does not pass through TLS: to an https:// upstream the
+        // request goes without its offer, and the answer (not a 101) is the
+        // client's. The offer stays with the request kept for a retry,
+        // which may go to a plain upstream.
+        let tls = self.balancer.upstream(ticket.upstream).url.tls;
+        let stripped = (tls && request.offers_upgrade()).then(|| request.clone().without_upgrade());
         let body_from = streams_body.then_some(responder);
-        match cx.fetch_stream(&request, body_from) {
+        match cx.fetch_stream(stripped.as_ref().unwrap_or(&request), body_from) {
             Ok(exchange) => {
                 let tried = tried | bit(ticket.upstream);
                 let to_head = request.method() == "HEAD";
@@ -205,10 +211,7 @@ impl App for Proxy {
             let upstream = forwarded::request_fields(upstream, request.headers(), incoming);
             Ok(match (streams_body, upgrade) {
                 (true, _) => upstream.streamed_body(request.body_length()),
-                // A tunnel does not pass through TLS: to an https://
-                // upstream the request goes without the offer, and its
-                // answer (not a 101) is the client's.
-                (false, Some(protocols)) if !base.tls => upstream.upgrade(protocols),
+                (false, Some(protocols)) => upstream.upgrade(protocols),
                 (false, _) if request.body().is_empty() => upstream,
                 (false, _) => upstream.body(request.body().to_vec()),
             })
@@ -328,13 +331,10 @@ impl App for Proxy {
                 | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
         );
         if let (true, Some(again)) = (unsent, waiting.again) {
-            // As on the first try, a tunnel is not offered through TLS.
+            // With its offer, if any: `send` leaves it out for TLS.
             let retried = self.send(
                 waiting.responder,
-                |base| match base.tls {
-                    true => Ok(again.without_upgrade().with_origin(base)),
-                    false => Ok(again.with_origin(base)),
-                },
+                |base| Ok(again.with_origin(base)),
                 false,
                 waiting.tried,
                 cx,
