@@ -444,6 +444,14 @@ pub(crate) fn handle_timeout(
     options: &ClientOptions,
     work: &mut Work,
 ) -> Option<Instant> {
+    // Switched, it waits for its client's 101 to go out behind the responses
+    // before it, however long they take: the client's own timeouts bound
+    // that, and its leaving (or the application's not taking it) closes
+    // this connection. The pool's idle timeout would close it under the
+    // client's 101.
+    if up.conn.is_switched() {
+        return None;
+    }
     let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
     let (limit, error) = match (&up.exchange, up.connecting) {
         (_, true) => (
