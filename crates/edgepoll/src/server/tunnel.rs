@@ -11,7 +11,8 @@
 //! An end of input on one side becomes a shutdown of the other's write
 //! side once what it was owed is out (a half-close passes through). When
 //! one side breaks (reset, or a write refused), the other is still given
-//! what was read from that side before it broke, then closes as an HTTP
+//! what that side sent before it broke, read or still in its socket, then
+//! closes as an HTTP
 //! connection does (write side shut, lingering): a reset is no reason to
 //! lose the bytes read before it, such as a WebSocket's close frame. Left
 //! alone, it has the HTTP idle timeout to take them, not the tunnel's. An
@@ -143,13 +144,20 @@ pub(crate) fn step(
             tb.last_progress = now;
         }
         Ok(false) => {}
-        // A side broke: the other is left alone to write what it is owed.
+        // A side broke: the other is left alone to write what it is owed,
+        // with what the broken one sent before it broke and was not read.
         Err(broken) => {
             ta.alone = true;
             tb.alone = true;
             return match broken {
-                Broken::This => (Next::Close, Some((peer, tb.next_alone()))),
-                Broken::Peer => (ta.next_alone(), Some((peer, Next::Close))),
+                Broken::This => {
+                    salvage(&a.stream, tb, scratch, limit);
+                    (Next::Close, Some((peer, tb.next_alone())))
+                }
+                Broken::Peer => {
+                    salvage(&b.stream, ta, scratch, limit);
+                    (ta.next_alone(), Some((peer, Next::Close)))
+                }
             };
         }
     }
@@ -221,6 +229,20 @@ fn transfer(
     }
     moved |= flush(b, tb, ta.read_closed).map_err(|_| Broken::Peer)?;
     Ok(moved)
+}
+
+/// Reads what a side that broke still holds for `to` (a reset leaves what
+/// came before it readable: a write refused by a peer that sent its last
+/// bytes, a WebSocket close frame say, and then reset), up to `limit`.
+fn salvage(from: &TcpStream, to: &mut Tunnel, scratch: &mut [u8], limit: usize) {
+    while to.out.len() < limit {
+        match net::recv(from, scratch) {
+            Ok(0) => break,
+            Ok(n) => to.out.extend_from_slice(&scratch[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
 }
 
 /// Sends `data` to `to` now, keeping what its socket does not take.
@@ -341,5 +363,46 @@ mod tests {
             panic!("the side left is gone")
         };
         assert!(t.is_finished_alone());
+    }
+
+    /// A side whose write is refused (its peer reset) still had bytes in its
+    /// socket from before the reset, unread: they reach the other side,
+    /// after what it was already owed.
+    #[test]
+    fn what_a_side_sent_before_its_reset_reaches_the_other_though_unread() {
+        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let (a, a_far) = pair(&listener);
+        let (b, b_far) = pair(&listener);
+        // The far end's last word, then a close with input unread: a reset.
+        assert_eq!(net::send(&a_far, b"last word").ok(), Some(9));
+        assert_eq!(net::send(&a, b"x").ok(), Some(1));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(a_far);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut slots = vec![side(a, 1, b"to a".to_vec()), side(b, 0, b"owed; ".to_vec())];
+        let (now, mut scratch) = (Instant::now(), vec![0u8; 64 * 1024]);
+        // Not read (no readable event yet): the write to a fails first.
+        let (next, peer) = step(&mut slots, 0, false, now, &mut scratch, 16 << 20);
+        assert!(next == Next::Close, "{next:?} {peer:?}");
+        slots[0] = None;
+        b_far.set_nonblocking(true).expect("non-blocking");
+        let (mut got, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(60));
+        while got != b"owed; last word" {
+            assert!(
+                Instant::now() < deadline,
+                "got {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            let (next, _) = step(&mut slots, 1, false, now, &mut scratch, 16 << 20);
+            assert!(next != Next::Close);
+            match net::recv(&b_far, &mut scratch) {
+                Ok(n) if n > 0 => got.extend_from_slice(&scratch[..n]),
+                Ok(_) => panic!("closed after {:?}", String::from_utf8_lossy(&got)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
     }
 }
