@@ -58,6 +58,10 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
         ("proc_exit", _) => l.func_wrap(M, name, |_: C, code: u32| -> wasmtime::Result<()> {
             Err(wasmtime::Error::new(wasi::Exit(code as i32)))
         })?,
+        // WasmEdge raises the signal in its own process: a guest could stop
+        // or kill the runtime, and under --instances every instance with
+        // it. Not done here (a guest never reaches outside what it was
+        // given). Rust programs do not call it.
         ("proc_raise", _) => {
             l.func_wrap(M, name, |_: C, _signal: u32| -> i32 { NOSYS.0 as i32 })?
         }
