@@ -498,7 +498,8 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
 /// The runtime's own failures end as WasmEdge's do, on every runtime
 /// present: 1 for a module that is not there or not wasm, whose start
 /// function traps, and for a flag it does not know, 134 for a trap of the
-/// program's (in `_start`); a `--dir` that cannot be bound is
+/// program's (in `_start`); a `--dir` that cannot be bound (or names no
+/// host directory) is
 /// left out and the guest runs (its exit code, 7, is the guest's).
 #[test]
 fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
@@ -520,10 +521,12 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     std::fs::write(&start_traps, module).expect("write");
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
-        let cases: [(&std::path::Path, &[&str], &[&str], i32); 6] = [
+        let cases: [(&std::path::Path, &[&str], &[&str], i32); 8] = [
             (&guest, &["--no-such-flag"], &["exit"], 1),
             (&guest, &["--dir", "/x:/no/such/dir"], &["exit"], 7),
             (&guest, &[], &["trap"], 134),
+            (&guest, &["--dir", ":/no/such/dir"], &["exit"], 7),
+            (&guest, &["--dir", "/x:"], &["exit"], 7),
             (&garbage, &[], &[], 1),
             (std::path::Path::new("/no/such/module.wasm"), &[], &[], 1),
             (&start_traps, &[], &[], 1),
@@ -532,7 +535,7 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
         // run of it is the same binary's (and the test's AOT compiles only
         // the project's own guests).
         let cases = match rt {
-            Runtime::WasmEdgeAot => &cases[..3],
+            Runtime::WasmEdgeAot => &cases[..5],
             _ => &cases[..],
         };
         for &(module, flags, args, code) in cases {

@@ -104,8 +104,10 @@ fn parse_command_line(argv: Vec<std::ffi::OsString>) -> Cli {
 }
 
 /// `GUEST:HOST[:readonly]` as WasmEdge splits it: the guest name at the
-/// first colon, a mode at the next. WasmEdge ignores a mode it does not
-/// know; here it is an error, so a mistyped `:readonly` cannot grant writing.
+/// first colon, a mode at the next. An empty guest name is `/` and an empty
+/// host one binds nothing (the guest runs without it), as there. WasmEdge
+/// ignores a mode it does not know; here it is an error, so a mistyped
+/// `:readonly` cannot grant writing.
 fn parse_dir(value: &str) -> Result<Preopen, String> {
     let (guest, rest) = value.split_once(':').unwrap_or((value, value));
     let (host, readonly) = match rest.split_once(':') {
@@ -117,9 +119,6 @@ fn parse_dir(value: &str) -> Result<Preopen, String> {
             ))
         }
     };
-    if guest.is_empty() || host.is_empty() {
-        return Err(format!("expected GUEST:HOST, got {value:?}"));
-    }
     Ok(Preopen {
         guest: guest.to_string(),
         host: PathBuf::from(host),
