@@ -140,12 +140,13 @@ fn aot_module(wasm: &Path) -> PathBuf {
     if !out.exists() {
         std::fs::create_dir_all(&dir).expect("create target/wasmedge-aot");
         let partial = out.with_extension(format!("partial{}", std::process::id()));
-        let result = Command::new("wasmedge")
-            .arg("compile")
-            .arg(wasm)
-            .arg(&partial)
-            .output()
-            .expect("wasmedge compile runs");
+        let result = output_bounded(
+            Command::new("wasmedge")
+                .arg("compile")
+                .arg(wasm)
+                .arg(&partial),
+            Duration::from_secs(600),
+        );
         assert!(
             result.status.success(),
             "wasmedge compile {} failed: {}",

@@ -172,7 +172,7 @@ impl SServer {
             let mut server = SServer { addr, child };
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(10) {
-                if TcpStream::connect(addr).is_ok() {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
                     return server;
                 }
                 if matches!(server.child.try_wait(), Ok(Some(_))) {
@@ -328,19 +328,30 @@ fn python_tls_server(script: &str, pki: &Pki, args: &[&str]) -> (Child, SocketAd
     let mut child = Command::new("python3")
         .args(["-c", &program, &pki.path("good.pem"), &pki.path("good.key")])
         .args(args)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 runs (apt-get install python3)");
-    let mut line = String::new();
+    // Its first line is its port; read apart, so that a server that never
+    // says it fails the test instead of holding it.
     let mut stdout = child.stdout.take().expect("stdout");
-    let mut byte = [0u8; 1];
-    while !line.ends_with('\n') {
-        let n = stdout.read(&mut byte).expect("the port");
-        assert!(n > 0, "the TLS server did not start");
-        line.push(byte[0] as char);
-    }
-    let port: u16 = line.trim().parse().expect("a port");
+    let (tell, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut line, mut byte) = (String::new(), [0u8; 1]);
+        while !line.ends_with('\n') && stdout.read(&mut byte).is_ok_and(|n| n == 1) {
+            line.push(byte[0] as char);
+        }
+        let _ = tell.send(line);
+    });
+    let line = told
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_default();
+    let Ok(port) = line.trim().parse::<u16>() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the TLS server did not start (it said {line:?})");
+    };
     (child, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 

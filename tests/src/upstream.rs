@@ -557,7 +557,7 @@ http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_pa
             .expect("nginx starts");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
         let started = std::time::Instant::now();
-        while TcpStream::connect(addr).is_err() {
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "nginx did not listen on {addr} within 10 s"

@@ -129,9 +129,16 @@ impl Drop for Host {
     }
 }
 
+/// A connection to `addr`, or an error within 5 s (a full accept queue
+/// drops the handshake, and a plain connect would wait two minutes).
+fn connect_within(addr: &str) -> std::io::Result<TcpStream> {
+    let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+}
+
 /// One POST on a new connection; whether `hello` came back whole.
 fn echo_once(addr: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(addr) else {
+    let Ok(mut stream) = connect_within(addr) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
@@ -304,12 +311,13 @@ struct Outcome {
 fn keep_asking(addr: &str, stop: &AtomicBool, outcome: &Outcome) {
     let request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
     while !stop.load(Ordering::SeqCst) {
-        let Ok(mut stream) = TcpStream::connect(addr) else {
+        let Ok(mut stream) = connect_within(addr) else {
             outcome.refused.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(20)));
         while !stop.load(Ordering::SeqCst) {
             if stream.write_all(request).is_err() {
                 outcome.refused.fetch_add(1, Ordering::SeqCst);
@@ -396,7 +404,7 @@ fn sigterm_under_load_answers_or_refuses_every_request_and_exits_0() {
 #[test]
 fn a_websocket_opened_while_shutting_down_is_closed_going_away() {
     let (mut host, addr) = Host::serving("ws_chat", 1, 20);
-    let mut stream = TcpStream::connect(&addr).expect("connects");
+    let mut stream = connect_within(&addr).expect("connects");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout set");

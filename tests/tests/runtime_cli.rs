@@ -527,15 +527,14 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
             (&guest, &[], &["trap"], 134),
             (&guest, &["--dir", ":/no/such/dir"], &["exit"], 7),
             (&guest, &["--dir", "/x:"], &["exit"], 7),
+            (&start_traps, &[], &[], 1),
             (&garbage, &[], &[], 1),
             (std::path::Path::new("/no/such/module.wasm"), &[], &[], 1),
-            (&start_traps, &[], &[], 1),
         ];
         // A module that is no module has no AOT form: the interpreter's
-        // run of it is the same binary's (and the test's AOT compiles only
-        // the project's own guests).
+        // run of it is the same binary's.
         let cases = match rt {
-            Runtime::WasmEdgeAot => &cases[..5],
+            Runtime::WasmEdgeAot => &cases[..6],
             _ => &cases[..],
         };
         for &(module, flags, args, code) in cases {
@@ -605,10 +604,6 @@ fn a_memory_exported_under_another_name_is_the_guest_s_memory() {
     let path = std::env::temp_dir().join(format!("edgepoll-mem-name-{}.wasm", std::process::id()));
     std::fs::write(&path, module).expect("write");
     on_each_runtime(|rt| {
-        // The test's AOT compiles only the project's own guests.
-        if let Runtime::WasmEdgeAot = rt {
-            return;
-        }
         let out = rt.command_with(&path, &[]).output_within();
         assert_eq!(out.status.code(), Some(0), "{}", rt.name());
         assert_eq!(out.stdout, b"hi", "{}", rt.name());

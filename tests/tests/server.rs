@@ -581,7 +581,9 @@ fn connections_reset_before_they_are_accepted_are_passed_over() {
         // SAFETY: signals to the child this test started.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
         for _ in 0..20 {
-            let stream = std::net::TcpStream::connect(server.addr).expect("connect");
+            let stream =
+                std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(10))
+                    .expect("connect");
             let linger = libc::linger {
                 l_onoff: 1,
                 l_linger: 0,

@@ -3,9 +3,10 @@
 //! ships with it (`../shared/wasi-testsuite/run.py`). Every test must pass on
 //! each: WasmEdge 0.14.1 passes them all, and edgepoll-host mirrors it.
 
-use edgepoll_tests::{all_runtimes, root, Runtime};
+use edgepoll_tests::{all_runtimes, root, wait_bounded, Runtime};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The suite's folder: `$WASI_TESTSUITE`, or `shared/wasi-testsuite` beside
 /// this checkout or beside the one it was cloned from (as CI clones it).
@@ -70,11 +71,19 @@ fn the_official_wasi_testsuite_passes_on_every_runtime() {
         suite.display()
     );
     for runtime in all_runtimes() {
-        let out = Command::new("python3")
+        // Each test has 20 s (the suite's own limit is 60 s), and all of
+        // them on one runtime half an hour, so that a runtime that hangs
+        // fails the test instead of holding CI.
+        let child = Command::new("python3")
             .arg(suite.join("run.py"))
+            .args(["--timeout", "20"])
             .arg(runtime_command(&runtime))
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("python3 runs (install python3)");
+        let out = wait_bounded(child, Duration::from_secs(1800));
         let stdout = String::from_utf8_lossy(&out.stdout);
         let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
         let passed = stdout.lines().filter(|l| l.starts_with("PASS")).count();
