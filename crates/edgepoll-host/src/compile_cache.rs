@@ -30,8 +30,8 @@ pub enum Cache {
     Off,
     /// The host's alone: used.
     Private(PathBuf),
-    /// A guest of this run can write there: not used, and emptied at the
-    /// end of the run ([`forget_exposed`]). Held open from before the
+    /// A guest of this run can write there: not used, and emptied before
+    /// the guest starts and at the end of the run ([`forget_exposed`]). Held open from before the
     /// guest ran: the guest may put a link in the path's place meanwhile.
     Exposed(std::fs::File),
 }

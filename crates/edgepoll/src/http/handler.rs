@@ -931,7 +931,7 @@ impl Handler {
                 ),
                 HeadError::Version if names_other_http_version(buf) => Refusal(
                     StatusCode::VERSION_NOT_SUPPORTED,
-                    "only HTTP/1.0 and HTTP/1.1 are supported",
+                    "only HTTP/1 is supported",
                 ),
                 HeadError::Version | HeadError::RequestLine => {
                     Refusal(StatusCode::BAD_REQUEST, "malformed request line")

@@ -221,7 +221,8 @@ impl HeadParser {
     }
 
     /// A response's status line (RFC 9112 §4) after any empty lines, as
-    /// httparse reads it: `HTTP/1.0` or `HTTP/1.1`, one space, three digits,
+    /// httparse reads it: `HTTP/1.0`, `HTTP/1.1` (or a later `HTTP/1.x`, read
+    /// as 1.1), one space, three digits,
     /// then the end of the line or a space and a reason phrase of tabs,
     /// spaces, visible ASCII and bytes from 0x80 up (a phrase holding the
     /// latter reads as empty). `Ok(None)` while incomplete.

@@ -1246,7 +1246,7 @@ impl Core {
                         }
                         Err(e) => {
                             self.work.pool.closed(&origin, usize::MAX);
-                            self.work.pool.fail(id, e.into());
+                            self.work.pool.fail(id, ClientError::Connect(e));
                         }
                     }
                 }
