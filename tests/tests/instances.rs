@@ -108,8 +108,11 @@ impl Host {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait works") {
-                std::thread::sleep(Duration::from_millis(100));
-                self.collect();
+                // Every line it wrote: the readers end at the pipes' end
+                // (10 s at most, should something it started hold them).
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+                    self.seen.push(line);
+                }
                 return status.code();
             }
             assert!(
@@ -186,7 +189,16 @@ fn two_instances_share_a_port_and_one_that_exits_is_started_again() {
         zero + one >= 8,
         "{zero} + {one} exits for 1000 requests at 100 each"
     );
-    // Each start after an exit listens again, promptly.
+    // Each start after an exit listens again, promptly: as many lines that
+    // say so as starts (the first two and each again), then each in turn.
+    // (An exit may still be told while waiting: count again until none is.)
+    loop {
+        let starts = host.count("starting it again");
+        host.wait_for("listening on", 2 + starts);
+        if host.count("starting it again") == starts {
+            break;
+        }
+    }
     let mut slowest = Duration::ZERO;
     for (at, line) in &host.seen {
         let Some(rest) = line.strip_prefix("edgepoll-host: instance ") else {
@@ -195,9 +207,10 @@ fn two_instances_share_a_port_and_one_that_exits_is_started_again() {
         let number = rest.split(' ').next().unwrap_or("");
         let tag = format!("[{number}] listening on");
         let next = host.seen.iter().find(|(t, l)| t >= at && l.contains(&tag));
-        if let Some((t, _)) = next {
-            slowest = slowest.max(t.duration_since(*at));
-        }
+        let Some((t, _)) = next else {
+            panic!("{line:?} and no {tag:?} after it: {:#?}", host.seen);
+        };
+        slowest = slowest.max(t.duration_since(*at));
     }
     println!("slowest restart, exit to listening: {slowest:?}");
     assert!(slowest < Duration::from_secs(10), "{slowest:?}");

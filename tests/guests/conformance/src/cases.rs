@@ -257,6 +257,9 @@ pub fn run(case: &str) -> Result<()> {
         "same-fd-twice" => {
             use wasmedge_wasi_socket::poll::{poll, EventType, Subscription};
             let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            // A connection waits: the first subscription is ready to read.
+            let local = net::local_addr(&listener).map_err(err("local_addr"))?;
+            let _client = net::connect(local).map_err(err("connect"))?;
             let subs = [
                 Subscription::io(1, &listener, true, false, None),
                 Subscription::io(2, &listener, true, false, None),
