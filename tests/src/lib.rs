@@ -402,8 +402,9 @@ pub fn start_server(runtime: &Runtime, extra: &[&str]) -> Running {
 }
 
 /// Starts wasm program `name` under `runtime` with `before` as its first
-/// arguments, then a free loopback address, then `after`; waits for its
-/// `listening on` line.
+/// arguments, then `127.0.0.1:0`, then `after`; waits for its `listening on
+/// ADDR` line, which names the port it bound (so no other process can take
+/// a port between its choice and its bind).
 pub fn start_program(runtime: &Runtime, name: &str, before: &[&str], after: &[&str]) -> Running {
     start_program_with(runtime, name, &[], before, after)
 }
@@ -417,12 +418,10 @@ pub fn start_program_with(
     before: &[&str],
     after: &[&str],
 ) -> Running {
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("valid address");
     let mut child = runtime
         .command_with(&wasm(name), flags)
         .args(before)
-        .arg(addr.to_string())
+        .arg("127.0.0.1:0")
         .args(after)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -443,16 +442,26 @@ pub fn start_program_with(
             let _ = err_tx.send(line);
         }
     });
-    let running = Running {
+    let mut running = Running {
         child,
-        addr,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         stderr: err_rx,
     };
-    match line_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(line) if line.starts_with("listening on") => running,
-        other => {
+    let line = line_rx.recv_timeout(Duration::from_secs(60));
+    // `listening on ADDR`, then `,` or `;` and more, or nothing.
+    let bound = line.as_ref().ok().and_then(|line| {
+        let rest = line.strip_prefix("listening on ")?;
+        let end = rest.find([',', ';', ' ']).unwrap_or(rest.len());
+        rest[..end].parse::<SocketAddr>().ok()
+    });
+    match bound {
+        Some(addr) if addr.port() != 0 => {
+            running.addr = addr;
+            running
+        }
+        _ => {
             let errors = running.stderr_lines().join("\n");
-            panic!("server did not start: {other:?}; stderr: {errors}");
+            panic!("server did not start: {line:?}; stderr: {errors}");
         }
     }
 }

@@ -30,6 +30,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    // The port bound, where the address asked for any (port 0).
+    let addr = edgepoll::net::local_addr(&listener).unwrap_or(addr);
     println!("listening on {addr}; open http://{addr}/ in two browser windows");
     let server = edgepoll::Server::new(listener, edgepoll::ServerOptions::default());
     match server.serve_websockets(chat::Chat::default()) {

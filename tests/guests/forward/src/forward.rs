@@ -391,7 +391,8 @@ fn run() -> Result<(), String> {
     let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
     let listener =
         edgepoll::net::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!("listening on {addr}");
+    let shown = edgepoll::net::local_addr(&listener).unwrap_or(addr);
+    println!("listening on {shown}");
     let options = ServerOptions {
         limits,
         client,
