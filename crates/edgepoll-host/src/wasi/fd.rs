@@ -356,16 +356,10 @@ pub fn filestat_set_times(fds: &FdTable, fd: u32, atim: u64, mtim: u64, flags: u
     if !d.can(rights::FD_FILESTAT_SET_TIMES) {
         return Err(NOTCAPABLE);
     }
-    // SAFETY: `times` holds two timespecs; the empty path names the
-    // descriptor itself (O_PATH ones included).
-    check(unsafe {
-        libc::utimensat(
-            d.host_fd(),
-            c"".as_ptr(),
-            times.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    })
+    // `futimens`, as WasmEdge's `INode::fdFilestatSetTimes`: a directory
+    // opened with no right to read it (O_PATH) gets EBADF there, as here.
+    // SAFETY: `times` holds two timespecs.
+    check(unsafe { libc::futimens(d.host_fd(), times.as_ptr()) })
 }
 
 /// `fd_fdstat_set_rights`: rights can only shrink. What is held is

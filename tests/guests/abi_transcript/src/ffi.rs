@@ -19,6 +19,7 @@ extern "C" {
     pub fn fd_fdstat_get(fd: u32, stat: u32) -> u32;
     pub fn fd_fdstat_set_flags(fd: u32, flags: u32) -> u32;
     pub fn fd_filestat_get(fd: u32, stat: u32) -> u32;
+    pub fn fd_filestat_set_times(fd: u32, atim: u64, mtim: u64, flags: u32) -> u32;
     pub fn fd_readdir(fd: u32, buf: u32, len: u32, cookie: u64, used: u32) -> u32;
     pub fn fd_prestat_get(fd: u32, out: u32) -> u32;
     pub fn fd_prestat_dir_name(fd: u32, buf: u32, len: u32) -> u32;

@@ -570,6 +570,8 @@ pub fn files(t: &mut Transcript) {
         );
     }
 
+    set_times_through_a_directory(t);
+
     t.section("WasmEdge's lookup: nested links, followed last links, ./");
     // c1 -> c2 -> ... -> c8 -> file.txt; d1 -> ... -> d7 -> file.txt.
     open_and_read(t, SANDBOX, FOLLOW, b"c1");
@@ -674,6 +676,44 @@ pub fn files(t: &mut Transcript) {
     let e = unsafe { path_symlink(name.ptr(), 8, SANDBOX, name.ptr(), 0) };
     t.log("path_symlink(empty name)", e, "");
     readdir_on_a_file(t);
+}
+
+/// `fd_filestat_set_times` on a directory opened with that right alone (no
+/// right to read it: the runtimes open it for no reading) and with reading.
+fn set_times_through_a_directory(t: &mut Transcript) {
+    const SET_TIMES: u64 = 1 << 23;
+    // The sandbox itself, opened again as `list` opens it.
+    let name = Buf::from(b".");
+    let out = Buf::zeroed(4);
+    for (what, rights) in [
+        ("set times only", SET_TIMES),
+        ("readdir too", SET_TIMES | READDIR),
+    ] {
+        // SAFETY: the runtime checks every pointer.
+        let e = unsafe {
+            path_open(
+                SANDBOX,
+                0,
+                name.ptr(),
+                name.bytes().len() as u32,
+                DIRECTORY,
+                rights,
+                0,
+                0,
+                out.ptr(),
+            )
+        };
+        if e != 0 {
+            t.log(&format!("path_open(., {what})"), e, "");
+            continue;
+        }
+        let fd = out.u32_at(0);
+        // SAFETY: a descriptor just opened.
+        let e = unsafe { fd_filestat_set_times(fd, 1_000_000_000, 2_000_000_000, 1 | 4) };
+        t.log(&format!("fd_filestat_set_times(., {what})"), e, "");
+        // SAFETY: closing the descriptor just opened.
+        unsafe { fd_close(fd) };
+    }
 }
 
 /// `fd_readdir` on a file opened with the right to it (wasi-libc asks for
