@@ -395,8 +395,8 @@ impl Drop for Running {
     }
 }
 
-/// Starts the echo server under `runtime` on a free port with extra
-/// arguments; waits for its `listening on` line.
+/// Starts the echo server under `runtime` on a port of its choosing (see
+/// [`start_program`]) with extra arguments; waits for its `listening on` line.
 pub fn start_server(runtime: &Runtime, extra: &[&str]) -> Running {
     start_program(runtime, "poll_http_server", &[], extra)
 }

@@ -199,18 +199,29 @@ fn two_instances_share_a_port_and_one_that_exits_is_started_again() {
             break;
         }
     }
+    // Paired by position per instance, not by time: the exit line comes on
+    // stderr, the listening line on stdout, each read by its own thread, so
+    // their stamps may come out of order. Instance N's k-th exit goes with
+    // its (k+1)-th listening line.
     let mut slowest = Duration::ZERO;
-    for (at, line) in &host.seen {
-        let Some(rest) = line.strip_prefix("edgepoll-host: instance ") else {
-            continue;
-        };
-        let number = rest.split(' ').next().unwrap_or("");
-        let tag = format!("[{number}] listening on");
-        let next = host.seen.iter().find(|(t, l)| t >= at && l.contains(&tag));
-        let Some((t, _)) = next else {
-            panic!("{line:?} and no {tag:?} after it: {:#?}", host.seen);
-        };
-        slowest = slowest.max(t.duration_since(*at));
+    for number in 0..2 {
+        let exits: Vec<Instant> = (host.seen.iter())
+            .filter(|(_, l)| l.starts_with(&format!("edgepoll-host: instance {number} exited")))
+            .map(|(t, _)| *t)
+            .collect();
+        let listening: Vec<Instant> = (host.seen.iter())
+            .filter(|(_, l)| l.starts_with(&format!("[{number}] listening on")))
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(
+            listening.len(),
+            exits.len() + 1,
+            "instance {number}: {:#?}",
+            host.seen
+        );
+        for (exit, listened) in exits.iter().zip(&listening[1..]) {
+            slowest = slowest.max(listened.saturating_duration_since(*exit));
+        }
     }
     println!("slowest restart, exit to listening: {slowest:?}");
     assert!(slowest < Duration::from_secs(10), "{slowest:?}");

@@ -226,7 +226,7 @@ impl ClientError {
     /// server.
     ///
     /// ```
-    /// use edgepoll::client::ClientError;
+    /// use edgepoll::ClientError;
     /// use std::io::{Error, ErrorKind};
     /// let unreachable = ClientError::Connect(Error::from(ErrorKind::HostUnreachable));
     /// assert!(!unreachable.is_local());
