@@ -120,8 +120,8 @@ pub fn load(engine: &Engine, bytes: &[u8], cache: &Cache) -> wasmtime::Result<Mo
     Ok(module)
 }
 
-/// Empties an exposed cache of its entries: a guest that could write them
-/// has run.
+/// Empties an exposed cache of its entries: before a guest that could write
+/// them runs (one before it may have), and after.
 pub fn forget_exposed(cache: &Cache) {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;

@@ -2,8 +2,8 @@
 //! outstanding, round-robin among equals, and none that failed lately.
 //!
 //! Health is passive, as nginx's `max_fails=1 fail_timeout`: an upstream
-//! whose connection was refused, reset or timed out, or that answered
-//! garbage, is ejected for a while; after that, one request at a time probes
+//! whose connection was refused, unreachable, reset or timed out, or that
+//! answered garbage, is ejected for a while; after that, one request at a time probes
 //! it, and the first success brings it back. A lone upstream is never
 //! ejected (nginx does the same): there is nowhere else to send to, and
 //! refusing would only hide its recovery.
@@ -129,7 +129,7 @@ impl Balancer {
         }
     }
 
-    /// The upstream refused, reset, timed out or answered garbage: the
+    /// The upstream refused, was unreachable, reset, timed out or answered garbage: the
     /// request is over, and the upstream is ejected unless it is alone or
     /// the request was sent before its latest ejection. True when this
     /// ejected it.

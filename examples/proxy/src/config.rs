@@ -38,9 +38,10 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --help                 this text
 
 Each request goes to the upstream with the fewest requests outstanding
-(round-robin among equals). An upstream that refuses, resets, times out or
-answers garbage is left out for --eject seconds; a request that could not
-reach one (refused, no connection in time) is tried on another, whatever its
+(round-robin among equals). An upstream that refuses, is unreachable, resets,
+times out or answers garbage is left out for --eject seconds; a request that
+could not reach one (refused, unreachable, no connection in time) is tried on
+another, whatever its
 method, when its body (if any) is under 64 KiB (larger bodies stream through,
 and cannot be sent twice). No
 upstream reachable: 502; too slow: 504; garbage: 502; a response that

@@ -220,10 +220,11 @@ impl ClientError {
         }
     }
 
-    /// Whether a [`Connect`](Self::Connect) failed for want of something on
-    /// this side (a descriptor, a local port, memory) rather than for the
-    /// server or its network: a forwarder does not hold that against the
-    /// server.
+    /// Whether a [`Connect`](Self::Connect) failed for a reason of this
+    /// side's (no descriptor, local port or memory free, this host's
+    /// firewall: anything but the server's signs, an unreachable host or
+    /// network, a network down, a time out, a reset or an abort): a
+    /// forwarder does not hold that against the server.
     ///
     /// ```
     /// use edgepoll::ClientError;

@@ -45,7 +45,8 @@ pub struct Limits {
     /// Largest body a service may take in pieces ([`Dispatch::streams`](super::Dispatch::streams)):
     /// a longer `Content-Length` is not offered for streaming (413 as
     /// usual); a chunked body that grows past it ends the connection.
-    /// Unlimited by default.
+    /// Unlimited by default (but a `Content-Length` of more than 19 digits,
+    /// read as `u64::MAX`, is never offered).
     pub max_stream_bytes: u64,
     /// Bodies with a `Content-Length` up to this are never offered for
     /// streaming (the service is not asked): they come whole, as for a

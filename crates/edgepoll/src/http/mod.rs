@@ -9,7 +9,7 @@
 //!
 //! | input | answer |
 //! |---|---|
-//! | malformed request line or header field, bare LF, missing or repeated `Host` in HTTP/1.1, a `Host` that names no host, a `host:port` target on a method other than CONNECT or `*` on one other than OPTIONS, conflicting or invalid `Content-Length`, `Content-Length` with `Transfer-Encoding`, bad chunk framing or trailer fields | 400 |
+//! | malformed request line or header field, bare LF, missing or repeated `Host` in HTTP/1.1, a `Host` that names no host, a `host:port` target on a method other than CONNECT or `*` on one other than OPTIONS, a CONNECT target other than `host:port` (where the service answers CONNECT), conflicting or invalid `Content-Length`, `Content-Length` with `Transfer-Encoding`, bad chunk framing or trailer fields | 400 |
 //! | head not complete within [`Limits::header_timeout`], body stalled past [`Limits::idle_timeout`] | 408 |
 //! | body larger than [`Limits::max_body_bytes`] | 413 |
 //! | `Expect` other than `100-continue` | 417 |

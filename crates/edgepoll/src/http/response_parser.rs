@@ -102,7 +102,8 @@ struct Head {
     keep_alive: bool,
 }
 
-/// The most header fields a response may have.
+/// The most header fields a response may have, and the most folded lines
+/// in one head (each costs a pass over the head as it arrives).
 const MAX_FIELDS: usize = 128;
 
 /// The most interim responses kept for the caller per response: a server

@@ -24,7 +24,8 @@ pub trait Service {
     /// Whether CONNECT requests reach [`call`](Self::call). By default the
     /// connection answers them 501 itself: it never turns into a tunnel, and a
     /// 2xx to CONNECT would tell the client it had one. A service that opts in
-    /// answers CONNECT as it likes; the connection closes after that answer.
+    /// answers CONNECT as it likes (a target other than `host:port` still gets
+    /// 400 first); the connection closes after that answer.
     ///
     /// ```
     /// use edgepoll::http::{Request, Response, Service, StatusCode};
