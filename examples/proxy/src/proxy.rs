@@ -97,10 +97,16 @@ impl Proxy {
         // request goes without its offer, and the answer (not a 101) is the
         // client's. The offer stays with the request kept for a retry,
         // which may go to a plain upstream.
-        let tls = self.balancer.upstream(ticket.upstream).url.tls;
-        let stripped = (tls && request.offers_upgrade()).then(|| request.clone().without_upgrade());
+        let stripped;
+        let sent = match request.url().tls && request.offers_upgrade() {
+            true => {
+                stripped = request.clone().without_upgrade();
+                &stripped
+            }
+            false => &request,
+        };
         let body_from = streams_body.then_some(responder);
-        match cx.fetch_stream(stripped.as_ref().unwrap_or(&request), body_from) {
+        match cx.fetch_stream(sent, body_from) {
             Ok(exchange) => {
                 let tried = tried | bit(ticket.upstream);
                 let to_head = request.method() == "HEAD";
