@@ -114,6 +114,8 @@ pub struct Seen {
     pub accepted: AtomicUsize,
     /// Requests answered, by path, in the order answered.
     pub answered: Mutex<Vec<String>>,
+    /// Requests read, by path, in the order read (before any delay).
+    pub received: Mutex<Vec<String>>,
     /// Body bytes a [`Behaviour::Source`] has written.
     pub written: std::sync::atomic::AtomicU64,
 }
@@ -474,6 +476,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             return;
         }
         answered += 1;
+        seen.received.lock().expect("lock").push(path.clone());
         if let Behaviour::Stall = behaviour {
             // Hold the connection until the peer leaves.
             let mut sink = [0u8; 1024];

@@ -517,8 +517,9 @@ fn an_idle_pooled_connection_that_the_upstream_misuses_or_closes_is_not_used_aga
             let first = String::from_utf8_lossy(&body).into_owned();
             assert!(first.starts_with("connection "), "{first}");
             // The upstream moves 30 ms after its answer; the loop sees it
-            // at its next full poll at the latest (every 100 ms).
-            std::thread::sleep(Duration::from_millis(300));
+            // at its next full poll at the latest (every 100 ms): ten of
+            // them, for a loaded machine.
+            std::thread::sleep(Duration::from_millis(1000));
             stream
                 .write_all(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
                 .expect("send");

@@ -230,17 +230,23 @@ fn requests_spread_over_upstreams_by_fewest_outstanding() {
         let b = NativeUpstream::start(Behaviour::Echo);
         let proxy = start_proxy(runtime, &[a.addr.to_string(), b.url()], &[]);
         // One slow request holds a: while it waits, the others go to b.
+        // (Its upstream has it before they start; 5 s is time enough for
+        // them on a loaded machine.)
         let slow = std::thread::spawn({
             let addr = proxy.addr;
             move || {
                 let mut stream = connect(addr);
                 stream
-                    .write_all(b"GET /delay/1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .write_all(b"GET /delay/5000 HTTP/1.1\r\nHost: x\r\n\r\n")
                     .expect("send");
                 read_response(&mut stream)
             }
         });
-        std::thread::sleep(Duration::from_millis(300));
+        let arrived = |u: &NativeUpstream| u.seen.received.lock().expect("lock").len();
+        assert!(
+            wait_until(Duration::from_secs(30), || arrived(&a) + arrived(&b) == 1),
+            "the slow request reached no upstream"
+        );
         let mut stream = connect(proxy.addr);
         for i in 0..6 {
             let body = format!("n{i}");
