@@ -364,6 +364,39 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A loopback port no one listens on, held for as long as this lives: a
+/// socket is bound to it and never listens, so connections to it are
+/// refused and no other process is given the port meanwhile (a port found
+/// free and released could be).
+pub struct RefusedPort {
+    _held: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+pub fn refused_port() -> RefusedPort {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // address structures are initialised before use.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let held = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let bound = libc::bind(fd, std::ptr::addr_of!(addr).cast(), len);
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut got_len = len;
+        let named = libc::getsockname(fd, std::ptr::addr_of_mut!(addr).cast(), &mut got_len);
+        assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+        RefusedPort {
+            _held: held,
+            port: u16::from_be(addr.sin_port),
+        }
+    }
+}
+
 /// A running program, killed on drop.
 pub struct Running {
     child: Child,

@@ -3,7 +3,8 @@
 
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream};
 use edgepoll_tests::{
-    cpu_ticks, free_port, on_each_runtime, run_wasm, scratch_dir, wait_bounded, wasm, Runtime,
+    cpu_ticks, free_port, on_each_runtime, refused_port, run_wasm, scratch_dir, wait_bounded, wasm,
+    Runtime,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -253,7 +254,8 @@ fn chunked_length_and_close_delimited_responses_are_read_completely() {
 #[test]
 fn refused_reset_and_timeout_each_fail_clearly() {
     on_each_runtime(|rt| {
-        let refused = run_client(rt, &[&format!("http://127.0.0.1:{}/", free_port())]);
+        let nobody = refused_port();
+        let refused = run_client(rt, &[&format!("http://127.0.0.1:{}/", nobody.port)]);
         assert!(!refused.status.success());
         assert!(
             String::from_utf8_lossy(&refused.stderr).contains("connection refused"),
@@ -296,7 +298,8 @@ fn a_failing_request_does_not_spoil_the_others() {
     on_each_runtime(|rt| {
         let server = serve(Reply::Length(Duration::ZERO));
         let good = format!("http://{}/", server.addr);
-        let bad = format!("http://127.0.0.1:{}/", free_port());
+        let nobody = refused_port();
+        let bad = format!("http://127.0.0.1:{}/", nobody.port);
         let out = run_client(rt, &["-d", "fine", &good, &bad, &good]);
         assert!(!out.status.success());
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -579,7 +582,8 @@ fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
         let fresh = dir.join("fresh.bin");
         let _ = std::fs::remove_file(&fresh);
         let preopen = format!("{}:{}", dir.display(), dir.display());
-        let refused = format!("http://127.0.0.1:{}/", free_port());
+        let nobody = refused_port();
+        let refused = format!("http://127.0.0.1:{}/", nobody.port);
         for file in [&kept, &fresh] {
             let child = rt
                 .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])

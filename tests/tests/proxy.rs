@@ -5,7 +5,7 @@
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
-    connect, connect_with_a_small_receive_buffer, free_port, on_each_runtime, read_response,
+    connect, connect_with_a_small_receive_buffer, on_each_runtime, read_response, refused_port,
     run_ws_clients, start_program, start_server, wait_until, Running, Runtime,
 };
 use std::io::{Read, Write};
@@ -321,7 +321,8 @@ fn each_failure_gets_its_answer_and_the_healthy_load_goes_on() {
         });
 
         // A refused port: 502, and one log line naming it.
-        let refused = format!("127.0.0.1:{}", free_port());
+        let nobody = refused_port();
+        let refused = format!("127.0.0.1:{}", nobody.port);
         let proxy = start_proxy(runtime, std::slice::from_ref(&refused), &[]);
         let (head, _) = ask(&proxy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(status(&head), 502, "refused: {head}");
@@ -392,7 +393,8 @@ fn each_failure_gets_its_answer_and_the_healthy_load_goes_on() {
 fn a_request_that_reached_no_upstream_is_retried_on_another_whatever_its_method() {
     on_each_runtime(|runtime| {
         let up = NativeUpstream::start(Behaviour::Echo);
-        let refused = format!("127.0.0.1:{}", free_port());
+        let nobody = refused_port();
+        let refused = format!("127.0.0.1:{}", nobody.port);
         for request in [
             "GET /again HTTP/1.1\r\nHost: x\r\n\r\n",
             "POST /again HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
@@ -946,7 +948,8 @@ fn clients_that_leave_while_their_upstream_stalls_end_its_exchanges() {
         // are retried on the stalled one, whose exchange must end as well.
         for refusing_first in [false, true] {
             let stalled = NativeUpstream::start(Behaviour::Stall);
-            let refused = format!("127.0.0.1:{}", free_port());
+            let nobody = refused_port();
+            let refused = format!("127.0.0.1:{}", nobody.port);
             let upstreams = match refusing_first {
                 false => vec![stalled.addr.to_string()],
                 true => vec![refused.clone(), stalled.addr.to_string()],

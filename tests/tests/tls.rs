@@ -6,7 +6,7 @@
 use edgepoll_tests::tls::{CloseDelimited, NotifyCheck, Pki, Raw, RawServer, SServer, SlowReader};
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
-    connect, cpu_ticks, free_port, on_each_runtime, read_response, run_wasm_with,
+    connect, cpu_ticks, on_each_runtime, read_response, refused_port, run_wasm_with,
     start_program_with, wait_bounded, wait_until, wasm, Runtime,
 };
 use std::io::{Read, Write};
@@ -279,7 +279,8 @@ fn the_proxy_reaches_https_upstreams() {
         // An offer to switch protocols, refused by a plain upstream's port,
         // goes again to the https:// one without the offer (a tunnel does
         // not pass through TLS), as it would have gone there first.
-        let refused = format!("http://127.0.0.1:{}", free_port());
+        let nobody = refused_port();
+        let refused = format!("http://127.0.0.1:{}", nobody.port);
         let proxy = start_program_with(
             runtime,
             "proxy",
@@ -327,7 +328,8 @@ fn the_proxy_reaches_https_upstreams() {
         // The other way round: an offer refused by an https:// upstream's
         // port (sent there without it) goes to a plain one with it, and
         // switches there.
-        let refused_tls = format!("https://localhost:{}", free_port());
+        let nobody = refused_port();
+        let refused_tls = format!("https://localhost:{}", nobody.port);
         let far = NativeUpstream::start(Behaviour::Switch);
         let proxy = start_program_with(
             runtime,
