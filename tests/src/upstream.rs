@@ -537,42 +537,55 @@ impl Nginx {
         ));
         let root = dir.join("root");
         std::fs::create_dir_all(&root).expect("nginx root");
-        let port = crate::free_port();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
-events {{ worker_connections 1024; }}\n\
-http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
-  server {{\n    listen 127.0.0.1:{port} {listen_options};\n    root {root};\n    location = /fixed {{ return 200 \"fixed answer from nginx\\n\"; }}\n    {extra}\n  }}\n}}\n",
-            dir = dir.display(),
-            root = root.display(),
-        );
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nginx starts");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        let started = std::time::Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nginx did not listen on {addr} within 10 s"
+        // A port found free may be taken before nginx binds it: then nginx
+        // exits, and it is started again on another.
+        for _ in 0..5 {
+            let port = crate::free_port();
+            let conf = format!(
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
+    events {{ worker_connections 1024; }}\n\
+    http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
+      server {{\n    listen 127.0.0.1:{port} {listen_options};\n    root {root};\n    location = /fixed {{ return 200 \"fixed answer from nginx\\n\"; }}\n    {extra}\n  }}\n}}\n",
+                dir = dir.display(),
+                root = root.display(),
             );
-            std::thread::sleep(Duration::from_millis(20));
+            let conf_path = dir.join("nginx.conf");
+            std::fs::write(&conf_path, conf).expect("write nginx.conf");
+            let mut child = Command::new(&bin)
+                .arg("-c")
+                .arg(&conf_path)
+                .arg("-p")
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("nginx starts");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+            let started = std::time::Instant::now();
+            let exited = |child: &mut std::process::Child| matches!(child.try_wait(), Ok(Some(_)));
+            let mut listening = false;
+            while started.elapsed() < Duration::from_secs(10) && !exited(&mut child) {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+                    listening = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // What answered must be this nginx, still running.
+            std::thread::sleep(Duration::from_millis(100));
+            if listening && !exited(&mut child) {
+                return Nginx {
+                    addr,
+                    root,
+                    child,
+                    dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        Nginx {
-            addr,
-            root,
-            child,
-            dir,
-        }
+        panic!("nginx did not start in 5 attempts");
     }
 
     pub fn url(&self) -> String {
