@@ -308,31 +308,45 @@ fn host_is_valid(buf: &[u8], value: Range<usize>) -> bool {
 /// or IPv4 address, or an IPv6 literal in brackets, then an optional port.
 /// Empty is allowed (a target without an authority).
 pub(crate) fn is_valid_host(value: &[u8]) -> bool {
+    host_and_port(value).is_some()
+}
+
+/// A CONNECT target (RFC 9112 §3.2.3): `uri-host ":" port`, a host that is
+/// not empty and a port of at least one digit.
+pub(crate) fn is_host_and_port(value: &[u8]) -> bool {
+    matches!(host_and_port(value), Some((false, Some(port))) if !port.is_empty())
+}
+
+/// A valid `host[:port]` split: whether the host is empty, and the port's
+/// digits if a colon is there.
+fn host_and_port(value: &[u8]) -> Option<(bool, Option<&[u8]>)> {
     let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
-        let Some(end) = rest.iter().position(|&b| b == b']') else {
-            return false;
-        };
+        let end = rest.iter().position(|&b| b == b']')?;
         let literal = &rest[..end];
         let ipv6 = !literal.is_empty()
             && literal
                 .iter()
                 .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
         if !ipv6 {
-            return false;
+            return None;
         }
         match &rest[end + 1..] {
-            [] => (&b""[..], None),
-            [b':', port @ ..] => (&b""[..], Some(port)),
-            _ => return false,
+            [] => (literal, None),
+            [b':', port @ ..] => (literal, Some(port)),
+            _ => return None,
         }
     } else {
-        match value.iter().rposition(|&b| b == b':') {
+        let (host, port) = match value.iter().rposition(|&b| b == b':') {
             Some(i) => (&value[..i], Some(&value[i + 1..])),
             None => (value, None),
+        };
+        if !super::scan::is_reg_name(host) {
+            return None;
         }
+        (host, port)
     };
-    let reg_name = super::scan::is_reg_name(host);
-    reg_name && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
+    let digits = port.is_none_or(|p| p.iter().all(u8::is_ascii_digit));
+    digits.then_some((host.is_empty(), port))
 }
 
 #[cfg(test)]

@@ -998,7 +998,7 @@ impl Handler {
                 ))
             }
             // RFC 9112 §3.2.3: `uri-host ":" port`, both there.
-            (TargetForm::Authority, true) if !is_host_and_port(target) => {
+            (TargetForm::Authority, true) if !super::framing::is_host_and_port(target) => {
                 return Err(Refusal(
                     StatusCode::BAD_REQUEST,
                     "CONNECT needs a host:port target",
@@ -2197,16 +2197,6 @@ fn chunked_refusal(error: ChunkedError) -> Refusal {
         _ => StatusCode::BAD_REQUEST,
     };
     Refusal(status, error.as_str())
-}
-
-/// A CONNECT target: a valid host, not empty, then `:` and a port of at
-/// least one digit.
-fn is_host_and_port(target: &[u8]) -> bool {
-    // The last colon, past an IPv6 literal's closing bracket if any.
-    let colon = target.iter().rposition(|&b| b == b':');
-    let bracket = target.iter().rposition(|&b| b == b']');
-    let port_at = colon.filter(|&at| at > 0 && bracket.is_none_or(|b| at > b));
-    port_at.is_some_and(|at| at + 1 < target.len()) && super::framing::is_valid_host(target)
 }
 
 /// Whether the request line ends in `HTTP/<digit>...` — a version we could name
