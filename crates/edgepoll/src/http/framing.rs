@@ -306,9 +306,11 @@ fn host_is_valid(buf: &[u8], value: Range<usize>) -> bool {
 
 /// A Host field value (RFC 9110 §7.2, RFC 3986 §3.2.2): a registered name
 /// or IPv4 address, or an IPv6 literal in brackets, then an optional port.
-/// Empty is allowed (a target without an authority).
+/// Empty is allowed (a target without an authority), but not a port without
+/// a host (`:80`): an `http` URI with an empty host is invalid, and its
+/// recipient must reject it (RFC 9110 §4.2.1); nginx answers 400 too.
 pub(crate) fn is_valid_host(value: &[u8]) -> bool {
-    host_and_port(value).is_some()
+    matches!(host_and_port(value), Some((empty, port)) if !empty || port.is_none())
 }
 
 /// A CONNECT target (RFC 9112 §3.2.3): `uri-host ":" port`, a host that is

@@ -504,8 +504,8 @@ pub(crate) fn short_host_is_valid(buf: &[u8], value: std::ops::Range<usize>) -> 
         if colon == 0 {
             return Some(true);
         }
-        // Two colons put one in the name part.
-        if colon & (colon - 1) != 0 {
+        // Two colons put one in the name part; one first leaves no name.
+        if colon & (colon - 1) != 0 || colon == 1 {
             return Some(false);
         }
         let port = masks.all & !(colon | (colon - 1));

@@ -1254,7 +1254,7 @@ fn connect_gets_501_unless_the_service_answers_it() {
 #[test]
 fn host_fields_that_name_no_host_get_400() {
     for host in [
-        "a b", "[::1", "[::1]x", "x:80a", "a/b", "a@b", "[zz]", "a%4", "x:8:0",
+        "a b", "[::1", "[::1]x", "x:80a", "a/b", "a@b", "[zz]", "a%4", "x:8:0", ":80", ":",
     ] {
         assert_refused(
             format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
