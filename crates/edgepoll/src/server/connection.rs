@@ -255,7 +255,7 @@ impl<F: FnMut(crate::ws::Message<'_>) -> usize> Endpoint for WsEndpoint<'_, F> {
     }
 
     fn output(&self) -> [&[u8]; 2] {
-        [self.socket.pending_output(), &[]]
+        self.socket.pending_output_parts()
     }
 
     fn sent(&mut self, n: usize) {

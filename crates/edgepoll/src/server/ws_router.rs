@@ -6,7 +6,12 @@ use super::core::{step_ws, Core};
 use super::driven::Driven;
 use crate::ws::{self, WebSocket};
 use crate::Token;
+use bytes::Bytes;
 use std::time::Instant;
+
+/// Broadcast rounds of at least this many bytes are shared between the
+/// queues, not copied into each.
+const SHARE_FROM: usize = 4096;
 
 /// Delivers the outbox until it stays empty (delivering may close
 /// connections, and the application may queue more when told).
@@ -24,9 +29,12 @@ pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) 
             }
             ws::Action::Broadcast(_) => {
                 everyone = true;
+                // A large round is held once, by every queue it goes to; a
+                // small one is cheaper copied than counted.
+                let shared = (frames.len() >= SHARE_FROM).then(|| Bytes::copy_from_slice(frames));
                 for index in 0..core.slots.len() {
                     if let Some(socket) = open_socket(core, index) {
-                        socket.queue_frames(frames, now);
+                        socket.queue_frames(frames, shared.as_ref(), now);
                     }
                 }
             }

@@ -3,6 +3,7 @@
 use super::frame::{apply_mask, read_header, write_frame, FrameError, Opcode};
 use super::utf8::valid_prefix;
 use crate::http::output::OutputBuffer;
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 /// Limits of one WebSocket connection.
@@ -104,6 +105,17 @@ impl CloseCode {
     fn may_be_sent(self) -> bool {
         matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
+}
+
+/// What becomes of a frame sent to a socket: see `WebSocket::admit_frame`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admitted {
+    /// It is queued.
+    Yes,
+    /// It is not, and need not be (the socket is closing).
+    No,
+    /// The queue was at its limit: the connection is dropped.
+    Dropped,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -497,9 +509,19 @@ impl WebSocket {
     /// Queues an encoded frame (one encoding, many receivers: a broadcast);
     /// false if the queue is full, and then the connection is to be dropped.
     pub fn queue_frame(&mut self, frame: &[u8], now: Instant) -> bool {
+        let admitted = self.admit_frame(now);
+        if admitted == Admitted::Yes {
+            self.output.buffer().extend_from_slice(frame);
+        }
+        admitted != Admitted::Dropped
+    }
+
+    /// Whether a frame goes into the queue now, as [`queue_frame`](Self::queue_frame)
+    /// decides (and the connection dropped when its queue is at the limit).
+    fn admit_frame(&mut self, now: Instant) -> Admitted {
         match self.state {
-            State::Dropped => return false,
-            _ if !self.takes_frames() => return true,
+            State::Dropped => return Admitted::Dropped,
+            _ if !self.takes_frames() => return Admitted::No,
             _ => {}
         }
         // A frame always goes into a queue under the limit (a message may
@@ -508,37 +530,52 @@ impl WebSocket {
             // It does not read: what is queued would never arrive, and more
             // would only grow the server's memory.
             self.drop_output();
-            return false;
+            return Admitted::Dropped;
         }
         if self.output.is_empty() {
             self.last_sent = now;
         }
-        self.output.buffer().extend_from_slice(frame);
-        true
+        Admitted::Yes
     }
 
     /// Queues encoded frames back to back (a round of broadcasts) as
     /// [`queue_frame`](Self::queue_frame) would one by one, but with one copy
-    /// when all of them fit the queue.
+    /// when all of them fit the queue; none when they come `shared` (the
+    /// same bytes as `frames`, which every receiver's queue then holds by
+    /// reference: a large broadcast costs its size once, not once a member).
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
-    pub(crate) fn queue_frames(&mut self, frames: &[u8], now: Instant) -> bool {
+    pub(crate) fn queue_frames(
+        &mut self,
+        frames: &[u8],
+        shared: Option<&Bytes>,
+        now: Instant,
+    ) -> bool {
         if self.takes_frames() && self.output.len() + frames.len() <= self.limits.max_queued_bytes {
             if self.output.is_empty() {
                 self.last_sent = now;
             }
-            self.output.buffer().extend_from_slice(frames);
+            match shared {
+                Some(shared) => self.output.push_piece(shared.clone()),
+                None => self.output.buffer().extend_from_slice(frames),
+            }
             return true;
         }
         // Together over the limit: one at a time, so that the limit holds
         // as it does for each.
-        let mut rest = frames;
-        while let Ok(Some(header)) = read_header(rest) {
-            let len = header.header_len + header.payload_len as usize;
-            let Some(frame) = rest.get(..len) else { break };
-            if !self.queue_frame(frame, now) {
-                return false;
+        let mut at = 0;
+        while let Ok(Some(header)) = read_header(&frames[at..]) {
+            let end = (at + header.header_len).saturating_add(header.payload_len as usize);
+            let Some(frame) = frames.get(at..end) else {
+                break;
+            };
+            let admitted = self.admit_frame(now);
+            match (admitted, shared) {
+                (Admitted::Dropped, _) => return false,
+                (Admitted::No, _) => {}
+                (Admitted::Yes, Some(shared)) => self.output.push_piece(shared.slice(at..end)),
+                (Admitted::Yes, None) => self.output.buffer().extend_from_slice(frame),
             }
-            rest = &rest[len..];
+            at = end;
         }
         true
     }
@@ -551,6 +588,17 @@ impl WebSocket {
             // Set only while the close frame waits whole.
             State::Closing => self.replies_first,
             State::Dropped => false,
+        }
+    }
+
+    /// What is to be sent, in up to two parts for one vectored send (a
+    /// shared broadcast is a part of its own): see
+    /// [`pending_output`](Self::pending_output).
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+    pub(crate) fn pending_output_parts(&self) -> [&[u8]; 2] {
+        match self.output.is_empty() {
+            false => self.output.pending_parts(),
+            true => [&self.close_frame, &[]],
         }
     }
 

@@ -309,6 +309,27 @@ fn a_full_queue_drops_the_connection_and_frees_it() {
     assert_eq!(ws.buffered_capacity(), 0);
 }
 
+/// Queues `frames` as a broadcast round does: copied, or `shared` (held by
+/// reference, as a large round is).
+fn queue_round(ws: &mut WebSocket, frames: &[u8], shared: bool, now: Instant) -> bool {
+    let shared = shared.then(|| bytes::Bytes::copy_from_slice(frames));
+    ws.queue_frames(frames, shared.as_ref(), now)
+}
+
+/// Everything the socket has to send, sent.
+fn drain_output(ws: &mut WebSocket, now: Instant) -> Vec<u8> {
+    let mut sent = Vec::new();
+    loop {
+        let pending = ws.pending_output();
+        if pending.is_empty() {
+            return sent;
+        }
+        sent.extend_from_slice(pending);
+        let n = pending.len();
+        ws.consume_output(n, now);
+    }
+}
+
 /// A peer that reads is not dropped for one large message meeting a few
 /// bytes not yet sent (one member's "a", then 300 KiB, broadcast in one
 /// run to everyone in a chat); a queue already at its limit is.
@@ -319,11 +340,15 @@ fn a_large_message_behind_a_few_queued_bytes_is_queued() {
     let mut run = Vec::new();
     write_frame(&mut run, Opcode::Text, b"a");
     write_frame(&mut run, Opcode::Text, &vec![b'y'; 300 << 10]);
-    let mut ws = WebSocket::new(limits.clone(), now);
-    assert!(ws.queue_frames(&run, now) && !ws.is_dropped());
-    assert_eq!(ws.pending_output(), &run[..]);
-    // Now over the limit, unsent: the next send drops it.
-    assert!(!ws.send(Message::Text("more"), now) && ws.is_dropped());
+    for shared in [false, true] {
+        let mut ws = WebSocket::new(limits.clone(), now);
+        assert!(queue_round(&mut ws, &run, shared, now) && !ws.is_dropped());
+        // Now over the limit, unsent: the next send drops it.
+        assert!(!ws.send(Message::Text("more"), now) && ws.is_dropped());
+        let mut ws = WebSocket::new(limits.clone(), now);
+        assert!(queue_round(&mut ws, &run, shared, now));
+        assert_eq!(drain_output(&mut ws, now), run, "shared: {shared}");
+    }
     // One by one, the same.
     let mut ws = WebSocket::new(limits, now);
     assert!(ws.send(Message::Text("a"), now));
@@ -342,21 +367,33 @@ fn a_run_of_frames_is_queued_whole_when_it_fits_and_frame_by_frame_when_not() {
     for byte in 1..=3 {
         write_frame(&mut run, Opcode::Binary, &[byte; 1000]);
     }
-    // The run is over the limit: each frame goes in while the queue is
-    // under it (the third finds 2008 bytes), and a fourth finds it over.
-    let mut ws = WebSocket::new(limits.clone(), now);
-    assert!(ws.queue_frames(&run, now));
-    assert_eq!(ws.pending_output(), &run[..]);
-    assert!(!ws.queue_frames(&run[..frame_len(1000)], now));
-    assert!(ws.is_dropped() && ws.buffered_capacity() == 0);
-    // Two frames fit: queued as they are, in order; the third goes in
-    // (the queue is under the limit), a fourth does not.
-    let mut ws = WebSocket::new(limits, now);
-    let two = frame_len(1000) * 2;
-    assert!(ws.queue_frames(&run[..two], now));
-    assert_eq!(ws.pending_output(), &run[..two]);
-    assert!(ws.queue_frames(&run[two..], now));
-    assert!(!ws.queue_frames(&run[two..], now) && ws.is_dropped());
+    let one = frame_len(1000);
+    let two = one * 2;
+    for shared in [false, true] {
+        // The run is over the limit: each frame goes in while the queue is
+        // under it (the third finds 2008 bytes), and a fourth finds it over.
+        let mut ws = WebSocket::new(limits.clone(), now);
+        assert!(queue_round(&mut ws, &run, shared, now));
+        assert!(!queue_round(&mut ws, &run[..one], shared, now));
+        assert!(ws.is_dropped() && ws.buffered_capacity() == 0);
+        let mut ws = WebSocket::new(limits.clone(), now);
+        assert!(queue_round(&mut ws, &run, shared, now));
+        assert_eq!(drain_output(&mut ws, now), run, "shared: {shared}");
+        // Two frames fit: queued as they are, in order; the third goes in
+        // (the queue is under the limit), a fourth does not.
+        let mut ws = WebSocket::new(limits.clone(), now);
+        assert!(queue_round(&mut ws, &run[..two], shared, now));
+        assert!(queue_round(&mut ws, &run[two..], shared, now));
+        assert!(!queue_round(&mut ws, &run[two..], shared, now) && ws.is_dropped());
+        let mut ws = WebSocket::new(limits.clone(), now);
+        assert!(queue_round(&mut ws, &run[..two], shared, now));
+        assert!(ws.send(Message::Text("after"), now));
+        assert!(queue_round(&mut ws, &run[two..], shared, now));
+        let mut expected = run[..two].to_vec();
+        write_frame(&mut expected, Opcode::Text, b"after");
+        expected.extend_from_slice(&run[two..]);
+        assert_eq!(drain_output(&mut ws, now), expected, "shared: {shared}");
+    }
 }
 
 /// Replies to the messages read before a close (the peer's, or one for a
