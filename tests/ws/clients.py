@@ -60,9 +60,10 @@ async def fragments_and_binary():
         await until(ws, lambda m: m == "frag: fragmented tëxt", "the fragmented text")
         await ws.send([b"\x00\x01", b"\xff"])
         await until(ws, lambda m: m == b"frag: \x00\x01\xff", "the fragmented binary")
-        blob = os.urandom(300_000)
+        # The chat's largest message (64 KiB), less its sender's name.
+        blob = os.urandom(64 * 1024 - 6)
         await ws.send(blob)
-        await until(ws, lambda m: m == b"frag: " + blob, "the 300 kB binary")
+        await until(ws, lambda m: m == b"frag: " + blob, "the 64 KiB binary")
 
 
 async def ping_pong():
@@ -186,9 +187,10 @@ async def handshakes():
     # A frame sent right behind the handshake is not lost.
     async with connect(f"{URL}?name=watch") as watcher:
         with raw() as s:
-            head = handshake(s, extra=masked(0x81, b"early bird"))
+            # Its own name: the chat makes a name in use unique ("raw (2)").
+            head = handshake(s, extra=masked(0x81, b"early bird"), name=b"early")
             assert head.startswith(b"HTTP/1.1 101 "), head
-            await until(watcher, lambda m: m == "raw: early bird", "the frame sent with the handshake")
+            await until(watcher, lambda m: m == "early: early bird", "the frame sent with the handshake")
 
 
 async def violations():
@@ -204,7 +206,8 @@ async def violations():
         ("length not in its shortest form", b"\x82\xfe\x00\x02\x11\x22\x33\x44" + b"\x11\x22", 1002),
         ("invalid UTF-8", masked(0x81, b"\xc3\x28"), 1007),
         ("invalid UTF-8 across fragments", masked(0x01, b"ok\xe2") + masked(0x80, b"\x28\xa1"), 1007),
-        ("message too big", masked(0x82, b"\x00" * (1024 * 1024 + 1)), 1009),
+        # ws_chat takes messages of 64 KiB at most.
+        ("message too big", masked(0x82, b"\x00" * (64 * 1024 + 1)), 1009),
     ]
     async with connect(f"{URL}?name=bystander", max_size=None) as bystander:
         for name, frames, code in cases:
@@ -241,16 +244,16 @@ async def non_reader():
     async with connect(f"{URL}?name=flood", max_size=None, max_queue=None) as flood:
         with raw() as sleeper:
             sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            assert handshake(sleeper).startswith(b"HTTP/1.1 101 ")
-            await until(flood, lambda m: m == "* raw joined", "the sleeper's join")
+            assert handshake(sleeper, name=b"sleeper").startswith(b"HTTP/1.1 101 ")
+            await until(flood, lambda m: m == "* sleeper joined", "the sleeper's join")
             before = rss_kib()
-            blob = b"x" * (512 * 1024)
+            blob = b"x" * (64 * 1024)  # the chat's largest message
             seen = []
-            for i in range(40):  # 20 MiB through the sleeper's queue
+            for i in range(320):  # 20 MiB through the sleeper's queue
                 await flood.send(blob)
                 await until(flood, lambda m: seen.append(m) or isinstance(m, bytes), "the flood's own echo")
-            if "* raw left" not in seen:
-                await until(flood, lambda m: m == "* raw left", "the sleeper's drop")
+            if "* sleeper left" not in seen:
+                await until(flood, lambda m: m == "* sleeper left", "the sleeper's drop")
             grown = rss_kib() - before
             assert grown < 12 * 1024, f"RSS grew by {grown} KiB while 20 MiB went to a client that does not read"
         await flood.send("after")

@@ -7,6 +7,9 @@ use edgepoll::Token;
 use std::collections::HashMap;
 
 const PAGE: &str = include_str!("page.html");
+/// Largest message taken (the server closes a sender of a larger one with
+/// 1009).
+pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Longest name kept; a longer one is cut.
 const MAX_NAME: usize = 32;
 /// Most bytes one member's messages may queue to everyone before the loop
@@ -53,7 +56,7 @@ impl edgepoll::ws::Service for Chat {
 
     fn on_open(&mut self, peer: Token, target: &str, _: Option<&str>, out: &mut Outbox) {
         self.joined += 1;
-        let name = name_from(target).unwrap_or_else(|| format!("guest{}", self.joined));
+        let name = self.unique(name_from(target));
         out.broadcast(Message::Text(&format!("* {name} joined")));
         self.names.insert(peer, name);
     }
@@ -72,7 +75,10 @@ impl edgepoll::ws::Service for Chat {
             return;
         }
         match message {
-            Message::Text(text) => out.broadcast(Message::Text(&format!("{name}: {text}"))),
+            Message::Text(text) => {
+                let line = format!("{name}: {}", one_line(text));
+                out.broadcast(Message::Text(&line))
+            }
             Message::Binary(bytes) => {
                 let mut framed = format!("{name}: ").into_bytes();
                 framed.extend_from_slice(bytes);
@@ -88,8 +94,27 @@ impl edgepoll::ws::Service for Chat {
     }
 }
 
-/// The `name` query parameter, percent-decoded, trimmed to printable
-/// characters and [`MAX_NAME`] of them.
+impl Chat {
+    /// `wanted`, or `guestN`, made unique among the members: `ann (2)` for
+    /// a second ann. One member cannot speak under another's name.
+    fn unique(&self, wanted: Option<String>) -> String {
+        let taken = |name: &str| self.names.values().any(|n| n == name);
+        let base = wanted.unwrap_or_else(|| format!("guest{}", self.joined));
+        let mut name = base.clone();
+        let mut n = 1;
+        while taken(&name) {
+            n += 1;
+            name = format!("{base} ({n})");
+        }
+        name
+    }
+}
+
+/// The `name` query parameter, percent-decoded, cut to [`MAX_NAME`]
+/// characters, without what could make a line look like another's: control
+/// and invisible formatting characters (a right-to-left override would
+/// show the text after it reversed), a colon (which ends the name in a
+/// line) and a leading `*` (which starts the server's own notes).
 fn name_from(target: &str) -> Option<String> {
     let query = target.split_once('?')?.1;
     let raw = query
@@ -98,11 +123,29 @@ fn name_from(target: &str) -> Option<String> {
     let decoded = percent_decode(raw);
     let name: String = decoded
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|&c| !c.is_control() && !is_invisible_format(c) && c != ':')
         .take(MAX_NAME)
         .collect();
-    let name = name.trim();
+    let name = name.trim_start_matches(|c: char| c == '*' || c.is_whitespace());
+    let name = name.trim_end();
     (!name.is_empty()).then(|| name.to_string())
+}
+
+/// A message's text on one line: a line break or other control character
+/// (a tab aside) becomes a space, so that a message cannot show a line of
+/// its own that seems another member's.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let breaks = |c: char| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}';
+    match text.contains(breaks) {
+        true => text.replace(breaks, " ").into(),
+        false => text.into(),
+    }
+}
+
+/// Format characters that change how text around them shows: bidirectional
+/// controls, zero-width spaces and joiners, the byte order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 fn percent_decode(raw: &str) -> String {
@@ -142,10 +185,50 @@ mod tests {
         assert_eq!(name_from("/ws?x=1&name=bob+b").as_deref(), Some("bob b"));
         assert_eq!(name_from("/ws?name=%0A").as_deref(), None);
         assert_eq!(name_from("/ws").as_deref(), None);
+        // Nothing that makes a line look like another's.
+        assert_eq!(name_from("/ws?name=*+bob").as_deref(), Some("bob"));
+        assert_eq!(name_from("/ws?name=al:ice").as_deref(), Some("alice"));
+        assert_eq!(name_from("/ws?name=%E2%80%AEeve").as_deref(), Some("eve"));
+        assert_eq!(name_from("/ws?name=*").as_deref(), None);
         assert_eq!(
             name_from(&format!("/ws?name={}", "x".repeat(99))).map(|n| n.len()),
             Some(32)
         );
+    }
+
+    #[test]
+    fn a_name_taken_is_made_unique() {
+        let mut chat = Chat::default();
+        let mut out = Outbox::default();
+        chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
+        chat.on_open(Token(2), "/ws?name=ann", None, &mut out);
+        chat.on_open(Token(3), "/ws?name=ann", None, &mut out);
+        // The fifth member's own name would be guest5: taken, it is made unique.
+        chat.on_open(Token(4), "/ws?name=guest5", None, &mut out);
+        chat.on_open(Token(5), "/ws", None, &mut out);
+        let names: Vec<&str> = (1..=5).map(|t| chat.names[&Token(t)].as_str()).collect();
+        assert_eq!(names, ["ann", "ann (2)", "ann (3)", "guest5", "guest5 (2)"]);
+        chat.on_close(Token(1), &mut out);
+        chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
+        assert_eq!(chat.names[&Token(1)], "ann");
+    }
+
+    #[test]
+    fn a_message_stays_on_its_line() {
+        assert_eq!(one_line("hi\nbob: give me"), "hi bob: give me");
+        assert_eq!(one_line("a\r\u{2028}b\tc"), "a  b\tc");
+        assert!(matches!(
+            one_line("plain"),
+            std::borrow::Cow::Borrowed("plain")
+        ));
+        let mut chat = Chat::default();
+        chat.on_open(Token(1), "/ws?name=ann", None, &mut Outbox::default());
+        let mut out = Outbox::default();
+        chat.on_message(Token(1), Message::Text("x\nbob: y"), &mut out);
+        // The outbox shows its frames as numbers.
+        let line = format!("{:?}", "ann: x bob: y".as_bytes());
+        let line = line.trim_start_matches('[').trim_end_matches(']');
+        assert!(format!("{out:?}").contains(line), "{out:?}");
     }
 
     #[test]

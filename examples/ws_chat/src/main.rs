@@ -33,7 +33,11 @@ fn main() -> std::process::ExitCode {
     // The port bound, where the address asked for any (port 0).
     let addr = edgepoll::net::local_addr(&listener).unwrap_or(addr);
     println!("listening on {addr}; open http://{addr}/ in two browser windows");
-    let server = edgepoll::Server::new(listener, edgepoll::ServerOptions::default());
+    let mut options = edgepoll::ServerOptions::default();
+    // Chat-sized messages: each goes to every member, whose queue may hold
+    // four of them before a slow reader is dropped (1009 past it).
+    options.ws_limits.max_message_bytes = chat::MAX_MESSAGE;
+    let server = edgepoll::Server::new(listener, options);
     match server.serve_websockets(chat::Chat::default()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
