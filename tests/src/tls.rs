@@ -286,6 +286,79 @@ impl CloseDelimited {
     }
 }
 
+/// An HTTPS server that answers a connection's first request (`first`),
+/// then, while the connection is idle, sends the first half of a TLS record
+/// holding a response nobody asked for (`stray`). Its other half goes only
+/// with the answer to a second request on the same connection: a client
+/// that reused the connection would read `stray` as that answer. Stopped on
+/// drop.
+pub struct Straggler {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+/// TLS by hand (memory BIOs), to cut a record where it likes.
+const STRAGGLER: &str = r#"
+def serve(raw):
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_side=True)
+    def flush():
+        data = out.read()
+        if data:
+            raw.sendall(data)
+    def pull():
+        data = raw.recv(16384)
+        if not data:
+            raise OSError("closed")
+        inc.write(data)
+    def read_request():
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                piece = tls.read(16384)
+                if not piece:
+                    raise OSError("close_notify")
+                data += piece
+            except ssl.SSLWantReadError:
+                flush()
+                pull()
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            pull()
+    flush()
+    read_request()
+    tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+    flush()
+    time.sleep(0.3)
+    tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+    record = out.read()
+    raw.sendall(record[: len(record) // 2])
+    read_request()
+    raw.sendall(record[len(record) // 2 :])
+    tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+    flush()
+    while True:
+        pull()
+"#;
+
+impl Straggler {
+    pub fn start(pki: &Pki) -> Straggler {
+        let (child, addr) = python_tls_server(STRAGGLER, pki, &[]);
+        Straggler { addr, child }
+    }
+}
+
+impl Drop for Straggler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// What every Python TLS server here shares: the context with the good
 /// certificate and key (its first two arguments), a listener whose port it
 /// prints, and the reading of a request head.

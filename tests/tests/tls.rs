@@ -3,7 +3,9 @@
 //! certificates generated at test time; and servers that stall or answer
 //! garbage in the handshake.
 
-use edgepoll_tests::tls::{CloseDelimited, NotifyCheck, Pki, Raw, RawServer, SServer, SlowReader};
+use edgepoll_tests::tls::{
+    CloseDelimited, NotifyCheck, Pki, Raw, RawServer, SServer, SlowReader, Straggler,
+};
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
     connect, cpu_ticks, on_each_runtime, read_response, refused_port, run_wasm_with,
@@ -392,6 +394,48 @@ fn the_proxy_reaches_https_upstreams() {
 /// A body that runs until the close ends, over TLS, only with the server's
 /// close_notify: a bare TCP close (as an injected FIN would make) cannot be
 /// told from a cut, and is reported as one (RFC 8446 §6.1, RFC 9112 §9.8).
+/// An idle pooled https:// connection on which part of a TLS record came
+/// (a response nobody asked for, cut in two) is closed, not reused: reused,
+/// the record's rest came with the next request's answer, and the proxy
+/// passed the stray response on as that answer.
+#[test]
+fn an_idle_https_connection_holding_part_of_a_record_is_not_reused() {
+    let pki = Pki::new();
+    let server = Straggler::start(&pki);
+    let dir = format!("{0}:{0}", pki.dir.display());
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let upstream = format!("https://localhost:{}", server.addr.port());
+        let proxy = start_program_with(
+            runtime,
+            "proxy",
+            &["--dir", &dir],
+            &["--listen"],
+            &["--upstream", &upstream, "--cacert", &ca],
+        );
+        let mut stream = connect(proxy.addr);
+        stream
+            .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"first");
+        // The half record comes 0.3 s after the answer.
+        std::thread::sleep(Duration::from_secs(1));
+        stream
+            .write_all(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            "first",
+            "{}: a new connection's first answer",
+            runtime.name()
+        );
+    });
+}
+
 #[test]
 fn a_body_read_until_the_close_needs_close_notify() {
     let pki = Pki::new();

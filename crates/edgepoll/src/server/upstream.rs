@@ -148,8 +148,14 @@ pub(crate) fn step(
             return Next::Close;
         }
         let Some(mut exchange) = up.exchange.take() else {
-            // Idle: anything but quiet (bytes, a close, an error) ends it.
-            let quiet = io.is_ok() && !eof && up.conn.is_reusable();
+            // Idle: anything but quiet (bytes, a close, an error) ends it;
+            // part of a TLS record too (bytes nobody asked for, whose rest
+            // would come with the next request's answer and pass for it).
+            let partial = up
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.holds_partial_record());
+            let quiet = io.is_ok() && !eof && up.conn.is_reusable() && !partial;
             return match quiet {
                 true => Next::Idle,
                 false => Next::Close,
