@@ -241,6 +241,64 @@ fn a_large_request_waits_for_a_stalled_handshake_without_spinning() {
     });
 }
 
+/// A request body that trickles in while the upstream's TLS handshake
+/// stalls does not hold off the handshake's timeout: each piece went into
+/// rustls (which takes 64 KiB before the handshake ends) and counted as
+/// progress, so the handshake was waited for as long as the body came.
+#[test]
+fn a_trickling_body_does_not_hold_off_a_stalled_handshake_s_timeout() {
+    let pki = Pki::new();
+    let stall = RawServer::start(Raw::Stall);
+    let dir = format!("{0}:{0}", pki.dir.display());
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let upstream = format!("https://localhost:{}", stall.addr.port());
+        let proxy = start_program_with(
+            runtime,
+            "proxy",
+            &["--dir", &dir],
+            &["--listen"],
+            &["--upstream", &upstream, "--cacert", &ca],
+        );
+        let mut stream = connect(proxy.addr);
+        stream
+            .write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .expect("send");
+        // A chunk of a byte every half second: the body takes 30 s. (A
+        // chunked body streams through the proxy at once; a small one with
+        // a length would come whole before the upstream is asked.)
+        let mut writer = stream.try_clone().expect("clone");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let trickle = std::thread::spawn(move || {
+            for _ in 0..60 {
+                std::thread::sleep(Duration::from_millis(500));
+                if stopped.load(std::sync::atomic::Ordering::Relaxed)
+                    || writer.write_all(b"1\r\nx\r\n").is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let (head, _) = read_response(&mut stream);
+        let took = started.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = trickle.join();
+        assert!(
+            head.starts_with("HTTP/1.1 502") || head.starts_with("HTTP/1.1 504"),
+            "{}: {head}",
+            runtime.name()
+        );
+        // The handshake's limit is the proxy's connect timeout (5 s).
+        assert!(
+            took < Duration::from_secs(20),
+            "{}: answered after {took:?}, as the body came",
+            runtime.name()
+        );
+    });
+}
+
 /// The proxy in front of nginx over https://, trusting the test CA: a
 /// `return 200` and a static file come through; an upstream whose
 /// certificate it cannot verify gets 502 and one log line.

@@ -133,7 +133,11 @@ pub(crate) fn step(
         if dry {
             up.dry_round = round;
         }
-        if received || up.conn.backlog() != before {
+        // Request bytes taken into TLS before its handshake ends (rustls
+        // holds 64 KiB) are no answer from the server: a body trickling in
+        // would hold the handshake's timeout off for as long as it came.
+        let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+        if received || (up.conn.backlog() != before && !handshaking) {
             up.last_progress = now;
         }
         if ahead && readable {
