@@ -110,6 +110,19 @@ fn certificates_are_checked_and_failures_name_their_cause() {
         );
         assert_eq!(code, 1);
         assert!(stderr.contains("TLS setup failed"), "{stderr}");
+        // A bundle with a certificate that is no root (an empty DER
+        // sequence) before the CA: the CA is trusted all the same.
+        let ca_pem = std::fs::read_to_string(&ca).expect("ca.pem");
+        let bundle = pki.dir.join("bundle.pem");
+        let unusable = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        std::fs::write(&bundle, format!("{unusable}{ca_pem}")).expect("write");
+        let (code, stdout, stderr) = client(
+            runtime,
+            &pki,
+            &["--cacert", &bundle.to_string_lossy(), &urls[0]],
+        );
+        assert_eq!(code, 0, "{stdout} {stderr}");
+        assert!(stdout.contains("-> 200 ok"), "{stdout}");
     });
 }
 

@@ -20,13 +20,15 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
     let mut roots = RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| TlsError::Config(format!("CA file: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| TlsError::Config(format!("CA certificate: {e}")))?;
-            }
-            if roots.is_empty() {
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TlsError::Config(format!("CA file: {e}")))?;
+            // A bundle (a distribution's whole `ca-certificates.crt`, say)
+            // may hold a certificate webpki cannot take as a root: it is
+            // passed over, as OpenSSL and curl pass it over, not a reason
+            // to trust nothing.
+            let (added, _passed_over) = roots.add_parsable_certificates(certs);
+            if added == 0 {
                 return Err(TlsError::Config("the CA file holds no certificate".into()));
             }
         }
