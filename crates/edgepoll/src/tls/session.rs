@@ -67,11 +67,11 @@ pub(crate) enum Plain<'a> {
     Data(&'a [u8]),
     /// Nothing until more ciphertext comes.
     Nothing,
-    /// The server ended the stream with close_notify (or a fault ended it:
-    /// see [`TlsSession::error`]).
+    /// The server ended the stream with close_notify.
     End,
-    /// The transport closed without close_notify: a body that runs until
-    /// the close may have been cut.
+    /// The transport closed without close_notify, or a fault ended the
+    /// session (see [`TlsSession::error`]): a body that runs until the
+    /// close may have been cut.
     Cut,
 }
 
@@ -187,8 +187,11 @@ impl TlsSession {
 
     /// The plaintext received, in place; [`TlsSession::consume`] it.
     pub(crate) fn plain(&mut self) -> Plain<'_> {
+        // A fault (a forged record, an alert) is no clean end: a body that
+        // runs until the close is not complete because of it, whatever the
+        // caller checks first.
         if self.error.is_some() {
-            return Plain::End;
+            return Plain::Cut;
         }
         match self.conn.reader().into_first_chunk() {
             // The server's close_notify, all read.
@@ -352,5 +355,17 @@ mod tests {
             "{error:?}"
         );
         assert!(!session.takes_input());
+    }
+
+    /// A fault is no clean end of the stream: a body read until the close
+    /// is told it may be cut, not that it is complete.
+    #[test]
+    fn a_session_ended_by_a_fault_reads_as_cut_not_as_ended() {
+        let config = crate::tls::client_config(None).expect("config");
+        let mut session = TlsSession::new(config, "localhost").expect("session");
+        session.fill_output();
+        session.receive(b"HTTP/1.1 200 OK\r\n\r\nthis is no TLS record");
+        assert!(session.error().is_some());
+        assert!(matches!(session.plain(), Plain::Cut));
     }
 }
