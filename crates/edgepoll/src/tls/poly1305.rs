@@ -413,6 +413,78 @@ mod tests {
         assert_eq!(mac(&key, b"Cryptographic Forum Research Group"), tag);
     }
 
+    /// RFC 8439 Appendix A.3, vectors 5 to 11: the final reduction's edge
+    /// cases (h at or past p, h + s wrapping, 131-bit intermediate and
+    /// final results), which pseudo-random inputs all but never reach.
+    #[test]
+    fn rfc8439_a_3_reduction_edge_cases() {
+        let r2 = format!("02{}", "00".repeat(31));
+        let r1 = format!("01{}", "00".repeat(31));
+        let r_wide = format!("0100000000000000 0400000000000000{}", "00".repeat(16));
+        let wide = "E33594D7505E43B9 0000000000000000 3394D7505E4379CD 0100000000000000 \
+                    00000000000000000000000000000000";
+        let cases = [
+            // #5: h + s wraps past 2^128.
+            (
+                r2.clone(),
+                "FF".repeat(16),
+                format!("03{}", "00".repeat(15)),
+            ),
+            // #6: s of all ones.
+            (
+                format!("02{}{}", "00".repeat(15), "FF".repeat(16)),
+                format!("02{}", "00".repeat(15)),
+                format!("03{}", "00".repeat(15)),
+            ),
+            // #7: h reaches p exactly, and more.
+            (
+                r1.clone(),
+                format!(
+                    "{}F0{}11{}",
+                    "FF".repeat(16),
+                    "FF".repeat(15),
+                    "00".repeat(15)
+                ),
+                format!("05{}", "00".repeat(15)),
+            ),
+            // #8: h is p: the tag is zero.
+            (
+                r1,
+                format!(
+                    "{}FB{}{}",
+                    "FF".repeat(16),
+                    "FE".repeat(15),
+                    "01".repeat(16)
+                ),
+                "00".repeat(16),
+            ),
+            // #9: h is 2^130 - 6, one under p.
+            (
+                r2,
+                format!("FD{}", "FF".repeat(15)),
+                format!("FA{}", "FF".repeat(15)),
+            ),
+            // #10: a 131-bit intermediate result.
+            (
+                r_wide.clone(),
+                format!("{wide}01{}", "00".repeat(15)),
+                "1400000000000000 5500000000000000".to_string(),
+            ),
+            // #11: a 131-bit final result.
+            (r_wide, wide.to_string(), format!("13{}", "00".repeat(15))),
+        ];
+        for (i, (key, message, tag)) in cases.iter().enumerate() {
+            let (key, message, tag) = (hex(key), hex(message), hex(tag));
+            assert_eq!(mac(&key, &message), tag, "vector {}", i + 5);
+            assert_eq!(
+                reference(&key, &message),
+                tag,
+                "vector {} by the reference",
+                i + 5
+            );
+        }
+    }
+
     #[test]
     fn any_message_agrees_with_the_reference() {
         // Keys and messages of all ones push the limbs to their bounds;
