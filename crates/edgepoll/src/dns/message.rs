@@ -97,6 +97,13 @@ pub(crate) fn id_of(bytes: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
 }
 
+/// Adds `addr` unless it is there already.
+fn push_new(addrs: &mut Vec<IpAddr>, addr: IpAddr) {
+    if !addrs.contains(&addr) {
+        addrs.push(addr);
+    }
+}
+
 /// Reads `bytes` as the answer to query `id` for `name` and `family`.
 pub(crate) fn read_answer(
     bytes: &[u8],
@@ -169,12 +176,15 @@ pub(crate) fn read_answer(
         let ours = |r: &&Record| r.name == current && r.dns_class == DNSClass::IN;
         for record in message.answers.iter().filter(ours) {
             match &record.data {
+                // A record repeated (RFC 2181 §5 asks that duplicates be
+                // suppressed) is one address: a second copy would take one
+                // of the few fallbacks a connect tries.
                 RData::A(a) if asked == RecordType::A => {
-                    addrs.push(IpAddr::V4(a.0));
+                    push_new(&mut addrs, IpAddr::V4(a.0));
                     ttl = ttl.min(ttl_of(record.ttl));
                 }
                 RData::AAAA(a) if asked == RecordType::AAAA => {
-                    addrs.push(IpAddr::V6(a.0));
+                    push_new(&mut addrs, IpAddr::V6(a.0));
                     ttl = ttl.min(ttl_of(record.ttl));
                 }
                 RData::CNAME(target) if alias.is_none() => {
@@ -320,6 +330,22 @@ mod tests {
             read_answer(&bytes, 7, &name, Family::V4),
             Err(NotAnswer::Malformed)
         );
+    }
+
+    #[test]
+    fn a_repeated_record_is_one_address() {
+        let mut m = response(9, "x.test", Family::V4, ResponseCode::NoError);
+        for octet in [1, 2, 1, 1] {
+            m.add_answer(a("x.test", 5, [10, 0, 0, octet]));
+        }
+        let bytes = m.to_vec().unwrap();
+        let Ok(Answer::Addresses { addrs, .. }) =
+            read_answer(&bytes, 9, &name("x.test"), Family::V4)
+        else {
+            panic!("not addresses");
+        };
+        let expected: Vec<IpAddr> = vec![[10, 0, 0, 1].into(), [10, 0, 0, 2].into()];
+        assert_eq!(addrs, expected);
     }
 
     #[test]
