@@ -192,6 +192,59 @@ fn two_delayed_requests_run_concurrently() {
     });
 }
 
+/// Each response is printed as soon as it and those before it are in, not
+/// all at the end: the first is out while the second is still awaited
+/// (many large bodies are not all held until the last).
+#[test]
+fn a_response_is_printed_while_later_ones_are_awaited() {
+    let upstream = NativeUpstream::start(Behaviour::Echo);
+    on_each_runtime(|rt| {
+        let fast = format!("http://{}/", upstream.addr);
+        let slow = format!("http://{}/delay/6000", upstream.addr);
+        let mut child = client(rt, &["--timeout", "30", &fast, &slow])
+            .spawn()
+            .expect("client starts");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tell, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while stdout.read(&mut byte).is_ok_and(|n| n == 1) {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    let _ = tell.send(String::from_utf8_lossy(&line).into_owned());
+                    line.clear();
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a first line");
+        let running = child.try_wait().expect("try_wait").is_none();
+        let out = wait_bounded(child, Duration::from_secs(60));
+        let _ = reader.join();
+        assert!(
+            first.starts_with("[1] GET ") && first.contains("-> 200"),
+            "{first}"
+        );
+        assert!(
+            running,
+            "{}: the first response was printed only when the client ended",
+            rt.name()
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let second = lines.try_iter().collect::<String>();
+        assert!(
+            second.contains("[2] GET ") && second.contains("-> 200"),
+            "{second}"
+        );
+    });
+}
+
 #[test]
 fn waiting_for_a_response_costs_almost_no_cpu() {
     on_each_runtime(|rt| {

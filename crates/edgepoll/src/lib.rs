@@ -69,7 +69,7 @@ mod short_copy;
 
 pub use app::{App, Context, Responder};
 #[cfg(target_os = "wasi")]
-pub use client::{download, download_with, send_all, send_all_with};
+pub use client::{download, download_with, send_all, send_all_each, send_all_with};
 pub use client::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 pub use event::{Event, Events};
 pub use interest::Interest;

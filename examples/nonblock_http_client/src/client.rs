@@ -194,15 +194,19 @@ pub fn main() -> ExitCode {
     if let (Some(path), [request]) = (output, &requests[..]) {
         return download(request, timeout, &client, &path, verbose);
     }
-    let results = edgepoll::send_all_with(&requests, timeout, &client);
+    // Each response is shown (and its body dropped) as soon as it and those
+    // before it are in: many large bodies are not all held until the last.
     let mut failed = false;
+    let mut broken_pipe = false;
     let mut out = std::io::stdout().lock();
-    for (i, (request, result)) in requests.iter().zip(results).enumerate() {
+    edgepoll::send_all_each(&requests, timeout, &client, |i, result| {
+        let request = &requests[i];
         let tag = format!("[{}] {} {}", i + 1, request.method(), request.url());
         if let (true, Ok(response)) = (verbose, &result) {
             tell_tls(&tag, response);
         }
         let written = match result {
+            _ if broken_pipe => Ok(()),
             Ok(response) => writeln!(
                 out,
                 "{tag} -> {} {}",
@@ -225,9 +229,10 @@ pub fn main() -> ExitCode {
                 Ok(())
             }
         };
-        if written.is_err() {
-            return ExitCode::FAILURE;
-        }
+        broken_pipe |= written.is_err();
+    });
+    if broken_pipe {
+        return ExitCode::FAILURE;
     }
     let _ = out.flush();
     if failed {

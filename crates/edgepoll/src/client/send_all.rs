@@ -50,6 +50,35 @@ pub fn send_all_with(
     timeout: Duration,
     base: &ClientOptions,
 ) -> Vec<Result<ParsedResponse, ClientError>> {
+    let mut results = Vec::with_capacity(requests.len());
+    send_all_each(requests, timeout, base, |_, result| results.push(result));
+    results
+}
+
+/// [`send_all_with`], handing each result to `each` with its request's
+/// index, in the order of `requests`, as soon as it and every one before it
+/// are in: a program can show (and drop) each response while later ones
+/// are still coming, where `send_all_with` holds every body until the last.
+///
+/// ```no_run
+/// let requests = [
+///     edgepoll::ClientRequest::new("GET", "http://127.0.0.1:1234/a").unwrap(),
+///     edgepoll::ClientRequest::new("GET", "http://127.0.0.1:1234/b").unwrap(),
+/// ];
+/// let options = edgepoll::ClientOptions::default();
+/// edgepoll::send_all_each(&requests, std::time::Duration::from_secs(5), &options, |i, result| {
+///     match result {
+///         Ok(response) => println!("{i}: {}", response.status.as_u16()),
+///         Err(e) => eprintln!("{i}: {e}"),
+///     }
+/// });
+/// ```
+pub fn send_all_each(
+    requests: &[ClientRequest],
+    timeout: Duration,
+    base: &ClientOptions,
+    each: impl FnMut(usize, Result<ParsedResponse, ClientError>),
+) {
     let options = ServerOptions {
         client: ClientOptions {
             max_per_origin: requests.len().clamp(1, base.max_per_origin.max(1)),
@@ -67,6 +96,8 @@ pub fn send_all_with(
         results: (0..requests.len()).map(|_| None).collect(),
         index: FxHashMap::default(),
         open: 0,
+        next: 0,
+        each,
     };
     for (i, request) in requests.iter().enumerate() {
         match core.work.pool.submit(request, started, false) {
@@ -77,26 +108,24 @@ pub fn send_all_with(
             Err(e) => collect.results[i] = Some(Err(ClientError::Request(e))),
         }
     }
+    collect.hand_on();
     let ran = core.run(
         &mut collect,
         None,
         Some(started + timeout + grace(timeout)),
         |_, c| c.open == 0,
     );
-    if let Err(e) = ran {
-        // The poll itself failed: every request still open fails with it.
-        for result in collect.results.iter_mut().filter(|r| r.is_none()) {
-            *result = Some(Err(ClientError::Io(std::io::Error::new(
+    // What is still open failed with the poll, or ran out of time.
+    for i in collect.next..requests.len() {
+        let result = collect.results[i].take().unwrap_or_else(|| match &ran {
+            Err(e) => Err(ClientError::Io(std::io::Error::new(
                 e.kind(),
                 e.to_string(),
-            ))));
-        }
+            ))),
+            Ok(()) => Err(ClientError::Timeout(timeout)),
+        });
+        (collect.each)(i, result);
     }
-    collect
-        .results
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(ClientError::Timeout(timeout))))
-        .collect()
 }
 
 /// The addresses of `host`, as the client would connect to them
@@ -126,8 +155,10 @@ pub fn resolve(host: &str, timeout: Duration) -> Resolved {
         results: Vec::new(),
         index: FxHashMap::default(),
         open: 0,
+        next: 0,
+        each: |_: usize, _: Result<ParsedResponse, ClientError>| {},
     };
-    let done = |core: &Core, _: &Collect| matches!(core.work.pool.watched, Some((_, Some(_))));
+    let done = |core: &Core, _: &_| matches!(core.work.pool.watched, Some((_, Some(_))));
     // A generous bound: the resolver ends the lookup at its timeout.
     let ran = core.run(&mut idle, None, Some(started + timeout * 2), done);
     match (ran, core.work.pool.watched.take()) {
@@ -144,14 +175,27 @@ fn grace(timeout: Duration) -> Duration {
     (timeout / 2).min(Duration::from_secs(1))
 }
 
-/// Gathers the results in request order.
-struct Collect {
+/// Hands the results on in request order.
+struct Collect<F> {
+    /// Results in, not yet handed on (those before `next` were).
     results: Vec<Option<Result<ParsedResponse, ClientError>>>,
     index: FxHashMap<ExchangeId, usize>,
     open: usize,
+    next: usize,
+    each: F,
 }
 
-impl Driven for Collect {
+impl<F: FnMut(usize, Result<ParsedResponse, ClientError>)> Collect<F> {
+    /// Hands on every result that is in and has all before it in.
+    fn hand_on(&mut self) {
+        while let Some(result) = self.results.get_mut(self.next).and_then(Option::take) {
+            (self.each)(self.next, result);
+            self.next += 1;
+        }
+    }
+}
+
+impl<F: FnMut(usize, Result<ParsedResponse, ClientError>)> Driven for Collect<F> {
     fn call<'a>(&mut self, _: &Request<'a>, _: Responder, _: &mut Context<'_>) -> Reply<'a> {
         Reply::Now(Response::new(StatusCode::NOT_FOUND))
     }
@@ -165,6 +209,7 @@ impl Driven for Collect {
         if let Some(&i) = self.index.get(&exchange) {
             self.results[i] = Some(result);
             self.open -= 1;
+            self.hand_on();
         }
     }
 }

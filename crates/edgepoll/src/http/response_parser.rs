@@ -332,8 +332,19 @@ impl ResponseParser {
         let Head {
             mut response, len, ..
         } = self.head.take()?;
-        response.body = self.buf[len..body_end].to_vec();
-        self.buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        response.body = match body_end - len >= buf.capacity() / 2 {
+            // A large body keeps the buffer it came in (moved down over the
+            // head): a copy would hold it twice, at a size of up to
+            // `max_body`.
+            true => {
+                buf.truncate(body_end);
+                buf.drain(..len);
+                buf
+            }
+            // A small one in a larger buffer is copied, not kept in it.
+            false => buf[len..body_end].to_vec(),
+        };
         Some(response)
     }
 
