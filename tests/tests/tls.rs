@@ -274,6 +274,11 @@ fn a_trickling_body_does_not_hold_off_a_stalled_handshake_s_timeout() {
             &["--upstream", &upstream, "--cacert", &ca],
         );
         let mut stream = connect(proxy.addr);
+        // Longer than the body takes: a late answer fails the bound below,
+        // not the read.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(45)))
+            .expect("timeout");
         stream
             .write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             .expect("send");
@@ -462,9 +467,6 @@ fn the_proxy_reaches_https_upstreams() {
     });
 }
 
-/// A body that runs until the close ends, over TLS, only with the server's
-/// close_notify: a bare TCP close (as an injected FIN would make) cannot be
-/// told from a cut, and is reported as one (RFC 8446 §6.1, RFC 9112 §9.8).
 /// An idle pooled https:// connection on which part of a TLS record came
 /// (a response nobody asked for, cut in two) is closed, not reused: reused,
 /// the record's rest came with the next request's answer, and the proxy
@@ -507,6 +509,9 @@ fn an_idle_https_connection_holding_part_of_a_record_is_not_reused() {
     });
 }
 
+/// A body that runs until the close ends, over TLS, only with the server's
+/// close_notify: a bare TCP close (as an injected FIN would make) cannot be
+/// told from a cut, and is reported as one (RFC 8446 §6.1, RFC 9112 §9.8).
 #[test]
 fn a_body_read_until_the_close_needs_close_notify() {
     let pki = Pki::new();

@@ -98,7 +98,10 @@ impl Chat {
     /// `wanted`, or `guestN`, made unique among the members: `ann (2)` for
     /// a second ann. One member cannot speak under another's name.
     fn unique(&self, wanted: Option<String>) -> String {
-        let taken = |name: &str| self.names.values().any(|n| n == name);
+        // One pass over the members, not one per name tried.
+        let in_use: std::collections::HashSet<&str> =
+            self.names.values().map(String::as_str).collect();
+        let taken = |name: &str| in_use.contains(name);
         let base = wanted.unwrap_or_else(|| format!("guest{}", self.joined));
         let mut name = base.clone();
         let mut n = 1;
@@ -123,7 +126,7 @@ fn name_from(target: &str) -> Option<String> {
     let decoded = percent_decode(raw);
     let name: String = decoded
         .chars()
-        .filter(|&c| !c.is_control() && !is_invisible_format(c) && c != ':')
+        .filter(|&c| !breaks_line(c) && !is_invisible_format(c) && c != ':')
         .take(MAX_NAME)
         .collect();
     let name = name.trim_start_matches(|c: char| c == '*' || c.is_whitespace());
@@ -135,11 +138,17 @@ fn name_from(target: &str) -> Option<String> {
 /// (a tab aside) becomes a space, so that a message cannot show a line of
 /// its own that seems another member's.
 fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    let breaks = |c: char| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}';
+    let breaks = |c: char| c != '\t' && breaks_line(c);
     match text.contains(breaks) {
         true => text.replace(breaks, " ").into(),
         false => text.into(),
     }
+}
+
+/// A control character, or a Unicode line or paragraph separator (which a
+/// page shows as a line break too).
+fn breaks_line(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 /// Format characters that change how text around them shows: bidirectional
@@ -189,6 +198,7 @@ mod tests {
         assert_eq!(name_from("/ws?name=*+bob").as_deref(), Some("bob"));
         assert_eq!(name_from("/ws?name=al:ice").as_deref(), Some("alice"));
         assert_eq!(name_from("/ws?name=%E2%80%AEeve").as_deref(), Some("eve"));
+        assert_eq!(name_from("/ws?name=x%E2%80%A8bob").as_deref(), Some("xbob"));
         assert_eq!(name_from("/ws?name=*").as_deref(), None);
         assert_eq!(
             name_from(&format!("/ws?name={}", "x".repeat(99))).map(|n| n.len()),

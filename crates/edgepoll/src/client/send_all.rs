@@ -59,6 +59,8 @@ pub fn send_all_with(
 /// index, in the order of `requests`, as soon as it and every one before it
 /// are in: a program can show (and drop) each response while later ones
 /// are still coming, where `send_all_with` holds every body until the last.
+/// `each` runs inside the loop: while it works (or blocks on a full pipe),
+/// no other exchange moves, and the deadline runs on.
 ///
 /// ```no_run
 /// let requests = [

@@ -340,6 +340,8 @@ impl ResponseParser {
             true => {
                 buf.truncate(body_end);
                 buf.drain(..len);
+                // Grown by doubling, it may be twice the body's size.
+                buf.shrink_to_fit();
                 buf
             }
             // A small one in a larger buffer is copied, not kept in it.

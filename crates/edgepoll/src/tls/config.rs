@@ -27,9 +27,15 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
             // may hold a certificate webpki cannot take as a root: it is
             // passed over, as OpenSSL and curl pass it over, not a reason
             // to trust nothing.
-            let (added, _passed_over) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(TlsError::Config("the CA file holds no certificate".into()));
+            let (added, passed_over) = roots.add_parsable_certificates(certs);
+            match (added, passed_over) {
+                (0, 0) => return Err(TlsError::Config("the CA file holds no certificate".into())),
+                (0, n) => {
+                    return Err(TlsError::Config(format!(
+                        "the CA file holds no usable certificate ({n} passed over)"
+                    )))
+                }
+                _ => {}
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

@@ -107,17 +107,6 @@ impl CloseCode {
     }
 }
 
-/// What becomes of a frame sent to a socket: see `WebSocket::admit_frame`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Admitted {
-    /// It is queued.
-    Yes,
-    /// It is not, and need not be (the socket is closing).
-    No,
-    /// The queue was at its limit: the connection is dropped.
-    Dropped,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Open,
@@ -509,19 +498,9 @@ impl WebSocket {
     /// Queues an encoded frame (one encoding, many receivers: a broadcast);
     /// false if the queue is full, and then the connection is to be dropped.
     pub fn queue_frame(&mut self, frame: &[u8], now: Instant) -> bool {
-        let admitted = self.admit_frame(now);
-        if admitted == Admitted::Yes {
-            self.output.buffer().extend_from_slice(frame);
-        }
-        admitted != Admitted::Dropped
-    }
-
-    /// Whether a frame goes into the queue now, as [`queue_frame`](Self::queue_frame)
-    /// decides (and the connection dropped when its queue is at the limit).
-    fn admit_frame(&mut self, now: Instant) -> Admitted {
         match self.state {
-            State::Dropped => return Admitted::Dropped,
-            _ if !self.takes_frames() => return Admitted::No,
+            State::Dropped => return false,
+            _ if !self.takes_frames() => return true,
             _ => {}
         }
         // A frame always goes into a queue under the limit (a message may
@@ -530,12 +509,13 @@ impl WebSocket {
             // It does not read: what is queued would never arrive, and more
             // would only grow the server's memory.
             self.drop_output();
-            return Admitted::Dropped;
+            return false;
         }
         if self.output.is_empty() {
             self.last_sent = now;
         }
-        Admitted::Yes
+        self.output.buffer().extend_from_slice(frame);
+        true
     }
 
     /// Queues encoded frames back to back (a round of broadcasts) as
@@ -562,20 +542,56 @@ impl WebSocket {
         }
         // Together over the limit: one at a time, so that the limit holds
         // as it does for each.
-        let mut at = 0;
-        while let Ok(Some(header)) = read_header(&frames[at..]) {
-            let end = (at + header.header_len).saturating_add(header.payload_len as usize);
-            let Some(frame) = frames.get(at..end) else {
-                break;
-            };
-            let admitted = self.admit_frame(now);
-            match (admitted, shared) {
-                (Admitted::Dropped, _) => return false,
-                (Admitted::No, _) => {}
-                (Admitted::Yes, Some(shared)) => self.output.push_piece(shared.slice(at..end)),
-                (Admitted::Yes, None) => self.output.buffer().extend_from_slice(frame),
+        if let Some(shared) = shared {
+            return self.queue_shared_prefix(frames, shared, now);
+        }
+        let mut rest = frames;
+        while let Ok(Some(header)) = read_header(rest) {
+            let len = header
+                .header_len
+                .saturating_add(header.payload_len as usize);
+            let Some(frame) = rest.get(..len) else { break };
+            if !self.queue_frame(frame, now) {
+                return false;
             }
-            at = end;
+            rest = &rest[len..];
+        }
+        true
+    }
+
+    /// Queues as many of the shared `frames` as [`queue_frame`](Self::queue_frame)
+    /// would take one by one: those taken are the round's first ones, and
+    /// go as one piece (not a piece, and a part of a send, for each).
+    fn queue_shared_prefix(&mut self, frames: &[u8], shared: &Bytes, now: Instant) -> bool {
+        match self.state {
+            State::Dropped => return false,
+            _ if !self.takes_frames() => return true,
+            _ => {}
+        }
+        let (mut queued, mut cut, mut full) = (self.output.len(), 0, false);
+        while let Ok(Some(header)) = read_header(&frames[cut..]) {
+            let end = (cut + header.header_len).saturating_add(header.payload_len as usize);
+            if end > frames.len() {
+                break;
+            }
+            // A frame always goes into a queue under the limit.
+            if queued != 0 && queued >= self.limits.max_queued_bytes {
+                full = true;
+                break;
+            }
+            queued += end - cut;
+            cut = end;
+        }
+        if cut > 0 {
+            if self.output.is_empty() {
+                self.last_sent = now;
+            }
+            self.output.push_piece(shared.slice(..cut));
+        }
+        if full {
+            // It does not read (see `queue_frame`).
+            self.drop_output();
+            return false;
         }
         true
     }
