@@ -9,7 +9,7 @@ use edgepoll_tests::tls::{
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
     connect, cpu_ticks, on_each_runtime, read_response, refused_port, run_wasm_with,
-    start_program_with, wait_bounded, wait_until, wasm, Runtime,
+    start_program_with, wait_bounded, wait_until, wasm, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::process::Stdio;
@@ -40,6 +40,19 @@ fn nginx_over_tls(pki: &Pki) -> Nginx {
         pki.path("good.key")
     );
     Nginx::start_listening("ssl", &certificate)
+}
+
+/// The proxy in front of `upstreams` (then any other arguments), trusting
+/// the PKI's CA, its directory preopened.
+fn https_proxy(runtime: &Runtime, pki: &Pki, upstreams: &[&str]) -> Running {
+    let dir = format!("{0}:{0}", pki.dir.display());
+    let ca = pki.path("ca.pem");
+    let mut args = Vec::new();
+    for upstream in upstreams {
+        args.extend(["--upstream", upstream]);
+    }
+    args.extend(["--cacert", &ca]);
+    start_program_with(runtime, "proxy", &["--dir", &dir], &["--listen"], &args)
 }
 
 /// A good certificate (by name and by IP), a wrong name, an expired one, a
@@ -262,17 +275,9 @@ fn a_large_request_waits_for_a_stalled_handshake_without_spinning() {
 fn a_trickling_body_does_not_hold_off_a_stalled_handshake_s_timeout() {
     let pki = Pki::new();
     let stall = RawServer::start(Raw::Stall);
-    let dir = format!("{0}:{0}", pki.dir.display());
-    let ca = pki.path("ca.pem");
     on_each_runtime(|runtime| {
         let upstream = format!("https://localhost:{}", stall.addr.port());
-        let proxy = start_program_with(
-            runtime,
-            "proxy",
-            &["--dir", &dir],
-            &["--listen"],
-            &["--upstream", &upstream, "--cacert", &ca],
-        );
+        let proxy = https_proxy(runtime, &pki, &[&upstream]);
         let mut stream = connect(proxy.addr);
         // Longer than the body takes: a late answer fails the bound below,
         // not the read.
@@ -331,13 +336,7 @@ fn the_proxy_reaches_https_upstreams() {
     let ca = pki.path("ca.pem");
     on_each_runtime(|runtime| {
         let good = format!("https://localhost:{}", nginx.addr.port());
-        let proxy = start_program_with(
-            runtime,
-            "proxy",
-            &["--dir", &dir],
-            &["--listen"],
-            &["--upstream", &good, "--cacert", &ca],
-        );
+        let proxy = https_proxy(runtime, &pki, &[&good]);
         let mut stream = connect(proxy.addr);
         for _ in 0..3 {
             stream
@@ -359,13 +358,7 @@ fn the_proxy_reaches_https_upstreams() {
         // not pass through TLS), as it would have gone there first.
         let nobody = refused_port();
         let refused = format!("http://127.0.0.1:{}", nobody.port);
-        let proxy = start_program_with(
-            runtime,
-            "proxy",
-            &["--dir", &dir],
-            &["--listen"],
-            &["--upstream", &refused, "--upstream", &good, "--cacert", &ca],
-        );
+        let proxy = https_proxy(runtime, &pki, &[&refused, &good]);
         let mut stream = connect(proxy.addr);
         for _ in 0..2 {
             let offer = b"GET /fixed HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
@@ -386,13 +379,7 @@ fn the_proxy_reaches_https_upstreams() {
         );
         drop(proxy);
         let bad = format!("https://localhost:{}", untrusted.addr.port());
-        let proxy = start_program_with(
-            runtime,
-            "proxy",
-            &["--dir", &dir],
-            &["--listen"],
-            &["--upstream", &bad, "--cacert", &ca],
-        );
+        let proxy = https_proxy(runtime, &pki, &[&bad]);
         let mut stream = connect(proxy.addr);
         stream
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -475,17 +462,9 @@ fn the_proxy_reaches_https_upstreams() {
 fn an_idle_https_connection_holding_part_of_a_record_is_not_reused() {
     let pki = Pki::new();
     let server = Straggler::start(&pki);
-    let dir = format!("{0}:{0}", pki.dir.display());
-    let ca = pki.path("ca.pem");
     on_each_runtime(|runtime| {
         let upstream = format!("https://localhost:{}", server.addr.port());
-        let proxy = start_program_with(
-            runtime,
-            "proxy",
-            &["--dir", &dir],
-            &["--listen"],
-            &["--upstream", &upstream, "--cacert", &ca],
-        );
+        let proxy = https_proxy(runtime, &pki, &[&upstream]);
         let mut stream = connect(proxy.addr);
         stream
             .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
