@@ -42,7 +42,7 @@ Each request goes to the upstream with the fewest requests outstanding
 times out or answers garbage is left out for --eject seconds; a request that
 could not reach one (refused, unreachable, no connection in time) is tried on
 another, whatever its
-method, when its body (if any) is under 64 KiB (larger bodies stream through,
+method, when its body (if any) is at most 64 KiB (larger bodies stream through,
 and cannot be sent twice). No
 upstream reachable: 502; too slow: 504; garbage: 502; a response that
 breaks off: the client's connection closes. Bodies stream both ways.
