@@ -497,7 +497,8 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
 
 /// The runtime's own failures end as WasmEdge's do, on every runtime
 /// present: 1 for a module that is not there or not wasm, whose start
-/// function traps, and for a flag it does not know, 134 for a trap of the
+/// function traps, that imports a function no runtime provides, and for a
+/// flag it does not know, 134 for a trap of the
 /// program's (in `_start`); a `--dir` that cannot be bound (or names no
 /// host directory) is
 /// left out and the guest runs (its exit code, 7, is the guest's).
@@ -519,38 +520,82 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     ]
     .concat();
     std::fs::write(&start_traps, module).expect("write");
+    // Modules whose `_start` does nothing, that import a function neither
+    // runtime provides: from WASI's module, and from another.
+    let importing = |module: &str, name: &str| {
+        let import = [
+            &[module.len() as u8][..],
+            module.as_bytes(),
+            &[name.len() as u8],
+            name.as_bytes(),
+            &[0, 0], // a function of type 0
+        ]
+        .concat();
+        let path = std::env::temp_dir().join(format!(
+            "edgepoll-imports-{module}-{}.wasm",
+            std::process::id()
+        ));
+        let bytes = [
+            &b"\0asm\x01\0\0\0"[..],
+            &[1, 8, 2, 0x60, 0, 1, 0x7f, 0x60, 0, 0], // types: [] -> [i32], [] -> []
+            &[2, import.len() as u8 + 1, 1],
+            &import,
+            &[3, 2, 1, 1], // one function of type 1
+            &[7, 10, 1, 6, b'_', b's', b't', b'a', b'r', b't', 0, 1], // exported as _start
+            &[10, 4, 1, 2, 0, 0x0b], // its body: nothing
+        ]
+        .concat();
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    let unknown_wasi = importing("wasi_snapshot_preview1", "sock_nothing");
+    let unknown_env = importing("env", "nothing");
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
-        let cases: [(&std::path::Path, &[&str], &[&str], i32); 8] = [
+        let cases: [(&std::path::Path, &[&str], &[&str], i32); 10] = [
             (&guest, &["--no-such-flag"], &["exit"], 1),
             (&guest, &["--dir", "/x:/no/such/dir"], &["exit"], 7),
             (&guest, &[], &["trap"], 134),
             (&guest, &["--dir", ":/no/such/dir"], &["exit"], 7),
             (&guest, &["--dir", "/x:"], &["exit"], 7),
             (&start_traps, &[], &[], 1),
+            (&unknown_wasi, &[], &[], 1),
+            (&unknown_env, &[], &[], 1),
             (&garbage, &[], &[], 1),
             (std::path::Path::new("/no/such/module.wasm"), &[], &[], 1),
         ];
         // A module that is no module has no AOT form: the interpreter's
         // run of it is the same binary's.
         let cases = match rt {
-            Runtime::WasmEdgeAot => &cases[..6],
+            Runtime::WasmEdgeAot => &cases[..8],
             _ => &cases[..],
         };
         for &(module, flags, args, code) in cases {
             let out = rt.command_with(module, flags).args(args).output_within();
+            let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(
                 out.status.code(),
                 Some(code),
-                "{} {flags:?} {}: {}",
+                "{} {flags:?} {}: {stderr}",
                 rt.name(),
                 module.display(),
-                String::from_utf8_lossy(&out.stderr)
             );
+            // Refused for its import, not as a module that does not load
+            // (WasmEdge logs it on stdout).
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if module == unknown_wasi {
+                assert!(
+                    stderr.contains("sock_nothing") || stdout.contains("sock_nothing"),
+                    "{}: {stdout} {stderr}",
+                    rt.name()
+                );
+            }
         }
     });
     let _ = std::fs::remove_file(&garbage);
     let _ = std::fs::remove_file(&start_traps);
+    let _ = std::fs::remove_file(&unknown_wasi);
+    let _ = std::fs::remove_file(&unknown_env);
 }
 
 /// WASI calls use the module's memory whatever its export is named (here

@@ -7,48 +7,34 @@
 //! For the unversioned socket names WasmEdge registers its V1 function and,
 //! when a module imports the name with another signature, its V2 function
 //! instead (`lib/executor/instantiate/import.cpp`); the parameter count
-//! chooses here in the same way. Functions this runtime lacks answer ENOSYS,
-//! so a guest fails a call, not its start.
+//! chooses here in the same way. An import of anything else (another
+//! name, another module) fails the start, as on WasmEdge.
 
-use crate::errno::NOSYS;
 use crate::host::{Host, M};
 use crate::{poll, sock, wasi};
-use wasmtime::{Engine, ExternType, Linker, Module, Val, ValType};
+use wasmtime::{Engine, ExternType, Linker, Module};
 
 pub fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
-    // A module may import one function more than once (AssemblyScript
-    // does); the first definition serves them all.
     let mut defined = std::collections::HashSet::new();
     for import in module.imports() {
-        let ExternType::Func(ty) = import.ty() else {
-            continue;
-        };
-        if import.module() != M {
-            continue;
-        }
         let name = import.name();
-        if !defined.insert(name.to_string()) {
-            continue;
-        }
-        if define(&mut linker, name, ty.params().len())? {
-            continue;
-        }
-        let returns_errno =
-            ty.results().len() == 1 && matches!(ty.results().next(), Some(ValType::I32));
-        let what = name.to_string();
-        linker.func_new(M, name, ty.clone(), move |_, _, results| {
-            if returns_errno {
-                results[0] = Val::I32(NOSYS.0 as i32);
-                Ok(())
-            } else {
-                Err(wasmtime::Error::msg(format!(
-                    "{what} is not provided by edgepoll-host"
-                )))
+        let known = match import.ty() {
+            ExternType::Func(ty) if import.module() == M => {
+                // Imported twice (AssemblyScript does): defined once.
+                !defined.insert(name.to_string()) || define(&mut linker, name, ty.params().len())?
             }
-        })?;
+            _ => false,
+        };
+        if !known {
+            // As WasmEdge: the module does not start (its command line
+            // exits 1), rather than failing at a call it may never make.
+            return Err(wasmtime::Error::msg(format!(
+                "unknown import {}::{name} (edgepoll-host provides WasmEdge 0.14's {M} functions only)",
+                import.module()
+            )));
+        }
     }
-    linker.define_unknown_imports_as_traps(module)?;
     Ok(linker)
 }
 
