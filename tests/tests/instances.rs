@@ -35,6 +35,12 @@ impl Host {
 
     /// `command` (which runs the host), its output lines on a channel.
     fn start_command(command: &mut Command) -> Host {
+        Host::start_reading(command, true)
+    }
+
+    /// [`start_command`](Self::start_command), its stderr read or (not
+    /// `read_stderr`) a pipe whose reader is gone: every write to it fails.
+    fn start_reading(command: &mut Command, read_stderr: bool) -> Host {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -44,7 +50,12 @@ impl Host {
         let (send, lines) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
         let err = child.stderr.take().expect("stderr");
-        for pipe in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+        let mut pipes = vec![Box::new(out) as Box<dyn Read + Send>];
+        match read_stderr {
+            true => pipes.push(Box::new(err)),
+            false => drop(err),
+        }
+        for pipe in pipes {
             let send = send.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
@@ -89,6 +100,19 @@ impl Host {
         // SAFETY: a signal to the child this test started.
         let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         assert_eq!(sent, 0, "SIGTERM sent");
+    }
+
+    /// `module` as `instances` instances on port 0 (each its own port:
+    /// enough for what does not connect), once they listen.
+    fn listening(module: &str, instances: usize, read_stderr: bool) -> Host {
+        let module = wasm(module);
+        let count = instances.to_string();
+        let mut command = Command::new(host_bin());
+        command.args(["--instances", &count, "--grace", "20"]);
+        command.arg(&*module.to_string_lossy()).arg("127.0.0.1:0");
+        let mut host = Host::start_reading(&mut command, read_stderr);
+        host.wait_for("listening on", instances);
+        host
     }
 
     /// `module` as `instances` instances on a free port, with a grace of
@@ -243,6 +267,44 @@ fn a_guest_that_traps_at_start_is_given_up_on() {
         .unwrap_or_default();
     assert!(
         last.contains("trapped") && last.contains("5 times in a row"),
+        "{:#?}",
+        host.seen
+    );
+}
+
+/// A stop signal sent to the process and to its group (as GNU `timeout`
+/// sends it) comes twice within microseconds: it is one stop, with its
+/// grace, not a second signal's "stop at once".
+#[test]
+fn a_signal_that_comes_twice_at_once_is_one_graceful_stop() {
+    let mut host = Host::listening("poll_http_server", 2, true);
+    host.terminate();
+    host.terminate();
+    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
+    assert_eq!(
+        host.count("stopping: no new connections"),
+        1,
+        "{:#?}",
+        host.seen
+    );
+    assert_eq!(
+        host.count("stopped before every instance had finished"),
+        0,
+        "{:#?}",
+        host.seen
+    );
+}
+
+/// With its stderr gone (a log reader that ended), the host still stops on
+/// SIGTERM: its own lines were written with `eprintln!`, which panicked on
+/// the failed write, and the stop never began.
+#[test]
+fn the_host_stops_with_its_stderr_gone() {
+    let mut host = Host::listening("poll_http_server", 2, false);
+    host.terminate();
+    assert_eq!(
+        host.exit_code(Duration::from_secs(60)),
+        Some(0),
         "{:#?}",
         host.seen
     );

@@ -36,22 +36,46 @@
 use crate::compile_cache;
 use crate::fd_table::Shared;
 use crate::runtime::{self, Instance, Invocation};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// SIGTERM and SIGINT received so far.
+/// SIGTERM and SIGINT received so far (one that comes within
+/// [`SAME_SIGNAL`] of the first counts as the same).
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+/// When the first signal came (CLOCK_MONOTONIC, ns; 0: none yet).
+static FIRST_SIGNAL_NS: AtomicU64 = AtomicU64::new(0);
+/// A stop signal sent to the process and to its group (as GNU `timeout`
+/// sends it) arrives twice within microseconds: one stop, not a stop and
+/// then "at once".
+const SAME_SIGNAL: Duration = Duration::from_millis(250);
 /// Set once the service is stopping: no instance starts again.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALS.fetch_add(1, Ordering::SeqCst);
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime is async-signal-safe and writes the struct given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let ns = (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+        .max(1);
+    let first = match FIRST_SIGNAL_NS.compare_exchange(0, ns, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => ns,
+        Err(first) => first,
+    };
+    if ns == first || ns.saturating_sub(first) >= SAME_SIGNAL.as_nanos() as u64 {
+        SIGNALS.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 fn catch_signals() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only adds to an atomic, which is signal-safe.
+    // SAFETY: the handler only reads the clock and sets atomics, which are
+    // signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, handler);
         libc::signal(libc::SIGINT, handler);
@@ -143,7 +167,7 @@ pub fn run(
             if let Err(e) = started {
                 // Returning would wait for the instances already running,
                 // which may never end: the process ends here.
-                eprintln!("edgepoll-host: cannot start a thread for instance {number}: {e}");
+                crate::output::say(&format!("cannot start a thread for instance {number}: {e}"));
                 compile_cache::forget_exposed(&cache);
                 std::process::exit(1);
             }
@@ -151,25 +175,26 @@ pub fn run(
         drop(reports);
         let mut worst = 0;
         let mut stop_at = None;
+        let mut gave_up = false;
 
         loop {
             match supervisor.recv_timeout(Duration::from_millis(50)) {
                 Ok(Report::Ended(code)) => worst = worse(worst, code),
-                // The others are not waited for: the process ends.
+                // The others stop as on a signal (what they accepted is
+                // answered), and the host then exits 1.
                 Ok(Report::GaveUp(message)) => {
-                    eprintln!("edgepoll-host: {message}");
-                    compile_cache::forget_exposed(&cache);
-                    std::process::exit(1);
+                    crate::output::say(&message);
+                    gave_up = true;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 // Every instance has ended.
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             let signals = SIGNALS.load(Ordering::SeqCst);
-            if signals > 0 && stop_at.is_none() {
-                eprintln!(
-                    "edgepoll-host: stopping: no new connections; waiting up to {grace:?} for those accepted"
-                );
+            if (signals > 0 || gave_up) && stop_at.is_none() {
+                crate::output::say(&format!(
+                    "stopping: no new connections; waiting up to {grace:?} for those accepted"
+                ));
                 STOPPING.store(true, Ordering::SeqCst);
                 for instance in &shared {
                     instance.stop_accepting();
@@ -179,15 +204,19 @@ pub fn run(
             if let Some(at) = stop_at {
                 // A second signal ends it at once, however soon it came.
                 if signals > 1 || Instant::now() >= at {
-                    eprintln!("edgepoll-host: stopped before every instance had finished");
+                    crate::output::say("stopped before every instance had finished");
                     compile_cache::forget_exposed(&cache);
-                    std::process::exit(0);
+                    std::process::exit(if gave_up { 1 } else { 0 });
                 }
             }
         }
         compile_cache::forget_exposed(&cache);
         // Stopped by a signal: a clean stop whatever the instances said.
-        Ok(if stop_at.is_some() { 0 } else { worst })
+        Ok(match (gave_up, stop_at) {
+            (true, _) => 1,
+            (false, Some(_)) => 0,
+            (false, None) => worst,
+        })
     })
 }
 
@@ -220,6 +249,8 @@ fn keep_running(
             return Report::Ended(0);
         }
         let started = Instant::now();
+        let moved = || instance.shared.as_ref().map_or(0, |shared| shared.moved());
+        let moved_before = moved();
         // A panic in the host's own code (a bug) ends this run as a failure,
         // restarted as the policy says, rather than the instance for good:
         // its store is dropped with the run; the engine and module are
@@ -241,7 +272,7 @@ fn keep_running(
         };
         if restart == Restart::No || STOPPING.load(Ordering::SeqCst) {
             if code != 0 {
-                eprintln!("edgepoll-host: {what}");
+                crate::output::say(&what);
             }
             return Report::Ended(code);
         }
@@ -256,16 +287,21 @@ fn keep_running(
                 false => 0,
             };
             if quick_exits == 0 {
-                eprintln!("edgepoll-host: {what}; starting it again");
+                crate::output::say(&format!("{what}; starting it again"));
                 continue;
             }
             let pause = pause_after(quick_exits);
-            eprintln!("edgepoll-host: {what}; starting it again in {pause:?}");
+            crate::output::say(&format!("{what}; starting it again in {pause:?}"));
             std::thread::sleep(pause);
             continue;
         }
         quick_exits = 0;
-        quick_failures = match started.elapsed() < QUICK {
+        // Quick and before serving anything: a start that fails (a port in
+        // use, a bad argument), which starting again will not mend. One
+        // that served first (a request that makes it trap, say) is not
+        // given up on, nor are the others ended for it.
+        let served = moved() != moved_before;
+        quick_failures = match started.elapsed() < QUICK && !served {
             true => quick_failures + 1,
             false => 0,
         };
@@ -275,7 +311,7 @@ fn keep_running(
             ));
         }
         let pause = pause_after(quick_failures);
-        eprintln!("edgepoll-host: {what}; starting it again in {pause:?}");
+        crate::output::say(&format!("{what}; starting it again in {pause:?}"));
         std::thread::sleep(pause);
     }
 }

@@ -117,6 +117,14 @@ impl Tagged {
 /// only writes of up to 4 KiB to a pipe whole).
 static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// One line of the host's own on stderr (`edgepoll-host: ...`), whole,
+/// between the instances' lines; never a panic, as `eprintln!` would be on
+/// a stderr that is closed or full, which would leave the supervisor unable
+/// to stop.
+pub fn say(line: &str) {
+    emit(2, &[b"edgepoll-host: ", line.as_bytes(), b"\n"]);
+}
+
 /// One tagged line, whole, from its parts.
 fn emit(host_fd: i32, parts: &[&[u8]]) {
     let whole = parts.concat();
