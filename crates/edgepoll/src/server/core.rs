@@ -12,7 +12,7 @@ use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
 use crate::app::{misused, Answer, Context, Pipes, Responder};
 use crate::client::{ClientError, ClientEvent, ExchangeId, Placement, Pool};
-use crate::http::{Handler, Response, StatusCode};
+use crate::http::{Handler, Response, StatusCode, StreamError};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
 use crate::tls::TlsSession;
 use crate::ws::{Outbox, WebSocket};
@@ -328,12 +328,13 @@ impl Core {
                     // Out of descriptors, or worse. The listener stays readable
                     // while connections wait, so stop watching it for a moment
                     // instead of spinning.
+                    // (A pause of nothing would be that spin.)
+                    let pause = self.options.accept_backoff.max(Duration::from_millis(10));
                     (self.options.log)(&format!(
-                        "edgepoll: accept failed ({e}); pausing accepts for {:?}",
-                        self.options.accept_backoff
+                        "edgepoll: accept failed ({e}); pausing accepts for {pause:?}"
                     ));
                     self.poll.deregister(listener)?;
-                    self.accept_paused_until = Some(now + self.options.accept_backoff);
+                    self.accept_paused_until = Some(now + pause);
                     return Ok(());
                 }
             }
@@ -1049,7 +1050,9 @@ impl Core {
                 }
                 sent
             }
-            Answer::End => handler.end_body(id, now).is_ok(),
+            // Short of its length, it still ended (the connection closes
+            // after what was sent): stepped, not left for the next sweep.
+            Answer::End => !matches!(handler.end_body(id, now), Err(StreamError::Gone)),
             Answer::Interim(head) => {
                 // Written with what follows it in this batch, if anything
                 // (see `touch`): a small write after it would wait for the
@@ -1519,13 +1522,20 @@ fn report(options: &ServerOptions, peer: SocketAddr, what: &str) {
     (options.log)(&format!("edgepoll: {peer}: {what}"));
 }
 
+/// An accept error of the one connection it would have handed over, not of
+/// the listener: the next may be accepted at once. Besides an abort or a
+/// reset, the network errors Linux's accept(2) passes on from the new
+/// socket, which it asks to be retried as EAGAIN is: WASI's ENETDOWN (38),
+/// EPROTO (65), ENOPROTOOPT (50), EHOSTUNREACH (23), ENETUNREACH (40),
+/// ENOTSUP (58) and EPERM (63, a firewall's). Each takes one connection
+/// from the queue, so retrying them cannot spin.
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
-    )
+    ) || matches!(e.raw_os_error(), Some(23 | 38 | 40 | 50 | 58 | 63 | 65))
 }
 
 /// Shuts the write side of a connection that has said all it will, and

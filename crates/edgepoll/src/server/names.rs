@@ -340,6 +340,8 @@ fn advance(query: &mut TcpQuery, scratch: &mut [u8]) -> Progress {
     }
     while query.sent < query.out.len() {
         match net::send(&query.stream, &query.out[query.sent..]) {
+            // Nothing taken from a non-empty write: it would spin.
+            Ok(0) => return unreachable(io::Error::from(io::ErrorKind::WriteZero)),
             Ok(n) => query.sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Progress::Waiting(Interest::WRITABLE)
