@@ -436,7 +436,15 @@ impl Poll {
                 }
                 self.probed.clear();
             }
-            if called? == 0 {
+            let called = match called {
+                Ok(n) => Some(n),
+                // What the peeks found is reported, not dropped with the
+                // failed call: a peeked error is taken from its socket,
+                // and would not be found again.
+                Err(_) if !events.list.is_empty() => None,
+                Err(e) => return Err(e),
+            };
+            if called == Some(0) {
                 // Woken with nothing to report: a pending error with
                 // nothing to read, or WasmEdge's hang-up of a socket that
                 // waits only to write (see the module notes).
