@@ -61,25 +61,6 @@ pub fn open(
     // SAFETY: plain system call; the result is checked and owned below.
     let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
     check(raw)?;
-    if fds.reuse_port && domain != libc::AF_UNIX {
-        let on: libc::c_int = 1;
-        // SAFETY: `on` is a c_int of the size given; `raw` is open.
-        let set = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_REUSEPORT,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if set < 0 {
-            let error = crate::errno::last();
-            // SAFETY: `raw` is ours and not yet handed out.
-            unsafe { libc::close(raw) };
-            return Err(error);
-        }
-    }
     let socket = Socket {
         // SAFETY: `raw` is a new descriptor nothing else owns.
         fd: unsafe { OwnedFd::from_raw_fd(raw) },
@@ -107,6 +88,12 @@ pub fn bind_or_connect(
     let target = read_target(mem, address, storage)?;
     let raw = host_fd(fds, fd)?;
     let (addr, len) = to_sockaddr(target, port as u16);
+    if fds.reuse_port && !connect && i32::from(addr.ss_family) != libc::AF_UNIX {
+        // Set where a port is chosen, not on every socket: one bound by a
+        // connect (a DNS query's) must not share its port with another
+        // instance's, which would then take its answers.
+        share_port(raw)?;
+    }
     let ptr = (&addr as *const libc::sockaddr_storage).cast();
     // SAFETY: `addr` holds a valid sockaddr of `len` bytes.
     check(unsafe {
@@ -115,6 +102,22 @@ pub fn bind_or_connect(
         } else {
             libc::bind(raw, ptr, len)
         }
+    })
+}
+
+/// `SO_REUSEPORT` on `raw`, before it is bound: the port it binds is shared
+/// with the other instances' (`--instances`).
+fn share_port(raw: i32) -> WasiResult {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a c_int of the size given; `raw` is open.
+    check(unsafe {
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
     })
 }
 
