@@ -212,7 +212,12 @@ impl Core {
             if self.draining && !self.serves_anyone() {
                 return Ok(());
             }
-            let mut wake = sweep.next();
+            // Work left for the next call (bodies drained since they were
+            // told of): the poll only looks, and does not wait.
+            let mut wake = match self.work.is_pending() {
+                true => Instant::now(),
+                false => sweep.next(),
+            };
             if let Some(deadline) = deadline {
                 wake = wake.min(deadline);
             }
@@ -780,6 +785,13 @@ impl Core {
     /// answered and sent, moves bodies, and tells it what happened, until
     /// nothing is left.
     pub(crate) fn settle_work<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        // Bodies drained are told of once a call: the application's next
+        // piece drains as soon as a fast reader takes it, and told again
+        // within the call, one response would be fed round after round
+        // while every other connection's events waited. What drains
+        // meanwhile is told at the next call (after the next event, or the
+        // next poll, which then does not wait).
+        let mut drained_told = false;
         for _round in 0..1000 {
             let mut acted = false;
             if !self.work.pipes.fresh_up.is_empty() {
@@ -872,8 +884,9 @@ impl Core {
                     },
                 );
             }
-            if !self.work.drained.is_empty() {
+            if !self.work.drained.is_empty() && !drained_told {
                 acted = true;
+                drained_told = true;
                 self.work_through(
                     |w| &mut w.drained,
                     |core, responder| {
