@@ -759,6 +759,18 @@ impl Core {
                             .push((responder, Inbound::End(Err(error))));
                     }
                 }
+                // Pieces read before the close, of a body piped to an
+                // upstream: the pipe ends just below, and routed after it
+                // they would reach the application, which gave that body
+                // away.
+                let Work { inbound, pipes, .. } = &mut self.work;
+                if !inbound.is_empty() {
+                    inbound.retain(|(r, _)| {
+                        !(r.token == Token(index)
+                            && r.serial == serial
+                            && pipes.up_into(r).is_some())
+                    });
+                }
                 bodies::forget_connection(&mut self.work, Token(index));
             }
             Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
