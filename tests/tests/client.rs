@@ -243,12 +243,15 @@ fn a_response_is_printed_while_later_ones_are_awaited() {
     });
 }
 
+/// The client sleeps while it waits for a response, and while a second
+/// request waits for the one connection its origin is allowed
+/// (`--parallel 1`): queued work is no reason to poll without waiting.
 #[test]
 fn waiting_for_a_response_costs_almost_no_cpu() {
     on_each_runtime(|rt| {
         let server = serve(Reply::Length(Duration::from_millis(2500)));
         let url = format!("http://{}/", server.addr);
-        let child = client(rt, &["-d", "idle", &url])
+        let child = client(rt, &["--parallel", "1", "-d", "idle", &url, &url])
             .spawn()
             .expect("client starts");
         let pid = child.id();
@@ -269,6 +272,8 @@ fn waiting_for_a_response_costs_almost_no_cpu() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.matches("-> 200 OK").count(), 2, "{stdout}");
         // Clock ticks are 10 ms; a busy loop would burn about 150 in this window.
         assert!(
             after - before <= 10,

@@ -212,11 +212,13 @@ impl Core {
             if self.draining && !self.serves_anyone() {
                 return Ok(());
             }
-            // Work left for the next call (bodies drained since they were
-            // told of): the poll only looks, and does not wait.
-            let mut wake = match self.work.is_pending() {
-                true => Instant::now(),
-                false => sweep.next(),
+            // Bodies drained since they were told of (see `settle_work`):
+            // the poll only looks, and does not wait. (Not for any work
+            // pending: exchanges queued for a busy origin stay queued, and
+            // the loop would spin.)
+            let mut wake = match self.work.drained.is_empty() {
+                false => Instant::now(),
+                true => sweep.next(),
             };
             if let Some(deadline) = deadline {
                 wake = wake.min(deadline);
