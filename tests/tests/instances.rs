@@ -279,6 +279,8 @@ fn a_guest_that_traps_at_start_is_given_up_on() {
 fn a_signal_that_comes_twice_at_once_is_one_graceful_stop() {
     let mut host = Host::listening("poll_http_server", 2, true);
     host.terminate();
+    // Apart enough that the kernel does not merge them into one.
+    std::thread::sleep(Duration::from_millis(30));
     host.terminate();
     assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
     assert_eq!(
@@ -293,6 +295,35 @@ fn a_signal_that_comes_twice_at_once_is_one_graceful_stop() {
         "{:#?}",
         host.seen
     );
+}
+
+/// A second signal that comes later than that ends the host at once,
+/// though a request it accepted is still unfinished.
+#[test]
+fn a_second_signal_later_stops_at_once() {
+    let mut host = Host::listening("poll_http_server", 2, true);
+    let addr = host
+        .seen
+        .iter()
+        .find_map(|(_, l)| l.split("listening on ").nth(1))
+        .and_then(|rest| rest.split([' ', ';', ',']).next())
+        .map(str::to_string)
+        .expect("a listening line names its address");
+    // A request begun: the drain would wait for it (its header timeout).
+    let mut held = TcpStream::connect(&addr).expect("connect");
+    held.write_all(b"GET / HTTP/1.1\r\n").expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    host.terminate();
+    std::thread::sleep(Duration::from_millis(400));
+    host.terminate();
+    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
+    assert_eq!(
+        host.count("stopped before every instance had finished"),
+        1,
+        "{:#?}",
+        host.seen
+    );
+    drop(held);
 }
 
 /// With its stderr gone (a log reader that ended), the host still stops on

@@ -310,6 +310,8 @@ fn listening_fd(shared: &Option<std::sync::Arc<Shared>>, d: &Descriptor) -> Opti
 pub struct Shared {
     listeners: std::sync::Mutex<Vec<RawFd>>,
     moved: std::sync::atomic::AtomicU64,
+    /// Connections accepted so far: whether it served anyone.
+    accepted: std::sync::atomic::AtomicU64,
     /// Set by [`stop_accepting`](Shared::stop_accepting): a listener added
     /// later is shut down at once.
     stopped: std::sync::atomic::AtomicBool,
@@ -368,6 +370,17 @@ impl Shared {
     /// Socket calls that moved bytes so far.
     pub fn moved(&self) -> u64 {
         self.moved.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A connection was accepted.
+    pub fn note_accepted(&self) {
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -192,20 +192,21 @@ pub fn run(
             }
             let signals = SIGNALS.load(Ordering::SeqCst);
             if (signals > 0 || gave_up) && stop_at.is_none() {
-                crate::output::say(&format!(
-                    "stopping: no new connections; waiting up to {grace:?} for those accepted"
-                ));
+                // Stopped first, told after: the telling may be slow.
                 STOPPING.store(true, Ordering::SeqCst);
                 for instance in &shared {
                     instance.stop_accepting();
                 }
                 stop_at = Some(Instant::now() + grace);
+                crate::output::say(&format!(
+                    "stopping: no new connections; waiting up to {grace:?} for those accepted"
+                ));
             }
             if let Some(at) = stop_at {
                 // A second signal ends it at once, however soon it came.
                 if signals > 1 || Instant::now() >= at {
-                    crate::output::say("stopped before every instance had finished");
                     compile_cache::forget_exposed(&cache);
+                    crate::output::say("stopped before every instance had finished");
                     std::process::exit(if gave_up { 1 } else { 0 });
                 }
             }
@@ -249,8 +250,13 @@ fn keep_running(
             return Report::Ended(0);
         }
         let started = Instant::now();
-        let moved = || instance.shared.as_ref().map_or(0, |shared| shared.moved());
-        let moved_before = moved();
+        let accepted = || {
+            instance
+                .shared
+                .as_ref()
+                .map_or(0, |shared| shared.accepted())
+        };
+        let accepted_before = accepted();
         // A panic in the host's own code (a bug) ends this run as a failure,
         // restarted as the policy says, rather than the instance for good:
         // its store is dropped with the run; the engine and module are
@@ -296,11 +302,11 @@ fn keep_running(
             continue;
         }
         quick_exits = 0;
-        // Quick and before serving anything: a start that fails (a port in
+        // Quick and before accepting anyone: a start that fails (a port in
         // use, a bad argument), which starting again will not mend. One
         // that served first (a request that makes it trap, say) is not
         // given up on, nor are the others ended for it.
-        let served = moved() != moved_before;
+        let served = accepted() != accepted_before;
         quick_failures = match started.elapsed() < QUICK && !served {
             true => quick_failures + 1,
             false => 0,

@@ -156,7 +156,7 @@ fn main() -> ExitCode {
         // As a process's status: the low byte (exit(-1) is 255, not 0).
         Ok(code) => ExitCode::from(code as u8),
         Err(message) => {
-            eprintln!("edgepoll-host: {message}");
+            edgepoll_host::output::say(&message);
             // A trap's message, or an instance's (`instance N: ` before it).
             // Anything else (no module, not wasm, an import missing) fails
             // with 1, as WasmEdge's command line does.

@@ -117,12 +117,28 @@ impl Tagged {
 /// only writes of up to 4 KiB to a pipe whole).
 static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// One line of the host's own on stderr (`edgepoll-host: ...`), whole,
-/// between the instances' lines; never a panic, as `eprintln!` would be on
-/// a stderr that is closed or full, which would leave the supervisor unable
-/// to stop.
+/// One line of the host's own on stderr (`edgepoll-host: ...`): never a
+/// panic, as `eprintln!` is on a stderr that is closed or full, and never a
+/// wait for the instances' turn to write (one blocked on a full stdout holds
+/// it), either of which would leave the supervisor unable to stop. Between
+/// the instances' lines when the turn is free; in one write, which a pipe
+/// keeps whole for a line under 4 KiB; dropped if stderr takes none of it.
 pub fn say(line: &str) {
-    emit(2, &[b"edgepoll-host: ", line.as_bytes(), b"\n"]);
+    let whole = [b"edgepoll-host: ", line.as_bytes(), b"\n"].concat();
+    let _turn = match WRITING.try_lock() {
+        Ok(turn) => Some(turn),
+        Err(std::sync::TryLockError::Poisoned(turn)) => Some(turn.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    loop {
+        // SAFETY: `whole` is a live buffer of `whole.len()` bytes.
+        let n = unsafe { libc::write(2, whole.as_ptr().cast(), whole.len()) };
+        let interrupted =
+            n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+        if !interrupted {
+            return;
+        }
+    }
 }
 
 /// One tagged line, whole, from its parts.

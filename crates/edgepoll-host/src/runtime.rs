@@ -203,11 +203,11 @@ pub fn bindable(dirs: Vec<Preopen>) -> Vec<Preopen> {
         .filter(|dir| match open_directory(&dir.host) {
             Ok(_) => true,
             Err(e) => {
-                eprintln!(
-                    "edgepoll-host: --dir {}:{}: {e}; the guest runs without it (as on WasmEdge)",
+                crate::output::say(&format!(
+                    "--dir {}:{}: {e}; the guest runs without it (as on WasmEdge)",
                     dir.guest,
                     dir.host.display()
-                );
+                ));
                 false
             }
         })

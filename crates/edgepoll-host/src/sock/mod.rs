@@ -88,11 +88,13 @@ pub fn bind_or_connect(
     let target = read_target(mem, address, storage)?;
     let raw = host_fd(fds, fd)?;
     let (addr, len) = to_sockaddr(target, port as u16);
-    if fds.reuse_port && !connect && i32::from(addr.ss_family) != libc::AF_UNIX {
-        // Set where a port is chosen, not on every socket: one bound by a
-        // connect (a DNS query's) must not share its port with another
-        // instance's, which would then take its answers.
-        share_port(raw)?;
+    if fds.reuse_port && !connect && port != 0 && i32::from(addr.ss_family) != libc::AF_UNIX {
+        // Set where a port is named, not on every socket: one the kernel
+        // picks a port for (bound to port 0, or by a connect: a DNS
+        // query's) must not share it with another instance's socket, which
+        // would then take its answers. A failure is bind's to tell (an
+        // address of another family, say).
+        let _ = share_port(raw);
     }
     let ptr = (&addr as *const libc::sockaddr_storage).cast();
     // SAFETY: `addr` holds a valid sockaddr of `len` bytes.
@@ -190,6 +192,9 @@ pub fn accept(
         rights::ACCEPTED_SOCKET,
         rights::ACCEPTED_SOCKET,
     ));
+    if let Some(shared) = &fds.shared {
+        shared.note_accepted();
+    }
     mem.write_u32(out, new)
 }
 
