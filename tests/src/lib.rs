@@ -131,6 +131,9 @@ fn aot_module(wasm: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
+    // And the compiler's version: another WasmEdge's AOT code is not reused
+    // (it may run it interpreted, or not at all).
+    wasmedge_version().hash(&mut hasher);
     let stem = wasm
         .file_stem()
         .and_then(|s| s.to_str())
@@ -162,6 +165,19 @@ fn aot_module(wasm: &Path) -> PathBuf {
 pub fn host_runtime() -> Runtime {
     build();
     Runtime::Host(target_dir().join("release/edgepoll-host"))
+}
+
+/// `wasmedge --version`'s output (empty without one).
+fn wasmedge_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        Command::new("wasmedge")
+            .arg("--version")
+            .stderr(Stdio::null())
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    })
 }
 
 fn wasmedge_on_path() -> bool {
@@ -198,6 +214,12 @@ pub fn all_runtimes() -> Vec<Runtime> {
     );
     let names: Vec<&str> = all.iter().map(Runtime::name).collect();
     println!("runtimes: {}", names.join(", "));
+    // CI has WasmEdge (../shared/wasmedge): a run without it would pass on
+    // the bundled runtime alone and say so only in a note.
+    assert!(
+        wasmedge_on_path() || std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no working wasmedge on PATH: install WasmEdge 0.14.1 (../shared/wasmedge, or $WASMEDGE_DIR)"
+    );
     if !wasmedge_on_path() {
         println!(
             "NOTE: wasmedge is not on PATH: only the bundled runtime (edgepoll-host) ran this test"
