@@ -75,7 +75,9 @@ mod linux {
         b"up/outside/secret.txt",
         b"loop",
         b"../outside/secret.txt",
-        b"/etc/passwd",
+        // Absolute: resolved beneath the preopen, or refused; never the
+        // host's own file of that name (see also `Fuzzer::outside`).
+        b"/outside/secret.txt",
         b"sub/../..",
         b".",
         b"..",
@@ -147,6 +149,37 @@ mod linux {
         out
     }
 
+    /// Every entry below `dir`, with its kind, content (a file's) or target
+    /// (a link's) and modification time, in order.
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                out.push(format!("{}: unreadable", dir.display()));
+                continue;
+            };
+            let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                let modified = meta.modified().ok();
+                let what = if meta.is_symlink() {
+                    format!("-> {:?}", std::fs::read_link(&path).ok())
+                } else if meta.is_dir() {
+                    dirs.push(path.clone());
+                    "dir".to_string()
+                } else {
+                    format!("{:?}", std::fs::read(&path).unwrap_or_default())
+                };
+                out.push(format!("{path:?} {modified:?} {what}"));
+            }
+        }
+        out
+    }
+
     fn open_fds() -> usize {
         std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
     }
@@ -156,9 +189,23 @@ mod linux {
         store: Store<Host>,
         memory: Memory,
         funcs: Vec<(&'static str, Func)>,
+        /// The host's absolute path of `outside/secret.txt`: a guest that
+        /// could open it escaped, and the snapshot sees any change to it.
+        outside: Vec<u8>,
+        /// The read-only preopen as it was laid out: it must stay so.
+        readonly: Vec<String>,
     }
 
     impl Fuzzer {
+        /// A path a guest might try: one of [`PATHS`], or now and then the
+        /// host's own path of the secret outside.
+        fn path(&mut self) -> Vec<u8> {
+            match self.rng.below(PATHS.len() + 1) {
+                0 => self.outside.clone(),
+                i => PATHS[i - 1].to_vec(),
+            }
+        }
+
         /// Descriptor numbers the guest could know: live ones, mostly.
         fn fd(&mut self) -> u32 {
             let live: Vec<u32> = self.store.data().fds.iter().map(|(fd, _)| fd).collect();
@@ -211,8 +258,8 @@ mod linux {
                 let at = self.rng.below(MEMORY);
                 match self.rng.below(5) {
                     0 => {
-                        let path = PATHS[self.rng.below(PATHS.len())];
-                        self.put(at, path);
+                        let path = self.path();
+                        self.put(at, &path);
                     }
                     1 => {
                         let fd = self.fd();
@@ -292,11 +339,26 @@ mod linux {
         /// all it held. The canary is laid out anew, so a long run stays
         /// small and keeps its links that lead out.
         fn renew(&mut self, invocation: &Invocation, root: &Path) -> Result<(), String> {
+            self.check_readonly(root)?;
             lay_out_canary(root).map_err(|e| format!("cannot lay out the canary: {e}"))?;
+            self.readonly = tree(&root.join("readonly"));
             let mut fresh = host_state(invocation)?;
             fresh.memory = Some(self.memory);
             *self.store.data_mut() = fresh;
             Ok(())
+        }
+
+        /// The read-only preopen is as it was laid out (before it is laid
+        /// out anew).
+        fn check_readonly(&self, root: &Path) -> Result<(), String> {
+            let now = tree(&root.join("readonly"));
+            match self.readonly.is_empty() || now == self.readonly {
+                true => Ok(()),
+                false => Err(format!(
+                    "the read-only preopen changed: {:?} became {now:?}",
+                    self.readonly
+                )),
+            }
         }
 
         fn arguments(&mut self, name: &str, func: &Func) -> Vec<Val> {
@@ -323,9 +385,9 @@ mod linux {
             };
             for &(dir, path) in paths {
                 if self.rng.below(2) == 0 {
-                    let text = PATHS[self.rng.below(PATHS.len())];
-                    let at = self.rng.below(MEMORY - 64);
-                    self.put(at, text);
+                    let text = self.path();
+                    let at = self.rng.below(MEMORY - text.len().max(64));
+                    self.put(at, &text);
                     args[dir] = Val::I32(3 + self.rng.below(2) as i32);
                     args[path] = Val::I32(at as i32);
                     args[path + 1] = Val::I32(text.len() as i32);
@@ -467,11 +529,14 @@ mod linux {
             }
         }
         let functions = funcs.len();
+        let outside = root.join("outside/secret.txt");
         let mut fuzzer = Fuzzer {
             rng: Rng::new(seed),
             store,
             memory,
             funcs,
+            outside: outside.to_string_lossy().into_owned().into_bytes(),
+            readonly: Vec::new(),
         };
 
         // The watchdog: a call that does not return within 10 s is a hang.
@@ -548,6 +613,9 @@ mod linux {
             *c = (Instant::now(), "the checks after the run".into());
         }
 
+        if let Err(e) = fuzzer.check_readonly(&root) {
+            fail(e);
+        }
         drop(fuzzer);
         let fds_after = open_fds();
         if fds_after != fds_before {
@@ -565,6 +633,24 @@ mod linux {
             ));
         }
         let _ = std::fs::remove_dir_all(&root);
+        // A run in which none of these ever succeeded tested little (every
+        // path refused for a wrong preopen number, say): a failure too.
+        let wanted = [
+            "path_open",
+            "fd_read",
+            "fd_write",
+            "fd_readdir",
+            "poll_oneoff",
+            "sock_open",
+        ];
+        let missed: Vec<&str> = (wanted.iter().copied())
+            .filter(|name| !succeeded.contains(name))
+            .collect();
+        if !missed.is_empty() && calls > 100_000 {
+            fail(format!(
+                "{calls} calls, and {missed:?} never succeeded: the run reached too little"
+            ));
+        }
         if std::env::var_os("HOST_IMPORTS_LIST").is_some() {
             let _ = writeln!(out, "succeeded: {succeeded:?}");
         }
