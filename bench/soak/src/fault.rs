@@ -56,7 +56,9 @@ enum Phase {
 
 pub struct Fault {
     pub kind: Kind,
-    pub stream: TcpStream,
+    /// Taken (closed) once the fault has its outcome: a reset mid-body is
+    /// sent only as the socket closes.
+    pub stream: Option<TcpStream>,
     phase: Phase,
     out: Vec<u8>,
     out_pos: usize,
@@ -67,6 +69,11 @@ pub struct Fault {
     since: Instant,
     deadline: Instant,
     pub outcome: Option<Result<String, String>>,
+}
+
+/// The error of a fault driven after its socket closed.
+fn closed() -> String {
+    "its socket is closed".to_string()
 }
 
 fn connect(addr: SocketAddr, small_receive_buffer: bool) -> std::io::Result<TcpStream> {
@@ -131,7 +138,7 @@ impl Fault {
         let now = Instant::now();
         Ok(Fault {
             kind,
-            stream,
+            stream: Some(stream),
             phase: Phase::Connecting,
             out,
             out_pos: 0,
@@ -157,7 +164,7 @@ impl Fault {
 
     fn step(&mut self, t: &Timeouts, buf: &mut [u8]) -> Result<(), String> {
         if let Phase::Connecting = self.phase {
-            match self.stream.peer_addr() {
+            match self.stream.as_ref().ok_or_else(closed)?.peer_addr() {
                 Ok(_) => {
                     self.phase = Phase::Sending;
                     self.since = Instant::now();
@@ -168,7 +175,12 @@ impl Fault {
         }
         if let Phase::Sending = self.phase {
             while self.out_pos < self.out.len() {
-                match self.stream.write(&self.out[self.out_pos..]) {
+                match self
+                    .stream
+                    .as_mut()
+                    .ok_or_else(closed)?
+                    .write(&self.out[self.out_pos..])
+                {
                     Ok(n) => self.out_pos += n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) => return Err(format!("write failed: {e}")),
@@ -182,7 +194,7 @@ impl Fault {
             } else {
                 self.since = Instant::now();
                 if self.kind == Kind::ResetMidBody {
-                    let socket = socket2::SockRef::from(&self.stream);
+                    let socket = socket2::SockRef::from(self.stream.as_ref().ok_or_else(closed)?);
                     socket
                         .set_linger(Some(Duration::ZERO))
                         .map_err(|e| e.to_string())?;
@@ -203,7 +215,7 @@ impl Fault {
             self.deadline = until + LATE * 2;
         }
         loop {
-            match self.stream.read(buf) {
+            match self.stream.as_mut().ok_or_else(closed)?.read(buf) {
                 Ok(0) => return self.on_close(t),
                 Ok(n) => self.on_data(&buf[..n], t)?,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),

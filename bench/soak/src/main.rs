@@ -194,11 +194,13 @@ fn run(options: &Options) -> std::io::Result<i32> {
                     options.addr,
                     options.seed ^ (faults.len() + i) as u64,
                 )?;
-                poll.registry().register(
-                    &mut fault.stream,
-                    Token(FAULT_TOKEN + faults.len()),
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
+                if let Some(stream) = fault.stream.as_mut() {
+                    poll.registry().register(
+                        stream,
+                        Token(FAULT_TOKEN + faults.len()),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                }
                 faults.push(fault);
             }
         }
@@ -243,7 +245,11 @@ fn run(options: &Options) -> std::io::Result<i32> {
         for fault in faults.iter_mut().filter(|f| f.outcome.is_none()) {
             fault.drive(&options.timeouts, &mut buf);
             if let Some(outcome) = &fault.outcome {
-                let _ = poll.registry().deregister(&mut fault.stream);
+                // Closed now: a reset mid-body goes out now, during the
+                // load, not when the run ends.
+                if let Some(mut stream) = fault.stream.take() {
+                    let _ = poll.registry().deregister(&mut stream);
+                }
                 match outcome {
                     Ok(text) => eprintln!("soak: fault {:?}: {text}", fault.kind),
                     Err(text) => {
