@@ -69,7 +69,9 @@ test: build
 	 fi
 	# --show-output: each end-to-end test prints the runtimes it ran on.
 	$(CARGO) test --release --workspace -- --show-output
-	# A hostile guest's every call into edgepoll-host, briefly (make fuzz runs it longer).
+	# The state machines under mutated input, and a hostile guest's every
+	# call into edgepoll-host, briefly and replayably (make fuzz runs them longer).
+	$(CARGO) run --quiet --release -p edgepoll-fuzz --bin edgepoll-fuzz -- --seconds 20 --seed 20261201
 	$(CARGO) run --quiet --release -p edgepoll-fuzz --bin host_imports -- --seconds 20 --seed 20261201
 	# edgepoll's unit tests once more as WebAssembly, where its SIMD scans and
 	# its SIMD ChaCha20 (checked against ring) run, on every runtime present.
