@@ -230,6 +230,10 @@ def run_soak(label, server, load_started, port, log, memory_file, seed, restarte
         problems.append("the server died or stopped answering")
     if restarter and restarter.error is not None:
         problems.append(f"the upstream could not be restarted: {restarter.error}")
+    if restarter and restarter.thread is None:
+        # Progress lines too few (a short SOAK_REQUESTS): the row would pass
+        # without the restart it claims.
+        problems.append("the upstream was never restarted during the run")
     warm = row.get("rss_warm", 0)
     if not warm:
         problems.append("the run never finished its warm-up")
