@@ -16,6 +16,9 @@ pub mod runtime;
 pub mod poll;
 mod sock;
 mod wasi;
+/// `proc_exit`'s end of a guest (what a caller of its functions, such as
+/// the fuzzer, tells apart from a failure).
+pub use wasi::Exit;
 
 // Shared pieces at the bottom.
 mod clock;
