@@ -162,6 +162,36 @@ fn aot_module(wasm: &Path) -> PathBuf {
     out
 }
 
+/// A module whose `_start` does nothing, that imports `module::name`, a
+/// function of no arguments that returns an i32; written to a file of its
+/// own in the temporary directory (the caller removes it).
+pub fn module_importing(module: &str, name: &str) -> PathBuf {
+    let import = [
+        &[module.len() as u8][..],
+        module.as_bytes(),
+        &[name.len() as u8],
+        name.as_bytes(),
+        &[0, 0], // a function of type 0
+    ]
+    .concat();
+    let path = std::env::temp_dir().join(format!(
+        "edgepoll-imports-{module}-{name}-{}.wasm",
+        std::process::id()
+    ));
+    let bytes = [
+        &b"\0asm\x01\0\0\0"[..],
+        &[1, 8, 2, 0x60, 0, 1, 0x7f, 0x60, 0, 0], // types: [] -> [i32], [] -> []
+        &[2, import.len() as u8 + 1, 1],
+        &import,
+        &[3, 2, 1, 1], // one function of type 1
+        &[7, 10, 1, 6, b'_', b's', b't', b'a', b'r', b't', 0, 1], // exported as _start
+        &[10, 4, 1, 2, 0, 0x0b], // its body: nothing
+    ]
+    .concat();
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
 pub fn host_runtime() -> Runtime {
     build();
     Runtime::Host(target_dir().join("release/edgepoll-host"))

@@ -5,7 +5,7 @@
 //! SIGTERM under load: every request answered or refused cleanly, exit 0;
 //! a WebSocket handshake finished after SIGTERM closed with 1001. These run on edgepoll-host only: WasmEdge has no such option.
 
-use edgepoll_tests::{free_port, host_runtime, wasm, Runtime};
+use edgepoll_tests::{free_port, host_runtime, module_importing, wasm, Runtime};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -339,6 +339,19 @@ fn the_host_stops_with_its_stderr_gone() {
         "{:#?}",
         host.seen
     );
+}
+
+/// A module no instance can link (it imports a function no runtime
+/// provides) is refused once, before any instance starts: not started and
+/// failed five times over, each.
+#[test]
+fn a_module_no_instance_can_link_is_refused_before_any_starts() {
+    let module = module_importing("wasi_snapshot_preview1", "sock_nothing");
+    let mut host = Host::start(&["--instances", "2", &module.to_string_lossy()]);
+    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(1));
+    let _ = std::fs::remove_file(&module);
+    assert_eq!(host.count("unknown import"), 1, "{:#?}", host.seen);
+    assert_eq!(host.count("starting it again"), 0, "{:#?}", host.seen);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The runtime as a command: exit codes, --dir, --env on every runtime
 //! present; traps and bad modules as edgepoll-host reports them.
 
-use edgepoll_tests::{free_port, host_runtime, on_each_runtime, run_wasm, wasm, Runtime};
+use edgepoll_tests::{
+    free_port, host_runtime, module_importing, on_each_runtime, run_wasm, wasm, Runtime,
+};
 use std::process::Command;
 use std::time::Duration;
 
@@ -522,34 +524,8 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     std::fs::write(&start_traps, module).expect("write");
     // Modules whose `_start` does nothing, that import a function neither
     // runtime provides: from WASI's module, and from another.
-    let importing = |module: &str, name: &str| {
-        let import = [
-            &[module.len() as u8][..],
-            module.as_bytes(),
-            &[name.len() as u8],
-            name.as_bytes(),
-            &[0, 0], // a function of type 0
-        ]
-        .concat();
-        let path = std::env::temp_dir().join(format!(
-            "edgepoll-imports-{module}-{}.wasm",
-            std::process::id()
-        ));
-        let bytes = [
-            &b"\0asm\x01\0\0\0"[..],
-            &[1, 8, 2, 0x60, 0, 1, 0x7f, 0x60, 0, 0], // types: [] -> [i32], [] -> []
-            &[2, import.len() as u8 + 1, 1],
-            &import,
-            &[3, 2, 1, 1], // one function of type 1
-            &[7, 10, 1, 6, b'_', b's', b't', b'a', b'r', b't', 0, 1], // exported as _start
-            &[10, 4, 1, 2, 0, 0x0b], // its body: nothing
-        ]
-        .concat();
-        std::fs::write(&path, bytes).expect("write");
-        path
-    };
-    let unknown_wasi = importing("wasi_snapshot_preview1", "sock_nothing");
-    let unknown_env = importing("env", "nothing");
+    let unknown_wasi = module_importing("wasi_snapshot_preview1", "sock_nothing");
+    let unknown_env = module_importing("env", "nothing");
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
         let cases: [(&std::path::Path, &[&str], &[&str], i32); 10] = [

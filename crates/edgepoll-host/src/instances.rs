@@ -143,8 +143,11 @@ pub fn run(
 ) -> Result<i32, String> {
     let (engine, module, cache) = runtime::compile(invocation)?;
     // What every instance would refuse the same way (a --dir that is not
-    // there) is refused once, before any starts.
+    // there, an import no runtime provides) is refused once, before any
+    // starts: not five failed starts of each.
     runtime::host_state(invocation)?;
+    crate::linker::link(&engine, &module)
+        .map_err(|e| format!("cannot link {}: {e}", invocation.module.display()))?;
     let (reports, supervisor) = mpsc::channel();
     let shared: Vec<Arc<Shared>> = (0..count).map(|_| Arc::default()).collect();
     let max_descriptors = (count > 1).then(|| descriptors_each(count));
