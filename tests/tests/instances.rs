@@ -342,16 +342,26 @@ fn the_host_stops_with_its_stderr_gone() {
 }
 
 /// A module no instance can link (it imports a function no runtime
-/// provides) is refused once, before any instance starts: not started and
-/// failed five times over, each.
+/// provides, or one with another signature) is refused once, before any
+/// instance starts: not started and failed five times over, each.
 #[test]
 fn a_module_no_instance_can_link_is_refused_before_any_starts() {
-    let module = module_importing("wasi_snapshot_preview1", "sock_nothing");
-    let mut host = Host::start(&["--instances", "2", &module.to_string_lossy()]);
-    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(1));
-    let _ = std::fs::remove_file(&module);
-    assert_eq!(host.count("unknown import"), 1, "{:#?}", host.seen);
-    assert_eq!(host.count("starting it again"), 0, "{:#?}", host.seen);
+    // An unknown name, and a known one of another signature.
+    for name in ["sock_nothing", "fd_write"] {
+        let module = module_importing("wasi_snapshot_preview1", name);
+        let mut host = Host::start(&["--instances", "2", &module.to_string_lossy()]);
+        let code = host.exit_code(Duration::from_secs(60));
+        let _ = std::fs::remove_file(&module);
+        assert_eq!(code, Some(1), "{name}: {:#?}", host.seen);
+        assert_eq!(host.count("cannot link"), 1, "{name}: {:#?}", host.seen);
+        assert_eq!(host.count(name), 1, "{name}: {:#?}", host.seen);
+        assert_eq!(
+            host.count("starting it again"),
+            0,
+            "{name}: {:#?}",
+            host.seen
+        );
+    }
 }
 
 #[test]

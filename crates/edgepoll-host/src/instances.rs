@@ -147,6 +147,7 @@ pub fn run(
     // starts: not five failed starts of each.
     runtime::host_state(invocation)?;
     crate::linker::link(&engine, &module)
+        .and_then(|linker| linker.instantiate_pre(&module).map(drop))
         .map_err(|e| format!("cannot link {}: {e}", invocation.module.display()))?;
     let (reports, supervisor) = mpsc::channel();
     let shared: Vec<Arc<Shared>> = (0..count).map(|_| Arc::default()).collect();

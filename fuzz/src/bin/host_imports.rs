@@ -7,7 +7,13 @@
 //! - a host function panics (or a call stalls for 10 s: the watchdog);
 //! - anything outside the canary directory the guest was given changed
 //!   (the canary holds links that lead out, as an attacker would plant);
-//! - a host descriptor is left open once the guest's state is dropped.
+//! - a host descriptor is left open once the guest's state is dropped;
+//! - the read-only preopen changed;
+//! - a call ended the guest other than as `proc_exit` or a host function's
+//!   failure does;
+//! - a run of over 100 000 calls in which `path_open`, `fd_read`,
+//!   `fd_write`, `fd_readdir` or `poll_oneoff` never succeeded (it reached
+//!   too little to have tested much).
 //!
 //! What the fuzzer keeps out of the guest's reach, and why: functions that
 //! could reach another machine (`sock_connect*`, `sock_send_to*`,
@@ -455,12 +461,16 @@ mod linux {
             libc::close(null);
             (out, Arc::new(Mutex::new(err)))
         };
+        let root = std::env::temp_dir().join(format!("edgepoll-host-fuzz-{}", std::process::id()));
         let fail = {
             let report = Arc::clone(&report);
+            let root = root.clone();
             move |message: String| -> ! {
                 if let Ok(mut err) = report.lock() {
                     let _ = writeln!(err, "host_imports: FAILED (seed {seed}): {message}");
                 }
+                // Its links lead out of it: not left behind.
+                let _ = std::fs::remove_dir_all(&root);
                 std::process::exit(1)
             }
         };
@@ -474,7 +484,6 @@ mod linux {
             }));
         }
 
-        let root = std::env::temp_dir().join(format!("edgepoll-host-fuzz-{}", std::process::id()));
         if let Err(e) = lay_out_outside(&root).and_then(|()| lay_out_canary(&root)) {
             fail(format!("cannot lay out {}: {e}", root.display()));
         }
@@ -643,13 +652,14 @@ mod linux {
         let _ = std::fs::remove_dir_all(&root);
         // A run in which none of these ever succeeded tested little (every
         // path refused for a wrong preopen number, say): a failure too.
+        // (Not `sock_open`: its random arguments name a socket kind that
+        // exists in about one call in five hundred.)
         let wanted = [
             "path_open",
             "fd_read",
             "fd_write",
             "fd_readdir",
             "poll_oneoff",
-            "sock_open",
         ];
         let missed: Vec<&str> = (wanted.iter().copied())
             .filter(|name| !succeeded.contains(name))
@@ -658,6 +668,12 @@ mod linux {
             fail(format!(
                 "{calls} calls, and {missed:?} never succeeded: the run reached too little"
             ));
+        }
+        if calls <= 100_000 {
+            let _ = writeln!(
+                out,
+                "only {calls} calls: whether the usual calls succeeded is not checked"
+            );
         }
         if std::env::var_os("HOST_IMPORTS_LIST").is_some() {
             let _ = writeln!(out, "succeeded: {succeeded:?}");
