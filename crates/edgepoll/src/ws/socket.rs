@@ -519,10 +519,10 @@ impl WebSocket {
     }
 
     /// Queues encoded frames back to back (a round of broadcasts) as
-    /// [`queue_frame`](Self::queue_frame) would one by one, but with one copy
-    /// when all of them fit the queue; none when they come `shared` (the
-    /// same bytes as `frames`, which every receiver's queue then holds by
-    /// reference: a large broadcast costs its size once, not once a member).
+    /// [`queue_frame`](Self::queue_frame) would one by one, but in one copy,
+    /// or none when they come `shared` (the same bytes as `frames`, which
+    /// every receiver's queue then holds by reference: a large broadcast
+    /// costs its size once, not once a member).
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn queue_frames(
         &mut self,
@@ -530,63 +530,40 @@ impl WebSocket {
         shared: Option<&Bytes>,
         now: Instant,
     ) -> bool {
-        if self.takes_frames() && self.output.len() + frames.len() <= self.limits.max_queued_bytes {
-            if self.output.is_empty() {
-                self.last_sent = now;
-            }
-            match shared {
-                Some(shared) => self.output.push_piece(shared.clone()),
-                None => self.output.buffer().extend_from_slice(frames),
-            }
-            return true;
-        }
-        // Together over the limit: one at a time, so that the limit holds
-        // as it does for each.
-        if let Some(shared) = shared {
-            return self.queue_shared_prefix(frames, shared, now);
-        }
-        let mut rest = frames;
-        while let Ok(Some(header)) = read_header(rest) {
-            let len = header
-                .header_len
-                .saturating_add(header.payload_len as usize);
-            let Some(frame) = rest.get(..len) else { break };
-            if !self.queue_frame(frame, now) {
-                return false;
-            }
-            rest = &rest[len..];
-        }
-        true
-    }
-
-    /// Queues as many of the shared `frames` as [`queue_frame`](Self::queue_frame)
-    /// would take one by one: those taken are the round's first ones, and
-    /// go as one piece (not a piece, and a part of a send, for each).
-    fn queue_shared_prefix(&mut self, frames: &[u8], shared: &Bytes, now: Instant) -> bool {
         match self.state {
             State::Dropped => return false,
             _ if !self.takes_frames() => return true,
             _ => {}
         }
-        let (mut queued, mut cut, mut full) = (self.output.len(), 0, false);
-        while let Ok(Some(header)) = read_header(&frames[cut..]) {
-            let end = (cut + header.header_len).saturating_add(header.payload_len as usize);
-            if end > frames.len() {
-                break;
+        // One by one, a frame goes in while the queue is under the limit,
+        // and the first to find it at the limit drops the connection: those
+        // taken are the round's first. All of them when they fit together
+        // (nearly always: no header is read then).
+        let (mut cut, mut full) = (frames.len(), false);
+        if self.output.len() + frames.len() > self.limits.max_queued_bytes {
+            let mut queued = self.output.len();
+            cut = 0;
+            while let Ok(Some(header)) = read_header(&frames[cut..]) {
+                let end = (cut + header.header_len).saturating_add(header.payload_len as usize);
+                if end > frames.len() {
+                    break;
+                }
+                if queued != 0 && queued >= self.limits.max_queued_bytes {
+                    full = true;
+                    break;
+                }
+                queued += end - cut;
+                cut = end;
             }
-            // A frame always goes into a queue under the limit.
-            if queued != 0 && queued >= self.limits.max_queued_bytes {
-                full = true;
-                break;
-            }
-            queued += end - cut;
-            cut = end;
         }
         if cut > 0 {
             if self.output.is_empty() {
                 self.last_sent = now;
             }
-            self.output.push_piece(shared.slice(..cut));
+            match shared {
+                Some(shared) => self.output.push_piece(shared.slice(..cut)),
+                None => self.output.buffer().extend_from_slice(&frames[..cut]),
+            }
         }
         if full {
             // It does not read (see `queue_frame`).
