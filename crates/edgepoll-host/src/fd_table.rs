@@ -303,13 +303,12 @@ fn listening_fd(shared: &Option<std::sync::Arc<Shared>>, d: &Descriptor) -> Opti
 }
 
 /// What the supervisor of several instances (`--instances`) sees of one:
-/// its listening sockets, so that it can stop them accepting, and a count
-/// of socket calls that moved bytes, so that it can tell when the
-/// instance's connections have gone quiet.
+/// its listening sockets, so that it can stop them accepting, and how many
+/// connections it accepted, so that it can tell a start that fails from a
+/// failure after serving.
 #[derive(Debug, Default)]
 pub struct Shared {
     listeners: std::sync::Mutex<Vec<RawFd>>,
-    moved: std::sync::atomic::AtomicU64,
     /// Connections accepted so far: whether it served anyone.
     accepted: std::sync::atomic::AtomicU64,
     /// Set by [`stop_accepting`](Shared::stop_accepting): a listener added
@@ -359,17 +358,6 @@ impl Shared {
             // before it closes.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
-    }
-
-    /// A socket call moved bytes.
-    pub fn note_moved(&self) {
-        self.moved
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Socket calls that moved bytes so far.
-    pub fn moved(&self) -> u64 {
-        self.moved.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A connection was accepted.

@@ -129,9 +129,6 @@ pub fn recv(
     if r < 0 {
         return Err(errno::last());
     }
-    if let Some(shared) = &fds.shared {
-        shared.note_moved();
-    }
     mem.write_u32(out.len, r as u32)?;
     if wants_address {
         // A family WASI cannot name (WasmEdge: `sockRecvFrom`'s default case).
@@ -195,9 +192,6 @@ pub fn send(
     let r = unsafe { libc::sendmsg(raw, &msg, libc::MSG_NOSIGNAL) };
     if r < 0 {
         return Err(errno::last());
-    }
-    if let Some(shared) = &fds.shared {
-        shared.note_moved();
     }
     mem.write_u32(out_len, r as u32)
 }
