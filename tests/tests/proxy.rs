@@ -126,6 +126,8 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
             "TRACE /t HTTP/1.1\r\nHost: a\r\nCookie: s=1\r\n\r\n",
         );
         assert_eq!(status(&head3), 405, "{head3}");
+        let allow = "\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n";
+        assert!(head3.contains(allow), "{head3}");
     });
 }
 
@@ -176,6 +178,7 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         // At Max-Forwards 0 the proxy is the final recipient.
         let (head, _) = ask_text("OPTIONS /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
+        assert!(head.contains("\r\nAllow: GET, HEAD, "), "{name} {head}");
         let (head, _) = ask_text("TRACE /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
         assert_eq!(status(&head), 405, "{name} {head}");
         // Via names the version each message came with.
