@@ -119,8 +119,9 @@ class DevTools:
         return self.evaluate(session, "document.getElementById('log').innerText") or ""
 
     def wait_connected(self, session, who):
-        wait_for(f"{who}'s page connected", lambda: (self.evaluate(
-            session, "document.getElementById('status').textContent") or "").startswith("connected as"))
+        """Waits until the page says it is connected as `who`, the name the server gave."""
+        wait_for(f"{who}'s page connected", lambda: self.evaluate(
+            session, "document.getElementById('status').textContent") == f"connected as {who}")
 
     def wait_line(self, session, line, who):
         wait_for(f"'{line}' shown on {who}'s page", lambda: line in self.log_of(session).splitlines())
@@ -182,6 +183,10 @@ def chat(devtools, port, runtime):
     devtools.type_line(bob, "hi ann, bob here")
     devtools.wait_line(ann, "bob: hi ann, bob here", "ann")
     devtools.wait_line(bob, "bob: hi ann, bob here", "bob")
+    # A second ann is told the name the server made unique.
+    ann2 = devtools.open_page(page + "?name=ann")
+    devtools.wait_connected(ann2, "ann (2)")
+    devtools.wait_line(bob, "* ann (2) joined", "bob")
     shot = base64.b64decode(devtools.call("Page.captureScreenshot", bob, format="png")["data"])
     path = os.path.join(OUT, f"{runtime}.png")
     with open(path, "wb") as f:
