@@ -102,7 +102,7 @@ def module(body_units, iterations):
 
 
 def instruction_count(path):
-    out = subprocess.run(["wasmedge", "--enable-instruction-count", str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(["wasmedge", "--enable-instruction-count", str(path)], capture_output=True, text=True, check=True, timeout=1200)
     text = out.stdout + out.stderr
     line = next(l for l in text.splitlines() if "instructions count:" in l)
     return int(line.rsplit(":", 1)[1])
@@ -112,7 +112,7 @@ def best_time(path, runs=3):
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(["wasmedge", str(path)], check=True)
+        subprocess.run(["wasmedge", str(path)], check=True, timeout=1200)
         best = min(best, time.perf_counter() - started)
     return best
 

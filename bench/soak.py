@@ -102,7 +102,12 @@ def start_upstream(runtime_command, echo, port=None):
             runtime_command + [str(echo), f"127.0.0.1:{port}", "--idle-timeout", "60"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
         )
-        if upstream.stdout.readline().startswith("listening on"):
+        # Killed if it never starts: the read then ends.
+        watchdog = threading.Timer(120, upstream.kill)
+        watchdog.start()
+        started = upstream.stdout.readline().startswith("listening on")
+        watchdog.cancel()
+        if started:
             return upstream, port
         upstream.kill()
         upstream.wait()
@@ -140,7 +145,7 @@ class Restarter:
 
     def stop(self):
         if self.thread:
-            self.thread.join()
+            self.thread.join(timeout=300)
         self.upstream.kill()
         self.upstream.wait()
 
@@ -214,7 +219,7 @@ def run_soak(label, server, load_started, port, log, memory_file, seed, restarte
     sampler.stopped = True
     if restarter:
         # Both upstreams serve again (the restarted one after its ejection).
-        restarter.thread and restarter.thread.join()
+        restarter.thread and restarter.thread.join(timeout=300)
         time.sleep(max(0, 11 - SETTLE_SECONDS))
     row["alive"] = server.poll() is None and answers(port)
     server.kill()
@@ -280,12 +285,12 @@ def report(rows, seed, seconds):
         f"echo, connections quiet before a request, after a response, in a head and in a body); each got the "
         f"README's answer (a close at the idle timeout, or 408 and a close) while the load went on. The server "
         f"ran with `--idle-timeout {IDLE_TIMEOUT} --header-timeout {HEADER_TIMEOUT}`.",
-        f"- Latency is per request, first byte sent to last byte received, all sizes together.",
-        f"- The proxy rows: examples/proxy (`--max-per-upstream 256`) in front of two echo servers under the same "
-        f"runtime; when 15% of the requests are done (within the warm-up) one echo server is killed and started again on its port 1 s "
-        f"later. What it had in flight fails cleanly (a 502 or 504, or the client's connection cut mid-response), "
-        f"is counted as an upstream failure and its connection's unanswered requests as lost; every response that "
-        f"arrives is compared byte for byte as everywhere else.",
+        "- Latency is per request, first byte sent to last byte received, all sizes together.",
+        "- The proxy rows: examples/proxy (`--max-per-upstream 256`) in front of two echo servers under the same "
+        "runtime; when 15% of the requests are done (within the warm-up) one echo server is killed and started again on its port 1 s "
+        "later. What it had in flight fails cleanly (a 502 or 504, or the client's connection cut mid-response), "
+        "is counted as an upstream failure and its connection's unanswered requests as lost; every response that "
+        "arrives is compared byte for byte as everywhere else.",
         f"- RSS: the runtime process's VmRSS; the warm-up (the first 30% of requests, at the peak of 1000 "
         f"connections with four 8 MiB bodies at once, and two rounds of faults) meets every kind of memory use of the run; the end is measured "
         f"{SETTLE_SECONDS} s after the load stops and must be within {RSS_GROWTH:.0%} of the level after the warm-up "

@@ -24,7 +24,6 @@ Writes its section of bench/RESULTS.md.
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -82,25 +81,23 @@ class Nginx:
         Path(directory, "nginx.conf").write_text(conf)
         self.proc = subprocess.Popen([binary, "-c", f"{directory}/nginx.conf", "-p", directory],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("nginx did not start")
-                time.sleep(0.05)
+        run.wait_listening(self.proc, port, "nginx")
 
     def stop(self):
         self.proc.kill()
         self.proc.wait()
 
 
-def timed(command):
+def timed(command, answers=0):
+    """Seconds `command` took; it must have printed `answers` lines of a
+    200 (the client exits 0 for any status, as curl does)."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
-    return time.perf_counter() - started
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600).stdout
+    elapsed = time.perf_counter() - started
+    ok = sum(1 for line in out.splitlines() if " -> 200 " in line)
+    if ok != answers:
+        raise RuntimeError(f"{ok} of {answers} requests were answered 200: {out[-400:]}")
+    return elapsed
 
 
 def native(directory, port):
@@ -118,8 +115,8 @@ def wasm(runtime, module, directory, port):
     base = runtime + ["--dir", f"{directory}:{directory}", str(module), "--timeout", "300",
                       "--cacert", f"{directory}/ca.pem"]
     fixed = f"https://localhost:{port}/fixed"
-    startup = min(timed(base + [fixed]) for _ in range(3))
-    many = timed(base + ["--parallel", "1"] + [fixed] * HANDSHAKES)
+    startup = min(timed(base + [fixed], answers=1) for _ in range(3))
+    many = timed(base + ["--parallel", "1"] + [fixed] * HANDSHAKES, answers=HANDSHAKES)
     hs = (HANDSHAKES - 1) / max(many - startup, 1e-6)
     download = timed(base + ["-o", f"{directory}/out.bin", f"https://localhost:{port}/big.bin"])
     got = os.path.getsize(f"{directory}/out.bin")
