@@ -6,7 +6,11 @@
 //! answered garbage, is ejected for a while; after that, one request at a time probes
 //! it, and the first success brings it back. A lone upstream is never
 //! ejected (nginx does the same): there is nowhere else to send to, and
-//! refusing would only hide its recovery.
+//! refusing would only hide its recovery. Nor are all of them left out at
+//! once: when every upstream is ejected (or probed), they are all taken
+//! back, as nginx marks all its peers live again "for quick recovery";
+//! else a few requests to a slow endpoint, one timing out at each
+//! upstream, would have every other client refused for `--eject` seconds.
 
 use edgepoll::Url;
 use std::time::{Duration, Instant};
@@ -55,6 +59,8 @@ pub struct Balancer {
     /// probe is sent only while fewer requests are out there, or it would
     /// wait in the pool behind them.
     per_upstream: usize,
+    /// Every upstream was taken back (see `pick`), not yet logged.
+    revived: bool,
 }
 
 impl Balancer {
@@ -72,6 +78,7 @@ impl Balancer {
             cursor: 0,
             eject_for,
             per_upstream,
+            revived: false,
         }
     }
 
@@ -83,30 +90,32 @@ impl Balancer {
     /// upstream index, the first 64), and counts the request as outstanding
     /// there. An ejected upstream whose time is up is probed by one request
     /// at a time, whatever was sent to it before (answers to those no longer
-    /// count), once a connection to it may be free. `None` when every one
-    /// is ejected, probed or tried.
+    /// count), once a connection to it may be free. When every upstream
+    /// is ejected or probed, all of them are taken back (see the module's
+    /// doc; [`take_revived`](Self::take_revived) says so once). `None`
+    /// when every one is tried, or the rest are ejected or probed while a
+    /// tried one is up.
     pub fn pick(&mut self, now: Instant, tried: u64) -> Option<Ticket> {
-        let n = self.upstreams.len();
-        let mut best: Option<usize> = None;
-        for step in 0..n {
-            let i = (self.cursor + step) % n;
-            if i < 64 && tried & (1 << i) != 0 {
-                continue;
-            }
-            let up = &self.upstreams[i];
-            match up.health {
-                Health::Ejected(until) if now < until || up.outstanding >= self.per_upstream => {
-                    continue
+        let per_upstream = self.per_upstream;
+        let available = |up: &Upstream| match up.health {
+            Health::Up => true,
+            Health::Ejected(until) => now >= until && up.outstanding < per_upstream,
+            Health::Probing => false,
+        };
+        let chosen = match self.least_outstanding(tried, available) {
+            Some(i) => i,
+            // Every one ejected or probed, and one not yet tried: all back.
+            None if self.upstreams.iter().all(|up| up.health != Health::Up) => {
+                let chosen = self.least_outstanding(tried, |_| true)?;
+                for up in &mut self.upstreams {
+                    up.health = Health::Up;
                 }
-                Health::Probing => continue,
-                _ => {}
+                self.revived = true;
+                chosen
             }
-            let outstanding = up.outstanding;
-            if best.is_none_or(|b| outstanding < self.upstreams[b].outstanding) {
-                best = Some(i);
-            }
-        }
-        let chosen = best?;
+            None => return None,
+        };
+        let n = self.upstreams.len();
         let up = &mut self.upstreams[chosen];
         if matches!(up.health, Health::Ejected(_)) {
             up.health = Health::Probing;
@@ -117,6 +126,34 @@ impl Balancer {
             upstream: chosen,
             epoch: up.epoch,
         })
+    }
+
+    /// The upstream with the fewest requests outstanding among those not
+    /// `tried` and `available`, the first from the cursor among equals.
+    fn least_outstanding(
+        &self,
+        tried: u64,
+        available: impl Fn(&Upstream) -> bool,
+    ) -> Option<usize> {
+        let n = self.upstreams.len();
+        let mut best: Option<usize> = None;
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            let up = &self.upstreams[i];
+            if (i < 64 && tried & (1 << i) != 0) || !available(up) {
+                continue;
+            }
+            if best.is_none_or(|b| up.outstanding < self.upstreams[b].outstanding) {
+                best = Some(i);
+            }
+        }
+        best
+    }
+
+    /// Whether every upstream was taken back since this was last asked:
+    /// worth a line in the log.
+    pub fn take_revived(&mut self) -> bool {
+        std::mem::take(&mut self.revived)
     }
 
     /// The upstream answered the request (its response head came): it is
@@ -341,19 +378,49 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_probe_ejects_again_and_all_ejected_means_none() {
+    fn a_failed_probe_ejects_again_and_all_ejected_are_all_taken_back() {
         let mut b = balancer(2);
         let now = Instant::now();
         let (a, c) = (b.pick(now, 0).unwrap(), b.pick(now, 0).unwrap());
         assert!(b.failed(a, now));
-        assert!(b.failed(c, now));
-        assert_eq!(b.pick(now, 0), None);
+        assert!(!b.take_revived());
         let later = now + Duration::from_secs(11);
         let probe = b.pick(later, 0).unwrap();
         assert_eq!(probe.upstream, 0);
         assert!(b.failed(probe, later));
         assert_eq!(b.pick(later, 0).map(|t| t.upstream), Some(1));
-        assert_eq!(b.pick(later, 0), None);
+        // Both ejected now: neither is refused, as nginx takes all back.
+        assert!(b.failed(c, later));
+        assert!(!b.take_revived());
+        let again = b.pick(later, 0).unwrap();
+        assert!(b.take_revived(), "said once");
+        assert!(!b.take_revived());
+        assert_eq!(b.upstreams[0].health, Health::Up);
+        assert_eq!(b.upstreams[1].health, Health::Up);
+        // The least loaded: 1 still has the request picked above.
+        assert_eq!(again.upstream, 0);
+        // A failure ejects again as usual.
+        assert!(b.failed(again, later));
+        assert_eq!(b.pick(later, 0).map(|t| t.upstream), Some(1));
+    }
+
+    /// Only the upstreams not yet tried are taken back: a request that
+    /// failed on every one is refused.
+    #[test]
+    fn all_ejected_but_tried_means_none() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let first = b.pick(now, 0).unwrap();
+        assert!(b.failed(first, now));
+        let tried = 1 << first.upstream;
+        let other = b.pick(now, tried).unwrap();
+        assert!(b.failed(other, now));
+        assert_eq!(b.pick(now, 0b11), None);
+        assert!(!b.take_revived());
+        assert_eq!(
+            b.upstreams[first.upstream].health,
+            Health::Ejected(now + Duration::from_secs(10))
+        );
     }
 
     #[test]

@@ -15,7 +15,11 @@
 //!   same reason `Forwarded` (RFC 7239), `X-Real-IP` and every other
 //!   `X-Forwarded-*` (`-Port`, `-Ssl`, `-Scheme`, `-Prefix`: frameworks read
 //!   them as the scheme, port or path the client used), which the proxy
-//!   does not write, pass only when trusted.
+//!   does not write, pass only when trusted; so do the address claims CDNs
+//!   and load balancers write (`Client-IP`, `True-Client-IP`, `X-Client-IP`,
+//!   `X-Cluster-Client-IP`, `CF-Connecting-IP`, `Fastly-Client-IP`: PHP
+//!   reads `HTTP_CLIENT_IP` before `X-Forwarded-For`) and the scheme claims
+//!   `Front-End-Https` and `X-Url-Scheme`.
 //! - A field that `Connection` names is dropped even if the proxy would
 //!   otherwise read it (`Via`, `X-Forwarded-*`, `Max-Forwards`); `Host` and
 //!   the framing fields, which the proxy writes itself, are not read from
@@ -55,9 +59,21 @@ enum Rewritten {
     ForwardedHost,
     MaxForwards,
     /// Another claim of who asked, or how (`Forwarded`, `X-Real-IP`, any
-    /// other `X-Forwarded-*`).
+    /// other `X-Forwarded-*`, those of `OTHER_CLAIMS`).
     Claimed,
 }
+
+/// Claims of the client's address or scheme that others write, besides
+/// `Client-IP` (compared by length above): passed only when trusted.
+const OTHER_CLAIMS: [&str; 7] = [
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "front-end-https",
+    "x-url-scheme",
+];
 
 impl Rewritten {
     fn of(name: &str) -> Option<Rewritten> {
@@ -67,7 +83,9 @@ impl Rewritten {
             4 => ("host", Rewritten::Host),
             6 => ("expect", Rewritten::Framing),
             9 => {
-                let claimed = same_name(name, "forwarded") || same_name(name, "x-real-ip");
+                let claimed = same_name(name, "forwarded")
+                    || same_name(name, "x-real-ip")
+                    || same_name(name, "client-ip");
                 return claimed.then_some(Rewritten::Claimed);
             }
             12 => ("max-forwards", Rewritten::MaxForwards),
@@ -83,12 +101,12 @@ impl Rewritten {
         }
     }
 
-    /// Any other `X-Forwarded-*` field.
+    /// Any other `X-Forwarded-*` field, or another claim.
     fn other_forwarded(name: &str) -> Option<Rewritten> {
-        let prefix = name.as_bytes().get(..12)?;
-        prefix
-            .eq_ignore_ascii_case(b"x-forwarded-")
-            .then_some(Rewritten::Claimed)
+        let forwarded = (name.as_bytes().get(..12))
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-forwarded-"));
+        let claimed = forwarded || OTHER_CLAIMS.iter().any(|claim| same_name(name, claim));
+        claimed.then_some(Rewritten::Claimed)
     }
 }
 
@@ -424,6 +442,14 @@ mod tests {
             ("x-forwarded-port", b"443"),
             ("X-Forwarded-Prefix", b"/admin"),
             ("X-Forwarded-", b"1"),
+            ("Client-IP", b"1.2.3.4"),
+            ("True-Client-IP", b"1.2.3.4"),
+            ("X-Client-IP", b"1.2.3.4"),
+            ("X-Cluster-Client-IP", b"1.2.3.4"),
+            ("CF-Connecting-IP", b"1.2.3.4"),
+            ("Fastly-Client-IP", b"1.2.3.4"),
+            ("Front-End-Https", b"on"),
+            ("X-Url-Scheme", b"https"),
         ];
         let untrusted = forwarded(incoming, false);
         assert_eq!(value(&untrusted, "forwarded"), None);
@@ -433,6 +459,14 @@ mod tests {
             "x-forwarded-port",
             "x-forwarded-prefix",
             "x-forwarded-",
+            "client-ip",
+            "true-client-ip",
+            "x-client-ip",
+            "x-cluster-client-ip",
+            "cf-connecting-ip",
+            "fastly-client-ip",
+            "front-end-https",
+            "x-url-scheme",
         ] {
             assert_eq!(value(&untrusted, claim), None, "{claim}");
         }
@@ -457,6 +491,8 @@ mod tests {
         assert_eq!(value(&trusted, "x-real-ip"), Some("1.2.3.4"));
         assert_eq!(value(&trusted, "x-forwarded-ssl"), Some("on"));
         assert_eq!(value(&trusted, "x-forwarded-prefix"), Some("/admin"));
+        assert_eq!(value(&trusted, "true-client-ip"), Some("1.2.3.4"));
+        assert_eq!(value(&trusted, "front-end-https"), Some("on"));
     }
 
     /// Empty lines of a list field leave no empty element behind, nor does

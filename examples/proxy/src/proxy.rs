@@ -82,7 +82,11 @@ impl Proxy {
         tried: u64,
         cx: &mut Context<'_>,
     ) -> Result<(), Response<'r>> {
-        let Some(ticket) = self.balancer.pick(cx.now(), tried) else {
+        let picked = self.balancer.pick(cx.now(), tried);
+        if self.balancer.take_revived() {
+            eprintln!("proxy: every upstream was ejected: all are tried again");
+        }
+        let Some(ticket) = picked else {
             eprintln!("proxy: no upstream available");
             return Err(text(StatusCode::BAD_GATEWAY, "no upstream available\n"));
         };
@@ -325,7 +329,13 @@ impl App for Proxy {
             // or this side had no descriptor or port to connect with: not
             // failing, any of them.
             self.balancer.done(upstream, now);
-            self.log(upstream, &error.to_string());
+            match error {
+                // The client's doing, not the upstream's.
+                ClientError::Abandoned => {
+                    self.log(upstream, "the client left or its request body broke off")
+                }
+                _ => self.log(upstream, &error.to_string()),
+            }
         } else if self.balancer.failed(upstream, now) {
             self.log(upstream, &format!("{error}; left out for a while"));
         } else {
