@@ -1251,6 +1251,24 @@ fn the_next_request_after_a_deferred_answer_is_read_however_it_comes() {
             }
         });
         drop(quiet);
+        // Pipelined requests go upstream one at a time, as nginx sends
+        // them (RFC 9112 §9.3.2: only safe ones may be processed in
+        // parallel): the GET after a PUT reaches the upstream once the
+        // PUT is answered, not over a second connection before it.
+        let mut stream = connect(addr);
+        stream
+            .write_all(
+                b"PUT /delay/600 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv\
+                  GET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .expect("send");
+        for path in ["/delay/600", "/after"] {
+            let (head, _) = read_response(&mut stream);
+            assert_eq!(field(&head, "x-path"), Some(path), "{case}: {head}");
+        }
+        let answered = upstream.seen.answered.lock().expect("lock").clone();
+        let at = |path: &str| answered.iter().position(|p| p == path);
+        assert!(at("/delay/600") < at("/after"), "{case}: {answered:?}");
         assert!(proxy.is_alive(), "{case}: the proxy exited");
     });
 }

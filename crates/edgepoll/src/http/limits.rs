@@ -40,7 +40,10 @@ pub struct Limits {
     /// Past it: 504, and the service is told the request was abandoned.
     pub respond_timeout: Duration,
     /// Most requests of one connection waiting for their deferred responses;
-    /// past it, pipelined requests are not read until one is answered.
+    /// past it, pipelined requests are not read until one is answered. Only
+    /// safe requests wait side by side: one after an unsafe request still
+    /// unanswered, or an unsafe one after any, is read once those before it
+    /// are answered (RFC 9112 §9.3.2).
     pub max_waiting: usize,
     /// Largest body a service may take in pieces ([`Dispatch::streams`](super::Dispatch::streams)):
     /// a longer `Content-Length` is not offered for streaming (413 as

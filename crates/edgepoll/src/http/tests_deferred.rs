@@ -45,6 +45,57 @@ fn bodies(out: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Only safe requests are processed side by side (RFC 9112 §9.3.2): a
+/// request after an unsafe one still unanswered, or an unsafe one after
+/// any unanswered, is taken once those before it are answered, so that a
+/// GET cannot overtake a PUT (a proxy sends them over two connections) nor
+/// a PUT a GET. Fed whole and a byte at a time (a method split between
+/// reads). (Both were taken at once.)
+#[test]
+fn only_safe_requests_are_taken_while_others_are_unanswered() {
+    let put = "PUT /later-put HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv";
+    for (input, first) in [
+        (format!("{put}{}", get("/later-get")), "/later-put"),
+        (format!("{}{put}", get("/later-get")), "/later-get"),
+    ] {
+        for bytewise in [false, true] {
+            let now = Instant::now();
+            let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+            match bytewise {
+                true => input
+                    .as_bytes()
+                    .iter()
+                    .for_each(|b| conn.receive(std::slice::from_ref(b), now, &mut service)),
+                false => conn.receive(input.as_bytes(), now, &mut service),
+            }
+            let taken: Vec<&str> = service.waiting.iter().map(|(_, p)| p.as_str()).collect();
+            assert_eq!(taken, [first], "{input:?} bytewise {bytewise}");
+            assert!(!conn.wants_read(), "held, not read on");
+            let (id, _) = service.waiting[0];
+            conn.respond(id, Response::new(StatusCode::OK), now)
+                .unwrap();
+            conn.process(now, &mut service);
+            assert_eq!(service.waiting.len(), 2, "{input:?}: taken once answered");
+        }
+    }
+    // Safe ones side by side, as before.
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let input = [get("/later1"), get("/later2")].concat()
+        + "OPTIONS /later3 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /later4 HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn.receive(input.as_bytes(), now, &mut service);
+    assert_eq!(service.waiting.len(), 4);
+    // A request answered at once is not waited for.
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let input = "POST /now1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_string()
+        + &get("/later2")
+        + "DELETE /later3 HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn.receive(input.as_bytes(), now, &mut service);
+    let taken: Vec<&str> = service.waiting.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(taken, ["/later2"], "the DELETE waits for the GET only");
+    assert!(drain(&mut conn, now).ends_with("\r\n\r\n/now1"));
+}
+
 /// Pipelined requests, fed whole or a byte at a time, answered by the
 /// service in reverse order: the responses still leave in request order.
 #[test]
@@ -502,6 +553,8 @@ fn a_100_continue_behind_a_deferred_response_goes_once_that_one_is_out() {
     let (id, _) = service.waiting.pop().unwrap();
     conn.respond(id, Response::new(StatusCode::OK).body("late"), now)
         .unwrap();
+    // The POST is taken once the GET is answered (as the loop does then).
+    conn.process(now, &mut service);
     let out = drain(&mut conn, now);
     assert!(
         out.ends_with("\r\n\r\nlateHTTP/1.1 100 Continue\r\n\r\n"),
@@ -516,6 +569,7 @@ fn a_100_continue_behind_a_deferred_response_goes_once_that_one_is_out() {
     let (id, _) = service.waiting.pop().unwrap();
     conn.respond(id, Response::new(StatusCode::OK).body("late"), now)
         .unwrap();
+    conn.process(now, &mut service);
     conn.receive(b"lo", now, &mut service);
     let out = drain(&mut conn, now);
     assert!(!out.contains("100 Continue"), "{out}");
@@ -581,6 +635,7 @@ fn a_body_waiting_for_its_100_behind_a_deferred_response_is_not_timed_out() {
         conn.respond(id, Response::new(StatusCode::OK).body("1"), later),
         Ok(())
     );
+    conn.process(later, &mut service);
     let out = drain(&mut conn, later);
     assert!(
         out.ends_with("\r\n\r\n1HTTP/1.1 100 Continue\r\n\r\n"),
