@@ -271,6 +271,48 @@ fn nginx_and_the_echo_server_as_upstreams() {
     });
 }
 
+/// A body the service makes itself, a piece (16 KiB) each time
+/// `on_body_drained` asks for more (`Context::send_body`): it comes whole
+/// and in order, and while its client does not read, the service is not
+/// asked for more (the guest holds little). (The call came only after a
+/// piece that left more than `body_backlog` queued: a service waiting for
+/// it after each piece waited for ever.)
+#[test]
+fn a_body_made_a_piece_at_a_time_comes_whole_and_waits_for_its_reader() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let forward = start_forward(runtime, &[], &[]);
+        let size: usize = 24 << 20;
+        let (_, before) = stats(forward.addr);
+        let mut stream = connect(forward.addr);
+        write!(stream, "GET /_generate?{size} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+        // Unread for a while: the sockets' buffers fill, then the backlog.
+        std::thread::sleep(Duration::from_secs(2));
+        let value = stats_text(forward.addr);
+        let live: usize = value("live").parse().expect("a number");
+        assert_eq!(value("generating"), "1", "{name}");
+        assert!(
+            live < before + (4 << 20),
+            "{name}: {live} bytes live while the reader paused ({before} before)"
+        );
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert_eq!(body.len(), size, "{name}");
+        let wrong = body
+            .iter()
+            .enumerate()
+            .position(|(i, &b)| b != (i % 251) as u8);
+        assert_eq!(wrong, None, "{name}: the first wrong byte");
+        // The connection serves on, and the guest keeps nothing of it.
+        stream
+            .write_all(b"GET /_generate?0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert_eq!((status(&head), body.len()), (200, 0), "{name} {head}");
+        assert_eq!(stats_text(forward.addr)("generating"), "0", "{name}");
+    });
+}
+
 /// What `/_stats` says of the `/_count` bodies: (being read, how they ended).
 fn count_stats(addr: std::net::SocketAddr) -> (String, String) {
     let value = stats_text(addr);

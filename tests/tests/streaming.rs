@@ -396,6 +396,13 @@ fn answers_whose_body_cannot_come_are_refused_not_left_waiting() {
                 "400",
                 "has begun to go elsewhere",
             ),
+            // Sent on with a request that streams no body: it would go
+            // with `Content-Length: 0`, its pieces nowhere.
+            (
+                "POST /up/ HTTP/1.1\r\nHost: x\r\nX-Unstreamed: 1\r\nContent-Length: 5\r\n\r\nhello",
+                "400",
+                "streams no body",
+            ),
         ];
         for (request, status, says) in refused {
             let (head, body) = ask(request);

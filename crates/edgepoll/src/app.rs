@@ -312,10 +312,13 @@ impl Context<'_> {
     /// Answers a deferred request with `head` and a body to follow in pieces
     /// ([`send_body`](Self::send_body), [`end_body`](Self::end_body)): of
     /// `length` bytes, or chunked (until the close for an HTTP/1.0 client).
-    /// The head's own body is not sent. While more than
+    /// The head's own body is not sent. Each piece taken is followed by a
+    /// call of [`App::on_body_drained`] when the response can take more: at
+    /// once while at most
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
-    /// bytes wait to be sent, send no more: [`App::on_body_drained`] says
-    /// when to go on. A piece past `length` is dropped, and a body ended
+    /// bytes wait to be sent, else once they have mostly gone out. Send a
+    /// piece (or a few), then the next when it comes, and memory stays
+    /// bounded by the backlog. A piece past `length` is dropped, and a body ended
     /// short of it closes the connection. Once the head is out no timeout
     /// runs for the body (a stream may be long-lived): the app ends it.
     pub fn respond_stream(
@@ -425,8 +428,10 @@ impl Context<'_> {
     /// backpressure both ways. Pipe a body from [`App::call`], where it has
     /// not begun: one that has (a piece or its end went to the
     /// application, or it is piped or echoed already), or that does not
-    /// stream, is refused here ([`RequestError::BodyFrom`]), and nothing
-    /// is sent.
+    /// stream, or a `request` not given a streamed body (it would go out
+    /// with a body of its own, empty, and the pieces would have nowhere to
+    /// go), is refused here ([`RequestError::BodyFrom`]), and nothing is
+    /// sent.
     pub fn fetch_stream(
         &mut self,
         request: &ClientRequest,
@@ -435,7 +440,7 @@ impl Context<'_> {
         let Some(responder) = body_from else {
             return self.pool.submit(request, self.now, true);
         };
-        if !self.pipes.begin_body(&responder) {
+        if request.body_framing().is_none() || !self.pipes.begin_body(&responder) {
             return Err(RequestError::BodyFrom);
         }
         match self.pool.submit(request, self.now, true) {
@@ -588,8 +593,10 @@ pub trait App {
     }
 
     /// A streamed request body is complete, or broke off: called once for
-    /// every body whose pieces come to [`on_request_body`](Self::on_request_body),
-    /// however it ends (the client closing or resetting the connection
+    /// every body whose pieces come to [`on_request_body`](Self::on_request_body)
+    /// (but not for one handed on from there with
+    /// [`Context::respond_with_request_body`]: the rest goes into the
+    /// response, whose end is the loop's), however it ends (the client closing or resetting the connection
     /// mid-body, a stall past the idle timeout, a response that closed the
     /// connection before the body was read, a body that ran on too long
     /// after its response: see [`BodyError`]). State kept
@@ -622,8 +629,11 @@ pub trait App {
         let _ = (exchange, result, cx);
     }
 
-    /// The backlog of a response streamed with [`Context::send_body`] fell
-    /// back under the limit: send more.
+    /// A response streamed with [`Context::send_body`] can take more: the
+    /// pieces sent were taken with the backlog under
+    /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog),
+    /// or it has since fallen to a quarter of it. Once for the pieces of
+    /// one callback; not after the body ended.
     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
         let _ = (responder, cx);
     }

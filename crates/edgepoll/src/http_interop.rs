@@ -31,21 +31,40 @@ fn is_own_field(name: &str) -> bool {
 impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
     type Error = http::Error;
 
+    /// Fails on a target `http::Uri` refuses but the server takes, as
+    /// servers commonly do: `<`, `>`, `` ` ``, `{`, `}` or `"` (in a query)
+    /// left unencoded, or a `#` (no request-target has a fragment, and
+    /// `http` would drop what follows it). Answer those 400, as below; a
+    /// network request must not be able to panic a service.
+    ///
+    /// A streamed request's body is not in it (it comes in pieces): its
+    /// fields still say its length.
+    ///
     /// ```
     /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
     /// # use std::time::Instant;
     /// fn handle<'a>(request: &Request<'a>) -> Response<'a> {
-    ///     let request = http::Request::try_from(request).unwrap();
-    ///     Response::from(http::Response::new(request.into_body()))
+    ///     match http::Request::try_from(request) {
+    ///         Ok(request) => Response::from(http::Response::new(request.into_body())),
+    ///         Err(e) => Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n")),
+    ///     }
     /// }
     /// let mut conn = Handler::new(Limits::default(), Instant::now());
     /// conn.receive(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", Instant::now(), &mut handle);
     /// assert!(conn.pending_output().ends_with(b"\r\n\r\nhi"));
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET /a<b HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now(), &mut handle);
+    /// assert!(conn.pending_output().starts_with(b"HTTP/1.1 400 "));
     /// ```
     fn try_from(request: &Request<'_>) -> Result<Self, Self::Error> {
+        // A space is refused as `#` should be: "invalid uri character".
+        let target = match request.target().contains('#') {
+            true => " ",
+            false => request.target(),
+        };
         let mut builder = http::Request::builder()
             .method(request.method())
-            .uri(request.target())
+            .uri(target)
             .version(http_version(request.version()));
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
@@ -182,6 +201,33 @@ mod tests {
         let twos: Vec<_> = request.headers().get_all("x-two").iter().collect();
         assert_eq!(twos, ["1", "2"]);
         assert_eq!(request.body(), b"abc");
+    }
+
+    /// What converting the request it was called with came to.
+    #[derive(Default)]
+    struct Converts(Option<Result<String, http::Error>>);
+
+    impl Service for Converts {
+        fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+            self.0 = Some(http::Request::try_from(request).map(|r| r.uri().to_string()));
+            Response::new(StatusCode::OK)
+        }
+    }
+
+    /// Targets the server takes but `http::Uri` does not are an error,
+    /// never a panic and never cut short (`#` would drop the rest).
+    #[test]
+    fn a_target_http_cannot_hold_is_an_error() {
+        for target in ["/a<b", "/s?q=\"x\"", "/f#1.txt", "/a`b", "/ok?q=1"] {
+            let mut service = Converts::default();
+            let mut conn = Handler::new(Limits::default(), Instant::now());
+            let request = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            conn.receive(request.as_bytes(), Instant::now(), &mut service);
+            match service.0.expect("called") {
+                Ok(uri) => assert_eq!(uri, "/ok?q=1"),
+                Err(_) => assert_ne!(target, "/ok?q=1"),
+            }
+        }
     }
 
     #[test]

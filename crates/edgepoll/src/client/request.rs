@@ -33,7 +33,8 @@ pub enum RequestError {
     /// [`Context::fetch_stream`](crate::Context::fetch_stream)'s
     /// `body_from` names a request whose body does not stream, or has
     /// begun to go elsewhere: the request would wait for a body that
-    /// cannot come whole.
+    /// cannot come whole; or the request to send it with has no streamed
+    /// body ([`ClientRequest::streamed_body`]) to take it.
     BodyFrom,
 }
 
@@ -55,7 +56,7 @@ impl std::fmt::Display for RequestError {
                 f.write_str("a connection is switched to another protocol over http:// only")
             }
             RequestError::BodyFrom => f.write_str(
-                "the request body to send on does not stream, or has begun to go elsewhere",
+                "the request body to send on does not stream, or has begun to go elsewhere, or the request to send it with streams no body",
             ),
         }
     }

@@ -389,7 +389,9 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant
 }
 
 /// A client connection closed: the exchanges piped to or from it stop.
-pub(crate) fn forget_connection(work: &mut Work, token: Token) {
+/// Returns those its request body was going up into and whose response
+/// went nowhere here: their uploads broke off, for [`abandon_upload`].
+pub(crate) fn forget_connection(work: &mut Work, token: Token) -> Vec<ExchangeId> {
     let (up, down) = work.pipes.unpipe_slot(token.0);
     for &exchange in &up {
         work.held.unhold_for(exchange);
@@ -397,9 +399,40 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) {
     work.cut_pipes.extend_from_slice(&down);
     // What it released is gone with it (all it held was its own).
     work.held.take_at(token.0);
-    for exchange in up.into_iter().chain(down) {
+    for &exchange in &down {
         work.pool.cancel(exchange);
     }
+    // One piped both ways is told of as a cut pipe (above).
+    up.into_iter().filter(|e| !down.contains(e)).collect()
+}
+
+/// The client whose request body went up into `exchange` is gone: the
+/// exchange fails as when that body breaks off (`ClientError::Abandoned`,
+/// to `on_response` or `on_response_end`), so that the application, which
+/// may have answered that client already, hears of its end.
+pub(crate) fn abandon_upload(core: &mut Core, exchange: ExchangeId) {
+    if let Some(&index) = core.work.slot_of.get(&exchange) {
+        if let Some(Some(Connection {
+            role: Role::Upstream(up),
+            ..
+        })) = core.slots.get_mut(index)
+        {
+            // Out of step (its request cannot be completed): closed.
+            up.expired = true;
+            super::upstream::fail(up, ClientError::Abandoned, &mut core.work);
+            core.touch(index);
+            return;
+        }
+    }
+    if core.work.pool.queued_mut(exchange).is_some() {
+        core.work.pool.withdraw(exchange);
+        core.work.pool.fail(exchange, ClientError::Abandoned);
+    } else if core.work.switched.contains_key(&exchange) {
+        // Switched, not yet joined: there is no one to join now.
+        core.work.pool.cancel(exchange);
+    }
+    // Otherwise it is over, its end reported or about to be: a cancel
+    // would drop that report.
 }
 
 /// An exchange ended or was cancelled: its pipes go, and a request body

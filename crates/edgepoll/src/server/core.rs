@@ -773,7 +773,9 @@ impl Core {
                             && pipes.up_into(r).is_some())
                     });
                 }
-                bodies::forget_connection(&mut self.work, Token(index));
+                for exchange in bodies::forget_connection(&mut self.work, Token(index)) {
+                    bodies::abandon_upload(self, exchange);
+                }
             }
             Role::Ws(_) if !lingering => self.work.closed_ws.push(Token(index)),
             Role::Ws(_) => {}
@@ -905,8 +907,11 @@ impl Core {
                     |w| &mut w.drained,
                     |core, responder| {
                         // Not for a request the application was told is gone
-                        // (its connection failed in the step that drained it).
-                        if core.handler_of(responder).is_some() {
+                        // (its connection failed in the step that drained
+                        // it), nor for a body it has ended since.
+                        let takes = (core.handler_of(responder))
+                            .is_some_and(|handler| handler.takes_body(responder.id));
+                        if takes {
                             driven.on_body_drained(responder, &mut core.work.context(now));
                         }
                     },
@@ -1070,10 +1075,18 @@ impl Core {
             }
             Answer::Piece(piece) => {
                 let sent = handler.send_body(id, piece, now).is_ok();
-                // Held once: each holding is one `on_body_drained` later.
+                // Over the limit, it is held, and told once the backlog
+                // has fallen to a quarter of it; under, it is told at
+                // once (at the next telling): either way each piece taken
+                // is followed by an `on_body_drained`, so an app that sends
+                // a piece and waits for it never stalls. Told once for
+                // the pieces of one callback: the notice is at the end of
+                // `drained` when they come in a row.
                 if sent && handler.body_backlog(id) > backlog_limit {
                     let slot = responder.token.0;
                     (self.work.held).hold_at(slot, AtClient::Streamed(responder));
+                } else if sent && self.work.drained.last() != Some(&responder) {
+                    self.work.drained.push(responder);
                 }
                 sent
             }

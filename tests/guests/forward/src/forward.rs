@@ -86,7 +86,18 @@ struct Forward {
     /// ... and `/_echo_after_end` (true) and `/_pipe_after_end` requests,
     /// whose body is echoed or sent on once it has ended.
     after_end: HashMap<Responder, bool>,
+    /// `/_generate?N` responses: (bytes sent, N). Made here, a piece at a
+    /// time, each after `on_body_drained` asks for more.
+    generating: HashMap<Responder, (u64, u64)>,
 }
+
+/// The byte at `position` of a `/_generate` body.
+fn generated(position: u64) -> u8 {
+    (position % 251) as u8
+}
+
+/// The size of a `/_generate` body's pieces.
+const GENERATED_PIECE: u64 = 16 * 1024;
 
 /// The value of a `Content-Length` field, if there is a valid one.
 fn content_length<'a>(mut fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> Option<u64> {
@@ -96,6 +107,23 @@ fn content_length<'a>(mut fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> 
 }
 
 impl Forward {
+    /// The next piece of a `/_generate` body, or its end.
+    fn generate(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        let Some((sent, total)) = self.generating.get_mut(&responder) else {
+            return;
+        };
+        let n = GENERATED_PIECE.min(*total - *sent);
+        let piece: Vec<u8> = (*sent..*sent + n).map(generated).collect();
+        *sent += n;
+        if n > 0 {
+            cx.send_body(responder, bytes::Bytes::from(piece));
+        }
+        if *sent == *total {
+            self.generating.remove(&responder);
+            cx.end_body(responder);
+        }
+    }
+
     fn upstream(&self, path: &str) -> Option<&Url> {
         self.routes
             .iter()
@@ -116,11 +144,21 @@ impl App for Forward {
             let live = LIVE.load(Ordering::Relaxed);
             let ends: Vec<String> = self.ends.iter().map(|(k, n)| format!("{k}:{n}")).collect();
             return Reply::Now(Response::new(StatusCode::OK).body(format!(
-                "waiting={} pages={pages} live={live} counting={} ends={}\n",
+                "waiting={} pages={pages} live={live} counting={} generating={} ends={}\n",
                 self.waiting.len(),
                 self.counting.len(),
+                self.generating.len(),
                 ends.join(",")
             )));
+        }
+        if request.path() == "/_generate" {
+            let Some(total) = request.query().and_then(|n| n.parse().ok()) else {
+                return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("/_generate?N\n"));
+            };
+            cx.respond_stream(responder, Response::new(StatusCode::OK), Some(total));
+            self.generating.insert(responder, (0, total));
+            self.generate(responder, cx);
+            return Reply::Later;
         }
         if request.path() == "/_echo_late" {
             self.late_echo
@@ -160,6 +198,9 @@ impl App for Forward {
         }
         if self.stream {
             let (upstream, body_from) = match request.body_streams() {
+                // A misuse: the request to send the body with was given
+                // none to stream (refused by `fetch_stream`).
+                true if request.header("x-unstreamed").is_some() => (upstream, Some(responder)),
                 true => (
                     upstream.streamed_body(content_length(request.headers())),
                     Some(responder),
@@ -322,7 +363,12 @@ impl App for Forward {
         }
     }
 
+    fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        self.generate(responder, cx);
+    }
+
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        self.generating.remove(&responder);
         // The client is gone or got its 504: the upstream exchange stops too.
         let gone: Vec<ExchangeId> = self
             .waiting
@@ -408,6 +454,7 @@ fn run() -> Result<(), String> {
         cancel_after_head: HashSet::new(),
         pipe_late: HashMap::new(),
         after_end: HashMap::new(),
+        generating: HashMap::new(),
     };
     Server::new(listener, options)
         .serve_app(service)
