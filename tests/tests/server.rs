@@ -584,22 +584,7 @@ fn connections_reset_before_they_are_accepted_are_passed_over() {
             let stream =
                 std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(10))
                     .expect("connect");
-            let linger = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // SAFETY: a valid socket and option of the size given.
-            let set = unsafe {
-                libc::setsockopt(
-                    std::os::fd::AsRawFd::as_raw_fd(&stream),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&linger as *const libc::linger).cast(),
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(set, 0, "SO_LINGER");
-            drop(stream); // a reset, as linger 0 makes it
+            edgepoll_tests::reset(stream);
         }
         // SAFETY: as above.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);

@@ -7,7 +7,7 @@
 //! not the heap.
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream};
-use edgepoll_tests::{connect, on_each_runtime, start_program, Running, Runtime};
+use edgepoll_tests::{connect, on_each_runtime, start_program, wait_until, Running, Runtime};
 use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -356,6 +356,62 @@ fn a_piped_response_whose_exchange_is_cancelled_is_cut_short() {
             runtime.name()
         );
         assert!(got < size, "{}: the whole body came", runtime.name());
+    });
+}
+
+/// An upload the application sends on while it answers its client at
+/// once (`fetch_stream` with `body_from`, then `respond`): when the client
+/// leaves mid-body, the application hears that exchange end
+/// (`ClientError::Abandoned`), and the upstream connection closes. (It was
+/// cancelled unseen: the application, its client answered, waited for an
+/// end that never came.)
+#[test]
+fn an_upload_sent_on_whose_client_leaves_is_reported_abandoned() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let sink = NativeUpstream::start(Behaviour::Sink);
+        let source = NativeUpstream::start(Behaviour::Source);
+        let server = start_streaming(runtime, &sink, &source);
+        let ends = || {
+            let mut stats = connect(server.addr);
+            stats
+                .write_all(b"GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("send");
+            let (_, body) = edgepoll_tests::read_response(&mut stats);
+            String::from_utf8_lossy(&body).into_owned()
+        };
+        let open = || sink.seen.open.load(Ordering::SeqCst);
+        // Left with a FIN (the body breaks off in a read), then with a
+        // reset (the connection is closed at once).
+        for (n, resets) in [(1, false), (2, true)] {
+            let mut stream = connect(server.addr);
+            stream
+                .write_all(
+                    b"POST /_send_and_answer HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n",
+                )
+                .expect("send");
+            let (head, _) = edgepoll_tests::read_response(&mut stream);
+            assert!(head.starts_with("HTTP/1.1 202 "), "{name}: {head}");
+            stream.write_all(&[b'x'; 64 * 1024]).expect("send");
+            assert!(
+                wait_until(Duration::from_secs(30), || open() == 1),
+                "{name}: the upload reached no upstream"
+            );
+            match resets {
+                true => edgepoll_tests::reset(stream),
+                false => drop(stream),
+            }
+            let told = format!("sent:abandoned:{n}");
+            assert!(
+                wait_until(Duration::from_secs(30), || ends().contains(&told)),
+                "{name}: reset {resets}: {}",
+                ends()
+            );
+            assert!(
+                wait_until(Duration::from_secs(30), || open() == 0),
+                "{name}: reset {resets}: the upstream connection stayed open"
+            );
+        }
     });
 }
 

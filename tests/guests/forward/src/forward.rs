@@ -89,6 +89,10 @@ struct Forward {
     /// `/_generate?N` responses: (bytes sent, N). Made here, a piece at a
     /// time, each after `on_body_drained` asks for more.
     generating: HashMap<Responder, (u64, u64)>,
+    /// `/_send_and_answer` exchanges: the client's body goes up to `/up`'s
+    /// upstream while the client is answered at once; how each ended is
+    /// counted in `ends` (as `sent:` and the outcome).
+    sent_on: HashSet<ExchangeId>,
 }
 
 /// The byte at `position` of a `/_generate` body.
@@ -159,6 +163,28 @@ impl App for Forward {
             self.generating.insert(responder, (0, total));
             self.generate(responder, cx);
             return Reply::Later;
+        }
+        if request.path() == "/_send_and_answer" {
+            let Some(base) = self.upstream("/up/") else {
+                return Reply::Now(Response::new(StatusCode::NOT_FOUND).body("no /up route\n"));
+            };
+            let upstream = ClientRequest::to_origin("POST", base, "/")
+                .map(|r| r.streamed_body(content_length(request.headers())));
+            return match upstream.map(|r| cx.fetch_stream(&r, Some(responder))) {
+                Ok(Ok(exchange)) => {
+                    self.sent_on.insert(exchange);
+                    cx.respond(
+                        responder,
+                        Response::new(StatusCode::from_u16(202).unwrap_or(StatusCode::OK))
+                            .body("sending\n"),
+                    );
+                    Reply::Later
+                }
+                Ok(Err(e)) => {
+                    Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n")))
+                }
+                Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
+            };
         }
         if request.path() == "/_echo_late" {
             self.late_echo
@@ -237,6 +263,14 @@ impl App for Forward {
         result: Result<ParsedResponse, ClientError>,
         cx: &mut Context<'_>,
     ) {
+        if self.sent_on.remove(&exchange) {
+            let outcome = match &result {
+                Ok(head) => format!("sent:{}", head.status.as_u16()),
+                Err(e) => format!("sent:{}", format!("{e:?}").to_lowercase()),
+            };
+            *self.ends.entry(outcome).or_default() += 1;
+            return;
+        }
         let Some(responder) = self.waiting.remove(&exchange) else {
             return;
         };
@@ -288,7 +322,11 @@ impl App for Forward {
         self.stream
             || matches!(
                 request.path(),
-                "/_count" | "/_echo_late" | "/_echo_after_end" | "/_pipe_after_end"
+                "/_count"
+                    | "/_echo_late"
+                    | "/_echo_after_end"
+                    | "/_pipe_after_end"
+                    | "/_send_and_answer"
             )
     }
 
@@ -455,6 +493,7 @@ fn run() -> Result<(), String> {
         pipe_late: HashMap::new(),
         after_end: HashMap::new(),
         generating: HashMap::new(),
+        sent_on: HashSet::new(),
     };
     Server::new(listener, options)
         .serve_app(service)
