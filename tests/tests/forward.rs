@@ -310,6 +310,35 @@ fn a_body_made_a_piece_at_a_time_comes_whole_and_waits_for_its_reader() {
         let (head, body) = read_response(&mut stream);
         assert_eq!((status(&head), body.len()), (200, 0), "{name} {head}");
         assert_eq!(stats_text(forward.addr)("generating"), "0", "{name}");
+        // To HEAD the head is all, the length GET would get included, and
+        // the connection goes on (its pieces were fed for nothing, round
+        // after round, to a service that sent one whenever asked).
+        stream
+            .write_all(b"HEAD /_generate?1000000000000 HTTP/1.1\r\nHost: x\r\n\r\nGET /_generate?3 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).expect("the HEAD's head"),
+                1,
+                "{name}"
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert_eq!(
+            field(&head, "content-length"),
+            Some("1000000000000"),
+            "{name}"
+        );
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(
+            (status(&head), &body[..]),
+            (200, &[0u8, 1, 2][..]),
+            "{name} {head}"
+        );
     });
 }
 

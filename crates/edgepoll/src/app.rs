@@ -318,7 +318,9 @@ impl Context<'_> {
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
     /// bytes wait to be sent, else once they have mostly gone out. Send a
     /// piece (or a few), then the next when it comes, and memory stays
-    /// bounded by the backlog. A piece past `length` is dropped, and a body ended
+    /// bounded by the backlog. To HEAD, the response is complete with its
+    /// head (the length announced is GET's): its pieces and end are
+    /// dropped, and no call asks for more. A piece past `length` is dropped, and a body ended
     /// short of it closes the connection. Once the head is out no timeout
     /// runs for the body (a stream may be long-lived): the app ends it.
     pub fn respond_stream(
@@ -632,8 +634,12 @@ pub trait App {
     /// A response streamed with [`Context::send_body`] can take more: the
     /// pieces sent were taken with the backlog under
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog),
-    /// or it has since fallen to a quarter of it. Once for the pieces of
-    /// one callback; not after the body ended.
+    /// or it has since fallen to a quarter of it. Mostly once for the
+    /// pieces of one callback (pieces that went under the limit and then
+    /// over it bring one now and one once it falls; either way the backlog
+    /// stays bounded); never after the body ended, for an empty piece, or
+    /// for a response to HEAD (complete with its head: its pieces are
+    /// dropped).
     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
         let _ = (responder, cx);
     }

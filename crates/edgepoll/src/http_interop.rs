@@ -32,7 +32,7 @@ impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
     type Error = http::Error;
 
     /// Fails on a target `http::Uri` refuses but the server takes, as
-    /// servers commonly do: `<`, `>`, `` ` ``, `{`, `}` or `"` (in a query)
+    /// servers commonly do: `<`, `>`, `` ` `` or `"` (in a query)
     /// left unencoded, or a `#` (no request-target has a fragment, and
     /// `http` would drop what follows it). Answer those 400, as below; a
     /// network request must not be able to panic a service.

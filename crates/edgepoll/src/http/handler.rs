@@ -1957,14 +1957,18 @@ impl Handler {
         };
         // A head that cannot start a streamed body (a switch, an interim
         // status) went out as a 500 whose body is complete: nothing of the
-        // service's is awaited.
+        // service's is awaited. Nor is anything after the head of a
+        // response to HEAD, whose body no one sees: it is complete, and its
+        // pieces and end are refused as for a response no longer waiting
+        // (an endless stream fed for nothing would spin the loop).
         let refused = head.status().as_u16() < 200;
+        let bodiless = matches!(framing, Outgoing::Discard);
         self.waiting[at].stream = Some(Box::new(Streamed {
             head: encoded,
             pieces: Vec::new(),
             framing,
             keep_alive,
-            ended: refused,
+            ended: refused || bodiless,
             cut: false,
             at_front,
         }));

@@ -1074,6 +1074,9 @@ impl Core {
                 started
             }
             Answer::Piece(piece) => {
+                // An empty piece is no piece: told of, an application that
+                // answers each notice with one would spin the loop.
+                let empty = piece.is_empty();
                 let sent = handler.send_body(id, piece, now).is_ok();
                 // Over the limit, it is held, and told once the backlog
                 // has fallen to a quarter of it; under, it is told at
@@ -1085,7 +1088,7 @@ impl Core {
                 if sent && handler.body_backlog(id) > backlog_limit {
                     let slot = responder.token.0;
                     (self.work.held).hold_at(slot, AtClient::Streamed(responder));
-                } else if sent && self.work.drained.last() != Some(&responder) {
+                } else if sent && !empty && self.work.drained.last() != Some(&responder) {
                     self.work.drained.push(responder);
                 }
                 sent

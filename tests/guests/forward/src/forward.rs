@@ -160,8 +160,11 @@ impl App for Forward {
                 return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("/_generate?N\n"));
             };
             cx.respond_stream(responder, Response::new(StatusCode::OK), Some(total));
-            self.generating.insert(responder, (0, total));
-            self.generate(responder, cx);
+            // To HEAD the head is all: nothing is asked for after it.
+            if request.method() != "HEAD" {
+                self.generating.insert(responder, (0, total));
+                self.generate(responder, cx);
+            }
             return Reply::Later;
         }
         if request.path() == "/_send_and_answer" {
