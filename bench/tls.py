@@ -88,7 +88,7 @@ class Nginx:
         self.proc.wait()
 
 
-def timed(command, answers=0):
+def timed(command, answers):
     """Seconds `command` took; it must have printed `answers` lines of a
     200 (the client exits 0 for any status, as curl does)."""
     started = time.perf_counter()
@@ -118,7 +118,7 @@ def wasm(runtime, module, directory, port):
     startup = min(timed(base + [fixed], answers=1) for _ in range(3))
     many = timed(base + ["--parallel", "1"] + [fixed] * HANDSHAKES, answers=HANDSHAKES)
     hs = (HANDSHAKES - 1) / max(many - startup, 1e-6)
-    download = timed(base + ["-o", f"{directory}/out.bin", f"https://localhost:{port}/big.bin"])
+    download = timed(base + ["-o", f"{directory}/out.bin", f"https://localhost:{port}/big.bin"], answers=1)
     got = os.path.getsize(f"{directory}/out.bin")
     if got != BIG:
         raise RuntimeError(f"the download came with {got} of {BIG} bytes")
