@@ -31,6 +31,23 @@ fn tool(name: &str, install: &str) -> Command {
     Command::new(name)
 }
 
+/// What Python prints running `script` with `input` on its standard input.
+fn python(script: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed: apt-get install python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("written");
+    drop(stdin);
+    let out = edgepoll_tests::wait_bounded(child, std::time::Duration::from_secs(60));
+    ok(out, "python3")
+}
+
 fn ok(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -63,17 +80,17 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
             .output_within(),
         "skopeo inspect --config",
     );
-    for expected in [
-        "\"architecture\": \"wasm\"",
-        "\"os\": \"wasi\"",
-        "\"/poll_http_server.wasm\"",
-        "\"0.0.0.0:8080\"",
-    ] {
-        assert!(
-            config.contains(expected),
-            "the config lacks {expected}: {config}"
-        );
-    }
+    // Read as JSON, field by field: the entrypoint and its arguments exactly.
+    let fields = python(
+        "import json, sys; c = json.load(sys.stdin); k = c['config']\n\
+         print(c['architecture'], c['os'], json.dumps(k['Entrypoint']), json.dumps(k['Cmd']))",
+        &config,
+    );
+    assert_eq!(
+        fields.trim(),
+        "wasm wasi [\"/poll_http_server.wasm\"] [\"0.0.0.0:8080\"]",
+        "{config}"
+    );
     let manifest = ok(
         Command::new("skopeo")
             .args(["inspect", "--raw", &image])
@@ -115,7 +132,8 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
 #[test]
 fn the_kubernetes_manifests_pass_the_schemas_and_a_broken_one_does_not() {
     let install = "python3 -m pip install kubernetes-validate";
-    let manifests: Vec<_> = ["runtimeclass", "deployment", "service"]
+    // Named to apply in order: the RuntimeClass before the pods that name it.
+    let manifests: Vec<_> = ["00-runtimeclass", "10-deployment", "20-service"]
         .iter()
         .map(|m| root().join(format!("deploy/k8s/{m}.yaml")))
         .collect();
@@ -125,18 +143,62 @@ fn the_kubernetes_manifests_pass_the_schemas_and_a_broken_one_does_not() {
         .output_within();
     let said = ok(out, "kubernetes-validate");
     assert_eq!(said.matches(" passed ").count(), 3, "{said}");
-    // The validator really checks: the deployment with a wrong type fails.
-    let good = std::fs::read_to_string(&manifests[1]).expect("deployment.yaml");
+    // The validator really checks, strictly: the deployment with a wrong
+    // type fails, and so does one with a field no schema has.
+    let good = std::fs::read_to_string(&manifests[1]).expect("10-deployment.yaml");
     let broken = std::env::temp_dir().join(format!("edgepoll-broken-{}.yaml", std::process::id()));
-    std::fs::write(&broken, good.replace("replicas: 3", "replicas: three")).expect("write");
-    let out = tool("kubernetes-validate", install)
-        .arg("--strict")
-        .arg(&broken)
-        .output_within();
+    for (what, copy, named) in [
+        (
+            "replicas: three",
+            good.replace("replicas: 3", "replicas: three"),
+            "spec.replicas",
+        ),
+        (
+            "an unknown field",
+            good.replace("replicas: 3", "replicas: 3\n  replicaz: 3"),
+            "replicaz",
+        ),
+    ] {
+        std::fs::write(&broken, copy).expect("write");
+        let out = tool("kubernetes-validate", install)
+            .arg("--strict")
+            .arg(&broken)
+            .output_within();
+        assert!(!out.status.success(), "a deployment with {what} passed");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains(named), "{what}: {said}");
+    }
     let _ = std::fs::remove_file(&broken);
-    assert!(
-        !out.status.success(),
-        "a deployment with replicas: three passed"
+    // And the three agree with each other and with the image: the pods
+    // name the RuntimeClass and carry crun's annotation, the Service finds
+    // them and their port, and they listen where the image's arguments say.
+    let all: String = manifests
+        .iter()
+        .map(|m| std::fs::read_to_string(m).expect("a manifest") + "\n---\n")
+        .collect();
+    let agreed = python(
+        "import sys, yaml\n\
+         docs = {d['kind']: d for d in yaml.safe_load_all(sys.stdin) if d}\n\
+         rc, dep, svc = docs['RuntimeClass'], docs['Deployment'], docs['Service']\n\
+         pod = dep['spec']['template']\n\
+         c = pod['spec']['containers'][0]\n\
+         ports = {p['name']: p['containerPort'] for p in c['ports']}\n\
+         labels = pod['metadata']['labels']\n\
+         checks = [\n\
+           pod['spec']['runtimeClassName'] == rc['metadata']['name'],\n\
+           pod['metadata']['annotations']['module.wasm.image/variant'] == 'compat-smart',\n\
+           all(labels.get(k) == v for k, v in svc['spec']['selector'].items()),\n\
+           dep['spec']['selector']['matchLabels'].items() <= labels.items(),\n\
+           all(p['targetPort'] in ports for p in svc['spec']['ports']),\n\
+           c['args'] == ['0.0.0.0:%d' % ports['http']],\n\
+           c['readinessProbe']['httpGet']['port'] in ports,\n\
+         ]\n\
+         print(' '.join(str(x) for x in checks))",
+        &all,
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("spec.replicas"));
+    assert_eq!(
+        agreed.trim(),
+        "True True True True True True True",
+        "runtimeClass, annotation, Service selector, Deployment selector, targetPort, args, probe port"
+    );
 }
