@@ -31,15 +31,17 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
                          through a preopened directory)
   --trust-forwarded      keep the incoming X-Forwarded-* fields, appending the
                          client's address to X-Forwarded-For, and pass on
-                         Forwarded and X-Real-IP (off: X-Forwarded-For, -Proto
-                         and -Host are replaced, the others dropped, as a
-                         client could claim anything)
+                         Forwarded, X-Real-IP, Client-IP, True-Client-IP and
+                         the like (off: X-Forwarded-For, -Proto and -Host are
+                         replaced, the others dropped, as a client could
+                         claim anything)
   --exit-after N         answer N requests, then exit (for benchmarks)
   --help                 this text
 
 Each request goes to the upstream with the fewest requests outstanding
 (round-robin among equals). An upstream that refuses, is unreachable, resets,
-times out or answers garbage is left out for --eject seconds; a request that
+times out or answers garbage is left out for --eject seconds (when all are
+left out, all are taken back at once, as nginx does); a request that
 could not reach one (refused, unreachable, no connection in time) is tried on
 another, whatever its
 method, when its body (if any) is at most 64 KiB (larger bodies stream through,
@@ -49,8 +51,9 @@ breaks off: the client's connection closes. Bodies stream both ways.
 A request that offers to switch to WebSocket is offered on (an offer of any
 other protocol is dropped); after the upstream's 101 the two connections are
 one tunnel, bytes passed unchanged both ways until both ends close (or 10
-minutes of silence). TRACE gets 405, and fields whose names have an
-underscore are dropped, as nginx does.
+minutes of silence). Pipelined requests go on side by side only while all
+are safe (GET, HEAD, OPTIONS, TRACE). TRACE gets 405, and fields whose names
+have an underscore are dropped, as nginx does.
 ";
 
 /// The most `--upstream`s.
