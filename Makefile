@@ -14,6 +14,11 @@ WASM_PROGRAMS := $(WASM_PLAIN) $(WASM_TLS)
 # ../shared/wasmedge (repaired into target/wasmedge when its library links
 # were flattened; see scripts/wasmedge-path). A broken `wasmedge` first on
 # PATH is thereby replaced by the working one, not taken for an absent one.
+# edgepoll-host's compiled-code cache for the runs make starts: named, so
+# that a host running as root (CI) keeps one too (it keeps none in its
+# default place; see crates/edgepoll-host/src/compile_cache.rs). No guest
+# here is given target/.
+export EDGEPOLL_HOST_CACHE ?= $(CURDIR)/target/host-cache
 WASMEDGE_BIN := $(shell scripts/wasmedge-path 2>/dev/null)
 ifneq ($(WASMEDGE_BIN),)
 export PATH := $(WASMEDGE_BIN):$(PATH)
@@ -96,7 +101,7 @@ fmt:
 image: build
 	@mkdir -p target/image
 	@for p in poll_http_server ws_chat; do \
-	  if command -v wasmedge >/dev/null; then \
+	  if wasmedge --version >/dev/null 2>&1; then \
 	    wasmedge compile --generic-binary $(WASM_DIR)/$$p.wasm target/image/$$p.wasm >/dev/null || exit 1; \
 	    echo "$$p: AOT-compiled (universal wasm)"; \
 	  else \

@@ -399,52 +399,13 @@ fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
 /// module's code, under `conformance_guest`'s key and header, stands in for
 /// a guest's: it is run only from a file as the host writes it (mode 0500,
 /// which no file a guest makes has), never from a cache a writable `--dir`
-/// holds, whose entries are removed when such a run starts and ends. As
-/// root, whom mode bits do not bind, only from a file the host also marked
-/// immutable, which no guest can do.
+/// holds, whose entries are removed when such a run starts and ends.
 #[test]
 fn a_guest_that_could_write_the_compile_cache_gets_none() {
     use std::os::unix::fs::PermissionsExt;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    // `chattr +i` / `-i` on `path` (as root only: no one else may).
-    let immutable = |path: &std::path::Path, on: bool| {
-        if !root {
-            return;
-        }
-        let file = std::fs::File::open(path).expect("an entry to open");
-        let mut flags: libc::c_int = 0;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-        // SAFETY: an open descriptor and an int for the kernel (in and out).
-        unsafe {
-            assert_eq!(libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags), 0);
-            flags = match on {
-                true => flags | 0x10,
-                false => flags & !0x10,
-            };
-            assert_eq!(libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags), 0);
-        }
-    };
-    let is_immutable = |path: &std::path::Path| {
-        let file = std::fs::File::open(path).expect("an entry to open");
-        let mut flags: libc::c_int = 0;
-        // SAFETY: as above.
-        let got = unsafe {
-            libc::ioctl(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                libc::FS_IOC_GETFLAGS,
-                &mut flags,
-            )
-        };
-        got == 0 && flags & 0x10 != 0
-    };
     let rt = host_runtime();
     let dir = edgepoll_tests::scratch_dir("cache", &rt);
     let cache = dir.join("compiled");
-    // What a failed run left, marked or not.
-    for entry in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
-        immutable(&entry.path(), false);
-    }
     let _ = std::fs::remove_dir_all(&cache);
     let run = |module: &str, flags: &[&str], arg: &str| {
         let out = Command::new(host_bin())
@@ -468,16 +429,13 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
     let guest = entries().pop().expect("an entry");
     assert_eq!(mode(&cache) & 0o077, 0, "the cache is its user's alone");
     assert_eq!(mode(&guest), 0o500, "an entry is written read-only");
-    assert_eq!(is_immutable(&guest), root, "marked immutable as root");
     assert_eq!(run("poll_http_server", &[], "--no-such-option"), Some(2));
     let other = entries().into_iter().find(|p| *p != guest);
     let other = std::fs::read(other.expect("a second entry")).expect("readable");
     // Another module's code in place of this one's is not run...
-    immutable(&guest, false);
     std::fs::remove_file(&guest).expect("removable");
     std::fs::write(&guest, &other).expect("written");
     std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(0o500)).expect("chmod");
-    immutable(&guest, true);
     assert_eq!(
         run("conformance_guest", &[], "exit"),
         Some(7),
@@ -489,31 +447,19 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
         &other[24..],
     ]
     .concat();
-    let plant = |file_mode: u32, marked: bool| {
-        if guest.exists() {
-            immutable(&guest, false);
-            let _ = std::fs::remove_file(&guest);
-        }
+    let plant = |file_mode: u32| {
+        let _ = std::fs::remove_file(&guest);
         std::fs::write(&guest, &forged).expect("written");
         std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(file_mode))
             .expect("chmod");
-        if marked {
-            immutable(&guest, true);
-        }
     };
-    plant(0o644, false);
+    plant(0o644);
     assert_eq!(run("conformance_guest", &[], "exit"), Some(7), "mode 0644");
     // (0644 under a umask of 0277: a guest may make that.)
-    plant(0o400, false);
+    plant(0o400);
     assert_eq!(run("conformance_guest", &[], "exit"), Some(7), "mode 0400");
-    if root {
-        // Root's guest may rewrite a 0500 file, or move one in: unmarked,
-        // it is not run.
-        plant(0o500, false);
-        assert_eq!(run("conformance_guest", &[], "exit"), Some(7), "unmarked");
-    }
     // ...but as the host writes it, it is: so no guest may reach the cache.
-    plant(0o500, true);
+    plant(0o500);
     assert_eq!(
         run("conformance_guest", &[], "exit"),
         Some(2),
@@ -535,7 +481,7 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
     );
     // An entry there before such a run (a guest that ran as root rewrote a
     // genuine one, and its host was killed) is gone before its guest starts.
-    plant(0o500, true);
+    plant(0o500);
     let out = Command::new(host_bin())
         .env("EDGEPOLL_HOST_CACHE", &cache)
         .args(["--dir", &writable])
@@ -549,6 +495,35 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In its default place (`~/.cache/edgepoll-host`) the cache is kept only
+/// by a host not running as root: mode bits do not bind root, so a root
+/// guest given that directory in another run could plant code there. As
+/// root it is kept only where `EDGEPOLL_HOST_CACHE` names a directory.
+#[test]
+fn a_host_running_as_root_keeps_no_cache_in_its_default_place() {
+    let rt = host_runtime();
+    let home = edgepoll_tests::scratch_dir("cache-home", &rt);
+    let _ = std::fs::remove_dir_all(home.join(".cache"));
+    let out = Command::new(host_bin())
+        .env_remove("EDGEPOLL_HOST_CACHE")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", &home)
+        .arg(wasm("conformance_guest"))
+        .arg("exit")
+        .output_within();
+    assert_eq!(out.status.code(), Some(7));
+    let kept = std::fs::read_dir(home.join(".cache/edgepoll-host"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    match root {
+        true => assert_eq!(kept, 0, "a root host kept code in its default cache"),
+        false => assert_eq!(kept, 1, "the cache is kept in its default place"),
+    }
+    let _ = std::fs::remove_dir_all(&home);
 }
 
 /// The runtime's own failures end as WasmEdge's do, on every runtime

@@ -19,14 +19,12 @@
 //!   executable), one link (not another entry linked in), and a header
 //!   naming the module it was compiled from; checked on the file opened,
 //!   not on its path, and read from it;
-//! - a host running as root also marks each entry immutable
-//!   (`FS_IMMUTABLE_FL`, as `chattr +i`) and reads only entries so marked:
-//!   mode bits do not bind root, so a root guest given the cache could
-//!   rewrite a genuine entry, or move a 0500 file of its own making in, and
-//!   a host killed before its end's clean-up would leave it there. No WASI
-//!   call sets or clears the flag, and an immutable file cannot be
-//!   written, renamed or removed. Where the file system has no such flag,
-//!   a root host keeps no entries.
+//! - a host running as root keeps no cache unless `EDGEPOLL_HOST_CACHE`
+//!   names one: mode bits do not bind root, so a root guest given the
+//!   default directory (by `--dir /:/`, say, in another run) could rewrite
+//!   an entry, or move a 0500 file of its making in, and a host killed
+//!   before its clean-up would leave it for the next run to execute. A
+//!   directory named is the operator's word that no guest is given it.
 
 use crate::runtime::Preopen;
 use std::hash::{Hash, Hasher};
@@ -53,69 +51,13 @@ const HEADER: usize = 24;
 /// has an execute bit (see the module documentation).
 const ENTRY_MODE: u32 = 0o500;
 
-/// `FS_IMMUTABLE_FL` (linux/fs.h).
-const IMMUTABLE: libc::c_int = 0x10;
-
-/// Whether the host runs as root, whom mode bits do not bind.
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// The inode flags of `file` (`FS_IOC_GETFLAGS`), if it has them.
-fn inode_flags(file: &std::fs::File) -> Option<libc::c_int> {
-    use std::os::fd::AsRawFd;
-    let mut flags: libc::c_int = 0;
-    // SAFETY: an open descriptor and an int for the kernel to fill (the
-    // ioctl's argument is an int, whatever its number says).
-    let done = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-    (done == 0).then_some(flags)
-}
-
-/// Sets or clears `FS_IMMUTABLE_FL` on `file`; whether it is now so.
-fn set_immutable(file: &std::fs::File, on: bool) -> bool {
-    use std::os::fd::AsRawFd;
-    let Some(flags) = inode_flags(file) else {
-        return false;
-    };
-    let wanted = match on {
-        true => flags | IMMUTABLE,
-        false => flags & !IMMUTABLE,
-    };
-    // SAFETY: an open descriptor and the int the kernel reads.
-    unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &wanted) == 0 }
-}
-
-/// Opens what is at `name` in directory `dir` (a descriptor) to look at,
-/// never following a link nor hanging on a FIFO.
-fn open_at(dir: libc::c_int, name: &std::ffi::CStr) -> Option<std::fs::File> {
-    use std::os::fd::FromRawFd;
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    // SAFETY: a directory descriptor and a NUL-ended name.
-    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags) };
-    // SAFETY: a descriptor just opened, owned by the File from here on.
-    (fd >= 0).then(|| unsafe { std::fs::File::from_raw_fd(fd) })
-}
-
-/// Removes an entry at `name` in `dir`; as root, clears its immutable flag
-/// first (a genuine entry's, which would keep it).
-fn remove_at(dir: libc::c_int, name: &std::ffi::CStr) {
-    if is_root() {
-        if let Some(file) = open_at(dir, name) {
-            if file.metadata().is_ok_and(|m| m.is_file()) {
-                set_immutable(&file, false);
-            }
-        }
-    }
-    // SAFETY: a directory descriptor and a NUL-ended name.
-    unsafe { libc::unlinkat(dir, name.as_ptr(), 0) };
-}
-
 /// The cache a run with these preopened directories may use.
 pub fn open(preopens: &[Preopen]) -> Cache {
     let dir = match std::env::var_os("EDGEPOLL_HOST_CACHE") {
         Some(v) if v == "off" => return Cache::Off,
         Some(v) => PathBuf::from(v),
+        // SAFETY: geteuid has no preconditions.
+        None if unsafe { libc::geteuid() } == 0 => return Cache::Off,
         None => match std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
@@ -207,7 +149,8 @@ pub fn forget_exposed(cache: &Cache) {
         let Ok(name) = std::ffi::CString::new(name.as_bytes()) else {
             continue;
         };
-        remove_at(fd, &name);
+        // SAFETY: a directory descriptor held open and a NUL-ended name.
+        unsafe { libc::unlinkat(fd, name.as_ptr(), 0) };
     }
 }
 
@@ -249,65 +192,26 @@ fn read_entry(path: &Path) -> Option<Vec<u8>> {
     if !as_written || meta.nlink() != 1 {
         return None;
     }
-    // As root, only what the host marked (see the module documentation).
-    if is_root() && inode_flags(&file).is_none_or(|flags| flags & IMMUTABLE == 0) {
-        return None;
-    }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).ok()?;
     Some(bytes)
 }
 
 /// Writes an entry: to a new file (never one already there, nor where a
-/// link there points), mode [`ENTRY_MODE`], then renamed into place; as
-/// root, in place of what was there (an immutable entry cannot be renamed
-/// over), and then marked immutable if it is still the file written.
+/// link there points), mode [`ENTRY_MODE`], then renamed into place.
 fn write_entry(path: &Path, contents: &[u8]) {
     use std::io::Write;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let temp = path.with_extension(format!("tmp{}", std::process::id()));
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(ENTRY_MODE)
         .open(&temp)
-        .and_then(|mut file| file.write_all(contents).map(|()| file));
-    let Ok(file) = written else {
-        drop(std::fs::remove_file(&temp));
-        return;
-    };
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let Ok(dir) = std::fs::File::open(dir) else {
-        drop(std::fs::remove_file(&temp));
-        return;
-    };
-    let Ok(name) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name)) else {
-        return;
-    };
-    let root = is_root();
-    if root {
-        remove_at(dir.as_raw_fd(), &name);
-    }
-    if std::fs::rename(&temp, path).is_err() {
-        drop(std::fs::remove_file(&temp));
-        return;
-    }
-    if root {
-        // The file written, not one a guest put in its place meanwhile;
-        // one not marked is never read (and is removed, as root keeps no
-        // entry unmarked).
-        let ours = |placed: &std::fs::File| {
-            let (a, b) = (file.metadata(), placed.metadata());
-            a.is_ok_and(|a| b.is_ok_and(|b| a.ino() == b.ino() && a.dev() == b.dev()))
-        };
-        let marked = open_at(dir.as_raw_fd(), &name)
-            .is_some_and(|placed| ours(&placed) && set_immutable(&placed, true));
-        if !marked {
-            remove_at(dir.as_raw_fd(), &name);
-        }
+        .and_then(|mut file| file.write_all(contents));
+    match written {
+        Ok(()) => drop(std::fs::rename(&temp, path)),
+        Err(_) => drop(std::fs::remove_file(&temp)),
     }
 }
 

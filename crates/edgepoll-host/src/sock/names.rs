@@ -259,11 +259,13 @@ fn write_results(
             // WasmEdge copies the whole name whatever the buffer's length.
             mem.write(record.canonname, name)?;
         }
-        if item.ai_addrlen > 0 && !item.ai_addr.is_null() {
+        // At least the family's two bytes: a C library that gave fewer
+        // would otherwise have the length below wrap.
+        if item.ai_addrlen > 2 && !item.ai_addr.is_null() {
             mem.write_u8(record.sockaddr, family)?;
             let size = if family == 2 { 26 } else { 14 };
-            // SAFETY: ai_addr holds ai_addrlen bytes, at least 2 + size for
-            // the families getaddrinfo returns here.
+            // SAFETY: ai_addr holds ai_addrlen bytes (more than 2), of which
+            // at most the rest after the family are read.
             let bytes = unsafe {
                 std::slice::from_raw_parts(
                     item.ai_addr.cast::<u8>().add(2),
