@@ -311,8 +311,8 @@ fn a_body_made_a_piece_at_a_time_comes_whole_and_waits_for_its_reader() {
         assert_eq!((status(&head), body.len()), (200, 0), "{name} {head}");
         assert_eq!(stats_text(forward.addr)("generating"), "0", "{name}");
         // To HEAD the head is all, the length GET would get included, and
-        // the connection goes on (its pieces were fed for nothing, round
-        // after round, to a service that sent one whenever asked).
+        // the connection goes on (a service that sends a piece whenever
+        // asked had its pieces dropped, round after round, spinning).
         stream
             .write_all(b"HEAD /_generate?1000000000000 HTTP/1.1\r\nHost: x\r\n\r\nGET /_generate?3 HTTP/1.1\r\nHost: x\r\n\r\n")
             .expect("send");
@@ -339,6 +339,13 @@ fn a_body_made_a_piece_at_a_time_comes_whole_and_waits_for_its_reader() {
             (200, &[0u8, 1, 2][..]),
             "{name} {head}"
         );
+        // And the service is not asked for the HEAD's pieces, one after
+        // another, for nothing: the loop rests.
+        let ticks = || edgepoll_tests::cpu_ticks(forward.pid()).expect("the guest's CPU time");
+        let before = ticks();
+        std::thread::sleep(Duration::from_millis(1500));
+        let spent = ticks() - before;
+        assert!(spent <= 30, "{name}: {spent} ticks in 1.5 s at rest");
     });
 }
 

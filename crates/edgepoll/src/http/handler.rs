@@ -592,10 +592,16 @@ impl Handler {
     /// overtake it (a proxy would send them over two connections). Not
     /// after an unsafe one still unanswered, nor an unsafe one (its method
     /// read ahead in the buffer) while those before it are unanswered.
-    /// Held back, a request is not read either: a client that pipelines
+    /// Held back, a request is not read further: a client that pipelines
     /// after an unsafe method and then leaves is noticed at the respond
     /// timeout.
     fn order_allows(&self) -> bool {
+        // Nothing read ahead (nearly always, asked while a deferred request
+        // waits): reading on is allowed, and what comes is checked before
+        // it is taken. The client's leaving is noticed meanwhile.
+        if self.input.is_empty() {
+            return true;
+        }
         let mut pending = self.waiting.iter().filter(|w| w.is_pending()).peekable();
         if pending.peek().is_none() {
             return true;
@@ -1957,18 +1963,14 @@ impl Handler {
         };
         // A head that cannot start a streamed body (a switch, an interim
         // status) went out as a 500 whose body is complete: nothing of the
-        // service's is awaited. Nor is anything after the head of a
-        // response to HEAD, whose body no one sees: it is complete, and its
-        // pieces and end are refused as for a response no longer waiting
-        // (an endless stream fed for nothing would spin the loop).
+        // service's is awaited.
         let refused = head.status().as_u16() < 200;
-        let bodiless = matches!(framing, Outgoing::Discard);
         self.waiting[at].stream = Some(Box::new(Streamed {
             head: encoded,
             pieces: Vec::new(),
             framing,
             keep_alive,
-            ended: refused || bodiless,
+            ended: refused,
             cut: false,
             at_front,
         }));
@@ -2058,6 +2060,12 @@ impl Handler {
             }) => stream.pieces.iter().map(Bytes::len).sum(),
             _ => 0,
         }
+    }
+
+    /// Whether `id` is a HEAD request still waiting for its response: one
+    /// whose body no one sees.
+    pub fn answers_head(&self, id: RequestId) -> bool {
+        self.waiting.iter().any(|w| w.id == id && w.head_only)
     }
 
     /// Whether the streamed response to `id` takes more of its body: begun

@@ -1062,7 +1062,16 @@ impl Core {
         let delivered = match answer {
             Answer::Whole(response) => handler.respond(id, response, now).is_ok(),
             Answer::Head(head, length, piped) => {
+                // To HEAD the application's stream ends with its head: its
+                // pieces would be dropped, and an endless one, asked for
+                // piece after piece, would spin the loop for nothing. (A
+                // piped one runs on, its pieces dropped, so that its
+                // exchange ends and its connection goes back to the pool.)
+                let ends_at_head = piped.is_none() && handler.answers_head(id);
                 let started = handler.respond_stream(id, head, length, now).is_ok();
+                if started && ends_at_head {
+                    let _ = handler.end_body(id, now);
+                }
                 match (started, piped) {
                     (true, Some(exchange)) => {
                         self.work.pipes.pipe_down(exchange, responder);

@@ -160,11 +160,9 @@ impl App for Forward {
                 return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("/_generate?N\n"));
             };
             cx.respond_stream(responder, Response::new(StatusCode::OK), Some(total));
-            // To HEAD the head is all: nothing is asked for after it.
-            if request.method() != "HEAD" {
-                self.generating.insert(responder, (0, total));
-                self.generate(responder, cx);
-            }
+            // HEAD too, as a naive service would: the loop asks no more.
+            self.generating.insert(responder, (0, total));
+            self.generate(responder, cx);
             return Reply::Later;
         }
         if request.path() == "/_send_and_answer" {
