@@ -189,9 +189,9 @@ fn the_kubernetes_manifests_pass_the_schemas_and_a_broken_one_does_not() {
            pod['metadata']['annotations']['module.wasm.image/variant'] == 'compat-smart',\n\
            all(labels.get(k) == v for k, v in svc['spec']['selector'].items()),\n\
            dep['spec']['selector']['matchLabels'].items() <= labels.items(),\n\
-           all(p['targetPort'] in ports for p in svc['spec']['ports']),\n\
+           all(p['targetPort'] in ports or p['targetPort'] in ports.values() for p in svc['spec']['ports']),\n\
            c['args'] == ['0.0.0.0:%d' % ports['http']],\n\
-           c['readinessProbe']['httpGet']['port'] in ports,\n\
+           all(c[p]['httpGet']['port'] in ports or c[p]['httpGet']['port'] in ports.values() for p in ('readinessProbe', 'livenessProbe')),\n\
          ]\n\
          print(' '.join(str(x) for x in checks))",
         &all,

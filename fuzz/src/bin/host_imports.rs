@@ -452,8 +452,14 @@ mod linux {
         // SAFETY: dup and dup2 on the process's stdio; the copies are owned
         // by the Files made from them.
         let (mut out, report) = unsafe {
-            let out = File::from_raw_fd(libc::dup(1));
-            let err = File::from_raw_fd(libc::dup(2));
+            let (out, err) = (libc::dup(1), libc::dup(2));
+            assert!(
+                out >= 0 && err >= 0,
+                "dup: {}",
+                std::io::Error::last_os_error()
+            );
+            let out = File::from_raw_fd(out);
+            let err = File::from_raw_fd(err);
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
             for fd in 0..3 {
                 libc::dup2(null, fd);
