@@ -65,7 +65,13 @@ impl wasmtime::ResourceLimiter for MemoryReport {
             return Ok(false);
         }
         if let Some(file) = &self.file {
-            let _ = std::fs::write(file, format!("{desired}\n"));
+            // Written beside it, then renamed over it: a reader never finds
+            // it empty halfway through (bench/run.py read that as 0).
+            let mut temp = file.clone().into_os_string();
+            temp.push(".tmp");
+            if std::fs::write(&temp, format!("{desired}\n")).is_ok() {
+                let _ = std::fs::rename(&temp, file);
+            }
         }
         Ok(maximum.is_none_or(|max| desired <= max))
     }

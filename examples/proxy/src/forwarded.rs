@@ -64,7 +64,8 @@ enum Rewritten {
 }
 
 /// Claims of the client's address or scheme that others write, besides
-/// `Client-IP` (compared by length above): passed only when trusted.
+/// `Client-IP` (compared with the other nine-byte names in
+/// `Rewritten::of`): passed only when trusted.
 const OTHER_CLAIMS: [&str; 7] = [
     "true-client-ip",
     "x-client-ip",
