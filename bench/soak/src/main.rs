@@ -5,11 +5,14 @@
 //! is compared byte for byte with the request's.
 //!
 //! Usage: `soak ADDR [--seed N] [--requests N] [--peak N] [--idle-timeout S]
-//! [--header-timeout S] [--upstream-failures]` (the timeouts are the
-//! server's, for checking the faults' answers; `--upstream-failures` when
-//! the server is a proxy one of whose upstreams is made to fail: its 502s,
-//! 503s, 504s and connections cut mid-request are counted, not errors, and
-//! their requests are lost, not retried; a wrong byte is still a mismatch). Prints `warmup {json}` when the warm-up is over,
+//! [--header-timeout S] [--upstream-failures [--failures-from N]]` (the
+//! timeouts are the server's, for checking the faults' answers;
+//! `--upstream-failures` when the server is a proxy one of whose upstreams
+//! is made to fail once N requests are done: its 502s, 503s, 504s and
+//! connections cut mid-request from then on, and for a minute from the
+//! first, are counted, not errors, and their requests are lost, not
+//! retried; any at another time is an error; a wrong byte is still a
+//! mismatch). Prints `warmup {json}` when the warm-up is over,
 //! `progress {json}` every 2 s and `RESULT {json}` at the end; exits 1 with
 //! the seed and the first failure when anything went wrong.
 
@@ -39,6 +42,9 @@ struct Options {
     peak: usize,
     timeouts: Timeouts,
     upstream_failures: bool,
+    /// Requests done before the upstream is restarted: no upstream failure
+    /// is expected before (`--failures-from`).
+    failures_from: u64,
 }
 
 fn parse() -> Result<Options, String> {
@@ -56,6 +62,7 @@ fn parse() -> Result<Options, String> {
             idle: Duration::from_secs(60),
         },
         upstream_failures: false,
+        failures_from: 0,
     };
     let mut seed = None;
     while let Some(flag) = args.next() {
@@ -77,6 +84,7 @@ fn parse() -> Result<Options, String> {
                 )
             }
             "--requests" => options.requests = number(&value)? as u64,
+            "--failures-from" => options.failures_from = number(&value)? as u64,
             "--peak" => options.peak = number(&value)? as usize,
             "--idle-timeout" => options.timeouts.idle = Duration::from_secs_f64(number(&value)?),
             "--header-timeout" => {
@@ -114,7 +122,7 @@ fn main() {
     let options = match parse() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("soak: {e}\nusage: soak ADDR [--seed N] [--requests N] [--peak N] [--idle-timeout S] [--header-timeout S] [--upstream-failures]");
+            eprintln!("soak: {e}\nusage: soak ADDR [--seed N] [--requests N] [--peak N] [--idle-timeout S] [--header-timeout S] [--upstream-failures [--failures-from N]]");
             std::process::exit(2);
         }
     };
@@ -137,6 +145,7 @@ fn run(options: &Options) -> std::io::Result<i32> {
     let mut events = Events::with_capacity(1024);
     let mut work = Work::new(options.seed, options.requests);
     work.upstream_failures_expected = options.upstream_failures;
+    work.failures_from = options.failures_from;
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut open = 0usize;

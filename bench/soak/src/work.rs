@@ -35,9 +35,19 @@ pub struct Work {
     pub large_in_flight: usize,
     pub tally: Tally,
     /// Whether a failure of an upstream behind the server is expected
-    /// (counted, not an error).
+    /// (counted, not an error)...
     pub upstream_failures_expected: bool,
+    /// ...from this many requests done on (when the upstream is killed),
+    /// and for [`FAILURE_WINDOW`] from the first: a proxy that cut
+    /// responses at other times would otherwise pass as one restart.
+    pub failures_from: u64,
+    first_upstream_failure: Option<std::time::Instant>,
 }
+
+/// How long after the first of them upstream failures are expected: the
+/// killed upstream is down for a second, left out for ten, then probed;
+/// requests in flight to it end at once or at the proxy's timeout (30 s).
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub enum Failure {
     /// A response body that differs from what was sent.
@@ -60,6 +70,8 @@ impl Work {
             deferred_large: VecDeque::new(),
             large_in_flight: 0,
             upstream_failures_expected: false,
+            failures_from: 0,
+            first_upstream_failure: None,
             tally: Tally {
                 latencies_us: Vec::with_capacity(total as usize),
                 ..Tally::default()
@@ -103,13 +115,24 @@ impl Work {
         }
     }
 
+    /// Whether a 502-504 or a cut now can be the restart's: after it
+    /// began, and within [`FAILURE_WINDOW`] of the first.
+    fn expects_upstream_failure(&mut self) -> bool {
+        if !self.upstream_failures_expected || self.tally.completed < self.failures_from {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        let first = *self.first_upstream_failure.get_or_insert(now);
+        now.duration_since(first) <= FAILURE_WINDOW
+    }
+
     pub fn fail(&mut self, failure: Failure) {
         let text = match failure {
             Failure::Mismatch(text) => {
                 self.tally.mismatches += 1;
                 text
             }
-            Failure::Gateway(_) | Failure::Cut(_) if self.upstream_failures_expected => {
+            Failure::Gateway(_) | Failure::Cut(_) if self.expects_upstream_failure() => {
                 self.tally.upstream_failures += 1;
                 return;
             }
