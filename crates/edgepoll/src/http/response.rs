@@ -362,6 +362,7 @@ pub(crate) struct Decimal {
 }
 
 impl Decimal {
+    #[inline(always)]
     pub(crate) fn new(mut n: u64) -> Self {
         let mut digits = [0u8; 20];
         let mut i = digits.len();

@@ -371,11 +371,16 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether `bytes` is a token (RFC 9110 §5.6.2): one or more token
-/// characters, as a method or a field name must be. Eight bytes at a time
-/// (a byte at a time cost a forwarder some 25 instructions per byte of its
+/// characters, as a method or a field name must be. One SIMD block for 8 to
+/// 16 bytes, where it is built with SIMD; otherwise eight bytes at a time (a
+/// byte at a time cost a forwarder some 25 instructions per byte of its
 /// field names).
 pub(crate) fn is_token(bytes: &[u8]) -> bool {
     let len = bytes.len();
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if (8..=16).contains(&len) {
+        return simd::is_short_token(bytes);
+    }
     // Most field names (`Content-Type`) are 8 to 16 letters, digits and
     // hyphens: two overlapping words tell, without the loop.
     let common = |at| outside_alnum_and(word(bytes, at), b'-', b'-') == 0;
