@@ -167,7 +167,7 @@ fn aot_module(wasm: &Path) -> PathBuf {
 /// function of no arguments that returns an i32; written to a file of its
 /// own in the temporary directory (the caller removes it). Names are under
 /// 128 bytes (their lengths are written as one byte).
-pub fn module_importing(module: &str, name: &str) -> PathBuf {
+pub fn module_importing(module: &str, name: &str) -> TempPath {
     let import = [
         &[module.len() as u8][..],
         module.as_bytes(),
@@ -191,7 +191,7 @@ pub fn module_importing(module: &str, name: &str) -> PathBuf {
     ]
     .concat();
     std::fs::write(&path, bytes).expect("write");
-    path
+    TempPath(path)
 }
 
 pub fn host_runtime() -> Runtime {
@@ -696,15 +696,50 @@ pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
 }
 
 /// A directory of the test's own for `rt` (named by `tag`, the process and
-/// the runtime), made if need be: to preopen with `--dir`.
-pub fn scratch_dir(tag: &str, rt: &Runtime) -> std::path::PathBuf {
+/// the runtime), made if need be: to preopen with `--dir`. Removed, with
+/// what it holds, when dropped.
+pub fn scratch_dir(tag: &str, rt: &Runtime) -> TempPath {
     let dir = std::env::temp_dir().join(format!(
         "edgepoll-{tag}-{}-{}",
         std::process::id(),
         rt.name().replace(' ', "-")
     ));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
+    TempPath(dir)
+}
+
+/// A file or directory a test made in the temporary directory, removed
+/// when dropped, so that runs do not pile their leftovers up there (a
+/// test that fails leaves it too, unless it panics while unwinding).
+#[derive(Debug)]
+pub struct TempPath(pub PathBuf);
+
+impl std::ops::Deref for TempPath {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempPath {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempPath {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = match self.0.is_dir() {
+            true => std::fs::remove_dir_all(&self.0),
+            false => std::fs::remove_file(&self.0),
+        };
+    }
 }
 
 /// Runs `curl` with arguments; fails with install advice when curl is missing.

@@ -273,7 +273,9 @@ fn listing(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn the_filesystem_transcript_is_identical_and_no_guest_leaves_its_directory() {
-    let scratch = std::env::temp_dir().join(format!("edgepoll-files-{}", std::process::id()));
+    let scratch = edgepoll_tests::TempPath(
+        std::env::temp_dir().join(format!("edgepoll-files-{}", std::process::id())),
+    );
     let mut runs = Vec::new();
     for rt in all_runtimes() {
         let dir = scratch.join(rt.name().replace(' ', "-"));

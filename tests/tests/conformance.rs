@@ -321,7 +321,8 @@ fn a_unix_domain_socket_is_opened_only_when_allowed() {
     use std::os::unix::net::UnixListener;
     on_each_runtime(|rt| {
         let name = rt.name();
-        let path = edgepoll_tests::scratch_dir("unix", rt).join("echo.sock");
+        let dir = edgepoll_tests::scratch_dir("unix", rt);
+        let path = dir.join("echo.sock");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("a Unix listener");
         listener.set_nonblocking(true).expect("non-blocking");

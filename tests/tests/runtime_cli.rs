@@ -175,7 +175,7 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
 }
 
 /// A scratch directory for `rt` holding `hello.txt`, for `--dir`.
-fn directory_with_hello(tag: &str, rt: &Runtime) -> std::path::PathBuf {
+fn directory_with_hello(tag: &str, rt: &Runtime) -> edgepoll_tests::TempPath {
     let dir = edgepoll_tests::scratch_dir(tag, rt);
     std::fs::write(dir.join("hello.txt"), "hello from the host\n").expect("write");
     dir
@@ -535,13 +535,15 @@ fn a_host_running_as_root_keeps_no_cache_in_its_default_place() {
 /// left out and the guest runs (its exit code, 7, is the guest's).
 #[test]
 fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
-    let garbage =
-        std::env::temp_dir().join(format!("edgepoll-not-wasm-{}.wasm", std::process::id()));
+    let garbage = edgepoll_tests::TempPath(
+        std::env::temp_dir().join(format!("edgepoll-not-wasm-{}.wasm", std::process::id())),
+    );
     std::fs::write(&garbage, b"this is not wasm").expect("write");
     // A module whose start function (run as it is instantiated) is
     // `unreachable`: a failed start, not a trap of the program's.
-    let start_traps =
-        std::env::temp_dir().join(format!("edgepoll-start-traps-{}.wasm", std::process::id()));
+    let start_traps = edgepoll_tests::TempPath(
+        std::env::temp_dir().join(format!("edgepoll-start-traps-{}.wasm", std::process::id())),
+    );
     let module = [
         &b"\0asm\x01\0\0\0"[..],
         &[1, 4, 1, 0x60, 0, 0],     // type: [] -> []
@@ -588,7 +590,7 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
             // Refused for its import, not as a module that does not load
             // (WasmEdge logs it on stdout).
             let stdout = String::from_utf8_lossy(&out.stdout);
-            if module == unknown_wasi {
+            if module == &*unknown_wasi {
                 assert!(
                     stderr.contains("sock_nothing") || stdout.contains("sock_nothing"),
                     "{}: {stdout} {stderr}",
@@ -597,10 +599,6 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
             }
         }
     });
-    let _ = std::fs::remove_file(&garbage);
-    let _ = std::fs::remove_file(&start_traps);
-    let _ = std::fs::remove_file(&unknown_wasi);
-    let _ = std::fs::remove_file(&unknown_env);
 }
 
 /// WASI calls use the module's memory whatever its export is named (here
