@@ -25,6 +25,13 @@
 //!   an entry, or move a 0500 file of its making in, and a host killed
 //!   before its clean-up would leave it for the next run to execute. A
 //!   directory named is the operator's word that no guest is given it.
+//!
+//! Each build of a module is another entry (5 MB for the echo server), so
+//! a developer's rebuilds would fill the disk: the cache keeps the
+//! [`MAX_ENTRIES`] entries used last, and no more than [`MAX_BYTES`] of
+//! them. A hit marks its entry used (its modification time); each entry
+//! written removes the least recently used past those bounds, and
+//! temporary files a stopped host left an hour ago.
 
 use crate::runtime::Preopen;
 use std::hash::{Hash, Hasher};
@@ -50,6 +57,12 @@ const HEADER: usize = 24;
 /// An entry's mode: read and execute, the owner only. No file a guest makes
 /// has an execute bit (see the module documentation).
 const ENTRY_MODE: u32 = 0o500;
+
+/// How many entries a cache keeps (see the module documentation).
+pub const MAX_ENTRIES: usize = 64;
+
+/// How many bytes of entries a cache keeps, at most.
+pub const MAX_BYTES: u64 = 512 << 20;
 
 /// The cache a run with these preopened directories may use.
 pub fn open(preopens: &[Preopen]) -> Cache {
@@ -109,7 +122,7 @@ pub fn load(engine: &Engine, bytes: &[u8], cache: &Cache) -> wasmtime::Result<Mo
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let path = dir.join(format!("{:016x}.cwasm", hasher.finish()));
     let header = header(bytes);
-    if let Some(entry) = read_entry(&path) {
+    if let Some(entry) = read_entry(&path, true) {
         if let Some(code) = entry.strip_prefix(&header[..]) {
             // SAFETY: an entry as only this host writes it (see the module
             // documentation) from `Module::serialize` of this same build
@@ -124,8 +137,52 @@ pub fn load(engine: &Engine, bytes: &[u8], cache: &Cache) -> wasmtime::Result<Mo
     let module = Module::new(engine, bytes)?;
     if let Ok(serialized) = module.serialize() {
         write_entry(&path, &[&header[..], &serialized].concat());
+        prune(dir, MAX_ENTRIES, MAX_BYTES, std::time::SystemTime::now());
     }
     Ok(module)
+}
+
+/// Removes the least recently used entries of `dir` past `max_entries`
+/// or `max_bytes` in all, and temporary files older than an hour (a host
+/// stopped while writing one; a newer one may be another host's, at work).
+fn prune(dir: &Path, max_entries: usize, max_bytes: u64, now: std::time::SystemTime) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries = Vec::new();
+    for item in listing.flatten() {
+        let name = item.file_name();
+        let name = name.as_bytes();
+        let Ok(meta) = item.metadata() else {
+            continue;
+        };
+        let Ok(used) = meta.modified() else {
+            continue;
+        };
+        if !is_entry_name(name) || !meta.is_file() {
+            continue;
+        }
+        if !name.ends_with(b".cwasm") {
+            let stale = now
+                .duration_since(used)
+                .is_ok_and(|age| age > std::time::Duration::from_secs(3600));
+            if stale {
+                let _ = std::fs::remove_file(item.path());
+            }
+            continue;
+        }
+        entries.push((used, meta.len(), item.path()));
+    }
+    // Newest first: the first that pass a bound and all after it go.
+    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut bytes = 0u64;
+    for (kept, (_, len, path)) in entries.into_iter().enumerate() {
+        bytes = bytes.saturating_add(len);
+        if kept >= max_entries || bytes > max_bytes {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Empties an exposed cache of its entries: before a guest that could write
@@ -176,8 +233,9 @@ fn header(bytes: &[u8]) -> [u8; HEADER] {
 
 /// An entry's bytes, if it is one as the host writes it: checked on the
 /// file opened (not a link, not a FIFO to hang on), then read from it, so
-/// that no other file can take its place between the two.
-fn read_entry(path: &Path) -> Option<Vec<u8>> {
+/// that no other file can take its place between the two. `used`: marks
+/// it used now (see [`prune`]).
+fn read_entry(path: &Path, used: bool) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut file = std::fs::OpenOptions::new()
@@ -194,6 +252,10 @@ fn read_entry(path: &Path) -> Option<Vec<u8>> {
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).ok()?;
+    if used {
+        // The owner may set a file's times through any descriptor of it.
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
     Some(bytes)
 }
 
@@ -218,6 +280,62 @@ fn write_entry(path: &Path, contents: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// The entries used last stay, up to the count and the bytes; older
+    /// ones go, as do temporary files an hour old; a newer temporary file
+    /// and files of other names stay. A hit marks its entry used.
+    #[test]
+    fn the_cache_keeps_the_entries_used_last_within_its_bounds() {
+        let dir = std::env::temp_dir().join(format!("edgepoll-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let now = SystemTime::now();
+        let put = |name: &str, len: usize, age_secs: u64| {
+            let path = dir.join(name);
+            std::fs::write(&path, vec![0u8; len]).expect("write");
+            let file = std::fs::File::options().write(true).open(&path).expect("open");
+            file.set_modified(now - Duration::from_secs(age_secs)).expect("set time");
+        };
+        // Six entries of 100 bytes, the newest first; a 30-byte one older.
+        for i in 0..6u64 {
+            put(&format!("{i:016x}.cwasm"), 100, 10 + i * 10);
+        }
+        put("00000000000000ff.cwasm", 30, 5000);
+        put("00000000000000aa.tmp41", 10, 7200);
+        put("00000000000000bb.tmp42", 10, 60);
+        put("notes.txt", 10, 99_999);
+        let names = || {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        // By count: four stay.
+        prune(&dir, 4, u64::MAX, now);
+        let mut expected: Vec<String> = (0..4u64).map(|i| format!("{i:016x}.cwasm")).collect();
+        expected.extend(["00000000000000bb.tmp42".into(), "notes.txt".into()]);
+        expected.sort();
+        assert_eq!(names(), expected);
+        // Used now (a hit), the oldest becomes the newest; by bytes, 250
+        // keep two of the four.
+        let oldest = dir.join(format!("{:016x}.cwasm", 3));
+        std::fs::set_permissions(&oldest, std::os::unix::fs::PermissionsExt::from_mode(0o500))
+            .expect("chmod");
+        assert!(read_entry(&oldest, true).is_some(), "an entry as written");
+        prune(&dir, 64, 250, SystemTime::now());
+        let mut expected = vec![
+            format!("{:016x}.cwasm", 0),
+            format!("{:016x}.cwasm", 3),
+            "00000000000000bb.tmp42".to_string(),
+            "notes.txt".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(names(), expected);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Only the names the host gives are removed from an exposed cache: a
     /// user's own files there (`notes.tmpl`, `a.cwasm`) stay.
