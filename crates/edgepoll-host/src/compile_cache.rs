@@ -175,7 +175,7 @@ fn prune(dir: &Path, max_entries: usize, max_bytes: u64, now: std::time::SystemT
         entries.push((used, meta.len(), item.path()));
     }
     // Newest first: the first that pass a bound and all after it go.
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     let mut bytes = 0u64;
     for (kept, (_, len, path)) in entries.into_iter().enumerate() {
         bytes = bytes.saturating_add(len);
