@@ -60,6 +60,10 @@ pub enum Behaviour {
     /// instead, waits for a byte from the client, leaves it unread and
     /// closes: a reset.
     Switch,
+    /// Reads each request whole (noted in [`Seen::received`]) and closes
+    /// the connection without a byte of answer, as a server that crashed
+    /// while handling it; for a path under `/reset`, with a reset.
+    HangsUp,
     /// Keep-alive in word only: answers the first request on each
     /// connection as [`Behaviour::Echo`] does, and meets the second as a
     /// server whose idle timeout fired just as it came: with a close and no
@@ -328,6 +332,27 @@ fn switch(mut stream: TcpStream) {
     let _ = stream.write_all(b"bye");
 }
 
+/// Closes `stream` with a reset: with a linger of zero, the close sends
+/// RST instead of FIN.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: SO_LINGER takes a `linger` of the size given.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    drop(stream);
+}
+
 /// Waits (up to 10 s) until the peer has acknowledged every byte sent:
 /// a reset drops what it has not, and a test of what came before a reset
 /// must not count those as lost by the proxy.
@@ -460,7 +485,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         | Behaviour::DiesMidBody => return answer_heads(stream, behaviour, seen),
         Behaviour::Switch => return switch(stream),
         Behaviour::Bulk => return bulk(stream, seen),
-        Behaviour::Echo | Behaviour::Stall | Behaviour::OnePerConnection => {}
+        Behaviour::Echo | Behaviour::Stall | Behaviour::OnePerConnection | Behaviour::HangsUp => {}
     }
     let mut buf = Vec::new();
     let mut answered = 0;
@@ -477,6 +502,12 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         }
         answered += 1;
         seen.received.lock().expect("lock").push(path.clone());
+        if let Behaviour::HangsUp = behaviour {
+            if path.starts_with("/reset") {
+                reset(stream);
+            }
+            return;
+        }
         if let Behaviour::Stall = behaviour {
             // Hold the connection until the peer leaves.
             let mut sink = [0u8; 1024];

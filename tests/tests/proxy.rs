@@ -413,6 +413,56 @@ fn a_request_that_reached_no_upstream_is_retried_on_another_whatever_its_method(
     });
 }
 
+/// A request the upstream read and then hung up on (a close or a reset, no
+/// answer) goes to another upstream if it is idempotent, as nginx's
+/// `proxy_next_upstream error` sends it; a POST or PATCH, which the
+/// upstream may have acted on, is answered 502 and goes nowhere else.
+/// (Every one got 502.)
+#[test]
+fn an_idempotent_request_an_upstream_hung_up_on_goes_to_another() {
+    on_each_runtime(|runtime| {
+        let up = NativeUpstream::start(Behaviour::Echo);
+        let crashing = NativeUpstream::start(Behaviour::HangsUp);
+        let cases = [
+            ("GET", "/close", 200),
+            ("GET", "/reset", 200),
+            ("PUT", "/close", 200),
+            ("DELETE", "/reset", 200),
+            ("POST", "/close", 502),
+            ("PATCH", "/reset", 502),
+        ];
+        for (method, path, expected) in cases {
+            // A fresh proxy each time: the hanging-up upstream is tried
+            // first (and a failure leaves it out for a while).
+            let proxy = start_proxy(
+                runtime,
+                &[crashing.addr.to_string(), up.addr.to_string()],
+                &[],
+            );
+            let request =
+                format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+            let (head, body) = ask(&proxy, &request);
+            let case = format!("{} {method} {path}: {head}", runtime.name());
+            assert_eq!(status(&head), expected, "{case}");
+            if expected == 200 {
+                assert_eq!(body, b"hi", "{case}");
+            }
+        }
+        // Each reached the hanging-up upstream first; only the idempotent
+        // ones reached the other after it.
+        assert_eq!(crashing.seen.received.lock().unwrap().len(), cases.len());
+        let answered = up.seen.answered.lock().unwrap().clone();
+        assert_eq!(
+            answered,
+            ["/close", "/reset", "/close", "/reset"],
+            "{}",
+            runtime.name()
+        );
+        up.seen.answered.lock().unwrap().clear();
+        crashing.seen.received.lock().unwrap().clear();
+    });
+}
+
 /// A kept-alive upstream connection that the upstream closes as the next
 /// request reaches it (its idle timeout racing the request), or meets with
 /// a 408: an idempotent request goes again on a new connection, once; a

@@ -294,8 +294,12 @@ mod tests {
         let put = |name: &str, len: usize, age_secs: u64| {
             let path = dir.join(name);
             std::fs::write(&path, vec![0u8; len]).expect("write");
-            let file = std::fs::File::options().write(true).open(&path).expect("open");
-            file.set_modified(now - Duration::from_secs(age_secs)).expect("set time");
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(now - Duration::from_secs(age_secs))
+                .expect("set time");
         };
         // Six entries of 100 bytes, the newest first; a 30-byte one older.
         for i in 0..6u64 {

@@ -45,7 +45,8 @@ left out, all are taken back at once, as nginx does); a request that
 could not reach one (refused, unreachable, no connection in time) is tried on
 another, whatever its
 method, when its body (if any) is at most 64 KiB (larger bodies stream through,
-and cannot be sent twice). No
+and cannot be sent twice); so is an idempotent one (GET, HEAD, OPTIONS, PUT,
+DELETE) that an upstream closed or reset the connection on before answering. No
 upstream reachable: 502; too slow: 504; garbage: 502; a response that
 breaks off: the client's connection closes. Bodies stream both ways.
 A request that offers to switch to WebSocket is offered on (an offer of any

@@ -133,6 +133,15 @@ impl Proxy {
     }
 }
 
+/// Whether a request by `method` may be sent again: its effect is the
+/// same however many times it is made (RFC 9110 §9.2.2).
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
+}
+
 fn bit(upstream: usize) -> u64 {
     1u64.checked_shl(upstream as u32).unwrap_or(0)
 }
@@ -351,7 +360,17 @@ impl App for Proxy {
                 | ClientError::Resolve { .. }
                 | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
         );
-        if let (true, Some(again)) = (unsent, waiting.again) {
+        // Sent, and the connection closed or reset before any answer: an
+        // idempotent request may go again (RFC 9110 §9.2.2), to another
+        // upstream, as nginx's `proxy_next_upstream error` sends it. Not a
+        // POST, which the upstream may have acted on, and not after a
+        // timeout, which would double the client's wait for its 504.
+        let unanswered = matches!(error, ClientError::Closed | ClientError::Reset)
+            && waiting
+                .again
+                .as_ref()
+                .is_some_and(|again| idempotent(again.method()));
+        if let (true, Some(again)) = (unsent || unanswered, waiting.again) {
             // With its offer, if any: `send` leaves it out for TLS.
             let retried = self.send(
                 waiting.responder,
