@@ -191,6 +191,29 @@ fn calls_that_fail_as_functions_on_wasmedge_end_the_guest_on_every_runtime() {
 /// `sandbox/` (preopened as `/sandbox`) holds files, a subdirectory and links
 /// that stay inside, and links that lead to `outside/`, which holds a secret
 /// no runtime may let the guest read, write, link to or create files beside.
+/// `path`, made and held under this process's write lease: another's
+/// open of it with O_NONBLOCK gets EAGAIN until the lease is let go (or
+/// broken, `/proc/sys/fs/lease-break-time` seconds after the first such
+/// open). The notice of an open (SIGIO, which would end the process) is
+/// ignored.
+fn write_lease(path: &std::path::Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    std::fs::write(path, "leased").expect("write leased.txt");
+    let file = std::fs::File::open(path).expect("open leased.txt");
+    // SAFETY: ignoring a signal, and a lease on a descriptor held open.
+    unsafe {
+        libc::signal(libc::SIGIO, libc::SIG_IGN);
+        let leased = libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK);
+        assert_eq!(
+            leased,
+            0,
+            "a write lease: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    file
+}
+
 fn sandbox_tree(dir: &std::path::Path) {
     use std::os::unix::fs::symlink;
     let _ = std::fs::remove_dir_all(dir);
@@ -282,6 +305,7 @@ fn the_filesystem_transcript_is_identical_and_no_guest_leaves_its_directory() {
         sandbox_tree(&dir);
         let outside_before = listing(&dir.join("outside"));
         let mapping = format!("/sandbox:{}", dir.join("sandbox").display());
+        let lease = write_lease(&dir.join("sandbox/leased.txt"));
         let out = edgepoll_tests::run_wasm_with(
             &rt,
             "abi_transcript",
@@ -289,6 +313,7 @@ fn the_filesystem_transcript_is_identical_and_no_guest_leaves_its_directory() {
             &["files"],
             Duration::from_secs(120),
         );
+        drop(lease);
         let transcript = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !is_runtime_log(l))

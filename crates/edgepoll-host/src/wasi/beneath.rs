@@ -72,6 +72,10 @@ fn openat2(base: RawFd, path: &CString, flags: i32, mode: u32) -> Result<OwnedFd
         how.mode = u64::from(mode);
     }
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // EAGAIN also comes from the open itself (O_NONBLOCK on a file under
+    // another process's lease, some devices), which no retry ends: a few
+    // retries, then the guest is told EAGAIN, as a plain open tells it.
+    let mut retries = 16;
     loop {
         // SAFETY: `how` is a valid open_how of the size passed; `path` is
         // NUL-terminated.
@@ -92,7 +96,7 @@ fn openat2(base: RawFd, path: &CString, flags: i32, mode: u32) -> Result<OwnedFd
         match e {
             // Another thread renamed something during the lookup; the
             // kernel asks for a retry rather than risk a wrong answer.
-            libc::EAGAIN => continue,
+            libc::EAGAIN if retries > 0 => retries -= 1,
             libc::EXDEV => return Err(PERM),
             _ => return Err(errno::from_linux(e)),
         }

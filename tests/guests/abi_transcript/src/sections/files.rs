@@ -667,6 +667,40 @@ pub fn files(t: &mut Transcript) {
     t.log("fd_readdir(buffer past memory)", e, "");
     let e = unsafe { fd_readdir(0, out.ptr(), 4, 0, used.ptr()) };
     t.log("fd_readdir(stdin)", e, "");
+    // A cookie of 2^63 or more is no position a directory has: WasmEdge's
+    // `seekdir` ignores the failed seek and reads on from where the stream
+    // was (here its end, after a whole listing), not EINVAL.
+    let listing = Buf::zeroed(4096);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { fd_readdir(SANDBOX, listing.ptr(), 4096, 0, used.ptr()) };
+    t.log("fd_readdir(the whole listing)", e, "");
+    let e = unsafe { fd_readdir(SANDBOX, listing.ptr(), 4096, 1 << 63, used.ptr()) };
+    let size = format!("{} bytes", used.u32_at(0));
+    t.log("fd_readdir(cookie 2^63, after the whole listing)", e, &size);
+    // A file under another process's write lease (the test's): an open
+    // with O_NONBLOCK is refused EAGAIN by the open itself, which no retry
+    // of the lookup ends (the host spun on it until the lease broke).
+    let leased = Buf::from(b"leased.txt");
+    const NONBLOCK: u32 = 1 << 2;
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe {
+        path_open(
+            SANDBOX,
+            0,
+            leased.ptr(),
+            10,
+            0,
+            READ,
+            0,
+            NONBLOCK,
+            out.ptr(),
+        )
+    };
+    if e == 0 {
+        // SAFETY: closing what was opened.
+        unsafe { fd_close(out.u32_at(0)) };
+    }
+    t.log("path_open(leased.txt, non-blocking)", e, "");
     // An empty text or name is refused before the directory is looked at.
     let e = unsafe { path_symlink(name.ptr(), 0, 0x7fff_0000, name.ptr(), 8) };
     t.log("path_symlink(empty text, no such descriptor)", e, "");
