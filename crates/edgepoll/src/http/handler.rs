@@ -207,9 +207,26 @@ struct Waiting {
     version: Version,
     head_only: bool,
     deadline: Instant,
-    /// Its method is safe (RFC 9110 §9.2.1): requests after it may be
-    /// processed while it waits (see `order_allows`).
-    safe: bool,
+    /// What its method allows (one field: the entry stays as small).
+    method: MethodKind,
+}
+
+/// What a waiting request's method allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MethodKind {
+    /// Safe (RFC 9110 §9.2.1): requests after it may be processed while
+    /// it waits (see `order_allows`).
+    Safe,
+    Unsafe,
+    /// A CONNECT a service took: a 2xx answer is refused (see
+    /// [`opens_tunnel`]).
+    Connect,
+}
+
+impl MethodKind {
+    fn is_connect(self) -> bool {
+        self == MethodKind::Connect
+    }
 }
 
 impl Waiting {
@@ -606,7 +623,7 @@ impl Handler {
         if pending.peek().is_none() {
             return true;
         }
-        if pending.any(|w| !w.safe) {
+        if pending.any(|w| w.method != MethodKind::Safe) {
             return false;
         }
         // Empty lines may come before a request line (RFC 9112 §2.2).
@@ -954,7 +971,7 @@ impl Handler {
                 version: Version::Http11,
                 head_only,
                 deadline: now,
-                safe: true,
+                method: MethodKind::Safe,
             });
         }
         self.input = InputBuffer::default();
@@ -1481,24 +1498,38 @@ impl Handler {
         let response = match &reply {
             Reply::Now(response) if self.waiting.is_empty() => response,
             Reply::Now(_) | Reply::Later => {
+                // Read again from the head here, off the path of a request
+                // answered at once: `request` kept past the dispatch costs
+                // every request (WasmEdge's interpreter counted 40
+                // instructions more).
+                let method = match &self.state {
+                    State::Body(head) => {
+                        let method = &self.input[head.method.clone()];
+                        match is_safe_method(method) {
+                            true => MethodKind::Safe,
+                            false
+                                if service.handles_connect()
+                                    && scan::same_bytes(method, b"CONNECT") =>
+                            {
+                                MethodKind::Connect
+                            }
+                            false => MethodKind::Unsafe,
+                        }
+                    }
+                    _ => MethodKind::Unsafe,
+                };
+                let connect = method.is_connect();
                 let queued = match &reply {
                     // Behind a response still to come: encoded now, sent then.
                     Reply::Now(response) => {
                         let mut encoded = Vec::new();
-                        let keep_alive = encode_queued(response, &mut encoded, allowed, head_only);
+                        let keep_alive =
+                            encode_queued(response, &mut encoded, allowed, head_only, connect);
                         Some((encoded, keep_alive))
                     }
                     Reply::Later => None,
                 };
                 drop(reply);
-                // Read again from the head here, off the path of a request
-                // answered at once: `request` kept past the dispatch costs
-                // every request (WasmEdge's interpreter counted 40
-                // instructions more).
-                let safe = match &self.state {
-                    State::Body(head) => is_safe_method(&self.input[head.method.clone()]),
-                    _ => false,
-                };
                 // Whether the connection stays open is the request's to say
                 // and then the response's: until a deferred one comes,
                 // pipelined requests are read, unless this one closes the
@@ -1518,7 +1549,7 @@ impl Handler {
                     version,
                     head_only,
                     deadline,
-                    safe,
+                    method,
                 });
                 self.input.consume(consumed);
                 match (offers_upgrade, deferred) {
@@ -1561,10 +1592,21 @@ impl Handler {
         // 9110 §7.8): any other 101 would hand the request's body, or the
         // requests after it, to another protocol.
         let upgraded = switch && offers_upgrade;
-        let keep_alive = match switch && !offers_upgrade {
+        // Only a service that takes CONNECT can answer one (a test the
+        // compiler folds away for most), which closes its connection: only
+        // then is the method read.
+        let misfit = (switch && !offers_upgrade)
+            || (service.handles_connect()
+                && allowed == KeepAlive::No
+                && opens_tunnel(response, self.head_is_connect()));
+        let keep_alive = match misfit {
             true => {
+                let why: &[u8] = match switch {
+                    true => b"a response switched protocols for a request that offered no switch\n",
+                    false => TUNNEL_REFUSED,
+                };
                 Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-                    .body(&b"a response switched protocols for a request that offered no switch\n"[..])
+                    .body(why)
                     .encode(self.output.buffer(), KeepAlive::No, head_only);
                 false
             }
@@ -1653,18 +1695,22 @@ impl Handler {
         now: Instant,
     ) -> Result<(), Gone> {
         let (at, allowed) = self.pending_slot(id)?;
-        let head_only = self.waiting[at].head_only;
+        let (head_only, connect) = (
+            self.waiting[at].head_only,
+            self.waiting[at].method.is_connect(),
+        );
         self.last_progress = now;
         if at == 0 {
             // Its turn: straight into the output, no copy.
-            let keep_alive = encode_queued(&response, self.output.buffer(), allowed, head_only);
+            let out = self.output.buffer();
+            let keep_alive = encode_queued(&response, out, allowed, head_only, connect);
             self.waiting.pop_front();
             if !keep_alive {
                 self.close_after_later_response();
             }
         } else {
             let mut encoded = Vec::new();
-            let keep_alive = encode_queued(&response, &mut encoded, allowed, head_only);
+            let keep_alive = encode_queued(&response, &mut encoded, allowed, head_only, connect);
             self.waiting[at].ready = Some((encoded, keep_alive));
         }
         self.flush_ready();
@@ -1941,11 +1987,15 @@ impl Handler {
     ) -> Result<(), Gone> {
         let (at, allowed) = self.pending_slot(id)?;
         let slot = &self.waiting[at];
+        if opens_tunnel(&head, slot.method.is_connect()) {
+            // Refused as a whole response is (a 500): no body follows.
+            return self.respond(id, head, now);
+        }
         let chunked_ok = slot.version == Version::Http11;
         let mut encoded = Vec::new();
         let (keep_alive, framing, at_front) = match head.status() {
             StatusCode::SWITCHING_PROTOCOLS => {
-                let keep_alive = encode_queued(&head, &mut encoded, allowed, slot.head_only);
+                let keep_alive = encode_queued(&head, &mut encoded, allowed, slot.head_only, false);
                 (keep_alive, Outgoing::Length(0), false)
             }
             // First in the queue, as nearly always: the head goes straight
@@ -2190,6 +2240,17 @@ fn stream_in(waiting: &mut VecDeque<Waiting>, id: RequestId) -> Result<&mut Stre
     }
 }
 
+impl Handler {
+    /// Whether the request whose head was just parsed is a CONNECT.
+    #[cold]
+    fn head_is_connect(&self) -> bool {
+        match &self.state {
+            State::Body(head) => scan::same_bytes(&self.input[head.method.clone()], b"CONNECT"),
+            _ => false,
+        }
+    }
+}
+
 /// Whether a request of `method` is safe (RFC 9110 §9.2.1): it asks for
 /// no change on the server, so it may be processed beside others.
 fn is_safe_method(method: &[u8]) -> bool {
@@ -2224,21 +2285,37 @@ fn keep_alive_for(keep_alive: bool, version: Version) -> KeepAlive {
 }
 
 /// Encodes a response that does not go out at once: it cannot switch
-/// protocols (a 101 belongs to the request whose response is sent at once).
+/// protocols (a 101 belongs to the request whose response is sent at once),
+/// nor open a tunnel (`connect`: see [`opens_tunnel`]).
 fn encode_queued(
     response: &Response<'_>,
     out: &mut Vec<u8>,
     allowed: KeepAlive,
     head_only: bool,
+    connect: bool,
 ) -> bool {
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-            .body(&b"a deferred response cannot switch protocols\n"[..])
-            .encode(out, KeepAlive::No, head_only);
-        return false;
-    }
-    response.encode(out, allowed, head_only)
+    let why: &[u8] = match response.status() {
+        StatusCode::SWITCHING_PROTOCOLS => b"a deferred response cannot switch protocols\n",
+        _ if opens_tunnel(response, connect) => TUNNEL_REFUSED,
+        _ => return response.encode(out, allowed, head_only),
+    };
+    Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .body(why)
+        .encode(out, KeepAlive::No, head_only);
+    false
 }
+
+/// Whether `response`, to a CONNECT (`connect`), would tell the client its
+/// tunnel is open: a 2xx (RFC 9110 §9.3.6), whose bytes after the head the
+/// client takes as the tunnel's. A connection here never becomes one, so
+/// such an answer goes out as a 500 and the connection closes.
+#[inline(always)]
+fn opens_tunnel(response: &Response<'_>, connect: bool) -> bool {
+    connect && response.status().is_success()
+}
+
+const TUNNEL_REFUSED: &[u8] =
+    b"a 2xx to CONNECT would open a tunnel, which this server never does\n";
 
 impl Handler {
     /// Where `body` lies in the first `consumed` input bytes, if it is large

@@ -25,7 +25,9 @@ pub trait Service {
     /// connection answers them 501 itself: it never turns into a tunnel, and a
     /// 2xx to CONNECT would tell the client it had one. A service that opts in
     /// answers CONNECT as it likes (a target other than `host:port` still gets
-    /// 400 first); the connection closes after that answer.
+    /// 400 first), but for a 2xx, which goes out as a 500 (RFC 9110 §9.3.6:
+    /// the client would take what follows the head for the tunnel's bytes);
+    /// the connection closes after that answer.
     ///
     /// ```
     /// use edgepoll::http::{Request, Response, Service, StatusCode};

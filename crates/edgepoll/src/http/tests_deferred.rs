@@ -666,3 +666,80 @@ fn a_client_leaving_a_draining_connection_is_noticed() {
     assert_eq!(abandoned, [service.waiting[0].0]);
     assert!(conn.is_finished());
 }
+
+/// A service that opts in to CONNECT: a target under `now` is answered at
+/// once with the status its port names, any other deferred.
+#[derive(Default)]
+struct AnswersConnect {
+    waiting: Vec<RequestId>,
+}
+
+impl Dispatch for AnswersConnect {
+    fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
+        let target = request.target();
+        match target.strip_prefix("now:") {
+            Some(code) => {
+                let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
+                Reply::Now(Response::new(status).body("tunnel bytes?"))
+            }
+            None => {
+                self.waiting.push(id);
+                Reply::Later
+            }
+        }
+    }
+
+    fn handles_connect(&self) -> bool {
+        true
+    }
+}
+
+/// A 2xx to CONNECT would tell the client its tunnel is open, and it would
+/// take the bytes after the head (a Content-Length's body) as the tunnel's
+/// (RFC 9110 §9.3.6); a connection here never becomes one. So such an
+/// answer, given at once, later, or as a streamed head, goes out as a 500,
+/// and the connection closes; any other status goes as given. (A 200 went
+/// out with `Content-Length` and its body.)
+#[test]
+fn a_2xx_to_connect_goes_out_as_a_500() {
+    let now = Instant::now();
+    let connect = |target: &str| format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    let refused = "HTTP/1.1 500 Internal Server Error\r\n";
+    for (target, starts) in [
+        ("now:200", refused),
+        ("now:204", refused),
+        ("now:407", "HTTP/1.1 407 "),
+    ] {
+        let mut conn = Handler::new(Limits::default(), now);
+        let mut service = AnswersConnect::default();
+        conn.receive(connect(target).as_bytes(), now, &mut service);
+        let out = drain(&mut conn, now);
+        assert!(out.starts_with(starts), "{target}: {out}");
+        assert!(
+            !out.contains("tunnel bytes?") || !starts.contains("500"),
+            "{out}"
+        );
+        assert!(out.contains("Connection: close\r\n"), "{out}");
+        assert!(conn.is_finished(), "{target}");
+    }
+    // Later: whole, and as the head of a streamed body (whose pieces then
+    // have nowhere to go).
+    for streamed in [false, true] {
+        let mut conn = Handler::new(Limits::default(), now);
+        let mut service = AnswersConnect::default();
+        conn.receive(connect("later:1").as_bytes(), now, &mut service);
+        let id = service.waiting[0];
+        let head = Response::new(StatusCode::OK);
+        match streamed {
+            false => conn.respond(id, head.body("tunnel bytes?"), now).unwrap(),
+            true => {
+                conn.respond_stream(id, head, Some(13), now).unwrap();
+                assert!(conn.send_body(id, "tunnel bytes?".into(), now).is_err());
+            }
+        }
+        let out = drain(&mut conn, now);
+        assert!(out.starts_with(refused), "streamed {streamed}: {out}");
+        assert!(!out.contains("tunnel bytes?"), "{out}");
+        assert!(conn.is_finished(), "streamed {streamed}");
+    }
+}
