@@ -60,6 +60,11 @@ pub enum Behaviour {
     /// instead, waits for a byte from the client, leaves it unread and
     /// closes: a reset.
     Switch,
+    /// An HTTP/1.0 server: answers one request per connection (noted in
+    /// [`Seen::received`] as its path, and ` chunked` if its head says
+    /// `Transfer-Encoding`) in HTTP/1.0 with the body its `Content-Length`
+    /// gave, then closes.
+    Http10,
     /// Reads each request whole (noted in [`Seen::received`]) and closes
     /// the connection without a byte of answer, as a server that crashed
     /// while handling it; for a path under `/reset`, with a reset.
@@ -332,6 +337,48 @@ fn switch(mut stream: TcpStream) {
     let _ = stream.write_all(b"bye");
 }
 
+/// [`Behaviour::Http10`]: one request, answered, then the close.
+fn http10(mut stream: TcpStream, seen: &Seen) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let field = |wanted: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case(wanted)
+                .then(|| value.trim().to_string())
+        })
+    };
+    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+    let noted = match field("transfer-encoding") {
+        Some(_) => format!("{path} chunked"),
+        None => path,
+    };
+    seen.received.lock().expect("lock").push(noted);
+    let length: usize = field("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf.split_off(end + 4);
+    while body.len() < length {
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    }
+    body.truncate(length);
+    let answer = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+    let _ = stream.write_all(&[answer.as_bytes(), &body].concat());
+}
+
 /// Closes `stream` with a reset: with a linger of zero, the close sends
 /// RST instead of FIN.
 fn reset(stream: TcpStream) {
@@ -485,6 +532,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         | Behaviour::DiesMidBody => return answer_heads(stream, behaviour, seen),
         Behaviour::Switch => return switch(stream),
         Behaviour::Bulk => return bulk(stream, seen),
+        Behaviour::Http10 => return http10(stream, seen),
         Behaviour::Echo | Behaviour::Stall | Behaviour::OnePerConnection | Behaviour::HangsUp => {}
     }
     let mut buf = Vec::new();

@@ -463,6 +463,42 @@ fn an_idempotent_request_an_upstream_hung_up_on_goes_to_another() {
     });
 }
 
+/// A chunked request body never goes to an upstream that answered in
+/// HTTP/1.0, which would not take the framing and would read the chunks as
+/// requests of their own (RFC 9112 §6.1): the client gets 411 and sends it
+/// again with a length, which goes through. (The chunked body went, and the
+/// upstream got `Transfer-Encoding: chunked` and chunk framing.)
+#[test]
+fn no_chunked_body_goes_to_an_upstream_that_speaks_http_1_0() {
+    on_each_runtime(|runtime| {
+        let up = NativeUpstream::start(Behaviour::Http10);
+        // Bodies of any size stream, so the chunked one is not gathered.
+        let proxy = start_proxy(runtime, &[up.addr.to_string()], &[]);
+        let (head, body) = ask(&proxy, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 200, "{} {head}", runtime.name());
+        assert!(body.is_empty());
+        let chunked = "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let (head, _) = ask(&proxy, chunked);
+        assert_eq!(status(&head), 411, "{} {head}", runtime.name());
+        let (head, body) = ask(
+            &proxy,
+            "POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        );
+        assert_eq!(status(&head), 200, "{} {head}", runtime.name());
+        assert_eq!(body, b"hello", "{}", runtime.name());
+        let received = up.seen.received.lock().unwrap().clone();
+        assert_eq!(received, ["/first", "/length"], "{}", runtime.name());
+        let lines = proxy.stderr_lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&up.addr.to_string()) && l.contains("HTTP/1.0")),
+            "{}: {lines:?}",
+            runtime.name()
+        );
+    });
+}
+
 /// A kept-alive upstream connection that the upstream closes as the next
 /// request reaches it (its idle timeout racing the request), or meets with
 /// a 408: an idempotent request goes again on a new connection, once; a

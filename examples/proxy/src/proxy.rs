@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::forwarded;
 use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
 use edgepoll::tls::TlsError;
-use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, Responder};
+use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, RequestError, Responder};
 use rustc_hash::FxHashMap;
 
 pub struct Proxy {
@@ -329,7 +329,10 @@ impl App for Proxy {
         let blameless = error.is_local()
             || matches!(
                 error,
-                ClientError::Queued(_) | ClientError::IdleClosed | ClientError::Abandoned
+                ClientError::Queued(_)
+                    | ClientError::IdleClosed
+                    | ClientError::Abandoned
+                    | ClientError::Request(_)
             );
         if blameless {
             // Its connections were all busy the whole time (it is slow or
@@ -397,6 +400,11 @@ impl App for Proxy {
             ClientError::BadResponse(_) => {
                 text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n")
             }
+            // Nothing was sent: the body may come again with a length.
+            ClientError::Request(RequestError::LengthRequired) => text(
+                StatusCode::LENGTH_REQUIRED,
+                "the upstream speaks HTTP/1.0: send the body with a Content-Length\n",
+            ),
             _ => text(StatusCode::BAD_GATEWAY, "upstream unreachable\n"),
         };
         cx.respond(waiting.responder, answer);

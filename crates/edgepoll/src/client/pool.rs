@@ -11,7 +11,7 @@
 use super::queue::{Eligible, Queue};
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 use crate::dns::{resolver, Lookup, Resolved, Resolver};
-use crate::http::{Outgoing, ParsedResponse};
+use crate::http::{Outgoing, ParsedResponse, Version};
 use crate::tls::TlsError;
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -174,6 +174,12 @@ pub(crate) struct Pool {
     /// No waiting exchange began before this (a lower bound: it may have
     /// left since), so the expiry scan is skipped until its timeout.
     earliest_since: Option<Instant>,
+    /// Origins whose last response came in HTTP/1.0: no chunked request
+    /// body goes to them (see [`RequestError::LengthRequired`]). Others
+    /// are taken to speak HTTP/1.1 until they answer otherwise, as a
+    /// forwarder configured for HTTP/1.1 upstreams takes them (nginx's
+    /// `proxy_http_version 1.1`).
+    http10: FxHashSet<Origin>,
 }
 
 impl Pool {
@@ -262,7 +268,22 @@ impl Pool {
     fn settle_addrs(&mut self, mut exchange: Exchange, first: IpAddr, others: &[IpAddr]) {
         exchange.origin.addr.set_ip(first);
         exchange.other_addrs = others.iter().take(MAX_OTHER_ADDRS).copied().collect();
+        let chunked = matches!(exchange.body_out, Some(Outgoing::Chunked { .. }));
+        if chunked && !self.http10.is_empty() && self.http10.contains(&exchange.origin) {
+            let refused = ClientError::Request(RequestError::LengthRequired);
+            return self.fail(exchange.id, refused);
+        }
         self.enqueue(exchange, false);
+    }
+
+    /// The version `origin`'s latest response came in (see `http10`).
+    #[inline]
+    pub(crate) fn note_version(&mut self, origin: &Origin, version: Version) {
+        match version {
+            Version::Http10 => drop(self.http10.insert(origin.clone())),
+            _ if !self.http10.is_empty() => drop(self.http10.remove(origin)),
+            _ => {}
+        }
     }
 
     /// The TLS configuration for `https://` connections.

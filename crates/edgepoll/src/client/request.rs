@@ -36,6 +36,12 @@ pub enum RequestError {
     /// cannot come whole; or the request to send it with has no streamed
     /// body ([`ClientRequest::streamed_body`]) to take it.
     BodyFrom,
+    /// A body of unknown length (chunked) for a server that answered in
+    /// HTTP/1.0 when last asked: it would not take the chunked framing, and
+    /// would read the chunks as requests of their own (RFC 9112 §6.1: a
+    /// client sends `Transfer-Encoding` only to a server it knows handles
+    /// HTTP/1.1). A forwarder answers 411, for a body with a length.
+    LengthRequired,
 }
 
 impl std::fmt::Display for RequestError {
@@ -55,6 +61,9 @@ impl std::fmt::Display for RequestError {
             RequestError::UpgradeOverTls => {
                 f.write_str("a connection is switched to another protocol over http:// only")
             }
+            RequestError::LengthRequired => f.write_str(
+                "a body of unknown length for a server that speaks HTTP/1.0, which takes no chunked body",
+            ),
             RequestError::BodyFrom => f.write_str(
                 "the request body to send on does not stream, or has begun to go elsewhere, or the request to send it with streams no body",
             ),

@@ -30,6 +30,8 @@ impl StatusCode {
     pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
     /// 408 Request Timeout.
     pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
+    /// 411 Length Required.
+    pub const LENGTH_REQUIRED: StatusCode = StatusCode(411);
     /// 413 Content Too Large.
     pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
     /// 414 URI Too Long.

@@ -195,13 +195,13 @@ pub(crate) fn step(
                     }
                     over = failed || !exchange.streams;
                     exchange.answered = !failed;
-                    match &result {
+                    if let Ok(head) = &result {
+                        work.pool.note_version(&up.origin, head.version);
                         // A body to follow, which may be piped (a 101's
                         // connection is joined instead).
-                        Ok(head) if exchange.streams && head.status.as_u16() != 101 => {
-                            work.pipes.head_out(exchange.id)
+                        if exchange.streams && head.status.as_u16() != 101 {
+                            work.pipes.head_out(exchange.id);
                         }
-                        _ => {}
                     }
                     work.pool
                         .events
