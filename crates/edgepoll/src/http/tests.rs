@@ -643,6 +643,16 @@ fn conflicting_content_length_gets_400() {
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
         400,
     );
+    // Two past u64, which would both read as its maximum: different, and
+    // not to be taken for equal (they got 413, as one such length does).
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000000000000000\r\nContent-Length: 100000000000000000001\r\n\r\n",
+        400,
+    );
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000000000000000\r\n\r\n",
+        413,
+    );
 }
 
 #[test]
