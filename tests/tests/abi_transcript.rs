@@ -242,11 +242,23 @@ fn sandbox_tree(dir: &std::path::Path) {
     for (name, target) in links {
         symlink(target, sandbox.join(name)).expect("make a link");
     }
-    // Chains of eight and seven links: WasmEdge follows at most seven.
-    for (prefix, length) in [("c", 8), ("d", 7)] {
+    // Chains of eight and seven links: WasmEdge follows at most seven, in
+    // the middle of a path and last together. `c` and `d` end at a file,
+    // `e` and `f` at a directory (for paths through them).
+    // `deep/` is for them alone: `sub` is renamed along the way.
+    std::fs::create_dir_all(sandbox.join("deep")).expect("create deep/");
+    std::fs::write(sandbox.join("deep/inner.txt"), "deep").expect("write deep/inner.txt");
+    symlink("..", sandbox.join("deep/up")).expect("make a link");
+    symlink("deep", sandbox.join("to_deep")).expect("make a link");
+    for (prefix, length, end) in [
+        ("c", 8, "file.txt"),
+        ("d", 7, "file.txt"),
+        ("e", 8, "deep"),
+        ("f", 7, "deep"),
+    ] {
         for i in 1..=length {
             let target = if i == length {
-                "file.txt".to_string()
+                end.to_string()
             } else {
                 format!("{prefix}{}", i + 1)
             };

@@ -13,6 +13,13 @@
 //! `openat2` (before 5.6) gets `ENOSYS` for every path call: containment
 //! fails closed.
 //!
+//! A path with a link in its middle is walked a name at a time instead
+//! (`walk`), as WasmEdge walks every path, so that its links count with the
+//! last ones against WasmEdge's limit (the kernel follows forty): each
+//! directory is opened with no link followed (`RESOLVE_NO_SYMLINKS`), so
+//! every descriptor held is beneath the base, and `..` goes back to the one
+//! before, never above the base (`EPERM`).
+//!
 //! Operations on a path's last component (create, remove, rename, link,
 //! read a link, status without following) open the parent directory beneath
 //! the base, then name the last component relative to it; the last
@@ -64,6 +71,18 @@ fn checked(path: &[u8]) -> Result<CString, Errno> {
 /// `openat2(base, path, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`.
 /// An escape (`EXDEV` from the kernel) is `EPERM`, as on WasmEdge.
 fn openat2(base: RawFd, path: &CString, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    openat2_resolving(base, path, flags, mode, 0)
+}
+
+/// [`openat2`] with more `RESOLVE_` flags (`RESOLVE_NO_SYMLINKS`: a link
+/// anywhere in the path is `ELOOP`).
+fn openat2_resolving(
+    base: RawFd,
+    path: &CString,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
     // SAFETY: open_how is plain integers; all-zero is valid.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
@@ -71,7 +90,7 @@ fn openat2(base: RawFd, path: &CString, flags: i32, mode: u32) -> Result<OwnedFd
     if flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
         how.mode = u64::from(mode);
     }
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | resolve;
     // EAGAIN also comes from the open itself (O_NONBLOCK on a file under
     // another process's lease, some devices), which no retry ends: a few
     // retries, then the guest is told EAGAIN, as a plain open tells it.
@@ -155,8 +174,9 @@ const NAME_MAX: i32 = 255;
 /// takes. Any longer ends in `ENAMETOOLONG`.
 pub const LONGEST_PATH: usize = (libc::PATH_MAX + NAME_MAX) as usize;
 
-/// Most links in the last place one lookup follows (WasmEdge's
-/// `kMaxNestedLinks`); the kernel follows those in the middle of a path.
+/// One more than the links one lookup follows, in the middle of a path and
+/// in the last place together (WasmEdge's `kMaxNestedLinks`: its eighth is
+/// `ELOOP`).
 const MAX_LINKS: usize = 8;
 
 /// Splits `path` into its directory, opened beneath `base`, and its last
@@ -178,6 +198,7 @@ pub fn leaf(
         return Err(errno::NAMETOOLONG);
     }
     let base = base.as_raw_fd();
+    let original = path;
     let mut path = path.to_vec();
     for _ in 0..MAX_LINKS {
         let walked = trailing == Trailing::Walked && path.last() == Some(&b'/');
@@ -188,7 +209,15 @@ pub fn leaf(
             // WasmEdge's walk leaves an empty name for `./`, `a/../`.
             return Err(NOENT);
         }
-        let leaf = split(base, &path)?;
+        // A link in the middle counts against the same limit as the last
+        // ones: such a path is walked a name at a time, as WasmEdge walks
+        // every path (the kernel would follow forty).
+        let leaf = match split(base, &path) {
+            Err(e) if e == errno::from_linux(libc::ELOOP) => {
+                return walk(base, original, follow_last, trailing);
+            }
+            split => split?,
+        };
         if leaf.name.as_bytes() == b"." {
             return Ok(leaf);
         }
@@ -212,6 +241,98 @@ pub fn leaf(
     Err(errno::from_linux(libc::ELOOP))
 }
 
+/// [`leaf`] for a path with a link in the middle, as WasmEdge's
+/// `resolvePath` walks every path: a name at a time from `base`, each
+/// directory opened with no link followed (so every descriptor held is
+/// beneath `base`), `..` back to the directory before (above `base`:
+/// `EPERM`), and a link's text put in its place, counted with every other
+/// link followed against [`MAX_LINKS`].
+fn walk(base: RawFd, path: &[u8], follow_last: bool, trailing: Trailing) -> Result<Leaf, Errno> {
+    let mut dirs: Vec<OwnedFd> = Vec::new();
+    let mut path = path.to_vec();
+    let mut at = 0;
+    let mut links = 0;
+    let leaf_in = |mut dirs: Vec<OwnedFd>, name: &[u8]| {
+        if name.is_empty() {
+            // WasmEdge's walk leaves an empty name for `./`, `a/../`.
+            return Err(NOENT);
+        }
+        Ok(Leaf {
+            parent: dirs.pop(),
+            base,
+            name: CString::new(name).map_err(|_| errno::INVAL)?,
+        })
+    };
+    loop {
+        let here = dirs.last().map_or(base, AsRawFd::as_raw_fd);
+        let rest = &path[at..];
+        let slash = rest.iter().position(|&b| b == b'/');
+        let end = at + slash.unwrap_or(rest.len());
+        let mut next = end;
+        while path.get(next) == Some(&b'/') {
+            next += 1;
+        }
+        let remain = next < path.len();
+        let last = !remain && (trailing == Trailing::Dropped || slash.is_none());
+        let part = path[at..end].to_vec();
+        if part == b"." || part == b".." {
+            if part == b".." && dirs.pop().is_none() {
+                return Err(PERM);
+            }
+            if last {
+                return leaf_in(dirs, b".");
+            }
+            at = next;
+            continue;
+        }
+        if last && !follow_last {
+            return leaf_in(dirs, &part);
+        }
+        let name = CString::new(part.as_slice()).map_err(|_| errno::INVAL)?;
+        // SAFETY: zeroed stat is valid; fstatat writes one record.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let stat =
+            unsafe { libc::fstatat(here, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if stat != 0 {
+            if last {
+                return leaf_in(dirs, &part);
+            }
+            return Err(errno::last());
+        }
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => {
+                links += 1;
+                if links >= MAX_LINKS {
+                    return Err(errno::from_linux(libc::ELOOP));
+                }
+                let mut text = link_text(here, &name).ok_or_else(errno::last)?;
+                if remain {
+                    if text.last() != Some(&b'/') {
+                        text.push(b'/');
+                    }
+                    text.extend_from_slice(&path[next..]);
+                }
+                if text.first() == Some(&b'/') {
+                    return Err(PERM);
+                }
+                path = text;
+                at = 0;
+            }
+            _ if last => return leaf_in(dirs, &part),
+            libc::S_IFDIR => {
+                let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                let no_links = libc::RESOLVE_NO_SYMLINKS;
+                dirs.push(openat2_resolving(here, &name, flags, 0, no_links)?);
+                if !remain {
+                    return leaf_in(dirs, b".");
+                }
+                at = next;
+            }
+            _ => return Err(errno::NOTDIR),
+        }
+    }
+}
+
 /// The text of the link `name` in `dir`, or `None` when it is no link.
 fn link_text(dir: RawFd, name: &CString) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
@@ -224,14 +345,19 @@ fn link_text(dir: RawFd, name: &CString) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Splits `path` into the directory it names beneath `base_fd` (opened
+/// with no link followed: a link in it is `ELOOP`, for [`walk`]) and its
+/// last name.
 fn split(base_fd: RawFd, path: &[u8]) -> Result<Leaf, Errno> {
     let whole = checked(path)?;
+    let no_links = libc::RESOLVE_NO_SYMLINKS;
     let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
         Some(slash) => (&path[..slash], &path[slash + 1..]),
         None => (&b""[..], path),
     };
     if name.is_empty() || name == b"." || name == b".." {
-        let parent = openat2(base_fd, &whole, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        let parent = openat2_resolving(base_fd, &whole, flags, 0, no_links)?;
         return Ok(Leaf {
             parent: Some(parent),
             base: base_fd,
@@ -241,11 +367,12 @@ fn split(base_fd: RawFd, path: &[u8]) -> Result<Leaf, Errno> {
     let parent = if dir.is_empty() {
         None
     } else {
-        Some(openat2(
+        Some(openat2_resolving(
             base_fd,
             &checked(dir)?,
             libc::O_PATH | libc::O_DIRECTORY,
             0,
+            no_links,
         )?)
     };
     Ok(Leaf {
@@ -344,6 +471,51 @@ mod tests {
         );
         assert_eq!(open(base, b"/etc/passwd", libc::O_RDONLY).err(), Some(PERM));
         assert_eq!(open(base, b"", libc::O_RDONLY).err(), Some(NOENT));
+    }
+
+    /// A path with a link in the middle is walked a name at a time (see
+    /// `walk`): no link, `..` or absolute text leads it out, and its links
+    /// count with the last ones, eight being too many.
+    #[test]
+    fn links_in_the_middle_are_walked_and_counted_and_lead_nowhere_out() {
+        let t = Tree::new("middle");
+        t.link("reldir", "../outside");
+        t.link("subup", "sub/../../outside");
+        t.link("tosub", "sub");
+        t.link("abs", &t.root.join("outside").display().to_string());
+        t.link("sub/up", "..");
+        let base = t.base.as_fd();
+        for path in [
+            "reldir/secret",
+            "subup/secret",
+            "tosub/../../outside/secret",
+            "abs/secret",
+            "tosub/up/../outside/secret",
+            "sub/up/../outside/secret",
+        ] {
+            for follow in [false, true] {
+                assert_eq!(
+                    open_path(base, path.as_bytes(), follow).err(),
+                    Some(PERM),
+                    "{path} follow={follow}"
+                );
+            }
+        }
+        assert!(open_path(base, b"tosub/up/tosub/file", false).is_ok());
+        // Chains through directories: seven links in all are followed.
+        for (name, links) in [("seven", 7), ("eight", 8)] {
+            for i in 1..links {
+                t.link(&format!("{name}{i}"), &format!("{name}{}", i + 1));
+            }
+            t.link(&format!("{name}{links}"), "sub");
+        }
+        assert!(open_path(base, b"seven1/file", false).is_ok());
+        let too_many = Some(errno::from_linux(libc::ELOOP));
+        assert_eq!(open_path(base, b"eight1/file", false).err(), too_many);
+        assert_eq!(
+            open_path(base, b"tosub/up/seven1/file", false).err(),
+            too_many
+        );
     }
 
     /// Just over what the kernel takes, it says ENAMETOOLONG; far over, the

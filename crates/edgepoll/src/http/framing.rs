@@ -134,7 +134,10 @@ impl FieldSummary {
                 // Lengths past u64 all read as its maximum, so two of them
                 // cannot be told equal: a second field beside one is a
                 // conflict (a 400, as for two that differ, not a 413).
-                if self.content_length.is_some_and(|old| old != n || n == u64::MAX) {
+                if self
+                    .content_length
+                    .is_some_and(|old| old != n || n == u64::MAX)
+                {
                     return Err(FramingError::ConflictingLengths);
                 }
                 self.content_length = Some(n);
