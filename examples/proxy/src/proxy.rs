@@ -363,7 +363,8 @@ impl App for Proxy {
                 | ClientError::Resolve { .. }
                 | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
         );
-        // Sent, and the connection closed or reset before any answer: an
+        // Sent, and the connection closed or reset before the response's
+        // head was whole (nothing but a 1xx has gone to the client): an
         // idempotent request may go again (RFC 9110 §9.2.2), to another
         // upstream, as nginx's `proxy_next_upstream error` sends it. Not a
         // POST, which the upstream may have acted on, and not after a

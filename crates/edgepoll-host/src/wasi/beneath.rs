@@ -17,8 +17,8 @@
 //! (`walk`), as WasmEdge walks every path, so that its links count with the
 //! last ones against WasmEdge's limit (the kernel follows forty): each
 //! directory is opened with no link followed (`RESOLVE_NO_SYMLINKS`), so
-//! every descriptor held is beneath the base, and `..` goes back to the one
-//! before, never above the base (`EPERM`).
+//! every descriptor held is beneath the base, and `..` opens the one before
+//! again by its names from the base, beneath it, never above it (`EPERM`).
 //!
 //! Operations on a path's last component (create, remove, rename, link,
 //! read a link, status without following) open the parent directory beneath
@@ -91,10 +91,14 @@ fn openat2_resolving(
         how.mode = u64::from(mode);
     }
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | resolve;
-    // EAGAIN also comes from the open itself (O_NONBLOCK on a file under
+    // A non-blocking open's EAGAIN may be the open's own (a file under
     // another process's lease, some devices), which no retry ends: a few
     // retries, then the guest is told EAGAIN, as a plain open tells it.
-    let mut retries = 16;
+    // Any other is the lookup's, retried until it passes.
+    let mut retries = match flags & libc::O_NONBLOCK {
+        0 => u32::MAX,
+        _ => 64,
+    };
     loop {
         // SAFETY: `how` is a valid open_how of the size passed; `path` is
         // NUL-terminated.
@@ -246,25 +250,34 @@ pub fn leaf(
 /// directory opened with no link followed (so every descriptor held is
 /// beneath `base`), `..` back to the directory before (above `base`:
 /// `EPERM`), and a link's text put in its place, counted with every other
-/// link followed against [`MAX_LINKS`].
+/// link followed against [`MAX_LINKS`]. At most two descriptors are held at
+/// once, however deep the path.
 fn walk(base: RawFd, path: &[u8], follow_last: bool, trailing: Trailing) -> Result<Leaf, Errno> {
-    let mut dirs: Vec<OwnedFd> = Vec::new();
+    // Where the walk is: the names of the directories from the base, and
+    // the last one open. Only it is held (WasmEdge holds one per level: a
+    // deep path would hold thousands of descriptors, past any share); `..`
+    // opens the one before again, by its names from the base, beneath it.
+    let mut dirs = Dirs {
+        base,
+        names: Vec::new(),
+        open: None,
+    };
     let mut path = path.to_vec();
     let mut at = 0;
     let mut links = 0;
-    let leaf_in = |mut dirs: Vec<OwnedFd>, name: &[u8]| {
+    let leaf_in = |dirs: Dirs, name: &[u8]| {
         if name.is_empty() {
             // WasmEdge's walk leaves an empty name for `./`, `a/../`.
             return Err(NOENT);
         }
         Ok(Leaf {
-            parent: dirs.pop(),
+            parent: dirs.open,
             base,
             name: CString::new(name).map_err(|_| errno::INVAL)?,
         })
     };
     loop {
-        let here = dirs.last().map_or(base, AsRawFd::as_raw_fd);
+        let here = dirs.fd();
         let rest = &path[at..];
         let slash = rest.iter().position(|&b| b == b'/');
         let end = at + slash.unwrap_or(rest.len());
@@ -276,8 +289,8 @@ fn walk(base: RawFd, path: &[u8], follow_last: bool, trailing: Trailing) -> Resu
         let last = !remain && (trailing == Trailing::Dropped || slash.is_none());
         let part = path[at..end].to_vec();
         if part == b"." || part == b".." {
-            if part == b".." && dirs.pop().is_none() {
-                return Err(PERM);
+            if part == b".." {
+                dirs.up()?;
             }
             if last {
                 return leaf_in(dirs, b".");
@@ -320,9 +333,10 @@ fn walk(base: RawFd, path: &[u8], follow_last: bool, trailing: Trailing) -> Resu
             }
             _ if last => return leaf_in(dirs, &part),
             libc::S_IFDIR => {
-                let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-                let no_links = libc::RESOLVE_NO_SYMLINKS;
-                dirs.push(openat2_resolving(here, &name, flags, 0, no_links)?);
+                let child =
+                    openat2_resolving(here, &name, DIR_FLAGS, 0, libc::RESOLVE_NO_SYMLINKS)?;
+                dirs.names.push(part);
+                dirs.open = Some(child);
                 if !remain {
                     return leaf_in(dirs, b".");
                 }
@@ -330,6 +344,39 @@ fn walk(base: RawFd, path: &[u8], follow_last: bool, trailing: Trailing) -> Resu
             }
             _ => return Err(errno::NOTDIR),
         }
+    }
+}
+
+const DIR_FLAGS: i32 = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+
+/// Where a [`walk`] is.
+struct Dirs {
+    base: RawFd,
+    /// The directories from the base to here, by name (none a link).
+    names: Vec<Vec<u8>>,
+    /// Here, unless here is the base.
+    open: Option<OwnedFd>,
+}
+
+impl Dirs {
+    fn fd(&self) -> RawFd {
+        self.open.as_ref().map_or(self.base, AsRawFd::as_raw_fd)
+    }
+
+    /// To the directory before (above the base: `EPERM`), opened again
+    /// beneath the base with no link followed.
+    fn up(&mut self) -> Result<(), Errno> {
+        self.names.pop().ok_or(PERM)?;
+        self.open = match self.names.is_empty() {
+            true => None,
+            false => {
+                let path = checked(&self.names.join(&b'/'))?;
+                let flags = DIR_FLAGS & !libc::O_NOFOLLOW;
+                let no_links = libc::RESOLVE_NO_SYMLINKS;
+                Some(openat2_resolving(self.base, &path, flags, 0, no_links)?)
+            }
+        };
+        Ok(())
     }
 }
 

@@ -45,6 +45,9 @@ impl Origin {
     }
 }
 
+/// How many origins known to speak HTTP/1.0 a pool remembers.
+const MAX_HTTP10_ORIGINS: usize = 1024;
+
 /// One request on its way: from [`Pool::submit`] to its result. Boxed: it
 /// moves from the queue to a connection and in and out of that connection's
 /// step, and at 128 bytes each move of it unboxed was a `memory.copy` in a
@@ -280,6 +283,12 @@ impl Pool {
     #[inline]
     pub(crate) fn note_version(&mut self, origin: &Origin, version: Version) {
         match version {
+            // Bounded: a client of many HTTP/1.0 servers forgets them all
+            // at once, and learns again from their next answers.
+            Version::Http10 if self.http10.len() >= MAX_HTTP10_ORIGINS => {
+                self.http10.clear();
+                self.http10.insert(origin.clone());
+            }
             Version::Http10 => drop(self.http10.insert(origin.clone())),
             _ if !self.http10.is_empty() => drop(self.http10.remove(origin)),
             _ => {}
