@@ -21,6 +21,9 @@ extern "C" {
     pub fn fd_filestat_get(fd: u32, stat: u32) -> u32;
     pub fn fd_filestat_set_times(fd: u32, atim: u64, mtim: u64, flags: u32) -> u32;
     pub fn fd_readdir(fd: u32, buf: u32, len: u32, cookie: u64, used: u32) -> u32;
+    pub fn fd_filestat_set_size(fd: u32, size: u64) -> u32;
+    pub fn fd_allocate(fd: u32, offset: u64, len: u64) -> u32;
+    pub fn fd_renumber(from: u32, to: u32) -> u32;
     pub fn fd_prestat_get(fd: u32, out: u32) -> u32;
     pub fn fd_prestat_dir_name(fd: u32, buf: u32, len: u32) -> u32;
     #[allow(clippy::too_many_arguments)]

@@ -724,6 +724,113 @@ pub fn files(t: &mut Transcript) {
     let e = unsafe { path_symlink(name.ptr(), 8, SANDBOX, name.ptr(), 0) };
     t.log("path_symlink(empty name)", e, "");
     readdir_on_a_file(t);
+    flags_rights_and_renumbering(t);
+}
+
+/// Opens `path` below `dirfd` with `oflags` and `rights` (inheriting them
+/// too) and closes it again; returns the errno.
+fn open_with(t: &mut Transcript, dirfd: u32, path: &[u8], oflags: u32, rights: u64) -> u32 {
+    let name = Buf::from(path);
+    let out = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe {
+        path_open(
+            dirfd,
+            0,
+            name.ptr(),
+            path.len() as u32,
+            oflags,
+            rights,
+            rights,
+            0,
+            out.ptr(),
+        )
+    };
+    if e == 0 {
+        // SAFETY: closing what was opened.
+        unsafe { fd_close(out.u32_at(0)) };
+    }
+    let call = format!(
+        "path_open({}, {:?}, oflags={oflags}, rights={rights:#x})",
+        t.fd(dirfd),
+        shown(path)
+    );
+    t.log(&call, e, "");
+    e
+}
+
+/// Open flags on a directory, what a read-only descriptor may not do, a
+/// directory below the preopen as the base of a lookup (`..` above it is
+/// as above the preopen), and the preopen renumbered, then closed. Last:
+/// the preopen is gone after it.
+fn flags_rights_and_renumbering(t: &mut Transcript) {
+    t.section("open flags on a directory, a read-only descriptor, a base below the preopen");
+    open_with(t, SANDBOX, b"deep", TRUNC, READ | WRITE);
+    open_with(t, SANDBOX, b"deep", DIRECTORY, WRITE);
+    open_with(t, SANDBOX, b"made_dir", CREAT | DIRECTORY, READDIR);
+    open_with(t, SANDBOX, b"deep", CREAT | DIRECTORY, READDIR);
+    open_with(t, SANDBOX, b"deep", CREAT | EXCL | DIRECTORY, READDIR);
+    let name = Buf::from(b"deep/inner.txt");
+    let out = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, 0, name.ptr(), 14, 0, READ, 0, 0, out.ptr()) };
+    t.log("path_open(deep/inner.txt, read only)", e, "");
+    if e == 0 {
+        let fd = out.u32_at(0);
+        // SAFETY: the runtime checks every pointer.
+        let e = unsafe { fd_filestat_set_size(fd, 1) };
+        t.log("fd_filestat_set_size(read only, 1)", e, "");
+        let e = unsafe { fd_allocate(fd, 0, 4096) };
+        t.log("fd_allocate(read only, 0, 4096)", e, "");
+        let data = Buf::from(b"x");
+        let mut iov = Buf::zeroed(8);
+        iov.set_u32(0, data.ptr());
+        iov.set_u32(4, 1);
+        let n = Buf::zeroed(4);
+        let e = unsafe { fd_write(fd, iov.ptr(), 1, n.ptr()) };
+        t.log("fd_write(read only)", e, "");
+        let content = read_all(fd);
+        // SAFETY: closing the descriptor just opened.
+        unsafe { fd_close(fd) };
+        t.log(
+            "fd_read(read only) after all that",
+            0,
+            &format!("read={content:?}"),
+        );
+    }
+    let name = Buf::from(b"deep");
+    let all = READ | SEEK | READDIR | (1 << 13) | (1 << 21);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, 0, name.ptr(), 4, DIRECTORY, all, all, 0, out.ptr()) };
+    t.log("path_open(deep, directory)", e, "");
+    if e != 0 {
+        return;
+    }
+    let deep = out.u32_at(0);
+    t.adopt(deep);
+    open_and_read(t, deep, 0, b"inner.txt");
+    open_and_read(t, deep, 0, b"../file.txt");
+    open_and_read(t, deep, FOLLOW, b"up/file.txt");
+    open_and_read(t, deep, FOLLOW, b"up");
+    open_and_read(t, deep, 0, b".");
+    let prestat = Buf::zeroed(8);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { fd_prestat_get(deep, prestat.ptr()) };
+    t.log("fd_prestat_get(deep)", e, "");
+    // The preopen's number, now deep's.
+    let e = unsafe { fd_renumber(deep, SANDBOX) };
+    t.log("fd_renumber(deep, sandbox)", e, "");
+    open_and_read(t, SANDBOX, 0, b"inner.txt");
+    open_and_read(t, SANDBOX, 0, b"file.txt");
+    let e = unsafe { fd_prestat_get(SANDBOX, prestat.ptr()) };
+    t.log("fd_prestat_get(3, after the renumbering)", e, "");
+    let e = unsafe { fd_renumber(deep, SANDBOX) };
+    t.log("fd_renumber(deep again, 3)", e, "");
+    let e = unsafe { fd_close(SANDBOX) };
+    t.log("fd_close(3)", e, "");
+    open_and_read(t, SANDBOX, 0, b"inner.txt");
+    let e = unsafe { fd_close(SANDBOX) };
+    t.log("fd_close(3) again", e, "");
 }
 
 /// `fd_filestat_set_times` on a directory opened with that right alone (no
