@@ -125,23 +125,24 @@ impl<'a> Response<'a> {
         };
         let service_closes = self.push_fields(out, kind, length_given, false);
         let length = Decimal::new(if body_allowed { self.body.len() } else { 0 } as u64);
-        let length_field: [&[u8]; 3] = match body_allowed && !length_given {
-            true => [b"Content-Length: ", length.as_bytes(), b"\r\n"],
-            false => [b"", b"", b""],
-        };
         let stays_open = switching || (!service_closes && keep_alive != KeepAlive::No);
+        // The head's end, each with the CRLF of a Content-Length line
+        // before it, to go in one piece with it.
         let end: &[u8] = match (switching, stays_open, keep_alive) {
-            (true, _, _) => b"\r\n",
-            (_, false, _) => b"Connection: close\r\n\r\n",
-            (_, true, KeepAlive::Http10) => b"Connection: keep-alive\r\n\r\n",
-            (_, true, _) => b"\r\n",
+            (true, _, _) => b"\r\n\r\n",
+            (_, false, _) => b"\r\nConnection: close\r\n\r\n",
+            (_, true, KeepAlive::Http10) => b"\r\nConnection: keep-alive\r\n\r\n",
+            (_, true, _) => b"\r\n\r\n",
+        };
+        let (name, digits, end): (&[u8], &[u8], &[u8]) = match body_allowed && !length_given {
+            true => (b"Content-Length: ", length.as_bytes(), end),
+            false => (b"", b"", &end[2..]),
         };
         let body: &[u8] = match body_allowed && !head_only && !switching {
             true => &self.body,
             false => b"",
         };
-        let [a, b, c] = length_field;
-        push_all(out, [a, b, c, end, body], false);
+        push_all(out, [name, digits, end, body], false);
         stays_open
     }
 

@@ -153,7 +153,7 @@ pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
 /// and NUL among them would end a field or a head early (CWE-113). Fields
 /// are short, so the tail is looked at as one more word that overlaps the
 /// one before, not byte by byte.
-#[inline]
+#[inline(always)]
 pub(crate) fn has_control_byte(bytes: &[u8]) -> bool {
     const LOW7: u64 = LO * 0x7f;
     // One test rules out nearly every word: with the high bits dropped and
