@@ -4,8 +4,9 @@
 use edgepoll_tests::{
     free_port, host_runtime, module_importing, on_each_runtime, run_wasm, wasm, Runtime,
 };
-use std::process::Command;
-use std::time::Duration;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A command run to its end within 120 s (a runtime or tool that hangs
 /// fails the test, not CI).
@@ -598,6 +599,55 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
                 );
             }
         }
+    });
+}
+
+/// A guest that writes to stdout after its reader has gone ends as SIGPIPE
+/// ends a process, quietly (status 141 in a shell: `| head` ends it), on
+/// WasmEdge, which writes with `writev` and leaves SIGPIPE as it is, and
+/// here. (The host answered EPIPE, the guest's own error path ran, and a
+/// Rust guest's `println!` panicked into a trap: exit 134 and a message.)
+#[test]
+fn a_write_to_a_pipe_nobody_reads_ends_the_run_as_sigpipe_does() {
+    use std::os::unix::process::ExitStatusExt;
+    let guest = wasm("conformance_guest");
+    on_each_runtime(|rt| {
+        let mut child = rt
+            .command(&guest)
+            .arg("write-until-refused")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the runtime starts");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut first = [0u8; 4096];
+        stdout.read_exact(&mut first).expect("the guest writes");
+        drop(stdout);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait works") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "{}: still running a minute after its reader left",
+                    rt.name()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGPIPE),
+            "{}: {status:?} {stderr}",
+            rt.name()
+        );
+        assert!(stderr.is_empty(), "{}: quietly: {stderr}", rt.name());
     });
 }
 

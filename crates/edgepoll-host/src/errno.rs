@@ -19,6 +19,7 @@ pub const NOSYS: Errno = Errno(52);
 pub const NOTDIR: Errno = Errno(54);
 pub const NOTSOCK: Errno = Errno(57);
 pub const PERM: Errno = Errno(63);
+pub const PIPE: Errno = Errno(64);
 pub const NOTCAPABLE: Errno = Errno(76);
 /// WasmEdge's `getaddrinfo` errors follow the WASI ones.
 pub const AI_FAMILY: Errno = Errno(81);

@@ -69,6 +69,25 @@ pub fn read_or_write(
     mem.write_u32(out, r as u32)
 }
 
+/// Ends the process as SIGPIPE ends one, as WasmEdge ends when its guest
+/// writes to a pipe or socket nobody reads (it writes with `writev` and
+/// leaves SIGPIPE as it is): `wasmedge app.wasm | head -1` ends quietly,
+/// status 141 in a shell, and so does this host. Only for a run of one
+/// instance: under `--instances` (threads of one process, which WasmEdge
+/// has not) stdout and stderr take every line as a terminal would (see
+/// `output`), a write to another pipe or socket fails with EPIPE, and the
+/// other instances go on.
+pub fn die_of_broken_pipe() -> ! {
+    // SAFETY: restoring a signal's default action and raising it in this
+    // thread; the default action ends the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    // Not reached; were SIGPIPE blocked, the status says the same.
+    std::process::exit(128 + libc::SIGPIPE)
+}
+
 pub fn close(fds: &mut FdTable, fd: u32) -> WasiResult {
     // Dropping the entry closes its host descriptor (never stdio's).
     fds.remove(fd).map(drop)
@@ -195,7 +214,9 @@ pub fn prestat_get(mem: &mut GuestMemory<'_>, fds: &FdTable, fd: u32, out: u32) 
     // call that fails writes nothing.
     mem.pointer::<8>(out)?;
     let name = preopened(fds, fd)?;
-    mem.write_u32(out, 0)?;
+    // The tag (0, a directory) alone: WasmEdge leaves the padding after it
+    // as the guest had it.
+    mem.write_u8(out, 0)?;
     mem.write_u32(out + 4, name.len() as u32)
 }
 

@@ -2,7 +2,7 @@
 //! environment, clocks, randomness, descriptors, paths), each wired to the
 //! function that does its work; the linker asks each area in turn.
 
-use crate::errno::{status, NOSYS};
+use crate::errno::{self, status};
 use crate::host::with_memory;
 use crate::host::{Host, C, M};
 use crate::output::Tagged;
@@ -58,13 +58,9 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
         ("proc_exit", _) => l.func_wrap(M, name, |_: C, code: u32| -> wasmtime::Result<()> {
             Err(wasmtime::Error::new(wasi::Exit(code as i32)))
         })?,
-        // WasmEdge raises the signal in its own process: a guest could stop
-        // or kill the runtime, and under --instances every instance with
-        // it. Not done here (a guest never reaches outside what it was
-        // given). Rust programs do not call it.
-        ("proc_raise", _) => {
-            l.func_wrap(M, name, |_: C, _signal: u32| -> i32 { NOSYS.0 as i32 })?
-        }
+        ("proc_raise", _) => l.func_wrap(M, name, |_: C, signal: u32| -> i32 {
+            wasi::proc_raise(signal).0 as i32
+        })?,
         ("sched_yield", _) => l.func_wrap(M, name, |_: C| -> i32 {
             std::thread::yield_now();
             0
@@ -83,7 +79,7 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
                                 return tagged.write(mem, stream, iovs, n, out);
                             }
                         }
-                        wasi::fd::read_or_write(
+                        let done = wasi::fd::read_or_write(
                             mem,
                             &h.fds,
                             fd,
@@ -91,7 +87,11 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
                             None,
                             out,
                             write,
-                        )
+                        );
+                        if write && h.tagged.is_none() && done == Err(errno::PIPE) {
+                            wasi::fd::die_of_broken_pipe();
+                        }
+                        done
                     }))
                 },
             )?

@@ -7,7 +7,7 @@ pub mod link;
 pub mod path;
 
 use crate::clock;
-use crate::errno::{WasiResult, FAULT, INVAL};
+use crate::errno::{Errno, WasiResult, FAULT, INVAL, NOSYS};
 use crate::memory::GuestMemory;
 
 /// Asked of the runtime through `proc_exit`: ends the guest with this code.
@@ -78,6 +78,27 @@ pub fn clock_res_get(mem: &mut GuestMemory<'_>, clock: u32, out: u32) -> WasiRes
 pub fn clock_time_get(mem: &mut GuestMemory<'_>, clock: u32, out: u32) -> WasiResult {
     mem.pointer::<8>(out)?;
     mem.write_u64(out, clock::now_nanos(clock)?)
+}
+
+/// `proc_raise`. The signal is read as WasmEdge reads it (its low byte;
+/// above 30, SYS, `EINVAL`). Those whose raise leaves a running process as
+/// it was (none, CHLD, CONT, URG, WINCH: ignored, or a test) succeed, as
+/// WasmEdge's `raise` does. Any other WasmEdge raises in its own process,
+/// so a guest could stop or kill the runtime (under `--instances`, every
+/// instance with it): not done here (a guest never reaches outside what
+/// it was given), `ENOSYS`. Rust programs do not call it.
+pub fn proc_raise(signal: u32) -> Errno {
+    const NONE: u8 = 0;
+    const CHLD: u8 = 16;
+    const CONT: u8 = 17;
+    const URG: u8 = 22;
+    const WINCH: u8 = 27;
+    const SYS: u8 = 30;
+    match signal as u8 {
+        NONE | CHLD | CONT | URG | WINCH => Errno(0),
+        s if s > SYS => INVAL,
+        _ => NOSYS,
+    }
 }
 
 pub fn random_get(mem: &mut GuestMemory<'_>, buf: u32, len: u32) -> WasiResult {

@@ -11,6 +11,7 @@ extern "C" {
     pub fn poll_oneoff(subs: u32, events: u32, nsubs: u32, nevents: u32) -> u32;
     pub fn epoll_oneoff(subs: u32, events: u32, nsubs: u32, nevents: u32) -> u32;
     pub fn fd_close(fd: u32) -> u32;
+    pub fn proc_raise(signal: u32) -> u32;
     pub fn clock_time_get(clock: u32, precision: u64, out: u32) -> u32;
     pub fn clock_res_get(clock: u32, out: u32) -> u32;
     pub fn args_sizes_get(argc: u32, size: u32) -> u32;

@@ -664,6 +664,19 @@ pub fn run(case: &str) -> Result<()> {
             println!("held={} errno={:?}", held.len(), error.raw_os_error());
             std::thread::sleep(Duration::from_secs(2));
         }
+        "write-until-refused" => {
+            // Lines to stdout until a write fails (at most 256 MiB): the
+            // reader closing its end is a broken pipe.
+            let line = [b'x'; 4095];
+            let mut out = io::stdout().lock();
+            for _ in 0..65_536 {
+                if let Err(e) = out.write_all(&line).and_then(|()| out.write_all(b"\n")) {
+                    eprintln!("stdout refused: errno {:?}", e.raw_os_error());
+                    std::process::exit(3);
+                }
+            }
+            return Err("no write was refused".into());
+        }
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),
         "trap" => trap_here(),

@@ -369,13 +369,15 @@ fn poll_file_and_directory(t: &mut Transcript) {
 
 pub fn files(t: &mut Transcript) {
     t.section("fd_prestat_get / fd_prestat_dir_name");
-    let pre = Buf::zeroed(8);
+    // The record filled with 0xFF first: what the call leaves shows.
+    let mut pre = Buf::zeroed(8);
+    pre.set_u32(0, u32::MAX);
     // SAFETY: the runtime checks the pointers.
     let e = unsafe { fd_prestat_get(SANDBOX, pre.ptr()) };
     t.log(
         "fd_prestat_get(sandbox)",
         e,
-        &format!("len={}", pre.u32_at(4)),
+        &format!("record={:02x?} len={}", &pre.bytes()[..4], pre.u32_at(4)),
     );
     for room in [0u32, 4, 8, 64] {
         let name = Buf::zeroed(64);
