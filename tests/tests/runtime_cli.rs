@@ -612,35 +612,7 @@ fn a_write_to_a_pipe_nobody_reads_ends_the_run_as_sigpipe_does() {
     use std::os::unix::process::ExitStatusExt;
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
-        let mut child = rt
-            .command(&guest)
-            .arg("write-until-refused")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the runtime starts");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut first = [0u8; 4096];
-        stdout.read_exact(&mut first).expect("the guest writes");
-        drop(stdout);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait works") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "{}: still running a minute after its reader left",
-                    rt.name()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
+        let (status, stderr) = reader_leaves(rt.command(&guest), rt.name());
         assert_eq!(
             status.signal(),
             Some(libc::SIGPIPE),
@@ -649,6 +621,49 @@ fn a_write_to_a_pipe_nobody_reads_ends_the_run_as_sigpipe_does() {
         );
         assert!(stderr.is_empty(), "{}: quietly: {stderr}", rt.name());
     });
+    // Under --instances (threads of one process), even one, the write fails
+    // with EPIPE instead: the guest's own error path runs (exit 3), and the
+    // host goes on to report it.
+    let mut host = Command::new(host_bin());
+    host.args(["--instances", "1", "--restart", "no"])
+        .arg(&guest);
+    let (status, stderr) = reader_leaves(host, "edgepoll-host --instances 1");
+    assert_eq!(status.code(), Some(3), "{status:?} {stderr}");
+    assert!(
+        stderr.contains("stdout refused: errno Some(64)"),
+        "{stderr}"
+    );
+}
+
+/// Runs `command` with `write-until-refused`, reads the first 4 KiB of its
+/// stdout and closes it; its exit status (within a minute) and stderr.
+fn reader_leaves(mut command: Command, name: &str) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .arg("write-until-refused")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the runtime starts");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 4096];
+    stdout.read_exact(&mut first).expect("the guest writes");
+    drop(stdout);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name}: still running a minute after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status, stderr)
 }
 
 /// WASI calls use the module's memory whatever its export is named (here

@@ -10,8 +10,9 @@
 //!   the home directory holds `~/.cache`) is not used, and its entries are
 //!   removed before such a run's guest starts (a host running as root lets
 //!   its guest rewrite a genuine entry) and when the run ends normally (one
-//!   stopped by a signal leaves what its guest wrote, which the next point
-//!   keeps from being run);
+//!   stopped by a signal, which a guest can bring about with a write to a
+//!   pipe nobody reads, as on WasmEdge, leaves what its guest wrote, which
+//!   the next point keeps from being run);
 //! - the directory must be the user's own, writable by no one else;
 //! - an entry is read only as the host writes it: a regular file of the
 //!   user's, mode 0500 (a guest cannot make such a file: WASI has no chmod,

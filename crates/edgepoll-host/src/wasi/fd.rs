@@ -69,14 +69,24 @@ pub fn read_or_write(
     mem.write_u32(out, r as u32)
 }
 
+/// Whether `fd` is a pipe, FIFO or socket: what the kernel raises SIGPIPE
+/// for (a device's or FUSE file's EPIPE is only an errno, on WasmEdge too).
+pub fn is_pipe_or_socket(fds: &FdTable, fd: u32) -> bool {
+    let Ok(d) = fds.get(fd) else {
+        return false;
+    };
+    crate::wasi::beneath::fstat(d.host_fd())
+        .is_ok_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK))
+}
+
 /// Ends the process as SIGPIPE ends one, as WasmEdge ends when its guest
 /// writes to a pipe or socket nobody reads (it writes with `writev` and
 /// leaves SIGPIPE as it is): `wasmedge app.wasm | head -1` ends quietly,
-/// status 141 in a shell, and so does this host. Only for a run of one
-/// instance: under `--instances` (threads of one process, which WasmEdge
-/// has not) stdout and stderr take every line as a terminal would (see
-/// `output`), a write to another pipe or socket fails with EPIPE, and the
-/// other instances go on.
+/// status 141 in a shell, and so does this host. Not under `--instances`
+/// (threads of one process, which WasmEdge has not), even with one: there
+/// the write fails with EPIPE (the stdout and stderr of several take every
+/// line, as a terminal would: see `output`), and the other instances go
+/// on.
 pub fn die_of_broken_pipe() -> ! {
     // SAFETY: restoring a signal's default action and raising it in this
     // thread; the default action ends the process.

@@ -88,7 +88,13 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
                             out,
                             write,
                         );
-                        if write && h.tagged.is_none() && done == Err(errno::PIPE) {
+                        // Not under --instances (`shared`, even with one).
+                        let alone = h.fds.shared.is_none();
+                        if write
+                            && alone
+                            && done == Err(errno::PIPE)
+                            && wasi::fd::is_pipe_or_socket(&h.fds, fd)
+                        {
                             wasi::fd::die_of_broken_pipe();
                         }
                         done
