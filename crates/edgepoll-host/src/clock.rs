@@ -28,6 +28,32 @@ pub fn realtime_nanos() -> u64 {
         .unwrap_or(0)
 }
 
+/// The host's clock for a WASI clock id.
+fn host_clock(clock: u32) -> Result<libc::clockid_t, Errno> {
+    match clock {
+        REALTIME => Ok(libc::CLOCK_REALTIME),
+        MONOTONIC => Ok(libc::CLOCK_MONOTONIC),
+        2 => Ok(libc::CLOCK_PROCESS_CPUTIME_ID),
+        3 => Ok(libc::CLOCK_THREAD_CPUTIME_ID),
+        _ => Err(INVAL),
+    }
+}
+
+/// The resolution of `clock` in nanoseconds, as the host's `clock_getres`
+/// gives it, as WasmEdge gives it (EINVAL for an unknown clock).
+pub fn resolution_nanos(clock: u32) -> Result<u64, Errno> {
+    let id = host_clock(clock)?;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_getres writes one timespec.
+    if unsafe { libc::clock_getres(id, &mut ts) } != 0 {
+        return Err(IO);
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
 /// The current time of `clock` in nanoseconds (EINVAL for an unknown clock).
 pub fn now_nanos(clock: u32) -> Result<u64, Errno> {
     match clock {
@@ -38,11 +64,7 @@ pub fn now_nanos(clock: u32) -> Result<u64, Errno> {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            let id = if clock == 2 {
-                libc::CLOCK_PROCESS_CPUTIME_ID
-            } else {
-                libc::CLOCK_THREAD_CPUTIME_ID
-            };
+            let id = host_clock(clock)?;
             // SAFETY: clock_gettime writes one timespec.
             if unsafe { libc::clock_gettime(id, &mut ts) } != 0 {
                 return Err(IO);

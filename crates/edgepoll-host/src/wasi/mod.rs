@@ -68,10 +68,7 @@ pub fn write_sizes(
 /// The pointer is checked before the clock, as WasmEdge does.
 pub fn clock_res_get(mem: &mut GuestMemory<'_>, clock: u32, out: u32) -> WasiResult {
     mem.pointer::<8>(out)?;
-    if clock > 3 {
-        return Err(INVAL);
-    }
-    mem.write_u64(out, 1)
+    mem.write_u64(out, clock::resolution_nanos(clock)?)
 }
 
 /// The pointer is checked before the clock, as WasmEdge does.

@@ -63,6 +63,18 @@ pub fn polling(t: &mut Transcript) {
     t.log("clock_time_get(clock 9)", e, "");
     let e = unsafe { clock_res_get(9, straddling(8)) };
     t.log("clock_res_get(clock 9, out past memory)", e, "");
+    // The host's clock_getres (1 ns with high-resolution timers).
+    for clock in 0..4 {
+        let res = Buf::zeroed(8);
+        // SAFETY: `res` holds a timestamp.
+        let e = unsafe { clock_res_get(clock, res.ptr()) };
+        let value = u64::from(res.u32_at(0)) | (u64::from(res.u32_at(4)) << 32);
+        t.log(
+            &format!("clock_res_get(clock {clock})"),
+            e,
+            &format!("res={value}"),
+        );
+    }
     let mut argc = Buf::zeroed(4);
     argc.set_u32(0, 0xAAAA_AAAA);
     let e = unsafe { args_sizes_get(argc.ptr(), straddling(4)) };
