@@ -354,6 +354,21 @@ pub fn output_bounded(command: &mut Command, limit: Duration) -> Output {
     wait_bounded(child, limit)
 }
 
+/// `child`'s exit status once it ends, or `None` if it runs past `limit`
+/// (it is left running).
+pub fn wait_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The output of `child` once it ends, or, past `limit`, what it wrote
 /// before it was killed. Its pipes are read meanwhile, so that a program
 /// that writes more than a pipe holds does not stall on them; what a
@@ -371,16 +386,12 @@ fn finish_within(mut child: std::process::Child, limit: Duration) -> Result<Outp
         read
     }
     let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
-    let deadline = Instant::now() + limit;
-    let (status, finished) = loop {
-        if let Some(status) = child.try_wait().expect("wait works") {
-            break (status, true);
-        }
-        if Instant::now() >= deadline {
+    let (status, finished) = match wait_within(&mut child, limit) {
+        Some(status) => (status, true),
+        None => {
             let _ = child.kill();
-            break (child.wait().expect("wait works"), false);
+            (child.wait().expect("wait works"), false)
         }
-        std::thread::sleep(Duration::from_millis(5));
     };
     let rest = |read: mpsc::Receiver<Vec<u8>>| {
         read.recv_timeout(Duration::from_secs(1))
@@ -780,15 +791,9 @@ pub fn run_ws_clients(
         .spawn()
         .expect("python3 starts");
     // The script bounds each case; this bounds the whole run.
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait works") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the WebSocket clients did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(status) = wait_within(&mut child, limit.saturating_sub(started.elapsed())) else {
+        let _ = child.kill();
+        panic!("the WebSocket clients did not finish within {limit:?}");
     };
     let mut output = String::new();
     if let Some(mut stdout) = child.stdout.take() {

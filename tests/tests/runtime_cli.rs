@@ -6,7 +6,7 @@ use edgepoll_tests::{
 };
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A command run to its end within 120 s (a runtime or tool that hangs
 /// fails the test, not CI).
@@ -648,16 +648,9 @@ fn reader_leaves(mut command: Command, name: &str) -> (std::process::ExitStatus,
     let mut first = [0u8; 4096];
     stdout.read_exact(&mut first).expect("the guest writes");
     drop(stdout);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait works") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{name}: still running a minute after its reader left");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = edgepoll_tests::wait_within(&mut child, Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("{name}: still running a minute after its reader left");
     };
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {

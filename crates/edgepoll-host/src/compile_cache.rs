@@ -123,7 +123,7 @@ pub fn load(engine: &Engine, bytes: &[u8], cache: &Cache) -> wasmtime::Result<Mo
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let path = dir.join(format!("{:016x}.cwasm", hasher.finish()));
     let header = header(bytes);
-    if let Some(entry) = read_entry(&path, true) {
+    if let Some(entry) = read_entry(&path) {
         if let Some(code) = entry.strip_prefix(&header[..]) {
             // SAFETY: an entry as only this host writes it (see the module
             // documentation) from `Module::serialize` of this same build
@@ -234,9 +234,9 @@ fn header(bytes: &[u8]) -> [u8; HEADER] {
 
 /// An entry's bytes, if it is one as the host writes it: checked on the
 /// file opened (not a link, not a FIFO to hang on), then read from it, so
-/// that no other file can take its place between the two. `used`: marks
-/// it used now (see [`prune`]).
-fn read_entry(path: &Path, used: bool) -> Option<Vec<u8>> {
+/// that no other file can take its place between the two. Marks it used
+/// now (see [`prune`]).
+fn read_entry(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut file = std::fs::OpenOptions::new()
@@ -253,10 +253,8 @@ fn read_entry(path: &Path, used: bool) -> Option<Vec<u8>> {
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).ok()?;
-    if used {
-        // The owner may set a file's times through any descriptor of it.
-        let _ = file.set_modified(std::time::SystemTime::now());
-    }
+    // The owner may set a file's times through any descriptor of it.
+    let _ = file.set_modified(std::time::SystemTime::now());
     Some(bytes)
 }
 
@@ -329,7 +327,7 @@ mod tests {
         let oldest = dir.join(format!("{:016x}.cwasm", 3));
         std::fs::set_permissions(&oldest, std::os::unix::fs::PermissionsExt::from_mode(0o500))
             .expect("chmod");
-        assert!(read_entry(&oldest, true).is_some(), "an entry as written");
+        assert!(read_entry(&oldest).is_some(), "an entry as written");
         prune(&dir, 64, 250, SystemTime::now());
         let mut expected = vec![
             format!("{:016x}.cwasm", 0),

@@ -89,10 +89,9 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
                             write,
                         );
                         // Not under --instances (`shared`, even with one).
-                        let alone = h.fds.shared.is_none();
-                        if write
-                            && alone
-                            && done == Err(errno::PIPE)
+                        if done == Err(errno::PIPE)
+                            && write
+                            && h.fds.shared.is_none()
                             && wasi::fd::is_pipe_or_socket(&h.fds, fd)
                         {
                             wasi::fd::die_of_broken_pipe();

@@ -1503,19 +1503,13 @@ impl Handler {
                 // every request (WasmEdge's interpreter counted 40
                 // instructions more).
                 let method = match &self.state {
-                    State::Body(head) => {
-                        let method = &self.input[head.method.clone()];
-                        match is_safe_method(method) {
-                            true => MethodKind::Safe,
-                            false
-                                if service.handles_connect()
-                                    && scan::same_bytes(method, b"CONNECT") =>
-                            {
-                                MethodKind::Connect
-                            }
-                            false => MethodKind::Unsafe,
+                    State::Body(head) => match is_safe_method(&self.input[head.method.clone()]) {
+                        true => MethodKind::Safe,
+                        false if service.handles_connect() && self.head_is_connect() => {
+                            MethodKind::Connect
                         }
-                    }
+                        false => MethodKind::Unsafe,
+                    },
                     _ => MethodKind::Unsafe,
                 };
                 let connect = method.is_connect();
