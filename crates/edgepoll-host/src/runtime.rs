@@ -64,6 +64,9 @@ fn config() -> Config {
     use wasmtime::wasmparser::WasmFeatures as F;
     let mut config = Config::new();
     config.cranelift_opt_level(OptLevel::Speed);
+    if std::env::var_os("EDGEPOLL_HOST_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let not_wasmedge_s = F::MULTI_MEMORY
         | F::TAIL_CALL
         | F::RELAXED_SIMD
