@@ -300,36 +300,7 @@ pub struct Straggler {
 /// TLS by hand (memory BIOs), to cut a record where it likes.
 const STRAGGLER: &str = r#"
 def serve(raw):
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ctx.wrap_bio(inc, out, server_side=True)
-    def flush():
-        data = out.read()
-        if data:
-            raw.sendall(data)
-    def pull():
-        data = raw.recv(16384)
-        if not data:
-            raise OSError("closed")
-        inc.write(data)
-    def read_request():
-        data = b""
-        while b"\r\n\r\n" not in data:
-            try:
-                piece = tls.read(16384)
-                if not piece:
-                    raise OSError("close_notify")
-                data += piece
-            except ssl.SSLWantReadError:
-                flush()
-                pull()
-    while True:
-        try:
-            tls.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            flush()
-            pull()
-    flush()
+    tls, out, flush, pull, read_request = by_hand(raw)
     read_request()
     tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
     flush()
@@ -359,6 +330,77 @@ impl Drop for Straggler {
     }
 }
 
+/// One of this module's Python TLS servers, stopped on drop.
+pub struct PythonServer {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// When [`fault_after_answer`]'s forged record comes.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// In the same send as the answer.
+    Same,
+    /// 300 ms after it.
+    Later,
+    /// In the same send as an answer two bytes short.
+    Short,
+}
+
+const FAULT_AFTER_ANSWER: &str = r#"
+def serve(raw):
+    tls, out, flush, pull, read_request = by_hand(raw)
+    read_request()
+    mode = sys.argv[3]
+    body = b"hel" if mode == "Short" else b"hello"
+    tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + body)
+    answer = out.read()
+    forged = b"\x17\x03\x03\x00\x20" + bytes(32)
+    if mode == "Later":
+        raw.sendall(answer)
+        time.sleep(0.3)
+        raw.sendall(forged)
+    else:
+        raw.sendall(answer + forged)
+    time.sleep(1)
+"#;
+
+/// An HTTPS server that answers with `Content-Length: 5`, then sends an
+/// application-data record no key opens (a forged or corrupted record,
+/// which fails the client's TLS), as `fault` says.
+pub fn fault_after_answer(pki: &Pki, fault: Fault) -> PythonServer {
+    let mode = format!("{fault:?}");
+    let (child, addr) = python_tls_server(FAULT_AFTER_ANSWER, pki, &[&mode]);
+    PythonServer { addr, child }
+}
+
+const SLOW_AT_EACH_STEP: &str = r#"
+def serve(raw):
+    hold = float(sys.argv[3])
+    tls, out, flush, pull, read_request = by_hand(raw, hold)
+    read_request()
+    time.sleep(hold)
+    tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
+    flush()
+    time.sleep(1)
+"#;
+
+/// An HTTPS server whose handshake starts `hold` after the connection and
+/// whose answer comes `hold` after the request: each wait within a timeout
+/// a little over `hold`, both together past it.
+pub fn slow_at_each_step(pki: &Pki, hold: Duration) -> PythonServer {
+    let hold = format!("{}", hold.as_secs_f64());
+    let (child, addr) = python_tls_server(SLOW_AT_EACH_STEP, pki, &[&hold]);
+    PythonServer { addr, child }
+}
+
 /// What every Python TLS server here shares: the context with the good
 /// certificate and key (its first two arguments), a listener whose port it
 /// prints, and the reading of a request head.
@@ -370,6 +412,43 @@ listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen(8)
 print(listener.getsockname()[1], flush=True)
+
+def by_hand(raw, hold=0):
+    """TLS over memory BIOs, handshaken (after `hold` seconds): the
+    connection, its output BIO, and how to send that, read more, and read
+    a request head."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_side=True)
+    def flush():
+        data = out.read()
+        if data:
+            raw.sendall(data)
+    def pull():
+        data = raw.recv(16384)
+        if not data:
+            raise OSError("closed")
+        inc.write(data)
+    def read_request():
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                piece = tls.read(16384)
+                if not piece:
+                    raise OSError("close_notify")
+                data += piece
+            except ssl.SSLWantReadError:
+                flush()
+                pull()
+    time.sleep(hold)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            pull()
+    flush()
+    return tls, out, flush, pull, read_request
 
 def read_head(conn):
     data = b""

@@ -4,7 +4,8 @@
 //! garbage in the handshake.
 
 use edgepoll_tests::tls::{
-    CloseDelimited, NotifyCheck, Pki, Raw, RawServer, SServer, SlowReader, Straggler,
+    fault_after_answer, slow_at_each_step, CloseDelimited, Fault, NotifyCheck, Pki, Raw, RawServer,
+    SServer, SlowReader, Straggler,
 };
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
@@ -565,5 +566,58 @@ fn the_client_sends_close_notify_before_it_closes() {
             "{}: {outcomes:?}",
             runtime.name()
         );
+    });
+}
+
+/// A response whose records were all authenticated stands when a record
+/// that fails comes behind it, in the same read or later (RFC 8446 §6.2: a
+/// fault ends the connection, not what came before it); one the fault
+/// cuts short fails, naming TLS. The same read failed the whole response.
+#[test]
+fn a_response_whole_before_a_tls_fault_is_answered() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem");
+    let servers =
+        [Fault::Same, Fault::Later, Fault::Short].map(|f| (f, fault_after_answer(&pki, f)));
+    on_each_runtime(|runtime| {
+        for (fault, server) in &servers {
+            let url = format!("https://localhost:{}/", server.addr.port());
+            let (code, stdout, stderr) = client(runtime, &pki, &["--cacert", &ca, &url]);
+            let name = runtime.name();
+            match fault {
+                Fault::Same | Fault::Later => {
+                    assert_eq!(code, 0, "{name} {fault:?}: {stdout} {stderr}");
+                    assert!(stdout.contains("-> 200 OK"), "{name} {fault:?}: {stdout}");
+                    assert!(stdout.contains("hello"), "{name} {fault:?}: {stdout}");
+                }
+                Fault::Short => {
+                    assert_eq!(code, 1, "{name} {fault:?}: {stdout} {stderr}");
+                    assert!(
+                        stderr.contains("-> error: TLS"),
+                        "{name} {fault:?}: {stderr}"
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// A download's wait for its next byte starts again when the handshake
+/// ends (the request goes then): a slow handshake does not eat into the
+/// time the server has to answer. It counted from the TCP connect.
+#[test]
+fn the_response_timeout_counts_from_the_end_of_the_handshake() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem");
+    let server = slow_at_each_step(&pki, Duration::from_millis(2500));
+    on_each_runtime(|runtime| {
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let out = format!("{}/slow.out", pki.dir.display());
+        let args = ["--cacert", &ca, "--timeout", "4", "-o", &out, &url];
+        let (code, stdout, stderr) = client(runtime, &pki, &args);
+        assert_eq!(code, 0, "{} {stdout} {stderr}", runtime.name());
+        let body = std::fs::read(&out).unwrap_or_default();
+        assert_eq!(body, b"late", "{}", runtime.name());
+        let _ = std::fs::remove_file(&out);
     });
 }

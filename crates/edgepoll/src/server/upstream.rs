@@ -103,6 +103,7 @@ pub(crate) fn step(
     loop {
         let reused = up.conn.was_reused();
         let before = up.conn.backlog();
+        let was_handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
         let mut endpoint = UpstreamEndpoint {
             conn: &mut up.conn,
             events: std::mem::take(&mut work.client_events),
@@ -136,8 +137,11 @@ pub(crate) fn step(
         // Request bytes taken into TLS before its handshake ends (rustls
         // holds 64 KiB) are no answer from the server: a body trickling in
         // would hold the handshake's timeout off for as long as it came.
+        // The handshake's end is one, and sends what rustls held: the
+        // response's wait starts there, not at the connect.
         let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
-        if received || (up.conn.backlog() != before && !handshaking) {
+        let sent = up.conn.backlog() != before || was_handshaking;
+        if received || (sent && !handshaking) {
             up.last_progress = now;
         }
         if ahead && readable {
@@ -146,11 +150,10 @@ pub(crate) fn step(
                 false => up.ahead_misses.saturating_add(1),
             };
         }
-        if let Some(e) = up.tls.as_ref().and_then(|tls| tls.error()) {
-            // Nothing more can be read or sent on it.
-            fail(up, ClientError::Tls(e.clone()), work);
-            return Next::Close;
-        }
+        // Nothing more can be read or sent on a connection TLS failed on,
+        // but what its records carried before the fault (all delivered
+        // above) stands: a response it completed is answered.
+        let tls_failed = up.tls.as_ref().and_then(|tls| tls.error()).cloned();
         let Some(mut exchange) = up.exchange.take() else {
             // Idle: anything but quiet (bytes, a close, an error) ends it;
             // part of a TLS record too (bytes nobody asked for, whose rest
@@ -159,7 +162,8 @@ pub(crate) fn step(
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.holds_partial_record());
-            let quiet = io.is_ok() && !eof && up.conn.is_reusable() && !partial;
+            let quiet =
+                io.is_ok() && !eof && up.conn.is_reusable() && !partial && tls_failed.is_none();
             return match quiet {
                 true => Next::Idle,
                 false => Next::Close,
@@ -174,6 +178,7 @@ pub(crate) fn step(
             match event {
                 ClientEvent::Response(result)
                     if reused
+                        && tls_failed.is_none()
                         && raced_idle_close(&result, up.got_bytes, exchange.interim)
                         && retry(&mut exchange, now) =>
                 {
@@ -184,11 +189,12 @@ pub(crate) fn step(
                 }
                 ClientEvent::Response(result) => {
                     let failed = result.is_err();
-                    let mut result = result.map_err(|e| match e {
-                        ResponseError::Truncated if reused && !up.got_bytes => {
+                    let mut result = result.map_err(|e| match (e, &tls_failed) {
+                        (ResponseError::Truncated, Some(fault)) => ClientError::Tls(fault.clone()),
+                        (ResponseError::Truncated, None) if reused && !up.got_bytes => {
                             ClientError::IdleClosed
                         }
-                        e => response_error(e),
+                        (e, _) => response_error(e),
                     });
                     if let (Ok(response), Some(tls)) = (&mut result, &up.tls) {
                         response.tls = Some(Box::new(tls.info()));
@@ -220,7 +226,11 @@ pub(crate) fn step(
                 }
                 ClientEvent::End(result) => {
                     over = true;
-                    let result = result.map_err(body_error);
+                    let result = result.map_err(|e| match (e, &tls_failed) {
+                        (BodyError::Chunked(e), _) => body_error(BodyError::Chunked(e)),
+                        (_, Some(fault)) => ClientError::Tls(fault.clone()),
+                        (e, None) => body_error(e),
+                    });
                     work.pool
                         .events
                         .push((exchange.id, ExchangeEvent::End(result)));
@@ -247,7 +257,7 @@ pub(crate) fn step(
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.holds_partial_record());
-            if io.is_err() || eof || stray || !up.conn.is_reusable() {
+            if io.is_err() || eof || stray || !up.conn.is_reusable() || tls_failed.is_some() {
                 return Next::Close;
             }
             // Straight on to a request waiting for this origin when a read
@@ -279,6 +289,11 @@ pub(crate) fn step(
                     return Next::Idle;
                 }
             }
+        }
+        if let Some(fault) = tls_failed {
+            up.exchange = Some(exchange);
+            fail(up, ClientError::Tls(fault), work);
+            return Next::Close;
         }
         if let Err(e) = io {
             up.exchange = Some(exchange);

@@ -187,16 +187,17 @@ impl TlsSession {
 
     /// The plaintext received, in place; [`TlsSession::consume`] it.
     pub(crate) fn plain(&mut self) -> Plain<'_> {
-        // A fault (a forged record, an alert) is no clean end: a body that
-        // runs until the close is not complete because of it, whatever the
-        // caller checks first.
-        if self.error.is_some() {
-            return Plain::Cut;
-        }
+        let failed = self.error.is_some();
         match self.conn.reader().into_first_chunk() {
+            // Records authenticated before a fault are the server's own
+            // (a fault ends the connection, not what it carried: RFC 8446
+            // §6.2), so a response they complete stands.
+            Ok(chunk) if !chunk.is_empty() => Plain::Data(chunk),
+            // A fault (a forged record, an alert) is no clean end: a body
+            // that runs until the close is not complete because of it.
+            _ if failed => Plain::Cut,
             // The server's close_notify, all read.
-            Ok([]) => Plain::End,
-            Ok(chunk) => Plain::Data(chunk),
+            Ok(_) => Plain::End,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Plain::Nothing,
             // A TCP close without close_notify (or inside a record): for
             // HTTP, framing says whether a body with a length or chunks was
