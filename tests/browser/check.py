@@ -183,6 +183,9 @@ def chat(devtools, port, runtime):
     devtools.type_line(bob, "hi ann, bob here")
     devtools.wait_line(ann, "bob: hi ann, bob here", "ann")
     devtools.wait_line(bob, "bob: hi ann, bob here", "bob")
+    # A run of blanks cannot wrap a fake line of bob's onto ann's message.
+    devtools.type_line(ann, "see" + " " * 300 + "bob: this is not bob")
+    devtools.wait_line(bob, "ann: see bob: this is not bob", "bob")
     # A second ann is told the name the server made unique.
     ann2 = devtools.open_page(page + "?name=ann")
     devtools.wait_connected(ann2, "ann (2)")

@@ -167,6 +167,14 @@ async def handshakes():
     with raw() as s:
         s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    # A page of this site may open the chat; a page of another may not
+    # (its visitor's browser would join for it: RFC 6455 §10.2).
+    with raw() as s:
+        head = handshake(s, fields=b"Origin: http://x\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+    with raw() as s:
+        head = handshake(s, fields=b"Origin: http://evil.example\r\n")
+        assert head.startswith(b"HTTP/1.1 403 "), head
     with raw() as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         page = b""
@@ -206,6 +214,9 @@ async def violations():
         ("length not in its shortest form", b"\x82\xfe\x00\x02\x11\x22\x33\x44" + b"\x11\x22", 1002),
         ("invalid UTF-8", masked(0x81, b"\xc3\x28"), 1007),
         ("invalid UTF-8 across fragments", masked(0x01, b"ok\xe2") + masked(0x80, b"\x28\xa1"), 1007),
+        ("a close of one byte", masked(0x88, b"\x03"), 1002),
+        ("a close code no endpoint may send (1016)", masked(0x88, struct.pack("!H", 1016)), 1002),
+        ("a close reason not UTF-8", masked(0x88, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
         # ws_chat takes messages of 64 KiB at most.
         ("message too big", masked(0x82, b"\x00" * (64 * 1024 + 1)), 1009),
     ]

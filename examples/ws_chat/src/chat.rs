@@ -36,6 +36,10 @@ impl edgepoll::http::Service for Chat {
             ("GET" | "HEAD", "/") => Response::new(StatusCode::OK)
                 .header("Content-Type", "text/html; charset=utf-8")
                 .body(PAGE),
+            // `accepts` turned the handshake down.
+            (_, "/ws") if from_another_site(request) => Response::new(StatusCode::FORBIDDEN)
+                .header("Content-Type", "text/plain")
+                .body("a page from another site may not open the chat\n"),
             _ => Response::new(StatusCode::NOT_FOUND)
                 .header("Content-Type", "text/plain")
                 .body("not found: the chat is at / and its WebSocket at /ws\n"),
@@ -45,7 +49,7 @@ impl edgepoll::http::Service for Chat {
 
 impl edgepoll::ws::Service for Chat {
     fn accepts(&mut self, request: &Request<'_>) -> bool {
-        request.path() == "/ws"
+        request.path() == "/ws" && !from_another_site(request)
     }
 
     /// `chat`, when a page asks for it (`new WebSocket(url, "chat")`): a
@@ -113,48 +117,90 @@ impl Chat {
     }
 }
 
-/// The `name` query parameter, percent-decoded, cut to [`MAX_NAME`]
-/// characters, without what could make a line look like another's: control
-/// and invisible formatting characters (a right-to-left override would
-/// show the text after it reversed), a colon (which ends the name in a
-/// line) and a leading `*` (which starts the server's own notes).
+/// Whether a browser sent the request for a page of another site: its
+/// `Origin` is not this server's. A browser names the origin of the page
+/// that opens a WebSocket, and lets any page open one to any address, this
+/// chat on 127.0.0.1 included: the server must check (RFC 6455 §10.2).
+/// This server is the `Host` asked for, or, behind a proxy that sets its
+/// own (examples/proxy, nginx's default), the `X-Forwarded-Host` the
+/// proxy passes on: a page cannot add fields to a browser's handshake.
+/// Clients that are not browsers send no `Origin` and are let in.
+fn from_another_site(request: &Request<'_>) -> bool {
+    let forwarded = request.header("X-Forwarded-Host").unwrap_or_default();
+    let forwarded = std::str::from_utf8(forwarded).unwrap_or_default();
+    let hosts = request
+        .host()
+        .into_iter()
+        .chain(forwarded.split(',').map(str::trim));
+    foreign_origin(request.header("Origin"), hosts)
+}
+
+/// Whether `origin`, when there is one, is `http://` or `https://` and
+/// none of `hosts`.
+fn foreign_origin<'h>(origin: Option<&[u8]>, mut hosts: impl Iterator<Item = &'h str>) -> bool {
+    let Some(origin) = origin else {
+        return false;
+    };
+    let own = |host: &str| {
+        !host.is_empty()
+            && [&b"http://"[..], b"https://"].iter().any(|scheme| {
+                origin.len() == scheme.len() + host.len()
+                    && origin[..scheme.len()].eq_ignore_ascii_case(scheme)
+                    && origin[scheme.len()..].eq_ignore_ascii_case(host.as_bytes())
+            })
+    };
+    !hosts.any(own)
+}
+
+/// The `name` query parameter, percent-decoded: its ASCII letters and
+/// digits, `-`, `_`, `.` and single spaces, cut to [`MAX_NAME`]. ASCII
+/// only, so that names that look alike are alike, and `ann (2)` is the
+/// only way to look like ann: Unicode has a look-alike of nearly every
+/// letter (Cyrillic `а` for `a`) and characters that show nothing
+/// (variation selectors, Hangul fillers, zero-width spaces), with which a
+/// name the uniqueness check sees as new would read as another member's.
+/// The rest (a colon, which ends the name in a line; a `*`, which starts
+/// the server's own notes) is dropped; a name left empty is `guestN`.
 fn name_from(target: &str) -> Option<String> {
     let query = target.split_once('?')?.1;
     let raw = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("name="))?;
     let decoded = percent_decode(raw);
-    let name: String = decoded
+    let kept: String = decoded
         .chars()
-        .filter(|&c| !breaks_line(c) && !is_invisible_format(c) && c != ':')
-        .take(MAX_NAME)
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
         .collect();
-    let name = name.trim_start_matches(|c: char| c == '*' || c.is_whitespace());
-    let name = name.trim_end();
-    (!name.is_empty()).then(|| name.to_string())
+    let mut name = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+    name.truncate(MAX_NAME);
+    name.truncate(name.trim_end().len());
+    (!name.is_empty()).then_some(name)
 }
 
 /// A message's text on one line: a line break or other control character
-/// (a tab aside) becomes a space, so that a message cannot show a line of
-/// its own that seems another member's.
+/// becomes a space, and a run of blanks one space, so that a message
+/// cannot show a line of its own that seems another member's (a long run
+/// of spaces would wrap what follows onto a line of its own).
 fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    let breaks = |c: char| c != '\t' && breaks_line(c);
-    match text.contains(breaks) {
-        true => text.replace(breaks, " ").into(),
-        false => text.into(),
+    let blank = |c: char| c.is_whitespace() || c.is_control();
+    let plain = text
+        .char_indices()
+        .filter(|&(_, c)| blank(c))
+        .all(|(at, c)| c == ' ' && !text[at + 1..].starts_with(blank));
+    if plain {
+        return text.into();
     }
-}
-
-/// A control character, or a Unicode line or paragraph separator (which a
-/// page shows as a line break too).
-fn breaks_line(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
-}
-
-/// Format characters that change how text around them shows: bidirectional
-/// controls, zero-width spaces and joiners, the byte order mark.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{ad}' | '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    let mut line = String::with_capacity(text.len());
+    let mut after_blank = false;
+    for c in text.chars() {
+        match blank(c) {
+            true if after_blank => {}
+            true => line.push(' '),
+            false => line.push(c),
+        }
+        after_blank = blank(c);
+    }
+    line.into()
 }
 
 fn percent_decode(raw: &str) -> String {
@@ -204,29 +250,81 @@ mod tests {
             name_from(&format!("/ws?name={}", "x".repeat(99))).map(|n| n.len()),
             Some(32)
         );
+        // Cut at the limit, no space is left at the end.
+        let spaced = format!("/ws?name={}+y", "x".repeat(31));
+        assert_eq!(name_from(&spaced).map(|n| n.len()), Some(31));
+        // Runs of spaces are one.
+        assert_eq!(name_from("/ws?name=a++%09+b").as_deref(), Some("a b"));
+        // Nothing invisible, nothing that only looks like a letter.
+        for hidden in [
+            "%EF%B8%8F",
+            "%CD%8F",
+            "%E3%85%A4",
+            "%F3%A0%80%A0",
+            "%E2%A0%80",
+            "%E1%A0%8E",
+        ] {
+            let target = format!("/ws?name=ann{hidden}");
+            assert_eq!(name_from(&target).as_deref(), Some("ann"), "{hidden}");
+        }
+        assert_eq!(name_from("/ws?name=%D0%B0nn").as_deref(), Some("nn"));
+        assert_eq!(name_from("/ws?name=bob%EF%BC%9A").as_deref(), Some("bob"));
+        assert_eq!(
+            name_from("/ws?name=%D0%98%D0%B2%D0%B0%D0%BD").as_deref(),
+            None
+        );
     }
 
     #[test]
-    fn a_name_taken_is_made_unique() {
+    fn a_name_made_of_invisible_characters_is_not_new() {
         let mut chat = Chat::default();
         let mut out = Outbox::default();
         chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
-        chat.on_open(Token(2), "/ws?name=ann", None, &mut out);
-        chat.on_open(Token(3), "/ws?name=ann", None, &mut out);
-        // The fifth member's own name would be guest5: taken, it is made unique.
-        chat.on_open(Token(4), "/ws?name=guest5", None, &mut out);
-        chat.on_open(Token(5), "/ws", None, &mut out);
-        let names: Vec<&str> = (1..=5).map(|t| chat.names[&Token(t)].as_str()).collect();
-        assert_eq!(names, ["ann", "ann (2)", "ann (3)", "guest5", "guest5 (2)"]);
-        chat.on_close(Token(1), &mut out);
-        chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
-        assert_eq!(chat.names[&Token(1)], "ann");
+        chat.on_open(Token(2), "/ws?name=ann%EF%B8%8F", None, &mut out);
+        assert_eq!(chat.names[&Token(2)], "ann (2)");
+    }
+
+    #[test]
+    fn only_pages_of_this_site_may_open_the_chat() {
+        let host = ["127.0.0.1:1234"];
+        let cases: [(Option<&[u8]>, bool); 8] = [
+            (None, false),
+            (Some(b"http://127.0.0.1:1234"), false),
+            (Some(b"HTTPS://127.0.0.1:1234"), false),
+            (Some(b"http://evil.example"), true),
+            (Some(b"http://127.0.0.1:1234.evil.example"), true),
+            (Some(b"http://127.0.0.1:12345"), true),
+            (Some(b"null"), true),
+            (Some(b"127.0.0.1:1234"), true),
+        ];
+        for (origin, foreign) in cases {
+            assert_eq!(
+                foreign_origin(origin, host.into_iter()),
+                foreign,
+                "{origin:?}"
+            );
+        }
+        assert!(foreign_origin(Some(b"http://x"), std::iter::empty()));
+        assert!(foreign_origin(Some(b"http://"), [""].into_iter()));
+        // Behind a proxy: the host the browser asked the proxy for.
+        let behind = ["127.0.0.1:9001", "chat.example", "other.example"];
+        assert!(!foreign_origin(
+            Some(b"http://chat.example"),
+            behind.into_iter()
+        ));
     }
 
     #[test]
     fn a_message_stays_on_its_line() {
         assert_eq!(one_line("hi\nbob: give me"), "hi bob: give me");
-        assert_eq!(one_line("a\r\u{2028}b\tc"), "a  b\tc");
+        assert_eq!(one_line("a\r\u{2028}b\tc"), "a b c");
+        let padded = format!("hi{}bob: give me", " ".repeat(400));
+        assert_eq!(one_line(&padded), "hi bob: give me");
+        assert_eq!(one_line("a\u{a0}\u{3000} b"), "a b");
+        assert!(matches!(
+            one_line("a b c"),
+            std::borrow::Cow::Borrowed("a b c")
+        ));
         assert!(matches!(
             one_line("plain"),
             std::borrow::Cow::Borrowed("plain")
