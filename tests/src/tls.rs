@@ -369,7 +369,7 @@ def serve(raw):
         raw.sendall(forged)
     else:
         raw.sendall(answer + forged)
-    time.sleep(1)
+    until_closed(pull)
 "#;
 
 /// An HTTPS server that answers with `Content-Length: 5`, then sends an
@@ -389,12 +389,13 @@ def serve(raw):
     time.sleep(hold)
     tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
     flush()
-    time.sleep(1)
+    until_closed(pull)
 "#;
 
 /// An HTTPS server whose handshake starts `hold` after the connection and
 /// whose answer comes `hold` after the request: each wait within a timeout
-/// a little over `hold`, both together past it.
+/// over `hold`, both together past it. One connection at a time: the next
+/// is taken once the client closed the last.
 pub fn slow_at_each_step(pki: &Pki, hold: Duration) -> PythonServer {
     let hold = format!("{}", hold.as_secs_f64());
     let (child, addr) = python_tls_server(SLOW_AT_EACH_STEP, pki, &[&hold]);
@@ -449,6 +450,13 @@ def by_hand(raw, hold=0):
             pull()
     flush()
     return tls, out, flush, pull, read_request
+
+def until_closed(pull):
+    """Reads until the client closes (`pull` raises then, or at the
+    socket's 30 s timeout), so that the next connection, waiting in the
+    listen queue, is taken at once."""
+    while True:
+        pull()
 
 def read_head(conn):
     data = b""

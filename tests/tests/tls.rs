@@ -609,11 +609,13 @@ fn a_response_whole_before_a_tls_fault_is_answered() {
 fn the_response_timeout_counts_from_the_end_of_the_handshake() {
     let pki = Pki::new();
     let ca = pki.path("ca.pem");
-    let server = slow_at_each_step(&pki, Duration::from_millis(2500));
+    // Handshake and answer each come 3 s after the step before: the old
+    // count, from the connect, ran past 5 s; the new has 2 s to spare.
+    let server = slow_at_each_step(&pki, Duration::from_secs(3));
     on_each_runtime(|runtime| {
         let url = format!("https://localhost:{}/", server.addr.port());
         let out = format!("{}/slow.out", pki.dir.display());
-        let args = ["--cacert", &ca, "--timeout", "4", "-o", &out, &url];
+        let args = ["--cacert", &ca, "--timeout", "5", "-o", &out, &url];
         let (code, stdout, stderr) = client(runtime, &pki, &args);
         assert_eq!(code, 0, "{} {stdout} {stderr}", runtime.name());
         let body = std::fs::read(&out).unwrap_or_default();

@@ -64,7 +64,7 @@ fn config() -> Config {
     use wasmtime::wasmparser::WasmFeatures as F;
     let mut config = Config::new();
     config.cranelift_opt_level(OptLevel::Speed);
-    if std::env::var_os("EDGEPOLL_HOST_PERFMAP").is_some() {
+    if std::env::var_os("EDGEPOLL_HOST_PERFMAP").is_some_and(|v| v == "1") {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     let not_wasmedge_s = F::MULTI_MEMORY

@@ -27,6 +27,8 @@ const MAX_QUEUED_PER_READ: usize = 64 * 1024;
 #[derive(Default)]
 pub struct Chat {
     names: HashMap<Token, String>,
+    /// How the names in use read ([`looks`]), each once.
+    in_use: std::collections::HashSet<String>,
     joined: u64,
 }
 
@@ -62,6 +64,7 @@ impl edgepoll::ws::Service for Chat {
         self.joined += 1;
         let name = self.unique(name_from(target));
         out.broadcast(Message::Text(&format!("* {name} joined")));
+        self.in_use.insert(looks(&name));
         self.names.insert(peer, name);
     }
 
@@ -73,7 +76,7 @@ impl edgepoll::ws::Service for Chat {
         };
         if out.queued_bytes() >= MAX_QUEUED_PER_READ {
             out.close(from, CloseCode::POLICY);
-            if let Some(name) = self.names.remove(&from) {
+            if let Some(name) = self.leave(from) {
                 out.broadcast(Message::Text(&format!("* {name} left (sending too fast)")));
             }
             return;
@@ -92,7 +95,7 @@ impl edgepoll::ws::Service for Chat {
     }
 
     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
-        if let Some(name) = self.names.remove(&peer) {
+        if let Some(name) = self.leave(peer) {
             out.broadcast(Message::Text(&format!("* {name} left")));
         }
     }
@@ -100,12 +103,10 @@ impl edgepoll::ws::Service for Chat {
 
 impl Chat {
     /// `wanted`, or `guestN`, made unique among the members: `ann (2)` for
-    /// a second ann. One member cannot speak under another's name.
+    /// a second ann, and for an `Ann` or an `ANN` (see [`looks`]). One
+    /// member cannot speak under another's name.
     fn unique(&self, wanted: Option<String>) -> String {
-        // One pass over the members, not one per name tried.
-        let in_use: std::collections::HashSet<&str> =
-            self.names.values().map(String::as_str).collect();
-        let taken = |name: &str| in_use.contains(name);
+        let taken = |name: &str| self.in_use.contains(&looks(name));
         let base = wanted.unwrap_or_else(|| format!("guest{}", self.joined));
         let mut name = base.clone();
         let mut n = 1;
@@ -114,6 +115,13 @@ impl Chat {
             name = format!("{base} ({n})");
         }
         name
+    }
+
+    /// The member `peer` is no more; its name, if it had one.
+    fn leave(&mut self, peer: Token) -> Option<String> {
+        let name = self.names.remove(&peer)?;
+        self.in_use.remove(&looks(&name));
+        Some(name)
     }
 }
 
@@ -152,15 +160,30 @@ fn foreign_origin<'h>(origin: Option<&[u8]>, mut hosts: impl Iterator<Item = &'h
     !hosts.any(own)
 }
 
+/// How `name` reads in a page's sans-serif font, as far as ASCII goes:
+/// case aside, `I`, `l`, `1` and `i` alike, `O` and `0`, `rn` and `m`, `vv`
+/// and `w`. Two names that read alike are one name to [`Chat::unique`].
+fn looks(name: &str) -> String {
+    let folded: String = name
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            'i' | '1' => 'l',
+            '0' => 'o',
+            c => c,
+        })
+        .collect();
+    folded.replace("rn", "m").replace("vv", "w")
+}
+
 /// The `name` query parameter, percent-decoded: its ASCII letters and
 /// digits, `-`, `_`, `.` and single spaces, cut to [`MAX_NAME`]. ASCII
-/// only, so that names that look alike are alike, and `ann (2)` is the
-/// only way to look like ann: Unicode has a look-alike of nearly every
+/// only, so that the uniqueness check sees what a reader sees ([`looks`]
+/// folds ASCII's look-alikes): Unicode has a look-alike of nearly every
 /// letter (Cyrillic `а` for `a`) and characters that show nothing
 /// (variation selectors, Hangul fillers, zero-width spaces), with which a
-/// name the uniqueness check sees as new would read as another member's.
-/// The rest (a colon, which ends the name in a line; a `*`, which starts
-/// the server's own notes) is dropped; a name left empty is `guestN`.
+/// name the check sees as new would read as another member's. The rest (a
+/// colon, which ends the name in a line; a `*`, which starts the server's
+/// own notes) is dropped; a name left empty is `guestN`.
 fn name_from(target: &str) -> Option<String> {
     let query = target.split_once('?')?.1;
     let raw = query
@@ -272,6 +295,41 @@ mod tests {
         assert_eq!(
             name_from("/ws?name=%D0%98%D0%B2%D0%B0%D0%BD").as_deref(),
             None
+        );
+    }
+
+    #[test]
+    fn a_name_taken_is_made_unique() {
+        let mut chat = Chat::default();
+        let mut out = Outbox::default();
+        chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
+        chat.on_open(Token(2), "/ws?name=ann", None, &mut out);
+        chat.on_open(Token(3), "/ws?name=ann", None, &mut out);
+        // The fifth member's own name would be guest5: taken, it is made unique.
+        chat.on_open(Token(4), "/ws?name=guest5", None, &mut out);
+        chat.on_open(Token(5), "/ws", None, &mut out);
+        let names: Vec<&str> = (1..=5).map(|t| chat.names[&Token(t)].as_str()).collect();
+        assert_eq!(names, ["ann", "ann (2)", "ann (3)", "guest5", "guest5 (2)"]);
+        chat.on_close(Token(1), &mut out);
+        chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
+        assert_eq!(chat.names[&Token(1)], "ann");
+    }
+
+    /// Names that read alike in a page's sans-serif font are one name.
+    #[test]
+    fn a_name_that_only_looks_like_one_in_use_is_made_unique() {
+        let mut chat = Chat::default();
+        let mut out = Outbox::default();
+        chat.on_open(Token(1), "/ws?name=bill", None, &mut out);
+        for (token, name) in [(2, "biIl"), (3, "BILL"), (4, "b1ll"), (5, "Bi11")] {
+            chat.on_open(Token(token), &format!("/ws?name={name}"), None, &mut out);
+        }
+        chat.on_open(Token(6), "/ws?name=rnoo", None, &mut out);
+        chat.on_open(Token(7), "/ws?name=m0O", None, &mut out);
+        let names: Vec<&str> = (2..=7).map(|t| chat.names[&Token(t)].as_str()).collect();
+        assert_eq!(
+            names,
+            ["biIl (2)", "BILL (3)", "b1ll (4)", "Bi11 (5)", "rnoo", "m0O (2)"]
         );
     }
 

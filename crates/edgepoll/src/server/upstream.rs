@@ -178,7 +178,7 @@ pub(crate) fn step(
             match event {
                 ClientEvent::Response(result)
                     if reused
-                        && tls_failed.is_none()
+                        && (tls_failed.is_none() || result.is_ok())
                         && raced_idle_close(&result, up.got_bytes, exchange.interim)
                         && retry(&mut exchange, now) =>
                 {
