@@ -5,7 +5,7 @@ use super::connection::{pump, Connection, Role, TlsEndpoint, Upstream, UpstreamE
 use super::core::{Next, Work};
 use crate::client::{ClientError, ClientEvent, ClientOptions, Exchange, ExchangeEvent, Pool};
 use crate::http::{BodyError, ParsedResponse, ResponseError, StatusCode};
-use crate::tls::TlsError;
+use crate::tls::{TlsError, TlsSession};
 use crate::{net, Interest};
 use std::time::Instant;
 
@@ -153,7 +153,7 @@ pub(crate) fn step(
         // Nothing more can be read or sent on a connection TLS failed on,
         // but what its records carried before the fault (all delivered
         // above) stands: a response it completed is answered.
-        let tls_failed = up.tls.as_ref().and_then(|tls| tls.error()).cloned();
+        let tls_failed = up.tls.as_ref().is_some_and(|tls| tls.error().is_some());
         let Some(mut exchange) = up.exchange.take() else {
             // Idle: anything but quiet (bytes, a close, an error) ends it;
             // part of a TLS record too (bytes nobody asked for, whose rest
@@ -162,8 +162,7 @@ pub(crate) fn step(
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.holds_partial_record());
-            let quiet =
-                io.is_ok() && !eof && up.conn.is_reusable() && !partial && tls_failed.is_none();
+            let quiet = io.is_ok() && !eof && up.conn.is_reusable() && !partial && !tls_failed;
             return match quiet {
                 true => Next::Idle,
                 false => Next::Close,
@@ -174,11 +173,12 @@ pub(crate) fn step(
         up.got_bytes |= received;
         let mut over = false;
         let mut events = events;
+        let ours = work.pool.events.len();
         for event in events.drain(..) {
             match event {
                 ClientEvent::Response(result)
                     if reused
-                        && (tls_failed.is_none() || result.is_ok())
+                        && (!tls_failed || result.is_ok())
                         && raced_idle_close(&result, up.got_bytes, exchange.interim)
                         && retry(&mut exchange, now) =>
                 {
@@ -189,12 +189,11 @@ pub(crate) fn step(
                 }
                 ClientEvent::Response(result) => {
                     let failed = result.is_err();
-                    let mut result = result.map_err(|e| match (e, &tls_failed) {
-                        (ResponseError::Truncated, Some(fault)) => ClientError::Tls(fault.clone()),
-                        (ResponseError::Truncated, None) if reused && !up.got_bytes => {
+                    let mut result = result.map_err(|e| match e {
+                        ResponseError::Truncated if reused && !up.got_bytes => {
                             ClientError::IdleClosed
                         }
-                        (e, _) => response_error(e),
+                        e => response_error(e),
                     });
                     if let (Ok(response), Some(tls)) = (&mut result, &up.tls) {
                         response.tls = Some(Box::new(tls.info()));
@@ -226,11 +225,7 @@ pub(crate) fn step(
                 }
                 ClientEvent::End(result) => {
                     over = true;
-                    let result = result.map_err(|e| match (e, &tls_failed) {
-                        (BodyError::Chunked(e), _) => body_error(BodyError::Chunked(e)),
-                        (_, Some(fault)) => ClientError::Tls(fault.clone()),
-                        (e, None) => body_error(e),
-                    });
+                    let result = result.map_err(body_error);
                     work.pool
                         .events
                         .push((exchange.id, ExchangeEvent::End(result)));
@@ -238,6 +233,9 @@ pub(crate) fn step(
             }
         }
         work.client_events = events;
+        if tls_failed {
+            name_the_fault(&mut work.pool.events[ours..], &up.tls);
+        }
         if up.conn.is_switched() {
             // A 101: the connection leaves the pool, for a tunnel.
             work.slot_of.remove(&exchange.id);
@@ -257,7 +255,7 @@ pub(crate) fn step(
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.holds_partial_record());
-            if io.is_err() || eof || stray || !up.conn.is_reusable() || tls_failed.is_some() {
+            if io.is_err() || eof || stray || !up.conn.is_reusable() || tls_failed {
                 return Next::Close;
             }
             // Straight on to a request waiting for this origin when a read
@@ -290,9 +288,10 @@ pub(crate) fn step(
                 }
             }
         }
-        if let Some(fault) = tls_failed {
+        if tls_failed {
             up.exchange = Some(exchange);
-            fail(up, ClientError::Tls(fault), work);
+            let fault = tls_fault(&up.tls);
+            fail(up, fault, work);
             return Next::Close;
         }
         if let Err(e) = io {
@@ -370,6 +369,29 @@ fn retry(exchange: &mut Exchange, now: Instant) -> bool {
         return true;
     }
     false
+}
+
+/// What TLS failed with, once it has.
+#[cold]
+fn tls_fault(tls: &Option<Box<TlsSession>>) -> ClientError {
+    let fault = tls.as_ref().and_then(|tls| tls.error()).cloned();
+    ClientError::Tls(fault.unwrap_or(TlsError::Truncated))
+}
+
+/// Names TLS's fault as the cause of the exchange's `events` that ended
+/// it cut short (the close it brought reads as one).
+#[cold]
+fn name_the_fault(
+    events: &mut [(crate::ExchangeId, ExchangeEvent)],
+    tls: &Option<Box<TlsSession>>,
+) {
+    for (_, event) in events {
+        if let ExchangeEvent::Response(Err(e)) | ExchangeEvent::End(Err(e)) = event {
+            if matches!(e, ClientError::Closed | ClientError::IdleClosed) {
+                *e = tls_fault(tls);
+            }
+        }
+    }
 }
 
 fn response_error(error: ResponseError) -> ClientError {
