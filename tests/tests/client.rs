@@ -682,6 +682,10 @@ fn command_line_mistakes_are_named() {
             ),
             (&["--parallel"][..], "--parallel needs a value"),
             (&["--bogus"][..], "unknown option --bogus"),
+            (
+                &["--timeout", "1e-10"][..],
+                "--timeout: less than a millisecond",
+            ),
         ] {
             // The URL first, so that the option missing its value is last.
             let mut all = vec!["http://127.0.0.1:9/"];

@@ -957,6 +957,18 @@ fn help_and_mistakes_are_answered_on_every_runtime() {
             "{}: {said}",
             runtime.name()
         );
+        // An argument that is not UTF-8 is named; it panicked (a trap).
+        let mut cmd = runtime.command(&edgepoll_tests::wasm("proxy"));
+        cmd.args(["--listen", "127.0.0.1:1", "--upstream"])
+            .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().expect("the proxy starts");
+        let out = edgepoll_tests::wait_bounded(child, Duration::from_secs(60));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {said}", runtime.name());
+        assert!(said.contains("not UTF-8"), "{}: {said}", runtime.name());
     });
 }
 

@@ -40,7 +40,8 @@ pub enum UrlError {
     InvalidPort,
     /// No host.
     NoHost,
-    /// A host that is not a name, an IPv4 address or a bracketed IPv6 one.
+    /// A host that is not a name, an IPv4 address or a bracketed IPv6 one
+    /// (see [`is_host_name`](crate::dns::is_host_name)).
     InvalidHost,
     /// A path with a space, a control byte (CR, LF, NUL...) or a `#` (in
     /// a `Url` built by hand: [`Url::parse`] drops a fragment): it could
@@ -58,7 +59,10 @@ impl std::fmt::Display for UrlError {
             UrlError::UnclosedBracket => "unclosed '[' in the host",
             UrlError::InvalidPort => "invalid port",
             UrlError::NoHost => "no host",
-            UrlError::InvalidHost => "invalid host",
+            UrlError::InvalidHost => {
+                "invalid host (a name of letters, digits, '-' and '.', in punycode if not ASCII; \
+                 an IPv4 address of four decimal numbers; or [IPv6])"
+            }
             UrlError::InvalidPath => "the path holds a space, a control byte or a '#'",
             UrlError::Userinfo => "a user name or password in the URL is not supported",
         })
@@ -158,7 +162,8 @@ impl Url {
         if host.is_empty() {
             return Err(UrlError::NoHost);
         }
-        if !authority.starts_with('[') && !crate::http::is_reg_name(host.as_bytes()) {
+        let address = host.parse::<std::net::Ipv4Addr>().is_ok();
+        if !authority.starts_with('[') && !address && !crate::dns::is_host_name(host) {
             return Err(UrlError::InvalidHost);
         }
         if !Url::is_path_safe(&path) {
@@ -182,7 +187,10 @@ impl Url {
         }
         let host_ok = match crate::http::find_byte(host, b':').is_some() {
             true => self.host.parse::<std::net::Ipv6Addr>().is_ok(),
-            false => crate::http::is_reg_name(host),
+            false => {
+                self.host.parse::<std::net::Ipv4Addr>().is_ok()
+                    || crate::dns::is_host_name(&self.host)
+            }
         };
         if !host_ok {
             return Err(UrlError::InvalidHost);
@@ -283,6 +291,61 @@ mod tests {
                 .unwrap(),
             "[::1]:9".parse().unwrap()
         );
+    }
+
+    /// A host is what a resolver takes as written, or a plain address:
+    /// nothing the system's resolver would read as an address while DNS
+    /// reads it as a name (`127.1` is 127.0.0.1 to glibc, `010.0.0.1`
+    /// 8.0.0.1), and no escape or sub-delimiter no resolver decodes.
+    #[test]
+    fn a_host_is_a_dotted_quad_or_a_name_a_resolver_takes() {
+        let refused = [
+            "127.1",
+            "0x7f.1",
+            "0X7F.0.0.1",
+            "2130706433",
+            "0",
+            "010.0.0.1",
+            "127.0.0.01",
+            "1.2.3.256",
+            "127.1.",
+            "a.0x",
+            "a.123",
+            "%6Cocalhost",
+            "%31%32%37.0.0.1",
+            "a%00b",
+            "a,b",
+            "a!b",
+            "a..b",
+            ".a",
+            "b\u{fc}cher.test",
+        ];
+        for host in refused {
+            let url = format!("http://{host}/");
+            assert_eq!(Url::parse(&url), Err(UrlError::InvalidHost), "{host}");
+        }
+        let label = "a".repeat(63);
+        let taken = [
+            "127.0.0.1",
+            "1.2.3.4.example",
+            "a.test.",
+            "localhost",
+            "x-1_y.test",
+            "0x7g.test",
+            "123.test",
+            "xn--bcher-kva.test",
+            &label,
+        ];
+        for host in taken {
+            let url = format!("http://{host}/");
+            assert_eq!(
+                Url::parse(&url).map(|u| u.host),
+                Ok(host.to_string()),
+                "{host}"
+            );
+        }
+        let too_long = format!("http://{label}a.test/");
+        assert_eq!(Url::parse(&too_long), Err(UrlError::InvalidHost));
     }
 
     #[test]

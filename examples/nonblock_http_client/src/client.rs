@@ -78,6 +78,11 @@ fn parse_args() -> Result<Option<Options>, String> {
                         "--timeout: at most {MOST_TIMEOUT_SECS} seconds (a year): {v}"
                     ));
                 }
+                // Less would round to nothing: every exchange timed out
+                // before it began.
+                if secs < 0.001 {
+                    return Err(format!("--timeout: less than a millisecond: {v}"));
+                }
                 options.timeout = Duration::from_secs_f64(secs);
             }
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),

@@ -187,12 +187,16 @@ fn upstream(text: &str) -> Result<Url, String> {
 /// A number of seconds from a millisecond up: less (`1e-10` would round
 /// to nothing) would time out every exchange before it began.
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    let duration = text
+    let seconds = text
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
-        .map(Duration::from_secs_f64)
+        .filter(|s| s.is_finite() && *s > 0.0)
         .ok_or(format!("{flag}: not a positive number of seconds: {text}"))?;
+    // Deadlines are instants from now: far ones would not fit a clock.
+    if seconds >= 1e9 {
+        return Err(format!("{flag}: at most 999999999 seconds: {text}"));
+    }
+    let duration = Duration::from_secs_f64(seconds);
     match duration >= Duration::from_millis(1) {
         true => Ok(duration),
         false => Err(format!("{flag}: less than a millisecond: {text}")),
@@ -303,6 +307,21 @@ mod tests {
                     "1e-10",
                 ][..],
                 "--timeout: less than a millisecond",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:1",
+                    "--timeout",
+                    "1e9",
+                ][..],
+                "--timeout: at most 999999999 seconds",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--upstream", "127.1:80"][..],
+                "--upstream 127.1:80: invalid host",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream"][..],

@@ -22,7 +22,15 @@ use std::process::ExitCode;
 static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
 
 fn main() -> ExitCode {
-    let config = match config::parse(std::env::args().skip(1)) {
+    // Not `env::args`, which panics on an argument that is not UTF-8.
+    let args: Result<Vec<String>, String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| format!("not UTF-8: {arg:?}"))
+        })
+        .collect();
+    let config = match args.and_then(|args| config::parse(args.into_iter())) {
         Ok(config::Command::Help) => {
             print!("{}", config::HELP);
             return ExitCode::SUCCESS;

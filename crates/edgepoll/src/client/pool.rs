@@ -1039,18 +1039,25 @@ mod tests {
             dns_server: Some("127.0.0.1:9".parse().unwrap()),
             ..Default::default()
         });
+        // A name no resolver takes is refused with its URL, before the pool
+        // (the resolver's own refusal: `dns::tests`).
         let long_label = format!("http://{}.test/", "a".repeat(64));
-        pool.submit(&request(&long_label), now, false).unwrap();
         assert!(matches!(
-            &pool.events[..],
-            [(
-                _,
-                ExchangeEvent::Response(Err(ClientError::Resolve {
-                    error: ResolveError::InvalidName,
-                    ..
-                }))
-            )]
+            ClientRequest::new("GET", &long_label),
+            Err(crate::RequestError::Url(crate::UrlError::InvalidHost))
         ));
+        let by_hand = crate::Url {
+            tls: false,
+            host: "a..test".into(),
+            port: 80,
+            path: "/".into(),
+        };
+        let refused = pool.submit(
+            &request("http://api.test/").with_origin(&by_hand),
+            now,
+            false,
+        );
+        assert!(refused.is_err() && pool.events.is_empty());
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
             .unwrap();
         pool.submit(&request("http://127.0.0.1:1/"), now, false)
@@ -1060,7 +1067,7 @@ mod tests {
         assert_eq!(pool.expire_queued(now), Some(now + timeout));
         assert_eq!(pool.expire_queued(now + timeout), None);
         assert!(matches!(
-            pool.events[1],
+            pool.events[0],
             (_, ExchangeEvent::Response(Err(ClientError::Queued(_))))
         ));
     }

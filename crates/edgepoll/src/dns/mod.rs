@@ -48,6 +48,46 @@ pub use resolver::{
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Whether `host` (an IP literal aside) is a host name a resolver can be
+/// asked for as written: dot-separated labels of 1 to 63 letters, digits,
+/// `-` and `_`, one final dot allowed, whose last label is not a number.
+///
+/// RFC 3986's `reg-name` takes more (`%HH` escapes, `!$&'()*+,;=`), which
+/// no resolver takes as written; a name beyond ASCII goes in punycode
+/// (`xn--`). A last label that is a number, in decimal or `0x` hex
+/// (`127.1`, `0x7f.1`, `2130706433`, `010.0.0.1`), is no top-level domain
+/// (RFC 3696 §2), and where it is not a dotted quad the two resolvers
+/// read it differently: glibc's `inet_aton` as an address (`010.0.0.1` is
+/// 8.0.0.1), a DNS server as a name. So it is refused, as the WHATWG URL
+/// standard refuses a host that "ends in a number" and is no IPv4 address.
+///
+/// ```
+/// use edgepoll::dns::is_host_name;
+/// assert!(is_host_name("api.example.test"));
+/// assert!(is_host_name("xn--bcher-kva.test."));
+/// assert!(!is_host_name("127.1"));
+/// assert!(!is_host_name("%6Cocalhost"));
+/// ```
+pub fn is_host_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let last = name.rsplit('.').next().unwrap_or_default();
+    let hex = last
+        .get(..2)
+        .is_some_and(|x| x.eq_ignore_ascii_case("0x"))
+        .then(|| &last[2..]);
+    let number = match hex {
+        Some(digits) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => last.bytes().all(|b| b.is_ascii_digit()),
+    };
+    name.split('.').all(label_ok) && !number
+}
+
 /// Why a name has no address.
 ///
 /// ```

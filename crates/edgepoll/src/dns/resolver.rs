@@ -212,8 +212,9 @@ impl Resolver {
             return Lookup::Ready(Ok(vec![ip]));
         }
         // Only one final dot: `a.test..` has an empty label (RFC 1035
-        // §3.1), which the system's resolver would pass over.
-        if key.is_empty() || key.ends_with('.') {
+        // §3.1), which the system's resolver would pass over; and no name
+        // the two resolvers would read differently (`127.1`).
+        if key.ends_with('.') || !super::is_host_name(&key) {
             return Lookup::Ready(Err(ResolveError::InvalidName));
         }
         if key.as_ref() == "localhost" || key.ends_with(".localhost") {
