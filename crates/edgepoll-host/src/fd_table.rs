@@ -222,14 +222,11 @@ pub struct Directory {
 
 pub struct Socket {
     pub fd: OwnedFd,
-    /// Whether `sock_listen` succeeded on it (a listening socket's readable
-    /// events carry `nbytes` 0, as WasmEdge's `FIONREAD` fails on it).
-    /// It stays set for good: the supervisor of `--instances` forgets a
-    /// listener by it when it closes.
+    /// Whether `sock_listen` succeeded on it: only such a socket's
+    /// `FIONREAD` may fail (see `poll::report::read_nbytes`). It stays set
+    /// for good: the supervisor of `--instances` forgets a listener by it
+    /// when it closes.
     pub listening: bool,
-    /// A listener shut for reading, which disconnects it: `FIONREAD`
-    /// answers for it again.
-    pub read_shut: bool,
 }
 
 pub struct Descriptor {

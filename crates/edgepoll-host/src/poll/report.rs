@@ -151,16 +151,67 @@ impl Readings {
 }
 
 /// `nbytes` of a read event as WasmEdge reports it: its `FIONREAD` check is
-/// inverted, so 1 when the ioctl works (any socket but a listening one, a
-/// pipe) and 0 when it fails.
+/// inverted, so 1 when the ioctl works and 0 when it fails. It works on a
+/// socket that never listened (known without asking) and a pipe; on a
+/// listener it fails, unless the listener was shut for reading, which
+/// disconnects a TCP one but not a Unix one: asked, as WasmEdge asks.
 pub(super) fn read_nbytes(d: &Descriptor) -> u64 {
     match &d.entry {
-        Entry::Socket(s) => u64::from(!s.listening || s.read_shut),
+        Entry::Socket(s) if !s.listening => 1,
         _ => {
             let fd = d.host_fd();
             let mut n: libc::c_int = 0;
             // SAFETY: FIONREAD writes one int.
             u64::from(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } == 0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fd_table::Socket;
+    use std::os::fd::FromRawFd;
+
+    /// A listener of `family` (bound where the kernel likes), listening.
+    fn listener(family: libc::c_int) -> Descriptor {
+        // SAFETY: plain system calls on a socket this test owns.
+        unsafe {
+            let raw = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(raw >= 0);
+            let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+            addr.ss_family = family as libc::sa_family_t;
+            // An abstract Unix address the kernel names (autobind).
+            let len = match family {
+                libc::AF_UNIX => std::mem::size_of::<libc::sa_family_t>(),
+                _ => std::mem::size_of::<libc::sockaddr_in>(),
+            };
+            if family == libc::AF_INET {
+                let sin = &mut *(&mut addr as *mut _ as *mut libc::sockaddr_in);
+                sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            }
+            let bound = libc::bind(raw, &addr as *const _ as *const libc::sockaddr, len as u32);
+            assert_eq!(bound, 0, "{}", std::io::Error::last_os_error());
+            assert_eq!(libc::listen(raw, 4), 0);
+            let socket = Socket {
+                fd: std::os::fd::OwnedFd::from_raw_fd(raw),
+                listening: true,
+            };
+            Descriptor::new(Entry::Socket(socket), 0, 0)
+        }
+    }
+
+    /// WasmEdge's read `nbytes` of a listener: 0, and after a shutdown of
+    /// its reading 1 for TCP (disconnected: `FIONREAD` works) but still 0
+    /// for a Unix socket (still listening). The host reported 1 for both.
+    #[test]
+    fn a_listener_s_read_nbytes_is_what_fionread_says() {
+        for (family, after) in [(libc::AF_INET, 1), (libc::AF_UNIX, 0)] {
+            let d = listener(family);
+            assert_eq!(read_nbytes(&d), 0, "{family}");
+            // SAFETY: plain system call.
+            assert_eq!(unsafe { libc::shutdown(d.host_fd(), libc::SHUT_RD) }, 0);
+            assert_eq!(read_nbytes(&d), after, "{family}");
         }
     }
 }

@@ -155,8 +155,8 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
                 },
             )?
         }
-        ("sock_shutdown", _) => l.func_wrap(M, name, |mut c: C, fd: u32, how: u32| {
-            status(sock::shutdown(&mut c.data_mut().fds, fd, how))
+        ("sock_shutdown", _) => l.func_wrap(M, name, |c: C, fd: u32, how: u32| {
+            status(sock::shutdown(&c.data().fds, fd, how))
         })?,
         ("sock_getlocaladdr" | "sock_getpeeraddr", 4) => {
             let peer = name == "sock_getpeeraddr";

@@ -65,7 +65,6 @@ pub fn open(
         // SAFETY: `raw` is a new descriptor nothing else owns.
         fd: unsafe { OwnedFd::from_raw_fd(raw) },
         listening: false,
-        read_shut: false,
     };
     let fd = fds.insert(Descriptor::new(
         Entry::Socket(socket),
@@ -88,7 +87,9 @@ pub fn bind_or_connect(
     let target = read_target(mem, address, storage)?;
     let raw = host_fd(fds, fd)?;
     let (addr, len) = to_sockaddr(target, port as u16);
-    if fds.reuse_port && !connect && port != 0 && i32::from(addr.ss_family) != libc::AF_UNIX {
+    // The port as bound: 65536 is port 0, which the kernel picks.
+    if fds.reuse_port && !connect && port as u16 != 0 && i32::from(addr.ss_family) != libc::AF_UNIX
+    {
         // Set where a port is named, not on every socket: one the kernel
         // picks a port for (bound to port 0, or by a connect: a DNS
         // query's) must not share it with another instance's socket, which
@@ -140,8 +141,6 @@ pub fn listen(fds: &mut FdTable, fd: u32, backlog: u32) -> WasiResult {
             shared.add_listener(raw);
         }
         socket.listening = true;
-        // A listener shut for reading and listening again reads again.
-        socket.read_shut = false;
     }
     Ok(())
 }
@@ -185,7 +184,6 @@ pub fn accept(
     let socket = Socket {
         fd: owned,
         listening: false,
-        read_shut: false,
     };
     let new = fds.insert(Descriptor::new(
         Entry::Socket(socket),
@@ -199,7 +197,7 @@ pub fn accept(
 }
 
 /// `sock_shutdown`.
-pub fn shutdown(fds: &mut FdTable, fd: u32, how: u32) -> WasiResult {
+pub fn shutdown(fds: &FdTable, fd: u32, how: u32) -> WasiResult {
     // An 8-bit set of RD (1) and WR (2).
     let how = how as u8;
     if how & !3 != 0 {
@@ -214,19 +212,7 @@ pub fn shutdown(fds: &mut FdTable, fd: u32, how: u32) -> WasiResult {
         _ => 0,
     };
     // SAFETY: plain system call.
-    check(unsafe { libc::shutdown(raw, sys) })?;
-    if sys != libc::SHUT_WR {
-        // Shutting a listener's reading disconnects it: FIONREAD (which poll
-        // events report) answers for it again.
-        if let Ok(Descriptor {
-            entry: Entry::Socket(socket),
-            ..
-        }) = fds.get_mut(fd)
-        {
-            socket.read_shut = true;
-        }
-    }
-    Ok(())
+    check(unsafe { libc::shutdown(raw, sys) })
 }
 
 /// `sock_getlocaladdr` / `sock_getpeeraddr`: V1 (with `kind`, the address
@@ -331,7 +317,6 @@ mod tests {
         let socket = Socket {
             fd: unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) },
             listening: false,
-            read_shut: false,
         };
         let mut table = FdTable::with_stdio(1);
         let shared = std::sync::Arc::new(crate::fd_table::Shared::default());
@@ -341,18 +326,10 @@ mod tests {
             assert_eq!(listen(&mut table, fd, backlog), Ok(()));
         }
         assert_eq!(shared.listener_count(), 1);
-        // Shut for reading, a listener is disconnected; listening again, it
-        // is a listener again, whose poll events report no bytes.
-        assert_eq!(shutdown(&mut table, fd, 1), Ok(()));
-        let read_shut = |table: &mut FdTable| match table.get_mut(fd) {
-            Ok(Descriptor {
-                entry: Entry::Socket(socket),
-                ..
-            }) => socket.read_shut,
-            _ => panic!("the socket is gone"),
-        };
-        assert!(read_shut(&mut table));
+        // Shut for reading (a TCP listener is disconnected) and listening
+        // again, it is still the one listener.
+        assert_eq!(shutdown(&table, fd, 1), Ok(()));
         assert_eq!(listen(&mut table, fd, 16), Ok(()));
-        assert!(!read_shut(&mut table));
+        assert_eq!(shared.listener_count(), 1);
     }
 }

@@ -94,9 +94,11 @@ struct Record {
     canonname: u32,
 }
 
-/// The most result records kept: more than any lookup returns. The guest's
+/// The most result records kept: more than any lookup returns (a DNS
+/// answer of 64 KiB holds some 4000 addresses; each is up to three
+/// records, one per socket type, but a guest asks for one). The guest's
 /// `max` (up to 2^32) must not set how much the host allocates.
-const KEPT_RECORDS: u32 = 256;
+const KEPT_RECORDS: u32 = 4096;
 
 fn chain(mem: &GuestMemory<'_>, a: &Lookup) -> Result<Vec<Record>, Trap> {
     let trap = |_| Trap(FAULT);
@@ -104,24 +106,17 @@ fn chain(mem: &GuestMemory<'_>, a: &Lookup) -> Result<Vec<Record>, Trap> {
     let mut at = mem.read_u32(a.res).map_err(trap)?;
     let kept = a.max.min(KEPT_RECORDS);
     for _ in 0..kept {
-        mem.pointer::<28>(at).map_err(trap)?;
-        let sockaddr = mem.read_u32(at + 12).map_err(trap)?;
-        records.push(Record {
-            at,
-            sockaddr,
-            sa_data: 0,
-            canonname: 0,
-        });
-        at = mem.read_u32(at + 24).map_err(trap)?;
+        let record = record_at(mem, at)?;
+        at = record.next;
+        records.push(record.parts);
     }
-    // The rest of the `max` records is checked as WasmEdge checks it (a
-    // record outside memory fails the call), without keeping it; a chain
-    // that comes back on itself is checked once round (Brent's cycle
+    // The rest of the `max` records is checked as WasmEdge checks every
+    // one (any part outside memory fails the call), without keeping it; a
+    // chain that comes back on itself is checked once round (Brent's cycle
     // finding), so the work is bounded by the guest's memory, not `max`.
     let (mut tortoise, mut power, mut steps) = (at, 1u64, 0u64);
     for _ in kept..a.max {
-        mem.pointer::<28>(at).map_err(trap)?;
-        at = mem.read_u32(at + 24).map_err(trap)?;
+        at = record_at(mem, at)?.next;
         if at == tortoise {
             break;
         }
@@ -130,26 +125,44 @@ fn chain(mem: &GuestMemory<'_>, a: &Lookup) -> Result<Vec<Record>, Trap> {
             (tortoise, power, steps) = (at, power * 2, 0);
         }
     }
-    for r in &mut records {
-        // WasmEdge ignores a bad address pointer here and dereferences it
-        // later; failing as a function is the nearest safe behaviour.
-        mem.pointer::<12>(r.sockaddr).map_err(trap)?;
-        let (len, ptr) = (
-            mem.read_u32(r.sockaddr + 4).map_err(trap)?,
-            mem.read_u32(r.sockaddr + 8).map_err(trap)?,
-        );
-        mem.slice(ptr, len).map_err(trap)?;
-        r.sa_data = ptr;
-    }
-    for r in &mut records {
-        let (ptr, len) = (
-            mem.read_u32(r.at + 16).map_err(trap)?,
-            mem.read_u32(r.at + 20).map_err(trap)?,
-        );
-        mem.slice(ptr, len).map_err(trap)?;
-        r.canonname = ptr;
-    }
     Ok(records)
+}
+
+/// A result record at `at` and the next one's address, each of its parts
+/// checked to be in memory as WasmEdge checks them: the 28-byte record,
+/// its 12-byte address record, the address bytes and the canonical name's.
+struct Checked {
+    parts: Record,
+    next: u32,
+}
+
+fn record_at(mem: &GuestMemory<'_>, at: u32) -> Result<Checked, Trap> {
+    let trap = |_| Trap(FAULT);
+    mem.pointer::<28>(at).map_err(trap)?;
+    let sockaddr = mem.read_u32(at + 12).map_err(trap)?;
+    // WasmEdge ignores a bad address pointer here and dereferences it
+    // later; failing as a function is the nearest safe behaviour.
+    mem.pointer::<12>(sockaddr).map_err(trap)?;
+    let (len, sa_data) = (
+        mem.read_u32(sockaddr + 4).map_err(trap)?,
+        mem.read_u32(sockaddr + 8).map_err(trap)?,
+    );
+    mem.slice(sa_data, len).map_err(trap)?;
+    let (canonname, len) = (
+        mem.read_u32(at + 16).map_err(trap)?,
+        mem.read_u32(at + 20).map_err(trap)?,
+    );
+    mem.slice(canonname, len).map_err(trap)?;
+    let next = mem.read_u32(at + 24).map_err(trap)?;
+    Ok(Checked {
+        parts: Record {
+            at,
+            sockaddr,
+            sa_data,
+            canonname,
+        },
+        next,
+    })
 }
 
 /// The bytes of a node or service name up to its first NUL; NULL when empty.
@@ -341,16 +354,31 @@ mod tests {
                 .len(),
             3
         );
-        // A record past the kept ones that lies outside memory still fails
-        // the call, as in WasmEdge.
-        let mut bytes = vec![0u8; 4096];
-        for (i, at) in (0..300u32).map(|i| (i, 100 + i * 12)) {
-            let next = if i == 299 { 4090 } else { at + 12 };
-            bytes[at as usize + 24..at as usize + 28].copy_from_slice(&next.to_le_bytes());
+        // Past the kept ones, a record is checked as WasmEdge checks each:
+        // one outside memory, or whose canonical name or address bytes
+        // are, fails the call.
+        let count = KEPT_RECORDS + 3;
+        let mut bytes = vec![0u8; 64 + 28 * count as usize + 64];
+        let at = |i: u32| 64 + 28 * i;
+        for i in 0..count {
+            let (this, next) = (at(i) as usize, at(i + 1));
+            bytes[this + 24..this + 28].copy_from_slice(&next.to_le_bytes());
         }
-        bytes[0..4].copy_from_slice(&100u32.to_le_bytes());
+        bytes[0..4].copy_from_slice(&64u32.to_le_bytes());
+        // The last record's successor lies outside memory.
+        let past = bytes.len() as u32 - 8;
+        let last = at(count - 1) as usize;
+        bytes[last + 24..last + 28].copy_from_slice(&past.to_le_bytes());
+        // Record KEPT + 1: a canonical name of 16 bytes at the very end.
+        let named = at(KEPT_RECORDS + 1) as usize;
+        bytes[named + 16..named + 20].copy_from_slice(&past.to_le_bytes());
+        bytes[named + 20..named + 24].copy_from_slice(&16u32.to_le_bytes());
         let mem = GuestMemory(&mut bytes);
-        assert!(chain(&mem, &lookup(300)).is_ok());
-        assert!(chain(&mem, &lookup(301)).is_err());
+        assert!(chain(&mem, &lookup(KEPT_RECORDS + 1)).is_ok());
+        assert!(chain(&mem, &lookup(KEPT_RECORDS + 2)).is_err());
+        bytes[named + 20..named + 24].copy_from_slice(&8u32.to_le_bytes());
+        let mem = GuestMemory(&mut bytes);
+        assert!(chain(&mem, &lookup(count)).is_ok());
+        assert!(chain(&mem, &lookup(count + 1)).is_err());
     }
 }
