@@ -167,6 +167,30 @@ pub(super) fn read_nbytes(d: &Descriptor) -> u64 {
     }
 }
 
+/// `nbytes` of a write event as WasmEdge reports it: the send buffer's free
+/// space, or 1 when either query fails.
+pub(super) fn write_nbytes(fd: RawFd) -> u64 {
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let mut used: libc::c_int = 0;
+    // SAFETY: getsockopt and ioctl each write one int.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut size as *mut libc::c_int).cast(),
+            &mut len,
+        ) == 0
+            && libc::ioctl(fd, libc::TIOCOUTQ, &mut used) == 0
+    };
+    if ok {
+        i64::from(size - used) as u64
+    } else {
+        1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,29 +237,5 @@ mod tests {
             assert_eq!(unsafe { libc::shutdown(d.host_fd(), libc::SHUT_RD) }, 0);
             assert_eq!(read_nbytes(&d), after, "{family}");
         }
-    }
-}
-
-/// `nbytes` of a write event as WasmEdge reports it: the send buffer's free
-/// space, or 1 when either query fails.
-pub(super) fn write_nbytes(fd: RawFd) -> u64 {
-    let mut size: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let mut used: libc::c_int = 0;
-    // SAFETY: getsockopt and ioctl each write one int.
-    let ok = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&mut size as *mut libc::c_int).cast(),
-            &mut len,
-        ) == 0
-            && libc::ioctl(fd, libc::TIOCOUTQ, &mut used) == 0
-    };
-    if ok {
-        i64::from(size - used) as u64
-    } else {
-        1
     }
 }
