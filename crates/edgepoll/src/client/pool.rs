@@ -636,7 +636,6 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::ResolveError;
     use std::time::Duration;
 
     fn request(url: &str) -> ClientRequest {
