@@ -60,7 +60,7 @@ impl std::fmt::Display for UrlError {
             UrlError::InvalidPort => "invalid port",
             UrlError::NoHost => "no host",
             UrlError::InvalidHost => {
-                "invalid host (a name of letters, digits, '-' and '.', in punycode if not ASCII; \
+                "invalid host (a name of letters, digits, '-', '_' and '.', in punycode if not ASCII; \
                  an IPv4 address of four decimal numbers; or [IPv6])"
             }
             UrlError::InvalidPath => "the path holds a space, a control byte or a '#'",
@@ -162,7 +162,10 @@ impl Url {
         if host.is_empty() {
             return Err(UrlError::NoHost);
         }
-        let address = host.parse::<std::net::Ipv4Addr>().is_ok();
+        // An address with a final dot is the address (the resolver takes
+        // it so: `dns::Resolver`).
+        let bare = host.strip_suffix('.').unwrap_or(host);
+        let address = bare.parse::<std::net::Ipv4Addr>().is_ok();
         if !authority.starts_with('[') && !address && !crate::dns::is_host_name(host) {
             return Err(UrlError::InvalidHost);
         }
@@ -185,12 +188,11 @@ impl Url {
         if host.is_empty() {
             return Err(UrlError::NoHost);
         }
+        // What can go on the wire as it is (this runs on every request):
+        // whether a name is one a resolver takes is the resolver's to say.
         let host_ok = match crate::http::find_byte(host, b':').is_some() {
             true => self.host.parse::<std::net::Ipv6Addr>().is_ok(),
-            false => {
-                self.host.parse::<std::net::Ipv4Addr>().is_ok()
-                    || crate::dns::is_host_name(&self.host)
-            }
+            false => crate::http::is_reg_name(host),
         };
         if !host_ok {
             return Err(UrlError::InvalidHost);
@@ -327,6 +329,7 @@ mod tests {
         let label = "a".repeat(63);
         let taken = [
             "127.0.0.1",
+            "127.0.0.1.",
             "1.2.3.4.example",
             "a.test.",
             "localhost",
@@ -346,6 +349,11 @@ mod tests {
         }
         let too_long = format!("http://{label}a.test/");
         assert_eq!(Url::parse(&too_long), Err(UrlError::InvalidHost));
+        // 253 bytes at most in all (RFC 1035 §2.3.4).
+        let labels = vec![&label[..]; 3].join(".");
+        let longest = format!("{labels}.{}", "a".repeat(253 - 3 * 64));
+        assert!(Url::parse(&format!("http://{longest}/")).is_ok());
+        assert!(Url::parse(&format!("http://{longest}a/")).is_err());
     }
 
     #[test]

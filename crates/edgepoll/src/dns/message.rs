@@ -39,6 +39,9 @@ impl Family {
 /// The name as DNS takes it: absolute (no search list: the guest cannot
 /// read the host's resolv.conf, so a name is taken as written).
 pub(crate) fn parse_name(host: &str) -> Result<Name, ResolveError> {
+    if !super::is_host_name(host) {
+        return Err(ResolveError::InvalidName);
+    }
     let mut name = Name::from_ascii(host).map_err(|_| ResolveError::InvalidName)?;
     if name.num_labels() == 0 {
         return Err(ResolveError::InvalidName);

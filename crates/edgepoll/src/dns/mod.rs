@@ -50,7 +50,8 @@ use std::time::Duration;
 
 /// Whether `host` (an IP literal aside) is a host name a resolver can be
 /// asked for as written: dot-separated labels of 1 to 63 letters, digits,
-/// `-` and `_`, one final dot allowed, whose last label is not a number.
+/// `-` and `_`, 253 bytes at most (RFC 1035 §2.3.4), one final dot
+/// allowed, whose last label is not a number.
 ///
 /// RFC 3986's `reg-name` takes more (`%HH` escapes, `!$&'()*+,;=`), which
 /// no resolver takes as written; a name beyond ASCII goes in punycode
@@ -85,7 +86,7 @@ pub fn is_host_name(host: &str) -> bool {
         Some(digits) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
         None => last.bytes().all(|b| b.is_ascii_digit()),
     };
-    name.split('.').all(label_ok) && !number
+    name.len() <= 253 && name.split('.').all(label_ok) && !number
 }
 
 /// Why a name has no address.

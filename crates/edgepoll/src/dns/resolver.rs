@@ -212,9 +212,10 @@ impl Resolver {
             return Lookup::Ready(Ok(vec![ip]));
         }
         // Only one final dot: `a.test..` has an empty label (RFC 1035
-        // §3.1), which the system's resolver would pass over; and no name
-        // the two resolvers would read differently (`127.1`).
-        if key.ends_with('.') || !super::is_host_name(&key) {
+        // §3.1), which the system's resolver would pass over. The rest of a
+        // name's rules (`dns::is_host_name`: no `127.1`) are checked before
+        // it is asked, not on every lookup a cache answers.
+        if key.is_empty() || key.ends_with('.') {
             return Lookup::Ready(Err(ResolveError::InvalidName));
         }
         if key.as_ref() == "localhost" || key.ends_with(".localhost") {
@@ -260,6 +261,9 @@ impl Resolver {
         };
         if let Some(cached) = self.cache.get(&key).filter(|c| now < c.until) {
             return cached.resolved.clone();
+        }
+        if !super::is_host_name(&key) {
+            return Err(ResolveError::InvalidName);
         }
         let resolved = system::lookup(&key);
         self.keep(key, &resolved, SYSTEM_TTL, now);

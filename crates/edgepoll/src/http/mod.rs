@@ -44,7 +44,7 @@ pub use limits::Limits;
 pub use request::{Request, Version};
 pub use response::{AsBytes, Response};
 pub use response_parser::{ParsedResponse, ResponseError, ResponseParser};
-pub(crate) use scan::{ascii_str, find_byte, is_token, same_bytes, token_is};
+pub(crate) use scan::{ascii_str, find_byte, is_reg_name, is_token, same_bytes, token_is};
 pub use service::{Dispatch, Reply, RequestId, Service};
 pub use status::StatusCode;
 
