@@ -350,7 +350,7 @@ mod tests {
         let too_long = format!("http://{label}a.test/");
         assert_eq!(Url::parse(&too_long), Err(UrlError::InvalidHost));
         // 253 bytes at most in all (RFC 1035 §2.3.4).
-        let labels = vec![&label[..]; 3].join(".");
+        let labels = [&label[..]; 3].join(".");
         let longest = format!("{labels}.{}", "a".repeat(253 - 3 * 64));
         assert!(Url::parse(&format!("http://{longest}/")).is_ok());
         assert!(Url::parse(&format!("http://{longest}a/")).is_err());
