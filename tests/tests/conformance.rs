@@ -368,3 +368,52 @@ fn a_unix_domain_socket_is_opened_only_when_allowed() {
         let _ = std::fs::remove_file(&path);
     });
 }
+
+/// A wait that a signal interrupts (here SIGSTOP, then SIGCONT, as a
+/// shell's Ctrl-Z and `fg` or a debugger make) is no event: WasmEdge
+/// answers every subscription of that call with EINTR, and the next call
+/// listing the same sockets with EEXIST on each, which `Poll` passed on as
+/// the sockets' own errors (a connection being made then failed, a DNS
+/// socket closed). Nothing happened to the sockets.
+#[test]
+fn a_wait_a_signal_interrupts_reports_no_socket_error() {
+    use std::io::BufRead;
+    for runtime in all_runtimes() {
+        let mut child = runtime
+            .command(&edgepoll_tests::wasm("conformance_guest"))
+            .arg("poll-through-a-stop")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the guest starts");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a line");
+        assert_eq!(line.trim(), "ready", "{}", runtime.name());
+        let pid = child.id() as libc::pid_t;
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: signals to the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+        let status = edgepoll_tests::wait_within(&mut child, Duration::from_secs(30));
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{}: {status:?} {rest}",
+            runtime.name()
+        );
+        assert!(
+            rest.lines().any(|l| l == "error_events=0"),
+            "{}: {rest}",
+            runtime.name()
+        );
+    }
+}

@@ -442,6 +442,8 @@ impl Poll {
                 // failed call: a peeked error is taken from its socket,
                 // and would not be found again.
                 Err(_) if !events.list.is_empty() => None,
+                // A signal cut the wait short: wait on, to the deadline.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             if called == Some(0) {
@@ -605,8 +607,9 @@ impl Poll {
             }
             None => &list[1..],
         };
-        if self.raw_events.len() < list.len() {
-            self.raw_events.resize(list.len(), RawEvent::default());
+        let listed = list.len();
+        if self.raw_events.len() < listed {
+            self.raw_events.resize(listed, RawEvent::default());
         }
         let mut n = 0usize;
         // SAFETY: `list` and `raw_events` outlive the call, and `raw_events`
@@ -622,8 +625,17 @@ impl Poll {
         if errno != 0 {
             return Err(io::Error::from_raw_os_error(errno as i32));
         }
+        // No more events than subscriptions: past them lie older calls'.
+        let n = n.min(listed);
+        if self.raw_events[..n]
+            .iter()
+            .any(|raw| raw.error == ERRNO_INTR)
+        {
+            self.after_interrupted_wait();
+            return Err(io::ErrorKind::Interrupted.into());
+        }
         let now = self.millis(Instant::now());
-        for raw in &self.raw_events[..n.min(self.raw_events.len())] {
+        for raw in &self.raw_events[..n] {
             let (readable, writable) = match raw.kind {
                 EVENTTYPE_FD_READ => (true, false),
                 EVENTTYPE_FD_WRITE => (false, true),
@@ -636,6 +648,30 @@ impl Poll {
                 .push(Event::new(token, readable, writable, hang_up, raw.error));
         }
         Ok(n)
+    }
+
+    /// A wait a signal interrupted (SIGSTOP and SIGCONT, a debugger) comes
+    /// back from WasmEdge with EINTR on every subscription, and leaves its
+    /// poller holding that call's descriptors (it returns before it forgets
+    /// them), so that the next call listing one answers EEXIST for it.
+    /// Nothing happened to the sockets: a call with only a clock that has
+    /// already run out lets the poller forget them (again while a signal
+    /// interrupts that one too, a few times at most). edgepoll-host goes on
+    /// waiting instead.
+    #[cfg(target_os = "wasi")]
+    fn after_interrupted_wait(&mut self) {
+        let clock = [crate::sys::abi::RawSubscription::relative_timeout(0)];
+        let mut event = [RawEvent::default()];
+        for _ in 0..4 {
+            let mut n = 0usize;
+            // SAFETY: one subscription and room for its one event.
+            let errno = unsafe {
+                crate::sys::wasi::poll_oneoff(clock.as_ptr(), event.as_mut_ptr(), 1, &mut n)
+            };
+            if errno != 0 || n == 0 || event[0].error != ERRNO_INTR {
+                return;
+            }
+        }
     }
 
     #[cfg(not(target_os = "wasi"))]
@@ -704,6 +740,9 @@ fn peek_raw(_fd: u32, _check: bool) -> Option<(u32, usize)> {
 
 /// WASI's `again`: the operation would block.
 const ERRNO_AGAIN: u32 = 6;
+/// WASI's `intr`: a wait a signal interrupted.
+#[cfg(target_os = "wasi")]
+const ERRNO_INTR: u16 = 27;
 
 /// What a read of socket `fd` would find. An error a read would report (a
 /// refusal, a reset, an unreachable host) is taken from the socket by the

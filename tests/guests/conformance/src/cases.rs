@@ -677,6 +677,33 @@ pub fn run(case: &str) -> Result<()> {
             }
             return Err("no write was refused".into());
         }
+        "poll-through-a-stop" => {
+            // Polls a listener and both ends of a quiet connection for 3 s,
+            // while the harness stops and continues the process: the wait
+            // a signal interrupted is no event and no socket's error.
+            let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            let (client, server, _) = pair("127.0.0.1")?;
+            let mut poll = Poll::new();
+            poll.register(&listener, Token(0), Interest::READABLE)
+                .map_err(err("register"))?;
+            poll.register(&client, Token(1), Interest::READABLE)
+                .map_err(err("register"))?;
+            poll.register(&server, Token(2), Interest::READABLE)
+                .map_err(err("register"))?;
+            println!("ready");
+            io::stdout().flush().map_err(err("flush"))?;
+            let mut events = Events::with_capacity(8);
+            let (mut errors, mut seen) = (0, 0);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(3) {
+                poll.poll(&mut events, Some(Duration::from_millis(100)))
+                    .map_err(err("poll"))?;
+                seen += events.len();
+                errors += events.iter().filter(|e| e.raw_error() != 0).count();
+            }
+            println!("events={seen}");
+            println!("error_events={errors}");
+        }
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),
         "trap" => trap_here(),
