@@ -625,17 +625,16 @@ impl Poll {
         if errno != 0 {
             return Err(io::Error::from_raw_os_error(errno as i32));
         }
-        // No more events than subscriptions: past them lie older calls'.
-        let n = n.min(listed);
-        if self.raw_events[..n]
-            .iter()
-            .any(|raw| raw.error == ERRNO_INTR)
-        {
-            self.after_interrupted_wait();
-            return Err(io::ErrorKind::Interrupted.into());
-        }
         let now = self.millis(Instant::now());
-        for raw in &self.raw_events[..n] {
+        let before = events.list.len();
+        let mut interrupted = false;
+        // No more events than subscriptions: past them lie older calls'.
+        for raw in &self.raw_events[..n.min(listed)] {
+            // WasmEdge marks every event of an interrupted wait so.
+            if raw.error == ERRNO_INTR {
+                interrupted = true;
+                break;
+            }
             let (readable, writable) = match raw.kind {
                 EVENTTYPE_FD_READ => (true, false),
                 EVENTTYPE_FD_WRITE => (false, true),
@@ -646,6 +645,11 @@ impl Poll {
             events
                 .list
                 .push(Event::new(token, readable, writable, hang_up, raw.error));
+        }
+        if interrupted {
+            events.list.truncate(before);
+            self.after_interrupted_wait();
+            return Err(io::ErrorKind::Interrupted.into());
         }
         Ok(n)
     }
