@@ -489,9 +489,9 @@ impl Poll {
     /// those found readable; false if some cannot be peeked at, and then a
     /// full call is due.
     fn probe_cold(&mut self, events: &mut Events) -> bool {
-        if !self.table.probe_cold(peek, &mut self.probed) {
-            return false;
-        }
+        // Without all, the errors found are reported still (see
+        // `SubscriptionTable::probe_cold`), and the full call the rest.
+        let all = self.table.probe_cold(peek, &mut self.probed);
         for &(token, _, seen) in &self.probed {
             let (hang_up, error) = match seen {
                 Peek::Closed => (true, 0),
@@ -501,7 +501,10 @@ impl Poll {
             let event = crate::event::Event::new(token, true, false, hang_up, error);
             events.list.push(event);
         }
-        true
+        if !all {
+            self.probed.clear();
+        }
+        all
     }
 
     /// After a call over the first `records` records woke with nothing to

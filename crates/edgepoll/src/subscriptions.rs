@@ -336,9 +336,11 @@ impl SubscriptionTable {
     /// full poll costs WasmEdge two `epoll_ctl` calls per cold descriptor
     /// (added, then removed again by the next partial poll). Pushes those
     /// found readable to `ready` as (token, descriptor, what was seen).
-    /// Returns false, with `ready` cleared, when some cold registration
-    /// cannot be looked at so (it waits to write, or `peek` could not tell):
-    /// then a full poll is due, as without peeking.
+    /// Returns false when some cold registration cannot be looked at so
+    /// (it waits to write, or `peek` could not tell): then a full poll is
+    /// due, as without peeking, and `ready` keeps only the errors found (a
+    /// peek that finds an error takes it from its socket: the full poll
+    /// would report a reset connection as a plain end of the stream).
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn probe_cold(
         &mut self,
@@ -363,7 +365,7 @@ impl SubscriptionTable {
             let seen = peek(slot.fd, slot.peekable == Peekable::Unchecked);
             if seen == Peek::Unknown {
                 slot.peekable = Peekable::No;
-                ready.clear();
+                ready.retain(|&(_, _, seen)| matches!(seen, Peek::Error(_)));
                 return false;
             }
             slot.peekable = Peekable::Yes;
@@ -832,16 +834,29 @@ mod tests {
 
         // One that cannot be peeked (a listener, a blocking socket): a full
         // poll is due, now and from then on, without another look at it.
+        // An error a peek took before it is kept: the full poll would not
+        // see it again.
         let listener = sparse(6);
+        let mut before = Vec::new();
         assert!(!table.probe_cold(
-            |fd, _| if fd == listener {
-                Peek::Unknown
-            } else {
-                Peek::Data
+            |fd, _| match fd {
+                fd if fd == listener => Peek::Unknown,
+                fd => {
+                    before.push(fd);
+                    match before.len() {
+                        1 => Peek::Error(15),
+                        _ => Peek::Data,
+                    }
+                }
             },
             &mut ready
         ));
-        assert!(ready.is_empty());
+        assert!(
+            !before.is_empty(),
+            "the listener is not the first looked at"
+        );
+        assert_eq!(ready.len(), 1);
+        assert_eq!((ready[0].1, ready[0].2), (before[0], Peek::Error(15)));
         let mut peeked = 0;
         assert!(!table.probe_cold(
             |_, _| {
