@@ -387,13 +387,24 @@ fn a_wait_a_signal_interrupts_reports_no_socket_error() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the guest starts");
-        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("a line");
-        assert_eq!(line.trim(), "ready", "{}", runtime.name());
+        // Lines read apart, so that a guest that never says `ready` fails
+        // the test instead of holding it.
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let (tell, told) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = tell.send(line);
+            }
+        });
+        let ready = told.recv_timeout(Duration::from_secs(30));
+        if ready.as_deref() != Ok("ready") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}: the guest said {ready:?}", runtime.name());
+        }
         let pid = child.id() as libc::pid_t;
         std::thread::sleep(Duration::from_millis(500));
-        // SAFETY: signals to the child this test started.
+        // SAFETY: signals to the child this test started, still running.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
         std::thread::sleep(Duration::from_millis(300));
         // SAFETY: as above.
@@ -403,17 +414,20 @@ fn a_wait_a_signal_interrupts_reports_no_socket_error() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+        // The guest gone, its output ends: all of it is read.
+        let _ = reader.join();
+        let said: Vec<String> = told.try_iter().collect();
         assert!(
             status.is_some_and(|s| s.success()),
-            "{}: {status:?} {rest}",
+            "{}: {status:?} {said:?}",
             runtime.name()
         );
-        assert!(
-            rest.lines().any(|l| l == "error_events=0"),
-            "{}: {rest}",
-            runtime.name()
-        );
+        for fact in ["events=0", "error_events=0", "stopped_in_a_wait=true"] {
+            assert!(
+                said.iter().any(|l| l == fact),
+                "{}: {fact} in {said:?}",
+                runtime.name()
+            );
+        }
     }
 }

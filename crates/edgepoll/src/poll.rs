@@ -423,9 +423,15 @@ impl Poll {
                 false => Some(Duration::ZERO),
             };
             self.table.begin_call(records);
+            let reported = events.list.len();
             let called = self.call_runtime(events, records, timeout);
             if called.is_err() {
                 self.table.call_failed();
+            }
+            if !probed && !self.probed.is_empty() {
+                // Errors peeks took before falling back to this full call:
+                // its own event for those sockets would read as a plain end.
+                self.drop_reported_again(events, reported);
             }
             let after = Instant::now();
             if probed {
@@ -466,6 +472,8 @@ impl Poll {
                     open
                 });
             }
+            // A full call that failed watched nothing: the next is due still.
+            let full = full && called.is_some();
             if full {
                 self.next_full = after + self.stretched_interval();
             }
@@ -501,10 +509,21 @@ impl Poll {
             let event = crate::event::Event::new(token, true, false, hang_up, error);
             events.list.push(event);
         }
-        if !all {
-            self.probed.clear();
-        }
+        // On the fallback `probed` keeps the errors reported, for
+        // `drop_reported_again`.
         all
+    }
+
+    /// Drops the events after the first `reported` whose token is one of
+    /// the fallback's errors (see [`Poll::probe_cold`]), and forgets those.
+    fn drop_reported_again(&mut self, events: &mut Events, reported: usize) {
+        let errored = &self.probed;
+        let mut at = 0;
+        events.list.retain(|event| {
+            at += 1;
+            at <= reported || !errored.iter().any(|&(token, _, _)| token == event.token())
+        });
+        self.probed.clear();
     }
 
     /// After a call over the first `records` records woke with nothing to
@@ -663,13 +682,13 @@ impl Poll {
     /// them), so that the next call listing one answers EEXIST for it.
     /// Nothing happened to the sockets: a call with only a clock that has
     /// already run out lets the poller forget them (again while a signal
-    /// interrupts that one too, a few times at most). edgepoll-host goes on
-    /// waiting instead.
+    /// interrupts that one too). edgepoll-host goes on waiting instead.
     #[cfg(target_os = "wasi")]
     fn after_interrupted_wait(&mut self) {
         let clock = [crate::sys::abi::RawSubscription::relative_timeout(0)];
         let mut event = [RawEvent::default()];
-        for _ in 0..4 {
+        // Each round again takes another signal: this cannot spin.
+        loop {
             let mut n = 0usize;
             // SAFETY: one subscription and room for its one event.
             let errno = unsafe {

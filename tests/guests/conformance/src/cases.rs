@@ -693,16 +693,23 @@ pub fn run(case: &str) -> Result<()> {
             println!("ready");
             io::stdout().flush().map_err(err("flush"))?;
             let mut events = Events::with_capacity(8);
-            let (mut errors, mut seen) = (0, 0);
+            let (mut errors, mut seen, mut longest) = (0, 0, Duration::ZERO);
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(3) {
+                let called = Instant::now();
                 poll.poll(&mut events, Some(Duration::from_millis(100)))
                     .map_err(err("poll"))?;
+                longest = longest.max(called.elapsed());
                 seen += events.len();
                 errors += events.iter().filter(|e| e.raw_error() != 0).count();
             }
             println!("events={seen}");
             println!("error_events={errors}");
+            // The stop (300 ms) fell in a wait, as the harness meant.
+            println!(
+                "stopped_in_a_wait={}",
+                longest >= Duration::from_millis(250)
+            );
         }
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),
