@@ -515,7 +515,11 @@ impl Poll {
     }
 
     /// Drops the events after the first `reported` whose token is one of
-    /// the fallback's errors (see [`Poll::probe_cold`]), and forgets those.
+    /// the fallback's errors (see [`Poll::probe_cold`]), warms those
+    /// sockets (they had an event: not quiet, as the call alone would say)
+    /// and forgets them. By token: another registration under the same
+    /// token loses its event of this call too, and gets it at the next
+    /// (readiness is level-triggered).
     fn drop_reported_again(&mut self, events: &mut Events, reported: usize) {
         let errored = &self.probed;
         let mut at = 0;
@@ -523,6 +527,10 @@ impl Poll {
             at += 1;
             at <= reported || !errored.iter().any(|&(token, _, _)| token == event.token())
         });
+        let warmed = self.millis(Instant::now());
+        for &(_, fd, _) in &self.probed {
+            self.table.touch(fd, warmed);
+        }
         self.probed.clear();
     }
 
