@@ -520,6 +520,8 @@ impl Poll {
     /// and forgets them. By token: another registration under the same
     /// token loses its event of this call too, and gets it at the next
     /// (readiness is level-triggered).
+    #[cold]
+    #[inline(never)]
     fn drop_reported_again(&mut self, events: &mut Events, reported: usize) {
         let errored = &self.probed;
         let mut at = 0;
