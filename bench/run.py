@@ -4,7 +4,8 @@
 Throughput: wrk, 1 thread, 64 kept-alive connections, POSTing 128 B and 4 KiB
 bodies (bench/post.lua); each figure is the median of BENCH_RUNS runs of
 BENCH_SECONDS. Scale: the same 128 B load while 0, 1000 and 5000 idle
-keep-alive connections are held open; guest memory per idle connection comes
+keep-alive connections are held open, against the same process without them
+in turns; guest memory per idle connection comes
 from the runtime's memory report (EDGEPOLL_HOST_MEMORY_FILE), runtime RSS from
 /proc; meanwhile one held connection at a time sends a request every 50 ms
 (the quiet-connection latency). Idle cost: CPU time of a server holding 5000
@@ -48,6 +49,8 @@ OUT = ROOT / "bench"
 LOADGEN = TARGET / "release" / "loadgen"
 HOLDER = TARGET / "release" / "idle_holder"
 PROBE_EVERY_MS = 50
+# Turns of the idle-connection ratios (see `scale`).
+IDLE_TURNS = 3
 QUIET_COST_SECONDS = 5
 # The echo server's Wasm instructions per request before the interpreter work
 # of issue 9, measured the same way at commit a86f78c (it had no
@@ -241,6 +244,11 @@ def throughput(listed):
 
 
 def scale(listed):
+    """Each server's rate with 0, 1000 and 5000 idle connections held open.
+    With idle connections the rate is compared with the same process's rate
+    without them in IDLE_TURNS turns (A B B A A B: the held connections open
+    and close between turns), as the other targets are, so that this
+    machine's drift falls on both sides of the ratio."""
     wanted = {"edgepoll echo · edgepoll-host", "native mio echo (baseline)", "edgepoll echo · wasmedge AOT"}
     rows = []
     for label, command, on_host in listed:
@@ -250,47 +258,77 @@ def scale(listed):
             port = free_port()
             memory_file = Path(tempfile.mkstemp(prefix="edgepoll-mem-")[1])
             server = start_server(command, port, env={"EDGEPOLL_HOST_MEMORY_FILE": str(memory_file)} if on_host else None)
-            holders = []
+            holder = None
             try:
                 wrk(port, 128)  # warm up: buffers and tables reach their working size
-                # The rate without idle connections, measured in the same process
-                # just before they open: the ratio compares neighbouring minutes,
-                # not minutes apart (this machine's speed drifts by ±10%).
-                base = wrk(port, 128) if idle else None
-                mem_before = read_int(memory_file)
-                rss_before = server.rss_kib()
-                if idle:
-                    holders.append(Process(
+                if not idle:
+                    result = wrk(port, 128)
+                    rows.append({
+                        "server": label, "idle": 0, "rps": result["rps"], "base_rps": result["rps"], "ratio": 1.0,
+                        "turns": [], "p99_us": result["p99_us"], "guest_bytes_per_idle": None,
+                        "rss_kib": server.rss_kib(), "probe": None,
+                    })
+                    print(f"  {label}, 0 idle: {result['rps']:.0f} req/s", flush=True)
+                    continue
+                bases, helds, probes = [], [], []
+                mem_before = mem_after = rss_after = None
+
+                def hold():
+                    nonlocal holder, mem_before, mem_after, rss_after
+                    first = mem_before is None
+                    if first:
+                        mem_before = read_int(memory_file)
+                    holder = Process(
                         [str(HOLDER), f"127.0.0.1:{port}", str(idle), "--probe-every", str(PROBE_EVERY_MS)],
                         "ready",
                         stdin=True,
-                    ))
-                mem_after = read_int(memory_file)
-                rss_after = server.rss_kib()
-                result = wrk(port, 128)
-                probe = None
-                for h in holders:
-                    line = next((l for l in h.finish().splitlines() if l.startswith("probe ")), None)
+                    )
+                    if first:
+                        mem_after = read_int(memory_file)
+                        rss_after = server.rss_kib()
+
+                def release():
+                    nonlocal holder
+                    line = next((l for l in holder.finish().splitlines() if l.startswith("probe ")), None)
                     # No line: a probed connection stalled past 10 s or was
                     # closed, the failure the quiet-connection target is for.
-                    probe = json.loads(line[len("probe "):]) if line else {"failed": True}
+                    probes.append(json.loads(line[len("probe "):]) if line else {"failed": True})
+                    holder = None
+
+                for turn in range(IDLE_TURNS):
+                    if turn % 2 == 0:  # without, then with
+                        bases.append(wrk(port, 128))
+                        hold()
+                        helds.append(wrk(port, 128))
+                    else:  # with (still held), then without
+                        helds.append(wrk(port, 128))
+                        release()
+                        bases.append(wrk(port, 128))
+                if holder is not None:
+                    release()
             finally:
-                for h in holders:
-                    h.stop()
+                if holder is not None:
+                    holder.stop()
                 server.stop()
                 memory_file.unlink(missing_ok=True)
+            turns = [h["rps"] / b["rps"] for b, h in zip(bases, helds)]
+            # The worst probe: the quiet-connection target holds in every turn.
+            failed = next((p for p in probes if p.get("failed")), None)
+            probe = failed or max(probes, key=lambda p: p["p99_us"])
             rows.append({
                 "server": label,
                 "idle": idle,
-                "rps": result["rps"],
-                "base_rps": base["rps"] if base else result["rps"],
-                "p99_us": result["p99_us"],
-                "guest_bytes_per_idle": (mem_after - mem_before) / idle if idle and on_host else None,
+                "rps": statistics.median(h["rps"] for h in helds),
+                "base_rps": statistics.median(b["rps"] for b in bases),
+                "ratio": statistics.median(turns),
+                "turns": turns,
+                "p99_us": statistics.median(h["p99_us"] for h in helds),
+                "guest_bytes_per_idle": (mem_after - mem_before) / idle if on_host else None,
                 "rss_kib": rss_after,
-                "rss_bytes_per_idle": (rss_after - rss_before) * 1024 / idle if idle else None,
                 "probe": probe,
             })
-            print(f"  {label}, {idle} idle: {result['rps']:.0f} req/s", flush=True)
+            print(f"  {label}, {idle} idle: {rows[-1]['rps']:.0f} req/s, × {rows[-1]['ratio']:.2f} "
+                  f"(per turn {', '.join(f'{t:.2f}' for t in turns)})", flush=True)
     return rows
 
 
@@ -606,7 +644,7 @@ def render(rows, scale_rows):
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     s_lines = [
-        "| server | idle connections | req/s (64 active) | req/s at 0 idle just before | × that | p99 ms | quiet connection p99 ms | guest bytes / idle conn | runtime RSS MiB |",
+        "| server | idle connections | req/s (64 active) | req/s at 0 idle in the same turns | × that (per turn) | p99 ms | quiet connection p99 ms | guest bytes / idle conn | runtime RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in scale_rows:
@@ -614,9 +652,17 @@ def render(rows, scale_rows):
         probe = r.get("probe")
         quiet = "" if not probe else "failed" if probe.get("failed") else ms(probe["p99_us"])
         s_lines.append(
-            f"| {r['server']} | {r['idle']} | {r['rps']:.0f} | {r['base_rps']:.0f} | {r['rps'] / r['base_rps']:.2f} | {ms(r['p99_us'])} | {quiet} | {guest} | {r['rss_kib'] / 1024:.1f} |"
+            f"| {r['server']} | {r['idle']} | {r['rps']:.0f} | {r['base_rps']:.0f} | {ratio_text(r)} | {ms(r['p99_us'])} | {quiet} | {guest} | {r['rss_kib'] / 1024:.1f} |"
         )
     return table, "\n".join(s_lines)
+
+
+def ratio_text(row):
+    """A scale row's ratio to its own rate without idle connections, with
+    its turns."""
+    if not row["turns"]:
+        return f"{row['ratio']:.2f}"
+    return f"{row['ratio']:.2f} ({', '.join(f'{t:.2f}' for t in row['turns'])})"
 
 
 def probe_text(probe):
@@ -659,7 +705,7 @@ def targets(rows, scale_rows, idle_rows, fanout_rows, pairs):
         short = server.split(" · ")[1]
         for idle, goal in levels:
             if 0 in scale and idle in scale:
-                ratio(f"{short}: {idle} idle ≥ {goal} × own 0-idle rate", scale[idle]["rps"] / scale[idle]["base_rps"], goal)
+                ratio(f"{short}: {idle} idle ≥ {goal} × own 0-idle rate (measured in turns)", scale[idle]["ratio"], goal)
         if 5000 in scale and scale[5000].get("probe"):
             probe = scale[5000]["probe"]
             met = not probe.get("failed") and probe["p99_us"] <= 250_000
@@ -913,9 +959,12 @@ its response times. `Poll` hands WasmEdge only the recently active connections o
 calls and all of them at least every 100 ms (`ServerOptions::full_poll_interval`),
 stretched in proportion with thousands of quiet ones (200 ms at 5000), so a connection
 that was quiet is answered within about that.
-"× that": against the same server's rate measured in the same process just before the
-idle connections opened, as the targets are (the 0-idle rows come from processes of their
-own, minutes apart; on this machine such rates differ by ±10% or more).
+"× that": against the same server's rate in the same process without the idle
+connections, measured in {IDLE_TURNS} turns (without, with; with, without; ...: the idle
+connections open and close between them), the median of the turns' ratios, as the
+targets are; the rates shown are the medians of each side (the 0-idle rows come from
+processes of their own, minutes apart; on this machine such rates differ by ±10% or
+more). The quiet connection's p99 is the worst of its turns.
 
 Target ratios measured in turns (A B B A A B B A A B, a fresh server each time). The
 figure is the median of the five per-turn ratios, each between two runs made back to
