@@ -369,13 +369,23 @@ impl Handler {
             return;
         }
         self.last_progress = now;
-        if let State::Idle = self.state {
-            self.state = State::Head {
-                started: now,
-                parser: HeadParser::default(),
-                held: false,
-                head_method: false,
-            };
+        match self.state {
+            State::Idle => {
+                self.state = State::Head {
+                    started: now,
+                    parser: HeadParser::default(),
+                    held: false,
+                    head_method: false,
+                }
+            }
+            // Only the empty line a client may send after a body (RFC 9112
+            // §2.2) so far, which the idle timeout watched: the request now
+            // begun has its header time from here, as if on an idle
+            // connection.
+            State::Head {
+                ref mut started, ..
+            } if is_stray_line_end(&self.input) => *started = now,
+            _ => {}
         }
         self.input.extend_from_slice(data);
         self.process(now, service);
@@ -626,11 +636,18 @@ impl Handler {
         if pending.any(|w| w.method != MethodKind::Safe) {
             return false;
         }
-        // Empty lines may come before a request line (RFC 9112 §2.2).
+        // Empty lines may come before a request line (RFC 9112 §2.2). A few
+        // are passed over; a longer run waits until the requests before it
+        // are answered, for this is asked again on every read and a scan of
+        // the whole run each time would cost quadratic time.
         let input: &[u8] = &self.input;
-        let start = input.iter().position(|&b| b != b'\r' && b != b'\n');
-        let Some(rest) = start.map(|at| &input[at..]) else {
-            return true;
+        let start = input
+            .iter()
+            .take(MAX_LINE_END_BYTES_AHEAD + 1)
+            .position(|&b| b != b'\r' && b != b'\n');
+        let rest = match start {
+            Some(at) => &input[at..],
+            None => return input.len() <= MAX_LINE_END_BYTES_AHEAD,
         };
         match rest
             .iter()
@@ -2178,6 +2195,10 @@ impl Handler {
         self.flush_ready();
     }
 }
+
+/// The most bytes of empty lines before a request line read ahead behind
+/// requests waiting for their responses (see `order_allows`).
+const MAX_LINE_END_BYTES_AHEAD: usize = 8;
 
 /// A line end or two after a request's body, as some clients send (RFC
 /// 9112 §2.2 asks a server to ignore at least one empty line before a

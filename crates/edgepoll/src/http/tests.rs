@@ -1004,6 +1004,34 @@ fn a_line_end_after_a_body_leaves_the_connection_idle() {
     }
 }
 
+/// A request begun after such a line end, later and in pieces, has its
+/// header time from its own first bytes, as on an idle connection. (It
+/// counted from the request before, and got a 408 it had not asked for.)
+#[test]
+fn a_request_after_a_stray_line_end_has_its_own_header_time() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let post = &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\na"[..];
+    for tail in [&b"\r\n"[..], b"\r", b"\r\n\r\n"] {
+        let mut conn = Handler::new(limits.clone(), t0);
+        conn.receive(&[post, tail].concat(), t0, &mut echo);
+        let n = conn.pending_output().len();
+        conn.consume_output(n, t0);
+        let later = t0 + Duration::from_secs(5);
+        let begun = [&b"\n"[..tail.ends_with(b"\r") as usize], b"GET /next HTTP/1.1\r\nHo"].concat();
+        conn.receive(&begun, later, &mut echo);
+        assert_eq!(conn.deadline(), Some(later + Duration::from_secs(1)), "{tail:?}");
+        conn.handle_timeout(later + Duration::from_millis(500));
+        assert!(!conn.wants_write(), "{tail:?}: no 408");
+        conn.receive(b"st: a\r\n\r\n", later + Duration::from_millis(500), &mut echo);
+        assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"), "{tail:?}");
+    }
+}
+
 #[test]
 fn stalled_body_gets_408_at_the_idle_timeout() {
     let limits = Limits {

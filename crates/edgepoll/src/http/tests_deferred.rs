@@ -96,6 +96,49 @@ fn only_safe_requests_are_taken_while_others_are_unanswered() {
     assert!(drain(&mut conn, now).ends_with("\r\n\r\n/now1"));
 }
 
+/// Empty lines before a request read ahead behind a waiting one: a few are
+/// passed over and the request behind them is taken side by side; a
+/// longer run (looked at again on every read, it cost quadratic time) is
+/// held until the waiting request is answered, and the request behind it
+/// is then taken all the same. Fed whole and a byte at a time.
+#[test]
+fn empty_lines_read_ahead_behind_a_waiting_request_are_bounded() {
+    for (line_ends, side_by_side) in [(1, true), (4, true), (5, false), (2000, false)] {
+        let input = get("/later1") + &"\r\n".repeat(line_ends) + &get("/later2");
+        let input = input.as_bytes();
+        for bytewise in [false, true] {
+            let now = Instant::now();
+            let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+            // Fed while the connection reads on, as the loop feeds it.
+            let mut fed = 0;
+            let mut feed = |conn: &mut Handler, service: &mut Defers| {
+                while fed < input.len() && conn.wants_read() {
+                    let n = if bytewise { 1 } else { input.len() - fed };
+                    conn.receive(&input[fed..fed + n], now, service);
+                    fed += n;
+                }
+            };
+            feed(&mut conn, &mut service);
+            let case = format!("{line_ends} empty lines, bytewise {bytewise}");
+            let taken: Vec<&str> = service.waiting.iter().map(|(_, p)| p.as_str()).collect();
+            match side_by_side {
+                true => assert_eq!(taken, ["/later1", "/later2"], "{case}"),
+                false => {
+                    assert_eq!(taken, ["/later1"], "{case}");
+                    assert!(!conn.wants_read(), "{case}: held, not read on");
+                }
+            }
+            let (id, _) = service.waiting[0];
+            conn.respond(id, Response::new(StatusCode::OK), now).unwrap();
+            conn.process(now, &mut service);
+            feed(&mut conn, &mut service);
+            assert_eq!(fed, input.len(), "{case}");
+            assert_eq!(service.waiting.len(), 2, "{case}: taken once answered");
+            assert_eq!(service.waiting[1].1, "/later2", "{case}");
+        }
+    }
+}
+
 /// Pipelined requests, fed whole or a byte at a time, answered by the
 /// service in reverse order: the responses still leave in request order.
 #[test]
