@@ -52,6 +52,7 @@ PROBE_EVERY_MS = 50
 # Turns of the idle-connection ratios (see `scale`).
 IDLE_TURNS = 3
 QUIET_COST_SECONDS = 5
+QUIET_COST_TURNS = 3
 # The echo server's Wasm instructions per request before the interpreter work
 # of issue 9, measured the same way at commit a86f78c (it had no
 # --exit-after then; it was added there for the measurement only).
@@ -115,8 +116,16 @@ class Process:
         return 0
 
     def cpu_seconds(self):
-        """User plus system CPU time so far."""
-        return sum(cpu_split(self.proc.pid))
+        """User plus system CPU time so far, all threads, to the nanosecond
+        (/proc's schedstat: the 10 ms ticks of /proc/PID/stat are too coarse
+        for the few milliseconds per second an idle server spends)."""
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that ended meanwhile
+        return total / 1e9
 
     def finish(self):
         """Closes standard input and returns what the program prints before exiting."""
@@ -136,7 +145,11 @@ class Process:
 def wrk_command(port, seconds=None):
     """wrk's load on `port`: 64 kept-alive connections posting bench/post.lua's
     body (its size in the environment's BODY_BYTES) for `seconds`."""
-    return ["wrk", "-t1", "-c64", f"-d{seconds or SECONDS}s", "--timeout", "5s", "-s", str(OUT / "post.lua"),
+    # wrk counts a timed-out request only if its answer comes at last (one
+    # never answered is not counted at all), so the timeout is short (p99s
+    # here are milliseconds) and `wrk` checks afterwards that the server
+    # still answers.
+    return ["wrk", "-t1", "-c64", f"-d{seconds or SECONDS}s", "--timeout", "1s", "-s", str(OUT / "post.lua"),
             f"http://127.0.0.1:{port}/"]
 
 
@@ -162,9 +175,27 @@ def wrk_result(stdout):
     return r
 
 
+def still_answers(port):
+    """Raises unless the server on `port` answers a fresh request with 200
+    within 5 s: a server that died or stalled during a run must not pass
+    for a slow one."""
+    body = b"x" * 128
+    request = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Length: 128\r\nConnection: close\r\n\r\n" + body)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(request)
+            head = s.recv(12)
+    except OSError as e:
+        raise RuntimeError(f"the server on port {port} stopped answering after a wrk run: {e}") from e
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"the server on port {port} answered {head!r} after a wrk run")
+
+
 def wrk(port, body_bytes, runs=None):
     """Median (by requests/s) of `runs` (default RUNS) wrk runs; of an even
-    number, the slower of the middle two."""
+    number, the slower of the middle two. Each run is followed by a check
+    that the server still answers."""
     results = []
     for _ in range(runs or RUNS):
         out = subprocess.run(
@@ -175,6 +206,7 @@ def wrk(port, body_bytes, runs=None):
             timeout=SECONDS + 60,
         )
         results.append(wrk_result(out.stdout + out.stderr))
+        still_answers(port)
     results.sort(key=lambda r: r["rps"])
     return results[(len(results) - 1) // 2]
 
@@ -275,8 +307,8 @@ def scale(listed):
 
                 def hold():
                     nonlocal holder, mem_before, mem_after, rss_after
-                    first = mem_before is None
-                    if first:
+                    first = rss_after is None
+                    if first and on_host:
                         mem_before = read_int(memory_file)
                     holder = Process(
                         [str(HOLDER), f"127.0.0.1:{port}", str(idle), "--probe-every", str(PROBE_EVERY_MS)],
@@ -284,7 +316,7 @@ def scale(listed):
                         stdin=True,
                     )
                     if first:
-                        mem_after = read_int(memory_file)
+                        mem_after = read_int(memory_file) if on_host else None
                         rss_after = server.rss_kib()
 
                 def release():
@@ -360,30 +392,37 @@ def idle_cost(listed):
 def quiet_cost(listed):
     """CPU a server spends per second holding 5000 quiet connections while a
     connection keeps it busy (a request every 10 ms, so that `Poll` goes
-    through its rounds over the quiet ones), with peeking off and on."""
+    through its rounds over the quiet ones), with peeking off and on, in
+    QUIET_COST_TURNS turns (full, peek; peek, full; ...), the median of the
+    turns' ratios."""
     commands = {label: command for label, command, _ in listed}
     rows = []
     for label in ["edgepoll echo · edgepoll-host", ECHO_INTERP, "edgepoll echo · wasmedge AOT"]:
         if label not in commands:
             continue
         base = [arg for arg in commands[label] if arg != "--peek-quiet"]
-        row = {"server": label}
-        for peek in [False, True]:
-            port = free_port()
-            server = start_server(base + (["--peek-quiet"] if peek else []), port)
-            holder = None
-            try:
-                holder = Process([str(HOLDER), f"127.0.0.1:{port}", "5000", "--probe-every", "10"], "ready", stdin=True)
-                time.sleep(2)  # the quiet ones go cold
-                before = server.cpu_seconds()
-                time.sleep(QUIET_COST_SECONDS)
-                row[peek] = (server.cpu_seconds() - before) / QUIET_COST_SECONDS * 1000
-            finally:
-                if holder:
-                    holder.stop()
-                server.stop()
+        runs = {False: [], True: []}
+        for turn in range(QUIET_COST_TURNS):
+            for peek in [False, True] if turn % 2 == 0 else [True, False]:
+                port = free_port()
+                server = start_server(base + (["--peek-quiet"] if peek else []), port)
+                holder = None
+                try:
+                    holder = Process([str(HOLDER), f"127.0.0.1:{port}", "5000", "--probe-every", "10"], "ready", stdin=True)
+                    time.sleep(2)  # the quiet ones go cold
+                    before = server.cpu_seconds()
+                    time.sleep(QUIET_COST_SECONDS)
+                    runs[peek].append((server.cpu_seconds() - before) / QUIET_COST_SECONDS * 1000)
+                finally:
+                    if holder:
+                        holder.stop()
+                    server.stop()
+        turns = [p / f for f, p in zip(runs[False], runs[True])]
+        row = {"server": label, False: statistics.median(runs[False]), True: statistics.median(runs[True]),
+               "turns": turns, "ratio": statistics.median(turns)}
         rows.append(row)
-        print(f"  {label}: {row[False]:.1f} ms CPU per second with full polls, {row[True]:.1f} with peeks", flush=True)
+        print(f"  {label}: {row[False]:.1f} ms CPU per second with full polls, {row[True]:.1f} with peeks, "
+              f"× {row['ratio']:.2f} (per turn {', '.join(f'{t:.2f}' for t in turns)})", flush=True)
     return rows
 
 
@@ -391,11 +430,11 @@ def render_quiet_cost(rows):
     if not rows:
         return "(not measured)"
     lines = [
-        "| server | full polls: ms CPU per second | peeks (`--peek-quiet`): ms CPU per second | peeks ÷ full polls |",
+        "| server | full polls: ms CPU per second | peeks (`--peek-quiet`): ms CPU per second | peeks ÷ full polls (per turn) |",
         "|---|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['server']} | {r[False]:.1f} | {r[True]:.1f} | {r[True] / r[False]:.2f}× |")
+        lines.append(f"| {r['server']} | {r[False]:.1f} | {r[True]:.1f} | {r['ratio']:.2f}× ({', '.join(f'{t:.2f}' for t in r['turns'])}) |")
     return "\n".join(lines)
 
 
@@ -477,10 +516,10 @@ def ws_idle_memory(command, on_host):
     try:
         ws_load(port, ["100", "1"])  # warm up: tables and the outbox reach their working size
         time.sleep(0.5)
-        mem_before, rss_before = read_int(memory_file), server.rss_kib()
+        mem_before, rss_before = read_int(memory_file) if on_host else None, server.rss_kib()
         holder = Process([str(WS_LOAD), f"127.0.0.1:{port}", str(WS_IDLE), "--hold"], "ready", stdin=True)
         time.sleep(1)
-        mem_after, rss_after = read_int(memory_file), server.rss_kib()
+        mem_after, rss_after = read_int(memory_file) if on_host else None, server.rss_kib()
     finally:
         if holder:
             holder.stop()
@@ -530,7 +569,9 @@ def render_fanout(fanout_rows):
     for r in fanout_rows:
         cells = [r["server"]]
         for w in FANOUT_WINDOWS:
-            cells += [f"{r[w]:.0f}", f"{r[w] / native[w]:.2f}"]
+            # The median of the rounds' ratios, as the target takes it.
+            per_round = statistics.median(a / b for a, b in zip(r["runs"][w], native["runs"][w]))
+            cells += [f"{r[w]:.0f}", f"{per_round:.2f}"]
         guest = "" if r["guest_bytes_per_ws"] is None else f"{r['guest_bytes_per_ws']:.0f}"
         cells += [guest, f"{r['rss_bytes_per_ws']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -595,10 +636,15 @@ def instructions():
 
 
 def read_int(path):
+    """The guest memory edgepoll-host reports in `path`; an error if it
+    reported none (a 0 would pass every memory target)."""
     try:
-        return int(path.read_text().strip() or 0)
+        value = int(path.read_text().strip() or 0)
     except (OSError, ValueError):
-        return 0
+        value = 0
+    if value <= 0:
+        raise RuntimeError(f"edgepoll-host wrote no guest memory size to {path}")
+    return value
 
 
 def paired(listed, a, b, turns=5):
@@ -633,7 +679,7 @@ def ms(us):
 def render(rows, scale_rows):
     native = next(r for r in rows if r["server"].startswith("native"))
     lines = [
-        "| server | req/s 128 B | p50 ms | p99 ms | × native | req/s 4 KiB | p50 ms | p99 ms | × native |",
+        "| server | req/s 128 B | p50 ms | p99 ms | × native, not in turns | req/s 4 KiB | p50 ms | p99 ms | × native, not in turns |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -877,7 +923,7 @@ def main():
             sys.exit(f"bench: {needed} is missing; run `make bench`, which builds everything first")
     started = time.time()
     listed = servers()
-    print(f"throughput ({RUNS} × {SECONDS} s per figure, median):", flush=True)
+    print(f"throughput ({RUNS} × {SECONDS} s per figure, {'the slower of the middle two' if RUNS % 2 == 0 else 'median'}):", flush=True)
     rows = throughput(listed)
     print("target ratios, measured in turns (A B B A A B B A A B, median of the per-turn ratios):", flush=True)
     pairs = [
@@ -935,9 +981,13 @@ def main():
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report = f"""# Benchmark results
 
-Measured {when} on {machine} by `make bench` ({RUNS} runs × {SECONDS} s per figure, median;
-wrk 1 thread, 64 kept-alive connections, POST bodies of 128 B and 4 KiB, loopback).
-Compare ratios within one run, not absolute numbers across machines.
+Measured {when} on {machine} by `make bench` ({RUNS} runs × {SECONDS} s per figure, {"the slower of the middle two" if RUNS % 2 == 0 else "median"};
+wrk 1 thread, 64 kept-alive connections, POST bodies of 128 B and 4 KiB, loopback; latencies
+are of the requests answered within wrk's 1 s timeout, and each run is followed by a check
+that the server still answers).
+Compare ratios within one run, not absolute numbers across machines. The table's
+"× native" sets runs minutes apart against each other, which on this machine differ by
+±10% or more; the ratios the targets use are measured in turns (below).
 
 ## Throughput and latency
 
@@ -967,7 +1017,8 @@ processes of their own, minutes apart; on this machine such rates differ by ±10
 more). The quiet connection's p99 is the worst of its turns.
 
 Target ratios measured in turns (A B B A A B B A A B, a fresh server each time). The
-figure is the median of the five per-turn ratios, each between two runs made back to
+figure is the median of the per-turn ratios (five turns; three for the two pairs
+with wide margins), each between two runs made back to
 back, so that the machine's drift from minute to minute falls on both sides of every
 ratio (the ratio of the two medians, which earlier results used, is given too):
 {pair_text}
@@ -990,7 +1041,9 @@ socket to its epoll set and removes it again per round (two `epoll_ctl` calls); 
 one peeking `sock_recv` instead. That pays under WasmEdge AOT, where a host call is
 cheap and the full poll is not; edgepoll-host's full polls cost it little, and under
 the interpreter each peek is a costly host call. So `make bench` runs the AOT rows
-above with `--peek-quiet` and the others without:
+above with `--peek-quiet` and the others without (each figure the median of
+{QUIET_COST_TURNS} turns, full polls and peeks alternating, a fresh server each time; the
+ratio is the median of the turns' ratios):
 
 {quiet_table}
 
@@ -1053,7 +1106,8 @@ on tungstenite over a single-threaded mio loop. `bench/ws_load` connects
 not yet received by every client, and every client checks that it gets each message
 once and in order. A delivery is one message arriving at one client; the figure is
 deliveries per second over {FANOUT_SECONDS} s after a 1 s warm-up, median of
-{FANOUT_RUNS} runs. {"Server and load generator are pinned to one core each (taskset)." if pins() else "Server and load generator were not pinned (no taskset, or one core)."}
+{FANOUT_RUNS} rounds (each server once per round, the order rotating); "× native" is
+the median of the rounds' ratios. {"Server and load generator are pinned to one core each (taskset)." if pins() else "Server and load generator were not pinned (no taskset, or one core)."}
 With 8 in flight most broadcasts go out in a send of their own to each client, so the
 kernel's TCP path dominates; with 128, several go out per send. The load generator
 does as many receives as the server does sends, so it bounds the fastest server.
