@@ -1022,13 +1022,28 @@ fn a_request_after_a_stray_line_end_has_its_own_header_time() {
         let n = conn.pending_output().len();
         conn.consume_output(n, t0);
         let later = t0 + Duration::from_secs(5);
-        let begun = [&b"\n"[..tail.ends_with(b"\r") as usize], b"GET /next HTTP/1.1\r\nHo"].concat();
+        let begun = [
+            &b"\n"[..tail.ends_with(b"\r") as usize],
+            b"GET /next HTTP/1.1\r\nHo",
+        ]
+        .concat();
         conn.receive(&begun, later, &mut echo);
-        assert_eq!(conn.deadline(), Some(later + Duration::from_secs(1)), "{tail:?}");
+        assert_eq!(
+            conn.deadline(),
+            Some(later + Duration::from_secs(1)),
+            "{tail:?}"
+        );
         conn.handle_timeout(later + Duration::from_millis(500));
         assert!(!conn.wants_write(), "{tail:?}: no 408");
-        conn.receive(b"st: a\r\n\r\n", later + Duration::from_millis(500), &mut echo);
-        assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"), "{tail:?}");
+        conn.receive(
+            b"st: a\r\n\r\n",
+            later + Duration::from_millis(500),
+            &mut echo,
+        );
+        assert!(
+            conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{tail:?}"
+        );
     }
 }
 

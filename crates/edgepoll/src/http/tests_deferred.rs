@@ -129,7 +129,8 @@ fn empty_lines_read_ahead_behind_a_waiting_request_are_bounded() {
                 }
             }
             let (id, _) = service.waiting[0];
-            conn.respond(id, Response::new(StatusCode::OK), now).unwrap();
+            conn.respond(id, Response::new(StatusCode::OK), now)
+                .unwrap();
             conn.process(now, &mut service);
             feed(&mut conn, &mut service);
             assert_eq!(fed, input.len(), "{case}");
