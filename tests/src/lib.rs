@@ -518,11 +518,15 @@ pub fn start_program_with(
     before: &[&str],
     after: &[&str],
 ) -> Running {
-    let mut child = runtime
-        .command_with(&wasm(name), flags)
-        .args(before)
-        .arg("127.0.0.1:0")
-        .args(after)
+    let mut command = runtime.command_with(&wasm(name), flags);
+    command.args(before).arg("127.0.0.1:0").args(after);
+    start_command(command)
+}
+
+/// Starts `command`, a program given the address `127.0.0.1:0`, and waits
+/// for its `listening on ADDR` line (see [`start_program`]).
+pub fn start_command(mut command: Command) -> Running {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

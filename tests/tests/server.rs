@@ -3,7 +3,7 @@
 
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, exchange_until_close,
-    on_each_runtime, read_response, run_wasm, start_server,
+    on_each_runtime, read_response, run_wasm, start_command, start_server, wasm,
 };
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -563,6 +563,64 @@ fn a_refused_upload_that_keeps_coming_is_drained_not_reset() {
         assert!(
             head.starts_with("HTTP/1.1 413 "),
             "{}: {head}",
+            runtime.name()
+        );
+    });
+}
+
+/// Out of descriptors (the runtime's process limited to 64), the server
+/// closes its quietest keep-alive connections to take new ones, as nginx
+/// does: each of 120 clients that stay connected is answered at once (the
+/// 50th or so waited for an idle timeout, 60 s), and the oldest idle ones
+/// see a clean close.
+#[test]
+fn out_of_descriptors_the_quietest_keep_alive_connections_make_room() {
+    use std::os::unix::process::CommandExt;
+    on_each_runtime(|runtime| {
+        let mut command = runtime.command(&wasm("poll_http_server"));
+        command.arg("127.0.0.1:0");
+        // SAFETY: only setrlimit, which is async-signal-safe, runs in the
+        // child between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 64,
+                    rlim_max: 64,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let server = start_command(command);
+        let mut held = Vec::new();
+        for i in 0..120 {
+            let mut stream = connect(server.addr);
+            stream
+                .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok")
+                .expect("request sent");
+            let (head, body) = read_response(&mut stream);
+            assert!(
+                head.starts_with("HTTP/1.1 200 ") && body == b"ok",
+                "{}: client {i}: {head}",
+                runtime.name()
+            );
+            held.push(stream);
+        }
+        // The first 32 were the quietest when the first room was needed.
+        for (i, stream) in held.iter_mut().take(32).enumerate() {
+            let mut byte = [0u8; 1];
+            match stream.read(&mut byte) {
+                Ok(0) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                other => panic!("{}: client {i} still open: {other:?}", runtime.name()),
+            }
+        }
+        let log = server.stderr_lines().join("\n");
+        assert!(
+            log.contains("closed 32 idle keep-alive connections"),
+            "{}: {log}",
             runtime.name()
         );
     });

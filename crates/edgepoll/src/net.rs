@@ -42,8 +42,9 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts one connection as a non-blocking stream, with its real peer address.
-/// `WouldBlock` when none is waiting; `ConnectionAborted` for one reset
-/// before it was accepted (try the next).
+/// `WouldBlock` when none is waiting; `ConnectionAborted` for one that
+/// cannot be served (try the next): reset before it was accepted, or
+/// failing the calls that set it up. Every other error is the listener's.
 pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let mut fd = 0u32;
     // SAFETY: `fd` is a valid out-pointer for the duration of the call.
@@ -53,14 +54,14 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     }
     // SAFETY: the runtime just handed us this new descriptor.
     let stream = unsafe { TcpStream::from_raw_fd(fd as i32) };
-    stream.set_nonblocking(true)?;
-    let peer = peer_addr(&stream).map_err(|e| match e.kind() {
-        // Reset while it waited to be accepted: Linux still hands it over,
-        // but it has no peer any more. Aborted, as BSD's accept says of
-        // it, so the caller goes on to the next (the stream is dropped).
-        io::ErrorKind::NotConnected => io::Error::from(io::ErrorKind::ConnectionAborted),
-        _ => e,
-    })?;
+    // A connection reset while it waited to be accepted (Linux still hands
+    // it over, with no peer any more) fails here, and so might one the
+    // runtime cannot describe. Aborted, as BSD's accept says of the first:
+    // it is that connection's fault, not the listener's (whose EINVAL
+    // would start a drain), and the stream is dropped.
+    let aborted = |e: io::Error| io::Error::new(io::ErrorKind::ConnectionAborted, e);
+    stream.set_nonblocking(true).map_err(aborted)?;
+    let peer = peer_addr(&stream).map_err(aborted)?;
     Ok((stream, peer))
 }
 

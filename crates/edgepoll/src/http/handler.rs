@@ -863,18 +863,48 @@ impl Handler {
     /// and finishes once it owes no response (a response that went out
     /// before the drain said keep-alive, but no request follows it).
     fn finish_if_drained(&mut self) {
-        let idle = match self.state {
+        // With responses still owed, no request is read after them: they
+        // go out, then the connection finishes.
+        if self.draining && self.no_request_begun() {
+            self.input = InputBuffer::default();
+            self.state = State::Closing;
+        }
+    }
+
+    /// No request begun since the last one (or since the connection opened).
+    fn no_request_begun(&self) -> bool {
+        match self.state {
             State::Idle => self.input.is_empty(),
             // Only line ends after the last body: no request begun.
             State::Head { .. } => is_stray_line_end(&self.input),
             _ => false,
-        };
-        // With responses still owed, no request is read after them: they
-        // go out, then the connection finishes.
-        if self.draining && idle {
-            self.input = InputBuffer::default();
-            self.state = State::Closing;
         }
+    }
+
+    /// Whether the connection is between requests with nothing owed either
+    /// way: no request begun, none waiting for its response, no output
+    /// unsent. Closing it then loses nothing (a client keeps a connection
+    /// alive knowing that the server may close it, RFC 9112 §9.3), as a
+    /// server short of descriptors does with its quietest connections.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    ///
+    /// fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK)
+    /// }
+    /// let now = Instant::now();
+    /// let mut conn = Handler::new(Limits::default(), now);
+    /// assert!(conn.is_between_requests());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// assert!(!conn.is_between_requests(), "its response is not out yet");
+    /// let sent = conn.pending_output().len();
+    /// conn.consume_output(sent, now);
+    /// assert!(conn.is_between_requests());
+    /// ```
+    pub fn is_between_requests(&self) -> bool {
+        self.no_request_begun() && self.output.is_empty() && self.waiting.is_empty()
     }
 
     /// Whether a 101 response switched the connection to another protocol

@@ -310,8 +310,13 @@ impl Core {
         self.poll.pin(listener)
     }
 
+    /// Takes the connections waiting on the listener, at most
+    /// `ACCEPTS_PER_EVENT` of them: the listener stays readable while more
+    /// wait, so the rest come at the next poll, after the connections
+    /// already open have had their turn (a flood of connects would
+    /// otherwise keep them waiting).
     fn accept_all(&mut self, listener: &TcpListener, now: Instant) -> io::Result<()> {
-        loop {
+        for _ in 0..ACCEPTS_PER_EVENT {
             match net::accept(listener) {
                 Ok((stream, peer)) => {
                     let local = net::local_addr(&stream).ok();
@@ -332,9 +337,22 @@ impl Core {
                     return Ok(());
                 }
                 Err(e) => {
-                    // Out of descriptors, or worse. The listener stays readable
-                    // while connections wait, so stop watching it for a moment
-                    // instead of spinning.
+                    // Out of descriptors: the quietest keep-alive connections
+                    // make room, as nginx's reusable ones do, so that idle
+                    // connections (or a peer opening them by the thousand)
+                    // cannot keep new clients out until their idle timeout.
+                    if is_out_of_descriptors(&e) {
+                        let shed = self.shed_idle(now);
+                        if shed > 0 {
+                            (self.options.log)(&format!(
+                                "edgepoll: accept failed ({e}); closed {shed} idle keep-alive connections"
+                            ));
+                            continue;
+                        }
+                    }
+                    // Out of descriptors with none to spare, or worse. The
+                    // listener stays readable while connections wait, so stop
+                    // watching it for a moment instead of spinning.
                     // (A pause of nothing would be that spin.)
                     let pause = self.options.accept_backoff.max(Duration::from_millis(10));
                     (self.options.log)(&format!(
@@ -346,6 +364,30 @@ impl Core {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Closes up to `SHED_AT_ONCE` HTTP connections that are between
+    /// requests ([`Handler::is_between_requests`]), the longest quiet
+    /// first; returns how many. A scan of every slot, made only when
+    /// descriptors run out.
+    fn shed_idle(&mut self, now: Instant) -> usize {
+        let mut quiet: Vec<(Instant, usize)> = (self.slots.iter().enumerate())
+            .filter_map(|(index, conn)| match conn {
+                Some(Connection {
+                    role: Role::Http(handler),
+                    linger_until: None,
+                    ..
+                }) if handler.is_between_requests() => Some((handler.last_progress(), index)),
+                _ => None,
+            })
+            .collect();
+        quiet.sort_unstable();
+        quiet.truncate(SHED_AT_ONCE);
+        for &(_, index) in &quiet {
+            self.close(index, now);
+        }
+        quiet.len()
     }
 
     /// Shuts down gracefully, as nginx does on SIGQUIT: idle HTTP
@@ -1572,6 +1614,20 @@ pub(crate) fn step_ws<D: Driven>(
 
 fn report(options: &ServerOptions, peer: SocketAddr, what: &str) {
     (options.log)(&format!("edgepoll: {peer}: {what}"));
+}
+
+/// The most connections the loop accepts for one readiness of its
+/// listener, as a burst's share beside the connections already open.
+const ACCEPTS_PER_EVENT: usize = 128;
+
+/// The most idle connections closed at once when descriptors run out
+/// (nginx closes as many of its reusable ones).
+const SHED_AT_ONCE: usize = 32;
+
+/// EMFILE (WASI 33) or ENFILE (41): the process or the system is out of
+/// descriptors.
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(33 | 41))
 }
 
 /// An accept error of the one connection it would have handed over, not of

@@ -80,8 +80,9 @@ pub struct ServerOptions {
     /// while the server shuts down (its listener closed), `linger` is the
     /// most.
     pub linger_most: Duration,
-    /// How long accepting pauses after running out of descriptors (at
-    /// least 10 ms: a listener that stays readable must not be spun on).
+    /// How long accepting pauses after running out of descriptors with no
+    /// connection between requests to close for room (at least 10 ms: a
+    /// listener that stays readable must not be spun on).
     pub accept_backoff: Duration,
     /// Where one-line reports of refused requests and timeouts go.
     pub log: fn(&str),
