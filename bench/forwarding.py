@@ -9,7 +9,8 @@
   forwarder's own work is counted). Process CPU time divided by requests
   answered, in turns (A B B A A B), the ratio taken within each turn.
 - The same ratio for nginx (one worker, upstream keep-alive), measured in
-  the same turns: nginx answering by itself (`return 200`) against nginx
+  the same turns: nginx answering by itself (`return 200` with a 128 B
+  body, as long as the echo server's answer) against nginx
   forwarding to the same upstream. That is what one outbound exchange costs
   a production proxy on this machine: on loopback, the kernel's work for
   the second connection's sends and receives (including delivering them to
@@ -74,7 +75,9 @@ class Nginx:
             raise RuntimeError("nginx is needed: apt-get install -y nginx-light (make setup does)")
         self.dir = tempfile.mkdtemp(prefix="edgepoll-bench-nginx-")
         if upstream_port is None:
-            upstream, location = "", 'return 200 "answered by nginx\\n";'
+            # As long as the echo server's answer (128 B): the same bytes
+            # to send on the inbound side as the forwarder relays.
+            upstream, location = "", f'return 200 "{"x" * 128}";'
         else:
             upstream = f"upstream echo {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
             location = 'proxy_pass http://echo; proxy_http_version 1.1; proxy_set_header Connection "";'
@@ -95,7 +98,7 @@ class Nginx:
                 shutil.rmtree(self.dir, ignore_errors=True)
 
     def cpu_seconds(self):
-        return sum(run.cpu_split(self.proc.pid))
+        return run.schedstat_seconds(self.proc.pid)
 
     def stop(self):
         self.proc.kill()
@@ -115,19 +118,6 @@ def nginx_cpu_per_request(upstream_port):
         return (server.cpu_seconds() - before) * 1e6 / result["requests"]
     finally:
         server.stop()
-
-
-def nginx_ratio(upstream_port):
-    """nginx's forwarding CPU over its own answer's, in turns."""
-    ratios, direct_us, proxy_us = [], [], []
-    for turn in range(TURNS):
-        order = [None, upstream_port] if turn % 2 == 0 else [upstream_port, None]
-        got = {which: nginx_cpu_per_request(which) for which in order}
-        direct_us.append(got[None])
-        proxy_us.append(got[upstream_port])
-        ratios.append(got[upstream_port] / got[None])
-    return {"direct_us": statistics.median(direct_us), "proxy_us": statistics.median(proxy_us),
-            "ratios": ratios, "ratio": statistics.median(ratios)}
 
 
 def stats(port):
@@ -245,30 +235,38 @@ def main():
     upstream_port = run.free_port()
     upstream = run.Process([str(run.TARGET / "release" / "native_echo"), f"127.0.0.1:{upstream_port}"], "listening on")
     try:
-        peer = nginx_ratio(upstream_port)
-        print(f"  nginx (peer): CPU per request answering itself {peer['direct_us']:.1f} µs, forwarding "
-              f"{peer['proxy_us']:.1f} µs; ratio per turn {', '.join(f'{r:.2f}' for r in peer['ratios'])}: "
-              f"median {peer['ratio']:.2f}", flush=True)
-        for label, runtime, forward, echo in runtimes():
-            ratios, fwd_us, echo_us = [], [], []
-            for turn in range(TURNS):
-                order = ["echo", "forward"] if turn % 2 == 0 else ["forward", "echo"]
-                got = {}
-                for which in order:
+        listed = runtimes()
+        # nginx and every runtime in each turn, each pair's order flipping
+        # from turn to turn, so that the peer's ratio and ours come from the
+        # same minutes.
+        nginx = {"direct": [], "forward": []}
+        ours = {label: {"echo": [], "forward": []} for label, _, _, _ in listed}
+        for turn in range(TURNS):
+            flip = turn % 2 == 1
+            for which in ["forward", "direct"] if flip else ["direct", "forward"]:
+                nginx[which].append(nginx_cpu_per_request(upstream_port if which == "forward" else None))
+            for label, runtime, forward, echo in listed:
+                for which in ["forward", "echo"] if flip else ["echo", "forward"]:
                     port = run.free_port()
                     if which == "echo":
                         command = runtime + [str(echo), f"127.0.0.1:{port}"]
                     else:
                         command = runtime + [str(forward), "--max-per-origin", "64", f"127.0.0.1:{port}", f"/=http://127.0.0.1:{upstream_port}"]
-                    got[which] = cpu_per_request(command, port)
-                fwd_us.append(got["forward"][0])
-                echo_us.append(got["echo"][0])
-                ratios.append(got["forward"][0] / got["echo"][0])
+                    ours[label][which].append(cpu_per_request(command, port)[0])
+        ratios = [f / d for d, f in zip(nginx["direct"], nginx["forward"])]
+        peer = {"direct_us": statistics.median(nginx["direct"]), "proxy_us": statistics.median(nginx["forward"]),
+                "ratios": ratios, "ratio": statistics.median(ratios)}
+        print(f"  nginx (peer): CPU per request answering itself {peer['direct_us']:.1f} µs, forwarding "
+              f"{peer['proxy_us']:.1f} µs; ratio per turn {', '.join(f'{r:.2f}' for r in peer['ratios'])}: "
+              f"median {peer['ratio']:.2f}", flush=True)
+        for label, runtime, forward, _ in listed:
+            got = ours[label]
+            ratios = [f / e for e, f in zip(got["echo"], got["forward"])]
             per_idle, pooled = pooled_memory(runtime, forward)
             row = {
                 "runtime": label,
-                "echo_us": statistics.median(echo_us),
-                "forward_us": statistics.median(fwd_us),
+                "echo_us": statistics.median(got["echo"]),
+                "forward_us": statistics.median(got["forward"]),
                 "ratios": ratios,
                 "ratio": statistics.median(ratios),
                 "per_idle": per_idle,
@@ -296,7 +294,7 @@ def section(rows, peer):
         "connections against one of at most 1.",
         "",
         f"The peer, in the same run: nginx (one worker, upstream keep-alive) costs {peer['proxy_us']:.1f} µs per request "
-        f"forwarding to the same upstream against {peer['direct_us']:.1f} µs answering by itself (`return 200`): "
+        f"forwarding to the same upstream against {peer['direct_us']:.1f} µs answering by itself (`return 200` with a body of 128 B): "
         f"{peer['ratio']:.2f}× (per turn {', '.join(f'{x:.2f}' for x in peer['ratios'])}). On loopback the kernel's work "
         "for the second connection (its sends, and their delivery to the peer) is charged to the forwarder; it alone "
         "is about as much as the echo server's whole request, which is why the 1.6× target is out of reach for a "
