@@ -79,6 +79,20 @@ def cpu_split(pid):
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def schedstat_seconds(pid):
+    """The CPU time, user and kernel, that process `pid`'s threads now
+    running have spent so far, to the nanosecond (/proc's schedstat: the
+    10 ms ticks of /proc/PID/stat are too coarse for the few milliseconds
+    per second an idle server spends)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +102,9 @@ def free_port():
 class Process:
     """A program started with an address argument, stopped on exit."""
 
-    def __init__(self, command, ready_prefix, env=None, stdin=False):
+    def __init__(self, command, ready_prefix, env=None, stdin=False, ready_lines=1):
+        """Ready once its first `ready_lines` lines each begin with
+        `ready_prefix` (a string or a tuple of them)."""
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -98,10 +114,11 @@ class Process:
             text=True,
         )
         lines = []
-        reader = threading.Thread(target=lambda: lines.append(self.proc.stdout.readline()), daemon=True)
+        reader = threading.Thread(
+            target=lambda: lines.extend(self.proc.stdout.readline() for _ in range(ready_lines)), daemon=True)
         reader.start()
         reader.join(timeout=120)
-        if not lines or not lines[0].startswith(ready_prefix):
+        if len(lines) < ready_lines or not all(line.startswith(ready_prefix) for line in lines):
             self.stop()
             raise RuntimeError(f"{command[0]} did not get ready: {lines!r}")
         self.first_line = lines[0].strip()
@@ -116,16 +133,8 @@ class Process:
         return 0
 
     def cpu_seconds(self):
-        """User plus system CPU time so far, all threads, to the nanosecond
-        (/proc's schedstat: the 10 ms ticks of /proc/PID/stat are too coarse
-        for the few milliseconds per second an idle server spends)."""
-        total = 0
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            try:
-                total += int((task / "schedstat").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass  # a thread that ended meanwhile
-        return total / 1e9
+        """User plus system CPU time so far (see `schedstat_seconds`)."""
+        return schedstat_seconds(self.proc.pid)
 
     def finish(self):
         """Closes standard input and returns what the program prints before exiting."""

@@ -42,6 +42,8 @@ IDLE_TIMEOUT = 2
 HEADER_TIMEOUT = 3
 # RSS after the load may exceed the level after the warm-up by this much.
 RSS_GROWTH = 0.10
+# The most one run's load may take before it is killed (and fails).
+LOAD_LIMIT_SECONDS = 3600
 SETTLE_SECONDS = 3
 
 
@@ -202,6 +204,10 @@ def run_soak(label, server, load_started, port, log, memory_file, seed, restarte
         stdout=subprocess.PIPE, text=True,
     )
     load_started.append(load)
+    # The load generator ends itself on a stall (60 s without progress);
+    # this bounds the run should it not.
+    watchdog = threading.Timer(LOAD_LIMIT_SECONDS, load.kill)
+    watchdog.start()
     result = None
     for line in load.stdout:
         kind, _, data = line.partition(" ")
@@ -215,7 +221,8 @@ def run_soak(label, server, load_started, port, log, memory_file, seed, restarte
                 restarter.on_progress(json.loads(data)["completed"])
         elif kind == "RESULT":
             result = json.loads(data)
-    load.wait()
+    watchdog.cancel()
+    load.wait(timeout=60)
     time.sleep(SETTLE_SECONDS)
     row["rss_end"] = rss_kib(server.pid)
     row["guest_end"] = guest_kib(memory_file)
@@ -248,6 +255,9 @@ def run_soak(label, server, load_started, port, log, memory_file, seed, restarte
         problems.append("the run never finished its warm-up")
     elif row["rss_end"] > warm * (1 + RSS_GROWTH):
         problems.append(f"RSS grew: {warm} KiB after the warm-up, {row['rss_end']} KiB at the end")
+    guest_warm = row.get("guest_warm")
+    if guest_warm and row["guest_end"] > guest_warm * (1 + RSS_GROWTH):
+        problems.append(f"guest memory grew: {guest_warm} KiB after the warm-up, {row['guest_end']} KiB at the end")
     row["problems"] = problems
     print(f"  guest memory {row.get('guest_warm', 0)} KiB after the warm-up, {row['guest_end']} KiB at the end", flush=True)
     return row
@@ -265,8 +275,8 @@ def report(rows, seed, seconds):
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; seed {seed} "
         f"(`SOAK_SEED={seed} make soak` replays it); {seconds:.0f} s in all.",
         "",
-        "| runtime | requests done | bytes echoed | mismatches | unexpected errors | upstream failures (requests lost) | faults as promised | p50 ms | p99 ms | max ms | RSS start MiB | after warm-up | peak | end | result |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| runtime | requests done | bytes echoed | mismatches | unexpected errors | upstream failures (requests lost) | faults as promised | p50 ms | p99 ms | max ms | RSS start MiB | after warm-up | peak | end | guest memory MiB after warm-up → end | result |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         r = row["result"] or {}
@@ -276,6 +286,7 @@ def report(rows, seed, seconds):
             f"| {r.get('faults_ok', 0)} of {r.get('faults', 0)} "
             f"| {r.get('p50_us', 0) / 1000:.2f} | {r.get('p99_us', 0) / 1000:.2f} | {r.get('max_us', 0) / 1000:.0f} "
             f"| {mib(row['rss_start'])} | {mib(row.get('rss_warm', 0))} | {mib(row['rss_peak'])} | {mib(row['rss_end'])} "
+            f"| {mib(row['guest_warm']) + ' → ' + mib(row['guest_end']) if row.get('guest_warm') else ''} "
             f"| {'pass' if not row['problems'] else 'FAIL: ' + '; '.join(row['problems'])} |"
         )
     r = next((row["result"] for row in rows if row["result"]), None) or {}
@@ -299,7 +310,8 @@ def report(rows, seed, seconds):
         f"- RSS: the runtime process's VmRSS; the warm-up (the first 30% of requests, at the peak of 1000 "
         f"connections with four 8 MiB bodies at once, and two rounds of faults) meets every kind of memory use of the run; the end is measured "
         f"{SETTLE_SECONDS} s after the load stops and must be within {RSS_GROWTH:.0%} of the level after the warm-up "
-        f"(WebAssembly memory never shrinks, so growth after the warm-up would be a leak).",
+        f"(WebAssembly memory never shrinks, so growth after the warm-up would be a leak); so must the guest's "
+        f"linear memory, which edgepoll-host reports (the WasmEdge rows have no such report).",
         "<!-- soak:end -->",
     ]
     return "\n".join(lines)
