@@ -58,8 +58,12 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     // it over, with no peer any more) fails here, and so might one the
     // runtime cannot describe. Aborted, as BSD's accept says of the first:
     // it is that connection's fault, not the listener's (whose EINVAL
-    // would start a drain), and the stream is dropped.
-    let aborted = |e: io::Error| io::Error::new(io::ErrorKind::ConnectionAborted, e);
+    // would start a drain), and the stream is dropped. Any other failure
+    // keeps its cause inside, to be told.
+    let aborted = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotConnected => io::Error::from(io::ErrorKind::ConnectionAborted),
+        _ => io::Error::new(io::ErrorKind::ConnectionAborted, e),
+    };
     stream.set_nonblocking(true).map_err(aborted)?;
     let peer = peer_addr(&stream).map_err(aborted)?;
     Ok((stream, peer))

@@ -316,6 +316,10 @@ impl Core {
     /// already open have had their turn (a flood of connects would
     /// otherwise keep them waiting).
     fn accept_all(&mut self, listener: &TcpListener, now: Instant) -> io::Result<()> {
+        // Room is made once per call: when what one shed freed is not
+        // enough (or was taken elsewhere, or the whole system is out), the
+        // accepts pause rather than close connection after connection.
+        let mut shed_once = false;
         for _ in 0..ACCEPTS_PER_EVENT {
             match net::accept(listener) {
                 Ok((stream, peer)) => {
@@ -328,7 +332,16 @@ impl Core {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // The peer gave up before we accepted: nothing to serve.
-                Err(e) if is_transient(&e) => continue,
+                Err(e) if is_transient(&e) => {
+                    // One that failed its set-up calls is said, so that a
+                    // runtime failing every one does not go unnoticed.
+                    if e.get_ref().is_some() {
+                        (self.options.log)(&format!(
+                            "edgepoll: a connection could not be set up ({e}); dropped"
+                        ));
+                    }
+                    continue;
+                }
                 // Shut down (by a supervisor stopping the service): serve
                 // what was accepted, then end.
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
@@ -341,7 +354,8 @@ impl Core {
                     // make room, as nginx's reusable ones do, so that idle
                     // connections (or a peer opening them by the thousand)
                     // cannot keep new clients out until their idle timeout.
-                    if is_out_of_descriptors(&e) {
+                    if is_out_of_descriptors(&e) && !shed_once {
+                        shed_once = true;
                         let shed = self.shed_idle(now);
                         if shed > 0 {
                             (self.options.log)(&format!(
@@ -369,8 +383,9 @@ impl Core {
 
     /// Closes up to `SHED_AT_ONCE` HTTP connections that are between
     /// requests ([`Handler::is_between_requests`]), the longest quiet
-    /// first; returns how many. A scan of every slot, made only when
-    /// descriptors run out.
+    /// first; returns how many. Not those active in this round (accepted
+    /// or answered just now: a request may be on its way). A scan of every
+    /// slot, made only when descriptors run out.
     fn shed_idle(&mut self, now: Instant) -> usize {
         let mut quiet: Vec<(Instant, usize)> = (self.slots.iter().enumerate())
             .filter_map(|(index, conn)| match conn {
@@ -378,7 +393,9 @@ impl Core {
                     role: Role::Http(handler),
                     linger_until: None,
                     ..
-                }) if handler.is_between_requests() => Some((handler.last_progress(), index)),
+                }) if handler.is_between_requests() && handler.last_progress() < now => {
+                    Some((handler.last_progress(), index))
+                }
                 _ => None,
             })
             .collect();
@@ -1107,8 +1124,9 @@ impl Core {
                 // To HEAD the application's stream ends with its head: its
                 // pieces would be dropped, and an endless one, asked for
                 // piece after piece, would spin the loop for nothing. (A
-                // piped one runs on, its pieces dropped, so that its
-                // exchange ends and its connection goes back to the pool.)
+                // piped one ends at its first piece, and its exchange is
+                // cut: see `bodies`. One with no body ends at its end, and
+                // its connection goes back to the pool.)
                 let ends_at_head = piped.is_none() && handler.answers_head(id);
                 let started = handler.respond_stream(id, head, length, now).is_ok();
                 if started && ends_at_head {
