@@ -234,6 +234,53 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
     });
 }
 
+/// A HEAD that the service answers with a GET's response, piped (as a
+/// naive service may fetch GET for HEAD): the head is all the client gets,
+/// the connection serves on, and the upstream's body is not read on for
+/// nothing (it was read as fast as it came, with no backlog ever to hold it
+/// back, for as long as it lasted).
+#[test]
+fn a_get_piped_to_a_head_is_not_read_on() {
+    on_each_runtime(|runtime| {
+        let sink = NativeUpstream::start(Behaviour::Sink);
+        let source = NativeUpstream::start(Behaviour::Source);
+        let forward = start_streaming(runtime, &sink, &source);
+        let mut stream = connect(forward.addr);
+        let request = format!(
+            "HEAD /down/bytes/{SIZE} HTTP/1.1\r\nHost: x\r\nX-Upstream-Method: GET\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let (head, rest) = read_head(&mut stream);
+        let name = runtime.name();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("content-length: {SIZE}")),
+            "{name}: {head}"
+        );
+        assert!(rest.is_empty(), "{name}: a body after the HEAD's head");
+        std::thread::sleep(Duration::from_secs(2));
+        let written = source.seen.written.load(Ordering::SeqCst);
+        assert!(
+            written < 64 * MIB,
+            "{name}: the upstream wrote {written} bytes for a HEAD"
+        );
+        // The connection serves on.
+        stream
+            .write_all(b"GET /down/bytes/3 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, mut body) = read_head(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
+        while body.len() < 3 {
+            let mut chunk = [0u8; 16];
+            let n = stream.read(&mut chunk).expect("body");
+            assert!(n > 0, "{name}: closed mid-body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        assert!(is_pattern(0, &body), "{name}: {body:?}");
+    });
+}
+
 /// `nonblock_http_client -o FILE` writes a 1 GiB body into a preopened
 /// directory as it arrives: the file is the pattern byte for byte, and the
 /// client's resident memory stays where it was once the transfer was under way.

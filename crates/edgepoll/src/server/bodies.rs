@@ -226,6 +226,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     core.work.cut_pipes.push(exchange);
                     return;
                 };
+                let piece_was_empty = piece.is_empty();
                 if handler.send_body(responder.id, piece, now).is_err() {
                     // The response was cut short here (its request body
                     // broke off): the rest of it is wanted no more.
@@ -237,6 +238,19 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     return;
                 }
                 let backlog = handler.body_backlog(responder.id);
+                // A piece taken and nothing queued: dropped, the response
+                // being to HEAD, whose head said all there was to say. It
+                // is complete, and the exchange is not read on for it: an
+                // endless body would be read as fast as it came, for
+                // nothing, with no backlog ever to hold it back.
+                if backlog == 0 && !piece_was_empty && handler.answers_head(responder.id) {
+                    let _ = handler.end_body(responder.id, now);
+                    core.touch(responder.token.0);
+                    forget_exchange(&mut core.work, exchange);
+                    core.work.pool.cancel(exchange);
+                    core.work.cut_pipes.push(exchange);
+                    return;
+                }
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);
                 }

@@ -208,15 +208,17 @@ impl App for Forward {
         let Some(base) = self.upstream(request.path()) else {
             return Reply::Now(Response::new(StatusCode::NOT_FOUND).body("no route\n"));
         };
-        let mut upstream =
-            match ClientRequest::to_origin(request.method(), base, &request.origin_form()) {
-                Ok(upstream) => upstream,
-                Err(e) => {
-                    return Reply::Now(
-                        Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n")),
-                    )
-                }
-            };
+        // What to fetch may be named (`X-Upstream-Method`), as a naive
+        // service fetches GET for a HEAD.
+        let method = (request.header("x-upstream-method"))
+            .and_then(|m| std::str::from_utf8(m).ok())
+            .unwrap_or(request.method());
+        let mut upstream = match ClientRequest::to_origin(method, base, &request.origin_form()) {
+            Ok(upstream) => upstream,
+            Err(e) => {
+                return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n")))
+            }
+        };
         for (name, value) in request.headers() {
             if not_forwarded(name) {
                 continue;
