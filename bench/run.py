@@ -84,12 +84,15 @@ def schedstat_seconds(pid):
     running have spent so far, to the nanosecond (/proc's schedstat: the
     10 ms ticks of /proc/PID/stat are too coarse for the few milliseconds
     per second an idle server spends)."""
-    total = 0
+    total, read = 0, 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             total += int((task / "schedstat").read_text().split()[0])
+            read += 1
         except (OSError, ValueError, IndexError):
             pass  # a thread that ended meanwhile
+    if not read:
+        raise RuntimeError(f"no CPU time readable for process {pid} (/proc/{pid}/task/*/schedstat)")
     return total / 1e9
 
 
@@ -194,7 +197,12 @@ def still_answers(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(request)
-            head = s.recv(12)
+            head = b""
+            while len(head) < 12:
+                got = s.recv(12 - len(head))
+                if not got:
+                    break
+                head += got
     except OSError as e:
         raise RuntimeError(f"the server on port {port} stopped answering after a wrk run: {e}") from e
     if not head.startswith(b"HTTP/1.1 200"):
@@ -344,6 +352,9 @@ def scale(listed):
                     else:  # with (still held), then without
                         helds.append(wrk(port, 128))
                         release()
+                        # The closes of the idle connections, handled now,
+                        # not during the run without them.
+                        time.sleep(1)
                         bases.append(wrk(port, 128))
                 if holder is not None:
                     release()
