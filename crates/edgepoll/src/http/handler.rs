@@ -2083,8 +2083,9 @@ impl Handler {
                 .framing
                 .push(piece, &mut self.output)
                 .map_err(StreamError::Body)?;
-        } else {
-            // Checked now, framed once it reaches the front.
+        } else if stream.framing != Outgoing::Discard {
+            // Checked now, framed once it reaches the front. (To HEAD it is
+            // dropped now: kept, it would be held for nothing.)
             if let Outgoing::Length(remaining) = &mut stream.framing {
                 let len = piece.len() as u64;
                 let left =

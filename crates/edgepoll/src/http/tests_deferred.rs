@@ -140,6 +140,29 @@ fn empty_lines_read_ahead_behind_a_waiting_request_are_bounded() {
     }
 }
 
+/// A streamed response to a HEAD behind another response: its pieces are
+/// dropped as they come, not held until it reaches the front (they were
+/// held for nothing, and an exchange piped into it was read on meanwhile).
+#[test]
+fn pieces_for_a_head_behind_another_response_are_not_held() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let input = get("/later1") + "HEAD /later2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn.receive(input.as_bytes(), now, &mut service);
+    let (first, head) = (service.waiting[0].0, service.waiting[1].0);
+    conn.respond_stream(head, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.send_body(head, bytes::Bytes::from(vec![b'x'; 1000]), now)
+        .unwrap();
+    assert_eq!(conn.body_backlog(head), 0);
+    conn.end_body(head, now).unwrap();
+    conn.respond(first, Response::new(StatusCode::OK).body("one"), now)
+        .unwrap();
+    let out = drain(&mut conn, now);
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2, "{out}");
+    assert!(out.ends_with("\r\n\r\n") && !out.contains('x'), "{out}");
+}
+
 /// Pipelined requests, fed whole or a byte at a time, answered by the
 /// service in reverse order: the responses still leave in request order.
 #[test]
