@@ -197,7 +197,13 @@ unsafe impl GlobalAlloc for SmallBlockAlloc {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if class_of(layout).is_none() {
-            // The system may know its fresh pages are zero already.
+            // The system may know its fresh pages are zero already. Short
+            // of memory, the cache goes back first, as in `system_alloc`.
+            let ptr = System.alloc_zeroed(layout);
+            if !ptr.is_null() {
+                return ptr;
+            }
+            self.release_cached();
             return System.alloc_zeroed(layout);
         }
         let ptr = self.alloc(layout);
@@ -212,7 +218,16 @@ unsafe impl GlobalAlloc for SmallBlockAlloc {
         match (class_of(layout), class_of(new_layout)) {
             // A growing `Vec` often stays within its block.
             (Some(old), Some(new)) if old == new => ptr,
-            (None, None) => System.realloc(ptr, layout, new_size),
+            (None, None) => {
+                let moved = System.realloc(ptr, layout, new_size);
+                if !moved.is_null() {
+                    return moved;
+                }
+                // Failed, the block is untouched: the cache goes back, and
+                // the system is asked once more.
+                self.release_cached();
+                System.realloc(ptr, layout, new_size)
+            }
             _ => {
                 let moved = self.alloc(new_layout);
                 if !moved.is_null() {

@@ -61,9 +61,12 @@ impl InputBuffer {
 
     /// Drops the unconsumed bytes in `range`; those after it move up.
     pub(crate) fn remove(&mut self, range: std::ops::Range<usize>) {
-        let (from, to) = (self.start + range.start, self.start + range.end);
-        self.bytes
-            .drain(from.min(self.bytes.len())..to.min(self.bytes.len()));
+        // Saturating, and never before `start`: the unchecked view of the
+        // unread bytes (`deref`) relies on `start` staying within the bytes.
+        let len = self.bytes.len();
+        let from = self.start.saturating_add(range.start).min(len);
+        let to = self.start.saturating_add(range.end).clamp(from, len);
+        self.bytes.drain(from..to);
     }
 
     /// Takes the whole buffer out, so that its first `n` unconsumed bytes can
