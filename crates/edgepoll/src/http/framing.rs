@@ -218,11 +218,13 @@ impl FieldSummary {
         self.upgrade && self.connection_upgrade && version == Version::Http11
     }
 
-    /// Whether the connection stays open after this message.
+    /// Whether the connection stays open after this message. Not after an
+    /// HTTP/1.0 one with `Transfer-Encoding`, whose framing is faulty even
+    /// where it has no body to frame (RFC 9112 §6.1: a bodiless response).
     pub(crate) fn keeps_alive(&self, version: Version) -> bool {
         match version {
             Version::Http11 => !self.close,
-            Version::Http10 => self.keep_alive && !self.close,
+            Version::Http10 => self.keep_alive && !self.close && !self.transfer_encoding,
         }
     }
 

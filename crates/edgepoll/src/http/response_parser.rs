@@ -899,6 +899,16 @@ mod framing_tests {
                 String::from_utf8_lossy(input)
             );
         }
+        // An HTTP/1.0 response with Transfer-Encoding has faulty framing
+        // (RFC 9112 §6.1), even where it has no body: not reused.
+        for (input, to_head) in [
+            (&b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"[..], true),
+            (b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+        ] {
+            let mut parser = ResponseParser::new(to_head);
+            assert!(parser.feed(input).unwrap().is_some());
+            assert!(!parser.is_reusable(), "{}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]
