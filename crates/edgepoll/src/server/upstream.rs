@@ -133,6 +133,11 @@ pub(crate) fn step(
         } = endpoint;
         if dry {
             up.dry_round = round;
+        } else if received {
+            // Read without finding it empty (the round's reads ran out
+            // first): what an earlier pump of this round found no longer
+            // says the socket is empty.
+            up.dry_round = 0;
         }
         // Request bytes taken into TLS before its handshake ends (rustls
         // holds 64 KiB) are no answer from the server: a body trickling in
