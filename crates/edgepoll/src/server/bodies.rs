@@ -221,10 +221,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 let limit = core.options.body_backlog;
                 let Some(handler) = core.handler_of(responder) else {
                     // The client is gone: so is the reason to read on.
-                    forget_exchange(&mut core.work, exchange);
-                    core.work.pool.cancel(exchange);
-                    core.work.cut_pipes.push(exchange);
-                    return;
+                    return cut_down(core, exchange);
                 };
                 let piece_was_empty = piece.is_empty();
                 if handler.send_body(responder.id, piece, now).is_err() {
@@ -232,10 +229,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     // broke off): the rest of it is wanted no more.
                     let _ = handler.abort_body(responder.id, now);
                     core.touch(responder.token.0);
-                    forget_exchange(&mut core.work, exchange);
-                    core.work.pool.cancel(exchange);
-                    core.work.cut_pipes.push(exchange);
-                    return;
+                    return cut_down(core, exchange);
                 }
                 let backlog = handler.body_backlog(responder.id);
                 // A piece taken and nothing queued: dropped, the response
@@ -246,10 +240,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 if backlog == 0 && !piece_was_empty && handler.answers_head(responder.id) {
                     let _ = handler.end_body(responder.id, now);
                     core.touch(responder.token.0);
-                    forget_exchange(&mut core.work, exchange);
-                    core.work.pool.cancel(exchange);
-                    core.work.cut_pipes.push(exchange);
-                    return;
+                    return cut_down(core, exchange);
                 }
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);
@@ -400,6 +391,13 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant
         }
     };
     core.step_now(index, now, driven);
+}
+
+/// The response of `exchange`, piped down to a client, is wanted no more:
+/// unpiped, stopped, and the application told of its end.
+fn cut_down(core: &mut Core, exchange: ExchangeId) {
+    forget_exchange(&mut core.work, exchange);
+    core.drop_pipe(exchange);
 }
 
 /// A client connection closed: the exchanges piped to or from it stop.

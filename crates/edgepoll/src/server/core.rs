@@ -1185,7 +1185,7 @@ impl Core {
     /// the exchange stops, and the application hears of its end, as of any
     /// pipe cut short (an unbounded body was read to its end, and the end
     /// reported only then).
-    fn drop_pipe(&mut self, exchange: ExchangeId) {
+    pub(crate) fn drop_pipe(&mut self, exchange: ExchangeId) {
         self.work.pool.cancel(exchange);
         self.work.cut_pipes.push(exchange);
     }
