@@ -2142,6 +2142,11 @@ impl Handler {
     /// a service that produces a body watches to stay within its memory.
     pub fn body_backlog(&self, id: RequestId) -> usize {
         match self.waiting.iter().find(|w| w.id == id) {
+            // To HEAD nothing is queued, whatever else the output holds.
+            Some(Waiting {
+                stream: Some(stream),
+                ..
+            }) if stream.framing == Outgoing::Discard => 0,
             Some(Waiting {
                 stream: Some(stream),
                 ..

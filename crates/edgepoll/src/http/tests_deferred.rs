@@ -161,6 +161,26 @@ fn pieces_for_a_head_behind_another_response_are_not_held() {
     let out = drain(&mut conn, now);
     assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2, "{out}");
     assert!(out.ends_with("\r\n\r\n") && !out.contains('x'), "{out}");
+    // At the front, behind the pieces of the response before it not yet
+    // sent: none of them is the HEAD's (they were counted as its backlog).
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    conn.receive(input.as_bytes(), now, &mut service);
+    let (first, head) = (service.waiting[0].0, service.waiting[1].0);
+    conn.respond_stream(first, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.send_body(first, bytes::Bytes::from(vec![b'y'; 1000]), now)
+        .unwrap();
+    conn.end_body(first, now).unwrap();
+    conn.respond_stream(head, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.send_body(head, bytes::Bytes::from(vec![b'x'; 1000]), now)
+        .unwrap();
+    assert_eq!(conn.body_backlog(head), 0);
+    let out = drain(&mut conn, now);
+    assert!(
+        out.contains(&"y".repeat(1000)) && !out.contains('x'),
+        "{out}"
+    );
 }
 
 /// Pipelined requests, fed whole or a byte at a time, answered by the
