@@ -223,7 +223,6 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     // The client is gone: so is the reason to read on.
                     return cut_down(core, exchange);
                 };
-                let piece_was_empty = piece.is_empty();
                 if handler.send_body(responder.id, piece, now).is_err() {
                     // The response was cut short here (its request body
                     // broke off): the rest of it is wanted no more.
@@ -232,12 +231,13 @@ pub(crate) fn route_exchange_event<D: Driven>(
                     return cut_down(core, exchange);
                 }
                 let backlog = handler.body_backlog(responder.id);
-                // A piece taken and nothing queued: dropped, the response
-                // being to HEAD, whose head said all there was to say. It
-                // is complete, and the exchange is not read on for it: an
-                // endless body would be read as fast as it came, for
-                // nothing, with no backlog ever to hold it back.
-                if backlog == 0 && !piece_was_empty && handler.answers_head(responder.id) {
+                // Nothing queued (asked first: the lookup below is the rare
+                // case): maybe a response to HEAD, whose pieces are dropped
+                // (`body_backlog` is 0 for it). It is complete with its
+                // head, and the exchange is not read on for it: an endless
+                // body would be read as fast as it came, for nothing, with
+                // no backlog ever to hold it back.
+                if backlog == 0 && handler.answers_head(responder.id) {
                     let _ = handler.end_body(responder.id, now);
                     core.touch(responder.token.0);
                     return cut_down(core, exchange);
