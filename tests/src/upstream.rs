@@ -73,7 +73,8 @@ pub enum Behaviour {
     /// connection as [`Behaviour::Echo`] does, and meets the second as a
     /// server whose idle timeout fired just as it came: with a close and no
     /// answer, or, for a path under `/408/`, with `408 Request Timeout` and a
-    /// close (under `/103-408/`, after a `103 Early Hints`).
+    /// close (under `/103-408/`, after a `103 Early Hints`; under
+    /// `/100-408/`, after a `100 Continue`).
     OnePerConnection,
 }
 
@@ -543,7 +544,13 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
                 // It read the request: an interim answer, then a refusal.
                 let _ = stream.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
             }
-            if path.starts_with("/408/") || path.starts_with("/103-408/") {
+            if path.starts_with("/100-408/") {
+                let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            if ["/408/", "/103-408/", "/100-408/"]
+                .iter()
+                .any(|p| path.starts_with(p))
+            {
                 let _ = stream.write_all(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
             }
             return;

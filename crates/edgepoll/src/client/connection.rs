@@ -58,6 +58,9 @@ pub(crate) struct ClientConnection {
     completed: u32,
     /// Whether the last response left the connection reusable.
     reusable: bool,
+    /// Whether the exchange under way had an interim response, kept or
+    /// not: its request was read.
+    heard_interim: bool,
 }
 
 impl Default for ClientConnection {
@@ -66,6 +69,7 @@ impl Default for ClientConnection {
             state: State::Idle,
             completed: 0,
             reusable: true,
+            heard_interim: false,
         }
     }
 }
@@ -85,6 +89,7 @@ impl ClientConnection {
     ) {
         let mut output = OutputBuffer::default();
         *output.buffer() = request;
+        self.heard_interim = false;
         self.state = State::Busy(Box::new(Busy {
             output,
             body_out,
@@ -105,6 +110,12 @@ impl ClientConnection {
             State::Switched(rest) => Some(std::mem::take(rest)),
             _ => None,
         }
+    }
+
+    /// Whether the latest exchange's server sent an interim response
+    /// (`100 Continue` too) before its final one: it read the request.
+    pub(crate) fn heard_interim(&self) -> bool {
+        self.heard_interim
     }
 
     /// Whether a 101 switched the connection to another protocol.
@@ -230,6 +241,7 @@ impl ClientConnection {
             return self.read_body(events);
         }
         let fed = busy.parser.feed(data);
+        self.heard_interim |= busy.parser.heard_interim();
         while let Some(interim) = busy.parser.take_interim() {
             events.push(ClientEvent::Interim(interim));
         }

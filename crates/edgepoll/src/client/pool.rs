@@ -81,9 +81,6 @@ pub(crate) struct ExchangeState {
     /// A streamed response's head was handed over: a failure now is its
     /// body's.
     pub(crate) answered: bool,
-    /// An interim response (1xx) was handed over: the server read the
-    /// request, so a 408 after it is no idle close.
-    pub(crate) interim: bool,
     /// The request offers to switch protocols: a 101 ends the exchange and
     /// takes the connection out of the pool.
     pub(crate) upgrade: bool,
@@ -233,7 +230,6 @@ impl Pool {
             early: Vec::new(),
             early_end: false,
             answered: false,
-            interim: false,
             upgrade: request.offers_upgrade(),
             other_addrs: Vec::new(),
         });

@@ -293,7 +293,6 @@ mod tests {
             early: Vec::new(),
             early_end: false,
             answered: false,
-            interim: false,
             upgrade: false,
             other_addrs: Vec::new(),
         })

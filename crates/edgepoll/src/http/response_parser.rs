@@ -139,6 +139,8 @@ pub struct ResponseParser {
     /// Interim responses parsed, not yet taken; and how many were kept.
     interim: Vec<ParsedResponse>,
     interim_kept: u8,
+    /// Whether any interim response was read, a `100 Continue` too.
+    heard_interim: bool,
     /// Folded lines unfolded in the head being read.
     folds: u8,
 }
@@ -159,6 +161,7 @@ impl ResponseParser {
             spans: Vec::new(),
             interim: Vec::new(),
             interim_kept: 0,
+            heard_interim: false,
             folds: 0,
         }
     }
@@ -184,6 +187,23 @@ impl ResponseParser {
             true => None,
             false => Some(self.interim.remove(0)),
         }
+    }
+
+    /// Whether an interim response came before the final one, kept or not
+    /// (`100 Continue` too): the server has read the request. A client
+    /// that retries a request its server seemed to drop unread (a `408`
+    /// on a reused connection) must not, after one.
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// let mut parser = ResponseParser::new(false);
+    /// assert!(!parser.heard_interim());
+    /// assert_eq!(parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap(), None);
+    /// assert!(parser.heard_interim());
+    /// assert!(parser.take_interim().is_none());
+    /// ```
+    pub fn heard_interim(&self) -> bool {
+        self.heard_interim
     }
 
     /// A parser that hands the head over as soon as it is complete, with an
@@ -414,6 +434,7 @@ impl ResponseParser {
             if status.as_u16() < 200 && status.as_u16() != 101 {
                 // An interim response (100 Continue, 103 Early Hints): the
                 // real one follows. 101 is final: the protocol changes.
+                self.heard_interim = true;
                 if status != StatusCode::CONTINUE && self.interim_kept < MAX_INTERIM {
                     self.interim_kept += 1;
                     let buf = &self.buf[*start..];

@@ -184,7 +184,7 @@ pub(crate) fn step(
                 ClientEvent::Response(result)
                     if reused
                         && (!tls_failed || result.is_ok())
-                        && raced_idle_close(&result, up.got_bytes, exchange.interim)
+                        && raced_idle_close(&result, up.got_bytes, up.conn.heard_interim())
                         && retry(&mut exchange, now) =>
                 {
                     // Sent again on a new connection; this one is done.
@@ -218,7 +218,6 @@ pub(crate) fn step(
                         .push((exchange.id, ExchangeEvent::Response(result)));
                 }
                 ClientEvent::Interim(response) => {
-                    exchange.interim = true;
                     work.pool
                         .events
                         .push((exchange.id, ExchangeEvent::Interim(response)));
