@@ -196,6 +196,10 @@ impl ChunkedDecoder {
                 }
                 State::Size { any: true }
             }
+            // Blanks after the size are RFC 9112's BWS before a `;`; a
+            // line that ends after them (`5 \r\n`) is taken too, as hyper
+            // and nginx take it: the size is unambiguous, and a body is
+            // framed anew when it is passed on, never relayed as it came.
             (State::Size { any: true }, b' ' | b'\t') => State::SizeTail,
             (State::Size { any: true } | State::SizeTail, b';') => State::Extension,
             (State::Size { any: true } | State::SizeTail | State::Extension, b'\r') => {
