@@ -623,6 +623,8 @@ impl Handler {
     /// after an unsafe method and then leaves is noticed at the respond
     /// timeout.
     fn order_allows(&self) -> bool {
+        // While a body is read the input begins with its own request's
+        // head, let in already: the check below finds the same answer.
         // Nothing read ahead (nearly always, asked while a deferred request
         // waits): reading on is allowed, and what comes is checked before
         // it is taken. The client's leaving is noticed meanwhile.

@@ -140,6 +140,34 @@ fn empty_lines_read_ahead_behind_a_waiting_request_are_bounded() {
     }
 }
 
+/// A safe request taken beside a waiting one has its body read on, however
+/// the body begins: while a body is read, the order check sees its own
+/// request's head (still at the front of the input), already let in, not
+/// the body's bytes. Fed whole and a byte at a time.
+#[test]
+fn the_body_of_a_request_taken_side_by_side_is_not_checked_as_a_request() {
+    let body = "DELETE /x HTTP/1.1\r\n";
+    let input = get("/later1")
+        + &format!(
+            "GET /later2 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    for bytewise in [false, true] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        let input = input.as_bytes();
+        let mut fed = 0;
+        while fed < input.len() && conn.wants_read() {
+            let n = if bytewise { 1 } else { input.len() - fed };
+            conn.receive(&input[fed..fed + n], now, &mut service);
+            fed += n;
+        }
+        let taken: Vec<&str> = service.waiting.iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(taken, ["/later1", "/later2"], "bytewise {bytewise}");
+        assert_eq!(fed, input.len(), "bytewise {bytewise}");
+    }
+}
+
 /// A streamed response to a HEAD behind another response: its pieces are
 /// dropped as they come, not held until it reaches the front (they were
 /// held for nothing, and an exchange piped into it was read on meanwhile).
