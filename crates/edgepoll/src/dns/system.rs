@@ -58,23 +58,31 @@ pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
     // writes none, whatever the length says. Asking for one would need
     // room for the whole name, as WasmEdge copies it regardless.
     let mut names = [[0u8; 1]; MAX_RESULTS];
-    let mut records: Vec<AddrInfo> = (0..MAX_RESULTS)
-        .map(|i| AddrInfo {
-            addr: &mut sockaddrs[i],
-            canonname: names[i].as_mut_ptr(),
+    // Every pointer handed over comes from one borrow of its vector or
+    // array (one `iter_mut`, one `as_mut_ptr`): indexing a vector again
+    // would borrow it whole anew and, to the aliasing model, end the
+    // pointers taken before.
+    let mut records: Vec<AddrInfo> = sockaddrs
+        .iter_mut()
+        .zip(names.iter_mut())
+        .map(|(addr, name)| AddrInfo {
+            addr,
+            canonname: name.as_mut_ptr(),
             canonname_len: 1,
             ..AddrInfo::default()
         })
         .collect();
+    let base = records.as_mut_ptr();
     for i in 1..MAX_RESULTS {
-        let next: *mut AddrInfo = &mut records[i];
-        records[i - 1].next = next;
+        // SAFETY: `i - 1` and `i` are within `records`, which does not
+        // move or grow while the chain is in use.
+        unsafe { (*base.add(i - 1)).next = base.add(i) };
     }
     let hints = AddrInfo {
         socktype: SOCKTYPE_STREAM,
         ..AddrInfo::default()
     };
-    let mut first = records.as_mut_ptr() as u32;
+    let mut first = base as u32;
     let mut count = 0u32;
     // SAFETY: every pointer in the chain and the hints points into the
     // vectors and arrays above, alive and unmoved for the call; the
