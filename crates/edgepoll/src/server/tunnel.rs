@@ -11,7 +11,8 @@
 //! An end of input on one side becomes a shutdown of the other's write
 //! side once what it was owed is out (a half-close passes through). When
 //! one side breaks (reset, or a write refused), the other is still given
-//! what that side sent before it broke, read or still in its socket, then
+//! what that side sent before it broke, read or still in its socket (up to
+//! the backlog limit more than it was owed), then
 //! closes as an HTTP
 //! connection does (write side shut, lingering): a reset is no reason to
 //! lose the bytes read before it, such as a WebSocket's close frame. Left
@@ -233,9 +234,13 @@ fn transfer(
 
 /// Reads what a side that broke still holds for `to` (a reset leaves what
 /// came before it readable: a write refused by a peer that sent its last
-/// bytes, a WebSocket close frame say, and then reset), up to `limit`.
+/// bytes, a WebSocket close frame say, and then reset): up to `limit` more
+/// than `to` is owed already, which may be the limit itself (that is why
+/// the broken side was not being read). Past that the rest is lost, as TCP
+/// allows after a reset; the memory stays bounded.
 fn salvage(from: &TcpStream, to: &mut Tunnel, scratch: &mut [u8], limit: usize) {
-    while to.out.len() < limit {
+    let cap = to.out.len().saturating_add(limit);
+    while to.out.len() < cap {
         match net::recv(from, scratch) {
             Ok(0) => break,
             Ok(n) => to.out.extend_from_slice(&scratch[..n]),
@@ -363,6 +368,35 @@ mod tests {
             panic!("the side left is gone")
         };
         assert!(t.is_finished_alone());
+    }
+
+    /// The same while the other side is owed as much as the backlog limit
+    /// (which is why the broken side was not being read): what the broken
+    /// side holds is taken all the same, up to the limit more. (Nothing was
+    /// taken, and the last word was lost.)
+    #[test]
+    fn what_a_broken_side_holds_is_taken_though_the_other_is_owed_the_limit() {
+        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let (a, a_far) = pair(&listener);
+        let (b, _b_far) = pair(&listener);
+        assert_eq!(net::send(&a_far, b"last word").ok(), Some(9));
+        assert_eq!(net::send(&a, b"x").ok(), Some(1));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(a_far);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut slots = vec![side(a, 1, b"to a".to_vec()), side(b, 0, b"owed; ".to_vec())];
+        let (now, mut scratch) = (Instant::now(), vec![0u8; 64 * 1024]);
+        let limit = 6;
+        let (next, _) = step(&mut slots, 0, false, now, &mut scratch, limit);
+        assert!(next == Next::Close, "{next:?}");
+        let Some(Some(Connection {
+            role: Role::Tunnel(t),
+            ..
+        })) = slots.get(1)
+        else {
+            panic!("the side left is gone")
+        };
+        assert_eq!(String::from_utf8_lossy(&t.out), "owed; last word");
     }
 
     /// A side whose write is refused (its peer reset) still had bytes in its
