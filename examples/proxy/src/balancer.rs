@@ -4,7 +4,8 @@
 //! Health is passive, as nginx's `max_fails=1 fail_timeout`: an upstream
 //! whose connection was refused, unreachable, reset or timed out, or that
 //! answered garbage, is ejected for a while; after that, one request at a time probes
-//! it, and the first success brings it back. A lone upstream is never
+//! it (another too once a probe has been out as long as an ejection), and
+//! the first success brings it back. A lone upstream is never
 //! ejected (nginx does the same): there is nowhere else to send to, and
 //! refusing would only hide its recovery. Nor are all of them left out at
 //! once: when every upstream is ejected (or probed), they are all taken
@@ -35,8 +36,11 @@ enum Health {
     Up,
     /// Failed: no request until then; after it, the next one probes.
     Ejected(Instant),
-    /// One request finds out (its ticket has the current epoch).
-    Probing,
+    /// One request finds out (its ticket has the current epoch), sent at
+    /// this time. A probe that takes longer than an ejection lets another
+    /// request probe too: a long upload is no answer for as long as it
+    /// lasts, and would keep a working upstream out all that while.
+    Probing(Instant),
 }
 
 /// A request counted at an upstream: which one, and in which epoch it was
@@ -96,11 +100,13 @@ impl Balancer {
     /// when every one is tried, or the rest are ejected or probed while a
     /// tried one is up.
     pub fn pick(&mut self, now: Instant, tried: u64) -> Option<Ticket> {
-        let per_upstream = self.per_upstream;
+        let (per_upstream, eject_for) = (self.per_upstream, self.eject_for);
         let available = |up: &Upstream| match up.health {
             Health::Up => true,
             Health::Ejected(until) => now >= until && up.outstanding < per_upstream,
-            Health::Probing => false,
+            Health::Probing(since) => {
+                now.saturating_duration_since(since) >= eject_for && up.outstanding < per_upstream
+            }
         };
         let chosen = match self.least_outstanding(tried, available) {
             Some(i) => i,
@@ -117,8 +123,8 @@ impl Balancer {
         };
         let n = self.upstreams.len();
         let up = &mut self.upstreams[chosen];
-        if matches!(up.health, Health::Ejected(_)) {
-            up.health = Health::Probing;
+        if up.health != Health::Up {
+            up.health = Health::Probing(now);
         }
         up.outstanding += 1;
         self.cursor = (chosen + 1) % n;
@@ -161,7 +167,7 @@ impl Balancer {
     /// request stays outstanding until [`done`](Self::done).
     pub fn answered(&mut self, ticket: Ticket) {
         let up = &mut self.upstreams[ticket.upstream];
-        if ticket.epoch == up.epoch && up.health == Health::Probing {
+        if ticket.epoch == up.epoch && matches!(up.health, Health::Probing(_)) {
             up.health = Health::Up;
         }
     }
@@ -188,7 +194,7 @@ impl Balancer {
     pub fn done(&mut self, ticket: Ticket, now: Instant) {
         let up = &mut self.upstreams[ticket.upstream];
         up.outstanding = up.outstanding.saturating_sub(1);
-        if ticket.epoch == up.epoch && up.health == Health::Probing {
+        if ticket.epoch == up.epoch && matches!(up.health, Health::Probing(_)) {
             up.health = Health::Ejected(now);
         }
     }
@@ -224,11 +230,11 @@ mod tests {
         let later = now + Duration::from_secs(11);
         let probe = b.pick(later, 1 << 1).unwrap();
         assert_eq!(probe.upstream, 0, "probed though the slow one is out");
-        assert_eq!(b.upstreams[0].health, Health::Probing);
+        assert_eq!(b.upstreams[0].health, Health::Probing(later));
         through(&mut b, slow, later);
         assert_eq!(
             b.upstreams[0].health,
-            Health::Probing,
+            Health::Probing(later),
             "not the probe's answer"
         );
         assert_eq!(b.pick(later, 1 << 1), None, "one probe at a time");
@@ -343,18 +349,41 @@ mod tests {
         through(&mut b, old_a, later);
         assert_eq!(
             b.upstreams[0].health,
-            Health::Probing,
+            Health::Probing(later),
             "the old answer is no probe's"
         );
         assert!(
             !b.failed(old_b, later),
             "nor does an old failure eject again"
         );
-        assert_eq!(b.upstreams[0].health, Health::Probing);
+        assert_eq!(b.upstreams[0].health, Health::Probing(later));
         through(&mut b, probe, later);
         assert_eq!(b.upstreams[0].health, Health::Up);
         let new = b.pick(later, 1 << 1).unwrap();
         assert!(b.failed(new, later), "a new one's failure ejects");
+    }
+
+    /// A probe still out after as long as an ejection (a long upload, whose
+    /// answer comes at its end) lets another request probe; either's answer
+    /// brings the upstream back. (One long probe kept it out all along.)
+    #[test]
+    fn a_probe_that_lasts_lets_another_request_probe() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let first = b.pick(now, 1 << 1).unwrap();
+        assert!(b.failed(first, now));
+        let later = now + Duration::from_secs(11);
+        let upload = b.pick(later, 1 << 1).unwrap();
+        assert_eq!(upload.upstream, 0);
+        let soon = later + Duration::from_secs(9);
+        assert_eq!(b.pick(soon, 1 << 1), None, "one probe at a time");
+        let long = later + Duration::from_secs(10);
+        let probe = b.pick(long, 1 << 1).unwrap();
+        assert_eq!(probe.upstream, 0, "a second probe");
+        through(&mut b, probe, long);
+        assert_eq!(b.upstreams[0].health, Health::Up);
+        through(&mut b, upload, long);
+        assert_eq!(b.upstreams[0].outstanding, 0);
     }
 
     /// No probe while as many requests as it may have connections are out
