@@ -175,6 +175,22 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         assert_eq!(status(&head), 200, "{name} {head}");
         assert!(body.starts_with("OPTIONS * HTTP/1.1\r\n"), "{name} {body}");
         assert_eq!(field(&body, "max-forwards"), Some("1"), "{name} {body}");
+        // So does an OPTIONS to an absolute URI without a path (RFC 9112
+        // §3.2.4: the last proxy sends `*`); with a path or query it asks
+        // about those.
+        let (head, body) = ask_text("OPTIONS http://b.test:82 HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_eq!(status(&head), 200, "{name} {head}");
+        assert!(body.starts_with("OPTIONS * HTTP/1.1\r\n"), "{name} {body}");
+        assert_eq!(
+            field(&body, "x-forwarded-host"),
+            Some("b.test:82"),
+            "{name}"
+        );
+        let (_, body) = ask_text("OPTIONS http://b.test:82?q HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert!(
+            body.starts_with("OPTIONS /?q HTTP/1.1\r\n"),
+            "{name} {body}"
+        );
         // At Max-Forwards 0 the proxy is the final recipient.
         let (head, _) = ask_text("OPTIONS /x HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
@@ -186,7 +202,11 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         assert_eq!(status(&head), 200, "{name} {head}");
         assert_eq!(field(&body, "via"), Some("1.0 edgepoll"), "{name} {body}");
         let answered = reflect.seen.answered.lock().expect("lock").clone();
-        assert_eq!(answered, ["/first", "/second?q=1", "*", "/old"], "{name}");
+        assert_eq!(
+            answered,
+            ["/first", "/second?q=1", "*", "*", "/?q", "/old"],
+            "{name}"
+        );
 
         // A coding other than chunked cannot go on unlabelled: 502.
         let gzipped = NativeUpstream::start(Behaviour::Gzipped);

@@ -133,6 +133,16 @@ impl Proxy {
     }
 }
 
+/// Whether an absolute target names the server as a whole: `OPTIONS` to
+/// a URI with an empty path and no query, which the last proxy sends on as
+/// `OPTIONS *` (RFC 9112 §3.2.4); in origin form it would ask about `/`.
+fn asks_about_the_server(method: &str, target: &str) -> bool {
+    method == "OPTIONS"
+        && target
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.contains(['/', '?']))
+}
+
 /// Whether a request by `method` may be sent again: its effect is the
 /// same however many times it is made (RFC 9110 §9.2.2).
 fn idempotent(method: &str) -> bool {
@@ -218,7 +228,10 @@ impl App for Proxy {
         if forwarded::max_forwards(method, request.headers()) == Some(0) {
             return Reply::Now(final_recipient());
         }
-        let target = request.origin_form();
+        let target = match asks_about_the_server(method, request.target()) {
+            true => "*".into(),
+            false => request.origin_form(),
+        };
         let incoming = forwarded::Incoming {
             peer: request.peer_addr().map(|a| a.ip()),
             authority: match target.len() == request.target().len() {
