@@ -49,8 +49,9 @@ and cannot be sent twice); so is an idempotent one (GET, HEAD, OPTIONS, PUT,
 DELETE) that an upstream closed or reset the connection on before answering. No
 upstream reachable: 502; too slow: 504; garbage: 502; a response that
 breaks off: the client's connection closes. Bodies stream both ways.
-A request that offers to switch to WebSocket is offered on (an offer of any
-other protocol is dropped); after the upstream's 101 the two connections are
+A request that offers to switch to WebSocket is offered on to an http://
+upstream (an offer of any other protocol, or to an https:// upstream, is
+dropped: the request goes without it); after the upstream's 101 the two connections are
 one tunnel, bytes passed unchanged both ways until both ends close (or 10
 minutes of silence). Pipelined requests go on side by side only while all
 are safe (GET, HEAD, OPTIONS, TRACE). TRACE gets 405, and fields whose names
