@@ -436,7 +436,7 @@ impl Context<'_> {
     /// stream, or a `request` not given a streamed body (it would go out
     /// with a body of its own, empty, and the pieces would have nowhere to
     /// go), is refused here ([`RequestError::BodyFrom`]), and nothing is
-    /// sent.
+    /// sent; so is a streamed body without `body_from`.
     pub fn fetch_stream(
         &mut self,
         request: &ClientRequest,
@@ -448,7 +448,7 @@ impl Context<'_> {
         if request.body_framing().is_none() || !self.pipes.begin_body(&responder) {
             return Err(RequestError::BodyFrom);
         }
-        match self.pool.submit(request, self.now, true) {
+        match self.pool.submit_piped(request, self.now, true) {
             Ok(exchange) => {
                 self.pipes.pipe_up(responder, exchange);
                 self.pipes.fresh_up.push(responder);
@@ -464,7 +464,9 @@ impl Context<'_> {
 
     /// Sends a request through the loop's client; its result comes to
     /// [`App::on_response`] with the id returned here. A request that could
-    /// not be sent as it is (a CR or LF in a field, say) is refused here,
+    /// not be sent as it is (a CR or LF in a field, say), or whose body is
+    /// to be streamed (only [`fetch_stream`](Self::fetch_stream) has a
+    /// source for its pieces: [`RequestError::BodyFrom`]), is refused here,
     /// before anything is sent.
     pub fn fetch(&mut self, request: &ClientRequest) -> Result<ExchangeId, RequestError> {
         self.pool.submit(request, self.now, false)

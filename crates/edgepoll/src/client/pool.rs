@@ -199,10 +199,26 @@ impl Pool {
         }
     }
 
-    /// Queues a request; refuses one that cannot be sent as it is. A host
-    /// that does not resolve ends the exchange at once, reported with the
-    /// others.
+    /// Queues a request; refuses one that cannot be sent as it is, and one
+    /// with a streamed body ([`ClientRequest::streamed_body`]), whose
+    /// pieces would have no source: it would announce a body that never
+    /// comes, and wait out its timeout. A host that does not resolve ends
+    /// the exchange at once, reported with the others.
     pub(crate) fn submit(
+        &mut self,
+        request: &ClientRequest,
+        now: Instant,
+        streams: bool,
+    ) -> Result<ExchangeId, RequestError> {
+        if request.body_framing().is_some() {
+            return Err(RequestError::BodyFrom);
+        }
+        self.submit_piped(request, now, streams)
+    }
+
+    /// [`submit`](Self::submit) for a request whose streamed body the loop
+    /// pipes from a waiting request's.
+    pub(crate) fn submit_piped(
         &mut self,
         request: &ClientRequest,
         now: Instant,
@@ -636,6 +652,42 @@ mod tests {
 
     fn request(url: &str) -> ClientRequest {
         ClientRequest::new("GET", url).unwrap()
+    }
+
+    /// A streamed body with nothing to stream it from is refused before
+    /// anything is queued: it would announce a body that never comes. (It
+    /// waited out its response timeout, and `body()` after
+    /// `streamed_body()` sent its bytes unframed, a request behind it.)
+    #[test]
+    fn a_streamed_body_without_a_source_is_refused_and_body_replaces_it() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions::default());
+        let streamed = ClientRequest::new("POST", "http://127.0.0.1:1/")
+            .unwrap()
+            .streamed_body(None);
+        assert_eq!(
+            pool.submit(&streamed, now, false),
+            Err(RequestError::BodyFrom)
+        );
+        assert_eq!(
+            pool.submit(&streamed, now, true),
+            Err(RequestError::BodyFrom)
+        );
+        assert!(pool.submit_piped(&streamed, now, true).is_ok());
+        let smuggled = b"GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n";
+        let whole = streamed.body(smuggled.to_vec());
+        let text = String::from_utf8(whole.encode().unwrap()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}", smuggled.len())),
+            "{head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{head}"
+        );
+        assert_eq!(body.as_bytes(), smuggled);
+        assert!(pool.submit(&whole, now, false).is_ok());
     }
 
     #[test]

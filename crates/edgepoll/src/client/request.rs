@@ -34,7 +34,10 @@ pub enum RequestError {
     /// `body_from` names a request whose body does not stream, or has
     /// begun to go elsewhere: the request would wait for a body that
     /// cannot come whole; or the request to send it with has no streamed
-    /// body ([`ClientRequest::streamed_body`]) to take it.
+    /// body ([`ClientRequest::streamed_body`]) to take it; or a request
+    /// with a streamed body is sent with nothing to stream it from (by
+    /// [`Context::fetch`](crate::Context::fetch), `fetch_stream` without
+    /// `body_from`, or `send_all`).
     BodyFrom,
     /// A body of unknown length (chunked) for a server that answered in
     /// HTTP/1.0 when last asked: it would not take the chunked framing, and
@@ -65,7 +68,7 @@ impl std::fmt::Display for RequestError {
                 "a body of unknown length for a server that speaks HTTP/1.0, which takes no chunked body",
             ),
             RequestError::BodyFrom => f.write_str(
-                "the request body to send on does not stream, or has begun to go elsewhere, or the request to send it with streams no body",
+                "the request body to send on does not stream, or has begun to go elsewhere, or the request to send it with streams no body, or a streamed body has nothing to stream it from",
             ),
         }
     }
@@ -340,8 +343,24 @@ impl ClientRequest {
         self.rare().upgrade.is_some()
     }
 
-    /// Sets the body (sent with `Content-Length`).
+    /// Sets the body (sent with `Content-Length`), in place of a streamed
+    /// one (see [`streamed_body`](Self::streamed_body)): the later call
+    /// decides.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let request = ClientRequest::new("POST", "http://127.0.0.1:8080/").unwrap()
+    ///     .streamed_body(Some(0))
+    ///     .body(b"abc".to_vec());
+    /// let text = String::from_utf8(request.encode().unwrap()).unwrap();
+    /// assert!(text.ends_with("Content-Length: 3\r\n\r\nabc"));
+    /// ```
     pub fn body(mut self, body: Vec<u8>) -> Self {
+        // Framed as streamed, these bytes would go after the head unframed:
+        // a request of the caller's making behind this one.
+        if let Some(rare) = &mut self.rare {
+            rare.streamed = None;
+        }
         self.body = body;
         self
     }
