@@ -66,6 +66,11 @@ pub(crate) fn step(
     let up = &mut **up;
     let ahead = std::mem::take(&mut up.read_ahead);
     if up.expired {
+        // An exchange still on it is one whose early body pieces did not
+        // fit its announced length (see `start`; every other expiry ends
+        // its exchange first): the client's body is at fault, not the
+        // upstream, as when a piece comes later (`bodies`).
+        fail(up, ClientError::Abandoned, work);
         return Next::Close;
     }
     if up.conn.is_switched() {
