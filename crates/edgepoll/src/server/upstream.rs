@@ -288,6 +288,11 @@ pub(crate) fn step(
                     work.slot_of.insert(next.id, index);
                     let max_body = work.pool.options.max_body_bytes;
                     start(up, next, now, max_body);
+                    if up.expired {
+                        // Its early body pieces did not fit (see the top).
+                        fail(up, ClientError::Abandoned, work);
+                        return Next::Close;
+                    }
                     readable = false;
                     continue;
                 }
@@ -523,8 +528,9 @@ pub(crate) fn handle_timeout(
         ),
         // Held back by its client is not silence, nor is waiting for the
         // rest of a request body its client is slow to send (the client's
-        // own idle timeout covers that). A body with no client piping into
-        // it (`fetch_stream` without one) has no such cover: it is timed.
+        // own idle timeout covers that). A body no client pipes into any
+        // more (its client left, or its pipe was dropped) has no such
+        // cover: it is timed.
         (Some(ex), false) if up.held || up.conn.waits_for_body() && is_piped(work, ex.id) => {
             return None
         }
