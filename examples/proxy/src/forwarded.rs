@@ -357,9 +357,43 @@ fn append_item(list: &mut Vec<u8>, value: &[u8]) {
     list.extend_from_slice(value);
 }
 
+/// Whether an absolute target names the server as a whole: `OPTIONS` to
+/// a URI with an empty path and no query, which the last proxy sends on as
+/// `OPTIONS *` (RFC 9112 §3.2.4); in origin form it would ask about `/`.
+pub fn asks_about_the_server(method: &str, target: &str) -> bool {
+    // Not origin form (`/path?next=http://x` is a path and a query), and
+    // nothing after the authority.
+    method == "OPTIONS"
+        && !target.starts_with('/')
+        && target
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.contains(['/', '?']))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only an absolute target with nothing after its authority asks about
+    /// the server as a whole; a path whose query holds a URI does not.
+    /// (`/api?next=https://a.test`, a CORS preflight's, went on as `*`.)
+    #[test]
+    fn only_an_absolute_uri_without_path_or_query_asks_about_the_server() {
+        for (target, whole) in [
+            ("http://a.test", true),
+            ("http://a.test:82", true),
+            ("http://u@a.test", true),
+            ("http://[::1]:8080", true),
+            ("http://a.test/", false),
+            ("http://a.test?q", false),
+            ("/api?next=https://a.test", false),
+            ("/go/http://a", false),
+            ("*", false),
+        ] {
+            assert_eq!(asks_about_the_server("OPTIONS", target), whole, "{target}");
+            assert!(!asks_about_the_server("GET", target), "{target}");
+        }
+    }
     use edgepoll::Url;
 
     fn incoming(trust_forwarded: bool) -> Incoming<'static> {

@@ -58,6 +58,11 @@ impl Proxy {
             balancer: Balancer::new(
                 config.upstreams.clone(),
                 config.eject_for,
+                // A probe out longer than its failure could take (a connect
+                // and a silence, each timed) is moving bytes.
+                config
+                    .eject_for
+                    .max(config.connect_timeout + config.timeout),
                 config.max_per_upstream,
             ),
             trust_forwarded: config.trust_forwarded,
@@ -131,16 +136,6 @@ impl Proxy {
             }
         }
     }
-}
-
-/// Whether an absolute target names the server as a whole: `OPTIONS` to
-/// a URI with an empty path and no query, which the last proxy sends on as
-/// `OPTIONS *` (RFC 9112 §3.2.4); in origin form it would ask about `/`.
-fn asks_about_the_server(method: &str, target: &str) -> bool {
-    method == "OPTIONS"
-        && target
-            .split_once("://")
-            .is_some_and(|(_, rest)| !rest.contains(['/', '?']))
 }
 
 /// Whether a request by `method` may be sent again: its effect is the
@@ -228,7 +223,7 @@ impl App for Proxy {
         if forwarded::max_forwards(method, request.headers()) == Some(0) {
             return Reply::Now(final_recipient());
         }
-        let target = match asks_about_the_server(method, request.target()) {
+        let target = match forwarded::asks_about_the_server(method, request.target()) {
             true => "*".into(),
             false => request.origin_form(),
         };
