@@ -4,8 +4,8 @@
 //! Health is passive, as nginx's `max_fails=1 fail_timeout`: an upstream
 //! whose connection was refused, unreachable, reset or timed out, or that
 //! answered garbage, is ejected for a while; after that, one request at a time probes
-//! it (another too once a probe has been out as long as an ejection), and
-//! the first success brings it back. A lone upstream is never
+//! it (another too once a probe has been out longer than its failure could
+//! take: a long upload), and the first success brings it back. A lone upstream is never
 //! ejected (nginx does the same): there is nowhere else to send to, and
 //! refusing would only hide its recovery. Nor are all of them left out at
 //! once: when every upstream is ejected (or probed), they are all taken
@@ -37,9 +37,10 @@ enum Health {
     /// Failed: no request until then; after it, the next one probes.
     Ejected(Instant),
     /// One request finds out (its ticket has the current epoch), sent at
-    /// this time. A probe that takes longer than an ejection lets another
-    /// request probe too: a long upload is no answer for as long as it
-    /// lasts, and would keep a working upstream out all that while.
+    /// this time. A probe out for longer than its failure could take (see
+    /// `probe_for`) lets another request probe too: a long upload is no
+    /// answer for as long as it lasts, and would keep a working upstream
+    /// out all that while.
     Probing(Instant),
 }
 
@@ -59,6 +60,9 @@ pub struct Balancer {
     /// Where the round-robin among equals resumes.
     cursor: usize,
     eject_for: Duration,
+    /// How long a probe is the only one: at least as long as a request
+    /// takes to fail (a connect and a silence, each timed).
+    probe_for: Duration,
     /// The connections one upstream may have (`--max-per-upstream`): a
     /// probe is sent only while fewer requests are out there, or it would
     /// wait in the pool behind them.
@@ -68,7 +72,12 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub fn new(urls: Vec<Url>, eject_for: Duration, per_upstream: usize) -> Balancer {
+    pub fn new(
+        urls: Vec<Url>,
+        eject_for: Duration,
+        probe_for: Duration,
+        per_upstream: usize,
+    ) -> Balancer {
         Balancer {
             upstreams: urls
                 .into_iter()
@@ -81,6 +90,7 @@ impl Balancer {
                 .collect(),
             cursor: 0,
             eject_for,
+            probe_for,
             per_upstream,
             revived: false,
         }
@@ -93,19 +103,20 @@ impl Balancer {
     /// Picks an upstream for a request, skipping those in `tried` (a bit per
     /// upstream index, the first 64), and counts the request as outstanding
     /// there. An ejected upstream whose time is up is probed by one request
-    /// at a time, whatever was sent to it before (answers to those no longer
+    /// at a time (another once a probe has been out `probe_for`), whatever
+    /// was sent to it before (answers to those no longer
     /// count), once a connection to it may be free. When every upstream
     /// is ejected or probed, all of them are taken back (see the module's
     /// doc; [`take_revived`](Self::take_revived) says so once). `None`
     /// when every one is tried, or the rest are ejected or probed while a
     /// tried one is up.
     pub fn pick(&mut self, now: Instant, tried: u64) -> Option<Ticket> {
-        let (per_upstream, eject_for) = (self.per_upstream, self.eject_for);
+        let (per_upstream, probe_for) = (self.per_upstream, self.probe_for);
         let available = |up: &Upstream| match up.health {
             Health::Up => true,
             Health::Ejected(until) => now >= until && up.outstanding < per_upstream,
             Health::Probing(since) => {
-                now.saturating_duration_since(since) >= eject_for && up.outstanding < per_upstream
+                now.saturating_duration_since(since) >= probe_for && up.outstanding < per_upstream
             }
         };
         let chosen = match self.least_outstanding(tried, available) {
@@ -208,7 +219,7 @@ mod tests {
         let urls = (0..n)
             .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 8000 + i)).unwrap())
             .collect();
-        Balancer::new(urls, Duration::from_secs(10), 4)
+        Balancer::new(urls, Duration::from_secs(10), Duration::from_secs(40), 4)
     }
 
     /// Answered and through: what most requests are.
@@ -363,27 +374,36 @@ mod tests {
         assert!(b.failed(new, later), "a new one's failure ejects");
     }
 
-    /// A probe still out after as long as an ejection (a long upload, whose
-    /// answer comes at its end) lets another request probe; either's answer
-    /// brings the upstream back. (One long probe kept it out all along.)
+    /// A probe still out after as long as a failure could take (a long
+    /// upload, whose answer comes at its end) lets another request probe,
+    /// and the second's answer brings the upstream back; the first's, in
+    /// the other order. (One long probe kept it out all along.)
     #[test]
     fn a_probe_that_lasts_lets_another_request_probe() {
-        let mut b = balancer(2);
-        let now = Instant::now();
-        let first = b.pick(now, 1 << 1).unwrap();
-        assert!(b.failed(first, now));
-        let later = now + Duration::from_secs(11);
-        let upload = b.pick(later, 1 << 1).unwrap();
-        assert_eq!(upload.upstream, 0);
-        let soon = later + Duration::from_secs(9);
-        assert_eq!(b.pick(soon, 1 << 1), None, "one probe at a time");
-        let long = later + Duration::from_secs(10);
-        let probe = b.pick(long, 1 << 1).unwrap();
-        assert_eq!(probe.upstream, 0, "a second probe");
-        through(&mut b, probe, long);
-        assert_eq!(b.upstreams[0].health, Health::Up);
-        through(&mut b, upload, long);
-        assert_eq!(b.upstreams[0].outstanding, 0);
+        for second_answers_first in [true, false] {
+            let mut b = balancer(2);
+            let now = Instant::now();
+            let first = b.pick(now, 1 << 1).unwrap();
+            assert!(b.failed(first, now));
+            let later = now + Duration::from_secs(11);
+            let upload = b.pick(later, 1 << 1).unwrap();
+            assert_eq!(upload.upstream, 0);
+            let soon = later + Duration::from_secs(39);
+            assert_eq!(b.pick(soon, 1 << 1), None, "one probe at a time");
+            let long = later + Duration::from_secs(40);
+            let probe = b.pick(long, 1 << 1).unwrap();
+            assert_eq!(probe.upstream, 0, "a second probe");
+            assert_eq!(b.pick(long, 1 << 1), None, "not a third beside it");
+            let (answer, other) = match second_answers_first {
+                true => (probe, upload),
+                false => (upload, probe),
+            };
+            through(&mut b, answer, long);
+            assert_eq!(b.upstreams[0].health, Health::Up);
+            through(&mut b, other, long);
+            assert_eq!(b.upstreams[0].health, Health::Up);
+            assert_eq!(b.upstreams[0].outstanding, 0);
+        }
     }
 
     /// No probe while as many requests as it may have connections are out
