@@ -39,7 +39,7 @@ pub mod link;
 mod report;
 
 use crate::clock;
-use crate::errno::{self, Errno, WasiResult, BADF, EXIST, FAULT, INVAL, NOTCAPABLE};
+use crate::errno::{self, Errno, WasiResult, BADF, EXIST, FAULT, INVAL, NOMEM, NOTCAPABLE};
 use crate::fd_table::{rights, Descriptor, Entry, FdTable};
 use crate::memory::GuestMemory;
 use rustc_hash::FxHashMap;
@@ -169,6 +169,36 @@ impl Poller {
         })
     }
 
+    /// Room for the bookkeeping of `n` subscriptions (about 120 bytes each,
+    /// more than the guest's 48), or NOMEM, as WasmEdge answers when its
+    /// own reservation fails: a guest listing tens of millions must not
+    /// make the runtime abort on an allocation, every instance with it.
+    fn reserve_for(&mut self, n: usize) -> Result<(), Errno> {
+        fn more(len: usize, n: usize) -> usize {
+            n.saturating_sub(len)
+        }
+        let bytes = n.saturating_mul(SUB_SIZE);
+        let room = self.watches.len().max(n);
+        let reserved = self.prev.try_reserve(more(self.prev.len(), bytes)).is_ok()
+            && self
+                .sub_error
+                .try_reserve(more(self.sub_error.len(), n))
+                .is_ok()
+            && self
+                .changed
+                .try_reserve(more(self.changed.len(), n))
+                .is_ok()
+            && self.ready.try_reserve(more(self.ready.len(), room)).is_ok()
+            && self
+                .watches
+                .try_reserve(more(self.watches.len(), n))
+                .is_ok();
+        match reserved {
+            true => Ok(()),
+            false => Err(NOMEM),
+        }
+    }
+
     /// One `poll_oneoff` call: subscriptions at `in_ptr`, events to `out_ptr`.
     pub fn poll(
         &mut self,
@@ -190,6 +220,7 @@ impl Poller {
             // the call succeeds with nothing to report.
             return mem.write_u32(nevents_ptr, 0);
         }
+        self.reserve_for(nsubs as usize)?;
         let start = Instant::now();
         self.note_table_changes(fds);
         let subs = mem.slice(in_ptr, bytes)?;
