@@ -124,15 +124,24 @@ impl GuestMemory<'_> {
     /// EFAULT when one lies outside it. Lengths are capped so their sum
     /// stays below 2^32, as WasmEdge caps them.
     pub fn gather(&mut self, table: IovecTable, out: &mut IovecBuffer) -> Result<usize, Errno> {
+        // Every buffer's pointer comes from one pointer to the whole memory:
+        // a mutable borrow of the memory per buffer would, to the aliasing
+        // model, end the pointers taken before it.
+        let memory = self.0.as_mut_ptr();
         let mut total: u32 = 0;
         for i in 0..table.count {
             let entry = table.ptr + 8 * i;
             let buf = self.read_u32(entry)?;
             let len = self.read_u32(entry + 4)?.min(u32::MAX - total);
             total += len;
-            let base = self.slice_mut(buf, len)?.as_mut_ptr();
+            // An empty buffer may point anywhere (the kernel reads none of it).
+            let at = match len {
+                0 => 0,
+                _ if self.fits(buf, u64::from(len)) => buf as usize,
+                _ => return Err(FAULT),
+            };
             out[i as usize].write(libc::iovec {
-                iov_base: base.cast(),
+                iov_base: memory.wrapping_add(at).cast(),
                 iov_len: len as usize,
             });
         }
