@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 /// How the test server answers.
 #[derive(Clone, Copy)]
 enum Reply {
-    /// `Content-Length` framed echo of the request body, after a delay.
+    /// `Content-Length` framed echo of the request body, after a delay, with
+    /// `Connection: close` (every reply ends its connection).
     Length(Duration),
     /// Chunked body in several pieces.
     Chunked,
@@ -95,7 +96,13 @@ fn serve(reply: Reply) -> TestServer {
                 let _ = match reply {
                     Reply::Length(delay) => {
                         std::thread::sleep(delay);
-                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        // It closes after one answer, and says so: kept
+                        // alive, the client's next POST could go out as the
+                        // close came (under load it did), and be lost.
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
                         stream.write_all(&[head.as_bytes(), &body].concat())
                     }
                     Reply::Chunked => stream.write_all(
