@@ -281,6 +281,42 @@ fn a_get_piped_to_a_head_is_not_read_on() {
     });
 }
 
+/// A service that pipes a response and then, by mistake, sends a piece
+/// and an end of its own: they are dropped, and the client gets the piped
+/// body whole and unmixed, on a connection that serves on. (They went into
+/// the body: "MIXED" first, and the body ended short.)
+#[test]
+fn a_services_own_pieces_for_a_piped_response_are_dropped() {
+    on_each_runtime(|runtime| {
+        let sink = NativeUpstream::start(Behaviour::Sink);
+        let source = NativeUpstream::start(Behaviour::Source);
+        let forward = start_streaming(runtime, &sink, &source);
+        let mut stream = connect(forward.addr);
+        let name = runtime.name();
+        let size = 300_000;
+        for request in [
+            format!("GET /down/bytes/{size} HTTP/1.1\r\nHost: x\r\nX-Piece-Into-Pipe: 1\r\n\r\n"),
+            "GET /down/bytes/3 HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+        ] {
+            stream.write_all(request.as_bytes()).expect("send");
+            let (head, mut body) = read_head(&mut stream);
+            assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
+            let want = match request.contains("Pipe") {
+                true => size,
+                false => 3,
+            };
+            let mut chunk = vec![0u8; 65536];
+            while body.len() < want {
+                let n = stream.read(&mut chunk).expect("body");
+                assert!(n > 0, "{name}: closed after {} bytes", body.len());
+                body.extend_from_slice(&chunk[..n]);
+            }
+            assert_eq!(body.len(), want, "{name}");
+            assert!(is_pattern(0, &body), "{name}: the body differs");
+        }
+    });
+}
+
 /// `nonblock_http_client -o FILE` writes a 1 GiB body into a preopened
 /// directory as it arrives: the file is the pattern byte for byte, and the
 /// client's resident memory stays where it was once the transfer was under way.

@@ -99,6 +99,11 @@ pub(crate) struct Pipes {
     /// body begins, soon after it comes), and a list costs a forwarder a
     /// tenth of a hash set's instructions per request.
     pipeable: Vec<ExchangeId>,
+    /// Request bodies piped up or echoed whose connection closed lately
+    /// (cleared by the loop once per pass over its inbound pieces): pieces
+    /// of theirs still in a batch being routed are dropped, for the
+    /// application gave those bodies away.
+    pub(crate) cut_bodies: Vec<Responder>,
 }
 
 impl Pipes {
@@ -175,6 +180,14 @@ impl Pipes {
     #[inline]
     pub(crate) fn down_into(&self, exchange: ExchangeId) -> Option<Responder> {
         self.down.get(&exchange).copied()
+    }
+
+    /// Whether `responder`'s response takes its body from an exchange's.
+    /// Asked only of the application's own pieces; a connection with no
+    /// pipe at all (nearly every one) is answered without a look.
+    pub(crate) fn is_piped_down(&self, responder: &Responder) -> bool {
+        self.at_slot.get(responder.token.0).is_some_and(|&n| n > 0)
+            && self.down.values().any(|r| r == responder)
     }
 
     /// Ends the pipe from `exchange`'s response body.
@@ -254,10 +267,12 @@ impl Pipes {
             _ => return (up, down),
         }
         let here = |r: &Responder| r.token.0 == slot;
+        let cut = &mut self.cut_bodies;
         self.up.retain(|responder, exchange| {
             let keep = !here(responder);
             if !keep {
                 up.push(*exchange);
+                cut.push(*responder);
             }
             keep
         });
@@ -271,7 +286,13 @@ impl Pipes {
             }
             keep
         });
-        self.echo.retain(|responder| !here(responder));
+        self.echo.retain(|responder| {
+            let keep = !here(responder);
+            if !keep {
+                cut.push(*responder);
+            }
+            keep
+        });
         self.unbegun.retain(|responder| !here(responder));
         (up, down)
     }
@@ -334,7 +355,10 @@ impl Context<'_> {
     }
 
     /// A piece of the body of a response begun with
-    /// [`respond_stream`](Self::respond_stream).
+    /// [`respond_stream`](Self::respond_stream). One for a response whose
+    /// body is piped from an exchange ([`respond_pipe`](Self::respond_pipe))
+    /// is dropped, as is such a response's [`end_body`](Self::end_body):
+    /// mixed in, it would corrupt the body the pipe carries.
     pub fn send_body(&mut self, responder: Responder, piece: Bytes) {
         self.responses.push((responder, Answer::Piece(piece)));
     }
@@ -726,6 +750,11 @@ mod tests {
             (vec![ExchangeId(12)], vec![ExchangeId(11)])
         );
         assert_counted(&pipes);
+        // The bodies it piped up or echoed are cut: pieces of theirs still
+        // being routed are not the application's.
+        let mut cut = std::mem::take(&mut pipes.cut_bodies);
+        cut.sort_by_key(|r| r.id);
+        assert_eq!(cut, [Responder::at(3, 1), Responder::at(3, 3)]);
         assert!(!pipes.echoes(&Responder::at(3, 3)));
         assert_eq!(pipes.up_into(&Responder::at(5, 1)), Some(ExchangeId(20)));
         assert!(pipes.echoes(&Responder::at(5, 3)));

@@ -37,6 +37,12 @@ pub(crate) fn route_inbound<D: Driven>(
     now: Instant,
     driven: &mut D,
 ) {
+    // Its connection closed while this batch was routed, with its body
+    // piped or echoed: not the application's.
+    let cut = &core.work.pipes.cut_bodies;
+    if !cut.is_empty() && cut.contains(&responder) {
+        return;
+    }
     if core.work.pipes.echoes(&responder) {
         return to_own_response(core, responder, inbound, now, driven);
     }

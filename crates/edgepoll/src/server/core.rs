@@ -821,15 +821,16 @@ impl Core {
                     }
                 }
                 // Pieces read before the close, of a body piped to an
-                // upstream: the pipe ends just below, and routed after it
-                // they would reach the application, which gave that body
-                // away.
+                // upstream or echoed: the pipe ends just below, and routed
+                // after it they would reach the application, which gave
+                // that body away. (Those of a batch being routed now are
+                // dropped as they come: `Pipes::cut_bodies`.)
                 let Work { inbound, pipes, .. } = &mut self.work;
                 if !inbound.is_empty() {
                     inbound.retain(|(r, _)| {
                         !(r.token == Token(index)
                             && r.serial == serial
-                            && pipes.up_into(r).is_some())
+                            && (pipes.up_into(r).is_some() || pipes.echoes(r)))
                     });
                 }
                 for exchange in bodies::forget_connection(&mut self.work, Token(index)) {
@@ -867,6 +868,7 @@ impl Core {
         // meanwhile is told at the next call (after the next event, or the
         // next poll, which then does not wait).
         let mut drained_told = false;
+        self.work.pipes.cut_bodies.clear();
         for _round in 0..1000 {
             let mut acted = false;
             if !self.work.pipes.fresh_up.is_empty() {
@@ -885,6 +887,7 @@ impl Core {
                         bodies::route_inbound(core, responder, inbound, now, driven);
                     },
                 );
+                self.work.pipes.cut_bodies.clear();
                 self.write_touched(now, driven);
             }
             if !self.work.abandoned.is_empty() {
@@ -1106,6 +1109,13 @@ impl Core {
                     "the response body was to come from a response that cannot give it\n",
                 ));
             }
+        }
+        // The application's own pieces for a response whose body comes
+        // through a pipe would be mixed into it.
+        if matches!(answer, Answer::Piece(_) | Answer::End)
+            && self.work.pipes.is_piped_down(&responder)
+        {
+            return;
         }
         let Some(handler) = self.handler_of(responder) else {
             if let Answer::Head(_, _, Some(exchange)) = answer {

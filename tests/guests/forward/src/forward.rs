@@ -83,6 +83,10 @@ struct Forward {
     /// the exchanges of requests with `X-Pipe-Late` (streaming), piped only
     /// once their body has begun to come here ...
     pipe_late: HashMap<ExchangeId, (Responder, Response<'static>)>,
+    /// ... the exchanges of requests with `X-Piece-Into-Pipe` (streaming),
+    /// whose piped response the service also sends a piece and an end of
+    /// its own (dropped by the loop) ...
+    piece_into_pipe: HashSet<ExchangeId>,
     /// ... and `/_echo_after_end` (true) and `/_pipe_after_end` requests,
     /// whose body is echoed or sent on once it has ended.
     after_end: HashMap<Responder, bool>,
@@ -242,6 +246,9 @@ impl App for Forward {
                     if request.header("x-cancel-after-head").is_some() {
                         self.cancel_after_head.insert(exchange);
                     }
+                    if request.header("x-piece-into-pipe").is_some() {
+                        self.piece_into_pipe.insert(exchange);
+                    }
                     if request.header("x-pipe-late").is_some() {
                         self.pipe_late
                             .insert(exchange, (responder, Response::new(StatusCode::OK)));
@@ -299,6 +306,10 @@ impl App for Forward {
                 // The loop ends the pipe with the body, or cancels it when
                 // the client goes.
                 cx.respond_pipe(responder, head, length, exchange);
+                if self.piece_into_pipe.remove(&exchange) {
+                    cx.send_body(responder, bytes::Bytes::from_static(b"MIXED"));
+                    cx.end_body(responder);
+                }
                 if self.cancel_after_head.remove(&exchange) {
                     cx.cancel(exchange);
                 }
@@ -493,6 +504,7 @@ fn run() -> Result<(), String> {
         ends: BTreeMap::new(),
         late_echo: HashMap::new(),
         cancel_after_head: HashSet::new(),
+        piece_into_pipe: HashSet::new(),
         pipe_late: HashMap::new(),
         after_end: HashMap::new(),
         generating: HashMap::new(),
