@@ -460,7 +460,13 @@ impl Context<'_> {
     /// stream, or a `request` not given a streamed body (it would go out
     /// with a body of its own, empty, and the pieces would have nowhere to
     /// go), is refused here ([`RequestError::BodyFrom`]), and nothing is
-    /// sent; so is a streamed body without `body_from`.
+    /// sent; so is a streamed body without `body_from`. A request answered
+    /// before its body is all in (a `202` at once, or a 504 at its respond
+    /// timeout) reads the rest as any answered request does, within
+    /// [`Limits::max_body_after_response`](crate::http::Limits::max_body_after_response)
+    /// (256 KiB by default): past that the body breaks off, and the exchange
+    /// fails ([`ClientError::Abandoned`](crate::ClientError::Abandoned)).
+    /// To send a large upload on in the background, answer once it is through.
     pub fn fetch_stream(
         &mut self,
         request: &ClientRequest,
