@@ -1364,6 +1364,14 @@ impl Core {
                         dry_round: 0,
                     });
                     upstream::start(&mut up, exchange, now, max_body);
+                    if up.expired {
+                        // Its early body pieces did not fit its length: the
+                        // client's body is at fault, told before a connect
+                        // that may time out passes for the upstream's.
+                        self.work.pool.closed(&origin, usize::MAX);
+                        self.work.pool.fail(id, ClientError::Abandoned);
+                        continue;
+                    }
                     let role = Role::Upstream(up);
                     match self.add(stream, origin.addr, Interest::WRITABLE, role) {
                         Ok(index) => {
