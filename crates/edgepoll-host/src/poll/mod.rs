@@ -174,24 +174,23 @@ impl Poller {
     /// own reservation fails: a guest listing tens of millions must not
     /// make the runtime abort on an allocation, every instance with it.
     fn reserve_for(&mut self, n: usize) -> Result<(), Errno> {
-        fn more(len: usize, n: usize) -> usize {
-            n.saturating_sub(len)
+        /// Room for `total` in all.
+        fn room<T>(list: &mut Vec<T>, total: usize) -> bool {
+            list.try_reserve(total.saturating_sub(list.len())).is_ok()
         }
-        let bytes = n.saturating_mul(SUB_SIZE);
-        let room = self.watches.len().max(n);
-        let reserved = self.prev.try_reserve(more(self.prev.len(), bytes)).is_ok()
+        // The old list's descriptors leave the watches only after the new
+        // ones came in: both at once, at most.
+        let watched = self.watches.len().saturating_add(n);
+        let reserved = room(&mut self.prev, n.saturating_mul(SUB_SIZE))
+            && room(&mut self.sub_error, n)
+            && room(&mut self.changed, n)
+            && room(&mut self.out, n)
+            && room(&mut self.dirty, watched)
+            && room(&mut self.ready, watched)
+            && self.watches.try_reserve(n).is_ok()
             && self
-                .sub_error
-                .try_reserve(more(self.sub_error.len(), n))
-                .is_ok()
-            && self
-                .changed
-                .try_reserve(more(self.changed.len(), n))
-                .is_ok()
-            && self.ready.try_reserve(more(self.ready.len(), room)).is_ok()
-            && self
-                .watches
-                .try_reserve(more(self.watches.len(), n))
+                .clocks
+                .try_reserve(n.saturating_sub(self.clocks.len()))
                 .is_ok();
         match reserved {
             true => Ok(()),
