@@ -61,7 +61,7 @@ pub struct Balancer {
     cursor: usize,
     eject_for: Duration,
     /// How long a probe is the only one: at least as long as a request
-    /// takes to fail (a connect and a silence, each timed).
+    /// may take to fail.
     probe_for: Duration,
     /// The connections one upstream may have (`--max-per-upstream`): a
     /// probe is sent only while fewer requests are out there, or it would

@@ -58,11 +58,13 @@ impl Proxy {
             balancer: Balancer::new(
                 config.upstreams.clone(),
                 config.eject_for,
-                // A probe out longer than its failure could take (a connect
-                // and a silence, each timed) is moving bytes.
+                // A probe out longer than its failure could take is moving
+                // bytes: as long as the clients' own wait for an answer
+                // (see main.rs), which covers a connect and a handshake or
+                // two and a silence, each timed.
                 config
                     .eject_for
-                    .max(config.connect_timeout + config.timeout),
+                    .max(2 * (config.connect_timeout + config.timeout)),
                 config.max_per_upstream,
             ),
             trust_forwarded: config.trust_forwarded,
