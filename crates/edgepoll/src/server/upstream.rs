@@ -264,7 +264,11 @@ pub(crate) fn step(
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.holds_partial_record());
-            if io.is_err() || eof || stray || !up.conn.is_reusable() || tls_failed {
+            // A request whose tail TLS still holds (the response came
+            // before it was all sent) leaves the connection out of step, as
+            // `ClientConnection::finish` finds of a plain one's output.
+            let unsent = up.tls.as_ref().is_some_and(|tls| tls.has_unsent());
+            if io.is_err() || eof || stray || unsent || !up.conn.is_reusable() || tls_failed {
                 return Next::Close;
             }
             // Straight on to a request waiting for this origin when a read

@@ -250,6 +250,13 @@ impl TlsSession {
         &self.out[self.out_sent..]
     }
 
+    /// Whether bytes taken from the application are not all on the wire:
+    /// records waiting for the socket, or plaintext rustls holds. A
+    /// response that came meanwhile leaves a request unfinished there.
+    pub(crate) fn has_unsent(&self) -> bool {
+        !self.output().is_empty() || self.conn.wants_write()
+    }
+
     pub(crate) fn sent(&mut self, n: usize) {
         self.out_sent = (self.out_sent + n).min(self.out.len());
     }

@@ -68,6 +68,9 @@ impl TlsSession {
     pub(crate) fn output(&self) -> &[u8] {
         match *self {}
     }
+    pub(crate) fn has_unsent(&self) -> bool {
+        match *self {}
+    }
     pub(crate) fn sent(&mut self, _: usize) {
         match *self {}
     }
