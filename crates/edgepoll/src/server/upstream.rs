@@ -109,6 +109,7 @@ pub(crate) fn step(
         let reused = up.conn.was_reused();
         let before = up.conn.backlog();
         let was_handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+        let ciphertext_before = up.tls.as_ref().map_or(0, |tls| tls.received());
         let mut endpoint = UpstreamEndpoint {
             conn: &mut up.conn,
             events: std::mem::take(&mut work.client_events),
@@ -151,7 +152,14 @@ pub(crate) fn step(
         // response's wait starts there, not at the connect.
         let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
         let sent = up.conn.backlog() != before || was_handshaking;
-        if received || (sent && !handshaking) {
+        // Past the handshake, part of a record is progress too: a slow link
+        // brings a 16 KiB record's plaintext only at its end, and a plain
+        // connection counts every byte.
+        let ciphertext = up
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.received() != ciphertext_before);
+        if received || ((sent || ciphertext) && !handshaking) {
             up.last_progress = now;
         }
         if ahead && readable {

@@ -22,6 +22,9 @@ pub(crate) struct TlsSession {
     error: Option<TlsError>,
     /// Where the ciphertext handed to rustls stands between records.
     edge: RecordEdge,
+    /// Ciphertext bytes received in all: a record arriving slowly is
+    /// progress before any of its plaintext can be had.
+    received: u64,
 }
 
 /// Follows the record headers of the ciphertext given to rustls, to tell
@@ -91,6 +94,7 @@ impl TlsSession {
             eof: false,
             error: None,
             edge: RecordEdge::default(),
+            received: 0,
         })
     }
 
@@ -111,6 +115,7 @@ impl TlsSession {
 
     /// Ciphertext from the socket.
     pub(crate) fn receive(&mut self, data: &[u8]) {
+        self.received = self.received.wrapping_add(data.len() as u64);
         if self.input.is_empty() {
             let taken = self.decrypt(data);
             self.input.extend_from_slice(&data[taken..]);
@@ -248,6 +253,11 @@ impl TlsSession {
 
     pub(crate) fn output(&self) -> &[u8] {
         &self.out[self.out_sent..]
+    }
+
+    /// Ciphertext bytes received so far (compare two readings).
+    pub(crate) fn received(&self) -> u64 {
+        self.received
     }
 
     /// Whether bytes taken from the application are not all on the wire:
