@@ -370,24 +370,35 @@ mod tests {
         assert!(t.is_finished_alone());
     }
 
-    /// The same while the other side is owed as much as the backlog limit
-    /// (which is why the broken side was not being read): what the broken
-    /// side holds is taken all the same, up to the limit more. (Nothing was
-    /// taken, and the last word was lost.)
-    #[test]
-    fn what_a_broken_side_holds_is_taken_though_the_other_is_owed_the_limit() {
+    /// Side `a`'s far end says its last word and resets (a close with
+    /// input unread) while `b` is owed "owed; "; `a` is stepped with no
+    /// readable event, so the write of what it is owed fails first. The
+    /// slots after, what `a` waits for next, and `b`'s far end.
+    fn a_resets_after_its_last_word(
+        limit: usize,
+        scratch: &mut [u8],
+    ) -> (Vec<Option<Connection>>, Next, TcpStream) {
         let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
         let (a, a_far) = pair(&listener);
-        let (b, _b_far) = pair(&listener);
+        let (b, b_far) = pair(&listener);
         assert_eq!(net::send(&a_far, b"last word").ok(), Some(9));
         assert_eq!(net::send(&a, b"x").ok(), Some(1));
         std::thread::sleep(Duration::from_millis(50));
         drop(a_far);
         std::thread::sleep(Duration::from_millis(50));
         let mut slots = vec![side(a, 1, b"to a".to_vec()), side(b, 0, b"owed; ".to_vec())];
-        let (now, mut scratch) = (Instant::now(), vec![0u8; 64 * 1024]);
-        let limit = 6;
-        let (next, _) = step(&mut slots, 0, false, now, &mut scratch, limit);
+        let (next, _) = step(&mut slots, 0, false, Instant::now(), scratch, limit);
+        (slots, next, b_far)
+    }
+
+    /// The same while the other side is owed as much as the backlog limit
+    /// (which is why the broken side was not being read): what the broken
+    /// side holds is taken all the same, up to the limit more. (Nothing was
+    /// taken, and the last word was lost.)
+    #[test]
+    fn what_a_broken_side_holds_is_taken_though_the_other_is_owed_the_limit() {
+        let mut scratch = vec![0u8; 64 * 1024];
+        let (slots, next, _b_far) = a_resets_after_its_last_word(6, &mut scratch);
         assert!(next == Next::Close, "{next:?}");
         let Some(Some(Connection {
             role: Role::Tunnel(t),
@@ -404,23 +415,13 @@ mod tests {
     /// after what it was already owed.
     #[test]
     fn what_a_side_sent_before_its_reset_reaches_the_other_though_unread() {
-        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
-        let (a, a_far) = pair(&listener);
-        let (b, b_far) = pair(&listener);
-        // The far end's last word, then a close with input unread: a reset.
-        assert_eq!(net::send(&a_far, b"last word").ok(), Some(9));
-        assert_eq!(net::send(&a, b"x").ok(), Some(1));
-        std::thread::sleep(Duration::from_millis(50));
-        drop(a_far);
-        std::thread::sleep(Duration::from_millis(50));
-        let mut slots = vec![side(a, 1, b"to a".to_vec()), side(b, 0, b"owed; ".to_vec())];
-        let (now, mut scratch) = (Instant::now(), vec![0u8; 64 * 1024]);
-        // Not read (no readable event yet): the write to a fails first.
-        let (next, peer) = step(&mut slots, 0, false, now, &mut scratch, 16 << 20);
-        assert!(next == Next::Close, "{next:?} {peer:?}");
+        let mut scratch = vec![0u8; 64 * 1024];
+        let (mut slots, next, b_far) = a_resets_after_its_last_word(16 << 20, &mut scratch);
+        assert!(next == Next::Close, "{next:?}");
         slots[0] = None;
         b_far.set_nonblocking(true).expect("non-blocking");
-        let (mut got, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(60));
+        let now = Instant::now();
+        let (mut got, deadline) = (Vec::new(), now + Duration::from_secs(60));
         while got != b"owed; last word" {
             assert!(
                 Instant::now() < deadline,
