@@ -61,6 +61,9 @@ pub(crate) struct ClientConnection {
     /// Whether the exchange under way had an interim response, kept or
     /// not: its request was read.
     heard_interim: bool,
+    /// Whether a layer below (TLS) still holds output taken from here, as
+    /// it said before its latest plaintext.
+    unsent_below: bool,
 }
 
 impl Default for ClientConnection {
@@ -70,6 +73,7 @@ impl Default for ClientConnection {
             completed: 0,
             reusable: true,
             heard_interim: false,
+            unsent_below: false,
         }
     }
 }
@@ -110,6 +114,12 @@ impl ClientConnection {
             State::Switched(rest) => Some(std::mem::take(rest)),
             _ => None,
         }
+    }
+
+    /// What a layer below (TLS) says before handing on plaintext: whether
+    /// it still holds output taken from here (see `finish`).
+    pub(crate) fn set_unsent_below(&mut self, unsent: bool) {
+        self.unsent_below = unsent;
     }
 
     /// Whether the latest exchange's server sent an interim response
@@ -216,7 +226,9 @@ impl ClientConnection {
         let all_sent = match &self.state {
             // A response that came before the whole request was sent leaves
             // the request's tail unsent: the connection cannot go on.
-            State::Busy(busy) => busy.output.is_empty() && busy.body_out.is_none(),
+            State::Busy(busy) => {
+                busy.output.is_empty() && busy.body_out.is_none() && !self.unsent_below
+            }
             _ => false,
         };
         self.reusable &= ok && reusable && all_sent;
@@ -434,6 +446,25 @@ mod tests {
         );
         assert!(matches!(&events[..], [ClientEvent::Response(Ok(r))] if r.status.as_u16() == 413));
         assert!(!conn.is_reusable());
+
+        // Over TLS the request leaves this buffer for the layer below as
+        // soon as it takes it: what that layer says it still holds counts
+        // as unsent. (The connection stayed reusable, the tail to go out
+        // ahead of the next request.)
+        for held_below in [true, false] {
+            let mut conn = ClientConnection::default();
+            start(
+                &mut conn,
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+                false,
+            );
+            send_all(&mut conn);
+            conn.set_unsent_below(held_below);
+            let mut events = Vec::new();
+            conn.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &mut events);
+            assert_eq!(events.len(), 1);
+            assert_eq!(conn.is_reusable(), !held_below, "held below: {held_below}");
+        }
     }
 
     /// A streamed exchange both ways: the request body goes out chunked in

@@ -106,6 +106,11 @@ pub(crate) trait Endpoint {
     /// asked): the peer had sent nothing further at that moment.
     #[inline]
     fn read_dry(&mut self) {}
+    /// Said by a layer below (TLS) before it hands plaintext on: whether
+    /// output it took from the endpoint has not all left yet. A response
+    /// complete meanwhile came before its request's tail went.
+    #[inline]
+    fn unsent_below(&mut self, _unsent: bool) {}
     fn wants_write(&self) -> bool;
     /// The pending output: one part, or a head and a body sent together.
     fn output(&self) -> [&[u8]; 2];
@@ -331,6 +336,10 @@ impl Endpoint for UpstreamEndpoint<'_> {
         self.dry = true;
     }
 
+    fn unsent_below(&mut self, unsent: bool) {
+        self.conn.set_unsent_below(unsent);
+    }
+
     fn wants_write(&self) -> bool {
         self.conn.wants_write()
     }
@@ -358,9 +367,11 @@ impl<E: Endpoint> TlsEndpoint<'_, E> {
             if !self.inner.wants_read() {
                 return;
             }
+            let unsent = self.tls.has_unsent();
             match self.tls.plain() {
                 Plain::Data(data) => {
                     let n = data.len();
+                    self.inner.unsent_below(unsent);
                     self.inner.receive(data);
                     self.tls.consume(n);
                     // Room again for what rustls did not take.

@@ -159,6 +159,9 @@ pub(crate) fn step(
             .tls
             .as_ref()
             .is_some_and(|tls| tls.received() != ciphertext_before);
+        // (Not while idle: there only the idle timeout runs, and records
+        // with no plaintext, session tickets say, must not hold it off.)
+        let ciphertext = ciphertext && up.exchange.is_some();
         if received || ((sent || ciphertext) && !handshaking) {
             up.last_progress = now;
         }
@@ -272,9 +275,9 @@ pub(crate) fn step(
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.holds_partial_record());
-            // A request whose tail TLS still holds (the response came
-            // before it was all sent) leaves the connection out of step, as
-            // `ClientConnection::finish` finds of a plain one's output.
+            // A request whose tail TLS still holds after this pump's writes
+            // leaves the connection out of step too (`finish` asked before
+            // them, when the response came: see `unsent_below`).
             let unsent = up.tls.as_ref().is_some_and(|tls| tls.has_unsent());
             if io.is_err() || eof || stray || unsent || !up.conn.is_reusable() || tls_failed {
                 return Next::Close;
