@@ -1001,9 +1001,7 @@ impl Handler {
             .header("Content-Type", "text/plain")
             .body(body);
         let head_only = match &self.state {
-            // A head refused before it was whole (too large, too slow) may
-            // still have named HEAD in its request line.
-            State::Head { head_method, .. } => *head_method || names_head(&self.input),
+            State::Head { head_method, .. } => *head_method,
             State::Body(head) => head.is_head_method,
             _ => false,
         };
@@ -2239,13 +2237,6 @@ impl Handler {
 /// The most bytes of empty lines before a request line read ahead behind
 /// requests waiting for their responses (see `order_allows`).
 const MAX_LINE_END_BYTES_AHEAD: usize = 8;
-
-/// Whether a request head, whole or not, begins with the method HEAD (after
-/// the empty lines a request may follow).
-fn names_head(input: &[u8]) -> bool {
-    let start = input.iter().position(|&b| b != b'\r' && b != b'\n');
-    start.is_some_and(|at| input[at..].starts_with(b"HEAD "))
-}
 
 /// A line end or two after a request's body, as some clients send (RFC
 /// 9112 §2.2 asks a server to ignore at least one empty line before a

@@ -293,44 +293,6 @@ fn a_refused_head_request_gets_no_body() {
     }
 }
 
-/// A HEAD refused before its head is whole (too large, too slow) gets no
-/// body either: its request line named it. (Both got the reason.)
-#[test]
-fn a_head_request_refused_before_its_head_is_whole_gets_no_body() {
-    let limits = Limits {
-        max_head_bytes: 64,
-        header_timeout: Duration::from_secs(5),
-        ..Default::default()
-    };
-    for method in ["HEAD", "GET"] {
-        let mut input = format!("\r\n{method} / HTTP/1.1\r\nHost: a\r\nX: ").into_bytes();
-        input.extend_from_slice(&[b'y'; 80]);
-        assert_refused_with(&input, 431, &limits);
-        let out = text(&run_with(&input, &limits, false)).to_string();
-        assert_eq!(
-            out.ends_with("\r\n\r\n"),
-            method == "HEAD",
-            "{method}: {out:?}"
-        );
-
-        let t0 = Instant::now();
-        let mut conn = Handler::new(limits.clone(), t0);
-        conn.receive(
-            format!("{method} / HTTP/1.1\r\nHo").as_bytes(),
-            t0,
-            &mut echo,
-        );
-        conn.handle_timeout(t0 + Duration::from_secs(5));
-        let out = String::from_utf8_lossy(conn.pending_output()).to_string();
-        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
-        assert_eq!(
-            out.ends_with("\r\n\r\n"),
-            method == "HEAD",
-            "{method}: {out:?}"
-        );
-    }
-}
-
 /// A HEAD answered without its body says no length of its own (it would
 /// be 0, not what GET sends: RFC 9110 §8.6), or the one the service gives;
 /// the service's is ignored where the body is there to be measured.
