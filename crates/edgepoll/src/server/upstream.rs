@@ -275,11 +275,7 @@ pub(crate) fn step(
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.holds_partial_record());
-            // A request whose tail TLS still holds after this pump's writes
-            // leaves the connection out of step too (`finish` asked before
-            // them, when the response came: see `unsent_below`).
-            let unsent = up.tls.as_ref().is_some_and(|tls| tls.has_unsent());
-            if io.is_err() || eof || stray || unsent || !up.conn.is_reusable() || tls_failed {
+            if io.is_err() || eof || stray || !up.conn.is_reusable() || tls_failed {
                 return Next::Close;
             }
             // Straight on to a request waiting for this origin when a read
