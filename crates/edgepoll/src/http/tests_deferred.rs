@@ -168,16 +168,21 @@ fn the_body_of_a_request_taken_side_by_side_is_not_checked_as_a_request() {
     }
 }
 
+/// A connection with a GET and then a HEAD waiting for their answers.
+fn get_then_head(now: Instant) -> (Handler, RequestId, RequestId) {
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let input = get("/later1") + "HEAD /later2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn.receive(input.as_bytes(), now, &mut service);
+    (conn, service.waiting[0].0, service.waiting[1].0)
+}
+
 /// A streamed response to a HEAD behind another response: its pieces are
 /// dropped as they come, not held until it reaches the front (they were
 /// held for nothing, and an exchange piped into it was read on meanwhile).
 #[test]
 fn pieces_for_a_head_behind_another_response_are_not_held() {
     let now = Instant::now();
-    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
-    let input = get("/later1") + "HEAD /later2 HTTP/1.1\r\nHost: x\r\n\r\n";
-    conn.receive(input.as_bytes(), now, &mut service);
-    let (first, head) = (service.waiting[0].0, service.waiting[1].0);
+    let (mut conn, first, head) = get_then_head(now);
     conn.respond_stream(head, Response::new(StatusCode::OK), None, now)
         .unwrap();
     conn.send_body(head, bytes::Bytes::from(vec![b'x'; 1000]), now)
@@ -191,9 +196,7 @@ fn pieces_for_a_head_behind_another_response_are_not_held() {
     assert!(out.ends_with("\r\n\r\n") && !out.contains('x'), "{out}");
     // At the front, behind the pieces of the response before it not yet
     // sent: none of them is the HEAD's (they were counted as its backlog).
-    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
-    conn.receive(input.as_bytes(), now, &mut service);
-    let (first, head) = (service.waiting[0].0, service.waiting[1].0);
+    let (mut conn, first, head) = get_then_head(now);
     conn.respond_stream(first, Response::new(StatusCode::OK), None, now)
         .unwrap();
     conn.send_body(first, bytes::Bytes::from(vec![b'y'; 1000]), now)
