@@ -1001,7 +1001,20 @@ impl Handler {
             .header("Content-Type", "text/plain")
             .body(body);
         let head_only = match &self.state {
-            State::Head { head_method, .. } => *head_method,
+            // A head refused before it was whole (too large, too slow, a
+            // bad field) named HEAD if its request line is complete.
+            State::Head {
+                head_method,
+                parser,
+                ..
+            } => {
+                *head_method
+                    || parser.request_line().is_some_and(|line| {
+                        self.input
+                            .get(line.method.clone())
+                            .is_some_and(|method| scan::same_bytes(method, b"HEAD"))
+                    })
+            }
             State::Body(head) => head.is_head_method,
             _ => false,
         };

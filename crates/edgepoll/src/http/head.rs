@@ -8,8 +8,9 @@
 //! version (`HTTP/1.2` to `HTTP/1.9`) is read as `HTTP/1.1`, as RFC 9112 §2.3
 //! asks and nginx does, where `httparse` refuses it. It costs a third of the WebAssembly
 //! instructions: it reads eight bytes at a time where it can (see
-//! [`scan`](super::scan)), and it is only ever given a complete head (the
-//! handler finds the blank line first), so it never has to stop and resume.
+//! [`scan`](super::scan)). A head still arriving is parsed a line at a time
+//! as its lines complete ([`HeadParser`]); a line is never parsed before its
+//! end is in, so no answer depends on how the bytes arrived.
 //!
 //! What it accepts (RFC 9112 §2–§5, with `httparse`'s leniencies):
 //! empty lines before the request line; a method of token characters; one
@@ -107,6 +108,13 @@ pub(crate) struct Head {
 }
 
 impl HeadParser {
+    /// The request line of a head still arriving, or refused after it, once
+    /// that line is complete and well formed. Kept from the bytes before the
+    /// line's end only, so what it says does not depend on how they arrived.
+    pub(crate) fn request_line(&self) -> Option<&RequestLine> {
+        self.request_line.as_ref()
+    }
+
     /// Parses what has arrived of the head at the start of `buf`: `Ok(None)`
     /// while it is incomplete. Header fields go to `fields` as they complete
     /// (at most `max_fields`); give the same `fields` on every call.

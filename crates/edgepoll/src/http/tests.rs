@@ -293,6 +293,58 @@ fn a_refused_head_request_gets_no_body() {
     }
 }
 
+/// A HEAD refused before its head is whole (a bad field, too large, too
+/// slow) gets no body either once its request line is complete: the line
+/// named it. A line not yet complete, or refused itself, names nothing, and
+/// bytes after a fault are never read for a method (fed whole or in pieces,
+/// the answer is the same: `run_with` compares).
+#[test]
+fn a_head_request_refused_before_its_head_is_whole_gets_no_body() {
+    let limits = Limits {
+        max_head_bytes: 64,
+        header_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    for method in ["HEAD", "GET"] {
+        let bodiless = method == "HEAD";
+        let mut too_large = format!("\r\n{method} / HTTP/1.1\r\nHost: a\r\nX: ").into_bytes();
+        too_large.extend_from_slice(&[b'y'; 80]);
+        let bad_field = format!("{method} / HTTP/1.1\r\nHost: a\r\nX : y\r\n").into_bytes();
+        for (input, status) in [(too_large, 431), (bad_field, 400)] {
+            assert_refused_with(&input, status, &limits);
+            let out = text(&run_with(&input, &limits, false)).to_string();
+            assert_eq!(out.ends_with("\r\n\r\n"), bodiless, "{method}: {out:?}");
+        }
+
+        let t0 = Instant::now();
+        let mut conn = Handler::new(limits.clone(), t0);
+        let start = format!("{method} / HTTP/1.1\r\nHo");
+        conn.receive(start.as_bytes(), t0, &mut echo);
+        conn.handle_timeout(t0 + Duration::from_secs(5));
+        let out = String::from_utf8_lossy(conn.pending_output()).to_string();
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+        assert_eq!(out.ends_with("\r\n\r\n"), bodiless, "{method}: {out:?}");
+    }
+    // Faults before or in the request line: the reason goes out, whatever
+    // follows (the fuzzer's "\r\r\nHEAD \n..." among them).
+    for input in [
+        &b"\r\r\nHEAD / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"HEAD  / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"HEAD / HTTP/1.1\rHost: a\r\n\r\n",
+    ] {
+        assert_refused_with(input, 400, &limits);
+        let out = text(&run_with(input, &limits, false)).to_string();
+        assert!(!out.ends_with("\r\n\r\n"), "no reason: {out:?}");
+    }
+    let t0 = Instant::now();
+    let mut conn = Handler::new(limits.clone(), t0);
+    conn.receive(b"HEAD / HTTP/1.1", t0, &mut echo);
+    conn.handle_timeout(t0 + Duration::from_secs(5));
+    let out = String::from_utf8_lossy(conn.pending_output()).to_string();
+    assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+    assert!(!out.ends_with("\r\n\r\n"), "line not complete: {out:?}");
+}
+
 /// A HEAD answered without its body says no length of its own (it would
 /// be 0, not what GET sends: RFC 9110 §8.6), or the one the service gives;
 /// the service's is ignored where the body is there to be measured.
