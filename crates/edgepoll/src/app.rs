@@ -80,6 +80,10 @@ pub(crate) struct Pipes {
     /// look for its own would cost as many steps as there are pipes (300
     /// paused downloads made each close cost 300).
     at_slot: Vec<u32>,
+    /// How many of `down` end at each slot: the application's own pieces
+    /// look for a pipe into their response only where one may be, and
+    /// there are as many as the connection has pipelined requests at most.
+    downs_at_slot: Vec<u32>,
     /// Switched exchanges whose connections are to be joined to the
     /// clients of these requests once their 101s are out.
     pub(crate) tunnels: FxHashMap<ExchangeId, Responder>,
@@ -120,17 +124,7 @@ impl Pipes {
     /// Counts a pipe more (`1`) or less (`-1`) at `responder`'s slot.
     #[inline]
     fn count(&mut self, responder: Responder, change: i32) {
-        let slot = responder.token.0;
-        if slot >= self.at_slot.len() {
-            self.at_slot.resize(slot + 1, 0);
-        }
-        // Counting short would let a close skip a pipe of its own (the
-        // exchange would then never end); counting over costs one look.
-        debug_assert!(
-            change > 0 || self.at_slot[slot] > 0,
-            "pipes at slot {slot} miscounted"
-        );
-        self.at_slot[slot] = self.at_slot[slot].saturating_add_signed(change);
+        count_at(&mut self.at_slot, responder, change);
     }
 
     /// The exchange `responder`'s request body is piped into.
@@ -172,8 +166,10 @@ impl Pipes {
     pub(crate) fn pipe_down(&mut self, exchange: ExchangeId, responder: Responder) {
         if let Some(earlier) = self.down.insert(exchange, responder) {
             self.count(earlier, -1);
+            count_at(&mut self.downs_at_slot, earlier, -1);
         }
         self.count(responder, 1);
+        count_at(&mut self.downs_at_slot, responder, 1);
     }
 
     /// The response `exchange`'s body is piped into.
@@ -184,9 +180,13 @@ impl Pipes {
 
     /// Whether `responder`'s response takes its body from an exchange's.
     /// Asked only of the application's own pieces; a connection with no
-    /// pipe at all (nearly every one) is answered without a look.
+    /// response piped into it (nearly every one) is answered without a
+    /// look, and one with is looked at only where a pipe ends (a piped
+    /// response has one exchange: see `Server::deliver_answer`).
     pub(crate) fn is_piped_down(&self, responder: &Responder) -> bool {
-        self.at_slot.get(responder.token.0).is_some_and(|&n| n > 0)
+        self.downs_at_slot
+            .get(responder.token.0)
+            .is_some_and(|&n| n > 0)
             && self.down.values().any(|r| r == responder)
     }
 
@@ -194,6 +194,7 @@ impl Pipes {
     pub(crate) fn unpipe_down(&mut self, exchange: ExchangeId) -> Option<Responder> {
         let responder = self.down.remove(&exchange)?;
         self.count(responder, -1);
+        count_at(&mut self.downs_at_slot, responder, -1);
         Some(responder)
     }
 
@@ -266,6 +267,9 @@ impl Pipes {
             Some(n) if *n > 0 => *n = 0,
             _ => return (up, down),
         }
+        if let Some(n) = self.downs_at_slot.get_mut(slot) {
+            *n = 0;
+        }
         let here = |r: &Responder| r.token.0 == slot;
         let cut = &mut self.cut_bodies;
         self.up.retain(|responder, exchange| {
@@ -296,6 +300,22 @@ impl Pipes {
         self.unbegun.retain(|responder| !here(responder));
         (up, down)
     }
+}
+
+/// Counts a pipe more (`1`) or less (`-1`) at `responder`'s slot in `counts`.
+#[inline]
+fn count_at(counts: &mut Vec<u32>, responder: Responder, change: i32) {
+    let slot = responder.token.0;
+    if slot >= counts.len() {
+        counts.resize(slot + 1, 0);
+    }
+    // Counting short would let a close skip a pipe of its own (the
+    // exchange would then never end); counting over costs one look.
+    debug_assert!(
+        change > 0 || counts[slot] > 0,
+        "pipes at slot {slot} miscounted"
+    );
+    counts[slot] = counts[slot].saturating_add_signed(change);
 }
 
 /// What an [`App`] can ask of the event loop from any of its callbacks.
@@ -702,6 +722,18 @@ mod tests {
         }
         counted.resize(counted.len().max(pipes.at_slot.len()), 0);
         assert_eq!(counted, pipes.at_slot);
+        let mut downs = vec![0u32; pipes.downs_at_slot.len()];
+        for r in pipes.down.values() {
+            if r.token.0 >= downs.len() {
+                downs.resize(r.token.0 + 1, 0);
+            }
+            downs[r.token.0] += 1;
+        }
+        downs.resize(downs.len().max(pipes.downs_at_slot.len()), 0);
+        assert_eq!(downs, pipes.downs_at_slot, "responses piped into");
+        for r in pipes.down.values() {
+            assert!(pipes.is_piped_down(r));
+        }
     }
 
     #[test]
@@ -789,5 +821,22 @@ mod tests {
         assert_eq!(pipes.unpipe_slot(2), (vec![], vec![]));
         assert_eq!(pipes.unpipe_slot(9), (vec![], vec![]), "a slot never seen");
         assert_eq!(pipes.down_into(ExchangeId(3)), Some(Responder::at(2, 2)));
+    }
+
+    #[test]
+    fn only_a_slot_with_a_response_piped_into_it_is_looked_through() {
+        let mut pipes = Pipes::default();
+        pipes.pipe_up(Responder::at(2, 1), ExchangeId(1));
+        pipes.pipe_down(ExchangeId(2), Responder::at(4, 1));
+        assert!(pipes.is_piped_down(&Responder::at(4, 1)));
+        assert!(!pipes.is_piped_down(&Responder::at(4, 2)));
+        // Put there behind the count's back: a slot whose pipes all go up
+        // is not looked through for one.
+        pipes.down.insert(ExchangeId(3), Responder::at(2, 1));
+        assert!(!pipes.is_piped_down(&Responder::at(2, 1)));
+        pipes.down.remove(&ExchangeId(3));
+        assert_eq!(pipes.unpipe_down(ExchangeId(2)), Some(Responder::at(4, 1)));
+        assert!(!pipes.is_piped_down(&Responder::at(4, 1)));
+        assert_counted(&pipes);
     }
 }
