@@ -538,6 +538,8 @@ fn header_injection_is_refused_before_anything_is_sent() {
         for (args, says) in [
             (vec!["-H", "X-A: a\r\nX-Injected: 1"], "X-A"),
             (vec!["-H", "X-A: a\nX-Injected: 1"], "X-A"),
+            // At a value's end too: refused, not trimmed away.
+            (vec!["-H", "X-A: a\r\n"], "X-A"),
             (vec!["-H", "X A: b"], "X A"),
             (vec!["-H", "Content-Length: 0"], "Content-Length"),
             (
@@ -629,6 +631,64 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
             assert_eq!(std::fs::read(&file).expect("the file"), contents, "{said}");
             assert!(!part.exists(), "{said}: {} left behind", part.display());
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+/// `-o` with a name that is no file's, or with HEAD, is refused with exit 2;
+/// a `FILE.part` already there (another download's, or a stopped one's) is
+/// left as it was and the download refused. Nothing is sent in either case.
+#[test]
+fn a_download_refuses_what_it_cannot_write_and_a_part_file_it_did_not_make() {
+    on_each_runtime(|rt| {
+        let dir = scratch_dir("part", rt);
+        let preopen = format!("{}:{}", dir.display(), dir.display());
+        let server = serve(Reply::Length(Duration::ZERO));
+        let url = format!("http://{}/", server.addr);
+        let file = dir.join("page.html");
+        let part = dir.join("page.html.part");
+        let file_arg = file.display().to_string();
+        let dir_arg = format!("{}/", dir.display());
+        let run = |args: &[&str]| {
+            let child = rt
+                .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("client starts");
+            wait_bounded(child, Duration::from_secs(60))
+        };
+        for (args, says) in [
+            (vec!["-o", "", &url], "give the name of a file"),
+            (vec!["-o", &dir_arg, &url], "give the name of a file"),
+            (vec!["-o", "-", &url], "give the name of a file"),
+            (vec!["-X", "HEAD", "-o", &file_arg, &url], "HEAD"),
+        ] {
+            let out = run(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{} {args:?}: {stderr}",
+                rt.name()
+            );
+            assert!(stderr.contains(says), "{} {args:?}: {stderr}", rt.name());
+        }
+        assert!(!file.exists() && !part.exists(), "{}", rt.name());
+        std::fs::write(&part, b"another download's").expect("write");
+        let out = run(&["-o", &file_arg, &url]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", rt.name());
+        assert!(stderr.contains("exists"), "{}: {stderr}", rt.name());
+        assert_eq!(std::fs::read(&part).expect("kept"), b"another download's");
+        assert!(!file.exists(), "{}", rt.name());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            server.arrivals.lock().expect("lock").is_empty(),
+            "{}: a request was sent",
+            rt.name()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -60,9 +60,13 @@ fn parse_args() -> Result<Option<Options>, String> {
                 let (name, v) = line
                     .split_once(':')
                     .ok_or(format!("header {line:?} needs 'Name: value'"))?;
-                options
-                    .headers
-                    .push((name.trim().to_string(), v.trim().to_string()));
+                // Only spaces and tabs around them: a CR or LF at a value's
+                // end is refused with the rest, not quietly dropped.
+                let blank = |c: char| c == ' ' || c == '\t';
+                options.headers.push((
+                    name.trim_matches(blank).to_string(),
+                    v.trim_matches(blank).to_string(),
+                ));
             }
             "--timeout" => {
                 let v = value()?;
@@ -137,6 +141,22 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
         .collect()
 }
 
+/// `-o FILE` as given: one URL, a file name, and a response with a body.
+fn check_output(path: &str, options: &Options) -> Result<(), String> {
+    if options.urls.len() != 1 {
+        return Err("-o FILE takes exactly one URL".to_string());
+    }
+    if path.is_empty() || path.ends_with('/') || path == "-" {
+        // "-" is stdout to curl; here stdout gets each body after its status
+        // line without -o.
+        return Err(format!("-o {path:?}: give the name of a file"));
+    }
+    if options.method.as_deref() == Some("HEAD") {
+        return Err("-o FILE with -X HEAD: a response to HEAD has no body to write".to_string());
+    }
+    Ok(())
+}
+
 /// The value of `option`, a count of at least 1.
 fn positive(option: &str, value: &str) -> Result<usize, String> {
     (value.parse().ok())
@@ -155,8 +175,9 @@ Sends every URL at once, each on its own connection, and prints each response.
   --timeout SECS         each request's time from the start (10); with -o, the
                          most a download waits for its next byte
   -o, --output FILE      write the one URL's body to FILE as it arrives, through
-                         FILE.part, renamed to FILE once a 2xx body is whole (the
-                         runtime must preopen FILE's directory: --dir .:.)
+                         FILE.part (which must not be there yet), renamed to
+                         FILE once a 2xx body is whole (the runtime must
+                         preopen FILE's directory: --dir .:.)
   -v, --verbose          tell on stderr what names resolved to and what TLS agreed
   --cacert FILE          trust this PEM file's CA certificates for https://
   --parallel N           at most N connections to one origin at once
@@ -175,8 +196,8 @@ pub fn main() -> ExitCode {
         let Some(o) = o else {
             return Ok(None);
         };
-        if o.output.is_some() && o.urls.len() != 1 {
-            return Err("-o FILE takes exactly one URL".to_string());
+        if let Some(path) = &o.output {
+            check_output(path, &o)?;
         }
         let client = client_options(&o)?;
         Ok(Some((build(&o)?, o.timeout, o.output, o.verbose, client)))
@@ -194,7 +215,8 @@ pub fn main() -> ExitCode {
         }
     };
     if verbose {
-        tell_addresses(&requests, timeout);
+        // Each told name waits as the requests' own lookups do, at most.
+        tell_addresses(&requests, timeout.min(client.dns_timeout));
     }
     if let (Some(path), [request]) = (output, &requests[..]) {
         return download(request, timeout, &client, &path, verbose);
@@ -308,9 +330,14 @@ fn download(
 ) -> ExitCode {
     let tag = format!("[1] {} {}", request.method(), request.url());
     let part = format!("{path}.part");
-    // Checked before anything is sent.
-    let file = match std::fs::File::create(&part) {
+    // Checked before anything is sent. Never one that is there already:
+    // two downloads into one FILE.part would mix their bytes.
+    let file = match std::fs::File::create_new(&part) {
         Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!("nonblock_http_client: {part} exists: another download to {path} is running, or one was stopped (remove it if none runs)");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("nonblock_http_client: cannot create {part}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)");
             return ExitCode::FAILURE;
@@ -361,7 +388,10 @@ fn download(
             ExitCode::FAILURE
         }
         (Err(e), _) => {
-            let cause = format!("{e} after {written} bytes of the body");
+            let cause = match written {
+                0 => e.to_string(),
+                _ => format!("{e} after {written} bytes of the body"),
+            };
             eprintln!("{tag} -> error: {}", kept(&cause));
             ExitCode::FAILURE
         }
