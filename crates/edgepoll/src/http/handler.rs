@@ -579,15 +579,18 @@ impl Handler {
         self.output.consume(n);
     }
 
-    /// Whether the connection wants more input now (false while closing, or
-    /// while too much output waits: backpressure).
+    /// Whether the connection wants more input now (false while closing,
+    /// once switched to another protocol, or while too much output waits:
+    /// backpressure).
     #[inline]
     pub fn wants_read(&self) -> bool {
         match self.state {
             // Draining with responses owed: read (and dropped) only so that
             // a client that leaves is noticed, and its requests abandoned.
             State::Closing => self.draining && !self.waiting.is_empty(),
-            State::Closed | State::Switching { .. } => false,
+            // Switched: what follows is the new protocol's, read once it
+            // has the connection (its limits and backpressure, not ours).
+            State::Closed | State::Switching { .. } | State::Upgraded => false,
             State::Stream { id, .. } => self.body_paused != Some(id),
             _ => self.has_room(),
         }
