@@ -2,6 +2,8 @@
 //! upstream said, through the event loop's own client, on every runtime.
 //! Upstreams are real servers on loopback ports: native ones in this process
 //! (echo, delays, a stall), nginx, and the echo server under the same runtime.
+//! `--ws-echo` serves WebSockets at the loop's default limits, for what the
+//! examples' own limits keep them from showing.
 
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
@@ -614,4 +616,103 @@ fn an_idle_pooled_connection_that_the_upstream_misuses_or_closes_is_not_used_aga
             );
         });
     }
+}
+
+/// Opens a WebSocket on `path` of `forward_guest --ws-echo`.
+fn ws_open(addr: std::net::SocketAddr, path: &str) -> std::net::TcpStream {
+    let mut stream = connect(addr);
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("handshake sent");
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            other => panic!("{other:?} after {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    stream
+}
+
+/// A client's frame (masked, with a zero key: the payload as it is).
+fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n < 1 << 16 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The next frame from the server: its opcode and payload.
+fn ws_read(stream: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    stream
+        .read_exact(&mut head)
+        .expect("a frame (closed: dropped?)");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            stream.read_exact(&mut n).expect("length");
+            u64::from(u16::from_be_bytes(n))
+        }
+        127 => {
+            let mut n = [0u8; 8];
+            stream.read_exact(&mut n).expect("length");
+            u64::from_be_bytes(n)
+        }
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; usize::try_from(len).expect("a length that fits")];
+    stream.read_exact(&mut payload).expect("payload");
+    (head[0] & 0x0f, payload)
+}
+
+/// The answers to what one read completed go out whole: a 300 KiB message
+/// and a short one sent back to back (as a browser's `send(big);
+/// send("x")`) are both echoed to their sender, and both broadcast to
+/// every member. (The short one's answer found the first's unsent, over
+/// the queue's limit, and dropped the connection: every member's, for a
+/// broadcast.)
+#[test]
+fn a_large_websocket_message_and_the_next_are_both_answered() {
+    on_each_runtime(|runtime| {
+        let server = start_program(runtime, "forward_guest", &["--ws-echo"], &[]);
+        let big = vec![7u8; 300 << 10];
+        let mut burst = ws_frame(0x2, &big);
+        burst.extend_from_slice(&ws_frame(0x1, b"x"));
+        for path in ["/echo", "/all"] {
+            let mut sender = ws_open(server.addr, path);
+            let mut members = vec![];
+            if path == "/all" {
+                members.push(ws_open(server.addr, path));
+            }
+            sender.write_all(&burst).expect("burst sent");
+            members.push(sender);
+            for member in &mut members {
+                let said = format!("{} {path}", runtime.name());
+                let (opcode, payload) = ws_read(member);
+                assert_eq!((opcode, payload.len()), (0x2, big.len()), "{said}");
+                assert!(payload == big, "{said}: the large message changed");
+                assert_eq!(ws_read(member), (0x1, b"x".to_vec()), "{said}");
+            }
+        }
+    });
 }

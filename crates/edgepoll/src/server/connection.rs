@@ -493,8 +493,10 @@ mod tests {
         let mut scratch = vec![0u8; 4 * 1024];
         let (mut back, mut got) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut round = 0;
         while got.len() < messages.len() {
             assert!(Instant::now() < deadline, "{} answers", got.len());
+            round += 1;
             let mut outbox = Outbox::default();
             let mut endpoint = WsEndpoint {
                 socket: &mut socket,
@@ -510,8 +512,15 @@ mod tests {
             pump(&near, &mut endpoint, true, &mut scratch).expect("reads");
             // Delivered as the loop's router does, then written.
             outbox.drain(|_, frames| {
-                assert!(socket.queue_frame(frames, now), "the reader was dropped")
+                assert!(
+                    socket.queue_round(frames, None, round, now),
+                    "the reader was dropped"
+                )
             });
+            // A round never takes the queue past its limit: the reads
+            // stopped where their answers would have.
+            let queued: usize = socket.pending_output_parts().iter().map(|p| p.len()).sum();
+            assert!(queued <= 16 * 1024, "{queued} bytes queued");
             let mut endpoint = WsEndpoint {
                 socket: &mut socket,
                 on_message: |_: crate::ws::Message<'_>| 0,

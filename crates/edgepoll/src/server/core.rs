@@ -130,6 +130,8 @@ pub(crate) struct Core {
     closed_in_round: Vec<u64>,
     /// Poll rounds so far (0 marks no round).
     pub(crate) round: u64,
+    /// WebSocket delivery rounds so far (0 marks none: see `ws_router`).
+    pub(crate) ws_rounds: u64,
     next_serial: u64,
     pub(crate) scratch: Vec<u8>,
     pub(crate) work: Work,
@@ -168,6 +170,7 @@ impl Core {
             free: Vec::new(),
             closed_in_round: Vec::new(),
             round: 0,
+            ws_rounds: 0,
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
             work,

@@ -17,13 +17,17 @@ const SHARE_FROM: usize = 4096;
 /// connections, and the application may queue more when told).
 pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) {
     while !core.work.outbox.is_empty() {
+        // Each round is written before the next: a queue counts only what
+        // it held before a round against its limit (`queue_round`).
+        core.ws_rounds += 1;
+        let round = core.ws_rounds;
         let mut outbox = std::mem::take(&mut core.work.outbox);
         let mut touched = Vec::new();
         let mut everyone = false;
         outbox.drain(|action, frames| match action {
             ws::Action::Send(to, _) => {
                 if let Some(socket) = open_socket(core, to.0) {
-                    socket.queue_frame(frames, now);
+                    socket.queue_round(frames, None, round, now);
                     touched.push(to.0);
                 }
             }
@@ -34,7 +38,7 @@ pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) 
                 let shared = (frames.len() >= SHARE_FROM).then(|| Bytes::copy_from_slice(frames));
                 for index in 0..core.slots.len() {
                     if let Some(socket) = open_socket(core, index) {
-                        socket.queue_frames(frames, shared.as_ref(), now);
+                        socket.queue_round(frames, shared.as_ref(), round, now);
                     }
                 }
             }

@@ -24,12 +24,12 @@ pub struct WsLimits {
     /// meeting a few bytes not yet sent. While half of it is queued, the
     /// peer is not read ([`WebSocket::wants_read`]): its pings and
     /// messages wait in the network until it has read what it was sent.
-    /// The server's loop counts the answers an application queued to what
-    /// it just read as queued already. What one read holds is answered
-    /// whole: the loop reads up to 64 KiB at a time, so with a limit of 128
-    /// KiB or more, a peer whose messages are answered with no more bytes
-    /// than they hold (an echo, a pong) is never dropped for sending many
-    /// at once.
+    /// The server's loop queues what the application sent in rounds, each
+    /// written before the next, and counts only what was queued before a
+    /// round against the limit: what the round queues has had no chance
+    /// to be sent. So a peer that reads is never dropped for the answers
+    /// to what one read completed (a 300 KiB message and the next, an
+    /// echo of each), and a queue holds at most the limit plus one round.
     pub max_queued_bytes: usize,
     /// How long queued bytes may wait without any of them being sent before
     /// the connection is dropped. A quiet connection with nothing queued has
@@ -175,6 +175,9 @@ pub struct WebSocket {
     resumed: Instant,
     /// When the keepalive ping was queued, if no byte has come since.
     pinged: Option<Instant>,
+    /// The loop's delivery round this queue last took frames in, and how
+    /// much it held when that round began (see [`WebSocket::queue_round`]).
+    round: (u64, usize),
 }
 
 impl WebSocket {
@@ -202,6 +205,7 @@ impl WebSocket {
             message_progress: now,
             resumed: now,
             pinged: None,
+            round: (0, 0),
         }
     }
 
@@ -518,16 +522,20 @@ impl WebSocket {
         true
     }
 
-    /// Queues encoded frames back to back (a round of broadcasts) as
-    /// [`queue_frame`](Self::queue_frame) would one by one, but in one copy,
-    /// or none when they come `shared` (the same bytes as `frames`, which
-    /// every receiver's queue then holds by reference: a large broadcast
-    /// costs its size once, not once a member).
+    /// Queues encoded frames back to back (what the application sent one
+    /// connection in the loop's delivery round `round`, or a broadcast to
+    /// all): in one copy, or none when they come `shared` (the same bytes
+    /// as `frames`, which every receiver's queue then holds by reference:
+    /// a large broadcast costs its size once, not once a member). False if
+    /// the connection is to be dropped: only what was queued before the
+    /// round counts against the limit, for what the round queues has had
+    /// no chance to be sent ([`WsLimits::max_queued_bytes`]).
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
-    pub(crate) fn queue_frames(
+    pub(crate) fn queue_round(
         &mut self,
         frames: &[u8],
         shared: Option<&Bytes>,
+        round: u64,
         now: Instant,
     ) -> bool {
         match self.state {
@@ -535,40 +543,21 @@ impl WebSocket {
             _ if !self.takes_frames() => return true,
             _ => {}
         }
-        // One by one, a frame goes in while the queue is under the limit,
-        // and the first to find it at the limit drops the connection: those
-        // taken are the round's first. All of them when they fit together
-        // (nearly always: no header is read then).
-        let (mut cut, mut full) = (frames.len(), false);
-        if self.output.len() + frames.len() > self.limits.max_queued_bytes {
-            let mut queued = self.output.len();
-            cut = 0;
-            while let Ok(Some(header)) = read_header(&frames[cut..]) {
-                let end = (cut + header.header_len).saturating_add(header.payload_len as usize);
-                if end > frames.len() {
-                    break;
-                }
-                if queued != 0 && queued >= self.limits.max_queued_bytes {
-                    full = true;
-                    break;
-                }
-                queued += end - cut;
-                cut = end;
-            }
+        if self.round.0 != round {
+            self.round = (round, self.output.len());
         }
-        if cut > 0 {
-            if self.output.is_empty() {
-                self.last_sent = now;
-            }
-            match shared {
-                Some(shared) => self.output.push_piece(shared.slice(..cut)),
-                None => self.output.buffer().extend_from_slice(&frames[..cut]),
-            }
-        }
-        if full {
+        let before = self.round.1;
+        if before != 0 && before >= self.limits.max_queued_bytes {
             // It does not read (see `queue_frame`).
             self.drop_output();
             return false;
+        }
+        if self.output.is_empty() {
+            self.last_sent = now;
+        }
+        match shared {
+            Some(shared) => self.output.push_piece(shared.clone()),
+            None => self.output.buffer().extend_from_slice(frames),
         }
         true
     }

@@ -1,6 +1,7 @@
 //! The forwarding service (wasm32-wasip1 only).
 
 use edgepoll::http::{Limits, ParsedResponse, Reply, Request, Response, StatusCode, HOP_BY_HOP};
+use edgepoll::ws::{Message, Outbox};
 use edgepoll::{
     App, ClientError, ClientOptions, ClientRequest, Context, ExchangeId, Responder, Server,
     ServerOptions, SmallBlockAlloc, Url,
@@ -450,11 +451,13 @@ fn run() -> Result<(), String> {
     let mut listen = None;
     let mut routes = Vec::new();
     let mut stream = false;
+    let mut ws_echo = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--respond-timeout" => limits.respond_timeout = seconds(args.next(), &arg)?,
             "--stream" => stream = true,
+            "--ws-echo" => ws_echo = true,
             "--idle-timeout" => limits.idle_timeout = seconds(args.next(), &arg)?,
             "--header-timeout" => limits.header_timeout = seconds(args.next(), &arg)?,
             "--response-timeout" => client.response_timeout = seconds(args.next(), &arg)?,
@@ -496,6 +499,11 @@ fn run() -> Result<(), String> {
         client,
         ..ServerOptions::default()
     };
+    if ws_echo {
+        return Server::new(listener, options)
+            .serve_websockets(WsEcho::default())
+            .map_err(|e| format!("poll failed: {e}"));
+    }
     let service = Forward {
         routes,
         waiting: HashMap::new(),
@@ -513,6 +521,42 @@ fn run() -> Result<(), String> {
     Server::new(listener, options)
         .serve_app(service)
         .map_err(|e| format!("poll failed: {e}"))
+}
+
+/// `--ws-echo`: WebSockets at the loop's default limits. On `/echo` each
+/// message goes back to its sender, on `/all` to every connection.
+#[derive(Default)]
+struct WsEcho {
+    to_all: HashSet<edgepoll::Token>,
+}
+
+impl edgepoll::http::Service for WsEcho {
+    fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
+        Response::new(StatusCode::NOT_FOUND)
+    }
+}
+
+impl edgepoll::ws::Service for WsEcho {
+    fn accepts(&mut self, request: &Request<'_>) -> bool {
+        matches!(request.path(), "/echo" | "/all")
+    }
+
+    fn on_open(&mut self, peer: edgepoll::Token, target: &str, _: Option<&str>, _: &mut Outbox) {
+        if target.starts_with("/all") {
+            self.to_all.insert(peer);
+        }
+    }
+
+    fn on_message(&mut self, from: edgepoll::Token, message: Message<'_>, out: &mut Outbox) {
+        match self.to_all.contains(&from) {
+            true => out.broadcast(message),
+            false => out.send(from, message),
+        }
+    }
+
+    fn on_close(&mut self, peer: edgepoll::Token, _: &mut Outbox) {
+        self.to_all.remove(&peer);
+    }
 }
 
 pub fn main() -> ExitCode {

@@ -10,7 +10,9 @@
 //! by the service itself, piece by piece, and answered with its length.
 //! `GET /_stats` answers with what the service holds (`waiting=N pages=N
 //! live=N counting=N`) and how `/_count` bodies ended (`ends=ok:N,...`),
-//! for the tests that look for leaks.
+//! for the tests that look for leaks. `--ws-echo` serves WebSockets
+//! instead, at the loop's default limits: `/echo` sends each message back,
+//! `/all` to every connection.
 
 #[cfg(target_os = "wasi")]
 mod forward;
