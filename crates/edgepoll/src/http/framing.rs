@@ -164,18 +164,14 @@ impl FieldSummary {
     pub(crate) fn request_framing(&self, version: Version) -> Result<BodyFraming, FramingError> {
         if self.transfer_encoding {
             self.check_transfer_encoding(version)?;
-            // Chunked not last (or twice) is unframeable: 400 (RFC 9112
-            // §6.3 ¶4), before a coding this server lacks gets its 501
-            // (§6.1; as nginx, also without chunked at all).
-            let chunked_not_last = self.chunked_count > 0 && !self.chunked_last;
-            if chunked_not_last || self.chunked_count > 1 {
+            // Chunked not last, twice or not at all is unframeable: 400
+            // (RFC 9112 §6.3 ¶4, a MUST; nginx answers `gzip` alone with
+            // 501), before a coding this server lacks gets its 501 (§6.1).
+            if !self.chunked_last || self.chunked_count != 1 {
                 return Err(FramingError::InvalidTransferEncoding);
             }
             if self.unknown_coding {
                 return Err(FramingError::UnknownCoding);
-            }
-            if self.chunked_count != 1 {
-                return Err(FramingError::InvalidTransferEncoding);
             }
             return Ok(BodyFraming::Chunked);
         }

@@ -451,7 +451,12 @@ impl Handler {
                     }
                 }
                 Ok(false) => {
-                    if self.peer_closed {
+                    if self.peer_closed && self.no_request_begun() {
+                        // Stray line ends after the last body: closed
+                        // between requests, as from `Idle`.
+                        self.input = InputBuffer::default();
+                        self.state = State::Closing;
+                    } else if self.peer_closed {
                         self.close_quietly("client closed the connection mid-request");
                     }
                     return;
@@ -1090,12 +1095,6 @@ impl Handler {
             }
             return Ok(false);
         };
-        if head.bare_lf {
-            return Err(Refusal(
-                StatusCode::BAD_REQUEST,
-                "bare LF in request head (lines must end in CRLF)",
-            ));
-        }
         let (line, head_len) = (head.line, head.len);
         let version = line.version;
         let method = &buf[line.method.clone()];
@@ -1103,6 +1102,12 @@ impl Handler {
         let is_head_method = scan::same_bytes(method, b"HEAD");
         if let State::Head { head_method, .. } = &mut self.state {
             *head_method = is_head_method;
+        }
+        if head.bare_lf {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "bare LF in request head (lines must end in CRLF)",
+            ));
         }
         let is_connect = scan::same_bytes(method, b"CONNECT");
         if is_connect && !allow_connect {
@@ -1147,7 +1152,7 @@ impl Handler {
             (TargetForm::Absolute, false) if !is_plain_absolute(target) => {
                 return Err(Refusal(
                     StatusCode::BAD_REQUEST,
-                    "invalid authority in an absolute-form target",
+                    "invalid absolute-form target",
                 ))
             }
             _ => {}
@@ -2290,7 +2295,9 @@ fn is_plain_absolute(target: &[u8]) -> bool {
     }
     let authority = match text.split_once("://") {
         Some((_, rest)) => rest.split(['/', '?']).next().unwrap_or_default(),
-        None => return true, // a scheme-less form the request's parts leave unparsed
+        // Only `*?...` (`split_target`): the asterisk form is `*` alone
+        // (RFC 9112 §3.2.4).
+        None => return false,
     };
     // An empty host is invalid in an http URI (RFC 9110 §4.2.1).
     !authority.is_empty()
@@ -2426,9 +2433,13 @@ fn chunked_refusal(error: ChunkedError) -> Refusal {
     Refusal(status, error.as_str())
 }
 
-/// Whether the request line ends in `HTTP/<digit>...` — a version we could name
-/// but do not speak (505), as opposed to garbage (400).
+/// Whether the request line ends in a well-formed version of a major other
+/// than 1 (`HTTP/2.0`, `HTTP/0.9`): one we could name but do not speak
+/// (505), as opposed to a malformed one (400).
 fn names_other_http_version(buf: &[u8]) -> bool {
+    // After the empty lines the parser passed over.
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
+    let buf = &buf[start.unwrap_or(buf.len())..];
     let line_end = buf
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
@@ -2439,9 +2450,8 @@ fn names_other_http_version(buf: &[u8]) -> bool {
     else {
         return false;
     };
-    version.len() >= 6
-        && version.starts_with(b"HTTP/")
-        && version[5].is_ascii_digit()
-        && version != b"HTTP/1.0"
-        && version != b"HTTP/1.1"
+    // `HTTP/` DIGIT `.` DIGIT (RFC 9112 §2.3) of a major version not 1:
+    // anything else is malformed (400).
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && *major != b'1' && minor.is_ascii_digit())
 }

@@ -9,13 +9,13 @@
 //!
 //! | input | answer |
 //! |---|---|
-//! | malformed request line or header field, bare LF, missing or repeated `Host` in HTTP/1.1, a `Host` that names no host, a `host:port` target on a method other than CONNECT or `*` on one other than OPTIONS, a CONNECT target other than `host:port` (where the service answers CONNECT), conflicting or invalid `Content-Length`, `Content-Length` with `Transfer-Encoding`, bad chunk framing or trailer fields | 400 |
+//! | malformed request line or header field, bare LF, missing or repeated `Host` in HTTP/1.1, a `Host` that names no host, a `host:port` target on a method other than CONNECT or `*` on one other than OPTIONS, a CONNECT target other than `host:port` (where the service answers CONNECT), conflicting or invalid `Content-Length`, `Content-Length` with `Transfer-Encoding`, `Transfer-Encoding` whose last coding is not `chunked`, bad chunk framing or trailer fields, a malformed version | 400 |
 //! | head not complete within [`Limits::header_timeout`], body stalled past [`Limits::idle_timeout`] | 408 |
 //! | body larger than [`Limits::max_body_bytes`] | 413 |
 //! | `Expect` other than `100-continue` | 417 |
 //! | head larger than [`Limits::max_head_bytes`], more than [`Limits::max_headers`] fields, trailers too large | 431 |
-//! | transfer coding other than `chunked`; `CONNECT` (unless the service opts in with [`Service::handles_connect`]); a method over 64 bytes | 501 |
-//! | version other than HTTP/1 (HTTP/1.2 to HTTP/1.9 are served as HTTP/1.1, RFC 9112 §2.3), including the HTTP/2 preface | 505 |
+//! | a transfer coding other than `chunked` before a final `chunked`; `CONNECT` (unless the service opts in with [`Service::handles_connect`]); a method over 64 bytes | 501 |
+//! | a version other than HTTP/1 (HTTP/1.2 to HTTP/1.9 are served as HTTP/1.1, RFC 9112 §2.3), including the HTTP/2 preface | 505 |
 //! | keep-alive connection idle past [`Limits::idle_timeout`] | closed without a response |
 
 mod body;

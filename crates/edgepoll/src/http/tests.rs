@@ -272,7 +272,7 @@ fn a_refused_head_request_gets_no_body() {
         ),
         (b"HEAD / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         (
-            b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             501,
         ),
         (
@@ -761,6 +761,12 @@ fn chunked_not_last_gets_400_and_double_chunked_gets_400() {
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         501,
     );
+    // Without chunked at all: 400 too, a MUST of RFC 9112 §6.3 ¶4 (nginx
+    // answers 501), however the fields are laid.
+    for codings in ["gzip", "identity", "", "gzip\r\nTransfer-Encoding: deflate"] {
+        let request = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {codings}\r\n\r\n");
+        assert_refused(request.as_bytes(), 400);
+    }
 }
 
 #[test]
@@ -897,7 +903,7 @@ fn unknown_transfer_coding_gets_501() {
         501,
     );
     assert_refused(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
         501,
     );
 }
@@ -911,6 +917,69 @@ fn http2_preface_gets_505() {
 fn other_http_versions_get_505() {
     assert_refused(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505);
     assert_refused(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505);
+    // After empty lines too (they read as none: 400 before).
+    assert_refused(b"\r\nGET / HTTP/3.0\r\nHost: a\r\n\r\n", 505);
+    assert_refused(b"\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505);
+    // Malformed versions are no version: 400 (RFC 9112 §2.3).
+    for version in [
+        "HTTP/1.",
+        "HTTP/1",
+        "HTTP/2",
+        "HTTP/1.a",
+        "HTTP/20.0",
+        "HTTP/2.0x",
+    ] {
+        let request = format!("GET / {version}\r\nHost: a\r\n\r\n");
+        assert_refused(request.as_bytes(), 400);
+    }
+}
+
+/// A line end or two after the last request, then the client's close:
+/// closed between requests, quietly, as with none (it was logged as a
+/// request broken off); a request begun and closed is still logged.
+#[test]
+fn stray_line_ends_then_a_close_are_a_quiet_close() {
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    for stray in [&b""[..], b"\r", b"\r\n", b"\r\n\r\n"] {
+        let out = run_with(&[&request[..], stray].concat(), &Limits::default(), true);
+        assert!(out.finished, "{stray:?}");
+        assert_eq!(out.incident, None, "{stray:?}");
+    }
+    let out = run_with(
+        &[&request[..], b"\r\nGE"].concat(),
+        &Limits::default(),
+        true,
+    );
+    assert_eq!(
+        out.incident.map(|i| i.reason),
+        Some("client closed the connection mid-request")
+    );
+}
+
+/// A `*` target is `*` alone (RFC 9112 §3.2.4): with a query it is no
+/// form at all, for any method.
+#[test]
+fn an_asterisk_with_a_query_is_refused() {
+    for method in ["OPTIONS", "GET", "DELETE"] {
+        for target in ["*?x", "*?", "*?a=b"] {
+            let request = format!("{method} {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_refused(request.as_bytes(), 400);
+        }
+    }
+    assert!(text(&run(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")).starts_with("HTTP/1.1 200 "));
+}
+
+/// A bare-LF head naming HEAD is refused without a body, as any refused
+/// HEAD whose request line was read.
+#[test]
+fn a_bare_lf_head_request_is_refused_without_a_body() {
+    let out = run(b"HEAD / HTTP/1.1\nHost: a\n\n");
+    let out = text(&out);
+    assert!(
+        out.starts_with("HTTP/1.1 400 ") && out.ends_with("\r\n\r\n"),
+        "{out:?}"
+    );
+    assert!(!text(&run(b"GET / HTTP/1.1\nHost: a\n\n")).ends_with("\r\n\r\n"));
 }
 
 #[test]
