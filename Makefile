@@ -25,6 +25,8 @@ export PATH := $(WASMEDGE_BIN):$(PATH)
 endif
 
 .PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image proxy
+# A bare `make` builds (setup, the first rule, would only install).
+.DEFAULT_GOAL := build
 FUZZ_SECONDS ?= 120
 # Package installs never stop to ask; pip installs into a Python that
 # Debian manages (PEP 668) as into any other.
@@ -36,10 +38,10 @@ setup:
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' && rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add clippy rustfmt
 	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3 and pip (the WebSocket, TLS and WASI suite tests use them)"; apt-get update -qq && apt-get install -y -qq python3 python3-pip; }
 	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; apt-get update -qq && apt-get install -y -qq curl; }
-	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade --ignore-installed websockets; }
+	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade --ignore-installed 'websockets>=13,<18'; }
 	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
-	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet kubernetes-validate; }
-	@test -x /usr/sbin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }
+	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet 'kubernetes-validate==1.37.*'; }
+	@test -x /usr/sbin/nginx || test -x /usr/bin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }
 	@command -v clang >/dev/null || { echo "installing clang (ring's C parts, for https:// in the guest)"; apt-get update -qq && apt-get install -y -qq clang; }
 	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make their certificates with it)"; apt-get update -qq && apt-get install -y -qq openssl; }
 	@command -v dnsmasq >/dev/null || test -x /usr/sbin/dnsmasq || { echo "installing dnsmasq (the DNS server of the resolver's tests)"; apt-get update -qq && apt-get install -y -qq dnsmasq-base; }
@@ -90,7 +92,7 @@ clippy: setup
 	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
 	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
 
-fmt:
+fmt: setup
 	$(CARGO) fmt --all
 
 # OCI images of the echo server and the chat (FROM scratch, the .wasm as
@@ -131,7 +133,7 @@ browser-check: build
 # and the client's requests, then edgepoll-host's
 # imports (random arguments and memory, a canary directory), for FUZZ_SECONDS
 # each (make test runs both for 20 s with a fixed seed).
-fuzz:
+fuzz: setup
 	$(CARGO) run --release -p edgepoll-fuzz --bin edgepoll-fuzz -- --seconds $(FUZZ_SECONDS)
 	$(CARGO) run --release -p edgepoll-fuzz --bin host_imports -- --seconds $(FUZZ_SECONDS)
 

@@ -20,7 +20,8 @@ trap 'rm -rf "$bundle"' EXIT
 [ -d "$layout" ] || umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
 umoci unpack --rootless --image "$layout:$tag" "$bundle/b" >/dev/null
-cp "$wasm" "$bundle/b/rootfs/$name"
+# Executable: crun before 1.7 runs only an entrypoint that is.
+install -m 0755 "$wasm" "$bundle/b/rootfs/$name"
 umoci repack --image "$layout:$tag" "$bundle/b"
 config=(--config.entrypoint "/$name" --architecture wasm --os wasi
   --manifest.annotation module.wasm.image/variant=compat-smart
