@@ -14,13 +14,15 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 const MAX_NAME: usize = 32;
 /// Most bytes one member's messages may queue to everyone before the loop
 /// delivers them (it does once it has read that member's socket: up to 16
-/// reads of 64 KiB). Each
-/// message is queued to every member, and a member whose queue is found at
-/// its limit (256 KiB) is dropped: without this bound, one member sending
+/// reads of 64 KiB). Each message is queued to every member, a round at a
+/// time, and a member whose queue is still at its limit (256 KiB) when the
+/// next round comes is dropped: without this bound, one member sending
 /// thousands of messages in one burst (the frame of an empty one is 6
-/// bytes in, 40 out) filled every queue before any could be written, and
-/// everyone was dropped. That member is closed instead (1008). One message
-/// of any size still goes when nothing of that member's is queued.
+/// bytes in, 40 out) made a round of megabytes, and every member not
+/// reading fast enough was dropped at the next. That member is closed
+/// instead (1008). One message of any size still goes when nothing of that
+/// member's is queued. Across reads a sender is not slowed: a member who
+/// cannot read as fast as the room speaks is dropped at its queue's limit.
 const MAX_QUEUED_PER_READ: usize = 64 * 1024;
 
 /// Who is connected, by connection.
