@@ -185,6 +185,10 @@ Sends every URL at once, each on its own connection, and prints each response.
                          an idle one gives way to a URL of another origin
   -h, --help             this text
 
+Responses print in the order of their URLs: one in before an earlier one is
+held (whole) until that one is printed. A reader of stdout slower than
+--timeout makes the requests still out time out. Use -o for a large body.
+
 URLs are http:// or https://; redirects are not followed. Without a URL, two
 POSTs go to http://127.0.0.1:1234/. Names go to the DNS server in DNS_SERVER
 (ip:port) when it is set, else to the runtime's resolver. Exits 0 when every
