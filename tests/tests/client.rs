@@ -663,6 +663,11 @@ fn a_download_refuses_what_it_cannot_write_and_a_part_file_it_did_not_make() {
             (vec!["-o", "", &url], "give the name of a file"),
             (vec!["-o", &dir_arg, &url], "give the name of a file"),
             (vec!["-o", "-", &url], "give the name of a file"),
+            (
+                vec!["-o", &dir_arg[..dir_arg.len() - 1], &url],
+                "give the name of a file",
+            ),
+            (vec!["-o", ".", &url], "give the name of a file"),
             (vec!["-X", "HEAD", "-o", &file_arg, &url], "HEAD"),
         ] {
             let out = run(&args);

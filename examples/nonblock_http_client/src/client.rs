@@ -146,7 +146,9 @@ fn check_output(path: &str, options: &Options) -> Result<(), String> {
     if options.urls.len() != 1 {
         return Err("-o FILE takes exactly one URL".to_string());
     }
-    if path.is_empty() || path.ends_with('/') || path == "-" {
+    let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+    let no_name = std::path::Path::new(path).file_name().is_none();
+    if path.is_empty() || path.ends_with('/') || path == "-" || no_name || is_dir {
         // "-" is stdout to curl; here stdout gets each body after its status
         // line without -o.
         return Err(format!("-o {path:?}: give the name of a file"));
