@@ -635,6 +635,20 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
     });
 }
 
+/// A command line refused as a mistake: exit 2, and stderr says `said`;
+/// returns stderr.
+fn assert_mistake(rt: &Runtime, out: &Output, args: &[&str], said: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{} {args:?}: {stderr}",
+        rt.name()
+    );
+    assert!(stderr.contains(said), "{} {args:?}: {stderr}", rt.name());
+    stderr
+}
+
 /// `-o` with a name that is no file's, or with HEAD, is refused with exit 2;
 /// a `FILE.part` already there (another download's, or a stopped one's) is
 /// left as it was and the download refused. Nothing is sent in either case.
@@ -670,15 +684,7 @@ fn a_download_refuses_what_it_cannot_write_and_a_part_file_it_did_not_make() {
             (vec!["-o", ".", &url], "give the name of a file"),
             (vec!["-X", "HEAD", "-o", &file_arg, &url], "HEAD"),
         ] {
-            let out = run(&args);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{} {args:?}: {stderr}",
-                rt.name()
-            );
-            assert!(stderr.contains(says), "{} {args:?}: {stderr}", rt.name());
+            assert_mistake(rt, &run(&args), &args, says);
         }
         assert!(!file.exists() && !part.exists(), "{}", rt.name());
         std::fs::write(&part, b"another download's").expect("write");
@@ -762,15 +768,7 @@ fn command_line_mistakes_are_named() {
             // The URL first, so that the option missing its value is last.
             let mut all = vec!["http://127.0.0.1:9/"];
             all.extend_from_slice(args);
-            let out = run_client(rt, &all);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{} {args:?}: {stderr}",
-                rt.name()
-            );
-            assert!(stderr.contains(said), "{} {args:?}: {stderr}", rt.name());
+            let stderr = assert_mistake(rt, &run_client(rt, &all), args, said);
             assert!(stderr.contains("usage: nonblock_http_client"), "{stderr}");
         }
         // `-h` as an option's value is that value, not a call for help.
