@@ -58,8 +58,10 @@ impl Event {
         self.writable
     }
 
-    /// The peer hung up (the runtime's HANGUP flag): reads return what is left,
-    /// then EOF; writes fail.
+    /// The connection is closed both ways or reset (the runtime's HANGUP
+    /// flag): reads return what is left, then EOF; writes fail. A peer's
+    /// end of sending alone (a half-close) is no hang-up: it is readable,
+    /// and a read returns EOF.
     pub fn is_hang_up(&self) -> bool {
         self.hang_up
     }

@@ -174,7 +174,11 @@ impl Poll {
         self.table.reregister(fd, token, interest, now)
     }
 
-    /// Stops watching `source`, in O(1). Do it before closing the socket.
+    /// Stops watching `source`, in O(1). Do it before closing the socket:
+    /// a closed descriptor still registered is reported (an error event)
+    /// only when a call returns for another reason, as WasmEdge's wait does
+    /// not return for it alone (a [`poll`](Self::poll) without a timeout
+    /// and nothing else to wake it would not return).
     pub fn deregister(&mut self, source: &impl AsRawFd) -> io::Result<()> {
         let fd = fd_of(source)?;
         if self.is_held(fd) {
@@ -501,12 +505,14 @@ impl Poll {
         // `SubscriptionTable::probe_cold`), and the full call the rest.
         let all = self.table.probe_cold(peek, &mut self.probed);
         for &(token, _, seen) in &self.probed {
-            let (hang_up, error) = match seen {
-                Peek::Closed => (true, 0),
-                Peek::Error(errno) => (false, errno),
-                _ => (false, 0),
+            // A peer's end of sending is readable (EOF), as the runtime
+            // reports it: HANGUP is its flag for a connection closed both
+            // ways, which a peek cannot tell apart.
+            let error = match seen {
+                Peek::Error(errno) => errno,
+                _ => 0,
             };
-            let event = crate::event::Event::new(token, true, false, hang_up, error);
+            let event = crate::event::Event::new(token, true, false, false, error);
             events.list.push(event);
         }
         // On the fallback `probed` keeps the errors reported, for

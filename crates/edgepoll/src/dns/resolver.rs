@@ -51,9 +51,10 @@ pub const MAX_ADDRESSES: usize = 32;
 pub const MAX_PENDING: usize = 256;
 /// Names waiting for a lookup to end so that theirs can start.
 pub const MAX_WAITING: usize = 4096;
-/// Once one family has addresses, how long the other is waited for
-/// (RFC 8305 §3 waits 50 ms before using IPv4 alone; a little more here,
-/// as the client takes the first address anyway).
+/// Once IPv4 has addresses (or the name is known not to exist), how long
+/// IPv6 is waited for (RFC 8305 §3 waits 50 ms before using IPv4 alone; a
+/// little more here, as the client takes the first address anyway). IPv6
+/// addresses first wait for IPv4's as long as the lookup may take.
 pub const OTHER_FAMILY_GRACE: Duration = Duration::from_millis(100);
 
 /// The outcome of a lookup: the addresses, IPv4 before IPv6, each in the
@@ -107,14 +108,20 @@ struct Pending {
 }
 
 impl Pending {
-    /// Part `answered` has its answer. Addresses for one family, or a
-    /// name that does not exist (RFC 8020: for any type), cut the wait for
-    /// the other to a short grace: a lost datagram then costs that, not
-    /// the whole timeout. Not while the other is asked over TCP: an answer
+    /// Part `answered` has its answer. IPv4 addresses, or a name that does
+    /// not exist (RFC 8020: for any type), cut the wait for the other
+    /// family to a short grace: a lost datagram then costs that, not the
+    /// whole timeout. IPv6 addresses do not: IPv4 comes first (see the
+    /// module's notes), and on a network without IPv6 a lookup that lost
+    /// its A datagram would end with addresses it cannot reach; it waits
+    /// for the resend. Not while the other is asked over TCP: an answer
     /// too large for a datagram is worth its round trip.
     fn grace_after_answer(&mut self, answered: usize, now: Instant) {
-        let conclusive = match &self.parts[answered].state {
-            PartState::Done(Ok(Answer::Addresses { addrs, .. })) => !addrs.is_empty(),
+        let part = &self.parts[answered];
+        let conclusive = match &part.state {
+            PartState::Done(Ok(Answer::Addresses { addrs, .. })) => {
+                !addrs.is_empty() && part.family == Family::V4
+            }
             PartState::Done(Ok(Answer::NoSuchName { .. })) => true,
             _ => false,
         };

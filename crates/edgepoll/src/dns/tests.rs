@@ -541,6 +541,31 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
     ));
 }
 
+/// IPv6 addresses first do not cut the wait for IPv4's: its datagram lost,
+/// it is asked again, and the lookup ends with both (IPv4 first). (It
+/// ended after the grace with IPv6 alone, which a network without IPv6
+/// cannot reach.)
+#[test]
+fn an_ipv6_answer_first_waits_for_the_ipv4_one() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("v6first.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    r.on_datagram(&answer(&queries[1], |q, m| addresses(q, m, 30)), now);
+    assert!(r.finished.is_empty());
+    assert_eq!(r.deadline(), Some(now + RESEND_AFTER));
+    r.handle_timeout(now + RESEND_AFTER);
+    assert!(r.finished.is_empty(), "ended at the grace");
+    let again = std::mem::take(&mut r.datagrams);
+    assert_eq!(again, [queries[0].clone()], "the A query again");
+    let later = now + RESEND_AFTER + Duration::from_millis(20);
+    r.on_datagram(&answer(&again[0], |q, m| addresses(q, m, 30)), later);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("v6first.test".into(), Ok(vec![v4(), v6()])))
+    );
+}
+
 #[test]
 fn a_family_that_never_answers_costs_only_a_short_grace() {
     let mut r = resolver();
