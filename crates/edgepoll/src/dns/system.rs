@@ -30,8 +30,11 @@ pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const MAX_RESULTS: usize = 16;
-    /// Room for the host's `sockaddr_in6` after its family field.
-    const SA_DATA: usize = 26;
+    /// Room for the host's `sockaddr_in6` after its family field: 26
+    /// bytes on Linux, which WasmEdge copies whatever the length it is
+    /// given; room to spare for a build that copies more (an older macOS
+    /// one copied 27).
+    const SA_DATA: usize = 32;
     const FAMILY_INET4: u8 = 1;
     const FAMILY_INET6: u8 = 2;
     const SOCKTYPE_STREAM: u8 = 2;
