@@ -163,14 +163,11 @@ pub(crate) fn read_answer(
             .unwrap_or(0)
     };
     match header.response_code {
-        ResponseCode::NoError => {}
-        ResponseCode::NXDomain => {
-            return Ok(Answer::NoSuchName {
-                ttl: negative_ttl(),
-            })
-        }
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
         code => return Ok(Answer::Failed(u16::from(code))),
     }
+    // The chain is walked for a negative answer too: it is the last name's
+    // (RFC 6604), and kept no longer than the aliases that led to it.
     let mut current = name.clone();
     let mut ttl = u32::MAX;
     let mut addrs = Vec::new();
@@ -202,10 +199,15 @@ pub(crate) fn read_answer(
             _ => break,
         }
     }
+    if header.response_code == ResponseCode::NXDomain {
+        return Ok(Answer::NoSuchName {
+            ttl: negative_ttl().min(ttl),
+        });
+    }
     if addrs.is_empty() {
         return Ok(Answer::Addresses {
             addrs,
-            ttl: negative_ttl(),
+            ttl: negative_ttl().min(ttl),
         });
     }
     Ok(Answer::Addresses { addrs, ttl })
@@ -286,6 +288,38 @@ mod tests {
         m.add_authority(Record::from_rdata(name("test"), 300, RData::SOA(soa)));
         let got = read_answer(&m.to_vec().unwrap(), 9, &name("gone.test"), Family::V6);
         assert_eq!(got, Ok(Answer::NoSuchName { ttl: 45 }));
+    }
+
+    /// A negative answer reached through an alias is kept no longer than
+    /// the alias: it may point elsewhere once that expires.
+    #[test]
+    fn a_negative_answer_through_an_alias_is_kept_no_longer_than_it() {
+        for (code, family) in [
+            (ResponseCode::NXDomain, Family::V4),
+            (ResponseCode::NoError, Family::V6),
+        ] {
+            let mut m = response(9, "www.a.test", family, code);
+            m.add_answer(cname("www.a.test", 5, "gone.cdn.test"));
+            let soa = SOA::new(
+                name("cdn.test"),
+                name("admin.cdn.test"),
+                1,
+                60,
+                60,
+                600,
+                300,
+            );
+            m.add_authority(Record::from_rdata(name("cdn.test"), 300, RData::SOA(soa)));
+            let got = read_answer(&m.to_vec().unwrap(), 9, &name("www.a.test"), family);
+            let expected = match code {
+                ResponseCode::NXDomain => Answer::NoSuchName { ttl: 5 },
+                _ => Answer::Addresses {
+                    addrs: vec![],
+                    ttl: 5,
+                },
+            };
+            assert_eq!(got, Ok(expected), "{code:?}");
+        }
     }
 
     #[test]
