@@ -226,6 +226,10 @@ impl Resolver {
             return Lookup::Ready(Err(ResolveError::InvalidName));
         }
         if key.as_ref() == "localhost" || key.ends_with(".localhost") {
+            // By the rules of any other name (`a..localhost` is none).
+            if !super::is_host_name(&key) {
+                return Lookup::Ready(Err(ResolveError::InvalidName));
+            }
             let loopback = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
             return Lookup::Ready(Ok(loopback));
         }

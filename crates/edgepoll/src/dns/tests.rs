@@ -75,6 +75,9 @@ fn a_name_with_an_empty_label_is_refused_before_it_is_asked() {
         "0x7f.1",
         "2130706433",
         "%6Cocalhost",
+        // Under localhost too: it is no loopback name then.
+        "a..localhost",
+        "%.localhost",
     ] {
         assert_eq!(
             r.lookup(bad, now),
