@@ -85,9 +85,9 @@ async def thousand_clients():
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-def handshake(sock, extra=b"", version=b"13", key=None, name=b"raw", fields=b""):
+def handshake(sock, extra=b"", version=b"13", key=None, name=b"raw", fields=b"", host=b"x"):
     key = key or base64.b64encode(os.urandom(16))
-    sock.sendall(b"GET /ws?name=" + name + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    sock.sendall(b"GET /ws?name=" + name + b" HTTP/1.1\r\nHost: " + host + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  b"Sec-WebSocket-Version: " + version + b"\r\nSec-WebSocket-Key: " + key + b"\r\n" + fields + b"\r\n" + extra)
     head = b""
     while b"\r\n\r\n" not in head:
@@ -168,10 +168,15 @@ async def handshakes():
         s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 400 ")
     # A page of this site may open the chat; a page of another may not
-    # (its visitor's browser would join for it: RFC 6455 §10.2).
+    # (its visitor's browser would join for it: RFC 6455 §10.2), nor one
+    # of a name the chat does not serve, whatever it resolves to (DNS
+    # rebinding: its Origin and Host then agree).
+    with raw() as s:
+        head = handshake(s, fields=b"Origin: http://127.0.0.1:9\r\n", host=b"127.0.0.1:9")
+        assert head.startswith(b"HTTP/1.1 101 "), head
     with raw() as s:
         head = handshake(s, fields=b"Origin: http://x\r\n")
-        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert head.startswith(b"HTTP/1.1 403 "), head
     with raw() as s:
         head = handshake(s, fields=b"Origin: http://evil.example\r\n")
         assert head.startswith(b"HTTP/1.1 403 "), head

@@ -28,6 +28,9 @@ const MAX_QUEUED_PER_READ: usize = 64 * 1024;
 /// Who is connected, by connection.
 #[derive(Default)]
 pub struct Chat {
+    /// Host names a browser's page may open the chat under, beyond IP
+    /// addresses and `localhost` (see [`from_another_site`]).
+    allowed_hosts: Vec<String>,
     names: HashMap<Token, String>,
     /// How the names in use read ([`looks`]), each once.
     in_use: std::collections::HashSet<String>,
@@ -41,9 +44,11 @@ impl edgepoll::http::Service for Chat {
                 .header("Content-Type", "text/html; charset=utf-8")
                 .body(PAGE),
             // `accepts` turned the handshake down.
-            (_, "/ws") if from_another_site(request) => Response::new(StatusCode::FORBIDDEN)
-                .header("Content-Type", "text/plain")
-                .body("a page from another site may not open the chat\n"),
+            (_, "/ws") if from_another_site(request, &self.allowed_hosts) => {
+                Response::new(StatusCode::FORBIDDEN)
+                    .header("Content-Type", "text/plain")
+                    .body("a page from another site may not open the chat\n")
+            }
             _ => Response::new(StatusCode::NOT_FOUND)
                 .header("Content-Type", "text/plain")
                 .body("not found: the chat is at / and its WebSocket at /ws\n"),
@@ -53,7 +58,7 @@ impl edgepoll::http::Service for Chat {
 
 impl edgepoll::ws::Service for Chat {
     fn accepts(&mut self, request: &Request<'_>) -> bool {
-        request.path() == "/ws" && !from_another_site(request)
+        request.path() == "/ws" && !from_another_site(request, &self.allowed_hosts)
     }
 
     /// `chat`, when a page asks for it (`new WebSocket(url, "chat")`): a
@@ -104,6 +109,15 @@ impl edgepoll::ws::Service for Chat {
 }
 
 impl Chat {
+    /// A chat whose page may also be opened under these host names (as a
+    /// browser names them, without the port).
+    pub fn allowing(allowed_hosts: Vec<String>) -> Chat {
+        Chat {
+            allowed_hosts,
+            ..Chat::default()
+        }
+    }
+
     /// `wanted`, or `guestN`, made unique among the members: `ann (2)` for
     /// a second ann, and for an `Ann` or an `ANN` (see [`looks`]). One
     /// member cannot speak under another's name.
@@ -135,24 +149,33 @@ impl Chat {
 /// own (examples/proxy, nginx's default), the `X-Forwarded-Host` the
 /// proxy passes on: a page cannot add fields to a browser's handshake.
 /// Clients that are not browsers send no `Origin` and are let in.
-fn from_another_site(request: &Request<'_>) -> bool {
+///
+/// A page's own host must also be one the chat serves: an IP address,
+/// `localhost`, or a name of `allowed`. Else a site whose name its owner
+/// made resolve to the chat's address (DNS rebinding) would be its own
+/// origin: `Origin` and `Host` would both name it.
+fn from_another_site(request: &Request<'_>, allowed: &[String]) -> bool {
     let forwarded = request.header("X-Forwarded-Host").unwrap_or_default();
     let forwarded = std::str::from_utf8(forwarded).unwrap_or_default();
     let hosts = request
         .host()
         .into_iter()
         .chain(forwarded.split(',').map(str::trim));
-    foreign_origin(request.header("Origin"), hosts)
+    foreign_origin(request.header("Origin"), hosts, allowed)
 }
 
 /// Whether `origin`, when there is one, is `http://` or `https://` and
-/// none of `hosts`.
-fn foreign_origin<'h>(origin: Option<&[u8]>, mut hosts: impl Iterator<Item = &'h str>) -> bool {
+/// none of `hosts` that the chat serves (see [`served`]).
+fn foreign_origin<'h>(
+    origin: Option<&[u8]>,
+    mut hosts: impl Iterator<Item = &'h str>,
+    allowed: &[String],
+) -> bool {
     let Some(origin) = origin else {
         return false;
     };
     let own = |host: &str| {
-        !host.is_empty()
+        served(host, allowed)
             && [&b"http://"[..], b"https://"].iter().any(|scheme| {
                 origin.len() == scheme.len() + host.len()
                     && origin[..scheme.len()].eq_ignore_ascii_case(scheme)
@@ -160,6 +183,30 @@ fn foreign_origin<'h>(origin: Option<&[u8]>, mut hosts: impl Iterator<Item = &'h
             })
     };
     !hosts.any(own)
+}
+
+/// Whether `host` (a `Host` value: a name or address, and a port) names
+/// the chat: an IP address, `localhost` or a name under it (RFC 6761), or
+/// one of `allowed`.
+fn served(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        // An IPv6 address, as a `Host` can only hold one.
+        Some(rest) => {
+            return rest
+                .split_once(']')
+                .is_some_and(|(a, _)| a.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let lower = name.to_ascii_lowercase();
+    !name.is_empty()
+        && (name.parse::<std::net::Ipv4Addr>().is_ok()
+            || lower == "localhost"
+            || lower.ends_with(".localhost")
+            || allowed.iter().any(|a| a.eq_ignore_ascii_case(name)))
 }
 
 /// How `name` reads in a page's sans-serif font, as far as ASCII goes:
@@ -359,19 +406,42 @@ mod tests {
         ];
         for (origin, foreign) in cases {
             assert_eq!(
-                foreign_origin(origin, host.into_iter()),
+                foreign_origin(origin, host.into_iter(), &[]),
                 foreign,
                 "{origin:?}"
             );
         }
-        assert!(foreign_origin(Some(b"http://x"), std::iter::empty()));
-        assert!(foreign_origin(Some(b"http://"), [""].into_iter()));
-        // Behind a proxy: the host the browser asked the proxy for.
+        assert!(foreign_origin(Some(b"http://x"), std::iter::empty(), &[]));
+        assert!(foreign_origin(Some(b"http://"), [""].into_iter(), &[]));
+        // Behind a proxy: the host the browser asked the proxy for, when
+        // the chat serves that name.
         let behind = ["127.0.0.1:9001", "chat.example", "other.example"];
-        assert!(!foreign_origin(
-            Some(b"http://chat.example"),
-            behind.into_iter()
+        let chat = ["chat.example".to_string()];
+        let origin = Some(&b"http://chat.example"[..]);
+        assert!(!foreign_origin(origin, behind.into_iter(), &chat));
+        // A name not served is a page of its own site, however its name
+        // resolves (DNS rebinding): refused, as under its own Host.
+        assert!(foreign_origin(origin, behind.into_iter(), &[]));
+        let rebound = Some(&b"http://evil.example:1234"[..]);
+        assert!(foreign_origin(
+            rebound,
+            ["evil.example:1234"].into_iter(),
+            &[]
         ));
+        for (host, ok) in [
+            ("[::1]:1234", true),
+            ("[::1]", true),
+            ("[fe80::zz]:1", false),
+            ("LocalHost:80", true),
+            ("chat.localhost", true),
+            ("10.0.0.7", true),
+            ("CHAT.example:8080", true),
+            ("chat.example.evil", false),
+            ("", false),
+            (":80", false),
+        ] {
+            assert_eq!(served(host, &chat), ok, "{host}");
+        }
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! is the WebSocket; every message goes to everyone with its sender's name,
 //! and joins and leaves are announced.
 //!
-//! Usage: `ws_chat [ADDR]` (default `$LISTEN`, then `127.0.0.1:1234`).
+//! Usage: `ws_chat [ADDR] [--allow-host NAME]...` (ADDR: default `$LISTEN`,
+//! then `127.0.0.1:1234`). A browser's page may open the chat under an IP
+//! address or `localhost`, and under each NAME allowed (the name a browser
+//! reaches it by, behind a proxy too): a page of any other name is refused,
+//! whatever that name resolves to (DNS rebinding).
 
 #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 mod chat;
@@ -15,8 +19,20 @@ static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
 
 #[cfg(target_os = "wasi")]
 fn main() -> std::process::ExitCode {
-    let addr = std::env::args()
-        .nth(1)
+    let mut addr = None;
+    let mut allowed = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), addr.is_some()) {
+            ("--allow-host", _) => match args.next() {
+                Some(name) => allowed.push(name),
+                None => return usage("--allow-host needs a name"),
+            },
+            (_, false) if !arg.starts_with('-') => addr = Some(arg),
+            _ => return usage(&format!("unknown argument {arg}")),
+        }
+    }
+    let addr = addr
         .or_else(|| std::env::var("LISTEN").ok())
         .unwrap_or_else(|| "127.0.0.1:1234".to_string());
     let Ok(addr) = addr.parse() else {
@@ -38,13 +54,19 @@ fn main() -> std::process::ExitCode {
     // four of them before a slow reader is dropped (1009 past it).
     options.ws_limits.max_message_bytes = chat::MAX_MESSAGE;
     let server = edgepoll::Server::new(listener, options);
-    match server.serve_websockets(chat::Chat::default()) {
+    match server.serve_websockets(chat::Chat::allowing(allowed)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ws_chat: {e}");
             std::process::ExitCode::from(1)
         }
     }
+}
+
+#[cfg(target_os = "wasi")]
+fn usage(mistake: &str) -> std::process::ExitCode {
+    eprintln!("ws_chat: {mistake}\nusage: ws_chat [ADDR] [--allow-host NAME]...");
+    std::process::ExitCode::from(2)
 }
 
 #[cfg(not(target_os = "wasi"))]
