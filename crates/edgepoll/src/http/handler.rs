@@ -242,6 +242,16 @@ impl Waiting {
     }
 
     /// Bytes of its response held here until it reaches the front.
+    /// Whether the connection closes after its response (ready or
+    /// streaming): the requests after it are not to be processed.
+    fn closes(&self) -> bool {
+        match (&self.ready, &self.stream) {
+            (Some((_, keep_alive)), _) => !keep_alive,
+            (None, Some(stream)) => !stream.keep_alive,
+            _ => false,
+        }
+    }
+
     fn queued_len(&self) -> usize {
         match (&self.ready, &self.stream) {
             (Some((bytes, _)), _) => bytes.len(),
@@ -673,9 +683,17 @@ impl Handler {
     /// Whether the responses queued behind a deferred one, with the output,
     /// are within the output limit: they are as much this connection's
     /// memory, waiting to be sent.
+    /// Whether what waits fits, and none of it closes the connection: a
+    /// request after a response that closes would be processed for
+    /// nothing (RFC 9112 §9.6), a proxy's sent upstream and dropped.
     fn queued_fit(&self) -> bool {
-        let queued = self.waiting.iter().map(Waiting::queued_len);
-        let total = queued.fold(self.output.len(), usize::saturating_add);
+        let mut total = self.output.len();
+        for waiting in &self.waiting {
+            if waiting.closes() {
+                return false;
+            }
+            total = total.saturating_add(waiting.queued_len());
+        }
         total <= self.limits.max_pending_output_bytes
     }
 

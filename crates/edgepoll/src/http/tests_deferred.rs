@@ -311,6 +311,38 @@ fn a_closing_response_abandons_the_requests_behind_it() {
     assert!(conn.is_finished());
 }
 
+/// A response that closes, queued behind one still owed, stops the
+/// requests after it from being processed (RFC 9112 §9.6) as a request
+/// that closes does: one pipelined after it never reaches the service,
+/// whole or streamed. (It was taken, then dropped unanswered.)
+#[test]
+fn nothing_after_a_queued_response_that_closes_is_processed() {
+    for streamed in [false, true] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        let input = [get("/later1"), get("/later2")].concat();
+        conn.receive(input.as_bytes(), now, &mut service);
+        let (first, second) = (service.waiting[0].0, service.waiting[1].0);
+        let closing = Response::new(StatusCode::OK).header("Connection", "close");
+        match streamed {
+            false => conn.respond(second, closing.body("two"), now).unwrap(),
+            true => {
+                conn.respond_stream(second, closing, Some(3), now).unwrap();
+                conn.send_body(second, bytes::Bytes::from_static(b"two"), now)
+                    .unwrap();
+                conn.end_body(second, now).unwrap();
+            }
+        }
+        conn.receive(get("/later3").as_bytes(), now, &mut service);
+        assert_eq!(service.waiting.len(), 2, "streamed {streamed}: taken");
+        conn.respond(first, Response::new(StatusCode::OK).body("one"), now)
+            .unwrap();
+        let out = drain(&mut conn, now);
+        assert_eq!(bodies(&out), ["one", "two"], "{out}");
+        assert!(conn.is_finished(), "streamed {streamed}");
+    }
+}
+
 /// A request that closes the connection is the last one processed, even
 /// while its answer is still to come (RFC 9112 §9.6): what was pipelined
 /// after it never reaches the service.
