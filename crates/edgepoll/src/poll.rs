@@ -135,7 +135,10 @@ impl Poll {
 
     /// Starts watching `source` for `interest`; events carry `token` (tokens
     /// are 32-bit on wasm32). Registering a descriptor twice is an error
-    /// (`AlreadyExists`).
+    /// (`AlreadyExists`), but for a writer the poll holds out of its calls
+    /// (see the module notes): that one is taken for a socket closed
+    /// without being deregistered, whose number now names another, and
+    /// registered anew under `token`.
     pub fn register(
         &mut self,
         source: &impl AsRawFd,
