@@ -129,7 +129,10 @@ impl<'a> Response<'a> {
         // The head's end, each with the CRLF of a Content-Length line
         // before it, to go in one piece with it.
         let end: &[u8] = match (switching, stays_open, keep_alive) {
-            (true, _, _) => b"\r\n\r\n",
+            (true, _, _) if self.names_upgrade() => b"\r\n\r\n",
+            // A 101 names its upgrade among the connection's options (RFC
+            // 9110 §7.8), which a client checks (RFC 6455 §4.1).
+            (true, _, _) => b"\r\nConnection: Upgrade\r\n\r\n",
             (_, false, _) => b"\r\nConnection: close\r\n\r\n",
             (_, true, KeepAlive::Http10) => b"\r\nConnection: keep-alive\r\n\r\n",
             (_, true, _) => b"\r\n\r\n",
@@ -191,6 +194,15 @@ impl<'a> Response<'a> {
             push_all(out, [name, b": ", value, b"\r\n"], short);
         }
         service_closes
+    }
+
+    /// Whether a `Connection` field of the service's names `upgrade`.
+    #[cold]
+    fn names_upgrade(&self) -> bool {
+        self.headers.iter().any(|(name, value)| {
+            let name = name.as_bytes();
+            name.len() == 10 && is_framing_field(name) && lists_option(value, b"upgrade")
+        })
     }
 
     /// Appends an interim response's head (status and fields, none that

@@ -457,6 +457,32 @@ fn switch() -> Response<'static> {
         .header("Upgrade", "demo")
 }
 
+/// A 101 names its upgrade among the connection's options (RFC 9110
+/// §7.8) whether or not the service said so, once. (Left out, it went
+/// without.)
+#[test]
+fn a_101_names_the_upgrade_in_connection_once() {
+    for given in [None, Some("upgrade"), Some("keep-alive, Upgrade")] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        conn.receive(upgrade("/later").as_bytes(), now, &mut service);
+        let mut answer = Response::new(StatusCode::SWITCHING_PROTOCOLS).header("Upgrade", "demo");
+        if let Some(options) = given {
+            answer = answer.header("Connection", options);
+        }
+        conn.respond_switch(service.waiting[0].0, answer, now)
+            .unwrap();
+        let out = drain(&mut conn, now).to_ascii_lowercase();
+        assert!(out.starts_with("http/1.1 101 "), "{out}");
+        let connection: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("connection:"))
+            .collect();
+        assert_eq!(connection.len(), 1, "{given:?}: {out}");
+        assert!(connection[0].contains("upgrade"), "{given:?}: {out}");
+    }
+}
+
 /// A deferred request that offers an upgrade holds everything after it,
 /// fed whole or a byte at a time: a 101 hands those bytes to the new
 /// protocol (after the responses owed before it); any other answer lets
