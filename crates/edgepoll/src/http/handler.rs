@@ -241,7 +241,6 @@ impl Waiting {
         self.is_pending() || self.stream.as_ref().is_some_and(|s| !s.ended)
     }
 
-    /// Bytes of its response held here until it reaches the front.
     /// Whether the connection closes after its response (ready or
     /// streaming): the requests after it are not to be processed.
     fn closes(&self) -> bool {
@@ -252,6 +251,7 @@ impl Waiting {
         }
     }
 
+    /// Bytes of its response held here until it reaches the front.
     fn queued_len(&self) -> usize {
         match (&self.ready, &self.stream) {
             (Some((bytes, _)), _) => bytes.len(),
@@ -639,7 +639,7 @@ impl Handler {
     /// read ahead in the buffer) while those before it are unanswered.
     /// Held back, a request is not read further: a client that pipelines
     /// after an unsafe method and then leaves is noticed at the respond
-    /// timeout.
+    /// timeout. Nor after a response that closes the connection.
     fn order_allows(&self) -> bool {
         // While a body is read the input begins with its own request's
         // head, let in already: the check below finds the same answer.
@@ -648,6 +648,12 @@ impl Handler {
         // it is taken. The client's leaving is noticed meanwhile.
         if self.input.is_empty() {
             return true;
+        }
+        // After a response that closes the connection nothing is taken: it
+        // would be processed for nothing (RFC 9112 §9.6), a proxy's sent
+        // upstream and dropped.
+        if self.waiting.iter().any(Waiting::closes) {
+            return false;
         }
         let mut pending = self.waiting.iter().filter(|w| w.is_pending()).peekable();
         if pending.peek().is_none() {
@@ -683,17 +689,9 @@ impl Handler {
     /// Whether the responses queued behind a deferred one, with the output,
     /// are within the output limit: they are as much this connection's
     /// memory, waiting to be sent.
-    /// Whether what waits fits, and none of it closes the connection: a
-    /// request after a response that closes would be processed for
-    /// nothing (RFC 9112 §9.6), a proxy's sent upstream and dropped.
     fn queued_fit(&self) -> bool {
-        let mut total = self.output.len();
-        for waiting in &self.waiting {
-            if waiting.closes() {
-                return false;
-            }
-            total = total.saturating_add(waiting.queued_len());
-        }
+        let queued = self.waiting.iter().map(Waiting::queued_len);
+        let total = queued.fold(self.output.len(), usize::saturating_add);
         total <= self.limits.max_pending_output_bytes
     }
 

@@ -333,6 +333,8 @@ fn nothing_after_a_queued_response_that_closes_is_processed() {
                 conn.end_body(second, now).unwrap();
             }
         }
+        // Read on while nothing waits: a client that leaves is noticed.
+        assert!(conn.wants_read(), "streamed {streamed}");
         conn.receive(get("/later3").as_bytes(), now, &mut service);
         assert_eq!(service.waiting.len(), 2, "streamed {streamed}: taken");
         conn.respond(first, Response::new(StatusCode::OK).body("one"), now)
@@ -341,6 +343,26 @@ fn nothing_after_a_queued_response_that_closes_is_processed() {
         assert_eq!(bodies(&out), ["one", "two"], "{out}");
         assert!(conn.is_finished(), "streamed {streamed}");
     }
+}
+
+/// A streamed response that closes the connection (to an HTTP/1.0 client,
+/// its length unknown) still lets the client's leaving be noticed while it
+/// streams: the stream is abandoned at the client's close. (Nothing was
+/// read until the service wrote again.)
+#[test]
+fn a_client_leaving_during_a_closing_stream_is_noticed() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    let request = "GET /later HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    conn.receive(request.as_bytes(), now, &mut service);
+    let id = service.waiting[0].0;
+    conn.respond_stream(id, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    let head = drain(&mut conn, now);
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    assert!(conn.wants_read(), "the client's close is looked for");
+    conn.receive_eof(now, &mut service);
+    assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
 }
 
 /// A request that closes the connection is the last one processed, even
