@@ -201,6 +201,8 @@ fn served(host: &str, allowed: &[String]) -> bool {
             _ => host,
         },
     };
+    // A name's final dot names the same host (`localhost.`).
+    let name = name.strip_suffix('.').unwrap_or(name);
     let lower = name.to_ascii_lowercase();
     !name.is_empty()
         && (name.parse::<std::net::Ipv4Addr>().is_ok()
@@ -433,6 +435,9 @@ mod tests {
             ("[::1]", true),
             ("[fe80::zz]:1", false),
             ("LocalHost:80", true),
+            ("localhost.:80", true),
+            ("chat.example.", true),
+            (".", false),
             ("chat.localhost", true),
             ("10.0.0.7", true),
             ("CHAT.example:8080", true),
