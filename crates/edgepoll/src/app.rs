@@ -706,34 +706,28 @@ mod tests {
 
     /// Counts each slot's pipes anew and compares with the running count.
     fn assert_counted(pipes: &Pipes) {
-        let mut counted = vec![0u32; pipes.at_slot.len()];
-        let slots = (pipes
-            .up
-            .keys()
+        let all = (pipes.up.keys())
             .chain(pipes.down.values())
             .chain(&pipes.echo)
-            .chain(&pipes.unbegun))
-        .map(|r| r.token.0);
-        for slot in slots {
+            .chain(&pipes.unbegun);
+        assert_eq!(per_slot(all, &pipes.at_slot), pipes.at_slot);
+        let downs = per_slot(pipes.down.values(), &pipes.downs_at_slot);
+        assert_eq!(downs, pipes.downs_at_slot, "responses piped into");
+        for r in pipes.down.values() {
+            assert!(pipes.is_piped_down(r));
+        }
+    }
+
+    /// How many of `responders` are at each slot, as long as `kept` at least.
+    fn per_slot<'r>(responders: impl Iterator<Item = &'r Responder>, kept: &[u32]) -> Vec<u32> {
+        let mut counted = vec![0u32; kept.len()];
+        for slot in responders.map(|r| r.token.0) {
             if slot >= counted.len() {
                 counted.resize(slot + 1, 0);
             }
             counted[slot] += 1;
         }
-        counted.resize(counted.len().max(pipes.at_slot.len()), 0);
-        assert_eq!(counted, pipes.at_slot);
-        let mut downs = vec![0u32; pipes.downs_at_slot.len()];
-        for r in pipes.down.values() {
-            if r.token.0 >= downs.len() {
-                downs.resize(r.token.0 + 1, 0);
-            }
-            downs[r.token.0] += 1;
-        }
-        downs.resize(downs.len().max(pipes.downs_at_slot.len()), 0);
-        assert_eq!(downs, pipes.downs_at_slot, "responses piped into");
-        for r in pipes.down.values() {
-            assert!(pipes.is_piped_down(r));
-        }
+        counted
     }
 
     #[test]

@@ -502,24 +502,7 @@ impl WebSocket {
     /// Queues an encoded frame (one encoding, many receivers: a broadcast);
     /// false if the queue is full, and then the connection is to be dropped.
     pub fn queue_frame(&mut self, frame: &[u8], now: Instant) -> bool {
-        match self.state {
-            State::Dropped => return false,
-            _ if !self.takes_frames() => return true,
-            _ => {}
-        }
-        // A frame always goes into a queue under the limit (a message may
-        // be larger than the limit); a queue at it is not being read.
-        if !self.output.is_empty() && self.output.len() >= self.limits.max_queued_bytes {
-            // It does not read: what is queued would never arrive, and more
-            // would only grow the server's memory.
-            self.drop_output();
-            return false;
-        }
-        if self.output.is_empty() {
-            self.last_sent = now;
-        }
-        self.output.buffer().extend_from_slice(frame);
-        true
+        self.queue_behind(self.output.len(), frame, None, now)
     }
 
     /// Queues encoded frames back to back (what the application sent one
@@ -538,17 +521,31 @@ impl WebSocket {
         round: u64,
         now: Instant,
     ) -> bool {
+        if self.round.0 != round {
+            self.round = (round, self.output.len());
+        }
+        self.queue_behind(self.round.1, frames, shared, now)
+    }
+
+    /// Queues `frames` behind `queued` bytes that had their chance to be
+    /// sent; false if the connection is to be dropped. Frames always go
+    /// into a queue under the limit (a message may be larger than the
+    /// limit); a queue at it is not being read.
+    fn queue_behind(
+        &mut self,
+        queued: usize,
+        frames: &[u8],
+        shared: Option<&Bytes>,
+        now: Instant,
+    ) -> bool {
         match self.state {
             State::Dropped => return false,
             _ if !self.takes_frames() => return true,
             _ => {}
         }
-        if self.round.0 != round {
-            self.round = (round, self.output.len());
-        }
-        let before = self.round.1;
-        if before != 0 && before >= self.limits.max_queued_bytes {
-            // It does not read (see `queue_frame`).
+        if queued != 0 && queued >= self.limits.max_queued_bytes {
+            // It does not read: what is queued would never arrive, and more
+            // would only grow the server's memory.
             self.drop_output();
             return false;
         }
