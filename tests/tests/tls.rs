@@ -116,14 +116,14 @@ fn certificates_are_checked_and_failures_name_their_cause() {
         let (code, _, stderr) = client(runtime, &pki, &["--timeout", "10", &urls[0]]);
         assert_eq!(code, 1);
         assert!(stderr.contains("unknown issuer"), "{stderr}");
-        // A CA file that holds no certificate is refused with its reason.
-        let (code, _, stderr) = client(
-            runtime,
-            &pki,
-            &["--cacert", &pki.path("good.key"), &urls[0]],
-        );
-        assert_eq!(code, 1);
-        assert!(stderr.contains("TLS setup failed"), "{stderr}");
+        // A CA file that holds no certificate is a bad argument: refused
+        // with its reason before anything is sent.
+        let key = pki.path("good.key");
+        let (code, stdout, stderr) = client(runtime, &pki, &["--cacert", &key, &urls[0]]);
+        assert_eq!(code, 2, "{stdout} {stderr}");
+        let said = format!("--cacert {key}: TLS setup failed: the CA file holds no certificate");
+        assert!(stderr.contains(&said), "{stderr}");
+        assert!(!stdout.contains("->"), "{stdout}");
         // A bundle with a certificate that is no root (an empty DER
         // sequence) before the CA: the CA is trusted all the same.
         let ca_pem = std::fs::read_to_string(&ca).expect("ca.pem");

@@ -286,6 +286,9 @@ fn client_options(options: &Options) -> Result<ClientOptions, String> {
         let pem = std::fs::read(path).map_err(|e| {
             format!("--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)")
         })?;
+        // A file that holds no certificate is a bad argument, told before
+        // anything is sent, not a failure of each https:// request.
+        edgepoll::tls::client_config(Some(&pem)).map_err(|e| format!("--cacert {path}: {e}"))?;
         client.ca_certificates = Some(pem);
     }
     Ok(client)
