@@ -584,6 +584,19 @@ impl Handler {
         self.output.pending_parts()
     }
 
+    /// The service gives output (a response, a piece of one): the client's
+    /// time to read starts now if it had nothing to read, and goes on
+    /// otherwise. Progress is bytes moved, not bytes given: a client that
+    /// reads nothing is dropped at the idle timeout however often the
+    /// service writes meanwhile (each piece had put it off, and the output
+    /// grew without end).
+    #[inline]
+    fn service_output(&mut self, now: Instant) {
+        if self.output.is_empty() {
+            self.last_progress = now;
+        }
+    }
+
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output)
     /// were sent.
     #[inline]
@@ -600,9 +613,10 @@ impl Handler {
     #[inline]
     pub fn wants_read(&self) -> bool {
         match self.state {
-            // Draining with responses owed: read (and dropped) only so that
-            // a client that leaves is noticed, and its requests abandoned.
-            State::Closing => self.draining && !self.waiting.is_empty(),
+            // Responses still to give (a deferred one, a stream): read, and
+            // dropped, only so that a client that leaves is noticed and its
+            // requests abandoned, not at their respond timeout or never.
+            State::Closing => !self.waiting.is_empty(),
             // Switched: what follows is the new protocol's, read once it
             // has the connection (its limits and backpressure, not ours).
             State::Closed | State::Switching { .. } | State::Upgraded => false,
@@ -805,7 +819,8 @@ impl Handler {
         match self.state {
             // Only a line end or two after the last body (see
             // `is_stray_line_end`): no request begun, so idle, not late.
-            State::Idle | State::Switching { .. } => self.close_idle(),
+            // (With output waiting, the client stopped reading: below.)
+            State::Idle | State::Switching { .. } if self.output.is_empty() => self.close_idle(),
             State::Head { .. } if is_stray_line_end(&self.input) => self.close_idle(),
             State::Head { held: false, .. } if self.has_room() => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
@@ -829,7 +844,11 @@ impl Handler {
                 )
             }
             State::Upgraded => {}
-            State::Head { .. } | State::Closing | State::Closed => {
+            State::Idle
+            | State::Switching { .. }
+            | State::Head { .. }
+            | State::Closing
+            | State::Closed => {
                 if !self.output.is_empty() {
                     self.incident = Some(Incident {
                         status: None,
@@ -1779,7 +1798,7 @@ impl Handler {
             self.waiting[at].head_only,
             self.waiting[at].method.is_connect(),
         );
-        self.last_progress = now;
+        self.service_output(now);
         if at == 0 {
             // Its turn: straight into the output, no copy.
             let out = self.output.buffer();
@@ -1792,9 +1811,49 @@ impl Handler {
             let mut encoded = Vec::new();
             let keep_alive = encode_queued(&response, &mut encoded, allowed, head_only, connect);
             self.waiting[at].ready = Some((encoded, keep_alive));
+            if !keep_alive {
+                self.close_behind(at);
+            }
         }
         self.flush_ready();
         Ok(())
+    }
+
+    /// The response to request `id` closes the connection, once
+    /// those before it are sent: no request after it will be answered (RFC
+    /// 9112 §9.6). The requests taken beside it are given up now, their
+    /// services told and what they give later refused ([`Gone`]), not when
+    /// it reaches the front, which may be never (a stream to the end). One
+    /// being read is dropped, and the connection reads on only to notice the
+    /// client leave.
+    #[cold]
+    fn close_behind_request(&mut self, id: RequestId) {
+        if let Some(at) = self.waiting.iter().position(|w| w.id == id) {
+            self.close_behind(at);
+        }
+    }
+
+    /// [`close_behind_request`](Self::close_behind_request) for the request
+    /// at `at`.
+    #[cold]
+    fn close_behind(&mut self, at: usize) {
+        for slot in self.waiting.iter_mut().skip(at + 1) {
+            if slot.is_owed() {
+                self.abandoned.push(slot.id);
+            }
+            (slot.ready, slot.stream) = (Some((Vec::new(), false)), None);
+        }
+        let closing = self.waiting[at].id;
+        match self.state {
+            State::Idle | State::Head { .. } | State::Body(_) => {}
+            State::Stream { id, .. } if id > closing => {
+                self.broken_body.get_or_insert((id, BodyError::Unread));
+            }
+            State::Switching { id, .. } if id > closing => {}
+            _ => return,
+        }
+        self.input = InputBuffer::default();
+        self.state = State::Closing;
     }
 
     /// Where the response to `id` waits to be given, and what keep-alive
@@ -1867,8 +1926,8 @@ impl Handler {
         if !interim || !room || at != 0 || self.waiting[0].version != Version::Http11 {
             return Ok(false);
         }
+        self.service_output(now);
         head.encode_interim(self.output.buffer());
-        self.last_progress = now;
         Ok(true)
     }
 
@@ -1917,7 +1976,7 @@ impl Handler {
         let mut encoded = Vec::new();
         head.encode(&mut encoded, allowed, true);
         self.waiting[at].ready = Some((encoded, true));
-        self.last_progress = now;
+        self.service_output(now);
         self.flush_ready();
         Ok(())
     }
@@ -2066,6 +2125,7 @@ impl Handler {
         now: Instant,
     ) -> Result<(), Gone> {
         let (at, allowed) = self.pending_slot(id)?;
+        self.service_output(now);
         let slot = &self.waiting[at];
         if opens_tunnel(&head, slot.method.is_connect()) {
             // Refused as a whole response is (a 500): no body follows.
@@ -2095,6 +2155,9 @@ impl Handler {
         // status) went out as a 500 whose body is complete: nothing of the
         // service's is awaited.
         let refused = head.status().as_u16() < 200;
+        if !keep_alive {
+            self.close_behind(at);
+        }
         self.waiting[at].stream = Some(Box::new(Streamed {
             head: encoded,
             pieces: Vec::new(),
@@ -2104,7 +2167,6 @@ impl Handler {
             cut: false,
             at_front,
         }));
-        self.last_progress = now;
         self.flush_ready();
         Ok(())
     }
@@ -2116,6 +2178,8 @@ impl Handler {
         piece: Bytes,
         now: Instant,
     ) -> Result<(), StreamError> {
+        // Asked before the piece goes in (see `service_output`).
+        let quiet = self.output.is_empty();
         let stream = stream_in(&mut self.waiting, id)?;
         if stream.at_front {
             stream
@@ -2135,7 +2199,9 @@ impl Handler {
             }
             stream.pieces.push(piece);
         }
-        self.last_progress = now;
+        if quiet {
+            self.last_progress = now;
+        }
         Ok(())
     }
 
@@ -2154,8 +2220,9 @@ impl Handler {
         if short {
             stream.keep_alive = false;
             stream.cut = true;
+            self.close_behind_request(id);
         }
-        self.last_progress = now;
+        self.service_output(now);
         self.flush_ready();
         match short {
             true => Err(StreamError::Body(BodyError::TooShort)),
@@ -2172,7 +2239,8 @@ impl Handler {
         stream.ended = true;
         stream.keep_alive = false;
         stream.cut = true;
-        self.last_progress = now;
+        self.close_behind_request(id);
+        self.service_output(now);
         self.flush_ready();
         Ok(())
     }

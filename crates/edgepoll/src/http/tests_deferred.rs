@@ -365,6 +365,110 @@ fn a_client_leaving_during_a_closing_stream_is_noticed() {
     assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
 }
 
+/// A client that leaves while the answer to its last request (one that
+/// closes the connection) is still to come is noticed, deferred or
+/// streaming, and what it waits for abandoned. (The connection was no
+/// longer read: the service worked on to its respond timeout, or, for a
+/// stream, for as long as it wrote.)
+#[test]
+fn a_client_leaving_while_its_closing_request_waits_is_noticed() {
+    let closing_requests = [
+        "GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /later HTTP/1.0\r\n\r\n",
+    ];
+    for closing in closing_requests {
+        for streaming in [false, true] {
+            let now = Instant::now();
+            let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+            conn.receive(closing.as_bytes(), now, &mut service);
+            let id = service.waiting[0].0;
+            if streaming {
+                conn.respond_stream(id, Response::new(StatusCode::OK), None, now)
+                    .unwrap();
+                drain(&mut conn, now);
+            }
+            assert!(conn.wants_read(), "{closing} streaming {streaming}");
+            // What it sends meanwhile is dropped.
+            conn.receive(get("/later2").as_bytes(), now, &mut service);
+            assert_eq!(service.waiting.len(), 1, "{closing}");
+            conn.receive_eof(now, &mut service);
+            assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id], "{closing}");
+            assert!(drain(&mut conn, now).is_empty() || streaming, "{closing}");
+            assert!(conn.is_finished(), "{closing} streaming {streaming}");
+        }
+    }
+}
+
+/// Requests taken beside one whose response closes the connection are
+/// given up when that response is given, not when it reaches the front:
+/// their services are told at once, and what they give later is refused.
+/// A request pipelined after it is dropped, and the connection read on
+/// only to notice the client leave. (They were told when the closing
+/// response went out, which for a stream to the end is never; a streamed
+/// answer to one of them was held until then.)
+#[test]
+fn requests_behind_a_response_that_closes_are_given_up_when_it_is_given() {
+    for how in ["whole", "streamed", "cut"] {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        let input = [
+            get("/later1"),
+            get("/later2"),
+            get("/later3"),
+            get("/later4"),
+        ]
+        .concat();
+        conn.receive(input.as_bytes(), now, &mut service);
+        let ids: Vec<RequestId> = service.waiting.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids.len(), 4, "all safe: taken side by side");
+        // The fourth's answer is streaming (held behind the others).
+        conn.respond_stream(ids[3], Response::new(StatusCode::OK), None, now)
+            .unwrap();
+        let two = Response::new(StatusCode::OK);
+        match how {
+            "whole" => conn
+                .respond(ids[1], two.header("Connection", "close").body("two"), now)
+                .unwrap(),
+            "streamed" => conn
+                .respond_stream(ids[1], two.header("Connection", "close"), Some(3), now)
+                .unwrap(),
+            _ => {
+                conn.respond_stream(ids[1], two, Some(10), now).unwrap();
+                conn.send_body(ids[1], bytes::Bytes::from_static(b"two"), now)
+                    .unwrap();
+                assert!(conn.end_body(ids[1], now).is_err(), "short");
+            }
+        }
+        assert_eq!(
+            conn.take_abandoned().collect::<Vec<_>>(),
+            [ids[2], ids[3]],
+            "{how}"
+        );
+        let late = conn.respond(ids[2], Response::new(StatusCode::OK).body("three"), now);
+        assert_eq!(late, Err(Gone), "{how}");
+        let piece = conn.send_body(ids[3], bytes::Bytes::from_static(b"four"), now);
+        assert!(piece.is_err(), "{how}");
+        assert!(
+            conn.wants_read(),
+            "{how}: the client's leaving is looked for"
+        );
+        conn.receive(get("/later5").as_bytes(), now, &mut service);
+        assert_eq!(service.waiting.len(), 4, "{how}: nothing more is taken");
+        conn.respond(ids[0], Response::new(StatusCode::OK).body("one"), now)
+            .unwrap();
+        if how == "streamed" {
+            conn.send_body(ids[1], bytes::Bytes::from_static(b"two"), now)
+                .unwrap();
+            conn.end_body(ids[1], now).unwrap();
+        }
+        let out = drain(&mut conn, now);
+        assert_eq!(bodies(&out), ["one", "two"], "{how}: {out}");
+        assert!(!out.contains("three") && !out.contains("four"), "{out}");
+        assert!(conn.is_finished(), "{how}");
+        assert_eq!(conn.take_abandoned().count(), 0, "{how}: told once");
+    }
+}
+
 /// A request that closes the connection is the last one processed, even
 /// while its answer is still to come (RFC 9112 §9.6): what was pipelined
 /// after it never reaches the service.

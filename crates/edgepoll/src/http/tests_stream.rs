@@ -984,3 +984,50 @@ fn a_length_past_a_u64_is_refused_not_streamed() {
     );
     assert_eq!(service.ids.len(), 1, "a length of 19 digits streams");
 }
+
+/// A client that reads nothing is dropped at the idle timeout, counted from
+/// when it first had something to read, however often the service writes
+/// meanwhile: pieces queued are not progress. (Each piece put the timeout
+/// off, and a service that wrote on a timer, as one of server-sent events
+/// does, grew the output without end.) A client that reads keeps its
+/// connection.
+#[test]
+fn a_client_that_reads_nothing_is_dropped_at_the_idle_timeout_however_often_the_service_writes() {
+    let limits = Limits::default();
+    let idle = limits.idle_timeout;
+    for reads in [false, true] {
+        let t0 = Instant::now();
+        let (mut conn, mut service) = (Handler::new(limits.clone(), t0), Streams::default());
+        conn.receive(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n", t0, &mut service);
+        let id = service.ids[0];
+        // The head is given late: the time to read it starts there.
+        let given = t0 + idle * 3;
+        conn.respond_stream(id, Response::new(StatusCode::OK), None, given)
+            .unwrap();
+        assert_eq!(conn.deadline(), Some(given + idle), "reads {reads}");
+        for k in 1..=8u32 {
+            let at = given + idle * k / 4;
+            conn.send_body(id, Bytes::from_static(b"data: tick\n\n"), at)
+                .unwrap();
+            if reads {
+                take_output(&mut conn, at);
+            }
+            conn.handle_timeout(at);
+        }
+        match reads {
+            true => {
+                assert!(!conn.is_finished());
+                conn.send_body(id, Bytes::from_static(b"more"), given + idle * 3)
+                    .unwrap();
+                let out = take_output(&mut conn, given + idle * 3);
+                assert!(out.ends_with("4\r\nmore"), "{out:?}");
+            }
+            false => {
+                assert!(conn.is_finished(), "dropped at {:?}", conn.deadline());
+                assert!(conn
+                    .take_incident()
+                    .is_some_and(|i| i.to_string().contains("stopped reading")));
+            }
+        }
+    }
+}
