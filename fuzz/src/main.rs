@@ -17,8 +17,11 @@
 //! - `ws`: client frames into a [`WebSocket`](edgepoll::ws::WebSocket) (and
 //!   the frame header reader on its own).
 //!
-//! A failing input is written to `fuzz/crashes/` and the run exits 1; add such
-//! inputs to the unit tests.
+//! A failing input is written to `fuzz/crashes/`, printed escaped (to
+//! replay from a log), and the run exits 1; add such inputs to the unit
+//! tests. An input that takes more than 10 s (a state machine that never
+//! stops wanting to write, say) is a failure too: a watchdog reports it,
+//! so that a hang fails the run instead of holding it.
 //!
 //! `cargo run --release -p edgepoll-fuzz --bin edgepoll-fuzz -- [--seconds N] [--seed N]`
 //! (`src/bin/host_imports.rs` is the other fuzzer: edgepoll-host's imports.)
@@ -30,6 +33,7 @@ mod ws;
 
 use edgepoll_fuzz::Rng;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Inputs grow no larger than this.
@@ -101,6 +105,28 @@ fn mutate(rng: &mut Rng, target: &Target, input: &mut Vec<u8>) {
     input.truncate(MAX_INPUT);
 }
 
+/// The input being checked (when it began, its target, its bytes), watched
+/// by a thread that fails the run, with the input, once one has taken 10 s.
+fn watchdog(seed: u64) -> Arc<Mutex<(Instant, &'static str, Vec<u8>)>> {
+    let current = Arc::new(Mutex::new((Instant::now(), "", Vec::new())));
+    let watched = Arc::clone(&current);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let Ok(current) = watched.lock() else {
+            continue;
+        };
+        let (began, name, input) = &*current;
+        if began.elapsed() > Duration::from_secs(10) {
+            println!(
+                "FAILED ({name}, seed {seed}): an input did not finish within 10 s\ninput: b\"{}\"",
+                input.escape_ascii()
+            );
+            std::process::exit(1);
+        }
+    });
+    current
+}
+
 fn main() {
     let (seconds, seed) = edgepoll_fuzz::options("edgepoll-fuzz");
     let targets = [
@@ -115,12 +141,19 @@ fn main() {
     let mut rng = Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut runs = vec![0u64; targets.len()];
+    let current = watchdog(seed);
     let mut turn = 0;
     while Instant::now() < deadline {
         let target = &targets[turn % targets.len()];
         for _ in 0..100 {
             let mut input = target.seeds[rng.below(target.seeds.len())].clone();
             mutate(&mut rng, target, &mut input);
+            if let Ok(mut current) = current.lock() {
+                current.0 = Instant::now();
+                current.1 = target.name;
+                current.2.clear();
+                current.2.extend_from_slice(&input);
+            }
             let mut check_rng = Rng::new(rng.next_u64());
             let outcome = catch_unwind(AssertUnwindSafe(|| (target.check)(&input, &mut check_rng)))
                 .unwrap_or_else(|panic| {
@@ -138,9 +171,9 @@ fn main() {
                 let file = dir.join(format!("crash-{}-{seed}-{n}.bin", target.name));
                 let _ = std::fs::write(&file, &input);
                 println!(
-                    "FAILED ({}) after {n} inputs: {problem}\ninput: {:?}\nsaved to {}",
+                    "FAILED ({}) after {n} inputs: {problem}\ninput: b\"{}\"\nsaved to {}",
                     target.name,
-                    String::from_utf8_lossy(&input),
+                    input.escape_ascii(),
                     file.display()
                 );
                 std::process::exit(1);
