@@ -94,9 +94,12 @@ fn openat2_resolving(
     // A non-blocking open's EAGAIN may be the open's own (a file under
     // another process's lease, some devices), which no retry ends: a few
     // retries, then the guest is told EAGAIN, as a plain open tells it.
-    // Any other is the lookup's, retried until it passes.
+    // Any other is most likely the lookup's (a rename raced it), retried
+    // many times, but not for ever: a file system that answers EAGAIN to
+    // every open (some FUSE and network ones) would hold the guest's
+    // thread spinning, and under --instances slow the others.
     let mut retries = match flags & libc::O_NONBLOCK {
-        0 => u32::MAX,
+        0 => 1024,
         _ => 64,
     };
     loop {
@@ -210,8 +213,16 @@ pub fn leaf(
         path.truncate(end);
         let last = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
         if walked && (last == b"." || last == b"..") {
-            // WasmEdge's walk leaves an empty name for `./`, `a/../`.
-            return Err(NOENT);
+            // WasmEdge's walk leaves an empty name for `./`, `a/../`:
+            // ENOENT, once what leads there is found (a `..` above the base
+            // is EPERM, a file before it ENOTDIR, as it walks).
+            return match split(base, &path) {
+                Err(e) if e == errno::from_linux(libc::ELOOP) => {
+                    walk(base, original, follow_last, trailing)
+                }
+                Err(e) => Err(e),
+                Ok(_) => Err(NOENT),
+            };
         }
         // A link in the middle counts against the same limit as the last
         // ones: such a path is walked a name at a time, as WasmEdge walks

@@ -285,7 +285,8 @@ const AS_NAMED: Lookup = Lookup {
 };
 
 /// Resolves `name`'s directory and checks `right` on `dirfd`, in WasmEdge's
-/// order: the path first.
+/// order: a path no lookup could take (empty, absolute) before the
+/// descriptor, then the lookup, then the right.
 fn leaf_with(
     fds: &FdTable,
     dirfd: u32,
@@ -293,6 +294,7 @@ fn leaf_with(
     right: u64,
     lookup: Lookup,
 ) -> Result<Leaf, Errno> {
+    beneath::validate(name)?;
     let dir = base(fds, dirfd)?;
     let leaf = beneath::leaf(dir.fd, name, lookup.follow_last, lookup.trailing)?;
     dir.require(right)?;
@@ -399,6 +401,8 @@ pub fn link(
         follow_last,
         trailing: Trailing::Walked,
     };
+    // WasmEdge asks whether the new directory's descriptor exists first.
+    fds.get(new.0)?;
     let from = leaf_with(fds, old.0, old_name, rights::PATH_LINK_SOURCE, lookup)?;
     let to = leaf_with(fds, new.0, new_name, rights::PATH_LINK_TARGET, lookup)?;
     // SAFETY: plain linkat on directory descriptors and C strings; without
@@ -440,6 +444,8 @@ pub fn symlink(
         true => Some(std::ffi::CString::new(text).map_err(|_| INVAL)?),
         false => None,
     };
+    // Then whether the descriptor exists, before the name is looked at.
+    fds.get(dirfd)?;
     // WasmEdge looks the new name up with its "follow" lookup.
     let at = Lookup {
         follow_last: true,

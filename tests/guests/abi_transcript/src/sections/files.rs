@@ -725,8 +725,86 @@ pub fn files(t: &mut Transcript) {
     t.log("path_symlink(empty text, a NUL in the name)", e, "");
     let e = unsafe { path_symlink(name.ptr(), 8, SANDBOX, name.ptr(), 0) };
     t.log("path_symlink(empty name)", e, "");
+    slash_ends_and_check_order(t);
     readdir_on_a_file(t);
+    // Last: it closes the sandbox's descriptor.
     flags_rights_and_renumbering(t);
+}
+
+/// A path whose last name is `.` or `..` before a final slash (its name is
+/// empty once walked): what leads to it is looked up first, so `..` above
+/// the preopen and a file before it are told as such. And which of a
+/// two-path call's checks comes first: a descriptor, or a path that could
+/// never be looked up.
+fn slash_ends_and_check_order(t: &mut Transcript) {
+    t.section("paths ending in ./ or ../");
+    for path in [
+        &b"../"[..],
+        b"deep/../../",
+        b"file.txt/../",
+        b"file.txt/./",
+        b"deep/../",
+        b"deep/./",
+        b"./",
+        b"link_mid/../",
+        b"link_mid/../../",
+        b"link_mid2/../../",
+        b"missing/../",
+    ] {
+        filestat(t, FOLLOW, path);
+        filestat(t, 0, path);
+        open_and_read(t, SANDBOX, FOLLOW, path);
+    }
+    t.section("two-path calls: which check comes first");
+    let (abs, rel, file) = (Buf::from(b"/abs"), Buf::from(b"y"), Buf::from(b"file.txt"));
+    // SAFETY: the runtime checks every pointer.
+    let calls: [(&str, u32); 10] = unsafe {
+        [
+            (
+                "path_rename(no such descriptor, \"/abs\", sandbox, \"y\")",
+                path_rename(99, abs.ptr(), 4, SANDBOX, rel.ptr(), 1),
+            ),
+            (
+                "path_rename(sandbox, \"/abs\", no such descriptor, \"y\")",
+                path_rename(SANDBOX, abs.ptr(), 4, 99, rel.ptr(), 1),
+            ),
+            (
+                "path_rename(sandbox, \"y\", no such descriptor, \"/abs\")",
+                path_rename(SANDBOX, rel.ptr(), 1, 99, abs.ptr(), 4),
+            ),
+            (
+                "path_rename(stdout, \"y\", sandbox, \"/abs\")",
+                path_rename(1, rel.ptr(), 1, SANDBOX, abs.ptr(), 4),
+            ),
+            (
+                "path_link(sandbox, \"/abs\", no such descriptor, \"y\")",
+                path_link(SANDBOX, 0, abs.ptr(), 4, 99, rel.ptr(), 1),
+            ),
+            (
+                "path_link(no such descriptor, \"file.txt\", sandbox, \"/abs\")",
+                path_link(99, 0, file.ptr(), 8, SANDBOX, abs.ptr(), 4),
+            ),
+            (
+                "path_link(stdout, \"file.txt\", sandbox, \"y\")",
+                path_link(1, 0, file.ptr(), 8, SANDBOX, rel.ptr(), 1),
+            ),
+            (
+                "path_symlink(\"y\", stdout, \"/abs\")",
+                path_symlink(rel.ptr(), 1, 1, abs.ptr(), 4),
+            ),
+            (
+                "path_symlink(\"y\", no such descriptor, \"/abs\")",
+                path_symlink(rel.ptr(), 1, 99, abs.ptr(), 4),
+            ),
+            (
+                "path_symlink(\"y\", stdout, \"y\")",
+                path_symlink(rel.ptr(), 1, 1, rel.ptr(), 1),
+            ),
+        ]
+    };
+    for (call, e) in calls {
+        t.log(call, e, "");
+    }
 }
 
 /// Opens `path` below `dirfd` with `oflags` and `rights` (inheriting them
