@@ -12,7 +12,9 @@
 //! Field names come out of the `http` types in lowercase, as that crate
 //! keeps them. The fields each side writes itself are left to it: `Host`,
 //! `Content-Length`, `Transfer-Encoding` and `Connection` are not carried
-//! into a client request (the connection frames its messages); a response
+//! into a client request (the connection frames its messages; a `Host`
+//! other than the URI's authority is refused, not dropped: the request
+//! would reach another virtual host than the one meant); a response
 //! takes them all, and its encoder reads them as it reads a response built
 //! field by field (the body framed by the connection, `Connection: close`
 //! honoured, a 101's `Connection: Upgrade` sent). All are carried out of a
@@ -20,6 +22,28 @@
 
 use crate::client::{ClientRequest, RequestError};
 use crate::http::{ParsedResponse, Request, Response, StatusCode, Version};
+
+/// In the extensions of an `http::Request` converted from a request whose
+/// body streams ([`Request::body_streams`]): its body is not in it (it comes
+/// in pieces, to the service), though its fields still say its length. A
+/// [`ClientRequest`] is not made from such a request
+/// ([`RequestError::BodyFrom`]): it would go out with no body.
+///
+/// ```
+/// # use edgepoll::http::Request;
+/// fn forward(request: &Request<'_>) -> Result<edgepoll::ClientRequest, String> {
+///     let request = http::Request::try_from(request).map_err(|e| e.to_string())?;
+///     if request.extensions().get::<edgepoll::StreamedBody>().is_some() {
+///         return Err("stream it with Context::fetch_stream instead".into());
+///     }
+///     let (mut parts, body) = request.into_parts();
+///     parts.uri = format!("http://127.0.0.1:8080{}", parts.uri).parse().map_err(|_| "uri")?;
+///     edgepoll::ClientRequest::try_from(http::Request::from_parts(parts, body))
+///         .map_err(|e| e.to_string())
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamedBody;
 
 /// The fields a connection writes itself.
 fn is_own_field(name: &str) -> bool {
@@ -38,7 +62,8 @@ impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
     /// network request must not be able to panic a service.
     ///
     /// A streamed request's body is not in it (it comes in pieces): its
-    /// fields still say its length.
+    /// fields still say its length, and its extensions hold
+    /// [`StreamedBody`] to tell it.
     ///
     /// ```
     /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
@@ -68,6 +93,9 @@ impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
             .version(http_version(request.version()));
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
+        }
+        if request.body_streams() {
+            builder = builder.extension(StreamedBody);
         }
         builder.body(request.body().to_vec())
     }
@@ -103,7 +131,26 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
     /// ```
     fn try_from(request: http::Request<B>) -> Result<Self, Self::Error> {
         let (parts, body) = request.into_parts();
+        if parts.extensions.get::<StreamedBody>().is_some() {
+            return Err(RequestError::BodyFrom);
+        }
         let mut out = ClientRequest::new(parts.method.as_str(), &parts.uri.to_string())?;
+        // The authority as the client writes it, or with its default port.
+        let authority = out.url().authority();
+        let with_port = format!("{authority}:{}", out.url().port);
+        let names_another = |host: &http::HeaderValue| {
+            let host = host.as_bytes();
+            !host.eq_ignore_ascii_case(authority.as_bytes())
+                && !host.eq_ignore_ascii_case(with_port.as_bytes())
+        };
+        if parts
+            .headers
+            .get_all(http::header::HOST)
+            .iter()
+            .any(names_another)
+        {
+            return Err(RequestError::FramingField("Host".into()));
+        }
         // `Upgrade` is an offer only with `Connection: upgrade` (RFC 9110
         // §7.8); the client writes both itself.
         let offers_upgrade = (parts.headers.get_all(http::header::CONNECTION).iter())
@@ -203,6 +250,94 @@ mod tests {
         assert_eq!(request.body(), b"abc");
     }
 
+    /// Streams every request body, and converts each request.
+    #[derive(Default)]
+    struct StreamsAndConverts(Option<http::Request<Vec<u8>>>);
+
+    impl crate::http::Dispatch for StreamsAndConverts {
+        const STREAMS: bool = true;
+
+        fn dispatch<'a>(
+            &mut self,
+            request: &Request<'a>,
+            _: crate::http::RequestId,
+        ) -> crate::http::Reply<'a> {
+            self.0 = Some(http::Request::try_from(request).expect("converts"));
+            crate::http::Reply::Later
+        }
+
+        fn streams(&mut self, _: &Request<'_>) -> bool {
+            true
+        }
+    }
+
+    /// A request whose body streams says so in its extensions, and is not
+    /// sent on as a client request without its body (it went out with
+    /// `Content-Length: 0`, the body lost without a word).
+    #[test]
+    fn a_streamed_request_is_marked_and_not_sent_on_bodiless() {
+        let mut service = StreamsAndConverts::default();
+        let mut conn = Handler::new(Limits::default(), Instant::now());
+        let head = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n";
+        conn.receive(head, Instant::now(), &mut service);
+        let request = service.0.take().expect("called");
+        assert_eq!(
+            request.extensions().get::<StreamedBody>(),
+            Some(&StreamedBody)
+        );
+        assert_eq!(request.headers()["content-length"], "5");
+        let (mut parts, body) = request.into_parts();
+        parts.uri = "http://127.0.0.1:9/up".parse().expect("uri");
+        let forwarded = ClientRequest::try_from(http::Request::from_parts(parts, body));
+        assert_eq!(forwarded.err(), Some(RequestError::BodyFrom));
+        // Whole, it carries no mark.
+        let mut service = Capture::default();
+        let mut conn = Handler::new(Limits::default(), Instant::now());
+        conn.receive(
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            Instant::now(),
+            &mut service,
+        );
+        let request = service.0.expect("called");
+        assert!(request.extensions().get::<StreamedBody>().is_none());
+    }
+
+    /// A `Host` that names the URI's authority (its default port written or
+    /// not, in any case) is the client's own; another is refused, not
+    /// dropped: the request would reach another virtual host than meant.
+    #[test]
+    fn a_host_other_than_the_uri_s_is_refused() {
+        let with_host = |uri: &str, host: &str| {
+            let request = http::Request::get(uri)
+                .header("Host", host)
+                .body(Vec::new());
+            ClientRequest::try_from(request.expect("valid")).map(|r| r.encode())
+        };
+        for (uri, host) in [
+            ("http://127.0.0.1:9/", "127.0.0.1:9"),
+            ("http://Example.test/", "example.TEST"),
+            ("http://example.test/", "example.test:80"),
+            ("https://example.test/", "example.test:443"),
+            ("http://[::1]/", "[::1]"),
+        ] {
+            let wire = with_host(uri, host).expect("converts").expect("encodes");
+            let wire = String::from_utf8(wire).expect("ascii");
+            assert_eq!(wire.matches("Host: ").count(), 1, "{wire}");
+        }
+        for (uri, host) in [
+            ("http://10.0.0.5/", "api.example.test"),
+            ("http://example.test/", "example.test:8080"),
+            ("http://example.test:8080/", "example.test"),
+        ] {
+            let refused = with_host(uri, host).err();
+            assert_eq!(
+                refused,
+                Some(RequestError::FramingField("Host".into())),
+                "{uri} {host}"
+            );
+        }
+    }
+
     /// What converting the request it was called with came to.
     #[derive(Default)]
     struct Converts(Option<Result<String, http::Error>>);
@@ -292,7 +427,7 @@ mod tests {
     #[test]
     fn client_requests_and_received_responses_convert_both_ways() {
         let request = http::Request::put("http://[::1]:9/x")
-            .header("Host", "ignored")
+            .header("Host", "[::1]:9")
             .header("X-A", "b")
             .body("data")
             .expect("valid");

@@ -72,6 +72,8 @@ pub use app::{App, Context, Responder};
 pub use client::{download, download_with, send_all, send_all_each, send_all_with};
 pub use client::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 pub use event::{Event, Events};
+#[cfg(feature = "http")]
+pub use http_interop::StreamedBody;
 pub use interest::Interest;
 pub use poll::{
     Poll, COLD_PER_INTERVAL, DEFAULT_FULL_POLL_INTERVAL, MAX_INTERVAL_STRETCH, SPLIT_ABOVE,

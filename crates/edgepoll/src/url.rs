@@ -210,12 +210,21 @@ impl Url {
     }
 
     /// The socket address: IP literals and `localhost` only (no DNS), so a
-    /// test or tool never reaches beyond the addresses it names.
+    /// test or tool never reaches beyond the addresses it names. A final
+    /// dot names the same host (`localhost.`, `127.0.0.1.`), as the
+    /// resolver takes it.
+    ///
+    /// ```
+    /// let url = edgepoll::Url::parse("http://localhost.:8080/").unwrap();
+    /// assert_eq!(url.socket_addr(), Some("127.0.0.1:8080".parse().unwrap()));
+    /// assert_eq!(edgepoll::Url::parse("http://example.com/").unwrap().socket_addr(), None);
+    /// ```
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        let ip = if self.host.eq_ignore_ascii_case("localhost") {
+        let host = self.host.strip_suffix('.').unwrap_or(&self.host);
+        let ip = if host.eq_ignore_ascii_case("localhost") {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
-            self.host.parse().ok()?
+            host.parse().ok()?
         };
         Some(SocketAddr::new(ip, self.port))
     }
