@@ -58,6 +58,18 @@ are safe (GET, HEAD, OPTIONS, TRACE). TRACE gets 405, and fields whose names
 have an underscore are dropped, as nginx does.
 ";
 
+/// Whether two hosts are one however spelled: in any case, with a final
+/// dot or not (`localhost.`), an IPv6 address in any of its forms (`::1`,
+/// `0::1`).
+fn same_host(a: &str, b: &str) -> bool {
+    let key = |host: &str| host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let (a, b) = (key(a), key(b));
+    match (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// The most `--upstream`s.
 const MAX_UPSTREAMS: usize = 64;
 
@@ -101,13 +113,23 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         cacert: None,
         exit_after: None,
     };
+    // Options of one value taken so far: a second is refused, not
+    // silently put over the first.
+    let mut given: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
+        let is_single = !matches!(arg.as_str(), "--upstream" | "--trust-forwarded");
+        if arg.starts_with("--") && is_single && given.contains(&arg) {
+            return Err(format!("{arg} is given twice"));
+        }
+        given.push(arg.clone());
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--listen" => {
                 let text = value()?;
-                listen = Some(text.parse().map_err(|e| format!("--listen {text}: {e}"))?);
+                listen = Some(text.parse().map_err(|e| {
+                    format!("--listen {text}: {e} (an IP address and a port: 0.0.0.0:8080)")
+                })?);
             }
             "--upstream" => {
                 let text = value()?;
@@ -115,7 +137,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
                 // Twice would weigh it double, and eject both copies at its
                 // first failure (no longer a lone upstream).
                 let same = |u: &Url| {
-                    (u.tls, u.port) == (url.tls, url.port) && u.host.eq_ignore_ascii_case(&url.host)
+                    (u.tls, u.port) == (url.tls, url.port) && same_host(&u.host, &url.host)
                 };
                 if upstreams.iter().any(same) {
                     return Err(format!("--upstream {text} is given twice"));
@@ -339,6 +361,49 @@ mod tests {
                     "http://localhost/",
                 ][..],
                 "--upstream http://localhost/ is given twice",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "localhost.:80",
+                    "--upstream",
+                    "http://localhost/",
+                ][..],
+                "--upstream http://localhost/ is given twice",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "[::1]:80",
+                    "--upstream",
+                    "[0::1]",
+                ][..],
+                "--upstream [0::1] is given twice",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:80",
+                    "--timeout",
+                    "1",
+                    "--timeout",
+                    "2",
+                ][..],
+                "--timeout is given twice",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"][..],
+                "--listen is given twice",
+            ),
+            (
+                &["--listen", "localhost:8080"][..],
+                "(an IP address and a port: 0.0.0.0:8080)",
             ),
             (&many_upstreams[..], "at most 64 --upstream, not 65"),
         ] {
