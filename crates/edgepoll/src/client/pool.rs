@@ -1053,6 +1053,7 @@ mod tests {
                 continue;
             }
             let mut reply = Message::response(asked.metadata.id, OpCode::Query);
+            reply.metadata.recursion_available = true;
             reply.add_query(asked.queries[0].clone());
             if asked.queries[0].query_type == hickory_proto::rr::RecordType::A {
                 let name = asked.queries[0].name.clone();

@@ -73,6 +73,12 @@ pub(crate) enum Answer {
     Truncated,
     /// The server could not answer (SERVFAIL, REFUSED, ...).
     Failed(u16),
+    /// No address, from a server that neither recursed (RA=0) nor holds
+    /// the name (not authoritative, no SOA for a negative answer): it did
+    /// not know, and would not ask. A resolver set to such a server (a
+    /// zone's authoritative one, say) is misconfigured: every lookup would
+    /// otherwise read as "no address".
+    NotRecursive,
 }
 
 /// Why a datagram is not an answer to the query `id` for `name`.
@@ -204,6 +210,15 @@ pub(crate) fn read_answer(
             ttl: negative_ttl().min(ttl),
         });
     }
+    let knows = header.recursion_available
+        || header.authoritative
+        || message
+            .authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_)));
+    if addrs.is_empty() && !knows {
+        return Ok(Answer::NotRecursive);
+    }
     if addrs.is_empty() {
         return Ok(Answer::Addresses {
             addrs,
@@ -227,6 +242,8 @@ mod tests {
     fn response(id: u16, q: &str, family: Family, code: ResponseCode) -> Message {
         let mut m = Message::response(id, OpCode::Query);
         m.metadata.response_code = code;
+        // As a recursive resolver answers.
+        m.metadata.recursion_available = true;
         m.add_query(Query::query(name(q), family.record_type()));
         m
     }
@@ -451,6 +468,52 @@ mod tests {
         let mut garbage = vec![0u8, 3];
         garbage.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
         assert!(read_answer(&garbage, 3, &name("x.test"), Family::V6).is_err());
+    }
+
+    /// An empty answer from a server that neither recursed nor holds the
+    /// name is its not knowing, not the name's having no address; from a
+    /// resolver (RA), an authoritative server (AA), or with the zone's SOA,
+    /// it is "no address". Addresses are addresses, from any server.
+    #[test]
+    fn an_empty_answer_from_a_server_that_does_not_recurse_is_told_apart() {
+        let asked = name("www.test");
+        let read = |m: Message| read_answer(&m.to_vec().unwrap(), 9, &asked, Family::V4);
+        let plain = || {
+            let mut m = response(9, "www.test", Family::V4, ResponseCode::NoError);
+            m.metadata.recursion_available = false;
+            m
+        };
+        assert_eq!(read(plain()), Ok(Answer::NotRecursive));
+        let mut referral = plain();
+        referral.add_answer(cname("www.test", 60, "elsewhere.example"));
+        assert_eq!(
+            read(referral),
+            Ok(Answer::NotRecursive),
+            "an alias, not followed"
+        );
+        let no_address = Ok(Answer::Addresses {
+            addrs: Vec::new(),
+            ttl: 0,
+        });
+        assert_eq!(
+            read(response(9, "www.test", Family::V4, ResponseCode::NoError)),
+            no_address
+        );
+        let mut authoritative = plain();
+        authoritative.metadata.authoritative = true;
+        assert_eq!(read(authoritative), no_address);
+        let mut with_soa = plain();
+        let soa = SOA::new(name("test"), name("admin.test"), 1, 60, 60, 60, 30);
+        with_soa.add_authority(Record::from_rdata(name("test"), 30, RData::SOA(soa)));
+        let found = read(with_soa);
+        assert!(
+            matches!(found, Ok(Answer::Addresses { ref addrs, ttl: 30 }) if addrs.is_empty()),
+            "{found:?}"
+        );
+        let mut answered = plain();
+        answered.add_answer(a("www.test", 60, [10, 0, 0, 1]));
+        let addrs = vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))];
+        assert_eq!(read(answered), Ok(Answer::Addresses { addrs, ttl: 60 }));
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub enum ResolveError {
     Timeout(Duration),
     /// The server answered with this error code (2 SERVFAIL, 5 REFUSED, ...).
     ServerFailure(u16),
+    /// The server answered without an address, neither recursing nor
+    /// holding the name (RA and AA clear): it is not a resolver to send
+    /// lookups to (an authoritative server for another zone, say).
+    NotRecursive,
     /// What came back is not a valid answer.
     BadAnswer(&'static str),
     /// The server could not be reached.
@@ -142,6 +146,9 @@ impl std::fmt::Display for ResolveError {
                 };
                 write!(f, "the DNS server answered {name} ({code})")
             }
+            ResolveError::NotRecursive => f.write_str(
+                "the DNS server does not recurse and does not hold the name (is DNS_SERVER a resolver?)",
+            ),
             ResolveError::BadAnswer(why) => write!(f, "bad answer from the DNS server: {why}"),
             ResolveError::Unreachable(why) => write!(f, "DNS server unreachable: {why}"),
             ResolveError::System(why) => write!(f, "{why}"),

@@ -637,6 +637,9 @@ fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
             PartState::Done(Ok(Answer::Failed(code))) => {
                 failure.get_or_insert(ResolveError::ServerFailure(code));
             }
+            PartState::Done(Ok(Answer::NotRecursive)) => {
+                failure.get_or_insert(ResolveError::NotRecursive);
+            }
             PartState::Done(Err(e)) => {
                 failure.get_or_insert(e);
             }

@@ -19,6 +19,8 @@ fn answer(query: &[u8], fill: impl FnOnce(&Query, &mut Message)) -> Vec<u8> {
     let asked = Message::from_vec(query).unwrap();
     let q = asked.queries[0].clone();
     let mut m = Message::response(asked.metadata.id, OpCode::Query);
+    // As a recursive resolver answers.
+    m.metadata.recursion_available = true;
     m.add_query(q.clone());
     fill(&q, &mut m);
     m.to_vec().unwrap()
