@@ -47,31 +47,43 @@ pub fn write_u32(ptr: u32, value: u32) {
 }
 
 /// An owned, zeroed buffer with a fixed address for as long as it lives.
-pub struct Buf(Vec<u8>);
+/// Held as a raw pointer, not a `Vec`: the runtime writes through the
+/// address `ptr` gives while the buffer is only borrowed shared, which a
+/// pointer taken from a shared borrow does not allow.
+pub struct Buf {
+    ptr: *mut u8,
+    len: usize,
+}
 
 impl Buf {
     pub fn zeroed(len: usize) -> Buf {
-        Buf(vec![0; len])
+        Buf::from(&vec![0; len])
     }
 
     pub fn from(bytes: &[u8]) -> Buf {
-        Buf(bytes.to_vec())
+        let len = bytes.len();
+        let ptr = Box::into_raw(bytes.to_vec().into_boxed_slice()) as *mut u8;
+        Buf { ptr, len }
     }
 
     pub fn ptr(&self) -> u32 {
-        self.0.as_ptr() as usize as u32
+        self.ptr as usize as u32
     }
 
     pub fn at(&self, offset: usize) -> u32 {
         self.ptr() + offset as u32
     }
 
+    /// What the buffer holds now (not to be kept across a call that
+    /// writes it).
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        // SAFETY: `ptr` holds `len` initialized bytes for as long as `self`.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
     }
 
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        // SAFETY: as above, borrowed uniquely through `self`.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 
     pub fn u32_at(&self, offset: usize) -> u32 {
@@ -79,15 +91,24 @@ impl Buf {
     }
 
     pub fn set_u32(&mut self, offset: usize, value: u32) {
-        self.0[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        self.bytes_mut()[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
     }
 
     pub fn set_u16(&mut self, offset: usize, value: u16) {
-        self.0[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
+        self.bytes_mut()[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
     }
 
     pub fn set_u64(&mut self, offset: usize, value: u64) {
-        self.0[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+        self.bytes_mut()[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let slice = core::ptr::slice_from_raw_parts_mut(self.ptr, self.len);
+        // SAFETY: made by `Box::into_raw` of a boxed slice of `len` bytes in
+        // `from`, and dropped once.
+        drop(unsafe { Box::from_raw(slice) });
     }
 }
 
