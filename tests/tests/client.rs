@@ -764,6 +764,14 @@ fn command_line_mistakes_are_named() {
                 &["--timeout", "1e-10"][..],
                 "--timeout: less than a millisecond",
             ),
+            // `--name=value` is `--name value`; a flag takes none.
+            (
+                &["--timeout=1e-10"][..],
+                "--timeout: less than a millisecond",
+            ),
+            (&["--verbose=yes"][..], "--verbose takes no value"),
+            // After `--`, an argument that looks like an option is a URL.
+            (&["--", "--timeout"][..], "--timeout: URL refused"),
         ] {
             // The URL first, so that the option missing its value is last.
             let mut all = vec!["http://127.0.0.1:9/"];

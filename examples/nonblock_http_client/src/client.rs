@@ -43,10 +43,30 @@ fn parse_args() -> Result<Option<Options>, String> {
         arg.into_string()
             .map_err(|arg| format!("not UTF-8: {arg:?}"))
     });
+    let mut urls_only = false;
     while let Some(arg) = args.next() {
         let arg = arg?;
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"))?;
+        if urls_only {
+            options.urls.push(arg);
+            continue;
+        }
+        // `--name=value` as `--name value`.
+        let (arg, mut inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_string(), Some(value.to_string()))
+            }
+            _ => (arg, None),
+        };
+        if inline.is_some() && matches!(arg.as_str(), "--" | "--help" | "--verbose") {
+            return Err(format!("{arg} takes no value"));
+        }
+        let mut value = || match inline.take() {
+            Some(value) => Ok(value),
+            None => args.next().ok_or(format!("{arg} needs a value"))?,
+        };
         match arg.as_str() {
+            // What follows is URLs, even one that starts with '-'.
+            "--" => urls_only = true,
             "-h" | "--help" => return Ok(None),
             "-X" | "--request" => options.method = Some(value()?),
             "-o" | "--output" => options.output = Some(value()?),
@@ -186,6 +206,9 @@ Sends every URL at once, each on its own connection, and prints each response.
   --max-connections N    at most N connections at once in all (default 512);
                          an idle one gives way to a URL of another origin
   -h, --help             this text
+
+A long option's value may also follow an '=' (--timeout=5); after -- every
+argument is a URL.
 
 Responses print in the order of their URLs: one in before an earlier one is
 held (whole) until that one is printed. A reader of stdout slower than
