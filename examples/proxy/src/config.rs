@@ -38,6 +38,9 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --exit-after N         answer N requests, then exit (for benchmarks)
   --help                 this text
 
+A value may also follow an '=' (--timeout=5). An option of one value is
+given once; --upstream as often as there are upstreams.
+
 Each request goes to the upstream with the fewest requests outstanding
 (round-robin among equals). An upstream that refuses, is unreachable, resets,
 times out or answers garbage is left out for --eject seconds (when all are
@@ -117,12 +120,25 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
     // silently put over the first.
     let mut given: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
+        // `--name=value` as `--name value`.
+        let (arg, mut inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_string(), Some(value.to_string()))
+            }
+            _ => (arg, None),
+        };
+        if inline.is_some() && matches!(arg.as_str(), "--help" | "--trust-forwarded") {
+            return Err(format!("{arg} takes no value"));
+        }
         let is_single = !matches!(arg.as_str(), "--upstream" | "--trust-forwarded");
         if arg.starts_with("--") && is_single && given.contains(&arg) {
             return Err(format!("{arg} is given twice"));
         }
         given.push(arg.clone());
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        let mut value = || match inline.take() {
+            Some(value) => Ok(value),
+            None => args.next().ok_or(format!("{arg} needs a value")),
+        };
         match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--listen" => {
@@ -250,8 +266,7 @@ mod tests {
             "localhost",
             "--upstream",
             "HTTPS://localhost:9443",
-            "--timeout",
-            "2.5",
+            "--timeout=2.5",
             "--eject",
             "1",
             "--idle-timeout",
@@ -404,6 +419,14 @@ mod tests {
             (
                 &["--listen", "localhost:8080"][..],
                 "(an IP address and a port: 0.0.0.0:8080)",
+            ),
+            (
+                &["--listen=localhost:8080"][..],
+                "--listen localhost:8080: ",
+            ),
+            (
+                &["--trust-forwarded=yes"][..],
+                "--trust-forwarded takes no value",
             ),
             (&many_upstreams[..], "at most 64 --upstream, not 65"),
         ] {
