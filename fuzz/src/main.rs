@@ -20,8 +20,9 @@
 //! A failing input is written to `fuzz/crashes/`, printed escaped (to
 //! replay from a log), and the run exits 1; add such inputs to the unit
 //! tests. An input that takes more than 10 s (a state machine that never
-//! stops wanting to write, say) is a failure too: a watchdog reports it,
-//! so that a hang fails the run instead of holding it.
+//! stops wanting to write, say) is a failure too: a watchdog prints it
+//! (not saved: the run is stuck in it) and ends the run, so that a hang
+//! fails it instead of holding it.
 //!
 //! `cargo run --release -p edgepoll-fuzz --bin edgepoll-fuzz -- [--seconds N] [--seed N]`
 //! (`src/bin/host_imports.rs` is the other fuzzer: edgepoll-host's imports.)

@@ -27,20 +27,37 @@ use crate::http::{ParsedResponse, Request, Response, StatusCode, Version};
 /// body streams ([`Request::body_streams`]): its body is not in it (it comes
 /// in pieces, to the service), though its fields still say its length. A
 /// [`ClientRequest`] is not made from such a request
-/// ([`RequestError::BodyFrom`]): it would go out with no body.
+/// ([`RequestError::BodyFrom`]): it would go out with no body. (A service
+/// that gathered the body itself and put it back removes the mark.)
+///
+/// Forwarding a served request: its `Host` names this server, so it is
+/// removed (the client writes the upstream's, from the URI); one left in
+/// that names another host is refused.
 ///
 /// ```
-/// # use edgepoll::http::Request;
+/// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+/// # use std::time::Instant;
+/// /// The request served, as it goes on to 127.0.0.1:8080.
 /// fn forward(request: &Request<'_>) -> Result<edgepoll::ClientRequest, String> {
 ///     let request = http::Request::try_from(request).map_err(|e| e.to_string())?;
 ///     if request.extensions().get::<edgepoll::StreamedBody>().is_some() {
-///         return Err("stream it with Context::fetch_stream instead".into());
+///         return Err("its body streams: send it on with Context::fetch_stream".into());
 ///     }
 ///     let (mut parts, body) = request.into_parts();
 ///     parts.uri = format!("http://127.0.0.1:8080{}", parts.uri).parse().map_err(|_| "uri")?;
+///     parts.headers.remove(http::header::HOST);
 ///     edgepoll::ClientRequest::try_from(http::Request::from_parts(parts, body))
 ///         .map_err(|e| e.to_string())
 /// }
+/// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+///     match forward(request).and_then(|sent| sent.encode().map_err(|e| e.to_string())) {
+///         Ok(wire) => Response::new(StatusCode::OK).body(wire),
+///         Err(e) => Response::new(StatusCode::BAD_GATEWAY).body(e),
+///     }
+/// }
+/// let mut conn = Handler::new(Limits::default(), Instant::now());
+/// conn.receive(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now(), &mut show);
+/// assert!(conn.pending_output().ends_with(b"\r\n\r\nGET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamedBody;

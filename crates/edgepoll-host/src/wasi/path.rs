@@ -285,7 +285,8 @@ const AS_NAMED: Lookup = Lookup {
 };
 
 /// Resolves `name`'s directory and checks `right` on `dirfd`, in WasmEdge's
-/// order: a path no lookup could take (empty, absolute) before the
+/// order: a path no lookup could take (empty, absolute; and a NUL, which
+/// WasmEdge refuses on reading the path) before the
 /// descriptor, then the lookup, then the right.
 fn leaf_with(
     fds: &FdTable,

@@ -607,9 +607,11 @@ impl Handler {
         self.output.consume(n);
     }
 
-    /// Whether the connection wants more input now (false while closing,
-    /// once switched to another protocol, or while too much output waits:
-    /// backpressure).
+    /// Whether the connection wants more input now (false once switched to
+    /// another protocol, while too much output waits (backpressure), and
+    /// while closing with nothing owed; closing with responses still to
+    /// give, input is read and dropped, so that a client that leaves is
+    /// noticed).
     #[inline]
     pub fn wants_read(&self) -> bool {
         match self.state {
@@ -821,7 +823,9 @@ impl Handler {
             // `is_stray_line_end`): no request begun, so idle, not late.
             // (With output waiting, the client stopped reading: below.)
             State::Idle | State::Switching { .. } if self.output.is_empty() => self.close_idle(),
-            State::Head { .. } if is_stray_line_end(&self.input) => self.close_idle(),
+            State::Head { .. } if is_stray_line_end(&self.input) && self.output.is_empty() => {
+                self.close_idle()
+            }
             State::Head { held: false, .. } if self.has_room() => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 "request head not complete within the header timeout",
@@ -1992,6 +1996,14 @@ impl Handler {
     #[inline]
     pub fn has_abandoned(&self) -> bool {
         !self.abandoned.is_empty()
+    }
+
+    /// Whether [`take_abandoned`](Self::take_abandoned) or
+    /// [`take_broken_body`](Self::take_broken_body) has anything: what the
+    /// loop collects after each step.
+    #[inline]
+    pub(crate) fn has_reports(&self) -> bool {
+        !self.abandoned.is_empty() || self.broken_body.is_some()
     }
 
     /// Gives up every deferred request (the connection is going away); they

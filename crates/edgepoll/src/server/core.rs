@@ -1511,12 +1511,8 @@ fn step_http<D: Driven>(
         now,
     };
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
-    if handler.has_abandoned() {
-        work.abandoned.extend(
-            handler
-                .take_abandoned()
-                .map(|id| Responder { token, serial, id }),
-        );
+    if handler.has_reports() {
+        take_reports(handler, token, serial, work);
     }
     if let Err(e) = io {
         report(options, conn.peer, &format!("connection failed: {e}"));
@@ -1534,6 +1530,24 @@ fn step_http<D: Driven>(
         (false, true) => Next::Watch(Interest::WRITABLE),
         (true, false) => Next::Watch(Interest::READABLE),
         (false, false) => Next::Quiet,
+    }
+}
+
+/// What a step of `handler` gave up: requests abandoned, and a request
+/// body it will not read on (a response that closes the connection came
+/// before its end), told now rather than at the close or the next sweep.
+/// As at a sweep, the end goes to the application or the upstream the
+/// body is piped to.
+#[cold]
+fn take_reports(handler: &mut Handler, token: Token, serial: u64, work: &mut Work) {
+    work.abandoned.extend(
+        handler
+            .take_abandoned()
+            .map(|id| Responder { token, serial, id }),
+    );
+    if let Some((id, error)) = handler.take_broken_body() {
+        let responder = Responder { token, serial, id };
+        work.inbound.push((responder, Inbound::End(Err(error))));
     }
 }
 
