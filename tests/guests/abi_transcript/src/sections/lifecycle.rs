@@ -130,6 +130,9 @@ pub fn bind_addresses(t: &mut Transcript) {
             Address::storage(0x101, &LOOPBACK4),
             INET4,
         ),
+        // A family of none of the three (unspecified, and 4).
+        ("storage family 0", Address::storage(0, &LOOPBACK4), INET4),
+        ("storage family 4", Address::storage(4, &LOOPBACK4), INET4),
         ("raw 4 bytes", Address::v4(LOOPBACK4), INET4),
         ("raw 16 bytes", Address::v6_loopback(), INET6),
         ("127 bytes", Address::raw(&[0u8; 127]), INET4),

@@ -207,6 +207,9 @@ pub fn addresses_by_name(t: &mut Transcript) {
     lookup(t, b"localhost", b"80", (0, 1, 2, 0), 4, 4);
     lookup(t, b"localhost", b"80", (CANONNAME, 1, 2, 0), 1, 1);
     lookup(t, b"localhost", b"80", (NUMERICHOST, 0, 2, 0), 4, 4);
+    // Any socket type: the system gives one record per type (a raw one
+    // among them) for each address.
+    lookup(t, b"127.0.0.1", b"80", (NUMERICHOST, 1, 0, 0), 4, 4);
 
     t.section("sock_getaddrinfo: refusals before and after the lookup");
     lookup(t, b"", b"", (0, 0, 2, 0), 4, 4);

@@ -342,6 +342,16 @@ pub fn stream_transfer(t: &mut Transcript) {
     t.log("fd_write(-1, [\"via fd_write\"])", e, "");
 
     t.section("sock_shutdown: every direction, and what follows");
+    // A socket never connected.
+    let fresh = open(t, INET4, STREAM);
+    // SAFETY: plain call.
+    let e = unsafe { sock_shutdown(fresh, 1) };
+    t.log(
+        &format!("sock_shutdown({}, rd), never connected", t.fd(fresh)),
+        e,
+        "",
+    );
+    close(t, fresh);
     for how in [4u32, 0x101, 0] {
         // SAFETY: plain call.
         let e = unsafe { sock_shutdown(pair.client, how) };
