@@ -7,7 +7,8 @@
 
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
-    connect, echo_load, on_each_runtime, read_response, start_program, Running, Runtime,
+    connect, echo_load, on_each_runtime, on_each_runtime_alone, read_response, start_program,
+    Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -61,7 +62,8 @@ fn stats(addr: std::net::SocketAddr) -> (usize, usize) {
 /// are never held up by them.
 #[test]
 fn stalled_requests_get_504_and_never_delay_the_others() {
-    on_each_runtime(|runtime| {
+    // Alone: it measures a p99, which the binary's other tests would load.
+    on_each_runtime_alone(|runtime| {
         let fast = NativeUpstream::start(Behaviour::Echo);
         let stalled = NativeUpstream::start(Behaviour::Stall);
         let forward = start_forward(

@@ -3,7 +3,8 @@
 
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, exchange_until_close,
-    on_each_runtime, read_response, run_wasm, start_command, start_server, wasm,
+    on_each_runtime, on_each_runtime_alone, read_response, run_wasm, start_command, start_server,
+    wasm,
 };
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -194,7 +195,8 @@ fn http10_closes_unless_asked_to_keep_alive() {
 
 #[test]
 fn kept_alive_requests_do_not_stall_on_nagle() {
-    on_each_runtime(|rt| {
+    // Alone: it times requests, which the binary's other tests would slow.
+    on_each_runtime_alone(|rt| {
         let server = start_server(rt, &[]);
         let mut stream = connect(server.addr);
         // The client sends each request whole and without Nagle, so any stall

@@ -2001,6 +2001,7 @@ impl Handler {
     /// Whether [`take_abandoned`](Self::take_abandoned) or
     /// [`take_broken_body`](Self::take_broken_body) has anything: what the
     /// loop collects after each step.
+    #[cfg(target_os = "wasi")]
     #[inline]
     pub(crate) fn has_reports(&self) -> bool {
         !self.abandoned.is_empty() || self.broken_body.is_some()
