@@ -74,8 +74,9 @@ pub(crate) enum Answer {
     /// The server could not answer (SERVFAIL, REFUSED, ...).
     Failed(u16),
     /// No address, from a server that neither recursed (RA=0) nor holds
-    /// the name (not authoritative, no SOA for a negative answer): it did
-    /// not know, and would not ask. A resolver set to such a server (a
+    /// the name (not authoritative for it, or only for an alias it did not
+    /// follow; no SOA for a negative answer): it did not know, and would
+    /// not ask. A resolver set to such a server (a
     /// zone's authoritative one, say) is misconfigured: every lookup would
     /// otherwise read as "no address".
     NotRecursive,
@@ -210,8 +211,10 @@ pub(crate) fn read_answer(
             ttl: negative_ttl().min(ttl),
         });
     }
+    // Authority covers the name asked (RFC 1034 §4.3.1), not the end of
+    // an alias it did not follow.
     let knows = header.recursion_available
-        || header.authoritative
+        || (header.authoritative && current == *name)
         || message
             .authorities
             .iter()
@@ -487,9 +490,16 @@ mod tests {
         let mut referral = plain();
         referral.add_answer(cname("www.test", 60, "elsewhere.example"));
         assert_eq!(
-            read(referral),
+            read(referral.clone()),
             Ok(Answer::NotRecursive),
             "an alias, not followed"
+        );
+        // Authoritative for the alias only: its end is not the server's.
+        referral.metadata.authoritative = true;
+        assert_eq!(
+            read(referral),
+            Ok(Answer::NotRecursive),
+            "authority for the alias"
         );
         let no_address = Ok(Answer::Addresses {
             addrs: Vec::new(),

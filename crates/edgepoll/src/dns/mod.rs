@@ -7,7 +7,8 @@
 //!   loop's own [`Poll`](crate::Poll), A and AAAA at once, again over TCP
 //!   when an answer is truncated. CNAME chains are followed within one
 //!   answer (up to 8 links, as a recursive server gives them; a chain
-//!   whose end is missing gives no address). Answers are kept for their
+//!   whose end is missing gives no address, or, from a server that does
+//!   not recurse, [`ResolveError::NotRecursive`]). Answers are kept for their
 //!   TTL: at most an hour; NXDOMAIN and "no address" for the zone's
 //!   negative TTL, at most five minutes; an answer where one family failed
 //!   or did not come, only briefly. Concurrent lookups of one name share
@@ -108,9 +109,10 @@ pub enum ResolveError {
     Timeout(Duration),
     /// The server answered with this error code (2 SERVFAIL, 5 REFUSED, ...).
     ServerFailure(u16),
-    /// The server answered without an address, neither recursing nor
-    /// holding the name (RA and AA clear): it is not a resolver to send
-    /// lookups to (an authoritative server for another zone, say).
+    /// The server answered without an address, neither recursing (RA
+    /// clear) nor holding the name (not authoritative for it, no SOA): it
+    /// is not a resolver to send lookups to (an authoritative server for
+    /// another zone, say).
     NotRecursive,
     /// What came back is not a valid answer.
     BadAnswer(&'static str),
@@ -147,7 +149,7 @@ impl std::fmt::Display for ResolveError {
                 write!(f, "the DNS server answered {name} ({code})")
             }
             ResolveError::NotRecursive => f.write_str(
-                "the DNS server does not recurse and does not hold the name (is DNS_SERVER a resolver?)",
+                "the DNS server does not recurse and does not hold the name (is it a resolver?)",
             ),
             ResolveError::BadAnswer(why) => write!(f, "bad answer from the DNS server: {why}"),
             ResolveError::Unreachable(why) => write!(f, "DNS server unreachable: {why}"),

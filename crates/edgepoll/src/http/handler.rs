@@ -183,8 +183,9 @@ pub struct Handler {
     /// reported by [`Handler::take_abandoned`].
     abandoned: Vec<RequestId>,
     /// A streamed request body that broke off where no service was at hand
-    /// to be told (a stall past the idle timeout, or the connection
-    /// closing): see [`take_broken_body`](Self::take_broken_body).
+    /// to be told (a stall past the idle timeout, the connection closing,
+    /// or a response that closes it given before the body's end): see
+    /// [`take_broken_body`](Self::take_broken_body).
     broken_body: Option<(RequestId, BodyError)>,
     /// Reading a streamed request body is paused (backpressure).
     body_paused: Option<RequestId>,
@@ -826,11 +827,15 @@ impl Handler {
             State::Head { .. } if is_stray_line_end(&self.input) && self.output.is_empty() => {
                 self.close_idle()
             }
-            State::Head { held: false, .. } if self.has_room() => self.refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                "request head not complete within the header timeout",
-                now,
-            ),
+            State::Head { held: false, .. }
+                if self.has_room() && !is_stray_line_end(&self.input) =>
+            {
+                self.refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request head not complete within the header timeout",
+                    now,
+                )
+            }
             State::Body(_) => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 "request body stalled past the idle timeout",
@@ -2030,8 +2035,10 @@ impl Handler {
 
     /// The streamed request body that broke off where the handler could not
     /// tell the service ([`Dispatch::body_end`]) itself: at
-    /// [`handle_timeout`](Self::handle_timeout) (a stall) or
-    /// [`lose_connection`](Self::lose_connection). Tell it.
+    /// [`handle_timeout`](Self::handle_timeout) (a stall),
+    /// [`lose_connection`](Self::lose_connection), or when a response that
+    /// closes the connection was given before the body's end (it will not
+    /// be read on). Tell it.
     pub fn take_broken_body(&mut self) -> Option<(RequestId, BodyError)> {
         self.broken_body.take()
     }
@@ -2308,7 +2315,7 @@ impl Handler {
 
     /// A response sent later (deferred or queued) closes the connection: a
     /// body still coming will not be read. Its end is told through the loop
-    /// (`take_broken_body`, at the close), as the handler tells it itself
+    /// (`take_broken_body`, after the step), as the handler tells it itself
     /// when a closing answer comes at once.
     fn close_after_later_response(&mut self) {
         if let State::Stream { id, .. } = self.state {

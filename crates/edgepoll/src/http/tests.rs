@@ -1125,6 +1125,42 @@ fn a_line_end_after_a_body_leaves_the_connection_idle() {
     }
 }
 
+/// A client that sent a line end after its request and then stopped reading
+/// the answer is dropped at the idle timeout as one that stopped reading,
+/// not sent a 408 behind the answer it does not read (which also gave it
+/// another idle timeout). Without output waiting, the same line end is an
+/// idle close.
+#[test]
+fn a_stray_line_end_from_a_client_that_stopped_reading_is_no_408() {
+    let limits = Limits::default();
+    let t0 = Instant::now();
+    let post = &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\na\r\n"[..];
+    for reads in [false, true] {
+        let mut conn = Handler::new(limits.clone(), t0);
+        conn.receive(post, t0, &mut echo);
+        let queued = conn.pending_output().len();
+        if reads {
+            conn.consume_output(queued, t0);
+        }
+        conn.handle_timeout(t0 + limits.idle_timeout);
+        assert!(conn.is_finished(), "reads {reads}");
+        let incident = conn
+            .take_incident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        let expected = match reads {
+            true => "idle keep-alive connection closed",
+            false => "peer stopped reading",
+        };
+        assert!(incident.contains(expected), "reads {reads}: {incident}");
+        assert_eq!(
+            conn.pending_output().len(),
+            queued * !reads as usize,
+            "no 408"
+        );
+    }
+}
+
 /// A request begun after such a line end, later and in pieces, has its
 /// header time from its own first bytes, as on an idle connection. (It
 /// counted from the request before, and got a 408 it had not asked for.)

@@ -1536,8 +1536,8 @@ fn step_http<D: Driven>(
 /// What a step of `handler` gave up: requests abandoned, and a request
 /// body it will not read on (a response that closes the connection came
 /// before its end), told now rather than at the close or the next sweep.
-/// As at a sweep, the end goes to the application or the upstream the
-/// body is piped to.
+/// As at a sweep, the end goes to the application, the upstream the body
+/// is piped to, or the response it is echoed into.
 #[cold]
 fn take_reports(handler: &mut Handler, token: Token, serial: u64, work: &mut Work) {
     work.abandoned.extend(
