@@ -353,6 +353,57 @@ fn a_body_made_a_piece_at_a_time_comes_whole_and_waits_for_its_reader() {
     });
 }
 
+/// A service that streams a body a status forbids (204), or more than the
+/// length it announced, waiting for each piece's drained notice as it
+/// should: the 204 is whole at its head and the connection serves on; the
+/// response past its length is cut, its connection closed after what fit.
+/// (Both pieces were dropped unannounced and no notice came: the stream
+/// never ended, and the connection, with every request behind it, waited
+/// for ever.)
+#[test]
+fn a_streamed_body_that_cannot_be_sent_ends_its_response() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let forward = start_forward(runtime, &[], &[]);
+        let mut stream = connect(forward.addr);
+        stream
+            .write_all(b"GET /_generate_no_content?100000 HTTP/1.1\r\nHost: x\r\n\r\nGET /_generate?3 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert_eq!((status(&head), body.len()), (204, 0), "{name} {head}");
+        assert_eq!(field(&head, "content-length"), None, "{name} {head}");
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(
+            (status(&head), &body[..]),
+            (200, &[0u8, 1, 2][..]),
+            "{name} {head}"
+        );
+        // 20 000 announced, a piece of 16 KiB and then one a byte too long.
+        let mut stream = connect(forward.addr);
+        stream
+            .write_all(b"GET /_generate_over?20000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).expect("read to the close");
+        let end = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4;
+        let head = String::from_utf8_lossy(&got[..end]).into_owned();
+        assert_eq!(
+            field(&head, "content-length"),
+            Some("20000"),
+            "{name} {head}"
+        );
+        assert_eq!(
+            got.len() - end,
+            16 * 1024,
+            "{name}: what fit, then the close"
+        );
+    });
+}
+
 /// What `/_stats` says of the `/_count` bodies: (being read, how they ended).
 fn count_stats(addr: std::net::SocketAddr) -> (String, String) {
     let value = stats_text(addr);

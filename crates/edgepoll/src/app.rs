@@ -359,11 +359,13 @@ impl Context<'_> {
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
     /// bytes wait to be sent, else once they have mostly gone out. Send a
     /// piece (or a few), then the next when it comes, and memory stays
-    /// bounded by the backlog. To HEAD, the response is complete with its
-    /// head (the length announced is GET's): its pieces and end are
-    /// dropped, and no call asks for more. A piece past `length` is dropped, and a body ended
-    /// short of it closes the connection. Once the head is out no timeout
-    /// runs for the body (a stream may be long-lived): the app ends it.
+    /// bounded by the backlog. To HEAD, and with a status that has no body
+    /// (204, 304), the response is complete with its head (to HEAD the
+    /// length announced is GET's): its pieces and end are dropped, and no
+    /// call asks for more. A piece past `length` cuts the response (it is
+    /// dropped, and the connection closes after what fit), as a body ended
+    /// short of it does. Once the head is out no timeout runs for the body
+    /// (a stream may be long-lived): the app ends it.
     pub fn respond_stream(
         &mut self,
         responder: Responder,

@@ -1134,13 +1134,16 @@ impl Core {
         let delivered = match answer {
             Answer::Whole(response) => handler.respond(id, response, now).is_ok(),
             Answer::Head(head, length, piped) => {
-                // To HEAD the application's stream ends with its head: its
-                // pieces would be dropped, and an endless one, asked for
-                // piece after piece, would spin the loop for nothing. (A
-                // piped one ends at its first piece, and its exchange is
-                // cut: see `bodies`. One with no body ends at its end, and
-                // its connection goes back to the pool.)
-                let ends_at_head = piped.is_none() && handler.answers_head(id);
+                // To HEAD, and with a status that has no body (204, 304),
+                // the application's stream ends with its head: its pieces
+                // would be dropped, and an endless one, asked for piece
+                // after piece, would spin the loop for nothing (a 204's
+                // never ended, and held the connection). (A piped one ends
+                // at its first piece, and its exchange is cut: see
+                // `bodies`. One with no body ends at its end, and its
+                // connection goes back to the pool.)
+                let ends_at_head =
+                    piped.is_none() && (handler.answers_head(id) || head.status().forbids_body());
                 let started = handler.respond_stream(id, head, length, now).is_ok();
                 if started && ends_at_head {
                     let _ = handler.end_body(id, now);
@@ -1159,7 +1162,16 @@ impl Core {
                 // An empty piece is no piece: told of, an application that
                 // answers each notice with one would spin the loop.
                 let empty = piece.is_empty();
-                let sent = handler.send_body(id, piece, now).is_ok();
+                let pushed = handler.send_body(id, piece, now);
+                // Past the length its head announced, the response cannot
+                // be the one meant: cut where it is (the connection closes
+                // after what fits), not left waiting for an end whose
+                // drained notice never comes.
+                let past_length = matches!(pushed, Err(StreamError::Body(_)));
+                if past_length {
+                    let _ = handler.abort_body(id, now);
+                }
+                let sent = pushed.is_ok();
                 // Over the limit, it is held, and told once the backlog
                 // has fallen to a quarter of it; under, it is told at
                 // once (at the next telling): either way each piece taken
@@ -1173,7 +1185,7 @@ impl Core {
                 } else if sent && !empty && self.work.drained.last() != Some(&responder) {
                     self.work.drained.push(responder);
                 }
-                sent
+                sent || past_length
             }
             // Short of its length, it still ended (the connection closes
             // after what was sent): stepped, not left for the next sweep.

@@ -160,11 +160,20 @@ impl App for Forward {
                 ends.join(",")
             )));
         }
-        if request.path() == "/_generate" {
-            let Some(total) = request.query().and_then(|n| n.parse().ok()) else {
+        // `/_generate?N`: N bytes, announced. `/_generate_no_content?N`: a
+        // 204 whose service streams N bytes all the same, as a naive one
+        // would. `/_generate_over?N`: N announced, N + 1 streamed.
+        if let path @ ("/_generate" | "/_generate_no_content" | "/_generate_over") = request.path()
+        {
+            let Some(announced) = request.query().and_then(|n| n.parse::<u64>().ok()) else {
                 return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("/_generate?N\n"));
             };
-            cx.respond_stream(responder, Response::new(StatusCode::OK), Some(total));
+            let (status, total) = match path {
+                "/_generate_no_content" => (StatusCode::NO_CONTENT, announced),
+                "/_generate_over" => (StatusCode::OK, announced.saturating_add(1)),
+                _ => (StatusCode::OK, announced),
+            };
+            cx.respond_stream(responder, Response::new(status), Some(announced));
             // HEAD too, as a naive service would: the loop asks no more.
             self.generating.insert(responder, (0, total));
             self.generate(responder, cx);
