@@ -625,8 +625,15 @@ pub trait App {
         let _ = (exchange, response, cx);
     }
 
-    /// A deferred request no longer waits: it got a 504 at its respond
-    /// timeout, or its client went away. Work done for it may stop.
+    /// A deferred request no longer waits, or a response the app streams
+    /// will not be taken further: it got a 504 at its respond timeout; its
+    /// client went away; a response before it closes the connection (RFC
+    /// 9112 §9.6); or its streamed upload stalled or broke off before it
+    /// was answered (the client got 408 or 400). Work done for it may stop,
+    /// and anything given for it from now on is dropped. Its order against
+    /// [`on_request_end`](Self::on_request_end), for a request whose body
+    /// the app reads, is not fixed: free what is kept for it in whichever
+    /// comes first.
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         let _ = (responder, cx);
     }

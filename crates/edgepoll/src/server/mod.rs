@@ -162,9 +162,15 @@ impl Server {
         }
     }
 
-    /// Serves until an unrecoverable error of the poll itself (or, with
+    /// Serves until an unrecoverable error of the poll itself; or, with
     /// [`ServerOptions::stop_after`], until that many requests were taken
-    /// and answered).
+    /// and answered; or, once the listener is shut (as `edgepoll-host
+    /// --instances` shuts it on SIGTERM), until the connections drained:
+    /// idle ones close, requests begun are answered, WebSockets close with
+    /// 1001, and `Ok(())` is returned when none is left. (The same holds
+    /// for [`serve_websockets`](Self::serve_websockets) and
+    /// [`serve_app`](Self::serve_app); an app's response stream it never
+    /// ends holds the drain until the runtime stops waiting.)
     pub fn serve<S: Service>(self, service: S) -> io::Result<()> {
         self.run(HttpOnly(service))
     }
