@@ -1534,6 +1534,13 @@ fn step_http<D: Driven>(
         report(options, conn.peer, &incident.to_string());
     }
     if handler.is_finished() {
+        // Closed with requests still waiting (a client that stopped
+        // reading, dropped at its idle timeout): they will not be answered,
+        // told now rather than at the end of the linger.
+        if handler.waiting_count() > 0 {
+            handler.abandon_all();
+            take_reports(handler, token, serial, work);
+        }
         return start_lingering(conn, now, options);
     }
     // WRITABLE only while output waits; READABLE unless backpressure says stop.
