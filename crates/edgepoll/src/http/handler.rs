@@ -2003,15 +2003,6 @@ impl Handler {
         !self.abandoned.is_empty()
     }
 
-    /// Whether [`take_abandoned`](Self::take_abandoned) or
-    /// [`take_broken_body`](Self::take_broken_body) has anything: what the
-    /// loop collects after each step.
-    #[cfg(target_os = "wasi")]
-    #[inline]
-    pub(crate) fn has_reports(&self) -> bool {
-        !self.abandoned.is_empty() || self.broken_body.is_some()
-    }
-
     /// Gives up every deferred request (the connection is going away); they
     /// are reported by [`take_abandoned`](Self::take_abandoned).
     pub fn abandon_all(&mut self) {

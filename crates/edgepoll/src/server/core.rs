@@ -1199,6 +1199,17 @@ impl Core {
             }
             Answer::Tunnel(..) => false,
         };
+        // A response that closes the connection, given before a request
+        // body's end, gives that body up: told now (to the application, the
+        // upstream it is piped to, or the response it is echoed into), not
+        // at the close or the next sweep.
+        let broken = self
+            .handler_of(responder)
+            .and_then(Handler::take_broken_body);
+        if let Some((id, error)) = broken {
+            let broken = Responder { id, ..responder };
+            self.work.inbound.push((broken, Inbound::End(Err(error))));
+        }
         match (delivered, wait_for_body) {
             (true, true) => self.touch(responder.token.0),
             (true, false) => self.step_now(responder.token.0, now, driven),
@@ -1523,7 +1534,7 @@ fn step_http<D: Driven>(
         now,
     };
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
-    if handler.has_reports() {
+    if handler.has_abandoned() {
         take_reports(handler, token, serial, work);
     }
     if let Err(e) = io {
@@ -1552,11 +1563,10 @@ fn step_http<D: Driven>(
     }
 }
 
-/// What a step of `handler` gave up: requests abandoned, and a request
-/// body it will not read on (a response that closes the connection came
-/// before its end), told now rather than at the close or the next sweep.
-/// As at a sweep, the end goes to the application, the upstream the body
-/// is piped to, or the response it is echoed into.
+/// What a step of `handler` gave up: requests abandoned, and with them a
+/// request body it will not read on, told now rather than at the close or
+/// the next sweep. As at a sweep, the end goes to the application, the
+/// upstream the body is piped to, or the response it is echoed into.
 #[cold]
 fn take_reports(handler: &mut Handler, token: Token, serial: u64, work: &mut Work) {
     work.abandoned.extend(
