@@ -1131,8 +1131,17 @@ impl Core {
         // usually come in the same batch of the exchange's events: the two
         // then leave in one write (see `touch`). Anything else goes now.
         let mut wait_for_body = false;
+        // A response that closes the connection, given before a request
+        // body's end, gives that body up: told now (to the application, the
+        // upstream it is piped to, or the response it is echoed into), not
+        // at the close or the next sweep.
+        let mut broken = None;
         let delivered = match answer {
-            Answer::Whole(response) => handler.respond(id, response, now).is_ok(),
+            Answer::Whole(response) => {
+                let given = handler.respond(id, response, now).is_ok();
+                broken = handler.take_broken_body();
+                given
+            }
             Answer::Head(head, length, piped) => {
                 // To HEAD, and with a status that has no body (204, 304),
                 // the application's stream ends with its head: its pieces
@@ -1148,6 +1157,7 @@ impl Core {
                 if started && ends_at_head {
                     let _ = handler.end_body(id, now);
                 }
+                broken = handler.take_broken_body();
                 match (started, piped) {
                     (true, Some(exchange)) => {
                         self.work.pipes.pipe_down(exchange, responder);
@@ -1170,6 +1180,7 @@ impl Core {
                 let past_length = matches!(pushed, Err(StreamError::Body(_)));
                 if past_length {
                     let _ = handler.abort_body(id, now);
+                    broken = handler.take_broken_body();
                 }
                 let sent = pushed.is_ok();
                 // Over the limit, it is held, and told once the backlog
@@ -1189,7 +1200,11 @@ impl Core {
             }
             // Short of its length, it still ended (the connection closes
             // after what was sent): stepped, not left for the next sweep.
-            Answer::End => !matches!(handler.end_body(id, now), Err(StreamError::Gone)),
+            Answer::End => {
+                let ended = handler.end_body(id, now);
+                broken = handler.take_broken_body();
+                !matches!(ended, Err(StreamError::Gone))
+            }
             Answer::Interim(head) => {
                 // Written with what follows it in this batch, if anything
                 // (see `touch`): a small write after it would wait for the
@@ -1199,13 +1214,6 @@ impl Core {
             }
             Answer::Tunnel(..) => false,
         };
-        // A response that closes the connection, given before a request
-        // body's end, gives that body up: told now (to the application, the
-        // upstream it is piped to, or the response it is echoed into), not
-        // at the close or the next sweep.
-        let broken = self
-            .handler_of(responder)
-            .and_then(Handler::take_broken_body);
         if let Some((id, error)) = broken {
             let broken = Responder { id, ..responder };
             self.work.inbound.push((broken, Inbound::End(Err(error))));
