@@ -2306,7 +2306,7 @@ impl Handler {
 
     /// A response sent later (deferred or queued) closes the connection: a
     /// body still coming will not be read. Its end is told through the loop
-    /// (`take_broken_body`, after the step), as the handler tells it itself
+    /// (`take_broken_body`, where the response is given), as the handler tells it itself
     /// when a closing answer comes at once.
     fn close_after_later_response(&mut self) {
         if let State::Stream { id, .. } = self.state {

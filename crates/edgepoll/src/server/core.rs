@@ -1445,18 +1445,7 @@ impl Core {
                 }
                 (None, Role::Http(handler)) => {
                     handler.handle_timeout(now);
-                    if let Some((id, error)) = handler.take_broken_body() {
-                        let token = Token(index);
-                        let responder = Responder {
-                            token,
-                            serial: conn.serial,
-                            id,
-                        };
-                        // To the application, or to the upstream it is piped to.
-                        self.work
-                            .inbound
-                            .push((responder, Inbound::End(Err(error))));
-                    }
+                    tell_broken_body(handler, Token(index), conn.serial, &mut self.work);
                     if now.saturating_duration_since(handler.last_progress())
                         >= self.options.release_buffers_after
                     {
@@ -1573,8 +1562,7 @@ fn step_http<D: Driven>(
 
 /// What a step of `handler` gave up: requests abandoned, and with them a
 /// request body it will not read on, told now rather than at the close or
-/// the next sweep. As at a sweep, the end goes to the application, the
-/// upstream the body is piped to, or the response it is echoed into.
+/// the next sweep.
 #[cold]
 fn take_reports(handler: &mut Handler, token: Token, serial: u64, work: &mut Work) {
     work.abandoned.extend(
@@ -1582,6 +1570,14 @@ fn take_reports(handler: &mut Handler, token: Token, serial: u64, work: &mut Wor
             .take_abandoned()
             .map(|id| Responder { token, serial, id }),
     );
+    tell_broken_body(handler, token, serial, work);
+}
+
+/// A request body `handler` will not read on (it stalled, or a response
+/// that closes the connection came before its end), if any: its end goes
+/// to the application, the upstream the body is piped to, or the response
+/// it is echoed into.
+fn tell_broken_body(handler: &mut Handler, token: Token, serial: u64, work: &mut Work) {
     if let Some((id, error)) = handler.take_broken_body() {
         let responder = Responder { token, serial, id };
         work.inbound.push((responder, Inbound::End(Err(error))));
