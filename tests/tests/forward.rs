@@ -404,6 +404,67 @@ fn a_streamed_body_that_cannot_be_sent_ends_its_response() {
     });
 }
 
+/// A drain (here after `--stop-after 2` requests) tells the app
+/// (`App::on_drain`), which ends the endless stream it was sending: the
+/// client gets what was sent, then the close, and the service exits.
+/// (Untold, the app streamed on, and the drain lasted as long as the client
+/// read.)
+#[test]
+fn a_drain_tells_the_app_which_ends_its_endless_stream() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let mut forward = start_forward(runtime, &["--stop-after", "2"], &[]);
+        let mut stream = connect(forward.addr);
+        let endless: u64 = 1 << 40;
+        stream
+            .write_all(format!("GET /_generate?{endless} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .expect("send");
+        let mut got = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).expect("the head");
+            assert!(n > 0, "{name}: closed before the head");
+            got.extend_from_slice(&buf[..n]);
+        }
+        // The second request: the drain begins.
+        let _ = stats_text(forward.addr);
+        // Read on, as a client that keeps up does, to the close (1 TiB
+        // would take hours).
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = stream.read(&mut buf).expect("read to the close");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            assert!(
+                Instant::now() < until,
+                "{name}: the stream went on after the drain began"
+            );
+        }
+        let end = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4;
+        let head = String::from_utf8_lossy(&got[..end]).into_owned();
+        assert_eq!(status(&head), 200, "{name} {head}");
+        let expected: Vec<u8> = (0..(got.len() - end) as u64)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        assert!(
+            got[end..] == expected[..],
+            "{name}: the body sent is the one generated"
+        );
+        assert!(
+            edgepoll_tests::wait_until(Duration::from_secs(10), || !forward.is_alive()),
+            "{name}: the service did not exit after its drain"
+        );
+        let exit = forward.exit_status();
+        assert!(exit.is_some_and(|s| s.success()), "{name}: {exit:?}");
+    });
+}
+
 /// What `/_stats` says of the `/_count` bodies: (being read, how they ended).
 fn count_stats(addr: std::net::SocketAddr) -> (String, String) {
     let value = stats_text(addr);

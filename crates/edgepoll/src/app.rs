@@ -638,6 +638,21 @@ pub trait App {
         let _ = (responder, cx);
     }
 
+    /// The server has begun to shut down gracefully: its listener was shut
+    /// down (as `edgepoll-host --instances` does on SIGTERM) or
+    /// [`ServerOptions::stop_after`](crate::ServerOptions::stop_after)
+    /// requests were taken. No connection comes any more; each open one
+    /// closes once what it was given is answered, and
+    /// [`Server::serve_app`](crate::Server::serve_app) returns when none is
+    /// left. So a response the app streams without end (server-sent
+    /// events, say) would hold the shutdown open until the supervisor's
+    /// grace runs out: end it here ([`Context::end_body`]; one ended short
+    /// of its announced length is cut). Deferred requests may still be
+    /// answered. Called once.
+    fn on_drain(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
+    }
+
     /// As [`http::Service::handles_connect`](crate::http::Service::handles_connect).
     fn handles_connect(&self) -> bool {
         false

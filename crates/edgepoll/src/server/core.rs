@@ -140,6 +140,8 @@ pub(crate) struct Core {
     /// The listener was shut down (see [`Core::drain`]): no more
     /// connections come, and the loop ends once those it serves are done.
     draining: bool,
+    /// The driven side was told of the drain (`Driven::on_drain`).
+    drain_told: bool,
 }
 
 impl Core {
@@ -177,6 +179,7 @@ impl Core {
             names: NameSockets::default(),
             accept_paused_until: None,
             draining: false,
+            drain_told: false,
         }
     }
 
@@ -196,6 +199,7 @@ impl Core {
         let mut sweep = Sweep::new(self.granularity(), Instant::now());
         let mut events = Events::with_capacity(1024);
         loop {
+            self.tell_drain(driven);
             self.settle_before_poll(driven);
             if done(self, driven) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
@@ -208,8 +212,10 @@ impl Core {
                     let _ = self.poll.deregister(listener);
                 }
                 self.drain(Instant::now(), "served the requests asked for (stop_after)");
-                // What the drain asked of the connections (closes, 1001s)
-                // goes now, not after the next sweep's wait.
+                // What the drain asked of the connections (closes, 1001s),
+                // and the app's answer to it, go now, not after the next
+                // sweep's wait.
+                self.tell_drain(driven);
                 self.settle_before_poll(driven);
             }
             if self.draining && !self.serves_anyone() {
@@ -436,6 +442,15 @@ impl Core {
                 Role::Upstream(_) | Role::Tunnel(_) => continue,
             }
             self.touch(index);
+        }
+    }
+
+    /// Tells the driven side, once, that a drain has begun: an app may end
+    /// what would otherwise hold the drain open (an endless stream).
+    fn tell_drain<D: Driven>(&mut self, driven: &mut D) {
+        if self.draining && !self.drain_told {
+            self.drain_told = true;
+            driven.on_drain(&mut self.work.context(Instant::now()));
         }
     }
 

@@ -40,6 +40,8 @@ pub(crate) trait Driven {
 
     fn on_abandoned(&mut self, _: Responder, _: &mut Context<'_>) {}
 
+    fn on_drain(&mut self, _: &mut Context<'_>) {}
+
     /// The WebSocket handshake just answered 101, if any.
     fn take_upgrade(&mut self) -> Option<Opened> {
         None
@@ -182,6 +184,10 @@ impl<A: App> Driven for Apps<A> {
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         self.0.on_abandoned(responder, cx);
+    }
+
+    fn on_drain(&mut self, cx: &mut Context<'_>) {
+        self.0.on_drain(cx);
     }
 
     fn streams_request(&mut self, request: &Request<'_>) -> bool {

@@ -429,6 +429,14 @@ impl App for Forward {
         self.generate(responder, cx);
     }
 
+    /// A drain: the `/_generate` bodies still going end here, short of
+    /// their length (so cut), instead of holding the shutdown open.
+    fn on_drain(&mut self, cx: &mut Context<'_>) {
+        for (responder, _) in self.generating.drain() {
+            cx.end_body(responder);
+        }
+    }
+
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         self.generating.remove(&responder);
         // The client is gone or got its 504: the upstream exchange stops too.
@@ -461,6 +469,7 @@ fn run() -> Result<(), String> {
     let mut routes = Vec::new();
     let mut stream = false;
     let mut ws_echo = false;
+    let mut stop_after = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -470,6 +479,13 @@ fn run() -> Result<(), String> {
             "--idle-timeout" => limits.idle_timeout = seconds(args.next(), &arg)?,
             "--header-timeout" => limits.header_timeout = seconds(args.next(), &arg)?,
             "--response-timeout" => client.response_timeout = seconds(args.next(), &arg)?,
+            "--stop-after" => {
+                stop_after = Some(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--stop-after needs a number")?,
+                )
+            }
             "--max-per-origin" => {
                 client.max_per_origin = args
                     .next()
@@ -506,6 +522,7 @@ fn run() -> Result<(), String> {
     let options = ServerOptions {
         limits,
         client,
+        stop_after,
         ..ServerOptions::default()
     };
     if ws_echo {

@@ -2,7 +2,8 @@
 //! the loop's own client, and answered with what the upstream said.
 //!
 //! Usage: `forward_guest [--stream] [--respond-timeout SECS] [--response-timeout SECS]
-//! [--idle-timeout SECS] [--header-timeout SECS] [--max-per-origin N] ADDR ROUTE...`
+//! [--idle-timeout SECS] [--header-timeout SECS] [--max-per-origin N] [--stop-after N]
+//! ADDR ROUTE...`
 //! (in any order), a ROUTE being `PREFIX=http://HOST:PORT`:
 //! the longest prefix of the request's path picks the upstream. `--stream`
 //! moves bodies both ways piece by piece (any size, memory bounded by the
@@ -12,7 +13,8 @@
 //! live=N counting=N`) and how `/_count` bodies ended (`ends=ok:N,...`),
 //! for the tests that look for leaks. `--ws-echo` serves WebSockets
 //! instead, at the loop's default limits: `/echo` sends each message back,
-//! `/all` to every connection.
+//! `/all` to every connection. `--stop-after N` drains after N requests;
+//! the drain ends the `/_generate` bodies still going (cut short).
 
 #[cfg(target_os = "wasi")]
 mod forward;
