@@ -666,3 +666,60 @@ fn connections_reset_before_they_are_accepted_are_passed_over() {
         );
     });
 }
+
+/// The command lines of the echo server and the chat under every runtime:
+/// `--help` prints every option on stdout and exits 0; a mistake exits 2
+/// and names it. (A timeout too large for a clock and an argument that is
+/// not UTF-8 trapped; the chat's help was "unknown argument"; a host name
+/// with a port was taken, and never matched.)
+#[test]
+fn the_echo_server_and_the_chat_answer_help_and_mistakes() {
+    use std::os::unix::ffi::OsStrExt;
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let limit = Duration::from_secs(60);
+        for (program, option) in [
+            ("poll_http_server", "--idle-timeout SECS"),
+            ("ws_chat", "--allow-host NAME"),
+        ] {
+            let help = run_wasm(runtime, program, &["--help"], limit);
+            let text = String::from_utf8_lossy(&help.stdout);
+            assert_eq!(help.status.code(), Some(0), "{name} {program}: {text}");
+            assert!(text.contains(option), "{name} {program}: {text}");
+        }
+        for (program, args, says) in [
+            (
+                "poll_http_server",
+                &["--idle-timeout", "1e20"][..],
+                "--idle-timeout: not a number of seconds",
+            ),
+            (
+                "poll_http_server",
+                &["--max-body=1", "--max-body", "2"],
+                "given twice",
+            ),
+            (
+                "ws_chat",
+                &["--allow-host", "chat.example:8080"],
+                "not a host name",
+            ),
+        ] {
+            let out = run_wasm(runtime, program, args, limit);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{name} {program} {args:?}: {stderr}"
+            );
+            assert!(stderr.contains(says), "{name} {program} {args:?}: {stderr}");
+        }
+        for program in ["poll_http_server", "ws_chat"] {
+            let mut command = runtime.command_with(&wasm(program), &[]);
+            command.arg(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+            let out = edgepoll_tests::output_bounded(&mut command, limit);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {program}: {stderr}");
+            assert!(stderr.contains("not UTF-8"), "{name} {program}: {stderr}");
+        }
+    });
+}

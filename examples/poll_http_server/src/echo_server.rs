@@ -1,62 +1,37 @@
 //! The program proper (wasm32-wasip1 only).
 
 use edgepoll::{net, Server, ServerOptions};
+use poll_http_server::config::{self, Command};
 use poll_http_server::Echo;
 use std::process::ExitCode;
-use std::time::Duration;
-
-fn parse_args() -> Result<(String, ServerOptions), String> {
-    let mut options = ServerOptions::default();
-    let mut addr = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:1234".to_string());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--header-timeout" => options.limits.header_timeout = seconds(&value(&arg)?)?,
-            "--idle-timeout" => options.limits.idle_timeout = seconds(&value(&arg)?)?,
-            "--max-body" => {
-                let v = value(&arg)?;
-                options.limits.max_body_bytes = v
-                    .parse()
-                    .map_err(|_| format!("--max-body: not a number: {v}"))?;
-            }
-            // Under WasmEdge AOT with thousands of idle connections: see
-            // `ServerOptions::peek_quiet`.
-            "--peek-quiet" => options.peek_quiet = true,
-            // For benchmarks: answer N requests, then exit.
-            "--exit-after" => {
-                let v = value(&arg)?;
-                options.stop_after = Some(
-                    v.parse()
-                        .map_err(|_| format!("--exit-after: not a number: {v}"))?,
-                );
-            }
-            "-h" | "--help" => return Err(String::new()),
-            _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
-            _ => addr = arg,
-        }
-    }
-    Ok((addr, options))
-}
-
-fn seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or(format!("not a positive number of seconds: {text}"))
-}
 
 pub fn main() -> ExitCode {
-    let (addr, options) = match parse_args() {
-        Ok(parsed) => parsed,
+    // Not `env::args`, which panics on an argument that is not UTF-8.
+    let args: Result<Vec<String>, String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| format!("not UTF-8: {arg:?}"))
+        })
+        .collect();
+    let listen = std::env::var_os("LISTEN").map(|v| v.to_string_lossy().into_owned());
+    let config = match args.and_then(|args| config::parse(args.into_iter(), listen)) {
+        Ok(Command::Help) => {
+            print!("{}", config::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run(config)) => config,
         Err(message) => {
-            if !message.is_empty() {
-                eprintln!("poll_http_server: {message}");
-            }
-            eprintln!("usage: poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS] [--max-body BYTES] [--peek-quiet] [--exit-after REQUESTS]");
+            eprintln!("poll_http_server: {message}");
             return ExitCode::from(2);
         }
+    };
+    let addr = config.addr;
+    let options = ServerOptions {
+        limits: config.limits,
+        peek_quiet: config.peek_quiet,
+        stop_after: config.exit_after,
+        ..ServerOptions::default()
     };
     let Ok(addr) = addr.parse() else {
         eprintln!("poll_http_server: {addr:?} is not an address like 127.0.0.1:1234 or [::1]:1234");

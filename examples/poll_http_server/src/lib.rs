@@ -2,6 +2,8 @@
 //! benchmarks (`bench/native_echo`, `bench/http_layer`) measure the very
 //! service the example runs.
 
+pub mod config;
+
 use edgepoll::http::{Reply, Request, Response, StatusCode};
 use edgepoll::{App, Context, Responder};
 

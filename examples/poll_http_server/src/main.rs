@@ -1,9 +1,8 @@
 //! An HTTP/1.1 echo server for WasmEdge: POST a body, get it back.
 //!
 //! Usage: `poll_http_server [ADDR] [--header-timeout SECS] [--idle-timeout SECS]
-//! [--max-body BYTES] [--peek-quiet]`. ADDR defaults to `$LISTEN`, then
-//! `127.0.0.1:1234`. `--peek-quiet` suits WasmEdge AOT with thousands of idle
-//! connections (see `edgepoll::ServerOptions::peek_quiet`).
+//! [--max-body BYTES] [--peek-quiet] [--exit-after REQUESTS]`; `--help` says
+//! all (`config::HELP`). ADDR defaults to `$LISTEN`, then `127.0.0.1:1234`.
 
 #[cfg(target_os = "wasi")]
 mod echo_server;

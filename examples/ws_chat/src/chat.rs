@@ -31,10 +31,21 @@ pub struct Chat {
     /// Host names a browser's page may open the chat under, beyond IP
     /// addresses and `localhost` (see [`from_another_site`]).
     allowed_hosts: Vec<String>,
-    names: HashMap<Token, String>,
+    names: HashMap<Token, Member>,
     /// How the names in use read ([`looks`]), each once.
     in_use: std::collections::HashSet<String>,
+    /// By how the name asked for reads: how many members asked for it, and
+    /// the next number to try for one more (so that the k-th `ann` costs
+    /// one try, not k). Dropped when the last of them leaves.
+    asked: HashMap<String, (usize, u64)>,
     joined: u64,
+}
+
+/// A member: the name shown, and how the name asked for reads (its key in
+/// `Chat::asked`).
+struct Member {
+    name: String,
+    asked: String,
 }
 
 impl edgepoll::http::Service for Chat {
@@ -69,16 +80,16 @@ impl edgepoll::ws::Service for Chat {
 
     fn on_open(&mut self, peer: Token, target: &str, _: Option<&str>, out: &mut Outbox) {
         self.joined += 1;
-        let name = self.unique(name_from(target));
-        out.broadcast(Message::Text(&format!("* {name} joined")));
-        self.in_use.insert(looks(&name));
-        self.names.insert(peer, name);
+        let member = self.unique(name_from(target));
+        out.broadcast(Message::Text(&format!("* {} joined", member.name)));
+        self.in_use.insert(looks(&member.name));
+        self.names.insert(peer, member);
     }
 
     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox) {
         // Not a member: closed for flooding (what it sent before its close
         // arrived is dropped).
-        let Some(name) = self.names.get(&from) else {
+        let Some(Member { name, .. }) = self.names.get(&from) else {
             return;
         };
         if out.queued_bytes() >= MAX_QUEUED_PER_READ {
@@ -121,22 +132,34 @@ impl Chat {
     /// `wanted`, or `guestN`, made unique among the members: `ann (2)` for
     /// a second ann, and for an `Ann` or an `ANN` (see [`looks`]). One
     /// member cannot speak under another's name.
-    fn unique(&self, wanted: Option<String>) -> String {
-        let taken = |name: &str| self.in_use.contains(&looks(name));
+    fn unique(&mut self, wanted: Option<String>) -> Member {
+        let in_use = &self.in_use;
+        let taken = |name: &str| in_use.contains(&looks(name));
         let base = wanted.unwrap_or_else(|| format!("guest{}", self.joined));
+        let asked = looks(&base);
+        let (members, next) = self.asked.entry(asked.clone()).or_insert((0, 2));
+        *members += 1;
         let mut name = base.clone();
-        let mut n = 1;
+        // Numbers past `next` were never given while one of these members
+        // stayed (a name asked for cannot hold parentheses): the first try
+        // is free but for a name of another's that reads the same.
         while taken(&name) {
-            n += 1;
-            name = format!("{base} ({n})");
+            name = format!("{base} ({next})");
+            *next += 1;
         }
-        name
+        Member { name, asked }
     }
 
     /// The member `peer` is no more; its name, if it had one.
     fn leave(&mut self, peer: Token) -> Option<String> {
-        let name = self.names.remove(&peer)?;
+        let Member { name, asked } = self.names.remove(&peer)?;
         self.in_use.remove(&looks(&name));
+        if let Some((members, _)) = self.asked.get_mut(&asked) {
+            *members -= 1;
+            if *members == 0 {
+                self.asked.remove(&asked);
+            }
+        }
         Some(name)
     }
 }
@@ -359,11 +382,40 @@ mod tests {
         // The fifth member's own name would be guest5: taken, it is made unique.
         chat.on_open(Token(4), "/ws?name=guest5", None, &mut out);
         chat.on_open(Token(5), "/ws", None, &mut out);
-        let names: Vec<&str> = (1..=5).map(|t| chat.names[&Token(t)].as_str()).collect();
+        let names: Vec<&str> = (1..=5)
+            .map(|t| chat.names[&Token(t)].name.as_str())
+            .collect();
         assert_eq!(names, ["ann", "ann (2)", "ann (3)", "guest5", "guest5 (2)"]);
         chat.on_close(Token(1), &mut out);
         chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
-        assert_eq!(chat.names[&Token(1)], "ann");
+        assert_eq!(chat.names[&Token(1)].name, "ann");
+    }
+
+    /// The k-th member asking for a name gets a number at the first try
+    /// (it tried k names, each formatted and folded: one client opening
+    /// thousands of `?name=ann` held the loop for seconds); what is kept
+    /// for that goes with the last of them.
+    #[test]
+    fn many_members_asking_for_one_name_are_numbered_at_once() {
+        let mut chat = Chat::default();
+        let mut out = Outbox::default();
+        for t in 1..=3000 {
+            chat.on_open(Token(t), "/ws?name=ann", None, &mut Outbox::default());
+        }
+        assert_eq!(chat.names[&Token(3000)].name, "ann (3000)");
+        assert_eq!(chat.asked["ann"], (3000, 3001));
+        // One that leaves frees its name for the next, who asks for the
+        // same name (as it reads) in another spelling.
+        chat.on_close(Token(1), &mut out);
+        chat.on_open(Token(1), "/ws?name=ANN", None, &mut out);
+        assert_eq!(chat.names[&Token(1)].name, "ANN");
+        chat.on_close(Token(2), &mut out);
+        chat.on_open(Token(2), "/ws?name=ann", None, &mut out);
+        assert_eq!(chat.names[&Token(2)].name, "ann (3001)");
+        for t in 1..=3000 {
+            chat.on_close(Token(t), &mut out);
+        }
+        assert!(chat.names.is_empty() && chat.in_use.is_empty() && chat.asked.is_empty());
     }
 
     /// Names that read alike in a page's sans-serif font are one name.
@@ -377,7 +429,9 @@ mod tests {
         }
         chat.on_open(Token(6), "/ws?name=rnoo", None, &mut out);
         chat.on_open(Token(7), "/ws?name=m0O", None, &mut out);
-        let names: Vec<&str> = (2..=7).map(|t| chat.names[&Token(t)].as_str()).collect();
+        let names: Vec<&str> = (2..=7)
+            .map(|t| chat.names[&Token(t)].name.as_str())
+            .collect();
         assert_eq!(
             names,
             ["biIl (2)", "BILL (3)", "b1ll (4)", "Bi11 (5)", "rnoo", "m0O (2)"]
@@ -390,7 +444,7 @@ mod tests {
         let mut out = Outbox::default();
         chat.on_open(Token(1), "/ws?name=ann", None, &mut out);
         chat.on_open(Token(2), "/ws?name=ann%EF%B8%8F", None, &mut out);
-        assert_eq!(chat.names[&Token(2)], "ann (2)");
+        assert_eq!(chat.names[&Token(2)].name, "ann (2)");
     }
 
     #[test]

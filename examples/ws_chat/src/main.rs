@@ -3,13 +3,15 @@
 //! and joins and leaves are announced.
 //!
 //! Usage: `ws_chat [ADDR] [--allow-host NAME]...` (ADDR: default `$LISTEN`,
-//! then `127.0.0.1:1234`). A browser's page may open the chat under an IP
+//! then `127.0.0.1:1234`; `--help` says all, `config::HELP`). A browser's page may open the chat under an IP
 //! address or `localhost`, and under each NAME allowed (the name a browser
 //! reaches it by, behind a proxy too): a page of any other name is refused,
 //! whatever that name resolves to (DNS rebinding).
 
 #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 mod chat;
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+mod config;
 
 // Small blocks recycled rather than paid for in dlmalloc each time (see
 // edgepoll's `SmallBlockAlloc`).
@@ -19,22 +21,29 @@ static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
 
 #[cfg(target_os = "wasi")]
 fn main() -> std::process::ExitCode {
-    let mut addr = None;
-    let mut allowed = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), addr.is_some()) {
-            ("--allow-host", _) => match args.next() {
-                Some(name) => allowed.push(name),
-                None => return usage("--allow-host needs a name"),
-            },
-            (_, false) if !arg.starts_with('-') => addr = Some(arg),
-            _ => return usage(&format!("unknown argument {arg}")),
+    // Not `env::args`, which panics on an argument that is not UTF-8.
+    let args: Result<Vec<String>, String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| format!("not UTF-8: {arg:?}"))
+        })
+        .collect();
+    let listen = std::env::var_os("LISTEN").map(|v| v.to_string_lossy().into_owned());
+    let (addr, allowed) = match args.and_then(|args| config::parse(args.into_iter(), listen)) {
+        Ok(config::Command::Help) => {
+            print!("{}", config::HELP);
+            return std::process::ExitCode::SUCCESS;
         }
-    }
-    let addr = addr
-        .or_else(|| std::env::var("LISTEN").ok())
-        .unwrap_or_else(|| "127.0.0.1:1234".to_string());
+        Ok(config::Command::Run {
+            addr,
+            allowed_hosts,
+        }) => (addr, allowed_hosts),
+        Err(message) => {
+            eprintln!("ws_chat: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let Ok(addr) = addr.parse() else {
         eprintln!("ws_chat: not an address: {addr}");
         return std::process::ExitCode::from(2);
@@ -61,12 +70,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(1)
         }
     }
-}
-
-#[cfg(target_os = "wasi")]
-fn usage(mistake: &str) -> std::process::ExitCode {
-    eprintln!("ws_chat: {mistake}\nusage: ws_chat [ADDR] [--allow-host NAME]...");
-    std::process::ExitCode::from(2)
 }
 
 #[cfg(not(target_os = "wasi"))]
