@@ -770,6 +770,9 @@ fn command_line_mistakes_are_named() {
                 "--timeout: less than a millisecond",
             ),
             (&["--verbose=yes"][..], "--verbose takes no value"),
+            // One value an option: a second is not put over the first.
+            (&["-d", "a", "--data=b"][..], "--data is given twice"),
+            (&["--timeout", "1", "--timeout", "2"][..], "--timeout is given twice"),
             // After `--`, an argument that looks like an option is a URL.
             (&["--", "--timeout"][..], "--timeout: URL refused"),
         ] {

@@ -44,6 +44,7 @@ fn parse_args() -> Result<Option<Options>, String> {
             .map_err(|arg| format!("not UTF-8: {arg:?}"))
     });
     let mut urls_only = false;
+    let mut given: Vec<&'static str> = Vec::new();
     while let Some(arg) = args.next() {
         let arg = arg?;
         if urls_only {
@@ -59,6 +60,24 @@ fn parse_args() -> Result<Option<Options>, String> {
         };
         if inline.is_some() && matches!(arg.as_str(), "--" | "--help" | "--verbose") {
             return Err(format!("{arg} takes no value"));
+        }
+        // An option of one value given again is refused, not silently put
+        // over the first (`-d a -d b` would send only b).
+        let single = match arg.as_str() {
+            "-X" | "--request" => Some("--request"),
+            "-o" | "--output" => Some("--output"),
+            "-d" | "--data" => Some("--data"),
+            "--cacert" => Some("--cacert"),
+            "--parallel" => Some("--parallel"),
+            "--max-connections" => Some("--max-connections"),
+            "--timeout" => Some("--timeout"),
+            _ => None,
+        };
+        if let Some(name) = single {
+            if given.contains(&name) {
+                return Err(format!("{arg} is given twice"));
+            }
+            given.push(name);
         }
         let mut value = || match inline.take() {
             Some(value) => Ok(value),
@@ -207,8 +226,8 @@ Sends every URL at once, each on its own connection, and prints each response.
                          an idle one gives way to a URL of another origin
   -h, --help             this text
 
-A long option's value may also follow an '=' (--timeout=5); after -- every
-argument is a URL.
+A long option's value may also follow an '=' (--timeout=5); an option other
+than -H and -v is given once; after -- every argument is a URL.
 
 Responses print in the order of their URLs: one in before an earlier one is
 held (whole) until that one is printed. A reader of stdout slower than
