@@ -69,6 +69,9 @@ test: build
 	$(CLIPPY) --workspace --all-targets -- -D warnings
 	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
 	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
+	# The API documentation as users read it (for wasm32-wasip1, every
+	# feature): no link that leads nowhere.
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --target wasm32-wasip1 -p edgepoll --features http,tls --no-deps
 	@if command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1; then \
 	  echo "Runtimes present: edgepoll-host, wasmedge interpreter and wasmedge AOT ($$(command -v wasmedge)): every conformance and end-to-end test runs on each"; \
 	 else \
@@ -81,10 +84,13 @@ test: build
 	$(CARGO) run --quiet --release -p edgepoll-fuzz --bin edgepoll-fuzz -- --seconds 20 --seed 20261201
 	$(CARGO) run --quiet --release -p edgepoll-fuzz --bin host_imports -- --seconds 20 --seed 20261201
 	# edgepoll's unit tests once more as WebAssembly, where its SIMD scans and
-	# its SIMD ChaCha20 (checked against ring) run, on every runtime present.
+	# its SIMD ChaCha20 (checked against ring) run, and its documentation's
+	# examples, where those of net, Poll and Server compile (and most run),
+	# on every runtime present.
 	@for runtime in host $$(command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1 && echo wasmedge aot); do \
-	  echo "edgepoll unit tests as wasm32-wasip1 on $$runtime"; \
+	  echo "edgepoll unit tests and doc examples as wasm32-wasip1 on $$runtime"; \
 	  EDGEPOLL_RUNTIME=$$runtime $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls --lib || exit 1; \
+	  EDGEPOLL_RUNTIME=$$runtime $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls,http --doc || exit 1; \
 	done
 
 clippy: setup

@@ -772,7 +772,10 @@ fn command_line_mistakes_are_named() {
             (&["--verbose=yes"][..], "--verbose takes no value"),
             // One value an option: a second is not put over the first.
             (&["-d", "a", "--data=b"][..], "--data is given twice"),
-            (&["--timeout", "1", "--timeout", "2"][..], "--timeout is given twice"),
+            (
+                &["--timeout", "1", "--timeout", "2"][..],
+                "--timeout is given twice",
+            ),
             // After `--`, an argument that looks like an option is a URL.
             (&["--", "--timeout"][..], "--timeout: URL refused"),
         ] {

@@ -659,10 +659,15 @@ pub trait App {
     }
 
     /// Whether the body of `request` (a request with one) comes in pieces
-    /// as it arrives, with no size limit: [`call`](Self::call) is then
-    /// called at once with an empty body, and the pieces go to
+    /// as it arrives, held to
+    /// [`Limits::max_stream_bytes`](crate::http::Limits::max_stream_bytes)
+    /// instead of `max_body_bytes`: [`call`](Self::call) is then called at
+    /// once with an empty body, and the pieces go to
     /// [`on_request_body`](Self::on_request_body), unless
-    /// [`Context::fetch_stream`] sends them on.
+    /// [`Context::fetch_stream`] sends them on. Not asked for a body of at
+    /// most [`Limits::stream_above`](crate::http::Limits::stream_above)
+    /// bytes (it comes whole), nor for one declared over `max_stream_bytes`
+    /// (413).
     fn streams_request(&mut self, request: &Request<'_>) -> bool {
         let _ = request;
         false

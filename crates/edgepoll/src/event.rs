@@ -53,7 +53,7 @@ impl Event {
     }
 
     /// Writing will not block, or a non-blocking connect finished (check its
-    /// result with [`net::take_error`](crate::net)).
+    /// result with [`net::take_error`](crate::net::take_error)).
     pub fn is_writable(&self) -> bool {
         self.writable
     }

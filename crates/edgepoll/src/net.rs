@@ -23,7 +23,7 @@ const ERRNO_INPROGRESS: u32 = 26;
 
 /// Binds a non-blocking listener (with `SO_REUSEADDR`, backlog 1024).
 ///
-/// ```no_run
+/// ```
 /// let listener = edgepoll::net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
 /// println!("listening on {}", edgepoll::net::local_addr(&listener).unwrap());
 /// ```
@@ -45,6 +45,14 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// `WouldBlock` when none is waiting; `ConnectionAborted` for one that
 /// cannot be served (try the next): reset before it was accepted, or
 /// failing the calls that set it up. Every other error is the listener's.
+///
+/// ```
+/// use edgepoll::net;
+/// use std::io::ErrorKind;
+/// let listener = net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// // None waiting yet (a server waits for the listener to poll readable).
+/// assert_eq!(net::accept(&listener).map(|_| ()).unwrap_err().kind(), ErrorKind::WouldBlock);
+/// ```
 pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let mut fd = 0u32;
     // SAFETY: `fd` is a valid out-pointer for the duration of the call.
@@ -71,6 +79,24 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 
 /// Starts connecting to `addr` without blocking. The connect completes when the
 /// stream polls writable; then [`take_error`] tells whether it succeeded.
+///
+/// ```
+/// use edgepoll::{net, Events, Interest, Poll, Token};
+/// # fn main() -> std::io::Result<()> {
+/// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+/// # let addr = net::local_addr(&listener)?;
+/// let stream = net::connect(addr)?;
+/// let mut poll = Poll::new();
+/// poll.register(&stream, Token(1), Interest::WRITABLE)?;
+/// let mut events = Events::with_capacity(8);
+/// poll.poll(&mut events, Some(std::time::Duration::from_secs(10)))?;
+/// assert!(events.iter().any(|e| e.token() == Token(1) && e.is_writable()));
+/// match net::take_error(&stream)? {
+///     None => println!("connected to {}", net::peer_addr(&stream)?),
+///     Some(e) => println!("the connect failed: {e}"),
+/// }
+/// # Ok(()) }
+/// ```
 pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let socket = open_connected(addr, SocketType::Stream)?;
     // SAFETY: ownership of the descriptor moves from `socket` to the stream.
@@ -248,7 +274,9 @@ fn send_fd(fd: std::os::fd::RawFd, bufs: &[&[u8]]) -> io::Result<usize> {
 pub const MAX_SEND_PARTS: usize = 4;
 
 /// The pending error of a socket (`SO_ERROR`), clearing it: `Ok(None)` after a
-/// successful connect.
+/// successful connect. (The signature is std's and mio's; a failure to read
+/// the error comes as `Ok(Some(_))` too, which a caller takes as the connect
+/// failing, as it should.)
 pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {
     let socket: &Socket = stream.as_ref();
     match socket.take_error() {

@@ -1,38 +1,6 @@
-//! `Poll`: waits for readiness of registered sockets with WasmEdge's `poll_oneoff`.
-//!
-//! WasmEdge 0.14 calls `epoll_ctl` once per subscription on every
-//! `poll_oneoff` call, however few are ready, so a call's cost grows with
-//! everything registered. `Poll` therefore splits its registrations: those
-//! with events lately are *hot*, those quiet for a while *cold*. While some
-//! hot registration is not a listener (the server is busy), most calls hand
-//! the runtime only the hot ones, and a full call covering every registration
-//! follows at least once per [`full_poll_interval`](Poll::set_full_poll_interval)
-//! (stretched when thousands are cold, see [`COLD_PER_INTERVAL`]). A
-//! caller that knows nothing is due on a socket says so with
-//! [`chill`](Poll::chill) instead of waiting for it to cool.
-//! Readiness is level-triggered, so a cold socket's readiness waits for the
-//! next full call but is never lost; once reported, the socket is hot again.
-//! When nothing is busy, every call is a full one and blocks: an idle program
-//! makes no calls at all. Small sets (up to [`SPLIT_ABOVE`] subscriptions)
-//! are never split.
-//!
-//! With [`set_peek_quiet`](Poll::set_peek_quiet), where every cold
-//! registration is a non-blocking socket waiting to read, the full call is
-//! replaced by a look at each one's receive queue (a `sock_recv` that peeks
-//! at one byte: one system call, where WasmEdge's full call costs two
-//! `epoll_ctl` per cold socket) and a call over the hot ones; anything else
-//! (a socket waiting to write, a listener) still gets the full call. It is
-//! off by default because it only pays under WasmEdge AOT: with 5000 quiet
-//! connections and one busy one, it cut the server's CPU time to 0.5–0.65×
-//! there; under edgepoll-host, whose full calls cost it almost nothing, it
-//! raised it three to four times; under WasmEdge's interpreter, where each
-//! peek is a costly host call, the two came out close (0.86–1.25× in our
-//! runs). `make bench` measures all three.
-//!
-//! A socket waiting only to write whose peer has shut down its sending side
-//! makes WasmEdge's `poll_oneoff` return at once with no event while its
-//! send buffer is full; `Poll` holds such sockets out of the calls and
-//! reports them writable on a timer instead (see `held_writers.rs`).
+//! `Poll`: waits for readiness of registered sockets with WasmEdge's
+//! `poll_oneoff`. How it polls is told on [`Poll`] itself (this module is
+//! private: its documentation would not show).
 
 use crate::held_writers::HeldWriters;
 use crate::subscriptions::{Peek, SubscriptionTable};
@@ -66,19 +34,56 @@ pub const MAX_INTERVAL_STRETCH: usize = 4;
 ///
 /// The subscription list handed to the runtime is kept between calls and only
 /// edited when registrations change; an unchanged set of sockets is passed as
-/// is, so neither side rebuilds it per poll. See the module notes above for
-/// how quiet registrations are polled less often.
+/// is, so neither side rebuilds it per poll.
 ///
-/// ```no_run
+/// # Hot and cold registrations
+///
+/// WasmEdge 0.14 calls `epoll_ctl` once per subscription on every
+/// `poll_oneoff` call, however few are ready, so a call's cost grows with
+/// everything registered. `Poll` therefore splits its registrations: those
+/// with events lately are *hot*, those quiet for a while *cold*. While some
+/// hot registration is not a listener (the server is busy), most calls hand
+/// the runtime only the hot ones, and a full call covering every registration
+/// follows at least once per [`full_poll_interval`](Poll::set_full_poll_interval)
+/// (stretched when thousands are cold, see [`COLD_PER_INTERVAL`]). A
+/// caller that knows nothing is due on a socket says so with
+/// [`chill`](Poll::chill) instead of waiting for it to cool.
+/// Readiness is level-triggered, so a cold socket's readiness waits for the
+/// next full call but is never lost; once reported, the socket is hot again.
+/// When nothing is busy, every call is a full one and blocks: an idle program
+/// makes no calls at all. Small sets (up to [`SPLIT_ABOVE`] subscriptions)
+/// are never split.
+///
+/// With [`set_peek_quiet`](Poll::set_peek_quiet), where every cold
+/// registration is a non-blocking socket waiting to read, the full call is
+/// replaced by a look at each one's receive queue (a `sock_recv` that peeks
+/// at one byte: one system call, where WasmEdge's full call costs two
+/// `epoll_ctl` per cold socket) and a call over the hot ones; anything else
+/// (a socket waiting to write, a listener) still gets the full call. It is
+/// off by default because it only pays under WasmEdge AOT: with 5000 quiet
+/// connections and one busy one, it cut the server's CPU time to 0.5–0.65×
+/// there; under edgepoll-host, whose full calls cost it almost nothing, it
+/// raised it three to four times; under WasmEdge's interpreter, where each
+/// peek is a costly host call, the two came out close (0.86–1.25× in our
+/// runs). `make bench` measures all three.
+///
+/// A socket waiting only to write whose peer has shut down its sending side
+/// makes WasmEdge's `poll_oneoff` return at once with no event while its
+/// send buffer is full; `Poll` holds such sockets out of the calls and
+/// reports them writable on a timer instead (see `held_writers.rs`).
+///
+/// ```
 /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
 /// use edgepoll::{net, Events, Interest, Poll, Token};
-/// let listener = net::bind("127.0.0.1:1234".parse().unwrap())?;
+/// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
 /// let mut poll = Poll::new();
 /// poll.register(&listener, Token(0), Interest::READABLE)?;
+/// let _client = net::connect(net::local_addr(&listener)?)?;
 /// let mut events = Events::with_capacity(64);
-/// poll.poll(&mut events, Some(std::time::Duration::from_secs(1)))?;
+/// poll.poll(&mut events, Some(std::time::Duration::from_secs(10)))?;
 /// for event in &events {
-///     assert_eq!(event.token(), Token(0));
+///     assert!(event.token() == Token(0) && event.is_readable());
+///     let (_stream, _peer) = net::accept(&listener)?;
 /// }
 /// # Ok(()) }
 /// # #[cfg(not(target_os = "wasi"))] fn main() {}
@@ -95,7 +100,7 @@ pub struct Poll {
     next_cool: Instant,
     #[cfg(target_os = "wasi")]
     raw_events: Vec<RawEvent>,
-    /// Whether full calls give way to peeks (see the module notes).
+    /// Whether full calls give way to peeks (see [`Poll`]'s notes).
     peek_quiet: bool,
     /// Cold registrations a probe found ready, warmed after the call.
     probed: Vec<(Token, u32, Peek)>,
@@ -136,7 +141,7 @@ impl Poll {
     /// Starts watching `source` for `interest`; events carry `token` (tokens
     /// are 32-bit on wasm32). Registering a descriptor twice is an error
     /// (`AlreadyExists`), but for a writer the poll holds out of its calls
-    /// (see the module notes): that one is taken for a socket closed
+    /// (see [`Poll`]'s notes): that one is taken for a socket closed
     /// without being deregistered, whose number now names another, and
     /// registered anew under `token`.
     pub fn register(
@@ -191,7 +196,7 @@ impl Poll {
         self.table.deregister(fd)
     }
 
-    /// Whether `fd` is held out of the calls (see the module notes).
+    /// Whether `fd` is held out of the calls (see [`Poll`]'s notes).
     #[inline]
     fn is_held(&self, fd: u32) -> bool {
         !self.held.is_empty() && self.held.contains(fd)
@@ -200,10 +205,10 @@ impl Poll {
     /// Keeps a registered source in every call, never cold: for a listener,
     /// whose new connections should not wait for a full call.
     ///
-    /// ```no_run
+    /// ```
     /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
     /// use edgepoll::{net, Interest, Poll, Token};
-    /// let listener = net::bind("127.0.0.1:1234".parse().unwrap())?;
+    /// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
     /// let mut poll = Poll::new();
     /// poll.register(&listener, Token(0), Interest::READABLE)?;
     /// poll.pin(&listener)?;
@@ -223,10 +228,12 @@ impl Poll {
     /// socket about to get an answer (a request just sent) that had no
     /// events lately, so that the answer does not wait for a full call.
     ///
-    /// ```no_run
+    /// ```
     /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
     /// use edgepoll::{net, Interest, Poll, Token};
-    /// let stream = net::connect("127.0.0.1:1234".parse().unwrap())?;
+    /// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// # let upstream = net::local_addr(&listener)?;
+    /// let stream = net::connect(upstream)?;
     /// let mut poll = Poll::new();
     /// poll.register(&stream, Token(1), Interest::READABLE)?;
     /// poll.warm(&stream)?;
@@ -257,10 +264,12 @@ impl Poll {
     /// [`SPLIT_ABOVE`] subscriptions) are never split, so there it changes
     /// nothing; a pinned source stays in every call.
     ///
-    /// ```no_run
+    /// ```
     /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
     /// use edgepoll::{net, Interest, Poll, Token};
-    /// let idle = net::connect("127.0.0.1:1234".parse().unwrap())?;
+    /// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// # let upstream = net::local_addr(&listener)?;
+    /// let idle = net::connect(upstream)?;
     /// let mut poll = Poll::new();
     /// poll.register(&idle, Token(1), Interest::READABLE)?;
     /// poll.chill(&idle)?;
@@ -282,10 +291,12 @@ impl Poll {
     /// quiet. False when that call left it out (it was cold, or registered
     /// since), when it had an event, or when it is not registered.
     ///
-    /// ```no_run
+    /// ```
     /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
     /// use edgepoll::{net, Events, Interest, Poll, Token};
-    /// let idle = net::connect("127.0.0.1:1234".parse().unwrap())?;
+    /// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// # let upstream = net::local_addr(&listener)?;
+    /// let idle = net::connect(upstream)?;
     /// let mut poll = Poll::new();
     /// poll.register(&idle, Token(1), Interest::READABLE)?;
     /// let mut events = Events::with_capacity(8);
@@ -329,7 +340,7 @@ impl Poll {
 
     /// While other registrations are busy, looks at quiet sockets waiting to
     /// read by peeking at their receive queues instead of handing them all to
-    /// the runtime (see the module notes): worth it under WasmEdge AOT with
+    /// the runtime (see [`Poll`]'s notes): worth it under WasmEdge AOT with
     /// thousands of quiet connections, costly elsewhere; off by default.
     /// Registered sockets must be non-blocking (those of [`net`](crate::net)
     /// are): one found blocking when first looked at, or made blocking and
@@ -462,7 +473,7 @@ impl Poll {
             if called == Some(0) {
                 // Woken with nothing to report: a pending error with
                 // nothing to read, or WasmEdge's hang-up of a socket that
-                // waits only to write (see the module notes).
+                // waits only to write (see [`Poll`]'s notes).
                 let explained = self.report_pending_errors(records, events);
                 self.hold_half_closed_writers(records, after, explained, events);
             }
@@ -500,7 +511,7 @@ impl Poll {
         }
     }
 
-    /// Peeks at every cold registration (see the module notes) and reports
+    /// Peeks at every cold registration (see [`Poll`]'s notes) and reports
     /// those found readable; false if some cannot be peeked at, and then a
     /// full call is due.
     fn probe_cold(&mut self, events: &mut Events) -> bool {

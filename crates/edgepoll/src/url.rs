@@ -36,7 +36,7 @@ pub enum UrlError {
     Scheme,
     /// An IPv6 host without its closing `]`.
     UnclosedBracket,
-    /// A port that is not a number from 0 to 65535.
+    /// A port that is not a number from 1 to 65535.
     InvalidPort,
     /// No host.
     NoHost,

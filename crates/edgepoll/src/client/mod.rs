@@ -79,7 +79,9 @@ pub struct ClientOptions {
     pub response_timeout: Duration,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Duration,
-    /// Largest response body, in bytes.
+    /// Largest response body taken whole, in bytes. A streamed one
+    /// ([`Context::fetch_stream`](crate::Context::fetch_stream),
+    /// [`download`](crate::download)) has no limit: its pieces are passed on.
     pub max_body_bytes: usize,
     /// Where host names are resolved ([`crate::dns`]): a DNS server asked
     /// on the loop, or `None` for the runtime's blocking `getaddrinfo`. By

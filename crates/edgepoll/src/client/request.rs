@@ -84,7 +84,8 @@ impl From<UrlError> for RequestError {
     }
 }
 
-/// One request to send: method, `http://` URL, extra header fields and body.
+/// One request to send: method, `http://` or `https://` URL, extra header
+/// fields and body.
 /// The method and the URL are checked when it is made, each field as it is
 /// added; a refused field is left out and [`encode`](Self::encode) (and so
 /// the client) reports the first: a request that could be read two ways is

@@ -18,7 +18,9 @@ use std::time::Duration;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest request head (request line and header fields), in bytes. Over it: 431.
+    /// Largest request head (request line and header fields), in bytes.
+    /// Over it: 431, or 414 when the request line alone is over it (RFC
+    /// 9112 §3).
     pub max_head_bytes: usize,
     /// Most header fields in one request head. Over it: 431.
     pub max_headers: usize,

@@ -13,6 +13,7 @@
 //! | head not complete within [`Limits::header_timeout`], body stalled past [`Limits::idle_timeout`] | 408 |
 //! | body larger than [`Limits::max_body_bytes`] | 413 |
 //! | `Expect` other than `100-continue` | 417 |
+//! | request line alone larger than [`Limits::max_head_bytes`] | 414 |
 //! | head larger than [`Limits::max_head_bytes`], more than [`Limits::max_headers`] fields, trailers too large | 431 |
 //! | a transfer coding other than `chunked` before a final `chunked`; `CONNECT` (unless the service opts in with [`Service::handles_connect`]); a method over 64 bytes | 501 |
 //! | a version other than HTTP/1 (HTTP/1.2 to HTTP/1.9 are served as HTTP/1.1, RFC 9112 §2.3), including the HTTP/2 preface | 505 |

@@ -133,9 +133,10 @@ impl<'a> Request<'a> {
             .unwrap_or("")
     }
 
-    /// The body's length as the head declares it (`Content-Length`, 0 when
-    /// there is no body); `None` for a chunked body, whose length shows only
-    /// at its end.
+    /// The body's length: of the body given whole, its length (a chunked
+    /// one's decoded); of a streamed body, as the head declares it
+    /// (`Content-Length`), `None` when chunked (its length shows only at its
+    /// end).
     #[inline]
     pub fn body_length(&self) -> Option<u64> {
         self.length

@@ -117,8 +117,11 @@ pub trait Dispatch {
     /// Asked when the head of a request with a body is complete: whether the
     /// body is handed over in pieces as it arrives ([`body`](Self::body),
     /// then [`body_end`](Self::body_end)) rather than whole. A streamed body
-    /// has no size limit, and `dispatch` is called at once, with an empty
-    /// body.
+    /// is held to [`Limits::max_stream_bytes`](crate::http::Limits::max_stream_bytes)
+    /// instead of `max_body_bytes`, and `dispatch` is called at once, with
+    /// an empty body. Not asked for a body of at most
+    /// [`Limits::stream_above`](crate::http::Limits::stream_above) bytes
+    /// (whole, then), nor for one declared over `max_stream_bytes` (413).
     fn streams(&mut self, request: &Request<'_>) -> bool {
         let _ = request;
         false

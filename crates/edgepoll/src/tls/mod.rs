@@ -143,7 +143,8 @@ impl From<rustls::Error> for TlsError {
 pub struct TlsInfo {
     /// `TLSv1.3` or `TLSv1.2`.
     pub version: String,
-    /// The cipher suite, as the IANA registry names it.
+    /// The cipher suite, as rustls names it (`TLS13_AES_128_GCM_SHA256`;
+    /// the IANA registry leaves out the `13`).
     pub cipher_suite: String,
     /// The ALPN protocol, if the server chose one.
     pub alpn: Option<String>,
