@@ -34,11 +34,7 @@ impl Dnsmasq {
             .find(|p| p.exists())
             .expect("dnsmasq is not installed: apt-get install dnsmasq-base (make setup does)");
         let silent = Silent::start();
-        let dir = std::env::temp_dir().join(format!(
-            "edgepoll-dns-{}-{}",
-            std::process::id(),
-            crate::free_port()
-        ));
+        let dir = crate::unique_temp_path("dns");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let hosts = dir.join("big.hosts");
         let lines: String = (1..=BIG_COUNT)

@@ -423,6 +423,56 @@ pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A path in the temporary directory no other test, in this process or
+/// another, has: `edgepoll-{tag}-{pid}-{n}`, n counting up. (A port found
+/// free served here once; the kernel may give the same one twice, and one
+/// test's clean-up removed another's files.)
+pub fn unique_temp_path(tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("edgepoll-{tag}-{}-{n}", std::process::id()))
+}
+
+/// A child process killed and reaped when dropped, as a test's helper
+/// processes are: a test that panics leaves none behind (holding a port, a
+/// file, or the pipe CI reads the tests' output from).
+#[derive(Debug)]
+pub struct KilledOnDrop(Option<Child>);
+
+impl KilledOnDrop {
+    pub fn new(child: Child) -> KilledOnDrop {
+        KilledOnDrop(Some(child))
+    }
+
+    /// The child, no longer killed on drop (to be waited for: see
+    /// [`wait_bounded`]).
+    pub fn into_child(mut self) -> Child {
+        self.0.take().expect("held until now")
+    }
+}
+
+impl std::ops::Deref for KilledOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("held until into_child")
+    }
+}
+
+impl std::ops::DerefMut for KilledOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("held until into_child")
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A free loopback port (bound and released; the server binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -441,25 +491,48 @@ pub struct RefusedPort {
 }
 
 pub fn refused_port() -> RefusedPort {
+    refused_port_at(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// [`refused_port`] on the address `ip` (`::1`, say).
+pub fn refused_port_at(ip: std::net::IpAddr) -> RefusedPort {
     use std::os::fd::FromRawFd;
     // SAFETY: plain socket calls on a descriptor this function owns; the
-    // address structures are initialised before use.
+    // address structures are initialised before use, and each call is
+    // given the size of the one it gets.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let family = match ip {
+            std::net::IpAddr::V4(_) => libc::AF_INET,
+            std::net::IpAddr::V6(_) => libc::AF_INET6,
+        };
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         let held = std::os::fd::OwnedFd::from_raw_fd(fd);
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        addr.sin_family = libc::AF_INET as libc::sa_family_t;
-        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let bound = libc::bind(fd, std::ptr::addr_of!(addr).cast(), len);
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let len = match ip {
+            std::net::IpAddr::V4(v4) => {
+                let addr = std::ptr::addr_of_mut!(storage).cast::<libc::sockaddr_in>();
+                (*addr).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*addr).sin_addr.s_addr = u32::from(v4).to_be();
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            std::net::IpAddr::V6(v6) => {
+                let addr = std::ptr::addr_of_mut!(storage).cast::<libc::sockaddr_in6>();
+                (*addr).sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                (*addr).sin6_addr.s6_addr = v6.octets();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        } as libc::socklen_t;
+        let bound = libc::bind(fd, std::ptr::addr_of!(storage).cast(), len);
         assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
-        let mut got_len = len;
-        let named = libc::getsockname(fd, std::ptr::addr_of_mut!(addr).cast(), &mut got_len);
+        let mut got_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let named = libc::getsockname(fd, std::ptr::addr_of_mut!(storage).cast(), &mut got_len);
         assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+        // The port sits at the same place in both structures.
+        let port = (*std::ptr::addr_of!(storage).cast::<libc::sockaddr_in>()).sin_port;
         RefusedPort {
             _held: held,
-            port: u16::from_be(addr.sin_port),
+            port: u16::from_be(port),
         }
     }
 }
@@ -573,6 +646,16 @@ pub fn start_command(mut command: Command) -> Running {
             panic!("server did not start: {line:?}; stderr: {errors}");
         }
     }
+}
+
+/// The resident memory of a process, in KiB; None once it has exited (a
+/// zombie's status has no VmRSS line).
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// CPU time (user and system) process `pid` has used, in clock ticks
@@ -790,25 +873,30 @@ pub fn run_ws_clients(
         probe.is_ok_and(|s| s.success()),
         "Python 3 with the websockets package is needed: python3 -m pip install websockets (make test installs it)"
     );
-    let started = Instant::now();
-    let mut child = Command::new("python3")
+    let child = Command::new("python3")
         .arg(root().join("tests/ws/clients.py"))
         .arg(addr.to_string())
         .arg(pid.to_string())
         .args(cases)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("python3 starts");
-    // The script bounds each case; this bounds the whole run.
-    let Some(status) = wait_within(&mut child, limit.saturating_sub(started.elapsed())) else {
-        let _ = child.kill();
-        panic!("the WebSocket clients did not finish within {limit:?}");
-    };
-    let mut output = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let _ = stdout.read_to_string(&mut output);
+    // The script bounds each case; this bounds the whole run (its output
+    // read meanwhile, so that it never waits on a full pipe).
+    match finish_within(child, limit) {
+        Ok(out) => {
+            let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
+            report.push_str(&String::from_utf8_lossy(&out.stderr));
+            (out.status.success(), report)
+        }
+        Err(out) => panic!(
+            "the WebSocket clients did not finish within {limit:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
-    (status.success(), output)
 }
 
 /// `clients` keep-alive clients sending POSTs to `{prefix}/{client}/{n}`

@@ -37,11 +37,7 @@ const KEY: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
 
 impl Pki {
     pub fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!(
-            "edgepoll-pki-{}-{}",
-            std::process::id(),
-            crate::free_port()
-        ));
+        let dir = crate::unique_temp_path("pki");
         std::fs::create_dir_all(&dir).expect("pki dir");
         let mut ca = vec!["req", "-x509"];
         ca.extend(KEY);
@@ -543,7 +539,7 @@ def serve(raw):
 
 impl NotifyCheck {
     pub fn start(pki: &Pki) -> NotifyCheck {
-        let log = pki.dir.join(format!("notify-{}.log", crate::free_port()));
+        let log = crate::unique_temp_path("notify-log");
         let path = log.to_string_lossy().into_owned();
         let (child, addr) = python_tls_server(NOTIFY_CHECK, pki, &[&path]);
         NotifyCheck { addr, log, child }
@@ -567,6 +563,7 @@ impl Drop for NotifyCheck {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

@@ -616,11 +616,7 @@ impl Nginx {
             .unwrap_or_else(|| {
                 panic!("nginx is needed for this test; install it: apt-get install -y nginx-light (make setup does)")
             });
-        let dir = std::env::temp_dir().join(format!(
-            "edgepoll-nginx-{}-{}",
-            std::process::id(),
-            crate::free_port()
-        ));
+        let dir = crate::unique_temp_path("nginx");
         let root = dir.join("root");
         std::fs::create_dir_all(&root).expect("nginx root");
         // A port found free may be taken before nginx binds it: then nginx
@@ -628,7 +624,7 @@ impl Nginx {
         for _ in 0..5 {
             let port = crate::free_port();
             let conf = format!(
-                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n\
     events {{ worker_connections 1024; }}\n\
     http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
       server {{\n    listen 127.0.0.1:{port} {listen_options};\n    root {root};\n    location = /fixed {{ return 200 \"fixed answer from nginx\\n\"; }}\n    {extra}\n  }}\n}}\n",
@@ -642,9 +638,13 @@ impl Nginx {
                 .arg(&conf_path)
                 .arg("-p")
                 .arg(&dir)
+                .arg("-e")
+                .arg(dir.join("error.log"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
+                // Its log goes to error.log: a pipe nobody read would
+                // block it once full.
+                .stderr(Stdio::null())
                 .spawn()
                 .expect("nginx starts");
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
@@ -671,7 +671,9 @@ impl Nginx {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("nginx did not start in 5 attempts");
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("nginx did not start in 5 attempts; its log:\n{log}");
     }
 
     pub fn url(&self) -> String {

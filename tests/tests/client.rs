@@ -3,8 +3,7 @@
 
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream};
 use edgepoll_tests::{
-    cpu_ticks, free_port, on_each_runtime, refused_port, run_wasm, scratch_dir, wait_bounded, wasm,
-    Runtime,
+    cpu_ticks, on_each_runtime, refused_port, run_wasm, scratch_dir, wait_bounded, wasm, Runtime,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -258,9 +257,12 @@ fn waiting_for_a_response_costs_almost_no_cpu() {
     on_each_runtime(|rt| {
         let server = serve(Reply::Length(Duration::from_millis(2500)));
         let url = format!("http://{}/", server.addr);
-        let child = client(rt, &["--parallel", "1", "-d", "idle", &url, &url])
-            .spawn()
-            .expect("client starts");
+        // Killed if an assertion below fails (it would run to its timeout).
+        let child = edgepoll_tests::KilledOnDrop::new(
+            client(rt, &["--parallel", "1", "-d", "idle", &url, &url])
+                .spawn()
+                .expect("client starts"),
+        );
         let pid = child.id();
         // Wait until the request is in, so start-up work is over.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -273,7 +275,7 @@ fn waiting_for_a_response_costs_almost_no_cpu() {
         let window = Duration::from_millis(1500);
         std::thread::sleep(window);
         let after = cpu_ticks(pid).expect("client still running");
-        let out = wait_bounded(child, Duration::from_secs(30));
+        let out = wait_bounded(child.into_child(), Duration::from_secs(30));
         assert!(
             out.status.success(),
             "{}",
@@ -515,8 +517,8 @@ fn interim_and_bodiless_responses_end_where_their_head_ends() {
 #[test]
 fn an_ipv6_url_is_shown_with_its_brackets() {
     on_each_runtime(|rt| {
-        let port = free_port();
-        let url = format!("http://[::1]:{port}/");
+        let nobody = edgepoll_tests::refused_port_at(std::net::Ipv6Addr::LOCALHOST.into());
+        let url = format!("http://[::1]:{}/", nobody.port);
         let out = run_client(rt, &[&url]);
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -379,15 +379,19 @@ fn a_unix_domain_socket_is_opened_only_when_allowed() {
 fn a_wait_a_signal_interrupts_reports_no_socket_error() {
     use std::io::BufRead;
     for runtime in all_runtimes() {
-        let mut child = runtime
-            .command(&edgepoll_tests::wasm("conformance_guest"))
-            .arg("poll-through-a-stop")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            // Its own message, if it fails, shows with the test's.
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("the guest starts");
+        // Killed if the test fails: a guest left stopped would hold the
+        // pipe CI reads the tests' output from.
+        let mut child = edgepoll_tests::KilledOnDrop::new(
+            runtime
+                .command(&edgepoll_tests::wasm("conformance_guest"))
+                .arg("poll-through-a-stop")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                // Its own message, if it fails, shows with the test's.
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("the guest starts"),
+        );
         // Lines read apart, so that a guest that never says `ready` fails
         // the test instead of holding it.
         let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
@@ -399,8 +403,6 @@ fn a_wait_a_signal_interrupts_reports_no_socket_error() {
         });
         let ready = told.recv_timeout(Duration::from_secs(30));
         if ready.as_deref() != Ok("ready") {
-            let _ = child.kill();
-            let _ = child.wait();
             panic!("{}: the guest said {ready:?}", runtime.name());
         }
         let pid = child.id() as libc::pid_t;
@@ -411,11 +413,9 @@ fn a_wait_a_signal_interrupts_reports_no_socket_error() {
         // SAFETY: as above.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
         let status = edgepoll_tests::wait_within(&mut child, Duration::from_secs(30));
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // The guest gone, its output ends: all of it is read.
+        // The guest gone (killed if it is not), its output ends: all of it
+        // is read.
+        drop(child);
         let _ = reader.join();
         let said: Vec<String> = told.try_iter().collect();
         assert!(

@@ -355,7 +355,15 @@ fn load(addr: std::net::SocketAddr, length: Duration) -> Vec<Duration> {
 #[test]
 fn a_refused_address_falls_back_to_the_hosts_next_one() {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+    // Nothing listens on the port at 127.0.0.1, and nothing can while the
+    // test runs: a socket holds it there without listening.
+    let (_refusing, listener) = (0..5)
+        .find_map(|_| {
+            let held = edgepoll_tests::refused_port();
+            let listener = std::net::TcpListener::bind(("::1", held.port)).ok()?;
+            Some((held, listener))
+        })
+        .expect("a port free on both loopback addresses");
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().map_while(Result::ok) {
@@ -370,8 +378,6 @@ fn a_refused_address_falls_back_to_the_hosts_next_one() {
             );
         }
     });
-    // Nothing listens on the same port at 127.0.0.1.
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     on_each_runtime(|runtime| {
         let url = format!("http://localhost:{port}/");
         let (code, stdout, stderr) = client(runtime, None, &["--timeout", "5", &url]);

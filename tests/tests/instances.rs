@@ -447,6 +447,15 @@ struct Outcome {
     broken: AtomicU64,
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Keep-alive requests on `addr` until `stop`, reconnecting as needed.
 fn keep_asking(addr: &str, stop: &AtomicBool, outcome: &Outcome) {
     let request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
@@ -501,6 +510,9 @@ fn keep_asking(addr: &str, stop: &AtomicBool, outcome: &Outcome) {
 fn sigterm_under_load_answers_or_refuses_every_request_and_exits_0() {
     let (mut host, addr) = Host::serving("poll_http_server", 2, 10);
     let stop = Arc::new(AtomicBool::new(false));
+    // The load ends with the test, however it ends (a failed assertion
+    // would leave eight threads reconnecting for the rest of the run).
+    let _stop_load = StopOnDrop(stop.clone());
     let outcome = Arc::new(Outcome::default());
     let clients: Vec<_> = (0..8)
         .map(|_| {

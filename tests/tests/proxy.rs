@@ -1158,6 +1158,12 @@ fn queued_requests_whose_clients_leave_are_never_sent() {
             (LIMIT + 1, 1),
             "{case}: (connections accepted, open) upstream"
         );
+        // The one request upstream since is the staying client's (none
+        // of those whose clients left went).
+        let received = stalled.seen.received.lock().expect("lock").clone();
+        let last = format!("/{}", LIMIT + QUEUED - 1);
+        assert_eq!(received.len(), LIMIT + 1, "{case}: {received:?}");
+        assert_eq!(received.last(), Some(&last), "{case}: {received:?}");
         // Its answer is still to come: the request is waiting, not lost.
         stays
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -1201,11 +1207,12 @@ fn paused_downloads(
         .collect();
     let written = || source.seen.written.load(Ordering::SeqCst);
     let mut before = written();
-    wait_until(Duration::from_secs(30), || {
+    let held = wait_until(Duration::from_secs(30), || {
         std::thread::sleep(Duration::from_millis(500));
         let now = written();
         std::mem::replace(&mut before, now) == now
     });
+    assert!(held, "{case}: the source was never held back");
     readers
 }
 
@@ -1235,7 +1242,16 @@ fn paused_downloads_are_held_apart_and_each_resumes_intact() {
         let case = runtime.name();
         let source = NativeUpstream::start(Behaviour::Source);
         let proxy = start_proxy(runtime, &[source.addr.to_string()], &[]);
+        let rss = || edgepoll_tests::resident_kib(proxy.pid()).expect("the proxy's VmRSS");
+        let before = rss();
         let mut readers = paused_downloads(&proxy, &source, READERS, SIZE, case);
+        // Held back in the sockets' buffers (which take most of each
+        // body), not read into the proxy: it would have grown by them.
+        let grown = rss().saturating_sub(before);
+        assert!(
+            grown < (READERS as u64 * SIZE / 2) >> 10,
+            "{case}: the proxy grew by {grown} KiB while the downloads were paused"
+        );
         let written = || source.seen.written.load(Ordering::SeqCst);
         let held = written();
         // Meanwhile another client is answered, again and again.

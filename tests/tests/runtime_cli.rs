@@ -231,29 +231,43 @@ fn env_reaches_the_guest_only_through_the_flag() {
 #[test]
 fn the_server_takes_its_address_from_listen() {
     on_each_runtime(|rt| {
-        let port = free_port();
-        let listen = format!("LISTEN=127.0.0.1:{port}");
-        let mut child = rt
-            .command_with(&wasm("poll_http_server"), &["--env", &listen])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("runs");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        let reader = std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut r = std::io::BufReader::new(stdout);
-            let _ = r.read_line(&mut line);
-            line
-        });
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !reader.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        // A port found free may be taken before the server binds it: then
+        // it says so and exits, and another is tried.
+        let mut said = Vec::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let listen = format!("LISTEN=127.0.0.1:{port}");
+            let mut child = edgepoll_tests::KilledOnDrop::new(
+                rt.command_with(&wasm("poll_http_server"), &["--env", &listen])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("runs"),
+            );
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("stdout");
+            let reader = std::thread::spawn(move || {
+                use std::io::BufRead;
+                let mut r = std::io::BufReader::new(stdout);
+                let _ = r.read_line(&mut line);
+                line
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !reader.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            drop(child);
+            let line = reader.join().expect("reader");
+            if line.trim() == format!("listening on 127.0.0.1:{port}") {
+                return;
+            }
+            said.push(line);
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        let line = reader.join().expect("reader");
-        assert_eq!(line.trim(), format!("listening on 127.0.0.1:{port}"));
+        panic!(
+            "{}: the server never listened where LISTEN said: {said:?}",
+            rt.name()
+        );
     });
 }
 
@@ -638,25 +652,37 @@ fn a_write_to_a_pipe_nobody_reads_ends_the_run_as_sigpipe_does() {
 /// Runs `command` with `write-until-refused`, reads the first 4 KiB of its
 /// stdout and closes it; its exit status (within a minute) and stderr.
 fn reader_leaves(mut command: Command, name: &str) -> (std::process::ExitStatus, String) {
-    let mut child = command
-        .arg("write-until-refused")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the runtime starts");
+    let mut child = edgepoll_tests::KilledOnDrop::new(
+        command
+            .arg("write-until-refused")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the runtime starts"),
+    );
+    // Read apart, each with a bound: a guest that never writes fails the
+    // test instead of holding it, and stderr cannot fill up meanwhile.
     let mut stdout = child.stdout.take().expect("stdout");
-    let mut first = [0u8; 4096];
-    stdout.read_exact(&mut first).expect("the guest writes");
-    drop(stdout);
+    let (first_read, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = [0u8; 4096];
+        let _ = first_read.send(stdout.read_exact(&mut first).map(|()| stdout));
+    });
+    let mut pipe = child.stderr.take().expect("stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut stderr = String::new();
+        let _ = pipe.read_to_string(&mut stderr);
+        stderr
+    });
+    match first.recv_timeout(Duration::from_secs(60)) {
+        // The reader leaves.
+        Ok(Ok(stdout)) => drop(stdout),
+        other => panic!("{name}: 4 KiB not written within a minute: {other:?}"),
+    }
     let Some(status) = edgepoll_tests::wait_within(&mut child, Duration::from_secs(60)) else {
-        let _ = child.kill();
         panic!("{name}: still running a minute after its reader left");
     };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    (status, stderr)
+    (status, stderr.join().unwrap_or_default())
 }
 
 /// WASI calls use the module's memory whatever its export is named (here

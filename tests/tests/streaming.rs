@@ -7,7 +7,9 @@
 //! not the heap.
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream};
-use edgepoll_tests::{connect, on_each_runtime, start_program, wait_until, Running, Runtime};
+use edgepoll_tests::{
+    connect, on_each_runtime, resident_kib, start_program, wait_until, Running, Runtime,
+};
 use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,16 +21,6 @@ const SIZE: u64 = 4096 * MIB;
 /// The resident memory of a running process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     resident_kib(pid).expect("the process's VmRSS")
-}
-
-/// The resident memory of a process, in KiB; None once it has exited (a
-/// zombie's status has no VmRSS line).
-fn resident_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn start_streaming(runtime: &Runtime, sink: &NativeUpstream, source: &NativeUpstream) -> Running {
@@ -325,23 +317,28 @@ fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
     on_each_runtime(|runtime| {
         let source = NativeUpstream::start(Behaviour::Source);
         let size = 1024 * MIB;
-        let dir = std::env::temp_dir().join(format!("edgepoll-download-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("body.bin");
+        // Both removed if the test fails too: the client killed, its 1 GiB
+        // gone with the directory.
+        let dir = edgepoll_tests::TempPath(edgepoll_tests::unique_temp_path("download"));
+        std::fs::create_dir_all(&dir.0).expect("temp dir");
+        let file = dir.0.join("body.bin");
         let _ = std::fs::remove_file(&file);
-        let preopen = format!("{}:{}", dir.display(), dir.display());
+        let preopen = format!("{}:{}", dir.0.display(), dir.0.display());
         let url = format!("{}/bytes/{size}", source.url());
         let started = Instant::now();
-        let mut child = runtime
-            .command_with(
-                &edgepoll_tests::wasm("nonblock_http_client"),
-                &["--dir", &preopen],
-            )
-            .args(["--timeout", "120", "-o", &file.display().to_string(), &url])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("client starts");
+        let mut child = edgepoll_tests::KilledOnDrop::new(
+            runtime
+                .command_with(
+                    &edgepoll_tests::wasm("nonblock_http_client"),
+                    &["--dir", &preopen],
+                )
+                .args(["--timeout", "120", "-o", &file.display().to_string(), &url])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("client starts"),
+        );
         let (mut warm, mut peak) = (None, 0u64);
         while child.try_wait().expect("wait").is_none() {
             assert!(
@@ -361,7 +358,7 @@ fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let out = child.wait_with_output().expect("output");
+        let out = edgepoll_tests::wait_bounded(child.into_child(), Duration::from_secs(10));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -387,7 +384,6 @@ fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
             at += n as u64;
         }
         assert_eq!(at, size);
-        let _ = std::fs::remove_dir_all(&dir);
         println!(
             "{}: 1024 MiB to a file in {:.1} s; client resident {:?} MiB once under way, at most {} MiB",
             runtime.name(),

@@ -237,14 +237,17 @@ fn a_large_request_waits_for_a_stalled_handshake_without_spinning() {
     on_each_runtime(|runtime| {
         let before_hellos = stall.hellos.load(std::sync::atomic::Ordering::Relaxed);
         let url = format!("https://localhost:{}/", stall.addr.port());
-        let child = runtime
-            .command_with(&wasm("nonblock_http_client"), &["--dir", &dir])
-            .args(["--timeout", "8", "-d", &body, &url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runtime starts");
+        // Killed if an assertion below fails.
+        let child = edgepoll_tests::KilledOnDrop::new(
+            runtime
+                .command_with(&wasm("nonblock_http_client"), &["--dir", &dir])
+                .args(["--timeout", "8", "-d", &body, &url])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("runtime starts"),
+        );
         let hello = wait_until(Duration::from_secs(60), || {
             stall.hellos.load(std::sync::atomic::Ordering::Relaxed) > before_hellos
         });
@@ -254,7 +257,7 @@ fn a_large_request_waits_for_a_stalled_handshake_without_spinning() {
         let window = Duration::from_millis(1500);
         std::thread::sleep(window);
         let after = cpu_ticks(child.id()).expect("client still running");
-        let out = wait_bounded(child, Duration::from_secs(60));
+        let out = wait_bounded(child.into_child(), Duration::from_secs(60));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("no TLS handshake within 8.0 s"), "{stderr}");

@@ -319,6 +319,55 @@ fn count_at(counts: &mut Vec<u32>, responder: Responder, change: i32) {
 }
 
 /// What an [`App`] can ask of the event loop from any of its callbacks.
+///
+/// A response streamed a piece at a time, the next when the last is taken
+/// ([`App::on_body_drained`]), so that a slow client holds one piece, not
+/// the whole body:
+///
+/// ```
+/// use bytes::Bytes;
+/// use edgepoll::http::{Reply, Request, Response, StatusCode};
+/// use edgepoll::{App, Context, Responder};
+/// use std::collections::HashMap;
+///
+/// /// Lines left to send, by response.
+/// #[derive(Default)]
+/// struct Countdown(HashMap<Responder, u32>);
+///
+/// impl App for Countdown {
+///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+///         // No length given: chunked.
+///         cx.respond_stream(responder, Response::new(StatusCode::OK), None);
+///         self.0.insert(responder, 1000);
+///         self.on_body_drained(responder, cx);
+///         Reply::Later
+///     }
+///
+///     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
+///         let Some(left) = self.0.get_mut(&responder) else { return };
+///         match left.checked_sub(1) {
+///             Some(n) => {
+///                 *left = n;
+///                 cx.send_body(responder, Bytes::from(format!("{n}\n")));
+///             }
+///             None => {
+///                 self.0.remove(&responder);
+///                 cx.end_body(responder);
+///             }
+///         }
+///     }
+///
+///     fn on_abandoned(&mut self, responder: Responder, _: &mut Context<'_>) {
+///         self.0.remove(&responder);
+///     }
+///
+///     fn on_drain(&mut self, cx: &mut Context<'_>) {
+///         for (responder, _) in self.0.drain() {
+///             cx.end_body(responder);
+///         }
+///     }
+/// }
+/// ```
 pub struct Context<'l> {
     pub(crate) now: Instant,
     pub(crate) responses: &'l mut Vec<(Responder, Answer)>,
