@@ -1414,3 +1414,60 @@ fn the_next_request_after_a_deferred_answer_is_read_however_it_comes() {
         assert!(proxy.is_alive(), "{case}: the proxy exited");
     });
 }
+
+/// A client trickling an upload, a byte every half second (each within
+/// the idle timeout), gets 408 at the idle timeout, and the upstream
+/// connection its body was piped to is closed. (Each byte put the timeout
+/// off: a few bytes a minute held an upstream connection for ever, and
+/// `--max-per-upstream` of them every one.)
+#[test]
+fn an_upload_trickled_a_byte_at_a_time_ends_at_the_idle_timeout() {
+    on_each_runtime(|runtime| {
+        let case = runtime.name();
+        let stalled = NativeUpstream::start(Behaviour::Stall);
+        let proxy = start_proxy(
+            runtime,
+            &[stalled.addr.to_string()],
+            &["--idle-timeout", "2"],
+        );
+        let open = || stalled.seen.open.load(Ordering::SeqCst);
+        let mut client = connect(proxy.addr);
+        // Streamed upstream (over 64 KiB), as it comes.
+        client
+            .write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+            .expect("send");
+        client.write_all(&[b'x'; 100_000]).expect("send");
+        assert!(
+            wait_until(Duration::from_secs(10), || open() == 1),
+            "{case}: the upload did not go upstream"
+        );
+        client
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{case}: the trickle still held the upload after 20 s"
+            );
+            if client.write_all(b"x").is_err() {
+                break;
+            }
+            let mut buf = [0u8; 1024];
+            match client.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+        }
+        let head = String::from_utf8_lossy(&answer);
+        assert_eq!(status(&head), 408, "{case}: {head}");
+        assert!(
+            wait_until(Duration::from_secs(10), || open() == 0),
+            "{case}: the upstream connection was left open"
+        );
+    });
+}

@@ -171,6 +171,9 @@ pub struct Handler {
     /// The server is shutting down: responses close their connections.
     draining: bool,
     last_progress: Instant,
+    /// Bytes moved since `last_progress`, short of what counts as progress
+    /// ([`Limits::min_progress_bytes`]).
+    moved: usize,
     incident: Option<Incident>,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
@@ -345,6 +348,7 @@ impl Handler {
             peer_closed: false,
             draining: false,
             last_progress: now,
+            moved: 0,
             incident: None,
             peer: None,
             local: None,
@@ -379,7 +383,10 @@ impl Handler {
         if data.is_empty() {
             return;
         }
-        self.last_progress = now;
+        // In a body, bytes count once there are enough of them (see
+        // `Limits::min_progress_bytes`); elsewhere, and at a body's end, any.
+        let in_body = matches!(self.state, State::Body(_) | State::Stream { .. });
+        self.moved(data.len(), !in_body, now);
         match self.state {
             State::Idle => {
                 self.state = State::Head {
@@ -400,6 +407,20 @@ impl Handler {
         }
         self.input.extend_from_slice(data);
         self.process(now, service);
+        if in_body && !matches!(self.state, State::Body(_) | State::Stream { .. }) {
+            self.moved(0, true, now);
+        }
+    }
+
+    /// `n` bytes moved, in or out: the idle clock starts over if that makes
+    /// enough since it last did, or if `done` (a phase ended).
+    #[inline]
+    fn moved(&mut self, n: usize, done: bool, now: Instant) {
+        self.moved = self.moved.saturating_add(n);
+        if done || self.moved >= self.limits.min_progress_bytes {
+            self.moved = 0;
+            self.last_progress = now;
+        }
     }
 
     /// Tells the connection that the peer closed its sending side: complete
@@ -602,10 +623,11 @@ impl Handler {
     /// were sent.
     #[inline]
     pub fn consume_output(&mut self, n: usize, now: Instant) {
-        if n > 0 {
-            self.last_progress = now;
-        }
         self.output.consume(n);
+        // Read in driblets, output counts once enough has gone, or all.
+        if n > 0 {
+            self.moved(n, self.output.is_empty(), now);
+        }
     }
 
     /// Whether the connection wants more input now (false once switched to
@@ -1001,7 +1023,8 @@ impl Handler {
         (output, input)
     }
 
-    /// When bytes last moved in or out.
+    /// When the idle clock last started over: bytes moved in or out (see
+    /// [`Limits::min_progress_bytes`]).
     pub fn last_progress(&self) -> Instant {
         self.last_progress
     }

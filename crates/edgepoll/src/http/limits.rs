@@ -36,6 +36,16 @@ pub struct Limits {
     /// Longest time without progress (bytes in or out) on an open connection,
     /// idle or in a request body. Past it: closed (408 first if a request was under way).
     pub idle_timeout: Duration,
+    /// What counts as progress against [`idle_timeout`](Self::idle_timeout)
+    /// while a request body comes or output waits to be read: this many
+    /// bytes moved, in or out, since the clock last started over (or the
+    /// body, or all the output, done). So a peer trickling a byte now and
+    /// then cannot hold a connection for ever, nor what it holds: an
+    /// upstream connection a streamed body is piped to, a megabyte of
+    /// output. The slowest peer kept moves this much per idle timeout: 1 KiB
+    /// by default, 17 bytes a second at the default 60 s. 0 counts every
+    /// byte.
+    pub min_progress_bytes: usize,
     /// Longest wait for a deferred response ([`Reply::Later`](super::Reply::Later)),
     /// counted from the request's head, or from the last piece of a streamed
     /// body that is still coming (an upload may take longer than this).
@@ -80,6 +90,7 @@ impl Default for Limits {
             max_pending_output_bytes: 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            min_progress_bytes: 1024,
             respond_timeout: Duration::from_secs(30),
             max_waiting: 16,
             max_stream_bytes: u64::MAX,

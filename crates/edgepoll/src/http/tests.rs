@@ -1221,6 +1221,92 @@ fn stalled_body_gets_408_at_the_idle_timeout() {
     assert!(conn.pending_output().starts_with(b"HTTP/1.1 408 "));
 }
 
+/// A body trickled a byte at a time, each byte within the idle timeout,
+/// is not progress: 408 an idle timeout after the last real progress
+/// (`Limits::min_progress_bytes`), whole or streamed. A KiB at a time is
+/// progress, however slow; with the limit at 0, so is every byte. (Each
+/// byte put the timeout off: a body, and an upstream it was piped to,
+/// could be held for ever at a byte a minute.)
+#[test]
+fn a_body_trickled_a_byte_at_a_time_gets_408_at_the_idle_timeout() {
+    let idle = Duration::from_secs(60);
+    let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
+    for (min_progress_bytes, piece, kept) in [(1024, 1, false), (1024, 1024, true), (0, 1, true)] {
+        let limits = Limits {
+            idle_timeout: idle,
+            min_progress_bytes,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut conn = Handler::new(limits, t0);
+        conn.receive(head, t0, &mut echo);
+        let mut now = t0;
+        // Three idle timeouts, a piece every half of one.
+        for _ in 0..6 {
+            now += idle / 2;
+            conn.handle_timeout(now);
+            if conn.wants_write() {
+                break;
+            }
+            conn.receive(&vec![b'x'; piece], now, &mut echo);
+        }
+        let answer = String::from_utf8_lossy(conn.pending_output()).into_owned();
+        let case = format!("{min_progress_bytes} {piece}: {answer:?}");
+        match kept {
+            true => assert!(answer.is_empty(), "{case}"),
+            false => {
+                assert!(answer.starts_with("HTTP/1.1 408 "), "{case}");
+                // At the first idle timeout: the trickle never counted.
+                assert!(now <= t0 + idle, "{case}");
+            }
+        }
+    }
+}
+
+/// A client that reads its output in driblets is dropped at the idle
+/// timeout, as one that reads none; one that reads a KiB each time, or
+/// empties it, keeps its connection.
+#[test]
+fn a_client_reading_in_driblets_is_dropped_at_the_idle_timeout() {
+    let idle = Duration::from_secs(60);
+    let limits = Limits {
+        idle_timeout: idle,
+        ..Default::default()
+    };
+    let body = vec![b'x'; 100_000];
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    for (read, kept) in [(1, false), (1024, true)] {
+        let t0 = Instant::now();
+        let mut conn = Handler::new(limits.clone(), t0);
+        conn.receive(&request, t0, &mut echo);
+        let mut now = t0;
+        for _ in 0..6 {
+            now += idle / 2;
+            conn.handle_timeout(now);
+            if conn.is_finished() {
+                break;
+            }
+            conn.consume_output(read, now);
+        }
+        assert_eq!(conn.is_finished(), !kept, "reading {read} at a time");
+    }
+    // The last driblet that empties the output is progress.
+    let t0 = Instant::now();
+    let mut conn = Handler::new(limits.clone(), t0);
+    conn.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", t0, &mut echo);
+    let n = conn.pending_output().len();
+    assert!(n < 1024, "a short response: {n}");
+    conn.consume_output(n - 1, t0 + idle / 2);
+    conn.consume_output(1, t0 + idle - Duration::from_secs(1));
+    conn.handle_timeout(t0 + idle + Duration::from_secs(1));
+    assert!(!conn.is_finished());
+}
+
 #[test]
 fn peer_that_never_reads_is_dropped_at_the_idle_timeout() {
     let limits = Limits {

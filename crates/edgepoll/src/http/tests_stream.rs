@@ -713,9 +713,10 @@ fn an_upload_longer_than_the_respond_timeout_is_not_answered_504_while_it_flows(
     let respond = limits.respond_timeout;
     let start = Instant::now();
     let (mut conn, mut service) = (Handler::new(limits, start), Streams::default());
-    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
     conn.receive(head.as_bytes(), start, &mut service);
-    // A byte every half respond timeout, for three respond timeouts.
+    // A KiB (progress: `min_progress_bytes`) every half respond timeout,
+    // for three respond timeouts.
     let step = respond / 2;
     let mut now = start;
     let mut sent = 0;
@@ -723,10 +724,10 @@ fn an_upload_longer_than_the_respond_timeout_is_not_answered_504_while_it_flows(
         now += step;
         conn.handle_timeout(now);
         assert!(!conn.wants_write(), "answered while the body flows");
-        conn.receive(b"x", now, &mut service);
-        sent += 1;
+        conn.receive(&[b'x'; 1024], now, &mut service);
+        sent += 1024;
     }
-    assert!(sent < 100);
+    assert!(sent < 100000);
     // Paused (its sink full) it is late a respond timeout after its last piece.
     conn.pause_body(service.ids[0], true, now);
     conn.handle_timeout(now + respond - std::time::Duration::from_millis(1));
