@@ -385,16 +385,15 @@ impl Handler {
         }
         // In a body, bytes count once there are enough of them (see
         // `Limits::min_progress_bytes`); elsewhere, and at a body's end, any.
-        let in_body = matches!(self.state, State::Body(_) | State::Stream { .. });
-        self.moved(data.len(), !in_body, now);
-        match self.state {
+        let in_body = match self.state {
             State::Idle => {
                 self.state = State::Head {
                     started: now,
                     parser: HeadParser::default(),
                     held: false,
                     head_method: false,
-                }
+                };
+                false
             }
             // Only the empty line a client may send after a body (RFC 9112
             // §2.2) so far, which the idle timeout watched: the request now
@@ -402,14 +401,30 @@ impl Handler {
             // connection.
             State::Head {
                 ref mut started, ..
-            } if is_stray_line_end(&self.input) => *started = now,
-            _ => {}
+            } if is_stray_line_end(&self.input) => {
+                *started = now;
+                false
+            }
+            State::Body(_) | State::Stream { .. } => true,
+            _ => false,
+        };
+        match in_body {
+            true => self.moved(data.len(), false, now),
+            false => self.last_progress = now,
         }
         self.input.extend_from_slice(data);
         self.process(now, service);
         if in_body && !matches!(self.state, State::Body(_) | State::Stream { .. }) {
             self.moved(0, true, now);
         }
+    }
+
+    /// `n` bytes of output sent, some left (out of line: nearly every write
+    /// sends all).
+    #[cold]
+    #[inline(never)]
+    fn moved_out(&mut self, n: usize, now: Instant) {
+        self.moved(n, false, now);
     }
 
     /// `n` bytes moved, in or out: the idle clock starts over if that makes
@@ -623,10 +638,17 @@ impl Handler {
     /// were sent.
     #[inline]
     pub fn consume_output(&mut self, n: usize, now: Instant) {
-        self.output.consume(n);
-        // Read in driblets, output counts once enough has gone, or all.
+        let all_sent = self.output.consume(n);
+        // All sent (nearly every write) is progress; read in driblets,
+        // output counts once enough has gone.
         if n > 0 {
-            self.moved(n, self.output.is_empty(), now);
+            match all_sent {
+                true => {
+                    self.moved = 0;
+                    self.last_progress = now;
+                }
+                false => self.moved_out(n, now),
+            }
         }
     }
 

@@ -168,16 +168,22 @@ impl OutputBuffer {
                 .map_or(0, |tail| tail.queued + tail.after.capacity())
     }
 
-    /// Marks `n` more bytes as sent (at most what is pending).
+    /// Marks `n` more bytes as sent (at most what is pending); whether
+    /// nothing is left (as [`is_empty`](Self::is_empty), known here for less).
     #[inline]
-    pub(crate) fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) -> bool {
         let head = self.bytes.len() - self.sent;
         if n > head && self.lent.is_some() {
             self.consume_into_lent(n, head);
+            self.is_empty()
         } else if n >= head && self.tail.is_some() {
             self.consume_into_tail(n, head);
+            self.is_empty()
         } else {
             self.consume_bytes(n);
+            // The head all sent, and no tail (else the branch above): only a
+            // lent body could be left.
+            n >= head && self.lent.is_none()
         }
     }
 
@@ -310,7 +316,9 @@ mod tests {
             let both = [a, b].concat();
             let n = step.min(both.len());
             sent.extend_from_slice(&both[..n]);
-            out.consume(n);
+            // What `consume` says is what `is_empty` says.
+            let all_sent = out.consume(n);
+            assert_eq!(all_sent, out.is_empty(), "{sent:?}");
         }
         assert_eq!(sent, b"head:LENT:mid:onetwo:end!");
         assert_eq!(out.queued_pieces(), 0);
@@ -324,10 +332,10 @@ mod tests {
     fn sent_bytes_are_dropped_and_small_buffers_kept() {
         let mut out = OutputBuffer::default();
         out.buffer().extend_from_slice(b"hello world");
-        out.consume(6);
+        assert!(!out.consume(6));
         assert_eq!(out.pending(), b"world");
         out.buffer().extend_from_slice(b"!");
-        out.consume(100);
+        assert!(out.consume(100));
         assert!(out.is_empty());
         assert!(
             out.capacity() > 0,
@@ -367,7 +375,8 @@ mod tests {
             }
             let n = step.min(out.pending().len());
             sent.extend_from_slice(&out.pending()[..n]);
-            out.consume(n);
+            let all_sent = out.consume(n);
+            assert_eq!(all_sent, out.is_empty(), "{sent:?}");
         }
         assert_eq!(sent, b"head:BODY:tail");
         assert!(out.is_empty() && !out.has_lent_body());
@@ -379,9 +388,9 @@ mod tests {
         out.buffer().extend_from_slice(b"ab");
         out.lend(b"cd".to_vec(), 0..2);
         out.buffer().extend_from_slice(b"ef");
-        out.consume(5);
+        assert!(!out.consume(5));
         assert_eq!(out.pending(), b"f");
-        out.consume(9);
+        assert!(out.consume(9));
         assert!(out.is_empty());
         assert!(out.capacity() > 0, "the small buffer behind the body stays");
     }
