@@ -408,7 +408,8 @@ fn a_streamed_body_that_cannot_be_sent_ends_its_response() {
 /// (`App::on_drain`), which ends the endless stream it was sending: the
 /// client gets what was sent, then the close, and the service exits.
 /// (Untold, the app streamed on, and the drain lasted as long as the client
-/// read.)
+/// read.) A request under way at the drain is taken after it, with
+/// `Context::draining` set: it gets no endless stream.
 #[test]
 fn a_drain_tells_the_app_which_ends_its_endless_stream() {
     on_each_runtime(|runtime| {
@@ -416,9 +417,13 @@ fn a_drain_tells_the_app_which_ends_its_endless_stream() {
         let mut forward = start_forward(runtime, &["--stop-after", "2"], &[]);
         let mut stream = connect(forward.addr);
         let endless: u64 = 1 << 40;
-        stream
-            .write_all(format!("GET /_generate?{endless} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .expect("send");
+        let request = format!("GET /_generate?{endless} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        // Another, under way when the drain begins: its head half sent.
+        let mut late = connect(forward.addr);
+        late.write_all(request[..20].as_bytes()).expect("send");
+        // Time for the server to read it: under way, not idle, at the drain.
+        std::thread::sleep(Duration::from_millis(300));
         let mut got = Vec::new();
         let mut buf = vec![0; 64 * 1024];
         while !got.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -428,6 +433,14 @@ fn a_drain_tells_the_app_which_ends_its_endless_stream() {
         }
         // The second request: the drain begins.
         let _ = stats_text(forward.addr);
+        // The late one is still taken, but told of the drain: no stream.
+        late.write_all(request[20..].as_bytes()).expect("send");
+        let (head, body) = read_response(&mut late);
+        assert_eq!(
+            (status(&head), &body[..]),
+            (503, &b"draining\n"[..]),
+            "{name} {head}"
+        );
         // Read on, as a client that keeps up does, to the close (1 TiB
         // would take hours).
         let until = Instant::now() + Duration::from_secs(30);

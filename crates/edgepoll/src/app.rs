@@ -335,7 +335,12 @@ fn count_at(counts: &mut Vec<u32>, responder: Responder, change: i32) {
 /// struct Countdown(HashMap<Responder, u32>);
 ///
 /// impl App for Countdown {
-///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+///     fn call<'a>(&mut self, request: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+///         // To HEAD the head is the whole answer (no piece is asked for);
+///         // while the server drains, no stream begins.
+///         if request.method() == "HEAD" || cx.draining() {
+///             return Reply::Now(Response::new(StatusCode::OK));
+///         }
 ///         // No length given: chunked.
 ///         cx.respond_stream(responder, Response::new(StatusCode::OK), None);
 ///         self.0.insert(responder, 1000);
@@ -370,6 +375,7 @@ fn count_at(counts: &mut Vec<u32>, responder: Responder, change: i32) {
 /// ```
 pub struct Context<'l> {
     pub(crate) now: Instant,
+    pub(crate) draining: bool,
     pub(crate) responses: &'l mut Vec<(Responder, Answer)>,
     pub(crate) pool: &'l mut Pool,
     pub(crate) outbox: &'l mut Outbox,
@@ -380,6 +386,14 @@ impl Context<'_> {
     /// When the loop last woke up.
     pub fn now(&self) -> Instant {
         self.now
+    }
+
+    /// Whether the server is draining ([`App::on_drain`] was called). A
+    /// request under way when the drain began is still taken, after that
+    /// call: a service that streams without end answers it otherwise (or
+    /// ends the stream at once), or it would hold the drain open.
+    pub fn draining(&self) -> bool {
+        self.draining
     }
 
     /// Answers a request the app deferred. The response goes out after the
@@ -697,7 +711,8 @@ pub trait App {
     /// events, say) would hold the shutdown open until the supervisor's
     /// grace runs out: end it here ([`Context::end_body`]; one ended short
     /// of its announced length is cut). Deferred requests may still be
-    /// answered. Called once.
+    /// answered. Called once; requests under way at the drain still come to
+    /// [`call`](Self::call) after it, with [`Context::draining`] true.
     fn on_drain(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
     }
@@ -715,8 +730,8 @@ pub trait App {
     /// [`on_request_body`](Self::on_request_body), unless
     /// [`Context::fetch_stream`] sends them on. Not asked for a body of at
     /// most [`Limits::stream_above`](crate::http::Limits::stream_above)
-    /// bytes (it comes whole), nor for one declared over `max_stream_bytes`
-    /// (413).
+    /// bytes, nor for one declared over `max_stream_bytes`: those come
+    /// whole (413 past `max_body_bytes`).
     fn streams_request(&mut self, request: &Request<'_>) -> bool {
         let _ = request;
         false

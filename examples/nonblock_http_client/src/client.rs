@@ -226,8 +226,8 @@ Sends every URL at once, each on its own connection, and prints each response.
                          an idle one gives way to a URL of another origin
   -h, --help             this text
 
-A long option's value may also follow an '=' (--timeout=5); an option other
-than -H and -v is given once; after -- every argument is a URL.
+A long option's value may also follow an '=' (--timeout=5); an option that
+takes a value, but -H, is given once; after -- every argument is a URL.
 
 Responses print in the order of their URLs: one in before an earlier one is
 held (whole) until that one is printed. A reader of stdout slower than

@@ -171,8 +171,8 @@ pub struct Handler {
     /// The server is shutting down: responses close their connections.
     draining: bool,
     last_progress: Instant,
-    /// Bytes moved since `last_progress`, short of what counts as progress
-    /// ([`Limits::min_progress_bytes`]).
+    /// Bytes moved since the idle clock last started over, short of what
+    /// counts as progress ([`Limits::min_progress_bytes`]).
     moved: usize,
     incident: Option<Incident>,
     peer: Option<SocketAddr>,
@@ -408,33 +408,50 @@ impl Handler {
             State::Body(_) | State::Stream { .. } => true,
             _ => false,
         };
+        let dispatched = self.next_id;
         match in_body {
-            true => self.moved(data.len(), false, now),
-            false => self.last_progress = now,
+            true => self.moved(data.len(), now),
+            false => self.restart_clock(now),
         }
         self.input.extend_from_slice(data);
         self.process(now, service);
-        if in_body && !matches!(self.state, State::Body(_) | State::Stream { .. }) {
-            self.moved(0, true, now);
+        // A body ended (a whole one is dispatched at its end; a streamed
+        // one's end restarts the clock where it is read).
+        if in_body
+            && (self.next_id != dispatched
+                || !matches!(self.state, State::Body(_) | State::Stream { .. }))
+        {
+            self.restart_clock(now);
         }
     }
 
-    /// `n` bytes of output sent, some left (out of line: nearly every write
-    /// sends all).
-    #[cold]
-    #[inline(never)]
-    fn moved_out(&mut self, n: usize, now: Instant) {
-        self.moved(n, false, now);
+    /// The idle clock starts over: progress.
+    #[inline]
+    fn restart_clock(&mut self, now: Instant) {
+        self.moved = 0;
+        self.last_progress = now;
     }
 
-    /// `n` bytes moved, in or out: the idle clock starts over if that makes
-    /// enough since it last did, or if `done` (a phase ended).
+    /// `n` bytes moved, in or out: progress once enough have since the
+    /// clock last started over.
     #[inline]
-    fn moved(&mut self, n: usize, done: bool, now: Instant) {
+    fn moved(&mut self, n: usize, now: Instant) {
         self.moved = self.moved.saturating_add(n);
-        if done || self.moved >= self.limits.min_progress_bytes {
-            self.moved = 0;
-            self.last_progress = now;
+        if self.moved >= self.limits.min_progress_bytes {
+            self.restart_clock(now);
+        }
+    }
+
+    /// Whether a request body is coming, and read: the client's sending is
+    /// then its progress, not the output it is sent (what the kernel takes
+    /// says nothing of the client; a service echoing a trickled body would
+    /// otherwise restart the clock with each byte).
+    #[inline]
+    fn body_coming(&self) -> bool {
+        match self.state {
+            State::Body(_) => self.has_room(),
+            State::Stream { id, .. } => self.body_paused != Some(id),
+            _ => false,
         }
     }
 
@@ -629,8 +646,8 @@ impl Handler {
     /// grew without end).
     #[inline]
     fn service_output(&mut self, now: Instant) {
-        if self.output.is_empty() {
-            self.last_progress = now;
+        if self.output.is_empty() && !self.body_coming() {
+            self.restart_clock(now);
         }
     }
 
@@ -639,17 +656,22 @@ impl Handler {
     #[inline]
     pub fn consume_output(&mut self, n: usize, now: Instant) {
         let all_sent = self.output.consume(n);
-        // All sent (nearly every write) is progress; read in driblets,
-        // output counts once enough has gone.
+        // All sent (nearly every write) is progress; taken in driblets (the
+        // client reading that little), output counts once enough has gone.
         if n > 0 {
-            match all_sent {
-                true => {
-                    self.moved = 0;
-                    self.last_progress = now;
-                }
+            match all_sent && !self.body_coming() {
+                true => self.restart_clock(now),
                 false => self.moved_out(n, now),
             }
         }
+    }
+
+    /// `n` bytes of output sent, and some left or a body coming (out of
+    /// line: nearly every write sends all, between requests).
+    #[cold]
+    #[inline(never)]
+    fn moved_out(&mut self, n: usize, now: Instant) {
+        self.moved(n, now);
     }
 
     /// Whether the connection wants more input now (false once switched to
@@ -1135,7 +1157,7 @@ impl Handler {
         }
         self.input = InputBuffer::default();
         self.state = State::Closing;
-        self.last_progress = now;
+        self.restart_clock(now);
     }
 
     /// Parses the head if it is complete; `Ok(true)` moves on to the body.
@@ -1477,6 +1499,8 @@ impl Handler {
             return Ok(false);
         }
         service.body_end(id, Ok(()));
+        // A body's end is progress, however few its last bytes.
+        self.restart_clock(now);
         // Draining, no request is read after it.
         self.next_request(keep_alive && !self.draining, 0, now);
         Ok(true)
@@ -1510,7 +1534,7 @@ impl Handler {
             }
             self.input = InputBuffer::default();
             self.state = State::Closing;
-            self.last_progress = now;
+            self.restart_clock(now);
             self.flush_ready();
             return;
         };
@@ -1531,7 +1555,7 @@ impl Handler {
         });
         self.input = InputBuffer::default();
         self.state = State::Closing;
-        self.last_progress = now;
+        self.restart_clock(now);
         self.flush_ready();
     }
 
@@ -1545,7 +1569,7 @@ impl Handler {
             true => self.body_paused = Some(id),
             false if self.body_paused == Some(id) => {
                 self.body_paused = None;
-                self.last_progress = now;
+                self.restart_clock(now);
             }
             false => {}
         }
@@ -2255,8 +2279,8 @@ impl Handler {
             }
             stream.pieces.push(piece);
         }
-        if quiet {
-            self.last_progress = now;
+        if quiet && !self.body_coming() {
+            self.restart_clock(now);
         }
         Ok(())
     }
@@ -2389,7 +2413,7 @@ impl Handler {
                 status: Some(StatusCode::GATEWAY_TIMEOUT),
                 reason,
             });
-            self.last_progress = now;
+            self.restart_clock(now);
         }
         self.flush_ready();
     }

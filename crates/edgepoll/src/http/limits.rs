@@ -37,14 +37,15 @@ pub struct Limits {
     /// idle or in a request body. Past it: closed (408 first if a request was under way).
     pub idle_timeout: Duration,
     /// What counts as progress against [`idle_timeout`](Self::idle_timeout)
-    /// while a request body comes or output waits to be read: this many
-    /// bytes moved, in or out, since the clock last started over (or the
-    /// body, or all the output, done). So a peer trickling a byte now and
-    /// then cannot hold a connection for ever, nor what it holds: an
-    /// upstream connection a streamed body is piped to, a megabyte of
-    /// output. The slowest peer kept moves this much per idle timeout: 1 KiB
-    /// by default, 17 bytes a second at the default 60 s. 0 counts every
-    /// byte.
+    /// while a request body comes or output waits to be taken: this many
+    /// bytes moved since the clock last started over (or the body done, or,
+    /// between bodies, all the output sent). While a body comes, only its
+    /// bytes count: what is sent back (an echo of it) says nothing of the
+    /// client. So a peer trickling a byte now and then cannot hold a
+    /// connection for ever, nor what it holds: an upstream connection a
+    /// streamed body is piped to, a megabyte of output. The slowest peer
+    /// kept moves this much per idle timeout: 1 KiB by default, 17 bytes a
+    /// second at the default 60 s. 0 counts every byte.
     pub min_progress_bytes: usize,
     /// Longest wait for a deferred response ([`Reply::Later`](super::Reply::Later)),
     /// counted from the request's head, or from the last piece of a streamed

@@ -120,8 +120,9 @@ pub trait Dispatch {
     /// is held to [`Limits::max_stream_bytes`](crate::http::Limits::max_stream_bytes)
     /// instead of `max_body_bytes`, and `dispatch` is called at once, with
     /// an empty body. Not asked for a body of at most
-    /// [`Limits::stream_above`](crate::http::Limits::stream_above) bytes
-    /// (whole, then), nor for one declared over `max_stream_bytes` (413).
+    /// [`Limits::stream_above`](crate::http::Limits::stream_above) bytes,
+    /// nor for one declared over `max_stream_bytes`: those come whole (413
+    /// past `max_body_bytes`).
     fn streams(&mut self, request: &Request<'_>) -> bool {
         let _ = request;
         false

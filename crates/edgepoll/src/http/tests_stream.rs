@@ -1032,3 +1032,47 @@ fn a_client_that_reads_nothing_is_dropped_at_the_idle_timeout_however_often_the_
         }
     }
 }
+
+/// A body echoed back as it comes, a byte now and then, to a client that
+/// takes all it is sent: what is sent back is no progress (the kernel takes
+/// it; the client's sending is what counts), so the body is stalled at the
+/// idle timeout. (Each echoed byte restarted the clock: through an echo, or
+/// a proxy in front of one, a byte a minute held the connection for ever.)
+/// A KiB at a time is progress, echoed or not.
+#[test]
+fn a_trickled_body_echoed_as_it_comes_stalls_at_the_idle_timeout() {
+    for (piece, kept) in [(1, false), (1024, true)] {
+        let limits = Limits::default();
+        let idle = limits.idle_timeout;
+        let t0 = Instant::now();
+        let (mut conn, mut service) = (Handler::new(limits, t0), Streams::default());
+        let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+        conn.receive(head.as_bytes(), t0, &mut service);
+        let id = service.ids[0];
+        conn.respond_stream(id, Response::new(StatusCode::OK), Some(1_000_000), t0)
+            .expect("pending");
+        let _ = take_output(&mut conn, t0);
+        let mut now = t0;
+        let mut stalled = None;
+        for _ in 0..6 {
+            now += idle / 2;
+            conn.handle_timeout(now);
+            if let Some(broken) = conn.take_broken_body() {
+                stalled = Some((broken, now));
+                break;
+            }
+            conn.receive(&vec![b'x'; piece], now, &mut service);
+            let echo = Bytes::from(std::mem::take(&mut service.body));
+            conn.send_body(id, echo, now).expect("streaming");
+            let _ = take_output(&mut conn, now);
+        }
+        match kept {
+            true => assert_eq!(stalled, None, "{piece} at a time"),
+            false => assert_eq!(
+                stalled,
+                Some(((id, BodyError::Stalled), t0 + idle)),
+                "{piece} at a time: stalled an idle timeout after the head"
+            ),
+        }
+    }
+}

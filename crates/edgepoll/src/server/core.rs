@@ -47,6 +47,8 @@ pub(crate) enum Next {
 /// the connections: borrowed beside one of them while it is driven.
 #[derive(Default)]
 pub(crate) struct Work {
+    /// A drain has begun (see [`Context::draining`]).
+    pub(crate) draining: bool,
     pub(crate) responses: Vec<(Responder, Answer)>,
     pub(crate) pool: Pool,
     pub(crate) outbox: Outbox,
@@ -91,6 +93,7 @@ impl Work {
     pub(crate) fn context(&mut self, now: Instant) -> Context<'_> {
         Context {
             now,
+            draining: self.draining,
             responses: &mut self.responses,
             pool: &mut self.pool,
             outbox: &mut self.outbox,
@@ -428,6 +431,7 @@ impl Core {
             return;
         }
         self.draining = true;
+        self.work.draining = true;
         (self.options.log)(&format!("edgepoll: {why}: finishing what was accepted"));
         for index in 0..self.slots.len() {
             let Some(Some(conn)) = self.slots.get_mut(index) else {

@@ -168,6 +168,12 @@ impl App for Forward {
             let Some(announced) = request.query().and_then(|n| n.parse::<u64>().ok()) else {
                 return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("/_generate?N\n"));
             };
+            // Taken after the drain began (it was under way): no stream.
+            if cx.draining() {
+                return Reply::Now(
+                    Response::new(StatusCode::SERVICE_UNAVAILABLE).body("draining\n"),
+                );
+            }
             let (status, total) = match path {
                 "/_generate_no_content" => (StatusCode::NO_CONTENT, announced),
                 "/_generate_over" => (StatusCode::OK, announced.saturating_add(1)),

@@ -14,7 +14,8 @@
 //! for the tests that look for leaks. `--ws-echo` serves WebSockets
 //! instead, at the loop's default limits: `/echo` sends each message back,
 //! `/all` to every connection. `--stop-after N` drains after N requests;
-//! the drain ends the `/_generate` bodies still going (cut short).
+//! the drain ends the `/_generate` bodies still going (cut short), and a
+//! `/_generate` taken after it began gets 503.
 
 #[cfg(target_os = "wasi")]
 mod forward;
