@@ -723,3 +723,68 @@ fn the_echo_server_and_the_chat_answer_help_and_mistakes() {
         }
     });
 }
+
+/// An upload trickled a byte every half second (each within the idle
+/// timeout) to the echo server, which echoes it as it comes to a client
+/// that reads it all, is stalled at the idle timeout: what is sent back is
+/// no progress. (Each echoed byte restarted the clock: the connection was
+/// held for ever.) What was echoed is what was sent.
+#[test]
+fn a_trickled_upload_echoed_as_it_comes_ends_at_the_idle_timeout() {
+    on_each_runtime(|rt| {
+        let name = rt.name();
+        let server = start_server(rt, &["--idle-timeout", "2"]);
+        let mut stream = connect(server.addr);
+        // Over 64 KiB: echoed as it comes.
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+            .expect("send");
+        let burst = random_bytes(100_000, 7);
+        stream.write_all(&burst).expect("send");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let mut sent = burst;
+        let mut got = Vec::new();
+        let started = Instant::now();
+        let closed = loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{name}: the trickle still held the connection after 20 s"
+            );
+            let mut buf = [0u8; 64 * 1024];
+            match stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break true,
+            }
+            if stream.write_all(b"t").is_err() {
+                break true;
+            }
+            sent.push(b't');
+        };
+        assert!(closed);
+        let body_at = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4;
+        let head = String::from_utf8_lossy(&got[..body_at]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
+        let echoed = &got[body_at..];
+        assert!(
+            echoed.len() >= 100_000,
+            "{name}: {} bytes echoed",
+            echoed.len()
+        );
+        assert!(
+            sent.starts_with(echoed),
+            "{name}: the echo differs from what was sent"
+        );
+    });
+}
