@@ -408,11 +408,19 @@ impl Handler {
             State::Body(_) | State::Stream { .. } => true,
             _ => false,
         };
-        let dispatched = self.next_id;
-        match in_body {
-            true => self.moved(data.len(), now),
-            false => self.restart_clock(now),
-        }
+        // (Between bodies the time alone, off the path of nearly every
+        // request: a count left from output is cleared at the next restart,
+        // and at worst lets one trickle count once more.)
+        let dispatched = match in_body {
+            true => {
+                self.moved(data.len(), now);
+                self.next_id
+            }
+            false => {
+                self.last_progress = now;
+                0
+            }
+        };
         self.input.extend_from_slice(data);
         self.process(now, service);
         // A body ended (a whole one is dispatched at its end; a streamed
@@ -659,19 +667,22 @@ impl Handler {
         // All sent (nearly every write) is progress; taken in driblets (the
         // client reading that little), output counts once enough has gone.
         if n > 0 {
-            match all_sent && !self.body_coming() {
+            match all_sent && matches!(self.state, State::Idle) {
                 true => self.restart_clock(now),
-                false => self.moved_out(n, now),
+                false => self.moved_out(n, all_sent, now),
             }
         }
     }
 
-    /// `n` bytes of output sent, and some left or a body coming (out of
-    /// line: nearly every write sends all, between requests).
+    /// `n` bytes of output sent, not all of it between requests (out of
+    /// line: nearly every write sends all, the next request yet to come).
     #[cold]
     #[inline(never)]
-    fn moved_out(&mut self, n: usize, now: Instant) {
-        self.moved(n, now);
+    fn moved_out(&mut self, n: usize, all_sent: bool, now: Instant) {
+        match all_sent && !self.body_coming() {
+            true => self.restart_clock(now),
+            false => self.moved(n, now),
+        }
     }
 
     /// Whether the connection wants more input now (false once switched to
