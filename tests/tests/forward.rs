@@ -421,7 +421,7 @@ fn a_drain_tells_the_app_which_ends_its_endless_stream() {
         stream.write_all(request.as_bytes()).expect("send");
         // Another, under way when the drain begins: its head half sent.
         let mut late = connect(forward.addr);
-        late.write_all(request[..20].as_bytes()).expect("send");
+        late.write_all(&request.as_bytes()[..20]).expect("send");
         // Time for the server to read it: under way, not idle, at the drain.
         std::thread::sleep(Duration::from_millis(300));
         let mut got = Vec::new();
@@ -434,7 +434,7 @@ fn a_drain_tells_the_app_which_ends_its_endless_stream() {
         // The second request: the drain begins.
         let _ = stats_text(forward.addr);
         // The late one is still taken, but told of the drain: no stream.
-        late.write_all(request[20..].as_bytes()).expect("send");
+        late.write_all(&request.as_bytes()[20..]).expect("send");
         let (head, body) = read_response(&mut late);
         assert_eq!(
             (status(&head), &body[..]),
