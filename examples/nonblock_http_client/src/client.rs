@@ -38,26 +38,15 @@ fn parse_args() -> Result<Option<Options>, String> {
         parallel: usize::MAX,
         max_connections: ClientOptions::default().max_connections,
     };
-    // Not `env::args`, which panics on an argument that is not UTF-8.
-    let mut args = std::env::args_os().skip(1).map(|arg| {
-        arg.into_string()
-            .map_err(|arg| format!("not UTF-8: {arg:?}"))
-    });
+    let mut args = example_args::utf8()?.into_iter();
     let mut urls_only = false;
-    let mut given: Vec<&'static str> = Vec::new();
+    let mut given = example_args::Given::default();
     while let Some(arg) = args.next() {
-        let arg = arg?;
         if urls_only {
             options.urls.push(arg);
             continue;
         }
-        // `--name=value` as `--name value`.
-        let (arg, mut inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_string(), Some(value.to_string()))
-            }
-            _ => (arg, None),
-        };
+        let (arg, mut inline) = example_args::split_inline(arg);
         if inline.is_some() && matches!(arg.as_str(), "--" | "--help" | "--verbose") {
             return Err(format!("{arg} takes no value"));
         }
@@ -74,14 +63,13 @@ fn parse_args() -> Result<Option<Options>, String> {
             _ => None,
         };
         if let Some(name) = single {
-            if given.contains(&name) {
-                return Err(format!("{arg} is given twice"));
-            }
-            given.push(name);
+            given
+                .once(name)
+                .map_err(|_| format!("{arg} is given twice"))?;
         }
         let mut value = || match inline.take() {
             Some(value) => Ok(value),
-            None => args.next().ok_or(format!("{arg} needs a value"))?,
+            None => args.next().ok_or(format!("{arg} needs a value")),
         };
         match arg.as_str() {
             // What follows is URLs, even one that starts with '-'.

@@ -66,24 +66,16 @@ pub fn parse(
         peek_quiet: false,
         exit_after: None,
     };
-    // A second value is refused, not silently put over the first.
-    let mut given: Vec<String> = Vec::new();
+    let mut given = example_args::Given::default();
     while let Some(arg) = args.next() {
-        // `--name=value` as `--name value`.
-        let (arg, mut inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_string(), Some(value.to_string()))
-            }
-            _ => (arg, None),
-        };
-        if arg.starts_with('-') && given.contains(&arg) {
-            return Err(format!("{arg} is given twice"));
+        let (arg, mut inline) = example_args::split_inline(arg);
+        if arg.starts_with('-') {
+            given.once(&arg)?;
         }
         let flag = matches!(arg.as_str(), "-h" | "--help" | "--peek-quiet");
         if flag && inline.is_some() {
             return Err(format!("{arg} takes no value"));
         }
-        given.push(arg.clone());
         let mut value = || match inline.take() {
             Some(value) => Ok(value),
             None => args.next().ok_or(format!("{arg} needs a value")),

@@ -6,16 +6,9 @@ use poll_http_server::Echo;
 use std::process::ExitCode;
 
 pub fn main() -> ExitCode {
-    // Not `env::args`, which panics on an argument that is not UTF-8.
-    let args: Result<Vec<String>, String> = std::env::args_os()
-        .skip(1)
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|arg| format!("not UTF-8: {arg:?}"))
-        })
-        .collect();
     let listen = std::env::var_os("LISTEN").map(|v| v.to_string_lossy().into_owned());
-    let config = match args.and_then(|args| config::parse(args.into_iter(), listen)) {
+    let config = match example_args::utf8().and_then(|args| config::parse(args.into_iter(), listen))
+    {
         Ok(Command::Help) => {
             print!("{}", config::HELP);
             return ExitCode::SUCCESS;

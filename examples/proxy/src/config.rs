@@ -36,7 +36,7 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
                          replaced, the others dropped, as a client could
                          claim anything)
   --exit-after N         answer N requests, then exit (for benchmarks)
-  --help                 this text
+  -h, --help             this text
 
 A value may also follow an '=' (--timeout=5). An option of one value is
 given once; --upstream as often as there are upstreams.
@@ -59,6 +59,10 @@ one tunnel, bytes passed unchanged both ways until both ends close (or 10
 minutes of silence). Pipelined requests go on side by side only while all
 are safe (GET, HEAD, OPTIONS, TRACE). TRACE gets 405, and fields whose names
 have an underscore are dropped, as nginx does.
+
+Exit status: 0 after --exit-after, 1 when the proxy cannot listen or its
+event loop fails, 2 for a mistake on the command line (a --cacert file that
+cannot be read or holds no certificate is one).
 ";
 
 /// Whether two hosts are one however spelled: in any case, with a final
@@ -116,25 +120,15 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         cacert: None,
         exit_after: None,
     };
-    // Options of one value taken so far: a second is refused, not
-    // silently put over the first.
-    let mut given: Vec<String> = Vec::new();
+    let mut given = example_args::Given::default();
     while let Some(arg) = args.next() {
-        // `--name=value` as `--name value`.
-        let (arg, mut inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_string(), Some(value.to_string()))
-            }
-            _ => (arg, None),
-        };
+        let (arg, mut inline) = example_args::split_inline(arg);
         if inline.is_some() && matches!(arg.as_str(), "--help" | "--trust-forwarded") {
             return Err(format!("{arg} takes no value"));
         }
-        let is_single = !matches!(arg.as_str(), "--upstream" | "--trust-forwarded");
-        if arg.starts_with("--") && is_single && given.contains(&arg) {
-            return Err(format!("{arg} is given twice"));
+        if arg.starts_with("--") && !matches!(arg.as_str(), "--upstream" | "--trust-forwarded") {
+            given.once(&arg)?;
         }
-        given.push(arg.clone());
         let mut value = || match inline.take() {
             Some(value) => Ok(value),
             None => args.next().ok_or(format!("{arg} needs a value")),

@@ -22,15 +22,7 @@ use std::process::ExitCode;
 static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
 
 fn main() -> ExitCode {
-    // Not `env::args`, which panics on an argument that is not UTF-8.
-    let args: Result<Vec<String>, String> = std::env::args_os()
-        .skip(1)
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|arg| format!("not UTF-8: {arg:?}"))
-        })
-        .collect();
-    let config = match args.and_then(|args| config::parse(args.into_iter())) {
+    let config = match example_args::utf8().and_then(|args| config::parse(args.into_iter())) {
         Ok(config::Command::Help) => {
             print!("{}", config::HELP);
             return ExitCode::SUCCESS;
@@ -41,7 +33,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match serve(config) {
+    // A --cacert file that cannot be read, or holds no certificate, is a
+    // mistake on the command line (exit 2), as the client takes it; read
+    // now, not at the first https:// request, which would eject every such
+    // upstream.
+    let ca_certificates = match config.cacert.as_deref().map(read_cacert).transpose() {
+        Ok(pem) => pem,
+        Err(message) => {
+            eprintln!("proxy: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(config, ca_certificates) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("proxy: {message}");
@@ -51,25 +54,10 @@ fn main() -> ExitCode {
 }
 
 #[cfg(target_os = "wasi")]
-fn serve(config: config::Config) -> Result<(), String> {
+fn serve(config: config::Config, ca_certificates: Option<Vec<u8>>) -> Result<(), String> {
     use edgepoll::http::Limits;
     use edgepoll::{ClientOptions, Server, ServerOptions};
 
-    let ca_certificates = match &config.cacert {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
-                format!(
-                    "--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)"
-                )
-            })?;
-            // Read now, not at the first https:// request: a file that holds
-            // no certificate would otherwise eject every such upstream.
-            edgepoll::tls::client_config(Some(&pem))
-                .map_err(|e| format!("--cacert {path}: {e}"))?;
-            Some(pem)
-        }
-        None => None,
-    };
     let listener = edgepoll::net::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let upstreams: Vec<String> = config.upstreams.iter().map(|u| u.to_string()).collect();
@@ -106,6 +94,21 @@ fn serve(config: config::Config) -> Result<(), String> {
 }
 
 #[cfg(not(target_os = "wasi"))]
-fn serve(_: config::Config) -> Result<(), String> {
+fn serve(_: config::Config, _: Option<Vec<u8>>) -> Result<(), String> {
     Err("build for wasm32-wasip1 and run under WasmEdge or edgepoll-host".into())
+}
+
+/// The PEM file of `--cacert`, checked to hold a certificate webpki takes.
+#[cfg(target_os = "wasi")]
+fn read_cacert(path: &str) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| {
+        format!("--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)")
+    })?;
+    edgepoll::tls::client_config(Some(&pem)).map_err(|e| format!("--cacert {path}: {e}"))?;
+    Ok(pem)
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn read_cacert(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("--cacert {path}: {e}"))
 }

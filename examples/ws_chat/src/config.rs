@@ -44,12 +44,7 @@ pub fn parse(
     let mut addr = None;
     let mut allowed_hosts = Vec::new();
     while let Some(arg) = args.next() {
-        let (arg, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_string(), Some(value.to_string()))
-            }
-            _ => (arg, None),
-        };
+        let (arg, inline) = example_args::split_inline(arg);
         match arg.as_str() {
             "-h" | "--help" if inline.is_none() => return Ok(Command::Help),
             "--allow-host" => {

@@ -21,16 +21,9 @@ static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
 
 #[cfg(target_os = "wasi")]
 fn main() -> std::process::ExitCode {
-    // Not `env::args`, which panics on an argument that is not UTF-8.
-    let args: Result<Vec<String>, String> = std::env::args_os()
-        .skip(1)
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|arg| format!("not UTF-8: {arg:?}"))
-        })
-        .collect();
     let listen = std::env::var_os("LISTEN").map(|v| v.to_string_lossy().into_owned());
-    let (addr, allowed) = match args.and_then(|args| config::parse(args.into_iter(), listen)) {
+    let parsed = example_args::utf8().and_then(|args| config::parse(args.into_iter(), listen));
+    let (addr, allowed) = match parsed {
         Ok(config::Command::Help) => {
             print!("{}", config::HELP);
             return std::process::ExitCode::SUCCESS;

@@ -1,0 +1,56 @@
+//! The command-line conventions edgepoll's example programs share: the
+//! arguments as UTF-8 (one that is not is a mistake to name, where
+//! `std::env::args` would panic), `--name=value` as `--name value`, and an
+//! option of one value given once (a second is refused, not silently put
+//! over the first).
+
+/// The program's arguments after its name, each as UTF-8.
+pub fn utf8() -> Result<Vec<String>, String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| format!("not UTF-8: {arg:?}"))
+        })
+        .collect()
+}
+
+/// `--name=value` as the name and its value; any other argument as it is,
+/// with none.
+///
+/// ```
+/// use example_args::split_inline;
+/// assert_eq!(split_inline("--timeout=5".into()), ("--timeout".into(), Some("5".into())));
+/// assert_eq!(split_inline("a=b".into()), ("a=b".into(), None));
+/// ```
+pub fn split_inline(arg: String) -> (String, Option<String>) {
+    match arg.split_once('=') {
+        Some((name, value)) if name.starts_with("--") => {
+            (name.to_string(), Some(value.to_string()))
+        }
+        _ => (arg, None),
+    }
+}
+
+/// The options of one value given so far.
+///
+/// ```
+/// let mut given = example_args::Given::default();
+/// assert!(given.once("--timeout").is_ok());
+/// assert_eq!(given.once("--timeout"), Err("--timeout is given twice".to_string()));
+/// ```
+#[derive(Debug, Default)]
+pub struct Given(Vec<String>);
+
+impl Given {
+    /// Notes `name`; a mistake if it was noted before.
+    pub fn once(&mut self, name: &str) -> Result<(), String> {
+        match self.0.iter().any(|seen| seen == name) {
+            true => Err(format!("{name} is given twice")),
+            false => {
+                self.0.push(name.to_string());
+                Ok(())
+            }
+        }
+    }
+}
