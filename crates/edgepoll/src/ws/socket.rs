@@ -31,10 +31,17 @@ pub struct WsLimits {
     /// to what one read completed (a 300 KiB message and the next, an
     /// echo of each), and a queue holds at most the limit plus one round.
     pub max_queued_bytes: usize,
-    /// How long queued bytes may wait without any of them being sent before
-    /// the connection is dropped. A quiet connection with nothing queued has
-    /// no timeout.
+    /// How long queued bytes may wait without progress (see
+    /// [`min_progress_bytes`](Self::min_progress_bytes)) before the
+    /// connection is dropped. A quiet connection with nothing queued has no
+    /// timeout.
     pub send_timeout: Duration,
+    /// What counts as progress against the send timeout: this many bytes
+    /// sent since its clock last started over, or all that was queued. So a
+    /// peer that takes a byte now and then cannot hold the queue (up to
+    /// `max_queued_bytes` and a round) for ever. 1 KiB by default; 0 counts
+    /// every byte.
+    pub min_progress_bytes: usize,
     /// How long a frame or a fragmented message may go without a byte of it
     /// arriving: then the connection is closed (1008) and what it held of
     /// the message freed. Pings between the fragments of a message do not
@@ -59,6 +66,7 @@ impl Default for WsLimits {
             max_message_bytes: 1 << 20,
             max_queued_bytes: 256 * 1024,
             send_timeout: Duration::from_secs(60),
+            min_progress_bytes: 1024,
             message_timeout: Duration::from_secs(30),
             keepalive: Some(Duration::from_secs(60)),
             keepalive_timeout: Duration::from_secs(30),
@@ -165,7 +173,10 @@ pub struct WebSocket {
     /// read before the close are sent after `receive` returns, and RFC
     /// 6455 §5.5.1 lets an endpoint finish what it sends first.
     replies_first: bool,
+    /// When the send timeout's clock last started over ...
     last_sent: Instant,
+    /// ... and the bytes sent since, short of what counts as progress.
+    sent_since: usize,
     /// When the last bytes came in.
     last_received: Instant,
     /// When the last bytes of the fragmented message under way came in.
@@ -201,6 +212,7 @@ impl WebSocket {
             close_frame: Vec::new(),
             replies_first: false,
             last_sent: now,
+            sent_since: 0,
             last_received: now,
             message_progress: now,
             resumed: now,
@@ -466,7 +478,7 @@ impl WebSocket {
             payload.extend_from_slice(&reason.as_bytes()[..cut]);
         }
         if !self.wants_write() {
-            self.last_sent = now;
+            self.restart_send_clock(now);
         }
         match replies_first {
             true => write_frame(&mut self.close_frame, Opcode::Close, &payload),
@@ -550,7 +562,7 @@ impl WebSocket {
             return false;
         }
         if self.output.is_empty() {
-            self.last_sent = now;
+            self.restart_send_clock(now);
         }
         match shared {
             Some(shared) => self.output.push_piece(shared.clone()),
@@ -600,9 +612,8 @@ impl WebSocket {
 
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output) were sent.
     pub fn consume_output(&mut self, n: usize, now: Instant) {
-        if n > 0 {
-            self.last_sent = now;
-        }
+        let counted = self.sent_since.saturating_add(n);
+        self.sent_since = counted;
         match self.output.is_empty() {
             false => {
                 let paused = !self.wants_read();
@@ -618,6 +629,17 @@ impl WebSocket {
             }
             true => {}
         }
+        // Taken a byte now and then, the queue is not moving: progress is
+        // enough of it sent, or all.
+        if n > 0 && (counted >= self.limits.min_progress_bytes || !self.wants_write()) {
+            self.restart_send_clock(now);
+        }
+    }
+
+    /// The send timeout's clock starts over.
+    fn restart_send_clock(&mut self, now: Instant) {
+        self.last_sent = now;
+        self.sent_since = 0;
     }
 
     /// Whether output other than the close frame waits.
