@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn help_is_asked_for_and_lists_every_option() {
-        for args in [&["--help"][..], &["-h"], &["1.2.3.4:5", "--help"]] {
+        for args in [&["--help"][..], &["-h"], &["127.0.0.2:5", "--help"]] {
             let parsed = parse(args.iter().map(|a| a.to_string()), None);
             assert_eq!(parsed, Ok(Command::Help), "{args:?}");
         }
@@ -231,7 +231,7 @@ mod tests {
             (&["--idle-timeout=1", "--idle-timeout", "2"], "given twice"),
             (&["--peek-quiet", "--peek-quiet"], "given twice"),
             (&["--peek-quiet=yes"], "takes no value"),
-            (&["1.2.3.4:5", "6.7.8.9:10"], "more than one address"),
+            (&["127.0.0.2:5", "127.0.0.3:10"], "more than one address"),
             (&["--nope"], "unknown option --nope"),
         ] {
             let got = run(args, None);

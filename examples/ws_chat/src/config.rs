@@ -130,7 +130,7 @@ mod tests {
             (&["--allow-host", "127.0.0.1"], "not a host name"),
             (&["--help=yes"], "unknown argument --help"),
             (&["--nope"], "unknown argument --nope"),
-            (&["1.2.3.4:5", "6.7.8.9:10"], "more than one address"),
+            (&["127.0.0.2:5", "127.0.0.3:10"], "more than one address"),
         ] {
             let got = run(args);
             assert!(
