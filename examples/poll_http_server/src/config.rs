@@ -25,8 +25,8 @@ An HTTP/1.1 echo server: POST a body and get it back; GET / says how.
   -h, --help              this text
 
 --name=value is taken as --name value; an option is given once.
-Exit status: 0 after --exit-after, 1 when the server cannot listen or its
-event loop fails, 2 for a mistake on the command line.
+Exit status: 0 after --help or --exit-after, 1 when the server cannot
+listen or its event loop fails, 2 for a mistake on the command line.
 ";
 
 /// What the command line asks for.

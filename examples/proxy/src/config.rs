@@ -60,9 +60,9 @@ minutes of silence). Pipelined requests go on side by side only while all
 are safe (GET, HEAD, OPTIONS, TRACE). TRACE gets 405, and fields whose names
 have an underscore are dropped, as nginx does.
 
-Exit status: 0 after --exit-after, 1 when the proxy cannot listen or its
-event loop fails, 2 for a mistake on the command line (a --cacert file that
-cannot be read or holds no certificate is one).
+Exit status: 0 after --help or --exit-after, 1 when the proxy cannot listen
+or its event loop fails, 2 for a mistake on the command line (a --cacert
+file that cannot be read or holds no certificate is one).
 ";
 
 /// Whether two hosts are one however spelled: in any case, with a final

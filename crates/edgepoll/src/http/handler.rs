@@ -679,7 +679,11 @@ impl Handler {
     #[cold]
     #[inline(never)]
     fn moved_out(&mut self, n: usize, all_sent: bool, now: Instant) {
-        match all_sent && !self.body_coming() {
+        // While a body comes, its bytes alone count.
+        if self.body_coming() {
+            return;
+        }
+        match all_sent {
             true => self.restart_clock(now),
             false => self.moved(n, now),
         }

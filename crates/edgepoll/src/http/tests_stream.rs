@@ -1076,3 +1076,38 @@ fn a_trickled_body_echoed_as_it_comes_stalls_at_the_idle_timeout() {
         }
     }
 }
+
+/// A streamed body that stalls while its response streams, however much of
+/// the response the client takes, is stalled at the idle timeout: while a
+/// body comes, its bytes alone are progress (what the kernel takes of the
+/// output says nothing of the client's sending). nginx's
+/// `client_body_timeout` is likewise between two reads of the body.
+#[test]
+fn a_body_that_stalls_while_its_response_streams_stalls_at_the_idle_timeout() {
+    let limits = Limits::default();
+    let idle = limits.idle_timeout;
+    let t0 = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits, t0), Streams::default());
+    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc";
+    conn.receive(head.as_bytes(), t0, &mut service);
+    let id = service.ids[0];
+    conn.respond_stream(id, Response::new(StatusCode::OK), None, t0)
+        .expect("pending");
+    let _ = take_output(&mut conn, t0);
+    let mut now = t0;
+    let mut stalled = None;
+    for _ in 0..6 {
+        now += idle / 2;
+        conn.handle_timeout(now);
+        if let Some(broken) = conn.take_broken_body() {
+            stalled = Some((broken, now));
+            break;
+        }
+        conn.send_body(id, Bytes::from(vec![b'y'; 4096]), now)
+            .expect("streaming");
+        // Taken a KiB at a time, then all.
+        conn.consume_output(1024, now);
+        let _ = take_output(&mut conn, now);
+    }
+    assert_eq!(stalled, Some(((id, BodyError::Stalled), t0 + idle)));
+}
