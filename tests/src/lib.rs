@@ -473,6 +473,20 @@ impl Drop for KilledOnDrop {
     }
 }
 
+/// A response read to the close: its head (to the blank line) as text, and
+/// the bytes after it. Fails the test without a head.
+pub fn split_head(got: &[u8]) -> (String, &[u8]) {
+    let end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    (
+        String::from_utf8_lossy(&got[..end]).into_owned(),
+        &got[end..],
+    )
+}
+
 /// A free loopback port (bound and released; the server binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

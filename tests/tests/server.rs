@@ -769,14 +769,8 @@ fn a_trickled_upload_echoed_as_it_comes_ends_at_the_idle_timeout() {
             sent.push(b't');
         };
         assert!(closed);
-        let body_at = got
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a head")
-            + 4;
-        let head = String::from_utf8_lossy(&got[..body_at]).into_owned();
+        let (head, echoed) = edgepoll_tests::split_head(&got);
         assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
-        let echoed = &got[body_at..];
         assert!(
             echoed.len() >= 100_000,
             "{name}: {} bytes echoed",

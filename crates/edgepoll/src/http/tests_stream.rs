@@ -1033,6 +1033,36 @@ fn a_client_that_reads_nothing_is_dropped_at_the_idle_timeout_however_often_the_
     }
 }
 
+/// A streamed upload of 1 MB (its head and `first` bytes of it) answered
+/// at once with a streamed response, then `step` every half idle timeout,
+/// for three: how its body broke off, and when since it began, if it did.
+fn broken_under(
+    first: &[u8],
+    mut step: impl FnMut(&mut Handler, &mut Streams, RequestId, Instant),
+) -> Option<(BodyError, Duration)> {
+    let limits = Limits::default();
+    let idle = limits.idle_timeout;
+    let t0 = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits, t0), Streams::default());
+    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    conn.receive(&[head.as_bytes(), first].concat(), t0, &mut service);
+    let id = service.ids[0];
+    conn.respond_stream(id, Response::new(StatusCode::OK), None, t0)
+        .expect("pending");
+    let _ = take_output(&mut conn, t0);
+    let mut now = t0;
+    for _ in 0..6 {
+        now += idle / 2;
+        conn.handle_timeout(now);
+        if let Some((broken, error)) = conn.take_broken_body() {
+            assert_eq!(broken, id);
+            return Some((error, now - t0));
+        }
+        step(&mut conn, &mut service, id, now);
+    }
+    None
+}
+
 /// A body echoed back as it comes, a byte now and then, to a client that
 /// takes all it is sent: what is sent back is no progress (the kernel takes
 /// it; the client's sending is what counts), so the body is stalled at the
@@ -1041,39 +1071,15 @@ fn a_client_that_reads_nothing_is_dropped_at_the_idle_timeout_however_often_the_
 /// A KiB at a time is progress, echoed or not.
 #[test]
 fn a_trickled_body_echoed_as_it_comes_stalls_at_the_idle_timeout() {
-    for (piece, kept) in [(1, false), (1024, true)] {
-        let limits = Limits::default();
-        let idle = limits.idle_timeout;
-        let t0 = Instant::now();
-        let (mut conn, mut service) = (Handler::new(limits, t0), Streams::default());
-        let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
-        conn.receive(head.as_bytes(), t0, &mut service);
-        let id = service.ids[0];
-        conn.respond_stream(id, Response::new(StatusCode::OK), Some(1_000_000), t0)
-            .expect("pending");
-        let _ = take_output(&mut conn, t0);
-        let mut now = t0;
-        let mut stalled = None;
-        for _ in 0..6 {
-            now += idle / 2;
-            conn.handle_timeout(now);
-            if let Some(broken) = conn.take_broken_body() {
-                stalled = Some((broken, now));
-                break;
-            }
-            conn.receive(&vec![b'x'; piece], now, &mut service);
+    let idle = Limits::default().idle_timeout;
+    for (piece, outcome) in [(1, Some((BodyError::Stalled, idle))), (1024, None)] {
+        let echoing = |conn: &mut Handler, service: &mut Streams, id, now| {
+            conn.receive(&vec![b'x'; piece], now, service);
             let echo = Bytes::from(std::mem::take(&mut service.body));
             conn.send_body(id, echo, now).expect("streaming");
-            let _ = take_output(&mut conn, now);
-        }
-        match kept {
-            true => assert_eq!(stalled, None, "{piece} at a time"),
-            false => assert_eq!(
-                stalled,
-                Some(((id, BodyError::Stalled), t0 + idle)),
-                "{piece} at a time: stalled an idle timeout after the head"
-            ),
-        }
+            let _ = take_output(conn, now);
+        };
+        assert_eq!(broken_under(b"", echoing), outcome, "{piece} at a time");
     }
 }
 
@@ -1084,30 +1090,16 @@ fn a_trickled_body_echoed_as_it_comes_stalls_at_the_idle_timeout() {
 /// `client_body_timeout` is likewise between two reads of the body.
 #[test]
 fn a_body_that_stalls_while_its_response_streams_stalls_at_the_idle_timeout() {
-    let limits = Limits::default();
-    let idle = limits.idle_timeout;
-    let t0 = Instant::now();
-    let (mut conn, mut service) = (Handler::new(limits, t0), Streams::default());
-    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc";
-    conn.receive(head.as_bytes(), t0, &mut service);
-    let id = service.ids[0];
-    conn.respond_stream(id, Response::new(StatusCode::OK), None, t0)
-        .expect("pending");
-    let _ = take_output(&mut conn, t0);
-    let mut now = t0;
-    let mut stalled = None;
-    for _ in 0..6 {
-        now += idle / 2;
-        conn.handle_timeout(now);
-        if let Some(broken) = conn.take_broken_body() {
-            stalled = Some((broken, now));
-            break;
-        }
+    let answering = |conn: &mut Handler, _: &mut Streams, id, now| {
         conn.send_body(id, Bytes::from(vec![b'y'; 4096]), now)
             .expect("streaming");
         // Taken a KiB at a time, then all.
         conn.consume_output(1024, now);
-        let _ = take_output(&mut conn, now);
-    }
-    assert_eq!(stalled, Some(((id, BodyError::Stalled), t0 + idle)));
+        let _ = take_output(conn, now);
+    };
+    let idle = Limits::default().idle_timeout;
+    assert_eq!(
+        broken_under(b"abc", answering),
+        Some((BodyError::Stalled, idle))
+    );
 }
