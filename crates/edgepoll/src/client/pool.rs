@@ -433,11 +433,15 @@ impl Pool {
         let placement = match reuse {
             Some(slot) => Placement::Reuse(slot),
             None => {
+                // A grant is spent by the connection it opens, in room a
+                // close left as by closing another's idle one: left standing,
+                // it would hold off the next grant.
+                let granted = self.granted.as_ref() == Some(&exchange.origin);
+                if granted {
+                    self.granted = None;
+                }
                 let evict = match self.open_total >= self.options.max_connections.max(1) {
-                    true if self.granted.as_ref() == Some(&exchange.origin) => {
-                        self.granted = None;
-                        self.take_least_recent_idle()
-                    }
+                    true if granted => self.take_least_recent_idle(),
                     // A retry at the limit: one of its origin's own.
                     true => self.take_idle(&exchange.origin),
                     false => None,
@@ -900,6 +904,51 @@ mod tests {
         pool.granted = Some(origin(3));
         assert_eq!(place(&mut pool, now), None);
         assert_eq!(pool.open_total, 2);
+    }
+
+    /// A grant a close made is spent when its origin opens a connection in
+    /// the room the close left: left standing, it stopped the next origin
+    /// waiting from being granted an idle connection no one wanted (it
+    /// failed with `Queued` beside it), and let the granted origin close
+    /// another's idle connection which that origin's own request wanted.
+    #[test]
+    fn a_grant_is_spent_by_a_connection_opened_in_the_room_a_close_left() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            max_per_origin: 1,
+            max_connections: 2,
+            ..Default::default()
+        });
+        let submit = |pool: &mut Pool, port: u16| {
+            let url = format!("http://127.0.0.1:{port}/");
+            pool.submit(&request(&url), now, false).unwrap()
+        };
+        for port in [1, 2] {
+            submit(&mut pool, port);
+            assert_eq!(
+                place(&mut pool, now),
+                Some((port, Placement::Connect { evict: None }))
+            );
+        }
+        submit(&mut pool, 3);
+        assert_eq!(place(&mut pool, now), None, ":3 waits for the limit");
+        // :1's connection closes: :3 is granted the room, and takes it
+        // under the limit, closing nothing.
+        pool.closed(&origin(1), 10);
+        assert_eq!(
+            place(&mut pool, now),
+            Some((3, Placement::Connect { evict: None }))
+        );
+        assert_eq!(pool.granted, None, "spent");
+        // :2's connection parks with nothing of its own waiting; :3 (at its
+        // own limit) and a new origin :4 ask.
+        pool.park(&origin(2), 20, now);
+        submit(&mut pool, 3);
+        submit(&mut pool, 4);
+        assert_eq!(
+            place(&mut pool, now),
+            Some((4, Placement::Connect { evict: Some(20) }))
+        );
     }
 
     /// At the overall limit with every connection idle, nothing parks or
