@@ -39,15 +39,19 @@ pub struct WsLimits {
     /// What counts as progress against the send timeout: this many bytes
     /// sent since its clock last started over, or all that was queued. So a
     /// peer that takes a byte now and then cannot hold the queue (up to
-    /// `max_queued_bytes` and a round) for ever. 1 KiB by default; 0 counts
-    /// every byte.
+    /// `max_queued_bytes` and a round) for ever. The same for the message
+    /// timeout: this many bytes of frames received, or a message's end.
+    /// 1 KiB by default; 0 counts every byte.
     pub min_progress_bytes: usize,
-    /// How long a frame or a fragmented message may go without a byte of it
-    /// arriving: then the connection is closed (1008) and what it held of
-    /// the message freed. Pings between the fragments of a message do not
-    /// count as its bytes. A connection quiet between messages has no
-    /// timeout, nor one not read for its full queue (see
-    /// [`WebSocket::wants_read`]), which counts from when it is read again.
+    /// How long a frame or a fragmented message may go without progress
+    /// (see [`min_progress_bytes`](Self::min_progress_bytes)): then the
+    /// connection is closed (1008) and what it held of the message freed.
+    /// So a peer sending a byte now and then, or empty fragments, cannot
+    /// hold a message (up to `max_message_bytes`) for ever. Pings between
+    /// the fragments of a message do not count as its bytes. A connection
+    /// quiet between messages has no timeout, nor one not read for its full
+    /// queue (see [`WebSocket::wants_read`]), which counts from when it is
+    /// read again.
     pub message_timeout: Duration,
     /// How long a connection may go without a byte from its peer before it
     /// is sent a ping (whatever the server sends it); `None`: never. A peer
@@ -75,6 +79,26 @@ impl Default for WsLimits {
 }
 
 /// A complete message.
+///
+/// ```
+/// use edgepoll::ws::{Message, WebSocket, WsLimits};
+/// use edgepoll::ws::frame::write_masked_frame;
+/// use std::time::Instant;
+///
+/// let now = Instant::now();
+/// let mut socket = WebSocket::new(WsLimits::default(), now);
+/// let mut frame = Vec::new();
+/// write_masked_frame(&mut frame, 0x81, [7, 7, 7, 7], b"hello");
+/// let mut got = Vec::new();
+/// socket.receive(&frame, now, |message| match message {
+///     Message::Text(text) => got.push(text.to_owned()),
+///     Message::Binary(bytes) => got.push(format!("{} bytes", bytes.len())),
+/// });
+/// assert_eq!(got, ["hello"]);
+/// // Answered in kind, as the server's side sends it (unmasked).
+/// assert!(socket.send(Message::Text("hi"), now));
+/// assert_eq!(socket.pending_output(), [0x81, 2, b'h', b'i']);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message<'a> {
     /// A text message (checked to be UTF-8).
@@ -176,11 +200,15 @@ pub struct WebSocket {
     /// When the send timeout's clock last started over ...
     last_sent: Instant,
     /// ... and the bytes sent since, short of what counts as progress.
-    sent_since: usize,
+    sent_since: u32,
     /// When the last bytes came in.
     last_received: Instant,
-    /// When the last bytes of the fragmented message under way came in.
+    /// When the message clock (a frame or a fragmented message under way)
+    /// last started over ...
     message_progress: Instant,
+    /// ... and the bytes of frames received since, short of what counts as
+    /// progress (u32s, as `sent_since`: the pair takes one word natively).
+    message_moved: u32,
     /// When reading last resumed after a pause for a full queue: a peer
     /// is not timed for bytes it could not send.
     resumed: Instant,
@@ -215,6 +243,7 @@ impl WebSocket {
             sent_since: 0,
             last_received: now,
             message_progress: now,
+            message_moved: 0,
             resumed: now,
             pinged: None,
             round: (0, 0),
@@ -237,6 +266,10 @@ impl WebSocket {
             self.last_received = now;
             self.pinged = None;
         }
+        // Nothing under way: what comes now begins it, and its clock.
+        let begins = self.input.is_empty() && self.message_kind.is_none();
+        let received = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        self.message_moved = self.message_moved.saturating_add(received);
         self.input.extend_from_slice(data);
         let mut start = 0;
         while self.state == State::Open {
@@ -245,13 +278,9 @@ impl WebSocket {
                 None => break,
             }
         }
-        // Bytes of a data frame not yet whole are the message's progress;
-        // a ping's are not.
-        let partial = self.input.get(start..).filter(|rest| !rest.is_empty());
-        if let Some(Ok(Some(header))) = partial.map(read_header) {
-            if !data.is_empty() && !header.opcode.is_control() {
-                self.message_progress = now;
-            }
+        let progress = begins || self.message_moved as usize >= self.limits.min_progress_bytes;
+        if progress && !data.is_empty() {
+            self.restart_message_clock(now);
         }
         if self.state != State::Open {
             self.input = Vec::new();
@@ -320,9 +349,14 @@ impl WebSocket {
         }
         let payload = start + header.header_len..start + len;
         apply_mask(&mut self.input[payload.clone()], mask, 0);
+        if header.opcode.is_control() {
+            // Not the message's bytes (see `WsLimits::message_timeout`).
+            self.message_moved = self.message_moved.saturating_sub(len as u32);
+        }
         match header.opcode {
             Opcode::Text | Opcode::Binary => {
                 if header.fin {
+                    self.restart_message_clock(now);
                     // Whole in one frame: handed over from the input buffer.
                     let bytes = &self.input[payload];
                     match header.opcode {
@@ -336,7 +370,6 @@ impl WebSocket {
                     }
                 } else {
                     self.message_kind = Some(header.opcode);
-                    self.message_progress = now;
                     self.message.extend_from_slice(&self.input[payload]);
                     self.check_fragment(false, now);
                 }
@@ -345,9 +378,9 @@ impl WebSocket {
                 let Some(kind) = self.message_kind else {
                     return None; // refused above
                 };
-                self.message_progress = now;
                 self.message.extend_from_slice(&self.input[payload]);
                 if self.check_fragment(header.fin, now) && header.fin {
+                    self.restart_message_clock(now);
                     let message = std::mem::take(&mut self.message);
                     match kind {
                         // Checked fragment by fragment above.
@@ -612,7 +645,9 @@ impl WebSocket {
 
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output) were sent.
     pub fn consume_output(&mut self, n: usize, now: Instant) {
-        let counted = self.sent_since.saturating_add(n);
+        let counted = self
+            .sent_since
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         self.sent_since = counted;
         match self.output.is_empty() {
             false => {
@@ -631,7 +666,7 @@ impl WebSocket {
         }
         // Taken a byte now and then, the queue is not moving: progress is
         // enough of it sent, or all.
-        if n > 0 && (counted >= self.limits.min_progress_bytes || !self.wants_write()) {
+        if n > 0 && (counted as usize >= self.limits.min_progress_bytes || !self.wants_write()) {
             self.restart_send_clock(now);
         }
     }
@@ -748,17 +783,14 @@ impl WebSocket {
         if !self.wants_read() {
             return None;
         }
-        let timeout = self.limits.message_timeout;
-        let frame =
-            (!self.input.is_empty()).then(|| self.last_received.max(self.resumed) + timeout);
-        let message = self
-            .message_kind
-            .is_some()
-            .then(|| self.message_progress.max(self.resumed) + timeout);
-        match (frame, message) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let under_way = !self.input.is_empty() || self.message_kind.is_some();
+        under_way.then(|| self.message_progress.max(self.resumed) + self.limits.message_timeout)
+    }
+
+    /// The message timeout's clock starts over: progress.
+    fn restart_message_clock(&mut self, now: Instant) {
+        self.message_progress = now;
+        self.message_moved = 0;
     }
 
     /// Drops the connection if its queued bytes waited past their deadline;

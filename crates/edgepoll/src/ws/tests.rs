@@ -521,15 +521,83 @@ fn pings_do_not_keep_a_stalled_message_alive() {
         rest = &rest[end..];
     }
     assert_eq!(close_code(&frames), Some(1008), "{frames:?}");
-    // The bytes of a fragment still arriving keep it alive, however slowly.
+    // The bytes of a fragment still arriving keep it alive, slowly as
+    // they may come: 1 KiB within each timeout.
     let mut ws = WebSocket::new(WsLimits::default(), start);
-    let fragment = client_frame(0x02, &[3; 1000]);
-    for (i, byte) in fragment.chunks(100).enumerate() {
-        let now = start + Duration::from_secs(20 * i as u64);
+    let fragment = client_frame(0x02, &[3; 6000]);
+    for (i, piece) in fragment.chunks(600).enumerate() {
+        let now = start + Duration::from_secs(10 * i as u64);
+        ws.handle_timeout(now);
+        ws.receive(piece, now, |_| {});
+    }
+    assert!(!ws.wants_write() && ws.wants_read());
+}
+
+/// A byte now and then, or an empty fragment, is not progress: the
+/// message (up to `max_message_bytes`) is not held for ever.
+#[test]
+fn a_message_trickled_or_padded_with_empty_fragments_is_closed_at_the_message_timeout() {
+    let start = Instant::now();
+    let at = |s: u64| start + Duration::from_secs(s);
+    let limits = WsLimits {
+        message_timeout: Duration::from_secs(30),
+        keepalive: None,
+        ..WsLimits::default()
+    };
+    let frame = client_frame(0x82, &[5; 100_000]);
+    let mut padded = client_frame(0x02, &[6; 50_000]);
+    for _ in 0..20 {
+        padded.extend(client_frame(0x00, b""));
+    }
+    let (frame_head, padded_head) = (frame[..10].to_vec(), padded[..50_010].to_vec());
+    for (name, first, then) in [
+        (
+            "a byte at a time",
+            frame_head,
+            frame[10..].chunks(1).collect::<Vec<_>>(),
+        ),
+        (
+            "empty fragments",
+            padded_head,
+            padded[50_010..].chunks(6).collect(),
+        ),
+    ] {
+        let mut ws = WebSocket::new(limits.clone(), start);
+        ws.receive(&first, at(0), |_| panic!("{name}: no message is whole"));
+        let mut closed_at = None;
+        for (i, piece) in then.iter().enumerate() {
+            let now = at(10 * (i as u64 + 1));
+            ws.handle_timeout(now);
+            if ws.close_code().is_some() {
+                closed_at = Some(now);
+                break;
+            }
+            ws.receive(piece, now, |_| panic!("{name}: no message is whole"));
+        }
+        assert_eq!(closed_at, Some(at(30)), "{name}");
+        let out = sent(&mut ws, at(30));
+        let header = read_header(&out).expect("valid").expect("a frame");
+        assert_eq!(header.opcode, Opcode::Close, "{name}");
+        assert_eq!(
+            out[header.header_len..][..2],
+            1008u16.to_be_bytes(),
+            "{name}"
+        );
+    }
+    // With 0, every byte is progress, as before.
+    let mut ws = WebSocket::new(
+        WsLimits {
+            min_progress_bytes: 0,
+            ..limits
+        },
+        start,
+    );
+    for (i, byte) in frame.chunks(1).take(20).enumerate() {
+        let now = at(10 * i as u64);
         ws.handle_timeout(now);
         ws.receive(byte, now, |_| {});
     }
-    assert!(!ws.wants_write() && ws.wants_read());
+    assert!(ws.close_code().is_none());
 }
 
 #[test]
