@@ -16,6 +16,33 @@ use std::time::Instant;
 /// Names one request that waits for its response: the connection (its
 /// token and which connection held that token) and the request on it. Keep it
 /// and answer with [`Context::respond`].
+///
+/// ```
+/// use edgepoll::http::{Reply, Request, Response, StatusCode};
+/// use edgepoll::{App, Context, Responder};
+///
+/// /// Holds every request until `/release` comes, then answers them all.
+/// #[derive(Default)]
+/// struct Gate(Vec<Responder>);
+///
+/// impl App for Gate {
+///     fn call<'a>(&mut self, request: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+///         if request.path() != "/release" {
+///             self.0.push(responder);
+///             return Reply::Later;
+///         }
+///         for held in self.0.drain(..) {
+///             cx.respond(held, Response::new(StatusCode::OK).body("released"));
+///         }
+///         Reply::Now(Response::new(StatusCode::OK))
+///     }
+///
+///     // Timed out (504) or its client left: nothing to answer any more.
+///     fn on_abandoned(&mut self, responder: Responder, _: &mut Context<'_>) {
+///         self.0.retain(|held| *held != responder);
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Responder {
     pub(crate) token: Token,

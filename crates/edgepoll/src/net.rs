@@ -12,7 +12,38 @@
 //!   address from a buffer declared immutable).
 
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
-pub use wasmedge_wasi_socket::{TcpListener, TcpStream};
+/// A listening socket: made by [`bind`], its connections taken by
+/// [`accept`].
+///
+/// ```
+/// let listener = edgepoll::net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// assert_ne!(edgepoll::net::local_addr(&listener).unwrap().port(), 0);
+/// ```
+pub use wasmedge_wasi_socket::TcpListener;
+/// A connected socket: from [`accept`] or [`connect`], read with [`recv`]
+/// and written with [`send`] (or `Read` and `Write`).
+///
+/// ```
+/// use edgepoll::{net, Events, Interest, Poll, Token};
+/// use std::time::Duration;
+/// # fn main() -> std::io::Result<()> {
+/// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+/// let client = net::connect(net::local_addr(&listener)?)?;
+/// let (mut poll, mut events) = (Poll::new(), Events::with_capacity(8));
+/// poll.register(&listener, Token(0), Interest::READABLE)?;
+/// poll.poll(&mut events, Some(Duration::from_secs(10)))?;
+/// let (server_side, _) = net::accept(&listener)?;
+/// poll.deregister(&listener)?;
+/// // Accepted: the client's connect is done, and its buffer has room.
+/// assert_eq!(net::send(&client, b"hi")?, 2);
+/// poll.register(&server_side, Token(1), Interest::READABLE)?;
+/// poll.poll(&mut events, Some(Duration::from_secs(10)))?;
+/// let mut buf = [0u8; 8];
+/// assert_eq!(net::recv(&server_side, &mut buf)?, 2);
+/// assert_eq!(&buf[..2], b"hi");
+/// # Ok(()) }
+/// ```
+pub use wasmedge_wasi_socket::TcpStream;
 
 use crate::sys::wasi::{self, WasiAddress};
 use std::io;
@@ -277,6 +308,20 @@ pub const MAX_SEND_PARTS: usize = 4;
 /// successful connect. (The signature is std's and mio's; a failure to read
 /// the error comes as `Ok(Some(_))` too, which a caller takes as the connect
 /// failing, as it should.)
+///
+/// ```
+/// use edgepoll::{net, Events, Interest, Poll, Token};
+/// # fn main() -> std::io::Result<()> {
+/// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+/// # let addr = net::local_addr(&listener)?;
+/// let stream = net::connect(addr)?;
+/// let (mut poll, mut events) = (Poll::new(), Events::with_capacity(8));
+/// poll.register(&stream, Token(1), Interest::WRITABLE)?;
+/// poll.poll(&mut events, Some(std::time::Duration::from_secs(10)))?;
+/// // A listener was there: the connect succeeded.
+/// assert!(net::take_error(&stream)?.is_none());
+/// # Ok(()) }
+/// ```
 pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {
     let socket: &Socket = stream.as_ref();
     match socket.take_error() {
@@ -285,12 +330,32 @@ pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {
     }
 }
 
-/// The address a socket is bound to.
+/// The address a socket is bound to: the port the system picked for port 0.
+///
+/// ```
+/// let listener = edgepoll::net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let addr = edgepoll::net::local_addr(&listener).unwrap();
+/// assert!(addr.ip().is_loopback() && addr.port() != 0);
+/// ```
 pub fn local_addr(socket: &impl AsRawFd) -> io::Result<SocketAddr> {
     address_of(socket, wasi::sock_getlocaladdr)
 }
 
 /// The address of a connected socket's peer.
+///
+/// ```
+/// use edgepoll::{net, Events, Interest, Poll, Token};
+/// # fn main() -> std::io::Result<()> {
+/// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+/// let client = net::connect(net::local_addr(&listener)?)?;
+/// let (mut poll, mut events) = (Poll::new(), Events::with_capacity(8));
+/// poll.register(&listener, Token(0), Interest::READABLE)?;
+/// poll.poll(&mut events, Some(std::time::Duration::from_secs(10)))?;
+/// let (server_side, peer) = net::accept(&listener)?;
+/// assert_eq!(net::peer_addr(&server_side)?, peer);
+/// assert_eq!(peer, net::local_addr(&client)?);
+/// # Ok(()) }
+/// ```
 pub fn peer_addr(socket: &impl AsRawFd) -> io::Result<SocketAddr> {
     address_of(socket, wasi::sock_getpeeraddr)
 }

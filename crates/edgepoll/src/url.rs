@@ -4,6 +4,15 @@ use crate::short_copy::extend_short;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The parts of an `http[s]://host[:port][/path]` URL.
+///
+/// ```
+/// use edgepoll::Url;
+/// let url = Url::parse("https://[::1]/search?q=wasm").unwrap();
+/// assert!(url.tls);
+/// assert_eq!((url.host.as_str(), url.port, url.path.as_str()), ("::1", 443, "/search?q=wasm"));
+/// assert_eq!(url.to_string(), "https://[::1]:443/search?q=wasm");
+/// assert_eq!(url.authority(), "[::1]");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
     /// `https://`: the connection speaks TLS.
@@ -29,6 +38,14 @@ impl std::fmt::Display for Url {
 }
 
 /// Why a URL was refused.
+///
+/// ```
+/// use edgepoll::{Url, UrlError};
+/// assert_eq!(Url::parse("ftp://127.0.0.1/"), Err(UrlError::Scheme));
+/// assert_eq!(Url::parse("http://127.0.0.1:0/"), Err(UrlError::InvalidPort));
+/// assert_eq!(Url::parse("http://user:pw@127.0.0.1/"), Err(UrlError::Userinfo));
+/// assert_eq!(UrlError::NoHost.to_string(), "no host");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UrlError {

@@ -45,6 +45,50 @@ use std::time::Duration;
 
 /// Names one outbound request from [`Context::fetch`](crate::Context::fetch)
 /// to its result.
+///
+/// ```
+/// use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
+/// use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, Responder};
+///
+/// /// Answers `/health` with whether a backend answers its own `/health`;
+/// /// one check at a time, the others waiting on it.
+/// #[derive(Default)]
+/// struct Health {
+///     check: Option<ExchangeId>,
+///     waiting: Vec<Responder>,
+/// }
+///
+/// impl App for Health {
+///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+///         if self.check.is_none() {
+///             let Ok(request) = ClientRequest::new("GET", "http://127.0.0.1:8080/health") else {
+///                 return Reply::Now(Response::new(StatusCode::INTERNAL_SERVER_ERROR));
+///             };
+///             self.check = cx.fetch(&request).ok();
+///         }
+///         self.waiting.push(responder);
+///         Reply::Later
+///     }
+///
+///     fn on_response(&mut self, exchange: ExchangeId, result: Result<ParsedResponse, ClientError>, cx: &mut Context<'_>) {
+///         if self.check != Some(exchange) {
+///             return;
+///         }
+///         self.check = None;
+///         let status = match result {
+///             Ok(r) if r.status == StatusCode::OK => StatusCode::OK,
+///             _ => StatusCode::SERVICE_UNAVAILABLE,
+///         };
+///         for responder in self.waiting.drain(..) {
+///             cx.respond(responder, Response::new(status));
+///         }
+///     }
+///
+///     fn on_abandoned(&mut self, responder: Responder, _: &mut Context<'_>) {
+///         self.waiting.retain(|r| *r != responder);
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExchangeId(pub(crate) u64);
 
@@ -125,6 +169,24 @@ fn dns_server_from_env() -> Option<SocketAddr> {
 }
 
 /// Why a request failed.
+///
+/// ```
+/// use edgepoll::http::{ParsedResponse, Response, StatusCode};
+/// use edgepoll::ClientError;
+///
+/// /// What a gateway answers for a backend's result.
+/// fn answer(result: Result<ParsedResponse, ClientError>) -> Response<'static> {
+///     match result {
+///         Ok(r) => Response::new(r.status).body(r.body),
+///         Err(ClientError::Timeout(_) | ClientError::ConnectTimeout(_) | ClientError::Queued(_)) => {
+///             Response::new(StatusCode::GATEWAY_TIMEOUT)
+///         }
+///         Err(ClientError::Request(_)) => Response::new(StatusCode::BAD_REQUEST),
+///         Err(_) => Response::new(StatusCode::BAD_GATEWAY),
+///     }
+/// }
+/// assert_eq!(answer(Err(ClientError::Refused)).status(), StatusCode::BAD_GATEWAY);
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientError {

@@ -5,6 +5,15 @@ use crate::short_copy::{extend_short, push_all, string_short};
 use crate::url::{Url, UrlError};
 
 /// Why a request cannot be sent as given. Nothing is sent for it.
+///
+/// ```
+/// use edgepoll::{ClientRequest, RequestError};
+/// let request = ClientRequest::new("GET", "http://127.0.0.1:8080/").unwrap();
+/// // A value smuggling a second field in (CWE-113) is refused.
+/// let injected = request.header("X-Name", "a\r\nX-Admin: 1");
+/// assert_eq!(injected.encode(), Err(RequestError::FieldValue("X-Name".into())));
+/// assert_eq!(ClientRequest::new("GET /", "http://127.0.0.1/").err(), Some(RequestError::Method));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestError {

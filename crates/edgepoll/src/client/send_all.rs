@@ -21,6 +21,17 @@ use std::time::{Duration, Instant};
 /// Results come back in the order of `requests`; a request that cannot be
 /// sent as it is (a CR or LF in a field) fails with
 /// [`ClientError::Request`] and nothing is sent for it.
+///
+/// ```
+/// use edgepoll::{ClientError, ClientRequest, RequestError};
+/// use std::time::Duration;
+/// let bad = ClientRequest::new("GET", "http://127.0.0.1:8080/")
+///     .unwrap()
+///     .header("X-A", "a\r\nX-Injected: 1");
+/// // Refused before any connection is made.
+/// let results = edgepoll::send_all(&[bad], Duration::from_secs(5));
+/// assert!(matches!(results[0], Err(ClientError::Request(RequestError::FieldValue(_)))));
+/// ```
 pub fn send_all(
     requests: &[ClientRequest],
     timeout: Duration,
@@ -240,6 +251,18 @@ pub fn download(
 
 /// [`download`] with the client's other settings taken from `base`, as
 /// [`send_all_with`] does.
+///
+/// ```no_run
+/// use std::io::Write;
+/// let options = edgepoll::ClientOptions {
+///     ca_certificates: Some(std::fs::read("ca.pem").unwrap()),
+///     ..Default::default()
+/// };
+/// let request = edgepoll::ClientRequest::new("GET", "https://localhost:8443/big").unwrap();
+/// let mut file = std::fs::File::create("big.bin").unwrap();
+/// let timeout = std::time::Duration::from_secs(60);
+/// let head = edgepoll::download_with(&request, timeout, &options, |piece| file.write_all(piece));
+/// ```
 pub fn download_with(
     request: &ClientRequest,
     timeout: Duration,

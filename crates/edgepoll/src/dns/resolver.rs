@@ -59,6 +59,19 @@ pub const OTHER_FAMILY_GRACE: Duration = Duration::from_millis(100);
 
 /// The outcome of a lookup: the addresses, IPv4 before IPv6, each in the
 /// server's order (or `getaddrinfo`'s order, kept as it is).
+///
+/// ```no_run
+/// # #[cfg(target_os = "wasi")]
+/// # fn main() {
+/// let resolved: edgepoll::dns::Resolved =
+///     edgepoll::dns::resolve("localhost", std::time::Duration::from_secs(5));
+/// match resolved {
+///     Ok(addresses) => println!("first: {}", addresses[0]),
+///     Err(e) => eprintln!("localhost: {e}"),
+/// }
+/// # }
+/// # #[cfg(not(target_os = "wasi"))] fn main() {}
+/// ```
 pub type Resolved = Result<Vec<IpAddr>, ResolveError>;
 
 /// Whether a name's addresses are known now.

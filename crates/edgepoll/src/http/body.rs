@@ -16,6 +16,33 @@ use bytes::Bytes;
 use std::ops::Range;
 
 /// Why a streamed body could not be sent as announced.
+///
+/// A streamed request body the client broke off:
+///
+/// ```
+/// use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+/// use std::time::Instant;
+///
+/// #[derive(Default)]
+/// struct Upload(Option<Result<(), BodyError>>);
+/// impl Dispatch for Upload {
+///     const STREAMS: bool = true;
+///     fn streams(&mut self, _: &Request<'_>) -> bool {
+///         true
+///     }
+///     fn dispatch<'a>(&mut self, _: &Request<'a>, _: RequestId) -> Reply<'a> {
+///         Reply::Later
+///     }
+///     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) {
+///         self.0 = Some(result);
+///     }
+/// }
+/// let (now, mut upload) = (Instant::now(), Upload::default());
+/// let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+/// conn.receive(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf", now, &mut upload);
+/// conn.receive_eof(now, &mut upload);
+/// assert_eq!(upload.0, Some(Err(BodyError::Truncated)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BodyError {

@@ -5,6 +5,13 @@
 //! the raw bytes they come from.
 
 /// Why a chunked body was rejected.
+///
+/// ```
+/// use edgepoll::http::{ChunkedDecoder, ChunkedError};
+/// let mut buf = b"zz\r\nhello\r\n0\r\n\r\n".to_vec();
+/// let mut decoder = ChunkedDecoder::new(1 << 20, 4096, 8192);
+/// assert_eq!(decoder.decode_in_place(&mut buf, 0, 0), Err(ChunkedError::InvalidSize));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChunkedError {
@@ -68,6 +75,20 @@ enum State {
 }
 
 /// Where a call to [`ChunkedDecoder::decode_in_place`] stopped.
+/// A body arriving in pieces is decoded as each comes, the next call
+/// starting where the last stopped:
+///
+/// ```
+/// use edgepoll::http::ChunkedDecoder;
+/// let mut decoder = ChunkedDecoder::new(1 << 20, 4096, 8192);
+/// let mut buf = b"5\r\nhel".to_vec();
+/// let first = decoder.decode_in_place(&mut buf, 0, 0).unwrap();
+/// assert_eq!((&buf[..first.written], first.read, first.done), (&b"hel"[..], 6, false));
+/// buf.extend_from_slice(b"lo\r\n0\r\n\r\n");
+/// let rest = decoder.decode_in_place(&mut buf, first.read, first.written).unwrap();
+/// assert!(rest.done);
+/// assert_eq!(&buf[..rest.written], b"hello");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// Raw bytes consumed up to here (an index into the buffer).

@@ -13,6 +13,17 @@ use super::{StatusCode, Version};
 use std::ops::Range;
 
 /// Why the fields of a message cannot frame its body.
+/// A request so framed gets 400 from the server; a response so framed is
+/// [`ResponseError::Framing`](super::ResponseError::Framing) to the client.
+///
+/// ```
+/// use edgepoll::http::{FramingError, ResponseError, ResponseParser};
+/// let mut parser = ResponseParser::new(false);
+/// let both = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n";
+/// let error = parser.feed(both).unwrap_err();
+/// assert_eq!(error, ResponseError::Framing(FramingError::LengthAndTransferEncoding));
+/// assert_eq!(FramingError::LengthAndTransferEncoding.as_str(), "both Content-Length and Transfer-Encoding");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FramingError {

@@ -38,6 +38,22 @@ const FRAMING_KEPT_UP_TO: usize = 4096;
 
 /// Something on a connection worth one log line: a request refused, a timeout,
 /// a client gone mid-request.
+///
+/// ```
+/// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+/// use std::time::Instant;
+///
+/// fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+///     Response::new(StatusCode::OK)
+/// }
+/// let now = Instant::now();
+/// let mut conn = Handler::new(Limits::default(), now);
+/// let two_lengths = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+/// conn.receive(two_lengths, now, &mut ok);
+/// let incident = conn.take_incident().unwrap();
+/// assert_eq!(incident.status, Some(StatusCode::BAD_REQUEST));
+/// eprintln!("{incident}"); // "400 Bad Request: ..."
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Incident {
     /// The status sent, if the connection answered before closing.
@@ -285,6 +301,26 @@ struct Streamed {
 }
 
 /// Why a piece of a streamed response was not taken.
+///
+/// ```
+/// use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode, StreamError};
+/// use std::time::Instant;
+///
+/// struct Later(Option<RequestId>);
+/// impl Dispatch for Later {
+///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+///         self.0 = Some(id);
+///         Reply::Later
+///     }
+/// }
+/// let (now, mut later) = (Instant::now(), Later(None));
+/// let mut conn = Handler::new(Limits::default(), now);
+/// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+/// let id = later.0.unwrap();
+/// conn.respond_stream(id, Response::new(StatusCode::OK), Some(3), now).unwrap();
+/// // Four bytes where three were announced.
+/// assert_eq!(conn.send_body(id, "four".into(), now), Err(StreamError::Body(BodyError::TooLong)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StreamError {
@@ -307,6 +343,26 @@ impl std::error::Error for StreamError {}
 
 /// The answer to [`Handler::respond`] for a request that no longer waits: it
 /// was answered, timed out (504), or its connection is closing.
+///
+/// ```
+/// use edgepoll::http::{Dispatch, Gone, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+/// use std::time::Instant;
+///
+/// struct Later(Option<RequestId>);
+/// impl Dispatch for Later {
+///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+///         self.0 = Some(id);
+///         Reply::Later
+///     }
+/// }
+/// let (now, mut later) = (Instant::now(), Later(None));
+/// let mut conn = Handler::new(Limits::default(), now);
+/// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+/// let id = later.0.unwrap();
+/// conn.respond(id, Response::new(StatusCode::OK), now).unwrap();
+/// // Answered once; a second answer finds it gone.
+/// assert_eq!(conn.respond(id, Response::new(StatusCode::OK), now), Err(Gone));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gone;
 

@@ -4,6 +4,18 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 /// The HTTP version of a request.
+///
+/// ```
+/// use edgepoll::http::{Request, Response, StatusCode, Version};
+///
+/// fn hello<'a>(request: &Request<'a>) -> Response<'a> {
+///     let body = match request.version() {
+///         Version::Http10 => "hello, HTTP/1.0 client",
+///         Version::Http11 => "hello",
+///     };
+///     Response::new(StatusCode::OK).body(body)
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
     /// HTTP/1.0: the connection closes after the response unless the client asks

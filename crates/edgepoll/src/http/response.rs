@@ -403,6 +403,16 @@ impl Decimal {
 
 /// Things a header value or body can be made from: byte slices, strings and
 /// their owned forms.
+///
+/// ```
+/// use edgepoll::http::{Response, StatusCode};
+/// let name = String::from("edgepoll");
+/// let response = Response::new(StatusCode::OK)
+///     .header("Server", name) // an owned String
+///     .header("X-Raw", &b"\x01\x02"[..]) // borrowed bytes
+///     .body(vec![b'h', b'i']); // an owned Vec<u8>
+/// assert_eq!(response.body_bytes(), b"hi");
+/// ```
 pub trait AsBytes<'a> {
     /// The bytes, borrowed where possible.
     fn into_bytes(self) -> Cow<'a, [u8]>;

@@ -14,6 +14,18 @@ use crate::short_copy::{string_short, to_vec_short};
 const FRAMING_KEPT_UP_TO: usize = 4096;
 
 /// A complete response as a client reads it.
+///
+/// ```
+/// use edgepoll::http::{ResponseParser, StatusCode};
+/// let mut parser = ResponseParser::new(false);
+/// let response = parser
+///     .feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nhi")
+///     .unwrap()
+///     .unwrap();
+/// assert_eq!(response.status, StatusCode::OK);
+/// assert_eq!(response.header("x-a"), Some(&b"1"[..]));
+/// assert_eq!(response.body, b"hi");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedResponse {
     /// The status code.
@@ -45,6 +57,16 @@ impl ParsedResponse {
 }
 
 /// Why a response could not be read.
+///
+/// ```
+/// use edgepoll::http::{FramingError, ResponseError, ResponseParser};
+/// let mut parser = ResponseParser::new(false);
+/// let smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi";
+/// assert_eq!(
+///     parser.feed(smuggled),
+///     Err(ResponseError::Framing(FramingError::ConflictingLengths))
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseError {

@@ -58,6 +58,22 @@ where
 /// A service's answer to one request: a response now, or one later through
 /// [`Handler::respond`](super::Handler::respond) (the event loop's
 /// [`Responder`](crate::Responder) on WasmEdge).
+///
+/// ```
+/// use edgepoll::http::{Dispatch, Reply, Request, RequestId, Response, StatusCode};
+///
+/// /// Answers `/health` at once; the rest wait for a backend.
+/// struct Gateway(Vec<RequestId>);
+/// impl Dispatch for Gateway {
+///     fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
+///         if request.path() == "/health" {
+///             return Reply::Now(Response::new(StatusCode::OK).body("up"));
+///         }
+///         self.0.push(id);
+///         Reply::Later
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 // Returned by value and matched at once, never stored: boxing the response
 // would cost every request an allocation.
@@ -71,6 +87,23 @@ pub enum Reply<'a> {
 
 /// Names one request of one connection, in the order requests arrived
 /// (from 0).
+///
+/// ```
+/// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId};
+/// use std::time::Instant;
+///
+/// struct Keep(Vec<RequestId>);
+/// impl Dispatch for Keep {
+///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+///         self.0.push(id);
+///         Reply::Later
+///     }
+/// }
+/// let (now, mut keep) = (Instant::now(), Keep(Vec::new()));
+/// let mut conn = Handler::new(Limits::default(), now);
+/// conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut keep);
+/// assert_eq!(keep.0.iter().map(|id| id.get()).collect::<Vec<_>>(), [0, 1]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub(crate) u64);
 

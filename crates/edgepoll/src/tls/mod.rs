@@ -139,6 +139,16 @@ impl From<rustls::Error> for TlsError {
 }
 
 /// What a TLS connection agreed on, for `-v` and logs.
+///
+/// ```
+/// /// One line on how an `https://` response came.
+/// fn log_tls(response: &edgepoll::http::ParsedResponse) {
+///     if let Some(tls) = &response.tls {
+///         let alpn = tls.alpn.as_deref().unwrap_or("none");
+///         eprintln!("{} {} (ALPN {alpn}), server {}", tls.version, tls.cipher_suite, tls.subject);
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsInfo {
     /// `TLSv1.3` or `TLSv1.2`.

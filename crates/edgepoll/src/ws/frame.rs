@@ -2,6 +2,13 @@
 //! in front of a payload.
 
 /// A frame's opcode.
+///
+/// ```
+/// use edgepoll::ws::frame::{read_header, Opcode};
+/// let ping = read_header(&[0x89, 0x00]).unwrap().unwrap();
+/// assert_eq!(ping.opcode, Opcode::Ping);
+/// assert!(ping.opcode.is_control());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opcode {
     /// More of a fragmented message.
@@ -49,6 +56,14 @@ impl Opcode {
 }
 
 /// A parsed frame header.
+///
+/// ```
+/// use edgepoll::ws::frame::read_header;
+/// // A whole binary frame of 300 bytes, unmasked: a 16-bit length.
+/// let header = read_header(&[0x82, 126, 0x01, 0x2C]).unwrap().unwrap();
+/// assert!(header.fin && header.mask.is_none());
+/// assert_eq!((header.payload_len, header.header_len), (300, 4));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
     /// Whether this is a message's last frame.
@@ -64,6 +79,14 @@ pub struct FrameHeader {
 }
 
 /// Why a frame header is refused: each is a protocol error (close code 1002).
+///
+/// ```
+/// use edgepoll::ws::frame::{read_header, FrameError};
+/// assert_eq!(read_header(&[0xC1, 0x00]), Err(FrameError::ReservedBits)); // RSV1
+/// assert_eq!(read_header(&[0x83, 0x00]), Err(FrameError::UnknownOpcode));
+/// assert_eq!(read_header(&[0x09, 0x00]), Err(FrameError::BadControlFrame)); // a fragmented ping
+/// assert_eq!(read_header(&[0x82, 126, 0, 5]), Err(FrameError::BadLength)); // 5 in 16 bits
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FrameError {
@@ -195,6 +218,13 @@ fn push_length(out: &mut Vec<u8>, mask_bit: u8, len: usize) {
 }
 
 /// The encoded size of an unmasked frame with `payload_len` bytes.
+///
+/// ```
+/// use edgepoll::ws::frame::{frame_len, write_frame, Opcode};
+/// let mut out = Vec::new();
+/// write_frame(&mut out, Opcode::Binary, &[0; 1000]);
+/// assert_eq!(out.len(), frame_len(1000)); // 4 bytes of header
+/// ```
 pub fn frame_len(payload_len: usize) -> usize {
     payload_len
         + match payload_len {
@@ -206,6 +236,19 @@ pub fn frame_len(payload_len: usize) -> usize {
 
 /// Unmasks (or masks) `payload` in place; `offset` is the position of its
 /// first byte within the frame's payload.
+///
+/// ```
+/// use edgepoll::ws::frame::apply_mask;
+/// let mut payload = *b"hello";
+/// apply_mask(&mut payload, [1, 2, 3, 4], 0);
+/// assert_ne!(&payload, b"hello");
+/// // Masking is its own inverse; a payload read in two pieces unmasks
+/// // with each piece's offset.
+/// let (first, rest) = payload.split_at_mut(2);
+/// apply_mask(first, [1, 2, 3, 4], 0);
+/// apply_mask(rest, [1, 2, 3, 4], 2);
+/// assert_eq!(&payload, b"hello");
+/// ```
 pub fn apply_mask(payload: &mut [u8], mask: [u8; 4], offset: usize) {
     for (i, byte) in payload.iter_mut().enumerate() {
         *byte ^= mask[(offset + i) & 3];

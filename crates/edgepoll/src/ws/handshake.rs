@@ -150,6 +150,19 @@ pub fn offered_protocols<'a>(request: &Request<'a>) -> Vec<&'a str> {
 
 /// Whether a request asks for a WebSocket (it names `websocket` in
 /// `Upgrade`), valid or not.
+///
+/// ```
+/// use edgepoll::http::{Request, Response, StatusCode};
+/// use edgepoll::ws::handshake;
+///
+/// fn route<'a>(request: &Request<'a>) -> Response<'a> {
+///     match handshake::is_upgrade_request(request) {
+///         // 101, or 400/426 for a handshake that is not valid.
+///         true => handshake::answer(request),
+///         false => Response::new(StatusCode::OK).body("a page"),
+///     }
+/// }
+/// ```
 pub fn is_upgrade_request(request: &Request<'_>) -> bool {
     lists(request, "Upgrade", b"websocket")
 }
