@@ -153,6 +153,7 @@ fn the_socket_abi_transcript_is_identical_on_every_runtime() {
         if program == "abi_transcript" {
             let n = calls(&runs[0].1.transcript);
             assert!(n >= 300, "{program} made only {n} calls");
+            readme_says(&format!("{n} socket and clock calls"));
             println!("{program}: {n} calls, identical on {} runtimes", runs.len());
         }
     }
@@ -395,9 +396,21 @@ fn the_filesystem_transcript_is_identical_and_no_guest_leaves_its_directory() {
     }
     let n = calls(&runs[0].1);
     assert!(n >= 100, "abi_transcript files made only {n} calls");
+    readme_says(&format!("(`abi_transcript files`, {n} calls)"));
+    readme_says(&format!("(and {n} filesystem calls)"));
     println!(
         "abi_transcript files: {n} calls, identical on {} runtimes, nothing outside changed",
         runs.len()
     );
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The README gives the transcripts' sizes: they stay true as cases are added.
+fn readme_says(phrase: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    assert!(
+        readme.replace('\n', " ").contains(phrase),
+        "README.md should say {phrase:?}: update its count"
+    );
 }
