@@ -318,6 +318,22 @@ async def flooder():
         await until(reader, lambda m: m == f"* {'f' * 32} left (sending too fast)", "the flooder's close")
         await reader.send("still here")
         await until(reader, lambda m: m == "reader: still here", "the reader's own message")
+        # Across reads: 100 empty messages a write, a write every 10 ms, each
+        # far under the one-read bound; past the allowance (1000 at once,
+        # then 200 a second) it is closed too.
+        with raw() as s:
+            assert handshake(s, name=b"steady").startswith(b"HTTP/1.1 101 ")
+            await until(reader, lambda m: m == "* steady joined", "the steady flooder's join")
+            for _ in range(100):
+                try:
+                    s.sendall(masked(0x81, b"") * 100)
+                except OSError:  # its close is done: the rest is not taken
+                    break
+                await asyncio.sleep(0.01)
+            assert read_close_code(s) == 1008
+        await until(reader, lambda m: m == "* steady left (sending too fast)", "the steady flooder's close")
+        await reader.send("still here")
+        await until(reader, lambda m: m == "reader: still here", "the reader's own message again")
 
 
 CASES = {

@@ -5,6 +5,7 @@ use edgepoll::http::{Request, Response, StatusCode};
 use edgepoll::ws::{CloseCode, Message, Outbox};
 use edgepoll::Token;
 use std::collections::HashMap;
+use std::time::Instant;
 
 const PAGE: &str = include_str!("page.html");
 /// Largest message taken (the server closes a sender of a larger one with
@@ -21,9 +22,18 @@ const MAX_NAME: usize = 32;
 /// bytes in, 40 out) made a round of megabytes, and every member not
 /// reading fast enough was dropped at the next. That member is closed
 /// instead (1008). One message of any size still goes when nothing of that
-/// member's is queued. Across reads a sender is not slowed: a member who
-/// cannot read as fast as the room speaks is dropped at its queue's limit.
+/// member's is queued. Across reads, [`BURST_MESSAGES`] bounds a sender.
 const MAX_QUEUED_PER_READ: usize = 64 * 1024;
+/// Messages a member may send at once, across reads ...
+const BURST_MESSAGES: u64 = 1000;
+/// ... and in each second after: far above what people type, far below a
+/// script's flood. Past it the member is closed (1008), as for
+/// [`MAX_QUEUED_PER_READ`]: 100 empty messages a read, a read every 10 ms,
+/// each read under that bound, sent every member 360 KB a second (6 bytes
+/// in, 36 out, to each), and got those reading slower dropped at their
+/// queue's limit. Large messages are not counted in bytes: what a member
+/// sends the room, it sends the server first.
+const MESSAGES_PER_SECOND: u64 = 200;
 
 /// Who is connected, by connection.
 #[derive(Default)]
@@ -41,11 +51,50 @@ pub struct Chat {
     joined: u64,
 }
 
-/// A member: the name shown, and how the name asked for reads (its key in
-/// `Chat::asked`).
+/// A member: the name shown, how the name asked for reads (its key in
+/// `Chat::asked`), and how many messages it may still send.
 struct Member {
     name: String,
     asked: String,
+    allowance: Allowance,
+}
+
+/// Messages a member may send now, in millionths (whole ones would lose
+/// the fractions of those sent a few milliseconds apart): full at first,
+/// [`BURST_MESSAGES`], refilled at [`MESSAGES_PER_SECOND`].
+#[derive(Default)]
+struct Allowance {
+    millionths: u64,
+    at: Option<Instant>,
+}
+
+impl Allowance {
+    /// Takes one message's worth at `now`; false when none is left.
+    fn take(&mut self, now: Instant) -> bool {
+        const ONE: u64 = 1_000_000;
+        let full = BURST_MESSAGES * ONE;
+        let left = match self.at {
+            None => full,
+            Some(at) => {
+                let micros = now.saturating_duration_since(at).as_micros();
+                let refill = u64::try_from(micros).unwrap_or(u64::MAX);
+                (self.millionths)
+                    .saturating_add(refill.saturating_mul(MESSAGES_PER_SECOND))
+                    .min(full)
+            }
+        };
+        self.at = Some(now);
+        match left.checked_sub(ONE) {
+            Some(rest) => {
+                self.millionths = rest;
+                true
+            }
+            None => {
+                self.millionths = left;
+                false
+            }
+        }
+    }
 }
 
 impl edgepoll::http::Service for Chat {
@@ -87,29 +136,7 @@ impl edgepoll::ws::Service for Chat {
     }
 
     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox) {
-        // Not a member: closed for flooding (what it sent before its close
-        // arrived is dropped).
-        let Some(Member { name, .. }) = self.names.get(&from) else {
-            return;
-        };
-        if out.queued_bytes() >= MAX_QUEUED_PER_READ {
-            out.close(from, CloseCode::POLICY);
-            if let Some(name) = self.leave(from) {
-                out.broadcast(Message::Text(&format!("* {name} left (sending too fast)")));
-            }
-            return;
-        }
-        match message {
-            Message::Text(text) => {
-                let line = format!("{name}: {}", one_line(text));
-                out.broadcast(Message::Text(&line))
-            }
-            Message::Binary(bytes) => {
-                let mut framed = format!("{name}: ").into_bytes();
-                framed.extend_from_slice(bytes);
-                out.broadcast(Message::Binary(&framed));
-            }
-        }
+        self.on_message_at(from, message, out, Instant::now());
     }
 
     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
@@ -126,6 +153,37 @@ impl Chat {
         Chat {
             allowed_hosts,
             ..Chat::default()
+        }
+    }
+
+    /// A message from `from`, come at `now`: sent to everyone, unless its
+    /// sender is over its bounds, which closes it.
+    fn on_message_at(&mut self, from: Token, message: Message<'_>, out: &mut Outbox, now: Instant) {
+        // Not a member: closed for flooding (what it sent before its close
+        // arrived is dropped).
+        let Some(Member {
+            name, allowance, ..
+        }) = self.names.get_mut(&from)
+        else {
+            return;
+        };
+        if out.queued_bytes() >= MAX_QUEUED_PER_READ || !allowance.take(now) {
+            out.close(from, CloseCode::POLICY);
+            if let Some(name) = self.leave(from) {
+                out.broadcast(Message::Text(&format!("* {name} left (sending too fast)")));
+            }
+            return;
+        }
+        match message {
+            Message::Text(text) => {
+                let line = format!("{name}: {}", one_line(text));
+                out.broadcast(Message::Text(&line))
+            }
+            Message::Binary(bytes) => {
+                let mut framed = format!("{name}: ").into_bytes();
+                framed.extend_from_slice(bytes);
+                out.broadcast(Message::Binary(&framed));
+            }
         }
     }
 
@@ -147,12 +205,16 @@ impl Chat {
             name = format!("{base} ({next})");
             *next += 1;
         }
-        Member { name, asked }
+        Member {
+            name,
+            asked,
+            allowance: Allowance::default(),
+        }
     }
 
     /// The member `peer` is no more; its name, if it had one.
     fn leave(&mut self, peer: Token) -> Option<String> {
-        let Member { name, asked } = self.names.remove(&peer)?;
+        let Member { name, asked, .. } = self.names.remove(&peer)?;
         self.in_use.remove(&looks(&name));
         if let Some((members, _)) = self.asked.get_mut(&asked) {
             *members -= 1;
@@ -543,8 +605,8 @@ mod tests {
         );
     }
 
-    /// A member whose one read holds thousands of messages is closed once
-    /// they fill the bound, and what everyone is sent stays within it, far
+    /// A member whose one read holds many messages is closed once they fill
+    /// the bound, and what everyone is sent stays within it, far
     /// under a member's queue limit (256 KiB): the others stay. A message
     /// over the bound still goes on its own.
     #[test]
@@ -562,16 +624,18 @@ mod tests {
         let mut out = Outbox::default();
         chat.on_message(Token(2), Message::Text(&big), &mut out);
         assert_eq!(format!("{out:?}").matches("Broadcast").count(), 1);
-        // One read of the flooder's: 64 KiB of empty text frames.
+        // One read of the flooder's: 1000 messages of 100 bytes (under
+        // the allowance of messages, over the bound of bytes).
         let mut out = Outbox::default();
-        for _ in 0..10_922 {
-            chat.on_message(Token(1), Message::Text(""), &mut out);
+        let line = "z".repeat(100);
+        for _ in 0..1000 {
+            chat.on_message(Token(1), Message::Text(&line), &mut out);
         }
         let queued = out.queued_bytes();
         let actions = format!("{out:?}");
         assert_eq!(actions.matches("Close(").count(), 1, "{actions:.200}");
         assert!(actions.contains("Close(Token(1), CloseCode(1008))"));
-        let most = MAX_QUEUED_PER_READ + 128;
+        let most = MAX_QUEUED_PER_READ + 256;
         assert!(
             (MAX_QUEUED_PER_READ..most).contains(&queued),
             "{queued} bytes to each"
@@ -582,5 +646,42 @@ mod tests {
         assert!(out.is_empty());
         chat.on_message(Token(2), Message::Text("still here"), &mut out);
         assert_eq!(format!("{out:?}").matches("Broadcast").count(), 1);
+    }
+
+    /// A member sending faster than its allowance across reads, each read
+    /// far under the one-read bound, is closed once the burst is spent;
+    /// one under the rate is never closed, however long it goes on.
+    #[test]
+    fn a_member_over_its_allowance_across_reads_is_closed() {
+        let mut chat = Chat::default();
+        chat.on_open(Token(1), "/ws?name=steady", None, &mut Outbox::default());
+        chat.on_open(Token(2), "/ws?name=talker", None, &mut Outbox::default());
+        let start = Instant::now();
+        let at = |ms: u64| start + std::time::Duration::from_millis(ms);
+        let closed = |out: &Outbox| format!("{out:?}").contains("Close(");
+        // Steady: 100 messages a read, a read every 10 ms.
+        let mut sent = 0;
+        let closed_after = (0..100).find_map(|read| {
+            let mut out = Outbox::default();
+            for _ in 0..100 {
+                chat.on_message_at(Token(1), Message::Text(""), &mut out, at(10 * read));
+                if closed(&out) {
+                    return Some(sent);
+                }
+                sent += 1;
+            }
+            None
+        });
+        // The burst, and what 200 a second refilled meanwhile (at most 20).
+        assert!(
+            closed_after.is_some_and(|n| (1000..1030).contains(&n)),
+            "{closed_after:?}"
+        );
+        // The talker, at 150 a second for a minute, is never closed.
+        for i in 0..9000 {
+            let mut out = Outbox::default();
+            chat.on_message_at(Token(2), Message::Text("hi"), &mut out, at(i * 20 / 3));
+            assert!(!closed(&out), "closed at message {i}");
+        }
     }
 }
