@@ -658,6 +658,21 @@ mod tests {
         ClientRequest::new("GET", url).unwrap()
     }
 
+    /// A pool of at most `per_origin` connections to an origin, `total` in all.
+    fn pool_of(per_origin: usize, total: usize) -> Pool {
+        Pool::new(ClientOptions {
+            max_per_origin: per_origin,
+            max_connections: total,
+            ..Default::default()
+        })
+    }
+
+    /// A GET to 127.0.0.1:`port`, submitted at `now`.
+    fn submit(pool: &mut Pool, port: u16, now: Instant) -> crate::ExchangeId {
+        let url = format!("http://127.0.0.1:{port}/");
+        pool.submit(&request(&url), now, false).unwrap()
+    }
+
     /// A streamed body with nothing to stream it from is refused before
     /// anything is queued: it would announce a body that never comes. (It
     /// waited out its response timeout, and `body()` after
@@ -762,18 +777,10 @@ mod tests {
     #[test]
     fn at_the_overall_limit_the_idle_connection_used_least_recently_gives_way() {
         let now = Instant::now();
-        let mut pool = Pool::new(ClientOptions {
-            max_per_origin: 8,
-            max_connections: 2,
-            ..Default::default()
-        });
-        let submit = |pool: &mut Pool, port: u16| {
-            let url = format!("http://127.0.0.1:{port}/");
-            pool.submit(&request(&url), now, false).unwrap()
-        };
-        submit(&mut pool, 1);
-        submit(&mut pool, 2);
-        submit(&mut pool, 3);
+        let mut pool = pool_of(8, 2);
+        submit(&mut pool, 1, now);
+        submit(&mut pool, 2, now);
+        submit(&mut pool, 3, now);
         assert_eq!(
             place(&mut pool, now),
             Some((1, Placement::Connect { evict: None }))
@@ -796,8 +803,8 @@ mod tests {
         pool.closed(&origin(2), 20);
         // :1's idle connection still serves :1, and makes room for nothing
         // while busy again.
-        submit(&mut pool, 1);
-        submit(&mut pool, 4);
+        submit(&mut pool, 1, now);
+        submit(&mut pool, 4, now);
         assert_eq!(place(&mut pool, now), Some((1, Placement::Reuse(10))));
         assert_eq!(place(&mut pool, now), None);
         // A connection that closes lets :4 open one, evicting nothing.
@@ -818,11 +825,7 @@ mod tests {
     #[test]
     fn a_busy_origin_gives_way_only_to_even_out_or_after_a_wait() {
         let t0 = Instant::now();
-        let mut pool = Pool::new(ClientOptions {
-            max_per_origin: 8,
-            max_connections: 2,
-            ..Default::default()
-        });
+        let mut pool = pool_of(8, 2);
         let (a, b) = (origin(1), origin(2));
         for url in ["http://127.0.0.1:1/"; 4] {
             pool.submit(&request(url), t0, false).unwrap();
@@ -874,11 +877,7 @@ mod tests {
     #[test]
     fn at_the_limit_an_idle_connection_goes_to_its_own_origin_unless_granted() {
         let now = Instant::now();
-        let mut pool = Pool::new(ClientOptions {
-            max_per_origin: 8,
-            max_connections: 2,
-            ..Default::default()
-        });
+        let mut pool = pool_of(8, 2);
         for port in [1u16, 2] {
             let url = format!("http://127.0.0.1:{port}/");
             pool.submit(&request(&url), now, false).unwrap();
@@ -914,23 +913,15 @@ mod tests {
     #[test]
     fn a_grant_is_spent_by_a_connection_opened_in_the_room_a_close_left() {
         let now = Instant::now();
-        let mut pool = Pool::new(ClientOptions {
-            max_per_origin: 1,
-            max_connections: 2,
-            ..Default::default()
-        });
-        let submit = |pool: &mut Pool, port: u16| {
-            let url = format!("http://127.0.0.1:{port}/");
-            pool.submit(&request(&url), now, false).unwrap()
-        };
+        let mut pool = pool_of(1, 2);
         for port in [1, 2] {
-            submit(&mut pool, port);
+            submit(&mut pool, port, now);
             assert_eq!(
                 place(&mut pool, now),
                 Some((port, Placement::Connect { evict: None }))
             );
         }
-        submit(&mut pool, 3);
+        submit(&mut pool, 3, now);
         assert_eq!(place(&mut pool, now), None, ":3 waits for the limit");
         // :1's connection closes: :3 is granted the room, and takes it
         // under the limit, closing nothing.
@@ -943,8 +934,8 @@ mod tests {
         // :2's connection parks with nothing of its own waiting; :3 (at its
         // own limit) and a new origin :4 ask.
         pool.park(&origin(2), 20, now);
-        submit(&mut pool, 3);
-        submit(&mut pool, 4);
+        submit(&mut pool, 3, now);
+        submit(&mut pool, 4, now);
         assert_eq!(
             place(&mut pool, now),
             Some((4, Placement::Connect { evict: Some(20) }))
@@ -959,22 +950,14 @@ mod tests {
     #[test]
     fn at_the_limit_a_new_origin_closes_an_idle_connection_no_one_waits_for() {
         let now = Instant::now();
-        let mut pool = Pool::new(ClientOptions {
-            max_per_origin: 8,
-            max_connections: 1,
-            ..Default::default()
-        });
-        let submit = |pool: &mut Pool, port: u16| {
-            let url = format!("http://127.0.0.1:{port}/");
-            pool.submit(&request(&url), now, false).unwrap()
-        };
-        submit(&mut pool, 1);
+        let mut pool = pool_of(8, 1);
+        submit(&mut pool, 1, now);
         assert_eq!(
             place(&mut pool, now),
             Some((1, Placement::Connect { evict: None }))
         );
         pool.park(&origin(1), 10, now);
-        submit(&mut pool, 2);
+        submit(&mut pool, 2, now);
         assert_eq!(
             place(&mut pool, now),
             Some((2, Placement::Connect { evict: Some(10) }))
@@ -983,10 +966,10 @@ mod tests {
         // :2's connection idle, :1 waiting for it and granted; :1's request
         // goes away (cancelled) before the connection is taken.
         pool.park(&origin(2), 20, now);
-        let gone = submit(&mut pool, 1);
+        let gone = submit(&mut pool, 1, now);
         pool.granted = Some(origin(1));
         pool.cancel(gone);
-        submit(&mut pool, 3);
+        submit(&mut pool, 3, now);
         assert_eq!(
             place(&mut pool, now),
             Some((3, Placement::Connect { evict: Some(20) }))
@@ -995,8 +978,8 @@ mod tests {
         // :3's connection idle with a request of its own waiting (it is
         // read before reuse): a new origin does not take it.
         pool.park(&origin(3), 30, now);
-        submit(&mut pool, 3);
-        submit(&mut pool, 4);
+        submit(&mut pool, 3, now);
+        submit(&mut pool, 4, now);
         assert_eq!(place(&mut pool, now), Some((3, Placement::Reuse(30))));
         assert_eq!(place(&mut pool, now), None);
         assert_eq!((pool.open_total, pool.idle_total), (1, 0));

@@ -57,6 +57,13 @@ fn sent(ws: &mut WebSocket, now: Instant) -> Vec<u8> {
     out
 }
 
+/// The code of the close frame `out` begins with, if it begins with one.
+fn first_close_code(out: &[u8]) -> Option<u16> {
+    let header = read_header(out).ok()??;
+    let code = out.get(header.header_len..header.header_len + 2)?;
+    (header.opcode == Opcode::Close).then(|| u16::from_be_bytes([code[0], code[1]]))
+}
+
 fn close_code(frames: &[(Opcode, Vec<u8>)]) -> Option<u16> {
     frames
         .iter()
@@ -235,13 +242,7 @@ fn a_message_that_stops_coming_is_closed_and_freed() {
         let due = later + Duration::from_secs(30);
         ws.handle_timeout(due);
         let out = ws.pending_output().to_vec();
-        let header = read_header(&out).expect("valid").expect("a frame");
-        assert_eq!(header.opcode, Opcode::Close, "{name}");
-        assert_eq!(
-            out[header.header_len..][..2],
-            1008u16.to_be_bytes(),
-            "{name}"
-        );
+        assert_eq!(first_close_code(&out), Some(1008), "{name}");
         ws.consume_output(out.len(), due);
         assert!(ws.is_finished(), "{name}");
         ws.release_buffers();
@@ -576,13 +577,7 @@ fn a_message_trickled_or_padded_with_empty_fragments_is_closed_at_the_message_ti
         }
         assert_eq!(closed_at, Some(at(30)), "{name}");
         let out = sent(&mut ws, at(30));
-        let header = read_header(&out).expect("valid").expect("a frame");
-        assert_eq!(header.opcode, Opcode::Close, "{name}");
-        assert_eq!(
-            out[header.header_len..][..2],
-            1008u16.to_be_bytes(),
-            "{name}"
-        );
+        assert_eq!(first_close_code(&out), Some(1008), "{name}");
     }
     // With 0, every byte is progress, as before.
     let mut ws = WebSocket::new(
