@@ -40,7 +40,7 @@ pub struct WsLimits {
     /// sent since its clock last started over, or all that was queued. So a
     /// peer that takes a byte now and then cannot hold the queue (up to
     /// `max_queued_bytes` and a round) for ever. The same for the message
-    /// timeout: this many bytes of frames received, or a message's end.
+    /// timeout: this many bytes of a message's payload received, or its end.
     /// 1 KiB by default; 0 counts every byte.
     pub min_progress_bytes: usize,
     /// How long a frame or a fragmented message may go without progress
@@ -78,7 +78,7 @@ impl Default for WsLimits {
     }
 }
 
-/// A complete message.
+/// A complete message: its fragments joined, whatever frames it came in.
 ///
 /// ```
 /// use edgepoll::ws::{Message, WebSocket, WsLimits};
@@ -87,17 +87,16 @@ impl Default for WsLimits {
 ///
 /// let now = Instant::now();
 /// let mut socket = WebSocket::new(WsLimits::default(), now);
-/// let mut frame = Vec::new();
-/// write_masked_frame(&mut frame, 0x81, [7, 7, 7, 7], b"hello");
+/// // A binary message in two fragments: 0x02 begins it, 0x80 ends it.
+/// let mut frames = Vec::new();
+/// write_masked_frame(&mut frames, 0x02, [7, 7, 7, 7], &[1, 2]);
+/// write_masked_frame(&mut frames, 0x80, [7, 7, 7, 7], &[3]);
 /// let mut got = Vec::new();
-/// socket.receive(&frame, now, |message| match message {
-///     Message::Text(text) => got.push(text.to_owned()),
-///     Message::Binary(bytes) => got.push(format!("{} bytes", bytes.len())),
+/// socket.receive(&frames, now, |message| match message {
+///     Message::Binary(bytes) => got.push(bytes.to_vec()),
+///     Message::Text(text) => got.push(text.as_bytes().to_vec()),
 /// });
-/// assert_eq!(got, ["hello"]);
-/// // Answered in kind, as the server's side sends it (unmasked).
-/// assert!(socket.send(Message::Text("hi"), now));
-/// assert_eq!(socket.pending_output(), [0x81, 2, b'h', b'i']);
+/// assert_eq!(got, [vec![1, 2, 3]]);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -206,7 +205,7 @@ pub struct WebSocket {
     /// When the message clock (a frame or a fragmented message under way)
     /// last started over ...
     message_progress: Instant,
-    /// ... and the bytes of frames received since, short of what counts as
+    /// ... and the bytes of payload received since, short of what counts as
     /// progress (u32s, as `sent_since`: the pair takes one word natively).
     message_moved: u32,
     /// When reading last resumed after a pause for a full queue: a peer
@@ -278,7 +277,9 @@ impl WebSocket {
                 None => break,
             }
         }
-        let progress = begins || self.message_moved as usize >= self.limits.min_progress_bytes;
+        // At least one byte, so that with 0 a ping alone is no progress.
+        let least = self.limits.min_progress_bytes.max(1);
+        let progress = begins || self.message_moved as usize >= least;
         if progress && !data.is_empty() {
             self.restart_message_clock(now);
         }
@@ -349,10 +350,14 @@ impl WebSocket {
         }
         let payload = start + header.header_len..start + len;
         apply_mask(&mut self.input[payload.clone()], mask, 0);
-        if header.opcode.is_control() {
-            // Not the message's bytes (see `WsLimits::message_timeout`).
-            self.message_moved = self.message_moved.saturating_sub(len as u32);
-        }
+        // Only a message's payload is its progress: not a control frame
+        // (see `WsLimits::message_timeout`), nor the headers of empty
+        // fragments sent to look busy.
+        let framing = match header.opcode.is_control() {
+            true => len,
+            false => header.header_len,
+        };
+        self.message_moved = self.message_moved.saturating_sub(framing as u32);
         match header.opcode {
             Opcode::Text | Opcode::Binary => {
                 if header.fin {
@@ -740,7 +745,7 @@ impl WebSocket {
     }
 
     /// When queued bytes will have waited too long, a message begun will
-    /// have gone too long without a byte, or a quiet peer is to be pinged
+    /// have gone too long without progress, or a quiet peer is to be pinged
     /// or given up (none while none is so).
     pub fn deadline(&self) -> Option<Instant> {
         [
@@ -776,9 +781,9 @@ impl WebSocket {
             .then(|| self.last_sent + self.limits.send_timeout)
     }
 
-    /// A frame begun waits for its bytes, a fragmented message for its
-    /// next fragment's: not while the socket is not read (its queue is
-    /// full), and counted from when it was read again.
+    /// A frame begun, or a fragmented message, waits for progress (see
+    /// [`WsLimits::min_progress_bytes`]): not while the socket is not read
+    /// (its queue is full), and counted from when it was read again.
     fn message_deadline(&self) -> Option<Instant> {
         if !self.wants_read() {
             return None;

@@ -202,8 +202,8 @@ fn the_registered_codes_1012_to_1014_are_answered_as_sent() {
 }
 
 /// A frame or a fragmented message that stops coming is closed with 1008
-/// at the message timeout, counted from its last byte, and what it held is
-/// freed; between messages there is no timeout.
+/// at the message timeout, counted from its last progress, and what it
+/// held is freed; between messages there is no timeout.
 #[test]
 fn a_message_that_stops_coming_is_closed_and_freed() {
     let limits = WsLimits {
@@ -502,26 +502,30 @@ fn a_peer_close_frees_the_message_it_left_unfinished() {
 #[test]
 fn pings_do_not_keep_a_stalled_message_alive() {
     let start = Instant::now();
-    let limits = WsLimits {
-        message_timeout: Duration::from_secs(30),
-        ..WsLimits::default()
-    };
-    let mut ws = WebSocket::new(limits, start);
-    ws.receive(&client_frame(0x01, b"part"), start, |_| {});
-    for at in [20, 40] {
-        let now = start + Duration::from_secs(at);
-        ws.handle_timeout(now);
-        ws.receive(&client_frame(0x89, b""), now, |_| {});
+    // Whatever counts as progress: with 0, every byte of the message.
+    for min_progress_bytes in [1024, 0] {
+        let limits = WsLimits {
+            message_timeout: Duration::from_secs(30),
+            min_progress_bytes,
+            ..WsLimits::default()
+        };
+        let mut ws = WebSocket::new(limits, start);
+        ws.receive(&client_frame(0x01, b"part"), start, |_| {});
+        for at in [20, 40] {
+            let now = start + Duration::from_secs(at);
+            ws.handle_timeout(now);
+            ws.receive(&client_frame(0x89, b""), now, |_| {});
+        }
+        let out = sent(&mut ws, start + Duration::from_secs(40));
+        let mut frames = Vec::new();
+        let mut rest = &out[..];
+        while let Ok(Some(h)) = read_header(rest) {
+            let end = h.header_len + h.payload_len as usize;
+            frames.push((h.opcode, rest[h.header_len..end].to_vec()));
+            rest = &rest[end..];
+        }
+        assert_eq!(close_code(&frames), Some(1008), "{frames:?}");
     }
-    let out = sent(&mut ws, start + Duration::from_secs(40));
-    let mut frames = Vec::new();
-    let mut rest = &out[..];
-    while let Ok(Some(h)) = read_header(rest) {
-        let end = h.header_len + h.payload_len as usize;
-        frames.push((h.opcode, rest[h.header_len..end].to_vec()));
-        rest = &rest[end..];
-    }
-    assert_eq!(close_code(&frames), Some(1008), "{frames:?}");
     // The bytes of a fragment still arriving keep it alive, slowly as
     // they may come: 1 KiB within each timeout.
     let mut ws = WebSocket::new(WsLimits::default(), start);
@@ -547,24 +551,30 @@ fn a_message_trickled_or_padded_with_empty_fragments_is_closed_at_the_message_ti
     };
     let frame = client_frame(0x82, &[5; 100_000]);
     let mut padded = client_frame(0x02, &[6; 50_000]);
-    for _ in 0..20 {
+    for _ in 0..1000 {
         padded.extend(client_frame(0x00, b""));
     }
     let (frame_head, padded_head) = (frame[..10].to_vec(), padded[..50_010].to_vec());
     for (name, first, then) in [
         (
             "a byte at a time",
-            frame_head,
+            &frame_head,
             frame[10..].chunks(1).collect::<Vec<_>>(),
+        ),
+        // 1.2 KB every 10 s, all of it frame headers.
+        (
+            "empty fragments in bulk",
+            &padded_head,
+            padded[50_010..].chunks(1200).collect(),
         ),
         (
             "empty fragments",
-            padded_head,
+            &padded_head,
             padded[50_010..].chunks(6).collect(),
         ),
     ] {
         let mut ws = WebSocket::new(limits.clone(), start);
-        ws.receive(&first, at(0), |_| panic!("{name}: no message is whole"));
+        ws.receive(first, at(0), |_| panic!("{name}: no message is whole"));
         let mut closed_at = None;
         for (i, piece) in then.iter().enumerate() {
             let now = at(10 * (i as u64 + 1));
