@@ -505,13 +505,15 @@ def ws_servers():
     """(label, command, runs under edgepoll-host) for the fan-out servers."""
     listed = [
         (WS_NATIVE_LABEL, [str(TARGET / "release" / "ws_native")], False),
-        ("ws_chat · edgepoll-host", [str(HOST), str(WASM / "ws_chat.wasm")], True),
+        # No limit on what a member sends: ws_native has none, and c0 sends
+        # as fast as its window lets it.
+        ("ws_chat · edgepoll-host", [str(HOST), str(WASM / "ws_chat.wasm"), "--messages-per-second", "0"], True),
     ]
     if shutil.which("wasmedge"):
         aot = TARGET / "bench-aot"
         aot.mkdir(exist_ok=True)
         subprocess.run(["wasmedge", "compile", str(WASM / "ws_chat.wasm"), str(aot / "ws_chat.wasm")], check=True, capture_output=True)
-        listed.append(("ws_chat · wasmedge AOT", ["wasmedge", str(aot / "ws_chat.wasm")], False))
+        listed.append(("ws_chat · wasmedge AOT", ["wasmedge", str(aot / "ws_chat.wasm"), "--messages-per-second", "0"], False))
     return listed
 
 
@@ -1121,7 +1123,8 @@ loops (this VM has no hardware counters to say which part of the CPU pays).
 
 `examples/ws_chat` against `bench/ws_native`, the same chat (join and leave notices,
 every message broadcast to everyone as "name: text", a 256 KiB queue per connection)
-on tungstenite over a single-threaded mio loop. `bench/ws_load` connects
+on tungstenite over a single-threaded mio loop; ws_chat runs with
+`--messages-per-second 0`, as ws_native has no limit on a sender. `bench/ws_load` connects
 {FANOUT_CLIENTS} clients; one of them sends 64-byte messages, keeping 8 or 128 of them
 not yet received by every client, and every client checks that it gets each message
 once and in order. A delivery is one message arriving at one client; the figure is

@@ -22,18 +22,10 @@ const MAX_NAME: usize = 32;
 /// bytes in, 40 out) made a round of megabytes, and every member not
 /// reading fast enough was dropped at the next. That member is closed
 /// instead (1008). One message of any size still goes when nothing of that
-/// member's is queued. Across reads, [`BURST_MESSAGES`] bounds a sender.
+/// member's is queued. Across reads, an [`Allowance`] bounds a sender.
 const MAX_QUEUED_PER_READ: usize = 64 * 1024;
-/// Messages a member may send at once, across reads ...
-const BURST_MESSAGES: u64 = 1000;
-/// ... and in each second after: far above what people type, far below a
-/// script's flood. Past it the member is closed (1008), as for
-/// [`MAX_QUEUED_PER_READ`]: 100 empty messages a read, a read every 10 ms,
-/// each read under that bound, sent every member 360 KB a second (6 bytes
-/// in, 36 out, to each), and got those reading slower dropped at their
-/// queue's limit. Large messages are not counted in bytes: what a member
-/// sends the room, it sends the server first.
-const MESSAGES_PER_SECOND: u64 = 200;
+/// How many seconds' worth of messages a member may send at once.
+const BURST_SECONDS: u64 = 5;
 
 /// Who is connected, by connection.
 #[derive(Default)]
@@ -49,6 +41,8 @@ pub struct Chat {
     /// one try, not k). Dropped when the last of them leaves.
     asked: HashMap<String, (usize, u64)>,
     joined: u64,
+    /// What a member may send a second (see [`Allowance`]); 0: no limit.
+    messages_per_second: u64,
 }
 
 /// A member: the name shown, how the name asked for reads (its key in
@@ -61,7 +55,12 @@ struct Member {
 
 /// Messages a member may send now, in millionths (whole ones would lose
 /// the fractions of those sent a few milliseconds apart): full at first,
-/// [`BURST_MESSAGES`], refilled at [`MESSAGES_PER_SECOND`].
+/// [`BURST_SECONDS`]' worth, refilled at the rate given. Past it the member
+/// is closed (1008), as for [`MAX_QUEUED_PER_READ`]: 100 empty messages a
+/// read, a read every 10 ms, each read under that bound, sent every member
+/// 360 KB a second (6 bytes in, 36 out, to each), and got those reading
+/// slower dropped at their queue's limit. Large messages are not counted in
+/// bytes: what a member sends the room, it sends the server first.
 #[derive(Default)]
 struct Allowance {
     millionths: u64,
@@ -69,17 +68,21 @@ struct Allowance {
 }
 
 impl Allowance {
-    /// Takes one message's worth at `now`; false when none is left.
-    fn take(&mut self, now: Instant) -> bool {
+    /// Takes one message's worth at `now`, at `per_second` (0: no limit);
+    /// false when none is left.
+    fn take(&mut self, now: Instant, per_second: u64) -> bool {
         const ONE: u64 = 1_000_000;
-        let full = BURST_MESSAGES * ONE;
+        if per_second == 0 {
+            return true;
+        }
+        let full = per_second * BURST_SECONDS * ONE;
         let left = match self.at {
             None => full,
             Some(at) => {
                 let micros = now.saturating_duration_since(at).as_micros();
                 let refill = u64::try_from(micros).unwrap_or(u64::MAX);
                 (self.millionths)
-                    .saturating_add(refill.saturating_mul(MESSAGES_PER_SECOND))
+                    .saturating_add(refill.saturating_mul(per_second))
                     .min(full)
             }
         };
@@ -136,6 +139,8 @@ impl edgepoll::ws::Service for Chat {
     }
 
     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox) {
+        // A clock read a message (a call into the runtime): little beside
+        // the message's broadcast to every member.
         self.on_message_at(from, message, out, Instant::now());
     }
 
@@ -148,10 +153,12 @@ impl edgepoll::ws::Service for Chat {
 
 impl Chat {
     /// A chat whose page may also be opened under these host names (as a
-    /// browser names them, without the port).
-    pub fn allowing(allowed_hosts: Vec<String>) -> Chat {
+    /// browser names them, without the port), whose members may send
+    /// `messages_per_second` (0: no limit).
+    pub fn new(allowed_hosts: Vec<String>, messages_per_second: u64) -> Chat {
         Chat {
             allowed_hosts,
+            messages_per_second,
             ..Chat::default()
         }
     }
@@ -167,7 +174,8 @@ impl Chat {
         else {
             return;
         };
-        if out.queued_bytes() >= MAX_QUEUED_PER_READ || !allowance.take(now) {
+        let rate = self.messages_per_second;
+        if out.queued_bytes() >= MAX_QUEUED_PER_READ || !allowance.take(now, rate) {
             out.close(from, CloseCode::POLICY);
             if let Some(name) = self.leave(from) {
                 out.broadcast(Message::Text(&format!("* {name} left (sending too fast)")));
@@ -653,7 +661,7 @@ mod tests {
     /// one under the rate is never closed, however long it goes on.
     #[test]
     fn a_member_over_its_allowance_across_reads_is_closed() {
-        let mut chat = Chat::default();
+        let mut chat = Chat::new(Vec::new(), 200);
         chat.on_open(Token(1), "/ws?name=steady", None, &mut Outbox::default());
         chat.on_open(Token(2), "/ws?name=talker", None, &mut Outbox::default());
         let start = Instant::now();
@@ -672,7 +680,8 @@ mod tests {
             }
             None
         });
-        // The burst, and what 200 a second refilled meanwhile (at most 20).
+        // The burst (five seconds' worth), and what 200 a second refilled
+        // meanwhile (at most 20).
         assert!(
             closed_after.is_some_and(|n| (1000..1030).contains(&n)),
             "{closed_after:?}"
@@ -681,6 +690,14 @@ mod tests {
         for i in 0..9000 {
             let mut out = Outbox::default();
             chat.on_message_at(Token(2), Message::Text("hi"), &mut out, at(i * 20 / 3));
+            assert!(!closed(&out), "closed at message {i}");
+        }
+        // Without a limit, the steady flood goes on.
+        let mut chat = Chat::new(Vec::new(), 0);
+        chat.on_open(Token(1), "/ws?name=bench", None, &mut Outbox::default());
+        for i in 0..5000 {
+            let mut out = Outbox::default();
+            chat.on_message_at(Token(1), Message::Text(""), &mut out, start);
             assert!(!closed(&out), "closed at message {i}");
         }
     }

@@ -3,7 +3,7 @@
 
 /// What `--help` prints.
 pub const HELP: &str = "\
-usage: ws_chat [ADDR] [--allow-host NAME]...
+usage: ws_chat [ADDR] [--allow-host NAME]... [--messages-per-second N]
 
 A WebSocket chat: GET / serves the page, /ws?name=NAME is the WebSocket;
 every message goes to everyone with its sender's name.
@@ -15,6 +15,10 @@ every message goes to everyone with its sender's name.
                      may open the chat under an IP address, localhost and
                      these names only: a page of any other name is refused,
                      whatever that name resolves to (DNS rebinding)
+  --messages-per-second N
+                     what a member may send a second, after five seconds'
+                     worth at once; past it the member is closed (1008).
+                     Default 200; 0: no limit (benchmarks)
   -h, --help         this text
 
 --name=value is taken as --name value.
@@ -32,8 +36,13 @@ pub enum Command {
     Run {
         addr: String,
         allowed_hosts: Vec<String>,
+        /// What a member may send a second; 0: no limit.
+        messages_per_second: u64,
     },
 }
+
+/// The default of `--messages-per-second`.
+pub const MESSAGES_PER_SECOND: u64 = 200;
 
 /// Parses the arguments after the program's name; `listen` is `$LISTEN`,
 /// the address when none is given.
@@ -43,10 +52,30 @@ pub fn parse(
 ) -> Result<Command, String> {
     let mut addr = None;
     let mut allowed_hosts = Vec::new();
+    let mut messages_per_second = MESSAGES_PER_SECOND;
+    let mut given = example_args::Given::default();
     while let Some(arg) = args.next() {
         let (arg, inline) = example_args::split_inline(arg);
         match arg.as_str() {
             "-h" | "--help" if inline.is_none() => return Ok(Command::Help),
+            "--messages-per-second" => {
+                given.once(&arg)?;
+                let value = inline
+                    .or_else(|| args.next())
+                    .ok_or("--messages-per-second needs a number")?;
+                // At most a million: five seconds' worth in millionths
+                // stays far inside a u64.
+                messages_per_second =
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n| n <= 1_000_000)
+                        .ok_or_else(|| {
+                            format!(
+                                "--messages-per-second {value:?}: not a number from 0 to 1000000"
+                            )
+                        })?;
+            }
             "--allow-host" => {
                 let name = inline
                     .or_else(|| args.next())
@@ -68,6 +97,7 @@ pub fn parse(
             .or(listen)
             .unwrap_or_else(|| "127.0.0.1:1234".to_string()),
         allowed_hosts,
+        messages_per_second,
     })
 }
 
@@ -105,6 +135,7 @@ mod tests {
             Ok(Command::Run {
                 addr: "0.0.0.0:0".into(),
                 allowed_hosts: vec!["Chat.Example".into(), "b.test".into()],
+                messages_per_second: MESSAGES_PER_SECOND,
             })
         );
         assert_eq!(
@@ -112,6 +143,15 @@ mod tests {
             Ok(Command::Run {
                 addr: "[::1]:7".into(),
                 allowed_hosts: vec![],
+                messages_per_second: MESSAGES_PER_SECOND,
+            })
+        );
+        assert_eq!(
+            run(&["--messages-per-second=0"]),
+            Ok(Command::Run {
+                addr: "[::1]:7".into(),
+                allowed_hosts: vec![],
+                messages_per_second: 0,
             })
         );
         assert_eq!(run(&["-h"]), Ok(Command::Help));
@@ -131,6 +171,13 @@ mod tests {
             (&["--help=yes"], "unknown argument --help"),
             (&["--nope"], "unknown argument --nope"),
             (&["127.0.0.2:5", "127.0.0.3:10"], "more than one address"),
+            (&["--messages-per-second"], "needs a number"),
+            (&["--messages-per-second", "-1"], "not a number from 0"),
+            (&["--messages-per-second", "1000001"], "not a number from 0"),
+            (
+                &["--messages-per-second", "5", "--messages-per-second=6"],
+                "given twice",
+            ),
         ] {
             let got = run(args);
             assert!(

@@ -2,7 +2,7 @@
 //! is the WebSocket; every message goes to everyone with its sender's name,
 //! and joins and leaves are announced.
 //!
-//! Usage: `ws_chat [ADDR] [--allow-host NAME]...` (ADDR: default `$LISTEN`,
+//! Usage: `ws_chat [ADDR] [--allow-host NAME]... [--messages-per-second N]` (ADDR: default `$LISTEN`,
 //! then `127.0.0.1:1234`; `--help` says all, `config::HELP`). A browser's page may open the chat under an IP
 //! address or `localhost`, and under each NAME allowed (the name a browser
 //! reaches it by, behind a proxy too): a page of any other name is refused,
@@ -23,7 +23,7 @@ static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
 fn main() -> std::process::ExitCode {
     let listen = std::env::var_os("LISTEN").map(|v| v.to_string_lossy().into_owned());
     let parsed = example_args::utf8().and_then(|args| config::parse(args.into_iter(), listen));
-    let (addr, allowed) = match parsed {
+    let (addr, allowed, messages_per_second) = match parsed {
         Ok(config::Command::Help) => {
             print!("{}", config::HELP);
             return std::process::ExitCode::SUCCESS;
@@ -31,7 +31,8 @@ fn main() -> std::process::ExitCode {
         Ok(config::Command::Run {
             addr,
             allowed_hosts,
-        }) => (addr, allowed_hosts),
+            messages_per_second,
+        }) => (addr, allowed_hosts, messages_per_second),
         Err(message) => {
             eprintln!("ws_chat: {message}");
             return std::process::ExitCode::from(2);
@@ -56,7 +57,7 @@ fn main() -> std::process::ExitCode {
     // four of them before a slow reader is dropped (1009 past it).
     options.ws_limits.max_message_bytes = chat::MAX_MESSAGE;
     let server = edgepoll::Server::new(listener, options);
-    match server.serve_websockets(chat::Chat::allowing(allowed)) {
+    match server.serve_websockets(chat::Chat::new(allowed, messages_per_second)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ws_chat: {e}");
