@@ -433,9 +433,10 @@ impl Pool {
         let placement = match reuse {
             Some(slot) => Placement::Reuse(slot),
             None => {
-                // A grant is spent by the connection it opens, in room a
-                // close left as by closing another's idle one: left standing,
-                // it would hold off the next grant.
+                // A grant is spent by the connection it opens, whether in
+                // room a close left or by closing another origin's idle one:
+                // left standing, it would hold off the next grant
+                // (`grant_unwanted_idle`).
                 let granted = self.granted.as_ref() == Some(&exchange.origin);
                 if granted {
                     self.granted = None;

@@ -75,6 +75,7 @@ enum State {
 }
 
 /// Where a call to [`ChunkedDecoder::decode_in_place`] stopped.
+///
 /// A body arriving in pieces is decoded as each comes, the next call
 /// starting where the last stopped:
 ///

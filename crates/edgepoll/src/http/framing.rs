@@ -13,6 +13,7 @@ use super::{StatusCode, Version};
 use std::ops::Range;
 
 /// Why the fields of a message cannot frame its body.
+///
 /// A request so framed gets 400 from the server; a response so framed is
 /// [`ResponseError::Framing`](super::ResponseError::Framing) to the client.
 ///
