@@ -3,8 +3,9 @@
 //! counts as an answer to *our* question are here.
 
 use super::ResolveError;
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use std::net::IpAddr;
 
 /// CNAME records followed within one answer before it is called a loop.
@@ -114,6 +115,18 @@ fn push_new(addrs: &mut Vec<IpAddr>, addr: IpAddr) {
     }
 }
 
+/// The header and question of a message (the count of questions is
+/// checked to be 0 or 1 before).
+fn head_of(bytes: &[u8]) -> Option<(Header, Option<Query>)> {
+    let mut decoder = BinDecoder::new(bytes);
+    let header = Header::read(&mut decoder).ok()?;
+    let question = match header.counts.queries {
+        0 => None,
+        _ => Some(Query::read(&mut decoder).ok()?),
+    };
+    Some((header, question))
+}
+
 /// Reads `bytes` as the answer to query `id` for `name` and `family`.
 pub(crate) fn read_answer(
     bytes: &[u8],
@@ -136,29 +149,32 @@ pub(crate) fn read_answer(
     {
         return Err(NotAnswer::Malformed);
     }
-    let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
-    let header = &message.metadata;
+    let (header, question) = head_of(bytes).ok_or(NotAnswer::Malformed)?;
     if header.message_type != MessageType::Response || header.op_code != OpCode::Query {
         return Err(NotAnswer::Other);
     }
     let asked = family.record_type();
     // The whole question must be ours (RFC 5452 §9.1): name, type and class.
-    match &message.queries[..] {
-        [q] if &q.name == name && q.query_type == asked && q.query_class == DNSClass::IN => {}
+    match question {
+        Some(q) if &q.name == name && q.query_type == asked && q.query_class == DNSClass::IN => {}
         // A server may leave the question out of a truncated answer, and
         // out of a refusal (FORMERR, SERVFAIL, NOTIMP, REFUSED: RFC 1035
         // §4.1.1 does not ask for it). Not out of an answer that is kept:
         // addresses or NXDOMAIN.
-        [] if header.truncation
+        None if header.truncation
             || !matches!(
                 header.response_code,
                 ResponseCode::NoError | ResponseCode::NXDomain
             ) => {}
         _ => return Err(NotAnswer::Other),
     }
+    // Before the records: a truncated answer may end in the middle of one
+    // (RFC 1035 §4.2.1 cuts it at 512 bytes), and is asked again over TCP
+    // whatever it holds.
     if header.truncation {
         return Ok(Answer::Truncated);
     }
+    let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
     let negative_ttl = || {
         message
             .authorities

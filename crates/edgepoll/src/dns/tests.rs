@@ -312,6 +312,24 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
     assert_eq!(r.finished.pop(), Some(("big.test".into(), Ok(vec![v4()]))));
 }
 
+/// A truncated answer cut off in the middle of a record, as RFC 1035
+/// §4.2.1 has a server (or a proxy keeping to 512 bytes) cut it, is asked
+/// again over TCP too: its records are not read. (It was taken for
+/// garbage, and the lookup waited out its timeout.)
+#[test]
+fn an_answer_cut_off_mid_record_is_asked_again_over_tcp() {
+    let now = Instant::now();
+    let (mut r, queries, _) = big_lookup(now);
+    let mut cut = answer(&queries[0], |q, m| {
+        m.metadata.truncation = true;
+        addresses(q, m, 5);
+    });
+    cut.truncate(cut.len() - 2);
+    r.on_datagram(&cut, now);
+    let (_, query) = r.over_tcp.pop().expect("asked over TCP");
+    assert_eq!(query, queries[0]);
+}
+
 /// One family's addresses cut the wait for the other to a short grace, but
 /// not when the other's answer was too large for a datagram and is being
 /// asked over TCP, whichever came first.
