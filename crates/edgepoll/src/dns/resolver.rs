@@ -95,7 +95,15 @@ struct Part {
     id: u16,
     query: Vec<u8>,
     state: PartState,
+    /// A server failure (SERVFAIL) came and the query went again, once:
+    /// the outcome if nothing better comes before the deadline.
+    failed_once: Option<Answer>,
 }
+
+/// SERVFAIL: the server could not answer now (its own upstream timed out,
+/// say). Asked once more, as musl and glibc do; the other failures would
+/// not change.
+const SERVER_FAILURE: u16 = 2;
 
 enum PartState {
     Asking,
@@ -323,6 +331,7 @@ impl Resolver {
                 id,
                 query,
                 state: PartState::Asking,
+                failed_once: None,
             }
         });
         self.pending.push(Pending {
@@ -410,6 +419,13 @@ impl Resolver {
                 // trip over TCP: not cut short by the other family's grace.
                 lookup.deadline = lookup.full_deadline;
             }
+            // One server failure is asked again at once: ended, it would
+            // leave the other family's addresses alone (IPv6 only, on a
+            // network without a route for it), or fail the lookup.
+            Ok(failure @ Answer::Failed(SERVER_FAILURE)) if p.failed_once.is_none() => {
+                p.failed_once = Some(failure);
+                self.datagrams.push(p.query.clone());
+            }
             Ok(answer) => {
                 p.state = PartState::Done(Ok(answer));
                 lookup.grace_after_answer(part, now);
@@ -484,7 +500,10 @@ impl Resolver {
                 };
                 for p in &mut lookup.parts {
                     if !matches!(p.state, PartState::Done(_)) {
-                        p.state = PartState::Done(Err(cause.clone()));
+                        p.state = PartState::Done(match p.failed_once.take() {
+                            Some(failure) => Ok(failure),
+                            None => Err(cause.clone()),
+                        });
                     }
                 }
             } else if now >= lookup.resend_at {

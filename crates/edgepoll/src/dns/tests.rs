@@ -312,6 +312,62 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
     assert_eq!(r.finished.pop(), Some(("big.test".into(), Ok(vec![v4()]))));
 }
 
+/// A server failure (SERVFAIL) is asked again at once, once: a passing one
+/// no longer leaves the other family's addresses alone (IPv6 only, where
+/// there may be no route for it); a second ends the family with it.
+#[test]
+fn a_server_failure_is_asked_again_once() {
+    let now = Instant::now();
+    let servfail = |q: &[u8]| {
+        answer(q, |_, m| {
+            m.metadata.response_code = ResponseCode::ServFail;
+        })
+    };
+    let mut r = resolver();
+    r.lookup("flaky.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    r.on_datagram(&servfail(&queries[0]), now);
+    assert_eq!(r.datagrams, [queries[0].clone()], "asked again at once");
+    r.on_datagram(&answer(&queries[1], |q, m| addresses(q, m, 5)), now);
+    assert!(r.finished.is_empty(), "A is still asked");
+    r.on_datagram(&answer(&queries[0], |q, m| addresses(q, m, 5)), now);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("flaky.test".into(), Ok(vec![v4(), v6()])))
+    );
+    // Failing twice, the family ends with the failure: here the lookup.
+    let mut r = resolver();
+    r.lookup("down.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    for q in &queries {
+        r.on_datagram(&servfail(q), now);
+    }
+    assert_eq!(
+        std::mem::take(&mut r.datagrams),
+        queries,
+        "each asked again"
+    );
+    for q in &queries {
+        r.on_datagram(&servfail(q), now);
+    }
+    assert_eq!(
+        r.finished.pop(),
+        Some(("down.test".into(), Err(ResolveError::ServerFailure(2))))
+    );
+    // Failed once and then silent, it ends with the failure at its deadline.
+    let mut r = resolver();
+    r.lookup("mute.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    for q in &queries {
+        r.on_datagram(&servfail(q), now);
+    }
+    r.handle_timeout(now + TIMEOUT);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("mute.test".into(), Err(ResolveError::ServerFailure(2))))
+    );
+}
+
 /// A truncated answer cut off in the middle of a record, as RFC 1035
 /// §4.2.1 has a server (or a proxy keeping to 512 bytes) cut it, is asked
 /// again over TCP too: its records are not read. (It was taken for
