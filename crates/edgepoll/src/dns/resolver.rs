@@ -572,8 +572,21 @@ impl Resolver {
             }
             let lookup = self.pending.swap_remove(at);
             self.ended_tags.push(lookup.parts[0].id);
-            let (resolved, ttl) = combine(lookup.parts);
-            self.keep(lookup.key.clone(), &resolved, ttl, now);
+            let (resolved, ttl, partial) = combine(lookup.parts);
+            // A refresh that heard from one family only leaves the entry
+            // it had while that is good: its users keep both families.
+            let good = |c: &&Cached| now < c.until;
+            let kept = partial
+                .then(|| self.cache.get(&lookup.key).filter(good))
+                .flatten()
+                .map(|c| c.resolved.clone());
+            let resolved = match kept {
+                Some(whole) => whole,
+                None => {
+                    self.keep(lookup.key.clone(), &resolved, ttl, now);
+                    resolved
+                }
+            };
             self.finished.push((lookup.key, resolved));
         }
         self.start_waiting(now);
@@ -637,8 +650,10 @@ impl Resolver {
     }
 }
 
-/// One outcome from the two queries' answers, and how long to keep it.
-fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
+/// One outcome from the two queries' answers, how long to keep it, and
+/// whether it is one family's addresses while the other's query failed or
+/// went unanswered.
+fn combine(parts: [Part; 2]) -> (Resolved, Duration, bool) {
     let mut addrs = Vec::new();
     let mut ttl = MAX_TTL;
     let mut negative: Option<(ResolveError, u32)> = None;
@@ -685,23 +700,25 @@ fn combine(parts: [Part; 2]) -> (Resolved, Duration) {
         // unanswered (a lost datagram): kept only briefly, so that the
         // next lookup asks again rather than going without that family
         // (IPv4, say) for the whole TTL.
-        let keep = match failure.is_some() || unanswered {
+        let partial = failure.is_some() || unanswered;
+        let keep = match partial {
             true => SYSTEM_TTL.min(Duration::from_secs(ttl.into())),
             false => Duration::from_secs(ttl.into()),
         };
-        return (Ok(addrs), keep);
+        return (Ok(addrs), keep, partial);
     }
     // NXDOMAIN wins over a failure of the other query; a failure is not
     // kept (the next lookup asks again); "no address" is kept only when
     // both queries said so.
-    match (negative, failure) {
+    let (resolved, keep) = match (negative, failure) {
         (Some((ResolveError::NoSuchName, t)), _) => {
             (Err(ResolveError::NoSuchName), Duration::from_secs(t.into()))
         }
         (_, Some(e)) => (Err(e), Duration::ZERO),
         (Some((e, t)), None) => (Err(e), Duration::from_secs(t.into())),
         (None, None) => (Err(ResolveError::NoAddress), Duration::ZERO),
-    }
+    };
+    (resolved, keep, false)
 }
 
 /// The name a host is known by here: lower case, without its final dot.

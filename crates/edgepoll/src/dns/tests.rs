@@ -620,6 +620,39 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
     ));
 }
 
+/// A refresh that hears from one family only (the other's server failed)
+/// leaves the whole entry while it is good: it had replaced it with the
+/// one family, for its users an IPv6-only answer on a network that may
+/// have no route for it.
+#[test]
+fn a_refresh_of_one_family_leaves_the_whole_entry() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("both.test", now);
+    for q in std::mem::take(&mut r.datagrams) {
+        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 8)), now);
+    }
+    let late = now + Duration::from_secs(7);
+    assert!(matches!(r.lookup("both.test", late), Lookup::Ready(Ok(_))));
+    let refresh = std::mem::take(&mut r.datagrams);
+    let servfail = |q: &[u8]| {
+        answer(q, |_, m| {
+            m.metadata.response_code = ResponseCode::ServFail;
+        })
+    };
+    r.on_datagram(&servfail(&refresh[0]), late);
+    r.on_datagram(&servfail(&refresh[0]), late);
+    r.on_datagram(&answer(&refresh[1], |q, m| addresses(q, m, 8)), late);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("both.test".into(), Ok(vec![v4(), v6()])))
+    );
+    assert_eq!(
+        r.lookup("both.test", late),
+        Lookup::Ready(Ok(vec![v4(), v6()]))
+    );
+}
+
 /// IPv6 addresses first do not cut the wait for IPv4's: its datagram lost,
 /// it is asked again, and the lookup ends with both (IPv4 first). (It
 /// ended after the grace with IPv6 alone, which a network without IPv6
