@@ -83,6 +83,13 @@ impl TlsSession {
     /// address is checked against the certificate's IP addresses).
     pub(crate) fn new(config: Arc<ClientConfig>, host: &str) -> Result<TlsSession, TlsError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
+        // An address with a final dot is the address, as the URL connects
+        // to it (`Url::socket_addr`): checked as one, and sent no SNI. As a
+        // name it is no name (its last label is all digits).
+        let bare = match bare.strip_suffix('.') {
+            Some(ip) if ip.parse::<std::net::IpAddr>().is_ok() => ip,
+            _ => bare,
+        };
         let name = ServerName::try_from(bare.to_string())
             .map_err(|_| TlsError::Config(format!("{host:?} is not a valid TLS server name")))?;
         let conn = ClientConnection::new(config, name).map_err(TlsError::from)?;
@@ -373,6 +380,24 @@ mod tests {
             "{error:?}"
         );
         assert!(!session.takes_input());
+    }
+
+    /// An IP address with a final dot is taken as the address (it was
+    /// refused as a name, so `https://127.0.0.1.:8443/` never connected):
+    /// no SNI names it, as none names an address.
+    #[test]
+    fn an_address_with_a_final_dot_is_an_address() {
+        let config = crate::tls::client_config(None).expect("config");
+        let hello = |host: &str| {
+            let mut session = TlsSession::new(config.clone(), host).expect(host);
+            session.fill_output();
+            session.output().to_vec()
+        };
+        let names = |hello: &[u8], name: &[u8]| hello.windows(name.len()).any(|w| w == name);
+        assert!(!names(&hello("127.0.0.1."), b"127.0.0.1"));
+        assert!(!names(&hello("127.0.0.1"), b"127.0.0.1"));
+        assert!(names(&hello("localhost."), b"localhost"));
+        assert!(TlsSession::new(config, "1.2.3.4.5.").is_err());
     }
 
     /// A fault is no clean end of the stream: a body read until the close
