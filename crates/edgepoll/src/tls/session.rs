@@ -15,8 +15,10 @@ pub(crate) struct TlsSession {
     out: Vec<u8>,
     out_sent: usize,
     /// Ciphertext rustls did not take yet (its plaintext buffer was full
-    /// while the reader was held back): at most one socket read.
+    /// while the reader was held back): at most one socket read, from
+    /// `input_at` on (empty once all is taken).
     input: Vec<u8>,
+    input_at: usize,
     /// The server closed the TCP connection.
     eof: bool,
     error: Option<TlsError>,
@@ -65,6 +67,17 @@ impl RecordEdge {
     }
 }
 
+/// Empties `buffer`, giving its memory back if it grew past what a
+/// connection between transfers keeps: a pooled connection held a read's
+/// ciphertext (up to 48 KiB) and an upload's (64 KiB) for as long as it
+/// stayed idle.
+fn release_if_large(buffer: &mut Vec<u8>) {
+    match buffer.capacity() > 4096 {
+        true => *buffer = Vec::new(),
+        false => buffer.clear(),
+    }
+}
+
 /// What the plaintext side holds now.
 pub(crate) enum Plain<'a> {
     Data(&'a [u8]),
@@ -98,6 +111,7 @@ impl TlsSession {
             out: Vec::new(),
             out_sent: 0,
             input: Vec::new(),
+            input_at: 0,
             eof: false,
             error: None,
             edge: RecordEdge::default(),
@@ -142,9 +156,16 @@ impl TlsSession {
     pub(crate) fn retry_input(&mut self) {
         if !self.input.is_empty() {
             let input = std::mem::take(&mut self.input);
-            let taken = self.decrypt(&input);
+            let taken = self.decrypt(&input[self.input_at..]);
             self.input = input;
-            self.input.drain(..taken);
+            // Not drained: rustls takes 16 KiB of plaintext at a time, and
+            // moving the rest of a 64 KiB read down each time copied more
+            // than the read.
+            self.input_at += taken;
+            if self.input_at == self.input.len() {
+                self.input_at = 0;
+                release_if_large(&mut self.input);
+            }
         }
         if self.eof && self.input.is_empty() && self.error.is_none() {
             if self.conn.is_handshaking() {
@@ -237,14 +258,24 @@ impl TlsSession {
         if self.out_sent < self.out.len() {
             return;
         }
-        self.out.clear();
         self.out_sent = 0;
+        if !self.conn.wants_write() {
+            release_if_large(&mut self.out);
+            return;
+        }
+        self.out.clear();
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut self.out) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
+    }
+
+    /// Bytes of memory its own buffers hold (rustls's aside).
+    #[cfg(test)]
+    fn buffered_capacity(&self) -> usize {
+        self.input.capacity() + self.out.capacity()
     }
 
     /// Queues the close_notify alert that must precede the end of the
@@ -380,6 +411,123 @@ mod tests {
             "{error:?}"
         );
         assert!(!session.takes_input());
+    }
+
+    /// A session and a rustls server in memory, for `localhost` under the
+    /// test CA (tls/testdata: a CA and a certificate valid until 2126).
+    fn session_and_server() -> (TlsSession, rustls::ServerConnection) {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let ca = include_bytes!("testdata/ca.pem");
+        let config = crate::tls::client_config(Some(ca)).expect("client config");
+        let session = TlsSession::new(config, "localhost").expect("session");
+        let certs = CertificateDer::pem_slice_iter(include_bytes!("testdata/localhost.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate");
+        let key =
+            PrivateKeyDer::from_pem_slice(include_bytes!("testdata/localhost.key")).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let server = rustls::ServerConnection::new(Arc::new(server)).expect("server");
+        (session, server)
+    }
+
+    /// Hands what the session sends to the server, whose plaintext goes to
+    /// `read`; returns what the server has to send back.
+    fn to_server(
+        session: &mut TlsSession,
+        server: &mut rustls::ServerConnection,
+        read: &mut Vec<u8>,
+    ) -> Vec<u8> {
+        session.fill_output();
+        let out = session.output().to_vec();
+        session.sent(out.len());
+        let mut rest = &out[..];
+        while !rest.is_empty() {
+            server.read_tls(&mut rest).expect("server reads");
+            server.process_new_packets().expect("server processes");
+            // Until it would block: the bytes so far are in `read`.
+            let _ = std::io::Read::read_to_end(&mut server.reader(), read);
+        }
+        let mut back = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut back).expect("server writes");
+        }
+        back
+    }
+
+    /// A download in 64 KiB reads arrives byte for byte, and an upload
+    /// goes; after them the session's buffers hold nothing large: a pooled
+    /// connection kept a read's leftover ciphertext (40 KiB and more) and
+    /// an upload's records for as long as it stayed idle.
+    #[test]
+    fn a_transfer_leaves_no_large_buffer_behind() {
+        use std::io::Write;
+        let (mut session, mut server) = session_and_server();
+        let mut uploaded = Vec::new();
+        while session.is_handshaking() {
+            let back = to_server(&mut session, &mut server, &mut uploaded);
+            assert!(!back.is_empty() || !session.is_handshaking(), "stuck");
+            session.receive(&back);
+            assert!(session.error().is_none(), "{:?}", session.error());
+        }
+        // The client's Finished; the server's session tickets back.
+        let tickets = to_server(&mut session, &mut server, &mut uploaded);
+        session.receive(&tickets);
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        server.set_buffer_limit(None);
+        server.writer().write_all(&body).expect("server sends");
+        let mut wire = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut wire).expect("server writes");
+        }
+        let mut got = Vec::new();
+        let mut take = |session: &mut TlsSession, got: &mut Vec<u8>| {
+            while let Plain::Data(data) = session.plain() {
+                let n = data.len();
+                got.extend_from_slice(data);
+                session.consume(n);
+                session.retry_input();
+            }
+        };
+        for read in wire.chunks(64 * 1024) {
+            assert!(
+                session.takes_input(),
+                "{} left at {} of {}; {:?}; got {}",
+                session.input.len() - session.input_at,
+                session.input_at,
+                session.input.len(),
+                session.error(),
+                got.len()
+            );
+            session.receive(read);
+            take(&mut session, &mut got);
+        }
+        assert!(got == body, "{} bytes of {}", got.len(), body.len());
+        // An upload of as much.
+        let mut at = 0;
+        while at < body.len() {
+            at += session.send(&body[at..]);
+            let _ = to_server(&mut session, &mut server, &mut uploaded);
+        }
+        assert!(
+            uploaded == body,
+            "{} bytes of {}",
+            uploaded.len(),
+            body.len()
+        );
+        session.fill_output();
+        assert!(
+            session.buffered_capacity() <= 8192,
+            "{} bytes held",
+            session.buffered_capacity()
+        );
     }
 
     /// An IP address with a final dot is taken as the address (it was
