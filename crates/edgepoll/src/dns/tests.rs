@@ -26,6 +26,24 @@ fn answer(query: &[u8], fill: impl FnOnce(&Query, &mut Message)) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
+/// A server failure (SERVFAIL) in answer to `query`.
+fn servfail(query: &[u8]) -> Vec<u8> {
+    answer(query, |_, m| {
+        m.metadata.response_code = ResponseCode::ServFail;
+    })
+}
+
+/// A resolver that looked `name` up at `now` and got both families'
+/// addresses, kept for `ttl` seconds.
+fn answered(name: &str, ttl: u32, now: Instant) -> Resolver {
+    let mut r = resolver();
+    r.lookup(name, now);
+    for q in std::mem::take(&mut r.datagrams) {
+        r.on_datagram(&answer(&q, |q, m| addresses(q, m, ttl)), now);
+    }
+    r
+}
+
 fn addresses(q: &Query, m: &mut Message, ttl: u32) {
     let rdata = match q.query_type() {
         RecordType::A => RData::A(A(Ipv4Addr::new(10, 1, 2, 3))),
@@ -318,11 +336,6 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
 #[test]
 fn a_server_failure_is_asked_again_once() {
     let now = Instant::now();
-    let servfail = |q: &[u8]| {
-        answer(q, |_, m| {
-            m.metadata.response_code = ResponseCode::ServFail;
-        })
-    };
     let mut r = resolver();
     r.lookup("flaky.test", now);
     let queries = std::mem::take(&mut r.datagrams);
@@ -533,12 +546,8 @@ fn a_conclusive_answer_over_tcp_or_nxdomain_cuts_the_wait_for_the_other_family()
 
 #[test]
 fn a_zero_ttl_answer_is_used_but_not_kept() {
-    let mut r = resolver();
     let now = Instant::now();
-    r.lookup("fleeting.test", now);
-    for q in std::mem::take(&mut r.datagrams) {
-        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 0)), now);
-    }
+    let mut r = answered("fleeting.test", 0, now);
     assert_eq!(
         r.finished.pop(),
         Some(("fleeting.test".into(), Ok(vec![v4(), v6()])))
@@ -575,12 +584,8 @@ fn dns_server_is_ip_and_port_or_an_ip_alone() {
 
 #[test]
 fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
-    let mut r = resolver();
     let now = Instant::now();
-    r.lookup("busy.test", now);
-    for q in std::mem::take(&mut r.datagrams) {
-        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 8)), now);
-    }
+    let mut r = answered("busy.test", 8, now);
     r.finished.clear();
     // Early in its TTL: from the cache, nothing asked.
     assert_eq!(
@@ -626,20 +631,11 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
 /// have no route for it.
 #[test]
 fn a_refresh_of_one_family_leaves_the_whole_entry() {
-    let mut r = resolver();
     let now = Instant::now();
-    r.lookup("both.test", now);
-    for q in std::mem::take(&mut r.datagrams) {
-        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 8)), now);
-    }
+    let mut r = answered("both.test", 8, now);
     let late = now + Duration::from_secs(7);
     assert!(matches!(r.lookup("both.test", late), Lookup::Ready(Ok(_))));
     let refresh = std::mem::take(&mut r.datagrams);
-    let servfail = |q: &[u8]| {
-        answer(q, |_, m| {
-            m.metadata.response_code = ResponseCode::ServFail;
-        })
-    };
     r.on_datagram(&servfail(&refresh[0]), late);
     r.on_datagram(&servfail(&refresh[0]), late);
     r.on_datagram(&answer(&refresh[1], |q, m| addresses(q, m, 8)), late);

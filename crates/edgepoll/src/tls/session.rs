@@ -488,7 +488,7 @@ mod tests {
             server.write_tls(&mut wire).expect("server writes");
         }
         let mut got = Vec::new();
-        let mut take = |session: &mut TlsSession, got: &mut Vec<u8>| {
+        let take = |session: &mut TlsSession, got: &mut Vec<u8>| {
             while let Plain::Data(data) = session.plain() {
                 let n = data.len();
                 got.extend_from_slice(data);
