@@ -175,6 +175,9 @@ pub(crate) fn read_answer(
         return Ok(Answer::Truncated);
     }
     let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
+    // The whole message's header from here: its response code takes the
+    // high bits an OPT record carries.
+    let header = &message.metadata;
     let negative_ttl = || {
         message
             .authorities

@@ -425,6 +425,10 @@ impl Resolver {
             Ok(failure @ Answer::Failed(SERVER_FAILURE)) if p.failed_once.is_none() => {
                 p.failed_once = Some(failure);
                 self.datagrams.push(p.query.clone());
+                // Its answer is waited for a whole interval: the timer's
+                // resend (the same id) would be failed by the first one's
+                // late duplicates.
+                lookup.resend_at = now + RESEND_AFTER;
             }
             Ok(answer) => {
                 p.state = PartState::Done(Ok(answer));
@@ -499,8 +503,15 @@ impl Resolver {
                     (None, false) => ResolveError::Timeout(self.timeout),
                 };
                 for p in &mut lookup.parts {
+                    // A server failure, asked again with no answer since,
+                    // is the outcome; not one the retry took over TCP, nor
+                    // beside a refusal (which the module says it ends with).
+                    let failed = match (&p.state, &lookup.refused) {
+                        (PartState::Asking, None) => p.failed_once.take(),
+                        _ => None,
+                    };
                     if !matches!(p.state, PartState::Done(_)) {
-                        p.state = PartState::Done(match p.failed_once.take() {
+                        p.state = PartState::Done(match failed {
                             Some(failure) => Ok(failure),
                             None => Err(cause.clone()),
                         });
@@ -573,14 +584,17 @@ impl Resolver {
             let lookup = self.pending.swap_remove(at);
             self.ended_tags.push(lookup.parts[0].id);
             let (resolved, ttl, partial) = combine(lookup.parts);
-            // A refresh that heard from one family only leaves the entry
-            // it had while that is good: its users keep both families.
-            let good = |c: &&Cached| now < c.until;
-            let kept = partial
-                .then(|| self.cache.get(&lookup.key).filter(good))
-                .flatten()
-                .map(|c| c.resolved.clone());
-            let resolved = match kept {
+            // A refresh that heard from one family only leaves an entry,
+            // still good, that holds the other family too: its users keep
+            // both. Asked again no sooner than a partial answer would be.
+            let whole = match self.cache.get_mut(&lookup.key) {
+                Some(cached) if partial && now < cached.until && holds_both(&cached.resolved) => {
+                    cached.refresh_at = cached.until.min(now + SYSTEM_TTL);
+                    Some(cached.resolved.clone())
+                }
+                _ => None,
+            };
+            let resolved = match whole {
                 Some(whole) => whole,
                 None => {
                     self.keep(lookup.key.clone(), &resolved, ttl, now);
@@ -648,6 +662,14 @@ impl Resolver {
             },
         );
     }
+}
+
+/// Whether `resolved` holds addresses of both families.
+fn holds_both(resolved: &Resolved) -> bool {
+    let Ok(addrs) = resolved else {
+        return false;
+    };
+    addrs.iter().any(IpAddr::is_ipv4) && addrs.iter().any(IpAddr::is_ipv6)
 }
 
 /// One outcome from the two queries' answers, how long to keep it, and

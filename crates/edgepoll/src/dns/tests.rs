@@ -367,6 +367,17 @@ fn a_server_failure_is_asked_again_once() {
         r.finished.pop(),
         Some(("down.test".into(), Err(ResolveError::ServerFailure(2))))
     );
+    // A failure just before the timer's resend: the retry is waited for
+    // a whole interval, not sent twice.
+    let mut r = resolver();
+    r.lookup("slow.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    let just_before = now + RESEND_AFTER - Duration::from_millis(10);
+    r.on_datagram(&servfail(&queries[0]), just_before);
+    r.on_datagram(&answer(&queries[1], |q, m| addresses(q, m, 5)), just_before);
+    assert_eq!(std::mem::take(&mut r.datagrams), [queries[0].clone()]);
+    r.handle_timeout(now + RESEND_AFTER);
+    assert!(r.datagrams.is_empty(), "sent twice");
     // Failed once and then silent, it ends with the failure at its deadline.
     let mut r = resolver();
     r.lookup("mute.test", now);
@@ -637,6 +648,7 @@ fn a_refresh_of_one_family_leaves_the_whole_entry() {
     assert!(matches!(r.lookup("both.test", late), Lookup::Ready(Ok(_))));
     let refresh = std::mem::take(&mut r.datagrams);
     r.on_datagram(&servfail(&refresh[0]), late);
+    assert_eq!(std::mem::take(&mut r.datagrams), [refresh[0].clone()]);
     r.on_datagram(&servfail(&refresh[0]), late);
     r.on_datagram(&answer(&refresh[1], |q, m| addresses(q, m, 8)), late);
     assert_eq!(
@@ -647,6 +659,27 @@ fn a_refresh_of_one_family_leaves_the_whole_entry() {
         r.lookup("both.test", late),
         Lookup::Ready(Ok(vec![v4(), v6()]))
     );
+    // Asked again no sooner than a partial answer would have been.
+    assert!(r.datagrams.is_empty(), "asked again at once");
+    // An entry of one family is not kept over the other's: a refresh of
+    // an IPv6-only answer that gets IPv4 alone takes it.
+    let mut r = resolver();
+    r.lookup("one.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    for _ in 0..2 {
+        r.on_datagram(&servfail(&queries[0]), now);
+    }
+    r.on_datagram(&answer(&queries[1], |q, m| addresses(q, m, 8)), now);
+    assert_eq!(r.finished.pop(), Some(("one.test".into(), Ok(vec![v6()]))));
+    r.datagrams.clear(); // the failed query's second asking
+    let late = now + Duration::from_secs(4);
+    assert!(matches!(r.lookup("one.test", late), Lookup::Ready(Ok(_))));
+    let refresh = std::mem::take(&mut r.datagrams);
+    r.on_datagram(&answer(&refresh[0], |q, m| addresses(q, m, 8)), late);
+    for _ in 0..2 {
+        r.on_datagram(&servfail(&refresh[1]), late);
+    }
+    assert_eq!(r.finished.pop(), Some(("one.test".into(), Ok(vec![v4()]))));
 }
 
 /// IPv6 addresses first do not cut the wait for IPv4's: its datagram lost,
