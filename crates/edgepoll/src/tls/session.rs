@@ -141,6 +141,10 @@ impl TlsSession {
             let taken = self.decrypt(data);
             self.input.extend_from_slice(&data[taken..]);
         } else {
+            // (Not reached by the loop, which reads only while
+            // `takes_input`.) What was taken goes first.
+            self.input.drain(..self.input_at);
+            self.input_at = 0;
             self.input.extend_from_slice(data);
             self.retry_input();
         }
@@ -414,7 +418,7 @@ mod tests {
     }
 
     /// A session and a rustls server in memory, for `localhost` under the
-    /// test CA (tls/testdata: a CA and a certificate valid until 2126).
+    /// test CA (tls/testdata: a CA and a certificate valid from 2020 to 2126).
     fn session_and_server() -> (TlsSession, rustls::ServerConnection) {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
