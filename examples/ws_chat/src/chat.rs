@@ -28,7 +28,6 @@ const MAX_QUEUED_PER_READ: usize = 64 * 1024;
 const BURST_SECONDS: u64 = 5;
 
 /// Who is connected, by connection.
-#[derive(Default)]
 pub struct Chat {
     /// Host names a browser's page may open the chat under, beyond IP
     /// addresses and `localhost` (see [`from_another_site`]).
@@ -100,6 +99,14 @@ impl Allowance {
     }
 }
 
+impl Default for Chat {
+    /// No names allowed beyond addresses and `localhost`, and the default
+    /// rate (`--messages-per-second`).
+    fn default() -> Chat {
+        Chat::new(Vec::new(), crate::config::MESSAGES_PER_SECOND)
+    }
+}
+
 impl edgepoll::http::Service for Chat {
     fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
         match (request.method(), request.path()) {
@@ -139,9 +146,13 @@ impl edgepoll::ws::Service for Chat {
     }
 
     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox) {
-        // A clock read a message (a call into the runtime): little beside
-        // the message's broadcast to every member.
-        self.on_message_at(from, message, out, Instant::now());
+        // A clock read a message (a call into the runtime), little beside
+        // the message's broadcast to every member; none without a limit.
+        let now = match self.messages_per_second {
+            0 => None,
+            _ => Some(Instant::now()),
+        };
+        self.on_message_at(from, message, out, now);
     }
 
     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
@@ -158,14 +169,24 @@ impl Chat {
     pub fn new(allowed_hosts: Vec<String>, messages_per_second: u64) -> Chat {
         Chat {
             allowed_hosts,
+            names: HashMap::new(),
+            in_use: Default::default(),
+            asked: HashMap::new(),
+            joined: 0,
             messages_per_second,
-            ..Chat::default()
         }
     }
 
-    /// A message from `from`, come at `now`: sent to everyone, unless its
-    /// sender is over its bounds, which closes it.
-    fn on_message_at(&mut self, from: Token, message: Message<'_>, out: &mut Outbox, now: Instant) {
+    /// A message from `from`, come at `now` (`None` without a limit to
+    /// keep): sent to everyone, unless its sender is over its bounds, which
+    /// closes it.
+    fn on_message_at(
+        &mut self,
+        from: Token,
+        message: Message<'_>,
+        out: &mut Outbox,
+        now: Option<Instant>,
+    ) {
         // Not a member: closed for flooding (what it sent before its close
         // arrived is dropped).
         let Some(Member {
@@ -175,7 +196,8 @@ impl Chat {
             return;
         };
         let rate = self.messages_per_second;
-        if out.queued_bytes() >= MAX_QUEUED_PER_READ || !allowance.take(now, rate) {
+        let spent = now.is_some_and(|now| !allowance.take(now, rate));
+        if out.queued_bytes() >= MAX_QUEUED_PER_READ || spent {
             out.close(from, CloseCode::POLICY);
             if let Some(name) = self.leave(from) {
                 out.broadcast(Message::Text(&format!("* {name} left (sending too fast)")));
@@ -672,7 +694,7 @@ mod tests {
         let closed_after = (0..100).find_map(|read| {
             let mut out = Outbox::default();
             for _ in 0..100 {
-                chat.on_message_at(Token(1), Message::Text(""), &mut out, at(10 * read));
+                chat.on_message_at(Token(1), Message::Text(""), &mut out, Some(at(10 * read)));
                 if closed(&out) {
                     return Some(sent);
                 }
@@ -689,7 +711,12 @@ mod tests {
         // The talker, at 150 a second for a minute, is never closed.
         for i in 0..9000 {
             let mut out = Outbox::default();
-            chat.on_message_at(Token(2), Message::Text("hi"), &mut out, at(i * 20 / 3));
+            chat.on_message_at(
+                Token(2),
+                Message::Text("hi"),
+                &mut out,
+                Some(at(i * 20 / 3)),
+            );
             assert!(!closed(&out), "closed at message {i}");
         }
         // Without a limit, the steady flood goes on.
@@ -697,7 +724,7 @@ mod tests {
         chat.on_open(Token(1), "/ws?name=bench", None, &mut Outbox::default());
         for i in 0..5000 {
             let mut out = Outbox::default();
-            chat.on_message_at(Token(1), Message::Text(""), &mut out, start);
+            chat.on_message_at(Token(1), Message::Text(""), &mut out, Some(start));
             assert!(!closed(&out), "closed at message {i}");
         }
     }
