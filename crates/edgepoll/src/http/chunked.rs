@@ -213,7 +213,13 @@ impl ChunkedDecoder {
                     .checked_mul(16)
                     .and_then(|s| s.checked_add(digit))
                     .ok_or(ChunkedError::BodyTooLarge)?;
-                if self.decoded.saturating_add(self.size) > self.max_body {
+                // Checked, not saturated: without a limit (u64::MAX) a
+                // saturated sum is never over it, and the total would wrap.
+                if self
+                    .decoded
+                    .checked_add(self.size)
+                    .is_none_or(|total| total > self.max_body)
+                {
                     return Err(ChunkedError::BodyTooLarge);
                 }
                 State::Size { any: true }
@@ -342,6 +348,18 @@ mod tests {
                 Err(ChunkedError::BodyTooLarge)
             );
         }
+    }
+
+    /// Without a limit, chunks whose sizes add up past what a u64 holds
+    /// are too large: the total wrapped (or, with overflow checks, panicked).
+    #[test]
+    fn chunks_that_add_up_past_u64_are_too_large_without_a_limit() {
+        let mut d = ChunkedDecoder::new(u64::MAX, 64, 256);
+        let mut buf = b"1\r\nX\r\nffffffffffffffff\r\n".to_vec();
+        assert_eq!(
+            d.decode_in_place(&mut buf, 0, 0),
+            Err(ChunkedError::BodyTooLarge)
+        );
     }
 
     #[test]
