@@ -409,6 +409,50 @@ fn each_failure_gets_its_answer_and_the_healthy_load_goes_on() {
     });
 }
 
+/// An upstream that answers heads and dies in every body is left out as
+/// one that dies before its head: after its first cut response the
+/// requests go to the other. (Only a failure before the head ejected: every
+/// other request went to it and was cut.)
+#[test]
+fn an_upstream_that_dies_mid_body_is_left_out() {
+    on_each_runtime(|runtime| {
+        let dying = NativeUpstream::start(Behaviour::DiesMidBody);
+        let healthy = NativeUpstream::start(Behaviour::Echo);
+        let upstreams = [dying.addr.to_string(), healthy.addr.to_string()];
+        let proxy = start_proxy(runtime, &upstreams, &[]);
+        let mut cut = 0;
+        for _ in 0..4 {
+            let mut stream = connect(proxy.addr);
+            stream
+                .write_all(b"GET /n HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .expect("send");
+            let mut got = Vec::new();
+            // Closed after a whole response, or cut (closed or reset).
+            let _ = stream.read_to_end(&mut got);
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+            if text
+                .to_ascii_lowercase()
+                .contains("content-length: 1000000")
+            {
+                assert!(got.len() < 1_000_000, "a cut body must not look complete");
+                cut += 1;
+            }
+        }
+        assert_eq!(cut, 1, "{}: cut responses", runtime.name());
+        assert_eq!(dying.seen.accepted.load(Ordering::SeqCst), 1);
+        let lines = proxy.stderr_lines();
+        let dying_addr = dying.addr.to_string();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&dying_addr) && l.contains("left out for a while")),
+            "{}: {lines:?}",
+            runtime.name()
+        );
+    });
+}
+
 /// A request that never reached an upstream (refused) goes to another,
 /// whatever its method: a POST too, as nginx's `proxy_next_upstream` does
 /// (nothing of it was sent). (A POST got 502.)

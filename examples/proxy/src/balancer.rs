@@ -3,9 +3,11 @@
 //!
 //! Health is passive, as nginx's `max_fails=1 fail_timeout`: an upstream
 //! whose connection was refused, unreachable, reset or timed out, or that
-//! answered garbage, is ejected for a while; after that, one request at a time probes
-//! it (another too once a probe has been out longer than its failure could
-//! take: a long upload), and the first success brings it back. A lone upstream is never
+//! answered garbage, before its response head or in the body after it, is
+//! ejected for a while; after that, one request at a time probes it
+//! (another too once a probe has been out longer than its failure could
+//! take: a long upload), sent there even when others have fewer requests
+//! out, and the first success brings it back. A lone upstream is never
 //! ejected (nginx does the same): there is nowhere else to send to, and
 //! refusing would only hide its recovery. Nor are all of them left out at
 //! once: when every upstream is ejected (or probed), they are all taken
@@ -119,7 +121,15 @@ impl Balancer {
                 now.saturating_duration_since(since) >= probe_for && up.outstanding < per_upstream
             }
         };
-        let chosen = match self.least_outstanding(tried, available) {
+        // A probe goes first, however many requests older than its
+        // ejection are still out there: one long download (or a stream)
+        // kept it from ever having the fewest, and the upstream out for as
+        // long as that lasted.
+        let due = |up: &Upstream| up.health != Health::Up && available(up);
+        let chosen = match self
+            .least_outstanding(tried, due)
+            .or_else(|| self.least_outstanding(tried, available))
+        {
             Some(i) => i,
             // Every one ejected or probed, and one not yet tried: all back.
             None if self.upstreams.iter().all(|up| up.health != Health::Up) => {
@@ -178,7 +188,9 @@ impl Balancer {
     /// request stays outstanding until [`done`](Self::done).
     pub fn answered(&mut self, ticket: Ticket) {
         let up = &mut self.upstreams[ticket.upstream];
-        if ticket.epoch == up.epoch && matches!(up.health, Health::Probing(_)) {
+        // Ejected yet of this epoch: a probe beside one given up on (which
+        // put the state back to Ejected), whose answer counts as much.
+        if ticket.epoch == up.epoch && up.health != Health::Up {
             up.health = Health::Up;
         }
     }
@@ -483,6 +495,45 @@ mod tests {
         assert_eq!(b.pick(later, 1 << 1), None);
         b.done(probe, later);
         assert_eq!(b.pick(later, 1 << 1).map(|t| t.upstream), Some(0));
+    }
+
+    /// A probe is not put off while requests sent before the ejection are
+    /// still out (a long download): it goes before the upstream has the
+    /// fewest out.
+    #[test]
+    fn a_probe_goes_first_however_many_old_requests_are_out() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let download = b.pick(now, 1 << 1).unwrap();
+        let refused = b.pick(now, 1 << 1).unwrap();
+        assert!(b.failed(refused, now));
+        let later = now + Duration::from_secs(11);
+        let probe = b.pick(later, 0).unwrap();
+        assert_eq!(probe.upstream, 0, "1 has none out, 0 its download");
+        assert_eq!(b.pick(later, 0).map(|t| t.upstream), Some(1));
+        through(&mut b, probe, later);
+        b.done(download, later);
+        assert_eq!(b.upstreams[0].health, Health::Up);
+    }
+
+    /// Two probes out (the first lasted), the first given up on: the
+    /// second's answer still brings the upstream back.
+    #[test]
+    fn a_second_probe_answers_for_a_first_given_up_on() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let first = b.pick(now, 1 << 1).unwrap();
+        assert!(b.failed(first, now));
+        let later = now + Duration::from_secs(11);
+        let upload = b.pick(later, 1 << 1).unwrap();
+        let long = later + Duration::from_secs(40);
+        let probe = b.pick(long, 1 << 1).unwrap();
+        assert_eq!((upload.upstream, probe.upstream), (0, 0));
+        b.done(upload, long);
+        b.answered(probe);
+        assert_eq!(b.upstreams[0].health, Health::Up);
+        b.done(probe, long);
+        assert_eq!(b.upstreams[0].health, Health::Up);
     }
 
     #[test]

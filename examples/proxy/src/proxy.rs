@@ -149,6 +149,22 @@ fn idempotent(method: &str) -> bool {
     )
 }
 
+/// Whether `error` says the upstream is failing. Not when its connections
+/// were all busy the whole time (it is slow or saturated, and nothing was
+/// sent), its idle timeout met a request that cannot go again, the client
+/// left or its body broke off, the request could not be written, or this
+/// side had no descriptor or port to connect with.
+fn blames_upstream(error: &ClientError) -> bool {
+    !(error.is_local()
+        || matches!(
+            error,
+            ClientError::Queued(_)
+                | ClientError::IdleClosed
+                | ClientError::Abandoned
+                | ClientError::Request(_)
+        ))
+}
+
 fn bit(upstream: usize) -> u64 {
     1u64.checked_shl(upstream as u32).unwrap_or(0)
 }
@@ -336,20 +352,7 @@ impl App for Proxy {
             Err(error) => error,
         };
         self.exchanges.remove(&exchange);
-        let blameless = error.is_local()
-            || matches!(
-                error,
-                ClientError::Queued(_)
-                    | ClientError::IdleClosed
-                    | ClientError::Abandoned
-                    | ClientError::Request(_)
-            );
-        if blameless {
-            // Its connections were all busy the whole time (it is slow or
-            // saturated, and nothing was sent), or its idle timeout met a
-            // request that cannot go again, or the client's body broke off,
-            // or this side had no descriptor or port to connect with: not
-            // failing, any of them.
+        if !blames_upstream(&error) {
             self.balancer.done(upstream, now);
             match error {
                 // The client's doing, not the upstream's.
@@ -440,14 +443,23 @@ impl App for Proxy {
             return;
         };
         // Through or broken off, the response no longer keeps a connection
-        // of the upstream's busy.
-        self.balancer.done(upstream, cx.now());
+        // of the upstream's busy. Broken off by the upstream (reset, closed,
+        // silent or garbled mid-body), it failed as it would have before
+        // its head: answering heads and dying in every body is no health.
+        let now = cx.now();
         match result {
-            Ok(()) | Err(ClientError::Abandoned) => {}
-            Err(e) => self.log(
-                upstream,
-                &format!("response broke off: {e}; client connection closed"),
-            ),
+            Err(e) if blames_upstream(&e) => {
+                let also = if self.balancer.failed(upstream, now) {
+                    "; left out for a while"
+                } else {
+                    ""
+                };
+                self.log(
+                    upstream,
+                    &format!("response broke off: {e}; client connection closed{also}"),
+                );
+            }
+            _ => self.balancer.done(upstream, now),
         }
     }
 
