@@ -11,7 +11,8 @@ use edgepoll_tests::{
     connect, on_each_runtime, resident_kib, start_program, wait_until, Running, Runtime,
 };
 use std::io::{Read, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -163,6 +164,12 @@ fn four_gib_each_way_through_the_proxy_at_flat_memory() {
     });
 }
 
+/// A client that stops reading holds the upstream back, not the heap: for
+/// a body the loop pipes, and for one the service passes on itself a piece
+/// at a time (`X-Relay`), pausing the exchange
+/// (`Context::pause_response_body`) until the client's response has taken
+/// each piece. (Such a body had no backpressure: the service could not
+/// stop the exchange, and the whole body went to the heap.)
 #[test]
 fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
     on_each_runtime(|runtime| {
@@ -170,52 +177,124 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
         let source = NativeUpstream::start(Behaviour::Source);
         let forward = start_streaming(runtime, &sink, &source);
         let size = 512 * MIB;
-        let mut stream = connect(forward.addr);
-        let request = format!("GET /down/bytes/{size} HTTP/1.1\r\nHost: x\r\n\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        let (_, first) = read_head(&mut stream);
-        let mut got = first.len() as u64;
-        let mut chunk = vec![0u8; 64 * 1024];
-        while got < MIB {
-            let n = stream.read(&mut chunk).expect("body");
-            assert!(n > 0, "closed after {got} bytes");
-            assert!(is_pattern(got, &chunk[..n]));
-            got += n as u64;
+        for (how, field) in [("piped", ""), ("relayed", "X-Relay: 1\r\n")] {
+            let before = source.seen.written.load(Ordering::SeqCst);
+            let mut stream = connect(forward.addr);
+            let request = format!("GET /down/bytes/{size} HTTP/1.1\r\nHost: x\r\n{field}\r\n");
+            stream.write_all(request.as_bytes()).expect("send");
+            let (head, first) = read_head(&mut stream);
+            assert!(head.starts_with("HTTP/1.1 200"), "{how}: {head}");
+            let mut got = first.len() as u64;
+            let mut chunk = vec![0u8; 64 * 1024];
+            while got < MIB {
+                let n = stream.read(&mut chunk).expect("body");
+                assert!(n > 0, "{how}: closed after {got} bytes");
+                assert!(is_pattern(got, &chunk[..n]));
+                got += n as u64;
+            }
+            // The client stops reading: socket buffers fill, then the
+            // upstream is no longer read, and its writes stop.
+            std::thread::sleep(Duration::from_secs(2));
+            let (written, rss) = (
+                source.seen.written.load(Ordering::SeqCst) - before,
+                rss_kib(forward.pid()),
+            );
+            std::thread::sleep(Duration::from_secs(2));
+            let (written_later, rss_later) = (
+                source.seen.written.load(Ordering::SeqCst) - before,
+                rss_kib(forward.pid()),
+            );
+            println!(
+                "{} ({how}): reader paused after {} MiB: upstream wrote {} MiB, then {} MiB more; resident {} -> {} MiB",
+                runtime.name(),
+                got / MIB,
+                written / MIB,
+                (written_later - written) / MIB,
+                rss / 1024,
+                rss_later / 1024
+            );
+            assert!(
+                written < 64 * MIB,
+                "{how}: the upstream wrote {written} bytes to a reader that stopped"
+            );
+            assert!(
+                written_later - written < MIB,
+                "{how}: the upstream kept being read"
+            );
+            assert!(
+                rss_later <= rss + 4 * 1024,
+                "{how}: memory grew while the reader waited"
+            );
+            // Reading again, the rest arrives intact.
+            while got < size {
+                let n = stream.read(&mut chunk).expect("body");
+                assert!(n > 0, "{how}: closed after {got} bytes");
+                assert!(is_pattern(got, &chunk[..n]), "{how}: bytes {got}.. differ");
+                got += n as u64;
+            }
+            assert_eq!(got, size);
         }
-        // The client stops reading: socket buffers fill, then the upstream
-        // is no longer read, and its writes stop.
+    });
+}
+
+/// A request body the service sends back itself (`/_relay_echo`), pausing
+/// it (`Context::pause_request_body`) until its response has taken each
+/// piece: a client that uploads without reading is held back at its
+/// socket, not in the heap, and reading, gets its body back intact.
+#[test]
+fn an_upload_the_service_passes_on_itself_waits_for_its_reader() {
+    on_each_runtime(|runtime| {
+        let sink = NativeUpstream::start(Behaviour::Sink);
+        let source = NativeUpstream::start(Behaviour::Source);
+        let forward = start_streaming(runtime, &sink, &source);
+        let size = 512 * MIB;
+        let mut stream = connect(forward.addr);
+        let sent = Arc::new(AtomicU64::new(0));
+        let writer = std::thread::spawn({
+            let mut stream = stream.try_clone().expect("a second handle");
+            let sent = sent.clone();
+            move || {
+                let head = format!(
+                    "POST /_relay_echo HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes())?;
+                let mut chunk = vec![0u8; 64 * 1024];
+                let mut at = 0;
+                while at < size {
+                    let n = chunk.len().min((size - at) as usize);
+                    pattern(at, &mut chunk[..n]);
+                    stream.write_all(&chunk[..n])?;
+                    at += n as u64;
+                    sent.store(at, Ordering::SeqCst);
+                }
+                Ok::<(), std::io::Error>(())
+            }
+        });
+        // Nothing is read: the echo fills the socket buffers, then the
+        // upload is no longer read, and its writes stop.
         std::thread::sleep(Duration::from_secs(2));
-        let (written, rss) = (
-            source.seen.written.load(Ordering::SeqCst),
-            rss_kib(forward.pid()),
-        );
+        let (early, rss) = (sent.load(Ordering::SeqCst), rss_kib(forward.pid()));
         std::thread::sleep(Duration::from_secs(2));
-        let (written_later, rss_later) = (
-            source.seen.written.load(Ordering::SeqCst),
-            rss_kib(forward.pid()),
-        );
+        let (later, rss_later) = (sent.load(Ordering::SeqCst), rss_kib(forward.pid()));
         println!(
-            "{}: reader paused after {} MiB: upstream wrote {} MiB, then {} MiB more; resident {} -> {} MiB",
+            "{}: reader waiting: the client sent {} MiB, then {} MiB more; resident {} -> {} MiB",
             runtime.name(),
-            got / MIB,
-            written / MIB,
-            (written_later - written) / MIB,
+            early / MIB,
+            (later - early) / MIB,
             rss / 1024,
             rss_later / 1024
         );
-        assert!(
-            written < 64 * MIB,
-            "the upstream wrote {written} bytes to a reader that stopped"
-        );
-        assert!(
-            written_later - written < MIB,
-            "the upstream kept being read"
-        );
+        assert!(early < 64 * MIB, "{early} bytes taken with no reader");
+        assert!(later - early < MIB, "the upload kept being read");
         assert!(
             rss_later <= rss + 4 * 1024,
             "memory grew while the reader waited"
         );
-        // Reading again, the rest arrives intact.
+        let (head, first) = read_head(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(is_pattern(0, &first));
+        let mut got = first.len() as u64;
+        let mut chunk = vec![0u8; 64 * 1024];
         while got < size {
             let n = stream.read(&mut chunk).expect("body");
             assert!(n > 0, "closed after {got} bytes");
@@ -223,6 +302,10 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
             got += n as u64;
         }
         assert_eq!(got, size);
+        writer
+            .join()
+            .expect("writer")
+            .expect("the upload went whole");
     });
 }
 

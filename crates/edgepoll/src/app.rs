@@ -201,6 +201,12 @@ impl Pipes {
 
     /// The response `exchange`'s body is piped into.
     #[inline]
+    /// Whether the loop carries `responder`'s request body: into an
+    /// exchange, or into its own response.
+    pub(crate) fn carries_request(&self, responder: Responder) -> bool {
+        self.up.contains_key(&responder) || self.echo.contains(&responder)
+    }
+
     pub(crate) fn down_into(&self, exchange: ExchangeId) -> Option<Responder> {
         self.down.get(&exchange).copied()
     }
@@ -329,6 +335,17 @@ impl Pipes {
     }
 }
 
+/// A body's source, held back or read again: by the loop (backpressure of
+/// the bodies it pipes) or by the application ([`Context::pause_request_body`],
+/// [`Context::pause_response_body`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A streamed request body.
+    Request(Responder),
+    /// An exchange's response body.
+    Exchange(ExchangeId),
+}
+
 /// Counts a pipe more (`1`) or less (`-1`) at `responder`'s slot in `counts`.
 #[inline]
 fn count_at(counts: &mut Vec<u32>, responder: Responder, change: i32) {
@@ -407,6 +424,7 @@ pub struct Context<'l> {
     pub(crate) pool: &'l mut Pool,
     pub(crate) outbox: &'l mut Outbox,
     pub(crate) pipes: &'l mut Pipes,
+    pub(crate) paused: &'l mut Vec<(Source, bool)>,
 }
 
 impl Context<'_> {
@@ -619,6 +637,107 @@ impl Context<'_> {
     /// closes its connection (a response cut short cannot be resumed).
     pub fn cancel(&mut self, exchange: ExchangeId) {
         self.pool.cancel(exchange);
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading the streamed request body
+    /// of `responder`, whose pieces come to [`App::on_request_body`]: the
+    /// backpressure of a body the application passes on itself (with
+    /// [`send_body`](Self::send_body) from
+    /// [`on_request_body`](App::on_request_body), say), where the loop
+    /// cannot tell where it goes. Pause when a piece is taken and resume at
+    /// [`App::on_body_drained`], and a slow reader holds back the client's
+    /// socket, not memory. While paused, the client's idle timeout does not
+    /// run; it starts over on resuming. A body the loop pipes
+    /// ([`fetch_stream`](Self::fetch_stream),
+    /// [`respond_with_request_body`](Self::respond_with_request_body)) has
+    /// its own backpressure: for it, this does nothing. A pause ends with
+    /// its body.
+    pub fn pause_request_body(&mut self, responder: Responder, paused: bool) {
+        if !self.pipes.carries_request(responder) {
+            self.paused.push((Source::Request(responder), paused));
+        }
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading the response body of
+    /// `exchange` (made with [`fetch_stream`](Self::fetch_stream)), whose
+    /// pieces come to [`App::on_response_body`]: as
+    /// [`pause_request_body`](Self::pause_request_body), for a body the
+    /// application passes on itself. Its connection is not read while
+    /// paused, so a fast server's pieces wait in its socket, and its
+    /// response timeout does not run (it starts over on resuming). Pause
+    /// from [`App::on_response`] or [`App::on_response_body`]: an exchange
+    /// not yet on a connection, or over, is not paused. A body piped with
+    /// [`respond_pipe`](Self::respond_pipe) has the loop's own backpressure:
+    /// for it, this does nothing. A pause ends with the body.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
+    /// use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, Responder};
+    /// use std::collections::HashMap;
+    ///
+    /// /// Sends each upstream body on in upper case: one piece out at a
+    /// /// time, the upstream not read meanwhile.
+    /// #[derive(Default)]
+    /// struct Shout {
+    ///     to: HashMap<ExchangeId, Responder>,
+    ///     from: HashMap<Responder, ExchangeId>,
+    /// }
+    ///
+    /// impl App for Shout {
+    ///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    ///         let Ok(request) = ClientRequest::new("GET", "http://127.0.0.1:8080/") else {
+    ///             return Reply::Now(Response::new(StatusCode::INTERNAL_SERVER_ERROR));
+    ///         };
+    ///         match cx.fetch_stream(&request, None) {
+    ///             Ok(exchange) => {
+    ///                 self.to.insert(exchange, responder);
+    ///                 self.from.insert(responder, exchange);
+    ///                 Reply::Later
+    ///             }
+    ///             Err(_) => Reply::Now(Response::new(StatusCode::BAD_GATEWAY)),
+    ///         }
+    ///     }
+    ///
+    ///     fn on_response(&mut self, exchange: ExchangeId, result: Result<ParsedResponse, ClientError>, cx: &mut Context<'_>) {
+    ///         let Some(&responder) = self.to.get(&exchange) else { return };
+    ///         match result {
+    ///             Ok(_) => cx.respond_stream(responder, Response::new(StatusCode::OK), None),
+    ///             Err(_) => cx.respond(responder, Response::new(StatusCode::BAD_GATEWAY)),
+    ///         }
+    ///     }
+    ///
+    ///     fn on_response_body(&mut self, exchange: ExchangeId, piece: Bytes, cx: &mut Context<'_>) {
+    ///         let Some(&responder) = self.to.get(&exchange) else { return };
+    ///         cx.send_body(responder, Bytes::from(piece.to_ascii_uppercase()));
+    ///         cx.pause_response_body(exchange, true);
+    ///     }
+    ///
+    ///     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
+    ///         if let Some(&exchange) = self.from.get(&responder) {
+    ///             cx.pause_response_body(exchange, false);
+    ///         }
+    ///     }
+    ///
+    ///     fn on_response_end(&mut self, exchange: ExchangeId, _: Result<(), ClientError>, cx: &mut Context<'_>) {
+    ///         if let Some(responder) = self.to.remove(&exchange) {
+    ///             self.from.remove(&responder);
+    ///             cx.end_body(responder);
+    ///         }
+    ///     }
+    ///
+    ///     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
+    ///         if let Some(exchange) = self.from.remove(&responder) {
+    ///             self.to.remove(&exchange);
+    ///             cx.cancel(exchange);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn pause_response_body(&mut self, exchange: ExchangeId, paused: bool) {
+        if self.pipes.down_into(exchange).is_none() {
+            self.paused.push((Source::Exchange(exchange), paused));
+        }
     }
 
     /// The WebSocket outbox: what the loop's WebSockets are sent. Under

@@ -16,18 +16,10 @@ use super::core::{Core, Work};
 use super::driven::{Driven, Inbound};
 use super::held::AtClient;
 use crate::app::Responder;
+pub(crate) use crate::app::Source;
 use crate::client::{ClientError, ExchangeEvent, ExchangeId};
 use crate::Token;
 use std::time::Instant;
-
-/// A source to read again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Release {
-    /// A streamed request body.
-    Request(Responder),
-    /// An exchange's response body.
-    Exchange(ExchangeId),
-}
 
 /// Sends a piece (or the end) of a streamed request body on.
 pub(crate) fn route_inbound<D: Driven>(
@@ -332,7 +324,7 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
                 AtClient::Exchange(exchange) => match pipes.down_into(exchange) {
                     Some(r) if here(&r) && handler.body_backlog(r.id) > low => true,
                     _ => {
-                        release.push(Release::Exchange(exchange));
+                        release.push(Source::Exchange(exchange));
                         false
                     }
                 },
@@ -341,7 +333,7 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
                 AtClient::Echo(r) => match handler.body_backlog(r.id) > low {
                     true => true,
                     false => {
-                        release.push(Release::Request(r));
+                        release.push(Source::Request(r));
                         false
                     }
                 },
@@ -361,7 +353,7 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
             };
             if held.is_held_for(exchange.id) && up.conn.backlog() <= low {
                 if let Some(r) = held.unhold_for(exchange.id) {
-                    release.push(Release::Request(r));
+                    release.push(Source::Request(r));
                 }
             }
         }
@@ -369,17 +361,41 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
     }
 }
 
+/// Holds a source the application paused: its connection is not read
+/// until it resumes it. (One the loop pipes was refused by the context.)
+pub(crate) fn pause(core: &mut Core, source: Source, now: Instant) {
+    match source {
+        Source::Request(responder) => {
+            if let Some(handler) = core.handler_of(responder) {
+                handler.pause_body(responder.id, true, now);
+            }
+        }
+        Source::Exchange(exchange) => {
+            let Some(&index) = core.work.slot_of.get(&exchange) else {
+                return;
+            };
+            if let Some(Some(Connection {
+                role: Role::Upstream(up),
+                ..
+            })) = core.slots.get_mut(index)
+            {
+                up.held = true;
+            }
+        }
+    }
+}
+
 /// Reads a held source again.
-pub(crate) fn release<D: Driven>(core: &mut Core, release: Release, now: Instant, driven: &mut D) {
+pub(crate) fn release<D: Driven>(core: &mut Core, release: Source, now: Instant, driven: &mut D) {
     let index = match release {
-        Release::Request(responder) => {
+        Source::Request(responder) => {
             let Some(handler) = core.handler_of(responder) else {
                 return;
             };
             handler.pause_body(responder.id, false, now);
             responder.token.0
         }
-        Release::Exchange(exchange) => {
+        Source::Exchange(exchange) => {
             let Some(&index) = core.work.slot_of.get(&exchange) else {
                 return;
             };
@@ -461,7 +477,7 @@ pub(crate) fn forget_exchange(work: &mut Work, exchange: ExchangeId) {
     // Even when the request was piped on into another exchange since (its
     // hold would stay, and with it the slow path of every step).
     if let Some(responder) = work.held.unhold_for(exchange) {
-        work.release.push(Release::Request(responder));
+        work.release.push(Source::Request(responder));
     }
     if let Some(responder) = work.pipes.unpipe_down(exchange) {
         (work.held).unhold_at(responder.token.0, AtClient::Exchange(exchange));

@@ -68,7 +68,11 @@ pub(crate) struct Work {
     /// limit (to tell the application).
     pub(crate) drained: Vec<Responder>,
     /// Sources to read again.
-    pub(crate) release: Vec<bodies::Release>,
+    pub(crate) release: Vec<bodies::Source>,
+    /// Sources the application paused (true) or resumed (false), in the
+    /// order it asked ([`Context::pause_request_body`],
+    /// [`Context::pause_response_body`]).
+    pub(crate) paused: Vec<(bodies::Source, bool)>,
     /// Deferred requests given up on, not yet told to the application.
     pub(crate) abandoned: Vec<Responder>,
     /// Piped responses whose client left, not yet told to the application.
@@ -98,6 +102,7 @@ impl Work {
             pool: &mut self.pool,
             outbox: &mut self.outbox,
             pipes: &mut self.pipes,
+            paused: &mut self.paused,
         }
     }
 
@@ -114,6 +119,7 @@ impl Work {
             || !self.pool.events.is_empty()
             || !self.pool.cancelled.is_empty()
             || !self.release.is_empty()
+            || !self.paused.is_empty()
             || !self.drained.is_empty()
             || !self.touched.is_empty()
             || self.pool.has_queued()
@@ -974,6 +980,16 @@ impl Core {
                     },
                 );
                 self.write_touched(now, driven);
+            }
+            if !self.work.paused.is_empty() {
+                acted = true;
+                self.work_through(
+                    |w| &mut w.paused,
+                    |core, (source, paused)| match paused {
+                        true => bodies::pause(core, source, now),
+                        false => bodies::release(core, source, now, driven),
+                    },
+                );
             }
             if !self.work.release.is_empty() {
                 acted = true;

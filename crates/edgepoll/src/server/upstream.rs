@@ -269,6 +269,9 @@ pub(crate) fn step(
         }
         if over {
             work.slot_of.remove(&exchange.id);
+            // A hold (the loop's, or the application's pause) ends with
+            // the body: idle, the connection is read for a close.
+            up.held = false;
             // Bytes after the response, still part of a TLS record, would
             // be read as the next request's answer.
             let stray = up

@@ -98,6 +98,16 @@ struct Forward {
     /// upstream while the client is answered at once; how each ended is
     /// counted in `ends` (as `sent:` and the outcome).
     sent_on: HashSet<ExchangeId>,
+    /// Exchanges of requests with `X-Relay` (streaming): their response
+    /// bodies are passed on by the service itself, a piece at a time, the
+    /// exchange paused until the client's response has taken it.
+    relay_down: HashMap<ExchangeId, Responder>,
+    /// `/_relay_echo` requests: their bodies are sent back by the service
+    /// itself, a piece at a time, the body paused likewise.
+    relay_up: HashSet<Responder>,
+    /// What each relaying response waits on to drain before it is read
+    /// again: an exchange (`X-Relay`), or its own request (`None`).
+    relay_paused: HashMap<Responder, Option<ExchangeId>>,
 }
 
 /// The byte at `position` of a `/_generate` body.
@@ -207,6 +217,12 @@ impl App for Forward {
                 Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
             };
         }
+        if request.path() == "/_relay_echo" {
+            let length = content_length(request.headers());
+            cx.respond_stream(responder, Response::new(StatusCode::OK), length);
+            self.relay_up.insert(responder);
+            return Reply::Later;
+        }
         if request.path() == "/_echo_late" {
             self.late_echo
                 .insert(responder, content_length(request.headers()));
@@ -265,6 +281,9 @@ impl App for Forward {
                     if request.header("x-piece-into-pipe").is_some() {
                         self.piece_into_pipe.insert(exchange);
                     }
+                    if request.header("x-relay").is_some() {
+                        self.relay_down.insert(exchange, responder);
+                    }
                     if request.header("x-pipe-late").is_some() {
                         self.pipe_late
                             .insert(exchange, (responder, Response::new(StatusCode::OK)));
@@ -319,6 +338,9 @@ impl App for Forward {
                     late.1 = head;
                     return;
                 }
+                if self.relay_down.contains_key(&exchange) {
+                    return cx.respond_stream(responder, head, length);
+                }
                 // The loop ends the pipe with the body, or cancels it when
                 // the client goes.
                 cx.respond_pipe(responder, head, length, exchange);
@@ -353,6 +375,7 @@ impl App for Forward {
             || matches!(
                 request.path(),
                 "/_count"
+                    | "/_relay_echo"
                     | "/_echo_late"
                     | "/_echo_after_end"
                     | "/_pipe_after_end"
@@ -360,7 +383,18 @@ impl App for Forward {
             )
     }
 
-    fn on_response_body(&mut self, exchange: ExchangeId, _: bytes::Bytes, cx: &mut Context<'_>) {
+    fn on_response_body(
+        &mut self,
+        exchange: ExchangeId,
+        piece: bytes::Bytes,
+        cx: &mut Context<'_>,
+    ) {
+        if let Some(&responder) = self.relay_down.get(&exchange) {
+            cx.send_body(responder, piece);
+            cx.pause_response_body(exchange, true);
+            self.relay_paused.insert(responder, Some(exchange));
+            return;
+        }
         // Too late: the body has begun to come here.
         if let Some((responder, head)) = self.pipe_late.remove(&exchange) {
             cx.respond_pipe(responder, head, None, exchange);
@@ -368,6 +402,12 @@ impl App for Forward {
     }
 
     fn on_request_body(&mut self, responder: Responder, piece: bytes::Bytes, cx: &mut Context<'_>) {
+        if self.relay_up.contains(&responder) {
+            cx.send_body(responder, piece);
+            cx.pause_request_body(responder, true);
+            self.relay_paused.insert(responder, None);
+            return;
+        }
         if let Some(length) = self.late_echo.remove(&responder) {
             // The rest of the body follows this piece into the response,
             // moved by the loop (pieces of this same read included).
@@ -386,6 +426,11 @@ impl App for Forward {
         result: Result<(), edgepoll::http::BodyError>,
         cx: &mut Context<'_>,
     ) {
+        if self.relay_up.remove(&responder) {
+            // Short of its length if it broke off: the response is cut.
+            self.relay_paused.remove(&responder);
+            return cx.end_body(responder);
+        }
         if self.late_echo.remove(&responder).is_some() {
             // A body that had no piece.
             return cx.respond(responder, Response::new(StatusCode::OK));
@@ -432,7 +477,24 @@ impl App for Forward {
     }
 
     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
-        self.generate(responder, cx);
+        match self.relay_paused.remove(&responder) {
+            Some(Some(exchange)) => cx.pause_response_body(exchange, false),
+            Some(None) => cx.pause_request_body(responder, false),
+            None => self.generate(responder, cx),
+        }
+    }
+
+    fn on_response_end(
+        &mut self,
+        exchange: ExchangeId,
+        _: Result<(), ClientError>,
+        cx: &mut Context<'_>,
+    ) {
+        // Short of its length if it broke off: the response is cut.
+        if let Some(responder) = self.relay_down.remove(&exchange) {
+            self.relay_paused.remove(&responder);
+            cx.end_body(responder);
+        }
     }
 
     /// A drain: the `/_generate` bodies still going end here, short of
@@ -445,6 +507,15 @@ impl App for Forward {
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         self.generating.remove(&responder);
+        self.relay_up.remove(&responder);
+        self.relay_paused.remove(&responder);
+        self.relay_down.retain(|exchange, r| {
+            let gone = *r == responder;
+            if gone {
+                cx.cancel(*exchange);
+            }
+            !gone
+        });
         // The client is gone or got its 504: the upstream exchange stops too.
         let gone: Vec<ExchangeId> = self
             .waiting
@@ -549,6 +620,9 @@ fn run() -> Result<(), String> {
         after_end: HashMap::new(),
         generating: HashMap::new(),
         sent_on: HashSet::new(),
+        relay_down: HashMap::new(),
+        relay_up: HashSet::new(),
+        relay_paused: HashMap::new(),
     };
     Server::new(listener, options)
         .serve_app(service)
