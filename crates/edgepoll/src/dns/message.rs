@@ -603,17 +603,39 @@ mod tests {
     #[test]
     fn an_answer_over_the_limit_is_not_read() {
         let mut m = response(6, "x.test", Family::V4, ResponseCode::NoError);
-        let mut n = 0;
-        while m.to_vec().unwrap().len() <= MAX_ANSWER_BYTES {
-            m.add_answer(a("x.test", 5, [10, 0, (n >> 8) as u8, n as u8]));
-            n += 1;
+        let record = |n: usize| a("x.test", 5, [10, 0, (n >> 8) as u8, n as u8]);
+        let length = |count: usize| {
+            let mut m = m.clone();
+            for i in 0..count {
+                m.add_answer(record(i));
+            }
+            m.to_vec().unwrap().len()
+        };
+        // The fewest records that go past the limit, found by halving
+        // (serializing after each record added was quadratic: 10 s under
+        // the interpreter).
+        let (mut fit, mut over) = (0, 4096);
+        assert!(length(over) > MAX_ANSWER_BYTES);
+        while over - fit > 1 {
+            let mid = (fit + over) / 2;
+            match length(mid) > MAX_ANSWER_BYTES {
+                true => over = mid,
+                false => fit = mid,
+            }
+        }
+        let n = over;
+        for i in 0..n {
+            m.add_answer(record(i));
         }
         let bytes = m.to_vec().unwrap();
+        assert!(bytes.len() > MAX_ANSWER_BYTES);
         let got = read_answer(&bytes, 6, &name("x.test"), Family::V4);
         assert_eq!(got, Err(NotAnswer::TooLong));
         // One record fewer fits, and is read.
         m.answers.pop();
-        let got = read_answer(&m.to_vec().unwrap(), 6, &name("x.test"), Family::V4);
+        let fits = m.to_vec().unwrap();
+        assert!(fits.len() <= MAX_ANSWER_BYTES);
+        let got = read_answer(&fits, 6, &name("x.test"), Family::V4);
         assert!(matches!(got, Ok(Answer::Addresses { addrs, .. }) if addrs.len() == n - 1));
     }
 

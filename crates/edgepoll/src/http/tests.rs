@@ -117,19 +117,19 @@ fn assert_refused(input: &[u8], status: u16) {
 }
 
 fn assert_refused_with(input: &[u8], status: u16, limits: &Limits) {
-    let out = run_with(input, limits, false);
+    assert_refusal(input, &run_with(input, limits, false), status);
+}
+
+/// That `out`, the outcome of `input`, is a refusal with `status`.
+fn assert_refusal(input: &[u8], out: &Outcome, status: u16) {
     let expected = format!("HTTP/1.1 {status} ");
     assert!(
-        text(&out).starts_with(&expected),
+        text(out).starts_with(&expected),
         "{:?} gave {:?}",
         String::from_utf8_lossy(input),
-        text(&out)
+        text(out)
     );
-    assert!(
-        text(&out).contains("Connection: close\r\n"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(out).contains("Connection: close\r\n"), "{}", text(out));
     assert!(out.finished, "connection must close after {status}");
     assert_eq!(
         out.incident.and_then(|i| i.status).map(StatusCode::as_u16),
@@ -1851,13 +1851,29 @@ fn an_absolute_target_with_an_ambiguous_authority_gets_400() {
 /// whose fields do gets 431.
 #[test]
 fn a_target_over_the_head_limit_gets_414_and_fields_over_it_431() {
-    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(20_000));
-    assert_refused(long.as_bytes(), 414);
-    let after_empty_lines = format!("\r\n\r\n{long}");
-    assert_refused(after_empty_lines.as_bytes(), 414);
-    let fields = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
-        "a".repeat(20_000)
-    );
-    assert_refused(fields.as_bytes(), 431);
+    let cases = |n: usize| {
+        let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(n));
+        let fields = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
+            "a".repeat(n)
+        );
+        [(format!("\r\n\r\n{long}"), 414), (long, 414), (fields, 431)]
+    };
+    // Split everywhere under a small limit: every split feeds the whole
+    // input, and 20 KB ones took a minute under WasmEdge's interpreter.
+    let small = Limits {
+        max_head_bytes: 1024,
+        ..Limits::default()
+    };
+    for (input, status) in cases(1500) {
+        assert_refused_with(input.as_bytes(), status, &small);
+    }
+    // Under the default limit: whole, and a byte at a time.
+    for (input, status) in cases(20_000) {
+        let (input, limits) = (input.as_bytes(), Limits::default());
+        let whole = feed_to(&[input], &limits, false, echo);
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(feed_to(&bytes, &limits, false, echo), whole);
+        assert_refusal(input, &whole, status);
+    }
 }
