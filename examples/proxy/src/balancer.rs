@@ -3,7 +3,8 @@
 //!
 //! Health is passive, as nginx's `max_fails=1 fail_timeout`: an upstream
 //! whose connection was refused, unreachable, reset or timed out, or that
-//! answered garbage, before its response head or in the body after it, is
+//! answered garbage, before its response head or in the body after it (a
+//! body quiet past the timeout is no failure: a stream may be), is
 //! ejected for a while; after that, one request at a time probes it
 //! (another too once a probe has been out longer than its failure could
 //! take: a long upload), sent there even when others have fewer requests

@@ -443,24 +443,32 @@ impl App for Proxy {
             return;
         };
         // Through or broken off, the response no longer keeps a connection
-        // of the upstream's busy. Broken off by the upstream (reset, closed,
-        // silent or garbled mid-body), it failed as it would have before
-        // its head: answering heads and dying in every body is no health.
+        // of the upstream's busy. Broken off by the upstream (reset, closed
+        // or garbled mid-body), it failed as it would have before its head:
+        // answering heads and dying in every body is no health. Not a body
+        // quiet past the timeout: a stream or a long poll may be, from a
+        // healthy upstream (nginx counts no failure after the head at all).
         let now = cx.now();
-        match result {
-            Err(e) if blames_upstream(&e) => {
-                let also = if self.balancer.failed(upstream, now) {
-                    "; left out for a while"
-                } else {
-                    ""
-                };
-                self.log(
-                    upstream,
-                    &format!("response broke off: {e}; client connection closed{also}"),
-                );
+        let e = match result {
+            Ok(()) | Err(ClientError::Abandoned) => return self.balancer.done(upstream, now),
+            Err(e) => e,
+        };
+        let ejected = match blames_upstream(&e) && !matches!(e, ClientError::Timeout(_)) {
+            true => self.balancer.failed(upstream, now),
+            false => {
+                self.balancer.done(upstream, now);
+                false
             }
-            _ => self.balancer.done(upstream, now),
-        }
+        };
+        let also = if ejected {
+            "; left out for a while"
+        } else {
+            ""
+        };
+        self.log(
+            upstream,
+            &format!("response broke off: {e}; client connection closed{also}"),
+        );
     }
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
