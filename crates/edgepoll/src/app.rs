@@ -199,14 +199,18 @@ impl Pipes {
         count_at(&mut self.downs_at_slot, responder, 1);
     }
 
-    /// The response `exchange`'s body is piped into.
-    #[inline]
-    /// Whether the loop carries `responder`'s request body: into an
-    /// exchange, or into its own response.
-    pub(crate) fn carries_request(&self, responder: Responder) -> bool {
-        self.up.contains_key(&responder) || self.echo.contains(&responder)
+    /// Whether the loop carries `source`'s body itself (with backpressure
+    /// of its own): a request body into an exchange or its own response, an
+    /// exchange's response body into a client's.
+    pub(crate) fn carries(&self, source: Source) -> bool {
+        match source {
+            Source::Request(r) => self.up.contains_key(&r) || self.echo.contains(&r),
+            Source::Exchange(e) => self.down.contains_key(&e),
+        }
     }
 
+    /// The response `exchange`'s body is piped into.
+    #[inline]
     pub(crate) fn down_into(&self, exchange: ExchangeId) -> Option<Responder> {
         self.down.get(&exchange).copied()
     }
@@ -646,16 +650,15 @@ impl Context<'_> {
     /// [`on_request_body`](App::on_request_body), say), where the loop
     /// cannot tell where it goes. Pause when a piece is taken and resume at
     /// [`App::on_body_drained`], and a slow reader holds back the client's
-    /// socket, not memory. While paused, the client's idle timeout does not
-    /// run; it starts over on resuming. A body the loop pipes
+    /// socket, not memory. While paused (and nothing waits to be sent), the
+    /// client's idle timeout does not run; it starts over on resuming. A
+    /// body the loop pipes, or is asked to in the same callback
     /// ([`fetch_stream`](Self::fetch_stream),
-    /// [`respond_with_request_body`](Self::respond_with_request_body)) has
-    /// its own backpressure: for it, this does nothing. A pause ends with
-    /// its body.
+    /// [`respond_with_request_body`](Self::respond_with_request_body)), has
+    /// its own backpressure: for it, this does nothing; nor for a body that
+    /// has ended. A pause ends with its body.
     pub fn pause_request_body(&mut self, responder: Responder, paused: bool) {
-        if !self.pipes.carries_request(responder) {
-            self.paused.push((Source::Request(responder), paused));
-        }
+        self.paused.push((Source::Request(responder), paused));
     }
 
     /// Stops (`true`) or resumes (`false`) reading the response body of
@@ -667,8 +670,12 @@ impl Context<'_> {
     /// response timeout does not run (it starts over on resuming). Pause
     /// from [`App::on_response`] or [`App::on_response_body`]: an exchange
     /// not yet on a connection, or over, is not paused. A body piped with
-    /// [`respond_pipe`](Self::respond_pipe) has the loop's own backpressure:
-    /// for it, this does nothing. A pause ends with the body.
+    /// [`respond_pipe`](Self::respond_pipe) (in this callback too) has the
+    /// loop's own backpressure: for it, this does nothing. A pause ends with
+    /// the body, or with [`cancel`](Self::cancel); until then the exchange
+    /// keeps its connection, unwatched and without a timeout, whatever
+    /// becomes of the client it was for: cancel it in
+    /// [`App::on_abandoned`], as below.
     ///
     /// ```
     /// use bytes::Bytes;
@@ -703,7 +710,11 @@ impl Context<'_> {
     ///         let Some(&responder) = self.to.get(&exchange) else { return };
     ///         match result {
     ///             Ok(_) => cx.respond_stream(responder, Response::new(StatusCode::OK), None),
-    ///             Err(_) => cx.respond(responder, Response::new(StatusCode::BAD_GATEWAY)),
+    ///             Err(_) => {
+    ///                 self.to.remove(&exchange);
+    ///                 self.from.remove(&responder);
+    ///                 cx.respond(responder, Response::new(StatusCode::BAD_GATEWAY));
+    ///             }
     ///         }
     ///     }
     ///
@@ -735,9 +746,7 @@ impl Context<'_> {
     /// }
     /// ```
     pub fn pause_response_body(&mut self, exchange: ExchangeId, paused: bool) {
-        if self.pipes.down_into(exchange).is_none() {
-            self.paused.push((Source::Exchange(exchange), paused));
-        }
+        self.paused.push((Source::Exchange(exchange), paused));
     }
 
     /// The WebSocket outbox: what the loop's WebSockets are sent. Under

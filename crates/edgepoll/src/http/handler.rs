@@ -1646,6 +1646,12 @@ impl Handler {
         }
     }
 
+    /// Whether the streamed body being read is request `id`'s.
+    #[cfg(target_os = "wasi")] // asked by the server's loop only
+    pub(crate) fn reads_body_of(&self, id: RequestId) -> bool {
+        matches!(self.state, State::Stream { id: current, .. } if current == id)
+    }
+
     /// Advances a chunked body; `Ok(true)` while the body may be complete.
     fn read_body(&mut self) -> Result<bool, Refusal> {
         let State::Body(head) = &mut self.state else {

@@ -11,7 +11,7 @@
 //!
 //! [`ServerOptions::body_backlog`]: crate::ServerOptions::body_backlog
 
-use super::connection::{Connection, Role};
+use super::connection::{Connection, Role, Upstream};
 use super::core::{Core, Work};
 use super::driven::{Driven, Inbound};
 use super::held::AtClient;
@@ -276,16 +276,21 @@ pub(crate) fn route_exchange_event<D: Driven>(
 /// Stops reading an exchange's response until the client connection at
 /// `client` drains.
 fn hold_exchange(core: &mut Core, exchange: ExchangeId, client: usize) {
-    let Some(&index) = core.work.slot_of.get(&exchange) else {
-        return;
-    };
-    if let Some(Some(Connection {
-        role: Role::Upstream(up),
-        ..
-    })) = core.slots.get_mut(index)
-    {
+    if let Some((_, up)) = upstream_of(core, exchange) {
         up.held = true;
         (core.work.held).hold_at(client, AtClient::Exchange(exchange));
+    }
+}
+
+/// The outbound connection `exchange` is on (its slot too), while it is.
+fn upstream_of(core: &mut Core, exchange: ExchangeId) -> Option<(usize, &mut Upstream)> {
+    let index = *core.work.slot_of.get(&exchange)?;
+    match core.slots.get_mut(index) {
+        Some(Some(Connection {
+            role: Role::Upstream(up),
+            ..
+        })) => Some((index, up)),
+        _ => None,
     }
 }
 
@@ -366,19 +371,16 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
 pub(crate) fn pause(core: &mut Core, source: Source, now: Instant) {
     match source {
         Source::Request(responder) => {
+            // Not one that ended: the connection has one pause, and it
+            // would be the next body's (a pipelined one the loop holds).
             if let Some(handler) = core.handler_of(responder) {
-                handler.pause_body(responder.id, true, now);
+                if handler.reads_body_of(responder.id) {
+                    handler.pause_body(responder.id, true, now);
+                }
             }
         }
         Source::Exchange(exchange) => {
-            let Some(&index) = core.work.slot_of.get(&exchange) else {
-                return;
-            };
-            if let Some(Some(Connection {
-                role: Role::Upstream(up),
-                ..
-            })) = core.slots.get_mut(index)
-            {
+            if let Some((_, up)) = upstream_of(core, exchange) {
                 up.held = true;
             }
         }
@@ -396,19 +398,13 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Source, now: Instant,
             responder.token.0
         }
         Source::Exchange(exchange) => {
-            let Some(&index) = core.work.slot_of.get(&exchange) else {
-                return;
-            };
-            let Some(Some(Connection {
-                role: Role::Upstream(up),
-                ..
-            })) = core.slots.get_mut(index)
-            else {
+            let Some((index, up)) = upstream_of(core, exchange) else {
                 return;
             };
             // Its time to answer starts over: while held it was not asked.
-            up.held = false;
-            up.last_progress = now;
+            if std::mem::take(&mut up.held) {
+                up.last_progress = now;
+            }
             index
         }
     };

@@ -985,9 +985,16 @@ impl Core {
                 acted = true;
                 self.work_through(
                     |w| &mut w.paused,
-                    |core, (source, paused)| match paused {
-                        true => bodies::pause(core, source, now),
-                        false => bodies::release(core, source, now, driven),
+                    |core, (source, paused)| {
+                        // Checked here, not when asked: a pipe asked for in
+                        // the same callback is laid only after it.
+                        if core.work.pipes.carries(source) {
+                            return;
+                        }
+                        match paused {
+                            true => bodies::pause(core, source, now),
+                            false => bodies::release(core, source, now, driven),
+                        }
                     },
                 );
             }

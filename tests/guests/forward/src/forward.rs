@@ -319,6 +319,10 @@ impl App for Forward {
         let Some(responder) = self.waiting.remove(&exchange) else {
             return;
         };
+        if result.is_err() {
+            // No body to relay.
+            self.relay_down.remove(&exchange);
+        }
         let response = match result {
             Ok(upstream) if self.stream => {
                 // The head now; the body follows through the loop.
