@@ -87,7 +87,7 @@ test: build
 	# its SIMD ChaCha20 (checked against ring) run, and its documentation's
 	# examples, where those of net, Poll and Server compile (and most run),
 	# on every runtime present. For AOT, WasmEdge compiles these modules
-	# (one per example, 130) without LLVM's optimisations: they check
+	# (one per example, about 130) without LLVM's optimisations: they check
 	# behaviour, not speed, and optimising each took 2 s, over 4 minutes in
 	# all. The programs the end-to-end tests run are compiled as users do.
 	@for runtime in host $$(command -v wasmedge >/dev/null && wasmedge --version >/dev/null 2>&1 && echo wasmedge aot); do \
