@@ -52,6 +52,20 @@ fn read_head(stream: &mut std::net::TcpStream) -> (String, Vec<u8>) {
     }
 }
 
+/// Reads the test pattern from position `got` until `until`, every byte
+/// checked; returns the position reached (`until`, or past it when the last
+/// read held more). `what` names the case in a failure.
+fn read_pattern(stream: &mut std::net::TcpStream, mut got: u64, until: u64, what: &str) -> u64 {
+    let mut chunk = vec![0u8; 64 * 1024];
+    while got < until {
+        let n = stream.read(&mut chunk).expect("body");
+        assert!(n > 0, "{what}: closed after {got} bytes");
+        assert!(is_pattern(got, &chunk[..n]), "{what}: bytes {got}.. differ");
+        got += n as u64;
+    }
+    got
+}
+
 /// Memory after a sixteenth of the transfer, and at its end.
 struct Memory {
     pid: u32,
@@ -184,14 +198,8 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
             stream.write_all(request.as_bytes()).expect("send");
             let (head, first) = read_head(&mut stream);
             assert!(head.starts_with("HTTP/1.1 200"), "{how}: {head}");
-            let mut got = first.len() as u64;
-            let mut chunk = vec![0u8; 64 * 1024];
-            while got < MIB {
-                let n = stream.read(&mut chunk).expect("body");
-                assert!(n > 0, "{how}: closed after {got} bytes");
-                assert!(is_pattern(got, &chunk[..n]));
-                got += n as u64;
-            }
+            assert!(is_pattern(0, &first));
+            let got = read_pattern(&mut stream, first.len() as u64, MIB, how);
             // The client stops reading: socket buffers fill, then the
             // upstream is no longer read, and its writes stop.
             std::thread::sleep(Duration::from_secs(2));
@@ -226,13 +234,7 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
                 "{how}: memory grew while the reader waited"
             );
             // Reading again, the rest arrives intact.
-            while got < size {
-                let n = stream.read(&mut chunk).expect("body");
-                assert!(n > 0, "{how}: closed after {got} bytes");
-                assert!(is_pattern(got, &chunk[..n]), "{how}: bytes {got}.. differ");
-                got += n as u64;
-            }
-            assert_eq!(got, size);
+            assert_eq!(read_pattern(&mut stream, got, size, how), size);
         }
     });
 }
@@ -293,14 +295,7 @@ fn an_upload_the_service_passes_on_itself_waits_for_its_reader() {
         let (head, first) = read_head(&mut stream);
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(is_pattern(0, &first));
-        let mut got = first.len() as u64;
-        let mut chunk = vec![0u8; 64 * 1024];
-        while got < size {
-            let n = stream.read(&mut chunk).expect("body");
-            assert!(n > 0, "closed after {got} bytes");
-            assert!(is_pattern(got, &chunk[..n]), "bytes {got}.. differ");
-            got += n as u64;
-        }
+        let got = read_pattern(&mut stream, first.len() as u64, size, "echo");
         assert_eq!(got, size);
         writer
             .join()

@@ -15,8 +15,7 @@ use super::connection::{Connection, Role, Upstream};
 use super::core::{Core, Work};
 use super::driven::{Driven, Inbound};
 use super::held::AtClient;
-use crate::app::Responder;
-pub(crate) use crate::app::Source;
+use crate::app::{Responder, Source};
 use crate::client::{ClientError, ExchangeEvent, ExchangeId};
 use crate::Token;
 use std::time::Instant;
@@ -367,7 +366,7 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
 }
 
 /// Holds a source the application paused: its connection is not read
-/// until it resumes it. (One the loop pipes was refused by the context.)
+/// until it resumes it. (Not one the loop carries: see `Core::settle_work`.)
 pub(crate) fn pause(core: &mut Core, source: Source, now: Instant) {
     match source {
         Source::Request(responder) => {

@@ -10,7 +10,7 @@ use super::held::{AtClient, Held};
 use super::names::{self, NameSockets};
 use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
-use crate::app::{misused, Answer, Context, Pipes, Responder};
+use crate::app::{misused, Answer, Context, Pipes, Responder, Source};
 use crate::client::{ClientError, ClientEvent, ExchangeId, Placement, Pool};
 use crate::http::{Handler, Response, StatusCode, StreamError};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -68,11 +68,11 @@ pub(crate) struct Work {
     /// limit (to tell the application).
     pub(crate) drained: Vec<Responder>,
     /// Sources to read again.
-    pub(crate) release: Vec<bodies::Source>,
+    pub(crate) release: Vec<Source>,
     /// Sources the application paused (true) or resumed (false), in the
     /// order it asked ([`Context::pause_request_body`],
     /// [`Context::pause_response_body`]).
-    pub(crate) paused: Vec<(bodies::Source, bool)>,
+    pub(crate) paused: Vec<(Source, bool)>,
     /// Deferred requests given up on, not yet told to the application.
     pub(crate) abandoned: Vec<Responder>,
     /// Piped responses whose client left, not yet told to the application.
