@@ -4,10 +4,12 @@
 //!
 //! Backpressure: a body's source is held (not read) while the place its
 //! pieces go has more than [`ServerOptions::body_backlog`] bytes to send,
-//! and released once that falls under a quarter of it. So memory is bounded
-//! by configuration, not by how fast each side happens to be: a slow reader
-//! stops its upstream's socket from being read, and the upstream's socket
-//! buffer fills instead of the heap.
+//! and released once that falls under a quarter of it. The hold is decided
+//! after each step, and a step reads at most `body_backlog` (and one read
+//! more), so a body's queue stays under twice that plus 64 KiB. So memory
+//! is bounded by configuration, not by how fast each side happens to be: a
+//! slow reader stops its upstream's socket from being read, and the
+//! upstream's socket buffer fills instead of the heap.
 //!
 //! [`ServerOptions::body_backlog`]: crate::ServerOptions::body_backlog
 

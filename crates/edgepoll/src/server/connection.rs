@@ -117,19 +117,52 @@ pub(crate) trait Endpoint {
     fn sent(&mut self, n: usize);
 }
 
+/// The loop's one read buffer, with how much one step may read into a
+/// connection.
+pub(crate) struct Scratch {
+    bytes: Vec<u8>,
+    /// Bytes one step takes at most (one read may pass it): this bounds
+    /// what a step adds to a body's backlog before the loop can hold the
+    /// body's source, which it decides after the step.
+    budget: usize,
+}
+
+impl Scratch {
+    pub(crate) fn new(len: usize, budget: usize) -> Scratch {
+        Scratch {
+            bytes: vec![0; len],
+            budget: budget.max(1),
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
 /// Moves bytes between the socket and the endpoint: reads (if `readable`)
-/// at most [`READS_PER_EVENT`] times, then writes until the endpoint has
-/// nothing left or the socket is full. An error ends the connection.
+/// at most [`READS_PER_EVENT`] times and until the scratch's budget is
+/// taken, then writes until the endpoint has nothing left or the socket is
+/// full. An error ends the connection.
 pub(crate) fn pump(
     stream: &TcpStream,
     endpoint: &mut impl Endpoint,
     readable: bool,
-    scratch: &mut [u8],
+    scratch: &mut Scratch,
 ) -> io::Result<()> {
     endpoint.prepare();
     if readable && endpoint.wants_read() {
-        let mut reads = 0;
-        while reads < READS_PER_EVENT {
+        let (mut reads, mut taken) = (0, 0);
+        while reads < READS_PER_EVENT && taken < scratch.budget {
             match net::recv(stream, scratch) {
                 Ok(0) => {
                     endpoint.receive_eof();
@@ -137,6 +170,7 @@ pub(crate) fn pump(
                 }
                 Ok(n) => {
                     reads += 1;
+                    taken += n;
                     endpoint.receive(&scratch[..n]);
                     if n < scratch.len() {
                         endpoint.read_dry();
@@ -490,7 +524,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         far.set_nonblocking(true).expect("non-blocking");
         // Reads of 4 KiB, 16 to a step: a step could read all 64 KB.
-        let mut scratch = vec![0u8; 4 * 1024];
+        let mut scratch = Scratch::new(4 * 1024, usize::MAX);
         let (mut back, mut got) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut round = 0;
@@ -548,5 +582,49 @@ mod tests {
             }
         }
         assert!(got == messages, "every answer, in order");
+    }
+
+    /// Takes whatever comes, as a body's source does.
+    #[derive(Default)]
+    struct Sink {
+        taken: usize,
+    }
+
+    impl Endpoint for Sink {
+        fn wants_read(&self) -> bool {
+            true
+        }
+        fn receive(&mut self, data: &[u8]) {
+            self.taken += data.len();
+        }
+        fn receive_eof(&mut self) {}
+        fn wants_write(&self) -> bool {
+            false
+        }
+        fn output(&self) -> [&[u8]; 2] {
+            [&[], &[]]
+        }
+        fn sent(&mut self, _: usize) {}
+    }
+
+    /// A step takes its budget and at most one read more, however much
+    /// waits: what it adds to a body's queue before the loop can hold the
+    /// source is bounded by the budget (`body_backlog`), not by 16 reads.
+    #[test]
+    fn a_step_reads_its_budget_and_no_more() {
+        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let (near, far) = pair(&listener);
+        let mut sent = 0;
+        while sent < 96 * 1024 {
+            sent += net::send(&far, &[7; 8 * 1024]).expect("fits the socket buffers");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        // Reads of 4 KiB, 16 to a step: 64 KiB without the budget.
+        let mut scratch = Scratch::new(4 * 1024, 10 * 1024);
+        let mut sink = Sink::default();
+        pump(&near, &mut sink, true, &mut scratch).expect("reads");
+        assert_eq!(sink.taken, 12 * 1024, "three reads: the third passes 10 KiB");
+        pump(&near, &mut sink, true, &mut scratch).expect("reads");
+        assert_eq!(sink.taken, 24 * 1024, "as much again in the next step");
     }
 }

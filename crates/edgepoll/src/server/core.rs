@@ -4,7 +4,9 @@
 //! move). It knows sockets, not HTTP; the state machines know their
 //! protocols, not sockets.
 
-use super::connection::{pump, Connection, Draining, HttpEndpoint, Role, Upstream, WsEndpoint};
+use super::connection::{
+    pump, Connection, Draining, HttpEndpoint, Role, Scratch, Upstream, WsEndpoint,
+};
 use super::driven::{Dispatcher, Driven, Inbound};
 use super::held::{AtClient, Held};
 use super::names::{self, NameSockets};
@@ -142,7 +144,7 @@ pub(crate) struct Core {
     /// WebSocket delivery rounds so far (0 marks none: see `ws_router`).
     pub(crate) ws_rounds: u64,
     next_serial: u64,
-    pub(crate) scratch: Vec<u8>,
+    pub(crate) scratch: Scratch,
     pub(crate) work: Work,
     pub(crate) names: NameSockets,
     accept_paused_until: Option<Instant>,
@@ -175,6 +177,7 @@ impl Core {
             ..Work::default()
         };
         Core {
+            scratch: Scratch::new(READ_CHUNK, options.body_backlog),
             options,
             poll,
             slots: Vec::new(),
@@ -183,7 +186,6 @@ impl Core {
             round: 0,
             ws_rounds: 0,
             next_serial: 0,
-            scratch: vec![0; READ_CHUNK],
             work,
             names: NameSockets::default(),
             accept_paused_until: None,
@@ -1549,7 +1551,7 @@ fn step_http<D: Driven>(
     now: Instant,
     driven: &mut D,
     work: &mut Work,
-    scratch: &mut [u8],
+    scratch: &mut Scratch,
     options: &ServerOptions,
 ) -> Next {
     let Role::Http(handler) = &mut conn.role else {
@@ -1645,7 +1647,7 @@ fn upgrade<D: Driven>(
     now: Instant,
     driven: &mut D,
     work: &mut Work,
-    scratch: &mut [u8],
+    scratch: &mut Scratch,
     options: &ServerOptions,
 ) -> Next {
     // Only a handshake this loop answered may switch; a plain service's own
@@ -1690,7 +1692,7 @@ pub(crate) fn step_ws<D: Driven>(
     now: Instant,
     driven: &mut D,
     work: &mut Work,
-    scratch: &mut [u8],
+    scratch: &mut Scratch,
     options: &ServerOptions,
 ) -> Next {
     let Role::Ws(socket) = &mut conn.role else {

@@ -110,6 +110,10 @@ pub struct ServerOptions {
     /// for a tunnel ([`Context::respond_tunnel`](crate::Context::respond_tunnel)),
     /// the most bytes kept for one side before the other is not read
     /// (at least 1 is used).
+    ///
+    /// It is also the most one step reads from a connection (a read of up
+    /// to 64 KiB may pass it), and a source is held after the step that
+    /// took it over: a body's queue stays under twice this plus 64 KiB.
     pub body_backlog: usize,
     /// A tunnel through which no byte moved for this long is closed, both
     /// sides. Ten minutes by default: long enough for a WebSocket whose

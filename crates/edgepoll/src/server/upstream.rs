@@ -1,7 +1,7 @@
 //! The loop's side of an outbound connection: connect, send, read the
 //! response, then back to the pool, once more on a new connection, or closed.
 
-use super::connection::{pump, Connection, Role, TlsEndpoint, Upstream, UpstreamEndpoint};
+use super::connection::{pump, Connection, Role, Scratch, TlsEndpoint, Upstream, UpstreamEndpoint};
 use super::core::{Next, Work};
 use crate::client::{ClientError, ClientEvent, ClientOptions, Exchange, ExchangeEvent, Pool};
 use crate::http::{BodyError, ParsedResponse, ResponseError, StatusCode};
@@ -57,7 +57,7 @@ pub(crate) fn step(
     now: Instant,
     round: u64,
     work: &mut Work,
-    scratch: &mut [u8],
+    scratch: &mut Scratch,
 ) -> Next {
     let serial = conn.serial;
     let Role::Upstream(up) = &mut conn.role else {
