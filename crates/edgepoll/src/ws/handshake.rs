@@ -84,8 +84,7 @@ pub fn answer_speaking<'a>(request: &Request<'_>, protocol: Option<&str>) -> Res
                 .header("Connection", "Upgrade")
                 .header("Sec-WebSocket-Accept", accept_key(key));
             // Only a protocol offered, which is a token (so a valid value).
-            let offered = offered_protocols(request);
-            match protocol.filter(|p| offered.contains(p)) {
+            match protocol.filter(|p| offered_items(request).any(|item| item == *p)) {
                 Some(protocol) => switching.header("Sec-WebSocket-Protocol", protocol.to_string()),
                 None => switching,
             }
@@ -131,21 +130,37 @@ pub fn answer_speaking<'a>(request: &Request<'_>, protocol: Option<&str>) -> Res
 /// ```
 pub fn offered_protocols<'a>(request: &Request<'a>) -> Vec<&'a str> {
     let mut offered: Vec<&'a str> = Vec::new();
-    let items = request
+    // A head may hold thousands of items: past a few, the ones seen are
+    // kept in a set, not looked for in the list (quadratic, the loop's
+    // time for every connection).
+    let mut seen = rustc_hash::FxHashSet::default();
+    for item in offered_items(request) {
+        let new = match offered.len() {
+            0..8 => !offered.contains(&item),
+            8 => {
+                seen.extend(offered.iter().copied());
+                seen.insert(item)
+            }
+            _ => seen.insert(item),
+        };
+        if new {
+            offered.push(item);
+        }
+    }
+    offered
+}
+
+/// The items of `Sec-WebSocket-Protocol` that are tokens, in order,
+/// repeated as they are.
+fn offered_items<'a, 'r>(request: &'r Request<'a>) -> impl Iterator<Item = &'a str> + use<'a, 'r> {
+    request
         .headers()
         .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))
         .flat_map(|(_, value)| value.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|item| crate::http::is_token(item));
-    for item in items {
+        .filter(|item| crate::http::is_token(item))
         // A token is ASCII.
-        if let Ok(item) = std::str::from_utf8(item) {
-            if !offered.contains(&item) {
-                offered.push(item);
-            }
-        }
-    }
-    offered
+        .filter_map(|item| std::str::from_utf8(item).ok())
 }
 
 /// Whether a request asks for a WebSocket (it names `websocket` in
@@ -302,6 +317,38 @@ mod tests {
             assert_eq!(out.contains(&field), agreed, "{offer:?} {speak}: {out}");
             assert_eq!(out.contains("Sec-WebSocket-Protocol"), agreed, "{out}");
         }
+    }
+
+    /// A head full of offers (thousands of items, many repeated) lists
+    /// each once, in the order first offered, across fields.
+    #[test]
+    fn thousands_of_offers_are_listed_each_once_in_order() {
+        let names: Vec<String> = (0..3000).map(|i| format!("p{i}")).collect();
+        let mut fields = String::new();
+        for chunk in names.chunks(500) {
+            // Each field repeats its items, and the first field's again.
+            let items = [chunk, chunk, &names[..20]].concat().join(",");
+            fields.push_str(&format!("Sec-WebSocket-Protocol: {items}\r\n"));
+        }
+        struct Offers(Vec<String>);
+        impl crate::http::Service for Offers {
+            fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+                self.0 = offered_protocols(request)
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect();
+                Response::new(crate::http::StatusCode::NOT_FOUND)
+            }
+        }
+        let limits = Limits {
+            max_head_bytes: 64 * 1024,
+            ..Limits::default()
+        };
+        let mut offers = Offers(Vec::new());
+        let mut conn = Handler::new(limits, Instant::now());
+        let request = format!("GET /ws HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
+        conn.receive(request.as_bytes(), Instant::now(), &mut offers);
+        assert_eq!(offers.0, names);
     }
 
     #[test]

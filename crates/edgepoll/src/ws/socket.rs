@@ -213,6 +213,12 @@ pub struct WebSocket {
     resumed: Instant,
     /// When the keepalive ping was queued, if no byte has come since.
     pinged: Option<Instant>,
+    /// The payload (in `input`) of the last ping of the bytes being
+    /// received: only it is answered (RFC 6455 §5.5.3 allows it), so a
+    /// read full of pings queues one pong, not as many bytes as it read.
+    /// (Its start, and its length: at most 125. A u32 and a u8 fit where
+    /// the fields around them leave room.)
+    ping: Option<(u32, u8)>,
     /// The loop's delivery round this queue last took frames in, and how
     /// much it held when that round began (see [`WebSocket::queue_round`]).
     round: (u64, usize),
@@ -245,6 +251,7 @@ impl WebSocket {
             message_moved: 0,
             resumed: now,
             pinged: None,
+            ping: None,
             round: (0, 0),
         }
     }
@@ -277,6 +284,7 @@ impl WebSocket {
                 None => break,
             }
         }
+        self.answer_ping(now);
         // At least one byte, so that with 0 a ping alone is no progress.
         let least = self.limits.min_progress_bytes.max(1);
         let progress = begins || self.message_moved as usize >= least;
@@ -406,11 +414,16 @@ impl WebSocket {
                     self.message_checked = 0;
                 }
             }
-            Opcode::Ping => {
-                let mut pong = Vec::with_capacity(2 + payload.len());
-                write_frame(&mut pong, Opcode::Pong, &self.input[payload]);
-                self.queue_frame(&pong, now);
-            }
+            // A control frame's payload is at most 125 bytes (`read_header`);
+            // a start past u32 (natively, under a message limit over 4 GiB)
+            // is answered at once.
+            Opcode::Ping => match u32::try_from(payload.start) {
+                Ok(at) => self.ping = Some((at, payload.len() as u8)),
+                Err(_) => {
+                    self.ping = None;
+                    self.answer_ping_at(payload, now);
+                }
+            },
             Opcode::Pong => {}
             Opcode::Close => self.answer_close(payload, now),
         }
@@ -465,9 +478,28 @@ impl WebSocket {
         self.fail(code.unwrap_or(CloseCode(1005)), "", now);
     }
 
+    /// Queues the pong to the last ping received, if any (nothing goes out
+    /// once a close is queued).
+    fn answer_ping(&mut self, now: Instant) {
+        if let Some((at, len)) = self.ping.take() {
+            let at = at as usize;
+            self.answer_ping_at(at..at + usize::from(len), now);
+        }
+    }
+
+    fn answer_ping_at(&mut self, payload: std::ops::Range<usize>, now: Instant) {
+        if self.state == State::Open {
+            let mut pong = Vec::with_capacity(2 + payload.len());
+            write_frame(&mut pong, Opcode::Pong, &self.input[payload]);
+            self.queue_frame(&pong, now);
+        }
+    }
+
     /// Closes for what was read: as [`close`](Self::close), but what is
     /// sent before the close frame starts to go out goes ahead of it.
     fn fail(&mut self, code: CloseCode, reason: &str, now: Instant) {
+        // A ping read before is answered ahead of the close.
+        self.answer_ping(now);
         self.close_with(code, reason, now, true);
     }
 
