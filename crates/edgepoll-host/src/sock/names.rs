@@ -15,6 +15,14 @@ use crate::memory::GuestMemory;
 use std::ffi::CString;
 
 const AI_CANONNAME: u16 = 2;
+const AI_NUMERICSERV: u16 = 8;
+
+/// The longest name passed to the C library: none longer can be found (a
+/// DNS name is at most 253 bytes, and the C library's longest host name,
+/// `NI_MAXHOST`, 1025), so a longer one is answered as an unknown name
+/// without copying it whole (a guest could hand over all its memory, to
+/// be copied into the host's).
+const NAME_MOST: usize = 4096;
 
 /// The lookup's arguments, as guest pointers and lengths.
 pub struct Lookup {
@@ -52,8 +60,9 @@ struct Hints {
 /// A looked-up name as getaddrinfo takes it: NULL when empty.
 type Name = Option<CString>;
 
-/// The names (each copied once, up to its first NUL: a guest's length is
-/// not host memory to fill) and hints, as WasmEdge checks them.
+/// The names (each copied once, up to its first NUL or past
+/// [`NAME_MOST`]: a guest's length is not host memory to fill) and hints,
+/// as WasmEdge checks them.
 fn check(mem: &GuestMemory<'_>, a: &Lookup) -> Result<(Name, Name, Hints), Errno> {
     let node = c_name(mem.slice(a.node, a.node_len)?);
     let service = c_name(mem.slice(a.service, a.service_len)?);
@@ -165,13 +174,28 @@ fn record_at(mem: &GuestMemory<'_>, at: u32) -> Result<Checked, Trap> {
     })
 }
 
-/// The bytes of a node or service name up to its first NUL; NULL when empty.
+/// The bytes of a node or service name up to its first NUL, or one byte
+/// past [`NAME_MOST`] of a longer one; NULL when empty.
 fn c_name(bytes: &[u8]) -> Option<CString> {
     if bytes.is_empty() {
         return None;
     }
+    let bytes = &bytes[..bytes.len().min(NAME_MOST + 1)];
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     CString::new(&bytes[..end]).ok()
+}
+
+/// What the C library answers for a name too long to be found (the
+/// service is looked at first, as glibc does).
+fn too_long(node: &Name, service: &Name, flags: u16) -> Option<Errno> {
+    let long = |name: &Name| name.as_ref().is_some_and(|c| c.as_bytes().len() > NAME_MOST);
+    if long(service) {
+        return Some(match flags & AI_NUMERICSERV {
+            0 => from_eai(libc::EAI_SERVICE),
+            _ => AI_NONAME,
+        });
+    }
+    long(node).then_some(AI_NONAME)
 }
 
 fn lookup(
@@ -201,6 +225,9 @@ fn lookup(
         _ => 0,
     };
     sys_hints.ai_addrlen = hints.addrlen;
+    if let Some(errno) = too_long(node, service, hints.flags) {
+        return Err(errno);
+    }
     let mut result: *mut libc::addrinfo = std::ptr::null_mut();
     // SAFETY: the names are NUL-terminated or NULL; `result` is freed below.
     let r = unsafe {
@@ -319,6 +346,25 @@ fn from_ai_flags(flags: i32) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name of a MiB is copied only as far as shows it too long, and
+    /// answered as the C library answers a name it cannot find.
+    #[test]
+    fn a_name_too_long_to_find_is_not_copied_whole() {
+        let mut long = vec![b'a'; 1 << 20];
+        let name = c_name(&long);
+        assert_eq!(name.as_ref().map(|c| c.as_bytes().len()), Some(NAME_MOST + 1));
+        assert_eq!(too_long(&name, &None, 0), Some(AI_NONAME));
+        let service = c_name(&long);
+        let node = c_name(b"localhost");
+        assert_eq!(too_long(&node, &service, 0), Some(Errno(85)));
+        assert_eq!(too_long(&node, &service, AI_NUMERICSERV), Some(AI_NONAME));
+        // Up to the limit, and to a NUL, a name is what it says.
+        long[NAME_MOST] = 0;
+        let name = c_name(&long);
+        assert_eq!(name.as_ref().map(|c| c.as_bytes().len()), Some(NAME_MOST));
+        assert_eq!(too_long(&name, &node, 0), None);
+    }
 
     /// A chain of one record that points back at itself, and a `max` of
     /// 2^32 - 1: checked at once, with a bounded number of records kept.
