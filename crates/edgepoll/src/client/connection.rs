@@ -261,7 +261,11 @@ impl ClientConnection {
             Ok(None) => {}
             Ok(Some(response)) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
                 let rest = busy.parser.take_stream().map(|(_, _, rest)| rest);
-                match (busy.upgrade, rest) {
+                // What is still to send of the request would go out into
+                // the new protocol.
+                let all_sent =
+                    busy.output.is_empty() && busy.body_out.is_none() && !self.unsent_below;
+                match (busy.upgrade && all_sent, rest) {
                     (true, Some(rest)) => {
                         self.reusable = false;
                         self.completed += 1;
@@ -543,6 +547,26 @@ mod tests {
         let mut conn = ClientConnection::default();
         start(&mut conn, b"GET / HTTP/1.1\r\n\r\n", true);
         send_all(&mut conn);
+        let mut events = Vec::new();
+        conn.receive(&answer[..], &mut events);
+        assert_eq!(
+            events,
+            [ClientEvent::Response(Err(ResponseError::UnexpectedSwitch))]
+        );
+        assert!(!conn.is_switched() && !conn.is_reusable());
+
+        // Before the request was all sent: its tail would go into the new
+        // protocol.
+        let mut conn = ClientConnection::default();
+        conn.start(
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            None,
+            false,
+            true,
+            0,
+            true,
+        );
+        conn.consume_output(4);
         let mut events = Vec::new();
         conn.receive(&answer[..], &mut events);
         assert_eq!(

@@ -300,10 +300,30 @@ impl Pool {
             Version::Http10 if self.http10.len() >= MAX_HTTP10_ORIGINS => {
                 self.http10.clear();
                 self.http10.insert(origin.clone());
+                self.refuse_chunked_to(origin);
             }
-            Version::Http10 => drop(self.http10.insert(origin.clone())),
+            Version::Http10 => {
+                if self.http10.insert(origin.clone()) {
+                    self.refuse_chunked_to(origin);
+                }
+            }
             _ if !self.http10.is_empty() => drop(self.http10.remove(origin)),
             _ => {}
+        }
+    }
+
+    /// Ends the exchanges queued for `origin`, just found to speak
+    /// HTTP/1.0, whose bodies would go chunked: checked when they were
+    /// queued, they would otherwise go as they are to the next connection
+    /// it frees.
+    #[cold]
+    fn refuse_chunked_to(&mut self, origin: &Origin) {
+        let chunked = |ex: &Exchange| {
+            ex.origin == *origin && matches!(ex.body_out, Some(Outgoing::Chunked { .. }))
+        };
+        for exchange in self.queue.remove_where(chunked) {
+            let refused = ClientError::Request(RequestError::LengthRequired);
+            self.fail(exchange.id, refused);
         }
     }
 
@@ -710,6 +730,46 @@ mod tests {
         );
         assert_eq!(body.as_bytes(), smuggled);
         assert!(pool.submit(&whole, now, false).is_ok());
+    }
+
+    /// Chunked bodies queued for an origin that then answers in HTTP/1.0
+    /// are refused, as those submitted after its answer are: they would
+    /// go to the next connection it frees, where a server of 1.0 reads
+    /// the chunks as requests of their own. Others wait on.
+    #[test]
+    fn chunked_bodies_queued_for_a_server_found_to_speak_1_0_are_refused() {
+        let now = Instant::now();
+        let mut pool = pool_of(1, 8);
+        let url = "http://127.0.0.1:1/";
+        submit(&mut pool, 1, now);
+        assert!(pool.next_placement(now).is_some());
+        let chunked = ClientRequest::new("POST", url).unwrap().streamed_body(None);
+        let sized = ClientRequest::new("POST", url)
+            .unwrap()
+            .streamed_body(Some(3));
+        let a = pool.submit_piped(&chunked, now, false).unwrap();
+        let b = pool.submit_piped(&sized, now, false).unwrap();
+        let c = pool.submit_piped(&chunked, now, false).unwrap();
+        assert!(pool.next_placement(now).is_none(), "all three wait");
+        pool.note_version(&origin(1), Version::Http11);
+        assert!(pool.events.is_empty());
+        pool.note_version(&origin(1), Version::Http10);
+        let refused: Vec<_> = (pool.events.drain(..))
+            .map(|(id, event)| match event {
+                ExchangeEvent::Response(Err(ClientError::Request(
+                    RequestError::LengthRequired,
+                ))) => id,
+                _ => panic!("{id:?}: another event"),
+            })
+            .collect();
+        assert_eq!(refused, [a, c]);
+        let next = pool.take_for(&origin(1), now).map(|ex| ex.id);
+        assert_eq!(next, Some(b));
+        assert!(!pool.has_queued());
+        // One submitted now is refused at once, as before.
+        let d = pool.submit_piped(&chunked, now, false).unwrap();
+        assert_eq!(pool.events.len(), 1);
+        assert_eq!(pool.events[0].0, d);
     }
 
     #[test]

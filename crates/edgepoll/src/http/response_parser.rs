@@ -82,7 +82,9 @@ pub enum ResponseError {
     BodyTooLarge,
     /// The connection closed before the response was complete.
     Truncated,
-    /// A 101 (Switching Protocols) to a request that offered no upgrade.
+    /// A 101 (Switching Protocols) to a request that offered no upgrade, or
+    /// before all of the request was sent (the new protocol begins where
+    /// the request ends: RFC 9110 §7.8).
     UnexpectedSwitch,
 }
 
@@ -97,9 +99,9 @@ impl std::fmt::Display for ResponseError {
             ResponseError::Truncated => {
                 f.write_str("connection closed before the response was complete")
             }
-            ResponseError::UnexpectedSwitch => {
-                f.write_str("101 Switching Protocols to a request that offered no upgrade")
-            }
+            ResponseError::UnexpectedSwitch => f.write_str(
+                "101 Switching Protocols to a request that offered no upgrade or was not all sent",
+            ),
         }
     }
 }
