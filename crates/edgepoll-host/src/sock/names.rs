@@ -188,7 +188,10 @@ fn c_name(bytes: &[u8]) -> Option<CString> {
 /// What the C library answers for a name too long to be found (the
 /// service is looked at first, as glibc does).
 fn too_long(node: &Name, service: &Name, flags: u16) -> Option<Errno> {
-    let long = |name: &Name| name.as_ref().is_some_and(|c| c.as_bytes().len() > NAME_MOST);
+    let long = |name: &Name| {
+        name.as_ref()
+            .is_some_and(|c| c.as_bytes().len() > NAME_MOST)
+    };
     if long(service) {
         return Some(match flags & AI_NUMERICSERV {
             0 => from_eai(libc::EAI_SERVICE),
@@ -353,7 +356,10 @@ mod tests {
     fn a_name_too_long_to_find_is_not_copied_whole() {
         let mut long = vec![b'a'; 1 << 20];
         let name = c_name(&long);
-        assert_eq!(name.as_ref().map(|c| c.as_bytes().len()), Some(NAME_MOST + 1));
+        assert_eq!(
+            name.as_ref().map(|c| c.as_bytes().len()),
+            Some(NAME_MOST + 1)
+        );
         assert_eq!(too_long(&name, &None, 0), Some(AI_NONAME));
         let service = c_name(&long);
         let node = c_name(b"localhost");

@@ -623,7 +623,11 @@ mod tests {
         let mut scratch = Scratch::new(4 * 1024, 10 * 1024);
         let mut sink = Sink::default();
         pump(&near, &mut sink, true, &mut scratch).expect("reads");
-        assert_eq!(sink.taken, 12 * 1024, "three reads: the third passes 10 KiB");
+        assert_eq!(
+            sink.taken,
+            12 * 1024,
+            "three reads: the third passes 10 KiB"
+        );
         pump(&near, &mut sink, true, &mut scratch).expect("reads");
         assert_eq!(sink.taken, 24 * 1024, "as much again in the next step");
     }
