@@ -177,9 +177,14 @@ pub enum Trailing {
 /// The longest name of one directory entry (Linux's `NAME_MAX`).
 const NAME_MAX: i32 = 255;
 
-/// The longest path a lookup reads: a directory path and a name the kernel
-/// takes. Any longer ends in `ENAMETOOLONG`.
-pub const LONGEST_PATH: usize = (libc::PATH_MAX + NAME_MAX) as usize;
+/// The longest path the kernel resolves whole: a directory path and a name.
+/// A longer one is walked a name at a time, as WasmEdge walks every path.
+const LONGEST_WHOLE: usize = (libc::PATH_MAX + NAME_MAX) as usize;
+
+/// The longest path a lookup reads (WasmEdge has no limit): a longer one is
+/// `ENAMETOOLONG`, not copied into the host's memory (a guest may pass
+/// gigabytes).
+pub const LONGEST_PATH: usize = 1 << 20;
 
 /// One more than the links one lookup follows, in the middle of a path and
 /// in the last place together (WasmEdge's `kMaxNestedLinks`: its eighth is
@@ -198,13 +203,13 @@ pub fn leaf(
     trailing: Trailing,
 ) -> Result<Leaf, Errno> {
     validate(path)?;
-    // Longer than a directory path and a name the kernel takes: it ends in
-    // ENAMETOOLONG whatever it names, and copying it first (the guest may
-    // pass gigabytes) would cost the host several times the guest's memory.
     if path.len() > LONGEST_PATH {
         return Err(errno::NAMETOOLONG);
     }
     let base = base.as_raw_fd();
+    if path.len() > LONGEST_WHOLE {
+        return walk(base, path, follow_last, trailing);
+    }
     let original = path;
     let mut path = path.to_vec();
     for _ in 0..MAX_LINKS {
@@ -217,9 +222,7 @@ pub fn leaf(
             // ENOENT, once what leads there is found (a `..` above the base
             // is EPERM, a file before it ENOTDIR, as it walks).
             return match split(base, &path) {
-                Err(e) if e == errno::from_linux(libc::ELOOP) => {
-                    walk(base, original, follow_last, trailing)
-                }
+                Err(e) if walks(e) => walk(base, original, follow_last, trailing),
                 Err(e) => Err(e),
                 Ok(_) => Err(NOENT),
             };
@@ -228,9 +231,7 @@ pub fn leaf(
         // ones: such a path is walked a name at a time, as WasmEdge walks
         // every path (the kernel would follow forty).
         let leaf = match split(base, &path) {
-            Err(e) if e == errno::from_linux(libc::ELOOP) => {
-                return walk(base, original, follow_last, trailing);
-            }
+            Err(e) if walks(e) => return walk(base, original, follow_last, trailing),
             split => split?,
         };
         if leaf.name.as_bytes() == b"." {
@@ -256,7 +257,15 @@ pub fn leaf(
     Err(errno::from_linux(libc::ELOOP))
 }
 
-/// [`leaf`] for a path with a link in the middle, as WasmEdge's
+/// Whether a whole-path lookup's failure is for the walk to settle: a link
+/// in the middle (`ELOOP` under `RESOLVE_NO_SYMLINKS`), or a directory
+/// part longer than the kernel takes.
+fn walks(e: Errno) -> bool {
+    e == errno::from_linux(libc::ELOOP) || e == errno::NAMETOOLONG
+}
+
+/// [`leaf`] for a path with a link in the middle, or too long for the
+/// kernel, as WasmEdge's
 /// `resolvePath` walks every path: a name at a time from `base`, each
 /// directory opened with no link followed (so every descriptor held is
 /// beneath `base`), `..` back to the directory before (above `base`:
@@ -375,18 +384,35 @@ impl Dirs {
     }
 
     /// To the directory before (above the base: `EPERM`), opened again
-    /// beneath the base with no link followed.
+    /// beneath the base with no link followed: by its whole path, or a name
+    /// at a time where that is longer than the kernel takes.
     fn up(&mut self) -> Result<(), Errno> {
         self.names.pop().ok_or(PERM)?;
-        self.open = match self.names.is_empty() {
-            true => None,
-            false => {
-                let path = checked(&self.names.join(&b'/'))?;
-                let flags = DIR_FLAGS & !libc::O_NOFOLLOW;
-                let no_links = libc::RESOLVE_NO_SYMLINKS;
-                Some(openat2_resolving(self.base, &path, flags, 0, no_links)?)
-            }
-        };
+        let flags = DIR_FLAGS & !libc::O_NOFOLLOW;
+        let no_links = libc::RESOLVE_NO_SYMLINKS;
+        let whole = self.names.iter().map(|name| name.len() + 1).sum::<usize>();
+        if whole < libc::PATH_MAX as usize {
+            self.open = match self.names.is_empty() {
+                true => None,
+                false => {
+                    let path = checked(&self.names.join(&b'/'))?;
+                    Some(openat2_resolving(self.base, &path, flags, 0, no_links)?)
+                }
+            };
+            return Ok(());
+        }
+        let mut open: Option<OwnedFd> = None;
+        for name in &self.names {
+            let here = open.as_ref().map_or(self.base, AsRawFd::as_raw_fd);
+            open = Some(openat2_resolving(
+                here,
+                &checked(name)?,
+                flags,
+                0,
+                no_links,
+            )?);
+        }
+        self.open = open;
         Ok(())
     }
 }
@@ -576,27 +602,69 @@ mod tests {
         );
     }
 
-    /// Just over what the kernel takes, it says ENAMETOOLONG; far over, the
-    /// path is refused before it is copied: the same answer.
+    /// A `..` out of a directory deeper than the kernel takes as one path
+    /// (2100 levels: 4200 bytes) goes back a name at a time.
     #[test]
-    fn paths_longer_than_the_kernel_takes_are_too_long_however_long() {
+    fn a_dot_dot_deeper_than_a_whole_path_is_walked_back() {
+        let t = Tree::new("deep");
+        let mut here: OwnedFd = t.base.try_clone().expect("dup").into();
+        for level in 1..=2100 {
+            let fd = here.as_raw_fd();
+            // SAFETY: plain calls on a descriptor held; the result is owned.
+            here = unsafe {
+                assert_eq!(libc::mkdirat(fd, c"d".as_ptr(), 0o755), 0);
+                if level == 2100 {
+                    let file =
+                        libc::openat(fd, c"f".as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
+                    assert!(file >= 0);
+                    libc::close(file);
+                }
+                let next = libc::openat(fd, c"d".as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+                assert!(next >= 0);
+                OwnedFd::from_raw_fd(next)
+            };
+        }
+        let base = t.base.as_fd();
+        let path = [b"d/".repeat(2100), b"../f".to_vec()].concat();
+        assert!(open_path(base, &path, false).is_ok());
+        let path = [b"d/".repeat(2100), b"../g".to_vec()].concat();
+        assert_eq!(open_path(base, &path, false).err(), Some(NOENT));
+    }
+
+    /// A path longer than the kernel takes is walked a name at a time, as
+    /// WasmEdge walks every path: it opens (a directory part of 4096 bytes
+    /// or more included); past [`LONGEST_PATH`] it is refused before it is
+    /// copied.
+    #[test]
+    fn paths_longer_than_the_kernel_takes_are_walked() {
         let t = Tree::new("long");
         let base = t.base.as_fd();
         assert!(open_path(base, b"././sub/file", false).is_ok());
-        for len in [libc::PATH_MAX as usize + 8, 4352, 4353, 5000, 1 << 20] {
+        let long = |len: usize, tail: &[u8]| {
             let mut path = b"./".repeat(len / 2);
-            path.truncate(len - b"sub/file".len());
+            path.truncate(len - tail.len());
             if path.last() != Some(&b'/') {
                 path.push(b'/');
             }
-            path.extend_from_slice(b"sub/file");
-            assert_eq!(
-                open_path(base, &path, false).err(),
-                Some(errno::NAMETOOLONG),
+            path.extend_from_slice(tail);
+            path
+        };
+        for len in [libc::PATH_MAX as usize + 8, 4352, 4353, 5000, 1 << 20] {
+            let path = long(len, b"sub/file");
+            assert!(
+                open_path(base, &path, false).is_ok(),
                 "{} bytes",
                 path.len()
             );
+            // Out of the base, however far in the path: EPERM.
+            let out = long(len, b"sub/../../file");
+            assert_eq!(open_path(base, &out, false).err(), Some(PERM));
         }
+        let path = long(LONGEST_PATH + 2, b"sub/file");
+        assert_eq!(
+            open_path(base, &path, false).err(),
+            Some(errno::NAMETOOLONG)
+        );
     }
 
     #[test]
