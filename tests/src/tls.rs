@@ -189,6 +189,71 @@ impl Drop for SServer {
     }
 }
 
+/// `openssl s_server` (TLS 1.3, the good certificate) that takes one
+/// request and never answers it: from the request on, it sends a KeyUpdate
+/// (a record with no plaintext) every 300 ms, 40 in all. Killed on drop.
+pub struct KeyUpdater {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl KeyUpdater {
+    pub fn start(pki: &Pki) -> KeyUpdater {
+        let port = crate::free_port();
+        let mut child = Command::new("openssl")
+            .arg("s_server")
+            .args(["-accept", &format!("127.0.0.1:{port}"), "-tls1_3"])
+            .args([
+                "-cert",
+                &pki.path("good.pem"),
+                "-key",
+                &pki.path("good.key"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts");
+        let (mut commands, said) = (child.stdin.take(), child.stdout.take());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            // s_server shows what the client sent: the request's line.
+            let Some(said) = said else { return };
+            let asked = std::io::BufReader::new(said)
+                .lines()
+                .any(|line| line.is_ok_and(|l| l.starts_with("GET ")));
+            // A command is a letter alone on a line, read once connected.
+            for _ in 0..40 {
+                std::thread::sleep(Duration::from_millis(300));
+                let sent = commands
+                    .as_mut()
+                    .map(|c| c.write_all(b"k\n").and_then(|_| c.flush()));
+                if !asked || !matches!(sent, Some(Ok(()))) {
+                    break;
+                }
+            }
+        });
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        // Not probed by connecting: a probe would be its one connection.
+        while std::net::TcpListener::bind(addr).is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "s_server listens"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        KeyUpdater { addr, child }
+    }
+}
+
+impl Drop for KeyUpdater {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// What [`RawServer`] does with each connection.
 #[derive(Clone, Copy, Debug)]
 pub enum Raw {

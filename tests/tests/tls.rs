@@ -4,8 +4,8 @@
 //! garbage in the handshake.
 
 use edgepoll_tests::tls::{
-    fault_after_answer, slow_at_each_step, CloseDelimited, Fault, NotifyCheck, Pki, Raw, RawServer,
-    SServer, SlowReader, Straggler,
+    fault_after_answer, slow_at_each_step, CloseDelimited, Fault, KeyUpdater, NotifyCheck, Pki,
+    Raw, RawServer, SServer, SlowReader, Straggler,
 };
 use edgepoll_tests::upstream::{Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
@@ -625,5 +625,31 @@ fn the_response_timeout_counts_from_the_end_of_the_handshake() {
         let body = std::fs::read(&out).unwrap_or_default();
         assert_eq!(body, b"late", "{}", runtime.name());
         let _ = std::fs::remove_file(&out);
+    });
+}
+
+/// Records that carry no plaintext (a KeyUpdate every 300 ms, from a server
+/// that never answers) are no answer: the response timeout (2 s) ends the
+/// request. Counted as progress, they held it off until rustls refused the
+/// 33rd update, some 10 s on (and session tickets, which rustls takes
+/// without limit, for ever).
+#[test]
+fn records_without_plaintext_do_not_hold_off_the_response_timeout() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let server = KeyUpdater::start(&pki);
+        let url = format!("https://localhost:{}/", server.addr.port());
+        // With -o, --timeout is the most the download waits for a byte.
+        let out = format!("{}/updated.out", pki.dir.display());
+        let args = ["--cacert", &ca, "--timeout", "2", "-o", &out, &url];
+        let (code, stdout, stderr) = client(runtime, &pki, &args);
+        let said = format!("{stdout}{stderr}");
+        assert_eq!(code, 1, "{} {said}", runtime.name());
+        assert!(
+            said.contains("timed out after 2.0 s"),
+            "{}: {said}",
+            runtime.name()
+        );
     });
 }

@@ -302,11 +302,8 @@ impl Pool {
                 self.http10.insert(origin.clone());
                 self.refuse_chunked_to(origin);
             }
-            Version::Http10 => {
-                if self.http10.insert(origin.clone()) {
-                    self.refuse_chunked_to(origin);
-                }
-            }
+            Version::Http10 if self.http10.insert(origin.clone()) => self.refuse_chunked_to(origin),
+            Version::Http10 => {}
             _ if !self.http10.is_empty() => drop(self.http10.remove(origin)),
             _ => {}
         }

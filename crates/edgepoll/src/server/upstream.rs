@@ -154,14 +154,14 @@ pub(crate) fn step(
         let sent = up.conn.backlog() != before || was_handshaking;
         // Past the handshake, part of a record is progress too: a slow link
         // brings a 16 KiB record's plaintext only at its end, and a plain
-        // connection counts every byte.
-        let ciphertext = up
-            .tls
-            .as_ref()
-            .is_some_and(|tls| tls.received() != ciphertext_before);
-        // (Not while idle: there only the idle timeout runs, and records
-        // with no plaintext, session tickets say, must not hold it off.)
-        let ciphertext = ciphertext && up.exchange.is_some();
+        // connection counts every byte. Only part of one: a whole record
+        // with no plaintext (a session ticket, a key update, which a server
+        // may send for ever) is no answer. (Nor anything while idle: there
+        // only the idle timeout runs.)
+        let ciphertext = up.exchange.is_some()
+            && up.tls.as_ref().is_some_and(|tls| {
+                tls.received() != ciphertext_before && tls.holds_partial_record()
+            });
         if received || ((sent || ciphertext) && !handshaking) {
             up.last_progress = now;
         }
