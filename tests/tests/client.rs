@@ -637,6 +637,65 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
     });
 }
 
+/// A download the file cannot take (the runtime's files are limited to
+/// 8 MiB, and the body is 16 MiB) is reported as the file's failure, with
+/// the file's name, not as the connection's: exit 1, FILE as it was, no
+/// `FILE.part` left.
+#[test]
+fn a_failed_write_of_a_download_names_the_file() {
+    use std::os::unix::process::CommandExt;
+    let mut reply = b"HTTP/1.1 200 OK\r\nContent-Length: 16777216\r\n\r\n".to_vec();
+    reply.resize(reply.len() + (16 << 20), b'x');
+    let reply: &'static [u8] = Box::leak(reply.into_boxed_slice());
+    on_each_runtime(|rt| {
+        let dir = scratch_dir("full", rt);
+        let file = dir.join("big.bin");
+        let part = dir.join("big.bin.part");
+        let preopen = format!("{}:{}", dir.display(), dir.display());
+        std::fs::write(&file, b"old").expect("write");
+        let server = serve(Reply::Closing(reply));
+        let mut command = rt.command_with(&wasm("nonblock_http_client"), &["--dir", &preopen]);
+        command
+            .args([
+                "-o",
+                &file.display().to_string(),
+                &format!("http://{}/", server.addr),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                // (More than the runtimes' own files at start: wasmtime
+                // keeps a module's memory image in one.)
+                let most = libc::rlimit {
+                    rlim_cur: 8 << 20,
+                    rlim_max: 8 << 20,
+                };
+                // A write past the limit fails (EFBIG) instead of a signal.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                match libc::setrlimit(libc::RLIMIT_FSIZE, &most) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let out = wait_bounded(
+            command.spawn().expect("client starts"),
+            Duration::from_secs(60),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = format!("{}: {stderr}", rt.name());
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        let named = format!("error: writing {}: ", part.display());
+        assert!(stderr.contains(&named), "{said}");
+        assert!(stderr.contains("big.bin left as it was"), "{said}");
+        assert_eq!(std::fs::read(&file).expect("the file"), b"old", "{said}");
+        assert!(!part.exists(), "{said}: {} left behind", part.display());
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 /// A command line refused as a mistake: exit 2, and stderr says `said`;
 /// returns stderr.
 fn assert_mistake(rt: &Runtime, out: &Output, args: &[&str], said: &str) -> String {

@@ -384,16 +384,25 @@ fn download(
     };
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut written = 0u64;
+    // A failed write ends the download as an I/O error: kept to say it
+    // was the file's, not the connection's.
+    let mut write_error = None;
     let result = edgepoll::download_with(request, timeout, client, |piece| {
-        out.write_all(piece)?;
+        if let Err(e) = out.write_all(piece) {
+            let kind = e.kind();
+            write_error = Some(e);
+            return Err(kind.into());
+        }
         written += piece.len() as u64;
         Ok(())
     });
     let flushed = out.flush();
     drop(out);
     let kept = |what: &str| {
-        let _ = std::fs::remove_file(&part);
-        format!("{what}; {path} left as it was")
+        match std::fs::remove_file(&part) {
+        Ok(()) => format!("{what}; {path} left as it was"),
+        Err(e) => format!("{what}; {path} left as it was, but {part} could not be removed ({e}): remove it before the next download"),
+    }
     };
     match (result, flushed) {
         (Ok(head), Ok(())) if head.status.is_success() => {
@@ -427,9 +436,10 @@ fn download(
             ExitCode::FAILURE
         }
         (Err(e), _) => {
-            let cause = match written {
-                0 => e.to_string(),
-                _ => format!("{e} after {written} bytes of the body"),
+            let cause = match (write_error, written) {
+                (Some(e), _) => format!("writing {part}: {e} after {written} bytes of the body"),
+                (None, 0) => e.to_string(),
+                (None, _) => format!("{e} after {written} bytes of the body"),
             };
             eprintln!("{tag} -> error: {}", kept(&cause));
             ExitCode::FAILURE
