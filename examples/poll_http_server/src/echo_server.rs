@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 pub fn main() -> ExitCode {
     let listen = std::env::var_os("LISTEN").map(|v| v.to_string_lossy().into_owned());
-    let config = match example_args::utf8().and_then(|args| config::parse(args.into_iter(), listen))
-    {
+    let parsed =
+        example_args::utf8().and_then(|args| config::parse(args.into_iter(), listen.clone()));
+    let config = match parsed {
         Ok(Command::Help) => {
             print!("{}", config::HELP);
             return ExitCode::SUCCESS;
@@ -27,7 +28,14 @@ pub fn main() -> ExitCode {
         ..ServerOptions::default()
     };
     let Ok(addr) = addr.parse() else {
-        eprintln!("poll_http_server: {addr:?} is not an address like 127.0.0.1:1234 or [::1]:1234");
+        // Say where it came from when no argument gave it.
+        let from = match listen.as_deref() == Some(addr.as_str()) {
+            true => " ($LISTEN)",
+            false => "",
+        };
+        eprintln!(
+            "poll_http_server: {addr:?}{from} is not an address like 127.0.0.1:1234 or [::1]:1234"
+        );
         return ExitCode::from(2);
     };
     let listener = match net::bind(addr) {

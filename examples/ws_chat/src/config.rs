@@ -58,6 +58,7 @@ pub fn parse(
         let (arg, inline) = example_args::split_inline(arg);
         match arg.as_str() {
             "-h" | "--help" if inline.is_none() => return Ok(Command::Help),
+            "-h" | "--help" => return Err(format!("{arg} takes no value")),
             "--messages-per-second" => {
                 given.once(&arg)?;
                 let value = inline
@@ -168,7 +169,7 @@ mod tests {
             (&["--allow-host", ""], "not a host name"),
             (&["--allow-host="], "not a host name"),
             (&["--allow-host", "127.0.0.1"], "not a host name"),
-            (&["--help=yes"], "unknown argument --help"),
+            (&["--help=yes"], "--help takes no value"),
             (&["--nope"], "unknown argument --nope"),
             (&["127.0.0.2:5", "127.0.0.3:10"], "more than one address"),
             (&["--messages-per-second"], "needs a number"),

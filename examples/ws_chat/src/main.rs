@@ -22,7 +22,8 @@ static ALLOC: edgepoll::SmallBlockAlloc = edgepoll::SmallBlockAlloc::new();
 #[cfg(target_os = "wasi")]
 fn main() -> std::process::ExitCode {
     let listen = std::env::var_os("LISTEN").map(|v| v.to_string_lossy().into_owned());
-    let parsed = example_args::utf8().and_then(|args| config::parse(args.into_iter(), listen));
+    let parsed =
+        example_args::utf8().and_then(|args| config::parse(args.into_iter(), listen.clone()));
     let (addr, allowed, messages_per_second) = match parsed {
         Ok(config::Command::Help) => {
             print!("{}", config::HELP);
@@ -39,7 +40,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     let Ok(addr) = addr.parse() else {
-        eprintln!("ws_chat: not an address: {addr}");
+        // Say where it came from when no argument gave it.
+        let from = match listen.as_deref() == Some(addr.as_str()) {
+            true => " ($LISTEN)",
+            false => "",
+        };
+        eprintln!("ws_chat: not an address{from}: {addr}");
         return std::process::ExitCode::from(2);
     };
     let listener = match edgepoll::net::bind(addr) {
