@@ -110,6 +110,11 @@ pub(crate) fn id_of(bytes: &[u8]) -> Option<u16> {
 
 /// Adds `addr` unless it is there already.
 fn push_new(addrs: &mut Vec<IpAddr>, addr: IpAddr) {
+    // All zeros is how a blocking resolver says no, and a connect to it
+    // reaches this host: not an address of the name.
+    if addr.to_canonical().is_unspecified() {
+        return;
+    }
     if !addrs.contains(&addr) {
         addrs.push(addr);
     }
@@ -422,6 +427,40 @@ mod tests {
         };
         let expected: Vec<IpAddr> = vec![[10, 0, 0, 1].into(), [10, 0, 0, 2].into()];
         assert_eq!(addrs, expected);
+    }
+
+    /// 0.0.0.0 and :: (a blocking resolver's no) are no address: a name
+    /// answered only with them has none.
+    #[test]
+    fn an_address_of_all_zeros_is_none() {
+        let mut m = response(9, "x.test", Family::V4, ResponseCode::NoError);
+        m.add_answer(a("x.test", 5, [0, 0, 0, 0]));
+        m.add_answer(a("x.test", 5, [10, 0, 0, 1]));
+        let bytes = m.to_vec().unwrap();
+        let Ok(Answer::Addresses { addrs, .. }) =
+            read_answer(&bytes, 9, &name("x.test"), Family::V4)
+        else {
+            panic!("not addresses");
+        };
+        assert_eq!(addrs, [IpAddr::from([10, 0, 0, 1])]);
+        for mapped in [
+            Ipv6Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(),
+        ] {
+            let mut m = response(9, "x.test", Family::V6, ResponseCode::NoError);
+            m.add_answer(Record::from_rdata(
+                name("x.test"),
+                5,
+                RData::AAAA(AAAA(mapped)),
+            ));
+            let bytes = m.to_vec().unwrap();
+            let Ok(Answer::Addresses { addrs, .. }) =
+                read_answer(&bytes, 9, &name("x.test"), Family::V6)
+            else {
+                panic!("not an answer");
+            };
+            assert!(addrs.is_empty(), "{mapped}: {addrs:?}");
+        }
     }
 
     #[test]
