@@ -116,7 +116,8 @@ pub struct ClientOptions {
     /// not trade connections. A connection that switched protocols (a
     /// WebSocket tunnel) has left the pool and is not counted.
     pub max_connections: usize,
-    /// Longest time to establish a connection.
+    /// Longest time to establish a connection; for `https://`, as long
+    /// again for the TLS handshake, from the connect's end.
     pub connect_timeout: Duration,
     /// Longest silence while a request waits for a connection, or for the
     /// next byte of its response (as nginx's `proxy_read_timeout`).

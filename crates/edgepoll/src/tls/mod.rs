@@ -79,7 +79,8 @@ pub enum TlsError {
     Config(String),
     /// The connection ended in the middle of a TLS record or handshake.
     Truncated,
-    /// The handshake did not finish within the connect timeout.
+    /// The handshake did not finish within the connect timeout (counted
+    /// from the end of the TCP connect).
     HandshakeTimeout(std::time::Duration),
 }
 
