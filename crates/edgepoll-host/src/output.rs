@@ -112,10 +112,37 @@ impl Tagged {
     }
 }
 
-/// Instances are threads of one process: one line at a time goes out, so
-/// that no line of one splits another's, however long (the kernel keeps
-/// only writes of up to 4 KiB to a pipe whole).
-static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Instances are threads of one process: one line at a time goes out on
+/// each of stdout and stderr, so that no line of one splits another's,
+/// however long (the kernel keeps only writes of up to 4 KiB to a pipe
+/// whole). A turn for each: a stdout nobody reads holds up no stderr line
+/// (WasmEdge's processes, one per core, would go on writing it). One turn
+/// for both when they are one file (`2>&1`), whose lines would split.
+static WRITING: [std::sync::Mutex<()>; 2] = [std::sync::Mutex::new(()), std::sync::Mutex::new(())];
+
+/// The turn for writing to `host_fd` (1 or 2).
+fn turn_of(host_fd: i32) -> &'static std::sync::Mutex<()> {
+    static ONE_FILE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let one_file = *ONE_FILE.get_or_init(|| same_file(1, 2));
+    match (host_fd, one_file) {
+        (2, false) => &WRITING[1],
+        _ => &WRITING[0],
+    }
+}
+
+/// Whether two descriptors are the same file (a descriptor that cannot be
+/// looked at counts as the same: one turn is always safe).
+fn same_file(a: i32, b: i32) -> bool {
+    let stat = |fd: i32| {
+        // SAFETY: zeroed stat is valid; fstat writes one record.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    match (stat(a), stat(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
 
 /// One line of the host's own on stderr (`edgepoll-host: ...`): never a
 /// panic, as `eprintln!` is on a stderr that is closed or full, and never a
@@ -125,7 +152,7 @@ static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// keeps whole for a line under 4 KiB; dropped if stderr takes none of it.
 pub fn say(line: &str) {
     let whole = [b"edgepoll-host: ", line.as_bytes(), b"\n"].concat();
-    let _turn = match WRITING.try_lock() {
+    let _turn = match turn_of(2).try_lock() {
         Ok(turn) => Some(turn),
         Err(std::sync::TryLockError::Poisoned(turn)) => Some(turn.into_inner()),
         Err(std::sync::TryLockError::WouldBlock) => None,
@@ -144,7 +171,7 @@ pub fn say(line: &str) {
 /// One tagged line, whole, from its parts.
 fn emit(host_fd: i32, parts: &[&[u8]]) {
     let whole = parts.concat();
-    let _turn = WRITING
+    let _turn = turn_of(host_fd)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     write_all(host_fd, &whole);
@@ -181,6 +208,21 @@ fn write_all(host_fd: i32, mut bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two descriptors of one file share a turn; of two files, not.
+    #[test]
+    fn one_file_is_told_from_two() {
+        let dir = std::env::temp_dir().join(format!("edgepoll-output-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let a = std::fs::File::create(dir.join("a")).expect("a file");
+        let b = std::fs::File::create(dir.join("b")).expect("a file");
+        let a2 = a.try_clone().expect("dup");
+        use std::os::fd::AsRawFd;
+        assert!(same_file(a.as_raw_fd(), a2.as_raw_fd()));
+        assert!(!same_file(a.as_raw_fd(), b.as_raw_fd()));
+        assert!(same_file(a.as_raw_fd(), -1), "unknown: one turn");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use std::io::Read;
     use std::os::fd::FromRawFd;
 
