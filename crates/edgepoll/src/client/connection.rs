@@ -520,16 +520,24 @@ mod tests {
     #[test]
     fn a_101_to_an_offered_upgrade_switches_and_keeps_what_followed() {
         let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: demo\r\nConnection: upgrade\r\n\r\nfirst";
-        for step in [1, 7, answer.len()] {
+        // A request that offers an upgrade, streamed.
+        let offering = || {
             let mut conn = ClientConnection::default();
-            conn.start(
-                b"GET / HTTP/1.1\r\n\r\n".to_vec(),
-                None,
-                false,
-                true,
-                0,
-                true,
+            let request = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+            conn.start(request, None, false, true, 0, true);
+            conn
+        };
+        let refused = |mut conn: ClientConnection| {
+            let mut events = Vec::new();
+            conn.receive(&answer[..], &mut events);
+            assert_eq!(
+                events,
+                [ClientEvent::Response(Err(ResponseError::UnexpectedSwitch))]
             );
+            assert!(!conn.is_switched() && !conn.is_reusable());
+        };
+        for step in [1, 7, answer.len()] {
+            let mut conn = offering();
             send_all(&mut conn);
             let mut events = Vec::new();
             for piece in answer.chunks(step) {
@@ -547,32 +555,11 @@ mod tests {
         let mut conn = ClientConnection::default();
         start(&mut conn, b"GET / HTTP/1.1\r\n\r\n", true);
         send_all(&mut conn);
-        let mut events = Vec::new();
-        conn.receive(&answer[..], &mut events);
-        assert_eq!(
-            events,
-            [ClientEvent::Response(Err(ResponseError::UnexpectedSwitch))]
-        );
-        assert!(!conn.is_switched() && !conn.is_reusable());
-
+        refused(conn);
         // Before the request was all sent: its tail would go into the new
         // protocol.
-        let mut conn = ClientConnection::default();
-        conn.start(
-            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
-            None,
-            false,
-            true,
-            0,
-            true,
-        );
+        let mut conn = offering();
         conn.consume_output(4);
-        let mut events = Vec::new();
-        conn.receive(&answer[..], &mut events);
-        assert_eq!(
-            events,
-            [ClientEvent::Response(Err(ResponseError::UnexpectedSwitch))]
-        );
-        assert!(!conn.is_switched() && !conn.is_reusable());
+        refused(conn);
     }
 }
