@@ -216,8 +216,7 @@ pub struct WebSocket {
     /// The payload (in `input`) of the last ping of the bytes being
     /// received: only it is answered (RFC 6455 §5.5.3 allows it), so a
     /// read full of pings queues one pong, not as many bytes as it read.
-    /// (Its start, and its length: at most 125. A u32 and a u8 fit where
-    /// the fields around them leave room.)
+    /// (Its start, and its length: at most 125.)
     ping: Option<(u32, u8)>,
     /// The loop's delivery round this queue last took frames in, and how
     /// much it held when that round began (see [`WebSocket::queue_round`]).
