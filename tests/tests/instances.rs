@@ -3,9 +3,11 @@
 //! that exits started again while the port keeps answering, a guest that
 //! traps at start given up on, `--restart no` and its exit code, and
 //! SIGTERM under load: every request answered or refused cleanly, exit 0;
-//! a WebSocket handshake finished after SIGTERM closed with 1001. These run on edgepoll-host only: WasmEdge has no such option.
+//! a WebSocket handshake finished after SIGTERM closed with 1001; each
+//! instance's memory report in a file of its own. These run on edgepoll-host
+//! only: WasmEdge has no such option.
 
-use edgepoll_tests::{free_port, host_runtime, module_importing, wasm, Runtime};
+use edgepoll_tests::{free_port, host_runtime, module_importing, scratch_dir, wasm, Runtime};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -249,6 +251,31 @@ fn two_instances_share_a_port_and_one_that_exits_is_started_again() {
     }
     println!("slowest restart, exit to listening: {slowest:?}");
     assert!(slowest < Duration::from_secs(10), "{slowest:?}");
+}
+
+/// `EDGEPOLL_HOST_MEMORY_FILE` (the benchmarks' report of the guest's
+/// memory): with two instances each reports to a file of its own, named
+/// with its number, as a whole number of bytes.
+#[test]
+fn each_instance_reports_its_memory_to_a_file_of_its_own() {
+    let dir = scratch_dir("instance-memory", &host_runtime());
+    let file = dir.join("memory");
+    let mut command = Command::new(host_bin());
+    command.env("EDGEPOLL_HOST_MEMORY_FILE", &file);
+    command.args(["--instances", "2", "--grace", "20"]);
+    command.arg(&*wasm("poll_http_server").to_string_lossy());
+    command.arg("127.0.0.1:0");
+    let mut host = Host::start_command(&mut command);
+    host.wait_for("listening on", 2);
+    for number in 0..2 {
+        let own = dir.join(format!("memory.{number}"));
+        let text = std::fs::read_to_string(&own).unwrap_or_else(|e| panic!("{own:?}: {e}"));
+        let bytes: u64 = text.trim().parse().expect("a number of bytes");
+        assert!(bytes >= 64 * 1024, "{own:?}: {text:?}");
+    }
+    assert!(!file.exists(), "no instance wrote the shared name");
+    host.terminate();
+    assert_eq!(host.exit_code(Duration::from_secs(30)), Some(0));
 }
 
 #[test]

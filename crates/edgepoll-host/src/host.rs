@@ -27,7 +27,8 @@ pub struct Host {
 
 /// Reports the guest's linear memory size on every growth to the file named by
 /// `EDGEPOLL_HOST_MEMORY_FILE` (for `make bench`); wasm memory never shrinks,
-/// so the file holds the guest's peak heap footprint.
+/// so the file holds the guest's peak heap footprint. With `--instances N`,
+/// instance K reports to the file's name followed by `.K`.
 /// It also holds the guest to `--memory-page-limit`.
 #[derive(Default)]
 pub struct MemoryReport {

@@ -118,6 +118,10 @@ pub fn run_compiled(
     host.fds.shared = instance.shared.clone();
     host.fds.max_descriptors = instance.max_descriptors;
     host.tagged = instance.number.map(crate::output::Tagged::new);
+    // One file for all would hold whichever instance grew last.
+    if let (Some(number), Some(file)) = (instance.number, &mut host.memory_report.file) {
+        file.as_mut_os_string().push(format!(".{number}"));
+    }
     // Dropped before the store (declared after it), even on a panic: the
     // supervisor forgets the listeners before they close.
     struct ForgetListeners(Option<std::sync::Arc<crate::fd_table::Shared>>);
