@@ -21,12 +21,16 @@ pub struct Url {
     pub host: String,
     /// The port (80, or 443 for `https://`, when the URL names none).
     pub port: u16,
-    /// The path with query, at least `/`.
+    /// The path with query: `/` at least, its `.` and `..` segments
+    /// resolved (RFC 3986 §5.2.4), as every client resolves them before
+    /// the request goes (`http://a/b/../c` asks for `/c`). By hand, `*` for
+    /// an `OPTIONS` request to the server as a whole.
     pub path: String,
 }
 
 impl std::fmt::Display for Url {
-    /// The URL as written, with an IPv6 host in brackets: `http://[::1]:80/`.
+    /// The URL with its port and a lowercase scheme, an IPv6 host in
+    /// brackets: `http://[::1]:80/`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = if self.tls { "https" } else { "http" };
         if self.host.contains(':') {
@@ -88,6 +92,34 @@ impl std::fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
+/// `path` (with its query) with the `.` and `..` segments of the part
+/// before the query resolved (RFC 3986 §5.2.4): a `..` drops the segment
+/// before it, none above the root; a last `.` or `..` leaves a final `/`.
+fn without_dot_segments(path: String) -> String {
+    let end = path.find('?').unwrap_or(path.len());
+    let (segments, query) = path.split_at(end);
+    let dotted = |s: &str| s == "." || s == "..";
+    if !segments.split('/').any(dotted) {
+        return path;
+    }
+    // Past the leading `/`, which `parse` always gives.
+    let named: Vec<&str> = segments.get(1..).unwrap_or_default().split('/').collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(named.len());
+    for (at, &segment) in named.iter().enumerate() {
+        match segment {
+            "." => {}
+            ".." => {
+                kept.pop();
+            }
+            _ => kept.push(segment),
+        }
+        if dotted(segment) && at + 1 == named.len() {
+            kept.push("");
+        }
+    }
+    format!("/{}{query}", kept.join("/"))
+}
+
 /// `text` with every byte outside ASCII as `%HH`.
 fn percent_encoded(text: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -141,6 +173,7 @@ impl Url {
             true => path,
             false => percent_encoded(&path),
         };
+        let path = without_dot_segments(path);
         if authority.contains('@') {
             return Err(UrlError::Userinfo);
         }
@@ -197,9 +230,10 @@ impl Url {
         })
     }
 
-    /// Whether the parts, public and so settable by hand, are what
-    /// [`parse`](Self::parse) would give: a host and a path that can go on
-    /// the wire as they are (a CR or LF in either would add header fields).
+    /// Whether the parts, public and so settable by hand, can go on the
+    /// wire as they are (a CR or LF in either would add header fields): a
+    /// looser test than [`parse`](Self::parse)'s, which also asks that a
+    /// name be one a resolver takes.
     pub(crate) fn check(&self) -> Result<(), UrlError> {
         let host = self.host.as_bytes();
         if host.is_empty() {
@@ -275,6 +309,31 @@ impl Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 3986 §5.2.4's examples and its section 5.4 ones that begin at
+    /// the root, and what a query or a doubled `/` does.
+    #[test]
+    fn dot_segments_are_resolved_before_the_query_and_never_above_the_root() {
+        for (path, resolved) in [
+            ("/b/../c", "/c"),
+            ("/a/b/c/./../../g", "/a/g"),
+            ("/mid/content=5/../6", "/mid/6"),
+            ("/a/b/.", "/a/b/"),
+            ("/a/b/..", "/a/"),
+            ("/..", "/"),
+            ("/../../g", "/g"),
+            ("/./g/.", "/g/"),
+            ("/a//../b", "/a/b"),
+            ("/g.", "/g."),
+            ("/..g", "/..g"),
+            ("/a/%2E%2E/b", "/a/%2E%2E/b"),
+            ("/a/../b?x=/../y", "/b?x=/../y"),
+            ("/?q=..", "/?q=.."),
+        ] {
+            let url = Url::parse(&format!("http://a{path}")).expect("parses");
+            assert_eq!(url.path, resolved, "{path}");
+        }
+    }
 
     #[test]
     fn the_authority_brackets_ipv6_and_names_only_a_port_not_the_schemes_own() {
