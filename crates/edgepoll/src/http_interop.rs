@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `&edgepoll::http::Request` (a request served) | `http::Request<Vec<u8>>` |
 //! | `http::Response<B>` | `edgepoll::http::Response` (to answer with) |
-//! | `http::Request<B>` (absolute `http://` URI) | `edgepoll::ClientRequest` (to send) |
+//! | `http::Request<B>` (absolute `http://` or `https://` URI) | `edgepoll::ClientRequest` (to send) |
 //! | `edgepoll::http::ParsedResponse` (a response received) | `http::Response<Vec<u8>>` |
 //!
 //! Field names come out of the `http` types in lowercase, as that crate
