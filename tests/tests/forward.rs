@@ -143,6 +143,43 @@ fn pipelined_answers_leave_in_request_order_whatever_order_they_arrive_in() {
     });
 }
 
+/// A body the application paused and later handed to the loop to carry
+/// (after another exchange answered, as an authorisation check does): the
+/// loop reads it again, with its own backpressure. A response paused at its
+/// head (its body comes 50 ms later) and piped when the check answers 200 ms
+/// on; a request body paused before it came and echoed when the check
+/// answers. (Both waited for ever: the application's resume of a body the
+/// loop carries is ignored, and nothing else resumed it.)
+#[test]
+fn a_body_paused_before_the_loop_carries_it_still_comes() {
+    on_each_runtime(|runtime| {
+        let checker = NativeUpstream::start(Behaviour::Echo);
+        let reflect = NativeUpstream::start(Behaviour::ReflectInTwo);
+        let routes = [
+            format!("/delay={}", checker.url()),
+            format!("/={}", reflect.url()),
+        ];
+        let forward = start_forward(runtime, &["--stream"], &routes);
+        let mut stream = connect(forward.addr);
+        stream
+            .write_all(b"GET /held HTTP/1.1\r\nHost: x\r\nX-Pipe-After: /delay/200/check\r\n\r\n")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(status(&head), 200, "{head}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.starts_with("GET /held HTTP/1.1\r\n"), "{body:?}");
+
+        stream
+            .write_all(b"POST /_echo_after_check HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n")
+            .expect("send");
+        std::thread::sleep(Duration::from_millis(50));
+        stream.write_all(b"hello world").expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(status(&head), 200, "{head}");
+        assert_eq!(body, b"hello world");
+    });
+}
+
 /// Clients that send a request and leave before its upstream answers: the
 /// service is told, the upstream exchange ends, and 10 000 such cycles
 /// leave the service's memory (bytes allocated, counted by the guest) and

@@ -114,8 +114,10 @@ pub(crate) struct Pipes {
     /// Switched exchanges whose connections are to be joined to the
     /// clients of these requests once their 101s are out.
     pub(crate) tunnels: FxHashMap<ExchangeId, Responder>,
-    /// Requests piped into exchanges since the loop last looked: one whose
-    /// connection closed before the pipe was laid has no body to give.
+    /// Request bodies piped (into exchanges, or echoed) since the loop last
+    /// looked: one whose connection closed before the pipe was laid has no
+    /// body to give, and one the application paused before is read again,
+    /// now with the loop's own backpressure.
     pub(crate) fresh_up: Vec<Responder>,
     /// Streamed request bodies none of whose pieces has gone anywhere yet:
     /// only these can be piped ([`Context::fetch_stream`]) or echoed
@@ -554,6 +556,7 @@ impl Context<'_> {
             return;
         }
         self.pipes.pipe_echo(responder);
+        self.pipes.fresh_up.push(responder);
         self.responses
             .push((responder, Answer::Head(head, length, None)));
     }
@@ -601,6 +604,10 @@ impl Context<'_> {
     /// (256 KiB by default): past that the body breaks off, and the exchange
     /// fails ([`ClientError::Abandoned`](crate::ClientError::Abandoned)).
     /// To send a large upload on in the background, answer once it is through.
+    /// An exchange that ends before the body it carries (its server
+    /// answered early, it failed, or it was cancelled) gives the rest back:
+    /// its pieces and end come to [`App::on_request_body`] and
+    /// [`App::on_request_end`], to drop or use.
     pub fn fetch_stream(
         &mut self,
         request: &ClientRequest,
@@ -656,7 +663,8 @@ impl Context<'_> {
     /// ([`fetch_stream`](Self::fetch_stream),
     /// [`respond_with_request_body`](Self::respond_with_request_body)), has
     /// its own backpressure: for it, this does nothing; nor for a body that
-    /// has ended. A pause ends with its body.
+    /// has ended. A pause ends with its body, or when the body is handed to
+    /// the loop so (paused first, to wait for a check, it is then read).
     pub fn pause_request_body(&mut self, responder: Responder, paused: bool) {
         self.paused.push((Source::Request(responder), paused));
     }
@@ -671,8 +679,9 @@ impl Context<'_> {
     /// from [`App::on_response`] or [`App::on_response_body`]: an exchange
     /// not yet on a connection, or over, is not paused. A body piped with
     /// [`respond_pipe`](Self::respond_pipe) (in this callback too) has the
-    /// loop's own backpressure: for it, this does nothing. A pause ends with
-    /// the body, or with [`cancel`](Self::cancel); until then the exchange
+    /// loop's own backpressure: for it, this does nothing, and a pause from
+    /// an earlier callback ends when it is piped. A pause ends with the
+    /// body, or with [`cancel`](Self::cancel); until then the exchange
     /// keeps its connection, unwatched and without a timeout, whatever
     /// becomes of the client it was for: cancel it in
     /// [`App::on_abandoned`], as below.
@@ -866,8 +875,11 @@ pub trait App {
     /// events, say) would hold the shutdown open until the supervisor's
     /// grace runs out: end it here ([`Context::end_body`]; one ended short
     /// of its announced length is cut). Deferred requests may still be
-    /// answered. Called once; requests under way at the drain still come to
-    /// [`call`](Self::call) after it, with [`Context::draining`] true.
+    /// answered. Called once, at the end of the round of events in which
+    /// the drain began: requests under way at the drain come to
+    /// [`call`](Self::call) after it, and those read in that same round
+    /// before it; all with [`Context::draining`] true, which is what to
+    /// look at.
     fn on_drain(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
     }

@@ -1646,6 +1646,12 @@ impl Handler {
         }
     }
 
+    /// Whether request `id`'s body is paused ([`pause_body`](Self::pause_body)).
+    #[cfg(target_os = "wasi")] // asked by the server's loop only
+    pub(crate) fn is_body_paused(&self, id: RequestId) -> bool {
+        self.body_paused == Some(id)
+    }
+
     /// Whether the streamed body being read is request `id`'s.
     #[cfg(target_os = "wasi")] // asked by the server's loop only
     pub(crate) fn reads_body_of(&self, id: RequestId) -> bool {

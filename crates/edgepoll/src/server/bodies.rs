@@ -283,6 +283,11 @@ fn hold_exchange(core: &mut Core, exchange: ExchangeId, client: usize) {
     }
 }
 
+/// Whether `exchange`'s response is not being read (held back).
+pub(crate) fn is_held(core: &mut Core, exchange: ExchangeId) -> bool {
+    upstream_of(core, exchange).is_some_and(|(_, up)| up.held)
+}
+
 /// The outbound connection `exchange` is on (its slot too), while it is.
 fn upstream_of(core: &mut Core, exchange: ExchangeId) -> Option<(usize, &mut Upstream)> {
     let index = *core.work.slot_of.get(&exchange)?;

@@ -1044,15 +1044,25 @@ impl Core {
     /// earlier in the batch that laid the pipe) will send no body: the
     /// exchange's body breaks off, as if the client had left mid-body,
     /// rather than wait for pieces that never come.
+    /// A body the application paused before it had the loop carry it is
+    /// read again: the loop holds a body it carries by its own backlog, and
+    /// a resume asked now would be ignored (see `settle_work`), so the body
+    /// would wait for ever. (Nothing of it has moved yet: the pause is the
+    /// application's, not the loop's.)
     fn check_fresh_pipes(&mut self) {
         self.work_through(
             |w| &mut w.pipes.fresh_up,
             |core, responder| {
-                if core.handler_of(responder).is_none()
-                    && core.work.pipes.up_into(&responder).is_some()
-                {
-                    let broken = Err(crate::http::BodyError::Truncated);
-                    core.work.inbound.push((responder, Inbound::End(broken)));
+                let paused = core
+                    .handler_of(responder)
+                    .map(|h| h.is_body_paused(responder.id));
+                match paused {
+                    None if core.work.pipes.up_into(&responder).is_some() => {
+                        let broken = Err(crate::http::BodyError::Truncated);
+                        core.work.inbound.push((responder, Inbound::End(broken)));
+                    }
+                    Some(true) => core.work.release.push(Source::Request(responder)),
+                    _ => {}
                 }
             },
         );
@@ -1206,6 +1216,11 @@ impl Core {
                     (true, Some(exchange)) => {
                         self.work.pipes.pipe_down(exchange, responder);
                         wait_for_body = true;
+                        // Paused by the application before the pipe (see
+                        // `check_fresh_pipes`): read again.
+                        if bodies::is_held(self, exchange) {
+                            self.work.release.push(Source::Exchange(exchange));
+                        }
                     }
                     (false, Some(exchange)) => self.drop_pipe(exchange),
                     _ => {}

@@ -108,6 +108,21 @@ struct Forward {
     /// What each relaying response waits on to drain before it is read
     /// again: an exchange (`X-Relay`), or its own request (`None`).
     relay_paused: HashMap<Responder, Option<ExchangeId>>,
+    /// A body paused first and handed to the loop later, once another
+    /// exchange (a check, `X-Pipe-After: PATH` or `/_echo_after_check`)
+    /// answered: the checks (check, what they release) ...
+    checks: HashMap<ExchangeId, Checked>,
+    /// ... and the `X-Pipe-After` exchanges whose head came first, paused
+    /// (`None` until it comes).
+    paused_heads: HashMap<ExchangeId, Option<(Responder, Response<'static>, Option<u64>)>>,
+}
+
+/// What a check's answer lets go on.
+enum Checked {
+    /// This exchange's response, piped to its client.
+    Response(ExchangeId),
+    /// This request's body, echoed.
+    Echo(Responder, Option<u64>),
 }
 
 /// The byte at `position` of a `/_generate` body.
@@ -141,6 +156,14 @@ impl Forward {
             self.generating.remove(&responder);
             cx.end_body(responder);
         }
+    }
+
+    /// A `GET` of `path` on its route's upstream: the check another
+    /// exchange or body waits on.
+    fn check(&self, cx: &mut Context<'_>, path: &str) -> Option<ExchangeId> {
+        let base = self.upstream(path)?;
+        let request = ClientRequest::to_origin("GET", base, path).ok()?;
+        cx.fetch(&request).ok()
     }
 
     fn upstream(&self, path: &str) -> Option<&Url> {
@@ -223,6 +246,18 @@ impl App for Forward {
             self.relay_up.insert(responder);
             return Reply::Later;
         }
+        if request.path() == "/_echo_after_check" {
+            // Paused now, echoed once `/delay/200/check` answers.
+            cx.pause_request_body(responder, true);
+            let length = content_length(request.headers());
+            return match self.check(cx, "/delay/200/check") {
+                Some(check) => {
+                    self.checks.insert(check, Checked::Echo(responder, length));
+                    Reply::Later
+                }
+                None => Reply::Now(Response::new(StatusCode::NOT_FOUND).body("no route\n")),
+            };
+        }
         if request.path() == "/_echo_late" {
             self.late_echo
                 .insert(responder, content_length(request.headers()));
@@ -288,6 +323,11 @@ impl App for Forward {
                         self.pipe_late
                             .insert(exchange, (responder, Response::new(StatusCode::OK)));
                     }
+                    let after = request.header("x-pipe-after").map(String::from_utf8_lossy);
+                    if let Some(check) = after.and_then(|path| self.check(cx, &path)) {
+                        self.checks.insert(check, Checked::Response(exchange));
+                        self.paused_heads.insert(exchange, None);
+                    }
                     Reply::Later
                 }
                 Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
@@ -308,6 +348,20 @@ impl App for Forward {
         result: Result<ParsedResponse, ClientError>,
         cx: &mut Context<'_>,
     ) {
+        if let Some(checked) = self.checks.remove(&exchange) {
+            return match checked {
+                Checked::Echo(responder, length) => {
+                    cx.respond_with_request_body(responder, Response::new(StatusCode::OK), length)
+                }
+                Checked::Response(piped) => match self.paused_heads.remove(&piped) {
+                    Some(Some((responder, head, length))) => {
+                        cx.respond_pipe(responder, head, length, piped)
+                    }
+                    // Its head is still to come: piped then, unpaused.
+                    _ => {}
+                },
+            };
+        }
         if self.sent_on.remove(&exchange) {
             let outcome = match &result {
                 Ok(head) => format!("sent:{}", head.status.as_u16()),
@@ -340,6 +394,11 @@ impl App for Forward {
                 }
                 if let Some(late) = self.pipe_late.get_mut(&exchange) {
                     late.1 = head;
+                    return;
+                }
+                if let Some(waits) = self.paused_heads.get_mut(&exchange) {
+                    cx.pause_response_body(exchange, true);
+                    *waits = Some((responder, head, length));
                     return;
                 }
                 if self.relay_down.contains_key(&exchange) {
@@ -384,6 +443,7 @@ impl App for Forward {
                     | "/_echo_after_end"
                     | "/_pipe_after_end"
                     | "/_send_and_answer"
+                    | "/_echo_after_check"
             )
     }
 
@@ -627,6 +687,8 @@ fn run() -> Result<(), String> {
         relay_down: HashMap::new(),
         relay_up: HashSet::new(),
         relay_paused: HashMap::new(),
+        checks: HashMap::new(),
+        paused_heads: HashMap::new(),
     };
     Server::new(listener, options)
         .serve_app(service)

@@ -11,7 +11,10 @@
 //! by the service itself, piece by piece, and answered with its length.
 //! `GET /_stats` answers with what the service holds (`waiting=N pages=N
 //! live=N counting=N`) and how `/_count` bodies ended (`ends=ok:N,...`),
-//! for the tests that look for leaks. `--ws-echo` serves WebSockets
+//! for the tests that look for leaks. `POST /_echo_after_check` pauses its
+//! body and echoes it once `GET /delay/200/check` is answered; with
+//! `--stream`, a request with `X-Pipe-After: PATH` has its response paused
+//! at its head and piped once `GET PATH` is answered. `--ws-echo` serves WebSockets
 //! instead, at the loop's default limits: `/echo` sends each message back,
 //! `/all` to every connection. `--stop-after N` drains after N requests;
 //! the drain ends the `/_generate` bodies still going (cut short), and a
