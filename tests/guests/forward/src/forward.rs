@@ -353,13 +353,13 @@ impl App for Forward {
                 Checked::Echo(responder, length) => {
                     cx.respond_with_request_body(responder, Response::new(StatusCode::OK), length)
                 }
-                Checked::Response(piped) => match self.paused_heads.remove(&piped) {
-                    Some(Some((responder, head, length))) => {
+                Checked::Response(piped) => {
+                    // Without a head yet, it is piped when that comes, unpaused.
+                    if let Some(Some((responder, head, length))) = self.paused_heads.remove(&piped)
+                    {
                         cx.respond_pipe(responder, head, length, piped)
                     }
-                    // Its head is still to come: piped then, unpaused.
-                    _ => {}
-                },
+                }
             };
         }
         if self.sent_on.remove(&exchange) {
