@@ -1,7 +1,7 @@
 //! The server side of one WebSocket connection: bytes in, messages out.
 
 use super::frame::{apply_mask, read_header, write_frame, FrameError, Opcode};
-use super::utf8::valid_prefix;
+use super::utf8::Utf8Stream;
 use crate::http::output::OutputBuffer;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
@@ -183,8 +183,11 @@ pub struct WebSocket {
     /// The fragments of a message so far, and its kind (text or binary).
     message: Vec<u8>,
     message_kind: Option<Opcode>,
-    /// How much of a text message's fragments is checked UTF-8.
-    message_checked: usize,
+    /// The UTF-8 of the text message under way, checked as its bytes come ...
+    text: Utf8Stream,
+    /// ... and how much of the payload of the frame that begins the input
+    /// is unmasked and checked (a text frame split over reads).
+    frame_checked: usize,
     state: State,
     close_code: Option<CloseCode>,
     /// The close frame (what is left of it to send), sent once the output
@@ -238,7 +241,8 @@ impl WebSocket {
             output: OutputBuffer::default(),
             message: Vec::new(),
             message_kind: None,
-            message_checked: 0,
+            text: Utf8Stream::default(),
+            frame_checked: 0,
             state: State::Open,
             close_code: None,
             close_frame: Vec::new(),
@@ -352,11 +356,33 @@ impl WebSocket {
             return None;
         }
         let len = header.header_len + header.payload_len as usize;
-        if self.input.len() - start < len {
+        let whole = self.input.len() - start >= len;
+        // What has come of the payload.
+        let payload = start + header.header_len..(start + len).min(self.input.len());
+        let text = match header.opcode {
+            Opcode::Text => true,
+            Opcode::Continuation => self.message_kind == Some(Opcode::Text),
+            _ => false,
+        };
+        // Text is checked as it comes, so a bad one fails at its first wrong
+        // byte, not after a frame of any size (RFC 6455 §8.1). Only a whole
+        // message that came in one read is left to be checked where it is
+        // handed over, so that it is not checked twice.
+        let in_one_read = whole && header.fin && header.opcode == Opcode::Text;
+        if text && !(in_one_read && self.frame_checked == 0) {
+            let fresh = payload.start + self.frame_checked..payload.end;
+            apply_mask(&mut self.input[fresh.clone()], mask, self.frame_checked);
+            self.frame_checked = payload.len();
+            if !self.text.feed(&self.input[fresh]) {
+                self.fail(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now);
+                return None;
+            }
+        }
+        if !whole {
             return None;
         }
-        let payload = start + header.header_len..start + len;
-        apply_mask(&mut self.input[payload.clone()], mask, 0);
+        let checked = std::mem::take(&mut self.frame_checked);
+        apply_mask(&mut self.input[payload.start + checked..payload.end], mask, checked);
         // Only a message's payload is its progress: not a control frame
         // (see `WsLimits::message_timeout`), nor the headers of empty
         // fragments sent to look busy.
@@ -369,6 +395,7 @@ impl WebSocket {
             Opcode::Text | Opcode::Binary => {
                 if header.fin {
                     self.restart_message_clock(now);
+                    self.text = Utf8Stream::default();
                     // Whole in one frame: handed over from the input buffer.
                     let bytes = &self.input[payload];
                     match header.opcode {
@@ -383,7 +410,6 @@ impl WebSocket {
                 } else {
                     self.message_kind = Some(header.opcode);
                     self.message.extend_from_slice(&self.input[payload]);
-                    self.check_fragment(false, now);
                 }
             }
             Opcode::Continuation => {
@@ -391,11 +417,12 @@ impl WebSocket {
                     return None; // refused above
                 };
                 self.message.extend_from_slice(&self.input[payload]);
-                if self.check_fragment(header.fin, now) && header.fin {
+                if header.fin {
                     self.restart_message_clock(now);
                     let message = std::mem::take(&mut self.message);
                     match kind {
-                        // Checked fragment by fragment above.
+                        // Checked as it came; this also finds a code point
+                        // cut off at the end.
                         Opcode::Text => match std::str::from_utf8(&message) {
                             Ok(text) => on_message(Message::Text(text)),
                             Err(_) => {
@@ -410,7 +437,7 @@ impl WebSocket {
                         self.message = Vec::new();
                     }
                     self.message_kind = None;
-                    self.message_checked = 0;
+                    self.text = Utf8Stream::default();
                 }
             }
             // A control frame's payload is at most 125 bytes (`read_header`);
@@ -427,24 +454,6 @@ impl WebSocket {
             Opcode::Close => self.answer_close(payload, now),
         }
         Some(len)
-    }
-
-    /// Checks the UTF-8 of a text message's fragments so far; false (and a
-    /// close) if it is broken.
-    fn check_fragment(&mut self, last: bool, now: Instant) -> bool {
-        if self.message_kind != Some(Opcode::Text) {
-            return true;
-        }
-        match valid_prefix(&self.message[self.message_checked..]) {
-            Some(n) if !last || self.message_checked + n == self.message.len() => {
-                self.message_checked += n;
-                true
-            }
-            _ => {
-                self.fail(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now);
-                false
-            }
-        }
     }
 
     /// The peer's close frame: answered with its code, then the connection ends.
@@ -506,7 +515,8 @@ impl WebSocket {
     fn free_message(&mut self) {
         self.message = Vec::new();
         self.message_kind = None;
-        self.message_checked = 0;
+        self.text = Utf8Stream::default();
+        self.frame_checked = 0;
     }
 
     /// Closes with `code`: the close frame is queued (past the queue limit if

@@ -105,6 +105,42 @@ fn a_text_split_inside_a_code_point_is_whole_again() {
     assert!(frames.is_empty());
 }
 
+/// A text frame split over reads is checked as its pieces come: a good one
+/// at every split is whole again, and a bad one is closed at the read that
+/// brings its first wrong byte, the rest of the frame still to come.
+#[test]
+fn a_text_frame_split_over_reads_is_checked_as_it_comes() {
+    let text = "a€😀é\u{10FFFF}".repeat(20);
+    let input = client_frame(0x81, text.as_bytes());
+    for step in 1..=text.len() {
+        let (got, frames, _) = run(&input, step, WsLimits::default());
+        assert_eq!(got, [Got::Text(text.clone())], "step {step}");
+        assert!(frames.is_empty(), "step {step}");
+    }
+    let mut bad = vec![b'x'; 1 << 19];
+    bad[1000..1003].copy_from_slice(&[0xE2, 0x82, 0x41]); // a code point cut by ASCII
+    let mut fragmented = client_frame(0x01, "é".as_bytes());
+    let mut second = vec![b'y'; 1 << 19];
+    second[0] = 0xA9; // a continuation byte with nothing to continue
+    let first_len = fragmented.len();
+    fragmented.extend(client_frame(0x80, &second));
+    let cases = [
+        ("one frame", client_frame(0x81, &bad), 1003 + 14),
+        ("its second fragment", fragmented, first_len + 14 + 1),
+    ];
+    for (label, input, wrong_by) in cases {
+        let now = Instant::now();
+        let mut ws = WebSocket::new(WsLimits::default(), now);
+        let mut messages = 0;
+        ws.receive(&input[..wrong_by - 1], now, |_| messages += 1);
+        assert!(!ws.wants_write(), "{label}: closed before its wrong byte");
+        ws.receive(&input[wrong_by - 1..wrong_by], now, |_| messages += 1);
+        assert_eq!(first_close_code(&sent(&mut ws, now)), Some(1007), "{label}");
+        assert_eq!(messages, 0, "{label}");
+        assert!(ws.is_finished(), "{label}");
+    }
+}
+
 #[test]
 fn each_violation_closes_with_its_code() {
     let unmasked = vec![0x81, 0x02, b'h', b'i'];
