@@ -109,7 +109,7 @@ pub(crate) fn id_of(bytes: &[u8]) -> Option<u16> {
 }
 
 /// Adds `addr` unless it is there already.
-fn push_new(addrs: &mut Vec<IpAddr>, addr: IpAddr) {
+pub(crate) fn push_new(addrs: &mut Vec<IpAddr>, addr: IpAddr) {
     // All zeros is how a blocking resolver says no, and a connect to it
     // reaches this host: not an address of the name.
     if addr.to_canonical().is_unspecified() {

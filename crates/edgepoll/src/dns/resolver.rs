@@ -638,9 +638,19 @@ impl Resolver {
 
     fn keep(&mut self, key: Box<str>, resolved: &Resolved, ttl: Duration, now: Instant) {
         if ttl.is_zero() {
-            // A failed refresh leaves the entry to its own expiry.
-            if self.cache.get(&key).is_some_and(|c| now >= c.until) {
-                self.cache.remove(&key);
+            match (self.cache.get_mut(&key), resolved) {
+                // A failed refresh leaves the entry to its own expiry, and is
+                // not made again sooner than a partial answer's: each use of
+                // a name in its last quarter would ask a failing server again.
+                (Some(cached), Err(_)) if now < cached.until => {
+                    cached.refresh_at = cached.until.min(now + SYSTEM_TTL);
+                }
+                // Expired; or the name's addresses now come with TTL 0 (not
+                // to be kept), so the old ones are not handed out either.
+                (Some(_), _) => {
+                    self.cache.remove(&key);
+                }
+                (None, _) => {}
             }
             return;
         }

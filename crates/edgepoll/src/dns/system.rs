@@ -4,18 +4,23 @@
 use super::ResolveError;
 use std::net::IpAddr;
 
-/// The addresses of `host`, deduplicated, in the resolver's order.
+/// The addresses of `host` (see [`answer`]).
 #[cfg(not(target_os = "wasi"))]
 pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
     use std::net::ToSocketAddrs;
     let found = (host, 0)
         .to_socket_addrs()
         .map_err(|e| ResolveError::System(e.to_string()))?;
-    let mut addrs: Vec<IpAddr> = Vec::new();
-    for addr in found {
-        if !addrs.contains(&addr.ip()) {
-            addrs.push(addr.ip());
-        }
+    answer(found.map(|addr| addr.ip()))
+}
+
+/// What the system's resolver found, as a lookup's answer: in its order,
+/// deduplicated, and without `0.0.0.0` or `::` (an `/etc/hosts` blocklist's
+/// "no", which a connect would take to this host), as DNS answers are.
+fn answer(found: impl IntoIterator<Item = IpAddr>) -> Result<Vec<IpAddr>, ResolveError> {
+    let mut addrs = Vec::new();
+    for ip in found {
+        super::message::push_new(&mut addrs, ip);
     }
     match addrs.is_empty() {
         true => Err(ResolveError::NoAddress),
@@ -23,7 +28,7 @@ pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
     }
 }
 
-/// The addresses of `host`, deduplicated, in the resolver's order.
+/// The addresses of `host` (see [`answer`]).
 #[cfg(target_os = "wasi")]
 pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
     use crate::sys::wasi::{self, AddrInfo, SockAddr};
@@ -133,12 +138,20 @@ pub(crate) fn lookup(host: &str) -> Result<Vec<IpAddr>, ResolveError> {
             }
             _ => continue,
         };
-        if !addrs.contains(&ip) {
-            addrs.push(ip);
-        }
+        addrs.push(ip);
     }
-    match addrs.is_empty() {
-        true => Err(ResolveError::NoAddress),
-        false => Ok(addrs),
+    answer(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocklists_unspecified_address_is_no_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let found = ["0.0.0.0", "::", "::ffff:0.0.0.0", "10.0.0.1", "10.0.0.1", "::1"];
+        assert_eq!(answer(found.map(ip)), Ok(vec![ip("10.0.0.1"), ip("::1")]));
+        assert_eq!(answer(["0.0.0.0", "::"].map(ip)), Err(ResolveError::NoAddress));
     }
 }

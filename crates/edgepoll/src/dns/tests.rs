@@ -625,15 +625,54 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
     );
     r.finished.clear();
     assert!(matches!(r.lookup("busy.test", late), Lookup::Ready(Ok(_))));
+    assert!(r.datagrams.is_empty(), "a failed refresh made again at once");
+    // Expired: asked again, and the new answer counts from its arrival.
+    let expired = now + Duration::from_secs(8);
+    assert_eq!(r.lookup("busy.test", expired), Lookup::Pending);
     let fresh = std::mem::take(&mut r.datagrams);
     for q in fresh {
-        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 8)), late);
+        r.on_datagram(&answer(&q, |q, m| addresses(q, m, 8)), expired);
     }
-    // The new answer counts from its arrival.
     assert!(matches!(
-        r.lookup("busy.test", now + Duration::from_secs(12)),
+        r.lookup("busy.test", now + Duration::from_secs(13)),
         Lookup::Ready(Ok(_))
     ));
+    assert!(r.datagrams.is_empty());
+}
+
+/// A refresh that fails is made again no sooner than [`SYSTEM_TTL`] later
+/// (each use of a name in its last quarter asked a failing server again);
+/// one answered with TTL 0 ends the entry (its addresses are not to be
+/// kept, the old ones no more than the new).
+#[test]
+fn a_failed_refresh_backs_off_and_one_with_ttl_0_ends_the_entry() {
+    let now = Instant::now();
+    let mut r = answered("flaky.test", 100, now);
+    r.finished.clear();
+    let at = |secs| now + Duration::from_secs(secs);
+    assert!(matches!(r.lookup("flaky.test", at(80)), Lookup::Ready(Ok(_))));
+    let refresh = std::mem::take(&mut r.datagrams);
+    assert_eq!(refresh.len(), 2);
+    for q in &refresh {
+        r.on_datagram(&servfail(q), at(80));
+        r.on_datagram(&servfail(q), at(80)); // and its one retry
+    }
+    r.datagrams.clear();
+    assert_eq!(r.finished.len(), 1, "the refresh ended");
+    let until_backoff = at(80) + SYSTEM_TTL - Duration::from_millis(1);
+    for t in [at(80), until_backoff] {
+        assert_eq!(r.lookup("flaky.test", t), Lookup::Ready(Ok(vec![v4(), v6()])));
+        assert!(r.datagrams.is_empty(), "asked again before the backoff");
+    }
+    let again = at(80) + SYSTEM_TTL;
+    assert!(matches!(r.lookup("flaky.test", again), Lookup::Ready(Ok(_))));
+    let refresh = std::mem::take(&mut r.datagrams);
+    assert_eq!(refresh.len(), 2, "asked again after the backoff");
+    for q in &refresh {
+        r.on_datagram(&answer(q, |q, m| addresses(q, m, 0)), again);
+    }
+    r.datagrams.clear();
+    assert_eq!(r.lookup("flaky.test", again), Lookup::Pending, "kept past TTL 0");
 }
 
 /// A refresh that hears from one family only (the other's server failed)

@@ -6,8 +6,10 @@
 //!
 //! What one side sends is written straight into the other's socket from
 //! the read buffer; only what that socket does not take is kept, and the
-//! sending side is not read while more than the backlog limit waits (so a
-//! peer that does not read stalls its sender through TCP, not the heap).
+//! sending side is not read while the backlog limit or more waits (so a
+//! peer that does not read stalls its sender through TCP, not the heap;
+//! the read that reaches the limit may pass it by up to one read buffer,
+//! 64 KiB, as a body's backlog does).
 //! An end of input on one side becomes a shutdown of the other's write
 //! side once what it was owed is out (a half-close passes through). When
 //! one side breaks (reset, or a write refused), the other is still given
@@ -235,8 +237,9 @@ fn transfer(
 /// Reads what a side that broke still holds for `to` (a reset leaves what
 /// came before it readable: a write refused by a peer that sent its last
 /// bytes, a WebSocket close frame say, and then reset): up to `limit` more
-/// than `to` is owed already, which may be the limit itself (that is why
-/// the broken side was not being read). Past that the rest is lost, as TCP
+/// than `to` is owed already (and at most one read buffer past that),
+/// which may be the limit itself (that is why the broken side was not being
+/// read). Past that the rest is lost, as TCP
 /// allows after a reset; the memory stays bounded.
 fn salvage(from: &TcpStream, to: &mut Tunnel, scratch: &mut [u8], limit: usize) {
     let cap = to.out.len().saturating_add(limit);

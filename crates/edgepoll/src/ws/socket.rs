@@ -132,7 +132,8 @@ impl CloseCode {
     /// Whether this code may be sent in a close frame (by either side):
     /// RFC 6455's and those IANA registered since (1012–1014: service
     /// restart, try again later, bad gateway), and the ranges for
-    /// libraries and applications.
+    /// libraries and applications. 1010 is a client's (RFC 6455 §7.4.1),
+    /// but a server answers a close with the code it got, as peers expect.
     fn may_be_sent(self) -> bool {
         matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
