@@ -8,7 +8,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use std::net::IpAddr;
 
-/// CNAME records followed within one answer before it is called a loop.
+/// CNAME records followed within one answer: a longer chain, or a loop, ends
+/// with no address.
 const MAX_CNAME_HOPS: usize = 8;
 
 /// The longest answer read. An answer to one A or AAAA question with the

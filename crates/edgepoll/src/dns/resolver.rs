@@ -98,6 +98,9 @@ struct Part {
     /// A server failure (SERVFAIL) came and the query went again, once:
     /// the outcome if nothing better comes before the deadline.
     failed_once: Option<Answer>,
+    /// A datagram that claimed to answer it was refused: the cause to name
+    /// if no good answer comes (a timeout's otherwise).
+    malformed: bool,
 }
 
 /// SERVFAIL: the server could not answer now (its own upstream timed out,
@@ -121,9 +124,6 @@ struct Pending {
     /// [`OTHER_FAMILY_GRACE`]: a query gone over to TCP keeps it.
     full_deadline: Instant,
     resend_at: Instant,
-    /// Why the last datagram that claimed to answer was refused, to name
-    /// the cause if no good answer comes.
-    malformed: bool,
     /// The error a socket of this lookup reported: the next one ends it.
     refused: Option<ResolveError>,
 }
@@ -332,6 +332,7 @@ impl Resolver {
                 query,
                 state: PartState::Asking,
                 failed_once: None,
+                malformed: false,
             }
         });
         self.pending.push(Pending {
@@ -341,7 +342,6 @@ impl Resolver {
             deadline: since + self.timeout,
             full_deadline: since + self.timeout,
             resend_at: now + RESEND_AFTER.min(self.timeout),
-            malformed: false,
             refused: None,
         });
         Ok(())
@@ -436,7 +436,7 @@ impl Resolver {
             }
             // Kept waiting: a forged or broken datagram must not end a
             // lookup that a good answer may still complete.
-            Err(NotAnswer::Malformed | NotAnswer::TooLong) => lookup.malformed = true,
+            Err(NotAnswer::Malformed | NotAnswer::TooLong) => p.malformed = true,
             Err(NotAnswer::Other) => {}
         }
         self.finish_done(now);
@@ -497,12 +497,12 @@ impl Resolver {
     pub fn handle_timeout(&mut self, now: Instant) {
         for lookup in &mut self.pending {
             if now >= lookup.deadline {
-                let cause = match (&lookup.refused, lookup.malformed) {
-                    (Some(error), _) => error.clone(),
-                    (None, true) => ResolveError::BadAnswer("malformed answer"),
-                    (None, false) => ResolveError::Timeout(self.timeout),
-                };
                 for p in &mut lookup.parts {
+                    let cause = match (&lookup.refused, p.malformed) {
+                        (Some(error), _) => error.clone(),
+                        (None, true) => ResolveError::BadAnswer("malformed answer"),
+                        (None, false) => ResolveError::Timeout(self.timeout),
+                    };
                     // A server failure, asked again with no answer since,
                     // is the outcome; not one the retry took over TCP, nor
                     // beside a refusal (which the module says it ends with).
@@ -513,7 +513,7 @@ impl Resolver {
                     if !matches!(p.state, PartState::Done(_)) {
                         p.state = PartState::Done(match failed {
                             Some(failure) => Ok(failure),
-                            None => Err(cause.clone()),
+                            None => Err(cause),
                         });
                     }
                 }

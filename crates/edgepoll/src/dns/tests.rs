@@ -283,6 +283,25 @@ fn unanswered_queries_are_resent_then_time_out_with_a_typed_error() {
     assert_eq!(r.lookup("silent.test", now + TIMEOUT), Lookup::Pending);
 }
 
+/// A broken datagram is the cause named for its own query only: one that
+/// a good answer followed does not relabel the other query's timeout.
+#[test]
+fn a_broken_datagram_answered_after_does_not_name_the_other_querys_timeout() {
+    let mut r = resolver();
+    let now = Instant::now();
+    r.lookup("quiet.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    let mut cut = answer(&queries[0], |_, _| {});
+    cut.truncate(cut.len() - 3);
+    r.on_datagram(&cut, now);
+    r.on_datagram(&answer(&queries[0], |_, _| {}), now); // no address
+    r.handle_timeout(now + TIMEOUT);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("quiet.test".into(), Err(ResolveError::Timeout(TIMEOUT))))
+    );
+}
+
 #[test]
 fn only_garbage_back_ends_as_a_bad_answer() {
     let mut r = resolver();
