@@ -106,9 +106,9 @@ pub fn parse(
 /// alone. A scheme, a port or an address would never match (addresses are
 /// allowed anyway), and the page would be refused with no hint why.
 fn allowed_host(name: &str) -> Result<String, String> {
-    let bare = name.strip_suffix('.').unwrap_or(name);
-    match edgepoll::dns::is_host_name(bare) {
-        true => Ok(bare.to_string()),
+    // Checked with its final dot, if any: `a.test..` is no name.
+    match edgepoll::dns::is_host_name(name) {
+        true => Ok(name.strip_suffix('.').unwrap_or(name).to_string()),
         false => Err(format!(
             "--allow-host {name:?}: not a host name (give it as a browser's \
              address bar shows it, without scheme or port: chat.example.com)"
@@ -169,6 +169,7 @@ mod tests {
             (&["--allow-host", ""], "not a host name"),
             (&["--allow-host="], "not a host name"),
             (&["--allow-host", "127.0.0.1"], "not a host name"),
+            (&["--allow-host", "chat.example.."], "not a host name"),
             (&["--help=yes"], "--help takes no value"),
             (&["--nope"], "unknown argument --nope"),
             (&["127.0.0.2:5", "127.0.0.3:10"], "more than one address"),
