@@ -203,6 +203,31 @@ fn hostile_dns_answers_end_as_bad_answers() {
     }
 }
 
+/// A DNS_SERVER that is no address stops the client and the proxy at the
+/// start, as a bad argument, before anything is asked or sent.
+#[test]
+fn a_dns_server_that_is_no_address_is_a_bad_argument() {
+    let programs: [(&str, &[&str]); 2] = [
+        ("nonblock_http_client", &["http://www.test:1/"]),
+        ("proxy", &["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"]),
+    ];
+    on_each_runtime(|runtime| {
+        for (program, args) in programs {
+            let flags = ["--env", "DNS_SERVER=dns.local:53"];
+            let out = run_wasm_with(runtime, program, &flags, args, Duration::from_secs(30));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{program}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "{program}: DNS_SERVER=\"dns.local:53\" is not an address"
+                )),
+                "{program}: {stderr}"
+            );
+            assert!(!stderr.contains("system's resolver"), "{program}: {stderr}");
+        }
+    });
+}
+
 /// Without DNS_SERVER, names go to the runtime's `sock_getaddrinfo`:
 /// `localhost` and the names /etc/hosts gives a loopback address (the
 /// machine's own name among them, as a container's /etc/hosts usually has

@@ -20,8 +20,9 @@ struct Options {
     cacert: Option<String>,
     /// At most this many connections to one origin at once.
     parallel: usize,
-    /// At most this many connections at once in all.
-    max_connections: usize,
+    /// At most this many connections at once in all, if given (else the
+    /// library's default).
+    max_connections: Option<usize>,
 }
 
 /// The options given, or `None` for `--help`.
@@ -36,7 +37,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         verbose: false,
         cacert: None,
         parallel: usize::MAX,
-        max_connections: ClientOptions::default().max_connections,
+        max_connections: None,
     };
     let mut args = example_args::utf8()?.into_iter();
     let mut urls_only = false;
@@ -80,7 +81,9 @@ fn parse_args() -> Result<Option<Options>, String> {
             "-v" | "--verbose" => options.verbose = true,
             "--cacert" => options.cacert = Some(value()?),
             "--parallel" => options.parallel = positive(&arg, &value()?)?,
-            "--max-connections" => options.max_connections = positive(&arg, &value()?)?,
+            "--max-connections" => {
+                options.max_connections = Some(positive(&arg, &value()?)?)
+            }
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
                 let line = value()?;
@@ -225,7 +228,7 @@ URLs are http:// or https://; redirects are not followed. Without a URL, two
 POSTs go to http://127.0.0.1:1234/. Names go to the DNS server in DNS_SERVER
 (ip:port) when it is set, else to the runtime's resolver. Exits 0 when every
 request got a response (with -o: a 2xx or a 304), 1 otherwise, 2 on bad
-arguments.";
+arguments (a DNS_SERVER that is no address among them).";
 
 pub fn main() -> ExitCode {
     let parsed = parse_args().and_then(|o| {
@@ -307,11 +310,17 @@ pub fn main() -> ExitCode {
 
 /// The client's settings: `--cacert` read through a preopened directory.
 fn client_options(options: &Options) -> Result<ClientOptions, String> {
+    // A DNS_SERVER that is no address is a mistake in how the client was
+    // started, told as one: not a warning, and every name then asked of
+    // the runtime's blocking resolver instead.
+    edgepoll::dns::server_from_env()?;
     let mut client = ClientOptions {
         max_per_origin: options.parallel,
-        max_connections: options.max_connections,
         ..ClientOptions::default()
     };
+    if let Some(n) = options.max_connections {
+        client.max_connections = n;
+    }
     if let Some(path) = &options.cacert {
         let pem = std::fs::read(path).map_err(|e| {
             format!("--cacert {path}: {e} (is its directory preopened, e.g. wasmedge --dir .:.?)")

@@ -15,7 +15,9 @@ An HTTP/1.1 echo server: POST a body and get it back; GET / says how.
   --header-timeout SECS   time a client has to send a request's head (10)
   --idle-timeout SECS     time a keep-alive connection may stay idle, and a
                           body or a reader may stall (60)
-  --max-body BYTES        the largest body echoed; past it, 413 (16777216)
+  --max-body BYTES        the largest body echoed; past it, 413 (16777216);
+                          a chunked body that grows past it ends the
+                          connection after its 200
   --peek-quiet            under WasmEdge AOT with thousands of idle
                           connections: find the ones with data by peeking
                           instead of polling each (see edgepoll's

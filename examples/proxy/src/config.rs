@@ -12,10 +12,11 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --listen ADDR          where to accept clients, e.g. 0.0.0.0:8080
   --upstream ADDR        a server to forward to: host:port, a host (port 80)
                          or http[s]://host:port; repeat for more (up to
-                         64). A name is
-                         resolved as requests go to it: through the DNS
-                         server in DNS_SERVER (ip:port) without blocking,
-                         kept for its TTL, or else through the runtime
+                         64). A name is resolved as requests go to it:
+                         through the DNS server in DNS_SERVER (ip:port;
+                         anything else is a mistake, exit 2) without
+                         blocking, kept for its TTL, or else through the
+                         runtime
   --timeout SECS         longest silence from an upstream while a request
                          waits for its answer: then 504 (default 30)
   --connect-timeout SECS longest wait for an upstream's connection (default 5)

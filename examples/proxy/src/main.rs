@@ -44,6 +44,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // So is a DNS_SERVER that is no address: the loop would otherwise ask
+    // the runtime's blocking resolver for every name, after a warning.
+    if let Err(message) = edgepoll::dns::server_from_env() {
+        eprintln!("proxy: {message}");
+        return ExitCode::from(2);
+    }
     match serve(config, ca_certificates) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
