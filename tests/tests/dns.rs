@@ -209,7 +209,10 @@ fn hostile_dns_answers_end_as_bad_answers() {
 fn a_dns_server_that_is_no_address_is_a_bad_argument() {
     let programs: [(&str, &[&str]); 2] = [
         ("nonblock_http_client", &["http://www.test:1/"]),
-        ("proxy", &["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"]),
+        (
+            "proxy",
+            &["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"],
+        ),
     ];
     on_each_runtime(|runtime| {
         for (program, args) in programs {

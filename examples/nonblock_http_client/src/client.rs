@@ -81,9 +81,7 @@ fn parse_args() -> Result<Option<Options>, String> {
             "-v" | "--verbose" => options.verbose = true,
             "--cacert" => options.cacert = Some(value()?),
             "--parallel" => options.parallel = positive(&arg, &value()?)?,
-            "--max-connections" => {
-                options.max_connections = Some(positive(&arg, &value()?)?)
-            }
+            "--max-connections" => options.max_connections = Some(positive(&arg, &value()?)?),
             "-d" | "--data" => options.data = Some(value()?.into_bytes()),
             "-H" | "--header" => {
                 let line = value()?;

@@ -150,8 +150,18 @@ mod tests {
     #[test]
     fn a_blocklists_unspecified_address_is_no_address() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let found = ["0.0.0.0", "::", "::ffff:0.0.0.0", "10.0.0.1", "10.0.0.1", "::1"];
+        let found = [
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.1",
+            "::1",
+        ];
         assert_eq!(answer(found.map(ip)), Ok(vec![ip("10.0.0.1"), ip("::1")]));
-        assert_eq!(answer(["0.0.0.0", "::"].map(ip)), Err(ResolveError::NoAddress));
+        assert_eq!(
+            answer(["0.0.0.0", "::"].map(ip)),
+            Err(ResolveError::NoAddress)
+        );
     }
 }

@@ -644,7 +644,10 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
     );
     r.finished.clear();
     assert!(matches!(r.lookup("busy.test", late), Lookup::Ready(Ok(_))));
-    assert!(r.datagrams.is_empty(), "a failed refresh made again at once");
+    assert!(
+        r.datagrams.is_empty(),
+        "a failed refresh made again at once"
+    );
     // Expired: asked again, and the new answer counts from its arrival.
     let expired = now + Duration::from_secs(8);
     assert_eq!(r.lookup("busy.test", expired), Lookup::Pending);
@@ -669,7 +672,10 @@ fn a_failed_refresh_backs_off_and_one_with_ttl_0_ends_the_entry() {
     let mut r = answered("flaky.test", 100, now);
     r.finished.clear();
     let at = |secs| now + Duration::from_secs(secs);
-    assert!(matches!(r.lookup("flaky.test", at(80)), Lookup::Ready(Ok(_))));
+    assert!(matches!(
+        r.lookup("flaky.test", at(80)),
+        Lookup::Ready(Ok(_))
+    ));
     let refresh = std::mem::take(&mut r.datagrams);
     assert_eq!(refresh.len(), 2);
     for q in &refresh {
@@ -680,18 +686,28 @@ fn a_failed_refresh_backs_off_and_one_with_ttl_0_ends_the_entry() {
     assert_eq!(r.finished.len(), 1, "the refresh ended");
     let until_backoff = at(80) + SYSTEM_TTL - Duration::from_millis(1);
     for t in [at(80), until_backoff] {
-        assert_eq!(r.lookup("flaky.test", t), Lookup::Ready(Ok(vec![v4(), v6()])));
+        assert_eq!(
+            r.lookup("flaky.test", t),
+            Lookup::Ready(Ok(vec![v4(), v6()]))
+        );
         assert!(r.datagrams.is_empty(), "asked again before the backoff");
     }
     let again = at(80) + SYSTEM_TTL;
-    assert!(matches!(r.lookup("flaky.test", again), Lookup::Ready(Ok(_))));
+    assert!(matches!(
+        r.lookup("flaky.test", again),
+        Lookup::Ready(Ok(_))
+    ));
     let refresh = std::mem::take(&mut r.datagrams);
     assert_eq!(refresh.len(), 2, "asked again after the backoff");
     for q in &refresh {
         r.on_datagram(&answer(q, |q, m| addresses(q, m, 0)), again);
     }
     r.datagrams.clear();
-    assert_eq!(r.lookup("flaky.test", again), Lookup::Pending, "kept past TTL 0");
+    assert_eq!(
+        r.lookup("flaky.test", again),
+        Lookup::Pending,
+        "kept past TTL 0"
+    );
 }
 
 /// A refresh that hears from one family only (the other's server failed)

@@ -383,7 +383,11 @@ impl WebSocket {
             return None;
         }
         let checked = std::mem::take(&mut self.frame_checked);
-        apply_mask(&mut self.input[payload.start + checked..payload.end], mask, checked);
+        apply_mask(
+            &mut self.input[payload.start + checked..payload.end],
+            mask,
+            checked,
+        );
         // Only a message's payload is its progress: not a control frame
         // (see `WsLimits::message_timeout`), nor the headers of empty
         // fragments sent to look busy.

@@ -86,7 +86,7 @@ mod tests {
         ];
         for bytes in wrong {
             for step in 1..=bytes.len() {
-                assert_eq!(fed(bytes, step).0, false, "{bytes:x?} step {step}");
+                assert!(!fed(bytes, step).0, "{bytes:x?} step {step}");
             }
         }
         // Wrong at its second byte: known then, before any more comes.
