@@ -188,6 +188,11 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
         flags |= libc::O_TRUNC;
     }
     flags |= status_flags(fdflags);
+    if flags & libc::O_PATH != 0 {
+        // O_PATH takes no other flag but these: `openat` (WasmEdge's) drops
+        // the rest, `openat2` refuses them (EINVAL).
+        flags &= libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    }
     // Where the kernel would say EMFILE: after every other check.
     fds.check_room()?;
     let opened = beneath::open_leaf(&leaf, flags)?;

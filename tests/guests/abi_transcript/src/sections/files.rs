@@ -863,6 +863,27 @@ fn open_with(t: &mut Transcript, dirfd: u32, path: &[u8], oflags: u32, rights: u
     e
 }
 
+/// Opens `deep` as a directory with no rights and `fdflags` (DSYNC,
+/// NONBLOCK, RSYNC or SYNC); logs the errno and the flags `fd_fdstat_get`
+/// then reports.
+fn open_path_with_fdflags(t: &mut Transcript, fdflags: u32) {
+    let name = Buf::from(b"deep");
+    let out = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, 0, name.ptr(), 4, DIRECTORY, 0, 0, fdflags, out.ptr()) };
+    let mut shown = String::new();
+    if e == 0 {
+        let fd = out.u32_at(0);
+        let stat = Buf::zeroed(24);
+        // SAFETY: the runtime checks every pointer.
+        let e = unsafe { fd_fdstat_get(fd, stat.ptr()) };
+        shown = format!("fdstat={e} flags={}", stat.u32_at(0) >> 16);
+        // SAFETY: closing what was opened.
+        unsafe { fd_close(fd) };
+    }
+    t.log(&format!("path_open(deep, directory, no rights, fdflags={fdflags})"), e, &shown);
+}
+
 /// Open flags on a directory, what a read-only descriptor may not do, a
 /// directory below the preopen as the base of a lookup (`..` above it is
 /// as above the preopen), and the preopen renumbered, then closed. Last:
@@ -874,6 +895,11 @@ fn flags_rights_and_renumbering(t: &mut Transcript) {
     open_with(t, SANDBOX, b"made_dir", CREAT | DIRECTORY, READDIR);
     open_with(t, SANDBOX, b"deep", CREAT | DIRECTORY, READDIR);
     open_with(t, SANDBOX, b"deep", CREAT | EXCL | DIRECTORY, READDIR);
+    // No right to read or write it: a directory opened for its path alone,
+    // which takes no fd flag (WasmEdge's `openat` drops them).
+    for fdflags in [1 << 1, 1 << 2, 1 << 3, 1 << 4] {
+        open_path_with_fdflags(t, fdflags);
+    }
     let name = Buf::from(b"deep/inner.txt");
     let out = Buf::zeroed(4);
     // SAFETY: the runtime checks every pointer.
