@@ -215,6 +215,14 @@ def pooled_memory(runtime, forward):
                 # look cheap.
                 if limit == 256 and answered < BURST_CLIENTS:
                     raise RuntimeError(f"the forwarder answered {answered} of {BURST_CLIENTS} requests 200")
+                # Idle first: the requests the burst gave up on (with one
+                # connection most queue) are let go, or their bytes would
+                # count as the pool's.
+                deadline = time.time() + 30
+                while (held := int(stats(port)["waiting"])) and time.time() < deadline:
+                    time.sleep(0.5)
+                if held:
+                    raise RuntimeError(f"the forwarder (pool of {limit}) still held {held} requests 30 s after the burst")
                 time.sleep(1)
                 pooled = established_to(upstream.port)
                 live = int(stats(port)["live"])

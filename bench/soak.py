@@ -256,7 +256,10 @@ def run_soak(label, server, load_started, port, log, memory_file, seed, restarte
     elif row["rss_end"] > warm * (1 + RSS_GROWTH):
         problems.append(f"RSS grew: {warm} KiB after the warm-up, {row['rss_end']} KiB at the end")
     guest_warm = row.get("guest_warm")
-    if guest_warm and row["guest_end"] > guest_warm * (1 + RSS_GROWTH):
+    if label.startswith("edgepoll-host") and not (guest_warm and row["guest_end"]):
+        # Its report is what the check below reads: none is no pass.
+        problems.append("edgepoll-host reported no guest memory (EDGEPOLL_HOST_MEMORY_FILE)")
+    elif guest_warm and row["guest_end"] > guest_warm * (1 + RSS_GROWTH):
         problems.append(f"guest memory grew: {guest_warm} KiB after the warm-up, {row['guest_end']} KiB at the end")
     row["problems"] = problems
     print(f"  guest memory {row.get('guest_warm', 0)} KiB after the warm-up, {row['guest_end']} KiB at the end", flush=True)

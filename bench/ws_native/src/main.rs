@@ -69,7 +69,10 @@ fn main() -> std::io::Result<()> {
         for event in &events {
             if event.token() == LISTENER {
                 while let Ok((mut stream, _)) = listener.accept() {
-                    let _ = stream.set_nodelay(true);
+                    // Nagle left on, as in ws_chat: WasmEdge 0.14 cannot turn
+                    // it off, and a peer that did would send its broadcasts
+                    // in more, smaller segments than the server it is
+                    // measured against.
                     let slot = conns.iter().position(Option::is_none).unwrap_or_else(|| {
                         conns.push(None);
                         conns.len() - 1
