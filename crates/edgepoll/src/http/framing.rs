@@ -226,6 +226,16 @@ impl FieldSummary {
         self.upgrade && self.connection_upgrade && version == Version::Http11
     }
 
+    /// Whether a 204's fields claim a body all the same: `Transfer-Encoding`,
+    /// or a `Content-Length` other than 0, which no server may send on one
+    /// (RFC 9112 §6.1, RFC 9110 §8.6). A 204 has no body whatever they say,
+    /// but what follows it may be the body its server meant: its connection
+    /// is not used again, lest that be read as the next response.
+    pub(crate) fn claims_body_on_204(&self, status: StatusCode) -> bool {
+        status == StatusCode::NO_CONTENT
+            && (self.transfer_encoding || self.content_length.is_some_and(|n| n != 0))
+    }
+
     /// Whether the connection stays open after this message. Not after an
     /// HTTP/1.0 one with `Transfer-Encoding`, whose framing is faulty even
     /// where it has no body to frame (RFC 9112 §6.1: a bodiless response).

@@ -518,6 +518,7 @@ impl ResponseParser {
                 BodyFraming::UntilClose => Body::UntilClose,
             };
             let keep_alive = summary.keeps_alive(version)
+                && !summary.claims_body_on_204(status)
                 && !matches!(body, Body::UntilClose | Body::Stream(Incoming::UntilClose))
                 && status != StatusCode::SWITCHING_PROTOCOLS;
             let response = ParsedResponse {
@@ -921,7 +922,7 @@ mod framing_tests {
 
     #[test]
     fn reuse_needs_keep_alive_and_nothing_after_the_response() {
-        let cases: [(&[u8], bool); 5] = [
+        let cases: [(&[u8], bool); 10] = [
             (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", true),
             (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
@@ -933,6 +934,19 @@ mod framing_tests {
                 true,
             ),
             (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy", false),
+            // A 204 that claims a body may be followed by it.
+            (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", true),
+            (
+                b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false),
+            // A 304's length is its representation's (RFC 9110 §8.6).
+            (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", true),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+                true,
+            ),
         ];
         for (input, reusable) in cases {
             let mut parser = ResponseParser::new(false);
