@@ -14,7 +14,10 @@
 //!   or until close; 1xx apart (see `App::on_interim`); HEAD, 204 and 304
 //!   bodiless; a body limit.
 //! - Host names resolved as [`crate::dns`] says: on the loop when a DNS
-//!   server is configured, through the runtime otherwise.
+//!   server is configured, through the runtime otherwise. A connection goes
+//!   to the first address, and to the next (up to three more) when it is
+//!   refused, unreachable or not made in time; an address that failed so
+//!   goes after its host's others for 10 s.
 //! - A request whose reused connection the server closed before any response
 //!   byte, or answered with a 408 (its idle timeout, racing the request), is
 //!   sent once more on a new connection, if its method is idempotent and its

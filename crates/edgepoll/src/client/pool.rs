@@ -21,6 +21,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 /// Addresses of a host tried after the first, at most.
 const MAX_OTHER_ADDRS: usize = 3;
 
+/// How long an address whose connect failed (refused, unreachable, timed
+/// out) goes after its host's other addresses, as nginx's `fail_timeout`
+/// keeps a failed server out: without it, every exchange to a host whose
+/// first address drops packets waited out the connect timeout there before
+/// it tried the next.
+const UNREACHABLE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many such addresses a pool remembers; past it, no more until some
+/// expire.
+const MAX_UNREACHABLE: usize = 256;
+
 /// At the overall connection limit, how long an origin holding fewer
 /// connections than another waits before that one gives way to it (see
 /// `Pool::gives_way`).
@@ -180,6 +191,9 @@ pub(crate) struct Pool {
     /// forwarder configured for HTTP/1.1 upstreams takes them (nginx's
     /// `proxy_http_version 1.1`).
     http10: FxHashSet<Origin>,
+    /// Addresses whose connect failed lately, and until when they go last
+    /// among their host's (see [`UNREACHABLE_FOR`]).
+    unreachable: FxHashMap<SocketAddr, Instant>,
 }
 
 impl Pool {
@@ -257,10 +271,10 @@ impl Pool {
     /// leaves it waiting for the name.
     fn place(&mut self, host: &str, exchange: Exchange, now: Instant) {
         if let Some(ip) = self.names.literal(host) {
-            return self.settle_addrs(exchange, ip, &[]);
+            return self.settle_addrs(exchange, &[ip], now);
         }
         match self.names.lookup(host, now) {
-            Lookup::Ready(resolved) => self.settle_name(host, exchange, resolved),
+            Lookup::Ready(resolved) => self.settle_name(host, exchange, resolved, now),
             Lookup::Pending => {
                 self.note_waiting(exchange.since);
                 let key = resolver::key_of(host);
@@ -269,9 +283,9 @@ impl Pool {
         }
     }
 
-    fn settle_name(&mut self, host: &str, exchange: Exchange, resolved: Resolved) {
+    fn settle_name(&mut self, host: &str, exchange: Exchange, resolved: Resolved, now: Instant) {
         match resolved {
-            Ok(addrs) => self.settle_addrs(exchange, addrs[0], &addrs[1..]),
+            Ok(addrs) => self.settle_addrs(exchange, &addrs, now),
             Err(error) => {
                 let host = host.to_string();
                 self.fail(exchange.id, ClientError::Resolve { host, error });
@@ -279,16 +293,48 @@ impl Pool {
         }
     }
 
-    /// Queues `exchange` for `first`, with `others` to try if it refuses.
-    fn settle_addrs(&mut self, mut exchange: Exchange, first: IpAddr, others: &[IpAddr]) {
-        exchange.origin.addr.set_ip(first);
-        exchange.other_addrs = others.iter().take(MAX_OTHER_ADDRS).copied().collect();
+    /// Queues `exchange` for the first of its host's `addrs` (the
+    /// resolver's order, but those whose connect failed lately last), with
+    /// the next ones to try if it fails.
+    fn settle_addrs(&mut self, mut exchange: Exchange, addrs: &[IpAddr], now: Instant) {
+        let port = exchange.origin.addr.port();
+        let failed = |ip: &&IpAddr| {
+            !self.unreachable.is_empty()
+                && (self.unreachable.get(&SocketAddr::new(**ip, port))).is_some_and(|t| now < *t)
+        };
+        let mut ordered = (addrs.iter().filter(|ip| !failed(ip)))
+            .chain(addrs.iter().filter(failed))
+            .copied();
+        // The resolver answers no empty list; a literal is one address.
+        if let Some(first) = ordered.next() {
+            exchange.origin.addr.set_ip(first);
+        }
+        exchange.other_addrs = ordered.take(MAX_OTHER_ADDRS).collect();
         let chunked = matches!(exchange.body_out, Some(Outgoing::Chunked { .. }));
         if chunked && !self.http10.is_empty() && self.http10.contains(&exchange.origin) {
             let refused = ClientError::Request(RequestError::LengthRequired);
             return self.fail(exchange.id, refused);
         }
         self.enqueue(exchange, false);
+    }
+
+    /// `addr`'s connect failed at `now`: for a while its host's other
+    /// addresses go first (see [`UNREACHABLE_FOR`]).
+    pub(crate) fn note_unreachable(&mut self, addr: SocketAddr, now: Instant) {
+        if self.unreachable.len() >= MAX_UNREACHABLE && !self.unreachable.contains_key(&addr) {
+            self.unreachable.retain(|_, until| now < *until);
+            if self.unreachable.len() >= MAX_UNREACHABLE {
+                return;
+            }
+        }
+        self.unreachable.insert(addr, now + UNREACHABLE_FOR);
+    }
+
+    /// `addr` took a connection: it goes in its host's order again.
+    pub(crate) fn note_reachable(&mut self, addr: SocketAddr) {
+        if !self.unreachable.is_empty() {
+            self.unreachable.remove(&addr);
+        }
     }
 
     /// The version `origin`'s latest response came in (see `http10`).
@@ -334,7 +380,7 @@ impl Pool {
 
     /// Moves the exchanges whose names the resolver has answered on: to
     /// the queue, or to their failure.
-    pub(crate) fn take_resolved(&mut self) {
+    pub(crate) fn take_resolved(&mut self, now: Instant) {
         for (key, resolved) in std::mem::take(&mut self.names.finished) {
             if let Some((watched, outcome)) = &mut self.watched {
                 if *watched == key {
@@ -349,7 +395,7 @@ impl Pool {
                 .collect();
             answered.sort_unstable_by_key(|(id, _)| *id);
             for (_, (host, exchange)) in answered {
-                self.settle_name(&host, exchange, resolved.clone());
+                self.settle_name(&host, exchange, resolved.clone(), now);
             }
         }
     }
@@ -1109,6 +1155,78 @@ mod tests {
         );
     }
 
+    /// An address whose connect failed goes after its host's others for
+    /// `UNREACHABLE_FOR` (each exchange waited out the connect timeout
+    /// there first), and in the resolver's order again after it, or once
+    /// it took a connection.
+    #[test]
+    fn an_address_that_failed_goes_last_for_a_while() {
+        use hickory_proto::op::{Message, OpCode};
+        use hickory_proto::rr::{rdata::A, RData, Record};
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions {
+            dns_server: Some("127.0.0.1:9".parse().unwrap()),
+            ..Default::default()
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let at = |ip: IpAddr| SocketAddr::new(ip, 8080);
+        let (first, second) = (ip("10.0.0.7"), ip("10.0.0.8"));
+        pool.submit(&request("http://two.test:8080/"), now, false)
+            .unwrap();
+        for query in std::mem::take(&mut pool.names.datagrams) {
+            let asked = Message::from_vec(&query).unwrap();
+            let mut reply = Message::response(asked.metadata.id, OpCode::Query);
+            reply.metadata.recursion_available = true;
+            reply.add_query(asked.queries[0].clone());
+            if asked.queries[0].query_type == hickory_proto::rr::RecordType::A {
+                for addr in ["10.0.0.7", "10.0.0.8"] {
+                    let a = RData::A(A(addr.parse().unwrap()));
+                    reply.add_answer(Record::from_rdata(asked.queries[0].name.clone(), 600, a));
+                }
+            }
+            pool.names.on_datagram(&reply.to_vec().unwrap(), now);
+        }
+        pool.take_resolved(now);
+        let next = |pool: &mut Pool, t: Instant| {
+            pool.submit(&request("http://two.test:8080/"), t, false)
+                .unwrap();
+            let (exchange, _) = pool.next_placement(t).expect("placed");
+            (exchange.origin.addr.ip(), exchange.other_addrs)
+        };
+        let (placed, _) = pool.next_placement(now).expect("placed");
+        assert_eq!(placed.origin.addr, at(first));
+        assert_eq!(placed.other_addrs, [second]);
+        pool.note_unreachable(at(first), now);
+        assert_eq!(next(&mut pool, now), (second, vec![first]));
+        let later = now + UNREACHABLE_FOR;
+        assert_eq!(next(&mut pool, later), (first, vec![second]));
+        // Both failed: the resolver's order. One reached again: first.
+        pool.note_unreachable(at(second), later);
+        pool.note_unreachable(at(first), later);
+        assert_eq!(next(&mut pool, later), (first, vec![second]));
+        pool.note_reachable(at(second));
+        assert_eq!(next(&mut pool, later), (second, vec![first]));
+        // Another port of the same address is another server.
+        pool.submit(&request("http://two.test:8081/"), later, false)
+            .unwrap();
+        let (other_port, _) = pool.next_placement(later).expect("placed");
+        assert_eq!(other_port.origin.addr, SocketAddr::new(first, 8081));
+    }
+
+    #[test]
+    fn the_addresses_remembered_as_failed_are_bounded() {
+        let now = Instant::now();
+        let mut pool = pool_of(8, 8);
+        for port in 0..MAX_UNREACHABLE as u16 + 10 {
+            pool.note_unreachable(SocketAddr::from(([10, 0, 0, 1], port)), now);
+        }
+        assert_eq!(pool.unreachable.len(), MAX_UNREACHABLE);
+        // Expired ones make room.
+        let later = now + UNREACHABLE_FOR;
+        pool.note_unreachable(SocketAddr::from(([10, 0, 0, 2], 1)), later);
+        assert_eq!(pool.unreachable.len(), 1);
+    }
+
     #[test]
     fn exchanges_wait_for_their_name_then_go_to_its_first_address() {
         use hickory_proto::op::{Message, OpCode};
@@ -1152,7 +1270,7 @@ mod tests {
             }
             pool.names.on_datagram(&reply.to_vec().unwrap(), now);
         }
-        pool.take_resolved();
+        pool.take_resolved(now);
         let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement(now)).collect();
         let ids: Vec<_> = placed.iter().map(|(ex, _)| ex.id).collect();
         assert_eq!(ids, vec![first, second]);

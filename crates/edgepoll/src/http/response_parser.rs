@@ -935,14 +935,23 @@ mod framing_tests {
             ),
             (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy", false),
             // A 204 that claims a body may be followed by it.
-            (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", true),
+            (
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+                true,
+            ),
             (
                 b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
                 false,
             ),
-            (b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false),
+            (
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+                false,
+            ),
             // A 304's length is its representation's (RFC 9110 §8.6).
-            (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", true),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+                true,
+            ),
             (
                 b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
                 true,

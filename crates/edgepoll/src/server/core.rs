@@ -958,7 +958,7 @@ impl Core {
             if self.work.pool.names.has_output() {
                 acted = true;
                 names::flush(self, now);
-                self.work.pool.take_resolved();
+                self.work.pool.take_resolved(now);
             }
             if self.work.pool.has_queued() {
                 self.start_exchanges(now);
@@ -1486,7 +1486,7 @@ impl Core {
         // lookup's error rather than its own timeout.
         self.work.pool.names.handle_timeout(now);
         names::close_abandoned(self);
-        self.work.pool.take_resolved();
+        self.work.pool.take_resolved(now);
         let mut earliest = self.work.pool.expire_queued(now);
         if let Some(d) = self.work.pool.names.deadline() {
             earliest = Some(earliest.map_or(d, |e| e.min(d)));

@@ -239,7 +239,7 @@ pub(crate) fn on_event(core: &mut Core, token: Token, error: u16, now: Instant) 
     } else {
         step_tcp(core, token.0 - FIRST_TOKEN, error, now);
     }
-    core.work.pool.take_resolved();
+    core.work.pool.take_resolved(now);
 }
 
 fn read_datagrams(core: &mut Core, at: usize, error: u16, now: Instant) {

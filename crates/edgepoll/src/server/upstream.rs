@@ -95,12 +95,18 @@ pub(crate) fn step(
             Ok(None) => {
                 up.connecting = false;
                 up.last_progress = now;
+                work.pool.note_reachable(up.origin.addr);
             }
             Ok(Some(e)) | Err(e) => {
+                let error = ClientError::connecting(e);
+                // The server's failure, not this side's (no port free, say).
+                if !error.is_local() {
+                    work.pool.note_unreachable(up.origin.addr, now);
+                }
                 if try_next_address(up, work) {
                     return Next::Close;
                 }
-                fail(up, ClientError::connecting(e), work);
+                fail(up, error, work);
                 return Next::Close;
             }
         }
@@ -558,9 +564,12 @@ pub(crate) fn handle_timeout(
     if now < deadline {
         return Some(deadline);
     }
-    if up.connecting && try_next_address(up, work) {
-        up.expired = true;
-        return None;
+    if up.connecting {
+        work.pool.note_unreachable(up.origin.addr, now);
+        if try_next_address(up, work) {
+            up.expired = true;
+            return None;
+        }
     }
     if let (Some(error), Some(exchange)) = (error, up.exchange.take()) {
         work.slot_of.remove(&exchange.id);

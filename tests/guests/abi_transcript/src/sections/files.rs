@@ -870,7 +870,19 @@ fn open_path_with_fdflags(t: &mut Transcript, fdflags: u32) {
     let name = Buf::from(b"deep");
     let out = Buf::zeroed(4);
     // SAFETY: the runtime checks every pointer.
-    let e = unsafe { path_open(SANDBOX, 0, name.ptr(), 4, DIRECTORY, 0, 0, fdflags, out.ptr()) };
+    let e = unsafe {
+        path_open(
+            SANDBOX,
+            0,
+            name.ptr(),
+            4,
+            DIRECTORY,
+            0,
+            0,
+            fdflags,
+            out.ptr(),
+        )
+    };
     let mut shown = String::new();
     if e == 0 {
         let fd = out.u32_at(0);
@@ -881,7 +893,11 @@ fn open_path_with_fdflags(t: &mut Transcript, fdflags: u32) {
         // SAFETY: closing what was opened.
         unsafe { fd_close(fd) };
     }
-    t.log(&format!("path_open(deep, directory, no rights, fdflags={fdflags})"), e, &shown);
+    t.log(
+        &format!("path_open(deep, directory, no rights, fdflags={fdflags})"),
+        e,
+        &shown,
+    );
 }
 
 /// Open flags on a directory, what a read-only descriptor may not do, a
