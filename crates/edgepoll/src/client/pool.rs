@@ -600,8 +600,10 @@ impl Pool {
             return false;
         }
         // At most the overall limit of origins, and only while one starves
-        // beside an idle connection.
-        let unwanted = self.idle.keys().any(|origin| !wanted(origin));
+        // beside an idle connection. (An origin's list stays when its last
+        // idle connection is taken, for the next to park in: empty, it
+        // holds none to give.)
+        let unwanted = (self.idle.iter()).any(|(origin, idle)| !idle.is_empty() && !wanted(origin));
         unwanted && self.stir_starved(None)
     }
 
