@@ -4,7 +4,8 @@
 //! traps at start given up on, `--restart no` and its exit code, and
 //! SIGTERM under load: every request answered or refused cleanly, exit 0;
 //! a WebSocket handshake finished after SIGTERM closed with 1001; each
-//! instance's memory report in a file of its own. These run on edgepoll-host
+//! instance's memory report in a file of its own; a port another process
+//! shares left to it. These run on edgepoll-host
 //! only: WasmEdge has no such option.
 
 use edgepoll_tests::{free_port, host_runtime, module_importing, scratch_dir, wasm, Runtime};
@@ -276,6 +277,64 @@ fn each_instance_reports_its_memory_to_a_file_of_its_own() {
     assert!(!file.exists(), "no instance wrote the shared name");
     host.terminate();
     assert_eq!(host.exit_code(Duration::from_secs(30)), Some(0));
+}
+
+/// A listener of another process's that shares its port (`SO_REUSEPORT`,
+/// as nginx's `reuseport` does) is not joined by the instances: their bind
+/// fails as it fails on WasmEdge, rather than the kernel splitting that
+/// process's connections with the guest.
+#[test]
+fn a_port_another_process_shares_is_not_joined() {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a new socket, set up and handed to a TcpListener that owns it.
+    let (outside, port) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let on: libc::c_int = 1;
+        let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let set = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&on as *const libc::c_int).cast(),
+            size,
+        );
+        assert_eq!(set, 0, "SO_REUSEPORT");
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len),
+            0,
+            "bind"
+        );
+        assert_eq!(libc::listen(fd, 128), 0, "listen");
+        let listener = std::net::TcpListener::from_raw_fd(fd);
+        let port = listener.local_addr().expect("address").port();
+        (listener, port)
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let module = wasm("poll_http_server");
+    let module = module.to_string_lossy();
+    let mut host = Host::start(&["--instances", "2", &module, &addr]);
+    let code = host.exit_code(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{:#?}", host.seen);
+    assert!(host.count("already in use") >= 2, "{:#?}", host.seen);
+    assert_eq!(host.count("listening on"), 0, "{:#?}", host.seen);
+    // Every connection still comes to the process that had the port.
+    outside.set_nonblocking(true).expect("nonblocking");
+    for i in 0..20 {
+        let _client = TcpStream::connect(&addr).expect("connects");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while outside.accept().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "connection {i} not accepted outside"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 #[test]

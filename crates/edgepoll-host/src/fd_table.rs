@@ -275,9 +275,10 @@ pub struct FdTable {
     /// too many piled up (a guest that opens and closes without polling),
     /// which tells the poller to look at every descriptor it watches.
     changes: Option<Vec<u32>>,
-    /// Sockets opened through this table share their ports with other
-    /// processes' and threads' (`SO_REUSEPORT`): set when several
-    /// instances of one guest serve one port (`--instances`).
+    /// Sockets opened through this table share the ports they name with
+    /// the other instances' (`SO_REUSEPORT`), never one another process
+    /// holds (see `sock::shared_port`): set when several instances of one
+    /// guest serve one port (`--instances`).
     pub reuse_port: bool,
     /// `sock_open` may open Unix domain sockets (`--allow-af-unix`).
     pub allow_af_unix: bool,

@@ -1,6 +1,7 @@
 //! `--instances N`: one guest, compiled once, run as N instances, each on a
 //! thread of its own with a store of its own, the guests unchanged. Their
-//! sockets share ports (`SO_REUSEPORT`), so the kernel spreads the
+//! sockets share ports (`SO_REUSEPORT`; never one another process holds:
+//! `sock::shared_port`), so the kernel spreads the
 //! connections to a port over the instances that listen on it: a
 //! single-threaded event loop uses every core, as nginx's workers do.
 //!

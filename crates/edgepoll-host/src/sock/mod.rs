@@ -10,6 +10,7 @@ pub mod address;
 pub mod link;
 pub mod names;
 pub mod options;
+pub mod shared_port;
 pub mod transfer;
 
 use crate::errno::{check, Errno, WasiResult, INVAL, NOSYS, NOTSOCK};
@@ -95,7 +96,7 @@ pub fn bind_or_connect(
         // query's) must not share it with another instance's socket, which
         // would then take its answers. A failure is bind's to tell (an
         // address of another family, say).
-        let _ = share_port(raw);
+        let _ = shared_port::share_unless_taken(raw, port as u16);
     }
     let ptr = (&addr as *const libc::sockaddr_storage).cast();
     // SAFETY: `addr` holds a valid sockaddr of `len` bytes.
@@ -105,22 +106,6 @@ pub fn bind_or_connect(
         } else {
             libc::bind(raw, ptr, len)
         }
-    })
-}
-
-/// `SO_REUSEPORT` on `raw`, before it is bound: the port it binds is shared
-/// with the other instances' (`--instances`).
-fn share_port(raw: i32) -> WasiResult {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a c_int of the size given; `raw` is open.
-    check(unsafe {
-        libc::setsockopt(
-            raw,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEPORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
     })
 }
 
