@@ -282,7 +282,8 @@ fn each_instance_reports_its_memory_to_a_file_of_its_own() {
 /// A listener of another process's that shares its port (`SO_REUSEPORT`,
 /// as nginx's `reuseport` does) is not joined by the instances: their bind
 /// fails as it fails on WasmEdge, rather than the kernel splitting that
-/// process's connections with the guest.
+/// process's connections with the guest. At an address that bind does not
+/// meet, they share the port as ever.
 #[test]
 fn a_port_another_process_shares_is_not_joined() {
     use std::os::fd::FromRawFd;
@@ -322,6 +323,14 @@ fn a_port_another_process_shares_is_not_joined() {
     assert_eq!(code, Some(1), "{:#?}", host.seen);
     assert!(host.count("already in use") >= 2, "{:#?}", host.seen);
     assert_eq!(host.count("listening on"), 0, "{:#?}", host.seen);
+    // The same port at an address the other listener's does not meet is
+    // still shared by the instances.
+    let v6 = format!("[::1]:{port}");
+    let mut beside = Host::start(&["--instances", "2", &module, &v6]);
+    beside.wait_for("[0] listening on", 1);
+    beside.wait_for("[1] listening on", 1);
+    assert!(echo_once(&v6), "{:#?}", beside.seen);
+    drop(beside);
     // Every connection still comes to the process that had the port.
     outside.set_nonblocking(true).expect("nonblocking");
     for i in 0..20 {

@@ -18,7 +18,7 @@ use crate::fd_table::{
     parse_fd_flags, rights, Descriptor, Entry, FdTable, Socket, FDFLAGS_NONBLOCK,
 };
 use crate::memory::GuestMemory;
-use address::{read_target, to_sockaddr};
+use address::{read_target, to_sockaddr, Target};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The host socket behind guest descriptor `fd`: EBADF when there is
@@ -87,16 +87,20 @@ pub fn bind_or_connect(
 ) -> WasiResult {
     let target = read_target(mem, address, storage)?;
     let raw = host_fd(fds, fd)?;
+    let ip = match target {
+        Target::V4(ip) => Some(std::net::IpAddr::from(ip)),
+        Target::V6(ip) => Some(std::net::IpAddr::from(ip)),
+        Target::Unix(_) => None,
+    };
     let (addr, len) = to_sockaddr(target, port as u16);
     // The port as bound: 65536 is port 0, which the kernel picks.
-    if fds.reuse_port && !connect && port as u16 != 0 && i32::from(addr.ss_family) != libc::AF_UNIX
-    {
+    if let (true, false, 1.., Some(ip)) = (fds.reuse_port, connect, port as u16, ip) {
         // Set where a port is named, not on every socket: one the kernel
         // picks a port for (bound to port 0, or by a connect: a DNS
         // query's) must not share it with another instance's socket, which
         // would then take its answers. A failure is bind's to tell (an
         // address of another family, say).
-        let _ = shared_port::share_unless_taken(raw, port as u16);
+        let _ = shared_port::share_unless_taken(raw, ip, port as u16);
     }
     let ptr = (&addr as *const libc::sockaddr_storage).cast();
     // SAFETY: `addr` holds a valid sockaddr of `len` bytes.
