@@ -642,11 +642,12 @@ impl Resolver {
                 // A failed refresh leaves the entry to its own expiry, and is
                 // not made again sooner than a partial answer's: each use of
                 // a name in its last quarter would ask a failing server again.
-                (Some(cached), Err(_)) if now < cached.until => {
+                (Some(cached), Err(e)) if now < cached.until && !is_the_names(e) => {
                     cached.refresh_at = cached.until.min(now + SYSTEM_TTL);
                 }
-                // Expired; or the name's addresses now come with TTL 0 (not
-                // to be kept), so the old ones are not handed out either.
+                // Expired; or the name's answer (its addresses, or that it
+                // has none) now comes with TTL 0, not to be kept: the old
+                // addresses are not handed out either.
                 (Some(_), _) => {
                     self.cache.remove(&key);
                 }
@@ -672,6 +673,12 @@ impl Resolver {
             },
         );
     }
+}
+
+/// Whether `error` is the name's own answer (no such name, no address), not
+/// a failure to get one.
+fn is_the_names(error: &ResolveError) -> bool {
+    matches!(error, ResolveError::NoSuchName | ResolveError::NoAddress)
 }
 
 /// Whether `resolved` holds addresses of both families.

@@ -665,7 +665,8 @@ fn a_name_in_use_is_asked_again_before_it_expires_and_its_users_never_wait() {
 /// A refresh that fails is made again no sooner than [`SYSTEM_TTL`] later
 /// (each use of a name in its last quarter asked a failing server again);
 /// one answered with TTL 0 ends the entry (its addresses are not to be
-/// kept, the old ones no more than the new).
+/// kept, the old ones no more than the new), as does an NXDOMAIN not to
+/// be kept.
 #[test]
 fn a_failed_refresh_backs_off_and_one_with_ttl_0_ends_the_entry() {
     let now = Instant::now();
@@ -707,6 +708,23 @@ fn a_failed_refresh_backs_off_and_one_with_ttl_0_ends_the_entry() {
         r.lookup("flaky.test", again),
         Lookup::Pending,
         "kept past TTL 0"
+    );
+    // So does a refresh that says the name is gone, uncacheable (no SOA):
+    // that is the name's answer, not a failure to get one.
+    let mut r = answered("gone.test", 100, now);
+    assert!(matches!(
+        r.lookup("gone.test", at(80)),
+        Lookup::Ready(Ok(_))
+    ));
+    for q in std::mem::take(&mut r.datagrams) {
+        let nxdomain = answer(&q, |_, m| m.metadata.response_code = ResponseCode::NXDomain);
+        r.on_datagram(&nxdomain, at(80));
+    }
+    r.datagrams.clear();
+    assert_eq!(
+        r.lookup("gone.test", at(80)),
+        Lookup::Pending,
+        "kept past NXDOMAIN"
     );
 }
 
