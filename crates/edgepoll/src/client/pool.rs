@@ -194,6 +194,9 @@ pub(crate) struct Pool {
     /// Addresses whose connect failed lately, and until when they go last
     /// among their host's (see [`UNREACHABLE_FOR`]).
     unreachable: FxHashMap<SocketAddr, Instant>,
+    /// When the last of them expires: then all go at once, and the map is
+    /// empty again (looked at no more).
+    unreachable_until: Option<Instant>,
 }
 
 impl Pool {
@@ -297,6 +300,10 @@ impl Pool {
     /// resolver's order, but those whose connect failed lately last), with
     /// the next ones to try if it fails.
     fn settle_addrs(&mut self, mut exchange: Exchange, addrs: &[IpAddr], now: Instant) {
+        if self.unreachable_until.is_some_and(|until| now >= until) {
+            self.unreachable.clear();
+            self.unreachable_until = None;
+        }
         let port = exchange.origin.addr.port();
         let failed = |ip: &&IpAddr| {
             !self.unreachable.is_empty()
@@ -328,6 +335,7 @@ impl Pool {
             }
         }
         self.unreachable.insert(addr, now + UNREACHABLE_FOR);
+        self.unreachable_until = Some(now + UNREACHABLE_FOR);
     }
 
     /// `addr` took a connection: it goes in its host's order again.
@@ -1202,6 +1210,7 @@ mod tests {
         assert_eq!(next(&mut pool, now), (second, vec![first]));
         let later = now + UNREACHABLE_FOR;
         assert_eq!(next(&mut pool, later), (first, vec![second]));
+        assert!(pool.unreachable.is_empty(), "all expired: let go");
         // Both failed: the resolver's order. One reached again: first.
         pool.note_unreachable(at(second), later);
         pool.note_unreachable(at(first), later);
