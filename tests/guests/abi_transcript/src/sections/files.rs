@@ -863,7 +863,7 @@ fn open_with(t: &mut Transcript, dirfd: u32, path: &[u8], oflags: u32, rights: u
     e
 }
 
-/// Opens `deep` as a directory with no rights and `fdflags` (DSYNC,
+/// Opens `deep` as a directory with no rights and `fdflags` (APPEND, DSYNC,
 /// NONBLOCK, RSYNC or SYNC); logs the errno and the flags `fd_fdstat_get`
 /// then reports.
 fn open_path_with_fdflags(t: &mut Transcript, fdflags: u32) {
@@ -913,7 +913,7 @@ fn flags_rights_and_renumbering(t: &mut Transcript) {
     open_with(t, SANDBOX, b"deep", CREAT | EXCL | DIRECTORY, READDIR);
     // No right to read or write it: a directory opened for its path alone,
     // which takes no fd flag (WasmEdge's `openat` drops them).
-    for fdflags in [1 << 1, 1 << 2, 1 << 3, 1 << 4] {
+    for fdflags in [1, 1 << 1, 1 << 2, 1 << 3, 1 << 4] {
         open_path_with_fdflags(t, fdflags);
     }
     let name = Buf::from(b"deep/inner.txt");
