@@ -462,6 +462,52 @@ mod tests {
         );
     }
 
+    /// A record too short to hold a tag, or with one byte changed, is
+    /// refused by both versions' decrypters (a peer's garbage must end the
+    /// connection, never panic or hand over bytes).
+    #[test]
+    fn records_cut_short_or_changed_are_refused_by_the_decrypters() {
+        let key = || AeadKey::from([9u8; 32]);
+        let iv = [3u8; 12];
+        let mut decrypters = [
+            Tls13ChaCha20Poly1305.decrypter(key(), Iv::new(iv)),
+            Tls12ChaCha20Poly1305.decrypter(key(), &iv),
+        ];
+        for open in decrypters.iter_mut() {
+            for len in [0, 1, TAG_LEN - 1] {
+                let mut record = vec![0u8; len];
+                let inbound = InboundOpaqueMessage::new(
+                    ContentType::ApplicationData,
+                    ProtocolVersion::TLSv1_2,
+                    &mut record[..],
+                );
+                assert_eq!(
+                    open.decrypt(inbound, 0).err(),
+                    Some(Error::DecryptError),
+                    "{len}"
+                );
+            }
+        }
+        let mut seal = Tls13ChaCha20Poly1305.encrypter(key(), Iv::new(iv));
+        let text = [5u8; 40];
+        let plain = OutboundPlainMessage {
+            typ: ContentType::ApplicationData,
+            version: ProtocolVersion::TLSv1_3,
+            payload: OutboundChunks::Single(&text),
+        };
+        let sealed = seal.encrypt(plain, 0).unwrap();
+        for at in [0, 20, sealed.payload.as_ref().len() - 1] {
+            let mut changed = sealed.payload.as_ref().to_vec();
+            changed[at] ^= 1;
+            let inbound = InboundOpaqueMessage::new(sealed.typ, sealed.version, &mut changed[..]);
+            assert_eq!(
+                decrypters[0].decrypt(inbound, 0).err(),
+                Some(Error::DecryptError),
+                "{at}"
+            );
+        }
+    }
+
     #[test]
     fn a_changed_byte_fails_and_decrypts_nothing() {
         let key = [1u8; 32];
