@@ -1046,6 +1046,8 @@ Compare ratios within one run, not absolute numbers across machines. The table's
 
 Guest bytes per idle connection: growth of the guest's linear memory (64 KiB pages,
 reported by edgepoll-host) while the idle connections were opened, divided by their number.
+A lower bound: linear memory only grows, so what wrk's warm-up and runs freed before
+may hold some of the idle connections' buffers without growing it.
 Quiet connection p99: while wrk keeps 64 connections busy, one of the held idle
 connections at a time sends a request every {PROBE_EVERY_MS} ms; the 99th percentile of
 its response times. `Poll` hands WasmEdge only the recently active connections on most
