@@ -1165,38 +1165,53 @@ mod tests {
         );
     }
 
+    /// A pool whose names go to a DNS server (that the tests answer for it).
+    fn pool_asking_dns() -> Pool {
+        Pool::new(ClientOptions {
+            dns_server: Some("127.0.0.1:9".parse().unwrap()),
+            ..Default::default()
+        })
+    }
+
+    /// Answers the pool's queries, those for names starting `unanswered`
+    /// apart, with `addrs` as A records (AAAA queries get none).
+    fn answer_queries(pool: &mut Pool, addrs: &[&str], unanswered: Option<&str>, now: Instant) {
+        use hickory_proto::op::{Message, OpCode};
+        use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
+        for query in std::mem::take(&mut pool.names.datagrams) {
+            let asked = Message::from_vec(&query).unwrap();
+            let question = asked.queries[0].clone();
+            if unanswered.is_some_and(|start| question.name.to_string().starts_with(start)) {
+                continue;
+            }
+            let mut reply = Message::response(asked.metadata.id, OpCode::Query);
+            reply.metadata.recursion_available = true;
+            if question.query_type == RecordType::A {
+                for addr in addrs {
+                    let a = RData::A(A(addr.parse().unwrap()));
+                    reply.add_answer(Record::from_rdata(question.name.clone(), 600, a));
+                }
+            }
+            reply.add_query(question);
+            pool.names.on_datagram(&reply.to_vec().unwrap(), now);
+        }
+        pool.take_resolved(now);
+    }
+
     /// An address whose connect failed goes after its host's others for
     /// `UNREACHABLE_FOR` (each exchange waited out the connect timeout
     /// there first), and in the resolver's order again after it, or once
     /// it took a connection.
     #[test]
     fn an_address_that_failed_goes_last_for_a_while() {
-        use hickory_proto::op::{Message, OpCode};
-        use hickory_proto::rr::{rdata::A, RData, Record};
         let now = Instant::now();
-        let mut pool = Pool::new(ClientOptions {
-            dns_server: Some("127.0.0.1:9".parse().unwrap()),
-            ..Default::default()
-        });
+        let mut pool = pool_asking_dns();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let at = |ip: IpAddr| SocketAddr::new(ip, 8080);
         let (first, second) = (ip("10.0.0.7"), ip("10.0.0.8"));
         pool.submit(&request("http://two.test:8080/"), now, false)
             .unwrap();
-        for query in std::mem::take(&mut pool.names.datagrams) {
-            let asked = Message::from_vec(&query).unwrap();
-            let mut reply = Message::response(asked.metadata.id, OpCode::Query);
-            reply.metadata.recursion_available = true;
-            reply.add_query(asked.queries[0].clone());
-            if asked.queries[0].query_type == hickory_proto::rr::RecordType::A {
-                for addr in ["10.0.0.7", "10.0.0.8"] {
-                    let a = RData::A(A(addr.parse().unwrap()));
-                    reply.add_answer(Record::from_rdata(asked.queries[0].name.clone(), 600, a));
-                }
-            }
-            pool.names.on_datagram(&reply.to_vec().unwrap(), now);
-        }
-        pool.take_resolved(now);
+        answer_queries(&mut pool, &["10.0.0.7", "10.0.0.8"], None, now);
         let next = |pool: &mut Pool, t: Instant| {
             pool.submit(&request("http://two.test:8080/"), t, false)
                 .unwrap();
@@ -1240,13 +1255,8 @@ mod tests {
 
     #[test]
     fn exchanges_wait_for_their_name_then_go_to_its_first_address() {
-        use hickory_proto::op::{Message, OpCode};
-        use hickory_proto::rr::{rdata::A, RData, Record};
         let now = Instant::now();
-        let mut pool = Pool::new(ClientOptions {
-            dns_server: Some("127.0.0.1:9".parse().unwrap()),
-            ..Default::default()
-        });
+        let mut pool = pool_asking_dns();
         let first = pool
             .submit(&request("http://api.test:8080/"), now, false)
             .unwrap();
@@ -1266,22 +1276,7 @@ mod tests {
         // for the name (they were dropped, and the upstream got a body with
         // its beginning missing).
         assert!(pool.queued_mut(first).is_some());
-        for query in std::mem::take(&mut pool.names.datagrams) {
-            let asked = Message::from_vec(&query).unwrap();
-            if asked.queries[0].name.to_string().starts_with("other.") {
-                continue;
-            }
-            let mut reply = Message::response(asked.metadata.id, OpCode::Query);
-            reply.metadata.recursion_available = true;
-            reply.add_query(asked.queries[0].clone());
-            if asked.queries[0].query_type == hickory_proto::rr::RecordType::A {
-                let name = asked.queries[0].name.clone();
-                let a = RData::A(A("10.0.0.7".parse().unwrap()));
-                reply.add_answer(Record::from_rdata(name, 60, a));
-            }
-            pool.names.on_datagram(&reply.to_vec().unwrap(), now);
-        }
-        pool.take_resolved(now);
+        answer_queries(&mut pool, &["10.0.0.7"], Some("other."), now);
         let placed: Vec<_> = std::iter::from_fn(|| pool.next_placement(now)).collect();
         let ids: Vec<_> = placed.iter().map(|(ex, _)| ex.id).collect();
         assert_eq!(ids, vec![first, second]);
