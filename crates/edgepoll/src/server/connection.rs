@@ -67,7 +67,8 @@ pub(crate) struct Upstream {
     pub(crate) got_bytes: bool,
     /// A timeout ended it: close.
     pub(crate) expired: bool,
-    /// Not read: the client its response body goes to has too much to send.
+    /// Not read: the client its response body goes to has too much to send,
+    /// or the application paused this response.
     pub(crate) held: bool,
     /// Its response is to be read before the next poll (see
     /// [`read_ahead`](super::upstream::read_ahead)).

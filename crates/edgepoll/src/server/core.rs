@@ -194,9 +194,10 @@ impl Core {
         }
     }
 
-    /// Runs the loop until `done` says so, `deadline` passes, or an
-    /// unrecoverable error of the poll itself. With a listener, accepts and
-    /// serves connections.
+    /// Runs the loop until `done` says so, `deadline` passes, a drain (see
+    /// [`drain`](Self::drain)) has no inbound connection left to serve, or
+    /// an unrecoverable error of the poll itself. With a listener, accepts
+    /// and serves connections.
     pub(crate) fn run<D: Driven>(
         &mut self,
         driven: &mut D,
@@ -431,9 +432,9 @@ impl Core {
     /// connections close, requests already begun are answered (with
     /// `Connection: close`), WebSockets are closed with 1001 (going away),
     /// and [`run`](Self::run) returns once no inbound connection is left.
-    /// Its trigger is the listener refusing to accept (`EINVAL`: it was shut
+    /// Its triggers: the listener refusing to accept (`EINVAL`: it was shut
     /// down, as `edgepoll-host --instances` does to every instance on
-    /// SIGTERM).
+    /// SIGTERM), and `ServerOptions::stop_after` requests served.
     fn drain(&mut self, now: Instant, why: &str) {
         if self.draining {
             return;
@@ -509,8 +510,9 @@ impl Core {
     }
 
     /// Moves the connection at `index` forward; says what it waits for
-    /// next. `event` says whether a poll event brought us here (`readable`
-    /// whether it said input is there).
+    /// next. `event` says whether a poll event brought us here, or that it
+    /// is to be read as if one had (`start_exchanges`, before reusing an
+    /// idle connection); `readable` whether input is said to be there.
     pub(crate) fn drive<D: Driven>(
         &mut self,
         index: usize,
@@ -889,7 +891,8 @@ impl Core {
 
     /// Starts what the application asked of the client, delivers what it
     /// answered and sent, moves bodies, and tells it what happened, until
-    /// nothing is left.
+    /// nothing is left (or for 1000 rounds at most: an application that
+    /// answers each callback with more work does not hold the loop).
     pub(crate) fn settle_work<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         // Bodies drained are told of once a call: the application's next
         // piece drains as soon as a fast reader takes it, and told again

@@ -81,8 +81,9 @@ pub struct ServerOptions {
     /// most.
     pub linger_most: Duration,
     /// How long accepting pauses after running out of descriptors with no
-    /// connection between requests to close for room (at least 10 ms: a
-    /// listener that stays readable must not be spun on).
+    /// connection between requests to close for room, or after any other
+    /// accept error that is not passing (ENOBUFS, ENOMEM; at least 10 ms:
+    /// a listener that stays readable must not be spun on).
     pub accept_backoff: Duration,
     /// Where one-line reports of refused requests and timeouts go.
     pub log: fn(&str),
