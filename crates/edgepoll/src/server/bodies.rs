@@ -16,7 +16,7 @@
 use super::connection::{Connection, Role, Upstream};
 use super::core::{Core, Work};
 use super::driven::{Driven, Inbound};
-use super::held::AtClient;
+use super::held::{AtClient, Held};
 use crate::app::{Responder, Source};
 use crate::client::{ClientError, ExchangeEvent, ExchangeId};
 use crate::Token;
@@ -368,7 +368,21 @@ fn release_drained(conn: &mut Connection, index: usize, work: &mut Work, limit: 
                 }
             }
         }
-        Role::Ws(_) | Role::Tunnel(_) => {}
+        Role::Ws(_) | Role::Tunnel(_) => switched(held, release, index),
+    }
+}
+
+/// The client connection at `index` switched protocols (a WebSocket, or a
+/// tunnel after an upstream's 101): what it held for its HTTP responses
+/// goes. Those responses were all out before the 101, so nothing waits on
+/// them; an exchange is read again (it is over, or will be). Left held,
+/// they stayed until the slot served HTTP again, and every step of every
+/// connection took the slow path meanwhile.
+pub(crate) fn switched(held: &mut Held, release: &mut Vec<Source>, index: usize) {
+    for source in held.take_at(index).into_iter().flatten() {
+        if let AtClient::Exchange(exchange) = source {
+            release.push(Source::Exchange(exchange));
+        }
     }
 }
 
@@ -483,5 +497,44 @@ pub(crate) fn forget_exchange(work: &mut Work, exchange: ExchangeId) {
     }
     if let Some(responder) = work.pipes.unpipe_down(exchange) {
         (work.held).unhold_at(responder.token.0, AtClient::Exchange(exchange));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_pair::pair;
+    use super::*;
+    use crate::net;
+    use crate::ws::{WebSocket, WsLimits};
+
+    /// A client connection that switched to a WebSocket after a pipelined
+    /// request holds nothing once stepped: its exchange is read again, its
+    /// streamed response's hold goes, and another connection's hold stays.
+    /// (They stayed until the slot served HTTP again.)
+    #[test]
+    fn a_switched_connection_lets_go_of_what_it_held() {
+        let listener = net::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let (near, _far) = pair(&listener);
+        let now = Instant::now();
+        let mut conn = Connection {
+            stream: near,
+            peer: "127.0.0.1:1".parse().expect("an address"),
+            serial: 1,
+            interest: None,
+            linger_until: None,
+            touched: false,
+            role: Role::Ws(Box::new(WebSocket::new(WsLimits::default(), now))),
+        };
+        let mut work = Work::default();
+        let streamed = AtClient::Streamed(Responder::at(0, 1));
+        let other = AtClient::Exchange(ExchangeId(9));
+        assert!(work.held.hold_at(0, AtClient::Exchange(ExchangeId(7))));
+        assert!(work.held.hold_at(0, streamed));
+        assert!(work.held.hold_at(1, other));
+        after_step(&mut conn, 0, &mut work, 1 << 20);
+        assert_eq!(work.release, vec![Source::Exchange(ExchangeId(7))]);
+        assert!(work.held.take_at(0).is_none(), "slot 0 holds nothing");
+        assert_eq!(work.held.take_at(1), Some(vec![other]));
+        assert!(work.held.is_empty() && work.drained.is_empty());
     }
 }

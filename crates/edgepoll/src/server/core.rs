@@ -677,6 +677,10 @@ impl Core {
                 now,
             )));
         }
+        if !self.work.held.is_empty() {
+            let Work { held, release, .. } = &mut self.work;
+            bodies::switched(held, release, index);
+        }
         self.step_tunnel(index, true, now)
     }
 
