@@ -249,7 +249,9 @@ impl Pool {
             id,
             origin: Origin {
                 addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), url.port),
-                tls: url.tls.then(|| Arc::from(url.host.as_str())),
+                // Names are case-insensitive (RFC 4343): `API.test` and
+                // `api.test` share connections, and present one SNI.
+                tls: url.tls.then(|| Arc::from(url.host.to_ascii_lowercase())),
             },
             request: encoded,
             // Methods are case-sensitive (RFC 9110 §9.1): `head` is some other
@@ -1293,6 +1295,23 @@ mod tests {
         pool.submit(&request("http://api.test:8080/"), now, false)
             .unwrap();
         assert!(pool.has_queued() && pool.names.datagrams.is_empty());
+    }
+
+    /// A TLS origin is one whatever the case its name is written in.
+    /// (Keyed as written, `API.test` opened its own connections.)
+    #[test]
+    fn a_tls_origin_is_one_in_any_case() {
+        let now = Instant::now();
+        let mut pool = pool_asking_dns();
+        let upper = pool.submit(&request("https://API.test:8443/"), now, false);
+        let lower = pool.submit(&request("https://api.test:8443/"), now, false);
+        let mut name = |id| {
+            let exchange = pool.queued_mut(id).expect("waits for its name");
+            exchange.origin.tls.clone()
+        };
+        let (upper, lower) = (name(upper.unwrap()), name(lower.unwrap()));
+        assert_eq!(upper.as_deref(), Some("api.test"));
+        assert_eq!(upper, lower);
     }
 
     #[test]
