@@ -22,6 +22,7 @@
 
 use crate::client::{ClientRequest, RequestError};
 use crate::http::{ParsedResponse, Request, Response, StatusCode, Version};
+use crate::Url;
 
 /// In the extensions of an `http::Request` converted from a request whose
 /// body streams ([`Request::body_streams`]): its body is not in it (it comes
@@ -138,6 +139,10 @@ impl<'a, B: Into<Vec<u8>>> From<http::Response<B>> for Response<'a> {
 impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
     type Error = RequestError;
 
+    /// The URI's path and query go on the request line as they are, dot
+    /// segments too (unlike [`ClientRequest::new`], which resolves them as
+    /// a client does a URL it was given): a forwarder sends what it got.
+    ///
     /// ```
     /// let request = http::Request::post("http://127.0.0.1:8080/api")
     ///     .header("Content-Type", "application/json")
@@ -151,7 +156,13 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
         if parts.extensions.get::<StreamedBody>().is_some() {
             return Err(RequestError::BodyFrom);
         }
-        let mut out = ClientRequest::new(parts.method.as_str(), &parts.uri.to_string())?;
+        let url = Url::parse(&parts.uri.to_string())?;
+        // The path and query go as they came (RFC 9110 §7.7: a forwarder
+        // must not change them): `/a/../b` is not `/b` to every server,
+        // and one that checked the target must send what it checked.
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let target = if target.is_empty() { "/" } else { target };
+        let mut out = ClientRequest::to_origin(parts.method.as_str(), &url, target)?;
         // The authority as the client writes it, or with its default port.
         let authority = out.url().authority();
         let with_port = format!("{authority}:{}", out.url().port);
@@ -482,6 +493,20 @@ mod tests {
             .encode();
         let wire = String::from_utf8(wire.expect("encodes")).unwrap();
         assert!(!wire.to_ascii_lowercase().contains("upgrade"), "{wire}");
+        // The target goes as it came, dot segments and all (they were
+        // resolved: `/public/../admin` went out as `/admin`).
+        let dotted = http::Request::get("http://127.0.0.1:9/public/../admin?x=/../y")
+            .body(Vec::new())
+            .expect("valid");
+        let wire = ClientRequest::try_from(dotted).expect("converts").encode();
+        let wire = String::from_utf8(wire.expect("encodes")).unwrap();
+        assert!(
+            wire.starts_with("GET /public/../admin?x=/../y HTTP/1.1\r\n"),
+            "{wire}"
+        );
+        let bare = http::Request::get("http://127.0.0.1:9").body(Vec::new());
+        let bare = ClientRequest::try_from(bare.expect("valid")).expect("converts");
+        assert_eq!(bare.url().path, "/");
         let relative = http::Request::get("/no-host")
             .body(Vec::new())
             .expect("valid");
