@@ -1226,6 +1226,53 @@ fn queued_requests_whose_clients_leave_are_never_sent() {
     });
 }
 
+/// A request that waited `--timeout` for a free connection to its upstream
+/// gets its 504 then: it is not queued again at the next upstream, which
+/// doubled the wait (with more upstreams, until the server's own timeout).
+#[test]
+fn a_request_queued_past_the_timeout_is_answered_504_not_queued_again() {
+    on_each_runtime(|runtime| {
+        let case = runtime.name();
+        let (a, b) = (
+            NativeUpstream::start(Behaviour::Source),
+            NativeUpstream::start(Behaviour::Source),
+        );
+        let upstreams = [a.addr.to_string(), b.addr.to_string()];
+        let options = ["--timeout", "2", "--max-per-upstream", "1"];
+        let proxy = start_proxy(runtime, &upstreams, &options);
+        // One download to each upstream, never read: each holds its
+        // upstream's one connection (held back, so never timed out).
+        let busy: Vec<_> = (0..2)
+            .map(|_| {
+                let mut stream = connect(proxy.addr);
+                let request = "GET /bytes/100000000000 HTTP/1.1\r\nHost: x\r\n\r\n";
+                stream.write_all(request.as_bytes()).expect("send");
+                let head = read_head(&mut stream);
+                assert_eq!(status(&head), 200, "{case}: {head}");
+                stream
+            })
+            .collect();
+        let began = Instant::now();
+        let (head, _) = ask(&proxy, "GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n");
+        let waited = began.elapsed();
+        assert_eq!(status(&head), 504, "{case}: {head}");
+        assert!(waited >= Duration::from_millis(1900), "{case}: {waited:?}");
+        // One queue, one log line; neither upstream saw it.
+        let mut lines = Vec::new();
+        wait_until(Duration::from_secs(10), || {
+            lines.extend(proxy.stderr_lines());
+            lines.iter().any(|l| l.contains("no connection free"))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        lines.extend(proxy.stderr_lines());
+        let queued = lines.iter().filter(|l| l.contains("no connection free"));
+        assert_eq!(queued.count(), 1, "{case}: {lines:?}");
+        let accepted = |u: &NativeUpstream| u.seen.accepted.load(Ordering::SeqCst);
+        assert_eq!((accepted(&a), accepted(&b)), (1, 1), "{case}");
+        drop(busy);
+    });
+}
+
 /// `n` downloads of `size` bytes of the pattern from `source` through the
 /// proxy, each read for its first MiB and then no more, once the source has
 /// stopped writing (the proxy holds them all back): each stream with the

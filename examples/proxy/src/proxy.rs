@@ -366,13 +366,14 @@ impl App for Proxy {
         } else {
             self.log(upstream, &error.to_string());
         }
-        // Nothing reached the upstream: another may take it.
+        // Nothing reached the upstream: another may take it. Not one that
+        // waited its whole timeout for a free connection (`Queued`): queued
+        // again at the next, it would wait as long again for its 504.
         let unsent = matches!(
             error,
             ClientError::Refused
                 | ClientError::Connect(_)
                 | ClientError::ConnectTimeout(_)
-                | ClientError::Queued(_)
                 | ClientError::Resolve { .. }
                 | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
         );
