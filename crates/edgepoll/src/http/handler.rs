@@ -1838,15 +1838,6 @@ impl Handler {
                 return;
             }
         };
-        // The size test first: most bodies are small, and the rest of the
-        // lending stays out of line.
-        let lent = match response.body_bytes().len() > KEEP_CAPACITY
-            && !head_only
-            && !response.status().forbids_body()
-        {
-            true => self.lendable(response.body_bytes(), consumed),
-            false => None,
-        };
         let switch = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         // Only the offer of a bodiless HTTP/1.1 request may be taken (RFC
         // 9110 §7.8): any other 101 would hand the request's body, or the
@@ -1859,6 +1850,17 @@ impl Handler {
             || (service.handles_connect()
                 && allowed == KeepAlive::No
                 && opens_tunnel(response, self.head_is_connect()));
+        // The size test first: most bodies are small, and the rest of the
+        // lending stays out of line. Not the body of a misfit, answered by
+        // a 500 of its own (lent, it went out after that 500).
+        let lent = match response.body_bytes().len() > KEEP_CAPACITY
+            && !head_only
+            && !misfit
+            && !response.status().forbids_body()
+        {
+            true => self.lendable(response.body_bytes(), consumed),
+            false => None,
+        };
         let keep_alive = match misfit {
             true => {
                 let why: &[u8] = match switch {
