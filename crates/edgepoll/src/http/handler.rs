@@ -2041,7 +2041,16 @@ impl Handler {
         // then not looked at.
         let last_of_drain = self.draining
             && at + 1 == self.waiting.len()
-            && matches!(self.state, State::Idle | State::Closing | State::Closed);
+            && matches!(
+                self.state,
+                // A request whose body streams, or that offered a switch it
+                // was not given, is the last: none is read after it.
+                State::Idle
+                    | State::Closing
+                    | State::Closed
+                    | State::Stream { .. }
+                    | State::Switching { .. }
+            );
         keep_alive_for(
             slot.keep_alive && !self.peer_closed && !last_of_drain,
             slot.version,
@@ -2463,7 +2472,13 @@ impl Handler {
     /// (`take_broken_body`, where the response is given), as the handler tells it itself
     /// when a closing answer comes at once.
     fn close_after_later_response(&mut self) {
-        if let State::Stream { id, .. } = self.state {
+        if let State::Stream { id, keep_alive, .. } = self.state {
+            // Draining, the answer to a body still coming says `close` as
+            // the last the connection gives, not to cut the body: it is read
+            // on to its end (`next_request` then closes).
+            if self.draining && keep_alive && !self.peer_closed {
+                return;
+            }
             self.broken_body.get_or_insert((id, BodyError::Unread));
         }
         self.close_after_response();

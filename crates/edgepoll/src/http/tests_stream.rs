@@ -121,6 +121,26 @@ fn paused_upload(now: Instant) -> (Handler, Streams) {
     (conn, service)
 }
 
+/// Draining, the answer to a request whose body still streams in is the
+/// last the connection gives: it says `Connection: close`, and the body is
+/// still read to its end. (It promised keep-alive, and the connection
+/// closed once the body was in.)
+#[test]
+fn a_drain_closes_with_the_answer_to_a_body_still_streaming() {
+    let now = Instant::now();
+    let (mut conn, mut service) = paused_upload(now);
+    conn.pause_body(service.ids[0], false, now);
+    conn.drain();
+    let answer = Response::new(StatusCode::OK).body("ok");
+    assert_eq!(conn.respond(service.ids[0], answer, now), Ok(()));
+    let out = take_output(&mut conn, now);
+    assert!(out.contains("\r\nConnection: close\r\n"), "{out}");
+    conn.receive(b"def", now, &mut service);
+    assert_eq!(service.body, b"abcdef");
+    assert_eq!(service.ends, [Ok(())]);
+    assert!(conn.is_finished(), "{out}");
+}
+
 #[test]
 fn a_paused_body_is_not_read_until_resumed() {
     let now = Instant::now();
