@@ -513,8 +513,15 @@ impl Handler {
     #[inline]
     fn body_coming(&self) -> bool {
         match self.state {
-            State::Body(_) => self.has_room(),
-            State::Stream { id, .. } => self.body_paused != Some(id),
+            // Not one that waits for its 100, owed behind a response that
+            // may stream for long: what its client reads of that is its
+            // progress.
+            State::Body(ref head) => {
+                self.has_room() && !(head.expect_continue && self.input.len() == head.len)
+            }
+            State::Stream {
+                id, continue_owed, ..
+            } => !continue_owed && self.body_paused != Some(id),
             _ => false,
         }
     }

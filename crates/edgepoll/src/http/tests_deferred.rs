@@ -947,6 +947,53 @@ fn a_body_waiting_for_its_100_behind_a_deferred_response_is_not_timed_out() {
     assert_eq!(bodies(&drain(&mut conn, later)), ["/now2"]);
 }
 
+/// A body (of a safe request) that waits for its 100 behind a response that
+/// streams for longer than the idle timeout, read by its client all along, is not the client's
+/// stall: no 408; the 100 goes once that response ends. (The stream was not
+/// pending, so the wait for the 100 was timed as the client's idleness,
+/// and the output read meanwhile did not count.)
+#[test]
+fn a_body_waiting_for_its_100_behind_a_long_streamed_response_is_not_timed_out() {
+    let idle = Duration::from_secs(5);
+    let now = Instant::now();
+    let limits = Limits {
+        idle_timeout: idle,
+        ..Limits::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+    // Safe, so it is read while the response before it is owed (a POST
+    // waits until it is out).
+    let options =
+        "OPTIONS /now2 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    conn.receive(
+        [get("/later1"), options.to_string()].concat().as_bytes(),
+        now,
+        &mut service,
+    );
+    let (id, _) = service.waiting[0].clone();
+    let head = Response::new(StatusCode::OK);
+    conn.respond_stream(id, head, None, now).expect("streams");
+    // A piece a second for four idle timeouts, each read as it comes.
+    let mut at = now;
+    for _ in 0..20 {
+        at += Duration::from_secs(1);
+        conn.send_body(id, "piece".into(), at).expect("sent");
+        assert!(!drain(&mut conn, at).contains("100 Continue"));
+        assert!(conn.deadline().is_none_or(|due| due > at), "{at:?}");
+        conn.handle_timeout(at);
+        assert!(!conn.wants_write() && !conn.is_finished(), "timed out");
+    }
+    conn.end_body(id, at).expect("ends");
+    conn.process(at, &mut service);
+    let out = drain(&mut conn, at);
+    assert!(
+        out.ends_with("0\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"),
+        "{out}"
+    );
+    conn.receive(b"hello", at, &mut service);
+    assert_eq!(bodies(&drain(&mut conn, at)), ["/now2"]);
+}
+
 /// Draining with a response owed, the connection is still read so that a
 /// client that leaves is noticed: its request is abandoned, not waited for
 /// until the respond timeout.
