@@ -62,6 +62,9 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or of the final empty line).
     TrailerStart,
+    /// At the start of a line after a trailer field: also where a fold
+    /// (obs-fold: the field's value going on after blanks) may begin.
+    TrailerNext,
     /// Inside a trailer field's name.
     TrailerName,
     /// Inside a trailer field's value.
@@ -194,6 +197,7 @@ impl ChunkedDecoder {
                 }
             }
             State::TrailerStart
+            | State::TrailerNext
             | State::TrailerName
             | State::TrailerValue
             | State::TrailerLf
@@ -255,20 +259,30 @@ impl ChunkedDecoder {
             (State::DataCr, b'\r') => State::DataLf,
             (State::DataLf, b'\n') => State::Size { any: false },
             (State::DataCr | State::DataLf, _) => return Err(ChunkedError::MissingDataTerminator),
-            (State::TrailerStart, b'\r') => State::EndLf,
+            (State::TrailerStart | State::TrailerNext, b'\r') => State::EndLf,
             (State::EndLf, b'\n') => State::Done,
             (State::EndLf, _) => return Err(ChunkedError::InvalidTrailer),
-            // A trailer is a header field: a token name (no folding, no
-            // space before the colon), a colon, then a value.
-            (State::TrailerStart | State::TrailerName, b) if super::scan::TCHAR[b as usize] => {
+            // A trailer is a header field: a token name (no space before
+            // the colon), a colon, then a value.
+            (State::TrailerStart | State::TrailerNext | State::TrailerName, b)
+                if super::scan::TCHAR[b as usize] =>
+            {
                 State::TrailerName
             }
+            // A folded value goes on (RFC 9112 §5.2: a recipient may take
+            // it as a space). Trailers are dropped, never passed on, so
+            // none is unfolded; a response's head takes folds as well.
+            (State::TrailerNext, b' ' | b'\t') => State::TrailerValue,
             (State::TrailerName, b':') => State::TrailerValue,
             (State::TrailerValue, b'\r') => State::TrailerLf,
             (State::TrailerValue, b) if b == b'\t' || b >= b' ' && b != 0x7f => State::TrailerValue,
-            (State::TrailerLf, b'\n') => State::TrailerStart,
+            (State::TrailerLf, b'\n') => State::TrailerNext,
             (
-                State::TrailerStart | State::TrailerName | State::TrailerValue | State::TrailerLf,
+                State::TrailerStart
+                | State::TrailerNext
+                | State::TrailerName
+                | State::TrailerValue
+                | State::TrailerLf,
                 _,
             ) => return Err(ChunkedError::InvalidTrailer),
             (State::Data | State::Done, _) => self.state,
@@ -315,6 +329,26 @@ mod tests {
             assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.");
             assert_eq!(&input[read..], b"NEXT");
         }
+    }
+
+    /// A trailer field folded onto a second line (obs-fold) is taken, as a
+    /// response's head takes it; a line that begins with a blank right
+    /// after the last chunk folds nothing and is refused. (A fold failed
+    /// the whole body.)
+    #[test]
+    fn a_folded_trailer_is_taken_at_every_split() {
+        let input = b"1\r\na\r\n0\r\nX-T: a\r\n b\r\n\tc\r\nY: 2\r\n\r\nNEXT";
+        for split in 0..=input.len() {
+            let (body, read) = decode_split(input, split).unwrap();
+            assert_eq!(body, b"a");
+            assert_eq!(&input[read..], b"NEXT");
+        }
+        let mut d = ChunkedDecoder::new(1 << 20, 64, 256);
+        let mut buf = b"0\r\n b\r\n\r\n".to_vec();
+        assert_eq!(
+            d.decode_in_place(&mut buf, 0, 0),
+            Err(ChunkedError::InvalidTrailer)
+        );
     }
 
     #[test]
