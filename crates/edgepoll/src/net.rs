@@ -129,9 +129,7 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 /// # Ok(()) }
 /// ```
 pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = open_connected(addr, SocketType::Stream)?;
-    // SAFETY: ownership of the descriptor moves from `socket` to the stream.
-    Ok(unsafe { TcpStream::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket)) })
+    Ok(TcpStream::from(open_connected(addr, SocketType::Stream)?))
 }
 
 /// A non-blocking socket of `kind`, connecting (a stream) or connected (a

@@ -146,6 +146,12 @@ impl Poll {
     /// (see [`Poll`]'s notes): that one is taken for a socket closed
     /// without being deregistered, whose number now names another, and
     /// registered anew under `token`.
+    ///
+    /// As with mio, `source` must be non-blocking (what [`net`](crate::net)
+    /// opens is): of a blocking socket waiting only to write whose peer
+    /// half-closed, WasmEdge reports nothing, and the poll cannot tell
+    /// whether it may hold it out of its calls, so it returns at once,
+    /// again and again.
     pub fn register(
         &mut self,
         source: &impl AsRawFd,
