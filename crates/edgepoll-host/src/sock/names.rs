@@ -65,7 +65,7 @@ type Name = Option<CString>;
 /// as WasmEdge checks them.
 fn check(mem: &GuestMemory<'_>, a: &Lookup) -> Result<(Name, Name, Hints), Errno> {
     let node = c_name(mem.slice(a.node, a.node_len)?);
-    let service = c_name(mem.slice(a.service, a.service_len)?);
+    let service = service_name(mem.slice(a.service, a.service_len)?);
     mem.pointer::<28>(a.hints)?;
     mem.pointer::<4>(a.res)?;
     mem.pointer::<4>(a.res_len)?;
@@ -183,6 +183,40 @@ fn c_name(bytes: &[u8]) -> Option<CString> {
     let bytes = &bytes[..bytes.len().min(NAME_MOST + 1)];
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     CString::new(&bytes[..end]).ok()
+}
+
+/// A service as [`c_name`] takes it; but one too long to copy whole that
+/// glibc reads as a port number (`strtoul`: blanks, a sign, then decimal
+/// digits to the end) goes as that number written short, so it is looked
+/// up as on WasmEdge, which copies a name whole: `00…080` is port 80.
+fn service_name(bytes: &[u8]) -> Name {
+    let name = c_name(bytes)?;
+    if name.as_bytes().len() <= NAME_MOST {
+        return Some(name);
+    }
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let text = &bytes[..end];
+    let blanks = text
+        .iter()
+        .take_while(|b| b" \t\n\x0b\x0c\r".contains(b))
+        .count();
+    let text = &text[blanks..];
+    let (sign, digits) = match text.first() {
+        Some(&sign @ (b'+' | b'-')) => (Some(sign), &text[1..]),
+        _ => (None, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Some(name);
+    }
+    // Leading zeros add nothing; past 30 digits the value is over
+    // `ULONG_MAX` (what `strtoul` then answers) either way.
+    let zeros = digits.iter().take_while(|&&b| b == b'0').count();
+    let digits = match &digits[zeros.min(digits.len() - 1)..] {
+        d if d.len() > 30 => &d[..30],
+        d => d,
+    };
+    let short: Vec<u8> = sign.into_iter().chain(digits.iter().copied()).collect();
+    CString::new(short).ok()
 }
 
 /// What the C library answers for a name too long to be found (the
@@ -365,6 +399,20 @@ mod tests {
         let node = c_name(b"localhost");
         assert_eq!(too_long(&node, &service, 0), Some(Errno(85)));
         assert_eq!(too_long(&node, &service, AI_NUMERICSERV), Some(AI_NONAME));
+        // A port number of any length is read as glibc reads it.
+        let mut port = vec![b'0'; 1 << 20];
+        port.extend_from_slice(b"80");
+        let read = |bytes: &[u8]| service_name(bytes).map(CString::into_bytes);
+        assert_eq!(read(&port), Some(b"80".to_vec()));
+        let mut signed = b" \t+".to_vec();
+        signed.extend_from_slice(&port);
+        signed.extend_from_slice(b"\0ignored");
+        assert_eq!(read(&signed), Some(b"+80".to_vec()));
+        assert_eq!(read(&vec![b'0'; 5000]), Some(b"0".to_vec()));
+        let huge = [&b"-"[..], &[b'9'; 5000]].concat();
+        assert_eq!(read(&huge), Some([&b"-"[..], &[b'9'; 30]].concat()));
+        port.push(b'x');
+        assert_eq!(read(&port).map(|n| n.len()), Some(NAME_MOST + 1));
         // Up to the limit, and to a NUL, a name is what it says.
         long[NAME_MOST] = 0;
         let name = c_name(&long);

@@ -135,8 +135,8 @@ fn lookup(
     t.log(
         &format!(
             "sock_getaddrinfo({:?}, {:?}, flags={:#x} family={} socktype={} protocol={}, max={max}, chain of {chain})",
-            String::from_utf8_lossy(node),
-            String::from_utf8_lossy(service),
+            shown_name(node),
+            shown_name(service),
             hint.0,
             hint.1,
             hint.2,
@@ -145,6 +145,18 @@ fn lookup(
         e,
         &outs,
     );
+}
+
+/// A name as the transcript shows it: a long one by its length and ends.
+fn shown_name(name: &[u8]) -> String {
+    match name.len() {
+        0..=64 => String::from_utf8_lossy(name).into_owned(),
+        n => format!(
+            "{}…({n} bytes)…{}",
+            String::from_utf8_lossy(&name[..8]),
+            String::from_utf8_lossy(&name[n - 8..])
+        ),
+    }
 }
 
 /// Cases that end the program on WasmEdge 0.14: a result chain shorter than
@@ -222,6 +234,16 @@ pub fn addresses_by_name(t: &mut Transcript) {
     lookup(t, b"127.0.0.1", b"80", (0, 0, 2, 9), 4, 4);
     lookup(t, b"127.0.0.1", b"80", (0, 2, 2, 0), 4, 4);
     lookup(t, b"127.0.0.1", b"65536", (0, 0, 2, 0), 4, 4);
+    // Services longer than any name: a port number of any length is read
+    // as one (the C library's `strtoul`); anything else is no service.
+    let port = [&[b'0'; 5000][..], b"80"].concat();
+    lookup(t, b"127.0.0.1", &port, (NUMERICHOST, 1, 2, 0), 4, 4);
+    let signed = [&b" +"[..], &port].concat();
+    lookup(t, b"127.0.0.1", &signed, (NUMERICHOST, 1, 2, 0), 4, 4);
+    let named = [&port[..], b"x"].concat();
+    lookup(t, b"127.0.0.1", &named, (NUMERICHOST, 1, 2, 0), 4, 4);
+    lookup(t, b"127.0.0.1", &named, (NUMERICSERV, 1, 2, 0), 4, 4);
+    lookup(t, &[b'a'; 5000], b"80", (NUMERICHOST, 1, 2, 0), 4, 4);
 
     let node = Buf::from(b"127.0.0.1");
     let service = Buf::from(b"80");
