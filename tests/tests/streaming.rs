@@ -403,20 +403,17 @@ fn the_client_writes_a_large_body_to_a_file_as_it_arrives() {
         let _ = std::fs::remove_file(&file);
         let preopen = format!("{}:{}", dir.0.display(), dir.0.display());
         let url = format!("{}/bytes/{size}", source.url());
+        // Built and compiled (AOT), if need be, before the clock starts:
+        // a compile on a busy machine took the download's two minutes.
+        let program = edgepoll_tests::wasm("nonblock_http_client");
+        let mut command = runtime.command_with(&program, &["--dir", &preopen]);
+        command
+            .args(["--timeout", "120", "-o", &file.display().to_string(), &url])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let started = Instant::now();
-        let mut child = edgepoll_tests::KilledOnDrop::new(
-            runtime
-                .command_with(
-                    &edgepoll_tests::wasm("nonblock_http_client"),
-                    &["--dir", &preopen],
-                )
-                .args(["--timeout", "120", "-o", &file.display().to_string(), &url])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("client starts"),
-        );
+        let mut child = edgepoll_tests::KilledOnDrop::new(command.spawn().expect("client starts"));
         let (mut warm, mut peak) = (None, 0u64);
         while child.try_wait().expect("wait").is_none() {
             assert!(
