@@ -21,7 +21,8 @@ const AI_NUMERICSERV: u16 = 8;
 /// DNS name is at most 253 bytes, and the C library's longest host name,
 /// `NI_MAXHOST`, 1025), so a longer one is answered as an unknown name
 /// without copying it whole (a guest could hand over all its memory, to
-/// be copied into the host's).
+/// be copied into the host's); but a longer service that is a port
+/// number is read as one ([`service_name`]).
 const NAME_MOST: usize = 4096;
 
 /// The lookup's arguments, as guest pointers and lengths.
