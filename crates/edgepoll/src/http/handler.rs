@@ -137,8 +137,9 @@ enum State {
     },
     /// A request that offers to switch protocols waits for its deferred
     /// response: what follows it may be the new protocol's, so nothing
-    /// more is read or parsed until that response says which
-    /// ([`Handler::respond_switch`] or any other answer).
+    /// more is parsed until that response says which
+    /// ([`Handler::respond_switch`] or any other answer); it is read only
+    /// up to a head's size and kept, to notice a client that leaves.
     Switching {
         id: RequestId,
         keep_alive: bool,
@@ -433,6 +434,13 @@ impl Handler {
             return;
         }
         if let State::Upgraded = self.state {
+            self.input.extend_from_slice(data);
+            return;
+        }
+        if let State::Switching { .. } = self.state {
+            // Kept for whichever protocol follows; no progress of the
+            // client's (a byte a minute must not hold a connection whose
+            // client reads nothing), and nothing to process until answered.
             self.input.extend_from_slice(data);
             return;
         }
@@ -755,8 +763,9 @@ impl Handler {
     /// Whether the connection wants more input now (false once switched to
     /// another protocol, while too much output waits (backpressure), and
     /// while closing with nothing owed; closing with responses still to
-    /// give, input is read and dropped, so that a client that leaves is
-    /// noticed).
+    /// give, input is read and dropped, and while an offer to switch waits
+    /// for its answer a head's worth is read and kept, so that a client
+    /// that leaves is noticed).
     #[inline]
     pub fn wants_read(&self) -> bool {
         match self.state {
@@ -766,7 +775,12 @@ impl Handler {
             State::Closing => !self.waiting.is_empty(),
             // Switched: what follows is the new protocol's, read once it
             // has the connection (its limits and backpressure, not ours).
-            State::Closed | State::Switching { .. } | State::Upgraded => false,
+            State::Closed | State::Upgraded => false,
+            // Waiting to hear whether it switches: read (and kept, for the
+            // new protocol or the next request) up to a head's size, so
+            // that a client that leaves is noticed and its request
+            // abandoned, not at its respond timeout.
+            State::Switching { .. } => self.input.len() < self.limits.max_head_bytes,
             State::Stream { id, .. } => self.body_paused != Some(id),
             _ => self.has_room(),
         }
@@ -899,13 +913,13 @@ impl Handler {
             // deferred one): the service is late, not the client.
             State::Body(_) if self.is_waiting_quietly() && !self.has_room() => None,
             // Its body waits for the 100 owed it (sent once the responses
-            // before it are out): their respond timeouts run, not the
-            // client's idleness.
+            // before it are out, deferred or streaming, and its client has
+            // read all so far): the service is late, not the client.
             State::Body(ref head)
                 if head.expect_continue
                     && self.input.len() == head.len
                     && self.output.is_empty()
-                    && self.waiting.iter().any(|w| w.is_pending()) =>
+                    && self.waiting.iter().any(|w| w.is_owed()) =>
             {
                 None
             }
@@ -914,14 +928,15 @@ impl Handler {
             State::Stream { id, .. } if self.body_paused == Some(id) && self.output.is_empty() => {
                 None
             }
-            // Its body waits for the 100 owed it behind deferred responses:
-            // their respond timeouts run, not the client's idleness.
+            // Its body waits for the 100 owed it behind responses owed
+            // (deferred or streaming), all read so far: the service is
+            // late, not the client.
             State::Stream {
                 id,
                 continue_owed: true,
                 ..
             } if self.output.is_empty()
-                && self.waiting.iter().any(|w| w.id != id && w.is_pending()) =>
+                && self.waiting.iter().any(|w| w.id != id && w.is_owed()) =>
             {
                 None
             }
@@ -2131,7 +2146,8 @@ impl Handler {
     /// let (now, mut later) = (Instant::now(), Later(None));
     /// let mut conn = Handler::new(Limits::default(), now);
     /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: demo\r\n\r\nnew", now, &mut later);
-    /// assert!(!conn.wants_read()); // what follows may not be HTTP
+    /// // What follows may not be HTTP: kept, not parsed (read on only to
+    /// // notice a client that leaves).
     /// let switch = Response::new(StatusCode::SWITCHING_PROTOCOLS).header("Upgrade", "demo");
     /// conn.respond_switch(later.0.unwrap(), switch, now).unwrap();
     /// assert!(conn.is_upgraded());
@@ -2483,7 +2499,7 @@ impl Handler {
             // Draining, the answer to a body still coming says `close` as
             // the last the connection gives, not to cut the body: it is read
             // on to its end (`next_request` then closes).
-            if self.draining && keep_alive && !self.peer_closed {
+            if self.draining && keep_alive && !self.peer_closed && self.waiting.is_empty() {
                 return;
             }
             self.broken_body.get_or_insert((id, BodyError::Unread));

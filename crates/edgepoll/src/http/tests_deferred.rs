@@ -628,7 +628,6 @@ fn what_follows_an_offered_upgrade_waits_for_its_answer() {
         }
         // /now3 is not parsed: it may be the new protocol's.
         assert_eq!(conn.waiting_count(), 2);
-        assert!(!conn.wants_read());
         let (first, offer) = (service.waiting[0].0, service.waiting[1].0);
         // Only the offering request may switch.
         assert!(conn.respond_switch(first, switch(), now).is_err());
@@ -658,6 +657,62 @@ fn what_follows_an_offered_upgrade_waits_for_its_answer() {
     }
 }
 
+/// While an offered upgrade waits for its answer, the connection is read
+/// (what comes is kept, up to a head's size) so that a client that leaves
+/// is noticed: its request is abandoned at once, not answered 504 to no
+/// one at the respond timeout (nothing was read, so nothing was noticed).
+#[test]
+fn a_client_leaving_while_its_upgrade_waits_is_noticed() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    conn.receive(upgrade("/later").as_bytes(), now, &mut service);
+    assert!(conn.wants_read());
+    conn.receive_eof(now, &mut service);
+    let abandoned: Vec<RequestId> = conn.take_abandoned().collect();
+    assert_eq!(abandoned, [service.waiting[0].0]);
+    assert!(conn.is_finished());
+    // Kept for the new protocol, up to a head's size.
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+    conn.receive(upgrade("/later").as_bytes(), now, &mut service);
+    let early = vec![b'x'; Limits::default().max_head_bytes];
+    conn.receive(&early, now, &mut service);
+    assert!(!conn.wants_read(), "read no further");
+    conn.respond_switch(service.waiting[0].0, switch(), now)
+        .unwrap();
+    let (_, rest) = conn.take_upgraded();
+    assert_eq!(rest, early);
+}
+
+/// What a client sends while its switch waits behind a response it does
+/// not read is no progress: it is dropped at the idle timeout. (Each byte
+/// restarted the clock, and a byte a minute held the connection.)
+#[test]
+fn bytes_after_a_waiting_switch_do_not_keep_a_client_that_reads_nothing() {
+    let now = Instant::now();
+    let idle = Duration::from_secs(5);
+    let limits = Limits {
+        idle_timeout: idle,
+        ..Limits::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+    let input = [get("/later1"), upgrade("/later2")].concat();
+    conn.receive(input.as_bytes(), now, &mut service);
+    let (first, offer) = (service.waiting[0].0, service.waiting[1].0);
+    let head = Response::new(StatusCode::OK);
+    conn.respond_stream(first, head, None, now)
+        .expect("streams");
+    conn.send_body(first, "never read".into(), now)
+        .expect("sent");
+    conn.respond_switch(offer, switch(), now).unwrap();
+    let mut at = now;
+    for _ in 0..4 {
+        at += idle - Duration::from_secs(1);
+        conn.receive(b"x", at, &mut service);
+        conn.handle_timeout(at);
+    }
+    assert!(conn.is_finished(), "held {:?}", at - now);
+}
+
 /// An offered upgrade that nobody answers gets its 504 at the respond
 /// timeout, and the connection goes on as HTTP; one answered at once, or
 /// made by HTTP/1.0, or with a body, holds nothing back.
@@ -671,7 +726,6 @@ fn an_unanswered_upgrade_times_out_and_http_goes_on() {
     let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
     let input = [upgrade("/later"), get("/now")].concat();
     conn.receive(input.as_bytes(), now, &mut service);
-    assert!(!conn.wants_read());
     let later = now + Duration::from_secs(6);
     conn.handle_timeout(later);
     conn.process(later, &mut service);
@@ -983,6 +1037,12 @@ fn a_body_waiting_for_its_100_behind_a_long_streamed_response_is_not_timed_out()
         conn.handle_timeout(at);
         assert!(!conn.wants_write() && !conn.is_finished(), "timed out");
     }
+    // Then quiet for three idle timeouts, all of it read: the service is
+    // late, not the client.
+    at += idle * 3;
+    assert_eq!(conn.deadline(), None);
+    conn.handle_timeout(at);
+    assert!(!conn.wants_write() && !conn.is_finished(), "timed out");
     conn.end_body(id, at).expect("ends");
     conn.process(at, &mut service);
     let out = drain(&mut conn, at);

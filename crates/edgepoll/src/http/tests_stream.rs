@@ -141,6 +141,33 @@ fn a_drain_closes_with_the_answer_to_a_body_still_streaming() {
     assert!(conn.is_finished(), "{out}");
 }
 
+/// Draining, a response that closes the connection before a streamed
+/// body behind it was answered ends that body (abandoned, told unread);
+/// nothing goes out after the close. (The drain's keep-reading rule, meant
+/// for the body's own answer, read it on and answered it after the close.)
+#[test]
+fn a_drain_s_earlier_closing_answer_still_ends_a_streamed_body_behind_it() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    let input = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+                 GET /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+    conn.receive(input.as_bytes(), now, &mut service);
+    let (a, b) = (service.ids[0], service.ids[1]);
+    conn.drain();
+    let close = Response::new(StatusCode::OK).header("Connection", "close");
+    assert_eq!(conn.respond(a, close, now), Ok(()));
+    let out = take_output(&mut conn, now);
+    assert!(out.contains("Connection: close"), "{out}");
+    assert!(conn.respond(b, Response::new(StatusCode::OK), now).is_err());
+    let told = conn.take_broken_body().map(|(id, _)| id);
+    let abandoned: Vec<RequestId> = conn.take_abandoned().collect();
+    assert!(
+        told == Some(b) || abandoned == [b],
+        "{told:?} {abandoned:?}"
+    );
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+}
+
 #[test]
 fn a_paused_body_is_not_read_until_resumed() {
     let now = Instant::now();
