@@ -160,9 +160,17 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
         // The path and query go as they came (RFC 9110 §7.7: a forwarder
         // must not change them): `/a/../b` is not `/b` to every server,
         // and one that checked the target must send what it checked.
-        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let target = if target.is_empty() { "/" } else { target };
-        let mut out = ClientRequest::to_origin(parts.method.as_str(), &url, target)?;
+        // `path()` is `/` for an empty one (`http://h?q` asks for `/?q`).
+        let target = match parts.uri.query() {
+            Some(query) => format!("{}?{query}", parts.uri.path()),
+            None => parts.uri.path().to_string(),
+        };
+        // The http crate takes UTF-8 in a path; a request line is ASCII.
+        let target = match target.is_ascii() {
+            true => target,
+            false => crate::url::percent_encoded(&target),
+        };
+        let mut out = ClientRequest::to_origin(parts.method.as_str(), &url, &target)?;
         // The authority as the client writes it, or with its default port.
         let authority = out.url().authority();
         let with_port = format!("{authority}:{}", out.url().port);
@@ -507,6 +515,12 @@ mod tests {
         let bare = http::Request::get("http://127.0.0.1:9").body(Vec::new());
         let bare = ClientRequest::try_from(bare.expect("valid")).expect("converts");
         assert_eq!(bare.url().path, "/");
+        let query = http::Request::get("http://127.0.0.1:9?x=1").body(Vec::new());
+        let query = ClientRequest::try_from(query.expect("valid")).expect("converts");
+        assert_eq!(query.url().path, "/?x=1");
+        let utf8 = http::Request::get("http://127.0.0.1:9/café").body(Vec::new());
+        let utf8 = ClientRequest::try_from(utf8.expect("UTF-8 in a path")).expect("converts");
+        assert_eq!(utf8.url().path, "/caf%C3%A9");
         let relative = http::Request::get("/no-host")
             .body(Vec::new())
             .expect("valid");

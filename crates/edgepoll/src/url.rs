@@ -121,7 +121,7 @@ fn without_dot_segments(path: String) -> String {
 }
 
 /// `text` with every byte outside ASCII as `%HH`.
-fn percent_encoded(text: &str) -> String {
+pub(crate) fn percent_encoded(text: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(text.len() * 3);
     for &b in text.as_bytes() {
