@@ -427,8 +427,14 @@ fn an_upstream_that_dies_mid_body_is_left_out() {
                 .write_all(b"GET /n HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .expect("send");
             let mut got = Vec::new();
-            // Closed after a whole response, or cut (closed or reset).
-            let _ = stream.read_to_end(&mut got);
+            // Closed after a whole response, or cut (closed or reset): not
+            // the read timeout (a hang).
+            let ended = stream.read_to_end(&mut got);
+            let closed = match &ended {
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            };
+            assert!(closed, "{ended:?} after {} bytes", got.len());
             let text = String::from_utf8_lossy(&got);
             assert!(text.starts_with("HTTP/1.1 200"), "{text}");
             if text
@@ -1270,6 +1276,38 @@ fn a_request_queued_past_the_timeout_is_answered_504_not_queued_again() {
         let accepted = |u: &NativeUpstream| u.seen.accepted.load(Ordering::SeqCst);
         assert_eq!((accepted(&a), accepted(&b)), (1, 1), "{case}");
         drop(busy);
+    });
+}
+
+/// A client that leaves while its WebSocket upgrade waits on an upstream
+/// that has not answered: the proxy notices at once and closes that
+/// upstream connection. (Nothing after an upgrade offer was read, so the
+/// leaving went unnoticed until the upstream's timeout.)
+#[test]
+fn a_client_leaving_while_its_upgrade_waits_frees_the_upstream() {
+    on_each_runtime(|runtime| {
+        let case = runtime.name();
+        let stalled = NativeUpstream::start(Behaviour::Stall);
+        let options = ["--timeout", "120"];
+        let mut proxy = start_proxy(runtime, &[stalled.addr.to_string()], &options);
+        let mut stream = connect(proxy.addr);
+        stream
+            .write_all(
+                b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .expect("send");
+        let open = || stalled.seen.open.load(Ordering::SeqCst);
+        assert!(
+            wait_until(Duration::from_secs(30), || open() == 1),
+            "{case}: the offer never reached the upstream"
+        );
+        drop(stream);
+        assert!(
+            wait_until(Duration::from_secs(10), || open() == 0),
+            "{case}: the upstream connection stayed open after its client left"
+        );
+        assert!(proxy.is_alive(), "{case}: the proxy exited");
     });
 }
 
