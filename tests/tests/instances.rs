@@ -334,7 +334,7 @@ fn a_port_another_process_shares_is_not_joined() {
     // Every connection still comes to the process that had the port.
     outside.set_nonblocking(true).expect("nonblocking");
     for i in 0..20 {
-        let _client = TcpStream::connect(&addr).expect("connects");
+        let _client = connect_within(&addr).expect("connects");
         let deadline = Instant::now() + Duration::from_secs(5);
         while outside.accept().is_err() {
             assert!(
@@ -405,7 +405,7 @@ fn a_second_signal_later_stops_at_once() {
         .map(str::to_string)
         .expect("a listening line names its address");
     // A request begun: the drain would wait for it (its header timeout).
-    let mut held = TcpStream::connect(&addr).expect("connect");
+    let mut held = connect_within(&addr).expect("connect");
     held.write_all(b"GET / HTTP/1.1\r\n").expect("send");
     std::thread::sleep(Duration::from_millis(200));
     host.terminate();
