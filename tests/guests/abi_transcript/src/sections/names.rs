@@ -240,6 +240,10 @@ pub fn addresses_by_name(t: &mut Transcript) {
     lookup(t, b"127.0.0.1", &port, (NUMERICHOST, 1, 2, 0), 4, 4);
     let signed = [&b" +"[..], &port].concat();
     lookup(t, b"127.0.0.1", &signed, (NUMERICHOST, 1, 2, 0), 4, 4);
+    let negative = [&b"-"[..], &port].concat();
+    lookup(t, b"127.0.0.1", &negative, (NUMERICHOST, 1, 2, 0), 4, 4);
+    let past_u64 = [b'9'; 5000];
+    lookup(t, b"127.0.0.1", &past_u64, (NUMERICHOST, 1, 2, 0), 4, 4);
     let named = [&port[..], b"x"].concat();
     lookup(t, b"127.0.0.1", &named, (NUMERICHOST, 1, 2, 0), 4, 4);
     lookup(t, b"127.0.0.1", &named, (NUMERICSERV, 1, 2, 0), 4, 4);
