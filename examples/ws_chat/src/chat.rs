@@ -13,17 +13,20 @@ const PAGE: &str = include_str!("page.html");
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Longest name kept; a longer one is cut.
 const MAX_NAME: usize = 32;
-/// Most bytes one member's messages may queue to everyone before the loop
-/// delivers them (it does once it has read that member's socket: up to 16
-/// reads of 64 KiB). Each message is queued to every member, a round at a
-/// time, and a member whose queue is still at its limit (256 KiB) when the
-/// next round comes is dropped: without this bound, one member sending
-/// thousands of messages in one burst (the frame of an empty one is 6
-/// bytes in, 40 out) made a round of megabytes, and every member not
-/// reading fast enough was dropped at the next. That member is closed
-/// instead (1008). One message of any size still goes when nothing of that
-/// member's is queued. Across reads, an [`Allowance`] bounds a sender.
-const MAX_QUEUED_PER_READ: usize = 64 * 1024;
+/// Most messages one member's read may queue to everyone. The loop
+/// delivers what a read queued once it has read that member's socket (up
+/// to 16 reads of 64 KiB, fewer once what the read queued reaches half a
+/// connection's queue limit): it paces a sender's bytes itself. What it
+/// cannot pace is what the chat adds to each message: every member gets
+/// it with the sender's name and a frame header, 36 bytes out for an empty
+/// frame of 6 in. Without this bound, one member sending thousands of
+/// messages in one burst made a round of megabytes (64 KiB of empty
+/// frames: 393 KiB to each member), and every member not reading fast
+/// enough was dropped at its queue's limit (256 KiB) at the next round.
+/// That member is closed instead (1008). Large messages are paced, not
+/// closed: a few of the largest in one write all go. Across reads, an
+/// [`Allowance`] bounds a sender.
+const MAX_MESSAGES_PER_READ: usize = 256;
 /// How many seconds' worth of messages a member may send at once.
 const BURST_SECONDS: u64 = 5;
 
@@ -55,7 +58,7 @@ struct Member {
 /// Messages a member may send now, in millionths (whole ones would lose
 /// the fractions of those sent a few milliseconds apart): full at first,
 /// [`BURST_SECONDS`]' worth, refilled at the rate given. Past it the member
-/// is closed (1008), as for [`MAX_QUEUED_PER_READ`]: 100 empty messages a
+/// is closed (1008), as for [`MAX_MESSAGES_PER_READ`]: 100 empty messages a
 /// read, a read every 10 ms, each read under that bound, sent every member
 /// 360 KB a second (6 bytes in, 36 out, to each), and got those reading
 /// slower dropped at their queue's limit. Large messages are not counted in
@@ -195,7 +198,7 @@ impl Chat {
         };
         let rate = self.messages_per_second;
         let spent = now.is_some_and(|now| !allowance.take(now, rate));
-        if out.queued_bytes() >= MAX_QUEUED_PER_READ || spent {
+        if out.len() >= MAX_MESSAGES_PER_READ || spent {
             out.close(from, CloseCode::POLICY);
             if let Some(name) = self.leave(from) {
                 out.broadcast(Message::Text(&format!("* {name} left (sending too fast)")));
@@ -634,9 +637,9 @@ mod tests {
     }
 
     /// A member whose one read holds many messages is closed once they fill
-    /// the bound, and what everyone is sent stays within it, far
-    /// under a member's queue limit (256 KiB): the others stay. A message
-    /// over the bound still goes on its own.
+    /// the bound, and what everyone is sent stays within it, far under a
+    /// member's queue limit (256 KiB): the others stay. A message over any
+    /// such bound in bytes still goes on its own.
     #[test]
     fn a_member_flooding_the_chat_is_closed_and_the_others_keep_their_place() {
         let mut chat = Chat::default();
@@ -652,21 +655,25 @@ mod tests {
         let mut out = Outbox::default();
         chat.on_message(Token(2), Message::Text(&big), &mut out);
         assert_eq!(format!("{out:?}").matches("Broadcast").count(), 1);
-        // One read of the flooder's: 1000 messages of 100 bytes (under
-        // the allowance of messages, over the bound of bytes).
+        // One read of the flooder's: 1000 empty messages (under the
+        // allowance of messages, over the bound of a read).
         let mut out = Outbox::default();
-        let line = "z".repeat(100);
         for _ in 0..1000 {
-            chat.on_message(Token(1), Message::Text(&line), &mut out);
+            chat.on_message(Token(1), Message::Text(""), &mut out);
         }
-        let queued = out.queued_bytes();
         let actions = format!("{out:?}");
         assert_eq!(actions.matches("Close(").count(), 1, "{actions:.200}");
         assert!(actions.contains("Close(Token(1), CloseCode(1008))"));
-        let most = MAX_QUEUED_PER_READ + 256;
+        // Its messages, and the line that says it left.
+        assert_eq!(
+            actions.matches("Broadcast").count(),
+            MAX_MESSAGES_PER_READ + 1
+        );
+        let each = MAX_NAME + 2 + 2;
         assert!(
-            (MAX_QUEUED_PER_READ..most).contains(&queued),
-            "{queued} bytes to each"
+            out.queued_bytes() < (MAX_MESSAGES_PER_READ + 1) * each + 64,
+            "{} bytes to each",
+            out.queued_bytes()
         );
         // The reader still talks, and the flooder no more.
         let mut out = Outbox::default();
@@ -674,6 +681,25 @@ mod tests {
         assert!(out.is_empty());
         chat.on_message(Token(2), Message::Text("still here"), &mut out);
         assert_eq!(format!("{out:?}").matches("Broadcast").count(), 1);
+    }
+
+    /// The largest messages, several in one read (a script posting files),
+    /// all go: the loop paces a sender's bytes; the chat bounds only how
+    /// many messages one read holds. Before, a second 64 KiB message in
+    /// the read closed its sender.
+    #[test]
+    fn large_messages_in_one_read_all_go() {
+        let mut chat = Chat::default();
+        chat.on_open(Token(1), "/ws?name=poster", None, &mut Outbox::default());
+        let largest = vec![7u8; MAX_MESSAGE];
+        let mut out = Outbox::default();
+        for _ in 0..3 {
+            chat.on_message(Token(1), Message::Binary(&largest), &mut out);
+        }
+        chat.on_message(Token(1), Message::Text("ok"), &mut out);
+        let actions = format!("{out:?}");
+        assert!(!actions.contains("Close("), "{actions:.200}");
+        assert_eq!(actions.matches("Broadcast").count(), 4);
     }
 
     /// A member sending faster than its allowance across reads, each read

@@ -135,12 +135,29 @@ impl Outbox {
         self.actions.is_empty()
     }
 
+    /// How many sends, broadcasts and closes are queued since the loop last
+    /// delivered (it does once it has read a socket: what one connection's
+    /// messages asked for). Each message costs every receiver its frame's
+    /// header, whatever it carries: an application that fans messages out
+    /// bounds how many one read may queue, as `examples/ws_chat` does.
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, Outbox};
+    /// let mut out = Outbox::default();
+    /// out.broadcast(Message::Text(""));
+    /// out.broadcast(Message::Text(""));
+    /// assert_eq!(out.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
     /// Bytes of the frames queued since the loop last delivered (broadcasts
     /// and sends): at most what one connection will have to take. Every connection
     /// has a queue limit ([`WsLimits::max_queued_bytes`](super::WsLimits))
     /// past which it is dropped, so an application that lets one peer's
     /// messages fan out to everyone should bound what that peer may send
-    /// (as `examples/ws_chat` does).
+    /// (the loop paces the bytes of a peer's replies; see [`Outbox::len`]).
     ///
     /// ```
     /// use edgepoll::ws::{Message, Outbox};
