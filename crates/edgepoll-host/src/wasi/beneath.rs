@@ -248,8 +248,12 @@ pub fn leaf(
                 path.extend_from_slice(&text);
             }
             _ if walked => {
+                // One name at a time when the `/.` makes it too long.
                 path.extend_from_slice(b"/.");
-                return split(base, &path);
+                return match split(base, &path) {
+                    Err(e) if walks(e) => walk(base, original, follow_last, trailing),
+                    split => split,
+                };
             }
             _ => return Ok(leaf),
         }

@@ -475,9 +475,12 @@ pub fn readlink(
     buf_len: u32,
     out: u32,
 ) -> WasiResult {
-    let name = copied(valid_path(mem, p, len)?);
+    // Every span first, then the path (WasmEdge's order).
+    let name = mem.slice(p, len)?;
     mem.slice(buf, buf_len)?;
     mem.pointer::<4>(out)?;
+    beneath::validate(name)?;
+    let name = copied(name);
     let leaf = leaf_with(fds, dirfd, &name, rights::PATH_READLINK, AS_NAMED)?;
     let target = mem.slice_mut(buf, buf_len)?;
     // SAFETY: readlinkat writes at most `target.len()` bytes into it.
