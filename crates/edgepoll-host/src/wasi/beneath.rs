@@ -218,13 +218,16 @@ pub fn leaf(
         path.truncate(end);
         let last = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
         if walked && (last == b"." || last == b"..") {
-            // WasmEdge's walk leaves an empty name for `./`, `a/../`:
-            // ENOENT, once what leads there is found (a `..` above the base
-            // is EPERM, a file before it ENOTDIR, as it walks).
+            // WasmEdge's walk leaves an empty name for `./`, `a/../`, once
+            // what leads there is found (a `..` above the base is EPERM, a
+            // file before it ENOTDIR, as it walks): the call's own checks
+            // come next, then its system call finds nothing there (ENOENT).
             return match split(base, &path) {
                 Err(e) if walks(e) => walk(base, original, follow_last, trailing),
-                Err(e) => Err(e),
-                Ok(_) => Err(NOENT),
+                split => Ok(Leaf {
+                    name: CString::default(),
+                    ..split?
+                }),
             };
         }
         // A link in the middle counts against the same limit as the last
@@ -289,11 +292,9 @@ fn walk(base: RawFd, path: &[u8], follow_last: bool, trailing: Trailing) -> Resu
     let mut path = path.to_vec();
     let mut at = 0;
     let mut links = 0;
+    // An empty name (`./`, `a/../`) is one no system call finds, as on
+    // WasmEdge (see `leaf`).
     let leaf_in = |dirs: Dirs, name: &[u8]| {
-        if name.is_empty() {
-            // WasmEdge's walk leaves an empty name for `./`, `a/../`.
-            return Err(NOENT);
-        }
         Ok(Leaf {
             parent: dirs.open,
             base,
@@ -698,10 +699,9 @@ mod tests {
         assert_eq!(l.name.as_bytes(), b"sub", "a walked link is followed");
         let l = leaf(base, b"sub//", false, Trailing::Walked).unwrap();
         assert_eq!(l.name.as_bytes(), b".");
-        assert_eq!(
-            leaf(base, b"sub/./", false, Trailing::Walked).err(),
-            Some(NOENT)
-        );
+        let l = leaf(base, b"sub/./", false, Trailing::Walked).unwrap();
+        assert_eq!(l.name.as_bytes(), b"", "named nothing: found by no call");
+        assert_eq!(open_leaf(&l, libc::O_RDONLY).err(), Some(NOENT));
         let l = leaf(base, b"tofile", false, Trailing::Walked).unwrap();
         assert_eq!(l.name.as_bytes(), b"tofile", "a last link is not followed");
         assert_eq!(

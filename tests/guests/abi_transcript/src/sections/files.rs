@@ -793,6 +793,33 @@ fn slash_ends_and_check_order(t: &mut Transcript) {
         filestat(t, 0, path);
         open_and_read(t, SANDBOX, FOLLOW, path);
     }
+    // Such a path names nothing, yet the call's rights are checked first.
+    let out = Buf::zeroed(64);
+    let deep = Buf::from(b"deep");
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_open(SANDBOX, 0, deep.ptr(), 4, DIRECTORY, READDIR, READDIR, 0, out.ptr()) };
+    t.log("path_open(sandbox, \"deep\", directory, readdir only)", e, "");
+    let narrow = out.u32_at(0);
+    for (dirfd, path) in [(SANDBOX, &b"deep/./"[..]), (narrow, b"./"), (narrow, b"x/../")] {
+        let (name, len) = (Buf::from(path), path.len() as u32);
+        let dir = if dirfd == SANDBOX { "sandbox" } else { "deep, readdir only" };
+        let at = format!("{dir}, {:?}", shown(path));
+        // SAFETY: the runtime checks every pointer.
+        let calls = unsafe {
+            [
+                ("path_unlink_file", path_unlink_file(dirfd, name.ptr(), len)),
+                ("path_remove_directory", path_remove_directory(dirfd, name.ptr(), len)),
+                ("path_filestat_get", path_filestat_get(dirfd, 0, name.ptr(), len, out.ptr())),
+                ("path_readlink", path_readlink(dirfd, name.ptr(), len, out.ptr(), 64, out.ptr())),
+                ("path_open", path_open(dirfd, 0, name.ptr(), len, 0, READ, 0, 0, out.ptr())),
+            ]
+        };
+        for (call, e) in calls {
+            t.log(&format!("{call}({at})"), e, "");
+        }
+    }
+    // SAFETY: closing what was opened.
+    unsafe { fd_close(narrow) };
     t.section("two-path calls: which check comes first");
     let (abs, rel, file) = (Buf::from(b"/abs"), Buf::from(b"y"), Buf::from(b"file.txt"));
     // SAFETY: the runtime checks every pointer.
