@@ -150,6 +150,7 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
     for (args, says) in [
         (&["--bogus", "x.wasm"][..], "unexpected argument '--bogus'"),
         (&["--env", "NOEQUALS", "x.wasm"][..], "expected NAME=VALUE"),
+        (&["--reactor", "x.wasm"][..], "--reactor is not supported"),
         (
             &["--dir", "/a:/b:ro", "x.wasm"][..],
             "unknown directory mode \"ro\"",
@@ -572,9 +573,19 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     // runtime provides: from WASI's module, and from another.
     let unknown_wasi = module_importing("wasi_snapshot_preview1", "sock_nothing");
     let unknown_env = module_importing("env", "nothing");
+    // A name that reads as a trap's message is still a missing import.
+    let trap_named = module_importing("env", "x: guest trapped during run");
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
-        let cases: [(&std::path::Path, &[&str], &[&str], i32); 10] = [
+        let cases: [(&std::path::Path, &[&str], &[&str], i32); 13] = [
+            // WasmEdge's `run` subcommand, before or after options.
+            (&guest, &["run"], &["exit"], 7),
+            (
+                &guest,
+                &["--env", "A=1", "run", "--dir", "/x:/no/such/dir"],
+                &["exit"],
+                7,
+            ),
             (&guest, &["--no-such-flag"], &["exit"], 1),
             (&guest, &["--dir", "/x:/no/such/dir"], &["exit"], 7),
             (&guest, &[], &["trap"], 134),
@@ -583,13 +594,14 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
             (&start_traps, &[], &[], 1),
             (&unknown_wasi, &[], &[], 1),
             (&unknown_env, &[], &[], 1),
+            (&trap_named, &[], &[], 1),
             (&garbage, &[], &[], 1),
             (std::path::Path::new("/no/such/module.wasm"), &[], &[], 1),
         ];
         // A module that is no module has no AOT form: the interpreter's
         // run of it is the same binary's.
         let cases = match rt {
-            Runtime::WasmEdgeAot => &cases[..8],
+            Runtime::WasmEdgeAot => &cases[..11],
             _ => &cases[..],
         };
         for &(module, flags, args, code) in cases {

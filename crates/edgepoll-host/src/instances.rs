@@ -269,16 +269,16 @@ fn keep_running(
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             runtime::run_compiled(engine, module, invocation, instance)
         }))
-        .unwrap_or_else(|_| Err("a fault in edgepoll-host itself ended it".to_string()));
+        .unwrap_or_else(|_| {
+            Err("a fault in edgepoll-host itself ended it"
+                .to_string()
+                .into())
+        });
         let (code, what) = match &outcome {
             Ok(code) => (*code, format!("{name} exited with code {code}")),
-            Err(message) => (
-                if message.contains(runtime::TRAPPED) {
-                    134
-                } else {
-                    1
-                },
-                format!("{name}: {message}"),
+            Err(failure) => (
+                i32::from(failure.exit_code()),
+                format!("{name}: {}", failure.message),
             ),
         };
         if restart == Restart::No || STOPPING.load(Ordering::SeqCst) {

@@ -1,6 +1,7 @@
 //! `edgepoll-host`: runs `wasm32-wasip1` programs that use WasmEdge's socket
-//! extension, on wasmtime. Same command line as `wasmedge`:
-//! `edgepoll-host [--dir GUEST:HOST]... [--env NAME=VALUE]... MODULE.wasm [ARGS...]`.
+//! extension, on wasmtime. Same command line as `wasmedge` for a command
+//! module: `edgepoll-host [run] [--dir GUEST:HOST]... [--env NAME=VALUE]...
+//! MODULE.wasm [ARGS...]` (not WasmEdge's reactor mode).
 //! This file is the command line only; the runtime is the library (`lib.rs`).
 
 use clap::Parser;
@@ -67,7 +68,9 @@ struct Cli {
 
 /// Everything after the module belongs to the guest, `--help` included, as
 /// on WasmEdge's command line: only what comes before it is the runtime's.
-fn parse_command_line(argv: Vec<std::ffi::OsString>) -> Cli {
+/// `run` before the module is WasmEdge's subcommand of that name (options
+/// may stand on either side of it), and dropped.
+fn parse_command_line(mut argv: Vec<std::ffi::OsString>) -> Cli {
     let takes_value = [
         "--dir",
         "--env",
@@ -77,12 +80,21 @@ fn parse_command_line(argv: Vec<std::ffi::OsString>) -> Cli {
         "--grace",
     ];
     let mut at = 1;
+    let mut subcommand = false;
     while at < argv.len() {
         let arg = argv[at].to_string_lossy();
         if takes_value.contains(&arg.as_ref()) {
             at += 2;
+        } else if arg == "--reactor" {
+            // A reactor's exported function, called by name with its
+            // arguments: WasmEdge's, not this runtime's, which runs commands.
+            eprintln!("error: --reactor is not supported: edgepoll-host runs wasm32-wasip1 commands (their _start)");
+            std::process::exit(1)
         } else if arg.starts_with('-') && arg != "-" {
             at += 1;
+        } else if arg == "run" && !subcommand {
+            subcommand = true;
+            argv.remove(at);
         } else {
             break;
         }
@@ -149,20 +161,18 @@ fn main() -> ExitCode {
                 .restart
                 .unwrap_or(edgepoll_host::instances::Restart::Always);
             edgepoll_host::instances::run(&invocation, count, restart, cli.grace)
+                .map_err(runtime::Failure::from)
         }
         None => runtime::run(&invocation),
     };
     match outcome {
         // As a process's status: the low byte (exit(-1) is 255, not 0).
         Ok(code) => ExitCode::from(code as u8),
-        Err(message) => {
-            edgepoll_host::output::say(&message);
-            // A trap's message, or an instance's (`instance N: ` before it).
-            // Anything else (no module, not wasm, an import missing) fails
-            // with 1, as WasmEdge's command line does.
-            let trapped = edgepoll_host::runtime::TRAPPED;
-            let trap = message.starts_with(trapped) || message.contains(&format!(": {trapped}"));
-            ExitCode::from(if trap { 134 } else { 1 })
+        // A trap is 134; anything else (no module, not wasm, an import
+        // missing) fails with 1, as WasmEdge's command line does.
+        Err(failure) => {
+            edgepoll_host::output::say(&failure.message);
+            ExitCode::from(failure.exit_code())
         }
     }
 }

@@ -33,8 +33,37 @@ pub struct Invocation {
     pub allow_af_unix: bool,
 }
 
-/// Runs the guest; returns its exit code, or a one-line error.
-pub fn run(invocation: &Invocation) -> Result<i32, String> {
+/// Why a run failed: a one-line message, and whether the guest trapped
+/// while running (exit 134, as on WasmEdge) rather than failing to start or
+/// the runtime failing (exit 1). Told by type, not by what the message
+/// says: a message quotes names a module chose.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub trapped: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            trapped: false,
+        }
+    }
+}
+
+impl Failure {
+    /// The exit code WasmEdge's command line ends with for such a failure.
+    pub fn exit_code(&self) -> u8 {
+        match self.trapped {
+            true => 134,
+            false => 1,
+        }
+    }
+}
+
+/// Runs the guest; returns its exit code, or why it failed.
+pub fn run(invocation: &Invocation) -> Result<i32, Failure> {
     let (engine, module, cache) = compile(invocation)?;
     let outcome = run_compiled(&engine, &module, invocation, &Instance::default());
     compile_cache::forget_exposed(&cache);
@@ -105,13 +134,13 @@ pub fn compile(invocation: &Invocation) -> Result<(Engine, Module, Cache), Strin
 }
 
 /// Runs one instance of a compiled guest in a store of its own; returns its
-/// exit code, or a one-line error.
+/// exit code, or why it failed.
 pub fn run_compiled(
     engine: &Engine,
     module: &Module,
     invocation: &Invocation,
     instance: &Instance,
-) -> Result<i32, String> {
+) -> Result<i32, Failure> {
     let shown = invocation.module.display();
     let mut host = host_state(invocation)?;
     host.fds.reuse_port = instance.reuse_port;
@@ -137,7 +166,7 @@ pub fn run_compiled(
     store.limiter(|host| &mut host.memory_report);
     let linker =
         crate::linker::link(engine, module).map_err(|e| format!("cannot link {shown}: {e}"))?;
-    let result = (|| {
+    let result = (|| -> Result<i32, Failure> {
         let started = linker
             .instantiate(&mut store, module)
             .map_err(|e| describe_failure(&e, "start"))?;
@@ -157,7 +186,7 @@ pub fn run_compiled(
         let start = started
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(|_| {
-                format!("{shown} has no _start function (is it a wasm32-wasip1 command?)")
+                format!("{shown} has no _start function (is it a wasm32-wasip1 command? edgepoll-host does not run reactors)")
             })?;
         match start.call(&mut store, ()) {
             Ok(()) => Ok(0),
@@ -298,12 +327,7 @@ fn random_seed() -> Result<u64, String> {
     Ok(u64::from_ne_bytes(seed))
 }
 
-/// How a trap's message begins: what tells a trap (exit 134) from the
-/// runtime's other failures (exit 1, as on WasmEdge), whatever names a
-/// message holds.
-pub const TRAPPED: &str = "guest trapped during";
-
-fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
+fn describe_failure(e: &wasmtime::Error, phase: &str) -> Failure {
     let names: Vec<String> = e
         .downcast_ref::<WasmBacktrace>()
         .map(|bt| {
@@ -338,18 +362,23 @@ fn describe_failure(e: &wasmtime::Error, phase: &str) -> String {
     };
     // A trap in the module's start function is a failed instantiation,
     // which WasmEdge's command line ends with 1, not a trap's 134.
-    let trapped = match phase {
-        "run" => TRAPPED,
-        _ => "guest failed, trapped during",
+    let (said, trapped) = match phase {
+        "run" => ("guest trapped during", true),
+        _ => ("guest failed, trapped during", false),
     };
-    if let Some(trap) = e.downcast_ref::<Trap>() {
-        return format!("{trapped} {phase}: {trap} in {function}");
+    let trap = match (
+        e.downcast_ref::<Trap>(),
+        e.downcast_ref::<crate::errno::Trap>(),
+    ) {
+        (Some(trap), _) => trap.to_string(),
+        // A host function that failed as a function, as WasmEdge's do at times.
+        (None, Some(failure)) => failure.to_string(),
+        (None, None) => return format!("guest failed during {phase}: {e}").into(),
+    };
+    Failure {
+        message: format!("{said} {phase}: {trap} in {function}"),
+        trapped,
     }
-    // A host function that failed as a function, as WasmEdge's do at times.
-    if let Some(failure) = e.downcast_ref::<crate::errno::Trap>() {
-        return format!("{trapped} {phase}: {failure} in {function}");
-    }
-    format!("guest failed during {phase}: {e}")
 }
 
 #[cfg(test)]

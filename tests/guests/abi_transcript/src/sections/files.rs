@@ -714,9 +714,17 @@ pub fn files(t: &mut Transcript) {
     let e = unsafe { path_readlink(SANDBOX, name.ptr(), 0, straddling(16), 16, used.ptr()) };
     t.log("path_readlink(empty path, buffer past memory)", e, "");
     let e = unsafe { path_readlink(SANDBOX, nul.ptr(), 2, straddling(16), 16, used.ptr()) };
-    t.log("path_readlink(a NUL in the path, buffer past memory)", e, "");
+    t.log(
+        "path_readlink(a NUL in the path, buffer past memory)",
+        e,
+        "",
+    );
     let e = unsafe { path_readlink(SANDBOX, abs.ptr(), 4, used.ptr(), 4, straddling(4)) };
-    t.log("path_readlink(absolute path, out-pointer past memory)", e, "");
+    t.log(
+        "path_readlink(absolute path, out-pointer past memory)",
+        e,
+        "",
+    );
     let e = unsafe { fd_readdir(SANDBOX, straddling(64), 64, 0, used.ptr()) };
     t.log("fd_readdir(buffer past memory)", e, "");
     let e = unsafe { fd_readdir(0, out.ptr(), 4, 0, used.ptr()) };
@@ -797,21 +805,57 @@ fn slash_ends_and_check_order(t: &mut Transcript) {
     let out = Buf::zeroed(64);
     let deep = Buf::from(b"deep");
     // SAFETY: the runtime checks every pointer.
-    let e = unsafe { path_open(SANDBOX, 0, deep.ptr(), 4, DIRECTORY, READDIR, READDIR, 0, out.ptr()) };
-    t.log("path_open(sandbox, \"deep\", directory, readdir only)", e, "");
+    let e = unsafe {
+        path_open(
+            SANDBOX,
+            0,
+            deep.ptr(),
+            4,
+            DIRECTORY,
+            READDIR,
+            READDIR,
+            0,
+            out.ptr(),
+        )
+    };
+    t.log(
+        "path_open(sandbox, \"deep\", directory, readdir only)",
+        e,
+        "",
+    );
     let narrow = out.u32_at(0);
-    for (dirfd, path) in [(SANDBOX, &b"deep/./"[..]), (narrow, b"./"), (narrow, b"x/../")] {
+    for (dirfd, path) in [
+        (SANDBOX, &b"deep/./"[..]),
+        (narrow, b"./"),
+        (narrow, b"x/../"),
+    ] {
         let (name, len) = (Buf::from(path), path.len() as u32);
-        let dir = if dirfd == SANDBOX { "sandbox" } else { "deep, readdir only" };
+        let dir = if dirfd == SANDBOX {
+            "sandbox"
+        } else {
+            "deep, readdir only"
+        };
         let at = format!("{dir}, {:?}", shown(path));
         // SAFETY: the runtime checks every pointer.
         let calls = unsafe {
             [
                 ("path_unlink_file", path_unlink_file(dirfd, name.ptr(), len)),
-                ("path_remove_directory", path_remove_directory(dirfd, name.ptr(), len)),
-                ("path_filestat_get", path_filestat_get(dirfd, 0, name.ptr(), len, out.ptr())),
-                ("path_readlink", path_readlink(dirfd, name.ptr(), len, out.ptr(), 64, out.ptr())),
-                ("path_open", path_open(dirfd, 0, name.ptr(), len, 0, READ, 0, 0, out.ptr())),
+                (
+                    "path_remove_directory",
+                    path_remove_directory(dirfd, name.ptr(), len),
+                ),
+                (
+                    "path_filestat_get",
+                    path_filestat_get(dirfd, 0, name.ptr(), len, out.ptr()),
+                ),
+                (
+                    "path_readlink",
+                    path_readlink(dirfd, name.ptr(), len, out.ptr(), 64, out.ptr()),
+                ),
+                (
+                    "path_open",
+                    path_open(dirfd, 0, name.ptr(), len, 0, READ, 0, 0, out.ptr()),
+                ),
             ]
         };
         for (call, e) in calls {
