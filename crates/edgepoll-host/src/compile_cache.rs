@@ -208,7 +208,13 @@ pub fn forget_exposed(cache: &Cache) {
             continue;
         };
         // SAFETY: a directory descriptor held open and a NUL-ended name.
-        unsafe { libc::unlinkat(fd, name.as_ptr(), 0) };
+        // A directory the guest made under an entry's name goes too (when
+        // empty): it would keep the entry from being written for good.
+        unsafe {
+            if libc::unlinkat(fd, name.as_ptr(), 0) != 0 {
+                libc::unlinkat(fd, name.as_ptr(), libc::AT_REMOVEDIR);
+            }
+        }
     }
 }
 
@@ -259,20 +265,29 @@ fn read_entry(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Writes an entry: to a new file (never one already there, nor where a
-/// link there points), mode [`ENTRY_MODE`], then renamed into place.
+/// link there points), mode [`ENTRY_MODE`], on disk before it is renamed
+/// into place (a crash leaves no entry whose code was never written). A
+/// temporary file this host made and could not put in place is removed;
+/// one it could not make (another host's, of the same process number in
+/// another namespace) is left alone.
 fn write_entry(path: &Path, contents: &[u8]) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let temp = path.with_extension(format!("tmp{}", std::process::id()));
-    let written = std::fs::OpenOptions::new()
+    let Ok(mut file) = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(ENTRY_MODE)
         .open(&temp)
-        .and_then(|mut file| file.write_all(contents));
-    match written {
-        Ok(()) => drop(std::fs::rename(&temp, path)),
-        Err(_) => drop(std::fs::remove_file(&temp)),
+    else {
+        return;
+    };
+    let placed = file
+        .write_all(contents)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&temp);
     }
 }
 
@@ -358,5 +373,31 @@ mod tests {
         ] {
             assert!(!is_entry_name(name.as_bytes()), "{name}");
         }
+    }
+
+    /// An entry that cannot be put in place (a directory has its name)
+    /// leaves no temporary file behind; one put in place is whole.
+    #[test]
+    fn an_entry_not_put_in_place_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("edgepoll-write-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let blocked = dir.join("0123456789abcdef.cwasm");
+        std::fs::create_dir(&blocked).expect("a directory in the entry's place");
+        write_entry(&blocked, b"code");
+        let names = |dir: &Path| {
+            let mut names: Vec<_> = std::fs::read_dir(dir)
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&dir), ["0123456789abcdef.cwasm"]);
+        let free = dir.join("fedcba9876543210.cwasm");
+        write_entry(&free, b"code");
+        assert_eq!(std::fs::read(&free).expect("the entry"), b"code");
+        assert_eq!(names(&dir).len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
