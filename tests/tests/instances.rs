@@ -392,6 +392,44 @@ fn a_signal_that_comes_twice_at_once_is_one_graceful_stop() {
     );
 }
 
+/// A signal the host was started with ignored (as a shell starts a job
+/// with `&`: SIGINT) stays ignored: a Ctrl-C meant for the script does not
+/// stop the service. SIGTERM still does.
+#[test]
+fn a_signal_ignored_at_start_stays_ignored() {
+    use std::os::unix::process::CommandExt;
+    let module = wasm("poll_http_server");
+    let mut command = Command::new(host_bin());
+    command.args(["--instances", "2", "--grace", "20"]);
+    command.arg(&*module.to_string_lossy()).arg("127.0.0.1:0");
+    // SAFETY: only `signal`, which is async-signal-safe, runs in the child
+    // before it starts the host.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut host = Host::start_reading(&mut command, true);
+    host.wait_for("listening on", 2);
+    // SAFETY: a signal to the child this test started.
+    let sent = unsafe { libc::kill(host.child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT sent");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        host.child.try_wait().expect("wait works").is_none(),
+        "SIGINT, ignored when the host started, stopped it"
+    );
+    host.terminate();
+    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
+    assert_eq!(
+        host.count("stopping: no new connections"),
+        1,
+        "{:#?}",
+        host.seen
+    );
+}
+
 /// A second signal that comes later than that ends the host at once,
 /// though a request it accepted is still unfinished.
 #[test]

@@ -75,11 +75,18 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn catch_signals() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only reads the clock and sets atomics, which are
-    // signal-safe.
-    unsafe {
-        libc::signal(libc::SIGTERM, handler);
-        libc::signal(libc::SIGINT, handler);
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only reads the clock and sets atomics, which
+        // are signal-safe. A signal ignored when the host started stays so
+        // (a shell ignores SIGINT for a job it starts with `&`): a Ctrl-C
+        // meant for the script does not stop the service.
+        unsafe {
+            let mut was: libc::sigaction = std::mem::zeroed();
+            let known = libc::sigaction(signal, std::ptr::null(), &mut was) == 0;
+            if !(known && was.sa_sigaction == libc::SIG_IGN) {
+                libc::signal(signal, handler);
+            }
+        }
     }
 }
 
