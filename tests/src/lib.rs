@@ -373,7 +373,7 @@ pub fn wait_within(child: &mut Child, limit: Duration) -> Option<std::process::E
 /// before it was killed. Its pipes are read meanwhile, so that a program
 /// that writes more than a pipe holds does not stall on them; what a
 /// process it started still holds open is not waited for past a second.
-fn finish_within(mut child: std::process::Child, limit: Duration) -> Result<Output, Output> {
+pub fn finish_within(mut child: std::process::Child, limit: Duration) -> Result<Output, Output> {
     fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
         let (done, read) = mpsc::channel();
         std::thread::spawn(move || {
