@@ -1,5 +1,7 @@
 # The verbs: run, test, build, clippy, fmt. Each installs what it needs on a
-# fresh machine (the wasm32-wasip1 target, curl).
+# fresh machine: building, the wasm32-wasip1 target and clang (setup-build);
+# testing and benchmarks, the servers and tools the tests start (setup).
+# Packages come from apt-get, through sudo when not run as root.
 SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:1234
@@ -24,8 +26,8 @@ ifneq ($(WASMEDGE_BIN),)
 export PATH := $(WASMEDGE_BIN):$(PATH)
 endif
 
-.PHONY: run test build clippy fmt setup fuzz bench soak chat browser-check image proxy
-# A bare `make` builds (setup, the first rule, would only install).
+.PHONY: run test build clippy fmt setup setup-build fuzz bench soak chat browser-check image proxy
+# A bare `make` builds (setup-build, the first rule, would only install).
 .DEFAULT_GOAL := build
 FUZZ_SECONDS ?= 120
 # Package installs never stop to ask; pip installs into a Python that
@@ -33,18 +35,24 @@ FUZZ_SECONDS ?= 120
 export DEBIAN_FRONTEND := noninteractive
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 
-setup:
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT := $(SUDO) apt-get
+
+setup-build:
+	@command -v rustup >/dev/null || { echo "rustup is missing: install Rust $$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or later with rustup (https://rustup.rs), which adds the wasm32-wasip1 target"; exit 1; }
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' && rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add clippy rustfmt
-	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3 and pip (the WebSocket, TLS and WASI suite tests use them)"; apt-get update -qq && apt-get install -y -qq python3 python3-pip; }
-	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; apt-get update -qq && apt-get install -y -qq curl; }
+	@command -v clang >/dev/null || { echo "installing clang (ring's C parts, for https:// in the guest)"; $(APT) update -qq && $(APT) install -y -qq clang; }
+
+setup: setup-build
+	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3 and pip (the WebSocket, TLS, DNS and deploy tests use them)"; $(APT) update -qq && $(APT) install -y -qq python3 python3-pip; }
+	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; $(APT) update -qq && $(APT) install -y -qq curl; }
 	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade --ignore-installed 'websockets>=13,<18'; }
-	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; apt-get update -qq && apt-get install -y -qq umoci skopeo; }
+	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; $(APT) update -qq && $(APT) install -y -qq umoci skopeo; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet 'kubernetes-validate==1.37.*'; }
-	@test -x /usr/sbin/nginx || test -x /usr/bin/nginx || { echo "installing nginx (an upstream in the forwarding tests)"; apt-get update -qq && apt-get install -y -qq nginx-light; }
-	@command -v clang >/dev/null || { echo "installing clang (ring's C parts, for https:// in the guest)"; apt-get update -qq && apt-get install -y -qq clang; }
-	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make their certificates with it)"; apt-get update -qq && apt-get install -y -qq openssl; }
-	@command -v dnsmasq >/dev/null || test -x /usr/sbin/dnsmasq || { echo "installing dnsmasq (the DNS server of the resolver's tests)"; apt-get update -qq && apt-get install -y -qq dnsmasq-base; }
+	@test -x /usr/sbin/nginx || test -x /usr/bin/nginx || { echo "installing nginx (an upstream in the forwarding tests; the tests start their own, so its service is stopped and disabled)"; $(APT) update -qq && $(APT) install -y -qq nginx-light && { ! command -v systemctl >/dev/null || $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || echo "nginx's service could not be stopped: it may be listening on port 80"; }; }
+	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make their certificates with it)"; $(APT) update -qq && $(APT) install -y -qq openssl; }
+	@command -v dnsmasq >/dev/null || test -x /usr/sbin/dnsmasq || { echo "installing dnsmasq (the DNS server of the resolver's tests)"; $(APT) update -qq && $(APT) install -y -qq dnsmasq-base; }
 
 # The runtime is built with the workspace's features (--workspace), as
 # `cargo test --workspace` builds it: with `-p edgepoll-host` cargo would
@@ -55,7 +63,7 @@ HOST_BUILD := build --release --workspace --bin edgepoll-host
 # the ones `build` already compiled, and it keeps no incremental state.
 CLIPPY := $(CARGO) clippy --release
 
-build: setup
+build: setup-build
 	$(CARGO) $(HOST_BUILD)
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PLAIN)
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_TLS)
@@ -64,7 +72,7 @@ build: setup
 run: build
 	scripts/wasm-runner $(WASM_DIR)/poll_http_server.wasm $(LISTEN)
 
-test: build
+test: setup build
 	$(CARGO) fmt --all -- --check
 	$(CLIPPY) --workspace --all-targets -- -D warnings
 	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
@@ -96,12 +104,12 @@ test: build
 	  EDGEPOLL_RUNTIME=$$runtime EDGEPOLL_AOT_OPTIMIZE=0 $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls,http --doc || exit 1; \
 	done
 
-clippy: setup
+clippy: setup-build
 	$(CLIPPY) --workspace --all-targets -- -D warnings
 	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_PLAIN) --all-targets -- -D warnings
 	$(CLIPPY) --target wasm32-wasip1 -p edgepoll $(WASM_TLS) --all-targets -- -D warnings
 
-fmt: setup
+fmt: setup-build
 	$(CARGO) fmt --all
 
 # OCI images of the echo server and the chat (FROM scratch, the .wasm as
@@ -109,7 +117,7 @@ fmt: setup
 # With wasmedge at hand each module is AOT-compiled first, for any x86-64
 # (--generic-binary): a universal wasm, whose native code WasmEdge (crun's or
 # runwasi's) runs where it matches and whose wasm it interprets elsewhere.
-image: build
+image: setup build
 	@mkdir -p target/image
 	@for p in poll_http_server ws_chat; do \
 	  if wasmedge --version >/dev/null 2>&1; then \
@@ -134,28 +142,29 @@ proxy: build
 
 # Two headless Chromium pages chat through ws_chat on every runtime present;
 # saves docs/chat.png (not part of make test).
-browser-check: build
-	@command -v chromium >/dev/null || { echo "installing chromium (headless, for the browser check)"; apt-get update -qq && apt-get install -y -qq chromium; }
+browser-check: setup build
+	@command -v chromium >/dev/null || { echo "installing chromium (headless, for the browser check)"; $(APT) update -qq && $(APT) install -y -qq chromium; }
 	python3 tests/browser/check.py
 
 # Mutation-fuzz the HTTP and WebSocket state machines, the response parser
 # and the client's requests, then edgepoll-host's
 # imports (random arguments and memory, a canary directory), for FUZZ_SECONDS
 # each (make test runs both for 20 s with a fixed seed).
-fuzz: setup
+fuzz: setup-build
 	$(CARGO) run --release -p edgepoll-fuzz --bin edgepoll-fuzz -- --seconds $(FUZZ_SECONDS)
 	$(CARGO) run --release -p edgepoll-fuzz --bin host_imports -- --seconds $(FUZZ_SECONDS)
 
 # Benchmarks (not part of make test): every server under the same wrk load;
 # writes bench/RESULTS.md, bench/*.png and the README's table.
-bench: build
-	@command -v wrk >/dev/null && command -v gnuplot >/dev/null && command -v valgrind >/dev/null || { echo "installing wrk, gnuplot and valgrind"; apt-get update -qq && apt-get install -y -qq wrk gnuplot-nox valgrind; }
+bench: setup build
+	@command -v wrk >/dev/null && command -v gnuplot >/dev/null && command -v valgrind >/dev/null || { echo "installing wrk, gnuplot and valgrind"; $(APT) update -qq && $(APT) install -y -qq wrk gnuplot-nox valgrind; }
+	@command -v ss >/dev/null || { echo "installing iproute2 (the forwarding benchmark counts connections with ss)"; $(APT) update -qq && $(APT) install -y -qq iproute2; }
 	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder -p loadgen -p ws_native -p ws_load -p tls_client
 	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server -p fixed_server -p http_layer -p cpu_server
 	python3 bench/run.py
 
 # A million mixed requests on every runtime present, every byte checked, RSS
 # tracked (a few minutes; not part of make test). SOAK_SEED=N replays a run.
-soak: build
+soak: setup build
 	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p soak
 	python3 bench/soak.py
