@@ -79,13 +79,17 @@ class Nginx:
             # to send on the inbound side as the forwarder relays.
             upstream, location = "", f'return 200 "{"x" * 128}";'
         else:
-            upstream = f"upstream echo {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
+            # nginx closes a kept-alive connection after 1000 requests by
+            # default, both ways; edgepoll's peers never do: no reconnects
+            # counted against nginx alone.
+            upstream = (f"upstream echo {{ server 127.0.0.1:{upstream_port}; keepalive 64; "
+                        "keepalive_requests 1000000; }")
             location = 'proxy_pass http://echo; proxy_http_version 1.1; proxy_set_header Connection "";'
         temp = " ".join(f"{kind}_temp_path {self.dir}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         conf = (
             f"daemon off; master_process off; worker_processes 1; pid {self.dir}/nginx.pid; error_log stderr crit;\n"
             "events { worker_connections 1024; }\n"
-            f"http {{ access_log off; {temp} {upstream}\n"
+            f"http {{ access_log off; keepalive_requests 1000000; {temp} {upstream}\n"
             f"  server {{ listen 127.0.0.1:{port}; location / {{ {location} }} }} }}\n"
         )
         Path(self.dir, "nginx.conf").write_text(conf)

@@ -770,7 +770,7 @@ def targets(rows, scale_rows, idle_rows, fanout_rows, pairs):
     on_host = "edgepoll echo · edgepoll-host"
     ratio("echo on edgepoll-host ≥ 0.85 × native (measured in turns)", pair_of(on_host, "native mio echo (baseline)")["ratio"], 0.85)
     ratio("echo ≥ 4 × book-style (measured in turns)", pair_of(on_host, "book-style · edgepoll-host")["ratio"], 4.0)
-    ratio("echo ≥ 50 × hyper_wasi (measured in turns)", pair_of(on_host, "hyper_wasi · edgepoll-host")["ratio"], 50.0)
+    ratio("echo ≥ 1.0 × hyper_wasi (measured in turns)", pair_of(on_host, "hyper_wasi · edgepoll-host")["ratio"], 1.0)
     checks.append(("p99 at 0 idle ≤ 1.5 ms (edgepoll-host)", f"{ms(echo['p99_us'])} ms", echo["p99_us"] <= 1500))
     if "edgepoll echo · wasmedge AOT" in by:
         aot = by["edgepoll echo · wasmedge AOT"]
@@ -971,9 +971,9 @@ def main():
     print("target ratios, measured in turns (A B B A A B B A A B, median of the per-turn ratios):", flush=True)
     pairs = [
         paired(listed, "edgepoll echo · edgepoll-host", "native mio echo (baseline)"),
-        # Margins of 6× and 90× over targets of 4× and 50×: three turns do.
+        # A margin of 6× over a target of 4×: three turns do.
         paired(listed, "edgepoll echo · edgepoll-host", "book-style · edgepoll-host", turns=3),
-        paired(listed, "edgepoll echo · edgepoll-host", "hyper_wasi · edgepoll-host", turns=3),
+        paired(listed, "edgepoll echo · edgepoll-host", "hyper_wasi · edgepoll-host"),
     ]
     if shutil.which("wasmedge"):
         pairs += [
@@ -1062,7 +1062,7 @@ processes of their own, minutes apart; on this machine such rates differ by ±10
 more). The quiet connection's p99 is the worst of its turns.
 
 Target ratios measured in turns (A B B A A B B A A B, a fresh server each time). The
-figure is the median of the per-turn ratios (five turns; three for the two pairs
+figure is the median of the per-turn ratios (five turns; three for the pairs
 with wide margins), each between two runs made back to
 back, so that the machine's drift from minute to minute falls on both sides of every
 ratio (the ratio of the two medians, which earlier results used, is given too):
@@ -1176,10 +1176,12 @@ broadcasts count too) and of the runtime's RSS, divided by {WS_IDLE}.
   can come out above the native one.
 - The book-style server answers one request per connection (`Connection: close`); wrk
   reconnects for every request.
-- hyper_wasi answers each kept-alive request with a head and a body in separate sends;
-  with Nagle's algorithm on (WasmEdge sockets cannot set `TCP_NODELAY`, and
-  edgepoll-host keeps it on to behave the same) each such request waits for the
-  client's delayed ACK, about 40 ms.
+- hyper_wasi writes each response in one send (`http1_writev(false)` in
+  `bench/hyper_echo`). With its default it sent a head and a body apart, and with
+  Nagle's algorithm on (WasmEdge sockets cannot set `TCP_NODELAY`, and
+  edgepoll-host keeps it on to behave the same) each kept-alive request waited for
+  the client's delayed ACK, about 40 ms: about 1450 req/s, which measured the
+  delay, not hyper (until 2026-12-03; the target was then 50×, now 1.0×).
 - Total time of this run: {time.time() - started:.0f} s.
 """
     (OUT / "RESULTS.md").write_text(report + kept_sections())

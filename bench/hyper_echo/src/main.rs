@@ -21,7 +21,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::task::spawn(async move {
-            let _ = Http::new().serve_connection(stream, service_fn(echo)).await;
+            // One send per response: a head and a body in two sends wait on
+            // the client's delayed ACK under Nagle (which a WasmEdge socket
+            // cannot turn off), about 40 ms a request.
+            let _ = Http::new()
+                .http1_writev(false)
+                .serve_connection(stream, service_fn(echo))
+                .await;
         });
     }
 }
