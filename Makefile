@@ -36,7 +36,7 @@ export DEBIAN_FRONTEND := noninteractive
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-APT := $(SUDO) apt-get
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
 setup-build:
 	@command -v rustup >/dev/null || { echo "rustup is missing: install Rust $$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) or later with rustup (https://rustup.rs), which adds the wasm32-wasip1 target"; exit 1; }

@@ -978,6 +978,7 @@ def main():
     if shutil.which("wasmedge"):
         pairs += [
             paired(listed, "edgepoll echo · wasmedge AOT", "native mio echo (baseline)"),
+            paired(listed, "edgepoll echo · wasmedge AOT", "hyper_wasi · wasmedge AOT", turns=3),
             paired(listed, ECHO_INTERP, MINIMAL_INTERP),
             paired(listed, FIXED_INTERP, MINIMAL_INTERP),
         ]

@@ -420,6 +420,15 @@ fn a_signal_ignored_at_start_stays_ignored() {
         host.child.try_wait().expect("wait works").is_none(),
         "SIGINT, ignored when the host started, stopped it"
     );
+    while let Ok(line) = host.lines.try_recv() {
+        host.seen.push(line);
+    }
+    assert_eq!(
+        host.count("stopping"),
+        0,
+        "SIGINT began a stop: {:#?}",
+        host.seen
+    );
     host.terminate();
     assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
     assert_eq!(

@@ -4,9 +4,12 @@
 //! 0.14.1 passes them all, and edgepoll-host mirrors it.
 //!
 //! Each test is `NAME.wasm` with an optional `NAME.json`: `args`, `env`,
-//! `root` (a directory the guest sees as `/`, copied first, for tests
-//! change it), `exit_code` (0 if absent) and `stdout`. The runtime is run
-//! as `RUNTIME [--env K=V]... [--dir /:COPY] NAME.wasm [ARGS]...`, the
+//! `root` (a directory the guest sees as `/`) or `dirs` (directories the
+//! guest sees by their own names), each copied first, for tests change
+//! them; `exit_code` (0 if absent), `stdout` and `stderr`. A spec with
+//! any other key, or a value of another type, fails the test: nothing it
+//! asks is left unchecked. The runtime is run as
+//! `RUNTIME [--env K=V]... [--dir GUEST:COPY]... NAME.wasm [ARGS]...`, the
 //! command line of both `wasmedge` and `edgepoll-host`.
 
 use edgepoll_tests::{all_runtimes, finish_within, root, Runtime};
@@ -95,7 +98,10 @@ fn copy_tree(from: &Path, to: &Path) {
         } else {
             std::fs::copy(&source, &target).expect("copy a file");
         }
-        let mode = std::fs::metadata(&target).expect("stat").permissions().mode();
+        let mode = std::fs::metadata(&target)
+            .expect("stat")
+            .permissions()
+            .mode();
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode | 0o200))
             .expect("make it writable");
     }
@@ -108,24 +114,62 @@ fn run_test(runtime: &Runtime, wasm: &Path, scratch: &Path) -> Result<(), String
     let spec: Value = match std::fs::read(&spec_path) {
         Ok(text) => serde_json::from_slice(&text)
             .map_err(|e| format!("{} is not JSON: {e}", spec_path.display()))?,
-        Err(_) => Value::Null,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Default::default()),
+        Err(e) => return Err(format!("cannot read {}: {e}", spec_path.display())),
+    };
+    let spec = spec.as_object().ok_or("a spec that is not an object")?;
+    let known = [
+        "args",
+        "env",
+        "root",
+        "dirs",
+        "exit_code",
+        "stdout",
+        "stderr",
+    ];
+    if let Some(key) = spec.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!(
+            "the spec asks {key:?}, which this runner does not check"
+        ));
+    }
+    let text = |value: &Value, what: &str| -> Result<String, String> {
+        value
+            .as_str()
+            .map(str::to_string)
+            .ok_or(format!("{what} that is not a string: {value}"))
+    };
+    let list = |key: &str| -> Result<Vec<String>, String> {
+        match spec.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items.iter().map(|v| text(v, key)).collect(),
+            Some(other) => Err(format!("{key} that is not a list: {other}")),
+        }
     };
     let mut command = Command::new(runtime_command(runtime));
-    if let Some(env) = spec["env"].as_object() {
-        for (name, value) in env {
-            let value = value.as_str().ok_or("an env value that is not a string")?;
-            command.arg("--env").arg(format!("{name}={value}"));
+    match spec.get("env") {
+        None => {}
+        Some(Value::Object(env)) => {
+            for (name, value) in env {
+                let value = text(value, "an env value")?;
+                command.arg("--env").arg(format!("{name}={value}"));
+            }
         }
+        Some(other) => return Err(format!("env that is not an object: {other}")),
     }
-    if let Some(fixture) = spec["root"].as_str() {
+    if let Some(fixture) = spec.get("root") {
         let copy = scratch.join("root");
-        copy_tree(&wasm.with_file_name(fixture), &copy);
+        copy_tree(&wasm.with_file_name(text(fixture, "root")?), &copy);
         command.arg("--dir").arg(format!("/:{}", copy.display()));
     }
-    command.arg(wasm);
-    for arg in spec["args"].as_array().into_iter().flatten() {
-        command.arg(arg.as_str().ok_or("an argument that is not a string")?);
+    for dir in list("dirs")? {
+        let copy = scratch.join("dirs").join(&dir);
+        copy_tree(&wasm.with_file_name(&dir), &copy);
+        command
+            .arg("--dir")
+            .arg(format!("{dir}:{}", copy.display()));
     }
+    command.arg(wasm);
+    command.args(list("args")?);
     let mut child = command
         .current_dir(scratch)
         .stdin(Stdio::piped())
@@ -141,7 +185,12 @@ fn run_test(runtime: &Runtime, wasm: &Path, scratch: &Path) -> Result<(), String
         .map_err(|_| "did not finish within 20 s".to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last: Vec<&str> = stderr.trim().lines().rev().take(3).collect();
-    let want = spec["exit_code"].as_i64().unwrap_or(0);
+    let want = match spec.get("exit_code") {
+        None => 0,
+        Some(code) => code
+            .as_i64()
+            .ok_or(format!("exit_code that is not a number: {code}"))?,
+    };
     if out.status.code().map(i64::from) != Some(want) {
         return Err(format!(
             "exit {:?}, expected {want}: {}",
@@ -149,10 +198,14 @@ fn run_test(runtime: &Runtime, wasm: &Path, scratch: &Path) -> Result<(), String
             last.join(" | ")
         ));
     }
-    if let Some(expected) = spec["stdout"].as_str() {
-        let got = String::from_utf8_lossy(&out.stdout);
-        if got.trim() != expected.trim() {
-            return Err(format!("stdout {got:.80?}, expected {expected:.80?}"));
+    // Compared trimmed at both ends: a final newline is not the point.
+    for (key, got) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        if let Some(expected) = spec.get(key) {
+            let expected = text(expected, key)?;
+            let got = String::from_utf8_lossy(got);
+            if got.trim() != expected.trim() {
+                return Err(format!("{key} {got:.80?}, expected {expected:.80?}"));
+            }
         }
     }
     Ok(())

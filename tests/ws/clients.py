@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 try:
@@ -70,8 +71,13 @@ async def fragments_and_binary():
     with raw() as s:
         assert handshake(s, name=b"poster").startswith(b"HTTP/1.1 101 ")
         blobs = [os.urandom(64 * 1024) for _ in range(3)] + [b"ok"]
-        s.sendall(b"".join(masked(0x82, b) for b in blobs))
+        # Sent while the echoes are read: the server stops reading a
+        # sender whose replies wait, which a send of it all first could
+        # then wait on.
+        sender = threading.Thread(target=s.sendall, args=(b"".join(masked(0x82, b) for b in blobs),))
+        sender.start()
         got = [p for op, p in read_frames(s, lambda frames: len([f for f in frames if f[0] == 0x2]) == 4) if op == 0x2]
+        sender.join(WAIT)
         assert got == [b"poster: " + b for b in blobs], [len(p) for p in got]
 
 

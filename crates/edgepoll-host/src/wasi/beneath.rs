@@ -36,7 +36,9 @@ pub struct Leaf {
     parent: Option<OwnedFd>,
     base: RawFd,
     /// The last component: one name, never containing `/`; `.` when the
-    /// path ends in `.` or `..` (then `parent` is the directory it names).
+    /// path ends in `.` or `..` (then `parent` is the directory it names),
+    /// and empty when it ends in `./` or `../`, which name nothing (every
+    /// call's system call then answers ENOENT, as on WasmEdge).
     pub name: CString,
 }
 
@@ -193,7 +195,8 @@ const MAX_LINKS: usize = 8;
 
 /// Splits `path` into its directory, opened beneath `base`, and its last
 /// component, as WasmEdge's lookup ends: a path that ends in `.` or `..`
-/// names a directory, which is opened whole, and the name is `.`; a link in
+/// names a directory, which is opened whole, and the name is `.` (empty
+/// with a final slash after it: see [`Leaf::name`]); a link in
 /// the last place is followed when `follow_last` says so (or a walked
 /// trailing slash does), its text taking the link's name.
 pub fn leaf(
