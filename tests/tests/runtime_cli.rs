@@ -577,12 +577,19 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     let trap_named = module_importing("env", "x: guest trapped during run");
     let guest = wasm("conformance_guest");
     on_each_runtime(|rt| {
-        let cases: [(&std::path::Path, &[&str], &[&str], i32); 13] = [
+        let cases: [(&std::path::Path, &[&str], &[&str], i32); 14] = [
             // WasmEdge's `run` subcommand, before or after options.
             (&guest, &["run"], &["exit"], 7),
             (
                 &guest,
                 &["--env", "A=1", "run", "--dir", "/x:/no/such/dir"],
+                &["exit"],
+                7,
+            ),
+            // Given twice, the last counts (a page is too few to start).
+            (
+                &guest,
+                &["--memory-page-limit", "1", "--memory-page-limit", "2000"],
                 &["exit"],
                 7,
             ),
@@ -601,7 +608,7 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
         // A module that is no module has no AOT form: the interpreter's
         // run of it is the same binary's.
         let cases = match rt {
-            Runtime::WasmEdgeAot => &cases[..11],
+            Runtime::WasmEdgeAot => &cases[..12],
             _ => &cases[..],
         };
         for &(module, flags, args, code) in cases {

@@ -26,7 +26,12 @@ struct Cli {
     /// Most 64 KiB pages each memory of the guest may grow to (as WasmEdge's
     /// flag): past it, `memory.grow` fails and the guest sees its
     /// allocator fail.
-    #[arg(long = "memory-page-limit", value_name = "PAGE_COUNT")]
+    /// Given twice, the last counts, as on WasmEdge.
+    #[arg(
+        long = "memory-page-limit",
+        value_name = "PAGE_COUNT",
+        overrides_with = "memory_page_limit"
+    )]
     memory_page_limit: Option<u64>,
     /// Let the guest open Unix domain sockets, as WasmEdge's flag does:
     /// it can then reach any socket the host's user can, by its path.
