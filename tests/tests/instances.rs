@@ -98,6 +98,17 @@ impl Host {
         self.seen.iter().filter(|(_, l)| l.contains(text)).count()
     }
 
+    /// Waits for its exit after a stop signal: 0, after one graceful stop.
+    fn stops_once_gracefully(&mut self) {
+        assert_eq!(self.exit_code(Duration::from_secs(60)), Some(0));
+        assert_eq!(
+            self.count("stopping: no new connections"),
+            1,
+            "{:#?}",
+            self.seen
+        );
+    }
+
     /// Sends it SIGTERM, as a container runtime stopping it does.
     fn terminate(&self) {
         // SAFETY: a signal to the child this test started.
@@ -377,13 +388,7 @@ fn a_signal_that_comes_twice_at_once_is_one_graceful_stop() {
     // Apart enough that the kernel does not merge them into one.
     std::thread::sleep(Duration::from_millis(30));
     host.terminate();
-    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
-    assert_eq!(
-        host.count("stopping: no new connections"),
-        1,
-        "{:#?}",
-        host.seen
-    );
+    host.stops_once_gracefully();
     assert_eq!(
         host.count("stopped before every instance had finished"),
         0,
@@ -430,13 +435,7 @@ fn a_signal_ignored_at_start_stays_ignored() {
         host.seen
     );
     host.terminate();
-    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
-    assert_eq!(
-        host.count("stopping: no new connections"),
-        1,
-        "{:#?}",
-        host.seen
-    );
+    host.stops_once_gracefully();
 }
 
 /// A second signal that comes later than that ends the host at once,
