@@ -44,11 +44,7 @@ BURST_CLIENTS = 200
 def runtimes():
     listed = [("edgepoll-host", [str(run.HOST)], FORWARD, ECHO)]
     if shutil.which("wasmedge"):
-        aot = run.TARGET / "bench-aot"
-        aot.mkdir(exist_ok=True)
-        for module in (FORWARD, ECHO):
-            subprocess.run(["wasmedge", "compile", str(module), str(aot / module.name)], check=True, capture_output=True)
-        listed.append(("WasmEdge AOT", ["wasmedge"], aot / FORWARD.name, aot / ECHO.name))
+        listed.append(("WasmEdge AOT", ["wasmedge"], run.aot(FORWARD), run.aot(ECHO)))
     return listed
 
 

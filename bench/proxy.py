@@ -34,13 +34,6 @@ TURNS = 5
 WORK = "1000000"
 
 
-def aot(module):
-    out = run.TARGET / "bench-aot" / module.name
-    out.parent.mkdir(exist_ok=True)
-    subprocess.run(["wasmedge", "compile", str(module), str(out)], check=True, capture_output=True)
-    return out
-
-
 def proxy_command(runtime, module, addr, upstreams):
     command = runtime + [str(module), "--listen", addr]
     for port in upstreams:
@@ -71,7 +64,7 @@ def proxies(upstream_port):
     listed = [("nginx (1 worker, keep-alive)", lambda port: forwarding.Nginx(port, upstream_port))]
     runtimes = [("edgepoll-host", [str(run.HOST)], PROXY)]
     if shutil.which("wasmedge"):
-        runtimes.append(("WasmEdge AOT", ["wasmedge"], aot(PROXY)))
+        runtimes.append(("WasmEdge AOT", ["wasmedge"], run.aot(PROXY)))
     for label, runtime, module in runtimes:
         def start(port, runtime=runtime, module=module):
             command = proxy_command(runtime, module, f"127.0.0.1:{port}", [upstream_port])
@@ -119,7 +112,7 @@ def across_cores():
     all under WasmEdge AOT, in turns."""
     if not shutil.which("wasmedge"):
         return None
-    backend, proxy = aot(CPU_SERVER), aot(PROXY)
+    backend, proxy = run.aot(CPU_SERVER), run.aot(PROXY)
     ports = [run.free_port(), run.free_port()]
     backends = [run.Process(["wasmedge", str(backend), f"127.0.0.1:{p}", "--work", WORK], "listening on") for p in ports]
     try:

@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+import run  # the shared helpers (aot); this directory is the script's own
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 HOST = TARGET / "release" / "edgepoll-host"
@@ -328,11 +330,7 @@ def main():
     # (label, the runtime, the echo server, the forwarder, the proxy)
     runtimes = [("edgepoll-host", [str(HOST)], WASM, FORWARD, PROXY)]
     if shutil.which("wasmedge"):
-        aot = TARGET / "bench-aot"
-        aot.mkdir(exist_ok=True)
-        for module in (WASM, FORWARD, PROXY):
-            subprocess.run(["wasmedge", "compile", str(module), str(aot / module.name)], check=True, capture_output=True)
-        runtimes.append(("WasmEdge AOT", ["wasmedge"], *(aot / m.name for m in (WASM, FORWARD, PROXY))))
+        runtimes.append(("WasmEdge AOT", ["wasmedge"], *(run.aot(m) for m in (WASM, FORWARD, PROXY))))
     else:
         print("NOTE: wasmedge is not on PATH: only edgepoll-host is soaked")
     print(f"soak seed {seed} (SOAK_SEED={seed} make soak replays it)")

@@ -140,10 +140,7 @@ def main():
         server = Nginx(directory, port)
         runtimes = [("edgepoll-host", [str(run.HOST)], CLIENT)]
         if shutil.which("wasmedge"):
-            aot = run.TARGET / "bench-aot" / "nonblock_http_client.wasm"
-            aot.parent.mkdir(exist_ok=True)
-            subprocess.run(["wasmedge", "compile", str(CLIENT), str(aot)], check=True, capture_output=True)
-            runtimes.append(("WasmEdge AOT", ["wasmedge"], aot))
+            runtimes.append(("WasmEdge AOT", ["wasmedge"], run.aot(CLIENT)))
         rows = {"native (same rustls, ring)": []}
         rows.update({label: [] for label, _, _ in runtimes})
         try:
