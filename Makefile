@@ -143,7 +143,7 @@ proxy: build
 # Two headless Chromium pages chat through ws_chat on every runtime present;
 # saves docs/chat.png (not part of make test).
 browser-check: setup build
-	@command -v chromium >/dev/null || { echo "installing chromium (headless, for the browser check)"; $(APT) update -qq && $(APT) install -y -qq chromium; }
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || { echo "installing chromium (headless, for the browser check)"; $(APT) update -qq && $(APT) install -y -qq chromium; }
 	python3 tests/browser/check.py
 
 # Mutation-fuzz the HTTP and WebSocket state machines, the response parser

@@ -20,8 +20,9 @@ trap 'rm -rf "$bundle"' EXIT
 [ -d "$layout" ] || umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
 umoci unpack --rootless --image "$layout:$tag" "$bundle/b" >/dev/null
-# Executable: crun before 1.7 runs only an entrypoint that is.
-install -m 0755 "$wasm" "$bundle/b/rootfs/$name"
+# Executable: crun before 1.7 runs only an entrypoint that is. With the
+# module's own time (-p), the layer depends on the module alone.
+install -p -m 0755 "$wasm" "$bundle/b/rootfs/$name"
 umoci repack --image "$layout:$tag" "$bundle/b"
 config=(--config.entrypoint "/$name" --architecture wasm --os wasi
   --manifest.annotation module.wasm.image/variant=compat-smart

@@ -3,13 +3,14 @@
 
 For each runtime present (edgepoll-host; WasmEdge's interpreter and AOT when
 `wasmedge` is on PATH) it starts the chat server on 127.0.0.1, opens the page
-twice (as ann and as bob), types a message into the first page with real key
-events and waits for it to appear in the second; then bob answers and ann
-sees it. Chromium is driven over its DevTools protocol (a WebSocket on
-127.0.0.1) with Python's `websockets`, so no driver binary is needed. The
-second page is saved as a PNG per runtime under target/browser-check/, and
-the one from WasmEdge (else edgepoll-host) as docs/chat.png, which the README
-shows. Every wait is bounded; exit status 0 only if every runtime passed.
+twice (as ann and as bob), puts a line into the first page's input
+(`Input.insertText`), presses Enter there (key events) and waits for the line
+to appear in the second; then bob answers and ann sees it. Chromium is
+driven over its DevTools protocol (a WebSocket on 127.0.0.1) with Python's
+`websockets`, so no driver binary is needed. The second page is saved as a
+PNG per runtime under target/browser-check/, and the one from WasmEdge (else
+edgepoll-host) as docs/chat.png, which the README shows. Every wait is
+bounded; exit status 0 only if every runtime passed.
 
 Chromium is started with its background services off and every host name but
 127.0.0.1 made unresolvable, so it contacts nothing but the local server.
@@ -19,6 +20,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +31,10 @@ try:
     from websockets.sync.client import connect
 except ImportError:
     sys.exit("Python's websockets package is missing: python3 -m pip install websockets (make setup installs it)")
+
+# Loopback only: websockets 15 and later go through a proxy named in the
+# environment unless no_proxy exempts the host (Chromium is told apart).
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "*"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/ws_chat.wasm")
@@ -107,7 +113,7 @@ class DevTools:
         return result.get("result", {}).get("value")
 
     def type_line(self, session, text):
-        """Focuses the input and types `text` and Enter as key events."""
+        """Focuses the input, inserts `text` into it and presses Enter (key events)."""
         self.evaluate(session, "document.getElementById('text').focus()")
         self.call("Input.insertText", session, text=text)
         for kind in ("keyDown", "keyUp"):
@@ -135,14 +141,26 @@ def start_chromium(profile):
         "--no-first-run", "--no-default-browser-check", "--disable-sync",
         "--disable-background-networking", "--disable-component-update",
         "--disable-domain-reliability", "--disable-default-apps", "--no-pings",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--no-proxy-server",
         "about:blank",
     ]
     browser = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     active = os.path.join(profile, "DevToolsActivePort")
-    lines = wait_for("Chromium's DevTools port", lambda: os.path.exists(active)
-                     and open(active).read().split("\n")[:2])
-    return browser, f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+
+    def port_and_path():
+        # Chromium creates the file before it writes it: both lines or wait.
+        if browser.poll() is not None:
+            raise AssertionError(f"Chromium exited with status {browser.returncode} before it listened")
+        lines = open(active).read().split("\n")[:2] if os.path.exists(active) else []
+        return lines if len(lines) == 2 and all(lines) else None
+
+    try:
+        port, path = wait_for("Chromium's DevTools port", port_and_path)
+    except BaseException:
+        browser.kill()
+        browser.wait()
+        raise
+    return browser, f"ws://127.0.0.1:{port}{path}"
 
 
 def check(runtime):
@@ -150,13 +168,20 @@ def check(runtime):
     env = dict(os.environ, EDGEPOLL_RUNTIME=runtime)
     os.makedirs(OUT, exist_ok=True)
     log = open(os.path.join(OUT, f"{runtime}-server.log"), "wb")
+    # Its own process group: the runner's children (an AOT compile, the
+    # runtime) go with it.
     server = subprocess.Popen([os.path.join(ROOT, "scripts/wasm-runner"), WASM, f"127.0.0.1:{port}"],
-                              env=env, stdout=log, stderr=log)
+                              env=env, stdout=log, stderr=log, start_new_session=True)
     profile = tempfile.mkdtemp(prefix="edgepoll-chromium-")
     browser = None
+
+    def server_listening():
+        if server.poll() is not None:
+            raise AssertionError(f"the chat server exited with status {server.returncode} before it listened")
+        return listening(port)
+
     try:
-        wait_for("the chat server listening", lambda: server.poll() is None and listening(port),
-                 timeout=120)  # AOT compiles first
+        wait_for("the chat server listening", server_listening, timeout=120)  # AOT compiles first
         browser, url = start_chromium(profile)
         with connect(url, max_size=None, open_timeout=WAIT) as ws:
             return chat(DevTools(ws), port, runtime)
@@ -164,7 +189,10 @@ def check(runtime):
         if browser:
             browser.kill()
             browser.wait()
-        server.kill()
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         server.wait()
         log.close()
         shutil.rmtree(profile, ignore_errors=True)
@@ -210,10 +238,10 @@ def main():
     for runtime in runtimes:
         try:
             shots[runtime] = check(runtime)
-            print(f"browser-check on {runtime}: a message typed on one page appeared on the other "
+            print(f"browser-check on {runtime}: a line sent from one page appeared on the other "
                   f"(both ways); screenshot {os.path.relpath(shots[runtime], ROOT)}")
-        except (AssertionError, OSError) as problem:
-            print(f"browser-check on {runtime}: FAILED: {problem} "
+        except Exception as problem:  # noqa: BLE001 (any failure is this runtime's; the others still run)
+            print(f"browser-check on {runtime}: FAILED: {type(problem).__name__}: {problem} "
                   f"(server output in target/browser-check/{runtime}-server.log)")
             failed = True
     best = shots.get("wasmedge") or shots.get("host")

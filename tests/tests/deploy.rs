@@ -110,12 +110,24 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
     assert_eq!(digests.len(), 2, "a config and one layer: {manifest}");
     let layer = layout.join("blobs/sha256").join(digests[1]);
     let listing = ok(
-        Command::new("tar").arg("-tzf").arg(&layer).output_within(),
+        Command::new("tar").arg("-tvzf").arg(&layer).output_within(),
         "tar -t",
     );
-    let mut entries: Vec<&str> = listing.lines().collect();
-    entries.sort();
-    assert_eq!(entries, [".", "poll_http_server.wasm"]);
+    // `mode owner size date time name` a line; the name is last.
+    let mut entries: Vec<(&str, &str)> = listing
+        .lines()
+        .filter_map(|line| {
+            Some((
+                line.split_whitespace().next()?,
+                line.split_whitespace().last()?,
+            ))
+        })
+        .collect();
+    entries.sort_by_key(|&(_, name)| name);
+    let names: Vec<&str> = entries.iter().map(|&(_, name)| name).collect();
+    assert_eq!(names, [".", "poll_http_server.wasm"], "{listing}");
+    // crun before 1.7 runs only an executable entrypoint.
+    assert!(entries[1].0.starts_with("-rwx"), "{listing}");
     let inside = Command::new("tar")
         .arg("-xzOf")
         .arg(&layer)
