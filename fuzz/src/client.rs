@@ -9,7 +9,7 @@
 //! tried as the target of a forwarded request), then field names and
 //! values in turn; a part left over is the body.
 
-use crate::{Rng, Target};
+use crate::{Reached, Rng, Target};
 use edgepoll::http::{Handler, Limits, Request, Response, Service, StatusCode, MAX_HEADERS};
 use edgepoll::{ClientRequest, Url};
 use std::time::Instant;
@@ -21,11 +21,19 @@ pub fn target() -> Target {
         tokens: TOKENS,
         bytes: b"\r\n: |/?#%\x00\xff\t\x7f",
         check,
+        must_reach: &[
+            "refused",
+            "read back",
+            "read back with a body",
+            "a forwarded target read back",
+        ],
     }
 }
 
 const SEEDS: &[&[u8]] = &[
     b"GET|127.0.0.1:8080/|Accept|*/*",
+    // A path first: also a forwarded request's target as it stands.
+    b"GET|/a/b?c=d|X-Trace|1",
     b"POST|localhost/echo?x=1|Content-Type|text/plain|X-Trace|7|hello",
     b"PUT|[::1]:9000/a/b|X-Raw|caf\xe9|body",
     b"OPTIONS|*|Max-Forwards|0",
@@ -78,7 +86,7 @@ impl Service for Recorder {
     }
 }
 
-fn check(input: &[u8], _: &mut Rng) -> Result<(), String> {
+fn check(input: &[u8], _: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     let parts: Vec<&[u8]> = input.split(|&b| b == b'|').collect();
     let (Some(method), Some(url)) = (parts.first(), parts.get(1)) else {
         return Ok(());
@@ -95,8 +103,11 @@ fn check(input: &[u8], _: &mut Rng) -> Result<(), String> {
         ClientRequest::new(&method, &format!("http://{url}")),
         ClientRequest::to_origin(&method, &origin, &url),
     ];
-    for request in made.into_iter().flatten() {
-        let mut request = request;
+    for (forwarded, request) in made.into_iter().enumerate() {
+        let Ok(mut request) = request else {
+            reached.mark("refused");
+            continue;
+        };
         let mut rest = parts[2..].chunks_exact(2);
         for field in rest.by_ref() {
             request.append_header_bytes(&String::from_utf8_lossy(field[0]), field[1]);
@@ -106,26 +117,56 @@ fn check(input: &[u8], _: &mut Rng) -> Result<(), String> {
             request = request.body(body.to_vec());
         }
         let Ok(wire) = request.encode() else {
+            reached.mark("refused");
             continue;
         };
-        read_back(&request, body, &wire)?;
+        if !read_back(&request, body, &wire)? {
+            reached.mark("beyond the server's limits");
+            continue;
+        }
+        reached.mark(match (forwarded == 1, body.is_empty()) {
+            (true, _) => "a forwarded target read back",
+            (false, true) => "read back",
+            (false, false) => "read back with a body",
+        });
     }
     Ok(())
 }
 
-/// Checks that the server reads `wire` as `request` (with `sent_body`), once.
-fn read_back(request: &ClientRequest, sent_body: &[u8], wire: &[u8]) -> Result<(), String> {
+/// Checks that the server reads `wire` as `request` (with `sent_body`),
+/// once: true; or false when the request is larger than the server takes
+/// (more fields, or a longer head), and the server says so (431, or 414
+/// for the request line).
+fn read_back(request: &ClientRequest, sent_body: &[u8], wire: &[u8]) -> Result<bool, String> {
     let limits = Limits {
         max_headers: MAX_HEADERS,
         ..Limits::default()
     };
     let now = Instant::now();
-    let mut server = Handler::new(limits, now);
+    let mut server = Handler::new(limits.clone(), now);
     let mut recorder = Recorder(Vec::new());
     server.receive(wire, now, &mut recorder);
     server.receive_eof(now, &mut recorder);
     let received = recorder.0;
     let shown = || String::from_utf8_lossy(wire).into_owned();
+    if received.is_empty() {
+        let head = wire
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(wire.len(), |at| at + 4);
+        let lines = wire[..head]
+            .split(|&b| b == b'\n')
+            .count()
+            .saturating_sub(2);
+        let line = wire.iter().position(|&b| b == b'\n').unwrap_or(wire.len());
+        let refused = |status: &[u8]| server.pending_output().starts_with(status);
+        let too_large = (refused(b"HTTP/1.1 431 ")
+            && (lines.saturating_sub(1) > limits.max_headers || head > limits.max_head_bytes))
+            || (refused(b"HTTP/1.1 414 ") && line > limits.max_head_bytes);
+        if too_large {
+            return Ok(false);
+        }
+    }
     let [(method, target, fields, body)] = &received[..] else {
         return Err(format!(
             "read as {} requests: {:?}",
@@ -156,5 +197,5 @@ fn read_back(request: &ClientRequest, sent_body: &[u8], wire: &[u8]) -> Result<(
     if hosts != 1 {
         return Err(format!("{hosts} Host fields: {:?}", shown()));
     }
-    Ok(())
+    Ok(true)
 }

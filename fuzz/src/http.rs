@@ -1,7 +1,7 @@
 //! The HTTP/1.1 target: requests into the [`Handler`], answered by an echo
 //! service.
 
-use crate::{cuts, Rng, Target};
+use crate::{cuts, Reached, Rng, Target};
 use edgepoll::http::{
     ChunkedDecoder, Handler, Limits, Request, Response, ResponseParser, StatusCode,
 };
@@ -10,10 +10,26 @@ use std::time::{Duration, Instant};
 pub fn target() -> Target {
     Target {
         name: "http",
-        seeds: SEEDS.iter().map(|s| s.to_vec()).collect(),
+        seeds: SEEDS
+            .iter()
+            .map(|s| s.to_vec())
+            .chain(large_bodies())
+            .collect(),
         tokens: TOKENS,
         bytes: b"\r\n: 0aZ\x00\xff;x",
         check,
+        must_reach: &[
+            "100",
+            "200",
+            "400",
+            "408",
+            "413",
+            "417",
+            "431",
+            "501",
+            "505",
+            "an echo over half the body limit",
+        ],
     }
 }
 
@@ -30,6 +46,29 @@ const SEEDS: &[&[u8]] = &[
     // reading it as a GET's).
     b"HEAD / HTTP/1.1\r\nHost: a\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
 ];
+
+/// Requests whose bodies are near the limit (1024 bytes), by length and
+/// chunked: mutations take them over it and back.
+fn large_bodies() -> Vec<Vec<u8>> {
+    let body = |n: usize| {
+        b"0123456789"
+            .iter()
+            .copied()
+            .cycle()
+            .take(n)
+            .collect::<Vec<u8>>()
+    };
+    let mut by_length = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    by_length.extend(body(1000));
+    let mut chunked = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for size in [600, 420] {
+        chunked.extend(format!("{size:x}\r\n").bytes());
+        chunked.extend(body(size));
+        chunked.extend(b"\r\n");
+    }
+    chunked.extend(b"0\r\n\r\n");
+    vec![by_length, chunked]
+}
 
 const TOKENS: &[&[u8]] = &[
     b"\r\n",
@@ -55,14 +94,29 @@ const TOKENS: &[&[u8]] = &[
     b"\xff\xfe",
 ];
 
-const STATUSES: &[u16] = &[100, 200, 400, 408, 413, 417, 431, 501, 505];
+/// The statuses the handler answers with, each named as [`Reached`] marks it.
+const STATUSES: &[(u16, &str)] = &[
+    (100, "100"),
+    (200, "200"),
+    (400, "400"),
+    (408, "408"),
+    (413, "413"),
+    (414, "414"),
+    (417, "417"),
+    (431, "431"),
+    (501, "501"),
+    (505, "505"),
+];
+
+/// The limits' body size (see [`limits`]).
+const MAX_BODY: usize = 1024;
 
 fn limits() -> Limits {
     // Small limits, so mutations reach every limit path.
     Limits {
         max_head_bytes: 256,
         max_headers: 8,
-        max_body_bytes: 1024,
+        max_body_bytes: MAX_BODY,
         max_chunk_line_bytes: 32,
         max_pending_output_bytes: 512,
         ..Limits::default()
@@ -80,10 +134,11 @@ fn echo<'a>(request: &Request<'a>) -> Response<'a> {
     }
 }
 
-/// The length of the first complete response in `bytes`. One to HEAD is
-/// bodiless: the echo's own are marked; a refusal of a HEAD ends the
-/// connection, so it is the last of the output, and closes.
-fn first_response(bytes: &[u8]) -> Option<(usize, u16)> {
+/// The first complete response in `bytes`: its length, status and
+/// Content-Length. One to HEAD is bodiless: the echo's own are marked; a
+/// refusal of a HEAD ends the connection, so it is the last of the output,
+/// and closes.
+fn first_response(bytes: &[u8]) -> Option<(usize, u16, Option<usize>)> {
     for head_only in [true, false] {
         for n in 1..=bytes.len() {
             if let Ok(Some(r)) = ResponseParser::new(head_only).feed(&bytes[..n]) {
@@ -93,7 +148,10 @@ fn first_response(bytes: &[u8]) -> Option<(usize, u16)> {
                 if head_only && r.header("x-head").is_none() && !refusal_at_end {
                     break;
                 }
-                return Some((n, r.status.as_u16()));
+                let length = r
+                    .header("content-length")
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+                return Some((n, r.status.as_u16(), length));
             }
         }
     }
@@ -101,8 +159,8 @@ fn first_response(bytes: &[u8]) -> Option<(usize, u16)> {
 }
 
 /// Feeds the pieces, draining output as a socket would; returns all output
-/// with interim 100 responses removed.
-fn feed(pieces: &[&[u8]]) -> Vec<u8> {
+/// with interim 100 responses removed, and whether there were any.
+fn feed(pieces: &[&[u8]]) -> (Vec<u8>, bool) {
     let now = Instant::now();
     let mut conn = Handler::new(limits(), now);
     let mut service = echo;
@@ -119,40 +177,69 @@ fn feed(pieces: &[&[u8]]) -> Vec<u8> {
         conn.receive(piece, now, &mut echo);
         drain(&mut conn, &mut out);
     }
-    conn.receive_eof(now, &mut echo);
-    drain(&mut conn, &mut out);
-    conn.handle_timeout(now + Duration::from_secs(3600));
-    drain(&mut conn, &mut out);
+    // The end: the client closes, then its time runs out; or, for inputs
+    // of odd length, the other way round (a request cut short then gets
+    // 408, where a close gets none).
+    let len: usize = pieces.iter().map(|p| p.len()).sum();
+    for step in [len % 2, 1 - len % 2] {
+        match step {
+            0 => conn.receive_eof(now, &mut echo),
+            _ => conn.handle_timeout(now + Duration::from_secs(3600)),
+        }
+        drain(&mut conn, &mut out);
+    }
     assert!(
         conn.is_finished(),
         "connection not finished after EOF and timeout"
     );
     let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut continued = false;
     while let Some(i) = out.windows(interim.len()).position(|w| w == interim) {
         out.drain(i..i + interim.len());
+        continued = true;
     }
-    out
+    (out, continued)
 }
 
-fn check(input: &[u8], rng: &mut Rng) -> Result<(), String> {
+fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     let [whole, halves, pieces] = cuts(input, rng);
     let whole = feed(&whole);
-    if feed(&halves) != whole {
+    // Whether a 100 goes out depends on whether the body came with the
+    // head: only the rest must agree.
+    if feed(&halves).0 != whole.0 {
         return Err(format!("output differs when split at {}", halves[0].len()));
     }
-    if feed(&pieces) != whole {
+    let (in_pieces, continued) = feed(&pieces);
+    if in_pieces != whole.0 {
         return Err("output differs when fed in small pieces".into());
     }
-    let mut remaining: &[u8] = &whole;
+    if whole.1 || continued {
+        reached.mark("100");
+    }
+    let mut remaining: &[u8] = &whole.0;
     while !remaining.is_empty() {
-        let (n, status) = first_response(remaining).ok_or_else(|| {
+        let (n, status, length) = first_response(remaining).ok_or_else(|| {
             format!(
                 "unparseable output: {:?}",
                 String::from_utf8_lossy(remaining)
             )
         })?;
-        if !STATUSES.contains(&status) {
-            return Err(format!("undocumented status {status}"));
+        let (_, name) = STATUSES
+            .iter()
+            .find(|(s, _)| *s == status)
+            .ok_or_else(|| format!("undocumented status {status}"))?;
+        reached.mark(name);
+        // An echo's body is the request's: within the limit, or refused.
+        // (An answer to HEAD may leave the length out.)
+        if let Some(length) = length.filter(|_| status == 200) {
+            if length > MAX_BODY {
+                return Err(format!(
+                    "an echo of {length} bytes: the body limit is {MAX_BODY}"
+                ));
+            }
+            if length > MAX_BODY / 2 {
+                reached.mark("an echo over half the body limit");
+            }
         }
         remaining = &remaining[n..];
     }

@@ -49,3 +49,23 @@ impl Rng {
         }
     }
 }
+
+/// The outcomes a fuzz target's inputs reached (a status answered, a
+/// refusal, a limit met), each named by the target.
+#[derive(Default)]
+pub struct Reached(std::collections::BTreeSet<&'static str>);
+
+impl Reached {
+    pub fn mark(&mut self, outcome: &'static str) {
+        self.0.insert(outcome);
+    }
+
+    /// Those of `wanted` not reached.
+    pub fn missing(&self, wanted: &[&'static str]) -> Vec<&'static str> {
+        wanted
+            .iter()
+            .copied()
+            .filter(|w| !self.0.contains(w))
+            .collect()
+    }
+}

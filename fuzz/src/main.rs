@@ -17,6 +17,12 @@
 //! - `ws`: client frames into a [`WebSocket`](edgepoll::ws::WebSocket) (and
 //!   the frame header reader on its own).
 //!
+//! Each target also names outcomes a run must reach (statuses, refusals,
+//! limits): a target that ran 20 000 inputs or more and missed one fails
+//! the run, so that a change that makes every input bounce off early (a
+//! generator that no longer gets past a parser's first line, say) cannot
+//! pass unnoticed.
+//!
 //! A failing input is written to `fuzz/crashes/`, printed escaped (to
 //! replay from a log), and the run exits 1; add such inputs to the unit
 //! tests. An input that takes more than 10 s (a state machine that never
@@ -32,7 +38,7 @@ mod http;
 mod response;
 mod ws;
 
-use edgepoll_fuzz::Rng;
+use edgepoll_fuzz::{Reached, Rng};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,9 +55,15 @@ pub struct Target {
     tokens: &'static [&'static [u8]],
     /// Single bytes worth trying in place of another.
     bytes: &'static [u8],
-    /// Checks one input; `Err` describes a failure.
-    check: fn(&[u8], &mut Rng) -> Result<(), String>,
+    /// Checks one input, marking what it reached; `Err` describes a failure.
+    check: fn(&[u8], &mut Rng, &mut Reached) -> Result<(), String>,
+    /// What a run of [`MIN_INPUTS_FOR_REACH`] inputs or more must reach.
+    must_reach: &'static [&'static str],
 }
+
+/// Inputs a target must have run before its `must_reach` is checked: a
+/// short run (a few seconds) may not get to the rarer outcomes.
+const MIN_INPUTS_FOR_REACH: u64 = 20_000;
 
 /// The ways one input is cut for feeding: whole, in two at a random offset,
 /// and in random pieces of 1 to 7 bytes. A correct state machine gives the
@@ -71,7 +83,7 @@ pub fn cuts<'a>(input: &'a [u8], rng: &mut Rng) -> [Vec<&'a [u8]>; 3] {
 fn mutate(rng: &mut Rng, target: &Target, input: &mut Vec<u8>) {
     for _ in 0..1 + rng.below(6) {
         let at = rng.below(input.len() + 1);
-        match rng.below(7) {
+        match rng.below(8) {
             0 if !input.is_empty() => {
                 let i = rng.below(input.len());
                 input[i] ^= 1 << rng.below(8);
@@ -92,6 +104,14 @@ fn mutate(rng: &mut Rng, target: &Target, input: &mut Vec<u8>) {
                 let start = rng.below(input.len());
                 let end = (start + 1 + rng.below(32)).min(input.len());
                 let piece = input[start..end].to_vec();
+                input.splice(at..at, piece);
+            }
+            // A piece repeated: inputs grow past the limits (a body, a
+            // head, a message) that the other mutations never reach.
+            6 if !input.is_empty() => {
+                let start = rng.below(input.len());
+                let end = (start + 1 + rng.below(32)).min(input.len());
+                let piece = input[start..end].repeat(1 + rng.below(128));
                 input.splice(at..at, piece);
             }
             5 => {
@@ -142,6 +162,7 @@ fn main() {
     let mut rng = Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut runs = vec![0u64; targets.len()];
+    let mut reached: Vec<Reached> = targets.iter().map(|_| Reached::default()).collect();
     let current = watchdog(seed);
     let mut turn = 0;
     while Instant::now() < deadline {
@@ -156,14 +177,17 @@ fn main() {
                 current.2.extend_from_slice(&input);
             }
             let mut check_rng = Rng::new(rng.next_u64());
-            let outcome = catch_unwind(AssertUnwindSafe(|| (target.check)(&input, &mut check_rng)))
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-                    Err(format!("panic: {}", what.unwrap_or_default()))
-                });
+            let marks = &mut reached[turn % targets.len()];
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                (target.check)(&input, &mut check_rng, marks)
+            }))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                Err(format!("panic: {}", what.unwrap_or_default()))
+            });
             runs[turn % targets.len()] += 1;
             if let Err(problem) = outcome {
                 let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes");
@@ -172,7 +196,7 @@ fn main() {
                 let file = dir.join(format!("crash-{}-{seed}-{n}.bin", target.name));
                 let _ = std::fs::write(&file, &input);
                 println!(
-                    "FAILED ({}) after {n} inputs: {problem}\ninput: b\"{}\"\nsaved to {}",
+                    "FAILED ({}, seed {seed}) after {n} inputs: {problem}\ninput: b\"{}\"\nsaved to {}",
                     target.name,
                     input.escape_ascii(),
                     file.display()
@@ -187,5 +211,29 @@ fn main() {
         .zip(&runs)
         .map(|(t, n)| format!("{n} {} inputs", t.name))
         .collect();
-    println!("{}, no failure", counts.join(", "));
+    let mut missed = Vec::new();
+    for ((target, &n), reached) in targets.iter().zip(&runs).zip(&reached) {
+        let not = reached.missing(target.must_reach);
+        match n >= MIN_INPUTS_FOR_REACH {
+            true if !not.is_empty() => missed.push(format!("{}: {}", target.name, not.join(", "))),
+            true => {}
+            false => println!(
+                "{}: too few inputs ({n}) to check that it reached {}",
+                target.name,
+                target.must_reach.join(", ")
+            ),
+        }
+    }
+    if !missed.is_empty() {
+        println!(
+            "FAILED (seed {seed}): outcomes never reached in {}: {}",
+            counts.join(", "),
+            missed.join("; ")
+        );
+        std::process::exit(1);
+    }
+    println!(
+        "{}, every outcome named reached, no failure",
+        counts.join(", ")
+    );
 }

@@ -9,8 +9,8 @@
 //! control byte but tab, or DEL, which no value may hold), the body is
 //! what the framing says and within the limit.
 
-use crate::{cuts, Rng, Target};
-use edgepoll::http::{ParsedResponse, ResponseParser};
+use crate::{cuts, Reached, Rng, Target};
+use edgepoll::http::{ParsedResponse, ResponseError, ResponseParser};
 
 pub fn target() -> Target {
     Target {
@@ -19,6 +19,18 @@ pub fn target() -> Target {
         tokens: TOKENS,
         bytes: b"\r\n: 0aZ\x00\xff;x\t",
         check,
+        must_reach: &[
+            "a response by length",
+            "a chunked response",
+            "a response until the close",
+            "a body over half the limit",
+            "malformed head",
+            "head too large",
+            "framing",
+            "bad chunked",
+            "body too large",
+            "truncated",
+        ],
     }
 }
 
@@ -73,16 +85,46 @@ type Parsed = (u16, String, Vec<(String, Vec<u8>)>, Vec<u8>);
 /// the connection could carry another, or an error. Feeding stops at the
 /// first complete response, as a client does; whether more bytes followed
 /// it (which leaves the connection unusable) is judged from the pieces.
-fn read(pieces: &[&[u8]], to_head: bool) -> Result<(Parsed, bool), ()> {
+fn read(pieces: &[&[u8]], to_head: bool) -> Result<(Parsed, bool), &'static str> {
     let mut parser = ResponseParser::new(to_head).with_max_body(MAX_BODY);
     for (i, piece) in pieces.iter().enumerate() {
-        if let Some(response) = parser.feed(piece).map_err(drop)? {
+        if let Some(response) = parser.feed(piece).map_err(refusal)? {
             let more = pieces[i + 1..].iter().any(|p| !p.is_empty());
             return Ok((parts(response), parser.is_reusable() && !more));
         }
     }
-    let response = parser.finish().map_err(drop)?;
+    let response = parser.finish().map_err(refusal)?;
     Ok((parts(response), parser.is_reusable()))
+}
+
+/// A refusal's kind, as [`Reached`] names it.
+fn refusal(error: ResponseError) -> &'static str {
+    match error {
+        ResponseError::MalformedHead => "malformed head",
+        ResponseError::HeadTooLarge => "head too large",
+        ResponseError::Framing(_) => "framing",
+        ResponseError::InvalidChunked(_) => "bad chunked",
+        ResponseError::BodyTooLarge => "body too large",
+        ResponseError::Truncated => "truncated",
+        ResponseError::UnexpectedSwitch => "unexpected switch",
+        // The enum is non-exhaustive: a kind added later is none of these.
+        _ => "another refusal",
+    }
+}
+
+/// How a response that was read was framed, as [`Reached`] names it.
+fn framing((_, _, headers, body): &Parsed) -> &'static str {
+    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    match (
+        has("transfer-encoding"),
+        has("content-length"),
+        body.is_empty(),
+    ) {
+        (true, _, _) => "a chunked response",
+        (false, true, _) => "a response by length",
+        (false, false, false) => "a response until the close",
+        (false, false, true) => "a bodiless response",
+    }
 }
 
 fn parts(response: ParsedResponse) -> Parsed {
@@ -146,23 +188,36 @@ fn safe_to_pass_on((status, reason, headers, body): &Parsed, to_head: bool) -> R
     Ok(())
 }
 
-fn check(input: &[u8], rng: &mut Rng) -> Result<(), String> {
+fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     for to_head in [false, true] {
         let [whole, halves, pieces] = cuts(input, rng);
         let whole = read(&whole, to_head);
-        if read(&halves, to_head) != whole {
+        // Which refusal may depend on the cut (a head is parsed again only
+        // when a line ends, so a bad line that never ends is refused for
+        // its size when it comes in pieces): that it is one may not.
+        let same = |other: Result<(Parsed, bool), &str>| {
+            other.as_ref().map_err(drop) == whole.as_ref().map_err(drop)
+        };
+        if !same(read(&halves, to_head)) {
             return Err(format!(
                 "outcome differs when split at {} (HEAD: {to_head})",
                 halves[0].len()
             ));
         }
-        if read(&pieces, to_head) != whole {
+        if !same(read(&pieces, to_head)) {
             return Err(format!(
                 "outcome differs when fed in small pieces (HEAD: {to_head})"
             ));
         }
-        if let Ok((parsed, _)) = &whole {
-            safe_to_pass_on(parsed, to_head)?;
+        match &whole {
+            Ok((parsed, _)) => {
+                safe_to_pass_on(parsed, to_head)?;
+                reached.mark(framing(parsed));
+                if parsed.3.len() > MAX_BODY / 2 {
+                    reached.mark("a body over half the limit");
+                }
+            }
+            Err(refused) => reached.mark(refused),
         }
     }
     Ok(())

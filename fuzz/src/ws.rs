@@ -1,7 +1,7 @@
 //! The WebSocket target: client frames into a [`WebSocket`], its messages
 //! echoed back once the input is spent.
 
-use crate::{cuts, Rng, Target};
+use crate::{cuts, Reached, Rng, Target};
 use edgepoll::ws::frame::{read_header, write_masked_frame, Opcode};
 use edgepoll::ws::{Message, WebSocket, WsLimits};
 use std::time::Instant;
@@ -18,6 +18,13 @@ pub fn target() -> Target {
             0x00, 0x01, 0x7e, 0x7f, 0x80, 0x81, 0x82, 0x88, 0x89, 0x8a, 0xc0, 0xff,
         ],
         check,
+        must_reach: &[
+            "a message",
+            "close 1000",
+            "close 1002",
+            "close 1007",
+            "close 1009",
+        ],
     }
 }
 
@@ -219,7 +226,7 @@ fn settled(outcome: &Outcome) -> (Outcome, Option<Vec<u8>>) {
     (settled, last_pong)
 }
 
-fn check(input: &[u8], rng: &mut Rng) -> Result<(), String> {
+fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     let [whole, halves, pieces] = cuts(input, rng);
     let whole = feed(&whole);
     let settled_whole = settled(&whole);
@@ -241,6 +248,16 @@ fn check(input: &[u8], rng: &mut Rng) -> Result<(), String> {
         }
     }
     check_output(&whole)?;
+    if !whole.messages.is_empty() {
+        reached.mark("a message");
+    }
+    match whole.close_code {
+        Some(1000) => reached.mark("close 1000"),
+        Some(1002) => reached.mark("close 1002"),
+        Some(1007) => reached.mark("close 1007"),
+        Some(1009) => reached.mark("close 1009"),
+        _ => {}
+    }
     // The header reader on its own: any bytes, no panic, a length in bounds.
     if let Ok(Some(header)) = read_header(input) {
         if header.header_len > input.len() || ![2, 4, 6, 8, 10, 14].contains(&header.header_len) {
