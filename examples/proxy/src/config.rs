@@ -191,8 +191,34 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
             upstreams.len()
         ));
     }
+    if let Some(own) = upstreams.iter().find(|u| is_own_address(u, config.listen)) {
+        let host = match own.host.contains(':') {
+            true => format!("[{}]", own.host),
+            false => own.host.clone(),
+        };
+        return Err(format!(
+            "--upstream {host}:{} is where the proxy listens: each request would come back to it",
+            own.port
+        ));
+    }
     config.upstreams = upstreams;
     Ok(Command::Run(config))
+}
+
+/// Whether `url` names the address the proxy listens on, as written: the
+/// same IP, or a loopback one (or `localhost`) where it listens on all
+/// addresses or on loopback, with the same port. (A name that resolves to
+/// it, or another of the machine's own addresses, is not seen.)
+fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
+    let everywhere = listen.ip().is_unspecified();
+    let local = everywhere || listen.ip().is_loopback();
+    url.port == listen.port()
+        && match url.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                ip == listen.ip() || (everywhere && (ip.is_loopback() || ip.is_unspecified()))
+            }
+            Err(_) => local && same_host(&url.host, "localhost"),
+        }
 }
 
 /// `host:port`, `host`, `http://host[:port][/]` or `https://...` (the
@@ -246,6 +272,19 @@ mod tests {
         match parse(args.iter().map(|a| a.to_string()))? {
             Command::Run(config) => Ok(config),
             Command::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn an_upstream_on_the_same_port_elsewhere_is_no_loop() {
+        for (listen, upstream) in [
+            ("127.0.0.1:8080", "127.0.0.2:8080"),
+            ("127.0.0.1:8080", "[::1]:8080"),
+            ("0.0.0.0:8080", "192.0.2.1:8080"),
+            ("0.0.0.0:8080", "backend:8080"),
+        ] {
+            let config = run(&["--listen", listen, "--upstream", upstream]);
+            assert!(config.is_ok(), "{listen} {upstream}: {config:?}");
         }
     }
 
@@ -425,6 +464,34 @@ mod tests {
                 "--trust-forwarded takes no value",
             ),
             (&many_upstreams[..], "at most 64 --upstream, not 65"),
+            (
+                &["--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:8080"][..],
+                "--upstream 127.0.0.1:8080 is where the proxy listens",
+            ),
+            (
+                &[
+                    "--listen",
+                    "0.0.0.0:8080",
+                    "--upstream",
+                    "http://LocalHost.:8080/",
+                ][..],
+                "is where the proxy listens",
+            ),
+            (
+                &[
+                    "--listen",
+                    "[::]:8080",
+                    "--upstream",
+                    "127.0.0.1:81",
+                    "--upstream",
+                    "[::1]:8080",
+                ][..],
+                "--upstream [::1]:8080 is where the proxy listens",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--upstream", "--trust-forwarded"][..],
+                "--upstream --trust-forwarded: invalid host",
+            ),
         ] {
             let error = run(args).unwrap_err();
             assert!(error.contains(says), "{args:?}: {error}");
