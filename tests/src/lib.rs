@@ -199,29 +199,34 @@ pub fn host_runtime() -> Runtime {
     Runtime::Host(target_dir().join("release/edgepoll-host"))
 }
 
+/// `wasmedge --version`'s output, if it ran and succeeded within 30 s
+/// (`None` without a working one).
+fn wasmedge_probe() -> Option<&'static str> {
+    static VERSION: OnceLock<Option<String>> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let child = Command::new("wasmedge")
+                .arg("--version")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let out = finish_within(child, Duration::from_secs(30)).ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        })
+        .as_deref()
+}
+
 /// `wasmedge --version`'s output (empty without one).
 fn wasmedge_version() -> &'static str {
-    static VERSION: OnceLock<String> = OnceLock::new();
-    VERSION.get_or_init(|| {
-        Command::new("wasmedge")
-            .arg("--version")
-            .stderr(Stdio::null())
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-            .unwrap_or_default()
-    })
+    wasmedge_probe().unwrap_or_default()
 }
 
 fn wasmedge_on_path() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        Command::new("wasmedge")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    wasmedge_probe().is_some()
 }
 
 /// Every runtime present: edgepoll-host always; WasmEdge's interpreter and
@@ -233,6 +238,11 @@ pub fn all_runtimes() -> Vec<Runtime> {
         all.push(Runtime::WasmEdge);
         all.push(Runtime::WasmEdgeAot);
     }
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    assert!(
+        !(ci && std::env::var_os("EDGEPOLL_RUNTIME").is_some()),
+        "CI=true runs every runtime present: unset EDGEPOLL_RUNTIME (.ci/run does)"
+    );
     match std::env::var("EDGEPOLL_RUNTIME").as_deref() {
         Ok("host") => all.retain(|r| matches!(r, Runtime::Host(_))),
         Ok("wasmedge") => all.retain(|r| *r == Runtime::WasmEdge),
@@ -251,7 +261,7 @@ pub fn all_runtimes() -> Vec<Runtime> {
     // to one runtime on purpose asks for no other.)
     let narrowed = std::env::var_os("EDGEPOLL_RUNTIME").is_some();
     assert!(
-        wasmedge_on_path() || narrowed || std::env::var("CI").as_deref() != Ok("true"),
+        wasmedge_on_path() || narrowed || !ci,
         "CI=true but no working wasmedge on PATH: install WasmEdge 0.14.1 (../shared/wasmedge, or $WASMEDGE_DIR)"
     );
     if !wasmedge_on_path() {
@@ -763,15 +773,28 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// The most [`exchange_until_close`] reads before it fails: far more than
+/// any test's answer, a bound for a server that never stops sending.
+const MAX_EXCHANGE_BYTES: usize = 64 << 20;
+
 /// Sends raw bytes and reads until the server closes (a reset counts: a
 /// server may reset a client that sent more than it read); fails if it has
-/// not within 10 s.
+/// not within 10 s of silence or 60 s in all, or has sent more than 64 MiB.
 pub fn exchange_until_close(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     let mut stream = connect(addr);
     let _ = stream.write_all(request);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut out = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero() && out.len() <= MAX_EXCHANGE_BYTES,
+            "the server did not close the connection within 60 s and 64 MiB: {} bytes, starting {:?}",
+            out.len(),
+            String::from_utf8_lossy(&out[..out.len().min(512)])
+        );
+        let _ = stream.set_read_timeout(Some(left.min(Duration::from_secs(10))));
         match stream.read(&mut chunk) {
             Ok(0) => return out,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
@@ -785,11 +808,17 @@ pub fn exchange_until_close(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Reads exactly one response (Content-Length framed) from the stream.
+/// Reads exactly one response (Content-Length framed) from the stream,
+/// whose head may be 64 KiB at the most.
 pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
+        assert!(
+            buf.len() < 64 << 10,
+            "a response head over 64 KiB: {:?}",
+            String::from_utf8_lossy(&buf[..512])
+        );
         let n = stream.read(&mut byte).expect("response head arrives");
         assert!(
             n > 0,
@@ -860,9 +889,17 @@ impl Drop for TempPath {
 }
 
 /// Runs `curl` with arguments; fails with install advice when curl is missing.
+/// Never through a proxy the environment names: tests talk to loopback only.
 pub fn curl(args: &[&str]) -> Output {
     Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "30"])
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "30",
+            "--noproxy",
+            "*",
+        ])
         .args(args)
         .output()
         .unwrap_or_else(|e| {

@@ -5,7 +5,7 @@
 //! that answers garbage.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -150,35 +150,52 @@ pub struct SServer {
 
 impl SServer {
     pub fn start(pki: &Pki, name: &str, extra: &[&str]) -> SServer {
-        for _attempt in 0..5 {
-            let port = crate::free_port();
-            let child = Command::new("openssl")
-                .arg("s_server")
-                .args(["-accept", &format!("127.0.0.1:{port}")])
-                .args(["-cert", &pki.path(&format!("{name}.pem"))])
-                .args(["-key", &pki.path(&format!("{name}.key"))])
-                .args(["-www", "-quiet", "-naccept", "1000"])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("openssl s_server starts");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut server = SServer { addr, child };
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(10) {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-                    return server;
-                }
-                if matches!(server.child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = server.child.kill();
-        }
-        panic!("openssl s_server did not start in 5 attempts");
+        let mut child = Command::new("openssl")
+            .arg("s_server")
+            .args(["-accept", "127.0.0.1:0"])
+            .args(["-cert", &pki.path(&format!("{name}.pem"))])
+            .args(["-key", &pki.path(&format!("{name}.key"))])
+            .args(["-www", "-naccept", "1000"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts");
+        let said = child.stdout.take();
+        // Killed on drop from here on, whatever fails.
+        let mut server = SServer {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child,
+        };
+        server.addr = accepting(said, |lines| lines.for_each(drop));
+        server
+    }
+}
+
+/// The address `openssl s_server -accept 127.0.0.1:0` listens on, from the
+/// first line it prints once it does (`ACCEPT 127.0.0.1:PORT`): so the
+/// port is its own, never one another process took in between. A thread
+/// reads its output, then hands the lines after that one to `rest` (it
+/// reads them all, so that the server never waits on a full pipe).
+fn accepting(
+    said: Option<std::process::ChildStdout>,
+    rest: impl FnOnce(&mut dyn Iterator<Item = String>) + Send + 'static,
+) -> SocketAddr {
+    use std::io::BufRead;
+    let (tell, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(said) = said else { return };
+        let mut lines = std::io::BufReader::new(said).lines().map_while(Result::ok);
+        let addr = lines
+            .by_ref()
+            .find_map(|line| line.strip_prefix("ACCEPT ")?.parse::<SocketAddr>().ok());
+        let _ = tell.send(addr);
+        rest(&mut lines);
+    });
+    match told.recv_timeout(Duration::from_secs(10)) {
+        Ok(Some(addr)) => addr,
+        _ => panic!("openssl s_server did not say within 10 s that it listens"),
     }
 }
 
@@ -199,10 +216,9 @@ pub struct KeyUpdater {
 
 impl KeyUpdater {
     pub fn start(pki: &Pki) -> KeyUpdater {
-        let port = crate::free_port();
         let mut child = Command::new("openssl")
             .arg("s_server")
-            .args(["-accept", &format!("127.0.0.1:{port}"), "-tls1_3"])
+            .args(["-accept", "127.0.0.1:0", "-tls1_3"])
             .args([
                 "-cert",
                 &pki.path("good.pem"),
@@ -215,13 +231,14 @@ impl KeyUpdater {
             .spawn()
             .expect("openssl s_server starts");
         let (mut commands, said) = (child.stdin.take(), child.stdout.take());
-        std::thread::spawn(move || {
-            use std::io::BufRead;
+        // Killed on drop from here on, whatever fails.
+        let mut server = KeyUpdater {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child,
+        };
+        server.addr = accepting(said, move |mut lines| {
             // s_server shows what the client sent: the request's line.
-            let Some(said) = said else { return };
-            let asked = std::io::BufReader::new(said)
-                .lines()
-                .any(|line| line.is_ok_and(|l| l.starts_with("GET ")));
+            let asked = Iterator::any(&mut lines, |l| l.starts_with("GET "));
             // A command is a letter alone on a line, read once connected.
             for _ in 0..40 {
                 std::thread::sleep(Duration::from_millis(300));
@@ -232,18 +249,9 @@ impl KeyUpdater {
                     break;
                 }
             }
+            lines.for_each(drop);
         });
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let started = Instant::now();
-        // Not probed by connecting: a probe would be its one connection.
-        while std::net::TcpListener::bind(addr).is_ok() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "s_server listens"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        KeyUpdater { addr, child }
+        server
     }
 }
 

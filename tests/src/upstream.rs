@@ -620,9 +620,13 @@ impl Nginx {
         let root = dir.join("root");
         std::fs::create_dir_all(&root).expect("nginx root");
         // A port found free may be taken before nginx binds it: then nginx
-        // exits, and it is started again on another.
+        // tries again for 2.5 s and exits, and it is started again on
+        // another. It writes its pid file only once it listens, so the file
+        // tells this nginx from another listener on the port.
+        let pid_file = dir.join("nginx.pid");
         for _ in 0..5 {
             let port = crate::free_port();
+            let _ = std::fs::remove_file(&pid_file);
             let conf = format!(
                 "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n\
     events {{ worker_connections 1024; }}\n\
@@ -651,15 +655,16 @@ impl Nginx {
             let started = std::time::Instant::now();
             let exited = |child: &mut std::process::Child| matches!(child.try_wait(), Ok(Some(_)));
             let mut listening = false;
+            let written = || std::fs::metadata(&pid_file).is_ok_and(|m| m.len() > 0);
             while started.elapsed() < Duration::from_secs(10) && !exited(&mut child) {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+                if written()
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+                {
                     listening = true;
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            // What answered must be this nginx, still running.
-            std::thread::sleep(Duration::from_millis(100));
             if listening && !exited(&mut child) {
                 return Nginx {
                     addr,

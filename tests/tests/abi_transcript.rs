@@ -88,10 +88,21 @@ fn calls(transcript: &str) -> usize {
         .count()
 }
 
+/// Whether this run records tests/golden (`EDGEPOLL_RECORD_TRANSCRIPT`)
+/// instead of comparing with it: never under CI, which must compare.
+fn recording() -> bool {
+    let recording = std::env::var_os("EDGEPOLL_RECORD_TRANSCRIPT").is_some();
+    assert!(
+        !(recording && std::env::var("CI").as_deref() == Ok("true")),
+        "CI=true compares with tests/golden: unset EDGEPOLL_RECORD_TRANSCRIPT (.ci/run does)"
+    );
+    recording
+}
+
 #[test]
 fn the_socket_abi_transcript_is_identical_on_every_runtime() {
     let runtimes = all_runtimes();
-    let recording = std::env::var_os("EDGEPOLL_RECORD_TRANSCRIPT").is_some();
+    let recording = recording();
     for program in PROGRAMS {
         let runs: Vec<(&Runtime, Run)> = runtimes
             .iter()
@@ -359,7 +370,7 @@ fn the_filesystem_transcript_is_identical_and_no_guest_leaves_its_directory() {
         .find(|(rt, _, _)| !matches!(rt, Runtime::Host(_)));
     let truth = match reference {
         Some((wasmedge, transcript, _)) => {
-            if std::env::var_os("EDGEPOLL_RECORD_TRANSCRIPT").is_some() {
+            if recording() {
                 std::fs::write(&golden_path, transcript).expect("write the recorded transcript");
             } else {
                 assert_same(&recorded, "recorded", transcript, wasmedge.name(), "abi_transcript files: tests/golden is out of date (re-record: EDGEPOLL_RECORD_TRANSCRIPT=1 with wasmedge on PATH)");

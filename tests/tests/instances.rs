@@ -78,14 +78,40 @@ impl Host {
 
     /// Waits (at most 60 s) until `count` lines containing `text` were seen.
     fn wait_for(&mut self, text: &str, count: usize) {
+        assert!(self.wait_for_unless(text, count, None));
+    }
+
+    /// [`wait_for`](Self::wait_for), unless a line containing `unless` comes
+    /// first: then false.
+    fn wait_for_unless(&mut self, text: &str, count: usize, unless: Option<&str>) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.count(text) < count {
+            if unless.is_some_and(|unless| self.count(unless) > 0) {
+                return false;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
                 Err(_) => panic!("no {count} lines with {text:?} in 60 s: {:#?}", self.seen),
             }
         }
+        true
+    }
+
+    /// The host running `args(addr)` for an address on a port found free,
+    /// once `instances` instances listen there. Instances share one port,
+    /// so it cannot be port 0; a port taken between its finding and the
+    /// host's bind (the server says so) is given up for another.
+    fn on_free_port(instances: usize, args: impl Fn(&str) -> Vec<String>) -> (Host, String) {
+        for _ in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let args = args(&addr);
+            let mut host = Host::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            if host.wait_for_unless("listening on", instances, Some("already in use")) {
+                return (host, addr);
+            }
+        }
+        panic!("no free port was still free when the host bound it, 5 times");
     }
 
     fn collect(&mut self) {
@@ -132,13 +158,12 @@ impl Host {
     /// `module` as `instances` instances on a free port, with a grace of
     /// `grace` seconds, once they listen; and the port.
     fn serving(module: &str, instances: usize, grace: u32) -> (Host, String) {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let module = wasm(module);
+        let module = wasm(module).to_string_lossy().into_owned();
         let (count, grace) = (instances.to_string(), grace.to_string());
-        let args = ["--instances", &count, "--grace", &grace];
-        let mut host = Host::start(&[&args[..], &[&module.to_string_lossy(), &addr]].concat());
-        host.wait_for("listening on", instances);
-        (host, addr)
+        Host::on_free_port(instances, |addr| {
+            let args = ["--instances", &count, "--grace", &grace, &module, addr];
+            args.map(String::from).to_vec()
+        })
     }
 
     /// Waits (at most `limit`) for the host to exit; its code.
@@ -195,11 +220,12 @@ fn echo_once(addr: &str) -> bool {
 
 #[test]
 fn two_instances_share_a_port_and_one_that_exits_is_started_again() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
     let module = wasm("poll_http_server");
     let module = module.to_string_lossy();
-    let mut host = Host::start(&["--instances", "2", &module, &addr, "--exit-after", "100"]);
+    let (mut host, addr) = Host::on_free_port(2, |addr| {
+        let args = ["--instances", "2", &module, addr, "--exit-after", "100"];
+        args.map(String::from).to_vec()
+    });
     host.wait_for("[0] listening on", 1);
     host.wait_for("[1] listening on", 1);
     // Each instance exits after 100 requests: 1000 spread over both make
@@ -515,18 +541,19 @@ fn with_restart_no_the_host_exits_with_the_worst_code() {
 
     let echo = wasm("poll_http_server");
     let echo = echo.to_string_lossy();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut host = Host::start(&[
-        "--instances",
-        "2",
-        "--restart",
-        "no",
-        &echo,
-        &addr,
-        "--exit-after",
-        "1",
-    ]);
-    host.wait_for("listening on", 2);
+    let (mut host, addr) = Host::on_free_port(2, |addr| {
+        let args = [
+            "--instances",
+            "2",
+            "--restart",
+            "no",
+            &echo,
+            addr,
+            "--exit-after",
+            "1",
+        ];
+        args.map(String::from).to_vec()
+    });
     let mut answered = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     while host.child.try_wait().expect("wait works").is_none() {
