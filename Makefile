@@ -150,8 +150,8 @@ browser-check: setup build
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || { echo "installing chromium (headless, for the browser check)"; $(APT) update -qq && $(APT) install -y -qq chromium; }
 	python3 tests/browser/check.py
 
-# Mutation-fuzz the HTTP and WebSocket state machines, the response parser
-# and the client's requests, then edgepoll-host's
+# Mutation-fuzz the HTTP and WebSocket state machines, the response parser,
+# the client's requests and the reading of DNS answers, then edgepoll-host's
 # imports (random arguments and memory, a canary directory), for FUZZ_SECONDS
 # each (make test runs both for 20 s with a fixed seed).
 fuzz: setup-build

@@ -15,7 +15,9 @@
 //! - `client`: requests built by the [`ClientRequest`](edgepoll::ClientRequest)
 //!   from any method, URL, fields and body, read back by the server's parser;
 //! - `ws`: client frames into a [`WebSocket`](edgepoll::ws::WebSocket) (and
-//!   the frame header reader on its own).
+//!   the frame header reader on its own);
+//! - `dns`: datagrams into the resolver's reading of an answer to its query
+//!   (through the `fuzzing` feature's hooks).
 //!
 //! Each target also names outcomes a run must reach (statuses, refusals,
 //! limits): a target that ran 20 000 inputs or more and missed one fails
@@ -34,6 +36,7 @@
 //! (`src/bin/host_imports.rs` is the other fuzzer: edgepoll-host's imports.)
 
 mod client;
+mod dns;
 mod http;
 mod response;
 mod ws;
@@ -155,6 +158,7 @@ fn main() {
         response::target(),
         client::target(),
         ws::target(),
+        dns::target(),
     ];
     let names: Vec<_> = targets.iter().map(|t| t.name).collect();
     println!("fuzzing {} for {seconds} s (seed {seed})", names.join(", "));

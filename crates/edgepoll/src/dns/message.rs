@@ -19,13 +19,15 @@ const MAX_CNAME_HOPS: usize = 8;
 /// up to the square of its length (80 ms natively for 64 KiB of them, far
 /// longer under an interpreter, with every connection waiting); at 16 KiB
 /// it is a sixteenth of that.
-pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024;
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
 /// The record type asked for: one query per family, as servers answer
 /// only one question per message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Family {
+pub enum Family {
+    /// IPv4: an `A` question.
     V4,
+    /// IPv6: an `AAAA` question.
     V6,
 }
 
@@ -65,12 +67,20 @@ pub(crate) fn query(id: u16, name: &Name, family: Family) -> Vec<u8> {
 
 /// What one answer says about our question.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Answer {
+pub enum Answer {
     /// The addresses (possibly none: the name exists without this type),
     /// and for how long they may be kept.
-    Addresses { addrs: Vec<IpAddr>, ttl: u32 },
+    Addresses {
+        /// In the answer's order, each once.
+        addrs: Vec<IpAddr>,
+        /// Seconds.
+        ttl: u32,
+    },
     /// NXDOMAIN, kept for `ttl` (the zone's negative TTL, 0 without one).
-    NoSuchName { ttl: u32 },
+    NoSuchName {
+        /// Seconds.
+        ttl: u32,
+    },
     /// The answer did not fit a datagram: ask again over TCP.
     Truncated,
     /// The server could not answer (SERVFAIL, REFUSED, ...).
@@ -86,7 +96,7 @@ pub(crate) enum Answer {
 
 /// Why a datagram is not an answer to the query `id` for `name`.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum NotAnswer {
+pub enum NotAnswer {
     /// Not a DNS message at all, or cut short.
     Malformed,
     /// Longer than [`MAX_ANSWER_BYTES`]: not read.

@@ -201,5 +201,32 @@ fn parse_server(value: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// What edgepoll-fuzz reaches of the resolver: the reading of an answer,
+/// which a server (or anyone who can send a datagram to the socket) writes.
+/// Not an API: only with the `fuzzing` feature, and free to change.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::message::{Answer, Family, NotAnswer, MAX_ANSWER_BYTES};
+
+    /// The query edgepoll sends for `host`, or `None` for no host name.
+    pub fn query(id: u16, host: &str, family: Family) -> Option<Vec<u8>> {
+        let name = super::message::parse_name(host).ok()?;
+        Some(super::message::query(id, &name, family))
+    }
+
+    /// `bytes` read as the answer to query `id` for `host` and `family`, or
+    /// `None` for no host name.
+    pub fn read_answer(
+        bytes: &[u8],
+        id: u16,
+        host: &str,
+        family: Family,
+    ) -> Option<Result<Answer, NotAnswer>> {
+        let name = super::message::parse_name(host).ok()?;
+        Some(super::message::read_answer(bytes, id, &name, family))
+    }
+}
+
 #[cfg(test)]
 mod tests;
