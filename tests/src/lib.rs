@@ -143,12 +143,13 @@ fn aot_module(wasm: &Path) -> PathBuf {
     let out = dir.join(format!("{stem}-{:016x}.wasm", hasher.finish()));
     if !out.exists() {
         std::fs::create_dir_all(&dir).expect("create target/wasmedge-aot");
-        let partial = out.with_extension(format!("partial{}", std::process::id()));
+        // Removed however the compile ends (renamed away when it succeeds).
+        let partial = TempPath(out.with_extension(format!("partial{}", std::process::id())));
         let result = output_bounded(
             Command::new("wasmedge")
                 .arg("compile")
                 .arg(wasm)
-                .arg(&partial),
+                .arg(&partial.0),
             Duration::from_secs(600),
         );
         assert!(
@@ -157,7 +158,7 @@ fn aot_module(wasm: &Path) -> PathBuf {
             wasm.display(),
             String::from_utf8_lossy(&result.stderr)
         );
-        std::fs::rename(&partial, &out).expect("move the compiled module in place");
+        std::fs::rename(&partial.0, &out).expect("move the compiled module in place");
     }
     compiled.insert(wasm.to_path_buf(), out.clone());
     out

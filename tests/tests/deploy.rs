@@ -4,7 +4,7 @@
 //! `kubernetes-validate`). No cluster is reachable from here; what a cluster
 //! needs is in the README's deployment section.
 
-use edgepoll_tests::{root, wasm};
+use edgepoll_tests::{root, wasm, TempPath};
 use std::process::{Command, Output};
 
 /// A command run to its end within 600 s (a runtime or tool that hangs
@@ -61,7 +61,8 @@ fn ok(out: Output, what: &str) -> String {
 #[test]
 fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_annotation() {
     let module = wasm("poll_http_server");
-    let layout = std::env::temp_dir().join(format!("edgepoll-oci-{}", std::process::id()));
+    let layout =
+        TempPath(std::env::temp_dir().join(format!("edgepoll-oci-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&layout);
     tool("umoci", "apt-get install umoci");
     ok(
@@ -138,7 +139,6 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
         "the layer's module differs from {}",
         module.display()
     );
-    let _ = std::fs::remove_dir_all(&layout);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! present; traps and bad modules as edgepoll-host reports them.
 
 use edgepoll_tests::{
-    free_port, host_runtime, module_importing, on_each_runtime, run_wasm, wasm, Runtime,
+    free_port, host_runtime, module_importing, on_each_runtime, run_wasm, wasm, Runtime, TempPath,
 };
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -752,12 +752,13 @@ fn a_memory_exported_under_another_name_is_the_guest_s_memory() {
         ),
     ]
     .concat();
-    let path = std::env::temp_dir().join(format!("edgepoll-mem-name-{}.wasm", std::process::id()));
+    let path = TempPath(
+        std::env::temp_dir().join(format!("edgepoll-mem-name-{}.wasm", std::process::id())),
+    );
     std::fs::write(&path, module).expect("write");
     on_each_runtime(|rt| {
         let out = rt.command_with(&path, &[]).output_within();
         assert_eq!(out.status.code(), Some(0), "{}", rt.name());
         assert_eq!(out.stdout, b"hi", "{}", rt.name());
     });
-    let _ = std::fs::remove_file(&path);
 }

@@ -4,7 +4,7 @@
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, exchange_until_close,
     on_each_runtime, on_each_runtime_alone, read_response, run_wasm, start_command, start_server,
-    wasm,
+    wasm, TempPath,
 };
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -53,7 +53,8 @@ fn get_root_prints_usage() {
 fn binary_bodies_of_every_size_come_back_identical() {
     on_each_runtime(|rt| {
         let server = start_server(rt, &[]);
-        let dir = std::env::temp_dir().join(format!("edgepoll-e2e-{}", std::process::id()));
+        let dir =
+            TempPath(std::env::temp_dir().join(format!("edgepoll-e2e-{}", std::process::id())));
         std::fs::create_dir_all(&dir).expect("temp dir");
         for (i, size) in [0usize, 1, 64 * 1024, 8 * 1024 * 1024]
             .into_iter()
@@ -75,7 +76,6 @@ fn binary_bodies_of_every_size_come_back_identical() {
             assert_eq!(out.stdout.len(), size, "length for {size} bytes");
             assert!(out.stdout == body, "{size} bytes came back altered");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     });
 }
 
@@ -84,7 +84,8 @@ fn expect_100_continue_does_not_wait_a_second() {
     on_each_runtime(|rt| {
         let server = start_server(rt, &[]);
         let body = random_bytes(2 * 1024 * 1024, 3);
-        let file = std::env::temp_dir().join(format!("edgepoll-e2e-100-{}", std::process::id()));
+        let file =
+            TempPath(std::env::temp_dir().join(format!("edgepoll-e2e-100-{}", std::process::id())));
         std::fs::write(&file, &body).expect("write body");
         // curl waits this long for a 100 that does not come, then sends
         // anyway: a bound far over any load's delay, and far under it.
@@ -99,7 +100,6 @@ fn expect_100_continue_does_not_wait_a_second() {
             &url(&server),
         ]);
         let took = start.elapsed();
-        let _ = std::fs::remove_file(&file);
         assert!(out.stdout == body);
         assert!(
             took < Duration::from_secs(20),
