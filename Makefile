@@ -98,14 +98,15 @@ test: setup build
 	# (one per example, about 130) without LLVM's optimisations: they check
 	# behaviour, not speed, and optimising each took 2 s, over 4 minutes in
 	# all. The programs the end-to-end tests run are compiled as users do.
-	# Each run is bounded (a hung test ends it, and make test fails); under
-	# CI=true a missing WasmEdge fails here too.
+	# Each run is bounded (a hung test ends it, and make test fails), in the
+	# foreground: Ctrl-C reaches it, and CI's own timeout, which ends make's
+	# process group, ends it too. Under CI=true a missing WasmEdge fails here.
 	@wasmedge=$$(command -v wasmedge >/dev/null && timeout 30 wasmedge --version >/dev/null 2>&1 && echo wasmedge aot); \
 	if [ -z "$$wasmedge" ] && [ "$$CI" = true ]; then echo "CI=true but no working wasmedge on PATH" >&2; exit 1; fi; \
 	for runtime in host $$wasmedge; do \
 	  echo "edgepoll unit tests and doc examples as wasm32-wasip1 on $$runtime"; \
-	  EDGEPOLL_RUNTIME=$$runtime EDGEPOLL_AOT_OPTIMIZE=0 timeout 30m $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls --lib || exit 1; \
-	  EDGEPOLL_RUNTIME=$$runtime EDGEPOLL_AOT_OPTIMIZE=0 timeout 30m $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls,http --doc || exit 1; \
+	  EDGEPOLL_RUNTIME=$$runtime EDGEPOLL_AOT_OPTIMIZE=0 timeout --foreground -k 10 30m $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls --lib || exit 1; \
+	  EDGEPOLL_RUNTIME=$$runtime EDGEPOLL_AOT_OPTIMIZE=0 timeout --foreground -k 10 30m $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls,http --doc || exit 1; \
 	done
 
 clippy: setup-build

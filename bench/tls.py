@@ -136,11 +136,13 @@ def main():
     directory = tempfile.mkdtemp(prefix="edgepoll-bench-tls-")
     try:
         make_pki(directory)
-        port = run.free_port()
-        server = Nginx(directory, port)
+        # Compiled first: a compile that fails ends the run with no
+        # server started.
         runtimes = [("edgepoll-host", [str(run.HOST)], CLIENT)]
         if shutil.which("wasmedge"):
             runtimes.append(("WasmEdge AOT", ["wasmedge"], run.aot(CLIENT)))
+        port = run.free_port()
+        server = Nginx(directory, port)
         rows = {"native (same rustls, ring)": []}
         rows.update({label: [] for label, _, _ in runtimes})
         try:

@@ -20,8 +20,8 @@ trap 'rm -rf "$bundle"' EXIT
 [ -d "$layout" ] || umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
 umoci unpack --rootless --image "$layout:$tag" "$bundle/b" >/dev/null
-# Executable: crun before 1.7 runs only an entrypoint that is. With the
-# module's own time (-p), the layer depends on the module alone.
+# Executable: crun before 1.7 runs only an entrypoint that is. The
+# module's own time (-p), not the build's, goes into the layer.
 install -p -m 0755 "$wasm" "$bundle/b/rootfs/$name"
 umoci repack --image "$layout:$tag" "$bundle/b"
 config=(--config.entrypoint "/$name" --architecture wasm --os wasi

@@ -101,13 +101,15 @@ impl Host {
     /// The host running `args(addr)` for an address on a port found free,
     /// once `instances` instances listen there. Instances share one port,
     /// so it cannot be port 0; a port taken between its finding and the
-    /// host's bind (the server says so) is given up for another.
+    /// host's bind (the server says it is in use) is given up for another.
     fn on_free_port(instances: usize, args: impl Fn(&str) -> Vec<String>) -> (Host, String) {
         for _ in 0..5 {
             let addr = format!("127.0.0.1:{}", free_port());
             let args = args(&addr);
             let mut host = Host::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-            if host.wait_for_unless("listening on", instances, Some("already in use")) {
+            // "already in use" (the echo server), "Address in use" (the
+            // chat, with wasi-libc's message).
+            if host.wait_for_unless("listening on", instances, Some("in use")) {
                 return (host, addr);
             }
         }

@@ -81,8 +81,8 @@ impl std::fmt::Display for UrlError {
             UrlError::InvalidPort => "invalid port",
             UrlError::NoHost => "no host",
             UrlError::InvalidHost => {
-                "invalid host (a name of letters, digits, '-', '_' and '.', in punycode if not ASCII; \
-                 an IPv4 address of four decimal numbers; or [IPv6])"
+                "invalid host (a name of letters, digits, '-', '_' and '.', no label starting with '-', \
+                 in punycode if not ASCII; an IPv4 address of four decimal numbers; or [IPv6])"
             }
             UrlError::InvalidPath => "the path holds a space, a control byte or a '#'",
             UrlError::Userinfo => "a user name or password in the URL is not supported",

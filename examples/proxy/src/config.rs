@@ -205,19 +205,28 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
     Ok(Command::Run(config))
 }
 
-/// Whether `url` names the address the proxy listens on, as written: the
-/// same IP, or a loopback one (or `localhost`) where it listens on all
-/// addresses or on loopback, with the same port. (A name that resolves to
-/// it, or another of the machine's own addresses, is not seen.)
+/// Whether `url` names the address the proxy listens on, as written, with
+/// the same port: the same IP; a loopback one, or `localhost`, where it
+/// listens on all addresses; or the unspecified address (which a connect
+/// takes for this machine's loopback) where it listens on all or on
+/// loopback. Each of the family it listens on (`[::]` takes IPv4 too). (A
+/// name that resolves to it, or another of the machine's own addresses, is
+/// not seen.)
 fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
-    let everywhere = listen.ip().is_unspecified();
-    let local = everywhere || listen.ip().is_loopback();
+    let (listen_ip, everywhere) = (listen.ip(), listen.ip().is_unspecified());
+    let family = |ip: std::net::IpAddr| {
+        ip.is_ipv4() == listen_ip.is_ipv4() || (everywhere && listen_ip.is_ipv6())
+    };
+    let local = everywhere || listen_ip.is_loopback();
+    let host = url.host.strip_suffix('.').unwrap_or(&url.host);
     url.port == listen.port()
-        && match url.host.parse::<std::net::IpAddr>() {
+        && match host.parse::<std::net::IpAddr>() {
             Ok(ip) => {
-                ip == listen.ip() || (everywhere && (ip.is_loopback() || ip.is_unspecified()))
+                ip == listen_ip
+                    || (family(ip) && everywhere && ip.is_loopback())
+                    || (family(ip) && local && ip.is_unspecified())
             }
-            Err(_) => local && same_host(&url.host, "localhost"),
+            Err(_) => local && same_host(host, "localhost"),
         }
 }
 
@@ -282,6 +291,8 @@ mod tests {
             ("127.0.0.1:8080", "[::1]:8080"),
             ("0.0.0.0:8080", "192.0.2.1:8080"),
             ("0.0.0.0:8080", "backend:8080"),
+            ("0.0.0.0:8080", "[::1]:8080"),
+            ("127.0.0.1:8080", "[::]:8080"),
         ] {
             let config = run(&["--listen", listen, "--upstream", upstream]);
             assert!(config.is_ok(), "{listen} {upstream}: {config:?}");
@@ -487,6 +498,19 @@ mod tests {
                     "[::1]:8080",
                 ][..],
                 "--upstream [::1]:8080 is where the proxy listens",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:8080",
+                    "--upstream",
+                    "127.0.0.1.:8080",
+                ][..],
+                "is where the proxy listens",
+            ),
+            (
+                &["--listen", "127.0.0.1:8080", "--upstream", "0.0.0.0:8080"][..],
+                "is where the proxy listens",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "--trust-forwarded"][..],

@@ -51,10 +51,11 @@ use std::time::Duration;
 
 /// Whether `host` (an IP literal aside) is a host name a resolver can be
 /// asked for as written: dot-separated labels of 1 to 63 letters, digits,
-/// `-` and `_`, none starting or ending with `-` (RFC 1123 §2.1; so that a
-/// command-line option such as `--help` is never taken for a name), 253
-/// bytes at most (RFC 1035 §2.3.4), one final dot allowed, whose last
-/// label is not a number.
+/// `-` and `_`, none starting with `-` (RFC 1123 §2.1, which no name
+/// service breaks; and a command-line option such as `--help` is never
+/// taken for a name; a last `-`, which RFC 1123 forbids too, Docker's
+/// container names may have), 253 bytes at most (RFC 1035 §2.3.4), one
+/// final dot allowed, whose last label is not a number.
 ///
 /// RFC 3986's `reg-name` takes more (`%HH` escapes, `!$&'()*+,;=`), which
 /// no resolver takes as written; a name beyond ASCII goes in punycode
@@ -72,14 +73,14 @@ use std::time::Duration;
 /// assert!(!is_host_name("127.1"));
 /// assert!(!is_host_name("%6Cocalhost"));
 /// assert!(!is_host_name("--help"));
-/// assert!(!is_host_name("a-.test"));
+/// assert!(!is_host_name("a.-b.test"));
+/// assert!(is_host_name("web-.test"));
 /// ```
 pub fn is_host_name(host: &str) -> bool {
     let name = host.strip_suffix('.').unwrap_or(host);
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
             && !label.starts_with('-')
-            && !label.ends_with('-')
             && label
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
