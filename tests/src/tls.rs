@@ -175,28 +175,36 @@ impl SServer {
 
 /// The address `openssl s_server -accept 127.0.0.1:0` listens on, from the
 /// first line it prints once it does (`ACCEPT 127.0.0.1:PORT`): so the
-/// port is its own, never one another process took in between. A thread
-/// reads its output, then hands the lines after that one to `rest` (it
-/// reads them all, so that the server never waits on a full pipe).
+/// port is its own, never one another process took in between. The lines
+/// after that one go to `rest` (see [`announced`]).
 fn accepting(
     said: Option<std::process::ChildStdout>,
     rest: impl FnOnce(&mut dyn Iterator<Item = String>) + Send + 'static,
 ) -> SocketAddr {
+    let parse = |line: &str| line.strip_prefix("ACCEPT ")?.parse().ok();
+    announced(said, parse, rest, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("openssl s_server did not say within 10 s that it listens"))
+}
+
+/// The address a server's output announces: the first line `parse` reads
+/// one from, within `limit` (`None` past it, or at the output's end). A
+/// thread reads the output, then hands the lines after that one to `rest`,
+/// which reads them all, so that the server never waits on a full pipe.
+fn announced(
+    said: Option<std::process::ChildStdout>,
+    parse: impl Fn(&str) -> Option<SocketAddr> + Send + 'static,
+    rest: impl FnOnce(&mut dyn Iterator<Item = String>) + Send + 'static,
+    limit: Duration,
+) -> Option<SocketAddr> {
     use std::io::BufRead;
     let (tell, told) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let Some(said) = said else { return };
         let mut lines = std::io::BufReader::new(said).lines().map_while(Result::ok);
-        let addr = lines
-            .by_ref()
-            .find_map(|line| line.strip_prefix("ACCEPT ")?.parse::<SocketAddr>().ok());
-        let _ = tell.send(addr);
+        let _ = tell.send(lines.by_ref().find_map(|line| parse(&line)));
         rest(&mut lines);
     });
-    match told.recv_timeout(Duration::from_secs(10)) {
-        Ok(Some(addr)) => addr,
-        _ => panic!("openssl s_server did not say within 10 s that it listens"),
-    }
+    told.recv_timeout(limit).ok().flatten()
 }
 
 impl Drop for SServer {
@@ -564,24 +572,21 @@ fn python_tls_server(script: &str, pki: &Pki, args: &[&str]) -> (Child, SocketAd
         .expect("python3 runs (apt-get install python3)");
     // Its first line is its port; read apart, so that a server that never
     // says it fails the test instead of holding it.
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tell, told) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut line, mut byte) = (String::new(), [0u8; 1]);
-        while !line.ends_with('\n') && stdout.read(&mut byte).is_ok_and(|n| n == 1) {
-            line.push(byte[0] as char);
-        }
-        let _ = tell.send(line);
-    });
-    let line = told
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_default();
-    let Ok(port) = line.trim().parse::<u16>() else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the TLS server did not start (it said {line:?})");
+    let port = |line: &str| {
+        Some(SocketAddr::from((
+            [127, 0, 0, 1],
+            line.trim().parse().ok()?,
+        )))
     };
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+    let drain = |lines: &mut dyn Iterator<Item = String>| lines.for_each(drop);
+    match announced(child.stdout.take(), port, drain, Duration::from_secs(30)) {
+        Some(addr) => (child, addr),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the TLS server did not say its port within 30 s");
+        }
+    }
 }
 
 /// An HTTPS server that answers each request with `Connection: close`,
