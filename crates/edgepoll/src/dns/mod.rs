@@ -51,11 +51,10 @@ use std::time::Duration;
 
 /// Whether `host` (an IP literal aside) is a host name a resolver can be
 /// asked for as written: dot-separated labels of 1 to 63 letters, digits,
-/// `-` and `_`, none starting with `-` (RFC 1123 §2.1, which no name
-/// service breaks; and a command-line option such as `--help` is never
-/// taken for a name; a last `-`, which RFC 1123 forbids too, Docker's
-/// container names may have), 253 bytes at most (RFC 1035 §2.3.4), one
-/// final dot allowed, whose last label is not a number.
+/// `-` and `_`, none starting with `-` (RFC 1123 §2.1; so an option such
+/// as `--help` is never taken for a name), 253 bytes at most (RFC 1035
+/// §2.3.4), one final dot allowed, whose last label is not a number. A
+/// label may end with `-`, as Docker's container names may.
 ///
 /// RFC 3986's `reg-name` takes more (`%HH` escapes, `!$&'()*+,;=`), which
 /// no resolver takes as written; a name beyond ASCII goes in punycode
@@ -209,12 +208,6 @@ fn parse_server(value: &str) -> Result<SocketAddr, String> {
 #[doc(hidden)]
 pub mod fuzzing {
     pub use super::message::{Answer, Family, NotAnswer, MAX_ANSWER_BYTES};
-
-    /// The query edgepoll sends for `host`, or `None` for no host name.
-    pub fn query(id: u16, host: &str, family: Family) -> Option<Vec<u8>> {
-        let name = super::message::parse_name(host).ok()?;
-        Some(super::message::query(id, &name, family))
-    }
 
     /// `bytes` read as the answer to query `id` for `host` and `family`, or
     /// `None` for no host name.
