@@ -1353,6 +1353,16 @@ impl Handler {
                     "a * target is only for OPTIONS",
                 ))
             }
+            // RFC 9112 §3.2.1: a path and a query, no fragment, which a
+            // client keeps to itself. Parsers differ on what `#` ends (the
+            // `http` crate drops the rest, a proxy's client refuses it), so
+            // a request holding one could be read two ways.
+            (TargetForm::Origin, false) if target.contains(&b'#') => {
+                return Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "a request target holds no fragment ('#')",
+                ))
+            }
             (TargetForm::Absolute, false) if !is_plain_absolute(target) => {
                 return Err(Refusal(
                     StatusCode::BAD_REQUEST,

@@ -1847,6 +1847,19 @@ fn an_absolute_target_with_an_ambiguous_authority_gets_400() {
     assert!(text(&out).starts_with("HTTP/1.1 200 "), "{}", text(&out));
 }
 
+/// A fragment is the client's own (RFC 9112 §3.2.1): a target in origin
+/// form that holds one is refused, not read one way here and another by
+/// a proxy's client or the `http` crate (which drops what follows `#`).
+#[test]
+fn an_origin_target_with_a_fragment_gets_400() {
+    for target in ["/a#b", "/#", "/a?q=1#x", "/a?next=http://b/#"] {
+        let input = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_refused(input.as_bytes(), 400);
+    }
+    let out = run(b"GET /a%23b?c=%23 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(text(&out).starts_with("HTTP/1.1 200 "), "{}", text(&out));
+}
+
 /// A request line that alone outgrows the head limit gets 414; a head
 /// whose fields do gets 431.
 #[test]
