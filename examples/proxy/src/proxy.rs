@@ -232,7 +232,9 @@ impl App for Proxy {
         // others. Any other protocol, tunnelled, would pass the proxy by:
         // h2c would carry requests it never sees (as nginx passes
         // `Upgrade` only when told to).
-        let upgrade = request.upgrade().and_then(websocket_offer);
+        let upgrade = request
+            .upgrade()
+            .and_then(|mut offered| offered.find_map(websocket_offer));
         let method = request.method();
         if method == "TRACE" {
             return Reply::Now(trace_refused());

@@ -138,7 +138,9 @@ impl FieldSummary {
                     }
                 }
             }
-            7 if is(b"upgrade") => self.upgrade = !value_bytes.is_empty(),
+            // Several fields make one list (RFC 9110 §5.3): any protocol
+            // in any of them is an offer.
+            7 if is(b"upgrade") => self.upgrade |= list_items(value_bytes).next().is_some(),
             14 if is(b"content-length") => {
                 let n = parse_content_length(value_bytes)
                     .ok_or(FramingError::InvalidLength)?
@@ -258,7 +260,7 @@ impl FieldSummary {
 }
 
 /// The items of a comma-separated field value, trimmed, empty ones left out.
-fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
     value
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)

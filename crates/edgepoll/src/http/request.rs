@@ -279,7 +279,8 @@ impl<'a> Request<'a> {
     }
 
     /// The protocols a bodiless HTTP/1.1 request offers to switch to (RFC
-    /// 9110 §7.8): the value of `Upgrade`, when `Connection` names it.
+    /// 9110 §7.8), in its order of preference: the items of its `Upgrade`
+    /// fields (several make one list), when `Connection` names `upgrade`.
     /// Only such a request can be answered with a deferred 101
     /// ([`Context::respond_tunnel`](crate::Context::respond_tunnel)): the
     /// connection reads nothing after it until its answer says whether the
@@ -290,21 +291,20 @@ impl<'a> Request<'a> {
     /// use std::time::Instant;
     ///
     /// fn offered<'a>(request: &Request<'a>) -> Response<'a> {
-    ///     Response::new(StatusCode::OK).body(request.upgrade().unwrap_or(b"none"))
+    ///     let offered: Vec<&[u8]> = request.upgrade().into_iter().flatten().collect();
+    ///     Response::new(StatusCode::OK).body(offered.join(&b" then "[..]))
     /// }
     /// let mut conn = Handler::new(Limits::default(), Instant::now());
-    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", Instant::now(), &mut offered);
-    /// assert!(conn.pending_output().ends_with(b"websocket"));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n\r\n", Instant::now(), &mut offered);
+    /// assert!(conn.pending_output().ends_with(b"h2c then websocket"));
     /// ```
-    pub fn upgrade(&self) -> Option<&'a [u8]> {
+    pub fn upgrade(&self) -> Option<impl Iterator<Item = &'a [u8]> + Clone + 'a> {
         if !self.offers_upgrade {
             return None;
         }
-        // The last `Upgrade` field, as the handler reads it.
-        self.headers()
-            .filter(|(name, _)| super::same_name(name, "upgrade"))
-            .last()
-            .map(|(_, value)| value)
+        let fields = self.headers();
+        let upgrade = fields.filter(|(name, _)| super::same_name(name, "upgrade"));
+        Some(upgrade.flat_map(|(_, value)| super::framing::list_items(value)))
     }
 
     /// All header fields in the order received, as (name, value).

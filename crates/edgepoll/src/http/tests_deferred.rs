@@ -769,16 +769,30 @@ fn a_drained_connection_finishes_after_a_response_begun_before() {
     );
     assert!(conn.is_finished());
 
-    // A request that offered an upgrade reads so whatever the order of its
-    // `Upgrade` fields; one with a chunked (empty) body offers nothing.
+    // A request's `Upgrade` fields make one list, whatever their order and
+    // whichever is empty; one with a chunked (empty) body offers nothing.
     fn offered<'a>(request: &Request<'a>) -> Response<'a> {
-        Response::new(StatusCode::OK).body(request.upgrade().unwrap_or(b"none"))
+        match request.upgrade() {
+            Some(offered) => {
+                Response::new(StatusCode::OK).body(offered.collect::<Vec<_>>().join(&b","[..]))
+            }
+            None => Response::new(StatusCode::OK).body("none"),
+        }
     }
     for (head, says) in [
         (
             "Connection: upgrade\r\nUpgrade: a\r\nUpgrade: b\r\n\r\n",
-            "b",
+            "a,b",
         ),
+        (
+            "Connection: upgrade\r\nUpgrade: a, b\r\nUpgrade: \r\n\r\n",
+            "a,b",
+        ),
+        (
+            "Connection: upgrade\r\nUpgrade: \r\nUpgrade: ,c\r\n\r\n",
+            "c",
+        ),
+        ("Connection: upgrade\r\nUpgrade: ,\r\n\r\n", "none"),
         (
             "Connection: upgrade\r\nUpgrade: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             "none",
