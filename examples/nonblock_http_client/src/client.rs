@@ -1,5 +1,6 @@
 //! The program proper (wasm32-wasip1 only).
 
+use edgepoll::http::ParsedResponse;
 use edgepoll::{ClientOptions, ClientRequest};
 use std::io::Write;
 use std::process::ExitCode;
@@ -269,6 +270,12 @@ pub fn main() -> ExitCode {
         if let (true, Ok(response)) = (verbose, &result) {
             tell_tls(&tag, response);
         }
+        let result = result.map_err(|e| e.to_string()).and_then(|response| {
+            match undecoded(&response, response.body.len() as u64) {
+                Some(why) => Err(why),
+                None => Ok(response),
+            }
+        });
         let written = match result {
             _ if broken_pipe => Ok(()),
             Ok(response) => writeln!(
@@ -306,6 +313,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Why a response whose body, `length` bytes, is still in a transfer
+/// coding other than chunked (`Transfer-Encoding: gzip, chunked`) is an
+/// error: this client does not take such a coding off, so its bytes are
+/// not the body. (curl writes them as they came unless told
+/// `--tr-encoding`; a file that silently holds gzip is worse than a clear
+/// refusal.) A bodiless response (to HEAD, a 204, a 304) is not refused.
+fn undecoded(response: &ParsedResponse, length: u64) -> Option<String> {
+    let coding = response.undecoded_coding().filter(|_| length > 0)?;
+    Some(format!(
+        "the body came in the transfer coding {:?}, which this client does not decode",
+        String::from_utf8_lossy(coding)
+    ))
+}
+
 /// The client's settings: `--cacert` read through a preopened directory.
 fn client_options(options: &Options) -> Result<ClientOptions, String> {
     // A DNS_SERVER that is no address is a mistake in how the client was
@@ -332,7 +353,7 @@ fn client_options(options: &Options) -> Result<ClientOptions, String> {
 }
 
 /// `-v`: what the TLS connection of a response agreed on.
-fn tell_tls(tag: &str, response: &edgepoll::http::ParsedResponse) {
+fn tell_tls(tag: &str, response: &ParsedResponse) {
     if let Some(tls) = &response.tls {
         let alpn = tls.alpn.as_deref().unwrap_or("none");
         eprintln!(
@@ -411,6 +432,14 @@ fn download(
         Err(e) => format!("{what}; {path} left as it was, but {part} could not be removed ({e}): remove it before the next download"),
     }
     };
+    if let Some(why) = result
+        .as_ref()
+        .ok()
+        .and_then(|head| undecoded(head, written))
+    {
+        eprintln!("{tag} -> error: {}", kept(&why));
+        return ExitCode::FAILURE;
+    }
     match (result, flushed) {
         (Ok(head), Ok(())) if head.status.is_success() => {
             if let Err(e) = std::fs::rename(&part, path) {

@@ -54,6 +54,32 @@ impl ParsedResponse {
             .find(|(n, _)| super::same_name(n, name))
             .map(|(_, v)| v.as_slice())
     }
+
+    /// The first transfer coding of the body other than chunked, if it has
+    /// one (`gzip` in `Transfer-Encoding: gzip, chunked`). The parser takes
+    /// off chunked alone, so such a body is still in that coding, and no
+    /// field that stays with the message says so (`Transfer-Encoding` is
+    /// hop-by-hop): a client that writes the body out, or a proxy that
+    /// passes it on, must refuse it or decode it.
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// let mut parser = ResponseParser::new(false);
+    /// let response = parser
+    ///     .feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n")
+    ///     .unwrap()
+    ///     .unwrap();
+    /// assert_eq!(response.undecoded_coding(), Some(&b"gzip"[..]));
+    /// assert_eq!(response.body, b"\x1f\x8b");
+    /// ```
+    pub fn undecoded_coding(&self) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| super::same_name(name, "transfer-encoding"))
+            .flat_map(|(_, value)| value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
+    }
 }
 
 /// Why a response could not be read.
@@ -585,6 +611,36 @@ fn unfold(buf: &mut [u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_chunked_is_a_coding_the_parser_takes_off() {
+        let coded = |fields: &[(&str, &str)]| {
+            let response = ParsedResponse {
+                status: StatusCode::OK,
+                version: Version::Http11,
+                reason: String::new(),
+                headers: (fields.iter())
+                    .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                body: Vec::new(),
+                tls: None,
+            };
+            let coding = response.undecoded_coding();
+            coding.map(|c| String::from_utf8_lossy(c).into_owned())
+        };
+        let te = |value| coded(&[("Transfer-Encoding", value)]);
+        assert_eq!(te("chunked"), None);
+        assert_eq!(te(" Chunked "), None);
+        assert_eq!(te("gzip, chunked").as_deref(), Some("gzip"));
+        assert_eq!(te("gzip").as_deref(), Some("gzip"));
+        assert_eq!(te("chunked, ,identity").as_deref(), Some("identity"));
+        let two = [
+            ("Transfer-Encoding", "chunked"),
+            ("transfer-encoding", "br"),
+        ];
+        assert_eq!(coded(&two).as_deref(), Some("br"));
+        assert_eq!(coded(&[("Content-Length", "3")]), None);
+    }
 
     /// A head sent a byte at a time is parsed once per line (not per byte),
     /// and still read right; what is not HTTP fails within its first bytes.
