@@ -16,8 +16,14 @@
 //!   from any method, URL, fields and body, read back by the server's parser;
 //! - `ws`: client frames into a [`WebSocket`](edgepoll::ws::WebSocket) (and
 //!   the frame header reader on its own);
+//! - `handshake`: requests answered by the WebSocket opening handshake,
+//!   checked against RFC 6455 §4.2 written out afresh;
 //! - `dns`: datagrams into the resolver's reading of an answer to its query
-//!   (through the `fuzzing` feature's hooks).
+//!   (through the `fuzzing` feature's hooks);
+//! - `intermediary`: requests and responses through examples/proxy's
+//!   rewriting of what it passes on (hop-by-hop fields, `Via`,
+//!   `X-Forwarded-*`, `Max-Forwards`), checked against rules written out
+//!   afresh.
 //!
 //! Each target also names outcomes a run must reach (statuses, refusals,
 //! limits): a target that ran 20 000 inputs or more and missed one fails
@@ -37,7 +43,9 @@
 
 mod client;
 mod dns;
+mod handshake;
 mod http;
+mod intermediary;
 mod response;
 mod ws;
 
@@ -158,7 +166,9 @@ fn main() {
         response::target(),
         client::target(),
         ws::target(),
+        handshake::target(),
         dns::target(),
+        intermediary::target(),
     ];
     let names: Vec<_> = targets.iter().map(|t| t.name).collect();
     println!("fuzzing {} for {seconds} s (seed {seed})", names.join(", "));

@@ -30,10 +30,11 @@
 //! - A response with a transfer coding other than chunked (`gzip`, say) is
 //!   answered 502, as nginx does: `Transfer-Encoding` is hop-by-hop, so
 //!   passing on the bytes without it would hand the client a body encoded
-//!   in a way nothing tells it of ([`foreign_coding`]).
+//!   in a way nothing tells it of
+//!   ([`ParsedResponse::undecoded_coding`](edgepoll::http::ParsedResponse::undecoded_coding)).
 
-use edgepoll::http::{same_name, HopByHop, Version};
-use edgepoll::ClientRequest;
+use edgepoll::http::{same_name, HopByHop, Request, Version};
+use edgepoll::{ClientRequest, RequestError, Url};
 use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
@@ -125,6 +126,48 @@ pub struct Incoming<'a> {
     pub counts_hops: bool,
     /// Whether incoming `X-Forwarded-*` fields are believed.
     pub trust_forwarded: bool,
+}
+
+/// What the proxy sends upstream for one request, read once and used for
+/// each upstream it tries: the target and what [`request_fields`] needs.
+pub struct Forwarding<'a> {
+    /// In origin form, or `*` for a request about the server as a whole.
+    target: Cow<'a, str>,
+    incoming: Incoming<'a>,
+}
+
+impl<'a> Forwarding<'a> {
+    pub fn of(request: &Request<'a>, trust_forwarded: bool) -> Forwarding<'a> {
+        let method = request.method();
+        let target = match asks_about_the_server(method, request.target()) {
+            true => "*".into(),
+            false => request.origin_form(),
+        };
+        let incoming = Incoming {
+            peer: request.peer_addr().map(|a| a.ip()),
+            // The absolute form's authority stands for `Host` (RFC 9112
+            // §3.2.2): it is the host asked for.
+            authority: match target.len() == request.target().len() {
+                true => None,
+                false => request.host(),
+            },
+            version: request.version(),
+            counts_hops: counts_hops(method),
+            trust_forwarded,
+        };
+        Forwarding { target, incoming }
+    }
+
+    /// The request to `base` (an upstream's origin) with the fields of
+    /// `request`, the one this was made `of`; its body is the caller's.
+    pub fn request(
+        &self,
+        request: &Request<'a>,
+        base: &Url,
+    ) -> Result<ClientRequest, RequestError> {
+        let upstream = ClientRequest::to_origin(request.method(), base, &self.target)?;
+        Ok(request_fields(upstream, request.headers(), self.incoming))
+    }
 }
 
 /// Copies the request's end-to-end fields to `upstream` and adds the
@@ -223,20 +266,6 @@ fn hops_left(value: &[u8]) -> Option<u64> {
 
 fn decimal(n: u64) -> Vec<u8> {
     n.to_string().into_bytes()
-}
-
-/// The transfer coding of a response other than chunked, if it has one
-/// (such as `gzip` in `Transfer-Encoding: gzip, chunked`): a response the
-/// proxy cannot pass on as it came, since `Transfer-Encoding` is hop-by-hop
-/// and it decodes only chunked.
-pub fn foreign_coding(fields: &[(String, Vec<u8>)]) -> Option<String> {
-    fields
-        .iter()
-        .filter(|(name, _)| same_name(name, "transfer-encoding"))
-        .flat_map(|(_, value)| value.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
-        .map(|coding| String::from_utf8_lossy(coding).into_owned())
 }
 
 /// Header fields as a parsed response holds them.
@@ -394,7 +423,6 @@ mod tests {
             assert!(!asks_about_the_server("GET", target), "{target}");
         }
     }
-    use edgepoll::Url;
 
     fn incoming(trust_forwarded: bool) -> Incoming<'static> {
         Incoming {
@@ -702,21 +730,5 @@ mod tests {
         assert_eq!(max_forwards("OPTIONS", odd.iter().copied()), None);
         let named = [("Connection", &b"Max-Forwards"[..]), ("Max-Forwards", b"0")];
         assert_eq!(max_forwards("OPTIONS", named.iter().copied()), None);
-    }
-
-    #[test]
-    fn only_chunked_is_a_coding_the_proxy_passes_on() {
-        let coded = |value: &str| foreign_coding(&owned(&[("Transfer-Encoding", value)]));
-        assert_eq!(coded("chunked"), None);
-        assert_eq!(coded(" Chunked "), None);
-        assert_eq!(coded("gzip, chunked").as_deref(), Some("gzip"));
-        assert_eq!(coded("gzip").as_deref(), Some("gzip"));
-        assert_eq!(coded("chunked, ,identity").as_deref(), Some("identity"));
-        let two = owned(&[
-            ("Transfer-Encoding", "chunked"),
-            ("transfer-encoding", "br"),
-        ]);
-        assert_eq!(foreign_coding(&two).as_deref(), Some("br"));
-        assert_eq!(foreign_coding(&owned(&[("Content-Length", "3")])), None);
     }
 }

@@ -243,24 +243,10 @@ impl App for Proxy {
         if forwarded::max_forwards(method, request.headers()) == Some(0) {
             return Reply::Now(final_recipient());
         }
-        let target = match forwarded::asks_about_the_server(method, request.target()) {
-            true => "*".into(),
-            false => request.origin_form(),
-        };
-        let incoming = forwarded::Incoming {
-            peer: request.peer_addr().map(|a| a.ip()),
-            authority: match target.len() == request.target().len() {
-                true => None,
-                false => request.host(),
-            },
-            version: request.version(),
-            counts_hops: forwarded::counts_hops(method),
-            trust_forwarded: self.trust_forwarded,
-        };
+        let forwarding = forwarded::Forwarding::of(request, self.trust_forwarded);
         let build = |base: &edgepoll::Url| {
-            let upstream = ClientRequest::to_origin(method, base, &target)
+            let upstream = (forwarding.request(request, base))
                 .map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))?;
-            let upstream = forwarded::request_fields(upstream, request.headers(), incoming);
             Ok(match (streams_body, upgrade) {
                 (true, _) => upstream.streamed_body(request.body_length()),
                 (false, Some(protocols)) => upstream.upgrade(protocols),
@@ -332,8 +318,8 @@ impl App for Proxy {
                 // Only a body could be coded: a HEAD, 204 or 304 answer
                 // has none, and goes on without the hop-by-hop field.
                 let bodiless = waiting.to_head || response.status.forbids_body();
-                let coding = forwarded::foreign_coding(&response.headers).filter(|_| !bodiless);
-                if let Some(coding) = coding {
+                let coding = response.undecoded_coding().filter(|_| !bodiless);
+                if let Some(coding) = coding.map(String::from_utf8_lossy) {
                     self.exchanges.remove(&exchange);
                     self.balancer.done(upstream, now);
                     self.log(
