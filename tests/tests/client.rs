@@ -463,6 +463,33 @@ fn a_folded_response_field_is_read_as_one() {
     });
 }
 
+/// A body still in a transfer coding other than chunked (which the client
+/// does not take off) is an error naming the coding, not bytes shown as
+/// the body; the same coding on a bodiless answer (to HEAD) is no error.
+#[test]
+fn a_body_in_a_transfer_coding_the_client_does_not_decode_is_an_error() {
+    on_each_runtime(|rt| {
+        let gzip = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n";
+        let server = serve(Reply::Closing(gzip));
+        let out = run_client(rt, &[&format!("http://{}/", server.addr)]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        let said = format!("{}: {stdout} {stderr}", rt.name());
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            stderr.contains("-> error: the body came in the transfer coding \"gzip\""),
+            "{said}"
+        );
+        assert!(!out.stdout.windows(2).any(|w| w == b"\x1f\x8b"), "{said}");
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        let server = serve(Reply::HeadOnly(head));
+        let out = run_client(rt, &["-X", "HEAD", &format!("http://{}/", server.addr)]);
+        assert!(out.status.success(), "{} {out:?}", rt.name());
+    });
+}
+
 #[test]
 fn interim_and_bodiless_responses_end_where_their_head_ends() {
     on_each_runtime(|rt| {
@@ -573,8 +600,8 @@ fn header_injection_is_refused_before_anything_is_sent() {
 }
 
 /// `-o FILE` replaces FILE only with the whole body of a 2xx response: a
-/// body cut short, an error status or a 304 leave it as it was (304 and 2xx
-/// exit 0), and no `FILE.part` stays behind. `--timeout` bounds each wait
+/// body cut short or still in a transfer coding, an error status or a 304
+/// leave it as it was (304 and 2xx exit 0), and no `FILE.part` stays behind. `--timeout` bounds each wait
 /// of a download, not the whole: a body that keeps coming, slower than the
 /// timeout in all, arrives.
 #[test]
@@ -586,7 +613,17 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
         let preopen = format!("{}:{}", dir.display(), dir.display());
         // The server's reply, extra arguments, the exit code, and FILE after.
         type Case = (Reply, &'static [&'static str], Option<i32>, &'static [u8]);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
+            // A body still in gzip (the client takes off chunked alone) is
+            // not the body: refused, not written as it came.
+            (
+                Reply::Closing(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n",
+                ),
+                &[],
+                Some(1),
+                b"old",
+            ),
             (
                 Reply::Closing(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial"),
                 &[],
