@@ -17,14 +17,21 @@ command -v umoci >/dev/null || { echo "$0: umoci is missing (apt-get install umo
 name="$(basename "$wasm")"
 bundle="$(mktemp -d)"
 trap 'rm -rf "$bundle"' EXIT
+# Reproducible: every time in the image (the files', the config's, the
+# history's) is one, $SOURCE_DATE_EPOCH when it is set
+# (reproducible-builds.org), else the module's own modification time, so
+# the same module makes the same image, byte for byte.
+epoch="${SOURCE_DATE_EPOCH:-$(stat -c %Y "$wasm")}"
+created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
 [ -d "$layout" ] || umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
 umoci unpack --rootless --image "$layout:$tag" "$bundle/b" >/dev/null
-# Executable: crun before 1.7 runs only an entrypoint that is. The
-# module's own time (-p), not the build's, goes into the layer.
-install -p -m 0755 "$wasm" "$bundle/b/rootfs/$name"
-umoci repack --image "$layout:$tag" "$bundle/b"
-config=(--config.entrypoint "/$name" --architecture wasm --os wasi
+# Executable: crun before 1.7 runs only an entrypoint that is.
+install -m 0755 "$wasm" "$bundle/b/rootfs/$name"
+touch -d "@$epoch" "$bundle/b/rootfs/$name" "$bundle/b/rootfs"
+umoci repack --history.created "$created" --image "$layout:$tag" "$bundle/b"
+config=(--created "$created" --history.created "$created"
+  --config.entrypoint "/$name" --architecture wasm --os wasi
   --manifest.annotation module.wasm.image/variant=compat-smart
   --config.label org.opencontainers.image.title="$name")
 for arg in "$@"; do config+=(--config.cmd "$arg"); done

@@ -65,15 +65,20 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
         TempPath(std::env::temp_dir().join(format!("edgepoll-oci-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&layout);
     tool("umoci", "apt-get install umoci");
-    ok(
-        Command::new("bash")
+    let build = |layout: &std::path::Path, epoch: Option<&str>| {
+        let mut command = Command::new("bash");
+        command
             .arg(root().join("deploy/build-image.sh"))
             .arg(&module)
-            .arg(&layout)
+            .arg(layout)
             .args(["echo", "0.0.0.0:8080"])
-            .output_within(),
-        "deploy/build-image.sh",
-    );
+            .env_remove("SOURCE_DATE_EPOCH");
+        if let Some(epoch) = epoch {
+            command.env("SOURCE_DATE_EPOCH", epoch);
+        }
+        ok(command.output_within(), "deploy/build-image.sh");
+    };
+    build(&layout, None);
     let image = format!("oci:{}:echo", layout.display());
     let config = ok(
         tool("skopeo", "apt-get install skopeo")
@@ -138,6 +143,37 @@ fn the_image_holds_the_module_alone_as_a_wasi_wasm_entrypoint_with_wasmedges_ann
         inside.stdout == std::fs::read(&module).expect("the module"),
         "the layer's module differs from {}",
         module.display()
+    );
+    // Reproducible: built again a second later, the same module makes the
+    // same image (its times are the module's); SOURCE_DATE_EPOCH sets them.
+    let raw = |layout: &std::path::Path| {
+        let image = format!("oci:{}:echo", layout.display());
+        let args = ["inspect", "--raw", &image];
+        ok(
+            Command::new("skopeo").args(args).output_within(),
+            "skopeo inspect --raw",
+        )
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = TempPath(layout.0.with_extension("again"));
+    let _ = std::fs::remove_dir_all(&again);
+    build(&again, None);
+    assert_eq!(raw(&again), manifest, "a second build differs");
+    let dated = TempPath(layout.0.with_extension("dated"));
+    let _ = std::fs::remove_dir_all(&dated);
+    build(&dated, Some("1"));
+    let image = format!("oci:{}:echo", dated.display());
+    let args = ["inspect", "--config", &image];
+    let config = ok(Command::new("skopeo").args(args).output_within(), "skopeo");
+    let times = python(
+        "import json, sys; c = json.load(sys.stdin)\n\
+         print(c['created'], *sorted({h['created'] for h in c['history']}))",
+        &config,
+    );
+    assert_eq!(
+        times.trim(),
+        "1970-01-01T00:00:01Z 1970-01-01T00:00:01Z",
+        "{config}"
     );
 }
 
