@@ -194,7 +194,10 @@ impl Poll {
     /// a closed descriptor still registered is reported (an error event)
     /// only when a call returns for another reason, as WasmEdge's wait does
     /// not return for it alone (a [`poll`](Self::poll) without a timeout
-    /// and nothing else to wake it would not return).
+    /// and nothing else to wake it would not return). A held writer (see
+    /// [`Poll`]'s notes) closed without it is reported writable every
+    /// 10 ms for as long as its descriptor number is open, and a file or
+    /// socket opened later may take that number.
     pub fn deregister(&mut self, source: &impl AsRawFd) -> io::Result<()> {
         let fd = fd_of(source)?;
         if self.is_held(fd) {

@@ -81,7 +81,8 @@ pub(crate) enum BodyFraming {
 /// connection, gathered one field at a time.
 #[derive(Default)]
 pub(crate) struct FieldSummary {
-    /// `u64::MAX` for a valid number too large for a u64.
+    /// `u64::MAX` for a valid number of more than 19 significant digits
+    /// (10^19 or more, past any body: some of these would fit a u64).
     pub(crate) content_length: Option<u64>,
     transfer_encoding: bool,
     chunked_last: bool,
@@ -267,7 +268,9 @@ pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
         .filter(|item| !item.is_empty())
 }
 
-/// `Some(None)` for a valid number too large for u64, `None` for no number.
+/// `Some(None)` for a valid number of more than 19 significant digits
+/// (10^19 or more: taken as too large, though up to `u64::MAX` would fit),
+/// `None` for no number.
 #[inline]
 pub(crate) fn parse_content_length(value: &[u8]) -> Option<Option<u64>> {
     if value.is_empty() {
