@@ -19,9 +19,12 @@ bundle="$(mktemp -d)"
 trap 'rm -rf "$bundle"' EXIT
 # Reproducible: every time in the image (the files', the config's, the
 # history's) is one, $SOURCE_DATE_EPOCH when it is set
-# (reproducible-builds.org), else the module's own modification time, so
-# the same module makes the same image, byte for byte.
-epoch="${SOURCE_DATE_EPOCH:-$(stat -c %Y "$wasm")}"
+# (reproducible-builds.org), else the time of this checkout's last commit
+# (outside a git checkout, the module's modification time). A module
+# rebuilt, or AOT-compiled again, has a new file time but the same bytes:
+# it makes the same image, byte for byte.
+epoch="${SOURCE_DATE_EPOCH:-$(git -C "$(dirname "$0")" log -1 --format=%ct 2>/dev/null || true)}"
+[ -n "$epoch" ] || epoch="$(stat -c %Y "$wasm")"
 created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
 [ -d "$layout" ] || umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
