@@ -152,7 +152,8 @@ browser-check: setup build
 	python3 tests/browser/check.py
 
 # Mutation-fuzz the HTTP and WebSocket state machines, the response parser,
-# the client's requests and the reading of DNS answers, then edgepoll-host's
+# the client's requests, the reading of DNS answers, the WebSocket handshake
+# and the proxy's rewriting of what it passes on, then edgepoll-host's
 # imports (random arguments and memory, a canary directory), for FUZZ_SECONDS
 # each (make test runs both for 20 s with a fixed seed).
 fuzz: setup-build

@@ -4,7 +4,8 @@
 //! `Sec-WebSocket-Accept` and only a protocol the client offered; 426 for
 //! another version; 400 for the rest; and after a 101 the bytes that
 //! followed the request are the WebSocket's, none lost and none of the
-//! request's among them.
+//! request's among them; all of it the same whether the input comes whole,
+//! in two or in small pieces.
 
 use crate::{Reached, Rng, Target};
 use base64::Engine as _;
@@ -154,8 +155,8 @@ fn expected(asked: &Asked) -> (u16, &'static str) {
 }
 
 /// Whether `key` is 16 bytes in base64 (RFC 4648 §4), written as it must
-/// be: 22 letters of the alphabet, the last of which encodes 4 bits (so
-/// one of `AQgw`), and `==`.
+/// be: 22 letters of the alphabet, the last of which carries 2 bits of
+/// the last byte and 4 zero bits (so one of `AQgw`), and `==`.
 fn is_nonce(key: &[u8]) -> bool {
     let alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
     key.len() == 24
@@ -206,20 +207,53 @@ fn head_end(input: &[u8]) -> Option<usize> {
     Some(start + end)
 }
 
-fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
+/// What one connection made of the input: its output, the bytes after a
+/// 101 (which the loop hands to the WebSocket), and what was asked.
+type Outcome = (Vec<u8>, Vec<u8>, bool, Vec<Asked>);
+
+/// Feeds `pieces` to a connection as they would arrive: once it has
+/// switched, the rest is the WebSocket's, as the server's loop hands it on.
+fn feed(pieces: &[&[u8]], choice: usize) -> Outcome {
     let now = Instant::now();
     let mut conn = Handler::new(Limits::default(), now);
     let mut endpoint = Endpoint {
-        choice: rng.below(3),
+        choice,
         asked: Vec::new(),
     };
-    conn.receive(input, now, &mut endpoint);
+    let mut rest = pieces.iter();
+    for piece in rest.by_ref() {
+        conn.receive(piece, now, &mut endpoint);
+        if conn.is_upgraded() {
+            break;
+        }
+    }
     let upgraded = conn.is_upgraded();
-    let (output, after) = match upgraded {
+    let (mut output, mut after) = match upgraded {
         true => conn.take_upgraded(),
         false => (conn.pending_output().to_vec(), Vec::new()),
     };
-    let Some(asked) = endpoint.asked.first() else {
+    // A body that came with its head needs no 100 Continue; one that
+    // comes later gets one first. The rest is the same.
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    while let Some(at) = output.windows(interim.len()).position(|w| w == interim) {
+        output.drain(at..at + interim.len());
+    }
+    for piece in rest {
+        after.extend_from_slice(piece);
+    }
+    (output, after, upgraded, endpoint.asked)
+}
+
+fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
+    let choice = rng.below(3);
+    let [whole, split, bytes] = crate::cuts(input, rng).map(|pieces| feed(&pieces, choice));
+    for (cut, other) in [("in two", split), ("in pieces", bytes)] {
+        if (&other.0, &other.1, other.2) != (&whole.0, &whole.1, whole.2) {
+            return Err(format!("fed {cut}, another outcome than whole"));
+        }
+    }
+    let (output, after, upgraded, asked) = whole;
+    let Some(first) = asked.first() else {
         if upgraded {
             return Err("upgraded without a handshake".into());
         }
@@ -228,6 +262,13 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         }
         return Ok(());
     };
+    // Nothing is read after a 101: only the last request asked can have
+    // switched the connection, and then it did.
+    let last = asked.last().map_or(0, |last| expected(last).0);
+    if upgraded != (last == 101) {
+        return Err(format!("upgraded: {upgraded}, after a {last}"));
+    }
+    let asked = first;
     let (status, why) = expected(asked);
     let answer = match ResponseParser::new(false).feed(&output) {
         Ok(Some(answer)) => answer,
@@ -235,9 +276,6 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
     };
     if answer.status.as_u16() != status {
         return Err(format!("{} for {status} ({why})", answer.status.as_u16()));
-    }
-    if upgraded != (status == 101) {
-        return Err(format!("upgraded: {upgraded}, for a {status}"));
     }
     let offers = offered(asked);
     if asked.offered != offers {
@@ -247,6 +285,8 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
     if status == 426 && answer.header("sec-websocket-version") != Some(b"13") {
         return Err("a 426 without Sec-WebSocket-Version: 13".into());
     }
+    // A later request's head ends elsewhere: only a first one's 101 is
+    // checked through.
     if status != 101 {
         return Ok(());
     }

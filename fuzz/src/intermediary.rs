@@ -299,6 +299,22 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
     proxy.receive(input, now, &mut forwarder);
     proxy.receive_eof(now, &mut forwarder);
     for request in &forwarder.seen {
+        // RFC 9110 §7.6.2: an OPTIONS or TRACE whose (first) Max-Forwards is
+        // 0 goes no further, unless that field was for the last hop alone.
+        let named = named_by_connection(&request.fields);
+        let hops = matches!(request.method.as_str(), "OPTIONS" | "TRACE");
+        let zero = first(&request.fields, "max-forwards", &named).is_some_and(|v| {
+            let digits = v.trim_ascii();
+            !digits.is_empty() && digits.iter().all(|&d| d == b'0')
+        });
+        if (hops && zero) != request.wire.is_none() {
+            return Err(format!(
+                "{} with Max-Forwards {:?}: sent on: {}",
+                request.method,
+                first(&request.fields, "max-forwards", &[]).map(String::from_utf8_lossy),
+                request.wire.is_some()
+            ));
+        }
         let Some(wire) = &request.wire else {
             reached.mark("answered as the final recipient");
             continue;

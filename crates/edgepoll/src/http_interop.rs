@@ -75,9 +75,10 @@ impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
 
     /// Fails on a target `http::Uri` refuses but the server takes, as
     /// servers commonly do: `<`, `>`, `` ` `` or `"` (in a query)
-    /// left unencoded, or a `#` (no request-target has a fragment, and
-    /// `http` would drop what follows it). Answer those 400, as below; a
-    /// network request must not be able to panic a service.
+    /// left unencoded. (A `#`, which `http` would drop with what follows
+    /// it, the handler refuses itself: no request-target has a fragment.)
+    /// Answer those 400, as below; a network request must not be able to
+    /// panic a service.
     ///
     /// A streamed request's body is not in it (it comes in pieces): its
     /// fields still say its length, and its extensions hold

@@ -90,8 +90,8 @@ pub(crate) struct FieldSummary {
     unknown_coding: bool,
     pub(crate) close: bool,
     pub(crate) keep_alive: bool,
-    /// `Connection` names `upgrade`, and an `Upgrade` field is present: the
-    /// sender offers to switch protocols (RFC 9110 §7.8).
+    /// `Connection` names `upgrade`, and an `Upgrade` field names a
+    /// protocol: the sender offers to switch protocols (RFC 9110 §7.8).
     connection_upgrade: bool,
     upgrade: bool,
     pub(crate) expect_continue: bool,

@@ -57,10 +57,14 @@ impl ParsedResponse {
 
     /// The first transfer coding of the body other than chunked, if it has
     /// one (`gzip` in `Transfer-Encoding: gzip, chunked`). The parser takes
-    /// off chunked alone, so such a body is still in that coding, and no
-    /// field that stays with the message says so (`Transfer-Encoding` is
-    /// hop-by-hop): a client that writes the body out, or a proxy that
-    /// passes it on, must refuse it or decode it.
+    /// off a final chunked alone (with another coding last, as in
+    /// `chunked, gzip`, it reads until the close and takes off nothing), so
+    /// such a body is still coded, and no field that stays with the message
+    /// says so (`Transfer-Encoding` is hop-by-hop): a client that writes the
+    /// body out, or a proxy that passes it on, must refuse it or decode it.
+    /// An answer without a body (to HEAD, a 204, a 304) may name a coding
+    /// too, which then codes nothing: the caller, who knows the request,
+    /// tells those apart.
     ///
     /// ```
     /// use edgepoll::http::ResponseParser;
