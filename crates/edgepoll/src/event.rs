@@ -59,7 +59,8 @@ impl Event {
     }
 
     /// The connection is closed both ways or reset (the runtime's HANGUP
-    /// flag): reads return what is left, then EOF; writes fail. A peer's
+    /// flag): reads return what is left, then (after a reset) the reset's
+    /// error once, then EOF; writes fail. A peer's
     /// end of sending alone (a half-close) is no hang-up: it is readable,
     /// and a read returns EOF.
     pub fn is_hang_up(&self) -> bool {

@@ -75,7 +75,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Accepts one connection as a non-blocking stream, with its real peer address.
 /// `WouldBlock` when none is waiting; `ConnectionAborted` for one that
 /// cannot be served (try the next): reset before it was accepted, or
-/// failing the calls that set it up. Every other error is the listener's.
+/// failing the calls that set it up. Linux's accept also passes on network
+/// errors of the connection it took, each to be retried as `WouldBlock` is
+/// not: WASI's ENETDOWN, EPROTO, ENOPROTOOPT, EHOSTUNREACH, ENETUNREACH,
+/// ENOTSUP and EPERM (a firewall's) come as those raw errors, and
+/// [`Server`](crate::Server) takes the next connection after each too.
+/// Every other error is the listener's (EMFILE and ENFILE: no descriptor
+/// free).
 ///
 /// ```
 /// use edgepoll::net;

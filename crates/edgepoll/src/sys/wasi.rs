@@ -6,7 +6,8 @@
 use super::abi::{RawEvent, RawSubscription};
 
 /// A `{ buf, buf_len }` buffer record, as `sock_recv` and `sock_send` take
-/// them (one each here).
+/// them (`sock_recv` one here, `sock_send` up to
+/// [`MAX_SEND_PARTS`](crate::net::MAX_SEND_PARTS)).
 #[repr(C)]
 pub(crate) struct Iovec {
     pub(crate) buf: *mut u8,
