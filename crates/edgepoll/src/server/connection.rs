@@ -62,6 +62,10 @@ pub(crate) struct Upstream {
     pub(crate) exchange: Option<Exchange>,
     /// Until the connect completes.
     pub(crate) connecting: bool,
+    /// The WASI errno a poll reported with an event of the connect (0:
+    /// none): a failure the poller's peek took from the socket, which
+    /// `SO_ERROR` then no longer holds.
+    pub(crate) connect_error: u16,
     pub(crate) last_progress: Instant,
     /// Whether a byte of the current exchange's response has arrived.
     pub(crate) got_bytes: bool,

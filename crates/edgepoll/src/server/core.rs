@@ -275,6 +275,9 @@ impl Core {
                     continue;
                 }
                 let readable = event.is_readable() || event.is_error();
+                if event.is_error() {
+                    self.note_connect_error(index, event.raw_error());
+                }
                 let next = self.drive(index, true, readable, now, driven);
                 self.settle(index, next, now);
                 // Before the next event, which may accept a connection into
@@ -513,6 +516,19 @@ impl Core {
     /// next. `event` says whether a poll event brought us here, or that it
     /// is to be read as if one had (`start_exchanges`, before reusing an
     /// idle connection); `readable` whether input is said to be there.
+    /// Keeps the error a poll reported for an upstream still connecting,
+    /// for its step to fail the connect with (see `Upstream::connect_error`).
+    #[cold]
+    fn note_connect_error(&mut self, index: usize, errno: u16) {
+        if let Some(Some(conn)) = self.slots.get_mut(index) {
+            if let Role::Upstream(up) = &mut conn.role {
+                if up.connecting {
+                    up.connect_error = errno;
+                }
+            }
+        }
+    }
+
     pub(crate) fn drive<D: Driven>(
         &mut self,
         index: usize,
@@ -1454,6 +1470,7 @@ impl Core {
                         tls,
                         exchange: None,
                         connecting: true,
+                        connect_error: 0,
                         last_progress: now,
                         got_bytes: false,
                         expired: false,

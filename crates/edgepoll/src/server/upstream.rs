@@ -82,13 +82,16 @@ pub(crate) fn step(
             return Next::Watch(Interest::WRITABLE);
         }
         // No error and a peer: connected. (The poller's peek may have
-        // taken a failed connect's error, which it reports in the event;
-        // the peer's absence still tells.)
+        // taken a failed connect's error, which it reports in the event,
+        // kept in `connect_error`; the peer's absence still tells.)
         let connected = net::take_error(&conn.stream).map(|error| match error {
-            None if net::peer_addr(&conn.stream).is_err() => Some(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "the connection failed",
-            )),
+            None if net::peer_addr(&conn.stream).is_err() => Some(match up.connect_error {
+                0 => std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "the connection failed",
+                ),
+                errno => std::io::Error::from_raw_os_error(errno.into()),
+            }),
             other => other,
         });
         match connected {
