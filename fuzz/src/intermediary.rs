@@ -16,6 +16,9 @@
 //!   `X-Forwarded-*` fields say what the client asked, from where;
 //! - `Max-Forwards` of OPTIONS and TRACE counts down, and at 0 the request
 //!   goes no further;
+//! - a request whose `Via` names the proxy (an entry received by it) came
+//!   back through a loop and goes no further; `SELF` in an input stands for
+//!   that name, which the proxy draws when it starts;
 //! - the request goes on as one request, with the target in origin form.
 //!
 //! A request is one whose input does not start with `HTTP/`; a response is
@@ -59,6 +62,7 @@ pub fn target() -> Target {
             "a response field Connection names dropped",
             "a response's Via chain",
             "a foreign transfer coding",
+            "a loop stopped",
         ],
     }
 }
@@ -72,6 +76,8 @@ const SEEDS: &[&[u8]] = &[
     b"TRACE / HTTP/1.0\r\nMax-Forwards: 1\r\nConnection: Max-Forwards\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a.test\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX_Forwarded_For: 1.2.3.4\r\nX-Forwarded-Port: 1\r\nTrue-Client-IP: 1.2.3.4\r\nClient-IP: 1\r\nX-Keep: yes\r\n\r\n",
     b"GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade, Via\r\nVia: 1.1 hidden\r\nProxy-Connection: keep-alive\r\nTrailer: X\r\n\r\n",
+    b"GET /again HTTP/1.1\r\nHost: a.test\r\nVia: 1.0 first, 1.1 SELF (edgepoll)\r\n\r\n",
+    b"OPTIONS / HTTP/1.1\r\nVia: 1.1 SELFISH\r\nMax-Forwards: 0\r\nConnection: Via\r\nVia: 1.0\tSELF\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 2\r\nVia: 1.1 up\r\nX-End: 2\r\n\r\nok",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nKeep-Alive: timeout=5\r\nVia: 1.0 a, , 1.1 b\r\n\r\n0\r\n\r\n",
     b"HTTP/1.0 404 Not Found\r\nUpgrade: h2c\r\nVia: 1.1 x\r\nConnection: via\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
@@ -92,6 +98,8 @@ const TOKENS: &[&[u8]] = &[
     b"gzip",
     b"Proxy-Connection",
     b"Via",
+    b"SELF",
+    b"1.1 ",
     b"Host",
     b"Expect",
     b"Content-Length",
@@ -203,11 +211,38 @@ fn first<'a>(fields: &'a Fields, name: &str, named: &[String]) -> Option<&'a [u8
     values.next().map(|(_, v)| v.as_slice())
 }
 
+/// The proxy's entry: its name is its own (drawn at start), the form is
+/// checked here.
 fn own_via(version: Version) -> &'static [u8] {
-    match version {
-        Version::Http10 => b"1.0 edgepoll",
-        Version::Http11 => b"1.1 edgepoll",
+    forwarded::via_entry(version).as_bytes()
+}
+
+/// Whether any `Via` field (Connection may name it: it still says where the
+/// request has been) holds an entry received by the proxy: an entry is a
+/// protocol, whitespace, and who received it, then maybe a comment.
+fn names_the_proxy(fields: &Fields) -> bool {
+    let own = forwarded::own_name().as_bytes();
+    let entries = fields.iter().filter(|(n, _)| is(n, "via"));
+    let mut entries = entries.flat_map(|(_, v)| v.split(|&b| b == b','));
+    entries.any(|entry| {
+        let words = entry.split(|b| b" \t".contains(b));
+        let mut words = words.filter(|w| !w.is_empty());
+        words.nth(1).is_some_and(|by| by.eq_ignore_ascii_case(own))
+    })
+}
+
+/// `input` with the proxy's name for each `SELF`.
+fn with_own_name(input: &[u8]) -> Vec<u8> {
+    let own = forwarded::own_name().as_bytes();
+    let mut out = Vec::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(at) = rest.windows(4).position(|w| w == b"SELF") {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(own);
+        rest = &rest[at + 4..];
     }
+    out.extend_from_slice(rest);
+    out
 }
 
 fn with_own(mut came: Vec<u8>, version: Version) -> Vec<u8> {
@@ -224,8 +259,10 @@ struct Forwarded {
     target: String,
     version: Version,
     fields: Fields,
-    /// `None` when the proxy answered it as the final recipient.
+    /// `None` when the proxy answered it itself: as the final recipient, or
+    /// as one that came back (`looped`).
     wire: Option<Result<Vec<u8>, String>>,
+    looped: bool,
 }
 
 /// The proxy's reading of requests, without the proxy around it.
@@ -237,7 +274,9 @@ struct Forwarder {
 
 impl Service for Forwarder {
     fn call<'a>(&mut self, r: &Request<'a>) -> Response<'a> {
+        let looped = forwarded::came_back(r.headers());
         let wire = match forwarded::max_forwards(r.method(), r.headers()) {
+            _ if looped => None,
             Some(0) => None,
             _ => Some(
                 forwarded::Forwarding::of(r, self.trust)
@@ -252,6 +291,7 @@ impl Service for Forwarder {
             version: r.version(),
             fields: owned(r.headers()),
             wire,
+            looped,
         });
         Response::new(StatusCode::OK)
     }
@@ -283,6 +323,7 @@ const PEERS: [Option<&str>; 4] = [
 
 fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     let trust = rng.below(2) == 1;
+    let input = &with_own_name(input)[..];
     if input.starts_with(b"HTTP/") {
         return check_response(input, reached);
     }
@@ -299,6 +340,20 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
     proxy.receive(input, now, &mut forwarder);
     proxy.receive_eof(now, &mut forwarder);
     for request in &forwarder.seen {
+        let came_back = names_the_proxy(&request.fields);
+        if came_back || request.looped {
+            if !(came_back && request.looped && request.wire.is_none()) {
+                let via = request.fields.iter().filter(|(n, _)| is(n, "via"));
+                let via: Vec<_> = via.map(|(_, v)| String::from_utf8_lossy(v)).collect();
+                return Err(format!(
+                    "Via {via:?} names the proxy: {came_back}; stopped as a loop: {}; sent on: {}",
+                    request.looped,
+                    request.wire.is_some()
+                ));
+            }
+            reached.mark("a loop stopped");
+            continue;
+        }
         // RFC 9110 §7.6.2: an OPTIONS or TRACE whose (first) Max-Forwards is
         // 0 goes no further, unless that field was for the last hop alone.
         let named = named_by_connection(&request.fields);

@@ -5,8 +5,9 @@
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
-    connect, connect_with_a_small_receive_buffer, on_each_runtime, read_response, refused_port,
-    run_ws_clients, start_program, start_server, wait_until, Running, Runtime,
+    connect, connect_with_a_small_receive_buffer, free_port, on_each_runtime, read_response,
+    refused_port, run_ws_clients, start_command, start_program, start_server, wait_until, wasm,
+    Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,6 +35,19 @@ fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
         let (n, v) = line.split_once(':')?;
         n.eq_ignore_ascii_case(name).then(|| v.trim())
     })
+}
+
+/// The name the proxy gave itself in the last entry of a `Via` it wrote,
+/// after `version`: `edgepoll-` and eight hex digits (checked).
+fn own_via(via: Option<&str>, version: &str) -> String {
+    let entry = via.and_then(|v| v.rsplit(", ").next()).unwrap_or("");
+    let hex = (entry.strip_prefix(version)).and_then(|rest| rest.strip_prefix(" edgepoll-"));
+    let named = hex.is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(
+        named,
+        "not the proxy's own Via entry after {version}: {via:?}"
+    );
+    entry[version.len() + 1..].to_string()
 }
 
 /// One request on a new connection: (head, body).
@@ -76,14 +90,16 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
             Some(reflect.addr.to_string().as_str())
         );
         assert_eq!(field(&seen, "accept"), Some("*/*"));
-        assert_eq!(field(&seen, "via"), Some("1.0 earlier, 1.1 edgepoll"));
+        let me = own_via(field(&head, "via"), "1.1");
+        let via = format!("1.0 earlier, 1.1 {me}");
+        assert_eq!(field(&seen, "via"), Some(via.as_str()), "{seen}");
         assert_eq!(field(&seen, "x-forwarded-for"), Some("127.0.0.1"));
         assert_eq!(field(&seen, "x-forwarded-proto"), Some("http"));
         assert_eq!(field(&seen, "x-forwarded-host"), Some("site.test"));
         // The upstream's own hop-by-hop fields stay behind too.
         assert_eq!(field(&head, "x-hop"), None, "{head}");
         assert_eq!(field(&head, "keep-alive"), None, "{head}");
-        assert_eq!(field(&head, "via"), Some("1.1 edgepoll"));
+        assert_eq!(field(&head, "via"), Some(format!("1.1 {me}").as_str()));
         // An interim response is passed on as any head (RFC 9110 §15.2),
         // ahead of the final one, but not to an HTTP/1.0 client.
         let mut stream = connect(proxy.addr);
@@ -93,7 +109,7 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
         assert_eq!(status(&interim), 103, "{} {interim}", runtime.name());
         let link = field(&interim, "link");
         assert_eq!(link, Some("</style.css>; rel=preload"), "{interim}");
-        assert_eq!(field(&interim, "via"), Some("1.1 edgepoll"), "{interim}");
+        assert_eq!(own_via(field(&interim, "via"), "1.1"), me, "{interim}");
         assert_eq!(field(&interim, "x-hop"), None, "{interim}");
         assert_eq!(field(&interim, "connection"), None, "{interim}");
         let (last, _) = read_response(&mut stream);
@@ -128,6 +144,54 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
         assert_eq!(status(&head3), 405, "{head3}");
         let allow = "\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n";
         assert!(head3.contains(allow), "{head3}");
+    });
+}
+
+/// A loop of proxies (each the other's upstream; one could as well be the
+/// proxy itself under a name or address it cannot tell for its own) is
+/// stopped at its first turn: the proxy that finds its own name in a
+/// request's `Via` answers 508, which goes back to the client the way the
+/// request came, and nothing goes round again.
+#[test]
+fn a_loop_of_proxies_is_stopped_at_its_first_turn_with_508() {
+    on_each_runtime(|runtime| {
+        let back = format!("127.0.0.1:{}", free_port());
+        let inner = start_proxy(runtime, &[back.clone()], &[]);
+        let mut command = runtime.command(&wasm("proxy"));
+        let inner_addr = inner.addr.to_string();
+        command.args(["--listen", &back, "--upstream", &inner_addr]);
+        let outer = start_command(command);
+        let mut seen = Vec::new();
+        for (proxy, which) in [(&outer, "outer"), (&inner, "inner"), (&outer, "outer")] {
+            let (head, body) = ask(
+                proxy,
+                "GET /round HTTP/1.1\r\nHost: a.test\r\nVia: 1.0 client-side\r\n\r\n",
+            );
+            let name = runtime.name();
+            assert_eq!(status(&head), 508, "{name}, through the {which}: {head}");
+            let text = String::from_utf8_lossy(&body);
+            assert!(text.contains("came back"), "{name}: {text}");
+            // On its way back the answer passed each proxy once: one turn.
+            let via = field(&head, "via").unwrap_or("");
+            let entries: Vec<&str> = via.split(", ").collect();
+            assert_eq!(entries.len(), 2, "{name}, through the {which}: {head}");
+            assert_ne!(entries[0], entries[1], "{head}");
+            seen.push(own_via(Some(via), "1.1"));
+        }
+        assert_eq!(seen[0], seen[2], "a proxy keeps its name");
+        assert_ne!(seen[0], seen[1], "two proxies, two names");
+        // Each proxy stopped the request that came back to it, once.
+        let looped = |proxy: &Running, want: usize| {
+            let mut lines = Vec::new();
+            let logged = wait_until(Duration::from_secs(10), || {
+                lines.extend(proxy.stderr_lines());
+                lines.iter().filter(|l| l.contains("came back")).count() >= want
+            });
+            let count = lines.iter().filter(|l| l.contains("came back")).count();
+            assert!(logged && count == want, "{}: {lines:?}", runtime.name());
+        };
+        looped(&outer, 2);
+        looped(&inner, 1);
     });
 }
 
@@ -200,7 +264,7 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         // Via names the version each message came with.
         let (head, body) = ask_text("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert_eq!(status(&head), 200, "{name} {head}");
-        assert_eq!(field(&body, "via"), Some("1.0 edgepoll"), "{name} {body}");
+        own_via(field(&body, "via"), "1.0");
         let answered = reflect.seen.answered.lock().expect("lock").clone();
         assert_eq!(
             answered,
@@ -835,7 +899,7 @@ fn a_switched_connection_is_tunnelled_byte_for_byte_both_ways() {
         assert_eq!(field(&head, "upgrade"), Some("websocket"), "{head}");
         assert_eq!(field(&head, "connection"), Some("upgrade"), "{head}");
         assert_eq!(field(&head, "x-far"), Some("end"), "{head}");
-        assert_eq!(field(&head, "via"), Some("1.1 edgepoll"), "{head}");
+        own_via(field(&head, "via"), "1.1");
         assert_eq!(read_exact_text(&mut stream, 17), "early;sent-early;");
 
         const TOTAL: usize = 8 << 20;

@@ -60,7 +60,9 @@ dropped: the request goes without it); after the upstream's 101 the two connecti
 one tunnel, bytes passed unchanged both ways until both ends close (or 10
 minutes of silence). Pipelined requests go on side by side only while all
 are safe (GET, HEAD, OPTIONS, TRACE). TRACE gets 405, and fields whose names
-have an underscore are dropped, as nginx does.
+have an underscore are dropped, as nginx does. The proxy names itself in Via
+as edgepoll- and eight hex digits drawn at start; a request whose Via already
+names it came back through a loop of proxies, and gets 508.
 
 Exit status: 0 after --help or --exit-after, 1 when the proxy cannot listen
 or its event loop fails, 2 for a mistake on the command line (a --cacert
@@ -211,7 +213,8 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
 /// takes for this machine's loopback) where it listens on all or on
 /// loopback. Each of the family it listens on (`[::]` takes IPv4 too). (A
 /// name that resolves to it, or another of the machine's own addresses, is
-/// not seen.)
+/// not seen here: such a loop is stopped at its first request, whose `Via`
+/// comes back naming the proxy; see `forwarded::came_back`.)
 fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
     let (listen_ip, everywhere) = (listen.ip(), listen.ip().is_unspecified());
     let family = |ip: std::net::IpAddr| {

@@ -36,16 +36,61 @@
 use edgepoll::http::{same_name, HopByHop, Request, Version};
 use edgepoll::{ClientRequest, RequestError, Url};
 use std::borrow::Cow;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// How this proxy names itself in `Via` (RFC 9110 §7.6.3): after the
-/// version of the message it received with `version`.
+/// version of the message it received with `version`, its [`own_name`].
 pub fn via_entry(version: Version) -> &'static str {
+    let [http10, http11] = via_entries();
     match version {
-        Version::Http10 => "1.0 edgepoll",
-        Version::Http11 => "1.1 edgepoll",
+        Version::Http10 => http10,
+        Version::Http11 => http11,
     }
+}
+
+/// The pseudonym this proxy gives itself in `Via`: `edgepoll-` and eight
+/// hex digits drawn when the process starts. A name of its own, not the
+/// product's, so that a request that comes back to it is known
+/// ([`came_back`]): a loop of proxies (an upstream that is this proxy under
+/// another name or address, or another proxy whose upstream is this one)
+/// would otherwise go round and round, holding two more connections at each
+/// turn, until the `Via` it grows outgrew a request head.
+pub fn own_name() -> &'static str {
+    // "1.1 " comes first.
+    &via_entries()[1][4..]
+}
+
+fn via_entries() -> &'static [String; 2] {
+    static ENTRIES: OnceLock<[String; 2]> = OnceLock::new();
+    ENTRIES.get_or_init(|| {
+        // std's hash keys are drawn from the system's random source (WASI's
+        // `random_get` in a guest); the hash of nothing under them is as
+        // random, and needs no crate of its own.
+        let drawn = RandomState::new().build_hasher().finish() as u32;
+        let name = format!("edgepoll-{drawn:08x}");
+        [format!("1.0 {name}"), format!("1.1 {name}")]
+    })
+}
+
+/// Whether a request's `Via` (any field of that name) names this proxy
+/// ([`own_name`]) as one that received it: it was here before, so passing
+/// it on again would go round a loop. A client can only make its own
+/// request fail so.
+pub fn came_back<'a>(mut fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> bool {
+    let own = own_name().as_bytes();
+    fields.any(|(name, value)| {
+        same_name(name, "via")
+            && value.split(|&b| b == b',').any(|entry| {
+                // received-protocol RWS received-by [ RWS comment ]
+                let mut words =
+                    (entry.split(|&b| b == b' ' || b == b'\t')).filter(|w| !w.is_empty());
+                words.nth(1).is_some_and(|by| by.eq_ignore_ascii_case(own))
+            })
+    })
 }
 
 /// A field the proxy writes itself, or that the framing of the outgoing
@@ -403,6 +448,44 @@ pub fn asks_about_the_server(method: &str, target: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// `text` with this proxy's name for `ME`.
+    fn me(text: &str) -> String {
+        text.replace("ME", own_name())
+    }
+
+    #[test]
+    fn the_proxy_names_itself_the_same_way_in_every_via_and_knows_its_name_again() {
+        let name = own_name();
+        assert!(name.starts_with("edgepoll-") && name.len() == 17, "{name}");
+        assert!(name[9..].bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+        assert_eq!(via_entry(Version::Http10), format!("1.0 {name}"));
+        assert_eq!(via_entry(Version::Http11), format!("1.1 {name}"));
+        let looped: [&[(&str, &str)]; 5] = [
+            &[("Via", "1.1 ME")],
+            &[("via", "1.0 a, HTTP/1.1 ME (edgepoll)")],
+            &[("Via", "1.1 a"), ("VIA", ",,1.1\tME\t,1.1 b")],
+            // The received-by is an entry's second word, wherever it is.
+            &[("Via", "1.1 hop (ME) , 1.0 ME")],
+            &[("Via", "1.1 hop, 1.1 ME, 1.1 ME")],
+        ];
+        let passed: [&[(&str, &str)]; 5] = [
+            &[],
+            &[("Via", "1.1 edgepoll")],
+            &[("Via", "ME 1.1")],
+            &[("Via", "1.1 ME0, 1.1 xME")],
+            &[("X-Via", "1.1 ME")],
+        ];
+        for (fields, looping) in
+            (looped.iter().map(|f| (f, true))).chain(passed.iter().map(|f| (f, false)))
+        {
+            let fields: Vec<(&str, String)> = fields.iter().map(|(n, v)| (*n, me(v))).collect();
+            let pairs = fields.iter().map(|(n, v)| (*n, v.as_bytes()));
+            assert_eq!(came_back(pairs), looping, "{fields:?}");
+        }
+        let shouted = me("1.1 ME").to_uppercase();
+        assert!(came_back([("Via", shouted.as_bytes())].into_iter()));
+    }
+
     /// Only an absolute target with nothing after its authority asks about
     /// the server as a whole; a path whose query holds a URI does not.
     /// (`/api?next=https://a.test`, a CORS preflight's, went on as `*`.)
@@ -484,7 +567,7 @@ mod tests {
                 "X-Forwarded-Host"
             ]
         );
-        assert_eq!(value(&sent, "via"), Some("1.1 edgepoll"));
+        assert_eq!(value(&sent, "via"), Some(me("1.1 ME").as_str()));
         assert_eq!(value(&sent, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(value(&sent, "x-forwarded-proto"), Some("http"));
         assert_eq!(value(&sent, "x-forwarded-host"), Some("example.test"));
@@ -538,7 +621,7 @@ mod tests {
         assert_eq!(value(&untrusted, "x-forwarded-host"), Some("inner.test"));
         assert_eq!(
             value(&untrusted, "via"),
-            Some("1.0 first, 1.1 second, 1.1 edgepoll")
+            Some(me("1.0 first, 1.1 second, 1.1 ME").as_str())
         );
         let trusted = forwarded(incoming, true);
         assert_eq!(
@@ -569,7 +652,7 @@ mod tests {
             ("X-Forwarded-For", b"1.2.3.4"),
         ];
         let sent = forwarded(fields, true);
-        assert_eq!(value(&sent, "via"), Some("1.1 second, 1.1 edgepoll"));
+        assert_eq!(value(&sent, "via"), Some(me("1.1 second, 1.1 ME").as_str()));
         assert_eq!(value(&sent, "x-forwarded-for"), Some("1.2.3.4, 10.0.0.7"));
         let no_peer = Incoming {
             peer: None,
@@ -634,7 +717,7 @@ mod tests {
             shown,
             [("Content-Type", &b"text/plain"[..]), ("Set-Cookie", b"a=1")]
         );
-        assert_eq!(&via[..], b"1.1 origin, 1.1 edgepoll");
+        assert_eq!(&via[..], me("1.1 origin, 1.1 ME").as_bytes());
         // Without a Connection field, only the listed ones and the length go.
         let plain: Vec<(String, Vec<u8>)> = fields
             .into_iter()
@@ -659,14 +742,14 @@ mod tests {
             ..incoming(false)
         };
         let sent = forwarded_as(&[("Via", b"1.1 first")], older);
-        assert_eq!(value(&sent, "via"), Some("1.1 first, 1.0 edgepoll"));
+        assert_eq!(value(&sent, "via"), Some(me("1.1 first, 1.0 ME").as_str()));
         let (_, via) = response_fields(owned(&[("Via", "1.0 far")]), Version::Http10);
-        assert_eq!(&via[..], b"1.0 far, 1.0 edgepoll");
+        assert_eq!(&via[..], me("1.0 far, 1.0 ME").as_bytes());
         // A Via that Connection names was only for the hop it came over.
         let named = owned(&[("Connection", "Via"), ("Via", "1.1 near")]);
         assert_eq!(
             &response_fields(named, Version::Http11).1[..],
-            b"1.1 edgepoll"
+            me("1.1 ME").as_bytes()
         );
     }
 
@@ -686,7 +769,7 @@ mod tests {
         let sent = forwarded(incoming, true);
         assert_eq!(value(&sent, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(value(&sent, "x-forwarded-host"), Some("inner.test"));
-        assert_eq!(value(&sent, "via"), Some("1.1 edgepoll"));
+        assert_eq!(value(&sent, "via"), Some(me("1.1 ME").as_str()));
         assert_eq!(value(&sent, "max-forwards"), None);
     }
 

@@ -239,6 +239,13 @@ impl App for Proxy {
         if method == "TRACE" {
             return Reply::Now(trace_refused());
         }
+        if forwarded::came_back(request.headers()) {
+            eprintln!("proxy: a request came back to this proxy (its Via names it): a loop of proxies; answered 508");
+            return Reply::Now(text(
+                StatusCode::LOOP_DETECTED,
+                "this request came back to the proxy that passed it on (a loop of proxies)\n",
+            ));
+        }
         // TRACE is gone, so only OPTIONS counts hops here.
         if forwarded::max_forwards(method, request.headers()) == Some(0) {
             return Reply::Now(final_recipient());

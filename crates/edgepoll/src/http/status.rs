@@ -56,6 +56,9 @@ impl StatusCode {
     pub const GATEWAY_TIMEOUT: StatusCode = StatusCode(504);
     /// 505 HTTP Version Not Supported.
     pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
+    /// 508 Loop Detected (RFC 5842): a request came back to an
+    /// intermediary that had already passed it on.
+    pub const LOOP_DETECTED: StatusCode = StatusCode(508);
 
     /// A status from its number; `None` outside 100..=999.
     pub fn from_u16(code: u16) -> Option<StatusCode> {
@@ -94,9 +97,9 @@ impl StatusCode {
     }
 }
 
-/// Reason phrases by code, from 100 (up to 505, the last one named).
-const REASONS: [&str; 406] = {
-    let named: [(u16, &str); 29] = [
+/// Reason phrases by code, from 100 (up to 508, the last one named).
+const REASONS: [&str; 409] = {
+    let named: [(u16, &str); 30] = [
         (100, "Continue"),
         (101, "Switching Protocols"),
         (103, "Early Hints"),
@@ -126,8 +129,9 @@ const REASONS: [&str; 406] = {
         (503, "Service Unavailable"),
         (504, "Gateway Timeout"),
         (505, "HTTP Version Not Supported"),
+        (508, "Loop Detected"),
     ];
-    let mut table = [""; 406];
+    let mut table = [""; 409];
     let mut i = 0;
     while i < named.len() {
         table[(named[i].0 - 100) as usize] = named[i].1;
