@@ -22,7 +22,9 @@
 //! - the request goes on as one request, with the target in origin form.
 //!
 //! A request is one whose input does not start with `HTTP/`; a response is
-//! one that does.
+//! one that does, read as the answer to a GET or, one time in four, to a
+//! HEAD: a response in a transfer coding other than chunked is refused
+//! (502) exactly when it has a body.
 
 use crate::{Reached, Rng, Target};
 use edgepoll::http::{
@@ -61,7 +63,8 @@ pub fn target() -> Target {
             "a response passed on",
             "a response field Connection names dropped",
             "a response's Via chain",
-            "a foreign transfer coding",
+            "a foreign transfer coding refused",
+            "a foreign coding without a body passed",
             "a loop stopped",
         ],
     }
@@ -80,6 +83,7 @@ const SEEDS: &[&[u8]] = &[
     b"OPTIONS / HTTP/1.1\r\nVia: 1.1 SELFISH\r\nMax-Forwards: 0\r\nConnection: Via\r\nVia: 1.0\tSELF\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 2\r\nVia: 1.1 up\r\nX-End: 2\r\n\r\nok",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nKeep-Alive: timeout=5\r\nVia: 1.0 a, , 1.1 b\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip\r\nETag: \"a\"\r\n\r\n",
     b"HTTP/1.0 404 Not Found\r\nUpgrade: h2c\r\nVia: 1.1 x\r\nConnection: via\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
 ];
 
@@ -325,7 +329,7 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
     let trust = rng.below(2) == 1;
     let input = &with_own_name(input)[..];
     if input.starts_with(b"HTTP/") {
-        return check_response(input, reached);
+        return check_response(input, rng.below(4) == 0, reached);
     }
     let peer: Option<SocketAddr> = PEERS[rng.below(PEERS.len())].and_then(|p| p.parse().ok());
     let now = Instant::now();
@@ -586,8 +590,8 @@ fn check_max_forwards(
     Ok(())
 }
 
-fn check_response(input: &[u8], reached: &mut Reached) -> Result<(), String> {
-    let mut parser = ResponseParser::new(false);
+fn check_response(input: &[u8], to_head: bool, reached: &mut Reached) -> Result<(), String> {
+    let mut parser = ResponseParser::new(to_head);
     let parsed = match parser.feed(input) {
         Ok(Some(response)) => response,
         Ok(None) => match parser.finish() {
@@ -596,8 +600,11 @@ fn check_response(input: &[u8], reached: &mut Reached) -> Result<(), String> {
         },
         Err(_) => return Ok(()),
     };
-    // The library's reading, which the proxy refuses a response by.
+    // The library's reading, and the proxy's refusal that rests on it.
     let parsed_coding = parsed.undecoded_coding().map(<[u8]>::to_vec);
+    let refused = forwarded::unpassable_coding(&parsed, to_head).is_some();
+    let code = parsed.status.as_u16();
+    let bodiless = to_head || code < 200 || code == 204 || code == 304;
     let ParsedResponse {
         version, headers, ..
     } = parsed;
@@ -634,8 +641,16 @@ fn check_response(input: &[u8], reached: &mut Reached) -> Result<(), String> {
     if undecoded != foreign {
         return Err(format!("foreign coding {foreign:?} not found"));
     }
-    if foreign.is_some() {
-        reached.mark("a foreign transfer coding");
+    // Only a body can be coded: a bodiless answer goes on without it.
+    if refused != (foreign.is_some() && !bodiless) {
+        return Err(format!(
+            "coding {foreign:?} of a {code} answer (to HEAD: {to_head}) refused: {refused}"
+        ));
+    }
+    match (foreign.is_some(), bodiless) {
+        (true, false) => reached.mark("a foreign transfer coding refused"),
+        (true, true) => reached.mark("a foreign coding without a body passed"),
+        _ => {}
     }
     reached.mark("a response passed on");
     Ok(())

@@ -33,7 +33,7 @@
 //!   in a way nothing tells it of
 //!   ([`ParsedResponse::undecoded_coding`](edgepoll::http::ParsedResponse::undecoded_coding)).
 
-use edgepoll::http::{same_name, HopByHop, Request, Version};
+use edgepoll::http::{same_name, HopByHop, ParsedResponse, Request, Version};
 use edgepoll::{ClientRequest, RequestError, Url};
 use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
@@ -311,6 +311,15 @@ fn hops_left(value: &[u8]) -> Option<u64> {
 
 fn decimal(n: u64) -> Vec<u8> {
     n.to_string().into_bytes()
+}
+
+/// The transfer coding, other than chunked, for which the proxy answers an
+/// upstream's response 502 (see the module's decisions), if it has one.
+/// Only a body could be coded: an answer to HEAD (`to_head`), a 1xx, 204 or
+/// 304 has none, and goes on without the hop-by-hop field.
+pub fn unpassable_coding(response: &ParsedResponse, to_head: bool) -> Option<&[u8]> {
+    let bodiless = to_head || response.status.forbids_body();
+    response.undecoded_coding().filter(|_| !bodiless)
 }
 
 /// Header fields as a parsed response holds them.

@@ -322,10 +322,7 @@ impl App for Proxy {
             }
             Ok(response) => {
                 self.balancer.answered(upstream);
-                // Only a body could be coded: a HEAD, 204 or 304 answer
-                // has none, and goes on without the hop-by-hop field.
-                let bodiless = waiting.to_head || response.status.forbids_body();
-                let coding = response.undecoded_coding().filter(|_| !bodiless);
+                let coding = forwarded::unpassable_coding(&response, waiting.to_head);
                 if let Some(coding) = coding.map(String::from_utf8_lossy) {
                     self.exchanges.remove(&exchange);
                     self.balancer.done(upstream, now);
