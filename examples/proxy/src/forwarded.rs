@@ -53,12 +53,14 @@ pub fn via_entry(version: Version) -> &'static str {
 }
 
 /// The pseudonym this proxy gives itself in `Via`: `edgepoll-` and eight
-/// hex digits drawn when the process starts. A name of its own, not the
+/// hex digits drawn once per process (at start: the proxy shows it). A name of its own, not the
 /// product's, so that a request that comes back to it is known
 /// ([`came_back`]): a loop of proxies (an upstream that is this proxy under
 /// another name or address, or another proxy whose upstream is this one)
 /// would otherwise go round and round, holding two more connections at each
-/// turn, until the `Via` it grows outgrew a request head.
+/// turn, until the client's wait for an answer ran out. Two proxies in one
+/// chain draw the same name about once in four billion (32 bits); then
+/// the second answers 508 to every request the first passes on.
 pub fn own_name() -> &'static str {
     // "1.1 " comes first.
     &via_entries()[1][4..]

@@ -69,7 +69,13 @@ fn serve(config: config::Config, ca_certificates: Option<Vec<u8>>) -> Result<(),
     let upstreams: Vec<String> = config.upstreams.iter().map(|u| u.to_string()).collect();
     // The port bound, where `--listen` asked for any (port 0).
     let shown = edgepoll::net::local_addr(&listener).unwrap_or(config.listen);
-    println!("listening on {shown}, upstreams {}", upstreams.join(" "));
+    // Drawn now, and shown: the name a loop would bring back (see
+    // `forwarded::own_name`).
+    let name = forwarded::own_name();
+    println!(
+        "listening on {shown}, upstreams {}; named {name} in Via",
+        upstreams.join(" ")
+    );
     let options = ServerOptions {
         limits: Limits {
             // The upstream's own timeouts answer first (504 or 502): this
