@@ -80,6 +80,7 @@ const SEEDS: &[&[u8]] = &[
     b"GET / HTTP/1.1\r\nHost: a.test\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX_Forwarded_For: 1.2.3.4\r\nX-Forwarded-Port: 1\r\nTrue-Client-IP: 1.2.3.4\r\nClient-IP: 1\r\nX-Keep: yes\r\n\r\n",
     b"GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade, Via\r\nVia: 1.1 hidden\r\nProxy-Connection: keep-alive\r\nTrailer: X\r\n\r\n",
     b"GET /again HTTP/1.1\r\nHost: a.test\r\nVia: 1.0 first, 1.1 SELF (edgepoll)\r\n\r\n",
+    b"GET / HTTP/1.1\r\nVia: 1.1 gw (a, 1.1 SELF \\) (b, c)), 1.0 x(1.1 SELF), 1.1 (\r\n\r\n",
     b"OPTIONS / HTTP/1.1\r\nVia: 1.1 SELFISH\r\nMax-Forwards: 0\r\nConnection: Via\r\nVia: 1.0\tSELF\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 2\r\nVia: 1.1 up\r\nX-End: 2\r\n\r\nok",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nKeep-Alive: timeout=5\r\nVia: 1.0 a, , 1.1 b\r\n\r\n0\r\n\r\n",
@@ -104,6 +105,8 @@ const TOKENS: &[&[u8]] = &[
     b"Via",
     b"SELF",
     b"1.1 ",
+    b"(",
+    b")",
     b"Host",
     b"Expect",
     b"Content-Length",
@@ -215,24 +218,62 @@ fn first<'a>(fields: &'a Fields, name: &str, named: &[String]) -> Option<&'a [u8
     values.next().map(|(_, v)| v.as_slice())
 }
 
-/// The proxy's entry: its name is its own (drawn at start), the form is
-/// checked here.
-fn own_via(version: Version) -> &'static [u8] {
-    forwarded::via_entry(version).as_bytes()
+/// The proxy's entry: the version, and its name, which it draws itself
+/// (its form is checked by `check`).
+fn own_via(version: Version) -> Vec<u8> {
+    let version: &[u8] = match version {
+        Version::Http10 => b"1.0 ",
+        Version::Http11 => b"1.1 ",
+    };
+    [version, forwarded::own_name().as_bytes()].concat()
+}
+
+/// `edgepoll-` and eight hex digits.
+fn well_named(name: &str) -> bool {
+    let hex = name.strip_prefix("edgepoll-").unwrap_or("");
+    hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Whether any `Via` field (Connection may name it: it still says where the
-/// request has been) holds an entry received by the proxy: an entry is a
-/// protocol, whitespace, and who received it, then maybe a comment.
+/// request has been) holds an entry received by the proxy: with comments
+/// taken out, an entry is what lies between commas, and who received it
+/// is its second word (a protocol comes first).
 fn names_the_proxy(fields: &Fields) -> bool {
     let own = forwarded::own_name().as_bytes();
-    let entries = fields.iter().filter(|(n, _)| is(n, "via"));
-    let mut entries = entries.flat_map(|(_, v)| v.split(|&b| b == b','));
+    let values = fields.iter().filter(|(n, _)| is(n, "via"));
+    let bare: Vec<Vec<u8>> = values.map(|(_, v)| without_comments(v)).collect();
+    let mut entries = bare.iter().flat_map(|v| v.split(|&b| b == b','));
     entries.any(|entry| {
         let words = entry.split(|b| b" \t".contains(b));
         let mut words = words.filter(|w| !w.is_empty());
         words.nth(1).is_some_and(|by| by.eq_ignore_ascii_case(own))
     })
+}
+
+/// `value` with each comment (RFC 9110 §5.6.5: in parentheses, which nest,
+/// a byte after `\` taken as it is) made a space; one left open runs to
+/// the end.
+fn without_comments(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(open) = rest.iter().position(|&b| b == b'(') {
+        out.extend_from_slice(&rest[..open]);
+        out.push(b' ');
+        let (mut depth, mut at) = (0, open);
+        while at < rest.len() {
+            match rest[at] {
+                b'\\' => at += 1,
+                b'(' => depth += 1,
+                b')' if depth == 1 => break,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            at += 1;
+        }
+        rest = rest.get(at + 1..).unwrap_or_default();
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// `input` with the proxy's name for each `SELF`.
@@ -253,7 +294,7 @@ fn with_own(mut came: Vec<u8>, version: Version) -> Vec<u8> {
     if !came.is_empty() {
         came.extend_from_slice(b", ");
     }
-    came.extend_from_slice(own_via(version));
+    came.extend_from_slice(&own_via(version));
     came
 }
 
@@ -327,6 +368,12 @@ const PEERS: [Option<&str>; 4] = [
 
 fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     let trust = rng.below(2) == 1;
+    if !well_named(forwarded::own_name()) {
+        return Err(format!(
+            "the proxy names itself {:?}",
+            forwarded::own_name()
+        ));
+    }
     let input = &with_own_name(input)[..];
     if input.starts_with(b"HTTP/") {
         return check_response(input, rng.below(4) == 0, reached);

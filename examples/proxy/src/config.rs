@@ -213,8 +213,8 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
 /// takes for this machine's loopback) where it listens on all or on
 /// loopback. Each of the family it listens on (`[::]` takes IPv4 too). (A
 /// name that resolves to it, or another of the machine's own addresses, is
-/// not seen here: such a loop is stopped at its first request, whose `Via`
-/// comes back naming the proxy; see `forwarded::came_back`.)
+/// not seen here: each request such a loop brings back is stopped after
+/// one turn, its `Via` naming the proxy; see `forwarded::came_back`.)
 fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
     let (listen_ip, everywhere) = (listen.ip(), listen.ip().is_unspecified());
     let family = |ip: std::net::IpAddr| {

@@ -59,8 +59,8 @@ pub fn via_entry(version: Version) -> &'static str {
 /// another name or address, or another proxy whose upstream is this one)
 /// would otherwise go round and round, holding two more connections at each
 /// turn, until the client's wait for an answer ran out. Two proxies in one
-/// chain draw the same name about once in four billion (32 bits); then
-/// the second answers 508 to every request the first passes on.
+/// chain draw the same name about once in four billion (32 bits); then the
+/// second answers 508 to every request the first passes on.
 pub fn own_name() -> &'static str {
     // "1.1 " comes first.
     &via_entries()[1][4..]
@@ -84,15 +84,46 @@ fn via_entries() -> &'static [String; 2] {
 /// request fail so.
 pub fn came_back<'a>(mut fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> bool {
     let own = own_name().as_bytes();
-    fields.any(|(name, value)| {
-        same_name(name, "via")
-            && value.split(|&b| b == b',').any(|entry| {
-                // received-protocol RWS received-by [ RWS comment ]
-                let mut words =
-                    (entry.split(|&b| b == b' ' || b == b'\t')).filter(|w| !w.is_empty());
-                words.nth(1).is_some_and(|by| by.eq_ignore_ascii_case(own))
-            })
-    })
+    fields.any(|(name, value)| same_name(name, "via") && received_by(value, own))
+}
+
+/// Whether a `Via` value has an entry received by `by`. Each entry is
+/// `received-protocol RWS received-by [ RWS comment ]` (RFC 9110 §7.6.3):
+/// `by` must be its second word. Entries part at commas outside comments;
+/// a comment (`(...)`, which may nest, hold commas and quote a byte with
+/// `\`) is no word, and one left open runs to the end.
+fn received_by(value: &[u8], by: &[u8]) -> bool {
+    let (mut depth, mut quoted) = (0u32, false);
+    // The words of the entry so far, and where the one under way began.
+    let (mut words, mut word) = (0, None);
+    for (i, &b) in value.iter().enumerate() {
+        if depth > 0 {
+            match b {
+                _ if quoted => quoted = false,
+                b'\\' => quoted = true,
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        if !matches!(b, b' ' | b'\t' | b',' | b'(') {
+            word = word.or(Some(i));
+            continue;
+        }
+        if let Some(start) = word.take() {
+            words += 1;
+            if words == 2 && value[start..i].eq_ignore_ascii_case(by) {
+                return true;
+            }
+        }
+        match b {
+            b',' => words = 0,
+            b'(' => depth = 1,
+            _ => {}
+        }
+    }
+    word.is_some_and(|start| words == 1 && value[start..].eq_ignore_ascii_case(by))
 }
 
 /// A field the proxy writes itself, or that the framing of the outgoing
@@ -471,20 +502,25 @@ mod tests {
         assert!(name[9..].bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
         assert_eq!(via_entry(Version::Http10), format!("1.0 {name}"));
         assert_eq!(via_entry(Version::Http11), format!("1.1 {name}"));
-        let looped: [&[(&str, &str)]; 5] = [
+        let looped: [&[(&str, &str)]; 6] = [
             &[("Via", "1.1 ME")],
             &[("via", "1.0 a, HTTP/1.1 ME (edgepoll)")],
             &[("Via", "1.1 a"), ("VIA", ",,1.1\tME\t,1.1 b")],
             // The received-by is an entry's second word, wherever it is.
             &[("Via", "1.1 hop (ME) , 1.0 ME")],
             &[("Via", "1.1 hop, 1.1 ME, 1.1 ME")],
+            &[("Via", "1.1 a (x, y (z, ME) \\) ,), 1.1 ME(again)")],
         ];
-        let passed: [&[(&str, &str)]; 5] = [
+        let passed: [&[(&str, &str)]; 8] = [
             &[],
             &[("Via", "1.1 edgepoll")],
             &[("Via", "ME 1.1")],
             &[("Via", "1.1 ME0, 1.1 xME")],
             &[("X-Via", "1.1 ME")],
+            // Commas in a comment part no entries.
+            &[("Via", "1.1 gw (x, 1.1 ME y)")],
+            &[("Via", "1.1 gw (a \\) , 1.1 ME)")],
+            &[("Via", "1.1 gw (open, 1.1 ME")],
         ];
         for (fields, looping) in
             (looped.iter().map(|f| (f, true))).chain(passed.iter().map(|f| (f, false)))
