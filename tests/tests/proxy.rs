@@ -156,7 +156,7 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
 fn a_loop_of_proxies_is_stopped_at_its_first_turn_with_508() {
     on_each_runtime(|runtime| {
         let back = format!("127.0.0.1:{}", free_port());
-        let inner = start_proxy(runtime, &[back.clone()], &[]);
+        let inner = start_proxy(runtime, std::slice::from_ref(&back), &[]);
         let mut command = runtime.command(&wasm("proxy"));
         let inner_addr = inner.addr.to_string();
         command.args(["--listen", &back, "--upstream", &inner_addr]);
