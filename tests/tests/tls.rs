@@ -56,6 +56,37 @@ fn https_proxy(runtime: &Runtime, pki: &Pki, upstreams: &[&str]) -> Running {
     start_program_with(runtime, "proxy", &["--dir", &dir], &["--listen"], &args)
 }
 
+/// Every key exchange group the client offers completes a handshake with a
+/// server that takes that one alone, in TLS 1.3 (P-256 and P-384 after a
+/// HelloRetryRequest, since the client's first share is X25519's) and 1.2:
+/// the client draws each group's keys itself (`tls/kx.rs`), not as ring
+/// would, in one `random_get` (under WasmEdge, 31 bits).
+#[test]
+fn a_handshake_completes_in_each_key_exchange_group() {
+    let pki = Pki::new();
+    let mut servers = Vec::new();
+    for group in ["X25519", "P-256", "P-384"] {
+        for version in ["-tls1_3", "-tls1_2"] {
+            let server = SServer::start(&pki, "good", &[version, "-groups", group]);
+            servers.push((format!("{group} {version}"), server));
+        }
+    }
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let urls: Vec<String> = (servers.iter())
+            .map(|(_, server)| format!("https://localhost:{}/", server.addr.port()))
+            .collect();
+        let mut args = vec!["--timeout", "20", "--cacert", &ca];
+        args.extend(urls.iter().map(String::as_str));
+        let (code, stdout, stderr) = client(runtime, &pki, &args);
+        assert_eq!(code, 0, "{}: {stdout}\n{stderr}", runtime.name());
+        for (i, (what, _)) in servers.iter().enumerate() {
+            let answered = format!("[{}] GET {} -> 200 ok", i + 1, urls[i]);
+            assert!(stdout.contains(&answered), "{what}: {stdout}\n{stderr}");
+        }
+    });
+}
+
 /// A good certificate (by name and by IP), a wrong name, an expired one, a
 /// self-signed one, a TLS 1.2-only server, and the Mozilla roots by default.
 #[test]

@@ -43,6 +43,8 @@
 mod app;
 mod client;
 pub mod dns;
+#[cfg(feature = "tls")]
+pub mod entropy;
 mod event;
 mod held_writers;
 pub mod http;

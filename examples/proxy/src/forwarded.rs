@@ -36,8 +36,6 @@
 use edgepoll::http::{same_name, HopByHop, ParsedResponse, Request, Version};
 use edgepoll::{ClientRequest, RequestError, Url};
 use std::borrow::Cow;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -69,11 +67,14 @@ pub fn own_name() -> &'static str {
 fn via_entries() -> &'static [String; 2] {
     static ENTRIES: OnceLock<[String; 2]> = OnceLock::new();
     ENTRIES.get_or_init(|| {
-        // std's hash keys are drawn from the system's random source (WASI's
-        // `random_get` in a guest); the hash of nothing under them is as
-        // random, and needs no crate of its own.
-        let drawn = RandomState::new().build_hasher().finish() as u32;
-        let name = format!("edgepoll-{drawn:08x}");
+        // Drawn on its own, not from std's hash keys: under WasmEdge one
+        // `random_get` holds 31 bits, and a name shown to every client
+        // could give away the draw it came from (see `edgepoll::entropy`).
+        // Should the system's source fail, a name that is only less likely
+        // to be unique is better than no proxy.
+        let mut drawn = [0u8; 4];
+        let _ = edgepoll::entropy::fill(&mut drawn);
+        let name = format!("edgepoll-{:08x}", u32::from_le_bytes(drawn));
         [format!("1.0 {name}"), format!("1.1 {name}")]
     })
 }

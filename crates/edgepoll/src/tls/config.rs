@@ -41,6 +41,10 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let mut provider = ring::default_provider();
+    // Secret bytes from many calls of the system's source, not one: under
+    // WasmEdge one holds 31 bits (see `crate::entropy`).
+    provider.kx_groups = super::kx::GROUPS.to_vec();
+    provider.secure_random = &crate::entropy::ForRustls;
     // WebAssembly has no AES instructions: ring's constant-time software
     // AES-GCM runs at a sixth of ChaCha20-Poly1305's speed there (64 MiB
     // from nginx: 1.6-1.9 s against 0.27-0.34 s, on edgepoll-host and

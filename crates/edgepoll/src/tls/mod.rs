@@ -21,7 +21,10 @@
 //! yet recommended by its authors for production. One part is edgepoll's
 //! own, in WebAssembly only: the ChaCha20-Poly1305 record cipher
 //! (`chacha20_poly1305.rs`), as ring has no SIMD code for WebAssembly and
-//! bulk transfer was held to a quarter of native speed by it.
+//! bulk transfer was held to a quarter of native speed by it. Nor are
+//! the key exchanges' private keys drawn as ring draws them, in one
+//! `random_get` call: under WasmEdge 0.14.1 one call holds 31 bits whatever
+//! its length, so they come from many ([`crate::entropy`], `kx.rs`).
 //!
 //! All of it is behind the cargo feature `tls`, as it adds about 6 MB to a
 //! module and half a minute to its AOT compilation; built without it, an
@@ -36,6 +39,8 @@ mod chacha20;
 mod chacha20_poly1305;
 #[cfg(feature = "tls")]
 mod config;
+#[cfg(feature = "tls")]
+mod kx;
 #[cfg(feature = "tls")]
 mod poly1305;
 #[cfg(feature = "tls")]
