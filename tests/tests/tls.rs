@@ -76,13 +76,28 @@ fn a_handshake_completes_in_each_key_exchange_group() {
         let urls: Vec<String> = (servers.iter())
             .map(|(_, server)| format!("https://localhost:{}/", server.addr.port()))
             .collect();
-        let mut args = vec!["--timeout", "20", "--cacert", &ca];
+        let mut args = vec!["-v", "--timeout", "20", "--cacert", &ca];
         args.extend(urls.iter().map(String::as_str));
         let (code, stdout, stderr) = client(runtime, &pki, &args);
         assert_eq!(code, 0, "{}: {stdout}\n{stderr}", runtime.name());
         for (i, (what, _)) in servers.iter().enumerate() {
             let answered = format!("[{}] GET {} -> 200 ok", i + 1, urls[i]);
             assert!(stdout.contains(&answered), "{what}: {stdout}\n{stderr}");
+            // `-v` names the group agreed on: the one the server took.
+            let (group, version) = what.split_once(' ').unwrap_or_default();
+            let (version, group) = match (version, group) {
+                ("-tls1_3", g) => ("TLSv1.3", g),
+                (_, g) => ("TLSv1.2", g),
+            };
+            let group = match group {
+                "P-256" => "secp256r1",
+                "P-384" => "secp384r1",
+                other => other,
+            };
+            let prefix = format!("* [{}] GET {}: {version} ", i + 1, urls[i]);
+            let told = stderr.lines().find_map(|l| l.strip_prefix(&prefix));
+            let named = told.and_then(|rest| rest.split(',').next()?.split(' ').nth(1));
+            assert_eq!(named, Some(group), "{what}: {stderr}");
         }
     });
 }

@@ -43,7 +43,6 @@
 mod app;
 mod client;
 pub mod dns;
-#[cfg(feature = "tls")]
 pub mod entropy;
 mod event;
 mod held_writers;

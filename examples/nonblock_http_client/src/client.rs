@@ -357,8 +357,8 @@ fn tell_tls(tag: &str, response: &ParsedResponse) {
     if let Some(tls) = &response.tls {
         let alpn = tls.alpn.as_deref().unwrap_or("none");
         eprintln!(
-            "* {tag}: {} {}, ALPN {alpn}, certificate subject: {}",
-            tls.version, tls.cipher_suite, tls.subject
+            "* {tag}: {} {} {}, ALPN {alpn}, certificate subject: {}",
+            tls.version, tls.cipher_suite, tls.key_exchange, tls.subject
         );
     }
 }

@@ -28,7 +28,6 @@ use super::message::{self, Answer, Family, NotAnswer};
 use super::{system, ResolveError};
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
-use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -167,7 +166,9 @@ pub struct Resolver {
     /// Names to ask once fewer than [`MAX_PENDING`] lookups are under way,
     /// oldest first, and since when: their timeout runs while they wait.
     waiting: std::collections::VecDeque<(Box<str>, Instant)>,
-    ids: std::collections::hash_map::RandomState,
+    /// Query ids drawn ahead, two bytes each (see `fresh_id`).
+    ids: Vec<u8>,
+    /// Ids handed out when the system's source fails.
     next_seed: u64,
     /// Queries to send to the server over UDP, oldest first.
     pub datagrams: Vec<Vec<u8>>,
@@ -197,7 +198,7 @@ impl Resolver {
             literals: Vec::new(),
             pending: Vec::new(),
             waiting: Default::default(),
-            ids: Default::default(),
+            ids: Vec::new(),
             next_seed: 0,
             datagrams: Vec::new(),
             over_tcp: Vec::new(),
@@ -554,11 +555,26 @@ impl Resolver {
     }
 
     /// A query id no lookup under way uses: random, so that an off-path
-    /// sender cannot guess it (with the random source port).
+    /// sender cannot guess it (with the random source port). Drawn from
+    /// [`entropy`](crate::entropy), sixteen at a time, not from std's hash
+    /// keys: under WasmEdge those are one `random_get` of 31 bits, which
+    /// two ids seen would give away, and with them every id after.
     fn fresh_id(&mut self, also_taken: Option<u16>) -> u16 {
         loop {
-            self.next_seed += 1;
-            let id = self.ids.hash_one(self.next_seed) as u16;
+            if self.ids.len() < 2 {
+                let mut block = [0u8; 32];
+                match crate::entropy::fill(&mut block) {
+                    Ok(()) => self.ids.extend_from_slice(&block),
+                    // Ids told apart still, if guessable.
+                    Err(_) => {
+                        self.next_seed += 1;
+                        self.ids
+                            .extend_from_slice(&(self.next_seed as u16).to_le_bytes());
+                    }
+                }
+            }
+            let low = self.ids.pop().unwrap_or(0);
+            let id = u16::from_le_bytes([low, self.ids.pop().unwrap_or(0)]);
             let taken = also_taken == Some(id)
                 || self
                     .pending

@@ -11,6 +11,7 @@
 use crate::entropy;
 use ring::agreement::{self, EphemeralPrivateKey, PublicKey, UnparsedPublicKey};
 use rustls::crypto::{ActiveKeyExchange, GetRandomFailed, SharedSecret, SupportedKxGroup};
+use rustls::ffdhe_groups::FfdheGroup;
 use rustls::{NamedGroup, PeerMisbehaved};
 use zeroize::Zeroize;
 
@@ -92,6 +93,11 @@ impl SupportedKxGroup for Group {
     fn name(&self) -> NamedGroup {
         self.name
     }
+
+    // Not finite-field Diffie-Hellman (the default looks the name up).
+    fn ffdhe_group(&self) -> Option<FfdheGroup<'static>> {
+        None
+    }
 }
 
 /// A key exchange under way: its group's parts, the private key, and the
@@ -120,6 +126,11 @@ impl ActiveKeyExchange for Exchange {
 
     fn group(&self) -> NamedGroup {
         self.name
+    }
+
+    // Not finite-field Diffie-Hellman (the default looks the name up).
+    fn ffdhe_group(&self) -> Option<FfdheGroup<'static>> {
+        None
     }
 }
 

@@ -162,6 +162,8 @@ pub struct TlsInfo {
     /// The cipher suite, as rustls names it (`TLS13_AES_128_GCM_SHA256`;
     /// the IANA registry leaves out the `13`).
     pub cipher_suite: String,
+    /// The key exchange's group (`X25519`, `secp256r1`, `secp384r1`).
+    pub key_exchange: String,
     /// The ALPN protocol, if the server chose one.
     pub alpn: Option<String>,
     /// The server certificate's subject (`CN=..., O=...`).

@@ -326,6 +326,9 @@ impl TlsSession {
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
             .unwrap_or_default();
+        let key_exchange = (self.conn.negotiated_key_exchange_group())
+            .map(|group| format!("{:?}", group.name()))
+            .unwrap_or_default();
         let alpn = self
             .conn
             .alpn_protocol()
@@ -339,6 +342,7 @@ impl TlsSession {
         TlsInfo {
             version,
             cipher_suite,
+            key_exchange,
             alpn,
             subject,
         }
