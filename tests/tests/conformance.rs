@@ -43,6 +43,78 @@ fn assert_case(case: &str, expected: &[(&str, &str)]) {
     }
 }
 
+/// WasmEdge 0.14.1's `random_get` fills a buffer from `minstd_rand0`
+/// seeded with one `std::random_device` value, drawn as libstdc++'s
+/// `uniform_int_distribution<uint32_t>` draws (a high part in 0..=2, then
+/// a low part), four bytes a draw: `None` unless some seed gives `bytes`.
+/// Tries every seed (about 10 s of one core when none does).
+fn wasmedge_seed_of(bytes: &[u8]) -> Option<u64> {
+    const M: u64 = 2_147_483_647;
+    let step = |x: &mut u64| {
+        *x = *x * 16807 % M;
+        *x - 1
+    };
+    let word = |x: &mut u64| loop {
+        let scaling = (M - 2) / 3;
+        let high = loop {
+            let r = step(x);
+            if r < 3 * scaling {
+                break r / scaling;
+            }
+        };
+        let base = (M - 1) * high;
+        let value = base + step(x);
+        if value <= u64::from(u32::MAX) && value >= base {
+            return value as u32;
+        }
+    };
+    let first = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    (1..M).find(|&seed| {
+        let mut x = seed;
+        word(&mut x) == first && {
+            let mut x = seed;
+            let words = (0..bytes.len().div_ceil(4)).map(|_| word(&mut x).to_le_bytes());
+            let drawn: Vec<u8> = words.flatten().take(bytes.len()).collect();
+            drawn == bytes
+        }
+    })
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What `edgepoll::entropy` is for, checked where it matters: on WasmEdge
+/// one `random_get` of 32 bytes is found again from its 31-bit seed, while
+/// `entropy::fill`'s bytes are not; edgepoll-host's `random_get` is the
+/// system's, a difference kept on purpose, so its bytes are not either.
+/// (If a WasmEdge ever stops answering so, this fails, and the README's
+/// HTTPS section is out of date.)
+#[test]
+fn one_random_get_on_wasmedge_holds_a_31_bit_seed_and_entropy_does_not() {
+    for runtime in all_runtimes() {
+        let facts = facts(&runtime, "random");
+        let name = runtime.name();
+        assert_eq!(facts.get("errno").map(String::as_str), Some("0"), "{name}");
+        let raw = unhex(facts.get("raw").map_or("", String::as_str));
+        let mixed = unhex(facts.get("mixed").map_or("", String::as_str));
+        assert_eq!((raw.len(), mixed.len()), (32, 32), "{name}: {facts:?}");
+        let seed = wasmedge_seed_of(&raw);
+        match runtime {
+            Runtime::Host(_) => assert_eq!(seed, None, "{name}: {facts:?}"),
+            // One WasmEdge is enough for the entropy's side: the scan that
+            // finds nothing is the long one.
+            Runtime::WasmEdge => {
+                assert!(seed.is_some(), "{name}: no seed gives {facts:?}");
+                assert_eq!(wasmedge_seed_of(&mixed), None, "{name}: {facts:?}");
+            }
+            Runtime::WasmEdgeAot => assert!(seed.is_some(), "{name}: no seed gives {facts:?}"),
+        }
+    }
+}
+
 #[test]
 fn new_descriptors_get_random_unused_numbers_below_two_to_the_31() {
     assert_case(

@@ -643,6 +643,22 @@ pub fn run(case: &str) -> Result<()> {
         }
         "readonly-names" => crate::names::readonly_names()?,
         "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
+        "random" => {
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            extern "C" {
+                fn random_get(buf: *mut u8, len: u32) -> u16;
+            }
+            let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            // One call, as a program (or ring, for a key) draws.
+            let mut raw = [0u8; 32];
+            // SAFETY: random_get writes at most `len` bytes into `raw`.
+            let errno = unsafe { random_get(raw.as_mut_ptr(), raw.len() as u32) };
+            let mut mixed = [0u8; 32];
+            edgepoll::entropy::fill(&mut mixed).map_err(err("entropy"))?;
+            println!("errno={errno}");
+            println!("raw={}", hex(&raw));
+            println!("mixed={}", hex(&mixed));
+        }
         "program-name" => {
             println!("argv0={}", std::env::args().next().unwrap_or_default());
             let since_boot = std::time::Instant::now().checked_sub(Duration::from_secs(1));
