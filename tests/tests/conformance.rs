@@ -46,9 +46,10 @@ fn assert_case(case: &str, expected: &[(&str, &str)]) {
 /// WasmEdge 0.14.1's `random_get` fills a buffer from `minstd_rand0`
 /// seeded with one `std::random_device` value, drawn as libstdc++'s
 /// `uniform_int_distribution<uint32_t>` draws (a high part in 0..=2, then
-/// a low part), four bytes a draw: `None` unless some seed gives `bytes`.
-/// Tries every seed (about 10 s of one core when none does).
-fn wasmedge_seed_of(bytes: &[u8]) -> Option<u64> {
+/// a low part), four bytes a draw: `None` unless some seed gives `bytes`;
+/// else the seed, and the engine's state after `bytes`. Tries every seed
+/// (about 10 s of one core when none does).
+fn wasmedge_seed_of(bytes: &[u8]) -> Option<(u64, u64)> {
     const M: u64 = 2_147_483_647;
     let step = |x: &mut u64| {
         *x = *x * 16807 % M;
@@ -69,14 +70,15 @@ fn wasmedge_seed_of(bytes: &[u8]) -> Option<u64> {
         }
     };
     let first = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-    (1..M).find(|&seed| {
+    (1..M).find_map(|seed| {
         let mut x = seed;
-        word(&mut x) == first && {
-            let mut x = seed;
-            let words = (0..bytes.len().div_ceil(4)).map(|_| word(&mut x).to_le_bytes());
-            let drawn: Vec<u8> = words.flatten().take(bytes.len()).collect();
-            drawn == bytes
+        if word(&mut x) != first {
+            return None;
         }
+        let mut x = seed;
+        let words = (0..bytes.len().div_ceil(4)).map(|_| word(&mut x).to_le_bytes());
+        let drawn: Vec<u8> = words.flatten().take(bytes.len()).collect();
+        (drawn == bytes).then_some((seed, x))
     })
 }
 
@@ -86,31 +88,36 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// What `edgepoll::entropy` is for, checked where it matters: on WasmEdge
-/// one `random_get` of 32 bytes is found again from its 31-bit seed, while
-/// `entropy::fill`'s bytes are not; edgepoll-host's `random_get` is the
-/// system's, a difference kept on purpose, so its bytes are not either.
-/// (If a WasmEdge ever stops answering so, this fails, and the README's
-/// HTTPS section is out of date.)
+/// What `edgepoll::entropy` rests on, checked where it matters: on
+/// WasmEdge each `random_get` of 32 bytes is found again from a 31-bit
+/// seed, and the next call's seed is a new one, not where the first left
+/// its engine (so that many calls hold more than one); edgepoll-host's
+/// `random_get` is the system's, a difference kept on purpose. On one
+/// WasmEdge, `entropy::fill`'s bytes are no raw answer either (the scan
+/// that finds nothing is the long one). If a WasmEdge ever answers
+/// otherwise, this fails, and `edgepoll::entropy` and the README's HTTPS
+/// section are out of date.
 #[test]
-fn one_random_get_on_wasmedge_holds_a_31_bit_seed_and_entropy_does_not() {
+fn each_random_get_on_wasmedge_holds_a_31_bit_seed_of_its_own() {
     for runtime in all_runtimes() {
         let facts = facts(&runtime, "random");
         let name = runtime.name();
         assert_eq!(facts.get("errno").map(String::as_str), Some("0"), "{name}");
-        let raw = unhex(facts.get("raw").map_or("", String::as_str));
-        let mixed = unhex(facts.get("mixed").map_or("", String::as_str));
-        assert_eq!((raw.len(), mixed.len()), (32, 32), "{name}: {facts:?}");
+        let bytes = |key: &str| unhex(facts.get(key).map_or("", String::as_str));
+        let (raw, next, mixed) = (bytes("raw"), bytes("next"), bytes("mixed"));
+        let lengths = (raw.len(), next.len(), mixed.len());
+        assert_eq!(lengths, (32, 32, 32), "{name}: {facts:?}");
         let seed = wasmedge_seed_of(&raw);
-        match runtime {
-            Runtime::Host(_) => assert_eq!(seed, None, "{name}: {facts:?}"),
-            // One WasmEdge is enough for the entropy's side: the scan that
-            // finds nothing is the long one.
-            Runtime::WasmEdge => {
-                assert!(seed.is_some(), "{name}: no seed gives {facts:?}");
-                assert_eq!(wasmedge_seed_of(&mixed), None, "{name}: {facts:?}");
-            }
-            Runtime::WasmEdgeAot => assert!(seed.is_some(), "{name}: no seed gives {facts:?}"),
+        if let Runtime::Host(_) = runtime {
+            assert_eq!(seed, None, "{name}: {facts:?}");
+            continue;
+        }
+        let (Some((_, left)), Some((next_seed, _))) = (seed, wasmedge_seed_of(&next)) else {
+            panic!("{name}: no seed gives {facts:?}");
+        };
+        assert_ne!(next_seed, left, "{name}: one engine for both calls");
+        if let Runtime::WasmEdge = runtime {
+            assert_eq!(wasmedge_seed_of(&mixed), None, "{name}: {facts:?}");
         }
     }
 }

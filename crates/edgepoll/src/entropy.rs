@@ -1,20 +1,24 @@
 //! Secret random bytes that do not rest on one `random_get` call.
 //!
-//! WasmEdge 0.14.1 answers each `random_get` from a `minstd_rand0` engine
-//! seeded with one value of `std::random_device` (`Environ::randomGet`):
-//! whatever its length, the buffer one call fills is one of fewer than
-//! 2^31 sequences. (`tests/tests/conformance.rs` finds the seed of a
-//! 32-byte answer of WasmEdge's by trying them all, and none for this
-//! module's bytes.) ring draws a key exchange's private key (X25519, P-256, P-384)
-//! in one call, so under WasmEdge such a key could be found from the
-//! public key a handshake shows by trying every seed (about a day of one
-//! core, minutes of many), and with it every byte of the connection read.
-//! So could a session token or anything else a program draws in one call,
+//! WasmEdge 0.14 answers each `random_get` from a `minstd_rand0` engine
+//! seeded anew with one value of `std::random_device`
+//! (`Environ::randomGet`): whatever its length, the buffer one call fills
+//! is one of fewer than 2^31 sequences. (`tests/tests/conformance.rs`
+//! finds the seeds of two 32-byte answers of WasmEdge's by trying them
+//! all, and checks that each call has a seed of its own.) ring draws a key
+//! exchange's private key (X25519, P-256, P-384) in one call, so under
+//! WasmEdge such a key could be found from the public key a handshake
+//! shows by trying every seed (an X25519 multiplication each: some fifteen
+//! hours of one core), and with it every byte of the connection read. So
+//! could a session token or anything else a program draws in one call,
 //! and std's hash keys (`RandomState`) are one such draw.
 //!
 //! [`fill`] hashes the answers of [`DRAWS`] separate calls with SHA-256 for
-//! each 32 bytes: about 8 × 31 bits under WasmEdge (as long as the host's
-//! `random_device`, RDSEED, RDRAND or the kernel's, is sound), the full 256
+//! each 32 bytes: about 8 × 31 bits under WasmEdge 0.14 (as long as the
+//! host's `random_device`, RDSEED, RDRAND or the kernel's, is sound). From
+//! 0.15 on, WasmEdge answers every call from one engine per thread, seeded
+//! once with 64 bits: there nothing drawn holds more than those 64 bits, and
+//! the conformance test fails, as a reminder. The full 256
 //! under a runtime that passes on the system's own source (edgepoll-host,
 //! wasmtime, a native build). A block whose draws repeat one another is
 //! drawn again, and a source that keeps repeating itself is an error, not

@@ -356,9 +356,13 @@ fn client_options(options: &Options) -> Result<ClientOptions, String> {
 fn tell_tls(tag: &str, response: &ParsedResponse) {
     if let Some(tls) = &response.tls {
         let alpn = tls.alpn.as_deref().unwrap_or("none");
+        let kx = match tls.key_exchange.as_str() {
+            "" => "none",
+            group => group,
+        };
         eprintln!(
-            "* {tag}: {} {} {}, ALPN {alpn}, certificate subject: {}",
-            tls.version, tls.cipher_suite, tls.key_exchange, tls.subject
+            "* {tag}: {} {} {kx}, ALPN {alpn}, certificate subject: {}",
+            tls.version, tls.cipher_suite, tls.subject
         );
     }
 }

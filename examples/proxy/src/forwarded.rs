@@ -67,9 +67,9 @@ pub fn own_name() -> &'static str {
 fn via_entries() -> &'static [String; 2] {
     static ENTRIES: OnceLock<[String; 2]> = OnceLock::new();
     ENTRIES.get_or_init(|| {
-        // Drawn on its own, not from std's hash keys: under WasmEdge one
-        // `random_get` holds 31 bits, and a name shown to every client
-        // could give away the draw it came from (see `edgepoll::entropy`).
+        // Drawn on its own, not from std's hash keys: a name shown to every
+        // client could give their one `random_get` away under WasmEdge (see
+        // `edgepoll::entropy`).
         // Should the system's source fail, a name that is only less likely
         // to be unique is better than no proxy.
         let mut drawn = [0u8; 4];

@@ -557,8 +557,8 @@ impl Resolver {
     /// A query id no lookup under way uses: random, so that an off-path
     /// sender cannot guess it (with the random source port). Drawn from
     /// [`entropy`](crate::entropy), sixteen at a time, not from std's hash
-    /// keys: under WasmEdge those are one `random_get` of 31 bits, which
-    /// two ids seen would give away, and with them every id after.
+    /// keys: those are one `random_get`, which under WasmEdge two ids seen
+    /// would give away, and with them every id after.
     fn fresh_id(&mut self, also_taken: Option<u16>) -> u16 {
         loop {
             if self.ids.len() < 2 {

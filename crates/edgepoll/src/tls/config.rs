@@ -41,8 +41,8 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let mut provider = ring::default_provider();
-    // Secret bytes from many calls of the system's source, not one: under
-    // WasmEdge one holds 31 bits (see `crate::entropy`).
+    // Secret bytes from many calls of the system's source, not one (see
+    // `crate::entropy`).
     provider.kx_groups = super::kx::GROUPS.to_vec();
     provider.secure_random = &crate::entropy::ForRustls;
     // WebAssembly has no AES instructions: ring's constant-time software

@@ -23,8 +23,7 @@
 //! (`chacha20_poly1305.rs`), as ring has no SIMD code for WebAssembly and
 //! bulk transfer was held to a quarter of native speed by it. Nor are
 //! the key exchanges' private keys drawn as ring draws them, in one
-//! `random_get` call: under WasmEdge 0.14.1 one call holds 31 bits whatever
-//! its length, so they come from many ([`crate::entropy`], `kx.rs`).
+//! `random_get` call: they come from [`crate::entropy`] (`kx.rs`).
 //!
 //! All of it is behind the cargo feature `tls`, as it adds about 6 MB to a
 //! module and half a minute to its AOT compilation; built without it, an
@@ -162,7 +161,8 @@ pub struct TlsInfo {
     /// The cipher suite, as rustls names it (`TLS13_AES_128_GCM_SHA256`;
     /// the IANA registry leaves out the `13`).
     pub cipher_suite: String,
-    /// The key exchange's group (`X25519`, `secp256r1`, `secp384r1`).
+    /// The key exchange's group (`X25519`, `secp256r1`, `secp384r1`);
+    /// empty when a resumed session made none (TLS 1.2).
     pub key_exchange: String,
     /// The ALPN protocol, if the server chose one.
     pub alpn: Option<String>,

@@ -649,14 +649,16 @@ pub fn run(case: &str) -> Result<()> {
                 fn random_get(buf: *mut u8, len: u32) -> u16;
             }
             let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-            // One call, as a program (or ring, for a key) draws.
-            let mut raw = [0u8; 32];
-            // SAFETY: random_get writes at most `len` bytes into `raw`.
-            let errno = unsafe { random_get(raw.as_mut_ptr(), raw.len() as u32) };
+            // One call each, as a program (or ring, for a key) draws.
+            let (mut raw, mut next) = ([0u8; 32], [0u8; 32]);
+            // SAFETY: random_get writes at most `len` bytes into the buffer.
+            let errno = unsafe { random_get(raw.as_mut_ptr(), raw.len() as u32) }
+                | unsafe { random_get(next.as_mut_ptr(), next.len() as u32) };
             let mut mixed = [0u8; 32];
             edgepoll::entropy::fill(&mut mixed).map_err(err("entropy"))?;
             println!("errno={errno}");
             println!("raw={}", hex(&raw));
+            println!("next={}", hex(&next));
             println!("mixed={}", hex(&mixed));
         }
         "program-name" => {
