@@ -15,16 +15,16 @@
 //!
 //! [`fill`] hashes the answers of [`DRAWS`] separate calls with SHA-256 for
 //! each 32 bytes: about 8 × 31 bits under WasmEdge 0.14 (as long as the
-//! host's `random_device`, RDSEED, RDRAND or the kernel's, is sound). From
-//! 0.15 on, WasmEdge answers every call from one engine per thread, seeded
-//! once with 64 bits: there nothing drawn holds more than those 64 bits, and
-//! the conformance test fails, as a reminder. The full 256
-//! under a runtime that passes on the system's own source (edgepoll-host,
-//! wasmtime, a native build). A block whose draws repeat one another is
-//! drawn again, and a source that keeps repeating itself is an error, not
-//! a key: a stuck source would otherwise give the same bytes every time.
-//! edgepoll's TLS draws its keys and its handshakes' random values from it,
-//! its resolver its query ids.
+//! host's `random_device`, RDSEED, RDRAND or the kernel's, is sound), the
+//! full 256 under a runtime that passes on the system's own source
+//! (edgepoll-host, wasmtime, a native build). From 0.15 on, WasmEdge
+//! answers every call from one engine per thread, seeded once with 64
+//! bits: there nothing drawn holds more than those 64 bits, and the
+//! conformance test fails, as a reminder. A block whose draws repeat one
+//! another is drawn again, and a source that keeps repeating itself is an
+//! error, not a key: a stuck source would otherwise give the same bytes
+//! every time. edgepoll's TLS draws its keys and its handshakes' random
+//! values from it, its resolver its query ids.
 //!
 //! ```
 //! let mut token = [0u8; 16];

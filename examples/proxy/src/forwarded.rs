@@ -51,8 +51,9 @@ pub fn via_entry(version: Version) -> &'static str {
 }
 
 /// The pseudonym this proxy gives itself in `Via`: `edgepoll-` and eight
-/// hex digits drawn once per process (at start: the proxy shows it). A name of its own, not the
-/// product's, so that a request that comes back to it is known
+/// hex digits drawn once per process (at start: the proxy shows it). A
+/// name of its own, not the product's, so that a request that comes back
+/// to it is known
 /// ([`came_back`]): a loop of proxies (an upstream that is this proxy under
 /// another name or address, or another proxy whose upstream is this one)
 /// would otherwise go round and round, holding two more connections at each

@@ -166,8 +166,8 @@ pub struct Resolver {
     /// Names to ask once fewer than [`MAX_PENDING`] lookups are under way,
     /// oldest first, and since when: their timeout runs while they wait.
     waiting: std::collections::VecDeque<(Box<str>, Instant)>,
-    /// Query ids drawn ahead, two bytes each (see `fresh_id`).
-    ids: Vec<u8>,
+    /// Query ids drawn ahead (see `fresh_id`).
+    ids: Vec<u16>,
     /// Ids handed out when the system's source fails.
     next_seed: u64,
     /// Queries to send to the server over UDP, oldest first.
@@ -561,20 +561,22 @@ impl Resolver {
     /// would give away, and with them every id after.
     fn fresh_id(&mut self, also_taken: Option<u16>) -> u16 {
         loop {
-            if self.ids.len() < 2 {
+            if self.ids.is_empty() {
                 let mut block = [0u8; 32];
                 match crate::entropy::fill(&mut block) {
-                    Ok(()) => self.ids.extend_from_slice(&block),
+                    Ok(()) => {
+                        let pairs = block.chunks_exact(2);
+                        self.ids
+                            .extend(pairs.map(|pair| u16::from_le_bytes([pair[0], pair[1]])));
+                    }
                     // Ids told apart still, if guessable.
                     Err(_) => {
                         self.next_seed += 1;
-                        self.ids
-                            .extend_from_slice(&(self.next_seed as u16).to_le_bytes());
+                        self.ids.push(self.next_seed as u16);
                     }
                 }
             }
-            let low = self.ids.pop().unwrap_or(0);
-            let id = u16::from_le_bytes([low, self.ids.pop().unwrap_or(0)]);
+            let id = self.ids.pop().unwrap_or(0);
             let taken = also_taken == Some(id)
                 || self
                     .pending

@@ -5,7 +5,7 @@
 //!
 //! ring takes a key's bytes only from a source of its own (its trait is
 //! sealed); the one that hands over given bytes is `ring::test::rand`'s,
-//! marked internal. The lock file holds ring at one version; a release
+//! marked internal. The workspace pins ring at the release that has it; one
 //! without it fails to build here, it cannot weaken a key silently.
 
 use crate::entropy;
