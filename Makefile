@@ -165,8 +165,8 @@ fuzz: setup-build
 bench: setup build
 	@command -v wrk >/dev/null && command -v gnuplot >/dev/null && command -v valgrind >/dev/null || { echo "installing wrk, gnuplot and valgrind"; $(APT) update -qq && $(APT) install -y -qq wrk gnuplot-nox valgrind; }
 	@command -v ss >/dev/null || { echo "installing iproute2 (the forwarding benchmark counts connections with ss)"; $(APT) update -qq && $(APT) install -y -qq iproute2; }
-	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p idle_holder -p loadgen -p ws_native -p ws_load -p tls_client
-	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server -p fixed_server -p http_layer -p cpu_server
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target -p native_echo -p native_pipe -p idle_holder -p loadgen -p ws_native -p ws_load -p tls_client
+	$(CARGO) build --release --manifest-path bench/Cargo.toml --target-dir target --target wasm32-wasip1 -p book_style_server -p hyper_echo -p minimal_server -p fixed_server -p http_layer -p cpu_server -p wasm_pipe
 	python3 bench/run.py
 
 # A million mixed requests on every runtime present, every byte checked, RSS
