@@ -143,7 +143,9 @@ impl From<rustls::Error> for TlsError {
     }
 }
 
-/// What a TLS connection agreed on, for `-v` and logs.
+/// What a TLS connection agreed on, for `-v` and logs. Only edgepoll makes
+/// one (`#[non_exhaustive]`), so a later release may tell more without
+/// breaking a program that reads it.
 ///
 /// ```
 /// /// One line on how an `https://` response came.
@@ -155,6 +157,7 @@ impl From<rustls::Error> for TlsError {
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsInfo {
     /// `TLSv1.3` or `TLSv1.2`.
     pub version: String,
