@@ -6,7 +6,11 @@
   through each proxy to the same upstream, the native echo baseline: nginx
   as a reverse proxy (one worker, upstream keep-alive), examples/proxy on
   edgepoll-host and on WasmEdge AOT. In turns, the order rotating each turn;
-  the median of the turns, and each turn's ratio to nginx's.
+  the median of the turns, and each turn's ratio to nginx's. With them, in
+  the same turns, the floor: a byte pipe that parses nothing (natively,
+  bench/native_pipe, and as a guest on each runtime, bench/wasm_pipe),
+  the most any forwarder making one outbound exchange per request could
+  do there.
 - Across cores: bench/cpu_server (fixed CPU per request) under WasmEdge AOT,
   two backends behind the proxy (itself on WasmEdge AOT) against one, in
   turns: how far a second core helps on this 2-core machine, where wrk and
@@ -27,6 +31,7 @@ import forwarding  # noqa: E402  (nginx as a peer)
 import run  # noqa: E402  (Process, wrk, free_port)
 
 PROXY = run.WASM / "proxy.wasm"
+PIPE_LABEL = "byte pipe (floor)"
 CPU_SERVER = run.WASM / "cpu_server.wasm"
 TURNS = 5
 # Rounds of cpu_server's work per request: about 1 ms under WasmEdge AOT
@@ -62,14 +67,20 @@ def measure(start):
 def proxies(upstream_port):
     """(label, start) for each proxy present."""
     listed = [("nginx (1 worker, keep-alive)", lambda port: forwarding.Nginx(port, upstream_port))]
-    runtimes = [("edgepoll-host", [str(run.HOST)], PROXY)]
+    runtimes = [("edgepoll-host", [str(run.HOST)], PROXY, forwarding.PIPE)]
     if shutil.which("wasmedge"):
-        runtimes.append(("WasmEdge AOT", ["wasmedge"], run.aot(PROXY)))
-    for label, runtime, module in runtimes:
+        runtimes.append(("WasmEdge AOT", ["wasmedge"], run.aot(PROXY), run.aot(forwarding.PIPE)))
+    for label, runtime, module, _ in runtimes:
         def start(port, runtime=runtime, module=module):
             command = proxy_command(runtime, module, f"127.0.0.1:{port}", [upstream_port])
             return run.Process(command, "listening on")
         listed.append((f"examples/proxy · {label}", start))
+    pipes = [("native", [str(run.TARGET / "release" / "native_pipe")])]
+    pipes += [(label, runtime + [str(pipe)]) for label, runtime, _, pipe in runtimes]
+    for label, command in pipes:
+        def start(port, command=command):
+            return run.Process(command + [f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}"], "listening on")
+        listed.append((f"{PIPE_LABEL} · {label}", start))
     return listed
 
 
@@ -170,20 +181,24 @@ def section(rows, cores, counts):
         "each proxy to the native echo baseline, in "
         f"{TURNS} turns with the order rotating; medians, and each turn's ratio to nginx's. All processes share "
         "the machine's 2 cores. CPU per request is the proxy process's own (from /proc), split between user "
-        "space (for WasmEdge: the guest's code and the runtime's) and the kernel.",
+        "space (for WasmEdge: the guest's code and the runtime's) and the kernel. The byte pipes (each client "
+        "paired with an upstream connection of its own, nothing parsed; bench/native_pipe, and bench/wasm_pipe "
+        "on edgepoll's Poll) are the floor: what a forwarder making one outbound exchange per request could do "
+        "at most on each runtime.",
         "",
         "| proxy | requests/s | × nginx (per turn) | target ≥ 1.0× | p99 ms | × nginx (per turn) | target ≤ 1.5× "
         "| CPU µs/request: user + kernel | errors |",
         "|---|---:|---|---|---:|---|---|---|---:|",
     ]
     for r in rows:
-        nginx = r["label"].startswith("nginx")
+        # No target for nginx itself nor for the floors.
+        untargeted = r["label"].startswith(("nginx", PIPE_LABEL))
         rps, p99 = statistics.median(r["rps_ratios"]), statistics.median(r["p99_ratios"])
         lines.append(
             f"| {r['label']} | {r['rps']:.0f} | {rps:.2f} ({', '.join(f'{x:.2f}' for x in r['rps_ratios'])}) "
-            f"| {'—' if nginx else ('met' if rps >= 1.0 else 'MISSED')} | {r['p99_ms']:.2f} "
+            f"| {'—' if untargeted else ('met' if rps >= 1.0 else 'MISSED')} | {r['p99_ms']:.2f} "
             f"| {p99:.2f} ({', '.join(f'{x:.2f}' for x in r['p99_ratios'])}) "
-            f"| {'—' if nginx else ('met' if p99 <= 1.5 else 'MISSED')} "
+            f"| {'—' if untargeted else ('met' if p99 <= 1.5 else 'MISSED')} "
             f"| {r['user_us']:.1f} + {r['kernel_us']:.1f} | {r['errors']} |"
         )
     if cores:
