@@ -5,10 +5,12 @@
 //! request pays the kernel over loopback, and little else. For `make bench`
 //! only: `native_pipe LISTEN UPSTREAM`.
 
+mod pairs;
+
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use pairs::{address, pair};
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::SocketAddr;
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -22,21 +24,10 @@ struct End {
     watching_room: bool,
 }
 
-fn address(text: Option<String>, what: &str) -> io::Result<SocketAddr> {
-    text.ok_or_else(|| {
-        io::Error::new(
-            ErrorKind::InvalidInput,
-            format!("usage: native_pipe LISTEN UPSTREAM (no {what})"),
-        )
-    })?
-    .parse()
-    .map_err(|e| io::Error::new(ErrorKind::InvalidInput, format!("{what}: {e}")))
-}
-
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let listen = address(args.next(), "LISTEN")?;
-    let upstream = address(args.next(), "UPSTREAM")?;
+    let listen = address(args.next(), "LISTEN", "native_pipe")?;
+    let upstream = address(args.next(), "UPSTREAM", "native_pipe")?;
     let mut listener = TcpListener::bind(listen)?;
     let mut poll = Poll::new()?;
     poll.registry()
@@ -128,16 +119,6 @@ fn relay(ends: &mut [Option<End>], index: usize, buf: &mut [u8]) -> io::Result<(
         if !partner.unsent.is_empty() || n < buf.len() {
             return Ok(());
         }
-    }
-}
-
-fn pair(ends: &mut [Option<End>], index: usize) -> io::Result<(&mut End, &mut End)> {
-    let base = index & !1;
-    let (first, second) = ends[base..base + 2].split_at_mut(1);
-    match (first[0].as_mut(), second[0].as_mut()) {
-        (Some(a), Some(b)) if index == base => Ok((a, b)),
-        (Some(a), Some(b)) => Ok((b, a)),
-        _ => Err(ErrorKind::NotConnected.into()),
     }
 }
 

@@ -18,8 +18,13 @@ fn main() {
 }
 
 #[cfg(target_os = "wasi")]
+#[path = "../../native_pipe/src/pairs.rs"]
+mod pairs;
+
+#[cfg(target_os = "wasi")]
 mod pipe {
-    use edgepoll::net::{self, SocketAddr, TcpStream};
+    use crate::pairs::{address, pair};
+    use edgepoll::net::{self, TcpStream};
     use edgepoll::{Events, Interest, Poll, Token};
     use std::io::{self, ErrorKind};
 
@@ -51,21 +56,10 @@ mod pipe {
         }
     }
 
-    fn address(text: Option<String>, what: &str) -> io::Result<SocketAddr> {
-        text.ok_or_else(|| {
-            io::Error::new(
-                ErrorKind::InvalidInput,
-                format!("usage: wasm_pipe LISTEN UPSTREAM (no {what})"),
-            )
-        })?
-        .parse()
-        .map_err(|e| io::Error::new(ErrorKind::InvalidInput, format!("{what}: {e}")))
-    }
-
     pub fn run() -> io::Result<()> {
         let mut args = std::env::args().skip(1);
-        let listen = address(args.next(), "LISTEN")?;
-        let upstream = address(args.next(), "UPSTREAM")?;
+        let listen = address(args.next(), "LISTEN", "wasm_pipe")?;
+        let upstream = address(args.next(), "UPSTREAM", "wasm_pipe")?;
         let listener = net::bind(listen)?;
         let mut poll = Poll::new();
         poll.register(&listener, LISTENER, Interest::READABLE)?;
@@ -227,16 +221,6 @@ mod pipe {
         partner.unsent.extend_from_slice(&buf[..n]);
         flush(partner)?;
         Ok(index & 1 == 0)
-    }
-
-    fn pair(ends: &mut [Option<End>], index: usize) -> io::Result<(&mut End, &mut End)> {
-        let base = index & !1;
-        let (first, second) = ends[base..base + 2].split_at_mut(1);
-        match (first[0].as_mut(), second[0].as_mut()) {
-            (Some(a), Some(b)) if index == base => Ok((a, b)),
-            (Some(a), Some(b)) => Ok((b, a)),
-            _ => Err(ErrorKind::NotConnected.into()),
-        }
     }
 
     fn flush(end: &mut End) -> io::Result<()> {
