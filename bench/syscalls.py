@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """System calls per proxied request, by kind, for each proxy of
-bench/proxy.py (nginx, examples/proxy on edgepoll-host and on WasmEdge AOT)
-under its load (POST 128 B, 64 kept-alive connections, in front of the
+bench/proxy.py (nginx, examples/proxy on edgepoll-host and on WasmEdge AOT,
+and the byte pipes measured beside them) under its load (POST 128 B, 64 kept-alive connections, in front of the
 native echo baseline). Counted by `perf stat` on the proxy process's
 syscall tracepoints while wrk runs, so that what a runtime adds (WasmEdge's
 `poll_oneoff` calls `epoll_ctl` once per subscription and `ioctl` once per

@@ -1,10 +1,11 @@
-//! The floor for a forwarder on a Wasm runtime, for `bench/forwarding.py`:
-//! bench/native_pipe's byte pipe as a guest, on edgepoll's `Poll` and
-//! `net`. Each client connection is paired with an upstream connection of
-//! its own and bytes are copied between them; nothing is parsed. So what it
-//! costs per request under a runtime is what that runtime charges any
-//! forwarder making one outbound exchange per request, and little else.
-//! For `make bench` only: `wasm_pipe LISTEN UPSTREAM`.
+//! A reference for a forwarder on a Wasm runtime, for `bench/forwarding.py`
+//! and `bench/proxy.py`: bench/native_pipe's byte pipe as a guest, on
+//! edgepoll's `Poll` and `net`. Each client connection is paired with an
+//! upstream connection of its own and bytes are copied between them, a
+//! stream's end passed on as a shutdown; nothing is parsed. So what it costs
+//! per request under a runtime is mostly what that runtime and the kernel
+//! charge for one outbound exchange per request. It is one lean design, not
+//! a proven least. For `make bench` only: `wasm_pipe LISTEN UPSTREAM`.
 
 #[cfg(target_os = "wasi")]
 fn main() -> std::io::Result<()> {
@@ -24,35 +25,59 @@ mod pairs;
 #[cfg(target_os = "wasi")]
 mod pipe {
     use crate::pairs::{address, pair};
-    use edgepoll::net::{self, TcpStream};
+    use edgepoll::net::{self, Shutdown, TcpStream};
     use edgepoll::{Events, Interest, Poll, Token};
     use std::io::{self, ErrorKind};
 
     const LISTENER: Token = Token(usize::MAX);
 
     /// One end of a pair: its socket, the bytes from its partner it has not
-    /// taken yet, and what the poll watches it for (`None`: nothing, while
-    /// its partner cannot take more). Ends are stored in pairs, so
-    /// `token ^ 1` is the partner's token.
+    /// taken yet, whether its connect is under way, whether its own stream
+    /// has ended, whether its sending side was shut down after its
+    /// partner's ended, and what the poll watches it for. Ends are stored
+    /// in pairs, so `token ^ 1` is the partner's token.
     struct End {
         stream: TcpStream,
         unsent: Vec<u8>,
         connecting: bool,
+        read_done: bool,
+        write_shut: bool,
         watched: Option<Interest>,
     }
 
     impl End {
-        /// What the poll should watch: room while connecting or holding
-        /// bytes; else bytes to read, unless the partner holds some
-        /// (backpressure).
-        fn wanted(&self, partner_full: bool) -> Option<Interest> {
-            if self.connecting || !self.unsent.is_empty() {
-                Some(Interest::WRITABLE)
-            } else if partner_full {
-                None
-            } else {
-                Some(Interest::READABLE)
+        fn new(stream: TcpStream, connecting: bool) -> End {
+            End {
+                stream,
+                unsent: Vec::new(),
+                connecting,
+                read_done: false,
+                write_shut: false,
+                watched: None,
             }
+        }
+
+        /// Whether it takes no more bytes for now: still connecting, or
+        /// holding some.
+        fn full(&self) -> bool {
+            self.connecting || !self.unsent.is_empty()
+        }
+
+        /// What the poll should watch it for: room while it is full; bytes
+        /// to read while its stream goes on and its partner takes more
+        /// (backpressure: a source is not read while its sink is full).
+        fn wanted(&self, partner: &End) -> Option<Interest> {
+            let read = !self.connecting && !self.read_done && !partner.full();
+            match (read, self.full()) {
+                (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+                (true, false) => Some(Interest::READABLE),
+                (false, true) => Some(Interest::WRITABLE),
+                (false, false) => None,
+            }
+        }
+
+        fn finished(&self, partner: &End) -> bool {
+            self.read_done && partner.read_done && self.write_shut && partner.write_shut
         }
     }
 
@@ -63,6 +88,8 @@ mod pipe {
         let listener = net::bind(listen)?;
         let mut poll = Poll::new();
         poll.register(&listener, LISTENER, Interest::READABLE)?;
+        // In every call, as the library's server keeps its listener.
+        poll.pin(&listener)?;
         println!("listening on {listen}");
         let mut ends: Vec<Option<End>> = Vec::new();
         let mut events = Events::with_capacity(1024);
@@ -72,16 +99,16 @@ mod pipe {
             poll.poll(&mut events, None)?;
             for event in events.iter() {
                 if event.token() == LISTENER {
-                    while let Ok((client, _)) = net::accept(&listener) {
+                    loop {
+                        let client = match net::accept(&listener) {
+                            Ok((client, _)) => client,
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                            Err(e) if e.kind() == ErrorKind::ConnectionAborted => continue,
+                            Err(e) => return Err(e),
+                        };
                         let outbound = net::connect(upstream)?;
-                        for (stream, connecting) in [(client, false), (outbound, true)] {
-                            ends.push(Some(End {
-                                stream,
-                                unsent: Vec::new(),
-                                connecting,
-                                watched: None,
-                            }));
-                        }
+                        ends.push(Some(End::new(client, false)));
+                        ends.push(Some(End::new(outbound, true)));
                         let at = ends.len() - 2;
                         settle(&mut poll, &mut ends, at)?;
                     }
@@ -91,7 +118,7 @@ mod pipe {
                 if ends.get(index).is_none_or(Option::is_none) {
                     continue;
                 }
-                match relay(&mut ends, index, &mut buf) {
+                match relay(&mut ends, index, event.is_readable(), &mut buf) {
                     Ok(true) => sent_upstream.push(index | 1),
                     Ok(false) => {}
                     Err(_) => {
@@ -101,31 +128,32 @@ mod pipe {
                 }
                 settle(&mut poll, &mut ends, index & !1)?;
             }
-            // As the loop's client does (`upstream::read_ahead`): the answer
-            // to bytes just sent upstream is read before the next poll, as
-            // a nearby upstream has usually sent it by then. Found so, the
-            // upstream connection is chilled, out of the busy calls, which
-            // under WasmEdge cost an `epoll_ctl` per subscription.
-            // Not found, it is warmed: its answer must not wait for a
+            // The answer to bytes just sent upstream is read before the
+            // next poll, as the library's client reads a response
+            // (`upstream::read_ahead`): a nearby upstream has usually sent
+            // it by then, and it costs no poll event. Where the client keeps
+            // an idle connection in the busy calls, so that the poll vouches
+            // it is quiet before its next request, the pipe, which need not
+            // know, chills its upstream once a read came short of the
+            // buffer (the answer is likely whole): under WasmEdge each
+            // subscription costs an `epoll_ctl` per call. Found nothing (or
+            // a full buffer), it is warmed: the rest must not wait for a
             // full call.
             for index in sent_upstream.drain(..) {
-                match read_ahead(&mut ends, index, &mut buf) {
-                    Ok(found) => {
-                        if let Some(end) = ends[index].as_ref().filter(|end| end.watched.is_some())
-                        {
-                            if found {
-                                poll.chill(&end.stream)?;
-                            } else {
-                                poll.warm(&end.stream)?;
-                            }
-                        }
-                    }
+                let found = match read_ahead(&mut ends, index, &mut buf) {
+                    Ok(found) => found,
                     Err(_) => {
                         close(&mut poll, &mut ends, index);
                         continue;
                     }
-                }
+                };
                 settle(&mut poll, &mut ends, index & !1)?;
+                if let Some(end) = ends[index].as_ref().filter(|end| end.watched.is_some()) {
+                    match found {
+                        Some(n) if n > 0 && n < buf.len() => poll.chill(&end.stream)?,
+                        _ => poll.warm(&end.stream)?,
+                    }
+                }
             }
         }
     }
@@ -140,50 +168,23 @@ mod pipe {
         }
     }
 
-    /// One read of the upstream end `index` if it is read at all now: true
-    /// if it found bytes (passed on to the client).
-    fn read_ahead(ends: &mut [Option<End>], index: usize, buf: &mut [u8]) -> io::Result<bool> {
-        let Ok((this, partner)) = pair(ends, index) else {
-            return Ok(false);
-        };
-        if this.watched != Some(Interest::READABLE) || !partner.unsent.is_empty() {
-            return Ok(false);
-        }
-        let Some(n) = receive(this, buf)? else {
-            return Ok(false);
-        };
-        partner.unsent.extend_from_slice(&buf[..n]);
-        flush(partner)?;
-        Ok(true)
-    }
-
-    /// One read: `None` if nothing was waiting; end of stream is an error.
-    fn receive(end: &mut End, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match net::recv(&end.stream, buf) {
-            Ok(0) => Err(ErrorKind::UnexpectedEof.into()),
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Brings the poll's watch of the pair at `base` to what each end wants,
-    /// changing only what changed.
+    /// Brings the poll's watch of the pair at `base` to what each end
+    /// wants, changing only what changed; closes a pair that is finished.
     fn settle(poll: &mut Poll, ends: &mut [Option<End>], base: usize) -> io::Result<()> {
-        let full = |end: &Option<End>| {
-            end.as_ref()
-                .is_some_and(|e| !e.unsent.is_empty() || e.connecting)
+        let Ok((first, second)) = pair(ends, base) else {
+            return Ok(());
         };
-        let partner_full = [full(&ends[base + 1]), full(&ends[base])];
-        for (at, partner_full) in [base, base + 1].into_iter().zip(partner_full) {
+        if first.finished(second) {
+            close(poll, ends, base);
+            return Ok(());
+        }
+        let wanted = [first.wanted(second), second.wanted(first)];
+        for (at, wanted) in [base, base + 1].into_iter().zip(wanted) {
             let Some(end) = ends[at].as_mut() else {
                 continue;
             };
-            let wanted = end.wanted(partner_full);
-            if wanted == end.watched {
-                continue;
-            }
             match (end.watched, wanted) {
+                (old, new) if old == new => continue,
                 (None, Some(interest)) => poll.register(&end.stream, Token(at), interest)?,
                 (Some(_), Some(interest)) => poll.reregister(&end.stream, Token(at), interest)?,
                 (Some(_), None) => poll.deregister(&end.stream)?,
@@ -194,11 +195,17 @@ mod pipe {
         Ok(())
     }
 
-    /// Finishes a connect, hands `index` what it can take of its unsent
-    /// bytes, then moves what it has to read to its partner: true if that
-    /// partner is the upstream end. An error or end of stream on either
-    /// side ends the pair.
-    fn relay(ends: &mut [Option<End>], index: usize, buf: &mut [u8]) -> io::Result<bool> {
+    /// Finishes a connect; hands `index` what it can take of its unsent
+    /// bytes, and if that made room where there was none, takes what its
+    /// partner's socket held back meanwhile; then, on a read event, moves
+    /// what `index` has to read to its partner. True if bytes went to the
+    /// upstream end.
+    fn relay(
+        ends: &mut [Option<End>],
+        index: usize,
+        readable: bool,
+        buf: &mut [u8],
+    ) -> io::Result<bool> {
         let (this, partner) = pair(ends, index)?;
         if this.connecting {
             if let Some(e) = net::take_error(&this.stream)? {
@@ -206,31 +213,72 @@ mod pipe {
             }
             this.connecting = false;
         }
-        flush(this)?;
-        if !partner.unsent.is_empty()
-            || partner.connecting
-            || this.watched != Some(Interest::READABLE)
-        {
-            return Ok(false);
+        let was_full = !this.unsent.is_empty();
+        flush(this, partner)?;
+        if was_full && !this.full() {
+            pump(partner, this, buf)?;
         }
-        // One read per event: the poll is level-triggered, so bytes left
-        // behind are reported again.
-        let Some(n) = receive(this, buf)? else {
-            return Ok(false);
-        };
-        partner.unsent.extend_from_slice(&buf[..n]);
-        flush(partner)?;
-        Ok(index & 1 == 0)
+        // Read only when watched for it: otherwise a source whose sink is
+        // full would be read anyway.
+        let watched_read = this.watched.is_some_and(|w| w.is_readable());
+        let sent = readable && watched_read && pump(this, partner, buf)?.is_some_and(|n| n > 0);
+        Ok(sent && index & 1 == 0)
     }
 
-    fn flush(end: &mut End) -> io::Result<()> {
-        while !end.unsent.is_empty() && !end.connecting {
+    /// One read of the upstream end `index`, passed on to the client, if it
+    /// is read at all now: how many bytes it found (`None`: none waiting).
+    fn read_ahead(
+        ends: &mut [Option<End>],
+        index: usize,
+        buf: &mut [u8],
+    ) -> io::Result<Option<usize>> {
+        let Ok((this, partner)) = pair(ends, index) else {
+            return Ok(None);
+        };
+        if this.wanted(partner).is_none_or(|w| !w.is_readable()) {
+            return Ok(None);
+        }
+        pump(this, partner, buf)
+    }
+
+    /// One read of `from` into `to`, unless `from` is connecting or has
+    /// ended or `to` is full (the poll is level-triggered: bytes left behind are reported
+    /// again). How many bytes it read; `None` if none were waiting.
+    fn pump(from: &mut End, to: &mut End, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if from.connecting || from.read_done || to.full() {
+            return Ok(None);
+        }
+        let n = match net::recv(&from.stream, buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            from.read_done = true;
+        }
+        to.unsent.extend_from_slice(&buf[..n]);
+        flush(to, from)?;
+        Ok(Some(n))
+    }
+
+    /// Sends `end` what it can take of its unsent bytes; once they are all
+    /// gone and its partner's stream has ended, shuts down its sending
+    /// side, passing the end on.
+    fn flush(end: &mut End, partner: &End) -> io::Result<()> {
+        if end.connecting {
+            return Ok(());
+        }
+        while !end.unsent.is_empty() {
             match net::send(&end.stream, &end.unsent) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => drop(end.unsent.drain(..n)),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
+        }
+        if partner.read_done && !end.write_shut {
+            end.stream.shutdown(Shutdown::Write)?;
+            end.write_shut = true;
         }
         Ok(())
     }
