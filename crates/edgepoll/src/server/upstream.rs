@@ -367,9 +367,9 @@ pub(crate) fn step(
 /// poll instead of waiting for the poll to report it. The loop does that
 /// read after the round of events that sent the request: a nearby upstream
 /// has usually answered by then, and the response costs no poll event.
-/// Under WasmEdge, where every call costs one `epoll_ctl` per subscription,
-/// an upstream connection that is always answered so never needs to be in
-/// the calls at all (parked, it is chilled: [`Next::Idle`]). A read that
+/// (Parked afterwards, the connection stays in the busy calls for a while,
+/// warmed, not chilled: so that the poll vouches it is quiet before its next
+/// request, see [`Next::Idle`].) A read that
 /// finds nothing costs one system call; after two in a row (a slow
 /// upstream) only every 16th exchange tries, so that a faster upstream is
 /// noticed again.
