@@ -10,7 +10,7 @@ mod pairs;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use pairs::{address, pair};
+use pairs::{address, pair, send_through};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
 
@@ -126,7 +126,7 @@ fn relay(
 ) -> io::Result<bool> {
     let (this, partner) = pair(ends, index)?;
     let had_unsent = !this.unsent.is_empty();
-    flush(this, partner)?;
+    flush(this, partner, &[])?;
     if had_unsent && this.unsent.is_empty() {
         pump(partner, this, Drain::ToTheEnd, buf)?;
     }
@@ -148,8 +148,7 @@ fn pump(from: &mut End, to: &mut End, drain: Drain, buf: &mut [u8]) -> io::Resul
         if n == 0 {
             from.read_done = true;
         }
-        to.unsent.extend_from_slice(&buf[..n]);
-        flush(to, from)?;
+        flush(to, from, &buf[..n])?;
         if drain == Drain::ToAShortRead && n < buf.len() {
             return Ok(());
         }
@@ -157,19 +156,15 @@ fn pump(from: &mut End, to: &mut End, drain: Drain, buf: &mut [u8]) -> io::Resul
     Ok(())
 }
 
-/// Sends `end` what it can take of its unsent bytes; once they are all
-/// gone and its partner's stream has ended, shuts down its sending side,
-/// passing the end on.
-fn flush(end: &mut End, partner: &End) -> io::Result<()> {
-    while !end.unsent.is_empty() {
-        match end.stream.write(&end.unsent) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => drop(end.unsent.drain(..n)),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    if partner.read_done && !end.write_shut {
+/// Sends `end` its unsent bytes and then `more`, as far as it takes them;
+/// once all are gone and its partner's stream has ended, shuts down its
+/// sending side, passing the end on.
+fn flush(end: &mut End, partner: &End, more: &[u8]) -> io::Result<()> {
+    let stream = &mut end.stream;
+    if send_through(&mut end.unsent, more, |bytes| stream.write(bytes))?
+        && partner.read_done
+        && !end.write_shut
+    {
         end.stream.shutdown(Shutdown::Write)?;
         end.write_shut = true;
     }

@@ -24,7 +24,7 @@ mod pairs;
 
 #[cfg(target_os = "wasi")]
 mod pipe {
-    use crate::pairs::{address, pair};
+    use crate::pairs::{address, pair, send_through};
     use edgepoll::net::{self, Shutdown, TcpStream};
     use edgepoll::{Events, Interest, Poll, Token};
     use std::io::{self, ErrorKind};
@@ -214,7 +214,7 @@ mod pipe {
             this.connecting = false;
         }
         let was_full = !this.unsent.is_empty();
-        flush(this, partner)?;
+        flush(this, partner, &[])?;
         if was_full && !this.full() {
             pump(partner, this, buf)?;
         }
@@ -242,8 +242,9 @@ mod pipe {
     }
 
     /// One read of `from` into `to`, unless `from` is connecting or has
-    /// ended or `to` is full (the poll is level-triggered: bytes left behind are reported
-    /// again). How many bytes it read; `None` if none were waiting.
+    /// ended or `to` is full (the poll is level-triggered: bytes left
+    /// behind are reported again). How many bytes it read; `None` if none
+    /// were waiting.
     fn pump(from: &mut End, to: &mut End, buf: &mut [u8]) -> io::Result<Option<usize>> {
         if from.connecting || from.read_done || to.full() {
             return Ok(None);
@@ -256,27 +257,24 @@ mod pipe {
         if n == 0 {
             from.read_done = true;
         }
-        to.unsent.extend_from_slice(&buf[..n]);
-        flush(to, from)?;
+        flush(to, from, &buf[..n])?;
         Ok(Some(n))
     }
 
-    /// Sends `end` what it can take of its unsent bytes; once they are all
-    /// gone and its partner's stream has ended, shuts down its sending
-    /// side, passing the end on.
-    fn flush(end: &mut End, partner: &End) -> io::Result<()> {
+    /// Sends `end` its unsent bytes and then `more`, as far as it takes
+    /// them (nothing while it connects); once all are gone and its
+    /// partner's stream has ended, shuts down its sending side, passing the
+    /// end on.
+    fn flush(end: &mut End, partner: &End, more: &[u8]) -> io::Result<()> {
         if end.connecting {
+            end.unsent.extend_from_slice(more);
             return Ok(());
         }
-        while !end.unsent.is_empty() {
-            match net::send(&end.stream, &end.unsent) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => drop(end.unsent.drain(..n)),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-        if partner.read_done && !end.write_shut {
+        let stream = &end.stream;
+        if send_through(&mut end.unsent, more, |bytes| net::send(stream, bytes))?
+            && partner.read_done
+            && !end.write_shut
+        {
             end.stream.shutdown(Shutdown::Write)?;
             end.write_shut = true;
         }
