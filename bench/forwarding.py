@@ -302,8 +302,8 @@ def main():
         for label, runtime, forward, _, _ in listed:
             got = ours[label]
             ratios = [f / e for e, f in zip(got["echo"], got["forward"])]
-            # This runtime's pipe against its echo server, turn by turn: the
-            # least a forwarder on this runtime could come to.
+            # This runtime's pipe against its echo server, and its forwarder
+            # against its pipe, turn by turn.
             pipe_ratios = [p / e for e, p in zip(got["echo"], got["pipe"])]
             over_pipe = [f / p for p, f in zip(got["pipe"], got["forward"])]
             per_idle, pooled = pooled_memory(runtime, forward)

@@ -198,7 +198,7 @@ def section(rows, cores, counts):
         "|---|---:|---|---|---:|---|---|---|---:|---|",
     ]
     for r in rows:
-        # No target for nginx itself nor for the floors.
+        # No target for nginx itself nor for the reference pipes.
         untargeted = r["label"].startswith(("nginx", PIPE_LABEL))
         rps, p99 = statistics.median(r["rps_ratios"]), statistics.median(r["p99_ratios"])
         lines.append(
