@@ -406,6 +406,53 @@ fn a_guest_that_traps_at_start_is_given_up_on() {
     );
 }
 
+/// An instance started again gets the directories the run began with,
+/// not what their host paths name by then: a guest with a preopen inside
+/// another, writable one could swap the inner one's path for a link that
+/// leads out (here `../outside`), and the next instance would have had
+/// that as its preopen, read and write. (WasmEdge opens them once and has
+/// no restarts.)
+#[test]
+fn an_instance_started_again_gets_the_directories_the_run_began_with() {
+    let module = wasm("conformance_guest");
+    let module = module.to_string_lossy();
+    let root = scratch_dir("nested-preopen", &host_runtime());
+    std::fs::create_dir_all(root.join("top/sub")).expect("top/sub");
+    std::fs::create_dir_all(root.join("outside")).expect("outside");
+    std::fs::write(root.join("outside/secret"), "SECRET").expect("the secret");
+    let (a, b) = (
+        format!("/a:{}", root.join("top").display()),
+        format!("/b:{}", root.join("top/sub").display()),
+    );
+    let args = [
+        "--instances",
+        "1",
+        "--dir",
+        &a,
+        "--dir",
+        &b,
+        &module,
+        "swap-nested-preopen",
+    ];
+    let mut host = Host::start(&args);
+    host.wait_for("secret=", 2);
+    host.terminate();
+    let _ = host.exit_code(Duration::from_secs(60));
+    assert_eq!(
+        host.count("symlink_errno=0"),
+        1,
+        "the first run swapped: {:#?}",
+        host.seen
+    );
+    assert_eq!(host.count("secret=none"), 2, "{:#?}", host.seen);
+    assert!(
+        !root.join("outside/written").exists(),
+        "a later instance wrote outside"
+    );
+    let inside = std::fs::read_to_string(root.join("top/sub_old/written"));
+    assert_eq!(inside.ok().as_deref(), Some("by the guest"));
+}
+
 /// A stop signal sent to the process and to its group (as GNU `timeout`
 /// sends it) comes twice within microseconds: it is one stop, with its
 /// grace, not a second signal's "stop at once".

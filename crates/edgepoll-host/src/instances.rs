@@ -153,7 +153,8 @@ pub fn run(
     // What every instance would refuse the same way (a --dir that is not
     // there, an import no runtime provides) is refused once, before any
     // starts: not five failed starts of each.
-    runtime::host_state(invocation)?;
+    let directories = runtime::Directories::open(invocation)?;
+    runtime::host_state(invocation, &directories)?;
     crate::linker::link(&engine, &module)
         .and_then(|linker| linker.instantiate_pre(&module).map(drop))
         .map_err(|e| format!("cannot link {}: {e}", invocation.module.display()))?;
@@ -164,6 +165,7 @@ pub fn run(
     std::thread::scope(|scope| {
         for (number, shared) in shared.iter().enumerate() {
             let (engine, module, reports) = (&engine, &module, reports.clone());
+            let directories = &directories;
             let instance = Instance {
                 number: (count > 1).then_some(number),
                 reuse_port: count > 1,
@@ -173,7 +175,10 @@ pub fn run(
             let started = std::thread::Builder::new()
                 .name(format!("instance {number}"))
                 .spawn_scoped(scope, move || {
-                    let report = keep_running(engine, module, invocation, &instance, restart);
+                    let run = |instance: &Instance| {
+                        runtime::run_compiled(engine, module, invocation, directories, instance)
+                    };
+                    let report = keep_running(run, &instance, restart);
                     let _ = reports.send(report);
                 });
             if let Err(e) = started {
@@ -245,9 +250,7 @@ fn worse(a: i32, b: i32) -> i32 {
 
 /// Runs one instance, again and again while `restart` says so.
 fn keep_running(
-    engine: &wasmtime::Engine,
-    module: &wasmtime::Module,
-    invocation: &Invocation,
+    run: impl Fn(&Instance) -> Result<i32, runtime::Failure>,
     instance: &Instance,
     restart: Restart,
 ) -> Report {
@@ -273,14 +276,12 @@ fn keep_running(
         // restarted as the policy says, rather than the instance for good:
         // its store is dropped with the run; the engine and module are
         // only read.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            runtime::run_compiled(engine, module, invocation, instance)
-        }))
-        .unwrap_or_else(|_| {
-            Err("a fault in edgepoll-host itself ended it"
-                .to_string()
-                .into())
-        });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(instance)))
+            .unwrap_or_else(|_| {
+                Err("a fault in edgepoll-host itself ended it"
+                    .to_string()
+                    .into())
+            });
         let (code, what) = match &outcome {
             Ok(code) => (*code, format!("{name} exited with code {code}")),
             Err(failure) => (

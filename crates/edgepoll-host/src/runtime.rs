@@ -5,6 +5,7 @@ use crate::fd_table::{rights, Descriptor, Directory, Entry, FdTable};
 use crate::host::Host;
 use crate::poll::Poller;
 use crate::wasi::Exit;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use wasmtime::{Config, Engine, Module, OptLevel, Store, Trap, WasmBacktrace};
@@ -65,7 +66,14 @@ impl Failure {
 /// Runs the guest; returns its exit code, or why it failed.
 pub fn run(invocation: &Invocation) -> Result<i32, Failure> {
     let (engine, module, cache) = compile(invocation)?;
-    let outcome = run_compiled(&engine, &module, invocation, &Instance::default());
+    let directories = Directories::open(invocation)?;
+    let outcome = run_compiled(
+        &engine,
+        &module,
+        invocation,
+        &directories,
+        &Instance::default(),
+    );
     compile_cache::forget_exposed(&cache);
     outcome
 }
@@ -139,10 +147,11 @@ pub fn run_compiled(
     engine: &Engine,
     module: &Module,
     invocation: &Invocation,
+    directories: &Directories,
     instance: &Instance,
 ) -> Result<i32, Failure> {
     let shown = invocation.module.display();
-    let mut host = host_state(invocation)?;
+    let mut host = host_state(invocation, directories)?;
     host.fds.reuse_port = instance.reuse_port;
     host.fds.shared = instance.shared.clone();
     host.fds.max_descriptors = instance.max_descriptors;
@@ -250,15 +259,35 @@ pub fn bindable(dirs: Vec<Preopen>) -> Vec<Preopen> {
         .collect()
 }
 
+/// The `--dir` directories of a run, opened once, before its guest (or any
+/// of its instances) starts. Each guest gets descriptors of its own from
+/// these ([`host_state`]), never by the host paths again: an instance
+/// started again could otherwise find that a path leads elsewhere by then,
+/// where another instance's guest made it (a preopen inside another,
+/// writable one, renamed away and a symbolic link put in its place).
+pub struct Directories(Vec<OwnedFd>);
+
+impl Directories {
+    /// Each of `invocation`'s `--dir`s, in order.
+    pub fn open(invocation: &Invocation) -> Result<Directories, String> {
+        let opened = invocation.dirs.iter().map(|dir| {
+            open_directory(&dir.host)
+                .map_err(|e| format!("--dir {}:{}: {e}", dir.guest, dir.host.display()))
+        });
+        opened.collect::<Result<_, _>>().map(Directories)
+    }
+}
+
 /// The per-guest state `invocation` asks for: stdio, the preopened
-/// directories (from 3, as WasmEdge numbers them), arguments, environment,
-/// the poller; the guest's memory is set once it is instantiated.
-pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
+/// directories (from 3, as WasmEdge numbers them; `directories`, opened
+/// from `invocation`), arguments, environment, the poller; the guest's
+/// memory is set once it is instantiated.
+pub fn host_state(invocation: &Invocation, directories: &Directories) -> Result<Host, String> {
     let mut fds = FdTable::with_stdio(random_seed()?);
     fds.allow_af_unix = invocation.allow_af_unix;
     // WasmEdge numbers preopened directories from 3 (`Environ::init`).
-    for (dir, fd) in invocation.dirs.iter().zip(3..) {
-        let host = open_directory(&dir.host)
+    for ((dir, opened), fd) in invocation.dirs.iter().zip(&directories.0).zip(3..) {
+        let host = reopen(opened)
             .map_err(|e| format!("--dir {}:{}: {e}", dir.guest, dir.host.display()))?;
         let (base, inheriting) = if dir.readonly {
             (
@@ -302,9 +331,24 @@ pub fn host_state(invocation: &Invocation) -> Result<Host, String> {
     })
 }
 
+/// A descriptor of its own (its own offset for `fd_readdir`) to the
+/// directory `opened` is on: `.` in it, which looks no path up.
+fn reopen(opened: &OwnedFd) -> std::io::Result<OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated name and an open descriptor; what openat
+    // returns is a new descriptor, owned here.
+    let fd = unsafe { libc::openat(opened.as_raw_fd(), c".".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else holds it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// A preopened directory's host descriptor: the root every guest path
 /// below it is resolved from.
-fn open_directory(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+fn open_directory(path: &Path) -> std::io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)

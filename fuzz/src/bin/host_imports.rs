@@ -44,7 +44,7 @@ mod linux {
     use edgepoll_host::fd_table::Entry;
     use edgepoll_host::host::Host;
     use edgepoll_host::linker::{define, PROVIDED};
-    use edgepoll_host::runtime::{host_state, Invocation, Preopen};
+    use edgepoll_host::runtime::{host_state, Directories, Invocation, Preopen};
     use std::fs::File;
     use std::io::Write;
     use std::os::fd::FromRawFd;
@@ -349,7 +349,8 @@ mod linux {
             self.check_readonly(root)?;
             lay_out_canary(root).map_err(|e| format!("cannot lay out the canary: {e}"))?;
             self.readonly = tree(&root.join("readonly"));
-            let mut fresh = host_state(invocation)?;
+            // Opened again: the canary was laid out anew.
+            let mut fresh = host_state(invocation, &Directories::open(invocation)?)?;
             fresh.memory = Some(self.memory);
             *self.store.data_mut() = fresh;
             Ok(())
@@ -519,7 +520,9 @@ mod linux {
             memory_page_limit: None,
         };
         let engine = Engine::default();
-        let host = host_state(&invocation).unwrap_or_else(|e| fail(e));
+        let host = Directories::open(&invocation)
+            .and_then(|directories| host_state(&invocation, &directories))
+            .unwrap_or_else(|e| fail(e));
         let mut store = Store::new(&engine, host);
         let memory = Memory::new(&mut store, MemoryType::new(1, Some(1)))
             .unwrap_or_else(|e| fail(format!("memory: {e}")));

@@ -635,6 +635,43 @@ pub fn run(case: &str) -> Result<()> {
                 std::fs::read_to_string("/data/../etc/passwd").is_err()
             );
         }
+        "swap-nested-preopen" => {
+            // Given `--dir /a:DIR --dir /b:DIR/sub`: what /b holds, then
+            // (the first time) /a/sub renamed away and a link to
+            // ../outside put in its place, for a guest started later to
+            // open /b through, if its runtime looked /b's path up again.
+            use std::os::fd::AsRawFd;
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            extern "C" {
+                fn path_symlink(
+                    old: *const u8,
+                    old_len: u32,
+                    fd: u32,
+                    new: *const u8,
+                    new_len: u32,
+                ) -> u16;
+            }
+            let secret = std::fs::read_to_string("/b/secret");
+            println!("secret={}", secret.as_deref().map_or("none", str::trim));
+            std::fs::write("/b/written", b"by the guest").map_err(err("write /b/written"))?;
+            if std::fs::metadata("/a/swapped").is_err() {
+                std::fs::rename("/a/sub", "/a/sub_old").map_err(err("rename /a/sub"))?;
+                let a = std::fs::File::open("/a").map_err(err("open /a"))?;
+                let (old, new) = (b"../outside", b"sub");
+                // SAFETY: both names are valid for their lengths.
+                let e = unsafe {
+                    path_symlink(
+                        old.as_ptr(),
+                        old.len() as u32,
+                        a.as_raw_fd() as u32,
+                        new.as_ptr(),
+                        new.len() as u32,
+                    )
+                };
+                println!("symlink_errno={e}");
+                std::fs::write("/a/swapped", b"").map_err(err("write /a/swapped"))?;
+            }
+        }
         "list-cache" => {
             // What a guest finds of the compile cache a --dir exposes.
             let entries =
