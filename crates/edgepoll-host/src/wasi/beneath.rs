@@ -243,8 +243,14 @@ pub fn leaf(
         if leaf.name.as_bytes() == b"." {
             return Ok(leaf);
         }
-        match link_text(leaf.dir(), &leaf.name) {
-            Some(text) if walked || follow_last => {
+        // Only a link that is to be followed is read, as WasmEdge reads
+        // one: reading it sets its access time.
+        let text = match walked || follow_last {
+            true => link_text(leaf.dir(), &leaf.name),
+            false => None,
+        };
+        match text {
+            Some(text) => {
                 // The link's text replaces its name; an absolute one leads out.
                 if text.first() == Some(&b'/') {
                     return Err(PERM);
@@ -253,7 +259,7 @@ pub fn leaf(
                 path.truncate(dir_len);
                 path.extend_from_slice(&text);
             }
-            _ if walked => {
+            None if walked => {
                 // One name at a time when the `/.` makes it too long.
                 path.extend_from_slice(b"/.");
                 return match split(base, &path) {
@@ -261,7 +267,7 @@ pub fn leaf(
                     split => split,
                 };
             }
-            _ => return Ok(leaf),
+            None => return Ok(leaf),
         }
     }
     Err(errno::from_linux(libc::ELOOP))
@@ -478,6 +484,7 @@ fn split(base_fd: RawFd, path: &[u8]) -> Result<Leaf, Errno> {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::symlink;
 
     /// The kernel's lookup beneath `base`, the primitive every call uses.
@@ -518,6 +525,52 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.root);
         }
+    }
+
+    /// A link in the last place is read only when it is to be followed,
+    /// as on WasmEdge: reading it sets its access time, which a stat of
+    /// the link itself (or an unlink) must leave as it was.
+    #[test]
+    fn a_last_link_not_followed_is_not_read() {
+        let t = Tree::new("atime");
+        t.link("lnk", "sub/file");
+        let path =
+            std::ffi::CString::new(t.root.join("inside/lnk").as_os_str().as_bytes()).unwrap();
+        let atime = || {
+            // SAFETY: zeroed stat is valid; lstat writes one record.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            assert_eq!(unsafe { libc::lstat(path.as_ptr(), &mut st) }, 0);
+            st.st_atime
+        };
+        let set_old = || {
+            // 2001: older than a day, so that relatime updates it on a read.
+            let old = libc::timespec {
+                tv_sec: 978_307_200,
+                tv_nsec: 0,
+            };
+            let times = [old, old];
+            let flags = libc::AT_SYMLINK_NOFOLLOW;
+            // SAFETY: a valid path and two timespecs.
+            assert_eq!(
+                unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), flags) },
+                0
+            );
+        };
+        let base = t.base.as_fd();
+        set_old();
+        let l = leaf(base, b"lnk", false, Trailing::Dropped).unwrap();
+        assert_eq!(l.name.as_bytes(), b"lnk");
+        assert_eq!(atime(), 978_307_200, "the link was read, not only named");
+        // That a read shows, here (a filesystem mounted noatime would not).
+        let l = leaf(base, b"lnk", true, Trailing::Dropped).unwrap();
+        assert_eq!(l.name.as_bytes(), b"file");
+        assert_ne!(
+            atime(),
+            978_307_200,
+            "following the link read it without setting its access time: \
+             this filesystem does not keep access times (noatime); run the \
+             tests with TMPDIR on one that does"
+        );
     }
 
     #[test]
