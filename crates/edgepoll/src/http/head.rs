@@ -48,6 +48,9 @@ pub(crate) struct RequestLine {
     pub(crate) method: Range<usize>,
     pub(crate) target: Range<usize>,
     pub(crate) version: Version,
+    /// Whether the target may hold a `#` (or a byte ≥ 0x80): only then is
+    /// it looked through for a fragment.
+    pub(crate) unusual: bool,
 }
 
 /// Where a head that is still arriving was left: the head is parsed a line
@@ -198,14 +201,14 @@ impl HeadParser {
             None => return Ok(None),
             _ => return Err(HeadError::RequestLine),
         }
-        let (end, high_bytes) = scan::skip_target_bytes(buf, method.end + 1);
+        let (end, unusual) = scan::skip_target_bytes(buf, method.end + 1);
         let target = method.end + 1..end;
         match buf.get(end) {
             Some(b' ') if !target.is_empty() => {}
             None => return Ok(None),
             _ => return Err(HeadError::RequestLine),
         }
-        if high_bytes && std::str::from_utf8(&buf[target.clone()]).is_err() {
+        if unusual && std::str::from_utf8(&buf[target.clone()]).is_err() {
             return Err(HeadError::RequestLine);
         }
         let v = end + 1;
@@ -225,6 +228,7 @@ impl HeadParser {
             method,
             target,
             version,
+            unusual,
         }))
     }
 

@@ -271,11 +271,13 @@ fn outside_alnum_and(w: u64, lo: u8, hi: u8) -> u64 {
 }
 
 /// The end of the run of request-target bytes (`!`..=`~` and 0x80..=0xFF)
-/// starting at `at`, and whether any byte ≥ 0x80 may be among them (then
-/// the caller checks UTF-8).
+/// starting at `at`, and whether a byte ≥ 0x80 or a `#` may be among them
+/// (then the caller looks: for UTF-8, for a fragment). Noted in the same
+/// pass, so that a plain target is not read again for either.
 #[inline]
 pub(crate) fn skip_target_bytes(bytes: &[u8], at: usize) -> (usize, bool) {
     const DEL: u64 = LO * 0x7f;
+    const HASH: u64 = LO * b'#' as u64;
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     let (mut at, mut high) = match simd::skip_target(bytes, at) {
         (Ok(stop), high) => return (stop, high),
@@ -286,7 +288,7 @@ pub(crate) fn skip_target_bytes(bytes: &[u8], at: usize) -> (usize, bool) {
     while at + 8 <= bytes.len() {
         let w = word(bytes, at);
         let stop = bytes_below(w, 0x21) | zero_bytes(w ^ DEL);
-        high |= w;
+        high |= w | zero_bytes(w ^ HASH);
         if stop != 0 {
             return (at + first(stop), high & HI != 0);
         }
@@ -296,7 +298,7 @@ pub(crate) fn skip_target_bytes(bytes: &[u8], at: usize) -> (usize, bool) {
         if b <= b' ' || b == 0x7f {
             break;
         }
-        high |= u64::from(b);
+        high |= u64::from(b) | if b == b'#' { HI } else { 0 };
         at += 1;
     }
     (at, high & HI != 0)
@@ -733,8 +735,23 @@ mod tests {
     }
 
     #[test]
-    fn target_scan_reports_bytes_above_0x7f() {
+    fn target_scan_reports_bytes_above_0x7f_and_hashes() {
         assert_eq!(skip_target_bytes(b"/abc/def/ghi HTTP", 0), (12, false));
+        for target in [
+            "/#",
+            "/abcdefg#",
+            "/abcdefgh#",
+            "/0123456789abcdef0123456789#",
+        ] {
+            let line = format!("{target} HTTP/1.1");
+            assert_eq!(skip_target_bytes(line.as_bytes(), 0), (target.len(), true));
+            assert_eq!(
+                skip_target_bytes(target.as_bytes(), 0),
+                (target.len(), true)
+            );
+        }
+        let plain = b"/0123456789abcdef0123456789abcdefghij?a=b&c=%23";
+        assert_eq!(skip_target_bytes(plain, 0), (plain.len(), false));
         assert_eq!(
             skip_target_bytes(b"/abc/d\xc3\xa9f/ghi HTTP", 0),
             (13, true)

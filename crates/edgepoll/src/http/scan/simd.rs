@@ -66,15 +66,17 @@ pub(super) fn is_short_token(bytes: &[u8]) -> bool {
 }
 
 /// The first byte that cannot be in a request target (a control byte,
-/// space or DEL), and whether a byte ≥ 0x80 came before it.
+/// space or DEL), and whether a byte ≥ 0x80 or a `#` may have come before
+/// it (see `scan::skip_target_bytes`).
 pub(super) fn skip_target(bytes: &[u8], mut at: usize) -> (Result<usize, usize>, bool) {
     let space = u8x16_splat(b' ');
     let del = u8x16_splat(0x7f);
+    let hash = u8x16_splat(b'#');
     let mut high = 0u16;
     while at + 16 <= bytes.len() {
         let v = load(bytes, at);
         let stop = u8x16_bitmask(v128_or(u8x16_le(v, space), u8x16_eq(v, del)));
-        high |= u8x16_bitmask(v);
+        high |= u8x16_bitmask(v128_or(v, u8x16_eq(v, hash)));
         if stop != 0 {
             return (Ok(at + stop.trailing_zeros() as usize), high != 0);
         }
