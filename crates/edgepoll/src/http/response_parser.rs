@@ -587,11 +587,18 @@ fn field_at(buf: &[u8], span: &HeaderSpan) -> (String, Vec<u8>) {
 /// Returns how many it replaced.
 fn unfold(buf: &mut [u8]) -> usize {
     let mut unfolded = 0;
-    // Past the empty lines a server may send before its status line.
-    let mut i = buf
+    // Past the empty lines a server may send before its status line, and
+    // past that line: a line that begins with white space right after it
+    // continues no field, and is left for the head to be refused (RFC 9112
+    // §2.2), not taken into the reason phrase.
+    let blank = buf
         .iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
+    let Some(status_line) = buf[blank..].iter().position(|&b| b == b'\n') else {
+        return 0;
+    };
+    let mut i = blank + status_line + 1;
     while i < buf.len() {
         if buf[i] == b'\n' {
             match buf.get(i + 1) {
@@ -694,6 +701,27 @@ mod tests {
                 "step {step}"
             );
             assert_eq!(response.body, b"ab\r\n cd\n", "step {step}");
+        }
+    }
+
+    /// A line that begins with white space right after the status line
+    /// folds onto no field: the head is refused (RFC 9112 §2.2), however it
+    /// arrives, not read with that line in its reason phrase.
+    #[test]
+    fn white_space_before_the_first_field_is_refused() {
+        for wire in [
+            &b"HTTP/1.1 200 OK\r\n X-A: 1\r\nContent-Length: 0\r\n\r\n"[..],
+            b"\r\nHTTP/1.1 200 OK\r\n\tX-A: 1\r\nX-B: b\r\n c\r\n\r\n",
+            b"HTTP/1.1 204 No Content\n X-A: 1\n\n",
+        ] {
+            for step in [1, 3, wire.len()] {
+                let mut parser = ResponseParser::new(false);
+                let failed = wire
+                    .chunks(step)
+                    .map(|piece| parser.feed(piece))
+                    .find_map(Result::err);
+                assert_eq!(failed, Some(ResponseError::MalformedHead), "step {step}");
+            }
         }
     }
 
