@@ -120,11 +120,15 @@ impl FieldSummary {
                 self.invalid_host |= !host_is_valid(buf, value);
                 self.hosts += 1;
             }
+            // A list (RFC 9110 §10.1.1), whose empty elements a recipient
+            // ignores (§5.6.1.2): an empty one expects nothing.
             6 if is(b"expect") => {
-                if super::scan::eq_ignore_ascii_case(value_bytes, b"100-continue") {
-                    self.expect_continue = true;
-                } else {
-                    self.unknown_expectation = true;
+                for item in list_items(value_bytes) {
+                    if super::scan::eq_ignore_ascii_case(item, b"100-continue") {
+                        self.expect_continue = true;
+                    } else {
+                        self.unknown_expectation = true;
+                    }
                 }
             }
             10 if is(b"connection") => {

@@ -1265,22 +1265,26 @@ impl Handler {
         let buf: &[u8] = &self.input;
         let view = &buf[..buf.len().min(limit)];
         let max_headers = self.limits.max_headers.min(MAX_HEADERS);
-        let parsed = parser
-            .parse(view, max_headers, &mut self.headers)
-            .map_err(|e| match e {
-                HeadError::TooManyFields => Refusal(
-                    StatusCode::HEADER_FIELDS_TOO_LARGE,
-                    "too many header fields",
-                ),
-                HeadError::Version if names_other_http_version(buf) => Refusal(
-                    StatusCode::VERSION_NOT_SUPPORTED,
-                    "only HTTP/1 is supported",
-                ),
-                HeadError::Version | HeadError::RequestLine => {
-                    Refusal(StatusCode::BAD_REQUEST, "malformed request line")
-                }
-                HeadError::Field => Refusal(StatusCode::BAD_REQUEST, "malformed header field"),
-            })?;
+        let parsed = parser.parse(view, max_headers, &mut self.headers);
+        let parsed = parsed.map_err(|e| match e {
+            HeadError::TooManyFields => Refusal(
+                StatusCode::HEADER_FIELDS_TOO_LARGE,
+                "too many header fields",
+            ),
+            HeadError::Version if names_other_http_version(buf) => Refusal(
+                StatusCode::VERSION_NOT_SUPPORTED,
+                "only HTTP/1 is supported",
+            ),
+            HeadError::Version | HeadError::RequestLine => {
+                Refusal(StatusCode::BAD_REQUEST, "malformed request line")
+            }
+            // A line end at fault before the request line was whole
+            // (after the version: `HTTP/1.10`) is that line's fault.
+            HeadError::Field if parser.request_line().is_none() => {
+                Refusal(StatusCode::BAD_REQUEST, "malformed request line")
+            }
+            HeadError::Field => Refusal(StatusCode::BAD_REQUEST, "malformed header field"),
+        })?;
         let Some(head) = parsed else {
             if buf.len() > limit {
                 // The request line alone over the limit: its target is what
@@ -1331,7 +1335,7 @@ impl Handler {
             (TargetForm::Authority, false) => {
                 return Err(Refusal(
                     StatusCode::BAD_REQUEST,
-                    "a host:port target is only for CONNECT",
+                    "a request target is a path from '/', an absolute URI or '*' (host:port is for CONNECT)",
                 ))
             }
             (TargetForm::Origin | TargetForm::Absolute | TargetForm::Asterisk, true) => {
@@ -1366,7 +1370,10 @@ impl Handler {
             (TargetForm::Absolute, false) if !is_plain_absolute(target) => {
                 return Err(Refusal(
                     StatusCode::BAD_REQUEST,
-                    "invalid absolute-form target",
+                    match target.starts_with(b"*") {
+                        true => "the '*' target is '*' alone",
+                        false => "invalid absolute-form target",
+                    },
                 ))
             }
             _ => {}

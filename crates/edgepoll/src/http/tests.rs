@@ -482,6 +482,33 @@ fn unknown_expectation_gets_417() {
         b"POST / HTTP/1.1\r\nHost: a\r\nExpect: telepathy\r\nContent-Length: 0\r\n\r\n",
         417,
     );
+    assert_refused(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, telepathy\r\nContent-Length: 0\r\n\r\n",
+        417,
+    );
+}
+
+/// `Expect` is a list (RFC 9110 §10.1.1) whose empty elements are ignored
+/// (§5.6.1.2): `100-continue,` expects a 100, and an empty list nothing.
+#[test]
+fn empty_expectations_are_ignored() {
+    for value in ["100-continue,", ", 100-continue", " ,100-Continue , "] {
+        let head =
+            format!("POST / HTTP/1.1\r\nHost: a\r\nExpect: {value}\r\nContent-Length: 4\r\n\r\n");
+        let now = Instant::now();
+        let mut conn = Handler::new(Limits::default(), now);
+        conn.receive(head.as_bytes(), now, &mut echo);
+        assert_eq!(conn.pending_output(), CONTINUE, "{value:?}");
+    }
+    for value in ["", ",", " , ,"] {
+        let request =
+            format!("POST / HTTP/1.1\r\nHost: a\r\nExpect: {value}\r\nContent-Length: 1\r\n\r\nx");
+        let out = text(&run(request.as_bytes()));
+        assert!(
+            out.starts_with("HTTP/1.1 200 ") && out.ends_with('x'),
+            "{value:?}: {out}"
+        );
+    }
 }
 
 // --- keep-alive and close ---
@@ -1888,5 +1915,21 @@ fn a_target_over_the_head_limit_gets_414_and_fields_over_it_431() {
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         assert_eq!(feed_to(&bytes, &limits, false, echo), whole);
         assert_refusal(input, &whole, status);
+    }
+}
+
+/// A refusal says which part of the request was at fault.
+#[test]
+fn refusals_name_the_part_at_fault() {
+    for (request, says) in [
+        (&b"GET / HTTP/1.10\r\nHost: a\r\n\r\n"[..], "malformed request line"),
+        (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", "malformed request line"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", "malformed header field"),
+        (b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", "a path from '/'"),
+        (b"OPTIONS *?a HTTP/1.1\r\nHost: a\r\n\r\n", "'*' alone"),
+        (b"GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n", "invalid absolute-form target"),
+    ] {
+        let out = text(&run(request));
+        assert!(out.starts_with("HTTP/1.1 400 ") && out.contains(says), "{out}");
     }
 }
