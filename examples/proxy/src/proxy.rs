@@ -412,6 +412,11 @@ impl App for Proxy {
                 StatusCode::LENGTH_REQUIRED,
                 "the upstream speaks HTTP/1.0: send the body with a Content-Length\n",
             ),
+            // Reached, and then the connection broke off.
+            ClientError::Reset | ClientError::Closed | ClientError::IdleClosed => text(
+                StatusCode::BAD_GATEWAY,
+                "the upstream closed the connection before its answer was whole\n",
+            ),
             _ => text(StatusCode::BAD_GATEWAY, "upstream unreachable\n"),
         };
         cx.respond(waiting.responder, answer);
