@@ -1922,14 +1922,29 @@ fn a_target_over_the_head_limit_gets_414_and_fields_over_it_431() {
 #[test]
 fn refusals_name_the_part_at_fault() {
     for (request, says) in [
-        (&b"GET / HTTP/1.10\r\nHost: a\r\n\r\n"[..], "malformed request line"),
-        (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", "malformed request line"),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", "malformed header field"),
+        (
+            &b"GET / HTTP/1.10\r\nHost: a\r\n\r\n"[..],
+            "malformed request line",
+        ),
+        (
+            b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+            "malformed request line",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+            "malformed header field",
+        ),
         (b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", "a path from '/'"),
         (b"OPTIONS *?a HTTP/1.1\r\nHost: a\r\n\r\n", "'*' alone"),
-        (b"GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n", "invalid absolute-form target"),
+        (
+            b"GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "invalid absolute-form target",
+        ),
     ] {
         let out = text(&run(request));
-        assert!(out.starts_with("HTTP/1.1 400 ") && out.contains(says), "{out}");
+        assert!(
+            out.starts_with("HTTP/1.1 400 ") && out.contains(says),
+            "{out}"
+        );
     }
 }
