@@ -513,6 +513,62 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The cache works under any umask (0177 left entries 0400, which no run
+/// takes for an entry, so every run compiled again), and a directory a
+/// guest made, with a file in it, under an entry's name goes with the
+/// exposed run's entries (it kept the entry from ever being written).
+#[test]
+fn the_cache_outlasts_a_tight_umask_and_a_directory_in_an_entrys_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = host_runtime();
+    let dir = edgepoll_tests::scratch_dir("cache-umask", &rt);
+    let cache = dir.join("compiled");
+    let _ = std::fs::remove_dir_all(&cache);
+    let run = |flags: &[&str]| {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg("umask 0177; exec \"$@\"")
+            .arg("sh")
+            .arg(host_bin())
+            .args(flags)
+            .arg(wasm("conformance_guest"))
+            .arg("exit")
+            .env("EDGEPOLL_HOST_CACHE", &cache);
+        command.output_within().status.code()
+    };
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .expect("the cache exists")
+            .map(|e| e.expect("entry").path())
+            .collect()
+    };
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path).expect("there").permissions().mode() & 0o7777
+    };
+    assert_eq!(run(&[]), Some(7));
+    assert_eq!(
+        mode(&cache),
+        0o700,
+        "the cache's owner may reach its entries"
+    );
+    let entry = entries().pop().expect("an entry");
+    assert_eq!(mode(&entry), 0o500, "an entry as a read takes it");
+    // As a guest given the cache's directory could leave it.
+    std::fs::remove_file(&entry).expect("removable");
+    std::fs::create_dir_all(entry.join("sub")).expect("a directory in its place");
+    std::fs::write(entry.join("sub/kept"), "x").expect("a file in it");
+    let writable = format!("/data:{}", dir.display());
+    assert_eq!(run(&["--dir", &writable]), Some(7));
+    assert!(
+        !entry.exists(),
+        "the directory in the entry's place is gone"
+    );
+    assert_eq!(run(&[]), Some(7));
+    assert!(entry.is_file(), "the entry is written again");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// In its default place (`~/.cache/edgepoll-host`) the cache is kept only
 /// by a host not running as root: mode bits do not bind root, so a root
 /// guest given that directory in another run could plant code there. As

@@ -90,10 +90,20 @@ pub fn open(preopens: &[Preopen]) -> Cache {
     };
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    let own = std::fs::symlink_metadata(&dir)
-        .is_ok_and(|m| m.is_dir() && m.uid() == me && m.mode() & 0o022 == 0);
-    if !own {
+    let Ok(meta) = std::fs::symlink_metadata(&dir) else {
         return Cache::Off;
+    };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Cache::Off;
+    }
+    // Made under a umask that took the owner's own bits (0177, say), its
+    // entries could not be reached.
+    if meta.mode() & 0o700 != 0o700 {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o700);
+        if std::fs::set_permissions(&dir, mode).is_err() {
+            return Cache::Off;
+        }
     }
     let guest_writes = |preopen: &Preopen| {
         !preopen.readonly && (preopen.host.canonicalize()).is_ok_and(|host| dir.starts_with(host))
@@ -208,12 +218,11 @@ pub fn forget_exposed(cache: &Cache) {
             continue;
         };
         // SAFETY: a directory descriptor held open and a NUL-ended name.
-        // A directory the guest made under an entry's name goes too (when
-        // empty): it would keep the entry from being written for good.
-        unsafe {
-            if libc::unlinkat(fd, name.as_ptr(), 0) != 0 {
-                libc::unlinkat(fd, name.as_ptr(), libc::AT_REMOVEDIR);
-            }
+        if unsafe { libc::unlinkat(fd, name.as_ptr(), 0) } != 0 {
+            // A directory the guest made under an entry's name goes too,
+            // with all it holds: it would keep the entry from being
+            // written for good. (std's remove_dir_all follows no link.)
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
@@ -282,8 +291,12 @@ fn write_entry(path: &Path, contents: &[u8]) {
     else {
         return;
     };
+    // Its mode exactly, whatever the umask took from it (0177 would leave
+    // 0400, which no read takes for an entry).
+    use std::os::unix::fs::PermissionsExt;
     let placed = file
-        .write_all(contents)
+        .set_permissions(std::fs::Permissions::from_mode(ENTRY_MODE))
+        .and_then(|()| file.write_all(contents))
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&temp, path));
     if placed.is_err() {
