@@ -409,6 +409,20 @@ fn a_readonly_directory_is_read_but_not_written_as_on_wasmedge() {
     });
 }
 
+/// What a compile cache holds.
+fn entries_in(cache: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(cache)
+        .expect("the cache exists")
+        .map(|e| e.expect("entry").path())
+        .collect()
+}
+
+/// A file's permission bits.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("there").permissions().mode() & 0o7777
+}
+
 /// edgepoll-host caches compiled native code and runs it on the next start
 /// of the same module: a guest able to write that cache could replace it
 /// with code of its choosing and run outside its sandbox. Here another
@@ -432,15 +446,7 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
             .output_within();
         out.status.code()
     };
-    let entries = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&cache)
-            .expect("the cache exists")
-            .map(|e| e.expect("entry").path())
-            .collect()
-    };
-    let mode = |path: &std::path::Path| {
-        std::fs::metadata(path).expect("there").permissions().mode() & 0o7777
-    };
+    let entries = || entries_in(&cache);
     assert_eq!(run("conformance_guest", &[], "exit"), Some(7));
     let guest = entries().pop().expect("an entry");
     assert_eq!(mode(&cache) & 0o077, 0, "the cache is its user's alone");
@@ -519,7 +525,6 @@ fn a_guest_that_could_write_the_compile_cache_gets_none() {
 /// exposed run's entries (it kept the entry from ever being written).
 #[test]
 fn the_cache_outlasts_a_tight_umask_and_a_directory_in_an_entrys_place() {
-    use std::os::unix::fs::PermissionsExt;
     let rt = host_runtime();
     let dir = edgepoll_tests::scratch_dir("cache-umask", &rt);
     let cache = dir.join("compiled");
@@ -537,15 +542,7 @@ fn the_cache_outlasts_a_tight_umask_and_a_directory_in_an_entrys_place() {
             .env("EDGEPOLL_HOST_CACHE", &cache);
         command.output_within().status.code()
     };
-    let entries = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&cache)
-            .expect("the cache exists")
-            .map(|e| e.expect("entry").path())
-            .collect()
-    };
-    let mode = |path: &std::path::Path| {
-        std::fs::metadata(path).expect("there").permissions().mode() & 0o7777
-    };
+    let entries = || entries_in(&cache);
     assert_eq!(run(&[]), Some(7));
     assert_eq!(
         mode(&cache),
