@@ -942,10 +942,11 @@ impl Handler {
             }
             _ => Some(self.last_progress + self.limits.idle_timeout),
         };
+        let late = self.body_awaited();
         let waiting = self
             .waiting
             .iter()
-            .filter(|w| w.is_pending())
+            .filter(|w| w.is_pending() && Some(w.id) != late)
             .map(|w| w.deadline)
             .min();
         match (own, waiting) {
@@ -960,6 +961,18 @@ impl Handler {
         !self.waiting.is_empty() && self.output.is_empty()
     }
 
+    /// The request whose streamed body is still read from its client (not
+    /// held back by its sink): no respond timeout runs for it until the
+    /// body ends, since its service may answer only then; a client that
+    /// stalls its body meets the idle timeout (408), not a 504 for a
+    /// service that was never late.
+    fn body_awaited(&self) -> Option<RequestId> {
+        match self.state {
+            State::Stream { id, .. } if self.body_paused != Some(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// Acts on a passed deadline: 408 for a request that stalled, a close for an
     /// idle connection or a peer that does not read. Does nothing before the
     /// deadline.
@@ -968,10 +981,11 @@ impl Handler {
             Some(deadline) if now >= deadline => {}
             _ => return,
         }
+        let late = self.body_awaited();
         if self
             .waiting
             .iter()
-            .any(|w| w.is_pending() && now >= w.deadline)
+            .any(|w| w.is_pending() && now >= w.deadline && Some(w.id) != late)
         {
             self.time_out_waiting(now);
             if self.deadline().is_none_or(|d| now < d) {
@@ -1593,9 +1607,9 @@ impl Handler {
             }
         }
         if decoded.consumed > 0 {
-            // The respond timeout counts from the body's last progress: a
-            // 4 GiB upload outlasts any of it, while a body its sink stopped
-            // taking (paused, nothing read) still meets it.
+            // The respond timeout counts from the body's last progress (see
+            // `body_awaited`): from its end, or from where its sink stopped
+            // taking it (paused), which it still meets.
             let respond_by = now + self.limits.respond_timeout;
             if let Some(slot) = self
                 .waiting
@@ -2535,10 +2549,11 @@ impl Handler {
 
     /// 504 for every deferred request past its respond timeout.
     fn time_out_waiting(&mut self, now: Instant) {
+        let late = self.body_awaited();
         for at in 0..self.waiting.len() {
             let allowed = self.keep_alive_at(at);
             let slot = &mut self.waiting[at];
-            if !slot.is_pending() || now < slot.deadline {
+            if !slot.is_pending() || now < slot.deadline || Some(slot.id) == late {
                 continue;
             }
             let mut encoded = Vec::new();

@@ -48,9 +48,11 @@ pub struct Limits {
     /// second at the default 60 s. 0 counts every byte.
     pub min_progress_bytes: usize,
     /// Longest wait for a deferred response ([`Reply::Later`](super::Reply::Later)),
-    /// counted from the request's head, or from the last piece of a streamed
-    /// body that is still coming (an upload may take longer than this).
-    /// Past it: 504, and the service is told the request was abandoned.
+    /// counted from the request's head, or for a streamed body from its
+    /// end (an upload may take longer than this; one its client stalls
+    /// meets [`idle_timeout`](Self::idle_timeout) and gets 408), or from its
+    /// last piece while its sink holds it back (paused). Past it: 504, and
+    /// the service is told the request was abandoned.
     pub respond_timeout: Duration,
     /// Most requests of one connection waiting for their deferred responses;
     /// past it, pipelined requests are not read until one is answered. Only

@@ -752,8 +752,9 @@ fn a_resumed_body_gets_its_whole_idle_timeout_again() {
 }
 
 /// An upload that keeps coming is not late, however long it takes; the
-/// respond timeout counts from its last piece (nginx's proxy_send_timeout
-/// is likewise between two writes, not over the whole body).
+/// respond timeout counts from its end, or from its last piece once its
+/// sink holds it back (nginx's proxy_send_timeout is likewise between two
+/// writes, not over the whole body).
 #[test]
 fn an_upload_longer_than_the_respond_timeout_is_not_answered_504_while_it_flows() {
     let limits = Limits::default();
@@ -781,6 +782,41 @@ fn an_upload_longer_than_the_respond_timeout_is_not_answered_504_while_it_flows(
     assert!(!conn.wants_write());
     conn.handle_timeout(now + respond);
     assert!(take_output(&mut conn, now + respond).starts_with("HTTP/1.1 504 "));
+}
+
+/// A client that stalls its streamed body is late, not the service, which
+/// may answer only once the body is in: the idle timeout ends it (408),
+/// not the respond timeout (504), though the latter is shorter.
+#[test]
+fn a_stalled_upload_meets_the_idle_timeout_not_the_respond_timeout() {
+    let limits = Limits::default();
+    assert!(limits.respond_timeout < limits.idle_timeout);
+    let start = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits.clone(), start), Streams::default());
+    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n";
+    conn.receive(head.as_bytes(), start, &mut service);
+    conn.receive(&[b'x'; 1024], start, &mut service);
+    assert_eq!(conn.deadline(), Some(start + limits.idle_timeout));
+    conn.handle_timeout(start + limits.respond_timeout);
+    assert!(!conn.wants_write(), "answered 504 while the client sends");
+    let stalled = start + limits.idle_timeout;
+    conn.handle_timeout(stalled);
+    assert!(take_output(&mut conn, stalled).starts_with("HTTP/1.1 408 "));
+    assert_eq!(
+        conn.take_broken_body().map(|(_, e)| e),
+        Some(BodyError::Stalled)
+    );
+    // Once the body is in, the service has the respond timeout from there.
+    let (mut conn, mut service) = (Handler::new(limits.clone(), start), Streams::default());
+    conn.receive(head.as_bytes(), start, &mut service);
+    let later = start + limits.respond_timeout * 3 / 2;
+    conn.receive(&[b'x'; 1024], start, &mut service);
+    conn.receive(&[b'x'; 976], later, &mut service);
+    assert_eq!(service.ends, [Ok(())]);
+    assert_eq!(conn.deadline(), Some(later + limits.respond_timeout));
+    let late = later + limits.respond_timeout;
+    conn.handle_timeout(late);
+    assert!(take_output(&mut conn, late).starts_with("HTTP/1.1 504 "));
 }
 
 /// A deferred answer that closes the connection before the body is all
