@@ -590,9 +590,11 @@ fn python_tls_server(script: &str, pki: &Pki, args: &[&str]) -> (Child, SocketAd
 }
 
 /// An HTTPS server that answers each request with `Connection: close`,
-/// sends its close_notify and waits for the client's (RFC 8446 §6.1): each
-/// connection appends `clean` to `log` when it came, `cut` when the TCP
-/// stream ended without it. Stopped on drop.
+/// sends its close_notify and waits for the client's (RFC 8446 §6.1), or
+/// (`keep_alive`) answers keeping the connection and waits for the client
+/// to end it: each connection appends `clean` to `log` when the client's
+/// close_notify came, `cut` when the TCP stream ended without it. Stopped
+/// on drop.
 pub struct NotifyCheck {
     pub addr: SocketAddr,
     pub log: PathBuf,
@@ -604,22 +606,31 @@ const NOTIFY_CHECK: &str = r#"
 def serve(raw):
     outcome = "handshake failed"
     try:
-        conn = ctx.wrap_socket(raw, server_side=True)
+        conn = ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False)
         read_head(conn)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        outcome = "cut"
-        conn.unwrap()
-        outcome = "clean"
+        if sys.argv[4] == "keep-alive":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            outcome = "cut"
+            # Nothing more, then the client's close_notify (a bare TCP
+            # close raises, ragged EOFs not suppressed).
+            if conn.recv(1) == b"":
+                outcome = "clean"
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            outcome = "cut"
+            conn.unwrap()
+            outcome = "clean"
     finally:
         with open(sys.argv[3], "a") as f:
             f.write(outcome + "\n")
 "#;
 
 impl NotifyCheck {
-    pub fn start(pki: &Pki) -> NotifyCheck {
+    pub fn start(pki: &Pki, keep_alive: bool) -> NotifyCheck {
         let log = crate::unique_temp_path("notify-log");
         let path = log.to_string_lossy().into_owned();
-        let (child, addr) = python_tls_server(NOTIFY_CHECK, pki, &[&path]);
+        let mode = if keep_alive { "keep-alive" } else { "close" };
+        let (child, addr) = python_tls_server(NOTIFY_CHECK, pki, &[&path, mode]);
         NotifyCheck { addr, log, child }
     }
 

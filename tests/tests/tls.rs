@@ -595,16 +595,23 @@ fn an_upload_to_a_slow_https_server_is_sent_whole() {
 /// A connection the client closes after the server's close_notify (its
 /// response said `Connection: close`) ends with the client's own
 /// close_notify, as RFC 8446 §6.1 asks of each side; it ended with a bare
-/// TCP close.
+/// TCP close. So does a kept-alive one the client leaves when it is done
+/// (the loop's end closed it bare).
 #[test]
 fn the_client_sends_close_notify_before_it_closes() {
     let pki = Pki::new();
-    let server = NotifyCheck::start(&pki);
+    for keep_alive in [false, true] {
+        let server = NotifyCheck::start(&pki, keep_alive);
+        closes_with_close_notify(&pki, &server);
+    }
+}
+
+fn closes_with_close_notify(pki: &Pki, server: &NotifyCheck) {
     let ca = pki.path("ca.pem");
     let runs = std::sync::atomic::AtomicUsize::new(0);
     on_each_runtime(|runtime| {
         let url = format!("https://localhost:{}/", server.addr.port());
-        let (code, stdout, stderr) = client(runtime, &pki, &["--cacert", &ca, &url]);
+        let (code, stdout, stderr) = client(runtime, pki, &["--cacert", &ca, &url]);
         assert_eq!(code, 0, "{} {stdout} {stderr}", runtime.name());
         assert!(stdout.contains("-> 200 OK"), "{stdout}");
         let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;

@@ -155,6 +155,23 @@ pub(crate) struct Core {
     drain_told: bool,
 }
 
+/// The loop's end (a drain done, or a batch of [`send_all`](crate::client::send_all)
+/// answered): each TLS connection to an upstream still open, a pooled one
+/// say, sends its close_notify before its socket closes (RFC 8446 §6.1), as
+/// one the loop closes itself does.
+impl Drop for Core {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        for index in 0..self.slots.len() {
+            let tls =
+                |conn: &Connection| matches!(&conn.role, Role::Upstream(up) if up.tls.is_some());
+            if self.slots[index].as_ref().is_some_and(tls) {
+                self.close(index, now);
+            }
+        }
+    }
+}
+
 impl Core {
     pub(crate) fn new(options: ServerOptions) -> Core {
         use crate::timer::bounded;
