@@ -122,6 +122,9 @@ impl From<rustls::Error> for TlsError {
                 C::Revoked => "the certificate is revoked".into(),
                 C::BadSignature => "bad signature".into(),
                 C::BadEncoding => "the certificate is malformed".into(),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                    "the certificate is not for a server (its extended key usage)".into()
+                }
                 // webpki's words for a certificate that is its own CA.
                 other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
                     "a CA certificate used as the server's (self-signed?)".into()
@@ -171,4 +174,25 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
     /// The server certificate's subject (`CN=..., O=...`).
     pub subject: String,
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use super::TlsError;
+    use rustls::{CertificateError as C, Error as E};
+
+    /// A refused certificate is told by its cause, in words, not as rustls
+    /// debug-prints it.
+    #[test]
+    fn certificate_refusals_name_their_cause() {
+        for (cause, words) in [
+            (C::UnknownIssuer, "unknown issuer"),
+            (C::NotValidForName, "not valid for this host name"),
+            (C::Expired, "has expired"),
+            (C::InvalidPurpose, "not for a server"),
+        ] {
+            let said = TlsError::from(E::InvalidCertificate(cause)).to_string();
+            assert!(said.contains(words) && !said.contains('{'), "{said}");
+        }
+    }
 }
