@@ -793,7 +793,9 @@ pub(crate) fn misused(reason: &'static str) -> Response<'static> {
 ///
 /// impl App for Forward {
 ///     fn call<'a>(&mut self, request: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
-///         let url = format!("http://127.0.0.1:8080{}", request.target());
+///         // The path and query, whatever form the target came in
+///         // (`GET http://host/x` is `/x`).
+///         let url = format!("http://127.0.0.1:8080{}", request.origin_form());
 ///         match ClientRequest::new(request.method(), &url) {
 ///             Ok(upstream) => match cx.fetch(&upstream.body(request.body().to_vec())) {
 ///                 Ok(exchange) => {

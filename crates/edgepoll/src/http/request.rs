@@ -222,8 +222,63 @@ impl<'a> Request<'a> {
     /// # conn.receive(b"GET http://x/a?b HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
     /// # assert!(conn.pending_output().ends_with(b"/a b"));
     /// ```
+    ///
+    /// As sent: its `.` and `..` segments are not resolved, so
+    /// `/api/../admin` starts with `/api/`. Route on
+    /// [`resolved_path`](Self::resolved_path).
     pub fn path(&self) -> &'a str {
         split_target(self.target()).path
+    }
+
+    /// [`path`](Self::path) with its `.` and `..` segments resolved (RFC
+    /// 3986 §5.2.4), none above the root, and `%2e` taken for `.` in them
+    /// as the WHATWG URL standard takes it (a backend that decodes the path
+    /// sees `..` there): what to route on. Borrowed when there are none.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// fn route<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     match request.resolved_path().starts_with("/api/") {
+    ///         true => Response::new(StatusCode::OK),
+    ///         false => Response::new(StatusCode::NOT_FOUND),
+    ///     }
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET /api/../admin HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut route);
+    /// assert!(conn.pending_output().starts_with(b"HTTP/1.1 404 "));
+    /// ```
+    pub fn resolved_path(&self) -> std::borrow::Cow<'a, str> {
+        let path = self.path();
+        let one = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
+        let two = |s: &str| {
+            let s = s.to_ascii_lowercase();
+            matches!(s.as_str(), ".." | ".%2e" | "%2e." | "%2e%2e")
+        };
+        let dotted = |s: &str| s.len() <= 6 && (one(s) || two(s));
+        let Some(named) = path.strip_prefix('/') else {
+            return path.into();
+        };
+        if !named.split('/').any(dotted) {
+            return path.into();
+        }
+        let named: Vec<&str> = named.split('/').collect();
+        let mut kept: Vec<&str> = Vec::with_capacity(named.len());
+        for (at, &segment) in named.iter().enumerate() {
+            match dotted(segment) {
+                false => kept.push(segment),
+                true => {
+                    if two(segment) {
+                        kept.pop();
+                    }
+                    // A last `.` or `..` leaves a final `/`.
+                    if at + 1 == named.len() {
+                        kept.push("");
+                    }
+                }
+            }
+        }
+        format!("/{}", kept.join("/")).into()
     }
 
     /// The query of the target (after `?`), if it has one.

@@ -1948,3 +1948,37 @@ fn refusals_name_the_part_at_fault() {
         );
     }
 }
+
+/// `resolved_path` resolves `.` and `..` (and `%2e` in them) as RFC 3986
+/// §5.2.4 and the WHATWG URL standard do, never above the root.
+#[test]
+fn resolved_paths_have_no_dot_segments() {
+    for (target, resolved) in [
+        ("/a/b", "/a/b"),
+        ("/api/../admin", "/admin"),
+        ("/a/./b/", "/a/b/"),
+        ("/a/%2E%2e/b", "/b"),
+        ("/a/.%2E/b?q=/../x", "/b"),
+        ("/../../x", "/x"),
+        ("/a/..", "/"),
+        ("/a/b/.", "/a/b/"),
+        ("/a/b/..", "/a/"),
+        ("/a/...", "/a/..."),
+        ("/a/%2e%2e%2e/b", "/a/%2e%2e%2e/b"),
+        ("http://h/p/../q", "/q"),
+        ("*", "*"),
+    ] {
+        let method = if target == "*" { "OPTIONS" } else { "GET" };
+        let input = format!("{method} {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        fn show<'a>(request: &Request<'a>) -> Response<'a> {
+            Response::new(StatusCode::OK).body(request.resolved_path().into_owned())
+        }
+        let mut conn = Handler::new(Limits::default(), Instant::now());
+        conn.receive(input.as_bytes(), Instant::now(), &mut show);
+        let out = String::from_utf8_lossy(conn.pending_output());
+        assert!(
+            out.ends_with(&format!("\r\n\r\n{resolved}")),
+            "{target}: {out}"
+        );
+    }
+}
