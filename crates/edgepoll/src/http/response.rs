@@ -28,6 +28,21 @@ type Fields<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, [u8]>); 4]>;
 ///     .body("hi\n");
 /// assert_eq!(response.status(), StatusCode::OK);
 /// ```
+///
+/// `'a` is invariant (the fields are a `SmallVec`, which is): a
+/// `Response<'static>` is not taken where a `Response<'a>` is asked for. A
+/// helper that makes responses takes the lifetime from its caller:
+///
+/// ```
+/// use edgepoll::http::{Reply, Response, StatusCode};
+/// fn text<'a>(status: StatusCode, body: &'static str) -> Response<'a> {
+///     Response::new(status).header("Content-Type", "text/plain").body(body)
+/// }
+/// fn refuse<'a>() -> Reply<'a> {
+///     Reply::Now(text(StatusCode::FORBIDDEN, "no\n"))
+/// }
+/// # let _ = refuse();
+/// ```
 #[derive(Clone, Debug)]
 pub struct Response<'a> {
     status: StatusCode,
