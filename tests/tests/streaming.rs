@@ -348,6 +348,13 @@ fn a_get_piped_to_a_head_is_not_read_on() {
             body.extend_from_slice(&chunk[..n]);
         }
         assert!(is_pattern(0, &body), "{name}: {body:?}");
+        // The HEAD's response ended whole for the service, not abandoned
+        // (its client is still there).
+        let ended: Vec<String> = forward.stderr_lines();
+        assert!(
+            !ended.iter().any(|l| l.contains("a response ended")),
+            "{name}: {ended:?}"
+        );
     });
 }
 

@@ -513,9 +513,9 @@ impl Context<'_> {
     /// bytes to send. If that body breaks off, the client's connection
     /// closes without completing it. Either way [`App::on_response_end`]
     /// says how it ended. To a HEAD the body is not sent: the response
-    /// ends with its head, and the exchange is cut at the body's first
-    /// piece ([`ClientError::Abandoned`](crate::ClientError::Abandoned)) rather than
-    /// read for nothing. Pipe it from [`App::on_response`], where its head
+    /// ends with its head (told as `Ok`), and the exchange is cut at the
+    /// body's first piece rather than read for nothing. Pipe it from
+    /// [`App::on_response`], where its head
     /// came. A body that cannot be piped whole (one of an exchange made
     /// with [`fetch`](Self::fetch), one whose head has not come yet, one
     /// whose pieces have begun to go to [`App::on_response_body`] or to

@@ -239,7 +239,11 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 if backlog == 0 && handler.answers_head(responder.id) {
                     let _ = handler.end_body(responder.id, now);
                     core.touch(responder.token.0);
-                    return cut_down(core, exchange);
+                    // Ended for the application as a whole response.
+                    forget_exchange(&mut core.work, exchange);
+                    core.work.pool.cancel(exchange);
+                    core.work.cut_pipes.push((exchange, true));
+                    return;
                 }
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);
@@ -446,7 +450,8 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) -> Vec<ExchangeId
     for &exchange in &up {
         work.held.unhold_for(exchange);
     }
-    work.cut_pipes.extend_from_slice(&down);
+    work.cut_pipes
+        .extend(down.iter().map(|&exchange| (exchange, false)));
     // What it released is gone with it (all it held was its own).
     work.held.take_at(token.0);
     for &exchange in &down {

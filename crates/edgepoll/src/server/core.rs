@@ -77,8 +77,9 @@ pub(crate) struct Work {
     pub(crate) paused: Vec<(Source, bool)>,
     /// Deferred requests given up on, not yet told to the application.
     pub(crate) abandoned: Vec<Responder>,
-    /// Piped responses whose client left, not yet told to the application.
-    pub(crate) cut_pipes: Vec<ExchangeId>,
+    /// Piped responses whose client left (or, `true`, whole with their
+    /// head: answers to HEAD), not yet told to the application.
+    pub(crate) cut_pipes: Vec<(ExchangeId, bool)>,
     /// WebSocket connections closed since the application was last told.
     pub(crate) closed_ws: Vec<Token>,
     /// Upstream connections (slot, serial) whose requests went out during
@@ -973,9 +974,12 @@ impl Core {
                 acted = true;
                 self.work_through(
                     |w| &mut w.cut_pipes,
-                    |core, exchange| {
-                        let gone = Err(crate::ClientError::Abandoned);
-                        driven.on_response_end(exchange, gone, &mut core.work.context(now));
+                    |core, (exchange, whole)| {
+                        let end = match whole {
+                            true => Ok(()),
+                            false => Err(crate::ClientError::Abandoned),
+                        };
+                        driven.on_response_end(exchange, end, &mut core.work.context(now));
                     },
                 );
             }
@@ -1330,7 +1334,7 @@ impl Core {
     /// reported only then).
     pub(crate) fn drop_pipe(&mut self, exchange: ExchangeId) {
         self.work.pool.cancel(exchange);
-        self.work.cut_pipes.push(exchange);
+        self.work.cut_pipes.push((exchange, false));
     }
 
     /// Marks a connection to be stepped once the batch of work being
