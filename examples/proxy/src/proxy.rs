@@ -335,9 +335,7 @@ impl App for Proxy {
                     let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
                     return cx.respond(waiting.responder, answer);
                 }
-                let length = response
-                    .header("content-length")
-                    .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+                let length = response.content_length();
                 cx.respond_pipe(waiting.responder, passed_on(response), length, exchange);
                 return;
             }

@@ -55,6 +55,21 @@ impl ParsedResponse {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// The `Content-Length` field's number, if it has one (a response whose
+    /// field is not one number is refused by the parser): the body's
+    /// length, or for a response to HEAD (and a 304) the length a GET would
+    /// have had. What `Context::respond_pipe` takes for a body passed on.
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// let mut parser = ResponseParser::new(false);
+    /// let response = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi").unwrap().unwrap();
+    /// assert_eq!(response.content_length(), Some(2));
+    /// ```
+    pub fn content_length(&self) -> Option<u64> {
+        super::framing::parse_content_length(self.header("content-length")?)?
+    }
+
     /// The first transfer coding of the body other than chunked, if it has
     /// one (`gzip` in `Transfer-Encoding: gzip, chunked`). The parser takes
     /// off a final chunked alone (with another coding last, as in
