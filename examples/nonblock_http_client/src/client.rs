@@ -209,7 +209,9 @@ Sends every URL at once, each on its own connection, and prints each response.
                          FILE.part (which must not be there yet), renamed to
                          FILE once a 2xx body is whole (the runtime must
                          preopen FILE's directory: --dir .:.)
-  -v, --verbose          tell on stderr what names resolved to and what TLS agreed
+  -v, --verbose          tell on stderr what names resolved to (in a lookup of its
+                         own first, within --timeout: a name whose answers rotate
+                         may then be tried at another address) and what TLS agreed
   --cacert FILE          trust this PEM file's CA certificates for https://
   --parallel N           at most N connections to one origin at once
   --max-connections N    at most N connections at once in all (default 512);
@@ -368,7 +370,9 @@ fn tell_tls(tag: &str, response: &ParsedResponse) {
 }
 
 /// `-v`: each host and its addresses, once, on stderr (`* host: a, b`), in
-/// the order the client tries them.
+/// the order the client tries them, from a lookup of its own before the
+/// requests' (which may get other answers from a server that rotates them,
+/// and has its own timeout).
 fn tell_addresses(requests: &[ClientRequest], timeout: Duration) {
     let mut told: Vec<&str> = Vec::new();
     for request in requests {
