@@ -90,35 +90,33 @@ pub fn open(preopens: &[Preopen]) -> Cache {
     };
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+    // Checked, and mended, on the directory opened, not by its path.
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&dir);
+    let Ok((opened, meta)) = opened.and_then(|d| d.metadata().map(|m| (d, m))) else {
         return Cache::Off;
     };
-    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
         return Cache::Off;
     }
-    // Made under a umask that took the owner's own bits (0177, say), its
-    // entries could not be reached.
-    if meta.mode() & 0o700 != 0o700 {
+    // Made under a umask that took the owner's right to read or search it
+    // (0177 leaves 0600): its entries could not be reached.
+    if meta.mode() & 0o500 != 0o500 {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o700);
-        if std::fs::set_permissions(&dir, mode).is_err() {
+        if opened.set_permissions(mode).is_err() {
             return Cache::Off;
         }
     }
     let guest_writes = |preopen: &Preopen| {
         !preopen.readonly && (preopen.host.canonicalize()).is_ok_and(|host| dir.starts_with(host))
     };
-    if !preopens.iter().any(guest_writes) {
-        return Cache::Private(dir);
-    }
-    use std::os::unix::fs::OpenOptionsExt;
-    let held = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&dir);
-    match held {
-        Ok(held) => Cache::Exposed(held),
-        Err(_) => Cache::Off,
+    match preopens.iter().any(guest_writes) {
+        false => Cache::Private(dir),
+        true => Cache::Exposed(opened),
     }
 }
 
@@ -219,12 +217,25 @@ pub fn forget_exposed(cache: &Cache) {
         };
         // SAFETY: a directory descriptor held open and a NUL-ended name.
         if unsafe { libc::unlinkat(fd, name.as_ptr(), 0) } != 0 {
-            // A directory the guest made under an entry's name goes too,
-            // with all it holds: it would keep the entry from being
-            // written for good. (std's remove_dir_all follows no link.)
-            let _ = std::fs::remove_dir_all(entry.path());
+            // A directory the guest made under an entry's name would keep
+            // the entry from being written for good: it is moved to a name
+            // no entry has (`aside-...`), with what it holds, as one
+            // rename (removing a tree a guest made deep could take the
+            // host's stack, and long).
+            let aside = format!("aside-{}-{}", std::process::id(), unique());
+            let Ok(aside) = std::ffi::CString::new(aside) else {
+                continue;
+            };
+            // SAFETY: the same descriptor, and two NUL-ended names.
+            unsafe { libc::renameat(fd, name.as_ptr(), fd, aside.as_ptr()) };
         }
     }
+}
+
+/// A number no other call in this process gets.
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Whether `name` is one the host gives an entry or its temporary file:
