@@ -332,13 +332,21 @@ pub fn host_state(invocation: &Invocation, directories: &Directories) -> Result<
 }
 
 /// A descriptor of its own (its own offset for `fd_readdir`) to the
-/// directory `opened` is on: `.` in it, which looks no path up.
+/// directory `opened` is on: `.` in it, which looks no path up, or, for a
+/// directory its user may read but not search (which `.` needs, and which
+/// WasmEdge binds), the descriptor's own link in `/proc`.
 fn reopen(opened: &OwnedFd) -> std::io::Result<OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
     // SAFETY: a NUL-terminated name and an open descriptor; what openat
     // returns is a new descriptor, owned here.
-    let fd = unsafe { libc::openat(opened.as_raw_fd(), c".".as_ptr(), flags) };
+    let mut fd = unsafe { libc::openat(opened.as_raw_fd(), c".".as_ptr(), flags) };
+    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EACCES) {
+        let own = std::ffi::CString::new(format!("/proc/self/fd/{}", opened.as_raw_fd()))
+            .map_err(std::io::Error::other)?;
+        // SAFETY: as above.
+        fd = unsafe { libc::open(own.as_ptr(), flags) };
+    }
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
