@@ -236,9 +236,9 @@ pub enum ClientError {
     /// Any other socket error.
     Io(io::Error),
     /// Given up by the loop: the client a piped response body went to
-    /// ([`Context::respond_pipe`](crate::Context::respond_pipe)) is gone or
-    /// wants no body (its request was HEAD, answered by the head alone),
-    /// or the client's request body piped into it
+    /// ([`Context::respond_pipe`](crate::Context::respond_pipe)) is gone
+    /// (one whose request was HEAD, whole with the head, ends `Ok`), or the
+    /// client's request body piped into it
     /// ([`Context::fetch_stream`](crate::Context::fetch_stream)) broke off
     /// or ran past the length the request announced.
     Abandoned,

@@ -231,9 +231,11 @@ impl<'a> Request<'a> {
     }
 
     /// [`path`](Self::path) with its `.` and `..` segments resolved (RFC
-    /// 3986 §5.2.4), none above the root, and `%2e` taken for `.` in them
-    /// as the WHATWG URL standard takes it (a backend that decodes the path
-    /// sees `..` there): what to route on. Borrowed when there are none.
+    /// 3986 §5.2.4), none above the root, read as the WHATWG URL standard
+    /// reads an http URL's path (so as a backend that parses it that way
+    /// does): `%2e` is a `.` in them, and a `\` parts segments as `/` does
+    /// (the result has `/` there). What to route on. Borrowed when there is
+    /// nothing to resolve. Other escapes (`%2f`, `%5c`) stay as they are.
     ///
     /// ```
     /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
@@ -252,17 +254,19 @@ impl<'a> Request<'a> {
         let path = self.path();
         let one = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
         let two = |s: &str| {
-            let s = s.to_ascii_lowercase();
-            matches!(s.as_str(), ".." | ".%2e" | "%2e." | "%2e%2e")
+            ["..", ".%2e", "%2e.", "%2e%2e"]
+                .iter()
+                .any(|d| s.eq_ignore_ascii_case(d))
         };
         let dotted = |s: &str| s.len() <= 6 && (one(s) || two(s));
         let Some(named) = path.strip_prefix('/') else {
             return path.into();
         };
-        if !named.split('/').any(dotted) {
+        let parts = |s: &'a str| s.split(['/', '\\']);
+        if !named.contains('\\') && !parts(named).any(dotted) {
             return path.into();
         }
-        let named: Vec<&str> = named.split('/').collect();
+        let named: Vec<&str> = parts(named).collect();
         let mut kept: Vec<&str> = Vec::with_capacity(named.len());
         for (at, &segment) in named.iter().enumerate() {
             match dotted(segment) {

@@ -1965,6 +1965,9 @@ fn resolved_paths_have_no_dot_segments() {
         ("/a/b/..", "/a/"),
         ("/a/...", "/a/..."),
         ("/a/%2e%2e%2e/b", "/a/%2e%2e%2e/b"),
+        ("/api/..\\admin", "/admin"),
+        ("/a\\b", "/a/b"),
+        ("/a/%2f../b", "/a/%2f../b"),
         ("http://h/p/../q", "/q"),
         ("*", "*"),
     ] {
