@@ -1375,7 +1375,7 @@ impl Handler {
             // client keeps to itself. Parsers differ on what `#` ends (the
             // `http` crate drops the rest, a proxy's client refuses it), so
             // a request holding one could be read two ways.
-            (TargetForm::Origin, false) if line.unusual && target.contains(&b'#') => {
+            (TargetForm::Origin, false) if line.hash_or_high && target.contains(&b'#') => {
                 return Err(Refusal(
                     StatusCode::BAD_REQUEST,
                     "a request target holds no fragment ('#')",

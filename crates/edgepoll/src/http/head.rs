@@ -50,7 +50,7 @@ pub(crate) struct RequestLine {
     pub(crate) version: Version,
     /// Whether the target may hold a `#` (or a byte ≥ 0x80): only then is
     /// it looked through for a fragment.
-    pub(crate) unusual: bool,
+    pub(crate) hash_or_high: bool,
 }
 
 /// Where a head that is still arriving was left: the head is parsed a line
@@ -201,14 +201,14 @@ impl HeadParser {
             None => return Ok(None),
             _ => return Err(HeadError::RequestLine),
         }
-        let (end, unusual) = scan::skip_target_bytes(buf, method.end + 1);
+        let (end, hash_or_high) = scan::skip_target_bytes(buf, method.end + 1);
         let target = method.end + 1..end;
         match buf.get(end) {
             Some(b' ') if !target.is_empty() => {}
             None => return Ok(None),
             _ => return Err(HeadError::RequestLine),
         }
-        if unusual && std::str::from_utf8(&buf[target.clone()]).is_err() {
+        if hash_or_high && std::str::from_utf8(&buf[target.clone()]).is_err() {
             return Err(HeadError::RequestLine);
         }
         let v = end + 1;
@@ -228,7 +228,7 @@ impl HeadParser {
             method,
             target,
             version,
-            unusual,
+            hash_or_high,
         }))
     }
 

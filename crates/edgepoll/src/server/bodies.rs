@@ -14,7 +14,7 @@
 //! [`ServerOptions::body_backlog`]: crate::ServerOptions::body_backlog
 
 use super::connection::{Connection, Role, Upstream};
-use super::core::{Core, Work};
+use super::core::{Core, PipeEnd, Work};
 use super::driven::{Driven, Inbound};
 use super::held::{AtClient, Held};
 use crate::app::{Responder, Source};
@@ -239,11 +239,8 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 if backlog == 0 && handler.answers_head(responder.id) {
                     let _ = handler.end_body(responder.id, now);
                     core.touch(responder.token.0);
-                    // Ended for the application as a whole response.
                     forget_exchange(&mut core.work, exchange);
-                    core.work.pool.cancel(exchange);
-                    core.work.cut_pipes.push((exchange, true));
-                    return;
+                    return core.drop_pipe(exchange, PipeEnd::Whole);
                 }
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);
@@ -439,7 +436,7 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Source, now: Instant,
 /// unpiped, stopped, and the application told of its end.
 fn cut_down(core: &mut Core, exchange: ExchangeId) {
     forget_exchange(&mut core.work, exchange);
-    core.drop_pipe(exchange);
+    core.drop_pipe(exchange, PipeEnd::Cut);
 }
 
 /// A client connection closed: the exchanges piped to or from it stop.
@@ -451,7 +448,7 @@ pub(crate) fn forget_connection(work: &mut Work, token: Token) -> Vec<ExchangeId
         work.held.unhold_for(exchange);
     }
     work.cut_pipes
-        .extend(down.iter().map(|&exchange| (exchange, false)));
+        .extend(down.iter().map(|&exchange| (exchange, PipeEnd::Cut)));
     // What it released is gone with it (all it held was its own).
     work.held.take_at(token.0);
     for &exchange in &down {

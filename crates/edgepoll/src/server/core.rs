@@ -26,6 +26,15 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Why a piped response's exchange stopped before its body's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PipeEnd {
+    /// Its client is gone: the application hears `Abandoned`.
+    Cut,
+    /// Whole with its head (an answer to HEAD): it hears `Ok`.
+    Whole,
+}
+
 /// What a step decided for its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -77,9 +86,8 @@ pub(crate) struct Work {
     pub(crate) paused: Vec<(Source, bool)>,
     /// Deferred requests given up on, not yet told to the application.
     pub(crate) abandoned: Vec<Responder>,
-    /// Piped responses whose client left (or, `true`, whole with their
-    /// head: answers to HEAD), not yet told to the application.
-    pub(crate) cut_pipes: Vec<(ExchangeId, bool)>,
+    /// Piped responses that ended early, not yet told to the application.
+    pub(crate) cut_pipes: Vec<(ExchangeId, PipeEnd)>,
     /// WebSocket connections closed since the application was last told.
     pub(crate) closed_ws: Vec<Token>,
     /// Upstream connections (slot, serial) whose requests went out during
@@ -162,6 +170,10 @@ pub(crate) struct Core {
 /// one the loop closes itself does.
 impl Drop for Core {
     fn drop(&mut self) {
+        // Unwinding already: a second panic here would abort.
+        if std::thread::panicking() {
+            return;
+        }
         let now = Instant::now();
         for index in 0..self.slots.len() {
             let tls =
@@ -974,10 +986,10 @@ impl Core {
                 acted = true;
                 self.work_through(
                     |w| &mut w.cut_pipes,
-                    |core, (exchange, whole)| {
-                        let end = match whole {
-                            true => Ok(()),
-                            false => Err(crate::ClientError::Abandoned),
+                    |core, (exchange, end)| {
+                        let end = match end {
+                            PipeEnd::Whole => Ok(()),
+                            PipeEnd::Cut => Err(crate::ClientError::Abandoned),
                         };
                         driven.on_response_end(exchange, end, &mut core.work.context(now));
                     },
@@ -1220,7 +1232,7 @@ impl Core {
         }
         let Some(handler) = self.handler_of(responder) else {
             if let Answer::Head(_, _, Some(exchange)) = answer {
-                self.drop_pipe(exchange);
+                self.drop_pipe(exchange, PipeEnd::Cut);
             }
             return;
         };
@@ -1266,7 +1278,7 @@ impl Core {
                             self.work.release.push(Source::Exchange(exchange));
                         }
                     }
-                    (false, Some(exchange)) => self.drop_pipe(exchange),
+                    (false, Some(exchange)) => self.drop_pipe(exchange, PipeEnd::Cut),
                     _ => {}
                 }
                 started
@@ -1332,9 +1344,9 @@ impl Core {
     /// the exchange stops, and the application hears of its end, as of any
     /// pipe cut short (an unbounded body was read to its end, and the end
     /// reported only then).
-    pub(crate) fn drop_pipe(&mut self, exchange: ExchangeId) {
+    pub(crate) fn drop_pipe(&mut self, exchange: ExchangeId, end: PipeEnd) {
         self.work.pool.cancel(exchange);
-        self.work.cut_pipes.push((exchange, false));
+        self.work.cut_pipes.push((exchange, end));
     }
 
     /// Marks a connection to be stepped once the batch of work being
