@@ -1690,7 +1690,16 @@ impl Handler {
     /// resumes.
     pub fn pause_body(&mut self, id: RequestId, paused: bool, now: Instant) {
         match paused {
-            true => self.body_paused = Some(id),
+            true => {
+                self.body_paused = Some(id);
+                // Its respond timeout runs from here (see `body_awaited`),
+                // however long its client took over the last piece.
+                let respond_by = now + self.limits.respond_timeout;
+                if let Some(slot) = (self.waiting.iter_mut()).find(|w| w.id == id && w.is_pending())
+                {
+                    slot.deadline = slot.deadline.max(respond_by);
+                }
+            }
             false if self.body_paused == Some(id) => {
                 self.body_paused = None;
                 self.restart_clock(now);

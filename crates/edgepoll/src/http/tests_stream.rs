@@ -817,6 +817,15 @@ fn a_stalled_upload_meets_the_idle_timeout_not_the_respond_timeout() {
     let late = later + limits.respond_timeout;
     conn.handle_timeout(late);
     assert!(take_output(&mut conn, late).starts_with("HTTP/1.1 504 "));
+    // Held back by its sink after its client took its time: the respond
+    // timeout runs from the pause.
+    let (mut conn, mut service) = (Handler::new(limits.clone(), start), Streams::default());
+    conn.receive(head.as_bytes(), start, &mut service);
+    conn.receive(&[b'x'; 1024], start, &mut service);
+    conn.pause_body(service.ids[0], true, later);
+    conn.handle_timeout(later);
+    assert!(!conn.wants_write(), "504 at the pause");
+    assert_eq!(conn.deadline(), Some(later + limits.respond_timeout));
 }
 
 /// A deferred answer that closes the connection before the body is all
