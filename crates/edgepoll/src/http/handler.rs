@@ -942,11 +942,12 @@ impl Handler {
             }
             _ => Some(self.last_progress + self.limits.idle_timeout),
         };
-        let late = self.body_awaited();
+        // (Whose body is awaited is asked only of a pending response: a
+        // server answering at once never has one.)
         let waiting = self
             .waiting
             .iter()
-            .filter(|w| w.is_pending() && Some(w.id) != late)
+            .filter(|w| w.is_pending() && Some(w.id) != self.body_awaited())
             .map(|w| w.deadline)
             .min();
         match (own, waiting) {
@@ -981,11 +982,10 @@ impl Handler {
             Some(deadline) if now >= deadline => {}
             _ => return,
         }
-        let late = self.body_awaited();
         if self
             .waiting
             .iter()
-            .any(|w| w.is_pending() && now >= w.deadline && Some(w.id) != late)
+            .any(|w| w.is_pending() && now >= w.deadline && Some(w.id) != self.body_awaited())
         {
             self.time_out_waiting(now);
             if self.deadline().is_none_or(|d| now < d) {

@@ -220,14 +220,14 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 let limit = core.options.body_backlog;
                 let Some(handler) = core.handler_of(responder) else {
                     // The client is gone: so is the reason to read on.
-                    return cut_down(core, exchange);
+                    return cut_down(core, exchange, PipeEnd::Cut);
                 };
                 if handler.send_body(responder.id, piece, now).is_err() {
                     // The response was cut short here (its request body
                     // broke off): the rest of it is wanted no more.
                     let _ = handler.abort_body(responder.id, now);
                     core.touch(responder.token.0);
-                    return cut_down(core, exchange);
+                    return cut_down(core, exchange, PipeEnd::Cut);
                 }
                 let backlog = handler.body_backlog(responder.id);
                 // Nothing queued (asked first: the lookup below is the rare
@@ -239,8 +239,7 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 if backlog == 0 && handler.answers_head(responder.id) {
                     let _ = handler.end_body(responder.id, now);
                     core.touch(responder.token.0);
-                    forget_exchange(&mut core.work, exchange);
-                    return core.drop_pipe(exchange, PipeEnd::Whole);
+                    return cut_down(core, exchange, PipeEnd::Whole);
                 }
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);
@@ -434,9 +433,9 @@ pub(crate) fn release<D: Driven>(core: &mut Core, release: Source, now: Instant,
 
 /// The response of `exchange`, piped down to a client, is wanted no more:
 /// unpiped, stopped, and the application told of its end.
-fn cut_down(core: &mut Core, exchange: ExchangeId) {
+fn cut_down(core: &mut Core, exchange: ExchangeId, end: PipeEnd) {
     forget_exchange(&mut core.work, exchange);
-    core.drop_pipe(exchange, PipeEnd::Cut);
+    core.drop_pipe(exchange, end);
 }
 
 /// A client connection closed: the exchanges piped to or from it stop.

@@ -175,9 +175,8 @@ impl Drop for Core {
             return;
         }
         let now = Instant::now();
+        let tls = |conn: &Connection| matches!(&conn.role, Role::Upstream(up) if up.tls.is_some());
         for index in 0..self.slots.len() {
-            let tls =
-                |conn: &Connection| matches!(&conn.role, Role::Upstream(up) if up.tls.is_some());
             if self.slots[index].as_ref().is_some_and(tls) {
                 self.close(index, now);
             }
