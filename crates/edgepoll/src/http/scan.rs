@@ -717,7 +717,7 @@ mod tests {
             ),
         ];
         for (scan, passes, filler, partial) in scans {
-            for len in [3, 8, 9, 17, 24, 33, 40] {
+            for len in [3, 8, 9, 15, 16, 17, 24, 32, 33, 40] {
                 for at in 0..len {
                     for b in 0..=255u8 {
                         let mut bytes = vec![filler; len];
