@@ -68,6 +68,12 @@ pub enum UrlError {
     /// a `Url` built by hand: [`Url::parse`] drops a fragment): it could
     /// not go on a request line as it is.
     InvalidPath,
+    /// A request target that does not start with `/` (nor is the `*` of an
+    /// OPTIONS request), given to [`ClientRequest::to_origin`] or set as a
+    /// `Url`'s path by hand.
+    ///
+    /// [`ClientRequest::to_origin`]: crate::ClientRequest::to_origin
+    RelativePath,
     /// A user name or password in the URL (`http://user:pass@host/`):
     /// the client sends no credentials of its own accord.
     Userinfo,
@@ -85,6 +91,7 @@ impl std::fmt::Display for UrlError {
                  in punycode if not ASCII; an IPv4 address of four decimal numbers; or [IPv6])"
             }
             UrlError::InvalidPath => "the path holds a space, a control byte or a '#'",
+            UrlError::RelativePath => "the path does not start with '/' (only OPTIONS may have '*')",
             UrlError::Userinfo => "a user name or password in the URL is not supported",
         })
     }
@@ -248,7 +255,10 @@ impl Url {
         if !host_ok {
             return Err(UrlError::InvalidHost);
         }
-        if !(self.path.starts_with('/') || self.path == "*") || !Url::is_path_safe(&self.path) {
+        if !(self.path.starts_with('/') || self.path == "*") {
+            return Err(UrlError::RelativePath);
+        }
+        if !Url::is_path_safe(&self.path) {
             return Err(UrlError::InvalidPath);
         }
         Ok(())

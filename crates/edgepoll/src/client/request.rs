@@ -175,6 +175,10 @@ impl ClientRequest {
     ///     ClientRequest::to_origin("GET", &upstream, "/a b").err(),
     ///     Some(RequestError::Url(UrlError::InvalidPath))
     /// );
+    /// assert_eq!(
+    ///     ClientRequest::to_origin("GET", &upstream, "a/b").err(),
+    ///     Some(RequestError::Url(UrlError::RelativePath))
+    /// );
     /// assert!(ClientRequest::to_origin("OPTIONS", &upstream, "*").is_ok());
     /// assert!(ClientRequest::to_origin("GET", &upstream, "*").is_err());
     /// ```
@@ -189,7 +193,10 @@ impl ClientRequest {
         // `*` asks about the server as a whole, and only with OPTIONS
         // (RFC 9112 §3.2.4).
         let asterisk = target == "*" && method == "OPTIONS";
-        if !(target.starts_with('/') || asterisk) || !Url::is_path_safe(target) {
+        if !(target.starts_with('/') || asterisk) {
+            return Err(RequestError::Url(UrlError::RelativePath));
+        }
+        if !Url::is_path_safe(target) {
             return Err(RequestError::Url(UrlError::InvalidPath));
         }
         let url = Url {
@@ -518,7 +525,7 @@ mod tests {
             ("::1\r\n", "/", UrlError::InvalidHost),
             ("", "/", UrlError::NoHost),
             ("a", "/x\r\nX-Injected: 1", UrlError::InvalidPath),
-            ("a", "x", UrlError::InvalidPath),
+            ("a", "x", UrlError::RelativePath),
         ] {
             let request = ClientRequest::to_origin("GET", &url("a", "/"), "/")
                 .unwrap()

@@ -1,72 +1,111 @@
 //! HTTP status codes and their reason phrases.
 
-/// A response status code, such as `StatusCode::OK`.
+/// A response status code, such as `StatusCode::OK`. The codes of RFC 9110
+/// have constants; any other from 100 to 999 is made by
+/// [`from_u16`](StatusCode::from_u16), in a `const` too.
 ///
 /// ```
 /// use edgepoll::http::StatusCode;
 /// assert_eq!(StatusCode::NOT_FOUND.as_u16(), 404);
-/// assert_eq!(StatusCode::NOT_FOUND.reason(), "Not Found");
+/// assert_eq!(StatusCode::CREATED.reason(), "Created");
+/// const TOO_EARLY: StatusCode = StatusCode::from_u16(425).unwrap();
+/// assert_eq!(TOO_EARLY.to_string(), "425"); // no phrase of its own
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StatusCode(u16);
 
-impl StatusCode {
-    /// 100 Continue.
-    pub const CONTINUE: StatusCode = StatusCode(100);
-    /// 101 Switching Protocols: the connection leaves HTTP (see
-    /// [`ws::handshake`](crate::ws::handshake)).
-    pub const SWITCHING_PROTOCOLS: StatusCode = StatusCode(101);
-    /// 200 OK.
-    pub const OK: StatusCode = StatusCode(200);
-    /// 204 No Content.
-    pub const NO_CONTENT: StatusCode = StatusCode(204);
-    /// 304 Not Modified.
-    pub const NOT_MODIFIED: StatusCode = StatusCode(304);
-    /// 400 Bad Request.
-    pub const BAD_REQUEST: StatusCode = StatusCode(400);
-    /// 403 Forbidden.
-    pub const FORBIDDEN: StatusCode = StatusCode(403);
-    /// 404 Not Found.
-    pub const NOT_FOUND: StatusCode = StatusCode(404);
-    /// 405 Method Not Allowed.
-    pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
-    /// 408 Request Timeout.
-    pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
-    /// 411 Length Required.
-    pub const LENGTH_REQUIRED: StatusCode = StatusCode(411);
-    /// 413 Content Too Large.
-    pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
-    /// 414 URI Too Long.
-    pub const URI_TOO_LONG: StatusCode = StatusCode(414);
-    /// 417 Expectation Failed.
-    pub const EXPECTATION_FAILED: StatusCode = StatusCode(417);
-    /// 426 Upgrade Required.
-    pub const UPGRADE_REQUIRED: StatusCode = StatusCode(426);
-    /// 431 Request Header Fields Too Large.
-    pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
-    /// 500 Internal Server Error.
-    pub const INTERNAL_SERVER_ERROR: StatusCode = StatusCode(500);
-    /// 501 Not Implemented.
-    pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
-    /// 502 Bad Gateway.
-    pub const BAD_GATEWAY: StatusCode = StatusCode(502);
-    /// 503 Service Unavailable.
-    pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
-    /// 504 Gateway Timeout.
-    pub const GATEWAY_TIMEOUT: StatusCode = StatusCode(504);
-    /// 505 HTTP Version Not Supported.
-    pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
-    /// 508 Loop Detected (RFC 5842): a request came back to an
-    /// intermediary that had already passed it on.
-    pub const LOOP_DETECTED: StatusCode = StatusCode(508);
+/// The named codes: each line `(code, NAME, "Reason Phrase");`. A constant's
+/// doc is its code and phrase ("201 Created."), then any doc comment above
+/// its line.
+macro_rules! status_codes {
+    ($( $(#[$doc:meta])* ($code:literal, $name:ident, $reason:literal); )*) => {
+        impl StatusCode {
+            $(
+                #[doc = concat!(stringify!($code), " ", $reason, ".")]
+                $(#[$doc])*
+                pub const $name: StatusCode = StatusCode($code);
+            )*
+        }
 
+        /// Every named code with its reason phrase, in order.
+        const NAMED: &[(u16, &str)] = &[$(($code, $reason)),*];
+    };
+}
+
+// The codes of RFC 9110 §15 (but the unused 305, 306 and 418), with those
+// of RFC 6585, RFC 8297 and RFC 5842 that a server or proxy meets: one list
+// gives both the constants and the reason phrases.
+status_codes! {
+    (100, CONTINUE, "Continue");
+    /// The connection leaves HTTP (see [`ws::handshake`](crate::ws::handshake)).
+    (101, SWITCHING_PROTOCOLS, "Switching Protocols");
+    /// RFC 8297.
+    (103, EARLY_HINTS, "Early Hints");
+    (200, OK, "OK");
+    (201, CREATED, "Created");
+    (202, ACCEPTED, "Accepted");
+    (203, NON_AUTHORITATIVE_INFORMATION, "Non-Authoritative Information");
+    (204, NO_CONTENT, "No Content");
+    (205, RESET_CONTENT, "Reset Content");
+    (206, PARTIAL_CONTENT, "Partial Content");
+    (300, MULTIPLE_CHOICES, "Multiple Choices");
+    (301, MOVED_PERMANENTLY, "Moved Permanently");
+    (302, FOUND, "Found");
+    (303, SEE_OTHER, "See Other");
+    (304, NOT_MODIFIED, "Not Modified");
+    (307, TEMPORARY_REDIRECT, "Temporary Redirect");
+    (308, PERMANENT_REDIRECT, "Permanent Redirect");
+    (400, BAD_REQUEST, "Bad Request");
+    (401, UNAUTHORIZED, "Unauthorized");
+    (402, PAYMENT_REQUIRED, "Payment Required");
+    (403, FORBIDDEN, "Forbidden");
+    (404, NOT_FOUND, "Not Found");
+    (405, METHOD_NOT_ALLOWED, "Method Not Allowed");
+    (406, NOT_ACCEPTABLE, "Not Acceptable");
+    (407, PROXY_AUTHENTICATION_REQUIRED, "Proxy Authentication Required");
+    (408, REQUEST_TIMEOUT, "Request Timeout");
+    (409, CONFLICT, "Conflict");
+    (410, GONE, "Gone");
+    (411, LENGTH_REQUIRED, "Length Required");
+    (412, PRECONDITION_FAILED, "Precondition Failed");
+    (413, CONTENT_TOO_LARGE, "Content Too Large");
+    (414, URI_TOO_LONG, "URI Too Long");
+    (415, UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type");
+    (416, RANGE_NOT_SATISFIABLE, "Range Not Satisfiable");
+    (417, EXPECTATION_FAILED, "Expectation Failed");
+    (421, MISDIRECTED_REQUEST, "Misdirected Request");
+    (422, UNPROCESSABLE_CONTENT, "Unprocessable Content");
+    (426, UPGRADE_REQUIRED, "Upgrade Required");
+    /// RFC 6585.
+    (428, PRECONDITION_REQUIRED, "Precondition Required");
+    /// RFC 6585.
+    (429, TOO_MANY_REQUESTS, "Too Many Requests");
+    /// RFC 6585.
+    (431, HEADER_FIELDS_TOO_LARGE, "Request Header Fields Too Large");
+    (500, INTERNAL_SERVER_ERROR, "Internal Server Error");
+    (501, NOT_IMPLEMENTED, "Not Implemented");
+    (502, BAD_GATEWAY, "Bad Gateway");
+    (503, SERVICE_UNAVAILABLE, "Service Unavailable");
+    (504, GATEWAY_TIMEOUT, "Gateway Timeout");
+    (505, VERSION_NOT_SUPPORTED, "HTTP Version Not Supported");
+    /// A request came back to an intermediary that had already passed it
+    /// on (RFC 5842).
+    (508, LOOP_DETECTED, "Loop Detected");
+    /// RFC 6585.
+    (511, NETWORK_AUTHENTICATION_REQUIRED, "Network Authentication Required");
+}
+
+impl StatusCode {
     /// A status from its number; `None` outside 100..=999.
-    pub fn from_u16(code: u16) -> Option<StatusCode> {
-        (100..=999).contains(&code).then_some(StatusCode(code))
+    pub const fn from_u16(code: u16) -> Option<StatusCode> {
+        match code {
+            100..=999 => Some(StatusCode(code)),
+            _ => None,
+        }
     }
 
     /// The number.
-    pub fn as_u16(self) -> u16 {
+    pub const fn as_u16(self) -> u16 {
         self.0
     }
 
@@ -77,12 +116,12 @@ impl StatusCode {
     /// assert!(StatusCode::OK.is_success());
     /// assert!(!StatusCode::NOT_FOUND.is_success());
     /// ```
-    pub fn is_success(self) -> bool {
-        (200..300).contains(&self.0)
+    pub const fn is_success(self) -> bool {
+        matches!(self.0, 200..=299)
     }
 
     /// Whether a response with this status carries no body (1xx, 204, 304).
-    pub fn forbids_body(self) -> bool {
+    pub const fn forbids_body(self) -> bool {
         self.0 < 200 || self.0 == 204 || self.0 == 304
     }
 
@@ -97,44 +136,15 @@ impl StatusCode {
     }
 }
 
-/// Reason phrases by code, from 100 (up to 508, the last one named).
-const REASONS: [&str; 409] = {
-    let named: [(u16, &str); 30] = [
-        (100, "Continue"),
-        (101, "Switching Protocols"),
-        (103, "Early Hints"),
-        (200, "OK"),
-        (201, "Created"),
-        (202, "Accepted"),
-        (204, "No Content"),
-        (206, "Partial Content"),
-        (301, "Moved Permanently"),
-        (302, "Found"),
-        (304, "Not Modified"),
-        (400, "Bad Request"),
-        (401, "Unauthorized"),
-        (403, "Forbidden"),
-        (404, "Not Found"),
-        (405, "Method Not Allowed"),
-        (408, "Request Timeout"),
-        (411, "Length Required"),
-        (413, "Content Too Large"),
-        (414, "URI Too Long"),
-        (417, "Expectation Failed"),
-        (426, "Upgrade Required"),
-        (431, "Request Header Fields Too Large"),
-        (500, "Internal Server Error"),
-        (501, "Not Implemented"),
-        (502, "Bad Gateway"),
-        (503, "Service Unavailable"),
-        (504, "Gateway Timeout"),
-        (505, "HTTP Version Not Supported"),
-        (508, "Loop Detected"),
-    ];
-    let mut table = [""; 409];
+/// The highest code named.
+const LAST_NAMED: u16 = NAMED[NAMED.len() - 1].0;
+
+/// Reason phrases by code, from 100 up to the last one named.
+const REASONS: [&str; LAST_NAMED as usize - 99] = {
+    let mut table = [""; LAST_NAMED as usize - 99];
     let mut i = 0;
-    while i < named.len() {
-        table[(named[i].0 - 100) as usize] = named[i].1;
+    while i < NAMED.len() {
+        table[(NAMED[i].0 - 100) as usize] = NAMED[i].1;
         i += 1;
     }
     table
@@ -142,6 +152,36 @@ const REASONS: [&str; 409] = {
 
 impl std::fmt::Display for StatusCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.0, self.reason())
+        match self.reason() {
+            "" => write!(f, "{}", self.0),
+            reason => write!(f, "{} {reason}", self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_code_has_its_phrase_and_no_other_code_has_one() {
+        assert!(NAMED.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        for code in 0..=1000u16 {
+            let named = NAMED.iter().find(|(c, _)| *c == code).map(|(_, r)| *r);
+            match StatusCode::from_u16(code) {
+                Some(status) => assert_eq!(status.reason(), named.unwrap_or(""), "{code}"),
+                None => assert!(named.is_none() && !(100..=999).contains(&code)),
+            }
+        }
+        assert_eq!(StatusCode::CREATED.reason(), "Created");
+        assert_eq!(StatusCode::NETWORK_AUTHENTICATION_REQUIRED.as_u16(), 511);
+        assert_eq!(StatusCode::VERSION_NOT_SUPPORTED.to_string(), "505 HTTP Version Not Supported");
+    }
+
+    #[test]
+    fn a_code_without_a_constant_can_be_made_one_at_compile_time() {
+        const TEAPOT: StatusCode = StatusCode::from_u16(418).unwrap();
+        assert_eq!((TEAPOT.as_u16(), TEAPOT.reason()), (418, ""));
+        assert!(StatusCode::from_u16(1000).is_none() && StatusCode::from_u16(99).is_none());
     }
 }
