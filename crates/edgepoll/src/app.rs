@@ -467,7 +467,10 @@ impl Context<'_> {
     /// Answers a deferred request with `head` and a body to follow in pieces
     /// ([`send_body`](Self::send_body), [`end_body`](Self::end_body)): of
     /// `length` bytes, or chunked (until the close for an HTTP/1.0 client).
-    /// The head's own body is not sent. Each piece taken is followed by a
+    /// The head's own body is not sent. The app sends the first piece (or
+    /// ends the body) itself: the head alone asks for nothing, as the
+    /// `Countdown` example on [`Context`] does by calling its own
+    /// `on_body_drained` from `call`. Each piece taken is followed by a
     /// call of [`App::on_body_drained`] when the response can take more: at
     /// once while at most
     /// [`ServerOptions::body_backlog`](crate::ServerOptions::body_backlog)
@@ -882,6 +885,11 @@ pub trait App {
     /// [`call`](Self::call) after it, and those read in that same round
     /// before it; all with [`Context::draining`] true, which is what to
     /// look at.
+    ///
+    /// WasmEdge itself gives no such cue: SIGTERM ends its process at once,
+    /// mid-response. So an app that writes files there writes each where a
+    /// half-written one does no harm (under a temporary name, renamed when
+    /// whole) and clears at start what a killed run left.
     fn on_drain(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
     }
@@ -956,7 +964,8 @@ pub trait App {
     /// over it bring one now and one once it falls; either way the backlog
     /// stays bounded); never after the body ended, for an empty piece, or
     /// for a response to HEAD (complete with its head: its pieces are
-    /// dropped).
+    /// dropped). Not called for [`Context::respond_stream`]'s head alone:
+    /// the first piece is the app's to send.
     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
         let _ = (responder, cx);
     }

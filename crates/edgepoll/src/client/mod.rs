@@ -174,6 +174,11 @@ fn dns_server_from_env() -> Option<SocketAddr> {
 
 /// Why a request failed.
 ///
+/// A gateway's answer for each. Its 504 is the one a slow backend gets only
+/// if the client gives up first: set `ServerOptions::client.response_timeout`
+/// below [`Limits::respond_timeout`](crate::http::Limits::respond_timeout)
+/// (both are 30 s by default), or the loop's own 504 may come first.
+///
 /// ```
 /// use edgepoll::http::{ParsedResponse, Response, StatusCode};
 /// use edgepoll::ClientError;

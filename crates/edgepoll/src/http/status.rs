@@ -175,7 +175,10 @@ mod tests {
         }
         assert_eq!(StatusCode::CREATED.reason(), "Created");
         assert_eq!(StatusCode::NETWORK_AUTHENTICATION_REQUIRED.as_u16(), 511);
-        assert_eq!(StatusCode::VERSION_NOT_SUPPORTED.to_string(), "505 HTTP Version Not Supported");
+        assert_eq!(
+            StatusCode::VERSION_NOT_SUPPORTED.to_string(),
+            "505 HTTP Version Not Supported"
+        );
     }
 
     #[test]
