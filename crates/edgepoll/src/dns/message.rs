@@ -21,6 +21,23 @@ const MAX_CNAME_HOPS: usize = 8;
 /// it is a sixteenth of that.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
+/// The longest answer taken over UDP. The query has no EDNS record, so a
+/// server keeps a datagram to 512 bytes (RFC 1035 §4.2.1) and sets TC on
+/// a longer answer; a longer datagram is asked for again over TCP, as a
+/// truncated one is. Datagrams are what an off-path sender can try to
+/// forge, and a server may send one more than once: each is read at a
+/// cost of a few hundred bytes.
+pub(crate) const MAX_DATAGRAM_BYTES: usize = 512;
+
+/// The compression pointers one name may follow. Each pointer of a name a
+/// server compressed leads to an earlier occurrence of its suffix, at one
+/// of its labels, so a name takes at most as many as it has labels (127).
+/// More only chain pointers to pointers, to make reading a message cost
+/// the square of its length: 590 records whose name goes through 4000
+/// pointers took WasmEdge's interpreter 1.6 s per datagram, with every
+/// connection waiting.
+const MAX_POINTER_HOPS: u8 = 127;
+
 /// The record type asked for: one query per family, as servers answer
 /// only one question per message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,12 +160,54 @@ fn head_of(bytes: &[u8]) -> Option<(Header, Option<Query>)> {
     Some((header, question))
 }
 
-/// Reads `bytes` as the answer to query `id` for `name` and `family`.
+/// Whether no name that could start anywhere in `bytes` follows more than
+/// [`MAX_POINTER_HOPS`] compression pointers. Which bytes are names is
+/// known only once the records are read, which is the work this bounds, so
+/// every position is taken for a name's start: in one pass back, where its
+/// labels lead (a pointer, the root, or nowhere); in one pass forward, the
+/// pointers it follows from there. A pointer leads before the start of the
+/// labels it ends (as hickory-proto requires), so the hops of its target
+/// are known by then. Linear in the message's length.
+fn pointer_hops_bounded(bytes: &[u8]) -> bool {
+    const NOWHERE: u16 = u16::MAX;
+    let len = bytes.len();
+    // Where the labels from each position end: at a pointer or the root.
+    let mut end = vec![NOWHERE; len];
+    for at in (0..len).rev() {
+        end[at] = match bytes[at] {
+            0 | 0xC0..=0xFF => at as u16,
+            label @ 1..=63 => end.get(at + 1 + label as usize).copied().unwrap_or(NOWHERE),
+            _ => NOWHERE,
+        };
+    }
+    let mut hops = vec![0u8; len];
+    for at in 0..len {
+        let stop = end[at] as usize;
+        let (Some(&high), Some(&low)) = (bytes.get(stop), bytes.get(stop + 1)) else {
+            continue;
+        };
+        if high < 0xC0 {
+            continue;
+        }
+        let target = usize::from(high & 0x3F) << 8 | usize::from(low);
+        if target < at {
+            if hops[target] >= MAX_POINTER_HOPS {
+                return false;
+            }
+            hops[at] = hops[target] + 1;
+        }
+    }
+    true
+}
+
+/// Reads `bytes` as the answer to query `id` for `name` and `family`,
+/// which came over UDP or TCP (`over_udp`).
 pub(crate) fn read_answer(
     bytes: &[u8],
     id: u16,
     name: &Name,
     family: Family,
+    over_udp: bool,
 ) -> Result<Answer, NotAnswer> {
     if id_of(bytes) != Some(id) {
         return Err(NotAnswer::Other);
@@ -187,8 +246,11 @@ pub(crate) fn read_answer(
     // Before the records: a truncated answer may end in the middle of one
     // (RFC 1035 §4.2.1 cuts it at 512 bytes), and is asked again over TCP
     // whatever it holds.
-    if header.truncation {
+    if header.truncation || (over_udp && bytes.len() > MAX_DATAGRAM_BYTES) {
         return Ok(Answer::Truncated);
+    }
+    if !pointer_hops_bounded(bytes) {
+        return Err(NotAnswer::Malformed);
     }
     let message = Message::from_vec(bytes).map_err(|_| NotAnswer::Malformed)?;
     // The whole message's header from here: its response code takes the
@@ -314,7 +376,13 @@ mod tests {
         m.add_answer(a("end.test", 120, [10, 0, 0, 2]));
         // An address for a name outside the chain is not ours.
         m.add_answer(a("other.test", 1, [10, 9, 9, 9]));
-        let got = read_answer(&m.to_vec().unwrap(), 7, &name("WWW.test"), Family::V4);
+        let got = read_answer(
+            &m.to_vec().unwrap(),
+            7,
+            &name("WWW.test"),
+            Family::V4,
+            false,
+        );
         assert_eq!(
             got,
             Ok(Answer::Addresses {
@@ -332,7 +400,7 @@ mod tests {
         let mut m = response(7, "a.test", Family::V4, ResponseCode::NoError);
         m.add_answer(cname("a.test", 30, "b.test"));
         m.add_answer(cname("b.test", 30, "a.test"));
-        let got = read_answer(&m.to_vec().unwrap(), 7, &name("a.test"), Family::V4);
+        let got = read_answer(&m.to_vec().unwrap(), 7, &name("a.test"), Family::V4, false);
         assert!(matches!(got, Ok(Answer::Addresses { addrs, .. }) if addrs.is_empty()));
     }
 
@@ -341,7 +409,13 @@ mod tests {
         let mut m = response(9, "gone.test", Family::V6, ResponseCode::NXDomain);
         let soa = SOA::new(name("test"), name("admin.test"), 1, 60, 60, 600, 45);
         m.add_authority(Record::from_rdata(name("test"), 300, RData::SOA(soa)));
-        let got = read_answer(&m.to_vec().unwrap(), 9, &name("gone.test"), Family::V6);
+        let got = read_answer(
+            &m.to_vec().unwrap(),
+            9,
+            &name("gone.test"),
+            Family::V6,
+            false,
+        );
         assert_eq!(got, Ok(Answer::NoSuchName { ttl: 45 }));
     }
 
@@ -365,7 +439,7 @@ mod tests {
                 300,
             );
             m.add_authority(Record::from_rdata(name("cdn.test"), 300, RData::SOA(soa)));
-            let got = read_answer(&m.to_vec().unwrap(), 9, &name("www.a.test"), family);
+            let got = read_answer(&m.to_vec().unwrap(), 9, &name("www.a.test"), family, false);
             let expected = match code {
                 ResponseCode::NXDomain => Answer::NoSuchName { ttl: 5 },
                 _ => Answer::Addresses {
@@ -388,7 +462,7 @@ mod tests {
             let mut lying = bytes.clone();
             lying[count..count + 2].copy_from_slice(&[0xff, 0xff]);
             let (got, largest) = crate::test_alloc::largest_allocation_in(|| {
-                read_answer(&lying, 7, &name, Family::V4)
+                read_answer(&lying, 7, &name, Family::V4, false)
             });
             assert_eq!(got, Err(NotAnswer::Malformed), "count at {count}");
             assert!(
@@ -400,7 +474,7 @@ mod tests {
         // As many as fit are read: an answer of one record is one.
         let mut one = response(7, "x.test", Family::V4, ResponseCode::NoError);
         one.add_answer(a("x.test", 60, [127, 0, 0, 1]));
-        let got = read_answer(&one.to_vec().expect("encodes"), 7, &name, Family::V4);
+        let got = read_answer(&one.to_vec().expect("encodes"), 7, &name, Family::V4, false);
         assert!(matches!(got, Ok(Answer::Addresses { .. })), "{got:?}");
     }
 
@@ -410,8 +484,9 @@ mod tests {
         // reserve room for all of them.
         let mut bytes = vec![0, 7, 0x81, 0x80, 0xff, 0xff, 0, 0, 0, 0, 0, 0];
         let name = name("x.test");
-        let (got, largest) =
-            crate::test_alloc::largest_allocation_in(|| read_answer(&bytes, 7, &name, Family::V4));
+        let (got, largest) = crate::test_alloc::largest_allocation_in(|| {
+            read_answer(&bytes, 7, &name, Family::V4, false)
+        });
         assert_eq!(got, Err(NotAnswer::Malformed));
         assert!(
             largest < 4096,
@@ -419,7 +494,7 @@ mod tests {
         );
         bytes[4..6].copy_from_slice(&[1, 0]);
         assert_eq!(
-            read_answer(&bytes, 7, &name, Family::V4),
+            read_answer(&bytes, 7, &name, Family::V4, false),
             Err(NotAnswer::Malformed)
         );
     }
@@ -432,7 +507,7 @@ mod tests {
         }
         let bytes = m.to_vec().unwrap();
         let Ok(Answer::Addresses { addrs, .. }) =
-            read_answer(&bytes, 9, &name("x.test"), Family::V4)
+            read_answer(&bytes, 9, &name("x.test"), Family::V4, false)
         else {
             panic!("not addresses");
         };
@@ -449,7 +524,7 @@ mod tests {
         m.add_answer(a("x.test", 5, [10, 0, 0, 1]));
         let bytes = m.to_vec().unwrap();
         let Ok(Answer::Addresses { addrs, .. }) =
-            read_answer(&bytes, 9, &name("x.test"), Family::V4)
+            read_answer(&bytes, 9, &name("x.test"), Family::V4, false)
         else {
             panic!("not addresses");
         };
@@ -466,7 +541,7 @@ mod tests {
             ));
             let bytes = m.to_vec().unwrap();
             let Ok(Answer::Addresses { addrs, .. }) =
-                read_answer(&bytes, 9, &name("x.test"), Family::V6)
+                read_answer(&bytes, 9, &name("x.test"), Family::V6, false)
             else {
                 panic!("not an answer");
             };
@@ -480,21 +555,21 @@ mod tests {
         m.add_answer(a("x.test", 5, [1, 2, 3, 4]));
         let bytes = m.to_vec().unwrap();
         assert_eq!(
-            read_answer(&bytes, 8, &name("x.test"), Family::V4),
+            read_answer(&bytes, 8, &name("x.test"), Family::V4, false),
             Err(NotAnswer::Other)
         );
         assert_eq!(
-            read_answer(&bytes, 9, &name("y.test"), Family::V4),
+            read_answer(&bytes, 9, &name("y.test"), Family::V4, false),
             Err(NotAnswer::Other)
         );
         assert_eq!(
-            read_answer(&bytes, 9, &name("x.test"), Family::V6),
+            read_answer(&bytes, 9, &name("x.test"), Family::V6, false),
             Err(NotAnswer::Other)
         );
         // Our own query echoed back is not an answer.
         let echoed = query(9, &name("x.test"), Family::V4);
         assert_eq!(
-            read_answer(&echoed, 9, &name("x.test"), Family::V4),
+            read_answer(&echoed, 9, &name("x.test"), Family::V4, false),
             Err(NotAnswer::Other)
         );
         // The question in another class (CHAOS), or the answer in one.
@@ -506,7 +581,13 @@ mod tests {
         );
         chaos.add_answer(a("x.test", 5, [1, 2, 3, 4]));
         assert_eq!(
-            read_answer(&chaos.to_vec().unwrap(), 9, &name("x.test"), Family::V4),
+            read_answer(
+                &chaos.to_vec().unwrap(),
+                9,
+                &name("x.test"),
+                Family::V4,
+                false
+            ),
             Err(NotAnswer::Other)
         );
         let mut record = a("x.test", 5, [1, 2, 3, 4]);
@@ -514,7 +595,7 @@ mod tests {
         let mut m = response(9, "x.test", Family::V4, ResponseCode::NoError);
         m.add_answer(record);
         assert!(matches!(
-            read_answer(&m.to_vec().unwrap(), 9, &name("x.test"), Family::V4),
+            read_answer(&m.to_vec().unwrap(), 9, &name("x.test"), Family::V4, false),
             Ok(Answer::Addresses { addrs, .. }) if addrs.is_empty()
         ));
     }
@@ -526,10 +607,10 @@ mod tests {
         m.add_answer(Record::from_rdata(name("x.test"), 5, RData::AAAA(AAAA(ip))));
         let bytes = m.to_vec().unwrap();
         for cut in 2..bytes.len() {
-            let got = read_answer(&bytes[..cut], 3, &name("x.test"), Family::V6);
+            let got = read_answer(&bytes[..cut], 3, &name("x.test"), Family::V6, false);
             assert!(got.is_err(), "cut at {cut} read as {got:?}");
         }
-        let whole = read_answer(&bytes, 3, &name("x.test"), Family::V6);
+        let whole = read_answer(&bytes, 3, &name("x.test"), Family::V6, false);
         assert_eq!(
             whole,
             Ok(Answer::Addresses {
@@ -539,7 +620,7 @@ mod tests {
         );
         let mut garbage = vec![0u8, 3];
         garbage.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
-        assert!(read_answer(&garbage, 3, &name("x.test"), Family::V6).is_err());
+        assert!(read_answer(&garbage, 3, &name("x.test"), Family::V6, false).is_err());
     }
 
     /// An empty answer from a server that neither recursed nor holds the
@@ -549,7 +630,7 @@ mod tests {
     #[test]
     fn an_empty_answer_from_a_server_that_does_not_recurse_is_told_apart() {
         let asked = name("www.test");
-        let read = |m: Message| read_answer(&m.to_vec().unwrap(), 9, &asked, Family::V4);
+        let read = |m: Message| read_answer(&m.to_vec().unwrap(), 9, &asked, Family::V4, false);
         let plain = || {
             let mut m = response(9, "www.test", Family::V4, ResponseCode::NoError);
             m.metadata.recursion_available = false;
@@ -599,10 +680,22 @@ mod tests {
     fn truncation_and_server_failures_are_told_apart() {
         let mut m = response(4, "big.test", Family::V4, ResponseCode::NoError);
         m.metadata.truncation = true;
-        let got = read_answer(&m.to_vec().unwrap(), 4, &name("big.test"), Family::V4);
+        let got = read_answer(
+            &m.to_vec().unwrap(),
+            4,
+            &name("big.test"),
+            Family::V4,
+            false,
+        );
         assert_eq!(got, Ok(Answer::Truncated));
         let m = response(4, "big.test", Family::V4, ResponseCode::ServFail);
-        let got = read_answer(&m.to_vec().unwrap(), 4, &name("big.test"), Family::V4);
+        let got = read_answer(
+            &m.to_vec().unwrap(),
+            4,
+            &name("big.test"),
+            Family::V4,
+            false,
+        );
         assert_eq!(got, Ok(Answer::Failed(2)));
     }
 
@@ -633,21 +726,62 @@ mod tests {
     }
 
     #[test]
-    fn a_chain_of_thousands_of_compression_pointers_is_read_without_recursion() {
-        // 8 000 hops: as many as fit below offset 0x3FFF. hickory-proto
-        // 0.25 recursed once per hop and ran out of a wasm32 stack (a trap
-        // that ends the whole program, every connection with it); 0.26
-        // follows them in a loop. The chain is sound, so the record reads
-        // as one of another name, which is no address of ours.
-        for hops in [1, 100, 8_000] {
+    fn a_chain_of_thousands_of_compression_pointers_is_refused_unread() {
+        // The A record's name, a pointer to the chain's end, takes one hop
+        // more than the chain. Up to the most a name of 127 labels can
+        // take, it is read (as sound: the record reads as one of another
+        // name, no address of ours); one hop more is refused before
+        // hickory-proto reads it, and so are 8 000 (as many as fit below
+        // offset 0x3FFF), which the parser would follow for each record
+        // that names the chain's end.
+        for hops in [1, 100, 126] {
             let bytes = pointer_chain_answer(5, hops);
-            assert!(bytes.len() <= MAX_ANSWER_BYTES, "{}", bytes.len());
-            let got = read_answer(&bytes, 5, &name("x.test"), Family::V4);
+            let got = read_answer(&bytes, 5, &name("x.test"), Family::V4, false);
             assert!(
                 matches!(&got, Ok(Answer::Addresses { addrs, .. }) if addrs.is_empty()),
                 "{hops} hops: {got:?}"
             );
         }
+        for hops in [127, 8_000] {
+            let bytes = pointer_chain_answer(5, hops);
+            assert!(bytes.len() <= MAX_ANSWER_BYTES, "{}", bytes.len());
+            let got = read_answer(&bytes, 5, &name("x.test"), Family::V4, false);
+            assert_eq!(got, Err(NotAnswer::Malformed), "{hops} hops");
+        }
+    }
+
+    /// Names of many labels, each compressed against the one before: as
+    /// many hops as labels, all read.
+    #[test]
+    fn a_server_compressed_answer_is_read_whatever_its_names_depth() {
+        let mut m = response(4, "x.test", Family::V4, ResponseCode::NoError);
+        let mut owner = String::from("x.test");
+        for depth in 0..120u8 {
+            owner = format!("{}.{owner}", (b'a' + depth % 26) as char);
+            let target = parse_name(&owner).expect("a name");
+            m.add_answer(Record::from_rdata(
+                name("x.test"),
+                5,
+                RData::CNAME(CNAME(target)),
+            ));
+        }
+        let bytes = m.to_vec().expect("encodes");
+        assert!(pointer_hops_bounded(&bytes));
+        assert!(read_answer(&bytes, 4, &name("x.test"), Family::V4, false).is_ok());
+    }
+
+    #[test]
+    fn an_answer_longer_than_a_datagram_goes_over_tcp() {
+        let mut m = response(6, "x.test", Family::V4, ResponseCode::NoError);
+        for i in 0..40 {
+            m.add_answer(a("x.test", 5, [10, 0, 0, i]));
+        }
+        let bytes = m.to_vec().unwrap();
+        assert!(bytes.len() > MAX_DATAGRAM_BYTES);
+        let got = read_answer(&bytes, 6, &name("x.test"), Family::V4, true);
+        assert_eq!(got, Ok(Answer::Truncated));
+        let got = read_answer(&bytes, 6, &name("x.test"), Family::V4, false);
+        assert!(matches!(got, Ok(Answer::Addresses { addrs, .. }) if addrs.len() == 40));
     }
 
     #[test]
@@ -679,13 +813,13 @@ mod tests {
         }
         let bytes = m.to_vec().unwrap();
         assert!(bytes.len() > MAX_ANSWER_BYTES);
-        let got = read_answer(&bytes, 6, &name("x.test"), Family::V4);
+        let got = read_answer(&bytes, 6, &name("x.test"), Family::V4, false);
         assert_eq!(got, Err(NotAnswer::TooLong));
         // One record fewer fits, and is read.
         m.answers.pop();
         let fits = m.to_vec().unwrap();
         assert!(fits.len() <= MAX_ANSWER_BYTES);
-        let got = read_answer(&fits, 6, &name("x.test"), Family::V4);
+        let got = read_answer(&fits, 6, &name("x.test"), Family::V4, false);
         assert!(matches!(got, Ok(Answer::Addresses { addrs, .. }) if addrs.len() == n - 1));
     }
 
@@ -700,7 +834,7 @@ mod tests {
         ] {
             let mut m = response(7, "x.test", Family::V6, code);
             m.queries.clear();
-            let got = read_answer(&m.to_vec().unwrap(), 7, &name("x.test"), Family::V6);
+            let got = read_answer(&m.to_vec().unwrap(), 7, &name("x.test"), Family::V6, false);
             assert_eq!(got, expect, "{code:?}");
         }
     }

@@ -62,8 +62,9 @@ use std::time::Duration;
 /// (`127.1`, `0x7f.1`, `2130706433`, `010.0.0.1`), is no top-level domain
 /// (RFC 3696 §2), and where it is not a dotted quad the two resolvers
 /// read it differently: glibc's `inet_aton` as an address (`010.0.0.1` is
-/// 8.0.0.1), a DNS server as a name. So it is refused, as the WHATWG URL
-/// standard refuses a host that "ends in a number" and is no IPv4 address.
+/// 8.0.0.1), a DNS server as a name. So it is refused. (The WHATWG URL
+/// standard reads a host that "ends in a number" as an IPv4 address when
+/// it can, as glibc does, and refuses it otherwise.)
 ///
 /// ```
 /// use edgepoll::dns::is_host_name;

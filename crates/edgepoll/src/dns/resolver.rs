@@ -115,6 +115,9 @@ enum PartState {
 }
 
 struct Pending {
+    /// The lookup's tag: its first query's first id, kept when a retry
+    /// takes a new one, for the loop's socket of the lookup is found by it.
+    tag: u16,
     key: Box<str>,
     name: Name,
     parts: [Part; 2],
@@ -337,6 +340,7 @@ impl Resolver {
             }
         });
         self.pending.push(Pending {
+            tag: parts[0].id,
             key,
             name,
             parts,
@@ -381,15 +385,15 @@ impl Resolver {
         self.pending
             .iter()
             .find(|l| l.parts.iter().any(|p| p.id == id))
-            .map(|l| l.parts[0].id)
+            .map(|l| l.tag)
     }
 
     /// Whether the lookup tagged `tag` still waits for a datagram (a query
     /// of it unanswered over UDP).
     pub fn awaits_datagram(&self, tag: u16) -> bool {
-        self.pending.iter().any(|l| {
-            l.parts[0].id == tag && l.parts.iter().any(|p| matches!(p.state, PartState::Asking))
-        })
+        self.pending
+            .iter()
+            .any(|l| l.tag == tag && l.parts.iter().any(|p| matches!(p.state, PartState::Asking)))
     }
 
     /// A datagram that arrived on the socket of lookup `tag`. One carrying
@@ -412,7 +416,8 @@ impl Resolver {
         };
         let lookup = &mut self.pending[at];
         let p = &mut lookup.parts[part];
-        match message::read_answer(bytes, id, &lookup.name, p.family) {
+        let mut ask_again = false;
+        match message::read_answer(bytes, id, &lookup.name, p.family, true) {
             Ok(Answer::Truncated) => {
                 p.state = PartState::OverTcp;
                 self.over_tcp.push((id, p.query.clone()));
@@ -425,10 +430,7 @@ impl Resolver {
             // network without a route for it), or fail the lookup.
             Ok(failure @ Answer::Failed(SERVER_FAILURE)) if p.failed_once.is_none() => {
                 p.failed_once = Some(failure);
-                self.datagrams.push(p.query.clone());
-                // Its answer is waited for a whole interval: the timer's
-                // resend (the same id) would be failed by the first one's
-                // late duplicates.
+                ask_again = true;
                 lookup.resend_at = now + RESEND_AFTER;
             }
             Ok(answer) => {
@@ -439,6 +441,17 @@ impl Resolver {
             // lookup that a good answer may still complete.
             Err(NotAnswer::Malformed | NotAnswer::TooLong) => p.malformed = true,
             Err(NotAnswer::Other) => {}
+        }
+        if ask_again {
+            // Under a new id: a copy of the failure (a server may send its
+            // answer twice, a network may deliver it twice) would otherwise
+            // be taken for the second answer and end the lookup.
+            let id = self.fresh_id(None);
+            let lookup = &mut self.pending[at];
+            let p = &mut lookup.parts[part];
+            p.id = id;
+            p.query = message::query(id, &lookup.name, p.family);
+            self.datagrams.push(p.query.clone());
         }
         self.finish_done(now);
     }
@@ -452,7 +465,7 @@ impl Resolver {
         let lookup = &mut self.pending[at];
         let p = &mut lookup.parts[part];
         p.state = PartState::Done(match answer {
-            Ok(bytes) => match message::read_answer(bytes, id, &lookup.name, p.family) {
+            Ok(bytes) => match message::read_answer(bytes, id, &lookup.name, p.family, false) {
                 Ok(Answer::Truncated) => Err(ResolveError::BadAnswer("truncated over TCP")),
                 Ok(answer) => Ok(answer),
                 Err(NotAnswer::TooLong) => Err(ResolveError::BadAnswer("answer over 16 KiB")),
@@ -469,7 +482,7 @@ impl Resolver {
     /// resend goes from a fresh one, and a second error ends it. The other
     /// lookups go on.
     pub fn on_socket_error(&mut self, tag: u16, error: ResolveError, now: Instant) {
-        let Some(lookup) = self.pending.iter_mut().find(|l| l.parts[0].id == tag) else {
+        let Some(lookup) = self.pending.iter_mut().find(|l| l.tag == tag) else {
             return;
         };
         match lookup.refused {
@@ -482,7 +495,7 @@ impl Resolver {
     /// used): it ends with `error`, the others go on.
     pub fn on_lookup_error(&mut self, tag: u16, error: ResolveError, now: Instant) {
         for lookup in &mut self.pending {
-            if lookup.parts[0].id != tag {
+            if lookup.tag != tag {
                 continue;
             }
             for p in &mut lookup.parts {
@@ -577,11 +590,13 @@ impl Resolver {
                 }
             }
             let id = self.ids.pop().unwrap_or(0);
+            // Nor a tag still in use: that of a lookup whose first query
+            // was asked again under a new id names its socket.
             let taken = also_taken == Some(id)
                 || self
                     .pending
                     .iter()
-                    .any(|l| l.parts.iter().any(|p| p.id == id));
+                    .any(|l| l.tag == id || l.parts.iter().any(|p| p.id == id));
             if !taken {
                 return id;
             }
@@ -600,7 +615,7 @@ impl Resolver {
                 continue;
             }
             let lookup = self.pending.swap_remove(at);
-            self.ended_tags.push(lookup.parts[0].id);
+            self.ended_tags.push(lookup.tag);
             let (resolved, ttl, partial) = combine(lookup.parts);
             // A refresh that heard from one family only leaves an entry,
             // still good, that holds the other family too: its users keep
