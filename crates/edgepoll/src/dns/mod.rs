@@ -210,16 +210,19 @@ fn parse_server(value: &str) -> Result<SocketAddr, String> {
 pub mod fuzzing {
     pub use super::message::{Answer, Family, NotAnswer, MAX_ANSWER_BYTES};
 
-    /// `bytes` read as the answer to query `id` for `host` and `family`, or
-    /// `None` for no host name.
+    /// `bytes` read as the answer to query `id` for `host` and `family`,
+    /// come over UDP or TCP (`over_udp`), or `None` for no host name.
     pub fn read_answer(
         bytes: &[u8],
         id: u16,
         host: &str,
         family: Family,
+        over_udp: bool,
     ) -> Option<Result<Answer, NotAnswer>> {
         let name = super::message::parse_name(host).ok()?;
-        Some(super::message::read_answer(bytes, id, &name, family))
+        Some(super::message::read_answer(
+            bytes, id, &name, family, over_udp,
+        ))
     }
 }
 
