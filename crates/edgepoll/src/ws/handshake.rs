@@ -233,13 +233,22 @@ fn check<'a>(request: &Request<'a>) -> Result<&'a [u8], Refusal> {
         ));
     };
     let key = key.trim_ascii();
-    match base64::engine::general_purpose::STANDARD.decode(key) {
+    match KEY_BASE64.decode(key) {
         Ok(nonce) if nonce.len() == 16 => Ok(key),
         _ => Err(Refusal::Malformed(
             "Sec-WebSocket-Key must be 16 bytes in base64\n",
         )),
     }
 }
+
+/// The client's key read as base64 with the bits that pad its last
+/// character taken as they come: RFC 4648 §3.5 lets a decoder refuse them
+/// if not zero, but the key is only hashed, and Python's `websockets` and
+/// most servers take it so.
+const KEY_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
 
 /// Whether the comma-separated values of the fields called `name` (there
 /// may be several) list `token`, in any case.
@@ -282,6 +291,26 @@ mod tests {
             ));
             assert!(out.starts_with("HTTP/1.1 101 "), "{connection}: {out}");
             assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        }
+    }
+
+    /// A key is 16 bytes in padded base64; the bits that pad its last
+    /// character may be anything (a key ending `R==` was refused).
+    #[test]
+    fn a_key_is_sixteen_bytes_of_base64_whatever_its_padding_bits() {
+        for (key, switches) in [
+            ("dGhlIHNhbXBsZSBub25jZQ==", true),
+            ("dGhlIHNhbXBsZSBub25jZR==", true),
+            ("dGhlIHNhbXBsZSBub25jZQ", false),
+            ("dGhlIHNhbXBsZSBub25j", false),
+            ("dGhlIHNhbXBsZSBub25jZQ=!", false),
+            ("dGhlIHNhbXBsZSBub25jZXg=", false),
+        ] {
+            let out = answered(&format!(
+                "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+            ));
+            assert_eq!(out.starts_with("HTTP/1.1 101 "), switches, "{key}: {out}");
         }
     }
 
