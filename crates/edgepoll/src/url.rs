@@ -68,9 +68,9 @@ pub enum UrlError {
     /// a `Url` built by hand: [`Url::parse`] drops a fragment): it could
     /// not go on a request line as it is.
     InvalidPath,
-    /// A request target that does not start with `/` (nor is the `*` of an
-    /// OPTIONS request), given to [`ClientRequest::to_origin`] or set as a
-    /// `Url`'s path by hand.
+    /// A request target that does not start with `/` (nor is the `*` an
+    /// OPTIONS request may have), given to [`ClientRequest::to_origin`] or
+    /// set as a `Url`'s path.
     ///
     /// [`ClientRequest::to_origin`]: crate::ClientRequest::to_origin
     RelativePath,
@@ -91,7 +91,7 @@ impl std::fmt::Display for UrlError {
                  in punycode if not ASCII; an IPv4 address of four decimal numbers; or [IPv6])"
             }
             UrlError::InvalidPath => "the path holds a space, a control byte or a '#'",
-            UrlError::RelativePath => "the path does not start with '/' (only OPTIONS may have '*')",
+            UrlError::RelativePath => "the path does not start with '/'",
             UrlError::Userinfo => "a user name or password in the URL is not supported",
         })
     }

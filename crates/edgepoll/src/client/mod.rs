@@ -175,9 +175,16 @@ fn dns_server_from_env() -> Option<SocketAddr> {
 /// Why a request failed.
 ///
 /// A gateway's answer for each. Its 504 is the one a slow backend gets only
-/// if the client gives up first: set `ServerOptions::client.response_timeout`
-/// below [`Limits::respond_timeout`](crate::http::Limits::respond_timeout)
-/// (both are 30 s by default), or the loop's own 504 may come first.
+/// if the client gives up first. The loop's
+/// [`Limits::respond_timeout`](crate::http::Limits::respond_timeout) runs
+/// from the request's arrival; the client's
+/// [`response_timeout`](ClientOptions::response_timeout) is a silence (in
+/// a queue for a connection, or between the response's bytes), and a
+/// lookup and a connect may come before it, up to
+/// [`dns_timeout`](ClientOptions::dns_timeout) and
+/// [`connect_timeout`](ClientOptions::connect_timeout). So set it below the
+/// first less those two (30, 5 and 5 s by default), or the loop's own 504
+/// may come first, as it does for a backend that trickles its answer.
 ///
 /// ```
 /// use edgepoll::http::{ParsedResponse, Response, StatusCode};

@@ -21,6 +21,9 @@ const MAX_CNAME_HOPS: usize = 8;
 /// it is a sixteenth of that.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
+// `pointer_hops_bounded` keeps positions in a u16.
+const _: () = assert!(MAX_ANSWER_BYTES < u16::MAX as usize);
+
 /// The longest answer taken over UDP. The query has no EDNS record, so a
 /// server keeps a datagram to 512 bytes (RFC 1035 §4.2.1) and sets TC on
 /// a longer answer; a longer datagram is asked for again over TCP, as a
@@ -750,24 +753,40 @@ mod tests {
         }
     }
 
-    /// Names of many labels, each compressed against the one before: as
-    /// many hops as labels, all read.
+    /// A chain of aliases, each target one label longer than the one before
+    /// and written as that label and a pointer to it, as a compressing
+    /// server writes it: the last target follows 123 pointers (its 123
+    /// labels of one letter, before `x.test`, fill the 255 bytes a name
+    /// may take), and is read.
     #[test]
     fn a_server_compressed_answer_is_read_whatever_its_names_depth() {
-        let mut m = response(4, "x.test", Family::V4, ResponseCode::NoError);
-        let mut owner = String::from("x.test");
-        for depth in 0..120u8 {
-            owner = format!("{}.{owner}", (b'a' + depth % 26) as char);
-            let target = parse_name(&owner).expect("a name");
-            m.add_answer(Record::from_rdata(
-                name("x.test"),
-                5,
-                RData::CNAME(CNAME(target)),
-            ));
+        const ALIASES: u16 = 123;
+        let mut m = vec![0, 4, 0x81, 0x80, 0, 1];
+        m.extend_from_slice(&ALIASES.to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend_from_slice(b"\x01x\x04test\x00\x00\x01\x00\x01");
+        let mut previous = 12u16;
+        for _ in 0..ALIASES {
+            // Owned by the question's name; its target, `a.` and the one before.
+            m.extend_from_slice(&[0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 5, 0, 4]);
+            let here = m.len() as u16;
+            m.extend_from_slice(b"\x01a");
+            m.extend_from_slice(&(0xC000 | previous).to_be_bytes());
+            previous = here;
         }
-        let bytes = m.to_vec().expect("encodes");
-        assert!(pointer_hops_bounded(&bytes));
-        assert!(read_answer(&bytes, 4, &name("x.test"), Family::V4, false).is_ok());
+        assert!(pointer_hops_bounded(&m));
+        let got = read_answer(&m, 4, &name("x.test"), Family::V4, false);
+        assert!(
+            matches!(&got, Ok(Answer::Addresses { addrs, .. }) if addrs.is_empty()),
+            "{got:?}"
+        );
+        // hickory-proto took every target: the longest is there, whole.
+        let message = Message::from_vec(&m).expect("read");
+        let longest = message.answers.iter().filter_map(|r| match &r.data {
+            RData::CNAME(target) => Some(target.0.num_labels()),
+            _ => None,
+        });
+        assert_eq!(longest.max(), Some(ALIASES as u8 + 2));
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! well be answered. A lookup refused once and then never answered ends at
 //! its timeout with the refusal, the likelier cause.
 //!
-//! Each lookup is named by a *tag* (its first query's id, [`Resolver::tag_of`]):
+//! Each lookup is named by a *tag* (the id its first query first went
+//! under, kept when a retry takes a new one: [`Resolver::tag_of`]):
 //! the loop sends each lookup's datagrams from a UDP socket of its own, so
 //! that every lookup leaves from a fresh random port (RFC 5452 §9.2: a
 //! forged answer must guess the port as well as the 16-bit id), and takes
@@ -380,7 +381,7 @@ impl Resolver {
     }
 
     /// The tag of the lookup under way that query `id` belongs to: the id
-    /// of its first query.
+    /// its first query first went under.
     pub fn tag_of(&self, id: u16) -> Option<u16> {
         self.pending
             .iter()

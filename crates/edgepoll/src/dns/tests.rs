@@ -432,6 +432,30 @@ fn a_server_failure_is_asked_again_once() {
     );
 }
 
+/// The first query asked again under a new id: the lookup keeps its tag,
+/// so the retry's answer, come to the lookup's socket, is taken, and the
+/// socket is let go by that tag.
+#[test]
+fn a_lookup_keeps_its_tag_when_its_first_query_is_asked_again() {
+    let now = Instant::now();
+    let mut r = resolver();
+    r.lookup("retag.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    let tag = id_of(&queries[0]).expect("an id");
+    r.on_datagram_for(tag, &servfail(&queries[0]), now);
+    let retry = std::mem::take(&mut r.datagrams);
+    assert!(retry.len() == 1 && asked_again(&queries[0], &retry[0]));
+    assert_eq!(id_of(&retry[0]).and_then(|id| r.tag_of(id)), Some(tag));
+    assert!(r.awaits_datagram(tag));
+    r.on_datagram_for(tag, &answer(&queries[1], |q, m| addresses(q, m, 5)), now);
+    r.on_datagram_for(tag, &answer(&retry[0], |q, m| addresses(q, m, 5)), now);
+    assert_eq!(
+        r.finished.pop(),
+        Some(("retag.test".into(), Ok(vec![v4(), v6()])))
+    );
+    assert_eq!(r.ended_tags, [tag]);
+}
+
 /// A truncated answer cut off in the middle of a record, as RFC 1035
 /// §4.2.1 has a server (or a proxy keeping to 512 bytes) cut it, is asked
 /// again over TCP too: its records are not read. (It was taken for

@@ -14,35 +14,44 @@ fn load(bytes: &[u8], at: usize) -> v128 {
     unsafe { v128_load(block.as_ptr().cast()) }
 }
 
-/// The sixteen bytes at `at` if `bytes` holds them. One comparison a block,
-/// where the loop's test and a slice's two checks made three (the
-/// interpreter runs each).
-#[inline(always)]
-fn block_at(bytes: &[u8], at: usize, last: usize) -> Option<v128> {
-    if at > last {
-        return None;
-    }
-    // SAFETY: `last` is `bytes.len() - 16` (see `last_block`), so
-    // `at <= last` leaves sixteen readable bytes at `at`; v128.load needs
-    // no alignment.
-    Some(unsafe { v128_load(bytes.as_ptr().add(at).cast()) })
+/// Bytes read as whole 16-byte blocks: one comparison a block, where a
+/// loop's test and a slice's two checks made three (the interpreter runs
+/// each).
+struct Blocks<'a> {
+    bytes: &'a [u8],
+    /// Where the last whole block starts: `bytes.len() - 16`.
+    last: usize,
 }
 
-/// Where the last whole block of `bytes` may start, for [`block_at`]:
-/// `None` if there is none.
-#[inline(always)]
-fn last_block(bytes: &[u8]) -> Option<usize> {
-    bytes.len().checked_sub(16)
+impl<'a> Blocks<'a> {
+    /// `None` if `bytes` holds no whole block.
+    #[inline(always)]
+    fn new(bytes: &'a [u8]) -> Option<Self> {
+        let last = bytes.len().checked_sub(16)?;
+        Some(Blocks { bytes, last })
+    }
+
+    /// The sixteen bytes at `at`, if they are all there.
+    #[inline(always)]
+    fn at(&self, at: usize) -> Option<v128> {
+        if at > self.last {
+            return None;
+        }
+        // SAFETY: `at <= last == bytes.len() - 16` (as `new` set it, and
+        // nothing changes it) leaves sixteen readable bytes at `at`;
+        // v128.load needs no alignment.
+        Some(unsafe { v128_load(self.bytes.as_ptr().add(at).cast()) })
+    }
 }
 
 /// The first byte at or after `at` that `stop` flags (`Ok`), or where the
 /// blocks ran out (`Err`).
 #[inline(always)]
 fn first_flagged(bytes: &[u8], mut at: usize, stop: impl Fn(v128) -> v128) -> Result<usize, usize> {
-    let Some(last) = last_block(bytes) else {
+    let Some(blocks) = Blocks::new(bytes) else {
         return Err(at);
     };
-    while let Some(v) = block_at(bytes, at, last) {
+    while let Some(v) = blocks.at(at) {
         let flagged = u8x16_bitmask(stop(v));
         if flagged != 0 {
             return Ok(at + flagged.trailing_zeros() as usize);
@@ -97,10 +106,10 @@ pub(super) fn skip_target(bytes: &[u8], mut at: usize) -> (Result<usize, usize>,
     let del = u8x16_splat(0x7f);
     let hash = u8x16_splat(b'#');
     let mut high = 0u16;
-    let Some(last) = last_block(bytes) else {
+    let Some(blocks) = Blocks::new(bytes) else {
         return (Err(at), false);
     };
-    while let Some(v) = block_at(bytes, at, last) {
+    while let Some(v) = blocks.at(at) {
         let stop = u8x16_bitmask(v128_or(u8x16_le(v, space), u8x16_eq(v, del)));
         high |= u8x16_bitmask(v128_or(v, u8x16_eq(v, hash)));
         if stop != 0 {
