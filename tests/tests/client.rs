@@ -36,6 +36,9 @@ enum Reply {
     Closing(&'static [u8]),
     /// A 5-byte body, a byte every 400 ms.
     Trickle,
+    /// A head that never ends: a byte of a field's value every 100 ms, for
+    /// 30 s.
+    TrickleHead,
 }
 
 struct TestServer {
@@ -137,6 +140,16 @@ fn serve(reply: Reply) -> TestServer {
                         for byte in b"slow!" {
                             std::thread::sleep(Duration::from_millis(400));
                             let _ = stream.write_all(&[*byte]);
+                        }
+                        Ok(())
+                    }
+                    Reply::TrickleHead => {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Slow: ");
+                        for _ in 0..300 {
+                            std::thread::sleep(Duration::from_millis(100));
+                            if stream.write_all(b"a").is_err() {
+                                break;
+                            }
                         }
                         Ok(())
                     }
@@ -672,6 +685,65 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
             assert!(!part.exists(), "{said}: {} left behind", part.display());
         }
         let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+/// A head that never ends (a byte every 100 ms) meets a download's
+/// deadline for it, where each byte used to start its wait again; without
+/// `-o`, a body still coming when the request's time is up is a timeout,
+/// not a late success; and a reply that is not HTTP fails at its first
+/// bytes however long the read that brings them, where one of 50 bytes
+/// without a line end waited for the timeout.
+#[test]
+fn a_slow_head_a_late_body_and_a_reply_not_http_each_fail_as_said() {
+    on_each_runtime(|rt| {
+        let dir = scratch_dir("slowhead", rt);
+        let file = dir.join("f.bin");
+        let part = dir.join("f.bin.part");
+        let preopen = format!("{}:{}", dir.display(), dir.display());
+        let server = serve(Reply::TrickleHead);
+        let child = rt
+            .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
+            .args(["--timeout", "1", "-o", &file.display().to_string()])
+            .arg(format!("http://{}/", server.addr))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client starts");
+        let out = wait_bounded(child, Duration::from_secs(60));
+        let said = format!("{} {out:?}", rt.name());
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("timed out"),
+            "{said}"
+        );
+        assert!(!file.exists() && !part.exists(), "{said}");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // The body's last byte comes some 2 s after the request.
+        let server = serve(Reply::Trickle);
+        let late = run_client(
+            rt,
+            &["--timeout", "1.8", &format!("http://{}/", server.addr)],
+        );
+        assert!(!late.status.success(), "{} {late:?}", rt.name());
+        let said = String::from_utf8_lossy(&late.stderr);
+        assert!(said.contains("timed out"), "{}: {said}", rt.name());
+
+        // An HTTP/2 server's first frame, then nothing: no line end comes.
+        const NOT_HTTP: &[u8] = b"\0\0\x12\x04\0\0\0\0\0\0\x03\0\0\0\x64\0\x04\0\x10\0\0\0\x06\0\0\x40\0 and more bytes";
+        let server = serve(Reply::HeadOnly(NOT_HTTP));
+        let junk = run_client(
+            rt,
+            &["--timeout", "30", &format!("http://{}/", server.addr)],
+        );
+        assert!(!junk.status.success(), "{} {junk:?}", rt.name());
+        let said = String::from_utf8_lossy(&junk.stderr);
+        assert!(
+            said.contains("malformed response head"),
+            "{}: {said}",
+            rt.name()
+        );
     });
 }
 

@@ -56,6 +56,9 @@ pub enum RequestError {
     /// client sends `Transfer-Encoding` only to a server it knows handles
     /// HTTP/1.1). A forwarder answers 411, for a body with a length.
     LengthRequired,
+    /// A body on a TRACE request, which a client must not send (RFC 9110
+    /// §9.3.8). `examples/proxy` answers such a request 400.
+    TraceBody,
 }
 
 impl std::fmt::Display for RequestError {
@@ -78,6 +81,7 @@ impl std::fmt::Display for RequestError {
             RequestError::LengthRequired => f.write_str(
                 "a body of unknown length for a server that speaks HTTP/1.0, which takes no chunked body",
             ),
+            RequestError::TraceBody => f.write_str("a TRACE request carries no body"),
             RequestError::BodyFrom => f.write_str(
                 "the request body to send on does not stream, or has begun to go elsewhere, or the request to send it with streams no body, or a streamed body has nothing to stream it from",
             ),
@@ -456,6 +460,10 @@ impl ClientRequest {
             return Err(refused.clone());
         }
         self.url.check().map_err(RequestError::Url)?;
+        let has_body = !self.body.is_empty() || rare.streamed.is_some();
+        if has_body && self.method_bytes() == b"TRACE" {
+            return Err(RequestError::TraceBody);
+        }
         let (method, fields) = self.text.split_at(self.method_len);
         let path = self.url.path.as_bytes();
         let mut out = Vec::with_capacity(128 + path.len() + self.text.len() + self.body.len());
@@ -547,6 +555,24 @@ mod tests {
             let request = ClientRequest::to_origin("GET", &url(host, "/"), "/").unwrap();
             assert!(request.encode().is_ok(), "{host}");
         }
+    }
+
+    /// RFC 9110 §9.3.8: a TRACE carries no body, whole or streamed; one
+    /// without is sent, as any method's body is.
+    #[test]
+    fn a_trace_with_a_body_is_refused_before_anything_is_sent() {
+        let trace = || ClientRequest::new("TRACE", "http://127.0.0.1/p").unwrap();
+        assert_eq!(
+            trace().body(b"xyz".to_vec()).encode(),
+            Err(RequestError::TraceBody)
+        );
+        assert_eq!(
+            trace().streamed_body(None).encode(),
+            Err(RequestError::TraceBody)
+        );
+        assert!(trace().encode().is_ok());
+        let post = ClientRequest::new("POST", "http://127.0.0.1/p").unwrap();
+        assert!(post.body(b"xyz".to_vec()).encode().is_ok());
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub fn send_all_each(
         open: 0,
         next: 0,
         each,
+        deadline: Some((started + timeout, timeout)),
     };
     for (i, request) in requests.iter().enumerate() {
         match core.work.pool.submit(request, started, false) {
@@ -170,6 +171,7 @@ pub fn resolve(host: &str, timeout: Duration) -> Resolved {
         open: 0,
         next: 0,
         each: |_: usize, _: Result<ParsedResponse, ClientError>| {},
+        deadline: None,
     };
     let done = |core: &Core, _: &_| matches!(core.work.pool.watched, Some((_, Some(_))));
     // A generous bound: the resolver ends the lookup at its timeout.
@@ -196,6 +198,11 @@ struct Collect<F> {
     open: usize,
     next: usize,
     each: F,
+    /// When the requests' time is up, and how long that was: a response
+    /// that completes after it (in the grace the loop runs on for the
+    /// exchanges' own reasons to fail) is a timeout, so that no request
+    /// takes longer than it was given and succeeds.
+    deadline: Option<(Instant, Duration)>,
 }
 
 impl<F: FnMut(usize, Result<ParsedResponse, ClientError>)> Collect<F> {
@@ -217,9 +224,15 @@ impl<F: FnMut(usize, Result<ParsedResponse, ClientError>)> Driven for Collect<F>
         &mut self,
         exchange: ExchangeId,
         result: Result<ParsedResponse, ClientError>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) {
         if let Some(&i) = self.index.get(&exchange) {
+            let result = match (result, self.deadline) {
+                (Ok(_), Some((deadline, timeout))) if cx.now() > deadline => {
+                    Err(ClientError::Timeout(timeout))
+                }
+                (result, _) => result,
+            };
             self.results[i] = Some(result);
             self.open -= 1;
             self.hand_on();
@@ -231,9 +244,11 @@ impl<F: FnMut(usize, Result<ParsedResponse, ClientError>)> Driven for Collect<F>
 /// as it arrives, never holding it whole: a body of any size in bounded
 /// memory (a file written this way grows as the body comes). Returns the
 /// response's head (its body empty). `timeout` bounds each wait (to
-/// resolve, to connect, for the head, for each next piece of the body),
-/// not the whole: a large body that keeps coming takes as long as it
-/// takes.
+/// resolve, to connect, for each next byte), and the head is whole within
+/// the sum of the waits before it (to resolve, to connect, for a TLS
+/// handshake, then `timeout` more), however slowly it comes, interim (1xx)
+/// responses and all; the body is not bounded as a whole: a large one that
+/// keeps coming takes as long as it takes.
 ///
 /// ```no_run
 /// use std::io::Write;
@@ -291,8 +306,22 @@ pub fn download_with(
         Err(e) => return Err(ClientError::Request(e)),
     };
     let _ = exchange;
-    // No deadline for the whole: the client's own timers end every wait.
-    let ran = core.run(&mut download, None, None, |_, d| d.outcome.is_some());
+    // The head by its deadline (a server sending it a byte at a time would
+    // keep every wait short), then no deadline for the body: the client's
+    // own timers end every wait.
+    let dns = timeout.min(base.dns_timeout);
+    let handshake = match request.url().tls {
+        true => timeout,
+        false => Duration::ZERO,
+    };
+    let waits = dns.saturating_add(timeout).saturating_add(handshake);
+    let head_by = started.checked_add(waits.saturating_add(timeout));
+    let mut ran = core.run(&mut download, None, head_by, |_, d| {
+        d.outcome.is_some() || d.head.is_some()
+    });
+    if ran.is_ok() && download.head.is_some() && download.outcome.is_none() {
+        ran = core.run(&mut download, None, None, |_, d| d.outcome.is_some());
+    }
     if let Err(e) = ran {
         return Err(ClientError::Io(e));
     }

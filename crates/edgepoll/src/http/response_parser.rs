@@ -439,14 +439,17 @@ impl ResponseParser {
         Some(response)
     }
 
-    /// Parses the head again only when `data` may have moved it on: a line
-    /// ended (a field, or the blank line), or the status line's first bytes
-    /// came (so that what is not HTTP fails at once). The head is parsed from
-    /// its start each time; a server sending it a byte at a time made that
-    /// quadratic (64 KiB: two billion steps).
+    /// Parses the head again only when `data` (just added to the buffer) may
+    /// have moved it on: a line ended (a field, or the blank line), or it
+    /// brought some of the status line's first bytes, so that what is not
+    /// HTTP fails at once, however long the read that brings it (one of 50
+    /// bytes without a line end waited for the response timeout). The head
+    /// is parsed from its start each time; a server sending it a byte at a
+    /// time made that quadratic (64 KiB: two billion steps).
     fn parse_head_if_due(&mut self, data: &[u8]) -> Result<bool, ResponseError> {
         const STATUS_PREFIX: usize = b"HTTP/1.1 200".len();
-        if self.buf.len() <= STATUS_PREFIX || super::scan::find_lf(data).is_some() {
+        let before = self.buf.len() - data.len();
+        if before < STATUS_PREFIX || super::scan::find_lf(data).is_some() {
             return self.parse_head();
         }
         match self.buf.len() > self.max_head {
@@ -689,6 +692,25 @@ mod tests {
         let garbage = b"SSH-2.0-OpenSSH_9.2p1 Debian";
         let failed = garbage.iter().position(|b| parser.feed(&[*b]).is_err());
         assert!(failed.is_some_and(|at| at < 12), "{failed:?}");
+        // In one read, or in reads of any size, without a line end: an
+        // HTTP/2 server's first frame, a mail server's greeting.
+        let mut h2 = b"\x00\x00\x12\x04\x00\x00\x00\x00\x00".to_vec();
+        h2.resize(50, 0x7f);
+        for garbage in [
+            &h2[..],
+            b"220 mail.test ESMTP ready, more than twelve bytes",
+        ] {
+            for step in [1, 5, 10, 13, garbage.len()] {
+                let mut parser = ResponseParser::new(false);
+                let failed = garbage
+                    .chunks(step)
+                    .position(|piece| parser.feed(piece).is_err());
+                assert!(
+                    failed.is_some_and(|at| at * step < 12),
+                    "step {step}: {failed:?}"
+                );
+            }
+        }
     }
 
     /// A folded field of a response is read as one value, spaces where its
