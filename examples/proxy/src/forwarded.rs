@@ -303,7 +303,10 @@ pub fn request_fields<'a>(
     let proto = proto.filter(|_| trust);
     upstream.append_header_bytes("X-Forwarded-Proto", proto.unwrap_or(b"http"));
     let asked = incoming.authority.map(str::as_bytes).or(host);
-    if let Some(host) = forwarded_host.filter(|_| trust).or(asked) {
+    // An empty Host (a request whose target names no authority: RFC 9112
+    // §3.2) names no host to pass on.
+    let named = forwarded_host.filter(|_| trust).or(asked);
+    if let Some(host) = named.filter(|host| !host.is_empty()) {
         upstream.append_header_bytes("X-Forwarded-Host", host);
     }
     upstream
@@ -620,6 +623,17 @@ mod tests {
         assert_eq!(value(&sent, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(value(&sent, "x-forwarded-proto"), Some("http"));
         assert_eq!(value(&sent, "x-forwarded-host"), Some("example.test"));
+    }
+
+    /// A request whose target names no authority has an empty Host (RFC
+    /// 9112 §3.2): no host to pass on, so no `X-Forwarded-Host` (it went
+    /// on empty).
+    #[test]
+    fn an_empty_host_is_no_forwarded_host() {
+        let sent = forwarded(&[("Host", b"")], false);
+        assert_eq!(value(&sent, "x-forwarded-host"), None);
+        let sent = forwarded(&[("Host", b"a.test")], false);
+        assert_eq!(value(&sent, "x-forwarded-host"), Some("a.test"));
     }
 
     #[test]
