@@ -1,7 +1,8 @@
 //! HTTP status codes and their reason phrases.
 
-/// A response status code, such as `StatusCode::OK`. The codes of RFC 9110
-/// have constants; any other from 100 to 999 is made by
+/// A response status code, such as `StatusCode::OK`. The codes RFC 9110
+/// defines have constants (but 305, 306 and 418, which it keeps unused),
+/// as have RFC 6585's; any other from 100 to 999 is made by
 /// [`from_u16`](StatusCode::from_u16), in a `const` too.
 ///
 /// ```
