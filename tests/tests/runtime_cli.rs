@@ -209,6 +209,45 @@ fn preopened_directories_are_readable_writable_and_sandboxed() {
     });
 }
 
+/// A `--dir` whose host path ends in a symbolic link is not bound, on
+/// WasmEdge (`O_NOFOLLOW`) and so on edgepoll-host, which bound it: a guest
+/// given a directory and one inside it could turn the inner one into a
+/// link that leads out, for the next run. With a final `/` the link names
+/// a directory, and both follow it.
+#[test]
+fn a_dir_whose_path_ends_in_a_link_is_not_bound() {
+    on_each_runtime(|rt| {
+        let dir = directory_with_hello("linked-dir", rt);
+        let link = std::path::PathBuf::from(format!("{}-link", dir.display()));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        for (host, bound) in [
+            (link.display().to_string(), false),
+            (format!("{}/", link.display()), true),
+        ] {
+            let mapping = format!("/data:{host}");
+            let out = rt
+                .command_with(&wasm("conformance_guest"), &["--dir", &mapping])
+                .arg("read-file")
+                .output_within();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let said = format!(
+                "{} {host}: {stdout} {}",
+                rt.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                stdout.contains("content=hello from the host"),
+                bound,
+                "{said}"
+            );
+            assert_eq!(out.status.success(), bound, "{said}");
+        }
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 #[test]
 fn env_reaches_the_guest_only_through_the_flag() {
     on_each_runtime(|rt| {

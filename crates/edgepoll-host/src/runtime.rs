@@ -355,13 +355,24 @@ fn reopen(opened: &OwnedFd) -> std::io::Result<OwnedFd> {
 }
 
 /// A preopened directory's host descriptor: the root every guest path
-/// below it is resolved from.
+/// below it is resolved from. A path whose last part is a symbolic link
+/// is not followed, as WasmEdge binds no such `--dir` (`O_NOFOLLOW`; a
+/// guest given a directory and one inside it could otherwise turn the
+/// inner one into a link that leads out, for the next run); `link/` is a
+/// directory, and followed on both.
 fn open_directory(path: &Path) -> std::io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(path)?;
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::new(
+                e.kind(),
+                "a symbolic link (bound by neither runtime; name the directory, or end it with '/')",
+            ),
+            _ => e,
+        })?;
     Ok(file.into())
 }
 
