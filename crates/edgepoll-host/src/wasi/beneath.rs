@@ -274,10 +274,15 @@ pub fn leaf(
 }
 
 /// Whether a whole-path lookup's failure is for the walk to settle: a link
-/// in the middle (`ELOOP` under `RESOLVE_NO_SYMLINKS`), or a directory
-/// part longer than the kernel takes.
+/// in the middle (`ELOOP` under `RESOLVE_NO_SYMLINKS`), a directory part
+/// longer than the kernel takes, or a permission refused on the way: the
+/// kernel searches each directory a path passes, `noexec/..` too, where
+/// WasmEdge's walk goes back to the one it holds (and reads `noexec/../f`
+/// with `noexec` readable but not searchable).
 fn walks(e: Errno) -> bool {
-    e == errno::from_linux(libc::ELOOP) || e == errno::NAMETOOLONG
+    e == errno::from_linux(libc::ELOOP)
+        || e == errno::NAMETOOLONG
+        || e == errno::from_linux(libc::EACCES)
 }
 
 /// [`leaf`] for a path with a link in the middle, or too long for the
@@ -530,6 +535,65 @@ mod tests {
     /// A link in the last place is read only when it is to be followed,
     /// as on WasmEdge: reading it sets its access time, which a stat of
     /// the link itself (or an unlink) must leave as it was.
+    #[test]
+    fn a_dot_dot_after_a_directory_that_cannot_be_searched_goes_back() {
+        let t = Tree::new("noexec");
+        let noexec = t.root.join("inside/noexec");
+        std::fs::create_dir(&noexec).unwrap();
+        std::fs::write(t.root.join("inside/file"), "file").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(&t.root, 0o755), (&t.root.join("inside"), 0o755)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::fs::set_permissions(&noexec, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            t.root.join("inside/file"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        // Permissions bind root in no way: as root, the lookup runs in a
+        // child as nobody (65534), on the base opened here. 0: read; 1:
+        // refused.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            let read = open_path(t.base.as_fd(), b"noexec/../file", true);
+            std::fs::set_permissions(&noexec, std::fs::Permissions::from_mode(0o755)).unwrap();
+            assert!(read.is_ok(), "{read:?}");
+            return;
+        }
+        let base = t.base.as_raw_fd();
+        // SAFETY: the child calls setgid/setuid, the lookup (glibc's malloc
+        // is fork-safe) and _exit; the parent waits for it.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork");
+        if child == 0 {
+            let code = unsafe {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    libc::_exit(2);
+                }
+                let base = BorrowedFd::borrow_raw(base);
+                match open_path(base, b"noexec/../file", true) {
+                    Ok(_) => 0,
+                    Err(_) => 1,
+                }
+            };
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status), "{status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "noexec/../file refused (2: could not become nobody)"
+        );
+        std::fs::set_permissions(&noexec, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     #[test]
     fn a_last_link_not_followed_is_not_read() {
         let t = Tree::new("atime");
