@@ -175,6 +175,18 @@ fn run_client(rt: &Runtime, args: &[&str]) -> Output {
     wait_bounded(child, Duration::from_secs(60))
 }
 
+/// [`run_client`] with a directory preopened (`--dir`, as `preopen` says).
+fn run_client_in(rt: &Runtime, preopen: &str, args: &[&str]) -> Output {
+    let child = rt
+        .command_with(&wasm("nonblock_http_client"), &["--dir", preopen])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client starts");
+    wait_bounded(child, Duration::from_secs(60))
+}
+
 #[test]
 fn two_delayed_requests_run_concurrently() {
     on_each_runtime(|rt| {
@@ -666,19 +678,11 @@ fn a_download_replaces_the_file_only_with_a_whole_2xx_body() {
         for (reply, extra, code, contents) in cases {
             std::fs::write(&file, b"old").expect("write");
             let server = serve(reply);
-            let child = rt
-                .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
-                .args(extra)
-                .args([
-                    "-o",
-                    &file.display().to_string(),
-                    &format!("http://{}/", server.addr),
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("client starts");
-            let out = wait_bounded(child, Duration::from_secs(60));
+            let (file, url) = (
+                file.display().to_string(),
+                format!("http://{}/", server.addr),
+            );
+            let out = run_client_in(rt, &preopen, &[extra, &["-o", &file, &url]].concat());
             let said = format!("{} {out:?}", rt.name());
             assert_eq!(out.status.code(), code, "{said}");
             assert_eq!(std::fs::read(&file).expect("the file"), contents, "{said}");
@@ -702,15 +706,11 @@ fn a_slow_head_a_late_body_and_a_reply_not_http_each_fail_as_said() {
         let part = dir.join("f.bin.part");
         let preopen = format!("{}:{}", dir.display(), dir.display());
         let server = serve(Reply::TrickleHead);
-        let child = rt
-            .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
-            .args(["--timeout", "1", "-o", &file.display().to_string()])
-            .arg(format!("http://{}/", server.addr))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("client starts");
-        let out = wait_bounded(child, Duration::from_secs(60));
+        let (file_arg, url) = (
+            file.display().to_string(),
+            format!("http://{}/", server.addr),
+        );
+        let out = run_client_in(rt, &preopen, &["--timeout", "1", "-o", &file_arg, &url]);
         let said = format!("{} {out:?}", rt.name());
         assert_eq!(out.status.code(), Some(1), "{said}");
         assert!(
@@ -834,16 +834,7 @@ fn a_download_refuses_what_it_cannot_write_and_a_part_file_it_did_not_make() {
         let part = dir.join("page.html.part");
         let file_arg = file.display().to_string();
         let dir_arg = format!("{}/", dir.display());
-        let run = |args: &[&str]| {
-            let child = rt
-                .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("client starts");
-            wait_bounded(child, Duration::from_secs(60))
-        };
+        let run = |args: &[&str]| run_client_in(rt, &preopen, args);
         for (args, says) in [
             (vec!["-o", "", &url], "give the name of a file"),
             (vec!["-o", &dir_arg, &url], "give the name of a file"),
@@ -890,14 +881,7 @@ fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
         let nobody = refused_port();
         let refused = format!("http://127.0.0.1:{}/", nobody.port);
         for file in [&kept, &fresh] {
-            let child = rt
-                .command_with(&wasm("nonblock_http_client"), &["--dir", &preopen])
-                .args(["-o", &file.display().to_string(), &refused])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("client starts");
-            let out = wait_bounded(child, Duration::from_secs(60));
+            let out = run_client_in(rt, &preopen, &["-o", &file.display().to_string(), &refused]);
             assert_eq!(out.status.code(), Some(1), "{} {out:?}", rt.name());
         }
         assert_eq!(std::fs::read(&kept).expect("still there"), b"old contents");
