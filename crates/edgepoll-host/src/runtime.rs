@@ -356,24 +356,30 @@ fn reopen(opened: &OwnedFd) -> std::io::Result<OwnedFd> {
 
 /// A preopened directory's host descriptor: the root every guest path
 /// below it is resolved from. A path whose last part is a symbolic link
-/// is not followed, as WasmEdge binds no such `--dir` (`O_NOFOLLOW`; a
+/// is not followed, as WasmEdge binds no such `--dir` (`O_NOFOLLOW`): a
 /// guest given a directory and one inside it could otherwise turn the
-/// inner one into a link that leads out, for the next run); `link/` is a
-/// directory, and followed on both.
+/// inner one into a link that leads out, for the next run. (A link
+/// further up the path is followed, on both.) `link/` is a directory, and
+/// followed on both.
 fn open_directory(path: &Path) -> std::io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => std::io::Error::new(
-                e.kind(),
-                "a symbolic link (bound by neither runtime; name the directory, or end it with '/')",
-            ),
-            _ => e,
-        })?;
-    Ok(file.into())
+        .open(path);
+    // The kernel says ENOTDIR for a link, which is not where to look.
+    let link = |e: &std::io::Error| {
+        e.raw_os_error() == Some(libc::ENOTDIR)
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    };
+    match opened {
+        Ok(file) => Ok(file.into()),
+        Err(e) if link(&e) => Err(std::io::Error::new(
+            e.kind(),
+            "a symbolic link, bound by neither runtime (name its directory, or end it with '/')",
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// A seed for descriptor numbers, from the kernel's random source.

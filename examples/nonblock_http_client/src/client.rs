@@ -204,8 +204,9 @@ Sends every URL at once, each on its own connection, and prints each response.
   -d, --data DATA        a request body (sent as application/x-www-form-urlencoded)
   -H, --header 'N: V'    a header field (repeatable)
   --timeout SECS         each request's time from the start (10); with -o, the
-                         most a download waits for its next byte, and for its
-                         head after the connect, however slowly it comes
+                         most a download waits for its next byte; its head,
+                         however slowly it comes, is whole within the waits
+                         before it could take and --timeout more
   -o, --output FILE      write the one URL's body to FILE as it arrives, through
                          FILE.part (which must not be there yet), renamed to
                          FILE once a 2xx body is whole (the runtime must

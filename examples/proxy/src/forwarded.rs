@@ -305,8 +305,8 @@ pub fn request_fields<'a>(
     let asked = incoming.authority.map(str::as_bytes).or(host);
     // An empty Host (a request whose target names no authority: RFC 9112
     // §3.2) names no host to pass on.
-    let named = forwarded_host.filter(|_| trust).or(asked);
-    if let Some(host) = named.filter(|host| !host.is_empty()) {
+    let named = forwarded_host.filter(|host| trust && !host.is_empty());
+    if let Some(host) = named.or(asked).filter(|host| !host.is_empty()) {
         upstream.append_header_bytes("X-Forwarded-Host", host);
     }
     upstream
@@ -633,6 +633,9 @@ mod tests {
         let sent = forwarded(&[("Host", b"")], false);
         assert_eq!(value(&sent, "x-forwarded-host"), None);
         let sent = forwarded(&[("Host", b"a.test")], false);
+        assert_eq!(value(&sent, "x-forwarded-host"), Some("a.test"));
+        // A trusted but empty one names none either: the Host is passed on.
+        let sent = forwarded(&[("Host", b"a.test"), ("X-Forwarded-Host", b"")], true);
         assert_eq!(value(&sent, "x-forwarded-host"), Some("a.test"));
     }
 

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Addresses of a host tried after the first, at most.
-const MAX_OTHER_ADDRS: usize = 3;
+pub(crate) const MAX_OTHER_ADDRS: usize = 3;
 
 /// How long an address whose connect failed (refused, unreachable, timed
 /// out) goes after its host's other addresses, as nginx's `fail_timeout`

@@ -57,7 +57,7 @@ pub enum RequestError {
     /// HTTP/1.1). A forwarder answers 411, for a body with a length.
     LengthRequired,
     /// A body on a TRACE request, which a client must not send (RFC 9110
-    /// §9.3.8). `examples/proxy` answers such a request 400.
+    /// §9.3.8). (`examples/proxy` answers every TRACE itself, 405.)
     TraceBody,
 }
 

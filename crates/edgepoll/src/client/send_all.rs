@@ -244,11 +244,13 @@ impl<F: FnMut(usize, Result<ParsedResponse, ClientError>)> Driven for Collect<F>
 /// as it arrives, never holding it whole: a body of any size in bounded
 /// memory (a file written this way grows as the body comes). Returns the
 /// response's head (its body empty). `timeout` bounds each wait (to
-/// resolve, to connect, for each next byte), and the head is whole within
-/// the sum of the waits before it (to resolve, to connect, for a TLS
-/// handshake, then `timeout` more), however slowly it comes, interim (1xx)
-/// responses and all; the body is not bounded as a whole: a large one that
-/// keeps coming takes as long as it takes.
+/// resolve, to connect to each address tried, for each next byte). The
+/// head, interim (1xx) responses and all, is whole within the longest
+/// those waits may take before it (the lookup, a connect to each of the
+/// four addresses tried at most, a TLS handshake) and `timeout` more, from
+/// the start, however slowly it comes: a request body that takes longer
+/// to send counts against it. The body is not bounded as a whole: a large
+/// one that keeps coming takes as long as it takes.
 ///
 /// ```no_run
 /// use std::io::Write;
@@ -314,8 +316,10 @@ pub fn download_with(
         true => timeout,
         false => Duration::ZERO,
     };
-    let waits = dns.saturating_add(timeout).saturating_add(handshake);
-    let head_by = started.checked_add(waits.saturating_add(timeout));
+    let connects = timeout.saturating_mul(1 + super::pool::MAX_OTHER_ADDRS as u32);
+    let waits = dns.saturating_add(connects).saturating_add(handshake);
+    let head_budget = waits.saturating_add(timeout);
+    let head_by = started.checked_add(head_budget);
     let mut ran = core.run(&mut download, None, head_by, |_, d| {
         d.outcome.is_some() || d.head.is_some()
     });
@@ -328,7 +332,8 @@ pub fn download_with(
     match (download.outcome, download.head) {
         (Some(Ok(())), Some(head)) => Ok(head),
         (Some(Err(e)), _) => Err(e),
-        _ => Err(ClientError::Timeout(timeout)),
+        // The head's time ran out.
+        _ => Err(ClientError::Timeout(head_budget)),
     }
 }
 

@@ -2,7 +2,8 @@
 
 /// A response status code, such as `StatusCode::OK`. The codes RFC 9110
 /// defines have constants (but 305, 306 and 418, which it keeps unused),
-/// as have RFC 6585's; any other from 100 to 999 is made by
+/// as have RFC 6585's, 103 (RFC 8297) and 508 (RFC 5842); any other from
+/// 100 to 999 is made by
 /// [`from_u16`](StatusCode::from_u16), in a `const` too.
 ///
 /// ```
