@@ -553,9 +553,12 @@ fn check_forwarded(
     if value("x-forwarded-proto") != Some(proto) {
         return Err("X-Forwarded-Proto is not http (or the one trusted)".into());
     }
+    // An empty host names none, trusted or asked for.
     let asked = authority(&came.target).map(str::as_bytes);
     let asked = asked.or_else(|| first(&came.fields, "host", &[]));
-    if value("x-forwarded-host") != trusted("x-forwarded-host").or(asked) {
+    let trusted_host = trusted("x-forwarded-host").filter(|h| !h.is_empty());
+    let host = trusted_host.or(asked).filter(|h| !h.is_empty());
+    if value("x-forwarded-host") != host {
         return Err("X-Forwarded-Host is not the host asked for (or the one trusted)".into());
     }
     check_max_forwards(came, sent, &named, reached)?;
