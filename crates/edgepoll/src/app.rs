@@ -52,11 +52,25 @@ pub struct Responder {
 
 impl Responder {
     /// The connection's token.
+    ///
+    /// ```
+    /// fn log(held: &edgepoll::Responder) {
+    ///     eprintln!("connection {:?} waits", held.token());
+    /// }
+    /// ```
     pub fn token(&self) -> Token {
         self.token
     }
 
     /// The request's number on its connection.
+    ///
+    /// ```
+    /// use edgepoll::Responder;
+    /// // The oldest of a connection's held requests is answered first.
+    /// fn oldest(held: &[Responder]) -> Option<&Responder> {
+    ///     held.iter().min_by_key(|r| (r.token(), r.request()))
+    /// }
+    /// ```
     pub fn request(&self) -> RequestId {
         self.id
     }

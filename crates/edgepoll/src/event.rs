@@ -22,6 +22,12 @@ pub struct Event {
 
 impl Event {
     /// A plain readable event (for tests and tools).
+    ///
+    /// ```
+    /// use edgepoll::{Event, Token};
+    /// let event = Event::readable(Token(7));
+    /// assert!(event.is_readable() && !event.is_writable() && !event.is_hang_up());
+    /// ```
     pub fn readable(token: Token) -> Event {
         Event::new(token, true, false, false, 0)
     }
@@ -43,17 +49,32 @@ impl Event {
     }
 
     /// The token the socket was registered with.
+    ///
+    /// ```
+    /// use edgepoll::{Event, Token};
+    /// assert_eq!(Event::readable(Token(7)).token(), Token(7));
+    /// ```
     pub fn token(&self) -> Token {
         self.token
     }
 
     /// Reading will not block: data, EOF, or a connection to accept.
+    ///
+    /// ```
+    /// # use edgepoll::{Event, Token};
+    /// assert!(Event::readable(Token(0)).is_readable());
+    /// ```
     pub fn is_readable(&self) -> bool {
         self.readable
     }
 
     /// Writing will not block, or a non-blocking connect finished (check its
     /// result with [`net::take_error`](crate::net::take_error)).
+    ///
+    /// ```
+    /// # use edgepoll::{Event, Token};
+    /// assert!(!Event::readable(Token(0)).is_writable());
+    /// ```
     pub fn is_writable(&self) -> bool {
         self.writable
     }
@@ -63,6 +84,11 @@ impl Event {
     /// error once, then EOF; writes fail. A peer's
     /// end of sending alone (a half-close) is no hang-up: it is readable,
     /// and a read returns EOF.
+    ///
+    /// ```
+    /// # use edgepoll::{Event, Token};
+    /// assert!(!Event::readable(Token(0)).is_hang_up());
+    /// ```
     pub fn is_hang_up(&self) -> bool {
         self.hang_up
     }
@@ -72,11 +98,22 @@ impl Event {
     /// (a datagram socket refused by an ICMP message: WasmEdge reports no
     /// event for it, so [`Poll`](crate::Poll) peeks, and the peek takes the
     /// error from the socket: a read will not report it again).
+    ///
+    /// ```
+    /// # use edgepoll::{Event, Token};
+    /// let event = Event::readable(Token(0));
+    /// assert!(!event.is_error() && event.raw_error() == 0);
+    /// ```
     pub fn is_error(&self) -> bool {
         self.error != 0
     }
 
     /// The WASI errno of [`is_error`](Self::is_error), 0 when there is none.
+    ///
+    /// ```
+    /// # use edgepoll::{Event, Token};
+    /// assert_eq!(Event::readable(Token(0)).raw_error(), 0);
+    /// ```
     pub fn raw_error(&self) -> u16 {
         self.error
     }
@@ -95,6 +132,11 @@ pub struct Events {
 
 impl Events {
     /// Room for `capacity` events before the list grows.
+    ///
+    /// ```
+    /// let events = edgepoll::Events::with_capacity(64);
+    /// assert_eq!(events.len(), 0);
+    /// ```
     pub fn with_capacity(capacity: usize) -> Events {
         Events {
             list: Vec::with_capacity(capacity),
@@ -102,6 +144,13 @@ impl Events {
     }
 
     /// The events of the last poll.
+    ///
+    /// ```
+    /// let events = edgepoll::Events::with_capacity(64);
+    /// for event in events.iter() {
+    ///     println!("{:?} is ready", event.token());
+    /// }
+    /// ```
     pub fn iter(&self) -> std::slice::Iter<'_, Event> {
         self.list.iter()
     }
@@ -109,11 +158,19 @@ impl Events {
     /// Whether the last poll reported nothing: its timeout passed, or the
     /// runtime woke it with nothing to report (a wake-up WASI has no event
     /// for). Check the time rather than take an empty list for a timeout.
+    ///
+    /// ```
+    /// assert!(edgepoll::Events::with_capacity(8).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
     /// How many events the last poll reported.
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::Events::default().len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
         self.list.len()
     }

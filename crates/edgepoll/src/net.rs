@@ -176,11 +176,23 @@ pub struct UdpSocket(Socket);
 
 impl UdpSocket {
     /// Opens the socket and connects it to `peer` (no packet is sent).
+    ///
+    /// ```no_run
+    /// let socket = edgepoll::net::UdpSocket::connect("[::1]:5353".parse().unwrap())?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect(peer: SocketAddr) -> io::Result<UdpSocket> {
         open_connected(peer, SocketType::Datagram).map(UdpSocket)
     }
 
     /// Sends `buf` as one datagram.
+    ///
+    /// ```no_run
+    /// # let socket = edgepoll::net::UdpSocket::connect("127.0.0.1:5353".parse().unwrap())?;
+    /// let sent = socket.send(b"ping")?;
+    /// assert_eq!(sent, 4); // a datagram goes whole or not at all
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         send_one(self.0.as_raw_fd(), buf)
     }
@@ -188,6 +200,17 @@ impl UdpSocket {
     /// Takes one datagram into `buf` (a longer one is cut to its length);
     /// `WouldBlock` when none is waiting. An error the peer's host reported
     /// (`ConnectionRefused`: nothing listens there) comes here too.
+    ///
+    /// ```no_run
+    /// # let socket = edgepoll::net::UdpSocket::connect("127.0.0.1:5353".parse().unwrap())?;
+    /// let mut datagram = [0u8; 512];
+    /// match socket.recv(&mut datagram) {
+    ///     Ok(n) => println!("{n} bytes"),
+    ///     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {} // poll first
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         recv_fd(self.0.as_raw_fd(), buf)
     }

@@ -122,6 +122,11 @@ impl Default for Poll {
 
 impl Poll {
     /// An empty registry.
+    ///
+    /// ```
+    /// let poll = edgepoll::Poll::new();
+    /// assert_eq!(poll.subscription_count(), 0);
+    /// ```
     pub fn new() -> Poll {
         let now = Instant::now();
         Poll {
@@ -152,6 +157,20 @@ impl Poll {
     /// half-closed, WasmEdge reports nothing, and the poll cannot tell
     /// whether it may hold it out of its calls, so it returns at once,
     /// again and again.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&listener, Token(0), Interest::READABLE)?;
+    /// assert_eq!(poll.subscription_count(), 1);
+    /// // A second registration of the same socket is refused.
+    /// let again = poll.register(&listener, Token(1), Interest::READABLE);
+    /// assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
     pub fn register(
         &mut self,
         source: &impl AsRawFd,
@@ -169,6 +188,19 @@ impl Poll {
     }
 
     /// Changes the token or interest of a registered source.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let stream = net::connect(net::local_addr(&listener)?)?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&stream, Token(1), Interest::WRITABLE)?;
+    /// // Connected: from now on, wait for what the peer sends.
+    /// poll.reregister(&stream, Token(1), Interest::READABLE)?;
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
     pub fn reregister(
         &mut self,
         source: &impl AsRawFd,
@@ -198,6 +230,20 @@ impl Poll {
     /// [`Poll`]'s notes) closed without it is reported writable every
     /// 10 ms for as long as its descriptor number is open, and a file or
     /// socket opened later may take that number.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let stream = net::connect(net::local_addr(&listener)?)?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&stream, Token(1), Interest::READABLE)?;
+    /// poll.deregister(&stream)?;
+    /// assert_eq!(poll.subscription_count(), 0);
+    /// drop(stream); // closed after it left the registry
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
     pub fn deregister(&mut self, source: &impl AsRawFd) -> io::Result<()> {
         let fd = fd_of(source)?;
         if self.is_held(fd) {
@@ -345,6 +391,11 @@ impl Poll {
     }
 
     /// See [`set_full_poll_interval`](Self::set_full_poll_interval).
+    ///
+    /// ```
+    /// use edgepoll::{Poll, DEFAULT_FULL_POLL_INTERVAL};
+    /// assert_eq!(Poll::new().full_poll_interval(), DEFAULT_FULL_POLL_INTERVAL);
+    /// ```
     pub fn full_poll_interval(&self) -> Duration {
         self.full_poll_interval
     }
@@ -369,16 +420,43 @@ impl Poll {
     }
 
     /// See [`set_peek_quiet`](Self::set_peek_quiet).
+    ///
+    /// ```
+    /// assert!(!edgepoll::Poll::new().peeks_quiet());
+    /// ```
     pub fn peeks_quiet(&self) -> bool {
         self.peek_quiet
     }
 
     /// How many subscriptions (one per interest) the runtime is given.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// # let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let stream = net::connect(net::local_addr(&listener)?)?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&stream, Token(1), Interest::READABLE | Interest::WRITABLE)?;
+    /// assert_eq!(poll.subscription_count(), 2);
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
     pub fn subscription_count(&self) -> usize {
         self.table.len()
     }
 
     /// How many of them are cold: handed to the runtime only in full calls.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Interest, Poll, Token};
+    /// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&listener, Token(0), Interest::READABLE)?;
+    /// assert_eq!(poll.cold_count(), 0); // new registrations start hot
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
     pub fn cold_count(&self) -> usize {
         self.table.cold_len()
     }
@@ -386,6 +464,22 @@ impl Poll {
     /// Waits until a registered source is ready or `deadline` passes
     /// (`None`: no deadline); it may also return early with no event (see
     /// [`Events::is_empty`]).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Events, Interest, Poll, Token};
+    /// use std::time::{Duration, Instant};
+    /// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&listener, Token(0), Interest::READABLE)?;
+    /// let mut events = Events::with_capacity(64);
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// // Nobody connects: the wait ends at the deadline (or earlier, empty).
+    /// poll.poll_until(&mut events, Some(deadline))?;
+    /// assert!(events.is_empty());
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
     pub fn poll_until(&mut self, events: &mut Events, deadline: Option<Instant>) -> io::Result<()> {
         events.list.clear();
         self.check_can_wait(deadline.is_some())?;
@@ -396,6 +490,21 @@ impl Poll {
     /// (`None`: wait without limit). Fills `events`, replacing what it held;
     /// empty after a timeout, or after a wake-up with nothing to report
     /// (see [`Events::is_empty`]).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
+    /// use edgepoll::{net, Events, Interest, Poll, Token};
+    /// use std::time::Duration;
+    /// let listener = net::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let mut poll = Poll::new();
+    /// poll.register(&listener, Token(0), Interest::READABLE)?;
+    /// let _client = net::connect(net::local_addr(&listener)?)?;
+    /// let mut events = Events::with_capacity(64);
+    /// poll.poll(&mut events, Some(Duration::from_secs(10)))?;
+    /// assert!(events.iter().any(|e| e.token() == Token(0) && e.is_readable()));
+    /// # Ok(()) }
+    /// # #[cfg(not(target_os = "wasi"))] fn main() {}
+    /// ```
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.list.clear();
         self.check_can_wait(timeout.is_some())?;

@@ -51,6 +51,13 @@ impl Sweep {
     /// A sweep every `granularity` at the latest, the first one `granularity`
     /// after `now`. A granularity over a day is a day: a clock must be able
     /// to count to the next sweep.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let now = Instant::now();
+    /// let sweep = edgepoll::Sweep::new(Duration::from_secs(1), now);
+    /// assert_eq!(sweep.next(), now + Duration::from_secs(1));
+    /// ```
     pub fn new(granularity: Duration, now: Instant) -> Sweep {
         let granularity = granularity.min(LONGEST_GRANULARITY);
         Sweep {
@@ -60,16 +67,45 @@ impl Sweep {
     }
 
     /// When the next check is due.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let now = Instant::now();
+    /// let sweep = edgepoll::Sweep::new(Duration::from_millis(100), now);
+    /// // What a loop hands its poll as the deadline.
+    /// let wait = sweep.next().saturating_duration_since(now);
+    /// assert_eq!(wait, Duration::from_millis(100));
+    /// ```
     pub fn next(&self) -> Instant {
         self.next
     }
 
     /// Whether a check is due at `now`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let now = Instant::now();
+    /// let sweep = edgepoll::Sweep::new(Duration::from_millis(100), now);
+    /// assert!(!sweep.is_due(now + Duration::from_millis(99)));
+    /// assert!(sweep.is_due(now + Duration::from_millis(100)));
+    /// ```
     pub fn is_due(&self, now: Instant) -> bool {
         now >= self.next
     }
 
     /// Plans the next check after one at `now` found `earliest` as the nearest deadline.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let now = Instant::now();
+    /// let mut sweep = edgepoll::Sweep::new(Duration::from_millis(100), now);
+    /// // No deadline at all: the next check a granularity from now.
+    /// sweep.rearm(now, None);
+    /// assert_eq!(sweep.next(), now + Duration::from_millis(100));
+    /// // A deadline far off: still a granularity from now, no later.
+    /// sweep.rearm(now, Some(now + Duration::from_secs(60)));
+    /// assert_eq!(sweep.next(), now + Duration::from_millis(100));
+    /// ```
     pub fn rearm(&mut self, now: Instant, earliest: Option<Instant>) {
         let latest = now + self.granularity;
         let soonest = now + self.granularity / 2;

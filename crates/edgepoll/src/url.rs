@@ -292,6 +292,12 @@ impl Url {
 
     /// The value of a `Host` field for this URL: the host, in brackets if
     /// IPv6, and the port unless it is the scheme's default.
+    ///
+    /// ```
+    /// use edgepoll::Url;
+    /// assert_eq!(Url::parse("http://127.0.0.1:8080/a").unwrap().authority(), "127.0.0.1:8080");
+    /// assert_eq!(Url::parse("http://[::1]:80/").unwrap().authority(), "[::1]");
+    /// ```
     pub fn authority(&self) -> String {
         let mut out = Vec::with_capacity(self.host.len() + 8);
         self.write_authority(&mut out);

@@ -156,6 +156,16 @@ fn is_method(method: &str) -> bool {
 
 impl ClientRequest {
     /// A request without extra fields or body.
+    ///
+    /// ```
+    /// use edgepoll::{ClientRequest, RequestError};
+    /// let request = ClientRequest::new("GET", "http://127.0.0.1:8080/status")?;
+    /// assert_eq!(request.method(), "GET");
+    /// // A method with a space is no token; CONNECT makes a tunnel, not a request.
+    /// assert!(matches!(ClientRequest::new("GET /x", "http://127.0.0.1/"), Err(RequestError::Method)));
+    /// assert!(matches!(ClientRequest::new("CONNECT", "http://127.0.0.1/"), Err(RequestError::Method)));
+    /// # Ok::<(), RequestError>(())
+    /// ```
     pub fn new(method: &str, url: &str) -> Result<ClientRequest, RequestError> {
         if !is_method(method) {
             return Err(RequestError::Method);
@@ -252,6 +262,16 @@ impl ClientRequest {
 
     /// Adds a header field. One that is refused is left out, with any added
     /// after it, and [`encode`](Self::encode) reports it.
+    ///
+    /// ```
+    /// use edgepoll::{ClientRequest, RequestError};
+    /// let request = ClientRequest::new("GET", "http://127.0.0.1:8080/")?.header("Accept", "text/plain");
+    /// assert!(String::from_utf8_lossy(&request.encode()?).contains("\r\nAccept: text/plain\r\n"));
+    /// // The client frames the body itself: a field of its framing is refused.
+    /// let framed = ClientRequest::new("GET", "http://127.0.0.1:8080/")?.header("Content-Length", "5");
+    /// assert_eq!(framed.encode(), Err(RequestError::FramingField("Content-Length".into())));
+    /// # Ok::<(), RequestError>(())
+    /// ```
     pub fn header(self, name: &str, value: &str) -> Self {
         self.header_bytes(name, value.as_bytes())
     }
@@ -260,6 +280,15 @@ impl ClientRequest {
     /// other bytes from 0x80 up, which a forwarder passes on as they came);
     /// checked like any other. Leading and trailing whitespace is not part
     /// of a value (RFC 9110 §5.5) and is dropped.
+    ///
+    /// ```
+    /// use edgepoll::{ClientRequest, RequestError};
+    /// let latin1 = ClientRequest::new("GET", "http://127.0.0.1:8080/")?.header_bytes("X-Name", b"Jos\xe9 ");
+    /// assert!(latin1.encode()?.windows(14).any(|w| w == b"X-Name: Jos\xe9\r\n"));
+    /// let nul = ClientRequest::new("GET", "http://127.0.0.1:8080/")?.header_bytes("X-Name", b"a\0b");
+    /// assert_eq!(nul.encode(), Err(RequestError::FieldValue("X-Name".into())));
+    /// # Ok::<(), RequestError>(())
+    /// ```
     pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
         self.append_header_bytes(name, value);
         self
@@ -362,6 +391,13 @@ impl ClientRequest {
     }
 
     /// Whether the request offers to switch protocols.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let plain = ClientRequest::new("GET", "http://127.0.0.1:8080/chat").unwrap();
+    /// assert!(!plain.offers_upgrade());
+    /// assert!(plain.upgrade(b"websocket").offers_upgrade());
+    /// ```
     pub fn offers_upgrade(&self) -> bool {
         self.rare().upgrade.is_some()
     }
@@ -390,6 +426,14 @@ impl ClientRequest {
 
     /// Makes the body one streamed after the head, of `length` bytes or, if
     /// that is not known, chunked (see [`Context::fetch_stream`](crate::Context::fetch_stream)).
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let known = ClientRequest::new("PUT", "http://127.0.0.1:8080/file").unwrap().streamed_body(Some(1 << 32));
+    /// assert!(String::from_utf8(known.encode().unwrap()).unwrap().ends_with("Content-Length: 4294967296\r\n\r\n"));
+    /// let unknown = ClientRequest::new("PUT", "http://127.0.0.1:8080/file").unwrap().streamed_body(None);
+    /// assert!(String::from_utf8(unknown.encode().unwrap()).unwrap().ends_with("Transfer-Encoding: chunked\r\n\r\n"));
+    /// ```
     pub fn streamed_body(mut self, length: Option<u64>) -> Self {
         self.rare_mut().streamed = Some(length);
         self.body = Vec::new();
@@ -405,11 +449,23 @@ impl ClientRequest {
     }
 
     /// The target URL.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let request = ClientRequest::new("GET", "https://localhost/a?b").unwrap();
+    /// let url = request.url();
+    /// assert_eq!((url.host.as_str(), url.port, url.tls, url.path.as_str()), ("localhost", 443, true, "/a?b"));
+    /// ```
     pub fn url(&self) -> &Url {
         &self.url
     }
 
     /// The method.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// assert_eq!(ClientRequest::new("PATCH", "http://127.0.0.1/").unwrap().method(), "PATCH");
+    /// ```
     pub fn method(&self) -> &str {
         // A token: ASCII.
         crate::http::ascii_str(self.method_bytes()).unwrap_or("")
@@ -446,6 +502,13 @@ impl ClientRequest {
 
     /// Whether the method is idempotent (RFC 9110 §9.2.2): such a request may
     /// be sent again when a reused connection turns out closed.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let get = ClientRequest::new("GET", "http://127.0.0.1/").unwrap();
+    /// let post = ClientRequest::new("POST", "http://127.0.0.1/").unwrap();
+    /// assert!(get.is_idempotent() && !post.is_idempotent());
+    /// ```
     pub fn is_idempotent(&self) -> bool {
         matches!(
             self.method_bytes(),
@@ -454,6 +517,14 @@ impl ClientRequest {
     }
 
     /// The request as it goes on the wire, or why it cannot.
+    ///
+    /// ```
+    /// use edgepoll::ClientRequest;
+    /// let request = ClientRequest::new("POST", "http://127.0.0.1:8080/echo").unwrap().body(b"hi".to_vec());
+    /// let wire = String::from_utf8(request.encode().unwrap()).unwrap();
+    /// assert!(wire.starts_with("POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
+    /// assert!(wire.ends_with("Content-Length: 2\r\n\r\nhi"));
+    /// ```
     pub fn encode(&self) -> Result<Vec<u8>, RequestError> {
         let rare = self.rare();
         if let Some(refused) = &rare.refused {

@@ -32,6 +32,11 @@ pub enum ChunkedError {
 
 impl ChunkedError {
     /// A short description for logs and error bodies.
+    ///
+    /// ```
+    /// use edgepoll::http::ChunkedError;
+    /// assert_eq!(ChunkedError::InvalidSize.as_str(), "invalid chunk size line");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             ChunkedError::InvalidSize => "invalid chunk size line",
@@ -132,6 +137,13 @@ impl ChunkedDecoder {
     /// body streamed through may outgrow a 32-bit address space), size lines
     /// of at most `max_line` bytes and a trailer section of at most
     /// `max_trailers` bytes.
+    ///
+    /// ```
+    /// use edgepoll::http::{ChunkedDecoder, ChunkedError};
+    /// let mut decoder = ChunkedDecoder::new(4, 64, 1024);
+    /// let mut buf = b"5\r\nhello\r\n0\r\n\r\n".to_vec();
+    /// assert_eq!(decoder.decode_in_place(&mut buf, 0, 0).unwrap_err(), ChunkedError::BodyTooLarge);
+    /// ```
     pub fn new(max_body: u64, max_line: usize, max_trailers: usize) -> Self {
         ChunkedDecoder {
             state: State::Size { any: false },
@@ -147,6 +159,17 @@ impl ChunkedDecoder {
     }
 
     /// Whether the whole body has been decoded.
+    ///
+    /// ```
+    /// use edgepoll::http::ChunkedDecoder;
+    /// let mut decoder = ChunkedDecoder::new(1024, 64, 1024);
+    /// let mut buf = b"2\r\nhi\r\n".to_vec();
+    /// decoder.decode_in_place(&mut buf, 0, 0).unwrap();
+    /// assert!(!decoder.is_done()); // the last chunk has not come
+    /// let mut rest = b"0\r\n\r\n".to_vec();
+    /// decoder.decode_in_place(&mut rest, 0, 0).unwrap();
+    /// assert!(decoder.is_done());
+    /// ```
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
@@ -157,6 +180,16 @@ impl ChunkedDecoder {
     /// only the returned [`Progress`] is fed back). Stops at the end of the buffer
     /// or right after the body's last byte, so bytes of a following message stay
     /// untouched at `buf[progress.read..]`.
+    ///
+    /// ```
+    /// use edgepoll::http::ChunkedDecoder;
+    /// let mut decoder = ChunkedDecoder::new(1024, 64, 1024);
+    /// let mut buf = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /next".to_vec();
+    /// let p = decoder.decode_in_place(&mut buf, 0, 0).unwrap();
+    /// assert!(p.done);
+    /// assert_eq!(&buf[..p.written], b"abcde"); // the body, decoded where it was
+    /// assert_eq!(&buf[p.read..], b"GET /next"); // what follows, untouched
+    /// ```
     pub fn decode_in_place(
         &mut self,
         buf: &mut [u8],

@@ -44,6 +44,11 @@ pub enum FramingError {
 
 impl FramingError {
     /// A short description for logs and error bodies.
+    ///
+    /// ```
+    /// use edgepoll::http::FramingError;
+    /// assert_eq!(FramingError::ConflictingLengths.as_str(), "conflicting Content-Length fields");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             FramingError::InvalidLength => "invalid Content-Length",

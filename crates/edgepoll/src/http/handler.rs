@@ -387,6 +387,18 @@ enum Flow {
 
 impl Handler {
     /// A connection that has just been accepted at `now`.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body("ok")
+    /// }
+    /// let limits = Limits { max_body_bytes: 1024, ..Limits::default() };
+    /// let mut conn = Handler::new(limits, Instant::now());
+    /// conn.receive(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n", Instant::now(), &mut ok);
+    /// assert!(conn.pending_output().starts_with(b"HTTP/1.1 413 "));
+    /// ```
     pub fn new(limits: Limits, now: Instant) -> Self {
         Handler {
             // At least one request may wait (0 means 1), so that the room
@@ -421,6 +433,13 @@ impl Handler {
     /// Tells the connection where it runs, so that requests can report it
     /// ([`Request::peer_addr`], [`Request::local_addr`]). The event loop calls
     /// this; a handler fed bytes directly need not.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits};
+    /// use std::time::Instant;
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.set_addresses(Some("127.0.0.1:50000".parse().unwrap()), Some("127.0.0.1:8080".parse().unwrap()));
+    /// ```
     pub fn set_addresses(&mut self, peer: Option<SocketAddr>, local: Option<SocketAddr>) {
         self.peer = peer;
         self.local = local;
@@ -428,6 +447,20 @@ impl Handler {
 
     /// Takes in bytes received from the peer and answers every request they
     /// complete.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// // However the bytes are cut, the same answer comes.
+    /// for byte in b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" {
+    ///     conn.receive(std::slice::from_ref(byte), Instant::now(), &mut ok);
+    /// }
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\nok"));
+    /// ```
     pub fn receive<S: Dispatch>(&mut self, data: &[u8], now: Instant, service: &mut S) {
         if matches!(self.state, State::Closing | State::Closed) {
             // Lingering: what a closing peer still sends is read and dropped.
@@ -540,6 +573,21 @@ impl Handler {
     /// ([`take_abandoned`](Self::take_abandoned)), as nginx does when a
     /// client closes before its upstream answered: a client that stops
     /// sending has almost always gone, and the work for it can stop.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// conn.receive_eof(now, &mut ok);
+    /// // The answer still goes out; then the connection is done.
+    /// let n = conn.pending_output().len();
+    /// conn.consume_output(n, now);
+    /// assert!(conn.is_finished());
+    /// ```
     pub fn receive_eof<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         self.peer_closed = true;
         self.process(now, service);
@@ -554,6 +602,25 @@ impl Handler {
 
     /// Answers requests already buffered; call it after output was consumed, as
     /// backpressure may have paused them.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let now = Instant::now();
+    /// let limits = Limits { max_pending_output_bytes: 1, ..Limits::default() };
+    /// let mut conn = Handler::new(limits, now);
+    /// conn.receive(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// let mut sent = Vec::new();
+    /// while conn.wants_write() {
+    ///     sent.extend_from_slice(conn.pending_output());
+    ///     conn.consume_output(conn.pending_output().len(), now);
+    ///     conn.process(now, &mut ok); // the second request, held back by the full output
+    /// }
+    /// assert_eq!(sent.windows(8).filter(|w| w == b"HTTP/1.1").count(), 2);
+    /// ```
     #[inline]
     pub fn process<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         // Between requests with nothing buffered (after nearly every
@@ -687,6 +754,17 @@ impl Handler {
     /// Bytes waiting to be sent, oldest first: all of them, or a first part
     /// (a large body is sent from the buffer it was received in, apart from
     /// its head). Whatever is reported sent, the next call returns what follows.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+    /// ```
     #[inline]
     pub fn pending_output(&self) -> &[u8] {
         self.output.pending()
@@ -732,6 +810,18 @@ impl Handler {
 
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output)
     /// were sent.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// conn.consume_output(9, now); // a short write took "HTTP/1.1 "
+    /// assert!(conn.pending_output().starts_with(b"200 OK\r\n"));
+    /// ```
     #[inline]
     pub fn consume_output(&mut self, n: usize, now: Instant) {
         let all_sent = self.output.consume(n);
@@ -766,6 +856,18 @@ impl Handler {
     /// give, input is read and dropped, and while an offer to switch waits
     /// for its answer a head's worth is read and kept, so that a client
     /// that leaves is noticed).
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// assert!(conn.wants_read());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", now, &mut ok);
+    /// assert!(!conn.wants_read()); // its last request is answered
+    /// ```
     #[inline]
     pub fn wants_read(&self) -> bool {
         match self.state {
@@ -871,6 +973,18 @@ impl Handler {
     }
 
     /// Whether output is waiting to be sent.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// assert!(!conn.wants_write());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// assert!(conn.wants_write());
+    /// ```
     #[inline]
     pub fn wants_write(&self) -> bool {
         !self.output.is_empty()
@@ -878,6 +992,19 @@ impl Handler {
 
     /// Whether the connection is done: no more requests and nothing left to
     /// send. The caller then shuts the socket down.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", now, &mut ok);
+    /// assert!(!conn.is_finished()); // its answer is still to send
+    /// conn.consume_output(conn.pending_output().len(), now);
+    /// assert!(conn.is_finished());
+    /// ```
     #[inline]
     pub fn is_finished(&self) -> bool {
         match self.state {
@@ -888,6 +1015,16 @@ impl Handler {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits};
+    /// use std::time::{Duration, Instant};
+    /// let now = Instant::now();
+    /// let limits = Limits { idle_timeout: Duration::from_secs(5), ..Limits::default() };
+    /// let conn = Handler::new(limits, now);
+    /// // A new connection has its idle timeout to send a request in.
+    /// assert!(conn.deadline().is_some_and(|due| due > now && due <= now + Duration::from_secs(5)));
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         let own = match self.state {
             State::Closed | State::Upgraded => None,
@@ -977,6 +1114,19 @@ impl Handler {
     /// Acts on a passed deadline: 408 for a request that stalled, a close for an
     /// idle connection or a peer that does not read. Does nothing before the
     /// deadline.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHo", now, &mut ok); // and then nothing
+    /// let due = conn.deadline().unwrap();
+    /// conn.handle_timeout(due);
+    /// assert!(conn.pending_output().starts_with(b"HTTP/1.1 408 "));
+    /// ```
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.deadline() {
             Some(deadline) if now >= deadline => {}
@@ -1046,6 +1196,19 @@ impl Handler {
     /// between requests with nothing left to send. A busy connection reuses
     /// them (no allocation per request); the event loop calls this once a
     /// connection has gone quiet, so an idle one costs almost nothing.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// conn.consume_output(conn.pending_output().len(), now);
+    /// conn.release_buffers();
+    /// assert_eq!(conn.buffered_capacity(), 0);
+    /// ```
     pub fn release_buffers(&mut self) {
         if let State::Idle = self.state {
             if self.input.is_empty() {
@@ -1137,6 +1300,17 @@ impl Handler {
     /// Whether a 101 response switched the connection to another protocol
     /// (a WebSocket): then [`take_upgraded`](Self::take_upgraded) hands over
     /// its bytes.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut ok);
+    /// assert!(!conn.is_upgraded()); // a 200 switches nothing
+    /// ```
     pub fn is_upgraded(&self) -> bool {
         matches!(self.state, State::Upgraded)
     }
@@ -1176,6 +1350,20 @@ impl Handler {
 
     /// When the idle clock last started over: bytes moved in or out (see
     /// [`Limits::min_progress_bytes`]).
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// use std::time::Duration;
+    /// let start = Instant::now();
+    /// let mut conn = Handler::new(Limits::default(), start);
+    /// let later = start + Duration::from_secs(1);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", later, &mut ok);
+    /// assert_eq!(conn.last_progress(), later);
+    /// ```
     pub fn last_progress(&self) -> Instant {
         self.last_progress
     }
@@ -1184,6 +1372,13 @@ impl Handler {
     /// [`release_buffers`](Self::release_buffers) on an idle connection).
     /// Streamed pieces count as the bytes they still have to send, not as
     /// the buffers they share (a piece may keep a larger one alive).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits};
+    /// use std::time::Instant;
+    /// // A connection that has received nothing holds no buffer.
+    /// assert_eq!(Handler::new(Limits::default(), Instant::now()).buffered_capacity(), 0);
+    /// ```
     pub fn buffered_capacity(&self) -> usize {
         self.input.capacity()
             + self.output.capacity()
@@ -1191,6 +1386,19 @@ impl Handler {
     }
 
     /// Takes the latest event worth logging, if any.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # fn ok<'a>(_: &Request<'a>) -> Response<'a> {
+    /// #     Response::new(StatusCode::OK).body("ok")
+    /// # }
+    /// let (now, mut conn) = (Instant::now(), Handler::new(Limits::default(), Instant::now()));
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", now, &mut ok);
+    /// let incident = conn.take_incident().unwrap();
+    /// assert_eq!(incident.status, Some(StatusCode::BAD_REQUEST));
+    /// eprintln!("{incident}");
+    /// ```
     #[inline]
     pub fn take_incident(&mut self) -> Option<Incident> {
         // Looked at after every step, and nearly always empty: a read, not
@@ -1688,6 +1896,33 @@ impl Handler {
     /// its body: the next request's body is read as usual. The idle timeout
     /// does not run while a body is paused, and starts over at `now` when it
     /// resumes.
+    ///
+    /// ```
+    /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// # use std::time::Instant;
+    /// /// Takes every request body in pieces as it arrives.
+    /// #[derive(Default)]
+    /// struct Upload { id: Option<RequestId>, got: usize, end: Option<Result<(), BodyError>> }
+    /// impl Dispatch for Upload {
+    ///     const STREAMS: bool = true;
+    ///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    ///         self.id = Some(id);
+    ///         Reply::Later
+    ///     }
+    ///     fn streams(&mut self, _: &Request<'_>) -> bool { true }
+    ///     fn body(&mut self, _: RequestId, piece: &[u8]) { self.got += piece.len(); }
+    ///     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) { self.end = Some(result); }
+    /// }
+    /// let (now, mut upload) = (Instant::now(), Upload::default());
+    /// let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+    /// conn.receive(b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nabcd", now, &mut upload);
+    /// let id = upload.id.unwrap();
+    /// conn.pause_body(id, true, now); // where the pieces go is full
+    /// assert!(!conn.wants_read());
+    /// conn.pause_body(id, false, now);
+    /// conn.receive(b"efgh", now, &mut upload);
+    /// assert_eq!((upload.got, upload.end), (8, Some(Ok(()))));
+    /// ```
     pub fn pause_body(&mut self, id: RequestId, paused: bool, now: Instant) {
         match paused {
             true => {
@@ -2012,6 +2247,29 @@ impl Handler {
     /// ([`Reply::Later`]). The response leaves once those before it have;
     /// call [`process`](Self::process) afterwards, as requests read while it
     /// waited may now go on.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// /// Defers every request.
+    /// struct Later(Vec<RequestId>);
+    /// impl Dispatch for Later {
+    ///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    ///         self.0.push(id);
+    ///         Reply::Later
+    ///     }
+    /// }
+    /// let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// assert!(!conn.wants_write()); // nothing to send until the service answers
+    /// let id = later.0[0];
+    /// conn.respond(id, Response::new(StatusCode::OK).body("done"), now).unwrap();
+    /// conn.process(now, &mut later);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\ndone"));
+    /// // A request answered once no longer waits.
+    /// assert!(conn.respond(id, Response::new(StatusCode::OK), now).is_err());
+    /// ```
     pub fn respond(
         &mut self,
         id: RequestId,
@@ -2219,11 +2477,48 @@ impl Handler {
     /// Requests the service deferred and that no longer wait for it (a 504
     /// went out at the respond timeout, or the connection closes before
     /// them): the service may stop working on them.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// conn.receive_eof(now, &mut later); // the client left before its answer
+    /// assert!(conn.has_abandoned());
+    /// let gone: Vec<RequestId> = conn.take_abandoned().collect();
+    /// assert_eq!(gone, later.0);
+    /// ```
     pub fn take_abandoned(&mut self) -> std::vec::Drain<'_, RequestId> {
         self.abandoned.drain(..)
     }
 
     /// Whether [`take_abandoned`](Self::take_abandoned) has anything.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// assert!(!conn.has_abandoned());
+    /// ```
     #[inline]
     pub fn has_abandoned(&self) -> bool {
         !self.abandoned.is_empty()
@@ -2231,6 +2526,25 @@ impl Handler {
 
     /// Gives up every deferred request (the connection is going away); they
     /// are reported by [`take_abandoned`](Self::take_abandoned).
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// conn.abandon_all(); // say, the loop is shutting down
+    /// assert!(conn.take_abandoned().count() >= 1);
+    /// assert_eq!(conn.waiting_count(), 0);
+    /// ```
     pub fn abandon_all(&mut self) {
         for slot in self.waiting.drain(..) {
             if slot.is_owed() {
@@ -2243,6 +2557,31 @@ impl Handler {
     /// streamed request body was still being read: it broke off, to be
     /// told to the service through [`take_broken_body`](Self::take_broken_body).
     /// A body whose end the service was already told of is not told again.
+    ///
+    /// ```
+    /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// # use std::time::Instant;
+    /// # /// Takes every request body in pieces as it arrives.
+    /// # #[derive(Default)]
+    /// # struct Upload { id: Option<RequestId>, got: usize, end: Option<Result<(), BodyError>> }
+    /// # impl Dispatch for Upload {
+    /// #     const STREAMS: bool = true;
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.id = Some(id);
+    /// #         Reply::Later
+    /// #     }
+    /// #     fn streams(&mut self, _: &Request<'_>) -> bool { true }
+    /// #     fn body(&mut self, _: RequestId, piece: &[u8]) { self.got += piece.len(); }
+    /// #     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) { self.end = Some(result); }
+    /// # }
+    /// # let (now, mut upload) = (Instant::now(), Upload::default());
+    /// # let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+    /// conn.receive(b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nabcd", now, &mut upload);
+    /// conn.lose_connection(); // reset by the peer, four bytes short
+    /// let (id, error) = conn.take_broken_body().unwrap();
+    /// assert_eq!(Some(id), upload.id);
+    /// eprintln!("upload {id:?} broke off: {error}");
+    /// ```
     pub fn lose_connection(&mut self) {
         if let State::Stream { id, .. } = self.state {
             self.broken_body.get_or_insert((id, BodyError::Truncated));
@@ -2256,11 +2595,56 @@ impl Handler {
     /// [`lose_connection`](Self::lose_connection), or when a response that
     /// closes the connection was given before the body's end (it will not
     /// be read on). Tell it.
+    ///
+    /// ```
+    /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// # use std::time::Instant;
+    /// # /// Takes every request body in pieces as it arrives.
+    /// # #[derive(Default)]
+    /// # struct Upload { id: Option<RequestId>, got: usize, end: Option<Result<(), BodyError>> }
+    /// # impl Dispatch for Upload {
+    /// #     const STREAMS: bool = true;
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.id = Some(id);
+    /// #         Reply::Later
+    /// #     }
+    /// #     fn streams(&mut self, _: &Request<'_>) -> bool { true }
+    /// #     fn body(&mut self, _: RequestId, piece: &[u8]) { self.got += piece.len(); }
+    /// #     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) { self.end = Some(result); }
+    /// # }
+    /// # let (now, mut upload) = (Instant::now(), Upload::default());
+    /// # let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+    /// use std::time::Duration;
+    /// conn.receive(b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nabcd", now, &mut upload);
+    /// // The client stalls mid-body: at its deadline, the body breaks off.
+    /// let due = conn.deadline().unwrap();
+    /// conn.handle_timeout(due + Duration::from_secs(1));
+    /// let (id, _error) = conn.take_broken_body().unwrap();
+    /// upload.body_end(id, Err(_error)); // what the loop does with it
+    /// assert!(conn.take_broken_body().is_none());
+    /// ```
     pub fn take_broken_body(&mut self) -> Option<(RequestId, BodyError)> {
         self.broken_body.take()
     }
 
     /// How many requests wait for deferred responses, or behind them.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// assert_eq!(conn.waiting_count(), 1);
+    /// ```
     pub fn waiting_count(&self) -> usize {
         self.waiting.len()
     }
@@ -2409,6 +2793,28 @@ impl Handler {
     }
 
     /// Queues a piece of the body of the streamed response to `id`.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let id = later.0[0];
+    /// conn.respond_stream(id, Response::new(StatusCode::OK), Some(10), now).unwrap();
+    /// for piece in ["hello", "world"] {
+    ///     conn.send_body(id, piece.into(), now).unwrap(); // a `bytes::Bytes`, shared, not copied
+    /// }
+    /// conn.end_body(id, now).unwrap();
+    /// ```
     pub fn send_body(
         &mut self,
         id: RequestId,
@@ -2445,6 +2851,28 @@ impl Handler {
     /// Ends the body of the streamed response to `id`. A body shorter than
     /// its announced length cannot be completed: the connection closes
     /// after what was sent.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// use edgepoll::http::StreamError;
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let id = later.0[0];
+    /// conn.respond_stream(id, Response::new(StatusCode::OK), Some(10), now).unwrap();
+    /// conn.send_body(id, "short".into(), now).unwrap();
+    /// // Five bytes of ten: the body breaks its length, and the connection closes.
+    /// assert!(matches!(conn.end_body(id, now), Err(StreamError::Body(_))));
+    /// ```
     pub fn end_body(&mut self, id: RequestId, now: Instant) -> Result<(), StreamError> {
         let stream = self.stream_mut(id)?;
         stream.ended = true;
@@ -2471,6 +2899,33 @@ impl Handler {
     /// broke off): what was queued goes out, then the connection closes
     /// without ending the body, so the client sees it cut short rather than
     /// complete.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let id = later.0[0];
+    /// conn.respond_stream(id, Response::new(StatusCode::OK), None, now).unwrap();
+    /// conn.send_body(id, "part".into(), now).unwrap();
+    /// conn.abort_body(id, now).unwrap(); // the source broke off
+    /// let mut sent = Vec::new();
+    /// while conn.wants_write() {
+    ///     sent.extend_from_slice(conn.pending_output());
+    ///     conn.consume_output(conn.pending_output().len(), now);
+    /// }
+    /// assert!(!sent.ends_with(b"0\r\n\r\n")); // no last chunk: the client sees it cut
+    /// assert!(!conn.wants_read());
+    /// ```
     pub fn abort_body(&mut self, id: RequestId, now: Instant) -> Result<(), StreamError> {
         let stream = self.stream_mut(id)?;
         stream.ended = true;
@@ -2484,6 +2939,26 @@ impl Handler {
 
     /// Bytes of the streamed response to `id` queued and not yet sent: what
     /// a service that produces a body watches to stay within its memory.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let id = later.0[0];
+    /// conn.respond_stream(id, Response::new(StatusCode::OK), None, now).unwrap();
+    /// conn.send_body(id, vec![0u8; 4096].into(), now).unwrap();
+    /// assert!(conn.body_backlog(id) >= 4096); // produce more once this goes down
+    /// ```
     pub fn body_backlog(&self, id: RequestId) -> usize {
         match self.waiting.iter().find(|w| w.id == id) {
             // To HEAD nothing is queued, whatever else the output holds.
@@ -2505,12 +2980,54 @@ impl Handler {
 
     /// Whether `id` is a HEAD request still waiting for its response: one
     /// whose body no one sees.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// assert!(conn.answers_head(later.0[0]));
+    /// // Only the first was dispatched: a HEAD's answer may be streamed, and what
+    /// // follows waits for it.
+    /// assert!(later.0.len() == 1 || !conn.answers_head(later.0[1]));
+    /// ```
     pub fn answers_head(&self, id: RequestId) -> bool {
         self.waiting.iter().any(|w| w.id == id && w.head_only)
     }
 
     /// Whether the streamed response to `id` takes more of its body: begun
     /// with [`respond_stream`](Self::respond_stream) and not yet ended.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let id = later.0[0];
+    /// conn.respond_stream(id, Response::new(StatusCode::OK), Some(2), now).unwrap();
+    /// assert!(conn.takes_body(id));
+    /// conn.send_body(id, "hi".into(), now).unwrap();
+    /// conn.end_body(id, now).unwrap();
+    /// assert!(!conn.takes_body(id));
+    /// ```
     pub fn takes_body(&self, id: RequestId) -> bool {
         self.waiting
             .iter()

@@ -8,6 +8,11 @@ use super::scan::eq_ignore_ascii_case;
 /// Fields that are always about the connection they arrived on: the
 /// `Connection` field itself and the fields RFC 9110 §7.6.1 and RFC 9112
 /// name, `Proxy-Connection` (an old client's spelling) included.
+///
+/// ```
+/// use edgepoll::http::HOP_BY_HOP;
+/// assert!(HOP_BY_HOP.contains(&"transfer-encoding"));
+/// ```
 pub const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
@@ -41,6 +46,13 @@ pub struct HopByHop<'a> {
 
 impl<'a> HopByHop<'a> {
     /// Reads the `Connection` fields among `fields`.
+    ///
+    /// ```
+    /// use edgepoll::http::HopByHop;
+    /// let fields: [(&str, &[u8]); 2] = [("connection", b"close"), ("Connection", b"X-A")];
+    /// let hop = HopByHop::new(fields.iter().copied()); // every Connection field counts
+    /// assert!(hop.names("close") && hop.contains("x-a"));
+    /// ```
     pub fn new(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> HopByHop<'a> {
         HopByHop {
             connection: fields
@@ -51,6 +63,12 @@ impl<'a> HopByHop<'a> {
     }
 
     /// Whether the field `name` belongs to the connection, not the message.
+    ///
+    /// ```
+    /// use edgepoll::http::HopByHop;
+    /// let hop = HopByHop::new(std::iter::once(("Connection", &b"X-Trace"[..])));
+    /// assert!(hop.contains("Keep-Alive") && hop.contains("x-trace") && !hop.contains("Accept"));
+    /// ```
     pub fn contains(&self, name: &str) -> bool {
         HOP_BY_HOP.iter().any(|hop| super::same_name(name, hop))
             || self.connection.iter().any(|value| {
@@ -61,6 +79,12 @@ impl<'a> HopByHop<'a> {
     }
 
     /// Whether a `Connection` field names `option` (`close`, `upgrade`).
+    ///
+    /// ```
+    /// use edgepoll::http::HopByHop;
+    /// let hop = HopByHop::new(std::iter::once(("Connection", &b"keep-alive, Upgrade"[..])));
+    /// assert!(hop.names("upgrade") && !hop.names("close"));
+    /// ```
     pub fn names(&self, option: &str) -> bool {
         self.connection.iter().any(|value| {
             value

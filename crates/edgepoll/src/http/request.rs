@@ -149,6 +149,18 @@ impl<'a> Request<'a> {
     /// one's decoded); of a streamed body, as the head declares it
     /// (`Content-Length`), `None` when chunked (its length shows only at its
     /// end).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     let length = format!("{:?}", request.body_length());
+    ///     Response::new(StatusCode::OK).body(length)
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"Some(3)"));
+    /// ```
     #[inline]
     pub fn body_length(&self) -> Option<u64> {
         self.length
@@ -156,12 +168,39 @@ impl<'a> Request<'a> {
 
     /// Whether the body comes in pieces after this call rather than in
     /// [`body`](Self::body) (the service chose to stream it).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     // A plain service is given each body whole.
+    ///     assert!(!request.body_streams());
+    ///     Response::new(StatusCode::OK).body(request.body())
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\nhi"));
+    /// ```
     #[inline]
     pub fn body_streams(&self) -> bool {
         self.streamed
     }
 
     /// The method, such as `"POST"`.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     match request.method() {
+    ///         "GET" | "HEAD" => Response::new(StatusCode::OK).body("read"),
+    ///         _ => Response::new(StatusCode::METHOD_NOT_ALLOWED).header("Allow", "GET, HEAD"),
+    ///     }
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().starts_with(b"HTTP/1.1 405 "));
+    /// ```
     #[inline]
     pub fn method(&self) -> &'a str {
         // The common methods without the text check (a service asks for
@@ -177,6 +216,17 @@ impl<'a> Request<'a> {
     }
 
     /// The request target as sent, such as `"/path?query"`.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body(request.target())
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET /a/../b?c HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\n/a/../b?c"));
+    /// ```
     pub fn target(&self) -> &'a str {
         self.text(self.target)
     }
@@ -286,6 +336,19 @@ impl<'a> Request<'a> {
     }
 
     /// The query of the target (after `?`), if it has one.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     let query = request.query().unwrap_or("");
+    ///     let name = query.split('&').find_map(|pair| pair.strip_prefix("name="));
+    ///     Response::new(StatusCode::OK).body(name.unwrap_or("nobody"))
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET /hello?lang=en&name=ada HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\nada"));
+    /// ```
     pub fn query(&self) -> Option<&'a str> {
         split_target(self.target()).query
     }
@@ -293,6 +356,17 @@ impl<'a> Request<'a> {
     /// The host the request is for: the target's authority when the target
     /// has one (absolute form wins over the Host field, RFC 9112 §3.2.2),
     /// else the Host field.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body(request.host().unwrap_or("-"))
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET http://b.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\nb.test"));
+    /// ```
     pub fn host(&self) -> Option<&'a str> {
         split_target(self.target()).authority.or_else(|| {
             self.header("host")
@@ -302,21 +376,72 @@ impl<'a> Request<'a> {
 
     /// The address of the client, when the connection knows it (the event
     /// loop tells it: see [`Handler::set_addresses`](super::Handler::set_addresses)).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     let peer = request.peer_addr().map_or("unknown".to_string(), |a| a.ip().to_string());
+    ///     Response::new(StatusCode::OK).body(peer)
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.set_addresses(Some("127.0.0.1:50000".parse().unwrap()), None);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\n127.0.0.1"));
+    /// ```
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         *self.peer
     }
 
     /// The local address the client connected to, when the connection knows it.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     // Fed bytes directly, a handler knows no addresses.
+    ///     let local = request.local_addr().map_or(0, |a| a.port());
+    ///     Response::new(StatusCode::OK).body(local.to_string())
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\n0"));
+    /// ```
     pub fn local_addr(&self) -> Option<SocketAddr> {
         *self.local
     }
 
     /// The protocol version.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     use edgepoll::http::Version;
+    ///     let old = request.version() == Version::Http10;
+    ///     Response::new(StatusCode::OK).body(if old { "1.0" } else { "1.1" })
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET / HTTP/1.0\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\n1.0"));
+    /// ```
     pub fn version(&self) -> Version {
         self.version
     }
 
     /// The value of the first header field with this name (case-insensitive).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     let agent = request.header("user-agent").unwrap_or(b"?");
+    ///     Response::new(StatusCode::OK).body(agent)
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\ncurl/8"));
+    /// ```
     #[inline]
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         let head = self.head;
@@ -367,6 +492,18 @@ impl<'a> Request<'a> {
     }
 
     /// All header fields in the order received, as (name, value).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     let names: Vec<&str> = request.headers().map(|(name, _)| name).collect();
+    ///     Response::new(StatusCode::OK).body(names.join(","))
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\nHost,Accept"));
+    /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + Clone + 'a {
         let head = self.head;
         self.headers.iter().map(move |h| {
@@ -377,6 +514,17 @@ impl<'a> Request<'a> {
     }
 
     /// The body, decoded if it was sent chunked; empty if there was none.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn show<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body(request.body().to_ascii_uppercase())
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", Instant::now(), &mut show);
+    /// assert!(conn.pending_output().ends_with(b"\r\n\r\nHELLO"));
+    /// ```
     #[inline]
     pub fn body(&self) -> &'a [u8] {
         self.body

@@ -52,6 +52,12 @@ pub struct Response<'a> {
 
 impl<'a> Response<'a> {
     /// An empty response with this status.
+    ///
+    /// ```
+    /// use edgepoll::http::{Response, StatusCode};
+    /// let empty = Response::new(StatusCode::NO_CONTENT);
+    /// assert!(empty.body_bytes().is_empty());
+    /// ```
     #[inline]
     pub fn new(status: StatusCode) -> Self {
         Response {
@@ -67,6 +73,20 @@ impl<'a> Response<'a> {
     /// the response is written: they cannot split the response or add a
     /// field of their own, and what goes out is what a parser of fields
     /// takes (RFC 9110 §5.5).
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// fn moved<'a>(_: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::MOVED_PERMANENTLY)
+    ///         .header("Location", "/new")
+    ///         .header("Bad\r\nName", "dropped") // not a token: left out
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET /old HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut moved);
+    /// let out = String::from_utf8_lossy(conn.pending_output()).into_owned();
+    /// assert!(out.contains("\r\nLocation: /new\r\n") && !out.contains("dropped"));
+    /// ```
     #[inline]
     pub fn header(mut self, name: impl Into<Cow<'a, str>>, value: impl AsBytes<'a>) -> Self {
         self.append_header(name, value);
@@ -100,6 +120,13 @@ impl<'a> Response<'a> {
     }
 
     /// Sets the body.
+    ///
+    /// ```
+    /// use edgepoll::http::{Response, StatusCode};
+    /// let owned = Response::new(StatusCode::OK).body(vec![1u8, 2, 3]);
+    /// let borrowed = Response::new(StatusCode::OK).body("text");
+    /// assert_eq!((owned.body_bytes(), borrowed.body_bytes()), (&[1u8, 2, 3][..], &b"text"[..]));
+    /// ```
     #[inline]
     pub fn body(mut self, body: impl AsBytes<'a>) -> Self {
         self.body = body.into_bytes();
@@ -107,11 +134,21 @@ impl<'a> Response<'a> {
     }
 
     /// The status.
+    ///
+    /// ```
+    /// use edgepoll::http::{Response, StatusCode};
+    /// assert_eq!(Response::new(StatusCode::NOT_FOUND).status().as_u16(), 404);
+    /// ```
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
     /// The body.
+    ///
+    /// ```
+    /// use edgepoll::http::{Response, StatusCode};
+    /// assert_eq!(Response::new(StatusCode::OK).body("hi").body_bytes(), b"hi");
+    /// ```
     pub fn body_bytes(&self) -> &[u8] {
         &self.body
     }

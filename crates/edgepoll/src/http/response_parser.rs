@@ -48,6 +48,13 @@ pub struct ParsedResponse {
 
 impl ParsedResponse {
     /// The value of the first header field with this name (case-insensitive).
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// let mut parser = ResponseParser::new(false);
+    /// let response = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap();
+    /// assert_eq!(response.header("content-type"), Some(&b"text/plain"[..]));
+    /// ```
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
@@ -218,6 +225,14 @@ impl ResponseParser {
     /// A parser for the response to one request; `to_head` is true when the
     /// request was `HEAD`, whose response has no body. The body limit is
     /// 64 MiB.
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// // To a HEAD, Content-Length tells what a GET would get: no body follows.
+    /// let mut parser = ResponseParser::new(true);
+    /// let response = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 512\r\n\r\n").unwrap().unwrap();
+    /// assert!(response.body.is_empty() && parser.is_reusable());
+    /// ```
     pub fn new(to_head: bool) -> Self {
         ResponseParser {
             buf: Vec::new(),
@@ -318,6 +333,14 @@ impl ResponseParser {
     }
 
     /// Whether no byte of a response has arrived yet.
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// let mut parser = ResponseParser::new(false);
+    /// assert!(parser.is_untouched());
+    /// parser.feed(b"HTTP/1.1 2").unwrap();
+    /// assert!(!parser.is_untouched());
+    /// ```
     pub fn is_untouched(&self) -> bool {
         self.buf.is_empty() && self.head.is_none()
     }
@@ -325,11 +348,34 @@ impl ResponseParser {
     /// After a complete response: whether the connection can carry another
     /// request (the server keeps it alive, the body was not delimited by
     /// the close, and nothing unasked-for followed the response).
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// let mut parser = ResponseParser::new(false);
+    /// parser.feed(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
+    /// assert!(parser.is_reusable());
+    /// let mut closing = ResponseParser::new(false);
+    /// closing.feed(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").unwrap().unwrap();
+    /// assert!(!closing.is_reusable());
+    /// ```
     pub fn is_reusable(&self) -> bool {
         self.reusable
     }
 
     /// Feeds received bytes; returns the response once it is complete.
+    ///
+    /// ```
+    /// use edgepoll::http::ResponseParser;
+    /// let mut parser = ResponseParser::new(false);
+    /// let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    /// let mut done = None;
+    /// for byte in wire {
+    ///     if let Some(response) = parser.feed(std::slice::from_ref(byte)).unwrap() {
+    ///         done = Some(response);
+    ///     }
+    /// }
+    /// assert_eq!(done.unwrap().body, b"hello");
+    /// ```
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<ParsedResponse>, ResponseError> {
         self.buf.extend_from_slice(data);
         if self.head.is_none() && !self.parse_head_if_due(data)? {
@@ -403,6 +449,16 @@ impl ResponseParser {
 
     /// Tells the parser the connection closed; completes a response whose body
     /// runs until close, and reports any other incomplete response as truncated.
+    ///
+    /// ```
+    /// use edgepoll::http::{ResponseError, ResponseParser};
+    /// let mut parser = ResponseParser::new(false);
+    /// assert_eq!(parser.feed(b"HTTP/1.0 200 OK\r\n\r\nall of it").unwrap(), None);
+    /// assert_eq!(parser.finish().unwrap().body, b"all of it"); // the close ended it
+    /// let mut cut = ResponseParser::new(false);
+    /// cut.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf").unwrap();
+    /// assert_eq!(cut.finish().unwrap_err(), ResponseError::Truncated);
+    /// ```
     pub fn finish(&mut self) -> Result<ParsedResponse, ResponseError> {
         self.reusable = false;
         match &self.head {

@@ -109,6 +109,22 @@ pub struct RequestId(pub(crate) u64);
 
 impl RequestId {
     /// The request's number on its connection, from 0.
+    ///
+    /// ```
+    /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// use std::time::Instant;
+    /// struct Numbers(Vec<u64>);
+    /// impl Dispatch for Numbers {
+    ///     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    ///         self.0.push(id.get());
+    ///         Reply::Later
+    ///     }
+    /// }
+    /// let (now, mut numbers) = (Instant::now(), Numbers(Vec::new()));
+    /// let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut numbers);
+    /// assert_eq!(numbers.0, [0, 1]);
+    /// ```
     pub fn get(self) -> u64 {
         self.0
     }

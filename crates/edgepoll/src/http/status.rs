@@ -99,6 +99,13 @@ status_codes! {
 
 impl StatusCode {
     /// A status from its number; `None` outside 100..=999.
+    ///
+    /// ```
+    /// use edgepoll::http::StatusCode;
+    /// assert_eq!(StatusCode::from_u16(418).map(StatusCode::as_u16), Some(418));
+    /// assert_eq!(StatusCode::from_u16(99), None);
+    /// const TEAPOT: Option<StatusCode> = StatusCode::from_u16(418); // usable in a const
+    /// ```
     pub const fn from_u16(code: u16) -> Option<StatusCode> {
         match code {
             100..=999 => Some(StatusCode(code)),
@@ -107,6 +114,11 @@ impl StatusCode {
     }
 
     /// The number.
+    ///
+    /// ```
+    /// use edgepoll::http::StatusCode;
+    /// assert_eq!(StatusCode::GATEWAY_TIMEOUT.as_u16(), 504);
+    /// ```
     pub const fn as_u16(self) -> u16 {
         self.0
     }
@@ -123,11 +135,23 @@ impl StatusCode {
     }
 
     /// Whether a response with this status carries no body (1xx, 204, 304).
+    ///
+    /// ```
+    /// use edgepoll::http::StatusCode;
+    /// assert!(StatusCode::NO_CONTENT.forbids_body() && StatusCode::NOT_MODIFIED.forbids_body());
+    /// assert!(!StatusCode::NOT_FOUND.forbids_body());
+    /// ```
     pub const fn forbids_body(self) -> bool {
         self.0 < 200 || self.0 == 204 || self.0 == 304
     }
 
     /// The standard reason phrase, or `""` for codes this crate does not name.
+    ///
+    /// ```
+    /// use edgepoll::http::StatusCode;
+    /// assert_eq!(StatusCode::NOT_FOUND.reason(), "Not Found");
+    /// assert_eq!(StatusCode::from_u16(599).unwrap().reason(), "");
+    /// ```
     pub fn reason(self) -> &'static str {
         // A table, not a `match`: a match over two dozen codes costs an
         // interpreter a nest of blocks on every call.

@@ -50,6 +50,11 @@ impl Opcode {
     }
 
     /// Close, ping and pong: at most 125 bytes, never fragmented.
+    ///
+    /// ```
+    /// use edgepoll::ws::frame::Opcode;
+    /// assert!(Opcode::Ping.is_control() && !Opcode::Text.is_control());
+    /// ```
     pub fn is_control(self) -> bool {
         matches!(self, Opcode::Close | Opcode::Ping | Opcode::Pong)
     }

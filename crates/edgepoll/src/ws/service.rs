@@ -114,23 +114,47 @@ pub(crate) enum Action {
 
 impl Outbox {
     /// Sends `message` to the connection `to` (a no-op if it is gone).
+    ///
+    /// ```
+    /// use edgepoll::{ws::{Message, Outbox}, Token};
+    /// let mut out = Outbox::default();
+    /// out.send(Token(3), Message::Text("just for you"));
+    /// assert_eq!(out.len(), 1);
+    /// ```
     pub fn send(&mut self, to: Token, message: Message<'_>) {
         let frame = self.encode(message);
         self.actions.push(Action::Send(to, frame));
     }
 
     /// Sends `message` to every open WebSocket connection.
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, Outbox};
+    /// let mut out = Outbox::default();
+    /// out.broadcast(Message::Binary(&[1, 2, 3])); // encoded once, whoever receives it
+    /// ```
     pub fn broadcast(&mut self, message: Message<'_>) {
         let frame = self.encode(message);
         self.actions.push(Action::Broadcast(frame));
     }
 
     /// Closes `peer` with `code` (its queued messages go first).
+    ///
+    /// ```
+    /// use edgepoll::{ws::{CloseCode, Outbox}, Token};
+    /// let mut out = Outbox::default();
+    /// out.close(Token(3), CloseCode::POLICY);
+    /// assert!(!out.is_empty());
+    /// ```
     pub fn close(&mut self, peer: Token, code: CloseCode) {
         self.actions.push(Action::Close(peer, code));
     }
 
     /// Whether nothing is queued.
+    ///
+    /// ```
+    /// assert!(edgepoll::ws::Outbox::default().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
     }

@@ -117,16 +117,40 @@ pub struct CloseCode(pub u16);
 
 impl CloseCode {
     /// 1000: done.
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::ws::CloseCode::NORMAL.0, 1000);
+    /// ```
     pub const NORMAL: CloseCode = CloseCode(1000);
     /// 1001: the server goes away.
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::ws::CloseCode::GOING_AWAY.0, 1001);
+    /// ```
     pub const GOING_AWAY: CloseCode = CloseCode(1001);
     /// 1002: a protocol error.
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::ws::CloseCode::PROTOCOL_ERROR.0, 1002);
+    /// ```
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
     /// 1007: a text message that is not UTF-8.
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::ws::CloseCode::INVALID_PAYLOAD.0, 1007);
+    /// ```
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
     /// 1008: a policy was broken.
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::ws::CloseCode::POLICY.0, 1008);
+    /// ```
     pub const POLICY: CloseCode = CloseCode(1008);
     /// 1009: a message over [`WsLimits::max_message_bytes`].
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::ws::CloseCode::TOO_BIG.0, 1009);
+    /// ```
     pub const TOO_BIG: CloseCode = CloseCode(1009);
 
     /// Whether this code may be sent in a close frame (by either side):
@@ -229,6 +253,14 @@ pub struct WebSocket {
 
 impl WebSocket {
     /// A connection that has just switched to WebSocket at `now`.
+    ///
+    /// ```
+    /// use edgepoll::ws::{WebSocket, WsLimits};
+    /// use std::time::{Duration, Instant};
+    /// let limits = WsLimits { max_message_bytes: 64 * 1024, keepalive: Some(Duration::from_secs(30)), ..WsLimits::default() };
+    /// let ws = WebSocket::new(limits, Instant::now());
+    /// assert!(ws.wants_read() && !ws.wants_write());
+    /// ```
     pub fn new(limits: WsLimits, now: Instant) -> WebSocket {
         WebSocket {
             limits: WsLimits {
@@ -262,12 +294,36 @@ impl WebSocket {
 
     /// Queues bytes to go out before anything else (the 101 response of the
     /// handshake), whatever the queue limit.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// ws.queue_raw(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    /// assert!(ws.send(Message::Text("hi"), now));
+    /// assert_eq!(ws.pending_output(), b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x02hi");
+    /// ```
     pub fn queue_raw(&mut self, bytes: &[u8]) {
         self.output.buffer().extend_from_slice(bytes);
     }
 
     /// Takes in received bytes; calls `on_message` for each message they
     /// complete, in order.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// // A masked binary frame [7, 8], fed one byte at a time.
+    /// let frame = [0x82, 0x82, 9, 9, 9, 9, 7 ^ 9, 8 ^ 9];
+    /// let mut got = Vec::new();
+    /// for byte in frame {
+    ///     ws.receive(&[byte], now, |m| got.push(format!("{m:?}")));
+    /// }
+    /// assert_eq!(got, ["Binary([7, 8])"]);
+    /// ```
     pub fn receive(&mut self, data: &[u8], now: Instant, mut on_message: impl FnMut(Message<'_>)) {
         if self.state != State::Open {
             return;
@@ -585,6 +641,15 @@ impl WebSocket {
 
     /// Queues a message; false if the queue is full, and then the connection
     /// is to be dropped ([`is_finished`](Self::is_finished)).
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// assert!(ws.send(Message::Binary(&[1, 2, 3]), now));
+    /// assert_eq!(ws.pending_output(), [0x82, 3, 1, 2, 3]); // a server's frames are not masked
+    /// ```
     pub fn send(&mut self, message: Message<'_>, now: Instant) -> bool {
         let (opcode, payload) = match message {
             Message::Text(text) => (Opcode::Text, text.as_bytes()),
@@ -597,6 +662,19 @@ impl WebSocket {
 
     /// Queues an encoded frame (one encoding, many receivers: a broadcast);
     /// false if the queue is full, and then the connection is to be dropped.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// use edgepoll::ws::frame::{write_frame, Opcode};
+    /// let mut frame = Vec::new();
+    /// write_frame(&mut frame, Opcode::Text, b"to everyone"); // encoded once
+    /// let mut other = WebSocket::new(WsLimits::default(), now);
+    /// assert!(ws.queue_frame(&frame, now) && other.queue_frame(&frame, now));
+    /// assert_eq!(ws.pending_output(), other.pending_output());
+    /// ```
     pub fn queue_frame(&mut self, frame: &[u8], now: Instant) -> bool {
         self.queue_behind(self.output.len(), frame, None, now)
     }
@@ -687,6 +765,15 @@ impl WebSocket {
     /// while reading comes apart, once all before it is sent (frames sent
     /// meanwhile, the replies to what was read, go ahead of it): send until
     /// [`wants_write`](Self::wants_write) is false.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// ws.send(Message::Text("a"), now);
+    /// assert_eq!(ws.pending_output(), b"\x81\x01a");
+    /// ```
     pub fn pending_output(&self) -> &[u8] {
         match self.output.is_empty() {
             false => self.output.pending(),
@@ -695,6 +782,16 @@ impl WebSocket {
     }
 
     /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output) were sent.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// ws.send(Message::Text("abc"), now);
+    /// ws.consume_output(2, now); // a short write took the frame's header
+    /// assert_eq!(ws.pending_output(), b"abc");
+    /// ```
     pub fn consume_output(&mut self, n: usize, now: Instant) {
         let counted = self
             .sent_since
@@ -748,6 +845,16 @@ impl WebSocket {
     }
 
     /// Whether output waits.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// assert!(!ws.wants_write());
+    /// ws.send(Message::Text("a"), now);
+    /// assert!(ws.wants_write());
+    /// ```
     pub fn wants_write(&self) -> bool {
         !self.output.is_empty() || !self.close_frame.is_empty()
     }
@@ -756,6 +863,16 @@ impl WebSocket {
     /// queue limit waits to be sent (a peer that does not read what it is
     /// sent is not read either; its pings' answers would only fill the
     /// queue until it is dropped).
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// assert!(ws.wants_read());
+    /// ws.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8], now, |_| {}); // the client closes
+    /// assert!(!ws.wants_read());
+    /// ```
     pub fn wants_read(&self) -> bool {
         self.state == State::Open
             && (self.output.is_empty() || self.output.len() < self.limits.max_queued_bytes / 2)
@@ -771,6 +888,19 @@ impl WebSocket {
     }
 
     /// Whether the connection is over: closed and sent, or dropped.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// ws.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8], now, |_| {});
+    /// assert!(!ws.is_finished()); // the answering close frame is still to send
+    /// while ws.wants_write() {
+    ///     ws.consume_output(ws.pending_output().len(), now);
+    /// }
+    /// assert!(ws.is_finished() && !ws.is_dropped());
+    /// ```
     pub fn is_finished(&self) -> bool {
         match self.state {
             State::Open => false,
@@ -780,12 +910,32 @@ impl WebSocket {
     }
 
     /// Whether it ended by a queue overflow (to be dropped without lingering).
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, WebSocket, WsLimits};
+    /// use std::time::Instant;
+    /// let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits { max_queued_bytes: 16, ..WsLimits::default() }, now);
+    /// // A peer that reads nothing: its queue overflows.
+    /// while ws.send(Message::Text("more than it reads"), now) {}
+    /// assert!(ws.is_finished() && ws.is_dropped());
+    /// ```
     pub fn is_dropped(&self) -> bool {
         self.state == State::Dropped
     }
 
     /// The close code sent or received, once closing (1005 for a close
     /// frame without one).
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// assert_eq!(ws.close_code(), None);
+    /// ws.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8], now, |_| {});
+    /// assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
+    /// ```
     pub fn close_code(&self) -> Option<CloseCode> {
         self.close_code
     }
@@ -793,6 +943,15 @@ impl WebSocket {
     /// When queued bytes will have waited too long, a message begun will
     /// have gone too long without progress, or a quiet peer is to be pinged
     /// or given up (none while none is so).
+    ///
+    /// ```
+    /// use edgepoll::ws::{WebSocket, WsLimits};
+    /// use std::time::{Duration, Instant};
+    /// let now = Instant::now();
+    /// let ws = WebSocket::new(WsLimits { keepalive: Some(Duration::from_secs(30)), ..WsLimits::default() }, now);
+    /// // Quiet for 30 s, the peer is pinged.
+    /// assert_eq!(ws.deadline(), Some(now + Duration::from_secs(30)));
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         [
             self.send_deadline(),
@@ -848,6 +1007,15 @@ impl WebSocket {
     /// closes it (1008), freeing what it held, if a message begun stalled;
     /// pings a peer quiet for [`WsLimits::keepalive`], and drops it if
     /// nothing came back within [`WsLimits::keepalive_timeout`].
+    ///
+    /// ```
+    /// use edgepoll::ws::{WebSocket, WsLimits};
+    /// use std::time::{Duration, Instant};
+    /// let start = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits { keepalive: Some(Duration::from_secs(30)), ..WsLimits::default() }, start);
+    /// ws.handle_timeout(start + Duration::from_secs(30));
+    /// assert_eq!(ws.pending_output()[0], 0x89); // a ping
+    /// ```
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.send_deadline().is_some_and(|d| now >= d) {
             self.drop_output();
@@ -869,6 +1037,17 @@ impl WebSocket {
 
     /// Frees buffers that hold nothing (an idle connection then costs only
     /// this struct).
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// ws.send(Message::Text("a"), now);
+    /// ws.consume_output(3, now);
+    /// ws.release_buffers();
+    /// assert_eq!(ws.buffered_capacity(), 0);
+    /// ```
     pub fn release_buffers(&mut self) {
         if self.input.is_empty() {
             self.input = Vec::new();
@@ -883,6 +1062,16 @@ impl WebSocket {
     }
 
     /// Bytes of memory the buffers hold.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// assert_eq!(ws.buffered_capacity(), 0);
+    /// ws.send(Message::Binary(&[0; 1000]), now);
+    /// assert!(ws.buffered_capacity() >= 1004);
+    /// ```
     pub fn buffered_capacity(&self) -> usize {
         self.input.capacity()
             + self.message.capacity()
