@@ -138,7 +138,21 @@ pub fn compile(invocation: &Invocation) -> Result<(Engine, Module, Cache), Strin
     compile_cache::forget_exposed(&cache);
     let module = compile_cache::load(&engine, &bytes, &cache)
         .map_err(|e| format!("{shown} is not a valid wasm module: {e}"))?;
+    give_back_freed_memory();
     Ok((engine, module, cache))
+}
+
+/// Returns to the system the heap pages freed by compiling: Cranelift's
+/// working memory, freed once the code is made, stays in glibc's heap
+/// (whose top is pinned by what is still in use), and a guest compiled
+/// anew (not found in the cache) then ran with 33 MB of RSS where one
+/// loaded from the cache runs with 9.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: plain library call; it only releases free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Runs one instance of a compiled guest in a store of its own; returns its
