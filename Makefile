@@ -95,9 +95,9 @@ test: setup build
 	# its SIMD ChaCha20 (checked against ring) run, and its documentation's
 	# examples, where those of net, Poll and Server compile (and most run),
 	# on every runtime present. For AOT, WasmEdge compiles these modules
-	# (one per example, about 130) without LLVM's optimisations: they check
-	# behaviour, not speed, and optimising each took 2 s, over 4 minutes in
-	# all. The programs the end-to-end tests run are compiled as users do.
+	# (one per example, about 280) without LLVM's optimisations: they check
+	# behaviour, not speed, and optimising each took 2 s, some nine minutes
+	# in all. The programs the end-to-end tests run are compiled as users do.
 	# Each run is bounded (a hung test ends it, and make test fails), in the
 	# foreground: Ctrl-C reaches it, and CI's own timeout, which ends make's
 	# process group, ends it too. Under CI=true a missing WasmEdge fails here.
