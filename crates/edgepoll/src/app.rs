@@ -65,10 +65,10 @@ impl Responder {
     /// The request's number on its connection.
     ///
     /// ```
-    /// use edgepoll::Responder;
-    /// // The oldest of a connection's held requests is answered first.
-    /// fn oldest(held: &[Responder]) -> Option<&Responder> {
-    ///     held.iter().min_by_key(|r| (r.token(), r.request()))
+    /// use edgepoll::{Responder, Token};
+    /// // The oldest request held for connection `conn`.
+    /// fn oldest(held: &[Responder], conn: Token) -> Option<&Responder> {
+    ///     held.iter().filter(|r| r.token() == conn).min_by_key(|r| r.request())
     /// }
     /// ```
     pub fn request(&self) -> RequestId {

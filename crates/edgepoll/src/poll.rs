@@ -196,7 +196,8 @@ impl Poll {
     /// let stream = net::connect(net::local_addr(&listener)?)?;
     /// let mut poll = Poll::new();
     /// poll.register(&stream, Token(1), Interest::WRITABLE)?;
-    /// // Connected: from now on, wait for what the peer sends.
+    /// // Once its writable event came and `net::take_error` found no error:
+    /// // connected; from now on, wait for what the peer sends.
     /// poll.reregister(&stream, Token(1), Interest::READABLE)?;
     /// # Ok(()) }
     /// # #[cfg(not(target_os = "wasi"))] fn main() {}

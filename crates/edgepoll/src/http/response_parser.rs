@@ -365,16 +365,18 @@ impl ResponseParser {
     /// Feeds received bytes; returns the response once it is complete.
     ///
     /// ```
-    /// use edgepoll::http::ResponseParser;
+    /// use edgepoll::http::{ResponseError, ResponseParser};
     /// let mut parser = ResponseParser::new(false);
     /// let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     /// let mut done = None;
     /// for byte in wire {
-    ///     if let Some(response) = parser.feed(std::slice::from_ref(byte)).unwrap() {
+    ///     // What the upstream sent may be refused: an error, never a panic.
+    ///     if let Some(response) = parser.feed(std::slice::from_ref(byte))? {
     ///         done = Some(response);
     ///     }
     /// }
-    /// assert_eq!(done.unwrap().body, b"hello");
+    /// assert_eq!(done.map(|r| r.body), Some(b"hello".to_vec()));
+    /// # Ok::<(), ResponseError>(())
     /// ```
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<ParsedResponse>, ResponseError> {
         self.buf.extend_from_slice(data);

@@ -916,8 +916,10 @@ impl WebSocket {
     /// use std::time::Instant;
     /// let now = Instant::now();
     /// let mut ws = WebSocket::new(WsLimits { max_queued_bytes: 16, ..WsLimits::default() }, now);
-    /// // A peer that reads nothing: its queue overflows.
-    /// while ws.send(Message::Text("more than it reads"), now) {}
+    /// // A peer that reads nothing: a frame goes in while the queue is under
+    /// // the limit (20 bytes, 0 queued), the next finds it full (`send` says so).
+    /// assert!(ws.send(Message::Text("more than it reads"), now));
+    /// assert!(!ws.send(Message::Text("and more"), now));
     /// assert!(ws.is_finished() && ws.is_dropped());
     /// ```
     pub fn is_dropped(&self) -> bool {
