@@ -467,6 +467,14 @@ impl Decimal {
 /// ```
 pub trait AsBytes<'a> {
     /// The bytes, borrowed where possible.
+    ///
+    /// ```
+    /// use edgepoll::http::AsBytes;
+    /// use std::borrow::Cow;
+    /// assert!(matches!("text".into_bytes(), Cow::Borrowed(bytes) if bytes == b"text"));
+    /// // (String has an inherent `into_bytes`: name the trait.)
+    /// assert!(matches!(AsBytes::into_bytes(String::from("owned")), Cow::Owned(_)));
+    /// ```
     fn into_bytes(self) -> Cow<'a, [u8]>;
 }
 

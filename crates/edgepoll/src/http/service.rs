@@ -19,6 +19,18 @@ use super::{BodyError, Request, Response};
 /// ```
 pub trait Service {
     /// Builds the response to `request`.
+    ///
+    /// ```
+    /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+    /// use std::time::Instant;
+    /// // A plain function is a service too.
+    /// fn hello<'a>(request: &Request<'a>) -> Response<'a> {
+    ///     Response::new(StatusCode::OK).body(format!("hello, {}", request.path()))
+    /// }
+    /// let mut conn = Handler::new(Limits::default(), Instant::now());
+    /// conn.receive(b"GET /you HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut hello);
+    /// assert!(conn.pending_output().ends_with(b"hello, /you"));
+    /// ```
     fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a>;
 
     /// Whether CONNECT requests reach [`call`](Self::call). By default the
@@ -158,9 +170,52 @@ impl RequestId {
 pub trait Dispatch {
     /// Whether [`streams`](Self::streams) may ever say yes: when false (a
     /// [`Service`]), the handler does not ask.
+    ///
+    /// ```
+    /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// # use std::time::Instant;
+    /// # /// Streams the body of every PUT.
+    /// # #[derive(Default)]
+    /// # struct Upload { bytes: usize, ended: Option<Result<(), BodyError>> }
+    /// # impl Dispatch for Upload {
+    /// #     const STREAMS: bool = true;
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, _: RequestId) -> Reply<'a> {
+    /// #         Reply::Later // answered once the body has ended
+    /// #     }
+    /// #     fn streams(&mut self, request: &Request<'_>) -> bool {
+    /// #         request.method() == "PUT"
+    /// #     }
+    /// #     fn body(&mut self, _: RequestId, piece: &[u8]) {
+    /// #         self.bytes += piece.len(); // written on, say, to a file
+    /// #     }
+    /// #     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) {
+    /// #         self.ended = Some(result);
+    /// #     }
+    /// # }
+    /// # let (now, mut upload) = (Instant::now(), Upload::default());
+    /// # let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+    /// // Without STREAMS = true, `streams` is never asked and every body comes whole.
+    /// assert!(Upload::STREAMS);
+    /// ```
     const STREAMS: bool = false;
 
     /// Answers `request` now, or later with `id`.
+    ///
+    /// ```
+    /// use edgepoll::http::{Dispatch, Reply, Request, RequestId, Response, StatusCode};
+    /// struct Cached(Vec<RequestId>);
+    /// impl Dispatch for Cached {
+    ///     fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
+    ///         match request.path() {
+    ///             "/health" => Reply::Now(Response::new(StatusCode::OK)),
+    ///             _ => {
+    ///                 self.0.push(id); // answered once the backend has replied
+    ///                 Reply::Later
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a>;
 
     /// Asked when the head of a request with a body is complete: whether the
@@ -172,17 +227,100 @@ pub trait Dispatch {
     /// [`Limits::stream_above`](crate::http::Limits::stream_above) bytes,
     /// nor for one declared over `max_stream_bytes`: those come whole (413
     /// past `max_body_bytes`).
+    ///
+    /// ```
+    /// use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// use std::time::Instant;
+    /// /// Streams the body of every PUT.
+    /// #[derive(Default)]
+    /// struct Upload { bytes: usize, ended: Option<Result<(), BodyError>> }
+    /// impl Dispatch for Upload {
+    ///     const STREAMS: bool = true;
+    ///     fn dispatch<'a>(&mut self, _: &Request<'a>, _: RequestId) -> Reply<'a> {
+    ///         Reply::Later // answered once the body has ended
+    ///     }
+    ///     fn streams(&mut self, request: &Request<'_>) -> bool {
+    ///         request.method() == "PUT"
+    ///     }
+    ///     fn body(&mut self, _: RequestId, piece: &[u8]) {
+    ///         self.bytes += piece.len(); // written on, say, to a file
+    ///     }
+    ///     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) {
+    ///         self.ended = Some(result);
+    ///     }
+    /// }
+    /// let (now, mut upload) = (Instant::now(), Upload::default());
+    /// let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+    /// conn.receive(b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", now, &mut upload);
+    /// assert_eq!((upload.bytes, upload.ended), (5, Some(Ok(()))));
+    /// ```
     fn streams(&mut self, request: &Request<'_>) -> bool {
         let _ = request;
         false
     }
 
     /// A piece of the streamed body of request `id`.
+    ///
+    /// ```
+    /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// # use std::time::Instant;
+    /// # /// Streams the body of every PUT.
+    /// # #[derive(Default)]
+    /// # struct Upload { bytes: usize, ended: Option<Result<(), BodyError>> }
+    /// # impl Dispatch for Upload {
+    /// #     const STREAMS: bool = true;
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, _: RequestId) -> Reply<'a> {
+    /// #         Reply::Later // answered once the body has ended
+    /// #     }
+    /// #     fn streams(&mut self, request: &Request<'_>) -> bool {
+    /// #         request.method() == "PUT"
+    /// #     }
+    /// #     fn body(&mut self, _: RequestId, piece: &[u8]) {
+    /// #         self.bytes += piece.len(); // written on, say, to a file
+    /// #     }
+    /// #     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) {
+    /// #         self.ended = Some(result);
+    /// #     }
+    /// # }
+    /// # let (now, mut upload) = (Instant::now(), Upload::default());
+    /// # let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+    /// conn.receive(b"PUT /f HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", now, &mut upload);
+    /// assert_eq!(upload.bytes, 3); // a piece as it came, before the body's end
+    /// assert!(upload.ended.is_none());
+    /// ```
     fn body(&mut self, id: RequestId, piece: &[u8]) {
         let _ = (id, piece);
     }
 
     /// The streamed body of request `id` is complete, or broke off.
+    ///
+    /// ```
+    /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
+    /// # use std::time::Instant;
+    /// # /// Streams the body of every PUT.
+    /// # #[derive(Default)]
+    /// # struct Upload { bytes: usize, ended: Option<Result<(), BodyError>> }
+    /// # impl Dispatch for Upload {
+    /// #     const STREAMS: bool = true;
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, _: RequestId) -> Reply<'a> {
+    /// #         Reply::Later // answered once the body has ended
+    /// #     }
+    /// #     fn streams(&mut self, request: &Request<'_>) -> bool {
+    /// #         request.method() == "PUT"
+    /// #     }
+    /// #     fn body(&mut self, _: RequestId, piece: &[u8]) {
+    /// #         self.bytes += piece.len(); // written on, say, to a file
+    /// #     }
+    /// #     fn body_end(&mut self, _: RequestId, result: Result<(), BodyError>) {
+    /// #         self.ended = Some(result);
+    /// #     }
+    /// # }
+    /// # let (now, mut upload) = (Instant::now(), Upload::default());
+    /// # let mut conn = Handler::new(Limits { stream_above: 0, ..Limits::default() }, now);
+    /// conn.receive(b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc", now, &mut upload);
+    /// conn.receive_eof(now, &mut upload); // the client left six bytes short
+    /// assert!(matches!(upload.ended, Some(Err(_))));
+    /// ```
     fn body_end(&mut self, id: RequestId, result: Result<(), BodyError>) {
         let _ = (id, result);
     }

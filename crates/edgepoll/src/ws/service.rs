@@ -37,6 +37,36 @@ use std::ops::Range;
 pub trait Service: http::Service {
     /// Whether `request` is for a WebSocket endpoint (then the handshake
     /// answers it: 101, or 400/426 for a bad attempt).
+    ///
+    /// ```
+    /// use edgepoll::http::{Request, Response, StatusCode};
+    /// use edgepoll::ws::{Message, Outbox};
+    /// use edgepoll::Token;
+    /// /// A chat room: who is in it.
+    /// #[derive(Default)]
+    /// struct Room(Vec<Token>);
+    /// impl edgepoll::http::Service for Room {
+    ///     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
+    ///         Response::new(StatusCode::NOT_FOUND)
+    ///     }
+    /// }
+    /// impl edgepoll::ws::Service for Room {
+    ///     fn accepts(&mut self, request: &Request<'_>) -> bool {
+    ///         request.path() == "/chat"
+    ///     }
+    ///     fn on_open(&mut self, peer: Token, _: &str, _: Option<&str>, out: &mut Outbox) {
+    ///         self.0.push(peer);
+    ///         out.broadcast(Message::Text("someone joined"));
+    ///     }
+    ///     fn on_message(&mut self, _: Token, message: Message<'_>, out: &mut Outbox) {
+    ///         out.broadcast(message);
+    ///     }
+    ///     fn on_close(&mut self, peer: Token, _: &mut Outbox) {
+    ///         self.0.retain(|member| *member != peer); // its token may come back for another
+    ///     }
+    /// }
+    /// # let _ = Room::default();
+    /// ```
     fn accepts(&mut self, request: &Request<'_>) -> bool;
 
     /// The subprotocol to speak with a handshake that offers some
@@ -70,16 +100,81 @@ pub trait Service: http::Service {
     /// A connection switched to WebSocket; `target` is its request target
     /// (path and query), `protocol` the subprotocol agreed on (see
     /// [`protocol`](Self::protocol)).
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, Outbox, Service};
+    /// use edgepoll::Token;
+    /// # use edgepoll::http::{Request, Response, StatusCode};
+    /// # #[derive(Default)] struct Room(Vec<Token>);
+    /// # impl edgepoll::http::Service for Room {
+    /// #     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> { Response::new(StatusCode::NOT_FOUND) }
+    /// # }
+    /// # impl Service for Room {
+    /// #     fn accepts(&mut self, _: &Request<'_>) -> bool { true }
+    /// #     fn on_message(&mut self, _: Token, _: Message<'_>, _: &mut Outbox) {}
+    ///     fn on_open(&mut self, peer: Token, target: &str, _: Option<&str>, out: &mut Outbox) {
+    ///         self.0.push(peer);
+    ///         out.send(peer, Message::Text(&format!("welcome to {target}")));
+    ///     }
+    /// # }
+    /// let (mut room, mut out) = (Room::default(), Outbox::default());
+    /// room.on_open(Token(7), "/chat?room=1", None, &mut out);
+    /// assert_eq!((room.0.len(), out.len()), (1, 1));
+    /// ```
     fn on_open(&mut self, peer: Token, target: &str, protocol: Option<&str>, out: &mut Outbox) {
         let _ = (peer, target, protocol, out);
     }
 
     /// A complete message from `from`.
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, Outbox, Service};
+    /// use edgepoll::Token;
+    /// # use edgepoll::http::{Request, Response, StatusCode};
+    /// # struct Shout;
+    /// # impl edgepoll::http::Service for Shout {
+    /// #     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> { Response::new(StatusCode::NOT_FOUND) }
+    /// # }
+    /// # impl Service for Shout {
+    /// #     fn accepts(&mut self, _: &Request<'_>) -> bool { true }
+    ///     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox) {
+    ///         match message {
+    ///             Message::Text(text) => out.broadcast(Message::Text(&text.to_uppercase())),
+    ///             Message::Binary(_) => out.close(from, edgepoll::ws::CloseCode::POLICY),
+    ///         }
+    ///     }
+    /// # }
+    /// let mut out = Outbox::default();
+    /// Shout.on_message(Token(1), Message::Text("hi"), &mut out);
+    /// assert_eq!(out.len(), 1);
+    /// ```
     fn on_message(&mut self, from: Token, message: Message<'_>, out: &mut Outbox);
 
     /// A connection is gone (closed by either side, failed, or dropped). It
     /// gets no more sends, and its token may name a connection opened
     /// later (tokens are reused, as mio's are): forget it here.
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, Outbox, Service};
+    /// use edgepoll::Token;
+    /// # use edgepoll::http::{Request, Response, StatusCode};
+    /// # #[derive(Default)] struct Room(Vec<Token>);
+    /// # impl edgepoll::http::Service for Room {
+    /// #     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> { Response::new(StatusCode::NOT_FOUND) }
+    /// # }
+    /// # impl Service for Room {
+    /// #     fn accepts(&mut self, _: &Request<'_>) -> bool { true }
+    /// #     fn on_message(&mut self, _: Token, _: Message<'_>, _: &mut Outbox) {}
+    ///     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
+    ///         // Forget it: its token may name a connection opened later.
+    ///         self.0.retain(|member| *member != peer);
+    ///         out.broadcast(Message::Text("someone left"));
+    ///     }
+    /// # }
+    /// let mut room = Room(vec![Token(1), Token(2)]);
+    /// room.on_close(Token(1), &mut Outbox::default());
+    /// assert_eq!(room.0, [Token(2)]);
+    /// ```
     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
         let _ = (peer, out);
     }
