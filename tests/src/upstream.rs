@@ -47,7 +47,9 @@ pub enum Behaviour {
     /// looking at it first takes it for the answer to its next request.
     /// Noted in [`Seen::answered`] as `forged` once sent.
     LateHeadBody,
-    /// Announces 1 MB, sends 1000 bytes of it, then closes.
+    /// Announces 1 MB, sends 1000 bytes of it, then closes; under
+    /// a path ending in `/chunked`, sends a chunk of 1000 bytes of a chunked body instead,
+    /// then closes (no last chunk).
     DiesMidBody,
     /// A [`Behaviour::Sink`] for requests with a body, a
     /// [`Behaviour::Source`] for the others: both directions on one upstream.
@@ -507,6 +509,10 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             }
             Behaviour::LateHeadBody => {
                 format!("HTTP/1.1 200 OK\r\nX-Path: {path}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+            }
+            _ if path.ends_with("/chunked") => {
+                let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n";
+                [head.to_vec(), vec![b'x'; 1000], b"\r\n".to_vec()].concat()
             }
             _ => [b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec(), vec![b'x'; 1000]].concat(),
         };

@@ -239,6 +239,43 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
     });
 }
 
+/// A chunked body the service passes on itself (`X-Relay`) that breaks off
+/// upstream reaches the client cut, without its last chunk, and the
+/// connection closes: the service ends it with `Context::abort_body`.
+/// (Ended with `end_body`, the only way before, the part looked whole.)
+#[test]
+fn a_relayed_chunked_body_that_breaks_off_reaches_the_client_cut() {
+    on_each_runtime(|runtime| {
+        let dying = NativeUpstream::start(Behaviour::DiesMidBody);
+        let routes = [format!("/down={}", dying.url())];
+        let forward = start_program(runtime, "forward_guest", &["--stream"], &[&routes[0]]);
+        let mut stream = connect(forward.addr);
+        stream
+            .write_all(b"GET /down/chunked HTTP/1.1\r\nHost: x\r\nX-Relay: 1\r\n\r\n")
+            .expect("send");
+        let mut got = Vec::new();
+        let ended = stream.read_to_end(&mut got);
+        // Closed, or reset: not the read timeout (a hang).
+        let closed = match &ended {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        let text = String::from_utf8_lossy(&got);
+        assert!(closed, "{}: {ended:?} after {text:?}", runtime.name());
+        let lower = text.to_ascii_lowercase();
+        assert!(lower.starts_with("http/1.1 200"), "{text}");
+        assert!(lower.contains("transfer-encoding: chunked"), "{text}");
+        assert!(
+            text.contains(&"x".repeat(1000)),
+            "the part sent is passed on: {text}"
+        );
+        assert!(
+            !text.ends_with("0\r\n\r\n"),
+            "a cut body must not look complete: {text}"
+        );
+    });
+}
+
 /// A request body the service sends back itself (`/_relay_echo`), pausing
 /// it (`Context::pause_request_body`) until its response has taken each
 /// piece: a client that uploads without reading is held back at its

@@ -98,6 +98,8 @@ pub(crate) enum Answer {
     Piece(Bytes),
     /// The end of a streamed body.
     End,
+    /// The end of a streamed body that broke off: the response is cut.
+    Abort,
     /// A 101 passing on an exchange's switch: the client's connection and
     /// the exchange's are joined once it is sent.
     Tunnel(Response<'static>, ExchangeId),
@@ -517,9 +519,26 @@ impl Context<'_> {
     }
 
     /// Ends the body of a response begun with
-    /// [`respond_stream`](Self::respond_stream).
+    /// [`respond_stream`](Self::respond_stream). For a body whose source
+    /// failed, [`abort_body`](Self::abort_body): a chunked one ended here
+    /// looks complete to the client.
     pub fn end_body(&mut self, responder: Responder) {
         self.responses.push((responder, Answer::End));
+    }
+
+    /// Ends the body of a response begun with
+    /// [`respond_stream`](Self::respond_stream) as broken off, for when its
+    /// source failed: the client's connection closes after what was sent,
+    /// without the last chunk of a chunked body (which
+    /// [`end_body`](Self::end_body) would send, so that the client took
+    /// the part for the whole), and the client sees the response cut
+    /// short. Dropped, as [`send_body`](Self::send_body) is, for a response
+    /// not begun, ended, or piped (the loop cuts a piped one itself when
+    /// its exchange's body breaks off; [`cancel`](Self::cancel) the
+    /// exchange to stop it). The `Shout` example on
+    /// [`pause_response_body`](Self::pause_response_body) uses it.
+    pub fn abort_body(&mut self, responder: Responder) {
+        self.responses.push((responder, Answer::Abort));
     }
 
     /// Answers a deferred request with `head` and, as its body, the body of
@@ -756,10 +775,14 @@ impl Context<'_> {
     ///         }
     ///     }
     ///
-    ///     fn on_response_end(&mut self, exchange: ExchangeId, _: Result<(), ClientError>, cx: &mut Context<'_>) {
+    ///     fn on_response_end(&mut self, exchange: ExchangeId, result: Result<(), ClientError>, cx: &mut Context<'_>) {
     ///         if let Some(responder) = self.to.remove(&exchange) {
     ///             self.from.remove(&responder);
-    ///             cx.end_body(responder);
+    ///             match result {
+    ///                 Ok(()) => cx.end_body(responder),
+    ///                 // Cut short: ended, the chunked body would look whole.
+    ///                 Err(_) => cx.abort_body(responder),
+    ///             }
     ///         }
     ///     }
     ///
@@ -921,8 +944,10 @@ pub trait App {
     /// [`on_request_body`](Self::on_request_body), unless
     /// [`Context::fetch_stream`] sends them on. Not asked for a body of at
     /// most [`Limits::stream_above`](crate::http::Limits::stream_above)
-    /// bytes, nor for one declared over `max_stream_bytes`: those come
-    /// whole (413 past `max_body_bytes`).
+    /// bytes (0 by default: an empty one), nor for one declared over
+    /// `max_stream_bytes`: those come whole (413 past `max_body_bytes`), so
+    /// `call` looks at [`Request::body_streams`](crate::http::Request::body_streams)
+    /// to tell.
     fn streams_request(&mut self, request: &Request<'_>) -> bool {
         let _ = request;
         false

@@ -591,10 +591,16 @@ impl Handler {
     pub fn receive_eof<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
         self.peer_closed = true;
         self.process(now, service);
-        if !self.waiting.is_empty() {
+        if let Some(front) = self.waiting.front() {
+            // A streamed response whose head went out was ready: it was
+            // under way.
+            let under_way = front.stream.as_ref().is_some_and(|s| s.at_front);
             self.incident = Some(Incident {
                 status: None,
-                reason: "client closed the connection before its response was ready",
+                reason: match under_way {
+                    true => "client closed the connection during its response",
+                    false => "client closed the connection before its response was ready",
+                },
             });
             self.close_after_response();
         }

@@ -86,6 +86,9 @@ where
 ///     }
 /// }
 /// ```
+///
+/// `'a` is invariant, as [`Response`]'s is: a helper returns `Reply<'a>`
+/// for its caller's `'a`, not `Reply<'static>` (see [`Response`]).
 #[derive(Debug)]
 // Returned by value and matched at once, never stored: boxing the response
 // would cost every request an allocation.

@@ -1195,3 +1195,31 @@ fn a_body_that_stalls_while_its_response_streams_stalls_at_the_idle_timeout() {
         Some((BodyError::Stalled, idle))
     );
 }
+
+/// A client that closes its connection is logged as leaving during its
+/// response once the streamed response's head went out, and before it
+/// while the response was not ready.
+#[test]
+fn a_client_leaving_is_told_apart_during_and_before_its_response() {
+    for begun in [true, false] {
+        let now = Instant::now();
+        let mut service = Streams::default();
+        let mut conn = Handler::new(Limits::default(), now);
+        conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
+        let id = service.ids[0];
+        if begun {
+            conn.respond_stream(id, Response::new(StatusCode::OK), None, now)
+                .unwrap();
+            conn.send_body(id, Bytes::from_static(b"part"), now)
+                .unwrap();
+            assert!(take_output(&mut conn, now).ends_with("4\r\npart"));
+        }
+        conn.receive_eof(now, &mut service);
+        let reason = conn.take_incident().map(|i| i.reason);
+        let expected = match begun {
+            true => "client closed the connection during its response",
+            false => "client closed the connection before its response was ready",
+        };
+        assert_eq!(reason, Some(expected), "begun: {begun}");
+    }
+}

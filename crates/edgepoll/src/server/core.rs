@@ -1224,7 +1224,7 @@ impl Core {
         }
         // The application's own pieces for a response whose body comes
         // through a pipe would be mixed into it.
-        if matches!(answer, Answer::Piece(_) | Answer::End)
+        if matches!(answer, Answer::Piece(_) | Answer::End | Answer::Abort)
             && self.work.pipes.is_piped_down(&responder)
         {
             return;
@@ -1318,6 +1318,12 @@ impl Core {
                 let ended = handler.end_body(id, now);
                 broken = handler.take_broken_body();
                 !matches!(ended, Err(StreamError::Gone))
+            }
+            // Cut where it is: the connection closes after what was sent.
+            Answer::Abort => {
+                let cut = handler.abort_body(id, now);
+                broken = handler.take_broken_body();
+                cut.is_ok()
             }
             Answer::Interim(head) => {
                 // Written with what follows it in this batch, if anything

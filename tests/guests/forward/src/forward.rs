@@ -491,9 +491,12 @@ impl App for Forward {
         cx: &mut Context<'_>,
     ) {
         if self.relay_up.remove(&responder) {
-            // Short of its length if it broke off: the response is cut.
             self.relay_paused.remove(&responder);
-            return cx.end_body(responder);
+            return match result {
+                Ok(()) => cx.end_body(responder),
+                // Broken off: the response is cut, chunked or not.
+                Err(_) => cx.abort_body(responder),
+            };
         }
         if self.late_echo.remove(&responder).is_some() {
             // A body that had no piece.
@@ -559,10 +562,13 @@ impl App for Forward {
         if let Err(e) = &result {
             eprintln!("forward_guest: a response ended: {e}");
         }
-        // Short of its length if it broke off: the response is cut.
+        // Broken off, the response is cut, chunked or not.
         if let Some(responder) = self.relay_down.remove(&exchange) {
             self.relay_paused.remove(&responder);
-            cx.end_body(responder);
+            match result {
+                Ok(()) => cx.end_body(responder),
+                Err(_) => cx.abort_body(responder),
+            }
         }
     }
 
