@@ -12,6 +12,12 @@ WASM_DIR := target/wasm32-wasip1/release
 WASM_PLAIN := -p poll_http_server -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest
 WASM_TLS := -p nonblock_http_client -p proxy
 WASM_PROGRAMS := $(WASM_PLAIN) $(WASM_TLS)
+# The programs with whole-program optimisation (fat LTO, one codegen unit):
+# examples/proxy then runs about 5% fewer Wasm instructions per request.
+# Only for the wasm build: in the profile it would also apply to wasmtime and
+# to every native test binary, minutes of linking each. tests/src/lib.rs
+# builds the programs the same way.
+WASM_BUILD := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 $(CARGO) build --release --target wasm32-wasip1
 # Real WasmEdge joins every test when a working one is found: on PATH, or
 # ../shared/wasmedge (repaired into target/wasmedge when its library links
 # were flattened; see scripts/wasmedge-path). A broken `wasmedge` first on
@@ -65,8 +71,8 @@ CLIPPY := $(CARGO) clippy --release
 
 build: setup-build
 	$(CARGO) $(HOST_BUILD)
-	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PLAIN)
-	$(CARGO) build --release --target wasm32-wasip1 $(WASM_TLS)
+	$(WASM_BUILD) $(WASM_PLAIN)
+	$(WASM_BUILD) $(WASM_TLS)
 
 # Build and start the echo server (wasmedge when on PATH, else edgepoll-host).
 run: build

@@ -84,8 +84,10 @@ pub fn build() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // As the Makefile: the https:// programs apart, so that only they
-        // get edgepoll's `tls` feature.
+        // As the Makefile (WASM_BUILD): the https:// programs apart, so that
+        // only they get edgepoll's `tls` feature, and with whole-program
+        // optimisation, which the workspace's profile cannot give the wasm
+        // programs alone.
         let plain = ["-p", "poll_http_server", "-p", "ws_chat", "-p", "conformance_guest", "-p", "abi_transcript", "-p", "forward_guest"];
         let tls = ["-p", "nonblock_http_client", "-p", "proxy"];
         for programs in [&plain[..], &tls[..]] {
@@ -93,6 +95,8 @@ pub fn build() {
                 .current_dir(root())
                 .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
                 .args(programs)
+                .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+                .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
                 .status()
                 .expect("cargo runs");
             assert!(status.success(), "building the wasm programs failed (is the target installed? run: rustup target add wasm32-wasip1)");
