@@ -510,7 +510,7 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             Behaviour::LateHeadBody => {
                 format!("HTTP/1.1 200 OK\r\nX-Path: {path}\r\nContent-Length: 0\r\n\r\n").into_bytes()
             }
-            _ if path.ends_with("/chunked") => {
+            Behaviour::DiesMidBody if path.ends_with("/chunked") => {
                 let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n";
                 [head.to_vec(), vec![b'x'; 1000], b"\r\n".to_vec()].concat()
             }

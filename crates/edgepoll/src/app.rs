@@ -532,11 +532,16 @@ impl Context<'_> {
     /// without the last chunk of a chunked body (which
     /// [`end_body`](Self::end_body) would send, so that the client took
     /// the part for the whole), and the client sees the response cut
-    /// short. Dropped, as [`send_body`](Self::send_body) is, for a response
-    /// not begun, ended, or piped (the loop cuts a piped one itself when
-    /// its exchange's body breaks off; [`cancel`](Self::cancel) the
-    /// exchange to stop it). The `Shout` example on
-    /// [`pause_response_body`](Self::pause_response_body) uses it.
+    /// short of its announced length or last chunk. (To an HTTP/1.0 client,
+    /// whose body ends at the close, and for a body already sent to its
+    /// announced length, the close looks like an end, as it would anyway.)
+    /// Requests pipelined behind it on that connection are given up
+    /// ([`App::on_abandoned`]). Dropped, as [`send_body`](Self::send_body)
+    /// is, for a response not begun or ended, and for one piped from an
+    /// exchange (the loop cuts that one itself when the exchange's body
+    /// breaks off; [`cancel`](Self::cancel) the exchange to stop it). The
+    /// `Shout` example on [`pause_response_body`](Self::pause_response_body)
+    /// uses it.
     pub fn abort_body(&mut self, responder: Responder) {
         self.responses.push((responder, Answer::Abort));
     }

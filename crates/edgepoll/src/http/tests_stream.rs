@@ -586,6 +586,8 @@ fn a_queued_streamed_response_cut_short_keeps_its_framing() {
     conn.send_body(b, Bytes::from_static(b"queued"), now)
         .unwrap();
     conn.abort_body(b, now).unwrap();
+    // Once is all: it has ended.
+    assert!(matches!(conn.abort_body(b, now), Err(StreamError::Gone)));
     conn.send_body(a, Bytes::from_static(b"first"), now)
         .unwrap();
     conn.end_body(a, now).unwrap();
