@@ -111,6 +111,94 @@ fn stalled_requests_get_504_and_never_delay_the_others() {
     });
 }
 
+/// An app's own timers (`Context::set_timer`): requests with a deadline
+/// of their own (`X-Deadline-Ms`) to a stalled upstream are answered 504
+/// by the service when it comes, each no sooner, in the order of their
+/// deadlines, however they were set; a request answered in time cancels
+/// its timer, and so does a client that leaves; none fires twice, early,
+/// or after it was cancelled (`/_stats` counts what fired).
+#[test]
+fn an_apps_timers_fire_at_their_deadlines_and_never_once_cancelled() {
+    on_each_runtime(|runtime| {
+        let fast = NativeUpstream::start(Behaviour::Echo);
+        let stalled = NativeUpstream::start(Behaviour::Stall);
+        // The loop's own 504 would come at 30 s: far after every deadline.
+        let forward = start_forward(
+            runtime,
+            &["--respond-timeout", "30"],
+            &[
+                format!("/slow={}", stalled.url()),
+                format!("/={}", fast.url()),
+            ],
+        );
+        let addr = forward.addr;
+        // Set out of order: 900, 300, 600 ... ms.
+        let deadlines: Vec<u64> = vec![900, 300, 600, 1200, 150, 750];
+        let waiting: Vec<_> = deadlines
+            .iter()
+            .map(|&ms| {
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let mut stream = connect(addr);
+                    let request = format!(
+                        "GET /slow/{ms} HTTP/1.1\r\nHost: x\r\nX-Deadline-Ms: {ms}\r\n\r\n"
+                    );
+                    stream.write_all(request.as_bytes()).expect("send");
+                    let (head, body) = read_response(&mut stream);
+                    (ms, status(&head), body, started.elapsed(), Instant::now())
+                })
+            })
+            .collect();
+        // Answered in time: its timer is cancelled.
+        let mut stream = connect(addr);
+        stream
+            .write_all(b"POST /in-time HTTP/1.1\r\nHost: x\r\nX-Deadline-Ms: 400\r\nContent-Length: 2\r\n\r\nhi")
+            .expect("send");
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(
+            (status(&head), body.as_slice()),
+            (200, &b"hi"[..]),
+            "{head}"
+        );
+        // A client that leaves before its deadline: its timer is cancelled.
+        let mut leaving = connect(addr);
+        leaving
+            .write_all(b"GET /slow/gone HTTP/1.1\r\nHost: x\r\nX-Deadline-Ms: 500\r\n\r\n")
+            .expect("send");
+        std::thread::sleep(Duration::from_millis(50));
+        drop(leaving);
+        let mut answered: Vec<_> = waiting
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .collect();
+        for (ms, code, body, waited, _) in &answered {
+            assert_eq!(
+                (*code, body.as_slice()),
+                (504, &b"deadline\n"[..]),
+                "deadline {ms} ms"
+            );
+            assert!(
+                *waited >= Duration::from_millis(*ms) && *waited < Duration::from_secs(10),
+                "deadline {ms} ms answered after {waited:?}"
+            );
+        }
+        answered.sort_by_key(|a| a.4);
+        let order: Vec<u64> = answered.iter().map(|a| a.0).collect();
+        let mut sorted = deadlines.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "answered in the order of their deadlines");
+        // Past the cancelled ones' times.
+        std::thread::sleep(Duration::from_millis(600));
+        let value = stats_text(addr);
+        assert_eq!(
+            value("ends"),
+            format!("deadline:{}", deadlines.len()),
+            "what fired (no timer-early, timer-unknown or timer-lost)"
+        );
+        assert_eq!(value("waiting"), "0");
+    });
+}
+
 /// Pipelined requests whose upstream answers come back in another order
 /// are answered in the order they were sent.
 #[test]

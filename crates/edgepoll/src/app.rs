@@ -5,10 +5,11 @@
 // The loop that reads these runs on WasmEdge only.
 #![cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 
+use crate::app_timers::Timers;
 use crate::client::{ClientError, ClientRequest, ExchangeId, Pool, RequestError};
 use crate::http::{BodyError, ParsedResponse, Reply, Request, RequestId, Response};
 use crate::ws::Outbox;
-use crate::Token;
+use crate::{TimerId, Token};
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::Instant;
@@ -447,6 +448,7 @@ pub struct Context<'l> {
     pub(crate) outbox: &'l mut Outbox,
     pub(crate) pipes: &'l mut Pipes,
     pub(crate) paused: &'l mut Vec<(Source, bool)>,
+    pub(crate) timers: &'l mut Timers,
 }
 
 impl Context<'_> {
@@ -803,6 +805,96 @@ impl Context<'_> {
         self.paused.push((Source::Exchange(exchange), paused));
     }
 
+    /// Sets a timer for `at`: [`App::on_timer`] is called with it at the
+    /// loop's first wake-up from then on (a time already past: at the
+    /// next), unless it is cancelled first. For a deadline of the app's
+    /// own, shorter than the loop's timeouts or per request, a retry after
+    /// a pause, or periodic work. A timer holds no connection open and
+    /// does not hold a drain open: the loop ends when the drain does,
+    /// timers set or not.
+    ///
+    /// ```
+    /// use edgepoll::http::{Reply, Request, Response, StatusCode};
+    /// use edgepoll::{App, Context, Responder, TimerId};
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    ///
+    /// /// Answers each request half a second after it came. (For a client
+    /// /// gone meanwhile, the answer is dropped.)
+    /// #[derive(Default)]
+    /// struct Later(HashMap<TimerId, Responder>);
+    ///
+    /// impl App for Later {
+    ///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    ///         let timer = cx.set_timer(cx.now() + Duration::from_millis(500));
+    ///         self.0.insert(timer, responder);
+    ///         Reply::Later
+    ///     }
+    ///
+    ///     fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
+    ///         if let Some(responder) = self.0.remove(&timer) {
+    ///             cx.respond(responder, Response::new(StatusCode::OK).body("later\n"));
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Later::default();
+    /// ```
+    pub fn set_timer(&mut self, at: Instant) -> TimerId {
+        self.timers.set(at)
+    }
+
+    /// Cancels `timer`, which then never fires: true if it was set and had
+    /// not fired.
+    ///
+    /// ```
+    /// use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
+    /// use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, Responder, TimerId};
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    ///
+    /// /// Asks an upstream, and answers 504 if it has not answered within
+    /// /// 200 ms: a deadline per request, where the client's
+    /// /// `response_timeout` is a silence.
+    /// #[derive(Default)]
+    /// struct Deadline {
+    ///     waiting: HashMap<ExchangeId, (Responder, TimerId)>,
+    ///     timers: HashMap<TimerId, ExchangeId>,
+    /// }
+    ///
+    /// impl App for Deadline {
+    ///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    ///         let sent = ClientRequest::new("GET", "http://127.0.0.1:8080/").map(|r| cx.fetch(&r));
+    ///         let Ok(Ok(exchange)) = sent else {
+    ///             return Reply::Now(Response::new(StatusCode::BAD_GATEWAY));
+    ///         };
+    ///         let timer = cx.set_timer(cx.now() + Duration::from_millis(200));
+    ///         self.waiting.insert(exchange, (responder, timer));
+    ///         self.timers.insert(timer, exchange);
+    ///         Reply::Later
+    ///     }
+    ///
+    ///     fn on_response(&mut self, exchange: ExchangeId, result: Result<ParsedResponse, ClientError>, cx: &mut Context<'_>) {
+    ///         let Some((responder, timer)) = self.waiting.remove(&exchange) else { return };
+    ///         cx.cancel_timer(timer);
+    ///         self.timers.remove(&timer);
+    ///         let status = result.map_or(StatusCode::BAD_GATEWAY, |r| r.status);
+    ///         cx.respond(responder, Response::new(status));
+    ///     }
+    ///
+    ///     fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
+    ///         let Some(exchange) = self.timers.remove(&timer) else { return };
+    ///         if let Some((responder, _)) = self.waiting.remove(&exchange) {
+    ///             cx.cancel(exchange);
+    ///             cx.respond(responder, Response::new(StatusCode::GATEWAY_TIMEOUT));
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Deadline::default();
+    /// ```
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.timers.cancel(timer)
+    }
+
     /// The WebSocket outbox: what the loop's WebSockets are sent. Under
     /// [`Server::serve_app`](crate::Server::serve_app) there are none, and
     /// what is queued here goes nowhere.
@@ -998,6 +1090,12 @@ pub trait App {
         cx: &mut Context<'_>,
     ) {
         let _ = (exchange, result, cx);
+    }
+
+    /// A timer set with [`Context::set_timer`] fired: its time has come.
+    /// A timer fires once; set another for periodic work.
+    fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
+        let _ = (timer, cx);
     }
 
     /// A response streamed with [`Context::send_body`] can take more: the

@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 mod app;
+mod app_timers;
 mod client;
 pub mod dns;
 pub mod entropy;
@@ -69,6 +70,7 @@ mod server;
 mod short_copy;
 
 pub use app::{App, Context, Responder};
+pub use app_timers::TimerId;
 #[cfg(target_os = "wasi")]
 pub use client::{download, download_with, send_all, send_all_each, send_all_with};
 pub use client::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};

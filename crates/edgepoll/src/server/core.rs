@@ -13,6 +13,7 @@ use super::names::{self, NameSockets};
 use super::tunnel::{self, Tunnel};
 use super::{bodies, upstream, ws_router, ServerOptions};
 use crate::app::{misused, Answer, Context, Pipes, Responder, Source};
+use crate::app_timers::Timers;
 use crate::client::{ClientError, ClientEvent, ExchangeId, Placement, Pool};
 use crate::http::{Handler, Response, StatusCode, StreamError};
 use crate::net::{self, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -102,6 +103,8 @@ pub(crate) struct Work {
     /// An upstream connection's events while it is stepped, kept between
     /// steps so that each does not allocate its own.
     pub(crate) client_events: Vec<ClientEvent>,
+    /// The application's timers ([`Context::set_timer`]).
+    pub(crate) timers: Timers,
 }
 
 impl Work {
@@ -114,6 +117,7 @@ impl Work {
             outbox: &mut self.outbox,
             pipes: &mut self.pipes,
             paused: &mut self.paused,
+            timers: &mut self.timers,
         }
     }
 
@@ -276,6 +280,9 @@ impl Core {
             if let Some(until) = self.accept_paused_until {
                 wake = wake.min(until);
             }
+            if let Some(timer) = self.work.timers.earliest() {
+                wake = wake.min(timer);
+            }
             match self.poll.poll_until(&mut events, Some(wake)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -315,6 +322,7 @@ impl Core {
                     self.settle_work(now, driven);
                 }
             }
+            self.fire_timers(now, driven);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 // Not while draining: the listener stays out (a pause that
@@ -935,6 +943,21 @@ impl Core {
                 }
             }
             Role::Tunnel(_) => {}
+        }
+    }
+
+    /// Tells the application of its timers due at `now`: those set before
+    /// this round's, in time order, each one's work settled before the
+    /// next (a timer cancelled by an earlier one's callback does not fire).
+    /// One set meanwhile, even for a time past, waits for the next round:
+    /// a timer set anew from its own callback cannot hold the loop.
+    fn fire_timers<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        let set_before = self.work.timers.last_serial();
+        while let Some(timer) = self.work.timers.take_due(now, set_before) {
+            driven.on_timer(timer, &mut self.work.context(now));
+            if self.work.is_pending() {
+                self.settle_work(now, driven);
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use crate::app::{App, Context, Responder};
 use crate::client::{ClientError, ExchangeId};
 use crate::http::{self, BodyError, Dispatch, ParsedResponse, Reply, Request, RequestId};
 use crate::ws::{self, Message};
-use crate::Token;
+use crate::{TimerId, Token};
 use bytes::Bytes;
 use std::time::Instant;
 
@@ -66,6 +66,8 @@ pub(crate) trait Driven {
     fn on_response_end(&mut self, _: ExchangeId, _: Result<(), ClientError>, _: &mut Context<'_>) {}
 
     fn on_body_drained(&mut self, _: Responder, _: &mut Context<'_>) {}
+
+    fn on_timer(&mut self, _: TimerId, _: &mut Context<'_>) {}
 }
 
 /// A plain [`http::Service`]: always answers now.
@@ -222,6 +224,10 @@ impl<A: App> Driven for Apps<A> {
 
     fn on_body_drained(&mut self, responder: Responder, cx: &mut Context<'_>) {
         self.0.on_body_drained(responder, cx);
+    }
+
+    fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
+        self.0.on_timer(timer, cx);
     }
 }
 

@@ -4,7 +4,7 @@ use edgepoll::http::{Limits, ParsedResponse, Reply, Request, Response, StatusCod
 use edgepoll::ws::{Message, Outbox};
 use edgepoll::{
     App, ClientError, ClientOptions, ClientRequest, Context, ExchangeId, Responder, Server,
-    ServerOptions, SmallBlockAlloc, Url,
+    ServerOptions, SmallBlockAlloc, TimerId, Url,
 };
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -115,6 +115,12 @@ struct Forward {
     /// ... and the `X-Pipe-After` exchanges whose head came first, paused
     /// (`None` until it comes).
     paused_heads: HashMap<ExchangeId, Option<(Responder, Response<'static>, Option<u64>)>>,
+    /// Requests with `X-Deadline-Ms: N` (not streaming): answered 504 by
+    /// the service itself, through a timer, if their upstream has not
+    /// answered within N ms. The timers' exchanges, and each exchange's
+    /// timer (cancelled when its answer comes).
+    deadlines: HashMap<TimerId, ExchangeId>,
+    deadline_of: HashMap<ExchangeId, TimerId>,
 }
 
 /// What a check's answer lets go on.
@@ -333,9 +339,18 @@ impl App for Forward {
                 Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
             };
         }
+        let deadline = request.header("x-deadline-ms").and_then(|ms| {
+            let ms = std::str::from_utf8(ms).ok()?.parse().ok()?;
+            Some(Duration::from_millis(ms))
+        });
         match cx.fetch(&upstream.body(request.body().to_vec())) {
             Ok(exchange) => {
                 self.waiting.insert(exchange, responder);
+                if let Some(after) = deadline {
+                    let timer = cx.set_timer(cx.now() + after);
+                    self.deadlines.insert(timer, exchange);
+                    self.deadline_of.insert(exchange, timer);
+                }
                 Reply::Later
             }
             Err(e) => Reply::Now(Response::new(StatusCode::BAD_REQUEST).body(format!("{e}\n"))),
@@ -369,6 +384,13 @@ impl App for Forward {
             };
             *self.ends.entry(outcome).or_default() += 1;
             return;
+        }
+        if let Some(timer) = self.deadline_of.remove(&exchange) {
+            self.deadlines.remove(&timer);
+            if !cx.cancel_timer(timer) {
+                // Gone without firing: the loop lost it.
+                *self.ends.entry("timer-lost".to_string()).or_default() += 1;
+            }
         }
         let Some(responder) = self.waiting.remove(&exchange) else {
             return;
@@ -580,6 +602,27 @@ impl App for Forward {
         }
     }
 
+    fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
+        // Counted in `/_stats`: a timer fires once, never after it was
+        // cancelled, and not before its time.
+        let outcome = match self.deadlines.remove(&timer) {
+            None => "timer-unknown",
+            Some(_) if cx.now() < timer.at() => "timer-early",
+            Some(exchange) => {
+                self.deadline_of.remove(&exchange);
+                if let Some(responder) = self.waiting.remove(&exchange) {
+                    cx.cancel(exchange);
+                    cx.respond(
+                        responder,
+                        Response::new(StatusCode::GATEWAY_TIMEOUT).body("deadline\n"),
+                    );
+                }
+                "deadline"
+            }
+        };
+        *self.ends.entry(outcome.to_string()).or_default() += 1;
+    }
+
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
         self.generating.remove(&responder);
         self.relay_up.remove(&responder);
@@ -601,6 +644,10 @@ impl App for Forward {
         for exchange in gone {
             self.waiting.remove(&exchange);
             cx.cancel(exchange);
+            if let Some(timer) = self.deadline_of.remove(&exchange) {
+                self.deadlines.remove(&timer);
+                cx.cancel_timer(timer);
+            }
         }
     }
 }
@@ -700,6 +747,8 @@ fn run() -> Result<(), String> {
         relay_paused: HashMap::new(),
         checks: HashMap::new(),
         paused_heads: HashMap::new(),
+        deadlines: HashMap::new(),
+        deadline_of: HashMap::new(),
     };
     Server::new(listener, options)
         .serve_app(service)
