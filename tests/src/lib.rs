@@ -811,6 +811,23 @@ pub fn exchange_until_close(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Reads until the server closes the connection (or resets it) and returns
+/// what came; fails the test if the read timed out instead: a hang.
+pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let ended = stream.read_to_end(&mut got);
+    let closed = match &ended {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed,
+        "{ended:?} after {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    got
+}
+
 /// Reads exactly one response (Content-Length framed) from the stream,
 /// whose head may be 64 KiB at the most.
 pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {

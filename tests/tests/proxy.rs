@@ -6,8 +6,8 @@
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, free_port, on_each_runtime, read_response,
-    refused_port, run_ws_clients, start_command, start_program, start_server, wait_until, wasm,
-    Running, Runtime,
+    read_until_closed, refused_port, run_ws_clients, start_command, start_program, start_server,
+    wait_until, wasm, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -437,14 +437,7 @@ fn each_failure_gets_its_answer_and_the_healthy_load_goes_on() {
         stream
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .expect("send");
-        let mut got = Vec::new();
-        let ended = stream.read_to_end(&mut got);
-        // Closed, or reset: not the read timeout (a hang).
-        let closed = match &ended {
-            Ok(_) => true,
-            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-        };
-        assert!(closed, "{ended:?} after {} bytes", got.len());
+        let got = read_until_closed(&mut stream);
         let text = String::from_utf8_lossy(&got);
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         let body = got.len() - text.find("\r\n\r\n").expect("a head") - 4;
@@ -490,15 +483,9 @@ fn an_upstream_that_dies_mid_body_is_left_out() {
             stream
                 .write_all(b"GET /n HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .expect("send");
-            let mut got = Vec::new();
             // Closed after a whole response, or cut (closed or reset): not
             // the read timeout (a hang).
-            let ended = stream.read_to_end(&mut got);
-            let closed = match &ended {
-                Ok(_) => true,
-                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-            };
-            assert!(closed, "{ended:?} after {} bytes", got.len());
+            let got = read_until_closed(&mut stream);
             let text = String::from_utf8_lossy(&got);
             assert!(text.starts_with("HTTP/1.1 200"), "{text}");
             if text
