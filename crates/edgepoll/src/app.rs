@@ -806,12 +806,15 @@ impl Context<'_> {
     }
 
     /// Sets a timer for `at`: [`App::on_timer`] is called with it at the
-    /// loop's first wake-up from then on (a time already past: at the
-    /// next), unless it is cancelled first. For a deadline of the app's
-    /// own, shorter than the loop's timeouts or per request, a retry after
-    /// a pause, or periodic work. A timer holds no connection open and
-    /// does not hold a drain open: the loop ends when the drain does,
-    /// timers set or not.
+    /// end of the first round of the loop's events that ends at `at` or
+    /// later, never before, unless it is cancelled first. A time already
+    /// past fires at the end of the current round (set from
+    /// [`App::on_timer`] itself: of the next, so that a timer set anew
+    /// there cannot hold the loop). For a deadline of the app's own,
+    /// shorter than the loop's timeouts or per request, a retry after a
+    /// pause, or periodic work. A timer holds no connection open and does
+    /// not hold a drain open: the loop ends when the drain does, and
+    /// timers still set then are dropped, never told of.
     ///
     /// ```
     /// use edgepoll::http::{Reply, Request, Response, StatusCode};

@@ -346,8 +346,9 @@ impl App for Forward {
         match cx.fetch(&upstream.body(request.body().to_vec())) {
             Ok(exchange) => {
                 self.waiting.insert(exchange, responder);
-                if let Some(after) = deadline {
-                    let timer = cx.set_timer(cx.now() + after);
+                // A deadline past what an Instant holds is none.
+                if let Some(at) = deadline.and_then(|after| cx.now().checked_add(after)) {
+                    let timer = cx.set_timer(at);
                     self.deadlines.insert(timer, exchange);
                     self.deadline_of.insert(exchange, timer);
                 }
