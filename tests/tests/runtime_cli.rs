@@ -374,6 +374,13 @@ fn names_below_a_readonly_directory_stay_as_they_were_given() {
         // A file opened to read with broad rights opens everywhere.
         assert_eq!(errno("open_broad"), Some(0), "{}: {stdout}", rt.name());
         assert_eq!(errno("set_own_rights"), Some(0), "{}: {stdout}", rt.name());
+        // 31: EISDIR, a directory opened for writing, as the kernel says.
+        assert_eq!(
+            errno("open_dir_to_write"),
+            Some(31),
+            "{}: {stdout}",
+            rt.name()
+        );
         let listing = |d: &std::path::Path| -> Vec<String> {
             let mut names: Vec<String> = std::fs::read_dir(d)
                 .map(|r| {

@@ -167,6 +167,7 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     }
     // Below a read-only preopen nothing is opened for writing on the host,
     // whatever rights remain (`FD_DATASYNC` alone would ask for it).
+    let wants_write = write;
     let write = write && !dir_readonly;
     let mut flags = match (read, write) {
         (true, true) => libc::O_RDWR,
@@ -197,6 +198,11 @@ pub fn open(mem: &mut GuestMemory<'_>, fds: &mut FdTable, o: &Open) -> WasiResul
     fds.check_room()?;
     let opened = beneath::open_leaf(&leaf, flags)?;
     let is_dir = beneath::fstat(opened.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if is_dir && wants_write && !write {
+        // What the kernel says to a directory opened for writing, as it
+        // does here below a writable preopen and on WasmEdge below either.
+        return Err(ISDIR);
+    }
     let entry = if is_dir {
         Entry::Dir(Directory {
             fd: opened,

@@ -65,6 +65,9 @@ const BROAD: u64 = {
     rights
 };
 
+/// `path_open`'s flag for a directory.
+const OFLAGS_DIRECTORY: u32 = 2;
+
 /// Prints the errno (0: done) of each name change asked below `/data`,
 /// with `/work` (writable) as the other end of a link or a rename.
 pub fn readonly_names() -> Result<(), String> {
@@ -113,6 +116,14 @@ pub fn readonly_names() -> Result<(), String> {
             path_rename(d, hello.0, hello.1, w, moved.0, moved.1)
         );
         println!("unlink={}", path_unlink_file(d, hello.0, hello.1));
+        // A directory asked for a right that writes (FD_DATASYNC, 1 << 0,
+        // beside FD_READ, 1 << 1) is refused as the kernel refuses it to
+        // `O_RDWR`: EISDIR, below a read-only directory as anywhere.
+        let (dot, mut dir) = (name("."), 0u32);
+        println!(
+            "open_dir_to_write={}",
+            path_open(d, 0, dot.0, dot.1, OFLAGS_DIRECTORY, 0b11, 0, 0, &mut dir)
+        );
     }
     Ok(())
 }
