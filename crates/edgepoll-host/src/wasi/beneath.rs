@@ -403,32 +403,36 @@ impl Dirs {
     }
 
     /// To the directory before (above the base: `EPERM`), opened again
-    /// beneath the base with no link followed: by its whole path, or a name
-    /// at a time where that is longer than the kernel takes.
+    /// beneath the base with no link followed, by its names from the base,
+    /// as many in one `openat2` as the kernel takes in a path: one call but
+    /// for the deepest trees, and a few there, where a name at a time made
+    /// a walk with many `..` in a tree thousands deep take seconds.
     fn up(&mut self) -> Result<(), Errno> {
         self.names.pop().ok_or(PERM)?;
         let flags = DIR_FLAGS & !libc::O_NOFOLLOW;
-        let no_links = libc::RESOLVE_NO_SYMLINKS;
-        let whole = self.names.iter().map(|name| name.len() + 1).sum::<usize>();
-        if whole < libc::PATH_MAX as usize {
-            self.open = match self.names.is_empty() {
-                true => None,
-                false => {
-                    let path = checked(&self.names.join(&b'/'))?;
-                    Some(openat2_resolving(self.base, &path, flags, 0, no_links)?)
-                }
-            };
-            return Ok(());
-        }
         let mut open: Option<OwnedFd> = None;
-        for name in &self.names {
+        let mut names = self.names.iter().peekable();
+        let mut path = Vec::new();
+        while names.peek().is_some() {
+            path.clear();
+            // At least one name (none is longer than NAME_MAX), and as
+            // many more as fit with their slashes and the NUL.
+            while let Some(name) = names.next_if(|name| {
+                path.is_empty() || path.len() + 1 + name.len() < libc::PATH_MAX as usize
+            }) {
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(name);
+            }
             let here = open.as_ref().map_or(self.base, AsRawFd::as_raw_fd);
+            let part = checked(&path)?;
             open = Some(openat2_resolving(
                 here,
-                &checked(name)?,
+                &part,
                 flags,
                 0,
-                no_links,
+                libc::RESOLVE_NO_SYMLINKS,
             )?);
         }
         self.open = open;
@@ -736,7 +740,7 @@ mod tests {
     }
 
     /// A `..` out of a directory deeper than the kernel takes as one path
-    /// (2100 levels: 4200 bytes) goes back a name at a time.
+    /// (2100 levels: 4200 bytes) goes back by names cut in two paths.
     #[test]
     fn a_dot_dot_deeper_than_a_whole_path_is_walked_back() {
         let t = Tree::new("deep");
@@ -762,6 +766,13 @@ mod tests {
         assert!(open_path(base, &path, false).is_ok());
         let path = [b"d/".repeat(2100), b"../g".to_vec()].concat();
         assert_eq!(open_path(base, &path, false).err(), Some(NOENT));
+        // Back and down again, across where the names are cut in two.
+        let path = [b"d/".repeat(2100), b"../../../../d/d/d/f".to_vec()].concat();
+        assert!(open_path(base, &path, false).is_ok());
+        let path = [b"d/".repeat(2100), b"../".repeat(2100), b"f".to_vec()].concat();
+        assert_eq!(open_path(base, &path, false).err(), Some(NOENT));
+        let path = [b"d/".repeat(2100), b"../".repeat(2101), b"f".to_vec()].concat();
+        assert_eq!(open_path(base, &path, false).err(), Some(PERM));
     }
 
     /// A path longer than the kernel takes is walked a name at a time, as
