@@ -201,6 +201,46 @@ fn an_apps_timers_fire_at_their_deadlines_and_never_once_cancelled() {
     });
 }
 
+/// Deadlines that fall due in one round fire together, and what their
+/// callbacks did is settled once: a request waiting for a pooled
+/// connection that one of them frees, and that a later one of them gives
+/// up, is never sent. Six pipelined requests (read in one round, so their
+/// deadlines are the same instant) to a stalled upstream with a pool of
+/// two: the upstream sees two connections, not one per request.
+#[test]
+fn timers_due_together_give_up_queued_requests_before_any_is_sent() {
+    on_each_runtime(|runtime| {
+        let stalled = NativeUpstream::start(Behaviour::Stall);
+        let forward = start_forward(
+            runtime,
+            &["--respond-timeout", "30", "--max-per-origin", "2"],
+            &[format!("/={}", stalled.url())],
+        );
+        let mut stream = connect(forward.addr);
+        let requests: String = (0..6)
+            .map(|i| format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-Deadline-Ms: 300\r\n\r\n"))
+            .collect();
+        stream.write_all(requests.as_bytes()).expect("send");
+        for i in 0..6 {
+            let (head, body) = read_response(&mut stream);
+            assert_eq!(
+                (status(&head), body.as_slice()),
+                (504, &b"deadline\n"[..]),
+                "request {i}: {head}"
+            );
+        }
+        // Time for a connection made last to be accepted.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            stalled.seen.accepted.load(Ordering::SeqCst),
+            2,
+            "connections the stalled upstream accepted"
+        );
+        let value = stats_text(forward.addr);
+        assert_eq!(value("waiting"), "0");
+    });
+}
+
 /// Pipelined requests whose upstream answers come back in another order
 /// are answered in the order they were sent.
 #[test]
