@@ -9,8 +9,11 @@ use std::sync::Arc;
 
 /// The client's TLS configuration: trusting the PEM certificates of
 /// `ca_pem`, or the Mozilla roots without it; ALPN `http/1.1`; the ChaCha20
-/// suites first. Public so that a native program can use the very same
-/// configuration (the TLS benchmark's native client does).
+/// suites first. Public so that a program can check its CA file at start
+/// (the loop builds this at the first `https://` request, and a file with
+/// no certificate fails every such request with [`TlsError::Config`]), as
+/// examples/proxy's `--cacert` does, and so that a native program can use
+/// the very same configuration (the TLS benchmark's native client does).
 ///
 /// ```
 /// let config = edgepoll::tls::client_config(None).unwrap();
@@ -40,6 +43,9 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
+    // Deprecated since rustls 0.23.48 for want of post-quantum key
+    // exchanges, which ring has none of; the groups are replaced below.
+    #[allow(deprecated)]
     let mut provider = ring::default_provider();
     // Secret bytes from many calls of the system's source, not one (see
     // `crate::entropy`).

@@ -434,6 +434,8 @@ mod tests {
             .expect("certificate");
         let key =
             PrivateKeyDer::from_pem_slice(include_bytes!("testdata/localhost.key")).expect("key");
+        // Deprecated since rustls 0.23.48 (see `tls/config.rs`).
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
