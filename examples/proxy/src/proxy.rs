@@ -396,12 +396,7 @@ impl App for Proxy {
             }
         }
         let answer = match error {
-            ClientError::Timeout(_)
-            | ClientError::Queued(_)
-            | ClientError::ConnectTimeout(_)
-            | ClientError::Tls(TlsError::HandshakeTimeout(_)) => {
-                text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
-            }
+            e if e.is_timeout() => text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
             ClientError::BadResponse(_) => {
                 text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n")
             }

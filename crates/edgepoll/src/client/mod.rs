@@ -134,13 +134,17 @@ pub struct ClientOptions {
     /// Where host names are resolved ([`crate::dns`]): a DNS server asked
     /// on the loop, or `None` for the runtime's blocking `getaddrinfo`. By
     /// default the `DNS_SERVER` environment variable (an invalid value is
-    /// reported once on stderr and not used).
+    /// reported once on stderr and not used: a program that would rather
+    /// refuse to start, as examples/proxy does, checks
+    /// [`dns::server_from_env`](crate::dns::server_from_env) itself).
     pub dns_server: Option<SocketAddr>,
     /// Longest time a name lookup through `dns_server` may take.
     pub dns_timeout: Duration,
     /// PEM certificates to trust for `https://` instead of the Mozilla
     /// roots (as curl's `--cacert`: a private CA). `None`: the Mozilla
-    /// roots of `webpki-roots`.
+    /// roots of `webpki-roots`. Read at the first `https://` request; to
+    /// refuse a bad file at start, check it with
+    /// `edgepoll::tls::client_config` (with the `tls` feature).
     pub ca_certificates: Option<Vec<u8>>,
 }
 
@@ -194,9 +198,7 @@ fn dns_server_from_env() -> Option<SocketAddr> {
 /// fn answer(result: Result<ParsedResponse, ClientError>) -> Response<'static> {
 ///     match result {
 ///         Ok(r) => Response::new(r.status).body(r.body),
-///         Err(ClientError::Timeout(_) | ClientError::ConnectTimeout(_) | ClientError::Queued(_)) => {
-///             Response::new(StatusCode::GATEWAY_TIMEOUT)
-///         }
+///         Err(e) if e.is_timeout() => Response::new(StatusCode::GATEWAY_TIMEOUT),
 ///         Err(ClientError::Request(_)) => Response::new(StatusCode::BAD_REQUEST),
 ///         Err(_) => Response::new(StatusCode::BAD_GATEWAY),
 ///     }
@@ -299,6 +301,33 @@ impl ClientError {
             io::ErrorKind::ConnectionRefused => ClientError::Refused,
             _ => ClientError::Connect(e),
         }
+    }
+
+    /// Whether the server was too slow, which a gateway answers with 504
+    /// (RFC 9110 §15.6.5): no response, or no progress on it, in time
+    /// ([`Timeout`](Self::Timeout)); no connection
+    /// ([`ConnectTimeout`](Self::ConnectTimeout)) or TLS handshake
+    /// ([`TlsError::HandshakeTimeout`](crate::tls::TlsError::HandshakeTimeout))
+    /// within the connect timeout; or no connection free for it
+    /// ([`Queued`](Self::Queued)). Not a name lookup that timed out: that
+    /// is the DNS server's, a [`Resolve`](Self::Resolve) error.
+    ///
+    /// ```
+    /// use edgepoll::tls::TlsError;
+    /// use edgepoll::ClientError;
+    /// use std::time::Duration;
+    /// let handshake = ClientError::Tls(TlsError::HandshakeTimeout(Duration::from_secs(5)));
+    /// assert!(handshake.is_timeout());
+    /// assert!(!ClientError::Refused.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Timeout(_)
+                | ClientError::ConnectTimeout(_)
+                | ClientError::Queued(_)
+                | ClientError::Tls(crate::tls::TlsError::HandshakeTimeout(_))
+        )
     }
 
     /// Whether a [`Connect`](Self::Connect) failed for a reason of this
