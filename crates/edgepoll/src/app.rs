@@ -857,11 +857,24 @@ impl Context<'_> {
     ///
     /// /// Asks an upstream, and answers 504 if it has not answered within
     /// /// 200 ms: a deadline per request, where the client's
-    /// /// `response_timeout` is a silence.
+    /// /// `response_timeout` is a silence. Each request is found by any of
+    /// /// the three names the loop may call back with.
     /// #[derive(Default)]
     /// struct Deadline {
-    ///     waiting: HashMap<ExchangeId, (Responder, TimerId)>,
-    ///     timers: HashMap<TimerId, ExchangeId>,
+    ///     waiting: HashMap<Responder, (ExchangeId, TimerId)>,
+    ///     by_exchange: HashMap<ExchangeId, Responder>,
+    ///     by_timer: HashMap<TimerId, Responder>,
+    /// }
+    ///
+    /// impl Deadline {
+    ///     /// Forgets a request: its exchange and its timer, to cancel
+    ///     /// whichever has not ended.
+    ///     fn forget(&mut self, responder: Responder) -> Option<(ExchangeId, TimerId)> {
+    ///         let (exchange, timer) = self.waiting.remove(&responder)?;
+    ///         self.by_exchange.remove(&exchange);
+    ///         self.by_timer.remove(&timer);
+    ///         Some((exchange, timer))
+    ///     }
     /// }
     ///
     /// impl App for Deadline {
@@ -871,24 +884,35 @@ impl Context<'_> {
     ///             return Reply::Now(Response::new(StatusCode::BAD_GATEWAY));
     ///         };
     ///         let timer = cx.set_timer(cx.now() + Duration::from_millis(200));
-    ///         self.waiting.insert(exchange, (responder, timer));
-    ///         self.timers.insert(timer, exchange);
+    ///         self.waiting.insert(responder, (exchange, timer));
+    ///         self.by_exchange.insert(exchange, responder);
+    ///         self.by_timer.insert(timer, responder);
     ///         Reply::Later
     ///     }
     ///
     ///     fn on_response(&mut self, exchange: ExchangeId, result: Result<ParsedResponse, ClientError>, cx: &mut Context<'_>) {
-    ///         let Some((responder, timer)) = self.waiting.remove(&exchange) else { return };
-    ///         cx.cancel_timer(timer);
-    ///         self.timers.remove(&timer);
+    ///         let Some(&responder) = self.by_exchange.get(&exchange) else { return };
+    ///         if let Some((_, timer)) = self.forget(responder) {
+    ///             cx.cancel_timer(timer);
+    ///         }
     ///         let status = result.map_or(StatusCode::BAD_GATEWAY, |r| r.status);
     ///         cx.respond(responder, Response::new(status));
     ///     }
     ///
     ///     fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
-    ///         let Some(exchange) = self.timers.remove(&timer) else { return };
-    ///         if let Some((responder, _)) = self.waiting.remove(&exchange) {
+    ///         let Some(&responder) = self.by_timer.get(&timer) else { return };
+    ///         if let Some((exchange, _)) = self.forget(responder) {
     ///             cx.cancel(exchange);
-    ///             cx.respond(responder, Response::new(StatusCode::GATEWAY_TIMEOUT));
+    ///         }
+    ///         cx.respond(responder, Response::new(StatusCode::GATEWAY_TIMEOUT));
+    ///     }
+    ///
+    ///     // The client left (or the loop's own 504 came first): the
+    ///     // upstream is not waited on any more.
+    ///     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
+    ///         if let Some((exchange, timer)) = self.forget(responder) {
+    ///             cx.cancel(exchange);
+    ///             cx.cancel_timer(timer);
     ///         }
     ///     }
     /// }

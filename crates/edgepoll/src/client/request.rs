@@ -47,8 +47,8 @@ pub enum RequestError {
     /// with a streamed body is sent with nothing to stream it from (by
     /// [`Context::fetch`](crate::Context::fetch), `fetch_stream` without
     /// `body_from`, `send_all` or `download`); or an `http::Request` marked
-    /// [`StreamedBody`](crate::StreamedBody) is converted (its body is not
-    /// in it).
+    /// `edgepoll::StreamedBody` (with the `http` feature) is converted (its
+    /// body is not in it).
     BodyFrom,
     /// A body of unknown length (chunked) for a server that answered in
     /// HTTP/1.0 when last asked: it would not take the chunked framing, and

@@ -123,7 +123,11 @@ pub enum ResolveError {
     NotRecursive,
     /// What came back is not a valid answer.
     BadAnswer(&'static str),
-    /// The server could not be reached.
+    /// The server could not be reached. A refusal (an ICMP port
+    /// unreachable: nothing listens there, as while it restarts) is
+    /// believed the second time, when the query sent again after
+    /// [`RESEND_AFTER`] (1 s) is refused too, as glibc tries a refused
+    /// server again; so a lookup with no server up ends after about 1 s.
     Unreachable(String),
     /// The system resolver failed (its message).
     System(String),
