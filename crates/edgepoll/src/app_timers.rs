@@ -76,13 +76,18 @@ impl Timers {
     }
 
     /// The earliest timer due at `now` that was set up to `serial`, taken
-    /// out.
+    /// out. Those set since, even for an earlier time, are passed over, not
+    /// waited behind: an app that sets a timer for a time past from each
+    /// callback would otherwise keep the others from ever firing.
     pub(crate) fn take_due(&mut self, now: Instant, serial: u64) -> Option<TimerId> {
-        let first = *self.set.first()?;
-        if first.at > now || first.serial > serial {
-            return None;
-        }
-        self.set.pop_first()
+        let due = self
+            .set
+            .iter()
+            .take_while(|timer| timer.at <= now)
+            .find(|timer| timer.serial <= serial)
+            .copied()?;
+        self.set.remove(&due);
+        Some(due)
     }
 }
 
@@ -124,6 +129,21 @@ mod tests {
         assert_eq!(timers.take_due(now, limit), Some(first));
         // Set from `first`'s callback, due at once (even earlier).
         let again = timers.set(now - Duration::from_millis(1));
+        assert_eq!(timers.take_due(now, limit), None);
+        assert_eq!(timers.take_due(now, timers.last_serial()), Some(again));
+    }
+
+    #[test]
+    fn a_timer_set_for_a_time_past_while_timers_fire_holds_none_of_them_back() {
+        let now = Instant::now();
+        let mut timers = Timers::default();
+        let first = timers.set(now - Duration::from_millis(2));
+        let second = timers.set(now);
+        let limit = timers.last_serial();
+        assert_eq!(timers.take_due(now, limit), Some(first));
+        // Set from `first`'s callback, earlier than `second`.
+        let again = timers.set(now - Duration::from_millis(1));
+        assert_eq!(timers.take_due(now, limit), Some(second));
         assert_eq!(timers.take_due(now, limit), None);
         assert_eq!(timers.take_due(now, timers.last_serial()), Some(again));
     }

@@ -309,8 +309,10 @@ impl ClientError {
     /// ([`ConnectTimeout`](Self::ConnectTimeout)) or TLS handshake
     /// ([`TlsError::HandshakeTimeout`](crate::tls::TlsError::HandshakeTimeout))
     /// within the connect timeout; or no connection free for it
-    /// ([`Queued`](Self::Queued)). Not a name lookup that timed out: that
-    /// is the DNS server's, a [`Resolve`](Self::Resolve) error.
+    /// ([`Queued`](Self::Queued), which a name still being looked up when
+    /// the response timeout ran out is too). Not a lookup that the DNS
+    /// server left unanswered for [`dns_timeout`](ClientOptions::dns_timeout):
+    /// that is the DNS server's, a [`Resolve`](Self::Resolve) error.
     ///
     /// ```
     /// use edgepoll::tls::TlsError;
