@@ -2943,8 +2943,11 @@ impl Handler {
         Ok(())
     }
 
-    /// Bytes of the streamed response to `id` queued and not yet sent: what
-    /// a service that produces a body watches to stay within its memory.
+    /// Bytes of the streamed response to `id` queued and not yet sent, and
+    /// for a response pipelined behind others, the streamed bytes queued
+    /// ahead of it on the connection too: what a service that produces a
+    /// body watches to stay within its memory, which is then one budget per
+    /// connection, not one per response waiting there.
     ///
     /// ```
     /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
@@ -2966,22 +2969,31 @@ impl Handler {
     /// assert!(conn.body_backlog(id) >= 4096); // produce more once this goes down
     /// ```
     pub fn body_backlog(&self, id: RequestId) -> usize {
-        match self.waiting.iter().find(|w| w.id == id) {
-            // To HEAD nothing is queued, whatever else the output holds.
-            Some(Waiting {
-                stream: Some(stream),
-                ..
-            }) if stream.framing == Outgoing::Discard => 0,
-            Some(Waiting {
-                stream: Some(stream),
-                ..
-            }) if stream.at_front => self.output.queued_pieces(),
-            Some(Waiting {
-                stream: Some(stream),
-                ..
-            }) => stream.pieces.iter().map(Bytes::len).sum(),
-            _ => 0,
+        // The pieces of streamed responses queued behind the one going
+        // out, ahead of this one: none of it can leave before them.
+        let mut ahead = 0;
+        for waiting in &self.waiting {
+            let Some(stream) = &waiting.stream else {
+                if waiting.id == id {
+                    return 0;
+                }
+                continue;
+            };
+            let own = match stream.at_front {
+                true => 0,
+                false => stream.pieces.iter().map(Bytes::len).sum(),
+            };
+            if waiting.id != id {
+                ahead += own;
+                continue;
+            }
+            return match stream.framing {
+                // To HEAD nothing is queued, whatever else the output holds.
+                Outgoing::Discard => 0,
+                _ => self.output.queued_pieces() + ahead + own,
+            };
         }
+        0
     }
 
     /// Whether `id` is a HEAD request still waiting for its response: one

@@ -304,6 +304,48 @@ fn streamed_responses_are_framed_for_their_client_and_keep_their_place() {
     assert!(conn.is_finished());
 }
 
+/// Pipelined streamed responses share one backlog, the connection's: what
+/// waits ahead of a response counts in its own, so that a service filling
+/// each to the limit holds one limit per connection, not one per response.
+#[test]
+fn responses_pipelined_behind_a_streamed_one_count_what_waits_ahead_of_them() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nHEAD /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\n\r\n",
+        now,
+        &mut service,
+    );
+    let [a, b, c, d] = [0, 1, 2, 3].map(|i| service.ids[i]);
+    for id in [a, b, c, d] {
+        conn.respond_stream(id, Response::new(StatusCode::OK), Some(1000), now)
+            .unwrap();
+    }
+    let piece = || Bytes::from(vec![b'x'; 100]);
+    conn.send_body(a, piece(), now).unwrap();
+    assert_eq!(conn.body_backlog(a), 100);
+    conn.send_body(b, piece(), now).unwrap();
+    assert_eq!(conn.body_backlog(b), 200, "a's piece is ahead of b's");
+    // To HEAD nothing is queued.
+    conn.send_body(c, piece(), now).unwrap();
+    assert_eq!(conn.body_backlog(c), 0);
+    conn.send_body(d, piece(), now).unwrap();
+    assert_eq!(
+        conn.body_backlog(d),
+        300,
+        "a's and b's pieces, then its own"
+    );
+    assert_eq!(
+        conn.body_backlog(a),
+        100,
+        "what waits behind it is not its own"
+    );
+    // a's bytes leave: b and d have less ahead of them.
+    let _ = take_output(&mut conn, now);
+    assert_eq!(conn.body_backlog(a), 0);
+    assert_eq!((conn.body_backlog(b), conn.body_backlog(d)), (100, 200));
+}
+
 /// A streamed body whose framing breaks before its response began gets the
 /// status a whole one would get; after, the connection just closes.
 #[test]
