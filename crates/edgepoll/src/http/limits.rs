@@ -20,21 +20,25 @@ use std::time::Duration;
 pub struct Limits {
     /// Largest request head (request line and header fields), in bytes.
     /// Over it: 431, or 414 when the request line alone is over it (RFC
-    /// 9112 §3).
+    /// 9112 §3). 16 KiB by default.
     pub max_head_bytes: usize,
-    /// Most header fields in one request head. Over it: 431.
+    /// Most header fields in one request head. Over it: 431. 64 by default.
     pub max_headers: usize,
     /// Largest request body, in bytes (decoded size for chunked bodies). Over it: 413.
+    /// 16 MiB by default.
     pub max_body_bytes: usize,
-    /// Longest chunk-size line, extensions included. Over it: 400.
+    /// Longest chunk-size line, extensions included. Over it: 400. 4 KiB by default.
     pub max_chunk_line_bytes: usize,
     /// While more response bytes than this wait to be sent, the connection stops
     /// reading new requests (backpressure against pipelining clients that do not read).
+    /// 1 MiB by default.
     pub max_pending_output_bytes: usize,
     /// Time from a request's first byte to the end of its head. Past it: 408 and close.
+    /// 10 s by default.
     pub header_timeout: Duration,
     /// Longest time without progress (bytes in or out) on an open connection,
     /// idle or in a request body. Past it: closed (408 first if a request was under way).
+    /// 60 s by default.
     pub idle_timeout: Duration,
     /// What counts as progress against [`idle_timeout`](Self::idle_timeout)
     /// while a request body comes or output waits to be taken: this many
@@ -52,13 +56,13 @@ pub struct Limits {
     /// end (an upload may take longer than this; one its client stalls
     /// meets [`idle_timeout`](Self::idle_timeout) and gets 408), or from its
     /// last piece while its sink holds it back (paused). Past it: 504, and
-    /// the service is told the request was abandoned.
+    /// the service is told the request was abandoned. 30 s by default.
     pub respond_timeout: Duration,
     /// Most requests of one connection waiting for their deferred responses;
     /// past it, pipelined requests are not read until one is answered. Only
     /// safe requests wait side by side: one after an unsafe request still
     /// unanswered, or an unsafe one after any, is read once those before it
-    /// are answered (RFC 9112 §9.3.2).
+    /// are answered (RFC 9112 §9.3.2). 16 by default.
     pub max_waiting: usize,
     /// Largest body a service may take in pieces ([`Dispatch::streams`](super::Dispatch::streams)):
     /// a longer `Content-Length` is not offered for streaming (413 as
@@ -68,7 +72,7 @@ pub struct Limits {
     pub max_stream_bytes: u64,
     /// Bodies with a `Content-Length` up to this are never offered for
     /// streaming (the service is not asked): they come whole, as for a
-    /// [`Service`](super::Service). 0 offers every body.
+    /// [`Service`](super::Service). 0 (the default) offers every body.
     pub stream_above: u64,
     /// Once a streamed request's response has been given whole while its
     /// body still comes, at most this many more bytes of the body are read
