@@ -2973,25 +2973,20 @@ impl Handler {
         // out, ahead of this one: none of it can leave before them.
         let mut ahead = 0;
         for waiting in &self.waiting {
-            let Some(stream) = &waiting.stream else {
-                if waiting.id == id {
-                    return 0;
-                }
-                continue;
+            let held = match &waiting.stream {
+                Some(stream) if !stream.at_front => stream.pieces.iter().map(Bytes::len).sum(),
+                _ => 0,
             };
-            let own = match stream.at_front {
-                true => 0,
-                false => stream.pieces.iter().map(Bytes::len).sum(),
-            };
-            if waiting.id != id {
-                ahead += own;
-                continue;
+            if waiting.id == id {
+                return match &waiting.stream {
+                    // To HEAD nothing is queued, whatever else the output holds.
+                    Some(stream) if stream.framing != Outgoing::Discard => {
+                        self.output.queued_pieces() + ahead + held
+                    }
+                    _ => 0,
+                };
             }
-            return match stream.framing {
-                // To HEAD nothing is queued, whatever else the output holds.
-                Outgoing::Discard => 0,
-                _ => self.output.queued_pieces() + ahead + own,
-            };
+            ahead += held;
         }
         0
     }
