@@ -24,40 +24,10 @@ impl Handler {
         let view = &buf[..buf.len().min(limit)];
         let max_headers = self.limits.max_headers.min(MAX_HEADERS);
         let parsed = parser.parse(view, max_headers, &mut self.headers);
-        let parsed = parsed.map_err(|e| match e {
-            HeadError::TooManyFields => Refusal(
-                StatusCode::HEADER_FIELDS_TOO_LARGE,
-                "too many header fields",
-            ),
-            HeadError::Version if names_other_http_version(buf) => Refusal(
-                StatusCode::VERSION_NOT_SUPPORTED,
-                "only HTTP/1 is supported",
-            ),
-            HeadError::Version | HeadError::RequestLine => {
-                Refusal(StatusCode::BAD_REQUEST, "malformed request line")
-            }
-            // A line end at fault before the request line was whole
-            // (after the version: `HTTP/1.10`) is that line's fault.
-            HeadError::Field if parser.request_line().is_none() => {
-                Refusal(StatusCode::BAD_REQUEST, "malformed request line")
-            }
-            HeadError::Field => Refusal(StatusCode::BAD_REQUEST, "malformed header field"),
-        })?;
+        let parsed = parsed.map_err(|e| parse_refusal(e, parser.request_line().is_some(), buf))?;
         let Some(head) = parsed else {
             if buf.len() > limit {
-                // The request line alone over the limit: its target is what
-                // is too long (RFC 9112 §3: 414).
-                let line = view.iter().position(|&b| !matches!(b, b'\r' | b'\n'));
-                if line.is_some_and(|at| !view[at..].contains(&b'\n')) {
-                    return Err(Refusal(
-                        StatusCode::URI_TOO_LONG,
-                        "request line over the size limit",
-                    ));
-                }
-                return Err(Refusal(
-                    StatusCode::HEADER_FIELDS_TOO_LARGE,
-                    "request head over the size limit",
-                ));
+                return Err(oversized_head(view));
             }
             return Ok(false);
         };
@@ -75,68 +45,7 @@ impl Handler {
                 "bare LF in request head (lines must end in CRLF)",
             ));
         }
-        let is_connect = scan::same_bytes(method, b"CONNECT");
-        if is_connect && !allow_connect {
-            return Err(Refusal(
-                StatusCode::NOT_IMPLEMENTED,
-                "CONNECT is not supported: this server opens no tunnels",
-            ));
-        }
-        if method.len() > MAX_METHOD_BYTES {
-            return Err(Refusal(
-                StatusCode::NOT_IMPLEMENTED,
-                "method longer than any this server implements",
-            ));
-        }
-        // Each method takes the target forms RFC 9112 §3.2 gives it.
-        match (target_form(target), is_connect) {
-            (TargetForm::Authority, false) => {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "a request target is a path from '/', an absolute URI or '*' (host:port is for CONNECT)",
-                ))
-            }
-            (TargetForm::Origin | TargetForm::Absolute | TargetForm::Asterisk, true) => {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "CONNECT needs a host:port target",
-                ))
-            }
-            // RFC 9112 §3.2.3: `uri-host ":" port`, both there.
-            (TargetForm::Authority, true) if !crate::http::framing::is_host_and_port(target) => {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "CONNECT needs a host:port target",
-                ))
-            }
-            (TargetForm::Asterisk, false) if !scan::same_bytes(method, b"OPTIONS") => {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "a * target is only for OPTIONS",
-                ))
-            }
-            // RFC 9112 §3.2.1: a path and a query, no fragment, which a
-            // client keeps to itself. Parsers differ on what `#` ends (the
-            // `http` crate drops the rest, a proxy's client refuses it), so
-            // a request holding one could be read two ways.
-            (TargetForm::Origin, false) if line.hash_or_high && target.contains(&b'#') => {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "a request target holds no fragment ('#')",
-                ))
-            }
-            (TargetForm::Absolute, false) if !is_plain_absolute(target) => {
-                return Err(Refusal(
-                    StatusCode::BAD_REQUEST,
-                    match target.starts_with(b"*") {
-                        true => "the '*' target is '*' alone",
-                        false => "invalid absolute-form target",
-                    },
-                ))
-            }
-            _ => {}
-        }
-
+        let is_connect = check_request_line(method, target, line.hash_or_high, allow_connect)?;
         let mut fields = FieldSummary::default();
         for header in &self.headers {
             fields
@@ -316,6 +225,116 @@ impl Handler {
             _ => false,
         }
     }
+}
+
+/// The refusal for a head the parser found at fault. `has_line`: its
+/// request line was whole.
+fn parse_refusal(error: HeadError, has_line: bool, buf: &[u8]) -> Refusal {
+    match error {
+        HeadError::TooManyFields => Refusal(
+            StatusCode::HEADER_FIELDS_TOO_LARGE,
+            "too many header fields",
+        ),
+        HeadError::Version if names_other_http_version(buf) => Refusal(
+            StatusCode::VERSION_NOT_SUPPORTED,
+            "only HTTP/1 is supported",
+        ),
+        HeadError::Version | HeadError::RequestLine => {
+            Refusal(StatusCode::BAD_REQUEST, "malformed request line")
+        }
+        // A line end at fault before the request line was whole
+        // (after the version: `HTTP/1.10`) is that line's fault.
+        HeadError::Field if !has_line => Refusal(StatusCode::BAD_REQUEST, "malformed request line"),
+        HeadError::Field => Refusal(StatusCode::BAD_REQUEST, "malformed header field"),
+    }
+}
+
+/// The refusal for a head still unfinished at the size limit (`view`: its
+/// bytes up to the limit).
+fn oversized_head(view: &[u8]) -> Refusal {
+    // The request line alone over the limit: its target is what is too
+    // long (RFC 9112 §3: 414).
+    let line = view.iter().position(|&b| !matches!(b, b'\r' | b'\n'));
+    match line.is_some_and(|at| !view[at..].contains(&b'\n')) {
+        true => Refusal(StatusCode::URI_TOO_LONG, "request line over the size limit"),
+        false => Refusal(
+            StatusCode::HEADER_FIELDS_TOO_LARGE,
+            "request head over the size limit",
+        ),
+    }
+}
+
+/// Checks a request line's method and target (RFC 9112 §3); returns whether
+/// the method is CONNECT. `hash_or_high`: the parser saw a `#` or a byte
+/// over 0x7F in the target (so that most targets are not searched again).
+fn check_request_line(
+    method: &[u8],
+    target: &[u8],
+    hash_or_high: bool,
+    allow_connect: bool,
+) -> Result<bool, Refusal> {
+    let is_connect = scan::same_bytes(method, b"CONNECT");
+    if is_connect && !allow_connect {
+        return Err(Refusal(
+            StatusCode::NOT_IMPLEMENTED,
+            "CONNECT is not supported: this server opens no tunnels",
+        ));
+    }
+    if method.len() > MAX_METHOD_BYTES {
+        return Err(Refusal(
+            StatusCode::NOT_IMPLEMENTED,
+            "method longer than any this server implements",
+        ));
+    }
+    // Each method takes the target forms RFC 9112 §3.2 gives it.
+    match (target_form(target), is_connect) {
+        (TargetForm::Authority, false) => {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "a request target is a path from '/', an absolute URI or '*' (host:port is for CONNECT)",
+            ))
+        }
+        (TargetForm::Origin | TargetForm::Absolute | TargetForm::Asterisk, true) => {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "CONNECT needs a host:port target",
+            ))
+        }
+        // RFC 9112 §3.2.3: `uri-host ":" port`, both there.
+        (TargetForm::Authority, true) if !crate::http::framing::is_host_and_port(target) => {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "CONNECT needs a host:port target",
+            ))
+        }
+        (TargetForm::Asterisk, false) if !scan::same_bytes(method, b"OPTIONS") => {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "a * target is only for OPTIONS",
+            ))
+        }
+        // RFC 9112 §3.2.1: a path and a query, no fragment, which a
+        // client keeps to itself. Parsers differ on what `#` ends (the
+        // `http` crate drops the rest, a proxy's client refuses it), so
+        // a request holding one could be read two ways.
+        (TargetForm::Origin, false) if hash_or_high && target.contains(&b'#') => {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                "a request target holds no fragment ('#')",
+            ))
+        }
+        (TargetForm::Absolute, false) if !is_plain_absolute(target) => {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                match target.starts_with(b"*") {
+                    true => "the '*' target is '*' alone",
+                    false => "invalid absolute-form target",
+                },
+            ))
+        }
+        _ => {}
+    }
+    Ok(is_connect)
 }
 
 /// Methods longer than this are not ones any service implements: 501
