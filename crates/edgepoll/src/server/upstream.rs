@@ -81,118 +81,28 @@ pub(crate) fn step(
         if !event {
             return Next::Watch(Interest::WRITABLE);
         }
-        // No error and a peer: connected. (The poller's peek may have
-        // taken a failed connect's error, which it reports in the event,
-        // kept in `connect_error`; the peer's absence still tells.)
-        let connected = net::take_error(&conn.stream).map(|error| match error {
-            None if net::peer_addr(&conn.stream).is_err() => Some(match up.connect_error {
-                0 => std::io::Error::new(
-                    std::io::ErrorKind::ConnectionRefused,
-                    "the connection failed",
-                ),
-                errno => std::io::Error::from_raw_os_error(errno.into()),
-            }),
-            other => other,
-        });
-        match connected {
-            Ok(None) => {
-                up.connecting = false;
-                up.last_progress = now;
-                work.pool.note_reachable(up.origin.addr);
-            }
-            Ok(Some(e)) | Err(e) => {
-                let error = ClientError::connecting(e);
-                // The server's failure, not this side's (no port free, say).
-                if !error.is_local() {
-                    work.pool.note_unreachable(up.origin.addr, now);
-                }
-                if try_next_address(up, work) {
-                    return Next::Close;
-                }
-                fail(up, error, work);
-                return Next::Close;
-            }
+        if !finish_connect(&conn.stream, up, now, work) {
+            return Next::Close;
         }
     }
     loop {
-        let reused = up.conn.was_reused();
-        let before = up.conn.backlog();
-        let was_handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
-        let ciphertext_before = up.tls.as_ref().map_or(0, |tls| tls.received());
-        let mut endpoint = UpstreamEndpoint {
-            conn: &mut up.conn,
-            events: std::mem::take(&mut work.client_events),
-            eof: false,
-            received: false,
-            held: up.held,
-            dry: false,
-        };
-        let io = match &mut up.tls {
-            Some(tls) => {
-                let mut layered = TlsEndpoint {
-                    tls,
-                    inner: endpoint,
-                };
-                let io = pump(&conn.stream, &mut layered, readable, scratch);
-                endpoint = layered.inner;
-                io
-            }
-            None => pump(&conn.stream, &mut endpoint, readable, scratch),
-        };
-        let UpstreamEndpoint {
-            events,
-            eof,
-            received,
-            dry,
-            ..
-        } = endpoint;
-        if dry {
-            up.dry_round = round;
-        } else if received {
-            // Read without finding it empty (the round's reads ran out
-            // first): what an earlier pump of this round found no longer
-            // says the socket is empty.
-            up.dry_round = 0;
-        }
-        // Request bytes taken into TLS before its handshake ends (rustls
-        // holds 64 KiB) are no answer from the server: a body trickling in
-        // would hold the handshake's timeout off for as long as it came.
-        // The handshake's end is one, and sends what rustls held: the
-        // response's wait starts there, not at the connect.
-        let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
-        let sent = up.conn.backlog() != before || was_handshaking;
-        // Past the handshake, part of a record is progress too: a slow link
-        // brings a 16 KiB record's plaintext only at its end, and a plain
-        // connection counts every byte. Only part of one: a whole record
-        // with no plaintext (a session ticket, a key update, which a server
-        // may send for ever) is no answer. (Nor anything while idle: there
-        // only the idle timeout runs.)
-        let ciphertext = up.exchange.is_some()
-            && up.tls.as_ref().is_some_and(|tls| {
-                tls.received() != ciphertext_before && tls.holds_partial_record()
-            });
-        if received || ((sent || ciphertext) && !handshaking) {
-            up.last_progress = now;
-        }
-        if ahead && readable {
-            up.ahead_misses = match received {
-                true => 0,
-                false => up.ahead_misses.saturating_add(1),
-            };
-        }
+        let pumped = pump_once(&conn.stream, up, readable, ahead, now, round, work, scratch);
         // Nothing more can be read or sent on a connection TLS failed on,
         // but what its records carried before the fault (all delivered
         // above) stands: a response it completed is answered.
         let tls_failed = up.tls.as_ref().is_some_and(|tls| tls.error().is_some());
-        let Some(mut exchange) = up.exchange.take() else {
+        let Some(exchange) = up.exchange.take() else {
             // Idle: anything but quiet (bytes, a close, an error) ends it;
             // part of a TLS record too (bytes nobody asked for, whose rest
             // would come with the next request's answer and pass for it).
-            let partial = up
-                .tls
-                .as_ref()
-                .is_some_and(|tls| tls.holds_partial_record());
-            let quiet = io.is_ok() && !eof && up.conn.is_reusable() && !partial && !tls_failed;
+            // Whatever it made of them is no exchange's.
+            work.client_events.clear();
+            let partial = holds_partial_record(up);
+            let quiet = pumped.io.is_ok()
+                && !pumped.eof
+                && up.conn.is_reusable()
+                && !partial
+                && !tls_failed;
             return match quiet {
                 true => Next::Idle,
                 false => Next::Close,
@@ -200,71 +110,12 @@ pub(crate) fn step(
         };
         // Before the events: bytes and the end of the stream may come in
         // one pump, and a response begun is never sent again.
-        up.got_bytes |= received;
-        let mut over = false;
-        let mut events = events;
-        let ours = work.pool.events.len();
-        for event in events.drain(..) {
-            match event {
-                ClientEvent::Response(result)
-                    if reused
-                        && (!tls_failed || result.is_ok())
-                        && raced_idle_close(&result, up.got_bytes, up.conn.heard_interim())
-                        && retry(&mut exchange, now) =>
-                {
-                    // Sent again on a new connection; this one is done.
-                    work.slot_of.remove(&exchange.id);
-                    work.pool.requeue(exchange);
-                    return Next::Close;
-                }
-                ClientEvent::Response(result) => {
-                    let failed = result.is_err();
-                    let mut result = result.map_err(|e| match e {
-                        ResponseError::Truncated if reused && !up.got_bytes => {
-                            ClientError::IdleClosed
-                        }
-                        e => response_error(e),
-                    });
-                    if let (Ok(response), Some(tls)) = (&mut result, &up.tls) {
-                        response.tls = Some(Box::new(tls.info()));
-                    }
-                    over = failed || !exchange.streams;
-                    exchange.answered = !failed;
-                    if let Ok(head) = &result {
-                        work.pool.note_version(&up.origin, head.version);
-                        // A body to follow, which may be piped (a 101's
-                        // connection is joined instead).
-                        if exchange.streams && head.status.as_u16() != 101 {
-                            work.pipes.head_out(exchange.id);
-                        }
-                    }
-                    work.pool
-                        .events
-                        .push((exchange.id, ExchangeEvent::Response(result)));
-                }
-                ClientEvent::Interim(response) => {
-                    work.pool
-                        .events
-                        .push((exchange.id, ExchangeEvent::Interim(response)));
-                }
-                ClientEvent::Body(piece) => {
-                    work.pool
-                        .events
-                        .push((exchange.id, ExchangeEvent::Body(piece)));
-                }
-                ClientEvent::End(result) => {
-                    over = true;
-                    let result = result.map_err(body_error);
-                    work.pool
-                        .events
-                        .push((exchange.id, ExchangeEvent::End(result)));
-                }
-            }
-        }
-        work.client_events = events;
-        if tls_failed {
-            name_the_fault(&mut work.pool.events[ours..], &up.tls);
-        }
+        up.got_bytes |= pumped.received;
+        let reported = report_events(up, exchange, pumped.reused, tls_failed, now, work);
+        let Some((exchange, over)) = reported else {
+            // Sent again on a new connection; this one is done.
+            return Next::Close;
+        };
         if up.conn.is_switched() {
             // A 101: the connection leaves the pool, for a tunnel.
             work.slot_of.remove(&exchange.id);
@@ -278,88 +129,330 @@ pub(crate) fn step(
         }
         if over {
             work.slot_of.remove(&exchange.id);
-            // A hold (the loop's, or the application's pause) ends with
-            // the body: idle, the connection is read for a close.
-            up.held = false;
-            // Bytes after the response, still part of a TLS record, would
-            // be read as the next request's answer.
-            let stray = up
-                .tls
-                .as_ref()
-                .is_some_and(|tls| tls.holds_partial_record());
-            if io.is_err() || eof || stray || !up.conn.is_reusable() || tls_failed {
-                return Next::Close;
-            }
-            // Straight on to a request waiting for this origin when a read
-            // just found nothing after the response (it is sent without
-            // reading again); otherwise idle, and the pool's next request
-            // reads it first (see `Upstream::dry_round`).
-            let waiting = match up.dry_round == round {
-                true => work.pool.take_for(&up.origin, now),
-                false => None,
-            };
-            match waiting {
-                // A request that may not be sent twice goes on only where a
-                // read shows nothing after the response: a short read ended
-                // the round, and a close that came with it would fail the
-                // request, which no retry may repair.
-                Some(next) if !next.may_go_again() && !nothing_waits(&conn.stream, scratch) => {
-                    work.pool.requeue(next);
-                    return Next::Close;
-                }
-                Some(next) => {
-                    work.slot_of.insert(next.id, index);
-                    let max_body = work.pool.options.max_body_bytes;
-                    start(up, next, now, max_body);
-                    if up.expired {
-                        // Its early body pieces did not fit (see the top).
-                        fail(up, ClientError::Abandoned, work);
-                        return Next::Close;
-                    }
+            let closes = pumped.io.is_err() || pumped.eof || tls_failed;
+            match after_response(&conn.stream, up, index, closes, round, now, work, scratch) {
+                Some(next) => return next,
+                // The next request went on: stepped again, without a read.
+                None => {
                     readable = false;
                     continue;
                 }
-                None => {
-                    work.pool.park(&up.origin, index, now);
-                    return Next::Idle;
-                }
             }
         }
+        up.exchange = Some(exchange);
         if tls_failed {
-            up.exchange = Some(exchange);
             let fault = tls_fault(&up.tls);
             fail(up, fault, work);
             return Next::Close;
         }
-        if let Err(e) = io {
-            up.exchange = Some(exchange);
-            retry_or_fail(up, reused, ClientError::from(e), now, work);
+        if let Err(e) = pumped.io {
+            retry_or_fail(up, pumped.reused, ClientError::from(e), now, work);
             return Next::Close;
         }
-        up.exchange = Some(exchange);
         // Just sent: its answer may be read before the next poll.
+        let before = pumped.backlog_before;
         if !readable && before > 0 && !up.got_bytes && !up.held && up.conn.request_sent() {
             up.read_ahead = read_ahead(up);
             if up.read_ahead {
                 work.read_ahead.push((index, serial));
             }
         }
-        // What TLS holds encrypted is output too: the request may all have
-        // gone into it while the socket was full. During the handshake the
-        // request waits in rustls (64 KiB of it), not for room in the
-        // socket: watching for room then would wake every poll at once.
-        let wants_write = match &up.tls {
-            None => up.conn.wants_write(),
-            Some(tls) => {
-                !tls.output().is_empty() || (up.conn.wants_write() && !tls.is_handshaking())
+        return watch_for(up);
+    }
+}
+
+/// A connect the poll reported on: whether it succeeded. If not, the
+/// exchange goes to the host's next address or fails.
+#[cold]
+fn finish_connect(
+    stream: &net::TcpStream,
+    up: &mut Upstream,
+    now: Instant,
+    work: &mut Work,
+) -> bool {
+    // No error and a peer: connected. (The poller's peek may have taken a
+    // failed connect's error, which it reports in the event, kept in
+    // `connect_error`; the peer's absence still tells.)
+    let connected = net::take_error(stream).map(|error| match error {
+        None if net::peer_addr(stream).is_err() => Some(match up.connect_error {
+            0 => std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the connection failed",
+            ),
+            errno => std::io::Error::from_raw_os_error(errno.into()),
+        }),
+        other => other,
+    });
+    match connected {
+        Ok(None) => {
+            up.connecting = false;
+            up.last_progress = now;
+            work.pool.note_reachable(up.origin.addr);
+            true
+        }
+        Ok(Some(e)) | Err(e) => {
+            let error = ClientError::connecting(e);
+            // The server's failure, not this side's (no port free, say).
+            if !error.is_local() {
+                work.pool.note_unreachable(up.origin.addr, now);
+            }
+            if !try_next_address(up, work) {
+                fail(up, error, work);
+            }
+            false
+        }
+    }
+}
+
+/// What one pump of an outbound connection did.
+struct Pumped {
+    io: std::io::Result<()>,
+    /// The peer ended its stream.
+    eof: bool,
+    /// Bytes came (plaintext, under TLS).
+    received: bool,
+    /// The connection had served an exchange before this pump's.
+    reused: bool,
+    /// Request bytes queued before the pump.
+    backlog_before: usize,
+}
+
+/// Reads and writes what the connection can (through TLS if it has it),
+/// leaving the response's events in `work.client_events`, and keeps count
+/// of its progress: the idle clock, empty reads, read-ahead misses.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn pump_once(
+    stream: &net::TcpStream,
+    up: &mut Upstream,
+    readable: bool,
+    ahead: bool,
+    now: Instant,
+    round: u64,
+    work: &mut Work,
+    scratch: &mut Scratch,
+) -> Pumped {
+    let reused = up.conn.was_reused();
+    let before = up.conn.backlog();
+    let was_handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+    let ciphertext_before = up.tls.as_ref().map_or(0, |tls| tls.received());
+    let mut endpoint = UpstreamEndpoint {
+        conn: &mut up.conn,
+        events: std::mem::take(&mut work.client_events),
+        eof: false,
+        received: false,
+        held: up.held,
+        dry: false,
+    };
+    let io = match &mut up.tls {
+        Some(tls) => {
+            let mut layered = TlsEndpoint {
+                tls,
+                inner: endpoint,
+            };
+            let io = pump(stream, &mut layered, readable, scratch);
+            endpoint = layered.inner;
+            io
+        }
+        None => pump(stream, &mut endpoint, readable, scratch),
+    };
+    let UpstreamEndpoint {
+        events,
+        eof,
+        received,
+        dry,
+        ..
+    } = endpoint;
+    work.client_events = events;
+    if dry {
+        up.dry_round = round;
+    } else if received {
+        // Read without finding it empty (the round's reads ran out first):
+        // what an earlier pump of this round found no longer says the
+        // socket is empty.
+        up.dry_round = 0;
+    }
+    // Request bytes taken into TLS before its handshake ends (rustls holds
+    // 64 KiB) are no answer from the server: a body trickling in would hold
+    // the handshake's timeout off for as long as it came. The handshake's
+    // end is one, and sends what rustls held: the response's wait starts
+    // there, not at the connect.
+    let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+    let sent = up.conn.backlog() != before || was_handshaking;
+    // Past the handshake, part of a record is progress too: a slow link
+    // brings a 16 KiB record's plaintext only at its end, and a plain
+    // connection counts every byte. Only part of one: a whole record with
+    // no plaintext (a session ticket, a key update, which a server may send
+    // for ever) is no answer. (Nor anything while idle: there only the idle
+    // timeout runs.)
+    let ciphertext = up.exchange.is_some()
+        && up
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.received() != ciphertext_before && tls.holds_partial_record());
+    if received || ((sent || ciphertext) && !handshaking) {
+        up.last_progress = now;
+    }
+    if ahead && readable {
+        up.ahead_misses = match received {
+            true => 0,
+            false => up.ahead_misses.saturating_add(1),
+        };
+    }
+    Pumped {
+        io,
+        eof,
+        received,
+        reused,
+        backlog_before: before,
+    }
+}
+
+/// Reports the response's events the pump left in `work.client_events` as
+/// `exchange`'s; returns it, and whether it is over, or `None` when it was
+/// requeued instead (the server closed the reused connection as the
+/// request raced in).
+#[inline]
+fn report_events(
+    up: &mut Upstream,
+    mut exchange: Exchange,
+    reused: bool,
+    tls_failed: bool,
+    now: Instant,
+    work: &mut Work,
+) -> Option<(Exchange, bool)> {
+    let mut over = false;
+    let mut events = std::mem::take(&mut work.client_events);
+    let ours = work.pool.events.len();
+    for event in events.drain(..) {
+        let event = match event {
+            ClientEvent::Response(result)
+                if reused
+                    && (!tls_failed || result.is_ok())
+                    && raced_idle_close(&result, up.got_bytes, up.conn.heard_interim())
+                    && retry(&mut exchange, now) =>
+            {
+                work.slot_of.remove(&exchange.id);
+                work.pool.requeue(exchange);
+                return None;
+            }
+            ClientEvent::Response(result) => {
+                let failed = result.is_err();
+                let mut result = result.map_err(|e| match e {
+                    ResponseError::Truncated if reused && !up.got_bytes => ClientError::IdleClosed,
+                    e => response_error(e),
+                });
+                if let (Ok(response), Some(tls)) = (&mut result, &up.tls) {
+                    response.tls = Some(Box::new(tls.info()));
+                }
+                over = failed || !exchange.streams;
+                exchange.answered = !failed;
+                if let Ok(head) = &result {
+                    work.pool.note_version(&up.origin, head.version);
+                    // A body to follow, which may be piped (a 101's
+                    // connection is joined instead).
+                    if exchange.streams && head.status.as_u16() != 101 {
+                        work.pipes.head_out(exchange.id);
+                    }
+                }
+                ExchangeEvent::Response(result)
+            }
+            ClientEvent::Interim(response) => ExchangeEvent::Interim(response),
+            ClientEvent::Body(piece) => ExchangeEvent::Body(piece),
+            ClientEvent::End(result) => {
+                over = true;
+                ExchangeEvent::End(result.map_err(body_error))
             }
         };
-        return match (up.held, wants_write) {
-            (false, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
-            (false, false) => Next::Watch(Interest::READABLE),
-            (true, true) => Next::Watch(Interest::WRITABLE),
-            (true, false) => Next::Quiet,
-        };
+        work.pool.events.push((exchange.id, event));
+    }
+    work.client_events = events;
+    if tls_failed {
+        name_the_fault(&mut work.pool.events[ours..], &up.tls);
+    }
+    Some((exchange, over))
+}
+
+/// An exchange's response is over (`closes`: the connection failed or
+/// ended with it). Returns what the connection waits for next, or `None`
+/// when the next request waiting for its origin went on it.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn after_response(
+    stream: &net::TcpStream,
+    up: &mut Upstream,
+    index: usize,
+    closes: bool,
+    round: u64,
+    now: Instant,
+    work: &mut Work,
+    scratch: &mut Scratch,
+) -> Option<Next> {
+    // A hold (the loop's, or the application's pause) ends with the body:
+    // idle, the connection is read for a close.
+    up.held = false;
+    // Bytes after the response, still part of a TLS record, would be read
+    // as the next request's answer.
+    if closes || holds_partial_record(up) || !up.conn.is_reusable() {
+        return Some(Next::Close);
+    }
+    // Straight on to a request waiting for this origin when a read just
+    // found nothing after the response (it is sent without reading again);
+    // otherwise idle, and the pool's next request reads it first (see
+    // `Upstream::dry_round`).
+    let waiting = match up.dry_round == round {
+        true => work.pool.take_for(&up.origin, now),
+        false => None,
+    };
+    match waiting {
+        // A request that may not be sent twice goes on only where a read
+        // shows nothing after the response: a short read ended the round,
+        // and a close that came with it would fail the request, which no
+        // retry may repair.
+        Some(next) if !next.may_go_again() && !nothing_waits(stream, scratch) => {
+            work.pool.requeue(next);
+            Some(Next::Close)
+        }
+        Some(next) => {
+            work.slot_of.insert(next.id, index);
+            let max_body = work.pool.options.max_body_bytes;
+            start(up, next, now, max_body);
+            if up.expired {
+                // Its early body pieces did not fit (see `step`).
+                fail(up, ClientError::Abandoned, work);
+                return Some(Next::Close);
+            }
+            None
+        }
+        None => {
+            work.pool.park(&up.origin, index, now);
+            Some(Next::Idle)
+        }
+    }
+}
+
+/// Whether TLS holds part of a record: bytes nobody has seen whole.
+fn holds_partial_record(up: &Upstream) -> bool {
+    up.tls
+        .as_ref()
+        .is_some_and(|tls| tls.holds_partial_record())
+}
+
+/// What an exchange under way waits for. What TLS holds encrypted is output
+/// too: the request may all have gone into it while the socket was full.
+/// During the handshake the request waits in rustls (64 KiB of it), not for
+/// room in the socket: watching for room then would wake every poll at once.
+#[inline]
+fn watch_for(up: &Upstream) -> Next {
+    let wants_write = match &up.tls {
+        None => up.conn.wants_write(),
+        Some(tls) => !tls.output().is_empty() || (up.conn.wants_write() && !tls.is_handshaking()),
+    };
+    match (up.held, wants_write) {
+        (false, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
+        (false, false) => Next::Watch(Interest::READABLE),
+        (true, true) => Next::Watch(Interest::WRITABLE),
+        (true, false) => Next::Quiet,
     }
 }
 
