@@ -313,6 +313,54 @@ impl Core {
         }
     }
 
+    /// Delivers a 101 whose connection is to be joined to its client's
+    /// (`Answer::Tunnel`), or a 502 where it cannot be.
+    #[cold]
+    fn deliver_tunnel<D: Driven>(
+        &mut self,
+        responder: Responder,
+        answer: Answer,
+        now: Instant,
+        driven: &mut D,
+    ) {
+        let Answer::Tunnel(_, exchange) = &answer else {
+            return;
+        };
+        let exchange = *exchange;
+        let waits = self.handler_of(responder).is_some();
+        // Only a connection a 101 switched, still held for the join,
+        // can be joined: without it, a 101 would promise a tunnel that
+        // is not there.
+        let joinable = self.work.switched.contains_key(&exchange);
+        let switching = match (self.handler_of(responder), answer) {
+            (Some(handler), Answer::Tunnel(head, _)) => {
+                let switched = joinable && handler.respond_switch(responder.id, head, now).is_ok();
+                if !switched {
+                    // Its request made no offer the connection took (or
+                    // the head was no 101): it cannot follow the
+                    // upstream, which is closed.
+                    let refused = Response::new(StatusCode::BAD_GATEWAY)
+                        .header("Content-Type", "text/plain")
+                        .body(
+                            &b"the upstream switched protocols for a request that could not\n"[..],
+                        );
+                    let _ = handler.respond(responder.id, refused, now);
+                }
+                switched
+            }
+            _ => false,
+        };
+        if !switching {
+            self.drop_switched(exchange, now);
+        }
+        // Not a slot since taken by another connection.
+        if waits {
+            self.step_now(responder.token.0, now, driven);
+        }
+    }
+
+    /// Gives the connection of `responder` what the application answered:
+    /// a response, a streamed one's head, piece or end, an interim one.
     fn deliver_answer<D: Driven>(
         &mut self,
         responder: Responder,
@@ -320,43 +368,10 @@ impl Core {
         now: Instant,
         driven: &mut D,
     ) {
-        let backlog_limit = self.options.body_backlog;
-        if let Answer::Tunnel(_, exchange) = &answer {
-            let exchange = *exchange;
-            let waits = self.handler_of(responder).is_some();
-            // Only a connection a 101 switched, still held for the join,
-            // can be joined: without it, a 101 would promise a tunnel that
-            // is not there.
-            let joinable = self.work.switched.contains_key(&exchange);
-            let switching = match (self.handler_of(responder), answer) {
-                (Some(handler), Answer::Tunnel(head, _)) => {
-                    let switched =
-                        joinable && handler.respond_switch(responder.id, head, now).is_ok();
-                    if !switched {
-                        // Its request made no offer the connection took (or
-                        // the head was no 101): it cannot follow the
-                        // upstream, which is closed.
-                        let refused = Response::new(StatusCode::BAD_GATEWAY)
-                            .header("Content-Type", "text/plain")
-                            .body(
-                                &b"the upstream switched protocols for a request that could not\n"
-                                    [..],
-                            );
-                        let _ = handler.respond(responder.id, refused, now);
-                    }
-                    switched
-                }
-                _ => false,
-            };
-            if !switching {
-                self.drop_switched(exchange, now);
-            }
-            // Not a slot since taken by another connection.
-            if waits {
-                self.step_now(responder.token.0, now, driven);
-            }
-            return;
+        if matches!(answer, Answer::Tunnel(..)) {
+            return self.deliver_tunnel(responder, answer, now, driven);
         }
+        let backlog_limit = self.options.body_backlog;
         // Only a body that has gone nowhere yet can be piped whole: any
         // other would leave the client's response waiting for it.
         let mut answer = answer;
