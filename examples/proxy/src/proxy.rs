@@ -138,6 +138,121 @@ impl Proxy {
             }
         }
     }
+
+    /// A 101 from `upstream`: to the protocol the client offered, the two
+    /// connections are joined into a tunnel; to any other, it is garbage.
+    fn switch(
+        &mut self,
+        exchange: ExchangeId,
+        response: ParsedResponse,
+        responder: Responder,
+        upstream: Ticket,
+        cx: &mut Context<'_>,
+    ) {
+        let now = cx.now();
+        // Only to the protocol offered (RFC 9110 §7.8); the
+        // connection the application does not take closes. Such an
+        // answer is garbage, as any other would be.
+        let Some(protocol) = response.header("upgrade").and_then(websocket_offer) else {
+            let ejected = self.balancer.failed(upstream, now);
+            let also = if ejected {
+                "; left out for a while"
+            } else {
+                ""
+            };
+            self.log(
+                upstream,
+                &format!("101 to a protocol not offered; answered 502{also}"),
+            );
+            let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
+            return cx.respond(responder, answer);
+        };
+        // A tunnel may last for ever: it counts no longer.
+        self.balancer.answered(upstream);
+        self.balancer.done(upstream, now);
+        let mut head = passed_on(response);
+        head.append_header("Connection", "upgrade");
+        head.append_header("Upgrade", protocol);
+        cx.respond_tunnel(responder, head, exchange);
+    }
+
+    /// The exchange for `waiting` failed: logged, tried on another upstream
+    /// where nothing reached this one (or an idempotent request got no
+    /// answer), else answered 502 or 504.
+    fn failed(&mut self, waiting: Waiting, error: ClientError, cx: &mut Context<'_>) {
+        let (upstream, now) = (waiting.upstream, cx.now());
+        if !blames_upstream(&error) {
+            self.balancer.done(upstream, now);
+            match error {
+                // The client's doing, not the upstream's.
+                ClientError::Abandoned => {
+                    self.log(upstream, "the client left or its request body broke off")
+                }
+                _ => self.log(upstream, &error.to_string()),
+            }
+        } else if self.balancer.failed(upstream, now) {
+            self.log(upstream, &format!("{error}; left out for a while"));
+        } else {
+            self.log(upstream, &error.to_string());
+        }
+        // Nothing reached the upstream: another may take it. Not one that
+        // waited its whole timeout for a free connection (`Queued`): queued
+        // again at the next, it would wait as long again for its 504.
+        let unsent = matches!(
+            error,
+            ClientError::Refused
+                | ClientError::Connect(_)
+                | ClientError::ConnectTimeout(_)
+                | ClientError::Resolve { .. }
+                | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
+        );
+        // Sent, and the connection closed or reset before the response's
+        // head was whole (nothing but a 1xx has gone to the client): an
+        // idempotent request may go again (RFC 9110 §9.2.2), to another
+        // upstream, as nginx's `proxy_next_upstream error` sends it. Not a
+        // POST, which the upstream may have acted on, and not after a
+        // timeout, which would double the client's wait for its 504.
+        let unanswered = matches!(error, ClientError::Closed | ClientError::Reset)
+            && waiting
+                .again
+                .as_ref()
+                .is_some_and(|again| idempotent(again.method()));
+        if let (true, Some(again)) = (unsent || unanswered, waiting.again) {
+            // With its offer, if any: `send` leaves it out for TLS.
+            let retried = self.send(
+                waiting.responder,
+                |base| Ok(again.with_origin(base)),
+                false,
+                waiting.tried,
+                cx,
+            );
+            match retried {
+                Ok(()) => return,
+                Err(answer) if answer.status() != StatusCode::BAD_GATEWAY => {
+                    return cx.respond(waiting.responder, answer);
+                }
+                Err(_) => {}
+            }
+        }
+        let answer = match error {
+            e if e.is_timeout() => text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+            ClientError::BadResponse(_) => {
+                text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n")
+            }
+            // Nothing was sent: the body may come again with a length.
+            ClientError::Request(RequestError::LengthRequired) => text(
+                StatusCode::LENGTH_REQUIRED,
+                "the upstream speaks HTTP/1.0: send the body with a Content-Length\n",
+            ),
+            // Reached, and then the connection broke off.
+            ClientError::Reset | ClientError::Closed | ClientError::IdleClosed => text(
+                StatusCode::BAD_GATEWAY,
+                "the upstream closed the connection before its answer was whole\n",
+            ),
+            _ => text(StatusCode::BAD_GATEWAY, "upstream unreachable\n"),
+        };
+        cx.respond(waiting.responder, answer);
+    }
 }
 
 /// Whether a request by `method` may be sent again: its effect is the
@@ -290,37 +405,13 @@ impl App for Proxy {
             return;
         };
         self.waiting_on.remove(&waiting.responder);
-        let now = cx.now();
-        let error = match result {
+        match result {
             Ok(response) if response.status == StatusCode::SWITCHING_PROTOCOLS => {
                 self.exchanges.remove(&exchange);
-                // Only to the protocol offered (RFC 9110 §7.8); the
-                // connection the application does not take closes. Such an
-                // answer is garbage, as any other would be.
-                let Some(protocol) = response.header("upgrade").and_then(websocket_offer) else {
-                    let ejected = self.balancer.failed(upstream, now);
-                    let also = if ejected {
-                        "; left out for a while"
-                    } else {
-                        ""
-                    };
-                    self.log(
-                        upstream,
-                        &format!("101 to a protocol not offered; answered 502{also}"),
-                    );
-                    let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
-                    return cx.respond(waiting.responder, answer);
-                };
-                // A tunnel may last for ever: it counts no longer.
-                self.balancer.answered(upstream);
-                self.balancer.done(upstream, now);
-                let mut head = passed_on(response);
-                head.append_header("Connection", "upgrade");
-                head.append_header("Upgrade", protocol);
-                cx.respond_tunnel(waiting.responder, head, exchange);
-                return;
+                self.switch(exchange, response, waiting.responder, upstream, cx);
             }
             Ok(response) => {
+                let now = cx.now();
                 self.balancer.answered(upstream);
                 let coding = forwarded::unpassable_coding(&response, waiting.to_head);
                 if let Some(coding) = coding.map(String::from_utf8_lossy) {
@@ -337,82 +428,12 @@ impl App for Proxy {
                 }
                 let length = response.content_length();
                 cx.respond_pipe(waiting.responder, passed_on(response), length, exchange);
-                return;
             }
-            Err(error) => error,
-        };
-        self.exchanges.remove(&exchange);
-        if !blames_upstream(&error) {
-            self.balancer.done(upstream, now);
-            match error {
-                // The client's doing, not the upstream's.
-                ClientError::Abandoned => {
-                    self.log(upstream, "the client left or its request body broke off")
-                }
-                _ => self.log(upstream, &error.to_string()),
-            }
-        } else if self.balancer.failed(upstream, now) {
-            self.log(upstream, &format!("{error}; left out for a while"));
-        } else {
-            self.log(upstream, &error.to_string());
-        }
-        // Nothing reached the upstream: another may take it. Not one that
-        // waited its whole timeout for a free connection (`Queued`): queued
-        // again at the next, it would wait as long again for its 504.
-        let unsent = matches!(
-            error,
-            ClientError::Refused
-                | ClientError::Connect(_)
-                | ClientError::ConnectTimeout(_)
-                | ClientError::Resolve { .. }
-                | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
-        );
-        // Sent, and the connection closed or reset before the response's
-        // head was whole (nothing but a 1xx has gone to the client): an
-        // idempotent request may go again (RFC 9110 §9.2.2), to another
-        // upstream, as nginx's `proxy_next_upstream error` sends it. Not a
-        // POST, which the upstream may have acted on, and not after a
-        // timeout, which would double the client's wait for its 504.
-        let unanswered = matches!(error, ClientError::Closed | ClientError::Reset)
-            && waiting
-                .again
-                .as_ref()
-                .is_some_and(|again| idempotent(again.method()));
-        if let (true, Some(again)) = (unsent || unanswered, waiting.again) {
-            // With its offer, if any: `send` leaves it out for TLS.
-            let retried = self.send(
-                waiting.responder,
-                |base| Ok(again.with_origin(base)),
-                false,
-                waiting.tried,
-                cx,
-            );
-            match retried {
-                Ok(()) => return,
-                Err(answer) if answer.status() != StatusCode::BAD_GATEWAY => {
-                    return cx.respond(waiting.responder, answer);
-                }
-                Err(_) => {}
+            Err(error) => {
+                self.exchanges.remove(&exchange);
+                self.failed(waiting, error, cx);
             }
         }
-        let answer = match error {
-            e if e.is_timeout() => text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-            ClientError::BadResponse(_) => {
-                text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n")
-            }
-            // Nothing was sent: the body may come again with a length.
-            ClientError::Request(RequestError::LengthRequired) => text(
-                StatusCode::LENGTH_REQUIRED,
-                "the upstream speaks HTTP/1.0: send the body with a Content-Length\n",
-            ),
-            // Reached, and then the connection broke off.
-            ClientError::Reset | ClientError::Closed | ClientError::IdleClosed => text(
-                StatusCode::BAD_GATEWAY,
-                "the upstream closed the connection before its answer was whole\n",
-            ),
-            _ => text(StatusCode::BAD_GATEWAY, "upstream unreachable\n"),
-        };
-        cx.respond(waiting.responder, answer);
     }
 
     fn on_interim(&mut self, exchange: ExchangeId, response: ParsedResponse, cx: &mut Context<'_>) {
