@@ -275,6 +275,37 @@ pub(crate) fn read_answer(
     }
     // The chain is walked for a negative answer too: it is the last name's
     // (RFC 6604), and kept no longer than the aliases that led to it.
+    let (addrs, ttl, current) = follow_aliases(&message, name, asked);
+    if header.response_code == ResponseCode::NXDomain {
+        return Ok(Answer::NoSuchName {
+            ttl: negative_ttl().min(ttl),
+        });
+    }
+    // Authority covers the name asked (RFC 1034 §4.3.1), not the end of
+    // an alias it did not follow.
+    let knows = header.recursion_available
+        || (header.authoritative && current == *name)
+        || message
+            .authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_)));
+    if addrs.is_empty() && !knows {
+        return Ok(Answer::NotRecursive);
+    }
+    if addrs.is_empty() {
+        return Ok(Answer::Addresses {
+            addrs,
+            ttl: negative_ttl().min(ttl),
+        });
+    }
+    Ok(Answer::Addresses { addrs, ttl })
+}
+
+/// The addresses of the type `asked` for `name` in the answer section,
+/// through its aliases (CNAME records, at most `MAX_CNAME_HOPS`): the
+/// addresses, the least TTL of the records that led to them, and the last
+/// name reached.
+fn follow_aliases(message: &Message, name: &Name, asked: RecordType) -> (Vec<IpAddr>, u32, Name) {
     let mut current = name.clone();
     let mut ttl = u32::MAX;
     let mut addrs = Vec::new();
@@ -306,29 +337,7 @@ pub(crate) fn read_answer(
             _ => break,
         }
     }
-    if header.response_code == ResponseCode::NXDomain {
-        return Ok(Answer::NoSuchName {
-            ttl: negative_ttl().min(ttl),
-        });
-    }
-    // Authority covers the name asked (RFC 1034 §4.3.1), not the end of
-    // an alias it did not follow.
-    let knows = header.recursion_available
-        || (header.authoritative && current == *name)
-        || message
-            .authorities
-            .iter()
-            .any(|r| matches!(r.data, RData::SOA(_)));
-    if addrs.is_empty() && !knows {
-        return Ok(Answer::NotRecursive);
-    }
-    if addrs.is_empty() {
-        return Ok(Answer::Addresses {
-            addrs,
-            ttl: negative_ttl().min(ttl),
-        });
-    }
-    Ok(Answer::Addresses { addrs, ttl })
+    (addrs, ttl, current)
 }
 
 #[cfg(test)]
