@@ -139,8 +139,10 @@ impl Proxy {
         }
     }
 
-    /// A 101 from `upstream`: to the protocol the client offered, the two
-    /// connections are joined into a tunnel; to any other, it is garbage.
+    /// A 101 from `upstream`: to WebSocket, the only protocol the proxy
+    /// passes an offer of on, the two connections are joined into a tunnel
+    /// (the loop answers 502 instead where this request made no offer); to
+    /// any other, it is garbage.
     fn switch(
         &mut self,
         exchange: ExchangeId,
@@ -176,9 +178,11 @@ impl Proxy {
         cx.respond_tunnel(responder, head, exchange);
     }
 
-    /// The exchange for `waiting` failed: logged, tried on another upstream
-    /// where nothing reached this one (or an idempotent request got no
-    /// answer), else answered 502 or 504.
+    /// The exchange for `waiting` failed: logged, and tried on another
+    /// upstream where nothing reached this one (or an idempotent request got
+    /// no answer). Else answered by what the error says: 504 for a timeout,
+    /// 411 for a body an HTTP/1.0 upstream cannot take without a length,
+    /// 502 for the rest; or by what a retry's `send` refused with.
     fn failed(&mut self, waiting: Waiting, error: ClientError, cx: &mut Context<'_>) {
         let (upstream, now) = (waiting.upstream, cx.now());
         if !blames_upstream(&error) {
