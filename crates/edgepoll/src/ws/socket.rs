@@ -1,6 +1,6 @@
 //! The server side of one WebSocket connection: bytes in, messages out.
 
-use super::frame::{apply_mask, read_header, write_frame, FrameError, Opcode};
+use super::frame::{apply_mask, read_header, write_frame, FrameError, FrameHeader, Opcode};
 use super::utf8::Utf8Stream;
 use crate::http::output::OutputBuffer;
 use bytes::Bytes;
@@ -375,43 +375,13 @@ impl WebSocket {
                 return None;
             }
         };
-        let Some(mask) = header.mask else {
-            self.fail(
-                CloseCode::PROTOCOL_ERROR,
-                "client frames must be masked",
-                now,
-            );
-            return None;
-        };
-        // Wrong in the header alone: said at once, not after the payload.
-        let out_of_turn = match header.opcode {
-            Opcode::Text | Opcode::Binary if self.message_kind.is_some() => {
-                Some("a new message inside a fragmented one")
+        let mask = match self.check_header(&header) {
+            Ok(mask) => mask,
+            Err((code, reason)) => {
+                self.fail(code, reason, now);
+                return None;
             }
-            Opcode::Continuation if self.message_kind.is_none() => {
-                Some("a continuation without a message")
-            }
-            _ => None,
         };
-        if let Some(reason) = out_of_turn {
-            self.fail(CloseCode::PROTOCOL_ERROR, reason, now);
-            return None;
-        }
-        let so_far = if header.opcode == Opcode::Continuation {
-            self.message.len()
-        } else {
-            0
-        };
-        // No buffer holds half the address space: a limit of usize::MAX
-        // must not let `header_len + payload_len` wrap.
-        let room = (self.limits.max_message_bytes - so_far.min(self.limits.max_message_bytes))
-            .min(usize::MAX / 2);
-        // A control frame has its own bound (125 bytes, `read_header`),
-        // whatever the messages' limit.
-        if !header.opcode.is_control() && header.payload_len > room as u64 {
-            self.fail(CloseCode::TOO_BIG, "message too big", now);
-            return None;
-        }
         let len = header.header_len + header.payload_len as usize;
         let whole = self.input.len() - start >= len;
         // What has come of the payload.
@@ -473,34 +443,7 @@ impl WebSocket {
                     self.message.extend_from_slice(&self.input[payload]);
                 }
             }
-            Opcode::Continuation => {
-                let Some(kind) = self.message_kind else {
-                    return None; // refused above
-                };
-                self.message.extend_from_slice(&self.input[payload]);
-                if header.fin {
-                    self.restart_message_clock(now);
-                    let message = std::mem::take(&mut self.message);
-                    match kind {
-                        // Checked as it came; this also finds a code point
-                        // cut off at the end.
-                        Opcode::Text => match std::str::from_utf8(&message) {
-                            Ok(text) => on_message(Message::Text(text)),
-                            Err(_) => {
-                                self.fail(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now)
-                            }
-                        },
-                        _ => on_message(Message::Binary(&message)),
-                    }
-                    self.message = message;
-                    self.message.clear();
-                    if self.message.capacity() > 16 * 1024 {
-                        self.message = Vec::new();
-                    }
-                    self.message_kind = None;
-                    self.text = Utf8Stream::default();
-                }
-            }
+            Opcode::Continuation => self.continue_message(header.fin, payload, now, on_message),
             // A control frame's payload is at most 125 bytes (`read_header`);
             // a start past u32 (natively, under a message limit over 4 GiB)
             // is answered at once.
@@ -515,6 +458,77 @@ impl WebSocket {
             Opcode::Close => self.answer_close(payload, now),
         }
         Some(len)
+    }
+
+    /// What is wrong in a frame's header alone, said at once, not after its
+    /// payload: no mask, a frame out of turn, a message over the limit.
+    /// Returns the mask.
+    fn check_header(&self, header: &FrameHeader) -> Result<[u8; 4], (CloseCode, &'static str)> {
+        let Some(mask) = header.mask else {
+            return Err((CloseCode::PROTOCOL_ERROR, "client frames must be masked"));
+        };
+        let out_of_turn = match header.opcode {
+            Opcode::Text | Opcode::Binary if self.message_kind.is_some() => {
+                Some("a new message inside a fragmented one")
+            }
+            Opcode::Continuation if self.message_kind.is_none() => {
+                Some("a continuation without a message")
+            }
+            _ => None,
+        };
+        if let Some(reason) = out_of_turn {
+            return Err((CloseCode::PROTOCOL_ERROR, reason));
+        }
+        let so_far = if header.opcode == Opcode::Continuation {
+            self.message.len()
+        } else {
+            0
+        };
+        // No buffer holds half the address space: a limit of usize::MAX
+        // must not let `header_len + payload_len` wrap.
+        let room = (self.limits.max_message_bytes - so_far.min(self.limits.max_message_bytes))
+            .min(usize::MAX / 2);
+        // A control frame has its own bound (125 bytes, `read_header`),
+        // whatever the messages' limit.
+        if !header.opcode.is_control() && header.payload_len > room as u64 {
+            return Err((CloseCode::TOO_BIG, "message too big"));
+        }
+        Ok(mask)
+    }
+
+    /// A fragment of the message begun: added to it, and the message
+    /// handed over at its last (`fin`).
+    fn continue_message(
+        &mut self,
+        fin: bool,
+        payload: std::ops::Range<usize>,
+        now: Instant,
+        on_message: &mut impl FnMut(Message<'_>),
+    ) {
+        let Some(kind) = self.message_kind else {
+            return; // refused by `check_header`
+        };
+        self.message.extend_from_slice(&self.input[payload]);
+        if fin {
+            self.restart_message_clock(now);
+            let message = std::mem::take(&mut self.message);
+            match kind {
+                // Checked as it came; this also finds a code point
+                // cut off at the end.
+                Opcode::Text => match std::str::from_utf8(&message) {
+                    Ok(text) => on_message(Message::Text(text)),
+                    Err(_) => self.fail(CloseCode::INVALID_PAYLOAD, "text is not UTF-8", now),
+                },
+                _ => on_message(Message::Binary(&message)),
+            }
+            self.message = message;
+            self.message.clear();
+            if self.message.capacity() > 16 * 1024 {
+                self.message = Vec::new();
+            }
+            self.message_kind = None;
+            self.text = Utf8Stream::default();
+        }
     }
 
     /// The peer's close frame: answered with its code, then the connection ends.
