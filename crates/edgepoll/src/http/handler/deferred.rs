@@ -12,7 +12,7 @@ use std::time::Instant;
 
 impl Handler {
     /// Answers the request `id` that the service deferred
-    /// ([`Reply::Later`]). The response leaves once those before it have;
+    /// ([`Reply::Later`](crate::http::Reply::Later)). The response leaves once those before it have;
     /// call [`process`](Self::process) afterwards, as requests read while it
     /// waited may now go on.
     ///
@@ -358,7 +358,7 @@ impl Handler {
     }
 
     /// The streamed request body that broke off where the handler could not
-    /// tell the service ([`Dispatch::body_end`]) itself: at
+    /// tell the service ([`Dispatch::body_end`](crate::http::Dispatch::body_end)) itself: at
     /// [`handle_timeout`](Self::handle_timeout) (a stall),
     /// [`lose_connection`](Self::lose_connection), or when a response that
     /// closes the connection was given before the body's end (it will not

@@ -439,7 +439,7 @@ impl Handler {
     }
 
     /// Tells the connection where it runs, so that requests can report it
-    /// ([`Request::peer_addr`], [`Request::local_addr`]). The event loop calls
+    /// ([`Request::peer_addr`](crate::http::Request::peer_addr), [`Request::local_addr`](crate::http::Request::local_addr)). The event loop calls
     /// this; a handler fed bytes directly need not.
     ///
     /// ```
