@@ -994,3 +994,59 @@ fn a_large_websocket_message_and_the_next_are_both_answered() {
         }
     });
 }
+
+/// A WebSocket service's own clock and its rooms (`ws::Service::tick`,
+/// `Outbox::send_to`): ticks come every period with no other traffic (a
+/// service that could only tick from its callbacks got one in 3 s), in
+/// order; a message sent to a room's members reaches each of them, a large
+/// one intact, and no one else.
+#[test]
+fn websocket_ticks_come_on_their_own_and_room_messages_reach_only_the_room() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let server = start_program(runtime, "forward_guest", &["--ws-echo"], &[]);
+        let mut ticker = ws_open(server.addr, "/ticks");
+        ticker
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout set");
+        let (start, mut ticks) = (Instant::now(), Vec::new());
+        while start.elapsed() < Duration::from_secs(1) {
+            let (opcode, payload) = ws_read(&mut ticker);
+            let text = String::from_utf8(payload).expect("text");
+            let n: u64 = text
+                .strip_prefix("tick ")
+                .and_then(|n| n.parse().ok())
+                .expect("a tick");
+            ticks.push((opcode, n));
+        }
+        // Every 50 ms: about 20 in the second. Bounds that catch a clock
+        // that does not run, and one that runs away.
+        assert!(
+            (5..=40).contains(&ticks.len()),
+            "{name}: {} ticks in 1 s",
+            ticks.len()
+        );
+        assert!(ticks.iter().all(|(opcode, _)| *opcode == 0x1), "{name}");
+        assert!(
+            ticks.windows(2).all(|w| w[0].1 < w[1].1),
+            "{name}: {ticks:?}"
+        );
+
+        let mut a1 = ws_open(server.addr, "/room/a");
+        let mut a2 = ws_open(server.addr, "/room/a");
+        let mut b = ws_open(server.addr, "/room/b");
+        let big = vec![5u8; 100 << 10];
+        let mut burst = ws_frame(0x2, &big);
+        burst.extend_from_slice(&ws_frame(0x1, b"to a"));
+        a1.write_all(&burst).expect("sent to a");
+        for member in [&mut a1, &mut a2] {
+            let (opcode, payload) = ws_read(member);
+            assert_eq!((opcode, payload.len()), (0x2, big.len()), "{name}");
+            assert!(payload == big, "{name}: the room's large message changed");
+            assert_eq!(ws_read(member), (0x1, b"to a".to_vec()), "{name}");
+        }
+        // Nothing of room a's came to b: the first it reads is its own.
+        b.write_all(&ws_frame(0x1, b"to b")).expect("sent to b");
+        assert_eq!(ws_read(&mut b), (0x1, b"to b".to_vec()), "{name}");
+    });
+}

@@ -550,7 +550,7 @@ mod tests {
             };
             pump(&near, &mut endpoint, true, &mut scratch).expect("reads");
             // Delivered as the loop's router does, then written.
-            outbox.drain(|_, frames| {
+            outbox.drain(|_, frames, _| {
                 assert!(
                     socket.queue_round(frames, None, round, now),
                     "the reader was dropped"

@@ -9,7 +9,7 @@ use crate::http::{self, BodyError, Dispatch, ParsedResponse, Reply, Request, Req
 use crate::ws::{self, Message};
 use crate::{TimerId, Token};
 use bytes::Bytes;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Every callback the loop makes; the adapters below fill in what their
 /// kind of application does not have.
@@ -68,6 +68,8 @@ pub(crate) trait Driven {
     fn on_body_drained(&mut self, _: Responder, _: &mut Context<'_>) {}
 
     fn on_timer(&mut self, _: TimerId, _: &mut Context<'_>) {}
+    /// Once, as the loop starts.
+    fn on_start(&mut self, _: &mut Context<'_>) {}
 }
 
 /// A plain [`http::Service`]: always answers now.
@@ -89,6 +91,9 @@ pub(crate) struct WebSockets<S> {
     pub(crate) inner: S,
     /// The handshake just answered 101, for `on_open`.
     upgrade: Option<Opened>,
+    /// The service's tick ([`ws::Service::tick`]): its period, and the
+    /// timer of the next.
+    tick: Option<(Duration, TimerId)>,
 }
 
 /// A WebSocket handshake answered 101: its request target, and the
@@ -103,6 +108,7 @@ impl<S> WebSockets<S> {
         WebSockets {
             inner,
             upgrade: None,
+            tick: None,
         }
     }
 }
@@ -148,6 +154,35 @@ impl<S: ws::Service> Driven for WebSockets<S> {
 
     fn on_ws_close(&mut self, token: Token, cx: &mut Context<'_>) {
         self.inner.on_close(token, cx.outbox);
+    }
+
+    fn on_start(&mut self, cx: &mut Context<'_>) {
+        if let Some(period) = self.inner.tick() {
+            // A period of nothing would be a busy loop.
+            let period = crate::timer::bounded(period).max(Duration::from_millis(1));
+            self.tick = Some((period, cx.set_timer(cx.now() + period)));
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
+        let Some((period, due)) = self.tick else {
+            return;
+        };
+        if timer != due {
+            return;
+        }
+        let now = cx.now();
+        // A whole period after the last one due; past ones are skipped.
+        let mut next = due.at() + period;
+        if next <= now {
+            let missed = now.duration_since(next).as_nanos() / period.as_nanos() + 1;
+            let skip = u32::try_from(missed)
+                .ok()
+                .and_then(|n| period.checked_mul(n));
+            next = skip.map_or(now + period, |skip| next + skip);
+        }
+        self.tick = Some((period, cx.set_timer(next)));
+        self.inner.on_tick(now, cx.outbox);
     }
 }
 

@@ -9,8 +9,8 @@ use crate::Token;
 use bytes::Bytes;
 use std::time::Instant;
 
-/// Broadcast rounds of at least this many bytes are shared between the
-/// queues, not copied into each.
+/// Broadcast rounds, and messages sent to each of a list, of at least this
+/// many bytes are shared between the queues, not copied into each.
 const SHARE_FROM: usize = 4096;
 
 /// Delivers the outbox until it stays empty (delivering may close
@@ -24,11 +24,21 @@ pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) 
         let mut outbox = std::mem::take(&mut core.work.outbox);
         let mut touched = Vec::new();
         let mut everyone = false;
-        outbox.drain(|action, frames| match action {
+        outbox.drain(|action, frames, peers| match action {
             ws::Action::Send(to, _) => {
                 if let Some(socket) = open_socket(core, to.0) {
                     socket.queue_round(frames, None, round, now);
                     touched.push(to.0);
+                }
+            }
+            ws::Action::SendEach(..) => {
+                // As a broadcast, to those listed.
+                let shared = (frames.len() >= SHARE_FROM).then(|| Bytes::copy_from_slice(frames));
+                for peer in peers {
+                    if let Some(socket) = open_socket(core, peer.0) {
+                        socket.queue_round(frames, shared.as_ref(), round, now);
+                        touched.push(peer.0);
+                    }
                 }
             }
             ws::Action::Broadcast(_) => {

@@ -6,6 +6,7 @@ use super::{CloseCode, Message};
 use crate::http::{self, Request};
 use crate::Token;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 /// A WebSocket application: plain HTTP requests go to its
 /// [`http::Service::call`]; a request it [`accepts`](Self::accepts) is
@@ -56,10 +57,10 @@ pub trait Service: http::Service {
     ///     }
     ///     fn on_open(&mut self, peer: Token, _: &str, _: Option<&str>, out: &mut Outbox) {
     ///         self.0.push(peer);
-    ///         out.broadcast(Message::Text("someone joined"));
+    ///         out.send_to(&self.0, Message::Text("someone joined"));
     ///     }
     ///     fn on_message(&mut self, _: Token, message: Message<'_>, out: &mut Outbox) {
-    ///         out.broadcast(message);
+    ///         out.send_to(&self.0, message); // its members only, not every connection
     ///     }
     ///     fn on_close(&mut self, peer: Token, _: &mut Outbox) {
     ///         self.0.retain(|member| *member != peer); // its token may come back for another
@@ -168,7 +169,7 @@ pub trait Service: http::Service {
     ///     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
     ///         // Forget it: its token may name a connection opened later.
     ///         self.0.retain(|member| *member != peer);
-    ///         out.broadcast(Message::Text("someone left"));
+    ///         out.send_to(&self.0, Message::Text("someone left"));
     ///     }
     /// # }
     /// let mut room = Room(vec![Token(1), Token(2)]);
@@ -177,6 +178,62 @@ pub trait Service: http::Service {
     /// ```
     fn on_close(&mut self, peer: Token, out: &mut Outbox) {
         let _ = (peer, out);
+    }
+
+    /// How often [`on_tick`](Self::on_tick) is called, if at all: asked
+    /// once, as the loop starts (at least every millisecond). By default
+    /// never. A WebSocket service's clock: periodic pushes (a ticker, a game
+    /// step, presence), and deadlines of its own, checked at each tick.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use edgepoll::http::{Request, Response, StatusCode};
+    /// # use edgepoll::ws::{Message, Outbox};
+    /// # use edgepoll::Token;
+    /// # struct Ticker;
+    /// # impl edgepoll::http::Service for Ticker {
+    /// #     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> { Response::new(StatusCode::NOT_FOUND) }
+    /// # }
+    /// impl edgepoll::ws::Service for Ticker {
+    ///     # fn accepts(&mut self, _: &Request<'_>) -> bool { true }
+    ///     # fn on_message(&mut self, _: Token, _: Message<'_>, _: &mut Outbox) {}
+    ///     fn tick(&self) -> Option<Duration> {
+    ///         Some(Duration::from_millis(100))
+    ///     }
+    /// }
+    /// assert_eq!(edgepoll::ws::Service::tick(&Ticker), Some(Duration::from_millis(100)));
+    /// ```
+    fn tick(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called every [`tick`](Self::tick), at `now`. Each tick is due a whole
+    /// period after the one before; one the loop could not keep (it was
+    /// busy for longer than a period) is skipped, not made up in a burst.
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, Outbox, Service};
+    /// use edgepoll::Token;
+    /// use std::time::Instant;
+    /// # use edgepoll::http::{Request, Response, StatusCode};
+    /// # #[derive(Default)] struct Ticker { ticks: u64 }
+    /// # impl edgepoll::http::Service for Ticker {
+    /// #     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> { Response::new(StatusCode::NOT_FOUND) }
+    /// # }
+    /// # impl Service for Ticker {
+    /// #     fn accepts(&mut self, _: &Request<'_>) -> bool { true }
+    /// #     fn on_message(&mut self, _: Token, _: Message<'_>, _: &mut Outbox) {}
+    ///     fn on_tick(&mut self, _: Instant, out: &mut Outbox) {
+    ///         self.ticks += 1;
+    ///         out.broadcast(Message::Text(&format!("tick {}", self.ticks)));
+    ///     }
+    /// # }
+    /// let (mut ticker, mut out) = (Ticker::default(), Outbox::default());
+    /// ticker.on_tick(Instant::now(), &mut out);
+    /// assert_eq!(out.len(), 1);
+    /// ```
+    fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
+        let _ = (now, out);
     }
 }
 
@@ -194,6 +251,8 @@ pub trait Service: http::Service {
 pub struct Outbox {
     frames: Vec<u8>,
     actions: Vec<Action>,
+    /// The receivers of the `SendEach` actions, back to back.
+    peers: Vec<Token>,
 }
 
 /// One thing to deliver.
@@ -203,6 +262,8 @@ pub(crate) enum Action {
     Send(Token, Range<usize>),
     /// `frames[frame]` to every open WebSocket connection.
     Broadcast(Range<usize>),
+    /// `frames[frame]` to each of `peers[receivers]`.
+    SendEach(Range<usize>, Range<usize>),
     /// Close one connection with this code.
     Close(Token, CloseCode),
 }
@@ -221,6 +282,29 @@ impl Outbox {
         self.actions.push(Action::Send(to, frame));
     }
 
+    /// Sends `message` to each of `peers` (those gone are passed over): a
+    /// room's members, say. Encoded once, and a large one held once by
+    /// every queue it goes to, as a broadcast is, where a send to each would
+    /// copy it for each. A peer listed twice gets it twice.
+    ///
+    /// ```
+    /// use edgepoll::{ws::{Message, Outbox}, Token};
+    /// let room = [Token(3), Token(5), Token(8)];
+    /// let mut out = Outbox::default();
+    /// out.send_to(&room, Message::Text("to the room"));
+    /// assert_eq!((out.len(), out.queued_bytes()), (1, 2 + 11));
+    /// ```
+    pub fn send_to(&mut self, peers: &[Token], message: Message<'_>) {
+        if peers.is_empty() {
+            return;
+        }
+        let frame = self.encode(message);
+        let start = self.peers.len();
+        self.peers.extend_from_slice(peers);
+        self.actions
+            .push(Action::SendEach(start..self.peers.len(), frame));
+    }
+
     /// Sends `message` to every open WebSocket connection.
     ///
     /// ```
@@ -233,7 +317,10 @@ impl Outbox {
         self.actions.push(Action::Broadcast(frame));
     }
 
-    /// Closes `peer` with `code` (its queued messages go first).
+    /// Closes `peer` with `code` (its queued messages go first). A code
+    /// that may not go on the wire (under 1000, 1004 to 1006, 1015 to 2999,
+    /// 5000 and over: RFC 6455 §7.4) closes with no code, which the peer
+    /// reads as 1005.
     ///
     /// ```
     /// use edgepoll::{ws::{CloseCode, Outbox}, Token};
@@ -302,7 +389,7 @@ impl Outbox {
     /// come out as one, their frames back to back, so that the loop appends
     /// them to each connection's queue at once.
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
-    pub(crate) fn drain(&mut self, mut deliver: impl FnMut(&Action, &[u8])) {
+    pub(crate) fn drain(&mut self, mut deliver: impl FnMut(&Action, &[u8], &[Token])) {
         let mut actions = self.actions.drain(..).peekable();
         while let Some(mut action) = actions.next() {
             if let Action::Broadcast(run) = &mut action {
@@ -314,12 +401,19 @@ impl Outbox {
                 }
             }
             let frames = match &action {
-                Action::Send(_, range) | Action::Broadcast(range) => &self.frames[range.clone()],
+                Action::Send(_, range) | Action::Broadcast(range) | Action::SendEach(_, range) => {
+                    &self.frames[range.clone()]
+                }
                 Action::Close(..) => &[][..],
             };
-            deliver(&action, frames);
+            let peers = match &action {
+                Action::SendEach(receivers, _) => &self.peers[receivers.clone()],
+                _ => &[][..],
+            };
+            deliver(&action, frames, peers);
         }
         self.frames.clear();
+        self.peers.clear();
     }
 }
 
@@ -338,10 +432,11 @@ mod tests {
         out.broadcast(Message::Text("f"));
         out.broadcast(Message::Text("g"));
         let mut seen = Vec::new();
-        out.drain(|action, frames| {
+        out.drain(|action, frames, _| {
             let kind = match action {
                 Action::Send(to, _) => format!("send {}", to.0),
                 Action::Broadcast(_) => "broadcast".to_string(),
+                Action::SendEach(..) => "send to each".to_string(),
                 Action::Close(to, code) => format!("close {} {}", to.0, code.0),
             };
             seen.push((kind, frames.to_vec()));
@@ -355,5 +450,33 @@ mod tests {
         ];
         assert_eq!(seen, expected);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_message_to_each_of_a_list_is_encoded_once_and_names_its_list() {
+        let mut out = Outbox::default();
+        out.send_to(&[Token(1), Token(2)], Message::Text("a"));
+        out.send_to(&[], Message::Text("to nobody"));
+        out.broadcast(Message::Text("b"));
+        out.send_to(&[Token(7)], Message::Binary(b"c"));
+        assert_eq!((out.len(), out.queued_bytes()), (3, 9));
+        let mut seen = Vec::new();
+        out.drain(|action, frames, peers| {
+            let peers: Vec<usize> = peers.iter().map(|p| p.0).collect();
+            seen.push((
+                matches!(action, Action::SendEach(..)),
+                frames.to_vec(),
+                peers,
+            ));
+        });
+        let expected = vec![
+            (true, b"\x81\x01a".to_vec(), vec![1, 2]),
+            (false, b"\x81\x01b".to_vec(), vec![]),
+            (true, b"\x82\x01c".to_vec(), vec![7]),
+        ];
+        assert_eq!(seen, expected);
+        // Drained whole: the next round names no one from this one.
+        out.send_to(&[Token(9)], Message::Text("d"));
+        out.drain(|_, _, peers| assert_eq!(peers, [Token(9)]));
     }
 }

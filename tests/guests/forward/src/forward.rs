@@ -757,11 +757,21 @@ fn run() -> Result<(), String> {
 }
 
 /// `--ws-echo`: WebSockets at the loop's default limits. On `/echo` each
-/// message goes back to its sender, on `/all` to every connection.
+/// message goes back to its sender, on `/all` to every connection, on
+/// `/room/NAME` to each member of room NAME (`Outbox::send_to`). `/ticks`
+/// is sent `tick N` at each tick of the service's own clock (every
+/// `TICK`), with nothing else going on.
 #[derive(Default)]
 struct WsEcho {
     to_all: HashSet<edgepoll::Token>,
+    rooms: HashMap<String, Vec<edgepoll::Token>>,
+    room_of: HashMap<edgepoll::Token, String>,
+    ticked: Vec<edgepoll::Token>,
+    ticks: u64,
 }
+
+/// `--ws-echo`'s tick.
+const TICK: Duration = Duration::from_millis(50);
 
 impl edgepoll::http::Service for WsEcho {
     fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
@@ -771,16 +781,26 @@ impl edgepoll::http::Service for WsEcho {
 
 impl edgepoll::ws::Service for WsEcho {
     fn accepts(&mut self, request: &Request<'_>) -> bool {
-        matches!(request.path(), "/echo" | "/all")
+        matches!(request.path(), "/echo" | "/all" | "/ticks")
+            || request.path().starts_with("/room/")
     }
 
     fn on_open(&mut self, peer: edgepoll::Token, target: &str, _: Option<&str>, _: &mut Outbox) {
         if target.starts_with("/all") {
             self.to_all.insert(peer);
+        } else if target.starts_with("/ticks") {
+            self.ticked.push(peer);
+        } else if let Some(room) = target.strip_prefix("/room/") {
+            self.rooms.entry(room.to_string()).or_default().push(peer);
+            self.room_of.insert(peer, room.to_string());
         }
     }
 
     fn on_message(&mut self, from: edgepoll::Token, message: Message<'_>, out: &mut Outbox) {
+        if let Some(room) = self.room_of.get(&from) {
+            let members = self.rooms.get(room).map_or(&[][..], Vec::as_slice);
+            return out.send_to(members, message);
+        }
         match self.to_all.contains(&from) {
             true => out.broadcast(message),
             false => out.send(from, message),
@@ -789,6 +809,24 @@ impl edgepoll::ws::Service for WsEcho {
 
     fn on_close(&mut self, peer: edgepoll::Token, _: &mut Outbox) {
         self.to_all.remove(&peer);
+        self.ticked.retain(|member| *member != peer);
+        if let Some(room) = self.room_of.remove(&peer) {
+            if let Some(members) = self.rooms.get_mut(&room) {
+                members.retain(|member| *member != peer);
+                if members.is_empty() {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+    }
+
+    fn tick(&self) -> Option<Duration> {
+        Some(TICK)
+    }
+
+    fn on_tick(&mut self, _: std::time::Instant, out: &mut Outbox) {
+        self.ticks += 1;
+        out.send_to(&self.ticked, Message::Text(&format!("tick {}", self.ticks)));
     }
 }
 

@@ -16,7 +16,8 @@
 //! `--stream`, a request with `X-Pipe-After: PATH` has its response paused
 //! at its head and piped once `GET PATH` is answered. `--ws-echo` serves WebSockets
 //! instead, at the loop's default limits: `/echo` sends each message back,
-//! `/all` to every connection. `--stop-after N` drains after N requests;
+//! `/all` to every connection, `/room/NAME` to the room's members; `/ticks`
+//! is sent `tick N` every 50 ms. `--stop-after N` drains after N requests;
 //! the drain ends the `/_generate` bodies still going (cut short), and a
 //! `/_generate` taken after it began gets 503.
 

@@ -245,6 +245,7 @@ impl Core {
         if let Some(listener) = listener {
             self.watch_listener(listener)?;
         }
+        driven.on_start(&mut self.work.context(Instant::now()));
         let mut sweep = Sweep::new(self.granularity(), Instant::now());
         let mut events = Events::with_capacity(1024);
         loop {
