@@ -39,6 +39,11 @@ pub(crate) enum HeadError {
     TooManyFields,
 }
 
+/// How many bytes of a request line `faulty_method` looks at: the longest
+/// method answered as one (64 bytes, `MAX_METHOD_BYTES` in the handler)
+/// and the space after it.
+const MAX_METHOD_SCAN: usize = 65;
+
 /// The most empty lines a response may have before its status line.
 const MAX_EMPTY_LINES_BEFORE_STATUS: usize = 4;
 
@@ -128,8 +133,12 @@ impl HeadParser {
         fields: &mut Vec<HeaderSpan>,
     ) -> Result<Option<Head>, HeadError> {
         if self.scanned > self.line_start {
-            // The current line was incomplete: look only at new bytes for its end.
-            if scan::find_lf(&buf[self.scanned..]).is_none() {
+            // The current line was incomplete: look only at new bytes for its
+            // end (and, in a request line's method, for a fault: see below).
+            let method_at = self.request_line.is_none().then_some(self.line_start);
+            if scan::find_lf(&buf[self.scanned..]).is_none()
+                && !method_at.is_some_and(|at| faulty_method(buf, at))
+            {
                 self.scanned = buf.len();
                 return Ok(None);
             }
@@ -171,8 +180,12 @@ impl HeadParser {
         match outcome {
             // A fault in a line not yet complete waits for its end, so that
             // the answer does not depend on how the bytes arrived (the size
-            // limit may end the head first).
+            // limit may end the head first). Not one in the method: the
+            // first thing read, it shows the same however they arrive, and a
+            // peer speaking something else (a TLS handshake sent to a plain
+            // port) is answered at once, not at the header timeout.
             Err(e) if scan::find_lf(&buf[at..]).is_some() => Err(e),
+            Err(e) if self.request_line.is_none() && faulty_method(buf, at) => Err(e),
             Ok(()) | Err(_) => {
                 self.scanned = buf.len();
                 Ok(None)
@@ -474,6 +487,20 @@ const HTTP_10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 fn eight_bytes(buf: &[u8], at: usize) -> Option<u64> {
     let bytes: [u8; 8] = buf.get(at..at.checked_add(8)?)?.try_into().ok()?;
     Some(u64::from_le_bytes(bytes))
+}
+
+/// Whether the line at `at` shows its method gone wrong: a byte that is
+/// neither a token's nor the space after one. Looked for in the first
+/// bytes only (a longer method is refused with 501 once its line is whole),
+/// so that a method sent byte by byte is not scanned again at each.
+fn faulty_method(buf: &[u8], at: usize) -> bool {
+    let buf = &buf[..buf.len().min(at + MAX_METHOD_SCAN)];
+    let end = scan::skip_token_bytes(buf, at);
+    match buf.get(end) {
+        Some(b' ') => end == at,
+        Some(_) => true,
+        None => false,
+    }
 }
 
 #[cfg(test)]

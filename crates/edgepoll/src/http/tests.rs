@@ -228,6 +228,28 @@ fn leading_empty_lines_then_a_bad_field_get_the_same_answer_however_split() {
     );
 }
 
+/// A peer speaking something else (a TLS handshake sent to a plain port)
+/// shows it in its first bytes, where a method should be: 400 at once,
+/// however the bytes arrive (`run_with` feeds every split), not 408 at the
+/// header timeout, since no line end comes to wait for. A fault later in
+/// the line still waits for its end (`leading_empty_lines_then_a_bad_field`).
+#[test]
+fn bytes_no_method_holds_are_refused_at_once() {
+    let client_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+    let others: [&[u8]; 4] = [
+        b"GET\x00/ HTTP/1.1",
+        b" GET / HTT",
+        b"GE(T",
+        b"\r\n\r\n\x16\x03",
+    ];
+    for input in std::iter::once(&client_hello[..]).chain(others) {
+        assert_refused(input, 400);
+    }
+    // Only a method that cannot become one: a valid start waits.
+    assert!(run(b"GET / HTTP/1.1\r\nHost: a").output.is_empty());
+    assert!(run(b"PROPFIND").output.is_empty());
+}
+
 #[test]
 fn head_request_gets_length_but_no_body() {
     let out = run(b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
