@@ -12,7 +12,7 @@
 #![cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A timer set with [`Context::set_timer`](crate::Context::set_timer):
 /// what [`App::on_timer`](crate::App::on_timer) is called with when it
@@ -91,10 +91,42 @@ impl Timers {
     }
 }
 
+/// When the tick after the one `due` falls, every `period` (more than 0),
+/// for a loop that got to it at `now`: a whole period after it, or, when the
+/// loop was busy past that, the first of its beats after `now` (the ticks
+/// missed are skipped, not made up in a burst).
+pub(crate) fn next_tick(due: Instant, period: Duration, now: Instant) -> Instant {
+    let next = due + period;
+    if next > now {
+        return next;
+    }
+    let missed = now.duration_since(next).as_nanos() / period.as_nanos() + 1;
+    let skip = u32::try_from(missed)
+        .ok()
+        .and_then(|n| period.checked_mul(n));
+    skip.map_or(now + period, |skip| next + skip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_tick_falls_a_period_after_the_last_and_missed_ones_are_skipped() {
+        let (t0, ms) = (Instant::now(), Duration::from_millis);
+        // On time, or a little late: a period after the one due.
+        assert_eq!(next_tick(t0, ms(50), t0), t0 + ms(50));
+        assert_eq!(next_tick(t0, ms(50), t0 + ms(49)), t0 + ms(50));
+        // Busy past the next: the first beat after now, on the same grid.
+        assert_eq!(next_tick(t0, ms(50), t0 + ms(50)), t0 + ms(100));
+        assert_eq!(next_tick(t0, ms(50), t0 + ms(130)), t0 + ms(150));
+        assert_eq!(next_tick(t0, ms(50), t0 + ms(150)), t0 + ms(200));
+        // Hours behind at 1 ms: still one step, ahead of now.
+        let late = t0 + Duration::from_secs(5 * 3600);
+        let next = next_tick(t0, ms(1), late);
+        assert!(next > late && next <= late + ms(1));
+    }
 
     #[test]
     fn timers_fire_in_time_order_and_a_cancelled_one_never() {

@@ -492,7 +492,8 @@ fn eight_bytes(buf: &[u8], at: usize) -> Option<u64> {
 /// Whether the line at `at` shows its method gone wrong: a byte that is
 /// neither a token's nor the space after one. Looked for in the first
 /// bytes only (a longer method is refused with 501 once its line is whole),
-/// so that a method sent byte by byte is not scanned again at each.
+/// so that each read of an unfinished request line costs at most that,
+/// however long the line grows.
 fn faulty_method(buf: &[u8], at: usize) -> bool {
     let buf = &buf[..buf.len().min(at + MAX_METHOD_SCAN)];
     let end = scan::skip_token_bytes(buf, at);

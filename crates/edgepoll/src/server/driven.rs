@@ -172,15 +172,7 @@ impl<S: ws::Service> Driven for WebSockets<S> {
             return;
         }
         let now = cx.now();
-        // A whole period after the last one due; past ones are skipped.
-        let mut next = due.at() + period;
-        if next <= now {
-            let missed = now.duration_since(next).as_nanos() / period.as_nanos() + 1;
-            let skip = u32::try_from(missed)
-                .ok()
-                .and_then(|n| period.checked_mul(n));
-            next = skip.map_or(now + period, |skip| next + skip);
-        }
+        let next = crate::app_timers::next_tick(due.at(), period, now);
         self.tick = Some((period, cx.set_timer(next)));
         self.inner.on_tick(now, cx.outbox);
     }

@@ -341,9 +341,9 @@ impl Outbox {
         self.actions.is_empty()
     }
 
-    /// How many sends, broadcasts and closes are queued since the loop last
-    /// delivered (it does once it has read a socket: what one connection's
-    /// messages asked for). Each message costs every receiver its frame's
+    /// How many sends, sends to a list, broadcasts and closes are queued
+    /// since the loop last delivered (it does once it has read a socket:
+    /// what one connection's messages asked for). Each message costs every receiver its frame's
     /// header, whatever it carries: an application that fans messages out
     /// bounds how many one read may queue, as `examples/ws_chat` does.
     ///
@@ -359,7 +359,8 @@ impl Outbox {
     }
 
     /// Bytes of the frames queued since the loop last delivered (broadcasts
-    /// and sends): at most what one connection will have to take. Every connection
+    /// and sends): at most what one connection will have to take (unless a
+    /// `send_to` lists it twice, which it then takes twice). Every connection
     /// has a queue limit ([`WsLimits::max_queued_bytes`](super::WsLimits))
     /// past which it is dropped, so an application that lets one peer's
     /// messages fan out to everyone should bound what that peer may send
