@@ -32,25 +32,14 @@ pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) 
                 }
             }
             ws::Action::SendEach(..) => {
-                // As a broadcast, to those listed.
-                let shared = (frames.len() >= SHARE_FROM).then(|| Bytes::copy_from_slice(frames));
-                for peer in peers {
-                    if let Some(socket) = open_socket(core, peer.0) {
-                        socket.queue_round(frames, shared.as_ref(), round, now);
-                        touched.push(peer.0);
-                    }
-                }
+                let listed = peers.iter().map(|peer| peer.0);
+                queue_to_each(core, frames, listed, round, now, |index| {
+                    touched.push(index)
+                });
             }
             ws::Action::Broadcast(_) => {
                 everyone = true;
-                // A large round is held once, by every queue it goes to; a
-                // small one is cheaper copied than counted.
-                let shared = (frames.len() >= SHARE_FROM).then(|| Bytes::copy_from_slice(frames));
-                for index in 0..core.slots.len() {
-                    if let Some(socket) = open_socket(core, index) {
-                        socket.queue_round(frames, shared.as_ref(), round, now);
-                    }
-                }
+                queue_to_each(core, frames, 0..core.slots.len(), round, now, |_| {});
             }
             ws::Action::Close(to, code) => {
                 if let Some(socket) = open_socket(core, to.0) {
@@ -93,6 +82,27 @@ pub(crate) fn deliver<D: Driven>(core: &mut Core, now: Instant, driven: &mut D) 
                 options,
             );
             core.settle(index, wanted, now);
+        }
+    }
+}
+
+/// Queues `frames` (a broadcast's run, or a message to a list) to each
+/// open WebSocket among `indices`, and names each to `queued`. A run of
+/// `SHARE_FROM` bytes or more is held once, by every queue it goes to; a
+/// small one is cheaper copied than counted.
+fn queue_to_each(
+    core: &mut Core,
+    frames: &[u8],
+    indices: impl Iterator<Item = usize>,
+    round: u64,
+    now: Instant,
+    mut queued: impl FnMut(usize),
+) {
+    let shared = (frames.len() >= SHARE_FROM).then(|| Bytes::copy_from_slice(frames));
+    for index in indices {
+        if let Some(socket) = open_socket(core, index) {
+            socket.queue_round(frames, shared.as_ref(), round, now);
+            queued(index);
         }
     }
 }
