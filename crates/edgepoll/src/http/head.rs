@@ -39,10 +39,9 @@ pub(crate) enum HeadError {
     TooManyFields,
 }
 
-/// How many bytes of a request line `faulty_method` looks at: the longest
-/// method answered as one (64 bytes, `MAX_METHOD_BYTES` in the handler)
-/// and the space after it.
-const MAX_METHOD_SCAN: usize = 65;
+/// Methods longer than this are not ones any service implements: 501
+/// (RFC 9112 §3 advises it), whatever the service would have said.
+pub(crate) const MAX_METHOD_BYTES: usize = 64;
 
 /// The most empty lines a response may have before its status line.
 const MAX_EMPTY_LINES_BEFORE_STATUS: usize = 4;
@@ -495,7 +494,8 @@ fn eight_bytes(buf: &[u8], at: usize) -> Option<u64> {
 /// so that each read of an unfinished request line costs at most that,
 /// however long the line grows.
 fn faulty_method(buf: &[u8], at: usize) -> bool {
-    let buf = &buf[..buf.len().min(at + MAX_METHOD_SCAN)];
+    // The longest method answered as one, and the space after it.
+    let buf = &buf[..buf.len().min(at + MAX_METHOD_BYTES + 1)];
     let end = scan::skip_token_bytes(buf, at);
     match buf.get(end) {
         Some(b' ') => end == at,

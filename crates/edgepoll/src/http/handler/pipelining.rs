@@ -1,8 +1,8 @@
 //! Whether the next request may be read and taken: room for its
 //! response, and the order pipelined requests must keep.
 
-use super::request_head::MAX_METHOD_BYTES;
 use super::{Handler, MethodKind, State, Waiting};
+use crate::http::head::MAX_METHOD_BYTES;
 
 impl Handler {
     /// Whether the connection wants more input now (false once switched to

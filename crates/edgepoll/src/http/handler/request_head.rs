@@ -4,7 +4,7 @@
 use super::{declared_length, Framing, Handler, Head, Refusal, State, CONTINUE, MAX_HEADERS};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::framing::{BodyFraming, FieldSummary, FramingError};
-use crate::http::head::HeadError;
+use crate::http::head::{HeadError, MAX_METHOD_BYTES};
 use crate::http::request::{target_form, TargetForm};
 use crate::http::scan;
 use crate::http::{Dispatch, Request, RequestId, StatusCode, Version};
@@ -336,10 +336,6 @@ fn check_request_line(
     }
     Ok(is_connect)
 }
-
-/// Methods longer than this are not ones any service implements: 501
-/// (RFC 9112 §3 advises it), whatever the service would have said.
-pub(super) const MAX_METHOD_BYTES: usize = 64;
 
 /// The most buffer reserved ahead for a body on the strength of its
 /// `Content-Length`; beyond it the buffer grows as bytes arrive.
