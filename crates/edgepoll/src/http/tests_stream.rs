@@ -346,6 +346,53 @@ fn responses_pipelined_behind_a_streamed_one_count_what_waits_ahead_of_them() {
     assert_eq!((conn.body_backlog(b), conn.body_backlog(d)), (100, 200));
 }
 
+/// A streamed response waiting behind another holds its pieces with their
+/// total kept as they come: however many tiny pieces pile up (one-byte
+/// reads of a dripping source), each costs the same to take and to count,
+/// the announced length still bounds them, and they go out in order.
+#[test]
+fn many_tiny_pieces_held_behind_the_front_are_counted_bounded_and_sent_in_order() {
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
+    conn.receive(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+        now,
+        &mut service,
+    );
+    let [a, b] = [0, 1].map(|i| service.ids[i]);
+    const PIECES: usize = 1 << 16;
+    conn.respond_stream(a, Response::new(StatusCode::OK), None, now)
+        .unwrap();
+    conn.respond_stream(b, Response::new(StatusCode::OK), Some(PIECES as u64), now)
+        .unwrap();
+    assert_eq!(
+        take_output(&mut conn, now),
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    for i in 0..PIECES {
+        let byte = b'a' + (i % 26) as u8;
+        conn.send_body(b, Bytes::from(vec![byte]), now).unwrap();
+    }
+    assert_eq!(conn.body_backlog(b), PIECES);
+    assert!(
+        matches!(
+            conn.send_body(b, Bytes::from_static(b"!"), now),
+            Err(StreamError::Body(BodyError::TooLong))
+        ),
+        "a piece past the announced length is refused while it is held"
+    );
+    conn.end_body(b, now).unwrap();
+    conn.end_body(a, now).unwrap();
+    let sent = take_output(&mut conn, now);
+    let body: String = (0..PIECES)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let b_response = format!("HTTP/1.1 200 OK\r\nContent-Length: {PIECES}\r\n\r\n{body}");
+    // a's last chunk, then b, whole and in order.
+    assert!(sent == format!("0\r\n\r\n{b_response}"), "{}", &sent[..80]);
+    assert_eq!(conn.body_backlog(b), 0);
+}
+
 /// A streamed body whose framing breaks before its response began gets the
 /// status a whole one would get; after, the connection just closes.
 #[test]

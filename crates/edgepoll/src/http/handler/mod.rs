@@ -285,8 +285,7 @@ impl Waiting {
         match (&self.ready, &self.stream) {
             (Some((bytes, _)), _) => bytes.len(),
             (None, Some(stream)) if !stream.at_front => {
-                let pieces = stream.pieces.iter().map(Bytes::len);
-                pieces.fold(stream.head.len(), usize::saturating_add)
+                stream.head.len().saturating_add(stream.held.len())
             }
             _ => 0,
         }
@@ -298,7 +297,7 @@ impl Waiting {
 #[derive(Debug)]
 struct Streamed {
     head: Vec<u8>,
-    pieces: Vec<Bytes>,
+    held: HeldPieces,
     framing: Outgoing,
     keep_alive: bool,
     ended: bool,
@@ -307,6 +306,33 @@ struct Streamed {
     /// queued before keep their framing.
     cut: bool,
     at_front: bool,
+}
+
+/// The pieces of a streamed response that is not at the front yet, with
+/// their total kept as they come: asked of at every piece and every check
+/// of the backlog, a sum over the list would cost the square of the pieces
+/// a slow front lets pile up (up to `body_backlog` of one-byte reads).
+#[derive(Debug, Default)]
+struct HeldPieces {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl HeldPieces {
+    fn push(&mut self, piece: Bytes) {
+        self.len = self.len.saturating_add(piece.len());
+        self.pieces.push(piece);
+    }
+
+    /// Bytes held.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn take(&mut self) -> Vec<Bytes> {
+        self.len = 0;
+        std::mem::take(&mut self.pieces)
+    }
 }
 
 /// Why a piece of a streamed response was not taken.

@@ -144,7 +144,7 @@ impl Handler {
                     stream.at_front = true;
                     self.output.buffer().extend_from_slice(&stream.head);
                     stream.head = Vec::new();
-                    for piece in std::mem::take(&mut stream.pieces) {
+                    for piece in stream.held.take() {
                         // Checked against the length when it was taken.
                         let _ = stream.framing.push(piece, &mut self.output);
                     }

@@ -2,7 +2,7 @@
 //! head, bounded by a backlog, ended or cut.
 
 use super::sending::{encode_queued, opens_tunnel};
-use super::{Gone, Handler, StreamError, Streamed, Waiting};
+use super::{Gone, Handler, HeldPieces, StreamError, Streamed, Waiting};
 use crate::http::body::{BodyError, Outgoing};
 use crate::http::{RequestId, Response, StatusCode, Version};
 use bytes::Bytes;
@@ -80,7 +80,7 @@ impl Handler {
         }
         self.waiting[at].stream = Some(Box::new(Streamed {
             head: encoded,
-            pieces: Vec::new(),
+            held: HeldPieces::default(),
             framing,
             keep_alive,
             ended: refused,
@@ -133,13 +133,12 @@ impl Handler {
             // dropped now: kept, it would be held for nothing.)
             if let Outgoing::Length(remaining) = &mut stream.framing {
                 let len = piece.len() as u64;
-                let left =
-                    remaining.saturating_sub(stream.pieces.iter().map(|p| p.len() as u64).sum());
+                let left = remaining.saturating_sub(stream.held.len() as u64);
                 if len > left {
                     return Err(StreamError::Body(BodyError::TooLong));
                 }
             }
-            stream.pieces.push(piece);
+            stream.held.push(piece);
         }
         if quiet && !self.body_coming() {
             self.restart_clock(now);
@@ -176,9 +175,7 @@ impl Handler {
         let stream = self.stream_mut(id)?;
         stream.ended = true;
         let short = match &stream.framing {
-            Outgoing::Length(remaining) => {
-                *remaining > stream.pieces.iter().map(|p| p.len() as u64).sum::<u64>()
-            }
+            Outgoing::Length(remaining) => *remaining > stream.held.len() as u64,
             _ => false,
         };
         if short {
@@ -267,7 +264,7 @@ impl Handler {
         let mut ahead = 0;
         for waiting in &self.waiting {
             let held = match &waiting.stream {
-                Some(stream) if !stream.at_front => stream.pieces.iter().map(Bytes::len).sum(),
+                Some(stream) if !stream.at_front => stream.held.len(),
                 _ => 0,
             };
             if waiting.id == id {
