@@ -32,7 +32,8 @@ pub(crate) fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
 pub(crate) fn push_all<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N], short: bool) {
     // Summed in 64 bits, which a handful of slice lengths cannot overflow
     // (a saturating sum in the word size costs a compare and a select per
-    // part); more than fits makes `reserve` fail, never wrap.
+    // part); more than fits makes `reserve` panic, as a `push` past memory
+    // would, never wrap into a write past the room.
     let total: u64 = parts.iter().map(|part| part.len() as u64).sum();
     out.reserve(usize::try_from(total).unwrap_or(usize::MAX));
     let mut len = out.len();

@@ -1599,7 +1599,23 @@ fn connect_gets_501_unless_the_service_answers_it() {
 #[test]
 fn host_fields_that_name_no_host_get_400() {
     for host in [
-        "a b", "[::1", "[::1]x", "x:80a", "a/b", "a@b", "[zz]", "a%4", "x:8:0", ":80", ":",
+        "a b",
+        "[::1",
+        "[::1]x",
+        "x:80a",
+        "a/b",
+        "a@b",
+        "[zz]",
+        "a%4",
+        "x:8:0",
+        ":80",
+        ":",
+        "[::::::::::]:80",
+        "[1::2::3]",
+        "[1.2.3.4]",
+        "[fe80::1%25eth0]",
+        "[v1.x]",
+        "[]",
     ] {
         assert_refused(
             format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
@@ -1612,6 +1628,8 @@ fn host_fields_that_name_no_host_get_400() {
         "127.0.0.1:8080",
         "[::1]",
         "[::1]:80",
+        "[::ffff:127.0.0.1]:80",
+        "[2001:DB8::a]",
         "a-b.c_d~e",
         "x%41y",
         "",
