@@ -17,7 +17,13 @@ use std::time::Instant;
 pub fn target() -> Target {
     Target {
         name: "client",
-        seeds: SEEDS.iter().map(|s| s.to_vec()).collect(),
+        seeds: SEEDS
+            .iter()
+            .map(|s| s.to_vec())
+            // A target of 1 900 bytes that are not UTF-8, each sent as
+            // `%EF%BF%BD`: a head past the server's 16 KiB.
+            .chain([[&b"GET|a.test/"[..], &[0xe9; 1900]].concat()])
+            .collect(),
         tokens: TOKENS,
         bytes: b"\r\n: |/?#%\x00\xff\t\x7f",
         check,
@@ -26,6 +32,7 @@ pub fn target() -> Target {
             "read back",
             "read back with a body",
             "a forwarded target read back",
+            "beyond the server's limits",
         ],
     }
 }
@@ -135,8 +142,9 @@ fn check(input: &[u8], _: &mut Rng, reached: &mut Reached) -> Result<(), String>
 
 /// Checks that the server reads `wire` as `request` (with `sent_body`),
 /// once: true; or false when the request has more fields than the server
-/// takes, and the server says so (431). (Inputs stay under the server's
-/// head limit, 16 KiB.)
+/// takes, or a head longer than it takes (a short input can make a long
+/// target: a byte that is not UTF-8 goes as `%EF%BF%BD`), and the server
+/// says so (431, or 414 for the request line).
 fn read_back(request: &ClientRequest, sent_body: &[u8], wire: &[u8]) -> Result<bool, String> {
     let limits = Limits {
         max_headers: MAX_HEADERS,
@@ -153,9 +161,17 @@ fn read_back(request: &ClientRequest, sent_body: &[u8], wire: &[u8]) -> Result<b
     // wire would add one. The client adds Host, and may add one framing
     // field (a `Content-Length: 0` to a bodiless OPTIONS, say).
     let fields = request.headers().count() + 2;
+    let answer = server.pending_output();
+    if received.is_empty() && fields > limits.max_headers && answer.starts_with(b"HTTP/1.1 431 ") {
+        return Ok(false);
+    }
+    let head = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(wire.len(), |at| at + 4);
     if received.is_empty()
-        && fields > limits.max_headers
-        && server.pending_output().starts_with(b"HTTP/1.1 431 ")
+        && head > limits.max_head_bytes
+        && (answer.starts_with(b"HTTP/1.1 431 ") || answer.starts_with(b"HTTP/1.1 414 "))
     {
         return Ok(false);
     }
