@@ -46,6 +46,7 @@ mod client;
 pub mod dns;
 pub mod entropy;
 mod event;
+mod held_pieces;
 mod held_writers;
 pub mod http;
 #[cfg(feature = "http")]

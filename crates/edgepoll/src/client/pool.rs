@@ -11,6 +11,7 @@
 use super::queue::{Eligible, Queue};
 use super::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 use crate::dns::{resolver, Lookup, Resolved, Resolver};
+use crate::held_pieces::HeldPieces;
 use crate::http::{Outgoing, ParsedResponse, Version};
 use crate::tls::TlsError;
 use bytes::Bytes;
@@ -87,7 +88,7 @@ pub(crate) struct ExchangeState {
     pub(crate) body_out: Option<Outgoing>,
     /// Pieces of a streamed request body that came before the exchange had
     /// a connection, and whether its end did.
-    pub(crate) early: Vec<Bytes>,
+    pub(crate) early: HeldPieces,
     pub(crate) early_end: bool,
     /// A streamed response's head was handed over: a failure now is its
     /// body's.
@@ -117,11 +118,6 @@ impl ExchangeState {
         let ip = self.other_addrs.remove(0);
         self.origin.addr.set_ip(ip);
         true
-    }
-
-    /// Bytes of request body waiting for a connection.
-    pub(crate) fn early_len(&self) -> usize {
-        self.early.iter().map(Bytes::len).sum()
     }
 }
 
@@ -262,7 +258,7 @@ impl Pool {
             since: now,
             streams,
             body_out: request.body_framing(),
-            early: Vec::new(),
+            early: HeldPieces::default(),
             early_end: false,
             answered: false,
             upgrade: request.offers_upgrade(),

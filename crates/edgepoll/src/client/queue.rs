@@ -290,7 +290,7 @@ mod tests {
             since: Instant::now(),
             streams: false,
             body_out: None,
-            early: Vec::new(),
+            early: Default::default(),
             early_end: false,
             answered: false,
             upgrade: false,

@@ -101,7 +101,7 @@ pub(crate) fn route_inbound<D: Driven>(
             .work
             .pool
             .queued_mut(exchange)
-            .is_some_and(|queued| queued.early_len() > limit)
+            .is_some_and(|queued| queued.early.len() > limit)
         {
             hold_request(core, responder, exchange, now);
         }

@@ -32,7 +32,7 @@ pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max
     );
     // The body pieces that came before the connection; one that does not
     // fit the announced length ends the exchange (see `bodies`).
-    let early = std::mem::take(&mut exchange.early);
+    let early = exchange.early.take();
     let mut framed = early
         .into_iter()
         .all(|piece| up.conn.send_body(piece).is_ok());

@@ -24,8 +24,8 @@ use super::request::HeaderSpan;
 use super::response::KeepAlive;
 use super::scan;
 use super::{Dispatch, Limits, RequestId, Response, StatusCode, Version};
+use crate::held_pieces::HeldPieces;
 use crate::timer::bounded;
-use bytes::Bytes;
 use dispatch::take_id;
 use request_body::chunked_refusal;
 use std::collections::VecDeque;
@@ -306,33 +306,6 @@ struct Streamed {
     /// queued before keep their framing.
     cut: bool,
     at_front: bool,
-}
-
-/// The pieces of a streamed response that is not at the front yet, with
-/// their total kept as they come: asked of at every piece and every check
-/// of the backlog, a sum over the list would cost the square of the pieces
-/// a slow front lets pile up (up to `body_backlog` of one-byte reads).
-#[derive(Debug, Default)]
-struct HeldPieces {
-    pieces: Vec<Bytes>,
-    len: usize,
-}
-
-impl HeldPieces {
-    fn push(&mut self, piece: Bytes) {
-        self.len = self.len.saturating_add(piece.len());
-        self.pieces.push(piece);
-    }
-
-    /// Bytes held.
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn take(&mut self) -> Vec<Bytes> {
-        self.len = 0;
-        std::mem::take(&mut self.pieces)
-    }
 }
 
 /// Why a piece of a streamed response was not taken.

@@ -2,7 +2,8 @@
 //! head, bounded by a backlog, ended or cut.
 
 use super::sending::{encode_queued, opens_tunnel};
-use super::{Gone, Handler, HeldPieces, StreamError, Streamed, Waiting};
+use super::{Gone, Handler, StreamError, Streamed, Waiting};
+use crate::held_pieces::HeldPieces;
 use crate::http::body::{BodyError, Outgoing};
 use crate::http::{RequestId, Response, StatusCode, Version};
 use bytes::Bytes;
