@@ -175,9 +175,13 @@ pub(crate) struct Pool {
     next_id: u64,
     /// What happened to exchanges since the service was last told.
     pub(crate) events: Vec<(ExchangeId, ExchangeEvent)>,
-    /// Exchanges cancelled: the loop forgets their pipes, and closes the
-    /// connection of one that was on one.
+    /// Exchanges cancelled: the loop forgets their pipes, drops their
+    /// events not yet reported, and closes the connection of one that was
+    /// on one.
     pub(crate) cancelled: Vec<ExchangeId>,
+    /// The same, to look an exchange up in: an event of one cancelled by a
+    /// callback of the batch being reported is not reported.
+    cancelled_set: FxHashSet<ExchangeId>,
     /// No waiting exchange began before this (a lower bound: it may have
     /// left since), so the expiry scan is skipped until its timeout.
     earliest_since: Option<Instant>,
@@ -409,14 +413,37 @@ impl Pool {
     /// Gives up an exchange: a queued one is dropped, a finished one not
     /// reported, one on a connection left for the loop to close. Listed in
     /// `cancelled` either way: the loop also forgets its pipes (a request
-    /// body held back for a queued exchange would wait for ever).
+    /// body held back for a queued exchange would wait for ever) and drops
+    /// its events not yet reported, for all the exchanges cancelled
+    /// together at once ([`Pool::drop_cancelled_events`]): one look
+    /// through the events per cancel cost a sweep that timed out N
+    /// exchanges N times N.
     pub(crate) fn cancel(&mut self, id: ExchangeId) {
-        if !self.withdraw(id) {
-            // Its events not yet reported go; its connection, if it is
-            // still on one (a streamed body under way), closes.
-            self.events.retain(|(done, _)| *done != id);
+        self.withdraw(id);
+        if self.cancelled_set.insert(id) {
+            self.cancelled.push(id);
         }
-        self.cancelled.push(id);
+    }
+
+    /// Whether `id` is listed in `cancelled`.
+    #[inline]
+    pub(crate) fn is_cancelled(&self, id: ExchangeId) -> bool {
+        !self.cancelled_set.is_empty() && self.cancelled_set.contains(&id)
+    }
+
+    /// Drops the events not yet reported of the exchanges in `cancelled`.
+    pub(crate) fn drop_cancelled_events(&mut self) {
+        if !self.events.is_empty() && !self.cancelled_set.is_empty() {
+            let cancelled = &self.cancelled_set;
+            self.events.retain(|(id, _)| !cancelled.contains(id));
+        }
+    }
+
+    /// Forgets the cancelled exchanges the loop has taken from
+    /// `cancelled`, keeping those listed since.
+    pub(crate) fn forget_cancelled(&mut self) {
+        self.cancelled_set.clear();
+        self.cancelled_set.extend(self.cancelled.iter().copied());
     }
 
     /// Takes an exchange out of the queue, or out of the wait for its
@@ -1120,6 +1147,43 @@ mod tests {
         assert_eq!(pool.cancelled, [ids[1]]);
         assert!(!pool.has_queued());
         assert!(!pool.withdraw(ids[1]), "gone from the queue");
+    }
+
+    /// Exchanges cancelled together have their events dropped in one look
+    /// through the events, and only theirs; one cancelled twice is listed
+    /// once; those the loop took are forgotten, one cancelled since is not.
+    #[test]
+    fn the_events_of_exchanges_cancelled_together_are_dropped_at_once() {
+        let now = Instant::now();
+        let mut pool = Pool::new(ClientOptions::default());
+        let ids: Vec<_> = (0..20_000)
+            .map(|_| {
+                pool.submit(&request("http://127.0.0.1:1/"), now, false)
+                    .unwrap()
+            })
+            .collect();
+        for &id in &ids {
+            pool.withdraw(id);
+            pool.fail(id, ClientError::Abandoned);
+        }
+        for &id in ids.iter().step_by(2) {
+            pool.cancel(id);
+        }
+        pool.cancel(ids[0]);
+        pool.drop_cancelled_events();
+        assert_eq!(pool.cancelled.len(), 10_000);
+        let kept: Vec<_> = pool.events.iter().map(|(id, _)| *id).collect();
+        assert_eq!(
+            kept,
+            ids.iter().skip(1).step_by(2).copied().collect::<Vec<_>>()
+        );
+        assert!(pool.is_cancelled(ids[0]) && !pool.is_cancelled(ids[1]));
+        // The loop takes the list; one more is cancelled meanwhile.
+        pool.cancelled.clear();
+        pool.cancel(ids[1]);
+        pool.forget_cancelled();
+        assert!(!pool.is_cancelled(ids[0]) && pool.is_cancelled(ids[1]));
+        assert_eq!(pool.cancelled, [ids[1]]);
     }
 
     /// Timeouts of `Duration::MAX` mean "never": `since + timeout`

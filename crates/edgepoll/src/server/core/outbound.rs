@@ -149,6 +149,7 @@ impl Core {
     /// from one to a client still there is cut short where it is: the
     /// rest will not come.
     pub(super) fn close_cancelled(&mut self, now: Instant) {
+        self.work.pool.drop_cancelled_events();
         self.work_through(
             |w| &mut w.pool.cancelled,
             |core, id| {
@@ -160,11 +161,6 @@ impl Core {
                     }
                 }
                 bodies::forget_exchange(&mut core.work, id);
-                // Events its connection queued since the cancel (a step
-                // for a piped request body, say) go too: none is reported.
-                if !core.work.pool.events.is_empty() {
-                    core.work.pool.events.retain(|(done, _)| *done != id);
-                }
                 if core.work.switched.contains_key(&id) {
                     core.drop_switched(id, now);
                     return;
@@ -182,6 +178,10 @@ impl Core {
                 core.close(index, now);
             },
         );
+        // Events their connections queued meanwhile (a step for a piped
+        // request body, say) go too: none is reported.
+        self.work.pool.drop_cancelled_events();
+        self.work.pool.forget_cancelled();
     }
 
     /// Puts queued exchanges on idle connections or new ones, as the pool

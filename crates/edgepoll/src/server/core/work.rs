@@ -185,7 +185,7 @@ impl Core {
                         // Cancelled by an earlier callback of this batch: none of
                         // its events is reported, and it stays listed, so that
                         // its connection closes next round.
-                        if core.work.pool.cancelled.contains(&exchange) {
+                        if core.work.pool.is_cancelled(exchange) {
                             // A connection it switched has no one to join now.
                             if core.work.switched.contains_key(&exchange) {
                                 core.drop_switched(exchange, now);
