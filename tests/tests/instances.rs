@@ -613,6 +613,79 @@ fn with_restart_no_the_host_exits_with_the_worst_code() {
     assert_eq!(answered, 2, "one request each, then both exit");
 }
 
+/// With `--restart no`, an instance that failed before a stop began is
+/// the host's exit code, though the stop itself ends the others cleanly:
+/// a supervisor sees the failure (it exited 0).
+#[test]
+fn with_restart_no_a_failure_before_a_stop_is_the_exit_code() {
+    let module = wasm("conformance_guest");
+    let module = module.to_string_lossy();
+    let dir = scratch_dir("first-exits", &host_runtime());
+    let preopen = format!("/:{}", dir.display());
+    let args = [
+        "--instances",
+        "2",
+        "--restart",
+        "no",
+        "--dir",
+        &preopen,
+        &module,
+        "first-exits",
+    ];
+    let mut host = Host::start(&args);
+    host.wait_for("listening, not first", 1);
+    host.wait_for("exited with code 7", 1);
+    host.terminate();
+    assert_eq!(
+        host.exit_code(Duration::from_secs(60)),
+        Some(7),
+        "{:#?}",
+        host.seen
+    );
+}
+
+/// A stop while an instance waits to be started again ends the wait: the
+/// host exits without waiting out a pause longer than its grace.
+#[test]
+fn a_stop_during_a_pause_before_a_restart_ends_it() {
+    let module = wasm("conformance_guest");
+    let module = module.to_string_lossy();
+    let args = ["--instances", "1", "--grace", "1", &module, "program-name"];
+    let mut host = Host::start(&args);
+    // Ends at once, again and again: the pause grows to its longest.
+    host.wait_for("starting it again in 2s", 1);
+    host.terminate();
+    assert_eq!(host.exit_code(Duration::from_secs(60)), Some(0));
+    assert_eq!(
+        host.count("stopped before every instance had finished"),
+        0,
+        "the stop waited for the pause: {:#?}",
+        host.seen
+    );
+}
+
+/// A descriptor limit too low for each instance's least share is refused
+/// before any starts, with what to do, where the last ones started had no
+/// descriptor left for their own poller.
+#[test]
+fn a_descriptor_limit_too_low_for_the_instances_is_refused() {
+    let module = wasm("conformance_guest");
+    let command = format!(
+        "ulimit -n 64 && exec {} --instances 6 {} exit",
+        host_bin().display(),
+        module.display()
+    );
+    let mut host = Host::start_command(Command::new("bash").args(["-c", &command]));
+    assert_eq!(
+        host.exit_code(Duration::from_secs(60)),
+        Some(1),
+        "{:#?}",
+        host.seen
+    );
+    assert_eq!(host.count("raise it (ulimit -n) or run fewer instances"), 1);
+    assert_eq!(host.count("exited with code"), 0, "{:#?}", host.seen);
+}
+
 /// Instances share the process's descriptors: each gets its share and
 /// EMFILE past it, so one holding all it can leaves the others theirs
 /// (one instance could take every descriptor, and the others' accepts and

@@ -160,7 +160,10 @@ pub fn run(
         .map_err(|e| format!("cannot link {}: {e}", invocation.module.display()))?;
     let (reports, supervisor) = mpsc::channel();
     let shared: Vec<Arc<Shared>> = (0..count).map(|_| Arc::default()).collect();
-    let max_descriptors = (count > 1).then(|| descriptors_each(count));
+    let max_descriptors = match count > 1 {
+        true => Some(descriptors_each(count)?),
+        false => None,
+    };
     catch_signals();
     std::thread::scope(|scope| {
         for (number, shared) in shared.iter().enumerate() {
@@ -191,12 +194,20 @@ pub fn run(
         }
         drop(reports);
         let mut worst = 0;
+        // Instances that ended before the stop began (`--restart no`):
+        // their failures are not the stop's, and count whatever comes after.
+        let mut worst_before_stop = 0;
         let mut stop_at = None;
         let mut gave_up = false;
 
         loop {
             match supervisor.recv_timeout(Duration::from_millis(50)) {
-                Ok(Report::Ended(code)) => worst = worse(worst, code),
+                Ok(Report::Ended(code)) => {
+                    worst = worse(worst, code);
+                    if stop_at.is_none() {
+                        worst_before_stop = worse(worst_before_stop, code);
+                    }
+                }
                 // The others stop as on a signal (what they accepted is
                 // answered), and the host then exits 1.
                 Ok(Report::GaveUp(message)) => {
@@ -224,18 +235,36 @@ pub fn run(
                 if signals > 1 || Instant::now() >= at {
                     compile_cache::forget_exposed(&cache);
                     crate::output::say("stopped before every instance had finished");
-                    std::process::exit(if gave_up { 1 } else { 0 });
+                    std::process::exit(exit_code(
+                        gave_up,
+                        stop_at.is_some(),
+                        worst_before_stop,
+                        worst,
+                    ));
                 }
             }
         }
         compile_cache::forget_exposed(&cache);
-        // Stopped by a signal: a clean stop whatever the instances said.
-        Ok(match (gave_up, stop_at) {
-            (true, _) => 1,
-            (false, Some(_)) => 0,
-            (false, None) => worst,
-        })
+        Ok(exit_code(
+            gave_up,
+            stop_at.is_some(),
+            worst_before_stop,
+            worst,
+        ))
     })
+}
+
+/// The host's exit code: 1 when it gave up on an instance; after a stop,
+/// the worst code of the instances that ended before it began (with
+/// `--restart no`: what ended during the stop is the stop's doing, a guest
+/// whose failed `accept` ends it with an error included); otherwise the
+/// worst of them all.
+fn exit_code(gave_up: bool, stopped: bool, worst_before_stop: i32, worst: i32) -> i32 {
+    match (gave_up, stopped) {
+        (true, _) => 1,
+        (false, true) => worst_before_stop,
+        (false, false) => worst,
+    }
 }
 
 /// The worse of two exit codes: any failure over success, then the higher.
@@ -311,7 +340,7 @@ fn keep_running(
             }
             let pause = pause_after(quick_exits);
             crate::output::say(&format!("{what}; starting it again in {pause:?}"));
-            std::thread::sleep(pause);
+            sleep_unless_stopped(pause);
             continue;
         }
         quick_exits = 0;
@@ -331,13 +360,31 @@ fn keep_running(
         }
         let pause = pause_after(quick_failures);
         crate::output::say(&format!("{what}; starting it again in {pause:?}"));
-        std::thread::sleep(pause);
+        sleep_unless_stopped(pause);
+    }
+}
+
+/// Waits `pause`, or less if the service stops meanwhile: an instance
+/// waiting to start again does not start, and the host need not wait out
+/// its pause (up to 2 s, longer than a short `--grace`).
+fn sleep_unless_stopped(pause: Duration) {
+    let until = Instant::now() + pause;
+    while !STOPPING.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
     }
 }
 
 /// Descriptors each of `count` instances may hold: the process's soft
-/// limit, less a reserve for the host, shared evenly.
-fn descriptors_each(count: usize) -> usize {
+/// limit, less a reserve for the host, shared evenly; at least
+/// [`LEAST_SHARE`]. A limit too low for that many is refused before any
+/// instance starts, where the last instances to start found no descriptor
+/// left for their own poller (`ulimit -n 64` and 6 instances), or were
+/// given up on.
+fn descriptors_each(count: usize) -> Result<usize, String> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -348,8 +395,28 @@ fn descriptors_each(count: usize) -> usize {
         true => usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX),
         false => 1 << 20,
     };
+    share_of(soft, count)
+}
+
+/// The fewest descriptors an instance is given.
+const LEAST_SHARE: usize = 16;
+
+/// [`descriptors_each`] under a soft limit of `soft`.
+fn share_of(soft: usize, count: usize) -> Result<usize, String> {
+    let count = count.max(1);
+    // What the host holds itself at the least: stdio and a few of its
+    // own, and each instance's poller and the like outside its share.
+    let least = LEAST_SHARE
+        .saturating_mul(count)
+        .saturating_add(8 + 2 * count);
+    if soft < least {
+        return Err(format!(
+            "{count} instances need at least {least} descriptors ({LEAST_SHARE} each and the host's own), \
+             and the limit is {soft}: raise it (ulimit -n) or run fewer instances"
+        ));
+    }
     let reserve = 32 + 8 * count;
-    (soft.saturating_sub(reserve) / count.max(1)).max(16)
+    Ok((soft.saturating_sub(reserve) / count).max(LEAST_SHARE))
 }
 
 /// The pause before the next start after `quick` quick ends in a row.
@@ -378,6 +445,32 @@ mod tests {
         // 256 ends a process as 0 does: the 3 is the failure.
         assert_eq!(worse(256, 3), 3);
         assert_eq!(worse(-1, 3), 255);
+    }
+
+    #[test]
+    fn a_stop_keeps_the_failures_that_came_before_it() {
+        assert_eq!(exit_code(false, true, 3, 134), 3);
+        assert_eq!(
+            exit_code(false, true, 0, 134),
+            0,
+            "a failure in the stop's wake"
+        );
+        assert_eq!(exit_code(false, false, 0, 134), 134);
+        assert_eq!(exit_code(true, true, 0, 0), 1);
+    }
+
+    #[test]
+    fn each_instance_gets_its_share_or_the_limit_is_refused() {
+        assert_eq!(share_of(128, 2), Ok(40));
+        assert_eq!(share_of(64, 2), Ok(LEAST_SHARE));
+        assert_eq!(share_of(1 << 20, 4), Ok(((1 << 20) - 64) / 4));
+        for (soft, count) in [(64, 6), (32, 4), (1024, 100)] {
+            let refused = share_of(soft, count).unwrap_err();
+            assert!(
+                refused.contains(&format!("the limit is {soft}")),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

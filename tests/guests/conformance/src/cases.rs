@@ -767,6 +767,30 @@ pub fn run(case: &str) -> Result<()> {
                 longest >= Duration::from_millis(250)
             );
         }
+        "first-exits" => {
+            // The first instance to claim `claim` in the preopened
+            // directory exits 7 at once; the others listen until the
+            // host's stop wakes their accept, then end cleanly.
+            let claimed = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open("claim");
+            if claimed.is_ok() {
+                std::process::exit(7);
+            }
+            let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+            println!("listening, not first");
+            io::stdout().flush().map_err(err("flush"))?;
+            loop {
+                match net::accept(&listener) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),
         "trap" => trap_here(),
