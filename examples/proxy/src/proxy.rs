@@ -9,7 +9,6 @@ use crate::balancer::{Balancer, Ticket};
 use crate::config::Config;
 use crate::forwarded;
 use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
-use edgepoll::tls::TlsError;
 use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, RequestError, Responder};
 use rustc_hash::FxHashMap;
 
@@ -208,7 +207,7 @@ impl Proxy {
                 | ClientError::Connect(_)
                 | ClientError::ConnectTimeout(_)
                 | ClientError::Resolve { .. }
-                | ClientError::Tls(TlsError::HandshakeTimeout(_) | TlsError::Certificate(_))
+                | ClientError::TlsHandshake(_)
         );
         // Sent, and the connection closed or reset before the response's
         // head was whole (nothing but a 1xx has gone to the client): an

@@ -256,8 +256,15 @@ pub enum ClientError {
     /// ([`Context::fetch_stream`](crate::Context::fetch_stream)) broke off
     /// or ran past the length the request announced.
     Abandoned,
-    /// The TLS connection of an `https://` request failed.
+    /// The TLS connection of an `https://` request failed after its
+    /// handshake.
     Tls(TlsError),
+    /// The TLS handshake of an `https://` request failed: the server's
+    /// certificate did not verify, it sent an alert or what is not TLS, it
+    /// closed, or it did not finish within the connect timeout. Nothing of
+    /// the request was sent, so a forwarder may send it elsewhere whatever
+    /// its method. Shown as [`Tls`](Self::Tls) is.
+    TlsHandshake(TlsError),
 }
 
 impl std::fmt::Display for ClientError {
@@ -286,7 +293,7 @@ impl std::fmt::Display for ClientError {
             ClientError::BadResponse(e) => write!(f, "bad response: {e}"),
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Abandoned => f.write_str("abandoned: its client is gone"),
-            ClientError::Tls(e) => write!(f, "TLS: {e}"),
+            ClientError::Tls(e) | ClientError::TlsHandshake(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -318,7 +325,7 @@ impl ClientError {
     /// use edgepoll::tls::TlsError;
     /// use edgepoll::ClientError;
     /// use std::time::Duration;
-    /// let handshake = ClientError::Tls(TlsError::HandshakeTimeout(Duration::from_secs(5)));
+    /// let handshake = ClientError::TlsHandshake(TlsError::HandshakeTimeout(Duration::from_secs(5)));
     /// assert!(handshake.is_timeout());
     /// assert!(!ClientError::Refused.is_timeout());
     /// ```
@@ -328,7 +335,7 @@ impl ClientError {
             ClientError::Timeout(_)
                 | ClientError::ConnectTimeout(_)
                 | ClientError::Queued(_)
-                | ClientError::Tls(crate::tls::TlsError::HandshakeTimeout(_))
+                | ClientError::TlsHandshake(crate::tls::TlsError::HandshakeTimeout(_))
         )
     }
 

@@ -501,11 +501,16 @@ fn retry(exchange: &mut Exchange, now: Instant) -> bool {
     false
 }
 
-/// What TLS failed with, once it has.
+/// What TLS failed with, once it has: in the handshake, before anything
+/// of the request went, or after.
 #[cold]
 fn tls_fault(tls: &Option<Box<TlsSession>>) -> ClientError {
     let fault = tls.as_ref().and_then(|tls| tls.error()).cloned();
-    ClientError::Tls(fault.unwrap_or(TlsError::Truncated))
+    let fault = fault.unwrap_or(TlsError::Truncated);
+    match tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
+        true => ClientError::TlsHandshake(fault),
+        false => ClientError::Tls(fault),
+    }
 }
 
 /// Names TLS's fault as the cause of the exchange's `events` that ended
@@ -638,7 +643,7 @@ pub(crate) fn handle_timeout(
         // The handshake is part of connecting.
         (_, false) if handshaking => (
             options.connect_timeout,
-            Some(ClientError::Tls(TlsError::HandshakeTimeout(
+            Some(ClientError::TlsHandshake(TlsError::HandshakeTimeout(
                 options.connect_timeout,
             ))),
         ),
