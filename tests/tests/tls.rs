@@ -154,7 +154,10 @@ fn certificates_are_checked_and_failures_name_their_cause() {
             );
             assert!(stderr.contains(&line), "{line}\n{stderr}");
         };
-        failed(3, "the certificate is not valid for this host name");
+        failed(
+            3,
+            "the certificate is not valid for this host name (it is for other.test)",
+        );
         failed(4, "the certificate has expired");
         // openssl's usual self-signed certificate is marked as a CA.
         failed(5, "a CA certificate used as the server's (self-signed?)");
@@ -509,6 +512,40 @@ fn the_proxy_reaches_https_upstreams() {
 /// (a response nobody asked for, cut in two) is closed, not reused: reused,
 /// the record's rest came with the next request's answer, and the proxy
 /// passed the stray response on as that answer.
+/// An https:// upstream whose handshake fails (what it sends is not TLS)
+/// got nothing of the request: the request goes to another upstream,
+/// whatever its method, as it does when a connection is refused. (It got
+/// 502 but for a certificate or a handshake that timed out.)
+#[test]
+fn a_request_whose_upstream_handshake_fails_goes_to_another() {
+    let pki = Pki::new();
+    let nginx = nginx_over_tls(&pki);
+    let garbage = RawServer::start(Raw::Garbage);
+    on_each_runtime(|runtime| {
+        let bad = format!("https://localhost:{}", garbage.addr.port());
+        let good = format!("https://localhost:{}", nginx.addr.port());
+        let proxy = https_proxy(runtime, &pki, &[&bad, &good]);
+        for _ in 0..3 {
+            let mut stream = connect(proxy.addr);
+            let post = b"POST /fixed HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+            stream.write_all(post).expect("send");
+            let (head, body) = read_response(&mut stream);
+            assert!(
+                head.starts_with("HTTP/1.1 200"),
+                "{} {head}",
+                runtime.name()
+            );
+            assert_eq!(body, b"fixed answer from nginx\n");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let log = proxy.stderr_lines().join("\n");
+        assert!(
+            log.contains("TLS protocol error: what the server sent is not TLS"),
+            "the upstream that is not TLS was tried: {log}"
+        );
+    });
+}
+
 #[test]
 fn an_idle_https_connection_holding_part_of_a_record_is_not_reused() {
     let pki = Pki::new();

@@ -112,6 +112,12 @@ impl From<rustls::Error> for TlsError {
         match e {
             E::InvalidCertificate(cert) => TlsError::Certificate(match cert {
                 C::UnknownIssuer => "unknown issuer (not signed by a trusted CA)".into(),
+                C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
+                    format!(
+                        "the certificate is not valid for this host name (it is for {})",
+                        presented.join(", ")
+                    )
+                }
                 C::NotValidForName | C::NotValidForNameContext { .. } => {
                     "the certificate is not valid for this host name".into()
                 }
@@ -132,6 +138,10 @@ impl From<rustls::Error> for TlsError {
                 other => format!("{other:?}"),
             }),
             E::AlertReceived(alert) => TlsError::Alert(format!("{alert:?}")),
+            // The first bytes of a plain HTTP server's answer, say.
+            E::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+                TlsError::Protocol("what the server sent is not TLS (a plain port?)".into())
+            }
             E::InvalidMessage(m) => TlsError::Protocol(format!("invalid message: {m:?}")),
             E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
                 TlsError::Protocol("unexpected message".into())
