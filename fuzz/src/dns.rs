@@ -178,6 +178,13 @@ fn check(input: &[u8], _: &mut Rng, reached: &mut Reached) -> Result<(), String>
                 Some(Err(NotAnswer::TooLong)) => reached.mark("too long"),
                 other => return Err(format!("{family:?}: {} bytes read: {other:?}", long.len())),
             }
+            // As a datagram, however long, it is asked for over TCP (or is
+            // not ours): never dropped as too long.
+            if let Some(Err(NotAnswer::TooLong)) = read_answer(&long, ID, HOST, family, true) {
+                return Err(format!(
+                    "{family:?}: a long datagram dropped, not asked over TCP"
+                ));
+            }
         }
         reached.mark(match &answer {
             Ok(Answer::Addresses { addrs, ttl }) => {
