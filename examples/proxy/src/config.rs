@@ -46,8 +46,8 @@ Each request goes to the upstream with the fewest requests outstanding
 (round-robin among equals). An upstream that refuses, is unreachable, resets,
 times out or answers garbage is left out for --eject seconds (when all are
 left out, all are taken back at once, as nginx does); a request that
-could not reach one (refused, unreachable, no connection or TLS handshake in
-time, a certificate that does not verify, a name that does not resolve) is
+could not reach one (refused, unreachable, no connection in time, a TLS
+handshake that failed or took too long, a name that does not resolve) is
 tried on another, whatever its method, when its body (if any) has a
 Content-Length of at most 64 KiB (larger or chunked bodies stream through, and
 cannot be sent twice); so is such an idempotent one (GET, HEAD, OPTIONS, PUT,
