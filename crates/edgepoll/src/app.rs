@@ -265,6 +265,15 @@ impl Pipes {
         self.down.get(&exchange).copied()
     }
 
+    /// Whether a request body of the connection at `slot` is piped up or
+    /// echoed: a close looks for its pieces still queued only then.
+    pub(crate) fn carries_bodies_at(&self, slot: usize) -> bool {
+        let ends = self.ends_at.get(slot);
+        ends.is_some_and(|ends| {
+            (ends.iter()).any(|end| matches!(end, SlotEnd::Up(_) | SlotEnd::Echo(_)))
+        })
+    }
+
     /// Whether `responder`'s response takes its body from an exchange's.
     /// Asked only of the application's own pieces: looked for among the
     /// pipes of its connection, nearly always none.
@@ -1220,10 +1229,12 @@ mod tests {
         pipes.body_unbegun(Responder::at(3, 5));
         pipes.body_unbegun(Responder::at(5, 5));
 
+        assert!(pipes.carries_bodies_at(3) && !pipes.carries_bodies_at(4));
         assert_eq!(
             pipes.unpipe_slot(3),
             (vec![ExchangeId(12)], vec![ExchangeId(11)])
         );
+        assert!(!pipes.carries_bodies_at(3));
         assert_listed(&pipes);
         // The bodies it piped up or echoed are cut: pieces of theirs still
         // being routed are not the application's.

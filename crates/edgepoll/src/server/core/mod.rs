@@ -627,7 +627,7 @@ impl Core {
                 // that body away. (Those of a batch being routed now are
                 // dropped as they come: `Pipes::cut_bodies`.)
                 let Work { inbound, pipes, .. } = &mut self.work;
-                if !inbound.is_empty() {
+                if !inbound.is_empty() && pipes.carries_bodies_at(index) {
                     inbound.retain(|(r, _)| {
                         !(r.token == Token(index)
                             && r.serial == serial
