@@ -212,9 +212,8 @@ Sends every URL at once, each on its own connection, and prints each response.
                          FILE once a 2xx body is whole (the runtime must
                          preopen FILE's directory: --dir .:.)
   -v, --verbose          tell on stderr what names resolved to (in a lookup of its
-                         own first, counted in --timeout: a name whose answers
-                         rotate may then be tried at another address) and what
-                         TLS agreed
+                         own first, within --timeout: a name whose answers rotate
+                         may then be tried at another address) and what TLS agreed
   --cacert FILE          trust this PEM file's CA certificates for https://
   --parallel N           at most N connections to one origin at once
   --max-connections N    at most N connections at once in all (default 512);
@@ -257,7 +256,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let started = std::time::Instant::now();
     if verbose {
         // Each told name waits as the requests' own lookups do, at most.
         tell_addresses(&requests, timeout.min(client.dns_timeout));
@@ -265,11 +263,6 @@ pub fn main() -> ExitCode {
     if let (Some(path), [request]) = (output, &requests[..]) {
         return download(request, timeout, &client, &path, verbose);
     }
-    // The told lookups' time is the requests' (--timeout counts from the
-    // start): a name that never resolved took twice --timeout to fail.
-    let timeout = timeout
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(1));
     // Each response is shown (and its body dropped) as soon as it and those
     // before it are in: many large bodies are not all held until the last.
     let mut failed = false;
