@@ -211,9 +211,11 @@ Sends every URL at once, each on its own connection, and prints each response.
                          FILE.part (which must not be there yet), renamed to
                          FILE once a 2xx body is whole (the runtime must
                          preopen FILE's directory: --dir .:.)
-  -v, --verbose          tell on stderr what names resolved to (in a lookup of its
-                         own first, within --timeout: a name whose answers rotate
-                         may then be tried at another address) and what TLS agreed
+  -v, --verbose          tell on stderr what names resolved to and what TLS agreed;
+                         names are looked up first, each within --timeout, before
+                         the requests look them up again (a name whose answers
+                         rotate may then be tried at another address; one that
+                         does not resolve takes that time twice)
   --cacert FILE          trust this PEM file's CA certificates for https://
   --parallel N           at most N connections to one origin at once
   --max-connections N    at most N connections at once in all (default 512);
