@@ -508,10 +508,6 @@ fn the_proxy_reaches_https_upstreams() {
     });
 }
 
-/// An idle pooled https:// connection on which part of a TLS record came
-/// (a response nobody asked for, cut in two) is closed, not reused: reused,
-/// the record's rest came with the next request's answer, and the proxy
-/// passed the stray response on as that answer.
 /// An https:// upstream whose handshake fails (what it sends is not TLS)
 /// got nothing of the request: the request goes to another upstream,
 /// whatever its method, as it does when a connection is refused. (It got
@@ -546,6 +542,10 @@ fn a_request_whose_upstream_handshake_fails_goes_to_another() {
     });
 }
 
+/// An idle pooled https:// connection on which part of a TLS record came
+/// (a response nobody asked for, cut in two) is closed, not reused: reused,
+/// the record's rest came with the next request's answer, and the proxy
+/// passed the stray response on as that answer.
 #[test]
 fn an_idle_https_connection_holding_part_of_a_record_is_not_reused() {
     let pki = Pki::new();

@@ -257,7 +257,8 @@ pub enum ClientError {
     /// or ran past the length the request announced.
     Abandoned,
     /// The TLS connection of an `https://` request failed after its
-    /// handshake.
+    /// handshake, or could not be set up ([`TlsError::Config`]: no trusted
+    /// root, a build without the `tls` feature).
     Tls(TlsError),
     /// The TLS handshake of an `https://` request failed: the server's
     /// certificate did not verify, it sent an alert or what is not TLS, it

@@ -10,9 +10,10 @@
 //!   [`ClientOptions::ca_certificates`](crate::ClientOptions) (as curl's
 //!   `--cacert`: a private CA).
 //! - A certificate that fails verification ends the exchange with
-//!   [`ClientError::Tls`](crate::ClientError), whose message names the
-//!   cause: unknown issuer, a name the certificate does not cover,
-//!   expired, ...
+//!   [`ClientError::TlsHandshake`](crate::ClientError::TlsHandshake), as
+//!   any failure of the handshake does (nothing of the request was sent),
+//!   whose message names the cause: unknown issuer, a name the certificate
+//!   does not cover (and those it does), expired, ...
 //!
 //! The crypto provider is *ring*: it builds for `wasm32-wasip1` with
 //! Debian's clang for its C and assembly parts (`make setup` installs it),
@@ -113,10 +114,12 @@ impl From<rustls::Error> for TlsError {
             E::InvalidCertificate(cert) => TlsError::Certificate(match cert {
                 C::UnknownIssuer => "unknown issuer (not signed by a trusted CA)".into(),
                 C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
-                    format!(
-                        "the certificate is not valid for this host name (it is for {})",
-                        presented.join(", ")
-                    )
+                    // A few: a certificate may name hundreds.
+                    let mut names = presented[..presented.len().min(4)].join(", ");
+                    if presented.len() > 4 {
+                        names += &format!(" and {} more", presented.len() - 4);
+                    }
+                    format!("the certificate is not valid for this host name (it is for {names})")
                 }
                 C::NotValidForName | C::NotValidForNameContext { .. } => {
                     "the certificate is not valid for this host name".into()
