@@ -115,7 +115,8 @@ impl From<rustls::Error> for TlsError {
                 C::UnknownIssuer => "unknown issuer (not signed by a trusted CA)".into(),
                 C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
                     // A few: a certificate may name hundreds.
-                    let mut names = presented[..presented.len().min(4)].join(", ");
+                    let shown: Vec<&str> = presented.iter().take(4).map(|n| bare_name(n)).collect();
+                    let mut names = shown.join(", ");
                     if presented.len() > 4 {
                         names += &format!(" and {} more", presented.len() - 4);
                     }
@@ -157,6 +158,16 @@ impl From<rustls::Error> for TlsError {
             other => TlsError::Protocol(other.to_string()),
         }
     }
+}
+
+/// A name webpki presents as its debug form (`DnsName("a.test")`,
+/// `IpAddress(127.0.0.1)`), as written.
+#[cfg(feature = "tls")]
+fn bare_name(presented: &str) -> &str {
+    let inner = presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'));
+    inner.map_or(presented, |name| name.trim_matches('"'))
 }
 
 /// What a TLS connection agreed on, for `-v` and logs. Only edgepoll makes
@@ -207,5 +218,30 @@ mod tests {
             let said = TlsError::from(E::InvalidCertificate(cause)).to_string();
             assert!(said.contains(words) && !said.contains('{'), "{said}");
         }
+    }
+
+    /// A name mismatch says which names the certificate is for, as
+    /// written (webpki gives them as it debug-prints them), a few at most.
+    #[test]
+    fn a_name_mismatch_says_a_few_of_the_names_the_certificate_is_for() {
+        let mismatch = |presented: &[&str]| {
+            let cause = C::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                presented: presented.iter().map(|n| n.to_string()).collect(),
+            };
+            TlsError::from(E::InvalidCertificate(cause)).to_string()
+        };
+        let one = mismatch(&["DnsName(\"other.test\")", "IpAddress(10.0.0.1)"]);
+        assert!(
+            one.ends_with("host name (it is for other.test, 10.0.0.1)"),
+            "{one}"
+        );
+        let names: Vec<String> = (0..6).map(|i| format!("DnsName(\"n{i}.test\")")).collect();
+        let many = mismatch(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            many.ends_with("(it is for n0.test, n1.test, n2.test, n3.test and 2 more)"),
+            "{many}"
+        );
+        assert!(mismatch(&[]).ends_with("not valid for this host name"));
     }
 }
