@@ -56,6 +56,19 @@ fn https_proxy(runtime: &Runtime, pki: &Pki, upstreams: &[&str]) -> Running {
     start_program_with(runtime, "proxy", &["--dir", &dir], &["--listen"], &args)
 }
 
+/// Sends `request` on `stream` (to a proxy in front of nginx) and reads
+/// nginx's fixed answer to it.
+fn gets_the_fixed_answer(stream: &mut std::net::TcpStream, request: &[u8], runtime: &Runtime) {
+    stream.write_all(request).expect("send");
+    let (head, body) = read_response(stream);
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{} {head}",
+        runtime.name()
+    );
+    assert_eq!(body, b"fixed answer from nginx\n");
+}
+
 /// Every key exchange group the client offers completes a handshake with a
 /// server that takes that one alone, in TLS 1.3 (P-256 and P-384 after a
 /// HelloRetryRequest, since the client's first share is X25519's) and 1.2:
@@ -392,12 +405,11 @@ fn the_proxy_reaches_https_upstreams() {
         let proxy = https_proxy(runtime, &pki, &[&good]);
         let mut stream = connect(proxy.addr);
         for _ in 0..3 {
-            stream
-                .write_all(b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n")
-                .expect("send");
-            let (head, body) = read_response(&mut stream);
-            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-            assert_eq!(body, b"fixed answer from nginx\n");
+            gets_the_fixed_answer(
+                &mut stream,
+                b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n",
+                runtime,
+            );
         }
         stream
             .write_all(b"GET /page.bin HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -415,14 +427,7 @@ fn the_proxy_reaches_https_upstreams() {
         let mut stream = connect(proxy.addr);
         for _ in 0..2 {
             let offer = b"GET /fixed HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
-            stream.write_all(offer).expect("send");
-            let (head, body) = read_response(&mut stream);
-            assert!(
-                head.starts_with("HTTP/1.1 200"),
-                "{} {head}",
-                runtime.name()
-            );
-            assert_eq!(body, b"fixed answer from nginx\n");
+            gets_the_fixed_answer(&mut stream, offer, runtime);
         }
         std::thread::sleep(Duration::from_millis(200));
         let log = proxy.stderr_lines().join("\n");
@@ -522,16 +527,8 @@ fn a_request_whose_upstream_handshake_fails_goes_to_another() {
         let good = format!("https://localhost:{}", nginx.addr.port());
         let proxy = https_proxy(runtime, &pki, &[&bad, &good]);
         for _ in 0..3 {
-            let mut stream = connect(proxy.addr);
             let post = b"POST /fixed HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
-            stream.write_all(post).expect("send");
-            let (head, body) = read_response(&mut stream);
-            assert!(
-                head.starts_with("HTTP/1.1 200"),
-                "{} {head}",
-                runtime.name()
-            );
-            assert_eq!(body, b"fixed answer from nginx\n");
+            gets_the_fixed_answer(&mut connect(proxy.addr), post, runtime);
         }
         std::thread::sleep(Duration::from_millis(200));
         let log = proxy.stderr_lines().join("\n");
