@@ -197,9 +197,9 @@ impl Pipes {
     #[inline]
     fn unlist(&mut self, end: SlotEnd) {
         let slot = end.responder().token.0;
-        let ends = self.ends_at.get_mut(slot);
-        match ends.and_then(|ends| Some((ends.iter().position(|e| *e == end)?, ends))) {
-            Some((at, ends)) => _ = ends.swap_remove(at),
+        let listed = self.ends_at.get(slot);
+        match listed.and_then(|ends| ends.iter().position(|e| *e == end)) {
+            Some(at) => _ = self.ends_at[slot].swap_remove(at),
             // Listed short, a close would skip a pipe of its own (the
             // exchange would then never end).
             None => debug_assert!(false, "{end:?} was not listed at slot {slot}"),
