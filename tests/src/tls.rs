@@ -279,6 +279,8 @@ pub enum Raw {
     Garbage,
     /// Answers with a TLS handshake record whose content is garbage.
     BadRecord,
+    /// Resets the connection once the ClientHello is read.
+    Reset,
 }
 
 /// A TCP server on a loopback port that misbehaves as TLS, stopped on drop.
@@ -311,6 +313,10 @@ impl RawServer {
                 let _ = stream.read(&mut hello);
                 counted.fetch_add(1, Ordering::Relaxed);
                 let reply: Vec<u8> = match how {
+                    Raw::Reset => {
+                        crate::reset(stream);
+                        continue;
+                    }
                     Raw::Stall => Vec::new(),
                     Raw::Garbage => b"HTTP/1.1 400 Bad Request\r\n\r\nthis is no TLS".to_vec(),
                     Raw::BadRecord => {

@@ -382,27 +382,6 @@ fn http10(mut stream: TcpStream, seen: &Seen) {
     let _ = stream.write_all(&[answer.as_bytes(), &body].concat());
 }
 
-/// Closes `stream` with a reset: with a linger of zero, the close sends
-/// RST instead of FIN.
-fn reset(stream: TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: SO_LINGER takes a `linger` of the size given.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    drop(stream);
-}
-
 /// Waits (up to 10 s) until the peer has acknowledged every byte sent:
 /// a reset drops what it has not, and a test of what came before a reset
 /// must not count those as lost by the proxy.
@@ -565,7 +544,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         seen.received.lock().expect("lock").push(path.clone());
         if let Behaviour::HangsUp = behaviour {
             if path.starts_with("/reset") {
-                reset(stream);
+                crate::reset(stream);
             }
             return;
         }

@@ -262,7 +262,8 @@ pub enum ClientError {
     Tls(TlsError),
     /// The TLS handshake of an `https://` request failed: the server's
     /// certificate did not verify, it sent an alert or what is not TLS, it
-    /// closed, or it did not finish within the connect timeout. Nothing of
+    /// closed or reset the connection, or it did not finish within the
+    /// connect timeout. Nothing of
     /// the request was sent, so a forwarder may send it elsewhere whatever
     /// its method. Shown as [`Tls`](Self::Tls) is.
     TlsHandshake(TlsError),

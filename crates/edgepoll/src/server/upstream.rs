@@ -146,7 +146,8 @@ pub(crate) fn step(
             return Next::Close;
         }
         if let Err(e) = pumped.io {
-            retry_or_fail(up, pumped.reused, ClientError::from(e), now, work);
+            let error = broke_off(up, ClientError::from(e));
+            retry_or_fail(up, pumped.reused, error, now, work);
             return Next::Close;
         }
         // Just sent: its answer may be read before the next poll.
@@ -513,6 +514,17 @@ fn tls_fault(tls: &Option<Box<TlsSession>>) -> ClientError {
     }
 }
 
+/// What a connection that broke off with `error` reports: in the TLS
+/// handshake a reset is the handshake's failure, so that a forwarder knows
+/// nothing of the request went.
+fn broke_off(up: &Upstream, error: ClientError) -> ClientError {
+    let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+    match error {
+        ClientError::Reset if handshaking => ClientError::TlsHandshake(TlsError::Reset),
+        error => error,
+    }
+}
+
 /// Names TLS's fault as the cause of the exchange's `events` that ended
 /// it cut short (the close it brought reads as one).
 #[cold]
@@ -610,7 +622,8 @@ pub(crate) fn closed(up: &mut Upstream, index: usize, _now: Instant, work: &mut 
         // A switched one left the pool already.
         work.pool.closed(&up.origin, index);
     }
-    fail(up, ClientError::Reset, work);
+    let error = broke_off(up, ClientError::Reset);
+    fail(up, error, work);
 }
 
 /// Whether a client's streamed request body is the body of `exchange`.
