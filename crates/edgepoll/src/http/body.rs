@@ -84,7 +84,7 @@ impl std::error::Error for BodyError {}
 pub(crate) enum Outgoing {
     /// `Content-Length`: this many bytes still to come.
     Length(u64),
-    /// Chunked; `open` once a chunk's data wants its CRLF.
+    /// Chunked; `open` once a chunk went in (its CRLF may still be queued).
     Chunked { open: bool },
     /// Delimited by closing the connection (an HTTP/1.0 peer, length unknown).
     Close,
@@ -108,13 +108,17 @@ impl Outgoing {
                 out.push_piece(piece);
             }
             Outgoing::Chunked { open } => {
-                // The previous chunk's CRLF and this one's size line in one piece.
-                let line = match open {
+                // Each chunk goes whole, its CRLF with it: a reader that
+                // waits for the CRLF (Python's `requests` reading events)
+                // has the chunk now, not with the next piece. A CRLF still
+                // queued goes with the next size line instead.
+                let line = match *open && out.take_last_piece_if(CRLF) {
                     true => format!("\r\n{:x}\r\n", piece.len()),
                     false => format!("{:x}\r\n", piece.len()),
                 };
                 out.push_piece(Bytes::from(line.into_bytes()));
                 out.push_piece(piece);
+                out.push_piece(Bytes::from_static(CRLF));
                 *open = true;
             }
             Outgoing::Close => out.push_piece(piece),
@@ -129,7 +133,7 @@ impl Outgoing {
             Outgoing::Length(0) | Outgoing::Close | Outgoing::Discard => Ok(()),
             Outgoing::Length(_) => Err(BodyError::TooShort),
             Outgoing::Chunked { open } => {
-                let end: &'static [u8] = match open {
+                let end: &'static [u8] = match *open && out.take_last_piece_if(CRLF) {
                     true => b"\r\n0\r\n\r\n",
                     false => b"0\r\n\r\n",
                 };
@@ -140,6 +144,9 @@ impl Outgoing {
         }
     }
 }
+
+/// The end of a chunk's data.
+const CRLF: &[u8] = b"\r\n";
 
 /// How a body being received is delimited.
 #[derive(Debug)]
@@ -254,6 +261,46 @@ mod tests {
             }
             assert!(done && buffered.is_empty(), "step {step}");
             assert_eq!(body, expected, "step {step}");
+        }
+    }
+
+    /// A chunk's CRLF goes with it, not with the next piece: an event
+    /// stream's reader that waits for it has each event at once. Sent in
+    /// between by any amount (the CRLF in part too), queued or not, the
+    /// wire is the same.
+    #[test]
+    fn each_chunk_is_whole_on_the_wire_as_soon_as_it_is_queued() {
+        let pieces: [&[u8]; 4] = [b"data: 1\n\n", b"\r\n", b"data: 2\n\n", b"x"];
+        let mut whole = OutputBuffer::default();
+        let mut framing = Outgoing::Chunked { open: false };
+        for piece in pieces {
+            framing.push(Bytes::from_static(piece), &mut whole).unwrap();
+        }
+        framing.finish(&mut whole).unwrap();
+        let expected = drain(&mut whole);
+        assert_eq!(
+            expected,
+            b"9\r\ndata: 1\n\n\r\n2\r\n\r\n\r\n9\r\ndata: 2\n\n\r\n1\r\nx\r\n0\r\n\r\n"
+        );
+        // Sends of every size between the pieces, the CRLF cut too.
+        for step in 0..=13 {
+            let mut out = OutputBuffer::default();
+            let mut framing = Outgoing::Chunked { open: false };
+            let mut wire = Vec::new();
+            for piece in pieces {
+                framing.push(Bytes::from_static(piece), &mut out).unwrap();
+                let sent = out.pending().len().min(step);
+                wire.extend_from_slice(&out.pending()[..sent]);
+                out.consume(sent);
+                if step == 13 {
+                    // All sent that is queued: the chunk is whole.
+                    wire.extend(drain(&mut out));
+                    assert!(wire.ends_with(b"\r\n"), "chunk {piece:?} whole");
+                }
+            }
+            framing.finish(&mut out).unwrap();
+            wire.extend(drain(&mut out));
+            assert_eq!(wire, expected, "sent {step} at a time");
         }
     }
 

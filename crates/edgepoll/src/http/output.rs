@@ -120,6 +120,23 @@ impl OutputBuffer {
         }
     }
 
+    /// Takes back the last streamed piece if it is `bytes`, unsent and with
+    /// nothing queued behind it; whether it did.
+    pub(crate) fn take_last_piece_if(&mut self, bytes: &[u8]) -> bool {
+        let Some(tail) = &mut self.tail else {
+            return false;
+        };
+        if !tail.after.is_empty() || tail.pieces.back().is_none_or(|last| last[..] != *bytes) {
+            return false;
+        }
+        tail.pieces.pop_back();
+        tail.queued -= bytes.len();
+        if tail.pieces.is_empty() {
+            self.tail = None;
+        }
+        true
+    }
+
     /// Bytes of streamed pieces not yet sent (a sink's backlog).
     pub(crate) fn queued_pieces(&self) -> usize {
         self.tail.as_ref().map_or(0, |tail| tail.queued)

@@ -241,11 +241,15 @@ fn streamed_responses_are_framed_for_their_client_and_keep_their_place() {
         .unwrap();
     conn.send_body(a, Bytes::from_static(b"hello "), now)
         .unwrap();
-    assert_eq!(conn.body_backlog(a), 9, "the piece and its chunk line");
+    assert_eq!(
+        conn.body_backlog(a),
+        11,
+        "the piece, its chunk line and CRLF"
+    );
     let first = take_output(&mut conn, now);
     assert_eq!(
-        first,
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello "
+        first, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n",
+        "the chunk whole, its CRLF too"
     );
     assert_eq!(conn.body_backlog(a), 0);
     conn.send_body(a, Bytes::from_static(b"world"), now)
@@ -258,7 +262,7 @@ fn streamed_responses_are_framed_for_their_client_and_keep_their_place() {
     let rest = take_output(&mut conn, now);
     assert_eq!(
         rest,
-        "\r\n5\r\nworld\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
+        "5\r\nworld\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
     );
 
     // A known length; too much is refused, too little closes the connection.
@@ -537,7 +541,7 @@ fn a_stream_that_breaks_while_its_response_streams_lets_those_before_it_out() {
     assert!(out.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"));
     assert_eq!(
         &out[second..],
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n",
         "cut short: no last chunk"
     );
 }
@@ -683,7 +687,7 @@ fn a_queued_streamed_response_cut_short_keeps_its_framing() {
     assert_eq!(
         take_output(&mut conn, now),
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n\
-         HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nqueued"
+         HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nqueued\r\n"
     );
     assert!(conn.is_finished());
 }
@@ -1204,7 +1208,7 @@ fn a_client_that_reads_nothing_is_dropped_at_the_idle_timeout_however_often_the_
                 conn.send_body(id, Bytes::from_static(b"more"), given + idle * 3)
                     .unwrap();
                 let out = take_output(&mut conn, given + idle * 3);
-                assert!(out.ends_with("4\r\nmore"), "{out:?}");
+                assert!(out.ends_with("4\r\nmore\r\n"), "{out:?}");
             }
             false => {
                 assert!(conn.is_finished(), "dropped at {:?}", conn.deadline());
@@ -1303,7 +1307,7 @@ fn a_client_leaving_is_told_apart_during_and_before_its_response() {
                 .unwrap();
             conn.send_body(id, Bytes::from_static(b"part"), now)
                 .unwrap();
-            assert!(take_output(&mut conn, now).ends_with("4\r\npart"));
+            assert!(take_output(&mut conn, now).ends_with("4\r\npart\r\n"));
         }
         conn.receive_eof(now, &mut service);
         let reason = conn.take_incident().map(|i| i.reason);
