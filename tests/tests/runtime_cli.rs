@@ -737,7 +737,7 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
 /// A guest that writes to stdout after its reader has gone ends as SIGPIPE
 /// ends a process, quietly (status 141 in a shell: `| head` ends it), on
 /// WasmEdge, which writes with `writev` and leaves SIGPIPE as it is, and
-/// here. (The host answered EPIPE, the guest's own error path ran, and a
+/// here; unless SIGPIPE was ignored when the runtime started. (The host answered EPIPE, the guest's own error path ran, and a
 /// Rust guest's `println!` panicked into a trap: exit 134 and a message.)
 #[test]
 fn a_write_to_a_pipe_nobody_reads_ends_the_run_as_sigpipe_does() {
@@ -752,6 +752,27 @@ fn a_write_to_a_pipe_nobody_reads_ends_the_run_as_sigpipe_does() {
             rt.name()
         );
         assert!(stderr.is_empty(), "{}: quietly: {stderr}", rt.name());
+    });
+    // Started with SIGPIPE ignored (systemd's default), WasmEdge's write
+    // fails with EPIPE, and the guest's own error path runs (exit 3): so
+    // here. (This host had always raised SIGPIPE.)
+    on_each_runtime(|rt| {
+        let mut command = rt.command(&guest);
+        // SAFETY: only `signal`, which is async-signal-safe, between fork
+        // and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let name = format!("{}, SIGPIPE ignored", rt.name());
+        let (status, stderr) = reader_leaves(command, &name);
+        assert_eq!(status.code(), Some(3), "{name}: {status:?} {stderr}");
+        assert!(
+            stderr.contains("stdout refused: errno Some(64)"),
+            "{name}: {stderr}"
+        );
     });
     // Under --instances (threads of one process), even one, the write fails
     // with EPIPE instead: the guest's own error path runs (exit 3), and the

@@ -16,6 +16,8 @@ pub mod runtime;
 pub mod poll;
 mod sock;
 mod wasi;
+/// For the command's `.init_array`: how SIGPIPE was inherited.
+pub use wasi::fd::record_inherited_sigpipe;
 /// `proc_exit`'s end of a guest (what a caller of its functions, such as
 /// the fuzzer, tells apart from a failure).
 pub use wasi::Exit;

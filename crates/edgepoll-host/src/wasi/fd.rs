@@ -10,6 +10,7 @@ use crate::fd_table::{
     FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
 };
 use crate::memory::{iovec_buffer, GuestMemory};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The guest's buffers for one transfer.
 pub struct Buffers {
@@ -79,14 +80,38 @@ pub fn is_pipe_or_socket(fds: &FdTable, fd: u32) -> bool {
         .is_ok_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK))
 }
 
+/// Whether this process was started with SIGPIPE ignored (systemd's
+/// default, a shell's `trap '' PIPE`), as [`record_inherited_sigpipe`]
+/// found it before Rust's runtime set it to ignored for its own writes.
+static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
+
+/// Notes how SIGPIPE was inherited. For the binary's `.init_array`, which
+/// runs before `main` and so before Rust's runtime ignores SIGPIPE; an
+/// embedder that does not call it gets the default action's behaviour.
+pub extern "C" fn record_inherited_sigpipe() {
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: reading the current action into a zeroed `sigaction`.
+    let read = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) };
+    let ignored = read == 0 && old.sa_sigaction == libc::SIG_IGN;
+    SIGPIPE_INHERITED_IGNORED.store(ignored, Ordering::Relaxed);
+}
+
+/// Whether a guest's write to a pipe or socket nobody reads ends the run,
+/// as on WasmEdge, which writes with `writev` and leaves SIGPIPE as it
+/// found it: so unless SIGPIPE was inherited ignored, where the write
+/// fails with EPIPE on both.
+pub fn broken_pipe_ends_the_run() -> bool {
+    !SIGPIPE_INHERITED_IGNORED.load(Ordering::Relaxed)
+}
+
 /// Ends the process as SIGPIPE ends one, as WasmEdge ends when its guest
-/// writes to a pipe or socket nobody reads (it writes with `writev` and
-/// leaves SIGPIPE as it is): `wasmedge app.wasm | head -1` ends quietly,
-/// status 141 in a shell, and so does this host. Not under `--instances`
-/// (threads of one process, which WasmEdge has not), even with one: there
-/// the write fails with EPIPE (the stdout and stderr of several take every
-/// line, as a terminal would: see `output`), and the other instances go
-/// on.
+/// writes to a pipe or socket nobody reads (see
+/// [`broken_pipe_ends_the_run`]): `wasmedge app.wasm | head -1` ends
+/// quietly, status 141 in a shell, and so does this host. Not under
+/// `--instances` (threads of one process, which WasmEdge has not), even
+/// with one: there the write fails with EPIPE (the stdout and stderr of
+/// several take every line, as a terminal would: see `output`), and the
+/// other instances go on.
 pub fn die_of_broken_pipe() -> ! {
     // SAFETY: restoring a signal's default action and raising it in this
     // thread; the default action ends the process.

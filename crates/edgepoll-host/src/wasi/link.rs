@@ -92,6 +92,7 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
                         if done == Err(errno::PIPE)
                             && write
                             && h.fds.shared.is_none()
+                            && wasi::fd::broken_pipe_ends_the_run()
                             && wasi::fd::is_pipe_or_socket(&h.fds, fd)
                         {
                             wasi::fd::die_of_broken_pipe();
