@@ -48,6 +48,11 @@ pub fn get(
     mem.pointer::<4>(size_ptr)?;
     let size = mem.read_u32(size_ptr)?;
     mem.slice(value, size)?;
+    // Their WASI numbers need four bytes: less would be a part of the
+    // kernel's number. (WasmEdge crashes on it.)
+    if (name == SO_ERROR || name == SO_TYPE) && size < 4 {
+        return Err(INVAL);
+    }
     let raw = host_fd(fds, fd)?;
     let mut len = size as libc::socklen_t;
     let target = mem.slice_mut(value, size)?.as_mut_ptr();
@@ -92,4 +97,43 @@ pub fn set(
             size as libc::socklen_t,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fd_table::{Descriptor, Entry};
+
+    /// SO_TYPE and SO_ERROR come in WASI's numbering, which needs four
+    /// bytes: asked into fewer, they are refused, not given part of the
+    /// kernel's number.
+    #[test]
+    fn numbered_options_need_four_bytes() {
+        // SAFETY: a new socket, owned at once.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(raw >= 0);
+        let socket = super::super::Socket {
+            fd: unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) },
+            listening: false,
+        };
+        let mut table = FdTable::with_stdio(1);
+        let fd = table.insert(Descriptor::new(Entry::Socket(socket), 0, 0));
+        // The size at 0, the value at 4.
+        let mut bytes = [0u8; 8];
+        for name in [SO_TYPE, SO_ERROR] {
+            for size in 0..4u32 {
+                bytes[..4].copy_from_slice(&size.to_le_bytes());
+                let mut mem = GuestMemory(&mut bytes);
+                assert_eq!(get(&mut mem, &table, fd, 0, name, 4, 0), Err(INVAL));
+            }
+            bytes[..4].copy_from_slice(&4u32.to_le_bytes());
+            let mut mem = GuestMemory(&mut bytes);
+            assert_eq!(get(&mut mem, &table, fd, 0, name, 4, 0), Ok(()));
+            let expected: u32 = match name {
+                SO_TYPE => 2, // a stream socket, in WASI's numbering
+                _ => 0,       // no error
+            };
+            assert_eq!(bytes[4..], expected.to_le_bytes());
+        }
+    }
 }
