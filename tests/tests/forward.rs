@@ -562,6 +562,60 @@ fn a_streamed_body_that_cannot_be_sent_ends_its_response() {
     });
 }
 
+/// A service that drops a client which stopped reading its endless stream
+/// (`Context::disconnect`, here 500 ms after the request) resets the
+/// connection then, not at the idle timeout (60 s) after what was queued
+/// for it; the service is told (`on_abandoned`: nothing is generated any
+/// more), the request pipelined behind it is given up, and other
+/// connections are served meanwhile. (With `abort_body` the connection
+/// stayed the minute, holding its socket's buffers.) The guest's
+/// `App::on_start` set a timer, which has fired by then.
+#[test]
+fn a_client_the_service_drops_is_reset_at_once() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let forward = start_forward(runtime, &[], &[]);
+        let mut stream = connect(forward.addr);
+        stream
+            .write_all(
+                b"GET /_generate_then_disconnect?500 HTTP/1.1\r\nHost: x\r\n\r\n\
+                  GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .expect("send");
+        // Unread past the disconnect: the sockets' buffers fill meanwhile.
+        std::thread::sleep(Duration::from_secs(2));
+        let value = stats_text(forward.addr);
+        assert_eq!(value("generating"), "0", "{name}: told, and forgotten");
+        // `App::on_start` ran, and the timer it set fired.
+        assert_eq!(value("started"), "1", "{name}");
+        // What the buffers held, then the reset (not a minute later).
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let (mut got, mut buf) = (Vec::new(), vec![0; 64 * 1024]);
+        let end = loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        assert_eq!(
+            end,
+            Some(std::io::ErrorKind::ConnectionReset),
+            "{name}: after {} bytes",
+            got.len()
+        );
+        let (head, _) = edgepoll_tests::split_head(&got);
+        assert!(head.starts_with("HTTP/1.1 200"), "{name}: {head}");
+        assert_eq!(
+            got.windows(5).filter(|w| w == b"HTTP/").count(),
+            1,
+            "{name}: the pipelined request was not answered"
+        );
+    });
+}
+
 /// A drain (here after `--stop-after 2` requests) tells the app
 /// (`App::on_drain`), which ends the endless stream it was sending: the
 /// client gets what was sent, then the close, and the service exits.

@@ -106,6 +106,8 @@ pub(crate) enum Answer {
     Tunnel(Response<'static>, ExchangeId),
     /// An interim (1xx) response ahead of the final one.
     Interim(Response<'static>),
+    /// The connection to close now, with a reset.
+    Disconnect,
 }
 
 /// Bodies the loop moves between connections itself, with backpressure.
@@ -560,6 +562,52 @@ impl Context<'_> {
     /// uses it.
     pub fn abort_body(&mut self, responder: Responder) {
         self.responses.push((responder, Answer::Abort));
+    }
+
+    /// Closes the connection `responder`'s request came on, now, with a
+    /// reset: what is queued for it is dropped (a response's pieces, and
+    /// those of responses before it), and every request on it still owed
+    /// an answer, this one too (a streamed response not ended is one), is
+    /// given up and told to [`App::on_abandoned`]. For a client the
+    /// application gives up on: a subscriber to an endless stream that has
+    /// stopped reading, say, which [`abort_body`](Self::abort_body) would
+    /// leave holding its connection (and what is queued for it) until the
+    /// idle timeout, since the bytes before the cut are still to go. Does
+    /// nothing once the connection is gone.
+    ///
+    /// ```
+    /// # use edgepoll::{App, Context, Responder};
+    /// # use edgepoll::http::{Reply, Request, Response, StatusCode};
+    /// # use bytes::Bytes;
+    /// /// Streams events; drops a subscriber more than 1 MiB behind.
+    /// struct Events { behind: std::collections::HashMap<Responder, usize> }
+    /// impl Events {
+    ///     fn publish(&mut self, event: Bytes, cx: &mut Context<'_>) {
+    ///         for (subscriber, behind) in &mut self.behind {
+    ///             *behind += event.len();
+    ///             match *behind > 1 << 20 {
+    ///                 true => cx.disconnect(*subscriber),
+    ///                 false => cx.send_body(*subscriber, event.clone()),
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// impl App for Events {
+    ///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    ///         cx.respond_stream(responder, Response::new(StatusCode::OK), None);
+    ///         self.behind.insert(responder, 0);
+    ///         Reply::Later
+    ///     }
+    ///     fn on_body_drained(&mut self, responder: Responder, _: &mut Context<'_>) {
+    ///         self.behind.insert(responder, 0); // caught up
+    ///     }
+    ///     fn on_abandoned(&mut self, responder: Responder, _: &mut Context<'_>) {
+    ///         self.behind.remove(&responder); // gone, or dropped above
+    ///     }
+    /// }
+    /// ```
+    pub fn disconnect(&mut self, responder: Responder) {
+        self.responses.push((responder, Answer::Disconnect));
     }
 
     /// Answers a deferred request with `head` and, as its body, the body of
@@ -1137,6 +1185,39 @@ pub trait App {
     /// A timer fires once; set another for periodic work.
     fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
         let _ = (timer, cx);
+    }
+
+    /// Called once, as the loop starts, before any connection: where
+    /// periodic work begins (its first timer), and an upstream may be asked
+    /// before the first request comes.
+    ///
+    /// ```
+    /// use edgepoll::http::{Reply, Request, Response, StatusCode};
+    /// use edgepoll::{App, Context, Responder, TimerId};
+    /// use std::time::Duration;
+    ///
+    /// /// Counts seconds from the start, whoever asks.
+    /// #[derive(Default)]
+    /// struct Uptime(u64);
+    ///
+    /// impl App for Uptime {
+    ///     fn on_start(&mut self, cx: &mut Context<'_>) {
+    ///         cx.set_timer(cx.now() + Duration::from_secs(1));
+    ///     }
+    ///
+    ///     fn on_timer(&mut self, _: TimerId, cx: &mut Context<'_>) {
+    ///         self.0 += 1;
+    ///         cx.set_timer(cx.now() + Duration::from_secs(1)); // the next
+    ///     }
+    ///
+    ///     fn call<'a>(&mut self, _: &Request<'a>, _: Responder, _: &mut Context<'_>) -> Reply<'a> {
+    ///         Reply::Now(Response::new(StatusCode::OK).body(format!("{} s\n", self.0)))
+    ///     }
+    /// }
+    /// # let _ = Uptime::default();
+    /// ```
+    fn on_start(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
     }
 
     /// A response streamed with [`Context::send_body`] can take more: the

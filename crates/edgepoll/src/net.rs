@@ -357,6 +357,31 @@ pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {
     }
 }
 
+/// Makes the stream's close a reset (`SO_LINGER` of 0): what the peer has
+/// not taken is dropped, its memory freed at once, and the peer reads
+/// `ECONNRESET`, not the end of the stream. For a peer that has stopped
+/// reading, whose queued bytes would otherwise keep the closed socket
+/// alive until the kernel gives up on it.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// # let listener = edgepoll::net::bind("127.0.0.1:0".parse().unwrap())?;
+/// # let addr = edgepoll::net::local_addr(&listener)?;
+/// let stream = edgepoll::net::connect(addr)?;
+/// edgepoll::net::reset_on_close(&stream)?;
+/// drop(stream); // a reset, not a FIN
+/// # Ok(()) }
+/// ```
+pub fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
+    let socket: &Socket = stream.as_ref();
+    // `struct linger` in the guest's C layout: on, 0 seconds.
+    socket.setsockopt(
+        wasmedge_wasi_socket::socket::SocketOptLevel::SolSocket,
+        wasmedge_wasi_socket::socket::SocketOptName::SoLinger,
+        [1i32, 0i32],
+    )
+}
+
 /// The address a socket is bound to: the port the system picked for port 0.
 ///
 /// ```

@@ -256,6 +256,10 @@ impl<A: App> Driven for Apps<A> {
     fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
         self.0.on_timer(timer, cx);
     }
+
+    fn on_start(&mut self, cx: &mut Context<'_>) {
+        self.0.on_start(cx);
+    }
 }
 
 /// The [`Dispatch`] one connection's handler calls: names each request with

@@ -121,6 +121,14 @@ struct Forward {
     /// timer (cancelled when its answer comes).
     deadlines: HashMap<TimerId, ExchangeId>,
     deadline_of: HashMap<ExchangeId, TimerId>,
+    /// `/_generate_then_disconnect?MS` responses: an endless `/_generate`
+    /// body whose client the service drops (`Context::disconnect`) after
+    /// MS milliseconds, by these timers.
+    disconnects: HashMap<TimerId, Responder>,
+    /// The timer `on_start` set, until it fires: then `/_stats` says
+    /// `started=1`.
+    start: Option<TimerId>,
+    started: bool,
 }
 
 /// What a check's answer lets go on.
@@ -192,11 +200,12 @@ impl App for Forward {
             let live = LIVE.load(Ordering::Relaxed);
             let ends: Vec<String> = self.ends.iter().map(|(k, n)| format!("{k}:{n}")).collect();
             return Reply::Now(Response::new(StatusCode::OK).body(format!(
-                "waiting={} pages={pages} live={live} counting={} generating={} ends={}\n",
+                "waiting={} pages={pages} live={live} counting={} generating={} ends={} started={}\n",
                 self.waiting.len(),
                 self.counting.len(),
                 self.generating.len(),
-                ends.join(",")
+                ends.join(","),
+                u8::from(self.started)
             )));
         }
         // `/_generate?N`: N bytes, announced. `/_generate_no_content?N`: a
@@ -222,6 +231,17 @@ impl App for Forward {
             // HEAD too, as a naive service would: the loop asks no more.
             self.generating.insert(responder, (0, total));
             self.generate(responder, cx);
+            return Reply::Later;
+        }
+        if request.path() == "/_generate_then_disconnect" {
+            let Some(ms) = request.query().and_then(|n| n.parse::<u64>().ok()) else {
+                return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("?MS\n"));
+            };
+            cx.respond_stream(responder, Response::new(StatusCode::OK), None);
+            self.generating.insert(responder, (0, u64::MAX));
+            self.generate(responder, cx);
+            let timer = cx.set_timer(cx.now() + Duration::from_millis(ms));
+            self.disconnects.insert(timer, responder);
             return Reply::Later;
         }
         if request.path() == "/_send_and_answer" {
@@ -606,6 +626,14 @@ impl App for Forward {
     fn on_timer(&mut self, timer: TimerId, cx: &mut Context<'_>) {
         // Counted in `/_stats`: a timer fires once, never after it was
         // cancelled, and not before its time.
+        if self.start == Some(timer) {
+            self.started = true;
+            return;
+        }
+        if let Some(responder) = self.disconnects.remove(&timer) {
+            // Its end comes back through `on_abandoned`, which forgets it.
+            return cx.disconnect(responder);
+        }
         let outcome = match self.deadlines.remove(&timer) {
             None => "timer-unknown",
             Some(_) if cx.now() < timer.at() => "timer-early",
@@ -622,6 +650,10 @@ impl App for Forward {
             }
         };
         *self.ends.entry(outcome.to_string()).or_default() += 1;
+    }
+
+    fn on_start(&mut self, cx: &mut Context<'_>) {
+        self.start = Some(cx.set_timer(cx.now()));
     }
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
@@ -750,6 +782,9 @@ fn run() -> Result<(), String> {
         paused_heads: HashMap::new(),
         deadlines: HashMap::new(),
         deadline_of: HashMap::new(),
+        disconnects: HashMap::new(),
+        start: None,
+        started: false,
     };
     Server::new(listener, options)
         .serve_app(service)

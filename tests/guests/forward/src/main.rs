@@ -10,8 +10,10 @@
 //! loop's backlog limit) instead of whole. `POST /_count` has its body read
 //! by the service itself, piece by piece, and answered with its length.
 //! `GET /_stats` answers with what the service holds (`waiting=N pages=N
-//! live=N counting=N`) and how `/_count` bodies ended (`ends=ok:N,...`),
-//! for the tests that look for leaks. `POST /_echo_after_check` pauses its
+//! live=N counting=N`), how `/_count` bodies ended (`ends=ok:N,...`),
+//! for the tests that look for leaks, and whether the timer `on_start`
+//! set has fired (`started=1`). `GET /_generate_then_disconnect?MS`
+//! streams without end and drops its client after MS milliseconds. `POST /_echo_after_check` pauses its
 //! body and echoes it once `GET /delay/200/check` is answered; with
 //! `--stream`, a request with `X-Pipe-After: PATH` has its response paused
 //! at its head and piped once `GET PATH` is answered. `--ws-echo` serves WebSockets

@@ -371,6 +371,9 @@ impl Core {
         if matches!(answer, Answer::Tunnel(..)) {
             return self.deliver_tunnel(responder, answer, now, driven);
         }
+        if matches!(answer, Answer::Disconnect) {
+            return self.disconnect(responder, now);
+        }
         let backlog_limit = self.options.body_backlog;
         // Only a body that has gone nowhere yet can be piped whole: any
         // other would leave the client's response waiting for it.
@@ -492,7 +495,7 @@ impl Core {
                 wait_for_body = true;
                 handler.respond_interim(id, &head, now) == Ok(true)
             }
-            Answer::Tunnel(..) => false,
+            Answer::Tunnel(..) | Answer::Disconnect => false,
         };
         if let Some((id, error)) = broken {
             let broken = Responder { id, ..responder };
@@ -503,6 +506,20 @@ impl Core {
             (true, false) => self.step_now(responder.token.0, now, driven),
             (false, _) => {}
         }
+    }
+
+    /// Closes the connection of `responder`, now and with a reset (see
+    /// `Context::disconnect`): the close tells what it gives up.
+    #[cold]
+    fn disconnect(&mut self, responder: Responder, now: Instant) {
+        let index = responder.token.0;
+        if self.handler_of(responder).is_none() {
+            return;
+        }
+        if let Some(Some(conn)) = self.slots.get(index) {
+            let _ = crate::net::reset_on_close(&conn.stream);
+        }
+        self.close(index, now);
     }
 
     /// A response to pipe whose client is gone (or no longer waits for it):
