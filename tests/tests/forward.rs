@@ -568,7 +568,8 @@ fn a_streamed_body_that_cannot_be_sent_ends_its_response() {
 /// for it; the service is told (`on_abandoned`: nothing is generated any
 /// more), the request pipelined behind it is given up, and other
 /// connections are served meanwhile. (With `abort_body` the connection
-/// stayed the minute, holding its socket's buffers.) The guest's
+/// stayed the minute, holding its socket's buffers.) A client that keeps
+/// reading sees the reset too, not a clean end. The guest's
 /// `App::on_start` set a timer, which has fired by then.
 #[test]
 fn a_client_the_service_drops_is_reset_at_once() {
@@ -612,6 +613,29 @@ fn a_client_the_service_drops_is_reset_at_once() {
             got.windows(5).filter(|w| w == b"HTTP/").count(),
             1,
             "{name}: the pipelined request was not answered"
+        );
+        // A client that keeps reading, its body delimited by the close
+        // (HTTP/1.0): the reset is still a reset, not a FIN that would
+        // make what came look whole.
+        let mut stream = connect(forward.addr);
+        stream
+            .write_all(b"GET /_generate_then_disconnect?300 HTTP/1.0\r\n\r\n")
+            .expect("send");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut read = 0;
+        let end = loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => read += n,
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        assert_eq!(
+            end,
+            Some(std::io::ErrorKind::ConnectionReset),
+            "{name}: after {read} bytes read as they came"
         );
     });
 }

@@ -753,26 +753,39 @@ fn a_write_to_a_pipe_nobody_reads_ends_the_run_as_sigpipe_does() {
         );
         assert!(stderr.is_empty(), "{}: quietly: {stderr}", rt.name());
     });
-    // Started with SIGPIPE ignored (systemd's default), WasmEdge's write
-    // fails with EPIPE, and the guest's own error path runs (exit 3): so
-    // here. (This host had always raised SIGPIPE.)
+    // Started with SIGPIPE ignored (systemd's default) or blocked,
+    // WasmEdge's write fails with EPIPE, and the guest's own error path
+    // runs (exit 3): so here. (This host had always raised SIGPIPE.)
     on_each_runtime(|rt| {
-        let mut command = rt.command(&guest);
-        // SAFETY: only `signal`, which is async-signal-safe, between fork
-        // and exec.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-                Ok(())
-            });
+        for blocked in [false, true] {
+            let mut command = rt.command(&guest);
+            // SAFETY: only `signal` or `sigprocmask`, which are
+            // async-signal-safe, between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    match blocked {
+                        false => {
+                            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                        }
+                        true => {
+                            let mut set: libc::sigset_t = std::mem::zeroed();
+                            libc::sigemptyset(&mut set);
+                            libc::sigaddset(&mut set, libc::SIGPIPE);
+                            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            let how = if blocked { "blocked" } else { "ignored" };
+            let name = format!("{}, SIGPIPE {how}", rt.name());
+            let (status, stderr) = reader_leaves(command, &name);
+            assert_eq!(status.code(), Some(3), "{name}: {status:?} {stderr}");
+            assert!(
+                stderr.contains("stdout refused: errno Some(64)"),
+                "{name}: {stderr}"
+            );
         }
-        let name = format!("{}, SIGPIPE ignored", rt.name());
-        let (status, stderr) = reader_leaves(command, &name);
-        assert_eq!(status.code(), Some(3), "{name}: {status:?} {stderr}");
-        assert!(
-            stderr.contains("stdout refused: errno Some(64)"),
-            "{name}: {stderr}"
-        );
     });
     // Under --instances (threads of one process), even one, the write fails
     // with EPIPE instead: the guest's own error path runs (exit 3), and the

@@ -529,7 +529,7 @@ fn a_request_whose_upstream_handshake_fails_goes_to_another() {
         ),
         (
             Raw::Reset,
-            "TLS: the server reset the connection during the handshake",
+            "TLS: the connection was reset during the handshake",
         ),
     ];
     let failing = failing.map(|(how, logged)| (RawServer::start(how), logged));

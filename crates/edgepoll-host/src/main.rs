@@ -152,6 +152,7 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
 
 /// Runs before `main`, so before Rust's runtime sets SIGPIPE to ignored:
 /// how it was inherited decides what a guest's write to a closed pipe does.
+#[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static RECORD_INHERITED_SIGPIPE: extern "C" fn() = edgepoll_host::record_inherited_sigpipe;

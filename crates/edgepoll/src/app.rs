@@ -565,15 +565,18 @@ impl Context<'_> {
     }
 
     /// Closes the connection `responder`'s request came on, now, with a
-    /// reset: what is queued for it is dropped (a response's pieces, and
-    /// those of responses before it), and every request on it still owed
-    /// an answer, this one too (a streamed response not ended is one), is
-    /// given up and told to [`App::on_abandoned`]. For a client the
-    /// application gives up on: a subscriber to an endless stream that has
-    /// stopped reading, say, which [`abort_body`](Self::abort_body) would
-    /// leave holding its connection (and what is queued for it) until the
-    /// idle timeout, since the bytes before the cut are still to go. Does
-    /// nothing once the connection is gone.
+    /// reset ([`net::close_with_reset`](crate::net::close_with_reset)):
+    /// what is queued for it is dropped (a response's pieces, and those of
+    /// responses before it), and every request on it still owed an answer,
+    /// this one too (a streamed response not ended is one), is given up and
+    /// told to [`App::on_abandoned`]. For a client the application gives up
+    /// on: a subscriber to an endless stream that has stopped reading, say,
+    /// which [`abort_body`](Self::abort_body) would leave holding its
+    /// connection (and what is queued for it) until the idle timeout, since
+    /// the bytes before the cut are still to go. Does nothing once the
+    /// connection is gone, or done with this request (its response handed
+    /// over whole, or its stream ended): it may serve other requests by
+    /// then.
     ///
     /// ```
     /// # use edgepoll::{App, Context, Responder};
@@ -593,13 +596,19 @@ impl Context<'_> {
     ///     }
     /// }
     /// impl App for Events {
-    ///     fn call<'a>(&mut self, _: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    ///     fn call<'a>(&mut self, request: &Request<'a>, responder: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    ///         // To HEAD the head is the whole answer: no stream to keep.
+    ///         if request.method() == "HEAD" {
+    ///             return Reply::Now(Response::new(StatusCode::OK));
+    ///         }
     ///         cx.respond_stream(responder, Response::new(StatusCode::OK), None);
     ///         self.behind.insert(responder, 0);
     ///         Reply::Later
     ///     }
     ///     fn on_body_drained(&mut self, responder: Responder, _: &mut Context<'_>) {
-    ///         self.behind.insert(responder, 0); // caught up
+    ///         if let Some(behind) = self.behind.get_mut(&responder) {
+    ///             *behind = 0; // caught up
+    ///         }
     ///     }
     ///     fn on_abandoned(&mut self, responder: Responder, _: &mut Context<'_>) {
     ///         self.behind.remove(&responder); // gone, or dropped above
@@ -1082,8 +1091,9 @@ pub trait App {
 
     /// A deferred request no longer waits, or a response the app streams
     /// will not be taken further: it got a 504 at its respond timeout; its
-    /// client went away; a response before it closes the connection (RFC
-    /// 9112 §9.6); or its streamed upload stalled or broke off before it
+    /// client went away, or the app dropped it ([`Context::disconnect`]);
+    /// a response before it closes the connection (RFC 9112 §9.6); or its
+    /// streamed upload stalled or broke off before it
     /// was answered (the client got 408 or 400). Work done for it may stop,
     /// and anything given for it from now on is dropped. Its order against
     /// [`on_request_end`](Self::on_request_end), for a request whose body

@@ -357,29 +357,34 @@ pub fn take_error(stream: &TcpStream) -> io::Result<Option<io::Error>> {
     }
 }
 
-/// Makes the stream's close a reset (`SO_LINGER` of 0): what the peer has
-/// not taken is dropped, its memory freed at once, and the peer reads
-/// `ECONNRESET`, not the end of the stream. For a peer that has stopped
-/// reading, whose queued bytes would otherwise keep the closed socket
-/// alive until the kernel gives up on it.
+/// Closes the stream with a reset (`SO_LINGER` of 0, then a close without
+/// the shutdown a dropped stream does first, whose FIN would go out ahead
+/// of the reset and read as a clean end): what the peer has not taken is
+/// dropped, its memory freed at once, and the peer reads `ECONNRESET`
+/// after what it had received. For a peer given up on, such as one that
+/// has stopped reading, whose queued bytes would otherwise keep the closed
+/// socket alive until the kernel gives up on it. Should the option fail,
+/// the close is a plain one.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
 /// # let listener = edgepoll::net::bind("127.0.0.1:0".parse().unwrap())?;
 /// # let addr = edgepoll::net::local_addr(&listener)?;
 /// let stream = edgepoll::net::connect(addr)?;
-/// edgepoll::net::reset_on_close(&stream)?;
-/// drop(stream); // a reset, not a FIN
+/// edgepoll::net::close_with_reset(stream); // a reset, not a FIN
 /// # Ok(()) }
 /// ```
-pub fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
+pub fn close_with_reset(stream: TcpStream) {
     let socket: &Socket = stream.as_ref();
     // `struct linger` in the guest's C layout: on, 0 seconds.
-    socket.setsockopt(
+    let _ = socket.setsockopt(
         wasmedge_wasi_socket::socket::SocketOptLevel::SolSocket,
         wasmedge_wasi_socket::socket::SocketOptName::SoLinger,
         [1i32, 0i32],
-    )
+    );
+    // SAFETY: the descriptor is the stream's own, and moves over: closed
+    // as a file is closed, with no shutdown.
+    drop(unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(stream)) });
 }
 
 /// The address a socket is bound to: the port the system picked for port 0.

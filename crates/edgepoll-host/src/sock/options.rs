@@ -48,12 +48,13 @@ pub fn get(
     mem.pointer::<4>(size_ptr)?;
     let size = mem.read_u32(size_ptr)?;
     mem.slice(value, size)?;
+    let raw = host_fd(fds, fd)?;
     // Their WASI numbers need four bytes: less would be a part of the
-    // kernel's number. (WasmEdge crashes on it.)
+    // kernel's number. (WasmEdge crashes on it, once it has found the
+    // socket.)
     if (name == SO_ERROR || name == SO_TYPE) && size < 4 {
         return Err(INVAL);
     }
-    let raw = host_fd(fds, fd)?;
     let mut len = size as libc::socklen_t;
     let target = mem.slice_mut(value, size)?.as_mut_ptr();
     // SAFETY: the kernel writes at most `len` bytes at `target`, all inside
@@ -125,6 +126,10 @@ mod tests {
                 bytes[..4].copy_from_slice(&size.to_le_bytes());
                 let mut mem = GuestMemory(&mut bytes);
                 assert_eq!(get(&mut mem, &table, fd, 0, name, 4, 0), Err(INVAL));
+                // The descriptor is checked first, as on WasmEdge.
+                for (other, errno) in [(0, crate::errno::NOTSOCK), (99, crate::errno::BADF)] {
+                    assert_eq!(get(&mut mem, &table, other, 0, name, 4, 0), Err(errno));
+                }
             }
             bytes[..4].copy_from_slice(&4u32.to_le_bytes());
             let mut mem = GuestMemory(&mut bytes);

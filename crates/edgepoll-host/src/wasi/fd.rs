@@ -81,27 +81,42 @@ pub fn is_pipe_or_socket(fds: &FdTable, fd: u32) -> bool {
 }
 
 /// Whether this process was started with SIGPIPE ignored (systemd's
-/// default, a shell's `trap '' PIPE`), as [`record_inherited_sigpipe`]
-/// found it before Rust's runtime set it to ignored for its own writes.
-static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
+/// default, a shell's `trap '' PIPE`) or blocked, as
+/// [`record_inherited_sigpipe`] found it before Rust's runtime set it to
+/// ignored for its own writes.
+static SIGPIPE_INHERITED_HELD: AtomicBool = AtomicBool::new(false);
 
 /// Notes how SIGPIPE was inherited. For the binary's `.init_array`, which
 /// runs before `main` and so before Rust's runtime ignores SIGPIPE; an
 /// embedder that does not call it gets the default action's behaviour.
+///
+/// ```no_run
+/// // In the binary (Linux): called by the C runtime before `main`.
+/// #[used]
+/// #[unsafe(link_section = ".init_array")]
+/// static RECORD: extern "C" fn() = edgepoll_host::record_inherited_sigpipe;
+/// ```
 pub extern "C" fn record_inherited_sigpipe() {
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: reading the current action into a zeroed `sigaction`.
-    let read = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) };
-    let ignored = read == 0 && old.sa_sigaction == libc::SIG_IGN;
-    SIGPIPE_INHERITED_IGNORED.store(ignored, Ordering::Relaxed);
+    // SAFETY: reading the current action and mask into zeroed structures
+    // of the right types.
+    let held = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        let ignored = libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut action) == 0
+            && action.sa_sigaction == libc::SIG_IGN;
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) == 0
+            && libc::sigismember(&mask, libc::SIGPIPE) == 1;
+        ignored || blocked
+    };
+    SIGPIPE_INHERITED_HELD.store(held, Ordering::Relaxed);
 }
 
 /// Whether a guest's write to a pipe or socket nobody reads ends the run,
 /// as on WasmEdge, which writes with `writev` and leaves SIGPIPE as it
-/// found it: so unless SIGPIPE was inherited ignored, where the write
-/// fails with EPIPE on both.
+/// found it: so unless SIGPIPE was inherited ignored or blocked, where the
+/// write fails with EPIPE on both.
 pub fn broken_pipe_ends_the_run() -> bool {
-    !SIGPIPE_INHERITED_IGNORED.load(Ordering::Relaxed)
+    !SIGPIPE_INHERITED_HELD.load(Ordering::Relaxed)
 }
 
 /// Ends the process as SIGPIPE ends one, as WasmEdge ends when its guest
@@ -119,7 +134,7 @@ pub fn die_of_broken_pipe() -> ! {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::raise(libc::SIGPIPE);
     }
-    // Not reached; were SIGPIPE blocked, the status says the same.
+    // Not reached (SIGPIPE blocked is told apart at start).
     std::process::exit(128 + libc::SIGPIPE)
 }
 

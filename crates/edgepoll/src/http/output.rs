@@ -120,8 +120,10 @@ impl OutputBuffer {
         }
     }
 
-    /// Takes back the last streamed piece if it is `bytes`, unsent and with
-    /// nothing queued behind it; whether it did.
+    /// Takes back the last streamed piece if it holds `bytes` and nothing
+    /// is queued behind it; whether it did. (A piece partly sent holds
+    /// only its rest: a caller asks for what a whole piece of its own
+    /// holds, which no rest of another piece of its own can match.)
     pub(crate) fn take_last_piece_if(&mut self, bytes: &[u8]) -> bool {
         let Some(tail) = &mut self.tail else {
             return false;

@@ -84,7 +84,8 @@ pub enum TlsError {
     Config(String),
     /// The connection ended in the middle of a TLS record or handshake.
     Truncated,
-    /// The server reset the connection during the handshake.
+    /// The connection was reset during the handshake (by the server, as
+    /// a rule).
     Reset,
     /// The handshake did not finish within the connect timeout (counted
     /// from the end of the TCP connect).
@@ -99,7 +100,7 @@ impl fmt::Display for TlsError {
             TlsError::Protocol(what) => write!(f, "TLS protocol error: {what}"),
             TlsError::Config(what) => write!(f, "TLS setup failed: {what}"),
             TlsError::Truncated => f.write_str("the connection closed in the middle of TLS"),
-            TlsError::Reset => f.write_str("the server reset the connection during the handshake"),
+            TlsError::Reset => f.write_str("the connection was reset during the handshake"),
             TlsError::HandshakeTimeout(t) => {
                 write!(f, "no TLS handshake within {:.1} s", t.as_secs_f64())
             }

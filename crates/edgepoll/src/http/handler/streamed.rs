@@ -307,6 +307,13 @@ impl Handler {
         self.waiting.iter().any(|w| w.id == id && w.head_only)
     }
 
+    /// Whether the request `id` is still the connection's: unanswered, or
+    /// answered with a response not yet all handed to the output (a stream
+    /// not ended, or one queued behind another).
+    pub(crate) fn holds(&self, id: RequestId) -> bool {
+        self.waiting.iter().any(|w| w.id == id)
+    }
+
     /// Whether the streamed response to `id` takes more of its body: begun
     /// with [`respond_stream`](Self::respond_stream) and not yet ended.
     ///

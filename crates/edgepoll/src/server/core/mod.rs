@@ -567,6 +567,12 @@ impl Core {
     }
 
     pub(crate) fn close(&mut self, index: usize, now: Instant) {
+        self.end(index, now, false);
+    }
+
+    /// [`close`](Self::close), with a reset when `reset` (see
+    /// `net::close_with_reset`).
+    pub(crate) fn end(&mut self, index: usize, now: Instant, reset: bool) {
         let Some(mut conn) = self.slots.get_mut(index).and_then(Option::take) else {
             return;
         };
@@ -655,6 +661,9 @@ impl Core {
                 }
             }
             Role::Tunnel(_) => {}
+        }
+        if reset {
+            net::close_with_reset(conn.stream);
         }
     }
 

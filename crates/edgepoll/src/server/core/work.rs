@@ -509,17 +509,14 @@ impl Core {
     }
 
     /// Closes the connection of `responder`, now and with a reset (see
-    /// `Context::disconnect`): the close tells what it gives up.
+    /// `Context::disconnect`): the close tells what it gives up. Not for a
+    /// request its connection is done with (answered whole, or its stream
+    /// ended): the connection may serve others by then.
     #[cold]
     fn disconnect(&mut self, responder: Responder, now: Instant) {
-        let index = responder.token.0;
-        if self.handler_of(responder).is_none() {
-            return;
+        if (self.handler_of(responder)).is_some_and(|handler| handler.holds(responder.id)) {
+            self.end(responder.token.0, now, true);
         }
-        if let Some(Some(conn)) = self.slots.get(index) {
-            let _ = crate::net::reset_on_close(&conn.stream);
-        }
-        self.close(index, now);
     }
 
     /// A response to pipe whose client is gone (or no longer waits for it):
