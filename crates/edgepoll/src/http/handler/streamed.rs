@@ -309,8 +309,30 @@ impl Handler {
 
     /// Whether the request `id` is still the connection's: unanswered, or
     /// answered with a response not yet all handed to the output (a stream
-    /// not ended, or one queued behind another).
-    pub(crate) fn holds(&self, id: RequestId) -> bool {
+    /// not ended, or one queued behind another). Once not, the connection
+    /// is done with it, and may be serving other requests.
+    ///
+    /// ```
+    /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
+    /// # use std::time::Instant;
+    /// # /// Defers every request.
+    /// # struct Later(Vec<RequestId>);
+    /// # impl Dispatch for Later {
+    /// #     fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+    /// #         self.0.push(id);
+    /// #         Reply::Later
+    /// #     }
+    /// # }
+    /// # let (now, mut later) = (Instant::now(), Later(Vec::new()));
+    /// # let mut conn = Handler::new(Limits::default(), now);
+    /// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+    /// let id = later.0[0];
+    /// conn.respond_stream(id, Response::new(StatusCode::OK), None, now).unwrap();
+    /// assert!(conn.holds(id)); // streaming
+    /// conn.end_body(id, now).unwrap();
+    /// assert!(!conn.holds(id)); // all in the output: done with it
+    /// ```
+    pub fn holds(&self, id: RequestId) -> bool {
         self.waiting.iter().any(|w| w.id == id)
     }
 
