@@ -590,17 +590,7 @@ fn a_client_the_service_drops_is_reset_at_once() {
         // `App::on_start` ran, and the timer it set fired.
         assert_eq!(value("started"), "1", "{name}");
         // What the buffers held, then the reset (not a minute later).
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let (mut got, mut buf) = (Vec::new(), vec![0; 64 * 1024]);
-        let end = loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break None,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) => break Some(e.kind()),
-            }
-        };
+        let (got, end) = read_to_its_end(&mut stream);
         assert_eq!(
             end,
             Some(std::io::ErrorKind::ConnectionReset),
@@ -621,23 +611,30 @@ fn a_client_the_service_drops_is_reset_at_once() {
         stream
             .write_all(b"GET /_generate_then_disconnect?300 HTTP/1.0\r\n\r\n")
             .expect("send");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let mut read = 0;
-        let end = loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break None,
-                Ok(n) => read += n,
-                Err(e) => break Some(e.kind()),
-            }
-        };
+        let (got, end) = read_to_its_end(&mut stream);
         assert_eq!(
             end,
             Some(std::io::ErrorKind::ConnectionReset),
-            "{name}: after {read} bytes read as they came"
+            "{name}: after {} bytes read as they came",
+            got.len()
         );
     });
+}
+
+/// Reads `stream` to its end (within 20 s of silence): what came, and the
+/// error it ended with (`None` for a clean end of stream).
+fn read_to_its_end(stream: &mut std::net::TcpStream) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let (mut got, mut buf) = (Vec::new(), vec![0; 64 * 1024]);
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return (got, Some(e.kind())),
+        }
+    }
 }
 
 /// A drain (here after `--stop-after 2` requests) tells the app
