@@ -901,6 +901,39 @@ fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
 
 /// A mistake on the command line is named, with the usage, and exits 2
 /// before anything is sent.
+/// `-d @FILE` sends FILE's bytes without their CRs and LFs, and
+/// `--data-binary @FILE` all of them, as curl does (it sent "@FILE" itself);
+/// a file that cannot be read is a mistake on the command line (exit 2),
+/// named with what to preopen.
+#[test]
+fn data_from_a_file_is_sent_as_curl_sends_it() {
+    on_each_runtime(|rt| {
+        let dir = scratch_dir("data", rt);
+        let preopen = format!("{}:{}", dir.display(), dir.display());
+        let file = dir.join("form.txt");
+        std::fs::write(&file, b"a=1&\r\nb=2\n").expect("write");
+        let at_file = format!("@{}", file.display());
+        let server = serve(Reply::Length(Duration::ZERO));
+        let url = format!("http://{}/", server.addr);
+        // (The body printed, and a line end if it has none.)
+        for (flag, sent) in [("-d", "a=1&b=2\n"), ("--data-binary", "a=1&\r\nb=2\n")] {
+            let out = run_client_in(rt, &preopen, &[flag, &at_file, &url]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{} {flag}: {stdout}", rt.name());
+            assert!(
+                stdout.ends_with(&format!("-> 200 OK\n{sent}")),
+                "{} {flag}: {stdout:?}",
+                rt.name()
+            );
+        }
+        let missing = format!("@{}", dir.join("none.txt").display());
+        let out = run_client_in(rt, &preopen, &["-d", &missing, &url]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
+        assert!(stderr.contains("--dir .:."), "{}: {stderr}", rt.name());
+    });
+}
+
 #[test]
 fn command_line_mistakes_are_named() {
     on_each_runtime(|rt| {

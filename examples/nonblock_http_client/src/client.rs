@@ -57,7 +57,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         let single = match arg.as_str() {
             "-X" | "--request" => Some("--request"),
             "-o" | "--output" => Some("--output"),
-            "-d" | "--data" => Some("--data"),
+            "-d" | "--data" | "--data-binary" => Some("--data"),
             "--cacert" => Some("--cacert"),
             "--parallel" => Some("--parallel"),
             "--max-connections" => Some("--max-connections"),
@@ -83,7 +83,8 @@ fn parse_args() -> Result<Option<Options>, String> {
             "--cacert" => options.cacert = Some(value()?),
             "--parallel" => options.parallel = positive(&arg, &value()?)?,
             "--max-connections" => options.max_connections = Some(positive(&arg, &value()?)?),
-            "-d" | "--data" => options.data = Some(value()?.into_bytes()),
+            "-d" | "--data" => options.data = Some(data(&value()?, true)?),
+            "--data-binary" => options.data = Some(data(&value()?, false)?),
             "-H" | "--header" => {
                 let line = value()?;
                 let (name, v) = line
@@ -123,6 +124,21 @@ fn parse_args() -> Result<Option<Options>, String> {
         }
     }
     Ok(Some(options))
+}
+
+/// A request body as `-d` (`lines` true) or `--data-binary` gives it: as
+/// written, or, for `@FILE`, FILE's bytes, as curl reads them (`-d` drops
+/// their CRs and LFs, so that a file of lines is one form value).
+fn data(value: &str, lines: bool) -> Result<Vec<u8>, String> {
+    let Some(path) = value.strip_prefix('@') else {
+        return Ok(value.as_bytes().to_vec());
+    };
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| format!("@{path}: {e} (the runtime must preopen its directory: --dir .:.)"))?;
+    if lines {
+        bytes.retain(|&b| b != b'\r' && b != b'\n');
+    }
+    Ok(bytes)
 }
 
 /// The longest `--timeout`, in seconds.
@@ -195,13 +211,16 @@ fn positive(option: &str, value: &str) -> Result<usize, String> {
         .ok_or(format!("{option}: not a positive number: {value}"))
 }
 
-const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [--max-connections N] [URL...]";
+const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA | --data-binary DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [--max-connections N] [URL...]";
 
 const HELP: &str = "\
 Sends every URL at once, each on its own connection, and prints each response.
 
   -X, --request METHOD   the method (GET, or POST with -d)
-  -d, --data DATA        a request body (sent as application/x-www-form-urlencoded)
+  -d, --data DATA        a request body (sent as application/x-www-form-urlencoded);
+                         @FILE sends FILE, its line ends dropped, as curl does
+                         (the runtime must preopen its directory: --dir .:.)
+  --data-binary DATA     the same, but @FILE goes byte for byte
   -H, --header 'N: V'    a header field (repeatable)
   --timeout SECS         each request's time from the start (10); with -o, the
                          most a download waits for its next byte; its head,
@@ -224,6 +243,11 @@ Sends every URL at once, each on its own connection, and prints each response.
 
 A long option's value may also follow an '=' (--timeout=5); an option that
 takes a value, but -H, is given once; after -- every argument is a URL.
+
+Many URLs of one server go to it at once: a server with a short listen
+backlog (Python's http.server has 5) drops some of the connections, and
+their requests time out; --parallel 8 keeps them to a few connections,
+reused.
 
 Responses print in the order of their URLs: one in before an earlier one is
 held (whole) until that one is printed. A reader of stdout slower than
