@@ -141,6 +141,15 @@ fn data(value: &str, lines: bool) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// A response's status as its status line has it: the code, and the
+/// reason phrase if there is one.
+fn status_line(response: &edgepoll::http::ParsedResponse) -> String {
+    match response.reason.is_empty() {
+        true => response.status.as_u16().to_string(),
+        false => format!("{} {}", response.status.as_u16(), response.reason),
+    }
+}
+
 /// The longest `--timeout`, in seconds.
 const MOST_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
 
@@ -222,7 +231,8 @@ Sends every URL at once, each on its own connection, and prints each response.
                          (the runtime must preopen its directory: --dir .:.)
   --data-binary DATA     the same, but @FILE goes byte for byte
   -H, --header 'N: V'    a header field (repeatable)
-  --timeout SECS         each request's time from the start (10); with -o, the
+  --timeout SECS         each request's time from the start (10; a response
+                         still coming then is cut within a second); with -o, the
                          most a download waits for its next byte; its head,
                          however slowly it comes, is whole within the waits
                          before it could take and --timeout more
@@ -308,21 +318,16 @@ pub fn main() -> ExitCode {
         });
         let written = match result {
             _ if broken_pipe => Ok(()),
-            Ok(response) => writeln!(
-                out,
-                "{tag} -> {} {}",
-                response.status.as_u16(),
-                response.reason
-            )
-            .and_then(|_| out.write_all(&response.body))
-            .and_then(|_| {
-                // End the body on a line of its own; an empty body adds nothing.
-                if response.body.is_empty() || response.body.ends_with(b"\n") {
-                    Ok(())
-                } else {
-                    writeln!(out)
-                }
-            }),
+            Ok(response) => writeln!(out, "{tag} -> {}", status_line(&response))
+                .and_then(|_| out.write_all(&response.body))
+                .and_then(|_| {
+                    // End the body on a line of its own; an empty body adds nothing.
+                    if response.body.is_empty() || response.body.ends_with(b"\n") {
+                        Ok(())
+                    } else {
+                        writeln!(out)
+                    }
+                }),
             Err(e) => {
                 failed = true;
                 let _ = out.flush();
@@ -463,10 +468,15 @@ fn download(
     let flushed = out.flush();
     drop(out);
     let kept = |what: &str| {
+        // FILE as it was: there, or not made.
+        let left = match std::path::Path::new(path).exists() {
+            true => format!("{path} left as it was"),
+            false => format!("no {path} made"),
+        };
         match std::fs::remove_file(&part) {
-        Ok(()) => format!("{what}; {path} left as it was"),
-        Err(e) => format!("{what}; {path} left as it was, but {part} could not be removed ({e}): remove it before the next download"),
-    }
+            Ok(()) => format!("{what}; {left}"),
+            Err(e) => format!("{what}; {left}, but {part} could not be removed ({e}): remove it before the next download"),
+        }
     };
     if let Some(why) = result
         .as_ref()
@@ -488,19 +498,17 @@ fn download(
             // FILE is whole whether or not stdout can still be told.
             let _ = writeln!(
                 std::io::stdout(),
-                "{tag} -> {} {} ({written} bytes written to {path})",
-                head.status.as_u16(),
-                head.reason
+                "{tag} -> {} ({written} bytes written to {path})",
+                status_line(&head)
             );
             ExitCode::SUCCESS
         }
         (Ok(head), Ok(())) if head.status.as_u16() == 304 => {
-            let _ = writeln!(std::io::stdout(), "{tag} -> 304 {}", kept(&head.reason));
+            let _ = writeln!(std::io::stdout(), "{tag} -> {}", kept(&status_line(&head)));
             ExitCode::SUCCESS
         }
         (Ok(head), Ok(())) => {
-            let status = format!("{} {}", head.status.as_u16(), head.reason);
-            eprintln!("{tag} -> {}", kept(&status));
+            eprintln!("{tag} -> {}", kept(&status_line(&head)));
             ExitCode::FAILURE
         }
         (Ok(_), Err(e)) => {
