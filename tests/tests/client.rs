@@ -901,6 +901,32 @@ fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
 
 /// A mistake on the command line is named, with the usage, and exits 2
 /// before anything is sent.
+/// `-i` prints each response's header fields, as they came, between its
+/// status line and its body (curl's `-i`); with `-o` it is refused, since
+/// curl would write them into the file.
+#[test]
+fn include_prints_the_header_fields() {
+    on_each_runtime(|rt| {
+        let server = serve(Reply::Length(Duration::ZERO));
+        let url = format!("http://{}/", server.addr);
+        let out = run_client(rt, &["-i", "-d", "shown", &url]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {stdout}", rt.name());
+        let (_, after) = stdout.split_once("-> 200 OK\n").expect("the status line");
+        let (fields, body) = after.split_once("\n\n").expect("an empty line");
+        assert!(
+            fields
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("content-length: 5")),
+            "{}: {fields:?}",
+            rt.name()
+        );
+        assert_eq!(body, "shown\n", "{}", rt.name());
+        let out = run_client(rt, &["-i", "-o", "x.bin", &url]);
+        assert_eq!(out.status.code(), Some(2), "{}", rt.name());
+    });
+}
+
 /// `-d @FILE` sends FILE's bytes without their CRs and LFs, and
 /// `--data-binary @FILE` all of them, as curl does (it sent "@FILE" itself);
 /// a file that cannot be read is a mistake on the command line (exit 2),

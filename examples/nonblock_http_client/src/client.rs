@@ -16,6 +16,8 @@ struct Options {
     output: Option<String>,
     /// Tell on stderr what each name resolved to, and what TLS agreed.
     verbose: bool,
+    /// Print each response's header fields after its status line.
+    include: bool,
     /// Trust the CA certificates of this PEM file for https:// instead of
     /// the Mozilla roots.
     cacert: Option<String>,
@@ -36,6 +38,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         urls: Vec::new(),
         output: None,
         verbose: false,
+        include: false,
         cacert: None,
         parallel: usize::MAX,
         max_connections: None,
@@ -49,7 +52,7 @@ fn parse_args() -> Result<Option<Options>, String> {
             continue;
         }
         let (arg, mut inline) = example_args::split_inline(arg);
-        if inline.is_some() && matches!(arg.as_str(), "--" | "--help" | "--verbose") {
+        if inline.is_some() && matches!(arg.as_str(), "--" | "--help" | "--verbose" | "--include") {
             return Err(format!("{arg} takes no value"));
         }
         // An option of one value given again is refused, not silently put
@@ -80,6 +83,7 @@ fn parse_args() -> Result<Option<Options>, String> {
             "-X" | "--request" => options.method = Some(value()?),
             "-o" | "--output" => options.output = Some(value()?),
             "-v" | "--verbose" => options.verbose = true,
+            "-i" | "--include" => options.include = true,
             "--cacert" => options.cacert = Some(value()?),
             "--parallel" => options.parallel = positive(&arg, &value()?)?,
             "--max-connections" => options.max_connections = Some(positive(&arg, &value()?)?),
@@ -139,6 +143,17 @@ fn data(value: &str, lines: bool) -> Result<Vec<u8>, String> {
         bytes.retain(|&b| b != b'\r' && b != b'\n');
     }
     Ok(bytes)
+}
+
+/// A response's header fields as they came, a line each, and an empty
+/// line after them (`-i`).
+fn write_fields(out: &mut impl Write, response: &ParsedResponse) -> std::io::Result<()> {
+    for (name, value) in &response.headers {
+        write!(out, "{name}: ")?;
+        out.write_all(value)?;
+        writeln!(out)?;
+    }
+    writeln!(out)
 }
 
 /// A response's status as its status line has it: the code, and the
@@ -207,6 +222,10 @@ fn check_output(path: &str, options: &Options) -> Result<(), String> {
         // line without -o.
         return Err(format!("-o {path:?}: give the name of a file"));
     }
+    if options.include {
+        // curl writes them into FILE, ahead of the body: not a copy of it.
+        return Err("-o FILE with -i: the header fields would go into FILE".to_string());
+    }
     if options.method.as_deref() == Some("HEAD") {
         return Err("-o FILE with -X HEAD: a response to HEAD has no body to write".to_string());
     }
@@ -220,7 +239,7 @@ fn positive(option: &str, value: &str) -> Result<usize, String> {
         .ok_or(format!("{option}: not a positive number: {value}"))
 }
 
-const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA | --data-binary DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE] [--parallel N] [--max-connections N] [URL...]";
+const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA | --data-binary DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-i] [-v] [--cacert FILE] [--parallel N] [--max-connections N] [URL...]";
 
 const HELP: &str = "\
 Sends every URL at once, each on its own connection, and prints each response.
@@ -240,6 +259,8 @@ Sends every URL at once, each on its own connection, and prints each response.
                          FILE.part (which must not be there yet), renamed to
                          FILE once a 2xx body is whole (the runtime must
                          preopen FILE's directory: --dir .:.)
+  -i, --include          print each response's header fields after its status
+                         line (not with -o)
   -v, --verbose          tell on stderr what names resolved to and what TLS agreed;
                          names are looked up first, each within --timeout, before
                          the requests look them up again (a name whose answers
@@ -278,9 +299,10 @@ pub fn main() -> ExitCode {
             check_output(path, &o)?;
         }
         let client = client_options(&o)?;
-        Ok(Some((build(&o)?, o.timeout, o.output, o.verbose, client)))
+        let shown = (o.verbose, o.include);
+        Ok(Some((build(&o)?, o.timeout, o.output, shown, client)))
     });
-    let (requests, timeout, output, verbose, client) = match parsed {
+    let (requests, timeout, output, (verbose, include), client) = match parsed {
         Ok(Some(r)) => r,
         Ok(None) => {
             println!("{USAGE}\n\n{HELP}");
@@ -319,6 +341,10 @@ pub fn main() -> ExitCode {
         let written = match result {
             _ if broken_pipe => Ok(()),
             Ok(response) => writeln!(out, "{tag} -> {}", status_line(&response))
+                .and_then(|_| match include {
+                    true => write_fields(&mut out, &response),
+                    false => Ok(()),
+                })
                 .and_then(|_| out.write_all(&response.body))
                 .and_then(|_| {
                     // End the body on a line of its own; an empty body adds nothing.

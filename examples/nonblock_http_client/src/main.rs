@@ -1,10 +1,11 @@
 //! Sends HTTP requests over several connections at once, waiting on `Poll`.
 //!
 //! Usage: `nonblock_http_client [-X METHOD] [-d DATA | --data-binary DATA]
-//! [-H 'Name: value']... [--timeout SECS] [-o FILE] [-v] [--cacert FILE]
+//! [-H 'Name: value']... [--timeout SECS] [-o FILE] [-i] [-v] [--cacert FILE]
 //! [--parallel N] [--max-connections N] [URL...]`. `-d @FILE` sends FILE's
 //! bytes without their line ends, `--data-binary @FILE` all of them, as
-//! curl does (the runtime must preopen FILE's directory).
+//! curl does (the runtime must preopen FILE's directory). `-i` prints each
+//! response's header fields after its status line.
 //! All URLs go at once, each on its own connection, or at most N at a time
 //! to one origin with `--parallel N`, and at most 512 (`--max-connections`)
 //! in all. URLs are
