@@ -505,7 +505,13 @@ pub fn readdir(
         let n =
             unsafe { libc::syscall(libc::SYS_getdents64, raw, chunk.as_mut_ptr(), chunk.len()) };
         if n < 0 {
-            return Err(errno::last());
+            match errno::last() {
+                // A directory removed while open reads as ENOENT, which
+                // glibc's `readdir`, and so WasmEdge, takes as its end
+                // (POSIX has it so).
+                e if e == errno::NOENT => break,
+                e => return Err(e),
+            }
         }
         if n == 0 {
             break;

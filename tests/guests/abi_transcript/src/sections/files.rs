@@ -773,6 +773,7 @@ pub fn files(t: &mut Transcript) {
     t.log("path_symlink(empty name)", e, "");
     slash_ends_and_check_order(t);
     readdir_on_a_file(t);
+    readdir_of_a_removed_directory(t);
     // Last: it closes the sandbox's descriptor.
     flags_rights_and_renumbering(t);
 }
@@ -1100,6 +1101,53 @@ fn set_times_through_a_directory(t: &mut Transcript) {
         // SAFETY: closing the descriptor just opened.
         unsafe { fd_close(fd) };
     }
+}
+
+/// `fd_readdir` of a directory removed while open: an empty listing
+/// (glibc's `readdir`, which WasmEdge calls, takes the kernel's ENOENT for
+/// the end), as is one read again after the removal.
+fn readdir_of_a_removed_directory(t: &mut Transcript) {
+    let name = Buf::from(b"gone");
+    // SAFETY: the runtime checks the pointer.
+    let e = unsafe { path_create_directory(SANDBOX, name.ptr(), 4) };
+    t.log("path_create_directory(sandbox, \"gone\")", e, "");
+    let out = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe {
+        path_open(
+            SANDBOX,
+            0,
+            name.ptr(),
+            4,
+            DIRECTORY,
+            READDIR,
+            0,
+            0,
+            out.ptr(),
+        )
+    };
+    t.log(
+        "path_open(sandbox, \"gone\", directory, readdir only)",
+        e,
+        "",
+    );
+    if e != 0 {
+        return;
+    }
+    let fd = out.u32_at(0);
+    let listing = Buf::zeroed(1024);
+    let used = Buf::zeroed(4);
+    // SAFETY: the runtime checks every pointer.
+    let e = unsafe { path_remove_directory(SANDBOX, name.ptr(), 4) };
+    t.log("path_remove_directory(sandbox, \"gone\"), open", e, "");
+    for when in ["after its removal", "again"] {
+        // SAFETY: the runtime checks every pointer.
+        let e = unsafe { fd_readdir(fd, listing.ptr(), 1024, 0, used.ptr()) };
+        let size = format!("{} bytes", used.u32_at(0));
+        t.log(&format!("fd_readdir(gone, {when})"), e, &size);
+    }
+    // SAFETY: closing the descriptor just opened.
+    unsafe { fd_close(fd) };
 }
 
 /// `fd_readdir` on a file opened with the right to it (wasi-libc asks for
