@@ -880,9 +880,12 @@ fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
         let preopen = format!("{}:{}", dir.display(), dir.display());
         let nobody = refused_port();
         let refused = format!("http://127.0.0.1:{}/", nobody.port);
-        for file in [&kept, &fresh] {
+        let made = format!("no {} made", fresh.display());
+        for (file, said) in [(&kept, "kept.bin left as it was"), (&fresh, made.as_str())] {
             let out = run_client_in(rt, &preopen, &["-o", &file.display().to_string(), &refused]);
             assert_eq!(out.status.code(), Some(1), "{} {out:?}", rt.name());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(said), "{}: {stderr}", rt.name());
         }
         assert_eq!(std::fs::read(&kept).expect("still there"), b"old contents");
         assert!(
@@ -899,11 +902,9 @@ fn a_failed_download_leaves_the_file_alone_and_a_huge_timeout_is_refused() {
     });
 }
 
-/// A mistake on the command line is named, with the usage, and exits 2
-/// before anything is sent.
-/// `-i` prints each response's header fields, as they came, between its
-/// status line and its body (curl's `-i`); with `-o` it is refused, since
-/// curl would write them into the file.
+/// `-i` prints each final response's header fields, as they came, between
+/// its status line and its body (curl's `-i`); with `-o` it is refused,
+/// since curl would write them into the file.
 #[test]
 fn include_prints_the_header_fields() {
     on_each_runtime(|rt| {
@@ -923,12 +924,19 @@ fn include_prints_the_header_fields() {
         );
         assert_eq!(body, "shown\n", "{}", rt.name());
         let out = run_client(rt, &["-i", "-o", "x.bin", &url]);
-        assert_eq!(out.status.code(), Some(2), "{}", rt.name());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
+        assert!(
+            stderr.contains("-o FILE with -i"),
+            "{}: {stderr}",
+            rt.name()
+        );
     });
 }
 
-/// `-d @FILE` sends FILE's bytes without their CRs and LFs, and
+/// `-d @FILE` sends FILE's bytes without their CRs, LFs and NULs, and
 /// `--data-binary @FILE` all of them, as curl does (it sent "@FILE" itself);
+/// `@-` reads standard input;
 /// a file that cannot be read is a mistake on the command line (exit 2),
 /// named with what to preopen.
 #[test]
@@ -937,12 +945,12 @@ fn data_from_a_file_is_sent_as_curl_sends_it() {
         let dir = scratch_dir("data", rt);
         let preopen = format!("{}:{}", dir.display(), dir.display());
         let file = dir.join("form.txt");
-        std::fs::write(&file, b"a=1&\r\nb=2\n").expect("write");
+        std::fs::write(&file, b"a=1&\r\nb=2\n\0").expect("write");
         let at_file = format!("@{}", file.display());
         let server = serve(Reply::Length(Duration::ZERO));
         let url = format!("http://{}/", server.addr);
         // (The body printed, and a line end if it has none.)
-        for (flag, sent) in [("-d", "a=1&b=2\n"), ("--data-binary", "a=1&\r\nb=2\n")] {
+        for (flag, sent) in [("-d", "a=1&b=2\n"), ("--data-binary", "a=1&\r\nb=2\n\0\n")] {
             let out = run_client_in(rt, &preopen, &[flag, &at_file, &url]);
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(out.status.success(), "{} {flag}: {stdout}", rt.name());
@@ -957,9 +965,27 @@ fn data_from_a_file_is_sent_as_curl_sends_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
         assert!(stderr.contains("--dir .:."), "{}: {stderr}", rt.name());
+        // `@-`: standard input.
+        let mut command = client(rt, &["-d", "@-", &url]);
+        let mut child = command
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("client starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"x=1\r\n").expect("write");
+        drop(stdin);
+        let out = wait_bounded(child, Duration::from_secs(60));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.ends_with("-> 200 OK\nx=1\n"),
+            "{}: {stdout:?}",
+            rt.name()
+        );
     });
 }
 
+/// A mistake on the command line is named, with the usage, and exits 2
+/// before anything is sent.
 #[test]
 fn command_line_mistakes_are_named() {
     on_each_runtime(|rt| {
@@ -985,7 +1011,15 @@ fn command_line_mistakes_are_named() {
             ),
             (&["--verbose=yes"][..], "--verbose takes no value"),
             // One value an option: a second is not put over the first.
-            (&["-d", "a", "--data=b"][..], "--data is given twice"),
+            (
+                &["-d", "a", "--data=b"][..],
+                "give one body: -d (--data) or --data-binary, once",
+            ),
+            (
+                &["-d", "a", "--data-binary", "b"][..],
+                "give one body: -d (--data) or --data-binary, once",
+            ),
+            (&["-d", "@"][..], "-d @FILE: give a file's name"),
             (
                 &["--timeout", "1", "--timeout", "2"][..],
                 "--timeout is given twice",

@@ -68,9 +68,11 @@ fn parse_args() -> Result<Option<Options>, String> {
             _ => None,
         };
         if let Some(name) = single {
-            given
-                .once(name)
-                .map_err(|_| format!("{arg} is given twice"))?;
+            given.once(name).map_err(|_| match name {
+                // One body: one of the two, once.
+                "--data" => "give one body: -d (--data) or --data-binary, once".to_string(),
+                _ => format!("{arg} is given twice"),
+            })?;
         }
         let mut value = || match inline.take() {
             Some(value) => Ok(value),
@@ -131,19 +133,47 @@ fn parse_args() -> Result<Option<Options>, String> {
 }
 
 /// A request body as `-d` (`lines` true) or `--data-binary` gives it: as
-/// written, or, for `@FILE`, FILE's bytes, as curl reads them (`-d` drops
-/// their CRs and LFs, so that a file of lines is one form value).
+/// written, or, for `@FILE`, FILE's bytes (`@-`: standard input's), as
+/// curl reads them (`-d` drops their CRs, LFs and NULs, so that a file of
+/// lines is one form value). A body is held whole, and sent whole to each
+/// URL: a file over [`MOST_DATA_FILE`] is refused.
 fn data(value: &str, lines: bool) -> Result<Vec<u8>, String> {
     let Some(path) = value.strip_prefix('@') else {
         return Ok(value.as_bytes().to_vec());
     };
-    let mut bytes = std::fs::read(path)
-        .map_err(|e| format!("@{path}: {e} (the runtime must preopen its directory: --dir .:.)"))?;
+    let mut bytes = Vec::new();
+    let read = match path {
+        "" => return Err("-d @FILE: give a file's name (or - for standard input)".to_string()),
+        "-" => std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(drop),
+        _ => std::fs::metadata(path).and_then(|m| match m.len() > MOST_DATA_FILE {
+            true => Err(std::io::Error::other(format!(
+                "{} bytes, over the {} MiB a body may hold (use -o to download a large body; \
+                 a large upload wants a streaming client)",
+                m.len(),
+                MOST_DATA_FILE >> 20
+            ))),
+            false => std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+                .map(drop),
+        }),
+    };
+    read.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                " (the runtime must preopen its directory: --dir .:. for one here)"
+            }
+            _ => "",
+        };
+        format!("@{path}: {e}{hint}")
+    })?;
     if lines {
-        bytes.retain(|&b| b != b'\r' && b != b'\n');
+        bytes.retain(|&b| !matches!(b, b'\r' | b'\n' | 0));
     }
     Ok(bytes)
 }
+
+/// The largest file `-d @FILE` sends.
+const MOST_DATA_FILE: u64 = 64 << 20;
 
 /// A response's header fields as they came, a line each, and an empty
 /// line after them (`-i`).
@@ -244,14 +274,16 @@ const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA | --data-b
 const HELP: &str = "\
 Sends every URL at once, each on its own connection, and prints each response.
 
-  -X, --request METHOD   the method (GET, or POST with -d)
+  -X, --request METHOD   the method (GET, or POST with a body)
   -d, --data DATA        a request body (sent as application/x-www-form-urlencoded);
-                         @FILE sends FILE, its line ends dropped, as curl does
-                         (the runtime must preopen its directory: --dir .:.)
+                         @FILE sends FILE (at most 64 MiB; @- standard input),
+                         its CRs, LFs and NULs dropped, as curl does (the
+                         runtime must preopen its directory: --dir .:.); a body
+                         that begins with @ cannot be sent
   --data-binary DATA     the same, but @FILE goes byte for byte
   -H, --header 'N: V'    a header field (repeatable)
   --timeout SECS         each request's time from the start (10; a response
-                         still coming then is cut within a second); with -o, the
+                         still coming then is cut about a second later); with -o, the
                          most a download waits for its next byte; its head,
                          however slowly it comes, is whole within the waits
                          before it could take and --timeout more
@@ -259,8 +291,8 @@ Sends every URL at once, each on its own connection, and prints each response.
                          FILE.part (which must not be there yet), renamed to
                          FILE once a 2xx body is whole (the runtime must
                          preopen FILE's directory: --dir .:.)
-  -i, --include          print each response's header fields after its status
-                         line (not with -o)
+  -i, --include          print each final response's header fields after its
+                         status line (not with -o)
   -v, --verbose          tell on stderr what names resolved to and what TLS agreed;
                          names are looked up first, each within --timeout, before
                          the requests look them up again (a name whose answers
@@ -277,8 +309,7 @@ takes a value, but -H, is given once; after -- every argument is a URL.
 
 Many URLs of one server go to it at once: a server with a short listen
 backlog (Python's http.server has 5) drops some of the connections, and
-their requests time out; --parallel 8 keeps them to a few connections,
-reused.
+their requests time out; --parallel 8 sends them at most 8 at a time.
 
 Responses print in the order of their URLs: one in before an earlier one is
 held (whole) until that one is printed. A reader of stdout slower than
@@ -495,7 +526,7 @@ fn download(
     drop(out);
     let kept = |what: &str| {
         // FILE as it was: there, or not made.
-        let left = match std::path::Path::new(path).exists() {
+        let left = match std::fs::symlink_metadata(path).is_ok() {
             true => format!("{path} left as it was"),
             false => format!("no {path} made"),
         };

@@ -220,20 +220,47 @@ fn service_name(bytes: &[u8]) -> Name {
     CString::new(short).ok()
 }
 
-/// What the C library answers for a name too long to be found (the
-/// service is looked at first, as glibc does).
-fn too_long(node: &Name, service: &Name, flags: u16) -> Option<Errno> {
-    let long = |name: &Name| {
-        name.as_ref()
-            .is_some_and(|c| c.as_bytes().len() > NAME_MOST)
+/// Whether `name` is too long to be found (see [`NAME_MOST`]).
+fn is_long(name: &Name) -> bool {
+    name.as_ref()
+        .is_some_and(|c| c.as_bytes().len() > NAME_MOST)
+}
+
+/// What the C library answers for a service too long to be found.
+fn service_too_long(service: &Name, flags: u16) -> Option<Errno> {
+    is_long(service).then_some(match flags & AI_NUMERICSERV {
+        0 => from_eai(libc::EAI_SERVICE),
+        _ => AI_NONAME,
+    })
+}
+
+/// What the C library answers for a host name too long to be found: what
+/// it finds wrong with the service and the hints, which glibc looks at
+/// before the name (asked without a name, so nothing is looked up), else
+/// that the name is not known.
+fn unknown_name(service: &Name, hints: &libc::addrinfo) -> Errno {
+    // Without a name, a canonical one cannot be asked for: not the
+    // service's fault.
+    let hints = libc::addrinfo {
+        ai_flags: hints.ai_flags & !libc::AI_CANONNAME,
+        ..*hints
     };
-    if long(service) {
-        return Some(match flags & AI_NUMERICSERV {
-            0 => from_eai(libc::EAI_SERVICE),
-            _ => AI_NONAME,
-        });
+    let mut result: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: the service is NUL-terminated or NULL; `result` is freed below.
+    let r = unsafe {
+        libc::getaddrinfo(
+            std::ptr::null(),
+            service.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            &hints,
+            &mut result,
+        )
+    };
+    if r != 0 {
+        return from_eai(r);
     }
-    long(node).then_some(AI_NONAME)
+    // SAFETY: `result` came from a successful getaddrinfo.
+    unsafe { libc::freeaddrinfo(result) };
+    AI_NONAME
 }
 
 fn lookup(
@@ -263,8 +290,11 @@ fn lookup(
         _ => 0,
     };
     sys_hints.ai_addrlen = hints.addrlen;
-    if let Some(errno) = too_long(node, service, hints.flags) {
+    if let Some(errno) = service_too_long(service, hints.flags) {
         return Err(errno);
+    }
+    if is_long(node) {
+        return Err(unknown_name(service, &sys_hints));
     }
     let mut result: *mut libc::addrinfo = std::ptr::null_mut();
     // SAFETY: the names are NUL-terminated or NULL; `result` is freed below.
@@ -395,11 +425,11 @@ mod tests {
             name.as_ref().map(|c| c.as_bytes().len()),
             Some(NAME_MOST + 1)
         );
-        assert_eq!(too_long(&name, &None, 0), Some(AI_NONAME));
+        assert!(is_long(&name));
         let service = c_name(&long);
         let node = c_name(b"localhost");
-        assert_eq!(too_long(&node, &service, 0), Some(Errno(85)));
-        assert_eq!(too_long(&node, &service, AI_NUMERICSERV), Some(AI_NONAME));
+        assert_eq!(service_too_long(&service, 0), Some(Errno(85)));
+        assert_eq!(service_too_long(&service, AI_NUMERICSERV), Some(AI_NONAME));
         // A port number of any length is read as glibc reads it.
         let mut port = vec![b'0'; 1 << 20];
         port.extend_from_slice(b"80");
@@ -418,7 +448,34 @@ mod tests {
         long[NAME_MOST] = 0;
         let name = c_name(&long);
         assert_eq!(name.as_ref().map(|c| c.as_bytes().len()), Some(NAME_MOST));
-        assert_eq!(too_long(&name, &node, 0), None);
+        assert!(!is_long(&name));
+        assert_eq!(service_too_long(&node, 0), None);
+    }
+
+    /// A host name too long to be found gets what glibc finds wrong with
+    /// the service and the hints first (it looks at them before the name),
+    /// as WasmEdge, which hands glibc the name whole: an unknown service,
+    /// a socket type its protocol does not fit; else an unknown name.
+    #[test]
+    fn a_name_too_long_to_find_is_answered_after_its_service_and_hints() {
+        // SAFETY: an all-zero addrinfo is valid.
+        let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+        hints.ai_family = libc::AF_INET;
+        hints.ai_flags = libc::AI_NUMERICHOST | libc::AI_CANONNAME;
+        hints.ai_socktype = libc::SOCK_STREAM;
+        let named = |s: &str| CString::new(s).ok();
+        assert_eq!(
+            unknown_name(&named("8a"), &hints),
+            from_eai(libc::EAI_SERVICE)
+        );
+        assert_eq!(unknown_name(&named("80"), &hints), AI_NONAME);
+        assert_eq!(unknown_name(&None, &hints), AI_NONAME);
+        hints.ai_socktype = libc::SOCK_DGRAM;
+        hints.ai_protocol = libc::IPPROTO_TCP;
+        assert_eq!(
+            unknown_name(&named("80"), &hints),
+            from_eai(libc::EAI_SOCKTYPE)
+        );
     }
 
     /// A chain of one record that points back at itself, and a `max` of

@@ -508,7 +508,8 @@ pub fn readdir(
             match errno::last() {
                 // A directory removed while open reads as ENOENT, which
                 // glibc's `readdir`, and so WasmEdge, takes as its end
-                // (POSIX has it so).
+                // (POSIX has it so): a listing from cookie 0 is empty on
+                // both (WasmEdge may still hand out what it read ahead).
                 e if e == errno::NOENT => break,
                 e => return Err(e),
             }

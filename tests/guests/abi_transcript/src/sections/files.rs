@@ -1103,9 +1103,9 @@ fn set_times_through_a_directory(t: &mut Transcript) {
     }
 }
 
-/// `fd_readdir` of a directory removed while open: an empty listing
-/// (glibc's `readdir`, which WasmEdge calls, takes the kernel's ENOENT for
-/// the end), as is one read again after the removal.
+/// `fd_readdir` of a directory removed while open, from cookie 0: an
+/// empty listing (glibc's `readdir`, which WasmEdge calls, takes the
+/// kernel's ENOENT for the end), twice.
 fn readdir_of_a_removed_directory(t: &mut Transcript) {
     let name = Buf::from(b"gone");
     // SAFETY: the runtime checks the pointer.
