@@ -245,18 +245,18 @@ fn readlink(t: &mut Transcript, path: &[u8], room: u32) {
     );
 }
 
-/// The sandbox's entries by name (sorted: the order is the file system's),
-/// read with a buffer of `room` bytes at a time.
-fn list(t: &mut Transcript, room: u32) {
-    let out = Buf::zeroed(4);
-    let name = Buf::from(b".");
+/// Opens `path` in the sandbox as a directory with the right to list it
+/// alone: the errno, and the descriptor (when it is 0).
+fn open_to_list(path: &[u8]) -> (u32, u32) {
+    let (name, out) = (Buf::from(path), Buf::zeroed(4));
+    let len = path.len() as u32;
     // SAFETY: the runtime checks every pointer.
     let e = unsafe {
         path_open(
             SANDBOX,
             0,
             name.ptr(),
-            1,
+            len,
             DIRECTORY,
             READDIR,
             0,
@@ -264,11 +264,17 @@ fn list(t: &mut Transcript, room: u32) {
             out.ptr(),
         )
     };
+    (e, out.u32_at(0))
+}
+
+/// The sandbox's entries by name (sorted: the order is the file system's),
+/// read with a buffer of `room` bytes at a time.
+fn list(t: &mut Transcript, room: u32) {
+    let (e, dir) = open_to_list(b".");
     if e != 0 {
         t.log("path_open(sandbox, \".\", directory)", e, "");
         return;
     }
-    let dir = out.u32_at(0);
     let mut names = Vec::new();
     let mut cookie = 0u64;
     let mut calls = 0;
@@ -1111,21 +1117,7 @@ fn readdir_of_a_removed_directory(t: &mut Transcript) {
     // SAFETY: the runtime checks the pointer.
     let e = unsafe { path_create_directory(SANDBOX, name.ptr(), 4) };
     t.log("path_create_directory(sandbox, \"gone\")", e, "");
-    let out = Buf::zeroed(4);
-    // SAFETY: the runtime checks every pointer.
-    let e = unsafe {
-        path_open(
-            SANDBOX,
-            0,
-            name.ptr(),
-            4,
-            DIRECTORY,
-            READDIR,
-            0,
-            0,
-            out.ptr(),
-        )
-    };
+    let (e, fd) = open_to_list(b"gone");
     t.log(
         "path_open(sandbox, \"gone\", directory, readdir only)",
         e,
@@ -1134,7 +1126,6 @@ fn readdir_of_a_removed_directory(t: &mut Transcript) {
     if e != 0 {
         return;
     }
-    let fd = out.u32_at(0);
     let listing = Buf::zeroed(1024);
     let used = Buf::zeroed(4);
     // SAFETY: the runtime checks every pointer.
