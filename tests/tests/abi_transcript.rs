@@ -207,23 +207,29 @@ fn calls_that_fail_as_functions_on_wasmedge_end_the_guest_on_every_runtime() {
 /// open of it with O_NONBLOCK gets EAGAIN until the lease is let go (or
 /// broken, `/proc/sys/fs/lease-break-time` seconds after the first such
 /// open). The notice of an open (SIGIO, which would end the process) is
-/// ignored.
+/// ignored. The lease is asked again while it is refused with EAGAIN: a
+/// process another test starts in the meantime holds a copy of every
+/// descriptor of this one, the file's too, until it executes its program,
+/// and no write lease is given on a file open elsewhere.
 fn write_lease(path: &std::path::Path) -> std::fs::File {
     use std::os::fd::AsRawFd;
     std::fs::write(path, "leased").expect("write leased.txt");
     let file = std::fs::File::open(path).expect("open leased.txt");
-    // SAFETY: ignoring a signal, and a lease on a descriptor held open.
-    unsafe {
-        libc::signal(libc::SIGIO, libc::SIG_IGN);
-        let leased = libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK);
-        assert_eq!(
-            leased,
-            0,
-            "a write lease: {}",
-            std::io::Error::last_os_error()
-        );
+    // SAFETY: ignoring a signal.
+    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+    for _ in 0..200 {
+        // SAFETY: a lease on a descriptor held open.
+        let leased = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+        let error = std::io::Error::last_os_error();
+        match leased {
+            0 => return file,
+            _ if error.raw_os_error() == Some(libc::EAGAIN) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => panic!("a write lease: {error}"),
+        }
     }
-    file
+    panic!("a write lease: refused for 2 s (the file stays open elsewhere)")
 }
 
 fn sandbox_tree(dir: &std::path::Path) {
