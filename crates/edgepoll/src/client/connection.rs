@@ -199,10 +199,10 @@ impl ClientConnection {
         }
     }
 
-    pub(crate) fn pending_output(&self) -> [&[u8]; 2] {
+    pub(crate) fn pending_output(&self) -> crate::http::Parts<'_> {
         match &self.state {
             State::Busy(busy) => busy.output.pending_parts(),
-            _ => [&[], &[]],
+            _ => [&[], &[], &[]],
         }
     }
 
@@ -373,10 +373,9 @@ mod tests {
     fn send_all(conn: &mut ClientConnection) -> Vec<u8> {
         let mut out = Vec::new();
         while conn.wants_write() {
-            let [a, b] = conn.pending_output();
-            let both = [a, b].concat();
-            conn.consume_output(both.len());
-            out.extend_from_slice(&both);
+            let all = conn.pending_output().concat();
+            conn.consume_output(all.len());
+            out.extend_from_slice(&all);
         }
         out
     }

@@ -71,7 +71,7 @@ mod tests;
 #[cfg(test)]
 mod tests_deferred;
 pub(crate) use body::{Incoming, Outgoing};
-pub(crate) use output::OutputBuffer;
+pub(crate) use output::{OutputBuffer, Parts};
 pub(crate) use response::Decimal;
 #[cfg(test)]
 mod tests_stream;

@@ -16,6 +16,10 @@ use std::ops::Range;
 /// (a big response or body) is freed once it is done with.
 pub(crate) const KEEP_CAPACITY: usize = 16 * 1024;
 
+/// What is to be sent next, in parts for one vectored send (empty ones
+/// are skipped).
+pub(crate) type Parts<'a> = [&'a [u8]; 3];
+
 /// The output of one connection, oldest byte first.
 #[derive(Debug, Default)]
 pub(crate) struct OutputBuffer {
@@ -58,14 +62,16 @@ impl OutputBuffer {
         }
     }
 
-    /// The first two parts of what is to be sent, for one vectored send.
+    /// The first parts of what is to be sent, for one vectored send: three,
+    /// so that a chunk of a streamed body (its size line, its data and its
+    /// CRLF) leaves in one.
     #[inline]
-    pub(crate) fn pending_parts(&self) -> [&[u8]; 2] {
+    pub(crate) fn pending_parts(&self) -> Parts<'_> {
         let head = &self.bytes[self.sent..];
         match (&self.lent, &self.tail) {
-            (Some(lent), _) => [head, &lent.buffer[lent.unsent.clone()]],
+            (Some(lent), _) => [head, &lent.buffer[lent.unsent.clone()], &[]],
             (None, Some(tail)) => tail.parts(head),
-            (None, None) => [head, &[]],
+            (None, None) => [head, &[], &[]],
         }
     }
 
@@ -297,17 +303,13 @@ impl Tail {
         self.pieces.front().map_or(&self.after[..], |p| &p[..])
     }
 
-    /// The head (if any left) and the pieces after it, two at most.
-    fn parts<'s>(&'s self, head: &'s [u8]) -> [&'s [u8]; 2] {
-        let mut rest = self
-            .pieces
-            .iter()
-            .map(|p| &p[..])
+    /// The head (if any left) and the pieces after it, three parts at most.
+    fn parts<'s>(&'s self, head: &'s [u8]) -> Parts<'s> {
+        let mut rest = ((!head.is_empty()).then_some(head).into_iter())
+            .chain(self.pieces.iter().map(|p| &p[..]))
             .chain(std::iter::once(&self.after[..]));
-        match head.is_empty() {
-            true => [rest.next().unwrap_or(&[]), rest.next().unwrap_or(&[])],
-            false => [head, rest.next().unwrap_or(&[])],
-        }
+        let mut next = || rest.next().unwrap_or(&[]);
+        [next(), next(), next()]
     }
 }
 
@@ -331,8 +333,7 @@ mod tests {
             if out.is_empty() {
                 break;
             }
-            let [a, b] = out.pending_parts();
-            let both = [a, b].concat();
+            let both = out.pending_parts().concat();
             let n = step.min(both.len());
             sent.extend_from_slice(&both[..n]);
             // What `consume` says is what `is_empty` says.
@@ -386,7 +387,7 @@ mod tests {
         out.buffer().extend_from_slice(b":tail");
         assert!(out.has_lent_body());
         assert_eq!(out.len(), 14);
-        assert_eq!(out.pending_parts(), [&b"head:"[..], &b"BODY"[..]]);
+        assert_eq!(out.pending_parts(), [&b"head:"[..], &b"BODY"[..], &[][..]]);
         let mut sent = Vec::new();
         for step in [3, 4, 1, 100, 100, 100].into_iter().cycle() {
             if out.is_empty() {

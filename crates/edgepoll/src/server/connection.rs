@@ -4,7 +4,7 @@
 //! (a tunnel moves bytes between two sockets, so it has its own: `tunnel`).
 
 use crate::client::{ClientConnection, ClientEvent, Exchange, Origin};
-use crate::http::{Dispatch, Handler};
+use crate::http::{Dispatch, Handler, Parts};
 use crate::net::{self, TcpStream};
 use crate::tls::{Plain, TlsSession};
 use crate::ws::WebSocket;
@@ -117,8 +117,9 @@ pub(crate) trait Endpoint {
     #[inline]
     fn unsent_below(&mut self, _unsent: bool) {}
     fn wants_write(&self) -> bool;
-    /// The pending output: one part, or a head and a body sent together.
-    fn output(&self) -> [&[u8]; 2];
+    /// The pending output: one part, or a head and a body (or a chunk's
+    /// size line, data and CRLF) sent together.
+    fn output(&self) -> Parts<'_>;
     fn sent(&mut self, n: usize);
 }
 
@@ -196,7 +197,7 @@ pub(crate) fn pump(
     }
     while endpoint.wants_write() {
         let sent = match endpoint.output() {
-            [all, []] => net::send(stream, all),
+            [all, [], []] => net::send(stream, all),
             parts => net::send_vectored(stream, &parts),
         };
         match sent {
@@ -238,7 +239,7 @@ impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
     }
 
     #[inline]
-    fn output(&self) -> [&[u8]; 2] {
+    fn output(&self) -> Parts<'_> {
         self.handler.pending_output_parts()
     }
 
@@ -298,7 +299,7 @@ impl<F: FnMut(crate::ws::Message<'_>) -> usize> Endpoint for WsEndpoint<'_, F> {
             }
     }
 
-    fn output(&self) -> [&[u8]; 2] {
+    fn output(&self) -> Parts<'_> {
         self.socket.pending_output_parts()
     }
 
@@ -332,8 +333,8 @@ impl Endpoint for Draining {
         false
     }
 
-    fn output(&self) -> [&[u8]; 2] {
-        [&[], &[]]
+    fn output(&self) -> Parts<'_> {
+        [&[], &[], &[]]
     }
 
     fn sent(&mut self, _: usize) {}
@@ -383,7 +384,7 @@ impl Endpoint for UpstreamEndpoint<'_> {
         self.conn.wants_write()
     }
 
-    fn output(&self) -> [&[u8]; 2] {
+    fn output(&self) -> Parts<'_> {
         self.conn.pending_output()
     }
 
@@ -432,7 +433,7 @@ impl<E: Endpoint> TlsEndpoint<'_, E> {
     /// The endpoint's output into TLS, and TLS's into the socket's queue.
     fn encrypt(&mut self) {
         while self.inner.wants_write() {
-            let [part, _] = self.inner.output();
+            let [part, ..] = self.inner.output();
             let n = self.tls.send(part);
             if n == 0 {
                 break;
@@ -479,8 +480,8 @@ impl<E: Endpoint> Endpoint for TlsEndpoint<'_, E> {
         !self.tls.output().is_empty()
     }
 
-    fn output(&self) -> [&[u8]; 2] {
-        [self.tls.output(), &[]]
+    fn output(&self) -> Parts<'_> {
+        [self.tls.output(), &[], &[]]
     }
 
     fn sent(&mut self, n: usize) {
@@ -606,8 +607,8 @@ mod tests {
         fn wants_write(&self) -> bool {
             false
         }
-        fn output(&self) -> [&[u8]; 2] {
-            [&[], &[]]
+        fn output(&self) -> Parts<'_> {
+            [&[], &[], &[]]
         }
         fn sent(&mut self, _: usize) {}
     }

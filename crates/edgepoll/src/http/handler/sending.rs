@@ -28,9 +28,10 @@ impl Handler {
         self.output.pending()
     }
 
-    /// The first one or two parts of the pending output (the second is empty
-    /// unless a large body waits behind its head), for one vectored send:
-    /// a head sent apart from its body would wait on Nagle's algorithm.
+    /// The first parts of the pending output, up to three (all but the
+    /// first empty unless a large body waits behind its head, or a streamed
+    /// body's chunk is framed around its data), for one vectored send: a
+    /// head or a chunk's CRLF sent apart would wait on Nagle's algorithm.
     /// Report what was sent with [`consume_output`](Self::consume_output).
     ///
     /// ```
@@ -44,12 +45,12 @@ impl Handler {
     /// let body = vec![b'x'; 100_000];
     /// conn.receive(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", Instant::now(), &mut echo);
     /// conn.receive(&body, Instant::now(), &mut echo);
-    /// let [head, rest] = conn.pending_output_parts();
+    /// let [head, rest, _] = conn.pending_output_parts();
     /// assert!(head.ends_with(b"Content-Length: 100000\r\n\r\n"));
     /// assert_eq!(rest, &body[..]);
     /// ```
     #[inline]
-    pub fn pending_output_parts(&self) -> [&[u8]; 2] {
+    pub fn pending_output_parts(&self) -> [&[u8]; 3] {
         self.output.pending_parts()
     }
 
