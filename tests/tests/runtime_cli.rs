@@ -75,6 +75,44 @@ fn a_trap_names_the_function_and_fails() {
     assert!(!stderr.contains("stack backtrace"), "{stderr}");
 }
 
+/// Deep recursion that WasmEdge runs runs here too: its AOT code runs a
+/// small function 400 000 deep on its thread's 8 MiB stack (its
+/// interpreter, with no limit, any depth), where wasmtime's default limit
+/// of 512 KiB trapped at some 30 000. Past the host's own limit, a trap.
+#[test]
+fn recursion_as_deep_as_wasmedge_runs_runs_here() {
+    on_each_runtime(|rt| {
+        let out = run_wasm(
+            rt,
+            "conformance_guest",
+            &["recurse", "400000"],
+            Duration::from_secs(60),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            (out.status.code(), stdout.trim()),
+            (Some(0), "depth=400000"),
+            "{}: {}",
+            rt.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    // WasmEdge's AOT code dies of SIGSEGV there, and its interpreter
+    // grows its heap without end: edgepoll-host alone.
+    let out = run_wasm(
+        &host_runtime(),
+        "conformance_guest",
+        &["recurse", "100000000"],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{stderr}");
+    assert!(
+        stderr.trim().lines().count() == 1 && stderr.contains("call stack exhausted"),
+        "{stderr}"
+    );
+}
+
 /// Exit 1 (as WasmEdge's) and one line on stderr that says `why`.
 fn refused_in_one_line(output: &std::process::Output, why: &str) {
     assert_eq!(output.status.code(), Some(1));
@@ -97,6 +135,23 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
     let invalid = Command::new(host_bin()).arg(&garbage).output_within();
     let _ = std::fs::remove_file(&garbage);
     refused_in_one_line(&invalid, "is not a valid wasm module");
+
+    // A `_start` that returns a value, which WasmEdge calls as a reactor's
+    // function (and prints 5): named for what it is, not as missing.
+    let typed_start = edgepoll_tests::TempPath(
+        std::env::temp_dir().join(format!("edgepoll-typed-start-{}.wasm", std::process::id())),
+    );
+    let module = [
+        &b"\0asm\x01\0\0\0"[..],
+        &[1, 5, 1, 0x60, 0, 1, 0x7f], // type: [] -> [i32]
+        &[3, 2, 1, 0],                // one function of that type
+        &[7, 10, 1, 6, b'_', b's', b't', b'a', b'r', b't', 0, 0], // exported as _start
+        &[10, 6, 1, 4, 0, 0x41, 5, 0x0b], // its body: i32.const 5
+    ]
+    .concat();
+    std::fs::write(&typed_start, module).expect("write");
+    let typed = Command::new(host_bin()).arg(&*typed_start).output_within();
+    refused_in_one_line(&typed, "has a _start function that takes or returns values");
 
     // A directory that is not there is left out, said once (not by each
     // instance), and the guest runs without it, as on WasmEdge.

@@ -177,6 +177,7 @@ pub fn run(
             };
             let started = std::thread::Builder::new()
                 .name(format!("instance {number}"))
+                .stack_size(runtime::GUEST_THREAD_STACK)
                 .spawn_scoped(scope, move || {
                     let run = |instance: &Instance| {
                         runtime::run_compiled(engine, module, invocation, directories, instance)

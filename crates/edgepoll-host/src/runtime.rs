@@ -67,16 +67,42 @@ impl Failure {
 pub fn run(invocation: &Invocation) -> Result<i32, Failure> {
     let (engine, module, cache) = compile(invocation)?;
     let directories = Directories::open(invocation)?;
-    let outcome = run_compiled(
-        &engine,
-        &module,
-        invocation,
-        &directories,
-        &Instance::default(),
-    );
+    let outcome = std::thread::scope(|scope| {
+        let guest = std::thread::Builder::new()
+            .name("guest".into())
+            .stack_size(GUEST_THREAD_STACK)
+            .spawn_scoped(scope, || {
+                run_compiled(
+                    &engine,
+                    &module,
+                    invocation,
+                    &directories,
+                    &Instance::default(),
+                )
+            })
+            .map_err(|e| format!("cannot start the guest's thread: {e}"))?;
+        guest
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
     compile_cache::forget_exposed(&cache);
     outcome
 }
+
+/// The most native stack the guest's own code may use, for its calls'
+/// frames and locals: deep recursion that runs on WasmEdge must run here.
+/// WasmEdge's interpreter keeps its frames on the heap, without a limit;
+/// its AOT code runs on the thread's stack, 8 MiB by default, where a
+/// small function recursing 400 000 deep fits and 600 000 deep kills the
+/// process with SIGSEGV. wasmtime's frames are larger (the same function
+/// fits 400 000 deep in 16 MiB, not 600 000): 32 MiB here, and a trap
+/// (exit 134) past it. wasmtime's default is 512 KiB.
+pub const MAX_WASM_STACK: usize = 32 << 20;
+
+/// The stack of each thread that runs a guest: the guest's limit above
+/// plus room for the host functions it calls at its deepest. Only the
+/// pages touched are ever committed.
+pub const GUEST_THREAD_STACK: usize = MAX_WASM_STACK + (8 << 20);
 
 /// How one of several instances of a guest differs from a lone guest.
 #[derive(Clone, Debug, Default)]
@@ -101,6 +127,9 @@ fn config() -> Config {
     use wasmtime::wasmparser::WasmFeatures as F;
     let mut config = Config::new();
     config.cranelift_opt_level(OptLevel::Speed);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    // Checked against the limit above even though no async stack is made.
+    config.async_stack_size(GUEST_THREAD_STACK);
     if std::env::var_os("EDGEPOLL_HOST_PERFMAP").is_some_and(|v| v == "1") {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
@@ -209,8 +238,11 @@ pub fn run_compiled(
         store.data_mut().memory = memory;
         let start = started
             .get_typed_func::<(), ()>(&mut store, "_start")
-            .map_err(|_| {
-                format!("{shown} has no _start function (is it a wasm32-wasip1 command? edgepoll-host does not run reactors)")
+            .map_err(|_| match started.get_func(&mut store, "_start") {
+                // WasmEdge calls such a `_start` as a reactor's function,
+                // with the arguments as its parameters.
+                Some(_) => format!("{shown} has a _start function that takes or returns values (WasmEdge runs it as a reactor's function; edgepoll-host runs commands, whose _start takes and returns nothing)"),
+                None => format!("{shown} has no _start function (is it a wasm32-wasip1 command? edgepoll-host does not run reactors)"),
             })?;
         match start.call(&mut store, ()) {
             Ok(()) => Ok(0),

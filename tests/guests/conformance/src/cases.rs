@@ -794,14 +794,35 @@ pub fn run(case: &str) -> Result<()> {
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),
         "trap" => trap_here(),
+        "recurse" => {
+            let depth = std::env::args()
+                .nth(2)
+                .and_then(|a| a.parse().ok())
+                .ok_or("recurse DEPTH")?;
+            println!("depth={}", recurse(depth));
+        }
         other => return Err(format!("unknown case {other:?}")),
     }
     Ok(())
 }
 
-/// Panics: a Rust panic in wasm ends in an `unreachable` trap, which the
-/// runtime must report with the function it happened in.
+/// Calls itself `depth` deep and returns the depth: each call's result goes
+/// through memory (volatile), so that no compiler turns it into a loop, and
+/// its frames stay on the runtime's stack (no local has its address taken).
 #[inline(never)]
+fn recurse(depth: u32) -> u32 {
+    static mut BELOW: u32 = 0;
+    if depth == 0 {
+        return 0;
+    }
+    let below = recurse(depth - 1);
+    // SAFETY: one thread; the static is only ever read and written here.
+    unsafe {
+        std::ptr::write_volatile(&raw mut BELOW, below);
+        std::ptr::read_volatile(&raw const BELOW) + 1
+    }
+}
+
 /// Many registrations, one of them always ready: the quiet ones go cold, and
 /// a cold one's readiness is still reported, within a few full-poll intervals,
 /// and brings it back to the hot ones. The pinned listener's new connections
@@ -920,7 +941,8 @@ fn send_when_connected(client: &mut TcpStream, bytes: &[u8]) -> Result<()> {
     client.write_all(bytes).map_err(err("write"))
 }
 
-// Never inlined: the runtime's trap report must be able to name it.
+/// Panics: a Rust panic in wasm ends in an `unreachable` trap, which the
+/// runtime must report with the function it happened in (so never inlined).
 #[inline(never)]
 fn trap_here() {
     let values: Vec<u32> = std::env::args().map(|a| a.len() as u32).collect();
