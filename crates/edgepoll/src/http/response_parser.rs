@@ -126,6 +126,10 @@ pub enum ResponseError {
     MalformedHead,
     /// The head is larger than the parser accepts.
     HeadTooLarge,
+    /// The head has more header fields than the parser accepts (512; a
+    /// head is parsed again from its start as each line arrives, so their
+    /// number bounds what a server sending a line at a time costs).
+    TooManyFields,
     /// The fields cannot frame the body: the same rules as for requests.
     Framing(FramingError),
     /// The chunked body is malformed.
@@ -145,6 +149,9 @@ impl std::fmt::Display for ResponseError {
         match self {
             ResponseError::MalformedHead => f.write_str("malformed response head"),
             ResponseError::HeadTooLarge => f.write_str("response head too large"),
+            ResponseError::TooManyFields => {
+                write!(f, "response head has more than {MAX_FIELDS} header fields")
+            }
             ResponseError::Framing(e) => write!(f, "response framing: {e}"),
             ResponseError::InvalidChunked(e) => write!(f, "chunked response body: {}", e.as_str()),
             ResponseError::BodyTooLarge => f.write_str("response body over the size limit"),
@@ -178,9 +185,20 @@ struct Head {
     keep_alive: bool,
 }
 
-/// The most header fields a response may have, and the most folded lines
-/// in one head (each costs a pass over the head as it arrives).
-const MAX_FIELDS: usize = 128;
+/// The most header fields a response may have: each line that arrives
+/// costs a pass over the head. nginx counts none (its default head limit,
+/// 4 or 8 KiB, holds a few hundred short fields); hyper's client takes 100.
+/// Responses with many `Set-Cookie` or policy fields pass 128.
+const MAX_FIELDS: usize = 512;
+
+/// The most folded lines in one head (each costs a pass over the head as
+/// it arrives, and another to unfold).
+const MAX_FOLDS: usize = 128;
+
+/// Room for the fields' spans kept between responses: a head with more
+/// gives its room back once parsed, so that a connection that once read a
+/// long head does not hold it while idle in a pool.
+const SPANS_KEPT: usize = 64;
 
 /// The most interim responses kept for the caller per response: a server
 /// may send any number, and each is passed on.
@@ -540,14 +558,14 @@ impl ResponseParser {
                     return Err(ResponseError::HeadTooLarge)
                 }
                 Ok(None) => return Ok(false),
-                Err(HeadError::TooManyFields) => return Err(ResponseError::HeadTooLarge),
+                Err(HeadError::TooManyFields) => return Err(ResponseError::TooManyFields),
                 // Only a head that fails is looked at for folds: the
                 // common one costs no second pass. Folded lines count
                 // against the fields' limit, since each one that arrives
                 // costs a pass over the head.
                 Err(_) => match unfold(&mut self.buf[*start..]) {
                     0 => return Err(ResponseError::MalformedHead),
-                    n if usize::from(self.folds) + n > MAX_FIELDS => {
+                    n if usize::from(self.folds) + n > MAX_FOLDS => {
                         return Err(ResponseError::HeadTooLarge)
                     }
                     n => {
@@ -635,6 +653,9 @@ impl ResponseParser {
                 body: Vec::new(),
                 tls: None,
             };
+            if self.spans.capacity() > SPANS_KEPT {
+                self.spans = Vec::new();
+            }
             self.head = Some(Head {
                 response,
                 len,
@@ -820,11 +841,11 @@ mod tests {
         }
     }
 
-    /// Folded lines count against the fields' limit: a server sending a
-    /// head of thousands of folds, a line at a time, would have the head
-    /// parsed and unfolded again for each.
+    /// Folded lines have a limit of their own: a server sending a head of
+    /// thousands of folds, a line at a time, would have the head parsed and
+    /// unfolded again for each.
     #[test]
-    fn a_head_of_more_folds_than_fields_are_allowed_is_refused() {
+    fn a_head_of_more_folds_than_allowed_is_refused() {
         let head = |folds| {
             [
                 &b"HTTP/1.1 200 OK\r\nX: a\r\n"[..],
@@ -838,24 +859,69 @@ mod tests {
                 .collect()
         };
         let mut parser = ResponseParser::new(false);
-        let wire = [head(MAX_FIELDS), b"Content-Length: 0\r\n\r\n".to_vec()].concat();
+        let wire = [head(MAX_FOLDS), b"Content-Length: 0\r\n\r\n".to_vec()].concat();
         let whole = lines(&wire)
             .iter()
             .map(|line| parser.feed(line))
             .find(|r| r != &Ok(None));
         assert!(matches!(whole, Some(Ok(Some(_)))), "{whole:?}");
         let mut parser = ResponseParser::new(false);
-        let refused = lines(&head(MAX_FIELDS + 1))
+        let refused = lines(&head(MAX_FOLDS + 1))
             .iter()
             .position(|line| parser.feed(line).is_err());
         // The status line and `X: a` come first.
         assert_eq!(
             refused,
-            Some(2 + MAX_FIELDS),
+            Some(2 + MAX_FOLDS),
             "refused at the fold past the limit"
         );
         let mut parser = ResponseParser::new(false);
         assert_eq!(parser.feed(&head(1000)), Err(ResponseError::HeadTooLarge));
+    }
+
+    /// Up to 512 fields pass (a response heavy with `Set-Cookie` passes
+    /// 128, which was the limit), fed whole or a line at a time; one more
+    /// is refused as what it is; and the room a long head took is given
+    /// back once it is parsed.
+    #[test]
+    fn a_head_of_512_fields_passes_and_one_more_is_refused() {
+        let head = |fields: usize| {
+            let mut wire = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for i in 0..fields - 1 {
+                wire.extend(format!("Set-Cookie: c{i}=v\r\n").as_bytes());
+            }
+            wire.extend(b"Content-Length: 2\r\n\r\nok");
+            wire
+        };
+        for by_line in [false, true] {
+            let mut parser = ResponseParser::new(false);
+            let wire = head(MAX_FIELDS);
+            let pieces: Vec<&[u8]> = match by_line {
+                true => wire.split_inclusive(|&b| b == b'\n').collect(),
+                false => vec![&wire[..]],
+            };
+            let got = pieces
+                .iter()
+                .map(|piece| parser.feed(piece))
+                .find(|r| r != &Ok(None));
+            let response = match got {
+                Some(Ok(Some(response))) => response,
+                other => panic!("by line {by_line}: {other:?}"),
+            };
+            assert_eq!(response.headers.len(), MAX_FIELDS);
+            assert_eq!(response.body, b"ok");
+            assert!(parser.spans.capacity() <= SPANS_KEPT);
+            let mut parser = ResponseParser::new(false);
+            let refused = head(MAX_FIELDS + 1)
+                .split_inclusive(|&b| b == b'\n')
+                .map(|line| parser.feed(line))
+                .find_map(Result::err);
+            assert_eq!(refused, Some(ResponseError::TooManyFields));
+        }
+        assert_eq!(
+            ResponseError::TooManyFields.to_string(),
+            "response head has more than 512 header fields"
+        );
     }
 
     /// Any number of interim responses in one read are passed over to the
