@@ -14,7 +14,7 @@ use std::time::Duration;
 ///     header_timeout: Duration::from_secs(5),
 ///     ..Default::default()
 /// };
-/// assert_eq!(limits.max_headers, 64);
+/// assert_eq!(limits.max_headers, 100);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -22,7 +22,8 @@ pub struct Limits {
     /// Over it: 431, or 414 when the request line alone is over it (RFC
     /// 9112 §3). 16 KiB by default.
     pub max_head_bytes: usize,
-    /// Most header fields in one request head. Over it: 431. 64 by default.
+    /// Most header fields in one request head. Over it: 431. 100 by default
+    /// (as hyper's and Apache's), at most 256.
     pub max_headers: usize,
     /// Largest request body, in bytes (decoded size for chunked bodies). Over it: 413.
     /// 16 MiB by default.
@@ -91,7 +92,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_head_bytes: 16 * 1024,
-            max_headers: 64,
+            max_headers: 100,
             max_body_bytes: 16 * 1024 * 1024,
             max_chunk_line_bytes: 4096,
             max_pending_output_bytes: 1024 * 1024,
