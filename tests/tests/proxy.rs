@@ -37,6 +37,28 @@ fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     })
 }
 
+/// Seconds since 1970 by this machine's clock.
+fn unix_now() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("a clock after 1970").as_secs()
+}
+
+/// Whether `head` holds one `Date` field, of a second from `since` to now
+/// (RFC 9110 §5.6.7's IMF-fixdate).
+fn dated_since(head: &str, since: u64) -> bool {
+    let dates: Vec<&str> = head
+        .lines()
+        .filter(|line| line.to_ascii_lowercase().starts_with("date:"))
+        .collect();
+    let written = |secs| {
+        format!(
+            "Date: {}",
+            String::from_utf8_lossy(&edgepoll::http::imf_fixdate(secs))
+        )
+    };
+    dates.len() == 1 && (since..=unix_now()).any(|secs| dates[0] == written(secs))
+}
+
 /// The name the proxy gave itself in the last entry of a `Via` it wrote,
 /// after `version`: `edgepoll-` and eight hex digits (checked).
 fn own_via(via: Option<&str>, version: &str) -> String {
@@ -66,6 +88,7 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
     on_each_runtime(|runtime| {
         let reflect = NativeUpstream::start(Behaviour::Reflect);
         let proxy = start_proxy(runtime, &[reflect.addr.to_string()], &[]);
+        let since = unix_now();
         let (head, body) = ask(
             &proxy,
             "GET /who?x=1 HTTP/1.1\r\nHost: site.test\r\nConnection: keep-alive, X-Private\r\n\
@@ -100,6 +123,9 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
         assert_eq!(field(&head, "x-hop"), None, "{head}");
         assert_eq!(field(&head, "keep-alive"), None, "{head}");
         assert_eq!(field(&head, "via"), Some(format!("1.1 {me}").as_str()));
+        // The upstream sent no `Date`: the proxy adds the time it passed
+        // the response on (RFC 9110 §6.6.1).
+        assert!(dated_since(&head, since), "{head}");
         // An interim response is passed on as any head (RFC 9110 §15.2),
         // ahead of the final one, but not to an HTTP/1.0 client.
         let mut stream = connect(proxy.addr);
@@ -112,6 +138,7 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
         assert_eq!(own_via(field(&interim, "via"), "1.1"), me, "{interim}");
         assert_eq!(field(&interim, "x-hop"), None, "{interim}");
         assert_eq!(field(&interim, "connection"), None, "{interim}");
+        assert_eq!(field(&interim, "date"), None, "{interim}");
         let (last, _) = read_response(&mut stream);
         assert_eq!(status(&last), 200, "{last}");
         let (old, _) = ask(
@@ -144,6 +171,8 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
         assert_eq!(status(&head3), 405, "{head3}");
         let allow = "\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n";
         assert!(head3.contains(allow), "{head3}");
+        // The proxy's own answers carry the time too.
+        assert!(dated_since(&head3, since), "{head3}");
     });
 }
 
@@ -1021,11 +1050,14 @@ fn nginx_and_the_echo_server_behind_the_proxy() {
         let echo = start_server(runtime, &[]);
         let to_nginx = start_proxy(runtime, &[nginx.url()], &[]);
         let to_echo = start_proxy(runtime, &[echo.addr.to_string()], &[]);
+        let since = unix_now();
         let (head, body) = ask(&to_nginx, "GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(
             (status(&head), body.as_slice()),
             (200, &b"fixed answer from nginx\n"[..])
         );
+        // nginx's own `Date`, and no second one.
+        assert!(dated_since(&head, since), "{head}");
         let (_, body) = ask(&to_nginx, "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(body, b"small\n");
         let (head, body) = ask(&to_nginx, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -21,6 +21,7 @@
 
 mod body;
 mod chunked;
+mod date;
 mod framing;
 mod handler;
 mod head;
@@ -37,6 +38,7 @@ mod status;
 
 pub use body::BodyError;
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
+pub use date::{imf_fixdate, DateCache};
 pub use framing::FramingError;
 pub(crate) use framing::{is_field_value, is_framing_field};
 pub use handler::{Gone, Handler, Incident, StreamError, MAX_HEADERS};
