@@ -135,7 +135,8 @@ mod tests {
     /// time, with the leap-year rule written out.
     #[test]
     fn every_day_for_five_centuries_matches_a_calendar_counted_by_days() {
-        let leap = |y: u64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let leap =
+            |y: u64| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
         let (mut year, mut month, mut day, mut weekday) = (1970u64, 1u64, 1u64, 4u64);
         let names = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
         let months = [
