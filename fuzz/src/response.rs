@@ -102,6 +102,7 @@ fn refusal(error: ResponseError) -> &'static str {
     match error {
         ResponseError::MalformedHead => "malformed head",
         ResponseError::HeadTooLarge => "head too large",
+        ResponseError::TooManyFields => "too many fields",
         ResponseError::Framing(_) => "framing",
         ResponseError::InvalidChunked(_) => "bad chunked",
         ResponseError::BodyTooLarge => "body too large",

@@ -152,6 +152,12 @@ fn a_missing_or_invalid_module_gets_one_clear_line() {
     std::fs::write(&typed_start, module).expect("write");
     let typed = Command::new(host_bin()).arg(&*typed_start).output_within();
     refused_in_one_line(&typed, "has a _start function that takes or returns values");
+    // Refused once before any instance starts, not by each at each restart.
+    let typed = Command::new(host_bin())
+        .args(["--instances", "2"])
+        .arg(&*typed_start)
+        .output_within();
+    refused_in_one_line(&typed, "has a _start function that takes or returns values");
 
     // A directory that is not there is left out, said once (not by each
     // instance), and the guest runs without it, as on WasmEdge.

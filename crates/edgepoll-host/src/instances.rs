@@ -158,6 +158,9 @@ pub fn run(
     crate::linker::link(&engine, &module)
         .and_then(|linker| linker.instantiate_pre(&module).map(drop))
         .map_err(|e| format!("cannot link {}: {e}", invocation.module.display()))?;
+    if let Some(why) = runtime::not_a_command(&module, &invocation.module) {
+        return Err(why);
+    }
     let (reports, supervisor) = mpsc::channel();
     let shared: Vec<Arc<Shared>> = (0..count).map(|_| Arc::default()).collect();
     let max_descriptors = match count > 1 {

@@ -185,8 +185,27 @@ fn give_back_freed_memory() {
     }
 }
 
+/// Why `module` cannot be run as a command, if it cannot: it has no
+/// `_start`, or one that takes or returns values (which WasmEdge calls as
+/// a reactor's function, with the arguments as its parameters).
+pub fn not_a_command(module: &Module, path: &Path) -> Option<String> {
+    let shown = path.display();
+    match module.get_export("_start") {
+        Some(wasmtime::ExternType::Func(start))
+            if start.params().len() == 0 && start.results().len() == 0 =>
+        {
+            None
+        }
+        Some(wasmtime::ExternType::Func(_)) => Some(format!("{shown} has a _start function that takes or returns values (WasmEdge runs it as a reactor's function; edgepoll-host runs commands, whose _start takes and returns nothing)")),
+        _ => Some(format!("{shown} has no _start function (is it a wasm32-wasip1 command? edgepoll-host does not run reactors)")),
+    }
+}
+
 /// Runs one instance of a compiled guest in a store of its own; returns its
-/// exit code, or why it failed.
+/// exit code, or why it failed. Call it on a thread whose stack is
+/// [`GUEST_THREAD_STACK`]: on a smaller one, deep recursion in the guest
+/// would run into the stack's guard page (a crash) before its limit (a
+/// trap).
 pub fn run_compiled(
     engine: &Engine,
     module: &Module,
@@ -238,12 +257,7 @@ pub fn run_compiled(
         store.data_mut().memory = memory;
         let start = started
             .get_typed_func::<(), ()>(&mut store, "_start")
-            .map_err(|_| match started.get_func(&mut store, "_start") {
-                // WasmEdge calls such a `_start` as a reactor's function,
-                // with the arguments as its parameters.
-                Some(_) => format!("{shown} has a _start function that takes or returns values (WasmEdge runs it as a reactor's function; edgepoll-host runs commands, whose _start takes and returns nothing)"),
-                None => format!("{shown} has no _start function (is it a wasm32-wasip1 command? edgepoll-host does not run reactors)"),
-            })?;
+            .map_err(|_| not_a_command(module, &invocation.module).unwrap_or_default())?;
         match start.call(&mut store, ()) {
             Ok(()) => Ok(0),
             Err(e) => match e.downcast_ref::<Exit>() {
