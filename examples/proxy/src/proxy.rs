@@ -79,7 +79,7 @@ impl Proxy {
 
     /// `response`, one of the proxy's own, with the time it is made.
     fn dated<'r>(&mut self, mut response: Response<'r>, now: Instant) -> Response<'r> {
-        response.append_header("Date", self.dates.at(now).to_owned());
+        response.append_header("Date", self.dates.bytes_at(now).to_vec());
         response
     }
 
@@ -338,7 +338,7 @@ fn text<'r>(status: StatusCode, body: impl Into<String>) -> Response<'r> {
 /// status, its end-to-end fields (moved, not copied), `Via`, and `date`
 /// if it came without a `Date` (RFC 9110 §6.6.1: a recipient with a clock
 /// adds one to a response it forwards; an interim one needs none).
-fn passed_on(response: ParsedResponse, date: Option<&str>) -> Response<'static> {
+fn passed_on(response: ParsedResponse, date: Option<&[u8; 29]>) -> Response<'static> {
     let mut head = Response::new(response.status);
     let (fields, via) = forwarded::response_fields(response.headers, response.version);
     let missing = date.filter(|_| !fields.iter().any(|(name, _)| same_name(name, "date")));
@@ -347,7 +347,7 @@ fn passed_on(response: ParsedResponse, date: Option<&str>) -> Response<'static> 
     }
     head.append_header("Via", via);
     if let Some(date) = missing {
-        head.append_header("Date", date.to_owned());
+        head.append_header("Date", date.to_vec());
     }
     head
 }
@@ -448,7 +448,7 @@ impl App for Proxy {
                     return cx.respond(waiting.responder, self.dated(answer, now));
                 }
                 let length = response.content_length();
-                let head = passed_on(response, Some(self.dates.at(now)));
+                let head = passed_on(response, Some(self.dates.bytes_at(now)));
                 cx.respond_pipe(waiting.responder, head, length, exchange);
             }
             Err(error) => {

@@ -41,6 +41,22 @@ impl DateCache {
     /// last gave is over by `now`. A `now` a little behind the real time
     /// reads it again early, never late.
     pub fn at(&mut self, now: Instant) -> &str {
+        // Every byte `imf_fixdate` writes is ASCII.
+        std::str::from_utf8(self.bytes_at(now)).unwrap_or_default()
+    }
+
+    /// [`at`](Self::at) as bytes of a known length, which a wasm32 build
+    /// copies with loads and stores, not `memory.copy` (a call into the
+    /// runtime under WasmEdge's AOT code).
+    ///
+    /// ```
+    /// use edgepoll::http::DateCache;
+    /// let mut dates = DateCache::new();
+    /// let now = std::time::Instant::now();
+    /// let owned: Vec<u8> = dates.bytes_at(now).to_vec();
+    /// assert_eq!(owned, dates.at(now).as_bytes());
+    /// ```
+    pub fn bytes_at(&mut self, now: Instant) -> &[u8; 29] {
         if self.valid_until.is_none_or(|until| now >= until) {
             // A clock set before 1970 reads as 1970.
             let wall = SystemTime::now()
@@ -51,8 +67,7 @@ impl DateCache {
                 Duration::from_secs(1) - Duration::from_nanos(u64::from(wall.subsec_nanos()));
             self.valid_until = Some(now + rest);
         }
-        // Every byte `imf_fixdate` writes is ASCII.
-        std::str::from_utf8(&self.text).unwrap_or_default()
+        &self.text
     }
 }
 

@@ -3,7 +3,7 @@
 use super::body::Incoming;
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::framing::{BodyFraming, FieldSummary, FramingError};
-use super::head::{parse_response_head, HeadError};
+use super::head::{HeadError, ResponseHeadParser};
 use super::request::HeaderSpan;
 use super::scan::ascii_str;
 use super::{StatusCode, Version};
@@ -127,10 +127,8 @@ pub enum ResponseError {
     /// The head is larger than the parser accepts (64 KiB by default), or
     /// folds more lines (obs-fold) than it takes (32).
     HeadTooLarge,
-    /// The head has more header fields than the parser accepts (512). A
-    /// head still arriving is parsed again from its start as each line
-    /// comes, so this bounds what a server sending one line a read costs:
-    /// 512 fields in a 64 KiB head took about 5 ms natively.
+    /// The head has more header fields than the parser accepts (512): each
+    /// is kept as a name and a value of their own.
     TooManyFields,
     /// The fields cannot frame the body: the same rules as for requests.
     Framing(FramingError),
@@ -187,15 +185,16 @@ struct Head {
     keep_alive: bool,
 }
 
-/// The most header fields a response may have: each line that arrives
-/// costs a pass over the head. nginx counts none (its default head limit,
-/// 4 or 8 KiB, holds a few hundred short fields); hyper's client takes 100.
-/// Responses with many `Set-Cookie` or policy fields pass 128.
+/// The most header fields a response may have, each kept as a name and a
+/// value of their own (a head of 64 KiB could hold 16 000 empty ones).
+/// nginx counts none (its default head limit, 4 or 8 KiB, holds a few
+/// hundred short fields); hyper's client takes 100. Responses with many
+/// `Set-Cookie` or policy fields pass 128.
 const MAX_FIELDS: usize = 512;
 
-/// The most folded lines in one head (each costs a pass over the head as
-/// it arrives, and another to unfold, on top of the fields'). Servers
-/// stopped folding long ago (RFC 7230 made it obsolete in 2014).
+/// The most folded lines in one head: each that arrives has the head
+/// unfolded and parsed again from its start. Servers stopped folding long
+/// ago (RFC 7230 made it obsolete in 2014).
 const MAX_FOLDS: usize = 32;
 // Counted in a u8.
 const _: () = assert!(MAX_FOLDS <= u8::MAX as usize);
@@ -235,6 +234,8 @@ pub struct ResponseParser {
     streams: bool,
     /// Where the head's fields are, while it is parsed.
     spans: Vec<HeaderSpan>,
+    /// Where the head still arriving was left.
+    head_parser: ResponseHeadParser,
     /// Interim responses parsed, not yet taken; and how many were kept.
     interim: Vec<ParsedResponse>,
     interim_kept: u8,
@@ -266,6 +267,7 @@ impl ResponseParser {
             reusable: false,
             streams: false,
             spans: Vec::new(),
+            head_parser: ResponseHeadParser::default(),
             interim: Vec::new(),
             interim_kept: 0,
             heard_interim: false,
@@ -524,9 +526,11 @@ impl ResponseParser {
     /// have moved it on: a line ended (a field, or the blank line), or it
     /// brought some of the status line's first bytes, so that what is not
     /// HTTP fails at once, however long the read that brings it (one of 50
-    /// bytes without a line end waited for the response timeout). The head
-    /// is parsed from its start each time; a server sending it a byte at a
-    /// time made that quadratic (64 KiB: two billion steps).
+    /// bytes without a line end waited for the response timeout). Each
+    /// parse goes on from the last whole line ([`ResponseHeadParser`]): from
+    /// the head's start each time, a server sending it a byte at a time made
+    /// that quadratic (64 KiB: two billion steps), and a line at a time
+    /// 4.9 ms for 512 fields in 64 KiB natively (0.2 ms now).
     fn parse_head_if_due(&mut self, data: &[u8]) -> Result<bool, ResponseError> {
         const STATUS_PREFIX: usize = b"HTTP/1.1 200".len();
         let before = self.buf.len() - data.len();
@@ -557,7 +561,15 @@ impl ResponseParser {
     fn parse_heads_from(&mut self, start: &mut usize) -> Result<bool, ResponseError> {
         loop {
             let spans = &mut self.spans;
-            let (line, len) = match parse_response_head(&self.buf[*start..], MAX_FIELDS, spans) {
+            let parsed = self
+                .head_parser
+                .parse(&self.buf[*start..], MAX_FIELDS, spans);
+            // A head whole or refused (unfolded, it is parsed anew), and
+            // the next is parsed from its start.
+            if !matches!(parsed, Ok(None)) {
+                self.head_parser.reset();
+            }
+            let (line, len) = match parsed {
                 Ok(Some(head)) => head,
                 Ok(None) if self.buf.len() - *start > self.max_head => {
                     return Err(ResponseError::HeadTooLarge)

@@ -537,3 +537,47 @@ fn response_heads_read_as_httparse_reads_them_whole_and_cut_short() {
         "{parsed} parsed, {refused} refused"
     );
 }
+
+/// A head fed as it grows to one [`ResponseHeadParser`], which goes on from
+/// the last whole line, reads at every step as the whole prefix read from
+/// its start does, up to its first answer.
+#[test]
+fn a_response_head_parsed_as_it_grows_reads_as_each_prefix_parsed_whole() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut answered = 0;
+    for _ in 0..20_000 {
+        let head = generated_response(&mut rng);
+        let max_fields = rng.pick(&[0, 1, 3, 64]);
+        let mut parser = ResponseHeadParser::default();
+        let mut fields = Vec::new();
+        let mut end = 0;
+        while end < head.len() {
+            end = (end + 1 + rng.below(8)).min(head.len());
+            let buf = &head[..end];
+            let grown = match parser.parse(buf, max_fields, &mut fields) {
+                Ok(None) => None,
+                Ok(Some((line, len))) => Some(Ok((
+                    line.code,
+                    buf[line.reason].to_vec(),
+                    fields
+                        .iter()
+                        .map(|f| (buf[f.name.clone()].to_vec(), buf[f.value.clone()].to_vec()))
+                        .collect(),
+                    len,
+                ))),
+                Err(e) => Some(Err(e == HeadError::TooManyFields)),
+            };
+            assert_eq!(
+                grown,
+                our_response(buf, max_fields),
+                "on {:?}",
+                String::from_utf8_lossy(buf)
+            );
+            if grown.is_some() {
+                answered += 1;
+                break;
+            }
+        }
+    }
+    assert!(answered > 10_000, "{answered} answered");
+}
