@@ -136,7 +136,7 @@ image: setup build
 	    echo "$$p: AOT-compiled (universal wasm)"; \
 	  else \
 	    cp $(WASM_DIR)/$$p.wasm target/image/$$p.wasm; \
-	    echo "$$p: wasmedge is not on PATH: not AOT-compiled, the image runs interpreted (about 7 times slower)"; \
+	    echo "$$p: wasmedge is not on PATH: not AOT-compiled, the image runs interpreted (about 8 to 11 times slower)"; \
 	  fi; \
 	  deploy/build-image.sh target/image/$$p.wasm target/oci $$p 0.0.0.0:8080 || exit 1; \
 	done

@@ -3,7 +3,8 @@
 
 For each runtime present (edgepoll-host; WasmEdge's interpreter and AOT when
 `wasmedge` is on PATH) it starts the chat server on 127.0.0.1, opens the page
-twice (as ann and as bob), puts a line into the first page's input
+as ann and as bob (and then as a second ann, who must be named `ann (2)`),
+puts a line into the first page's input
 (`Input.insertText`), presses Enter there (key events) and waits for the line
 to appear in the second; then bob answers and ann sees it. Chromium is
 driven over its DevTools protocol (a WebSocket on 127.0.0.1) with Python's

@@ -301,8 +301,9 @@ fn names_resolve_through_the_runtime() {
 
 /// 64 keep-alive clients load a forwarding service whose upstream is a
 /// name (TTL 1 s) on a slow DNS server (100 ms per answer): the name is
-/// refreshed before it expires, so the p99 stays within 1.5x of the same
-/// service with the upstream's literal address. A loop that blocked on the
+/// refreshed before it expires, so its requests stall no more often than
+/// the same service's with the upstream's literal address (the p99s are
+/// printed, not compared). A loop that blocked on the
 /// lookup, or let requests wait for it, would hold every client for the
 /// 100 ms at each refresh (once a turn here): on a fast runtime that
 /// is too few requests to move the p99, so those stalls are counted too.
