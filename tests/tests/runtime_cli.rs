@@ -795,6 +795,128 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     });
 }
 
+/// WasmEdge links its `wasi:logging/logging` plugin into every module; so
+/// does edgepoll-host: `log(level, context, message)` writes a timestamped
+/// line with spdlog's level name to stdout, or to stderr for `stderr`. A
+/// context that names a file (WasmEdge's writes it wherever it is) traps
+/// here, saying why.
+#[test]
+fn the_wasi_logging_plugin_writes_as_wasmedge_s() {
+    fn section(id: u8, content: &[u8]) -> Vec<u8> {
+        [&[id, content.len() as u8][..], content].concat()
+    }
+    fn string(text: &[u8]) -> Vec<u8> {
+        [&[text.len() as u8][..], text].concat()
+    }
+    // log(level, 0: context, its length, 16: "hello", 5), once per call.
+    let module = |calls: &[(u8, u8, u8)]| {
+        let mut body = vec![0u8]; // no locals
+        for &(level, context, length) in calls {
+            for value in [level, context, length, 16, 5] {
+                body.extend([0x41, value]); // i32.const
+            }
+            body.extend([0x10, 0]); // call the import
+        }
+        body.push(0x0b);
+        let segment = |at: u8, bytes: &[u8]| [&[0, 0x41, at, 0x0b][..], &string(bytes)].concat();
+        [
+            &b"\0asm\x01\0\0\0"[..],
+            &section(
+                1,
+                &[2, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0, 0x60, 0, 0],
+            ),
+            &section(
+                2,
+                &[
+                    &[1][..],
+                    &string(b"wasi:logging/logging"),
+                    &string(b"log"),
+                    &[0, 0],
+                ]
+                .concat(),
+            ),
+            &section(3, &[1, 1]),
+            &section(5, &[1, 0, 1]),
+            &section(
+                7,
+                &[
+                    &[2][..],
+                    &string(b"memory"),
+                    &[2, 0],
+                    &string(b"_start"),
+                    &[0, 1],
+                ]
+                .concat(),
+            ),
+            &section(10, &[&[1][..], &string(&body)].concat()),
+            &section(
+                11,
+                &[
+                    &[4][..],
+                    &segment(0, b"stderr"),
+                    &segment(16, b"hello"),
+                    &segment(32, b"stdout"),
+                    &segment(48, b"logs/x"),
+                ]
+                .concat(),
+            ),
+        ]
+        .concat()
+    };
+    let path = |name: &str| {
+        std::env::temp_dir().join(format!(
+            "edgepoll-logging-{name}-{}.wasm",
+            std::process::id()
+        ))
+    };
+    let logs = edgepoll_tests::TempPath(path("logs"));
+    std::fs::write(&logs, module(&[(3, 0, 6), (2, 32, 6), (0, 0, 0)])).expect("write");
+    // `[2026-12-05 15:36:58.204] [warning] hello`
+    let line = |line: &str, level: &str| {
+        let stamp = line.get(1..24).unwrap_or_default();
+        let shape = stamp.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b' ',
+            13 | 16 => b == b':',
+            19 => b == b'.',
+            _ => b.is_ascii_digit(),
+        });
+        shape && line.starts_with('[') && line.get(24..) == Some(&format!("] [{level}] hello")[..])
+    };
+    let to_a_file = edgepoll_tests::TempPath(path("file"));
+    std::fs::write(&to_a_file, module(&[(3, 48, 6)])).expect("write");
+    on_each_runtime(|rt| {
+        let out = rt.command_with(&logs, &[]).output_within();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {stdout} {stderr}",
+            rt.name()
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(
+            lines.len() == 2 && line(lines[0], "info") && line(lines[1], "trace"),
+            "{}: {stdout}",
+            rt.name()
+        );
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert!(
+            lines.len() == 1 && line(lines[0], "warning"),
+            "{}: {stderr}",
+            rt.name()
+        );
+    });
+    // WasmEdge would make logs/x wherever it runs: not run there.
+    let out = host_runtime().command_with(&to_a_file, &[]).output_within();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{stderr}");
+    assert!(stderr.contains("names a host file"), "{stderr}");
+}
+
 /// A guest that writes to stdout after its reader has gone ends as SIGPIPE
 /// ends a process, quietly (status 141 in a shell: `| head` ends it), on
 /// WasmEdge, which writes with `writev` and leaves SIGPIPE as it is, and

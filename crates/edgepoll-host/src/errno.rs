@@ -51,6 +51,19 @@ impl std::fmt::Display for Trap {
 
 impl std::error::Error for Trap {}
 
+/// A host function that fails as a function and says why (the guest
+/// traps): where WasmEdge's fails with no errno to tell.
+#[derive(Debug)]
+pub struct Failed(pub String);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failed {}
+
 /// Translates a Linux errno into WASI numbering (every errno WASI names).
 pub fn from_linux(errno: i32) -> Errno {
     use libc::*;

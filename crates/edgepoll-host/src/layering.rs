@@ -1,5 +1,5 @@
 //! The modules import one way: the top may use anything; an area (wasi,
-//! sock, poll) only the shared pieces at the bottom, except its `link.rs`,
+//! sock, poll, logging) only the shared pieces at the bottom, except its `link.rs`,
 //! which defines the area's imports and so also knows the host state and
 //! its output (`host`, `output`); a bottom piece only other bottom pieces.
 
@@ -14,7 +14,7 @@ const TOP: [&str; 9] = [
     "host",
     "layering",
 ];
-const AREAS: [&str; 3] = ["wasi", "sock", "poll"];
+const AREAS: [&str; 4] = ["wasi", "sock", "poll", "logging"];
 const BOTTOM: [&str; 4] = ["memory", "errno", "fd_table", "clock"];
 /// What an area's `link.rs` may use besides the bottom.
 const LINK: [&str; 2] = ["host", "output"];

@@ -30,3 +30,4 @@ pub mod memory;
 
 #[cfg(test)]
 mod layering;
+mod logging;

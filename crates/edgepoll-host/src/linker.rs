@@ -8,7 +8,9 @@
 //! when a module imports the name with another signature, its V2 function
 //! instead (`lib/executor/instantiate/import.cpp`); the parameter count
 //! chooses here in the same way. An import of anything else (another
-//! name, another module) fails the start, as on WasmEdge.
+//! name, another module) fails the start, as on WasmEdge, but for the
+//! `wasi:logging/logging` plugin WasmEdge links into every module
+//! (`logging/`).
 
 use crate::host::{Host, M};
 use crate::{poll, sock, wasi};
@@ -24,13 +26,18 @@ pub fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<Host>> 
                 // Imported twice (AssemblyScript does): defined once.
                 !defined.insert(name.to_string()) || define(&mut linker, name, ty.params().len())?
             }
+            // WasmEdge's built-in plugin, linked into every module there.
+            ExternType::Func(_) if import.module() == crate::logging::MODULE => {
+                !defined.insert(format!("{}::{name}", crate::logging::MODULE))
+                    || crate::logging::link::define(&mut linker, name)?
+            }
             _ => false,
         };
         if !known {
             // As WasmEdge: the module does not start (its command line
             // exits 1), rather than failing at a call it may never make.
             return Err(wasmtime::Error::msg(format!(
-                "unknown import {}::{name} (edgepoll-host provides WasmEdge 0.14's {M} functions only)",
+                "unknown import {}::{name} (edgepoll-host provides WasmEdge 0.14's {M} functions and its wasi:logging plugin only)",
                 import.module()
             )));
         }

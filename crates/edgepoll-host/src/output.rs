@@ -112,6 +112,19 @@ impl Tagged {
     }
 }
 
+/// A line the runtime writes for the guest (the `wasi:logging` plugin's) to
+/// stdout (1) or stderr (2): tagged, after what the guest left unfinished
+/// there, under `--instances`, else written whole.
+pub fn write_line(tagged: Option<&mut Tagged>, host_fd: i32, line: &[u8]) {
+    match tagged {
+        Some(tagged) => {
+            let stream = (host_fd - 1) as usize;
+            tagged.take(stream, line, |parts| emit(host_fd, parts));
+        }
+        None => emit(host_fd, &[line]),
+    }
+}
+
 /// Instances are threads of one process: one line at a time goes out on
 /// each of stdout and stderr, so that no line of one splits another's,
 /// however long (the kernel keeps only writes of up to 4 KiB to a pipe

@@ -499,11 +499,13 @@ fn describe_failure(e: &wasmtime::Error, phase: &str) -> Failure {
     let trap = match (
         e.downcast_ref::<Trap>(),
         e.downcast_ref::<crate::errno::Trap>(),
+        e.downcast_ref::<crate::errno::Failed>(),
     ) {
-        (Some(trap), _) => trap.to_string(),
+        (Some(trap), _, _) => trap.to_string(),
         // A host function that failed as a function, as WasmEdge's do at times.
-        (None, Some(failure)) => failure.to_string(),
-        (None, None) => return format!("guest failed during {phase}: {e}").into(),
+        (None, Some(failure), _) => failure.to_string(),
+        (None, None, Some(failure)) => failure.to_string(),
+        (None, None, None) => return format!("guest failed during {phase}: {e}").into(),
     };
     Failure {
         message: format!("{said} {phase}: {trap} in {function}"),
