@@ -795,6 +795,16 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
     });
 }
 
+/// A module section of fewer than 128 bytes: its id, length and content.
+fn wasm_section(id: u8, content: &[u8]) -> Vec<u8> {
+    [&[id, content.len() as u8][..], content].concat()
+}
+
+/// A name (or any byte vector) of fewer than 128 bytes, as a module holds it.
+fn wasm_name(text: &[u8]) -> Vec<u8> {
+    [&[text.len() as u8][..], text].concat()
+}
+
 /// WasmEdge links its `wasi:logging/logging` plugin into every module; so
 /// does edgepoll-host: `log(level, context, message)` writes a timestamped
 /// line with spdlog's level name to stdout, or to stderr for `stderr`. A
@@ -802,12 +812,7 @@ fn the_runtime_s_own_failures_exit_as_wasmedge_s() {
 /// here, saying why.
 #[test]
 fn the_wasi_logging_plugin_writes_as_wasmedge_s() {
-    fn section(id: u8, content: &[u8]) -> Vec<u8> {
-        [&[id, content.len() as u8][..], content].concat()
-    }
-    fn string(text: &[u8]) -> Vec<u8> {
-        [&[text.len() as u8][..], text].concat()
-    }
+    let (section, string) = (wasm_section, wasm_name);
     // log(level, 0: context, its length, 16: "hello", 5), once per call.
     let module = |calls: &[(u8, u8, u8)]| {
         let mut body = vec![0u8]; // no locals
@@ -1025,12 +1030,7 @@ fn reader_leaves(mut command: Command, name: &str) -> (std::process::ExitStatus,
 /// stdout through `fd_write` from a memory so exported.
 #[test]
 fn a_memory_exported_under_another_name_is_the_guest_s_memory() {
-    fn section(id: u8, content: &[u8]) -> Vec<u8> {
-        [&[id, content.len() as u8][..], content].concat()
-    }
-    fn name(text: &[u8]) -> Vec<u8> {
-        [&[text.len() as u8][..], text].concat()
-    }
+    let (section, name) = (wasm_section, wasm_name);
     let body = [0, 0x41, 1, 0x41, 0, 0x41, 1, 0x41, 16, 0x10, 0, 0x1a, 0x0b];
     let module = [
         b"\0asm\x01\0\0\0".to_vec(),
