@@ -7,7 +7,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:1234
 WASM_DIR := target/wasm32-wasip1/release
 # Two builds: the programs that speak https:// get edgepoll's `tls` feature;
-# in one build cargo would give it to all (6 MB and half a minute of AOT
+# in one build cargo would give it to all (2 MB and 20 s of AOT
 # compilation more each).
 WASM_PLAIN := -p poll_http_server -p ws_chat -p conformance_guest -p abi_transcript -p forward_guest
 WASM_TLS := -p nonblock_http_client -p proxy
