@@ -171,8 +171,12 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
         assert_eq!(status(&head3), 405, "{head3}");
         let allow = "\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n";
         assert!(head3.contains(allow), "{head3}");
-        // The proxy's own answers carry the time too.
+        // The proxy's own answers carry the time too, and so do the
+        // loop's refusals, which no service sees (ServerOptions::date).
         assert!(dated_since(&head3, since), "{head3}");
+        let (head4, _) = ask(&proxy, "GET / HTTP/1.1\r\nHost: a\r\nNo colon\r\n\r\n");
+        assert_eq!(status(&head4), 400, "{head4}");
+        assert!(dated_since(&head4, since), "{head4}");
     });
 }
 

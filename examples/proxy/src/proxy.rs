@@ -8,10 +8,9 @@
 use crate::balancer::{Balancer, Ticket};
 use crate::config::Config;
 use crate::forwarded;
-use edgepoll::http::{same_name, DateCache, ParsedResponse, Reply, Request, Response, StatusCode};
+use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
 use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, RequestError, Responder};
 use rustc_hash::FxHashMap;
-use std::time::Instant;
 
 pub struct Proxy {
     balancer: Balancer,
@@ -24,9 +23,6 @@ pub struct Proxy {
     /// whose client left is found without a look at every exchange, which
     /// would make a burst of n departures cost n² steps.
     waiting_on: FxHashMap<Responder, ExchangeId>,
-    /// The `Date` of responses that come without one, and of the proxy's
-    /// own (RFC 9110 §6.6.1), read once a second.
-    dates: DateCache,
 }
 
 enum Exchange {
@@ -73,14 +69,7 @@ impl Proxy {
             trust_forwarded: config.trust_forwarded,
             exchanges: FxHashMap::default(),
             waiting_on: FxHashMap::default(),
-            dates: DateCache::new(),
         }
-    }
-
-    /// `response`, one of the proxy's own, with the time it is made.
-    fn dated<'r>(&mut self, mut response: Response<'r>, now: Instant) -> Response<'r> {
-        response.append_header("Date", self.dates.bytes_at(now).to_vec());
-        response
     }
 
     fn log(&self, ticket: Ticket, what: &str) {
@@ -177,12 +166,12 @@ impl Proxy {
                 &format!("101 to a protocol not offered; answered 502{also}"),
             );
             let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
-            return cx.respond(responder, self.dated(answer, now));
+            return cx.respond(responder, answer);
         };
         // A tunnel may last for ever: it counts no longer.
         self.balancer.answered(upstream);
         self.balancer.done(upstream, now);
-        let mut head = passed_on(response, None);
+        let mut head = passed_on(response);
         head.append_header("Connection", "upgrade");
         head.append_header("Upgrade", protocol);
         cx.respond_tunnel(responder, head, exchange);
@@ -243,7 +232,7 @@ impl Proxy {
             match retried {
                 Ok(()) => return,
                 Err(answer) if answer.status() != StatusCode::BAD_GATEWAY => {
-                    return cx.respond(waiting.responder, self.dated(answer, now));
+                    return cx.respond(waiting.responder, answer);
                 }
                 Err(_) => {}
             }
@@ -265,7 +254,7 @@ impl Proxy {
             ),
             _ => text(StatusCode::BAD_GATEWAY, "upstream unreachable\n"),
         };
-        cx.respond(waiting.responder, self.dated(answer, now));
+        cx.respond(waiting.responder, answer);
     }
 }
 
@@ -335,20 +324,16 @@ fn text<'r>(status: StatusCode, body: impl Into<String>) -> Response<'r> {
 }
 
 /// The head of an upstream's response as the proxy passes it on: its
-/// status, its end-to-end fields (moved, not copied), `Via`, and `date`
-/// if it came without a `Date` (RFC 9110 §6.6.1: a recipient with a clock
-/// adds one to a response it forwards; an interim one needs none).
-fn passed_on(response: ParsedResponse, date: Option<&[u8; 29]>) -> Response<'static> {
+/// status, its end-to-end fields (moved, not copied) and `Via`. One that
+/// came without `Date` gets the loop's (`ServerOptions::date`, on in
+/// main.rs: RFC 9110 §6.6.1 asks a proxy with a clock to add one).
+fn passed_on(response: ParsedResponse) -> Response<'static> {
     let mut head = Response::new(response.status);
     let (fields, via) = forwarded::response_fields(response.headers, response.version);
-    let missing = date.filter(|_| !fields.iter().any(|(name, _)| same_name(name, "date")));
     for (name, value) in fields {
         head.append_header(name, value);
     }
     head.append_header("Via", via);
-    if let Some(date) = missing {
-        head.append_header("Date", date.to_vec());
-    }
     head
 }
 
@@ -372,7 +357,7 @@ impl App for Proxy {
             .and_then(|mut offered| offered.find_map(websocket_offer));
         let method = request.method();
         if method == "TRACE" {
-            return Reply::Now(self.dated(trace_refused(), cx.now()));
+            return Reply::Now(trace_refused());
         }
         if forwarded::came_back(request.headers()) {
             eprintln!("proxy: a request came back to this proxy (its Via names it): a loop of proxies; answered 508");
@@ -380,11 +365,11 @@ impl App for Proxy {
                 StatusCode::LOOP_DETECTED,
                 "this request came back to the proxy that passed it on (a loop of proxies)\n",
             );
-            return Reply::Now(self.dated(answer, cx.now()));
+            return Reply::Now(answer);
         }
         // TRACE is gone, so only OPTIONS counts hops here.
         if forwarded::max_forwards(method, request.headers()) == Some(0) {
-            return Reply::Now(self.dated(final_recipient(), cx.now()));
+            return Reply::Now(final_recipient());
         }
         let forwarding = forwarded::Forwarding::of(request, self.trust_forwarded);
         let build = |base: &edgepoll::Url| {
@@ -399,7 +384,7 @@ impl App for Proxy {
         };
         match self.send(responder, build, streams_body, 0, cx) {
             Ok(()) => Reply::Later,
-            Err(answer) => Reply::Now(self.dated(answer, cx.now())),
+            Err(answer) => Reply::Now(answer),
         }
     }
 
@@ -445,10 +430,10 @@ impl App for Proxy {
                     // Its body is not read: the connection closes.
                     cx.cancel(exchange);
                     let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
-                    return cx.respond(waiting.responder, self.dated(answer, now));
+                    return cx.respond(waiting.responder, answer);
                 }
                 let length = response.content_length();
-                let head = passed_on(response, Some(self.dates.bytes_at(now)));
+                let head = passed_on(response);
                 cx.respond_pipe(waiting.responder, head, length, exchange);
             }
             Err(error) => {
@@ -463,7 +448,7 @@ impl App for Proxy {
         // head: its hop-by-hop fields left behind, `Via` added. (`100
         // Continue` never comes here: the proxy answers `Expect` itself.)
         if let Some(Exchange::Waiting(waiting)) = self.exchanges.get(&exchange) {
-            cx.respond_interim(waiting.responder, passed_on(response, None));
+            cx.respond_interim(waiting.responder, passed_on(response));
         }
     }
 

@@ -3,10 +3,83 @@
 //!
 //! RFC 9110 §6.6.1 asks an origin server with a clock to send `Date` on its
 //! 2xx to 4xx responses, and a proxy to add one to a response that comes
-//! without. The handler is sans-IO and writes none; a service or a proxy
-//! that has a clock keeps a [`DateCache`] and adds the field itself.
+//! without. The handler is sans-IO and reads no clock: the loop, with
+//! [`ServerOptions::date`](crate::ServerOptions::date) on, hands it the
+//! current value each round (`ResponseDates`, as hyper keeps its date per
+//! thread), and every final response encoded on the loop's thread
+//! without a `Date` of its own gets that one. A sans-IO user, or a service
+//! that dates only some responses, keeps a [`DateCache`] and adds the field
+//! itself.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+thread_local! {
+    /// Whether final responses encoded on this thread that come without
+    /// a `Date` get [`STAMP`]: only while a loop dating its responses
+    /// runs here. A flag of its own, so that a response of a loop that
+    /// does not date costs one load, not a copy of the date.
+    static STAMPING: Cell<bool> = const { Cell::new(false) };
+    static STAMP: Cell<[u8; 29]> = const { Cell::new([0; 29]) };
+}
+
+/// Whether final responses without a `Date` get one (see [`ResponseDates`]).
+#[inline]
+pub(crate) fn stamping() -> bool {
+    STAMPING.get()
+}
+
+/// The `Date` a final response without one gets, while [`stamping`].
+pub(crate) fn response_stamp() -> Option<[u8; 29]> {
+    match STAMPING.get() {
+        true => Some(STAMP.get()),
+        false => None,
+    }
+}
+
+fn set_stamp(date: Option<[u8; 29]>) {
+    STAMPING.set(date.is_some());
+    if let Some(date) = date {
+        STAMP.set(date);
+    }
+}
+
+/// While it lives, the final responses encoded on this thread that carry
+/// no `Date` get the one it last read: a loop with
+/// [`ServerOptions::date`](crate::ServerOptions::date) on keeps one for its
+/// run and calls [`refresh`](Self::refresh) each round. On drop, what was
+/// there before comes back.
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+pub(crate) struct ResponseDates {
+    cache: DateCache,
+    before: Option<[u8; 29]>,
+}
+
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+impl ResponseDates {
+    pub(crate) fn start(now: Instant) -> ResponseDates {
+        let mut dates = ResponseDates {
+            cache: DateCache::new(),
+            before: response_stamp(),
+        };
+        set_stamp(Some(*dates.cache.bytes_at(now)));
+        dates
+    }
+
+    /// The date at `now`, stamped anew only when its second is over.
+    #[inline]
+    pub(crate) fn refresh(&mut self, now: Instant) {
+        if self.cache.is_stale(now) {
+            set_stamp(Some(*self.cache.bytes_at(now)));
+        }
+    }
+}
+
+impl Drop for ResponseDates {
+    fn drop(&mut self) {
+        set_stamp(self.before);
+    }
+}
 
 /// The current date as a `Date` field's value, read from the wall clock at
 /// most once a second: nginx keeps its own the same way, since formatting
@@ -57,7 +130,7 @@ impl DateCache {
     /// assert_eq!(owned, dates.at(now).as_bytes());
     /// ```
     pub fn bytes_at(&mut self, now: Instant) -> &[u8; 29] {
-        if self.valid_until.is_none_or(|until| now >= until) {
+        if self.is_stale(now) {
             // A clock set before 1970 reads as 1970.
             let wall = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -68,6 +141,12 @@ impl DateCache {
             self.valid_until = Some(now + rest);
         }
         &self.text
+    }
+
+    /// Whether the second last read is over by `now` (or none was read).
+    #[inline]
+    fn is_stale(&self, now: Instant) -> bool {
+        self.valid_until.is_none_or(|until| now >= until)
     }
 }
 

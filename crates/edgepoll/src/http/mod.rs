@@ -38,6 +38,8 @@ mod status;
 
 pub use body::BodyError;
 pub use chunked::{ChunkedDecoder, ChunkedError, Progress};
+#[cfg(target_os = "wasi")]
+pub(crate) use date::ResponseDates;
 pub use date::{imf_fixdate, DateCache};
 pub use framing::FramingError;
 pub(crate) use framing::{is_field_value, is_framing_field};

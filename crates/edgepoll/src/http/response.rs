@@ -1,8 +1,9 @@
 //! Responses that a [`Service`](super::Service) returns, and their encoding.
 
 use super::body::Outgoing;
+use super::date::{response_stamp, stamping};
 use super::framing::{is_field_value, is_framing_field};
-use super::scan::is_token;
+use super::scan::{eq_ignore_ascii_case, is_token};
 use super::StatusCode;
 use crate::short_copy::push_all;
 use smallvec::SmallVec;
@@ -176,6 +177,9 @@ impl<'a> Response<'a> {
             false => HeadKind::Final,
         };
         let service_closes = self.push_fields(out, kind, length_given, false);
+        if !switching && stamping() {
+            self.push_date(out, false);
+        }
         let length = Decimal::new(if body_allowed { self.body.len() } else { 0 } as u64);
         let stays_open = switching || (!service_closes && keep_alive != KeepAlive::No);
         // The head's end, each with the CRLF of a Content-Length line
@@ -248,6 +252,18 @@ impl<'a> Response<'a> {
         service_closes
     }
 
+    /// Appends the loop's `Date` (see `ServerOptions::date`) unless the
+    /// service gave its own. Out of line: a loop that does not date pays
+    /// only the look at its flag.
+    #[inline(never)]
+    fn push_date(&self, out: &mut Vec<u8>, short: bool) {
+        let given = (self.headers.iter())
+            .any(|(name, _)| name.len() == 4 && eq_ignore_ascii_case(name.as_bytes(), b"date"));
+        if let (false, Some(date)) = (given, response_stamp()) {
+            push_all(out, [b"Date: ", &date, b"\r\n"], short);
+        }
+    }
+
     /// Whether a `Connection` field of the service's names `upgrade`.
     #[cold]
     fn names_upgrade(&self) -> bool {
@@ -286,6 +302,9 @@ impl<'a> Response<'a> {
         }
         push_status_line(out, self.status);
         let service_closes = self.push_fields(out, HeadKind::Final, false, true);
+        if stamping() {
+            self.push_date(out, true);
+        }
         let body_allowed = !self.status.forbids_body();
         let mut stays_open = !service_closes && keep_alive != KeepAlive::No;
         let framing = match (body_allowed, length) {
@@ -560,6 +579,60 @@ mod tests {
             wire, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n",
             "{wire}"
         );
+    }
+
+    /// While a loop dates its responses (`ServerOptions::date`), every
+    /// final response encoded on its thread carries the loop's `Date`,
+    /// unless the service gave one; not a 101, not an interim response,
+    /// and nothing once the loop is gone.
+    #[test]
+    fn with_the_loops_dates_on_each_final_response_without_one_is_dated() {
+        use super::super::date::ResponseDates;
+        let whole = |response: Response, head_only: bool| {
+            let mut out = Vec::new();
+            response.encode(&mut out, KeepAlive::Http11, head_only);
+            String::from_utf8(out).expect("text")
+        };
+        let streamed = |response: Response| {
+            let mut out = Vec::new();
+            response.encode_streamed(&mut out, KeepAlive::Http11, false, None, true);
+            String::from_utf8(out).expect("text")
+        };
+        let dates = ResponseDates::start(std::time::Instant::now());
+        let stamp = response_stamp().expect("stamped while the dates live");
+        let field = format!("\r\nDate: {}\r\n", String::from_utf8_lossy(&stamp));
+        for wire in [
+            whole(Response::new(StatusCode::OK).body("hi"), false),
+            whole(
+                Response::new(StatusCode::NOT_FOUND).header("X-A", "1"),
+                true,
+            ),
+            whole(Response::new(StatusCode::BAD_GATEWAY), false),
+            streamed(Response::new(StatusCode::OK).header("X-A", "1")),
+        ] {
+            assert_eq!(wire.matches(&field).count(), 1, "{wire}");
+        }
+        let own = whole(Response::new(StatusCode::OK).header("DATE", "x"), false);
+        assert!(
+            own.contains("DATE: x\r\n") && !own.contains("Date:"),
+            "{own}"
+        );
+        let switching = whole(
+            Response::new(StatusCode::SWITCHING_PROTOCOLS).header("Upgrade", "websocket"),
+            false,
+        );
+        let mut interim = Vec::new();
+        Response::new(StatusCode::from_u16(103).unwrap()).encode_interim(&mut interim);
+        for wire in [switching, String::from_utf8(interim).expect("text")] {
+            assert!(!wire.contains("Date"), "{wire}");
+        }
+        // A loop run inside another gives the outer one's stamp back.
+        drop(ResponseDates::start(std::time::Instant::now()));
+        assert_eq!(response_stamp(), Some(stamp));
+        drop(dates);
+        assert_eq!(response_stamp(), None);
+        let after = whole(Response::new(StatusCode::OK), false);
+        assert!(!after.contains("Date"), "{after}");
     }
 
     #[test]

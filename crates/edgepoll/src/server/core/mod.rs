@@ -20,7 +20,7 @@ use super::{bodies, upstream, ServerOptions};
 use crate::app::{Answer, Context, Pipes, Responder, Source};
 use crate::app_timers::Timers;
 use crate::client::{ClientEvent, ExchangeId, Pool};
-use crate::http::Handler;
+use crate::http::{Handler, ResponseDates};
 use crate::net::{self, SocketAddr, TcpListener, TcpStream};
 use crate::ws::Outbox;
 use crate::{Events, Interest, Poll, Sweep, Token};
@@ -245,6 +245,10 @@ impl Core {
         if let Some(listener) = listener {
             self.watch_listener(listener)?;
         }
+        let mut dates = self
+            .options
+            .date
+            .then(|| ResponseDates::start(Instant::now()));
         driven.on_start(&mut self.work.context(Instant::now()));
         let mut sweep = Sweep::new(self.granularity(), Instant::now());
         let mut events = Events::with_capacity(1024);
@@ -294,6 +298,9 @@ impl Core {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
+            if let Some(dates) = &mut dates {
+                dates.refresh(now);
+            }
             self.round += 1;
             for event in &events {
                 if event.token() == LISTENER {
