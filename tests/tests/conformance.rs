@@ -182,6 +182,20 @@ fn quiet_registrations_looked_at_by_peeking_report_the_same_readiness() {
     assert_case("quiet-readiness-peek", QUIET_READINESS);
 }
 
+/// A `Poll` of one's own does not split (`Poll::set_split_quiet` is off,
+/// as in mio): a quiet socket's readiness waits for no full call.
+#[test]
+fn unsplit_registrations_report_a_quiet_ones_readiness_at_once() {
+    assert_case(
+        "quiet-unsplit",
+        &[
+            ("busy_polls_return", "true"),
+            ("none_went_cold", "true"),
+            ("quiet_reported_by_the_next_poll", "true"),
+        ],
+    );
+}
+
 #[test]
 fn bind_to_a_port_in_use_is_addr_in_use() {
     assert_case("bind-in-use", &[("second_bind", "AddrInUse")]);

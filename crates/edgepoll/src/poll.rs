@@ -40,7 +40,10 @@ pub const MAX_INTERVAL_STRETCH: usize = 4;
 ///
 /// WasmEdge 0.14 calls `epoll_ctl` once per subscription on every
 /// `poll_oneoff` call, however few are ready, so a call's cost grows with
-/// everything registered. `Poll` therefore splits its registrations: those
+/// everything registered. With [`set_split_quiet`](Poll::set_split_quiet)
+/// (which [`Server`](crate::Server)'s loop turns on; a `Poll` of your own
+/// starts without it, and every call covers every registration, as mio's
+/// does), `Poll` splits its registrations: those
 /// with events lately are *hot*, those quiet for a while *cold*. While some
 /// hot registration is not a listener (the server is busy), most calls hand
 /// the runtime only the hot ones, and a full call covering every registration
@@ -55,6 +58,14 @@ pub const MAX_INTERVAL_STRETCH: usize = 4;
 /// counts as busy: the cold registrations are then seen at the next full
 /// call, not at each wake.) Small sets (up to [`SPLIT_ABOVE`] subscriptions)
 /// are never split.
+///
+/// The price is latency: while others are busy, a socket that was quiet
+/// for a while is only looked at in the full calls, so what arrives on it
+/// waits up to a full-poll interval (100 ms by default) to be reported. A
+/// loop that expects an answer on a quiet socket (a forwarder that just
+/// sent a request upstream) [`warm`](Poll::warm)s it; one that must never
+/// wait keeps its listener and such sockets [`pin`](Poll::pin)ned, or the
+/// split off.
 ///
 /// With [`set_peek_quiet`](Poll::set_peek_quiet), where every cold
 /// registration is a non-blocking socket waiting to read, the full call is
@@ -72,7 +83,9 @@ pub const MAX_INTERVAL_STRETCH: usize = 4;
 /// A socket waiting only to write whose peer has shut down its sending side
 /// makes WasmEdge's `poll_oneoff` return at once with no event while its
 /// send buffer is full; `Poll` holds such sockets out of the calls and
-/// reports them writable on a timer instead (see `held_writers.rs`).
+/// reports them writable every 10 ms instead (see `held_writers.rs`), so
+/// that a program trying to write to a peer that reads nothing wakes 100
+/// times a second until it gives up or the peer reads.
 ///
 /// ```
 /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
@@ -102,6 +115,9 @@ pub struct Poll {
     next_cool: Instant,
     #[cfg(target_os = "wasi")]
     raw_events: Vec<RawEvent>,
+    /// Whether quiet registrations are left out of busy calls (see
+    /// [`Poll`]'s notes).
+    split_quiet: bool,
     /// Whether full calls give way to peeks (see [`Poll`]'s notes).
     peek_quiet: bool,
     /// Cold registrations a probe found ready, warmed after the call.
@@ -137,6 +153,7 @@ impl Poll {
             next_cool: now,
             #[cfg(target_os = "wasi")]
             raw_events: Vec::new(),
+            split_quiet: false,
             peek_quiet: false,
             probed: Vec::new(),
             held: HeldWriters::default(),
@@ -318,8 +335,9 @@ impl Poll {
     /// is seen at the next full call (within the
     /// [`full_poll_interval`](Self::full_poll_interval), stretched with
     /// thousands of cold ones), and the busy calls no longer pay for the
-    /// socket (under WasmEdge, one `epoll_ctl` each). Small sets (up to
-    /// [`SPLIT_ABOVE`] subscriptions) are never split, so there it changes
+    /// socket (under WasmEdge, one `epoll_ctl` each). Without
+    /// [`set_split_quiet`](Self::set_split_quiet), and in small sets (up to
+    /// [`SPLIT_ABOVE`] subscriptions), which are never split, it changes
     /// nothing; a pinned source stays in every call.
     ///
     /// ```
@@ -401,7 +419,37 @@ impl Poll {
         self.full_poll_interval
     }
 
-    /// While other registrations are busy, looks at quiet sockets waiting to
+    /// While other registrations are busy, leaves the quiet ones out of
+    /// most calls (see [`Poll`]'s notes on hot and cold registrations):
+    /// under WasmEdge, whose every call costs a system call per
+    /// subscription, a busy loop with thousands of idle connections then
+    /// pays for the busy ones alone, and what arrives on an idle one is
+    /// reported within a [`full_poll_interval`](Self::full_poll_interval).
+    /// Off by default, as in mio, where readiness is reported at once;
+    /// [`Server`](crate::Server)'s loop turns it on and warms what it
+    /// waits on.
+    ///
+    /// ```
+    /// let mut poll = edgepoll::Poll::new();
+    /// assert!(!poll.splits_quiet());
+    /// poll.set_split_quiet(true);
+    /// assert!(poll.splits_quiet());
+    /// ```
+    pub fn set_split_quiet(&mut self, on: bool) {
+        self.split_quiet = on;
+    }
+
+    /// See [`set_split_quiet`](Self::set_split_quiet).
+    ///
+    /// ```
+    /// assert!(!edgepoll::Poll::new().splits_quiet());
+    /// ```
+    pub fn splits_quiet(&self) -> bool {
+        self.split_quiet
+    }
+
+    /// With [`set_split_quiet`](Self::set_split_quiet), while other
+    /// registrations are busy, looks at quiet sockets waiting to
     /// read by peeking at their receive queues instead of handing them all to
     /// the runtime (see [`Poll`]'s notes): worth it under WasmEdge AOT with
     /// thousands of quiet connections, costly elsewhere; off by default.
@@ -536,7 +584,8 @@ impl Poll {
             let mut now = Instant::now();
             // Held writers wake the loop every retry: those wakes need not
             // cover the quiet registrations either.
-            let split = self.table.len() > SPLIT_ABOVE
+            let split = self.split_quiet
+                && self.table.len() > SPLIT_ABOVE
                 && self.table.cold_len() > 0
                 && (self.table.has_unpinned_hot() || !self.held.is_empty());
             let mut full = !split || now >= self.next_full;
@@ -621,7 +670,8 @@ impl Poll {
             if full {
                 self.next_full = after + self.stretched_interval();
             }
-            if (full || probed) && after >= self.next_cool && self.table.len() > SPLIT_ABOVE {
+            let splits = self.split_quiet && self.table.len() > SPLIT_ABOVE;
+            if (full || probed) && after >= self.next_cool && splits {
                 // Cold: no event for two intervals.
                 let quiet_since = self.millis(after).saturating_sub(self.ttl_millis());
                 self.table.cool(quiet_since);
@@ -1066,6 +1116,7 @@ mod tests {
             }
         }
         let mut poll = Poll::new();
+        poll.set_split_quiet(true);
         poll.set_peek_quiet(true);
         poll.set_full_poll_interval(Duration::from_millis(10));
         for (i, (near, _)) in pairs.iter().enumerate() {

@@ -254,6 +254,7 @@ pub fn run(case: &str) -> Result<()> {
         }
         "quiet-readiness" => quiet_readiness(false)?,
         "quiet-readiness-peek" => quiet_readiness(true)?,
+        "quiet-unsplit" => quiet_unsplit()?,
         "same-fd-twice" => {
             use wasmedge_wasi_socket::poll::{poll, EventType, Subscription};
             let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
@@ -829,36 +830,12 @@ fn recurse(depth: u32) -> u32 {
 /// are reported meanwhile. With `peek`, quiet sockets are looked at by
 /// peeking (`Poll::set_peek_quiet`) where they can be, and the same holds.
 fn quiet_readiness(peek: bool) -> Result<()> {
-    const QUIET: usize = 100;
-    let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
-    let local = net::local_addr(&listener).map_err(err("local_addr"))?;
-    let mut clients = Vec::new();
-    let mut servers = Vec::new();
     let mut poll = Poll::new();
-    poll.set_full_poll_interval(Duration::from_millis(50));
+    poll.set_split_quiet(true);
     poll.set_peek_quiet(peek);
-    for i in 0..=QUIET {
-        clients.push(net::connect(local).map_err(err("connect"))?);
-        let (server, _) = accept(&listener)?;
-        poll.register(&server, Token(i), Interest::READABLE)
-            .map_err(err("register"))?;
-        servers.push(server);
-    }
-    poll.register(&listener, Token(usize::MAX), Interest::READABLE)
-        .map_err(err("register listener"))?;
-    poll.pin(&listener).map_err(err("pin"))?;
-    // Connection 0 turns busy: one unread byte keeps it readable.
-    send_when_connected(&mut clients[0], b"x")?;
-
+    let (listener, mut clients, servers) = busy_among_quiet(&mut poll)?;
+    let local = net::local_addr(&listener).map_err(err("local_addr"))?;
     let mut events = Events::with_capacity(256);
-    let start = Instant::now();
-    let mut polls = 0u32;
-    while start.elapsed() < Duration::from_millis(400) {
-        poll.poll(&mut events, Some(Duration::from_secs(5)))
-            .map_err(err("poll"))?;
-        polls += 1;
-    }
-    println!("busy_polls_return={}", polls > 10);
     let cold = poll.cold_count();
     println!("quiet_went_cold={}", cold == QUIET);
 
@@ -916,6 +893,62 @@ fn quiet_readiness(peek: bool) -> Result<()> {
     println!("blocking_and_listener_reported_within_2s={seen}");
     drop((newcomer, second_newcomer));
     Ok(())
+}
+
+/// Registrations in a `Poll` of one's own, not split (as in mio): the
+/// quiet ones never go cold while another is busy, and one that speaks is
+/// reported by the very next call.
+fn quiet_unsplit() -> Result<()> {
+    let mut poll = Poll::new();
+    let (_listener, mut clients, _servers) = busy_among_quiet(&mut poll)?;
+    println!("none_went_cold={}", poll.cold_count() == 0);
+    send_when_connected(&mut clients[QUIET / 2], b"y")?;
+    // Delivered on loopback by the time the send returns; a moment more
+    // all the same.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut events = Events::with_capacity(256);
+    poll.poll(&mut events, Some(Duration::from_secs(5)))
+        .map_err(err("poll"))?;
+    let seen = (&events).into_iter().any(|e| e.token() == Token(QUIET / 2));
+    println!("quiet_reported_by_the_next_poll={seen}");
+    Ok(())
+}
+
+/// Quiet connections in `poll` beside the busy ones of a quiet-readiness case.
+const QUIET: usize = 100;
+
+/// `QUIET + 1` accepted connections registered in `poll` (full polls every
+/// 50 ms) and the listener pinned; connection 0 is busy (one unread byte
+/// keeps it readable) and polled for 400 ms, in which the others go cold
+/// where `poll` splits them. Returns the listener, the clients and the
+/// server sides.
+fn busy_among_quiet(poll: &mut Poll) -> Result<(TcpListener, Vec<TcpStream>, Vec<TcpStream>)> {
+    let listener = net::bind(addr("127.0.0.1:0")).map_err(err("bind"))?;
+    let local = net::local_addr(&listener).map_err(err("local_addr"))?;
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    poll.set_full_poll_interval(Duration::from_millis(50));
+    for i in 0..=QUIET {
+        clients.push(net::connect(local).map_err(err("connect"))?);
+        let (server, _) = accept(&listener)?;
+        poll.register(&server, Token(i), Interest::READABLE)
+            .map_err(err("register"))?;
+        servers.push(server);
+    }
+    poll.register(&listener, Token(usize::MAX), Interest::READABLE)
+        .map_err(err("register listener"))?;
+    poll.pin(&listener).map_err(err("pin"))?;
+    send_when_connected(&mut clients[0], b"x")?;
+    let mut events = Events::with_capacity(256);
+    let start = Instant::now();
+    let mut polls = 0u32;
+    while start.elapsed() < Duration::from_millis(400) {
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .map_err(err("poll"))?;
+        polls += 1;
+    }
+    println!("busy_polls_return={}", polls > 10);
+    Ok((listener, clients, servers))
 }
 
 /// Polls busily for up to 2 s until every one of `tokens` has had an event.

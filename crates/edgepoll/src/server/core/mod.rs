@@ -207,6 +207,9 @@ impl Core {
             ..options
         };
         let mut poll = Poll::new();
+        // Thousands of idle connections cost the busy calls nothing; the
+        // loop warms what it waits on (see `ServerOptions::full_poll_interval`).
+        poll.set_split_quiet(true);
         poll.set_full_poll_interval(options.full_poll_interval);
         poll.set_peek_quiet(options.peek_quiet);
         let work = Work {
