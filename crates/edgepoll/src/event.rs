@@ -5,6 +5,9 @@ use crate::Token;
 /// One readiness report for a registered socket.
 ///
 /// Hang-ups and per-socket errors arrive here rather than failing the poll.
+/// The runtime reports each direction on its own: a socket registered for
+/// reading and writing may come as two events in one poll, one readable
+/// and one writable, with the same token (mio merges them into one).
 ///
 /// ```
 /// use edgepoll::{Event, Token};

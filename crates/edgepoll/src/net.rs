@@ -7,6 +7,10 @@
 //!   may assume still holds zeros. These pass a mutable buffer.
 //! - [`connect`] starts a non-blocking connect to IPv4 or IPv6 (the crate's
 //!   `TcpStream::connect` blocks and refuses IPv6).
+//! - A half-close is `TcpStream::shutdown(Shutdown::Write)` (the stream's
+//!   own method): the peer reads an end of stream, and reading goes on. A
+//!   second one answers `NotConnected`. Dropping a stream shuts it down
+//!   both ways, then closes it; [`close_with_reset`] closes with a reset.
 //! - [`UdpSocket`] is connected to one peer, for the DNS resolver (the
 //!   crate's `recv_from` panics on an unknown address family and reads its
 //!   address from a buffer declared immutable).
@@ -116,6 +120,11 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 
 /// Starts connecting to `addr` without blocking. The connect completes when the
 /// stream polls writable; then [`take_error`] tells whether it succeeded.
+/// A refused or failed connect is reported as a hang-up
+/// ([`Event::is_hang_up`](crate::Event::is_hang_up)) with the readiness
+/// asked for, not as [`Event::is_error`](crate::Event::is_error):
+/// [`take_error`] names the failure (`ConnectionRefused`), after which a
+/// read returns `Ok(0)`, as at an end of stream.
 ///
 /// ```
 /// use edgepoll::{net, Events, Interest, Poll, Token};
