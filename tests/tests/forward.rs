@@ -583,15 +583,27 @@ fn a_client_the_service_drops_is_reset_at_once() {
                   GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n",
             )
             .expect("send");
-        // Unread past the disconnect: the sockets' buffers fill meanwhile.
-        std::thread::sleep(Duration::from_secs(2));
+        // The stream has begun (its status line came); the rest is left
+        // unread past the disconnect, and the sockets' buffers fill
+        // meanwhile. The service is told, and forgets the stream.
+        let mut begun = [0; 12];
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        stream
+            .read_exact(&mut begun)
+            .expect("the stream's status line");
+        let forgotten = edgepoll_tests::wait_until(Duration::from_secs(30), || {
+            stats_text(forward.addr)("generating") == "0"
+        });
+        assert!(forgotten, "{name}: still generating 30 s on");
         let value = stats_text(forward.addr);
-        assert_eq!(value("generating"), "0", "{name}: told, and forgotten");
         // `App::on_start` ran, and the timer it set fired.
         assert_eq!(value("started"), "1", "{name}");
         // What the buffers held, then the reset (not a minute later).
         // (Kept whole: it is what the sockets' buffers held.)
-        let (got, _, end) = read_to_its_end(&mut stream, usize::MAX);
+        let (rest, _, end) = read_to_its_end(&mut stream, usize::MAX);
+        let got = [&begun[..], &rest].concat();
         assert_eq!(
             end,
             Some(std::io::ErrorKind::ConnectionReset),
@@ -622,9 +634,10 @@ fn a_client_the_service_drops_is_reset_at_once() {
     });
 }
 
-/// Reads `stream` to its end (within 20 s of silence): the first `keep`
-/// bytes of what came, how many came, and the error it ended with (`None`
-/// for a clean end of stream).
+/// Reads `stream` to its end (within 20 s of silence, and 60 s in all: a
+/// stream that never ends fails the test): the first `keep` bytes of what
+/// came, how many came, and the error it ended with (`None` for a clean
+/// end of stream).
 fn read_to_its_end(
     stream: &mut std::net::TcpStream,
     keep: usize,
@@ -632,8 +645,13 @@ fn read_to_its_end(
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
+    let deadline = Instant::now() + Duration::from_secs(60);
     let (mut got, mut read, mut buf) = (Vec::new(), 0, vec![0; 64 * 1024]);
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "no end after 60 s and {read} bytes"
+        );
         match stream.read(&mut buf) {
             Ok(0) => return (got, read, None),
             Ok(n) => {
