@@ -111,6 +111,25 @@ fn recursion_as_deep_as_wasmedge_runs_runs_here() {
         stderr.trim().lines().count() == 1 && stderr.contains("call stack exhausted"),
         "{stderr}"
     );
+    // The same under `--instances`, whose instances run on threads of
+    // their own (a thread with Rust's default stack would die of SIGSEGV).
+    let instance = ["--instances", "1", "--restart", "no"];
+    for (depth, code, said) in [
+        ("400000", 0, "depth=400000"),
+        ("100000000", 134, "call stack exhausted"),
+    ] {
+        let out = edgepoll_tests::run_wasm_with(
+            &host_runtime(),
+            "conformance_guest",
+            &instance,
+            &["recurse", depth],
+            Duration::from_secs(60),
+        );
+        let both = [out.stdout, out.stderr].concat();
+        let both = String::from_utf8_lossy(&both);
+        assert_eq!(out.status.code(), Some(code), "{depth} deep: {both}");
+        assert!(both.contains(said), "{depth} deep: {both}");
+    }
 }
 
 /// Exit 1 (as WasmEdge's) and one line on stderr that says `why`.

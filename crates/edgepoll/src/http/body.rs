@@ -304,6 +304,25 @@ mod tests {
         }
     }
 
+    /// A chunk sent alone leaves in one send of three parts (size line,
+    /// data, CRLF), not with its CRLF in a second, small send that Nagle's
+    /// algorithm may hold back; a chunk queued behind it joins its size
+    /// line to that CRLF, so two chunks still fit three parts.
+    #[test]
+    fn a_chunk_goes_in_one_send_of_three_parts() {
+        let mut out = OutputBuffer::default();
+        let mut framing = Outgoing::Chunked { open: false };
+        framing
+            .push(Bytes::from_static(b"hello "), &mut out)
+            .unwrap();
+        let parts: [&[u8]; 3] = [b"6\r\n", b"hello ", b"\r\n"];
+        assert_eq!(out.pending_parts(), parts);
+        framing.push(Bytes::from_static(b"hi"), &mut out).unwrap();
+        let parts: [&[u8]; 3] = [b"6\r\n", b"hello ", b"\r\n2\r\n"];
+        assert_eq!(out.pending_parts(), parts);
+        assert_eq!(drain(&mut out), b"6\r\nhello \r\n2\r\nhi\r\n");
+    }
+
     #[test]
     fn a_length_is_held_to_in_both_directions() {
         let mut out = OutputBuffer::default();

@@ -135,12 +135,17 @@ impl DateCache {
             let wall = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            self.text = imf_fixdate(wall.as_secs());
-            let rest =
-                Duration::from_secs(1) - Duration::from_nanos(u64::from(wall.subsec_nanos()));
-            self.valid_until = Some(now + rest);
+            self.read(now, wall);
         }
         &self.text
+    }
+
+    /// Takes the wall clock's `wall` (since 1970), read at `now`: good
+    /// until its second is over.
+    fn read(&mut self, now: Instant, wall: Duration) {
+        self.text = imf_fixdate(wall.as_secs());
+        let rest = Duration::from_secs(1) - Duration::from_nanos(u64::from(wall.subsec_nanos()));
+        self.valid_until = Some(now + rest);
     }
 
     /// Whether the second last read is over by `now` (or none was read).
@@ -279,5 +284,21 @@ mod tests {
         assert!(!later.starts_with('X'));
         let wall = |s: &str| s.len() == 29 && s.ends_with(" GMT");
         assert!(wall(&first) && wall(&later), "{first} {later}");
+    }
+
+    /// A reading 0.9 s into its second is good for the 0.1 s left of it,
+    /// no longer: a cache kept a whole second from each reading would
+    /// hand out a date up to a second old.
+    #[test]
+    fn a_reading_is_good_until_its_own_second_ends() {
+        let mut dates = DateCache::new();
+        let now = Instant::now();
+        dates.read(now, Duration::from_millis(784_111_777_900));
+        assert_eq!(dates.valid_until, Some(now + Duration::from_millis(100)));
+        assert_eq!(dates.at(now), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert!(!dates.is_stale(now + Duration::from_millis(99)));
+        assert!(dates.is_stale(now + Duration::from_millis(100)));
+        dates.read(now, Duration::from_secs(784_111_778));
+        assert_eq!(dates.valid_until, Some(now + Duration::from_secs(1)));
     }
 }
