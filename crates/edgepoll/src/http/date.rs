@@ -45,32 +45,37 @@ fn set_stamp(date: Option<[u8; 29]>) {
 }
 
 /// While it lives, the final responses encoded on this thread that carry
-/// no `Date` get the one it last read: a loop with
-/// [`ServerOptions::date`](crate::ServerOptions::date) on keeps one for its
-/// run and calls [`refresh`](Self::refresh) each round. On drop, what was
-/// there before comes back.
+/// no `Date` get the one it last read, or none if it was started off:
+/// a loop keeps one for its run, on as
+/// [`ServerOptions::date`](crate::ServerOptions::date) says, and calls
+/// [`refresh`](Self::refresh) each round. On drop, what was there before
+/// comes back (a loop run inside another's callback leaves the outer
+/// one's as it found it).
 #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 pub(crate) struct ResponseDates {
-    cache: DateCache,
+    /// `None` when off.
+    cache: Option<DateCache>,
     before: Option<[u8; 29]>,
 }
 
 #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 impl ResponseDates {
-    pub(crate) fn start(now: Instant) -> ResponseDates {
+    pub(crate) fn start(now: Instant, on: bool) -> ResponseDates {
         let mut dates = ResponseDates {
-            cache: DateCache::new(),
+            cache: on.then(DateCache::new),
             before: response_stamp(),
         };
-        set_stamp(Some(*dates.cache.bytes_at(now)));
+        set_stamp(dates.cache.as_mut().map(|cache| *cache.bytes_at(now)));
         dates
     }
 
     /// The date at `now`, stamped anew only when its second is over.
     #[inline]
     pub(crate) fn refresh(&mut self, now: Instant) {
-        if self.cache.is_stale(now) {
-            set_stamp(Some(*self.cache.bytes_at(now)));
+        if let Some(cache) = &mut self.cache {
+            if cache.is_stale(now) {
+                set_stamp(Some(*cache.bytes_at(now)));
+            }
         }
     }
 }

@@ -257,8 +257,12 @@ impl<'a> Response<'a> {
     /// only the look at its flag.
     #[inline(never)]
     fn push_date(&self, out: &mut Vec<u8>, short: bool) {
-        let given = (self.headers.iter())
-            .any(|(name, _)| name.len() == 4 && eq_ignore_ascii_case(name.as_bytes(), b"date"));
+        // One whose value `push_fields` left out (a control byte) is none.
+        let given = self.headers.iter().any(|(name, value)| {
+            name.len() == 4
+                && eq_ignore_ascii_case(name.as_bytes(), b"date")
+                && is_field_value(value)
+        });
         if let (false, Some(date)) = (given, response_stamp()) {
             push_all(out, [b"Date: ", &date, b"\r\n"], short);
         }
@@ -598,7 +602,7 @@ mod tests {
             response.encode_streamed(&mut out, KeepAlive::Http11, false, None, true);
             String::from_utf8(out).expect("text")
         };
-        let dates = ResponseDates::start(std::time::Instant::now());
+        let dates = ResponseDates::start(std::time::Instant::now(), true);
         let stamp = response_stamp().expect("stamped while the dates live");
         let field = format!("\r\nDate: {}\r\n", String::from_utf8_lossy(&stamp));
         for wire in [
@@ -617,6 +621,27 @@ mod tests {
             own.contains("DATE: x\r\n") && !own.contains("Date:"),
             "{own}"
         );
+        // One left out for a control byte is no `Date` given.
+        let broken = whole(
+            Response::new(StatusCode::OK).header("Date", "x\r\ny"),
+            false,
+        );
+        assert_eq!(broken.matches(&field).count(), 1, "{broken}");
+        // The 500 that stands in for an interim status, and a HEAD's
+        // streamed head, are final responses too.
+        let interim_500 = whole(Response::new(StatusCode::from_u16(102).unwrap()), false);
+        assert!(interim_500.starts_with("HTTP/1.1 500"), "{interim_500}");
+        let mut head = Vec::new();
+        Response::new(StatusCode::OK).encode_streamed(
+            &mut head,
+            KeepAlive::Http11,
+            true,
+            None,
+            true,
+        );
+        for wire in [interim_500, String::from_utf8(head).expect("text")] {
+            assert_eq!(wire.matches(&field).count(), 1, "{wire}");
+        }
         let switching = whole(
             Response::new(StatusCode::SWITCHING_PROTOCOLS).header("Upgrade", "websocket"),
             false,
@@ -626,8 +651,13 @@ mod tests {
         for wire in [switching, String::from_utf8(interim).expect("text")] {
             assert!(!wire.contains("Date"), "{wire}");
         }
-        // A loop run inside another gives the outer one's stamp back.
-        drop(ResponseDates::start(std::time::Instant::now()));
+        // A loop run inside another gives the outer one's stamp back; one
+        // that does not date stamps nothing meanwhile.
+        drop(ResponseDates::start(std::time::Instant::now(), true));
+        assert_eq!(response_stamp(), Some(stamp));
+        let undated = ResponseDates::start(std::time::Instant::now(), false);
+        assert_eq!(response_stamp(), None);
+        drop(undated);
         assert_eq!(response_stamp(), Some(stamp));
         drop(dates);
         assert_eq!(response_stamp(), None);

@@ -248,10 +248,7 @@ impl Core {
         if let Some(listener) = listener {
             self.watch_listener(listener)?;
         }
-        let mut dates = self
-            .options
-            .date
-            .then(|| ResponseDates::start(Instant::now()));
+        let mut dates = ResponseDates::start(Instant::now(), self.options.date);
         driven.on_start(&mut self.work.context(Instant::now()));
         let mut sweep = Sweep::new(self.granularity(), Instant::now());
         let mut events = Events::with_capacity(1024);
@@ -301,9 +298,7 @@ impl Core {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            if let Some(dates) = &mut dates {
-                dates.refresh(now);
-            }
+            dates.refresh(now);
             self.round += 1;
             for event in &events {
                 if event.token() == LISTENER {
