@@ -337,8 +337,10 @@ impl Poll {
     /// thousands of cold ones), and the busy calls no longer pay for the
     /// socket (under WasmEdge, one `epoll_ctl` each). Without
     /// [`set_split_quiet`](Self::set_split_quiet), and in small sets (up to
-    /// [`SPLIT_ABOVE`] subscriptions), which are never split, it changes
-    /// nothing; a pinned source stays in every call.
+    /// [`SPLIT_ABOVE`] subscriptions), which are never split, the source
+    /// stays in every call (it counts in [`cold_count`](Self::cold_count),
+    /// and starts cold if the split is turned on); a pinned source stays
+    /// in every call.
     ///
     /// ```
     /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
@@ -387,7 +389,9 @@ impl Poll {
         fd_of(source).is_ok_and(|fd| self.table.watched_quiet(fd))
     }
 
-    /// While other registrations are busy, a quiet one's readiness is seen
+    /// With [`set_split_quiet`](Self::set_split_quiet) (without it every
+    /// call is full, and this changes nothing): while other registrations
+    /// are busy, a quiet one's readiness is seen
     /// within this interval (default [`DEFAULT_FULL_POLL_INTERVAL`]),
     /// stretched in proportion with thousands of quiet registrations: twice
     /// as long with 5000 (see [`COLD_PER_INTERVAL`]).
@@ -448,11 +452,12 @@ impl Poll {
         self.split_quiet
     }
 
-    /// With [`set_split_quiet`](Self::set_split_quiet), while other
-    /// registrations are busy, looks at quiet sockets waiting to
-    /// read by peeking at their receive queues instead of handing them all to
+    /// While other registrations are busy, looks at quiet sockets waiting
+    /// to read by peeking at their receive queues instead of handing them all to
     /// the runtime (see [`Poll`]'s notes): worth it under WasmEdge AOT with
     /// thousands of quiet connections, costly elsewhere; off by default.
+    /// Turning it on turns on [`set_split_quiet`](Self::set_split_quiet)
+    /// too, whose full calls the peeks stand in for.
     /// Registered sockets must be non-blocking (those of [`net`](crate::net)
     /// are): one found blocking when first looked at, or made blocking and
     /// registered again, is left to full calls, but one made blocking
@@ -462,10 +467,13 @@ impl Poll {
     /// let mut poll = edgepoll::Poll::new();
     /// assert!(!poll.peeks_quiet());
     /// poll.set_peek_quiet(true);
-    /// assert!(poll.peeks_quiet());
+    /// assert!(poll.peeks_quiet() && poll.splits_quiet());
     /// ```
     pub fn set_peek_quiet(&mut self, on: bool) {
         self.peek_quiet = on;
+        // Peeks stand in for the full calls of a split: no split, nothing
+        // to peek for.
+        self.split_quiet |= on;
     }
 
     /// See [`set_peek_quiet`](Self::set_peek_quiet).
@@ -494,7 +502,10 @@ impl Poll {
         self.table.len()
     }
 
-    /// How many of them are cold: handed to the runtime only in full calls.
+    /// How many of them are cold: handed to the runtime only in full calls
+    /// (while the split is on: [`set_split_quiet`](Self::set_split_quiet);
+    /// without it, only [`chill`](Self::chill) makes one cold, and it is
+    /// in every call all the same).
     ///
     /// ```
     /// # #[cfg(target_os = "wasi")] fn main() -> std::io::Result<()> {
