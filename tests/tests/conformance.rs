@@ -207,7 +207,10 @@ fn connect_to_a_closed_port_is_refused_blocking_and_nonblocking() {
         "connect-refused",
         &[
             ("blocking", "ConnectionRefused"),
+            ("hang_up", "true"),
+            ("error_event", "false"),
             ("nonblocking", "ConnectionRefused"),
+            ("then_read", "Ok(0)"),
         ],
     );
 }
@@ -303,7 +306,12 @@ fn poll_with_only_a_clock_sleeps_until_it_fires() {
 fn poll_reports_a_hang_up_on_the_event() {
     assert_case(
         "poll-hangup",
-        &[("readable", "true"), ("hang_up", "true"), ("read", "0")],
+        &[
+            ("second_shutdown", "ok"),
+            ("readable", "true"),
+            ("hang_up", "true"),
+            ("read", "0"),
+        ],
     );
 }
 

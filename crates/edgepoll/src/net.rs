@@ -8,9 +8,9 @@
 //! - [`connect`] starts a non-blocking connect to IPv4 or IPv6 (the crate's
 //!   `TcpStream::connect` blocks and refuses IPv6).
 //! - A half-close is `TcpStream::shutdown(Shutdown::Write)` (the stream's
-//!   own method): the peer reads an end of stream, and reading goes on. A
-//!   second one answers `NotConnected`. Dropping a stream shuts it down
-//!   both ways, then closes it; [`close_with_reset`] closes with a reset.
+//!   own method): the peer reads an end of stream, and reading goes on.
+//!   Dropping a stream shuts it down both ways, then closes it;
+//!   [`close_with_reset`] closes with a reset.
 //! - [`UdpSocket`] is connected to one peer, for the DNS resolver (the
 //!   crate's `recv_from` panics on an unknown address family and reads its
 //!   address from a buffer declared immutable).

@@ -90,10 +90,17 @@ pub fn run(case: &str) -> Result<()> {
                 Err(e) => println!("blocking={:?}", e.kind()),
             }
             let stream = net::connect(free).map_err(err("connect"))?;
-            wait(&stream, Interest::WRITABLE)?;
+            let event = wait(&stream, Interest::WRITABLE)?;
+            // As `net::connect`'s docs say: a hang-up, not an error event.
+            println!("hang_up={}", event.is_hang_up());
+            println!("error_event={}", event.is_error());
             match net::take_error(&stream).map_err(err("take_error"))? {
                 None => println!("nonblocking=ok"),
                 Some(e) => println!("nonblocking={:?}", e.kind()),
+            }
+            match net::recv(&stream, &mut [0; 8]) {
+                Ok(n) => println!("then_read=Ok({n})"),
+                Err(e) => println!("then_read={:?}", e.kind()),
             }
         }
         "nonblocking-connect" => {
@@ -245,6 +252,10 @@ pub fn run(case: &str) -> Result<()> {
         "poll-hangup" => {
             let (client, server, _) = pair("127.0.0.1")?;
             client.shutdown(Shutdown::Write).map_err(err("shutdown"))?;
+            match client.shutdown(Shutdown::Write) {
+                Ok(()) => println!("second_shutdown=ok"),
+                Err(e) => println!("second_shutdown={:?}", e.kind()),
+            }
             drop(server);
             let event = wait(&client, Interest::READABLE)?;
             println!("readable={}", event.is_readable());
