@@ -572,7 +572,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Lines the program wrote to stderr so far.
+    /// Lines the program wrote to stderr since the last call: each line
+    /// is handed out once.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
     }

@@ -74,6 +74,20 @@ fn gets_the_fixed_answer(stream: &mut std::net::TcpStream, request: &[u8], runti
 /// HelloRetryRequest, since the client's first share is X25519's) and 1.2:
 /// the client draws each group's keys itself (`tls/kx.rs`), not as ring
 /// would, in one `random_get` (under WasmEdge, 31 bits).
+/// The proxy's log once it holds `text` (within 10 s: its lines reach
+/// the test through a reader thread), or all of it by then.
+fn log_holding(proxy: &Running, text: &str) -> String {
+    let mut log = String::new();
+    wait_until(Duration::from_secs(10), || {
+        for line in proxy.stderr_lines() {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log.contains(text)
+    });
+    log
+}
+
 #[test]
 fn a_handshake_completes_in_each_key_exchange_group() {
     let pki = Pki::new();
@@ -429,8 +443,7 @@ fn the_proxy_reaches_https_upstreams() {
             let offer = b"GET /fixed HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
             gets_the_fixed_answer(&mut stream, offer, runtime);
         }
-        std::thread::sleep(Duration::from_millis(200));
-        let log = proxy.stderr_lines().join("\n");
+        let log = log_holding(&proxy, &refused);
         assert!(
             log.contains(&refused),
             "the refused upstream was tried: {log}"
@@ -444,8 +457,7 @@ fn the_proxy_reaches_https_upstreams() {
             .expect("send");
         let (head, _) = read_response(&mut stream);
         assert!(head.starts_with("HTTP/1.1 502"), "{head}");
-        std::thread::sleep(Duration::from_millis(200));
-        let log = proxy.stderr_lines().join("\n");
+        let log = log_holding(&proxy, "certificate rejected");
         assert!(log.contains("certificate rejected"), "{log}");
         drop(proxy);
         // The other way round: an offer refused by an https:// upstream's
@@ -485,8 +497,7 @@ fn the_proxy_reaches_https_upstreams() {
                 runtime.name()
             );
         }
-        std::thread::sleep(Duration::from_millis(200));
-        let log = proxy.stderr_lines().join("\n");
+        let log = log_holding(&proxy, &refused_tls);
         assert!(
             log.contains(&refused_tls),
             "the refused upstream was tried: {log}"
@@ -542,8 +553,7 @@ fn a_request_whose_upstream_handshake_fails_goes_to_another() {
                 let post = b"POST /fixed HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
                 gets_the_fixed_answer(&mut connect(proxy.addr), post, runtime);
             }
-            std::thread::sleep(Duration::from_millis(200));
-            let log = proxy.stderr_lines().join("\n");
+            let log = log_holding(&proxy, logged);
             assert!(
                 log.contains(logged),
                 "the failing upstream was tried: {log}"
