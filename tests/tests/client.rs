@@ -960,6 +960,20 @@ fn data_from_a_file_is_sent_as_curl_sends_it() {
                 rt.name()
             );
         }
+        // A file over 64 MiB is refused before anything is read or sent
+        // (sparse: nothing is written to disk), and so is standard input.
+        let large = dir.join("large.bin");
+        let file = std::fs::File::create(&large).expect("create");
+        file.set_len((64 << 20) + 1).expect("a sparse 64 MiB + 1");
+        let at_large = format!("@{}", large.display());
+        let out = run_client_in(rt, &preopen, &["-d", &at_large, &url]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
+        assert!(
+            stderr.contains("over the 64 MiB"),
+            "{}: {stderr}",
+            rt.name()
+        );
         let missing = format!("@{}", dir.join("none.txt").display());
         let out = run_client_in(rt, &preopen, &["-d", &missing, &url]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -979,6 +993,31 @@ fn data_from_a_file_is_sent_as_curl_sends_it() {
         assert!(
             stdout.ends_with("-> 200 OK\nx=1\n"),
             "{}: {stdout:?}",
+            rt.name()
+        );
+        let mut command = client(rt, &["-d", "@-", &url]);
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Written from a thread: the client stops reading past the most.
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..65 {
+                if stdin.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let out = wait_bounded(child, Duration::from_secs(60));
+        writer.join().expect("writer");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
+        assert!(
+            stderr.contains("over the 64 MiB"),
+            "{}: {stderr}",
             rt.name()
         );
     });

@@ -144,17 +144,17 @@ fn data(value: &str, lines: bool) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let read = match path {
         "" => return Err("-d @FILE: give a file's name (or - for standard input)".to_string()),
-        "-" => std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(drop),
-        _ => std::fs::metadata(path).and_then(|m| match m.len() > MOST_DATA_FILE {
-            true => Err(std::io::Error::other(format!(
-                "{} bytes, over the {} MiB a body may hold (use -o to download a large body; \
-                 a large upload wants a streaming client)",
-                m.len(),
-                MOST_DATA_FILE >> 20
-            ))),
-            false => std::fs::File::open(path)
+        // Read to one byte past the most: more is refused, not held.
+        "-" => std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), MOST_DATA_FILE + 1),
+            &mut bytes,
+        )
+        .and_then(|n| too_large(n as u64)),
+        _ => std::fs::metadata(path).and_then(|m| {
+            too_large(m.len())?;
+            std::fs::File::open(path)
                 .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
-                .map(drop),
+                .map(drop)
         }),
     };
     read.map_err(|e| {
@@ -172,8 +172,20 @@ fn data(value: &str, lines: bool) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// The largest file `-d @FILE` sends.
+/// The largest file `-d @FILE` sends, and the most `-d @-` reads.
 const MOST_DATA_FILE: u64 = 64 << 20;
+
+/// Refuses a body of `length` bytes over [`MOST_DATA_FILE`].
+fn too_large(length: u64) -> std::io::Result<()> {
+    match length > MOST_DATA_FILE {
+        true => Err(std::io::Error::other(format!(
+            "over the {} MiB a body may hold (use -o to download a large body; \
+             a large upload wants a streaming client)",
+            MOST_DATA_FILE >> 20
+        ))),
+        false => Ok(()),
+    }
+}
 
 /// A response's header fields as they came, a line each, and an empty
 /// line after them (`-i`).
@@ -276,7 +288,7 @@ Sends every URL at once, each on its own connection, and prints each response.
 
   -X, --request METHOD   the method (GET, or POST with a body)
   -d, --data DATA        a request body (sent as application/x-www-form-urlencoded);
-                         @FILE sends FILE (at most 64 MiB; @- standard input),
+                         @FILE sends FILE (@- standard input; at most 64 MiB),
                          its CRs, LFs and NULs dropped, as curl does (the
                          runtime must preopen its directory: --dir .:.); a body
                          that begins with @ cannot be sent
