@@ -909,7 +909,38 @@ fn the_wasi_logging_plugin_writes_as_wasmedge_s() {
     };
     let to_a_file = edgepoll_tests::TempPath(path("file"));
     std::fs::write(&to_a_file, module(&[(3, 48, 6)])).expect("write");
+    let unknown_level = edgepoll_tests::TempPath(path("level"));
+    std::fs::write(&unknown_level, module(&[(8, 0, 0)])).expect("write");
+    let utc_hour = |out: &std::process::Output| {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let hour = stdout.get(12..14).and_then(|h| h.parse::<u64>().ok());
+        (hour, stdout.into_owned())
+    };
     on_each_runtime(|rt| {
+        // Local time, as spdlog writes it: five hours ahead of UTC under
+        // TZ=UTC-5 (POSIX counts the offset the other way).
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let before = before.expect("a clock after 1970").as_secs() / 3600;
+        let out = rt
+            .command_with(&logs, &[])
+            .env("TZ", "UTC-5")
+            .output_within();
+        let (hour, stdout) = utc_hour(&out);
+        let local = |utc: u64| Some((utc + 5) % 24);
+        assert!(
+            hour == local(before % 24) || hour == local((before + 1) % 24),
+            "{}: {stdout}",
+            rt.name()
+        );
+        // A level past spdlog's (0 to 5) traps, naming the levels.
+        let out = rt.command_with(&unknown_level, &[]).output_within();
+        assert_eq!(
+            out.status.code(),
+            Some(134),
+            "{}: {}",
+            rt.name(),
+            String::from_utf8_lossy(&[out.stdout, out.stderr].concat())
+        );
         let out = rt.command_with(&logs, &[]).output_within();
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout),

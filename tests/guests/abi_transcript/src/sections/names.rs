@@ -248,6 +248,9 @@ pub fn addresses_by_name(t: &mut Transcript) {
     lookup(t, b"127.0.0.1", &named, (NUMERICHOST, 1, 2, 0), 4, 4);
     lookup(t, b"127.0.0.1", &named, (NUMERICSERV, 1, 2, 0), 4, 4);
     lookup(t, &[b'a'; 5000], b"80", (NUMERICHOST, 1, 2, 0), 4, 4);
+    // A name too long to look up, beside a service that is no number and
+    // no name: the service is answered first, as the C library answers.
+    lookup(t, &[b'a'; 5000], b"8a", (0, 1, 2, 0), 4, 4);
 
     let node = Buf::from(b"127.0.0.1");
     let service = Buf::from(b"80");
