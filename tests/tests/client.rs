@@ -170,6 +170,13 @@ fn client(rt: &Runtime, args: &[&str]) -> Command {
     cmd
 }
 
+/// A mistake on the command line: exit 2, and `said` on stderr.
+fn refused_saying(rt: &Runtime, out: &Output, said: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
+    assert!(stderr.contains(said), "{}: {stderr}", rt.name());
+}
+
 fn run_client(rt: &Runtime, args: &[&str]) -> Output {
     let child = client(rt, args).spawn().expect("client starts");
     wait_bounded(child, Duration::from_secs(60))
@@ -924,13 +931,7 @@ fn include_prints_the_header_fields() {
         );
         assert_eq!(body, "shown\n", "{}", rt.name());
         let out = run_client(rt, &["-i", "-o", "x.bin", &url]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
-        assert!(
-            stderr.contains("-o FILE with -i"),
-            "{}: {stderr}",
-            rt.name()
-        );
+        refused_saying(rt, &out, "-o FILE with -i");
     });
 }
 
@@ -967,18 +968,10 @@ fn data_from_a_file_is_sent_as_curl_sends_it() {
         file.set_len((64 << 20) + 1).expect("a sparse 64 MiB + 1");
         let at_large = format!("@{}", large.display());
         let out = run_client_in(rt, &preopen, &["-d", &at_large, &url]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
-        assert!(
-            stderr.contains("over the 64 MiB"),
-            "{}: {stderr}",
-            rt.name()
-        );
+        refused_saying(rt, &out, "over the 64 MiB");
         let missing = format!("@{}", dir.join("none.txt").display());
         let out = run_client_in(rt, &preopen, &["-d", &missing, &url]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
-        assert!(stderr.contains("--dir .:."), "{}: {stderr}", rt.name());
+        refused_saying(rt, &out, "--dir .:.");
         // `@-`: standard input.
         let mut command = client(rt, &["-d", "@-", &url]);
         let mut child = command
@@ -1013,13 +1006,7 @@ fn data_from_a_file_is_sent_as_curl_sends_it() {
         });
         let out = wait_bounded(child, Duration::from_secs(60));
         writer.join().expect("writer");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
-        assert!(
-            stderr.contains("over the 64 MiB"),
-            "{}: {stderr}",
-            rt.name()
-        );
+        refused_saying(rt, &out, "over the 64 MiB");
     });
 }
 
@@ -1081,9 +1068,7 @@ fn command_line_mistakes_are_named() {
         let mut cmd = client(rt, &["-d"]);
         cmd.arg(std::ffi::OsStr::from_bytes(b"caf\xe9"));
         let out = wait_bounded(cmd.spawn().expect("client starts"), Duration::from_secs(60));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", rt.name());
-        assert!(stderr.contains("not UTF-8"), "{}: {stderr}", rt.name());
+        refused_saying(rt, &out, "not UTF-8");
     });
 }
 
