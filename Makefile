@@ -32,7 +32,7 @@ ifneq ($(WASMEDGE_BIN),)
 export PATH := $(WASMEDGE_BIN):$(PATH)
 endif
 
-.PHONY: run test build clippy fmt setup setup-build fuzz bench soak chat browser-check image proxy
+.PHONY: run test build clippy fmt setup setup-build setup-image fuzz bench soak chat browser-check image proxy
 # A bare `make` builds (setup-build, the first rule, would only install).
 .DEFAULT_GOAL := build
 FUZZ_SECONDS ?= 120
@@ -50,11 +50,14 @@ setup-build:
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' && rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add clippy rustfmt
 	@command -v clang >/dev/null || { echo "installing clang (ring's C parts, for https:// in the guest)"; $(APT) update -qq && $(APT) install -y -qq clang; }
 
-setup: setup-build
+# What `make image` needs, and no more.
+setup-image:
+	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; $(APT) update -qq && $(APT) install -y -qq umoci skopeo; }
+
+setup: setup-build setup-image
 	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3 and pip (the WebSocket, TLS, DNS and deploy tests use them)"; $(APT) update -qq && $(APT) install -y -qq python3 python3-pip; }
 	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; $(APT) update -qq && $(APT) install -y -qq curl; }
 	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade --ignore-installed 'websockets>=13,<18'; }
-	@command -v umoci >/dev/null && command -v skopeo >/dev/null || { echo "installing umoci and skopeo (make image and its test use them)"; $(APT) update -qq && $(APT) install -y -qq umoci skopeo; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet 'kubernetes-validate==1.37.*'; }
 	@test -x /usr/sbin/nginx || test -x /usr/bin/nginx || { echo "installing nginx (an upstream in the forwarding tests; the tests start their own, so its service is stopped and disabled)"; $(APT) update -qq && $(APT) install -y -qq nginx-light && { ! command -v systemctl >/dev/null || $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || echo "nginx's service could not be stopped: it may be listening on port 80"; }; }
 	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make their certificates with it)"; $(APT) update -qq && $(APT) install -y -qq openssl; }
@@ -128,7 +131,7 @@ fmt: setup-build
 # With wasmedge at hand each module is AOT-compiled first, for any x86-64
 # (--generic-binary): a universal wasm, whose native code WasmEdge (crun's or
 # runwasi's) runs where it matches and whose wasm it interprets elsewhere.
-image: setup build
+image: setup-image build
 	@mkdir -p target/image
 	@for p in poll_http_server ws_chat; do \
 	  if wasmedge --version >/dev/null 2>&1; then \
