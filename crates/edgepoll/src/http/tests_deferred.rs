@@ -1180,3 +1180,38 @@ fn a_2xx_to_connect_goes_out_as_a_500() {
         assert!(conn.is_finished(), "streamed {streamed}");
     }
 }
+
+/// A client that stops reading while responses are owed is dropped at the
+/// idle timeout, and the requests still owed are reported as abandoned
+/// (as at its own close): a service driving the handler itself learns of
+/// them from `take_abandoned`, and answers to them are `Gone`.
+#[test]
+fn requests_owed_to_a_client_dropped_at_the_idle_timeout_are_abandoned() {
+    let idle = Duration::from_secs(4);
+    let now = Instant::now();
+    let limits = Limits {
+        idle_timeout: idle,
+        ..Limits::default()
+    };
+    let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+    conn.receive(
+        [get("/later1"), get("/later2")].concat().as_bytes(),
+        now,
+        &mut service,
+    );
+    let (first, second) = (service.waiting[0].0, service.waiting[1].0);
+    conn.respond_stream(first, Response::new(StatusCode::OK), None, now)
+        .expect("streams");
+    // More than is read: the client reads nothing.
+    conn.send_body(first, vec![0u8; 300_000].into(), now)
+        .expect("queued");
+    let due = conn.deadline().expect("the idle timeout");
+    conn.handle_timeout(due);
+    assert!(conn.is_finished());
+    let gone: Vec<RequestId> = conn.take_abandoned().collect();
+    assert_eq!(gone, [first, second]);
+    assert_eq!(conn.waiting_count(), 0);
+    let late = Response::new(StatusCode::OK);
+    assert!(conn.respond(second, late, due).is_err());
+    assert!(conn.send_body(first, "more".into(), due).is_err());
+}

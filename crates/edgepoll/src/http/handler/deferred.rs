@@ -321,10 +321,13 @@ impl Handler {
         }
     }
 
-    /// The connection is gone (reset, or closed by the loop) while a
-    /// streamed request body was still being read: it broke off, to be
-    /// told to the service through [`take_broken_body`](Self::take_broken_body).
-    /// A body whose end the service was already told of is not told again.
+    /// The connection is gone (reset, or closed by the loop): every request
+    /// still owed an answer is given up, reported by
+    /// [`take_abandoned`](Self::take_abandoned), and a streamed request body
+    /// still being read broke off, to be told to the service through
+    /// [`take_broken_body`](Self::take_broken_body). A body whose end the
+    /// service was already told of is not told again. This is the whole of
+    /// a connection's tear-down: call it, then take both reports.
     ///
     /// ```
     /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};
@@ -349,12 +352,15 @@ impl Handler {
     /// let (id, error) = conn.take_broken_body().unwrap();
     /// assert_eq!(Some(id), upload.id);
     /// eprintln!("upload {id:?} broke off: {error}");
+    /// // Its answer is owed no more.
+    /// assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
     /// ```
     pub fn lose_connection(&mut self) {
         if let State::Stream { id, .. } = self.state {
             self.broken_body.get_or_insert((id, BodyError::Truncated));
             self.state = State::Closed;
         }
+        self.abandon_all();
     }
 
     /// The streamed request body that broke off where the handler could not

@@ -182,6 +182,9 @@ impl Handler {
                     });
                 }
                 self.state = State::Closed;
+                // Requests owed then will not be answered: reported as
+                // abandoned, as at the client's own close.
+                self.abandon_all();
             }
         }
     }

@@ -606,7 +606,6 @@ impl Core {
         }
         match &mut conn.role {
             Role::Http(handler) => {
-                handler.abandon_all();
                 handler.lose_connection();
                 let serial = conn.serial;
                 self.work

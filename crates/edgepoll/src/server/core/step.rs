@@ -56,13 +56,8 @@ pub(super) fn step_http<D: Driven>(
         report(options, conn.peer, &incident.to_string());
     }
     if handler.is_finished() {
-        // Closed with requests still waiting (a client that stopped
-        // reading, dropped at its idle timeout): they will not be answered,
-        // told now rather than at the end of the linger.
-        if handler.waiting_count() > 0 {
-            handler.abandon_all();
-            take_reports(handler, token, serial, work);
-        }
+        // Requests it gave up as it closed (a client that stopped reading,
+        // dropped at its idle timeout) were told above.
         return start_lingering(conn, now, options);
     }
     // WRITABLE only while output waits; READABLE unless backpressure says stop.
