@@ -26,7 +26,9 @@ pub struct Limits {
     /// (as hyper's and Apache's), at most 256.
     pub max_headers: usize,
     /// Largest request body, in bytes (decoded size for chunked bodies). Over it: 413.
-    /// 16 MiB by default.
+    /// 16 MiB by default. A chunked body held whole may take up to about
+    /// twice this in buffers while it comes; a streamed one is handed on
+    /// as it comes.
     pub max_body_bytes: usize,
     /// Longest chunk-size line, extensions included. Over it: 400. 4 KiB by default.
     pub max_chunk_line_bytes: usize,

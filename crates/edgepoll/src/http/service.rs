@@ -23,7 +23,9 @@ pub trait Service {
     /// ```
     /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
     /// use std::time::Instant;
-    /// // A plain function is a service too.
+    /// // A plain function is a service too (a `fn` item: a closure's
+    /// // signature cannot say that its response borrows from its request,
+    /// // so the compiler finds it "not general enough").
     /// fn hello<'a>(request: &Request<'a>) -> Response<'a> {
     ///     Response::new(StatusCode::OK).body(format!("hello, {}", request.path()))
     /// }
@@ -101,7 +103,10 @@ pub enum Reply<'a> {
 }
 
 /// Names one request of one connection, in the order requests arrived
-/// (from 0).
+/// (from 0). Each connection counts its own: a loop driving many
+/// handlers pairs it with its own name for the connection (as the
+/// library's loop does in its `Responder`), or an
+/// answer meant for one connection's request 3 goes to another's.
 ///
 /// ```
 /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId};

@@ -174,6 +174,25 @@ enum State {
 /// `Expect: 100-continue`, keeps HTTP/1.1 connections alive, answers pipelined
 /// requests in order, and refuses bad input with a status and a close.
 ///
+/// Driving it from a loop of one's own (the library's `Server` is one):
+/// - bytes in: [`receive`](Handler::receive) while
+///   [`wants_read`](Handler::wants_read) (false is backpressure: stop
+///   reading), [`receive_eof`](Handler::receive_eof) at the peer's end;
+/// - bytes out: [`pending_output_parts`](Handler::pending_output_parts)
+///   while [`wants_write`](Handler::wants_write), then
+///   [`consume_output`](Handler::consume_output) with what was sent, and
+///   [`process`](Handler::process) after it, after
+///   [`respond`](Handler::respond) and after a body is resumed (requests
+///   held back by backpressure go on then);
+/// - time: [`handle_timeout`](Handler::handle_timeout) at
+///   [`deadline`](Handler::deadline);
+/// - reports, after each of these: [`take_incident`](Handler::take_incident)
+///   (for a log), [`take_abandoned`](Handler::take_abandoned) (requests no
+///   longer owed an answer) and [`take_broken_body`](Handler::take_broken_body);
+/// - the end: once [`is_finished`](Handler::is_finished), close (after a
+///   linger, if input may still come); a connection lost before that gets
+///   [`lose_connection`](Handler::lose_connection), and its reports taken.
+///
 /// ```
 /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
 /// use std::time::Instant;
