@@ -242,7 +242,8 @@ impl Handler {
         Ok(())
     }
 
-    /// Requests the service deferred and that no longer wait for it (a 504
+    /// Requests still owed an answer (deferred, or a streamed response not
+    /// ended) that no longer wait for it (a 504
     /// went out at the respond timeout, or the connection closes before
     /// them): the service may stop working on them.
     ///
@@ -292,8 +293,8 @@ impl Handler {
         !self.abandoned.is_empty()
     }
 
-    /// Gives up every deferred request (the connection is going away); they
-    /// are reported by [`take_abandoned`](Self::take_abandoned).
+    /// Gives up every request (the connection is going away); those still
+    /// owed an answer are reported by [`take_abandoned`](Self::take_abandoned).
     ///
     /// ```
     /// # use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};

@@ -180,15 +180,19 @@ enum State {
 ///   reading), [`receive_eof`](Handler::receive_eof) at the peer's end;
 /// - bytes out: [`pending_output_parts`](Handler::pending_output_parts)
 ///   while [`wants_write`](Handler::wants_write), then
-///   [`consume_output`](Handler::consume_output) with what was sent, and
-///   [`process`](Handler::process) after it, after
-///   [`respond`](Handler::respond) and after a body is resumed (requests
-///   held back by backpressure go on then);
+///   [`consume_output`](Handler::consume_output) with what was sent;
+/// - [`process`](Handler::process) after output was consumed and after
+///   any call that answers or ends a response (`respond*`, `end_body`,
+///   `abort_body`) or resumes a body (`pause_body(id, false)`): requests
+///   held back go on then;
 /// - time: [`handle_timeout`](Handler::handle_timeout) at
 ///   [`deadline`](Handler::deadline);
 /// - reports, after each of these: [`take_incident`](Handler::take_incident)
 ///   (for a log), [`take_abandoned`](Handler::take_abandoned) (requests no
 ///   longer owed an answer) and [`take_broken_body`](Handler::take_broken_body);
+/// - a switch: once [`is_upgraded`](Handler::is_upgraded),
+///   [`take_upgraded`](Handler::take_upgraded) hands the connection's bytes
+///   to the new protocol;
 /// - the end: once [`is_finished`](Handler::is_finished), close (after a
 ///   linger, if input may still come); a connection lost before that gets
 ///   [`lose_connection`](Handler::lose_connection), and its reports taken.
@@ -226,8 +230,9 @@ pub struct Handler {
     waiting: VecDeque<Waiting>,
     /// The number the next request gets.
     next_id: u64,
-    /// Deferred requests given up on (timed out, or behind a close), not yet
-    /// reported by [`Handler::take_abandoned`].
+    /// Requests still owed an answer that were given up on (timed out,
+    /// behind a close, or the connection gone), not yet reported by
+    /// [`Handler::take_abandoned`].
     abandoned: Vec<RequestId>,
     /// A streamed request body that broke off where no service was at hand
     /// to be told (a stall past the idle timeout, the connection closing,

@@ -106,8 +106,10 @@ impl Handler {
     }
 
     /// Acts on a passed deadline: 408 for a request that stalled, a close for an
-    /// idle connection or a peer that does not read. Does nothing before the
-    /// deadline.
+    /// idle connection or a peer that does not read (whose requests still
+    /// owed an answer go to [`take_abandoned`](Self::take_abandoned)), 504
+    /// for a deferred request past its respond timeout. Does nothing before
+    /// the deadline.
     ///
     /// ```
     /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
