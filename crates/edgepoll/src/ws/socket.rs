@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct WsLimits {
     /// Largest message (all its fragments together). Over it: close 1009.
+    /// A connection's buffers may hold up to about twice this while such
+    /// a message comes, and keep it after, until
+    /// [`WebSocket::release_buffers`].
     pub max_message_bytes: usize,
     /// Most bytes queued for a peer that does not read: a send that finds
     /// this many already queued drops the connection (without a close
@@ -182,6 +185,25 @@ enum State {
 /// client masking enforced, and the close handshake answered. A violation
 /// queues a close frame with its code (1002, 1007 or 1009) and the
 /// connection finishes once it is sent.
+///
+/// Driving it from a loop of one's own (the library's `Server` is one):
+/// - bytes in: [`receive`](Self::receive) while
+///   [`wants_read`](Self::wants_read) (false is backpressure); then send
+///   the replies to the messages it handed over, and call
+///   [`replies_done`](Self::replies_done), so that a close it raised goes
+///   next;
+/// - bytes out: [`pending_output`](Self::pending_output) while
+///   [`wants_write`](Self::wants_write), then
+///   [`consume_output`](Self::consume_output) with what was sent;
+/// - time: [`handle_timeout`](Self::handle_timeout) at
+///   [`deadline`](Self::deadline) (stalled messages, the send timeout,
+///   keepalive pings); [`release_buffers`](Self::release_buffers) once the
+///   connection goes quiet (a large message's buffer is kept for the next
+///   otherwise);
+/// - the end: [`is_dropped`](Self::is_dropped), close at once; once
+///   [`is_finished`](Self::is_finished) (its close frame is out), shut
+///   down the sending side and read what still comes for a while before
+///   closing, so that the close frame is not lost to a reset.
 ///
 /// ```
 /// use edgepoll::ws::{Message, WebSocket, WsLimits};
@@ -456,6 +478,13 @@ impl WebSocket {
             },
             Opcode::Pong => {}
             Opcode::Close => self.answer_close(payload, now),
+        }
+        if header.opcode.is_control() && self.message_kind.is_none() {
+            // A whole frame and no message under way: what is left in the
+            // input is a frame just begun, timed from here (a flood of
+            // pings, read across their boundaries, was closed as a message
+            // incomplete for too long).
+            self.restart_message_clock(now);
         }
         Some(len)
     }
@@ -845,12 +874,37 @@ impl WebSocket {
         !self.output.is_empty()
     }
 
-    /// The replies to the messages read before the socket's own close are
-    /// queued: frames sent from now on no longer go ahead of it. (Until
-    /// this, or the close's first byte going out, any frame does: a busy
-    /// chat's broadcasts would keep a closing member's close waiting.)
-    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
-    pub(crate) fn replies_done(&mut self) {
+    /// Says that the replies to the messages the last
+    /// [`receive`](Self::receive) handed over are queued. A close the socket
+    /// raised as it read (its answer to the peer's close, or its own for a
+    /// violation) lets frames sent until then go ahead of it, so that those
+    /// replies still go (RFC 6455 §5.5.1 lets an endpoint finish what it
+    /// sends); from now on none does, and none is taken after it. Call it
+    /// after each `receive` and the sends it led to (the library's loop
+    /// does): until then, or until the close's first byte goes out, a busy
+    /// chat's broadcasts would keep a closing member's close waiting.
+    ///
+    /// ```
+    /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
+    /// # use std::time::Instant;
+    /// # let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits::default(), now);
+    /// // A masked text frame "hi", then a frame of an unknown opcode (3).
+    /// let bytes = [0x81, 0x82, 0, 0, 0, 0, b'h', b'i', 0x83, 0x80, 0, 0, 0, 0];
+    /// let mut read = Vec::new();
+    /// ws.receive(&bytes, now, |m| read.push(format!("{m:?}")));
+    /// assert_eq!(ws.close_code(), Some(CloseCode::PROTOCOL_ERROR));
+    /// assert!(ws.send(Message::Text("reply to hi"), now)); // goes first
+    /// ws.replies_done();
+    /// ws.send(Message::Text("later"), now); // not taken
+    /// let reply = b"\x81\x0breply to hi";
+    /// let out = ws.pending_output();
+    /// // The reply, then the close (1002), and nothing after it.
+    /// assert!(out.starts_with(reply) && out[reply.len()..].starts_with(&[0x88]));
+    /// assert_eq!(out[reply.len() + 2..][..2], 1002u16.to_be_bytes());
+    /// assert!(!out.windows(5).any(|w| w == b"later"));
+    /// ```
+    pub fn replies_done(&mut self) {
         if std::mem::take(&mut self.replies_first) {
             // Behind the replies, in the same send.
             let frame = std::mem::take(&mut self.close_frame);

@@ -949,3 +949,34 @@ fn a_frame_is_not_timed_while_its_socket_is_not_read() {
     assert_eq!(got.len(), 1, "the frame came whole");
     assert!(ws.close_code().is_none());
 }
+
+/// Whole pings, read across their boundaries (each read ends in the middle
+/// of the next), are no message under way: a flood of them for longer than
+/// the message timeout is answered, not closed with 1008. A data frame
+/// begun and left so is still closed at the timeout.
+#[test]
+fn pings_read_across_their_boundaries_are_no_stalled_message() {
+    let limits = WsLimits::default();
+    let timeout = limits.message_timeout;
+    let start = Instant::now();
+    let mut ws = WebSocket::new(limits.clone(), start);
+    let ping = client_frame(0x89, b"p");
+    let flood = ping.repeat(1000);
+    // Half a frame first: no read after it starts on a frame's boundary.
+    ws.receive(&flood[..ping.len() / 2], start, |_| {});
+    let mut at = start;
+    for piece in flood[ping.len() / 2..].chunks(ping.len()) {
+        at += Duration::from_millis(100);
+        ws.receive(piece, at, |_| {});
+        ws.handle_timeout(at);
+        let out = ws.pending_output().len();
+        ws.consume_output(out, at);
+    }
+    assert!(at - start > timeout * 3);
+    assert_eq!(ws.close_code(), None);
+    // A frame begun, then nothing: closed at the timeout.
+    let mut ws = WebSocket::new(limits, start);
+    ws.receive(&client_frame(0x81, b"hello")[..4], start, |_| {});
+    ws.handle_timeout(start + timeout);
+    assert_eq!(ws.close_code(), Some(CloseCode::POLICY));
+}
