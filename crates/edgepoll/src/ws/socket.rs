@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct WsLimits {
     /// Largest message (all its fragments together). Over it: close 1009.
-    /// A connection's buffers may hold up to about twice this while such
-    /// a message comes, and keep it after, until
-    /// [`WebSocket::release_buffers`].
+    /// Buffers grow by doubling: while a message near the limit comes, a
+    /// connection may hold up to about four times this (twice in its
+    /// input, twice in a fragmented message's), for at most the
+    /// [`message_timeout`](Self::message_timeout); the input's capacity is
+    /// kept after, until [`WebSocket::release_buffers`].
     pub max_message_bytes: usize,
     /// Most bytes queued for a peer that does not read: a send that finds
     /// this many already queued drops the connection (without a close
@@ -191,7 +193,8 @@ enum State {
 ///   [`wants_read`](Self::wants_read) (false is backpressure); then send
 ///   the replies to the messages it handed over, and call
 ///   [`replies_done`](Self::replies_done), so that a close it raised goes
-///   next;
+///   next (write nothing in between: a close whose first byte went out
+///   takes no more frames, the replies included);
 /// - bytes out: [`pending_output`](Self::pending_output) while
 ///   [`wants_write`](Self::wants_write), then
 ///   [`consume_output`](Self::consume_output) with what was sent;
@@ -683,7 +686,10 @@ impl WebSocket {
     }
 
     /// Queues a message; false if the queue is full, and then the connection
-    /// is to be dropped ([`is_finished`](Self::is_finished)).
+    /// is to be dropped ([`is_finished`](Self::is_finished)). True, and
+    /// nothing queued, once the socket is closing and takes no more frames
+    /// (see [`close_code`](Self::close_code) and
+    /// [`replies_done`](Self::replies_done)).
     ///
     /// ```
     /// # use edgepoll::ws::{CloseCode, Message, WebSocket, WsLimits};
