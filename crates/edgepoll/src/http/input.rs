@@ -116,15 +116,26 @@ impl InputBuffer {
                 return;
             }
         }
-        let needed = self.bytes.len() + additional;
-        let doubled = needed.max(self.bytes.capacity().saturating_mul(2));
-        let capacity = if self.end_hint >= needed {
-            doubled.min(self.end_hint)
-        } else {
-            doubled
-        };
-        self.bytes.reserve_exact(capacity - self.bytes.len());
+        reserve_up_to(&mut self.bytes, additional, self.end_hint);
     }
+}
+
+/// Makes room in `bytes` for `additional` more bytes: its capacity at least
+/// doubles (growth in amortised O(1)), but not past `most` when that is
+/// room enough, so that a buffer bounded by a limit is not held at twice
+/// it by the doubling alone.
+#[inline]
+pub(crate) fn reserve_up_to(bytes: &mut Vec<u8>, additional: usize, most: usize) {
+    if bytes.capacity() - bytes.len() >= additional {
+        return;
+    }
+    let needed = bytes.len().saturating_add(additional);
+    let doubled = needed.max(bytes.capacity().saturating_mul(2));
+    let capacity = match most >= needed {
+        true => doubled.min(most),
+        false => doubled,
+    };
+    bytes.reserve_exact(capacity - bytes.len());
 }
 
 impl Deref for InputBuffer {

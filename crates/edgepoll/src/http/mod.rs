@@ -26,6 +26,7 @@ mod framing;
 mod handler;
 mod head;
 mod input;
+pub(crate) use input::reserve_up_to;
 mod intermediary;
 mod limits;
 pub(crate) mod output;

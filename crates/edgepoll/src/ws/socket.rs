@@ -3,8 +3,12 @@
 use super::frame::{apply_mask, read_header, write_frame, FrameError, FrameHeader, Opcode};
 use super::utf8::Utf8Stream;
 use crate::http::output::OutputBuffer;
+use crate::http::reserve_up_to;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
+
+/// The longest frame header: 2 bytes, an 8-byte length and a 4-byte mask.
+const MAX_HEADER: usize = 14;
 
 /// Limits of one WebSocket connection.
 ///
@@ -15,11 +19,10 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct WsLimits {
     /// Largest message (all its fragments together). Over it: close 1009.
-    /// Buffers grow by doubling: while a message near the limit comes, a
-    /// connection may hold up to about four times this (twice in its
-    /// input, twice in a fragmented message's), for at most the
-    /// [`message_timeout`](Self::message_timeout); the input's capacity is
-    /// kept after, until [`WebSocket::release_buffers`].
+    /// A message near it is held in buffers of about its size (the
+    /// input's, and a fragmented message's), each grown by doubling but
+    /// never past the limit and one read; the input's is kept after the
+    /// message, until [`WebSocket::release_buffers`].
     pub max_message_bytes: usize,
     /// Most bytes queued for a peer that does not read: a send that finds
     /// this many already queued drops the connection (without a close
@@ -361,6 +364,12 @@ impl WebSocket {
         let begins = self.input.is_empty() && self.message_kind.is_none();
         let received = u32::try_from(data.len()).unwrap_or(u32::MAX);
         self.message_moved = self.message_moved.saturating_add(received);
+        // What is kept between reads is at most one frame begun: a header
+        // and a payload the message limit bounds.
+        let most = (self.limits.max_message_bytes)
+            .saturating_add(MAX_HEADER)
+            .saturating_add(data.len());
+        reserve_up_to(&mut self.input, data.len(), most);
         self.input.extend_from_slice(data);
         let mut start = 0;
         while self.state == State::Open {
@@ -465,7 +474,7 @@ impl WebSocket {
                     }
                 } else {
                     self.message_kind = Some(header.opcode);
-                    self.message.extend_from_slice(&self.input[payload]);
+                    self.keep_in_message(payload);
                 }
             }
             Opcode::Continuation => self.continue_message(header.fin, payload, now, on_message),
@@ -530,6 +539,15 @@ impl WebSocket {
 
     /// A fragment of the message begun: added to it, and the message
     /// handed over at its last (`fin`).
+    /// Appends a fragment's payload (`input[payload]`) to the message
+    /// under way, whose buffer grows no larger than the message limit
+    /// (`check_header` kept the fragment within it).
+    fn keep_in_message(&mut self, payload: std::ops::Range<usize>) {
+        let most = self.limits.max_message_bytes;
+        reserve_up_to(&mut self.message, payload.len(), most);
+        self.message.extend_from_slice(&self.input[payload]);
+    }
+
     fn continue_message(
         &mut self,
         fin: bool,
@@ -540,7 +558,7 @@ impl WebSocket {
         let Some(kind) = self.message_kind else {
             return; // refused by `check_header`
         };
-        self.message.extend_from_slice(&self.input[payload]);
+        self.keep_in_message(payload);
         if fin {
             self.restart_message_clock(now);
             let message = std::mem::take(&mut self.message);

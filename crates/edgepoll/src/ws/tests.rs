@@ -980,3 +980,39 @@ fn pings_read_across_their_boundaries_are_no_stalled_message() {
     ws.handle_timeout(start + timeout);
     assert_eq!(ws.close_code(), Some(CloseCode::POLICY));
 }
+
+/// A message at the limit, whole or in fragments, read 64 KiB at a time,
+/// is held in buffers no larger than the limit and a read: their doubling
+/// stops there (a whole one took twice the limit in the input, and a
+/// fragment that more than doubled the message took it past the limit).
+#[test]
+fn a_message_at_the_limit_is_held_in_buffers_of_its_size() {
+    let limits = WsLimits::default();
+    let most = limits.max_message_bytes;
+    let read = 64 * 1024;
+    let input_most = most + 14 + read;
+    let now = Instant::now();
+    let whole = client_frame(0x82, &vec![7; most]);
+    // The third fragment comes in reads after the second one's.
+    let (first, second) = (600 * 1024, 300 * 1024);
+    let fragmented = [
+        client_frame(0x02, &vec![7; first]),
+        client_frame(0x00, &vec![7; second]),
+        client_frame(0x80, &vec![7; most - first - second]),
+    ]
+    .concat();
+    for (input, bound) in [(whole, input_most), (fragmented, input_most + most)] {
+        let mut ws = WebSocket::new(limits.clone(), now);
+        let (mut largest, mut got) = (0, 0);
+        for piece in input.chunks(read) {
+            ws.receive(piece, now, |m| {
+                if let Message::Binary(bytes) = m {
+                    got = bytes.len();
+                }
+            });
+            largest = largest.max(ws.buffered_capacity());
+        }
+        assert_eq!(got, most);
+        assert!(largest <= bound, "{largest} bytes held, over {bound}");
+    }
+}
