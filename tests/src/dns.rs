@@ -237,11 +237,26 @@ pub type Asked = Arc<Mutex<Vec<(u16, Vec<u8>)>>>;
 pub struct Delayed {
     pub addr: SocketAddr,
     pub asked: Asked,
+    /// When each answer went back.
+    pub answered: Arc<Mutex<Vec<Instant>>>,
     stop: Arc<AtomicBool>,
 }
 
+/// QTYPE AAAA (RFC 3596).
+const AAAA: u16 = 28;
+
 impl Delayed {
     pub fn start(real: SocketAddr, delay: Duration) -> Delayed {
+        Delayed::relay(real, delay, false)
+    }
+
+    /// Passes A queries on at once and never answers AAAA ones: a server,
+    /// or a path, that loses IPv6's answers.
+    pub fn without_aaaa(real: SocketAddr) -> Delayed {
+        Delayed::relay(real, Duration::ZERO, true)
+    }
+
+    fn relay(real: SocketAddr, delay: Duration, drop_aaaa: bool) -> Delayed {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a delaying server");
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -249,7 +264,8 @@ impl Delayed {
         let addr = socket.local_addr().expect("address");
         let stop = Arc::new(AtomicBool::new(false));
         let asked: Asked = Arc::default();
-        let (flag, log) = (stop.clone(), asked.clone());
+        let answered: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let (flag, log, times) = (stop.clone(), asked.clone(), answered.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !flag.load(Ordering::Relaxed) {
@@ -260,15 +276,41 @@ impl Delayed {
                 if let Ok(mut log) = log.lock() {
                     log.push((from.port(), query.clone()));
                 }
+                if drop_aaaa && asked_type(&query) == Some(AAAA) {
+                    continue;
+                }
                 let reply_to = socket.try_clone().expect("clone");
+                let times = times.clone();
                 std::thread::spawn(move || {
                     std::thread::sleep(delay);
                     let _ = reply_to.send_to(&ask(real, &query), from);
+                    if let Ok(mut times) = times.lock() {
+                        times.push(Instant::now());
+                    }
                 });
             }
         });
-        Delayed { addr, asked, stop }
+        Delayed {
+            addr,
+            asked,
+            answered,
+            stop,
+        }
     }
+}
+
+/// The type a query asks for (1 A, 28 AAAA): the two bytes after its name.
+pub fn asked_type(query: &[u8]) -> Option<u16> {
+    let mut at = 12;
+    loop {
+        let len = usize::from(*query.get(at)?);
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        at += len;
+    }
+    Some(u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]))
 }
 
 /// The name a query asks about, dotted (`www.test`): its labels after

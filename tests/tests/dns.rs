@@ -417,3 +417,63 @@ fn a_refused_address_falls_back_to_the_hosts_next_one() {
         );
     });
 }
+
+/// Once IPv4's addresses have come, IPv6's are waited for
+/// `OTHER_FAMILY_GRACE` (100 ms) and no longer, as the resolver's docs
+/// say: a lookup whose AAAA answer is lost does not also wait for the
+/// loop's next look at its deadlines, which the sweep makes half a
+/// granularity to one later (5 s / 8 here: 0.3 to 0.6 s). Timed from the
+/// A answer's going out to the client's connection, the median of three
+/// runs, against four times the grace.
+#[test]
+fn a_lost_ipv6_answer_is_waited_for_the_grace_alone() {
+    let dns = Dnsmasq::start();
+    let relay = Delayed::without_aaaa(dns.addr);
+    on_each_runtime_alone(|runtime| {
+        let mut waits = Vec::new();
+        for _run in 0..3 {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("address").port();
+            let accepted = std::thread::spawn(move || answer_one(listener));
+            let url = format!("http://www.test:{port}/");
+            let (code, stdout, stderr) = client(runtime, Some(relay.addr), &[&url]);
+            assert_eq!(code, 0, "{stdout}\n{stderr}");
+            let at = accepted.join().expect("the connection was answered");
+            let answered = relay.answered.lock().expect("times").last().copied();
+            let answered = answered.expect("the A query was answered");
+            waits.push(at.saturating_duration_since(answered));
+        }
+        waits.sort();
+        let median = waits[waits.len() / 2];
+        println!("{}: connected {waits:?} after the A answer", runtime.name());
+        assert!(
+            median < Duration::from_millis(400),
+            "{}: the lookup waited {median:?} (median) for a lost AAAA answer",
+            runtime.name()
+        );
+    });
+}
+
+/// Accepts one connection within 60 s, answers it 200, and returns when it
+/// came.
+fn answer_one(listener: std::net::TcpListener) -> Instant {
+    use std::io::{Read, Write};
+    listener.set_nonblocking(true).expect("non-blocking");
+    let give_up = Instant::now() + Duration::from_secs(60);
+    let (mut stream, at) = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break (stream, Instant::now()),
+            Err(_) if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("no connection in 60 s: {e}"),
+        }
+    };
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    at
+}

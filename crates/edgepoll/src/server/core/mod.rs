@@ -292,6 +292,9 @@ impl Core {
             if let Some(timer) = self.work.timers.earliest() {
                 wake = wake.min(timer);
             }
+            if let Some(due) = self.work.pool.names.deadline() {
+                wake = wake.min(due);
+            }
             match self.poll.poll_until(&mut events, Some(wake)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -333,6 +336,15 @@ impl Core {
                 }
             }
             self.fire_timers(now, driven);
+            if self
+                .work
+                .pool
+                .names
+                .deadline()
+                .is_some_and(|due| now >= due)
+            {
+                self.resolve_due(now, driven);
+            }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 // Not while draining: the listener stays out (a pause that
@@ -349,9 +361,32 @@ impl Core {
         }
     }
 
+    /// Ends or resends the lookups due at `now`, and settles what that
+    /// started or failed. Not left to the sweep: a lookup's deadlines are
+    /// short (IPv6 is waited for [`OTHER_FAMILY_GRACE`] once IPv4 has
+    /// come, a query is sent again after [`RESEND_AFTER`]) and a request
+    /// waits on each, where the sweep may come a granularity late.
+    ///
+    /// [`OTHER_FAMILY_GRACE`]: crate::dns::OTHER_FAMILY_GRACE
+    /// [`RESEND_AFTER`]: crate::dns::RESEND_AFTER
+    fn resolve_due<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        self.end_due_lookups(now);
+        if self.work.is_pending() {
+            self.settle_work(now, driven);
+        }
+    }
+
+    /// Ends or resends the lookups due at `now`, and hands the names
+    /// resolved to the exchanges waiting on them.
+    fn end_due_lookups(&mut self, now: Instant) {
+        self.work.pool.names.handle_timeout(now);
+        names::close_abandoned(self);
+        self.work.pool.take_resolved(now);
+    }
+
     /// How often deadlines are looked at: an eighth of the shortest timeout
-    /// a user sets, between 5 ms and 1 s (the linger's end and the
-    /// resolver's short grace need no such precision).
+    /// a user sets, between 5 ms and 1 s (the linger's end needs no such
+    /// precision; name lookups keep their own, `resolve_due`).
     fn granularity(&self) -> Duration {
         let options = &self.options;
         let (limits, client, ws) = (&options.limits, &options.client, &options.ws_limits);
@@ -713,9 +748,7 @@ impl Core {
     fn check_deadlines<D: Driven>(&mut self, now: Instant, driven: &mut D) -> Option<Instant> {
         // Names first: a request whose lookup ends now fails with the
         // lookup's error rather than its own timeout.
-        self.work.pool.names.handle_timeout(now);
-        names::close_abandoned(self);
-        self.work.pool.take_resolved(now);
+        self.end_due_lookups(now);
         let mut earliest = self.work.pool.expire_queued(now);
         if let Some(d) = self.work.pool.names.deadline() {
             earliest = Some(earliest.map_or(d, |e| e.min(d)));
