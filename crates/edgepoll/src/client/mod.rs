@@ -134,7 +134,8 @@ pub struct ClientOptions {
     /// Where host names are resolved ([`crate::dns`]): a DNS server asked
     /// on the loop, or `None` for the runtime's blocking `getaddrinfo`. By
     /// default the `DNS_SERVER` environment variable (an invalid value is
-    /// reported once on stderr and not used: a program that would rather
+    /// not used, and is reported once on stderr when the first name goes
+    /// to the system's resolver instead: a program that would rather
     /// refuse to start, as examples/proxy does, checks
     /// [`dns::server_from_env`](crate::dns::server_from_env) itself).
     pub dns_server: Option<SocketAddr>,
@@ -165,15 +166,25 @@ impl Default for ClientOptions {
 }
 
 /// `DNS_SERVER`, read and checked once per program.
+fn dns_env() -> &'static Result<Option<SocketAddr>, String> {
+    static SERVER: std::sync::OnceLock<Result<Option<SocketAddr>, String>> =
+        std::sync::OnceLock::new();
+    SERVER.get_or_init(crate::dns::server_from_env)
+}
+
 fn dns_server_from_env() -> Option<SocketAddr> {
-    static SERVER: std::sync::OnceLock<Option<SocketAddr>> = std::sync::OnceLock::new();
-    *SERVER.get_or_init(|| match crate::dns::server_from_env() {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("edgepoll: {e}; names go to the system's resolver");
-            None
-        }
-    })
+    dns_env().as_ref().ok().copied().flatten()
+}
+
+/// Says once, as the first name goes to the system's resolver, that an
+/// invalid `DNS_SERVER` was not used. Not sooner: a program that sets its
+/// own [`ClientOptions::dns_server`] over the default never uses it, and
+/// would be told otherwise.
+pub(crate) fn tell_dns_env_unused() {
+    static TOLD: std::sync::Once = std::sync::Once::new();
+    if let Err(e) = dns_env() {
+        TOLD.call_once(|| eprintln!("edgepoll: {e}; names go to the system's resolver"));
+    }
 }
 
 /// Why a request failed.

@@ -302,6 +302,7 @@ impl Resolver {
         if !super::is_host_name(&key) {
             return Err(ResolveError::InvalidName);
         }
+        crate::client::tell_dns_env_unused();
         let resolved = system::lookup(&key);
         self.keep(key, &resolved, SYSTEM_TTL, now);
         resolved
