@@ -70,7 +70,8 @@ fn only_safe_requests_are_taken_while_others_are_unanswered() {
             }
             let taken: Vec<&str> = service.waiting.iter().map(|(_, p)| p.as_str()).collect();
             assert_eq!(taken, [first], "{input:?} bytewise {bytewise}");
-            assert!(!conn.wants_read(), "held, not read on");
+            // Held: read on only to notice a client that leaves.
+            assert!(conn.wants_read(), "{input:?} bytewise {bytewise}");
             let (id, _) = service.waiting[0];
             conn.respond(id, Response::new(StatusCode::OK), now)
                 .unwrap();
@@ -123,10 +124,9 @@ fn empty_lines_read_ahead_behind_a_waiting_request_are_bounded() {
             let taken: Vec<&str> = service.waiting.iter().map(|(_, p)| p.as_str()).collect();
             match side_by_side {
                 true => assert_eq!(taken, ["/later1", "/later2"], "{case}"),
-                false => {
-                    assert_eq!(taken, ["/later1"], "{case}");
-                    assert!(!conn.wants_read(), "{case}: held, not read on");
-                }
+                // Held, and read on (a head's worth at most) only to
+                // notice a client that leaves.
+                false => assert_eq!(taken, ["/later1"], "{case}"),
             }
             let (id, _) = service.waiting[0];
             conn.respond(id, Response::new(StatusCode::OK), now)
@@ -521,10 +521,13 @@ fn a_client_that_closes_abandons_what_it_waits_for_but_gets_what_is_ready() {
     );
 }
 
+/// As many requests waiting as `max_waiting` allows: the next is not
+/// taken, and only a head's worth is read on, kept for when there is room.
 #[test]
-fn too_many_waiting_requests_stop_the_reading() {
+fn too_many_waiting_requests_stop_the_taking() {
     let limits = Limits {
         max_waiting: 2,
+        max_head_bytes: 1024,
         ..Default::default()
     };
     let now = Instant::now();
@@ -532,11 +535,76 @@ fn too_many_waiting_requests_stop_the_reading() {
     let input = [get("/later1"), get("/later2"), get("/later3")].concat();
     conn.receive(input.as_bytes(), now, &mut service);
     assert_eq!(service.waiting.len(), 2, "the third is not dispatched yet");
-    assert!(!conn.wants_read());
+    let mut sent = 0;
+    while conn.wants_read() {
+        conn.receive(get("/later4").as_bytes(), now, &mut service);
+        sent += 1;
+        assert!(sent < 100, "read on without end");
+    }
+    assert!(
+        sent * get("/later4").len() < 1024 + 64,
+        "{sent} requests read ahead"
+    );
+    assert_eq!(service.waiting.len(), 2);
     conn.respond(service.waiting[0].0, Response::new(StatusCode::OK), now)
         .unwrap();
     conn.process(now, &mut service);
     assert_eq!(service.waiting.len(), 3);
+    assert_eq!(service.waiting[2].1, "/later3");
+}
+
+/// A client that leaves while as many requests wait as `max_waiting`
+/// allows is noticed at once, with the next one read ahead or not, and
+/// its requests are abandoned (the connection was no longer read, and
+/// the service worked on for nobody until the respond timeout).
+#[test]
+fn a_client_leaving_while_the_most_requests_wait_is_noticed() {
+    for behind in ["", "GET /later3 HTTP/1.1\r\nHost: x\r\n\r\n", "GET /lat"] {
+        let limits = Limits {
+            max_waiting: 2,
+            ..Default::default()
+        };
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+        let input = [get("/later1"), get("/later2"), behind.to_string()].concat();
+        conn.receive(input.as_bytes(), now, &mut service);
+        assert!(conn.wants_read(), "{behind:?}: the close would go unseen");
+        conn.receive_eof(now, &mut service);
+        let ids: Vec<_> = service.waiting.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids.len(), 2, "{behind:?}");
+        assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), ids, "{behind:?}");
+        assert!(conn.is_finished(), "{behind:?}");
+    }
+}
+
+/// What a client sends while its requests wait for the service's answers
+/// is read ahead and no progress: one that reads nothing of what it was
+/// sent is dropped at the idle timeout, however many bytes it trickles.
+#[test]
+fn bytes_read_ahead_do_not_keep_a_client_that_reads_nothing() {
+    let idle = Duration::from_secs(5);
+    let limits = Limits {
+        idle_timeout: idle,
+        max_waiting: 1,
+        ..Limits::default()
+    };
+    let now = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits, now), Defers::default());
+    let input = [get("/now"), get("/later")].concat();
+    conn.receive(input.as_bytes(), now, &mut service);
+    assert!(conn.wants_write(), "the first answer waits, never read");
+    let mut at = now;
+    for _ in 0..4 {
+        at += idle - Duration::from_secs(1);
+        if conn.is_finished() {
+            break;
+        }
+        assert!(conn.wants_read(), "read ahead");
+        conn.receive(b"G", at, &mut service);
+        conn.handle_timeout(at);
+    }
+    assert!(conn.is_finished(), "held {:?}", at - now);
+    assert_eq!(conn.last_progress(), now, "read ahead, no progress");
 }
 
 #[test]

@@ -628,10 +628,10 @@ OPTIONS /stream HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Lengt
     }
     assert_eq!(service.body.len(), 3000);
     assert_eq!(service.ends, [Ok(())]);
-    // The body done, no third request is read while two wait.
+    // The body done, no third request is taken while two wait (it is read
+    // ahead, a head's worth at most, to notice a client that leaves).
     conn.receive(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
     assert_eq!(service.ids.len(), 2);
-    assert!(!conn.wants_read());
 }
 
 /// A pause belongs to its body: once that body is all read, the next one

@@ -511,8 +511,10 @@ impl Handler {
         if data.is_empty() {
             return;
         }
+        let ahead = self.reads_ahead();
         // In a body, bytes count once there are enough of them (see
-        // `Limits::min_progress_bytes`); elsewhere, and at a body's end, any.
+        // `Limits::min_progress_bytes`); elsewhere, and at a body's end, any;
+        // read ahead, none.
         let in_body = match self.state {
             State::Idle => {
                 self.state = State::Head {
@@ -539,12 +541,14 @@ impl Handler {
         // (Between bodies the time alone, off the path of nearly every
         // request: a count left from output is cleared at the next restart,
         // and at worst lets one trickle count once more.)
-        let dispatched = match in_body {
-            true => {
+        let in_body = in_body && !ahead;
+        let dispatched = match (in_body, ahead) {
+            (_, true) => 0,
+            (true, false) => {
                 self.moved(data.len(), now);
                 self.next_id
             }
-            false => {
+            (false, false) => {
                 self.last_progress = now;
                 0
             }

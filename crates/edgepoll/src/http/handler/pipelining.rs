@@ -7,10 +7,14 @@ use crate::http::head::MAX_METHOD_BYTES;
 impl Handler {
     /// Whether the connection wants more input now (false once switched to
     /// another protocol, while too much output waits (backpressure), and
-    /// while closing with nothing owed; closing with responses still to
-    /// give, input is read and dropped, and while an offer to switch waits
-    /// for its answer a head's worth is read and kept, so that a client
-    /// that leaves is noticed).
+    /// while closing with nothing owed). Closing with responses still to
+    /// give, input is read and dropped; while the next request waits for
+    /// the service's answers to those before it (as many wait as
+    /// `Limits::max_waiting` allows, or the order of methods holds it back)
+    /// or an offer to switch waits for its answer, a head's worth
+    /// (`Limits::max_head_bytes`) is read and kept, and counts as no
+    /// progress: so that a client that leaves is noticed and its requests
+    /// abandoned, not at their respond timeout.
     ///
     /// ```
     /// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
@@ -39,8 +43,29 @@ impl Handler {
             // abandoned, not at its respond timeout.
             State::Switching { .. } => self.input.len() < self.limits.max_head_bytes,
             State::Stream { id, .. } => self.body_paused != Some(id),
-            _ => self.has_room(),
+            _ => self.has_room() || self.waits_for_answers(),
         }
+    }
+
+    /// No room only for want of the service's answers (what waits to be
+    /// sent is within the output limit), and less than a head read ahead:
+    /// read on (see
+    /// [`wants_read`](Self::wants_read)). Out of line: asked only when
+    /// there is no room.
+    #[inline(never)]
+    fn waits_for_answers(&self) -> bool {
+        self.input.len() < self.limits.max_head_bytes
+            && !self.waiting.is_empty()
+            && self.queued_fit()
+    }
+
+    /// Whether bytes received now would only be kept: read ahead for want of
+    /// room (see [`wants_read`](Self::wants_read)), not taken, and no
+    /// progress of the client's (a client that reads nothing must not hold
+    /// its connection by trickling them).
+    #[inline]
+    pub(super) fn reads_ahead(&self) -> bool {
+        !self.has_room() && !matches!(self.state, State::Stream { .. })
     }
 
     /// Room for another response: not too much output queued, not too many
@@ -69,9 +94,9 @@ impl Handler {
     /// overtake it (a proxy would send them over two connections). Not
     /// after an unsafe one still unanswered, nor an unsafe one (its method
     /// read ahead in the buffer) while those before it are unanswered.
-    /// Held back, a request is not read further: a client that pipelines
-    /// after an unsafe method and then leaves is noticed at the respond
-    /// timeout. Nor after a response that closes the connection.
+    /// Held back, a request is read on only up to a head's size (see
+    /// [`wants_read`](Self::wants_read)), so that a client that leaves is
+    /// still noticed. Nor after a response that closes the connection.
     pub(super) fn order_allows(&self) -> bool {
         // While a body is read the input begins with its own request's
         // head, let in already: the check below finds the same answer.
