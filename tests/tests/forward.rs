@@ -1152,3 +1152,62 @@ fn websocket_ticks_come_on_their_own_and_room_messages_reach_only_the_room() {
         assert_eq!(ws_read(&mut b), (0x1, b"to b".to_vec()), "{name}");
     });
 }
+
+/// `/_stats`'s `key` as a number, once it satisfies `done`: waited for up
+/// to 20 s (then what it last said).
+fn stat_once(addr: std::net::SocketAddr, key: &str, done: impl Fn(usize) -> bool) -> usize {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        let value: usize = stats_text(addr)(key).parse().expect("a number");
+        if done(value) || Instant::now() >= give_up {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A client that pipelines as many requests as may wait (16), or one
+/// more, and then leaves is noticed at once, and the service told: its
+/// requests were not read on, and the service worked for nobody until its
+/// answers (a minute here) or the respond timeout.
+#[test]
+fn a_client_leaving_with_the_most_requests_waiting_is_noticed() {
+    on_each_runtime(|runtime| {
+        let forward = start_forward(runtime, &["--respond-timeout", "120"], &[]);
+        for count in [16, 17] {
+            let mut client = connect(forward.addr);
+            let requests = "GET /_answer_after?60000 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(count);
+            client.write_all(requests.as_bytes()).expect("send");
+            let waiting = stat_once(forward.addr, "answering", |n| n == 16);
+            assert_eq!(waiting, 16, "{count} sent: 16 taken");
+            drop(client);
+            let left = stat_once(forward.addr, "answering", |n| n == 0);
+            assert_eq!(left, 0, "{count} sent: the client's leaving went unnoticed");
+        }
+    });
+}
+
+/// Answers given together, in one round of timers, to a client that has
+/// left unnoticed (its connection was not read: a head's worth waited
+/// behind 16 requests) are all given: none is reported abandoned to the
+/// service that answered it. (Each was written as it was given, and the
+/// second write's failure gave up the 14 behind it, already answered.)
+#[test]
+fn answers_given_together_to_a_client_gone_are_not_abandoned() {
+    on_each_runtime(|runtime| {
+        let forward = start_forward(runtime, &[], &[]);
+        let mut client = connect(forward.addr);
+        let mut requests = "GET /_answer_after?1000 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(16);
+        // Not taken while the 16 wait: read ahead until a head's worth (16 KiB).
+        requests.push_str(&"GET /behind HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000));
+        client.write_all(requests.as_bytes()).expect("send");
+        assert_eq!(stat_once(forward.addr, "answering", |n| n == 16), 16);
+        drop(client);
+        let answered = stat_once(forward.addr, "answered_by_timer", |n| n == 16);
+        assert_eq!(answered, 16, "the timers answered");
+        // The failed write, and its abandonments, follow in the next rounds.
+        std::thread::sleep(Duration::from_millis(500));
+        let late = stats_text(forward.addr)("late_abandons");
+        assert_eq!(late, "0", "answered requests reported abandoned");
+    });
+}

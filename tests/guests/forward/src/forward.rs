@@ -125,6 +125,15 @@ struct Forward {
     /// body whose client the service drops (`Context::disconnect`) after
     /// MS milliseconds, by these timers.
     disconnects: HashMap<TimerId, Responder>,
+    /// `/_answer_after?MS` requests: answered 200 by these timers, MS
+    /// milliseconds after they came (those taken together fire together,
+    /// and are answered in one callback round) ...
+    answer_at: HashMap<TimerId, Responder>,
+    /// ... the requests so answered, and how many of them were then
+    /// reported abandoned (`late_abandons` in `/_stats`): none should be,
+    /// as the service answered them.
+    answered_by_timer: HashSet<Responder>,
+    late_abandons: usize,
     /// The timer `on_start` set, until it fires: then `/_stats` says
     /// `started=1`.
     start: Option<TimerId>,
@@ -200,12 +209,16 @@ impl App for Forward {
             let live = LIVE.load(Ordering::Relaxed);
             let ends: Vec<String> = self.ends.iter().map(|(k, n)| format!("{k}:{n}")).collect();
             return Reply::Now(Response::new(StatusCode::OK).body(format!(
-                "waiting={} pages={pages} live={live} counting={} generating={} ends={} started={}\n",
+                "waiting={} pages={pages} live={live} counting={} generating={} ends={} started={} \
+                 answering={} answered_by_timer={} late_abandons={}\n",
                 self.waiting.len(),
                 self.counting.len(),
                 self.generating.len(),
                 ends.join(","),
-                u8::from(self.started)
+                u8::from(self.started),
+                self.answer_at.len(),
+                self.answered_by_timer.len(),
+                self.late_abandons,
             )));
         }
         // `/_generate?N`: N bytes, announced. `/_generate_no_content?N`: a
@@ -231,6 +244,14 @@ impl App for Forward {
             // HEAD too, as a naive service would: the loop asks no more.
             self.generating.insert(responder, (0, total));
             self.generate(responder, cx);
+            return Reply::Later;
+        }
+        if request.path() == "/_answer_after" {
+            let Some(ms) = request.query().and_then(|n| n.parse::<u64>().ok()) else {
+                return Reply::Now(Response::new(StatusCode::BAD_REQUEST).body("?MS\n"));
+            };
+            let timer = cx.set_timer(cx.now() + Duration::from_millis(ms));
+            self.answer_at.insert(timer, responder);
             return Reply::Later;
         }
         if request.path() == "/_generate_then_disconnect" {
@@ -634,6 +655,10 @@ impl App for Forward {
             // Its end comes back through `on_abandoned`, which forgets it.
             return cx.disconnect(responder);
         }
+        if let Some(responder) = self.answer_at.remove(&timer) {
+            self.answered_by_timer.insert(responder);
+            return cx.respond(responder, Response::new(StatusCode::OK).body("answered\n"));
+        }
         let outcome = match self.deadlines.remove(&timer) {
             None => "timer-unknown",
             Some(_) if cx.now() < timer.at() => "timer-early",
@@ -657,6 +682,16 @@ impl App for Forward {
     }
 
     fn on_abandoned(&mut self, responder: Responder, cx: &mut Context<'_>) {
+        if self.answered_by_timer.contains(&responder) {
+            self.late_abandons += 1;
+        }
+        self.answer_at.retain(|timer, r| {
+            let gone = *r == responder;
+            if gone {
+                cx.cancel_timer(*timer);
+            }
+            !gone
+        });
         self.generating.remove(&responder);
         self.relay_up.remove(&responder);
         self.relay_paused.remove(&responder);
@@ -783,6 +818,9 @@ fn run() -> Result<(), String> {
         deadlines: HashMap::new(),
         deadline_of: HashMap::new(),
         disconnects: HashMap::new(),
+        answer_at: HashMap::new(),
+        answered_by_timer: HashSet::new(),
+        late_abandons: 0,
         start: None,
         started: false,
     };

@@ -372,6 +372,8 @@ impl Core {
             return self.deliver_tunnel(responder, answer, now, driven);
         }
         if matches!(answer, Answer::Disconnect) {
+            // What was answered before it in this batch leaves first.
+            self.write_touched(now, driven);
             return self.disconnect(responder, now);
         }
         let backlog_limit = self.options.body_backlog;
@@ -399,10 +401,6 @@ impl Core {
             return;
         };
         let id = responder.id;
-        // A piped response's head waits for the body's first pieces, which
-        // usually come in the same batch of the exchange's events: the two
-        // then leave in one write (see `touch`). Anything else goes now.
-        let mut wait_for_body = false;
         // A response that closes the connection, given before a request
         // body's end, gives that body up: told now (to the application, the
         // upstream it is piped to, or the response it is echoed into), not
@@ -433,7 +431,6 @@ impl Core {
                 match (started, piped) {
                     (true, Some(exchange)) => {
                         self.work.pipes.pipe_down(exchange, responder);
-                        wait_for_body = true;
                         // Paused by the application before the pipe (see
                         // `check_fresh_pipes`): read again.
                         if bodies::is_held(self, exchange) {
@@ -489,10 +486,9 @@ impl Core {
                 cut.is_ok()
             }
             Answer::Interim(head) => {
-                // Written with what follows it in this batch, if anything
-                // (see `touch`): a small write after it would wait for the
-                // client's acknowledgement (Nagle's algorithm).
-                wait_for_body = true;
+                // Written with what follows it in this batch, if anything:
+                // a small write after it would wait for the client's
+                // acknowledgement (Nagle's algorithm).
                 handler.respond_interim(id, &head, now) == Ok(true)
             }
             Answer::Tunnel(..) | Answer::Disconnect => false,
@@ -501,10 +497,15 @@ impl Core {
             let broken = Responder { id, ..responder };
             self.work.inbound.push((broken, Inbound::End(Err(error))));
         }
-        match (delivered, wait_for_body) {
-            (true, true) => self.touch(responder.token.0),
-            (true, false) => self.step_now(responder.token.0, now, driven),
-            (false, _) => {}
+        // Written once the batch is delivered (`write_touched`), not now:
+        // a piped head leaves with its body's first pieces, which usually
+        // come in the same batch of the exchange's events; answers given
+        // together to one connection leave in one write; and all of them
+        // are given before a write finds the client gone (written one by
+        // one, the first write's failure abandoned the rest, which the
+        // application had answered).
+        if delivered {
+            self.touch(responder.token.0);
         }
     }
 
