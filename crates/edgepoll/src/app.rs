@@ -468,7 +468,28 @@ pub struct Context<'l> {
 }
 
 impl Context<'_> {
-    /// When the loop last woke up.
+    /// When the loop last woke up: the time of this round of its events,
+    /// read once for all of them (the clock is a host call). Under load a
+    /// round's work takes a while (on WasmEdge's interpreter, hundreds of
+    /// milliseconds at times), so a request handled late in a round came
+    /// after it: a deadline counted from it comes that much sooner for
+    /// that request. Read `Instant::now()` where that matters.
+    ///
+    /// ```
+    /// use edgepoll::http::{Reply, Request, Response, StatusCode};
+    /// use edgepoll::{App, Context, Responder};
+    ///
+    /// /// Says how long the request waited for its turn in the round.
+    /// struct Turn;
+    ///
+    /// impl App for Turn {
+    ///     fn call<'a>(&mut self, _: &Request<'a>, _: Responder, cx: &mut Context<'_>) -> Reply<'a> {
+    ///         let waited = std::time::Instant::now().saturating_duration_since(cx.now());
+    ///         Reply::Now(Response::new(StatusCode::OK).body(format!("{waited:?}\n")))
+    ///     }
+    /// }
+    /// # let _ = Turn;
+    /// ```
     pub fn now(&self) -> Instant {
         self.now
     }
@@ -879,9 +900,12 @@ impl Context<'_> {
     /// Sets a timer for `at`: [`App::on_timer`] is called with it at the
     /// end of the first round of the loop's events that ends at `at` or
     /// later, never before, unless it is cancelled first. A time already
-    /// past fires at the end of the current round (set from
-    /// [`App::on_timer`] itself: of the next, so that a timer set anew
-    /// there cannot hold the loop). For a deadline of the app's own,
+    /// past is taken as [`now`](Self::now) (the timer's
+    /// [`at`](TimerId::at) says so) and fires at the end of the current
+    /// round (set from [`App::on_timer`] itself: of the next, so that a
+    /// timer set anew there cannot hold the loop). Setting and cancelling
+    /// cost O(log n) in the timers set; those that fire together, O(log n)
+    /// each. For a deadline of the app's own,
     /// shorter than the loop's timeouts or per request, a retry after a
     /// pause, or periodic work. A timer holds no connection open and does
     /// not hold a drain open: the loop ends when the drain does, and
@@ -914,7 +938,11 @@ impl Context<'_> {
     /// # let _ = Later::default();
     /// ```
     pub fn set_timer(&mut self, at: Instant) -> TimerId {
-        self.timers.set(at)
+        // Not before now: set from a firing timer's callback, a time past
+        // would sort ahead of the timers still to fire this round, and
+        // each of them would be found only past it (quadratic in a round
+        // whose callbacks each set one).
+        self.timers.set(at.max(self.now))
     }
 
     /// Cancels `timer`, which then never fires: true if it was set and had

@@ -89,6 +89,13 @@ impl Timers {
         self.set.remove(&due);
         Some(due)
     }
+
+    /// The serial of the first timer in time order, for the tests of a
+    /// round's order.
+    #[cfg(test)]
+    pub(crate) fn first_serial(&self) -> Option<u64> {
+        self.set.first().map(|timer| timer.serial)
+    }
 }
 
 /// When the tick after the one `due` falls, every `period` (more than 0),
