@@ -7,6 +7,23 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::sync::Arc;
 
+/// What is wrong with a PEM file, in words: the PEM reader's own message
+/// shows the section's name as a list of byte values.
+fn pem_fault(e: rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "a {} section has no END line (is the file cut short?)",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "a section begins with a malformed line: {:?}",
+            String::from_utf8_lossy(&line)
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// The client's TLS configuration: trusting the PEM certificates of
 /// `ca_pem`, or the Mozilla roots without it; ALPN `http/1.1`; the ChaCha20
 /// suites first. Public so that a program can check its CA file at start
@@ -25,7 +42,7 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
         Some(pem) => {
             let certs = CertificateDer::pem_slice_iter(pem)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| TlsError::Config(format!("CA file: {e}")))?;
+                .map_err(|e| TlsError::Config(format!("CA file: {}", pem_fault(e))))?;
             // A bundle (a distribution's whole `ca-certificates.crt`, say)
             // may hold a certificate webpki cannot take as a root: it is
             // passed over, as OpenSSL and curl pass it over, not a reason
@@ -78,4 +95,25 @@ pub fn client_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsErro
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_ca_file_is_said_in_words() {
+        let said = |pem: &str| match client_config(Some(pem.as_bytes())) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{pem:?} taken"),
+        };
+        assert_eq!(
+            said("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+            "TLS setup failed: CA file: a CERTIFICATE section has no END line (is the file cut short?)"
+        );
+        assert_eq!(
+            said("no PEM here\n"),
+            "TLS setup failed: the CA file holds no certificate"
+        );
+    }
 }
