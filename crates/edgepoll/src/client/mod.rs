@@ -37,7 +37,9 @@ pub(crate) use connection::{ClientConnection, ClientEvent};
 pub(crate) use pool::{Exchange, ExchangeEvent, Origin, Placement, Pool};
 pub use request::{ClientRequest, RequestError};
 #[cfg(target_os = "wasi")]
-pub use send_all::{download, download_with, resolve, send_all, send_all_each, send_all_with};
+pub use send_all::{
+    download, download_with, resolve, resolve_with, send_all, send_all_each, send_all_with,
+};
 
 use crate::dns::ResolveError;
 use crate::http::ResponseError;

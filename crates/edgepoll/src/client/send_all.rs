@@ -13,7 +13,10 @@ use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 /// Sends every request at once, each on its own connection, and waits for all
-/// responses; each request gets `timeout` from the start. The same client
+/// responses; each request gets `timeout` from the start. The call returns
+/// within about a second after that: what is still open then is
+/// [`ClientError::Timeout`], unless a timer of its own (its connect, its
+/// handshake, its name's lookup) ends it meanwhile with its own reason. The same client
 /// an [`App`](crate::App) uses, on a loop without a listener. At most
 /// [`ClientOptions::max_connections`] (512) are open at once: past that,
 /// requests wait their turn within the same `timeout`.
@@ -144,18 +147,39 @@ pub fn send_all_each(
 
 /// The addresses of `host`, as the client would connect to them
 /// ([`crate::dns`]): through the DNS server of `DNS_SERVER` on a loop of
-/// its own, or through the runtime's resolver. The lookup gets `timeout`.
+/// its own, or through the runtime's resolver. The lookup through a DNS
+/// server gets `timeout`; the runtime's takes what the host's resolver
+/// takes. Each call has a resolver of its own: nothing is kept from one
+/// to the next (a loop's client keeps answers for their TTL).
 ///
 /// ```no_run
 /// let addrs = edgepoll::dns::resolve("localhost", std::time::Duration::from_secs(5)).unwrap();
 /// assert!(addrs[0].is_loopback());
 /// ```
 pub fn resolve(host: &str, timeout: Duration) -> Resolved {
-    let timeout = bounded(timeout);
+    let options = ClientOptions {
+        dns_timeout: timeout,
+        ..ClientOptions::default()
+    };
+    resolve_with(host, &options)
+}
+
+/// [`resolve`] through `options.dns_server` (the runtime's resolver when
+/// `None`), within `options.dns_timeout`.
+///
+/// ```no_run
+/// let options = edgepoll::ClientOptions {
+///     dns_server: Some("127.0.0.1:5353".parse().unwrap()),
+///     ..Default::default()
+/// };
+/// let addrs = edgepoll::dns::resolve_with("echo.test", &options);
+/// ```
+pub fn resolve_with(host: &str, options: &ClientOptions) -> Resolved {
+    let timeout = bounded(options.dns_timeout);
     let options = ServerOptions {
         client: ClientOptions {
             dns_timeout: timeout,
-            ..ClientOptions::default()
+            ..options.clone()
         },
         ..ServerOptions::default()
     };
@@ -407,5 +431,27 @@ mod tests {
         assert!(matches!(&got[..], [Err(ClientError::Refused)]), "{got:?}");
         let got = download(&refused, Duration::MAX, |_| Ok(()));
         assert!(matches!(got, Err(ClientError::Refused)), "{got:?}");
+    }
+
+    #[test]
+    fn resolve_with_asks_the_server_it_is_given() {
+        let options = ClientOptions {
+            // Nothing answers on the discard port.
+            dns_server: Some("127.0.0.1:9".parse().unwrap()),
+            dns_timeout: Duration::from_secs(3),
+            ..ClientOptions::default()
+        };
+        // Asked there, not of the system's resolver (no such name, or a
+        // failure of its own).
+        let got = resolve_with("name.test", &options);
+        assert!(
+            matches!(
+                got,
+                Err(ResolveError::Unreachable(_) | ResolveError::Timeout(_))
+            ),
+            "{got:?}"
+        );
+        let got = resolve_with("localhost", &options);
+        assert!(got.as_ref().is_ok_and(|a| a[0].is_loopback()), "{got:?}");
     }
 }

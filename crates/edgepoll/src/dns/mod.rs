@@ -37,7 +37,7 @@ pub(crate) mod resolver;
 mod system;
 
 #[cfg(target_os = "wasi")]
-pub use crate::client::resolve;
+pub use crate::client::{resolve, resolve_with};
 pub(crate) use message::{id_of, MAX_ANSWER_BYTES};
 pub use resolver::Resolved;
 pub(crate) use resolver::{Lookup, Resolver};

@@ -84,7 +84,7 @@ pub(crate) fn flush(core: &mut Core, now: Instant) {
     }
     for (id, query) in std::mem::take(&mut core.work.pool.names.over_tcp) {
         if let Err(e) = start_tcp(core, server, id, &query) {
-            let error = ResolveError::Unreachable(format!("{server} over TCP: {e}"));
+            let error = unreachable_over_tcp(core, e);
             core.work.pool.names.on_tcp_answer(id, Err(error), now);
         }
     }
@@ -294,6 +294,17 @@ enum Progress {
     Waiting(Interest),
     Answered(Vec<u8>),
     Failed(ResolveError),
+    /// The connection to the server failed.
+    Broken(io::Error),
+}
+
+/// The server could not be reached over TCP: named, as its failures over
+/// UDP are.
+fn unreachable_over_tcp(core: &Core, e: io::Error) -> ResolveError {
+    match core.work.pool.names.server() {
+        Some(server) => ResolveError::Unreachable(format!("{server} over TCP: {e}")),
+        None => ResolveError::Unreachable(format!("over TCP: {e}")),
+    }
 }
 
 /// Moves a TCP query on; `error` is the event's (a peek may have taken it
@@ -302,36 +313,33 @@ fn step_tcp(core: &mut Core, at: usize, error: u16, now: Instant) {
     let Some(Some(query)) = core.names.tcp.get_mut(at) else {
         return;
     };
-    let progress = match error {
+    let mut progress = match error {
         0 => advance(query, &mut core.scratch),
-        errno => {
-            let e = io::Error::from_raw_os_error(i32::from(errno));
-            Progress::Failed(ResolveError::Unreachable(e.to_string()))
-        }
+        errno => Progress::Broken(io::Error::from_raw_os_error(i32::from(errno))),
     };
     let id = query.id;
-    match progress {
-        Progress::Waiting(interest) => {
-            let token = Token(FIRST_TOKEN + at);
-            if let Err(e) = core.poll.reregister(&query.stream, token, interest) {
-                let error = ResolveError::Unreachable(e.to_string());
-                close_tcp(core, at);
-                core.work.pool.names.on_tcp_answer(id, Err(error), now);
-            }
-        }
-        Progress::Answered(answer) => {
-            close_tcp(core, at);
-            core.work.pool.names.on_tcp_answer(id, Ok(&answer), now);
-        }
-        Progress::Failed(error) => {
-            close_tcp(core, at);
-            core.work.pool.names.on_tcp_answer(id, Err(error), now);
+    if let Progress::Waiting(interest) = progress {
+        let token = Token(FIRST_TOKEN + at);
+        match core.poll.reregister(&query.stream, token, interest) {
+            Ok(()) => return,
+            Err(e) => progress = Progress::Broken(e),
         }
     }
+    let failed = match progress {
+        Progress::Waiting(_) => return,
+        Progress::Answered(answer) => {
+            close_tcp(core, at);
+            return core.work.pool.names.on_tcp_answer(id, Ok(&answer), now);
+        }
+        Progress::Failed(error) => error,
+        Progress::Broken(e) => unreachable_over_tcp(core, e),
+    };
+    close_tcp(core, at);
+    core.work.pool.names.on_tcp_answer(id, Err(failed), now);
 }
 
 fn advance(query: &mut TcpQuery, scratch: &mut [u8]) -> Progress {
-    let unreachable = |e: io::Error| Progress::Failed(ResolveError::Unreachable(e.to_string()));
+    let unreachable = Progress::Broken;
     if query.connecting {
         match net::take_error(&query.stream) {
             Ok(None) => query.connecting = false,
