@@ -19,6 +19,20 @@
 //! field by field (the body framed by the connection, `Connection: close`
 //! honoured, a 101's `Connection: Upgrade` sent). All are carried out of a
 //! request or response as received.
+//!
+//! What the `http` types cannot hold is not carried, and what they hold
+//! that HTTP/1.1 does not send is not either:
+//! - the order of fields of different names: `http::HeaderMap` keeps the
+//!   values of one name together, in their order (so `Set-Cookie`s keep
+//!   theirs), but `a`, `b`, `a` comes out as `a`, `a`, `b`;
+//! - a response's reason phrase (`http::Response` has none: the encoder
+//!   writes the status code's own);
+//! - a client request's version and extensions: it goes out as HTTP/1.1.
+//!
+//! The conversions pass every other field on, the connection's options
+//! too: a field that `Connection` names, `TE` or `Keep-Alive` is an
+//! intermediary's to remove (RFC 9110 §7.6.1), with
+//! [`HopByHop`](crate::http::HopByHop), as examples/proxy does.
 
 use crate::client::{ClientRequest, RequestError};
 use crate::http::{ParsedResponse, Request, Response, StatusCode, Version};
@@ -40,12 +54,18 @@ use crate::Url;
 /// # use std::time::Instant;
 /// /// The request served, as it goes on to 127.0.0.1:8080.
 /// fn forward(request: &Request<'_>) -> Result<edgepoll::ClientRequest, String> {
+///     // The path and query, whatever form the target came in (`GET
+///     // http://h/x` is `/x`); `OPTIONS *` asks this server itself.
+///     let target = request.origin_form();
+///     if target == "*" {
+///         return Err("OPTIONS * is this server's to answer".into());
+///     }
 ///     let request = http::Request::try_from(request).map_err(|e| e.to_string())?;
 ///     if request.extensions().get::<edgepoll::StreamedBody>().is_some() {
 ///         return Err("its body streams: send it on with Context::fetch_stream".into());
 ///     }
 ///     let (mut parts, body) = request.into_parts();
-///     parts.uri = format!("http://127.0.0.1:8080{}", parts.uri).parse().map_err(|_| "uri")?;
+///     parts.uri = format!("http://127.0.0.1:8080{target}").parse().map_err(|_| "uri")?;
 ///     parts.headers.remove(http::header::HOST);
 ///     edgepoll::ClientRequest::try_from(http::Request::from_parts(parts, body))
 ///         .map_err(|e| e.to_string())
@@ -59,6 +79,9 @@ use crate::Url;
 /// let mut conn = Handler::new(Limits::default(), Instant::now());
 /// conn.receive(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now(), &mut show);
 /// assert!(conn.pending_output().ends_with(b"\r\n\r\nGET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"));
+/// let mut conn = Handler::new(Limits::default(), Instant::now());
+/// conn.receive(b"GET http://h/y?z HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now(), &mut show);
+/// assert!(conn.pending_output().ends_with(b"\r\n\r\nGET /y?z HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamedBody;

@@ -7,6 +7,12 @@ use std::time::Duration;
 /// Every limit has an answer the client can see: see [`crate::http`] for the
 /// status each one produces.
 ///
+/// The server's loop looks at its connections' deadlines together, every
+/// eighth of the shortest timeout it is given (between 5 ms and 1 s), not
+/// at each one's own moment: a timeout's answer (408, 504, a close) may
+/// come that much after it. An application's own timers
+/// ([`Context::set_timer`](crate::Context::set_timer)) fire on time.
+///
 /// ```
 /// use std::time::Duration;
 /// let limits = edgepoll::http::Limits {
