@@ -546,7 +546,17 @@ impl Resolver {
     }
 
     /// When [`Resolver::handle_timeout`] has something to do next.
+    #[inline]
     pub fn deadline(&self) -> Option<Instant> {
+        // Asked every round of the loop: nearly always nothing is under way.
+        if self.pending.is_empty() && self.waiting.is_empty() {
+            return None;
+        }
+        self.lookups_deadline()
+    }
+
+    #[inline(never)]
+    fn lookups_deadline(&self) -> Option<Instant> {
         let waited = self.waiting.front().map(|(_, since)| *since + self.timeout);
         self.pending
             .iter()

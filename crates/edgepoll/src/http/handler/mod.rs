@@ -511,10 +511,11 @@ impl Handler {
         if data.is_empty() {
             return;
         }
-        let ahead = self.reads_ahead();
+        if self.reads_ahead() {
+            return self.receive_ahead(data, now, service);
+        }
         // In a body, bytes count once there are enough of them (see
-        // `Limits::min_progress_bytes`); elsewhere, and at a body's end, any;
-        // read ahead, none.
+        // `Limits::min_progress_bytes`); elsewhere, and at a body's end, any.
         let in_body = match self.state {
             State::Idle => {
                 self.state = State::Head {
@@ -541,14 +542,12 @@ impl Handler {
         // (Between bodies the time alone, off the path of nearly every
         // request: a count left from output is cleared at the next restart,
         // and at worst lets one trickle count once more.)
-        let in_body = in_body && !ahead;
-        let dispatched = match (in_body, ahead) {
-            (_, true) => 0,
-            (true, false) => {
+        let dispatched = match in_body {
+            true => {
                 self.moved(data.len(), now);
                 self.next_id
             }
-            (false, false) => {
+            false => {
                 self.last_progress = now;
                 0
             }
@@ -563,6 +562,23 @@ impl Handler {
         {
             self.restart_clock(now);
         }
+    }
+
+    /// Bytes read ahead while the next request waits for room (see
+    /// [`wants_read`](Self::wants_read)): kept, and no progress.
+    #[cold]
+    #[inline(never)]
+    fn receive_ahead<S: Dispatch>(&mut self, data: &[u8], now: Instant, service: &mut S) {
+        if let State::Idle = self.state {
+            self.state = State::Head {
+                started: now,
+                parser: HeadParser::default(),
+                held: false,
+                head_method: false,
+            };
+        }
+        self.input.extend_from_slice(data);
+        self.process(now, service);
     }
 
     /// The idle clock starts over: progress.
