@@ -308,7 +308,11 @@ impl std::fmt::Display for ClientError {
             ClientError::BadResponse(e) => write!(f, "bad response: {e}"),
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Abandoned => f.write_str("abandoned: its client is gone"),
-            ClientError::Tls(e) | ClientError::TlsHandshake(e) => write!(f, "TLS: {e}"),
+            // Named once: most of the TLS layer's messages say TLS already.
+            ClientError::Tls(e) | ClientError::TlsHandshake(e) => match e {
+                TlsError::Certificate(_) | TlsError::Reset => write!(f, "TLS: {e}"),
+                _ => write!(f, "{e}"),
+            },
         }
     }
 }
@@ -403,6 +407,35 @@ impl From<RequestError> for ClientError {
 /// What a forwarded request moves from place to place stays within 64 bytes
 /// in a wasm32 build, which moves larger values with `memory.copy`: a call
 /// into the runtime under WasmEdge's AOT code (see `short_copy`).
+#[cfg(test)]
+mod said {
+    use super::*;
+
+    #[test]
+    fn a_tls_failure_names_tls_once() {
+        let timeout = TlsError::HandshakeTimeout(Duration::from_secs(2));
+        let said = |e: ClientError| e.to_string();
+        assert_eq!(
+            said(ClientError::TlsHandshake(timeout)),
+            "no TLS handshake within 2.0 s"
+        );
+        let config = TlsError::Config("the CA file holds no certificate".into());
+        assert_eq!(
+            said(ClientError::Tls(config)),
+            "TLS setup failed: the CA file holds no certificate"
+        );
+        let rejected = TlsError::Certificate("has expired".into());
+        assert_eq!(
+            said(ClientError::TlsHandshake(rejected)),
+            "TLS: certificate rejected: has expired"
+        );
+        assert_eq!(
+            said(ClientError::TlsHandshake(TlsError::Reset)),
+            "TLS: the connection was reset during the handshake"
+        );
+    }
+}
+
 #[cfg(all(test, target_pointer_width = "32"))]
 mod tests {
     use super::*;
