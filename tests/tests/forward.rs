@@ -1197,12 +1197,14 @@ fn answers_given_together_to_a_client_gone_are_not_abandoned() {
     on_each_runtime(|runtime| {
         let forward = start_forward(runtime, &[], &[]);
         let mut client = connect(forward.addr);
-        let mut requests = "GET /_answer_after?1000 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(16);
+        let mut requests = "GET /_answer_after?3000 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(16);
         // Not taken while the 16 wait: read ahead until a head's worth (16 KiB).
         requests.push_str(&"GET /behind HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000));
         client.write_all(requests.as_bytes()).expect("send");
         assert_eq!(stat_once(forward.addr, "answering", |n| n == 16), 16);
         drop(client);
+        // Left before the answers, or the test tests nothing.
+        assert_eq!(stats_text(forward.addr)("answered_by_timer"), "0");
         let answered = stat_once(forward.addr, "answered_by_timer", |n| n == 16);
         assert_eq!(answered, 16, "the timers answered");
         // The failed write, and its abandonments, follow in the next rounds.

@@ -68,10 +68,12 @@ pub struct Limits {
     /// the service is told the request was abandoned. 30 s by default.
     pub respond_timeout: Duration,
     /// Most requests of one connection waiting for their deferred responses;
-    /// past it, pipelined requests are not read until one is answered. Only
+    /// past it, pipelined requests are not taken until one is answered. Only
     /// safe requests wait side by side: one after an unsafe request still
-    /// unanswered, or an unsafe one after any, is read once those before it
-    /// are answered (RFC 9112 §9.3.2). 16 by default.
+    /// unanswered, or an unsafe one after any, is taken once those before
+    /// it are answered (RFC 9112 §9.3.2). Meanwhile a head's worth
+    /// ([`max_head_bytes`](Self::max_head_bytes)) is read ahead, as no
+    /// progress, so that a client that leaves is noticed. 16 by default.
     pub max_waiting: usize,
     /// Largest body a service may take in pieces ([`Dispatch::streams`](super::Dispatch::streams)):
     /// a longer `Content-Length` is not offered for streaming (413 as

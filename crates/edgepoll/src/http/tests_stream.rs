@@ -628,10 +628,20 @@ OPTIONS /stream HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Lengt
     }
     assert_eq!(service.body.len(), 3000);
     assert_eq!(service.ends, [Ok(())]);
-    // The body done, no third request is taken while two wait (it is read
-    // ahead, a head's worth at most, to notice a client that leaves).
-    conn.receive(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
+    // The body done, no third request is taken while two wait: it is read
+    // ahead, a head's worth at most, to notice a client that leaves.
+    let third = b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut fed = 0;
+    while conn.wants_read() && fed < 4 * Limits::default().max_head_bytes {
+        conn.receive(third, now, &mut service);
+        fed += third.len();
+    }
     assert_eq!(service.ids.len(), 2);
+    assert!(
+        (Limits::default().max_head_bytes..=Limits::default().max_head_bytes + third.len())
+            .contains(&fed),
+        "{fed} bytes read ahead"
+    );
 }
 
 /// A pause belongs to its body: once that body is all read, the next one

@@ -79,7 +79,8 @@ impl Core {
     }
 
     /// Tells the application of its timers due at `now`: those set before
-    /// this round's, in time order (a timer cancelled by an earlier one's
+    /// this round's, in time order (times past were taken as the time they
+    /// were set in, `Context::set_timer`; a timer cancelled by an earlier one's
     /// callback does not fire), and then settles what they did, once:
     /// deadlines that fall due together give up their exchanges before a
     /// connection one of them frees goes to a queued exchange that a later
@@ -372,8 +373,13 @@ impl Core {
             return self.deliver_tunnel(responder, answer, now, driven);
         }
         if matches!(answer, Answer::Disconnect) {
-            // What was answered before it in this batch leaves first.
-            self.write_touched(now, driven);
+            // What its connection was answered before it in this batch
+            // leaves first (the others' wait for the batch's end, as ever).
+            let index = responder.token.0;
+            let touched = self.slots.get(index).and_then(Option::as_ref);
+            if touched.is_some_and(|conn| conn.touched && conn.serial == responder.serial) {
+                self.step_now(index, now, driven);
+            }
             return self.disconnect(responder, now);
         }
         let backlog_limit = self.options.body_backlog;
