@@ -901,7 +901,8 @@ impl Context<'_> {
     /// end of the first round of the loop's events that ends at `at` or
     /// later, never before, unless it is cancelled first. A time already
     /// past is taken as [`now`](Self::now) (the timer's
-    /// [`at`](TimerId::at) says so) and fires at the end of the current
+    /// [`at`](TimerId::at) says so; timers set for times past in one round
+    /// fire in the order they were set) and fires at the end of the current
     /// round (set from [`App::on_timer`] itself: of the next, so that a
     /// timer set anew there cannot hold the loop). Setting and cancelling
     /// cost O(log n) in the timers set; those that fire together, O(log n)
@@ -1088,6 +1089,14 @@ pub(crate) fn misused(reason: &'static str) -> Response<'static> {
 pub trait App {
     /// Answers `request`: [`Reply::Now`], or [`Reply::Later`] and
     /// [`Context::respond`] with `responder` later.
+    ///
+    /// Only requests that were read whole and within the limits come here:
+    /// the loop answers the others itself (400, 408, 413, 414, 417, 431,
+    /// 501, 505, and the 504 past
+    /// [`Limits::respond_timeout`](crate::http::Limits::respond_timeout)),
+    /// reported through [`ServerOptions::log`](crate::ServerOptions::log),
+    /// not to the app: a field the app adds to every response is not on
+    /// those.
     fn call<'a>(
         &mut self,
         request: &Request<'a>,
@@ -1172,6 +1181,16 @@ pub trait App {
     /// `max_stream_bytes`: those come whole (413 past `max_body_bytes`), so
     /// `call` looks at [`Request::body_streams`](crate::http::Request::body_streams)
     /// to tell.
+    ///
+    /// It is also how to refuse a body before it comes: a body taken whole
+    /// is read (and its `Expect: 100-continue` answered) before `call` sees
+    /// the head, while a streamed one is asked for only once `call` has
+    /// seen it. So streaming the requests `call` will refuse (a wrong
+    /// `Content-Type`, a length over a route's own limit) answers them at
+    /// once, and a client that waits for its 100 sends nothing; what it
+    /// sends all the same is read and dropped, and
+    /// [`on_request_end`](Self::on_request_end) is told
+    /// [`BodyError::Unread`].
     fn streams_request(&mut self, request: &Request<'_>) -> bool {
         let _ = request;
         false

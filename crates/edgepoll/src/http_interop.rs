@@ -86,6 +86,29 @@ use crate::Url;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamedBody;
 
+/// `http`'s status codes are those from 100 to 999, as edgepoll's: each
+/// converts, either way. The constants' names follow RFC 9110 where it
+/// renamed a code: `http`'s `PAYLOAD_TOO_LARGE` is `CONTENT_TOO_LARGE`
+/// here, and `UNPROCESSABLE_ENTITY` is `UNPROCESSABLE_CONTENT`.
+///
+/// ```
+/// use edgepoll::http::StatusCode;
+/// assert_eq!(StatusCode::from(http::StatusCode::PAYLOAD_TOO_LARGE), StatusCode::CONTENT_TOO_LARGE);
+/// assert_eq!(http::StatusCode::from(StatusCode::from_u16(599).unwrap()).as_u16(), 599);
+/// ```
+impl From<http::StatusCode> for StatusCode {
+    fn from(status: http::StatusCode) -> StatusCode {
+        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<StatusCode> for http::StatusCode {
+    fn from(status: StatusCode) -> http::StatusCode {
+        http::StatusCode::from_u16(status.as_u16())
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
 /// The fields a connection writes itself.
 fn is_own_field(name: &str) -> bool {
     ["host", "content-length", "transfer-encoding", "connection"]
@@ -148,9 +171,7 @@ impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
 impl<'a, B: Into<Vec<u8>>> From<http::Response<B>> for Response<'a> {
     fn from(response: http::Response<B>) -> Self {
         let (parts, body) = response.into_parts();
-        // `http` only holds codes 100 to 999, all of which StatusCode takes.
-        let status = StatusCode::from_u16(parts.status.as_u16())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from(parts.status);
         let mut out = Response::new(status);
         // All of them: the encoder frames the body itself, and reads
         // `Connection` (a 101's goes as given; `close` is honoured), as it

@@ -335,7 +335,10 @@ impl<'a> Request<'a> {
         format!("/{}", kept.join("/")).into()
     }
 
-    /// The query of the target (after `?`), if it has one.
+    /// The query of the target (after `?`), if it has one, as sent: not
+    /// percent-decoded, `+` not read as a space (a form's query, RFC 3986
+    /// and the WHATWG URL standard's `application/x-www-form-urlencoded`,
+    /// is decoded by a crate such as `form_urlencoded`).
     ///
     /// ```
     /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
