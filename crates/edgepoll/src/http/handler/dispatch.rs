@@ -4,7 +4,6 @@ use super::pipelining::is_safe_method;
 use super::sending::{encode_queued, opens_tunnel, TUNNEL_REFUSED};
 use super::{declared_length, Framing, Handler, MethodKind, State, Waiting};
 use crate::http::body::Incoming;
-use crate::http::head::HeadParser;
 use crate::http::input::InputBuffer;
 use crate::http::output::KEEP_CAPACITY;
 use crate::http::response::KeepAlive;
@@ -226,12 +225,7 @@ impl Handler {
                 self.finish_if_drained();
             }
         } else {
-            self.state = State::Head {
-                started: now,
-                parser: HeadParser::default(),
-                held: false,
-                head_method: false,
-            };
+            self.state = State::head_from(now);
             if self.draining {
                 // Only line ends after it: no request begun.
                 self.finish_if_drained();

@@ -163,6 +163,19 @@ enum State {
     Closed,
 }
 
+impl State {
+    /// A request head begun at `now`, nothing of it parsed yet.
+    #[inline]
+    fn head_from(now: Instant) -> State {
+        State::Head {
+            started: now,
+            parser: HeadParser::default(),
+            held: false,
+            head_method: false,
+        }
+    }
+}
+
 /// The sans-IO HTTP/1.1 server side of one connection.
 ///
 /// Feed it what the socket received with [`receive`](Handler::receive), send what
@@ -518,12 +531,7 @@ impl Handler {
         // `Limits::min_progress_bytes`); elsewhere, and at a body's end, any.
         let in_body = match self.state {
             State::Idle => {
-                self.state = State::Head {
-                    started: now,
-                    parser: HeadParser::default(),
-                    held: false,
-                    head_method: false,
-                };
+                self.state = State::head_from(now);
                 false
             }
             // Only the empty line a client may send after a body (RFC 9112
@@ -570,12 +578,7 @@ impl Handler {
     #[inline(never)]
     fn receive_ahead<S: Dispatch>(&mut self, data: &[u8], now: Instant, service: &mut S) {
         if let State::Idle = self.state {
-            self.state = State::Head {
-                started: now,
-                parser: HeadParser::default(),
-                held: false,
-                head_method: false,
-            };
+            self.state = State::head_from(now);
         }
         self.input.extend_from_slice(data);
         self.process(now, service);

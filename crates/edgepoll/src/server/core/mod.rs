@@ -749,10 +749,8 @@ impl Core {
         // Names first: a request whose lookup ends now fails with the
         // lookup's error rather than its own timeout.
         self.end_due_lookups(now);
+        // (The lookups' own deadlines wake the loop themselves.)
         let mut earliest = self.work.pool.expire_queued(now);
-        if let Some(d) = self.work.pool.names.deadline() {
-            earliest = Some(earliest.map_or(d, |e| e.min(d)));
-        }
         let client = self.work.pool.options.clone();
         for index in 0..self.slots.len() {
             let Some(conn) = &mut self.slots[index] else {
