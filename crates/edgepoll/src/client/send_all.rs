@@ -176,6 +176,7 @@ pub fn resolve(host: &str, timeout: Duration) -> Resolved {
 /// ```
 pub fn resolve_with(host: &str, options: &ClientOptions) -> Resolved {
     let timeout = bounded(options.dns_timeout);
+    let server = options.dns_server;
     let options = ServerOptions {
         client: ClientOptions {
             dns_timeout: timeout,
@@ -203,7 +204,10 @@ pub fn resolve_with(host: &str, options: &ClientOptions) -> Resolved {
     match (ran, core.work.pool.watched.take()) {
         (_, Some((_, Some(resolved)))) => resolved,
         (Err(e), _) => Err(ResolveError::Unreachable(e.to_string())),
-        (Ok(()), _) => Err(ResolveError::Timeout(timeout)),
+        (Ok(()), _) => Err(ResolveError::Timeout {
+            after: timeout,
+            server,
+        }),
     }
 }
 
@@ -447,7 +451,7 @@ mod tests {
         assert!(
             matches!(
                 got,
-                Err(ResolveError::Unreachable(_) | ResolveError::Timeout(_))
+                Err(ResolveError::Unreachable(_) | ResolveError::Timeout { .. })
             ),
             "{got:?}"
         );

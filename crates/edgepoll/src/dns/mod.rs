@@ -112,8 +112,14 @@ pub enum ResolveError {
     NoSuchName,
     /// The name exists but has no IPv4 or IPv6 address.
     NoAddress,
-    /// No answer within the lookup's timeout.
-    Timeout(Duration),
+    /// No answer within the lookup's timeout (`after`) from `server`
+    /// (`None`: the wait for the system's resolver).
+    Timeout {
+        /// The lookup's timeout.
+        after: Duration,
+        /// The DNS server asked.
+        server: Option<SocketAddr>,
+    },
     /// The server answered with this error code (2 SERVFAIL, 5 REFUSED, ...).
     ServerFailure(u16),
     /// The server answered without an address, neither recursing (RA
@@ -142,12 +148,12 @@ impl std::fmt::Display for ResolveError {
             ResolveError::InvalidName => f.write_str("not a valid DNS name"),
             ResolveError::NoSuchName => f.write_str("no such name (NXDOMAIN)"),
             ResolveError::NoAddress => f.write_str("the name has no address"),
-            ResolveError::Timeout(t) => {
-                write!(
-                    f,
-                    "no answer from the DNS server in {:.1} s",
-                    t.as_secs_f64()
-                )
+            ResolveError::Timeout { after, server } => {
+                f.write_str("no answer from the DNS server")?;
+                if let Some(server) = server {
+                    write!(f, " {server}")?;
+                }
+                write!(f, " in {:.1} s", after.as_secs_f64())
             }
             ResolveError::ServerFailure(code) => {
                 let name = match code {
@@ -173,7 +179,8 @@ impl std::fmt::Display for ResolveError {
 impl std::error::Error for ResolveError {}
 
 /// The DNS server named by the `DNS_SERVER` environment variable
-/// (`ip:port`, or an IP alone for port 53): `Ok(None)` when it is unset,
+/// (`ip:port`, `[ipv6]:port`, or an IP alone for port 53; an IPv6 address
+/// alone that reads as an address and a port, `::1:5353`, is refused): `Ok(None)` when it is unset,
 /// `Err` with a message when it is not an address.
 ///
 /// ```
@@ -189,20 +196,41 @@ pub fn server_from_env() -> Result<Option<SocketAddr>, String> {
 }
 
 /// `ip:port`, `[ipv6]:port`, or an IP alone, bracketed or not (port 53).
+/// An IPv6 address alone whose last group could be a port (`::1:5353`,
+/// which is `[::1:5353]:53` but reads as `[::1]:5353`) is refused as
+/// ambiguous, as RFC 5952 §6 warns: brackets say which is meant.
 fn parse_server(value: &str) -> Result<SocketAddr, String> {
     let value = value.trim();
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let bare = value
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
+    let (bare, bracketed) = match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+        Some(inner) => (inner, true),
+        None => (value, false),
+    };
     match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) if !bracketed && ip.is_ipv6() && port_like_tail(bare) => Err(format!(
+            "DNS_SERVER={value:?} is ambiguous: write [ADDRESS]:PORT for an IPv6 address \
+             and a port, or [ADDRESS] for port 53"
+        )),
         Ok(ip) => Ok(SocketAddr::new(ip, 53)),
         Err(_) => Err(format!(
-            "DNS_SERVER={value:?} is not an address (ip:port, or an IP for port 53)"
+            "DNS_SERVER={value:?} is not an address (ip:port, [ipv6]:port, or an IP for port 53)"
         )),
+    }
+}
+
+/// Whether IPv6 text ends in `:DIGITS` after something that is an IPv6
+/// address by itself: then the tail could be meant as a port.
+fn port_like_tail(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((head, tail)) => {
+            !tail.is_empty()
+                && tail.bytes().all(|b| b.is_ascii_digit())
+                && tail.parse::<u16>().is_ok()
+                && head.parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        None => false,
     }
 }
 

@@ -276,7 +276,13 @@ fn unanswered_queries_are_resent_then_time_out_with_a_typed_error() {
     r.handle_timeout(now + TIMEOUT);
     assert_eq!(
         r.finished.pop(),
-        Some(("silent.test".into(), Err(ResolveError::Timeout(TIMEOUT))))
+        Some((
+            "silent.test".into(),
+            Err(ResolveError::Timeout {
+                after: TIMEOUT,
+                server: Some("127.0.0.1:5353".parse().unwrap())
+            })
+        ))
     );
     assert_eq!(r.deadline(), None);
     // A failure is not kept.
@@ -298,7 +304,13 @@ fn a_broken_datagram_answered_after_does_not_name_the_other_querys_timeout() {
     r.handle_timeout(now + TIMEOUT);
     assert_eq!(
         r.finished.pop(),
-        Some(("quiet.test".into(), Err(ResolveError::Timeout(TIMEOUT))))
+        Some((
+            "quiet.test".into(),
+            Err(ResolveError::Timeout {
+                after: TIMEOUT,
+                server: Some("127.0.0.1:5353".parse().unwrap())
+            })
+        ))
     );
 }
 
@@ -655,6 +667,25 @@ fn dns_server_is_ip_and_port_or_an_ip_alone() {
     assert!(parse_server("dns.example:53")
         .unwrap_err()
         .contains("not an address"));
+    // An address alone, or an address and a port: the brackets say which.
+    for ambiguous in ["::1:5353", "fd00::1:53", "2001:db8::1:853"] {
+        assert!(
+            parse_server(ambiguous).unwrap_err().contains("ambiguous"),
+            "{ambiguous}"
+        );
+    }
+    assert_eq!(
+        parse_server("[::1:5353]"),
+        Ok("[::1:5353]:53".parse().unwrap())
+    );
+    assert_eq!(
+        parse_server("[::1]:5353"),
+        Ok("[::1]:5353".parse().unwrap())
+    );
+    // A last group that cannot be a port, or a head that is no address.
+    for plain in ["2001:db8::53", "::1", "fd00::abcd", "1:2:3:4:5:6:7:8"] {
+        assert!(parse_server(plain).is_ok(), "{plain}");
+    }
 }
 
 #[test]
@@ -995,7 +1026,13 @@ fn a_name_waiting_its_whole_timeout_for_a_turn_times_out_unasked() {
     r.handle_timeout(later + TIMEOUT);
     assert_eq!(
         r.finished,
-        [("late.test".into(), Err(ResolveError::Timeout(TIMEOUT)))]
+        [(
+            "late.test".into(),
+            Err(ResolveError::Timeout {
+                after: TIMEOUT,
+                server: Some("127.0.0.1:5353".parse().unwrap())
+            })
+        )]
     );
     r.finished.clear();
 
@@ -1015,7 +1052,13 @@ fn a_name_waiting_its_whole_timeout_for_a_turn_times_out_unasked() {
         .collect();
     assert_eq!(
         late,
-        [&("late.test".into(), Err(ResolveError::Timeout(TIMEOUT)))],
+        [&(
+            "late.test".into(),
+            Err(ResolveError::Timeout {
+                after: TIMEOUT,
+                server: Some("127.0.0.1:5353".parse().unwrap())
+            })
+        )],
         "ended as a timeout"
     );
     assert!(r.datagrams.is_empty(), "and not asked");
