@@ -216,6 +216,18 @@ fn connect_to_a_closed_port_is_refused_blocking_and_nonblocking() {
 }
 
 #[test]
+fn an_ipv6_zone_is_refused_rather_than_dropped() {
+    assert_case(
+        "ipv6-zone",
+        &[
+            ("bind", "InvalidInput"),
+            ("connect", "InvalidInput"),
+            ("unzoned", "::1"),
+        ],
+    );
+}
+
+#[test]
 fn nonblocking_connect_completes_through_writable() {
     assert_case("nonblocking-connect", &[("connected", "ok")]);
 }

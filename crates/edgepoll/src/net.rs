@@ -57,12 +57,21 @@ use wasmedge_wasi_socket::socket::{AddressFamily, Socket, SocketType};
 const ERRNO_INPROGRESS: u32 = 26;
 
 /// Binds a non-blocking listener (with `SO_REUSEADDR`, backlog 1024).
+/// An IPv6 address with a zone (`[fe80::1%2]`) is refused with
+/// `InvalidInput`: WasmEdge's sockets carry no scope id, so a link-local
+/// address cannot be reached and any other zone would be dropped unsaid.
+/// `[::]` takes IPv4 connections too where the host's
+/// `net.ipv6.bindv6only` is 0 (Linux's default; WasmEdge sets no
+/// `IPV6_V6ONLY`), their peers then written `[::ffff:a.b.c.d]`
+/// ([`Ipv6Addr::to_canonical`](std::net::Ipv6Addr::to_canonical) gives
+/// the IPv4 address back).
 ///
 /// ```
 /// let listener = edgepoll::net::bind("127.0.0.1:0".parse().unwrap()).unwrap();
 /// println!("listening on {}", edgepoll::net::local_addr(&listener).unwrap());
 /// ```
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    refuse_zone(&addr)?;
     let socket = Socket::new(AddressFamily::from(&addr), SocketType::Stream)?;
     socket.setsockopt(
         wasmedge_wasi_socket::socket::SocketOptLevel::SolSocket,
@@ -124,7 +133,8 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 /// ([`Event::is_hang_up`](crate::Event::is_hang_up)) with the readiness
 /// asked for, not as [`Event::is_error`](crate::Event::is_error):
 /// [`take_error`] names the failure (`ConnectionRefused`), after which a
-/// read returns `Ok(0)`, as at an end of stream.
+/// read returns `Ok(0)`, as at an end of stream. An IPv6 address with a
+/// zone is refused, as by [`bind`].
 ///
 /// ```
 /// use edgepoll::{net, Events, Interest, Poll, Token};
@@ -150,6 +160,7 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 /// A non-blocking socket of `kind`, connecting (a stream) or connected (a
 /// datagram socket) to `addr`.
 fn open_connected(addr: SocketAddr, kind: SocketType) -> io::Result<Socket> {
+    refuse_zone(&addr)?;
     let socket = Socket::new(AddressFamily::from(&addr), kind)?;
     socket.set_nonblocking(true)?;
     let (mut octets, size) = match addr.ip() {
@@ -171,6 +182,19 @@ fn open_connected(addr: SocketAddr, kind: SocketType) -> io::Result<Socket> {
         return Err(io::Error::from_raw_os_error(errno as i32));
     }
     Ok(socket)
+}
+
+/// An IPv6 zone (scope id) refused: WasmEdge's `sock_bind` and
+/// `sock_connect` take 16 bytes and a port, so it would be dropped and a
+/// link-local address fail with an unexplained `EINVAL`.
+fn refuse_zone(addr: &SocketAddr) -> io::Result<()> {
+    match addr {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an IPv6 zone (scope id) cannot be given to WasmEdge's sockets, which carry none",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A UDP socket connected to one peer, non-blocking: it sends only to that

@@ -273,7 +273,10 @@ impl Url {
     /// The socket address: IP literals and `localhost` only (no DNS), so a
     /// test or tool never reaches beyond the addresses it names. A final
     /// dot names the same host (`localhost.`, `127.0.0.1.`), as the
-    /// resolver takes it.
+    /// resolver takes it. `localhost` is 127.0.0.1 here, one address; the
+    /// client resolves it to 127.0.0.1 and ::1 and tries each in turn
+    /// ([`dns::resolve`](crate::dns::resolve)), so it reaches a server on
+    /// `[::1]` alone where this address would be refused.
     ///
     /// ```
     /// let url = edgepoll::Url::parse("http://localhost.:8080/").unwrap();

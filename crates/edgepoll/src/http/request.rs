@@ -379,6 +379,10 @@ impl<'a> Request<'a> {
 
     /// The address of the client, when the connection knows it (the event
     /// loop tells it: see [`Handler::set_addresses`](super::Handler::set_addresses)).
+    /// As the socket gives it: on a server listening on `[::]`, an IPv4
+    /// client is `[::ffff:127.0.0.1]:PORT`, whose
+    /// [`to_canonical`](std::net::IpAddr::to_canonical) is `127.0.0.1`
+    /// (a check such as `is_loopback` wants that form).
     ///
     /// ```
     /// use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};

@@ -103,6 +103,20 @@ pub fn run(case: &str) -> Result<()> {
                 Err(e) => println!("then_read={:?}", e.kind()),
             }
         }
+        "ipv6-zone" => {
+            // WasmEdge's sockets carry no scope id: refused, not dropped.
+            match net::bind(addr("[::1%1]:0")) {
+                Ok(_) => println!("bind=ok"),
+                Err(e) => println!("bind={:?}", e.kind()),
+            }
+            match net::connect(addr("[fe80::1%2]:80")) {
+                Ok(_) => println!("connect=ok"),
+                Err(e) => println!("connect={:?}", e.kind()),
+            }
+            let unzoned = net::bind(addr("[::1]:0")).map_err(err("bind [::1]"))?;
+            let local = net::local_addr(&unzoned).map_err(err("local_addr"))?;
+            println!("unzoned={}", local.ip());
+        }
         "nonblocking-connect" => {
             let (_client, _server, _) = pair("127.0.0.1")?;
             println!("connected=ok");
