@@ -2,7 +2,9 @@
 //! arguments as UTF-8 (one that is not is a mistake to name, where
 //! `std::env::args` would panic), `--name=value` as `--name value`, and an
 //! option of one value given once (a second is refused, not silently put
-//! over the first).
+//! over the first), and an address to listen on refused in one message.
+
+use std::net::SocketAddr;
 
 /// The program's arguments after its name, each as UTF-8.
 pub fn utf8() -> Result<Vec<String>, String> {
@@ -53,4 +55,29 @@ impl Given {
             }
         }
     }
+}
+
+/// `text` as an address to listen on. The refusal names it, and `origin`
+/// where it came from when no argument gave it (`$LISTEN`), with the forms
+/// an address takes; an IPv6 address and port without brackets
+/// (`::1:8080`) is told so.
+///
+/// ```
+/// use example_args::listen_addr;
+/// assert_eq!(listen_addr("[::1]:8080", None), Ok("[::1]:8080".parse().unwrap()));
+/// assert_eq!(
+///     listen_addr("::1:8080", Some("$LISTEN")).unwrap_err(),
+///     "\"::1:8080\" ($LISTEN) is not an address like 127.0.0.1:1234 or [::1]:1234 \
+///      (an IPv6 address goes in brackets)"
+/// );
+/// ```
+pub fn listen_addr(text: &str, origin: Option<&str>) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        let from = origin.map(|o| format!(" ({o})")).unwrap_or_default();
+        let hint = match text.contains("::") || text.matches(':').count() > 1 {
+            true if !text.starts_with('[') => " (an IPv6 address goes in brackets)",
+            _ => "",
+        };
+        format!("{text:?}{from} is not an address like 127.0.0.1:1234 or [::1]:1234{hint}")
+    })
 }

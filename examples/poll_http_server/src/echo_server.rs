@@ -27,16 +27,14 @@ pub fn main() -> ExitCode {
         stop_after: config.exit_after,
         ..ServerOptions::default()
     };
-    let Ok(addr) = addr.parse() else {
-        // Say where it came from when no argument gave it.
-        let from = match listen.as_deref() == Some(addr.as_str()) {
-            true => " ($LISTEN)",
-            false => "",
-        };
-        eprintln!(
-            "poll_http_server: {addr:?}{from} is not an address like 127.0.0.1:1234 or [::1]:1234"
-        );
-        return ExitCode::from(2);
+    // Say where the address came from when no argument gave it.
+    let origin = (listen.as_deref() == Some(addr.as_str())).then_some("$LISTEN");
+    let addr = match example_args::listen_addr(&addr, origin) {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("poll_http_server: {message}");
+            return ExitCode::from(2);
+        }
     };
     let listener = match net::bind(addr) {
         Ok(listener) => listener,

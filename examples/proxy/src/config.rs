@@ -9,7 +9,7 @@ proxy: a reverse proxy and load balancer for HTTP/1.1 on WasmEdge
 
 usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
 
-  --listen ADDR          where to accept clients, e.g. 0.0.0.0:8080
+  --listen ADDR          where to accept clients, e.g. 0.0.0.0:8080 or [::]:8080
   --upstream ADDR        a server to forward to: host:port, a host (port 80)
                          or http[s]://host:port; repeat for more (up to
                          64). A name is resolved as requests go to it:
@@ -71,12 +71,13 @@ file that cannot be read or holds no certificate is one).
 
 /// Whether two hosts are one however spelled: in any case, with a final
 /// dot or not (`localhost.`), an IPv6 address in any of its forms (`::1`,
-/// `0::1`).
+/// `0::1`), an IPv4 one mapped or not (`::ffff:127.0.0.1`, which a
+/// dual-stack socket connects to 127.0.0.1).
 fn same_host(a: &str, b: &str) -> bool {
     let key = |host: &str| host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
     let (a, b) = (key(a), key(b));
     match (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
-        (Ok(a), Ok(b)) => a == b,
+        (Ok(a), Ok(b)) => a.to_canonical() == b.to_canonical(),
         _ => a == b,
     }
 }
@@ -141,9 +142,9 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
             "--help" | "-h" => return Ok(Command::Help),
             "--listen" => {
                 let text = value()?;
-                listen = Some(text.parse().map_err(|e| {
-                    format!("--listen {text}: {e} (an IP address and a port: 0.0.0.0:8080)")
-                })?);
+                listen = Some(
+                    example_args::listen_addr(&text, None).map_err(|e| format!("--listen {e}"))?,
+                );
             }
             "--upstream" => {
                 let text = value()?;
@@ -211,19 +212,21 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
 /// the same port: the same IP; a loopback one, or `localhost`, where it
 /// listens on all addresses; or the unspecified address (which a connect
 /// takes for this machine's loopback) where it listens on all or on
-/// loopback. Each of the family it listens on (`[::]` takes IPv4 too). (A
+/// loopback. Each of the family it listens on (`[::]` takes IPv4 too),
+/// an IPv4 address mapped into IPv6 (`[::ffff:127.0.0.1]`) as IPv4. (A
 /// name that resolves to it, or another of the machine's own addresses, is
 /// not seen here: each request such a loop brings back is stopped after
 /// one turn, its `Via` naming the proxy; see `forwarded::came_back`.)
 fn is_own_address(url: &Url, listen: SocketAddr) -> bool {
-    let (listen_ip, everywhere) = (listen.ip(), listen.ip().is_unspecified());
+    let listen_ip = listen.ip().to_canonical();
+    let everywhere = listen_ip.is_unspecified();
     let family = |ip: std::net::IpAddr| {
         ip.is_ipv4() == listen_ip.is_ipv4() || (everywhere && listen_ip.is_ipv6())
     };
     let local = everywhere || listen_ip.is_loopback();
     let host = url.host.strip_suffix('.').unwrap_or(&url.host);
     url.port == listen.port()
-        && match host.parse::<std::net::IpAddr>() {
+        && match host.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) => {
                 ip == listen_ip
                     || (family(ip) && everywhere && ip.is_loopback())
@@ -349,7 +352,10 @@ mod tests {
         for (args, says) in [
             (&["--upstream", "127.0.0.1:1"][..], "--listen"),
             (&["--listen", "127.0.0.1:1"][..], "--upstream"),
-            (&["--listen", "nowhere"][..], "--listen nowhere"),
+            (
+                &["--listen", "nowhere"][..],
+                "--listen \"nowhere\" is not an address",
+            ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "ftp://127.0.0.1"][..],
                 "only http:// and https://",
@@ -467,11 +473,15 @@ mod tests {
             ),
             (
                 &["--listen", "localhost:8080"][..],
-                "(an IP address and a port: 0.0.0.0:8080)",
+                "--listen \"localhost:8080\" is not an address like 127.0.0.1:1234 or [::1]:1234",
             ),
             (
                 &["--listen=localhost:8080"][..],
-                "--listen localhost:8080: ",
+                "--listen \"localhost:8080\" is not",
+            ),
+            (
+                &["--listen", "::1:8080"][..],
+                "(an IPv6 address goes in brackets)",
             ),
             (
                 &["--trust-forwarded=yes"][..],
@@ -514,6 +524,45 @@ mod tests {
             (
                 &["--listen", "127.0.0.1:8080", "--upstream", "0.0.0.0:8080"][..],
                 "is where the proxy listens",
+            ),
+            // An IPv4 address mapped into IPv6 is that IPv4 address.
+            (
+                &[
+                    "--listen",
+                    "[::]:8080",
+                    "--upstream",
+                    "[::ffff:127.0.0.1]:8080",
+                ][..],
+                "is where the proxy listens",
+            ),
+            (
+                &[
+                    "--listen",
+                    "[::ffff:127.0.0.1]:8080",
+                    "--upstream",
+                    "127.0.0.1:8080",
+                ][..],
+                "is where the proxy listens",
+            ),
+            (
+                &[
+                    "--listen",
+                    "0.0.0.0:8080",
+                    "--upstream",
+                    "[::ffff:127.0.0.1]:8080",
+                ][..],
+                "is where the proxy listens",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:80",
+                    "--upstream",
+                    "[::FFFF:127.0.0.1]:80",
+                ][..],
+                "--upstream [::FFFF:127.0.0.1]:80 is given twice",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "--trust-forwarded"][..],

@@ -39,14 +39,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let Ok(addr) = addr.parse() else {
-        // Say where it came from when no argument gave it.
-        let from = match listen.as_deref() == Some(addr.as_str()) {
-            true => " ($LISTEN)",
-            false => "",
-        };
-        eprintln!("ws_chat: not an address{from}: {addr}");
-        return std::process::ExitCode::from(2);
+    // Say where the address came from when no argument gave it.
+    let origin = (listen.as_deref() == Some(addr.as_str())).then_some("$LISTEN");
+    let addr = match example_args::listen_addr(&addr, origin) {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("ws_chat: {message}");
+            return std::process::ExitCode::from(2);
+        }
     };
     let listener = match edgepoll::net::bind(addr) {
         Ok(listener) => listener,
@@ -57,7 +57,15 @@ fn main() -> std::process::ExitCode {
     };
     // The port bound, where the address asked for any (port 0).
     let addr = edgepoll::net::local_addr(&listener).unwrap_or(addr);
-    println!("listening on {addr}; open http://{addr}/ in two browser windows");
+    // A browser goes to an address, not to "any": loopback stands in for it.
+    let mut page = addr;
+    if addr.ip().is_unspecified() {
+        page.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    println!("listening on {addr}; open http://{page}/ in two browser windows");
     let mut options = edgepoll::ServerOptions::default();
     // Chat-sized messages: each goes to every member, whose queue may hold
     // four of them before a slow reader is dropped (1009 past it).
