@@ -633,6 +633,136 @@ fn out_of_descriptors_the_quietest_keep_alive_connections_make_room() {
     });
 }
 
+/// Out of memory (the runtime's `--memory-page-limit`: 8 MiB), a body the
+/// server cannot hold is refused 503 and its connection closed, and a
+/// connection it has no room for is closed unanswered; the process goes on
+/// (it aborted with exit 134 and every connection), the others' bodies are
+/// kept and answered, and what the refused held is free again.
+#[test]
+fn out_of_memory_what_cannot_be_held_is_refused_and_the_server_goes_on() {
+    on_each_runtime(|runtime| {
+        let mut server = edgepoll_tests::start_program_with(
+            runtime,
+            "poll_http_server",
+            &["--memory-page-limit", "128"],
+            &[],
+            &[],
+        );
+        // Bodies under 64 KiB are held whole (larger ones are streamed):
+        // each held connection costs about 60 KB, so some 130 fill 8 MiB.
+        const BODY: usize = 60_000;
+        let head = format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY}\r\n\r\n");
+        let body = vec![b'm'; BODY];
+        let mut held = Vec::new();
+        for _ in 0..200 {
+            let mut stream = connect(server.addr);
+            // A connection not taken may be closed (and reset) under it.
+            let _ = stream.write_all(head.as_bytes());
+            // All but the last byte: held, waiting for it.
+            let _ = stream.write_all(&body[..BODY - 1]);
+            held.push(stream);
+        }
+        assert!(server.is_alive(), "{}: the server died", runtime.name());
+        // Each connection has its answer now (a 503, or a close) or when
+        // its last byte comes (the echo).
+        let (mut refused, mut closed, mut echoed) = (0, 0, 0);
+        for (i, stream) in held.iter_mut().enumerate() {
+            // The last byte goes only where nothing came: one sent to a
+            // refused connection after its linger would be answered with
+            // a reset. (A refusal not yet come when looked for is sent
+            // while the connection lingers, which drops the byte.)
+            stream.set_nonblocking(true).expect("non-blocking");
+            let answered = !matches!(stream.peek(&mut [0]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            stream.set_nonblocking(false).expect("blocking");
+            if !answered {
+                let _ = stream.write_all(b"m");
+            }
+            match answer(stream) {
+                None => closed += 1,
+                Some((head, got)) if head.starts_with("HTTP/1.1 503 ") => {
+                    assert_eq!(
+                        got,
+                        b"no memory free to hold the request\n",
+                        "{}: client {i}: {head}",
+                        runtime.name()
+                    );
+                    refused += 1;
+                }
+                Some((head, got)) => {
+                    assert!(
+                        head.starts_with("HTTP/1.1 200 ") && got == body,
+                        "{}: client {i}: {head} and {} bytes",
+                        runtime.name(),
+                        got.len()
+                    );
+                    echoed += 1;
+                }
+            }
+        }
+        assert!(
+            refused + closed > 0 && echoed > 0,
+            "{}: {refused} refused, {closed} closed unanswered, {echoed} echoed",
+            runtime.name()
+        );
+        drop(held);
+        // The memory is free again: a client now is served.
+        let mut stream = connect(server.addr);
+        stream.write_all(head.as_bytes()).expect("head sent");
+        stream.write_all(&body).expect("body sent");
+        let (head, echo) = read_response(&mut stream);
+        assert!(
+            head.starts_with("HTTP/1.1 200 ") && echo == body,
+            "{}: {head}",
+            runtime.name()
+        );
+        assert!(server.is_alive(), "{}: the server died", runtime.name());
+        let log = server.stderr_lines().join("\n");
+        let told = log
+            .lines()
+            .filter(|l| {
+                l.ends_with("503 Service Unavailable: no memory free to hold the request")
+                    || l.ends_with("not taken: out of memory")
+            })
+            .count();
+        assert_eq!(told, refused + closed, "{}: {log}", runtime.name());
+    });
+}
+
+/// One response (its head, and a body of its `Content-Length`), or `None`
+/// when the connection closes (or resets) before a head.
+fn answer(stream: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end + 4]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().expect("a length"))
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return Some((head, got[end + 4..end + 4 + length].to_vec()));
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("no answer and no close: {e}"),
+        }
+    }
+    assert!(
+        got.is_empty(),
+        "closed mid-answer: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    None
+}
+
 /// Connections reset while they wait to be accepted, which Linux still
 /// hands over without a peer address, are passed over: accepting does not
 /// pause (it stopped for 100 ms at each, with "accept failed" in the log)

@@ -180,6 +180,14 @@ impl SubscriptionTable {
                 format!("descriptor {fd} is already registered"),
             ));
         }
+        // Room first: with memory short (a runtime's limit reached), this
+        // registration fails, not the process.
+        let room = (self.slots.try_reserve(1))
+            .and(self.subs.try_reserve(2))
+            .and(self.by_fd.try_reserve(1));
+        if room.is_err() {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
         let slot = Slot {
             fd,
             read: NONE,

@@ -6,8 +6,13 @@
 //! allocation and no copy (unless it grew past `KEEP_CAPACITY` for a large
 //! body: then it is freed). Bytes of a pipelined request that follow are moved
 //! to the front only when new input would not fit behind them.
+//!
+//! Growth is fallible: what a peer sends decides how large the buffer gets
+//! (up to the limits), so running out of memory there is the peer's
+//! request refused (503), not the process aborted with every connection.
 
 use super::output::KEEP_CAPACITY;
+use std::collections::TryReserveError;
 use std::ops::{Deref, DerefMut};
 
 /// The input of one connection, oldest byte first.
@@ -21,17 +26,19 @@ pub(crate) struct InputBuffer {
 }
 
 impl InputBuffer {
-    /// Appends received bytes.
+    /// Appends received bytes; `Err` (nothing appended) when no memory is
+    /// free for them.
     #[inline]
-    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
-        self.make_room(data.len());
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), TryReserveError> {
+        self.make_room(data.len())?;
         self.bytes.extend_from_slice(data);
+        Ok(())
     }
 
-    /// Makes room for `additional` more bytes.
+    /// Makes room for `additional` more bytes, if memory is free.
     #[inline]
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.make_room(additional);
+    pub(crate) fn reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+        self.make_room(additional)
     }
 
     /// Caps growth at `end` bytes from the start while that request is read;
@@ -105,29 +112,35 @@ impl InputBuffer {
     /// Moves the unconsumed bytes to the front if `additional` bytes would
     /// not fit behind them.
     #[inline]
-    fn make_room(&mut self, additional: usize) {
+    fn make_room(&mut self, additional: usize) -> Result<(), TryReserveError> {
         if self.bytes.capacity() - self.bytes.len() >= additional {
-            return;
+            return Ok(());
         }
         if self.start > 0 {
             self.bytes.drain(..self.start);
             self.start = 0;
             if self.bytes.capacity() - self.bytes.len() >= additional {
-                return;
+                return Ok(());
             }
         }
-        reserve_up_to(&mut self.bytes, additional, self.end_hint);
+        reserve_up_to(&mut self.bytes, additional, self.end_hint)
     }
 }
 
 /// Makes room in `bytes` for `additional` more bytes: its capacity at least
 /// doubles (growth in amortised O(1)), but not past `most` when that is
 /// room enough, so that a buffer bounded by a limit is not held at twice
-/// it by the doubling alone.
+/// it by the doubling alone. `Err` when no memory is free for that: a peer
+/// decides how large these buffers grow, and its refusal is better than an
+/// abort of every connection.
 #[inline]
-pub(crate) fn reserve_up_to(bytes: &mut Vec<u8>, additional: usize, most: usize) {
+pub(crate) fn reserve_up_to(
+    bytes: &mut Vec<u8>,
+    additional: usize,
+    most: usize,
+) -> Result<(), TryReserveError> {
     if bytes.capacity() - bytes.len() >= additional {
-        return;
+        return Ok(());
     }
     let needed = bytes.len().saturating_add(additional);
     let doubled = needed.max(bytes.capacity().saturating_mul(2));
@@ -135,7 +148,7 @@ pub(crate) fn reserve_up_to(bytes: &mut Vec<u8>, additional: usize, most: usize)
         true => doubled.min(most),
         false => doubled,
     };
-    bytes.reserve_exact(capacity - bytes.len());
+    bytes.try_reserve_exact(capacity - bytes.len())
 }
 
 impl Deref for InputBuffer {
@@ -165,14 +178,14 @@ mod tests {
     #[test]
     fn consumed_bytes_go_and_the_memory_stays() {
         let mut input = InputBuffer::default();
-        input.extend_from_slice(b"first second");
+        input.extend_from_slice(b"first second").unwrap();
         let capacity = input.capacity();
         input.consume(6);
         assert_eq!(&input[..], b"second");
         input.consume(6);
         assert!(input.is_empty());
         assert_eq!(input.capacity(), capacity, "kept for the next request");
-        input.extend_from_slice(b"third");
+        input.extend_from_slice(b"third").unwrap();
         assert_eq!(&input[..], b"third");
         input.consume(100);
         assert!(input.is_empty());
@@ -181,7 +194,7 @@ mod tests {
     #[test]
     fn bytes_removed_from_the_middle_close_up() {
         let mut input = InputBuffer::default();
-        input.extend_from_slice(b"skip head--gone--tail");
+        input.extend_from_slice(b"skip head--gone--tail").unwrap();
         input.consume(5);
         input.remove(4..12);
         assert_eq!(&input[..], b"headtail");
@@ -192,7 +205,9 @@ mod tests {
     #[test]
     fn a_large_buffer_is_freed_once_consumed() {
         let mut input = InputBuffer::default();
-        input.extend_from_slice(&vec![7; KEEP_CAPACITY + 1]);
+        input
+            .extend_from_slice(&vec![7; KEEP_CAPACITY + 1])
+            .unwrap();
         input.consume(KEEP_CAPACITY);
         assert!(input.capacity() > KEEP_CAPACITY, "still holds a byte");
         input.consume(1);
@@ -202,7 +217,7 @@ mod tests {
     #[test]
     fn the_front_is_taken_out_and_the_rest_stays() {
         let mut input = InputBuffer::default();
-        input.extend_from_slice(b"xxBODYnext");
+        input.extend_from_slice(b"xxBODYnext").unwrap();
         input.consume(2);
         let (bytes, start) = input.take_front(4);
         assert_eq!(&bytes[start..], b"BODY");
@@ -215,10 +230,10 @@ mod tests {
     #[test]
     fn growth_stops_at_the_end_of_the_request() {
         let mut input = InputBuffer::default();
-        input.extend_from_slice(&[1; 100]);
+        input.extend_from_slice(&[1; 100]).unwrap();
         input.grow_up_to(1000);
         while input.len() < 1000 {
-            input.extend_from_slice(&[2; 30]);
+            input.extend_from_slice(&[2; 30]).unwrap();
             assert!(input.capacity() <= 1000.max(input.len()));
             assert!(
                 input.capacity() <= 2 * input.len().max(100) + 30,
@@ -226,22 +241,22 @@ mod tests {
             );
         }
         assert_eq!(input.capacity(), 1000, "exactly the request");
-        input.extend_from_slice(&[3; 10]);
+        input.extend_from_slice(&[3; 10]).unwrap();
         assert_eq!(input.len(), 1010, "past the hint it grows as usual");
         input.consume(1010);
-        input.extend_from_slice(&[4; 2000]);
+        input.extend_from_slice(&[4; 2000]).unwrap();
         assert_eq!(&input[..], &[4; 2000][..], "the hint ends with its request");
     }
 
     #[test]
     fn unconsumed_bytes_move_to_the_front_only_when_room_is_needed() {
         let mut input = InputBuffer::default();
-        input.reserve(16);
-        input.extend_from_slice(b"0123456789");
+        input.reserve(16).unwrap();
+        input.extend_from_slice(b"0123456789").unwrap();
         input.consume(8);
-        input.extend_from_slice(b"ab");
+        input.extend_from_slice(b"ab").unwrap();
         assert_eq!((input.start, &input[..]), (8, &b"89ab"[..]));
-        input.extend_from_slice(&[b'x'; 64]);
+        input.extend_from_slice(&[b'x'; 64]).unwrap();
         assert_eq!(input.start, 0);
         assert_eq!(&input[..4], b"89ab");
         assert_eq!(input.len(), 68);

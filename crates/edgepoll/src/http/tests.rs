@@ -2025,3 +2025,44 @@ fn resolved_paths_have_no_dot_segments() {
         );
     }
 }
+
+#[test]
+fn a_body_no_memory_is_free_for_is_refused_503_and_the_process_goes_on() {
+    let now = Instant::now();
+    let head = b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n";
+    let piece = [b'a'; 16 * 1024];
+    let mut conn = Handler::new(Limits::default(), now);
+    let mut service = echo;
+    conn.receive(head, now, &mut service);
+    // As a runtime's memory limit makes them: large allocations fail.
+    crate::test_alloc::with_allocations_failing_from(64 * 1024, || {
+        for _ in 0..12 {
+            conn.receive(&piece, now, &mut service);
+        }
+    });
+    let out = String::from_utf8_lossy(conn.pending_output()).into_owned();
+    assert!(
+        out.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(
+        out.ends_with("no memory free to hold the request\n"),
+        "{out}"
+    );
+    assert_eq!(
+        conn.take_incident().and_then(|i| i.status),
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    );
+    // What it held is freed, and what comes after is not kept.
+    conn.receive(&piece, now, &mut service);
+    assert!(conn.buffered_capacity() < 64 * 1024);
+    // With memory, the same request is served.
+    let mut conn = Handler::new(Limits::default(), now);
+    conn.receive(head, now, &mut service);
+    for _ in 0..12 {
+        conn.receive(&piece, now, &mut service);
+    }
+    conn.receive(&piece[..200_000 - 12 * piece.len()], now, &mut service);
+    assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+}

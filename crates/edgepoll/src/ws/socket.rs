@@ -160,6 +160,13 @@ impl CloseCode {
     /// assert_eq!(edgepoll::ws::CloseCode::TOO_BIG.0, 1009);
     /// ```
     pub const TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1013: try again later (IANA registered): sent when no memory is
+    /// free to hold what the peer sent.
+    ///
+    /// ```
+    /// assert_eq!(edgepoll::ws::CloseCode::TRY_AGAIN_LATER.0, 1013);
+    /// ```
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
 
     /// Whether this code may be sent in a close frame (by either side):
     /// RFC 6455's and those IANA registered since (1012–1014: service
@@ -369,7 +376,9 @@ impl WebSocket {
         let most = (self.limits.max_message_bytes)
             .saturating_add(MAX_HEADER)
             .saturating_add(data.len());
-        reserve_up_to(&mut self.input, data.len(), most);
+        if reserve_up_to(&mut self.input, data.len(), most).is_err() {
+            return self.out_of_memory(now);
+        }
         self.input.extend_from_slice(data);
         let mut start = 0;
         while self.state == State::Open {
@@ -474,7 +483,9 @@ impl WebSocket {
                     }
                 } else {
                     self.message_kind = Some(header.opcode);
-                    self.keep_in_message(payload);
+                    if !self.keep_in_message(payload) {
+                        self.out_of_memory(now);
+                    }
                 }
             }
             Opcode::Continuation => self.continue_message(header.fin, payload, now, on_message),
@@ -542,10 +553,33 @@ impl WebSocket {
     /// Appends a fragment's payload (`input[payload]`) to the message
     /// under way, whose buffer grows no larger than the message limit
     /// (`check_header` kept the fragment within it).
-    fn keep_in_message(&mut self, payload: std::ops::Range<usize>) {
+    /// `false` (nothing kept) when no memory is free for it.
+    fn keep_in_message(&mut self, payload: std::ops::Range<usize>) -> bool {
         let most = self.limits.max_message_bytes;
-        reserve_up_to(&mut self.message, payload.len(), most);
+        if reserve_up_to(&mut self.message, payload.len(), most).is_err() {
+            return false;
+        }
         self.message.extend_from_slice(&self.input[payload]);
+        true
+    }
+
+    /// No memory free to hold what the peer sent: closed with 1013 (try
+    /// again later), where the allocation's failure would have aborted the
+    /// process and every connection with it. What it held goes first, so
+    /// that the close frame has room.
+    #[cold]
+    #[inline(never)]
+    fn out_of_memory(&mut self, now: Instant) {
+        self.free_message();
+        self.input = Vec::new();
+        // A ping read before pointed into the input just freed.
+        self.ping = None;
+        self.close_with(
+            CloseCode::TRY_AGAIN_LATER,
+            "no memory free to hold the message",
+            now,
+            true,
+        );
     }
 
     fn continue_message(
@@ -558,7 +592,9 @@ impl WebSocket {
         let Some(kind) = self.message_kind else {
             return; // refused by `check_header`
         };
-        self.keep_in_message(payload);
+        if !self.keep_in_message(payload) {
+            return self.out_of_memory(now);
+        }
         if fin {
             self.restart_message_clock(now);
             let message = std::mem::take(&mut self.message);

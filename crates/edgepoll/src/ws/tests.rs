@@ -1016,3 +1016,29 @@ fn a_message_at_the_limit_is_held_in_buffers_of_its_size() {
         assert!(largest <= bound, "{largest} bytes held, over {bound}");
     }
 }
+
+#[test]
+fn a_message_no_memory_is_free_for_is_closed_1013_and_the_process_goes_on() {
+    let now = Instant::now();
+    // A fragment kept in the message, then one the message cannot grow for;
+    // and a frame half read that the input cannot grow for.
+    let first = client_frame(0x02, &vec![1; 48 * 1024]);
+    let next = client_frame(0x00, &vec![2; 48 * 1024]);
+    let whole = client_frame(0x82, &vec![3; 200 * 1024]);
+    for (before, failing) in [(&first[..], &next[..]), (&[][..], &whole[..])] {
+        let mut ws = WebSocket::new(WsLimits::default(), now);
+        ws.receive(before, now, |_| {});
+        crate::test_alloc::with_allocations_failing_from(64 * 1024, || {
+            for piece in failing.chunks(16 * 1024) {
+                ws.receive(piece, now, |_| panic!("a message without memory"));
+            }
+        });
+        let out = sent(&mut ws, now);
+        assert_eq!(first_close_code(&out), Some(1013));
+        assert!(
+            ws.buffered_capacity() < 4096,
+            "{} bytes held",
+            ws.buffered_capacity()
+        );
+    }
+}

@@ -44,6 +44,10 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// only when there are this many).
 const FRAMING_KEPT_UP_TO: usize = 4096;
 
+/// Why a request is refused 503: the process's memory (a runtime's
+/// `--memory-page-limit`, say) could not hold what its client sent.
+const NO_MEMORY: &str = "no memory free to hold the request";
+
 /// Something on a connection worth one log line: a request refused, a timeout,
 /// a client gone mid-request.
 ///
@@ -510,15 +514,14 @@ impl Handler {
             // Lingering: what a closing peer still sends is read and dropped.
             return;
         }
-        if let State::Upgraded = self.state {
-            self.input.extend_from_slice(data);
-            return;
-        }
-        if let State::Switching { .. } = self.state {
-            // Kept for whichever protocol follows; no progress of the
-            // client's (a byte a minute must not hold a connection whose
-            // client reads nothing), and nothing to process until answered.
-            self.input.extend_from_slice(data);
+        if let State::Upgraded | State::Switching { .. } = self.state {
+            // Kept for whichever protocol follows; while switching, no
+            // progress of the client's (a byte a minute must not hold a
+            // connection whose client reads nothing), and nothing to process
+            // until answered.
+            if self.input.extend_from_slice(data).is_err() {
+                self.close_quietly(NO_MEMORY);
+            }
             return;
         }
         if data.is_empty() {
@@ -560,7 +563,9 @@ impl Handler {
                 0
             }
         };
-        self.input.extend_from_slice(data);
+        if self.input.extend_from_slice(data).is_err() {
+            return self.out_of_memory(now);
+        }
         self.process(now, service);
         // A body ended (a whole one is dispatched at its end; a streamed
         // one's end restarts the clock where it is read).
@@ -580,8 +585,21 @@ impl Handler {
         if let State::Idle = self.state {
             self.state = State::head_from(now);
         }
-        self.input.extend_from_slice(data);
+        if self.input.extend_from_slice(data).is_err() {
+            return self.out_of_memory(now);
+        }
         self.process(now, service);
+    }
+
+    /// No memory free to hold what the client sent: its request is refused
+    /// (503) and the connection closes, where the allocation's failure
+    /// would have aborted the process and every connection with it. The
+    /// input goes first, so that the answer has room.
+    #[cold]
+    #[inline(never)]
+    fn out_of_memory(&mut self, now: Instant) {
+        self.input = InputBuffer::default();
+        self.refuse(StatusCode::SERVICE_UNAVAILABLE, NO_MEMORY, now);
     }
 
     /// The idle clock starts over: progress.

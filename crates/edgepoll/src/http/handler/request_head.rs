@@ -171,8 +171,9 @@ impl Handler {
             // Most small bodies arrive with their head: nothing to make room for.
             if missing > 0 {
                 let earned = self.input.len();
-                self.input
-                    .reserve(missing.min(MAX_BODY_RESERVE).min(earned));
+                // Only room made ahead: if memory is short, the body's
+                // bytes ask again as they come (and are refused then).
+                let _ = (self.input).reserve(missing.min(MAX_BODY_RESERVE).min(earned));
                 // Growth beyond that stops at the request's end, not at the next
                 // power of two: an 8 MiB body takes 8 MiB, not 16.
                 self.input.grow_up_to(head.len.saturating_add(n));

@@ -34,7 +34,10 @@ impl Core {
                     handler.set_addresses(Some(peer), local);
                     // On failure the stream is dropped: the client sees a
                     // close, the server goes on.
-                    let _ = self.add(stream, peer, Interest::READABLE, Role::Http(handler));
+                    if let Err(e) = self.add(stream, peer, Interest::READABLE, Role::Http(handler))
+                    {
+                        (self.options.log)(&format!("edgepoll: {peer}: not taken: {e}"));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // The peer gave up before we accepted: nothing to serve.

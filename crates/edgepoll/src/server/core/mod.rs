@@ -467,6 +467,11 @@ impl Core {
         role: Role,
     ) -> io::Result<usize> {
         let index = self.free.pop().unwrap_or(self.slots.len());
+        // With memory short (a runtime's limit reached), the connection is
+        // refused, not every connection with the process.
+        if index == self.slots.len() && self.slots.try_reserve(1).is_err() {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
         if let Err(e) = self.poll.register(&stream, Token(index), interest) {
             if index < self.slots.len() {
                 self.free.push(index);
