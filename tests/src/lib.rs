@@ -631,11 +631,17 @@ pub fn start_program_with(
 
 /// Starts `command`, a program given the address `127.0.0.1:0`, and waits
 /// for its `listening on ADDR` line (see [`start_program`]).
-pub fn start_command(mut command: Command) -> Running {
+pub fn start_command(command: Command) -> Running {
+    start_command_with_stderr(command, Stdio::piped())
+}
+
+/// [`start_command`] with the program's stderr going to `stderr` (where
+/// it is not piped, [`Running::stderr_lines`] has none).
+pub fn start_command_with_stderr(mut command: Command, stderr: Stdio) -> Running {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("runtime starts");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -645,13 +651,14 @@ pub fn start_command(mut command: Command) -> Running {
             let _ = line_tx.send(line);
         }
     });
-    let stderr = child.stderr.take().expect("piped stderr");
     let (err_tx, err_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = err_tx.send(line);
-        }
-    });
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = err_tx.send(line);
+            }
+        });
+    }
     let mut running = Running {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -763,6 +763,55 @@ fn answer(stream: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
     None
 }
 
+/// A log reader gone (stderr a pipe closed, SIGPIPE ignored as systemd
+/// starts services) does not stop the server: the line it cannot write is
+/// dropped (`eprintln!` panicked and the server aborted with exit 134 at
+/// the first malformed request), and clients are served on.
+#[test]
+fn a_log_reader_gone_does_not_stop_the_server() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    on_each_runtime(|runtime| {
+        let mut ends = [0; 2];
+        // SAFETY: `ends` has room for the two descriptors pipe() writes.
+        assert_eq!(unsafe { libc::pipe(ends.as_mut_ptr()) }, 0, "a pipe");
+        // SAFETY: pipe() just opened both; each is owned once, here.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+        drop(read_end);
+        let mut command = runtime.command(&wasm("poll_http_server"));
+        command.arg("127.0.0.1:0");
+        // SAFETY: only signal(), which is async-signal-safe, runs in the
+        // child between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let mut server = edgepoll_tests::start_command_with_stderr(
+            command,
+            std::process::Stdio::from(write_end),
+        );
+        for _ in 0..3 {
+            let refused = exchange_until_close(server.addr, b"BAD\r\n\r\n");
+            assert!(
+                refused.starts_with(b"HTTP/1.1 400 "),
+                "{}: {:?}",
+                runtime.name(),
+                String::from_utf8_lossy(&refused)
+            );
+        }
+        let mut stream = connect(server.addr);
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok")
+            .expect("request sent");
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200 ") && body == b"ok", "{head}");
+        assert!(server.is_alive(), "{}: the server died", runtime.name());
+    });
+}
+
 /// Connections reset while they wait to be accepted, which Linux still
 /// hands over without a peer address, are passed over: accepting does not
 /// pause (it stopped for 100 ms at each, with "accept failed" in the log)

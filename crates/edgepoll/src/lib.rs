@@ -64,6 +64,7 @@ mod token;
 mod url;
 pub mod ws;
 
+mod log;
 #[cfg(target_os = "wasi")]
 pub mod net;
 #[cfg(target_os = "wasi")]
@@ -79,6 +80,7 @@ pub use event::{Event, Events};
 #[cfg(feature = "http")]
 pub use http_interop::StreamedBody;
 pub use interest::Interest;
+pub use log::log_to_stderr;
 pub use poll::{
     Poll, COLD_PER_INTERVAL, DEFAULT_FULL_POLL_INTERVAL, MAX_INTERVAL_STRETCH, SPLIT_ABOVE,
 };

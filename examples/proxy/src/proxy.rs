@@ -73,10 +73,10 @@ impl Proxy {
     }
 
     fn log(&self, ticket: Ticket, what: &str) {
-        eprintln!(
+        edgepoll::log_to_stderr(&format!(
             "proxy: upstream {}: {what}",
             self.balancer.upstream(ticket.upstream).url
-        );
+        ));
     }
 
     /// Sends `request` to an upstream not in `tried`; says why not if none.
@@ -90,10 +90,10 @@ impl Proxy {
     ) -> Result<(), Response<'r>> {
         let picked = self.balancer.pick(cx.now(), tried);
         if self.balancer.take_revived() {
-            eprintln!("proxy: every upstream was ejected: all are tried again");
+            edgepoll::log_to_stderr("proxy: every upstream was ejected: all are tried again");
         }
         let Some(ticket) = picked else {
-            eprintln!("proxy: no upstream available");
+            edgepoll::log_to_stderr("proxy: no upstream available");
             return Err(text(StatusCode::BAD_GATEWAY, "no upstream available\n"));
         };
         let request = match build(&self.balancer.upstream(ticket.upstream).url) {
@@ -360,7 +360,9 @@ impl App for Proxy {
             return Reply::Now(trace_refused());
         }
         if forwarded::came_back(request.headers()) {
-            eprintln!("proxy: a request came back to this proxy (its Via names it): a loop of proxies; answered 508");
+            edgepoll::log_to_stderr(
+                "proxy: a request came back to this proxy (its Via names it): a loop of proxies; answered 508",
+            );
             let answer = text(
                 StatusCode::LOOP_DETECTED,
                 "this request came back to the proxy that passed it on (a loop of proxies)\n",

@@ -185,7 +185,9 @@ fn dns_server_from_env() -> Option<SocketAddr> {
 pub(crate) fn tell_dns_env_unused() {
     static TOLD: std::sync::Once = std::sync::Once::new();
     if let Err(e) = dns_env() {
-        TOLD.call_once(|| eprintln!("edgepoll: {e}; names go to the system's resolver"));
+        TOLD.call_once(|| {
+            crate::log_to_stderr(&format!("edgepoll: {e}; names go to the system's resolver"))
+        });
     }
 }
 

@@ -85,7 +85,8 @@ pub struct ServerOptions {
     /// accept error that is not passing (ENOBUFS, ENOMEM; at least 10 ms:
     /// a listener that stays readable must not be spun on).
     pub accept_backoff: Duration,
-    /// Where one-line reports of refused requests and timeouts go.
+    /// Where one-line reports of refused requests and timeouts go
+    /// ([`log_to_stderr`](crate::log_to_stderr) by default).
     pub log: fn(&str),
     /// After this many requests were taken, stop accepting, answer them
     /// and return from [`Server::serve`], as in a graceful shutdown (for
@@ -145,7 +146,7 @@ impl Default for ServerOptions {
             linger: Duration::from_secs(2),
             linger_most: Duration::from_secs(30),
             accept_backoff: Duration::from_millis(100),
-            log: |line| eprintln!("{line}"),
+            log: crate::log_to_stderr,
             stop_after: None,
             full_poll_interval: crate::DEFAULT_FULL_POLL_INTERVAL,
             peek_quiet: false,

@@ -78,9 +78,22 @@ impl Core {
                     // watching it for a moment instead of spinning.
                     // (A pause of nothing would be that spin.)
                     let pause = self.options.accept_backoff.max(Duration::from_millis(10));
-                    (self.options.log)(&format!(
-                        "edgepoll: accept failed ({e}); pausing accepts for {pause:?}"
-                    ));
+                    // A line every PAUSES_TOLD_EVERY at most: out of
+                    // descriptors for minutes (WebSockets are never shed)
+                    // made ten lines a second.
+                    match self.pause_told {
+                        (Some(at), ref mut untold) if now < at + PAUSES_TOLD_EVERY => *untold += 1,
+                        (_, untold) => {
+                            let since = match untold {
+                                0 => String::new(),
+                                n => format!(" ({n} more pauses since the last such line)"),
+                            };
+                            (self.options.log)(&format!(
+                                "edgepoll: accept failed ({e}); pausing accepts for {pause:?}{since}"
+                            ));
+                            self.pause_told = (Some(now), 0);
+                        }
+                    }
                     self.poll.deregister(listener)?;
                     self.accept_paused_until = Some(now + pause);
                     return Ok(());
@@ -146,3 +159,7 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::Interrupted
     ) || matches!(e.raw_os_error(), Some(23 | 38 | 40 | 50 | 58 | 63 | 65))
 }
+
+/// The least time between two log lines of accepting paused: the pauses
+/// between are counted in the next.
+const PAUSES_TOLD_EVERY: Duration = Duration::from_secs(10);

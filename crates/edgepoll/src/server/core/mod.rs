@@ -165,6 +165,9 @@ pub(crate) struct Core {
     pub(crate) work: Work,
     pub(crate) names: NameSockets,
     accept_paused_until: Option<Instant>,
+    /// When a pause of accepting was last logged, and the pauses since,
+    /// untold (see `accept_all`).
+    pause_told: (Option<Instant>, u32),
     /// The listener was shut down (see [`Core::drain`]): no more
     /// connections come, and the loop ends once those it serves are done.
     draining: bool,
@@ -229,6 +232,7 @@ impl Core {
             work,
             names: NameSockets::default(),
             accept_paused_until: None,
+            pause_told: (None, 0),
             draining: false,
             drain_told: false,
         }

@@ -10,6 +10,7 @@ use crate::server::driven::{Dispatcher, Driven, Inbound};
 use crate::server::ServerOptions;
 use crate::ws::WebSocket;
 use crate::{Interest, Token};
+use std::io;
 use std::time::Instant;
 
 /// Moves an HTTP connection forward.
@@ -49,7 +50,18 @@ pub(super) fn step_http<D: Driven>(
         take_reports(handler, token, serial, work);
     }
     if let Err(e) = io {
-        report(options, conn.peer, &format!("connection failed: {e}"));
+        // A reset between requests is a client's way of leaving (browsers
+        // and load generators do it), no more worth a line than a close
+        // there: one per client would flood the log. Anywhere else it is
+        // said.
+        let leaving = handler.is_between_requests()
+            && matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            );
+        if !leaving {
+            report(options, conn.peer, &format!("connection failed: {e}"));
+        }
         return Next::Close;
     }
     if let Some(incident) = handler.take_incident() {
