@@ -107,8 +107,7 @@ impl Host {
             let addr = format!("127.0.0.1:{}", free_port());
             let args = args(&addr);
             let mut host = Host::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-            // "already in use" (the echo server), "Address in use" (the
-            // chat, with wasi-libc's message).
+            // "already in use", as each program says it.
             if host.wait_for_unless("listening on", instances, Some("in use")) {
                 return (host, addr);
             }

@@ -2,7 +2,8 @@
 //! arguments as UTF-8 (one that is not is a mistake to name, where
 //! `std::env::args` would panic), `--name=value` as `--name value`, and an
 //! option of one value given once (a second is refused, not silently put
-//! over the first), and an address to listen on refused in one message.
+//! over the first), and an address to listen on refused, or failing, in
+//! one message.
 
 use std::net::SocketAddr;
 
@@ -80,4 +81,25 @@ pub fn listen_addr(text: &str, origin: Option<&str>) -> Result<SocketAddr, Strin
         };
         format!("{text:?}{from} is not an address like 127.0.0.1:1234 or [::1]:1234{hint}")
     })
+}
+
+/// Why listening on `addr` failed, in words: a port in use said so, and a
+/// raw error's number named as WASI's (Rust on WASI says "os error 3" for
+/// WASI's EADDRINUSE, which is Linux's ESRCH).
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// let addr = "127.0.0.1:8080".parse().unwrap();
+/// assert_eq!(
+///     example_args::cannot_listen(addr, &Error::from(ErrorKind::AddrInUse)),
+///     "cannot listen on 127.0.0.1:8080: the port is already in use"
+/// );
+/// ```
+pub fn cannot_listen(addr: SocketAddr, error: &std::io::Error) -> String {
+    let why = match (error.kind(), error.raw_os_error()) {
+        (std::io::ErrorKind::AddrInUse, _) => "the port is already in use".to_string(),
+        (kind, Some(errno)) if cfg!(target_os = "wasi") => format!("{kind} (WASI errno {errno})"),
+        _ => error.to_string(),
+    };
+    format!("cannot listen on {addr}: {why}")
 }

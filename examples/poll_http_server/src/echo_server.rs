@@ -38,12 +38,11 @@ pub fn main() -> ExitCode {
     };
     let listener = match net::bind(addr) {
         Ok(listener) => listener,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            eprintln!("poll_http_server: cannot listen on {addr}: the port is already in use");
-            return ExitCode::FAILURE;
-        }
         Err(e) => {
-            eprintln!("poll_http_server: cannot listen on {addr}: {e}");
+            eprintln!(
+                "poll_http_server: {}",
+                example_args::cannot_listen(addr, &e)
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -65,7 +65,7 @@ fn serve(config: config::Config, ca_certificates: Option<Vec<u8>>) -> Result<(),
     use edgepoll::{ClientOptions, Server, ServerOptions};
 
     let listener = edgepoll::net::bind(config.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        .map_err(|e| example_args::cannot_listen(config.listen, &e))?;
     let upstreams: Vec<String> = config.upstreams.iter().map(|u| u.to_string()).collect();
     // The port bound, where `--listen` asked for any (port 0).
     let shown = edgepoll::net::local_addr(&listener).unwrap_or(config.listen);

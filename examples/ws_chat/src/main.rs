@@ -51,7 +51,7 @@ fn main() -> std::process::ExitCode {
     let listener = match edgepoll::net::bind(addr) {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("ws_chat: cannot listen on {addr}: {e}");
+            eprintln!("ws_chat: {}", example_args::cannot_listen(addr, &e));
             return std::process::ExitCode::from(1);
         }
     };
