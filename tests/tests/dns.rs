@@ -66,6 +66,8 @@ fn names_resolve_through_dnsmasq_on_the_loop() {
         args.extend(urls.iter().map(String::as_str));
         let (code, stdout, stderr) = client(runtime, Some(dns.addr), &args);
         assert_eq!(code, 1, "some requests fail: {stderr}");
+        let asked = format!("* names go to the DNS server {} (DNS_SERVER)", dns.addr);
+        assert!(stderr.lines().any(|l| l == asked), "{stderr}");
         assert_eq!(told(&stderr, "www.test"), "127.0.0.1, ::1");
         assert_eq!(told(&stderr, "alias.test"), "127.0.0.1, ::1");
         assert_eq!(told(&stderr, "v6.test"), "::1");
@@ -79,9 +81,10 @@ fn names_resolve_through_dnsmasq_on_the_loop() {
         const { assert!(BIG_COUNT > 32) };
         assert_eq!(big.len(), 32, "the first 32 addresses, through TCP");
         assert!(big.iter().all(|a| a.starts_with("127.0.1.")), "{big:?}");
-        // The server is named: a DNS_SERVER read otherwise shows.
-        let silent = format!("no answer from the DNS server {} in 2.0 s", dns.addr);
-        assert_eq!(told(&stderr, "x.stall.test"), silent);
+        assert_eq!(
+            told(&stderr, "x.stall.test"),
+            "no answer from the DNS server in 2.0 s"
+        );
         // The named hosts were reached at their first address.
         assert!(
             stdout.contains(&format!("[1] POST http://www.test:{port}/a -> 200 OK\nhi")),
@@ -94,12 +97,7 @@ fn names_resolve_through_dnsmasq_on_the_loop() {
             "{stdout}"
         );
         assert!(stderr.contains("[4] POST http://gone.test:1/ -> error: cannot resolve \"gone.test\": no such name (NXDOMAIN)"), "{stderr}");
-        assert!(
-            stderr.contains(&format!(
-                "[6] POST http://x.stall.test:1/ -> error: cannot resolve \"x.stall.test\": {silent}"
-            )),
-            "{stderr}"
-        );
+        assert!(stderr.contains("[6] POST http://x.stall.test:1/ -> error: cannot resolve \"x.stall.test\": no answer from the DNS server in 2.0 s"), "{stderr}");
         // The timeout is kept: a silent server's name fails in 2 s, not
         // later (the runtime's start-up is in the bound too).
         runtime.prepare("nonblock_http_client");
@@ -111,7 +109,10 @@ fn names_resolve_through_dnsmasq_on_the_loop() {
         );
         let took = started.elapsed();
         assert_eq!(code, 1, "{stderr}");
-        assert!(stderr.contains(&silent), "{stderr}");
+        assert!(
+            stderr.contains("no answer from the DNS server in 2.0 s"),
+            "{stderr}"
+        );
         assert!(
             took >= Duration::from_secs(2) && took < Duration::from_secs(10),
             "took {took:?}"

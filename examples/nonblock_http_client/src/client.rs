@@ -471,11 +471,20 @@ fn tell_tls(tag: &str, response: &ParsedResponse) {
     }
 }
 
-/// `-v`: each host and its addresses, once, on stderr (`* host: a, b`), in
+/// `-v`: where names are asked, and each host and its addresses, once, on
+/// stderr (`* host: a, b`), in
 /// the order the client tries them, from a lookup of its own before the
 /// requests' (which may get other answers from a server that rotates them,
 /// and has its own timeout).
 fn tell_addresses(requests: &[ClientRequest], timeout: Duration) {
+    // Where names go, first: a DNS_SERVER read otherwise than meant shows.
+    let named = |r: &ClientRequest| r.url().host.parse::<std::net::IpAddr>().is_err();
+    if requests.iter().any(named) {
+        match edgepoll::dns::server_from_env() {
+            Ok(Some(server)) => eprintln!("* names go to the DNS server {server} (DNS_SERVER)"),
+            _ => eprintln!("* names go to the runtime's resolver"),
+        }
+    }
     let mut told: Vec<&str> = Vec::new();
     for request in requests {
         let host = request.url().host.as_str();

@@ -176,7 +176,6 @@ pub fn resolve(host: &str, timeout: Duration) -> Resolved {
 /// ```
 pub fn resolve_with(host: &str, options: &ClientOptions) -> Resolved {
     let timeout = bounded(options.dns_timeout);
-    let server = options.dns_server;
     let options = ServerOptions {
         client: ClientOptions {
             dns_timeout: timeout,
@@ -204,10 +203,7 @@ pub fn resolve_with(host: &str, options: &ClientOptions) -> Resolved {
     match (ran, core.work.pool.watched.take()) {
         (_, Some((_, Some(resolved)))) => resolved,
         (Err(e), _) => Err(ResolveError::Unreachable(e.to_string())),
-        (Ok(()), _) => Err(ResolveError::Timeout {
-            after: timeout,
-            server,
-        }),
+        (Ok(()), _) => Err(ResolveError::Timeout(timeout)),
     }
 }
 
@@ -451,7 +447,7 @@ mod tests {
         assert!(
             matches!(
                 got,
-                Err(ResolveError::Unreachable(_) | ResolveError::Timeout { .. })
+                Err(ResolveError::Unreachable(_) | ResolveError::Timeout(_))
             ),
             "{got:?}"
         );

@@ -112,14 +112,8 @@ pub enum ResolveError {
     NoSuchName,
     /// The name exists but has no IPv4 or IPv6 address.
     NoAddress,
-    /// No answer within the lookup's timeout (`after`) from `server`
-    /// (`None`: the wait for the system's resolver).
-    Timeout {
-        /// The lookup's timeout.
-        after: Duration,
-        /// The DNS server asked.
-        server: Option<SocketAddr>,
-    },
+    /// No answer within the lookup's timeout.
+    Timeout(Duration),
     /// The server answered with this error code (2 SERVFAIL, 5 REFUSED, ...).
     ServerFailure(u16),
     /// The server answered without an address, neither recursing (RA
@@ -148,12 +142,12 @@ impl std::fmt::Display for ResolveError {
             ResolveError::InvalidName => f.write_str("not a valid DNS name"),
             ResolveError::NoSuchName => f.write_str("no such name (NXDOMAIN)"),
             ResolveError::NoAddress => f.write_str("the name has no address"),
-            ResolveError::Timeout { after, server } => {
-                f.write_str("no answer from the DNS server")?;
-                if let Some(server) = server {
-                    write!(f, " {server}")?;
-                }
-                write!(f, " in {:.1} s", after.as_secs_f64())
+            ResolveError::Timeout(t) => {
+                write!(
+                    f,
+                    "no answer from the DNS server in {:.1} s",
+                    t.as_secs_f64()
+                )
             }
             ResolveError::ServerFailure(code) => {
                 let name = match code {

@@ -517,10 +517,7 @@ impl Resolver {
                     let cause = match (&lookup.refused, p.malformed) {
                         (Some(error), _) => error.clone(),
                         (None, true) => ResolveError::BadAnswer("malformed answer"),
-                        (None, false) => ResolveError::Timeout {
-                            after: self.timeout,
-                            server: self.server,
-                        },
+                        (None, false) => ResolveError::Timeout(self.timeout),
                     };
                     // A server failure, asked again with no answer since,
                     // is the outcome; not one the retry took over TCP, nor
@@ -678,13 +675,8 @@ impl Resolver {
                 return;
             }
             if let Some((key, _)) = self.waiting.pop_front() {
-                self.finished.push((
-                    key,
-                    Err(ResolveError::Timeout {
-                        after: self.timeout,
-                        server: self.server,
-                    }),
-                ));
+                self.finished
+                    .push((key, Err(ResolveError::Timeout(self.timeout))));
             }
         }
     }
