@@ -12,7 +12,6 @@
 //! request refused (503), not the process aborted with every connection.
 
 use super::output::KEEP_CAPACITY;
-use std::collections::TryReserveError;
 use std::ops::{Deref, DerefMut};
 
 /// The input of one connection, oldest byte first.
@@ -28,8 +27,8 @@ pub(crate) struct InputBuffer {
 impl InputBuffer {
     /// Appends received bytes; `Err` (nothing appended) when no memory is
     /// free for them.
-    #[inline]
-    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), TryReserveError> {
+    #[inline(always)]
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), NoMemory> {
         self.make_room(data.len())?;
         self.bytes.extend_from_slice(data);
         Ok(())
@@ -37,7 +36,7 @@ impl InputBuffer {
 
     /// Makes room for `additional` more bytes, if memory is free.
     #[inline]
-    pub(crate) fn reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+    pub(crate) fn reserve(&mut self, additional: usize) -> Result<(), NoMemory> {
         self.make_room(additional)
     }
 
@@ -112,7 +111,7 @@ impl InputBuffer {
     /// Moves the unconsumed bytes to the front if `additional` bytes would
     /// not fit behind them.
     #[inline]
-    fn make_room(&mut self, additional: usize) -> Result<(), TryReserveError> {
+    fn make_room(&mut self, additional: usize) -> Result<(), NoMemory> {
         if self.bytes.capacity() - self.bytes.len() >= additional {
             return Ok(());
         }
@@ -138,7 +137,7 @@ pub(crate) fn reserve_up_to(
     bytes: &mut Vec<u8>,
     additional: usize,
     most: usize,
-) -> Result<(), TryReserveError> {
+) -> Result<(), NoMemory> {
     if bytes.capacity() - bytes.len() >= additional {
         return Ok(());
     }
@@ -148,8 +147,16 @@ pub(crate) fn reserve_up_to(
         true => doubled.min(most),
         false => doubled,
     };
-    bytes.try_reserve_exact(capacity - bytes.len())
+    bytes
+        .try_reserve_exact(capacity - bytes.len())
+        .map_err(|_| NoMemory)
 }
+
+/// No memory was free to grow a buffer (nothing in the error: a unit
+/// returns in a register, where `TryReserveError` would go through memory
+/// on every read's path).
+#[derive(Debug)]
+pub(crate) struct NoMemory;
 
 impl Deref for InputBuffer {
     type Target = [u8];
