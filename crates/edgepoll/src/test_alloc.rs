@@ -71,8 +71,14 @@ pub fn largest_allocation_in<T>(f: impl FnOnce() -> T) -> (T, usize) {
 /// Runs `f` with this thread's allocations of `size` bytes or more failing,
 /// as they do when a runtime's memory limit is reached.
 pub fn with_allocations_failing_from<T>(size: usize, f: impl FnOnce() -> T) -> T {
-    let before = FAIL_FROM.with(|from| from.replace(size));
-    let out = f();
-    FAIL_FROM.with(|from| from.set(before));
-    out
+    /// Puts the bound back however `f` ends: a panic's own allocations
+    /// must not fail.
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = FAIL_FROM.try_with(|from| from.set(self.0));
+        }
+    }
+    let _restore = Restore(FAIL_FROM.with(|from| from.replace(size)));
+    f()
 }

@@ -58,23 +58,26 @@ impl Given {
     }
 }
 
-/// `text` as an address to listen on. The refusal names it, and `origin`
-/// where it came from when no argument gave it (`$LISTEN`), with the forms
-/// an address takes; an IPv6 address and port without brackets
-/// (`::1:8080`) is told so.
+/// `text` as an address to listen on. The refusal names it, and says it
+/// came from `$LISTEN` when that is its value (`listen_env`) and no
+/// argument gave it, with the forms an address takes; an IPv6 address and
+/// port without brackets (`::1:8080`) is told so.
 ///
 /// ```
 /// use example_args::listen_addr;
 /// assert_eq!(listen_addr("[::1]:8080", None), Ok("[::1]:8080".parse().unwrap()));
 /// assert_eq!(
-///     listen_addr("::1:8080", Some("$LISTEN")).unwrap_err(),
+///     listen_addr("::1:8080", Some("::1:8080")).unwrap_err(),
 ///     "\"::1:8080\" ($LISTEN) is not an address like 127.0.0.1:1234 or [::1]:1234 \
 ///      (an IPv6 address goes in brackets)"
 /// );
 /// ```
-pub fn listen_addr(text: &str, origin: Option<&str>) -> Result<SocketAddr, String> {
+pub fn listen_addr(text: &str, listen_env: Option<&str>) -> Result<SocketAddr, String> {
     text.parse().map_err(|_| {
-        let from = origin.map(|o| format!(" ({o})")).unwrap_or_default();
+        let from = match listen_env == Some(text) {
+            true => " ($LISTEN)",
+            false => "",
+        };
         let hint = match text.contains("::") || text.matches(':').count() > 1 {
             true if !text.starts_with('[') => " (an IPv6 address goes in brackets)",
             _ => "",

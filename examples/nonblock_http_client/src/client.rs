@@ -478,11 +478,16 @@ fn tell_tls(tag: &str, response: &ParsedResponse) {
 /// and has its own timeout).
 fn tell_addresses(requests: &[ClientRequest], timeout: Duration) {
     // Where names go, first: a DNS_SERVER read otherwise than meant shows.
-    let named = |r: &ClientRequest| r.url().host.parse::<std::net::IpAddr>().is_err();
+    // (`localhost` and its subdomains are answered without asking.)
+    let named = |r: &ClientRequest| {
+        let host = r.url().host.trim_end_matches('.').to_ascii_lowercase();
+        let local = host == "localhost" || host.ends_with(".localhost");
+        host.parse::<std::net::IpAddr>().is_err() && !local
+    };
     if requests.iter().any(named) {
         match edgepoll::dns::server_from_env() {
             Ok(Some(server)) => eprintln!("* names go to the DNS server {server} (DNS_SERVER)"),
-            _ => eprintln!("* names go to the runtime's resolver"),
+            _ => eprintln!("* names go to the system's resolver"),
         }
     }
     let mut told: Vec<&str> = Vec::new();

@@ -27,9 +27,7 @@ pub fn main() -> ExitCode {
         stop_after: config.exit_after,
         ..ServerOptions::default()
     };
-    // Say where the address came from when no argument gave it.
-    let origin = (listen.as_deref() == Some(addr.as_str())).then_some("$LISTEN");
-    let addr = match example_args::listen_addr(&addr, origin) {
+    let addr = match example_args::listen_addr(&addr, listen.as_deref()) {
         Ok(addr) => addr,
         Err(message) => {
             eprintln!("poll_http_server: {message}");

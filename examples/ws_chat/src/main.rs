@@ -39,9 +39,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    // Say where the address came from when no argument gave it.
-    let origin = (listen.as_deref() == Some(addr.as_str())).then_some("$LISTEN");
-    let addr = match example_args::listen_addr(&addr, origin) {
+    let addr = match example_args::listen_addr(&addr, listen.as_deref()) {
         Ok(addr) => addr,
         Err(message) => {
             eprintln!("ws_chat: {message}");

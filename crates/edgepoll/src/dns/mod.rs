@@ -196,7 +196,13 @@ pub fn server_from_env() -> Result<Option<SocketAddr>, String> {
 fn parse_server(value: &str) -> Result<SocketAddr, String> {
     let value = value.trim();
     if let Ok(addr) = value.parse::<SocketAddr>() {
-        return Ok(addr);
+        return match addr {
+            // As `net::connect` refuses it, but said at the start.
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => Err(format!(
+                "DNS_SERVER={value:?}: an IPv6 zone cannot be given to WasmEdge's sockets"
+            )),
+            _ => Ok(addr),
+        };
     }
     let (bare, bracketed) = match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
         Some(inner) => (inner, true),

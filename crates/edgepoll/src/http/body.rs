@@ -60,6 +60,9 @@ pub enum BodyError {
     /// ran on past [`Limits::max_body_after_response`](super::Limits::max_body_after_response)
     /// after its response, so the rest of it was never read.
     Unread,
+    /// No memory was free to hold what came of it (a runtime's memory
+    /// limit reached): the connection closes.
+    NoMemory,
 }
 
 impl std::fmt::Display for BodyError {
@@ -73,6 +76,7 @@ impl std::fmt::Display for BodyError {
             BodyError::Unread => {
                 f.write_str("response closed the connection before the body was read")
             }
+            BodyError::NoMemory => f.write_str("no memory free to hold the body"),
         }
     }
 }

@@ -2066,3 +2066,19 @@ fn a_body_no_memory_is_free_for_is_refused_503_and_the_process_goes_on() {
     conn.receive(&piece[..200_000 - 12 * piece.len()], now, &mut service);
     assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
+
+#[test]
+fn a_head_refused_for_want_of_memory_answers_head_without_a_body() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    let mut service = echo;
+    // A request line whole, its fields still coming, past what memory holds.
+    conn.receive(b"HEAD / HTTP/1.1\r\nHost: x\r\n", now, &mut service);
+    let long = [b'a'; 40 * 1024];
+    crate::test_alloc::with_allocations_failing_from(32 * 1024, || {
+        conn.receive(&long, now, &mut service);
+    });
+    let out = String::from_utf8_lossy(conn.pending_output()).into_owned();
+    assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+    assert!(out.ends_with("\r\n\r\n"), "a body to HEAD: {out}");
+}

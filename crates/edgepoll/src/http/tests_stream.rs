@@ -1331,3 +1331,40 @@ fn a_client_leaving_is_told_apart_during_and_before_its_response() {
         assert_eq!(reason, Some(expected), "begun: {begun}");
     }
 }
+
+/// A streamed body that memory cannot hold breaks off: its service is told
+/// (`NoMemory`), and its client gets a 503 where no answer was given yet,
+/// or the answer given and no other after it.
+#[test]
+fn a_streamed_body_no_memory_is_free_for_breaks_off() {
+    let now = Instant::now();
+    let head = b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    for answered_first in [false, true] {
+        let mut conn = Handler::new(Limits::default(), now);
+        let mut service = Streams::default();
+        conn.receive(head, now, &mut service);
+        let id = service.ids[0];
+        if answered_first {
+            let early = Response::new(StatusCode::OK).body("early");
+            assert!(conn.respond(id, early, now).is_ok());
+        }
+        crate::test_alloc::with_allocations_failing_from(32 * 1024, || {
+            conn.receive(&[b'a'; 48 * 1024], now, &mut service);
+        });
+        assert_eq!(service.ends, [Err(BodyError::NoMemory)]);
+        let out = take_output(&mut conn, now);
+        let statuses = out.matches("HTTP/1.1 ").count();
+        match answered_first {
+            false => {
+                assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+                assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
+            }
+            true => assert!(
+                out.starts_with("HTTP/1.1 200 ") && out.ends_with("early"),
+                "{out}"
+            ),
+        }
+        assert_eq!(statuses, 1, "{out}");
+        assert!(conn.is_finished() || !conn.wants_read(), "reads on");
+    }
+}

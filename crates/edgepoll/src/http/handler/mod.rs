@@ -520,6 +520,10 @@ impl Handler {
             // connection whose client reads nothing), and nothing to process
             // until answered.
             if self.input.extend_from_slice(data).is_err() {
+                // The switch cannot go on: what was owed is given up (a
+                // 101 still to come would find it gone), and the
+                // connection closes.
+                self.abandon_all();
                 self.close_quietly(NO_MEMORY);
             }
             return;
@@ -564,7 +568,7 @@ impl Handler {
             }
         };
         if self.input.extend_from_slice(data).is_err() {
-            return self.out_of_memory(now);
+            return self.out_of_memory(now, service);
         }
         self.process(now, service);
         // A body ended (a whole one is dispatched at its end; a streamed
@@ -586,20 +590,28 @@ impl Handler {
             self.state = State::head_from(now);
         }
         if self.input.extend_from_slice(data).is_err() {
-            return self.out_of_memory(now);
+            return self.out_of_memory(now, service);
         }
         self.process(now, service);
     }
 
     /// No memory free to hold what the client sent: its request is refused
     /// (503) and the connection closes, where the allocation's failure
-    /// would have aborted the process and every connection with it. The
-    /// input goes first, so that the answer has room.
+    /// would have aborted the process and every connection with it. A
+    /// streamed body breaks off as any does (its service told, its answer
+    /// a 503 if not given yet, else cut); its request was dispatched, so
+    /// no refusal of its own follows.
     #[cold]
     #[inline(never)]
-    fn out_of_memory(&mut self, now: Instant) {
-        self.input = InputBuffer::default();
-        self.refuse(StatusCode::SERVICE_UNAVAILABLE, NO_MEMORY, now);
+    fn out_of_memory<S: Dispatch>(&mut self, now: Instant, service: &mut S) {
+        match self.state {
+            State::Stream { id, .. } => {
+                service.body_end(id, Err(BodyError::NoMemory));
+                let refusal = Refusal(StatusCode::SERVICE_UNAVAILABLE, NO_MEMORY);
+                self.fail_stream(id, refusal, now);
+            }
+            _ => self.refuse(StatusCode::SERVICE_UNAVAILABLE, NO_MEMORY, now),
+        }
     }
 
     /// The idle clock starts over: progress.
@@ -1086,6 +1098,8 @@ impl Handler {
             State::Body(head) => head.is_head_method,
             _ => false,
         };
+        // Freed before the answer is made: memory may be short.
+        self.input = InputBuffer::default();
         if self.waiting.is_empty() {
             response.encode(self.output.buffer(), KeepAlive::No, head_only);
         } else {

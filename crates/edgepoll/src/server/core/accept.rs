@@ -34,9 +34,14 @@ impl Core {
                     handler.set_addresses(Some(peer), local);
                     // On failure the stream is dropped: the client sees a
                     // close, the server goes on.
-                    if let Err(e) = self.add(stream, peer, Interest::READABLE, Role::Http(handler))
-                    {
-                        (self.options.log)(&format!("edgepoll: {peer}: not taken: {e}"));
+                    let role = Role::Http(handler);
+                    if let Err(e) = self.add(stream, peer, Interest::READABLE, role) {
+                        if let Some(untold) = self.not_taken_told.tell(now) {
+                            (self.options.log)(&format!(
+                                "edgepoll: {peer}: not taken: {e}{}",
+                                since(untold, "more not taken")
+                            ));
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -78,21 +83,13 @@ impl Core {
                     // watching it for a moment instead of spinning.
                     // (A pause of nothing would be that spin.)
                     let pause = self.options.accept_backoff.max(Duration::from_millis(10));
-                    // A line every PAUSES_TOLD_EVERY at most: out of
-                    // descriptors for minutes (WebSockets are never shed)
-                    // made ten lines a second.
-                    match self.pause_told {
-                        (Some(at), ref mut untold) if now < at + PAUSES_TOLD_EVERY => *untold += 1,
-                        (_, untold) => {
-                            let since = match untold {
-                                0 => String::new(),
-                                n => format!(" ({n} more pauses since the last such line)"),
-                            };
-                            (self.options.log)(&format!(
-                                "edgepoll: accept failed ({e}); pausing accepts for {pause:?}{since}"
-                            ));
-                            self.pause_told = (Some(now), 0);
-                        }
+                    // Paced: out of descriptors for minutes (WebSockets
+                    // are never shed) made ten lines a second.
+                    if let Some(untold) = self.pause_told.tell(now) {
+                        (self.options.log)(&format!(
+                            "edgepoll: accept failed ({e}); pausing accepts for {pause:?}{}",
+                            since(untold, "more pauses")
+                        ));
                     }
                     self.poll.deregister(listener)?;
                     self.accept_paused_until = Some(now + pause);
@@ -160,6 +157,39 @@ fn is_transient(e: &io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(23 | 38 | 40 | 50 | 58 | 63 | 65))
 }
 
-/// The least time between two log lines of accepting paused: the pauses
-/// between are counted in the next.
-const PAUSES_TOLD_EVERY: Duration = Duration::from_secs(10);
+/// A kind of log line said at most every `TOLD_EVERY`, those between
+/// counted in the next: what happens once per connection or per pause
+/// while the process is short of descriptors or memory would flood the log.
+#[derive(Debug, Default)]
+pub(super) struct Paced {
+    last: Option<Instant>,
+    untold: u32,
+}
+
+impl Paced {
+    /// How many went untold since the last line, when one may be said now;
+    /// else `None`, and this one is counted.
+    fn tell(&mut self, now: Instant) -> Option<u32> {
+        match self.last {
+            Some(at) if now < at + TOLD_EVERY => {
+                self.untold = self.untold.saturating_add(1);
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.untold))
+            }
+        }
+    }
+}
+
+/// The least time between two lines of one [`Paced`] kind.
+const TOLD_EVERY: Duration = Duration::from_secs(10);
+
+/// ` (N WHAT since the last such line)`, or nothing for none.
+fn since(untold: u32, what: &str) -> String {
+    match untold {
+        0 => String::new(),
+        n => format!(" ({n} {what} since the last such line)"),
+    }
+}

@@ -165,9 +165,10 @@ pub(crate) struct Core {
     pub(crate) work: Work,
     pub(crate) names: NameSockets,
     accept_paused_until: Option<Instant>,
-    /// When a pause of accepting was last logged, and the pauses since,
-    /// untold (see `accept_all`).
-    pause_told: (Option<Instant>, u32),
+    /// The log lines of accepting paused, and of connections not taken
+    /// for want of memory (see `accept_all`).
+    pause_told: accept::Paced,
+    not_taken_told: accept::Paced,
     /// The listener was shut down (see [`Core::drain`]): no more
     /// connections come, and the loop ends once those it serves are done.
     draining: bool,
@@ -232,7 +233,8 @@ impl Core {
             work,
             names: NameSockets::default(),
             accept_paused_until: None,
-            pause_told: (None, 0),
+            pause_told: accept::Paced::default(),
+            not_taken_told: accept::Paced::default(),
             draining: false,
             drain_told: false,
         }
