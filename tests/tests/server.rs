@@ -393,6 +393,58 @@ fn a_half_closed_client_that_reads_late_costs_no_busy_loop_and_gets_every_byte()
     });
 }
 
+/// A client that uploads a body to be echoed and reads none of the echo is
+/// dropped at one idle timeout, with a reset: the log says it stopped
+/// reading (it blamed the upload, the server's own backpressure having
+/// stopped it, and dropped the client only at a second timeout), and no
+/// close waits in the server's kernel behind megabytes it will never read.
+#[test]
+fn a_client_that_reads_none_of_its_echo_is_reset_at_one_idle_timeout() {
+    on_each_runtime(|rt| {
+        let mut server = start_server(rt, &["--idle-timeout", "2"]);
+        let body = random_bytes(4 << 20, 12);
+        let mut stream = connect_with_a_small_receive_buffer(server.addr);
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("send the head");
+        let started = Instant::now();
+        // Sent while the server takes it; then nothing is read.
+        let _ = stream.write_all(&body);
+        // Not read: the reset shows once the socket is read at last.
+        std::thread::sleep(Duration::from_secs(5));
+        let mut sink = vec![0u8; 1 << 20];
+        let ended = loop {
+            match stream.read(&mut sink) {
+                Ok(0) => break "closed",
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "reset",
+                Err(e) => panic!("{}: {e}", rt.name()),
+            }
+        };
+        assert_eq!(ended, "reset", "{}", rt.name());
+        let mut log = Vec::new();
+        edgepoll_tests::wait_until(Duration::from_secs(5), || {
+            log.extend(server.stderr_lines());
+            !log.is_empty()
+        });
+        assert_eq!(
+            log.len(),
+            1,
+            "{}: one line, after {:?}: {log:#?}",
+            rt.name(),
+            started.elapsed()
+        );
+        assert!(
+            log[0].ends_with("peer stopped reading; connection dropped at the idle timeout"),
+            "{}: {log:#?}",
+            rt.name()
+        );
+        assert!(server.is_alive());
+    });
+}
+
 /// Hostile and malformed requests with the status each must get (shared with
 /// the Handler's unit tests), and two too long for that file.
 const CORPUS: &[(&[u8], u16)] = include!("../corpus/hostile_requests.rs");

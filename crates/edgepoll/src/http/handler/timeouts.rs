@@ -155,6 +155,16 @@ impl Handler {
                     now,
                 )
             }
+            // Output still there after an idle timeout: the client stopped
+            // reading, whatever its body does (the loop stopped reading it
+            // for that). Dropped now: a 408 would wait behind what it does
+            // not read, for a second idle timeout.
+            State::Body(_) | State::Stream { .. } if !self.output.is_empty() => {
+                if let State::Stream { id, .. } = self.state {
+                    self.broken_body = Some((id, BodyError::Stalled));
+                }
+                self.drop_non_reader();
+            }
             State::Body(_) => self.refuse(
                 StatusCode::REQUEST_TIMEOUT,
                 "request body stalled past the idle timeout",
@@ -176,19 +186,23 @@ impl Handler {
             | State::Switching { .. }
             | State::Head { .. }
             | State::Closing
-            | State::Closed => {
-                if !self.output.is_empty() {
-                    self.incident = Some(Incident {
-                        status: None,
-                        reason: "peer stopped reading; connection dropped at the idle timeout",
-                    });
-                }
-                self.state = State::Closed;
-                // Requests owed then will not be answered: reported as
-                // abandoned, as at the client's own close.
-                self.abandon_all();
-            }
+            | State::Closed => self.drop_non_reader(),
         }
+    }
+
+    /// Ends the connection at an idle timeout, saying so if output was left
+    /// unread.
+    fn drop_non_reader(&mut self) {
+        if !self.output.is_empty() {
+            self.incident = Some(Incident {
+                status: None,
+                reason: "peer stopped reading; connection dropped at the idle timeout",
+            });
+        }
+        self.state = State::Closed;
+        // Requests owed then will not be answered: reported as abandoned,
+        // as at the client's own close.
+        self.abandon_all();
     }
 
     /// Frees the buffers a connection keeps between requests, if it is

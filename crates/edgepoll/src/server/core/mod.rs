@@ -45,6 +45,11 @@ pub(crate) enum PipeEnd {
 pub(crate) enum Next {
     /// Close it.
     Close,
+    /// Close it with a reset: what it holds for its peer will never be
+    /// read (a client dropped for not reading), and a close would leave
+    /// the kernel holding it, up to its send buffer, for as long as the
+    /// peer keeps its end open (nginx's `reset_timedout_connection`).
+    Reset,
     /// Wait for this readiness.
     Watch(Interest),
     /// Wait to read, though nothing is due: an idle pooled connection,
@@ -593,6 +598,7 @@ impl Core {
         };
         let wanted = match next {
             Next::Close => return self.close(index, now),
+            Next::Reset => return self.end(index, now, true),
             Next::Watch(interest) => Some(interest),
             Next::Idle => Some(Interest::READABLE),
             Next::Quiet => None,

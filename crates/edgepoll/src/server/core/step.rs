@@ -69,7 +69,11 @@ pub(super) fn step_http<D: Driven>(
     }
     if handler.is_finished() {
         // Requests it gave up as it closed (a client that stopped reading,
-        // dropped at its idle timeout) were told above.
+        // dropped at its idle timeout) were told above; what such a client
+        // left unread goes with a reset.
+        if handler.wants_write() {
+            return Next::Reset;
+        }
         return start_lingering(conn, now, options);
     }
     // WRITABLE only while output waits; READABLE unless backpressure says stop.
@@ -197,8 +201,16 @@ pub(crate) fn step_ws<D: Driven>(
         // go ahead of the close.
         socket.replies_done();
     }
-    if io.is_err() || gone || socket.is_dropped() {
+    if io.is_err() || gone {
         return Next::Close;
+    }
+    if socket.is_dropped() {
+        // Dropped for not reading (its queue full) or as dead: what it
+        // left unread goes with a reset (see `Next::Reset`).
+        return match socket.wants_write() {
+            true => Next::Reset,
+            false => Next::Close,
+        };
     }
     if socket.is_finished() {
         // The close frame is out: the peer's answer is drained while lingering.
