@@ -225,8 +225,7 @@ fn parse_server(value: &str) -> Result<SocketAddr, String> {
 fn port_like_tail(text: &str) -> bool {
     match text.rsplit_once(':') {
         Some((head, tail)) => {
-            !tail.is_empty()
-                && tail.bytes().all(|b| b.is_ascii_digit())
+            tail.bytes().all(|b| b.is_ascii_digit())
                 && tail.parse::<u16>().is_ok()
                 && head.parse::<std::net::Ipv6Addr>().is_ok()
         }
