@@ -578,6 +578,23 @@ impl Running {
         self.stderr.try_iter().collect()
     }
 
+    /// Lines the program writes to stderr from the last call until `done`
+    /// holds for them, or all it wrote `within` that time. A line the
+    /// program wrote before its answer may reach the test after it: a
+    /// reader thread carries them.
+    pub fn stderr_until(
+        &self,
+        within: Duration,
+        mut done: impl FnMut(&[String]) -> bool,
+    ) -> Vec<String> {
+        let mut lines = Vec::new();
+        wait_until(within, || {
+            lines.extend(self.stderr_lines());
+            done(&lines)
+        });
+        lines
+    }
+
     /// The runtime process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -221,13 +221,10 @@ fn a_loop_of_proxies_is_stopped_at_its_first_turn_with_508() {
         assert_ne!(seen[0], seen[1], "two proxies, two names");
         // Each proxy stopped the request that came back to it, once.
         let looped = |proxy: &Running, want: usize| {
-            let mut lines = Vec::new();
-            let logged = wait_until(Duration::from_secs(10), || {
-                lines.extend(proxy.stderr_lines());
-                lines.iter().filter(|l| l.contains("came back")).count() >= want
-            });
-            let count = lines.iter().filter(|l| l.contains("came back")).count();
-            assert!(logged && count == want, "{}: {lines:?}", runtime.name());
+            let came_back =
+                |lines: &[String]| lines.iter().filter(|l| l.contains("came back")).count();
+            let lines = proxy.stderr_until(Duration::from_secs(10), |l| came_back(l) >= want);
+            assert_eq!(came_back(&lines), want, "{}: {lines:?}", runtime.name());
         };
         looped(&outer, 2);
         looped(&inner, 1);
@@ -318,16 +315,9 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         assert_eq!(status(&head), 502, "{name} {head}");
         assert_eq!(body, b"bad answer from upstream\n", "{name}");
         // Its one log line names the upstream and the coding.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut lines = Vec::new();
-        while !lines
-            .iter()
-            .any(|l: &String| l.contains("transfer coding \"gzip\""))
-        {
-            assert!(Instant::now() < deadline, "{name}: no log line: {lines:?}");
-            lines.extend(proxy.stderr_lines());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let lines = proxy.stderr_until(Duration::from_secs(10), |lines| {
+            lines.iter().any(|l| l.contains("transfer coding \"gzip\""))
+        });
         let naming = lines
             .iter()
             .filter(|l| l.contains(&gzipped.addr.to_string()));
@@ -498,7 +488,12 @@ fn each_failure_gets_its_answer_and_the_healthy_load_goes_on() {
             (dying_proxy, dying.addr.to_string()),
         ];
         for (running, addr) in logs {
-            let lines = running.stderr_lines();
+            let lines = running.stderr_until(Duration::from_secs(10), |lines| {
+                lines.iter().any(|l| l.contains(&addr))
+            });
+            // Time for a second line, were there one.
+            std::thread::sleep(Duration::from_millis(300));
+            let lines = [lines, running.stderr_lines()].concat();
             let naming: Vec<&String> = lines.iter().filter(|l| l.contains(&addr)).collect();
             assert_eq!(naming.len(), 1, "{}: {lines:?}", runtime.name());
         }
@@ -537,15 +532,10 @@ fn an_upstream_that_dies_mid_body_is_left_out() {
         }
         assert_eq!(cut, 1, "{}: cut responses", runtime.name());
         assert_eq!(dying.seen.accepted.load(Ordering::SeqCst), 1);
-        let lines = proxy.stderr_lines();
         let dying_addr = dying.addr.to_string();
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains(&dying_addr) && l.contains("left out for a while")),
-            "{}: {lines:?}",
-            runtime.name()
-        );
+        let left_out = |l: &String| l.contains(&dying_addr) && l.contains("left out for a while");
+        let lines = proxy.stderr_until(Duration::from_secs(10), |l| l.iter().any(left_out));
+        assert!(lines.iter().any(left_out), "{}: {lines:?}", runtime.name());
     });
 }
 
@@ -648,14 +638,9 @@ fn no_chunked_body_goes_to_an_upstream_that_speaks_http_1_0() {
         assert_eq!(body, b"hello", "{}", runtime.name());
         let received = up.seen.received.lock().unwrap().clone();
         assert_eq!(received, ["/first", "/length"], "{}", runtime.name());
-        let lines = proxy.stderr_lines();
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains(&up.addr.to_string()) && l.contains("HTTP/1.0")),
-            "{}: {lines:?}",
-            runtime.name()
-        );
+        let named = |l: &String| l.contains(&up.addr.to_string()) && l.contains("HTTP/1.0");
+        let lines = proxy.stderr_until(Duration::from_secs(10), |l| l.iter().any(named));
+        assert!(lines.iter().any(named), "{}: {lines:?}", runtime.name());
     });
 }
 
@@ -1240,7 +1225,9 @@ fn clients_that_leave_while_their_upstream_stalls_end_its_exchanges() {
             wait_until(Duration::from_secs(30), || open() == CLIENTS);
             assert_eq!(open(), CLIENTS, "{case}: requests sent upstream");
             if refusing_first {
-                let lines = proxy.stderr_lines();
+                let lines = proxy.stderr_until(Duration::from_secs(10), |lines| {
+                    lines.iter().any(|l| l.contains(&refused))
+                });
                 assert!(
                     lines.iter().any(|l| l.contains(&refused)),
                     "{case}: no request met the refusing upstream: {lines:?}"
@@ -1357,9 +1344,7 @@ fn a_request_queued_past_the_timeout_is_answered_504_not_queued_again() {
         assert_eq!(status(&head), 504, "{case}: {head}");
         assert!(waited >= Duration::from_millis(1900), "{case}: {waited:?}");
         // One queue, one log line; neither upstream saw it.
-        let mut lines = Vec::new();
-        wait_until(Duration::from_secs(10), || {
-            lines.extend(proxy.stderr_lines());
+        let mut lines = proxy.stderr_until(Duration::from_secs(10), |lines| {
             lines.iter().any(|l| l.contains("no connection free"))
         });
         std::thread::sleep(Duration::from_millis(300));

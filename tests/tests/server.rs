@@ -424,11 +424,7 @@ fn a_client_that_reads_none_of_its_echo_is_reset_at_one_idle_timeout() {
             }
         };
         assert_eq!(ended, "reset", "{}", rt.name());
-        let mut log = Vec::new();
-        edgepoll_tests::wait_until(Duration::from_secs(5), || {
-            log.extend(server.stderr_lines());
-            !log.is_empty()
-        });
+        let log = server.stderr_until(Duration::from_secs(5), |log| !log.is_empty());
         assert_eq!(
             log.len(),
             1,
@@ -676,12 +672,12 @@ fn out_of_descriptors_the_quietest_keep_alive_connections_make_room() {
                 other => panic!("{}: client {i} still open: {other:?}", runtime.name()),
             }
         }
-        let log = server.stderr_lines().join("\n");
-        assert!(
-            log.contains("closed 32 idle keep-alive connections"),
-            "{}: {log}",
-            runtime.name()
-        );
+        let told = "closed 32 idle keep-alive connections";
+        let log = server.stderr_until(Duration::from_secs(10), |log| {
+            log.iter().any(|l| l.contains(told))
+        });
+        let log = log.join("\n");
+        assert!(log.contains(told), "{}: {log}", runtime.name());
     });
 }
 
@@ -770,7 +766,6 @@ fn out_of_memory_what_cannot_be_held_is_refused_and_the_server_goes_on() {
         assert!(server.is_alive(), "{}: the server died", runtime.name());
         // Each refusal is logged; connections not taken, in lines paced
         // to one every 10 s (the rest counted in the next).
-        let mut log = Vec::new();
         let refusals = |log: &[String]| {
             let refusal = "503 Service Unavailable: no memory free to hold the request";
             log.iter().filter(|l| l.ends_with(refusal)).count()
@@ -779,9 +774,8 @@ fn out_of_memory_what_cannot_be_held_is_refused_and_the_server_goes_on() {
             let told = ": not taken: out of memory";
             log.iter().filter(|l| l.contains(told)).count()
         };
-        edgepoll_tests::wait_until(Duration::from_secs(10), || {
-            log.extend(server.stderr_lines());
-            refusals(&log) >= refused && (closed == 0 || not_taken(&log) >= 1)
+        let log = server.stderr_until(Duration::from_secs(10), |log| {
+            refusals(log) >= refused && (closed == 0 || not_taken(log) >= 1)
         });
         assert!(
             refusals(&log) == refused && (closed == 0 || not_taken(&log) >= 1),

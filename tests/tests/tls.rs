@@ -77,15 +77,10 @@ fn gets_the_fixed_answer(stream: &mut std::net::TcpStream, request: &[u8], runti
 /// The proxy's log once it holds `text` (within 10 s: its lines reach
 /// the test through a reader thread), or all of it by then.
 fn log_holding(proxy: &Running, text: &str) -> String {
-    let mut log = String::new();
-    wait_until(Duration::from_secs(10), || {
-        for line in proxy.stderr_lines() {
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log.contains(text)
+    let lines = proxy.stderr_until(Duration::from_secs(10), |lines| {
+        lines.iter().any(|l| l.contains(text))
     });
-    log
+    lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
 #[test]
