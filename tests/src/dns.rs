@@ -283,10 +283,13 @@ impl Delayed {
                 let times = times.clone();
                 std::thread::spawn(move || {
                     std::thread::sleep(delay);
-                    let _ = reply_to.send_to(&ask(real, &query), from);
+                    let reply = ask(real, &query);
+                    // Noted before it goes: the client may be done, and the
+                    // test looking, before this thread runs again.
                     if let Ok(mut times) = times.lock() {
                         times.push(Instant::now());
                     }
+                    let _ = reply_to.send_to(&reply, from);
                 });
             }
         });

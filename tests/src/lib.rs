@@ -406,8 +406,10 @@ pub fn finish_within(mut child: std::process::Child, limit: Duration) -> Result<
             (child.wait().expect("wait works"), false)
         }
     };
+    // The child is gone, so its pipes close; a reader thread may still
+    // be slow to be scheduled on a loaded machine.
     let rest = |read: mpsc::Receiver<Vec<u8>>| {
-        read.recv_timeout(Duration::from_secs(1))
+        read.recv_timeout(Duration::from_secs(10))
             .unwrap_or_default()
     };
     let out = Output {
@@ -434,6 +436,24 @@ pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits (up to `within`) until `count` stops moving: the same value
+/// over two windows of half a second in a row, so that a process stalled
+/// for one window is not taken for one held back. Whether it did.
+pub fn wait_until_still(within: Duration, mut count: impl FnMut() -> u64) -> bool {
+    let mut last = count();
+    let mut still = 0;
+    wait_until(within, || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = count();
+        still = if std::mem::replace(&mut last, now) == now {
+            still + 1
+        } else {
+            0
+        };
+        still >= 2
+    })
 }
 
 /// A path in the temporary directory no other test, in this process or

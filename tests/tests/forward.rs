@@ -229,7 +229,10 @@ fn timers_due_together_give_up_queued_requests_before_any_is_sent() {
                 "request {i}: {head}"
             );
         }
-        // Time for a connection made last to be accepted.
+        // Time for a connection made last to be accepted, and for one
+        // more, were there one.
+        let accepted = || stalled.seen.accepted.load(Ordering::SeqCst);
+        edgepoll_tests::wait_until(Duration::from_secs(10), || accepted() >= 2);
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             stalled.seen.accepted.load(Ordering::SeqCst),

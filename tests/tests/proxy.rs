@@ -7,7 +7,7 @@ use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, N
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, free_port, on_each_runtime, read_response,
     read_until_closed, refused_port, run_ws_clients, start_command, start_program, start_server,
-    wait_until, wasm, Running, Runtime,
+    wait_until, wait_until_still, wasm, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -715,6 +715,8 @@ fn a_client_that_breaks_off_its_upload_leaves_the_upstream_in() {
             let (answer, _) = read_response(&mut stream);
             assert_eq!(status(&answer), 200, "{name}, after {what}: {answer}");
         }
+        // Time for a line, were there one.
+        std::thread::sleep(Duration::from_millis(300));
         let log = proxy.stderr_lines();
         println!("{name}: {log:?}");
         assert!(
@@ -1279,8 +1281,9 @@ fn queued_requests_whose_clients_leave_are_never_sent() {
         drop(placed);
         // The placed exchanges end and their connections close; the one
         // left waiting takes a new connection, and nothing else does.
+        let received = || stalled.seen.received.lock().expect("lock").len();
         wait_until(Duration::from_secs(30), || {
-            accepted() > LIMIT && open() == 1
+            accepted() > LIMIT && open() == 1 && received() > LIMIT
         });
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(
@@ -1412,12 +1415,8 @@ fn paused_downloads(
             (stream, got)
         })
         .collect();
-    let written = || source.seen.written.load(Ordering::SeqCst);
-    let mut before = written();
-    let held = wait_until(Duration::from_secs(30), || {
-        std::thread::sleep(Duration::from_millis(500));
-        let now = written();
-        std::mem::replace(&mut before, now) == now
+    let held = wait_until_still(Duration::from_secs(30), || {
+        source.seen.written.load(Ordering::SeqCst)
     });
     assert!(held, "{case}: the source was never held back");
     readers

@@ -556,10 +556,12 @@ fn slowloris_head_gets_408_and_idle_connections_close() {
         );
 
         let mut idle = connect(server.addr);
+        // From before the request: the server's idle clock starts at its
+        // answer, which this thread may be woken to read late.
+        let start = Instant::now();
         idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             .expect("send");
         let _ = read_response(&mut idle);
-        let start = Instant::now();
         let mut rest = Vec::new();
         let n = idle
             .read_to_end(&mut rest)

@@ -8,8 +8,8 @@
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream};
 use edgepoll_tests::{
-    connect, on_each_runtime, read_until_closed, resident_kib, start_program, wait_until, Running,
-    Runtime,
+    connect, on_each_runtime, read_until_closed, resident_kib, start_program, wait_until,
+    wait_until_still, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,6 +204,11 @@ fn a_slow_reader_holds_the_upstream_back_not_the_heap() {
             // The client stops reading: socket buffers fill, then the
             // upstream is no longer read, and its writes stop.
             std::thread::sleep(Duration::from_secs(2));
+            let written = || source.seen.written.load(Ordering::SeqCst);
+            assert!(
+                wait_until_still(Duration::from_secs(30), written),
+                "{how}: never held"
+            );
             let (written, rss) = (
                 source.seen.written.load(Ordering::SeqCst) - before,
                 rss_kib(forward.pid()),
@@ -306,6 +311,11 @@ fn an_upload_the_service_passes_on_itself_waits_for_its_reader() {
         // Nothing is read: the echo fills the socket buffers, then the
         // upload is no longer read, and its writes stop.
         std::thread::sleep(Duration::from_secs(2));
+        let taken = || sent.load(Ordering::SeqCst);
+        assert!(
+            wait_until_still(Duration::from_secs(30), taken),
+            "never held"
+        );
         let (early, rss) = (sent.load(Ordering::SeqCst), rss_kib(forward.pid()));
         std::thread::sleep(Duration::from_secs(2));
         let (later, rss_later) = (sent.load(Ordering::SeqCst), rss_kib(forward.pid()));
@@ -381,6 +391,7 @@ fn a_get_piped_to_a_head_is_not_read_on() {
         assert!(is_pattern(0, &body), "{name}: {body:?}");
         // The HEAD's response ended whole for the service, not abandoned
         // (its client is still there).
+        std::thread::sleep(Duration::from_millis(300));
         let ended: Vec<String> = forward.stderr_lines();
         assert!(
             !ended.iter().any(|l| l.contains("a response ended")),
