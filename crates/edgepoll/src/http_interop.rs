@@ -20,19 +20,39 @@
 //! honoured, a 101's `Connection: Upgrade` sent). All are carried out of a
 //! request or response as received.
 //!
+//! A request served carries its connection's addresses in its
+//! extensions ([`ConnectionAddresses`]), and [`StreamedBody`] when its body
+//! comes in pieces and so is not in it.
+//!
 //! What the `http` types cannot hold is not carried, and what they hold
 //! that HTTP/1.1 does not send is not either:
 //! - the order of fields of different names: `http::HeaderMap` keeps the
 //!   values of one name together, in their order (so `Set-Cookie`s keep
-//!   theirs), but `a`, `b`, `a` comes out as `a`, `a`, `b`;
+//!   theirs), but `a`, `b`, `a` comes out as `a`, `a`, `b`; and its
+//!   `remove` moves the last name into the place of the one removed;
 //! - a response's reason phrase (`http::Response` has none: the encoder
 //!   writes the status code's own);
-//! - a client request's version and extensions: it goes out as HTTP/1.1.
+//! - the version and extensions of a client request or of a response to
+//!   send: each goes out as HTTP/1.1;
+//! - trailers: a chunked body's trailer fields are not kept on receipt,
+//!   and none are sent.
+//!
+//! A body converts from anything that is `Into<Vec<u8>>` (`Vec<u8>`,
+//! `String`, `&str`, `&[u8]`, `bytes::Bytes`...), and is copied: a
+//! bodiless response is `http::Response::new(Vec::new())` (not `()`, which
+//! is not one of those). A body too large to copy streams instead: see
+//! [`StreamedBody`] for forwarding one, and [`Context`](crate::Context)'s
+//! `respond_stream` and `fetch_stream` for the rest.
 //!
 //! The conversions pass every other field on, the connection's options
 //! too: a field that `Connection` names, `TE` or `Keep-Alive` is an
 //! intermediary's to remove (RFC 9110 §7.6.1), with
-//! [`HopByHop`](crate::http::HopByHop), as examples/proxy does.
+//! [`HopByHop`](crate::http::HopByHop), as examples/proxy does. A
+//! response received in a transfer coding other than chunked
+//! ([`ParsedResponse::undecoded_coding`]) converts with its
+//! `Transfer-Encoding` and coded body as they came; answered as it is, it
+//! gets its client a 500 (the server would not name the coding): a
+//! forwarder refuses it (502) or decodes it.
 
 use crate::client::{ClientRequest, RequestError};
 use crate::http::{ParsedResponse, Request, Response, StatusCode, Version};
@@ -42,8 +62,23 @@ use crate::Url;
 /// body streams ([`Request::body_streams`]): its body is not in it (it comes
 /// in pieces, to the service), though its fields still say its length. A
 /// [`ClientRequest`] is not made from such a request
-/// ([`RequestError::BodyFrom`]): it would go out with no body. (A service
-/// that gathered the body itself and put it back removes the mark.)
+/// ([`RequestError::StreamedBody`]): it would go out with no body. (A
+/// service that gathered the body itself and put it back removes the
+/// mark.) To send it on streamed, from [`App::call`](crate::App::call),
+/// where its body has not begun:
+///
+/// ```no_run
+/// # use edgepoll::{Context, Responder, StreamedBody};
+/// # fn sketch(cx: &mut Context<'_>, request: &edgepoll::http::Request<'_>, responder: Responder)
+/// #     -> Result<(), Box<dyn std::error::Error>> {
+/// let mut converted = http::Request::try_from(request)?;
+/// // ... set its URI and remove its Host, as below ...
+/// converted.extensions_mut().remove::<StreamedBody>();
+/// let upstream = edgepoll::ClientRequest::try_from(converted)?
+///     .streamed_body(request.body_length());
+/// cx.fetch_stream(&upstream, Some(responder))?; // the body goes with it, piece by piece
+/// # Ok(()) }
+/// ```
 ///
 /// Forwarding a served request: its `Host` names this server, so it is
 /// removed (the client writes the upstream's, from the URI); one left in
@@ -85,6 +120,34 @@ use crate::Url;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamedBody;
+
+/// In the extensions of an `http::Request` converted from a request
+/// served: the addresses of its connection, as [`Request::peer_addr`] and
+/// [`Request::local_addr`] give them (axum's `ConnectInfo`). Left out when
+/// the connection knows neither (a [`Handler`](crate::http::Handler) fed
+/// bytes directly).
+///
+/// ```
+/// # use edgepoll::http::{Handler, Limits, Request, Response, StatusCode};
+/// # use std::time::Instant;
+/// use edgepoll::ConnectionAddresses;
+/// fn who<'a>(request: &Request<'a>) -> Response<'a> {
+///     let request = http::Request::try_from(request).expect("a plain target");
+///     let peer = request.extensions().get::<ConnectionAddresses>().and_then(|a| a.peer);
+///     Response::new(StatusCode::OK).body(format!("{peer:?}"))
+/// }
+/// let mut conn = Handler::new(Limits::default(), Instant::now());
+/// conn.set_addresses(Some("127.0.0.1:50000".parse().unwrap()), None);
+/// conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now(), &mut who);
+/// assert!(conn.pending_output().ends_with(b"\r\n\r\nSome(127.0.0.1:50000)"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionAddresses {
+    /// The client's address.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The address the client connected to.
+    pub local: Option<std::net::SocketAddr>,
+}
 
 /// `http`'s status codes are those from 100 to 999, as edgepoll's: each
 /// converts, either way. The constants' names follow RFC 9110 where it
@@ -164,6 +227,10 @@ impl TryFrom<&Request<'_>> for http::Request<Vec<u8>> {
         if request.body_streams() {
             builder = builder.extension(StreamedBody);
         }
+        let (peer, local) = (request.peer_addr(), request.local_addr());
+        if peer.is_some() || local.is_some() {
+            builder = builder.extension(ConnectionAddresses { peer, local });
+        }
         builder.body(request.body().to_vec())
     }
 }
@@ -201,7 +268,7 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
     fn try_from(request: http::Request<B>) -> Result<Self, Self::Error> {
         let (parts, body) = request.into_parts();
         if parts.extensions.get::<StreamedBody>().is_some() {
-            return Err(RequestError::BodyFrom);
+            return Err(RequestError::StreamedBody);
         }
         let url = Url::parse(&parts.uri.to_string())?;
         // The path and query go as they came (RFC 9110 §7.7: a forwarder
@@ -226,13 +293,10 @@ impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for ClientRequest {
             !host.eq_ignore_ascii_case(authority.as_bytes())
                 && !host.eq_ignore_ascii_case(with_port.as_bytes())
         };
-        if parts
-            .headers
-            .get_all(http::header::HOST)
-            .iter()
-            .any(names_another)
-        {
-            return Err(RequestError::FramingField("Host".into()));
+        let hosts = parts.headers.get_all(http::header::HOST);
+        if let Some(other) = hosts.iter().find(|host| names_another(host)) {
+            let other = String::from_utf8_lossy(other.as_bytes()).into_owned();
+            return Err(RequestError::OtherHost(other));
         }
         // `Upgrade` is an offer only with `Connection: upgrade` (RFC 9110
         // §7.8); the client writes both itself.
@@ -328,6 +392,8 @@ mod tests {
         assert_eq!(request.uri().path(), "/a");
         assert_eq!(request.uri().query(), Some("b=1"));
         assert_eq!(request.version(), http::Version::HTTP_10);
+        // Fed bytes directly, the handler knows no addresses to carry.
+        assert!(request.extensions().get::<ConnectionAddresses>().is_none());
         let twos: Vec<_> = request.headers().get_all("x-two").iter().collect();
         assert_eq!(twos, ["1", "2"]);
         assert_eq!(request.body(), b"abc");
@@ -372,7 +438,7 @@ mod tests {
         let (mut parts, body) = request.into_parts();
         parts.uri = "http://127.0.0.1:9/up".parse().expect("uri");
         let forwarded = ClientRequest::try_from(http::Request::from_parts(parts, body));
-        assert_eq!(forwarded.err(), Some(RequestError::BodyFrom));
+        assert_eq!(forwarded.err(), Some(RequestError::StreamedBody));
         // Whole, it carries no mark.
         let mut service = Capture::default();
         let mut conn = Handler::new(Limits::default(), Instant::now());
@@ -413,11 +479,9 @@ mod tests {
             ("http://example.test:8080/", "example.test"),
         ] {
             let refused = with_host(uri, host).err();
-            assert_eq!(
-                refused,
-                Some(RequestError::FramingField("Host".into())),
-                "{uri} {host}"
-            );
+            assert_eq!(refused, Some(RequestError::OtherHost(host.into())), "{uri}");
+            let told = refused.map(|e| e.to_string()).unwrap_or_default();
+            assert!(told.contains("names another host than its URI"), "{told}");
         }
     }
 

@@ -14,7 +14,8 @@
 //! - [`SmallBlockAlloc`]: a global allocator for guests that recycles small
 //!   blocks instead of paying dlmalloc for each.
 //! - With the cargo feature `http`: conversions to and from the `http`
-//!   crate's `Request` and `Response`.
+//!   crate's `Request` and `Response` ([`http_interop`] says what each
+//!   carries and what it leaves out).
 //!
 //! The error enums (`ClientError`, `RequestError`, `ResolveError`,
 //! `TlsError`, `UrlError` and the HTTP and WebSocket parsers' errors) are
@@ -50,7 +51,7 @@ mod held_pieces;
 mod held_writers;
 pub mod http;
 #[cfg(feature = "http")]
-mod http_interop;
+pub mod http_interop;
 mod interest;
 mod poll;
 mod small_alloc;
@@ -78,7 +79,7 @@ pub use client::{download, download_with, send_all, send_all_each, send_all_with
 pub use client::{ClientError, ClientOptions, ClientRequest, ExchangeId, RequestError};
 pub use event::{Event, Events};
 #[cfg(feature = "http")]
-pub use http_interop::StreamedBody;
+pub use http_interop::{ConnectionAddresses, StreamedBody};
 pub use interest::Interest;
 pub use log::log_to_stderr;
 pub use poll::{

@@ -46,10 +46,20 @@ pub enum RequestError {
     /// body ([`ClientRequest::streamed_body`]) to take it; or a request
     /// with a streamed body is sent with nothing to stream it from (by
     /// [`Context::fetch`](crate::Context::fetch), `fetch_stream` without
-    /// `body_from`, `send_all` or `download`); or an `http::Request` marked
-    /// `edgepoll::StreamedBody` (with the `http` feature) is converted (its
-    /// body is not in it).
+    /// `body_from`, `send_all` or `download`).
     BodyFrom,
+    /// An `http::Request` converted with the `http` feature holds the
+    /// `edgepoll::StreamedBody` mark: its body streams, and is not in it.
+    /// Remove the mark, give the request a
+    /// [`streamed_body`](ClientRequest::streamed_body), and send it with
+    /// [`Context::fetch_stream`](crate::Context::fetch_stream) naming the
+    /// served request as its `body_from` (see `StreamedBody`'s example).
+    StreamedBody,
+    /// An `http::Request` converted with the `http` feature carries a
+    /// `Host` (its value here) that names another host than its URI: the
+    /// request would reach another virtual host than the one meant.
+    /// Remove it, and the client writes the URI's.
+    OtherHost(String),
     /// A body of unknown length (chunked) for a server that answered in
     /// HTTP/1.0 when last asked: it would not take the chunked framing, and
     /// would read the chunks as requests of their own (RFC 9112 §6.1: a
@@ -82,6 +92,13 @@ impl std::fmt::Display for RequestError {
                 "a body of unknown length for a server that speaks HTTP/1.0, which takes no chunked body",
             ),
             RequestError::TraceBody => f.write_str("a TRACE request carries no body"),
+            RequestError::StreamedBody => f.write_str(
+                "the request's body streams and is not in it (it holds edgepoll::StreamedBody): send it on with a streamed_body and Context::fetch_stream",
+            ),
+            RequestError::OtherHost(host) => write!(
+                f,
+                "its Host field ({host:?}) names another host than its URI: remove it, and the client writes the URI's"
+            ),
             RequestError::BodyFrom => f.write_str(
                 "the request body to send on does not stream, or has begun to go elsewhere, or the request to send it with streams no body, or a streamed body has nothing to stream it from",
             ),

@@ -21,6 +21,12 @@ type Fields<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, [u8]>); 4]>;
 /// response); a `Connection` field listing `Upgrade` (a 426's) is sent as
 /// `Connection: Upgrade`; and a HEAD answered without the body keeps the
 /// service's `Content-Length`, the one length the connection cannot know.
+/// A `Transfer-Encoding` naming a coding other than chunked (`gzip`, a
+/// response passed on as an upstream sent it) would leave the client
+/// with coded bytes it cannot tell from the body: a response with a
+/// body and such a field is answered 500 in its place, and the
+/// connection closes. (`Content-Encoding` is the field for a compressed
+/// body.)
 ///
 /// ```
 /// use edgepoll::http::{Response, StatusCode};
@@ -167,6 +173,7 @@ impl<'a> Response<'a> {
         if self.status.as_u16() < 200 && !switching {
             return interim_refused(out, head_only);
         }
+        let start = out.len();
         push_status_line(out, self.status);
         // A HEAD answered without the body: its length is not known here
         // (RFC 9110 §8.6: none, or the one GET would have), so the
@@ -176,7 +183,13 @@ impl<'a> Response<'a> {
             true => HeadKind::Switching,
             false => HeadKind::Final,
         };
-        let service_closes = self.push_fields(out, kind, length_given, false);
+        let given = self.push_fields(out, kind, length_given, false);
+        // Where no body goes (a HEAD, a 204), a coding codes nothing.
+        if given.coded && !switching && body_allowed && !head_only {
+            out.truncate(start);
+            return coding_refused(out, head_only);
+        }
+        let service_closes = given.closes;
         if !switching && stamping() {
             self.push_date(out, false);
         }
@@ -205,8 +218,8 @@ impl<'a> Response<'a> {
         stays_open
     }
 
-    /// Appends the service's fields for a head of `kind`; returns
-    /// whether one of them was `Connection: close`. `length_given`: the
+    /// Appends the service's fields for a head of `kind`; returns what
+    /// the framing fields among them said. `length_given`: the
     /// service's Content-Length (digits only) goes too. `short`: see
     /// [`push_all`].
     #[inline(always)]
@@ -216,8 +229,8 @@ impl<'a> Response<'a> {
         kind: HeadKind,
         mut length_given: bool,
         short: bool,
-    ) -> bool {
-        let mut service_closes = false;
+    ) -> GivenFraming {
+        let mut given = GivenFraming::default();
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
             // A 101's own `Connection` names the upgrade, and goes as given;
@@ -229,8 +242,11 @@ impl<'a> Response<'a> {
                     // some readers refuse the response for.
                     length_given = false;
                 }
+                // A coding the body is in, which the connection would
+                // not name: the body would reach the client undecodable.
+                given.coded |= name.len() == 17 && names_a_coding(value);
                 if name.len() == 10 {
-                    service_closes |= lists_option(value, b"close");
+                    given.closes |= lists_option(value, b"close");
                     // A 426 names its Upgrade option (RFC 9110 §7.8), which
                     // the connection's own field would not.
                     if kind == HeadKind::Final && lists_option(value, b"upgrade") {
@@ -249,7 +265,7 @@ impl<'a> Response<'a> {
             }
             push_all(out, [name, b": ", value, b"\r\n"], short);
         }
-        service_closes
+        given
     }
 
     /// Appends the loop's `Date` (see `ServerOptions::date`) unless the
@@ -289,8 +305,9 @@ impl<'a> Response<'a> {
     /// Appends the head of a response whose body is streamed after it:
     /// `length` bytes, or chunked where the peer speaks HTTP/1.1
     /// (`chunked_ok`), or until the connection closes. Returns whether the
-    /// connection stays open, and how the body's pieces are framed (none for
-    /// a status without a body; dropped for HEAD). Names and values are
+    /// connection stays open, how the body's pieces are framed (none for
+    /// a status without a body; dropped for HEAD), and whether a whole 500
+    /// went in the head's place. Names and values are
     /// copied with loads and stores: a streamed head is nearly always a
     /// forwarder's, which WasmEdge runs compiled (see `short_copy`).
     pub(crate) fn encode_streamed(
@@ -300,16 +317,22 @@ impl<'a> Response<'a> {
         head_only: bool,
         length: Option<u64>,
         chunked_ok: bool,
-    ) -> (bool, Outgoing) {
+    ) -> StreamedHead {
         if self.status.as_u16() < 200 {
-            return (interim_refused(out, head_only), Outgoing::Length(0));
+            return StreamedHead::refused(interim_refused(out, head_only));
         }
+        let start = out.len();
         push_status_line(out, self.status);
-        let service_closes = self.push_fields(out, HeadKind::Final, false, true);
+        let given = self.push_fields(out, HeadKind::Final, false, true);
+        let body_allowed = !self.status.forbids_body();
+        if given.coded && body_allowed && !head_only {
+            out.truncate(start);
+            return StreamedHead::refused(coding_refused(out, head_only));
+        }
+        let service_closes = given.closes;
         if stamping() {
             self.push_date(out, true);
         }
-        let body_allowed = !self.status.forbids_body();
         let mut stays_open = !service_closes && keep_alive != KeepAlive::No;
         let framing = match (body_allowed, length) {
             (false, _) => Outgoing::Length(0),
@@ -345,7 +368,33 @@ impl<'a> Response<'a> {
             true => Outgoing::Discard,
             false => framing,
         };
-        (stays_open, framing)
+        StreamedHead {
+            stays_open,
+            framing,
+            refused: false,
+        }
+    }
+}
+
+/// What [`Response::encode_streamed`] wrote.
+pub(crate) struct StreamedHead {
+    /// Whether the connection stays open after the response.
+    pub(crate) stays_open: bool,
+    /// How the body's pieces are framed.
+    pub(crate) framing: Outgoing,
+    /// A whole 500 went in the head's place (a head that cannot start a
+    /// body: an interim status, a transfer coding not applied): no body
+    /// of the service's follows.
+    pub(crate) refused: bool,
+}
+
+impl StreamedHead {
+    fn refused(stays_open: bool) -> StreamedHead {
+        StreamedHead {
+            stays_open,
+            framing: Outgoing::Length(0),
+            refused: true,
+        }
     }
 }
 
@@ -399,6 +448,39 @@ fn interim_refused(out: &mut Vec<u8>, head_only: bool) -> bool {
         .encode(out, KeepAlive::No, head_only)
 }
 
+/// A service's answer whose `Transfer-Encoding` names a coding other than
+/// chunked (`gzip`, say, passed on from an upstream): the connection
+/// frames the body itself and names no coding, so the client would take
+/// the coded bytes for the body. A 500 goes instead, and the connection
+/// closes. (`Content-Encoding` is the field for a body a service
+/// compressed.) Returns false: it does not stay open.
+#[cold]
+#[inline(never)]
+fn coding_refused(out: &mut Vec<u8>, head_only: bool) -> bool {
+    Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .header("Content-Type", "text/plain")
+        .body(&b"the service named a transfer coding the server does not apply\n"[..])
+        .encode(out, KeepAlive::No, head_only)
+}
+
+/// Whether a `Transfer-Encoding` value names a coding other than chunked.
+#[cold]
+fn names_a_coding(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|coding| {
+        let coding = coding.trim_ascii();
+        !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked")
+    })
+}
+
+/// What a service's framing fields said.
+#[derive(Default)]
+struct GivenFraming {
+    /// `Connection: close`.
+    closes: bool,
+    /// `Transfer-Encoding` with a coding other than chunked.
+    coded: bool,
+}
+
 /// `HTTP/1.1 <code> <reason>\r\n`; the common 200 in one piece.
 #[inline]
 fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
@@ -434,8 +516,6 @@ fn lists_option(value: &[u8], option: &[u8]) -> bool {
         .any(|listed| listed.trim_ascii().eq_ignore_ascii_case(option))
 }
 
-/// Fields the connection writes itself: a service's own are dropped
-/// (`Connection: close` is honoured all the same).
 /// "00" to "99": two digits per division.
 const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\

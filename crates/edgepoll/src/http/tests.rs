@@ -283,6 +283,50 @@ fn a_service_answering_1xx_gets_its_client_a_500_and_a_close() {
     }
 }
 
+/// A service's answer in a transfer coding the connection does not apply
+/// (passed on as an upstream sent it) would leave its client with coded
+/// bytes for a body: a 500 and a close go instead. Chunked alone is the
+/// connection's own framing, and where no body goes a coding codes nothing.
+#[test]
+fn a_service_s_transfer_coding_gets_its_client_a_500_unless_no_body_goes() {
+    fn coded<'a>(request: &Request<'a>) -> Response<'a> {
+        let status = match request.path() {
+            "/none" => StatusCode::NO_CONTENT,
+            _ => StatusCode::OK,
+        };
+        let coding = match request.path() {
+            "/chunked" => "chunked",
+            _ => "gzip, chunked",
+        };
+        Response::new(status)
+            .header("Transfer-Encoding", coding)
+            .body(&b"\x1f\x8b"[..])
+    }
+    let limits = Limits::default();
+    let two = |method: &str, path: &str| {
+        let one = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        run_service(one.repeat(2).as_bytes(), &limits, false, || coded)
+    };
+    let out = two("GET", "/gzip");
+    let answers = responses(&out);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].starts_with("HTTP/1.1 500 "), "{answers:?}");
+    assert!(answers[0].contains("Connection: close\r\n"), "{answers:?}");
+    assert!(answers[0].ends_with("transfer coding the server does not apply\n"));
+    assert!(out.finished);
+    for (method, path, status) in [
+        ("GET", "/chunked", "HTTP/1.1 200 "),
+        ("HEAD", "/gzip", "HTTP/1.1 200 "),
+        ("GET", "/none", "HTTP/1.1 204 "),
+    ] {
+        let out = two(method, path);
+        let answers = responses(&out);
+        assert_eq!(answers.len(), 2, "{method} {path}: {answers:?}");
+        assert!(answers.iter().all(|a| a.starts_with(status)), "{answers:?}");
+        assert!(!text(&out).contains("gzip"), "{answers:?}");
+    }
+}
+
 /// A refused HEAD gets its status and no body (RFC 9110 §9.3.2), whether
 /// refused at its head or for its body; a GET refused alike gets one.
 #[test]

@@ -579,17 +579,24 @@ fn a_streamed_head_response_of_unknown_length_announces_no_framing() {
 }
 
 /// A streamed response whose head cannot start one (a switch, an interim
-/// status) goes out as a 500 and the connection ends, without the service
-/// having to end a body it never meant to send.
+/// status, a transfer coding the connection would not name) goes out as a
+/// 500 and the connection ends, without the service having to end a body
+/// it never meant to send.
 #[test]
 fn a_streamed_response_refused_at_its_head_needs_no_end() {
-    for status in [StatusCode::SWITCHING_PROTOCOLS, StatusCode::CONTINUE] {
+    let coded = Response::new(StatusCode::OK).header("Transfer-Encoding", "gzip");
+    let heads = [
+        Response::new(StatusCode::SWITCHING_PROTOCOLS),
+        Response::new(StatusCode::CONTINUE),
+        coded,
+    ];
+    for head in heads {
+        let status = head.status();
         let now = Instant::now();
         let (mut conn, mut service) = (Handler::new(Limits::default(), now), Streams::default());
         conn.receive(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut service);
         let id = service.ids[0];
-        conn.respond_stream(id, Response::new(status), None, now)
-            .unwrap();
+        conn.respond_stream(id, head, None, now).unwrap();
         let out = take_output(&mut conn, now);
         assert!(out.starts_with("HTTP/1.1 500 "), "{status:?}: {out}");
         assert!(conn.is_finished(), "{status:?}: waits for an end");

@@ -54,10 +54,11 @@ impl Handler {
         }
         let chunked_ok = slot.version == Version::Http11;
         let mut encoded = Vec::new();
-        let (keep_alive, framing, at_front) = match head.status() {
+        let (keep_alive, framing, refused, at_front) = match head.status() {
+            // Refused as a whole response is (a 500): no body follows.
             StatusCode::SWITCHING_PROTOCOLS => {
                 let keep_alive = encode_queued(&head, &mut encoded, allowed, slot.head_only, false);
-                (keep_alive, Outgoing::Length(0), false)
+                (keep_alive, Outgoing::Length(0), true, false)
             }
             // First in the queue, as nearly always: the head goes straight
             // into the output, where `flush_ready` would copy it next.
@@ -67,15 +68,13 @@ impl Handler {
                     true => self.output.buffer(),
                     false => &mut encoded,
                 };
-                let (keep_alive, framing) =
-                    head.encode_streamed(out, allowed, slot.head_only, length, chunked_ok);
-                (keep_alive, framing, at_front)
+                let head = head.encode_streamed(out, allowed, slot.head_only, length, chunked_ok);
+                (head.stays_open, head.framing, head.refused, at_front)
             }
         };
         // A head that cannot start a streamed body (a switch, an interim
-        // status) went out as a 500 whose body is complete: nothing of the
-        // service's is awaited.
-        let refused = head.status().as_u16() < 200;
+        // status, a transfer coding not applied) went out as a 500 whose
+        // body is complete: nothing of the service's is awaited.
         if !keep_alive {
             self.close_behind(at);
         }
