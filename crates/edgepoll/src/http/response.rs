@@ -55,6 +55,10 @@ pub struct Response<'a> {
     status: StatusCode,
     headers: Fields<'a>,
     body: Cow<'a, [u8]>,
+    /// A `Transfer-Encoding` field names a coding other than chunked
+    /// (see [`coding_refused`]): noted as fields are added, so that
+    /// writing a response looks at one flag.
+    coded: bool,
 }
 
 impl<'a> Response<'a> {
@@ -71,6 +75,7 @@ impl<'a> Response<'a> {
             status,
             headers: Fields::new(),
             body: Cow::Borrowed(&[]),
+            coded: false,
         }
     }
 
@@ -123,7 +128,11 @@ impl<'a> Response<'a> {
     /// ```
     #[inline]
     pub fn append_header(&mut self, name: impl Into<Cow<'a, str>>, value: impl AsBytes<'a>) {
-        self.headers.push((name.into(), value.into_bytes()));
+        let (name, value) = (name.into(), value.into_bytes());
+        if name.len() == 17 {
+            self.coded |= names_a_coding_in(&name, &value);
+        }
+        self.headers.push((name, value));
     }
 
     /// Sets the body.
@@ -173,7 +182,10 @@ impl<'a> Response<'a> {
         if self.status.as_u16() < 200 && !switching {
             return interim_refused(out, head_only);
         }
-        let start = out.len();
+        // Where no body goes (a HEAD, a 204), a coding codes nothing.
+        if self.coded && body_allowed && !head_only && !switching {
+            return coding_refused(out, head_only);
+        }
         push_status_line(out, self.status);
         // A HEAD answered without the body: its length is not known here
         // (RFC 9110 §8.6: none, or the one GET would have), so the
@@ -183,13 +195,7 @@ impl<'a> Response<'a> {
             true => HeadKind::Switching,
             false => HeadKind::Final,
         };
-        let given = self.push_fields(out, kind, length_given, false);
-        // Where no body goes (a HEAD, a 204), a coding codes nothing.
-        if given.coded && !switching && body_allowed && !head_only {
-            out.truncate(start);
-            return coding_refused(out, head_only);
-        }
-        let service_closes = given.closes;
+        let service_closes = self.push_fields(out, kind, length_given, false);
         if !switching && stamping() {
             self.push_date(out, false);
         }
@@ -218,8 +224,8 @@ impl<'a> Response<'a> {
         stays_open
     }
 
-    /// Appends the service's fields for a head of `kind`; returns what
-    /// the framing fields among them said. `length_given`: the
+    /// Appends the service's fields for a head of `kind`; returns
+    /// whether one of them was `Connection: close`. `length_given`: the
     /// service's Content-Length (digits only) goes too. `short`: see
     /// [`push_all`].
     #[inline(always)]
@@ -229,8 +235,8 @@ impl<'a> Response<'a> {
         kind: HeadKind,
         mut length_given: bool,
         short: bool,
-    ) -> GivenFraming {
-        let mut given = GivenFraming::default();
+    ) -> bool {
+        let mut service_closes = false;
         for (name, value) in &self.headers {
             let (name, value) = (name.as_bytes(), &value[..]);
             // A 101's own `Connection` names the upgrade, and goes as given;
@@ -242,11 +248,8 @@ impl<'a> Response<'a> {
                     // some readers refuse the response for.
                     length_given = false;
                 }
-                // A coding the body is in, which the connection would
-                // not name: the body would reach the client undecodable.
-                given.coded |= name.len() == 17 && names_a_coding(value);
                 if name.len() == 10 {
-                    given.closes |= lists_option(value, b"close");
+                    service_closes |= lists_option(value, b"close");
                     // A 426 names its Upgrade option (RFC 9110 §7.8), which
                     // the connection's own field would not.
                     if kind == HeadKind::Final && lists_option(value, b"upgrade") {
@@ -265,7 +268,7 @@ impl<'a> Response<'a> {
             }
             push_all(out, [name, b": ", value, b"\r\n"], short);
         }
-        given
+        service_closes
     }
 
     /// Appends the loop's `Date` (see `ServerOptions::date`) unless the
@@ -321,15 +324,12 @@ impl<'a> Response<'a> {
         if self.status.as_u16() < 200 {
             return StreamedHead::refused(interim_refused(out, head_only));
         }
-        let start = out.len();
-        push_status_line(out, self.status);
-        let given = self.push_fields(out, HeadKind::Final, false, true);
         let body_allowed = !self.status.forbids_body();
-        if given.coded && body_allowed && !head_only {
-            out.truncate(start);
+        if self.coded && body_allowed && !head_only {
             return StreamedHead::refused(coding_refused(out, head_only));
         }
-        let service_closes = given.closes;
+        push_status_line(out, self.status);
+        let service_closes = self.push_fields(out, HeadKind::Final, false, true);
         if stamping() {
             self.push_date(out, true);
         }
@@ -463,22 +463,17 @@ fn coding_refused(out: &mut Vec<u8>, head_only: bool) -> bool {
         .encode(out, KeepAlive::No, head_only)
 }
 
-/// Whether a `Transfer-Encoding` value names a coding other than chunked.
+/// Whether field `name: value` is a `Transfer-Encoding` naming a coding
+/// other than chunked.
 #[cold]
-fn names_a_coding(value: &[u8]) -> bool {
+fn names_a_coding_in(name: &str, value: &[u8]) -> bool {
+    if !name.eq_ignore_ascii_case("transfer-encoding") {
+        return false;
+    }
     value.split(|&b| b == b',').any(|coding| {
         let coding = coding.trim_ascii();
         !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked")
     })
-}
-
-/// What a service's framing fields said.
-#[derive(Default)]
-struct GivenFraming {
-    /// `Connection: close`.
-    closes: bool,
-    /// `Transfer-Encoding` with a coding other than chunked.
-    coded: bool,
 }
 
 /// `HTTP/1.1 <code> <reason>\r\n`; the common 200 in one piece.
