@@ -52,8 +52,9 @@ pub enum RequestError {
     /// `edgepoll::StreamedBody` mark: its body streams, and is not in it.
     /// Remove the mark, give the request a
     /// [`streamed_body`](ClientRequest::streamed_body), and send it with
-    /// [`Context::fetch_stream`](crate::Context::fetch_stream) naming the
-    /// served request as its `body_from` (see `StreamedBody`'s example).
+    /// [`Context::fetch_stream`](crate::Context::fetch_stream) with the
+    /// served request's `Responder` as its `body_from` (see
+    /// `StreamedBody`'s example).
     StreamedBody,
     /// An `http::Request` converted with the `http` feature carries a
     /// `Host` (its value here) that names another host than its URI: the

@@ -24,8 +24,8 @@ type Fields<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, [u8]>); 4]>;
 /// A `Transfer-Encoding` naming a coding other than chunked (`gzip`, a
 /// response passed on as an upstream sent it) would leave the client
 /// with coded bytes it cannot tell from the body: a response with a
-/// body and such a field is answered 500 in its place, and the
-/// connection closes. (`Content-Encoding` is the field for a compressed
+/// body (or a HEAD's, which gets what GET would) and such a field is
+/// answered 500 in its place, and the connection closes. (`Content-Encoding` is the field for a compressed
 /// body.)
 ///
 /// ```
@@ -169,6 +169,12 @@ impl<'a> Response<'a> {
         &self.body
     }
 
+    /// Whether a field names a transfer coding the connection would not
+    /// (see [`Response`]): it is answered by a 500.
+    pub(crate) fn is_coded(&self) -> bool {
+        self.coded
+    }
+
     /// Appends the encoded response to `out` in one piece, so that it leaves in
     /// one send: a head sent apart from its body stalls on Nagle's algorithm,
     /// which WasmEdge sockets cannot turn off. `keep_alive` says whether the
@@ -182,8 +188,9 @@ impl<'a> Response<'a> {
         if self.status.as_u16() < 200 && !switching {
             return interim_refused(out, head_only);
         }
-        // Where no body goes (a HEAD, a 204), a coding codes nothing.
-        if self.coded && body_allowed && !head_only && !switching {
+        // Where no body goes (a 204, a 304), a coding codes nothing; a
+        // HEAD gets what GET would, without the body.
+        if self.coded && body_allowed && !switching {
             return coding_refused(out, head_only);
         }
         push_status_line(out, self.status);
@@ -325,7 +332,7 @@ impl<'a> Response<'a> {
             return StreamedHead::refused(interim_refused(out, head_only));
         }
         let body_allowed = !self.status.forbids_body();
-        if self.coded && body_allowed && !head_only {
+        if self.coded && body_allowed {
             return StreamedHead::refused(coding_refused(out, head_only));
         }
         push_status_line(out, self.status);
@@ -464,7 +471,7 @@ fn coding_refused(out: &mut Vec<u8>, head_only: bool) -> bool {
 }
 
 /// Whether field `name: value` is a `Transfer-Encoding` naming a coding
-/// other than chunked.
+/// other than chunked (or identity, which codes nothing: RFC 2616 had it).
 #[cold]
 fn names_a_coding_in(name: &str, value: &[u8]) -> bool {
     if !name.eq_ignore_ascii_case("transfer-encoding") {
@@ -472,7 +479,9 @@ fn names_a_coding_in(name: &str, value: &[u8]) -> bool {
     }
     value.split(|&b| b == b',').any(|coding| {
         let coding = coding.trim_ascii();
-        !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked")
+        !coding.is_empty()
+            && !coding.eq_ignore_ascii_case(b"chunked")
+            && !coding.eq_ignore_ascii_case(b"identity")
     })
 }
 

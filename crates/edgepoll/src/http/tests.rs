@@ -285,8 +285,9 @@ fn a_service_answering_1xx_gets_its_client_a_500_and_a_close() {
 
 /// A service's answer in a transfer coding the connection does not apply
 /// (passed on as an upstream sent it) would leave its client with coded
-/// bytes for a body: a 500 and a close go instead. Chunked alone is the
-/// connection's own framing, and where no body goes a coding codes nothing.
+/// bytes for a body: a 500 and a close go instead (to a HEAD too, which
+/// gets what GET would). Chunked alone is the connection's own framing,
+/// identity codes nothing, and where no body goes neither does a coding.
 #[test]
 fn a_service_s_transfer_coding_gets_its_client_a_500_unless_no_body_goes() {
     fn coded<'a>(request: &Request<'a>) -> Response<'a> {
@@ -296,27 +297,44 @@ fn a_service_s_transfer_coding_gets_its_client_a_500_unless_no_body_goes() {
         };
         let coding = match request.path() {
             "/chunked" => "chunked",
+            "/identity" => "identity",
             _ => "gzip, chunked",
+        };
+        let body = match request.body().is_empty() {
+            true => &b"\x1f\x8b"[..],
+            false => request.body(),
         };
         Response::new(status)
             .header("Transfer-Encoding", coding)
-            .body(&b"\x1f\x8b"[..])
+            .body(body)
     }
     let limits = Limits::default();
     let two = |method: &str, path: &str| {
         let one = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
         run_service(one.repeat(2).as_bytes(), &limits, false, || coded)
     };
-    let out = two("GET", "/gzip");
-    let answers = responses(&out);
-    assert_eq!(answers.len(), 1, "{answers:?}");
-    assert!(answers[0].starts_with("HTTP/1.1 500 "), "{answers:?}");
-    assert!(answers[0].contains("Connection: close\r\n"), "{answers:?}");
-    assert!(answers[0].ends_with("transfer coding the server does not apply\n"));
-    assert!(out.finished);
+    // A body large enough to go out from the request's own bytes (lent)
+    // is refused as a small one is: not sent after the 500.
+    let mut large = b"POST /gzip HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n".to_vec();
+    large.resize(large.len() + 40_000, b'z');
+    let refused = [
+        (two("GET", "/gzip"), false),
+        (two("HEAD", "/gzip"), true),
+        (feed_to(&[&large], &limits, false, coded), false),
+    ];
+    for (out, head_only) in refused {
+        let answers = responses(&out);
+        assert_eq!(answers.len(), 1, "{answers:?}");
+        assert!(answers[0].starts_with("HTTP/1.1 500 "), "{answers:?}");
+        assert!(answers[0].contains("Connection: close\r\n"), "{answers:?}");
+        let told = answers[0].ends_with("transfer coding the server does not apply\n");
+        assert_eq!(told, !head_only, "{answers:?}");
+        assert!(!text(&out).contains("zzz"), "{answers:?}");
+        assert!(out.finished);
+    }
     for (method, path, status) in [
         ("GET", "/chunked", "HTTP/1.1 200 "),
-        ("HEAD", "/gzip", "HTTP/1.1 200 "),
+        ("GET", "/identity", "HTTP/1.1 200 "),
         ("GET", "/none", "HTTP/1.1 204 "),
     ] {
         let out = two(method, path);

@@ -171,11 +171,13 @@ impl Handler {
                 && allowed == KeepAlive::No
                 && opens_tunnel(response, self.head_is_connect()));
         // The size test first: most bodies are small, and the rest of the
-        // lending stays out of line. Not the body of a misfit, answered by
+        // lending stays out of line. Not the body of a misfit, or of a
+        // response in a coding it names (see `Response`), each answered by
         // a 500 of its own (lent, it went out after that 500).
         let lent = match response.body_bytes().len() > KEEP_CAPACITY
             && !head_only
             && !misfit
+            && !response.is_coded()
             && !response.status().forbids_body()
         {
             true => self.lendable(response.body_bytes(), consumed),
