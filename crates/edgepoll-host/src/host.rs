@@ -63,6 +63,12 @@ impl wasmtime::ResourceLimiter for MemoryReport {
             .max_bytes
             .map_or(MOST_GUEST_BYTES, |l| l.min(MOST_GUEST_BYTES));
         if desired as u64 > limit {
+            // As WasmEdge says each one under its page limit (on stdout,
+            // with its log's prefix): an operator learns why the guest
+            // ran short. Without the option, a failed grow is silent on both.
+            if let Some(line) = self.refusal(desired) {
+                eprintln!("{line}");
+            }
             return Ok(false);
         }
         if let Some(file) = &self.file {
@@ -99,6 +105,19 @@ impl wasmtime::ResourceLimiter for MemoryReport {
     }
 }
 
+impl MemoryReport {
+    /// The line a grow to `desired` bytes refused for `--memory-page-limit`
+    /// gets, if that limit is what refused it.
+    fn refusal(&self, desired: usize) -> Option<String> {
+        let max = self.max_bytes.filter(|&max| max < MOST_GUEST_BYTES)?;
+        let pages = (desired as u64).div_ceil(65536);
+        Some(format!(
+            "edgepoll-host: memory grow to {pages} pages refused: over --memory-page-limit {}",
+            max / 65536
+        ))
+    }
+}
+
 /// Runs `f` with the guest's memory and the host state at once.
 pub fn with_memory<R>(
     caller: &mut Caller<'_, Host>,
@@ -126,6 +145,13 @@ mod tests {
         };
         assert!(capped.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!capped.memory_growing(0, (1 << 20) + 65536, None).unwrap());
+        // A refusal for the limit is said; one for 4 GiB alone is not, as
+        // WasmEdge says nothing without its page limit.
+        assert_eq!(
+            capped.refusal((1 << 20) + 65536).as_deref(),
+            Some("edgepoll-host: memory grow to 17 pages refused: over --memory-page-limit 16")
+        );
+        assert_eq!(limits.refusal(most + 65536), None);
     }
 
     #[test]
