@@ -56,7 +56,7 @@ pub struct Response<'a> {
     headers: Fields<'a>,
     body: Cow<'a, [u8]>,
     /// A `Transfer-Encoding` field names a coding other than chunked
-    /// (see [`coding_refused`]): noted as fields are added, so that
+    /// (see [`Response`]): noted as fields are added, so that
     /// writing a response looks at one flag.
     coded: bool,
 }
@@ -186,12 +186,12 @@ impl<'a> Response<'a> {
         // service's to write, and nothing about keep-alive applies.
         let switching = self.status == StatusCode::SWITCHING_PROTOCOLS;
         if self.status.as_u16() < 200 && !switching {
-            return interim_refused(out, head_only);
+            return refused_500(out, head_only, INTERIM);
         }
         // Where no body goes (a 204, a 304), a coding codes nothing; a
         // HEAD gets what GET would, without the body.
         if self.coded && body_allowed && !switching {
-            return coding_refused(out, head_only);
+            return refused_500(out, head_only, CODED);
         }
         push_status_line(out, self.status);
         // A HEAD answered without the body: its length is not known here
@@ -329,11 +329,11 @@ impl<'a> Response<'a> {
         chunked_ok: bool,
     ) -> StreamedHead {
         if self.status.as_u16() < 200 {
-            return StreamedHead::refused(interim_refused(out, head_only));
+            return StreamedHead::refused(refused_500(out, head_only, INTERIM));
         }
         let body_allowed = !self.status.forbids_body();
         if self.coded && body_allowed {
-            return StreamedHead::refused(coding_refused(out, head_only));
+            return StreamedHead::refused(refused_500(out, head_only, CODED));
         }
         push_status_line(out, self.status);
         let service_closes = self.push_fields(out, HeadKind::Final, false, true);
@@ -442,33 +442,26 @@ fn push_given_length(out: &mut Vec<u8>, value: &[u8]) -> bool {
     valid
 }
 
-/// A service's answer with an interim status (1xx other than 101) in place
-/// of a final one: the client would take it as interim and the next
-/// response as this request's, so a 500 goes instead and the connection
-/// closes. Returns false: it does not stay open.
+/// A service's answer that cannot go as it is, replaced by a 500 saying
+/// `why`, after which the connection closes. Returns false: it does not
+/// stay open. For an interim status (1xx other than 101) in place of a
+/// final one, the client would take it as interim and the next response
+/// as this request's. For a `Transfer-Encoding` naming a coding other
+/// than chunked (`gzip`, say, passed on from an upstream), the connection
+/// frames the body itself and names no coding, so the client would take
+/// the coded bytes for the body (`Content-Encoding` is the field for a
+/// body a service compressed).
 #[cold]
 #[inline(never)]
-fn interim_refused(out: &mut Vec<u8>, head_only: bool) -> bool {
+fn refused_500(out: &mut Vec<u8>, head_only: bool, why: &'static [u8]) -> bool {
     Response::new(StatusCode::INTERNAL_SERVER_ERROR)
         .header("Content-Type", "text/plain")
-        .body(&b"the service answered with an interim (1xx) status\n"[..])
+        .body(why)
         .encode(out, KeepAlive::No, head_only)
 }
 
-/// A service's answer whose `Transfer-Encoding` names a coding other than
-/// chunked (`gzip`, say, passed on from an upstream): the connection
-/// frames the body itself and names no coding, so the client would take
-/// the coded bytes for the body. A 500 goes instead, and the connection
-/// closes. (`Content-Encoding` is the field for a body a service
-/// compressed.) Returns false: it does not stay open.
-#[cold]
-#[inline(never)]
-fn coding_refused(out: &mut Vec<u8>, head_only: bool) -> bool {
-    Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-        .header("Content-Type", "text/plain")
-        .body(&b"the service named a transfer coding the server does not apply\n"[..])
-        .encode(out, KeepAlive::No, head_only)
-}
+const INTERIM: &[u8] = b"the service answered with an interim (1xx) status\n";
+const CODED: &[u8] = b"the service named a transfer coding the server does not apply\n";
 
 /// Whether field `name: value` is a `Transfer-Encoding` naming a coding
 /// other than chunked (or identity, which codes nothing: RFC 2616 had it).
