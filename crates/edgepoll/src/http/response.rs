@@ -25,8 +25,8 @@ type Fields<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, [u8]>); 4]>;
 /// response passed on as an upstream sent it) would leave the client
 /// with coded bytes it cannot tell from the body: a response with a
 /// body (or a HEAD's, which gets what GET would) and such a field is
-/// answered 500 in its place, and the connection closes. (`Content-Encoding` is the field for a compressed
-/// body.)
+/// answered 500 in its place, and the connection closes.
+/// (`Content-Encoding` is the field for a compressed body.)
 ///
 /// ```
 /// use edgepoll::http::{Response, StatusCode};
@@ -460,7 +460,9 @@ fn refused_500(out: &mut Vec<u8>, head_only: bool, why: &'static [u8]) -> bool {
         .encode(out, KeepAlive::No, head_only)
 }
 
+/// The 500's body for an interim status.
 const INTERIM: &[u8] = b"the service answered with an interim (1xx) status\n";
+/// The 500's body for a transfer coding not applied.
 const CODED: &[u8] = b"the service named a transfer coding the server does not apply\n";
 
 /// Whether field `name: value` is a `Transfer-Encoding` naming a coding
