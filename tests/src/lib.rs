@@ -615,6 +615,24 @@ impl Running {
         lines
     }
 
+    /// Ends the program (killed) and returns every line it wrote to stderr
+    /// that was not handed out yet, to the end of its stderr or for at most
+    /// `within`. What a check that a line is absent reads: a line written
+    /// before the kill cannot still be on its way to the test.
+    pub fn stderr_to_end(&mut self, within: Duration) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let by = Instant::now() + within;
+        let mut lines = Vec::new();
+        while let Some(left) = by.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => break,
+            }
+        }
+        lines
+    }
+
     /// The runtime process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()

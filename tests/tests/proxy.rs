@@ -487,13 +487,12 @@ fn each_failure_gets_its_answer_and_the_healthy_load_goes_on() {
             (garbage_proxy, garbage.addr.to_string()),
             (dying_proxy, dying.addr.to_string()),
         ];
-        for (running, addr) in logs {
+        for (mut running, addr) in logs {
             let lines = running.stderr_until(Duration::from_secs(10), |lines| {
                 lines.iter().any(|l| l.contains(&addr))
             });
-            // Time for a second line, were there one.
-            std::thread::sleep(Duration::from_millis(300));
-            let lines = [lines, running.stderr_lines()].concat();
+            // And all the rest it wrote, for a second line, were there one.
+            let lines = [lines, running.stderr_to_end(Duration::from_secs(10))].concat();
             let naming: Vec<&String> = lines.iter().filter(|l| l.contains(&addr)).collect();
             assert_eq!(naming.len(), 1, "{}: {lines:?}", runtime.name());
         }
@@ -685,7 +684,7 @@ fn a_client_that_breaks_off_its_upload_leaves_the_upstream_in() {
             NativeUpstream::start(Behaviour::Sink),
             NativeUpstream::start(Behaviour::Sink),
         );
-        let proxy = start_proxy(runtime, &[a.addr.to_string(), b.addr.to_string()], &[]);
+        let mut proxy = start_proxy(runtime, &[a.addr.to_string(), b.addr.to_string()], &[]);
         let mut data = vec![0u8; 100 * 1024];
         pattern(0, &mut data);
         // Cut off a tenth of the way, and a chunked body whose second
@@ -715,9 +714,8 @@ fn a_client_that_breaks_off_its_upload_leaves_the_upstream_in() {
             let (answer, _) = read_response(&mut stream);
             assert_eq!(status(&answer), 200, "{name}, after {what}: {answer}");
         }
-        // Time for a line, were there one.
-        std::thread::sleep(Duration::from_millis(300));
-        let log = proxy.stderr_lines();
+        // All it wrote, for a line, were there one.
+        let log = proxy.stderr_to_end(Duration::from_secs(10));
         println!("{name}: {log:?}");
         assert!(
             !log.iter().any(|l| l.contains("left out")),
@@ -1328,7 +1326,7 @@ fn a_request_queued_past_the_timeout_is_answered_504_not_queued_again() {
         );
         let upstreams = [a.addr.to_string(), b.addr.to_string()];
         let options = ["--timeout", "2", "--max-per-upstream", "1"];
-        let proxy = start_proxy(runtime, &upstreams, &options);
+        let mut proxy = start_proxy(runtime, &upstreams, &options);
         // One download to each upstream, never read: each holds its
         // upstream's one connection (held back, so never timed out).
         let busy: Vec<_> = (0..2)
@@ -1350,8 +1348,7 @@ fn a_request_queued_past_the_timeout_is_answered_504_not_queued_again() {
         let mut lines = proxy.stderr_until(Duration::from_secs(10), |lines| {
             lines.iter().any(|l| l.contains("no connection free"))
         });
-        std::thread::sleep(Duration::from_millis(300));
-        lines.extend(proxy.stderr_lines());
+        lines.extend(proxy.stderr_to_end(Duration::from_secs(10)));
         let queued = lines.iter().filter(|l| l.contains("no connection free"));
         assert_eq!(queued.count(), 1, "{case}: {lines:?}");
         let accepted = |u: &NativeUpstream| u.seen.accepted.load(Ordering::SeqCst);

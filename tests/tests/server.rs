@@ -878,7 +878,7 @@ fn a_log_reader_gone_does_not_stop_the_server() {
 #[test]
 fn connections_reset_before_they_are_accepted_are_passed_over() {
     on_each_runtime(|runtime| {
-        let server = start_server(runtime, &[]);
+        let mut server = start_server(runtime, &[]);
         let pid = server.pid() as libc::pid_t;
         // Stopped, the server cannot accept them before they reset.
         // SAFETY: signals to the child this test started.
@@ -900,8 +900,7 @@ fn connections_reset_before_they_are_accepted_are_passed_over() {
             "{}",
             String::from_utf8_lossy(&reply)
         );
-        std::thread::sleep(Duration::from_millis(300));
-        let log = server.stderr_lines().join("\n");
+        let log = server.stderr_to_end(Duration::from_secs(10)).join("\n");
         assert!(
             !log.contains("accept failed") && !log.contains("could not be set up"),
             "{}: {log}",

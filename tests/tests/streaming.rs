@@ -355,7 +355,7 @@ fn a_get_piped_to_a_head_is_not_read_on() {
     on_each_runtime(|runtime| {
         let sink = NativeUpstream::start(Behaviour::Sink);
         let source = NativeUpstream::start(Behaviour::Source);
-        let forward = start_streaming(runtime, &sink, &source);
+        let mut forward = start_streaming(runtime, &sink, &source);
         let mut stream = connect(forward.addr);
         let request = format!(
             "HEAD /down/bytes/{SIZE} HTTP/1.1\r\nHost: x\r\nX-Upstream-Method: GET\r\n\r\n"
@@ -391,8 +391,7 @@ fn a_get_piped_to_a_head_is_not_read_on() {
         assert!(is_pattern(0, &body), "{name}: {body:?}");
         // The HEAD's response ended whole for the service, not abandoned
         // (its client is still there).
-        std::thread::sleep(Duration::from_millis(300));
-        let ended: Vec<String> = forward.stderr_lines();
+        let ended = forward.stderr_to_end(Duration::from_secs(10));
         assert!(
             !ended.iter().any(|l| l.contains("a response ended")),
             "{name}: {ended:?}"
