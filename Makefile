@@ -57,6 +57,7 @@ setup-image:
 setup: setup-build setup-image
 	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3 and pip (the WebSocket, TLS, DNS and deploy tests use them)"; $(APT) update -qq && $(APT) install -y -qq python3 python3-pip; }
 	@command -v curl >/dev/null || { echo "installing curl (tests use it)"; $(APT) update -qq && $(APT) install -y -qq curl; }
+	@command -v strace >/dev/null || { echo "installing strace (a test counts the echo server's writes with it)"; $(APT) update -qq && $(APT) install -y -qq strace; }
 	@python3 -c "import websockets.asyncio.client" 2>/dev/null || { echo "installing Python's websockets 13 or later (the WebSocket tests use it)"; python3 -m pip install --quiet --upgrade --ignore-installed 'websockets>=13,<18'; }
 	@command -v kubernetes-validate >/dev/null || { echo "installing kubernetes-validate (the manifests' test uses it)"; python3 -m pip install --quiet 'kubernetes-validate==1.37.*'; }
 	@test -x /usr/sbin/nginx || test -x /usr/bin/nginx || { echo "installing nginx (an upstream in the forwarding tests; the tests start their own, so its service is stopped and disabled)"; $(APT) update -qq && $(APT) install -y -qq nginx-light && { ! command -v systemctl >/dev/null || $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || echo "nginx's service could not be stopped: it may be listening on port 80"; }; }

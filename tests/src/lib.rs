@@ -584,6 +584,28 @@ pub fn refused_port_at(ip: std::net::IpAddr) -> RefusedPort {
     }
 }
 
+/// Seconds since 1970 by this machine's clock.
+pub fn unix_now() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("a clock after 1970").as_secs()
+}
+
+/// Whether `head` holds one `Date` field, of a second from `since` to now
+/// (RFC 9110 §5.6.7's IMF-fixdate).
+pub fn dated_since(head: &str, since: u64) -> bool {
+    let dates: Vec<&str> = head
+        .lines()
+        .filter(|line| line.to_ascii_lowercase().starts_with("date:"))
+        .collect();
+    let written = |secs| {
+        format!(
+            "Date: {}",
+            String::from_utf8_lossy(&edgepoll::http::imf_fixdate(secs))
+        )
+    };
+    dates.len() == 1 && (since..=unix_now()).any(|secs| dates[0] == written(secs))
+}
+
 /// A running program, killed on drop.
 pub struct Running {
     child: Child,

@@ -5,9 +5,9 @@
 
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
-    connect, connect_with_a_small_receive_buffer, free_port, on_each_runtime, read_response,
-    read_until_closed, refused_port, run_ws_clients, start_command, start_program, start_server,
-    wait_until, wait_until_still, wasm, Running, Runtime,
+    connect, connect_with_a_small_receive_buffer, dated_since, free_port, on_each_runtime,
+    read_response, read_until_closed, refused_port, run_ws_clients, start_command, start_program,
+    start_server, unix_now, wait_until, wait_until_still, wasm, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,28 +35,6 @@ fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
         let (n, v) = line.split_once(':')?;
         n.eq_ignore_ascii_case(name).then(|| v.trim())
     })
-}
-
-/// Seconds since 1970 by this machine's clock.
-fn unix_now() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.expect("a clock after 1970").as_secs()
-}
-
-/// Whether `head` holds one `Date` field, of a second from `since` to now
-/// (RFC 9110 §5.6.7's IMF-fixdate).
-fn dated_since(head: &str, since: u64) -> bool {
-    let dates: Vec<&str> = head
-        .lines()
-        .filter(|line| line.to_ascii_lowercase().starts_with("date:"))
-        .collect();
-    let written = |secs| {
-        format!(
-            "Date: {}",
-            String::from_utf8_lossy(&edgepoll::http::imf_fixdate(secs))
-        )
-    };
-    dates.len() == 1 && (since..=unix_now()).any(|secs| dates[0] == written(secs))
 }
 
 /// The name the proxy gave itself in the last entry of a `Via` it wrote,

@@ -2,9 +2,9 @@
 //! `.wasm` program under every runtime present.
 
 use edgepoll_tests::{
-    connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, exchange_until_close,
-    on_each_runtime, on_each_runtime_alone, read_response, run_wasm, start_command, start_server,
-    wasm, TempPath,
+    connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, dated_since,
+    exchange_until_close, on_each_runtime, on_each_runtime_alone, read_response, run_wasm,
+    start_command, start_server, unix_now, wasm, TempPath,
 };
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -438,6 +438,114 @@ fn a_client_that_reads_none_of_its_echo_is_reset_at_one_idle_timeout() {
             rt.name()
         );
         assert!(server.is_alive());
+    });
+}
+
+/// A kept-alive connection closed at its idle timeout (after a response, or
+/// before any request) is not logged: it is how every pooled connection of
+/// a client or a proxy ends. A line each flooded the log of a server behind
+/// `examples/proxy` as its idle upstream connections expired.
+#[test]
+fn idle_keep_alive_closes_are_not_logged() {
+    on_each_runtime(|rt| {
+        let mut server = start_server(rt, &["--idle-timeout", "1"]);
+        let mut served = connect(server.addr);
+        served
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        let (head, _) = read_response(&mut served);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{}: {head}", rt.name());
+        let silent = connect(server.addr);
+        for mut stream in [served, silent] {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("timeout set");
+            let mut rest = Vec::new();
+            let closed = stream.read_to_end(&mut rest);
+            assert!(
+                matches!(closed, Ok(0)),
+                "{}: {closed:?} {rest:?}",
+                rt.name()
+            );
+        }
+        let log = server.stderr_to_end(Duration::from_secs(10));
+        assert!(log.is_empty(), "{}: {log:#?}", rt.name());
+    });
+}
+
+/// An echoed body's response head leaves with the body's first bytes, in
+/// one write. Written alone (the head was written as soon as it was given,
+/// the body's pieces each as it was routed), the body's last small write
+/// waited for the client's delayed ACK of the head: Nagle's algorithm,
+/// which WasmEdge gives a guest no way to turn off, held a 64 KiB echo
+/// 40 ms (`hey -c 1` made 40 such requests a second). The writes are seen
+/// with strace, on every runtime.
+#[test]
+fn an_echoed_bodys_head_leaves_with_its_first_bytes() {
+    let found = std::process::Command::new("strace").arg("-V").output();
+    assert!(
+        found.is_ok_and(|out| out.status.success()),
+        "this test needs strace: apt-get install strace (make setup installs it)"
+    );
+    on_each_runtime(|rt| {
+        let name = rt.name();
+        let trace = edgepoll_tests::unique_temp_path("sends");
+        let inner = rt.command(&wasm("poll_http_server"));
+        let mut command = std::process::Command::new("strace");
+        command
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=sendmsg,sendto",
+                "-e",
+                "signal=none",
+            ])
+            .arg("-o")
+            .arg(&trace)
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (key, value) in inner.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command.args(["127.0.0.1:0", "--exit-after", "3"]);
+        let mut server = start_command(command);
+        let body = random_bytes(65_537, 7);
+        let mut stream = connect(server.addr);
+        for _ in 0..3 {
+            let head = format!(
+                "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream
+                .write_all(&[head.as_bytes(), &body].concat())
+                .expect("send");
+            let (head, echoed) = read_response(&mut stream);
+            assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
+            assert!(echoed == body, "{name}: the echo differs");
+        }
+        // Served its 3, the server ends, and strace with it (its trace
+        // then written whole).
+        let ended = edgepoll_tests::wait_until(Duration::from_secs(30), || !server.is_alive());
+        assert!(ended, "{name}: the server did not exit after 3 requests");
+        let _ = server.stderr_to_end(Duration::from_secs(10));
+        let written = std::fs::read_to_string(&trace).unwrap_or_default();
+        let _ = std::fs::remove_file(&trace);
+        let heads: Vec<&str> = written
+            .lines()
+            .filter(|line| line.contains("\"HTTP/1.1 200"))
+            .collect();
+        assert_eq!(heads.len(), 3, "{name}: {written}");
+        for line in heads {
+            let sent: usize = line
+                .rsplit_once(" = ")
+                .and_then(|(_, n)| n.trim().parse().ok())
+                .unwrap_or(0);
+            assert!(sent > 1000, "{name}: the head went alone: {line}");
+        }
     });
 }
 
@@ -1029,5 +1137,33 @@ fn a_trickled_upload_echoed_as_it_comes_ends_at_the_idle_timeout() {
             sent.starts_with(echoed),
             "{name}: the echo differs from what was sent"
         );
+    });
+}
+
+/// Every final response carries the time it went (RFC 9110 §6.6.1 asks it
+/// of an origin server with a clock: `ServerOptions::date`, on by
+/// default), the server's own refusals too, and a HEAD's as GET's.
+#[test]
+fn responses_and_refusals_are_dated() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let server = start_server(runtime, &[]);
+        let since = unix_now();
+        let close = "Host: t\r\nConnection: close\r\n";
+        for (request, status) in [
+            (format!("GET / HTTP/1.1\r\n{close}\r\n"), 200),
+            (format!("HEAD / HTTP/1.1\r\n{close}\r\n"), 200),
+            (
+                format!("GET / HTTP/1.1\r\n{close}Content-Length: x\r\n\r\n"),
+                400,
+            ),
+        ] {
+            let reply = exchange_until_close(server.addr, request.as_bytes());
+            let reply = String::from_utf8_lossy(&reply);
+            let head = reply.split("\r\n\r\n").next().unwrap_or_default();
+            let line = format!("HTTP/1.1 {status} ");
+            assert!(head.starts_with(&line), "{name}: {reply}");
+            assert!(dated_since(head, since), "{name}: {reply}");
+        }
     });
 }

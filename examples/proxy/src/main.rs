@@ -97,9 +97,8 @@ fn serve(config: config::Config, ca_certificates: Option<Vec<u8>>) -> Result<(),
             ..ClientOptions::default()
         },
         stop_after: config.exit_after,
-        // Its own answers, the loop's refusals and responses forwarded
-        // without one (RFC 9110 §6.6.1).
-        date: true,
+        // `date` stays on, as by default: its own answers, the loop's
+        // refusals and responses forwarded without one (RFC 9110 §6.6.1).
         ..ServerOptions::default()
     };
     let service = proxy::Proxy::new(&config);

@@ -37,7 +37,7 @@ pub(crate) fn route_inbound<D: Driven>(
         return;
     }
     if core.work.pipes.echoes(&responder) {
-        return to_own_response(core, responder, inbound, now, driven);
+        return to_own_response(core, responder, inbound, now);
     }
     let Some(exchange) = core.work.pipes.up_into(&responder) else {
         let first = core.work.pipes.begin_body(&responder);
@@ -84,7 +84,10 @@ pub(crate) fn route_inbound<D: Driven>(
             if backlog > limit {
                 hold_request(core, responder, exchange, now);
             }
-            core.step_now(index, now, driven);
+            // Written with the batch's other pieces (`settle_work`): one
+            // write each, the last small one waited for the upstream's
+            // delayed ACK of the one before (Nagle's algorithm), 40 ms.
+            core.touch(index);
         }
     } else if let Some(queued) = core.work.pool.queued_mut(exchange) {
         match inbound {
@@ -114,13 +117,7 @@ pub(crate) fn route_inbound<D: Driven>(
 }
 
 /// A piece of a request body that is its own response's body.
-fn to_own_response<D: Driven>(
-    core: &mut Core,
-    responder: Responder,
-    inbound: Inbound,
-    now: Instant,
-    driven: &mut D,
-) {
+fn to_own_response(core: &mut Core, responder: Responder, inbound: Inbound, now: Instant) {
     let limit = core.options.body_backlog;
     if let Inbound::End(_) = inbound {
         core.work.pipes.unpipe_echo(&responder);
@@ -152,7 +149,9 @@ fn to_own_response<D: Driven>(
     if hold {
         (core.work.held).hold_at(responder.token.0, AtClient::Echo(responder));
     }
-    core.step_now(responder.token.0, now, driven);
+    // With the head and the batch's other pieces, in one write (see
+    // `route_inbound`).
+    core.touch(responder.token.0);
 }
 
 /// Below this many bytes queued, a connection's write waits for the end of

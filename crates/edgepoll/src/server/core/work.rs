@@ -119,7 +119,13 @@ impl Core {
             if !self.work.responses.is_empty() {
                 acted = true;
                 self.deliver_answers(now, driven);
-                self.write_touched(now, driven);
+                // With request body pieces to route, written after them: an
+                // echoed or forwarded body's head leaves with its first
+                // pieces (alone, the pieces' last small write would wait for
+                // the peer's delayed ACK of the head: Nagle's algorithm).
+                if self.work.inbound.is_empty() {
+                    self.write_touched(now, driven);
+                }
             }
             if !self.work.inbound.is_empty() {
                 acted = true;
