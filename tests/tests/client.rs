@@ -1098,3 +1098,39 @@ fn a_download_answered_with_a_switch_ends_at_the_101() {
         );
     });
 }
+
+/// What the client puts on the wire for a request with no body and no
+/// options, seen by an upstream that answers with the head it received: a
+/// `User-Agent` naming the client (RFC 9110 §10.1.5; `-H` replaces it, or
+/// with an empty value sends none), and no `Content-Length: 0` where the
+/// method anticipates no content (a DELETE; RFC 9110 §8.6), where a POST
+/// gets one.
+#[test]
+fn a_request_names_its_user_agent_and_frames_only_what_it_may_carry() {
+    let reflect = NativeUpstream::start(Behaviour::Reflect);
+    let url = format!("http://{}/r", reflect.addr);
+    on_each_runtime(|rt| {
+        let name = rt.name();
+        let head = |args: &[&str]| {
+            let out = run_client(rt, &[args, &[url.as_str()]].concat());
+            let stdout = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+            assert_eq!(out.status.code(), Some(0), "{name}: {stdout}");
+            stdout
+        };
+        let agent = format!(
+            "user-agent: nonblock_http_client/{}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let deleted = head(&["-X", "DELETE"]);
+        assert!(deleted.contains("delete /r http/1.1"), "{name}: {deleted}");
+        assert!(deleted.contains(&agent), "{name}: {deleted}");
+        assert!(!deleted.contains("content-length"), "{name}: {deleted}");
+        let posted = head(&["-X", "POST"]);
+        assert!(posted.contains("content-length: 0"), "{name}: {posted}");
+        let named = head(&["-H", "User-Agent: probe/1"]);
+        assert!(named.contains("user-agent: probe/1"), "{name}: {named}");
+        assert_eq!(named.matches("user-agent").count(), 1, "{name}: {named}");
+        let unnamed = head(&["-H", "User-Agent:"]);
+        assert!(!unnamed.contains("user-agent"), "{name}: {unnamed}");
+    });
+}

@@ -242,8 +242,18 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
                 }
                 request = request.body(data.clone());
             }
+            // Who asks (RFC 9110 §10.1.5), as curl says it: unless -H gives
+            // one, or an empty one, which sends none.
+            let agent =
+                (options.headers.iter()).find(|(n, _)| n.eq_ignore_ascii_case("user-agent"));
+            if agent.is_none() {
+                request = request.header("User-Agent", USER_AGENT);
+            }
             for (name, value) in &options.headers {
-                request = request.header(name, value);
+                let unsent = value.is_empty() && name.eq_ignore_ascii_case("user-agent");
+                if !unsent {
+                    request = request.header(name, value);
+                }
             }
             // Refused here, before anything is sent to any URL.
             request.encode().map_err(|e| format!("{url}: {e}"))?;
@@ -281,6 +291,9 @@ fn positive(option: &str, value: &str) -> Result<usize, String> {
         .ok_or(format!("{option}: not a positive number: {value}"))
 }
 
+/// The `User-Agent` sent unless `-H` names one.
+const USER_AGENT: &str = concat!("nonblock_http_client/", env!("CARGO_PKG_VERSION"));
+
 const USAGE: &str = "usage: nonblock_http_client [-X METHOD] [-d DATA | --data-binary DATA] [-H 'Name: value']... [--timeout SECS] [-o FILE] [-i] [-v] [--cacert FILE] [--parallel N] [--max-connections N] [URL...]";
 
 const HELP: &str = "\
@@ -293,7 +306,9 @@ Sends every URL at once, each on its own connection, and prints each response.
                          runtime must preopen its directory: --dir .:.); a body
                          that begins with @ cannot be sent
   --data-binary DATA     the same, but @FILE goes byte for byte
-  -H, --header 'N: V'    a header field (repeatable)
+  -H, --header 'N: V'    a header field (repeatable); 'User-Agent: V' replaces
+                         the nonblock_http_client/VERSION sent by default,
+                         'User-Agent:' sends none
   --timeout SECS         each request's time from the start (10; a response
                          still coming then is cut about a second later); with -o, the
                          most a download waits for its next byte; its head,

@@ -580,9 +580,13 @@ impl ClientRequest {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
                 None
             }
-            // A length whenever a body is possible, so the server never waits
-            // for a body that is not coming (RFC 9110 §8.6).
-            None if !self.body.is_empty() || !matches!(method, b"GET" | b"HEAD") => {
+            // RFC 9110 §8.6: a length with any body, and with an empty one
+            // where the method gives content a meaning (POST, PUT, PATCH:
+            // `Content-Length: 0`, which some servers want, or they answer
+            // 411), or may (a method unknown here); none where its
+            // semantics anticipate no content. (A request without either
+            // framing field has no body, RFC 9112 §6.3: no server waits.)
+            None if !self.body.is_empty() || !anticipates_no_content(method) => {
                 Some(self.body.len() as u64)
             }
             None => None,
@@ -596,6 +600,16 @@ impl ClientRequest {
         out.extend_from_slice(&self.body);
         Ok(out)
     }
+}
+
+/// Whether a method's semantics anticipate no request content, so that an
+/// empty body goes without `Content-Length` (RFC 9110 §8.6: a user agent
+/// SHOULD NOT send one then): GET, HEAD, DELETE, OPTIONS, TRACE, CONNECT.
+fn anticipates_no_content(method: &[u8]) -> bool {
+    matches!(
+        method,
+        b"GET" | b"HEAD" | b"DELETE" | b"OPTIONS" | b"TRACE" | b"CONNECT"
+    )
 }
 
 #[cfg(test)]
@@ -752,6 +766,36 @@ mod tests {
         }
         expected.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         assert_eq!(wire, expected);
+    }
+
+    /// An empty body gets `Content-Length: 0` where the method gives
+    /// content a meaning (or may: an unknown one), and none where it
+    /// anticipates none (RFC 9110 §8.6); a body gets its length always.
+    #[test]
+    fn an_empty_body_is_framed_only_where_the_method_anticipates_content() {
+        for (method, framed) in [
+            ("GET", false),
+            ("HEAD", false),
+            ("DELETE", false),
+            ("OPTIONS", false),
+            ("TRACE", false),
+            ("POST", true),
+            ("PUT", true),
+            ("PATCH", true),
+            ("PROPFIND", true),
+        ] {
+            let request = ClientRequest::new(method, "http://127.0.0.1:9/").unwrap();
+            let wire = String::from_utf8(request.encode().unwrap()).unwrap();
+            assert_eq!(wire.contains("Content-Length: 0\r\n"), framed, "{wire}");
+            if method == "TRACE" {
+                continue; // no content allowed (RFC 9110 §9.3.8): refused
+            }
+            let request = ClientRequest::new(method, "http://127.0.0.1:9/")
+                .unwrap()
+                .body(b"x".to_vec());
+            let wire = String::from_utf8(request.encode().unwrap()).unwrap();
+            assert!(wire.contains("Content-Length: 1\r\n"), "{wire}");
+        }
     }
 
     #[test]
