@@ -482,10 +482,13 @@ fn idle_keep_alive_closes_are_not_logged() {
 /// with strace, on every runtime.
 #[test]
 fn an_echoed_bodys_head_leaves_with_its_first_bytes() {
-    let found = std::process::Command::new("strace").arg("-V").output();
+    // Present, and allowed to trace (a container may forbid ptrace).
+    let traced = std::process::Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .output();
     assert!(
-        found.is_ok_and(|out| out.status.success()),
-        "this test needs strace: apt-get install strace (make setup installs it)"
+        traced.is_ok_and(|out| out.status.success()),
+        "this test needs strace, and ptrace allowed: apt-get install strace (make setup installs it)"
     );
     on_each_runtime(|rt| {
         let name = rt.name();
@@ -540,10 +543,12 @@ fn an_echoed_bodys_head_leaves_with_its_first_bytes() {
             .collect();
         assert_eq!(heads.len(), 3, "{name}: {written}");
         for line in heads {
-            let sent: usize = line
+            // A call another thread's interrupted has its result on a line
+            // of its own ("resumed"): not what a single-threaded guest makes.
+            let sent: Option<usize> = line
                 .rsplit_once(" = ")
-                .and_then(|(_, n)| n.trim().parse().ok())
-                .unwrap_or(0);
+                .and_then(|(_, n)| n.trim().parse().ok());
+            let sent = sent.unwrap_or_else(|| panic!("{name}: no result on {line}"));
             assert!(sent > 1000, "{name}: the head went alone: {line}");
         }
     });

@@ -3,13 +3,25 @@
 //! difference between the two is what wasm and the runtime cost. For `make
 //! bench` only.
 
-use edgepoll::http::{Handler, Limits};
+use edgepoll::http::{DateCache, Handler, Limits, Request, Response, Service};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
 use std::time::Instant;
 
 const LISTENER: Token = Token(usize::MAX);
+
+/// The echo server's service with the `Date` the wasm echo server's loop
+/// adds (`ServerOptions::date`, on by default), so that both send the
+/// same responses.
+struct DatedEcho(DateCache);
+
+impl Service for DatedEcho {
+    fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+        let date = self.0.bytes_at(Instant::now()).to_vec();
+        poll_http_server::echo(request).header("Date", date)
+    }
+}
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -26,7 +38,7 @@ fn main() -> std::io::Result<()> {
     let mut conns: Vec<Option<(mio::net::TcpStream, Handler)>> = Vec::new();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut service = poll_http_server::echo;
+    let mut service = DatedEcho(DateCache::new());
     loop {
         poll.poll(&mut events, None)?;
         let now = Instant::now();

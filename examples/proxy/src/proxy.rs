@@ -325,8 +325,8 @@ fn text<'r>(status: StatusCode, body: impl Into<String>) -> Response<'r> {
 
 /// The head of an upstream's response as the proxy passes it on: its
 /// status, its end-to-end fields (moved, not copied) and `Via`. One that
-/// came without `Date` gets the loop's (`ServerOptions::date`, on in
-/// main.rs: RFC 9110 §6.6.1 asks a proxy with a clock to add one).
+/// came without `Date` gets the loop's (`ServerOptions::date`, on by
+/// default: RFC 9110 §6.6.1 asks a proxy with a clock to add one).
 fn passed_on(response: ParsedResponse) -> Response<'static> {
     let mut head = Response::new(response.status);
     let (fields, via) = forwarded::response_fields(response.headers, response.version);

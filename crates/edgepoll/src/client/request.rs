@@ -420,8 +420,9 @@ impl ClientRequest {
         self.rare().upgrade.is_some()
     }
 
-    /// Sets the body (sent with `Content-Length`), in place of a streamed
-    /// one (see [`streamed_body`](Self::streamed_body)): the later call
+    /// Sets the body (sent with `Content-Length`; an empty one without it
+    /// on GET, HEAD, DELETE, OPTIONS, TRACE and CONNECT), in place of a
+    /// streamed one (see [`streamed_body`](Self::streamed_body)): the later call
     /// decides.
     ///
     /// ```

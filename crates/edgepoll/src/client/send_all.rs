@@ -103,6 +103,8 @@ pub fn send_all_each(
             dns_timeout: timeout.min(base.dns_timeout),
             ..base.clone()
         },
+        // No server side: nothing to date.
+        date: false,
         ..ServerOptions::default()
     };
     let timeout = bounded(timeout);
@@ -181,6 +183,8 @@ pub fn resolve_with(host: &str, options: &ClientOptions) -> Resolved {
             dns_timeout: timeout,
             ..options.clone()
         },
+        // No server side: nothing to date.
+        date: false,
         ..ServerOptions::default()
     };
     let mut core = Core::new(options);
@@ -318,6 +322,8 @@ pub fn download_with(
             max_body_bytes: usize::MAX,
             ..base.clone()
         },
+        // No server side: nothing to date.
+        date: false,
         ..ServerOptions::default()
     };
     let mut core = Core::new(options);
