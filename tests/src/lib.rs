@@ -672,10 +672,47 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// Killed; when a test fails with it, what the program was doing is
+    /// printed for the test's report: whether it had ended and how, and
+    /// the last of its stderr (a failure seen once in CI is otherwise
+    /// hard to tell from another).
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        }
+        let ended = self.exit_status();
+        let lines = self.stderr_to_end(Duration::from_secs(2));
+        match ended {
+            Some(status) => println!("the program had ended: {status}"),
+            None => println!("the program was still running"),
+        }
+        println!("the last of its stderr:\n{}", last_lines(&lines, 30));
     }
+}
+
+/// The last `count` distinct runs of `lines`, a run of one line repeated
+/// given once with how many times it came.
+fn last_lines(lines: &[String], count: usize) -> String {
+    let mut runs: Vec<(&str, usize)> = Vec::new();
+    for line in lines {
+        match runs.last_mut() {
+            Some((last, times)) if *last == line.as_str() => *times += 1,
+            _ => runs.push((line, 1)),
+        }
+    }
+    let skip = runs.len().saturating_sub(count);
+    let shown = runs[skip..].iter().map(|(line, times)| match times {
+        1 => format!("  {line}"),
+        _ => format!("  {line}  (×{times})"),
+    });
+    let mut text = String::new();
+    if skip > 0 {
+        text.push_str(&format!("  ({skip} earlier runs of lines left out)\n"));
+    }
+    text.push_str(&shown.collect::<Vec<_>>().join("\n"));
+    text
 }
 
 /// Starts the echo server under `runtime` on a port of its choosing (see
