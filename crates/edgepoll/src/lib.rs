@@ -47,6 +47,7 @@ mod client;
 pub mod dns;
 pub mod entropy;
 mod event;
+mod headroom;
 mod held_pieces;
 mod held_writers;
 pub mod http;

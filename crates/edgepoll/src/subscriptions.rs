@@ -17,6 +17,7 @@
 //! everything, a proxied request spent about 500 Wasm instructions in this
 //! table; with the numbers, some 200 fewer.)
 
+use crate::headroom;
 use crate::sys::abi::{RawSubscription, EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE};
 use crate::{Interest, Token};
 use rustc_hash::FxHashMap;
@@ -180,12 +181,19 @@ impl SubscriptionTable {
                 format!("descriptor {fd} is already registered"),
             ));
         }
-        // Room first: with memory short (a runtime's limit reached), this
-        // registration fails, not the process.
-        let room = (self.slots.try_reserve(1))
-            .and(self.subs.try_reserve(2))
-            .and(self.by_fd.try_reserve(1));
-        if room.is_err() {
+        // Room first, with headroom beside it: with memory short (a
+        // runtime's limit reached), this registration fails, not the process.
+        let full = self.slots.len() == self.slots.capacity()
+            || self.subs.capacity() - self.subs.len() < 2
+            || self.by_fd.len() == self.by_fd.capacity();
+        let room = full.then(|| {
+            headroom::grow(|| {
+                (self.slots.try_reserve(1))
+                    .and(self.subs.try_reserve(2))
+                    .and(self.by_fd.try_reserve(1))
+            })
+        });
+        if matches!(room, Some(Err(_))) {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         let slot = Slot {

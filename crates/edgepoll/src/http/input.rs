@@ -12,6 +12,8 @@
 //! request refused (503), not the process aborted with every connection.
 
 use super::output::KEEP_CAPACITY;
+use crate::headroom;
+pub(crate) use crate::headroom::NoMemory;
 use std::ops::{Deref, DerefMut};
 
 /// The input of one connection, oldest byte first.
@@ -129,9 +131,10 @@ impl InputBuffer {
 /// Makes room in `bytes` for `additional` more bytes: its capacity at least
 /// doubles (growth in amortised O(1)), but not past `most` when that is
 /// room enough, so that a buffer bounded by a limit is not held at twice
-/// it by the doubling alone. `Err` when no memory is free for that: a peer
-/// decides how large these buffers grow, and its refusal is better than an
-/// abort of every connection.
+/// it by the doubling alone. `Err` when no memory is free for that, with
+/// [`HEADROOM`](headroom::HEADROOM) more to spare: a peer decides how large
+/// these buffers grow, and its refusal is better than an abort of every
+/// connection.
 #[inline]
 pub(crate) fn reserve_up_to(
     bytes: &mut Vec<u8>,
@@ -147,16 +150,8 @@ pub(crate) fn reserve_up_to(
         true => doubled.min(most),
         false => doubled,
     };
-    bytes
-        .try_reserve_exact(capacity - bytes.len())
-        .map_err(|_| NoMemory)
+    headroom::grow(|| bytes.try_reserve_exact(capacity - bytes.len()))
 }
-
-/// No memory was free to grow a buffer (nothing in the error: a unit
-/// returns in a register, where `TryReserveError` would go through memory
-/// on every read's path).
-#[derive(Debug)]
-pub(crate) struct NoMemory;
 
 impl Deref for InputBuffer {
     type Target = [u8];

@@ -2130,6 +2130,27 @@ fn a_body_no_memory_is_free_for_is_refused_503_and_the_process_goes_on() {
     assert!(conn.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
 
+/// Where not even a refusal's few hundred bytes are free, the connection
+/// closes unanswered: the refusal's allocations would abort the process.
+#[test]
+fn a_request_no_memory_is_free_to_refuse_is_closed_unanswered() {
+    let now = Instant::now();
+    let mut conn = Handler::new(Limits::default(), now);
+    let mut service = echo;
+    crate::test_alloc::with_allocations_failing_from(1024, || {
+        conn.receive(b"POST /up HTTP/1.1\r\nHost: x\r\n", now, &mut service);
+    });
+    assert!(conn.pending_output().is_empty());
+    let incident = conn.take_incident().expect("an incident");
+    assert_eq!(incident.status, None);
+    assert_eq!(
+        incident.to_string(),
+        "no memory free to answer the request; closed"
+    );
+    assert!(!conn.wants_read() && !conn.wants_write());
+    assert!(conn.is_finished());
+}
+
 #[test]
 fn a_head_refused_for_want_of_memory_answers_head_without_a_body() {
     let now = Instant::now();

@@ -24,6 +24,7 @@ use super::request::HeaderSpan;
 use super::response::KeepAlive;
 use super::scan;
 use super::{Dispatch, Limits, RequestId, Response, StatusCode, Version};
+use crate::headroom;
 use crate::held_pieces::HeldPieces;
 use crate::timer::bounded;
 use dispatch::take_id;
@@ -47,6 +48,13 @@ const FRAMING_KEPT_UP_TO: usize = 4096;
 /// Why a request is refused 503: the process's memory (a runtime's
 /// `--memory-page-limit`, say) could not hold what its client sent.
 const NO_MEMORY: &str = "no memory free to hold the request";
+
+/// Why a request was not even refused: no memory free for that either.
+const NO_MEMORY_TO_ANSWER: &str = "no memory free to answer the request; closed";
+
+/// What a refusal needs free: its response, the head it is encoded into
+/// and its log line, with room over.
+const ANSWER_ROOM: usize = 4096;
 
 /// Something on a connection worth one log line: a request refused, a timeout,
 /// a client gone mid-request.
@@ -1070,16 +1078,6 @@ impl Handler {
     }
 
     fn refuse(&mut self, status: StatusCode, reason: &'static str, now: Instant) {
-        self.incident = Some(Incident {
-            status: Some(status),
-            reason,
-        });
-        let mut body = String::with_capacity(reason.len() + 1);
-        body.push_str(reason);
-        body.push('\n');
-        let response = Response::new(status)
-            .header("Content-Type", "text/plain")
-            .body(body);
         let head_only = match &self.state {
             // A head refused before it was whole (too large, too slow, a
             // bad field) named HEAD if its request line is complete.
@@ -1098,8 +1096,29 @@ impl Handler {
             State::Body(head) => head.is_head_method,
             _ => false,
         };
-        // Freed before the answer is made: memory may be short.
+        // Freed before the answer is made: memory may be short. Where not
+        // even the answer's few hundred bytes are free, the connection
+        // closes unanswered (an allocation failing aborts the process).
         self.input = InputBuffer::default();
+        self.state = State::Closing;
+        self.restart_clock(now);
+        if !headroom::is_free(ANSWER_ROOM) {
+            self.incident = Some(Incident {
+                status: None,
+                reason: NO_MEMORY_TO_ANSWER,
+            });
+            return;
+        }
+        self.incident = Some(Incident {
+            status: Some(status),
+            reason,
+        });
+        let mut body = String::with_capacity(reason.len() + 1);
+        body.push_str(reason);
+        body.push('\n');
+        let response = Response::new(status)
+            .header("Content-Type", "text/plain")
+            .body(body);
         if self.waiting.is_empty() {
             response.encode(self.output.buffer(), KeepAlive::No, head_only);
         } else {
@@ -1118,9 +1137,6 @@ impl Handler {
                 method: MethodKind::Safe,
             });
         }
-        self.input = InputBuffer::default();
-        self.state = State::Closing;
-        self.restart_clock(now);
     }
 }
 

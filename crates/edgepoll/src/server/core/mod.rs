@@ -20,6 +20,7 @@ use super::{bodies, upstream, ServerOptions};
 use crate::app::{Answer, Context, Pipes, Responder, Source};
 use crate::app_timers::Timers;
 use crate::client::{ClientEvent, ExchangeId, Pool};
+use crate::headroom;
 use crate::http::{Handler, ResponseDates};
 use crate::net::{self, SocketAddr, TcpListener, TcpStream};
 use crate::ws::Outbox;
@@ -480,7 +481,8 @@ impl Core {
         let index = self.free.pop().unwrap_or(self.slots.len());
         // With memory short (a runtime's limit reached), the connection is
         // refused, not every connection with the process.
-        if index == self.slots.len() && self.slots.try_reserve(1).is_err() {
+        let full = index == self.slots.len() && self.slots.len() == self.slots.capacity();
+        if full && headroom::grow(|| self.slots.try_reserve(1)).is_err() {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         if let Err(e) = self.poll.register(&stream, Token(index), interest) {
