@@ -674,8 +674,8 @@ impl Running {
 impl Drop for Running {
     /// Killed; when a test fails with it, what the program was doing is
     /// printed for the test's report: whether it had ended and how, and
-    /// the last of its stderr (a failure seen once in CI is otherwise
-    /// hard to tell from another).
+    /// the last of its stderr that the test had not read (a failure seen
+    /// once in CI is otherwise hard to tell from another).
     fn drop(&mut self) {
         if !std::thread::panicking() {
             let _ = self.child.kill();

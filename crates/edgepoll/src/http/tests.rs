@@ -2137,7 +2137,7 @@ fn a_request_no_memory_is_free_to_refuse_is_closed_unanswered() {
     let now = Instant::now();
     let mut conn = Handler::new(Limits::default(), now);
     let mut service = echo;
-    crate::test_alloc::with_allocations_failing_from(1024, || {
+    crate::test_alloc::with_memory_budget(2000, || {
         conn.receive(b"POST /up HTTP/1.1\r\nHost: x\r\n", now, &mut service);
     });
     assert!(conn.pending_output().is_empty());
