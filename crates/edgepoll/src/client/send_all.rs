@@ -95,20 +95,14 @@ pub fn send_all_each(
     base: &ClientOptions,
     each: impl FnMut(usize, Result<ParsedResponse, ClientError>),
 ) {
-    let options = ServerOptions {
-        client: ClientOptions {
-            max_per_origin: requests.len().clamp(1, base.max_per_origin.max(1)),
-            connect_timeout: timeout,
-            response_timeout: timeout,
-            dns_timeout: timeout.min(base.dns_timeout),
-            ..base.clone()
-        },
-        // No server side: nothing to date.
-        date: false,
-        ..ServerOptions::default()
-    };
+    let mut core = client_core(ClientOptions {
+        max_per_origin: requests.len().clamp(1, base.max_per_origin.max(1)),
+        connect_timeout: timeout,
+        response_timeout: timeout,
+        dns_timeout: timeout.min(base.dns_timeout),
+        ..base.clone()
+    });
     let timeout = bounded(timeout);
-    let mut core = Core::new(options);
     let started = Instant::now();
     let mut collect = Collect {
         results: (0..requests.len()).map(|_| None).collect(),
@@ -178,16 +172,10 @@ pub fn resolve(host: &str, timeout: Duration) -> Resolved {
 /// ```
 pub fn resolve_with(host: &str, options: &ClientOptions) -> Resolved {
     let timeout = bounded(options.dns_timeout);
-    let options = ServerOptions {
-        client: ClientOptions {
-            dns_timeout: timeout,
-            ..options.clone()
-        },
-        // No server side: nothing to date.
-        date: false,
-        ..ServerOptions::default()
-    };
-    let mut core = Core::new(options);
+    let mut core = client_core(ClientOptions {
+        dns_timeout: timeout,
+        ..options.clone()
+    });
     let started = Instant::now();
     if let Lookup::Ready(resolved) = core.work.pool.names.lookup(host, started) {
         return resolved;
@@ -314,19 +302,13 @@ pub fn download_with(
     base: &ClientOptions,
     write: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<ParsedResponse, ClientError> {
-    let options = ServerOptions {
-        client: ClientOptions {
-            connect_timeout: timeout,
-            response_timeout: timeout,
-            dns_timeout: timeout.min(base.dns_timeout),
-            max_body_bytes: usize::MAX,
-            ..base.clone()
-        },
-        // No server side: nothing to date.
-        date: false,
-        ..ServerOptions::default()
-    };
-    let mut core = Core::new(options);
+    let mut core = client_core(ClientOptions {
+        connect_timeout: timeout,
+        response_timeout: timeout,
+        dns_timeout: timeout.min(base.dns_timeout),
+        max_body_bytes: usize::MAX,
+        ..base.clone()
+    });
     let started = Instant::now();
     let mut download = Download {
         write,
@@ -422,6 +404,16 @@ impl<W: FnMut(&[u8]) -> std::io::Result<()>> Driven for Download<W> {
             self.outcome = Some(result);
         }
     }
+}
+
+/// A loop for the client alone: `client` its options, and no server side
+/// (so nothing to date).
+fn client_core(client: ClientOptions) -> Core {
+    Core::new(ServerOptions {
+        client,
+        date: false,
+        ..ServerOptions::default()
+    })
 }
 
 #[cfg(test)]
