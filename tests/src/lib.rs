@@ -1126,3 +1126,54 @@ pub fn echo_load(addr: SocketAddr, clients: usize, prefix: &str, until: Instant)
         .flat_map(|c| c.join().expect("client thread"))
         .collect()
 }
+
+/// `inner` (a runtime and its program) under strace, its sends (`sendmsg`,
+/// `sendto`) written to `trace` once it exits. Fails if strace is missing
+/// or tracing is forbidden (a container may forbid ptrace).
+pub fn tracing_sends(inner: &Command, trace: &Path) -> Command {
+    let traced = Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .output();
+    assert!(
+        traced.is_ok_and(|out| out.status.success()),
+        "this test needs strace, and ptrace allowed: apt-get install strace (make setup installs it)"
+    );
+    let mut command = Command::new("strace");
+    command
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=sendmsg,sendto",
+            "-e",
+            "signal=none",
+        ])
+        .arg("-o")
+        .arg(trace)
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    command
+}
+
+/// What each send in a trace of [`tracing_sends`] that begins a `200`
+/// response took, in order.
+pub fn response_sends(trace: &str) -> Vec<usize> {
+    trace
+        .lines()
+        .filter(|line| line.contains("\"HTTP/1.1 200"))
+        .map(|line| {
+            // A call another thread's interrupted has its result on a line
+            // of its own ("resumed"): not what a single-threaded guest makes.
+            let sent = line
+                .rsplit_once(" = ")
+                .and_then(|(_, n)| n.trim().parse().ok());
+            sent.unwrap_or_else(|| panic!("no result on {line}"))
+        })
+        .collect()
+}

@@ -3,8 +3,8 @@
 
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, dated_since,
-    exchange_until_close, on_each_runtime, on_each_runtime_alone, read_response, run_wasm,
-    start_command, start_server, unix_now, wasm, TempPath,
+    exchange_until_close, on_each_runtime, on_each_runtime_alone, read_response, response_sends,
+    run_wasm, start_command, start_server, tracing_sends, unix_now, wasm, TempPath,
 };
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -482,38 +482,10 @@ fn idle_keep_alive_closes_are_not_logged() {
 /// with strace, on every runtime.
 #[test]
 fn an_echoed_bodys_head_leaves_with_its_first_bytes() {
-    // Present, and allowed to trace (a container may forbid ptrace).
-    let traced = std::process::Command::new("strace")
-        .args(["-o", "/dev/null", "true"])
-        .output();
-    assert!(
-        traced.is_ok_and(|out| out.status.success()),
-        "this test needs strace, and ptrace allowed: apt-get install strace (make setup installs it)"
-    );
     on_each_runtime(|rt| {
         let name = rt.name();
         let trace = edgepoll_tests::unique_temp_path("sends");
-        let inner = rt.command(&wasm("poll_http_server"));
-        let mut command = std::process::Command::new("strace");
-        command
-            .args([
-                "-f",
-                "-qq",
-                "-e",
-                "trace=sendmsg,sendto",
-                "-e",
-                "signal=none",
-            ])
-            .arg("-o")
-            .arg(&trace)
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (key, value) in inner.get_envs() {
-            match value {
-                Some(value) => command.env(key, value),
-                None => command.env_remove(key),
-            };
-        }
+        let mut command = tracing_sends(&rt.command(&wasm("poll_http_server")), &trace);
         command.args(["127.0.0.1:0", "--exit-after", "3"]);
         let mut server = start_command(command);
         let body = random_bytes(65_537, 7);
@@ -537,19 +509,10 @@ fn an_echoed_bodys_head_leaves_with_its_first_bytes() {
         let _ = server.stderr_to_end(Duration::from_secs(10));
         let written = std::fs::read_to_string(&trace).unwrap_or_default();
         let _ = std::fs::remove_file(&trace);
-        let heads: Vec<&str> = written
-            .lines()
-            .filter(|line| line.contains("\"HTTP/1.1 200"))
-            .collect();
-        assert_eq!(heads.len(), 3, "{name}: {written}");
-        for line in heads {
-            // A call another thread's interrupted has its result on a line
-            // of its own ("resumed"): not what a single-threaded guest makes.
-            let sent: Option<usize> = line
-                .rsplit_once(" = ")
-                .and_then(|(_, n)| n.trim().parse().ok());
-            let sent = sent.unwrap_or_else(|| panic!("{name}: no result on {line}"));
-            assert!(sent > 1000, "{name}: the head went alone: {line}");
+        let sends = response_sends(&written);
+        assert_eq!(sends.len(), 3, "{name}: {written}");
+        for sent in sends {
+            assert!(sent > 1000, "{name}: the head went alone: {written}");
         }
     });
 }
