@@ -44,7 +44,7 @@ pub(crate) use date::ResponseDates;
 pub use date::{imf_fixdate, DateCache};
 pub use framing::FramingError;
 pub(crate) use framing::{is_field_value, is_framing_field};
-pub use handler::{Gone, Handler, Incident, StreamError, MAX_HEADERS};
+pub use handler::{Gone, Handler, Incident, OutputHold, StreamError, MAX_HEADERS};
 pub use intermediary::{HopByHop, HOP_BY_HOP};
 pub use limits::Limits;
 pub use request::{Request, Version};

@@ -216,6 +216,9 @@ pub(crate) struct HttpEndpoint<'x, D> {
     pub(crate) handler: &'x mut Handler,
     pub(crate) dispatch: &'x mut D,
     pub(crate) now: Instant,
+    /// Its output is held back for now (see
+    /// [`Handler::hold_output`](crate::http::Handler::hold_output)).
+    pub(crate) hold: bool,
 }
 
 impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
@@ -235,7 +238,7 @@ impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
 
     #[inline]
     fn wants_write(&self) -> bool {
-        self.handler.wants_write()
+        !self.hold && self.handler.wants_write()
     }
 
     #[inline]

@@ -138,6 +138,14 @@ pub struct ServerOptions {
     /// # let _ = options;
     /// ```
     pub date: bool,
+    /// How long the head and first pieces of a streamed response with a
+    /// `Content-Length` wait for the rest of its body before they are sent
+    /// (less if `body_backlog` bytes come first; see
+    /// [`Handler::hold_output`](crate::http::Handler::hold_output)). Sent
+    /// apart, the rest waited for the client's delayed acknowledgement of
+    /// the first send, up to 40 ms, as WasmEdge leaves Nagle's algorithm on.
+    /// 1 ms by default; zero sends each piece as it comes.
+    pub hold_for_body: Duration,
 }
 
 impl Default for ServerOptions {
@@ -157,6 +165,7 @@ impl Default for ServerOptions {
             body_backlog: 256 * 1024,
             tunnel_idle_timeout: Duration::from_secs(600),
             date: true,
+            hold_for_body: Duration::from_millis(1),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod deferred;
 mod dispatch;
+mod hold;
 mod pipelining;
 mod request_body;
 mod request_head;
@@ -28,6 +29,8 @@ use crate::headroom;
 use crate::held_pieces::HeldPieces;
 use crate::timer::bounded;
 use dispatch::take_id;
+use hold::Hold;
+pub use hold::OutputHold;
 use request_body::chunked_refusal;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -355,6 +358,9 @@ struct Streamed {
     /// queued before keep their framing.
     cut: bool,
     at_front: bool,
+    /// Its output held back for the rest of its body (see
+    /// [`Handler::hold_output`]).
+    hold: Hold,
 }
 
 /// Why a piece of a streamed response was not taken.

@@ -2,7 +2,7 @@
 //! head, bounded by a backlog, ended or cut.
 
 use super::sending::{encode_queued, opens_tunnel};
-use super::{Gone, Handler, StreamError, Streamed, Waiting};
+use super::{Gone, Handler, Hold, StreamError, Streamed, Waiting};
 use crate::held_pieces::HeldPieces;
 use crate::http::body::{BodyError, Outgoing};
 use crate::http::{RequestId, Response, StatusCode, Version};
@@ -86,6 +86,7 @@ impl Handler {
             ended: refused,
             cut: false,
             at_front,
+            hold: Hold::Open,
         }));
         self.flush_ready();
         Ok(())

@@ -26,6 +26,7 @@ use crate::net::{self, SocketAddr, TcpListener, TcpStream};
 use crate::ws::Outbox;
 use crate::{Events, Interest, Poll, Sweep, Token};
 use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -108,6 +109,10 @@ pub(crate) struct Work {
     /// settled: each is written once, when the work is done (see
     /// [`Core::touch`]).
     pub(crate) touched: Vec<(usize, u64)>,
+    /// Connections (slot, serial) whose output is held back for the rest
+    /// of a body, with when the hold ends, in that order (each hold lasts
+    /// as long): see [`Handler::hold_output`].
+    pub(crate) held_output: VecDeque<(usize, u64, Instant)>,
     /// Requests dispatched so far.
     pub(crate) served: u64,
     /// An upstream connection's events while it is stepped, kept between
@@ -307,6 +312,9 @@ impl Core {
             if let Some(due) = self.work.pool.names.deadline() {
                 wake = wake.min(due);
             }
+            if let Some(&(_, _, until)) = self.work.held_output.front() {
+                wake = wake.min(until);
+            }
             match self.poll.poll_until(&mut events, Some(wake)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -348,6 +356,9 @@ impl Core {
                 }
             }
             self.fire_timers(now, driven);
+            if self.work.held_output.front().is_some_and(|h| h.2 <= now) {
+                self.send_held(now, driven);
+            }
             if self
                 .work
                 .pool
@@ -753,6 +764,24 @@ impl Core {
         if !conn.touched {
             conn.touched = true;
             self.work.touched.push((index, conn.serial));
+        }
+    }
+
+    /// Steps the connections whose output was held back until `now` or
+    /// before (see [`Handler::hold_output`]): it goes now.
+    #[cold]
+    fn send_held<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        while let Some(&(index, serial, until)) = self.work.held_output.front() {
+            if until > now {
+                break;
+            }
+            self.work.held_output.pop_front();
+            if matches!(self.slots.get(index), Some(Some(conn)) if conn.serial == serial) {
+                self.step_now(index, now, driven);
+            }
+        }
+        if self.work.is_pending() {
+            self.settle_work(now, driven);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::{Next, Work};
 use crate::app::Responder;
-use crate::http::Handler;
+use crate::http::{Handler, OutputHold};
 use crate::net::{Shutdown, SocketAddr};
 use crate::server::connection::{pump, Connection, HttpEndpoint, Role, Scratch, WsEndpoint};
 use crate::server::driven::{Dispatcher, Driven, Inbound};
@@ -40,10 +40,23 @@ pub(super) fn step_http<D: Driven>(
         // Requests read while responses were owed may go on now.
         handler.process(now, &mut dispatcher);
     }
+    // A streamed response's first bytes may wait a moment for the rest.
+    let hold = match handler.hold_output(now, options.hold_for_body, options.body_backlog) {
+        OutputHold::Send => false,
+        OutputHold::Held => true,
+        OutputHold::Begun(until) => {
+            dispatcher
+                .work
+                .held_output
+                .push_back((token.0, serial, until));
+            true
+        }
+    };
     let mut endpoint = HttpEndpoint {
         handler,
         dispatch: &mut dispatcher,
         now,
+        hold,
     };
     let io = pump(&conn.stream, &mut endpoint, readable, scratch);
     if handler.has_abandoned() {
@@ -76,8 +89,9 @@ pub(super) fn step_http<D: Driven>(
         }
         return start_lingering(conn, now, options);
     }
-    // WRITABLE only while output waits; READABLE unless backpressure says stop.
-    match (handler.wants_read(), handler.wants_write()) {
+    // WRITABLE only while output waits (and is not held back); READABLE
+    // unless backpressure says stop.
+    match (handler.wants_read(), handler.wants_write() && !hold) {
         (true, true) => Next::Watch(Interest::READABLE | Interest::WRITABLE),
         (false, true) => Next::Watch(Interest::WRITABLE),
         (true, false) => Next::Watch(Interest::READABLE),
