@@ -139,8 +139,8 @@ pub struct ServerOptions {
     /// ```
     pub date: bool,
     /// How long the head and first pieces of a streamed response with a
-    /// `Content-Length` wait for the rest of its body before they are sent
-    /// (less if `body_backlog` bytes come first; see
+    /// `Content-Length` wait for the rest of its body before they are sent,
+    /// if it is no longer than `body_backlog` (see
     /// [`Handler::hold_output`](crate::http::Handler::hold_output)). Sent
     /// apart, the rest waited for the client's delayed acknowledgement of
     /// the first send, up to 40 ms, as WasmEdge leaves Nagle's algorithm on.
