@@ -950,7 +950,8 @@ pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     got
 }
 
-/// Reads exactly one response (Content-Length framed) from the stream,
+/// Reads exactly one response (Content-Length framed, or chunked: its body
+/// decoded) from the stream,
 /// whose head may be 64 KiB at the most.
 pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
@@ -970,6 +971,13 @@ pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
         buf.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&buf).into_owned();
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    if chunked {
+        let body = read_chunked_body(stream);
+        return (head, body);
+    }
     let length = head
         .lines()
         .find_map(|l| {
@@ -981,6 +989,38 @@ pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).expect("body arrives");
     (head, body)
+}
+
+/// A chunked body, decoded, and its trailer section read past.
+fn read_chunked_body(stream: &mut TcpStream) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let size_line = read_line(stream);
+        let hex = size_line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(hex, 16).expect("a chunk size");
+        if size == 0 {
+            while !read_line(stream).is_empty() {}
+            return body;
+        }
+        let mut data = vec![0u8; size + 2];
+        stream.read_exact(&mut data).expect("chunk arrives");
+        assert!(data.ends_with(b"\r\n"), "a chunk not ended by CRLF");
+        body.extend_from_slice(&data[..size]);
+    }
+}
+
+/// A line ended by CRLF, without it.
+fn read_line(stream: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        assert!(line.len() < 4096, "a line over 4 KiB");
+        let n = stream.read(&mut byte).expect("line arrives");
+        assert!(n > 0, "connection closed mid-line");
+        line.push(byte[0]);
+    }
+    line.truncate(line.len() - 2);
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 /// A directory of the test's own for `rt` (named by `tag`, the process and
@@ -1161,19 +1201,26 @@ pub fn tracing_sends(inner: &Command, trace: &Path) -> Command {
     command
 }
 
-/// What each send in a trace of [`tracing_sends`] that begins a `200`
-/// response took, in order.
-pub fn response_sends(trace: &str) -> Vec<usize> {
-    trace
-        .lines()
-        .filter(|line| line.contains("\"HTTP/1.1 200"))
-        .map(|line| {
-            // A call another thread's interrupted has its result on a line
-            // of its own ("resumed"): not what a single-threaded guest makes.
-            let sent = line
-                .rsplit_once(" = ")
-                .and_then(|(_, n)| n.trim().parse().ok());
-            sent.unwrap_or_else(|| panic!("no result on {line}"))
-        })
-        .collect()
+/// The sends of each `200` response in a trace of [`tracing_sends`], in
+/// order: what each took, from the one that begins it up to the next
+/// response's. A request sent upstream (one that begins with `GET `) is
+/// none of them, nor is a send that failed (`EAGAIN`: nothing went).
+pub fn response_sends(trace: &str) -> Vec<Vec<usize>> {
+    let mut responses: Vec<Vec<usize>> = Vec::new();
+    for line in trace.lines().filter(|line| !line.contains("\"GET ")) {
+        let Some((_, result)) = line.rsplit_once(" = ") else {
+            // A call another thread interrupted has its result on a line of
+            // its own ("resumed"): not what a single-threaded guest makes.
+            panic!("no result on {line}");
+        };
+        let Ok(sent) = result.trim().parse::<usize>() else {
+            continue;
+        };
+        match responses.last_mut() {
+            _ if line.contains("\"HTTP/1.1 200") => responses.push(vec![sent]),
+            Some(sends) => sends.push(sent),
+            None => {}
+        }
+    }
+    responses
 }

@@ -361,8 +361,7 @@ fn send_fd(fd: std::os::fd::RawFd, bufs: &[&[u8]]) -> io::Result<usize> {
     }
 }
 
-/// The most parts [`send_vectored`] hands over in one call.
-pub const MAX_SEND_PARTS: usize = 4;
+pub use crate::http::MAX_SEND_PARTS;
 
 /// The pending error of a socket (`SO_ERROR`), clearing it: `Ok(None)` after a
 /// successful connect. (The signature is std's and mio's; a failure to read

@@ -202,7 +202,7 @@ impl ClientConnection {
     pub(crate) fn pending_output(&self) -> crate::http::Parts<'_> {
         match &self.state {
             State::Busy(busy) => busy.output.pending_parts(),
-            _ => [&[], &[], &[]],
+            _ => crate::http::one_part(&[]),
         }
     }
 

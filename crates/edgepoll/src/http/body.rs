@@ -311,20 +311,34 @@ mod tests {
     /// A chunk sent alone leaves in one send of three parts (size line,
     /// data, CRLF), not with its CRLF in a second, small send that Nagle's
     /// algorithm may hold back; a chunk queued behind it joins its size
-    /// line to that CRLF, so two chunks still fit three parts.
+    /// line to that CRLF. A head, three chunks and the body's end fit one
+    /// send: with three parts a send, the end of a response given whole
+    /// (a proxy's, of a small chunked upstream response) went apart, and
+    /// waited 40 ms for the client's delayed ACK.
     #[test]
-    fn a_chunk_goes_in_one_send_of_three_parts() {
+    fn a_head_three_chunks_and_the_end_go_in_one_send() {
         let mut out = OutputBuffer::default();
         let mut framing = Outgoing::Chunked { open: false };
         framing
             .push(Bytes::from_static(b"hello "), &mut out)
             .unwrap();
-        let parts: [&[u8]; 3] = [b"6\r\n", b"hello ", b"\r\n"];
-        assert_eq!(out.pending_parts(), parts);
+        let parts: [&[u8]; 4] = [b"6\r\n", b"hello ", b"\r\n", b""];
+        assert_eq!(out.pending_parts()[..4], parts);
         framing.push(Bytes::from_static(b"hi"), &mut out).unwrap();
-        let parts: [&[u8]; 3] = [b"6\r\n", b"hello ", b"\r\n2\r\n"];
-        assert_eq!(out.pending_parts(), parts);
+        let parts: [&[u8]; 4] = [b"6\r\n", b"hello ", b"\r\n2\r\n", b"hi"];
+        assert_eq!(out.pending_parts()[..4], parts);
         assert_eq!(drain(&mut out), b"6\r\nhello \r\n2\r\nhi\r\n");
+
+        let mut out = OutputBuffer::default();
+        let mut framing = Outgoing::Chunked { open: false };
+        out.buffer().extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+        for piece in ["a", "bc", "def"] {
+            framing.push(Bytes::from(piece), &mut out).unwrap();
+        }
+        framing.finish(&mut out).unwrap();
+        let whole = b"HTTP/1.1 200 OK\r\n\r\n1\r\na\r\n2\r\nbc\r\n3\r\ndef\r\n0\r\n\r\n";
+        assert_eq!(out.pending_parts().concat(), whole, "all in one send");
+        assert_eq!(drain(&mut out), whole);
     }
 
     #[test]

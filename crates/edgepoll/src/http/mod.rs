@@ -76,7 +76,8 @@ mod tests;
 #[cfg(test)]
 mod tests_deferred;
 pub(crate) use body::{Incoming, Outgoing};
-pub(crate) use output::{OutputBuffer, Parts};
+pub use output::MAX_SEND_PARTS;
+pub(crate) use output::{one_part, OutputBuffer, Parts};
 pub(crate) use response::Decimal;
 #[cfg(test)]
 mod tests_stream;

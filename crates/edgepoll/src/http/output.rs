@@ -16,9 +16,31 @@ use std::ops::Range;
 /// (a big response or body) is freed once it is done with.
 pub(crate) const KEEP_CAPACITY: usize = 16 * 1024;
 
-/// What is to be sent next, in parts for one vectored send (empty ones
-/// are skipped).
-pub(crate) type Parts<'a> = [&'a [u8]; 3];
+/// The most parts one send hands over (`net::send_vectored`): enough for a
+/// response's head, three chunks of a streamed body (each a size line,
+/// its data, and its CRLF joined to the next size line) and the body's
+/// end, so that such a response leaves in one send. (Sent in two, the
+/// second would wait for the client's delayed acknowledgement of the
+/// first: WasmEdge leaves Nagle's algorithm on.)
+///
+/// ```
+/// // What `Handler::pending_output_parts` gives at most.
+/// assert_eq!(edgepoll::http::MAX_SEND_PARTS, 8);
+/// ```
+pub const MAX_SEND_PARTS: usize = 8;
+
+/// What is to be sent next, in parts for one vectored send, in order. The
+/// send skips empty parts; when the second is empty, so is every one after
+/// it (one part alone is the common send).
+pub(crate) type Parts<'a> = [&'a [u8]; MAX_SEND_PARTS];
+
+/// `bytes` as the one part to send.
+#[inline]
+pub(crate) fn one_part(bytes: &[u8]) -> Parts<'_> {
+    let mut parts: Parts<'_> = [&[]; MAX_SEND_PARTS];
+    parts[0] = bytes;
+    parts
+}
 
 /// The output of one connection, oldest byte first.
 #[derive(Debug, Default)]
@@ -62,16 +84,19 @@ impl OutputBuffer {
         }
     }
 
-    /// The first parts of what is to be sent, for one vectored send: three,
-    /// so that a chunk of a streamed body (its size line, its data and its
-    /// CRLF) leaves in one.
+    /// The first parts of what is to be sent, for one vectored send (see
+    /// [`MAX_SEND_PARTS`] for how many).
     #[inline]
     pub(crate) fn pending_parts(&self) -> Parts<'_> {
         let head = &self.bytes[self.sent..];
         match (&self.lent, &self.tail) {
-            (Some(lent), _) => [head, &lent.buffer[lent.unsent.clone()], &[]],
+            (Some(lent), _) => {
+                let mut parts = one_part(head);
+                parts[1] = &lent.buffer[lent.unsent.clone()];
+                parts
+            }
             (None, Some(tail)) => tail.parts(head),
-            (None, None) => [head, &[], &[]],
+            (None, None) => one_part(head),
         }
     }
 
@@ -303,13 +328,13 @@ impl Tail {
         self.pieces.front().map_or(&self.after[..], |p| &p[..])
     }
 
-    /// The head (if any left) and the pieces after it, three parts at most.
+    /// The head (if any left) and the pieces after it, as many as a send
+    /// takes.
     fn parts<'s>(&'s self, head: &'s [u8]) -> Parts<'s> {
         let mut rest = ((!head.is_empty()).then_some(head).into_iter())
             .chain(self.pieces.iter().map(|p| &p[..]))
             .chain(std::iter::once(&self.after[..]));
-        let mut next = || rest.next().unwrap_or(&[]);
-        [next(), next(), next()]
+        std::array::from_fn(|_| rest.next().unwrap_or(&[]))
     }
 }
 
@@ -387,7 +412,10 @@ mod tests {
         out.buffer().extend_from_slice(b":tail");
         assert!(out.has_lent_body());
         assert_eq!(out.len(), 14);
-        assert_eq!(out.pending_parts(), [&b"head:"[..], &b"BODY"[..], &[][..]]);
+        assert_eq!(
+            out.pending_parts()[..3],
+            [&b"head:"[..], &b"BODY"[..], &[][..]]
+        );
         let mut sent = Vec::new();
         for step in [3, 4, 1, 100, 100, 100].into_iter().cycle() {
             if out.is_empty() {

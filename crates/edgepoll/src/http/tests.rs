@@ -1805,7 +1805,7 @@ fn large_bodies_sent_from_their_input_keep_pipelined_responses_in_order() {
         conn.consume_output(n, now);
     }
     while conn.wants_write() {
-        let [first, second, _] = conn.pending_output_parts();
+        let [first, second, ..] = conn.pending_output_parts();
         bodies_lent += usize::from(!second.is_empty());
         let n = (first.len() + second.len()).min(9_999);
         let take = n.min(first.len());

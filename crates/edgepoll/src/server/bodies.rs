@@ -185,11 +185,13 @@ fn hold_request(core: &mut Core, responder: Responder, exchange: ExchangeId, now
 }
 
 /// Hands on what happened to an exchange: to the application, or down the
-/// pipe to the request whose response body it is.
+/// pipe to the request whose response body it is. `end_next`: its end is
+/// the batch's next event.
 pub(crate) fn route_exchange_event<D: Driven>(
     core: &mut Core,
     exchange: ExchangeId,
     event: ExchangeEvent,
+    end_next: bool,
     now: Instant,
     driven: &mut D,
 ) {
@@ -243,7 +245,13 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);
                 }
-                write_soon(core, responder.token.0, backlog, now, driven);
+                match end_next {
+                    // The last piece goes with the body's end (a chunked
+                    // body's last chunk, say, which alone would wait for
+                    // the client's delayed ACK of the piece before it).
+                    true => core.touch(responder.token.0),
+                    false => write_soon(core, responder.token.0, backlog, now, driven),
+                }
             }
             None => {
                 // Its body has begun to go to the application: no pipe takes it now.

@@ -197,7 +197,8 @@ pub(crate) fn pump(
     }
     while endpoint.wants_write() {
         let sent = match endpoint.output() {
-            [all, [], []] => net::send(stream, all),
+            // One part alone is nearly every send (see `Parts`).
+            parts if parts[1].is_empty() => net::send(stream, parts[0]),
             parts => net::send_vectored(stream, &parts),
         };
         match sent {
@@ -337,7 +338,7 @@ impl Endpoint for Draining {
     }
 
     fn output(&self) -> Parts<'_> {
-        [&[], &[], &[]]
+        crate::http::one_part(&[])
     }
 
     fn sent(&mut self, _: usize) {}
@@ -484,7 +485,7 @@ impl<E: Endpoint> Endpoint for TlsEndpoint<'_, E> {
     }
 
     fn output(&self) -> Parts<'_> {
-        [self.tls.output(), &[], &[]]
+        crate::http::one_part(self.tls.output())
     }
 
     fn sent(&mut self, n: usize) {
@@ -611,7 +612,7 @@ mod tests {
             false
         }
         fn output(&self) -> Parts<'_> {
-            [&[], &[], &[]]
+            crate::http::one_part(&[])
         }
         fn sent(&mut self, _: usize) {}
     }

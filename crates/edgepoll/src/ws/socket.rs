@@ -847,14 +847,14 @@ impl WebSocket {
         }
     }
 
-    /// What is to be sent, in up to three parts for one vectored send (a
+    /// What is to be sent, in parts for one vectored send (a
     /// shared broadcast is a part of its own): see
     /// [`pending_output`](Self::pending_output).
     #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn pending_output_parts(&self) -> crate::http::Parts<'_> {
         match self.output.is_empty() {
             false => self.output.pending_parts(),
-            true => [&self.close_frame, &[], &[]],
+            true => crate::http::one_part(&self.close_frame),
         }
     }
 

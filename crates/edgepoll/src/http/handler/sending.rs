@@ -28,10 +28,12 @@ impl Handler {
         self.output.pending()
     }
 
-    /// The first parts of the pending output, up to three (all but the
-    /// first empty unless a large body waits behind its head, or a streamed
-    /// body's chunk is framed around its data), for one vectored send: a
-    /// head or a chunk's CRLF sent apart would wait on Nagle's algorithm.
+    /// The first parts of the pending output, in order, up to
+    /// [`MAX_SEND_PARTS`](crate::http::MAX_SEND_PARTS) (all but the first
+    /// empty unless a large body waits behind its head, which may be all
+    /// sent, or a streamed body's pieces do, each chunk framed around its
+    /// data), for one vectored send: a head, or a chunk's CRLF, or a body's
+    /// end, sent apart would wait on Nagle's algorithm.
     /// Report what was sent with [`consume_output`](Self::consume_output).
     ///
     /// ```
@@ -45,12 +47,12 @@ impl Handler {
     /// let body = vec![b'x'; 100_000];
     /// conn.receive(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", Instant::now(), &mut echo);
     /// conn.receive(&body, Instant::now(), &mut echo);
-    /// let [head, rest, _] = conn.pending_output_parts();
+    /// let [head, rest, ..] = conn.pending_output_parts();
     /// assert!(head.ends_with(b"Content-Length: 100000\r\n\r\n"));
     /// assert_eq!(rest, &body[..]);
     /// ```
     #[inline]
-    pub fn pending_output_parts(&self) -> [&[u8]; 3] {
+    pub fn pending_output_parts(&self) -> [&[u8]; crate::http::MAX_SEND_PARTS] {
         self.output.pending_parts()
     }
 

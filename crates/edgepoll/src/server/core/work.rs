@@ -3,7 +3,7 @@
 
 use super::{Core, PipeEnd, Work};
 use crate::app::{misused, Answer, Responder, Source};
-use crate::client::ExchangeId;
+use crate::client::{ExchangeEvent, ExchangeId};
 use crate::http::{Response, StatusCode, StreamError};
 use crate::server::connection::Role;
 use crate::server::driven::{Driven, Inbound};
@@ -186,22 +186,7 @@ impl Core {
             }
             if !self.work.pool.events.is_empty() {
                 acted = true;
-                self.work_through(
-                    |w| &mut w.pool.events,
-                    |core, (exchange, event)| {
-                        // Cancelled by an earlier callback of this batch: none of
-                        // its events is reported, and it stays listed, so that
-                        // its connection closes next round.
-                        if core.work.pool.is_cancelled(exchange) {
-                            // A connection it switched has no one to join now.
-                            if core.work.switched.contains_key(&exchange) {
-                                core.drop_switched(exchange, now);
-                            }
-                            return;
-                        }
-                        bodies::route_exchange_event(core, exchange, event, now, driven);
-                    },
-                );
+                self.route_exchange_events(now, driven);
                 self.write_touched(now, driven);
             }
             if !self.work.paused.is_empty() {
@@ -287,6 +272,33 @@ impl Core {
                 }
             },
         );
+    }
+
+    /// Routes what happened to the exchanges (as `work_through`, with a
+    /// look at the next event: a body's piece whose end comes next is
+    /// written with it).
+    fn route_exchange_events<D: Driven>(&mut self, now: Instant, driven: &mut D) {
+        let mut events = std::mem::take(&mut self.work.pool.events);
+        let mut batch = events.drain(..).peekable();
+        while let Some((exchange, event)) = batch.next() {
+            // Cancelled by an earlier callback of this batch: none of its
+            // events is reported, and it stays listed, so that its
+            // connection closes next round.
+            if self.work.pool.is_cancelled(exchange) {
+                // A connection it switched has no one to join now.
+                if self.work.switched.contains_key(&exchange) {
+                    self.drop_switched(exchange, now);
+                }
+                continue;
+            }
+            let end_next =
+                matches!(batch.peek(), Some((next, ExchangeEvent::End(_))) if *next == exchange);
+            bodies::route_exchange_event(self, exchange, event, end_next, now, driven);
+        }
+        drop(batch);
+        if self.work.pool.events.is_empty() {
+            self.work.pool.events = events;
+        }
     }
 
     /// Delivers what the application answered so far.
