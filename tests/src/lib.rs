@@ -677,18 +677,22 @@ impl Drop for Running {
     /// the last of its stderr that the test had not read (a failure seen
     /// once in CI is otherwise hard to tell from another).
     fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            return;
+        if std::thread::panicking() {
+            let ended = self.exit_status();
+            let lines = self.stderr_to_end(Duration::from_secs(2));
+            match ended {
+                Some(status) => println!("the program had ended: {status}"),
+                None => println!("the program was still running"),
+            }
+            println!("the last of its stderr:\n{}", last_lines(&lines, 30));
         }
-        let ended = self.exit_status();
-        let lines = self.stderr_to_end(Duration::from_secs(2));
-        match ended {
-            Some(status) => println!("the program had ended: {status}"),
-            None => println!("the program was still running"),
+        // Its group (see `start_command_with_stderr`), then itself.
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: a plain kill(2) of a process group; no memory is involved.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
-        println!("the last of its stderr:\n{}", last_lines(&lines, 30));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -752,6 +756,9 @@ pub fn start_command(command: Command) -> Running {
 /// [`start_command`] with the program's stderr going to `stderr` (where
 /// it is not piped, [`Running::stderr_lines`] has none).
 pub fn start_command_with_stderr(mut command: Command, stderr: Stdio) -> Running {
+    // A group of its own, killed whole when dropped: a program run under
+    // strace, which a kill of strace leaves running, goes with it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
