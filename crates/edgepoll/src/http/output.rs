@@ -100,6 +100,15 @@ impl OutputBuffer {
         }
     }
 
+    /// What is to be sent, if that is one part: no body lent or streamed.
+    #[inline]
+    pub(crate) fn lone(&self) -> Option<&[u8]> {
+        match self.lent.is_none() && self.tail.is_none() {
+            true => Some(&self.bytes[self.sent..]),
+            false => None,
+        }
+    }
+
     #[inline]
     pub(crate) fn len(&self) -> usize {
         let head = self.bytes.len() - self.sent;

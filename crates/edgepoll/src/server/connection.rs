@@ -120,6 +120,12 @@ pub(crate) trait Endpoint {
     /// The pending output: one part, or a head and a body (or a chunk's
     /// size line, data and CRLF) sent together.
     fn output(&self) -> Parts<'_>;
+    /// The pending output if it is one part, known for less than all of
+    /// [`output`](Self::output) (an HTTP response's nearly always is).
+    #[inline]
+    fn lone_output(&self) -> Option<&[u8]> {
+        None
+    }
     fn sent(&mut self, n: usize);
 }
 
@@ -196,10 +202,13 @@ pub(crate) fn pump(
         }
     }
     while endpoint.wants_write() {
-        let sent = match endpoint.output() {
-            // One part alone is nearly every send (see `Parts`).
-            parts if parts[1].is_empty() => net::send(stream, parts[0]),
-            parts => net::send_vectored(stream, &parts),
+        let sent = match endpoint.lone_output() {
+            Some(all) => net::send(stream, all),
+            None => match endpoint.output() {
+                // See `Parts`: one part alone.
+                parts if parts[1].is_empty() => net::send(stream, parts[0]),
+                parts => net::send_vectored(stream, &parts),
+            },
         };
         match sent {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -245,6 +254,11 @@ impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
     #[inline]
     fn output(&self) -> Parts<'_> {
         self.handler.pending_output_parts()
+    }
+
+    #[inline]
+    fn lone_output(&self) -> Option<&[u8]> {
+        self.handler.lone_output()
     }
 
     #[inline]

@@ -56,6 +56,14 @@ impl Handler {
         self.output.pending_parts()
     }
 
+    /// The pending output if it is one part (no body lent or streamed
+    /// behind it): what a send takes nearly always, known for less than
+    /// [`pending_output_parts`](Self::pending_output_parts).
+    #[inline]
+    pub(crate) fn lone_output(&self) -> Option<&[u8]> {
+        self.output.lone()
+    }
+
     /// The service gives output (a response, a piece of one): the client's
     /// time to read starts now if it had nothing to read, and goes on
     /// otherwise. Progress is bytes moved, not bytes given: a client that
