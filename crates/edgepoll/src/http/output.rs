@@ -102,6 +102,7 @@ impl OutputBuffer {
 
     /// What is to be sent, if that is one part: no body lent or streamed.
     #[inline]
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn lone(&self) -> Option<&[u8]> {
         match self.lent.is_none() && self.tail.is_none() {
             true => Some(&self.bytes[self.sent..]),
@@ -380,6 +381,21 @@ mod tests {
         // The connection's own buffer outlives the pieces, for the next
         // response.
         assert!(out.capacity() > 0);
+    }
+
+    #[test]
+    fn output_is_one_part_unless_a_body_is_lent_or_streamed_behind_it() {
+        let mut out = OutputBuffer::default();
+        out.buffer().extend_from_slice(b"head");
+        assert_eq!(out.lone(), Some(&b"head"[..]));
+        assert_eq!(out.pending_parts(), one_part(b"head"));
+        out.push_piece(Bytes::from_static(b"piece"));
+        assert_eq!(out.lone(), None);
+        assert_eq!(out.pending_parts()[..3], [&b"head"[..], b"piece", b""]);
+        let mut out = OutputBuffer::default();
+        out.lend(b"xBODYx".to_vec(), 1..5);
+        assert_eq!(out.lone(), None);
+        assert_eq!(out.pending_parts()[..2], [&b""[..], b"BODY"]);
     }
 
     #[test]

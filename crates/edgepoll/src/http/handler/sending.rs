@@ -60,6 +60,7 @@ impl Handler {
     /// behind it): what a send takes nearly always, known for less than
     /// [`pending_output_parts`](Self::pending_output_parts).
     #[inline]
+    #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
     pub(crate) fn lone_output(&self) -> Option<&[u8]> {
         self.output.lone()
     }
