@@ -1208,6 +1208,24 @@ pub fn tracing_sends(inner: &Command, trace: &Path) -> Command {
     command
 }
 
+/// The sends of each of the `served` responses of `program`, started with
+/// [`tracing_sends`] to exit once it served them (`--exit-after`), from
+/// its trace: once it exits, strace has written the trace whole.
+pub fn sends_of_responses(program: &mut Running, trace: &Path, served: usize) -> Vec<Vec<usize>> {
+    let ended = wait_until(Duration::from_secs(30), || !program.is_alive());
+    assert!(ended, "the program did not exit after {served} requests");
+    let _ = program.stderr_to_end(Duration::from_secs(10));
+    let written = std::fs::read_to_string(trace).unwrap_or_default();
+    let _ = std::fs::remove_file(trace);
+    let sends = response_sends(&written);
+    assert_eq!(
+        sends.len(),
+        served,
+        "the sends of {served} responses: {written}"
+    );
+    sends
+}
+
 /// The sends of each `200` response in a trace of [`tracing_sends`], in
 /// order: what each took, from the one that begins it up to the next
 /// response's. A request sent upstream (one that begins with `GET `) is

@@ -6,9 +6,9 @@
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, dated_since, free_port, on_each_runtime,
-    read_response, read_until_closed, refused_port, response_sends, run_ws_clients, start_command,
-    start_program, start_server, tracing_sends, unix_now, wait_until, wait_until_still, wasm,
-    Running, Runtime,
+    read_response, read_until_closed, refused_port, run_ws_clients, sends_of_responses,
+    start_command, start_program, start_server, tracing_sends, unix_now, wait_until,
+    wait_until_still, wasm, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1111,15 +1111,7 @@ fn files_from_nginx_leave_the_proxy_in_one_send() {
                 "{name}: not gzipped, chunked: {head}"
             );
         }
-        // Served its 20, the proxy ends, and strace with it (its trace
-        // then written whole).
-        let ended = wait_until(Duration::from_secs(30), || !proxy.is_alive());
-        assert!(ended, "{name}: the proxy did not exit after 20 requests");
-        let _ = proxy.stderr_to_end(Duration::from_secs(10));
-        let written = std::fs::read_to_string(&trace).unwrap_or_default();
-        let _ = std::fs::remove_file(&trace);
-        let sends = response_sends(&written);
-        assert_eq!(sends.len(), 20, "{name}: {written}");
+        let sends = sends_of_responses(&mut proxy, &trace, 20);
         // The hold is short (1 ms): a step delayed past it (a loaded
         // machine) may send a response in two. Two such are let pass.
         let whole = sends.iter().filter(|sends| sends.len() == 1).count();

@@ -3,8 +3,8 @@
 
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, cpu_ticks, curl, dated_since,
-    exchange_until_close, on_each_runtime, on_each_runtime_alone, read_response, response_sends,
-    run_wasm, start_command, start_server, tracing_sends, unix_now, wasm, TempPath,
+    exchange_until_close, on_each_runtime, on_each_runtime_alone, read_response, run_wasm,
+    sends_of_responses, start_command, start_server, tracing_sends, unix_now, wasm, TempPath,
 };
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -502,17 +502,8 @@ fn an_echoed_bodys_head_leaves_with_its_first_bytes() {
             assert!(head.starts_with("HTTP/1.1 200 "), "{name}: {head}");
             assert!(echoed == body, "{name}: the echo differs");
         }
-        // Served its 3, the server ends, and strace with it (its trace
-        // then written whole).
-        let ended = edgepoll_tests::wait_until(Duration::from_secs(30), || !server.is_alive());
-        assert!(ended, "{name}: the server did not exit after 3 requests");
-        let _ = server.stderr_to_end(Duration::from_secs(10));
-        let written = std::fs::read_to_string(&trace).unwrap_or_default();
-        let _ = std::fs::remove_file(&trace);
-        let sends = response_sends(&written);
-        assert_eq!(sends.len(), 3, "{name}: {written}");
-        for sent in sends {
-            assert!(sent[0] > 1000, "{name}: the head went alone: {written}");
+        for sent in sends_of_responses(&mut server, &trace, 3) {
+            assert!(sent[0] > 1000, "{name}: the head went alone: {sent:?}");
         }
     });
 }
