@@ -185,13 +185,13 @@ fn hold_request(core: &mut Core, responder: Responder, exchange: ExchangeId, now
 }
 
 /// Hands on what happened to an exchange: to the application, or down the
-/// pipe to the request whose response body it is. `end_next`: its end is
-/// the batch's next event.
+/// pipe to the request whose response body it is. `more_next`: the batch's
+/// next event is the same exchange's (more of its body, or its end).
 pub(crate) fn route_exchange_event<D: Driven>(
     core: &mut Core,
     exchange: ExchangeId,
     event: ExchangeEvent,
-    end_next: bool,
+    more_next: bool,
     now: Instant,
     driven: &mut D,
 ) {
@@ -245,10 +245,12 @@ pub(crate) fn route_exchange_event<D: Driven>(
                 if backlog > limit {
                     hold_exchange(core, exchange, responder.token.0);
                 }
-                match end_next {
-                    // The last piece goes with the body's end (a chunked
-                    // body's last chunk, say, which alone would wait for
-                    // the client's delayed ACK of the piece before it).
+                match more_next {
+                    // The piece goes with what follows it in the batch (a
+                    // chunked body's last chunk with its end, which alone
+                    // would wait for the client's delayed ACK of the chunk
+                    // before it). They are all read already: held to the
+                    // batch's end, they take no more memory.
                     true => core.touch(responder.token.0),
                     false => write_soon(core, responder.token.0, backlog, now, driven),
                 }

@@ -3,7 +3,7 @@
 
 use super::{Core, PipeEnd, Work};
 use crate::app::{misused, Answer, Responder, Source};
-use crate::client::{ExchangeEvent, ExchangeId};
+use crate::client::ExchangeId;
 use crate::http::{Response, StatusCode, StreamError};
 use crate::server::connection::Role;
 use crate::server::driven::{Driven, Inbound};
@@ -275,8 +275,8 @@ impl Core {
     }
 
     /// Routes what happened to the exchanges (as `work_through`, with a
-    /// look at the next event: a body's piece whose end comes next is
-    /// written with it).
+    /// look at the next event: a body's piece with more of the same
+    /// exchange next, its end or another piece, is written with them).
     fn route_exchange_events<D: Driven>(&mut self, now: Instant, driven: &mut D) {
         let mut events = std::mem::take(&mut self.work.pool.events);
         let mut batch = events.drain(..).peekable();
@@ -291,9 +291,8 @@ impl Core {
                 }
                 continue;
             }
-            let end_next =
-                matches!(batch.peek(), Some((next, ExchangeEvent::End(_))) if *next == exchange);
-            bodies::route_exchange_event(self, exchange, event, end_next, now, driven);
+            let more_next = matches!(batch.peek(), Some((next, _)) if *next == exchange);
+            bodies::route_exchange_event(self, exchange, event, more_next, now, driven);
         }
         drop(batch);
         if self.work.pool.events.is_empty() {
