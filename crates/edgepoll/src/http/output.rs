@@ -88,6 +88,16 @@ impl OutputBuffer {
     /// [`MAX_SEND_PARTS`] for how many).
     #[inline]
     pub(crate) fn pending_parts(&self) -> Parts<'_> {
+        let parts = self.parts();
+        debug_assert!(
+            !parts[1].is_empty() || parts[2..].iter().all(|p| p.is_empty()),
+            "one part alone is told by the second (see `Parts`)"
+        );
+        parts
+    }
+
+    #[inline]
+    fn parts(&self) -> Parts<'_> {
         let head = &self.bytes[self.sent..];
         match (&self.lent, &self.tail) {
             (Some(lent), _) => {

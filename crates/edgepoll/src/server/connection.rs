@@ -117,8 +117,8 @@ pub(crate) trait Endpoint {
     #[inline]
     fn unsent_below(&mut self, _unsent: bool) {}
     fn wants_write(&self) -> bool;
-    /// The pending output: one part, or a head and a body (or a chunk's
-    /// size line, data and CRLF) sent together.
+    /// The pending output, in parts sent together (a head and a body, a
+    /// streamed body's chunks: see [`Parts`]).
     fn output(&self) -> Parts<'_>;
     /// The pending output if it is one part, known for less than all of
     /// [`output`](Self::output) (an HTTP response's nearly always is).
