@@ -686,8 +686,12 @@ impl Drop for Running {
             }
             println!("the last of its stderr:\n{}", last_lines(&lines, 30));
         }
-        // Its group (see `start_command_with_stderr`), then itself.
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+        // Its group, if it leads one (`tracing_sends`) and was not reaped
+        // (its pid, and so the group's id, cannot be another's yet).
+        if let (Ok(None), Ok(pid)) = (
+            self.child.try_wait(),
+            libc::pid_t::try_from(self.child.id()),
+        ) {
             // SAFETY: a plain kill(2) of a process group; no memory is involved.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
@@ -756,9 +760,6 @@ pub fn start_command(command: Command) -> Running {
 /// [`start_command`] with the program's stderr going to `stderr` (where
 /// it is not piped, [`Running::stderr_lines`] has none).
 pub fn start_command_with_stderr(mut command: Command, stderr: Stdio) -> Running {
-    // A group of its own, killed whole when dropped: a program run under
-    // strace, which a kill of strace leaves running, goes with it.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1186,6 +1187,9 @@ pub fn tracing_sends(inner: &Command, trace: &Path) -> Command {
         "this test needs strace, and ptrace allowed: apt-get install strace (make setup installs it)"
     );
     let mut command = Command::new("strace");
+    // A group of its own, killed whole when the program is dropped: a
+    // kill of strace alone leaves the program it traces running.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     command
         .args([
             "-f",

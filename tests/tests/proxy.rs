@@ -6,9 +6,9 @@
 use edgepoll_tests::upstream::{is_pattern, pattern, Behaviour, NativeUpstream, Nginx};
 use edgepoll_tests::{
     connect, connect_with_a_small_receive_buffer, dated_since, free_port, on_each_runtime,
-    read_response, read_until_closed, refused_port, run_ws_clients, sends_of_responses,
-    start_command, start_program, start_server, tracing_sends, unix_now, wait_until,
-    wait_until_still, wasm, Running, Runtime,
+    on_each_runtime_alone, read_response, read_until_closed, refused_port, run_ws_clients,
+    sends_of_responses, start_command, start_program, start_server, tracing_sends, unix_now,
+    wait_until, wait_until_still, wasm, Running, Runtime,
 };
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1070,12 +1070,12 @@ fn nginx_and_the_echo_server_behind_the_proxy() {
 /// and a gzipped one, chunked, whose last chunk goes with the body's end.
 /// Sent in two, the second send waited for the client's delayed ACK of the
 /// first (Nagle's algorithm, which WasmEdge leaves on): the 70 KB file took
-/// 40 ms more in 24 of 60 requests, the gzipped one in 59 of 60; under
+/// 40 ms more in 23 to 28 of 60 requests, the gzipped one in 59 of 60; under
 /// strace every response went in two sends. The proxy's sends are seen
 /// with strace, on every runtime.
 #[test]
 fn files_from_nginx_leave_the_proxy_in_one_send() {
-    on_each_runtime(|runtime| {
+    on_each_runtime_alone(|runtime| {
         let name = runtime.name();
         let gzip = "gzip on; gzip_proxied any; gzip_types text/plain; gzip_min_length 0;";
         let nginx = Nginx::start(gzip);
@@ -1113,10 +1113,12 @@ fn files_from_nginx_leave_the_proxy_in_one_send() {
         }
         let sends = sends_of_responses(&mut proxy, &trace, 20);
         // The hold is short (1 ms): a step delayed past it (a loaded
-        // machine) may send a response in two. Two such are let pass.
+        // machine, strace) may send a response in two. Four such are let
+        // pass; without the hold, or with the last chunk sent apart from
+        // the end, half of them went in two (and all without both).
         let whole = sends.iter().filter(|sends| sends.len() == 1).count();
         assert!(
-            whole >= 18,
+            whole >= 16,
             "{name}: {whole} of 20 responses left in one send: {sends:?}"
         );
     });
