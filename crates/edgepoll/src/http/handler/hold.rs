@@ -92,11 +92,12 @@ impl Handler {
                 stream: Some(stream),
                 ..
             }) => match (stream.at_front && !stream.ended, &stream.framing) {
-                // A 100 (Continue) waiting to go first: the body of its
-                // request, which may be this response's, comes only once
-                // the client has it.
-                _ if self.output.pending().starts_with(super::CONTINUE) => OutputHold::Send,
-                (true, Outgoing::Length(left)) if *left > 0 => {
+                // Not behind a 100 (Continue) waiting to go first: the body
+                // of its request, which may be this response's, comes only
+                // once the client has it.
+                (true, Outgoing::Length(left))
+                    if *left > 0 && !self.output.pending().starts_with(super::CONTINUE) =>
+                {
                     let whole = (self.output.len() as u64).saturating_add(*left);
                     next_hold(&mut stream.hold, whole > most as u64, hold_for, now)
                 }
