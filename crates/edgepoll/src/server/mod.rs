@@ -138,13 +138,16 @@ pub struct ServerOptions {
     /// # let _ = options;
     /// ```
     pub date: bool,
-    /// How long the head and first pieces of a streamed response with a
-    /// `Content-Length` wait for the rest of its body before they are sent,
-    /// if it is no longer than `body_backlog` (see
-    /// [`Handler::hold_output`](crate::http::Handler::hold_output)). Sent
-    /// apart, the rest waited for the client's delayed acknowledgement of
-    /// the first send, up to 40 ms, as WasmEdge leaves Nagle's algorithm on.
-    /// 1 ms by default; zero sends each piece as it comes.
+    /// How long what a streamed response's body gives waits for its next
+    /// piece before it is sent (see
+    /// [`Handler::hold_output`](crate::http::Handler::hold_output)): held
+    /// while pieces keep coming, at most four times as long, until the body
+    /// ends, or (unless it has a `Content-Length` and fits `body_backlog`
+    /// whole) until 64 KiB wait. Sent as it came, a small send waited
+    /// for the client's delayed acknowledgement of the one before, up to 40
+    /// ms, as WasmEdge leaves Nagle's algorithm on. 2 ms by default (with
+    /// 1 ms, pieces nginx gzips came too far apart under WasmEdge's
+    /// interpreter); zero sends each piece as it comes.
     pub hold_for_body: Duration,
 }
 
@@ -165,7 +168,7 @@ impl Default for ServerOptions {
             body_backlog: 256 * 1024,
             tunnel_idle_timeout: Duration::from_secs(600),
             date: true,
-            hold_for_body: Duration::from_millis(1),
+            hold_for_body: Duration::from_millis(2),
         }
     }
 }

@@ -1,35 +1,68 @@
-//! Holding a streamed response's first bytes back a moment, for the rest
-//! of its body to join them in one send.
+//! Holding a streamed response's output back a moment, for more of its
+//! body to join it in one send.
 //!
 //! Without `TCP_NODELAY`, which WasmEdge gives a guest no way to set, a
-//! second small send waits until the client acknowledges the first, and a
-//! client delays that acknowledgement up to 40 ms (Linux). A response
+//! small send waits until the client acknowledges the small one before it,
+//! and a client delays that acknowledgement up to 40 ms (Linux). A response
 //! whose body comes in pieces (a proxy relaying an upstream's reads) went
-//! out as a head and a first piece, then a small rest that waited so: 70 KB
-//! files from nginx through the proxy took 40 ms more in 23 to 28 of 60
-//! requests on loopback. Held until the body is whole, the response leaves
-//! in one send.
+//! out as a head and a first piece, then a rest that waited so, measured on
+//! loopback through the proxy from nginx: 70 KB files took 40 ms more in 23
+//! to 28 of 60 requests, gzipped (chunked) files of 40 to 400 KB in 34 to
+//! 49 of 60.
 //!
-//! Only a body of known length that fits the backlog is held. Holding a
-//! chunked one's first pieces (a gzipped megabyte nginx sent in 32 KiB
-//! pieces) made its first send a full segment, and the smaller ones after
-//! it then waited on the client's acknowledgements: 62 ms a response where
-//! 20 were usual.
+//! So what a streamed body gives waits while more comes: until the body
+//! ends, or no piece came for `hold_for`, or `4 × hold_for` from the hold's
+//! start. A body of known length that fits the backlog waits for its end,
+//! to leave whole in one send; any other leaves once 64 KiB are held, more
+//! than a full segment on loopback (whose MTU is 64 KiB), which a client
+//! acknowledges at once. Then a long body leaves in such sends and its
+//! end; one still waits now and then (0 to 5 of 60 gzipped downloads of
+//! 400 KB and 1 MB), when its last send, under a segment, follows the small
+//! end of a send before it (a segment and 69 bytes, say).
+//!
+//! Two forms before this one fell short. Holding only a body of known
+//! length, for `hold_for` from its first piece, left the gzipped files
+//! waiting. Holding a chunked body that way as well made a gzipped
+//! megabyte wait at its end in nearly every request (62 ms where 20 were
+//! usual): a hold cut off by time leaves a small send, and the sends after
+//! it fell into step behind it.
 
 use super::{Handler, Waiting};
 use crate::http::body::Outgoing;
 use std::time::{Duration, Instant};
 
+/// Held output goes once it is longer than this: more than a full segment
+/// on loopback, which a client acknowledges at once.
+const SEGMENT: usize = 64 * 1024;
+
+/// How many `hold_for`s a hold lasts at most, while pieces keep coming.
+const MOST_HOLDS: u32 = 4;
+
 /// Where a streamed response stands in holding its output back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) enum Hold {
-    /// Not held yet.
+    /// Not held: the next output may be.
     #[default]
     Open,
-    /// Held until then.
-    Until(Instant),
-    /// Held as long as it may be: what comes now goes as it comes.
-    Spent,
+    /// Sent: what is still pending waits on the socket, not on a hold,
+    /// until the output has gone (see [`Hold::drained`]).
+    Sent,
+    /// Held until `until` (then looked at again), since `since`; `seen`:
+    /// how much output was held when the hold (re)started.
+    Until {
+        until: Instant,
+        since: Instant,
+        seen: usize,
+    },
+}
+
+impl Hold {
+    /// The output had all gone when more came: it may be held again.
+    pub(super) fn drained(&mut self) {
+        if *self == Hold::Sent {
+            *self = Hold::Open;
+        }
+    }
 }
 
 /// Whether the pending output goes now ([`Handler::hold_output`]).
@@ -37,29 +70,28 @@ pub(super) enum Hold {
 pub enum OutputHold {
     /// Send it.
     Send,
-    /// Hold it: the hold began with this call, and ends at this instant,
-    /// when the output is to be looked at again.
+    /// Hold it: the hold began (or was drawn out) with this call, and ends
+    /// at this instant, when the output is to be looked at again.
     Begun(Instant),
     /// Hold it: a hold begun before goes on.
     Held,
 }
 
 impl Handler {
-    /// Whether to send the pending output now, or hold it back a moment:
-    /// while the response going out is streamed with a `Content-Length`
-    /// whose body has not all been given, and could leave whole with the
-    /// output before it in `most` bytes (the body's backlog, say), its head
-    /// and first pieces wait for the rest, for up to `hold_for` from the
-    /// first call that held them. So a body that comes whole soon after
-    /// leaves with its head in one send, rather than as small sends that
-    /// Nagle's algorithm holds until the client's delayed acknowledgement
-    /// (see the module's documentation). Once a response was held as long
-    /// as it may be, the rest of it goes as it comes. Any other output goes
-    /// at once: a longer body (held, its first send would be large, which
-    /// made a paced body's later, smaller sends wait on the client's
-    /// acknowledgements), a chunked one, whose end is not known, and a
+    /// Whether to send the pending output now, or hold it back a moment
+    /// for more of the body of the streamed response going out (see the
+    /// module's documentation). It is held while that body has not all been
+    /// given, until no piece came for `hold_for`, at most `4 × hold_for`: a
+    /// body of known length that could leave whole with the output before
+    /// it in `most` bytes (the body's backlog, say) waits for its end;
+    /// another leaves once 64 KiB are held. So a body that comes in
+    /// quick pieces leaves with its head in one send, or in sends long
+    /// enough to be acknowledged at once, rather than as small sends that
+    /// Nagle's algorithm holds until the client's delayed acknowledgement.
+    /// Any other output goes at once: a whole response, one to HEAD, and a
     /// `100 Continue` waiting to go first (its client sends the body, of
-    /// which this response may be made, only once it has it).
+    /// which this response may be made, only once it has it). A `hold_for`
+    /// of zero holds nothing.
     ///
     /// ```
     /// use edgepoll::http::{Dispatch, Handler, Limits, OutputHold, Reply, Request, RequestId, Response, StatusCode};
@@ -91,37 +123,65 @@ impl Handler {
             Some(Waiting {
                 stream: Some(stream),
                 ..
-            }) => match (stream.at_front && !stream.ended, &stream.framing) {
+            }) if stream.at_front && !stream.ended => {
+                let held = self.output.len();
+                let release_at = match stream.framing {
+                    // All of it given, not yet ended: nothing more to wait
+                    // for.
+                    Outgoing::Length(0) | Outgoing::Discard => return OutputHold::Send,
+                    Outgoing::Length(left) if (held as u64).saturating_add(left) <= most as u64 => {
+                        most
+                    }
+                    _ => SEGMENT,
+                };
                 // Not behind a 100 (Continue) waiting to go first: the body
                 // of its request, which may be this response's, comes only
                 // once the client has it.
-                (true, Outgoing::Length(left))
-                    if *left > 0 && !self.output.pending().starts_with(super::CONTINUE) =>
-                {
-                    let whole = (self.output.len() as u64).saturating_add(*left);
-                    next_hold(&mut stream.hold, whole > most as u64, hold_for, now)
+                if held >= release_at || self.output.pending().starts_with(super::CONTINUE) {
+                    stream.hold = Hold::Sent;
+                    return OutputHold::Send;
                 }
-                _ => OutputHold::Send,
-            },
+                next_hold(&mut stream.hold, held, hold_for, now)
+            }
             _ => OutputHold::Send,
         }
     }
 }
 
-/// Moves `hold` on at `now`; `too_long`: the whole response would not fit
-/// the most that may wait.
+/// Moves `hold` on at `now`, with `held` bytes of output held.
 #[cold]
 #[inline(never)]
-fn next_hold(hold: &mut Hold, too_long: bool, hold_for: Duration, now: Instant) -> OutputHold {
+fn next_hold(hold: &mut Hold, held: usize, hold_for: Duration, now: Instant) -> OutputHold {
+    let gap = crate::timer::bounded(hold_for);
     let (next, said) = match *hold {
-        Hold::Spent => (Hold::Spent, OutputHold::Send),
-        _ if too_long || hold_for.is_zero() => (Hold::Spent, OutputHold::Send),
+        _ if held == 0 => (Hold::Open, OutputHold::Send),
+        Hold::Sent => (Hold::Sent, OutputHold::Send),
+        _ if gap.is_zero() => (Hold::Sent, OutputHold::Send),
         Hold::Open => {
-            let until = now + crate::timer::bounded(hold_for);
-            (Hold::Until(until), OutputHold::Begun(until))
+            let until = now + gap;
+            (
+                Hold::Until {
+                    until,
+                    since: now,
+                    seen: held,
+                },
+                OutputHold::Begun(until),
+            )
         }
-        Hold::Until(until) if now < until => (Hold::Until(until), OutputHold::Held),
-        Hold::Until(_) => (Hold::Spent, OutputHold::Send),
+        Hold::Until { until, .. } if now < until => (*hold, OutputHold::Held),
+        // More came in the last `gap`: wait for the next.
+        Hold::Until { since, seen, .. } if held > seen && now < since + gap * MOST_HOLDS => {
+            let until = now + gap;
+            (
+                Hold::Until {
+                    until,
+                    since,
+                    seen: held,
+                },
+                OutputHold::Begun(until),
+            )
+        }
+        Hold::Until { .. } => (Hold::Sent, OutputHold::Send),
     };
     *hold = next;
     said
@@ -159,71 +219,138 @@ mod tests {
         conn.respond_stream(id, head, length, now).expect("waiting");
     }
 
+    /// Sends what `conn` holds, all of it.
+    fn send_all(conn: &mut Handler, now: Instant) {
+        while !conn.output.is_empty() {
+            let n: usize = conn.pending_output_parts().iter().map(|p| p.len()).sum();
+            conn.consume_output(n, now);
+        }
+    }
+
+    /// How much output `conn` has pending, in all its parts.
+    fn pending(conn: &Handler) -> usize {
+        conn.output.len()
+    }
+
     #[test]
-    fn a_body_of_known_length_is_held_until_its_time_is_up_then_goes_as_it_comes() {
+    fn a_hold_lasts_while_pieces_keep_coming_at_most_four_hold_times() {
         let now = Instant::now();
         let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
-        streamed(&mut conn, ids[0], Some(30), now);
+        streamed(&mut conn, ids[0], Some(1000), now);
         assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Begun(now + MS));
-        conn.send_body(ids[0], Bytes::from_static(b"0123456789"), now)
-            .unwrap();
         let almost = now + MS - Duration::from_nanos(1);
         assert_eq!(conn.hold_output(almost, MS, MOST), OutputHold::Held);
-        assert_eq!(conn.hold_output(now + MS, MS, MOST), OutputHold::Send);
-        // Held once: its later pieces go as they come.
-        conn.consume_output(conn.pending_output().len(), now + MS);
-        conn.send_body(ids[0], Bytes::from_static(b"0123456789"), now + MS)
+        // A piece came in that time: the hold is drawn out, three times.
+        for k in 1..4 {
+            let at = now + MS * k;
+            conn.send_body(ids[0], Bytes::from_static(b"0123456789"), at - MS / 2)
+                .unwrap();
+            assert_eq!(conn.hold_output(at, MS, MOST), OutputHold::Begun(at + MS));
+        }
+        // None came in the last: it goes.
+        assert_eq!(conn.hold_output(now + MS * 4, MS, MOST), OutputHold::Send);
+        send_all(&mut conn, now + MS * 4);
+        // The next piece, the output gone, is held again; pieces that keep
+        // coming hold it no longer than four hold times.
+        let start = now + MS * 5;
+        conn.send_body(ids[0], Bytes::from_static(b"0123456789"), start)
             .unwrap();
-        assert_eq!(conn.hold_output(now + MS, MS, MOST), OutputHold::Send);
+        assert_eq!(
+            conn.hold_output(start, MS, MOST),
+            OutputHold::Begun(start + MS)
+        );
+        for k in 1..=4 {
+            let at = start + MS * k;
+            conn.send_body(ids[0], Bytes::from_static(b"0123456789"), at - MS / 2)
+                .unwrap();
+            let said = conn.hold_output(at, MS, MOST);
+            if k < 4 {
+                assert_eq!(said, OutputHold::Begun(at + MS), "after {k} hold times");
+            } else {
+                assert_eq!(said, OutputHold::Send, "after {k} hold times");
+            }
+        }
     }
 
     #[test]
-    fn a_body_given_whole_or_too_long_to_wait_or_no_hold_time_goes_at_once() {
+    fn a_body_of_known_length_that_fits_leaves_whole_in_one_send() {
         let now = Instant::now();
         let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
-        streamed(&mut conn, ids[0], Some(20), now);
-        conn.send_body(ids[0], Bytes::from(vec![b'x'; 20]), now)
+        let length = 200_000;
+        streamed(&mut conn, ids[0], Some(length), now);
+        // Pieces past 64 KiB are still held: the whole fits the backlog.
+        let mut at = now;
+        for _ in 0..3 {
+            conn.send_body(ids[0], Bytes::from(vec![b'x'; 60_000]), at)
+                .unwrap();
+            assert_ne!(conn.hold_output(at, MS, MOST), OutputHold::Send);
+            at += MS / 2;
+        }
+        conn.send_body(ids[0], Bytes::from(vec![b'x'; 20_000]), at)
             .unwrap();
         // All of it given, not yet ended: nothing more to wait for.
-        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
-        conn.end_body(ids[0], now).unwrap();
-        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
-
-        let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
-        streamed(&mut conn, ids[0], Some(1000), now);
-        conn.send_body(ids[0], Bytes::from(vec![b'x'; 500]), now)
-            .unwrap();
-        assert_eq!(
-            conn.hold_output(now, MS, 1000),
-            OutputHold::Send,
-            "with its head, 1000 would not fit"
-        );
-        conn.send_body(ids[0], Bytes::from(vec![b'x'; 10]), now)
-            .unwrap();
-        assert_eq!(
-            conn.hold_output(now, MS, MOST),
-            OutputHold::Send,
-            "held once"
-        );
-
-        let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
-        streamed(&mut conn, ids[0], Some(1000), now);
-        assert_eq!(
-            conn.hold_output(now, Duration::ZERO, MOST),
-            OutputHold::Send
-        );
+        assert_eq!(conn.hold_output(at, MS, MOST), OutputHold::Send);
+        conn.end_body(ids[0], at).unwrap();
+        assert_eq!(conn.hold_output(at, MS, MOST), OutputHold::Send);
+        assert!(pending(&conn) > length as usize);
     }
 
     #[test]
-    fn only_a_streamed_body_of_known_length_is_held() {
+    fn a_chunked_or_longer_body_leaves_once_64_kib_are_held() {
         let now = Instant::now();
-        // Chunked: its end is not known, so there is nothing to wait for
-        // (server-sent events go as they come).
+        // Chunked, or of a length the backlog (`most`) could not hold whole.
+        let most = 50_000;
+        for length in [None, Some(80_030)] {
+            let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
+            streamed(&mut conn, ids[0], length, now);
+            conn.send_body(ids[0], Bytes::from(vec![b'x'; 40_000]), now)
+                .unwrap();
+            assert_eq!(conn.hold_output(now, MS, most), OutputHold::Begun(now + MS));
+            conn.send_body(ids[0], Bytes::from(vec![b'x'; 40_000]), now)
+                .unwrap();
+            assert_eq!(
+                conn.hold_output(now, MS, most),
+                OutputHold::Send,
+                "{length:?}"
+            );
+            // Sent in part (the socket full): the rest is not held while
+            // more comes behind it.
+            conn.consume_output(10_000, now);
+            conn.send_body(ids[0], Bytes::from(vec![b'x'; 10]), now)
+                .unwrap();
+            assert_eq!(
+                conn.hold_output(now, MS, most),
+                OutputHold::Send,
+                "{length:?}"
+            );
+            // Once all of it has gone, the next piece is held.
+            send_all(&mut conn, now);
+            conn.send_body(ids[0], Bytes::from(vec![b'x'; 10]), now)
+                .unwrap();
+            let said = conn.hold_output(now, MS, most);
+            assert_eq!(said, OutputHold::Begun(now + MS), "{length:?}");
+            // A body that ends, or is all given, goes at once.
+            if length.is_some() {
+                conn.send_body(ids[0], Bytes::from(vec![b'x'; 10]), now)
+                    .unwrap();
+            } else {
+                conn.end_body(ids[0], now).unwrap();
+            }
+            assert_eq!(conn.hold_output(now, MS, most), OutputHold::Send);
+        }
+    }
+
+    #[test]
+    fn no_hold_time_head_or_whole_response_goes_at_once() {
+        let now = Instant::now();
         let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
         streamed(&mut conn, ids[0], None, now);
         conn.send_body(ids[0], Bytes::from_static(b"event"), now)
             .unwrap();
-        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+        assert_eq!(
+            conn.hold_output(now, Duration::ZERO, MOST),
+            OutputHold::Send
+        );
         // To HEAD no body goes.
         let (mut conn, ids) = deferred(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", now);
         streamed(&mut conn, ids[0], Some(10), now);

@@ -124,6 +124,9 @@ impl Handler {
         // Asked before the piece goes in (see `service_output`).
         let quiet = self.output.is_empty();
         let stream = stream_in(&mut self.waiting, id)?;
+        if quiet {
+            stream.hold.drained();
+        }
         if stream.at_front {
             stream
                 .framing

@@ -109,9 +109,10 @@ pub(crate) struct Work {
     /// settled: each is written once, when the work is done (see
     /// [`Core::touch`]).
     pub(crate) touched: Vec<(usize, u64)>,
-    /// Connections (slot, serial) whose output is held back for the rest
-    /// of a body, with when the hold ends, in that order (each hold lasts
-    /// as long): see [`Handler::hold_output`].
+    /// Connections (slot, serial) whose output is held back for more of a
+    /// body, with when the hold is to be looked at again, in that order
+    /// (each is a `hold_for_body` from when it was queued): see
+    /// [`Handler::hold_output`].
     pub(crate) held_output: VecDeque<(usize, u64, Instant)>,
     /// Requests dispatched so far.
     pub(crate) served: u64,
