@@ -1070,7 +1070,8 @@ fn nginx_and_the_echo_server_behind_the_proxy() {
 /// a gzipped one, chunked, whose last chunk goes with the body's end, and a
 /// gzipped 40 KB one that nginx sends in two pieces, held until the second.
 /// A longer gzipped one (200 KB) leaves in sends of 64 KiB or more and its
-/// end, never a small send with more behind it. Sent as they came, a second
+/// end, not a small send with more behind it (one of five may, held past
+/// its time on a loaded machine). Sent as they came, a second
 /// send waited for the client's delayed ACK of a small first one (Nagle's
 /// algorithm, which WasmEdge leaves on): 40 ms in 23 to 28 of 60 requests
 /// for the 70 KB file, 59 of 60 for the gzipped one, 34 to 44 of 60 for the

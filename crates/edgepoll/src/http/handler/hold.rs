@@ -11,8 +11,8 @@
 //! 49 of 60.
 //!
 //! So what a streamed body gives waits while more comes: until the body
-//! ends, or no piece came for `hold_for`, or `4 × hold_for` from the hold's
-//! start. A body of known length that fits the backlog waits for its end,
+//! ends, or a `hold_for` passes with no piece coming, or `4 × hold_for`
+//! from the hold's start. A body of known length that fits the backlog waits for its end,
 //! to leave whole in one send; any other leaves once 64 KiB are held, more
 //! than a full segment on loopback (whose MTU is 64 KiB), which a client
 //! acknowledges at once. Then a long body leaves in such sends and its
@@ -81,7 +81,8 @@ impl Handler {
     /// Whether to send the pending output now, or hold it back a moment
     /// for more of the body of the streamed response going out (see the
     /// module's documentation). It is held while that body has not all been
-    /// given, until no piece came for `hold_for`, at most `4 × hold_for`: a
+    /// given, until a `hold_for` passes with no piece coming, at most
+    /// `4 × hold_for` (so a lone piece waits `hold_for`): a
     /// body of known length that could leave whole with the output before
     /// it in `most` bytes (the body's backlog, say) waits for its end;
     /// another leaves once 64 KiB are held. So a body that comes in
@@ -171,7 +172,7 @@ fn next_hold(hold: &mut Hold, held: usize, hold_for: Duration, now: Instant) -> 
         Hold::Until { until, .. } if now < until => (*hold, OutputHold::Held),
         // More came in the last `gap`: wait for the next.
         Hold::Until { since, seen, .. } if held > seen && now < since + gap * MOST_HOLDS => {
-            let until = now + gap;
+            let until = (now + gap).min(since + gap * MOST_HOLDS);
             (
                 Hold::Until {
                     until,
@@ -419,8 +420,14 @@ mod tests {
         conn.send_body(ids[0], Bytes::from_static(b"abcd"), now + MS)
             .unwrap();
         conn.end_body(ids[0], now + MS).unwrap();
-        // The second is at the front now, and has its own hold.
+        // The second is at the front now, behind the first's end, which is
+        // not held for it.
         let later = now + 2 * MS;
+        assert_eq!(conn.hold_output(later, MS, MOST), OutputHold::Send);
+        // Once that has gone, the second's pieces have a hold of their own.
+        send_all(&mut conn, later);
+        conn.send_body(ids[1], Bytes::from_static(b"ab"), later)
+            .unwrap();
         assert_eq!(
             conn.hold_output(later, MS, MOST),
             OutputHold::Begun(later + MS)

@@ -1,7 +1,7 @@
 //! The output side: responses and pieces queued, the bytes the socket is
 //! given, and what it reports sent.
 
-use super::{Handler, State};
+use super::{Handler, Hold, State};
 use crate::http::output::KEEP_CAPACITY;
 use crate::http::response::KeepAlive;
 use crate::http::{Response, StatusCode};
@@ -154,6 +154,11 @@ impl Handler {
             let keep_alive = if let Some(stream) = &mut front.stream {
                 if !stream.at_front {
                     stream.at_front = true;
+                    if !self.output.is_empty() {
+                        // Behind what goes before it (a response before,
+                        // its 100): that is not to be held for its body.
+                        stream.hold = Hold::Sent;
+                    }
                     self.output.buffer().extend_from_slice(&stream.head);
                     stream.head = Vec::new();
                     for piece in stream.held.take() {
