@@ -296,6 +296,12 @@ mod tests {
         assert!(pending(&conn) > length as usize);
     }
 
+    /// Gives `n` bytes of the body of `id`, and asks whether they go.
+    fn give(conn: &mut Handler, id: RequestId, n: usize, now: Instant, most: usize) -> OutputHold {
+        conn.send_body(id, Bytes::from(vec![b'x'; n]), now).unwrap();
+        conn.hold_output(now, MS, most)
+    }
+
     #[test]
     fn a_chunked_or_longer_body_leaves_once_64_kib_are_held() {
         let now = Instant::now();
@@ -303,41 +309,30 @@ mod tests {
         let most = 50_000;
         for length in [None, Some(80_030)] {
             let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
-            streamed(&mut conn, ids[0], length, now);
-            conn.send_body(ids[0], Bytes::from(vec![b'x'; 40_000]), now)
-                .unwrap();
-            assert_eq!(conn.hold_output(now, MS, most), OutputHold::Begun(now + MS));
-            conn.send_body(ids[0], Bytes::from(vec![b'x'; 40_000]), now)
-                .unwrap();
-            assert_eq!(
-                conn.hold_output(now, MS, most),
-                OutputHold::Send,
-                "{length:?}"
-            );
+            let id = ids[0];
+            streamed(&mut conn, id, length, now);
+            let said = give(&mut conn, id, 40_000, now, most);
+            assert_eq!(said, OutputHold::Begun(now + MS), "{length:?}");
+            let said = give(&mut conn, id, 40_000, now, most);
+            assert_eq!(said, OutputHold::Send, "{length:?}");
             // Sent in part (the socket full): the rest is not held while
             // more comes behind it.
             conn.consume_output(10_000, now);
-            conn.send_body(ids[0], Bytes::from(vec![b'x'; 10]), now)
-                .unwrap();
-            assert_eq!(
-                conn.hold_output(now, MS, most),
-                OutputHold::Send,
-                "{length:?}"
-            );
+            let said = give(&mut conn, id, 10, now, most);
+            assert_eq!(said, OutputHold::Send, "{length:?}");
             // Once all of it has gone, the next piece is held.
             send_all(&mut conn, now);
-            conn.send_body(ids[0], Bytes::from(vec![b'x'; 10]), now)
-                .unwrap();
-            let said = conn.hold_output(now, MS, most);
+            let said = give(&mut conn, id, 10, now, most);
             assert_eq!(said, OutputHold::Begun(now + MS), "{length:?}");
             // A body that ends, or is all given, goes at once.
-            if length.is_some() {
-                conn.send_body(ids[0], Bytes::from(vec![b'x'; 10]), now)
-                    .unwrap();
-            } else {
-                conn.end_body(ids[0], now).unwrap();
-            }
-            assert_eq!(conn.hold_output(now, MS, most), OutputHold::Send);
+            let said = match length {
+                Some(_) => give(&mut conn, id, 10, now, most),
+                None => {
+                    conn.end_body(id, now).unwrap();
+                    conn.hold_output(now, MS, most)
+                }
+            };
+            assert_eq!(said, OutputHold::Send, "{length:?}");
         }
     }
 
