@@ -12,10 +12,10 @@
 //!
 //! So what a streamed body gives waits while more comes: until the body
 //! ends, or a `hold_for` passes with no piece coming, or `4 × hold_for`
-//! from the hold's start. A body of known length that fits the backlog waits for its end,
-//! to leave whole in one send; any other leaves once 64 KiB are held, more
-//! than a full segment on loopback (whose MTU is 64 KiB), which a client
-//! acknowledges at once. Then a long body leaves in such sends and its
+//! from the hold's start. A body of known length that fits the backlog
+//! waits for its end, to leave whole in one send; any other leaves once 64
+//! KiB are held, more than a full segment on loopback (whose MTU is 64
+//! KiB), which a client acknowledges at once. Then a long body leaves in such sends and its
 //! end; one still waits now and then (0 to 5 of 60 gzipped downloads of
 //! 400 KB and 1 MB), when its last send, under a segment, follows the small
 //! end of a send before it (a segment and 69 bytes, say).
@@ -82,17 +82,19 @@ impl Handler {
     /// for more of the body of the streamed response going out (see the
     /// module's documentation). It is held while that body has not all been
     /// given, until a `hold_for` passes with no piece coming, at most
-    /// `4 × hold_for` (so a lone piece waits `hold_for`): a
-    /// body of known length that could leave whole with the output before
-    /// it in `most` bytes (the body's backlog, say) waits for its end;
-    /// another leaves once 64 KiB are held. So a body that comes in
-    /// quick pieces leaves with its head in one send, or in sends long
-    /// enough to be acknowledged at once, rather than as small sends that
-    /// Nagle's algorithm holds until the client's delayed acknowledgement.
-    /// Any other output goes at once: a whole response, one to HEAD, and a
-    /// `100 Continue` waiting to go first (its client sends the body, of
-    /// which this response may be made, only once it has it). A `hold_for`
-    /// of zero holds nothing.
+    /// `4 × hold_for` (so a lone piece waits `hold_for`): a body of known
+    /// length that could leave whole with the output before it in `most`
+    /// bytes (the body's backlog, say) waits for its end; another leaves
+    /// once 64 KiB are held. So a body that comes in quick pieces leaves
+    /// with its head in one send, or in sends long enough to be
+    /// acknowledged at once, rather than as small sends that Nagle's
+    /// algorithm holds until the client's delayed acknowledgement. Any other
+    /// output goes at once: a whole response, one to HEAD, a response that
+    /// came to the front behind output not yet sent (a response before it,
+    /// the socket full) until that output has gone, and a `100 Continue`
+    /// waiting to go first (its client sends the body, of which this
+    /// response may be made, only once it has it). A `hold_for` of zero
+    /// holds nothing.
     ///
     /// ```
     /// use edgepoll::http::{Dispatch, Handler, Limits, OutputHold, Reply, Request, RequestId, Response, StatusCode};

@@ -110,8 +110,9 @@ pub(crate) struct Work {
     /// [`Core::touch`]).
     pub(crate) touched: Vec<(usize, u64)>,
     /// Connections (slot, serial) whose output is held back for more of a
-    /// body, with when the hold is to be looked at again, in that order
-    /// (each is a `hold_for_body` from when it was queued): see
+    /// body, with when the hold is to be looked at again, in the order
+    /// queued (each at most a `hold_for_body` after: one due sooner, at the
+    /// end of a hold's longest time, waits for those before it): see
     /// [`Handler::hold_output`].
     pub(crate) held_output: VecDeque<(usize, u64, Instant)>,
     /// Requests dispatched so far.
