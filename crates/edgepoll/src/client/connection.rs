@@ -480,7 +480,7 @@ mod tests {
             let mut conn = ClientConnection::default();
             conn.start(
                 b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
-                Some(Outgoing::Chunked { open: false }),
+                Some(Outgoing::Chunked),
                 false,
                 true,
                 0,

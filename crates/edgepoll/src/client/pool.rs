@@ -319,7 +319,7 @@ impl Pool {
             exchange.origin.addr.set_ip(first);
         }
         exchange.other_addrs = ordered.take(MAX_OTHER_ADDRS).collect();
-        let chunked = matches!(exchange.body_out, Some(Outgoing::Chunked { .. }));
+        let chunked = matches!(exchange.body_out, Some(Outgoing::Chunked));
         if chunked && !self.http10.is_empty() && self.http10.contains(&exchange.origin) {
             let refused = ClientError::Request(RequestError::LengthRequired);
             return self.fail(exchange.id, refused);
@@ -371,9 +371,8 @@ impl Pool {
     /// it frees.
     #[cold]
     fn refuse_chunked_to(&mut self, origin: &Origin) {
-        let chunked = |ex: &Exchange| {
-            ex.origin == *origin && matches!(ex.body_out, Some(Outgoing::Chunked { .. }))
-        };
+        let chunked =
+            |ex: &Exchange| ex.origin == *origin && matches!(ex.body_out, Some(Outgoing::Chunked));
         for exchange in self.queue.remove_where(chunked) {
             let refused = ClientError::Request(RequestError::LengthRequired);
             self.fail(exchange.id, refused);

@@ -463,7 +463,7 @@ impl ClientRequest {
     pub(crate) fn body_framing(&self) -> Option<Outgoing> {
         match self.rare().streamed? {
             Some(n) => Some(Outgoing::Length(n)),
-            None => Some(Outgoing::Chunked { open: false }),
+            None => Some(Outgoing::Chunked),
         }
     }
 

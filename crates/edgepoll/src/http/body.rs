@@ -88,8 +88,8 @@ impl std::error::Error for BodyError {}
 pub(crate) enum Outgoing {
     /// `Content-Length`: this many bytes still to come.
     Length(u64),
-    /// Chunked; `open` once a chunk went in (its CRLF may still be queued).
-    Chunked { open: bool },
+    /// Chunked.
+    Chunked,
     /// Delimited by closing the connection (an HTTP/1.0 peer, length unknown).
     Close,
     /// Not sent at all: the response to HEAD.
@@ -111,19 +111,13 @@ impl Outgoing {
                 *remaining -= len;
                 out.push_piece(piece);
             }
-            Outgoing::Chunked { open } => {
+            Outgoing::Chunked => {
                 // Each chunk goes whole, its CRLF with it: a reader that
                 // waits for the CRLF (Python's `requests` reading events)
-                // has the chunk now, not with the next piece. A CRLF still
-                // queued goes with the next size line instead.
-                let line = match *open && out.take_last_piece_if(CRLF) {
-                    true => format!("\r\n{:x}\r\n", piece.len()),
-                    false => format!("{:x}\r\n", piece.len()),
-                };
-                out.push_piece(Bytes::from(line.into_bytes()));
+                // has the chunk now, not with the next piece.
+                push_size_line(out.buffer(), piece.len());
                 out.push_piece(piece);
-                out.push_piece(Bytes::from_static(CRLF));
-                *open = true;
+                out.buffer().extend_from_slice(CRLF);
             }
             Outgoing::Close => out.push_piece(piece),
             Outgoing::Discard => {}
@@ -136,17 +130,28 @@ impl Outgoing {
         match self {
             Outgoing::Length(0) | Outgoing::Close | Outgoing::Discard => Ok(()),
             Outgoing::Length(_) => Err(BodyError::TooShort),
-            Outgoing::Chunked { open } => {
-                let end: &'static [u8] = match *open && out.take_last_piece_if(CRLF) {
-                    true => b"\r\n0\r\n\r\n",
-                    false => b"0\r\n\r\n",
-                };
-                out.push_piece(Bytes::from_static(end));
-                *open = false;
+            Outgoing::Chunked => {
+                out.buffer().extend_from_slice(b"0\r\n\r\n");
                 Ok(())
             }
         }
     }
+}
+
+/// Appends a chunk's size line: its length in hex, and CRLF.
+fn push_size_line(out: &mut Vec<u8>, len: usize) {
+    let mut digits = [0u8; 2 * std::mem::size_of::<usize>()];
+    let (mut at, mut left) = (digits.len(), len);
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[left & 15];
+        left >>= 4;
+        if left == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(CRLF);
 }
 
 /// The end of a chunk's data.
@@ -228,6 +233,7 @@ impl Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::output::SHARED_FROM;
 
     fn drain(out: &mut OutputBuffer) -> Vec<u8> {
         let mut sent = Vec::new();
@@ -242,7 +248,7 @@ mod tests {
     #[test]
     fn chunked_pieces_are_framed_and_decode_back_whatever_the_split() {
         let mut out = OutputBuffer::default();
-        let mut framing = Outgoing::Chunked { open: false };
+        let mut framing = Outgoing::Chunked;
         for piece in [&b"hello"[..], b"", b" ", &[b'x'; 300]] {
             framing
                 .push(Bytes::copy_from_slice(piece), &mut out)
@@ -276,7 +282,7 @@ mod tests {
     fn each_chunk_is_whole_on_the_wire_as_soon_as_it_is_queued() {
         let pieces: [&[u8]; 4] = [b"data: 1\n\n", b"\r\n", b"data: 2\n\n", b"x"];
         let mut whole = OutputBuffer::default();
-        let mut framing = Outgoing::Chunked { open: false };
+        let mut framing = Outgoing::Chunked;
         for piece in pieces {
             framing.push(Bytes::from_static(piece), &mut whole).unwrap();
         }
@@ -289,7 +295,7 @@ mod tests {
         // Sends of every size between the pieces, the CRLF cut too.
         for step in 0..=13 {
             let mut out = OutputBuffer::default();
-            let mut framing = Outgoing::Chunked { open: false };
+            let mut framing = Outgoing::Chunked;
             let mut wire = Vec::new();
             for piece in pieces {
                 framing.push(Bytes::from_static(piece), &mut out).unwrap();
@@ -308,37 +314,34 @@ mod tests {
         }
     }
 
-    /// A chunk sent alone leaves in one send of three parts (size line,
-    /// data, CRLF), not with its CRLF in a second, small send that Nagle's
-    /// algorithm may hold back; a chunk queued behind it joins its size
-    /// line to that CRLF. A head, three chunks and the body's end fit one
-    /// send: with three parts a send, the end of a response given whole
-    /// (a proxy's, of a small chunked upstream response) went apart, and
-    /// waited 40 ms for the client's delayed ACK.
+    /// A chunk leaves whole in one send, its size line and CRLF with it,
+    /// not its CRLF in a second, small send that Nagle's algorithm may hold
+    /// back. Short pieces are copied, so that a head, its chunks and the
+    /// body's end are one part (in parts, the end of a response given whole
+    /// went apart, and waited 40 ms for the client's delayed ACK); a long
+    /// piece is a part of its own, and the next size line joins its CRLF.
     #[test]
-    fn a_head_three_chunks_and_the_end_go_in_one_send() {
+    fn chunks_go_whole_and_short_ones_in_one_part() {
         let mut out = OutputBuffer::default();
-        let mut framing = Outgoing::Chunked { open: false };
-        framing
-            .push(Bytes::from_static(b"hello "), &mut out)
-            .unwrap();
-        let parts: [&[u8]; 4] = [b"6\r\n", b"hello ", b"\r\n", b""];
-        assert_eq!(out.pending_parts()[..4], parts);
-        framing.push(Bytes::from_static(b"hi"), &mut out).unwrap();
-        let parts: [&[u8]; 4] = [b"6\r\n", b"hello ", b"\r\n2\r\n", b"hi"];
-        assert_eq!(out.pending_parts()[..4], parts);
-        assert_eq!(drain(&mut out), b"6\r\nhello \r\n2\r\nhi\r\n");
-
-        let mut out = OutputBuffer::default();
-        let mut framing = Outgoing::Chunked { open: false };
+        let mut framing = Outgoing::Chunked;
         out.buffer().extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
         for piece in ["a", "bc", "def"] {
             framing.push(Bytes::from(piece), &mut out).unwrap();
         }
         framing.finish(&mut out).unwrap();
         let whole = b"HTTP/1.1 200 OK\r\n\r\n1\r\na\r\n2\r\nbc\r\n3\r\ndef\r\n0\r\n\r\n";
-        assert_eq!(out.pending_parts().concat(), whole, "all in one send");
+        assert_eq!(out.lone(), Some(&whole[..]), "all in one part");
         assert_eq!(drain(&mut out), whole);
+
+        let long = Bytes::from(vec![b'x'; SHARED_FROM]);
+        let mut out = OutputBuffer::default();
+        framing.push(long.clone(), &mut out).unwrap();
+        let parts: [&[u8]; 4] = [b"4000\r\n", &long, b"\r\n", b""];
+        assert_eq!(out.pending_parts()[..4], parts);
+        framing.push(Bytes::from_static(b"hi"), &mut out).unwrap();
+        framing.finish(&mut out).unwrap();
+        let parts: [&[u8]; 4] = [b"4000\r\n", &long, b"\r\n2\r\nhi\r\n0\r\n\r\n", b""];
+        assert_eq!(out.pending_parts()[..4], parts);
     }
 
     #[test]

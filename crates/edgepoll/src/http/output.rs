@@ -16,18 +16,26 @@ use std::ops::Range;
 /// (a big response or body) is freed once it is done with.
 pub(crate) const KEEP_CAPACITY: usize = 16 * 1024;
 
-/// The most parts one send hands over (`net::send_vectored`): enough for a
-/// response's head, three chunks of a streamed body (each a size line,
-/// its data, and its CRLF joined to the next size line) and the body's
-/// end, so that such a response leaves in one send. (Sent in two, the
-/// second would wait for the client's delayed acknowledgement of the
-/// first: WasmEdge leaves Nagle's algorithm on.)
+/// The most parts one send hands over (`net::send_vectored`). Output
+/// left for a second send would wait for the client's delayed
+/// acknowledgement of the first, if that was under a full segment
+/// (WasmEdge leaves Nagle's algorithm on): so only pieces of a streamed
+/// body of [`SHARED_FROM`] bytes or more are parts of their own, and all
+/// between them is one part. A send cut short by this limit has taken
+/// four such pieces, 64 KiB, more than a segment on loopback, which the
+/// client acknowledges at once.
 ///
 /// ```
 /// // What `Handler::pending_output_parts` gives at most.
 /// assert_eq!(edgepoll::http::MAX_SEND_PARTS, 8);
 /// ```
 pub const MAX_SEND_PARTS: usize = 8;
+
+/// Pieces of a streamed body this long or longer are sent from where
+/// they are; shorter ones are copied behind the output (see
+/// [`MAX_SEND_PARTS`]). Pipelined responses of small bodies, each a head
+/// and a piece, went out in sends of four, and the second waited 40 ms.
+pub(crate) const SHARED_FROM: usize = 16 * 1024;
 
 /// What is to be sent next, in parts for one vectored send, in order. The
 /// send skips empty parts; when the second is empty, so is every one after
@@ -152,9 +160,20 @@ impl OutputBuffer {
         self.lent.is_some() || self.tail.is_some()
     }
 
-    /// Queues a piece of a streamed body behind everything pending, without
-    /// copying it.
+    /// Queues a piece of a streamed body behind everything pending: by
+    /// reference if it is [`SHARED_FROM`] bytes or more, else copied, so
+    /// that a send's [`MAX_SEND_PARTS`] seldom cut the output short (see
+    /// there).
     pub(crate) fn push_piece(&mut self, piece: Bytes) {
+        match piece.len() < SHARED_FROM {
+            true => self.buffer().extend_from_slice(&piece),
+            false => self.push_shared(piece),
+        }
+    }
+
+    /// Queues `piece` behind everything pending, by reference whatever its
+    /// length (a WebSocket message shared by the queues it goes to).
+    pub(crate) fn push_shared(&mut self, piece: Bytes) {
         if piece.is_empty() {
             return;
         }
@@ -169,30 +188,6 @@ impl OutputBuffer {
             tail.pieces.push_back(after);
             tail.pieces.push_back(piece);
         }
-    }
-
-    /// Takes back the last streamed piece if it holds `bytes` and nothing
-    /// is queued behind it; whether it did. (A piece partly sent holds
-    /// only its rest: a caller asks for what a whole piece of its own
-    /// holds, which no rest of another piece of its own can match.)
-    pub(crate) fn take_last_piece_if(&mut self, bytes: &[u8]) -> bool {
-        let Some(tail) = &mut self.tail else {
-            return false;
-        };
-        if !tail.after.is_empty() || tail.pieces.back().is_none_or(|last| last[..] != *bytes) {
-            return false;
-        }
-        tail.pieces.pop_back();
-        tail.queued -= bytes.len();
-        if tail.pieces.is_empty() {
-            self.tail = None;
-        }
-        true
-    }
-
-    /// Bytes of streamed pieces not yet sent (a sink's backlog).
-    pub(crate) fn queued_pieces(&self) -> usize {
-        self.tail.as_ref().map_or(0, |tail| tail.queued)
     }
 
     /// The tail, made if need be; a lent body becomes its first pieces.
@@ -364,17 +359,20 @@ mod tests {
 
     #[test]
     fn streamed_pieces_go_out_in_order_with_what_came_before_and_after() {
+        let (one, two) = (vec![b'1'; SHARED_FROM], vec![b'2'; SHARED_FROM + 1]);
         let mut out = OutputBuffer::default();
         out.buffer().extend_from_slice(b"head:");
         out.lend(b"..LENT..".to_vec(), 2..6);
         out.buffer().extend_from_slice(b":mid:");
-        out.push_piece(Bytes::from_static(b"one"));
-        out.push_piece(Bytes::from_static(b"two"));
+        out.push_piece(Bytes::from(one.clone()));
+        out.push_piece(Bytes::from_static(b"small"));
+        out.push_piece(Bytes::from(two.clone()));
         out.buffer().extend_from_slice(b":end");
         out.push_piece(Bytes::from_static(b"!"));
-        assert_eq!(out.len(), 25);
+        let expected = [&b"head:LENT:mid:"[..], &one, b"small", &two, b":end!"].concat();
+        assert_eq!(out.len(), expected.len());
         let mut sent = Vec::new();
-        for step in [2, 7, 1, 3, 100].into_iter().cycle() {
+        for step in [2, 7, 1, 3, 20_000, 100_000].into_iter().cycle() {
             if out.is_empty() {
                 break;
             }
@@ -383,10 +381,9 @@ mod tests {
             sent.extend_from_slice(&both[..n]);
             // What `consume` says is what `is_empty` says.
             let all_sent = out.consume(n);
-            assert_eq!(all_sent, out.is_empty(), "{sent:?}");
+            assert_eq!(all_sent, out.is_empty(), "{} sent", sent.len());
         }
-        assert_eq!(sent, b"head:LENT:mid:onetwo:end!");
-        assert_eq!(out.queued_pieces(), 0);
+        assert!(sent == expected);
         assert!(!out.has_lent_body());
         // The connection's own buffer outlives the pieces, for the next
         // response.
@@ -394,18 +391,47 @@ mod tests {
     }
 
     #[test]
-    fn output_is_one_part_unless_a_body_is_lent_or_streamed_behind_it() {
+    fn output_is_one_part_unless_a_long_body_is_lent_or_streamed_behind_it() {
         let mut out = OutputBuffer::default();
         out.buffer().extend_from_slice(b"head");
         assert_eq!(out.lone(), Some(&b"head"[..]));
         assert_eq!(out.pending_parts(), one_part(b"head"));
+        // A short piece is copied behind it.
         out.push_piece(Bytes::from_static(b"piece"));
+        assert_eq!(out.lone(), Some(&b"headpiece"[..]));
+        let long = Bytes::from(vec![b'x'; SHARED_FROM]);
+        out.push_piece(long.clone());
         assert_eq!(out.lone(), None);
-        assert_eq!(out.pending_parts()[..3], [&b"head"[..], b"piece", b""]);
+        assert_eq!(out.pending_parts()[..3], [&b"headpiece"[..], &long, b""]);
         let mut out = OutputBuffer::default();
         out.lend(b"xBODYx".to_vec(), 1..5);
         assert_eq!(out.lone(), None);
         assert_eq!(out.pending_parts()[..2], [&b""[..], b"BODY"]);
+    }
+
+    /// A send takes at most `MAX_SEND_PARTS` parts: pipelined responses
+    /// of short bodies are one part, and when the parts run past a send it
+    /// has taken at least 64 KiB, more than a segment on loopback (a
+    /// second send after less would wait for the first's delayed ACK).
+    #[test]
+    fn a_send_cut_short_by_its_parts_takes_64_kib() {
+        let mut out = OutputBuffer::default();
+        for _ in 0..16 {
+            out.buffer()
+                .extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n");
+            out.push_piece(Bytes::from(vec![b'x'; 2000]));
+        }
+        assert!(out.lone().is_some(), "one part");
+        for size in [SHARED_FROM, SHARED_FROM * 3] {
+            let mut out = OutputBuffer::default();
+            for _ in 0..16 {
+                out.buffer().extend_from_slice(b"head");
+                out.push_piece(Bytes::from(vec![b'x'; size]));
+            }
+            let parts = out.pending_parts();
+            assert!(parts.iter().all(|p| !p.is_empty()), "a full send");
+            assert!(parts.iter().map(|p| p.len()).sum::<usize>() >= 64 * 1024);
+        }
     }
 
     #[test]

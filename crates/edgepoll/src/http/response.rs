@@ -356,7 +356,7 @@ impl<'a> Response<'a> {
             (true, None) if head_only => Outgoing::Discard,
             (true, None) if chunked_ok => {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-                Outgoing::Chunked { open: false }
+                Outgoing::Chunked
             }
             (true, None) => {
                 // Without chunked coding, only the close can end the body.

@@ -830,7 +830,7 @@ impl WebSocket {
             self.restart_send_clock(now);
         }
         match shared {
-            Some(shared) => self.output.push_piece(shared.clone()),
+            Some(shared) => self.output.push_shared(shared.clone()),
             None => self.output.buffer().extend_from_slice(frames),
         }
         true

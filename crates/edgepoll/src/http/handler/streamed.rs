@@ -237,10 +237,11 @@ impl Handler {
         Ok(())
     }
 
-    /// Bytes of the streamed response to `id` queued and not yet sent, and
-    /// for a response pipelined behind others, the streamed bytes queued
-    /// ahead of it on the connection too: what a service that produces a
-    /// body watches to stay within its memory, which is then one budget per
+    /// Bytes queued on the connection and not yet sent, up to the streamed
+    /// response to `id`: the output (its own head and pieces, or what goes
+    /// before it), and for a response pipelined behind others the pieces
+    /// held for those ahead of it too. What a service that produces a body
+    /// watches to stay within its memory, which is then one budget per
     /// connection, not one per response waiting there.
     ///
     /// ```
@@ -263,8 +264,8 @@ impl Handler {
     /// assert!(conn.body_backlog(id) >= 4096); // produce more once this goes down
     /// ```
     pub fn body_backlog(&self, id: RequestId) -> usize {
-        // The pieces of streamed responses queued behind the one going
-        // out, ahead of this one: none of it can leave before them.
+        // The pieces of streamed responses queued behind the output, ahead
+        // of this one: none of it can leave before them.
         let mut ahead = 0;
         for waiting in &self.waiting {
             let held = match &waiting.stream {
@@ -275,7 +276,7 @@ impl Handler {
                 return match &waiting.stream {
                     // To HEAD nothing is queued, whatever else the output holds.
                     Some(stream) if stream.framing != Outgoing::Discard => {
-                        self.output.queued_pieces() + ahead + held
+                        self.output.len() + ahead + held
                     }
                     _ => 0,
                 };
