@@ -139,15 +139,15 @@ pub struct ServerOptions {
     /// ```
     pub date: bool,
     /// How long what a streamed response's body gives waits for its next piece
-    /// before it is sent (see
-    /// [`Handler::hold_output`](crate::http::Handler::hold_output)): held while
-    /// pieces keep coming, at most four times as long, or until the body ends,
-    /// or (unless it has a `Content-Length` and fits `body_backlog` whole)
-    /// until 64 KiB wait. Sent as it came, a small send waited for the client's
-    /// delayed acknowledgement of the one before, up to 40 ms, as WasmEdge
-    /// leaves Nagle's algorithm on. 2 ms by default (with 1 ms, pieces nginx
-    /// gzips came too far apart under WasmEdge's interpreter); zero sends each
-    /// piece as it comes.
+    /// before it is sent, and a pipelined request's answer for the next one's
+    /// (see [`Handler::hold_output`](crate::http::Handler::hold_output)): held
+    /// while more keeps coming, at most four times as long, or until the body
+    /// ends, or (unless it has a `Content-Length` and fits `body_backlog`
+    /// whole) until 64 KiB wait. Sent as it came, a small send waited for the
+    /// client's delayed acknowledgement of the one before, up to 40 ms, as
+    /// WasmEdge leaves Nagle's algorithm on. 2 ms by default (with 1 ms, pieces
+    /// nginx gzips came too far apart under WasmEdge's interpreter); zero sends
+    /// each piece and each answer as it comes.
     pub hold_for_body: Duration,
 }
 

@@ -272,6 +272,9 @@ pub struct Handler {
     /// Bytes of the streamed body read since its whole response was given
     /// (see [`Limits::max_body_after_response`]).
     after_response: u64,
+    /// The output held back for more to join it (see
+    /// [`Handler::hold_output`]).
+    hold: Hold,
 }
 
 /// A response slot behind a deferred response.
@@ -358,9 +361,6 @@ struct Streamed {
     /// queued before keep their framing.
     cut: bool,
     at_front: bool,
-    /// Its output held back for the rest of its body (see
-    /// [`Handler::hold_output`]).
-    hold: Hold,
 }
 
 /// Why a piece of a streamed response was not taken.
@@ -489,6 +489,7 @@ impl Handler {
             broken_body: None,
             body_paused: None,
             after_response: 0,
+            hold: Hold::Open,
         }
     }
 

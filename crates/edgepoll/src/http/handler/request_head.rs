@@ -1,7 +1,7 @@
 //! A request's head: parsed and checked (RFC 9112 §3 and §6), its body's
 //! framing decided, and `100 Continue` answered.
 
-use super::{declared_length, Framing, Handler, Head, Refusal, State, CONTINUE, MAX_HEADERS};
+use super::{declared_length, Framing, Handler, Head, Hold, Refusal, State, CONTINUE, MAX_HEADERS};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::framing::{BodyFraming, FieldSummary, FramingError};
 use crate::http::head::{HeadError, MAX_METHOD_BYTES};
@@ -196,7 +196,7 @@ impl Handler {
         if let State::Body(head) = &mut self.state {
             if std::mem::take(&mut head.expect_continue) {
                 // Ask for the body now instead of letting the client wait for it.
-                self.output.buffer().extend_from_slice(CONTINUE);
+                self.send_continue();
             }
         }
     }
@@ -213,9 +213,17 @@ impl Handler {
         {
             if *id == front && self.input.is_empty() {
                 *owed = false;
-                self.output.buffer().extend_from_slice(CONTINUE);
+                self.send_continue();
             }
         }
+    }
+
+    /// Queues a 100 (Continue), which goes at once with what is before it:
+    /// the client sends the body, of which the response may be made, only
+    /// once it has it (see [`Handler::hold_output`]).
+    fn send_continue(&mut self) {
+        self.output.buffer().extend_from_slice(CONTINUE);
+        self.hold = Hold::Sent;
     }
 
     /// Whether the request whose head was just parsed is a CONNECT.

@@ -31,9 +31,10 @@ impl Handler {
     /// The first parts of the pending output, in order, up to
     /// [`MAX_SEND_PARTS`](crate::http::MAX_SEND_PARTS) (all but the first
     /// empty unless a large body waits behind its head, which may be all
-    /// sent, or a streamed body's pieces do, each chunk framed around its
-    /// data), for one vectored send: a head, or a chunk's CRLF, or a body's
-    /// end, sent apart would wait on Nagle's algorithm.
+    /// sent, or a streamed body's pieces of 16 KiB or more do, each chunk
+    /// framed around its data; shorter ones are copied into the parts
+    /// around them), for one vectored send: a head, or a chunk's CRLF, or a
+    /// body's end, sent apart would wait on Nagle's algorithm.
     /// Report what was sent with [`consume_output`](Self::consume_output).
     ///
     /// ```
@@ -73,8 +74,12 @@ impl Handler {
     /// grew without end).
     #[inline]
     pub(super) fn service_output(&mut self, now: Instant) {
-        if self.output.is_empty() && !self.body_coming() {
-            self.restart_clock(now);
+        if self.output.is_empty() {
+            // What was held or sent before has all gone: this may be held.
+            self.hold = Hold::Open;
+            if !self.body_coming() {
+                self.restart_clock(now);
+            }
         }
     }
 
@@ -154,11 +159,6 @@ impl Handler {
             let keep_alive = if let Some(stream) = &mut front.stream {
                 if !stream.at_front {
                     stream.at_front = true;
-                    if !self.output.is_empty() {
-                        // Behind what goes before it (a response before,
-                        // its 100): that is not to be held for its body.
-                        stream.hold = Hold::Sent;
-                    }
                     self.output.buffer().extend_from_slice(&stream.head);
                     stream.head = Vec::new();
                     for piece in stream.held.take() {

@@ -86,7 +86,6 @@ impl Handler {
             ended: refused,
             cut: false,
             at_front,
-            hold: Hold::Open,
         }));
         self.flush_ready();
         Ok(())
@@ -125,7 +124,7 @@ impl Handler {
         let quiet = self.output.is_empty();
         let stream = stream_in(&mut self.waiting, id)?;
         if quiet {
-            stream.hold.drained();
+            self.hold = Hold::Open;
         }
         if stream.at_front {
             stream
