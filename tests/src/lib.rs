@@ -1216,11 +1216,7 @@ pub fn tracing_sends(inner: &Command, trace: &Path) -> Command {
 /// [`tracing_sends`] to exit once it served them (`--exit-after`), from
 /// its trace: once it exits, strace has written the trace whole.
 pub fn sends_of_responses(program: &mut Running, trace: &Path, served: usize) -> Vec<Vec<usize>> {
-    let ended = wait_until(Duration::from_secs(30), || !program.is_alive());
-    assert!(ended, "the program did not exit after {served} requests");
-    let _ = program.stderr_to_end(Duration::from_secs(10));
-    let written = std::fs::read_to_string(trace).unwrap_or_default();
-    let _ = std::fs::remove_file(trace);
+    let written = finished_trace(program, trace, served);
     let sends = response_sends(&written);
     assert_eq!(
         sends.len(),
@@ -1228,6 +1224,17 @@ pub fn sends_of_responses(program: &mut Running, trace: &Path, served: usize) ->
         "the sends of {served} responses: {written}"
     );
     sends
+}
+
+/// The trace [`tracing_sends`] wrote of `program`, once it has exited
+/// after `served` requests (`--exit-after`).
+pub fn finished_trace(program: &mut Running, trace: &Path, served: usize) -> String {
+    let ended = wait_until(Duration::from_secs(30), || !program.is_alive());
+    assert!(ended, "the program did not exit after {served} requests");
+    let _ = program.stderr_to_end(Duration::from_secs(10));
+    let written = std::fs::read_to_string(trace).unwrap_or_default();
+    let _ = std::fs::remove_file(trace);
+    written
 }
 
 /// The sends of each `200` response in a trace of [`tracing_sends`], in
