@@ -20,10 +20,11 @@ pub(crate) const KEEP_CAPACITY: usize = 16 * 1024;
 /// left for a second send would wait for the client's delayed
 /// acknowledgement of the first, if that was under a full segment
 /// (WasmEdge leaves Nagle's algorithm on): so only pieces of a streamed
-/// body of [`SHARED_FROM`] bytes or more are parts of their own, and all
-/// between them is one part. A send cut short by this limit has taken
-/// four such pieces, 64 KiB, more than a segment on loopback, which the
-/// client acknowledges at once.
+/// body of 16 KiB or more are parts of their own (and a large body lent,
+/// and WebSocket messages shared by many queues), and all between them is
+/// one part. A response's send cut short by this limit
+/// has nearly always taken four such pieces, 64 KiB, more than a segment
+/// on loopback, which the client acknowledges at once.
 ///
 /// ```
 /// // What `Handler::pending_output_parts` gives at most.

@@ -35,10 +35,11 @@
 //! took 0.3. So output also waits while the next request's answer is owed,
 //! by the same rules (any body leaves once 64 KiB are held).
 //!
-//! Output a send has taken in part (the socket full) is not held again
-//! until it has all gone, nor is a `100 Continue`, with what is before it:
-//! its client sends the body, of which the owed answer may be made, only
-//! once it has it.
+//! Output a hold released is not held again until it has all gone (the
+//! socket may be full), nor is a `100 Continue` or a `103 Early Hints`,
+//! with what is before it: a client sends the body, of which the owed
+//! answer may be made, only once it has the 100, and a hint is worth
+//! something only before the answer.
 
 use super::Handler;
 use crate::http::body::Outgoing;
@@ -58,8 +59,8 @@ pub(super) enum Hold {
     #[default]
     Open,
     /// Sent: what is still pending waits on the socket, not on a hold,
-    /// until the output has all gone (`Handler::consume_output`), or
-    /// a `100 Continue` is to go with it.
+    /// until the service gives output once it has all gone (a hold
+    /// released, or a 100 or 103 to go with it).
     Sent,
     /// Held until `until` (then looked at again), since `since`; `seen`:
     /// how much output was held when the hold (re)started.
@@ -96,10 +97,12 @@ impl Handler {
     /// enough to be acknowledged at once, rather than as small sends that
     /// Nagle's algorithm holds until the client's delayed acknowledgement.
     /// Any other output goes at once: a whole response with no request
-    /// after it, one to HEAD, output a send took in part (the socket full)
-    /// until it has all gone, and a `100 Continue` with what is before it
-    /// (its client sends the body, of which the owed response may be made,
-    /// only once it has it). A `hold_for` of zero holds nothing.
+    /// after it, one to HEAD, output a hold released until it has all gone
+    /// (the socket may be full), and a `100 Continue` or `103 Early Hints`
+    /// with what is before it (a client sends the body, of which the owed
+    /// response may be made, only once it has the 100; a hint is worth
+    /// something only before the answer). A `hold_for` of zero holds
+    /// nothing.
     ///
     /// ```
     /// use edgepoll::http::{Dispatch, Handler, Limits, OutputHold, Reply, Request, RequestId, Response, StatusCode};
@@ -505,6 +508,13 @@ mod tests {
         assert_eq!(later.0.len(), 2);
         let sent = conn.pending_output_parts().concat();
         assert!(sent.ends_with(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+
+        // A 103 goes at once too: a hint is worth something only before
+        // the answer it comes ahead of.
+        let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
+        let hint = Response::new(StatusCode::EARLY_HINTS);
+        assert_eq!(conn.respond_interim(ids[0], &hint, now), Ok(true));
         assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
     }
 }

@@ -110,7 +110,7 @@ impl Handler {
     /// let id = later.0[0];
     /// conn.respond_stream(id, Response::new(StatusCode::OK), Some(10), now).unwrap();
     /// for piece in ["hello", "world"] {
-    ///     conn.send_body(id, piece.into(), now).unwrap(); // a `bytes::Bytes`, shared, not copied
+    ///     conn.send_body(id, piece.into(), now).unwrap(); // a `bytes::Bytes` (shared from 16 KiB, copied under)
     /// }
     /// conn.end_body(id, now).unwrap();
     /// ```
