@@ -1064,6 +1064,21 @@ fn nginx_and_the_echo_server_behind_the_proxy() {
     });
 }
 
+/// The proxy in front of `nginx` under strace ([`tracing_sends`]), to exit
+/// after `requests`; and where its trace goes.
+fn traced_proxy(
+    runtime: &Runtime,
+    nginx: &Nginx,
+    requests: usize,
+) -> (Running, std::path::PathBuf) {
+    let trace = edgepoll_tests::unique_temp_path("proxy-sends");
+    let mut command = tracing_sends(&runtime.command(&wasm("proxy")), &trace);
+    let upstream = nginx.url();
+    command.args(["--listen", "127.0.0.1:0", "--upstream", &upstream]);
+    command.args(["--exit-after", &requests.to_string()]);
+    (start_command(command), trace)
+}
+
 /// A response nginx sends as a head and then its body leaves the proxy in
 /// one send, as it comes from nginx alone: a 70 KB file, whose pieces the
 /// proxy holds back until the body is whole (`ServerOptions::hold_for_body`),
@@ -1101,12 +1116,7 @@ fn files_from_nginx_leave_the_proxy_in_one_send() {
             let bytes: Vec<u8> = (0..size).map(|_| random()).collect();
             std::fs::write(nginx.root.join(file), bytes).expect("write a file at random");
         }
-        let trace = edgepoll_tests::unique_temp_path("proxy-sends");
-        let mut command = tracing_sends(&runtime.command(&wasm("proxy")), &trace);
-        let upstream = nginx.url();
-        command.args(["--listen", "127.0.0.1:0", "--upstream", &upstream]);
-        command.args(["--exit-after", "35"]);
-        let mut proxy = start_command(command);
+        let (mut proxy, trace) = traced_proxy(runtime, &nginx, 35);
         let mut stream = connect(proxy.addr);
         let zipped = |stream: &mut std::net::TcpStream, path: &str| {
             let ask = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
@@ -1170,12 +1180,7 @@ fn pipelined_answers_leave_the_proxy_together() {
         let nginx = Nginx::start("");
         let file: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(nginx.root.join("p2k"), &file).expect("write p2k");
-        let trace = edgepoll_tests::unique_temp_path("proxy-pipelined");
-        let mut command = tracing_sends(&runtime.command(&wasm("proxy")), &trace);
-        let upstream = nginx.url();
-        command.args(["--listen", "127.0.0.1:0", "--upstream", &upstream]);
-        command.args(["--exit-after", "80"]);
-        let mut proxy = start_command(command);
+        let (mut proxy, trace) = traced_proxy(runtime, &nginx, 80);
         let mut stream = connect(proxy.addr);
         let burst = "GET /p2k HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8);
         for _ in 0..10 {
