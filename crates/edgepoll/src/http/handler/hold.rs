@@ -59,8 +59,8 @@ pub(super) enum Hold {
     #[default]
     Open,
     /// Sent: what is still pending waits on the socket, not on a hold,
-    /// until the service gives output once it has all gone (a hold
-    /// released, or a 100 or 103 to go with it).
+    /// until it has all gone (a hold released, or a 100 or 103 to go with
+    /// it); then the hold is open again.
     Sent,
     /// Held until `until` (then looked at again), since `since`; `seen`:
     /// how much output was held when the hold (re)started.
@@ -477,6 +477,68 @@ mod tests {
         conn.respond(ids[5], ok(), now + MS * 5).unwrap();
         let said = conn.hold_output(now + MS * 5, MS, MOST);
         assert_eq!(said, OutputHold::Begun(now + MS * 6));
+    }
+
+    /// Answers `/now` at once, defers the rest.
+    #[derive(Default)]
+    struct NowOrLater(Vec<RequestId>);
+
+    impl Dispatch for NowOrLater {
+        fn dispatch<'a>(&mut self, request: &Request<'a>, id: RequestId) -> Reply<'a> {
+            match request.path() {
+                "/now" => Reply::Now(Response::new(StatusCode::OK).body("now")),
+                _ => {
+                    self.0.push(id);
+                    Reply::Later
+                }
+            }
+        }
+    }
+
+    /// A burst that starts with an answer given at once, after a hold was
+    /// released with more output to come behind it: the hold is open again
+    /// once what it released has gone, so that answer waits for the
+    /// deferred one after it.
+    #[test]
+    fn an_answer_given_at_once_waits_again_once_a_released_hold_has_gone() {
+        let now = Instant::now();
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), NowOrLater::default());
+        conn.receive(
+            &b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n".repeat(3),
+            now,
+            &mut service,
+        );
+        let long = vec![b'x'; 40_000];
+        for id in &service.0[..2] {
+            conn.respond(*id, Response::new(StatusCode::OK).body(&long[..]), now)
+                .unwrap();
+        }
+        // 64 KiB held: released. The socket takes part; the last comes.
+        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+        conn.consume_output(1000, now);
+        conn.respond(
+            service.0[2],
+            Response::new(StatusCode::OK).body(&long[..]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+        send_all(&mut conn, now);
+        // The next burst: its first answer, given at once, waits.
+        let burst = b"GET /now HTTP/1.1\r\nHost: x\r\n\r\nGET /later HTTP/1.1\r\nHost: x\r\n\r\n";
+        let at = now + MS;
+        conn.receive(burst, at, &mut service);
+        assert_eq!(conn.hold_output(at, MS, MOST), OutputHold::Begun(at + MS));
+        conn.respond(
+            service.0[3],
+            Response::new(StatusCode::OK).body("later"),
+            at,
+        )
+        .unwrap();
+        assert_eq!(conn.hold_output(at, MS, MOST), OutputHold::Send);
+        let sent = conn.pending_output_parts();
+        assert!(sent[0].ends_with(b"\r\n\r\nlater"), "{:?}", sent[0]);
+        assert_eq!(sent[1], b"");
     }
 
     /// Pipelined answers held: once 64 KiB wait they go, and a 100

@@ -74,12 +74,8 @@ impl Handler {
     /// grew without end).
     #[inline]
     pub(super) fn service_output(&mut self, now: Instant) {
-        if self.output.is_empty() {
-            // What was held or sent before has all gone: this may be held.
-            self.hold = Hold::Open;
-            if !self.body_coming() {
-                self.restart_clock(now);
-            }
+        if self.output.is_empty() && !self.body_coming() {
+            self.restart_clock(now);
         }
     }
 
@@ -102,9 +98,13 @@ impl Handler {
         let all_sent = self.output.consume(n);
         // All sent (nearly every write) is progress; taken in driblets (the
         // client reading that little), output counts once enough has gone.
+        // What a hold released has all gone: the next output may be held.
         if n > 0 {
             match all_sent && matches!(self.state, State::Idle) {
-                true => self.restart_clock(now),
+                true => {
+                    self.hold = Hold::Open;
+                    self.restart_clock(now)
+                }
                 false => self.moved_out(n, all_sent, now),
             }
         }
@@ -115,6 +115,9 @@ impl Handler {
     #[cold]
     #[inline(never)]
     fn moved_out(&mut self, n: usize, all_sent: bool, now: Instant) {
+        if all_sent {
+            self.hold = Hold::Open;
+        }
         // While a body comes, its bytes alone count.
         if self.body_coming() {
             return;

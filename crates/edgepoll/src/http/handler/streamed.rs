@@ -2,7 +2,7 @@
 //! head, bounded by a backlog, ended or cut.
 
 use super::sending::{encode_queued, opens_tunnel};
-use super::{Gone, Handler, Hold, StreamError, Streamed, Waiting};
+use super::{Gone, Handler, StreamError, Streamed, Waiting};
 use crate::held_pieces::HeldPieces;
 use crate::http::body::{BodyError, Outgoing};
 use crate::http::{RequestId, Response, StatusCode, Version};
@@ -123,9 +123,6 @@ impl Handler {
         // Asked before the piece goes in (see `service_output`).
         let quiet = self.output.is_empty();
         let stream = stream_in(&mut self.waiting, id)?;
-        if quiet {
-            self.hold = Hold::Open;
-        }
         if stream.at_front {
             stream
                 .framing
