@@ -161,7 +161,8 @@ browser-check: setup build
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || { echo "installing chromium (headless, for the browser check)"; $(APT) update -qq && $(APT) install -y -qq chromium; }
 	python3 tests/browser/check.py
 
-# Mutation-fuzz the HTTP and WebSocket state machines, the response parser,
+# Mutation-fuzz the HTTP and WebSocket state machines (deferred and streamed
+# answers too), the response parser,
 # the client's requests, the reading of DNS answers, the WebSocket handshake
 # and the proxy's rewriting of what it passes on, then edgepoll-host's
 # imports (random arguments and memory, a canary directory), for FUZZ_SECONDS

@@ -9,6 +9,9 @@
 //!
 //! - `http`: requests into the HTTP/1.1 [`Handler`](edgepoll::http::Handler)
 //!   (and its chunked and response decoders);
+//! - `deferred`: a service answering that handler later, in any order,
+//!   whole or streamed, while the client reads a little at a time and the
+//!   clock moves: the loop's holds bounded, every body whole and in order;
 //! - `response`: what a server sends into the
 //!   [`ResponseParser`](edgepoll::http::ResponseParser), whose result a
 //!   forwarder must be able to pass on safely;
@@ -42,6 +45,7 @@
 //! (`src/bin/host_imports.rs` is the other fuzzer: edgepoll-host's imports.)
 
 mod client;
+mod deferred;
 mod dns;
 mod handshake;
 mod http;
@@ -163,6 +167,7 @@ fn main() {
     let (seconds, seed) = edgepoll_fuzz::options("edgepoll-fuzz");
     let targets = [
         http::target(),
+        deferred::target(),
         response::target(),
         client::target(),
         ws::target(),

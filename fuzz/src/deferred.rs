@@ -1,0 +1,585 @@
+//! The deferred target: a service that answers later, in any order, whole
+//! or streamed in pieces of any length, with hints before, while the
+//! client reads its output a little at a time and the clock moves on. The
+//! input is a script of such steps, played on one [`Handler`]; the loop's
+//! part (send only what [`Handler::hold_output`] lets go) is played as the
+//! library's loop plays it.
+//!
+//! Checked, against rules written out here afresh:
+//!
+//! - every step the script only takes when it is allowed (answering a
+//!   request still owed, a piece within the announced length) succeeds;
+//! - a hold never lasts past `4 × hold_for` from its start, and each one
+//!   ends no later than `hold_for` from when it was begun or drawn out;
+//! - once everything is answered and time passes, all output goes, and the
+//!   connection finishes at the client's close;
+//! - what the client read, by its own reading of HTTP/1.1 (interim
+//!   responses skipped), is one response per request, in the requests'
+//!   order, each with the body given for it, byte for byte; none to HEAD.
+
+use crate::{Reached, Rng, Target};
+use edgepoll::http::{
+    Dispatch, Handler, Limits, OutputHold, Reply, Request, RequestId, Response, StatusCode,
+};
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+pub fn target() -> Target {
+    Target {
+        name: "deferred",
+        seeds: SEEDS.iter().map(|s| s.to_vec()).collect(),
+        tokens: TOKENS,
+        bytes: b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x7f\x80\xff",
+        check,
+        must_reach: &[
+            "held",
+            "a hold drawn out",
+            "a hold ended",
+            "64 KiB sent at once",
+            "a short send",
+            "chunked",
+            "a HEAD's body left out",
+            "a 100 Continue",
+            "a 103",
+            "a piece shared",
+        ],
+    }
+}
+
+/// Scripts: the first byte of each step picks it, the next ones are its
+/// arguments (see `Player::step`).
+const SEEDS: &[&[u8]] = &[
+    // Three GETs answered whole, out of order; read; time passes.
+    b"\x00\x02\x00\x05\x01\x02\x20\x01\x00\x10\x06\xff\x01\x00\x30\x07\x05\x06\xff",
+    // A GET streamed chunked, in pieces of 2 and 16 KiB and more, read in part.
+    b"\x00\x00\x00\x00\x02\x00\x00\x03\x00\x82\x07\x01\x03\x00\xc0\x06\x40\x03\x00\x05\x04\x00\x07\x09\x06\xff",
+    // A HEAD, a 103 to it, and a GET, both streamed with a length.
+    b"\x00\x01\x05\x05\x05\x00\x02\x00\x01\x03\x00\x10\x02\x00\x01\x03\x01\x10\x04\x01\x06\xff",
+    // A POST asking 100-continue, its body sent once read; answered.
+    b"\x00\x00\x0a\x10\x06\xff\x08\x01\x00\x08\x07\x02\x06\xff",
+    // Eight pipelined GETs, answered apart in time.
+    b"\x00\x07\x00\x00\x01\x00\x04\x07\x01\x01\x00\x04\x07\x01\x01\x00\x04\x07\x01\x01\x00\x04\x07\x03\x06\xff\x01\x00\x04\x06\xff",
+];
+
+const TOKENS: &[&[u8]] = &[
+    b"\x06\xff",
+    b"\x07\x01",
+    b"\x07\x09",
+    b"\x08",
+    b"\x03\x00\xc0",
+    b"\x03\x00\x40",
+    b"\x02\x00\x00",
+    b"\x02\x00\x01",
+    b"\x04\x00",
+    b"\x00\x04\x00",
+    b"\x00\x01\x05",
+];
+
+/// The loop's hold (`ServerOptions::hold_for_body`'s default) and backlog.
+const HOLD_FOR: Duration = Duration::from_millis(2);
+const MOST: usize = 256 * 1024;
+
+/// Takes each request as it comes: its id, in order.
+#[derive(Default)]
+struct Later(RefCell<Vec<RequestId>>);
+
+impl Dispatch for &Later {
+    fn dispatch<'a>(&mut self, _: &Request<'a>, id: RequestId) -> Reply<'a> {
+        self.0.borrow_mut().push(id);
+        Reply::Later
+    }
+}
+
+/// One request as the script sent it, and what its answer must be.
+struct Asked {
+    head: bool,
+    /// A POST whose body the client sends once it has its 100 (Continue).
+    body_due: bool,
+    /// Its id, once the handler took it.
+    id: Option<RequestId>,
+    answer: Answer,
+    /// The body given for it so far (to HEAD: what a GET would get).
+    body: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Answer {
+    Owed,
+    /// Streamed; `left` of an announced length still to give.
+    Streaming {
+        left: Option<u64>,
+    },
+    Done,
+}
+
+/// The bytes of the body of request `n`, from `from`: its own, so that
+/// one given to the wrong request, or out of order, shows.
+fn body_bytes(n: usize, from: usize, len: usize) -> Vec<u8> {
+    (from..from + len)
+        .map(|i| (i.wrapping_mul(7) ^ n.wrapping_mul(131)) as u8)
+        .collect()
+}
+
+/// A length from one byte of the script: that byte under 64; else, drawn
+/// from the check's random source, short, over `SHARED_FROM` (16 KiB,
+/// sent by reference), or near a segment (64 KiB).
+fn length(b: u8, rng: &mut Rng) -> usize {
+    match b >> 6 {
+        0 => b as usize,
+        1 => rng.below(256),
+        2 => 1024 * (b as usize & 0x3f) + rng.below(1024),
+        _ => 16 * 1024 + 1024 * (b as usize & 0x3f) + rng.below(1024),
+    }
+}
+
+/// The script being played.
+struct Player<'a> {
+    script: &'a [u8],
+    rng: &'a mut Rng,
+    at: usize,
+    now: Instant,
+    conn: Handler,
+    later: &'a Later,
+    asked: Vec<Asked>,
+    /// What the client has sent that the handler has not yet read.
+    unread: Vec<u8>,
+    /// What the client has read.
+    read: Vec<u8>,
+    /// When the hold going on began, as the loop saw it.
+    held_since: Option<Instant>,
+}
+
+impl Player<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.script.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        b
+    }
+
+    /// Ids the handler has given since: to the requests in order.
+    fn take_ids(&mut self) {
+        let ids = std::mem::take(&mut *self.later.0.borrow_mut());
+        let mut waiting = self.asked.iter_mut().filter(|a| a.id.is_none());
+        for id in ids {
+            if let Some(asked) = waiting.next() {
+                asked.id = Some(id);
+            }
+        }
+    }
+
+    /// The `pick`th (modulo their count) of the requests taken whose
+    /// answer is as `open` wants.
+    fn pick(&self, pick: u8, open: fn(Answer) -> bool) -> Option<usize> {
+        let open: Vec<usize> = (0..self.asked.len())
+            .filter(|&i| self.asked[i].id.is_some() && open(self.asked[i].answer))
+            .collect();
+        (!open.is_empty()).then(|| open[pick as usize % open.len()])
+    }
+
+    /// The client sends `bytes`: the handler reads them as the loop
+    /// would, while it wants to.
+    fn receive(&mut self, bytes: &[u8]) {
+        self.unread.extend_from_slice(bytes);
+        self.pump();
+    }
+
+    /// The handler reads what waits, 16 KiB at a time, while it wants to.
+    fn pump(&mut self) {
+        let mut later = self.later;
+        while !self.unread.is_empty() && self.conn.wants_read() {
+            let n = self.unread.len().min(16 * 1024);
+            self.conn.receive(&self.unread[..n], self.now, &mut later);
+            self.unread.drain(..n);
+        }
+        self.take_ids();
+    }
+
+    /// Asks the hold, as the loop does before it sends; checks its bounds.
+    fn hold(&mut self, reached: &mut Reached) -> Result<OutputHold, String> {
+        let said = self.conn.hold_output(self.now, HOLD_FOR, MOST);
+        match said {
+            OutputHold::Send => {
+                if self.held_since.take().is_some() {
+                    reached.mark("a hold ended");
+                }
+            }
+            OutputHold::Begun(_) | OutputHold::Held => {
+                if let OutputHold::Begun(until) = said {
+                    if until > self.now + HOLD_FOR || until <= self.now {
+                        return Err(format!(
+                            "a hold begun until {:?} from now",
+                            until - self.now
+                        ));
+                    }
+                    reached.mark(match self.held_since {
+                        None => "held",
+                        Some(_) => "a hold drawn out",
+                    });
+                }
+                let since = *self.held_since.get_or_insert(self.now);
+                if self.now >= since + HOLD_FOR * 4 {
+                    return Err(format!("held {:?}", self.now - since));
+                }
+            }
+        }
+        Ok(said)
+    }
+
+    /// The client reads up to `most` bytes, if the hold lets them go.
+    fn read(&mut self, most: usize, reached: &mut Reached) -> Result<(), String> {
+        if self.hold(reached)? != OutputHold::Send {
+            return Ok(());
+        }
+        let parts = self.conn.pending_output_parts();
+        let pending: usize = parts.iter().map(|p| p.len()).sum();
+        if pending >= 64 * 1024 && most >= pending {
+            reached.mark("64 KiB sent at once");
+        }
+        if parts[1].len() >= 16 * 1024 || parts[2].len() >= 16 * 1024 {
+            reached.mark("a piece shared");
+        }
+        let mut n = 0;
+        for part in parts {
+            let take = part.len().min(most - n);
+            self.read.extend_from_slice(&part[..take]);
+            n += take;
+        }
+        if n > 0 && n < pending {
+            reached.mark("a short send");
+        }
+        self.conn.consume_output(n, self.now);
+        let mut later = self.later;
+        self.conn.process(self.now, &mut later);
+        self.pump();
+        Ok(())
+    }
+
+    fn step(&mut self, reached: &mut Reached) -> Result<(), String> {
+        let now = self.now;
+        match self.byte() % 11 {
+            // Requests, pipelined: GET, HEAD, or POST asking 100-continue
+            // (its body sent with it, or, last, with a later step).
+            0 => {
+                let (count, kinds) = (1 + self.byte() % 8, self.byte());
+                let mut wire = self.due_bodies();
+                for k in 0..count {
+                    let n = self.asked.len();
+                    let head = (kinds >> k) & 5 == 5;
+                    let post = !head && (kinds >> k) & 10 == 10;
+                    match (head, post) {
+                        (true, _) => wire.extend(format!("HEAD /{n} HTTP/1.1\r\nHost: x\r\n\r\n").bytes()),
+                        (_, true) => wire.extend(format!("POST /{n} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n").bytes()),
+                        _ => wire.extend(format!("GET /{n} HTTP/1.1\r\nHost: x\r\n\r\n").bytes()),
+                    }
+                    let body_due = post && k + 1 == count;
+                    if post && !body_due {
+                        wire.extend_from_slice(b"abc");
+                    }
+                    self.asked.push(Asked {
+                        head,
+                        body_due,
+                        id: None,
+                        answer: Answer::Owed,
+                        body: Vec::new(),
+                    });
+                }
+                let split = self.byte() as usize % (wire.len() + 1);
+                self.receive(&wire[..split]);
+                self.receive(&wire[split..]);
+            }
+            // A whole answer to one owed.
+            1 => {
+                let (pick, len) = (self.byte(), self.byte());
+                if let Some(i) = self.pick(pick, |a| a == Answer::Owed) {
+                    let body = body_bytes(i, 0, length(len, self.rng));
+                    let id = self.asked[i].id.ok_or("no id")?;
+                    let response = Response::new(StatusCode::OK).body(&body[..]);
+                    self.conn
+                        .respond(id, response, now)
+                        .map_err(|e| format!("respond: {e}"))?;
+                    self.asked[i].answer = Answer::Done;
+                    self.asked[i].body = body;
+                }
+            }
+            // A streamed answer begun: chunked, or of a length.
+            2 => {
+                let (pick, how) = (self.byte(), self.byte());
+                if let Some(i) = self.pick(pick, |a| a == Answer::Owed) {
+                    let length = (how & 1 == 1).then(|| length(how, self.rng) as u64 * 3);
+                    let id = self.asked[i].id.ok_or("no id")?;
+                    let head = Response::new(StatusCode::OK);
+                    self.conn
+                        .respond_stream(id, head, length, now)
+                        .map_err(|e| format!("respond_stream: {e}"))?;
+                    self.asked[i].answer = Answer::Streaming { left: length };
+                }
+            }
+            // A piece of a streamed body (cut to what its length leaves).
+            3 => {
+                let (pick, len) = (self.byte(), self.byte());
+                if let Some(i) = self.pick(pick, |a| matches!(a, Answer::Streaming { .. })) {
+                    let Answer::Streaming { left } = self.asked[i].answer else {
+                        return Ok(());
+                    };
+                    let len = length(len, self.rng);
+                    let len = left.map_or(len, |l| (l as usize).min(len));
+                    let piece = body_bytes(i, self.asked[i].body.len(), len);
+                    self.asked[i].body.extend_from_slice(&piece);
+                    self.asked[i].answer = Answer::Streaming {
+                        left: left.map(|l| l - len as u64),
+                    };
+                    let id = self.asked[i].id.ok_or("no id")?;
+                    self.conn
+                        .send_body(id, piece.into(), now)
+                        .map_err(|e| format!("send_body: {e}"))?;
+                }
+            }
+            // A streamed body ends (what its length leaves given first).
+            4 => {
+                let pick = self.byte();
+                if let Some(i) = self.pick(pick, |a| matches!(a, Answer::Streaming { .. })) {
+                    self.finish(i)?;
+                }
+            }
+            // A 103 (Early Hints) before the answer.
+            5 => {
+                let pick = self.byte();
+                if let Some(i) = self.pick(pick, |a| a == Answer::Owed) {
+                    let id = self.asked[i].id.ok_or("no id")?;
+                    let hint =
+                        Response::new(StatusCode::EARLY_HINTS).header("Link", "</a>; rel=preload");
+                    if self
+                        .conn
+                        .respond_interim(id, &hint, now)
+                        .map_err(|e| format!("respond_interim: {e}"))?
+                    {
+                        reached.mark("a 103");
+                    }
+                }
+            }
+            // The client reads: a little, or all there is.
+            6 => {
+                let b = self.byte();
+                let most = match b {
+                    0xff => usize::MAX,
+                    _ => 1 + length(b, self.rng),
+                };
+                self.read(most, reached)?;
+            }
+            // Time passes.
+            7 => {
+                let quarters = self.byte() % 16;
+                self.now += Duration::from_micros(250 * quarters as u64);
+                self.hold(reached)?;
+            }
+            // The body of a POST that waited for its 100.
+            8 => {
+                let body = self.due_bodies();
+                self.receive(&body);
+            }
+            // The loop asks the hold without sending.
+            _ => {
+                self.hold(reached)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The body of the POST waiting for its 100, if one does: sent now.
+    fn due_bodies(&mut self) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for asked in self.asked.iter_mut().filter(|a| a.body_due) {
+            asked.body_due = false;
+            wire.extend_from_slice(b"abc");
+        }
+        wire
+    }
+
+    /// Ends the streamed answer `i`, giving what its length leaves first.
+    fn finish(&mut self, i: usize) -> Result<(), String> {
+        let id = self.asked[i].id.ok_or("no id")?;
+        if let Answer::Streaming { left: Some(left) } = self.asked[i].answer {
+            let piece = body_bytes(i, self.asked[i].body.len(), left as usize);
+            self.asked[i].body.extend_from_slice(&piece);
+            self.conn
+                .send_body(id, piece.into(), self.now)
+                .map_err(|e| format!("send_body: {e}"))?;
+        }
+        self.conn
+            .end_body(id, self.now)
+            .map_err(|e| format!("end_body: {e}"))?;
+        self.asked[i].answer = Answer::Done;
+        Ok(())
+    }
+
+    /// Everything answered, then read while time passes: all of it goes,
+    /// every round taking a request or sending a byte at least within four
+    /// hold times.
+    fn wind_up(&mut self, reached: &mut Reached) -> Result<(), String> {
+        let (mut last, mut still) = ((0, 0), 0);
+        loop {
+            let body = self.due_bodies();
+            self.receive(&body);
+            for i in 0..self.asked.len() {
+                match (self.asked[i].id, self.asked[i].answer) {
+                    (Some(id), Answer::Owed) => {
+                        let body = body_bytes(i, 0, 5);
+                        let response = Response::new(StatusCode::OK).body(&body[..]);
+                        self.conn
+                            .respond(id, response, self.now)
+                            .map_err(|e| format!("respond: {e}"))?;
+                        self.asked[i].answer = Answer::Done;
+                        self.asked[i].body = body;
+                    }
+                    (Some(_), Answer::Streaming { .. }) => self.finish(i)?,
+                    _ => {}
+                }
+            }
+            self.read(usize::MAX, reached)?;
+            let done = self.asked.iter().all(|a| a.answer == Answer::Done);
+            if done && self.unread.is_empty() && !self.conn.wants_write() {
+                let mut later = self.later;
+                self.conn.receive_eof(self.now, &mut later);
+                return match self.conn.is_finished() {
+                    true => Ok(()),
+                    false => Err("not finished at the client's close".into()),
+                };
+            }
+            let taken = self.asked.iter().filter(|a| a.id.is_some()).count();
+            still = if (taken, self.read.len()) == last {
+                still + 1
+            } else {
+                0
+            };
+            last = (taken, self.read.len());
+            if still == 8 {
+                return Err(format!(
+                    "stuck: {} of {} requests taken, output {}",
+                    taken,
+                    self.asked.len(),
+                    self.conn.wants_write()
+                ));
+            }
+            self.now += HOLD_FOR / 2;
+        }
+    }
+}
+
+/// One HTTP/1.1 response from the start of `wire`, read afresh: its status,
+/// its body (none to HEAD), and the bytes it took.
+fn one_response(wire: &[u8], head_only: bool) -> Result<(u16, Vec<u8>, usize), String> {
+    let end = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("a head without its end")?
+        + 4;
+    let head = std::str::from_utf8(&wire[..end]).map_err(|_| "a head not UTF-8")?;
+    let status: u16 = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("a status line {:?}", head.lines().next()))?;
+    let field = |name: &str| {
+        head.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    if status < 200 || head_only {
+        return Ok((status, Vec::new(), end));
+    }
+    if field("transfer-encoding").as_deref() == Some("chunked") {
+        let (mut body, mut at) = (Vec::new(), end);
+        loop {
+            let line_end = wire[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or("a chunk size line without its end")?;
+            let line = std::str::from_utf8(&wire[at..at + line_end]).map_err(|_| "a chunk line")?;
+            let size =
+                usize::from_str_radix(line, 16).map_err(|_| format!("a chunk size {line:?}"))?;
+            at += line_end + 2;
+            if size == 0 {
+                if wire.get(at..at + 2) != Some(b"\r\n") {
+                    return Err("no end after the last chunk".into());
+                }
+                return Ok((status, body, at + 2));
+            }
+            let data = wire.get(at..at + size).ok_or("a chunk cut short")?;
+            body.extend_from_slice(data);
+            if wire.get(at + size..at + size + 2) != Some(b"\r\n") {
+                return Err("a chunk without its CRLF".into());
+            }
+            at += size + 2;
+        }
+    }
+    let length: usize = field("content-length")
+        .and_then(|v| v.parse().ok())
+        .ok_or("a response with neither length nor chunks")?;
+    let body = wire.get(end..end + length).ok_or("a body cut short")?;
+    Ok((status, body.to_vec(), end + length))
+}
+
+fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
+    let now = Instant::now();
+    let limits = Limits {
+        respond_timeout: Duration::from_secs(3600),
+        ..Limits::default()
+    };
+    let later = Later::default();
+    let mut player = Player {
+        script: input,
+        rng,
+        at: 0,
+        now,
+        conn: Handler::new(limits, now),
+        later: &later,
+        asked: Vec::new(),
+        unread: Vec::new(),
+        read: Vec::new(),
+        held_since: None,
+    };
+    while player.at < input.len() {
+        player.step(reached)?;
+    }
+    player.wind_up(reached)?;
+
+    let mut wire = &player.read[..];
+    for (n, asked) in player.asked.iter().enumerate() {
+        let (status, body, took) = loop {
+            let (status, body, took) = one_response(wire, asked.head)?;
+            match status {
+                100 => reached.mark("a 100 Continue"),
+                103 => {}
+                _ => break (status, body, took),
+            }
+            wire = &wire[took..];
+        };
+        wire = &wire[took..];
+        if status != 200 {
+            return Err(format!("request {n} answered {status}"));
+        }
+        let given: &[u8] = if asked.head { &[] } else { &asked.body };
+        if body != given {
+            return Err(format!(
+                "request {n}: a body of {} bytes where {} were given",
+                body.len(),
+                given.len()
+            ));
+        }
+        if asked.head && asked.answer == Answer::Done && !asked.body.is_empty() {
+            reached.mark("a HEAD's body left out");
+        }
+    }
+    if !wire.is_empty() {
+        return Err(format!("{} bytes after the last response", wire.len()));
+    }
+    if player
+        .read
+        .windows(26)
+        .any(|w| w == b"Transfer-Encoding: chunked")
+    {
+        reached.mark("chunked");
+    }
+    Ok(())
+}
