@@ -12,14 +12,20 @@
 //! - a hold never lasts past `4 × hold_for` from its start, and each one
 //!   ends no later than `hold_for` from when it was begun or drawn out;
 //! - once everything is answered and time passes, all output goes, and the
-//!   connection finishes at the client's close;
+//!   connection finishes at the client's close, holding no request;
+//! - a client may close early: then an answering call may find its request
+//!   gone (and no other error), and only requests not yet answered are
+//!   abandoned;
 //! - what the client read, by its own reading of HTTP/1.1 (interim
 //!   responses skipped), is one response per request, in the requests'
-//!   order, each with the body given for it, byte for byte; none to HEAD.
+//!   order, each with the body given for it, byte for byte (none to HEAD),
+//!   up to the first request left unanswered at an early close, and
+//!   nothing after that.
 
 use crate::{Reached, Rng, Target};
 use edgepoll::http::{
-    Dispatch, Handler, Limits, OutputHold, Reply, Request, RequestId, Response, StatusCode,
+    Dispatch, Gone, Handler, Limits, OutputHold, Reply, Request, RequestId, Response, StatusCode,
+    StreamError,
 };
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -42,6 +48,8 @@ pub fn target() -> Target {
             "a 100 Continue",
             "a 103",
             "a piece shared",
+            "closed early",
+            "cut short by the close",
         ],
     }
 }
@@ -110,6 +118,25 @@ enum Answer {
         left: Option<u64>,
     },
     Done,
+    /// Refused as gone: the client closed first.
+    Gone,
+}
+
+/// What an answering call's error says, if the client has gone.
+trait Refusal: std::fmt::Display {
+    fn is_gone(&self) -> bool;
+}
+
+impl Refusal for Gone {
+    fn is_gone(&self) -> bool {
+        true
+    }
+}
+
+impl Refusal for StreamError {
+    fn is_gone(&self) -> bool {
+        matches!(self, StreamError::Gone)
+    }
 }
 
 /// The bytes of the body of request `n`, from `from`: its own, so that
@@ -147,6 +174,9 @@ struct Player<'a> {
     read: Vec<u8>,
     /// When the hold going on began, as the loop saw it.
     held_since: Option<Instant>,
+    /// The client has closed its side; the handler has read that.
+    closed: bool,
+    eof_read: bool,
 }
 
 impl Player<'_> {
@@ -183,7 +213,8 @@ impl Player<'_> {
         self.pump();
     }
 
-    /// The handler reads what waits, 16 KiB at a time, while it wants to.
+    /// The handler reads what waits, 16 KiB at a time, while it wants to,
+    /// and then the client's close.
     fn pump(&mut self) {
         let mut later = self.later;
         while !self.unread.is_empty() && self.conn.wants_read() {
@@ -191,7 +222,30 @@ impl Player<'_> {
             self.conn.receive(&self.unread[..n], self.now, &mut later);
             self.unread.drain(..n);
         }
+        if self.closed && !self.eof_read && self.unread.is_empty() && self.conn.wants_read() {
+            self.eof_read = true;
+            self.conn.receive_eof(self.now, &mut later);
+        }
         self.take_ids();
+    }
+
+    /// The outcome of an answering call for request `i`: an error is a
+    /// failure, but that the request is gone once the client's close was
+    /// read (then it is marked so).
+    fn answered<T, E: Refusal>(
+        &mut self,
+        i: usize,
+        what: &str,
+        result: Result<T, E>,
+    ) -> Result<Option<T>, String> {
+        match result {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.is_gone() && self.eof_read => {
+                self.asked[i].answer = Answer::Gone;
+                Ok(None)
+            }
+            Err(e) => Err(format!("{what} to request {i}: {e}")),
+        }
     }
 
     /// Asks the hold, as the loop does before it sends; checks its bounds.
@@ -261,6 +315,9 @@ impl Player<'_> {
             // (its body sent with it, or, last, with a later step).
             0 => {
                 let (count, kinds) = (1 + self.byte() % 8, self.byte());
+                if self.closed {
+                    return Ok(());
+                }
                 let mut wire = self.due_bodies();
                 for k in 0..count {
                     let n = self.asked.len();
@@ -294,11 +351,11 @@ impl Player<'_> {
                     let body = body_bytes(i, 0, length(len, self.rng));
                     let id = self.asked[i].id.ok_or("no id")?;
                     let response = Response::new(StatusCode::OK).body(&body[..]);
-                    self.conn
-                        .respond(id, response, now)
-                        .map_err(|e| format!("respond: {e}"))?;
-                    self.asked[i].answer = Answer::Done;
-                    self.asked[i].body = body;
+                    let result = self.conn.respond(id, response, now);
+                    if self.answered(i, "respond", result)?.is_some() {
+                        self.asked[i].answer = Answer::Done;
+                        self.asked[i].body = body;
+                    }
                 }
             }
             // A streamed answer begun: chunked, or of a length.
@@ -308,10 +365,10 @@ impl Player<'_> {
                     let length = (how & 1 == 1).then(|| length(how, self.rng) as u64 * 3);
                     let id = self.asked[i].id.ok_or("no id")?;
                     let head = Response::new(StatusCode::OK);
-                    self.conn
-                        .respond_stream(id, head, length, now)
-                        .map_err(|e| format!("respond_stream: {e}"))?;
-                    self.asked[i].answer = Answer::Streaming { left: length };
+                    let result = self.conn.respond_stream(id, head, length, now);
+                    if self.answered(i, "respond_stream", result)?.is_some() {
+                        self.asked[i].answer = Answer::Streaming { left: length };
+                    }
                 }
             }
             // A piece of a streamed body (cut to what its length leaves).
@@ -329,9 +386,8 @@ impl Player<'_> {
                         left: left.map(|l| l - len as u64),
                     };
                     let id = self.asked[i].id.ok_or("no id")?;
-                    self.conn
-                        .send_body(id, piece.into(), now)
-                        .map_err(|e| format!("send_body: {e}"))?;
+                    let result = self.conn.send_body(id, piece.into(), now);
+                    self.answered(i, "send_body", result)?;
                 }
             }
             // A streamed body ends (what its length leaves given first).
@@ -348,11 +404,8 @@ impl Player<'_> {
                     let id = self.asked[i].id.ok_or("no id")?;
                     let hint =
                         Response::new(StatusCode::EARLY_HINTS).header("Link", "</a>; rel=preload");
-                    if self
-                        .conn
-                        .respond_interim(id, &hint, now)
-                        .map_err(|e| format!("respond_interim: {e}"))?
-                    {
+                    let result = self.conn.respond_interim(id, &hint, now);
+                    if self.answered(i, "respond_interim", result)? == Some(true) {
                         reached.mark("a 103");
                     }
                 }
@@ -376,6 +429,15 @@ impl Player<'_> {
             8 => {
                 let body = self.due_bodies();
                 self.receive(&body);
+            }
+            // The client closes (once the body it owes is sent): what it
+            // has not been answered may be abandoned.
+            9 if !self.closed => {
+                let body = self.due_bodies();
+                self.receive(&body);
+                self.closed = true;
+                self.pump();
+                reached.mark("closed early");
             }
             // The loop asks the hold without sending.
             _ => {
@@ -401,20 +463,22 @@ impl Player<'_> {
         if let Answer::Streaming { left: Some(left) } = self.asked[i].answer {
             let piece = body_bytes(i, self.asked[i].body.len(), left as usize);
             self.asked[i].body.extend_from_slice(&piece);
-            self.conn
-                .send_body(id, piece.into(), self.now)
-                .map_err(|e| format!("send_body: {e}"))?;
+            let result = self.conn.send_body(id, piece.into(), self.now);
+            if self.answered(i, "send_body", result)?.is_none() {
+                return Ok(());
+            }
         }
-        self.conn
-            .end_body(id, self.now)
-            .map_err(|e| format!("end_body: {e}"))?;
-        self.asked[i].answer = Answer::Done;
+        let result = self.conn.end_body(id, self.now);
+        if self.answered(i, "end_body", result)?.is_some() {
+            self.asked[i].answer = Answer::Done;
+        }
         Ok(())
     }
 
-    /// Everything answered, then read while time passes: all of it goes,
-    /// every round taking a request or sending a byte at least within four
-    /// hold times.
+    /// Everything answered, then read while time passes, then the client
+    /// closes (if it has not): all of it goes, every round taking a request
+    /// or sending a byte at least within four hold times, and the
+    /// connection finishes, holding nothing.
     fn wind_up(&mut self, reached: &mut Reached) -> Result<(), String> {
         let (mut last, mut still) = ((0, 0), 0);
         loop {
@@ -425,25 +489,29 @@ impl Player<'_> {
                     (Some(id), Answer::Owed) => {
                         let body = body_bytes(i, 0, 5);
                         let response = Response::new(StatusCode::OK).body(&body[..]);
-                        self.conn
-                            .respond(id, response, self.now)
-                            .map_err(|e| format!("respond: {e}"))?;
-                        self.asked[i].answer = Answer::Done;
-                        self.asked[i].body = body;
+                        let result = self.conn.respond(id, response, self.now);
+                        if self.answered(i, "respond", result)?.is_some() {
+                            self.asked[i].answer = Answer::Done;
+                            self.asked[i].body = body;
+                        }
                     }
                     (Some(_), Answer::Streaming { .. }) => self.finish(i)?,
                     _ => {}
                 }
             }
             self.read(usize::MAX, reached)?;
-            let done = self.asked.iter().all(|a| a.answer == Answer::Done);
-            if done && self.unread.is_empty() && !self.conn.wants_write() {
-                let mut later = self.later;
-                self.conn.receive_eof(self.now, &mut later);
-                return match self.conn.is_finished() {
-                    true => Ok(()),
-                    false => Err("not finished at the client's close".into()),
-                };
+            let eof_read = self.eof_read;
+            let settled = self.asked.iter().all(|a| {
+                matches!(a.answer, Answer::Done | Answer::Gone) || (a.id.is_none() && eof_read)
+            });
+            if settled && self.unread.is_empty() && !self.conn.wants_write() {
+                if !self.closed {
+                    self.closed = true;
+                    self.pump();
+                }
+                if self.conn.is_finished() {
+                    return self.nothing_held();
+                }
             }
             let taken = self.asked.iter().filter(|a| a.id.is_some()).count();
             still = if (taken, self.read.len()) == last {
@@ -454,25 +522,62 @@ impl Player<'_> {
             last = (taken, self.read.len());
             if still == 8 {
                 return Err(format!(
-                    "stuck: {} of {} requests taken, output {}",
+                    "stuck: {} of {} requests taken, output {}, close read {}, finished {}",
                     taken,
                     self.asked.len(),
-                    self.conn.wants_write()
+                    self.conn.wants_write(),
+                    self.eof_read,
+                    self.conn.is_finished()
                 ));
             }
             self.now += HOLD_FOR / 2;
         }
     }
+
+    /// Once finished: nothing waits, and only requests not answered were
+    /// abandoned.
+    fn nothing_held(&mut self) -> Result<(), String> {
+        if self.conn.waiting_count() != 0 {
+            return Err(format!(
+                "finished with {} waiting",
+                self.conn.waiting_count()
+            ));
+        }
+        let abandoned: Vec<RequestId> = self.conn.take_abandoned().collect();
+        for id in abandoned {
+            let asked = self.asked.iter().find(|a| a.id == Some(id));
+            if asked.is_some_and(|a| a.answer == Answer::Done) {
+                return Err(format!("{id:?} abandoned after its answer was given"));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// One HTTP/1.1 response from the start of `wire`, read afresh: its status,
-/// its body (none to HEAD), and the bytes it took.
-fn one_response(wire: &[u8], head_only: bool) -> Result<(u16, Vec<u8>, usize), String> {
-    let end = wire
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("a head without its end")?
-        + 4;
+/// One response read from the start of the client's bytes.
+struct Read {
+    status: u16,
+    /// Its body (none to HEAD), or as much of it as came.
+    body: Vec<u8>,
+    /// Bytes it took.
+    took: usize,
+    /// Whether all of it came, or the bytes ended first.
+    whole: bool,
+}
+
+/// One HTTP/1.1 response from the start of `wire`, read afresh; a head
+/// cut short is read as a status of 0.
+fn one_response(wire: &[u8], head_only: bool) -> Result<Read, String> {
+    let cut = |status, body, whole| Read {
+        status,
+        body,
+        took: wire.len(),
+        whole,
+    };
+    let Some(end) = wire.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(cut(0, Vec::new(), false));
+    };
+    let end = end + 4;
     let head = std::str::from_utf8(&wire[..end]).map_err(|_| "a head not UTF-8")?;
     let status: u16 = head
         .strip_prefix("HTTP/1.1 ")
@@ -485,39 +590,48 @@ fn one_response(wire: &[u8], head_only: bool) -> Result<(u16, Vec<u8>, usize), S
             n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
     };
+    let whole = |body, took| Read {
+        status,
+        body,
+        took,
+        whole: true,
+    };
     if status < 200 || head_only {
-        return Ok((status, Vec::new(), end));
+        return Ok(whole(Vec::new(), end));
     }
     if field("transfer-encoding").as_deref() == Some("chunked") {
         let (mut body, mut at) = (Vec::new(), end);
         loop {
-            let line_end = wire[at..]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or("a chunk size line without its end")?;
+            let Some(line_end) = wire[at..].windows(2).position(|w| w == b"\r\n") else {
+                return Ok(cut(status, body, false));
+            };
             let line = std::str::from_utf8(&wire[at..at + line_end]).map_err(|_| "a chunk line")?;
             let size =
                 usize::from_str_radix(line, 16).map_err(|_| format!("a chunk size {line:?}"))?;
             at += line_end + 2;
-            if size == 0 {
-                if wire.get(at..at + 2) != Some(b"\r\n") {
-                    return Err("no end after the last chunk".into());
-                }
-                return Ok((status, body, at + 2));
-            }
-            let data = wire.get(at..at + size).ok_or("a chunk cut short")?;
+            let data = &wire[at.min(wire.len())..(at + size).min(wire.len())];
             body.extend_from_slice(data);
-            if wire.get(at + size..at + size + 2) != Some(b"\r\n") {
-                return Err("a chunk without its CRLF".into());
+            if data.len() < size {
+                return Ok(cut(status, body, false));
+            }
+            match wire.get(at + size..(at + size + 2).min(wire.len())) {
+                Some(b"\r\n") => {}
+                Some(b"" | b"\r") => return Ok(cut(status, body, false)),
+                _ => return Err("a chunk without its CRLF".into()),
             }
             at += size + 2;
+            if size == 0 {
+                return Ok(whole(body, at));
+            }
         }
     }
     let length: usize = field("content-length")
         .and_then(|v| v.parse().ok())
         .ok_or("a response with neither length nor chunks")?;
-    let body = wire.get(end..end + length).ok_or("a body cut short")?;
-    Ok((status, body.to_vec(), end + length))
+    match wire.get(end..end + length) {
+        Some(body) => Ok(whole(body.to_vec(), end + length)),
+        None => Ok(cut(status, wire[end..].to_vec(), false)),
+    }
 }
 
 fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
@@ -538,6 +652,8 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         unread: Vec::new(),
         read: Vec::new(),
         held_since: None,
+        closed: false,
+        eof_read: false,
     };
     while player.at < input.len() {
         player.step(reached)?;
@@ -546,28 +662,50 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
 
     let mut wire = &player.read[..];
     for (n, asked) in player.asked.iter().enumerate() {
-        let (status, body, took) = loop {
-            let (status, body, took) = one_response(wire, asked.head)?;
-            match status {
-                100 => reached.mark("a 100 Continue"),
-                103 => {}
-                _ => break (status, body, took),
+        let mut read = one_response(wire, asked.head)?;
+        while read.whole && matches!(read.status, 100 | 103) {
+            if read.status == 100 {
+                reached.mark("a 100 Continue");
             }
-            wire = &wire[took..];
-        };
-        wire = &wire[took..];
-        if status != 200 {
-            return Err(format!("request {n} answered {status}"));
+            wire = &wire[read.took..];
+            read = one_response(wire, asked.head)?;
         }
+        wire = &wire[read.took..];
         let given: &[u8] = if asked.head { &[] } else { &asked.body };
-        if body != given {
+        if asked.answer != Answer::Done {
+            // Left unanswered at an early close (a streamed answer under
+            // way too): what came of it, if anything, is a start of its
+            // answer, and nothing follows.
+            if read.status != 0 && (read.status != 200 || !given.starts_with(&read.body)) {
+                return Err(format!(
+                    "request {n}, not answered: a {} with {} bytes of body",
+                    read.status,
+                    read.body.len()
+                ));
+            }
+            if !wire.is_empty() {
+                return Err(format!(
+                    "{} bytes after request {n}, not answered",
+                    wire.len()
+                ));
+            }
+            reached.mark("cut short by the close");
+            break;
+        }
+        if !read.whole || read.status != 200 {
+            return Err(format!(
+                "request {n} answered {}, whole: {}",
+                read.status, read.whole
+            ));
+        }
+        if read.body != given {
             return Err(format!(
                 "request {n}: a body of {} bytes where {} were given",
-                body.len(),
+                read.body.len(),
                 given.len()
             ));
         }
-        if asked.head && asked.answer == Answer::Done && !asked.body.is_empty() {
+        if asked.head && !asked.body.is_empty() {
             reached.mark("a HEAD's body left out");
         }
     }
