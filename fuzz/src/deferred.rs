@@ -13,14 +13,17 @@
 //!   ends no later than `hold_for` from when it was begun or drawn out;
 //! - once everything is answered and time passes, all output goes, and the
 //!   connection finishes at the client's close, holding no request;
-//! - a client may close early: then an answering call may find its request
-//!   gone (and no other error), and only requests not yet answered are
+//! - a client may close early, and time may run to the handler's next
+//!   deadline (a 504 for answers owed too long, a 408, a client that stopped
+//!   reading dropped): then an answering call may find its request gone
+//!   (and no other error), and only requests not yet answered are
 //!   abandoned;
 //! - what the client read, by its own reading of HTTP/1.1 (interim
 //!   responses skipped), is one response per request, in the requests'
 //!   order, each with the body given for it, byte for byte (none to HEAD),
-//!   up to the first request left unanswered at an early close, and
-//!   nothing after that.
+//!   or, once a deadline passed, a 504 or 408 to a request not answered;
+//!   up to the first request left unanswered at an early close, or the
+//!   answer a drop cut, of which at most a start came; nothing after that.
 
 use crate::{Reached, Rng, Target};
 use edgepoll::http::{
@@ -50,6 +53,9 @@ pub fn target() -> Target {
             "a piece shared",
             "closed early",
             "cut short by the close",
+            "a deadline passed",
+            "refused at a deadline",
+            "dropped",
         ],
     }
 }
@@ -177,6 +183,11 @@ struct Player<'a> {
     /// The client has closed its side; the handler has read that.
     closed: bool,
     eof_read: bool,
+    /// A deadline of the handler's has passed and been acted on.
+    timed_out: bool,
+    /// The handler dropped the connection with output unsent (the client
+    /// stopped reading past its idle timeout).
+    dropped: bool,
 }
 
 impl Player<'_> {
@@ -231,7 +242,7 @@ impl Player<'_> {
 
     /// The outcome of an answering call for request `i`: an error is a
     /// failure, but that the request is gone once the client's close was
-    /// read (then it is marked so).
+    /// read or a deadline acted on (then it is marked so).
     fn answered<T, E: Refusal>(
         &mut self,
         i: usize,
@@ -240,7 +251,7 @@ impl Player<'_> {
     ) -> Result<Option<T>, String> {
         match result {
             Ok(t) => Ok(Some(t)),
-            Err(e) if e.is_gone() && self.eof_read => {
+            Err(e) if e.is_gone() && (self.eof_read || self.timed_out) => {
                 self.asked[i].answer = Answer::Gone;
                 Ok(None)
             }
@@ -281,7 +292,8 @@ impl Player<'_> {
 
     /// The client reads up to `most` bytes, if the hold lets them go.
     fn read(&mut self, most: usize, reached: &mut Reached) -> Result<(), String> {
-        if self.hold(reached)? != OutputHold::Send {
+        // A finished connection is closed by the loop: nothing more goes.
+        if self.conn.is_finished() || self.hold(reached)? != OutputHold::Send {
             return Ok(());
         }
         let parts = self.conn.pending_output_parts();
@@ -439,6 +451,27 @@ impl Player<'_> {
                 self.pump();
                 reached.mark("closed early");
             }
+            // Time runs to the handler's next deadline, which it acts on:
+            // a 504 for answers owed too long, a 408, a close for a client
+            // that stopped reading.
+            10 => {
+                if let Some(deadline) = self.conn.deadline() {
+                    self.now = self.now.max(deadline);
+                    self.conn.handle_timeout(self.now);
+                    self.timed_out = true;
+                    let unsent = self
+                        .conn
+                        .pending_output_parts()
+                        .iter()
+                        .any(|p| !p.is_empty());
+                    if self.conn.is_finished() && unsent {
+                        self.dropped = true;
+                        reached.mark("dropped");
+                    }
+                    reached.mark("a deadline passed");
+                    self.pump();
+                }
+            }
             // The loop asks the hold without sending.
             _ => {
                 self.hold(reached)?;
@@ -500,18 +533,16 @@ impl Player<'_> {
                 }
             }
             self.read(usize::MAX, reached)?;
-            let eof_read = self.eof_read;
-            let settled = self.asked.iter().all(|a| {
-                matches!(a.answer, Answer::Done | Answer::Gone) || (a.id.is_none() && eof_read)
-            });
-            if settled && self.unread.is_empty() && !self.conn.wants_write() {
-                if !self.closed {
-                    self.closed = true;
-                    self.pump();
-                }
-                if self.conn.is_finished() {
-                    return self.nothing_held();
-                }
+            let settled = self
+                .asked
+                .iter()
+                .all(|a| matches!(a.answer, Answer::Done | Answer::Gone) || a.id.is_none());
+            if self.conn.is_finished() {
+                return self.nothing_held();
+            }
+            if settled && self.unread.is_empty() && !self.conn.wants_write() && !self.closed {
+                self.closed = true;
+                self.pump();
             }
             let taken = self.asked.iter().filter(|a| a.id.is_some()).count();
             still = if (taken, self.read.len()) == last {
@@ -636,17 +667,13 @@ fn one_response(wire: &[u8], head_only: bool) -> Result<Read, String> {
 
 fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     let now = Instant::now();
-    let limits = Limits {
-        respond_timeout: Duration::from_secs(3600),
-        ..Limits::default()
-    };
     let later = Later::default();
     let mut player = Player {
         script: input,
         rng,
         at: 0,
         now,
-        conn: Handler::new(limits, now),
+        conn: Handler::new(Limits::default(), now),
         later: &later,
         asked: Vec::new(),
         unread: Vec::new(),
@@ -654,6 +681,8 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         held_since: None,
         closed: false,
         eof_read: false,
+        timed_out: false,
+        dropped: false,
     };
     while player.at < input.len() {
         player.step(reached)?;
@@ -673,10 +702,18 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         wire = &wire[read.took..];
         let given: &[u8] = if asked.head { &[] } else { &asked.body };
         if asked.answer != Answer::Done {
-            // Left unanswered at an early close (a streamed answer under
-            // way too): what came of it, if anything, is a start of its
-            // answer, and nothing follows.
-            if read.status != 0 && (read.status != 200 || !given.starts_with(&read.body)) {
+            // Refused at a deadline: the connection may go on.
+            let refused = player.timed_out && matches!(read.status, 504 | 408);
+            if refused && read.whole {
+                reached.mark("refused at a deadline");
+                continue;
+            }
+            // Left unanswered at an early close or a dropped connection (a
+            // streamed answer under way too): what came of it, if
+            // anything, is a start of its answer or refusal, and nothing
+            // follows.
+            let start = refused || (read.status == 200 && given.starts_with(&read.body));
+            if read.status != 0 && !start {
                 return Err(format!(
                     "request {n}, not answered: a {} with {} bytes of body",
                     read.status,
@@ -690,6 +727,19 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
                 ));
             }
             reached.mark("cut short by the close");
+            break;
+        }
+        if !read.whole && player.dropped {
+            // Dropped: nothing after the answer it cut.
+            if read.status != 0 && (read.status != 200 || !given.starts_with(&read.body)) {
+                return Err(format!(
+                    "request {n}: a {} where the connection was dropped",
+                    read.status
+                ));
+            }
+            if !wire.is_empty() {
+                return Err(format!("{} bytes after the drop", wire.len()));
+            }
             break;
         }
         if !read.whole || read.status != 200 {
