@@ -165,7 +165,21 @@ impl std::ops::DerefMut for Scratch {
 /// at most [`READS_PER_EVENT`] times and until the scratch's budget is
 /// taken, then writes until the endpoint has nothing left or the socket is
 /// full. An error ends the connection.
+#[inline]
 pub(crate) fn pump(
+    stream: &TcpStream,
+    endpoint: &mut impl Endpoint,
+    readable: bool,
+    scratch: &mut Scratch,
+) -> io::Result<()> {
+    pump_in(stream, endpoint, readable, scratch)?;
+    pump_out(stream, endpoint)
+}
+
+/// The reading half of [`pump`]: an HTTP connection decides between the
+/// halves whether its output waits, with what the reads gave in view.
+#[inline]
+pub(crate) fn pump_in(
     stream: &TcpStream,
     endpoint: &mut impl Endpoint,
     readable: bool,
@@ -201,6 +215,12 @@ pub(crate) fn pump(
             }
         }
     }
+    Ok(())
+}
+
+/// The writing half of [`pump`].
+#[inline]
+pub(crate) fn pump_out(stream: &TcpStream, endpoint: &mut impl Endpoint) -> io::Result<()> {
     while endpoint.wants_write() {
         let sent = match endpoint.lone_output() {
             Some(all) => net::send(stream, all),
@@ -227,7 +247,8 @@ pub(crate) struct HttpEndpoint<'x, D> {
     pub(crate) dispatch: &'x mut D,
     pub(crate) now: Instant,
     /// Its output is held back for now (see
-    /// [`Handler::hold_output`](crate::http::Handler::hold_output)).
+    /// [`Handler::hold_output`](crate::http::Handler::hold_output)), as
+    /// decided after the reads (`pump_in`).
     pub(crate) hold: bool,
 }
 

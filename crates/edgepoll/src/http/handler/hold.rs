@@ -129,7 +129,17 @@ impl Handler {
     /// ```
     #[inline]
     pub fn hold_output(&mut self, now: Instant, hold_for: Duration, most: usize) -> OutputHold {
-        // Nearly always none: a response given at once is not held.
+        // Nearly always none: a response given at once is not held. (This
+        // much is inlined where the loop asks, before and after its reads.)
+        if self.waiting.is_empty() {
+            return OutputHold::Send;
+        }
+        self.hold_owed_output(now, hold_for, most)
+    }
+
+    /// [`hold_output`](Self::hold_output) with an answer owed or going.
+    #[inline(never)]
+    fn hold_owed_output(&mut self, now: Instant, hold_for: Duration, most: usize) -> OutputHold {
         let Some(front) = self.waiting.front() else {
             return OutputHold::Send;
         };

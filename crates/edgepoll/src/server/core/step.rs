@@ -5,7 +5,9 @@ use super::{Next, Work};
 use crate::app::Responder;
 use crate::http::{Handler, OutputHold};
 use crate::net::{Shutdown, SocketAddr};
-use crate::server::connection::{pump, Connection, HttpEndpoint, Role, Scratch, WsEndpoint};
+use crate::server::connection::{
+    pump, pump_in, pump_out, Connection, HttpEndpoint, Role, Scratch, WsEndpoint,
+};
 use crate::server::driven::{Dispatcher, Driven, Inbound};
 use crate::server::ServerOptions;
 use crate::ws::WebSocket;
@@ -40,25 +42,32 @@ pub(super) fn step_http<D: Driven>(
         // Requests read while responses were owed may go on now.
         handler.process(now, &mut dispatcher);
     }
-    // A streamed response's first bytes may wait a moment for the rest.
-    let hold = match handler.hold_output(now, options.hold_for_body, options.body_backlog) {
-        OutputHold::Send => false,
-        OutputHold::Held => true,
-        OutputHold::Begun(until) => {
-            dispatcher
-                .work
-                .held_output
-                .push_back((token.0, serial, until));
-            true
-        }
-    };
     let mut endpoint = HttpEndpoint {
         handler,
         dispatch: &mut dispatcher,
         now,
-        hold,
+        hold: false,
     };
-    let io = pump(&conn.stream, &mut endpoint, readable, scratch);
+    let mut io = pump_in(&conn.stream, &mut endpoint, readable, scratch);
+    // Output may wait a moment for more to join it: a streamed body's rest,
+    // or the next pipelined answer, still owed. Asked after the reads: an
+    // answer they gave at once may be one to hold (asked before them, it
+    // went as soon as it was made, and the owed one alone, after the
+    // client's delayed acknowledgement).
+    let (hold_for, most) = (options.hold_for_body, options.body_backlog);
+    endpoint.hold = match endpoint.handler.hold_output(now, hold_for, most) {
+        OutputHold::Send => false,
+        OutputHold::Held => true,
+        OutputHold::Begun(until) => {
+            let held_output = &mut endpoint.dispatch.work.held_output;
+            held_output.push_back((token.0, serial, until));
+            true
+        }
+    };
+    if io.is_ok() {
+        io = pump_out(&conn.stream, &mut endpoint);
+    }
+    let hold = endpoint.hold;
     if handler.has_abandoned() {
         take_reports(handler, token, serial, work);
     }
