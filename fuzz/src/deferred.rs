@@ -2,8 +2,8 @@
 //! or streamed in pieces of any length, with hints before, while the
 //! client reads its output a little at a time and the clock moves on. The
 //! input is a script of such steps, played on one [`Handler`]; the loop's
-//! part (send only what [`Handler::hold_output`] lets go) is played as the
-//! library's loop plays it.
+//! part is played as its rule is (send only what [`Handler::hold_output`]
+//! lets go, asked before each send), not in its exact order of steps.
 //!
 //! Checked, against rules written out here afresh:
 //!
@@ -87,6 +87,9 @@ const TOKENS: &[&[u8]] = &[
     b"\x04\x00",
     b"\x00\x04\x00",
     b"\x00\x01\x05",
+    // The client's close; time run to a deadline.
+    b"\x09",
+    b"\x0a",
 ];
 
 /// The loop's hold (`ServerOptions::hold_for_body`'s default) and backlog.
@@ -124,7 +127,7 @@ enum Answer {
         left: Option<u64>,
     },
     Done,
-    /// Refused as gone: the client closed first.
+    /// Refused as gone: the client closed first, or a deadline passed.
     Gone,
 }
 
@@ -146,16 +149,17 @@ impl Refusal for StreamError {
 }
 
 /// The bytes of the body of request `n`, from `from`: its own, so that
-/// one given to the wrong request, or out of order, shows.
+/// one given to the wrong request, or out of order, shows (the offset's
+/// higher bytes mixed in: pieces 256 bytes apart differ too).
 fn body_bytes(n: usize, from: usize, len: usize) -> Vec<u8> {
     (from..from + len)
-        .map(|i| (i.wrapping_mul(7) ^ n.wrapping_mul(131)) as u8)
+        .map(|i| ((i ^ i >> 8 ^ i >> 16).wrapping_mul(7) ^ n.wrapping_mul(131)) as u8)
         .collect()
 }
 
 /// A length from one byte of the script: that byte under 64; else, drawn
-/// from the check's random source, short, over `SHARED_FROM` (16 KiB,
-/// sent by reference), or near a segment (64 KiB).
+/// from the check's random source: under 256, up to 64 KiB, or 16 to 80
+/// KiB (over `SHARED_FROM`, sent by reference; around a segment).
 fn length(b: u8, rng: &mut Rng) -> usize {
     match b >> 6 {
         0 => b as usize,
@@ -392,14 +396,17 @@ impl Player<'_> {
                     };
                     let len = length(len, self.rng);
                     let len = left.map_or(len, |l| (l as usize).min(len));
-                    let piece = body_bytes(i, self.asked[i].body.len(), len);
-                    self.asked[i].body.extend_from_slice(&piece);
-                    self.asked[i].answer = Answer::Streaming {
-                        left: left.map(|l| l - len as u64),
-                    };
-                    let id = self.asked[i].id.ok_or("no id")?;
-                    let result = self.conn.send_body(id, piece.into(), now);
-                    self.answered(i, "send_body", result)?;
+                    let (id, from) = (self.asked[i].id.ok_or("no id")?, self.asked[i].body.len());
+                    let result = self
+                        .conn
+                        .send_body(id, body_bytes(i, from, len).into(), now);
+                    // Counted as given only if taken.
+                    if self.answered(i, "send_body", result)?.is_some() {
+                        self.asked[i].body.extend(body_bytes(i, from, len));
+                        self.asked[i].answer = Answer::Streaming {
+                            left: left.map(|l| l - len as u64),
+                        };
+                    }
                 }
             }
             // A streamed body ends (what its length leaves given first).
@@ -494,12 +501,14 @@ impl Player<'_> {
     fn finish(&mut self, i: usize) -> Result<(), String> {
         let id = self.asked[i].id.ok_or("no id")?;
         if let Answer::Streaming { left: Some(left) } = self.asked[i].answer {
-            let piece = body_bytes(i, self.asked[i].body.len(), left as usize);
-            self.asked[i].body.extend_from_slice(&piece);
-            let result = self.conn.send_body(id, piece.into(), self.now);
+            let (from, len) = (self.asked[i].body.len(), left as usize);
+            let result = self
+                .conn
+                .send_body(id, body_bytes(i, from, len).into(), self.now);
             if self.answered(i, "send_body", result)?.is_none() {
                 return Ok(());
             }
+            self.asked[i].body.extend(body_bytes(i, from, len));
         }
         let result = self.conn.end_body(id, self.now);
         if self.answered(i, "end_body", result)?.is_some() {
