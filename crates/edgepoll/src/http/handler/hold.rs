@@ -489,6 +489,23 @@ mod tests {
         assert_eq!(said, OutputHold::Begun(now + MS * 6));
     }
 
+    /// Output a send left behind (the socket full) waits on the socket, not
+    /// on a hold, whether a hold released it or none was on.
+    #[test]
+    fn output_a_short_send_left_is_not_held_back() {
+        let now = Instant::now();
+        let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
+        let whole = Response::new(StatusCode::OK).body("hello");
+        conn.respond(ids[0], whole, now).unwrap();
+        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+        conn.consume_output(5, now);
+        // The next request, deferred, comes while the rest waits.
+        let mut later = Later::default();
+        conn.receive(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
+        assert_eq!(later.0.len(), 1);
+        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+    }
+
     /// Answers `/now` at once, defers the rest.
     #[derive(Default)]
     struct NowOrLater(Vec<RequestId>);

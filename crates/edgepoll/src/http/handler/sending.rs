@@ -98,10 +98,11 @@ impl Handler {
         let all_sent = self.output.consume(n);
         // All sent (nearly every write) is progress; taken in driblets (the
         // client reading that little), output counts once enough has gone.
-        // What a hold released has all gone: the next output may be held.
         if n > 0 {
             match all_sent && matches!(self.state, State::Idle) {
                 true => {
+                    // What a hold released has all gone: the next output
+                    // may be held.
                     self.hold = Hold::Open;
                     self.restart_clock(now)
                 }
@@ -111,13 +112,17 @@ impl Handler {
     }
 
     /// `n` bytes of output sent, not all of it between requests (out of
-    /// line: nearly every write sends all, the next request yet to come).
+    /// line: nearly every write sends all, the next request yet to come);
+    /// the hold opens once all has gone.
     #[cold]
     #[inline(never)]
     fn moved_out(&mut self, n: usize, all_sent: bool, now: Instant) {
-        if all_sent {
-            self.hold = Hold::Open;
-        }
+        // Output a send left (the socket full) was released, held or not:
+        // it waits on the socket, not on a hold.
+        self.hold = match all_sent {
+            true => Hold::Open,
+            false => Hold::Sent,
+        };
         // While a body comes, its bytes alone count.
         if self.body_coming() {
             return;
