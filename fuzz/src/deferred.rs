@@ -15,15 +15,21 @@
 //!   connection finishes at the client's close, holding no request;
 //! - a client may close early, and time may run to the handler's next
 //!   deadline (a 504 for answers owed too long, a 408, a client that stopped
-//!   reading dropped): then an answering call may find its request gone
-//!   (and no other error), and only requests not yet answered are
-//!   abandoned;
-//! - what the client read, by its own reading of HTTP/1.1 (interim
-//!   responses skipped), is one response per request, in the requests'
-//!   order, each with the body given for it, byte for byte (none to HEAD),
-//!   or, once a deadline passed, a 504 or 408 to a request not answered;
-//!   up to the first request left unanswered at an early close, or the
-//!   answer a drop cut, of which at most a start came; nothing after that.
+//!   reading dropped): the handler reports a request abandoned only if its
+//!   answer is not all given, once, and every request taken and never
+//!   answered is reported by the time the connection finishes; an answering
+//!   call finds its request gone exactly when it was reported (and no
+//!   other error); no request without a body is still owed once a
+//!   deadline past its respond timeout was acted on;
+//! - what the client read, by its own reading of HTTP/1.1, is one response
+//!   per request, in the requests' order, each with the body given for it,
+//!   byte for byte (none to HEAD), after a 103 for each hint the handler
+//!   took for it and at most one 100, only to a request that asked; or a
+//!   504 to a request reported abandoned no sooner than its respond timeout
+//!   after it was sent, or a 408 to one never taken (its body did not come)
+//!   no sooner than the header or idle timeout, whichever is shorter; up
+//!   to the first request left unanswered at an early close, or the answer
+//!   a drop cut, of which at most a start came; nothing after that.
 
 use crate::{Reached, Rng, Target};
 use edgepoll::http::{
@@ -110,13 +116,22 @@ impl Dispatch for &Later {
 /// One request as the script sent it, and what its answer must be.
 struct Asked {
     head: bool,
+    /// A POST asking 100-continue: the only kind that may get a 100.
+    post: bool,
     /// A POST whose body the client sends once it has its 100 (Continue).
     body_due: bool,
-    /// Its id, once the handler took it.
+    /// When the client sent it: no deadline of its can pass sooner.
+    sent_at: Instant,
+    /// Its id, once the handler took it, and when.
     id: Option<RequestId>,
+    taken_at: Instant,
     answer: Answer,
     /// The body given for it so far (to HEAD: what a GET would get).
     body: Vec<u8>,
+    /// 103s the handler took for it (`Ok(true)`): each goes before its answer.
+    hints: usize,
+    /// When the handler reported it abandoned (once only).
+    abandoned_at: Option<Instant>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -176,6 +191,7 @@ struct Player<'a> {
     at: usize,
     now: Instant,
     conn: Handler,
+    limits: Limits,
     later: &'a Later,
     asked: Vec<Asked>,
     /// What the client has sent that the handler has not yet read.
@@ -187,8 +203,8 @@ struct Player<'a> {
     /// The client has closed its side; the handler has read that.
     closed: bool,
     eof_read: bool,
-    /// A deadline of the handler's has passed and been acted on.
-    timed_out: bool,
+    /// When the handler answered 408 (at a deadline it acted on).
+    refused_at: Option<Instant>,
     /// The handler dropped the connection with output unsent (the client
     /// stopped reading past its idle timeout).
     dropped: bool,
@@ -207,9 +223,28 @@ impl Player<'_> {
         let mut waiting = self.asked.iter_mut().filter(|a| a.id.is_none());
         for id in ids {
             if let Some(asked) = waiting.next() {
-                asked.id = Some(id);
+                (asked.id, asked.taken_at) = (Some(id), self.now);
             }
         }
+    }
+
+    /// Takes what the handler reports abandoned: each request once, and
+    /// never one whose answer was all given.
+    fn note_abandoned(&mut self) -> Result<(), String> {
+        let abandoned: Vec<RequestId> = self.conn.take_abandoned().collect();
+        for id in abandoned {
+            let i = (self.asked.iter())
+                .position(|a| a.id == Some(id))
+                .ok_or_else(|| format!("{id:?} abandoned, never taken"))?;
+            let asked = &mut self.asked[i];
+            if asked.answer == Answer::Done {
+                return Err(format!("request {i} abandoned after its answer was given"));
+            }
+            if asked.abandoned_at.replace(self.now).is_some() {
+                return Err(format!("request {i} reported abandoned twice"));
+            }
+        }
+        Ok(())
     }
 
     /// The `pick`th (modulo their count) of the requests taken whose
@@ -245,22 +280,38 @@ impl Player<'_> {
     }
 
     /// The outcome of an answering call for request `i`: an error is a
-    /// failure, but that the request is gone once the client's close was
-    /// read or a deadline acted on (then it is marked so).
+    /// failure, but that the request is gone once the handler reported it
+    /// abandoned (then it is marked so); taken, it must not have been.
     fn answered<T, E: Refusal>(
         &mut self,
         i: usize,
         what: &str,
         result: Result<T, E>,
     ) -> Result<Option<T>, String> {
+        self.note_abandoned()?;
+        let abandoned = self.asked[i].abandoned_at.is_some();
         match result {
+            Ok(_) if abandoned => Err(format!("{what} to request {i}, abandoned, taken")),
             Ok(t) => Ok(Some(t)),
-            Err(e) if e.is_gone() && (self.eof_read || self.timed_out) => {
+            Err(e) if e.is_gone() && abandoned => {
                 self.asked[i].answer = Answer::Gone;
                 Ok(None)
             }
             Err(e) => Err(format!("{what} to request {i}: {e}")),
         }
+    }
+
+    /// Answers request `i` whole, with `len` bytes of its body.
+    fn respond_whole(&mut self, i: usize, len: usize) -> Result<(), String> {
+        let body = body_bytes(i, 0, len);
+        let id = self.asked[i].id.ok_or("no id")?;
+        let response = Response::new(StatusCode::OK).body(&body[..]);
+        let result = self.conn.respond(id, response, self.now);
+        if self.answered(i, "respond", result)?.is_some() {
+            self.asked[i].answer = Answer::Done;
+            self.asked[i].body = body;
+        }
+        Ok(())
     }
 
     /// Asks the hold, as the loop does before it sends; checks its bounds.
@@ -350,10 +401,15 @@ impl Player<'_> {
                     }
                     self.asked.push(Asked {
                         head,
+                        post,
                         body_due,
+                        sent_at: now,
                         id: None,
+                        taken_at: now,
                         answer: Answer::Owed,
                         body: Vec::new(),
+                        hints: 0,
+                        abandoned_at: None,
                     });
                 }
                 let split = self.byte() as usize % (wire.len() + 1);
@@ -364,14 +420,8 @@ impl Player<'_> {
             1 => {
                 let (pick, len) = (self.byte(), self.byte());
                 if let Some(i) = self.pick(pick, |a| a == Answer::Owed) {
-                    let body = body_bytes(i, 0, length(len, self.rng));
-                    let id = self.asked[i].id.ok_or("no id")?;
-                    let response = Response::new(StatusCode::OK).body(&body[..]);
-                    let result = self.conn.respond(id, response, now);
-                    if self.answered(i, "respond", result)?.is_some() {
-                        self.asked[i].answer = Answer::Done;
-                        self.asked[i].body = body;
-                    }
+                    let len = length(len, self.rng);
+                    self.respond_whole(i, len)?;
                 }
             }
             // A streamed answer begun: chunked, or of a length.
@@ -425,6 +475,7 @@ impl Player<'_> {
                         Response::new(StatusCode::EARLY_HINTS).header("Link", "</a>; rel=preload");
                     let result = self.conn.respond_interim(id, &hint, now);
                     if self.answered(i, "respond_interim", result)? == Some(true) {
+                        self.asked[i].hints += 1;
                         reached.mark("a 103");
                     }
                 }
@@ -465,7 +516,7 @@ impl Player<'_> {
                 if let Some(deadline) = self.conn.deadline() {
                     self.now = self.now.max(deadline);
                     self.conn.handle_timeout(self.now);
-                    self.timed_out = true;
+                    self.timed_out()?;
                     let unsent = self
                         .conn
                         .pending_output_parts()
@@ -528,15 +579,7 @@ impl Player<'_> {
             self.receive(&body);
             for i in 0..self.asked.len() {
                 match (self.asked[i].id, self.asked[i].answer) {
-                    (Some(id), Answer::Owed) => {
-                        let body = body_bytes(i, 0, 5);
-                        let response = Response::new(StatusCode::OK).body(&body[..]);
-                        let result = self.conn.respond(id, response, self.now);
-                        if self.answered(i, "respond", result)?.is_some() {
-                            self.asked[i].answer = Answer::Done;
-                            self.asked[i].body = body;
-                        }
-                    }
+                    (Some(_), Answer::Owed) => self.respond_whole(i, 5)?,
                     (Some(_), Answer::Streaming { .. }) => self.finish(i)?,
                     _ => {}
                 }
@@ -574,8 +617,8 @@ impl Player<'_> {
         }
     }
 
-    /// Once finished: nothing waits, and only requests not answered were
-    /// abandoned.
+    /// Once finished: nothing waits, and every request taken and not
+    /// answered was reported abandoned (once: `note_abandoned`).
     fn nothing_held(&mut self) -> Result<(), String> {
         if self.conn.waiting_count() != 0 {
             return Err(format!(
@@ -583,14 +626,37 @@ impl Player<'_> {
                 self.conn.waiting_count()
             ));
         }
-        let abandoned: Vec<RequestId> = self.conn.take_abandoned().collect();
-        for id in abandoned {
-            let asked = self.asked.iter().find(|a| a.id == Some(id));
-            if asked.is_some_and(|a| a.answer == Answer::Done) {
-                return Err(format!("{id:?} abandoned after its answer was given"));
-            }
+        self.note_abandoned()?;
+        let untold = (self.asked.iter())
+            .position(|a| a.id.is_some() && a.answer != Answer::Done && a.abandoned_at.is_none());
+        match untold {
+            Some(i) => Err(format!(
+                "request {i} not answered, never reported abandoned"
+            )),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// After a deadline acted on: the 408 given, if one was, noted; and no
+    /// request without a body (whose respond timeout counts from its head,
+    /// read when it was taken) still owed past its respond timeout.
+    fn timed_out(&mut self) -> Result<(), String> {
+        self.note_abandoned()?;
+        let incident = self.conn.take_incident().and_then(|i| i.status);
+        if incident == Some(StatusCode::REQUEST_TIMEOUT) {
+            self.refused_at.get_or_insert(self.now);
+        }
+        let late = (self.asked.iter()).position(|a| {
+            a.id.is_some()
+                && !a.post
+                && a.answer == Answer::Owed
+                && a.abandoned_at.is_none()
+                && self.now >= a.taken_at + self.limits.respond_timeout
+        });
+        match late {
+            Some(i) => Err(format!("request {i} owed past its respond timeout")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -676,13 +742,14 @@ fn one_response(wire: &[u8], head_only: bool) -> Result<Read, String> {
 
 fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), String> {
     let now = Instant::now();
-    let later = Later::default();
+    let (later, limits) = (Later::default(), Limits::default());
     let mut player = Player {
         script: input,
         rng,
         at: 0,
         now,
-        conn: Handler::new(Limits::default(), now),
+        conn: Handler::new(limits.clone(), now),
+        limits,
         later: &later,
         asked: Vec::new(),
         unread: Vec::new(),
@@ -690,29 +757,56 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         held_since: None,
         closed: false,
         eof_read: false,
-        timed_out: false,
+        refused_at: None,
         dropped: false,
     };
     while player.at < input.len() {
         player.step(reached)?;
+        player.note_abandoned()?;
     }
     player.wind_up(reached)?;
 
     let mut wire = &player.read[..];
     for (n, asked) in player.asked.iter().enumerate() {
-        let mut read = one_response(wire, asked.head)?;
+        // Interim responses: a 100 only to a request that asked for one,
+        // once; a 103 for each the handler took for it.
+        let (mut read, mut continues, mut hints) = (one_response(wire, asked.head)?, 0, 0);
         while read.whole && matches!(read.status, 100 | 103) {
-            if read.status == 100 {
-                reached.mark("a 100 Continue");
+            match read.status {
+                100 => continues += 1,
+                _ => hints += 1,
+            }
+            if (continues > 0 && !asked.post) || continues > 1 || hints > asked.hints {
+                return Err(format!(
+                    "request {n}: {continues} 100s and {hints} 103s where {} were given",
+                    asked.hints
+                ));
             }
             wire = &wire[read.took..];
             read = one_response(wire, asked.head)?;
         }
+        if continues > 0 {
+            reached.mark("a 100 Continue");
+        }
         wire = &wire[read.took..];
         let given: &[u8] = if asked.head { &[] } else { &asked.body };
         if asked.answer != Answer::Done {
-            // Refused at a deadline: the connection may go on.
-            let refused = player.timed_out && matches!(read.status, 504 | 408);
+            // Refused at a deadline: a 504 to a request taken, reported
+            // abandoned at it, no sooner than its respond timeout; a 408
+            // to one never taken (a body that did not come), no sooner
+            // than the shorter of the header and idle timeouts. The
+            // connection may go on.
+            let due = |at: Option<Instant>, wait: Duration| {
+                at.is_some_and(|at| at >= asked.sent_at + wait)
+            };
+            let refused = match read.status {
+                504 => asked.id.is_some() && due(asked.abandoned_at, player.limits.respond_timeout),
+                408 => {
+                    let wait = player.limits.header_timeout.min(player.limits.idle_timeout);
+                    asked.id.is_none() && due(player.refused_at, wait)
+                }
+                _ => false,
+            };
             if refused && read.whole {
                 reached.mark("refused at a deadline");
                 continue;
@@ -750,6 +844,12 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
                 return Err(format!("{} bytes after the drop", wire.len()));
             }
             break;
+        }
+        if hints != asked.hints {
+            return Err(format!(
+                "request {n}: {hints} 103s where {} were given",
+                asked.hints
+            ));
         }
         if !read.whole || read.status != 200 {
             return Err(format!(

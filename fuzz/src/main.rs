@@ -3,9 +3,12 @@
 //! `cargo fuzz` needs a nightly toolchain, which machines here cannot fetch, so
 //! this is a small self-contained fuzzer. It mutates a corpus per target (byte
 //! flips, protocol-shaped tokens, splices, cuts) and checks, for every input:
-//! no panic; the same outcome whether fed whole, split at a random offset or in
-//! random small pieces; output that is well-formed for the protocol. The
-//! targets take turns:
+//! no panic; output that is well-formed for the protocol; and, for the
+//! targets fed a byte stream (`http`, `response`, `ws`, `handshake`), the
+//! same outcome whether fed whole, split at a random offset or in random
+//! small pieces. (`deferred` plays its input as a script whose steps cut
+//! what is sent and read; the others' inputs are whole by nature: a
+//! datagram, a request to build, a head to rewrite.) The targets take turns:
 //!
 //! - `http`: requests into the HTTP/1.1 [`Handler`](edgepoll::http::Handler)
 //!   (and its chunked and response decoders);
