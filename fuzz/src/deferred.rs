@@ -2,8 +2,9 @@
 //! or streamed in pieces of any length, with hints before, while the
 //! client reads its output a little at a time and the clock moves on. The
 //! input is a script of such steps, played on one [`Handler`]; the loop's
-//! part is played as its rule is (send only what [`Handler::hold_output`]
-//! lets go, asked before each send), not in its exact order of steps.
+//! part is played as its rules are (send only what [`Handler::hold_output`]
+//! lets go, asked before each send; `process` after every step, as after
+//! any answer), not in its exact order of steps.
 //!
 //! Checked, against rules written out here afresh:
 //!
@@ -12,7 +13,11 @@
 //! - a hold never lasts past `4 × hold_for` from its start, and each one
 //!   ends no later than `hold_for` from when it was begun or drawn out;
 //! - once everything is answered and time passes, all output goes, and the
-//!   connection finishes at the client's close, holding no request;
+//!   connection finishes at the client's close, holding no request; quiet
+//!   before that, its buffers released, it keeps no memory;
+//! - the memory its buffers keep is bounded by the most output pending at
+//!   once and what it may read, not by how much went through (see
+//!   `Player::within_budget`);
 //! - a client may close early, and time may run to the handler's next
 //!   deadline (a 504 for answers owed too long, a 408, a client that stopped
 //!   reading dropped): the handler reports a request abandoned only if its
@@ -62,6 +67,7 @@ pub fn target() -> Target {
             "a deadline passed",
             "refused at a deadline",
             "dropped",
+            "buffers let go",
         ],
     }
 }
@@ -77,6 +83,9 @@ const SEEDS: &[&[u8]] = &[
     b"\x00\x01\x05\x05\x05\x00\x02\x00\x01\x03\x00\x10\x02\x00\x01\x03\x01\x10\x04\x01\x06\xff",
     // A POST asking 100-continue, its body sent once read; answered.
     b"\x00\x00\x0a\x10\x06\xff\x08\x01\x00\x08\x07\x02\x06\xff",
+    // A long chunked stream, read a little slower than it comes: the
+    // output never empties, while far more than it holds goes through.
+    b"\x00\x00\x00\x00\x02\x00\x00\x03\x00\x8f\x06\x8e\x03\x00\x8f\x06\x8e\x03\x00\x8f\x06\x8e\x03\x00\x8f\x06\x8e\x03\x00\x8f\x06\x8e\x03\x00\x8f\x06\x8e\x03\x00\x8f\x06\x8e\x03\x00\x8f\x06\x8e\x04\x00\x06\xff",
     // Eight pipelined GETs, answered apart in time.
     b"\x00\x07\x00\x00\x01\x00\x04\x07\x01\x01\x00\x04\x07\x01\x01\x00\x04\x07\x01\x01\x00\x04\x07\x03\x06\xff\x01\x00\x04\x06\xff",
 ];
@@ -88,6 +97,8 @@ const TOKENS: &[&[u8]] = &[
     b"\x08",
     b"\x03\x00\xc0",
     b"\x03\x00\x40",
+    // A piece of 15 KiB, read a KiB short.
+    b"\x03\x00\x8f\x06\x8e",
     b"\x02\x00\x00",
     b"\x02\x00\x01",
     b"\x04\x00",
@@ -208,6 +219,8 @@ struct Player<'a> {
     /// The handler dropped the connection with output unsent (the client
     /// stopped reading past its idle timeout).
     dropped: bool,
+    /// Most output that was pending at once, after any step.
+    peak_output: usize,
 }
 
 impl Player<'_> {
@@ -245,6 +258,26 @@ impl Player<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The memory the connection keeps is bounded by what it was given to
+    /// send and what it may read, not by how much went through it: four
+    /// times the most output pending at once (a buffer holds its sent
+    /// prefix until it is as long as what is left, or 16 KiB, and grows by
+    /// doubling), 16 KiB such prefix in each of its two buffers, and twice a
+    /// head and a read.
+    fn within_budget(&mut self) -> Result<(), String> {
+        let pending = self.conn.fuzzing_output_len();
+        self.peak_output = self.peak_output.max(pending);
+        let reading = 2 * (self.limits.max_head_bytes + 16 * 1024);
+        let budget = 4 * self.peak_output + 4 * 16 * 1024 + reading + 4096;
+        match self.conn.buffered_capacity() {
+            kept if kept > budget => Err(format!(
+                "{kept} bytes kept, {} output at most pending",
+                self.peak_output
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The `pick`th (modulo their count) of the requests taken whose
@@ -584,6 +617,7 @@ impl Player<'_> {
                     _ => {}
                 }
             }
+            self.within_budget()?;
             self.read(usize::MAX, reached)?;
             let settled = self
                 .asked
@@ -593,6 +627,17 @@ impl Player<'_> {
                 return self.nothing_held();
             }
             if settled && self.unread.is_empty() && !self.conn.wants_write() && !self.closed {
+                // Quiet: the loop lets its buffers go.
+                if self.conn.buffered_capacity() > 0 {
+                    reached.mark("buffers let go");
+                }
+                self.conn.release_buffers();
+                if self.conn.is_between_requests() && self.conn.buffered_capacity() != 0 {
+                    return Err(format!(
+                        "{} bytes kept by a quiet connection",
+                        self.conn.buffered_capacity()
+                    ));
+                }
                 self.closed = true;
                 self.pump();
             }
@@ -759,10 +804,16 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         eof_read: false,
         refused_at: None,
         dropped: false,
+        peak_output: 0,
     };
     while player.at < input.len() {
         player.step(reached)?;
+        // As the loop does after any answer: requests held back go on.
+        let mut later = player.later;
+        player.conn.process(player.now, &mut later);
+        player.take_ids();
         player.note_abandoned()?;
+        player.within_budget()?;
     }
     player.wind_up(reached)?;
 

@@ -1046,6 +1046,16 @@ impl Handler {
             + self.headers.capacity() * std::mem::size_of::<HeaderSpan>()
     }
 
+    /// Bytes of output still to send, all of it (what
+    /// [`pending_output_parts`](Self::pending_output_parts) shows is a send's
+    /// worth): for edgepoll-fuzz, which bounds the buffers' memory by it.
+    /// Not an API: only with the `fuzzing` feature.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn fuzzing_output_len(&self) -> usize {
+        self.output.len()
+    }
+
     /// Takes the latest event worth logging, if any.
     ///
     /// ```
