@@ -1840,3 +1840,66 @@ fn an_upload_trickled_a_byte_at_a_time_ends_at_the_idle_timeout() {
         );
     });
 }
+
+/// A client that pipelines a flood of requests (7 MB of them, each head
+/// padded to 7 KB) without waiting for the answers gets every answer, in
+/// order, while the proxy reads only as many requests as may wait upstream
+/// (and a head ahead): the rest waits in the sockets' buffers, the client's
+/// writes held back, not in the proxy's memory. (A loop that read on each
+/// time an answer made room, before taking the requests already read,
+/// kept a read's worth more every time: the flood.)
+#[test]
+fn a_flood_of_pipelined_requests_waits_in_the_socket_not_in_the_proxy() {
+    on_each_runtime(|runtime| {
+        const REQUESTS: usize = 1000;
+        let case = runtime.name();
+        let source = NativeUpstream::start(Behaviour::Source);
+        let proxy = start_proxy(runtime, &[source.addr.to_string()], &[]);
+        let mut client = connect(proxy.addr);
+        // Warmed up: one exchange, so that what the first one allocates
+        // is not counted.
+        let (head, _) = ask_on(&mut client, "GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 200, "{case}: {head}");
+        let rss = || edgepoll_tests::resident_kib(proxy.pid()).expect("the proxy's VmRSS");
+        let before = rss();
+        let pad = "p".repeat(7000);
+        let flood: Vec<u8> = (0..REQUESTS)
+            .flat_map(|i| {
+                format!(
+                    "GET /bytes/{} HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n",
+                    i % 100
+                )
+                .into_bytes()
+            })
+            .collect();
+        let mut writer = client.try_clone().expect("clone");
+        // Generous: the proxy may hold the writes back while it works
+        // through what it has, under the slowest runtime.
+        writer
+            .set_write_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout set");
+        let written = std::thread::spawn(move || writer.write_all(&flood).is_ok());
+        let mut most = before;
+        for i in 0..REQUESTS {
+            let (head, body) = read_response(&mut client);
+            assert_eq!(status(&head), 200, "{case}: request {i}: {head}");
+            assert!(
+                body.len() == i % 100 && is_pattern(0, &body),
+                "{case}: request {i}: a body of {} bytes",
+                body.len()
+            );
+            if i % 50 == 0 {
+                most = most.max(rss());
+            }
+        }
+        assert!(
+            written.join().unwrap_or(false),
+            "{case}: the flood was not all sent"
+        );
+        let grown = most.max(rss()).saturating_sub(before);
+        assert!(
+            grown < 2048,
+            "{case}: the proxy grew by {grown} KiB through a flood of 7 MB of requests"
+        );
+    });
+}
