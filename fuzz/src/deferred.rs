@@ -24,15 +24,17 @@
 //!   answer is not all given, once, and every request taken and never
 //!   answered is reported by the time the connection finishes; an answering
 //!   call finds its request gone exactly when it was reported (and no
-//!   other error); no request without a body is still owed once a
-//!   deadline past its respond timeout was acted on;
+//!   other error); no request taken is still owed once a
+//!   deadline past its respond timeout was acted on; output worth holding
+//!   (see `Player::worth_holding`) is held, once all before it has gone;
 //! - what the client read, by its own reading of HTTP/1.1, is one response
 //!   per request, in the requests' order, each with the body given for it,
 //!   byte for byte (none to HEAD), after a 103 for each hint the handler
 //!   took for it and at most one 100, only to a request that asked; or a
 //!   504 to a request reported abandoned no sooner than its respond timeout
-//!   after it was sent, or a 408 to one never taken (its body did not come)
-//!   no sooner than the header or idle timeout, whichever is shorter; up
+//!   after it was sent, or a 408 to one never taken (its head or body did
+//!   not come whole) no sooner than the header or idle timeout, whichever
+//!   is shorter (no body is streamed, so none is refused once taken); up
 //!   to the first request left unanswered at an early close, or the answer
 //!   a drop cut, of which at most a start came; nothing after that.
 
@@ -221,6 +223,8 @@ struct Player<'a> {
     dropped: bool,
     /// Most output that was pending at once, after any step.
     peak_output: usize,
+    /// All output has gone since a hold last let any go.
+    emptied: bool,
 }
 
 impl Player<'_> {
@@ -261,16 +265,20 @@ impl Player<'_> {
     }
 
     /// The memory the connection keeps is bounded by what it was given to
-    /// send and what it may read, not by how much went through it: four
-    /// times the most output pending at once (a buffer holds its sent
-    /// prefix until it is as long as what is left, or 16 KiB, and grows by
-    /// doubling), 16 KiB such prefix in each of its two buffers, and twice a
-    /// head and a read.
+    /// send and what it may read, not by how much went through it. Each of
+    /// the output's two buffers (its own, and the one behind streamed
+    /// pieces, which takes its place once they have gone) holds its sent
+    /// prefix until that is as long as what is left (or 16 KiB), and keeps
+    /// the capacity it grew to by doubling: four times the most output
+    /// pending at once, and 32 KiB, each; the pieces count as what they
+    /// have left to send. Then twice a head and a read, and 4 KiB for the
+    /// index of a head's fields.
     fn within_budget(&mut self) -> Result<(), String> {
         let pending = self.conn.fuzzing_output_len();
         self.peak_output = self.peak_output.max(pending);
         let reading = 2 * (self.limits.max_head_bytes + 16 * 1024);
-        let budget = 4 * self.peak_output + 4 * 16 * 1024 + reading + 4096;
+        let output = 2 * (4 * self.peak_output + 32 * 1024) + self.peak_output;
+        let budget = output + reading + 4096;
         match self.conn.buffered_capacity() {
             kept if kept > budget => Err(format!(
                 "{kept} bytes kept, {} output at most pending",
@@ -347,13 +355,52 @@ impl Player<'_> {
         Ok(())
     }
 
-    /// Asks the hold, as the loop does before it sends; checks its bounds.
+    /// Whether the pending output is worth holding, by the rules the
+    /// module's documentation gives (see `hold`): less than a segment of
+    /// it, no interim response in it, and after it the rest of a streamed
+    /// body (not to HEAD, not all given) or an answer still owed; on a
+    /// connection not closing.
+    fn worth_holding(&self) -> bool {
+        let held = self.conn.fuzzing_output_len();
+        let closing = self.eof_read || self.dropped || self.refused_at.is_some();
+        if held == 0 || held >= 64 * 1024 || closing || self.conn.is_finished() {
+            return false;
+        }
+        let parts = self.conn.pending_output_parts();
+        let interim =
+            |p: &&[u8]| (p.windows(13)).any(|w| w == b"HTTP/1.1 100 " || w == b"HTTP/1.1 103 ");
+        if parts.iter().any(interim) || self.asked.iter().any(|a| a.abandoned_at.is_some()) {
+            return false;
+        }
+        // The first request not all answered: the one the output waits on.
+        match self.asked.iter().find(|a| a.answer != Answer::Done) {
+            Some(front) if front.id.is_some() => match front.answer {
+                Answer::Owed => true,
+                Answer::Streaming { left } => !front.head && left != Some(0),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Asks the hold, as the loop does before it sends; checks its bounds,
+    /// and that output worth holding is held once all before it has gone
+    /// (output a hold released, or an interim response, goes at once until
+    /// then).
     fn hold(&mut self, reached: &mut Reached) -> Result<OutputHold, String> {
         let said = self.conn.hold_output(self.now, HOLD_FOR, MOST);
         match said {
             OutputHold::Send => {
                 if self.held_since.take().is_some() {
                     reached.mark("a hold ended");
+                } else if self.emptied && self.worth_holding() {
+                    return Err(format!(
+                        "{} bytes worth holding sent at once",
+                        self.conn.fuzzing_output_len()
+                    ));
+                }
+                if self.conn.fuzzing_output_len() > 0 {
+                    self.emptied = false;
                 }
             }
             OutputHold::Begun(_) | OutputHold::Held => {
@@ -402,6 +449,9 @@ impl Player<'_> {
             reached.mark("a short send");
         }
         self.conn.consume_output(n, self.now);
+        if self.conn.fuzzing_output_len() == 0 {
+            self.emptied = true;
+        }
         let mut later = self.later;
         self.conn.process(self.now, &mut later);
         self.pump();
@@ -549,6 +599,11 @@ impl Player<'_> {
                 if let Some(deadline) = self.conn.deadline() {
                     self.now = self.now.max(deadline);
                     self.conn.handle_timeout(self.now);
+                    // As the loop does after a timeout (its 504s answer):
+                    // requests held back go on before more is read.
+                    let mut later = self.later;
+                    self.conn.process(self.now, &mut later);
+                    self.take_ids();
                     self.timed_out()?;
                     let unsent = self
                         .conn
@@ -628,15 +683,18 @@ impl Player<'_> {
             }
             if settled && self.unread.is_empty() && !self.conn.wants_write() && !self.closed {
                 // Quiet: the loop lets its buffers go.
-                if self.conn.buffered_capacity() > 0 {
-                    reached.mark("buffers let go");
-                }
+                let kept = self.conn.buffered_capacity();
                 self.conn.release_buffers();
-                if self.conn.is_between_requests() && self.conn.buffered_capacity() != 0 {
-                    return Err(format!(
-                        "{} bytes kept by a quiet connection",
-                        self.conn.buffered_capacity()
-                    ));
+                if self.conn.is_between_requests() {
+                    if self.conn.buffered_capacity() != 0 {
+                        return Err(format!(
+                            "{} bytes kept by a quiet connection",
+                            self.conn.buffered_capacity()
+                        ));
+                    }
+                    if kept > 0 {
+                        reached.mark("buffers let go");
+                    }
                 }
                 self.closed = true;
                 self.pump();
@@ -683,8 +741,9 @@ impl Player<'_> {
     }
 
     /// After a deadline acted on: the 408 given, if one was, noted; and no
-    /// request without a body (whose respond timeout counts from its head,
-    /// read when it was taken) still owed past its respond timeout.
+    /// request taken still owed past its respond timeout (which counts
+    /// from its head, read when it was taken or, for a POST, before: its
+    /// body is not streamed, `Later` taking none so).
     fn timed_out(&mut self) -> Result<(), String> {
         self.note_abandoned()?;
         let incident = self.conn.take_incident().and_then(|i| i.status);
@@ -693,7 +752,6 @@ impl Player<'_> {
         }
         let late = (self.asked.iter()).position(|a| {
             a.id.is_some()
-                && !a.post
                 && a.answer == Answer::Owed
                 && a.abandoned_at.is_none()
                 && self.now >= a.taken_at + self.limits.respond_timeout
@@ -805,13 +863,15 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         refused_at: None,
         dropped: false,
         peak_output: 0,
+        emptied: true,
     };
     while player.at < input.len() {
         player.step(reached)?;
-        // As the loop does after any answer: requests held back go on.
+        // As the loop does after any answer: requests held back go on,
+        // and then it reads on.
         let mut later = player.later;
         player.conn.process(player.now, &mut later);
-        player.take_ids();
+        player.pump();
         player.note_abandoned()?;
         player.within_budget()?;
     }
@@ -844,7 +904,7 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         if asked.answer != Answer::Done {
             // Refused at a deadline: a 504 to a request taken, reported
             // abandoned at it, no sooner than its respond timeout; a 408
-            // to one never taken (a body that did not come), no sooner
+            // to one never taken (a head or body that did not come), no sooner
             // than the shorter of the header and idle timeouts. The
             // connection may go on.
             let due = |at: Option<Instant>, wait: Duration| {

@@ -14,7 +14,9 @@
 //!   (and its chunked and response decoders);
 //! - `deferred`: a service answering that handler later, in any order,
 //!   whole or streamed, while the client reads a little at a time and the
-//!   clock moves: the loop's holds bounded, every body whole and in order;
+//!   clock moves: output held when worth it and never long, every body
+//!   whole and in order, each request given up told once, the timeouts'
+//!   answers on time, memory bounded by what waits to be sent;
 //! - `response`: what a server sends into the
 //!   [`ResponseParser`](edgepoll::http::ResponseParser), whose result a
 //!   forwarder must be able to pass on safely;

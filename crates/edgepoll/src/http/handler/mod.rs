@@ -209,10 +209,11 @@ impl State {
 /// - bytes out: [`pending_output_parts`](Handler::pending_output_parts)
 ///   while [`wants_write`](Handler::wants_write), then
 ///   [`consume_output`](Handler::consume_output) with what was sent;
-/// - [`process`](Handler::process) after output was consumed and after
-///   any call that answers or ends a response (`respond*`, `end_body`,
-///   `abort_body`) or resumes a body (`pause_body(id, false)`): requests
-///   held back go on then;
+/// - [`process`](Handler::process) after output was consumed, after
+///   [`handle_timeout`](Handler::handle_timeout) (its 504s are answers) and
+///   after any call that answers or ends a response (`respond*`,
+///   `end_body`, `abort_body`) or resumes a body (`pause_body(id, false)`),
+///   before reading on: requests held back go on then;
 /// - time: [`handle_timeout`](Handler::handle_timeout) at
 ///   [`deadline`](Handler::deadline);
 /// - reports, after each of these: [`take_incident`](Handler::take_incident)
