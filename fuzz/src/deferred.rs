@@ -3,8 +3,9 @@
 //! client reads its output a little at a time and the clock moves on. The
 //! input is a script of such steps, played on one [`Handler`]; the loop's
 //! part is played as its rules are (send only what [`Handler::hold_output`]
-//! lets go, asked before each send; `process` after every step, as after
-//! any answer), not in its exact order of steps.
+//! lets go, asked before each send; `process` after every read, timeout and
+//! step, as after any answer, and then read on), not in its exact order of
+//! steps.
 //!
 //! Checked, against rules written out here afresh:
 //!
@@ -32,7 +33,7 @@
 //!   byte for byte (none to HEAD), after a 103 for each hint the handler
 //!   took for it and at most one 100, only to a request that asked; or a
 //!   504 to a request reported abandoned no sooner than its respond timeout
-//!   after it was sent, or a 408 to one never taken (its head or body did
+//!   after it was taken, or a 408 to one never taken (its head or body did
 //!   not come whole) no sooner than the header or idle timeout, whichever
 //!   is shorter (no body is streamed, so none is refused once taken); up
 //!   to the first request left unanswered at an early close, or the answer
@@ -268,7 +269,7 @@ impl Player<'_> {
     /// send and what it may read, not by how much went through it. Each of
     /// the output's two buffers (its own, and the one behind streamed
     /// pieces, which takes its place once they have gone) holds its sent
-    /// prefix until that is as long as what is left (or 16 KiB), and keeps
+    /// prefix until that is at least 16 KiB and as long as what is left, and keeps
     /// the capacity it grew to by doubling: four times the most output
     /// pending at once, and 32 KiB, each; the pieces count as what they
     /// have left to send. Then twice a head and a read, and 4 KiB for the
@@ -355,11 +356,12 @@ impl Player<'_> {
         Ok(())
     }
 
-    /// Whether the pending output is worth holding, by the rules the
-    /// module's documentation gives (see `hold`): less than a segment of
-    /// it, no interim response in it, and after it the rest of a streamed
-    /// body (not to HEAD, not all given) or an answer still owed; on a
-    /// connection not closing.
+    /// Whether the pending output is worth holding, by a part of the rules
+    /// `hold.rs` gives (enough to say it must be held, not all of when it
+    /// may be): less than a segment of it, no interim response in it, and
+    /// after it the rest of a streamed body (not to HEAD, not all given) or
+    /// an answer still owed; on a connection not closing, no request yet
+    /// given up (after that, never).
     fn worth_holding(&self) -> bool {
         let held = self.conn.fuzzing_output_len();
         let closing = self.eof_read || self.dropped || self.refused_at.is_some();
@@ -742,8 +744,8 @@ impl Player<'_> {
 
     /// After a deadline acted on: the 408 given, if one was, noted; and no
     /// request taken still owed past its respond timeout (which counts
-    /// from its head, read when it was taken or, for a POST, before: its
-    /// body is not streamed, `Later` taking none so).
+    /// from when it was taken: at its head, or a POST at its body's end,
+    /// `Later` streaming no body).
     fn timed_out(&mut self) -> Result<(), String> {
         self.note_abandoned()?;
         let incident = self.conn.take_incident().and_then(|i| i.status);
@@ -903,18 +905,19 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         let given: &[u8] = if asked.head { &[] } else { &asked.body };
         if asked.answer != Answer::Done {
             // Refused at a deadline: a 504 to a request taken, reported
-            // abandoned at it, no sooner than its respond timeout; a 408
-            // to one never taken (a head or body that did not come), no sooner
-            // than the shorter of the header and idle timeouts. The
-            // connection may go on.
-            let due = |at: Option<Instant>, wait: Duration| {
-                at.is_some_and(|at| at >= asked.sent_at + wait)
-            };
+            // abandoned at it, no sooner than its respond timeout after it
+            // was taken; a 408 to one never taken (a head or body that did
+            // not come), no sooner than the shorter of the header and idle
+            // timeouts after it was sent. The connection may go on.
+            let limits = &player.limits;
             let refused = match read.status {
-                504 => asked.id.is_some() && due(asked.abandoned_at, player.limits.respond_timeout),
+                504 => {
+                    let due = asked.taken_at + limits.respond_timeout;
+                    asked.id.is_some() && asked.abandoned_at.is_some_and(|t| t >= due)
+                }
                 408 => {
-                    let wait = player.limits.header_timeout.min(player.limits.idle_timeout);
-                    asked.id.is_none() && due(player.refused_at, wait)
+                    let due = asked.sent_at + limits.header_timeout.min(limits.idle_timeout);
+                    asked.id.is_none() && player.refused_at.is_some_and(|t| t >= due)
                 }
                 _ => false,
             };

@@ -15,8 +15,8 @@
 //! - `deferred`: a service answering that handler later, in any order,
 //!   whole or streamed, while the client reads a little at a time and the
 //!   clock moves: output held when worth it and never long, every body
-//!   whole and in order, each request given up told once, the timeouts'
-//!   answers on time, memory bounded by what waits to be sent;
+//!   whole and in order, each request given up told once, 504s on time and
+//!   no 408 early, memory bounded by what waits to be sent and may be read;
 //! - `response`: what a server sends into the
 //!   [`ResponseParser`](edgepoll::http::ResponseParser), whose result a
 //!   forwarder must be able to pass on safely;

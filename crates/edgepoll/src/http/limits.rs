@@ -61,8 +61,9 @@ pub struct Limits {
     /// second at the default 60 s. 0 counts every byte.
     pub min_progress_bytes: usize,
     /// Longest wait for a deferred response ([`Reply::Later`](super::Reply::Later)),
-    /// counted from the request's head, or for a streamed body from its
-    /// end (an upload may take longer than this; one its client stalls
+    /// counted from when the request is handed to the service (at its head,
+    /// or at the end of a body it takes whole), or for a streamed body from
+    /// its end (an upload may take longer than this; one its client stalls
     /// meets [`idle_timeout`](Self::idle_timeout) and gets 408), or from its
     /// last piece while its sink holds it back (paused). Past it: 504, and
     /// the service is told the request was abandoned. 30 s by default.
