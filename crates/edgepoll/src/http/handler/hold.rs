@@ -130,7 +130,7 @@ impl Handler {
     #[inline]
     pub fn hold_output(&mut self, now: Instant, hold_for: Duration, most: usize) -> OutputHold {
         // Nearly always none: a response given at once is not held. (This
-        // much is inlined where the loop asks, before and after its reads.)
+        // much is inlined where the loop asks, after its reads.)
         if self.waiting.is_empty() {
             return OutputHold::Send;
         }
