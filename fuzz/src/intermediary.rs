@@ -14,8 +14,8 @@
 //!   ...), which pass only when trusted;
 //! - `Via` holds the entries that came and then the proxy's own, and the
 //!   `X-Forwarded-*` fields say what the client asked, from where;
-//! - `Max-Forwards` of OPTIONS and TRACE counts down, and at 0 the request
-//!   goes no further;
+//! - `Max-Forwards` of OPTIONS and TRACE counts down, and at 0 (any of
+//!   them, if it came more than once) the request goes no further;
 //! - a request whose `Via` names the proxy (an entry received by it) came
 //!   back through a loop and goes no further; `SELF` in an input stands for
 //!   that name, which the proxy draws when it starts;
@@ -24,7 +24,8 @@
 //! A request is one whose input does not start with `HTTP/`; a response is
 //! one that does, read as the answer to a GET or, one time in four, to a
 //! HEAD: a response in a transfer coding other than chunked is refused
-//! (502) exactly when it has a body.
+//! (502) exactly when it has a body, and one with a status past 599
+//! always.
 
 use crate::{Reached, Rng, Target};
 use edgepoll::http::{
@@ -65,6 +66,7 @@ pub fn target() -> Target {
             "a response's Via chain",
             "a foreign transfer coding refused",
             "a foreign coding without a body passed",
+            "a status past 599 refused",
             "a loop stopped",
         ],
     }
@@ -86,6 +88,7 @@ const SEEDS: &[&[u8]] = &[
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nKeep-Alive: timeout=5\r\nVia: 1.0 a, , 1.1 b\r\n\r\n0\r\n\r\n",
     b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip\r\nETag: \"a\"\r\n\r\n",
     b"HTTP/1.0 404 Not Found\r\nUpgrade: h2c\r\nVia: 1.1 x\r\nConnection: via\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
+    b"HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok",
 ];
 
 const TOKENS: &[&[u8]] = &[
@@ -405,11 +408,15 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
             reached.mark("a loop stopped");
             continue;
         }
-        // RFC 9110 §7.6.2: an OPTIONS or TRACE whose (first) Max-Forwards is
-        // 0 goes no further, unless that field was for the last hop alone.
+        // RFC 9110 §7.6.2: an OPTIONS or TRACE whose Max-Forwards is 0
+        // goes no further, unless that field was for the last hop alone.
+        // Sent more than once (it is a singleton), the smallest valid one
+        // counts: any 0 stops it.
         let named = named_by_connection(&request.fields);
         let hops = matches!(request.method.as_str(), "OPTIONS" | "TRACE");
-        let zero = first(&request.fields, "max-forwards", &named).is_some_and(|v| {
+        let mut values =
+            (request.fields.iter()).filter(|(n, _)| is(n, "max-forwards") && !is_hop(n, &named));
+        let zero = values.any(|(_, v)| {
             let digits = v.trim_ascii();
             !digits.is_empty() && digits.iter().all(|&d| d == b'0')
         });
@@ -652,7 +659,7 @@ fn check_response(input: &[u8], to_head: bool, reached: &mut Reached) -> Result<
     };
     // The library's reading, and the proxy's refusal that rests on it.
     let parsed_coding = parsed.undecoded_coding().map(<[u8]>::to_vec);
-    let refused = forwarded::unpassable_coding(&parsed, to_head).is_some();
+    let refused = forwarded::unpassable(&parsed, to_head).is_some();
     let code = parsed.status.as_u16();
     let bodiless = to_head || code < 200 || code == 204 || code == 304;
     let ParsedResponse {
@@ -691,15 +698,17 @@ fn check_response(input: &[u8], to_head: bool, reached: &mut Reached) -> Result<
     if undecoded != foreign {
         return Err(format!("foreign coding {foreign:?} not found"));
     }
-    // Only a body can be coded: a bodiless answer goes on without it.
-    if refused != (foreign.is_some() && !bodiless) {
+    // Only a body can be coded: a bodiless answer goes on without it. A
+    // status past 599 is refused whatever comes with it.
+    if refused != (code > 599 || (foreign.is_some() && !bodiless)) {
         return Err(format!(
             "coding {foreign:?} of a {code} answer (to HEAD: {to_head}) refused: {refused}"
         ));
     }
-    match (foreign.is_some(), bodiless) {
-        (true, false) => reached.mark("a foreign transfer coding refused"),
-        (true, true) => reached.mark("a foreign coding without a body passed"),
+    match (code > 599, foreign.is_some(), bodiless) {
+        (true, ..) => reached.mark("a status past 599 refused"),
+        (_, true, false) => reached.mark("a foreign transfer coding refused"),
+        (_, true, true) => reached.mark("a foreign coding without a body passed"),
         _ => {}
     }
     reached.mark("a response passed on");

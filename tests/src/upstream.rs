@@ -38,6 +38,9 @@ pub enum Behaviour {
     /// coding a proxy cannot pass on without saying so), which runs until
     /// the close; then sends nothing more and waits for the client to close.
     Gzipped,
+    /// Keep-alive; answers every request with status 999 (outside the
+    /// 100–599 that RFC 9110 §15 allows) and a body of 2 bytes.
+    OddStatus,
     /// Answers every request with bytes that are not HTTP, then closes.
     Garbage,
     /// Keep-alive; answers each request with an empty body and its path in
@@ -403,7 +406,7 @@ fn all_taken(stream: &TcpStream) -> bool {
     false
 }
 
-/// [`Behaviour::Reflect`] and its kin, [`Behaviour::Garbage`],
+/// [`Behaviour::Reflect`] and its kin, [`Behaviour::Garbage`], [`Behaviour::OddStatus`],
 /// [`Behaviour::DiesMidBody`].
 fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let mut buf = Vec::new();
@@ -470,6 +473,7 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
             ]
             .concat(),
             Behaviour::Garbage => b"SPDY/9 banana\r\n\0\0\r\n\r\n".to_vec(),
+            Behaviour::OddStatus => b"HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok".to_vec(),
             Behaviour::LateHeadBody if text.starts_with("HEAD ") => {
                 let forged = b"HTTP/1.1 200 OK\r\nX-Path: /forged\r\nContent-Length: 0\r\n\r\n";
                 let head = format!("HTTP/1.1 200 OK\r\nX-Path: {path}\r\nContent-Length: {}\r\n\r\n", forged.len());
@@ -497,7 +501,10 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         };
         let keeps_alive = matches!(
             behaviour,
-            Behaviour::Reflect | Behaviour::ReflectInTwo | Behaviour::LateHeadBody
+            Behaviour::Reflect
+                | Behaviour::ReflectInTwo
+                | Behaviour::LateHeadBody
+                | Behaviour::OddStatus
         );
         if stream.write_all(&reply).is_err() || !keeps_alive {
             return;
@@ -514,6 +521,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         | Behaviour::ReflectInTwo
         | Behaviour::Gzipped
         | Behaviour::Garbage
+        | Behaviour::OddStatus
         | Behaviour::LateHeadBody
         | Behaviour::DiesMidBody => return answer_heads(stream, behaviour, seen),
         Behaviour::Switch => return switch(stream),

@@ -315,6 +315,25 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
         let head = read_head(&mut stream);
         assert_eq!(status(&head), 200, "{name} {head}");
         assert!(!head.contains("gzip"), "{name} {head}");
+
+        // A status past 599 is invalid (RFC 9110 §15), to be taken as a
+        // 5xx: 502, with one log line naming the upstream and the status.
+        // Its body left unread (or the connection closed) answers nothing
+        // after it: the next request gets its own 502.
+        let odd = NativeUpstream::start(Behaviour::OddStatus);
+        let proxy = start_proxy(runtime, &[odd.addr.to_string()], &[]);
+        let mut stream = connect(proxy.addr);
+        for round in 0..2 {
+            let (head, body) = ask_on(&mut stream, "GET /odd HTTP/1.1\r\nHost: a.test\r\n\r\n");
+            assert_eq!(status(&head), 502, "{name} {round} {head}");
+            assert_eq!(body, b"bad answer from upstream\n", "{name} {round}");
+        }
+        let lines = proxy.stderr_until(Duration::from_secs(10), |lines| {
+            let odd = lines.iter().filter(|l| l.contains("status 999"));
+            odd.count() == 2
+        });
+        let naming = lines.iter().filter(|l| l.contains(&odd.addr.to_string()));
+        assert_eq!(naming.count(), 2, "{name}: {lines:?}");
     });
 }
 

@@ -32,6 +32,10 @@
 //!   passing on the bytes without it would hand the client a body encoded
 //!   in a way nothing tells it of
 //!   ([`ParsedResponse::undecoded_coding`](edgepoll::http::ParsedResponse::undecoded_coding)).
+//! - A response whose status is past 599 is answered 502 too: RFC 9110
+//!   §15 calls such a status invalid, and says a recipient should take it
+//!   as a 5xx; passed on, it would leave that to every client (edgepoll's
+//!   own parser takes 100 to 999, as the status line's three digits allow).
 
 use edgepoll::http::{same_name, HopByHop, ParsedResponse, Request, Version};
 use edgepoll::{ClientRequest, RequestError, Url};
@@ -314,10 +318,12 @@ pub fn request_fields<'a>(
 
 /// The `Max-Forwards` of a TRACE or OPTIONS request (`method`), when it has
 /// a valid one: 0 means the request goes no further and the proxy answers
-/// it as its final recipient (RFC 9110 §7.6.2).
+/// it as its final recipient (RFC 9110 §7.6.2). The field is a singleton;
+/// sent more than once, the smallest counts (each is counted down as it
+/// goes on, so the next hop reads the same).
 pub fn max_forwards<'a>(
     method: &str,
-    mut fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
 ) -> Option<u64> {
     if !counts_hops(method) {
         return None;
@@ -327,8 +333,9 @@ pub fn max_forwards<'a>(
         return None;
     }
     fields
-        .find(|(name, _)| same_name(name, "max-forwards"))
-        .and_then(|(_, value)| hops_left(value))
+        .filter(|(name, _)| same_name(name, "max-forwards"))
+        .filter_map(|(_, value)| hops_left(value))
+        .min()
 }
 
 /// Whether `method` is one whose `Max-Forwards` an intermediary counts.
@@ -351,13 +358,20 @@ fn decimal(n: u64) -> Vec<u8> {
     n.to_string().into_bytes()
 }
 
-/// The transfer coding, other than chunked, for which the proxy answers an
-/// upstream's response 502 (see the module's decisions), if it has one.
-/// Only a body could be coded: an answer to HEAD (`to_head`), a 1xx, 204 or
-/// 304 has none, and goes on without the hop-by-hop field.
-pub fn unpassable_coding(response: &ParsedResponse, to_head: bool) -> Option<&[u8]> {
+/// Why the proxy answers an upstream's response 502 instead of passing it
+/// on (see the module's decisions), if it does: a status past 599, or a
+/// transfer coding other than chunked. Only a body could be coded: an
+/// answer to HEAD (`to_head`), a 1xx, 204 or 304 has none, and goes on
+/// without the hop-by-hop field.
+pub fn unpassable(response: &ParsedResponse, to_head: bool) -> Option<String> {
+    let code = response.status.as_u16();
+    if code > 599 {
+        return Some(format!("status {code}, outside 100-599"));
+    }
     let bodiless = to_head || response.status.forbids_body();
-    response.undecoded_coding().filter(|_| !bodiless)
+    let coding = response.undecoded_coding().filter(|_| !bodiless)?;
+    let coding = String::from_utf8_lossy(coding);
+    Some(format!("response in transfer coding {coding:?}"))
 }
 
 /// Header fields as a parsed response holds them.
@@ -877,6 +891,15 @@ mod tests {
         assert_eq!(max_forwards("GET", zero.iter().copied()), None);
         assert_eq!(max_forwards("options", zero.iter().copied()), None);
         assert_eq!(max_forwards("OPTIONS", odd.iter().copied()), None);
+        // Sent twice, the smallest counts, wherever it is.
+        let twice = [("Max-Forwards", &b"7"[..]), ("max-forwards", b"0")];
+        assert_eq!(max_forwards("OPTIONS", twice.iter().copied()), Some(0));
+        let twice = [
+            ("Max-Forwards", &b"many"[..]),
+            ("Max-Forwards", b"4"),
+            ("Max-Forwards", b"9"),
+        ];
+        assert_eq!(max_forwards("TRACE", twice.iter().copied()), Some(4));
         let named = [("Connection", &b"Max-Forwards"[..]), ("Max-Forwards", b"0")];
         assert_eq!(max_forwards("OPTIONS", named.iter().copied()), None);
     }

@@ -421,14 +421,10 @@ impl App for Proxy {
             Ok(response) => {
                 let now = cx.now();
                 self.balancer.answered(upstream);
-                let coding = forwarded::unpassable_coding(&response, waiting.to_head);
-                if let Some(coding) = coding.map(String::from_utf8_lossy) {
+                if let Some(why) = forwarded::unpassable(&response, waiting.to_head) {
                     self.exchanges.remove(&exchange);
                     self.balancer.done(upstream, now);
-                    self.log(
-                        upstream,
-                        &format!("response in transfer coding {coding:?}; answered 502"),
-                    );
+                    self.log(upstream, &format!("{why}; answered 502"));
                     // Its body is not read: the connection closes.
                     cx.cancel(exchange);
                     let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
