@@ -14,8 +14,9 @@
 //!   ...), which pass only when trusted;
 //! - `Via` holds the entries that came and then the proxy's own, and the
 //!   `X-Forwarded-*` fields say what the client asked, from where;
-//! - `Max-Forwards` of OPTIONS and TRACE counts down, and at 0 (any of
-//!   them, if it came more than once) the request goes no further;
+//! - `Max-Forwards` of OPTIONS and TRACE counts down, as one field, from
+//!   the least of its values if it came more than once (as fields or a
+//!   list), and at 0 the request goes no further;
 //! - a request whose `Via` names the proxy (an entry received by it) came
 //!   back through a loop and goes no further; `SELF` in an input stands for
 //!   that name, which the proxy draws when it starts;
@@ -57,6 +58,7 @@ pub fn target() -> Target {
             "a claim passed, trusted",
             "a chain appended to",
             "Max-Forwards counted down",
+            "Max-Forwards sent twice goes on as one",
             "answered as the final recipient",
             "an absolute target",
             "a request about the server",
@@ -77,6 +79,7 @@ const SEEDS: &[&[u8]] = &[
     b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\nExpect: 100-continue\r\nTE: trailers\r\nX-Trace: 7\r\n\r\nhi",
     b"GET http://u@a.test:81/p?q HTTP/1.1\r\nHost: b.test\r\nVia: 1.0 first, 1.1 second\r\nX-Forwarded-For: 10.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: c.test\r\n\r\n",
     b"OPTIONS http://a.test HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 3\r\n\r\n",
+    b"TRACE / HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 9\r\nX-A: 1\r\nMax-Forwards: x\r\nMax-Forwards: 7, 4\r\n\r\n",
     b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\n\r\n",
     b"TRACE / HTTP/1.0\r\nMax-Forwards: 1\r\nConnection: Max-Forwards\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a.test\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX_Forwarded_For: 1.2.3.4\r\nX-Forwarded-Port: 1\r\nTrue-Client-IP: 1.2.3.4\r\nClient-IP: 1\r\nX-Keep: yes\r\n\r\n",
@@ -410,21 +413,19 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         }
         // RFC 9110 §7.6.2: an OPTIONS or TRACE whose Max-Forwards is 0
         // goes no further, unless that field was for the last hop alone.
-        // Sent more than once (it is a singleton), the smallest valid one
-        // counts: any 0 stops it.
+        // Sent more than once (it is a singleton; as fields or a list), the
+        // smallest valid value counts: any 0 stops it.
         let named = named_by_connection(&request.fields);
         let hops = matches!(request.method.as_str(), "OPTIONS" | "TRACE");
         let mut values =
             (request.fields.iter()).filter(|(n, _)| is(n, "max-forwards") && !is_hop(n, &named));
-        let zero = values.any(|(_, v)| {
-            let digits = v.trim_ascii();
-            !digits.is_empty() && digits.iter().all(|&d| d == b'0')
-        });
+        let zero = values.any(|(_, v)| hop_count(v) == Some(0));
         if (hops && zero) != request.wire.is_none() {
+            let all = (request.fields.iter()).filter(|(n, _)| is(n, "max-forwards"));
+            let all: Vec<_> = all.map(|(_, v)| String::from_utf8_lossy(v)).collect();
             return Err(format!(
-                "{} with Max-Forwards {:?}: sent on: {}",
+                "{} with Max-Forwards {all:?}: sent on: {}",
                 request.method,
-                first(&request.fields, "max-forwards", &[]).map(String::from_utf8_lossy),
                 request.wire.is_some()
             ));
         }
@@ -603,8 +604,26 @@ fn check_forwarded(
     Ok(())
 }
 
-/// `Max-Forwards` counts down on OPTIONS and TRACE when it is a number, and
-/// otherwise goes on as it came; one that `Connection` names stops here.
+/// A `Max-Forwards` value: a number (past u64, u64::MAX), or the least of a
+/// list of numbers (empty elements skipped); `None` if any element is not
+/// a number or there is none.
+fn hop_count(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let numbers: Vec<&str> = (text.split(','))
+        .map(|e| e.trim_matches([' ', '\t']))
+        .filter(|e| !e.is_empty())
+        .collect();
+    let valid = |e: &&str| e.bytes().all(|b| b.is_ascii_digit());
+    if numbers.is_empty() || !numbers.iter().all(valid) {
+        return None;
+    }
+    let count = |e: &str| e.parse::<u64>().unwrap_or(u64::MAX);
+    numbers.into_iter().map(count).min()
+}
+
+/// `Max-Forwards` on OPTIONS and TRACE with a valid value (on any of its
+/// fields) goes on as one field, the least value counted down; otherwise
+/// each goes on as it came; one that `Connection` names stops here.
 fn check_max_forwards(
     came: &Forwarded,
     sent: &Fields,
@@ -616,23 +635,12 @@ fn check_max_forwards(
         let values = fields.iter().filter(|(n, _)| is(n, "max-forwards"));
         values.map(|(_, v)| v.clone()).collect()
     };
-    let expected: Vec<Vec<u8>> = match is_hop("max-forwards", named) {
-        true => Vec::new(),
-        false => (values(&came.fields).into_iter())
-            .map(|v| {
-                let digits = v.trim_ascii();
-                let number = !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
-                match (
-                    counts && number,
-                    std::str::from_utf8(digits).map(str::parse::<u64>),
-                ) {
-                    (true, Ok(Ok(n))) => n.saturating_sub(1).to_string().into_bytes(),
-                    // Past u64: as u64::MAX, counted down.
-                    (true, _) => (u64::MAX - 1).to_string().into_bytes(),
-                    (false, _) => v,
-                }
-            })
-            .collect(),
+    let came_values = values(&came.fields);
+    let least = came_values.iter().filter_map(|v| hop_count(v)).min();
+    let expected: Vec<Vec<u8>> = match (is_hop("max-forwards", named), least) {
+        (true, _) => Vec::new(),
+        (false, Some(n)) if counts => vec![n.saturating_sub(1).to_string().into_bytes()],
+        (false, _) => came_values.clone(),
     };
     if values(sent) != expected {
         return Err(format!(
@@ -641,8 +649,11 @@ fn check_max_forwards(
             values(&came.fields)
         ));
     }
-    if counts && !expected.is_empty() && expected != values(&came.fields) {
+    if counts && least.is_some() && !expected.is_empty() {
         reached.mark("Max-Forwards counted down");
+        if came_values.len() > 1 {
+            reached.mark("Max-Forwards sent twice goes on as one");
+        }
     }
     Ok(())
 }

@@ -265,6 +265,12 @@ pub fn request_fields<'a>(
     let hop = HopByHop::new(fields.clone());
     let (mut via, mut chain) = (Vec::new(), Vec::new());
     let (mut host, mut proto, mut forwarded_host) = (None, None, None);
+    // A TRACE or OPTIONS with a valid `Max-Forwards` (rare: looked for only then).
+    let mut hops = incoming
+        .counts_hops
+        .then(|| fewest_hops(fields.clone()))
+        .flatten();
+    let counted = hops.is_some();
     for (name, value) in fields {
         match Rewritten::of(name) {
             Some(Rewritten::Host) => _ = host.get_or_insert(value),
@@ -283,13 +289,13 @@ pub fn request_fields<'a>(
                 upstream.append_header_bytes(name, value)
             }
             Some(Rewritten::Claimed) => {}
-            Some(Rewritten::MaxForwards) => {
-                let left = hops_left(value).filter(|_| incoming.counts_hops);
-                match left {
-                    Some(n) => upstream.append_header_bytes(name, &decimal(n.saturating_sub(1))),
-                    None => upstream.append_header_bytes(name, value),
-                }
-            }
+            // Counted, it goes on as one field, in the place of the first
+            // (RFC 9110 §7.6.2: the intermediary generates an updated one).
+            Some(Rewritten::MaxForwards) => match hops.take() {
+                Some(n) => upstream.append_header_bytes(name, &decimal(n.saturating_sub(1))),
+                None if counted => {}
+                None => upstream.append_header_bytes(name, value),
+            },
         }
     }
     upstream.append_header_bytes("Via", &with_via(via, incoming.version));
@@ -319,8 +325,9 @@ pub fn request_fields<'a>(
 /// The `Max-Forwards` of a TRACE or OPTIONS request (`method`), when it has
 /// a valid one: 0 means the request goes no further and the proxy answers
 /// it as its final recipient (RFC 9110 §7.6.2). The field is a singleton;
-/// sent more than once, the smallest counts (each is counted down as it
-/// goes on, so the next hop reads the same).
+/// sent more than once, on lines of its own or as a list on one (RFC 9110
+/// §5.3), the smallest value counts, and the request goes on with that
+/// one alone, counted down (see [`request_fields`]).
 pub fn max_forwards<'a>(
     method: &str,
     fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
@@ -332,6 +339,11 @@ pub fn max_forwards<'a>(
     if HopByHop::new(fields.clone()).contains("max-forwards") {
         return None;
     }
+    fewest_hops(fields)
+}
+
+/// The smallest valid `Max-Forwards` among `fields`.
+fn fewest_hops<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> Option<u64> {
     fields
         .filter(|(name, _)| same_name(name, "max-forwards"))
         .filter_map(|(_, value)| hops_left(value))
@@ -343,15 +355,25 @@ pub fn counts_hops(method: &str) -> bool {
     matches!(method, "TRACE" | "OPTIONS")
 }
 
-/// A `Max-Forwards` value (`1*DIGIT`), saturating at `u64::MAX`.
+/// A `Max-Forwards` value (`1*DIGIT`, saturating at `u64::MAX`), or the
+/// smallest of a list of them (empty elements skipped, RFC 9110 §5.6.1);
+/// `None` if any element is not a number, or none is there.
 fn hops_left(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
+    let mut least: Option<u64> = None;
+    for element in value.split(|&b| b == b',') {
+        let digits = element.trim_ascii();
+        if digits.is_empty() {
+            continue;
+        }
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits.iter().fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        });
+        least = Some(least.map_or(n, |least| least.min(n)));
     }
-    Some(digits.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
+    least
 }
 
 fn decimal(n: u64) -> Vec<u8> {
@@ -902,5 +924,42 @@ mod tests {
         assert_eq!(max_forwards("TRACE", twice.iter().copied()), Some(4));
         let named = [("Connection", &b"Max-Forwards"[..]), ("Max-Forwards", b"0")];
         assert_eq!(max_forwards("OPTIONS", named.iter().copied()), None);
+        // A list on one line is read as the same fields on lines of their own.
+        let list = [("Max-Forwards", &b"5, ,0"[..])];
+        assert_eq!(max_forwards("OPTIONS", list.iter().copied()), Some(0));
+        let list = [("Max-Forwards", &b"5, many"[..])];
+        assert_eq!(max_forwards("OPTIONS", list.iter().copied()), None);
+        assert_eq!(
+            max_forwards("OPTIONS", [("Max-Forwards", &b" , "[..])].into_iter()),
+            None
+        );
+    }
+
+    /// Counted, `Max-Forwards` goes on as one field with the smallest value
+    /// less one, where the first came; uncounted (or with no valid value),
+    /// every one goes on as it came.
+    #[test]
+    fn max_forwards_sent_more_than_once_goes_on_as_one() {
+        let counting = Incoming {
+            counts_hops: true,
+            ..incoming(false)
+        };
+        let all = |sent: &[(String, String)]| -> Vec<String> {
+            let fields = sent.iter().filter(|(n, _)| same_name(n, "max-forwards"));
+            fields.map(|(_, v)| v.clone()).collect()
+        };
+        let fields: &[(&str, &[u8])] = &[
+            ("Max-Forwards", b"9"),
+            ("X-A", b"1"),
+            ("Max-Forwards", b"many"),
+            ("max-forwards", b"7, 4"),
+        ];
+        let sent = forwarded_as(fields, counting);
+        assert_eq!(all(&sent), ["3"]);
+        let at = |name: &str| sent.iter().position(|(n, _)| same_name(n, name));
+        assert!(at("max-forwards") < at("x-a"), "{sent:?}");
+        assert_eq!(all(&forwarded(fields, false)), ["9", "many", "7, 4"]);
+        let invalid: &[(&str, &[u8])] = &[("Max-Forwards", b"many"), ("Max-Forwards", b"-1")];
+        assert_eq!(all(&forwarded_as(invalid, counting)), ["many", "-1"]);
     }
 }

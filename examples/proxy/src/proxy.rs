@@ -425,7 +425,9 @@ impl App for Proxy {
                     self.exchanges.remove(&exchange);
                     self.balancer.done(upstream, now);
                     self.log(upstream, &format!("{why}; answered 502"));
-                    // Its body is not read: the connection closes.
+                    // Its body is not read on: a connection still carrying
+                    // it closes; one whose response came whole is back in
+                    // the pool, nothing of it left.
                     cx.cancel(exchange);
                     let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
                     return cx.respond(waiting.responder, answer);
