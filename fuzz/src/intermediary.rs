@@ -569,7 +569,7 @@ fn check_forwarded(
     if value("x-forwarded-host") != host {
         return Err("X-Forwarded-Host is not the host asked for (or the one trusted)".into());
     }
-    check_max_forwards(came, sent, &named, reached)?;
+    let counted = check_max_forwards(came, sent, &named, reached)?;
     // The rest as it came, in its order.
     let passes = |name: &str| {
         !WRITTEN.iter().any(|w| is(name, w))
@@ -586,6 +586,29 @@ fn check_forwarded(
     };
     if kept(sent) != kept(&came.fields) {
         return Err("the end-to-end fields did not go on as they came".into());
+    }
+    // Each Max-Forwards where it came among them; counted, the one in the
+    // place of the first.
+    let places = |fields: &Fields| -> Vec<usize> {
+        let mut before = 0;
+        let mut places = Vec::new();
+        for (name, _) in fields {
+            match is(name, "max-forwards") {
+                true => places.push(before),
+                false => before += usize::from(passes(name)),
+            }
+        }
+        places
+    };
+    let mut expected = places(&came.fields);
+    if counted {
+        expected.truncate(1);
+    }
+    if !is_hop("max-forwards", &named) && places(sent) != expected {
+        return Err(format!(
+            "Max-Forwards went on at {:?}, not {expected:?}",
+            places(sent)
+        ));
     }
     let dropped = |why: &dyn Fn(&str) -> bool| came.fields.iter().any(|(n, _)| why(n));
     if dropped(&|n| named.iter().any(|m| is(n, m)) && !HOP.iter().any(|h| is(n, h))) {
@@ -604,32 +627,28 @@ fn check_forwarded(
     Ok(())
 }
 
-/// A `Max-Forwards` value: a number (past u64, u64::MAX), or the least of a
-/// list of numbers (empty elements skipped); `None` if any element is not
-/// a number or there is none.
+/// A `Max-Forwards` value: a number (past u64, u64::MAX), or the least of
+/// the numbers in a list (other elements skipped, as lines that are not
+/// numbers are); `None` if there is none.
 fn hop_count(value: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(value).ok()?;
-    let numbers: Vec<&str> = (text.split(','))
+    let text = String::from_utf8_lossy(value);
+    let numbers = (text.split(','))
         .map(|e| e.trim_matches([' ', '\t']))
-        .filter(|e| !e.is_empty())
-        .collect();
-    let valid = |e: &&str| e.bytes().all(|b| b.is_ascii_digit());
-    if numbers.is_empty() || !numbers.iter().all(valid) {
-        return None;
-    }
+        .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()));
     let count = |e: &str| e.parse::<u64>().unwrap_or(u64::MAX);
-    numbers.into_iter().map(count).min()
+    numbers.map(count).min()
 }
 
 /// `Max-Forwards` on OPTIONS and TRACE with a valid value (on any of its
 /// fields) goes on as one field, the least value counted down; otherwise
 /// each goes on as it came; one that `Connection` names stops here.
+/// Whether it went on counted, as one field.
 fn check_max_forwards(
     came: &Forwarded,
     sent: &Fields,
     named: &[String],
     reached: &mut Reached,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let counts = matches!(came.method.as_str(), "OPTIONS" | "TRACE");
     let values = |fields: &Fields| -> Vec<Vec<u8>> {
         let values = fields.iter().filter(|(n, _)| is(n, "max-forwards"));
@@ -649,13 +668,14 @@ fn check_max_forwards(
             values(&came.fields)
         ));
     }
-    if counts && least.is_some() && !expected.is_empty() {
+    let counted = counts && least.is_some() && !expected.is_empty();
+    if counted {
         reached.mark("Max-Forwards counted down");
         if came_values.len() > 1 {
             reached.mark("Max-Forwards sent twice goes on as one");
         }
     }
-    Ok(())
+    Ok(counted)
 }
 
 fn check_response(input: &[u8], to_head: bool, reached: &mut Reached) -> Result<(), String> {

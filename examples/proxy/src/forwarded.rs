@@ -356,17 +356,16 @@ pub fn counts_hops(method: &str) -> bool {
 }
 
 /// A `Max-Forwards` value (`1*DIGIT`, saturating at `u64::MAX`), or the
-/// smallest of a list of them (empty elements skipped, RFC 9110 §5.6.1);
-/// `None` if any element is not a number, or none is there.
+/// smallest of a list of them: a line an earlier hop joined from several
+/// (RFC 9110 §5.3) reads as those lines would, each element that is not a
+/// number skipped as such a line is. `None` if no element is a number.
 fn hops_left(value: &[u8]) -> Option<u64> {
     let mut least: Option<u64> = None;
     for element in value.split(|&b| b == b',') {
-        let digits = element.trim_ascii();
-        if digits.is_empty() {
+        // Optional whitespace is spaces and tabs (RFC 9110 §5.6.3).
+        let digits = trim_ows(element);
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             continue;
-        }
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return None;
         }
         let n = digits.iter().fold(0u64, |n, d| {
             n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
@@ -374,6 +373,13 @@ fn hops_left(value: &[u8]) -> Option<u64> {
         least = Some(least.map_or(n, |least| least.min(n)));
     }
     least
+}
+
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 fn decimal(n: u64) -> Vec<u8> {
@@ -928,7 +934,12 @@ mod tests {
         let list = [("Max-Forwards", &b"5, ,0"[..])];
         assert_eq!(max_forwards("OPTIONS", list.iter().copied()), Some(0));
         let list = [("Max-Forwards", &b"5, many"[..])];
-        assert_eq!(max_forwards("OPTIONS", list.iter().copied()), None);
+        assert_eq!(max_forwards("OPTIONS", list.iter().copied()), Some(5));
+        let list = [("Max-Forwards", &b"0, x"[..])];
+        assert_eq!(max_forwards("OPTIONS", list.iter().copied()), Some(0));
+        // Whitespace is spaces and tabs, nothing else.
+        let formfeed = [("Max-Forwards", &b"\x0c0"[..])];
+        assert_eq!(max_forwards("OPTIONS", formfeed.iter().copied()), None);
         assert_eq!(
             max_forwards("OPTIONS", [("Max-Forwards", &b" , "[..])].into_iter()),
             None
