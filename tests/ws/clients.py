@@ -331,10 +331,24 @@ async def non_reader():
         await until(flood, lambda m: m == "flood: after", "service after the drop")
 
 
+def closed_behind_handshake(name, before, wanted):
+    """A handshake as `name`, then the frames `before` and a close, in one
+    write: the frames `wanted` and the chat's greeting come back before the
+    close's answer (1000)."""
+    with raw() as s:
+        extra = before + masked(0x88, struct.pack("!H", 1000))
+        assert handshake(s, extra=extra, name=name).startswith(b"HTTP/1.1 101 ")
+        frames, code = read_until_close(s)
+        assert code == 1000, f"close answered with {code}"
+        for frame in wanted + [(0x1, b"* " + name + b" joined")]:
+            assert frame in frames, f"{frame} not before the close: {frames}"
+
+
 async def replies_before_close():
     """A message and a close in one write (a browser's `send(x); close()`):
     the message's broadcast comes back before the close's answer, and a
-    member who stays sees it too."""
+    member who stays sees it too; so does what the chat sent as the socket
+    opened, when a close comes right behind the handshake."""
     async with connect(f"{URL}?name=stayer") as stayer:
         with raw() as s:
             assert handshake(s, name=b"leaver").startswith(b"HTTP/1.1 101 ")
@@ -346,13 +360,13 @@ async def replies_before_close():
         await until(stayer, lambda m: m == "leaver: last words", "the leaver's message")
         await until(stayer, lambda m: m == "* leaver left", "the leaver's leave")
         # The same, sent right behind the handshake in one write.
-        with raw() as s:
-            frames = masked(0x81, b"in one go") + masked(0x88, struct.pack("!H", 1000))
-            assert handshake(s, extra=frames, name=b"hasty").startswith(b"HTTP/1.1 101 ")
-            frames, code = read_until_close(s)
-            assert code == 1000, f"close answered with {code}"
-            assert (0x1, b"hasty: in one go") in frames, f"no echo before the close: {frames}"
+        closed_behind_handshake(b"hasty", masked(0x81, b"in one go"), [(0x1, b"hasty: in one go")])
         await until(stayer, lambda m: m == "hasty: in one go", "the hasty one's message")
+        # A ping and a close behind the handshake: nothing goes to the
+        # application, yet what it sent as the socket opened (the join)
+        # still comes before the close, with the pong.
+        closed_behind_handshake(b"pinger", masked(0x89, b"are you there"), [(0xA, b"are you there")])
+        await until(stayer, lambda m: m == "* pinger joined", "the pinger's join")
 
 
 async def flooder():

@@ -166,8 +166,12 @@ pub(super) fn upgrade<D: Driven>(
     let mut socket = WebSocket::new(options.ws_limits.clone(), now);
     socket.queue_raw(&output);
     let mut cx = work.context(now);
+    let before = cx.outbox.queued_bytes();
     driven.on_ws_open(token, &opened, &mut cx);
-    let mut handed = false;
+    // What the application queued as the socket opened (a greeting) goes
+    // ahead of a close read behind the handshake, as replies to messages
+    // do: it was sent before that close was read.
+    let mut handed = cx.outbox.queued_bytes() > before;
     socket.receive(&input, now, |message| {
         handed = true;
         driven.on_ws_message(token, message, &mut cx)
