@@ -365,8 +365,8 @@ async def replies_before_close():
         # A ping and a close behind the handshake: nothing goes to the
         # application, yet what it sent as the socket opened (the join)
         # still comes before the close, with the pong.
-        closed_behind_handshake(b"pinger", masked(0x89, b"are you there"), [(0xA, b"are you there")])
-        await until(stayer, lambda m: m == "* pinger joined", "the pinger's join")
+        closed_behind_handshake(b"pingclose", masked(0x89, b"are you there"), [(0xA, b"are you there")])
+        await until(stayer, lambda m: m == "* pingclose joined", "the ping-and-close one's join")
 
 
 async def flooder():

@@ -170,7 +170,8 @@ pub(super) fn upgrade<D: Driven>(
     driven.on_ws_open(token, &opened, &mut cx);
     // What the application queued as the socket opened (a greeting) goes
     // ahead of a close read behind the handshake, as replies to messages
-    // do: it was sent before that close was read.
+    // do: it was sent before that close was read. (Queued for others
+    // only, it holds the close back until the next turn of the loop.)
     let mut handed = cx.outbox.queued_bytes() > before;
     socket.receive(&input, now, |message| {
         handed = true;
@@ -189,8 +190,8 @@ pub(super) fn upgrade<D: Driven>(
 
 /// Moves a WebSocket connection forward: each message goes to the
 /// application; what is queued is written. `handed`: messages went to the
-/// application just before (frames behind a handshake), whose replies are
-/// not queued yet.
+/// application just before (frames behind a handshake), or it queued
+/// frames as the socket opened, which are not delivered yet.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn step_ws<D: Driven>(
     conn: &mut Connection,
