@@ -47,12 +47,47 @@ fn assert_case(case: &str, expected: &[(&str, &str)]) {
 /// seeded with one `std::random_device` value, drawn as libstdc++'s
 /// `uniform_int_distribution<uint32_t>` draws (a high part in 0..=2, then
 /// a low part), four bytes a draw: `None` unless some seed gives `bytes`;
-/// else the seed, and the engine's state after `bytes`. Tries every seed
-/// (about 10 s of one core when none does).
+/// else the seed nearest them (a seed whose first words are refused gives
+/// what the state after them gives), and the engine's state after `bytes`.
+///
+/// The first word tells the engine's state when it was taken (its low
+/// part is that state less one), so the seeds that could give it are that
+/// state stepped back: by two draws (its high part and its low part), two
+/// more for each word refused before it (a third of them overflow 32 bits)
+/// and one for each high part refused (one in a billion). Each is tried
+/// forward against all of `bytes`, up to `MOST_DRAWS` back: 4000 words
+/// refused in a row (a chance of 3^-4000) are past it. Trying every seed
+/// took 10 to 20 s of one core a call.
 fn wasmedge_seed_of(bytes: &[u8]) -> Option<(u64, u64)> {
-    const M: u64 = 2_147_483_647;
+    const MOST_DRAWS: u64 = 8192;
+    let first = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    // A's inverse modulo the prime M (Fermat): one draw back.
+    let (back, _, _) = (0..64).fold((1u64, MINSTD_A, MINSTD_M - 2), |(inverse, square, e), _| {
+        let inverse = if e & 1 == 1 {
+            inverse * square % MINSTD_M
+        } else {
+            inverse
+        };
+        (inverse, square * square % MINSTD_M, e >> 1)
+    });
+    let taken = u64::from(first) % (MINSTD_M - 1) + 1;
+    let mut seed = taken;
+    (1..=MOST_DRAWS).find_map(|_| {
+        seed = seed * back % MINSTD_M;
+        let (drawn, left) = minstd_bytes(seed, bytes.len());
+        (drawn == bytes).then_some((seed, left))
+    })
+}
+
+const MINSTD_M: u64 = 2_147_483_647;
+const MINSTD_A: u64 = 16807;
+
+/// `len` bytes as WasmEdge's `random_get` draws them from `seed` (see
+/// [`wasmedge_seed_of`]), and the engine's state after them.
+fn minstd_bytes(seed: u64, len: usize) -> (Vec<u8>, u64) {
+    const M: u64 = MINSTD_M;
     let step = |x: &mut u64| {
-        *x = *x * 16807 % M;
+        *x = *x * MINSTD_A % M;
         *x - 1
     };
     let word = |x: &mut u64| loop {
@@ -69,17 +104,52 @@ fn wasmedge_seed_of(bytes: &[u8]) -> Option<(u64, u64)> {
             return value as u32;
         }
     };
-    let first = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-    (1..M).find_map(|seed| {
-        let mut x = seed;
-        if word(&mut x) != first {
-            return None;
+    let mut x = seed;
+    let words = (0..len.div_ceil(4)).map(|_| word(&mut x).to_le_bytes());
+    let drawn = words.flatten().take(len).collect();
+    (drawn, x)
+}
+
+/// The search by stepping back finds a seed of bytes drawn from any seed
+/// (first words refused among them): that seed itself, or where the
+/// refusals left it; and none for bytes no seed gives.
+#[test]
+fn the_seed_search_finds_the_seed_of_drawn_bytes_and_none_of_others() {
+    let mut refused_first = 0;
+    for i in 0..400u64 {
+        let seed = (i * 2_654_435_761 + 1) % (MINSTD_M - 1) + 1;
+        let (bytes, left) = minstd_bytes(seed, 32);
+        let Some((found, found_left)) = wasmedge_seed_of(&bytes) else {
+            panic!("no seed found for seed {seed}");
+        };
+        assert_eq!(
+            minstd_bytes(found, 32),
+            (bytes.clone(), left),
+            "seed {seed}"
+        );
+        assert_eq!(found_left, left, "seed {seed}");
+        // The first word drawn from the seed itself: taken, or refused.
+        let mut x = seed * MINSTD_A % MINSTD_M;
+        let high = (x - 1) / ((MINSTD_M - 2) / 3);
+        x = x * MINSTD_A % MINSTD_M;
+        let refused = (MINSTD_M - 1) * high + (x - 1) > u64::from(u32::MAX);
+        refused_first += usize::from(refused);
+        if !refused {
+            assert_eq!(found, seed);
         }
-        let mut x = seed;
-        let words = (0..bytes.len().div_ceil(4)).map(|_| word(&mut x).to_le_bytes());
-        let drawn: Vec<u8> = words.flatten().take(bytes.len()).collect();
-        (drawn == bytes).then_some((seed, x))
-    })
+        let mut changed = bytes.clone();
+        changed[31] ^= 1;
+        assert_eq!(
+            wasmedge_seed_of(&changed),
+            None,
+            "seed {seed}, a byte changed"
+        );
+    }
+    assert!(
+        refused_first > 50,
+        "{refused_first} of 400 seeds had a first word refused"
+    );
+    assert_eq!(wasmedge_seed_of(&[0xab; 32]), None);
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -93,8 +163,8 @@ fn unhex(text: &str) -> Vec<u8> {
 /// seed, and the next call's seed is a new one, not where the first left
 /// its engine (so that many calls hold more than one); edgepoll-host's
 /// `random_get` is the system's, a difference kept on purpose. On one
-/// WasmEdge, `entropy::fill`'s bytes are no raw answer either (the scan
-/// that finds nothing is the long one). If a WasmEdge ever answers
+/// WasmEdge, `entropy::fill`'s bytes are no raw answer either. If a
+/// WasmEdge ever answers
 /// otherwise, this fails, and `edgepoll::entropy` and the README's HTTPS
 /// section are out of date.
 #[test]
@@ -112,10 +182,12 @@ fn each_random_get_on_wasmedge_holds_a_31_bit_seed_of_its_own() {
             assert_eq!(seed, None, "{name}: {facts:?}");
             continue;
         }
-        let (Some((_, left)), Some((next_seed, _))) = (seed, wasmedge_seed_of(&next)) else {
+        let (Some((_, left)), Some(_)) = (seed, wasmedge_seed_of(&next)) else {
             panic!("{name}: no seed gives {facts:?}");
         };
-        assert_ne!(next_seed, left, "{name}: one engine for both calls");
+        // The engine the first call left would have drawn other bytes.
+        let continued = minstd_bytes(left, next.len()).0;
+        assert_ne!(continued, next, "{name}: one engine for both calls");
         if let Runtime::WasmEdge = runtime {
             assert_eq!(wasmedge_seed_of(&mixed), None, "{name}: {facts:?}");
         }
