@@ -16,6 +16,8 @@ use edgepoll_tests::{all_runtimes, finish_within, root, Runtime};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How to get the suite, for a machine without it.
@@ -221,15 +223,35 @@ fn the_official_wasi_testsuite_passes_on_every_runtime() {
         programs.len(),
         suite.display()
     );
+    // The tests are apart (each in a scratch directory of its own, with
+    // copies of its fixtures), so they run a core each: one after the
+    // other, the suite took a core for 2 to 3 minutes while the other idled.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
     for runtime in all_runtimes() {
-        let mut failures = Vec::new();
-        for wasm in &programs {
-            let scratch = edgepoll_tests::scratch_dir("wasi-test", &runtime);
-            let name = wasm.strip_prefix(suite.join("tests")).unwrap_or(wasm);
-            if let Err(why) = run_test(&runtime, wasm, &scratch) {
-                failures.push(format!("{}: {why}", name.display()));
+        let next = AtomicUsize::new(0);
+        let failures = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for worker in 0..workers {
+                let (next, failures, runtime) = (&next, &failures, &runtime);
+                let (programs, suite) = (&programs, &suite);
+                scope.spawn(move || {
+                    let tag = format!("wasi-test-{worker}");
+                    while let Some(wasm) = programs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let scratch = edgepoll_tests::scratch_dir(&tag, runtime);
+                        let name = wasm.strip_prefix(suite.join("tests")).unwrap_or(wasm);
+                        if let Err(why) = run_test(runtime, wasm, &scratch) {
+                            let failure = format!("{}: {why}", name.display());
+                            failures
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(failure);
+                        }
+                    }
+                });
             }
-        }
+        });
+        let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+        failures.sort();
         let passed = programs.len() - failures.len();
         assert!(
             failures.is_empty(),
