@@ -37,7 +37,7 @@
 //!   as a 5xx; passed on, it would leave that to every client (edgepoll's
 //!   own parser takes 100 to 999, as the status line's three digits allow).
 
-use edgepoll::http::{same_name, HopByHop, ParsedResponse, Request, Version};
+use edgepoll::http::{list_elements, same_name, HopByHop, ParsedResponse, Request, Version};
 use edgepoll::{ClientRequest, RequestError, Url};
 use std::borrow::Cow;
 use std::io::Write;
@@ -361,10 +361,8 @@ pub fn counts_hops(method: &str) -> bool {
 /// number skipped as such a line is. `None` if no element is a number.
 fn hops_left(value: &[u8]) -> Option<u64> {
     let mut least: Option<u64> = None;
-    for element in value.split(|&b| b == b',') {
-        // Optional whitespace is spaces and tabs (RFC 9110 §5.6.3).
-        let digits = trim_ows(element);
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    for digits in list_elements(value) {
+        if !digits.iter().all(u8::is_ascii_digit) {
             continue;
         }
         let n = digits.iter().fold(0u64, |n, d| {
@@ -373,13 +371,6 @@ fn hops_left(value: &[u8]) -> Option<u64> {
         least = Some(least.map_or(n, |least| least.min(n)));
     }
     least
-}
-
-fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
-    &bytes[start..end]
 }
 
 fn decimal(n: u64) -> Vec<u8> {
@@ -608,6 +599,14 @@ mod tests {
             version: Version::Http11,
             counts_hops: false,
             trust_forwarded,
+        }
+    }
+
+    /// A request whose `Max-Forwards` counts (an OPTIONS or a TRACE).
+    fn counting() -> Incoming<'static> {
+        Incoming {
+            counts_hops: true,
+            ..incoming(false)
         }
     }
 
@@ -894,10 +893,7 @@ mod tests {
     #[test]
     fn max_forwards_counts_down_on_trace_and_options_only() {
         let fields: &[(&str, &[u8])] = &[("Max-Forwards", b" 3 ")];
-        let counting = Incoming {
-            counts_hops: true,
-            ..incoming(false)
-        };
+        let counting = counting();
         assert_eq!(
             value(&forwarded_as(fields, counting), "max-forwards"),
             Some("2")
@@ -951,10 +947,7 @@ mod tests {
     /// every one goes on as it came.
     #[test]
     fn max_forwards_sent_more_than_once_goes_on_as_one() {
-        let counting = Incoming {
-            counts_hops: true,
-            ..incoming(false)
-        };
+        let counting = counting();
         let all = |sent: &[(String, String)]| -> Vec<String> {
             let fields = sent.iter().filter(|(n, _)| same_name(n, "max-forwards"));
             fields.map(|(_, v)| v.clone()).collect()

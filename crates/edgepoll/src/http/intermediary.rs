@@ -65,8 +65,7 @@ impl<'a> HopByHop<'a> {
     pub fn new(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> HopByHop<'a> {
         let mut tokens = Vec::new();
         for (_, value) in fields.filter(|(name, _)| super::same_name(name, "connection")) {
-            let listed = value.split(|b| *b == b',').map(trim);
-            tokens.extend(listed.filter(|token| !token.is_empty()));
+            tokens.extend(super::list_elements(value));
         }
         let sorted = tokens.len() > SORT_FROM;
         if sorted {
@@ -111,18 +110,6 @@ fn caseless_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a.iter()
         .map(u8::to_ascii_lowercase)
         .cmp(b.iter().map(u8::to_ascii_lowercase))
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
 }
 
 #[cfg(test)]
@@ -184,8 +171,9 @@ mod tests {
             let hop = HopByHop::new(fields.iter().map(|(n, v)| (*n, &v[..])));
             let walk = |name: &[u8]| {
                 fields.iter().any(|(_, value)| {
-                    (value.split(|b| *b == b','))
-                        .any(|token| !name.is_empty() && eq_ignore_ascii_case(trim(token), name))
+                    (value.split(|b| *b == b',')).any(|token| {
+                        !name.is_empty() && eq_ignore_ascii_case(token.trim_ascii(), name)
+                    })
                 })
             };
             for _ in 0..40 {

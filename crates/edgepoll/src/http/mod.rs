@@ -71,6 +71,26 @@ pub fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && scan::eq_ignore_ascii_case(a.as_bytes(), b.as_bytes())
 }
 
+/// The elements of a field value that is a comma-separated list (RFC 9110
+/// §5.6.1): each without the optional whitespace (spaces and tabs, §5.6.3)
+/// around it, empty ones skipped, as a recipient must take them. The field
+/// sent on several lines reads as these elements, line after line.
+///
+/// ```
+/// use edgepoll::http::list_elements;
+/// let options: Vec<&[u8]> = list_elements(b" keep-alive ,, \tX-Trace").collect();
+/// assert_eq!(options, [&b"keep-alive"[..], b"X-Trace"]);
+/// assert_eq!(list_elements(b" , ").count(), 0);
+/// ```
+pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let ows = |b: &u8| matches!(b, b' ' | b'\t');
+    value.split(|&b| b == b',').filter_map(move |element| {
+        let start = element.iter().position(|b| !ows(b))?;
+        let end = element.iter().rposition(|b| !ows(b))?;
+        Some(&element[start..=end])
+    })
+}
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
