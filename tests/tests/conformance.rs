@@ -55,8 +55,8 @@ fn assert_case(case: &str, expected: &[(&str, &str)]) {
 /// state stepped back: by two draws (its high part and its low part), two
 /// more for each word refused before it (a third of them overflow 32 bits)
 /// and one for each high part refused (one in a billion). Each is tried
-/// forward against all of `bytes`, up to `MOST_DRAWS` back: 4000 words
-/// refused in a row (a chance of 3^-4000) are past it. Trying every seed
+/// forward against all of `bytes`, up to `MOST_DRAWS` back: some 4096
+/// words refused in a row (a chance of 3^-4096) are past it. Trying every seed
 /// took 10 to 20 s of one core a call.
 fn wasmedge_seed_of(bytes: &[u8]) -> Option<(u64, u64)> {
     const MOST_DRAWS: u64 = 8192;
@@ -164,8 +164,7 @@ fn unhex(text: &str) -> Vec<u8> {
 /// its engine (so that many calls hold more than one); edgepoll-host's
 /// `random_get` is the system's, a difference kept on purpose. On one
 /// WasmEdge, `entropy::fill`'s bytes are no raw answer either. If a
-/// WasmEdge ever answers
-/// otherwise, this fails, and `edgepoll::entropy` and the README's HTTPS
+/// WasmEdge ever answers otherwise, this fails, and `edgepoll::entropy` and the README's HTTPS
 /// section are out of date.
 #[test]
 fn each_random_get_on_wasmedge_holds_a_31_bit_seed_of_its_own() {

@@ -71,10 +71,12 @@ pub fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && scan::eq_ignore_ascii_case(a.as_bytes(), b.as_bytes())
 }
 
-/// The elements of a field value that is a comma-separated list (RFC 9110
-/// §5.6.1): each without the optional whitespace (spaces and tabs, §5.6.3)
-/// around it, empty ones skipped, as a recipient must take them. The field
-/// sent on several lines reads as these elements, line after line.
+/// The elements of a field value that is a comma-separated list of tokens
+/// or numbers (RFC 9110 §5.6.1; `Connection`, `Max-Forwards`): each
+/// without the optional whitespace (spaces and tabs, §5.6.3) around it,
+/// empty ones skipped, as a recipient must take them. The field sent on
+/// several lines reads as these elements, line after line. Every comma
+/// splits: not for a list whose elements may be quoted strings.
 ///
 /// ```
 /// use edgepoll::http::list_elements;
