@@ -972,6 +972,90 @@ fn the_wasi_logging_plugin_writes_as_wasmedge_s() {
     assert!(stderr.contains("names a host file"), "{stderr}");
 }
 
+/// A `wasi:logging` message as long as the guest's memory is written from
+/// where it lies: a guest that asks the host to log 1 GiB of memory it never
+/// touched (pages that cost it nothing) costs the host no more memory than
+/// a short line. The message was copied three times (12 GB from a 4 GiB
+/// memory, whatever `--memory-page-limit` allowed, under `--instances` for
+/// every instance at once). WasmEdge copies it too (spdlog formats the
+/// line whole), so this is edgepoll-host's alone.
+#[test]
+fn a_message_of_a_gibibyte_to_wasi_logging_costs_the_host_no_copy() {
+    let (section, string) = (wasm_section, wasm_name);
+    // 16384 pages of memory; log(2, "", 0, 0, 2^30): info, to stdout.
+    let mut body = vec![0u8]; // no locals
+    for value in [&[2][..], &[0], &[0], &[0], &[0x80, 0x80, 0x80, 0x80, 0x04]] {
+        body.push(0x41); // i32.const, signed LEB128
+        body.extend(value);
+    }
+    body.extend([0x10, 0, 0x0b]); // call the import; end
+    let module = [
+        &b"\0asm\x01\0\0\0"[..],
+        &section(
+            1,
+            &[2, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0, 0x60, 0, 0],
+        ),
+        &section(
+            2,
+            &[
+                &[1][..],
+                &string(b"wasi:logging/logging"),
+                &string(b"log"),
+                &[0, 0],
+            ]
+            .concat(),
+        ),
+        &section(3, &[1, 1]),
+        &section(5, &[1, 0, 0x80, 0x80, 0x01]),
+        &section(
+            7,
+            &[
+                &[2][..],
+                &string(b"memory"),
+                &[2, 0],
+                &string(b"_start"),
+                &[0, 1],
+            ]
+            .concat(),
+        ),
+        &section(10, &[&[1][..], &string(&body)].concat()),
+    ]
+    .concat();
+    let path = std::env::temp_dir().join(format!("edgepoll-log-gib-{}.wasm", std::process::id()));
+    let path = TempPath(path);
+    std::fs::write(&path, module).expect("write");
+    let rt = host_runtime();
+    let peak_kib = |command: &mut Command| {
+        let child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("edgepoll-host");
+        let pid = child.id() as libc::pid_t;
+        let killer = edgepoll_tests::KilledOnDrop::new(child);
+        // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+        let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+        // The child's own peak, which `Child::wait` does not tell. A hang
+        // is a failure: the killer ends it when the test panics below.
+        let waiter = std::thread::spawn(move || {
+            // SAFETY: a child of this process, waited for once; both
+            // pointers are to live values.
+            let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            (got == pid).then_some((status, usage.ru_maxrss))
+        });
+        let done = edgepoll_tests::wait_until(Duration::from_secs(120), || waiter.is_finished());
+        assert!(done, "edgepoll-host ran past 120 s");
+        std::mem::forget(killer);
+        waiter.join().expect("waiter").expect("wait4")
+    };
+    let (status, peak) = peak_kib(&mut rt.command_with(&path, &[]));
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status:#x}"
+    );
+    // The runtime alone takes some 30 MiB; a copy of the message 1 GiB.
+    assert!(peak < 256 * 1024, "edgepoll-host peaked at {peak} KiB");
+}
+
 /// A guest that writes to stdout after its reader has gone ends as SIGPIPE
 /// ends a process, quietly (status 141 in a shell: `| head` ends it), on
 /// WasmEdge, which writes with `writev` and leaves SIGPIPE as it is, and

@@ -113,15 +113,19 @@ impl Tagged {
 }
 
 /// A line the runtime writes for the guest (the `wasi:logging` plugin's) to
-/// stdout (1) or stderr (2): tagged, after what the guest left unfinished
-/// there, under `--instances`, else written whole.
-pub fn write_line(tagged: Option<&mut Tagged>, host_fd: i32, line: &[u8]) {
+/// stdout (1) or stderr (2), from its parts, which may lie in the guest's
+/// memory (none is copied whole: a guest may pass gigabytes): tagged, after
+/// what the guest left unfinished there, under `--instances`, else written
+/// whole.
+pub fn write_line(tagged: Option<&mut Tagged>, host_fd: i32, line: &[&[u8]]) {
     match tagged {
         Some(tagged) => {
             let stream = (host_fd - 1) as usize;
-            tagged.take(stream, line, |parts| emit(host_fd, parts));
+            for part in line {
+                tagged.take(stream, part, |parts| emit(host_fd, parts));
+            }
         }
-        None => emit(host_fd, &[line]),
+        None => emit(host_fd, line),
     }
 }
 
@@ -183,21 +187,52 @@ pub fn say(line: &str) {
 
 /// One tagged line, whole, from its parts.
 fn emit(host_fd: i32, parts: &[&[u8]]) {
-    let whole = parts.concat();
     let _turn = turn_of(host_fd)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    write_all(host_fd, &whole);
+    // One write for the line, as a line has at most MOST_PARTS.
+    for parts in parts.chunks(MOST_PARTS) {
+        write_all(host_fd, parts);
+    }
 }
 
-/// Writes all of `bytes`, waiting while `host_fd` is full: a non-blocking
-/// stdout (a pipe another process set so) must not lose lines.
-fn write_all(host_fd: i32, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: `bytes` is a live buffer of `bytes.len()` bytes.
-        let n = unsafe { libc::write(host_fd, bytes.as_ptr().cast(), bytes.len()) };
+/// The most parts a line is written from: a tag, what was pending, the rest.
+const MOST_PARTS: usize = 3;
+
+/// Writes all of `parts` (at most [`MOST_PARTS`]), in one `writev` when
+/// the descriptor takes it (a pipe keeps a write of up to 4 KiB whole),
+/// waiting while `host_fd` is full: a non-blocking stdout (a pipe another
+/// process set so) must not lose lines.
+fn write_all(host_fd: i32, parts: &[&[u8]]) {
+    let mut left = [&[][..]; MOST_PARTS];
+    let mut count = 0;
+    for part in parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .take(MOST_PARTS)
+    {
+        left[count] = part;
+        count += 1;
+    }
+    let mut first = 0;
+    while first < count {
+        let iov = left.map(|part| libc::iovec {
+            iov_base: part.as_ptr().cast_mut().cast(),
+            iov_len: part.len(),
+        });
+        let iov = &iov[first..count];
+        // SAFETY: each iovec is a live buffer of its length, only read.
+        let n = unsafe { libc::writev(host_fd, iov.as_ptr(), iov.len() as libc::c_int) };
         if n > 0 {
-            bytes = &bytes[n as usize..];
+            let mut n = n as usize;
+            while n > 0 {
+                let taken = n.min(left[first].len());
+                left[first] = &left[first][taken..];
+                n -= taken;
+                if left[first].is_empty() {
+                    first += 1;
+                }
+            }
             continue;
         }
         match std::io::Error::last_os_error().raw_os_error() {

@@ -1,6 +1,6 @@
 //! `wasi:logging/logging`'s `log`, wired to the guest's memory and output.
 
-use super::{line, stream_of, unknown_level_lines, LEVELS, MODULE};
+use super::{line_prefix, stream_of, unknown_level_lines, LEVELS, MODULE};
 use crate::errno::Failed;
 use crate::host::{with_memory, Host, C};
 use std::io::IsTerminal;
@@ -15,31 +15,35 @@ pub fn define(l: &mut Linker<Host>, name: &str) -> wasmtime::Result<bool> {
         MODULE,
         "log",
         |mut c: C, level: u32, context: u32, context_len: u32, message: u32, message_len: u32| {
-            let read = with_memory(&mut c, |mem, _| {
-                Ok((
-                    mem.slice(context, context_len)?.to_vec(),
-                    mem.slice(message, message_len)?.to_vec(),
-                ))
+            // Read where they lie: a guest may pass gigabytes, which a
+            // copy would make the host's.
+            let logged = with_memory(&mut c, |mem, host| {
+                let context = mem.slice(context, context_len)?;
+                let message = mem.slice(message, message_len)?;
+                Ok(log(host, level, context, message))
             });
-            let Ok((context, message)) = read else {
-                return Err(failed(
+            match logged {
+                Ok(logged) => logged.map_err(failed),
+                Err(_) => Err(failed(
                     "wasi:logging: the context or message lies outside the guest's memory".into(),
-                ));
-            };
-            let stream = stream_of(&context).map_err(failed)?;
-            let Some(name) = LEVELS.get(level as usize) else {
-                for text in unknown_level_lines(level) {
-                    write(c.data_mut(), 1, "error", text.as_bytes());
-                }
-                return Err(failed(format!(
-                    "wasi:logging: unknown level {level} (0 to 5)"
-                )));
-            };
-            write(c.data_mut(), stream, name, &message);
-            Ok(())
+                )),
+            }
         },
     )?;
     Ok(true)
+}
+
+/// One call's line, or why the guest traps.
+fn log(host: &mut Host, level: u32, context: &[u8], message: &[u8]) -> Result<(), String> {
+    let stream = stream_of(context)?;
+    let Some(name) = LEVELS.get(level as usize) else {
+        for text in unknown_level_lines(level) {
+            write(host, 1, "error", text.as_bytes());
+        }
+        return Err(format!("wasi:logging: unknown level {level} (0 to 5)"));
+    };
+    write(host, stream, name, message);
+    Ok(())
 }
 
 /// The guest traps, and the runtime says why (exit 134).
@@ -54,6 +58,6 @@ fn write(host: &mut Host, stream: i32, level: &str, message: &[u8]) {
         1 => std::io::stdout().is_terminal(),
         _ => std::io::stderr().is_terminal(),
     };
-    let line = line(level, message, colored);
-    crate::output::write_line(host.tagged.as_mut(), stream, &line);
+    let prefix = line_prefix(level, colored);
+    crate::output::write_line(host.tagged.as_mut(), stream, &[&prefix, message, b"\n"]);
 }

@@ -10,7 +10,11 @@
 //!   `--dir` gave the guest. Here such a call traps, saying why;
 //! - a message or context outside the guest's memory traps here; WasmEdge
 //!   checks only where each starts and reads past the memory's end (its
-//!   process dies of SIGSEGV).
+//!   process dies of SIGSEGV);
+//! - the message is written from where it lies in the guest's memory, in
+//!   one `writev` with the line's start and end; spdlog copies it into the
+//!   line it formats, so a guest logging 1 GiB of memory it never touched
+//!   costs WasmEdge a gigabyte of its own.
 //!
 //! As on WasmEdge, a level above 5 traps (134) after lines on stdout that
 //! list the levels.
@@ -23,15 +27,26 @@ pub const MODULE: &str = "wasi:logging/logging";
 /// The levels' names as spdlog writes them, from 0 (trace) to 5.
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warning", "error", "critical"];
 
+/// The most bytes of a context a refusal shows.
+const SHOWN_CONTEXT: usize = 256;
+
 /// The host descriptor a context writes to (1 or 2), or why it cannot be.
 fn stream_of(context: &[u8]) -> Result<i32, String> {
     match context {
         b"" | b"stdout" => Ok(1),
         b"stderr" => Ok(2),
-        other => Err(format!(
-            "wasi:logging: the context {:?} names a host file, which WasmEdge writes wherever it is; edgepoll-host keeps the guest to stdout, stderr and its --dir",
-            String::from_utf8_lossy(other)
-        )),
+        other => {
+            // Its start: a guest may pass gigabytes.
+            let shown = String::from_utf8_lossy(&other[..other.len().min(SHOWN_CONTEXT)]);
+            let cut = if other.len() > SHOWN_CONTEXT {
+                "..."
+            } else {
+                ""
+            };
+            Err(format!(
+                "wasi:logging: the context {shown:?}{cut} names a host file, which WasmEdge writes wherever it is; edgepoll-host keeps the guest to stdout, stderr and its --dir"
+            ))
+        }
     }
 }
 
@@ -46,9 +61,10 @@ fn unknown_level_lines(level: u32) -> Vec<String> {
     lines
 }
 
-/// One line as spdlog writes it with WasmEdge's pattern
-/// (`[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v`), the level coloured on a terminal.
-fn line(level: &str, message: &[u8], colored: bool) -> Vec<u8> {
+/// What comes before the message in a line as spdlog writes it with
+/// WasmEdge's pattern (`[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v`, then a line
+/// end), the level coloured on a terminal.
+fn line_prefix(level: &str, colored: bool) -> Vec<u8> {
     let mut line = format!("[{}] [", local_time()).into_bytes();
     match colored {
         true => {
@@ -59,8 +75,6 @@ fn line(level: &str, message: &[u8], colored: bool) -> Vec<u8> {
         false => line.extend_from_slice(level.as_bytes()),
     }
     line.extend_from_slice(b"] ");
-    line.extend_from_slice(message);
-    line.push(b'\n');
     line
 }
 
@@ -104,23 +118,23 @@ mod tests {
 
     #[test]
     fn a_line_is_spdlog_s_with_wasmedge_s_pattern() {
-        let plain = String::from_utf8(line("warning", b"hello", false)).unwrap();
-        // `[2026-12-05 15:36:58.204] [warning] hello`
-        assert_eq!(
-            plain.len(),
-            "[2026-12-05 15:36:58.204] [warning] hello\n".len()
-        );
-        assert!(plain.ends_with("] [warning] hello\n"), "{plain:?}");
-        let colored = String::from_utf8(line("error", b"x", true)).unwrap();
+        let plain = String::from_utf8(line_prefix("warning", false)).unwrap();
+        // `[2026-12-05 15:36:58.204] [warning] `
+        assert_eq!(plain.len(), "[2026-12-05 15:36:58.204] [warning] ".len());
+        assert!(plain.ends_with("] [warning] "), "{plain:?}");
+        let colored = String::from_utf8(line_prefix("error", true)).unwrap();
         assert!(
-            colored.ends_with("] [\x1b[31m\x1b[1merror\x1b[m] x\n"),
+            colored.ends_with("] [\x1b[31m\x1b[1merror\x1b[m] "),
             "{colored:?}"
         );
         assert_eq!((stream_of(b""), stream_of(b"stdout")), (Ok(1), Ok(1)));
         assert_eq!(stream_of(b"stderr"), Ok(2));
         assert!(stream_of(b"logs/x")
             .unwrap_err()
-            .contains("names a host file"));
+            .contains("\"logs/x\" names a host file"));
+        let long = stream_of(&[b'a'; 1 << 20]).unwrap_err();
+        assert!(long.contains(&format!("\"{}\"... names", "a".repeat(256))));
+        assert!(long.len() < 1000, "{}", long.len());
         assert_eq!(unknown_level_lines(6).len(), 7);
     }
 }
