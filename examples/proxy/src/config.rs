@@ -27,6 +27,12 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --eject SECS           how long an upstream that failed gets no requests
                          before one probes it (default 10)
   --max-per-upstream N   most connections open to one upstream (default 256)
+  --hold MS              how long what came of a response body waits for
+                         more before it is sent to the client (default 2; up
+                         to four times as long while more keeps coming, or
+                         until 64 KiB wait; at most 1000): fewer, fuller
+                         sends, as Nagle's algorithm stays on under WasmEdge.
+                         0 sends each piece as it comes (server-sent events)
   --cacert FILE          trust this PEM file's CA certificates for https://
                          upstreams instead of the Mozilla roots (read
                          through a preopened directory)
@@ -85,6 +91,10 @@ fn same_host(a: &str, b: &str) -> bool {
 /// The most `--upstream`s.
 const MAX_UPSTREAMS: usize = 64;
 
+/// The longest `--hold`: four of them are a response's longest wait, and a
+/// second for what a client is owed is already more than one should wait.
+const MAX_HOLD_MS: u64 = 1000;
+
 #[derive(Debug)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -95,6 +105,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub eject_for: Duration,
     pub max_per_upstream: usize,
+    /// `ServerOptions::hold_for_body`, where not its default.
+    pub hold: Option<Duration>,
     pub trust_forwarded: bool,
     /// PEM CA certificates for https:// upstreams (a file path).
     pub cacert: Option<String>,
@@ -106,7 +118,7 @@ pub struct Config {
 #[derive(Debug)]
 pub enum Command {
     Help,
-    Run(Config),
+    Run(Box<Config>),
 }
 
 pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
@@ -121,6 +133,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         idle_timeout: Duration::from_secs(60),
         eject_for: Duration::from_secs(10),
         max_per_upstream: 256,
+        hold: None,
         trust_forwarded: false,
         cacert: None,
         exit_after: None,
@@ -173,6 +186,14 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
                     .filter(|n| *n > 0)
                     .ok_or(format!("--max-per-upstream: not a positive number: {text}"))?;
             }
+            "--hold" => {
+                let text = value()?;
+                let ms = text.parse().ok().filter(|ms| *ms <= MAX_HOLD_MS);
+                let ms = ms.ok_or(format!(
+                    "--hold: not a number of milliseconds up to {MAX_HOLD_MS}: {text}"
+                ))?;
+                config.hold = Some(Duration::from_millis(ms));
+            }
             "--trust-forwarded" => config.trust_forwarded = true,
             "--exit-after" => {
                 let text = value()?;
@@ -205,7 +226,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         ));
     }
     config.upstreams = upstreams;
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 /// Whether `url` names the address the proxy listens on, as written, with
@@ -285,7 +306,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse(args.iter().map(|a| a.to_string()))? {
-            Command::Run(config) => Ok(config),
+            Command::Run(config) => Ok(*config),
             Command::Help => Err("help".into()),
         }
     }
@@ -326,6 +347,8 @@ mod tests {
             "--header-timeout",
             "3",
             "--trust-forwarded",
+            "--hold",
+            "0",
             "--exit-after",
             "1000",
         ])
@@ -339,6 +362,7 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(2));
         assert_eq!(config.header_timeout, Duration::from_secs(3));
         assert!(config.trust_forwarded);
+        assert_eq!(config.hold, Some(Duration::ZERO));
         assert_eq!(config.exit_after, Some(1000));
     }
 
@@ -411,6 +435,39 @@ mod tests {
                     "1e9",
                 ][..],
                 "--timeout: at most 999999999 seconds",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:1",
+                    "--hold",
+                    "1001",
+                ][..],
+                "--hold: not a number of milliseconds up to 1000: 1001",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:1",
+                    "--hold",
+                    "-1",
+                ][..],
+                "--hold: not a number of milliseconds up to 1000: -1",
+            ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "127.0.0.1:1",
+                    "--hold",
+                    "1.5",
+                ][..],
+                "--hold: not a number of milliseconds up to 1000: 1.5",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "127.1:80"][..],

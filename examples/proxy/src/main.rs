@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             print!("{}", config::HELP);
             return ExitCode::SUCCESS;
         }
-        Ok(config::Command::Run(config)) => config,
+        Ok(config::Command::Run(config)) => *config,
         Err(message) => {
             eprintln!("proxy: {message}");
             return ExitCode::from(2);
@@ -76,7 +76,7 @@ fn serve(config: config::Config, ca_certificates: Option<Vec<u8>>) -> Result<(),
         "listening on {shown}, upstreams {}; named {name} in Via",
         upstreams.join(" ")
     );
-    let options = ServerOptions {
+    let mut options = ServerOptions {
         limits: Limits {
             // The upstream's own timeouts answer first (504 or 502): this
             // only catches what they cannot, with room for one retry.
@@ -101,6 +101,9 @@ fn serve(config: config::Config, ca_certificates: Option<Vec<u8>>) -> Result<(),
         // refusals and responses forwarded without one (RFC 9110 §6.6.1).
         ..ServerOptions::default()
     };
+    if let Some(hold) = config.hold {
+        options.hold_for_body = hold;
+    }
     let service = proxy::Proxy::new(&config);
     Server::new(listener, options)
         .serve_app(service)
