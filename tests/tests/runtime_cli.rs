@@ -824,6 +824,46 @@ fn wasm_name(text: &[u8]) -> Vec<u8> {
     [&[text.len() as u8][..], text].concat()
 }
 
+/// A module that imports `wasi:logging/logging`'s `log` and exports a
+/// memory of `pages` (LEB128) and `_start`, whose body (its locals and
+/// code, under 128 bytes) is `body`; `data`, its data section, if any.
+fn logging_module(pages: &[u8], body: &[u8], data: &[u8]) -> Vec<u8> {
+    let (section, string) = (wasm_section, wasm_name);
+    [
+        &b"\0asm\x01\0\0\0"[..],
+        &section(
+            1,
+            &[2, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0, 0x60, 0, 0],
+        ),
+        &section(
+            2,
+            &[
+                &[1][..],
+                &string(b"wasi:logging/logging"),
+                &string(b"log"),
+                &[0, 0],
+            ]
+            .concat(),
+        ),
+        &section(3, &[1, 1]),
+        &section(5, &[&[1, 0][..], pages].concat()),
+        &section(
+            7,
+            &[
+                &[2][..],
+                &string(b"memory"),
+                &[2, 0],
+                &string(b"_start"),
+                &[0, 1],
+            ]
+            .concat(),
+        ),
+        &section(10, &[&[1][..], &string(body)].concat()),
+        data,
+    ]
+    .concat()
+}
+
 /// WasmEdge links its `wasi:logging/logging` plugin into every module; so
 /// does edgepoll-host: `log(level, context, message)` writes a timestamped
 /// line with spdlog's level name to stdout, or to stderr for `stderr`. A
@@ -843,49 +883,18 @@ fn the_wasi_logging_plugin_writes_as_wasmedge_s() {
         }
         body.push(0x0b);
         let segment = |at: u8, bytes: &[u8]| [&[0, 0x41, at, 0x0b][..], &string(bytes)].concat();
-        [
-            &b"\0asm\x01\0\0\0"[..],
-            &section(
-                1,
-                &[2, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0, 0x60, 0, 0],
-            ),
-            &section(
-                2,
-                &[
-                    &[1][..],
-                    &string(b"wasi:logging/logging"),
-                    &string(b"log"),
-                    &[0, 0],
-                ]
-                .concat(),
-            ),
-            &section(3, &[1, 1]),
-            &section(5, &[1, 0, 1]),
-            &section(
-                7,
-                &[
-                    &[2][..],
-                    &string(b"memory"),
-                    &[2, 0],
-                    &string(b"_start"),
-                    &[0, 1],
-                ]
-                .concat(),
-            ),
-            &section(10, &[&[1][..], &string(&body)].concat()),
-            &section(
-                11,
-                &[
-                    &[4][..],
-                    &segment(0, b"stderr"),
-                    &segment(16, b"hello"),
-                    &segment(32, b"stdout"),
-                    &segment(48, b"logs/x"),
-                ]
-                .concat(),
-            ),
-        ]
-        .concat()
+        let data = section(
+            11,
+            &[
+                &[4][..],
+                &segment(0, b"stderr"),
+                &segment(16, b"hello"),
+                &segment(32, b"stdout"),
+                &segment(48, b"logs/x"),
+            ]
+            .concat(),
+        );
+        logging_module(&[1], &body, &data)
     };
     let path = |name: &str| {
         std::env::temp_dir().join(format!(
@@ -981,7 +990,6 @@ fn the_wasi_logging_plugin_writes_as_wasmedge_s() {
 /// line whole), so this is edgepoll-host's alone.
 #[test]
 fn a_message_of_a_gibibyte_to_wasi_logging_costs_the_host_no_copy() {
-    let (section, string) = (wasm_section, wasm_name);
     // 16384 pages of memory; log(2, "", 0, 0, 2^30): info, to stdout.
     let mut body = vec![0u8]; // no locals
     for value in [&[2][..], &[0], &[0], &[0], &[0x80, 0x80, 0x80, 0x80, 0x04]] {
@@ -989,38 +997,7 @@ fn a_message_of_a_gibibyte_to_wasi_logging_costs_the_host_no_copy() {
         body.extend(value);
     }
     body.extend([0x10, 0, 0x0b]); // call the import; end
-    let module = [
-        &b"\0asm\x01\0\0\0"[..],
-        &section(
-            1,
-            &[2, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0, 0x60, 0, 0],
-        ),
-        &section(
-            2,
-            &[
-                &[1][..],
-                &string(b"wasi:logging/logging"),
-                &string(b"log"),
-                &[0, 0],
-            ]
-            .concat(),
-        ),
-        &section(3, &[1, 1]),
-        &section(5, &[1, 0, 0x80, 0x80, 0x01]),
-        &section(
-            7,
-            &[
-                &[2][..],
-                &string(b"memory"),
-                &[2, 0],
-                &string(b"_start"),
-                &[0, 1],
-            ]
-            .concat(),
-        ),
-        &section(10, &[&[1][..], &string(&body)].concat()),
-    ]
-    .concat();
+    let module = logging_module(&[0x80, 0x80, 0x01], &body, &[]);
     let path = std::env::temp_dir().join(format!("edgepoll-log-gib-{}.wasm", std::process::id()));
     let path = TempPath(path);
     std::fs::write(&path, module).expect("write");
