@@ -243,6 +243,9 @@ pub struct ResponseParser {
     heard_interim: bool,
     /// Folded lines unfolded in the head being read.
     folds: u8,
+    /// Whether a byte was fed: interim heads and a streamed head leave
+    /// `buf` empty again.
+    fed: bool,
 }
 
 impl ResponseParser {
@@ -272,6 +275,7 @@ impl ResponseParser {
             interim_kept: 0,
             heard_interim: false,
             folds: 0,
+            fed: false,
         }
     }
 
@@ -357,7 +361,8 @@ impl ResponseParser {
         self
     }
 
-    /// Whether no byte of a response has arrived yet.
+    /// Whether no byte of a response has arrived yet (a `100 Continue`, or
+    /// any interim response, is some: the request was read).
     ///
     /// ```
     /// use edgepoll::http::ResponseParser;
@@ -365,9 +370,12 @@ impl ResponseParser {
     /// assert!(parser.is_untouched());
     /// parser.feed(b"HTTP/1.1 2").unwrap();
     /// assert!(!parser.is_untouched());
+    /// let mut parser = ResponseParser::new(false);
+    /// parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+    /// assert!(!parser.is_untouched());
     /// ```
     pub fn is_untouched(&self) -> bool {
-        self.buf.is_empty() && self.head.is_none()
+        !self.fed
     }
 
     /// After a complete response: whether the connection can carry another
@@ -404,6 +412,7 @@ impl ResponseParser {
     /// # Ok::<(), ResponseError>(())
     /// ```
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<ParsedResponse>, ResponseError> {
+        self.fed |= !data.is_empty();
         self.buf.extend_from_slice(data);
         if self.head.is_none() && !self.parse_head_if_due(data)? {
             return Ok(None);
