@@ -145,6 +145,9 @@ pub fn recv(
         }
         let truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
         mem.write_u16(out.flags, if truncated { RECV_DATA_TRUNCATED } else { 0 })?;
+        // No sender address (a connected TCP socket): WasmEdge also logs a
+        // warning to stdout ("remote address unavailable"), its diagnostic,
+        // not the guest's output; none here.
         if let Some(dest) = dest.filter(|d| d.storage && peer.family != 0) {
             mem.write_u16(dest.buf, u16::from(peer.family))?;
         }
