@@ -11,7 +11,9 @@
 //!   not recurse, [`ResolveError::NotRecursive`]). Answers are kept for their
 //!   TTL: at most an hour; NXDOMAIN and "no address" for the zone's
 //!   negative TTL, at most five minutes; an answer where one family failed
-//!   or did not come, only briefly. Concurrent lookups of one name share
+//!   or did not come, only briefly; a failure to get an answer (a timeout,
+//!   a server's error) for [`FAILURE_TTL`], a second (RFC 9520 §3.2), where
+//!   no answer still good is kept. Concurrent lookups of one name share
 //!   one query, and a lookup takes at most its timeout, waiting for a turn
 //!   included. Names are taken as written (absolute): there is no search
 //!   list, and /etc/hosts is not read (a container's added hosts, such as
@@ -42,8 +44,8 @@ pub(crate) use message::{id_of, MAX_ANSWER_BYTES};
 pub use resolver::Resolved;
 pub(crate) use resolver::{Lookup, Resolver};
 pub use resolver::{
-    MAX_ADDRESSES, MAX_CACHED, MAX_PENDING, MAX_WAITING, OTHER_FAMILY_GRACE, RESEND_AFTER,
-    SYSTEM_TTL,
+    FAILURE_TTL, MAX_ADDRESSES, MAX_CACHED, MAX_PENDING, MAX_WAITING, OTHER_FAMILY_GRACE,
+    RESEND_AFTER, SYSTEM_TTL,
 };
 
 use std::net::SocketAddr;

@@ -38,6 +38,12 @@ pub const RESEND_AFTER: Duration = Duration::from_millis(1000);
 pub const MAX_CACHED: usize = 1024;
 /// How long a system lookup (`getaddrinfo`, which gives no TTL) is kept.
 pub const SYSTEM_TTL: Duration = Duration::from_secs(5);
+/// How long a failure to get an answer (a timeout, SERVFAIL, REFUSED, an
+/// unreachable server) is kept: RFC 9520 §3.2's least. Not kept, each
+/// request for a name that fails asked again (four queries, with the
+/// SERVFAIL retries): a proxy forwarding N requests a second to such a
+/// name would ask the failing server 4N times a second.
+pub const FAILURE_TTL: Duration = Duration::from_secs(1);
 /// The longest a positive answer is kept, whatever its TTL says.
 const MAX_TTL: u32 = 3600;
 /// The longest a negative answer (NXDOMAIN, no address) is kept (RFC 2308
@@ -682,22 +688,20 @@ impl Resolver {
     }
 
     fn keep(&mut self, key: Box<str>, resolved: &Resolved, ttl: Duration, now: Instant) {
-        if ttl.is_zero() {
-            match (self.cache.get_mut(&key), resolved) {
-                // A failed refresh leaves the entry to its own expiry, and is
-                // not made again sooner than a partial answer's: each use of
-                // a name in its last quarter would ask a failing server again.
-                (Some(cached), Err(e)) if now < cached.until && !is_the_names(e) => {
-                    cached.refresh_at = cached.until.min(now + SYSTEM_TTL);
-                }
-                // Expired; or the name's answer (its addresses, or that it
-                // has none) now comes with TTL 0, not to be kept: the old
-                // addresses are not handed out either.
-                (Some(_), _) => {
-                    self.cache.remove(&key);
-                }
-                (None, _) => {}
+        if let (Some(cached), Err(e)) = (self.cache.get_mut(&key), resolved) {
+            // A failed refresh leaves the entry to its own expiry, and is
+            // not made again sooner than a partial answer's: each use of a
+            // name in its last quarter would ask a failing server again.
+            if now < cached.until && !is_the_names(e) {
+                cached.refresh_at = cached.until.min(now + SYSTEM_TTL);
+                return;
             }
+        }
+        if ttl.is_zero() {
+            // Expired; or the name's answer (its addresses, or that it has
+            // none) now comes with TTL 0, not to be kept: the old addresses
+            // are not handed out either.
+            self.cache.remove(&key);
             return;
         }
         if self.cache.len() >= MAX_CACHED && !self.cache.contains_key(&key) {
@@ -709,12 +713,17 @@ impl Resolver {
             }
         }
         let until = now + ttl;
+        let refresh_at = match resolved {
+            // A failure is not refreshed: asked again once it expires.
+            Err(e) if !is_the_names(e) => until,
+            _ => until - ttl / 4,
+        };
         self.cache.insert(
             key,
             Cached {
                 resolved: resolved.clone(),
                 until,
-                refresh_at: until - ttl / 4,
+                refresh_at,
             },
         );
     }
@@ -791,14 +800,13 @@ fn combine(parts: [Part; 2]) -> (Resolved, Duration, bool) {
         };
         return (Ok(addrs), keep, partial);
     }
-    // NXDOMAIN wins over a failure of the other query; a failure is not
-    // kept (the next lookup asks again); "no address" is kept only when
-    // both queries said so.
+    // NXDOMAIN wins over a failure of the other query; a failure is kept
+    // for FAILURE_TTL; "no address" is kept only when both queries said so.
     let (resolved, keep) = match (negative, failure) {
         (Some((ResolveError::NoSuchName, t)), _) => {
             (Err(ResolveError::NoSuchName), Duration::from_secs(t.into()))
         }
-        (_, Some(e)) => (Err(e), Duration::ZERO),
+        (_, Some(e)) => (Err(e), FAILURE_TTL),
         (Some((e, t)), None) => (Err(e), Duration::from_secs(t.into())),
         (None, None) => (Err(ResolveError::NoAddress), Duration::ZERO),
     };

@@ -279,8 +279,16 @@ fn unanswered_queries_are_resent_then_time_out_with_a_typed_error() {
         Some(("silent.test".into(), Err(ResolveError::Timeout(TIMEOUT))))
     );
     assert_eq!(r.deadline(), None);
-    // A failure is not kept.
-    assert_eq!(r.lookup("silent.test", now + TIMEOUT), Lookup::Pending);
+    // A failure is kept for a second (RFC 9520 §3.2), then asked again.
+    r.datagrams.clear();
+    let timed_out = Lookup::Ready(Err(ResolveError::Timeout(TIMEOUT)));
+    let almost = now + TIMEOUT + FAILURE_TTL - Duration::from_millis(1);
+    assert_eq!(r.lookup("silent.test", now + TIMEOUT), timed_out);
+    assert_eq!(r.lookup("silent.test", almost), timed_out);
+    assert!(r.datagrams.is_empty(), "not asked while kept");
+    let after = now + TIMEOUT + FAILURE_TTL;
+    assert_eq!(r.lookup("silent.test", after), Lookup::Pending);
+    assert_eq!(r.datagrams.len(), 2, "asked again");
 }
 
 /// A broken datagram is the cause named for its own query only: one that
