@@ -1243,9 +1243,7 @@ pub fn finished_trace(program: &mut Running, trace: &Path, served: usize) -> Str
 /// upstream meanwhile is none of them). A send that failed (`EAGAIN`:
 /// nothing went) is none either. A send the kernel took only part of (its
 /// send buffer full) is counted with the next, as one: the split is the
-/// kernel's. So is one of `http::MAX_SEND_PARTS` parts, the most a send
-/// takes, whose rest the loop sends at once, held or not (a chunk's CRLF
-/// alone, under load, behind 179 KB of a body's pieces).
+/// kernel's, not the program's.
 pub fn response_sends(trace: &str) -> Vec<Vec<usize>> {
     let mut responses: Vec<Vec<usize>> = Vec::new();
     let mut client = None;
@@ -1275,15 +1273,14 @@ pub fn response_sends(trace: &str) -> Vec<Vec<usize>> {
             },
             _ => continue,
         }
-        let parts = send_parts(line);
-        cut_short = parts.len() == edgepoll::http::MAX_SEND_PARTS || sent < parts.iter().sum();
+        cut_short = sent < send_asked(line);
     }
     responses
 }
 
-/// The lengths of the parts a `sendmsg` line of strace sent (its
-/// `iov_len`s: at most `http::MAX_SEND_PARTS`, under the 32 strace shows).
-fn send_parts(line: &str) -> Vec<usize> {
+/// How many bytes a `sendmsg` line of strace asked to send: the sum of its
+/// `iov_len`s (at most `http::MAX_SEND_PARTS`, under the 32 strace shows).
+fn send_asked(line: &str) -> usize {
     let parts = line.split("iov_len=").skip(1);
     let lengths = parts.map(|part| {
         let digits = part
@@ -1291,23 +1288,23 @@ fn send_parts(line: &str) -> Vec<usize> {
             .unwrap_or(part.len());
         part[..digits].parse::<usize>().unwrap_or(0)
     });
-    lengths.collect()
+    lengths.sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::response_sends;
 
-    /// A send the kernel took only part of, or one of the most parts a
-    /// send takes, counts with the next; sends on the client's descriptor
-    /// alone; a send that failed is none.
+    /// A send the kernel took only part of counts with the next; a send of
+    /// all its parts does not, however many; sends on the client's
+    /// descriptor alone; a send that failed is none.
     #[test]
     fn a_response_s_sends_are_what_the_program_sent_to_its_client() {
         let trace = r#"7 sendmsg(5, {msg_iov=[{iov_base="HTTP/1.1 200 OK\r\n"..., iov_len=100}, {iov_base="ab"..., iov_len=65536}], msg_iovlen=2}, MSG_NOSIGNAL) = 65636
 7 sendmsg(6, {msg_iov=[{iov_base="GET / HTTP/1.1\r\n"..., iov_len=40}], msg_iovlen=1}, MSG_NOSIGNAL) = 40
 7 sendmsg(5, {msg_iov=[{iov_base="cd"..., iov_len=70000}, {iov_base="\r\n", iov_len=2}], msg_iovlen=2}, MSG_NOSIGNAL) = 69998
-7 sendmsg(5, {msg_iov=[{iov_base="\r\n", iov_len=2}], msg_iovlen=1}, MSG_NOSIGNAL) = -1 EAGAIN (Resource temporarily unavailable)
-7 sendmsg(5, {msg_iov=[{iov_base="\r\n", iov_len=2}], msg_iovlen=1}, MSG_NOSIGNAL) = 2
+7 sendmsg(5, {msg_iov=[{iov_base="cd\r\n", iov_len=4}], msg_iovlen=1}, MSG_NOSIGNAL) = -1 EAGAIN (Resource temporarily unavailable)
+7 sendmsg(5, {msg_iov=[{iov_base="cd\r\n", iov_len=4}], msg_iovlen=1}, MSG_NOSIGNAL) = 4
 7 sendmsg(5, {msg_iov=[{iov_base="0\r\n\r\n", iov_len=5}], msg_iovlen=1}, MSG_NOSIGNAL) = 5
 7 sendmsg(5, {msg_iov=[{iov_base="HTTP/1.1 200 OK\r\n"..., iov_len=90}], msg_iovlen=1}, MSG_NOSIGNAL) = 90
 7 sendmsg(5, {msg_iov=[{iov_base="a", iov_len=1}, {iov_base="b", iov_len=1}, {iov_base="c", iov_len=1}, {iov_base="d", iov_len=1}, {iov_base="e", iov_len=1}, {iov_base="f", iov_len=1}, {iov_base="g", iov_len=1}, {iov_base="h", iov_len=1}], msg_iovlen=8}, MSG_NOSIGNAL) = 8
@@ -1316,7 +1313,7 @@ mod tests {
 "#;
         assert_eq!(
             response_sends(trace),
-            [vec![65636, 70000, 5], vec![90, 10, 5]]
+            [vec![65636, 70002, 5], vec![90, 8, 2, 5]]
         );
     }
 }

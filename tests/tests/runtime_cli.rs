@@ -1001,35 +1001,58 @@ fn a_message_of_a_gibibyte_to_wasi_logging_costs_the_host_no_copy() {
     let path = std::env::temp_dir().join(format!("edgepoll-log-gib-{}.wasm", std::process::id()));
     let path = TempPath(path);
     std::fs::write(&path, module).expect("write");
-    let rt = host_runtime();
-    let peak_kib = |command: &mut Command| {
-        let child = command
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("edgepoll-host");
-        let pid = child.id() as libc::pid_t;
-        let killer = edgepoll_tests::KilledOnDrop::new(child);
-        // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-        let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-        // The child's own peak, which `Child::wait` does not tell. A hang
-        // is a failure: the killer ends it when the test panics below.
-        let waiter = std::thread::spawn(move || {
-            // SAFETY: a child of this process, waited for once; both
-            // pointers are to live values.
-            let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            (got == pid).then_some((status, usage.ru_maxrss))
-        });
-        let done = edgepoll_tests::wait_until(Duration::from_secs(120), || waiter.is_finished());
-        assert!(done, "edgepoll-host ran past 120 s");
-        std::mem::forget(killer);
-        waiter.join().expect("waiter").expect("wait4")
-    };
-    let (status, peak) = peak_kib(&mut rt.command_with(&path, &[]));
+    // Reaped by wait4 below, which tells its peak.
+    #[allow(clippy::zombie_processes)]
+    let mut child = host_runtime()
+        .command_with(&path, &[])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("edgepoll-host");
+    let pid = child.id() as libc::pid_t;
+    // What it wrote, counted as it comes.
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let (mut count, mut buf, mut first) = (0usize, vec![0; 1 << 16], Vec::new());
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if first.len() < 64 {
+                first.extend_from_slice(&buf[..n.min(64)]);
+            }
+            count += n;
+        }
+        (count, first)
+    });
+    // The child's own peak, which `Child::wait` does not tell.
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    let waiter = std::thread::spawn(move || {
+        // SAFETY: a child of this process, waited for here alone; both
+        // pointers are to live values.
+        let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        (got == pid).then_some((status, usage.ru_maxrss))
+    });
+    if !edgepoll_tests::wait_until(Duration::from_secs(120), || waiter.is_finished()) {
+        // SAFETY: the child, not yet waited for.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("edgepoll-host ran past 120 s");
+    }
+    let (status, peak) = waiter.join().expect("waiter").expect("wait4");
+    let (written, first) = reader.join().expect("reader");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "status {status:#x}"
     );
-    // The runtime alone takes some 30 MiB; a copy of the message 1 GiB.
+    // `[2026-12-05 15:36:58.204] [info] `, the message, a line end.
+    let prefix = "[2026-12-05 15:36:58.204] [info] ".len();
+    assert_eq!(
+        written,
+        prefix + (1 << 30) + 1,
+        "{:?}",
+        String::from_utf8_lossy(&first)
+    );
+    // The runtime alone takes some 10 MiB; a copy of the message 1 GiB.
     assert!(peak < 256 * 1024, "edgepoll-host peaked at {peak} KiB");
 }
 

@@ -185,32 +185,31 @@ pub fn say(line: &str) {
     }
 }
 
-/// One tagged line, whole, from its parts.
+/// One tagged line, whole, from its parts (at most [`MOST_PARTS`]).
 fn emit(host_fd: i32, parts: &[&[u8]]) {
     let _turn = turn_of(host_fd)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // One write for the line, as a line has at most MOST_PARTS.
-    for parts in parts.chunks(MOST_PARTS) {
-        write_all(host_fd, parts);
-    }
+    write_all(host_fd, parts);
 }
 
-/// The most parts a line is written from: a tag, what was pending, the rest.
+/// The most parts a line is written from: a tag, what was pending, the
+/// rest; or a line's start, its message and its end.
 const MOST_PARTS: usize = 3;
 
-/// Writes all of `parts` (at most [`MOST_PARTS`]), in one `writev` when
-/// the descriptor takes it (a pipe keeps a write of up to 4 KiB whole),
-/// waiting while `host_fd` is full: a non-blocking stdout (a pipe another
-/// process set so) must not lose lines.
+/// Writes all of `parts`, in one `writev` when the descriptor takes it (a
+/// pipe keeps a write of up to 4 KiB whole), waiting while `host_fd` is
+/// full: a non-blocking stdout (a pipe another process set so) must not
+/// lose lines. More than [`MOST_PARTS`] go in turn.
 fn write_all(host_fd: i32, parts: &[&[u8]]) {
+    debug_assert!(parts.len() <= MOST_PARTS, "a line of {} parts", parts.len());
+    if parts.len() > MOST_PARTS {
+        let turns = parts.chunks(MOST_PARTS);
+        return turns.for_each(|some| write_all(host_fd, some));
+    }
     let mut left = [&[][..]; MOST_PARTS];
     let mut count = 0;
-    for part in parts
-        .iter()
-        .filter(|part| !part.is_empty())
-        .take(MOST_PARTS)
-    {
+    for part in parts.iter().filter(|part| !part.is_empty()) {
         left[count] = part;
         count += 1;
     }
@@ -314,7 +313,9 @@ mod tests {
                     let mut line = vec![letter; LINE];
                     line.push(b'\n');
                     for _ in 0..LINES {
-                        emit(writer, &[&[b'[', letter, b']', b' '], &line]);
+                        // An empty middle part, as a tagged line with
+                        // nothing pending has.
+                        emit(writer, &[&[b'[', letter, b']', b' '], b"", &line]);
                     }
                 })
             })

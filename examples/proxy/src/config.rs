@@ -27,12 +27,13 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --eject SECS           how long an upstream that failed gets no requests
                          before one probes it (default 10)
   --max-per-upstream N   most connections open to one upstream (default 256)
-  --hold MS              how long what came of a response body waits for
-                         more before it is sent to the client (default 2; up
-                         to four times as long while more keeps coming, or
-                         until 64 KiB wait; at most 1000): fewer, fuller
-                         sends, as Nagle's algorithm stays on under WasmEdge.
-                         0 sends each piece as it comes (server-sent events)
+  --hold MS              how long a response (its head and the body so far)
+                         or a pipelined answer waits for more before it is
+                         sent to the client (default 2; up to four times as
+                         long while more keeps coming, until the body ends
+                         or 64 KiB wait; at most 250): fewer, fuller sends,
+                         as Nagle's algorithm stays on under WasmEdge. 0
+                         sends each piece as it comes (server-sent events)
   --cacert FILE          trust this PEM file's CA certificates for https://
                          upstreams instead of the Mozilla roots (read
                          through a preopened directory)
@@ -91,9 +92,9 @@ fn same_host(a: &str, b: &str) -> bool {
 /// The most `--upstream`s.
 const MAX_UPSTREAMS: usize = 64;
 
-/// The longest `--hold`: four of them are a response's longest wait, and a
-/// second for what a client is owed is already more than one should wait.
-const MAX_HOLD_MS: u64 = 1000;
+/// The longest `--hold`: four of them, a second, are the longest a client
+/// then waits for bytes the proxy already has.
+const MAX_HOLD_MS: u64 = 250;
 
 #[derive(Debug)]
 pub struct Config {
@@ -443,9 +444,9 @@ mod tests {
                     "--upstream",
                     "127.0.0.1:1",
                     "--hold",
-                    "1001",
+                    "251",
                 ][..],
-                "--hold: not a number of milliseconds up to 1000: 1001",
+                "--hold: not a number of milliseconds up to 250: 251",
             ),
             (
                 &[
@@ -456,7 +457,7 @@ mod tests {
                     "--hold",
                     "-1",
                 ][..],
-                "--hold: not a number of milliseconds up to 1000: -1",
+                "--hold: not a number of milliseconds up to 250: -1",
             ),
             (
                 &[
@@ -467,7 +468,7 @@ mod tests {
                     "--hold",
                     "1.5",
                 ][..],
-                "--hold: not a number of milliseconds up to 1000: 1.5",
+                "--hold: not a number of milliseconds up to 250: 1.5",
             ),
             (
                 &["--listen", "127.0.0.1:1", "--upstream", "127.1:80"][..],

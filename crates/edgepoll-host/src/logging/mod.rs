@@ -37,12 +37,11 @@ fn stream_of(context: &[u8]) -> Result<i32, String> {
         b"stderr" => Ok(2),
         other => {
             // Its start: a guest may pass gigabytes.
-            let shown = String::from_utf8_lossy(&other[..other.len().min(SHOWN_CONTEXT)]);
-            let cut = if other.len() > SHOWN_CONTEXT {
-                "..."
-            } else {
-                ""
+            let (shown, cut) = match other.get(..SHOWN_CONTEXT) {
+                Some(start) if start.len() < other.len() => (start, "..."),
+                _ => (other, ""),
             };
+            let shown = String::from_utf8_lossy(shown);
             Err(format!(
                 "wasi:logging: the context {shown:?}{cut} names a host file, which WasmEdge writes wherever it is; edgepoll-host keeps the guest to stdout, stderr and its --dir"
             ))
