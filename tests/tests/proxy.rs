@@ -1227,7 +1227,7 @@ fn hold_sets_how_long_a_response_waits_for_more() {
         let default = sends_with(&[]);
         assert!(
             default.iter().filter(|sends| sends.len() == 2).count() >= 4,
-            "{name}: with the default hold, not each answer in two sends: {default:?}"
+            "{name}: with the default hold, fewer than four of five answers in two sends: {default:?}"
         );
         let held = sends_with(&["--hold", "200"]);
         assert!(
