@@ -112,6 +112,9 @@ impl OutputBuffer {
             (Some(lent), _) => {
                 let mut parts = one_part(head);
                 parts[1] = &lent.buffer[lent.unsent.clone()];
+                // What was queued behind it (the next pipelined response)
+                // goes in the same send: apart, it waited on Nagle.
+                parts[2] = &lent.after;
                 parts
             }
             (None, Some(tail)) => tail.parts(head),
@@ -127,6 +130,11 @@ impl OutputBuffer {
             true => Some(&self.bytes[self.sent..]),
             false => None,
         }
+    }
+
+    /// How many bytes [`pending_parts`](Self::pending_parts) gives.
+    pub(crate) fn parts_len(&self) -> usize {
+        self.parts().iter().map(|part| part.len()).sum()
     }
 
     #[inline]
@@ -476,7 +484,7 @@ mod tests {
         assert_eq!(out.len(), 14);
         assert_eq!(
             out.pending_parts()[..3],
-            [&b"head:"[..], &b"BODY"[..], &[][..]]
+            [&b"head:"[..], &b"BODY"[..], &b":tail"[..]]
         );
         let mut sent = Vec::new();
         for step in [3, 4, 1, 100, 100, 100].into_iter().cycle() {

@@ -4,14 +4,14 @@
 //! (a tunnel moves bytes between two sockets, so it has its own: `tunnel`).
 
 use crate::client::{ClientConnection, ClientEvent, Exchange, Origin};
-use crate::http::{Dispatch, Handler, Parts};
+use crate::http::{Dispatch, Handler, OutputHold, Parts};
 use crate::net::{self, TcpStream};
 use crate::tls::{Plain, TlsSession};
 use crate::ws::WebSocket;
 use crate::Interest;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Reads per readiness event, so one fast sender cannot starve the others.
 const READS_PER_EVENT: usize = 16;
@@ -246,10 +246,31 @@ pub(crate) struct HttpEndpoint<'x, D> {
     pub(crate) handler: &'x mut Handler,
     pub(crate) dispatch: &'x mut D,
     pub(crate) now: Instant,
-    /// Its output is held back for now (see
-    /// [`Handler::hold_output`](crate::http::Handler::hold_output)), as
-    /// decided after the reads (`pump_in`).
+    /// How long output waits for more, and the most a body's wait may
+    /// keep (see [`Handler::hold_output`]).
+    pub(crate) hold_for: Duration,
+    pub(crate) most: usize,
+    /// Its output is held back for now: decided after the reads
+    /// (`pump_in`), and again after a send that left some.
     pub(crate) hold: bool,
+    /// A hold began, to be looked at again then.
+    pub(crate) hold_until: Option<Instant>,
+}
+
+impl<D: Dispatch> HttpEndpoint<'_, D> {
+    /// Decides whether the pending output waits for more (see
+    /// [`Handler::hold_output`]).
+    #[inline]
+    pub(crate) fn decide_hold(&mut self) {
+        self.hold = match self.handler.hold_output(self.now, self.hold_for, self.most) {
+            OutputHold::Send => false,
+            OutputHold::Held => true,
+            OutputHold::Begun(until) => {
+                self.hold_until = Some(until);
+                true
+            }
+        };
+    }
 }
 
 impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
@@ -288,6 +309,11 @@ impl<D: Dispatch> Endpoint for HttpEndpoint<'_, D> {
         // A drained buffer may unblock pipelined requests.
         if !self.handler.wants_write() {
             self.handler.process(self.now, self.dispatch);
+        }
+        // What is left (a send cut by its parts), or what those requests
+        // gave, may wait for more as the first output did.
+        if self.handler.wants_write() {
+            self.decide_hold();
         }
     }
 }

@@ -36,10 +36,12 @@
 //! by the same rules (any body leaves once 64 KiB are held).
 //!
 //! Output a hold released is not held again until it has all gone (the
-//! socket may be full), nor is a `100 Continue` or a `103 Early Hints`,
-//! with what is before it: a client sends the body, of which the owed
-//! answer may be made, only once it has the 100, and a hint is worth
-//! something only before the answer.
+//! socket may be full), unless a send took all it was offered and left
+//! some (more than `MAX_SEND_PARTS` parts): that rest is held as any
+//! output, since alone it would be a small send. Nor is a `100 Continue`
+//! or a `103 Early Hints`, with what is before it: a client sends the
+//! body, of which the owed answer may be made, only once it has the 100,
+//! and a hint is worth something only before the answer.
 
 use super::Handler;
 use crate::http::body::Outgoing;
@@ -504,6 +506,64 @@ mod tests {
         conn.receive(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut later);
         assert_eq!(later.0.len(), 1);
         assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+    }
+
+    /// A send takes at most `MAX_SEND_PARTS` parts. What is left when it
+    /// took them all (the socket was not full) is output like any other:
+    /// it waits for more while the body goes on, rather than leaving
+    /// alone (a chunk's CRLF, 2 bytes, went so after the eighth part, and
+    /// the rest waited on Nagle's algorithm for the client's delayed ACK).
+    #[test]
+    fn the_rest_of_a_send_cut_by_its_parts_waits_for_more() {
+        let now = Instant::now();
+        // Pieces of 20 000 bytes, each a part (a chunk's framing one more):
+        // one more piece than a send takes, a body longer than `most`.
+        for (length, pieces) in [(None, 5), (Some(200_000), 8)] {
+            let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
+            let id = ids[0];
+            streamed(&mut conn, id, length, now);
+            for _ in 0..pieces {
+                conn.send_body(id, Bytes::from(vec![b'x'; 20_000]), now)
+                    .unwrap();
+            }
+            let said = conn.hold_output(now, MS, 100_000);
+            assert_eq!(said, OutputHold::Send, "{length:?}");
+            let parts = conn.pending_output_parts();
+            assert!(
+                parts.iter().all(|p| !p.is_empty()),
+                "{length:?}: a full send"
+            );
+            let n: usize = parts.iter().map(|p| p.len()).sum();
+            assert!(n < pending(&conn), "{length:?}: more than a send takes");
+            conn.consume_output(n, now);
+            let rest = pending(&conn);
+            assert_eq!(
+                conn.hold_output(now, MS, 100_000),
+                OutputHold::Begun(now + MS),
+                "{length:?}: {rest} bytes left"
+            );
+            // A send the socket cut short is not held (it waits on the
+            // socket): the same output, its last byte left.
+            let (mut cut, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
+            streamed(&mut cut, ids[0], length, now);
+            for _ in 0..pieces {
+                cut.send_body(ids[0], Bytes::from(vec![b'x'; 20_000]), now)
+                    .unwrap();
+            }
+            assert_eq!(cut.hold_output(now, MS, 100_000), OutputHold::Send);
+            cut.consume_output(n - 1, now);
+            assert_eq!(cut.hold_output(now, MS, 100_000), OutputHold::Send);
+            // The body ends (all of it given): the rest goes, with the end.
+            for _ in pieces..10 {
+                conn.send_body(id, Bytes::from(vec![b'x'; 20_000]), now)
+                    .unwrap();
+            }
+            if length.is_none() {
+                conn.end_body(id, now).unwrap();
+            }
+            assert_eq!(conn.hold_output(now, MS, 100_000), OutputHold::Send);
+            send_all(&mut conn, now);
+        }
     }
 
     /// Answers `/now` at once, defers the rest.

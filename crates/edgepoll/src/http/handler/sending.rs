@@ -95,6 +95,9 @@ impl Handler {
     /// ```
     #[inline]
     pub fn consume_output(&mut self, n: usize, now: Instant) {
+        // The send took all the parts it was given, and more is pending:
+        // it was cut by `MAX_SEND_PARTS`, not by a full socket.
+        let parts_cut = n < self.output.len() && n == self.output.parts_len();
         let all_sent = self.output.consume(n);
         // All sent (nearly every write) is progress; taken in driblets (the
         // client reading that little), output counts once enough has gone.
@@ -106,20 +109,23 @@ impl Handler {
                     self.hold = Hold::Open;
                     self.restart_clock(now)
                 }
-                false => self.moved_out(n, all_sent, now),
+                false => self.moved_out(n, all_sent || parts_cut, all_sent, now),
             }
         }
     }
 
     /// `n` bytes of output sent, not all of it between requests (out of
     /// line: nearly every write sends all, the next request yet to come);
-    /// the hold opens once all has gone.
+    /// the hold opens once all that was offered has gone.
     #[cold]
     #[inline(never)]
-    fn moved_out(&mut self, n: usize, all_sent: bool, now: Instant) {
-        // Output a send left (the socket full) was released, held or not:
-        // it waits on the socket, not on a hold.
-        self.hold = match all_sent {
+    fn moved_out(&mut self, n: usize, took_all: bool, all_sent: bool, now: Instant) {
+        // Output a send left with the socket full was released, held or
+        // not: it waits on the socket, not on a hold. What a send left
+        // when it took all its parts may be held like any other (sent at
+        // once, the rest of a body cut after its eighth piece went alone:
+        // a chunk's CRLF, 2 bytes, then the rest after Nagle's wait).
+        self.hold = match took_all {
             true => Hold::Open,
             false => Hold::Sent,
         };

@@ -3,7 +3,7 @@
 
 use super::{Next, Work};
 use crate::app::Responder;
-use crate::http::{Handler, OutputHold};
+use crate::http::Handler;
 use crate::net::{Shutdown, SocketAddr};
 use crate::server::connection::{
     pump, pump_in, pump_out, Connection, HttpEndpoint, Role, Scratch, WsEndpoint,
@@ -46,7 +46,10 @@ pub(super) fn step_http<D: Driven>(
         handler,
         dispatch: &mut dispatcher,
         now,
+        hold_for: options.hold_for_body,
+        most: options.body_backlog,
         hold: false,
+        hold_until: None,
     };
     let mut io = pump_in(&conn.stream, &mut endpoint, readable, scratch);
     // Output may wait a moment for more to join it: a streamed body's rest,
@@ -54,20 +57,14 @@ pub(super) fn step_http<D: Driven>(
     // answer they gave at once may be one to hold (asked before them, it
     // went as soon as it was made, and the owed one alone, after the
     // client's delayed acknowledgement).
-    let (hold_for, most) = (options.hold_for_body, options.body_backlog);
-    endpoint.hold = match endpoint.handler.hold_output(now, hold_for, most) {
-        OutputHold::Send => false,
-        OutputHold::Held => true,
-        OutputHold::Begun(until) => {
-            let held_output = &mut endpoint.dispatch.work.held_output;
-            held_output.push_back((token.0, serial, until));
-            true
-        }
-    };
+    endpoint.decide_hold();
     if io.is_ok() {
         io = pump_out(&conn.stream, &mut endpoint);
     }
-    let hold = endpoint.hold;
+    let (hold, hold_until) = (endpoint.hold, endpoint.hold_until);
+    if let Some(until) = hold_until {
+        work.held_output.push_back((token.0, serial, until));
+    }
     if handler.has_abandoned() {
         take_reports(handler, token, serial, work);
     }
