@@ -1439,6 +1439,43 @@ fn exit_after_answers_the_requests_it_took_then_exits() {
     });
 }
 
+/// A drain (here `--exit-after 2`) ends a tunnel: its client is given
+/// what it was owed and reads to the end, and the proxy exits. An upgrade
+/// answered during the drain gets 503, not a tunnel that would end at
+/// once. (An open tunnel held the drain, and the process, open for as long
+/// as its two ends talked: under `edgepoll-host --instances`, until the
+/// grace ran out and the instance was killed.)
+#[test]
+fn a_drain_ends_tunnels_and_opens_none() {
+    let far = NativeUpstream::start(Behaviour::Switch);
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let mut proxy = start_proxy(runtime, &[far.addr.to_string()], &["--exit-after", "2"]);
+        let upgrade =
+            "GET /t HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let mut open = connect(proxy.addr);
+        open.write_all(upgrade.as_bytes()).expect("send");
+        let head = read_head(&mut open);
+        assert_eq!(status(&head), 101, "{name}: {head}");
+        assert_eq!(read_exact_text(&mut open, 6), "early;");
+        open.write_all(b"talk;").expect("send");
+        assert_eq!(read_exact_text(&mut open, 5), "talk;");
+        // The second request begins the drain; its 101 comes after.
+        let (head, body) = ask(&proxy, upgrade);
+        assert_eq!(status(&head), 503, "{name}: {head}");
+        assert_eq!(body, b"shutting down\n", "{name}");
+        // Within the connection's 10 s read timeout.
+        let mut rest = Vec::new();
+        let ended = open.read_to_end(&mut rest);
+        assert!(
+            ended.is_ok() && rest.is_empty(),
+            "{name}: the tunnel did not end: {ended:?}, {rest:?}"
+        );
+        let exited = wait_until(Duration::from_secs(10), || !proxy.is_alive());
+        assert!(exited, "{name}: the proxy did not exit");
+    });
+}
+
 #[test]
 fn clients_that_leave_while_their_upstream_stalls_end_its_exchanges() {
     on_each_runtime(|runtime| {

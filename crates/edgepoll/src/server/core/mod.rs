@@ -438,7 +438,11 @@ impl Core {
     /// Shuts down gracefully, as nginx does on SIGQUIT: idle HTTP
     /// connections close, requests already begun are answered (with
     /// `Connection: close`), WebSockets are closed with 1001 (going away),
-    /// and [`run`](Self::run) returns once no inbound connection is left.
+    /// tunnels end (each side is written what it was owed, then closes as
+    /// an HTTP connection does: a tunnel's bytes are opaque, so no close
+    /// frame can go into them, and left open a tunnel held the drain open
+    /// for as long as its peers talked), and [`run`](Self::run) returns
+    /// once no inbound connection is left.
     /// Its triggers: the listener refusing to accept (`EINVAL`: it was shut
     /// down, as `edgepoll-host --instances` does to every instance on
     /// SIGTERM), and `ServerOptions::stop_after` requests served.
@@ -459,7 +463,8 @@ impl Core {
             match &mut conn.role {
                 Role::Http(handler) => handler.drain(),
                 Role::Ws(socket) => going_away(socket, now),
-                Role::Upstream(_) | Role::Tunnel(_) => continue,
+                Role::Tunnel(side) => side.alone = true,
+                Role::Upstream(_) => continue,
             }
             self.touch(index);
         }

@@ -350,7 +350,17 @@ impl Core {
         // can be joined: without it, a 101 would promise a tunnel that
         // is not there.
         let joinable = self.work.switched.contains_key(&exchange);
+        let draining = self.draining;
         let switching = match (self.handler_of(responder), answer) {
+            // Shutting down, a new tunnel would only end at once (see
+            // `drain`): its client is told so, as a WebSocket is.
+            (Some(handler), Answer::Tunnel(..)) if draining => {
+                let refused = Response::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .header("Content-Type", "text/plain")
+                    .body(&b"shutting down\n"[..]);
+                let _ = handler.respond(responder.id, refused, now);
+                false
+            }
             (Some(handler), Answer::Tunnel(head, _)) => {
                 let switched = joinable && handler.respond_switch(responder.id, head, now).is_ok();
                 if !switched {
