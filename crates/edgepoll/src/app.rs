@@ -702,7 +702,9 @@ impl Context<'_> {
     /// a request made with [`ClientRequest::upgrade`] that a 101 answered
     /// ([`App::on_response`]): from then on the loop moves bytes between
     /// the two unread and unchanged, both ways, until both sides have
-    /// closed (or [`ServerOptions::tunnel_idle_timeout`](crate::ServerOptions::tunnel_idle_timeout)).
+    /// closed (or [`ServerOptions::tunnel_idle_timeout`](crate::ServerOptions::tunnel_idle_timeout),
+    /// or a drain: each side is then written what it was owed and closes,
+    /// and an upgrade answered during one gets 503 with no tunnel).
     /// How a proxy passes a WebSocket through. If the request made no such
     /// offer, or `head` is not a 101, or `exchange`'s connection is not
     /// there to join (it must be called from that `on_response`), the

@@ -202,7 +202,8 @@ impl Server {
     /// and answered; or, once the listener is shut (as `edgepoll-host
     /// --instances` shuts it on SIGTERM), until the connections drained:
     /// idle ones close, requests begun are answered, WebSockets close with
-    /// 1001, and `Ok(())` is returned when none is left. (The same holds
+    /// 1001, tunnels end (see [`Context::respond_tunnel`](crate::Context::respond_tunnel)),
+    /// and `Ok(())` is returned when none is left. (The same holds
     /// for [`serve_websockets`](Self::serve_websockets) and
     /// [`serve_app`](Self::serve_app); an app's response stream it never
     /// ends holds the drain until the runtime stops waiting.)
