@@ -3,7 +3,7 @@
 
 use super::connection::{pump, Connection, Role, Scratch, TlsEndpoint, Upstream, UpstreamEndpoint};
 use super::core::{Next, Work};
-use crate::client::{ClientError, ClientEvent, ClientOptions, Exchange, ExchangeEvent, Pool};
+use crate::client::{ClientError, ClientEvent, Exchange, ExchangeEvent, Pool};
 use crate::http::{BodyError, ParsedResponse, ResponseError, StatusCode};
 use crate::tls::{TlsError, TlsSession};
 use crate::{net, Interest};
@@ -633,12 +633,7 @@ fn is_piped(work: &Work, exchange: crate::ExchangeId) -> bool {
 
 /// Ends what waited too long: a connect, a response, an idle connection.
 /// Returns the next deadline.
-pub(crate) fn handle_timeout(
-    up: &mut Upstream,
-    now: Instant,
-    options: &ClientOptions,
-    work: &mut Work,
-) -> Option<Instant> {
+pub(crate) fn handle_timeout(up: &mut Upstream, now: Instant, work: &mut Work) -> Option<Instant> {
     // Switched, it waits for its client's 101 to go out behind the responses
     // before it, however long they take: the client's own timeouts bound
     // that, and its leaving (or the application's not taking it) closes
@@ -648,16 +643,19 @@ pub(crate) fn handle_timeout(
         return None;
     }
     let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+    let options = &work.pool.options;
+    let (connect, response, idle) = (
+        options.connect_timeout,
+        options.response_timeout,
+        options.idle_timeout,
+    );
     let (limit, error) = match (&up.exchange, up.connecting) {
-        (_, true) => (
-            options.connect_timeout,
-            Some(ClientError::ConnectTimeout(options.connect_timeout)),
-        ),
+        (_, true) => (connect, Some(ClientError::ConnectTimeout(connect))),
         // The handshake is part of connecting.
         (_, false) if handshaking => (
-            options.connect_timeout,
+            connect,
             Some(ClientError::TlsHandshake(TlsError::HandshakeTimeout(
-                options.connect_timeout,
+                connect,
             ))),
         ),
         // Held back by its client is not silence, nor is waiting for the
@@ -668,11 +666,8 @@ pub(crate) fn handle_timeout(
         (Some(ex), false) if up.held || up.conn.waits_for_body() && is_piped(work, ex.id) => {
             return None
         }
-        (Some(_), false) => (
-            options.response_timeout,
-            Some(ClientError::Timeout(options.response_timeout)),
-        ),
-        (None, false) => (options.idle_timeout, None),
+        (Some(_), false) => (response, Some(ClientError::Timeout(response))),
+        (None, false) => (idle, None),
     };
     let deadline = up.last_progress + limit;
     if now < deadline {

@@ -806,7 +806,6 @@ impl Core {
         self.end_due_lookups(now);
         // (The lookups' own deadlines wake the loop themselves.)
         let mut earliest = self.work.pool.expire_queued(now);
-        let client = self.work.pool.options.clone();
         for index in 0..self.slots.len() {
             let Some(conn) = &mut self.slots[index] else {
                 continue;
@@ -828,7 +827,7 @@ impl Core {
                     handler.deadline()
                 }
                 (None, Role::Upstream(up)) => {
-                    let deadline = upstream::handle_timeout(up, now, &client, &mut self.work);
+                    let deadline = upstream::handle_timeout(up, now, &mut self.work);
                     if up.exchange.is_none() && !up.expired && !up.connecting {
                         // Idle and in time: nothing to step, and a step
                         // would warm it back into the busy calls (see
