@@ -39,7 +39,22 @@ pub(crate) fn route_inbound<D: Driven>(
     if core.work.pipes.echoes(&responder) {
         return to_own_response(core, responder, inbound, now);
     }
-    let Some(exchange) = core.work.pipes.up_into(&responder) else {
+    // An exchange over, its end not yet routed (an upstream that answered
+    // early, its end found in this batch): the rest of the body is the
+    // application's, as once that end is routed (`forget_exchange`, which
+    // also unpipes the response, still to come). It was dropped.
+    let piped = core.work.pipes.up_into(&responder).filter(|&exchange| {
+        let work = &mut core.work;
+        let open = work.slot_of.contains_key(&exchange) || work.pool.queued_mut(exchange).is_some();
+        if !open {
+            work.pipes.unpipe_up_into(exchange);
+            if let Some(held) = work.held.unhold_for(exchange) {
+                work.release.push(Source::Request(held));
+            }
+        }
+        open
+    });
+    let Some(exchange) = piped else {
         let first = core.work.pipes.begin_body(&responder);
         match inbound {
             Inbound::Piece(piece) => {
@@ -516,6 +531,58 @@ mod tests {
     use super::*;
     use crate::net;
     use crate::ws::{WebSocket, WsLimits};
+    use bytes::Bytes;
+
+    /// Records what of a request body comes to the application.
+    #[derive(Default)]
+    struct Told {
+        pieces: Vec<Bytes>,
+        ended: Option<Result<(), crate::http::BodyError>>,
+    }
+
+    impl crate::App for Told {
+        fn call<'a>(
+            &mut self,
+            _: &crate::http::Request<'a>,
+            _: Responder,
+            _: &mut crate::Context<'_>,
+        ) -> crate::http::Reply<'a> {
+            crate::http::Reply::Later
+        }
+
+        fn on_request_body(&mut self, _: Responder, piece: Bytes, _: &mut crate::Context<'_>) {
+            self.pieces.push(piece);
+        }
+
+        fn on_request_end(
+            &mut self,
+            _: Responder,
+            result: Result<(), crate::http::BodyError>,
+            _: &mut crate::Context<'_>,
+        ) {
+            self.ended = Some(result);
+        }
+    }
+
+    /// The rest of a request body piped into an exchange that is over, its
+    /// end not yet routed (an upstream that answered early, found in the
+    /// same batch), comes to the application, as it does once that end is
+    /// routed. (It was dropped, and `on_request_end` never came.)
+    #[test]
+    fn a_body_piped_into_an_exchange_that_is_over_comes_to_the_application() {
+        let mut core = Core::new(crate::ServerOptions::default());
+        let (responder, exchange) = (Responder::at(0, 1), ExchangeId(5));
+        core.work.pipes.body_unbegun(responder);
+        assert!(core.work.pipes.begin_body(&responder));
+        core.work.pipes.pipe_up(responder, exchange);
+        let mut app = crate::server::driven::Apps(Told::default());
+        let (now, piece) = (Instant::now(), Bytes::from_static(b"rest"));
+        route_inbound(&mut core, responder, Inbound::Piece(piece), now, &mut app);
+        route_inbound(&mut core, responder, Inbound::End(Ok(())), now, &mut app);
+        assert_eq!(app.0.pieces, [Bytes::from_static(b"rest")]);
+        assert_eq!(app.0.ended, Some(Ok(())));
+        assert!(core.work.pipes.up_into(&responder).is_none());
+    }
 
     /// A client connection that switched to a WebSocket after a pipelined
     /// request holds nothing once stepped: its exchange is read again, its
