@@ -107,6 +107,9 @@ struct Part {
     /// A datagram that claimed to answer it was refused: the cause to name
     /// if no good answer comes (a timeout's otherwise).
     malformed: bool,
+    /// When it is sent again if still unanswered: each family's own (a
+    /// failure asked again at once puts off its resend, not the other's).
+    resend_at: Instant,
 }
 
 /// SERVFAIL: the server could not answer now (its own upstream timed out,
@@ -132,7 +135,6 @@ struct Pending {
     /// The deadline before one family's answer cut it to
     /// [`OTHER_FAMILY_GRACE`]: a query gone over to TCP keeps it.
     full_deadline: Instant,
-    resend_at: Instant,
     /// The error a socket of this lookup reported: the next one ends it.
     refused: Option<ResolveError>,
 }
@@ -345,6 +347,7 @@ impl Resolver {
                 state: PartState::Asking,
                 failed_once: None,
                 malformed: false,
+                resend_at: now + RESEND_AFTER.min(self.timeout),
             }
         });
         self.pending.push(Pending {
@@ -354,7 +357,6 @@ impl Resolver {
             parts,
             deadline: since + self.timeout,
             full_deadline: since + self.timeout,
-            resend_at: now + RESEND_AFTER.min(self.timeout),
             refused: None,
         });
         Ok(())
@@ -439,7 +441,7 @@ impl Resolver {
             Ok(failure @ Answer::Failed(SERVER_FAILURE)) if p.failed_once.is_none() => {
                 p.failed_once = Some(failure);
                 ask_again = true;
-                lookup.resend_at = now + RESEND_AFTER;
+                p.resend_at = now + RESEND_AFTER;
             }
             Ok(answer) => {
                 p.state = PartState::Done(Ok(answer));
@@ -539,13 +541,13 @@ impl Resolver {
                         });
                     }
                 }
-            } else if now >= lookup.resend_at {
-                for p in &lookup.parts {
-                    if matches!(p.state, PartState::Asking) {
+            } else {
+                for p in &mut lookup.parts {
+                    if matches!(p.state, PartState::Asking) && now >= p.resend_at {
                         self.datagrams.push(p.query.clone());
+                        p.resend_at = now + RESEND_AFTER;
                     }
                 }
-                lookup.resend_at = now + RESEND_AFTER;
             }
         }
         self.finish_done(now);
@@ -566,7 +568,15 @@ impl Resolver {
         let waited = self.waiting.front().map(|(_, since)| *since + self.timeout);
         self.pending
             .iter()
-            .map(|p| p.deadline.min(p.resend_at))
+            .map(|lookup| {
+                let asking = lookup
+                    .parts
+                    .iter()
+                    .filter(|p| matches!(p.state, PartState::Asking));
+                asking
+                    .map(|p| p.resend_at)
+                    .fold(lookup.deadline, Instant::min)
+            })
             .chain(waited)
             .min()
     }

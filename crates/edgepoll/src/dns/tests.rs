@@ -426,6 +426,21 @@ fn a_server_failure_is_asked_again_once() {
     assert!(retry.len() == 1 && asked_again(&queries[0], &retry[0]));
     r.handle_timeout(now + RESEND_AFTER);
     assert!(r.datagrams.is_empty(), "sent twice");
+    // The other family's resend is not put off by it: its datagram lost,
+    // it goes at its own time.
+    let mut r = resolver();
+    r.lookup("lossy.test", now);
+    let queries = std::mem::take(&mut r.datagrams);
+    r.on_datagram(&servfail(&queries[0]), just_before);
+    let retry = std::mem::take(&mut r.datagrams);
+    assert!(retry.len() == 1 && asked_again(&queries[0], &retry[0]));
+    assert_eq!(r.deadline(), Some(now + RESEND_AFTER));
+    r.handle_timeout(now + RESEND_AFTER);
+    assert_eq!(r.datagrams, [queries[1].clone()], "the lost one, again");
+    r.datagrams.clear();
+    assert_eq!(r.deadline(), Some(just_before + RESEND_AFTER));
+    r.handle_timeout(just_before + RESEND_AFTER);
+    assert_eq!(r.datagrams, retry, "the retry, unanswered, again");
     // Failed once and then silent, it ends with the failure at its deadline.
     let mut r = resolver();
     r.lookup("mute.test", now);
