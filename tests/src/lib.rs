@@ -41,6 +41,16 @@ impl Runtime {
     /// `--env`, spelled as WasmEdge spells them); the program's own arguments
     /// follow with `.args()`.
     pub fn command_with(&self, wasm: &Path, flags: &[&str]) -> Command {
+        self.command_with_os(wasm, flags.iter().map(std::ffi::OsStr::new))
+    }
+
+    /// [`command_with`](Self::command_with) with flags that need not be
+    /// UTF-8.
+    pub fn command_with_os<'a>(
+        &self,
+        wasm: &Path,
+        flags: impl IntoIterator<Item = &'a std::ffi::OsStr>,
+    ) -> Command {
         let mut cmd = match self {
             Runtime::Host(bin) => Command::new(bin),
             Runtime::WasmEdge | Runtime::WasmEdgeAot => Command::new("wasmedge"),

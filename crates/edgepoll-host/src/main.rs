@@ -20,9 +20,10 @@ struct Cli {
     #[arg(long = "dir", value_name = "GUEST:HOST", value_parser = parse_dir)]
     dirs: Vec<Preopen>,
     /// Set an environment variable for the guest; the runtime's own
-    /// environment is not passed on. Repeatable.
-    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
-    env: Vec<(String, String)>,
+    /// environment is not passed on. Repeatable. Passed on byte for byte,
+    /// as WasmEdge passes it (one without `=` too).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<std::ffi::OsString>,
     /// Most 64 KiB pages each memory of the guest may grow to (as WasmEdge's
     /// flag): past it, `memory.grow` fails and the guest sees its
     /// allocator fail.
@@ -141,13 +142,6 @@ fn parse_dir(value: &str) -> Result<Preopen, String> {
         host: PathBuf::from(host),
         readonly,
     })
-}
-
-fn parse_env(value: &str) -> Result<(String, String), String> {
-    match value.split_once('=') {
-        Some((name, v)) if !name.is_empty() => Ok((name.to_string(), v.to_string())),
-        _ => Err(format!("expected NAME=VALUE, got {value:?}")),
-    }
 }
 
 /// Runs before `main`, so before Rust's runtime sets SIGPIPE to ignored:

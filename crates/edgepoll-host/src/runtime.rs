@@ -25,7 +25,9 @@ pub struct Invocation {
     /// The guest's arguments, byte for byte as given (WasmEdge passes on
     /// bytes that are not UTF-8 as they are).
     pub args: Vec<std::ffi::OsString>,
-    pub env: Vec<(String, String)>,
+    /// The guest's environment, each entry byte for byte as given (`NAME=VALUE`;
+    /// WasmEdge passes an entry without `=`, or not UTF-8, as it is).
+    pub env: Vec<std::ffi::OsString>,
     pub dirs: Vec<Preopen>,
     /// `--memory-page-limit`: most 64 KiB pages per memory.
     pub memory_page_limit: Option<u64>,
@@ -376,7 +378,7 @@ pub fn host_state(invocation: &Invocation, directories: &Directories) -> Result<
         env: invocation
             .env
             .iter()
-            .map(|(k, v)| format!("{k}={v}").into_bytes())
+            .map(|e| e.as_bytes().to_vec())
             .collect(),
         fds,
         poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,

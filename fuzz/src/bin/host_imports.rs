@@ -504,7 +504,7 @@ mod linux {
             args: vec!["--flag".into()],
             // Unix sockets stay refused: the sandbox is what is fuzzed.
             allow_af_unix: false,
-            env: vec![("GREETING".into(), "hello".into())],
+            env: vec!["GREETING=hello".into()],
             dirs: vec![
                 Preopen {
                     guest: "/canary".into(),

@@ -708,6 +708,22 @@ pub fn run(case: &str) -> Result<()> {
         }
         "readonly-names" => crate::names::readonly_names()?,
         "env" => println!("greeting={}", std::env::var("GREETING").unwrap_or_default()),
+        "environ" => {
+            // The entries as the runtime gives them: std's `vars_os` skips
+            // one without `=`.
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            extern "C" {
+                fn environ_sizes_get(count: *mut usize, size: *mut usize) -> u16;
+                fn environ_get(entries: *mut *mut u8, buf: *mut u8) -> u16;
+            }
+            let (mut count, mut size) = (0, 0);
+            // SAFETY: each writes one usize.
+            let errno = unsafe { environ_sizes_get(&mut count, &mut size) };
+            let (mut entries, mut buf) = (vec![std::ptr::null_mut(); count], vec![0u8; size]);
+            // SAFETY: the sizes are what environ_sizes_get said it needs.
+            let errno2 = unsafe { environ_get(entries.as_mut_ptr(), buf.as_mut_ptr()) };
+            println!("errno={errno},{errno2} count={count} environ={buf:?}");
+        }
         "random" => {
             #[link(wasm_import_module = "wasi_snapshot_preview1")]
             extern "C" {
