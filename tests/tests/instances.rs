@@ -579,6 +579,39 @@ fn a_module_no_instance_can_link_is_refused_before_any_starts() {
     }
 }
 
+/// An instance's process CPU-time clock counts its own time, as a WasmEdge
+/// process of its own gives it: two instances that each burn 300 ms of CPU
+/// at once read no more than their own thread's. (They read the host
+/// process's: both instances', and the host's own.)
+#[test]
+fn an_instance_reads_its_own_cpu_time_as_its_process_s() {
+    let module = wasm("conformance_guest");
+    let module = module.to_string_lossy();
+    let args = ["--instances", "2", "--restart", "no", &module, "cpu-clock"];
+    let mut host = Host::start(&args);
+    assert_eq!(
+        host.exit_code(Duration::from_secs(60)),
+        Some(0),
+        "{:#?}",
+        host.seen
+    );
+    let clocks: Vec<(u64, u64)> = (host.seen.iter())
+        .filter_map(|(_, line)| {
+            let (_, rest) = line.split_once("process=")?;
+            let (process, thread) = rest.split_once(" thread=")?;
+            Some((process.parse().ok()?, thread.trim().parse().ok()?))
+        })
+        .collect();
+    assert_eq!(clocks.len(), 2, "{:#?}", host.seen);
+    for (process, thread) in clocks {
+        assert!(
+            (300_000_000..=thread).contains(&process),
+            "process {process} ns, thread {thread} ns: {:#?}",
+            host.seen
+        );
+    }
+}
+
 #[test]
 fn with_restart_no_the_host_exits_with_the_worst_code() {
     let module = wasm("conformance_guest");

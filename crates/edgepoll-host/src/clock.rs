@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const REALTIME: u32 = 0;
 pub const MONOTONIC: u32 = 1;
+pub const PROCESS_CPUTIME: u32 = 2;
+pub const THREAD_CPUTIME: u32 = 3;
 
 /// Nanoseconds of the host's `CLOCK_MONOTONIC`.
 pub fn monotonic_nanos() -> u64 {
@@ -33,8 +35,8 @@ fn host_clock(clock: u32) -> Result<libc::clockid_t, Errno> {
     match clock {
         REALTIME => Ok(libc::CLOCK_REALTIME),
         MONOTONIC => Ok(libc::CLOCK_MONOTONIC),
-        2 => Ok(libc::CLOCK_PROCESS_CPUTIME_ID),
-        3 => Ok(libc::CLOCK_THREAD_CPUTIME_ID),
+        PROCESS_CPUTIME => Ok(libc::CLOCK_PROCESS_CPUTIME_ID),
+        THREAD_CPUTIME => Ok(libc::CLOCK_THREAD_CPUTIME_ID),
         _ => Err(INVAL),
     }
 }
@@ -59,11 +61,16 @@ fn nanos_of(call: impl FnOnce(&mut libc::timespec) -> libc::c_int) -> Result<u64
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
-/// The current time of `clock` in nanoseconds (EINVAL for an unknown clock).
-pub fn now_nanos(clock: u32) -> Result<u64, Errno> {
-    match clock {
-        REALTIME => Ok(realtime_nanos()),
-        MONOTONIC => Ok(monotonic_nanos()),
+/// The current time of `clock` in nanoseconds (EINVAL for an unknown
+/// clock); with `cpu_since` (an instance's, see `Host::cpu_since`), the
+/// process's CPU time is the calling thread's since then.
+pub fn now_nanos(clock: u32, cpu_since: Option<u64>) -> Result<u64, Errno> {
+    match (clock, cpu_since) {
+        (REALTIME, _) => Ok(realtime_nanos()),
+        (MONOTONIC, _) => Ok(monotonic_nanos()),
+        (PROCESS_CPUTIME, Some(since)) => {
+            Ok(now_nanos(THREAD_CPUTIME, None)?.saturating_sub(since))
+        }
         _ => {
             let id = host_clock(clock)?;
             // SAFETY: clock_gettime writes one timespec.

@@ -23,6 +23,11 @@ pub struct Host {
     /// With several instances: the guest's stdout and stderr, a line at a
     /// time, each tagged with the instance's number.
     pub tagged: Option<crate::output::Tagged>,
+    /// With `--instances`: the CPU time of the instance's thread when the
+    /// instance began. Its process CPU-time clock counts from there, as a
+    /// WasmEdge process of its own would; the host process's counted every
+    /// instance, the compiler's threads, and each run before a restart.
+    pub cpu_since: Option<u64>,
 }
 
 /// Reports the guest's linear memory size on every growth to the file named by

@@ -221,6 +221,9 @@ pub fn run_compiled(
     host.fds.shared = instance.shared.clone();
     host.fds.max_descriptors = instance.max_descriptors;
     host.tagged = instance.number.map(crate::output::Tagged::new);
+    if instance.shared.is_some() {
+        host.cpu_since = crate::clock::now_nanos(crate::clock::THREAD_CPUTIME, None).ok();
+    }
     // One file for all would hold whichever instance grew last.
     if let (Some(number), Some(file)) = (instance.number, &mut host.memory_report.file) {
         file.as_mut_os_string().push(format!(".{number}"));
@@ -384,6 +387,7 @@ pub fn host_state(invocation: &Invocation, directories: &Directories) -> Result<
         poller: Poller::new().map_err(|e| format!("cannot create epoll instance: {e}"))?,
         memory: None,
         tagged: None,
+        cpu_since: None,
         memory_report: crate::host::MemoryReport {
             file: std::env::var_os("EDGEPOLL_HOST_MEMORY_FILE").map(PathBuf::from),
             max_bytes: invocation

@@ -45,8 +45,8 @@ pub fn define(l: &mut Linker<Host>, name: &str, arity: usize) -> wasmtime::Resul
             M,
             name,
             |mut c: C, clock: u32, _precision: u64, out: u32| {
-                status(with_memory(&mut c, |mem, _| {
-                    wasi::clock_time_get(mem, clock, out)
+                status(with_memory(&mut c, |mem, host| {
+                    wasi::clock_time_get(mem, clock, out, host.cpu_since)
                 }))
             },
         )?,

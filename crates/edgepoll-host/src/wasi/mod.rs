@@ -72,9 +72,14 @@ pub fn clock_res_get(mem: &mut GuestMemory<'_>, clock: u32, out: u32) -> WasiRes
 }
 
 /// The pointer is checked before the clock, as WasmEdge does.
-pub fn clock_time_get(mem: &mut GuestMemory<'_>, clock: u32, out: u32) -> WasiResult {
+pub fn clock_time_get(
+    mem: &mut GuestMemory<'_>,
+    clock: u32,
+    out: u32,
+    cpu_since: Option<u64>,
+) -> WasiResult {
     mem.pointer::<8>(out)?;
-    mem.write_u64(out, clock::now_nanos(clock)?)
+    mem.write_u64(out, clock::now_nanos(clock, cpu_since)?)
 }
 
 /// `proc_raise`. The signal is read as WasmEdge reads it (its low byte;

@@ -835,6 +835,27 @@ pub fn run(case: &str) -> Result<()> {
                 }
             }
         }
+        "cpu-clock" => {
+            // Burns 300 ms of its thread's CPU time, then reads the process's.
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            extern "C" {
+                fn clock_time_get(clock: u32, precision: u64, time: *mut u64) -> u16;
+            }
+            let read = |clock| {
+                let mut time = 0;
+                // SAFETY: writes one u64.
+                let errno = unsafe { clock_time_get(clock, 1, &mut time) };
+                (errno == 0)
+                    .then_some(time)
+                    .ok_or(format!("clock {clock}: errno {errno}"))
+            };
+            let start = read(3)?;
+            let mut spins = 0u64;
+            while read(3)? < start + 300_000_000 {
+                spins = std::hint::black_box(spins.wrapping_add(1));
+            }
+            println!("process={} thread={}", read(2)?, read(3)?);
+        }
         "exit" => std::process::exit(7),
         "exit-minus-one" => std::process::exit(-1),
         "trap" => trap_here(),
