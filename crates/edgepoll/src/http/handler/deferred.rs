@@ -189,7 +189,7 @@ impl Handler {
         self.service_output(now);
         head.encode_interim(self.output.buffer());
         // A hint goes at once, not held for the answer it comes before.
-        self.hold = super::Hold::Sent;
+        self.hold = super::Hold::Interim;
         Ok(true)
     }
 

@@ -61,9 +61,15 @@ pub(super) enum Hold {
     #[default]
     Open,
     /// Sent: what is still pending waits on the socket, not on a hold,
-    /// until it has all gone (a hold released, or a 100 or 103 to go with
-    /// it); then the hold is open again.
+    /// until it has all gone (a hold released); then the hold is open
+    /// again. A send that took all it was offered (more than
+    /// `MAX_SEND_PARTS` parts pending) opens it too.
     Sent,
+    /// A 100 (Continue) or 103 (Early Hints) is queued: all pending output
+    /// goes, with what is before it, until it has all gone, however many
+    /// sends that takes (the client waits for the 100 before it sends
+    /// the body the answer may be made of).
+    Interim,
     /// Held until `until` (then looked at again), since `since`; `seen`:
     /// how much output was held when the hold (re)started.
     Until {
@@ -100,7 +106,8 @@ impl Handler {
     /// Nagle's algorithm holds until the client's delayed acknowledgement.
     /// Any other output goes at once: a whole response with no request
     /// after it, one to HEAD, output a hold released until it has all gone
-    /// (the socket may be full), and a `100 Continue` or `103 Early Hints`
+    /// (the socket may be full; but the rest of a send that took all the
+    /// parts it was offered may be held), and a `100 Continue` or `103 Early Hints`
     /// with what is before it (a client sends the body, of which the owed
     /// response may be made, only once it has the 100; a hint is worth
     /// something only before the answer). A `hold_for` of zero holds
@@ -158,7 +165,9 @@ impl Handler {
             _ => return OutputHold::Send,
         };
         if held >= release_at {
-            self.hold = Hold::Sent;
+            if self.hold != Hold::Interim {
+                self.hold = Hold::Sent;
+            }
             return OutputHold::Send;
         }
         next_hold(&mut self.hold, held, hold_for, now)
@@ -172,7 +181,7 @@ fn next_hold(hold: &mut Hold, held: usize, hold_for: Duration, now: Instant) -> 
     let gap = crate::timer::bounded(hold_for);
     let (next, said) = match *hold {
         _ if held == 0 => (Hold::Open, OutputHold::Send),
-        Hold::Sent => (Hold::Sent, OutputHold::Send),
+        Hold::Sent | Hold::Interim => (*hold, OutputHold::Send),
         _ if gap.is_zero() => (Hold::Sent, OutputHold::Send),
         Hold::Open => {
             let until = now + gap;
@@ -564,6 +573,40 @@ mod tests {
             assert_eq!(conn.hold_output(now, MS, 100_000), OutputHold::Send);
             send_all(&mut conn, now);
         }
+    }
+
+    /// A 100 (Continue) behind more output than a send takes still goes
+    /// at once, however many sends that takes: the client sends the body
+    /// only once it has it.
+    #[test]
+    fn a_100_continue_behind_a_send_cut_by_its_parts_is_not_held() {
+        let now = Instant::now();
+        let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        let (mut conn, mut later) = (
+            Handler::new(Limits::default(), now),
+            LaterInPieces::default(),
+        );
+        conn.receive(two, now, &mut later);
+        streamed(&mut conn, later.0[0], None, now);
+        for _ in 0..5 {
+            conn.send_body(later.0[0], Bytes::from(vec![b'x'; 20_000]), now)
+                .unwrap();
+        }
+        conn.end_body(later.0[0], now).unwrap();
+        // The PUT's turn: taken, its body asked for, its answer owed.
+        conn.process(now, &mut later);
+        assert_eq!(later.0.len(), 2);
+        assert!(conn
+            .pending_output_parts()
+            .iter()
+            .all(|part| !part.is_empty()));
+        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+        let n: usize = conn.pending_output_parts().iter().map(|p| p.len()).sum();
+        conn.consume_output(n, now);
+        assert!(pending(&conn) > 0, "more than a send takes");
+        assert_eq!(conn.hold_output(now, MS, MOST), OutputHold::Send);
+        let rest = conn.pending_output_parts().concat();
+        assert!(rest.ends_with(b"0\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"));
     }
 
     /// Answers `/now` at once, defers the rest.

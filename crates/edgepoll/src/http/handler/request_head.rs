@@ -223,7 +223,7 @@ impl Handler {
     /// once it has it (see [`Handler::hold_output`]).
     fn send_continue(&mut self) {
         self.output.buffer().extend_from_slice(CONTINUE);
-        self.hold = Hold::Sent;
+        self.hold = Hold::Interim;
     }
 
     /// Whether the request whose head was just parsed is a CONNECT.

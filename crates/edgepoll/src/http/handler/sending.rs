@@ -124,10 +124,13 @@ impl Handler {
         // not: it waits on the socket, not on a hold. What a send left
         // when it took all its parts may be held like any other (sent at
         // once, the rest of a body cut after its eighth piece went alone:
-        // a chunk's CRLF, 2 bytes, then the rest after Nagle's wait).
-        self.hold = match took_all {
-            true => Hold::Open,
-            false => Hold::Sent,
+        // a chunk's CRLF, 2 bytes, then the rest after Nagle's wait), but
+        // not a 100 or 103 still to go.
+        self.hold = match (all_sent, self.hold) {
+            (true, _) => Hold::Open,
+            (false, Hold::Interim) => Hold::Interim,
+            (false, _) if took_all => Hold::Open,
+            (false, _) => Hold::Sent,
         };
         // While a body comes, its bytes alone count.
         if self.body_coming() {
