@@ -39,22 +39,7 @@ pub(crate) fn route_inbound<D: Driven>(
     if core.work.pipes.echoes(&responder) {
         return to_own_response(core, responder, inbound, now);
     }
-    // An exchange over, its end not yet routed (an upstream that answered
-    // early, its end found in this batch): the rest of the body is the
-    // application's, as once that end is routed (`forget_exchange`, which
-    // also unpipes the response, still to come). It was dropped.
-    let piped = core.work.pipes.up_into(&responder).filter(|&exchange| {
-        let work = &mut core.work;
-        let open = work.slot_of.contains_key(&exchange) || work.pool.queued_mut(exchange).is_some();
-        if !open {
-            work.pipes.unpipe_up_into(exchange);
-            if let Some(held) = work.held.unhold_for(exchange) {
-                work.release.push(Source::Request(held));
-            }
-        }
-        open
-    });
-    let Some(exchange) = piped else {
+    let Some(exchange) = open_pipe_up(&mut core.work, responder) else {
         let first = core.work.pipes.begin_body(&responder);
         match inbound {
             Inbound::Piece(piece) => {
@@ -129,6 +114,24 @@ pub(crate) fn route_inbound<D: Driven>(
         core.work.pipes.unpipe_up(&responder);
         core.work.held.unhold_for(exchange);
     }
+}
+
+/// The exchange `responder`'s body is piped into, while that is under way.
+/// A pipe into one that is over, its end not yet routed (an upstream that
+/// answered early, its end found in this same batch), ends here: the rest
+/// of the body is the application's, as once that end is routed
+/// ([`forget_exchange`], which also unpipes the response, still to come).
+/// (The rest was dropped, and its end never told.)
+fn open_pipe_up(work: &mut Work, responder: Responder) -> Option<ExchangeId> {
+    let exchange = work.pipes.up_into(&responder)?;
+    if work.slot_of.contains_key(&exchange) || work.pool.queued_mut(exchange).is_some() {
+        return Some(exchange);
+    }
+    work.pipes.unpipe_up_into(exchange);
+    if let Some(held) = work.held.unhold_for(exchange) {
+        work.release.push(Source::Request(held));
+    }
+    None
 }
 
 /// A piece of a request body that is its own response's body.

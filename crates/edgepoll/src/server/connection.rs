@@ -246,10 +246,11 @@ pub(crate) struct HttpEndpoint<'x, D> {
     pub(crate) handler: &'x mut Handler,
     pub(crate) dispatch: &'x mut D,
     pub(crate) now: Instant,
-    /// How long output waits for more, and the most a body's wait may
-    /// keep (see [`Handler::hold_output`]).
+    /// How long output waits for more (see [`Handler::hold_output`]).
     pub(crate) hold_for: Duration,
-    pub(crate) most: usize,
+    /// The most a body of known length is held back for whole (the
+    /// body's backlog).
+    pub(crate) hold_most: usize,
     /// Its output is held back for now: decided after the reads
     /// (`pump_in`), and again after a send that left some.
     pub(crate) hold: bool,
@@ -262,7 +263,10 @@ impl<D: Dispatch> HttpEndpoint<'_, D> {
     /// [`Handler::hold_output`]).
     #[inline]
     pub(crate) fn decide_hold(&mut self) {
-        self.hold = match self.handler.hold_output(self.now, self.hold_for, self.most) {
+        self.hold = match self
+            .handler
+            .hold_output(self.now, self.hold_for, self.hold_most)
+        {
             OutputHold::Send => false,
             OutputHold::Held => true,
             OutputHold::Begun(until) => {

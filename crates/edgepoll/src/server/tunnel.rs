@@ -2,7 +2,8 @@
 //! (an [`App`](crate::App) passed an upstream's 101 on to its client with
 //! [`Context::respond_tunnel`](crate::Context::respond_tunnel)), whatever
 //! one side sends goes to the other unread and unchanged, both ways, until
-//! both have closed.
+//! both have closed (or a drain ends it, as if both sides had broken:
+//! each is written what it is owed, then closes).
 //!
 //! What one side sends is written straight into the other's socket from
 //! the read buffer; only what that socket does not take is kept, and the
@@ -42,8 +43,9 @@ pub(crate) struct Tunnel {
     read_closed: bool,
     /// This side's write side is shut down (the other's input ended).
     write_closed: bool,
-    /// The other side broke: this one only writes what it is still owed,
-    /// and closing it no longer closes the other.
+    /// The other side broke, or a drain ends the tunnel: this one only
+    /// writes what it is still owed, and closing it no longer closes the
+    /// other.
     pub(crate) alone: bool,
     /// When a byte last moved either way.
     pub(crate) last_progress: Instant,

@@ -463,7 +463,11 @@ impl Core {
             match &mut conn.role {
                 Role::Http(handler) => handler.drain(),
                 Role::Ws(socket) => going_away(socket, now),
-                Role::Tunnel(side) => side.alone = true,
+                Role::Tunnel(side) => {
+                    // Its time to deliver what it holds starts now.
+                    side.alone = true;
+                    side.last_progress = now;
+                }
                 Role::Upstream(_) => continue,
             }
             self.touch(index);
@@ -840,8 +844,9 @@ impl Core {
                     deadline
                 }
                 (None, Role::Tunnel(side)) => {
-                    // Left alone, it only delivers what it holds: as long
-                    // as a response would be given, not a live tunnel.
+                    // Left alone (its peer broke, or a drain), it only
+                    // delivers what it holds: as long as a response would
+                    // be given, not a live tunnel.
                     let idle = match side.alone {
                         true => crate::timer::bounded(self.options.limits.idle_timeout),
                         false => self.options.tunnel_idle_timeout,

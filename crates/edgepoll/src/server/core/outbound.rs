@@ -78,8 +78,8 @@ impl Core {
         self.finish_alone(index, next, now)
     }
 
-    /// A tunnel's side left alone (its peer broke) that has written all it
-    /// was owed closes as an HTTP connection does.
+    /// A tunnel's side left alone (its peer broke, or a drain) that has
+    /// written all it was owed closes as an HTTP connection does.
     fn finish_alone(&mut self, index: usize, next: Next, now: Instant) -> Next {
         let Some(Some(conn)) = self.slots.get_mut(index) else {
             return next;
@@ -119,14 +119,17 @@ impl Core {
         let (mut to_client, to_upstream) = handler.take_upgraded();
         to_client.extend_from_slice(&rest);
         let client_serial = conn.serial;
-        conn.role = Role::Tunnel(Box::new(Tunnel::new(up_index, up_serial, to_client, now)));
+        // A 101 switched before a drain and sent during it (behind the
+        // responses before it) opens a tunnel the drain ends at once, as
+        // it ends those open when it began.
+        let alone = self.draining;
+        let mut side = Tunnel::new(up_index, up_serial, to_client, now);
+        side.alone = alone;
+        conn.role = Role::Tunnel(Box::new(side));
         if let Some(Some(up)) = self.slots.get_mut(up_index) {
-            up.role = Role::Tunnel(Box::new(Tunnel::new(
-                index,
-                client_serial,
-                to_upstream,
-                now,
-            )));
+            let mut side = Tunnel::new(index, client_serial, to_upstream, now);
+            side.alone = alone;
+            up.role = Role::Tunnel(Box::new(side));
         }
         if !self.work.held.is_empty() {
             let Work { held, release, .. } = &mut self.work;

@@ -47,7 +47,7 @@ pub(super) fn step_http<D: Driven>(
         dispatch: &mut dispatcher,
         now,
         hold_for: options.hold_for_body,
-        most: options.body_backlog,
+        hold_most: options.body_backlog,
         hold: false,
         hold_until: None,
     };
