@@ -581,8 +581,8 @@ fn a_module_no_instance_can_link_is_refused_before_any_starts() {
 
 /// An instance's process CPU-time clock counts its own time, as a WasmEdge
 /// process of its own gives it: two instances that each burn 300 ms of CPU
-/// at once read no more than their own thread's. (They read the host
-/// process's: both instances', and the host's own.)
+/// at once read no more than their own thread's, read after it. (They read
+/// the host process's: both instances', and the host's own.)
 #[test]
 fn an_instance_reads_its_own_cpu_time_as_its_process_s() {
     let module = wasm("conformance_guest");

@@ -63,12 +63,13 @@ fn nanos_of(call: impl FnOnce(&mut libc::timespec) -> libc::c_int) -> Result<u64
 
 /// The current time of `clock` in nanoseconds (EINVAL for an unknown
 /// clock); with `cpu_since` (an instance's, see `Host::cpu_since`), the
-/// process's CPU time is the calling thread's since then.
+/// process's CPU time and the thread's are both the calling thread's since
+/// then (the instance's one thread, as its own process's main thread).
 pub fn now_nanos(clock: u32, cpu_since: Option<u64>) -> Result<u64, Errno> {
     match (clock, cpu_since) {
         (REALTIME, _) => Ok(realtime_nanos()),
         (MONOTONIC, _) => Ok(monotonic_nanos()),
-        (PROCESS_CPUTIME, Some(since)) => {
+        (PROCESS_CPUTIME | THREAD_CPUTIME, Some(since)) => {
             Ok(now_nanos(THREAD_CPUTIME, None)?.saturating_sub(since))
         }
         _ => {

@@ -24,9 +24,10 @@ pub struct Host {
     /// time, each tagged with the instance's number.
     pub tagged: Option<crate::output::Tagged>,
     /// With `--instances`: the CPU time of the instance's thread when the
-    /// instance began. Its process CPU-time clock counts from there, as a
-    /// WasmEdge process of its own would; the host process's counted every
-    /// instance, the compiler's threads, and each run before a restart.
+    /// instance began. Its CPU-time clocks (process and thread) count from
+    /// there, as a WasmEdge process of its own would; the host process's
+    /// counted every instance, the compiler's threads, and each run before
+    /// a restart (on the same thread).
     pub cpu_since: Option<u64>,
 }
 
