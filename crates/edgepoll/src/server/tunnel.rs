@@ -78,6 +78,13 @@ impl Tunnel {
         }
     }
 
+    /// Ends the tunnel on this side (a drain): it writes what it is owed,
+    /// with the time a response would be given to take it, then closes.
+    pub(crate) fn leave_alone(&mut self, now: Instant) {
+        self.alone = true;
+        self.last_progress = now;
+    }
+
     fn is_done(&self) -> bool {
         self.read_closed && self.out.is_empty()
     }

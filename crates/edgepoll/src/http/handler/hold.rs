@@ -527,14 +527,17 @@ mod tests {
         let now = Instant::now();
         // Pieces of 20 000 bytes, each a part (a chunk's framing one more):
         // one more piece than a send takes, a body longer than `most`.
-        for (length, pieces) in [(None, 5), (Some(200_000), 8)] {
+        let given = |length, pieces| {
             let (mut conn, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
-            let id = ids[0];
-            streamed(&mut conn, id, length, now);
+            streamed(&mut conn, ids[0], length, now);
             for _ in 0..pieces {
-                conn.send_body(id, Bytes::from(vec![b'x'; 20_000]), now)
+                conn.send_body(ids[0], Bytes::from(vec![b'x'; 20_000]), now)
                     .unwrap();
             }
+            (conn, ids[0])
+        };
+        for (length, pieces) in [(None, 5), (Some(200_000), 8)] {
+            let (mut conn, id) = given(length, pieces);
             let said = conn.hold_output(now, MS, 100_000);
             assert_eq!(said, OutputHold::Send, "{length:?}");
             let parts = conn.pending_output_parts();
@@ -553,12 +556,7 @@ mod tests {
             );
             // A send the socket cut short is not held (it waits on the
             // socket): the same output, its last byte left.
-            let (mut cut, ids) = deferred(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
-            streamed(&mut cut, ids[0], length, now);
-            for _ in 0..pieces {
-                cut.send_body(ids[0], Bytes::from(vec![b'x'; 20_000]), now)
-                    .unwrap();
-            }
+            let (mut cut, _) = given(length, pieces);
             assert_eq!(cut.hold_output(now, MS, 100_000), OutputHold::Send);
             cut.consume_output(n - 1, now);
             assert_eq!(cut.hold_output(now, MS, 100_000), OutputHold::Send);

@@ -463,11 +463,7 @@ impl Core {
             match &mut conn.role {
                 Role::Http(handler) => handler.drain(),
                 Role::Ws(socket) => going_away(socket, now),
-                Role::Tunnel(side) => {
-                    // Its time to deliver what it holds starts now.
-                    side.alone = true;
-                    side.last_progress = now;
-                }
+                Role::Tunnel(side) => side.leave_alone(now),
                 Role::Upstream(_) => continue,
             }
             self.touch(index);

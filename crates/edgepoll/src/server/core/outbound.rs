@@ -122,14 +122,17 @@ impl Core {
         // A 101 switched before a drain and sent during it (behind the
         // responses before it) opens a tunnel the drain ends at once, as
         // it ends those open when it began.
-        let alone = self.draining;
-        let mut side = Tunnel::new(up_index, up_serial, to_client, now);
-        side.alone = alone;
-        conn.role = Role::Tunnel(Box::new(side));
+        let draining = self.draining;
+        let side = |peer, serial, out| {
+            let mut side = Tunnel::new(peer, serial, out, now);
+            if draining {
+                side.leave_alone(now);
+            }
+            Role::Tunnel(Box::new(side))
+        };
+        conn.role = side(up_index, up_serial, to_client);
         if let Some(Some(up)) = self.slots.get_mut(up_index) {
-            let mut side = Tunnel::new(index, client_serial, to_upstream, now);
-            side.alone = alone;
-            up.role = Role::Tunnel(Box::new(side));
+            up.role = side(index, client_serial, to_upstream);
         }
         if !self.work.held.is_empty() {
             let Work { held, release, .. } = &mut self.work;
