@@ -48,7 +48,35 @@ pub fn share_unless_taken(raw: i32, ip: IpAddr, port: u16) -> WasiResult {
 /// the kernel picked) or is bound there (UDP). Read from the kernel's tables
 /// of this network namespace; one that cannot be read counts as held, so
 /// nothing is shared unseen.
+///
+/// The tables and this process's descriptors cannot be read at one instant,
+/// and other instances open and close their listeners meanwhile (all of them
+/// at once when they exit together). So the tables are read before and after
+/// the descriptors: a socket in both readings was open all along (an inode
+/// is not reused while the counter that numbers them has not wrapped), so
+/// also when the descriptors were read, where it is seen if it is ours. One
+/// in a single reading was closed meanwhile (it holds nothing) or opened
+/// meanwhile (as one opened just after the check, which no check can see).
 fn others_hold(stream: bool, ip: IpAddr, port: u16) -> bool {
+    let Some(first) = holders(stream, ip, port) else {
+        return true;
+    };
+    if first.is_empty() {
+        return false;
+    }
+    let Some(own) = own_sockets() else {
+        return true;
+    };
+    let Some(second) = holders(stream, ip, port) else {
+        return true;
+    };
+    (first.iter()).any(|inode| second.contains(inode) && !own.contains(inode))
+}
+
+/// The inodes of the sockets that listen (TCP) or are bound (UDP) on `port`
+/// where a bind to `ip` would meet them, from the kernel's tables; `None`
+/// if one cannot be read.
+fn holders(stream: bool, ip: IpAddr, port: u16) -> Option<Vec<u64>> {
     let tables: [&str; 2] = match stream {
         true => ["/proc/net/tcp", "/proc/net/tcp6"],
         false => ["/proc/net/udp", "/proc/net/udp6"],
@@ -59,16 +87,10 @@ fn others_hold(stream: bool, ip: IpAddr, port: u16) -> bool {
             Ok(text) => holders.extend(inodes_on(&text, ip, port, stream)),
             // A kernel without IPv6 has no tcp6 table, and no such socket.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => return true,
+            Err(_) => return None,
         }
     }
-    if holders.is_empty() {
-        return false;
-    }
-    match own_sockets() {
-        Some(own) => holders.iter().any(|inode| !own.contains(inode)),
-        None => true,
-    }
+    Some(holders)
 }
 
 /// The inodes of the sockets in a `/proc/net/{tcp,udp}[6]` table whose local
@@ -220,5 +242,39 @@ mod tests {
         assert!(!own_sockets().unwrap().is_empty());
         drop(listener);
         assert!(!others_hold(true, any, port), "nothing there");
+    }
+
+    #[test]
+    fn a_listener_of_this_process_that_comes_and_goes_is_never_anothers() {
+        // As instances that exit and start again do: this process's
+        // listener on the port closes and opens while the port is checked.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut opened = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                        opened += 1;
+                        std::thread::sleep(std::time::Duration::from_micros(500));
+                        drop(listener);
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+                opened
+            }
+        });
+        let any = IpAddr::from(Ipv4Addr::UNSPECIFIED);
+        // Each check reads the kernel's tables twice, a few ms each.
+        let checks = 300;
+        let taken = (0..checks).filter(|_| others_hold(true, any, port)).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let opened = churn.join().unwrap();
+        assert!(opened > 100, "the listener opened only {opened} times");
+        assert_eq!(taken, 0, "seen as another's in {taken} of {checks} checks");
     }
 }
