@@ -14,6 +14,9 @@ pub(crate) struct TlsSession {
     /// Ciphertext to send, and how much of it went.
     out: Vec<u8>,
     out_sent: usize,
+    /// Plaintext taken from the application is not all on the wire yet
+    /// (what else rustls sends, an alert or a key update, does not count).
+    plain_unsent: bool,
     /// Ciphertext rustls did not take yet (its plaintext buffer was full
     /// while the reader was held back): at most one socket read, from
     /// `input_at` on (empty once all is taken).
@@ -110,6 +113,7 @@ impl TlsSession {
             conn,
             out: Vec::new(),
             out_sent: 0,
+            plain_unsent: false,
             input: Vec::new(),
             input_at: 0,
             eof: false,
@@ -254,7 +258,9 @@ impl TlsSession {
         if self.error.is_some() {
             return 0;
         }
-        std::io::Write::write(&mut self.conn.writer(), data).unwrap_or(0)
+        let n = std::io::Write::write(&mut self.conn.writer(), data).unwrap_or(0);
+        self.plain_unsent |= n > 0;
+        n
     }
 
     /// Moves what rustls has to send into the output, once the last went.
@@ -303,14 +309,22 @@ impl TlsSession {
     }
 
     /// Whether bytes taken from the application are not all on the wire:
-    /// records waiting for the socket, or plaintext rustls holds. A
-    /// response that came meanwhile leaves a request unfinished there.
+    /// in records waiting for the socket, or as plaintext rustls holds. A
+    /// response that came meanwhile leaves a request unfinished there. What
+    /// rustls sends of its own accord does not count: a TLS 1.2 server's
+    /// HelloRequest answered by a `no_renegotiation` alert, or a TLS 1.3
+    /// KeyUpdate by one of ours, leaves the connection fit for the pool.
     pub(crate) fn has_unsent(&self) -> bool {
-        !self.output().is_empty() || self.conn.wants_write()
+        self.plain_unsent
     }
 
     pub(crate) fn sent(&mut self, n: usize) {
         self.out_sent = (self.out_sent + n).min(self.out.len());
+        // Plaintext given during the handshake waits in rustls, unseen by
+        // `wants_write`, until the handshake ends.
+        if self.output().is_empty() && !self.conn.wants_write() && !self.conn.is_handshaking() {
+            self.plain_unsent = false;
+        }
     }
 
     /// What the handshake agreed on (empty fields before it ends).
@@ -544,6 +558,87 @@ mod tests {
             "{} bytes held",
             session.buffered_capacity()
         );
+    }
+
+    /// Only the application's bytes make a session's output unsent: the
+    /// `no_renegotiation` alert that answers a TLS 1.2 server's
+    /// HelloRequest once left a response complete with the request's tail
+    /// seemingly still to go, and the connection out of the pool.
+    #[test]
+    fn an_alert_rustls_answers_of_its_own_accord_is_no_unsent_request() {
+        use rustls::ConnectionTrafficSecrets;
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let ca = include_bytes!("testdata/ca.pem");
+        let config = crate::tls::client_config(Some(ca)).expect("client config");
+        let mut session = TlsSession::new(config, "localhost").expect("session");
+        // A TLS 1.2 server whose keys the test takes over, to send what
+        // rustls never sends: a HelloRequest.
+        #[allow(deprecated)]
+        let mut provider = rustls::crypto::ring::default_provider();
+        (provider.cipher_suites).retain(|suite| {
+            suite.suite() == rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        });
+        let certs = CertificateDer::pem_slice_iter(include_bytes!("testdata/localhost.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate");
+        let key =
+            PrivateKeyDer::from_pem_slice(include_bytes!("testdata/localhost.key")).expect("key");
+        let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        server.enable_secret_extraction = true;
+        let mut server = rustls::ServerConnection::new(Arc::new(server)).expect("server");
+        let mut read = Vec::new();
+        while session.is_handshaking() {
+            let back = to_server(&mut session, &mut server, &mut read);
+            session.receive(&back);
+            assert!(session.error().is_none(), "{:?}", session.error());
+        }
+        let _ = to_server(&mut session, &mut server, &mut read);
+        assert_eq!(session.info().version, "TLSv1.2");
+        assert!(!session.has_unsent(), "nothing sent yet");
+        let request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        assert_eq!(session.send(request), request.len());
+        assert!(session.has_unsent(), "the request is in rustls");
+        session.fill_output();
+        let sent = session.output().len();
+        session.sent(sent / 2);
+        assert!(session.has_unsent(), "half the request went");
+        session.sent(sent - sent / 2);
+        assert!(!session.has_unsent(), "all of it went");
+        // The server's HelloRequest (type 0, empty), sealed as its next
+        // record (RFC 7905: the nonce is the IV XOR the sequence number).
+        let secrets = server.dangerous_extract_secrets().expect("secrets");
+        let (seq, ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv }) = secrets.tx else {
+            panic!("not ChaCha20-Poly1305");
+        };
+        let mut nonce: [u8; 12] = iv.as_ref().try_into().expect("a 12-byte IV");
+        for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        let mut aad = seq.to_be_bytes().to_vec();
+        aad.extend([22, 3, 3, 0, 4]);
+        let mut sealed = vec![0u8; 4];
+        let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key.as_ref());
+        ring::aead::LessSafeKey::new(key.expect("key"))
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(aad),
+                &mut sealed,
+            )
+            .expect("sealed");
+        let mut record = vec![22, 3, 3];
+        record.extend((sealed.len() as u16).to_be_bytes());
+        record.extend(sealed);
+        session.receive(&record);
+        assert!(session.error().is_none(), "{:?}", session.error());
+        session.fill_output();
+        assert!(!session.output().is_empty(), "no alert answered it");
+        assert!(!session.has_unsent(), "the alert taken for a request");
     }
 
     /// An IP address with a final dot is taken as the address (it was
