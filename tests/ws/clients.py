@@ -327,6 +327,17 @@ async def non_reader():
                 await until(flood, lambda m: m == "* sleeper left", "the sleeper's drop")
             grown = rss_kib() - before
             assert grown < 12 * 1024, f"RSS grew by {grown} KiB while 20 MiB went to a client that does not read"
+            # Reset, not closed: a FIN would leave what the sleeper was
+            # sent in the server's kernel for as long as it kept its window
+            # shut. The reset shows once it reads at last.
+            sleeper.settimeout(10)
+            ended = "closed"
+            try:
+                while sleeper.recv(1 << 20):
+                    pass
+            except ConnectionResetError:
+                ended = "reset"
+            assert ended == "reset", f"the dropped sleeper's connection was {ended}, not reset"
         await flood.send("after")
         await until(flood, lambda m: m == "flood: after", "service after the drop")
 

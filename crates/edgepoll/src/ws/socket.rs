@@ -183,8 +183,11 @@ enum State {
     Open,
     /// A close frame is queued: send what is queued, then close the socket.
     Closing,
-    /// Drop the connection now (its queue overflowed).
-    Dropped,
+    /// Drop the connection now (its queue overflowed, or a timeout);
+    /// `unsent`: with bytes queued that never went.
+    Dropped {
+        unsent: bool,
+    },
 }
 
 /// The server side of one WebSocket connection, free of I/O.
@@ -816,7 +819,7 @@ impl WebSocket {
         now: Instant,
     ) -> bool {
         match self.state {
-            State::Dropped => return false,
+            State::Dropped { .. } => return false,
             _ if !self.takes_frames() => return true,
             _ => {}
         }
@@ -843,7 +846,7 @@ impl WebSocket {
             State::Open => true,
             // Set only while the close frame waits whole.
             State::Closing => self.replies_first,
-            State::Dropped => false,
+            State::Dropped { .. } => false,
         }
     }
 
@@ -859,9 +862,10 @@ impl WebSocket {
     }
 
     fn drop_output(&mut self) {
+        let unsent = self.wants_write();
         self.output = OutputBuffer::default();
         self.close_frame = Vec::new();
-        self.state = State::Dropped;
+        self.state = State::Dropped { unsent };
     }
 
     /// Bytes waiting to be sent, oldest first. A close the socket raised
@@ -1033,11 +1037,12 @@ impl WebSocket {
         match self.state {
             State::Open => false,
             State::Closing => !self.wants_write(),
-            State::Dropped => true,
+            State::Dropped { .. } => true,
         }
     }
 
-    /// Whether it ended by a queue overflow (to be dropped without lingering).
+    /// Whether it ended by a queue overflow or a timeout (to be dropped
+    /// without lingering).
     ///
     /// ```
     /// use edgepoll::ws::{Message, WebSocket, WsLimits};
@@ -1051,7 +1056,26 @@ impl WebSocket {
     /// assert!(ws.is_finished() && ws.is_dropped());
     /// ```
     pub fn is_dropped(&self) -> bool {
-        self.state == State::Dropped
+        matches!(self.state, State::Dropped { .. })
+    }
+
+    /// Whether it was dropped with bytes queued that never went (its
+    /// queue overflowed, or they waited past [`WsLimits::send_timeout`]).
+    /// Reset such a socket rather than close it: a close leaves what was
+    /// sent before in the kernel, behind the FIN, for as long as the peer
+    /// keeps its window shut.
+    ///
+    /// ```
+    /// use edgepoll::ws::{Message, WebSocket, WsLimits};
+    /// use std::time::Instant;
+    /// let now = Instant::now();
+    /// let mut ws = WebSocket::new(WsLimits { max_queued_bytes: 16, ..WsLimits::default() }, now);
+    /// assert!(ws.send(Message::Text("more than it reads"), now));
+    /// assert!(!ws.send(Message::Text("and more"), now));
+    /// assert!(ws.is_dropped() && ws.left_unsent());
+    /// ```
+    pub fn left_unsent(&self) -> bool {
+        self.state == State::Dropped { unsent: true }
     }
 
     /// The close code sent or received, once closing (1005 for a close

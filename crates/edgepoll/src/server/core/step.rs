@@ -232,7 +232,7 @@ pub(crate) fn step_ws<D: Driven>(
     if socket.is_dropped() {
         // Dropped for not reading (its queue full) or as dead: what it
         // left unread goes with a reset (see `Next::Reset`).
-        return match socket.wants_write() {
+        return match socket.left_unsent() {
             true => Next::Reset,
             false => Next::Close,
         };
