@@ -37,19 +37,25 @@ impl Poller {
         }
     }
 
-    /// Every subscription to each of `keys` (a descriptor and a direction),
-    /// in list order, from one pass over the list: a guest listing many
-    /// descriptors twice costs O(list), not O(list) per descriptor.
-    pub(super) fn subscriptions_to(&self, keys: &[(u32, u8)]) -> FxHashMap<(u32, u8), Vec<u32>> {
-        let mut found: FxHashMap<(u32, u8), Vec<u32>> =
-            keys.iter().map(|&key| (key, Vec::new())).collect();
-        for (i, chunk) in self.prev.chunks_exact(SUB_SIZE).enumerate() {
+    /// Calls `each` with the index and key (descriptor and direction) of
+    /// every subscription in the list whose key `keys` has, in list order, in
+    /// one pass over the list: a guest listing many descriptors twice costs
+    /// O(list), not O(list) per descriptor, and one listing a descriptor
+    /// millions of times costs no memory per copy. The list is out of
+    /// `self` meanwhile: `each` gets what it needs of it as arguments.
+    pub(super) fn each_subscription_to<V>(
+        &mut self,
+        keys: &FxHashMap<(u32, u8), V>,
+        mut each: impl FnMut(&mut Self, u32, (u32, u8), &V),
+    ) {
+        let list = std::mem::take(&mut self.prev);
+        for (i, chunk) in list.chunks_exact(SUB_SIZE).enumerate() {
             let r = record(chunk);
-            if let Some(list) = found.get_mut(&(r.fd, r.tag)) {
-                list.push(i as u32);
+            if let Some(value) = keys.get(&(r.fd, r.tag)) {
+                each(self, i as u32, (r.fd, r.tag), value);
             }
         }
-        found
+        self.prev = list;
     }
 
     pub(super) fn set_error(&mut self, index: u32, errno: u16) {
@@ -136,22 +142,26 @@ impl Poller {
 
     /// Where the owner of a descriptor's subscriptions in one direction left
     /// while duplicates remain (`reelect`): the lowest-numbered one takes
-    /// over, as in WasmEdge's list order.
+    /// over, as in WasmEdge's list order, and the others are duplicates.
     fn elect_all(&mut self) {
-        let keys = std::mem::take(&mut self.reelect);
-        for ((fd, tag), found) in self.subscriptions_to(&keys) {
+        let mut keys = std::mem::take(&mut self.reelect);
+        keys.retain(|(fd, _)| self.watches.contains_key(fd));
+        let keys: FxHashMap<(u32, u8), ()> = keys.into_iter().map(|key| (key, ())).collect();
+        // The first subscription to each key, and how many there are.
+        let mut found: FxHashMap<(u32, u8), (u32, u32)> = FxHashMap::default();
+        self.each_subscription_to(&keys, |poller, i, key, ()| {
+            let (first, count) = found.entry(key).or_insert((i, 0));
+            *count += 1;
+            poller.set_error(i, if *first == i { 0 } else { EXIST.0 });
+        });
+        for &(fd, tag) in keys.keys() {
             let Some(watch) = self.watches.get_mut(&fd) else {
                 continue;
             };
             let dir = watch.direction(tag);
-            dir.owner = found.first().copied().unwrap_or(NONE);
-            dir.extra = found.len().saturating_sub(1) as u32;
-            if let Some(&owner) = found.first() {
-                self.set_error(owner, 0);
-            }
-            for &i in found.iter().skip(1) {
-                self.set_error(i, EXIST.0);
-            }
+            let (first, count) = found.get(&(fd, tag)).copied().unwrap_or((NONE, 0));
+            dir.owner = first;
+            dir.extra = count.saturating_sub(1);
             self.mark_dirty(fd);
         }
     }

@@ -152,15 +152,14 @@ impl Poller {
     /// before it looks for a duplicate, and forgets a registration epoll
     /// refused, so each copy of a failing subscription fails the same way.
     fn mark_duplicates(&mut self, duplicated: &[((u32, u8), u32, u16)]) {
-        let keys: Vec<(u32, u8)> = duplicated.iter().map(|&(key, _, _)| key).collect();
-        let found = self.subscriptions_to(&keys);
-        for &(key, owner, errno) in duplicated {
-            for &i in found.get(&key).into_iter().flatten() {
-                if i != owner {
-                    self.set_error(i, errno);
-                }
+        let owners: FxHashMap<(u32, u8), (u32, u16)> = (duplicated.iter())
+            .map(|&(key, owner, errno)| (key, (owner, errno)))
+            .collect();
+        self.each_subscription_to(&owners, |poller, i, _, &(owner, errno)| {
+            if i != owner {
+                poller.set_error(i, errno);
             }
-        }
+        });
     }
 
     pub(super) fn epoll_ctl(

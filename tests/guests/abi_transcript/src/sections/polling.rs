@@ -192,6 +192,26 @@ pub fn polling(t: &mut Transcript) {
             .timeout(9, 5000),
         &format!("read {0} twice", t.fd(pair.server)),
     );
+    // The first of the two changes while the second stays in its place:
+    // the second takes over; then a first comes back ahead of it.
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .timeout(8, 5000)
+            .read(3, pair.server)
+            .timeout(9, 5000),
+        &format!("clock where the first read was, read {0}", t.fd(pair.server)),
+    );
+    poll(
+        t,
+        false,
+        &Subscriptions::new()
+            .read(1, pair.server)
+            .read(3, pair.server)
+            .timeout(9, 5000),
+        &format!("read {0} twice again", t.fd(pair.server)),
+    );
     let closed = open(t, INET4, STREAM);
     close(t, closed);
     poll(
