@@ -201,7 +201,10 @@ pub fn polling(t: &mut Transcript) {
             .timeout(8, 5000)
             .read(3, pair.server)
             .timeout(9, 5000),
-        &format!("clock where the first read was, read {0}", t.fd(pair.server)),
+        &format!(
+            "clock where the first read was, read {0}",
+            t.fd(pair.server)
+        ),
     );
     poll(
         t,
