@@ -199,12 +199,14 @@ impl Balancer {
     /// The upstream refused, was unreachable, reset, timed out or answered garbage: the
     /// request is over, and the upstream is ejected unless it is alone or
     /// the request was sent before its latest ejection. True when this
-    /// ejected it.
+    /// ejected it. (An upstream ejected, and of the request's epoch, was
+    /// left so by a probe given up on, with another probe still out: its
+    /// failure ejects it for the full time, not until the next request.)
     pub fn failed(&mut self, ticket: Ticket, now: Instant) -> bool {
         let lone = self.upstreams.len() == 1;
         let up = &mut self.upstreams[ticket.upstream];
         up.outstanding = up.outstanding.saturating_sub(1);
-        if lone || ticket.epoch != up.epoch || matches!(up.health, Health::Ejected(_)) {
+        if lone || ticket.epoch != up.epoch {
             return false;
         }
         up.health = Health::Ejected(now + self.eject_for);
@@ -417,6 +419,31 @@ mod tests {
             assert_eq!(b.upstreams[0].health, Health::Up);
             assert_eq!(b.upstreams[0].outstanding, 0);
         }
+    }
+
+    /// Of two probes out, one given up on (its client left) and then the
+    /// other failing: ejected anew for the full time. (The first left the
+    /// upstream ejected until then, and the failure of the second was taken
+    /// for one of a request sent before the ejection.)
+    #[test]
+    fn a_probe_that_fails_beside_one_given_up_on_ejects_again() {
+        let mut b = balancer(2);
+        let now = Instant::now();
+        let first = b.pick(now, 1 << 1).unwrap();
+        assert!(b.failed(first, now));
+        let later = now + Duration::from_secs(11);
+        let upload = b.pick(later, 1 << 1).unwrap();
+        let long = later + Duration::from_secs(40);
+        let probe = b.pick(long, 1 << 1).unwrap();
+        assert_eq!((upload.upstream, probe.upstream), (0, 0));
+        b.done(probe, long);
+        assert!(b.failed(upload, long), "the failed probe ejects");
+        assert_eq!(
+            b.upstreams[0].health,
+            Health::Ejected(long + Duration::from_secs(10))
+        );
+        assert_eq!(b.pick(long, 1 << 1), None, "out for its time");
+        assert_eq!(b.upstreams[0].outstanding, 0);
     }
 
     /// No probe while as many requests as it may have connections are out

@@ -92,8 +92,9 @@ impl Proxy {
         if self.balancer.take_revived() {
             edgepoll::log_to_stderr("proxy: every upstream was ejected: all are tried again");
         }
+        // Only a retry finds none (`pick` takes every upstream back for a
+        // first try): the failure before it was logged, with its upstream.
         let Some(ticket) = picked else {
-            edgepoll::log_to_stderr("proxy: no upstream available");
             return Err(text(StatusCode::BAD_GATEWAY, "no upstream available\n"));
         };
         let request = match build(&self.balancer.upstream(ticket.upstream).url) {
