@@ -81,6 +81,11 @@ pub enum Behaviour {
     /// close (under `/103-408/`, after a `103 Early Hints`; under
     /// `/100-408/`, after a `100 Continue`).
     OnePerConnection,
+    /// Reads a request's head, answers `413 Content Too Large` at once and
+    /// closes with the body unread (as a server with a body limit does): a
+    /// reset follows its answer, which a client still sending the body
+    /// meets on its next send.
+    RefusesBody,
 }
 
 /// Byte `offset` of the test pattern: every position has its own value,
@@ -512,6 +517,19 @@ fn answer_heads(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     }
 }
 
+/// [`Behaviour::RefusesBody`].
+fn refuse_body(mut stream: TcpStream, seen: &Seen) {
+    let mut buf = Vec::new();
+    let Some((path, _)) = read_head(&mut stream, &mut buf) else {
+        return;
+    };
+    seen.received.lock().expect("lock").push(path);
+    let answer =
+        "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 9\r\n\r\ntoo large";
+    // Closed at once, with what came of the body unread: a reset.
+    let _ = stream.write_all(answer.as_bytes());
+}
+
 fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
     match behaviour {
@@ -527,6 +545,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
         Behaviour::Switch => return switch(stream),
         Behaviour::Bulk => return bulk(stream, seen),
         Behaviour::Http10 => return http10(stream, seen),
+        Behaviour::RefusesBody => return refuse_body(stream, seen),
         Behaviour::Echo | Behaviour::Stall | Behaviour::OnePerConnection | Behaviour::HangsUp => {}
     }
     let mut buf = Vec::new();

@@ -2017,3 +2017,38 @@ fn a_flood_of_pipelined_requests_waits_in_the_socket_not_in_the_proxy() {
         );
     });
 }
+
+/// An upstream that refuses an upload as it begins (a 413, then a close
+/// with the body unread: a reset) has its answer passed on. The proxy,
+/// still sending the body, may meet the reset on a send before it reads:
+/// the answer waits in the socket ahead of the reset, and is read then
+/// (RFC 9112 §9.5), where the exchange failed and the client got 502.
+#[test]
+fn an_upload_the_upstream_refuses_as_it_begins_gets_the_upstreams_answer() {
+    let upstream = NativeUpstream::start(Behaviour::RefusesBody);
+    on_each_runtime(|rt| {
+        let proxy = start_proxy(rt, &[upstream.url()], &[]);
+        for round in 0..10 {
+            let mut stream = connect(proxy.addr);
+            let length = 64 << 20;
+            let head =
+                format!("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\n\r\n");
+            stream.write_all(head.as_bytes()).expect("send the head");
+            let mut writer = stream.try_clone().expect("a second handle");
+            let sending = std::thread::spawn(move || {
+                let piece = vec![b'x'; 64 * 1024];
+                for _ in 0..length / piece.len() {
+                    if writer.write_all(&piece).is_err() {
+                        return;
+                    }
+                }
+            });
+            let (head, body) = read_response(&mut stream);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            let _ = sending.join();
+            assert_eq!(status(&head), 413, "{}: round {round}: {head}", rt.name());
+            assert_eq!(body, b"too large", "{}: round {round}", rt.name());
+        }
+        assert_eq!(upstream.seen.received.lock().expect("lock").len() % 10, 0);
+    });
+}

@@ -1,7 +1,9 @@
 //! The loop's side of an outbound connection: connect, send, read the
 //! response, then back to the pool, once more on a new connection, or closed.
 
-use super::connection::{pump, Connection, Role, Scratch, TlsEndpoint, Upstream, UpstreamEndpoint};
+use super::connection::{
+    pump, pump_in, Connection, Endpoint, Role, Scratch, TlsEndpoint, Upstream, UpstreamEndpoint,
+};
 use super::core::{Next, Work};
 use crate::client::{ClientError, ClientEvent, Exchange, ExchangeEvent, Pool};
 use crate::http::{BodyError, ParsedResponse, ResponseError, StatusCode};
@@ -218,6 +220,26 @@ struct Pumped {
     backlog_before: usize,
 }
 
+/// [`pump`], and when it fails, one read more: a server that refuses a
+/// request as it comes (a 413 to an upload) answers and closes with the
+/// body unread, and the reset that failed a send of the body's rest
+/// follows its answer, which waits in the socket (RFC 9112 §9.5: a client
+/// watches for an answer while it sends). The connection ends with the
+/// error all the same.
+#[inline]
+fn pump_heeding_answers(
+    stream: &net::TcpStream,
+    endpoint: &mut impl Endpoint,
+    readable: bool,
+    scratch: &mut Scratch,
+) -> std::io::Result<()> {
+    let io = pump(stream, endpoint, readable, scratch);
+    if io.is_err() {
+        let _ = pump_in(stream, endpoint, true, scratch);
+    }
+    io
+}
+
 /// Reads and writes what the connection can (through TLS if it has it),
 /// leaving the response's events in `work.client_events`, and keeps count
 /// of its progress: the idle clock, empty reads, read-ahead misses.
@@ -251,11 +273,11 @@ fn pump_once(
                 tls,
                 inner: endpoint,
             };
-            let io = pump(stream, &mut layered, readable, scratch);
+            let io = pump_heeding_answers(stream, &mut layered, readable, scratch);
             endpoint = layered.inner;
             io
         }
-        None => pump(stream, &mut endpoint, readable, scratch),
+        None => pump_heeding_answers(stream, &mut endpoint, readable, scratch),
     };
     let UpstreamEndpoint {
         events,
