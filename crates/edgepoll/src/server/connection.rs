@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Reads per readiness event, so one fast sender cannot starve the others.
-const READS_PER_EVENT: usize = 16;
+pub(crate) const READS_PER_EVENT: usize = 16;
 
 pub(crate) struct Connection {
     pub(crate) stream: TcpStream,

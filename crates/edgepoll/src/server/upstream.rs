@@ -2,7 +2,8 @@
 //! response, then back to the pool, once more on a new connection, or closed.
 
 use super::connection::{
-    pump, pump_in, Connection, Endpoint, Role, Scratch, TlsEndpoint, Upstream, UpstreamEndpoint,
+    pump_in, pump_out, Connection, Endpoint, Role, Scratch, TlsEndpoint, Upstream,
+    UpstreamEndpoint, READS_PER_EVENT,
 };
 use super::core::{Next, Work};
 use crate::client::{ClientError, ClientEvent, Exchange, ExchangeEvent, Pool};
@@ -220,12 +221,13 @@ struct Pumped {
     backlog_before: usize,
 }
 
-/// [`pump`], and when it fails, one read more: a server that refuses a
-/// request as it comes (a 413 to an upload) answers and closes with the
-/// body unread, and the reset that failed a send of the body's rest
-/// follows its answer, which waits in the socket (RFC 9112 §9.5: a client
-/// watches for an answer while it sends). The connection ends with the
-/// error all the same.
+/// [`pump`], and when a send fails, the reads that find what came before
+/// the failure: a server that refuses a request as it comes (a 413 to an
+/// upload) answers and closes with the body unread, and the reset that
+/// fails a send of the body's rest follows its answer, which waits in the
+/// socket (RFC 9112 §9.5: a client watches for an answer while it sends).
+/// Data only: the connection ends with the send's error, not an end of
+/// stream.
 #[inline]
 fn pump_heeding_answers(
     stream: &net::TcpStream,
@@ -233,11 +235,20 @@ fn pump_heeding_answers(
     readable: bool,
     scratch: &mut Scratch,
 ) -> std::io::Result<()> {
-    let io = pump(stream, endpoint, readable, scratch);
-    if io.is_err() {
-        let _ = pump_in(stream, endpoint, true, scratch);
+    pump_in(stream, endpoint, readable, scratch)?;
+    let sent = pump_out(stream, endpoint);
+    if sent.is_err() {
+        for _ in 0..READS_PER_EVENT {
+            if !endpoint.wants_read() {
+                break;
+            }
+            match net::recv(stream, scratch) {
+                Ok(n) if n > 0 => endpoint.receive(&scratch[..n]),
+                _ => break,
+            }
+        }
     }
-    io
+    sent
 }
 
 /// Reads and writes what the connection can (through TLS if it has it),

@@ -216,7 +216,8 @@ enum State {
 ///   keepalive pings); [`release_buffers`](Self::release_buffers) once the
 ///   connection goes quiet (a large message's buffer is kept for the next
 ///   otherwise);
-/// - the end: [`is_dropped`](Self::is_dropped), close at once; once
+/// - the end: [`is_dropped`](Self::is_dropped), close at once (reset if
+///   [`left_unsent`](Self::left_unsent)); once
 ///   [`is_finished`](Self::is_finished) (its close frame is out), shut
 ///   down the sending side and read what still comes for a while before
 ///   closing, so that the close frame is not lost to a reset.

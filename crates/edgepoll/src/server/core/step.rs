@@ -230,8 +230,9 @@ pub(crate) fn step_ws<D: Driven>(
         return Next::Close;
     }
     if socket.is_dropped() {
-        // Dropped for not reading (its queue full) or as dead: what it
-        // left unread goes with a reset (see `Next::Reset`).
+        // Dropped for not reading (its queue full, or its send timed out),
+        // or as dead: what it left unsent goes with a reset (see
+        // `Next::Reset`); a dead one's end is a close.
         return match socket.left_unsent() {
             true => Next::Reset,
             false => Next::Close,
