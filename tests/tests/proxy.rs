@@ -345,6 +345,39 @@ fn targets_methods_and_codings_an_intermediary_must_get_right() {
     });
 }
 
+/// An upstream answering a status past 599 (garbage: RFC 9110 §15 has
+/// 100 to 599) is left out, as one answering other garbage is: one 502,
+/// then the other upstream takes every request. (It was counted as up, and
+/// took its turn at every other request.)
+#[test]
+fn an_upstream_answering_an_impossible_status_is_left_out() {
+    on_each_runtime(|runtime| {
+        let name = runtime.name();
+        let odd = NativeUpstream::start(Behaviour::OddStatus);
+        let echo = NativeUpstream::start(Behaviour::Echo);
+        let proxy = start_proxy(runtime, &[odd.url(), echo.url()], &[]);
+        let mut stream = connect(proxy.addr);
+        let statuses: Vec<u16> = (0..10)
+            .map(|_| status(&ask_on(&mut stream, "GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n").0))
+            .collect();
+        // Turns among equals: the odd one has one of the first two.
+        let refused = statuses.iter().filter(|&&s| s == 502).count();
+        assert_eq!(refused, 1, "{name}: {statuses:?}");
+        assert_eq!(
+            statuses.len() - refused,
+            statuses.iter().filter(|&&s| s == 200).count()
+        );
+        let lines = proxy.stderr_until(Duration::from_secs(10), |lines| {
+            lines.iter().any(|l| l.contains("status 999"))
+        });
+        assert!(
+            (lines.iter()).any(|l| l.contains(&odd.addr.to_string())
+                && l.ends_with("status 999, outside 100-599; answered 502; left out for a while")),
+            "{name}: {lines:?}"
+        );
+    });
+}
+
 #[test]
 fn requests_spread_over_upstreams_by_fewest_outstanding() {
     on_each_runtime(|runtime| {

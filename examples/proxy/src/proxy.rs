@@ -421,11 +421,24 @@ impl App for Proxy {
             }
             Ok(response) => {
                 let now = cx.now();
-                self.balancer.answered(upstream);
                 if let Some(why) = forwarded::unpassable(&response, waiting.to_head) {
                     self.exchanges.remove(&exchange);
-                    self.balancer.done(upstream, now);
-                    self.log(upstream, &format!("{why}; answered 502"));
+                    // A status past 599 is garbage, as a 101 not offered
+                    // is: a failure. A transfer coding this side cannot
+                    // pass on is its own limit: the upstream answered.
+                    let ejected = match response.status.as_u16() > 599 {
+                        true => self.balancer.failed(upstream, now),
+                        false => {
+                            self.balancer.answered(upstream);
+                            self.balancer.done(upstream, now);
+                            false
+                        }
+                    };
+                    let also = match ejected {
+                        true => "; left out for a while",
+                        false => "",
+                    };
+                    self.log(upstream, &format!("{why}; answered 502{also}"));
                     // Its body is not read on: a connection still carrying
                     // it closes; one whose response came whole is back in
                     // the pool, nothing of it left.
@@ -433,6 +446,7 @@ impl App for Proxy {
                     let answer = text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n");
                     return cx.respond(waiting.responder, answer);
                 }
+                self.balancer.answered(upstream);
                 let length = response.content_length();
                 let head = passed_on(response);
                 cx.respond_pipe(waiting.responder, head, length, exchange);
