@@ -8,7 +8,7 @@
 use crate::balancer::{Balancer, Ticket};
 use crate::config::Config;
 use crate::forwarded;
-use edgepoll::http::{ParsedResponse, Reply, Request, Response, StatusCode};
+use edgepoll::http::{ParsedResponse, Reply, Request, Response, ResponseError, StatusCode};
 use edgepoll::{App, ClientError, ClientRequest, Context, ExchangeId, RequestError, Responder};
 use rustc_hash::FxHashMap;
 
@@ -182,7 +182,7 @@ impl Proxy {
     /// upstream where nothing reached this one (or an idempotent request got
     /// no answer). Else answered by what the error says: 504 for a timeout,
     /// 411 for a body an HTTP/1.0 upstream cannot take without a length,
-    /// 502 for the rest; or by what a retry's `send` refused with.
+    /// 503 for an answer memory could not hold, 502 for the rest; or by what a retry's `send` refused with.
     fn failed(&mut self, waiting: Waiting, error: ClientError, cx: &mut Context<'_>) {
         let (upstream, now) = (waiting.upstream, cx.now());
         if !blames_upstream(&error) {
@@ -240,6 +240,11 @@ impl Proxy {
         }
         let answer = match error {
             e if e.is_timeout() => text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+            // Memory this side had not: the upstream is not at fault.
+            ClientError::BadResponse(ResponseError::NoMemory) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no memory free for the upstream's answer\n",
+            ),
             ClientError::BadResponse(_) => {
                 text(StatusCode::BAD_GATEWAY, "bad answer from upstream\n")
             }
@@ -272,7 +277,8 @@ fn idempotent(method: &str) -> bool {
 /// were all busy the whole time (it is slow or saturated, and nothing was
 /// sent), its idle timeout met a request that cannot go again, the client
 /// left or its body broke off, the request could not be written, or this
-/// side had no descriptor or port to connect with.
+/// side had no descriptor or port to connect with, or no memory to hold
+/// the answer.
 fn blames_upstream(error: &ClientError) -> bool {
     !(error.is_local()
         || matches!(
@@ -281,6 +287,7 @@ fn blames_upstream(error: &ClientError) -> bool {
                 | ClientError::IdleClosed
                 | ClientError::Abandoned
                 | ClientError::Request(_)
+                | ClientError::BadResponse(ResponseError::NoMemory)
         ))
 }
 

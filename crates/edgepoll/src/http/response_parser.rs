@@ -142,6 +142,11 @@ pub enum ResponseError {
     /// before all of the request was sent (the new protocol begins where
     /// the request ends: RFC 9110 §7.8).
     UnexpectedSwitch,
+    /// No memory was free to hold more of the response (a runtime's
+    /// `--memory-page-limit` reached): this side's shortage, not the
+    /// server's fault. A streamed body (`Context::fetch_stream`'s) is held
+    /// a read at a time.
+    NoMemory,
 }
 
 impl std::fmt::Display for ResponseError {
@@ -161,6 +166,7 @@ impl std::fmt::Display for ResponseError {
             ResponseError::UnexpectedSwitch => f.write_str(
                 "101 Switching Protocols to a request that offered no upgrade or was not all sent",
             ),
+            ResponseError::NoMemory => f.write_str("no memory free to hold the response"),
         }
     }
 }
@@ -413,6 +419,10 @@ impl ResponseParser {
     /// ```
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<ParsedResponse>, ResponseError> {
         self.fed |= !data.is_empty();
+        // Growth the server decides is fallible: its refusal, not an abort
+        // of the process with every connection (see `headroom`).
+        super::input::reserve_up_to(&mut self.buf, data.len(), usize::MAX)
+            .map_err(|_| ResponseError::NoMemory)?;
         self.buf.extend_from_slice(data);
         if self.head.is_none() && !self.parse_head_if_due(data)? {
             return Ok(None);
@@ -745,6 +755,19 @@ fn unfold(buf: &mut [u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body the server sends that memory cannot hold is refused
+    /// (`NoMemory`), where the buffer's growth aborted the process.
+    #[test]
+    fn a_body_no_memory_is_free_for_is_refused() {
+        let mut parser = ResponseParser::new(false);
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n";
+        assert_eq!(parser.feed(head), Ok(None));
+        let fed = crate::test_alloc::with_allocations_failing_from(32 * 1024, || {
+            parser.feed(&[b'a'; 48 * 1024])
+        });
+        assert_eq!(fed, Err(ResponseError::NoMemory));
+    }
 
     #[test]
     fn only_chunked_is_a_coding_the_parser_takes_off() {
