@@ -265,7 +265,10 @@ impl ClientConnection {
                 // the new protocol.
                 let all_sent =
                     busy.output.is_empty() && busy.body_out.is_none() && !self.unsent_below;
-                match (busy.upgrade && all_sent, rest) {
+                // It names the protocol it switches to (RFC 9110 §15.2.2):
+                // without one, what follows is no known protocol's.
+                let named = response.header("upgrade").is_some_and(|p| !p.is_empty());
+                match (busy.upgrade && all_sent && named, rest) {
                     (true, Some(rest)) => {
                         self.reusable = false;
                         self.completed += 1;
@@ -515,7 +518,7 @@ mod tests {
 
     /// A 101 to a request that offered an upgrade switches the connection
     /// and keeps what came after it, however the bytes were split; a 101
-    /// nobody asked for is an error.
+    /// nobody asked for, or one that names no protocol, is an error.
     #[test]
     fn a_101_to_an_offered_upgrade_switches_and_keeps_what_followed() {
         let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: demo\r\nConnection: upgrade\r\n\r\nfirst";
@@ -526,9 +529,9 @@ mod tests {
             conn.start(request, None, false, true, 0, true);
             conn
         };
-        let refused = |mut conn: ClientConnection| {
+        let refused = |mut conn: ClientConnection, answer: &[u8]| {
             let mut events = Vec::new();
-            conn.receive(&answer[..], &mut events);
+            conn.receive(answer, &mut events);
             assert_eq!(
                 events,
                 [ClientEvent::Response(Err(ResponseError::UnexpectedSwitch))]
@@ -554,11 +557,18 @@ mod tests {
         let mut conn = ClientConnection::default();
         start(&mut conn, b"GET / HTTP/1.1\r\n\r\n", true);
         send_all(&mut conn);
-        refused(conn);
+        refused(conn, &answer[..]);
+        for unnamed in ["", "Upgrade: \r\n"] {
+            let mut conn = offering();
+            send_all(&mut conn);
+            let answer =
+                format!("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n{unnamed}\r\n");
+            refused(conn, answer.as_bytes());
+        }
         // Before the request was all sent: its tail would go into the new
         // protocol.
         let mut conn = offering();
         conn.consume_output(4);
-        refused(conn);
+        refused(conn, &answer[..]);
     }
 }

@@ -138,9 +138,10 @@ pub enum ResponseError {
     BodyTooLarge,
     /// The connection closed before the response was complete.
     Truncated,
-    /// A 101 (Switching Protocols) to a request that offered no upgrade, or
+    /// A 101 (Switching Protocols) to a request that offered no upgrade,
     /// before all of the request was sent (the new protocol begins where
-    /// the request ends: RFC 9110 §7.8).
+    /// the request ends: RFC 9110 §7.8), or without an `Upgrade` field to
+    /// name its protocol (§15.2.2).
     UnexpectedSwitch,
     /// No memory was free to hold more of the response (a runtime's
     /// `--memory-page-limit` reached): this side's shortage, not the
@@ -164,7 +165,7 @@ impl std::fmt::Display for ResponseError {
                 f.write_str("connection closed before the response was complete")
             }
             ResponseError::UnexpectedSwitch => f.write_str(
-                "101 Switching Protocols to a request that offered no upgrade or was not all sent",
+                "101 Switching Protocols to a request that offered no upgrade or was not all sent, or naming no protocol",
             ),
             ResponseError::NoMemory => f.write_str("no memory free to hold the response"),
         }
