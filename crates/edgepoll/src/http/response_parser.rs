@@ -9,6 +9,9 @@ use super::scan::ascii_str;
 use super::{StatusCode, Version};
 use crate::short_copy::{string_short, to_vec_short};
 
+/// A response's buffer grows fallibly past this ([`ResponseError::NoMemory`]).
+const FALLIBLE_ABOVE: usize = 64 * 1024;
+
 /// How many bytes of chunked framing a buffered body may hold before they
 /// are cut out.
 const FRAMING_KEPT_UP_TO: usize = 4096;
@@ -420,10 +423,16 @@ impl ResponseParser {
     /// ```
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<ParsedResponse>, ResponseError> {
         self.fed |= !data.is_empty();
-        // Growth the server decides is fallible: its refusal, not an abort
-        // of the process with every connection (see `headroom`).
-        super::input::reserve_up_to(&mut self.buf, data.len(), usize::MAX)
-            .map_err(|_| ResponseError::NoMemory)?;
+        // Growth past a head and a small body, which the server decides, is
+        // fallible: its refusal, not an abort of the process with every
+        // connection (see `headroom`). Below, it grows as any small
+        // allocation does: the headroom's probe (256 KiB taken and given
+        // back) would cost every exchange, whose parser starts empty.
+        let needed = self.buf.len().saturating_add(data.len());
+        if needed > FALLIBLE_ABOVE && needed > self.buf.capacity() {
+            super::input::reserve_up_to(&mut self.buf, data.len(), usize::MAX)
+                .map_err(|_| ResponseError::NoMemory)?;
+        }
         self.buf.extend_from_slice(data);
         if self.head.is_none() && !self.parse_head_if_due(data)? {
             return Ok(None);
@@ -525,20 +534,23 @@ impl ResponseParser {
             mut response, len, ..
         } = self.head.take()?;
         let mut buf = std::mem::take(&mut self.buf);
-        response.body = match body_end - len >= buf.capacity() / 2 {
-            // A large body keeps the buffer it came in (moved down over the
-            // head): a copy would hold it twice, at a size of up to
-            // `max_body`.
-            true => {
-                buf.truncate(body_end);
-                buf.drain(..len);
-                // Grown by doubling, it may be twice the body's size.
-                buf.shrink_to_fit();
-                buf
+        // A small body in a larger buffer is copied, not kept in it (where
+        // memory is free for the copy).
+        if body_end - len < buf.capacity() / 2 {
+            let mut body = Vec::new();
+            if body.try_reserve_exact(body_end - len).is_ok() {
+                body.extend_from_slice(&buf[len..body_end]);
+                response.body = body;
+                return Some(response);
             }
-            // A small one in a larger buffer is copied, not kept in it.
-            false => buf[len..body_end].to_vec(),
-        };
+        }
+        // A large body keeps the buffer it came in (moved down over the
+        // head): a copy would hold it twice, at a size of up to `max_body`.
+        buf.truncate(body_end);
+        buf.drain(..len);
+        // Grown by doubling, it may be twice the body's size.
+        buf.shrink_to_fit();
+        response.body = buf;
         Some(response)
     }
 
@@ -764,6 +776,7 @@ mod tests {
         let mut parser = ResponseParser::new(false);
         let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n";
         assert_eq!(parser.feed(head), Ok(None));
+        assert_eq!(parser.feed(&[b'a'; 40 * 1024]), Ok(None));
         let fed = crate::test_alloc::with_allocations_failing_from(32 * 1024, || {
             parser.feed(&[b'a'; 48 * 1024])
         });

@@ -140,6 +140,11 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
+    /// Bytes one step takes at most (see the field).
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
     pub(crate) fn new(len: usize, budget: usize) -> Scratch {
         Scratch {
             bytes: vec![0; len],

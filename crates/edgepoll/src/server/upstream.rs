@@ -221,7 +221,7 @@ struct Pumped {
     backlog_before: usize,
 }
 
-/// [`pump`], and when a send fails, the reads that find what came before
+/// `pump`, and when a send fails, the reads that find what came before
 /// the failure: a server that refuses a request as it comes (a 413 to an
 /// upload) answers and closes with the body unread, and the reset that
 /// fails a send of the body's rest follows its answer, which waits in the
@@ -238,13 +238,17 @@ fn pump_heeding_answers(
     pump_in(stream, endpoint, readable, scratch)?;
     let sent = pump_out(stream, endpoint);
     if sent.is_err() {
-        for _ in 0..READS_PER_EVENT {
-            if !endpoint.wants_read() {
-                break;
-            }
+        // As many as a step's reads, and no more (see `Scratch`).
+        let (mut reads, mut taken) = (0, 0);
+        while reads < READS_PER_EVENT && taken < scratch.budget() && endpoint.wants_read() {
             match net::recv(stream, scratch) {
-                Ok(n) if n > 0 => endpoint.receive(&scratch[..n]),
-                _ => break,
+                Ok(0) => break,
+                Ok(n) => {
+                    (reads, taken) = (reads + 1, taken + n);
+                    endpoint.receive(&scratch[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
     }
