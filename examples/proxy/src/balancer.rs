@@ -421,12 +421,10 @@ mod tests {
         }
     }
 
-    /// Of two probes out, one given up on (its client left) and then the
-    /// other failing: ejected anew for the full time. (The first left the
-    /// upstream ejected until then, and the failure of the second was taken
-    /// for one of a request sent before the ejection.)
-    #[test]
-    fn a_probe_that_fails_beside_one_given_up_on_ejects_again() {
+    /// Upstream 0 ejected, then probed by an upload, and by a second
+    /// request once the upload has been out `probe_for`: the balancer, the
+    /// two probes and the time of the second.
+    fn two_probes_out() -> (Balancer, Ticket, Ticket, Instant) {
         let mut b = balancer(2);
         let now = Instant::now();
         let first = b.pick(now, 1 << 1).unwrap();
@@ -436,6 +434,16 @@ mod tests {
         let long = later + Duration::from_secs(40);
         let probe = b.pick(long, 1 << 1).unwrap();
         assert_eq!((upload.upstream, probe.upstream), (0, 0));
+        (b, upload, probe, long)
+    }
+
+    /// Of two probes out, one given up on (its client left) and then the
+    /// other failing: ejected anew for the full time. (The first left the
+    /// upstream ejected until then, and the failure of the second was taken
+    /// for one of a request sent before the ejection.)
+    #[test]
+    fn a_probe_that_fails_beside_one_given_up_on_ejects_again() {
+        let (mut b, upload, probe, long) = two_probes_out();
         b.done(probe, long);
         assert!(b.failed(upload, long), "the failed probe ejects");
         assert_eq!(
@@ -548,15 +556,7 @@ mod tests {
     /// second's answer still brings the upstream back.
     #[test]
     fn a_second_probe_answers_for_a_first_given_up_on() {
-        let mut b = balancer(2);
-        let now = Instant::now();
-        let first = b.pick(now, 1 << 1).unwrap();
-        assert!(b.failed(first, now));
-        let later = now + Duration::from_secs(11);
-        let upload = b.pick(later, 1 << 1).unwrap();
-        let long = later + Duration::from_secs(40);
-        let probe = b.pick(long, 1 << 1).unwrap();
-        assert_eq!((upload.upstream, probe.upstream), (0, 0));
+        let (mut b, upload, probe, long) = two_probes_out();
         b.done(upload, long);
         b.answered(probe);
         assert_eq!(b.upstreams[0].health, Health::Up);
