@@ -312,8 +312,8 @@ impl TlsSession {
     /// in records waiting for the socket, or as plaintext rustls holds. A
     /// response that came meanwhile leaves a request unfinished there. What
     /// rustls sends of its own accord does not count: a TLS 1.2 server's
-    /// HelloRequest answered by a `no_renegotiation` alert, or a TLS 1.3
-    /// KeyUpdate by one of ours, leaves the connection fit for the pool.
+    /// HelloRequest answered by a `no_renegotiation` alert leaves the
+    /// connection fit for the pool.
     pub(crate) fn has_unsent(&self) -> bool {
         self.plain_unsent
     }
@@ -438,6 +438,18 @@ mod tests {
     /// A session and a rustls server in memory, for `localhost` under the
     /// test CA (tls/testdata: a CA and a certificate valid from 2020 to 2126).
     fn session_and_server() -> (TlsSession, rustls::ServerConnection) {
+        // Deprecated since rustls 0.23.48 (see `tls/config.rs`).
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        session_and_server_with(provider, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// A session to a server of `provider`'s suites and `versions`, whose
+    /// keys a test may take (`dangerous_extract_secrets`).
+    fn session_and_server_with(
+        provider: rustls::crypto::CryptoProvider,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> (TlsSession, rustls::ServerConnection) {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let ca = include_bytes!("testdata/ca.pem");
@@ -448,16 +460,14 @@ mod tests {
             .expect("certificate");
         let key =
             PrivateKeyDer::from_pem_slice(include_bytes!("testdata/localhost.key")).expect("key");
-        // Deprecated since rustls 0.23.48 (see `tls/config.rs`).
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+        let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
             .expect("versions")
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .expect("server config");
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        server.enable_secret_extraction = true;
         let server = rustls::ServerConnection::new(Arc::new(server)).expect("server");
         (session, server)
     }
@@ -567,11 +577,6 @@ mod tests {
     #[test]
     fn an_alert_rustls_answers_of_its_own_accord_is_no_unsent_request() {
         use rustls::ConnectionTrafficSecrets;
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        let ca = include_bytes!("testdata/ca.pem");
-        let config = crate::tls::client_config(Some(ca)).expect("client config");
-        let mut session = TlsSession::new(config, "localhost").expect("session");
         // A TLS 1.2 server whose keys the test takes over, to send what
         // rustls never sends: a HelloRequest.
         #[allow(deprecated)]
@@ -579,19 +584,8 @@ mod tests {
         (provider.cipher_suites).retain(|suite| {
             suite.suite() == rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
         });
-        let certs = CertificateDer::pem_slice_iter(include_bytes!("testdata/localhost.pem"))
-            .collect::<Result<Vec<_>, _>>()
-            .expect("certificate");
-        let key =
-            PrivateKeyDer::from_pem_slice(include_bytes!("testdata/localhost.key")).expect("key");
-        let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&[&rustls::version::TLS12])
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server config");
-        server.enable_secret_extraction = true;
-        let mut server = rustls::ServerConnection::new(Arc::new(server)).expect("server");
+        let (mut session, mut server) =
+            session_and_server_with(provider, &[&rustls::version::TLS12]);
         let mut read = Vec::new();
         while session.is_handshaking() {
             let back = to_server(&mut session, &mut server, &mut read);
