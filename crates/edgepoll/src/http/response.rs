@@ -294,6 +294,17 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Whether an `Upgrade` field of the service's names a protocol, as
+    /// a 101 must (RFC 9110 §7.8): a switch to nothing named would leave
+    /// the client to guess what the connection now speaks.
+    #[cold]
+    pub(crate) fn names_protocol(&self) -> bool {
+        self.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("upgrade")
+                && crate::http::framing::list_items(value).next().is_some()
+        })
+    }
+
     /// Whether a `Connection` field of the service's names `upgrade`.
     #[cold]
     fn names_upgrade(&self) -> bool {

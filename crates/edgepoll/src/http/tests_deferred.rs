@@ -642,7 +642,12 @@ fn a_dropped_connection_abandons_everything_it_waited_for() {
 }
 
 fn upgrade(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: demo\r\n\r\n")
+    upgrade_to(path, "")
+}
+
+/// An offer to switch, `then` sent behind it.
+fn upgrade_to(path: &str, then: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: demo\r\n\r\n{then}")
 }
 
 fn switch() -> Response<'static> {
@@ -674,6 +679,50 @@ fn a_101_names_the_upgrade_in_connection_once() {
             .collect();
         assert_eq!(connection.len(), 1, "{given:?}: {out}");
         assert!(connection[0].contains("upgrade"), "{given:?}: {out}");
+    }
+}
+
+/// A 101 without an `Upgrade` field naming the protocol (RFC 9110 §7.8)
+/// is answered by a 500 that closes the connection, from `call` or from
+/// `respond_switch`, and nothing switches. (It went out as a 101 and the
+/// connection switched to what it did not name.)
+#[test]
+fn a_101_that_names_no_protocol_is_refused() {
+    /// Switches, its `Upgrade` field (if any) valued as given.
+    struct Unnamed(Option<&'static str>);
+    impl Service for Unnamed {
+        fn call<'a>(&mut self, _: &Request<'a>) -> Response<'a> {
+            unnamed(self.0)
+        }
+    }
+    fn unnamed<'a>(upgrade: Option<&'static str>) -> Response<'a> {
+        let mut switch = Response::new(StatusCode::SWITCHING_PROTOCOLS);
+        if let Some(value) = upgrade {
+            switch = switch.header("Upgrade", value);
+        }
+        switch.header("Connection", "upgrade")
+    }
+    for upgrade in [None, Some(""), Some(" , ")] {
+        let now = Instant::now();
+        let input = upgrade_to("/", "then");
+        // At once.
+        let mut conn = Handler::new(Limits::default(), now);
+        conn.receive(input.as_bytes(), now, &mut Unnamed(upgrade));
+        assert!(!conn.is_upgraded(), "{upgrade:?}");
+        let out = drain(&mut conn, now);
+        assert!(out.starts_with("HTTP/1.1 500 "), "{upgrade:?}: {out}");
+        assert!(out.ends_with("naming the protocol\n"), "{out}");
+        assert!(conn.is_finished(), "{upgrade:?}");
+        // Later.
+        let (mut conn, mut service) = (Handler::new(Limits::default(), now), Defers::default());
+        conn.receive(upgrade_to("/later", "then").as_bytes(), now, &mut service);
+        conn.respond_switch(service.waiting[0].0, unnamed(upgrade), now)
+            .unwrap();
+        assert!(!conn.is_upgraded(), "{upgrade:?}");
+        let out = drain(&mut conn, now);
+        assert!(out.starts_with("HTTP/1.1 500 "), "{upgrade:?}: {out}");
+        assert!(out.ends_with("naming the protocol\n"), "{out}");
+        assert!(conn.is_finished(), "{upgrade:?}");
     }
 }
 

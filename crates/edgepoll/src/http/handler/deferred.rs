@@ -198,7 +198,9 @@ impl Handler {
     /// `Upgrade` field), with `head`, a 101: once it is sent (after the
     /// responses before it), the connection is [upgraded](Self::is_upgraded).
     /// A request that made no such offer, or a head that is not a 101, is
-    /// refused with `Gone` and nothing changes.
+    /// refused with `Gone` and nothing changes. A 101 without an `Upgrade`
+    /// field naming the protocol (RFC 9110 §7.8) is answered by a 500
+    /// instead, as it would be from [`Service::call`](super::Service::call).
     ///
     /// ```
     /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
@@ -231,6 +233,10 @@ impl Handler {
             State::Switching { id: offered, .. }
                 if offered == id && head.status() == StatusCode::SWITCHING_PROTOCOLS => {}
             _ => return Err(Gone),
+        }
+        if !head.names_protocol() {
+            // Refused as a synchronous switch is: a 500, and HTTP goes on.
+            return self.respond(id, head, now);
         }
         let (at, allowed) = self.pending_slot(id)?;
         if let State::Switching { switched, .. } = &mut self.state {

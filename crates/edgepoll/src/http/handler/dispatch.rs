@@ -1,7 +1,7 @@
 //! Handing a request to the service, and moving on to the next.
 
 use super::pipelining::is_safe_method;
-use super::sending::{encode_queued, opens_tunnel, TUNNEL_REFUSED};
+use super::sending::{encode_queued, opens_tunnel, TUNNEL_REFUSED, UNNAMED_SWITCH};
 use super::{declared_length, Framing, Handler, MethodKind, State, Waiting};
 use crate::http::body::Incoming;
 use crate::http::input::InputBuffer;
@@ -162,11 +162,11 @@ impl Handler {
         // Only the offer of a bodiless HTTP/1.1 request may be taken (RFC
         // 9110 §7.8): any other 101 would hand the request's body, or the
         // requests after it, to another protocol.
-        let upgraded = switch && offers_upgrade;
+        let upgraded = switch && offers_upgrade && response.names_protocol();
         // Only a service that takes CONNECT can answer one (a test the
         // compiler folds away for most), which closes its connection: only
         // then is the method read.
-        let misfit = (switch && !offers_upgrade)
+        let misfit = (switch && !upgraded)
             || (service.handles_connect()
                 && allowed == KeepAlive::No
                 && opens_tunnel(response, self.head_is_connect()));
@@ -185,9 +185,12 @@ impl Handler {
         };
         let keep_alive = match misfit {
             true => {
-                let why: &[u8] = match switch {
-                    true => b"a response switched protocols for a request that offered no switch\n",
-                    false => TUNNEL_REFUSED,
+                let why: &[u8] = match (switch, offers_upgrade) {
+                    (true, true) => UNNAMED_SWITCH,
+                    (true, false) => {
+                        b"a response switched protocols for a request that offered no switch\n"
+                    }
+                    (false, _) => TUNNEL_REFUSED,
                 };
                 Response::new(StatusCode::INTERNAL_SERVER_ERROR)
                     .body(why)

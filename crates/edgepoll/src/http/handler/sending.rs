@@ -255,6 +255,7 @@ pub(super) fn encode_queued(
     connect: bool,
 ) -> bool {
     let why: &[u8] = match response.status() {
+        StatusCode::SWITCHING_PROTOCOLS if !response.names_protocol() => UNNAMED_SWITCH,
         StatusCode::SWITCHING_PROTOCOLS => b"a deferred response cannot switch protocols\n",
         _ if opens_tunnel(response, connect) => TUNNEL_REFUSED,
         _ => return response.encode(out, allowed, head_only),
@@ -273,6 +274,11 @@ pub(super) fn encode_queued(
 pub(super) fn opens_tunnel(response: &Response<'_>, connect: bool) -> bool {
     connect && response.status().is_success()
 }
+
+/// A 101 without an `Upgrade` field that names a protocol (see
+/// `Response::names_protocol`).
+pub(super) const UNNAMED_SWITCH: &[u8] =
+    b"a response switched protocols without an Upgrade field naming the protocol\n";
 
 pub(super) const TUNNEL_REFUSED: &[u8] =
     b"a 2xx to CONNECT would open a tunnel, which this server never does\n";
