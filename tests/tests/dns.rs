@@ -385,7 +385,6 @@ fn load(addr: std::net::SocketAddr, length: Duration) -> Vec<Duration> {
 /// after 127.0.0.1 refuses, as curl does.
 #[test]
 fn a_refused_address_falls_back_to_the_hosts_next_one() {
-    use std::io::{Read, Write};
     // Nothing listens on the port at 127.0.0.1, and nothing can while the
     // test runs: a socket holds it there without listening.
     let (_refusing, listener) = (0..5)
@@ -395,6 +394,22 @@ fn a_refused_address_falls_back_to_the_hosts_next_one() {
             Some((held, listener))
         })
         .expect("a port free on both loopback addresses");
+    let port = answer_over_v6(listener);
+    on_each_runtime(|runtime| {
+        let url = format!("http://localhost:{port}/");
+        let (code, stdout, stderr) = client(runtime, None, &["--timeout", "5", &url]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("[1] GET {url} -> 200 OK\nover v6")),
+            "{stdout}"
+        );
+    });
+}
+
+/// Answers every connection to `listener` (on ::1) with a 200 saying so,
+/// on a thread; returns its port.
+fn answer_over_v6(listener: std::net::TcpListener) -> u16 {
+    use std::io::{Read, Write};
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().map_while(Result::ok) {
@@ -409,13 +424,56 @@ fn a_refused_address_falls_back_to_the_hosts_next_one() {
             );
         }
     });
+    port
+}
+
+/// An address that drops a connect's SYN (a dead host, a broken route)
+/// leaves time for the host's next: its connect waits half the connect
+/// timeout, not all of it, which `nonblock_http_client` (its connect
+/// timeout its `--timeout`) had spent before it tried ::1, so that the
+/// answer came after its deadline. 127.0.0.1 drops the SYN here as a
+/// listener whose queue of connections not yet accepted is full does.
+#[test]
+fn an_address_that_never_answers_leaves_time_for_the_hosts_next_one() {
+    use std::os::fd::AsRawFd;
+    let (silent, _queued, listener) = (0..5)
+        .find_map(|_| {
+            let silent = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+            let port = silent.local_addr().ok()?.port();
+            let listener = std::net::TcpListener::bind(("::1", port)).ok()?;
+            Some((silent, listener))
+        })
+        .map(|(silent, listener)| {
+            // SAFETY: listen on a socket `silent` owns, to shorten its queue.
+            let shortened = unsafe { libc::listen(silent.as_raw_fd(), 0) };
+            assert_eq!(shortened, 0, "listen: {}", std::io::Error::last_os_error());
+            let addr = silent.local_addr().expect("address");
+            let queued = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                .expect("the first connection fills the queue");
+            (silent, queued, listener)
+        })
+        .expect("a port free on both loopback addresses");
+    let addr = silent.local_addr().expect("address");
+    let dropped = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500));
+    assert!(
+        dropped.is_err(),
+        "127.0.0.1 should drop a connect: {dropped:?}"
+    );
+    let port = answer_over_v6(listener);
     on_each_runtime(|runtime| {
         let url = format!("http://localhost:{port}/");
-        let (code, stdout, stderr) = client(runtime, None, &["--timeout", "5", &url]);
-        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let started = Instant::now();
+        let (code, stdout, stderr) = client(runtime, None, &["--timeout", "4", &url]);
+        assert_eq!(code, 0, "{}: {stdout}\n{stderr}", runtime.name());
         assert!(
             stdout.contains(&format!("[1] GET {url} -> 200 OK\nover v6")),
             "{stdout}"
+        );
+        // Half the timeout on 127.0.0.1, then ::1 at once.
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2),
+            "{took:?}: 127.0.0.1 answered?"
         );
     });
 }

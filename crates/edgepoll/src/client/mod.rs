@@ -16,8 +16,9 @@
 //! - Host names resolved as [`crate::dns`] says: on the loop when a DNS
 //!   server is configured, through the runtime otherwise. A connection goes
 //!   to the first address, and to the next (up to three more) when it is
-//!   refused, unreachable or not made in time; an address that failed so
-//!   goes after its host's others for 10 s.
+//!   refused, unreachable or not made in time (within the one connect
+//!   timeout: half of what is left while others remain); an address that
+//!   failed so goes after its host's others for 10 s.
 //! - A request whose reused connection the server closed before any response
 //!   byte, or answered with a 408 (its idle timeout, racing the request), is
 //!   sent once more on a new connection, if its method is idempotent and its
@@ -121,8 +122,10 @@ pub struct ClientOptions {
     /// not trade connections. A connection that switched protocols (a
     /// WebSocket tunnel) has left the pool and is not counted.
     pub max_connections: usize,
-    /// Longest time to establish a connection; for `https://`, as long
-    /// again for the TLS handshake, from the connect's end.
+    /// Longest time to establish a connection to a host, over all the
+    /// addresses tried (an attempt with others behind it waits half the
+    /// time left, as curl's do); for `https://`, as long again for the TLS
+    /// handshake, from the connect's end.
     pub connect_timeout: Duration,
     /// Longest silence while a request waits for a connection, or for the
     /// next byte of its response (as nginx's `proxy_read_timeout`).

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Addresses of a host tried after the first, at most.
-pub(crate) const MAX_OTHER_ADDRS: usize = 3;
+const MAX_OTHER_ADDRS: usize = 3;
 
 /// How long an address whose connect failed (refused, unreachable, timed
 /// out) goes after its host's other addresses, as nginx's `fail_timeout`
@@ -38,7 +38,7 @@ const MAX_UNREACHABLE: usize = 256;
 /// `Pool::gives_way`).
 const GIVE_WAY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a connection goes, and so which connections an exchange may
 /// share: the address, and for TLS the name the server's certificate must
@@ -100,6 +100,10 @@ pub(crate) struct ExchangeState {
     /// this one fails before a byte of the request went (refused,
     /// unreachable, no connection in time), as curl does.
     pub(crate) other_addrs: Vec<IpAddr>,
+    /// While its host's addresses are tried in turn: when the connect
+    /// timeout, which runs from the first attempt, ends (see
+    /// [`attempt_by`](Self::attempt_by)).
+    pub(crate) connect_by: Option<Instant>,
 }
 
 impl ExchangeState {
@@ -109,15 +113,38 @@ impl ExchangeState {
         self.idempotent && !self.retried && self.body_out.is_none()
     }
 
-    /// Moves to the host's next address, if it has one and the request can
-    /// be sent again as it is (its body whole, not streamed).
-    pub(crate) fn next_address(&mut self) -> bool {
-        if self.other_addrs.is_empty() || self.body_out.is_some() || self.request.is_empty() {
+    /// Whether a failed connect moves it to another address: its host has
+    /// one, and the request can be sent again as it is (its body whole,
+    /// not streamed).
+    fn has_next_address(&self) -> bool {
+        !self.other_addrs.is_empty() && self.body_out.is_none() && !self.request.is_empty()
+    }
+
+    /// Moves to the host's next address, if [it may](Self::has_next_address),
+    /// from a connect begun at `started` that failed; `timeout`: the
+    /// client's connect timeout, which the attempts share.
+    pub(crate) fn next_address(&mut self, started: Instant, timeout: Duration) -> bool {
+        if !self.has_next_address() {
             return false;
         }
+        self.connect_by = Some(self.connect_by.unwrap_or(started + timeout));
         let ip = self.other_addrs.remove(0);
         self.origin.addr.set_ip(ip);
         true
+    }
+
+    /// When a connect begun at `started` has waited too long: the connect
+    /// timeout runs from the host's first attempt, and an attempt with
+    /// other addresses behind it gets half the time left, the last all of
+    /// it, as curl shares it. Each its own whole timeout, a first address
+    /// that drops what is sent to it (a dead host, a broken IPv6 route)
+    /// took all of a caller's time before the next was tried.
+    pub(crate) fn attempt_by(&self, started: Instant, timeout: Duration) -> Instant {
+        let by = self.connect_by.unwrap_or(started + timeout);
+        match self.has_next_address() {
+            true => started + by.saturating_duration_since(started) / 2,
+            false => by,
+        }
     }
 }
 
@@ -267,6 +294,7 @@ impl Pool {
             answered: false,
             upgrade: request.offers_upgrade(),
             other_addrs: Vec::new(),
+            connect_by: None,
         });
         self.place(&url.host, exchange, now);
         Ok(id)
@@ -1259,8 +1287,33 @@ mod tests {
         pool.take_resolved(now);
     }
 
+    /// The connect timeout is the host's, from its first attempt: an
+    /// attempt with addresses behind it waits half of what is left, the
+    /// last all the rest, however long each attempt before took.
+    #[test]
+    fn a_hosts_addresses_share_its_connect_timeout() {
+        let now = Instant::now();
+        let mut pool = pool_asking_dns();
+        pool.submit(&request("http://three.test:8080/"), now, false)
+            .unwrap();
+        answer_queries(&mut pool, &["10.0.0.7", "10.0.0.8", "10.0.0.9"], None, now);
+        let (mut exchange, _) = pool.next_placement(now).expect("placed");
+        let timeout = Duration::from_secs(8);
+        let s = Duration::from_secs;
+        assert_eq!(exchange.attempt_by(now, timeout), now + s(4));
+        // The first failed at once (refused): half of the 8 s left.
+        assert!(exchange.next_address(now, timeout));
+        assert_eq!(exchange.attempt_by(now, timeout), now + s(4));
+        // The second timed out: the last has the 4 s left.
+        assert!(exchange.next_address(now, timeout));
+        assert_eq!(exchange.attempt_by(now + s(4), timeout), now + s(8));
+        assert!(!exchange.next_address(now + s(8), timeout));
+        // Past the host's time, an attempt has none.
+        assert_eq!(exchange.attempt_by(now + s(9), timeout), now + s(8));
+    }
+
     /// An address whose connect failed goes after its host's others for
-    /// `UNREACHABLE_FOR` (each exchange waited out the connect timeout
+    /// `UNREACHABLE_FOR` (each exchange waited out half its connect timeout
     /// there first), and in the resolver's order again after it, or once
     /// it took a connection.
     #[test]
@@ -1346,9 +1399,10 @@ mod tests {
         assert!(placed.iter().all(|(ex, _)| ex.origin.addr == want));
         // Its other addresses are kept for a failed connection.
         let mut first_placed = placed.into_iter().next().expect("placed").0;
-        assert!(!first_placed.next_address(), "one address only");
+        let timeout = Duration::from_secs(5);
+        assert!(!first_placed.next_address(now, timeout), "one address only");
         first_placed.other_addrs = vec!["10.0.0.8".parse().unwrap()];
-        assert!(first_placed.next_address());
+        assert!(first_placed.next_address(now, timeout));
         assert_eq!(first_placed.origin.addr, "10.0.0.8:8080".parse().unwrap());
         // Known now: the next request goes straight to the queue.
         pool.submit(&request("http://api.test:8080/"), now, false)

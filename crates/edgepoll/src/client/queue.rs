@@ -295,6 +295,7 @@ mod tests {
             answered: false,
             upgrade: false,
             other_addrs: Vec::new(),
+            connect_by: None,
         })
     }
 

@@ -328,8 +328,8 @@ pub fn download_with(
         true => timeout,
         false => Duration::ZERO,
     };
-    let connects = timeout.saturating_mul(1 + super::pool::MAX_OTHER_ADDRS as u32);
-    let waits = dns.saturating_add(connects).saturating_add(handshake);
+    // The connect timeout is the host's, over all its addresses.
+    let waits = dns.saturating_add(timeout).saturating_add(handshake);
     let head_budget = waits.saturating_add(timeout);
     let head_by = started.checked_add(head_budget);
     let mut ran = core.run(&mut download, None, head_by, |_, d| {

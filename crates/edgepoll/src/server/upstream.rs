@@ -191,6 +191,10 @@ fn finish_connect(
         Ok(None) => {
             up.connecting = false;
             up.last_progress = now;
+            if let Some(exchange) = &mut up.exchange {
+                // Its next connect, if one comes, has a timeout of its own.
+                exchange.connect_by = None;
+            }
             work.pool.note_reachable(up.origin.addr);
             true
         }
@@ -636,7 +640,8 @@ fn try_next_address(up: &mut Upstream, work: &mut Work) -> bool {
     let Some(mut exchange) = up.exchange.take() else {
         return false;
     };
-    if exchange.next_address() {
+    let timeout = work.pool.options.connect_timeout;
+    if exchange.next_address(up.last_progress, timeout) {
         work.slot_of.remove(&exchange.id);
         work.pool.requeue(exchange);
         return true;
@@ -706,7 +711,10 @@ pub(crate) fn handle_timeout(up: &mut Upstream, now: Instant, work: &mut Work) -
         (Some(_), false) => (response, Some(ClientError::Timeout(response))),
         (None, false) => (idle, None),
     };
-    let deadline = up.last_progress + limit;
+    let deadline = match (&up.exchange, up.connecting) {
+        (Some(ex), true) => ex.attempt_by(up.last_progress, connect),
+        _ => up.last_progress + limit,
+    };
     if now < deadline {
         return Some(deadline);
     }

@@ -267,7 +267,8 @@ impl Core {
                         Err(e) => {
                             self.work.pool.closed(&origin, usize::MAX);
                             let mut exchange = exchange;
-                            if exchange.next_address() {
+                            let timeout = self.work.pool.options.connect_timeout;
+                            if exchange.next_address(now, timeout) {
                                 self.work.pool.requeue(exchange);
                             } else {
                                 self.work.pool.fail(id, ClientError::connecting(e));
