@@ -801,7 +801,9 @@ impl Context<'_> {
     /// [`respond_with_request_body`](Self::respond_with_request_body)), has
     /// its own backpressure: for it, this does nothing; nor for a body that
     /// has ended. A pause ends with its body, or when the body is handed to
-    /// the loop so (paused first, to wait for a check, it is then read).
+    /// the loop so (paused first, to wait for a check, it is then read). A
+    /// request still paused and unanswered at its respond timeout gets its
+    /// 504 and its connection closes (the rest of its body is not read).
     pub fn pause_request_body(&mut self, responder: Responder, paused: bool) {
         self.paused.push((Source::Request(responder), paused));
     }

@@ -903,6 +903,37 @@ fn an_upload_longer_than_the_respond_timeout_is_not_answered_504_while_it_flows(
     assert!(take_output(&mut conn, now + respond).starts_with("HTTP/1.1 504 "));
 }
 
+/// A request whose body is paused (its service waits for a check before
+/// taking it) and that is not answered within the respond timeout gets its
+/// 504, then the connection closes: its service, told the request is
+/// abandoned, never resumes the body. (The connection stayed, paused,
+/// with no deadline and nothing to read or write: held for good.)
+#[test]
+fn a_paused_body_whose_request_times_out_closes_after_its_504() {
+    let limits = Limits::default();
+    let respond = limits.respond_timeout;
+    let start = Instant::now();
+    let (mut conn, mut service) = (Handler::new(limits, start), Streams::default());
+    let head = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc";
+    conn.receive(head.as_bytes(), start, &mut service);
+    let id = service.ids[0];
+    conn.pause_body(id, true, start);
+    let late = start + respond;
+    conn.handle_timeout(late);
+    let out = take_output(&mut conn, late);
+    assert!(out.starts_with("HTTP/1.1 504 "), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+    assert_eq!(conn.take_abandoned().collect::<Vec<_>>(), [id]);
+    assert!(
+        conn.is_finished(),
+        "the connection is held: {:?}",
+        conn.deadline()
+    );
+}
+
 /// A client that stalls its streamed body is late, not the service, which
 /// may answer only once the body is in: the idle timeout ends it (408),
 /// not the respond timeout (504), though the latter is shorter.

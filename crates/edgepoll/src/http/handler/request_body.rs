@@ -134,7 +134,8 @@ impl Handler {
     /// (backpressure: the place its pieces go to is full). A pause ends with
     /// its body: the next request's body is read as usual. The idle timeout
     /// does not run while a body is paused, and starts over at `now` when it
-    /// resumes.
+    /// resumes. A request still paused and unanswered at its respond
+    /// timeout gets its 504, and the connection closes after it.
     ///
     /// ```
     /// # use edgepoll::http::{BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId};

@@ -242,15 +242,30 @@ impl Handler {
 
     /// 504 for every deferred request past its respond timeout.
     fn time_out_waiting(&mut self, now: Instant) {
+        const REASON: &str = "no response within the respond timeout";
         let late = self.body_awaited();
+        // A paused body's request given up on: nothing would resume its
+        // body (its service is told it is abandoned), which would hold the
+        // connection unread and untimed. It closes after its 504, as a
+        // body that broke off does.
+        let paused = match self.state {
+            State::Stream { id, .. } if self.body_paused == Some(id) => Some(id),
+            _ => None,
+        };
         for at in 0..self.waiting.len() {
             let allowed = self.keep_alive_at(at);
             let slot = &mut self.waiting[at];
             if !slot.is_pending() || now < slot.deadline || Some(slot.id) == late {
                 continue;
             }
+            if let Some(id) = paused.filter(|&id| id == slot.id) {
+                self.body_paused = None;
+                let refusal = Refusal(StatusCode::GATEWAY_TIMEOUT, REASON);
+                self.fail_stream(id, refusal, now);
+                break;
+            }
             let mut encoded = Vec::new();
-            let reason = "no response within the respond timeout";
+            let reason = REASON;
             let keep_alive = Response::new(StatusCode::GATEWAY_TIMEOUT)
                 .header("Content-Type", "text/plain")
                 .body(&b"no response within the respond timeout\n"[..])
