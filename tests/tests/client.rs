@@ -413,6 +413,34 @@ fn a_failing_request_does_not_spoil_the_others() {
     });
 }
 
+/// A write to stdout that fails (a full disk: /dev/full) is told on
+/// stderr, with the error, and the failures of later requests still are;
+/// exit 1. (Every result after it was dropped and the run ended with exit
+/// 1 and nothing said.)
+#[test]
+fn a_failed_write_to_stdout_is_told_and_later_failures_still_are() {
+    on_each_runtime(|rt| {
+        let server = serve(Reply::Length(Duration::ZERO));
+        let good = format!("http://{}/", server.addr);
+        let nobody = refused_port();
+        let bad = format!("http://127.0.0.1:{}/", nobody.port);
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full");
+        let child = client(rt, &["-d", "fine", &good, &bad])
+            .stdout(full)
+            .spawn()
+            .expect("client starts");
+        let out = wait_bounded(child, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = format!("{}: {stderr}", rt.name());
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(stderr.contains("writing the responses: "), "{said}");
+        assert!(stderr.contains(&format!("[2] POST {bad} -> error: ")), "{said}");
+    });
+}
+
 /// Keep-alive servers that echo each request body after `delay`, counting
 /// the requests under way on all of them at once, and the most there were.
 fn counting_servers(count: usize, delay: Duration) -> (Vec<SocketAddr>, Arc<AtomicUsize>) {

@@ -382,7 +382,9 @@ pub fn main() -> ExitCode {
     // Each response is shown (and its body dropped) as soon as it and those
     // before it are in: many large bodies are not all held until the last.
     let mut failed = false;
-    let mut broken_pipe = false;
+    // The first write to stdout that failed: no response is shown after
+    // it, while failures still are (on stderr).
+    let mut unwritable: Option<std::io::Error> = None;
     let mut out = std::io::stdout().lock();
     edgepoll::send_all_each(&requests, timeout, &client, |i, result| {
         let request = &requests[i];
@@ -397,7 +399,7 @@ pub fn main() -> ExitCode {
             }
         });
         let written = match result {
-            _ if broken_pipe => Ok(()),
+            Ok(_) if unwritable.is_some() => Ok(()),
             Ok(response) => writeln!(out, "{tag} -> {}", status_line(&response))
                 .and_then(|_| match include {
                     true => write_fields(&mut out, &response),
@@ -419,12 +421,18 @@ pub fn main() -> ExitCode {
                 Ok(())
             }
         };
-        broken_pipe |= written.is_err();
+        if let Err(e) = written {
+            unwritable.get_or_insert(e);
+        }
     });
-    if broken_pipe {
+    let flushed = out.flush();
+    if let Some(e) = unwritable.or(flushed.err()) {
+        // A reader that went away (`| head`) is no failure to tell of.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("nonblock_http_client: writing the responses: {e}");
+        }
         return ExitCode::FAILURE;
     }
-    let _ = out.flush();
     if failed {
         ExitCode::FAILURE
     } else {
