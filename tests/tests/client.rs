@@ -437,7 +437,10 @@ fn a_failed_write_to_stdout_is_told_and_later_failures_still_are() {
         let said = format!("{}: {stderr}", rt.name());
         assert_eq!(out.status.code(), Some(1), "{said}");
         assert!(stderr.contains("writing the responses: "), "{said}");
-        assert!(stderr.contains(&format!("[2] POST {bad} -> error: ")), "{said}");
+        assert!(
+            stderr.contains(&format!("[2] POST {bad} -> error: ")),
+            "{said}"
+        );
     });
 }
 
@@ -1160,5 +1163,13 @@ fn a_request_names_its_user_agent_and_frames_only_what_it_may_carry() {
         assert_eq!(named.matches("user-agent").count(), 1, "{name}: {named}");
         let unnamed = head(&["-H", "User-Agent:"]);
         assert!(!unnamed.contains("user-agent"), "{name}: {unnamed}");
+        // As curl reads them: `Name:` sends none (nor -d's default type,
+        // where an empty field went), `Name;` an empty one.
+        let untyped = head(&["-d", "x", "-H", "Content-Type:", "-H", "Accept:"]);
+        assert!(!untyped.contains("content-type"), "{name}: {untyped}");
+        assert!(!untyped.contains("accept"), "{name}: {untyped}");
+        let empty = head(&["-H", "X-Empty;", "-H", "Accept ;"]);
+        assert!(empty.contains("\r\nx-empty: \r\n"), "{name}: {empty}");
+        assert!(empty.contains("\r\naccept: \r\n"), "{name}: {empty}");
     });
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 struct Options {
     method: Option<String>,
     data: Option<Vec<u8>>,
-    headers: Vec<(String, String)>,
+    /// `-H` fields as given; `None`: `Name:`, which sends none (nor the
+    /// client's own field of that name).
+    headers: Vec<(String, Option<String>)>,
     timeout: Duration,
     urls: Vec<String>,
     /// Write the body here as it arrives instead of to stdout.
@@ -93,16 +95,24 @@ fn parse_args() -> Result<Option<Options>, String> {
             "--data-binary" => options.data = Some(data(&value()?, false)?),
             "-H" | "--header" => {
                 let line = value()?;
-                let (name, v) = line
-                    .split_once(':')
-                    .ok_or(format!("header {line:?} needs 'Name: value'"))?;
                 // Only spaces and tabs around them: a CR or LF at a value's
                 // end is refused with the rest, not quietly dropped.
                 let blank = |c: char| c == ' ' || c == '\t';
-                options.headers.push((
-                    name.trim_matches(blank).to_string(),
-                    v.trim_matches(blank).to_string(),
-                ));
+                // As curl reads them: `Name:` sends none, `Name;` an
+                // empty one.
+                let (name, v) = match line.split_once(':') {
+                    Some((name, v)) => match v.trim_matches(blank) {
+                        "" => (name, None),
+                        v => (name, Some(v.to_string())),
+                    },
+                    None => match line.trim_end_matches(blank).strip_suffix(';') {
+                        Some(name) => (name, Some(String::new())),
+                        None => return Err(format!("header {line:?} needs 'Name: value'")),
+                    },
+                };
+                options
+                    .headers
+                    .push((name.trim_matches(blank).to_string(), v));
             }
             "--timeout" => {
                 let v = value()?;
@@ -243,15 +253,14 @@ fn build(options: &Options) -> Result<Vec<ClientRequest>, String> {
                 request = request.body(data.clone());
             }
             // Who asks (RFC 9110 §10.1.5), as curl says it: unless -H gives
-            // one, or an empty one, which sends none.
+            // one, or `User-Agent:`, which sends none.
             let agent =
                 (options.headers.iter()).find(|(n, _)| n.eq_ignore_ascii_case("user-agent"));
             if agent.is_none() {
                 request = request.header("User-Agent", USER_AGENT);
             }
             for (name, value) in &options.headers {
-                let unsent = value.is_empty() && name.eq_ignore_ascii_case("user-agent");
-                if !unsent {
+                if let Some(value) = value {
                     request = request.header(name, value);
                 }
             }
@@ -307,8 +316,9 @@ Sends every URL at once, each on its own connection, and prints each response.
                          that begins with @ cannot be sent
   --data-binary DATA     the same, but @FILE goes byte for byte
   -H, --header 'N: V'    a header field (repeatable); 'User-Agent: V' replaces
-                         the nonblock_http_client/VERSION sent by default,
-                         'User-Agent:' sends none
+                         the nonblock_http_client/VERSION sent by default, and
+                         'Content-Type: V' -d's; 'N:' sends none (nor the
+                         default), 'N;' sends N empty, as curl does
   --timeout SECS         each request's time from the start (10; a response
                          still coming then is cut about a second later); with -o, the
                          most a download waits for its next byte; its head,
