@@ -8,6 +8,7 @@ use edgepoll_tests::{
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1045,6 +1046,32 @@ fn data_from_a_file_is_sent_as_curl_sends_it() {
         let out = wait_bounded(child, Duration::from_secs(60));
         writer.join().expect("writer");
         refused_saying(rt, &out, "over the 64 MiB");
+        // A file whose size says nothing (a FIFO) is read to the most and
+        // no further. (It was read to its end, however long.)
+        let fifo = dir.join("fifo");
+        let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("a path");
+        // SAFETY: mkfifo reads the NUL-terminated path it is given.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+        let writer = std::thread::spawn(move || {
+            let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(&fifo) else {
+                return 0;
+            };
+            let chunk = vec![b'x'; 1 << 20];
+            (0..80)
+                .take_while(|_| fifo.write_all(&chunk).is_ok())
+                .count()
+        });
+        let at_fifo = format!("@{}", dir.join("fifo").display());
+        let out = run_client_in(rt, &preopen, &["-d", &at_fifo, &url]);
+        // A writer still waiting for a reader (the client never opened the
+        // FIFO) gets one, gone at once: its writes fail, and it ends.
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(dir.join("fifo"));
+        let written = writer.join().expect("writer");
+        refused_saying(rt, &out, "over the 64 MiB");
+        assert!(written < 80, "{}: the FIFO was read to its end", rt.name());
     });
 }
 

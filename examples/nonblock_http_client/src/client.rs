@@ -160,11 +160,17 @@ fn data(value: &str, lines: bool) -> Result<Vec<u8>, String> {
             &mut bytes,
         )
         .and_then(|n| too_large(n as u64)),
+        // Its size first, so a large file is refused before it is read;
+        // read to one byte past the most all the same (a file that grows,
+        // or a FIFO, whose size says nothing).
         _ => std::fs::metadata(path).and_then(|m| {
             too_large(m.len())?;
-            std::fs::File::open(path)
-                .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
-                .map(drop)
+            let file = std::fs::File::open(path)?;
+            let n = std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, MOST_DATA_FILE + 1),
+                &mut bytes,
+            )?;
+            too_large(n as u64)
         }),
     };
     read.map_err(|e| {
