@@ -337,7 +337,8 @@ Sends every URL at once, each on its own connection, and prints each response.
   -i, --include          print each final response's header fields after its
                          status line (not with -o)
   -v, --verbose          tell on stderr what names resolved to and what TLS agreed;
-                         names are looked up first, each within --timeout, before
+                         names are looked up first, each within --timeout (and 5 s
+                         through DNS_SERVER), before
                          the requests look them up again (a name whose answers
                          rotate may then be tried at another address; one that
                          does not resolve takes that time twice)
@@ -360,7 +361,9 @@ held (whole) until that one is printed. A reader of stdout slower than
 
 URLs are http:// or https://; redirects are not followed. Without a URL, two
 POSTs go to http://127.0.0.1:1234/. Names go to the DNS server in DNS_SERVER
-(ip:port) when it is set, else to the runtime's resolver. Exits 0 when every
+(ip:port) when it is set, within 5 s, else to the runtime's resolver, whose
+lookups block the client for as long as that resolver waits (its own
+timeouts: --timeout cannot cut them short), each name once. Exits 0 when every
 request got a response (with -o: a 2xx or a 304), 1 otherwise, 2 on bad
 arguments (a DNS_SERVER that is no address among them).";
 
