@@ -200,7 +200,7 @@ impl Handler {
     /// A request that made no such offer, or a head that is not a 101, is
     /// refused with `Gone` and nothing changes. A 101 without an `Upgrade`
     /// field naming the protocol (RFC 9110 §7.8) is answered by a 500
-    /// instead, as it would be from [`Service::call`](super::Service::call).
+    /// instead, as it would be from [`Service::call`](crate::http::Service::call).
     ///
     /// ```
     /// use edgepoll::http::{Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode};
