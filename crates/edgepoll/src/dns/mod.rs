@@ -177,7 +177,7 @@ impl std::error::Error for ResolveError {}
 /// The DNS server named by the `DNS_SERVER` environment variable
 /// (`ip:port`, `[ipv6]:port`, or an IP alone for port 53; an IPv6 address
 /// alone that reads as an address and a port, `::1:5353`, is refused): `Ok(None)` when it is unset,
-/// `Err` with a message when it is not an address.
+/// `Err` with a message when it is not an address (or names port 0).
 ///
 /// ```
 /// // Unset in doctests: names go to the system's resolver.
@@ -203,6 +203,8 @@ fn parse_server(value: &str) -> Result<SocketAddr, String> {
             SocketAddr::V6(v6) if v6.scope_id() != 0 => Err(format!(
                 "DNS_SERVER={value:?}: an IPv6 zone cannot be given to WasmEdge's sockets"
             )),
+            // No server listens there: every lookup would fail as it went.
+            _ if addr.port() == 0 => Err(format!("DNS_SERVER={value:?}: port 0 is no port")),
             _ => Ok(addr),
         };
     }

@@ -694,6 +694,12 @@ fn dns_server_is_ip_and_port_or_an_ip_alone() {
         Ok("[::1]:5353".parse().unwrap())
     );
     assert!(parse_server("[fe80::1%2]:53").unwrap_err().contains("zone"));
+    for no_port in ["127.0.0.1:0", "[::1]:0"] {
+        assert!(
+            parse_server(no_port).unwrap_err().contains("port 0"),
+            "{no_port}"
+        );
+    }
     // A last group that cannot be a port, or a head that is no address.
     for plain in ["2001:db8::53", "::1", "fd00::abcd", "1:2:3:4:5:6:7:8"] {
         assert!(parse_server(plain).is_ok(), "{plain}");
