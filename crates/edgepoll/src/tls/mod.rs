@@ -125,8 +125,13 @@ impl From<rustls::Error> for TlsError {
             E::InvalidCertificate(cert) => TlsError::Certificate(match cert {
                 C::UnknownIssuer => "unknown issuer (not signed by a trusted CA)".into(),
                 C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
-                    // A few: a certificate may name hundreds.
-                    let shown: Vec<&str> = presented.iter().take(4).map(|n| bare_name(n)).collect();
+                    // A few: a certificate may name hundreds. Escaped:
+                    // webpki gives a name's bytes as they came, and a
+                    // private CA's certificate must not write a log line
+                    // or a terminal's escapes.
+                    let shown: Vec<String> = (presented.iter().take(4))
+                        .map(|n| subject::printable(bare_name(n)))
+                        .collect();
                     let mut names = shown.join(", ");
                     if presented.len() > 4 {
                         names += &format!(" and {} more", presented.len() - 4);
@@ -254,5 +259,11 @@ mod tests {
             "{many}"
         );
         assert!(mismatch(&[]).ends_with("not valid for this host name"));
+        // Control and bidirectional characters escaped, as in a subject.
+        let hostile = mismatch(&["DnsName(\"a\nb\u{1b}[31m\u{202e}c\")"]);
+        assert!(
+            hostile.ends_with("(it is for a\\nb\\u{1b}[31m\\u{202e}c)"),
+            "{hostile}"
+        );
     }
 }

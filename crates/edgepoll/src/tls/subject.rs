@@ -74,7 +74,7 @@ fn any_string(der: &[u8]) -> Option<String> {
 
 /// `text` with its control characters escaped, and the format characters
 /// that reorder or hide text (bidirectional controls, zero-width ones).
-fn printable(text: &str) -> String {
+pub(super) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let hides = matches!(
