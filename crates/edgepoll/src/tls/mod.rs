@@ -157,6 +157,11 @@ impl From<rustls::Error> for TlsError {
                 }
                 other => format!("{other:?}"),
             }),
+            // A server that speaks only h2 says so by this alert (rustls's
+            // own `NoApplicationProtocol` is a server's error only).
+            E::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
+                TlsError::Protocol(NO_HTTP11.into())
+            }
             E::AlertReceived(alert) => TlsError::Alert(format!("{alert:?}")),
             // The first bytes of a plain HTTP server's answer, say.
             E::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
@@ -168,13 +173,16 @@ impl From<rustls::Error> for TlsError {
             }
             E::PeerIncompatible(why) => TlsError::Protocol(format!("incompatible peer: {why:?}")),
             E::PeerMisbehaved(why) => TlsError::Protocol(format!("peer misbehaved: {why:?}")),
-            E::NoApplicationProtocol => {
-                TlsError::Protocol("the server offers no http/1.1 (ALPN)".into())
-            }
+            E::NoApplicationProtocol => TlsError::Protocol(NO_HTTP11.into()),
             other => TlsError::Protocol(other.to_string()),
         }
     }
 }
+
+/// A server that takes no connection for http/1.1, the one protocol the
+/// client offers by ALPN.
+#[cfg(feature = "tls")]
+const NO_HTTP11: &str = "the server offers no http/1.1 (ALPN)";
 
 /// A name webpki presents as its debug form (`DnsName("a.test")`,
 /// `IpAddress(127.0.0.1)`), as written.
@@ -259,6 +267,12 @@ mod tests {
             "{many}"
         );
         assert!(mismatch(&[]).ends_with("not valid for this host name"));
+        // An h2-only server's alert says what it means.
+        let alert = E::AlertReceived(rustls::AlertDescription::NoApplicationProtocol);
+        assert_eq!(
+            TlsError::from(alert).to_string(),
+            "TLS protocol error: the server offers no http/1.1 (ALPN)"
+        );
         // Control and bidirectional characters escaped, as in a subject.
         let hostile = mismatch(&["DnsName(\"a\nb\u{1b}[31m\u{202e}c\")"]);
         assert!(
