@@ -21,9 +21,11 @@
 //!   reads `HTTP_CLIENT_IP` before `X-Forwarded-For`) and the scheme claims
 //!   `Front-End-Https` and `X-Url-Scheme`.
 //! - A field that `Connection` names is dropped even if the proxy would
-//!   otherwise read it (`Via`, `X-Forwarded-*`, `Max-Forwards`); `Host` and
-//!   the framing fields, which the proxy writes itself, are not read from
-//!   the copy anyway.
+//!   otherwise read it (`Via`, `X-Forwarded-*`, `Max-Forwards`); the
+//!   framing fields, which the proxy writes itself, are not read from the
+//!   copy anyway. `Host` is read all the same (as `X-Forwarded-Host`): it
+//!   names what was asked for (RFC 9112 §3.2), which no `Connection` takes
+//!   back; and a `Via` that shows this proxy is a loop (508) all the same.
 //! - `Max-Forwards` on TRACE and OPTIONS counts down as RFC 9110 §7.6.2 says
 //!   (at 0 the proxy answers itself: see [`max_forwards`]); on other methods
 //!   it passes as it came.
