@@ -361,7 +361,7 @@ held (whole) until that one is printed. A reader of stdout slower than
 
 URLs are http:// or https://; redirects are not followed. Without a URL, two
 POSTs go to http://127.0.0.1:1234/. Names go to the DNS server in DNS_SERVER
-(ip:port) when it is set, within 5 s, else to the runtime's resolver, whose
+(ip:port, or an IP for port 53) when it is set, within 5 s, else to the runtime's resolver, whose
 lookups block the client for as long as that resolver waits (its own
 timeouts: --timeout cannot cut them short), each name once. Exits 0 when every
 request got a response (with -o: a 2xx or a 304), 1 otherwise, 2 on bad

@@ -13,8 +13,9 @@ usage: proxy --listen ADDR --upstream ADDR [--upstream ADDR]... [OPTIONS]
   --upstream ADDR        a server to forward to: host:port, a host (port 80)
                          or http[s]://host:port; repeat for more (up to
                          64). A name is resolved as requests go to it:
-                         through the DNS server in DNS_SERVER (ip:port;
-                         anything else is a mistake, exit 2) without
+                         through the DNS server in DNS_SERVER (ip:port,
+                         or an IP for port 53; anything else is a
+                         mistake, exit 2) without
                          blocking, kept for its TTL, or else through the
                          runtime
   --timeout SECS         longest silence from an upstream while a request
