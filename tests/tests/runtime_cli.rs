@@ -448,6 +448,44 @@ fn memory_page_limit_holds_the_guest_to_its_pages_as_on_wasmedge() {
     });
 }
 
+/// A grow refused for `--memory-page-limit` is told on stderr, and a
+/// stderr that takes no more (its reader gone) changes nothing: the guest
+/// that cannot start fails with exit 1, as it does on WasmEdge. (The host's
+/// `eprintln!` panicked under the guest's grow: exit 101, or under
+/// `--instances` a fault of the host's own.)
+#[test]
+fn a_page_limit_refusal_on_a_stderr_nobody_reads_is_no_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut ends = [0; 2];
+    // SAFETY: pipe writes two descriptors into `ends`, each owned below.
+    assert_eq!(unsafe { libc::pipe(ends.as_mut_ptr()) }, 0, "pipe");
+    // SAFETY: both are open and owned by nothing else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    drop(read);
+    let child = Command::new(host_bin())
+        .args(["--memory-page-limit", "1"])
+        .arg(wasm("conformance_guest"))
+        .arg("exit")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(write))
+        .spawn()
+        .expect("edgepoll-host starts");
+    let out = edgepoll_tests::wait_bounded(child, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(1), "{:?}", out.status);
+    let out = Command::new(host_bin())
+        .args(["--memory-page-limit", "1"])
+        .arg(wasm("conformance_guest"))
+        .arg("exit")
+        .output_within();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let told = stderr.lines().any(|line| {
+        line.starts_with("edgepoll-host: memory grow to ")
+            && line.ends_with(" pages refused: over --memory-page-limit 1")
+    });
+    assert!(told, "{stderr}");
+}
+
 /// A guest that opens its read-only directory again, asking for every
 /// right, still cannot create, link, rename or remove a name below it on
 /// edgepoll-host. WasmEdge 0.14 lets it (its read-only preopen passes those

@@ -65,6 +65,11 @@ impl wasmtime::ResourceLimiter for MemoryReport {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // The module's own maximum first, and silently, as WasmEdge's
+        // `growPage` refuses it before its page limit.
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
         let limit = self
             .max_bytes
             .map_or(MOST_GUEST_BYTES, |l| l.min(MOST_GUEST_BYTES));
@@ -72,8 +77,10 @@ impl wasmtime::ResourceLimiter for MemoryReport {
             // As WasmEdge says each one under its page limit (on stdout,
             // with its log's prefix): an operator learns why the guest
             // ran short. Without the option, a failed grow is silent on both.
+            // Never `eprintln!`, which panics on a stderr that takes no
+            // more (a reader gone), under the guest's `memory.grow`.
             if let Some(line) = self.refusal(desired) {
-                eprintln!("{line}");
+                crate::output::say(&line);
             }
             return Ok(false);
         }
@@ -118,7 +125,7 @@ impl MemoryReport {
         let max = self.max_bytes.filter(|&max| max < MOST_GUEST_BYTES)?;
         let pages = (desired as u64).div_ceil(65536);
         Some(format!(
-            "edgepoll-host: memory grow to {pages} pages refused: over --memory-page-limit {}",
+            "memory grow to {pages} pages refused: over --memory-page-limit {}",
             max / 65536
         ))
     }
@@ -155,9 +162,11 @@ mod tests {
         // WasmEdge says nothing without its page limit.
         assert_eq!(
             capped.refusal((1 << 20) + 65536).as_deref(),
-            Some("edgepoll-host: memory grow to 17 pages refused: over --memory-page-limit 16")
+            Some("memory grow to 17 pages refused: over --memory-page-limit 16")
         );
         assert_eq!(limits.refusal(most + 65536), None);
+        // Past the module's own maximum: refused, whatever the limit.
+        assert!(!limits.memory_growing(0, 2 << 16, Some(1 << 16)).unwrap());
     }
 
     #[test]
