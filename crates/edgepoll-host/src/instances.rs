@@ -11,7 +11,8 @@
 //!   requests) at once, if it ran a second or more (one that ends sooner
 //!   waits as a failed one does, without being given up);
 //! - one that traps or exits with another code after a pause that doubles
-//!   with each failure in a row (100 ms up to 2 s). Five failures in a row,
+//!   with each failure in a row (100 ms up to 2 s; a run of [`HEALTHY`] or
+//!   a clean exit starts it over). Five failures in a row,
 //!   each within a second of starting (a guest that cannot bind its port,
 //!   or traps at start), make the host give up: a clear message and exit
 //!   code 1, rather than restarting forever.
@@ -94,6 +95,9 @@ fn catch_signals() {
 /// [`QUICK`] of starting, is not started again.
 const GIVE_UP_AFTER: u32 = 5;
 const QUICK: Duration = Duration::from_secs(1);
+/// A run this long ends a series of failures: the next one pauses the
+/// first pause again.
+const HEALTHY: Duration = Duration::from_secs(10);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 
@@ -291,7 +295,7 @@ fn keep_running(
         Some(number) => format!("instance {number}"),
         None => "the instance".to_string(),
     };
-    let (mut quick_failures, mut quick_exits) = (0, 0);
+    let mut ends = Ends::default();
     loop {
         if STOPPING.load(Ordering::SeqCst) {
             // Stopped while it paused: it does not start again.
@@ -328,43 +332,84 @@ fn keep_running(
             }
             return Report::Ended(code);
         }
+        let served = accepted() != accepted_before;
+        match ends.ended(code, started.elapsed(), served) {
+            Next::Start(Duration::ZERO) => {
+                crate::output::say(&format!("{what}; starting it again"));
+            }
+            Next::Start(pause) => {
+                crate::output::say(&format!("{what}; starting it again in {pause:?}"));
+                sleep_unless_stopped(pause);
+            }
+            Next::GiveUp(failures) => {
+                return Report::GaveUp(format!(
+                    "{what}; it failed {failures} times in a row within {QUICK:?} of starting: giving up"
+                ));
+            }
+        }
+    }
+}
+
+/// How an instance's runs have ended, for the next start.
+#[derive(Default)]
+struct Ends {
+    /// Clean exits in a row, each within [`QUICK`] of starting.
+    quick_exits: u32,
+    /// Failures in a row, each within [`QUICK`] of starting and before it
+    /// accepted anyone: a start that fails (a port in use, a bad
+    /// argument), which starting again will not mend.
+    quick_failures: u32,
+    /// Failures in a row, however long each ran, since the last run of
+    /// [`HEALTHY`] or more, or the last clean exit: the pause doubles with
+    /// each, so that a guest that one request makes trap cannot be made to
+    /// start again ten times a second.
+    failures: u32,
+}
+
+/// What follows an instance's end.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Start it again after this pause.
+    Start(Duration),
+    /// Give up on it, after this many quick failures.
+    GiveUp(u32),
+}
+
+impl Ends {
+    /// The end of a run with `code`, that `ran` so long and `served` (it
+    /// accepted a connection).
+    fn ended(&mut self, code: i32, ran: Duration, served: bool) -> Next {
+        let quick = ran < QUICK;
         // As the status it becomes: `proc_exit(256)` is a success.
         if code & 0xff == 0 {
             // A clean exit soon after starting waits as a failure would
             // before the next start (without giving up): a guest that ends
             // at once must not spin a core.
-            quick_failures = 0;
-            quick_exits = match started.elapsed() < QUICK {
-                true => quick_exits + 1,
+            (self.quick_failures, self.failures) = (0, 0);
+            self.quick_exits = match quick {
+                true => self.quick_exits + 1,
                 false => 0,
             };
-            if quick_exits == 0 {
-                crate::output::say(&format!("{what}; starting it again"));
-                continue;
-            }
-            let pause = pause_after(quick_exits);
-            crate::output::say(&format!("{what}; starting it again in {pause:?}"));
-            sleep_unless_stopped(pause);
-            continue;
+            return match self.quick_exits {
+                0 => Next::Start(Duration::ZERO),
+                n => Next::Start(pause_after(n)),
+            };
         }
-        quick_exits = 0;
-        // Quick and before accepting anyone: a start that fails (a port in
-        // use, a bad argument), which starting again will not mend. One
-        // that served first (a request that makes it trap, say) is not
+        self.quick_exits = 0;
+        // One that served first (a request that makes it trap, say) is not
         // given up on, nor are the others ended for it.
-        let served = accepted() != accepted_before;
-        quick_failures = match started.elapsed() < QUICK && !served {
-            true => quick_failures + 1,
+        self.quick_failures = match quick && !served {
+            true => self.quick_failures + 1,
             false => 0,
         };
-        if quick_failures >= GIVE_UP_AFTER {
-            return Report::GaveUp(format!(
-                "{what}; it failed {quick_failures} times in a row within {QUICK:?} of starting: giving up"
-            ));
+        if self.quick_failures >= GIVE_UP_AFTER {
+            return Next::GiveUp(self.quick_failures);
         }
-        let pause = pause_after(quick_failures);
-        crate::output::say(&format!("{what}; starting it again in {pause:?}"));
-        sleep_unless_stopped(pause);
+        self.failures = match ran >= HEALTHY {
+            true => 1,
+            false => self.failures + 1,
+        };
+        Next::Start(pause_after(self.failures))
     }
 }
 
@@ -423,9 +468,10 @@ fn share_of(soft: usize, count: usize) -> Result<usize, String> {
     Ok((soft.saturating_sub(reserve) / count).max(LEAST_SHARE))
 }
 
-/// The pause before the next start after `quick` quick ends in a row.
-fn pause_after(quick: u32) -> Duration {
-    let doublings = quick.saturating_sub(1).min(16);
+/// The pause before the next start after `ends` ends in a row (quick
+/// clean exits, or failures).
+fn pause_after(ends: u32) -> Duration {
+    let doublings = ends.saturating_sub(1).min(16);
     (FIRST_PAUSE * 2u32.pow(doublings)).min(LONGEST_PAUSE)
 }
 
@@ -438,6 +484,33 @@ mod tests {
         assert_eq!(pause_after(1), FIRST_PAUSE);
         assert_eq!(pause_after(2), FIRST_PAUSE * 2);
         assert_eq!(pause_after(1000), LONGEST_PAUSE);
+    }
+
+    /// The pause doubles with every failure in a row, quick or not (a
+    /// guest that each request makes trap restarted every 100 ms), and
+    /// starts over after a healthy run or a clean exit; only quick failures
+    /// before serving anyone give up.
+    #[test]
+    fn failures_in_a_row_double_the_pause_whatever_they_ran() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        let mut ends = Ends::default();
+        let pauses: Vec<Next> = (0..6).map(|_| ends.ended(134, s(2), true)).collect();
+        let want = [100, 200, 400, 800, 1600, 2000].map(|n| Next::Start(ms(n)));
+        assert_eq!(pauses, want);
+        // A healthy run, then a failure: the first pause again.
+        assert_eq!(ends.ended(134, HEALTHY, true), Next::Start(FIRST_PAUSE));
+        assert_eq!(ends.ended(134, s(2), true), Next::Start(ms(200)));
+        // A clean exit after a second or more: at once, and the count
+        // starts over.
+        assert_eq!(ends.ended(0, s(2), true), Next::Start(Duration::ZERO));
+        assert_eq!(ends.ended(1, s(2), false), Next::Start(FIRST_PAUSE));
+        // Quick failures before serving anyone: given up on at the fifth.
+        let mut ends = Ends::default();
+        for n in 1..GIVE_UP_AFTER {
+            let pause = FIRST_PAUSE * 2u32.pow(n - 1);
+            assert_eq!(ends.ended(1, ms(10), false), Next::Start(pause));
+        }
+        assert_eq!(ends.ended(1, ms(10), false), Next::GiveUp(GIVE_UP_AFTER));
     }
 
     #[test]
