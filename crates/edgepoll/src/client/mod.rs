@@ -315,7 +315,9 @@ impl std::fmt::Display for ClientError {
             ClientError::Abandoned => f.write_str("abandoned: its client is gone"),
             // Named once: most of the TLS layer's messages say TLS already.
             ClientError::Tls(e) | ClientError::TlsHandshake(e) => match e {
-                TlsError::Certificate(_) | TlsError::Reset => write!(f, "TLS: {e}"),
+                TlsError::Certificate(_) | TlsError::Reset | TlsError::Broken(_) => {
+                    write!(f, "TLS: {e}")
+                }
                 _ => write!(f, "{e}"),
             },
         }
@@ -331,6 +333,19 @@ impl ClientError {
         match e.kind() {
             io::ErrorKind::ConnectionRefused => ClientError::Refused,
             _ => ClientError::Connect(e),
+        }
+    }
+
+    /// A connection that broke off during its TLS handshake as the client
+    /// reports it: the handshake's failure, so that a forwarder knows that
+    /// nothing of the request went (rustls holds it until the handshake is
+    /// over), whatever broke the connection (a reset, a timeout of the
+    /// kernel's, an unreachable host).
+    pub(crate) fn in_handshake(self) -> Self {
+        match self {
+            ClientError::Reset => ClientError::TlsHandshake(TlsError::Reset),
+            ClientError::Io(e) => ClientError::TlsHandshake(TlsError::Broken(e.to_string())),
+            other => other,
         }
     }
 
@@ -438,6 +453,31 @@ mod said {
             said(ClientError::TlsHandshake(TlsError::Reset)),
             "TLS: the connection was reset during the handshake"
         );
+    }
+
+    /// Whatever broke a connection in its handshake is the handshake's
+    /// failure, which a forwarder may try elsewhere: a reset was, and any
+    /// other error of the socket (it was `Io`, not retried).
+    #[test]
+    fn a_connection_broken_in_its_handshake_is_the_handshakes_failure() {
+        let reset = ClientError::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(matches!(
+            reset.in_handshake(),
+            ClientError::TlsHandshake(TlsError::Reset)
+        ));
+        let lost = ClientError::from(io::Error::from(io::ErrorKind::TimedOut));
+        let lost = lost.in_handshake();
+        assert!(matches!(
+            lost,
+            ClientError::TlsHandshake(TlsError::Broken(_))
+        ));
+        assert!(lost
+            .to_string()
+            .starts_with("TLS: the connection failed during the handshake: "));
+        assert!(matches!(
+            ClientError::Closed.in_handshake(),
+            ClientError::Closed
+        ));
     }
 }
 

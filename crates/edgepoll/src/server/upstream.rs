@@ -556,13 +556,11 @@ fn tls_fault(tls: &Option<Box<TlsSession>>) -> ClientError {
 }
 
 /// What a connection that broke off with `error` reports: in the TLS
-/// handshake a reset is the handshake's failure, so that a forwarder knows
-/// nothing of the request went.
+/// handshake, the handshake's failure (see `ClientError::in_handshake`).
 fn broke_off(up: &Upstream, error: ClientError) -> ClientError {
-    let handshaking = up.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
-    match error {
-        ClientError::Reset if handshaking => ClientError::TlsHandshake(TlsError::Reset),
-        error => error,
+    match up.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
+        true => error.in_handshake(),
+        false => error,
     }
 }
 

@@ -94,6 +94,9 @@ pub enum TlsError {
     /// The connection was reset during the handshake (by the server, as
     /// a rule).
     Reset,
+    /// The connection failed otherwise during the handshake (the system's
+    /// words: a timeout of the kernel's, an unreachable host).
+    Broken(String),
     /// The handshake did not finish within the connect timeout (counted
     /// from the end of the TCP connect).
     HandshakeTimeout(std::time::Duration),
@@ -108,6 +111,9 @@ impl fmt::Display for TlsError {
             TlsError::Config(what) => write!(f, "TLS setup failed: {what}"),
             TlsError::Truncated => f.write_str("the connection closed in the middle of TLS"),
             TlsError::Reset => f.write_str("the connection was reset during the handshake"),
+            TlsError::Broken(why) => {
+                write!(f, "the connection failed during the handshake: {why}")
+            }
             TlsError::HandshakeTimeout(t) => {
                 write!(f, "no TLS handshake within {:.1} s", t.as_secs_f64())
             }
