@@ -436,28 +436,35 @@ fn answer_over_v6(listener: std::net::TcpListener) -> u16 {
 #[test]
 fn an_address_that_never_answers_leaves_time_for_the_hosts_next_one() {
     use std::os::fd::AsRawFd;
-    let (silent, _queued, listener) = (0..5)
+    let (silent, listener) = (0..5)
         .find_map(|_| {
             let silent = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
             let port = silent.local_addr().ok()?.port();
             let listener = std::net::TcpListener::bind(("::1", port)).ok()?;
             Some((silent, listener))
         })
-        .map(|(silent, listener)| {
-            // SAFETY: listen on a socket `silent` owns, to shorten its queue.
-            let shortened = unsafe { libc::listen(silent.as_raw_fd(), 0) };
-            assert_eq!(shortened, 0, "listen: {}", std::io::Error::last_os_error());
-            let addr = silent.local_addr().expect("address");
-            let queued = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                .expect("the first connection fills the queue");
-            (silent, queued, listener)
-        })
         .expect("a port free on both loopback addresses");
+    // SAFETY: listen on a socket `silent` owns, to shorten its queue.
+    let shortened = unsafe { libc::listen(silent.as_raw_fd(), 1) };
+    assert_eq!(shortened, 0, "listen: {}", std::io::Error::last_os_error());
+    // Connections never accepted fill the queue, however long the kernel
+    // keeps it (a backlog of 1 holds two on Linux): the next connect's SYN
+    // is dropped, which a connect that does not complete shows.
     let addr = silent.local_addr().expect("address");
-    let dropped = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500));
+    let mut queued = Vec::new();
+    let full = (0..8).any(|_| {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(stream) => {
+                queued.push(stream);
+                false
+            }
+            Err(_) => true,
+        }
+    });
     assert!(
-        dropped.is_err(),
-        "127.0.0.1 should drop a connect: {dropped:?}"
+        full,
+        "127.0.0.1 took {} connections, none dropped",
+        queued.len()
     );
     let port = answer_over_v6(listener);
     on_each_runtime(|runtime| {

@@ -93,7 +93,7 @@ impl wasmtime::ResourceLimiter for MemoryReport {
                 let _ = std::fs::rename(&temp, file);
             }
         }
-        Ok(maximum.is_none_or(|max| desired <= max))
+        Ok(true)
     }
 
     /// Tables live in host memory, outside the page limit: past

@@ -323,8 +323,9 @@ Sends every URL at once, each on its own connection, and prints each response.
   --data-binary DATA     the same, but @FILE goes byte for byte
   -H, --header 'N: V'    a header field (repeatable); 'User-Agent: V' replaces
                          the nonblock_http_client/VERSION sent by default, and
-                         'Content-Type: V' -d's; 'N:' sends none (nor the
-                         default), 'N;' sends N empty, as curl does
+                         'Content-Type: V' the type -d sends by default; 'N:'
+                         sends none (nor the default), 'N;' sends N empty, as
+                         curl does
   --timeout SECS         each request's time from the start (10; a response
                          still coming then is cut about a second later); with -o, the
                          most a download waits for its next byte; its head,
@@ -337,8 +338,9 @@ Sends every URL at once, each on its own connection, and prints each response.
   -i, --include          print each final response's header fields after its
                          status line (not with -o)
   -v, --verbose          tell on stderr what names resolved to and what TLS agreed;
-                         names are looked up first, each within --timeout (and 5 s
-                         through DNS_SERVER), before
+                         names are looked up first (through DNS_SERVER each
+                         within --timeout and 5 s; through the runtime's
+                         resolver as long as it takes), before
                          the requests look them up again (a name whose answers
                          rotate may then be tried at another address; one that
                          does not resolve takes that time twice)

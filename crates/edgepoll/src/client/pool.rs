@@ -100,10 +100,11 @@ pub(crate) struct ExchangeState {
     /// this one fails before a byte of the request went (refused,
     /// unreachable, no connection in time), as curl does.
     pub(crate) other_addrs: Vec<IpAddr>,
-    /// While its host's addresses are tried in turn: when the connect
-    /// timeout, which runs from the first attempt, ends (see
-    /// [`attempt_by`](Self::attempt_by)).
-    pub(crate) connect_by: Option<Instant>,
+    /// While its host's addresses are tried in turn: what the attempts
+    /// before left of the connect timeout (see
+    /// [`attempt_by`](Self::attempt_by)); a wait in the queue between two
+    /// attempts is not counted, which the response timeout bounds.
+    pub(crate) connect_left: Option<Duration>,
 }
 
 impl ExchangeState {
@@ -121,29 +122,36 @@ impl ExchangeState {
     }
 
     /// Moves to the host's next address, if [it may](Self::has_next_address),
-    /// from a connect begun at `started` that failed; `timeout`: the
-    /// client's connect timeout, which the attempts share.
-    pub(crate) fn next_address(&mut self, started: Instant, timeout: Duration) -> bool {
+    /// from a connect begun at `started` that failed at `now`; `timeout`:
+    /// the client's connect timeout, which the attempts share.
+    pub(crate) fn next_address(
+        &mut self,
+        started: Instant,
+        now: Instant,
+        timeout: Duration,
+    ) -> bool {
         if !self.has_next_address() {
             return false;
         }
-        self.connect_by = Some(self.connect_by.unwrap_or(started + timeout));
+        let spent = now.saturating_duration_since(started);
+        let left = self.connect_left.unwrap_or(timeout).saturating_sub(spent);
+        self.connect_left = Some(left);
         let ip = self.other_addrs.remove(0);
         self.origin.addr.set_ip(ip);
         true
     }
 
     /// When a connect begun at `started` has waited too long: the connect
-    /// timeout runs from the host's first attempt, and an attempt with
-    /// other addresses behind it gets half the time left, the last all of
-    /// it, as curl shares it. Each its own whole timeout, a first address
-    /// that drops what is sent to it (a dead host, a broken IPv6 route)
-    /// took all of a caller's time before the next was tried.
+    /// timeout is the host's, and an attempt with other addresses behind
+    /// it gets half of what the attempts before left, the last all of it,
+    /// as curl shares it. Each its own whole timeout, a first address that
+    /// drops what is sent to it (a dead host, a broken IPv6 route) took all
+    /// of a caller's time before the next was tried.
     pub(crate) fn attempt_by(&self, started: Instant, timeout: Duration) -> Instant {
-        let by = self.connect_by.unwrap_or(started + timeout);
+        let left = self.connect_left.unwrap_or(timeout);
         match self.has_next_address() {
-            true => started + by.saturating_duration_since(started) / 2,
-            false => by,
+            true => started + left / 2,
+            false => started + left,
         }
     }
 }
@@ -294,7 +302,7 @@ impl Pool {
             answered: false,
             upgrade: request.offers_upgrade(),
             other_addrs: Vec::new(),
-            connect_by: None,
+            connect_left: None,
         });
         self.place(&url.host, exchange, now);
         Ok(id)
@@ -1302,14 +1310,13 @@ mod tests {
         let s = Duration::from_secs;
         assert_eq!(exchange.attempt_by(now, timeout), now + s(4));
         // The first failed at once (refused): half of the 8 s left.
-        assert!(exchange.next_address(now, timeout));
+        assert!(exchange.next_address(now, now, timeout));
         assert_eq!(exchange.attempt_by(now, timeout), now + s(4));
-        // The second timed out: the last has the 4 s left.
-        assert!(exchange.next_address(now, timeout));
-        assert_eq!(exchange.attempt_by(now + s(4), timeout), now + s(8));
-        assert!(!exchange.next_address(now + s(8), timeout));
-        // Past the host's time, an attempt has none.
-        assert_eq!(exchange.attempt_by(now + s(9), timeout), now + s(8));
+        // The second timed out; the last, started after a second in the
+        // queue (not counted), has the 4 s left.
+        assert!(exchange.next_address(now, now + s(4), timeout));
+        assert_eq!(exchange.attempt_by(now + s(5), timeout), now + s(9));
+        assert!(!exchange.next_address(now + s(5), now + s(9), timeout));
     }
 
     /// An address whose connect failed goes after its host's others for
@@ -1400,9 +1407,12 @@ mod tests {
         // Its other addresses are kept for a failed connection.
         let mut first_placed = placed.into_iter().next().expect("placed").0;
         let timeout = Duration::from_secs(5);
-        assert!(!first_placed.next_address(now, timeout), "one address only");
+        assert!(
+            !first_placed.next_address(now, now, timeout),
+            "one address only"
+        );
         first_placed.other_addrs = vec!["10.0.0.8".parse().unwrap()];
-        assert!(first_placed.next_address(now, timeout));
+        assert!(first_placed.next_address(now, now, timeout));
         assert_eq!(first_placed.origin.addr, "10.0.0.8:8080".parse().unwrap());
         // Known now: the next request goes straight to the queue.
         pool.submit(&request("http://api.test:8080/"), now, false)

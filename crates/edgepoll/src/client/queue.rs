@@ -295,7 +295,7 @@ mod tests {
             answered: false,
             upgrade: false,
             other_addrs: Vec::new(),
-            connect_by: None,
+            connect_left: None,
         })
     }
 

@@ -25,6 +25,10 @@ pub(crate) fn start(up: &mut Upstream, mut exchange: Exchange, now: Instant, max
         true => exchange.request.clone(),
         false => std::mem::take(&mut exchange.request),
     };
+    if up.conn.was_reused() {
+        // A connect to come (its retry's) has the whole connect time.
+        exchange.connect_left = None;
+    }
     up.conn.start(
         request,
         exchange.body_out.take(),
@@ -193,7 +197,7 @@ fn finish_connect(
             up.last_progress = now;
             if let Some(exchange) = &mut up.exchange {
                 // Its next connect, if one comes, has a timeout of its own.
-                exchange.connect_by = None;
+                exchange.connect_left = None;
             }
             work.pool.note_reachable(up.origin.addr);
             true
@@ -204,7 +208,7 @@ fn finish_connect(
             if !error.is_local() {
                 work.pool.note_unreachable(up.origin.addr, now);
             }
-            if !try_next_address(up, work) {
+            if !try_next_address(up, now, work) {
                 fail(up, error, work);
             }
             false
@@ -634,12 +638,12 @@ fn end_with(pool: &mut Pool, exchange: &Exchange, error: ClientError) {
 
 /// A connection that never connected: its exchange goes to the host's
 /// next address, if there is one.
-fn try_next_address(up: &mut Upstream, work: &mut Work) -> bool {
+fn try_next_address(up: &mut Upstream, now: Instant, work: &mut Work) -> bool {
     let Some(mut exchange) = up.exchange.take() else {
         return false;
     };
     let timeout = work.pool.options.connect_timeout;
-    if exchange.next_address(up.last_progress, timeout) {
+    if exchange.next_address(up.last_progress, now, timeout) {
         work.slot_of.remove(&exchange.id);
         work.pool.requeue(exchange);
         return true;
@@ -689,11 +693,18 @@ pub(crate) fn handle_timeout(up: &mut Upstream, now: Instant, work: &mut Work) -
         options.response_timeout,
         options.idle_timeout,
     );
-    let (limit, error) = match (&up.exchange, up.connecting) {
-        (_, true) => (connect, Some(ClientError::ConnectTimeout(connect))),
+    let since = up.last_progress;
+    let (deadline, error) = match (&up.exchange, up.connecting) {
+        // Its share of the host's connect time, which the attempts at its
+        // addresses share.
+        (Some(ex), true) => (
+            ex.attempt_by(since, connect),
+            Some(ClientError::ConnectTimeout(connect)),
+        ),
+        (None, true) => (since + connect, Some(ClientError::ConnectTimeout(connect))),
         // The handshake is part of connecting.
         (_, false) if handshaking => (
-            connect,
+            since + connect,
             Some(ClientError::TlsHandshake(TlsError::HandshakeTimeout(
                 connect,
             ))),
@@ -706,19 +717,15 @@ pub(crate) fn handle_timeout(up: &mut Upstream, now: Instant, work: &mut Work) -
         (Some(ex), false) if up.held || up.conn.waits_for_body() && is_piped(work, ex.id) => {
             return None
         }
-        (Some(_), false) => (response, Some(ClientError::Timeout(response))),
-        (None, false) => (idle, None),
-    };
-    let deadline = match (&up.exchange, up.connecting) {
-        (Some(ex), true) => ex.attempt_by(up.last_progress, connect),
-        _ => up.last_progress + limit,
+        (Some(_), false) => (since + response, Some(ClientError::Timeout(response))),
+        (None, false) => (since + idle, None),
     };
     if now < deadline {
         return Some(deadline);
     }
     if up.connecting {
         work.pool.note_unreachable(up.origin.addr, now);
-        if try_next_address(up, work) {
+        if try_next_address(up, now, work) {
             up.expired = true;
             return None;
         }

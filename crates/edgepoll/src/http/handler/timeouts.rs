@@ -262,6 +262,7 @@ impl Handler {
                 self.body_paused = None;
                 let refusal = Refusal(StatusCode::GATEWAY_TIMEOUT, REASON);
                 self.fail_stream(id, refusal, now);
+                // The last slot: nothing after a body still coming is read.
                 break;
             }
             let mut encoded = Vec::new();

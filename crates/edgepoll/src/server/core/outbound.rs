@@ -268,7 +268,7 @@ impl Core {
                             self.work.pool.closed(&origin, usize::MAX);
                             let mut exchange = exchange;
                             let timeout = self.work.pool.options.connect_timeout;
-                            if exchange.next_address(now, timeout) {
+                            if exchange.next_address(now, now, timeout) {
                                 self.work.pool.requeue(exchange);
                             } else {
                                 self.work.pool.fail(id, ClientError::connecting(e));
