@@ -1295,9 +1295,9 @@ mod tests {
         pool.take_resolved(now);
     }
 
-    /// The connect timeout is the host's, from its first attempt: an
-    /// attempt with addresses behind it waits half of what is left, the
-    /// last all the rest, however long each attempt before took.
+    /// The connect timeout is the host's: an attempt with addresses behind
+    /// it waits half of what the attempts before left, the last all of it;
+    /// a wait in the queue between two attempts is not counted.
     #[test]
     fn a_hosts_addresses_share_its_connect_timeout() {
         let now = Instant::now();
