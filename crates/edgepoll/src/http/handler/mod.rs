@@ -1131,12 +1131,7 @@ impl Handler {
             status: Some(status),
             reason,
         });
-        let mut body = String::with_capacity(reason.len() + 1);
-        body.push_str(reason);
-        body.push('\n');
-        let response = Response::new(status)
-            .header("Content-Type", "text/plain")
-            .body(body);
+        let response = plain_answer(status, reason);
         if self.waiting.is_empty() {
             response.encode(self.output.buffer(), KeepAlive::No, head_only);
         } else {
@@ -1156,6 +1151,17 @@ impl Handler {
             });
         }
     }
+}
+
+/// The handler's own answer (a refusal, a 504): its reason as a line of
+/// text, which is also what the log's incident says.
+fn plain_answer(status: StatusCode, reason: &str) -> Response<'static> {
+    let mut body = String::with_capacity(reason.len() + 1);
+    body.push_str(reason);
+    body.push('\n');
+    Response::new(status)
+        .header("Content-Type", "text/plain")
+        .body(body)
 }
 
 /// A line end or two after a request's body, as some clients send (RFC

@@ -2,12 +2,12 @@
 //! piece, paused, and broken off.
 
 use super::streamed::stream_in;
-use super::{Framing, Handler, Incident, Refusal, State, FRAMING_KEPT_UP_TO};
+use super::{plain_answer, Framing, Handler, Incident, Refusal, State, FRAMING_KEPT_UP_TO};
 use crate::http::body::{BodyError, Incoming};
 use crate::http::chunked::ChunkedError;
 use crate::http::input::InputBuffer;
 use crate::http::response::KeepAlive;
-use crate::http::{Dispatch, RequestId, Response, StatusCode};
+use crate::http::{Dispatch, RequestId, StatusCode};
 use std::time::Instant;
 
 impl Handler {
@@ -110,14 +110,8 @@ impl Handler {
             return;
         };
         let mut encoded = Vec::new();
-        let mut body = String::with_capacity(reason.len() + 1);
-        body.push_str(reason);
-        body.push('\n');
         let head_only = self.waiting[at].head_only;
-        Response::new(status)
-            .header("Content-Type", "text/plain")
-            .body(body)
-            .encode(&mut encoded, KeepAlive::No, head_only);
+        plain_answer(status, reason).encode(&mut encoded, KeepAlive::No, head_only);
         self.waiting[at].ready = Some((encoded, false));
         self.abandoned.push(id);
         self.incident = Some(Incident {

@@ -1,10 +1,10 @@
 //! Deadlines: when the loop must look again, and what a passed one does
 //! (408, 504, a quiet close), and buffers freed on an idle connection.
 
-use super::{is_stray_line_end, Handler, Incident, Refusal, State};
+use super::{is_stray_line_end, plain_answer, Handler, Incident, Refusal, State};
 use crate::http::body::BodyError;
 use crate::http::input::InputBuffer;
-use crate::http::{RequestId, Response, StatusCode};
+use crate::http::{RequestId, StatusCode};
 use std::time::Instant;
 
 impl Handler {
@@ -266,16 +266,16 @@ impl Handler {
                 break;
             }
             let mut encoded = Vec::new();
-            let reason = REASON;
-            let keep_alive = Response::new(StatusCode::GATEWAY_TIMEOUT)
-                .header("Content-Type", "text/plain")
-                .body(&b"no response within the respond timeout\n"[..])
-                .encode(&mut encoded, allowed, slot.head_only);
+            let keep_alive = plain_answer(StatusCode::GATEWAY_TIMEOUT, REASON).encode(
+                &mut encoded,
+                allowed,
+                slot.head_only,
+            );
             slot.ready = Some((encoded, keep_alive));
             self.abandoned.push(slot.id);
             self.incident = Some(Incident {
                 status: Some(StatusCode::GATEWAY_TIMEOUT),
-                reason,
+                reason: REASON,
             });
             self.restart_clock(now);
         }
