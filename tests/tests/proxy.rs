@@ -165,6 +165,69 @@ fn hop_by_hop_fields_stay_behind_and_via_and_x_forwarded_are_set() {
     });
 }
 
+/// A client over IPv6 is named as its address in `X-Forwarded-For`
+/// (unbracketed, as nginx's `$proxy_add_x_forwarded_for`). Behind
+/// `--trust-forwarded` the incoming claims are kept: the client's address
+/// goes at the end of the incoming chain, the incoming `-Proto` and
+/// `-Host` stand, and the other claims (`Forwarded`, `X-Real-IP`) pass;
+/// without it they all stay behind.
+#[test]
+fn an_ipv6_client_is_named_and_trusted_claims_are_kept() {
+    on_each_runtime(|runtime| {
+        let reflect = NativeUpstream::start(Behaviour::Reflect);
+        let upstream = reflect.addr.to_string();
+        let start = |trust: &[&str]| {
+            let mut command = runtime.command(&wasm("proxy"));
+            command.args(["--listen", "[::1]:0", "--upstream", &upstream]);
+            command.args(trust);
+            start_command(command)
+        };
+        let claims = "GET /c HTTP/1.1\r\nHost: site.test\r\nX-Forwarded-For: 6.6.6.6, 7.7.7.7\r\n\
+             X-Forwarded-Proto: https\r\nX-Forwarded-Host: asked.test\r\nX-Real-IP: 6.6.6.6\r\n\
+             Forwarded: for=6.6.6.6\r\n\r\n";
+        let trusting = start(&["--trust-forwarded"]);
+        assert!(trusting.addr.is_ipv6(), "{}", trusting.addr);
+        let (head, body) = ask(&trusting, claims);
+        assert_eq!(status(&head), 200, "{} {head}", runtime.name());
+        let seen = String::from_utf8(body).expect("text");
+        let forwarded_for = field(&seen, "x-forwarded-for");
+        assert_eq!(forwarded_for, Some("6.6.6.6, 7.7.7.7, ::1"), "{seen}");
+        assert_eq!(field(&seen, "x-forwarded-proto"), Some("https"), "{seen}");
+        assert_eq!(
+            field(&seen, "x-forwarded-host"),
+            Some("asked.test"),
+            "{seen}"
+        );
+        assert_eq!(field(&seen, "x-real-ip"), Some("6.6.6.6"), "{seen}");
+        assert_eq!(field(&seen, "forwarded"), Some("for=6.6.6.6"), "{seen}");
+        // With no chain, the client's address alone.
+        let (_, body) = ask(&trusting, "GET /n HTTP/1.1\r\nHost: site.test\r\n\r\n");
+        let seen = String::from_utf8(body).expect("text");
+        assert_eq!(field(&seen, "x-forwarded-for"), Some("::1"), "{seen}");
+        assert_eq!(field(&seen, "x-forwarded-proto"), Some("http"), "{seen}");
+        assert_eq!(
+            field(&seen, "x-forwarded-host"),
+            Some("site.test"),
+            "{seen}"
+        );
+        drop(trusting);
+        let doubting = start(&[]);
+        let (head, body) = ask(&doubting, claims);
+        assert_eq!(status(&head), 200, "{} {head}", runtime.name());
+        let seen = String::from_utf8(body).expect("text");
+        assert_eq!(field(&seen, "x-forwarded-for"), Some("::1"), "{seen}");
+        assert_eq!(field(&seen, "x-forwarded-proto"), Some("http"), "{seen}");
+        assert_eq!(
+            field(&seen, "x-forwarded-host"),
+            Some("site.test"),
+            "{seen}"
+        );
+        for gone in ["6.6.6.6", "asked.test", "https"] {
+            assert!(!seen.contains(gone), "{gone} reached the upstream: {seen}");
+        }
+    });
+}
+
 /// A loop of proxies (each the other's upstream; one could as well be the
 /// proxy itself under a name or address it cannot tell for its own) is
 /// stopped at its first turn: the proxy that finds its own name in a
@@ -1119,6 +1182,84 @@ fn nginx_and_the_echo_server_behind_the_proxy() {
         assert_eq!(
             (status(&head), body.as_slice()),
             (200, &b"hello"[..]),
+            "{head}"
+        );
+    });
+}
+
+/// Answers that have no body whatever their fields say (a 304, a 204, the
+/// answer to a HEAD: RFC 9112 §6.3) pass through the proxy as heads alone,
+/// with their validators, and the kept connection carries the next
+/// answer intact after each: no body read from the upstream that was not
+/// there, none (not even a last chunk) written to the client.
+#[test]
+fn bodiless_answers_from_nginx_keep_the_connection_in_step() {
+    on_each_runtime(|runtime| {
+        let nginx = Nginx::start("location = /none { return 204; }");
+        std::fs::write(nginx.root.join("small.txt"), b"small\n").expect("write small");
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(nginx.root.join("big.bin"), &big).expect("write big");
+        let proxy = start_proxy(runtime, &[nginx.url()], &[]);
+        let mut stream = connect(proxy.addr);
+        let (head, body) = ask_on(&mut stream, "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            (status(&head), body.as_slice()),
+            (200, &b"small\n"[..]),
+            "{head}"
+        );
+        let etag = field(&head, "etag").expect("nginx's ETag").to_string();
+        let modified = field(&head, "last-modified")
+            .expect("Last-Modified")
+            .to_string();
+        let bodiless = |stream: &mut std::net::TcpStream, request: String, code: u16| {
+            stream.write_all(request.as_bytes()).expect("send");
+            let head = read_head(stream);
+            assert_eq!(
+                status(&head),
+                code,
+                "{} {request:?}: {head}",
+                runtime.name()
+            );
+            assert_eq!(field(&head, "transfer-encoding"), None, "{head}");
+            head
+        };
+        let unchanged =
+            format!("GET /small.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n");
+        let head = bodiless(&mut stream, unchanged, 304);
+        assert_eq!(field(&head, "etag"), Some(etag.as_str()), "{head}");
+        let since =
+            format!("GET /small.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {modified}\r\n\r\n");
+        let head = bodiless(&mut stream, since, 304);
+        assert_eq!(
+            field(&head, "last-modified"),
+            Some(modified.as_str()),
+            "{head}"
+        );
+        let head = bodiless(
+            &mut stream,
+            "GET /none HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+            204,
+        );
+        assert_eq!(field(&head, "content-length"), None, "{head}");
+        let head = bodiless(
+            &mut stream,
+            "HEAD /big.bin HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+            200,
+        );
+        assert_eq!(field(&head, "content-length"), Some("1000000"), "{head}");
+        // Had a byte of body (or a last chunk) followed any of them, this
+        // answer would not start where it should.
+        let (head, body) = ask_on(&mut stream, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status(&head), 200, "{head}");
+        assert!(
+            body == big,
+            "big.bin came back changed ({} bytes)",
+            body.len()
+        );
+        let (head, body) = ask_on(&mut stream, "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            (status(&head), body.as_slice()),
+            (200, &b"small\n"[..]),
             "{head}"
         );
     });
