@@ -130,8 +130,10 @@ def across_cores():
         return None
     backend, proxy = run.aot(CPU_SERVER), run.aot(PROXY)
     ports = [run.free_port(), run.free_port()]
-    backends = [run.Process(["wasmedge", str(backend), f"127.0.0.1:{p}", "--work", WORK], "listening on") for p in ports]
+    backends = []
     try:
+        for p in ports:
+            backends.append(run.Process(["wasmedge", str(backend), f"127.0.0.1:{p}", "--work", WORK], "listening on"))
         got = {1: [], 2: []}
         for turn in range(TURNS):
             for count in ([1, 2] if turn % 2 == 0 else [2, 1]):

@@ -1246,7 +1246,10 @@ def print_missed():
     RESULTS.md (each script writes its own). A missed target is a result,
     not a failure of the run: `make bench` exits 0 once all is measured."""
     lines = (OUT / "RESULTS.md").read_text().splitlines()
-    missed = [line for line in lines if "MISSED" in line and "not a target here" not in line]
+    # Per cell: a row may carry a verdict that is no target on its runtime
+    # beside one that is (forwarding.py's CPU and memory on edgepoll-host).
+    missed = [line for line in lines
+              if any("MISSED" in cell and "not a target here" not in cell for cell in line.split("|"))]
     print(f"\nlines of bench/RESULTS.md with a missed target: {len(missed)}")
     for line in missed:
         print("  " + (line if len(line) <= 160 else line[:157] + "..."))

@@ -132,6 +132,10 @@ class Restarter:
         self.thread = None
         # What went wrong in the restart, if anything: the run fails on it.
         self.error = None
+        # Set by `stop`: an upstream the restart starts after it is killed
+        # at once, not left running.
+        self.stopped = False
+        self.lock = threading.Lock()
 
     def on_progress(self, completed):
         if self.thread is None and completed >= RESTART_AT:
@@ -144,7 +148,13 @@ class Restarter:
             self.upstream.wait()
             print(f"  upstream on port {self.port} killed", flush=True)
             time.sleep(1)
-            self.upstream, _ = start_upstream(self.runtime_command, self.echo, self.port)
+            upstream, _ = start_upstream(self.runtime_command, self.echo, self.port)
+            with self.lock:
+                if self.stopped:
+                    upstream.kill()
+                    upstream.wait()
+                    return
+                self.upstream = upstream
             print(f"  upstream on port {self.port} started again", flush=True)
         except Exception as e:  # noqa: BLE001 - kept for the report
             self.error = e
@@ -152,8 +162,10 @@ class Restarter:
     def stop(self):
         if self.thread:
             self.thread.join(timeout=300)
-        self.upstream.kill()
-        self.upstream.wait()
+        with self.lock:
+            self.stopped = True
+            self.upstream.kill()
+            self.upstream.wait()
 
 
 def soak(label, launch, seed, restarter=None):
@@ -348,15 +360,17 @@ def main():
     for label, runtime, echo, _, proxy in runtimes:
         # Through the proxy in front of two echo servers, one restarted.
         steady, steady_port = start_upstream(runtime, echo)
-        restarted, restarted_port = start_upstream(runtime, echo)
-        restarter = Restarter(runtime, echo, restarted, restarted_port)
+        restarter = None
         try:
+            restarted, restarted_port = start_upstream(runtime, echo)
+            restarter = Restarter(runtime, echo, restarted, restarted_port)
             launch = lambda addr: runtime + [str(proxy),
                 "--listen", addr, "--upstream", f"127.0.0.1:{steady_port}",
                 "--upstream", f"127.0.0.1:{restarted_port}", "--max-per-upstream", "256"]
             rows.append(soak(f"{label}, proxy, one upstream restarted", launch, seed, restarter))
         finally:
-            restarter.stop()
+            if restarter:
+                restarter.stop()
             steady.kill()
             steady.wait()
     section = report(rows, seed, time.time() - started)
