@@ -35,7 +35,9 @@
 //! - the version and extensions of a client request or of a response to
 //!   send: each goes out as HTTP/1.1;
 //! - trailers: a chunked body's trailer fields are not kept on receipt,
-//!   and none are sent.
+//!   and none are sent;
+//! - a client request's `Upgrade` without `Connection: upgrade`, which
+//!   offers nothing (RFC 9110 §7.8).
 //!
 //! A body converts from anything that is `Into<Vec<u8>>` (`Vec<u8>`,
 //! `String`, `&str`, `&[u8]`, `bytes::Bytes`...), and is copied: a

@@ -133,8 +133,13 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 /// ([`Event::is_hang_up`](crate::Event::is_hang_up)) with the readiness
 /// asked for, not as [`Event::is_error`](crate::Event::is_error):
 /// [`take_error`] names the failure (`ConnectionRefused`), after which a
-/// read returns `Ok(0)`, as at an end of stream. An IPv6 address with a
-/// zone is refused, as by [`bind`].
+/// read returns `Ok(0)`, as at an end of stream. Where the poll's own look
+/// at a quiet socket found the failure first, it took the socket's error
+/// with it: the event then carries it
+/// ([`Event::raw_error`](crate::Event::raw_error)) and [`take_error`] finds
+/// none, so check both (or, as the loop does, ask for the peer's address,
+/// which a failed connect has none of). An IPv6 address with a zone is
+/// refused, as by [`bind`].
 ///
 /// ```
 /// use edgepoll::{net, Events, Interest, Poll, Token};

@@ -50,16 +50,19 @@ pub struct Sweep {
 impl Sweep {
     /// A sweep every `granularity` at the latest, the first one `granularity`
     /// after `now`. A granularity over a day is a day: a clock must be able
-    /// to count to the next sweep.
+    /// to count to the next sweep; one under a millisecond is a millisecond,
+    /// so that a loop waiting for the next sweep never spins.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
     /// let now = Instant::now();
     /// let sweep = edgepoll::Sweep::new(Duration::from_secs(1), now);
     /// assert_eq!(sweep.next(), now + Duration::from_secs(1));
+    /// let eager = edgepoll::Sweep::new(Duration::ZERO, now);
+    /// assert_eq!(eager.next(), now + Duration::from_millis(1));
     /// ```
     pub fn new(granularity: Duration, now: Instant) -> Sweep {
-        let granularity = granularity.min(LONGEST_GRANULARITY);
+        let granularity = granularity.clamp(Duration::from_millis(1), LONGEST_GRANULARITY);
         Sweep {
             granularity,
             next: now + granularity,

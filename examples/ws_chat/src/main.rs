@@ -65,8 +65,9 @@ fn main() -> std::process::ExitCode {
     }
     println!("listening on {addr}; open http://{page}/ in two browser windows");
     let mut options = edgepoll::ServerOptions::default();
-    // Chat-sized messages: each goes to every member, whose queue may hold
-    // four of them before a slow reader is dropped (1009 past it).
+    // Chat-sized messages (1009 past them): each goes to every member,
+    // whose queue may hold four of them before a slow reader is dropped
+    // (its connection reset: a close frame would only queue behind them).
     options.ws_limits.max_message_bytes = chat::MAX_MESSAGE;
     let server = edgepoll::Server::new(listener, options);
     match server.serve_websockets(chat::Chat::new(allowed, messages_per_second)) {
