@@ -4,7 +4,8 @@
 //! this is a small self-contained fuzzer. It mutates a corpus per target (byte
 //! flips, protocol-shaped tokens, splices, cuts) and checks, for every input:
 //! no panic; output that is well-formed for the protocol; and, for the
-//! targets fed a byte stream (`http`, `response`, `ws`, `handshake`), the
+//! targets fed a byte stream (`http`, `streamed`, `response`, `ws`,
+//! `handshake`), the
 //! same outcome whether fed whole, split at a random offset or in random
 //! small pieces. (`deferred` plays its input as a script whose steps cut
 //! what is sent and read; the others' inputs are whole by nature: a
@@ -17,6 +18,9 @@
 //!   clock moves: output held when worth it and never long, every body
 //!   whole and in order, each request given up told once, 504s on time and
 //!   no 408 early, memory bounded by what waits to be sent and may be read;
+//! - `streamed`: request bodies the service takes in pieces as they
+//!   arrive, paused and resumed around every read: each body handed over
+//!   is what a strict reader written out afresh decodes from the input;
 //! - `response`: what a server sends into the
 //!   [`ResponseParser`](edgepoll::http::ResponseParser), whose result a
 //!   forwarder must be able to pass on safely;
@@ -56,6 +60,7 @@ mod handshake;
 mod http;
 mod intermediary;
 mod response;
+mod streamed;
 mod ws;
 
 use edgepoll_fuzz::{Reached, Rng};
@@ -173,6 +178,7 @@ fn main() {
     let targets = [
         http::target(),
         deferred::target(),
+        streamed::target(),
         response::target(),
         client::target(),
         ws::target(),
