@@ -131,7 +131,7 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 /// stream polls writable; then [`take_error`] tells whether it succeeded.
 /// A refused or failed connect is reported as a hang-up
 /// ([`Event::is_hang_up`](crate::Event::is_hang_up)) with the readiness
-/// asked for, not as [`Event::is_error`](crate::Event::is_error):
+/// asked for, usually not as [`Event::is_error`](crate::Event::is_error):
 /// [`take_error`] names the failure (`ConnectionRefused`), after which a
 /// read returns `Ok(0)`, as at an end of stream. Where the poll's own look
 /// at a quiet socket found the failure first, it took the socket's error

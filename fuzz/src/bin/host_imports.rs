@@ -19,8 +19,9 @@
 //! What the fuzzer keeps out of the guest's reach, and why: functions that
 //! could reach another machine (`sock_connect*`, `sock_send_to*`,
 //! `sock_getaddrinfo`: tests talk to loopback only), and any address but
-//! loopback for a bind or a listen (a listener on every address would take
-//! other machines' connections); sockets are switched to
+//! loopback for a bind, a listen or a send (which bind a socket bound to
+//! nothing to every address, where other machines could reach it);
+//! sockets are switched to
 //! non-blocking before each call, poll subscriptions end with a realtime or
 //! monotonic clock of at most 1 ms (a guest that waits on nothing valid
 //! waits for ever, on WasmEdge as here), and `fd_allocate` at most 1 MiB, so that no call can
@@ -431,8 +432,10 @@ mod linux {
                     args[1] = Val::I64(self.rng.below(1 << 20) as i64);
                     args[2] = Val::I64(self.rng.below(1 << 20) as i64);
                 }
-                "sock_bind" | "sock_bind_v2" => self.bind_on_loopback(name, &args),
-                "sock_listen" | "sock_listen_v2" => self.listen_on_loopback(&args),
+                "sock_bind" | "sock_bind_v2" => self.bind_on_loopback(name, &mut args),
+                "sock_listen" | "sock_listen_v2" | "sock_send" | "sock_send_v2" | "fd_write" => {
+                    self.keep_on_loopback(&mut args, 0)
+                }
                 _ => {}
             }
             args
@@ -443,66 +446,97 @@ mod linux {
         /// `read_target` reads them): `0.0.0.0` is four zero bytes, which
         /// guest memory is full of, and a listener there would take
         /// connections from other machines. Every other record still
-        /// reaches the host as it was drawn.
-        fn bind_on_loopback(&mut self, name: &str, args: &[Val]) {
-            let Val::I32(record) = args[1] else { return };
-            let data = self.memory.data(&self.store);
-            let word = |at: usize| {
-                let bytes = data.get(at..at.checked_add(4)?)?;
-                Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
-            };
-            let record = record as u32 as usize;
-            let (Some(buf), Some(len)) = (word(record), word(record + 4)) else {
-                return;
-            };
+        /// reaches the host as it was drawn. Where the address written
+        /// overlaps its own record (changing where the host reads), the
+        /// call gets a pointer past memory instead.
+        fn bind_on_loopback(&mut self, name: &str, args: &mut [Val]) {
             const V4: [u8; 4] = [127, 0, 0, 1];
             let v6 = std::net::Ipv6Addr::LOCALHOST.octets();
-            let (at, ip) = match (len, name.ends_with("_v2"), data.get(buf)) {
+            let Val::I32(record) = args[1] else { return };
+            let record = record as u32 as usize;
+            let v2 = name.ends_with("_v2");
+            let Some((buf, len, family)) = self.address_record(record) else {
+                return;
+            };
+            let (at, ip) = match (len, v2, family) {
                 (4, ..) => (buf, &V4[..]),
                 (16, ..) => (buf, &v6[..]),
                 (128, true, Some(1)) => (buf + 2, &V4[..]),
                 (128, true, Some(2)) => (buf + 2, &v6[..]),
                 _ => return,
             };
-            if at < MEMORY {
-                self.put(at, ip);
+            if at >= MEMORY {
+                return;
+            }
+            self.put(at, ip);
+            let data = self.memory.data(&self.store);
+            let written = data.get(at..at + ip.len()) == Some(ip);
+            if !written || self.address_record(record) != Some((buf, len, family)) {
+                args[1] = Val::I32(-1);
             }
         }
 
-        /// A listen on a socket bound to nothing binds it, in the kernel,
-        /// to every address: it is bound to loopback first.
-        fn listen_on_loopback(&mut self, args: &[Val]) {
-            let Val::I32(fd) = args[0] else { return };
+        /// The address record at `at` as the host reads it: where its
+        /// address is, its length, and the byte a V2 record's family is.
+        fn address_record(&self, at: usize) -> Option<(usize, usize, Option<u8>)> {
+            let data = self.memory.data(&self.store);
+            let word = |at: usize| {
+                let bytes = data.get(at..at.checked_add(4)?)?;
+                Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
+            };
+            let (buf, len) = (word(at)?, word(at.checked_add(4)?)?);
+            Some((buf, len, data.get(buf).copied()))
+        }
+
+        /// A socket the call could bind in the kernel to every address
+        /// (a listen on one bound to nothing, a datagram sent from one) is
+        /// bound to loopback first; one that is bound elsewhere after all,
+        /// or that cannot be looked at or bound, is kept from the call (a
+        /// descriptor that does not exist takes its place).
+        fn keep_on_loopback(&mut self, args: &mut [Val], fd_at: usize) {
+            let Val::I32(fd) = args[fd_at] else { return };
             let fds = &self.store.data().fds;
             let Ok(d) = fds.get(fd as u32) else { return };
             let Entry::Socket(_) = d.entry else { return };
             let raw = d.host_fd();
             // SAFETY: getsockname and bind on a descriptor the table
             // holds, with buffers of the sizes passed.
-            unsafe {
+            let kept = unsafe {
                 let mut own: libc::sockaddr_storage = std::mem::zeroed();
                 let mut len = std::mem::size_of_val(&own) as libc::socklen_t;
                 let at = (&mut own as *mut libc::sockaddr_storage).cast();
                 if libc::getsockname(raw, at, &mut len) != 0 {
-                    return;
-                }
-                match own.ss_family as i32 {
-                    libc::AF_INET => {
-                        let sin = &mut *at.cast::<libc::sockaddr_in>();
-                        if sin.sin_port == 0 {
-                            sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-                            libc::bind(raw, at, len);
+                    false
+                } else {
+                    match own.ss_family as i32 {
+                        libc::AF_INET => {
+                            let sin = &mut *at.cast::<libc::sockaddr_in>();
+                            let loopback = u32::from_ne_bytes([127, 0, 0, 1]);
+                            match sin.sin_port {
+                                0 => {
+                                    sin.sin_addr.s_addr = loopback;
+                                    libc::bind(raw, at, len) == 0
+                                }
+                                _ => sin.sin_addr.s_addr == loopback,
+                            }
                         }
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &mut *at.cast::<libc::sockaddr_in6>();
-                        if sin6.sin6_port == 0 {
-                            sin6.sin6_addr.s6_addr = std::net::Ipv6Addr::LOCALHOST.octets();
-                            libc::bind(raw, at, len);
+                        libc::AF_INET6 => {
+                            let sin6 = &mut *at.cast::<libc::sockaddr_in6>();
+                            let loopback = std::net::Ipv6Addr::LOCALHOST.octets();
+                            match sin6.sin6_port {
+                                0 => {
+                                    sin6.sin6_addr.s6_addr = loopback;
+                                    libc::bind(raw, at, len) == 0
+                                }
+                                _ => sin6.sin6_addr.s6_addr == loopback,
+                            }
                         }
+                        _ => true,
                     }
-                    _ => {}
                 }
+            };
+            if !kept {
+                args[fd_at] = Val::I32(-1);
             }
         }
     }
