@@ -4,8 +4,8 @@
 //! this is a small self-contained fuzzer. It mutates a corpus per target (byte
 //! flips, protocol-shaped tokens, splices, cuts) and checks, for every input:
 //! no panic; output that is well-formed for the protocol; and, for the
-//! targets fed a byte stream (`http`, `streamed`, `response`, `ws`,
-//! `handshake`), the
+//! targets fed a byte stream (`http`, `streamed`, `response`, `relayed`,
+//! `ws`, `handshake`), the
 //! same outcome whether fed whole, split at a random offset or in random
 //! small pieces. (`deferred` plays its input as a script whose steps cut
 //! what is sent and read; the others' inputs are whole by nature: a
@@ -24,6 +24,9 @@
 //! - `response`: what a server sends into the
 //!   [`ResponseParser`](edgepoll::http::ResponseParser), whose result a
 //!   forwarder must be able to pass on safely;
+//! - `relayed`: the same bytes read by the client's connection whole and
+//!   streamed (as examples/proxy relays an upstream's answer): the two
+//!   agree, and a response refused whole is never passed on streamed;
 //! - `client`: requests built by the [`ClientRequest`](edgepoll::ClientRequest)
 //!   from any method, URL, fields and body, read back by the server's parser;
 //! - `ws`: client frames into a [`WebSocket`](edgepoll::ws::WebSocket) (and
@@ -59,6 +62,7 @@ mod dns;
 mod handshake;
 mod http;
 mod intermediary;
+mod relayed;
 mod response;
 mod streamed;
 mod ws;
@@ -180,6 +184,7 @@ fn main() {
         deferred::target(),
         streamed::target(),
         response::target(),
+        relayed::target(),
         client::target(),
         ws::target(),
         handshake::target(),

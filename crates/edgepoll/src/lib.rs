@@ -44,6 +44,10 @@
 mod app;
 mod app_timers;
 mod client;
+/// The client's part for edgepoll-fuzz: not an API (`fuzzing` feature).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use client::fuzzing as client_fuzzing;
 pub mod dns;
 pub mod entropy;
 mod event;

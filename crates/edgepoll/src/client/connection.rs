@@ -134,7 +134,7 @@ impl ClientConnection {
     }
 
     /// Whether no exchange is under way.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
     }
@@ -243,8 +243,9 @@ impl ClientConnection {
         let busy = match &mut self.state {
             State::Busy(busy) => busy,
             State::Switched(rest) => return rest.extend_from_slice(data),
+            // (Nothing is nothing: no byte came unasked.)
             State::Idle => {
-                self.reusable = false;
+                self.reusable &= data.is_empty();
                 return;
             }
         };
@@ -435,6 +436,9 @@ mod tests {
     #[test]
     fn unasked_bytes_or_an_early_answer_spoil_the_connection() {
         let mut conn = ClientConnection::default();
+        // No bytes are none (found by edgepoll-fuzz's relayed target).
+        conn.receive(b"", &mut Vec::new());
+        assert!(conn.is_reusable());
         conn.receive(b"HTTP/1.1 200 OK\r\n\r\n", &mut Vec::new());
         assert!(!conn.is_reusable());
 
