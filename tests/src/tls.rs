@@ -63,7 +63,12 @@ policy = any\nunique_subject = no\n[any]\ncommonName = supplied\norganizationNam
         );
         std::fs::write(dir.join("ca.cnf"), conf).expect("ca.cnf");
         let pki = Pki { dir };
-        pki.issue("good", "localhost", "DNS:localhost,IP:127.0.0.1", None);
+        pki.issue(
+            "good",
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1,IP:::1",
+            None,
+        );
         pki.issue("wrong-name", "other.test", "DNS:other.test", None);
         pki.issue(
             "expired",
@@ -141,7 +146,8 @@ impl Drop for Pki {
     }
 }
 
-/// `openssl s_server -www` on a loopback port with the certificate `name`
+/// `openssl s_server -www` on a loopback port (127.0.0.1's, or another
+/// loopback address's: [`SServer::start_at`]) with the certificate `name`
 /// of `pki` and `extra` options, killed on drop.
 pub struct SServer {
     pub addr: SocketAddr,
@@ -150,9 +156,14 @@ pub struct SServer {
 
 impl SServer {
     pub fn start(pki: &Pki, name: &str, extra: &[&str]) -> SServer {
+        SServer::start_at(pki, name, "127.0.0.1:0", extra)
+    }
+
+    /// On `accept`, a loopback address with port 0 (`[::1]:0`).
+    pub fn start_at(pki: &Pki, name: &str, accept: &str, extra: &[&str]) -> SServer {
         let mut child = Command::new("openssl")
             .arg("s_server")
-            .args(["-accept", "127.0.0.1:0"])
+            .args(["-accept", accept])
             .args(["-cert", &pki.path(&format!("{name}.pem"))])
             .args(["-key", &pki.path(&format!("{name}.key"))])
             .args(["-www", "-naccept", "1000"])

@@ -211,6 +211,40 @@ fn certificates_are_checked_and_failures_name_their_cause() {
     });
 }
 
+/// An address in the URL is checked against the certificate's IP names,
+/// an IPv6 one as an IPv4 one (no SNI is sent for either); and a server
+/// that takes no http/1.1 by ALPN (h2 only: openssl's alert 120) is told
+/// as that, end to end.
+#[test]
+fn ipv6_names_are_checked_and_an_h2_only_server_is_told() {
+    let pki = Pki::new();
+    let good = SServer::start_at(&pki, "good", "[::1]:0", &[]);
+    let wrong = SServer::start_at(&pki, "wrong-name", "[::1]:0", &[]);
+    let h2_only = SServer::start(&pki, "good", &["-alpn", "h2"]);
+    let ca = pki.path("ca.pem");
+    on_each_runtime(|runtime| {
+        let urls = [
+            format!("https://[::1]:{}/", good.addr.port()),
+            format!("https://[::1]:{}/", wrong.addr.port()),
+            format!("https://localhost:{}/", h2_only.addr.port()),
+        ];
+        let mut args = vec!["--timeout", "10", "--cacert", &ca];
+        args.extend(urls.iter().map(String::as_str));
+        let (code, stdout, stderr) = client(runtime, &pki, &args);
+        assert_eq!(code, 1, "{}: two fail: {stdout} {stderr}", runtime.name());
+        let answered = format!("[1] GET {} -> 200 ok", urls[0]);
+        assert!(stdout.contains(&answered), "{stdout}\n{stderr}");
+        let expected = [
+            "TLS: certificate rejected: the certificate is not valid for this host name (it is for other.test)",
+            "TLS protocol error: the server offers no http/1.1 (ALPN)",
+        ];
+        for (i, why) in expected.iter().enumerate() {
+            let line = format!("[{}] GET {} -> error: {why}", i + 2, urls[i + 1]);
+            assert!(stderr.contains(&line), "{line}\n{stderr}");
+        }
+    });
+}
+
 /// A large download over TLS from nginx, compared byte for byte: 64 MiB on
 /// edgepoll-host and WasmEdge AOT, 8 MiB on the interpreter (about 2 MB/s
 /// there).
