@@ -222,6 +222,15 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
     ] {
         assert!(text.contains(flag), "--help does not show {flag}: {text}");
     }
+    // The flags WasmEdge has not are marked so.
+    let own = text.matches("(edgepoll-host only.)").count();
+    assert_eq!(own, 3, "--instances, --restart, --grace: {text}");
+    // Help asked for is help, whatever else the line holds.
+    let asked = Command::new(host_bin())
+        .args(["--help", "--reactor"])
+        .output_within();
+    assert_eq!(asked.status.code(), Some(0), "{asked:?}");
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("<MODULE.wasm>"));
     let version = Command::new(host_bin()).arg("--version").output_within();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
@@ -230,6 +239,10 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
     for (args, says) in [
         (&["--bogus", "x.wasm"][..], "unexpected argument '--bogus'"),
         (&["--reactor", "x.wasm"][..], "--reactor is not supported"),
+        (
+            &["compile", "x.wasm", "x_aot.wasm"][..],
+            "`compile` is WasmEdge's ahead-of-time compiler",
+        ),
         (
             &["--dir", "/a:/b:ro", "x.wasm"][..],
             "unknown directory mode \"ro\"",

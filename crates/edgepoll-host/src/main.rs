@@ -38,19 +38,19 @@ struct Cli {
     /// it can then reach any socket the host's user can, by its path.
     #[arg(long = "allow-af-unix")]
     allow_af_unix: bool,
-    /// Run N instances of the module (`auto`: one per core), each on its
+    /// (edgepoll-host only.) Run N instances of the module (`auto`: one per core), each on its
     /// own thread; their sockets share ports (SO_REUSEPORT), so the kernel
     /// spreads connections over them. An instance that ends is restarted.
     /// Output lines of instance k start with `[k] ` when N > 1.
     #[arg(long = "instances", value_name = "N|auto", value_parser = edgepoll_host::instances::parse_count)]
     instances: Option<usize>,
-    /// With --instances: `always` (the default) restarts an instance that
+    /// (edgepoll-host only.) With --instances: `always` (the default) restarts an instance that
     /// ends (giving up on one that fails again and again right after
     /// starting); `no` lets it end, and the host exits once all have, with
     /// the worst exit code.
     #[arg(long = "restart", value_name = "always|no", value_parser = edgepoll_host::instances::parse_restart, requires = "instances")]
     restart: Option<edgepoll_host::instances::Restart>,
-    /// With --instances: on SIGTERM or SIGINT, how long the instances may
+    /// (edgepoll-host only.) With --instances: on SIGTERM or SIGINT, how long the instances may
     /// take to finish the connections they accepted before the host exits.
     #[arg(
         long = "grace",
@@ -86,24 +86,31 @@ fn parse_command_line(mut argv: Vec<std::ffi::OsString>) -> Cli {
         "--grace",
     ];
     let mut at = 1;
-    let mut subcommand = false;
+    let (mut subcommand, mut reactor, mut asks) = (false, false, false);
     while at < argv.len() {
         let arg = argv[at].to_string_lossy();
         if takes_value.contains(&arg.as_ref()) {
             at += 2;
-        } else if arg == "--reactor" {
-            // A reactor's exported function, called by name with its
-            // arguments: WasmEdge's, not this runtime's, which runs commands.
-            eprintln!("error: --reactor is not supported: edgepoll-host runs wasm32-wasip1 commands (their _start)");
-            std::process::exit(1)
         } else if arg.starts_with('-') && arg != "-" {
+            reactor |= arg == "--reactor";
+            asks |= ["-h", "--help", "-V", "--version"].contains(&arg.as_ref());
             at += 1;
         } else if arg == "run" && !subcommand {
             subcommand = true;
             argv.remove(at);
+        } else if arg == "compile" && !subcommand {
+            // WasmEdge's ahead-of-time compiler, not a module's name there.
+            fail("`compile` is WasmEdge's ahead-of-time compiler: edgepoll-host compiles a module itself when it first runs it (and caches that), so run MODULE.wasm as it is");
         } else {
             break;
         }
+    }
+    if reactor && !asks {
+        // A reactor's exported function, called by name with its
+        // arguments: WasmEdge's, not this runtime's, which runs commands.
+        fail(
+            "--reactor is not supported: edgepoll-host runs wasm32-wasip1 commands (their _start)",
+        );
     }
     let split = (at + 1).min(argv.len());
     // A mistake on the command line fails with 1, as on WasmEdge (clap's
@@ -119,6 +126,14 @@ fn parse_command_line(mut argv: Vec<std::ffi::OsString>) -> Cli {
     // As they are: an argument need not be UTF-8.
     cli.args.extend_from_slice(&argv[split..]);
     cli
+}
+
+/// A command line this runtime does not run: told as clap tells a
+/// mistake (a stderr nobody reads is no panic), exit 1.
+fn fail(why: &str) -> ! {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "error: {why}");
+    std::process::exit(1)
 }
 
 /// `GUEST:HOST[:readonly]` as WasmEdge splits it: the guest name at the
