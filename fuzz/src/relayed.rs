@@ -66,7 +66,8 @@ const TOKENS: &[&[u8]] = &[
     b"\xff\xfe",
 ];
 
-/// Past any input: no body is refused for its size, in either way.
+/// Past any input: no body that comes is refused for its size (one that
+/// declares more is, read whole: see `Read::too_large`).
 const MAX_BODY: usize = 1 << 20;
 
 /// One reading of a response: interim statuses, the head (status and
@@ -159,9 +160,12 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
             let [whole, halves, pieces] = cuts(input, rng);
             let streamed = read(&whole, to_head, true, close)?;
             // Before the close, a bad line may be refused as it ends or
-            // only for its size, by how it was cut: compared at the end.
+            // only for its size, by how it was cut.
+            // Before the close, a response whole by its framing is all
+            // the same however it came, reuse included.
+            let settled = close || streamed.end == Some(Ok(()));
             let cut_as = [(&halves, "split in two"), (&pieces, "in small pieces")];
-            for (cut, name) in cut_as.into_iter().filter(|_| close) {
+            for (cut, name) in cut_as.into_iter().filter(|_| settled) {
                 let other = read(cut, to_head, true, close)?;
                 if !same_read(&streamed, &other) {
                     return Err(format!(
@@ -208,7 +212,8 @@ fn compare(at_once: &Read, streamed: &Read, reached: &mut Reached) -> Result<(),
             if head != streamed_head {
                 return Err(format!("head {head:?} whole, {streamed_head:?} streamed"));
             }
-            if streamed.streamed && *end != Some(Ok(())) {
+            // Streamed, every final head (a bodiless one too) has an end.
+            if *end != Some(Ok(())) {
                 return Err(format!("a body whole, {end:?} streamed"));
             }
             if at_once.body != streamed.body {
@@ -242,6 +247,9 @@ fn compare(at_once: &Read, streamed: &Read, reached: &mut Reached) -> Result<(),
             return Err("incomplete whole, ended streamed".into());
         }
         (None, Some(Err(())), _) => return Err("incomplete whole, refused streamed".into()),
+        (None, Some(Ok(_)), Some(Err(()))) => {
+            return Err("incomplete whole, its body refused streamed".into());
+        }
         (None, _, _) => {}
         (Some(Ok(_)), other, _) => {
             return Err(format!("complete whole, {other:?} streamed"));
@@ -253,13 +261,15 @@ fn compare(at_once: &Read, streamed: &Read, reached: &mut Reached) -> Result<(),
             _ => return Ok(()),
         };
         let named = |wanted: &str| head.1.iter().any(|(n, _)| n.eq_ignore_ascii_case(wanted));
-        reached.mark(
-            match (named("transfer-encoding"), named("content-length")) {
-                (true, _) => "a streamed chunked body",
-                (false, true) => "a streamed body by length",
-                (false, false) => "a streamed body until the close",
-            },
-        );
+        let chunked = head.1.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().ends_with(b"chunked")
+        });
+        reached.mark(match (chunked, named("content-length")) {
+            (true, _) => "a streamed chunked body",
+            (false, true) => "a streamed body by length",
+            (false, false) => "a streamed body until the close",
+        });
     }
     Ok(())
 }

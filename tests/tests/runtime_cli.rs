@@ -226,11 +226,16 @@ fn the_command_line_speaks_clap_with_wasmedges_flags() {
     let own = text.matches("(edgepoll-host only.)").count();
     assert_eq!(own, 3, "--instances, --restart, --grace: {text}");
     // Help asked for is help, whatever else the line holds.
-    let asked = Command::new(host_bin())
-        .args(["--help", "--reactor"])
-        .output_within();
-    assert_eq!(asked.status.code(), Some(0), "{asked:?}");
-    assert!(String::from_utf8_lossy(&asked.stdout).contains("<MODULE.wasm>"));
+    for line in [
+        &["--help", "--reactor"][..],
+        &["--reactor", "--help"],
+        &["--help", "compile"],
+    ] {
+        let asked = Command::new(host_bin()).args(line).output_within();
+        assert_eq!(asked.status.code(), Some(0), "{line:?}: {asked:?}");
+        let shown = String::from_utf8_lossy(&asked.stdout);
+        assert!(shown.contains("<MODULE.wasm>"), "{line:?}: {shown}");
+    }
     let version = Command::new(host_bin()).arg("--version").output_within();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),

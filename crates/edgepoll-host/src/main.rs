@@ -98,7 +98,7 @@ fn parse_command_line(mut argv: Vec<std::ffi::OsString>) -> Cli {
         } else if arg == "run" && !subcommand {
             subcommand = true;
             argv.remove(at);
-        } else if arg == "compile" && !subcommand {
+        } else if arg == "compile" && !subcommand && !asks {
             // WasmEdge's ahead-of-time compiler, not a module's name there.
             fail("`compile` is WasmEdge's ahead-of-time compiler: edgepoll-host compiles a module itself when it first runs it (and caches that), so run MODULE.wasm as it is");
         } else {
@@ -111,6 +111,17 @@ fn parse_command_line(mut argv: Vec<std::ffi::OsString>) -> Cli {
         fail(
             "--reactor is not supported: edgepoll-host runs wasm32-wasip1 commands (their _start)",
         );
+    }
+    if reactor {
+        // Help or the version asked for beside it: given (clap would stop
+        // at the flag it does not know, whichever came first).
+        let runtime_s: Vec<_> = (argv[..at].iter())
+            .filter(|arg| *arg != "--reactor")
+            .cloned()
+            .collect();
+        let kept = runtime_s.len();
+        argv.splice(..at, runtime_s);
+        at = kept;
     }
     let split = (at + 1).min(argv.len());
     // A mistake on the command line fails with 1, as on WasmEdge (clap's
