@@ -1,9 +1,10 @@
 //! The HTTP/1.1 target: requests into the [`Handler`], answered by an echo
-//! service.
+//! service that takes CONNECT too (and answers it 2xx, which must never
+//! go out: the connection opens no tunnel).
 
 use crate::{cuts, Reached, Rng, Target};
 use edgepoll::http::{
-    ChunkedDecoder, Handler, Limits, Request, Response, ResponseParser, StatusCode,
+    ChunkedDecoder, Handler, Limits, Request, Response, ResponseParser, Service, StatusCode,
 };
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ pub fn target() -> Target {
             "501",
             "505",
             "an echo over half the body limit",
+            "a CONNECT's 2xx refused",
         ],
     }
 }
@@ -45,6 +47,7 @@ const SEEDS: &[&[u8]] = &[
     // A refused HEAD: bodiless, last, closing (seed 4711 found the harness
     // reading it as a GET's).
     b"HEAD / HTTP/1.1\r\nHost: a\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\nCONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 ];
 
 /// Requests whose bodies are near the limit (1024 bytes), by length and
@@ -92,6 +95,7 @@ const TOKENS: &[&[u8]] = &[
     b";ext=\"v\"",
     b"-1",
     b"\xff\xfe",
+    b"CONNECT ",
 ];
 
 /// The statuses the handler answers with, each named as [`Reached`] marks it.
@@ -104,6 +108,7 @@ const STATUSES: &[(u16, &str)] = &[
     (414, "414"),
     (417, "417"),
     (431, "431"),
+    (500, "a CONNECT's 2xx refused"),
     (501, "501"),
     (505, "505"),
 ];
@@ -123,14 +128,24 @@ fn limits() -> Limits {
     }
 }
 
-fn echo<'a>(request: &Request<'a>) -> Response<'a> {
-    // Marks answers to HEAD: they announce a length but carry no body, which a
-    // reader of the output alone could not tell.
-    let response = Response::new(StatusCode::OK).body(request.body());
-    if request.method() == "HEAD" {
-        response.header("X-Head", "1")
-    } else {
-        response
+/// Echoes every request, and answers CONNECT with a 2xx marked
+/// `X-Tunnel`, which the connection must turn into a 500.
+struct Echo;
+
+impl Service for Echo {
+    fn call<'a>(&mut self, request: &Request<'a>) -> Response<'a> {
+        // Marks answers to HEAD: they announce a length but carry no body,
+        // which a reader of the output alone could not tell.
+        let response = Response::new(StatusCode::OK).body(request.body());
+        match request.method() {
+            "HEAD" => response.header("X-Head", "1"),
+            "CONNECT" => response.header("X-Tunnel", "open"),
+            _ => response,
+        }
+    }
+
+    fn handles_connect(&self) -> bool {
+        true
     }
 }
 
@@ -163,7 +178,7 @@ fn first_response(bytes: &[u8]) -> Option<(usize, u16, Option<usize>)> {
 fn feed(pieces: &[&[u8]]) -> (Vec<u8>, bool) {
     let now = Instant::now();
     let mut conn = Handler::new(limits(), now);
-    let mut service = echo;
+    let mut service = Echo;
     let mut out = Vec::new();
     let mut drain = |conn: &mut Handler, out: &mut Vec<u8>| {
         while conn.wants_write() {
@@ -174,7 +189,7 @@ fn feed(pieces: &[&[u8]]) -> (Vec<u8>, bool) {
         }
     };
     for piece in pieces {
-        conn.receive(piece, now, &mut echo);
+        conn.receive(piece, now, &mut Echo);
         drain(&mut conn, &mut out);
     }
     // The end: the client closes, then its time runs out; or, for inputs
@@ -183,7 +198,7 @@ fn feed(pieces: &[&[u8]]) -> (Vec<u8>, bool) {
     let len: usize = pieces.iter().map(|p| p.len()).sum();
     for step in [len % 2, 1 - len % 2] {
         match step {
-            0 => conn.receive_eof(now, &mut echo),
+            0 => conn.receive_eof(now, &mut Echo),
             _ => conn.handle_timeout(now + Duration::from_secs(3600)),
         }
         drain(&mut conn, &mut out);
@@ -215,6 +230,11 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
     }
     if whole.1 || continued {
         reached.mark("100");
+    }
+    // (No input holds the line, to be echoed in a body.)
+    let tunnel = b"\r\nX-Tunnel: open\r\n";
+    if whole.0.windows(tunnel.len()).any(|w| w == tunnel) {
+        return Err("a 2xx to CONNECT went out: the client takes a tunnel as open".into());
     }
     let mut remaining: &[u8] = &whole.0;
     while !remaining.is_empty() {

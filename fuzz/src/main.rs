@@ -12,7 +12,8 @@
 //! datagram, a request to build, a head to rewrite.) The targets take turns:
 //!
 //! - `http`: requests into the HTTP/1.1 [`Handler`](edgepoll::http::Handler)
-//!   (and its chunked and response decoders);
+//!   (and its chunked and response decoders), CONNECT taken by the service
+//!   and its 2xx never sent;
 //! - `deferred`: a service answering that handler later, in any order,
 //!   whole or streamed, while the client reads a little at a time and the
 //!   clock moves: output held when worth it and never long, every body
