@@ -4,8 +4,9 @@
 //! examples/proxy relays an upstream's answer. Checked:
 //!
 //! - streamed, the same head, body, end and reuse however the bytes are
-//!   cut (a body that broke off may have handed on more or less of itself
-//!   first: of two such, one is the start of the other);
+//!   cut, once the server has closed or the response is whole by its
+//!   framing (a body that broke off may have handed on more or less of
+//!   itself first: of two such, one is the start of the other);
 //! - streamed and whole agree: a response read whole has the streamed
 //!   head's status and fields, its body is the streamed pieces put
 //!   together, and the connection is reusable after one exactly when after
@@ -160,9 +161,9 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
             let [whole, halves, pieces] = cuts(input, rng);
             let streamed = read(&whole, to_head, true, close)?;
             // Before the close, a bad line may be refused as it ends or
-            // only for its size, by how it was cut.
-            // Before the close, a response whole by its framing is all
-            // the same however it came, reuse included.
+            // only for its size, by how it was cut; but a response whole
+            // by its framing is all the same however it came, reuse
+            // included.
             let settled = close || streamed.end == Some(Ok(()));
             let cut_as = [(&halves, "split in two"), (&pieces, "in small pieces")];
             for (cut, name) in cut_as.into_iter().filter(|_| settled) {
