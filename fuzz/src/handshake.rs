@@ -7,7 +7,7 @@
 //! request's among them; all of it the same whether the input comes whole,
 //! in two or in small pieces.
 
-use crate::{Reached, Rng, Target};
+use crate::{without_continues, Reached, Rng, Target};
 use base64::Engine as _;
 use edgepoll::http::{Handler, Limits, Request, Response, ResponseParser, Service, Version};
 use edgepoll::ws::handshake;
@@ -232,10 +232,7 @@ fn feed(pieces: &[&[u8]], choice: usize) -> Outcome {
     };
     // A body that came with its head needs no 100 Continue; one that
     // comes later gets one first. The rest is the same.
-    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
-    while let Some(at) = output.windows(interim.len()).position(|w| w == interim) {
-        output.drain(at..at + interim.len());
-    }
+    without_continues(&mut output);
     for piece in rest {
         after.extend_from_slice(piece);
     }

@@ -2,7 +2,7 @@
 //! service that takes CONNECT too (and answers it 2xx, which must never
 //! go out: the connection opens no tunnel).
 
-use crate::{cuts, Reached, Rng, Target};
+use crate::{cuts, without_continues, Reached, Rng, Target};
 use edgepoll::http::{
     ChunkedDecoder, Handler, Limits, Request, Response, ResponseParser, Service, StatusCode,
 };
@@ -207,12 +207,7 @@ fn feed(pieces: &[&[u8]]) -> (Vec<u8>, bool) {
         conn.is_finished(),
         "connection not finished after EOF and timeout"
     );
-    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
-    let mut continued = false;
-    while let Some(i) = out.windows(interim.len()).position(|w| w == interim) {
-        out.drain(i..i + interim.len());
-        continued = true;
-    }
+    let continued = without_continues(&mut out);
     (out, continued)
 }
 

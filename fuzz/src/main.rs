@@ -110,6 +110,19 @@ pub fn cuts<'a>(input: &'a [u8], rng: &mut Rng) -> [Vec<&'a [u8]>; 3] {
     [vec![input], vec![&input[..split], &input[split..]], pieces]
 }
 
+/// Takes every `100 Continue` out of a server's output (whether one goes
+/// depends on whether a body came with its head, so on the cut); whether
+/// there was one.
+pub fn without_continues(out: &mut Vec<u8>) -> bool {
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut continued = false;
+    while let Some(i) = out.windows(interim.len()).position(|w| w == interim) {
+        out.drain(i..i + interim.len());
+        continued = true;
+    }
+    continued
+}
+
 fn mutate(rng: &mut Rng, target: &Target, input: &mut Vec<u8>) {
     for _ in 0..1 + rng.below(6) {
         let at = rng.below(input.len() + 1);

@@ -13,7 +13,7 @@
 //!   as many requests as that reader could follow;
 //! - the connection finishes once the client has closed and time passed.
 
-use crate::{cuts, Reached, Rng, Target};
+use crate::{cuts, without_continues, Reached, Rng, Target};
 use edgepoll::http::{
     BodyError, Dispatch, Handler, Limits, Reply, Request, RequestId, Response, StatusCode,
 };
@@ -93,6 +93,8 @@ struct Taken {
     method: String,
     target: String,
     streamed: bool,
+    /// Framed by `Transfer-Encoding` (for the reach marks).
+    chunked: bool,
     body: Vec<u8>,
     /// For a streamed body: how it ended, once it has.
     end: Option<Result<(), String>>,
@@ -122,6 +124,7 @@ impl Dispatch for Uploads {
             method: request.method().to_string(),
             target: request.target().to_string(),
             streamed,
+            chunked: request.header("transfer-encoding").is_some(),
             body: request.body().to_vec(),
             end: None,
             answered: !streamed,
@@ -232,10 +235,7 @@ fn feed(pieces: &[&[u8]], reached: &mut Reached) -> Result<Outcome, String> {
             return Err(format!("a body of {} bytes past the limit", t.body.len()));
         }
     }
-    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
-    while let Some(i) = out.windows(interim.len()).position(|w| w == interim) {
-        out.drain(i..i + interim.len());
-    }
+    without_continues(&mut out);
     Ok((uploads.taken, out))
 }
 
@@ -259,8 +259,8 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
             _ => {}
         }
     }
-    // Against the strict reader, request by request while the two agree
-    // on which request it is.
+    // Against the strict reader, request by request, up to the first body
+    // not handed over whole or the end of either list.
     let strict = strict_requests(input);
     for (t, (method, target, body)) in taken.iter().zip(&strict) {
         // Every request before this one was handed over whole and as
@@ -289,7 +289,7 @@ fn check(input: &[u8], rng: &mut Rng, reached: &mut Reached) -> Result<(), Strin
         if t.streamed && body.len() > 16 {
             reached.mark("bodies checked against the strict reader");
         }
-        if t.streamed && input_is_chunked_for(input, target) {
+        if t.streamed && t.chunked {
             reached.mark("a streamed chunked body whole");
         }
     }
@@ -328,23 +328,6 @@ fn same_outcome(a: &Outcome, b: &Outcome) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Whether the request to `target` in `input` names chunked framing (for
-/// the reach marks only).
-fn input_is_chunked_for(input: &[u8], target: &str) -> bool {
-    let line = format!(" {target} HTTP/1.1\r\n");
-    let Some(at) = input.windows(line.len()).position(|w| w == line.as_bytes()) else {
-        return false;
-    };
-    let rest = &input[at..];
-    let head_end = rest
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(rest.len());
-    rest[..head_end]
-        .windows(26)
-        .any(|w| w.eq_ignore_ascii_case(b"transfer-encoding: chunked"))
 }
 
 /// The requests a strict reader takes from the start of `input`: (method,
