@@ -91,8 +91,12 @@ fn parse_command_line(mut argv: Vec<std::ffi::OsString>) -> Cli {
         let arg = argv[at].to_string_lossy();
         if takes_value.contains(&arg.as_ref()) {
             at += 2;
+        } else if arg == "--reactor" {
+            // Refused below, unless help or the version is asked for
+            // (which clap would not reach past a flag it does not know).
+            reactor = true;
+            argv.remove(at);
         } else if arg.starts_with('-') && arg != "-" {
-            reactor |= arg == "--reactor";
             asks |= ["-h", "--help", "-V", "--version"].contains(&arg.as_ref());
             at += 1;
         } else if arg == "run" && !subcommand {
@@ -111,17 +115,6 @@ fn parse_command_line(mut argv: Vec<std::ffi::OsString>) -> Cli {
         fail(
             "--reactor is not supported: edgepoll-host runs wasm32-wasip1 commands (their _start)",
         );
-    }
-    if reactor {
-        // Help or the version asked for beside it: given (clap would stop
-        // at the flag it does not know, whichever came first).
-        let runtime_s: Vec<_> = (argv[..at].iter())
-            .filter(|arg| *arg != "--reactor")
-            .cloned()
-            .collect();
-        let kept = runtime_s.len();
-        argv.splice(..at, runtime_s);
-        at = kept;
     }
     let split = (at + 1).min(argv.len());
     // A mistake on the command line fails with 1, as on WasmEdge (clap's
