@@ -22,12 +22,20 @@
 //! is ready is reported, as WasmEdge reports them all.
 //!
 //! To compare, it keeps the previous call's records (48 bytes each), per
-//! subscription an error code and room for an epoll event, and per
-//! descriptor named (valid or not) a hash map entry: about 110 bytes of
-//! host memory per subscription, 2 to 3 times the guest's own record, held
-//! from call to call. WasmEdge keeps about as much (its event records,
-//! epoll events and an `unordered_map` node, also reused from call to
-//! call), so a long list costs the host here what it costs it there.
+//! subscription an error code, room for its event and for an epoll event,
+//! and per descriptor named (valid or not) a hash map entry: about 150
+//! bytes of host memory per subscription, 200 at most, held from call to
+//! call. WasmEdge takes about as much: a list of 1.4 million clocks in a
+//! guest of 64 MiB, as long as its memory holds (read and written in
+//! place), took it to 168 MB of resident memory, and this host to 200 MB
+//! without the bound that follows. So that a guest cannot turn its memory
+//! into three times as much of the host's (13 GB for 4 GiB), a call lists
+//! at most one subscription per [`HOST_BYTES_PER_SUBSCRIPTION`] bytes of
+//! the guest's memory, or [`ALWAYS_LISTED`] whatever its memory; more is
+//! NOMEM, where WasmEdge would try. A longer list would take over a sixth
+//! of the guest's memory on its own: no program polls so, and one that
+//! does is told, rather than the host (every instance of it) being killed
+//! for want of memory.
 //!
 //! `epoll_oneoff` is WasmEdge's edge-triggered variant; as WasmEdge re-arms
 //! every subscription on each call, a guest observes level-triggered
@@ -67,6 +75,20 @@ pub mod abi {
 
 use abi::{ABSTIME, CLOCK, EVENT_SIZE, FD_READ, FD_WRITE, HANGUP, SUBSCRIPTION_SIZE as SUB_SIZE};
 const NONE: u32 = u32::MAX;
+
+/// A call's bookkeeping may take as much host memory as the guest has, at
+/// this many bytes per subscription (above what it takes at most).
+pub const HOST_BYTES_PER_SUBSCRIPTION: usize = 256;
+
+/// Subscriptions a call may list whatever the guest's memory (some 16 MB
+/// of bookkeeping at most).
+pub const ALWAYS_LISTED: usize = 1 << 16;
+
+/// The longest list a guest with `memory` bytes may pass (see the module
+/// documentation).
+fn most_listed(memory: usize) -> usize {
+    (memory / HOST_BYTES_PER_SUBSCRIPTION).max(ALWAYS_LISTED)
+}
 
 /// The subscriptions of one descriptor in one direction.
 #[derive(Clone, Copy)]
@@ -169,7 +191,7 @@ impl Poller {
         })
     }
 
-    /// Room for the bookkeeping of `n` subscriptions (about 120 bytes each,
+    /// Room for the bookkeeping of `n` subscriptions (about 150 bytes each,
     /// more than the guest's 48), or NOMEM, as WasmEdge answers when its
     /// own reservation fails: a guest listing tens of millions must not
     /// make the runtime abort on an allocation, every instance with it.
@@ -218,6 +240,9 @@ impl Poller {
             // WasmEdge's epoll_wait with room for no events fails at once:
             // the call succeeds with nothing to report.
             return mem.write_u32(nevents_ptr, 0);
+        }
+        if nsubs as usize > most_listed(mem.0.len()) {
+            return Err(NOMEM);
         }
         self.reserve_for(nsubs as usize)?;
         let start = Instant::now();
