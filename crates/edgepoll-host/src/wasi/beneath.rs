@@ -608,9 +608,27 @@ mod tests {
             };
             unsafe { libc::_exit(code) };
         }
+        // Within 30 s: a child forked from a threaded harness that
+        // deadlocked (on a lock another thread held at the fork) must fail
+        // the test, not hang it.
         let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            // SAFETY: polls the child forked above, which only this waits for.
+            let got = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+            assert!(got >= 0, "waitpid: {}", std::io::Error::last_os_error());
+            if got == child {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                // SAFETY: the child forked above, not yet reaped.
+                unsafe { libc::kill(child, libc::SIGKILL) };
+                // SAFETY: reaps it.
+                unsafe { libc::waitpid(child, &mut status, 0) };
+                panic!("the lookup as nobody did not end within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(libc::WIFEXITED(status), "{status}");
         assert_eq!(
             libc::WEXITSTATUS(status),
