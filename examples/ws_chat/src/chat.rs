@@ -398,10 +398,12 @@ fn percent_decode(raw: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+        // Two hex digits exactly (`from_str_radix` would take `%+4` too).
+        let digit = |at: usize| bytes.get(at).and_then(|&b| char::from(b).to_digit(16));
+        let hex = digit(i + 1)
+            .zip(digit(i + 2))
+            .map(|(hi, lo)| (hi * 16 + lo) as u8);
+        match (bytes[i], hex) {
             (b'%', Some(byte)) => {
                 out.push(byte);
                 i += 3;
@@ -445,6 +447,10 @@ mod tests {
         assert_eq!(name_from(&spaced).map(|n| n.len()), Some(31));
         // Runs of spaces are one.
         assert_eq!(name_from("/ws?name=a++%09+b").as_deref(), Some("a b"));
+        // A `%` without two hex digits after it is itself (then dropped).
+        assert_eq!(name_from("/ws?name=a%+4b").as_deref(), Some("a 4b"));
+        assert_eq!(name_from("/ws?name=a%4").as_deref(), Some("a4"));
+        assert_eq!(name_from("/ws?name=a%4a%41").as_deref(), Some("aJA"));
         // Nothing invisible, nothing that only looks like a letter.
         for hidden in [
             "%EF%B8%8F",
