@@ -27,6 +27,13 @@
 //!   before its clean-up would leave it for the next run to execute. A
 //!   directory named is the operator's word that no guest is given it.
 //!
+//! The code itself carries no checksum: an entry is written whole and on
+//! disk before it takes its name ([`write_entry`]), and only this host
+//! writes one, so what could change its bytes afterwards (the disk, or
+//! the user, who can change the host's own binary as well) is outside
+//! what a cache guards against. Hashing 5 MB would add milliseconds to
+//! every start.
+//!
 //! Each build of a module is another entry (5 MB for the echo server), so
 //! a developer's rebuilds would fill the disk: the cache keeps the
 //! [`MAX_ENTRIES`] entries used last, and no more than [`MAX_BYTES`] of
