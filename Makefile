@@ -120,7 +120,7 @@ test: setup build
 	  EDGEPOLL_RUNTIME=$$runtime EDGEPOLL_AOT_OPTIMIZE=0 timeout --foreground -k 10 30m $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls --lib || exit 1; \
 	done; \
 	echo "edgepoll doc examples as wasm32-wasip1, each on host $$wasmedge"; \
-	EDGEPOLL_RUNTIME=all EDGEPOLL_AOT_OPTIMIZE=0 timeout --foreground -k 10 60m $(CARGO) test --quiet --release --target wasm32-wasip1 -p edgepoll --features tls,http --doc
+	EDGEPOLL_RUNTIME=all EDGEPOLL_AOT_OPTIMIZE=0 timeout --foreground -k 10 60m $(CARGO) test --release --target wasm32-wasip1 -p edgepoll --features tls,http --doc
 
 clippy: setup-build
 	$(CLIPPY) --workspace --all-targets -- -D warnings
